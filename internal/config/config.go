@@ -1,0 +1,226 @@
+// Package config holds buzon's configuration: the structs every part of the
+// server reads its settings from, their defaults, loading from TOML, and the
+// commented sample that `buzon config example` prints. The sample is
+// generated from the doc comments in this file, so it cannot drift from the
+// code: document every field here, where it is declared.
+//
+// The package imports no other buzon package.
+package config
+
+import "time"
+
+// Config is the whole configuration of a buzon server.
+type Config struct {
+	// Host name the server announces in greetings and puts in the
+	// self-signed certificate. Default: the machine's host name.
+	Hostname string `toml:"hostname"`
+	// Folder holding the embedded store, the TLS certificate and the LMTP
+	// socket. Relative paths are relative to the working directory.
+	Data string `toml:"data"`
+
+	Listen   Listen   `toml:"listen"`
+	TLS      TLS      `toml:"tls"`
+	Store    Store    `toml:"store"`
+	Auth     Auth     `toml:"auth"`
+	Limits   Limits   `toml:"limits"`
+	IMAP     IMAP     `toml:"imap"`
+	POP3     POP3     `toml:"pop3"`
+	Delivery Delivery `toml:"delivery"`
+	Log      Log      `toml:"log"`
+}
+
+// Listen says where each protocol listens: "host:port", or "off".
+type Listen struct {
+	// IMAP with STARTTLS (RFC 9051).
+	IMAP string `toml:"imap"`
+	// IMAP over implicit TLS.
+	IMAPS string `toml:"imaps"`
+	// POP3 with STLS (RFC 1939, RFC 2595).
+	POP3 string `toml:"pop3"`
+	// POP3 over implicit TLS.
+	POP3S string `toml:"pop3s"`
+	// LMTP (RFC 2033) for the MTA to deliver into.
+	LMTP string `toml:"lmtp"`
+	// LMTP on a unix socket; a relative path is inside the data folder.
+	LMTPSocket string `toml:"lmtp_socket"`
+	// Prometheus metrics over HTTP at /metrics.
+	Metrics string `toml:"metrics"`
+	// Accept the PROXY protocol (v1 and v2) from a load balancer on every
+	// TCP listener, so logs and login throttling see client addresses.
+	// Connections without a PROXY header are refused when this is on.
+	ProxyProtocol bool `toml:"proxy_protocol"`
+}
+
+// TLS configures certificates for implicit TLS and STARTTLS/STLS.
+type TLS struct {
+	// Certificate chain (PEM). Empty: a self-signed certificate is
+	// generated in the data folder, naming localhost, 127.0.0.1 and the
+	// host name.
+	Cert string `toml:"cert"`
+	// Private key (PEM) for Cert.
+	Key string `toml:"key"`
+	// Time allowed for a client to complete the TLS handshake.
+	HandshakeTimeout Duration `toml:"handshake_timeout"`
+}
+
+// Store chooses and configures the mail store.
+type Store struct {
+	// "sqlite" (embedded, in the data folder) or "postgres".
+	Backend string `toml:"backend"`
+	// PostgreSQL connection string, for backend "postgres".
+	DSN string `toml:"dsn"`
+	// Most account databases the sqlite backend keeps open at once.
+	MaxOpenAccounts int `toml:"max_open_accounts"`
+}
+
+// Auth configures password storage and login throttling.
+type Auth struct {
+	// Hash for new passwords: "argon2id" or "bcrypt". Existing hashes
+	// of either kind keep working.
+	Scheme string `toml:"scheme"`
+	// Argon2id passes over memory.
+	Argon2Time uint32 `toml:"argon2_time"`
+	// Argon2id memory in KiB.
+	Argon2Memory uint32 `toml:"argon2_memory"`
+	// Argon2id parallelism.
+	Argon2Threads uint8 `toml:"argon2_threads"`
+	// Bcrypt cost (4 to 31).
+	BcryptCost int `toml:"bcrypt_cost"`
+	// PBKDF2 iterations for the SCRAM-SHA-256 verifiers (RFC 7677 asks
+	// for at least 4096).
+	SCRAMIterations int `toml:"scram_iterations"`
+	// Allow plaintext logins (LOGIN, USER/PASS, AUTH PLAIN) on connections
+	// without TLS from addresses other than loopback.
+	AllowPlaintext bool `toml:"allow_plaintext"`
+	// Delay before answering the first failed login from an address or
+	// for an account; it doubles with each further failure.
+	FailureDelay Duration `toml:"failure_delay"`
+	// Longest delay before answering a failed login.
+	MaxFailureDelay Duration `toml:"max_failure_delay"`
+	// Failed logins from one address, or for one account, after which
+	// logins are refused for LockoutDuration. 0 disables lockout.
+	LockoutAfter int `toml:"lockout_after"`
+	// How long a lockout lasts; failures older than this are forgotten.
+	LockoutDuration Duration `toml:"lockout_duration"`
+}
+
+// Limits bound what one client can make the server do.
+type Limits struct {
+	// Longest command line in bytes, literals excluded.
+	MaxLineLength int `toml:"max_line_length"`
+	// Largest message accepted by LMTP, APPEND or deliver, in bytes.
+	MaxMessageSize int64 `toml:"max_message_size"`
+	// Largest IMAP literal other than an APPEND message, in bytes.
+	MaxLiteral int64 `toml:"max_literal"`
+	// Most mailboxes per account.
+	MaxMailboxes int `toml:"max_mailboxes"`
+	// Longest mailbox name in bytes.
+	MaxMailboxNameLength int `toml:"max_mailbox_name_length"`
+	// Most simultaneous connections from one IP address.
+	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
+	// Most simultaneous IMAP and POP3 sessions of one account.
+	MaxConnectionsPerAccount int `toml:"max_connections_per_account"`
+	// Commands per second one connection may send, sustained; bursts of
+	// twice as many are allowed.
+	CommandsPerSecond float64 `toml:"commands_per_second"`
+	// Bytes of responses a client may leave unread before it is
+	// disconnected.
+	MaxOutputBacklog int `toml:"max_output_backlog"`
+}
+
+// IMAP configures the IMAP server.
+type IMAP struct {
+	// An idle client is logged out after this long (RFC 9051 5.4 asks for
+	// at least 30 minutes).
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// Timeout before login.
+	LoginTimeout Duration `toml:"login_timeout"`
+}
+
+// POP3 configures the POP3 server.
+type POP3 struct {
+	// An idle client is disconnected after this long (RFC 1939 3 asks
+	// for at least 10 minutes).
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// Delete messages from INBOX this many days after POP3 first
+	// retrieved them, and advertise it as EXPIRE (RFC 2449). 0 keeps
+	// them until the client deletes them.
+	ExpireDays int `toml:"expire_days"`
+	// How often the expiry sweep runs.
+	ExpireInterval Duration `toml:"expire_interval"`
+}
+
+// Delivery configures LMTP and local delivery.
+type Delivery struct {
+	// Messages up to this size are spooled in memory, larger ones in a
+	// temporary file in the data folder.
+	MemorySpool int64 `toml:"memory_spool"`
+	// Most recipients of one LMTP transaction.
+	MaxRecipients int `toml:"max_recipients"`
+}
+
+// Log configures logging.
+type Log struct {
+	// "debug", "info", "warn" or "error".
+	Level string `toml:"level"`
+	// "text" (key=value) or "json".
+	Format string `toml:"format"`
+}
+
+// Default returns the configuration used where a file says nothing: every
+// listener on loopback, the embedded store in ./buzon-data.
+func Default() Config {
+	return Config{
+		Data: "./buzon-data",
+		Listen: Listen{
+			IMAP:       "127.0.0.1:1143",
+			IMAPS:      "127.0.0.1:1993",
+			POP3:       "127.0.0.1:1110",
+			POP3S:      "127.0.0.1:1995",
+			LMTP:       "127.0.0.1:2424",
+			LMTPSocket: "lmtp.sock",
+			Metrics:    "off",
+		},
+		TLS: TLS{HandshakeTimeout: Duration(30 * time.Second)},
+		Store: Store{
+			Backend:         "sqlite",
+			MaxOpenAccounts: 256,
+		},
+		Auth: Auth{
+			Scheme:          "argon2id",
+			Argon2Time:      2,
+			Argon2Memory:    19 * 1024,
+			Argon2Threads:   1,
+			BcryptCost:      10,
+			SCRAMIterations: 4096,
+			FailureDelay:    Duration(500 * time.Millisecond),
+			MaxFailureDelay: Duration(10 * time.Second),
+			LockoutAfter:    20,
+			LockoutDuration: Duration(10 * time.Minute),
+		},
+		Limits: Limits{
+			MaxLineLength:            64 * 1024,
+			MaxMessageSize:           64 << 20,
+			MaxLiteral:               1 << 20,
+			MaxMailboxes:             2000,
+			MaxMailboxNameLength:     512,
+			MaxConnectionsPerIP:      200,
+			MaxConnectionsPerAccount: 100,
+			CommandsPerSecond:        500,
+			MaxOutputBacklog:         4 << 20,
+		},
+		IMAP: IMAP{
+			IdleTimeout:  Duration(30 * time.Minute),
+			LoginTimeout: Duration(2 * time.Minute),
+		},
+		POP3: POP3{
+			IdleTimeout:    Duration(10 * time.Minute),
+			ExpireInterval: Duration(time.Hour),
+		},
+		Delivery: Delivery{
+			MemorySpool:   1 << 20,
+			MaxRecipients: 100,
+		},
+		Log: Log{Level: "info", Format: "text"},
+	}
+}

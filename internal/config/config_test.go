@@ -1,0 +1,130 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The generated sample must load back to exactly the defaults, and must
+// document every setting.
+func TestExampleRoundTrip(t *testing.T) {
+	ex, err := Example()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "buzon.toml")
+	if err := os.WriteFile(path, []byte(ex), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(path)
+	if err != nil {
+		t.Fatalf("load example: %v\n%s", err, ex)
+	}
+	if want := Default(); !reflect.DeepEqual(got, want) {
+		t.Errorf("example does not load back to the defaults:\n got %+v\nwant %+v", got, want)
+	}
+	docs, err := fieldDocs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDocumented(t, docs, reflect.TypeOf(Config{}))
+	for _, want := range []string{"[pop3]", "expire_days = 0", "# Delete messages from INBOX", `imap = "127.0.0.1:1143"`} {
+		if !strings.Contains(ex, want) {
+			t.Errorf("example lacks %q", want)
+		}
+	}
+}
+
+func checkDocumented(t *testing.T, docs map[string]string, typ reflect.Type) {
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		if f.Tag.Get("toml") == "" {
+			t.Errorf("%s.%s has no toml tag", typ.Name(), f.Name)
+		}
+		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Time{}) {
+			if docs[f.Type.Name()] == "" {
+				t.Errorf("type %s has no doc comment", f.Type.Name())
+			}
+			checkDocumented(t, docs, f.Type)
+			continue
+		}
+		if docs[typ.Name()+"."+f.Name] == "" {
+			t.Errorf("%s.%s has no doc comment", typ.Name(), f.Name)
+		}
+	}
+}
+
+func TestLoad(t *testing.T) {
+	tests := []struct {
+		name, file string
+		check      func(Config) bool
+		wantErr    string
+	}{
+		{"override", "[pop3]\nexpire_days = 7\nidle_timeout = \"15m\"\n", func(c Config) bool {
+			return c.POP3.ExpireDays == 7 && c.POP3.IdleTimeout.D() == 15*time.Minute && c.Listen.IMAP == "127.0.0.1:1143"
+		}, ""},
+		{"unknown key", "[pop3]\nexpire_dayz = 7\n", nil, "unknown settings: pop3.expire_dayz"},
+		{"bad duration", "[imap]\nidle_timeout = \"soon\"\n", nil, "idle_timeout"},
+		{"bad syntax", "[imap\n", nil, "config"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "c.toml")
+			if err := os.WriteFile(path, []byte(tt.file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := Load(path)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want it to mention %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(c) {
+				t.Errorf("unexpected config %+v", c)
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	good := Default()
+	if err := good.Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+	tests := []struct {
+		name   string
+		change func(*Config)
+		want   string
+	}{
+		{"bad listener", func(c *Config) { c.Listen.POP3 = "1110" }, "listen.pop3"},
+		{"off is fine", func(c *Config) { c.Listen.POP3 = Off }, ""},
+		{"postgres without dsn", func(c *Config) { c.Store.Backend = "postgres" }, "store.dsn"},
+		{"unknown backend", func(c *Config) { c.Store.Backend = "mongo" }, "store.backend"},
+		{"cert without key", func(c *Config) { c.TLS.Cert = "c.pem" }, "tls"},
+		{"bad scheme", func(c *Config) { c.Auth.Scheme = "md5" }, "auth.scheme"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			tt.change(&c)
+			err := c.Validate()
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tt.want)
+			}
+		})
+	}
+}

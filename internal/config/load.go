@@ -1,0 +1,101 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Duration is a time.Duration written in TOML as a string such as "30m".
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// MarshalText writes d as Go duration syntax.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText reads Go duration syntax ("90s", "10m", "1h30m").
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Load reads a TOML file over the defaults. Unknown keys are an error, so a
+// misspelt setting is not silently ignored.
+func Load(path string) (Config, error) {
+	cfg := Default()
+	md, err := toml.DecodeFile(path, &cfg)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	if undecoded := md.Undecoded(); len(undecoded) > 0 {
+		keys := make([]string, len(undecoded))
+		for i, k := range undecoded {
+			keys[i] = k.String()
+		}
+		return Config{}, fmt.Errorf("config %s: unknown settings: %s", path, strings.Join(keys, ", "))
+	}
+	return cfg, nil
+}
+
+// Off is the listener address that disables a listener.
+const Off = "off"
+
+// Validate checks a configuration for values the server cannot run with.
+func (c *Config) Validate() error {
+	var errs []error
+	for _, l := range []struct{ name, addr string }{
+		{"imap", c.Listen.IMAP}, {"imaps", c.Listen.IMAPS}, {"pop3", c.Listen.POP3},
+		{"pop3s", c.Listen.POP3S}, {"lmtp", c.Listen.LMTP}, {"metrics", c.Listen.Metrics},
+	} {
+		if l.addr == Off || l.addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(l.addr); err != nil {
+			errs = append(errs, fmt.Errorf("listen.%s: %q is not host:port or %q", l.name, l.addr, Off))
+		}
+	}
+	switch c.Store.Backend {
+	case "sqlite":
+	case "postgres":
+		if c.Store.DSN == "" {
+			errs = append(errs, errors.New("store.dsn: required for the postgres backend"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("store.backend: %q is not sqlite or postgres", c.Store.Backend))
+	}
+	switch c.Auth.Scheme {
+	case "argon2id", "bcrypt":
+	default:
+		errs = append(errs, fmt.Errorf("auth.scheme: %q is not argon2id or bcrypt", c.Auth.Scheme))
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		errs = append(errs, errors.New("tls: cert and key go together"))
+	}
+	if c.Limits.MaxLineLength < 1024 {
+		errs = append(errs, errors.New("limits.max_line_length: at least 1024"))
+	}
+	if c.POP3.ExpireDays < 0 {
+		errs = append(errs, errors.New("pop3.expire_days: not negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// DefaultHostname is the machine's host name, or "localhost".
+func DefaultHostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "localhost"
+	}
+	return h
+}
