@@ -1,0 +1,203 @@
+package server
+
+import (
+	"bufio"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// ListenerConfig configures a Listener.
+type ListenerConfig struct {
+	// MaxPerIP is the most simultaneous connections from one address;
+	// 0 means no limit.
+	MaxPerIP int
+	// Proxy makes every connection start with a PROXY protocol header
+	// (v1 or v2) whose client address replaces the peer's.
+	Proxy bool
+	// HeaderTimeout bounds the wait for the PROXY header; 0 means 10s.
+	HeaderTimeout time.Duration
+	// Refuse, if set, writes a protocol-specific goodbye to a connection
+	// refused for its address having too many ("* BYE ...",
+	// "-ERR [SYS/TEMP] ...", "421 ..."), before it is closed.
+	Refuse func(net.Conn)
+	Logger *slog.Logger
+}
+
+// Listener wraps a net.Listener with per-address connection limits and
+// the PROXY protocol. Connections are vetted in their own goroutines, so a
+// client that sends nothing cannot stall Accept for others.
+type Listener struct {
+	inner net.Listener
+	cfg   ListenerConfig
+	log   *slog.Logger
+
+	ready  chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+	err    error // accept error that ended the loop; written once, before closed is closed
+
+	mu   sync.Mutex
+	open map[netip.Addr]int // guarded by mu: connections per client address
+}
+
+// NewListener starts vetting connections from l.
+func NewListener(l net.Listener, cfg ListenerConfig) *Listener {
+	if cfg.HeaderTimeout == 0 {
+		cfg.HeaderTimeout = 10 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ln := &Listener{inner: l, cfg: cfg, log: log, ready: make(chan net.Conn),
+		closed: make(chan struct{}), open: map[netip.Addr]int{}}
+	go ln.acceptLoop()
+	return ln
+}
+
+func (l *Listener) acceptLoop() {
+	var delay time.Duration
+	for {
+		c, err := l.inner.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Out of file descriptors and the like: back off, as
+				// net/http does, rather than spin.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			l.closeWith(err)
+			return
+		}
+		delay = 0
+		go l.vet(c)
+	}
+}
+
+// vet reads the PROXY header if configured, applies the per-address limit,
+// and hands the connection to Accept.
+func (l *Listener) vet(c net.Conn) {
+	if l.cfg.Proxy {
+		c.SetReadDeadline(time.Now().Add(l.cfg.HeaderTimeout))
+		br := bufio.NewReader(c)
+		client, ok, err := readProxyHeader(br)
+		if err != nil {
+			l.log.Info("connection refused", "peer", c.RemoteAddr(), "err", err)
+			c.Close()
+			return
+		}
+		c.SetReadDeadline(time.Time{})
+		remote := c.RemoteAddr()
+		if ok {
+			remote = net.TCPAddrFromAddrPort(client)
+		}
+		c = &proxiedConn{Conn: c, r: br, remote: remote}
+	}
+	ip := AddrOf(c.RemoteAddr())
+	if !l.admit(ip) {
+		l.log.Info("connection refused: too many from address", "remote", ip, "limit", l.cfg.MaxPerIP)
+		if l.cfg.Refuse != nil {
+			c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			l.cfg.Refuse(c)
+		}
+		c.Close()
+		return
+	}
+	tc := &trackedConn{Conn: c, release: func() { l.release(ip) }}
+	select {
+	case l.ready <- tc:
+	case <-l.closed:
+		tc.Close()
+	}
+}
+
+func (l *Listener) admit(ip netip.Addr) bool {
+	if l.cfg.MaxPerIP <= 0 {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open[ip] >= l.cfg.MaxPerIP {
+		return false
+	}
+	l.open[ip]++
+	return true
+}
+
+func (l *Listener) release(ip netip.Addr) {
+	if l.cfg.MaxPerIP <= 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open[ip]--; l.open[ip] <= 0 {
+		delete(l.open, ip)
+	}
+}
+
+// Accept returns the next vetted connection.
+func (l *Listener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ready:
+		return c, nil
+	case <-l.closed:
+		if l.err != nil {
+			return nil, l.err
+		}
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops accepting; connections already accepted stay open.
+func (l *Listener) Close() error { return l.closeWith(nil) }
+
+// closeWith closes the listener, recording why when the accept loop failed.
+func (l *Listener) closeWith(acceptErr error) error {
+	var err error
+	l.once.Do(func() {
+		l.err = acceptErr
+		err = l.inner.Close()
+		close(l.closed)
+	})
+	return err
+}
+
+// Addr is the listening address.
+func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
+
+// trackedConn gives its address slot back when closed.
+type trackedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(c.release)
+	return c.Conn.Close()
+}
+
+// NetConn returns the underlying connection.
+func (c *trackedConn) NetConn() net.Conn { return c.Conn }
+
+// AddrOf returns the IP address of a network address, or the zero Addr
+// for non-IP addresses (unix sockets), unmapped so IPv4 clients on dual-stack
+// sockets look like IPv4.
+func AddrOf(a net.Addr) netip.Addr {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		return a.AddrPort().Addr().Unmap()
+	case *net.UDPAddr:
+		return a.AddrPort().Addr().Unmap()
+	}
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}

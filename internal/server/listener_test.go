@@ -1,0 +1,160 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func TestReadProxyHeader(t *testing.T) {
+	v2 := func(cmd, fam byte, body []byte) string {
+		var b bytes.Buffer
+		b.Write(v2Signature)
+		b.WriteByte(0x20 | cmd)
+		b.WriteByte(fam)
+		binary.Write(&b, binary.BigEndian, uint16(len(body)))
+		b.Write(body)
+		return b.String()
+	}
+	ipv4 := append(append([]byte{192, 0, 2, 7}, 198, 51, 100, 1), 0x30, 0x39, 0x00, 0x8f)
+	ipv6 := make([]byte, 36)
+	copy(ipv6, netip.MustParseAddr("2001:db8::7").AsSlice())
+	binary.BigEndian.PutUint16(ipv6[32:], 4242)
+	tests := []struct {
+		name, in string
+		want     string // "" when no address; "error" when malformed
+	}{
+		{"v1 tcp4", "PROXY TCP4 192.0.2.7 198.51.100.1 12345 143\r\nA1 NOOP", "192.0.2.7:12345"},
+		{"v1 tcp6", "PROXY TCP6 2001:db8::7 2001:db8::1 4242 993\r\n", "[2001:db8::7]:4242"},
+		{"v1 unknown", "PROXY UNKNOWN\r\n", ""},
+		{"v1 family mismatch", "PROXY TCP4 2001:db8::7 2001:db8::1 1 2\r\n", "error"},
+		{"v1 no crlf", "PROXY TCP4 192.0.2.7 198.51.100.1 1 2\n", "error"},
+		{"v1 bad port", "PROXY TCP4 192.0.2.7 198.51.100.1 99999 2\r\n", "error"},
+		{"v1 too long", "PROXY TCP4 " + strings.Repeat("1", 200) + "\r\n", "error"},
+		{"v2 ipv4", v2(1, 0x11, ipv4) + "A1 NOOP", "192.0.2.7:12345"},
+		{"v2 ipv6", v2(1, 0x21, ipv6), "[2001:db8::7]:4242"},
+		{"v2 local", v2(0, 0x00, nil), ""},
+		{"v2 short", v2(1, 0x11, ipv4[:6]), "error"},
+		{"v2 truncated", v2(1, 0x11, ipv4)[:20], "error"},
+		{"none", "A1 LOGIN x y\r\n", "error"},
+		{"empty", "", "error"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := bufio.NewReader(strings.NewReader(tt.in))
+			ap, ok, err := readProxyHeader(r)
+			switch {
+			case tt.want == "error":
+				if !errors.Is(err, errProxy) {
+					t.Fatalf("got %v %v %v, want a header error", ap, ok, err)
+				}
+				return
+			case err != nil:
+				t.Fatal(err)
+			case tt.want == "" && ok:
+				t.Fatalf("got address %v, want none", ap)
+			case tt.want != "" && (!ok || ap.String() != tt.want):
+				t.Fatalf("got %v (%v), want %s", ap, ok, tt.want)
+			}
+			// What follows the header is left for the protocol.
+			rest, _ := io.ReadAll(r)
+			if strings.HasSuffix(tt.in, "A1 NOOP") && string(rest) != "A1 NOOP" {
+				t.Errorf("rest %q", rest)
+			}
+		})
+	}
+}
+
+func FuzzProxyHeader(f *testing.F) {
+	f.Add([]byte("PROXY TCP4 192.0.2.7 198.51.100.1 12345 143\r\n"))
+	f.Add([]byte("PROXY UNKNOWN\r\n"))
+	f.Add(append(append([]byte{}, v2Signature...), 0x21, 0x11, 0, 12, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 0, 2))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		ap, ok, err := readProxyHeader(bufio.NewReader(bytes.NewReader(in)))
+		if err == nil && ok && !ap.IsValid() {
+			t.Fatalf("ok with invalid address from %q", in)
+		}
+	})
+}
+
+func dial(t *testing.T, addr net.Addr, preamble string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if preamble != "" {
+		io.WriteString(c, preamble)
+	}
+	return c
+}
+
+func TestListenerLimitsAndProxy(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := NewListener(inner, ListenerConfig{MaxPerIP: 2, Proxy: true,
+		Refuse: func(c net.Conn) { io.WriteString(c, "* BYE too many connections\r\n") }})
+	defer l.Close()
+
+	accept := func() net.Conn {
+		t.Helper()
+		c, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	// Two clients behind the proxy from one address are admitted; their
+	// address is the proxied one.
+	a := dial(t, l.Addr(), "PROXY TCP4 192.0.2.7 198.51.100.1 1000 143\r\nhello")
+	defer a.Close()
+	ca := accept()
+	if got := AddrOf(ca.RemoteAddr()).String(); got != "192.0.2.7" {
+		t.Errorf("remote %s, want 192.0.2.7", got)
+	}
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(ca, buf); err != nil || string(buf) != "hello" {
+		t.Errorf("read after header: %q %v", buf, err)
+	}
+	b := dial(t, l.Addr(), "PROXY TCP4 192.0.2.7 198.51.100.1 1001 143\r\n")
+	defer b.Close()
+	cb := accept()
+
+	// The third from that address is refused with the protocol's goodbye.
+	c := dial(t, l.Addr(), "PROXY TCP4 192.0.2.7 198.51.100.1 1002 143\r\n")
+	defer c.Close()
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	if line != "* BYE too many connections\r\n" {
+		t.Errorf("refused client read %q", line)
+	}
+	// Another address still gets in; a connection without a header does not.
+	bad := dial(t, l.Addr(), "A1 NOOP\r\n")
+	defer bad.Close()
+	d := dial(t, l.Addr(), "PROXY TCP4 192.0.2.8 198.51.100.1 1003 143\r\n")
+	defer d.Close()
+	if got := AddrOf(accept().RemoteAddr()).String(); got != "192.0.2.8" {
+		t.Errorf("remote %s, want 192.0.2.8", got)
+	}
+	if n, _ := bad.Read(make([]byte, 1)); n != 0 {
+		t.Error("headerless connection was not closed")
+	}
+	// Closing one frees its slot.
+	cb.Close()
+	e := dial(t, l.Addr(), "PROXY TCP4 192.0.2.7 198.51.100.1 1004 143\r\n")
+	defer e.Close()
+	if got := AddrOf(accept().RemoteAddr()).String(); got != "192.0.2.7" {
+		t.Errorf("remote %s after a slot was freed", got)
+	}
+	l.Close()
+	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept after Close: %v", err)
+	}
+}
