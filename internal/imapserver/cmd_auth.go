@@ -1,0 +1,257 @@
+package imapserver
+
+import (
+	"compress/flate"
+	"bufio"
+	"encoding/base64"
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/buzon-mail/buzon/internal/auth"
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// plaintextAllowed reports whether passwords may be sent in the clear on
+// this connection (RFC 9051 11.1).
+func (c *conn) plaintextAllowed() bool {
+	return auth.PlaintextAllowed(c.tls, c.remote, c.srv.cfg.AllowPlaintext)
+}
+
+// capabilities lists what the server offers in the current state.
+func (c *conn) capabilities() string {
+	caps := []string{"IMAP4rev2", "IMAP4rev1", "LITERAL+", "ENABLE", "ID", "SASL-IR"}
+	if c.state == stateNotAuth {
+		if c.srv.cfg.TLS != nil && !c.tls {
+			caps = append(caps, "STARTTLS")
+		}
+		if !c.plaintextAllowed() {
+			caps = append(caps, "LOGINDISABLED") // RFC 9051 6.2.3
+		}
+		for _, m := range auth.Mechanisms(c.plaintextAllowed()) {
+			caps = append(caps, "AUTH="+m)
+		}
+		return strings.Join(caps, " ")
+	}
+	caps = append(caps,
+		"IDLE", "UIDPLUS", "MOVE", "NAMESPACE", "UNSELECT",
+		"SPECIAL-USE", "CREATE-SPECIAL-USE", "CHILDREN", "LIST-EXTENDED", "LIST-STATUS",
+		"STATUS=SIZE", "ESEARCH", "SEARCHRES",
+		"APPENDLIMIT="+strconv.FormatInt(c.srv.cfg.Limits.MaxMessageSize, 10),
+		"MULTIAPPEND", "BINARY", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC",
+		"QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE")
+	if !c.compressed {
+		caps = append(caps, "COMPRESS=DEFLATE")
+	}
+	return strings.Join(caps, " ")
+}
+
+// RFC 9051 6.1.1
+func (c *conn) cmdCapability(cmd *command) {
+	c.w.str("* CAPABILITY " + c.capabilities() + "\r\n")
+}
+
+// RFC 9051 6.1.2; CHECK (6.4.1) does the same here: the store syncs every
+// change as it is made.
+func (c *conn) cmdNoop(cmd *command) {}
+
+// RFC 9051 6.1.3
+func (c *conn) cmdLogout(cmd *command) {
+	c.w.str("* BYE logging out\r\n")
+	c.w.str(cmd.tag + " OK LOGOUT completed\r\n")
+	c.w.flush()
+	c.done, c.closing = true, true
+}
+
+// RFC 2971 3.1
+func (c *conn) cmdID(cmd *command) {
+	a := cmd.args.(*idArgs)
+	if len(a.params) > 0 {
+		attrs := make([]any, 0, len(a.params))
+		for i := 0; i+1 < len(a.params); i += 2 {
+			attrs = append(attrs, "id."+strings.ToLower(a.params[i]), a.params[i+1])
+		}
+		c.log.Info("client id", attrs...)
+	}
+	c.w.str(`* ID ("name" "buzon" "vendor" "buzon")` + "\r\n")
+}
+
+// RFC 9051 6.2.1
+func (c *conn) cmdStarttls(cmd *command) {
+	if c.tls || c.srv.cfg.TLS == nil {
+		xsyntaxErrorf("STARTTLS not available")
+	}
+	if c.r.br.Buffered() > 0 {
+		// Commands pipelined after STARTTLS would be taken as if they came
+		// over TLS (CVE-2011-0411 and kin).
+		c.closing = true
+		xsyntaxErrorf("data after STARTTLS")
+	}
+	c.w.str(cmd.tag + " OK begin TLS negotiation now\r\n")
+	c.w.flush()
+	c.done = true
+	c.setIO(true)
+	if !c.handshake() {
+		c.closing = true
+	}
+}
+
+// RFC 9051 6.2.2, RFC 4959 (SASL-IR)
+func (c *conn) cmdAuthenticate(cmd *command) {
+	a := cmd.args.(*authenticateArgs)
+	if !c.plaintextAllowed() && a.mech != auth.SCRAMSHA256 {
+		xuserErrorf("PRIVACYREQUIRED", "use TLS before a plaintext mechanism")
+	}
+	mech, err := c.srv.cfg.Auth.NewMechanism(a.mech, c.remote)
+	if err != nil {
+		xuserErrorf("CANNOT", "unsupported mechanism %s", a.mech)
+	}
+	var resp []byte
+	if a.initial != nil {
+		resp, err = auth.DecodeResponse(string(a.initial))
+		c.xauthError(err)
+	}
+	for {
+		challenge, done, err := mech.Next(c.ctx, resp)
+		c.xauthError(err)
+		if done {
+			if len(challenge) > 0 {
+				// RFC 9051 6.2.2: IMAP has no success data, so a final
+				// challenge carries it; its answer is empty.
+				c.w.str("+ " + base64.StdEncoding.EncodeToString(challenge) + "\r\n")
+				c.w.flush()
+				if _, err := c.readAuthLine(); err != nil {
+					c.xauthError(err)
+				}
+			}
+			c.loggedIn(cmd, mech.Account())
+			return
+		}
+		c.w.str("+ " + base64.StdEncoding.EncodeToString(challenge) + "\r\n")
+		c.w.flush()
+		resp, err = c.readAuthLine()
+		c.xauthError(err)
+	}
+}
+
+// readAuthLine reads and decodes a client's SASL response line.
+func (c *conn) readAuthLine() ([]byte, error) {
+	line, err := c.r.readLine()
+	if err != nil {
+		var tooLong *lineTooLongError
+		if errors.As(err, &tooLong) {
+			return nil, auth.ErrMalformed
+		}
+		panic(ioError{err})
+	}
+	return auth.DecodeResponse(string(line))
+}
+
+// xauthError turns an authentication failure into its answer.
+func (c *conn) xauthError(err error) {
+	switch {
+	case err == nil:
+		return
+	case errors.Is(err, auth.ErrCancelled):
+		xsyntaxErrorf("authentication cancelled") // RFC 9051 6.2.2
+	case errors.Is(err, auth.ErrMalformed):
+		xsyntaxErrorf("%v", err)
+	case errors.Is(err, auth.ErrAuthFailed):
+		xuserErrorf("AUTHENTICATIONFAILED", "authentication failed")
+	case errors.Is(err, auth.ErrLockedOut):
+		xuserErrorf("UNAVAILABLE", "too many failed logins; try again later")
+	}
+	xcheckf(err, "authenticate")
+}
+
+// RFC 9051 6.2.3
+func (c *conn) cmdLogin(cmd *command) {
+	a := cmd.args.(*loginArgs)
+	if !c.plaintextAllowed() {
+		xuserErrorf("PRIVACYREQUIRED", "LOGIN is disabled before TLS")
+	}
+	acct, err := c.srv.cfg.Auth.Login(c.ctx, c.remote, a.user, a.pass)
+	c.xauthError(err)
+	c.loggedIn(cmd, acct)
+}
+
+// loggedIn starts the authenticated state for acct.
+func (c *conn) loggedIn(cmd *command, acct store.Account) {
+	release, ok := c.srv.cfg.Sessions.Acquire(acct.ID)
+	if !ok {
+		xuserErrorf("UNAVAILABLE", "too many sessions for this account")
+	}
+	sess, err := c.srv.cfg.Store.Open(c.ctx, acct.ID)
+	if err != nil {
+		release()
+	}
+	xcheckf(err, "open account")
+	c.acct, c.sess, c.release = acct, sess, release
+	c.watcher = c.srv.cfg.Store.Watch(acct.ID)
+	c.state = stateAuth
+	c.log = c.log.With("account", acct.Name)
+	c.log.Info("logged in", "cmd", cmd.name)
+	// RFC 9051 7.1: CAPABILITY in the tagged OK, as it changed.
+	c.ok("[CAPABILITY %s] logged in", c.capabilities())
+}
+
+// RFC 5161 3.1
+func (c *conn) cmdEnable(cmd *command) {
+	a := cmd.args.(*enableArgs)
+	var enabled []string
+	for _, capa := range a.caps {
+		switch capa {
+		case "IMAP4REV2":
+			if !c.rev2 {
+				c.rev2, c.utf8, c.w.utf8 = true, true, true
+				enabled = append(enabled, "IMAP4rev2")
+			}
+		case "UTF8=ACCEPT":
+			// RFC 6855 3
+			if !c.utf8 || !c.rev2 {
+				c.utf8, c.w.utf8 = true, true
+				enabled = append(enabled, "UTF8=ACCEPT")
+			}
+		case "CONDSTORE":
+			if !c.condstore {
+				c.condstore = true
+				enabled = append(enabled, "CONDSTORE")
+			}
+		case "QRESYNC":
+			// RFC 7162 3.2.3: QRESYNC implies CONDSTORE.
+			if !c.qresync {
+				c.qresync, c.condstore = true, true
+				enabled = append(enabled, "QRESYNC")
+			}
+		}
+	}
+	c.w.str("* ENABLED")
+	for _, e := range enabled {
+		c.w.str(" " + e)
+	}
+	c.w.str("\r\n")
+}
+
+// RFC 4978 3
+func (c *conn) cmdCompress(cmd *command) {
+	a := cmd.args.(*compressArgs)
+	if c.compressed {
+		xuserErrorf("COMPRESSIONACTIVE", "compression already active")
+	}
+	if a.mech != "DEFLATE" {
+		xsyntaxErrorf("unknown compression mechanism %s", a.mech)
+	}
+	c.w.str(cmd.tag + " OK DEFLATE active\r\n")
+	c.w.flush()
+	c.done = true
+	fw, err := flate.NewWriter(deadlineWriter{c.nc, c.srv.cfg.WriteTimeout}, flate.BestSpeed)
+	if err != nil {
+		panic(serverError{err})
+	}
+	c.compressed = true
+	c.w.fw = fw
+	c.w.bw.Reset(fw)
+	// The client starts compressing right after our OK; anything it sent
+	// before is already in the buffer and, per RFC 4978, there is none.
+	c.r.br = bufio.NewReaderSize(flate.NewReader(c.r.br), 16*1024)
+}

@@ -1,0 +1,406 @@
+package imapserver
+
+import (
+	"errors"
+	"io"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// xmailboxName turns a mailbox name as the client sent it into the
+// store's canonical UTF-8 form: modified UTF-7 from IMAP4rev1 clients
+// (RFC 3501 5.1.3), UTF-8 from the others (RFC 9051 5.1, RFC 6855 3).
+func (c *conn) xmailboxName(raw string) string {
+	name := raw
+	if !utf8.ValidString(raw) {
+		xuserErrorf("CANNOT", "mailbox name is not UTF-8")
+	}
+	if !c.utf8 {
+		dec, err := decodeUTF7(raw)
+		switch {
+		case err == nil:
+			name = dec
+		case !isASCII(raw):
+			// A client that sends UTF-8 without enabling it means UTF-8.
+		default:
+			xuserErrorf("CANNOT", "mailbox name is not valid modified UTF-7")
+		}
+	}
+	return store.CanonicalMailboxName(name)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// mailboxOut spells a store name for this client.
+func (c *conn) mailboxOut(name string) string {
+	if c.utf8 {
+		return name
+	}
+	return encodeUTF7(name)
+}
+
+// writeMailbox writes a mailbox name as a string.
+func (c *conn) writeMailbox(name string) { c.w.string(c.mailboxOut(name)) }
+
+// outlookSpecialUse maps the names Outlook and Apple Mail use for the
+// special folders to the special-use attribute they stand for.
+func outlookSpecialUse(name string) string {
+	switch name {
+	case "Sent Items", "Sent Messages":
+		return store.SpecialSent
+	case "Deleted Items", "Deleted Messages":
+		return store.SpecialTrash
+	case "Junk E-mail":
+		return store.SpecialJunk
+	}
+	return ""
+}
+
+// lookupMailbox finds a mailbox by canonical name, falling back to the
+// special-use mailbox for Outlook-style names.
+func (c *conn) lookupMailbox(name string) (store.Mailbox, error) {
+	mb, err := c.sess.Mailbox(c.ctx, name)
+	if errors.Is(err, store.ErrNoMailbox) {
+		if use := outlookSpecialUse(name); use != "" {
+			mbs, lerr := c.sess.Mailboxes(c.ctx)
+			if lerr != nil {
+				return store.Mailbox{}, lerr
+			}
+			for _, m := range mbs {
+				if m.SpecialUse == use {
+					return m, nil
+				}
+			}
+		}
+	}
+	return mb, err
+}
+
+func (c *conn) xlookupMailbox(name string) store.Mailbox {
+	mb, err := c.lookupMailbox(name)
+	xcheckf(err, "mailbox %s", name)
+	return mb
+}
+
+// xcheckNewName validates a name for CREATE and RENAME.
+func (c *conn) xcheckNewName(name string) {
+	if len(name) > c.srv.cfg.Limits.MaxMailboxNameLength {
+		xuserErrorf("LIMIT", "mailbox name too long")
+	}
+	if err := store.ValidMailboxName(name); err != nil {
+		xuserErrorf("CANNOT", "%v", err)
+	}
+}
+
+// xcreateParents creates the missing superiors of name (RFC 9051 6.3.4),
+// within the mailbox limit.
+func (c *conn) xcreateParents(name string, existing []store.Mailbox, adding int) {
+	var missing []string
+	for i := 0; i < len(name); i++ {
+		if name[i] != store.HierarchyDelimiter {
+			continue
+		}
+		parent := name[:i]
+		if !slices.ContainsFunc(existing, func(m store.Mailbox) bool { return m.Name == parent }) {
+			missing = append(missing, parent)
+		}
+	}
+	if len(existing)+len(missing)+adding > c.srv.cfg.Limits.MaxMailboxes {
+		xuserErrorf("LIMIT", "too many mailboxes")
+	}
+	for _, parent := range missing {
+		_, err := c.sess.CreateMailbox(c.ctx, parent, "")
+		if errors.Is(err, store.ErrMailboxExists) {
+			continue
+		}
+		xcheckf(err, "create %s", parent)
+	}
+}
+
+// RFC 9051 6.3.4, RFC 6154 3 (CREATE-SPECIAL-USE)
+func (c *conn) cmdCreate(cmd *command) {
+	a := cmd.args.(*createArgs)
+	name := c.xmailboxName(a.mailbox)
+	// A trailing delimiter only says that children will follow.
+	name = strings.TrimSuffix(name, string(store.HierarchyDelimiter))
+	if name == "INBOX" {
+		xuserErrorf("ALREADYEXISTS", "INBOX always exists")
+	}
+	c.xcheckNewName(name)
+	var use string
+	switch len(a.use) {
+	case 0:
+	case 1:
+		use = specialUseName(a.use[0])
+		if use == "" {
+			xuserErrorf("USEATTR", "unknown special-use attribute %s", a.use[0])
+		}
+	default:
+		xuserErrorf("USEATTR", "one special-use attribute per mailbox")
+	}
+	mbs, err := c.sess.Mailboxes(c.ctx)
+	xcheckf(err, "list mailboxes")
+	c.xcreateParents(name, mbs, 1)
+	_, err = c.sess.CreateMailbox(c.ctx, name, use)
+	xcheckf(err, "create %s", name)
+}
+
+// specialUseName returns the canonical spelling of a special-use attribute,
+// or "" when it is unknown.
+func specialUseName(s string) string {
+	for _, u := range []string{store.SpecialAll, store.SpecialArchive, store.SpecialDrafts,
+		store.SpecialFlagged, store.SpecialJunk, store.SpecialSent, store.SpecialTrash} {
+		if strings.EqualFold(u, s) {
+			return u
+		}
+	}
+	return ""
+}
+
+// RFC 9051 6.3.5
+func (c *conn) cmdDelete(cmd *command) {
+	name := c.xmailboxName(cmd.args.(*mailboxArgs).mailbox)
+	if name == "INBOX" {
+		xuserErrorf("CANNOT", "INBOX cannot be deleted")
+	}
+	mb, err := c.sess.Mailbox(c.ctx, name)
+	xcheckf(err, "mailbox %s", name)
+	if c.sel != nil && c.sel.mb.ID == mb.ID {
+		c.unselect()
+	}
+	xcheckf(c.sess.DeleteMailbox(c.ctx, name), "delete %s", name)
+}
+
+// RFC 9051 6.3.6
+func (c *conn) cmdRename(cmd *command) {
+	a := cmd.args.(*renameArgs)
+	from, to := c.xmailboxName(a.from), c.xmailboxName(a.to)
+	to = strings.TrimSuffix(to, string(store.HierarchyDelimiter))
+	if to == "INBOX" {
+		xuserErrorf("ALREADYEXISTS", "INBOX always exists")
+	}
+	c.xcheckNewName(to)
+	mb, err := c.sess.Mailbox(c.ctx, from)
+	xcheckf(err, "mailbox %s", from)
+	if _, err := c.sess.Mailbox(c.ctx, to); err == nil {
+		xuserErrorf("ALREADYEXISTS", "mailbox %s exists", to)
+	}
+	mbs, err := c.sess.Mailboxes(c.ctx)
+	xcheckf(err, "list mailboxes")
+	c.xcreateParents(to, mbs, 0)
+	// Renaming INBOX moves its messages and leaves it in place (RFC 9051
+	// 6.3.6), so a session on INBOX stays; any other is deselected.
+	if c.sel != nil && c.sel.mb.ID == mb.ID && from != "INBOX" {
+		c.unselect()
+	}
+	xcheckf(c.sess.RenameMailbox(c.ctx, from, to), "rename %s", from)
+}
+
+// RFC 9051 6.3.7, 6.3.8
+func (c *conn) cmdSubscribe(cmd *command) {
+	name := c.xmailboxName(cmd.args.(*mailboxArgs).mailbox)
+	subscribe := cmd.name == "SUBSCRIBE"
+	if subscribe {
+		if _, err := c.lookupMailbox(name); err != nil {
+			xcheckf(err, "mailbox %s", name)
+		}
+	}
+	xcheckf(c.sess.SetSubscribed(c.ctx, name, subscribe), "%s %s", strings.ToLower(cmd.name), name)
+}
+
+// RFC 9051 6.3.10, RFC 2342
+func (c *conn) cmdNamespace(cmd *command) {
+	c.w.str(`* NAMESPACE (("" "/")) NIL NIL` + "\r\n")
+}
+
+// statusItem names one STATUS item and says how to compute it.
+func (c *conn) xstatusItems(items []string) {
+	for _, it := range items {
+		switch it {
+		case "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "RECENT", "APPENDLIMIT":
+		case "HIGHESTMODSEQ":
+			c.condstore = true // RFC 7162 3.1: a CONDSTORE enabling command
+		default:
+			xsyntaxErrorf("unknown STATUS item %s", it)
+		}
+	}
+}
+
+// writeStatus writes "* STATUS name (...)" (RFC 9051 7.3.2).
+func (c *conn) writeStatus(mb store.Mailbox, items []string) {
+	st, err := c.sess.Status(c.ctx, mb.ID)
+	xcheckf(err, "status of %s", mb.Name)
+	c.w.str("* STATUS ")
+	c.writeMailbox(mb.Name)
+	c.w.str(" (")
+	for i, it := range items {
+		if i > 0 {
+			c.w.byte(' ')
+		}
+		c.w.str(it + " ")
+		switch it {
+		case "MESSAGES":
+			c.w.num(uint64(st.Messages))
+		case "UIDNEXT":
+			c.w.num(uint64(st.UIDNext))
+		case "UIDVALIDITY":
+			c.w.num(uint64(st.UIDValidity))
+		case "UNSEEN":
+			c.w.num(uint64(st.Unseen))
+		case "DELETED":
+			c.w.num(uint64(st.Deleted)) // RFC 9051 6.3.11
+		case "SIZE":
+			c.w.num(uint64(st.Size)) // RFC 8438
+		case "HIGHESTMODSEQ":
+			c.w.num(uint64(st.HighestModSeq)) // RFC 7162 3.1.2.3
+		case "RECENT":
+			c.w.num(0) // \Recent is not kept
+		case "APPENDLIMIT":
+			c.w.num(uint64(c.srv.cfg.Limits.MaxMessageSize)) // RFC 7889 4
+		}
+	}
+	c.w.str(")\r\n")
+}
+
+// RFC 9051 6.3.11
+func (c *conn) cmdStatus(cmd *command) {
+	a := cmd.args.(*statusArgs)
+	c.xstatusItems(a.items)
+	name := c.xmailboxName(a.mailbox)
+	c.writeStatus(c.xlookupMailbox(name), a.items)
+}
+
+// countingReader counts what is read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (r *countingReader) Read(b []byte) (int, error) {
+	n, err := r.r.Read(b)
+	r.n += int64(n)
+	return n, err
+}
+
+// RFC 9051 6.3.12, RFC 3502 (MULTIAPPEND), RFC 4315 (APPENDUID)
+func (c *conn) cmdAppend(cmd *command) {
+	a := cmd.args.(*appendArgs)
+	p := cmd.p
+	name := c.xmailboxName(a.mailbox)
+	mb, err := c.lookupMailbox(name)
+	if errors.Is(err, store.ErrNoMailbox) {
+		xuserErrorf("TRYCREATE", "no mailbox %s", name)
+	}
+	xcheckf(err, "mailbox %s", name)
+	var uids []store.UID
+	var uidValidity uint32
+	// RFC 3502 6: all or nothing; what went in before a failure is taken
+	// out again.
+	defer func() {
+		if x := recover(); x != nil {
+			if len(uids) > 0 {
+				if _, err := c.sess.Expunge(c.ctx, mb.ID, store.UIDSetOf(uids...), false); err != nil {
+					c.log.Error("undoing partial MULTIAPPEND", "err", err)
+				}
+			}
+			panic(x)
+		}
+	}()
+	m := a.first
+	for {
+		if m.lit.size > c.srv.cfg.Limits.MaxMessageSize {
+			p.refuseLiteral(m.lit, "message too big") // RFC 7889 APPENDLIMIT
+		}
+		flags, err := store.ParseFlags(m.flags)
+		if err != nil {
+			xuserErrorf("CANNOT", "%v", err)
+		}
+		if m.lit.sync {
+			c.continuation()
+		}
+		cr := &countingReader{r: io.LimitReader(p.r.br, m.lit.size)}
+		res, err := c.srv.cfg.Append(c.ctx, c.sess, mb.ID, cr, m.lit.size, flags, m.date)
+		if _, derr := io.Copy(io.Discard, cr); derr != nil || cr.n != m.lit.size {
+			panic(ioError{errors.New("reading APPEND literal: connection ended")})
+		}
+		p.nextLine()
+		if m.utf8 {
+			p.xtake(")")
+		}
+		xcheckf(err, "append to %s", name)
+		uids = append(uids, res.UID)
+		uidValidity = res.UIDValidity
+		if p.atEnd() {
+			break
+		}
+		p.xspace()
+		m = p.xappendMessage()
+	}
+	c.ok("[APPENDUID %d %s] APPEND completed", uidValidity, store.UIDSetOf(uids...).String())
+}
+
+// RFC 9208 4.1.1
+func (c *conn) cmdGetQuota(cmd *command) {
+	root := cmd.args.(*quotaArgs).root
+	q, err := c.sess.QuotaUsage(c.ctx)
+	xcheckf(err, "quota")
+	if root != "" || !hasQuota(q) {
+		xuserErrorf("NONEXISTENT", "no such quota root")
+	}
+	c.writeQuota(q)
+}
+
+// RFC 9208 4.1.2
+func (c *conn) cmdGetQuotaRoot(cmd *command) {
+	name := c.xmailboxName(cmd.args.(*mailboxArgs).mailbox)
+	mb := c.xlookupMailbox(name)
+	q, err := c.sess.QuotaUsage(c.ctx)
+	xcheckf(err, "quota")
+	c.w.str("* QUOTAROOT ")
+	c.writeMailbox(mb.Name)
+	if hasQuota(q) {
+		c.w.str(` ""`)
+	}
+	c.w.str("\r\n")
+	if hasQuota(q) {
+		c.writeQuota(q)
+	}
+}
+
+// RFC 9208 4.1.3: quotas are set by the administrator.
+func (c *conn) cmdSetQuota(cmd *command) {
+	xuserErrorf("NOPERM", "quotas are set by the administrator")
+}
+
+func hasQuota(q store.QuotaUsage) bool { return q.MaxBytes > 0 || q.MaxMessages > 0 }
+
+// writeQuota writes the one quota root "" with the resources that have a
+// limit (RFC 9208 5.1: STORAGE in units of 1024 octets).
+func (c *conn) writeQuota(q store.QuotaUsage) {
+	c.w.str(`* QUOTA "" (`)
+	sep := ""
+	if q.MaxBytes > 0 {
+		c.w.str("STORAGE ")
+		c.w.num(uint64((q.Bytes + 1023) / 1024))
+		c.w.byte(' ')
+		c.w.num(uint64(q.MaxBytes / 1024))
+		sep = " "
+	}
+	if q.MaxMessages > 0 {
+		c.w.str(sep + "MESSAGE ")
+		c.w.num(uint64(q.Messages))
+		c.w.byte(' ')
+		c.w.num(uint64(q.MaxMessages))
+	}
+	c.w.str(")\r\n")
+}

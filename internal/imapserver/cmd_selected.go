@@ -1,0 +1,257 @@
+package imapserver
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// RFC 9051 6.4.2: expunge silently, then leave.
+func (c *conn) cmdClose(cmd *command) {
+	sel := c.sel
+	if !sel.readOnly {
+		_, err := c.sess.Expunge(c.ctx, sel.mb.ID, store.UIDSetOf(sel.uids...), true)
+		xcheckf(err, "expunge %s", sel.mb.Name)
+	}
+	c.unselect()
+}
+
+// RFC 3691
+func (c *conn) cmdUnselect(cmd *command) { c.unselect() }
+
+// xwritable refuses changes in a mailbox opened with EXAMINE.
+func (c *conn) xwritable() {
+	if c.sel.readOnly {
+		xuserErrorf("READ-ONLY", "mailbox is read-only")
+	}
+}
+
+// RFC 9051 6.4.3; UID EXPUNGE is RFC 4315 2.1.
+func (c *conn) cmdExpunge(cmd *command) {
+	c.xwritable()
+	sel := c.sel
+	set := store.UIDSetOf(sel.uids...)
+	if a, ok := cmd.args.(*numSetArgs); ok {
+		set = c.xresolve(a.set, true)
+	}
+	if set.Empty() {
+		return
+	}
+	uids, err := c.sess.Expunge(c.ctx, sel.mb.ID, set, true)
+	xcheckf(err, "expunge")
+	c.reportExpunged(uids)
+	if c.condstore {
+		// RFC 7162 3.2.10 asks for the new HIGHESTMODSEQ.
+		if st, err := c.sess.Status(c.ctx, sel.mb.ID); err == nil {
+			c.ok("[HIGHESTMODSEQ %d] %s completed", st.HighestModSeq, cmd.name)
+		}
+	}
+}
+
+// RFC 9051 6.4.6; RFC 7162 3.1.3 (UNCHANGEDSINCE)
+func (c *conn) cmdStore(cmd *command) {
+	a := cmd.args.(*storeArgs)
+	c.xwritable()
+	sel := c.sel
+	flags, err := store.ParseFlags(a.flags)
+	if err != nil {
+		xsyntaxErrorf("%v", err)
+	}
+	if a.hasUnchanged {
+		c.condstore = true
+	}
+	set := c.xresolve(a.set, cmd.uid)
+	if set.Empty() {
+		return
+	}
+	var updated []store.FlagUpdate
+	var failed []store.UID
+	if a.hasUnchanged && a.unchangedSince == 0 {
+		// UNCHANGEDSINCE 0 fails for every message (RFC 7162 3.1.3); the
+		// store reads 0 as "unconditional".
+		for _, u := range sel.uids {
+			if set.Contains(u) {
+				failed = append(failed, u)
+			}
+		}
+	} else {
+		updated, failed, err = c.sess.StoreFlags(c.ctx, sel.mb.ID, set, a.op, flags, store.ModSeq(a.unchangedSince))
+		xcheckf(err, "store flags")
+	}
+	changed := map[store.UID]store.ModSeq{}
+	for _, u := range updated {
+		changed[u.UID] = u.ModSeq
+		sel.reported[u.UID] = u.ModSeq
+	}
+	failedSet := store.UIDSetOf(failed...)
+	// Report the flags of every message named (RFC 9051 6.4.6), or with
+	// .SILENT only the new MODSEQs (RFC 7162 3.1.3).
+	if !a.silent || (c.condstore && len(changed) > 0) {
+		err = c.sess.Messages(c.ctx, sel.mb.ID, set, store.FieldFlags, func(m *store.MessageInfo) error {
+			seq := sel.seq(m.UID)
+			if seq == 0 || failedSet.Contains(m.UID) {
+				return nil
+			}
+			if a.silent {
+				if _, ok := changed[m.UID]; !ok {
+					return nil
+				}
+			}
+			c.w.str("* ")
+			c.w.num(uint64(seq))
+			c.w.str(" FETCH (")
+			if !a.silent {
+				c.w.str("FLAGS (" + strings.Join(m.Flags.Names(), " ") + ")")
+			}
+			if cmd.uid || c.condstore {
+				if !a.silent {
+					c.w.byte(' ')
+				}
+				c.w.str("UID ")
+				c.w.num(uint64(m.UID))
+			}
+			if c.condstore {
+				c.w.str(" MODSEQ (")
+				c.w.num(uint64(m.ModSeq))
+				c.w.str(")")
+			}
+			c.w.str(")\r\n")
+			return nil
+		})
+		xcheckf(err, "read flags")
+	}
+	if len(failed) > 0 {
+		// RFC 7162 3.1.3: MODIFIED lists what was left alone.
+		var nums []store.UID
+		for _, u := range failed {
+			if cmd.uid {
+				nums = append(nums, u)
+			} else if seq := sel.seq(u); seq > 0 {
+				nums = append(nums, store.UID(seq))
+			}
+		}
+		c.ok("[MODIFIED %s] conditional STORE failed for some messages", store.UIDSetOf(nums...).String())
+	}
+}
+
+// RFC 9051 6.4.7 COPY, RFC 6851 MOVE, RFC 4315 COPYUID
+func (c *conn) cmdCopy(cmd *command) {
+	a := cmd.args.(*copyArgs)
+	move := strings.HasSuffix(cmd.name, "MOVE")
+	if move {
+		c.xwritable()
+	}
+	sel := c.sel
+	set := c.xresolve(a.set, cmd.uid)
+	name := c.xmailboxName(a.mailbox)
+	dst, err := c.lookupMailbox(name)
+	if errors.Is(err, store.ErrNoMailbox) {
+		xuserErrorf("TRYCREATE", "no mailbox %s", name)
+	}
+	xcheckf(err, "mailbox %s", name)
+	if set.Empty() {
+		return
+	}
+	var res store.CopyResult
+	if move {
+		if dst.ID == sel.mb.ID {
+			xuserErrorf("CANNOT", "source and destination are the same mailbox")
+		}
+		res, err = c.sess.Move(c.ctx, sel.mb.ID, set, dst.ID)
+	} else {
+		res, err = c.sess.Copy(c.ctx, sel.mb.ID, set, dst.ID)
+	}
+	if errors.Is(err, store.ErrOverQuota) {
+		xuserErrorf("OVERQUOTA", "over quota")
+	}
+	xcheckf(err, "%s to %s", strings.ToLower(cmd.name), name)
+	if len(res.Source) > 0 {
+		code := "COPYUID " + itoa(res.UIDValidity) + " " + store.UIDSetOf(res.Source...).String() + " " + store.UIDSetOf(res.Dest...).String()
+		if !move {
+			c.ok("[%s] %s completed", code, cmd.name)
+			return
+		}
+		// RFC 6851 4.3: COPYUID in an untagged OK before the expunges.
+		c.w.str("* OK [" + code + "] moved\r\n")
+		c.reportExpunged(res.Source)
+	}
+}
+
+func itoa(n uint32) string {
+	var b [10]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			return string(b[i:])
+		}
+	}
+}
+
+// RFC 2177 IDLE: updates are sent as they happen until the client says
+// DONE, the idle timeout passes or the server shuts down.
+func (c *conn) cmdIdle(cmd *command) {
+	c.w.str("+ idling\r\n")
+	if c.sel != nil {
+		c.sync(true, true)
+	}
+	c.w.flush()
+
+	type result struct {
+		line string
+		err  error
+	}
+	lines := make(chan result, 1)
+	timeout := c.srv.cfg.IMAP.IdleTimeout.D()
+	_ = c.raw.SetReadDeadline(time.Now().Add(timeout))
+	go func() {
+		line, err := c.r.readLine()
+		lines <- result{string(line), err}
+	}()
+	stop := func() {
+		// Unblock the reader and wait for it, so only one goroutine ever
+		// reads the connection.
+		_ = c.raw.SetReadDeadline(time.Now())
+		<-lines
+	}
+	for {
+		select {
+		case res := <-lines:
+			if res.err != nil {
+				var tooLong *lineTooLongError
+				if errors.As(res.err, &tooLong) {
+					xsyntaxErrorf("line too long")
+				}
+				var ne interface{ Timeout() bool }
+				if errors.As(res.err, &ne) && ne.Timeout() {
+					c.bye("autologout: idle for too long")
+					c.closing, c.done = true, true
+					return
+				}
+				panic(ioError{res.err})
+			}
+			if !strings.EqualFold(res.line, "DONE") {
+				xsyntaxErrorf("expected DONE")
+			}
+			return
+		case <-c.watcher.C():
+			if c.sel != nil {
+				c.sync(true, true)
+				c.w.flush()
+			}
+		case <-c.srv.done:
+			stop()
+			c.bye("server shutting down")
+			c.closing, c.done = true, true
+			return
+		case <-c.ctx.Done():
+			stop()
+			c.closing, c.done = true, true
+			return
+		}
+	}
+}

@@ -1,0 +1,483 @@
+package imapserver
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// state is a protocol state (RFC 9051 3), as a bit so the command table can
+// list several.
+type state uint8
+
+const (
+	stateNotAuth  state = 1 << iota // not authenticated
+	stateAuth                       // authenticated, no mailbox selected
+	stateSelected                   // a mailbox selected
+
+	stateAny        = stateNotAuth | stateAuth | stateSelected
+	stateAuthorised = stateAuth | stateSelected
+)
+
+// cmdSpec is one command: the states it is allowed in, its argument parser
+// and the method that runs it.
+type cmdSpec struct {
+	states state
+	parse  func(*parser, *command) any
+	run    func(*conn, *command)
+}
+
+// commands is the one table of commands and the states that allow each
+// (RFC 9051 6). It is never modified.
+var commands = map[string]cmdSpec{
+	// RFC 9051 6.1: any state.
+	"CAPABILITY": {stateAny, nil, (*conn).cmdCapability},
+	"NOOP":       {stateAny, nil, (*conn).cmdNoop},
+	"LOGOUT":     {stateAny, nil, (*conn).cmdLogout},
+	"ID":         {stateAny, parseID, (*conn).cmdID}, // RFC 2971
+
+	// RFC 9051 6.2: not authenticated.
+	"STARTTLS":     {stateNotAuth, nil, (*conn).cmdStarttls},
+	"AUTHENTICATE": {stateNotAuth, parseAuthenticate, (*conn).cmdAuthenticate},
+	"LOGIN":        {stateNotAuth, parseLogin, (*conn).cmdLogin},
+
+	// RFC 9051 6.3: authenticated (and selected).
+	"ENABLE":       {stateAuthorised, parseEnable, (*conn).cmdEnable},
+	"SELECT":       {stateAuthorised, parseSelect, (*conn).cmdSelect},
+	"EXAMINE":      {stateAuthorised, parseSelect, (*conn).cmdSelect},
+	"CREATE":       {stateAuthorised, parseCreate, (*conn).cmdCreate},
+	"DELETE":       {stateAuthorised, parseMailbox, (*conn).cmdDelete},
+	"RENAME":       {stateAuthorised, parseRename, (*conn).cmdRename},
+	"SUBSCRIBE":    {stateAuthorised, parseMailbox, (*conn).cmdSubscribe},
+	"UNSUBSCRIBE":  {stateAuthorised, parseMailbox, (*conn).cmdSubscribe},
+	"LIST":         {stateAuthorised, parseList, (*conn).cmdList},
+	"LSUB":         {stateAuthorised, parseList, (*conn).cmdList},
+	"NAMESPACE":    {stateAuthorised, nil, (*conn).cmdNamespace},
+	"STATUS":       {stateAuthorised, parseStatus, (*conn).cmdStatus},
+	"APPEND":       {stateAuthorised, parseAppend, (*conn).cmdAppend},
+	"IDLE":         {stateAuthorised, nil, (*conn).cmdIdle},
+	"GETQUOTA":     {stateAuthorised, parseQuotaRoot, (*conn).cmdGetQuota},
+	"GETQUOTAROOT": {stateAuthorised, parseMailbox, (*conn).cmdGetQuotaRoot},
+	"SETQUOTA":     {stateAuthorised, parseSetQuota, (*conn).cmdSetQuota},
+	"COMPRESS":     {stateAuthorised, parseCompress, (*conn).cmdCompress},
+
+	// RFC 9051 6.4: selected.
+	"CHECK":        {stateSelected, nil, (*conn).cmdNoop},
+	"CLOSE":        {stateSelected, nil, (*conn).cmdClose},
+	"UNSELECT":     {stateSelected, nil, (*conn).cmdUnselect},
+	"EXPUNGE":      {stateSelected, nil, (*conn).cmdExpunge},
+	"UID EXPUNGE":  {stateSelected, parseUIDExpunge, (*conn).cmdExpunge},
+	"SEARCH":       {stateSelected, parseSearch, (*conn).cmdSearch},
+	"UID SEARCH":   {stateSelected, parseSearch, (*conn).cmdSearch},
+	"FETCH":        {stateSelected, parseFetch, (*conn).cmdFetch},
+	"UID FETCH":    {stateSelected, parseFetch, (*conn).cmdFetch},
+	"STORE":        {stateSelected, parseStore, (*conn).cmdStore},
+	"UID STORE":    {stateSelected, parseStore, (*conn).cmdStore},
+	"COPY":         {stateSelected, parseCopy, (*conn).cmdCopy},
+	"UID COPY":     {stateSelected, parseCopy, (*conn).cmdCopy},
+	"MOVE":         {stateSelected, parseCopy, (*conn).cmdCopy},
+	"UID MOVE":     {stateSelected, parseCopy, (*conn).cmdCopy},
+}
+
+// conn is one client connection and its session.
+type conn struct {
+	srv *Server
+	log *slog.Logger
+	// raw is the accepted connection; its deadlines also govern nc.
+	raw net.Conn
+	// nc is raw, or the TLS connection over it after STARTTLS or on IMAPS.
+	nc     net.Conn
+	remote netip.Addr
+	tls    bool // nc is TLS
+	r      *reader
+	w      *writer
+	ctx    context.Context // cancelled when the connection ends
+	cancel context.CancelFunc
+
+	// waiting is set while the connection blocks reading its next command,
+	// the only moment Shutdown may interrupt it. Guarded by srv.mu.
+	waiting bool
+
+	state   state
+	limiter rateLimiter
+	// Extensions the client turned on with ENABLE (RFC 5161) or, for
+	// CONDSTORE, with a CONDSTORE enabling command (RFC 7162 3.1).
+	rev2      bool // IMAP4rev2 (RFC 9051)
+	utf8      bool // UTF8=ACCEPT (RFC 6855), implied by IMAP4rev2
+	condstore bool
+	qresync   bool
+	// compressed is set once COMPRESS DEFLATE is on (RFC 4978).
+	compressed bool
+
+	// After authentication:
+	acct    store.Account
+	sess    store.Session
+	release func()        // returns the account's session slot
+	watcher store.Watcher // change notifications for the account
+	sel     *selected     // the selected mailbox, nil when none
+
+	// searchRes is the saved search result, as UIDs (RFC 5182).
+	searchRes []store.UID
+
+	// closing is set when the session must end after the current command.
+	closing bool
+	// completion overrides the tagged OK text of the current command
+	// ("[COPYUID ...] ..."); empty for the default. done is set when the
+	// command wrote its own tagged response.
+	completion string
+	done       bool
+}
+
+func (s *Server) newConn(nc net.Conn, implicitTLS bool) *conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil
+	}
+	s.nextID++
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &conn{
+		srv:    s,
+		raw:    nc,
+		nc:     nc,
+		ctx:    ctx,
+		cancel: cancel,
+		state:  stateNotAuth,
+	}
+	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
+		c.remote = ap.Addr().Unmap()
+	}
+	c.log = s.log.With("conn", s.nextID, "remote", nc.RemoteAddr().String())
+	c.limiter = rateLimiter{rate: s.cfg.Limits.CommandsPerSecond}
+	c.setIO(implicitTLS)
+	s.conns[c] = struct{}{}
+	return c
+}
+
+// setIO wraps nc in the reader and writer; with tls it first wraps nc in
+// TLS.
+func (c *conn) setIO(startTLS bool) {
+	if startTLS {
+		tc := tls.Server(c.raw, c.srv.cfg.TLS)
+		c.nc, c.tls = tc, true
+	}
+	lim := c.srv.cfg.Limits
+	c.r = &reader{
+		br:      bufio.NewReaderSize(c.nc, 16*1024),
+		maxLine: lim.MaxLineLength,
+		absurd:  max(int64(lim.MaxLineLength)*16, 1<<20),
+	}
+	c.w = newWriter(deadlineWriter{c.nc, c.srv.cfg.WriteTimeout}, min(lim.MaxOutputBacklog, 64*1024))
+	c.w.utf8 = c.utf8
+}
+
+// interruptLocked makes a connection waiting for a command give up, so it
+// can say BYE. The caller holds srv.mu.
+func (c *conn) interruptLocked() {
+	if c.waiting {
+		_ = c.raw.SetReadDeadline(time.Now())
+	}
+}
+
+func (c *conn) serve() {
+	defer c.cleanup()
+	defer func() {
+		// Failures writing the greeting or a BYE end here.
+		if x := recover(); x != nil {
+			if _, ok := x.(ioError); !ok {
+				c.log.Error("unhandled panic", "panic", x, "stack", string(debug.Stack()))
+			}
+		}
+	}()
+	c.log.Debug("connected")
+	if c.tls {
+		if !c.handshake() {
+			return
+		}
+	}
+	c.w.str("* OK [CAPABILITY " + c.capabilities() + "] " + c.srv.cfg.Hostname + " IMAP ready\r\n")
+	c.w.flush()
+	for !c.closing {
+		line, ok := c.readCommand()
+		if !ok {
+			return
+		}
+		c.limiter.wait(c.ctx)
+		c.execute(line)
+	}
+}
+
+func (c *conn) handshake() bool {
+	tc := c.nc.(*tls.Conn)
+	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		c.log.Info("TLS handshake failed", "err", err)
+		return false
+	}
+	return true
+}
+
+func (c *conn) cleanup() {
+	c.cancel()
+	if c.watcher != nil {
+		c.watcher.Close()
+	}
+	if c.sess != nil {
+		if err := c.sess.Close(); err != nil {
+			c.log.Error("closing store session", "err", err)
+		}
+	}
+	if c.release != nil {
+		c.release()
+	}
+	c.nc.Close()
+	c.srv.removeConn(c)
+	c.log.Debug("disconnected")
+}
+
+// readCommand waits for the next command line, within the login or idle
+// timeout, and answers what cannot be parsed at all. It returns false
+// when the session is over.
+func (c *conn) readCommand() ([]byte, bool) {
+	for {
+		timeout := c.srv.cfg.IMAP.IdleTimeout.D()
+		if c.state == stateNotAuth {
+			timeout = c.srv.cfg.IMAP.LoginTimeout.D()
+		}
+		_ = c.raw.SetReadDeadline(time.Now().Add(timeout))
+		c.srv.mu.Lock()
+		if c.srv.closing {
+			c.srv.mu.Unlock()
+			c.bye("server shutting down")
+			return nil, false
+		}
+		c.waiting = true
+		c.srv.mu.Unlock()
+		line, err := c.r.readLine()
+		c.srv.mu.Lock()
+		c.waiting = false
+		closing := c.srv.closing
+		c.srv.mu.Unlock()
+
+		var tooLong *lineTooLongError
+		var ne net.Error
+		switch {
+		case err == nil:
+			return line, true
+		case errors.As(err, &tooLong):
+			// RFC 9051 7.1.5: BAD, then carry on with the next command.
+			tag := "*"
+			hp := newParser(nil, tooLong.Head, 0, nil)
+			func() {
+				defer func() { _ = recover() }()
+				tag = hp.xtag()
+			}()
+			p := newParser(c.r, tooLong.Tail, 0, nil)
+			if err := p.discardRest(); err != nil {
+				c.bye("line too long")
+				return nil, false
+			}
+			c.w.str(tag + " BAD [TOOBIG] Line too long\r\n")
+			c.w.flush()
+		case errors.Is(err, errAbsurdLine):
+			c.bye("line too long")
+			return nil, false
+		case closing:
+			c.bye("server shutting down")
+			return nil, false
+		case errors.As(err, &ne) && ne.Timeout():
+			c.bye("autologout: idle for too long")
+			return nil, false
+		default:
+			c.log.Debug("read", "err", err)
+			return nil, false
+		}
+	}
+}
+
+// bye says goodbye, ignoring a dead connection.
+func (c *conn) bye(msg string) {
+	defer func() { _ = recover() }()
+	c.w.str("* BYE " + msg + "\r\n")
+	c.w.flush()
+}
+
+// userError is a command the server refuses: answered with NO and a
+// response code (RFC 5530).
+type userError struct {
+	code string
+	msg  string
+}
+
+func (e userError) Error() string { return e.msg }
+
+// xuserErrorf aborts the command with NO [code].
+func xuserErrorf(code, format string, args ...any) {
+	panic(userError{code: code, msg: fmt.Sprintf(format, args...)})
+}
+
+// serverError is a failure of the server or the store: answered with NO
+// [SERVERBUG] (or [UNAVAILABLE] when temporary) and logged.
+type serverError struct{ err error }
+
+func (e serverError) Error() string { return e.err.Error() }
+
+// xcheckf aborts the command when err is set: store errors that a client
+// can cause or cure become NO with a fitting code, anything else is a
+// server error.
+func xcheckf(err error, format string, args ...any) {
+	if err == nil {
+		return
+	}
+	msg := fmt.Sprintf(format, args...)
+	for _, m := range []struct {
+		err  error
+		code string
+	}{
+		{store.ErrNoMailbox, "NONEXISTENT"},
+		{store.ErrMailboxExists, "ALREADYEXISTS"},
+		{store.ErrInvalidName, "CANNOT"},
+		{store.ErrInvalidFlag, "CANNOT"},
+		{store.ErrNoMessage, "EXPUNGEISSUED"},
+		{store.ErrOverQuota, "OVERQUOTA"},
+		{store.ErrLimit, "LIMIT"},
+		{store.ErrLocked, "INUSE"},
+	} {
+		if errors.Is(err, m.err) {
+			panic(userError{code: m.code, msg: msg + ": " + m.err.Error()})
+		}
+	}
+	if store.IsTemporary(err) {
+		panic(userError{code: "UNAVAILABLE", msg: msg + ": temporary failure, try again later"})
+	}
+	panic(serverError{fmt.Errorf("%s: %w", msg, err)})
+}
+
+// execute parses and runs one command and writes its tagged response,
+// after the untagged updates due (RFC 9051 7.5.1).
+func (c *conn) execute(line []byte) {
+	p := newParser(c.r, line, c.srv.cfg.Limits.MaxLiteral, c.continuation)
+	cmd := &command{tag: "*", p: p}
+	c.completion, c.done = "", false
+	start := time.Now()
+	defer func() {
+		x := recover()
+		if x == nil {
+			return
+		}
+		var status, code, msg string
+		switch e := x.(type) {
+		case ioError:
+			c.log.Debug("connection failed", "cmd", cmd.name, "err", e.err)
+			c.closing = true
+			return
+		case syntaxError:
+			status, msg = "BAD", e.msg
+		case userError:
+			status, code, msg = "NO", e.code, e.msg
+		case serverError:
+			c.log.Error("command failed", "cmd", cmd.name, "err", e.err)
+			status, code, msg = "NO", "SERVERBUG", "internal error"
+		default:
+			c.log.Error("command panicked", "cmd", cmd.name, "panic", x, "stack", string(debug.Stack()))
+			status, code, msg = "NO", "SERVERBUG", "internal error"
+		}
+		if err := p.discardRest(); err != nil {
+			c.log.Debug("discarding rest of failed command", "err", err)
+			c.closing = true
+		}
+		c.log.Debug("command", "cmd", cmd.name, "status", status, "msg", msg, "duration", time.Since(start))
+		func() {
+			defer func() {
+				if x := recover(); x != nil {
+					c.closing = true
+				}
+			}()
+			if code != "" {
+				code = "[" + code + "] "
+			}
+			c.w.str(cmd.tag + " " + status + " " + code + strings.ReplaceAll(msg, "\r\n", " ") + "\r\n")
+			c.w.flush()
+		}()
+	}()
+
+	cmd.tag = p.xtag()
+	p.xspace()
+	parseCommandRest(p, cmd)
+	spec := commands[cmd.name]
+	if spec.states&c.state == 0 {
+		xsyntaxErrorf("%s not allowed %s", cmd.name, map[state]string{
+			stateNotAuth: "before login", stateAuth: "without a selected mailbox", stateSelected: "with a mailbox selected",
+		}[c.state])
+	}
+	spec.run(c, cmd)
+	if c.done {
+		c.log.Debug("command", "cmd", cmd.name, "duration", time.Since(start))
+		return
+	}
+	if c.sel != nil {
+		// RFC 9051 7.5.1: no EXPUNGE during FETCH, STORE or SEARCH.
+		expungeOK := cmd.name != "FETCH" && cmd.name != "STORE" && cmd.name != "SEARCH"
+		force := cmd.name == "NOOP" || cmd.name == "CHECK"
+		c.sync(expungeOK, force)
+	}
+	text := c.completion
+	if text == "" {
+		text = cmd.name + " completed"
+	}
+	c.w.str(cmd.tag + " OK " + text + "\r\n")
+	c.w.flush()
+	c.log.Debug("command", "cmd", cmd.name, "duration", time.Since(start))
+}
+
+// ok sets the text of the tagged OK.
+func (c *conn) ok(format string, args ...any) { c.completion = fmt.Sprintf(format, args...) }
+
+// continuation asks the client for a synchronising literal.
+func (c *conn) continuation() {
+	c.w.str("+ Ready for literal data\r\n")
+	c.w.flush()
+}
+
+// rateLimiter spaces out commands beyond the configured rate: a token
+// bucket holding two seconds' worth.
+type rateLimiter struct {
+	rate   float64 // commands per second
+	tokens float64
+	last   time.Time
+}
+
+// wait takes a token, sleeping until one is there.
+func (l *rateLimiter) wait(ctx context.Context) {
+	now := time.Now()
+	if l.last.IsZero() {
+		l.tokens = 2 * l.rate
+	} else {
+		l.tokens = min(2*l.rate, l.tokens+now.Sub(l.last).Seconds()*l.rate)
+	}
+	l.last = now
+	if l.tokens >= 1 {
+		l.tokens--
+		return
+	}
+	d := time.Duration((1 - l.tokens) / l.rate * float64(time.Second))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	l.tokens = 0
+	l.last = time.Now()
+}

@@ -1,0 +1,729 @@
+package imapserver
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/buzon-mail/buzon/internal/message"
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// fetchItem is one FETCH data item (RFC 9051 6.4.5).
+type fetchItem struct {
+	// name is the item as it is answered: FLAGS, ENVELOPE, ..., and for
+	// sections "BODY", "BINARY" or "BINARY.SIZE" (the section follows).
+	name string
+	// section is set for BODY[...], BINARY[...], BINARY.SIZE[...] and the
+	// RFC822 forms.
+	section *sectionSpec
+	peek    bool // BODY.PEEK, BINARY.PEEK: \Seen is not set
+	partial bool
+	origin  int64
+	count   int64
+}
+
+// sectionSpec is what goes between the brackets.
+type sectionSpec struct {
+	path   []int
+	spec   message.Specifier
+	fields []string // HEADER.FIELDS (.NOT) names
+	not    bool
+	text   string // as written back: "1.HEADER.FIELDS (SUBJECT)"
+}
+
+func parseFetch(p *parser, cmd *command) any {
+	p.xspace()
+	a := &fetchArgs{set: p.xnumSet(true)}
+	p.xspace()
+	switch {
+	case p.take("("):
+		for i := 0; !p.take(")"); i++ {
+			if i > 0 {
+				p.xspace()
+			}
+			a.items = append(a.items, p.xfetchAtt())
+		}
+	case p.take("ALL"):
+		a.items = fetchMacro("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE")
+	case p.take("FAST"):
+		a.items = fetchMacro("FLAGS", "INTERNALDATE", "RFC822.SIZE")
+	case p.take("FULL"):
+		a.items = fetchMacro("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY")
+	default:
+		a.items = append(a.items, p.xfetchAtt())
+	}
+	if p.take(" (") {
+		// RFC 7162 3.1.4, 3.2.6: fetch modifiers.
+		for i := 0; !p.take(")"); i++ {
+			if i > 0 {
+				p.xspace()
+			}
+			switch {
+			case p.take("CHANGEDSINCE "):
+				a.changedSince = p.xnumber64()
+				a.hasChanged = true
+			case p.take("VANISHED"):
+				a.vanished = true
+			default:
+				p.xerrorf("unknown FETCH modifier")
+			}
+		}
+	}
+	return a
+}
+
+// RFC 9051 6.4.5: ALL, FAST and FULL.
+func fetchMacro(names ...string) []fetchItem {
+	items := make([]fetchItem, len(names))
+	for i, n := range names {
+		items[i] = fetchItem{name: n}
+	}
+	return items
+}
+
+func (p *parser) xfetchAtt() fetchItem {
+	name := strings.ToUpper(p.takeWhile(func(c byte) bool { return isAtomChar(c) && c != '[' && c != '<' }))
+	switch name {
+	case "ENVELOPE", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "BODYSTRUCTURE", "UID", "MODSEQ":
+		return fetchItem{name: name}
+	case "RFC822":
+		return fetchItem{name: name, section: &sectionSpec{}}
+	case "RFC822.HEADER":
+		return fetchItem{name: name, section: &sectionSpec{spec: message.SpecifierHeader}, peek: true}
+	case "RFC822.TEXT":
+		return fetchItem{name: name, section: &sectionSpec{spec: message.SpecifierText}}
+	case "BODY", "BODY.PEEK", "BINARY", "BINARY.PEEK", "BINARY.SIZE":
+	default:
+		p.xerrorf("unknown FETCH item %q", name)
+	}
+	if name == "BODY" && p.peek() != '[' {
+		return fetchItem{name: "BODY"} // the non-extensible BODYSTRUCTURE
+	}
+	it := fetchItem{name: strings.TrimSuffix(name, ".PEEK"), peek: strings.HasSuffix(name, ".PEEK")}
+	p.xtake("[")
+	if it.name == "BODY" {
+		it.section = p.xsection()
+	} else {
+		// RFC 3516 section-binary: part numbers only.
+		s := &sectionSpec{}
+		if p.peek() != ']' {
+			s.path = p.xsectionPart()
+		}
+		s.text = formatPath(s.path)
+		it.section = s
+	}
+	p.xtake("]")
+	if it.name != "BINARY.SIZE" && p.take("<") {
+		it.partial = true
+		it.origin = int64(p.xnumber())
+		p.xtake(".")
+		it.count = int64(p.xnznumber())
+		p.xtake(">")
+	}
+	return it
+}
+
+func (p *parser) xsectionPart() []int {
+	var path []int
+	for {
+		path = append(path, int(p.xnznumber()))
+		if p.pos+1 < len(p.line) && p.line[p.pos] == '.' && p.line[p.pos+1] >= '0' && p.line[p.pos+1] <= '9' {
+			p.pos++
+			continue
+		}
+		return path
+	}
+}
+
+func formatPath(path []int) string {
+	var b strings.Builder
+	for i, n := range path {
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(strconv.Itoa(n))
+	}
+	return b.String()
+}
+
+// xsection reads a section-spec (RFC 9051 9).
+func (p *parser) xsection() *sectionSpec {
+	s := &sectionSpec{}
+	start := p.pos
+	if c := p.peek(); c >= '1' && c <= '9' {
+		s.path = p.xsectionPart()
+		if !p.take(".") {
+			s.text = string(p.line[start:p.pos])
+			return s
+		}
+		if p.take("MIME") {
+			s.spec = message.SpecifierMIME
+			s.text = string(p.line[start:p.pos])
+			return s
+		}
+	}
+	switch {
+	case p.take("HEADER.FIELDS"):
+		s.spec = message.SpecifierHeader
+		s.not = p.take(".NOT")
+		p.xspace()
+		p.xtake("(")
+		for i := 0; !p.take(")"); i++ {
+			if i > 0 {
+				p.xspace()
+			}
+			s.fields = append(s.fields, p.xastring())
+		}
+		if len(s.fields) == 0 {
+			p.xerrorf("empty header list")
+		}
+		prefix := ""
+		if len(s.path) > 0 {
+			prefix = formatPath(s.path) + "."
+		}
+		kw := "HEADER.FIELDS"
+		if s.not {
+			kw += ".NOT"
+		}
+		s.text = prefix + kw + " (" + strings.ToUpper(strings.Join(s.fields, " ")) + ")"
+		return s
+	case p.take("HEADER"):
+		s.spec = message.SpecifierHeader
+	case p.take("TEXT"):
+		s.spec = message.SpecifierText
+	case len(s.path) > 0:
+		p.xerrorf("bad section text")
+	}
+	s.text = strings.ToUpper(string(p.line[start:p.pos]))
+	return s
+}
+
+// fetchPlan is what a FETCH needs from the store, worked out once.
+type fetchPlan struct {
+	items    []fetchItem
+	fields   store.Field
+	body     bool // a message body must be opened
+	setsSeen bool // some item sets \Seen (RFC 9051 6.4.5)
+}
+
+func (c *conn) planFetch(items []fetchItem, uid bool) fetchPlan {
+	var fp fetchPlan
+	if hasItem(items, "MODSEQ") {
+		c.condstore = true // RFC 7162 3.1: an enabling command
+	}
+	// RFC 9051 6.4.9: UID FETCH answers with the UID.
+	if uid && !hasItem(items, "UID") {
+		items = append([]fetchItem{{name: "UID"}}, items...)
+	}
+	fp.items = items
+	for _, it := range items {
+		switch it.name {
+		case "FLAGS", "MODSEQ":
+			fp.fields |= store.FieldFlags
+		case "INTERNALDATE":
+			fp.fields |= store.FieldDate
+		case "RFC822.SIZE":
+			fp.fields |= store.FieldSize
+		case "ENVELOPE", "BODYSTRUCTURE", "BODY":
+			fp.fields |= store.FieldStructure | store.FieldSize
+		}
+		if it.section != nil {
+			fp.body = true
+			fp.fields |= store.FieldStructure | store.FieldSize
+			if !it.peek && it.name != "BINARY.SIZE" {
+				fp.setsSeen = true
+			}
+		}
+	}
+	return fp
+}
+
+// RFC 9051 6.4.5, 6.4.9; RFC 3516 (BINARY); RFC 7162 3.1.4, 3.2.6
+// (CHANGEDSINCE, VANISHED)
+func (c *conn) cmdFetch(cmd *command) {
+	a := cmd.args.(*fetchArgs)
+	sel := c.sel
+	items := a.items
+	if a.hasChanged {
+		c.condstore = true
+		if !hasItem(items, "MODSEQ") {
+			items = append(items, fetchItem{name: "MODSEQ"})
+		}
+	}
+	if a.vanished && (!cmd.uid || !c.qresync || !a.hasChanged) {
+		xsyntaxErrorf("VANISHED needs UID FETCH, QRESYNC enabled and CHANGEDSINCE") // RFC 7162 3.2.6
+	}
+	plan := c.planFetch(items, cmd.uid)
+	set := c.xresolve(a.set, cmd.uid)
+
+	if a.vanished {
+		cs, err := c.sess.Changes(c.ctx, sel.mb.ID, store.ModSeq(a.changedSince))
+		xcheckf(err, "changes")
+		requested := rawUIDSet(a.set, sel)
+		var gone []store.UID
+		for _, u := range cs.Expunged {
+			if requested.Contains(u) {
+				gone = append(gone, u)
+			}
+		}
+		if len(gone) > 0 {
+			c.w.str("* VANISHED (EARLIER) " + store.UIDSetOf(gone...).String() + "\r\n")
+		}
+	}
+	if set.Empty() {
+		return
+	}
+
+	// Implicit \Seen first, so the answers carry the new flags (RFC 9051
+	// 6.4.5); EXAMINE never changes flags.
+	seenSet := map[store.UID]bool{}
+	if plan.setsSeen && !sel.readOnly {
+		updated, _, err := c.sess.StoreFlags(c.ctx, sel.mb.ID, set, store.FlagsAdd, store.Flags{System: store.FlagSeen}, 0)
+		xcheckf(err, "set \\Seen")
+		for _, u := range updated {
+			seenSet[u.UID] = true
+			sel.reported[u.UID] = u.ModSeq
+		}
+		if len(updated) > 0 {
+			plan.fields |= store.FieldFlags
+		}
+	}
+
+	found, skipped := 0, 0
+	err := c.sess.Messages(c.ctx, sel.mb.ID, set, plan.fields, func(m *store.MessageInfo) error {
+		seq := sel.seq(m.UID)
+		if seq == 0 {
+			return nil
+		}
+		found++
+		if a.hasChanged && m.ModSeq <= store.ModSeq(a.changedSince) {
+			return nil
+		}
+		if !c.fetchMessage(seq, m, plan, seenSet[m.UID]) {
+			skipped++
+		}
+		return nil
+	})
+	xcheckf(err, "fetch")
+	if found < sel.inView(set) || skipped > 0 {
+		// RFC 5530: messages expunged by another session.
+		xuserErrorf("EXPUNGEISSUED", "some messages were expunged meanwhile")
+	}
+}
+
+func hasItem(items []fetchItem, name string) bool {
+	for _, it := range items {
+		if it.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// rawUIDSet is a UID set as the client wrote it, "*" being the highest
+// UID in the view.
+func rawUIDSet(set numSet, sel *selected) store.UIDSet {
+	var rs []store.UIDRange
+	last := max(sel.lastUID(), 1)
+	for _, r := range set.ranges {
+		first, end := store.UID(r.first), store.UID(r.last)
+		if first == 0 {
+			first = last
+		}
+		if end == 0 {
+			end = last
+		}
+		rs = append(rs, store.UIDRange{Start: first, Stop: end})
+	}
+	return store.NewUIDSet(rs...)
+}
+
+// fetchMessage writes one "* n FETCH (...)". It returns false, writing
+// nothing, when the message's body is gone.
+func (c *conn) fetchMessage(seq uint32, m *store.MessageInfo, plan fetchPlan, seenChanged bool) bool {
+	var body store.Body
+	if plan.body {
+		b, err := c.sess.OpenBody(c.ctx, c.sel.mb.ID, m.UID)
+		if errors.Is(err, store.ErrNoMessage) {
+			return false
+		}
+		xcheckf(err, "open message %d", m.UID)
+		defer b.Close()
+		body = b
+	}
+	var part *message.Part
+	if plan.fields&store.FieldStructure != 0 {
+		part = c.structure(m, body)
+	}
+	// Problems that make a NO are found before anything is written.
+	for _, it := range plan.items {
+		if it.name == "BINARY" || it.name == "BINARY.SIZE" {
+			if sp, err := part.Section(it.section.path); err == nil && !message.KnownEncoding(sp.Encoding) {
+				xuserErrorf("UNKNOWN-CTE", "unknown Content-Transfer-Encoding %s", sp.Encoding) // RFC 3516 4.3
+			}
+		}
+	}
+	w := c.w
+	w.str("* ")
+	w.num(uint64(seq))
+	w.str(" FETCH (")
+	hasFlags := false
+	for i, it := range plan.items {
+		if i > 0 {
+			w.byte(' ')
+		}
+		switch it.name {
+		case "UID":
+			w.str("UID ")
+			w.num(uint64(m.UID))
+		case "FLAGS":
+			hasFlags = true
+			w.str("FLAGS (" + strings.Join(m.Flags.Names(), " ") + ")")
+		case "MODSEQ":
+			w.str("MODSEQ (")
+			w.num(uint64(m.ModSeq))
+			w.str(")")
+		case "INTERNALDATE":
+			w.str(`INTERNALDATE "` + m.InternalDate.Format("_2-Jan-2006 15:04:05 -0700") + `"`)
+		case "RFC822.SIZE":
+			w.str("RFC822.SIZE ")
+			w.num(uint64(m.Size))
+		case "ENVELOPE":
+			w.str("ENVELOPE ")
+			c.writeEnvelope(part.Envelope)
+		case "BODYSTRUCTURE":
+			w.str("BODYSTRUCTURE ")
+			c.writeBodyStructure(part, true)
+		case "BODY":
+			if it.section == nil {
+				w.str("BODY ")
+				c.writeBodyStructure(part, false)
+				break
+			}
+			c.writeSection(it, part, body, m.Size)
+		case "RFC822", "RFC822.HEADER", "RFC822.TEXT":
+			c.writeSection(it, part, body, m.Size)
+		case "BINARY", "BINARY.SIZE":
+			c.writeBinary(it, part, body, m.Size)
+		}
+	}
+	if seenChanged && !hasFlags {
+		w.str(" FLAGS (" + strings.Join(m.Flags.Names(), " ") + ")")
+	}
+	w.str(")\r\n")
+	return true
+}
+
+// structure decodes a message's stored structure. A message without a
+// usable one (never parsed, or corrupt) is shown as text/plain: its header
+// ends at the first empty line when the body is at hand, its body is the
+// rest.
+func (c *conn) structure(m *store.MessageInfo, body store.Body) *message.Part {
+	if len(m.Structure) > 0 {
+		p, err := message.Unmarshal(m.Structure)
+		if err == nil {
+			return p
+		}
+		c.log.Warn("unusable message structure", "mailbox", c.sel.mb.Name, "uid", m.UID, "err", err)
+	}
+	p := &message.Part{End: m.Size, MediaType: "text", MediaSubtype: "plain", Encoding: "7BIT",
+		Params: []message.Param{{Name: "charset", Value: "us-ascii"}}}
+	if body != nil {
+		buf := make([]byte, min(m.Size, 256*1024))
+		n, _ := body.ReadAt(buf, 0)
+		if i := bytes.Index(buf[:n], []byte("\r\n\r\n")); i >= 0 {
+			p.BodyStart = int64(i + 4)
+		}
+		p.Lines = int64(bytes.Count(buf[p.BodyStart:n], []byte("\n")))
+	}
+	return p
+}
+
+// sectionName writes "BODY[...]" (or the RFC822 name) and the origin of
+// a partial fetch (RFC 9051 7.5.2).
+func (c *conn) writeSectionName(it fetchItem) {
+	w := c.w
+	if strings.HasPrefix(it.name, "RFC822") {
+		w.str(it.name)
+		return
+	}
+	w.str(it.name + "[" + it.section.text + "]")
+	if it.partial {
+		w.byte('<')
+		w.num(uint64(it.origin))
+		w.byte('>')
+	}
+}
+
+// clip bounds a byte range to the message, so a bad structure can never
+// make the server read beyond the body or serve another message's bytes.
+func clip(start, end, size int64) (int64, int64) {
+	start = min(max(start, 0), size)
+	end = min(max(end, start), size)
+	return start, end
+}
+
+// partialRange applies <origin.count> to a range of length n.
+func partialRange(it fetchItem, n int64) (off, length int64) {
+	if !it.partial {
+		return 0, n
+	}
+	if it.origin >= n {
+		return n, 0
+	}
+	return it.origin, min(it.count, n-it.origin)
+}
+
+// writeSection writes a BODY[section] item, streaming from the body.
+func (c *conn) writeSection(it fetchItem, part *message.Part, body store.Body, size int64) {
+	c.writeSectionName(it)
+	c.w.byte(' ')
+	start, end, err := part.SectionRange(it.section.path, it.section.spec)
+	if err != nil {
+		c.w.str("NIL") // no such part
+		return
+	}
+	start, end = clip(start, end, size)
+	if it.section.fields != nil {
+		hdr := make([]byte, end-start)
+		if _, err := body.ReadAt(hdr, start); err != nil && !errors.Is(err, io.EOF) {
+			xcheckf(err, "read header")
+		}
+		data := message.HeaderFields(hdr, it.section.fields, it.section.not)
+		off, n := partialRange(it, int64(len(data)))
+		c.w.literalHeader(n, false)
+		c.w.bytes(data[off : off+n])
+		return
+	}
+	off, n := partialRange(it, end-start)
+	c.w.literalHeader(n, false)
+	c.w.copyFrom(io.NewSectionReader(body, start+off, n), n)
+}
+
+// writeBinary writes BINARY[part] or BINARY.SIZE[part] (RFC 3516 4):
+// content with its transfer encoding undone. The decoded size is found by
+// decoding once before streaming.
+func (c *conn) writeBinary(it fetchItem, part *message.Part, body store.Body, size int64) {
+	w := c.w
+	sp, err := part.Section(it.section.path)
+	if err != nil {
+		c.writeSectionName(it)
+		w.str(" NIL")
+		return
+	}
+	start, end := clip(sp.BodyStart, sp.End, size)
+	if len(it.section.path) == 0 {
+		start, end = clip(part.HeaderStart, part.End, size)
+	}
+	raw := func() io.Reader {
+		r := io.Reader(io.NewSectionReader(body, start, end-start))
+		if len(it.section.path) > 0 {
+			r = message.DecodeTransfer(sp.Encoding, r)
+		}
+		return r
+	}
+	cw := &nulCounter{}
+	if _, err := io.Copy(cw, raw()); err != nil {
+		xcheckf(err, "decode section")
+	}
+	if it.name == "BINARY.SIZE" {
+		w.str("BINARY.SIZE[" + it.section.text + "] ")
+		w.num(uint64(cw.n))
+		return
+	}
+	c.writeSectionName(it)
+	w.byte(' ')
+	off, n := partialRange(it, cw.n)
+	w.literalHeader(n, cw.nul)
+	r := raw()
+	if off > 0 {
+		if _, err := io.CopyN(io.Discard, r, off); err != nil {
+			panic(ioError{err})
+		}
+	}
+	w.copyFrom(r, n)
+}
+
+// nulCounter counts bytes and notes NULs, which need literal8.
+type nulCounter struct {
+	n   int64
+	nul bool
+}
+
+func (w *nulCounter) Write(b []byte) (int, error) {
+	w.n += int64(len(b))
+	if !w.nul && bytes.IndexByte(b, 0) >= 0 {
+		w.nul = true
+	}
+	return len(b), nil
+}
+
+// writeEnvelope writes an ENVELOPE (RFC 9051 7.5.2).
+func (c *conn) writeEnvelope(e *message.Envelope) {
+	w := c.w
+	if e == nil {
+		w.str("(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)")
+		return
+	}
+	w.byte('(')
+	w.nstring(e.Date)
+	w.byte(' ')
+	w.nstring(e.Subject)
+	for _, l := range [][]message.Address{e.From, e.Sender, e.ReplyTo, e.To, e.Cc, e.Bcc} {
+		w.byte(' ')
+		c.writeAddresses(l)
+	}
+	w.byte(' ')
+	w.nstring(e.InReplyTo)
+	w.byte(' ')
+	w.nstring(e.MessageID)
+	w.byte(')')
+}
+
+func (c *conn) writeAddresses(l []message.Address) {
+	w := c.w
+	if len(l) == 0 {
+		w.str("NIL")
+		return
+	}
+	w.byte('(')
+	for _, a := range l {
+		w.byte('(')
+		switch {
+		case a.GroupStart:
+			w.str("NIL NIL ")
+			w.nstring(a.Mailbox)
+			w.str(" NIL")
+		case a.GroupEnd:
+			w.str("NIL NIL NIL NIL")
+		default:
+			w.nstring(a.Name)
+			w.byte(' ')
+			w.nstring(a.Adl)
+			w.byte(' ')
+			w.nstring(a.Mailbox)
+			w.byte(' ')
+			w.nstring(a.Host)
+		}
+		w.byte(')')
+	}
+	w.byte(')')
+}
+
+// writeBodyStructure writes BODYSTRUCTURE, or BODY without extension
+// data (RFC 9051 7.5.2).
+func (c *conn) writeBodyStructure(p *message.Part, ext bool) {
+	w := c.w
+	if p.MediaType == "multipart" && len(p.Parts) > 0 {
+		w.byte('(')
+		for i := range p.Parts {
+			c.writeBodyStructure(&p.Parts[i], ext)
+		}
+		w.byte(' ')
+		w.string(strings.ToUpper(p.MediaSubtype))
+		if ext {
+			w.byte(' ')
+			c.writeParams(p.Params)
+			w.byte(' ')
+			c.writeDisposition(p)
+			w.byte(' ')
+			c.writeLanguage(p.Language)
+			w.byte(' ')
+			w.nstring(p.Location)
+		}
+		w.byte(')')
+		return
+	}
+	mt, st := strings.ToUpper(p.MediaType), strings.ToUpper(p.MediaSubtype)
+	if p.MediaType == "multipart" || mt == "" || st == "" {
+		mt, st = "TEXT", "PLAIN" // a multipart without parts is shown as text
+	}
+	enc := p.Encoding
+	if enc == "" {
+		enc = "7BIT"
+	}
+	w.byte('(')
+	w.string(mt)
+	w.byte(' ')
+	w.string(st)
+	w.byte(' ')
+	c.writeParams(p.Params)
+	w.byte(' ')
+	w.nstring(p.ID)
+	w.byte(' ')
+	w.nstring(p.Description)
+	w.byte(' ')
+	w.string(enc)
+	w.byte(' ')
+	w.num(uint64(max(p.End-p.BodyStart, 0)))
+	if inner := p.Message(); inner != nil {
+		w.byte(' ')
+		c.writeEnvelope(inner.Envelope)
+		w.byte(' ')
+		c.writeBodyStructure(inner, ext)
+		w.byte(' ')
+		w.num(uint64(p.Lines))
+	} else if mt == "TEXT" {
+		w.byte(' ')
+		w.num(uint64(p.Lines))
+	}
+	if ext {
+		w.byte(' ')
+		w.nstring(p.MD5)
+		w.byte(' ')
+		c.writeDisposition(p)
+		w.byte(' ')
+		c.writeLanguage(p.Language)
+		w.byte(' ')
+		w.nstring(p.Location)
+	}
+	w.byte(')')
+}
+
+func (c *conn) writeParams(params []message.Param) {
+	w := c.w
+	if len(params) == 0 {
+		w.str("NIL")
+		return
+	}
+	w.byte('(')
+	for i, p := range params {
+		if i > 0 {
+			w.byte(' ')
+		}
+		w.string(strings.ToUpper(p.Name))
+		w.byte(' ')
+		w.string(p.Value)
+	}
+	w.byte(')')
+}
+
+func (c *conn) writeDisposition(p *message.Part) {
+	if p.Disposition == "" {
+		c.w.str("NIL")
+		return
+	}
+	c.w.byte('(')
+	c.w.string(strings.ToUpper(p.Disposition))
+	c.w.byte(' ')
+	c.writeParams(p.DispositionParams)
+	c.w.byte(')')
+}
+
+func (c *conn) writeLanguage(l []string) {
+	if len(l) == 0 {
+		c.w.str("NIL")
+		return
+	}
+	c.w.byte('(')
+	for i, s := range l {
+		if i > 0 {
+			c.w.byte(' ')
+		}
+		c.w.string(s)
+	}
+	c.w.byte(')')
+}

@@ -1,0 +1,657 @@
+package imapserver
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/mail"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/buzon-mail/buzon/internal/message"
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// searchKey is one search criterion (RFC 9051 6.4.4), or a list of them
+// ("and"), OR, NOT.
+type searchKey struct {
+	op    string // upper-case key name; "AND" for a parenthesised list
+	kids  []*searchKey
+	str   string // BCC, BODY, CC, FROM, SUBJECT, TEXT, TO, KEYWORD, HEADER value
+	field string // HEADER field name
+	num   int64  // LARGER, SMALLER, MODSEQ
+	date  time.Time
+	set   numSet
+}
+
+// Costs of evaluating a key: what it needs beyond the message list.
+const (
+	costMeta   = iota // flags, size, dates, UIDs, numbers
+	costHeader        // the structure and the header bytes
+	costBody          // the body text
+)
+
+func (k *searchKey) cost() int {
+	switch k.op {
+	case "AND", "OR", "NOT":
+		c := costMeta
+		for _, kid := range k.kids {
+			c = max(c, kid.cost())
+		}
+		return c
+	case "BCC", "CC", "FROM", "SUBJECT", "TO", "HEADER", "SENTBEFORE", "SENTON", "SENTSINCE":
+		return costHeader
+	case "BODY", "TEXT":
+		return costBody
+	}
+	return costMeta
+}
+
+// usesModSeq reports whether a MODSEQ key is in the tree (RFC 7162 3.1.5).
+func (k *searchKey) usesModSeq() bool {
+	if k.op == "MODSEQ" {
+		return true
+	}
+	return slices.ContainsFunc(k.kids, (*searchKey).usesModSeq)
+}
+
+// sortByCost orders the keys of every AND list cheapest first, so costly
+// keys run only for messages the cheap ones let through.
+func (k *searchKey) sortByCost() {
+	for _, kid := range k.kids {
+		kid.sortByCost()
+	}
+	if k.op == "AND" {
+		slices.SortStableFunc(k.kids, func(a, b *searchKey) int { return a.cost() - b.cost() })
+	}
+}
+
+func parseSearch(p *parser, cmd *command) any {
+	a := &searchArgs{}
+	p.xspace()
+	if p.take("RETURN (") {
+		// RFC 4731 3.1
+		a.hasReturn = true
+		a.ret = []string{}
+		for i := 0; !p.take(")"); i++ {
+			if i > 0 {
+				p.xspace()
+			}
+			opt := strings.ToUpper(p.xatom())
+			switch opt {
+			case "MIN", "MAX", "COUNT", "ALL", "SAVE":
+			default:
+				p.xerrorf("unknown RETURN option %s", opt)
+			}
+			a.ret = append(a.ret, opt)
+		}
+		p.xspace()
+	}
+	if p.take("CHARSET ") {
+		a.charset = strings.ToUpper(p.xastring())
+		p.xspace()
+	}
+	root := &searchKey{op: "AND"}
+	for {
+		root.kids = append(root.kids, p.xsearchKey(0))
+		if !p.take(" ") {
+			break
+		}
+	}
+	a.key = root
+	return a
+}
+
+// maxSearchDepth bounds nesting, so a hostile command cannot exhaust the
+// stack.
+const maxSearchDepth = 64
+
+func (p *parser) xsearchKey(depth int) *searchKey {
+	if depth > maxSearchDepth {
+		p.xerrorf("search nested too deeply")
+	}
+	if p.take("(") {
+		k := &searchKey{op: "AND"}
+		for {
+			k.kids = append(k.kids, p.xsearchKey(depth+1))
+			if p.take(")") {
+				return k
+			}
+			p.xspace()
+		}
+	}
+	if c := p.peek(); c == '*' || c == '$' || (c >= '1' && c <= '9') {
+		return &searchKey{op: "SEQ", set: p.xnumSet(true)}
+	}
+	op := strings.ToUpper(p.xatom())
+	k := &searchKey{op: op}
+	switch op {
+	case "ALL", "ANSWERED", "DELETED", "DRAFT", "FLAGGED", "NEW", "OLD", "RECENT", "SEEN",
+		"UNANSWERED", "UNDELETED", "UNDRAFT", "UNFLAGGED", "UNSEEN":
+	case "BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO":
+		p.xspace()
+		k.str = p.xastring()
+	case "KEYWORD", "UNKEYWORD":
+		p.xspace()
+		k.str = p.xflag()
+	case "BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE":
+		p.xspace()
+		k.date = p.xdate()
+	case "HEADER":
+		p.xspace()
+		k.field = p.xastring()
+		p.xspace()
+		k.str = p.xastring()
+	case "LARGER", "SMALLER":
+		p.xspace()
+		k.num = int64(p.xnumber64())
+	case "NOT":
+		p.xspace()
+		k.kids = []*searchKey{p.xsearchKey(depth + 1)}
+	case "OR":
+		p.xspace()
+		a := p.xsearchKey(depth + 1)
+		p.xspace()
+		k.kids = []*searchKey{a, p.xsearchKey(depth + 1)}
+	case "UID":
+		p.xspace()
+		k.set = p.xnumSet(true)
+	case "MODSEQ":
+		// RFC 7162 3.1.5: MODSEQ [entry-name entry-type] mod-sequence-valzer
+		p.xspace()
+		if p.peek() == '"' {
+			p.xquoted()
+			p.xspace()
+			p.xatom()
+			p.xspace()
+		}
+		k.num = int64(p.xnumber64())
+	default:
+		p.xerrorf("unknown search key %s", op)
+	}
+	return k
+}
+
+// searchMsg is a message under evaluation; the header and body are read
+// only when a key needs them.
+type searchMsg struct {
+	c      *conn
+	m      *store.MessageInfo
+	seq    uint32
+	body   store.Body
+	part   *message.Part
+	header []byte
+	gone   bool // the body could not be opened: text keys fail
+}
+
+func (sm *searchMsg) close() {
+	if sm.body != nil {
+		sm.body.Close()
+	}
+}
+
+func (sm *searchMsg) openBody() bool {
+	if sm.body != nil || sm.gone {
+		return !sm.gone
+	}
+	b, err := sm.c.sess.OpenBody(sm.c.ctx, sm.c.sel.mb.ID, sm.m.UID)
+	if errors.Is(err, store.ErrNoMessage) {
+		sm.gone = true
+		return false
+	}
+	xcheckf(err, "open message %d", sm.m.UID)
+	sm.body = b
+	sm.part = sm.c.structure(sm.m, b)
+	return true
+}
+
+// structure returns the message's structure, which the Date keys need
+// without opening the body.
+func (sm *searchMsg) structure() *message.Part {
+	if sm.part == nil {
+		sm.part = sm.c.structure(sm.m, nil)
+	}
+	return sm.part
+}
+
+// headerBytes returns the message's header block.
+func (sm *searchMsg) headerBytes() []byte {
+	if sm.header != nil || !sm.openBody() {
+		return sm.header
+	}
+	start, end := clip(sm.part.HeaderStart, sm.part.BodyStart, sm.m.Size)
+	end = min(end, start+1<<20) // bounded; headers beyond are not searched
+	sm.header = make([]byte, end-start)
+	n, _ := sm.body.ReadAt(sm.header, start)
+	sm.header = sm.header[:n]
+	return sm.header
+}
+
+// headerValues returns the decoded values of the named field.
+func (sm *searchMsg) headerValues(name string) []string {
+	fields := message.HeaderFields(sm.headerBytes(), []string{name}, false)
+	var vals []string
+	for _, line := range splitFields(fields) {
+		_, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		v = strings.NewReplacer("\r\n", "", "\n", "").Replace(v)
+		vals = append(vals, message.DecodeHeaderValue(strings.TrimSpace(v)))
+	}
+	return vals
+}
+
+// splitFields splits a header block into fields, keeping folded lines
+// with their field.
+func splitFields(b []byte) []string {
+	var out []string
+	for _, line := range strings.SplitAfter(string(b), "\n") {
+		if line == "" || line == "\r\n" || line == "\n" {
+			continue
+		}
+		if (line[0] == ' ' || line[0] == '\t') && len(out) > 0 {
+			out[len(out)-1] += line
+			continue
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+// containsFold reports whether s contains sub, case-insensitively.
+func containsFold(s, sub string) bool {
+	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
+}
+
+// bodyContains searches the decoded text of the message's parts, and with
+// header also its header, for sub.
+func (sm *searchMsg) bodyContains(sub string, header bool) bool {
+	if !sm.openBody() {
+		return false
+	}
+	if header && containsFold(message.DecodeHeaderValue(string(sm.headerBytes())), sub) {
+		return true
+	}
+	needle := []byte(strings.ToLower(sub))
+	var walk func(p *message.Part) bool
+	walk = func(p *message.Part) bool {
+		if len(p.Parts) > 0 {
+			if inner := p.Message(); inner != nil && header {
+				start, end := clip(inner.HeaderStart, inner.BodyStart, sm.m.Size)
+				h := make([]byte, min(end-start, 1<<20))
+				n, _ := sm.body.ReadAt(h, start)
+				if containsFold(message.DecodeHeaderValue(string(h[:n])), sub) {
+					return true
+				}
+			}
+			for i := range p.Parts {
+				if walk(&p.Parts[i]) {
+					return true
+				}
+			}
+			return false
+		}
+		if p.MediaType != "text" && p.MediaType != "message" {
+			return false
+		}
+		start, end := clip(p.BodyStart, p.End, sm.m.Size)
+		return streamContains(p.TextReader(io.NewSectionReader(sm.body, start, end-start)), needle)
+	}
+	return walk(sm.part)
+}
+
+// streamContains looks for a lower-case needle in the lower-cased text of
+// r, chunk by chunk with an overlap of the needle's length, so memory
+// stays small whatever the size of the part.
+func streamContains(r io.Reader, needle []byte) bool {
+	if len(needle) == 0 {
+		return true
+	}
+	buf := make([]byte, 64*1024)
+	var pending []byte // an incomplete rune left from the last read
+	var tail []byte    // the end of the text already searched
+	for {
+		n, err := io.ReadFull(r, buf)
+		data := append(pending, buf[:n]...)
+		cut := len(data)
+		if err == nil {
+			cut = fullRunes(data)
+		}
+		pending = bytes.Clone(data[cut:])
+		hay := append(tail, bytes.ToLower(data[:cut])...)
+		if bytes.Contains(hay, needle) {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+		tail = bytes.Clone(hay[max(0, len(hay)-len(needle)+1):])
+	}
+}
+
+// fullRunes returns the length of b without a UTF-8 sequence cut short at
+// its end.
+func fullRunes(b []byte) int {
+	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) {
+				return i
+			}
+			break
+		}
+	}
+	return len(b)
+}
+
+// sentDate is the message's Date header, as a calendar date.
+func (sm *searchMsg) sentDate() (time.Time, bool) {
+	p := sm.structure()
+	if p.Envelope == nil || p.Envelope.Date == "" {
+		return time.Time{}, false
+	}
+	t, err := mail.ParseDate(p.Envelope.Date)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return day(t), true
+}
+
+// day is a time's calendar date, in its own zone (RFC 9051 6.4.4:
+// "disregarding time and timezone").
+func day(t time.Time) time.Time {
+	y, m, d := t.Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+// match evaluates a key for a message.
+func (c *conn) match(sm *searchMsg, k *searchKey) bool {
+	m := sm.m
+	sys := m.Flags.System
+	switch k.op {
+	case "AND":
+		for _, kid := range k.kids {
+			if !c.match(sm, kid) {
+				return false
+			}
+		}
+		return true
+	case "OR":
+		return c.match(sm, k.kids[0]) || c.match(sm, k.kids[1])
+	case "NOT":
+		return !c.match(sm, k.kids[0])
+	case "ALL":
+		return true
+	case "ANSWERED":
+		return sys&store.FlagAnswered != 0
+	case "DELETED":
+		return sys&store.FlagDeleted != 0
+	case "DRAFT":
+		return sys&store.FlagDraft != 0
+	case "FLAGGED":
+		return sys&store.FlagFlagged != 0
+	case "SEEN":
+		return sys&store.FlagSeen != 0
+	case "UNANSWERED":
+		return sys&store.FlagAnswered == 0
+	case "UNDELETED":
+		return sys&store.FlagDeleted == 0
+	case "UNDRAFT":
+		return sys&store.FlagDraft == 0
+	case "UNFLAGGED":
+		return sys&store.FlagFlagged == 0
+	case "UNSEEN":
+		return sys&store.FlagSeen == 0
+	case "NEW", "RECENT":
+		return false // \Recent is not kept: no message is recent
+	case "OLD":
+		return true
+	case "KEYWORD":
+		return m.Flags.Has(k.str)
+	case "UNKEYWORD":
+		return !m.Flags.Has(k.str)
+	case "LARGER":
+		return m.Size > k.num
+	case "SMALLER":
+		return m.Size < k.num
+	case "BEFORE":
+		return day(m.InternalDate).Before(k.date)
+	case "ON":
+		return day(m.InternalDate).Equal(k.date)
+	case "SINCE":
+		return !day(m.InternalDate).Before(k.date)
+	case "SENTBEFORE", "SENTON", "SENTSINCE":
+		d, ok := sm.sentDate()
+		if !ok {
+			return false
+		}
+		switch k.op {
+		case "SENTBEFORE":
+			return d.Before(k.date)
+		case "SENTON":
+			return d.Equal(k.date)
+		}
+		return !d.Before(k.date)
+	case "MODSEQ":
+		return int64(m.ModSeq) >= k.num
+	case "UID":
+		return k.set.containsUID(c, m.UID)
+	case "SEQ":
+		return k.set.containsSeq(c, sm.seq, m.UID)
+	case "BCC", "CC", "FROM", "SUBJECT", "TO":
+		for _, v := range sm.headerValues(k.op) {
+			if containsFold(v, k.str) {
+				return true
+			}
+		}
+		return false
+	case "HEADER":
+		vals := sm.headerValues(k.field)
+		if k.str == "" {
+			return len(vals) > 0 // RFC 9051 6.4.4: the field is present
+		}
+		for _, v := range vals {
+			if containsFold(v, k.str) {
+				return true
+			}
+		}
+		return false
+	case "BODY":
+		return sm.bodyContains(k.str, false)
+	case "TEXT":
+		return sm.bodyContains(k.str, true)
+	}
+	return false
+}
+
+// containsUID reports whether a UID set (or "$") holds uid.
+func (s numSet) containsUID(c *conn, uid store.UID) bool {
+	if s.searchRes {
+		return slices.Contains(c.searchRes, uid)
+	}
+	last := c.sel.lastUID()
+	for _, r := range s.ranges {
+		first, end := store.UID(r.first), store.UID(r.last)
+		if first == 0 {
+			first = last
+		}
+		if end == 0 {
+			end = last
+		}
+		if first > end {
+			first, end = end, first
+		}
+		if uid >= first && uid <= end {
+			return true
+		}
+	}
+	return false
+}
+
+// containsSeq reports whether a sequence set (or "$") holds seq.
+func (s numSet) containsSeq(c *conn, seq uint32, uid store.UID) bool {
+	if s.searchRes {
+		return slices.Contains(c.searchRes, uid)
+	}
+	n := uint32(len(c.sel.uids))
+	for _, r := range s.ranges {
+		first, last := r.first, r.last
+		if first == 0 {
+			first = n
+		}
+		if last == 0 {
+			last = n
+		}
+		if first > last {
+			first, last = last, first
+		}
+		if seq >= first && seq <= last {
+			return true
+		}
+	}
+	return false
+}
+
+// rangeBuilder collects ascending numbers as ranges, so a result of
+// 100,000 consecutive messages is one range.
+type rangeBuilder struct {
+	ranges []store.UIDRange
+	count  int
+}
+
+func (b *rangeBuilder) add(n uint32) {
+	b.count++
+	if l := len(b.ranges); l > 0 && uint32(b.ranges[l-1].Stop)+1 == n {
+		b.ranges[l-1].Stop = store.UID(n)
+		return
+	}
+	b.ranges = append(b.ranges, store.UIDRange{Start: store.UID(n), Stop: store.UID(n)})
+}
+
+// RFC 9051 6.4.4, RFC 4731 (ESEARCH), RFC 5182 (SEARCHRES), RFC 7162
+// 3.1.5 (MODSEQ)
+func (c *conn) cmdSearch(cmd *command) {
+	a := cmd.args.(*searchArgs)
+	switch a.charset {
+	case "", "UTF-8", "US-ASCII":
+	default:
+		xuserErrorf("BADCHARSET (UTF-8 US-ASCII)", "charset %s not supported", a.charset) // RFC 9051 6.4.4
+	}
+	key := a.key
+	key.sortByCost()
+	modSeqUsed := key.usesModSeq()
+	if modSeqUsed {
+		c.condstore = true
+	}
+	sel := c.sel
+	fields := store.FieldFlags | store.FieldSize | store.FieldDate
+	if key.cost() >= costHeader {
+		fields |= store.FieldStructure
+	}
+	var result rangeBuilder
+	var uids []store.UID // for SAVE
+	save := slices.Contains(a.ret, "SAVE")
+	var highest store.ModSeq
+	var minN, maxN uint32
+	set := store.UIDSetOf(sel.uids...)
+	if len(sel.uids) > 0 {
+		set = store.NewUIDSet(store.UIDRange{Start: sel.uids[0], Stop: sel.lastUID()})
+	}
+	if !set.Empty() {
+		err := c.sess.Messages(c.ctx, sel.mb.ID, set, fields, func(m *store.MessageInfo) error {
+			seq := sel.seq(m.UID)
+			if seq == 0 {
+				return nil
+			}
+			sm := &searchMsg{c: c, m: m, seq: seq}
+			defer sm.close()
+			if !c.match(sm, key) {
+				return nil
+			}
+			n := seq
+			if cmd.uid {
+				n = uint32(m.UID)
+			}
+			if minN == 0 {
+				minN = n
+			}
+			maxN = n
+			result.add(n)
+			if save {
+				uids = append(uids, m.UID)
+			}
+			highest = max(highest, m.ModSeq)
+			return nil
+		})
+		xcheckf(err, "search")
+	}
+
+	esearch := a.hasReturn || c.rev2
+	ret := a.ret
+	if a.hasReturn && len(ret) == 0 || !a.hasReturn && c.rev2 {
+		ret = []string{"ALL"} // RFC 4731 3.1: RETURN () means ALL
+	}
+	if save {
+		// RFC 5182 2.4: with MIN or MAX only, only those are saved.
+		hasMin, hasMax := slices.Contains(ret, "MIN"), slices.Contains(ret, "MAX")
+		if (hasMin || hasMax) && !slices.Contains(ret, "ALL") && !slices.Contains(ret, "COUNT") && len(uids) > 0 {
+			var kept []store.UID
+			if hasMin {
+				kept = append(kept, uids[0])
+			}
+			if hasMax && (len(uids) > 1 || !hasMin) {
+				kept = append(kept, uids[len(uids)-1])
+			}
+			uids = kept
+		}
+		c.searchRes = uids
+	}
+	w := c.w
+	if !esearch {
+		w.str("* SEARCH")
+		for _, r := range result.ranges {
+			for n := uint64(r.Start); n <= uint64(r.Stop); n++ {
+				w.byte(' ')
+				w.num(n)
+			}
+		}
+		if modSeqUsed && result.count > 0 {
+			w.str(" (MODSEQ ")
+			w.num(uint64(highest))
+			w.str(")")
+		}
+		w.str("\r\n")
+		return
+	}
+	if save && len(ret) == 1 {
+		return // RFC 5182 2.2: SAVE alone answers nothing
+	}
+	w.str(`* ESEARCH (TAG `)
+	w.quoted(cmd.tag)
+	w.str(")")
+	if cmd.uid {
+		w.str(" UID")
+	}
+	for _, opt := range ret {
+		switch {
+		case opt == "MIN" && result.count > 0:
+			w.str(" MIN ")
+			w.num(uint64(minN))
+		case opt == "MAX" && result.count > 0:
+			w.str(" MAX ")
+			w.num(uint64(maxN))
+		case opt == "COUNT":
+			w.str(" COUNT ")
+			w.num(uint64(result.count))
+		case opt == "ALL" && result.count > 0:
+			w.str(" ALL " + store.UIDSet(result.ranges).String())
+		}
+	}
+	if modSeqUsed && result.count > 0 {
+		w.str(" MODSEQ ")
+		w.num(uint64(highest))
+	}
+	w.str("\r\n")
+}

@@ -1,0 +1,226 @@
+// Package imapserver is buzon's IMAP server: IMAP4rev2 (RFC 9051) and
+// IMAP4rev1 (RFC 3501) on one listener, with its own command parser and
+// response writer over the store interfaces.
+//
+// Extensions: STARTTLS and LOGINDISABLED (RFC 9051), SASL-IR (RFC 4959),
+// AUTH=PLAIN (RFC 4616), AUTH=LOGIN, AUTH=SCRAM-SHA-256 (RFC 7677), IDLE
+// (RFC 2177), UIDPLUS (RFC 4315), MOVE (RFC 6851), NAMESPACE (RFC 2342),
+// ENABLE (RFC 5161), ID (RFC 2971), UNSELECT (RFC 3691), LITERAL+ (RFC
+// 7888), SPECIAL-USE and CREATE-SPECIAL-USE (RFC 6154), CHILDREN (RFC
+// 3348), LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819), STATUS=SIZE
+// (RFC 8438), ESEARCH (RFC 4731), SEARCHRES (RFC 5182), APPENDLIMIT (RFC
+// 7889), MULTIAPPEND (RFC 3502), BINARY (RFC 3516), UTF8=ACCEPT (RFC 6855),
+// CONDSTORE and QRESYNC (RFC 7162), QUOTA (RFC 9208) and COMPRESS=DEFLATE
+// (RFC 4978). Response codes follow RFC 5530.
+package imapserver
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/buzon-mail/buzon/internal/auth"
+	"github.com/buzon-mail/buzon/internal/config"
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// AppendFunc stores a message that a client appends: it reads exactly size
+// bytes from r (fewer only when it fails), parses the message and calls
+// sess.Append. Package delivery provides the one buzon uses.
+type AppendFunc func(ctx context.Context, sess store.Session, mailboxID int64, r io.Reader, size int64, flags store.Flags, date time.Time) (store.AppendResult, error)
+
+// Config configures a Server. Zero values get the defaults stated.
+type Config struct {
+	// Store holds the mail. Required.
+	Store store.Store
+	// Auth checks logins. Required.
+	Auth *auth.Authenticator
+	// Sessions bounds sessions per account; nil allows any number.
+	Sessions *auth.SessionLimiter
+	// TLS is used for STARTTLS and ServeTLS; nil offers no STARTTLS.
+	TLS *tls.Config
+	// Hostname is announced in the greeting. Default: "buzon".
+	Hostname string
+	// IMAP holds the timeouts. Zero durations get config.Default's.
+	IMAP config.IMAP
+	// Limits bound what one client can do. Zero fields get
+	// config.Default's.
+	Limits config.Limits
+	// AllowPlaintext allows LOGIN and plaintext SASL mechanisms without TLS
+	// from addresses other than loopback.
+	AllowPlaintext bool
+	// Logger receives one line per event; nil discards.
+	Logger *slog.Logger
+	// Append stores APPENDed messages. Required.
+	Append AppendFunc
+	// WriteTimeout is how long one write to a client may block before the
+	// connection is dropped. Default: 2 minutes.
+	WriteTimeout time.Duration
+}
+
+// Server serves IMAP on any number of listeners.
+type Server struct {
+	cfg  Config
+	log  *slog.Logger
+	done chan struct{} // closed by Shutdown
+
+	mu        sync.Mutex
+	closing   bool                      // guarded by mu
+	listeners map[net.Listener]struct{} // guarded by mu
+	conns     map[*conn]struct{}        // guarded by mu
+	drained   chan struct{}             // guarded by mu; closed when conns empties while closing
+	nextID    uint64                    // guarded by mu; connection numbers for logs
+}
+
+// New returns a Server for cfg, with defaults filled in.
+func New(cfg Config) *Server {
+	def := config.Default()
+	if cfg.Hostname == "" {
+		cfg.Hostname = "buzon"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.IMAP.IdleTimeout <= 0 {
+		cfg.IMAP.IdleTimeout = def.IMAP.IdleTimeout
+	}
+	if cfg.IMAP.LoginTimeout <= 0 {
+		cfg.IMAP.LoginTimeout = def.IMAP.LoginTimeout
+	}
+	l, d := &cfg.Limits, def.Limits
+	setDefault(&l.MaxLineLength, d.MaxLineLength)
+	setDefault(&l.MaxMessageSize, d.MaxMessageSize)
+	setDefault(&l.MaxLiteral, d.MaxLiteral)
+	setDefault(&l.MaxMailboxes, d.MaxMailboxes)
+	setDefault(&l.MaxMailboxNameLength, d.MaxMailboxNameLength)
+	setDefault(&l.CommandsPerSecond, d.CommandsPerSecond)
+	setDefault(&l.MaxOutputBacklog, d.MaxOutputBacklog)
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 2 * time.Minute
+	}
+	return &Server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		done:      make(chan struct{}),
+		listeners: map[net.Listener]struct{}{},
+		conns:     map[*conn]struct{}{},
+	}
+}
+
+func setDefault[T int | int64 | float64](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("imapserver: server closed")
+
+// Serve accepts plain connections (STARTTLS available when Config.TLS is
+// set) until Shutdown.
+func (s *Server) Serve(l net.Listener) error { return s.serve(l, false) }
+
+// ServeTLS accepts implicit-TLS connections (IMAPS) until Shutdown.
+func (s *Server) ServeTLS(l net.Listener) error {
+	if s.cfg.TLS == nil {
+		return errors.New("imapserver: ServeTLS without a TLS config")
+	}
+	return s.serve(l, true)
+}
+
+func (s *Server) serve(l net.Listener, implicitTLS bool) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+	var tempDelay time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			select {
+			case <-s.done:
+				return ErrServerClosed
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
+				time.Sleep(tempDelay)
+				continue
+			}
+			return fmt.Errorf("imapserver: accept: %w", err)
+		}
+		tempDelay = 0
+		c := s.newConn(nc, implicitTLS)
+		if c == nil {
+			nc.Close()
+			continue
+		}
+		go c.serve()
+	}
+}
+
+// Shutdown stops accepting connections, tells every session "* BYE" once
+// its current command is done, and waits for them to close until ctx ends,
+// when it closes the rest.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.closing {
+		s.closing = true
+		close(s.done)
+		for l := range s.listeners {
+			l.Close()
+		}
+		for c := range s.conns {
+			c.interruptLocked()
+		}
+	}
+	if s.drained == nil {
+		s.drained = make(chan struct{})
+		if len(s.conns) == 0 {
+			close(s.drained)
+		}
+	}
+	drained := s.drained
+	s.mu.Unlock()
+	select {
+	case <-drained:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		return ctx.Err()
+	}
+}
+
+// removeConn forgets a closed connection.
+func (s *Server) removeConn(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
+	if len(s.conns) == 0 && s.drained != nil {
+		select {
+		case <-s.drained:
+		default:
+			close(s.drained)
+		}
+	}
+}

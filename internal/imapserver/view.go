@@ -1,0 +1,382 @@
+package imapserver
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// selected is a session's view of its selected mailbox. Message sequence
+// numbers exist only here: message n is uids[n-1]. The view changes only
+// when the session reports a change to its client, so numbers stay what
+// the client believes they are (RFC 9051 7.5.1).
+type selected struct {
+	mb       store.Mailbox
+	readOnly bool // EXAMINE
+	// uids holds the UIDs the client knows, ascending, including messages
+	// expunged elsewhere and not yet reported.
+	uids []store.UID
+	// modSeq is the MODSEQ up to which changes were read from the store.
+	modSeq store.ModSeq
+	// pendingExpunge holds UIDs expunged in the store and still in uids,
+	// waiting for a moment when EXPUNGE may be sent. Ascending.
+	pendingExpunge []store.UID
+	// reported holds flag changes this session announced itself (STORE,
+	// FETCH setting \Seen), so the change feed does not repeat them.
+	reported map[store.UID]store.ModSeq
+}
+
+// seq returns the sequence number of uid, or 0 when it is not in the view.
+func (s *selected) seq(uid store.UID) uint32 {
+	i, ok := slices.BinarySearch(s.uids, uid)
+	if !ok {
+		return 0
+	}
+	return uint32(i + 1)
+}
+
+// lastUID is the highest UID in the view, or 0.
+func (s *selected) lastUID() store.UID {
+	if len(s.uids) == 0 {
+		return 0
+	}
+	return s.uids[len(s.uids)-1]
+}
+
+// xresolve turns a sequence set (or, for UID commands, a UID set) into the
+// UIDs of the view it names. For UID sets, numbers outside the view are
+// ignored (RFC 9051 6.4.9); for message numbers they are an error.
+func (c *conn) xresolve(set numSet, isUID bool) store.UIDSet {
+	sel := c.sel
+	if set.searchRes {
+		// RFC 5182 2.1: only what is still in the view.
+		var uids []store.UID
+		for _, u := range c.searchRes {
+			if sel.seq(u) > 0 {
+				uids = append(uids, u)
+			}
+		}
+		return store.UIDSetOf(uids...)
+	}
+	var ranges []store.UIDRange
+	if isUID {
+		last := sel.lastUID()
+		for _, r := range set.ranges {
+			first, end := store.UID(r.first), store.UID(r.last)
+			if r.first == 0 {
+				first = last
+			}
+			if r.last == 0 {
+				end = last
+			}
+			if first > end {
+				first, end = end, first
+			}
+			// Clip to the view: every stored UID between two UIDs of the
+			// view is in the view.
+			lo, _ := slices.BinarySearch(sel.uids, first)
+			hi, found := slices.BinarySearch(sel.uids, end)
+			if !found {
+				hi--
+			}
+			if lo <= hi && lo < len(sel.uids) && hi >= 0 {
+				ranges = append(ranges, store.UIDRange{Start: sel.uids[lo], Stop: sel.uids[hi]})
+			}
+		}
+		return store.NewUIDSet(ranges...)
+	}
+	n := uint32(len(sel.uids))
+	for _, r := range set.ranges {
+		first, last := r.first, r.last
+		if first == 0 {
+			first = n
+		}
+		if last == 0 {
+			last = n
+		}
+		if first > last {
+			first, last = last, first
+		}
+		if first == 0 {
+			continue // "*" in an empty mailbox
+		}
+		if last > n {
+			xsyntaxErrorf("message sequence number %d out of range", last)
+		}
+		ranges = append(ranges, store.UIDRange{Start: sel.uids[first-1], Stop: sel.uids[last-1]})
+	}
+	return store.NewUIDSet(ranges...)
+}
+
+// inView counts the view's UIDs in set.
+func (s *selected) inView(set store.UIDSet) int {
+	n := 0
+	for _, r := range set {
+		lo, _ := slices.BinarySearch(s.uids, r.Start)
+		hi, found := slices.BinarySearch(s.uids, r.Stop)
+		if found {
+			hi++
+		}
+		n += max(0, hi-lo)
+	}
+	return n
+}
+
+// RFC 9051 6.3.2, 6.3.3; RFC 7162 3.1.8 (CONDSTORE), 3.2.5 (QRESYNC)
+func (c *conn) cmdSelect(cmd *command) {
+	a := cmd.args.(*selectArgs)
+	if c.sel != nil {
+		c.unselect()
+		if c.rev2 || c.qresync {
+			c.w.str("* OK [CLOSED] previous mailbox closed\r\n") // RFC 9051 7.1
+		}
+	}
+	if a.qresync != nil && !c.qresync {
+		xsyntaxErrorf("QRESYNC is not enabled") // RFC 7162 3.2.5
+	}
+	if a.condstore {
+		c.condstore = true
+	}
+	name := c.xmailboxName(a.mailbox)
+	mb := c.xlookupMailbox(name)
+	st, err := c.sess.Status(c.ctx, mb.ID)
+	xcheckf(err, "status of %s", name)
+	sel := &selected{mb: mb, readOnly: cmd.name == "EXAMINE", modSeq: st.HighestModSeq, reported: map[store.UID]store.ModSeq{}}
+	var firstUnseen uint32
+	err = c.sess.Messages(c.ctx, mb.ID, store.AllUIDs(), store.FieldFlags, func(m *store.MessageInfo) error {
+		sel.uids = append(sel.uids, m.UID)
+		if firstUnseen == 0 && m.Flags.System&store.FlagSeen == 0 {
+			firstUnseen = uint32(len(sel.uids))
+		}
+		return nil
+	})
+	xcheckf(err, "read %s", name)
+	// Drain a notification that predates the view.
+	select {
+	case <-c.watcher.C():
+	default:
+	}
+
+	w := c.w
+	flags := append([]string{`\Answered`, `\Flagged`, `\Deleted`, `\Seen`, `\Draft`}, st.Keywords...)
+	w.str("* FLAGS (" + strings.Join(flags, " ") + ")\r\n")
+	if sel.readOnly {
+		w.str("* OK [PERMANENTFLAGS ()] read-only\r\n")
+	} else {
+		w.str("* OK [PERMANENTFLAGS (" + strings.Join(flags, " ") + ` \*)] flags permitted` + "\r\n")
+	}
+	w.str("* ")
+	w.num(uint64(len(sel.uids)))
+	w.str(" EXISTS\r\n")
+	if !c.rev2 {
+		w.str("* 0 RECENT\r\n")
+		if firstUnseen > 0 {
+			w.str("* OK [UNSEEN ")
+			w.num(uint64(firstUnseen))
+			w.str("] first unseen\r\n")
+		}
+	}
+	w.str("* OK [UIDVALIDITY ")
+	w.num(uint64(mb.UIDValidity))
+	w.str("] UIDs valid\r\n* OK [UIDNEXT ")
+	w.num(uint64(st.UIDNext))
+	w.str("] predicted next UID\r\n")
+	// RFC 7162 3.1.2.1
+	w.str("* OK [HIGHESTMODSEQ ")
+	w.num(uint64(max(st.HighestModSeq, 1)))
+	w.str("] highest\r\n")
+	if c.rev2 {
+		// RFC 9051 6.3.2: the mailbox's name as the server spells it.
+		w.str(`* LIST () "/" `)
+		c.writeMailbox(mb.Name)
+		w.str("\r\n")
+	}
+	c.sel, c.state = sel, stateSelected
+	if q := a.qresync; q != nil && q.uidValidity == mb.UIDValidity {
+		c.qresyncSelect(q)
+	}
+	if sel.readOnly {
+		c.ok("[READ-ONLY] EXAMINE completed")
+	} else {
+		c.ok("[READ-WRITE] SELECT completed")
+	}
+}
+
+// qresyncSelect reports what changed since the client's last session
+// (RFC 7162 3.2.5.1): VANISHED (EARLIER) for expunged UIDs, FETCH for
+// messages changed or added after the client's MODSEQ.
+func (c *conn) qresyncSelect(q *qresyncArgs) {
+	sel := c.sel
+	cs, err := c.sess.Changes(c.ctx, sel.mb.ID, store.ModSeq(q.modSeq))
+	xcheckf(err, "changes of %s", sel.mb.Name)
+	var known store.UIDSet
+	if q.knownUIDs != nil {
+		var rs []store.UIDRange
+		for _, r := range q.knownUIDs.ranges {
+			first, last := store.UID(r.first), store.UID(r.last)
+			if r.first == 0 || r.last == 0 {
+				first, last = min(max(first, 1), max(last, 1)), ^store.UID(0)
+			}
+			rs = append(rs, store.UIDRange{Start: first, Stop: last})
+		}
+		known = store.NewUIDSet(rs...)
+	}
+	var vanished []store.UID
+	for _, u := range cs.Expunged {
+		if known == nil || known.Contains(u) {
+			vanished = append(vanished, u)
+		}
+	}
+	if len(vanished) > 0 {
+		c.w.str("* VANISHED (EARLIER) " + store.UIDSetOf(vanished...).String() + "\r\n")
+	}
+	type change struct {
+		uid    store.UID
+		modSeq store.ModSeq
+		flags  store.Flags
+	}
+	var changes []change
+	for _, u := range cs.Updated {
+		changes = append(changes, change{u.UID, u.ModSeq, u.Flags})
+	}
+	for _, m := range cs.Added {
+		changes = append(changes, change{m.UID, m.ModSeq, m.Flags})
+	}
+	slices.SortFunc(changes, func(x, y change) int { return int(x.uid) - int(y.uid) })
+	for _, ch := range changes {
+		if seq := sel.seq(ch.uid); seq > 0 {
+			c.writeFlagsFetch(seq, ch.uid, ch.modSeq, ch.flags, true)
+		}
+	}
+}
+
+// writeFlagsFetch writes an unsolicited "* n FETCH (FLAGS ...)", with UID
+// and MODSEQ once CONDSTORE is on (RFC 7162 3.1.4, 3.2.4).
+func (c *conn) writeFlagsFetch(seq uint32, uid store.UID, modSeq store.ModSeq, flags store.Flags, withFlags bool) {
+	w := c.w
+	w.str("* ")
+	w.num(uint64(seq))
+	w.str(" FETCH (")
+	sep := ""
+	if withFlags {
+		w.str("FLAGS (" + strings.Join(flags.Names(), " ") + ")")
+		sep = " "
+	}
+	if c.condstore || c.qresync {
+		w.str(sep + "UID ")
+		w.num(uint64(uid))
+		w.str(" MODSEQ (")
+		w.num(uint64(modSeq))
+		w.str(")")
+	}
+	w.str(")\r\n")
+}
+
+// unselect leaves the selected state.
+func (c *conn) unselect() {
+	c.sel, c.state = nil, stateAuth
+	c.searchRes = nil // RFC 5182 2.1
+}
+
+// sync brings the view up to date with the store and tells the client,
+// when the store changed (the watcher fired) or when force is set. With
+// expungeOK false, expunges wait (RFC 9051 7.5.1).
+func (c *conn) sync(expungeOK, force bool) {
+	sel := c.sel
+	fired := false
+	select {
+	case <-c.watcher.C():
+		fired = true
+	default:
+	}
+	var added int
+	if fired || force {
+		cs, err := c.sess.Changes(c.ctx, sel.mb.ID, sel.modSeq)
+		xcheckf(err, "changes of %s", sel.mb.Name)
+		if cs.Gone {
+			// The mailbox was deleted or renamed elsewhere.
+			c.w.str("* BYE selected mailbox was deleted or renamed\r\n")
+			c.w.flush()
+			c.closing = true
+			return
+		}
+		for _, u := range cs.Expunged {
+			if sel.seq(u) > 0 {
+				if i, found := slices.BinarySearch(sel.pendingExpunge, u); !found {
+					sel.pendingExpunge = slices.Insert(sel.pendingExpunge, i, u)
+				}
+			}
+		}
+		for _, u := range cs.Updated {
+			seq := sel.seq(u.UID)
+			if seq == 0 || sel.reported[u.UID] >= u.ModSeq {
+				continue
+			}
+			if _, gone := slices.BinarySearch(sel.pendingExpunge, u.UID); gone {
+				continue
+			}
+			c.writeFlagsFetch(seq, u.UID, u.ModSeq, u.Flags, true)
+		}
+		last := sel.lastUID()
+		for _, m := range cs.Added {
+			if m.UID > last {
+				sel.uids = append(sel.uids, m.UID)
+				last = m.UID
+				added++
+			}
+		}
+		sel.modSeq = max(sel.modSeq, cs.HighestModSeq)
+		clear(sel.reported)
+	}
+	if expungeOK && len(sel.pendingExpunge) > 0 {
+		c.reportExpunged(sel.pendingExpunge)
+		sel.pendingExpunge = nil
+	}
+	if added > 0 {
+		c.w.str("* ")
+		c.w.num(uint64(len(sel.uids)))
+		c.w.str(" EXISTS\r\n")
+	}
+}
+
+// reportExpunged removes UIDs from the view and tells the client:
+// VANISHED with QRESYNC (RFC 7162 3.2.10), EXPUNGE otherwise (RFC 9051
+// 7.5.1). uids is ascending.
+func (c *conn) reportExpunged(uids []store.UID) {
+	sel := c.sel
+	keep := sel.uids[:0]
+	var gone []store.UID
+	j := 0
+	for _, u := range sel.uids {
+		for j < len(uids) && uids[j] < u {
+			j++
+		}
+		if j < len(uids) && uids[j] == u {
+			if !c.qresync {
+				// Each EXPUNGE renumbers the messages after it.
+				c.w.str("* ")
+				c.w.num(uint64(len(keep) + 1))
+				c.w.str(" EXPUNGE\r\n")
+			}
+			gone = append(gone, u)
+			continue
+		}
+		keep = append(keep, u)
+	}
+	sel.uids = keep
+	if c.qresync && len(gone) > 0 {
+		c.w.str("* VANISHED " + store.UIDSetOf(gone...).String() + "\r\n")
+	}
+	// Drop expunged UIDs from pending and the saved search result.
+	if len(c.searchRes) > 0 {
+		c.searchRes = slices.DeleteFunc(c.searchRes, func(u store.UID) bool {
+			_, found := slices.BinarySearch(gone, u)
+			return found
+		})
+	}
+	sel.pendingExpunge = slices.DeleteFunc(sel.pendingExpunge, func(u store.UID) bool {
+		_, found := slices.BinarySearch(gone, u)
+		return found
+	})
+}
