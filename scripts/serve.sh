@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# serve.sh - build buzon as one static binary and run it on its embedded
+# default: data in ./buzon-data, a self-signed certificate, listeners on
+# loopback, and on first start an account whose password it prints once.
+# Extra arguments go to `buzon serve` (e.g. --data /srv/mail --imap off).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v go >/dev/null || { echo "serve.sh: Go 1.26 is needed (https://go.dev/dl/)" >&2; exit 1; }
+mkdir -p bin
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(git describe --always --dirty 2>/dev/null || echo dev)" -o bin/buzon ./cmd/buzon
+exec bin/buzon serve "$@"

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# test.sh - the whole buzon test suite, from a fresh clone on Debian.
+#
+# Installs what the tests need (scripts/deps.sh), checks formatting and
+# lint, runs every Go test with the race detector (real clients: Python's
+# imaplib/poplib/smtplib, curl, mbsync, fetchmail, mpop; PostgreSQL in a
+# throwaway cluster; the crash loop), and runs each fuzz target briefly.
+#
+#   FUZZTIME=10s   how long each fuzz target runs (0 to skip)
+#   CRASH_KILLS=50 SIGKILLs in the crash-safety loop
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh
+
+gobin=$(go env GOPATH)/bin
+echo "== gofmt, go vet, staticcheck"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+go vet ./...
+"$gobin/staticcheck" ./...
+
+echo "== go test -race"
+go test -race -count=1 -timeout 20m ./...
+
+fuzztime=${FUZZTIME:-10s}
+if [ "$fuzztime" != "0" ]; then
+	echo "== fuzz ($fuzztime each)"
+	# Every Fuzz function in the module, found from the source.
+	git grep -l '^func Fuzz' -- '*_test.go' | while read -r file; do
+		pkg=./$(dirname "$file")
+		for target in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$file" | cut -d' ' -f2); do
+			echo "-- $pkg $target"
+			go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg" >/tmp/buzon-fuzz.log 2>&1 ||
+				{ cat /tmp/buzon-fuzz.log; exit 1; }
+		done
+	done
+fi
+echo "== all tests passed"
