@@ -1,0 +1,24 @@
+package postgres
+
+import (
+	"log/slog"
+	"testing"
+)
+
+// openTest opens a Store on dsn for a test, logging through the test.
+func openTest(t testing.TB, dsn string) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), Config{DSN: dsn, Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+// testWriter writes log lines to the test's log.
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}

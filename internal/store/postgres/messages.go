@@ -1,0 +1,708 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// chunkSize is the size of a body_chunks row; see the package documentation.
+const chunkSize = 1 << 20
+
+// bodyReadError is a failure to read the body being appended, from the
+// caller's reader: the caller's problem, not the database's.
+type bodyReadError struct{ err error }
+
+func (e *bodyReadError) Error() string { return "read message body: " + e.err.Error() }
+func (e *bodyReadError) Unwrap() error { return e.err }
+
+// validFlags checks flags given by a caller.
+func validFlags(f store.Flags) error {
+	if f.System&^(store.FlagSeen|store.FlagAnswered|store.FlagFlagged|store.FlagDeleted|store.FlagDraft) != 0 {
+		return fmt.Errorf("%w: unknown system flags %#x", store.ErrInvalidFlag, uint8(f.System))
+	}
+	for _, k := range f.Keywords {
+		if !store.ValidKeyword(k) {
+			return fmt.Errorf("%w: %q", store.ErrInvalidFlag, k)
+		}
+	}
+	return nil
+}
+
+// uidRanges turns a UID set into the two arrays the queries unnest.
+func uidRanges(set store.UIDSet) (starts, stops []int64) {
+	for _, r := range set {
+		starts = append(starts, int64(r.Start))
+		stops = append(stops, int64(r.Stop))
+	}
+	return starts, stops
+}
+
+// Append implements store.Session. The body is written first, streaming,
+// without the account's lock; the lock is then taken for the quota check,
+// the UID and the MODSEQ, and the whole commits as one transaction.
+func (ss *session) Append(ctx context.Context, mailboxID int64, msg *store.NewMessage) (store.AppendResult, error) {
+	if msg.Size < 0 {
+		return store.AppendResult{}, fmt.Errorf("append: negative size %d", msg.Size)
+	}
+	if err := validFlags(msg.Flags); err != nil {
+		return store.AppendResult{}, fmt.Errorf("append: %w", err)
+	}
+	date := msg.InternalDate
+	if date.IsZero() {
+		date = time.Now()
+	}
+	date = date.UTC().Truncate(time.Microsecond)
+	var res store.AppendResult
+	err := ss.s.write(ctx, ss.id, func(w *wtx) error {
+		// Fail early, before reading a large body, when the append cannot
+		// succeed; the check that counts comes under the lock.
+		if err := w.precheck(mailboxID, msg.Size); err != nil {
+			return err
+		}
+		bodyID, err := w.insertBody(msg.Body, msg.Size)
+		if err != nil {
+			return err
+		}
+		if err := w.lock(); err != nil {
+			return err
+		}
+		if err := w.charge(msg.Size, 1); err != nil {
+			return err
+		}
+		uid, uv, err := w.allocUIDs(mailboxID, 1)
+		if err != nil {
+			return err
+		}
+		ms := w.nextModSeq(mailboxID)
+		res = store.AppendResult{UIDValidity: uv, UID: uid, ModSeq: ms}
+		_, err = w.tx.Exec(w.ctx, `INSERT INTO messages (mailbox_id, uid, body_id, modseq, created_modseq, flags, keywords, internal_date, size, structure)
+			VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9)`,
+			mailboxID, int64(uid), bodyID, int64(ms), int16(msg.Flags.System), joinKeywords(msg.Flags.Keywords), date, msg.Size, nonNil(msg.Structure))
+		return err
+	})
+	if err != nil {
+		return store.AppendResult{}, fmt.Errorf("append to mailbox %d: %w", mailboxID, err)
+	}
+	return res, nil
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// precheck fails if the account or mailbox does not exist or the account
+// is already too full for size more bytes. It takes no lock.
+func (w *wtx) precheck(mailboxID, size int64) error {
+	var maxBytes, maxMsgs, bytes, msgs int64
+	var ok bool
+	err := w.tx.QueryRow(w.ctx, `SELECT a.max_bytes, a.max_messages, st.bytes, st.messages,
+			EXISTS (SELECT 1 FROM mailboxes WHERE id = $2 AND account_id = $1)
+		FROM accounts a JOIN account_state st ON st.account_id = a.id WHERE a.id = $1 AND a.import_state <> 1`,
+		w.account, mailboxID).Scan(&maxBytes, &maxMsgs, &bytes, &msgs, &ok)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("%w: id %d", store.ErrNoAccount, w.account)
+	case err != nil:
+		return err
+	case !ok:
+		return fmt.Errorf("%w: id %d", store.ErrNoMailbox, mailboxID)
+	case maxBytes > 0 && bytes+size > maxBytes, maxMsgs > 0 && msgs+1 > maxMsgs:
+		return fmt.Errorf("%w: %d of %d bytes, %d of %d messages used", store.ErrOverQuota, bytes, maxBytes, msgs, maxMsgs)
+	}
+	return nil
+}
+
+// insertBody writes exactly size bytes from r as a new body, one chunk at
+// a time, so that only one chunk is in memory.
+func (w *wtx) insertBody(r io.Reader, size int64) (int64, error) {
+	var id int64
+	if err := w.tx.QueryRow(w.ctx, `INSERT INTO bodies (account_id, size) VALUES ($1, $2) RETURNING id`,
+		w.account, size).Scan(&id); err != nil {
+		return 0, err
+	}
+	buf := make([]byte, min(size, chunkSize))
+	for seq, off := 0, int64(0); off < size; seq++ {
+		n := min(chunkSize, size-off)
+		if _, err := io.ReadFull(r, buf[:n]); err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return 0, &bodyReadError{fmt.Errorf("body ends before its size, %d bytes", size)}
+			}
+			return 0, &bodyReadError{err}
+		}
+		if _, err := w.tx.Exec(w.ctx, `INSERT INTO body_chunks (body_id, seq, data) VALUES ($1, $2, $3)`, id, seq, buf[:n]); err != nil {
+			return 0, err
+		}
+		off += n
+	}
+	return id, nil
+}
+
+// allocUIDs takes n UIDs from the mailbox's uidnext. Under the account's
+// lock the row's update is serialized with every other writer's, so UIDs
+// ascend in commit order and none is handed out twice.
+func (w *wtx) allocUIDs(mailboxID int64, n int) (first store.UID, uidValidity uint32, err error) {
+	var f, uv int64
+	err = w.tx.QueryRow(w.ctx, `UPDATE mailboxes SET uidnext = uidnext + $3 WHERE id = $1 AND account_id = $2
+		RETURNING uidnext - $3, uidvalidity`, mailboxID, w.account, n).Scan(&f, &uv)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, 0, fmt.Errorf("%w: id %d", store.ErrNoMailbox, mailboxID)
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	if f+int64(n)-1 > math.MaxUint32 {
+		return 0, 0, fmt.Errorf("%w: mailbox %d has no UIDs left", store.ErrLimit, mailboxID)
+	}
+	return store.UID(f), uint32(uv), nil
+}
+
+// mailbox checks that the mailbox is the account's and returns its
+// UIDVALIDITY.
+func (w *wtx) mailbox(id int64) (uint32, error) {
+	var uv int64
+	err := w.tx.QueryRow(w.ctx, `SELECT uidvalidity FROM mailboxes WHERE id = $1 AND account_id = $2`, id, w.account).Scan(&uv)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("%w: id %d", store.ErrNoMailbox, id)
+	}
+	return uint32(uv), err
+}
+
+// pageSize is how many messages Messages reads per query; with structures,
+// fewer.
+const pageSize, structPageSize = 1000, 200
+
+// Messages implements store.Session. Each page is one query in no
+// transaction, so fn runs with nothing held; a page sees the mailbox as it
+// is when read.
+func (ss *session) Messages(ctx context.Context, mailboxID int64, uids store.UIDSet, fields store.Field, fn func(*store.MessageInfo) error) error {
+	var ok bool
+	if err := ss.s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM mailboxes WHERE id = $1 AND account_id = $2)`,
+		mailboxID, ss.id).Scan(&ok); err != nil {
+		return fmt.Errorf("messages of mailbox %d: %w", mailboxID, mapErr(err))
+	}
+	if !ok {
+		return fmt.Errorf("messages of mailbox %d: %w", mailboxID, store.ErrNoMailbox)
+	}
+	limit := pageSize
+	if fields&store.FieldStructure != 0 {
+		limit = structPageSize
+	}
+	starts, stops := uidRanges(uids)
+	var after int64
+	page := make([]store.MessageInfo, 0, limit)
+	for {
+		page = page[:0]
+		rows, err := ss.s.pool.Query(ctx, `SELECT m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size,
+				CASE WHEN $5 THEN m.structure END, m.retrieved
+			FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
+			JOIN messages m ON m.mailbox_id = $1 AND m.uid BETWEEN greatest(r.lo, $4 + 1) AND r.hi
+			WHERE m.mailbox_id IN (SELECT id FROM mailboxes WHERE id = $1 AND account_id = $7)
+			ORDER BY m.uid LIMIT $6`,
+			mailboxID, starts, stops, after, fields&store.FieldStructure != 0, limit, ss.id)
+		if err == nil {
+			page, err = pgx.AppendRows(page, rows, func(r pgx.CollectableRow) (store.MessageInfo, error) {
+				var m store.MessageInfo
+				err := scanMessage(r, &m)
+				return m, err
+			})
+		}
+		if err != nil {
+			return fmt.Errorf("messages of mailbox %d: %w", mailboxID, mapErr(err))
+		}
+		for i := range page {
+			if err := fn(&page[i]); err != nil {
+				return err
+			}
+		}
+		if len(page) < limit {
+			return nil
+		}
+		after = int64(page[len(page)-1].UID)
+	}
+}
+
+// scanMessage reads uid, modseq, flags, keywords, internal_date, size,
+// structure, retrieved.
+func scanMessage(r pgx.Row, m *store.MessageInfo) error {
+	var uid, modseq int64
+	var flags int16
+	var keywords string
+	var retrieved *time.Time
+	if err := r.Scan(&uid, &modseq, &flags, &keywords, &m.InternalDate, &m.Size, &m.Structure, &retrieved); err != nil {
+		return err
+	}
+	m.UID, m.ModSeq = store.UID(uid), store.ModSeq(modseq)
+	m.Flags = store.Flags{System: store.SystemFlags(flags), Keywords: splitKeywords(keywords)}
+	m.InternalDate = m.InternalDate.UTC()
+	if retrieved != nil {
+		m.Retrieved = retrieved.UTC()
+	}
+	return nil
+}
+
+// OpenBody implements store.Session. A body of one chunk (up to 1 MiB, so
+// most mail) is read at once, and stays readable if the message is
+// expunged while open; a larger one is read chunk by chunk as ReadAt asks,
+// and reads fail with store.ErrNoMessage once the message is expunged.
+func (ss *session) OpenBody(ctx context.Context, mailboxID int64, uid store.UID) (store.Body, error) {
+	b := &body{s: ss.s, ctx: context.WithoutCancel(ctx)}
+	err := ss.s.pool.QueryRow(ctx, `SELECT m.body_id, m.size,
+			CASE WHEN m.size <= $4 THEN (SELECT data FROM body_chunks c WHERE c.body_id = m.body_id AND c.seq = 0) END
+		FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
+		WHERE m.mailbox_id = $1 AND m.uid = $2 AND b.account_id = $3`,
+		mailboxID, int64(uid), ss.id, chunkSize).Scan(&b.id, &b.size, &b.data)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("open body of message %d in mailbox %d: %w", uid, mailboxID, store.ErrNoMessage)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open body of message %d in mailbox %d: %w", uid, mailboxID, mapErr(err))
+	}
+	if b.size <= chunkSize && b.data == nil {
+		b.data = []byte{}
+	}
+	return b, nil
+}
+
+// body implements store.Body.
+type body struct {
+	s    *Store
+	ctx  context.Context // the opener's values, without its cancellation
+	id   int64
+	size int64
+	data []byte // the whole body when it is one chunk, else nil
+}
+
+// Size implements store.Body.
+func (b *body) Size() int64 { return b.size }
+
+// Close implements store.Body.
+func (b *body) Close() error { return nil }
+
+// ReadAt implements io.ReaderAt.
+func (b *body) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("read body: negative offset %d", off)
+	}
+	if off >= b.size {
+		return 0, io.EOF
+	}
+	want := min(int64(len(p)), b.size-off)
+	if b.data != nil {
+		n := copy(p[:want], b.data[off:])
+		if int64(n) < int64(len(p)) {
+			return n, io.EOF
+		}
+		return n, nil
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, b.s.cfg.BodyTimeout)
+	defer cancel()
+	var done int64
+	for done < want {
+		pos := off + done
+		seq, in := pos/chunkSize, pos%chunkSize
+		n := min(want-done, chunkSize-in)
+		var chunk []byte
+		err := b.s.pool.QueryRow(ctx, `SELECT substring(data FROM $3 FOR $4) FROM body_chunks WHERE body_id = $1 AND seq = $2`,
+			b.id, seq, in+1, n).Scan(&chunk)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return int(done), fmt.Errorf("read body: %w", store.ErrNoMessage)
+		}
+		if err != nil {
+			return int(done), fmt.Errorf("read body: %w", mapErr(err))
+		}
+		if int64(len(chunk)) != n {
+			return int(done), fmt.Errorf("read body %d: chunk %d is short", b.id, seq)
+		}
+		copy(p[done:], chunk)
+		done += n
+	}
+	if done < int64(len(p)) {
+		return int(done), io.EOF
+	}
+	return int(done), nil
+}
+
+// flagRow is a message's flags as stored.
+type flagRow struct {
+	uid    int64
+	modseq int64
+	flags  store.Flags
+}
+
+// StoreFlags implements store.Session (RFC 9051 6.4.6, RFC 7162 3.1.3).
+// Each message whose flags change gets its own MODSEQ, in UID order.
+func (ss *session) StoreFlags(ctx context.Context, mailboxID int64, uids store.UIDSet, op store.FlagOp, flags store.Flags, unchangedSince store.ModSeq) (updated []store.FlagUpdate, failed []store.UID, err error) {
+	if err := validFlags(flags); err != nil {
+		return nil, nil, fmt.Errorf("store flags: %w", err)
+	}
+	err = ss.s.write(ctx, ss.id, func(w *wtx) error {
+		updated, failed = nil, nil
+		if err := w.lock(); err != nil {
+			return err
+		}
+		if _, err := w.mailbox(mailboxID); err != nil {
+			return err
+		}
+		starts, stops := uidRanges(uids)
+		rows, err := w.tx.Query(w.ctx, `SELECT m.uid, m.modseq, m.flags, m.keywords
+			FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
+			JOIN messages m ON m.mailbox_id = $1 AND m.uid BETWEEN r.lo AND r.hi ORDER BY m.uid`, mailboxID, starts, stops)
+		if err != nil {
+			return err
+		}
+		cur, err := pgx.CollectRows(rows, scanFlagRow)
+		if err != nil {
+			return err
+		}
+		var us, ms []int64
+		var fs []int16
+		var ks []string
+		for _, r := range cur {
+			if unchangedSince > 0 && store.ModSeq(r.modseq) > unchangedSince {
+				failed = append(failed, store.UID(r.uid))
+				continue
+			}
+			nf := r.flags.Apply(op, flags)
+			if nf.Equal(r.flags) {
+				continue
+			}
+			m := w.nextModSeq(mailboxID)
+			updated = append(updated, store.FlagUpdate{UID: store.UID(r.uid), ModSeq: m, Flags: nf})
+			us, ms = append(us, r.uid), append(ms, int64(m))
+			fs, ks = append(fs, int16(nf.System)), append(ks, joinKeywords(nf.Keywords))
+		}
+		if len(us) == 0 {
+			return nil
+		}
+		_, err = w.tx.Exec(w.ctx, `UPDATE messages m SET flags = v.f, keywords = v.k, modseq = v.ms
+			FROM unnest($2::bigint[], $3::smallint[], $4::text[], $5::bigint[]) AS v(uid, f, k, ms)
+			WHERE m.mailbox_id = $1 AND m.uid = v.uid`, mailboxID, us, fs, ks, ms)
+		return err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("store flags in mailbox %d: %w", mailboxID, err)
+	}
+	return updated, failed, nil
+}
+
+func scanFlagRow(r pgx.CollectableRow) (flagRow, error) {
+	var f flagRow
+	var sys int16
+	var kw string
+	err := r.Scan(&f.uid, &f.modseq, &sys, &kw)
+	f.flags = store.Flags{System: store.SystemFlags(sys), Keywords: splitKeywords(kw)}
+	return f, err
+}
+
+// gone is a message being removed from a mailbox.
+type gone struct {
+	uid, size, body int64
+}
+
+func scanGone(r pgx.CollectableRow) (gone, error) {
+	var g gone
+	err := r.Scan(&g.uid, &g.size, &g.body)
+	return g, err
+}
+
+// remove deletes messages from a mailbox, leaving tombstones with new
+// MODSEQs. With credit, their sizes leave the quota usage and bodies no
+// longer used go (expunge); without, the messages live on elsewhere (move).
+func (w *wtx) remove(mailboxID int64, msgs []gone, credit bool) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	uids := make([]int64, len(msgs))
+	mss := make([]int64, len(msgs))
+	bodies := make([]int64, len(msgs))
+	var bytes int64
+	for i, g := range msgs {
+		uids[i], bodies[i] = g.uid, g.body
+		mss[i] = int64(w.nextModSeq(mailboxID))
+		bytes += g.size
+	}
+	if _, err := w.tx.Exec(w.ctx, `DELETE FROM messages WHERE mailbox_id = $1 AND uid = ANY($2)`, mailboxID, uids); err != nil {
+		return err
+	}
+	if _, err := w.tx.Exec(w.ctx, `INSERT INTO tombstones (mailbox_id, uid, modseq)
+		SELECT $1, u, ms FROM unnest($2::bigint[], $3::bigint[]) AS v(u, ms)
+		ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq`, mailboxID, uids, mss); err != nil {
+		return err
+	}
+	if !credit {
+		return nil
+	}
+	if err := w.charge(-bytes, -int64(len(msgs))); err != nil {
+		return err
+	}
+	return w.dropBodies(bodies)
+}
+
+// Expunge implements store.Session.
+func (ss *session) Expunge(ctx context.Context, mailboxID int64, uids store.UIDSet, onlyDeleted bool) ([]store.UID, error) {
+	var out []store.UID
+	err := ss.s.write(ctx, ss.id, func(w *wtx) error {
+		if err := w.lock(); err != nil {
+			return err
+		}
+		if _, err := w.mailbox(mailboxID); err != nil {
+			return err
+		}
+		starts, stops := uidRanges(uids)
+		rows, err := w.tx.Query(w.ctx, `SELECT m.uid, m.size, m.body_id
+			FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
+			JOIN messages m ON m.mailbox_id = $1 AND m.uid BETWEEN r.lo AND r.hi
+			WHERE NOT $4 OR m.flags & $5 <> 0 ORDER BY m.uid`, mailboxID, starts, stops, onlyDeleted, int16(store.FlagDeleted))
+		if err != nil {
+			return err
+		}
+		msgs, err := pgx.CollectRows(rows, scanGone)
+		if err != nil {
+			return err
+		}
+		out = uidsOf(msgs)
+		return w.remove(mailboxID, msgs, true)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("expunge in mailbox %d: %w", mailboxID, err)
+	}
+	return out, nil
+}
+
+func uidsOf(msgs []gone) []store.UID {
+	if len(msgs) == 0 {
+		return nil
+	}
+	out := make([]store.UID, len(msgs))
+	for i, g := range msgs {
+		out[i] = store.UID(g.uid)
+	}
+	return out
+}
+
+// Copy implements store.Session. The copies share their originals' bodies.
+func (ss *session) Copy(ctx context.Context, fromMailboxID int64, uids store.UIDSet, toMailboxID int64) (store.CopyResult, error) {
+	var res store.CopyResult
+	err := ss.s.write(ctx, ss.id, func(w *wtx) error {
+		if err := w.lock(); err != nil {
+			return err
+		}
+		var err error
+		res, err = w.copy(fromMailboxID, uids, toMailboxID, false)
+		return err
+	})
+	if err != nil {
+		return store.CopyResult{}, fmt.Errorf("copy from mailbox %d to %d: %w", fromMailboxID, toMailboxID, err)
+	}
+	return res, nil
+}
+
+// Move implements store.Session (RFC 6851): the copy and the expunge are
+// one transaction.
+func (ss *session) Move(ctx context.Context, fromMailboxID int64, uids store.UIDSet, toMailboxID int64) (store.CopyResult, error) {
+	var res store.CopyResult
+	err := ss.s.write(ctx, ss.id, func(w *wtx) error {
+		if err := w.lock(); err != nil {
+			return err
+		}
+		var err error
+		res, err = w.copy(fromMailboxID, uids, toMailboxID, true)
+		return err
+	})
+	if err != nil {
+		return store.CopyResult{}, fmt.Errorf("move from mailbox %d to %d: %w", fromMailboxID, toMailboxID, err)
+	}
+	return res, nil
+}
+
+// copy copies (or, with move, moves) messages between two of the account's
+// mailboxes under w's lock, keeping flags and internal dates. A move
+// changes no quota usage and needs none.
+func (w *wtx) copy(from int64, uids store.UIDSet, to int64, move bool) (store.CopyResult, error) {
+	if _, err := w.mailbox(from); err != nil {
+		return store.CopyResult{}, err
+	}
+	uv, err := w.mailbox(to)
+	if err != nil {
+		return store.CopyResult{}, err
+	}
+	res := store.CopyResult{UIDValidity: uv}
+	starts, stops := uidRanges(uids)
+	rows, err := w.tx.Query(w.ctx, `SELECT m.uid, m.size, m.body_id
+		FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
+		JOIN messages m ON m.mailbox_id = $1 AND m.uid BETWEEN r.lo AND r.hi ORDER BY m.uid`, from, starts, stops)
+	if err != nil {
+		return res, err
+	}
+	msgs, err := pgx.CollectRows(rows, scanGone)
+	if err != nil || len(msgs) == 0 {
+		return res, err
+	}
+	if !move {
+		var bytes int64
+		for _, g := range msgs {
+			bytes += g.size
+		}
+		if err := w.charge(bytes, int64(len(msgs))); err != nil {
+			return res, err
+		}
+	}
+	first, _, err := w.allocUIDs(to, len(msgs))
+	if err != nil {
+		return res, err
+	}
+	src := make([]int64, len(msgs))
+	dst := make([]int64, len(msgs))
+	mss := make([]int64, len(msgs))
+	for i, g := range msgs {
+		src[i], dst[i] = g.uid, int64(first)+int64(i)
+		mss[i] = int64(w.nextModSeq(to))
+		res.Source = append(res.Source, store.UID(g.uid))
+		res.Dest = append(res.Dest, store.UID(dst[i]))
+	}
+	if _, err := w.tx.Exec(w.ctx, `INSERT INTO messages (mailbox_id, uid, body_id, modseq, created_modseq, flags, keywords, internal_date, size, structure)
+		SELECT $2, v.dst, m.body_id, v.ms, v.ms, m.flags, m.keywords, m.internal_date, m.size, m.structure
+		FROM unnest($3::bigint[], $4::bigint[], $5::bigint[]) AS v(src, dst, ms)
+		JOIN messages m ON m.mailbox_id = $1 AND m.uid = v.src`, from, to, src, dst, mss); err != nil {
+		return res, err
+	}
+	if move {
+		return res, w.remove(from, msgs, false)
+	}
+	return res, nil
+}
+
+// Changes implements store.Session. One snapshot serves every part of the
+// answer, and MODSEQs commit in order (see the package documentation), so
+// a caller that asks again from HighestModSeq misses nothing.
+func (ss *session) Changes(ctx context.Context, mailboxID int64, sinceModSeq store.ModSeq) (*store.ChangeSet, error) {
+	cs := &store.ChangeSet{}
+	err := ss.s.read(ctx, func(tx pgx.Tx) error {
+		var uidnext, hms int64
+		err := tx.QueryRow(ctx, `SELECT uidnext, highest_modseq FROM mailboxes WHERE id = $1 AND account_id = $2`,
+			mailboxID, ss.id).Scan(&uidnext, &hms)
+		if errors.Is(err, pgx.ErrNoRows) {
+			cs.Gone = true
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		cs.UIDNext, cs.HighestModSeq = store.UID(uidnext), store.ModSeq(hms)
+		var added bool
+		var m store.MessageInfo
+		rows, err := tx.Query(ctx, `SELECT uid, modseq, flags, keywords, internal_date, size, created_modseq > $2
+			FROM messages WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid`, mailboxID, int64(sinceModSeq))
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var uid, modseq int64
+			var flags int16
+			var kw string
+			m = store.MessageInfo{}
+			if err := rows.Scan(&uid, &modseq, &flags, &kw, &m.InternalDate, &m.Size, &added); err != nil {
+				rows.Close()
+				return err
+			}
+			m.UID, m.ModSeq = store.UID(uid), store.ModSeq(modseq)
+			m.Flags = store.Flags{System: store.SystemFlags(flags), Keywords: splitKeywords(kw)}
+			m.InternalDate = m.InternalDate.UTC()
+			if added {
+				cs.Added = append(cs.Added, m)
+			} else {
+				cs.Updated = append(cs.Updated, store.FlagUpdate{UID: m.UID, ModSeq: m.ModSeq, Flags: m.Flags})
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `SELECT uid FROM tombstones WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid`,
+			mailboxID, int64(sinceModSeq))
+		if err != nil {
+			return err
+		}
+		exp, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		for _, u := range exp {
+			cs.Expunged = append(cs.Expunged, store.UID(u))
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("changes in mailbox %d: %w", mailboxID, err)
+	}
+	return cs, nil
+}
+
+// MarkRetrieved implements store.Session.
+func (ss *session) MarkRetrieved(ctx context.Context, mailboxID int64, uid store.UID, at time.Time) error {
+	err := ss.s.write(ctx, ss.id, func(w *wtx) error {
+		if err := w.lock(); err != nil {
+			return err
+		}
+		if _, err := w.mailbox(mailboxID); err != nil {
+			return err
+		}
+		var flags int16
+		err := w.tx.QueryRow(w.ctx, `SELECT flags FROM messages WHERE mailbox_id = $1 AND uid = $2`, mailboxID, int64(uid)).Scan(&flags)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: uid %d", store.ErrNoMessage, uid)
+		}
+		if err != nil {
+			return err
+		}
+		if store.SystemFlags(flags)&store.FlagSeen == 0 {
+			ms := w.nextModSeq(mailboxID)
+			if _, err := w.tx.Exec(w.ctx, `UPDATE messages SET flags = flags | $3, modseq = $4 WHERE mailbox_id = $1 AND uid = $2`,
+				mailboxID, int64(uid), int16(store.FlagSeen), int64(ms)); err != nil {
+				return err
+			}
+		}
+		_, err = w.tx.Exec(w.ctx, `UPDATE messages SET retrieved = $3 WHERE mailbox_id = $1 AND uid = $2 AND retrieved IS NULL`,
+			mailboxID, int64(uid), at.UTC())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("mark message %d of mailbox %d retrieved: %w", uid, mailboxID, err)
+	}
+	return nil
+}
+
+// ExpireRetrieved implements store.Session.
+func (ss *session) ExpireRetrieved(ctx context.Context, mailboxID int64, before time.Time) ([]store.UID, error) {
+	var out []store.UID
+	err := ss.s.write(ctx, ss.id, func(w *wtx) error {
+		if err := w.lock(); err != nil {
+			return err
+		}
+		if _, err := w.mailbox(mailboxID); err != nil {
+			return err
+		}
+		rows, err := w.tx.Query(w.ctx, `SELECT uid, size, body_id FROM messages WHERE mailbox_id = $1 AND retrieved < $2 ORDER BY uid`,
+			mailboxID, before.UTC())
+		if err != nil {
+			return err
+		}
+		msgs, err := pgx.CollectRows(rows, scanGone)
+		if err != nil {
+			return err
+		}
+		out = uidsOf(msgs)
+		return w.remove(mailboxID, msgs, true)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("expire retrieved messages of mailbox %d: %w", mailboxID, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,362 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// Config configures a Store. Zero values mean the defaults stated.
+type Config struct {
+	// DSN is the PostgreSQL connection string, as a URL
+	// ("postgres://user@host/db") or key=value pairs; libpq's environment
+	// variables (PGHOST, PGPASSWORD, …) fill in what it leaves out.
+	// Required.
+	DSN string
+	// Logger receives problems the store works around (a lost notification
+	// connection). Default: discard.
+	Logger *slog.Logger
+	// MaxConns is the most connections the Store's pool opens, besides one
+	// for notifications and one for locks. Default 16.
+	MaxConns int32
+	// MaxMailboxes is the most mailboxes per account (store.ErrLimit).
+	// Default 10000.
+	MaxMailboxes int
+	// ReconnectMax is the longest wait between attempts to reconnect the
+	// notification connection; waits start at 100ms and double.
+	// Default 5s.
+	ReconnectMax time.Duration
+	// BodyTimeout bounds each read of a message body through Body.ReadAt,
+	// which has no context of its own. Default 1m.
+	BodyTimeout time.Duration
+}
+
+// DefaultConfig returns the configuration with every default filled in and
+// DSN empty.
+func DefaultConfig() Config {
+	return Config{
+		MaxConns:     16,
+		MaxMailboxes: 10000,
+		ReconnectMax: 5 * time.Second,
+		BodyTimeout:  time.Minute,
+	}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = d.MaxConns
+	}
+	if c.MaxMailboxes <= 0 {
+		c.MaxMailboxes = d.MaxMailboxes
+	}
+	if c.ReconnectMax <= 0 {
+		c.ReconnectMax = d.ReconnectMax
+	}
+	if c.BodyTimeout <= 0 {
+		c.BodyTimeout = d.BodyTimeout
+	}
+	return c
+}
+
+// Store is the PostgreSQL store. Create one with Open.
+type Store struct {
+	cfg  Config
+	log  *slog.Logger
+	pool *pgxpool.Pool
+	// connCfg configures the connections outside the pool: the listener's
+	// and the locker's.
+	connCfg *pgx.ConnConfig
+
+	hub   *hub
+	locks *locker
+
+	stopListen context.CancelFunc
+	listenDone chan struct{} // closed when the listener has stopped
+
+	closeOnce sync.Once
+}
+
+var (
+	_ store.Store    = (*Store)(nil)
+	_ store.Importer = (*Store)(nil)
+)
+
+// Open connects to the database, brings its schema up to date (Migrate) and
+// starts listening for change notifications.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	cfg = cfg.withDefaults()
+	if cfg.DSN == "" {
+		return nil, errors.New("postgres store: no DSN configured")
+	}
+	pcfg, err := pgxpool.ParseConfig(cfg.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: %w", err)
+	}
+	pcfg.MaxConns = cfg.MaxConns
+	s := &Store{
+		cfg:        cfg,
+		log:        cfg.Logger,
+		connCfg:    pcfg.ConnConfig.Copy(),
+		hub:        newHub(),
+		listenDone: make(chan struct{}),
+	}
+	s.locks = &locker{s: s, held: map[int64]struct{}{}}
+	if s.pool, err = pgxpool.NewWithConfig(ctx, pcfg); err != nil {
+		return nil, fmt.Errorf("postgres store: %w", err)
+	}
+	err = s.pool.AcquireFunc(ctx, func(c *pgxpool.Conn) error { return migrate(ctx, c.Conn()) })
+	var ln *pgx.Conn
+	if err == nil {
+		ln, err = s.listenConn(ctx)
+	}
+	if err != nil {
+		s.pool.Close()
+		return nil, fmt.Errorf("postgres store: %w", mapErr(err))
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	s.stopListen = cancel
+	go s.listen(lctx, ln)
+	return s, nil
+}
+
+// Close stops the notification listener, releases every lock still held
+// and closes the connections. Sessions must be closed first. Close may be
+// called more than once.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.stopListen()
+		<-s.listenDone
+		s.locks.close()
+		s.pool.Close()
+	})
+	return nil
+}
+
+// mapErr wraps err with the store error it means, if any: the database is
+// unreachable (store.ErrUnavailable) or full (store.ErrStorageFull). A
+// caller's cancelled context stays what it is.
+func mapErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrStorageFull):
+		return err
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	}
+	var readErr *bodyReadError
+	if errors.As(err, &readErr) {
+		return err
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case pgErr.Code == "53100": // disk_full
+			return fmt.Errorf("%w: %w", store.ErrStorageFull, err)
+		case strings.HasPrefix(pgErr.Code, "08"), // connection_exception
+			pgErr.Code == "57P01", // admin_shutdown
+			pgErr.Code == "57P02", // crash_shutdown
+			pgErr.Code == "57P03", // cannot_connect_now (starting up, recovering)
+			pgErr.Code == "53000", // insufficient_resources
+			pgErr.Code == "53200", // out_of_memory
+			pgErr.Code == "53300", // too_many_connections
+			pgErr.Code == "58000", // system_error
+			pgErr.Code == "58030", // io_error
+			pgErr.Code == "25006", // read_only_sql_transaction: a standby after failover
+			pgErr.Code == "40001", // serialization_failure
+			pgErr.Code == "40P01": // deadlock_detected
+			return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+		}
+		return err
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	var retryable interface{ SafeToRetry() bool }
+	if errors.As(err, &connectErr) || errors.As(err, &netErr) || errors.As(err, &retryable) ||
+		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	return err
+}
+
+// isUniqueViolation reports whether err is PostgreSQL's unique_violation.
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+// begin starts a transaction, retrying when the pool handed out a
+// connection that had died (nothing was sent, so nothing changed).
+func (s *Store) begin(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
+	var err error
+	for range 3 {
+		var tx pgx.Tx
+		if tx, err = s.pool.BeginTx(ctx, opts); err == nil {
+			return tx, nil
+		}
+		if !pgconn.SafeToRetry(err) || ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, mapErr(err)
+}
+
+// read runs fn in a read-only REPEATABLE READ transaction, so that its
+// queries see one snapshot.
+func (s *Store) read(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	tx, err := s.begin(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if err := fn(tx); err != nil {
+		return mapErr(err)
+	}
+	return mapErr(tx.Commit(ctx))
+}
+
+// wtx is a write transaction on one account's mail. Its fn calls lock
+// before anything that needs the account's counters, and may do work that
+// needs no lock (writing a body) before.
+type wtx struct {
+	s       *Store
+	ctx     context.Context
+	tx      pgx.Tx
+	account int64
+
+	locked bool
+	// The account_state row as locked, changed in memory and written back
+	// at commit.
+	modseq, bytes, messages int64
+	maxBytes, maxMessages   int64
+	dirty                   bool
+
+	touched map[int64]bool // mailboxes whose highest_modseq becomes modseq
+	notify  bool           // tell watchers at commit
+}
+
+// write runs fn in a transaction on account's mail and commits it; if fn
+// changed anything that watchers care about, it notifies them, across
+// nodes with pg_notify in the transaction and locally at once.
+func (s *Store) write(ctx context.Context, account int64, fn func(w *wtx) error) error {
+	tx, err := s.begin(ctx, pgx.TxOptions{})
+	if err != nil {
+		return err
+	}
+	w := &wtx{s: s, ctx: ctx, tx: tx, account: account, touched: map[int64]bool{}}
+	if err := s.finish(w, fn(w)); err != nil {
+		return err
+	}
+	if w.notify {
+		s.hub.wake(account)
+	}
+	return nil
+}
+
+// finish writes w's counters back and commits, or rolls back on err.
+func (s *Store) finish(w *wtx, err error) error {
+	ctx := w.ctx
+	if err == nil && len(w.touched) > 0 {
+		ids := make([]int64, 0, len(w.touched))
+		for id := range w.touched {
+			ids = append(ids, id)
+		}
+		_, err = w.tx.Exec(ctx, `UPDATE mailboxes SET highest_modseq = $2 WHERE id = ANY($1) AND highest_modseq < $2`, ids, w.modseq)
+	}
+	if err == nil && w.dirty {
+		_, err = w.tx.Exec(ctx, `UPDATE account_state SET modseq = $2, bytes = $3, messages = $4 WHERE account_id = $1`,
+			w.account, w.modseq, w.bytes, w.messages)
+	}
+	if err == nil && w.notify {
+		_, err = w.tx.Exec(ctx, `SELECT pg_notify('buzon', $1)`, strconv.FormatInt(w.account, 10))
+	}
+	if err == nil {
+		err = w.tx.Commit(ctx)
+	}
+	if err != nil {
+		w.tx.Rollback(context.WithoutCancel(ctx))
+		return mapErr(err)
+	}
+	return nil
+}
+
+// lock takes the account's state row, serializing this transaction with
+// every other writer to the account on any node until commit. It fails
+// with ErrNoAccount if the account is gone or still being imported.
+func (w *wtx) lock() error {
+	if w.locked {
+		return nil
+	}
+	err := w.tx.QueryRow(w.ctx, `
+		SELECT st.modseq, st.bytes, st.messages, a.max_bytes, a.max_messages
+		FROM account_state st JOIN accounts a ON a.id = st.account_id
+		WHERE st.account_id = $1 AND a.import_state <> 1
+		FOR UPDATE OF st`, w.account).
+		Scan(&w.modseq, &w.bytes, &w.messages, &w.maxBytes, &w.maxMessages)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%w: id %d", store.ErrNoAccount, w.account)
+	}
+	if err != nil {
+		return err
+	}
+	w.locked = true
+	return nil
+}
+
+// nextModSeq hands out the account's next MODSEQ and marks mailbox as
+// changed by it.
+func (w *wtx) nextModSeq(mailbox int64) store.ModSeq {
+	w.modseq++
+	w.dirty, w.notify = true, true
+	w.touched[mailbox] = true
+	return store.ModSeq(w.modseq)
+}
+
+// charge adds to the account's usage, failing with ErrOverQuota if that
+// takes it over a limit. Removals (negative amounts) always succeed.
+func (w *wtx) charge(bytes, messages int64) error {
+	nb, nm := w.bytes+bytes, w.messages+messages
+	if bytes > 0 && w.maxBytes > 0 && nb > w.maxBytes {
+		return fmt.Errorf("%w: %d bytes used of %d, %d more needed", store.ErrOverQuota, w.bytes, w.maxBytes, bytes)
+	}
+	if messages > 0 && w.maxMessages > 0 && nm > w.maxMessages {
+		return fmt.Errorf("%w: %d messages of %d", store.ErrOverQuota, w.messages, w.maxMessages)
+	}
+	w.bytes, w.messages = nb, nm
+	w.dirty = true
+	return nil
+}
+
+// newUIDValidity returns a UIDVALIDITY for a new mailbox from the
+// database's sequence, unique across accounts and time (RFC 9051 2.3.1.1).
+func newUIDValidity(ctx context.Context, q querier) (uint32, error) {
+	var v int64
+	err := q.QueryRow(ctx, `SELECT nextval('uidvalidity_seq')`).Scan(&v)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "2200H" { // sequence_generator_limit_exceeded
+		return 0, fmt.Errorf("%w: UIDVALIDITY values exhausted", store.ErrLimit)
+	}
+	return uint32(v), err
+}
+
+// querier is what a pool, a connection and a transaction have in common.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}

@@ -1,0 +1,178 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// migrationLockKey is the pg_advisory_xact_lock key that serializes schema
+// migrations between nodes ("buzonmig" in ASCII).
+const migrationLockKey int64 = 0x62757a6f6e6d6967
+
+// migrations returns the schema migrations in order: migrations()[i] takes
+// the schema from version i to version i+1. Never edit one that has been
+// released; append a new one.
+func migrations() []string {
+	return []string{
+		// 1: the initial schema.
+		`
+CREATE TABLE accounts (
+	id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	name          text NOT NULL UNIQUE,
+	password_hash text NOT NULL,
+	scram_sha256  text NOT NULL,
+	max_bytes     bigint NOT NULL DEFAULT 0,
+	max_messages  bigint NOT NULL DEFAULT 0,
+	created       timestamptz NOT NULL,
+	-- 0: a normal account; 1: being imported (hidden); 2: imported.
+	import_state  smallint NOT NULL DEFAULT 0
+);
+
+-- One row per account, locked by every write to the account's mail so that
+-- the account's writers are serialized across nodes.
+CREATE TABLE account_state (
+	account_id       bigint PRIMARY KEY REFERENCES accounts ON DELETE CASCADE,
+	modseq           bigint NOT NULL DEFAULT 0, -- highest MODSEQ handed out
+	bytes            bigint NOT NULL DEFAULT 0, -- quota usage
+	messages         bigint NOT NULL DEFAULT 0
+);
+
+-- UIDVALIDITY values, unique in the database so that a mailbox deleted and
+-- created again, even in a re-created account, never reuses one (RFC 9051
+-- 2.3.1.1). Starting at the time in seconds keeps them above the values
+-- of stores that used the time.
+CREATE SEQUENCE uidvalidity_seq AS bigint MINVALUE 1 MAXVALUE 4294967295;
+SELECT setval('uidvalidity_seq', extract(epoch FROM now())::bigint);
+
+CREATE TABLE mailboxes (
+	id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	account_id     bigint NOT NULL REFERENCES accounts ON DELETE CASCADE,
+	name           text NOT NULL,
+	special_use    text NOT NULL DEFAULT '',
+	uidvalidity    bigint NOT NULL,
+	uidnext        bigint NOT NULL DEFAULT 1,
+	highest_modseq bigint NOT NULL DEFAULT 0,
+	-- Deferrable so that a rename of a hierarchy can pass through
+	-- names that clash only midway.
+	CONSTRAINT mailboxes_name UNIQUE (account_id, name) DEFERRABLE INITIALLY IMMEDIATE
+);
+
+CREATE TABLE bodies (
+	id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	account_id bigint NOT NULL REFERENCES accounts ON DELETE CASCADE,
+	size       bigint NOT NULL
+);
+
+-- A body in 1 MiB rows: row seq holds bytes [seq<<20, (seq+1)<<20).
+CREATE TABLE body_chunks (
+	body_id bigint NOT NULL REFERENCES bodies ON DELETE CASCADE,
+	seq     integer NOT NULL,
+	data    bytea NOT NULL,
+	PRIMARY KEY (body_id, seq)
+);
+-- Uncompressed out-of-line storage lets substring() fetch only the TOAST
+-- chunks it needs; mail attachments barely compress anyway.
+ALTER TABLE body_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+
+CREATE TABLE messages (
+	mailbox_id     bigint NOT NULL REFERENCES mailboxes ON DELETE CASCADE,
+	uid            bigint NOT NULL,
+	body_id        bigint NOT NULL REFERENCES bodies,
+	modseq         bigint NOT NULL,
+	created_modseq bigint NOT NULL, -- MODSEQ of the append, for Changes
+	flags          smallint NOT NULL DEFAULT 0, -- store.SystemFlags
+	keywords       text NOT NULL DEFAULT '',    -- space-separated atoms
+	internal_date  timestamptz NOT NULL,
+	size           bigint NOT NULL,
+	structure      bytea NOT NULL,
+	retrieved      timestamptz, -- first POP3 retrieval
+	PRIMARY KEY (mailbox_id, uid)
+);
+CREATE INDEX messages_modseq ON messages (mailbox_id, modseq);
+CREATE INDEX messages_body ON messages (body_id);
+
+-- Expunged messages, so Changes can report them (RFC 7162 VANISHED).
+CREATE TABLE tombstones (
+	mailbox_id bigint NOT NULL REFERENCES mailboxes ON DELETE CASCADE,
+	uid        bigint NOT NULL,
+	modseq     bigint NOT NULL,
+	PRIMARY KEY (mailbox_id, uid)
+);
+CREATE INDEX tombstones_modseq ON tombstones (mailbox_id, modseq);
+
+CREATE TABLE subscriptions (
+	account_id bigint NOT NULL REFERENCES accounts ON DELETE CASCADE,
+	name       text NOT NULL,
+	PRIMARY KEY (account_id, name)
+);
+`,
+	}
+}
+
+// SchemaVersion is the schema version this code expects.
+func SchemaVersion() int { return len(migrations()) }
+
+// Migrate brings the schema of the database at dsn to SchemaVersion,
+// applying each missing migration in its own transaction. It is safe to run
+// from several nodes at once: a transaction-level advisory lock serializes
+// them, so each migration is applied once. It refuses a database whose
+// schema is newer than this code. `buzon migrate` calls it; Open does too.
+func Migrate(ctx context.Context, dsn string) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return fmt.Errorf("migrate postgres schema: %w", mapErr(err))
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return migrate(ctx, conn)
+}
+
+// migrate applies the missing migrations over conn.
+func migrate(ctx context.Context, conn *pgx.Conn) error {
+	all := migrations()
+	for {
+		done, err := migrateOne(ctx, conn, all)
+		if err != nil {
+			return fmt.Errorf("migrate postgres schema: %w", mapErr(err))
+		}
+		if done {
+			return nil
+		}
+	}
+}
+
+// migrateOne applies the next missing migration, if any, and reports
+// whether the schema is now current.
+func migrateOne(ctx context.Context, conn *pgx.Conn, all []string) (current bool, err error) {
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLockKey); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)`); err != nil {
+			return err
+		}
+		var version int
+		err := tx.QueryRow(ctx, `SELECT version FROM schema_version`).Scan(&version)
+		if errors.Is(err, pgx.ErrNoRows) {
+			_, err = tx.Exec(ctx, `INSERT INTO schema_version (version) VALUES (0)`)
+		}
+		if err != nil {
+			return err
+		}
+		switch {
+		case version > len(all):
+			return fmt.Errorf("database schema version %d is newer than this buzon's (%d): upgrade buzon", version, len(all))
+		case version == len(all):
+			current = true
+			return nil
+		}
+		if _, err := tx.Exec(ctx, all[version]); err != nil {
+			return fmt.Errorf("migration %d: %w", version+1, err)
+		}
+		_, err = tx.Exec(ctx, `UPDATE schema_version SET version = $1`, version+1)
+		return err
+	})
+	return current, err
+}
