@@ -1,0 +1,186 @@
+// Package migrate copies mail from one store to another with its identity
+// kept, for `buzon migrate-store` (moving the embedded store into
+// PostgreSQL when one machine is no longer enough).
+//
+// What is kept, per mailbox: the name, special use, UIDVALIDITY and UIDNEXT;
+// per message: the UID, MODSEQ, flags and keywords, internal date, POP3
+// retrieval time, the opaque MIME structure and the bytes of the body; per
+// account: credentials, quota, creation time and subscriptions. POP3 UIDLs
+// are derived from UIDVALIDITY and UID, so they are kept too, and IMAP
+// clients keep their caches (RFC 9051 2.3.1.1, RFC 7162).
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// batch is how many messages Copy lists at once from the source.
+const batch = 256
+
+// Copy copies every account of from into to, reading from through the
+// ordinary Store and Session interfaces, so any backend can be the source.
+// The source should not change meanwhile (stop the server first): mail
+// delivered to it during the copy may be missed.
+//
+// Copy is idempotent per account: run again after an interruption, it
+// skips the accounts already finished, resumes the one it was copying, and
+// copies the rest. An account of the same name that exists in to and was
+// not made by an import stops it with store.ErrAccountExists.
+//
+// progress, if not nil, is called after each message with the bytes done
+// and the total bytes of mail to copy (from the source's quota usage), and
+// once at the start.
+func Copy(ctx context.Context, from store.Store, to store.Importer, progress func(done, total int64)) error {
+	if progress == nil {
+		progress = func(int64, int64) {}
+	}
+	accts, err := from.Accounts(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	sizes := make([]int64, len(accts))
+	var total int64
+	for i, a := range accts {
+		ss, err := from.Open(ctx, a.ID)
+		if err != nil {
+			return fmt.Errorf("migrate account %s: %w", a.Name, err)
+		}
+		qu, err := ss.QuotaUsage(ctx)
+		ss.Close()
+		if err != nil {
+			return fmt.Errorf("migrate account %s: %w", a.Name, err)
+		}
+		sizes[i] = qu.Bytes
+		total += qu.Bytes
+	}
+	c := &copier{ctx: ctx, to: to, total: total, progress: progress}
+	progress(0, total)
+	for i, a := range accts {
+		if err := c.account(from, a, sizes[i]); err != nil {
+			return fmt.Errorf("migrate account %s: %w", a.Name, err)
+		}
+	}
+	return nil
+}
+
+// copier is one run of Copy.
+type copier struct {
+	ctx         context.Context
+	to          store.Importer
+	done, total int64
+	progress    func(done, total int64)
+}
+
+// account copies one account, or skips it if an earlier run finished it.
+func (c *copier) account(from store.Store, a store.Account, size int64) error {
+	id, finished, err := c.to.ImportAccount(c.ctx, a)
+	if err != nil {
+		return err
+	}
+	if finished {
+		c.done += size
+		c.progress(c.done, c.total)
+		return nil
+	}
+	ss, err := from.Open(c.ctx, a.ID)
+	if err != nil {
+		return err
+	}
+	defer ss.Close()
+	mbs, err := ss.Mailboxes(c.ctx)
+	if err != nil {
+		return err
+	}
+	var modseq store.ModSeq
+	for _, mb := range mbs {
+		hms, err := c.mailbox(ss, id, mb)
+		if err != nil {
+			return fmt.Errorf("mailbox %q: %w", mb.Name, err)
+		}
+		modseq = max(modseq, hms)
+	}
+	subs, err := ss.Subscriptions(c.ctx)
+	if err != nil {
+		return err
+	}
+	return c.to.FinishImport(c.ctx, id, modseq, subs)
+}
+
+// mailbox copies one mailbox and returns its highest MODSEQ.
+func (c *copier) mailbox(ss store.Session, account int64, mb store.Mailbox) (store.ModSeq, error) {
+	st, err := ss.Status(c.ctx, mb.ID)
+	if err != nil {
+		return 0, err
+	}
+	// Changes since 0 lists the expunged UIDs the source still knows,
+	// for clients resynchronizing with QRESYNC.
+	cs, err := ss.Changes(c.ctx, mb.ID, 0)
+	if err != nil {
+		return 0, err
+	}
+	dst, err := c.to.ImportMailbox(c.ctx, account, store.ImportMailbox{
+		Name:          mb.Name,
+		SpecialUse:    mb.SpecialUse,
+		UIDValidity:   mb.UIDValidity,
+		UIDNext:       st.UIDNext,
+		HighestModSeq: st.HighestModSeq,
+		Expunged:      cs.Expunged,
+	})
+	if err != nil {
+		return 0, err
+	}
+	var uids []store.UID
+	if err := ss.Messages(c.ctx, mb.ID, store.AllUIDs(), 0, func(m *store.MessageInfo) error {
+		uids = append(uids, m.UID)
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	// A batch's metadata is read first, with no body open, then each body
+	// is copied: no source transaction is open while the target writes.
+	for chunk := range slices.Chunk(uids, batch) {
+		var infos []store.MessageInfo
+		if err := ss.Messages(c.ctx, mb.ID, store.UIDSetOf(chunk...), store.FieldAll, func(m *store.MessageInfo) error {
+			info := *m
+			info.Structure = slices.Clone(m.Structure)
+			info.Flags.Keywords = slices.Clone(m.Flags.Keywords)
+			infos = append(infos, info)
+			return nil
+		}); err != nil {
+			return 0, err
+		}
+		for i := range infos {
+			if err := c.message(ss, account, mb.ID, dst, &infos[i]); err != nil {
+				return 0, fmt.Errorf("message %d: %w", infos[i].UID, err)
+			}
+		}
+	}
+	return st.HighestModSeq, nil
+}
+
+// message copies one message's body and metadata.
+func (c *copier) message(ss store.Session, account, src, dst int64, m *store.MessageInfo) error {
+	body, err := ss.OpenBody(c.ctx, src, m.UID)
+	if errors.Is(err, store.ErrNoMessage) {
+		return nil // expunged since it was listed
+	}
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	if body.Size() != m.Size {
+		return fmt.Errorf("body has %d bytes, metadata says %d", body.Size(), m.Size)
+	}
+	if err := c.to.ImportMessage(c.ctx, account, dst, m, io.NewSectionReader(body, 0, body.Size())); err != nil {
+		return err
+	}
+	c.done += m.Size
+	c.progress(c.done, c.total)
+	return nil
+}
