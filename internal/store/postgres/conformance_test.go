@@ -1,0 +1,77 @@
+package postgres
+
+import (
+	"bytes"
+	"io"
+	"testing"
+
+	"github.com/buzon-mail/buzon/internal/store"
+	"github.com/buzon-mail/buzon/internal/store/postgres/pgtest"
+	"github.com/buzon-mail/buzon/internal/store/storetest"
+)
+
+// TestConformance runs the suite every backend passes. Each test gets a
+// database of its own; the Stores a test opens on it play separate nodes.
+func TestConformance(t *testing.T) {
+	dsns := map[*testing.T]string{}
+	storetest.Run(t, func(t *testing.T) store.Store {
+		dsn, ok := dsns[t]
+		if !ok {
+			dsn = pgtest.Start(t)
+			dsns[t] = dsn
+		}
+		return openTest(t, dsn)
+	})
+}
+
+// benchStore opens a Store on a new database for a benchmark.
+func benchStore(b *testing.B) *Store {
+	s := openTest(b, pgtest.Start(b))
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+// The benchmarks shared with every backend (package storetest), so the
+// numbers compare with the embedded store's.
+
+func BenchmarkAppend(b *testing.B)         { storetest.BenchAppend(b, benchStore(b)) }
+func BenchmarkAppendParallel(b *testing.B) { storetest.BenchAppendParallel(b, benchStore(b)) }
+func BenchmarkStoreFlags(b *testing.B)     { storetest.BenchStoreFlags(b, benchStore(b)) }
+func BenchmarkMessages(b *testing.B)       { storetest.BenchMessages(b, benchStore(b), 100000) }
+func BenchmarkChanges(b *testing.B)        { storetest.BenchChanges(b, benchStore(b)) }
+
+// BenchmarkBodyRead20MB reads a 20 MB message through Body.ReadAt in
+// 64 KiB pieces, as a FETCH BODY[] writes it out.
+func BenchmarkBodyRead20MB(b *testing.B) {
+	ctx := b.Context()
+	s := benchStore(b)
+	a, err := s.CreateAccount(ctx, "bench@example.org", store.Credentials{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ss, err := s.Open(ctx, a.ID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	inbox, err := ss.Mailbox(ctx, "INBOX")
+	if err != nil {
+		b.Fatal(err)
+	}
+	const size = 20 << 20
+	res, err := ss.Append(ctx, inbox.ID, &store.NewMessage{Body: bytes.NewReader(fakeBody(size)), Size: size})
+	if err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, 64<<10)
+	b.SetBytes(size)
+	for b.Loop() {
+		body, err := ss.OpenBody(ctx, inbox.ID, res.UID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.CopyBuffer(io.Discard, io.NewSectionReader(body, 0, body.Size()), buf); err != nil {
+			b.Fatal(err)
+		}
+		body.Close()
+	}
+}
