@@ -67,8 +67,26 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			tc.fn(t, newEnv(t, open))
+			e := newEnv(t, open)
+			tc.fn(t, e)
+			e.check()
 		})
+	}
+}
+
+// check runs the backend's own consistency check, if it has one, after a
+// test: whatever the test did must leave counters and files in order.
+func (e *env) check() {
+	e.t.Helper()
+	c, ok := e.st.(*closingStore).Store.(store.Checker)
+	if !ok || e.t.Failed() {
+		return
+	}
+	rep, err := c.Check(e.ctx, false)
+	if err != nil {
+		e.t.Errorf("Check: %v", err)
+	} else if !rep.OK(false) {
+		e.t.Errorf("Check after the test:\n%s", rep)
 	}
 }
 
