@@ -1,0 +1,240 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/buzon-mail/buzon/internal/store"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// openDB opens a database with the settings every buzon database uses:
+//   - WAL, so readers never wait for the writer;
+//   - synchronous=FULL: in WAL mode NORMAL may lose the last commits on a
+//     power cut, and a commit here acknowledges mail;
+//   - BEGIN IMMEDIATE for write transactions (read-only ones stay
+//     deferred), so a writer takes the lock before it reads and two
+//     processes never deadlock upgrading; the loser waits busy_timeout;
+//   - foreign keys on.
+func openDB(path string, conns int, busy time.Duration) (*sql.DB, error) {
+	dsn := fmt.Sprintf("%s?_txlock=immediate&_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)"+
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)", path, busy.Milliseconds())
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(min(conns, 2))
+	db.SetConnMaxIdleTime(time.Minute)
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, mapErr(err))
+	}
+	return db, nil
+}
+
+// Schema of accounts.db. Account IDs are never reused (AUTOINCREMENT):
+// they name folders, and a new account must never meet an old one's
+// leftovers.
+var accountsSchema = []string{
+	`CREATE TABLE account (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		name TEXT NOT NULL UNIQUE,
+		password_hash TEXT NOT NULL,
+		scram_sha256 TEXT NOT NULL,
+		max_bytes INTEGER NOT NULL DEFAULT 0,
+		max_messages INTEGER NOT NULL DEFAULT 0,
+		created INTEGER NOT NULL -- unix microseconds
+	)`,
+	// Store-wide counters. "uidvalidity" is the highest UIDVALIDITY a
+	// deleted account may have handed out: a new account starts above it,
+	// so that deleting and re-creating an account within the same second
+	// does not show clients an INBOX with a UIDVALIDITY they have cached.
+	`CREATE TABLE counter (
+		name TEXT PRIMARY KEY,
+		value INTEGER NOT NULL
+	) WITHOUT ROWID`,
+}
+
+// Schema of an account's mail.db.
+//
+// Mailbox IDs are the account ID in the high 32 bits and a per-account
+// counter (meta.next_mailbox) in the low ones, so they are unique across
+// the store without a shared counter, and an ID from one account names
+// nothing in another's database. A renamed mailbox gets a new ID: a session
+// holding the old one learns that its mailbox is gone.
+//
+// Counters kept in step with the rows by every write, so that STATUS and
+// quota checks never scan: mailbox.messages/unseen/deleted/size,
+// meta.bytes/messages, keyword.count.
+var mailSchema = []string{
+	`CREATE TABLE meta (
+		id INTEGER PRIMARY KEY CHECK (id = 1),
+		account INTEGER NOT NULL,
+		modseq INTEGER NOT NULL,           -- highest MODSEQ handed out (RFC 7162)
+		next_mailbox INTEGER NOT NULL,     -- low 32 bits of the next mailbox ID
+		next_uidvalidity INTEGER NOT NULL, -- no mailbox gets a UIDVALIDITY below it
+		bytes INTEGER NOT NULL,            -- quota use (RFC 9208 STORAGE), in bytes
+		messages INTEGER NOT NULL          -- quota use (RFC 9208 MESSAGE)
+	)`,
+	`CREATE TABLE mailbox (
+		id INTEGER PRIMARY KEY,
+		name TEXT NOT NULL UNIQUE,
+		special_use TEXT NOT NULL,
+		uidvalidity INTEGER NOT NULL,
+		uidnext INTEGER NOT NULL,
+		modseq INTEGER NOT NULL, -- HIGHESTMODSEQ, expunges included
+		messages INTEGER NOT NULL,
+		unseen INTEGER NOT NULL,
+		deleted INTEGER NOT NULL,
+		size INTEGER NOT NULL
+	)`,
+	`CREATE TABLE message (
+		id INTEGER PRIMARY KEY,
+		mailbox INTEGER NOT NULL REFERENCES mailbox (id),
+		uid INTEGER NOT NULL,
+		modseq INTEGER NOT NULL,
+		created_modseq INTEGER NOT NULL, -- MODSEQ of the append, copy or move that made it
+		flags INTEGER NOT NULL,          -- store.SystemFlags
+		keywords TEXT NOT NULL,          -- space-separated (keywords are atoms)
+		date INTEGER NOT NULL,           -- internal date, unix microseconds
+		date_zone INTEGER NOT NULL,      -- its zone, seconds east of UTC
+		size INTEGER NOT NULL,
+		file INTEGER NOT NULL,           -- body file ID
+		retrieved INTEGER NOT NULL,      -- first POP3 retrieval, unix microseconds, or 0
+		structure BLOB NOT NULL,
+		UNIQUE (mailbox, uid)
+	)`,
+	`CREATE INDEX message_modseq ON message (mailbox, modseq)`,
+	`CREATE INDEX message_retrieved ON message (mailbox, retrieved) WHERE retrieved != 0`,
+	// Expunged UIDs, for Changes (RFC 7162 3.2.5 VANISHED). created_modseq
+	// lets Changes skip messages that came and went after the caller's
+	// MODSEQ.
+	`CREATE TABLE tombstone (
+		mailbox INTEGER NOT NULL,
+		uid INTEGER NOT NULL,
+		modseq INTEGER NOT NULL,
+		created_modseq INTEGER NOT NULL,
+		PRIMARY KEY (mailbox, uid)
+	) WITHOUT ROWID`,
+	`CREATE INDEX tombstone_modseq ON tombstone (mailbox, modseq)`,
+	// Keywords in use per mailbox, with the first spelling seen
+	// (RFC 9051 2.3.2: keywords are case-insensitive).
+	`CREATE TABLE keyword (
+		mailbox INTEGER NOT NULL REFERENCES mailbox (id),
+		name TEXT NOT NULL COLLATE NOCASE,
+		count INTEGER NOT NULL,
+		PRIMARY KEY (mailbox, name)
+	) WITHOUT ROWID`,
+	`CREATE TABLE subscription (name TEXT PRIMARY KEY) WITHOUT ROWID`,
+}
+
+const schemaVersion = 1
+
+// maxAccountID keeps mailbox IDs (account ID << 32 | n) positive.
+const maxAccountID = 1<<31 - 1
+
+func (s *Store) migrateAccounts() error {
+	return migrate(context.Background(), s.adb, accountsSchema, nil)
+}
+
+// migrate creates the schema if the database has none. It runs in one
+// IMMEDIATE transaction, so two processes opening a new database at once
+// do not both create it. init, if set, fills the new database in the same
+// transaction.
+func migrate(ctx context.Context, db *sql.DB, schema []string, init func(*sql.Tx) error) error {
+	var v int
+	if err := db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+		return mapErr(err)
+	}
+	if v == schemaVersion {
+		return nil
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return mapErr(err)
+	}
+	defer tx.Rollback()
+	if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+		return mapErr(err)
+	}
+	switch v {
+	case schemaVersion:
+		return nil
+	case 0:
+	default:
+		return fmt.Errorf("database schema version %d, this buzon knows %d", v, schemaVersion)
+	}
+	for _, q := range schema {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("create schema: %w", mapErr(err))
+		}
+	}
+	if init != nil {
+		if err := init(tx); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
+		return mapErr(err)
+	}
+	return mapErr(tx.Commit())
+}
+
+// mapErr turns driver and file system errors that mean "try again later"
+// into the store's errors, keeping the original in the chain.
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_FULL:
+			return fmt.Errorf("%w: %w", store.ErrStorageFull, err)
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+		}
+		return err
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		if !errors.Is(err, store.ErrStorageFull) {
+			return fmt.Errorf("%w: %w", store.ErrStorageFull, err)
+		}
+	}
+	return err
+}
+
+// syncDir makes a folder's entries (files created, linked, renamed) durable.
+func syncDir(path string) error {
+	d, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync folder %s: %w", path, err)
+	}
+	return nil
+}
+
+// flock takes or changes a BSD lock on f, retrying when a signal
+// interrupts the wait.
+func flock(f *os.File, how int) error {
+	for {
+		err := syscall.Flock(int(f.Fd()), how)
+		if err != syscall.EINTR {
+			return err
+		}
+	}
+}

@@ -1,0 +1,154 @@
+package sqlite
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+// Body files are named by a random 63-bit ID, in hex, in one of 256
+// shard folders picked by its low byte. A random name needs no counter
+// (and so no database write) before the body is on disk, and lets several
+// processes write bodies for one account at once; os.Link refuses to
+// replace an existing name, so a collision is retried, never a loss.
+
+// fileKey identifies a body file in the in-flight set.
+type fileKey struct{ account, file int64 }
+
+func newFileID() int64 { return rand.Int64N(1<<63-1) + 1 }
+
+func fileName(id int64) string { return strconv.FormatInt(id, 16) }
+
+func (s *Store) shardDir(a *account, id int64) string {
+	return filepath.Join(a.dir, msgDir, fmt.Sprintf("%02x", id&0xff))
+}
+
+func (s *Store) bodyPath(a *account, id int64) string {
+	return filepath.Join(s.shardDir(a, id), fileName(id))
+}
+
+// addInflight records a body file that no committed row names yet, so that
+// Check does not take it for an orphan.
+func (s *Store) addInflight(account, file int64) {
+	s.inflightMu.Lock()
+	s.inflight[fileKey{account, file}] = struct{}{}
+	s.inflightMu.Unlock()
+}
+
+func (s *Store) dropInflight(account, file int64) {
+	s.inflightMu.Lock()
+	delete(s.inflight, fileKey{account, file})
+	s.inflightMu.Unlock()
+}
+
+func (s *Store) isInflight(account, file int64) bool {
+	s.inflightMu.Lock()
+	defer s.inflightMu.Unlock()
+	_, ok := s.inflight[fileKey{account, file}]
+	return ok
+}
+
+// writeBody stores exactly size bytes from r as a new body file and makes
+// it durable: written to tmp/, synced, linked into its shard folder, the
+// folder synced. It returns the file's ID, registered in flight; the caller
+// drops it once the row naming it is committed or the file removed. On
+// error nothing is left behind, and a full disk is store.ErrStorageFull.
+func (s *Store) writeBody(a *account, r io.Reader, size int64) (int64, error) {
+	for range 3 {
+		id := newFileID()
+		s.addInflight(a.id, id)
+		err := s.writeBodyAs(a, id, r, size)
+		if err == nil {
+			return id, nil
+		}
+		s.dropInflight(a.id, id)
+		if !errors.Is(err, os.ErrExist) {
+			return 0, mapErr(err)
+		}
+	}
+	return 0, errors.New("write body: no free file name after 3 tries")
+}
+
+func (s *Store) writeBodyAs(a *account, id int64, r io.Reader, size int64) error {
+	tmp := filepath.Join(a.dir, tmpDir, fileName(id))
+	f, err := s.createTemp(tmp)
+	if err != nil {
+		return fmt.Errorf("write body: %w", err)
+	}
+	defer os.Remove(tmp) // after the link, or on failure
+	_, err = io.CopyN(f, r, size)
+	if errors.Is(err, io.EOF) {
+		err = fmt.Errorf("message body shorter than its size %d: %w", size, io.ErrUnexpectedEOF)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write body: %w", err)
+	}
+	dir, err := s.link(a, tmp, id)
+	if err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// linkBody gives an existing body file a second name, for a copy, and
+// returns the new ID (registered in flight) and the folder to sync. It
+// fails with os.ErrNotExist if the source is gone (expunged).
+func (s *Store) linkBody(a *account, src int64) (int64, string, error) {
+	for range 3 {
+		id := newFileID()
+		s.addInflight(a.id, id)
+		dir, err := s.link(a, s.bodyPath(a, src), id)
+		if err == nil {
+			return id, dir, nil
+		}
+		s.dropInflight(a.id, id)
+		if !errors.Is(err, os.ErrExist) {
+			return 0, "", mapErr(err)
+		}
+	}
+	return 0, "", errors.New("link body: no free file name after 3 tries")
+}
+
+// link links src to body file id, creating (and syncing the creation of)
+// its shard folder if needed. It returns the shard folder, which the
+// caller syncs.
+func (s *Store) link(a *account, src string, id int64) (string, error) {
+	dir := s.shardDir(a, id)
+	err := os.Link(src, filepath.Join(dir, fileName(id)))
+	if errors.Is(err, os.ErrNotExist) {
+		if _, serr := os.Stat(src); serr != nil {
+			return "", err
+		}
+		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return "", fmt.Errorf("link body: %w", err)
+		}
+		if err := syncDir(filepath.Dir(dir)); err != nil {
+			return "", err
+		}
+		err = os.Link(src, filepath.Join(dir, fileName(id)))
+	}
+	if err != nil {
+		return "", fmt.Errorf("link body: %w", err)
+	}
+	return dir, nil
+}
+
+// removeBodies unlinks body files whose rows are gone (or never
+// committed). Failures only leave orphans for Check, so they are logged.
+func (s *Store) removeBodies(a *account, ids []int64) {
+	for _, id := range ids {
+		if err := os.Remove(s.bodyPath(a, id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.log.Warn("remove message body", "account", a.id, "file", fileName(id), "err", err)
+		}
+	}
+}

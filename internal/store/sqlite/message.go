@@ -1,0 +1,929 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// pageSize is how many messages Messages reads per query.
+const pageSize = 1000
+
+// msgRow is what writes need of a message row.
+type msgRow struct {
+	id      int64
+	uid     store.UID
+	modseq  store.ModSeq
+	created store.ModSeq
+	flags   store.Flags
+	size    int64
+	file    int64
+}
+
+// selectRows reads the rows of the messages of a mailbox whose UID is in
+// uids, ascending, that also match where (" AND ...").
+func selectRows(ctx context.Context, q queryer, mailboxID int64, uids store.UIDSet, where string) ([]msgRow, error) {
+	query := `SELECT id, uid, modseq, created_modseq, flags, keywords, size, file FROM message
+		WHERE mailbox = ? AND uid BETWEEN ? AND ?` + where + ` ORDER BY uid`
+	var out []msgRow
+	for _, r := range uids {
+		rows, err := q.QueryContext(ctx, query, mailboxID, r.Start, r.Stop)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var m msgRow
+			var kws string
+			if err := rows.Scan(&m.id, &m.uid, &m.modseq, &m.created, &m.flags.System, &kws, &m.size, &m.file); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			m.flags.Keywords = splitKeywords(kws)
+			out = append(out, m)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// mailboxRow reads what writes need of a mailbox, or store.ErrNoMailbox.
+func mailboxRow(ctx context.Context, q queryer, id int64) (uidValidity uint32, uidNext int64, err error) {
+	err = q.QueryRowContext(ctx, `SELECT uidvalidity, uidnext FROM mailbox WHERE id = ?`, id).Scan(&uidValidity, &uidNext)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = noMailbox(id)
+	}
+	return uidValidity, uidNext, err
+}
+
+// counts is a change to a mailbox's counters.
+type counts struct{ messages, unseen, deleted, size int64 }
+
+// add counts a message in (sign 1) or out (sign -1).
+func (c *counts) add(f store.SystemFlags, size int64, sign int64) {
+	c.messages += sign
+	c.size += sign * size
+	if f&store.FlagSeen == 0 {
+		c.unseen += sign
+	}
+	if f&store.FlagDeleted != 0 {
+		c.deleted += sign
+	}
+}
+
+// change counts a message whose flags changed.
+func (c *counts) change(old, new store.SystemFlags) {
+	c.add(old, 0, -1)
+	c.add(new, 0, 1)
+}
+
+// apply updates a mailbox's counters, its HIGHESTMODSEQ and, if uidNext
+// is not 0, its UIDNEXT.
+func (c counts) apply(ctx context.Context, tx *sql.Tx, mailboxID int64, ms store.ModSeq, uidNext int64) error {
+	_, err := tx.ExecContext(ctx, `UPDATE mailbox SET messages = messages + ?, unseen = unseen + ?,
+		deleted = deleted + ?, size = size + ?, modseq = max(modseq, ?), uidnext = max(uidnext, ?) WHERE id = ?`,
+		c.messages, c.unseen, c.deleted, c.size, ms, uidNext, mailboxID)
+	return err
+}
+
+// addUsage changes the account's quota use.
+func addUsage(ctx context.Context, tx *sql.Tx, bytes, messages int64) error {
+	_, err := tx.ExecContext(ctx, `UPDATE meta SET bytes = bytes + ?, messages = messages + ?`, bytes, messages)
+	return err
+}
+
+// checkQuota refuses adding bytes and messages beyond the quota. It runs
+// in the transaction that adds them, after they were counted in, so the
+// check and the insert are one atomic step.
+func checkQuota(ctx context.Context, tx *sql.Tx, q store.Quota) error {
+	if q.MaxBytes == 0 && q.MaxMessages == 0 {
+		return nil
+	}
+	var bytes, messages int64
+	if err := tx.QueryRowContext(ctx, `SELECT bytes, messages FROM meta`).Scan(&bytes, &messages); err != nil {
+		return err
+	}
+	if (q.MaxBytes > 0 && bytes > q.MaxBytes) || (q.MaxMessages > 0 && messages > q.MaxMessages) {
+		return fmt.Errorf("%w: would use %d bytes in %d messages, limits %d and %d",
+			store.ErrOverQuota, bytes, messages, q.MaxBytes, q.MaxMessages)
+	}
+	return nil
+}
+
+// kwDelta counts keywords gained and lost by a mailbox's messages, by
+// lower-cased name.
+type kwDelta map[string]*kwCount
+
+type kwCount struct {
+	name string
+	n    int64
+}
+
+func (d kwDelta) add(kws []string, n int64) {
+	for _, k := range kws {
+		l := strings.ToLower(k)
+		if c := d[l]; c != nil {
+			c.n += n
+		} else {
+			d[l] = &kwCount{k, n}
+		}
+	}
+}
+
+func (d kwDelta) apply(ctx context.Context, tx *sql.Tx, mailboxID int64) error {
+	removed := false
+	for _, c := range d {
+		switch {
+		case c.n > 0:
+			_, err := tx.ExecContext(ctx, `INSERT INTO keyword (mailbox, name, count) VALUES (?, ?, ?)
+				ON CONFLICT (mailbox, name) DO UPDATE SET count = count + excluded.count`, mailboxID, c.name, c.n)
+			if err != nil {
+				return err
+			}
+		case c.n < 0:
+			_, err := tx.ExecContext(ctx, `UPDATE keyword SET count = count + ? WHERE mailbox = ? AND name = ?`, c.n, mailboxID, c.name)
+			if err != nil {
+				return err
+			}
+			removed = true
+		}
+	}
+	if removed {
+		_, err := tx.ExecContext(ctx, `DELETE FROM keyword WHERE mailbox = ? AND count <= 0`, mailboxID)
+		return err
+	}
+	return nil
+}
+
+// speller gives keywords the spelling a mailbox already uses for them, so
+// "$label1" added to one message and "$Label1" to another show as one
+// keyword (RFC 9051 2.3.2).
+type speller struct {
+	ctx     context.Context
+	tx      *sql.Tx
+	mailbox int64
+	known   map[string]string
+}
+
+func newSpeller(ctx context.Context, tx *sql.Tx, mailboxID int64) *speller {
+	return &speller{ctx, tx, mailboxID, map[string]string{}}
+}
+
+func (sp *speller) spell(kws []string) ([]string, error) {
+	if len(kws) == 0 {
+		return nil, nil
+	}
+	out := make([]string, len(kws))
+	for i, k := range kws {
+		l := strings.ToLower(k)
+		s, ok := sp.known[l]
+		if !ok {
+			err := sp.tx.QueryRowContext(sp.ctx, `SELECT name FROM keyword WHERE mailbox = ? AND name = ?`, sp.mailbox, k).Scan(&s)
+			if errors.Is(err, sql.ErrNoRows) {
+				s = k
+			} else if err != nil {
+				return nil, err
+			}
+			sp.known[l] = s
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+// Append implements store.Session: the body is written and synced outside
+// any transaction, then the row is committed, maybe with other appends
+// (group commit). The quota is checked in that transaction.
+func (ss *session) Append(ctx context.Context, mailboxID int64, msg *store.NewMessage) (store.AppendResult, error) {
+	var res store.AppendResult
+	if !ss.owns(mailboxID) {
+		return res, fmt.Errorf("append: %w", noMailbox(mailboxID))
+	}
+	if msg.Size < 0 || (msg.Body == nil && msg.Size > 0) {
+		return res, fmt.Errorf("append: no body of %d bytes", msg.Size)
+	}
+	flags, err := checkFlags(msg.Flags)
+	if err != nil {
+		return res, fmt.Errorf("append: %w", err)
+	}
+	date := msg.InternalDate
+	if date.IsZero() {
+		date = time.Now()
+	}
+	_, zone := date.Zone()
+	structure := msg.Structure
+	if structure == nil {
+		structure = []byte{}
+	}
+	err = ss.read(ctx, func(a *account) error {
+		quota, err := ss.s.accountQuota(ctx, ss.id)
+		if err != nil {
+			return err
+		}
+		// Refuse early what cannot fit, before writing the body.
+		if quota.MaxBytes > 0 && msg.Size > quota.MaxBytes {
+			return fmt.Errorf("%w: message of %d bytes, limit %d", store.ErrOverQuota, msg.Size, quota.MaxBytes)
+		}
+		if _, _, err := mailboxRow(ctx, a.db, mailboxID); err != nil {
+			return err
+		}
+		file, err := ss.s.writeBody(a, msg.Body, msg.Size)
+		if err != nil {
+			return err
+		}
+		defer ss.s.dropInflight(a.id, file)
+		err = ss.s.write(ctx, a, func(ctx context.Context, tx *sql.Tx) error {
+			uidValidity, uidNext, err := mailboxRow(ctx, tx, mailboxID)
+			if err != nil {
+				return err
+			}
+			if uidNext > math.MaxUint32 {
+				return fmt.Errorf("%w: mailbox has used every UID", store.ErrLimit)
+			}
+			if err := addUsage(ctx, tx, msg.Size, 1); err != nil {
+				return err
+			}
+			if err := checkQuota(ctx, tx, quota); err != nil {
+				return err
+			}
+			ms, err := nextModSeq(ctx, tx)
+			if err != nil {
+				return err
+			}
+			kws, err := newSpeller(ctx, tx, mailboxID).spell(flags.Keywords)
+			if err != nil {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, `INSERT INTO message
+				(mailbox, uid, modseq, created_modseq, flags, keywords, date, date_zone, size, file, retrieved, structure)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
+				mailboxID, uidNext, ms, ms, flags.System, joinKeywords(kws), date.UnixMicro(), zone, msg.Size, file, structure)
+			if err != nil {
+				return err
+			}
+			var c counts
+			c.add(flags.System, msg.Size, 1)
+			if err := c.apply(ctx, tx, mailboxID, ms, uidNext+1); err != nil {
+				return err
+			}
+			d := kwDelta{}
+			d.add(kws, 1)
+			if err := d.apply(ctx, tx, mailboxID); err != nil {
+				return err
+			}
+			res = store.AppendResult{UIDValidity: uidValidity, UID: store.UID(uidNext), ModSeq: ms}
+			return nil
+		})
+		if err != nil && !isCommitErr(err) {
+			ss.s.removeBodies(a, []int64{file})
+		}
+		return err
+	})
+	if err != nil {
+		return store.AppendResult{}, fmt.Errorf("append to mailbox %d: %w", mailboxID, err)
+	}
+	return res, nil
+}
+
+func isCommitErr(err error) bool {
+	var ce *errCommit
+	return errors.As(err, &ce)
+}
+
+// Messages implements store.Session. It reads pageSize rows per query and
+// runs fn with no transaction open and no database handle held.
+func (ss *session) Messages(ctx context.Context, mailboxID int64, uids store.UIDSet, fields store.Field, fn func(*store.MessageInfo) error) error {
+	if !ss.owns(mailboxID) {
+		return fmt.Errorf("messages: %w", noMailbox(mailboxID))
+	}
+	cols := "uid"
+	if fields&store.FieldFlags != 0 {
+		cols += ", modseq, flags, keywords"
+	}
+	if fields&store.FieldSize != 0 {
+		cols += ", size"
+	}
+	if fields&store.FieldDate != 0 {
+		cols += ", date, date_zone"
+	}
+	if fields&store.FieldRetrieved != 0 {
+		cols += ", retrieved"
+	}
+	if fields&store.FieldStructure != 0 {
+		cols += ", structure"
+	}
+	query := `SELECT ` + cols + ` FROM message WHERE mailbox = ? AND uid > ? AND uid <= ? ORDER BY uid LIMIT ?`
+
+	err := ss.read(ctx, func(a *account) error {
+		_, _, err := mailboxRow(ctx, a.db, mailboxID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("messages: %w", err)
+	}
+	page := make([]store.MessageInfo, 0, pageSize)
+	for _, r := range uids {
+		after := int64(r.Start) - 1
+		for {
+			page = page[:0]
+			err := ss.read(ctx, func(a *account) error {
+				rows, err := a.db.QueryContext(ctx, query, mailboxID, after, r.Stop, pageSize)
+				if err != nil {
+					return err
+				}
+				defer rows.Close()
+				for rows.Next() {
+					var m store.MessageInfo
+					var kws string
+					var date, retrieved int64
+					var zone int
+					dest := []any{&m.UID}
+					if fields&store.FieldFlags != 0 {
+						dest = append(dest, &m.ModSeq, &m.Flags.System, &kws)
+					}
+					if fields&store.FieldSize != 0 {
+						dest = append(dest, &m.Size)
+					}
+					if fields&store.FieldDate != 0 {
+						dest = append(dest, &date, &zone)
+					}
+					if fields&store.FieldRetrieved != 0 {
+						dest = append(dest, &retrieved)
+					}
+					if fields&store.FieldStructure != 0 {
+						dest = append(dest, &m.Structure)
+					}
+					if err := rows.Scan(dest...); err != nil {
+						return err
+					}
+					m.Flags.Keywords = splitKeywords(kws)
+					if fields&store.FieldDate != 0 {
+						m.InternalDate = internalDate(date, zone)
+					}
+					if retrieved != 0 {
+						m.Retrieved = time.UnixMicro(retrieved).UTC()
+					}
+					page = append(page, m)
+				}
+				return rows.Err()
+			})
+			if err != nil {
+				return fmt.Errorf("messages: %w", err)
+			}
+			for i := range page {
+				if err := fn(&page[i]); err != nil {
+					return err
+				}
+			}
+			if len(page) < pageSize {
+				break
+			}
+			after = int64(page[len(page)-1].UID)
+		}
+	}
+	return nil
+}
+
+func internalDate(micros int64, zone int) time.Time {
+	return time.UnixMicro(micros).In(time.FixedZone("", zone))
+}
+
+// body is an open message body file. Bodies are immutable and an expunge
+// only unlinks the file, so an open body stays readable.
+type body struct {
+	*os.File
+	size int64
+}
+
+func (b *body) Size() int64 { return b.size }
+
+// OpenBody implements store.Session.
+func (ss *session) OpenBody(ctx context.Context, mailboxID int64, uid store.UID) (store.Body, error) {
+	if !ss.owns(mailboxID) {
+		return nil, fmt.Errorf("open body: %w", noMailbox(mailboxID))
+	}
+	var b *body
+	err := ss.read(ctx, func(a *account) error {
+		var file, size int64
+		err := a.db.QueryRowContext(ctx, `SELECT file, size FROM message WHERE mailbox = ? AND uid = ?`, mailboxID, uid).
+			Scan(&file, &size)
+		if errors.Is(err, sql.ErrNoRows) {
+			if _, _, err := mailboxRow(ctx, a.db, mailboxID); err != nil {
+				return err
+			}
+			return fmt.Errorf("%w: uid %d", store.ErrNoMessage, uid)
+		}
+		if err != nil {
+			return err
+		}
+		f, err := os.Open(ss.s.bodyPath(a, file))
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%w: uid %d expunged", store.ErrNoMessage, uid)
+		} else if err != nil {
+			return err
+		}
+		b = &body{f, size}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open body of mailbox %d uid %d: %w", mailboxID, uid, err)
+	}
+	return b, nil
+}
+
+// StoreFlags implements store.Session. All messages changed by one call
+// share one new MODSEQ (RFC 7162 3.1.3 asks only that each STORE get a
+// new one).
+func (ss *session) StoreFlags(ctx context.Context, mailboxID int64, uids store.UIDSet, op store.FlagOp, flags store.Flags, unchangedSince store.ModSeq) (updated []store.FlagUpdate, failed []store.UID, err error) {
+	if !ss.owns(mailboxID) {
+		return nil, nil, fmt.Errorf("store flags: %w", noMailbox(mailboxID))
+	}
+	if op > store.FlagsRemove {
+		return nil, nil, fmt.Errorf("store flags: unknown operation %d", op)
+	}
+	if flags, err = checkFlags(flags); err != nil {
+		return nil, nil, fmt.Errorf("store flags: %w", err)
+	}
+	err = ss.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		updated, failed = nil, nil
+		if _, _, err := mailboxRow(ctx, tx, mailboxID); err != nil {
+			return err
+		}
+		rows, err := selectRows(ctx, tx, mailboxID, uids, "")
+		if err != nil {
+			return err
+		}
+		want := store.Flags{System: flags.System}
+		if want.Keywords, err = newSpeller(ctx, tx, mailboxID).spell(flags.Keywords); err != nil {
+			return err
+		}
+		var ms store.ModSeq
+		var c counts
+		d := kwDelta{}
+		for _, r := range rows {
+			if unchangedSince > 0 && r.modseq > unchangedSince {
+				failed = append(failed, r.uid)
+				continue
+			}
+			nf := r.flags.Apply(op, want)
+			if nf.Equal(r.flags) {
+				continue
+			}
+			if ms == 0 {
+				if ms, err = nextModSeq(ctx, tx); err != nil {
+					return err
+				}
+			}
+			_, err := tx.ExecContext(ctx, `UPDATE message SET flags = ?, keywords = ?, modseq = ? WHERE id = ?`,
+				nf.System, joinKeywords(nf.Keywords), ms, r.id)
+			if err != nil {
+				return err
+			}
+			c.change(r.flags.System, nf.System)
+			d.add(r.flags.Keywords, -1)
+			d.add(nf.Keywords, 1)
+			updated = append(updated, store.FlagUpdate{UID: r.uid, ModSeq: ms, Flags: nf})
+		}
+		if ms == 0 {
+			return nil
+		}
+		if err := c.apply(ctx, tx, mailboxID, ms, 0); err != nil {
+			return err
+		}
+		return d.apply(ctx, tx, mailboxID)
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("store flags in mailbox %d: %w", mailboxID, err)
+	}
+	return updated, failed, nil
+}
+
+// Expunge implements store.Session. The rows and their tombstones commit
+// first; the body files are unlinked after, so a crash in between leaves
+// orphan files, never a message without its body.
+func (ss *session) Expunge(ctx context.Context, mailboxID int64, uids store.UIDSet, onlyDeleted bool) ([]store.UID, error) {
+	if !ss.owns(mailboxID) {
+		return nil, fmt.Errorf("expunge: %w", noMailbox(mailboxID))
+	}
+	where := ""
+	if onlyDeleted {
+		where = fmt.Sprintf(" AND flags & %d != 0", store.FlagDeleted)
+	}
+	gone, err := ss.expunge(ctx, mailboxID, func(ctx context.Context, tx *sql.Tx) ([]msgRow, error) {
+		return selectRows(ctx, tx, mailboxID, uids, where)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("expunge from mailbox %d: %w", mailboxID, err)
+	}
+	return gone, nil
+}
+
+// expunge removes the rows pick chooses, then their files.
+func (ss *session) expunge(ctx context.Context, mailboxID int64, pick func(context.Context, *sql.Tx) ([]msgRow, error)) ([]store.UID, error) {
+	var gone []store.UID
+	var files []int64
+	err := ss.read(ctx, func(a *account) error {
+		err := ss.s.write(ctx, a, func(ctx context.Context, tx *sql.Tx) error {
+			gone, files = nil, nil
+			if _, _, err := mailboxRow(ctx, tx, mailboxID); err != nil {
+				return err
+			}
+			rows, err := pick(ctx, tx)
+			if err != nil || len(rows) == 0 {
+				return err
+			}
+			ms, err := nextModSeq(ctx, tx)
+			if err != nil {
+				return err
+			}
+			if err := expungeRows(ctx, tx, mailboxID, rows, ms); err != nil {
+				return err
+			}
+			for _, r := range rows {
+				gone = append(gone, r.uid)
+				files = append(files, r.file)
+			}
+			return nil
+		})
+		if err == nil {
+			ss.s.removeBodies(a, files)
+		}
+		return err
+	})
+	return gone, err
+}
+
+// expungeRows deletes message rows, leaving tombstones at MODSEQ ms.
+func expungeRows(ctx context.Context, tx *sql.Tx, mailboxID int64, rows []msgRow, ms store.ModSeq) error {
+	var c counts
+	d := kwDelta{}
+	for _, r := range rows {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM message WHERE id = ?`, r.id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tombstone (mailbox, uid, modseq, created_modseq) VALUES (?, ?, ?, ?)`,
+			mailboxID, r.uid, ms, r.created); err != nil {
+			return err
+		}
+		c.add(r.flags.System, r.size, -1)
+		d.add(r.flags.Keywords, -1)
+	}
+	if err := c.apply(ctx, tx, mailboxID, ms, 0); err != nil {
+		return err
+	}
+	if err := addUsage(ctx, tx, c.size, c.messages); err != nil {
+		return err
+	}
+	return d.apply(ctx, tx, mailboxID)
+}
+
+// Copy implements store.Session. Bodies are immutable, so a copy is a new
+// hard link to the same file, made and synced before the rows commit.
+func (ss *session) Copy(ctx context.Context, fromMailboxID int64, uids store.UIDSet, toMailboxID int64) (store.CopyResult, error) {
+	var res store.CopyResult
+	if !ss.owns(fromMailboxID) || !ss.owns(toMailboxID) {
+		return res, fmt.Errorf("copy: %w", noMailbox(max(fromMailboxID, toMailboxID)))
+	}
+	err := ss.read(ctx, func(a *account) error {
+		if _, _, err := mailboxRow(ctx, a.db, fromMailboxID); err != nil {
+			return err
+		}
+		rows, err := selectRows(ctx, a.db, fromMailboxID, uids, "")
+		if err != nil {
+			return err
+		}
+		quota, err := ss.s.accountQuota(ctx, ss.id)
+		if err != nil {
+			return err
+		}
+		// Link the bodies. A message expunged meanwhile has no file to
+		// link: it is left out, as if the copy had come just after.
+		linked := rows[:0]
+		newFiles := map[int64]int64{} // source row ID -> new file
+		var all []int64
+		defer func() {
+			for _, f := range all {
+				ss.s.dropInflight(a.id, f)
+			}
+		}()
+		dirs := map[string]bool{}
+		for _, r := range rows {
+			f, dir, err := ss.s.linkBody(a, r.file)
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				ss.s.removeBodies(a, all)
+				return err
+			}
+			all = append(all, f)
+			newFiles[r.id] = f
+			dirs[dir] = true
+			linked = append(linked, r)
+		}
+		for dir := range dirs {
+			if err := syncDir(dir); err != nil {
+				ss.s.removeBodies(a, all)
+				return mapErr(err)
+			}
+		}
+		used := map[int64]bool{}
+		err = ss.s.write(ctx, a, func(ctx context.Context, tx *sql.Tx) error {
+			res = store.CopyResult{}
+			clear(used)
+			uidValidity, uidNext, err := mailboxRow(ctx, tx, toMailboxID)
+			if err != nil {
+				return err
+			}
+			res.UIDValidity = uidValidity
+			sp := newSpeller(ctx, tx, toMailboxID)
+			var ms store.ModSeq
+			var c counts
+			d := kwDelta{}
+			for _, r := range linked {
+				if uidNext > math.MaxUint32 {
+					return fmt.Errorf("%w: mailbox has used every UID", store.ErrLimit)
+				}
+				if ms == 0 {
+					if ms, err = nextModSeq(ctx, tx); err != nil {
+						return err
+					}
+				}
+				kws, err := sp.spell(r.flags.Keywords)
+				if err != nil {
+					return err
+				}
+				f := newFiles[r.id]
+				// RFC 9051 6.4.7: flags and internal date go with the copy.
+				out, err := tx.ExecContext(ctx, `INSERT INTO message
+					(mailbox, uid, modseq, created_modseq, flags, keywords, date, date_zone, size, file, retrieved, structure)
+					SELECT ?, ?, ?, ?, flags, ?, date, date_zone, size, ?, 0, structure
+					FROM message WHERE id = ? AND mailbox = ? AND uid = ?`,
+					toMailboxID, uidNext, ms, ms, joinKeywords(kws), f, r.id, fromMailboxID, r.uid)
+				if err != nil {
+					return err
+				}
+				if n, err := out.RowsAffected(); err != nil {
+					return err
+				} else if n == 0 {
+					continue // expunged since it was read
+				}
+				used[f] = true
+				c.add(r.flags.System, r.size, 1)
+				d.add(kws, 1)
+				res.Source = append(res.Source, r.uid)
+				res.Dest = append(res.Dest, store.UID(uidNext))
+				uidNext++
+			}
+			if ms == 0 {
+				return nil
+			}
+			if err := c.apply(ctx, tx, toMailboxID, ms, uidNext); err != nil {
+				return err
+			}
+			if err := addUsage(ctx, tx, c.size, c.messages); err != nil {
+				return err
+			}
+			if err := checkQuota(ctx, tx, quota); err != nil {
+				return err
+			}
+			return d.apply(ctx, tx, toMailboxID)
+		})
+		if err != nil && isCommitErr(err) {
+			return err
+		}
+		var unused []int64
+		for _, f := range all {
+			if err != nil || !used[f] {
+				unused = append(unused, f)
+			}
+		}
+		ss.s.removeBodies(a, unused)
+		return err
+	})
+	if err != nil {
+		return store.CopyResult{}, fmt.Errorf("copy from mailbox %d to %d: %w", fromMailboxID, toMailboxID, err)
+	}
+	return res, nil
+}
+
+// Move implements store.Session (RFC 6851): the rows change mailbox and
+// UID in one transaction, leaving tombstones behind; files stay where they
+// are. The quota does not apply: nothing is added to the account.
+func (ss *session) Move(ctx context.Context, fromMailboxID int64, uids store.UIDSet, toMailboxID int64) (store.CopyResult, error) {
+	var res store.CopyResult
+	if !ss.owns(fromMailboxID) || !ss.owns(toMailboxID) {
+		return res, fmt.Errorf("move: %w", noMailbox(max(fromMailboxID, toMailboxID)))
+	}
+	err := ss.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if _, _, err := mailboxRow(ctx, tx, fromMailboxID); err != nil {
+			return err
+		}
+		rows, err := selectRows(ctx, tx, fromMailboxID, uids, "")
+		if err != nil {
+			return err
+		}
+		res, err = moveRows(ctx, tx, fromMailboxID, toMailboxID, rows)
+		return err
+	})
+	if err != nil {
+		return store.CopyResult{}, fmt.Errorf("move from mailbox %d to %d: %w", fromMailboxID, toMailboxID, err)
+	}
+	return res, nil
+}
+
+// moveRows gives messages new UIDs in another (or the same) mailbox,
+// leaving tombstones in the source.
+func moveRows(ctx context.Context, tx *sql.Tx, from, to int64, rows []msgRow) (store.CopyResult, error) {
+	uidValidity, uidNext, err := mailboxRow(ctx, tx, to)
+	if err != nil {
+		return store.CopyResult{}, err
+	}
+	res := store.CopyResult{UIDValidity: uidValidity}
+	if len(rows) == 0 {
+		return res, nil
+	}
+	if uidNext+int64(len(rows))-1 > math.MaxUint32 {
+		return res, fmt.Errorf("%w: mailbox has used every UID", store.ErrLimit)
+	}
+	ms, err := nextModSeq(ctx, tx)
+	if err != nil {
+		return res, err
+	}
+	sp := newSpeller(ctx, tx, to)
+	var cFrom, cTo counts
+	dFrom, dTo := kwDelta{}, kwDelta{}
+	for _, r := range rows {
+		kws, err := sp.spell(r.flags.Keywords)
+		if err != nil {
+			return res, err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE message SET mailbox = ?, uid = ?, modseq = ?, created_modseq = ?, keywords = ? WHERE id = ?`,
+			to, uidNext, ms, ms, joinKeywords(kws), r.id)
+		if err != nil {
+			return res, err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO tombstone (mailbox, uid, modseq, created_modseq) VALUES (?, ?, ?, ?)`,
+			from, r.uid, ms, r.created)
+		if err != nil {
+			return res, err
+		}
+		cFrom.add(r.flags.System, r.size, -1)
+		cTo.add(r.flags.System, r.size, 1)
+		dFrom.add(r.flags.Keywords, -1)
+		dTo.add(kws, 1)
+		res.Source = append(res.Source, r.uid)
+		res.Dest = append(res.Dest, store.UID(uidNext))
+		uidNext++
+	}
+	if err := cFrom.apply(ctx, tx, from, ms, 0); err != nil {
+		return res, err
+	}
+	if err := cTo.apply(ctx, tx, to, ms, uidNext); err != nil {
+		return res, err
+	}
+	if err := dFrom.apply(ctx, tx, from); err != nil {
+		return res, err
+	}
+	return res, dTo.apply(ctx, tx, to)
+}
+
+// Changes implements store.Session, from one read transaction so that the
+// set is a consistent snapshot.
+func (ss *session) Changes(ctx context.Context, mailboxID int64, sinceModSeq store.ModSeq) (*store.ChangeSet, error) {
+	if !ss.owns(mailboxID) {
+		return nil, fmt.Errorf("changes: %w", noMailbox(mailboxID))
+	}
+	cs := &store.ChangeSet{}
+	err := ss.read(ctx, func(a *account) error {
+		tx, err := a.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		err = tx.QueryRowContext(ctx, `SELECT uidnext, modseq FROM mailbox WHERE id = ?`, mailboxID).
+			Scan(&cs.UIDNext, &cs.HighestModSeq)
+		if errors.Is(err, sql.ErrNoRows) {
+			cs.Gone = true
+			return nil
+		} else if err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT uid, modseq, created_modseq, flags, keywords, date, date_zone, size
+			FROM message WHERE mailbox = ? AND modseq > ? ORDER BY uid`, mailboxID, sinceModSeq)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var m store.MessageInfo
+			var created store.ModSeq
+			var kws string
+			var date int64
+			var zone int
+			if err := rows.Scan(&m.UID, &m.ModSeq, &created, &m.Flags.System, &kws, &date, &zone, &m.Size); err != nil {
+				return err
+			}
+			m.Flags.Keywords = splitKeywords(kws)
+			if created > sinceModSeq {
+				m.InternalDate = internalDate(date, zone)
+				cs.Added = append(cs.Added, m)
+			} else {
+				cs.Updated = append(cs.Updated, store.FlagUpdate{UID: m.UID, ModSeq: m.ModSeq, Flags: m.Flags})
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		// Messages that came and went after sinceModSeq were never seen
+		// by the caller: leave them out.
+		rows, err = tx.QueryContext(ctx, `SELECT uid FROM tombstone
+			WHERE mailbox = ? AND modseq > ? AND created_modseq <= ? ORDER BY uid`, mailboxID, sinceModSeq, sinceModSeq)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var uid store.UID
+			if err := rows.Scan(&uid); err != nil {
+				return err
+			}
+			cs.Expunged = append(cs.Expunged, uid)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("changes in mailbox %d: %w", mailboxID, err)
+	}
+	return cs, nil
+}
+
+// MarkRetrieved implements store.Session.
+func (ss *session) MarkRetrieved(ctx context.Context, mailboxID int64, uid store.UID, at time.Time) error {
+	if !ss.owns(mailboxID) {
+		return fmt.Errorf("mark retrieved: %w", noMailbox(mailboxID))
+	}
+	if at.IsZero() {
+		at = time.Now()
+	}
+	err := ss.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if _, _, err := mailboxRow(ctx, tx, mailboxID); err != nil {
+			return err
+		}
+		var id, retrieved int64
+		var flags store.SystemFlags
+		err := tx.QueryRowContext(ctx, `SELECT id, flags, retrieved FROM message WHERE mailbox = ? AND uid = ?`, mailboxID, uid).
+			Scan(&id, &flags, &retrieved)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: uid %d", store.ErrNoMessage, uid)
+		} else if err != nil {
+			return err
+		}
+		if retrieved == 0 {
+			if _, err := tx.ExecContext(ctx, `UPDATE message SET retrieved = ? WHERE id = ?`, at.UnixMicro(), id); err != nil {
+				return err
+			}
+		}
+		if flags&store.FlagSeen != 0 {
+			return nil
+		}
+		ms, err := nextModSeq(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE message SET flags = ?, modseq = ? WHERE id = ?`, flags|store.FlagSeen, ms, id); err != nil {
+			return err
+		}
+		var c counts
+		c.change(flags, flags|store.FlagSeen)
+		return c.apply(ctx, tx, mailboxID, ms, 0)
+	})
+	if err != nil {
+		return fmt.Errorf("mark retrieved in mailbox %d uid %d: %w", mailboxID, uid, err)
+	}
+	return nil
+}
+
+// ExpireRetrieved implements store.Session.
+func (ss *session) ExpireRetrieved(ctx context.Context, mailboxID int64, before time.Time) ([]store.UID, error) {
+	if !ss.owns(mailboxID) {
+		return nil, fmt.Errorf("expire retrieved: %w", noMailbox(mailboxID))
+	}
+	gone, err := ss.expunge(ctx, mailboxID, func(ctx context.Context, tx *sql.Tx) ([]msgRow, error) {
+		return selectRows(ctx, tx, mailboxID, store.AllUIDs(),
+			fmt.Sprintf(" AND retrieved != 0 AND retrieved < %d", before.UnixMicro()))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("expire retrieved in mailbox %d: %w", mailboxID, err)
+	}
+	return gone, nil
+}

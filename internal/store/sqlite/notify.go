@@ -1,0 +1,177 @@
+package sqlite
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// notifier is the change feed. In the process, each account has a set of
+// watchers whose channels hold one pending wake-up. Across processes, the
+// Store opened with Config.Listen binds a unix datagram socket in the
+// data folder; every other Store sends it the account ID (8 bytes, big
+// endian) after each commit, and the listener wakes its own watchers.
+// A notification that cannot be sent is dropped: watchers catch up with
+// Session.Changes on the next one, and a missing listener just means no
+// server is running.
+type notifier struct {
+	log  *slog.Logger
+	path string
+
+	conn *net.UnixConn // the listening socket, or nil
+	ino  uint64        // its inode, so that Close removes only our own file
+	done chan struct{} // closed when the listening goroutine ends
+
+	mu       sync.Mutex
+	watchers map[int64]map[*watcher]struct{} // guarded by mu
+}
+
+// sendTimeout bounds a send to a listener whose queue is full.
+const sendTimeout = 100 * time.Millisecond
+
+func newNotifier(s *Store, path string, listen bool) (*notifier, error) {
+	n := &notifier{log: s.log, path: path, watchers: map[int64]map[*watcher]struct{}{}}
+	// sun_path holds 108 bytes with the terminating NUL.
+	if len(path) > 107 {
+		if listen {
+			return nil, fmt.Errorf("notification socket path %s is longer than 107 bytes", path)
+		}
+		n.log.Warn("notification socket path too long: other processes will not hear of changes", "path", path)
+	}
+	if !listen {
+		return n, nil
+	}
+	addr := &net.UnixAddr{Name: path, Net: "unixgram"}
+	if c, err := net.DialUnix("unixgram", nil, addr); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("another store listens on %s", path)
+	}
+	// Nobody answers: whatever is there is left from a process that died.
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale %s: %w", path, err)
+	}
+	conn, err := net.ListenUnixgram("unixgram", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for notifications: %w", err)
+	}
+	if fi, err := os.Stat(path); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			n.ino = st.Ino
+		}
+	}
+	n.conn = conn
+	n.done = make(chan struct{})
+	go n.listen()
+	return n, nil
+}
+
+func (n *notifier) listen() {
+	defer close(n.done)
+	buf := make([]byte, 64)
+	for {
+		m, _, err := n.conn.ReadFromUnix(buf)
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if err != nil {
+			n.log.Warn("read notification", "err", err)
+			continue
+		}
+		if m != 8 {
+			continue
+		}
+		n.wake(int64(binary.BigEndian.Uint64(buf)))
+	}
+}
+
+func (n *notifier) close() error {
+	if n.conn == nil {
+		return nil
+	}
+	err := n.conn.Close()
+	<-n.done
+	if fi, serr := os.Stat(n.path); serr == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Ino == n.ino {
+			os.Remove(n.path)
+		}
+	}
+	return err
+}
+
+// notify tells every watcher of the account, here and in the listening
+// process, that a change was committed.
+func (n *notifier) notify(accountID int64) {
+	n.wake(accountID)
+	if n.conn != nil {
+		return // we are the listener; our watchers just heard it
+	}
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: n.path, Net: "unixgram"})
+	if err != nil {
+		return // no listener
+	}
+	defer c.Close()
+	var msg [8]byte
+	binary.BigEndian.PutUint64(msg[:], uint64(accountID))
+	c.SetWriteDeadline(time.Now().Add(sendTimeout))
+	if _, err := c.Write(msg[:]); err != nil {
+		n.log.Debug("send notification", "account", accountID, "err", err)
+	}
+}
+
+// wake signals the account's watchers in this process without blocking:
+// a watcher with a wake-up pending needs no second one.
+func (n *notifier) wake(accountID int64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for w := range n.watchers[accountID] {
+		select {
+		case w.c <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// watcher implements store.Watcher.
+type watcher struct {
+	n    *notifier
+	id   int64
+	c    chan struct{}
+	once sync.Once
+}
+
+// C implements store.Watcher.
+func (w *watcher) C() <-chan struct{} { return w.c }
+
+// Close implements store.Watcher. C is not closed, so a reader selecting
+// on it does not spin.
+func (w *watcher) Close() {
+	w.once.Do(func() {
+		w.n.mu.Lock()
+		defer w.n.mu.Unlock()
+		delete(w.n.watchers[w.id], w)
+		if len(w.n.watchers[w.id]) == 0 {
+			delete(w.n.watchers, w.id)
+		}
+	})
+}
+
+// Watch implements store.Store.
+func (s *Store) Watch(accountID int64) store.Watcher {
+	n := s.notifier
+	w := &watcher{n: n, id: accountID, c: make(chan struct{}, 1)}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.watchers[accountID] == nil {
+		n.watchers[accountID] = map[*watcher]struct{}{}
+	}
+	n.watchers[accountID][w] = struct{}{}
+	return w
+}
