@@ -1,0 +1,126 @@
+package delivery
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	"github.com/buzon-mail/buzon/internal/message"
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+func TestSpoolNormalisesLineEndings(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"Subject: a\r\n\r\nbody\r\n", "Subject: a\r\n\r\nbody\r\n"},
+		{"Subject: a\n\nbody\n", "Subject: a\r\n\r\nbody\r\n"},
+		{"Subject: a\r\rbody\r", "Subject: a\r\n\r\nbody\r\n"},
+		{"mixed\r\nlf\ncr\rend", "mixed\r\nlf\r\ncr\r\nend"},
+		{"8-bit: \xe9t\xe9\n", "8-bit: \xe9t\xe9\r\n"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		for _, limit := range []int64{0, 1 << 20} { // file and memory spools
+			sp := &Spooler{Dir: t.TempDir(), MemoryLimit: limit}
+			// One byte at a time, so CR LF pairs straddle reads.
+			msg, err := sp.Spool(iotest.OneByteReader(strings.NewReader(tt.in)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := readAll(t, msg)
+			if got != tt.want || msg.Size() != int64(len(tt.want)) {
+				t.Errorf("Spool(%q) with memory limit %d = %q (size %d), want %q", tt.in, limit, got, msg.Size(), tt.want)
+			}
+			msg.Close()
+		}
+	}
+}
+
+func readAll(t *testing.T, msg *Spooled) string {
+	t.Helper()
+	nm := msg.NewMessage(store.Flags{}, time.Time{})
+	b, err := io.ReadAll(nm.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nm.Size != int64(len(b)) {
+		t.Errorf("NewMessage says %d bytes, reads %d", nm.Size, len(b))
+	}
+	return string(b)
+}
+
+func TestSpoolParsesOnce(t *testing.T) {
+	raw := "From: a@example.org\r\nSubject: hi\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\none\r\n--b\r\n\r\ntwo\r\n--b--\r\n"
+	sp := &Spooler{MemoryLimit: 1 << 20}
+	msg, err := sp.Spool(strings.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer msg.Close()
+	if msg.Part().Envelope == nil || msg.Part().Envelope.Subject != "hi" || len(msg.Part().Parts) != 2 {
+		t.Fatalf("parsed structure %+v", msg.Part())
+	}
+	nm := msg.NewMessage(store.Flags{System: store.FlagSeen}, time.Time{})
+	back, err := message.Unmarshal(nm.Structure)
+	if err != nil || len(back.Parts) != 2 {
+		t.Fatalf("stored structure does not decode: %v", err)
+	}
+	// Each NewMessage reads from the start.
+	if a, b := readAll(t, msg), readAll(t, msg); a != raw || b != raw {
+		t.Errorf("second read differs")
+	}
+}
+
+func TestSpoolSizeLimit(t *testing.T) {
+	big := bytes.Repeat([]byte("0123456789abcde\n"), 4096) // 64 KiB, 68 KiB with CRLF
+	for _, tt := range []struct {
+		max  int64
+		want error
+	}{
+		{64 << 10, ErrTooLarge},   // the CRLF form counts
+		{68 << 10, nil},           // exactly at the limit
+		{68<<10 - 1, ErrTooLarge}, // one byte short
+		{0, nil},                  // no limit
+	} {
+		sp := &Spooler{Dir: t.TempDir(), MemoryLimit: 1024, MaxSize: tt.max}
+		msg, err := sp.Spool(bytes.NewReader(big))
+		if !errors.Is(err, tt.want) {
+			t.Errorf("max %d: err %v, want %v", tt.max, err, tt.want)
+		}
+		if msg != nil {
+			msg.Close()
+		}
+	}
+}
+
+func TestSpoolReadError(t *testing.T) {
+	sp := &Spooler{MemoryLimit: 1 << 20}
+	boom := errors.New("connection reset")
+	if _, err := sp.Spool(io.MultiReader(strings.NewReader("Subject: x\r\n"), iotest.ErrReader(boom))); !errors.Is(err, boom) {
+		t.Errorf("err %v, want %v", err, boom)
+	}
+}
+
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		err  error
+		code int
+		enh  [3]int
+	}{
+		{nil, 250, [3]int{2, 0, 0}},
+		{ErrUnknownRecipient, 550, [3]int{5, 1, 1}},
+		{store.ErrOverQuota, 552, [3]int{5, 2, 2}},
+		{ErrTooLarge, 552, [3]int{5, 3, 4}},
+		{store.ErrStorageFull, 452, [3]int{4, 3, 1}},
+		{store.ErrUnavailable, 451, [3]int{4, 3, 0}},
+		{errors.New("disk on fire"), 451, [3]int{4, 3, 0}},
+	}
+	for _, tt := range tests {
+		if o := Classify(tt.err); o.Code != tt.code || o.Enhanced != tt.enh {
+			t.Errorf("Classify(%v) = %d %v, want %d %v", tt.err, o.Code, o.Enhanced, tt.code, tt.enh)
+		}
+	}
+}

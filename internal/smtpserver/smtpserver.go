@@ -1,0 +1,188 @@
+// Package smtpserver receives mail over LMTP (RFC 2033) and hands it to
+// package delivery. It is built on github.com/emersion/go-smtp, which speaks
+// the protocol; this package decides what each recipient hears.
+//
+// Every reply is sent only after the message is durable in the store: a
+// 250 for a recipient means its copy survives a crash.
+package smtpserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/buzon-mail/buzon/internal/delivery"
+)
+
+// Config configures an LMTP server.
+type Config struct {
+	Deliverer *delivery.Deliverer
+	Spooler   *delivery.Spooler
+	// Hostname is announced in the greeting.
+	Hostname string
+	// MaxRecipients per transaction; 0 means 100.
+	MaxRecipients int
+	// MaxMessageSize in bytes, advertised as SIZE (RFC 1870); 0 means no
+	// limit.
+	MaxMessageSize int64
+	// MaxLineLength of commands and message lines; 0 means 64 KiB. Mail in
+	// the wild has lines far beyond RFC 5322's 998 octets.
+	MaxLineLength int
+	// ReadTimeout and WriteTimeout bound a stalled client; 0 means 10
+	// minutes (RFC 5321 4.5.3.2).
+	ReadTimeout, WriteTimeout time.Duration
+	Logger                    *slog.Logger
+}
+
+// Server is an LMTP server.
+type Server struct {
+	cfg  Config
+	smtp *smtp.Server
+	log  *slog.Logger
+}
+
+// New returns an LMTP server.
+func New(cfg Config) *Server {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, log: log.With("proto", "lmtp")}
+	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
+	srv.LMTP = true
+	srv.Domain = cfg.Hostname
+	srv.MaxRecipients = orDefault(cfg.MaxRecipients, 100)
+	srv.MaxMessageBytes = cfg.MaxMessageSize
+	srv.MaxLineLength = orDefault(cfg.MaxLineLength, 64*1024)
+	srv.ReadTimeout = orDefault(cfg.ReadTimeout, 10*time.Minute)
+	srv.WriteTimeout = orDefault(cfg.WriteTimeout, 10*time.Minute)
+	srv.EnableSMTPUTF8 = true
+	srv.ErrorLog = errorLog{s.log}
+	s.smtp = srv
+	return s
+}
+
+func orDefault[T int | int64 | time.Duration](v, def T) T {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+// Serve accepts LMTP connections on l (TCP or unix) until Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	err := s.smtp.Serve(l)
+	if errors.Is(err, smtp.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections and waits for transactions in
+// flight to finish; when ctx ends first, it closes the remaining
+// connections (a client that has not seen its replies retries: nothing is
+// acknowledged that is not stored).
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.smtp.Shutdown(ctx)
+	if ctx.Err() != nil {
+		s.smtp.Close()
+	}
+	if errors.Is(err, smtp.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
+	return &session{srv: s, remote: c.Conn().RemoteAddr().String()}, nil
+}
+
+// session is one LMTP transaction sequence on a connection.
+type session struct {
+	srv    *Server
+	remote string   // client address, for logs
+	from   string   // reverse path of the current transaction
+	rcpts  []string // accepted recipients, in RCPT order
+}
+
+var _ smtp.LMTPSession = (*session)(nil)
+
+func (s *session) Reset()        { s.from, s.rcpts = "", nil }
+func (s *session) Logout() error { return nil }
+
+func (s *session) Mail(from string, _ *smtp.MailOptions) error {
+	s.from = from
+	return nil
+}
+
+// Rcpt refuses unknown recipients at once (RFC 2033 4.2), so the MTA
+// bounces them without sending the message.
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	ctx := context.Background()
+	if _, err := s.srv.cfg.Deliverer.Lookup(ctx, to); err != nil {
+		if !errors.Is(err, delivery.ErrUnknownRecipient) {
+			s.srv.log.Error("recipient lookup", "rcpt", to, "err", err)
+		}
+		return smtpError(err)
+	}
+	s.rcpts = append(s.rcpts, to)
+	return nil
+}
+
+// Data is only called for SMTP; LMTP uses LMTPData.
+func (s *session) Data(r io.Reader) error {
+	return s.LMTPData(r, nil)
+}
+
+// LMTPData spools the message once and delivers a copy per recipient,
+// each with its own status (RFC 2033 4.2).
+func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
+	ctx := context.Background()
+	msg, err := s.srv.cfg.Spooler.Spool(r)
+	if err != nil {
+		if !errors.Is(err, delivery.ErrTooLarge) {
+			s.srv.log.Error("spool", "remote", s.remote, "err", err)
+		}
+		return smtpError(err)
+	}
+	defer msg.Close()
+	var last error
+	for _, rcpt := range s.rcpts {
+		_, err := s.srv.cfg.Deliverer.Deliver(ctx, rcpt, msg)
+		if err != nil {
+			s.srv.log.Warn("delivery failed", "rcpt", rcpt, "from", s.from, "err", err)
+		}
+		if status != nil {
+			status.SetStatus(rcpt, smtpError(err))
+		}
+		last = err
+	}
+	return smtpError(last)
+}
+
+// smtpError turns a delivery error into the reply the client sees.
+func smtpError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return se // go-smtp's own, such as its size limit
+	}
+	o := delivery.Classify(err)
+	return &smtp.SMTPError{Code: o.Code, EnhancedCode: smtp.EnhancedCode(o.Enhanced), Message: o.Text}
+}
+
+// errorLog adapts slog to go-smtp's logger.
+type errorLog struct{ log *slog.Logger }
+
+func (l errorLog) Printf(format string, v ...any) {
+	l.log.Error("lmtp", "msg", fmt.Sprintf(format, v...))
+}
+func (l errorLog) Println(v ...any) { l.log.Error("lmtp", "msg", fmt.Sprint(v...)) }

@@ -1,0 +1,224 @@
+package smtpserver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/buzon-mail/buzon/internal/delivery"
+	"github.com/buzon-mail/buzon/internal/store"
+	"github.com/buzon-mail/buzon/internal/store/sqlite"
+)
+
+// fixture is an LMTP server over a real store with two accounts, one of
+// them with a one-message quota.
+type fixture struct {
+	st   store.Store
+	srv  *Server
+	addr string
+	ids  map[string]int64
+}
+
+func newFixture(t *testing.T, maxSize int64) *fixture {
+	t.Helper()
+	cfg := sqlite.DefaultConfig()
+	cfg.Dir = t.TempDir()
+	st, err := sqlite.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	f := &fixture{st: st, ids: map[string]int64{}}
+	for _, name := range []string{"alice@example.org", "bob@example.org"} {
+		a, err := st.CreateAccount(ctx, name, store.Credentials{PasswordHash: "x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.ids[name] = a.ID
+	}
+	if err := st.SetQuota(ctx, "bob@example.org", store.Quota{MaxMessages: 1}); err != nil {
+		t.Fatal(err)
+	}
+	f.srv = New(Config{
+		Deliverer:      &delivery.Deliverer{Store: st},
+		Spooler:        &delivery.Spooler{Dir: t.TempDir(), MemoryLimit: 1 << 16, MaxSize: maxSize},
+		Hostname:       "mx.example.org",
+		MaxMessageSize: maxSize,
+		Logger:         slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+	})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.addr = l.Addr().String()
+	done := make(chan error, 1)
+	go func() { done <- f.srv.Serve(l) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		f.srv.Shutdown(ctx)
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return f
+}
+
+// inbox returns the bodies in an account's INBOX.
+func (f *fixture) inbox(t *testing.T, name string) []string {
+	t.Helper()
+	ctx := context.Background()
+	sess, err := f.st.Open(ctx, f.ids[name])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	mb, err := sess.Mailbox(ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bodies []string
+	err = sess.Messages(ctx, mb.ID, store.AllUIDs(), store.FieldSize, func(m *store.MessageInfo) error {
+		b, err := sess.OpenBody(ctx, mb.ID, m.UID)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		buf, err := io.ReadAll(io.NewSectionReader(b, 0, b.Size()))
+		bodies = append(bodies, string(buf))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bodies
+}
+
+// testWriter sends the server's log to the test's.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
+
+const testMessage = "From: carol@example.net\r\nTo: alice@example.org\r\nSubject: hello\r\n\r\n.leading dot\r\n8-bit: \xc3\xa9t\xc3\xa9\r\n"
+
+// TestPerRecipientStatus checks RFC 2033 4.2: unknown recipients are
+// refused at RCPT, and after DATA each accepted one gets its own reply.
+func TestPerRecipientStatus(t *testing.T) {
+	f := newFixture(t, 0)
+	// Fill bob's one-message quota first.
+	deliver(t, f.addr, []string{"bob@example.org"}, testMessage)
+
+	conn, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := smtp.NewClientLMTP(conn)
+	defer c.Close()
+	if err := c.Hello("client.example.net"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail("carol@example.net", nil); err != nil {
+		t.Fatal(err)
+	}
+	var se *smtp.SMTPError
+	if err := c.Rcpt("nobody@example.org", nil); !errors.As(err, &se) || se.Code != 550 || se.EnhancedCode != (smtp.EnhancedCode{5, 1, 1}) {
+		t.Fatalf("unknown recipient: %v", err)
+	}
+	for _, rcpt := range []string{"alice@example.org", "Alice+news@Example.ORG", "bob@example.org"} {
+		if err := c.Rcpt(rcpt, nil); err != nil {
+			t.Fatalf("RCPT %s: %v", rcpt, err)
+		}
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, testMessage)
+	statuses, err := w.CloseWithLMTPResponse()
+	var lerr smtp.LMTPDataError
+	if !errors.As(err, &lerr) {
+		t.Fatalf("want a per-recipient failure, got statuses %v err %v", statuses, err)
+	}
+	if e := lerr["bob@example.org"]; e == nil || e.Code != 552 || e.EnhancedCode != (smtp.EnhancedCode{5, 2, 2}) {
+		t.Errorf("bob over quota: %v", e)
+	}
+	for _, ok := range []string{"alice@example.org", "Alice+news@Example.ORG"} {
+		if lerr[ok] != nil {
+			t.Errorf("%s: %v", ok, lerr[ok])
+		}
+	}
+	if got := f.inbox(t, "alice@example.org"); len(got) != 2 || got[0] != testMessage || got[1] != testMessage {
+		t.Errorf("alice's INBOX: %q", got)
+	}
+	if got := f.inbox(t, "bob@example.org"); len(got) != 1 {
+		t.Errorf("bob's INBOX holds %d messages, want 1", len(got))
+	}
+}
+
+func deliver(t *testing.T, addr string, rcpts []string, msg string) error {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := smtp.NewClientLMTP(conn)
+	defer c.Close()
+	return c.SendMail("carol@example.net", rcpts, strings.NewReader(msg))
+}
+
+func TestTooLarge(t *testing.T) {
+	f := newFixture(t, 1000)
+	err := deliver(t, f.addr, []string{"alice@example.org"}, testMessage+strings.Repeat("xxxxxxxxx\r\n", 200))
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code != 552 || se.EnhancedCode != (smtp.EnhancedCode{5, 3, 4}) {
+		t.Fatalf("oversized message: %v", err)
+	}
+	if got := f.inbox(t, "alice@example.org"); len(got) != 0 {
+		t.Errorf("an oversized message was stored")
+	}
+	// The connection's next transaction works.
+	if err := deliver(t, f.addr, []string{"alice@example.org"}, testMessage); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPythonLMTP delivers with Python's smtplib.LMTP, a client no one
+// here wrote, including a message large enough to need a file spool.
+func TestPythonLMTP(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not installed")
+	}
+	f := newFixture(t, 0)
+	big := testMessage + strings.Repeat("line of text for a large message\r\n", 4000)
+	for _, msg := range []string{testMessage, big} {
+		host, port, _ := net.SplitHostPort(f.addr)
+		cmd := exec.Command(py, filepath.Join("testdata", "lmtp_send.py"), host, port, "carol@example.net", "alice@example.org", "nobody@example.org")
+		cmd.Stdin = strings.NewReader(msg)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("lmtp_send.py: %v\n%s", err, out.String())
+		}
+		if want := "refused nobody@example.org 550\n"; out.String() != want {
+			t.Errorf("script said %q, want %q", out.String(), want)
+		}
+	}
+	if got := f.inbox(t, "alice@example.org"); len(got) != 2 || got[0] != testMessage || got[1] != big {
+		t.Errorf("alice's INBOX holds %d messages, not the two sent byte for byte", len(got))
+	}
+}
