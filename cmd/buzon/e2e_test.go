@@ -1,0 +1,401 @@
+package main
+
+// End-to-end tests of the binary: they build buzon once, run `buzon serve`
+// as a child process on free loopback ports with a throwaway data folder,
+// and drive it with the other commands and with real clients (Python's
+// poplib and imaplib).
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// buzonBin is the binary under test, built by TestMain.
+var buzonBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "buzon-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	buzonBin = filepath.Join(dir, "buzon")
+	build := exec.Command("go", "build", "-o", buzonBin, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build buzon:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// buzon runs a buzon command to completion and returns its output and
+// exit code.
+func buzon(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(buzonBin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run buzon %v: %v", args, err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// mustBuzon runs a command that must succeed.
+func mustBuzon(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	out, errOut, code := buzon(t, stdin, args...)
+	if code != 0 {
+		t.Fatalf("buzon %v: exit %d\n%s%s", args, code, out, errOut)
+	}
+	return out
+}
+
+// instance is a running `buzon serve`.
+type instance struct {
+	t     *testing.T
+	data  string
+	ports map[string]string // listener name -> host:port
+	cmd   *exec.Cmd
+
+	mu     sync.Mutex
+	stdout bytes.Buffer // guarded by mu
+	stderr bytes.Buffer // guarded by mu
+	exited chan error
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// start runs `buzon serve` on data (a new folder when empty) and waits
+// until every listener accepts connections.
+func start(t *testing.T, data string, extra ...string) *instance {
+	t.Helper()
+	if data == "" {
+		data = t.TempDir()
+	}
+	in := &instance{t: t, data: data, ports: map[string]string{}, exited: make(chan error, 1)}
+	args := []string{"serve", "--data", data}
+	for _, name := range []string{"imap", "imaps", "pop3", "pop3s", "lmtp"} {
+		in.ports[name] = freePort(t)
+		args = append(args, "--"+name, in.ports[name])
+	}
+	in.cmd = exec.Command(buzonBin, append(args, extra...)...)
+	in.cmd.Stdout = lockedWriter{&in.mu, &in.stdout}
+	in.cmd.Stderr = lockedWriter{&in.mu, &in.stderr}
+	if err := in.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { in.exited <- in.cmd.Wait() }()
+	t.Cleanup(func() { in.stop() })
+	deadline := time.Now().Add(30 * time.Second)
+	for _, addr := range in.ports {
+		for {
+			c, err := net.Dial("tcp", addr)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("buzon serve did not listen on %s:\n%s", addr, in.logs())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return in
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (in *instance) logs() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.stdout.String() + in.stderr.String()
+}
+
+func (in *instance) output() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.stdout.String()
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (in *instance) stop() {
+	if in.cmd.ProcessState != nil {
+		return
+	}
+	in.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-in.exited:
+		if err != nil {
+			in.t.Errorf("buzon serve exited with %v:\n%s", err, in.logs())
+		}
+	case <-time.After(60 * time.Second):
+		in.cmd.Process.Kill()
+		in.t.Errorf("buzon serve did not stop on SIGTERM:\n%s", in.logs())
+	}
+}
+
+func (in *instance) hostPort(name string) (string, string) {
+	h, p, _ := net.SplitHostPort(in.ports[name])
+	return h, p
+}
+
+// python runs one of testdata's scripts and returns its output; it skips
+// the test when python3 is not installed.
+func python(t *testing.T, stdin string, script string, args ...string) string {
+	t.Helper()
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not installed")
+	}
+	cmd := exec.Command(py, append([]string{filepath.Join("testdata", script)}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %v: %v\n%s", script, args, err, out.String())
+	}
+	return out.String()
+}
+
+var welcomeRE = regexp.MustCompile(`(?m)^\s+address\s+(\S+)\n\s+password\s+(\S+)$`)
+
+// TestFirstStart follows the README: start on an empty folder, read the
+// printed account, log in with it over POP3 (TLS) and IMAP.
+func TestFirstStart(t *testing.T) {
+	in := start(t, "", "--hostname", "mail.example.org")
+	m := welcomeRE.FindStringSubmatch(in.output())
+	if m == nil {
+		t.Fatalf("no account in the welcome:\n%s", in.logs())
+	}
+	addr, password := m[1], m[2]
+	if addr != "postmaster@mail.example.org" {
+		t.Errorf("first account %q", addr)
+	}
+	host, port := in.hostPort("pop3s")
+	if out := python(t, "", "pop3_stat.py", host, port, addr, password, "ssl"); out != "0 0\n" {
+		t.Errorf("pop3_stat.py: %q", out)
+	}
+	host, port = in.hostPort("imap")
+	if out := python(t, "", "imap_login.py", host, port, addr, password); !strings.Contains(out, "INBOX") {
+		t.Errorf("imap_login.py: %q", out)
+	}
+	in.stop()
+
+	// A second start neither creates another account nor prints one.
+	again := start(t, in.data)
+	if welcomeRE.MatchString(again.output()) {
+		t.Errorf("second start printed a new account:\n%s", again.output())
+	}
+	out := mustBuzon(t, "", "user", "list", "--data", in.data)
+	if strings.Count(out, "@") != 1 {
+		t.Errorf("accounts after two starts:\n%s", out)
+	}
+}
+
+// TestUserCommandsWhileServing changes accounts with the CLI while the
+// server runs; the server sees each change at once.
+func TestUserCommandsWhileServing(t *testing.T) {
+	in := start(t, "")
+	host, port := in.hostPort("pop3")
+	// Flags after the positional argument, password on stdin.
+	mustBuzon(t, "first-pass\n", "user", "add", "Alice@Example.org", "--data", in.data)
+	if out := python(t, "", "pop3_stat.py", host, port, "alice@example.org", "first-pass", "plain"); out != "0 0\n" {
+		t.Errorf("login after add: %q", out)
+	}
+	if _, errOut, code := buzon(t, "x\n", "user", "add", "--data", in.data, "alice@example.org"); code == 0 || !strings.Contains(errOut, "exists") {
+		t.Errorf("duplicate add: exit %d %q", code, errOut)
+	}
+	mustBuzon(t, "second-pass\n", "user", "passwd", "--data", in.data, "alice@example.org")
+	if out := python(t, "", "pop3_stat.py", host, port, "alice@example.org", "first-pass", "plain", "expect-fail"); !strings.Contains(out, "[AUTH]") {
+		t.Errorf("old password after passwd: %q", out)
+	}
+	if out := python(t, "", "pop3_stat.py", host, port, "alice@example.org", "second-pass", "plain"); out != "0 0\n" {
+		t.Errorf("new password: %q", out)
+	}
+	mustBuzon(t, "", "user", "quota", "alice@example.org", "1K", "--data", in.data)
+	if out := mustBuzon(t, "", "user", "list", "--data", in.data); !strings.Contains(out, "alice@example.org") || !strings.Contains(out, "1.0K") {
+		t.Errorf("user list:\n%s", out)
+	}
+	if _, _, code := buzon(t, strings.Repeat("x", 2000), "deliver", "--data", in.data, "alice@example.org"); code != exNoPerm {
+		t.Errorf("delivery over quota: exit %d, want %d", code, exNoPerm)
+	}
+	mustBuzon(t, "", "user", "del", "--data", in.data, "alice@example.org")
+	if out := python(t, "", "pop3_stat.py", host, port, "alice@example.org", "second-pass", "plain", "expect-fail"); !strings.Contains(out, "[AUTH]") {
+		t.Errorf("login after del: %q", out)
+	}
+	if _, _, code := buzon(t, "", "user", "frobnicate", "--data", in.data); code != 2 {
+		t.Errorf("unknown subcommand: exit %d, want 2", code)
+	}
+}
+
+// TestDeliverAndDownload checks `buzon deliver` against POP3: the bytes
+// downloaded are the bytes delivered (with CRLF line endings), including a
+// 20 MB message, 8-bit text and lines starting with a dot; and the exit
+// codes an MTA acts on.
+func TestDeliverAndDownload(t *testing.T) {
+	in := start(t, "")
+	mustBuzon(t, "pw\n", "user", "add", "bob@example.org", "--data", in.data)
+	small := "From: carol@example.net\nSubject: =?UTF-8?Q?caf=C3=A9?=\n\n.a line with a dot\n..two dots\n8-bit: caf\xc3\xa9\n.\n"
+	var big strings.Builder
+	big.WriteString("From: carol@example.net\r\nSubject: big\r\n\r\n")
+	for big.Len() < 20<<20 {
+		fmt.Fprintf(&big, ".%07d the quick brown fox jumps over the lazy dog, again and again\r\n", big.Len())
+	}
+	for _, msg := range []string{small, big.String()} {
+		mustBuzon(t, msg, "deliver", "--data", in.data, "bob@example.org")
+	}
+	if _, _, code := buzon(t, small, "deliver", "--data", in.data, "nobody@example.org"); code != exNoUser {
+		t.Errorf("unknown recipient: exit %d, want %d", code, exNoUser)
+	}
+	if _, _, code := buzon(t, small, "deliver", "--data", filepath.Join(in.data, "lmtp.sock"), "bob@example.org"); code != exTempFail {
+		t.Errorf("unusable data folder: exit %d, want %d", code, exTempFail)
+	}
+	dir := t.TempDir()
+	host, port := in.hostPort("pop3")
+	out := python(t, "", "pop3_download.py", host, port, "bob@example.org", "pw", dir, "keep")
+	if out != "2\n" {
+		t.Fatalf("pop3_download.py: %q", out)
+	}
+	for i, want := range []string{strings.ReplaceAll(small, "\n", "\r\n"), big.String()} {
+		got, err := os.ReadFile(filepath.Join(dir, fmt.Sprint(i+1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, []byte(want)) {
+			t.Errorf("message %d: downloaded %d bytes, delivered %d, or they differ", i+1, len(got), len(want))
+		}
+	}
+}
+
+// TestDeliverWakesIdle: a `buzon deliver` in another process reaches an
+// IMAP client idling on the server at once.
+func TestDeliverWakesIdle(t *testing.T) {
+	in := start(t, "")
+	mustBuzon(t, "pw\n", "user", "add", "dave@example.org", "--data", in.data)
+	host, port := in.hostPort("imap")
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not installed")
+	}
+	cmd := exec.Command(py, filepath.Join("testdata", "imap_idle.py"), host, port, "dave@example.org", "pw")
+	stdout, _ := cmd.StdoutPipe()
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(stdout)
+	if line, err := r.ReadString('\n'); err != nil || line != "idling\n" {
+		t.Fatalf("imap_idle.py: %q %v %s", line, err, errb.String())
+	}
+	mustBuzon(t, "Subject: wake up\n\nhello\n", "deliver", "--data", in.data, "dave@example.org")
+	line, _ := r.ReadString('\n')
+	if err := cmd.Wait(); err != nil || line != "EXISTS 1\n" {
+		t.Fatalf("imap_idle.py: %q %v %s", line, err, errb.String())
+	}
+}
+
+// TestGracefulShutdown: a delivery in flight when SIGTERM arrives still
+// finishes and is stored; the next start serves it.
+func TestGracefulShutdown(t *testing.T) {
+	in := start(t, "")
+	mustBuzon(t, "pw\n", "user", "add", "erin@example.org", "--data", in.data)
+	c, err := net.Dial("tcp", in.ports["lmtp"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	expect := func(prefix string) string {
+		t.Helper()
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("waiting for %q: %v", prefix, err)
+			}
+			if strings.HasPrefix(line, prefix+" ") {
+				return line
+			}
+			if !strings.HasPrefix(line, prefix+"-") {
+				t.Fatalf("want %s, got %q", prefix, line)
+			}
+		}
+	}
+	send := func(s string) { fmt.Fprint(c, s) }
+	expect("220")
+	send("LHLO client.example.net\r\n")
+	expect("250")
+	send("MAIL FROM:<f@example.net>\r\n")
+	expect("250")
+	send("RCPT TO:<erin@example.org>\r\n")
+	expect("250")
+	send("DATA\r\n")
+	expect("354")
+	send("Subject: in flight\r\n\r\nfirst half\r\n")
+	in.cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(200 * time.Millisecond) // let the signal land mid-message; not an assertion
+	send("second half\r\n.\r\n")
+	if line := expect("250"); !strings.Contains(line, "2.0.0") {
+		t.Errorf("in-flight delivery: %q", line)
+	}
+	send("QUIT\r\n")
+	in.stop()
+	again := start(t, in.data)
+	host, port := again.hostPort("pop3")
+	if out := python(t, "", "pop3_stat.py", host, port, "erin@example.org", "pw", "plain"); !strings.HasPrefix(out, "1 ") {
+		t.Errorf("after restart: %q", out)
+	}
+}
+
+func TestConfigExample(t *testing.T) {
+	out := mustBuzon(t, "", "config", "example")
+	file := filepath.Join(t.TempDir(), "buzon.toml")
+	if err := os.WriteFile(file, []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The sample is a working configuration for a second command.
+	data := t.TempDir()
+	mustBuzon(t, "pw\n", "user", "add", "--config", file, "--data", data, "frank@example.org")
+	if out := mustBuzon(t, "", "user", "list", "--data", data); !strings.Contains(out, "frank@example.org") {
+		t.Errorf("list: %s", out)
+	}
+	if _, errOut, code := buzon(t, "", "serve", "--imap", "nonsense"); code == 0 || !strings.Contains(errOut, "listen.imap") {
+		t.Errorf("bad listener flag: exit %d %q", code, errOut)
+	}
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"flag"
+	"io"
+
+	"github.com/buzon-mail/buzon/internal/config"
+)
+
+// parseInterleaved parses flags that may come before, between or after
+// positional arguments ("user add alice@example.org --data /srv/mail"), and
+// returns the positional ones in order. "--" ends flag parsing.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		// flag stops at "--" and consumes it; what follows is positional.
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}
+
+// commonFlags are the flags every command that touches the store takes.
+type commonFlags struct {
+	data       string
+	configFile string
+}
+
+func (c *commonFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.data, "data", "", "data folder (default ./buzon-data, or the config file's)")
+	fs.StringVar(&c.configFile, "config", "", "TOML configuration file")
+}
+
+// load reads the configuration and applies --data.
+func (c *commonFlags) load() (config.Config, error) {
+	cfg := config.Default()
+	if c.configFile != "" {
+		var err error
+		if cfg, err = config.Load(c.configFile); err != nil {
+			return config.Config{}, err
+		}
+	}
+	if c.data != "" {
+		cfg.Data = c.data
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname = config.DefaultHostname()
+	}
+	return cfg, cfg.Validate()
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("buzon "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}

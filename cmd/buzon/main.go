@@ -1,0 +1,104 @@
+// Command buzon is the whole mail server in one binary: it serves IMAP,
+// POP3 and LMTP, manages accounts, delivers local mail and fetches mail
+// from other servers.
+//
+// Usage:
+//
+//	buzon serve   [--data DIR] [--config FILE] [--imap ADDR] [--imaps ADDR] [--pop3 ADDR] [--pop3s ADDR] [--lmtp ADDR]
+//	buzon user    add|del|list|passwd [--data DIR] [ADDRESS]
+//	buzon user    quota [--data DIR] ADDRESS SIZE [MESSAGES]
+//	buzon deliver [--data DIR] RECIPIENT... < message
+//	buzon check   [--data DIR] [--repair]
+//	buzon config  example
+//	buzon version
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// exitError carries a process exit code, for commands whose callers read
+// it (deliver's sysexits).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageError is a command line that cannot be run.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+type command struct {
+	name    string
+	summary string
+	run     func(args []string, stdin io.Reader, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "run the mail server", runServe},
+		{"user", "add, delete, list accounts; set passwords and quotas", runUser},
+		{"deliver", "deliver a message from standard input (an MTA's mailbox_command)", runDeliver},
+		{"check", "verify (and with --repair, fix) the store's consistency", runCheck},
+		{"config", "print a commented sample configuration (config example)", runConfig},
+		{"version", "print the version", func(_ []string, _ io.Reader, stdout, _ io.Writer) error {
+			_, err := fmt.Fprintln(stdout, "buzon", version)
+			return err
+		}},
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run executes one command line and returns the process exit code.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		printUsage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(args[1:], stdin, stdout, stderr)
+		if err == nil {
+			return 0
+		}
+		fmt.Fprintf(stderr, "buzon %s: %v\n", c.name, err)
+		var ee *exitError
+		var ue usageError
+		switch {
+		case errors.As(err, &ee):
+			return ee.code
+		case errors.As(err, &ue):
+			return 2
+		}
+		return 1
+	}
+	fmt.Fprintf(stderr, "buzon: unknown command %q\n", args[0])
+	printUsage(stderr)
+	return 2
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "usage: buzon COMMAND [flags] [arguments]\n\ncommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'buzon COMMAND --help' for a command's flags.")
+}

@@ -1,0 +1,313 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/buzon-mail/buzon/internal/auth"
+	"github.com/buzon-mail/buzon/internal/config"
+	"github.com/buzon-mail/buzon/internal/delivery"
+	"github.com/buzon-mail/buzon/internal/imapserver"
+	"github.com/buzon-mail/buzon/internal/pop3server"
+	"github.com/buzon-mail/buzon/internal/server"
+	"github.com/buzon-mail/buzon/internal/smtpserver"
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// shutdownGrace is how long in-flight work gets to finish on SIGTERM.
+const shutdownGrace = 30 * time.Second
+
+func runServe(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr)
+	var cf commonFlags
+	cf.register(fs)
+	listen := map[string]*string{}
+	for _, name := range []string{"imap", "imaps", "pop3", "pop3s", "lmtp"} {
+		listen[name] = fs.String(name, "", "listen address for "+name+" (host:port or off)")
+	}
+	hostname := fs.String("hostname", "", "host name for greetings and the certificate")
+	if pos, err := parseInterleaved(fs, args); err != nil {
+		return usageError{err.Error()}
+	} else if len(pos) > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", pos[0])}
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	for name, dst := range map[string]*string{"imap": &cfg.Listen.IMAP, "imaps": &cfg.Listen.IMAPS,
+		"pop3": &cfg.Listen.POP3, "pop3s": &cfg.Listen.POP3S, "lmtp": &cfg.Listen.LMTP} {
+		if v := *listen[name]; v != "" {
+			*dst = v
+		}
+	}
+	if *hostname != "" {
+		cfg.Hostname = *hostname
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return serve(ctx, cfg, stdout, stderr)
+}
+
+// serve runs every configured listener until ctx ends, then shuts down
+// gracefully.
+func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) error {
+	log := newLogger(cfg.Log, stderr)
+	st, err := openStore(cfg, log, true)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	tlsConfig, fingerprint, err := loadTLS(cfg, log)
+	if err != nil {
+		return err
+	}
+	authn, err := auth.New(cfg.Auth, st, log)
+	if err != nil {
+		return err
+	}
+	if err := firstAccount(ctx, cfg, st, authn.Hasher(), fingerprint, stdout); err != nil {
+		return err
+	}
+	sessions := auth.NewSessionLimiter(cfg.Limits.MaxConnectionsPerAccount)
+	spooler := &delivery.Spooler{Dir: spoolDir(cfg), MemoryLimit: cfg.Delivery.MemorySpool, MaxSize: cfg.Limits.MaxMessageSize}
+
+	imap := imapserver.New(imapserver.Config{
+		Store: st, Auth: authn, Sessions: sessions, TLS: tlsConfig, Hostname: cfg.Hostname,
+		IMAP: cfg.IMAP, Limits: cfg.Limits, AllowPlaintext: cfg.Auth.AllowPlaintext, Logger: log,
+		Append: func(ctx context.Context, sess store.Session, mailboxID int64, r io.Reader, _ int64, flags store.Flags, date time.Time) (store.AppendResult, error) {
+			return delivery.Append(ctx, spooler, sess, mailboxID, r, flags, date)
+		},
+	})
+	pop3 := pop3server.New(pop3server.Config{
+		Store: st, Auth: authn, Sessions: sessions, TLS: tlsConfig, Hostname: cfg.Hostname,
+		POP3: cfg.POP3, Limits: cfg.Limits, AllowPlaintext: cfg.Auth.AllowPlaintext, Logger: log,
+	})
+	lmtp := smtpserver.New(smtpserver.Config{
+		Deliverer: &delivery.Deliverer{Store: st, Logger: log}, Spooler: spooler,
+		Hostname: cfg.Hostname, MaxRecipients: cfg.Delivery.MaxRecipients,
+		MaxMessageSize: cfg.Limits.MaxMessageSize, MaxLineLength: cfg.Limits.MaxLineLength, Logger: log,
+	})
+
+	g := &group{log: log}
+	refuse := func(msg string) func(net.Conn) {
+		return func(c net.Conn) { io.WriteString(c, msg) }
+	}
+	lc := func(msg string) server.ListenerConfig {
+		return server.ListenerConfig{MaxPerIP: cfg.Limits.MaxConnectionsPerIP, Proxy: cfg.Listen.ProxyProtocol,
+			Refuse: refuse(msg), Logger: log}
+	}
+	imapBye := "* BYE [UNAVAILABLE] too many connections from your address\r\n"
+	pop3Bye := "-ERR [SYS/TEMP] too many connections from your address\r\n"
+	lmtpBye := "421 4.7.0 too many connections from your address\r\n"
+	for _, l := range []struct {
+		name, addr string
+		conf       server.ListenerConfig
+		serve      func(net.Listener) error
+	}{
+		{"imap", cfg.Listen.IMAP, lc(imapBye), imap.Serve},
+		{"imaps", cfg.Listen.IMAPS, lc(imapBye), imap.ServeTLS},
+		{"pop3", cfg.Listen.POP3, lc(pop3Bye), pop3.Serve},
+		{"pop3s", cfg.Listen.POP3S, lc(pop3Bye), pop3.ServeTLS},
+		{"lmtp", cfg.Listen.LMTP, lc(lmtpBye), lmtp.Serve},
+	} {
+		if l.addr == "" || l.addr == config.Off {
+			continue
+		}
+		if err := g.listen(l.name, "tcp", l.addr, l.conf, l.serve); err != nil {
+			g.closeListeners()
+			return err
+		}
+	}
+	if sock := cfg.Listen.LMTPSocket; sock != "" && sock != config.Off {
+		if !filepath.IsAbs(sock) {
+			sock = filepath.Join(cfg.Data, sock)
+		}
+		os.Remove(sock) // a stale socket from a crash
+		if err := g.listen("lmtp-unix", "unix", sock, server.ListenerConfig{Logger: log}, lmtp.Serve); err != nil {
+			g.closeListeners()
+			return err
+		}
+	}
+	g.background(func(ctx context.Context) { pop3.RunExpiry(ctx) })
+	log.Info("buzon started", "version", version, "data", cfg.Data, "hostname", cfg.Hostname)
+
+	err = g.wait(ctx)
+	log.Info("shutting down", "grace", shutdownGrace)
+	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, s := range []interface{ Shutdown(context.Context) error }{imap, pop3, lmtp} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Shutdown(shutCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				log.Warn("shutdown", "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	g.stopBackground()
+	log.Info("buzon stopped")
+	return err
+}
+
+// loadTLS loads the configured certificate, or the self-signed one in the
+// data folder, creating it on first start. It returns the certificate's
+// fingerprint for people to compare.
+func loadTLS(cfg config.Config, log *slog.Logger) (*tls.Config, string, error) {
+	certFile, keyFile := cfg.TLS.Cert, cfg.TLS.Key
+	if certFile == "" {
+		certFile, keyFile = filepath.Join(cfg.Data, "tls", "cert.pem"), filepath.Join(cfg.Data, "tls", "key.pem")
+	}
+	cert, created, err := server.LoadOrCreateCert(certFile, keyFile, cfg.Hostname)
+	if err != nil {
+		return nil, "", err
+	}
+	fp := server.Fingerprint(cert.Certificate[0])
+	if created {
+		log.Info("created a self-signed certificate", "file", certFile, "sha256", fp)
+	}
+	tc := server.TLSConfig(cert)
+	return tc, fp, nil
+}
+
+// firstAccount creates an account on the first start of an empty store and
+// tells the person at the terminal how to use it. A marker file keeps it
+// from happening again after every account was deleted on purpose.
+func firstAccount(ctx context.Context, cfg config.Config, st store.Store, h auth.Hasher, fingerprint string, stdout io.Writer) error {
+	marker := filepath.Join(cfg.Data, "first-account-created")
+	if _, err := os.Stat(marker); err == nil {
+		return nil
+	}
+	accts, err := st.Accounts(ctx)
+	if err != nil {
+		return err
+	}
+	if len(accts) == 0 {
+		name := "postmaster@" + cfg.Hostname
+		password := rand.Text()[:16]
+		cred, err := h.Credentials(password)
+		if err != nil {
+			return err
+		}
+		if _, err := st.CreateAccount(ctx, name, cred); err != nil {
+			return fmt.Errorf("first account: %w", err)
+		}
+		printWelcome(stdout, cfg, name, password, fingerprint)
+	}
+	return os.WriteFile(marker, []byte("buzon created the first account; delete this file to have it do so again on an empty store\n"), 0o600)
+}
+
+func printWelcome(w io.Writer, cfg config.Config, name, password, fingerprint string) {
+	fmt.Fprintf(w, `
+buzon created a first account. The password is shown only this once.
+
+  address   %s
+  password  %s
+
+Mail client settings (user name = the full address):
+`, name, password)
+	for _, l := range []struct{ what, addr, security string }{
+		{"IMAP", cfg.Listen.IMAP, "STARTTLS"},
+		{"IMAP", cfg.Listen.IMAPS, "SSL/TLS"},
+		{"POP3", cfg.Listen.POP3, "STARTTLS"},
+		{"POP3", cfg.Listen.POP3S, "SSL/TLS"},
+		{"LMTP", cfg.Listen.LMTP, "for your MTA"},
+	} {
+		if l.addr != "" && l.addr != config.Off {
+			fmt.Fprintf(w, "  %-5s %-22s %s\n", l.what, l.addr, l.security)
+		}
+	}
+	if cfg.TLS.Cert == "" {
+		fmt.Fprintf(w, "\nThe certificate is self-signed; accept it if its SHA-256 fingerprint is\n  %s\n", fingerprint)
+	}
+	fmt.Fprintf(w, `
+Add accounts with:   buzon user add --data %s someone@example.org
+Deliver a test mail: buzon deliver --data %s %s < message.eml
+
+`, cfg.Data, cfg.Data, name)
+}
+
+// group runs listeners and background jobs and stops them together.
+type group struct {
+	log       *slog.Logger
+	listeners []net.Listener
+	errs      chan error
+	wg        sync.WaitGroup // background jobs
+	cancel    context.CancelFunc
+	bgCtx     context.Context
+}
+
+func (g *group) listen(name, network, addr string, lc server.ListenerConfig, serve func(net.Listener) error) error {
+	inner, err := net.Listen(network, addr)
+	if err != nil {
+		return fmt.Errorf("listen %s on %s: %w", name, addr, err)
+	}
+	var l net.Listener = inner
+	if network == "tcp" {
+		l = server.NewListener(inner, lc)
+	}
+	g.listeners = append(g.listeners, l)
+	if g.errs == nil {
+		g.errs = make(chan error, 16)
+	}
+	g.log.Info("listening", "proto", name, "addr", inner.Addr().String())
+	go func() {
+		if err := serve(l); err != nil && !errors.Is(err, net.ErrClosed) {
+			g.errs <- fmt.Errorf("%s: %w", name, err)
+		}
+	}()
+	return nil
+}
+
+func (g *group) background(job func(context.Context)) {
+	if g.bgCtx == nil {
+		g.bgCtx, g.cancel = context.WithCancel(context.Background())
+	}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		job(g.bgCtx)
+	}()
+}
+
+func (g *group) stopBackground() {
+	if g.cancel != nil {
+		g.cancel()
+	}
+	g.wg.Wait()
+}
+
+// wait returns when ctx ends (nil) or a listener fails (its error).
+func (g *group) wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-g.errs:
+		g.log.Error("listener failed", "err", err)
+		return err
+	}
+}
+
+func (g *group) closeListeners() {
+	for _, l := range g.listeners {
+		l.Close()
+	}
+}

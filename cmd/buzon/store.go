@@ -1,0 +1,38 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/buzon-mail/buzon/internal/config"
+	"github.com/buzon-mail/buzon/internal/store"
+	"github.com/buzon-mail/buzon/internal/store/sqlite"
+)
+
+// openStore opens the configured backend. Only the server listens for
+// other processes' change notifications; commands just send them.
+func openStore(cfg config.Config, log *slog.Logger, serving bool) (store.Store, error) {
+	switch cfg.Store.Backend {
+	case "sqlite":
+		if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+			return nil, fmt.Errorf("data folder: %w", err)
+		}
+		sc := sqlite.DefaultConfig()
+		sc.Dir = cfg.Data
+		sc.Logger = log
+		sc.Listen = serving
+		sc.MaxOpenAccounts = cfg.Store.MaxOpenAccounts
+		return sqlite.Open(sc)
+	}
+	return nil, fmt.Errorf("store backend %q is not available", cfg.Store.Backend)
+}
+
+// spoolDir is where large incoming messages wait while they are parsed:
+// inside the data folder, so they are on the store's filesystem.
+func spoolDir(cfg config.Config) string {
+	dir := filepath.Join(cfg.Data, "tmp")
+	os.MkdirAll(dir, 0o700)
+	return dir
+}
