@@ -9,6 +9,10 @@
 //	buzon user    quota [--data DIR] ADDRESS SIZE [MESSAGES]
 //	buzon deliver [--data DIR] RECIPIENT... < message
 //	buzon check   [--data DIR] [--repair]
+//	buzon fetch   [--config FILE] [--once | --daemon]
+//	buzon migrate [--config FILE]
+//	buzon migrate-store --from DIR --to DSN
+//	buzon bench   PROFILE [flags]
 //	buzon config  example
 //	buzon version
 package main
@@ -50,6 +54,10 @@ func commands() []command {
 		{"user", "add, delete, list accounts; set passwords and quotas", runUser},
 		{"deliver", "deliver a message from standard input (an MTA's mailbox_command)", runDeliver},
 		{"check", "verify (and with --repair, fix) the store's consistency", runCheck},
+		{"fetch", "fetch mail from other POP3/IMAP accounts", runFetch},
+		{"migrate", "apply the PostgreSQL schema migrations", runMigrate},
+		{"migrate-store", "copy an embedded store into PostgreSQL", runMigrateStore},
+		{"bench", "load-test an IMAP/POP3/LMTP server (buzon or another)", runBench},
 		{"config", "print a commented sample configuration (config example)", runConfig},
 		{"version", "print the version", func(_ []string, _ io.Reader, stdout, _ io.Writer) error {
 			_, err := fmt.Fprintln(stdout, "buzon", version)
