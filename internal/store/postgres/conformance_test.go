@@ -3,6 +3,7 @@ package postgres
 import (
 	"bytes"
 	"io"
+	"sync"
 	"testing"
 
 	"github.com/buzon-mail/buzon/internal/store"
@@ -13,12 +14,17 @@ import (
 // TestConformance runs the suite every backend passes. Each test gets a
 // database of its own; the Stores a test opens on it play separate nodes.
 func TestConformance(t *testing.T) {
-	dsns := map[*testing.T]string{}
+	var mu sync.Mutex
+	dsns := map[*testing.T]string{} // guarded by mu; the tests run in parallel
 	storetest.Run(t, func(t *testing.T) store.Store {
+		mu.Lock()
 		dsn, ok := dsns[t]
+		mu.Unlock()
 		if !ok {
 			dsn = pgtest.Start(t)
+			mu.Lock()
 			dsns[t] = dsn
+			mu.Unlock()
 		}
 		return openTest(t, dsn)
 	})
@@ -28,6 +34,7 @@ func TestConformance(t *testing.T) {
 func benchStore(b *testing.B) *Store {
 	s := openTest(b, pgtest.Start(b))
 	b.Cleanup(func() { s.Close() })
+	b.ResetTimer() // creating the database takes seconds
 	return s
 }
 

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -198,25 +200,19 @@ func (ss *session) Messages(ctx context.Context, mailboxID int64, uids store.UID
 	if fields&store.FieldStructure != 0 {
 		limit = structPageSize
 	}
-	starts, stops := uidRanges(uids)
-	var after int64
+	var after store.UID
 	page := make([]store.MessageInfo, 0, limit)
 	for {
 		page = page[:0]
-		rows, err := ss.s.pool.Query(ctx, `SELECT m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size,
-				CASE WHEN $5 THEN m.structure END, m.retrieved
-			FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
-			JOIN messages m ON m.mailbox_id = $1 AND m.uid BETWEEN greatest(r.lo, $4 + 1) AND r.hi
-			WHERE m.mailbox_id IN (SELECT id FROM mailboxes WHERE id = $1 AND account_id = $7)
-			ORDER BY m.uid LIMIT $6`,
-			mailboxID, starts, stops, after, fields&store.FieldStructure != 0, limit, ss.id)
-		if err == nil {
-			page, err = pgx.AppendRows(page, rows, func(r pgx.CollectableRow) (store.MessageInfo, error) {
-				var m store.MessageInfo
-				err := scanMessage(r, &m)
-				return m, err
-			})
+		// Only the ranges not yet read go to the server, and each is an
+		// index range scan of at most one page (the LATERAL LIMIT), so a
+		// page costs the same at the start of a large mailbox as at its
+		// end.
+		starts, stops := uidRanges(uidsAfter(uids, after))
+		if len(starts) == 0 {
+			return nil
 		}
+		page, err := ss.messagesPage(ctx, page, mailboxID, starts, stops, fields, limit)
 		if err != nil {
 			return fmt.Errorf("messages of mailbox %d: %w", mailboxID, mapErr(err))
 		}
@@ -228,8 +224,66 @@ func (ss *session) Messages(ctx context.Context, mailboxID int64, uids store.UID
 		if len(page) < limit {
 			return nil
 		}
-		after = int64(page[len(page)-1].UID)
+		after = page[len(page)-1].UID
 	}
+}
+
+// messagesPage reads one page of Messages. The statement runs in a
+// transaction of its own with bitmap scans off, all sent in one round trip:
+// with the statistics of a mailbox that just grew (autovacuum has not
+// analyzed it yet) the planner otherwise picks a bitmap scan of every
+// message above the page and sorts them, which makes listing a large
+// mailbox quadratic; the primary key's order is what a page wants.
+func (ss *session) messagesPage(ctx context.Context, page []store.MessageInfo, mailboxID int64, starts, stops []int64, fields store.Field, limit int) ([]store.MessageInfo, error) {
+	conn, err := ss.s.pool.Acquire(ctx)
+	if err != nil {
+		return page, err
+	}
+	defer conn.Release()
+	var b pgx.Batch
+	b.Queue(`BEGIN READ ONLY`)
+	b.Queue(`SET LOCAL enable_bitmapscan = off`)
+	q := b.Queue(`SELECT m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size, m.structure, m.retrieved
+		FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
+		CROSS JOIN LATERAL (
+			SELECT uid, modseq, flags, keywords, internal_date, size, CASE WHEN $4 THEN structure END AS structure, retrieved
+			FROM messages WHERE mailbox_id = $1 AND uid BETWEEN r.lo AND r.hi ORDER BY uid LIMIT $5) AS m
+		WHERE $1 IN (SELECT id FROM mailboxes WHERE id = $1 AND account_id = $6)
+		ORDER BY m.uid LIMIT $5`,
+		mailboxID, starts, stops, fields&store.FieldStructure != 0, limit, ss.id)
+	q.Query(func(rows pgx.Rows) error {
+		page, err = pgx.AppendRows(page, rows, func(r pgx.CollectableRow) (store.MessageInfo, error) {
+			var m store.MessageInfo
+			err := scanMessage(r, &m)
+			return m, err
+		})
+		return err
+	})
+	b.Queue(`COMMIT`)
+	if berr := conn.SendBatch(ctx, &b).Close(); err == nil {
+		err = berr
+	}
+	if err != nil {
+		// A failed batch leaves the connection in a transaction.
+		conn.Conn().Close(context.WithoutCancel(ctx))
+	}
+	return page, err
+}
+
+// uidsAfter returns the part of set above after.
+func uidsAfter(set store.UIDSet, after store.UID) store.UIDSet {
+	if after == 0 {
+		return set
+	}
+	i := 0
+	for i < len(set) && set[i].Stop <= after {
+		i++
+	}
+	out := slices.Clone(set[i:])
+	if len(out) > 0 && out[0].Start <= after {
+		out[0].Start = after + 1
+	}
+	return out
 }
 
 // scanMessage reads uid, modseq, flags, keywords, internal_date, size,
@@ -281,15 +335,26 @@ type body struct {
 	id   int64
 	size int64
 	data []byte // the whole body when it is one chunk, else nil
+
+	mu sync.Mutex
+	// The chunk read last, so that reads in small pieces (a FETCH writing
+	// 64 KiB at a time) cost one query per chunk, not one per piece.
+	cached    []byte // guarded by mu
+	cachedSeq int64  // guarded by mu
 }
 
 // Size implements store.Body.
 func (b *body) Size() int64 { return b.size }
 
 // Close implements store.Body.
-func (b *body) Close() error { return nil }
+func (b *body) Close() error {
+	b.mu.Lock()
+	b.cached = nil
+	b.mu.Unlock()
+	return nil
+}
 
-// ReadAt implements io.ReaderAt.
+// ReadAt implements io.ReaderAt. It is safe for parallel calls.
 func (b *body) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("read body: negative offset %d", off)
@@ -305,32 +370,44 @@ func (b *body) ReadAt(p []byte, off int64) (int, error) {
 		}
 		return n, nil
 	}
-	ctx, cancel := context.WithTimeout(b.ctx, b.s.cfg.BodyTimeout)
-	defer cancel()
 	var done int64
 	for done < want {
 		pos := off + done
 		seq, in := pos/chunkSize, pos%chunkSize
-		n := min(want-done, chunkSize-in)
-		var chunk []byte
-		err := b.s.pool.QueryRow(ctx, `SELECT substring(data FROM $3 FOR $4) FROM body_chunks WHERE body_id = $1 AND seq = $2`,
-			b.id, seq, in+1, n).Scan(&chunk)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return int(done), fmt.Errorf("read body: %w", store.ErrNoMessage)
-		}
+		chunk, err := b.chunk(seq)
 		if err != nil {
-			return int(done), fmt.Errorf("read body: %w", mapErr(err))
+			return int(done), err
 		}
-		if int64(len(chunk)) != n {
+		if in >= int64(len(chunk)) {
 			return int(done), fmt.Errorf("read body %d: chunk %d is short", b.id, seq)
 		}
-		copy(p[done:], chunk)
-		done += n
+		done += int64(copy(p[done:want], chunk[in:]))
 	}
 	if done < int64(len(p)) {
 		return int(done), io.EOF
 	}
 	return int(done), nil
+}
+
+// chunk returns chunk seq of the body, from the cache or the database.
+func (b *body) chunk(seq int64) ([]byte, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cached != nil && b.cachedSeq == seq {
+		return b.cached, nil
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, b.s.cfg.BodyTimeout)
+	defer cancel()
+	var data []byte
+	err := b.s.pool.QueryRow(ctx, `SELECT data FROM body_chunks WHERE body_id = $1 AND seq = $2`, b.id, seq).Scan(&data)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("read body: %w", store.ErrNoMessage)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read body: %w", mapErr(err))
+	}
+	b.cached, b.cachedSeq = data, seq
+	return data, nil
 }
 
 // flagRow is a message's flags as stored.
