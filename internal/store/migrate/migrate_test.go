@@ -14,6 +14,7 @@ import (
 	"github.com/buzon-mail/buzon/internal/store/migrate"
 	"github.com/buzon-mail/buzon/internal/store/postgres"
 	"github.com/buzon-mail/buzon/internal/store/postgres/pgtest"
+	"github.com/buzon-mail/buzon/internal/store/sqlite"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -29,13 +30,22 @@ func openPostgres(t *testing.T) *postgres.Store {
 	return s
 }
 
-// TestCopy moves a populated store into PostgreSQL, interrupted once, and
-// checks that everything a client can see came across unchanged.
+// TestCopy moves a populated store (the embedded one, as `buzon
+// migrate-store` does, and a PostgreSQL one) into PostgreSQL, interrupted
+// once, and checks that everything a client can see came across unchanged.
 func TestCopy(t *testing.T) {
 	sources := []struct {
 		name string
 		open func(t *testing.T) store.Store
 	}{
+		{"sqlite", func(t *testing.T) store.Store {
+			s, err := sqlite.Open(sqlite.Config{Dir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		}},
 		{"postgres", func(t *testing.T) store.Store { return openPostgres(t) }},
 	}
 	for _, src := range sources {
