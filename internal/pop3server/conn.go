@@ -1,0 +1,372 @@
+package pop3server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"runtime/debug"
+	"time"
+
+	"github.com/buzon-mail/buzon/internal/auth"
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// conn is one POP3 session.
+type conn struct {
+	// srv is the server the session belongs to.
+	srv *Server
+	// raw is the accepted connection. Deadlines are set on it, also after
+	// STLS (a tls.Conn passes them through), and Shutdown may set its read
+	// deadline or close it from another goroutine.
+	raw net.Conn
+	// nc carries the protocol: raw, or a tls.Conn over it.
+	nc net.Conn
+	// implicitTLS says TLS starts before the greeting (POP3S).
+	implicitTLS bool
+	// tls is set once TLS is active.
+	tls bool
+	// remote is the client's address, for throttling and plaintext rules.
+	remote netip.Addr
+	// log is the session's logger, with the remote address and, after
+	// login, the account.
+	log *slog.Logger
+	// ctx ends when the session ends or Shutdown gives up waiting.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// br reads command lines.
+	br *bufio.Reader
+	// bw buffers responses; they are flushed when no complete command is
+	// waiting in br, so pipelined commands get batched answers
+	// (RFC 2449 6.6).
+	bw *bufio.Writer
+
+	// state is the protocol state (RFC 1939 3).
+	state state
+	// user is the name given by USER, awaiting PASS.
+	user string
+
+	// tokens and lastCommand implement the commands-per-second limit as
+	// a token bucket.
+	tokens      float64
+	lastCommand time.Time
+
+	// The rest is set in TRANSACTION state.
+
+	// account is the logged-in account.
+	account store.Account
+	// session is the store session, open while logged in.
+	session store.Session
+	// inbox is the account's INBOX.
+	inbox store.Mailbox
+	// msgs is the maildrop: the INBOX snapshot taken at login, message
+	// number n at msgs[n-1] (RFC 1939 5).
+	msgs []message
+	// releases undo what login took (the session slot, the maildrop lock,
+	// the store session), run in reverse order when the session ends.
+	releases []func()
+}
+
+// message is one message of the maildrop snapshot.
+type message struct {
+	uid  store.UID
+	size int64
+	// deleted is set by DELE and cleared by RSET.
+	deleted bool
+	// retrieved says MarkRetrieved need not be called again: the message
+	// was retrieved before (and is \Seen) or in this session.
+	retrieved bool
+}
+
+func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
+	ctx, cancel := context.WithCancel(s.baseCtx)
+	remote := remoteAddr(nc.RemoteAddr())
+	c := &conn{
+		srv:         s,
+		raw:         nc,
+		nc:          nc,
+		implicitTLS: implicitTLS,
+		remote:      remote,
+		log:         s.log.With("remote", remote.String()),
+		ctx:         ctx,
+		cancel:      cancel,
+		state:       stateAuthorization,
+	}
+	c.br = bufio.NewReaderSize(nc, 4096)
+	c.bw = bufio.NewWriterSize(deadlineWriter{c}, 32*1024)
+	return c
+}
+
+// remoteAddr is the IP address of a peer, unmapped, or the zero Addr for
+// non-IP peers (which then count as remote for the plaintext rule).
+func remoteAddr(a net.Addr) netip.Addr {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap()
+	}
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// deadlineWriter gives every write to the client the idle timeout, so a
+// client that stops reading is dropped but a slow one downloading a big
+// message is not.
+type deadlineWriter struct{ c *conn }
+
+func (w deadlineWriter) Write(p []byte) (int, error) {
+	w.c.raw.SetWriteDeadline(time.Now().Add(w.c.srv.cfg.POP3.IdleTimeout.D()))
+	return w.c.nc.Write(p)
+}
+
+// interrupt makes a session waiting for a command notice Shutdown. Safe
+// from any goroutine.
+func (c *conn) interrupt() {
+	c.raw.SetReadDeadline(time.Now())
+}
+
+// serve runs the session until QUIT, an error, or Shutdown.
+func (c *conn) serve() {
+	start := time.Now()
+	defer func() {
+		c.cancel()
+		c.logout()
+		c.raw.Close()
+		c.log.Debug("pop3 session ended", "duration", time.Since(start).Round(time.Millisecond))
+	}()
+	defer func() {
+		x := recover()
+		if x == nil {
+			return
+		}
+		if e, ok := x.(abortError); ok {
+			c.log.Debug("pop3 session aborted", "err", e.err)
+			return
+		}
+		// A bug outside any command: end this session, not the server.
+		c.log.Error("pop3 session panicked", "panic", x, "stack", string(debug.Stack()))
+	}()
+
+	c.log.Debug("pop3 session started", "tls", c.implicitTLS)
+	if c.implicitTLS {
+		c.startTLS()
+	}
+	c.writeLine("+OK %s POP3 server ready", c.srv.cfg.Hostname)
+	for c.state != stateUpdate {
+		line, err := c.readLine(maxCommandLine)
+		if err != nil {
+			c.writeErr("", "%s", err) // the line was discarded; the session goes on
+			continue
+		}
+		c.throttle()
+		c.execute(line)
+	}
+	c.flush()
+}
+
+// logout gives back what login took: the store session, the maildrop lock
+// and the session slot.
+func (c *conn) logout() {
+	for i := len(c.releases) - 1; i >= 0; i-- {
+		c.releases[i]()
+	}
+	c.releases = nil
+}
+
+// errLineTooLong answers a command line over maxCommandLine that is not
+// so long that the session is dropped.
+var errLineTooLong = errors.New("line too long")
+
+// readLine reads a line of at most limit bytes, CRLF included, and returns
+// it without CRLF (a bare LF also ends a line). A longer line is discarded
+// and reported as errLineTooLong; past Limits.MaxLineLength the session
+// ends. Pending responses are flushed first unless a whole pipelined
+// command is already waiting.
+func (c *conn) readLine(limit int) (string, error) {
+	if buffered, _ := c.br.Peek(c.br.Buffered()); bytes.IndexByte(buffered, '\n') < 0 {
+		c.flush()
+	}
+	c.raw.SetReadDeadline(time.Now().Add(c.srv.cfg.POP3.IdleTimeout.D()))
+	if c.srv.closing.Load() {
+		c.goodbye()
+	}
+	absurd := max(limit, c.srv.cfg.Limits.MaxLineLength)
+	var line []byte
+	total := 0
+	for {
+		frag, err := c.br.ReadSlice('\n')
+		total += len(frag)
+		if total <= limit {
+			line = append(line, frag...)
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, bufio.ErrBufferFull):
+			if total > absurd {
+				c.writeErr("", "line too long")
+				c.flush()
+				c.lingeringClose()
+				xabort(fmt.Errorf("line over %d bytes", absurd))
+			}
+			continue
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			if c.srv.closing.Load() {
+				c.goodbye()
+			}
+			c.writeErr("", "disconnected for inactivity")
+			c.flush()
+			xabort(err)
+		default:
+			xabort(err)
+		}
+		break
+	}
+	if total > limit {
+		return "", errLineTooLong
+	}
+	line = bytes.TrimSuffix(line[:len(line)-1], []byte{'\r'})
+	return string(line), nil
+}
+
+// lingeringClose half-closes the connection and reads what the client is
+// still sending for a moment, so that it reads the last response rather
+// than a connection reset caused by closing with unread input.
+func (c *conn) lingeringClose() {
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	c.raw.SetReadDeadline(time.Now().Add(time.Second))
+	io.CopyN(io.Discard, c.nc, 1<<20)
+}
+
+// goodbye tells the client the server is going away and ends the session
+// without entering UPDATE.
+func (c *conn) goodbye() {
+	c.writeErr(codeSysTemp, "server shutting down")
+	c.flush()
+	xabort(ErrServerClosed)
+}
+
+// throttle keeps the session within Limits.CommandsPerSecond, allowing
+// bursts of twice as many, by waiting before the command runs.
+func (c *conn) throttle() {
+	rate := c.srv.cfg.Limits.CommandsPerSecond
+	if rate <= 0 {
+		return
+	}
+	now := time.Now()
+	if c.lastCommand.IsZero() {
+		c.tokens = 2 * rate
+	} else {
+		c.tokens = min(2*rate, c.tokens+now.Sub(c.lastCommand).Seconds()*rate)
+	}
+	c.lastCommand = now
+	c.tokens--
+	if c.tokens >= 0 {
+		return
+	}
+	c.flush()
+	t := time.NewTimer(time.Duration(-c.tokens / rate * float64(time.Second)))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.ctx.Done():
+		xabort(c.ctx.Err())
+	}
+}
+
+// execute runs one command line. Refusals raised in the command become
+// -ERR responses here; a panic that is not one is a bug: it is logged with
+// its stack, answered with -ERR, and ends the session.
+func (c *conn) execute(line string) {
+	cmd, err := parseCommand(line)
+	defer func() {
+		x := recover()
+		switch e := x.(type) {
+		case nil:
+		case userError:
+			c.writeErr(e.code, "%s", e.text)
+		case serverError:
+			c.log.Error("pop3 command failed", "cmd", cmd.name, "err", e.err)
+			c.writeErr(e.code, "%s", e.text)
+		case abortError:
+			panic(e)
+		default:
+			c.log.Error("pop3 command panicked", "cmd", cmd.name, "panic", x, "stack", string(debug.Stack()))
+			c.writeErr(codeSysPerm, "internal server error")
+			c.flush()
+			xabort(fmt.Errorf("panic: %v", x))
+		}
+	}()
+	if err != nil {
+		xuser("", "%s", err.Error())
+	}
+	spec, ok := commands[cmd.name]
+	switch {
+	case !ok:
+		xuser("", "unknown command")
+	case spec.states&c.state == 0 && c.state == stateAuthorization:
+		xuser("", "%s is not allowed before login", cmd.name)
+	case spec.states&c.state == 0:
+		xuser("", "%s is not allowed after login", cmd.name)
+	case len(cmd.args) < spec.minArgs || spec.maxArgs >= 0 && len(cmd.args) > spec.maxArgs:
+		xuser("", "usage: %s", spec.usage)
+	}
+	spec.run(c, cmd)
+}
+
+// writeLine writes one response line; CRLF is added.
+func (c *conn) writeLine(format string, args ...any) {
+	fmt.Fprintf(c.bw, format, args...)
+	if _, err := c.bw.WriteString("\r\n"); err != nil {
+		xabort(err)
+	}
+}
+
+// writeErr writes a negative response with an optional response code
+// (RFC 2449 8).
+func (c *conn) writeErr(code, format string, args ...any) {
+	if code != "" {
+		format = "-ERR [" + code + "] " + format
+	} else {
+		format = "-ERR " + format
+	}
+	c.writeLine(format, args...)
+}
+
+// flush sends buffered responses.
+func (c *conn) flush() {
+	if err := c.bw.Flush(); err != nil {
+		xabort(err)
+	}
+}
+
+// startTLS runs the server side of the TLS handshake on the connection,
+// for POP3S or after STLS. Anything the client sent before the handshake
+// is discarded, so plaintext cannot be injected into the TLS session.
+func (c *conn) startTLS() {
+	tc := tls.Server(c.raw, c.srv.cfg.TLS)
+	c.raw.SetDeadline(time.Now().Add(c.srv.cfg.POP3.IdleTimeout.D()))
+	if err := tc.HandshakeContext(c.ctx); err != nil {
+		xabort(fmt.Errorf("tls handshake: %w", err))
+	}
+	c.nc = tc
+	c.tls = true
+	c.br.Reset(tc)
+	st := tc.ConnectionState()
+	c.log.Debug("pop3 tls started", "version", tls.VersionName(st.Version), "cipher", tls.CipherSuiteName(st.CipherSuite))
+}
+
+// plaintextAllowed says whether a password may be sent in the clear on
+// this connection (RFC 2595 2.2).
+func (c *conn) plaintextAllowed() bool {
+	return auth.PlaintextAllowed(c.tls, c.remote, c.srv.cfg.AllowPlaintext)
+}

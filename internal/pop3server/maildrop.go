@@ -1,0 +1,205 @@
+package pop3server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// UIDL is the unique-id listing of an INBOX message (RFC 1939 7): the
+// mailbox's UIDVALIDITY and the message's UID as 16 hex digits. Neither
+// changes while the message exists, so its UIDL is the same in every
+// session, and the same after a migration that keeps UIDs.
+func UIDL(uidValidity uint32, uid store.UID) string {
+	return fmt.Sprintf("%08x%08x", uidValidity, uint32(uid))
+}
+
+// maildropSize counts the messages not marked deleted and their octets
+// (RFC 1939 5 STAT).
+func (c *conn) maildropSize() (count int, size int64) {
+	for _, m := range c.msgs {
+		if !m.deleted {
+			count++
+			size += m.size
+		}
+	}
+	return count, size
+}
+
+// xmessage finds the message a command argument names. A number out of
+// range, or a message marked deleted, is refused (RFC 1939 5).
+func (c *conn) xmessage(arg string) (int, *message) {
+	n, ok := parseNumber(arg)
+	if !ok {
+		xuser("", "invalid message number %q", arg)
+	}
+	if n < 1 || n > len(c.msgs) {
+		xuser("", "no such message, only %d messages in maildrop", len(c.msgs))
+	}
+	m := &c.msgs[n-1]
+	if m.deleted {
+		xuser("", "message %d already deleted", n)
+	}
+	return n, m
+}
+
+// cmdStat reports the maildrop size (RFC 1939 5).
+func (c *conn) cmdStat(cmd command) {
+	count, size := c.maildropSize()
+	c.writeLine("+OK %d %d", count, size)
+}
+
+// cmdList reports message sizes (RFC 1939 5), which are exact: what RETR
+// sends before dot-stuffing.
+func (c *conn) cmdList(cmd command) {
+	if len(cmd.args) == 1 {
+		n, m := c.xmessage(cmd.args[0])
+		c.writeLine("+OK %d %d", n, m.size)
+		return
+	}
+	count, size := c.maildropSize()
+	c.writeLine("+OK %d messages (%d octets)", count, size)
+	for i, m := range c.msgs {
+		if !m.deleted {
+			c.writeLine("%d %d", i+1, m.size)
+		}
+	}
+	c.writeLine(".")
+}
+
+// cmdUidl reports unique ids (RFC 1939 7).
+func (c *conn) cmdUidl(cmd command) {
+	uv := c.inbox.UIDValidity
+	if len(cmd.args) == 1 {
+		n, m := c.xmessage(cmd.args[0])
+		c.writeLine("+OK %d %s", n, UIDL(uv, m.uid))
+		return
+	}
+	c.writeLine("+OK unique-id listing follows")
+	for i, m := range c.msgs {
+		if !m.deleted {
+			c.writeLine("%d %s", i+1, UIDL(uv, m.uid))
+		}
+	}
+	c.writeLine(".")
+}
+
+// cmdRetr sends a message (RFC 1939 5) and records its retrieval, which
+// sets \Seen and starts the EXPIRE clock. The record is written only once
+// the whole message has been handed to the network, so a client that
+// disconnects mid-message leaves the store as it was.
+func (c *conn) cmdRetr(cmd command) {
+	_, m := c.xmessage(cmd.args[0])
+	c.sendMessage(m, -1)
+	if m.retrieved {
+		return
+	}
+	c.flush()
+	if err := c.session.MarkRetrieved(c.ctx, c.inbox.ID, m.uid, c.srv.cfg.Now()); err != nil {
+		// The client has the message; failing the command now would only
+		// make it fetch it again.
+		c.log.Warn("pop3 record retrieval", "uid", m.uid, "err", err)
+		return
+	}
+	m.retrieved = true
+}
+
+// cmdTop sends a message's header and the first lines of its body
+// (RFC 1939 7). It does not count as retrieval.
+func (c *conn) cmdTop(cmd command) {
+	_, m := c.xmessage(cmd.args[0])
+	lines, ok := parseNumber(cmd.args[1])
+	if !ok {
+		xuser("", "invalid line count %q", cmd.args[1])
+	}
+	c.sendMessage(m, lines)
+}
+
+// sendMessage streams a message as a multi-line response: the whole of it
+// with bodyLines < 0, else as TOP does.
+func (c *conn) sendMessage(m *message, bodyLines int) {
+	body, err := c.session.OpenBody(c.ctx, c.inbox.ID, m.uid)
+	if errors.Is(err, store.ErrNoMessage) {
+		// Expunged by another path (IMAP) since the snapshot.
+		xuser("", "message no longer exists")
+	}
+	xcheck(err, "open message")
+	defer body.Close()
+	if bodyLines < 0 {
+		c.writeLine("+OK %d octets", body.Size())
+	} else {
+		c.writeLine("+OK top of message follows")
+	}
+	err = writeBody(c.bw, io.NewSectionReader(body, 0, body.Size()), bodyLines)
+	var re readError
+	if errors.As(err, &re) {
+		// The response has begun: the client can only be told by
+		// cutting it short.
+		c.log.Error("pop3 read message", "uid", m.uid, "err", err)
+	}
+	if err != nil {
+		xabort(err)
+	}
+}
+
+// cmdDele marks a message deleted; it is removed at QUIT (RFC 1939 5).
+func (c *conn) cmdDele(cmd command) {
+	n, m := c.xmessage(cmd.args[0])
+	m.deleted = true
+	c.writeLine("+OK message %d deleted", n)
+}
+
+// cmdRset unmarks every deleted message (RFC 1939 5).
+func (c *conn) cmdRset(cmd command) {
+	for i := range c.msgs {
+		c.msgs[i].deleted = false
+	}
+	count, size := c.maildropSize()
+	c.writeLine("+OK maildrop has %d messages (%d octets)", count, size)
+}
+
+// cmdNoop does nothing (RFC 1939 5).
+func (c *conn) cmdNoop(cmd command) {
+	c.writeLine("+OK")
+}
+
+// cmdQuit ends the session. In TRANSACTION state it enters UPDATE and
+// expunges the messages marked deleted, in one store call (RFC 1939 6).
+// The maildrop is unlocked before the answer, so a client that logs in
+// again at once does not find it in use.
+func (c *conn) cmdQuit(cmd command) {
+	if c.state == stateAuthorization {
+		c.state = stateUpdate // no UPDATE work: just end the session
+		c.writeLine("+OK %s POP3 server signing off", c.srv.cfg.Hostname)
+		return
+	}
+	c.state = stateUpdate
+	var uids []store.UID
+	for _, m := range c.msgs {
+		if m.deleted {
+			uids = append(uids, m.uid)
+		}
+	}
+	var err error
+	if len(uids) > 0 {
+		var removed []store.UID
+		removed, err = c.session.Expunge(c.ctx, c.inbox.ID, store.UIDSetOf(uids...), false)
+		if err == nil {
+			c.log.Info("pop3 expunged", "deleted", len(uids), "removed", len(removed))
+		}
+	}
+	c.logout()
+	if err != nil {
+		c.log.Error("pop3 expunge at QUIT", "uids", len(uids), "err", err)
+		code := codeSysPerm
+		if store.IsTemporary(err) {
+			code = codeSysTemp
+		}
+		c.writeErr(code, "some deleted messages not removed") // RFC 1939 6
+		return
+	}
+	count, _ := c.maildropSize()
+	c.writeLine("+OK %s POP3 server signing off (%d messages left)", c.srv.cfg.Hostname, count)
+}

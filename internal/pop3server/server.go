@@ -1,0 +1,255 @@
+// Package pop3server serves INBOX over POP3: RFC 1939 (POP3), RFC 2449
+// (CAPA and response codes), RFC 2595 (STLS), RFC 3206 (the SYS and AUTH
+// response codes) and RFC 5034 (SASL with initial responses).
+//
+// A session sees a snapshot of INBOX taken when it logs in, under the
+// account's "pop3" store lock (RFC 1939 8). Deletions are applied at QUIT
+// (the UPDATE state) as one store expunge, which IMAP sessions then see.
+// A message removed by another path during the session answers
+// "-ERR message no longer exists".
+//
+// The UIDL of a message is fmt.Sprintf("%08x%08x", uidvalidity, uid) of
+// the INBOX message: both never change while the message exists, so
+// neither does its UIDL, across sessions, restarts and store migrations
+// that keep UIDs.
+//
+// APOP is not offered: it needs the password in the clear on the server.
+package pop3server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/buzon-mail/buzon/internal/auth"
+	"github.com/buzon-mail/buzon/internal/config"
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// ErrServerClosed is returned by Serve and ServeTLS after Shutdown.
+var ErrServerClosed = errors.New("pop3server: server closed")
+
+// Config is what a Server needs. Store and Auth are required; every other
+// field has a usable zero value.
+type Config struct {
+	// Store holds the mail.
+	Store store.Store
+	// Auth checks passwords and runs SASL exchanges.
+	Auth *auth.Authenticator
+	// Sessions bounds sessions per account across protocols. Nil: no bound.
+	Sessions *auth.SessionLimiter
+	// TLS is used by ServeTLS and offered as STLS. Nil: no STLS, and
+	// ServeTLS fails.
+	TLS *tls.Config
+	// Hostname is named in the greeting. Default: "buzon".
+	Hostname string
+	// POP3 holds the idle timeout (default 10 minutes, RFC 1939 3) and
+	// the expiry settings.
+	POP3 config.POP3
+	// Limits holds the line length and command rate limits. A zero
+	// MaxLineLength means 64 KiB; a zero CommandsPerSecond means no limit.
+	Limits config.Limits
+	// AllowPlaintext allows USER/PASS, PLAIN and LOGIN without TLS from
+	// addresses other than loopback.
+	AllowPlaintext bool
+	// Logger receives one line per session event. Default: discard.
+	Logger *slog.Logger
+	// Now tells the time for retrieval records and expiry. Default:
+	// time.Now.
+	Now func() time.Time
+}
+
+// Defaults used for zero Config fields.
+const (
+	defaultIdleTimeout = 10 * time.Minute // RFC 1939 3: at least 10 minutes
+	defaultMaxLine     = 64 * 1024
+	defaultInterval    = time.Hour
+)
+
+// maxCommandLine is the longest command line accepted, CRLF included.
+// RFC 2449 4 allows 255 octets; a client with a long password or SASL
+// initial response gets some slack.
+const maxCommandLine = 1024
+
+// Server is a POP3 server. Create it with New.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+
+	// closing is set once Shutdown starts; sessions check it before
+	// reading each command.
+	closing atomic.Bool
+	// baseCtx is the parent of every session's context; cancel ends
+	// them all when Shutdown runs out of time.
+	baseCtx context.Context
+	cancel  context.CancelFunc
+	// wg counts running sessions.
+	wg sync.WaitGroup
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{} // guarded by mu
+	conns     map[*conn]struct{}        // guarded by mu
+}
+
+// New returns a Server with the given configuration.
+func New(cfg Config) *Server {
+	if cfg.Hostname == "" {
+		cfg.Hostname = "buzon"
+	}
+	if cfg.POP3.IdleTimeout <= 0 {
+		cfg.POP3.IdleTimeout = config.Duration(defaultIdleTimeout)
+	}
+	if cfg.POP3.ExpireInterval <= 0 {
+		cfg.POP3.ExpireInterval = config.Duration(defaultInterval)
+	}
+	if cfg.Limits.MaxLineLength <= 0 {
+		cfg.Limits.MaxLineLength = defaultMaxLine
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		baseCtx:   ctx,
+		cancel:    cancel,
+		listeners: map[net.Listener]struct{}{},
+		conns:     map[*conn]struct{}{},
+	}
+}
+
+// Serve accepts plain connections on l, offering STLS when a TLS config
+// is set, until Shutdown. It always returns a non-nil error.
+func (s *Server) Serve(l net.Listener) error { return s.serve(l, false) }
+
+// ServeTLS accepts connections on l and starts TLS on each at once
+// (POP3S, port 995).
+func (s *Server) ServeTLS(l net.Listener) error {
+	if s.cfg.TLS == nil {
+		return errors.New("pop3server: ServeTLS without a TLS config")
+	}
+	return s.serve(l, true)
+}
+
+func (s *Server) serve(l net.Listener, implicitTLS bool) error {
+	if !s.track(l) {
+		l.Close()
+		return ErrServerClosed
+	}
+	defer s.untrack(l)
+	var backoff time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return ErrServerClosed
+			}
+			if temporaryAcceptError(err) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("pop3 accept", "err", err, "retry", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		c := newConn(s, nc, implicitTLS)
+		if !s.addConn(c) {
+			nc.Close()
+			return ErrServerClosed
+		}
+		go func() {
+			defer s.removeConn(c)
+			c.serve()
+		}()
+	}
+}
+
+// temporaryAcceptError reports whether an Accept error may pass (too many
+// open files, a connection aborted before it was accepted), so Serve waits
+// instead of giving up.
+func temporaryAcceptError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() ||
+		errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ECONNABORTED)
+}
+
+func (s *Server) track(l net.Listener) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return false
+	}
+	s.listeners[l] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(l net.Listener) {
+	s.mu.Lock()
+	delete(s.listeners, l)
+	s.mu.Unlock()
+}
+
+func (s *Server) addConn(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) removeConn(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// Shutdown stops accepting connections and ends every session: at its next
+// command, or at once if it is waiting for one, a session hears
+// "-ERR [SYS/TEMP] server shutting down" and is closed without applying
+// its pending deletions. Shutdown waits for the sessions to end until ctx
+// is done; then it closes the rest and returns ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing.Store(true)
+	for l := range s.listeners {
+		l.Close()
+	}
+	for c := range s.conns {
+		c.interrupt()
+	}
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+	}
+	s.cancel()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+	return ctx.Err()
+}
