@@ -1,0 +1,412 @@
+package pop3server_test
+
+// Real POP3 clients that no one here wrote, driving the in-process server:
+// Python's poplib, curl, fetchmail and mpop. Each test is skipped when its
+// tool is not installed.
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/buzon-mail/buzon/internal/pop3server/pop3test"
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// need skips the test unless the tool is installed, and returns its path.
+func need(t *testing.T, tool string) string {
+	t.Helper()
+	path, err := exec.LookPath(tool)
+	if err != nil {
+		t.Skipf("%s is not installed", tool)
+	}
+	return path
+}
+
+// externalMessages are what real clients download: every fixture message
+// that ends with a line break (clients differ in how they mend one that
+// does not), and a 1 MB message of many lines.
+func externalMessages() [][]byte {
+	return [][]byte{[]byte(msgHello), []byte(msgDots), []byte(msg8bit), []byte(msgLong), bigMessage(1<<20, false)}
+}
+
+// stored is alice's INBOX as a test put it there.
+type stored struct {
+	uids  []store.UID
+	uidls []string
+	// bodies maps UIDL to the stored bytes.
+	bodies map[string][]byte
+}
+
+// fill appends the messages to alice's INBOX.
+func fill(t *testing.T, env *pop3test.Env, msgs [][]byte) *stored {
+	t.Helper()
+	s := &stored{bodies: map[string][]byte{}}
+	for _, m := range msgs {
+		uid := env.Append(t, alice, m, store.Flags{}).UID
+		u := env.UIDL(t, alice, uid)
+		s.uids = append(s.uids, uid)
+		s.uidls = append(s.uidls, u)
+		s.bodies[u] = m
+	}
+	return s
+}
+
+// dir writes the bodies of the messages with the given UIDLs (all when
+// none are given) to a folder, one file per message named by its UIDL.
+func (s *stored) dir(t *testing.T, uidls ...string) string {
+	t.Helper()
+	if uidls == nil {
+		uidls = s.uidls
+	}
+	dir := t.TempDir()
+	for _, u := range uidls {
+		if err := os.WriteFile(filepath.Join(dir, u), s.bodies[u], 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// checkInbox compares alice's INBOX with the UIDLs expected, and whether
+// each message was recorded as retrieved.
+func checkInbox(t *testing.T, env *pop3test.Env, want []string, retrieved bool) {
+	t.Helper()
+	var got []string
+	for _, m := range env.Inbox(t, alice) {
+		got = append(got, env.UIDL(t, alice, m.UID))
+		seen := m.Flags.System&store.FlagSeen != 0
+		if seen != retrieved || m.Retrieved.IsZero() == retrieved {
+			t.Errorf("UID %d: seen %v, retrieved at %v; want retrieved %v", m.UID, seen, m.Retrieved, retrieved)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("INBOX UIDLs = %v; want %v", got, want)
+	}
+}
+
+// hostPort splits a listener address for tools that take them apart.
+func hostPort(t *testing.T, addr string) (string, string) {
+	t.Helper()
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return host, port
+}
+
+// poplib runs testdata/poplib_client.py and decodes its JSON summary.
+func poplib(t *testing.T, mode, addr, expectDir, arg string) map[string][]string {
+	t.Helper()
+	python := need(t, "python3")
+	host, port := hostPort(t, addr)
+	args := []string{filepath.Join("testdata", "poplib_client.py"), mode, host, port, alice, pop3test.Password, expectDir}
+	if arg != "" {
+		args = append(args, arg)
+	}
+	cmd := exec.Command(python, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("poplib %s: %v\n%s", mode, err, stderr.String())
+	}
+	var res map[string][]string
+	if mode == "stls" {
+		return nil
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("poplib %s printed %q: %v", mode, out, err)
+	}
+	return res
+}
+
+func TestPoplib(t *testing.T) {
+	need(t, "python3")
+	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{})
+	s := fill(t, env, externalMessages())
+	all := s.dir(t)
+
+	t.Run("stls and top", func(t *testing.T) {
+		poplib(t, "stls", env.Addr, all, env.CertFile)
+		checkInbox(t, env, s.uidls, false) // TOP is no retrieval
+	})
+	t.Run("leave on server", func(t *testing.T) {
+		res := poplib(t, "keep", env.TLSAddr, all, "")
+		if !slices.Equal(res["retrieved"], sortedCopy(s.uidls)) {
+			t.Errorf("poplib retrieved %v; want %v", res["retrieved"], s.uidls)
+		}
+		checkInbox(t, env, s.uidls, true)
+	})
+	t.Run("delete later", func(t *testing.T) {
+		doomed := []string{s.uidls[1], s.uidls[3]}
+		res := poplib(t, "delete-later", env.TLSAddr, all, strings.Join(doomed, ","))
+		if !slices.Equal(res["deleted"], sortedCopy(doomed)) {
+			t.Errorf("poplib deleted %v; want %v", res["deleted"], doomed)
+		}
+		checkInbox(t, env, []string{s.uidls[0], s.uidls[2], s.uidls[4]}, true)
+	})
+	t.Run("download and delete", func(t *testing.T) {
+		rest := []string{s.uidls[0], s.uidls[2], s.uidls[4]}
+		res := poplib(t, "download-delete", env.Addr, s.dir(t, rest...), "")
+		if !slices.Equal(res["retrieved"], sortedCopy(rest)) {
+			t.Errorf("poplib retrieved %v; want %v", res["retrieved"], rest)
+		}
+		checkInbox(t, env, nil, true)
+	})
+}
+
+func TestPoplibUIDLAcrossRestart(t *testing.T) {
+	need(t, "python3")
+	dir := t.TempDir()
+	st := openStore(t, dir)
+	env := pop3test.Start(t, st, pop3test.Options{})
+	s := fill(t, env, externalMessages())
+	before := poplib(t, "uidl", env.Addr, s.dir(t), "")["uidl"]
+
+	env.Stop()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	env = pop3test.Start(t, openStore(t, dir), pop3test.Options{})
+	after := poplib(t, "uidl", env.Addr, s.dir(t), "")["uidl"]
+	if !slices.Equal(before, s.uidls) || !slices.Equal(after, s.uidls) {
+		t.Errorf("UIDLs before the restart %v, after %v; want %v", before, after, s.uidls)
+	}
+}
+
+func sortedCopy(s []string) []string {
+	c := slices.Clone(s)
+	slices.Sort(c)
+	return c
+}
+
+// curl runs curl against the server as alice and returns what it printed.
+func curl(t *testing.T, args ...string) []byte {
+	t.Helper()
+	path := need(t, "curl")
+	args = append([]string{"--silent", "--show-error", "--max-time", "60", "--user", alice + ":" + pop3test.Password}, args...)
+	cmd := exec.Command(path, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("curl %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return out
+}
+
+func TestCurl(t *testing.T) {
+	need(t, "curl")
+	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{})
+	s := fill(t, env, externalMessages())
+	plain, implicit := "pop3://"+env.Addr+"/", "pop3s://"+env.TLSAddr+"/"
+
+	// LIST and UIDL listings.
+	var wantList, wantUIDL strings.Builder
+	for i, u := range s.uidls {
+		fmt.Fprintf(&wantList, "%d %d\r\n", i+1, len(s.bodies[u]))
+		fmt.Fprintf(&wantUIDL, "%d %s\r\n", i+1, u)
+	}
+	if got := curl(t, plain); string(got) != wantList.String() {
+		t.Errorf("curl LIST printed %q; want %q", got, wantList.String())
+	}
+	if got := curl(t, "--request", "UIDL", "--cacert", env.CertFile, implicit); string(got) != wantUIDL.String() {
+		t.Errorf("curl UIDL printed %q; want %q", got, wantUIDL.String())
+	}
+	checkInbox(t, env, s.uidls, false)
+
+	// RETR over plain POP3, POP3S and STLS: the bytes stored.
+	for i, u := range s.uidls {
+		url := fmt.Sprintf("%d", i+1)
+		for _, args := range [][]string{
+			{plain + url},
+			{"--insecure", implicit + url},
+			{"--ssl-reqd", "--cacert", env.CertFile, plain + url},
+		} {
+			if got := curl(t, args...); !bytes.Equal(got, s.bodies[u]) {
+				t.Errorf("curl %v: %d bytes that differ from the %d stored", args, len(got), len(s.bodies[u]))
+			}
+		}
+	}
+	checkInbox(t, env, s.uidls, true)
+
+	// DELE, applied at curl's QUIT.
+	curl(t, "--request", "DELE", "--head", plain+"2")
+	env.WaitUnlocked(t, alice)
+	checkInbox(t, env, slices.Delete(slices.Clone(s.uidls), 1, 2), true)
+}
+
+// delivered reads the files a client delivered into dir (recursively) and
+// returns their contents sorted.
+func delivered(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		out = append(out, string(b))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// bodiesOf returns the stored bodies of the UIDLs, sorted, as strings.
+func (s *stored) bodiesOf(uidls []string) []string {
+	var out []string
+	for _, u := range uidls {
+		out = append(out, string(s.bodies[u]))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestFetchmail(t *testing.T) {
+	fetchmail := need(t, "fetchmail")
+	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{})
+	s := fill(t, env, externalMessages())
+	home := t.TempDir()
+
+	// run polls the server once with the given server and user options;
+	// fetchmail delivers each message to a file of its own through an MDA,
+	// without a Received header (invisible) and keeping CRLF.
+	run := func(t *testing.T, addr, serverOpts, userOpts string) (out string, status int, mail []string) {
+		t.Helper()
+		host, port := hostPort(t, addr)
+		outDir := t.TempDir()
+		rc := fmt.Sprintf("set no bouncemail\n"+
+			"poll %s port %s proto POP3 %s\n"+
+			"  user \"%s\" there with password \"%s\" is \"tester\" here\n"+
+			"  options no stripcr %s mda \"cat > %s/msg.$$\"\n",
+			host, port, serverOpts, alice, pop3test.Password, userOpts, outDir)
+		rcfile := filepath.Join(home, "fetchmailrc")
+		if err := os.WriteFile(rcfile, []byte(rc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(fetchmail, "--verbose", "--nodetach", "--nosyslog", "--invisible", "--fetchmailrc", rcfile,
+			"--idfile", filepath.Join(home, "fetchids"), "--pidfile", filepath.Join(home, "fetchmail.pid"))
+		cmd.Env = append(os.Environ(), "HOME="+home)
+		b, err := cmd.CombinedOutput()
+		if ee := (*exec.ExitError)(nil); err != nil && !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+		env.WaitUnlocked(t, alice)
+		return string(b), cmd.ProcessState.ExitCode(), delivered(t, outDir)
+	}
+	all := s.bodiesOf(s.uidls)
+	// fetchmail checks the certificate's names but not its IP addresses.
+	verify := "sslcertck sslcertfile " + env.CertFile + " sslcommonname localhost"
+
+	t.Run("keep over POP3S", func(t *testing.T) {
+		out, status, mail := run(t, env.TLSAddr, "uidl", "keep fetchall ssl "+verify)
+		if status != 0 || !slices.Equal(mail, all) {
+			t.Fatalf("fetchmail exited %d and delivered %d messages; want 0 and the %d stored\n%s", status, len(mail), len(all), out)
+		}
+		checkInbox(t, env, s.uidls, true)
+	})
+	t.Run("keep remembers UIDLs", func(t *testing.T) {
+		out, status, mail := run(t, env.Addr, "uidl", "keep sslproto ''")
+		// 1: no mail (fetchmail(1) EXIT CODES).
+		if status != 1 || len(mail) != 0 {
+			t.Fatalf("second poll exited %d and delivered %d messages; want 1 and none\n%s", status, len(mail), out)
+		}
+		checkInbox(t, env, s.uidls, true)
+	})
+	t.Run("no keep over STLS", func(t *testing.T) {
+		out, status, mail := run(t, env.Addr, "uidl", "no keep fetchall sslproto 'tls1.2+' "+verify)
+		if status != 0 || !slices.Equal(mail, all) || !strings.Contains(out, "STLS") {
+			t.Fatalf("fetchmail exited %d and delivered %d messages; want 0 and the %d stored, over STLS\n%s", status, len(mail), len(all), out)
+		}
+		checkInbox(t, env, nil, true)
+	})
+}
+
+func TestMpop(t *testing.T) {
+	mpop := need(t, "mpop")
+	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{})
+	s := fill(t, env, externalMessages())
+	home := t.TempDir()
+	uidls := filepath.Join(home, "uidls")
+
+	// run fetches with an account configured by settings, and returns
+	// mpop's output.
+	run := func(t *testing.T, addr, settings string) string {
+		t.Helper()
+		host, port := hostPort(t, addr)
+		rc := fmt.Sprintf("defaults\ntimeout 60\naccount buzon\nhost %s\nport %s\nuser %s\npassword %s\n"+
+			"received_header off\nuidls_file %s\n%s\n", host, port, alice, pop3test.Password, uidls, settings)
+		rcfile := filepath.Join(home, "mpoprc")
+		if err := os.WriteFile(rcfile, []byte(rc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(mpop, "--debug", "-C", rcfile, "buzon")
+		cmd.Env = append(os.Environ(), "HOME="+home)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("mpop: %v\n%s", err, out)
+		}
+		env.WaitUnlocked(t, alice)
+		return string(out)
+	}
+	// mpop delivers with LF line endings.
+	var want []string
+	for _, b := range s.bodiesOf(s.uidls) {
+		want = append(want, strings.ReplaceAll(b, "\r\n", "\n"))
+	}
+	maildir := t.TempDir()
+	for _, d := range []string{"new", "cur", "tmp"} {
+		if err := os.Mkdir(filepath.Join(maildir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("keep, SCRAM, Maildir", func(t *testing.T) {
+		out := run(t, env.Addr, "auth scram-sha-256\ntls off\nkeep on\ndelivery maildir "+maildir)
+		if got := delivered(t, maildir); !slices.Equal(got, want) {
+			t.Fatalf("mpop delivered %d messages that differ from the %d stored\n%s", len(got), len(want), out)
+		}
+		checkInbox(t, env, s.uidls, true)
+	})
+	t.Run("keep, only new", func(t *testing.T) {
+		out := run(t, env.Addr, "auth scram-sha-256\ntls off\nkeep on\ndelivery maildir "+maildir)
+		if got := delivered(t, maildir); len(got) != len(want) || strings.Contains(out, "RETR") {
+			t.Fatalf("second run: %d messages in the Maildir; want the %d of the first run, no RETR\n%s", len(got), len(want), out)
+		}
+		checkInbox(t, env, s.uidls, true)
+	})
+	t.Run("delete, STLS, mbox", func(t *testing.T) {
+		mbox := filepath.Join(t.TempDir(), "mbox")
+		out := run(t, env.Addr, fmt.Sprintf("auth plain\ntls on\ntls_starttls on\ntls_trust_file %s\n"+
+			"keep off\nonly_new off\ndelivery mbox %s", env.CertFile, mbox))
+		b, err := os.ReadFile(mbox)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// mboxrd: each message follows a "From " separator line and is
+		// followed by an empty line; none of ours has a line to quote.
+		var got []string
+		for _, m := range strings.Split(strings.TrimSuffix(string(b), "\n\n"), "\n\nFrom ") {
+			_, body, _ := strings.Cut(m, "\n")
+			got = append(got, body+"\n")
+		}
+		slices.Sort(got)
+		if !strings.HasPrefix(string(b), "From ") || !slices.Equal(got, want) || !strings.Contains(out, "STLS") {
+			t.Fatalf("mbox holds %d messages that differ from the %d stored, or no STLS\n%s", len(got), len(want), out)
+		}
+		checkInbox(t, env, nil, true)
+	})
+}
