@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/buzon-mail/buzon/internal/store"
 )
@@ -66,8 +67,10 @@ func (ss *session) Append(ctx context.Context, mailboxID int64, msg *store.NewMe
 	err := ss.s.write(ctx, ss.id, func(w *wtx) error {
 		// Fail early, before reading a large body, when the append cannot
 		// succeed; the check that counts comes under the lock.
-		if err := w.precheck(mailboxID, msg.Size); err != nil {
-			return err
+		if msg.Size > chunkSize {
+			if err := w.precheck(mailboxID, msg.Size); err != nil {
+				return err
+			}
 		}
 		bodyID, err := w.insertBody(msg.Body, msg.Size)
 		if err != nil {
@@ -129,8 +132,12 @@ func (w *wtx) precheck(mailboxID, size int64) error {
 // a time, so that only one chunk is in memory.
 func (w *wtx) insertBody(r io.Reader, size int64) (int64, error) {
 	var id int64
-	if err := w.tx.QueryRow(w.ctx, `INSERT INTO bodies (account_id, size) VALUES ($1, $2) RETURNING id`,
-		w.account, size).Scan(&id); err != nil {
+	err := w.tx.QueryRow(w.ctx, `INSERT INTO bodies (account_id, size) VALUES ($1, $2) RETURNING id`, w.account, size).Scan(&id)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23503" { // foreign_key_violation: no such account
+		return 0, fmt.Errorf("%w: id %d", store.ErrNoAccount, w.account)
+	}
+	if err != nil {
 		return 0, err
 	}
 	buf := make([]byte, min(size, chunkSize))

@@ -447,3 +447,24 @@ func TestBodyChunks(t *testing.T) {
 		t.Errorf("%d bodies stored for 6 messages (%v)", bodies, err)
 	}
 }
+
+// TestDeletedAccount: a session whose account was deleted on another node
+// gets store.ErrNoAccount or store.ErrNoMailbox, never a database error.
+func TestDeletedAccount(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	ns := nodes(t, 2)
+	a, ss, inbox := newAccount(t, ns[0], "alice@example.org")
+	if err := ns[1].DeleteAccount(ctx, a.Name); err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []int{10, 2 * chunkSize} {
+		m := &store.NewMessage{Body: bytes.NewReader(fakeBody(size)), Size: int64(size)}
+		if _, err := ss.Append(ctx, inbox.ID, m); !errors.Is(err, store.ErrNoAccount) && !errors.Is(err, store.ErrNoMailbox) {
+			t.Errorf("append of %d bytes to a deleted account: %v", size, err)
+		}
+	}
+	if _, err := ss.CreateMailbox(ctx, "X", ""); !errors.Is(err, store.ErrNoAccount) {
+		t.Errorf("create mailbox in a deleted account: %v", err)
+	}
+}

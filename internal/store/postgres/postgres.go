@@ -270,22 +270,29 @@ func (s *Store) write(ctx context.Context, account int64, fn func(w *wtx) error)
 	return nil
 }
 
-// finish writes w's counters back and commits, or rolls back on err.
+// finish writes w's counters back and commits, or rolls back on err. The
+// closing statements go in one round trip.
 func (s *Store) finish(w *wtx, err error) error {
 	ctx := w.ctx
-	if err == nil && len(w.touched) > 0 {
-		ids := make([]int64, 0, len(w.touched))
-		for id := range w.touched {
-			ids = append(ids, id)
+	if err == nil {
+		var b pgx.Batch
+		if len(w.touched) > 0 {
+			ids := make([]int64, 0, len(w.touched))
+			for id := range w.touched {
+				ids = append(ids, id)
+			}
+			b.Queue(`UPDATE mailboxes SET highest_modseq = $2 WHERE id = ANY($1) AND highest_modseq < $2`, ids, w.modseq)
 		}
-		_, err = w.tx.Exec(ctx, `UPDATE mailboxes SET highest_modseq = $2 WHERE id = ANY($1) AND highest_modseq < $2`, ids, w.modseq)
-	}
-	if err == nil && w.dirty {
-		_, err = w.tx.Exec(ctx, `UPDATE account_state SET modseq = $2, bytes = $3, messages = $4 WHERE account_id = $1`,
-			w.account, w.modseq, w.bytes, w.messages)
-	}
-	if err == nil && w.notify {
-		_, err = w.tx.Exec(ctx, `SELECT pg_notify('buzon', $1)`, strconv.FormatInt(w.account, 10))
+		if w.dirty {
+			b.Queue(`UPDATE account_state SET modseq = $2, bytes = $3, messages = $4 WHERE account_id = $1`,
+				w.account, w.modseq, w.bytes, w.messages)
+		}
+		if w.notify {
+			b.Queue(`SELECT pg_notify('buzon', $1)`, strconv.FormatInt(w.account, 10))
+		}
+		if b.Len() > 0 {
+			err = w.tx.SendBatch(ctx, &b).Close()
+		}
 	}
 	if err == nil {
 		err = w.tx.Commit(ctx)
