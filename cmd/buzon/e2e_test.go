@@ -9,7 +9,9 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -79,7 +81,10 @@ type instance struct {
 	mu     sync.Mutex
 	stdout bytes.Buffer // guarded by mu
 	stderr bytes.Buffer // guarded by mu
-	exited chan error
+
+	exited   chan struct{} // closed when the process has exited
+	exitErr  error         // set before exited is closed
+	stopOnce sync.Once
 }
 
 func freePort(t *testing.T) string {
@@ -99,7 +104,7 @@ func start(t *testing.T, data string, extra ...string) *instance {
 	if data == "" {
 		data = t.TempDir()
 	}
-	in := &instance{t: t, data: data, ports: map[string]string{}, exited: make(chan error, 1)}
+	in := &instance{t: t, data: data, ports: map[string]string{}, exited: make(chan struct{})}
 	args := []string{"serve", "--data", data}
 	for _, name := range []string{"imap", "imaps", "pop3", "pop3s", "lmtp"} {
 		in.ports[name] = freePort(t)
@@ -111,7 +116,10 @@ func start(t *testing.T, data string, extra ...string) *instance {
 	if err := in.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { in.exited <- in.cmd.Wait() }()
+	go func() {
+		in.exitErr = in.cmd.Wait()
+		close(in.exited)
+	}()
 	t.Cleanup(func() { in.stop() })
 	deadline := time.Now().Add(30 * time.Second)
 	for _, addr := range in.ports {
@@ -155,19 +163,26 @@ func (in *instance) output() string {
 
 // stop sends SIGTERM and waits for a clean exit.
 func (in *instance) stop() {
-	if in.cmd.ProcessState != nil {
-		return
-	}
-	in.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-in.exited:
-		if err != nil {
-			in.t.Errorf("buzon serve exited with %v:\n%s", err, in.logs())
+	in.stopOnce.Do(func() {
+		in.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-in.exited:
+			if in.exitErr != nil {
+				in.t.Errorf("buzon serve exited with %v:\n%s", in.exitErr, in.logs())
+			}
+		case <-time.After(60 * time.Second):
+			in.cmd.Process.Kill()
+			in.t.Errorf("buzon serve did not stop on SIGTERM:\n%s", in.logs())
 		}
-	case <-time.After(60 * time.Second):
+	})
+}
+
+// kill ends the server with SIGKILL, as a crash or power cut would.
+func (in *instance) kill() {
+	in.stopOnce.Do(func() {
 		in.cmd.Process.Kill()
-		in.t.Errorf("buzon serve did not stop on SIGTERM:\n%s", in.logs())
-	}
+		<-in.exited
+	})
 }
 
 func (in *instance) hostPort(name string) (string, string) {
@@ -397,5 +412,37 @@ func TestConfigExample(t *testing.T) {
 	}
 	if _, errOut, code := buzon(t, "", "serve", "--imap", "nonsense"); code == 0 || !strings.Contains(errOut, "listen.imap") {
 		t.Errorf("bad listener flag: exit %d %q", code, errOut)
+	}
+}
+
+// TestMetrics scrapes /metrics after a delivery and a failed login.
+func TestMetrics(t *testing.T) {
+	addr := freePort(t)
+	conf := filepath.Join(t.TempDir(), "buzon.toml")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("[listen]\nmetrics = %q\n", addr)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in := start(t, "", "--config", conf)
+	mustBuzon(t, "pw\n", "user", "add", "--data", in.data, "gina@example.org")
+	host, port := in.hostPort("lmtp")
+	python(t, "Subject: counted\r\n\r\nhi\r\n", "lmtp_send.py", host, port, "x@example.net", "gina@example.org")
+	host, port = in.hostPort("pop3")
+	python(t, "", "pop3_stat.py", host, port, "gina@example.org", "wrong", "plain", "expect-fail")
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		`buzon_deliveries_total{code="250"} 1`,
+		`buzon_logins_total{result="failed"} 1`,
+		// start's readiness probe, then the failed login.
+		`buzon_connections_total{listener="pop3",outcome="accepted"} 2`,
+		`process_resident_memory_bytes`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s\n%s", want, body)
+		}
 	}
 }

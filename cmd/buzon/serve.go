@@ -9,9 +9,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -85,6 +87,8 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 	if err := firstAccount(ctx, cfg, st, authn.Hasher(), fingerprint, stdout); err != nil {
 		return err
 	}
+	metrics := server.NewMetrics()
+	authn.Observe = metrics.Login
 	sessions := auth.NewSessionLimiter(cfg.Limits.MaxConnectionsPerAccount)
 	spooler := &delivery.Spooler{Dir: spoolDir(cfg), MemoryLimit: cfg.Delivery.MemorySpool, MaxSize: cfg.Limits.MaxMessageSize}
 
@@ -100,7 +104,7 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 		POP3: cfg.POP3, Limits: cfg.Limits, AllowPlaintext: cfg.Auth.AllowPlaintext, Logger: log,
 	})
 	lmtp := smtpserver.New(smtpserver.Config{
-		Deliverer: &delivery.Deliverer{Store: st, Logger: log}, Spooler: spooler,
+		Deliverer: &delivery.Deliverer{Store: st, Logger: log, Observe: metrics.Delivered}, Spooler: spooler,
 		Hostname: cfg.Hostname, MaxRecipients: cfg.Delivery.MaxRecipients,
 		MaxMessageSize: cfg.Limits.MaxMessageSize, MaxLineLength: cfg.Limits.MaxLineLength, Logger: log,
 	})
@@ -109,9 +113,9 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 	refuse := func(msg string) func(net.Conn) {
 		return func(c net.Conn) { io.WriteString(c, msg) }
 	}
-	lc := func(msg string) server.ListenerConfig {
+	lc := func(name, msg string) server.ListenerConfig {
 		return server.ListenerConfig{MaxPerIP: cfg.Limits.MaxConnectionsPerIP, Proxy: cfg.Listen.ProxyProtocol,
-			Refuse: refuse(msg), Logger: log}
+			Refuse: refuse(msg), Logger: log, Name: name, Metrics: metrics}
 	}
 	imapBye := "* BYE [UNAVAILABLE] too many connections from your address\r\n"
 	pop3Bye := "-ERR [SYS/TEMP] too many connections from your address\r\n"
@@ -121,11 +125,11 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 		conf       server.ListenerConfig
 		serve      func(net.Listener) error
 	}{
-		{"imap", cfg.Listen.IMAP, lc(imapBye), imap.Serve},
-		{"imaps", cfg.Listen.IMAPS, lc(imapBye), imap.ServeTLS},
-		{"pop3", cfg.Listen.POP3, lc(pop3Bye), pop3.Serve},
-		{"pop3s", cfg.Listen.POP3S, lc(pop3Bye), pop3.ServeTLS},
-		{"lmtp", cfg.Listen.LMTP, lc(lmtpBye), lmtp.Serve},
+		{"imap", cfg.Listen.IMAP, lc("imap", imapBye), imap.Serve},
+		{"imaps", cfg.Listen.IMAPS, lc("imaps", imapBye), imap.ServeTLS},
+		{"pop3", cfg.Listen.POP3, lc("pop3", pop3Bye), pop3.Serve},
+		{"pop3s", cfg.Listen.POP3S, lc("pop3s", pop3Bye), pop3.ServeTLS},
+		{"lmtp", cfg.Listen.LMTP, lc("lmtp", lmtpBye), lmtp.Serve},
 	} {
 		if l.addr == "" || l.addr == config.Off {
 			continue
@@ -140,7 +144,17 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 			sock = filepath.Join(cfg.Data, sock)
 		}
 		os.Remove(sock) // a stale socket from a crash
-		if err := g.listen("lmtp-unix", "unix", sock, server.ListenerConfig{Logger: log}, lmtp.Serve); err != nil {
+		if err := g.listen("lmtp-unix", "unix", sock, server.ListenerConfig{}, lmtp.Serve); err != nil {
+			g.closeListeners()
+			return err
+		}
+	}
+	var web *http.Server
+	if addr := cfg.Listen.Metrics; addr != "" && addr != config.Off {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", metrics.Handler())
+		web = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		if err := g.listen("metrics", "tcp-plain", addr, server.ListenerConfig{}, web.Serve); err != nil {
 			g.closeListeners()
 			return err
 		}
@@ -153,7 +167,11 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, s := range []interface{ Shutdown(context.Context) error }{imap, pop3, lmtp} {
+	servers := []interface{ Shutdown(context.Context) error }{imap, pop3, lmtp}
+	if web != nil {
+		servers = append(servers, web)
+	}
+	for _, s := range servers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -256,7 +274,8 @@ type group struct {
 }
 
 func (g *group) listen(name, network, addr string, lc server.ListenerConfig, serve func(net.Listener) error) error {
-	inner, err := net.Listen(network, addr)
+	// "tcp-plain" is TCP without the connection vetting (metrics).
+	inner, err := net.Listen(strings.TrimSuffix(network, "-plain"), addr)
 	if err != nil {
 		return fmt.Errorf("listen %s on %s: %w", name, addr, err)
 	}
@@ -270,7 +289,7 @@ func (g *group) listen(name, network, addr string, lc server.ListenerConfig, ser
 	}
 	g.log.Info("listening", "proto", name, "addr", inner.Addr().String())
 	go func() {
-		if err := serve(l); err != nil && !errors.Is(err, net.ErrClosed) {
+		if err := serve(l); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
 			g.errs <- fmt.Errorf("%s: %w", name, err)
 		}
 	}()

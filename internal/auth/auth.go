@@ -50,6 +50,22 @@ type Authenticator struct {
 
 	// sleep waits before a failure answer; tests replace it.
 	sleep func(context.Context, time.Duration) error
+
+	// Observe, if set before use, hears the result of every password
+	// check: "ok", "failed" or "locked_out" (for metrics).
+	Observe func(result string)
+}
+
+func (a *Authenticator) observe(result string) {
+	if a.Observe != nil {
+		a.Observe(result)
+	}
+}
+
+// succeeded records a good login.
+func (a *Authenticator) succeeded(name string) {
+	a.throttle.succeeded(acctKey(name))
+	a.observe("ok")
 }
 
 // New returns an Authenticator over st. log may be nil.
@@ -114,7 +130,7 @@ func (a *Authenticator) Login(ctx context.Context, remote netip.Addr, name, pass
 	if !ok || acct.ID == 0 {
 		return store.Account{}, a.fail(ctx, remote, name)
 	}
-	a.throttle.succeeded(acctKey(name))
+	a.succeeded(name)
 	return acct, nil
 }
 
@@ -123,6 +139,7 @@ func (a *Authenticator) checkLockout(ctx context.Context, remote netip.Addr, nam
 		return nil
 	}
 	a.log.Info("login refused: locked out", "remote", remote, "account", name)
+	a.observe("locked_out")
 	if err := a.sleep(ctx, a.throttle.base); err != nil {
 		return err
 	}
@@ -133,6 +150,7 @@ func (a *Authenticator) checkLockout(ctx context.Context, remote netip.Addr, nam
 // ErrAuthFailed.
 func (a *Authenticator) fail(ctx context.Context, remote netip.Addr, name string) error {
 	d := a.throttle.failed(ipKey(remote), acctKey(name))
+	a.observe("failed")
 	a.log.Info("login failed", "remote", remote, "account", name, "delay", d)
 	if err := a.sleep(ctx, d); err != nil {
 		return err

@@ -29,6 +29,9 @@ type Deliverer struct {
 	Logger *slog.Logger
 	// Now gives the internal date of delivered messages; tests replace it.
 	Now func() time.Time
+	// Observe, if set, hears every delivery attempt's reply code (see
+	// Classify) and size (for metrics).
+	Observe func(code int, size int64)
 }
 
 // Lookup finds the account that receives mail for an address: the address
@@ -53,10 +56,14 @@ func (d *Deliverer) Lookup(ctx context.Context, address string) (store.Account, 
 // address. When it returns nil the message is durable.
 func (d *Deliverer) Deliver(ctx context.Context, address string, msg *Spooled) (store.AppendResult, error) {
 	acct, err := d.Lookup(ctx, address)
-	if err != nil {
-		return store.AppendResult{}, err
+	res := store.AppendResult{}
+	if err == nil {
+		res, err = d.DeliverTo(ctx, acct.ID, "INBOX", msg, store.Flags{})
 	}
-	return d.DeliverTo(ctx, acct.ID, "INBOX", msg, store.Flags{})
+	if d.Observe != nil {
+		d.Observe(Classify(err).Code, msg.Size())
+	}
+	return res, err
 }
 
 // DeliverTo appends a spooled message to a named mailbox of an account.

@@ -25,6 +25,10 @@ type ListenerConfig struct {
 	// "-ERR [SYS/TEMP] ...", "421 ..."), before it is closed.
 	Refuse func(net.Conn)
 	Logger *slog.Logger
+	// Name labels this listener's metrics ("imap", "pop3s", ...).
+	Name string
+	// Metrics, if set, counts connections.
+	Metrics *Metrics
 }
 
 // Listener wraps a net.Listener with per-address connection limits and
@@ -90,6 +94,7 @@ func (l *Listener) vet(c net.Conn) {
 		if err != nil {
 			l.log.Info("connection refused", "peer", c.RemoteAddr(), "err", err)
 			c.Close()
+			l.cfg.Metrics.connection(l.cfg.Name, "refused")
 			return
 		}
 		c.SetReadDeadline(time.Time{})
@@ -107,9 +112,11 @@ func (l *Listener) vet(c net.Conn) {
 			l.cfg.Refuse(c)
 		}
 		c.Close()
+		l.cfg.Metrics.connection(l.cfg.Name, "refused")
 		return
 	}
-	tc := &trackedConn{Conn: c, release: func() { l.release(ip) }}
+	l.cfg.Metrics.connection(l.cfg.Name, "accepted")
+	tc := &trackedConn{Conn: c, release: func() { l.release(ip); l.cfg.Metrics.closed(l.cfg.Name) }}
 	select {
 	case l.ready <- tc:
 	case <-l.closed:

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
@@ -156,5 +157,44 @@ func TestListenerLimitsAndProxy(t *testing.T) {
 	l.Close()
 	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Accept after Close: %v", err)
+	}
+}
+
+func TestListenerMetrics(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewMetrics()
+	l := NewListener(inner, ListenerConfig{MaxPerIP: 1, Name: "imap", Metrics: m})
+	defer l.Close()
+	a := dial(t, l.Addr(), "")
+	defer a.Close()
+	ca, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := dial(t, l.Addr(), "")
+	defer b.Close()
+	b.Read(make([]byte, 1)) // refused: closed by the server
+	ca.Close()
+	m.Delivered(250, 1000)
+	m.Delivered(452, 1000)
+	m.Login("failed")
+
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{
+		`buzon_connections_total{listener="imap",outcome="accepted"} 1`,
+		`buzon_connections_total{listener="imap",outcome="refused"} 1`,
+		`buzon_connections_open{listener="imap"} 0`,
+		`buzon_deliveries_total{code="250"} 1`,
+		`buzon_deliveries_total{code="452"} 1`,
+		`buzon_delivered_bytes_total 1000`,
+		`buzon_logins_total{result="failed"} 1`,
+	} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 }
