@@ -102,6 +102,7 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 	pop3 := pop3server.New(pop3server.Config{
 		Store: st, Auth: authn, Sessions: sessions, TLS: tlsConfig, Hostname: cfg.Hostname,
 		POP3: cfg.POP3, Limits: cfg.Limits, AllowPlaintext: cfg.Auth.AllowPlaintext, Logger: log,
+		TLSHandshakeTimeout: cfg.TLS.HandshakeTimeout.D(),
 	})
 	lmtp := smtpserver.New(smtpserver.Config{
 		Deliverer: &delivery.Deliverer{Store: st, Logger: log, Observe: metrics.Delivered}, Spooler: spooler,

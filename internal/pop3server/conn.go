@@ -354,7 +354,11 @@ func (c *conn) flush() {
 // is discarded, so plaintext cannot be injected into the TLS session.
 func (c *conn) startTLS() {
 	tc := tls.Server(c.raw, c.srv.cfg.TLS)
-	c.raw.SetDeadline(time.Now().Add(c.srv.cfg.POP3.IdleTimeout.D()))
+	timeout := c.srv.cfg.TLSHandshakeTimeout
+	if timeout <= 0 {
+		timeout = defaultHandshake
+	}
+	c.raw.SetDeadline(time.Now().Add(timeout))
 	if err := tc.HandshakeContext(c.ctx); err != nil {
 		xabort(fmt.Errorf("tls handshake: %w", err))
 	}

@@ -63,6 +63,10 @@ type Config struct {
 	// Now tells the time for retrieval records and expiry. Default:
 	// time.Now.
 	Now func() time.Time
+	// TLSHandshakeTimeout bounds a TLS handshake (POP3S or after STLS), so a
+	// client that starts one and stalls cannot hold the connection.
+	// Default: 30 seconds.
+	TLSHandshakeTimeout time.Duration
 }
 
 // Defaults used for zero Config fields.
@@ -70,6 +74,7 @@ const (
 	defaultIdleTimeout = 10 * time.Minute // RFC 1939 3: at least 10 minutes
 	defaultMaxLine     = 64 * 1024
 	defaultInterval    = time.Hour
+	defaultHandshake   = 30 * time.Second
 )
 
 // maxCommandLine is the longest command line accepted, CRLF included.
