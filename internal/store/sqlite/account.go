@@ -205,7 +205,10 @@ func (s *Store) initAccount(ctx context.Context, tx *sql.Tx, id, mark int64) err
 
 // writeReq is one write waiting for the account's write token.
 type writeReq struct {
-	fn   func(context.Context, *sql.Tx) error
+	fn func(context.Context, *sql.Tx) error
+	// dirs are folders whose new entries (body files) must be durable
+	// before fn's work commits.
+	dirs []string
 	err  error
 	done chan struct{}
 }
@@ -230,7 +233,13 @@ func (e *errCommit) Unwrap() error { return e.err }
 // wait until either their request is done or the token is free, so each
 // fsync serves every write that queued during the previous one.
 func (s *Store) write(ctx context.Context, a *account, fn func(context.Context, *sql.Tx) error) error {
-	req := &writeReq{fn: fn, done: make(chan struct{})}
+	return s.writeAfterSync(ctx, a, nil, fn)
+}
+
+// writeAfterSync is write for rows that name new body files: the folders
+// holding them are synced first, once for the whole batch.
+func (s *Store) writeAfterSync(ctx context.Context, a *account, dirs []string, fn func(context.Context, *sql.Tx) error) error {
+	req := &writeReq{fn: fn, dirs: dirs, done: make(chan struct{})}
 	a.qmu.Lock()
 	a.queue = append(a.queue, req)
 	a.qmu.Unlock()
@@ -274,60 +283,24 @@ func (s *Store) write(ctx context.Context, a *account, fn func(context.Context, 
 // abort the others' commit.
 func (s *Store) commitBatch(a *account, batch []*writeReq) {
 	ctx := context.Background()
-	finish := func(err error) {
+	defer func() {
 		for _, r := range batch {
-			if r.err == nil {
-				r.err = err
-			}
 			close(r.done)
 		}
+	}()
+	ready := syncBatchDirs(batch)
+	if len(ready) == 0 {
+		return
 	}
 	tx, err := a.db.BeginTx(ctx, nil)
 	if err != nil {
-		finish(mapErr(err))
+		failAll(ready, mapErr(err))
 		return
 	}
-	ok := 0
-	if len(batch) == 1 {
-		if err := batch[0].fn(ctx, tx); err != nil {
-			tx.Rollback()
-			batch[0].err = mapErr(err)
-			finish(nil)
-			return
-		}
-		ok = 1
-	} else {
-		for _, r := range batch {
-			if _, err := tx.ExecContext(ctx, `SAVEPOINT w`); err != nil {
-				tx.Rollback()
-				finish(mapErr(err))
-				return
-			}
-			if err := r.fn(ctx, tx); err != nil {
-				r.err = mapErr(err)
-				// Some errors (a full disk) make SQLite roll back the
-				// whole transaction; then the savepoint is gone and so
-				// is everyone's work.
-				if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO w`); rerr != nil {
-					tx.Rollback()
-					for _, r := range batch {
-						r.err = nil
-					}
-					finish(mapErr(err))
-					return
-				}
-			} else {
-				ok++
-			}
-			if _, err := tx.ExecContext(ctx, `RELEASE w`); err != nil {
-				tx.Rollback()
-				for _, r := range batch {
-					r.err = nil
-				}
-				finish(mapErr(err))
-				return
-			}
-		}
+	if err := runBatch(ctx, tx, ready); err != nil {
+		tx.Rollback()
+		failAll(ready, err)
+		return
 	}
 	if err := tx.Commit(); err != nil {
 		err = mapErr(err)
@@ -337,11 +310,79 @@ func (s *Store) commitBatch(a *account, batch []*writeReq) {
 		if !errors.Is(err, store.ErrStorageFull) && !errors.Is(err, store.ErrUnavailable) {
 			err = &errCommit{err}
 		}
-		finish(err)
+		failAll(ready, err)
 		return
 	}
-	finish(nil)
+	ok := 0
+	for _, r := range ready {
+		if r.err == nil {
+			ok++
+		}
+	}
+	s.commits.Add(1)
+	s.writes.Add(int64(ok))
 	if ok > 0 {
 		s.notifier.notify(a.id)
+	}
+}
+
+// syncBatchDirs syncs each folder the batch's writes added body files to,
+// once for all of them, and returns the writes that may go on: one whose
+// folder cannot be synced fails alone.
+func syncBatchDirs(batch []*writeReq) []*writeReq {
+	synced := map[string]error{}
+	var ready []*writeReq
+	for _, r := range batch {
+		for _, d := range r.dirs {
+			err, done := synced[d]
+			if !done {
+				err = mapErr(syncDir(d))
+				synced[d] = err
+			}
+			if err != nil && r.err == nil {
+				r.err = err
+			}
+		}
+		if r.err == nil {
+			ready = append(ready, r)
+		}
+	}
+	return ready
+}
+
+// runBatch runs each write in its own savepoint, so that an error undoes
+// that write alone (and is kept as its outcome). It returns an error when
+// the whole transaction is lost.
+func runBatch(ctx context.Context, tx *sql.Tx, batch []*writeReq) error {
+	if len(batch) == 1 {
+		if err := batch[0].fn(ctx, tx); err != nil {
+			return mapErr(err)
+		}
+		return nil
+	}
+	for _, r := range batch {
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT w`); err != nil {
+			return mapErr(err)
+		}
+		if err := r.fn(ctx, tx); err != nil {
+			r.err = mapErr(err)
+			// Some errors (a full disk) make SQLite roll back the whole
+			// transaction; then the savepoint is gone and so is
+			// everyone's work.
+			if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO w`); rerr != nil {
+				return r.err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `RELEASE w`); err != nil {
+			return mapErr(err)
+		}
+	}
+	return nil
+}
+
+// failAll gives every write of a lost transaction its error.
+func failAll(batch []*writeReq, err error) {
+	for _, r := range batch {
+		r.err = err
 	}
 }

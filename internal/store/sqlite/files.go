@@ -8,18 +8,24 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 )
 
-// Body files are named by a random 63-bit ID, in hex, in one of 256
-// shard folders picked by its low byte. A random name needs no counter
-// (and so no database write) before the body is on disk, and lets several
-// processes write bodies for one account at once; os.Link refuses to
-// replace an existing name, so a collision is retried, never a loss.
+// Body files are named by a 63-bit ID, in hex, in one of 256 shard
+// folders picked by its low byte. The high bits are random: a random name
+// needs no counter (and so no database write) before the body is on disk,
+// and lets several processes write bodies for one account at once;
+// os.Link refuses to replace an existing name, so a collision is retried,
+// never a loss. The low byte is the minute: bodies written together land
+// in one folder, which the group committer then syncs once for all of
+// them, and over time the folders fill evenly.
 
 // fileKey identifies a body file in the in-flight set.
 type fileKey struct{ account, file int64 }
 
-func newFileID() int64 { return rand.Int64N(1<<63-1) + 1 }
+func newFileID() int64 {
+	return (rand.Int64N(1<<55-1)+1)<<8 | time.Now().Unix()/60&0xff
+}
 
 func fileName(id int64) string { return strconv.FormatInt(id, 16) }
 
@@ -52,32 +58,34 @@ func (s *Store) isInflight(account, file int64) bool {
 	return ok
 }
 
-// writeBody stores exactly size bytes from r as a new body file and makes
-// it durable: written to tmp/, synced, linked into its shard folder, the
-// folder synced. It returns the file's ID, registered in flight; the caller
-// drops it once the row naming it is committed or the file removed. On
-// error nothing is left behind, and a full disk is store.ErrStorageFull.
-func (s *Store) writeBody(a *account, r io.Reader, size int64) (int64, error) {
+// writeBody stores exactly size bytes from r as a new body file: written
+// to tmp/, synced, linked into its shard folder. It returns the file's ID,
+// registered in flight, and the shard folder, which must be synced before
+// the row naming the file commits (Store.write does it). The caller drops
+// the ID from the in-flight set once the row is committed or the file
+// removed. On error nothing is left behind, and a full disk is
+// store.ErrStorageFull.
+func (s *Store) writeBody(a *account, r io.Reader, size int64) (int64, string, error) {
 	for range 3 {
 		id := newFileID()
 		s.addInflight(a.id, id)
-		err := s.writeBodyAs(a, id, r, size)
+		dir, err := s.writeBodyAs(a, id, r, size)
 		if err == nil {
-			return id, nil
+			return id, dir, nil
 		}
 		s.dropInflight(a.id, id)
 		if !errors.Is(err, os.ErrExist) {
-			return 0, mapErr(err)
+			return 0, "", mapErr(err)
 		}
 	}
-	return 0, errors.New("write body: no free file name after 3 tries")
+	return 0, "", errors.New("write body: no free file name after 3 tries")
 }
 
-func (s *Store) writeBodyAs(a *account, id int64, r io.Reader, size int64) error {
+func (s *Store) writeBodyAs(a *account, id int64, r io.Reader, size int64) (string, error) {
 	tmp := filepath.Join(a.dir, tmpDir, fileName(id))
 	f, err := s.createTemp(tmp)
 	if err != nil {
-		return fmt.Errorf("write body: %w", err)
+		return "", fmt.Errorf("write body: %w", err)
 	}
 	defer os.Remove(tmp) // after the link, or on failure
 	_, err = io.CopyN(f, r, size)
@@ -91,18 +99,15 @@ func (s *Store) writeBodyAs(a *account, id int64, r io.Reader, size int64) error
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("write body: %w", err)
+		return "", fmt.Errorf("write body: %w", err)
 	}
-	dir, err := s.link(a, tmp, id)
-	if err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return s.link(a, tmp, id)
 }
 
 // linkBody gives an existing body file a second name, for a copy, and
-// returns the new ID (registered in flight) and the folder to sync. It
-// fails with os.ErrNotExist if the source is gone (expunged).
+// returns the new ID (registered in flight) and the folder to sync before
+// the row commits. It fails with os.ErrNotExist if the source is gone
+// (expunged).
 func (s *Store) linkBody(a *account, src int64) (int64, string, error) {
 	for range 3 {
 		id := newFileID()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -236,12 +237,12 @@ func (ss *session) Append(ctx context.Context, mailboxID int64, msg *store.NewMe
 		if _, _, err := mailboxRow(ctx, a.db, mailboxID); err != nil {
 			return err
 		}
-		file, err := ss.s.writeBody(a, msg.Body, msg.Size)
+		file, dir, err := ss.s.writeBody(a, msg.Body, msg.Size)
 		if err != nil {
 			return err
 		}
 		defer ss.s.dropInflight(a.id, file)
-		err = ss.s.write(ctx, a, func(ctx context.Context, tx *sql.Tx) error {
+		err = ss.s.writeAfterSync(ctx, a, []string{dir}, func(ctx context.Context, tx *sql.Tx) error {
 			uidValidity, uidNext, err := mailboxRow(ctx, tx, mailboxID)
 			if err != nil {
 				return err
@@ -615,7 +616,7 @@ func (ss *session) Copy(ctx context.Context, fromMailboxID int64, uids store.UID
 				ss.s.dropInflight(a.id, f)
 			}
 		}()
-		dirs := map[string]bool{}
+		var dirs []string
 		for _, r := range rows {
 			f, dir, err := ss.s.linkBody(a, r.file)
 			if errors.Is(err, os.ErrNotExist) {
@@ -627,17 +628,13 @@ func (ss *session) Copy(ctx context.Context, fromMailboxID int64, uids store.UID
 			}
 			all = append(all, f)
 			newFiles[r.id] = f
-			dirs[dir] = true
+			if !slices.Contains(dirs, dir) {
+				dirs = append(dirs, dir)
+			}
 			linked = append(linked, r)
 		}
-		for dir := range dirs {
-			if err := syncDir(dir); err != nil {
-				ss.s.removeBodies(a, all)
-				return mapErr(err)
-			}
-		}
 		used := map[int64]bool{}
-		err = ss.s.write(ctx, a, func(ctx context.Context, tx *sql.Tx) error {
+		err = ss.s.writeAfterSync(ctx, a, dirs, func(ctx context.Context, tx *sql.Tx) error {
 			res = store.CopyResult{}
 			clear(used)
 			uidValidity, uidNext, err := mailboxRow(ctx, tx, toMailboxID)

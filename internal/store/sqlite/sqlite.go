@@ -42,6 +42,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -150,6 +151,10 @@ type Store struct {
 
 	inflightMu sync.Mutex
 	inflight   map[fileKey]struct{} // guarded by inflightMu; bodies written, not yet committed or removed
+
+	// Group commit at work: writes committed and the transactions that
+	// committed them.
+	writes, commits atomic.Int64
 
 	// createTemp creates the file a body is written to; tests replace it
 	// to simulate a full disk.

@@ -249,7 +249,7 @@ func TestCheck(t *testing.T) {
 		}
 	}
 	// A body another goroutine is writing is not an orphan.
-	inflight, err := st.writeBody(a, strings.NewReader("in flight"), 9)
+	inflight, _, err := st.writeBody(a, strings.NewReader("in flight"), 9)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -662,13 +662,27 @@ func BenchmarkAppend(b *testing.B) {
 func BenchmarkAppendParallel(b *testing.B) {
 	for _, batch := range []int{1, 64} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			storetest.BenchAppendParallel(b, benchStore(b, Config{MaxBatch: batch}))
+			st := benchStore(b, Config{MaxBatch: batch})
+			storetest.BenchAppendParallel(b, st)
+			b.ReportMetric(float64(st.writes.Load())/float64(st.commits.Load()), "writes/commit")
 		})
 	}
 }
 
 func BenchmarkStoreFlags(b *testing.B) {
 	storetest.BenchStoreFlags(b, benchStore(b, Config{}))
+}
+
+// BenchmarkStoreFlagsParallel compares group commit off and on for
+// writes without a body.
+func BenchmarkStoreFlagsParallel(b *testing.B) {
+	for _, batch := range []int{1, 64} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			st := benchStore(b, Config{MaxBatch: batch})
+			storetest.BenchStoreFlagsParallel(b, st)
+			b.ReportMetric(float64(st.writes.Load())/float64(st.commits.Load()), "writes/commit")
+		})
+	}
 }
 
 func BenchmarkMessages100k(b *testing.B) {

@@ -148,6 +148,35 @@ func BenchStoreFlags(b *testing.B, st store.Store) {
 	}
 }
 
+// BenchStoreFlagsParallel measures many sessions of one account changing
+// flags at once: writes with no body, where only the database commit
+// counts.
+func BenchStoreFlagsParallel(b *testing.B, st store.Store) {
+	e := newBenchEnv(b, st)
+	e.fill(e.inbox, 1000)
+	var next atomic.Int64
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		ss, err := st.Open(e.ctx, e.acct.ID)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer ss.Close()
+		for pb.Next() {
+			i := next.Add(1)
+			f := store.Flags{}
+			if i/1000%2 == 0 {
+				f.System = store.FlagSeen
+			}
+			if _, _, err := ss.StoreFlags(e.ctx, e.inbox, store.UIDSetOf(store.UID(i%1000+1)), store.FlagsReplace, f, 0); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
 // BenchMessages measures listing the flags, sizes and dates of every
 // message of a mailbox of n messages.
 func BenchMessages(b *testing.B, st store.Store, n int) {
