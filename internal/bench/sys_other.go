@@ -1,0 +1,9 @@
+//go:build !linux
+
+package bench
+
+import "syscall"
+
+func bindNoPort(syscall.RawConn) error { return nil }
+
+func raiseNoFile(uint64) error { return nil }
