@@ -28,6 +28,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -140,12 +141,19 @@ func newCluster() (c *Cluster, skip string, err error) {
 		return nil, fmt.Sprintf("PostgreSQL is not installed (%v); scripts/deps.sh installs it", err), nil
 	}
 	c = &Cluster{bin: bin}
+	reapStale(bin)
 	if os.Geteuid() == 0 {
 		if c.runAs, err = serverUser(); err != nil {
 			return nil, "", err
 		}
 	}
-	if c.dir, err = os.MkdirTemp("", "buzon-pg-"); err != nil {
+	if c.dir, err = os.MkdirTemp("", dirPrefix); err != nil {
+		return nil, "", err
+	}
+	// The owner file lets a later test binary stop this cluster should
+	// this one die without cleaning up (a panic, a kill).
+	if err := os.WriteFile(filepath.Join(c.dir, "owner"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		os.RemoveAll(c.dir)
 		return nil, "", err
 	}
 	fail := func(err error) (*Cluster, string, error) {
@@ -270,6 +278,33 @@ func (c *Cluster) chown() error {
 	// The temporary folder's parents must be searchable by that user; the
 	// system temporary folder is.
 	return os.Chmod(c.dir, 0o711)
+}
+
+// dirPrefix starts the names of the clusters' temporary folders.
+const dirPrefix = "buzon-pg-"
+
+// reapStale stops and removes the clusters of test binaries that died
+// without stopping them: a test binary that panics runs no cleanup.
+func reapStale(bin string) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, "owner"))
+		if err != nil {
+			continue // being created, or not ours
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid == os.Getpid() || syscall.Kill(pid, 0) != syscall.ESRCH {
+			continue // its test binary still runs
+		}
+		c := &Cluster{bin: bin, dir: dir}
+		if os.Geteuid() == 0 {
+			c.runAs = "postgres"
+		}
+		if _, err := os.Stat(filepath.Join(dir, "data", "postmaster.pid")); err == nil {
+			c.pgctl("stop", "-m", "immediate", "-w")
+		}
+		os.RemoveAll(dir)
+	}
 }
 
 // findBin returns the folder holding initdb and pg_ctl: the one on PATH,
