@@ -29,8 +29,9 @@ import (
 // for backends that support it, by many processes or nodes.
 type Store interface {
 	// CreateAccount creates an account with its standard mailboxes (INBOX and
-	// the special-use set of StandardMailboxes). The name is a login address;
-	// it is stored in canonical form (see CanonicalAccountName).
+	// the special-use set of StandardMailboxes), subscribed, since clients
+	// that show only subscribed mailboxes expect them. The name is a login
+	// address; it is stored in canonical form (see CanonicalAccountName).
 	// It returns ErrAccountExists if the name is taken.
 	CreateAccount(ctx context.Context, name string, cred Credentials) (Account, error)
 

@@ -22,7 +22,9 @@ import (
 // A body or temporary file that no row names is an orphan unless it may
 // still be committed: this process knows its own bodies in flight, and
 // when another process has the data folder open (see store.lock), files
-// changed less than Config.OrphanGrace ago are left alone.
+// changed less than Config.OrphanGrace ago are left alone. When no other
+// process has it open, Check keeps it to itself while it runs: a Store
+// opened meanwhile (`buzon deliver`) waits in Open until Check is done.
 func (s *Store) Check(ctx context.Context, repair bool) (store.CheckReport, error) {
 	var rep store.CheckReport
 	exclusive := s.lockExclusive()

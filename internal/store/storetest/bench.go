@@ -111,6 +111,7 @@ func BenchAppend(b *testing.B, st store.Store) {
 func BenchAppendParallel(b *testing.B, st store.Store) {
 	e := newBenchEnv(b, st)
 	b.SetParallelism(8)
+	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		ss, err := st.Open(e.ctx, e.acct.ID)
@@ -156,6 +157,7 @@ func BenchStoreFlagsParallel(b *testing.B, st store.Store) {
 	e.fill(e.inbox, 1000)
 	var next atomic.Int64
 	b.SetParallelism(8)
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		ss, err := st.Open(e.ctx, e.acct.ID)
 		if err != nil {
