@@ -1,11 +1,13 @@
 package main
 
 import (
-	"errors"
 	"io"
+
+	"github.com/buzon-mail/buzon/internal/bench"
 )
 
-// runBench is being written; its file is owned by the engineer building it.
-func runBench(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	return errors.New("not available yet")
+// runBench is `buzon bench`: the load generator of internal/bench, which
+// drives buzon or any other IMAP/POP3/LMTP server.
+func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	return bench.Main(args, stdout, stderr)
 }
