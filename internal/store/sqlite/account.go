@@ -93,6 +93,10 @@ func (s *Store) release(a *account) {
 	var closing []*sql.DB
 	s.mu.Lock()
 	a.refs--
+	if s.closed { // Close closed every database
+		s.mu.Unlock()
+		return
+	}
 	if a.refs == 0 && a.deleted && a.db != nil {
 		closing = append(closing, s.evictLocked(a))
 	}

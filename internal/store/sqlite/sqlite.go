@@ -240,11 +240,10 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	var dbs []*sql.DB
-	for _, a := range s.accts {
-		if a.db != nil {
-			dbs = append(dbs, a.db)
-			a.db = nil
-		}
+	for e := s.lru.Front(); e != nil; e = e.Next() {
+		// a.db stays set: an operation still running (against the
+		// contract) then fails with "database is closed", not a panic.
+		dbs = append(dbs, e.Value.(*account).db)
 	}
 	s.accts = map[int64]*account{}
 	s.lru.Init()

@@ -692,3 +692,33 @@ func BenchmarkMessages100k(b *testing.B) {
 func BenchmarkChanges(b *testing.B) {
 	storetest.BenchChanges(b, benchStore(b, Config{}))
 }
+
+// TestCloseWhileBusy closes the Store under running operations, which the
+// contract forbids but a hurried shutdown does: they fail, nothing panics.
+func TestCloseWhileBusy(t *testing.T) {
+	st := openTest(t, Config{})
+	acct, ss, inbox := newAccount(t, st, "alice@example.org")
+	var wg sync.WaitGroup
+	for range 4 {
+		ss, err := st.Open(t.Context(), acct.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			defer ss.Close()
+			for range 50 {
+				if _, err := ss.Status(context.Background(), inbox.ID); err != nil {
+					return
+				}
+			}
+		})
+	}
+	time.Sleep(5 * time.Millisecond)
+	if err := st.Close(); err != nil {
+		t.Error(err)
+	}
+	wg.Wait()
+	if _, err := ss.Status(context.Background(), inbox.ID); err == nil {
+		t.Error("Status after Close succeeded")
+	}
+}
