@@ -1,8 +1,8 @@
 package imapserver
 
 import (
-	"compress/flate"
 	"bufio"
+	"compress/flate"
 	"encoding/base64"
 	"errors"
 	"strconv"

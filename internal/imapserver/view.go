@@ -140,18 +140,23 @@ func (c *conn) cmdSelect(cmd *command) {
 	}
 	name := c.xmailboxName(a.mailbox)
 	mb := c.xlookupMailbox(name)
+	// The view comes from one snapshot of the store, the changes since
+	// MODSEQ 0, so that no change can fall between the list of messages
+	// and the MODSEQ the session catches up from.
+	cs, err := c.sess.Changes(c.ctx, mb.ID, 0)
+	xcheckf(err, "read %s", name)
 	st, err := c.sess.Status(c.ctx, mb.ID)
 	xcheckf(err, "status of %s", name)
-	sel := &selected{mb: mb, readOnly: cmd.name == "EXAMINE", modSeq: st.HighestModSeq, reported: map[store.UID]store.ModSeq{}}
+	sel := &selected{mb: mb, readOnly: cmd.name == "EXAMINE", modSeq: cs.HighestModSeq, reported: map[store.UID]store.ModSeq{}}
+	sel.uids = make([]store.UID, 0, len(cs.Added))
 	var firstUnseen uint32
-	err = c.sess.Messages(c.ctx, mb.ID, store.AllUIDs(), store.FieldFlags, func(m *store.MessageInfo) error {
+	for i := range cs.Added {
+		m := &cs.Added[i]
 		sel.uids = append(sel.uids, m.UID)
 		if firstUnseen == 0 && m.Flags.System&store.FlagSeen == 0 {
 			firstUnseen = uint32(len(sel.uids))
 		}
-		return nil
-	})
-	xcheckf(err, "read %s", name)
+	}
 	// Drain a notification that predates the view.
 	select {
 	case <-c.watcher.C():
@@ -184,7 +189,7 @@ func (c *conn) cmdSelect(cmd *command) {
 	w.str("] predicted next UID\r\n")
 	// RFC 7162 3.1.2.1
 	w.str("* OK [HIGHESTMODSEQ ")
-	w.num(uint64(max(st.HighestModSeq, 1)))
+	w.num(uint64(max(cs.HighestModSeq, 1)))
 	w.str("] highest\r\n")
 	if c.rev2 {
 		// RFC 9051 6.3.2: the mailbox's name as the server spells it.

@@ -1,0 +1,291 @@
+package imapserver
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden transcripts in testdata/transcripts")
+
+// TestTranscripts replays each testdata/transcripts/*.txt against a fresh
+// server and compares what the server says with the file.
+//
+// A transcript has:
+//
+//	# comment
+//	! deliver MAILBOX FILE [FLAG...]   append testdata/messages/FILE through the store
+//	! quota BYTES MESSAGES             set the account's quota
+//	! option NAME                      a server option before the first command (plaintext, tinylimits)
+//	C: line                            sent on connection 1 (C2: on connection 2, ...)
+//	S: line                            expected from connection 1 (S2: ...)
+//
+// In C: lines, {{lit:FILE}} and {{lit+:FILE}} are a synchronising and a
+// non-synchronising literal holding a message file, {{str:"..."}} a
+// synchronising literal holding a Go-quoted string. After a C: line the
+// client reads up to the tagged answer, or up to a "+" continuation, after
+// which the next C: line of that connection continues the command.
+// UIDVALIDITY values and today's dates are normalised.
+func TestTranscripts(t *testing.T) {
+	files, err := filepath.Glob("testdata/transcripts/*.txt")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no transcripts: %v", err)
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
+			runTranscript(t, file)
+		})
+	}
+}
+
+type transcriptConn struct {
+	nc      net.Conn
+	br      *bufio.Reader
+	pending string // tag of a command waiting for more client data
+}
+
+var (
+	normUIDValidity = regexp.MustCompile(`(UIDVALIDITY|APPENDUID|COPYUID) \d+`)
+	normToday       = regexp.MustCompile(`"[ 0-9]\d-[A-Z][a-z]{2}-\d{4} \d\d:\d\d:\d\d [-+]\d{4}"`)
+)
+
+func normalise(line string) string {
+	line = normUIDValidity.ReplaceAllString(line, "$1 <uidvalidity>")
+	if !strings.Contains(line, "-2024 ") {
+		line = normToday.ReplaceAllString(line, `"<date>"`)
+	}
+	return line
+}
+
+func runTranscript(t *testing.T, file string) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	var opts []envOption
+	for _, l := range lines {
+		if name, ok := strings.CutPrefix(l, "! option "); ok {
+			opts = append(opts, transcriptOption(t, name))
+		}
+	}
+	e := newTestEnv(t, opts...)
+	conns := map[string]*transcriptConn{}
+	var out []string
+	record := func(id, line string) {
+		out = append(out, "S"+id+": "+normalise(line))
+	}
+	readResp := func(id string, tc *transcriptConn, tag string) {
+		for {
+			line := readTranscriptLine(t, tc)
+			record(id, line)
+			if strings.HasPrefix(line, "+") {
+				tc.pending = tag
+				return
+			}
+			if tag != "" && strings.HasPrefix(line, tag+" ") {
+				tc.pending = ""
+				return
+			}
+			if tag == "" && strings.HasPrefix(line, "* BYE") {
+				return
+			}
+		}
+	}
+	for _, l := range lines {
+		switch {
+		case strings.HasPrefix(l, "S"):
+			continue // expectations are regenerated and compared as a whole
+		case strings.HasPrefix(l, "! deliver "):
+			f := strings.Fields(strings.TrimPrefix(l, "! deliver "))
+			msg, err := os.ReadFile(filepath.Join("testdata/messages", f[1]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.deliver(f[0], string(msg), f[2:]...)
+			out = append(out, l)
+			continue
+		case strings.HasPrefix(l, "! quota "):
+			var q store.Quota
+			if _, err := fmt.Sscanf(l, "! quota %d %d", &q.MaxBytes, &q.MaxMessages); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.store.SetQuota(context.Background(), testUser, q); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, l)
+			continue
+		case !strings.HasPrefix(l, "C"):
+			out = append(out, l)
+			continue
+		}
+		id, text, _ := strings.Cut(strings.TrimPrefix(l, "C"), ": ")
+		tc := conns[id]
+		if tc == nil {
+			nc, err := net.Dial("tcp", e.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { nc.Close() })
+			tc = &transcriptConn{nc: nc, br: bufio.NewReader(nc)}
+			conns[id] = tc
+			record(id, readTranscriptLine(t, tc))
+		}
+		out = append(out, l)
+		tag := tc.pending
+		if tag == "" {
+			tag, _, _ = strings.Cut(text, " ")
+		}
+		if text == "(wait)" {
+			// Read one more untagged line, e.g. an IDLE notification.
+			line := readTranscriptLine(t, tc)
+			record(id, line)
+			continue
+		}
+		answered := sendTranscript(t, tc, text, func(plus string) { record(id, plus) })
+		if !answered {
+			readResp(id, tc, tag)
+		}
+	}
+	got := strings.Join(out, "\n") + "\n"
+	if *update {
+		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if got != string(data) {
+		t.Errorf("transcript differs; run with -update to accept\n%s", lineDiff(string(data), got))
+	}
+}
+
+func transcriptOption(t *testing.T, name string) envOption {
+	switch name {
+	case "plaintext-off":
+		// Loopback allows plaintext; nothing to do for the plain case.
+		return func(c *Config) {}
+	case "tinylimits":
+		return func(c *Config) {
+			c.Limits.MaxLineLength = 200
+			c.Limits.MaxLiteral = 100
+			c.Limits.MaxMessageSize = 1000
+			c.Limits.MaxMailboxes = 8
+			c.Limits.MaxMailboxNameLength = 40
+		}
+	}
+	t.Fatalf("unknown option %q", name)
+	return nil
+}
+
+var litRE = regexp.MustCompile(`\{\{(lit\+?):([^}]+)\}\}|\{\{str:("(?:[^"\\]|\\.)*")\}\}`)
+
+// sendTranscript sends a client line, expanding literals and waiting for
+// the continuation of each synchronising one. It reports whether the
+// server answered the command already, refusing a literal.
+func sendTranscript(t *testing.T, tc *transcriptConn, text string, plus func(string)) bool {
+	for {
+		m := litRE.FindStringSubmatchIndex(text)
+		if m == nil {
+			break
+		}
+		var content string
+		sync := true
+		if m[2] >= 0 {
+			kind, name := text[m[2]:m[3]], text[m[4]:m[5]]
+			b, err := os.ReadFile(filepath.Join("testdata/messages", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			content, sync = crlf(string(b)), kind == "lit"
+		} else {
+			s, err := strconv.Unquote(text[m[6]:m[7]])
+			if err != nil {
+				t.Fatal(err)
+			}
+			content = s
+		}
+		if !sync {
+			transcriptWrite(t, tc, text[:m[0]]+fmt.Sprintf("{%d+}\r\n", len(content))+content)
+			text = text[m[1]:]
+			continue
+		}
+		transcriptWrite(t, tc, text[:m[0]]+fmt.Sprintf("{%d}\r\n", len(content)))
+		line := readTranscriptLine(t, tc)
+		plus(line)
+		if !strings.HasPrefix(line, "+") {
+			// Refused: the server answered at once.
+			tc.pending = ""
+			return true
+		}
+		transcriptWrite(t, tc, content)
+		text = text[m[1]:]
+	}
+	transcriptWrite(t, tc, text+"\r\n")
+	return false
+}
+
+func transcriptWrite(t *testing.T, tc *transcriptConn, s string) {
+	_ = tc.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(tc.nc, s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readTranscriptLine(t *testing.T, tc *transcriptConn) string {
+	_ = tc.nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+	var b strings.Builder
+	for {
+		line, err := tc.br.ReadString('\n')
+		if err != nil {
+			if b.Len() == 0 && line == "" {
+				return "(connection closed)"
+			}
+			t.Fatalf("read: %v (%q)", err, b.String()+line)
+		}
+		if n, ok := literalSize(line); ok {
+			buf := make([]byte, n)
+			if _, err := io.ReadFull(tc.br, buf); err != nil {
+				t.Fatal(err)
+			}
+			b.WriteString(strings.TrimSuffix(line, "\r\n"))
+			b.WriteString(strconv.Quote(string(buf)))
+			continue
+		}
+		b.WriteString(strings.TrimSuffix(line, "\r\n"))
+		return b.String()
+	}
+}
+
+// lineDiff shows the first differing lines.
+func lineDiff(want, got string) string {
+	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	for i := 0; i < max(len(wl), len(gl)); i++ {
+		var w, g string
+		if i < len(wl) {
+			w = wl[i]
+		}
+		if i < len(gl) {
+			g = gl[i]
+		}
+		if w != g {
+			fmt.Fprintf(&b, "line %d:\n  want %s\n  got  %s\n", i+1, w, g)
+			if b.Len() > 4000 {
+				break
+			}
+		}
+	}
+	return b.String()
+}
