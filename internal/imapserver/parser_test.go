@@ -1,0 +1,140 @@
+package imapserver
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+)
+
+// parseAll runs the command parser over raw client input, the way the
+// connection does: command after command, literals read or skipped,
+// APPEND messages discarded, failed commands skipped to their end. It
+// returns one line per command: its name, or its error.
+func parseAll(data []byte) (out []string, err error) {
+	r := &reader{br: bufio.NewReaderSize(bytes.NewReader(data), 4096), maxLine: 1000, absurd: 100000}
+	for range 1000 {
+		line, err := r.readLine()
+		var tooLong *lineTooLongError
+		switch {
+		case errors.As(err, &tooLong):
+			p := newParser(r, tooLong.Tail, 0, nil)
+			if err := p.discardRest(); err != nil {
+				return out, err
+			}
+			out = append(out, "too long")
+			continue
+		case err != nil:
+			return out, err
+		}
+		p := newParser(r, line, 1000, nil)
+		res, fatal := parseOne(p)
+		if fatal != nil {
+			return out, fatal
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+// parseOne parses one command and, for APPEND, reads its messages.
+func parseOne(p *parser) (res string, fatal error) {
+	defer func() {
+		x := recover()
+		if x == nil {
+			return
+		}
+		switch e := x.(type) {
+		case syntaxError:
+			res = "BAD " + e.msg
+		case userError:
+			res = "NO " + e.msg
+		case ioError:
+			fatal = e.err
+			return
+		default:
+			panic(x)
+		}
+		if err := p.discardRest(); err != nil {
+			fatal = err
+		}
+	}()
+	cmd := parseCommand(p)
+	if a, ok := cmd.args.(*appendArgs); ok {
+		m := a.first
+		for {
+			if m.lit.size > 10000 {
+				p.refuseLiteral(m.lit, "too big")
+			}
+			if err := p.r.discard(m.lit.size); err != nil {
+				panic(ioError{err})
+			}
+			p.nextLine()
+			if m.utf8 {
+				p.xtake(")")
+			}
+			if p.atEnd() {
+				break
+			}
+			p.xspace()
+			m = p.xappendMessage()
+		}
+	}
+	return cmd.name, nil
+}
+
+func TestParseCommands(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{"a NOOP\r\n", []string{"NOOP"}},
+		{"a noop\nb capability\r\n", []string{"NOOP", "CAPABILITY"}},
+		{"a UID fetch 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (From)]<0.10>)\r\n", []string{"UID FETCH"}},
+		{"a FETCH 1 (BODY[1.2.MIME] BINARY[1] BINARY.SIZE[2] RFC822 MODSEQ) (CHANGEDSINCE 5)\r\n", []string{"FETCH"}},
+		{"a LOGIN {4+}\r\nuser {4+}\r\npass\r\n", []string{"LOGIN"}},
+		{"a APPEND INBOX (\\Seen) \" 1-Jan-2024 10:00:00 +0000\" {5+}\r\nhello {3+}\r\nbye\r\nb NOOP\r\n", []string{"APPEND", "NOOP"}},
+		{"a APPEND INBOX UTF8 (~{2+}\r\nhi)\r\n", []string{"APPEND"}},
+		{"a FROB\r\nb NOOP\r\n", []string{`BAD unknown command "FROB"`, "NOOP"}},
+		// A failed command's non-synchronising literal is skipped.
+		{"a FROB {5+}\r\nhello\r\nb NOOP\r\n", []string{`BAD unknown command "FROB"`, "NOOP"}},
+		{"a SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))\r\n", []string{"SELECT"}},
+		{"a SEARCH RETURN (MIN COUNT SAVE) CHARSET UTF-8 OR (FROM \"x\" NOT SEEN) UID $ 2:4 MODSEQ 5 SENTBEFORE 1-Feb-2024\r\n", []string{"SEARCH"}},
+		{"a STORE 1:2 (UNCHANGEDSINCE 12) +FLAGS.SILENT (\\Deleted $Junk)\r\n", []string{"STORE"}},
+		{"a LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (% INBOX/*) RETURN (CHILDREN STATUS (MESSAGES UNSEEN))\r\n", []string{"LIST"}},
+		{"a CREATE Sent (USE (\\Sent))\r\n", []string{"CREATE"}},
+		{"a ID NIL\r\nb ID (\"name\" \"x\" \"version\" NIL)\r\n", []string{"ID", "ID"}},
+		{"a LOGIN x\r\n", []string{`BAD expected " " (at byte 9)`}},
+		{"a LOGIN {2000+}\r\n" + strings.Repeat("x", 2000) + "\r\nb NOOP\r\n", []string{"NO literal too big", "NOOP"}},
+		{strings.Repeat("x", 3000) + "\r\nb NOOP\r\n", []string{"too long", "NOOP"}},
+	}
+	for _, tt := range tests {
+		got, err := parseAll([]byte(tt.in))
+		if err != nil && err != io.EOF {
+			t.Errorf("%q: %v", tt.in, err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("%q:\n got  %q\n want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// FuzzParseCommand feeds arbitrary client input to the command parser: it
+// must never panic other than through its error helpers, nor loop.
+func FuzzParseCommand(f *testing.F) {
+	for _, s := range []string{
+		"a NOOP\r\n",
+		"a LOGIN {4}\r\nuser \"pass\"\r\n",
+		"a APPEND INBOX (\\Seen) {5+}\r\nhello\r\n",
+		"a UID FETCH 1:*,$ (BODY.PEEK[1.2.HEADER.FIELDS.NOT (A B)]<1.2> BINARY[1])\r\n",
+		"a SEARCH OR NOT (SEEN) HEADER x \"y\" UID 3:*\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, _ = parseAll(data)
+	})
+}
