@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -8,11 +9,14 @@ import (
 
 	"github.com/buzon-mail/buzon/internal/config"
 	"github.com/buzon-mail/buzon/internal/store"
+	"github.com/buzon-mail/buzon/internal/store/postgres"
 	"github.com/buzon-mail/buzon/internal/store/sqlite"
 )
 
-// openStore opens the configured backend. Only the server listens for
-// other processes' change notifications; commands just send them.
+// openStore opens the configured backend; this is the one place that knows
+// which backends exist. With sqlite, only the server listens for other
+// processes' change notifications; commands just send them. PostgreSQL
+// carries notifications between every process and node itself.
 func openStore(cfg config.Config, log *slog.Logger, serving bool) (store.Store, error) {
 	switch cfg.Store.Backend {
 	case "sqlite":
@@ -24,7 +28,14 @@ func openStore(cfg config.Config, log *slog.Logger, serving bool) (store.Store, 
 		sc.Logger = log
 		sc.Listen = serving
 		sc.MaxOpenAccounts = cfg.Store.MaxOpenAccounts
+		sc.MaxMailboxes = cfg.Limits.MaxMailboxes
 		return sqlite.Open(sc)
+	case "postgres":
+		pc := postgres.DefaultConfig()
+		pc.DSN = cfg.Store.DSN
+		pc.Logger = log
+		pc.MaxMailboxes = cfg.Limits.MaxMailboxes
+		return postgres.Open(context.Background(), pc)
 	}
 	return nil, fmt.Errorf("store backend %q is not available", cfg.Store.Backend)
 }

@@ -50,13 +50,19 @@ var shared struct {
 // Call it from TestMain.
 func Main(m *testing.M) {
 	code := m.Run()
+	StopShared()
+	os.Exit(code)
+}
+
+// StopShared stops the shared cluster, if one was started, and removes it.
+// A TestMain with its own work after m.Run calls it instead of Main.
+func StopShared() {
 	if c := shared.cluster; c != nil {
 		if err := c.stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "pgtest:", err)
 		}
 		os.RemoveAll(c.dir)
 	}
-	os.Exit(code)
 }
 
 // Start returns the connection string of a new, empty database in the test
