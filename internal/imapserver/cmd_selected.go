@@ -102,18 +102,18 @@ func (c *conn) cmdStore(cmd *command) {
 			c.w.str("* ")
 			c.w.num(uint64(seq))
 			c.w.str(" FETCH (")
-			if !a.silent {
-				c.w.str("FLAGS (" + strings.Join(m.Flags.Names(), " ") + ")")
-			}
+			sep := ""
 			if cmd.uid || c.condstore {
-				if !a.silent {
-					c.w.byte(' ')
-				}
 				c.w.str("UID ")
 				c.w.num(uint64(m.UID))
+				sep = " "
+			}
+			if !a.silent {
+				c.w.str(sep + "FLAGS (" + strings.Join(m.Flags.Names(), " ") + ")")
+				sep = " "
 			}
 			if c.condstore {
-				c.w.str(" MODSEQ (")
+				c.w.str(sep + "MODSEQ (")
 				c.w.num(uint64(m.ModSeq))
 				c.w.str(")")
 			}

@@ -26,15 +26,15 @@ func TestUTF7(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{
-		"&",          // unended
-		"&AOk",       // unended
-		"&AGE-",      // "a" encoded
-		"&AOk-&AOk-", // split run
-		"&AO-",       // bad padding
-		"&2D0-",      // lone surrogate
+		"&",           // unended
+		"&AOk",        // unended
+		"&AGE-",       // "a" encoded
+		"&AOk-&AOk-",  // split run
+		"&AO-",        // bad padding
+		"&2D0-",       // lone surrogate
 		"caf\xc3\xa9", // raw 8-bit
-		"&A!k-",      // not base64
-		"&AOkA-",     // leftover bits
+		"&A!k-",       // not base64
+		"&AOkA-",      // leftover bits
 	} {
 		if got, err := decodeUTF7(bad); err == nil {
 			t.Errorf("decode(%q) = %q, want an error", bad, got)

@@ -264,14 +264,17 @@ func (c *conn) writeFlagsFetch(seq uint32, uid store.UID, modSeq store.ModSeq, f
 	w.num(uint64(seq))
 	w.str(" FETCH (")
 	sep := ""
-	if withFlags {
-		w.str("FLAGS (" + strings.Join(flags.Names(), " ") + ")")
+	if c.condstore {
+		w.str("UID ")
+		w.num(uint64(uid))
 		sep = " "
 	}
-	if c.condstore || c.qresync {
-		w.str(sep + "UID ")
-		w.num(uint64(uid))
-		w.str(" MODSEQ (")
+	if withFlags {
+		w.str(sep + "FLAGS (" + strings.Join(flags.Names(), " ") + ")")
+		sep = " "
+	}
+	if c.condstore {
+		w.str(sep + "MODSEQ (")
 		w.num(uint64(modSeq))
 		w.str(")")
 	}
