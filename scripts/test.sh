@@ -25,6 +25,10 @@ go vet ./...
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
 
+echo "== protocol suites on PostgreSQL"
+# The same IMAP and POP3 tests, on the scale-out backend (internal/store/teststore).
+BUZON_TEST_STORE=postgres go test -race -count=1 -timeout 20m ./internal/pop3server/... ./internal/imapserver/...
+
 fuzztime=${FUZZTIME:-10s}
 if [ "$fuzztime" != "0" ]; then
 	echo "== fuzz ($fuzztime each)"

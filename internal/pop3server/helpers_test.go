@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/buzon-mail/buzon/internal/store"
-	"github.com/buzon-mail/buzon/internal/store/sqlite"
+	"github.com/buzon-mail/buzon/internal/store/teststore"
 )
 
 const (
@@ -12,21 +12,15 @@ const (
 	bob   = "bob@example.org"
 )
 
-// openStore opens the store the tests run on, in dir, and closes it when
-// the test ends.
+// openStore opens the store the tests run on, in dir (or, with
+// BUZON_TEST_STORE=postgres, a database standing for dir), and closes it
+// when the test ends.
 func openStore(t testing.TB, dir string) store.Store {
 	t.Helper()
-	st, err := sqlite.Open(sqlite.Config{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := st.Close(); err != nil {
-			t.Errorf("close store: %v", err)
-		}
-	})
-	return st
+	return teststore.Open(t, dir)
 }
+
+func TestMain(m *testing.M) { teststore.Main(m) }
 
 // Fixture messages, stored as delivered: CRLF line endings.
 const (

@@ -20,7 +20,6 @@ import (
 	"github.com/buzon-mail/buzon/internal/pop3server"
 	"github.com/buzon-mail/buzon/internal/pop3server/pop3test"
 	"github.com/buzon-mail/buzon/internal/store"
-	"github.com/buzon-mail/buzon/internal/store/sqlite"
 )
 
 // login connects to env's plain listener and logs in.
@@ -265,11 +264,7 @@ func TestRunExpiry(t *testing.T) {
 
 func TestUIDLStableAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
-	st, err := sqlite.Open(sqlite.Config{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := pop3test.Start(t, st, pop3test.Options{})
+	env := pop3test.Start(t, openStore(t, dir), pop3test.Options{})
 	var want []string
 	for _, m := range fixtureAll {
 		uid := env.Append(t, alice, []byte(m), store.Flags{}).UID
@@ -292,9 +287,6 @@ func TestUIDLStableAcrossRestart(t *testing.T) {
 	}
 	before := uidls(env)
 	env.Stop()
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
 
 	env = pop3test.Start(t, openStore(t, dir), pop3test.Options{})
 	after := uidls(env)
