@@ -20,7 +20,9 @@ func (c *conn) plaintextAllowed() bool {
 
 // capabilities lists what the server offers in the current state.
 func (c *conn) capabilities() string {
-	caps := []string{"IMAP4rev2", "IMAP4rev1", "LITERAL+", "ENABLE", "ID", "SASL-IR"}
+	// IDLE before login too, as Dovecot does: clients such as imaplib
+	// read capabilities only from the greeting.
+	caps := []string{"IMAP4rev2", "IMAP4rev1", "LITERAL+", "ENABLE", "ID", "SASL-IR", "IDLE"}
 	if c.state == stateNotAuth {
 		if c.srv.cfg.TLS != nil && !c.tls {
 			caps = append(caps, "STARTTLS")
@@ -34,7 +36,7 @@ func (c *conn) capabilities() string {
 		return strings.Join(caps, " ")
 	}
 	caps = append(caps,
-		"IDLE", "UIDPLUS", "MOVE", "NAMESPACE", "UNSELECT",
+		"UIDPLUS", "MOVE", "NAMESPACE", "UNSELECT",
 		"SPECIAL-USE", "CREATE-SPECIAL-USE", "CHILDREN", "LIST-EXTENDED", "LIST-STATUS",
 		"STATUS=SIZE", "ESEARCH", "SEARCHRES",
 		"APPENDLIMIT="+strconv.FormatInt(c.srv.cfg.Limits.MaxMessageSize, 10),

@@ -56,6 +56,7 @@ type testEnv struct {
 	tlsAddr string // implicit TLS listener
 	acct    store.Account
 	tls     *tls.Config // client side, trusting the test certificate
+	certPEM []byte      // the server's self-signed certificate
 	dir     string
 }
 
@@ -132,7 +133,7 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 		st.Close()
 	})
 	return &testEnv{t: t, store: st, srv: srv, addr: l.Addr().String(), tlsAddr: lt.Addr().String(), acct: acct,
-		tls: &tls.Config{RootCAs: pool, ServerName: "localhost"}, dir: dir}
+		tls: &tls.Config{RootCAs: pool, ServerName: "localhost"}, certPEM: certPEM, dir: dir}
 }
 
 // testWriter sends log output to the test log.
