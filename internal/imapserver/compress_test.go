@@ -1,0 +1,92 @@
+package imapserver
+
+import (
+	"bufio"
+	"compress/flate"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+// flateConn is the client side of COMPRESS DEFLATE (RFC 4978).
+type flateConn struct {
+	w  *flate.Writer
+	br *bufio.Reader
+}
+
+func (f *flateConn) cmd(t *testing.T, tag, s string) []string {
+	t.Helper()
+	if _, err := io.WriteString(f.w, tag+" "+s+"\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for {
+		line, err := f.br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		out = append(out, strings.TrimRight(line, "\r\n"))
+		if n, ok := literalSize(line); ok {
+			buf := make([]byte, n)
+			if _, err := io.ReadFull(f.br, buf); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, string(buf))
+		}
+		if strings.HasPrefix(line, tag+" ") {
+			return out
+		}
+	}
+}
+
+func TestCompress(t *testing.T) {
+	e := newTestEnv(t)
+	e.deliver("INBOX", strings.Repeat("Subject: compress me\n", 1)+"\n"+strings.Repeat("all work and no play\n", 5000))
+	c := e.login()
+	c.mustOK("COMPRESS DEFLATE")
+	_ = c.nc.SetDeadline(time.Now().Add(30 * time.Second))
+	w, _ := flate.NewWriter(c.nc, flate.DefaultCompression)
+	f := &flateConn{w: w, br: bufio.NewReader(flate.NewReader(c.br))}
+	out := f.cmd(t, "z1", "NOOP")
+	if out[len(out)-1] != "z1 OK NOOP completed" {
+		t.Fatalf("NOOP over DEFLATE: %q", out)
+	}
+	out = f.cmd(t, "z2", "SELECT INBOX")
+	if !strings.HasPrefix(out[len(out)-1], "z2 OK") {
+		t.Fatalf("SELECT: %q", out)
+	}
+	out = f.cmd(t, "z3", "FETCH 1 BODY.PEEK[TEXT]")
+	if len(out) < 2 || out[1] != strings.Repeat("all work and no play\r\n", 5000) {
+		t.Fatalf("FETCH over DEFLATE: %d lines", len(out))
+	}
+	out = f.cmd(t, "z4", "COMPRESS DEFLATE")
+	if !strings.Contains(out[len(out)-1], "COMPRESSIONACTIVE") {
+		t.Errorf("second COMPRESS: %q", out)
+	}
+}
+
+// TestInflate checks the inflater against compress/flate's compressor
+// at every level, with sync and no flushes.
+func TestInflate(t *testing.T) {
+	var data []byte
+	for i := range 20000 {
+		data = append(data, []byte(strings.Repeat("x", i%7)+"hello world "+string(rune('a'+i%26)))...)
+	}
+	for level := flate.HuffmanOnly; level <= flate.BestCompression; level++ {
+		var b strings.Builder
+		w, _ := flate.NewWriter(&b, level)
+		w.Write(data[:1000])
+		w.Flush()
+		w.Write(data[1000:])
+		w.Close()
+		r := newInflateReader(bufio.NewReader(strings.NewReader(b.String())))
+		got, err := io.ReadAll(r)
+		if err != nil || string(got) != string(data) {
+			t.Errorf("level %d: %d bytes, %v; want %d", level, len(got), err, len(data))
+		}
+	}
+}
