@@ -1,0 +1,366 @@
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/buzon-mail/buzon/internal/delivery"
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// spooled makes a Message of raw bytes.
+func spooled(t *testing.T, id string, raw []byte) *Message {
+	t.Helper()
+	w := newSpoolWriter(t.TempDir())
+	if _, err := w.Write(raw); err != nil {
+		t.Fatal(err)
+	}
+	return w.message(id)
+}
+
+// noIntent records nothing.
+func noIntent(Ref) error { return nil }
+
+func TestLFWriter(t *testing.T) {
+	for _, tc := range []struct {
+		chunks []string
+		want   string
+	}{
+		{[]string{"a\r\nb\r\n"}, "a\nb\n"},
+		{[]string{"a\r", "\nb"}, "a\nb"},
+		{[]string{"a\rb\r"}, "a\rb\r"},
+		{[]string{"a\n\r\n"}, "a\n\n"},
+		{[]string{"", "\r", "\r", "\n"}, "\r\n"},
+	} {
+		var out bytes.Buffer
+		w := &lfWriter{w: &out}
+		for _, c := range tc.chunks {
+			w.Write([]byte(c))
+		}
+		w.flush()
+		if out.String() != tc.want {
+			t.Errorf("%q: got %q, want %q", tc.chunks, out.String(), tc.want)
+		}
+	}
+}
+
+func TestMboxrdWriter(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+	}{
+		{"From me\n", ">From me\n"},
+		{">From me\n", ">>From me\n"},
+		{">>>From x\nFrom\nFrom:\n", ">>>>From x\nFrom\nFrom:\n"},
+		{"a From b\n From c\n", "a From b\n From c\n"},
+		{"Fro", "Fro"},
+		{">>", ">>"},
+		{"\nFrom ", "\n>From "},
+	} {
+		// Byte by byte, to cross every boundary, and whole.
+		for _, split := range []bool{false, true} {
+			var out bytes.Buffer
+			q := &mboxrdWriter{w: &out}
+			if split {
+				for i := range len(tc.in) {
+					q.Write([]byte{tc.in[i]})
+				}
+			} else {
+				q.Write([]byte(tc.in))
+			}
+			q.flush()
+			if out.String() != tc.want {
+				t.Errorf("%q (split %v): got %q, want %q", tc.in, split, out.String(), tc.want)
+			}
+		}
+	}
+}
+
+// TestMboxTornWrite: a crash part-way through an append leaves part of a
+// message at the end of the file; the next attempt removes exactly that,
+// and never what another program appended meanwhile.
+func TestMboxTornWrite(t *testing.T) {
+	ctx := context.Background()
+	clock := newTestClock()
+	for _, tc := range []struct {
+		name string
+		// damage changes the file after an intent at ref was recorded.
+		damage    func(t *testing.T, path string, ref Ref)
+		wantCount int
+	}{
+		{"cut short", func(t *testing.T, path string, ref Ref) {
+			// Write the attempt fully, then cut it at half.
+			if err := newMbox(path, clock.Now).Deliver(ctx, spooled(t, "x", testMessage(2, 3000)), nil, noIntent); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(path, ref.Offset+ref.Length/2); err != nil {
+				t.Fatal(err)
+			}
+		}, 2},
+		{"nothing written", func(*testing.T, string, Ref) {}, 2},
+		{"another program appended", func(t *testing.T, path string, ref Ref) {
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteString("\nFrom other@example.net Sat Mar  1 12:00:00 2025\nSubject: message 9\n\nshort\n\n")
+			f.Close()
+		}, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "mbox")
+			b := newMbox(path, clock.Now)
+			if err := b.Deliver(ctx, spooled(t, "1", testMessage(1, 0)), nil, noIntent); err != nil {
+				t.Fatal(err)
+			}
+			// An attempt that stops right after its intent.
+			var ref Ref
+			stop := errors.New("stop")
+			err := b.Deliver(ctx, spooled(t, "2", testMessage(2, 3000)), nil, func(r Ref) error { ref = r; return stop })
+			if !errors.Is(err, stop) {
+				t.Fatal(err)
+			}
+			tc.damage(t, path, ref)
+			if has, err := b.Has(ctx, ref); err != nil || has {
+				t.Fatalf("Has after damage: %v, %v", has, err)
+			}
+			if err := b.Deliver(ctx, spooled(t, "2", testMessage(2, 3000)), &ref, noIntent); err != nil {
+				t.Fatal(err)
+			}
+			msgs := readMbox(t, path)
+			if len(msgs) != tc.wantCount || !bytes.Equal(msgs[1], lf(testMessage(2, 3000))) && tc.wantCount == 2 {
+				t.Fatalf("mbox holds %d messages: %v", len(msgs), subjects(msgs))
+			}
+			if !slices.Contains(subjects(msgs), "message 2") {
+				t.Errorf("message 2 missing: %v", subjects(msgs))
+			}
+		})
+	}
+}
+
+// TestMboxSeparator: appending to a file that does not end with an empty
+// line adds one, so the new From line starts a message.
+func TestMboxSeparator(t *testing.T) {
+	for _, existing := range []string{"", "From a@b Sat Mar  1 12:00:00 2025\nSubject: message 0\n\nno blank", "From a@b Sat Mar  1 12:00:00 2025\nSubject: message 0\n\none newline\n"} {
+		path := filepath.Join(t.TempDir(), "mbox")
+		if existing != "" {
+			os.WriteFile(path, []byte(existing), 0o600)
+		}
+		if err := newMbox(path, time.Now).Deliver(context.Background(), spooled(t, "1", testMessage(1, 0)), nil, noIntent); err != nil {
+			t.Fatal(err)
+		}
+		msgs := readMbox(t, path)
+		if n := len(msgs); n != 1+min(len(existing), 1) || !bytes.Equal(msgs[n-1], lf(testMessage(1, 0))) {
+			t.Errorf("after %q: %q", existing, msgs)
+		}
+	}
+}
+
+// TestMboxDotlock: a stale .lock is broken; a live one makes the append
+// wait.
+func TestMboxDotlock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mbox")
+	lock := path + ".lock"
+	os.WriteFile(lock, []byte("1\n"), 0o600)
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(lock, old, old)
+	if err := newMbox(path, time.Now).Deliver(context.Background(), spooled(t, "1", testMessage(1, 0)), nil, noIntent); err != nil {
+		t.Fatalf("stale lock: %v", err)
+	}
+	if _, err := os.Stat(lock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("dotlock left behind: %v", err)
+	}
+	os.WriteFile(lock, []byte("1\n"), 0o600)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := newMbox(path, time.Now).Deliver(ctx, spooled(t, "2", testMessage(2, 0)), nil, noIntent); !errors.Is(err, context.Canceled) {
+		t.Errorf("with a live lock: %v, want to wait", err)
+	}
+	if n := len(readMbox(t, path)); n != 1 {
+		t.Errorf("%d messages, want 1", n)
+	}
+}
+
+// TestMaildirHas finds a delivered message in new/ and, once a mail
+// client has moved it, in cur/; an interrupted attempt's tmp/ file goes.
+func TestMaildirHas(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "Maildir")
+	d, err := newMaildir(dir, "host/with:odd", time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref Ref
+	if err := d.Deliver(ctx, spooled(t, "1", testMessage(1, 0)), nil, func(r Ref) error { ref = r; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(ref.Name, `.host\057with\072odd`) {
+		t.Errorf("name %q does not end with the escaped host", ref.Name)
+	}
+	for _, step := range []struct {
+		move func()
+		want bool
+	}{
+		{func() {}, true},
+		{func() { os.Rename(filepath.Join(dir, "new", ref.Name), filepath.Join(dir, "cur", ref.Name+":2,S")) }, true},
+		{func() { os.Remove(filepath.Join(dir, "cur", ref.Name+":2,S")) }, false},
+	} {
+		step.move()
+		if has, err := d.Has(ctx, ref); err != nil || has != step.want {
+			t.Errorf("Has: %v, %v; want %v", has, err, step.want)
+		}
+	}
+	// An attempt cut short in tmp/.
+	os.WriteFile(filepath.Join(dir, "tmp", "partial"), []byte("Subject: half"), 0o600)
+	if err := d.Deliver(ctx, spooled(t, "2", testMessage(2, 0)), &Ref{Name: "partial"}, noIntent); err != nil {
+		t.Fatal(err)
+	}
+	checkMaildir(t, dir, [2]int{2, 2})
+}
+
+// TestStoreDestHas finds a message in the store by the UIDs after the
+// intent and its hash, not by anything else that arrived meanwhile.
+func TestStoreDestHas(t *testing.T) {
+	ctx := context.Background()
+	local := startLocalStore(t, store.Quota{})
+	d := &delivery.Deliverer{Store: local.st}
+	dest, err := newStoreDest(ctx, StoreTarget{Account: localUser, Mailbox: "INBOX"}, local.st, &delivery.Spooler{MemoryLimit: 1 << 20}, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref Ref
+	// Bare LF: the store keeps CRLF, and the hash is of what it keeps.
+	if err := dest.Deliver(ctx, spooled(t, "1", lf(testMessage(1, 0))), nil, func(r Ref) error { ref = r; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	other := ref
+	other.SHA256 = strings.Repeat("0", 64)
+	moved := ref
+	moved.UIDNext++
+	gone := ref
+	gone.UIDValidity++
+	for _, tc := range []struct {
+		ref  Ref
+		want bool
+	}{{ref, true}, {other, false}, {moved, false}, {gone, false}} {
+		if has, err := dest.Has(ctx, tc.ref); err != nil || has != tc.want {
+			t.Errorf("Has(%+v) = %v, %v; want %v", tc.ref, has, err, tc.want)
+		}
+	}
+	if got := local.messages(t, "INBOX"); len(got) != 1 || !bytes.Equal(got[0], testMessage(1, 0)) {
+		t.Errorf("store holds %q", got)
+	}
+}
+
+// TestMDA: exit 0 stores, 75 stops the run with the message on the
+// server, anything else skips the message.
+func TestMDA(t *testing.T) {
+	b := startBuzon(t)
+	b.deliver(t, "INBOX", testMessages(1, 3)...)
+	out := t.TempDir()
+	for _, tc := range []struct {
+		name     string
+		script   string
+		fetched  int
+		failed   int
+		stop     error
+		leftOver int
+	}{
+		{"fail one", `f=` + out + `/tmp.$$; cat > $f; if grep -q "message 2" $f; then rm $f; echo nope >&2; exit 1; fi; mv $f ` + out + `/$BUZON_FETCH_ID`, 2, 1, nil, 1},
+		{"try later", `exit 75`, 0, 1, ErrTryLater, 1},
+		{"all", `cat > ` + out + `/$BUZON_FETCH_ID`, 1, 0, nil, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := b.account(t, ProtoPOP3, TLSImplicit)
+			a.Name, a.Mode, a.Maildir, a.MDA = "mda", ModeDelete, "", tc.script
+			cfg := testConfig(t, a)
+			cfg.StateDir = filepath.Join(out, "state")
+			s := fetchOnce(t, cfg, testOptions(t))[0]
+			if s.Fetched != tc.fetched || s.Failed != tc.failed || !errors.Is(s.Err, tc.stop) && (tc.stop != nil || s.Err != nil) {
+				t.Errorf("%v", s)
+			}
+			if n := b.count(t, "INBOX"); n != tc.leftOver {
+				t.Errorf("%d left on the server, want %d", n, tc.leftOver)
+			}
+		})
+	}
+	files, _ := filepath.Glob(filepath.Join(out, "pop3:*"))
+	var msgs [][]byte
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		msgs = append(msgs, b)
+	}
+	if got := subjects(msgs); !slices.Equal(got, wantSubjects([2]int{1, 3})) {
+		t.Errorf("MDA got %v", got)
+	}
+}
+
+// TestRealClients reads what was fetched with Python's mailbox module
+// (Maildir and mbox) and, where installed, mutt.
+func TestRealClients(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not installed")
+	}
+	b := startBuzon(t)
+	b.deliver(t, "INBOX", testMessages(1, 12)...)
+	for _, kind := range []string{"maildir", "mbox"} {
+		t.Run(kind, func(t *testing.T) {
+			a := b.account(t, ProtoIMAP, TLSImplicit)
+			withDest(t, &a, kind, nil)
+			mustFetch(t, testConfig(t, a), testOptions(t))
+			path := a.Maildir + a.Mbox
+			out, err := exec.Command(py, "testdata/readmail.py", kind, path).CombinedOutput()
+			if err != nil {
+				t.Fatalf("readmail.py: %v\n%s", err, out)
+			}
+			want := "12\n" + strings.Join(wantSubjects([2]int{1, 12}), "\n") + "\n"
+			if string(out) != want {
+				t.Errorf("readmail.py %s:\n%s\nwant\n%s", kind, out, want)
+			}
+			if muttOut, ok := muttCount(t, kind, path); ok && muttOut != 12 {
+				t.Errorf("mutt counts %d messages, want 12", muttOut)
+			}
+		})
+	}
+}
+
+// muttCount has mutt open a folder read-only in a pseudo-terminal (made
+// by script(1)) and pipe every message to a file, and returns how many
+// arrived; ok is false when mutt or script is missing.
+func muttCount(t *testing.T, kind, path string) (n int, ok bool) {
+	t.Helper()
+	mutt, err1 := exec.LookPath("mutt")
+	script, err2 := exec.LookPath("script")
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	out := filepath.Join(t.TempDir(), "piped")
+	cmdline := mutt + ` -n -F /dev/null -R -f ` + path + ` -e 'set pipe_split=yes wait_key=no'` +
+		` -e 'push "<tag-pattern>.<enter><tag-prefix><pipe-message>cat >> ` + out + `<enter><quit>"'`
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, script, "-qec", cmdline, "/dev/null")
+	// Without ~/Mail mutt first asks whether to create it, and the
+	// question eats the keys pushed.
+	home := t.TempDir()
+	os.Mkdir(filepath.Join(home, "Mail"), 0o700)
+	cmd.Env = append(os.Environ(), "TERM=dumb", "HOME="+home)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("mutt %s: %v\n%q", kind, err, b)
+		return 0, false
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Errorf("mutt piped nothing: %v", err)
+		return 0, false
+	}
+	return strings.Count(string(b), "\nSubject: message "), true
+}

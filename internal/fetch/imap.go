@@ -1,0 +1,589 @@
+package fetch
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// Batches of IMAP FETCH commands.
+const (
+	// metaBatch is the most messages whose size and envelope one FETCH
+	// asks for.
+	metaBatch = 500
+	// bodyBatch and bodyBatchBytes bound the messages one FETCH
+	// downloads before they are stored.
+	bodyBatch      = 50
+	bodyBatchBytes = 16 << 20
+)
+
+// imapConn is a logged-in IMAP connection under the watchdog.
+type imapConn struct {
+	c *imapclient.Client
+	w *watchedConn
+	a *Account
+	// exists is signalled when the server reports new messages in the
+	// selected folder (an untagged EXISTS outside SELECT), for IDLE.
+	exists chan struct{}
+}
+
+// do runs commands under the watchdog, describing network failures.
+func (ic *imapConn) do(fn func() error) error {
+	err := ic.w.do(fn)
+	var ie *imap.Error
+	if err != nil && !errors.As(err, &ie) {
+		return describeNetErr(err, ic.a)
+	}
+	return err
+}
+
+// alive reports whether the connection is still open.
+func (ic *imapConn) alive() bool {
+	select {
+	case <-ic.c.Closed():
+		return false
+	default:
+		return true
+	}
+}
+
+// logout ends the session politely and closes the connection.
+func (ic *imapConn) logout() {
+	if ic.alive() {
+		ic.do(func() error { return ic.c.Logout().Wait() })
+	}
+	ic.c.Close()
+}
+
+// imapMeta is what is known of a message before its download.
+type imapMeta struct {
+	size int64
+	fp   string
+}
+
+// fingerprint identifies a message across a UIDVALIDITY change: its
+// Message-ID, date, subject and size. Without a Message-ID there is none,
+// and such a message is fetched again after a change rather than risk
+// taking another message for it (and, in delete mode, deleting it).
+func fingerprint(env *imap.Envelope, size int64) string {
+	if env == nil || env.MessageID == "" {
+		return ""
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%d", env.MessageID, env.Date.UTC().Format(time.RFC3339), env.Subject, size)
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+func uidID(uid imap.UID) string { return strconv.FormatUint(uint64(uid), 10) }
+
+// imapConnect connects, starts TLS and logs in.
+func (r *run) imapConnect(ctx context.Context) (*imapConn, error) {
+	tc, err := tlsConfig(r.a)
+	if err != nil {
+		return nil, err
+	}
+	nc, w, err := dial(ctx, r.a, tc)
+	if err != nil {
+		return nil, err
+	}
+	ic := &imapConn{w: w, a: r.a, exists: make(chan struct{}, 1)}
+	opts := &imapclient.Options{
+		TLSConfig: tc,
+		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+				if d.NumMessages != nil {
+					select {
+					case ic.exists <- struct{}{}:
+					default:
+					}
+				}
+			},
+		},
+	}
+	if r.a.TLS == TLSStartTLS {
+		err = w.do(func() error {
+			var err error
+			ic.c, err = imapclient.NewStartTLS(nc, opts)
+			return err
+		})
+		if err != nil {
+			nc.Close()
+			var ie *imap.Error
+			if errors.As(err, &ie) {
+				return nil, fmt.Errorf("%s refused STARTTLS (RFC 9051 6.2.1): %w", r.a.addr(), err)
+			}
+			return nil, describeTLSErr(err, r.a)
+		}
+	} else {
+		ic.c = imapclient.New(nc, opts)
+		if err := ic.do(ic.c.WaitGreeting); err != nil {
+			ic.c.Close()
+			return nil, fmt.Errorf("imap greeting from %s: %w", r.a.addr(), err)
+		}
+	}
+	if err := r.imapLogin(ctx, ic); err != nil {
+		ic.c.Close()
+		return nil, err
+	}
+	return ic, nil
+}
+
+func (r *run) imapLogin(ctx context.Context, ic *imapConn) error {
+	var caps imap.CapSet
+	if err := ic.do(func() error { caps = ic.c.Caps(); return nil }); err != nil {
+		return err
+	}
+	if caps.Has(imap.CapLoginDisabled) {
+		return fmt.Errorf("%s refuses LOGIN on this connection (LOGINDISABLED, RFC 9051 6.2.3); use TLS", r.a.addr())
+	}
+	pass, err := r.password(ctx)
+	if err != nil {
+		return err
+	}
+	err = ic.do(func() error { return ic.c.Login(r.a.User, pass).Wait() })
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		if ie.Code == imap.ResponseCodeUnavailable {
+			return fmt.Errorf("%s: login refused for now: %w", r.a.addr(), err)
+		}
+		return fmt.Errorf("%w: %s refused user %q: %s", ErrLogin, r.a.addr(), r.a.User, ie.Text)
+	}
+	return err
+}
+
+// imap runs the account's folders over one connection, kept in the
+// worker for IDLE between a daemon's runs.
+func (r *run) imap(ctx context.Context) error {
+	ic := r.w.imap
+	if ic != nil && !ic.alive() {
+		ic.c.Close()
+		ic = nil
+	}
+	if ic == nil {
+		var err error
+		if ic, err = r.imapConnect(ctx); err != nil {
+			return err
+		}
+	}
+	r.w.imap = ic
+	stop := context.AfterFunc(ctx, func() { ic.c.Close() })
+	defer stop()
+	// What arrived before this run is fetched by it.
+	select {
+	case <-ic.exists:
+	default:
+	}
+	var errs []error
+	for _, folder := range r.a.Folders {
+		if ctx.Err() != nil {
+			break
+		}
+		err := r.imapFolder(ctx, ic, folder)
+		var ie *imap.Error
+		switch {
+		case err == nil:
+		case errors.As(err, &ie) && ic.alive() && !stopsRun(err):
+			// A folder the server refuses; the others may work.
+			errs = append(errs, err)
+		default:
+			ic.c.Close()
+			r.w.imap = nil
+			return errors.Join(append(errs, err)...)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// imapFolder fetches one folder: settle what an interrupted run left,
+// act on what earlier runs stored (keep_days), then download and store
+// what is new, batch by batch, deleting or moving after each batch.
+func (r *run) imapFolder(ctx context.Context, ic *imapConn, folder string) error {
+	readOnly := r.a.Mode == ModeKeep && r.a.KeepDays == 0 && !r.a.MarkSeen && r.a.MoveTo == ""
+	var sel *imap.SelectData
+	err := ic.do(func() error {
+		var err error
+		sel, err = ic.c.Select(folder, &imap.SelectOptions{ReadOnly: readOnly}).Wait()
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("folder %s: %w", folder, err)
+	}
+	uv := sel.UIDValidity
+	if uv == 0 {
+		return fmt.Errorf("folder %s: the server sent no UIDVALIDITY (RFC 9051 7.1)", folder)
+	}
+	var uids []imap.UID
+	if sel.NumMessages > 0 {
+		err := ic.do(func() error {
+			data, err := ic.c.UIDSearch(&imap.SearchCriteria{}, nil).Wait()
+			if err == nil {
+				uids = data.AllUIDs()
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("folder %s: UID SEARCH: %w", folder, err)
+		}
+	}
+	slices.Sort(uids)
+	present := map[string]bool{}
+	for _, uid := range uids {
+		present[uidID(uid)] = true
+	}
+	meta := map[imap.UID]imapMeta{}
+	fs := r.st.folder(folder)
+	switch {
+	case fs.UIDValidity == uv:
+	case fs.UIDValidity != 0 && len(fs.Messages) > 0:
+		if fs, err = r.uidValidityChanged(ctx, ic, folder, fs, uv, uids, meta); err != nil {
+			return err
+		}
+	default:
+		fs.UIDValidity = uv
+	}
+
+	var fresh, old, recovered []imap.UID
+	prevs := map[imap.UID]*Ref{}
+	for _, uid := range uids {
+		e := fs.Messages[uidID(uid)]
+		if e != nil && e.stored() {
+			old = append(old, uid)
+			continue
+		}
+		stored, prev, err := r.recover(ctx, folder, uidID(uid), e)
+		if err != nil {
+			return err
+		}
+		if stored {
+			recovered = append(recovered, uid)
+			continue
+		}
+		fresh = append(fresh, uid)
+		if prev != nil {
+			prevs[uid] = prev
+		}
+	}
+	if err := r.imapAfterStore(ic, folder, old, false, present); err != nil {
+		return err
+	}
+	if err := r.imapAfterStore(ic, folder, recovered, true, present); err != nil {
+		return err
+	}
+
+	if err := r.imapMeta(ic, fresh, meta); err != nil {
+		return fmt.Errorf("folder %s: %w", folder, err)
+	}
+	var total int64
+	for _, uid := range fresh {
+		total += meta[uid].size
+	}
+	r.prog.Start(len(fresh), total)
+	var stopErr error
+	for len(fresh) > 0 && stopErr == nil && ctx.Err() == nil {
+		n, bytes := 0, int64(0)
+		for n < len(fresh) && n < bodyBatch && (n == 0 || bytes+meta[fresh[n]].size <= bodyBatchBytes) {
+			bytes += meta[fresh[n]].size
+			n++
+		}
+		batch := fresh[:n]
+		fresh = fresh[n:]
+		bodies, err := r.imapBodies(ic, folder, uv, batch)
+		if err != nil {
+			return fmt.Errorf("folder %s: %w", folder, err)
+		}
+		var done []imap.UID
+		for _, uid := range batch {
+			m := bodies[uid]
+			if m == nil {
+				continue // expunged by someone else meanwhile
+			}
+			if stopErr != nil {
+				m.Close()
+				continue
+			}
+			err := r.deliver(ctx, folder, uv, uidID(uid), meta[uid].fp, m, prevs[uid])
+			m.Close()
+			if err != nil {
+				stopErr = r.failed(folder, uidID(uid), err)
+				continue
+			}
+			done = append(done, uid)
+		}
+		if err := r.imapAfterStore(ic, folder, done, true, present); err != nil {
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err := r.prune(folder, present); err != nil {
+		return err
+	}
+	return stopErr
+}
+
+// imapAfterStore acts on stored messages: \Seen for those just stored
+// (mark_seen), then the move to move_to, or the deletion of those due
+// (mode delete, keep_days). Messages removed are forgotten, and dropped
+// from present.
+func (r *run) imapAfterStore(ic *imapConn, folder string, uids []imap.UID, justStored bool, present map[string]bool) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	fs := r.st.folder(folder)
+	if justStored && r.a.MarkSeen {
+		err := ic.do(func() error {
+			return ic.c.Store(imap.UIDSetNum(uids...), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagSeen}}, nil).Close()
+		})
+		if err != nil {
+			return fmt.Errorf("folder %s: STORE \\Seen: %w", folder, err)
+		}
+	}
+	forget := func(uids []imap.UID) error {
+		ids := make([]string, len(uids))
+		for i, uid := range uids {
+			ids[i] = uidID(uid)
+			delete(present, ids[i])
+		}
+		return r.st.forget(folder, ids)
+	}
+	if r.a.MoveTo != "" {
+		r.at("move")
+		// RFC 6851; imapclient falls back to COPY, STORE and EXPUNGE.
+		err := ic.do(func() error { _, err := ic.c.Move(imap.UIDSetNum(uids...), r.a.MoveTo).Wait(); return err })
+		if err != nil {
+			return fmt.Errorf("folder %s: move to %s: %w", folder, r.a.MoveTo, err)
+		}
+		r.sum.Moved += len(uids)
+		return forget(uids)
+	}
+	var remove []imap.UID
+	for _, uid := range uids {
+		if r.removable(fs.Messages[uidID(uid)]) {
+			remove = append(remove, uid)
+		}
+	}
+	if !justStored {
+		r.sum.Skipped += len(uids) - len(remove)
+	}
+	if len(remove) == 0 {
+		return nil
+	}
+	r.at("expunge")
+	set := imap.UIDSetNum(remove...)
+	err := ic.do(func() error {
+		err := ic.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close()
+		if err != nil {
+			return err
+		}
+		// RFC 4315 2.1: UID EXPUNGE removes only these. Without UIDPLUS,
+		// EXPUNGE also removes other messages marked \Deleted, as any
+		// client's EXPUNGE would.
+		if ic.c.Caps().Has(imap.CapUIDPlus) {
+			return ic.c.UIDExpunge(set).Close()
+		}
+		return ic.c.Expunge().Close()
+	})
+	if err != nil {
+		return fmt.Errorf("folder %s: delete: %w", folder, err)
+	}
+	r.sum.Deleted += len(remove)
+	return forget(remove)
+}
+
+// imapMeta fetches the size and fingerprint of messages not yet in meta.
+func (r *run) imapMeta(ic *imapConn, uids []imap.UID, meta map[imap.UID]imapMeta) error {
+	var need []imap.UID
+	for _, uid := range uids {
+		if _, ok := meta[uid]; !ok {
+			need = append(need, uid)
+		}
+	}
+	for len(need) > 0 {
+		n := min(len(need), metaBatch)
+		chunk := need[:n]
+		need = need[n:]
+		var bufs []*imapclient.FetchMessageBuffer
+		err := ic.do(func() error {
+			var err error
+			bufs, err = ic.c.Fetch(imap.UIDSetNum(chunk...), &imap.FetchOptions{UID: true, RFC822Size: true, Envelope: true}).Collect()
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("FETCH RFC822.SIZE ENVELOPE: %w", err)
+		}
+		for _, b := range bufs {
+			if b.UID != 0 {
+				meta[b.UID] = imapMeta{size: b.RFC822Size, fp: fingerprint(b.Envelope, b.RFC822Size)}
+			}
+		}
+	}
+	return nil
+}
+
+// imapBodies downloads a batch of messages (BODY.PEEK[], which leaves
+// \Seen alone, RFC 9051 6.4.5) into spools.
+func (r *run) imapBodies(ic *imapConn, folder string, uv uint32, uids []imap.UID) (map[imap.UID]*Message, error) {
+	out := map[imap.UID]*Message{}
+	err := ic.do(func() error {
+		cmd := ic.c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{
+			UID:         true,
+			BodySection: []*imap.FetchItemBodySection{{Peek: true}},
+		})
+		for {
+			msg := cmd.Next()
+			if msg == nil {
+				break
+			}
+			var uid imap.UID
+			var sw *spoolWriter
+			for {
+				item := msg.Next()
+				if item == nil {
+					break
+				}
+				switch it := item.(type) {
+				case imapclient.FetchItemDataUID:
+					uid = it.UID
+				case imapclient.FetchItemDataBodySection:
+					if it.Literal == nil {
+						continue
+					}
+					if sw != nil {
+						sw.discard()
+					}
+					sw = newSpoolWriter(r.w.spoolDir)
+					if _, err := io.Copy(sw, it.Literal); err != nil {
+						sw.discard()
+						cmd.Close()
+						return err
+					}
+				}
+			}
+			switch {
+			case sw != nil && uid != 0:
+				if old := out[uid]; old != nil {
+					old.Close()
+				}
+				out[uid] = sw.message(fmt.Sprintf("imap:%s/%d/%d", folder, uv, uid))
+			case sw != nil:
+				sw.discard()
+			}
+		}
+		return cmd.Close()
+	})
+	if err != nil {
+		for _, m := range out {
+			m.Close()
+		}
+		return nil, fmt.Errorf("FETCH BODY.PEEK[]: %w", err)
+	}
+	return out, nil
+}
+
+// uidValidityChanged handles a folder whose UIDVALIDITY changed (RFC 9051
+// 2.3.1.1): the old UIDs mean nothing now. Messages stored before are
+// recognised by fingerprint (Message-ID, date, subject and size) and keep
+// their first-download time; the rest are fetched as new. The new state
+// of the folder replaces the old in one snapshot.
+func (r *run) uidValidityChanged(ctx context.Context, ic *imapConn, folder string, old *folderState, uv uint32, uids []imap.UID, meta map[imap.UID]imapMeta) (*folderState, error) {
+	r.log.Warn("folder UIDVALIDITY changed; recognising messages fetched before by Message-ID, date, subject and size",
+		"folder", folder, "old", old.UIDValidity, "new", uv)
+	pool := map[string][]time.Time{}
+	for _, e := range old.Messages {
+		stored := e.Stored
+		if !e.stored() && e.Intent != nil {
+			has, err := r.dest.Has(ctx, *e.Intent)
+			if err != nil {
+				return nil, classifyDestErr(err)
+			}
+			if has {
+				stored = r.now
+			}
+		}
+		if !stored.IsZero() && e.FP != "" {
+			pool[e.FP] = append(pool[e.FP], stored)
+		}
+	}
+	for _, times := range pool {
+		slices.SortFunc(times, time.Time.Compare)
+	}
+	if err := r.imapMeta(ic, uids, meta); err != nil {
+		return nil, fmt.Errorf("folder %s: %w", folder, err)
+	}
+	nfs := &folderState{UIDValidity: uv, Messages: map[string]*entry{}}
+	recognised := 0
+	for _, uid := range uids {
+		fp := meta[uid].fp
+		if fp == "" || len(pool[fp]) == 0 {
+			continue
+		}
+		nfs.Messages[uidID(uid)] = &entry{Stored: pool[fp][0], FP: fp}
+		pool[fp] = pool[fp][1:]
+		recognised++
+	}
+	if err := r.st.replaceFolder(folder, nfs); err != nil {
+		return nil, err
+	}
+	r.log.Info("folder renumbered", "folder", folder, "recognised", recognised, "new", len(uids)-recognised)
+	return nfs, nil
+}
+
+// idle waits on the account's first folder with IDLE (RFC 2177) until
+// new mail arrives, d passes or ctx ends. It returns false when the
+// connection cannot IDLE; the caller then just sleeps.
+func (w *worker) idle(ctx context.Context, d time.Duration) bool {
+	ic := w.imap
+	if ic == nil || !ic.alive() {
+		return false
+	}
+	var canIdle bool
+	ic.do(func() error { canIdle = ic.c.Caps().Has(imap.CapIdle); return nil })
+	if !canIdle {
+		return false
+	}
+	folder := w.a.Folders[0]
+	err := ic.do(func() error {
+		_, err := ic.c.Select(folder, &imap.SelectOptions{ReadOnly: true}).Wait()
+		return err
+	})
+	if err != nil {
+		w.log.Warn("IDLE: cannot select the folder; polling instead", "folder", folder, "err", err)
+		return false
+	}
+	var cmd *imapclient.IdleCommand
+	if err := ic.do(func() error { var err error; cmd, err = ic.c.Idle(); return err }); err != nil {
+		w.log.Warn("IDLE refused; polling instead", "err", err)
+		return false
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ic.exists:
+		w.log.Debug("IDLE: new mail", "folder", folder)
+	case <-timer.C:
+	case <-ctx.Done():
+	case <-ic.c.Closed():
+	}
+	err = ic.do(func() error {
+		if err := cmd.Close(); err != nil {
+			return err
+		}
+		return cmd.Wait()
+	})
+	if err != nil && ctx.Err() == nil {
+		w.log.Warn("IDLE ended with an error; reconnecting at the next run", "err", err)
+		ic.c.Close()
+		w.imap = nil
+	}
+	return true
+}

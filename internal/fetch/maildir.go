@@ -1,0 +1,122 @@
+package fetch
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// maildir delivers into a Maildir folder (https://cr.yp.to/proto/maildir.html):
+// the message is written to tmp/ under a unique name, synced, then linked
+// into new/, and new/ is synced; a reader never sees half a message.
+type maildir struct {
+	dir  string
+	host string // the host part of file names, with "/" and ":" escaped
+	pid  int
+	now  func() time.Time
+	// deliveries counts messages written by this destination, for unique
+	// names ("Q" in the name).
+	deliveries atomic.Uint64
+}
+
+func newMaildir(dir, hostname string, now func() time.Time) (*maildir, error) {
+	for _, sub := range []string{"", "tmp", "new", "cur"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+			return nil, fmt.Errorf("maildir: %w", err)
+		}
+	}
+	// The spec: "/" becomes \057 and ":" \072 in the host name.
+	host := strings.NewReplacer("/", `\057`, ":", `\072`).Replace(hostname)
+	return &maildir{dir: dir, host: host, pid: os.Getpid(), now: now}, nil
+}
+
+func (d *maildir) String() string { return "maildir " + d.dir }
+
+func (d *maildir) Close() error { return nil }
+
+// uniqueName makes a name that no other delivery, in this process or
+// another, on this host or another, will use: the time to the
+// microsecond, the process, a per-destination counter and random bits.
+func (d *maildir) uniqueName() string {
+	t := d.now()
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	return fmt.Sprintf("%d.M%dP%dQ%dR%s.%s", t.Unix(), t.Nanosecond()/1000, d.pid,
+		d.deliveries.Add(1), hex.EncodeToString(rnd[:]), d.host)
+}
+
+func (d *maildir) Deliver(ctx context.Context, m *Message, prev *Ref, intent func(Ref) error) error {
+	if prev != nil && prev.Name != "" {
+		// A crash while the earlier attempt was in tmp/.
+		os.Remove(filepath.Join(d.dir, "tmp", prev.Name))
+	}
+	name := d.uniqueName()
+	if err := intent(Ref{Name: name}); err != nil {
+		return err
+	}
+	tmp := filepath.Join(d.dir, "tmp", name)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("maildir: %w", err)
+	}
+	_, err = copyLF(f, m.Open())
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("maildir: write %s: %w", tmp, err)
+	}
+	dst := filepath.Join(d.dir, "new", name)
+	if err := os.Link(tmp, dst); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			os.Remove(tmp)
+			return fmt.Errorf("maildir: %s exists", dst)
+		}
+		// Filesystems without hard links: rename, which never replaces
+		// here since the name is unique.
+		if err := os.Rename(tmp, dst); err != nil {
+			os.Remove(tmp)
+			return fmt.Errorf("maildir: %w", err)
+		}
+	} else {
+		os.Remove(tmp)
+	}
+	if err := syncDir(filepath.Join(d.dir, "new")); err != nil {
+		return fmt.Errorf("maildir: %w", err)
+	}
+	return nil
+}
+
+// Has looks for the file in new/ and, since a mail client moves what it
+// has seen to cur/ adding ":2,<flags>" (or ",<info>" for some), in cur/.
+func (d *maildir) Has(_ context.Context, ref Ref) (bool, error) {
+	if ref.Name == "" {
+		return false, nil
+	}
+	if _, err := os.Stat(filepath.Join(d.dir, "new", ref.Name)); err == nil {
+		return true, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return false, fmt.Errorf("maildir: %w", err)
+	}
+	entries, err := os.ReadDir(filepath.Join(d.dir, "cur"))
+	if err != nil {
+		return false, fmt.Errorf("maildir: %w", err)
+	}
+	for _, e := range entries {
+		if rest, ok := strings.CutPrefix(e.Name(), ref.Name); ok && (rest == "" || rest[0] == ':' || rest[0] == ',') {
+			return true, nil
+		}
+	}
+	return false, nil
+}

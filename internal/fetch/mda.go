@@ -1,0 +1,107 @@
+package fetch
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+)
+
+// Limits on commands the fetch client runs.
+const (
+	// mdaTimeout bounds one MDA run; it is killed after that.
+	mdaTimeout = 10 * time.Minute
+	// passwordTimeout bounds a password_command.
+	passwordTimeout = 2 * time.Minute
+	// maxCommandStderr is how much of a failing command's error output
+	// goes into the error.
+	maxCommandStderr = 2048
+)
+
+// exTempFail is EX_TEMPFAIL from sysexits.h: try again later.
+const exTempFail = 75
+
+// mda pipes each message into a command (a mail delivery agent such as
+// procmail or maildrop). Deliveries are at least once: see Destination.
+type mda struct {
+	command string
+	account string
+}
+
+func (d *mda) String() string { return "mda " + d.command }
+
+func (d *mda) Close() error { return nil }
+
+func (d *mda) Deliver(ctx context.Context, m *Message, _ *Ref, intent func(Ref) error) error {
+	if err := intent(Ref{}); err != nil {
+		return err
+	}
+	// A shutdown does not interrupt a delivery in progress: an MDA killed
+	// half-way may have delivered half a message.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mdaTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", d.command)
+	cmd.Env = append(os.Environ(), "BUZON_FETCH_ACCOUNT="+d.account, "BUZON_FETCH_ID="+m.ID)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return fmt.Errorf("mda: %w", err)
+	}
+	var stderr limitedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("mda %q: %w", d.command, err)
+	}
+	_, werr := copyLF(stdin, m.Open())
+	stdin.Close()
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee) && ee.ExitCode() == exTempFail:
+		return fmt.Errorf("%w: mda %q exited with 75 (try later): %s", ErrTryLater, d.command, stderr.text())
+	case err != nil:
+		return fmt.Errorf("mda %q: %w: %s", d.command, err, stderr.text())
+	case werr != nil:
+		// It exited 0 without reading the whole message.
+		return fmt.Errorf("mda %q: writing the message: %w", d.command, werr)
+	}
+	return nil
+}
+
+// Has cannot know: an MDA keeps no record the fetch client can ask.
+func (d *mda) Has(context.Context, Ref) (bool, error) { return false, nil }
+
+// limitedBuffer keeps the first maxCommandStderr bytes written to it.
+type limitedBuffer struct{ b bytes.Buffer }
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := maxCommandStderr - l.b.Len(); room > 0 {
+		l.b.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
+}
+
+func (l *limitedBuffer) text() string { return strings.TrimSpace(l.b.String()) }
+
+// runPasswordCommand runs a password_command with sh -c and returns the
+// first line of its output.
+func runPasswordCommand(ctx context.Context, command string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, passwordTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
+	var stderr limitedBuffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("password_command: %w: %s", err, stderr.text())
+	}
+	line, _, _ := bufio.NewReader(bytes.NewReader(out)).ReadLine()
+	if len(line) == 0 {
+		return "", errors.New("password_command printed no password")
+	}
+	return strings.TrimRight(string(line), "\r"), nil
+}

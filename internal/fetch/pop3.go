@@ -1,0 +1,263 @@
+package fetch
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/buzon-mail/buzon/internal/pop3client"
+)
+
+// pop3Folder is the state folder of a POP3 account, which has one
+// mailbox.
+const pop3Folder = ""
+
+// pop3Msg is one message of the maildrop.
+type pop3Msg struct {
+	n    int
+	size int64
+	id   string
+}
+
+// pop3Session is a logged-in POP3 connection under the watchdog.
+type pop3Session struct {
+	c *pop3client.Client
+	w *watchedConn
+	a *Account
+}
+
+// do runs a command under the watchdog, describing network failures.
+func (s *pop3Session) do(fn func() error) error {
+	err := s.w.do(fn)
+	var pe *pop3client.Error
+	if err != nil && !errors.As(err, &pe) {
+		return describeNetErr(err, s.a)
+	}
+	return err
+}
+
+// pop3Connect connects, starts TLS and logs in.
+func (r *run) pop3Connect(ctx context.Context) (*pop3Session, error) {
+	tc, err := tlsConfig(r.a)
+	if err != nil {
+		return nil, err
+	}
+	nc, w, err := dial(ctx, r.a, tc)
+	if err != nil {
+		return nil, err
+	}
+	s := &pop3Session{w: w, a: r.a}
+	err = s.do(func() error {
+		var err error
+		s.c, err = pop3client.NewClient(nc)
+		return err
+	})
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("pop3 greeting from %s: %w", r.a.addr(), err)
+	}
+	if err := r.pop3Login(ctx, s); err != nil {
+		s.c.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (r *run) pop3Login(ctx context.Context, s *pop3Session) error {
+	caps := func() pop3client.Capabilities {
+		var caps pop3client.Capabilities
+		if err := s.do(func() error { var err error; caps, err = s.c.Capa(); return err }); err != nil {
+			return nil // RFC 2449 is optional: a server without CAPA
+		}
+		return caps
+	}
+	c := caps()
+	if r.a.TLS == TLSStartTLS {
+		if c != nil && !c.Has("STLS") {
+			return fmt.Errorf("%s does not offer STLS (RFC 2595); use tls = %q or another port", r.a.addr(), TLSImplicit)
+		}
+		tc, err := tlsConfig(r.a)
+		if err != nil {
+			return err
+		}
+		if err := s.do(func() error { return s.c.STLS(tc) }); err != nil {
+			return describeTLSErr(err, r.a)
+		}
+		c = caps() // RFC 2595 4: capabilities may change after STLS
+	}
+	pass, err := r.password(ctx)
+	if err != nil {
+		return err
+	}
+	useSASL := c != nil && slices.ContainsFunc(c["SASL"], func(m string) bool { return m == "PLAIN" })
+	err = s.do(func() error {
+		if useSASL {
+			return s.c.AuthPlain(r.a.User, pass)
+		}
+		return s.c.User(r.a.User, pass)
+	})
+	var pe *pop3client.Error
+	switch {
+	case err == nil:
+		return nil
+	case pop3client.HasCode(err, pop3client.CodeInUse):
+		return fmt.Errorf("%s: the mailbox is in use by another POP3 session: %w", r.a.addr(), err)
+	case pop3client.HasCode(err, pop3client.CodeLoginDelay), pop3client.HasCode(err, pop3client.CodeSysTemp):
+		return fmt.Errorf("%s: login refused for now: %w", r.a.addr(), err)
+	case errors.As(err, &pe):
+		return fmt.Errorf("%w: %s refused user %q: %s", ErrLogin, r.a.addr(), r.a.User, pe.Text)
+	}
+	return err
+}
+
+// pop3 runs one POP3 session: list, store what is new, mark what is to
+// go, and QUIT, which is when the server deletes (RFC 1939 6).
+func (r *run) pop3(ctx context.Context) error {
+	s, err := r.pop3Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.c.Close()
+	stop := context.AfterFunc(ctx, func() { s.c.Close() })
+	defer stop()
+
+	msgs, err := r.pop3List(s)
+	if err != nil {
+		return err
+	}
+	fs := r.st.folder(pop3Folder)
+	var newCount int
+	var newBytes int64
+	for _, m := range msgs {
+		if e := fs.Messages[m.id]; e == nil || !e.stored() {
+			newCount++
+			newBytes += m.size
+		}
+	}
+	r.prog.Start(newCount, newBytes)
+
+	var deleted []string
+	var stopErr error
+	for _, m := range msgs {
+		if ctx.Err() != nil {
+			break
+		}
+		e := fs.Messages[m.id]
+		storedBefore := e != nil && e.stored()
+		stored, prev, err := r.recover(ctx, pop3Folder, m.id, e)
+		if err != nil {
+			stopErr = err
+			break
+		}
+		if !stored {
+			sw := newSpoolWriter(r.w.spoolDir)
+			if err := s.do(func() error { _, err := s.c.Retr(m.n, sw); return err }); err != nil {
+				sw.discard()
+				return fmt.Errorf("RETR %d: %w", m.n, err)
+			}
+			msg := sw.message("pop3:" + m.id)
+			err := r.deliver(ctx, pop3Folder, 0, m.id, "", msg, prev)
+			msg.Close()
+			if err != nil {
+				if stopErr = r.failed(pop3Folder, m.id, err); stopErr != nil {
+					break
+				}
+				continue
+			}
+		} else if storedBefore && !r.removable(fs.Messages[m.id]) {
+			r.sum.Skipped++
+		}
+		if r.removable(fs.Messages[m.id]) {
+			r.at("dele")
+			if err := s.do(func() error { return s.c.Dele(m.n) }); err != nil {
+				return fmt.Errorf("DELE %d: %w", m.n, err)
+			}
+			deleted = append(deleted, m.id)
+		}
+	}
+	if ctx.Err() != nil {
+		// Shutting down: the connection is closed, the deletions marked
+		// are not applied; the next run makes them.
+		return ctx.Err()
+	}
+	r.at("quit")
+	if err := s.do(s.c.Quit); err != nil {
+		return fmt.Errorf("QUIT (the messages marked for deletion may still be on the server): %w", err)
+	}
+	r.sum.Deleted += len(deleted)
+	if err := r.st.forget(pop3Folder, deleted); err != nil {
+		return err
+	}
+	present := map[string]bool{}
+	for _, m := range msgs {
+		present[m.id] = true
+	}
+	for _, id := range deleted {
+		delete(present, id)
+	}
+	if err := r.prune(pop3Folder, present); err != nil {
+		return err
+	}
+	return stopErr
+}
+
+// pop3List lists the maildrop with each message's identity: its UIDL
+// (RFC 1939 7). A server without UIDL only works with mode = "delete", and
+// then a message is known by the hash of its header (TOP n 0) and size:
+// enough to recognise, after a crash, a message stored but not yet
+// deleted. Two messages with the same header and size are numbered apart.
+func (r *run) pop3List(s *pop3Session) ([]pop3Msg, error) {
+	var sizes []pop3client.MessageSize
+	if err := s.do(func() error { var err error; sizes, err = s.c.List(); return err }); err != nil {
+		return nil, fmt.Errorf("LIST: %w", err)
+	}
+	msgs := make([]pop3Msg, len(sizes))
+	for i, sz := range sizes {
+		msgs[i] = pop3Msg{n: sz.Number, size: sz.Size}
+	}
+	var uidls []pop3client.MessageUID
+	err := s.do(func() error { var err error; uidls, err = s.c.UIDL(); return err })
+	var pe *pop3client.Error
+	switch {
+	case err == nil:
+		byNumber := map[int]string{}
+		for _, u := range uidls {
+			byNumber[u.Number] = u.UID
+		}
+		for i := range msgs {
+			id, ok := byNumber[msgs[i].n]
+			if !ok {
+				return nil, fmt.Errorf("UIDL lists no id for message %d", msgs[i].n)
+			}
+			msgs[i].id = id
+		}
+		return msgs, nil
+	case !errors.As(err, &pe):
+		return nil, fmt.Errorf("UIDL: %w", err)
+	}
+	if r.a.Mode != ModeDelete {
+		return nil, fmt.Errorf(`%s does not support UIDL, which mode = %q needs to know which messages were fetched; only mode = "delete" works with it`, r.a.addr(), r.a.Mode)
+	}
+	r.log.Warn("the server lacks UIDL; messages are recognised by a hash of their header")
+	seen := map[string]int{}
+	for i := range msgs {
+		h := sha256.New()
+		if err := s.do(func() error { _, err := s.c.Top(msgs[i].n, 0, h); return err }); err != nil {
+			return nil, fmt.Errorf("the server lacks both UIDL and TOP; cannot tell messages apart safely: %w", err)
+		}
+		fmt.Fprintf(h, "\x00%d", msgs[i].size)
+		id := "hdr:" + hex.EncodeToString(h.Sum(nil))[:32]
+		seen[id]++
+		if seen[id] > 1 {
+			id += fmt.Sprintf("#%d", seen[id])
+		}
+		msgs[i].id = id
+	}
+	return msgs, nil
+}
+
+var _ io.Writer = (*spoolWriter)(nil)

@@ -1,0 +1,444 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/buzon-mail/buzon/internal/delivery"
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// Options are what a Fetcher needs besides its Config.
+type Options struct {
+	// Logger receives one line per event. Default: discard.
+	Logger *slog.Logger
+	// Now tells the time for keep_days and the records of first
+	// downloads. Default: time.Now.
+	Now func() time.Time
+	// OpenStore opens the store of store destinations. Required when an
+	// account has one.
+	OpenStore StoreOpener
+	// Progress makes the progress display of one run of an account.
+	// Default: NewLogProgress.
+	Progress func(account string) Progress
+	// Hostname goes into Maildir file names. Default: os.Hostname.
+	Hostname string
+}
+
+// Fetcher fetches the accounts of a Config. Its methods may be called
+// from several goroutines, for different accounts.
+type Fetcher struct {
+	cfg  Config
+	opts Options
+	log  *slog.Logger
+
+	mu     sync.Mutex
+	stores map[StoreTarget]*openStore // guarded by mu; by data and config only
+
+	// crash, when set (by tests), is called at each step of storing and
+	// deleting a message; a test panics there to stop the run as a crash
+	// would, and leaves everything as it is.
+	crash func(point string)
+}
+
+// openStore is a store shared by the accounts delivering into it.
+type openStore struct {
+	st store.Store
+	sp *delivery.Spooler
+}
+
+// New returns a Fetcher for a loaded, valid configuration.
+func New(cfg Config, opts Options) *Fetcher {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Hostname == "" {
+		opts.Hostname, _ = os.Hostname()
+		if opts.Hostname == "" {
+			opts.Hostname = "localhost"
+		}
+	}
+	if opts.Progress == nil {
+		log := opts.Logger
+		opts.Progress = func(account string) Progress { return NewLogProgress(log.With("account", account)) }
+	}
+	return &Fetcher{cfg: cfg, opts: opts, log: opts.Logger, stores: map[StoreTarget]*openStore{}}
+}
+
+// Close closes the stores the Fetcher opened.
+func (f *Fetcher) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var errs []error
+	for k, s := range f.stores {
+		errs = append(errs, s.st.Close())
+		delete(f.stores, k)
+	}
+	return errors.Join(errs...)
+}
+
+// Summary is what one run of one account did.
+type Summary struct {
+	Account string
+	// Fetched messages were downloaded and stored, Bytes their size.
+	Fetched int
+	Bytes   int64
+	// Recovered messages were found stored by a run that was interrupted
+	// before it recorded them; they were not stored again.
+	Recovered int
+	// Deleted messages were removed from the server; Moved ones were
+	// moved to move_to.
+	Deleted int
+	Moved   int
+	// Skipped messages were fetched by an earlier run and stay on the
+	// server.
+	Skipped int
+	// Failed messages could not be stored and stay on the server.
+	Failed int
+	// Err ended the run early, or is nil.
+	Err      error
+	Duration time.Duration
+}
+
+// String is a one-line report for people.
+func (s Summary) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: fetched %d (%s)", s.Account, s.Fetched, humanBytes(s.Bytes))
+	if s.Recovered > 0 {
+		fmt.Fprintf(&b, ", recovered %d", s.Recovered)
+	}
+	fmt.Fprintf(&b, ", deleted %d", s.Deleted)
+	if s.Moved > 0 {
+		fmt.Fprintf(&b, ", moved %d", s.Moved)
+	}
+	fmt.Fprintf(&b, ", skipped %d, errors %d", s.Skipped, s.Failed)
+	if s.Err != nil {
+		fmt.Fprintf(&b, "; stopped: %v", s.Err)
+	}
+	return b.String()
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// RunOnce fetches each account once, one after the other, and returns a
+// Summary for each. names selects accounts; none means all.
+func (f *Fetcher) RunOnce(ctx context.Context, names ...string) ([]Summary, error) {
+	accts, err := f.accounts(names)
+	if err != nil {
+		return nil, err
+	}
+	var out []Summary
+	for _, a := range accts {
+		if ctx.Err() != nil {
+			break
+		}
+		w, err := f.newWorker(ctx, a)
+		if err != nil {
+			s := Summary{Account: a.Name, Err: err}
+			f.logSummary(s)
+			out = append(out, s)
+			continue
+		}
+		out = append(out, func() Summary {
+			defer w.close()
+			return w.run(ctx)
+		}())
+	}
+	return out, nil
+}
+
+// accounts returns the named accounts, or all.
+func (f *Fetcher) accounts(names []string) ([]*Account, error) {
+	var out []*Account
+	for i := range f.cfg.Accounts {
+		a := &f.cfg.Accounts[i]
+		if len(names) == 0 || slices.Contains(names, a.Name) {
+			out = append(out, a)
+		}
+	}
+	for _, n := range names {
+		if !slices.Contains(accountNames(out), n) {
+			return nil, fmt.Errorf("no account %q in the configuration", n)
+		}
+	}
+	return out, nil
+}
+
+func accountNames(as []*Account) []string {
+	names := make([]string, len(as))
+	for i, a := range as {
+		names[i] = a.Name
+	}
+	return names
+}
+
+func (f *Fetcher) logSummary(s Summary) {
+	args := []any{"account", s.Account, "fetched", s.Fetched, "bytes", s.Bytes, "recovered", s.Recovered,
+		"deleted", s.Deleted, "moved", s.Moved, "skipped", s.Skipped, "errors", s.Failed,
+		"duration", s.Duration.Round(time.Millisecond)}
+	if s.Err != nil {
+		f.log.Error("fetch failed", append(args, "err", s.Err)...)
+		return
+	}
+	f.log.Info("fetch done", args...)
+}
+
+// destination opens an account's destination.
+func (f *Fetcher) destination(ctx context.Context, a *Account) (Destination, error) {
+	switch {
+	case a.Maildir != "":
+		return newMaildir(a.Maildir, f.opts.Hostname, f.opts.Now)
+	case a.Mbox != "":
+		if err := os.MkdirAll(filepath.Dir(a.Mbox), 0o700); err != nil {
+			return nil, fmt.Errorf("mbox: %w", err)
+		}
+		return newMbox(a.Mbox, f.opts.Now), nil
+	case a.MDA != "":
+		return &mda{command: a.MDA, account: a.Name}, nil
+	case a.Store != nil:
+		s, err := f.openStore(*a.Store)
+		if err != nil {
+			return nil, err
+		}
+		d := &delivery.Deliverer{Store: s.st, Logger: f.log, Now: f.opts.Now}
+		return newStoreDest(ctx, *a.Store, s.st, s.sp, d)
+	}
+	return nil, errors.New("no destination")
+}
+
+func (f *Fetcher) openStore(t StoreTarget) (*openStore, error) {
+	key := StoreTarget{Data: t.Data, Config: t.Config}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if s := f.stores[key]; s != nil {
+		return s, nil
+	}
+	if f.opts.OpenStore == nil {
+		return nil, errors.New("store destination: no store available")
+	}
+	st, sp, err := f.opts.OpenStore(t)
+	if err != nil {
+		return nil, fmt.Errorf("store destination %s: %w", t.Data, err)
+	}
+	s := &openStore{st: st, sp: sp}
+	f.stores[key] = s
+	return s, nil
+}
+
+// worker fetches one account: its state, its destination and, between
+// the runs of a daemon, its IMAP connection.
+type worker struct {
+	f    *Fetcher
+	a    *Account
+	log  *slog.Logger
+	st   *state
+	dest Destination
+	// spoolDir holds downloads too large for memory.
+	spoolDir string
+	// imap is the connection kept between runs for IDLE, or nil.
+	imap *imapConn
+}
+
+func (f *Fetcher) newWorker(ctx context.Context, a *Account) (*worker, error) {
+	st, err := openState(f.cfg.StateDir, a.Name, a.source())
+	if err != nil {
+		return nil, err
+	}
+	if st.snap.Source != a.source() {
+		f.log.Warn("the state was kept for another server account; messages may be fetched again",
+			"account", a.Name, "state", st.snap.Source, "now", a.source())
+		st.snap.Source = a.source()
+	}
+	dest, err := f.destination(ctx, a)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	spool := filepath.Join(f.cfg.StateDir, "tmp")
+	if err := os.MkdirAll(spool, 0o700); err != nil {
+		st.Close()
+		dest.Close()
+		return nil, fmt.Errorf("spool folder: %w", err)
+	}
+	return &worker{f: f, a: a, log: f.log.With("account", a.Name), st: st, dest: dest, spoolDir: spool}, nil
+}
+
+func (w *worker) close() {
+	if w.imap != nil {
+		w.imap.logout()
+		w.imap = nil
+	}
+	if w.st.records > 0 {
+		if err := w.st.compact(); err != nil {
+			w.log.Warn("state compaction", "err", err)
+		}
+	}
+	w.dest.Close()
+	w.st.Close()
+}
+
+// run fetches the account once.
+func (w *worker) run(ctx context.Context) Summary {
+	start := time.Now()
+	r := &run{w: w, a: w.a, log: w.log, st: w.st, dest: w.dest, now: w.f.opts.Now(),
+		prog: w.f.opts.Progress(w.a.Name), crash: w.f.crash}
+	r.sum.Account = w.a.Name
+	var err error
+	switch w.a.Protocol {
+	case ProtoPOP3:
+		err = r.pop3(ctx)
+	case ProtoIMAP:
+		err = r.imap(ctx)
+	}
+	r.prog.Finish()
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("stopped: %w", ctx.Err())
+	}
+	r.sum.Err = err
+	r.sum.Duration = time.Since(start)
+	if w.st.records > 0 {
+		if err := w.st.compact(); err != nil {
+			w.log.Warn("state compaction", "err", err)
+		}
+	}
+	w.f.logSummary(r.sum)
+	return r.sum
+}
+
+// run is one run of one account.
+type run struct {
+	w    *worker
+	a    *Account
+	log  *slog.Logger
+	st   *state
+	dest Destination
+	// now is the time of the run, for keep_days.
+	now   time.Time
+	prog  Progress
+	sum   Summary
+	crash func(point string)
+}
+
+func (r *run) at(point string) {
+	if r.crash != nil {
+		r.crash(point)
+	}
+}
+
+// password returns the account's password, running its command.
+func (r *run) password(ctx context.Context) (string, error) {
+	if r.a.PasswordCommand != "" {
+		return runPasswordCommand(ctx, r.a.PasswordCommand)
+	}
+	return r.a.Password, nil
+}
+
+// recover settles a message whose intent was recorded but not its
+// storing: stored reports whether the destination has it (now recorded);
+// otherwise prev is the intent, for the next attempt.
+func (r *run) recover(ctx context.Context, folder, id string, e *entry) (stored bool, prev *Ref, err error) {
+	if e == nil || e.stored() || e.Intent == nil {
+		return e != nil && e.stored(), nil, nil
+	}
+	has, err := r.dest.Has(ctx, *e.Intent)
+	if err != nil {
+		return false, nil, classifyDestErr(err)
+	}
+	if !has {
+		r.log.Info("an interrupted download did not reach the destination; fetching it again", "folder", folder, "id", id)
+		return false, e.Intent, nil
+	}
+	r.log.Info("an interrupted download had reached the destination; recording it", "folder", folder, "id", id)
+	if err := r.st.stored(folder, id, r.now, e.FP); err != nil {
+		return false, nil, err
+	}
+	r.sum.Recovered++
+	return true, nil, nil
+}
+
+// deliver stores a downloaded message and records it: intent, store,
+// record. Only after deliver returns nil may the message be deleted on
+// the server. The store is not interrupted by ctx: a shutdown lets the
+// message in progress finish.
+func (r *run) deliver(ctx context.Context, folder string, uidValidity uint32, id, fp string, m *Message, prev *Ref) error {
+	dctx := context.WithoutCancel(ctx)
+	err := r.dest.Deliver(dctx, m, prev, func(ref Ref) error {
+		r.at("intent")
+		if err := r.st.intent(folder, uidValidity, id, ref, fp); err != nil {
+			return err
+		}
+		r.at("store")
+		return nil
+	})
+	if err != nil {
+		return classifyDestErr(err)
+	}
+	r.at("record")
+	if err := r.st.stored(folder, id, r.now, fp); err != nil {
+		return err
+	}
+	r.sum.Fetched++
+	r.sum.Bytes += m.Size
+	r.prog.Stored(m.Size)
+	r.log.Debug("stored", "folder", folder, "id", id, "size", m.Size)
+	return nil
+}
+
+// failed counts a message that stays on the server because it could not
+// be stored. It returns err when the run must stop.
+func (r *run) failed(folder, id string, err error) error {
+	r.sum.Failed++
+	r.log.Warn("message not stored; it stays on the server", "folder", folder, "id", id, "dest", r.dest.String(), "err", err)
+	if stopsRun(err) {
+		return fmt.Errorf("%s: %w", r.dest, err)
+	}
+	return nil
+}
+
+// removable reports whether a stored message is to be deleted from the
+// server now: always in delete mode, after keep_days with keep.
+func (r *run) removable(e *entry) bool {
+	if e == nil || !e.stored() {
+		return false
+	}
+	switch {
+	case r.a.Mode == ModeDelete:
+		return true
+	case r.a.KeepDays > 0:
+		return !r.now.Before(e.Stored.Add(time.Duration(r.a.KeepDays) * 24 * time.Hour))
+	}
+	return false
+}
+
+// prune forgets messages of a folder that are no longer on the server.
+func (r *run) prune(folder string, present map[string]bool) error {
+	var gone []string
+	for id := range r.st.folder(folder).Messages {
+		if !present[id] {
+			gone = append(gone, id)
+		}
+	}
+	return r.st.forget(folder, gone)
+}

@@ -1,0 +1,399 @@
+package fetch
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// The state of an account lives in three files in the state folder:
+//
+//	<name>.state    snapshot: JSON, replaced atomically (temp file, fsync,
+//	                rename, fsync of the folder)
+//	<name>.journal  changes since the snapshot, one JSON record a line,
+//	                each synced before the step it records is taken
+//	<name>.lock     flock held while a process works on the account
+//
+// Records are appended and synced one at a time, so a crash can tear at
+// most the last line, which loading ignores (the step it would have
+// recorded was never taken). At the end of each run the journal is folded
+// into a new snapshot. The journal's first line names the generation of
+// the snapshot it applies to; a journal left over from a crash between
+// writing a new snapshot and truncating the journal names the old one and
+// is ignored, so no record is ever applied twice.
+//
+// Per message the order is: record the intent (with where the message
+// will go), store it at the destination, record it stored, and only then
+// delete it on the server. A rerun finding an intent without "stored"
+// asks the destination whether the copy exists (Destination.Has).
+
+// stateVersion is the snapshot format.
+const stateVersion = 1
+
+// snapshot is the whole state of an account.
+type snapshot struct {
+	Version int `json:"version"`
+	// Gen counts snapshots; the journal names the one it extends.
+	Gen uint64 `json:"gen"`
+	// Source is the server account the state is about (Account.source).
+	Source string `json:"source"`
+	// Folders maps an IMAP folder name ("" for POP3) to its state.
+	Folders map[string]*folderState `json:"folders"`
+}
+
+// folderState is what was fetched from one folder.
+type folderState struct {
+	// UIDValidity of the IMAP folder the UIDs belong to; 0 for POP3.
+	UIDValidity uint32 `json:"uidvalidity,omitempty"`
+	// Messages maps a message's identity (POP3 UIDL, IMAP UID in decimal)
+	// to what is known of it.
+	Messages map[string]*entry `json:"messages"`
+}
+
+// entry is one message fetched, or being fetched.
+type entry struct {
+	// Stored is when the message was first stored here (what keep_days
+	// counts from); zero while only the intent is recorded.
+	Stored time.Time `json:"stored,omitzero"`
+	// Intent is where the message is being stored; it stays after the
+	// message is stored, for the record.
+	Intent *Ref `json:"intent,omitempty"`
+	// FP identifies an IMAP message across a UIDVALIDITY change (see
+	// fingerprint).
+	FP string `json:"fp,omitempty"`
+}
+
+func (e *entry) stored() bool { return !e.Stored.IsZero() }
+
+// Ref is where a message went at its destination, recorded before it is
+// written, so that a run after a crash can tell whether it got there.
+type Ref struct {
+	// Name is the Maildir file name.
+	Name string `json:"name,omitempty"`
+	// Offset is where the message starts in the mbox file, or 0.
+	Offset int64 `json:"offset,omitempty"`
+	// Length is the bytes written to the mbox file, or the size of the
+	// message in the store.
+	Length int64 `json:"length,omitempty"`
+	// SHA256 is the hash of those bytes, in hex.
+	SHA256 string `json:"sha256,omitempty"`
+	// FromLine is the mbox From_ line, without its LF.
+	FromLine string `json:"from,omitempty"`
+	// UIDValidity and UIDNext are the store mailbox's before the append:
+	// the message, if stored, has a UID at least UIDNext.
+	UIDValidity uint32 `json:"uidvalidity,omitempty"`
+	UIDNext     uint32 `json:"uidnext,omitempty"`
+}
+
+// record is one line of the journal.
+type record struct {
+	// Op is "gen" (the first line), "intent", "stored" or "forget".
+	Op     string    `json:"op"`
+	Gen    uint64    `json:"gen,omitempty"`
+	Folder string    `json:"f,omitempty"`
+	ID     string    `json:"id,omitempty"`
+	Ref    *Ref      `json:"ref,omitempty"`
+	FP     string    `json:"fp,omitempty"`
+	At     time.Time `json:"at,omitzero"`
+	// UIDValidity is the folder's, with "intent".
+	UIDValidity uint32 `json:"uv,omitempty"`
+}
+
+// state is an account's state, open for one run (or a daemon's runs).
+// Not safe for concurrent use.
+type state struct {
+	dir, name string
+	lock      *os.File // flock held while open
+	journal   *os.File // open for appending
+	snap      snapshot
+	// records counts journal lines since the snapshot.
+	records int
+}
+
+// openState locks an account's state and loads it. It fails at once if
+// another process holds the account.
+func openState(dir, name, source string) (*state, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("state folder: %w", err)
+	}
+	s := &state{dir: dir, name: name}
+	lock, err := os.OpenFile(s.path(".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("state lock: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("account %s is being fetched by another buzon fetch (%s)", name, s.path(".lock"))
+		}
+		return nil, fmt.Errorf("state lock: %w", err)
+	}
+	s.lock = lock
+	if err := s.load(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.snap.Source == "" {
+		s.snap.Source = source
+	}
+	// Fold whatever the journal holds into a fresh snapshot, so this run
+	// starts with a journal of its own generation.
+	if err := s.compact(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *state) path(ext string) string { return filepath.Join(s.dir, s.name+ext) }
+
+// load reads the snapshot and replays the journal of its generation.
+func (s *state) load() error {
+	s.snap = snapshot{Version: stateVersion, Folders: map[string]*folderState{}}
+	b, err := os.ReadFile(s.path(".state"))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("state: %w", err)
+	default:
+		if err := json.Unmarshal(b, &s.snap); err != nil {
+			return fmt.Errorf("state %s: %w", s.path(".state"), err)
+		}
+		if s.snap.Version != stateVersion {
+			return fmt.Errorf("state %s: format %d, this buzon reads %d", s.path(".state"), s.snap.Version, stateVersion)
+		}
+		if s.snap.Folders == nil {
+			s.snap.Folders = map[string]*folderState{}
+		}
+	}
+	f, err := os.Open(s.path(".journal"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("state journal: %w", err)
+	}
+	defer f.Close()
+	br := bufio.NewReader(f)
+	for n := 1; ; n++ {
+		line, err := br.ReadBytes('\n')
+		if errors.Is(err, io.EOF) {
+			// A last line without its newline was being written when the
+			// process died: the step it records never happened.
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("state journal: %w", err)
+		}
+		var r record
+		if err := json.Unmarshal(bytes.TrimSpace(line), &r); err != nil {
+			if _, peekErr := br.Peek(1); errors.Is(peekErr, io.EOF) {
+				return nil // a torn last line
+			}
+			return fmt.Errorf("state journal %s line %d: %w (not the last line: the file is damaged)", s.path(".journal"), n, err)
+		}
+		if n == 1 {
+			if r.Op != "gen" || r.Gen != s.snap.Gen {
+				// Already folded into the snapshot.
+				return nil
+			}
+			continue
+		}
+		s.apply(r)
+	}
+}
+
+// folder returns a folder's state, creating it empty.
+func (s *state) folder(name string) *folderState {
+	fs := s.snap.Folders[name]
+	if fs == nil {
+		fs = &folderState{Messages: map[string]*entry{}}
+		s.snap.Folders[name] = fs
+	}
+	if fs.Messages == nil {
+		fs.Messages = map[string]*entry{}
+	}
+	return fs
+}
+
+// apply changes the in-memory state as a record says. Applying a record
+// twice changes nothing more.
+func (s *state) apply(r record) {
+	fs := s.folder(r.Folder)
+	switch r.Op {
+	case "intent":
+		if r.UIDValidity != 0 && fs.UIDValidity != r.UIDValidity {
+			// The first record about a folder carries its UIDVALIDITY.
+			fs.UIDValidity = r.UIDValidity
+		}
+		e := fs.Messages[r.ID]
+		if e == nil {
+			e = &entry{}
+			fs.Messages[r.ID] = e
+		}
+		if !e.stored() {
+			e.Intent = r.Ref
+		}
+		if r.FP != "" {
+			e.FP = r.FP
+		}
+	case "stored":
+		e := fs.Messages[r.ID]
+		if e == nil {
+			e = &entry{}
+			fs.Messages[r.ID] = e
+		}
+		if !e.stored() {
+			e.Stored = r.At
+		}
+		if r.FP != "" {
+			e.FP = r.FP
+		}
+	case "forget":
+		delete(fs.Messages, r.ID)
+	}
+}
+
+// write appends records to the journal and syncs it: when write returns
+// nil they survive a crash.
+func (s *state) write(recs ...record) error {
+	var buf bytes.Buffer
+	for _, r := range recs {
+		b, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		buf.Write(b)
+		buf.WriteByte('\n')
+	}
+	if _, err := s.journal.Write(buf.Bytes()); err != nil {
+		return fmt.Errorf("state journal: %w", err)
+	}
+	if err := s.journal.Sync(); err != nil {
+		return fmt.Errorf("state journal: %w", err)
+	}
+	for _, r := range recs {
+		s.apply(r)
+	}
+	s.records += len(recs)
+	return nil
+}
+
+// intent records that a message is about to be stored at ref.
+func (s *state) intent(folder string, uidValidity uint32, id string, ref Ref, fp string) error {
+	return s.write(record{Op: "intent", Folder: folder, UIDValidity: uidValidity, ID: id, Ref: &ref, FP: fp})
+}
+
+// stored records that a message is stored; keep_days counts from at.
+func (s *state) stored(folder, id string, at time.Time, fp string) error {
+	return s.write(record{Op: "stored", Folder: folder, ID: id, At: at.UTC(), FP: fp})
+}
+
+// forget drops messages that are no longer on the server.
+func (s *state) forget(folder string, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	recs := make([]record, len(ids))
+	for i, id := range ids {
+		recs[i] = record{Op: "forget", Folder: folder, ID: id}
+	}
+	return s.write(recs...)
+}
+
+// replaceFolder replaces a folder's state at once (after a UIDVALIDITY
+// change) by writing a new snapshot.
+func (s *state) replaceFolder(name string, fs *folderState) error {
+	s.snap.Folders[name] = fs
+	return s.compact()
+}
+
+// compact writes the in-memory state as a new snapshot and starts an
+// empty journal of the new generation.
+func (s *state) compact() error {
+	next := s.snap
+	next.Gen++
+	b, err := json.Marshal(next)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(s.path(".state"), b); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	s.snap.Gen = next.Gen
+	if s.journal != nil {
+		s.journal.Close()
+		s.journal = nil
+	}
+	j, err := os.OpenFile(s.path(".journal"), os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("state journal: %w", err)
+	}
+	s.journal = j
+	s.records = 0
+	hdr, _ := json.Marshal(record{Op: "gen", Gen: s.snap.Gen})
+	if _, err := j.Write(append(hdr, '\n')); err != nil {
+		return fmt.Errorf("state journal: %w", err)
+	}
+	if err := j.Sync(); err != nil {
+		return fmt.Errorf("state journal: %w", err)
+	}
+	return syncDir(s.dir)
+}
+
+// Close releases the account; the journal stays for the next run.
+func (s *state) Close() error {
+	var err error
+	if s.journal != nil {
+		err = s.journal.Close()
+	}
+	if s.lock != nil {
+		s.lock.Close() // releases the flock
+	}
+	return err
+}
+
+// writeFileAtomic replaces path with data: temp file, fsync, rename,
+// fsync of the folder.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// syncDir makes the folder's entries (files created, renamed, removed)
+// durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}

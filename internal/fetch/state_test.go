@@ -1,0 +1,135 @@
+package fetch
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func mustOpenState(t *testing.T, dir string) *state {
+	t.Helper()
+	s, err := openState(dir, "acct", "pop3://u@h:995")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestStateReplay: what the journal records survives a reopen, with or
+// without the compaction a clean close does.
+func TestStateReplay(t *testing.T) {
+	dir := t.TempDir()
+	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	s := mustOpenState(t, dir)
+	steps := []error{
+		s.intent("INBOX", 7, "1", Ref{Name: "a"}, "fp1"),
+		s.stored("INBOX", "1", at, "fp1"),
+		s.intent("INBOX", 7, "2", Ref{Name: "b"}, ""),
+		s.intent("", 0, "uidl-3", Ref{Offset: 10, Length: 20, SHA256: "00"}, ""),
+		s.stored("", "uidl-3", at, ""),
+		s.forget("", []string{"uidl-3"}),
+	}
+	for i, err := range steps {
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+	}
+	s.Close() // a crash: no compaction
+	check := func(s *state) {
+		t.Helper()
+		in := s.folder("INBOX")
+		if in.UIDValidity != 7 || len(in.Messages) != 2 {
+			t.Fatalf("INBOX state %+v", in)
+		}
+		if e := in.Messages["1"]; !e.Stored.Equal(at) || e.FP != "fp1" || e.Intent.Name != "a" {
+			t.Errorf("message 1: %+v", e)
+		}
+		if e := in.Messages["2"]; e.stored() || e.Intent == nil || e.Intent.Name != "b" {
+			t.Errorf("message 2: %+v", e)
+		}
+		if n := len(s.folder("").Messages); n != 0 {
+			t.Errorf("POP3 folder holds %d", n)
+		}
+	}
+	s = mustOpenState(t, dir)
+	check(s)
+	if err := s.compact(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = mustOpenState(t, dir)
+	defer s.Close()
+	check(s)
+}
+
+// TestStateTornJournal: a last line cut short by a crash is ignored; a
+// damaged line before the last is an error.
+func TestStateTornJournal(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpenState(t, dir)
+	s.intent("", 0, "a", Ref{}, "")
+	s.stored("", "a", time.Now(), "")
+	s.Close()
+	journal := filepath.Join(dir, "acct.journal")
+	good, _ := os.ReadFile(journal)
+	torn := append(append([]byte{}, good...), `{"op":"stored","id":"b","at":"2025-`...)
+	os.WriteFile(journal, torn, 0o600)
+	s = mustOpenState(t, dir)
+	if e := s.folder("").Messages["a"]; e == nil || !e.stored() || len(s.folder("").Messages) != 1 {
+		t.Errorf("after a torn line: %+v", s.folder("").Messages)
+	}
+	// Opening folded the journal into the snapshot; writing goes on.
+	if err := s.stored("", "c", time.Now(), ""); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = mustOpenState(t, dir)
+	if len(s.folder("").Messages) != 2 {
+		t.Errorf("after reopening: %+v", s.folder("").Messages)
+	}
+	s.stored("", "d", time.Now(), "")
+	s.Close()
+
+	b, _ := os.ReadFile(journal)
+	lines := strings.SplitAfter(string(b), "\n")
+	damaged := lines[0] + "{garbage}\n" + strings.Join(lines[1:], "")
+	os.WriteFile(journal, []byte(damaged), 0o600)
+	if _, err := openState(dir, "acct", ""); err == nil || !strings.Contains(err.Error(), "damaged") {
+		t.Errorf("damaged journal: %v", err)
+	}
+}
+
+// TestStateStaleJournal: a crash between writing a new snapshot and
+// emptying the journal leaves a journal of the old generation, which is
+// not applied again.
+func TestStateStaleJournal(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpenState(t, dir)
+	s.stored("", "a", time.Now(), "")
+	journal := filepath.Join(dir, "acct.journal")
+	stale, _ := os.ReadFile(journal)
+	s.forget("", []string{"a"})
+	if err := s.compact(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	os.WriteFile(journal, stale, 0o600)
+	s = mustOpenState(t, dir)
+	defer s.Close()
+	if n := len(s.folder("").Messages); n != 0 {
+		t.Errorf("the stale journal was replayed: %+v", s.folder("").Messages)
+	}
+}
+
+// TestStateLock: one process at a time works on an account.
+func TestStateLock(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpenState(t, dir)
+	if _, err := openState(dir, "acct", ""); err == nil || !strings.Contains(err.Error(), "another buzon fetch") {
+		t.Errorf("second open: %v", err)
+	}
+	s.Close()
+	mustOpenState(t, dir).Close()
+}

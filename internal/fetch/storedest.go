@@ -1,0 +1,141 @@
+package fetch
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/buzon-mail/buzon/internal/delivery"
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// StoreOpener opens the buzon store a store destination names, with the
+// Spooler that fits its limits. Only cmd/buzon chooses a store backend, so
+// it provides this. The fetch client closes the store when done.
+type StoreOpener func(t StoreTarget) (store.Store, *delivery.Spooler, error)
+
+// storeDest delivers into a buzon account through package delivery, as
+// LMTP does: spooled and parsed once, appended with the quota checked in
+// the same transaction.
+type storeDest struct {
+	target  StoreTarget
+	st      store.Store
+	spooler *delivery.Spooler
+	d       *delivery.Deliverer
+	acct    store.Account
+}
+
+func newStoreDest(ctx context.Context, t StoreTarget, st store.Store, sp *delivery.Spooler, d *delivery.Deliverer) (*storeDest, error) {
+	acct, err := d.Lookup(ctx, t.Account)
+	if err != nil {
+		return nil, fmt.Errorf("store destination: %w", err)
+	}
+	return &storeDest{target: t, st: st, spooler: sp, d: d, acct: acct}, nil
+}
+
+func (s *storeDest) String() string {
+	return fmt.Sprintf("buzon account %s mailbox %s", s.acct.Name, s.target.Mailbox)
+}
+
+// Close leaves the store open: the Fetcher shares it between accounts.
+func (s *storeDest) Close() error { return nil }
+
+// mailbox returns the destination mailbox's UIDVALIDITY and UIDNEXT.
+func (s *storeDest) mailbox(ctx context.Context) (store.Mailbox, store.MailboxStatus, error) {
+	sess, err := s.st.Open(ctx, s.acct.ID)
+	if err != nil {
+		return store.Mailbox{}, store.MailboxStatus{}, fmt.Errorf("store destination: %w", err)
+	}
+	defer sess.Close()
+	mb, err := sess.Mailbox(ctx, s.target.Mailbox)
+	if err != nil {
+		return store.Mailbox{}, store.MailboxStatus{}, fmt.Errorf("store destination: mailbox %s: %w", s.target.Mailbox, err)
+	}
+	status, err := sess.Status(ctx, mb.ID)
+	if err != nil {
+		return store.Mailbox{}, store.MailboxStatus{}, fmt.Errorf("store destination: %w", err)
+	}
+	return mb, status, nil
+}
+
+func (s *storeDest) Deliver(ctx context.Context, m *Message, _ *Ref, intent func(Ref) error) error {
+	sp, err := s.spooler.Spool(m.Open())
+	if err != nil {
+		return fmt.Errorf("store destination: %w", err)
+	}
+	defer sp.Close()
+	// The hash of the bytes as stored (CRLF-normalised), to find them again.
+	h := sha256.New()
+	if _, err := io.Copy(h, sp.NewMessage(store.Flags{}, time.Time{}).Body); err != nil {
+		return fmt.Errorf("store destination: %w", err)
+	}
+	_, status, err := s.mailbox(ctx)
+	if err != nil {
+		return err
+	}
+	ref := Ref{UIDValidity: status.UIDValidity, UIDNext: uint32(status.UIDNext), Length: sp.Size(), SHA256: hex.EncodeToString(h.Sum(nil))}
+	if err := intent(ref); err != nil {
+		return err
+	}
+	if _, err := s.d.DeliverTo(ctx, s.acct.ID, s.target.Mailbox, sp, store.Flags{}); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Has looks among the messages appended since the intent for one of the
+// recorded size and hash. Messages others delivered meanwhile are there
+// too; only the hash tells them apart.
+func (s *storeDest) Has(ctx context.Context, ref Ref) (bool, error) {
+	if ref.SHA256 == "" {
+		return false, nil
+	}
+	sess, err := s.st.Open(ctx, s.acct.ID)
+	if err != nil {
+		return false, fmt.Errorf("store destination: %w", err)
+	}
+	defer sess.Close()
+	mb, err := sess.Mailbox(ctx, s.target.Mailbox)
+	if err != nil {
+		return false, fmt.Errorf("store destination: mailbox %s: %w", s.target.Mailbox, err)
+	}
+	if mb.UIDValidity != ref.UIDValidity {
+		// The mailbox was deleted and created again since: whatever was
+		// appended went with it.
+		return false, nil
+	}
+	var candidates []store.UID
+	err = sess.Messages(ctx, mb.ID, store.NewUIDSet(store.UIDRange{Start: store.UID(ref.UIDNext), Stop: ^store.UID(0)}), store.FieldSize,
+		func(mi *store.MessageInfo) error {
+			if mi.Size == ref.Length {
+				candidates = append(candidates, mi.UID)
+			}
+			return nil
+		})
+	if err != nil {
+		return false, fmt.Errorf("store destination: %w", err)
+	}
+	for _, uid := range candidates {
+		body, err := sess.OpenBody(ctx, mb.ID, uid)
+		if errors.Is(err, store.ErrNoMessage) {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("store destination: %w", err)
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, io.NewSectionReader(body, 0, body.Size()))
+		body.Close()
+		if err != nil {
+			return false, fmt.Errorf("store destination: %w", err)
+		}
+		if hex.EncodeToString(h.Sum(nil)) == ref.SHA256 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
