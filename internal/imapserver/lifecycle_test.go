@@ -1,0 +1,211 @@
+package imapserver
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/buzon-mail/buzon/internal/auth"
+	"github.com/buzon-mail/buzon/internal/config"
+)
+
+// readUntilClosed reads lines until the server closes the connection and
+// returns them.
+func readUntilClosed(t *testing.T, nc net.Conn, br *bufio.Reader) []string {
+	t.Helper()
+	_ = nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	var lines []string
+	for {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatalf("connection still open; read %q", lines)
+			}
+			return lines
+		}
+		lines = append(lines, strings.TrimRight(l, "\r\n"))
+	}
+}
+
+func TestShutdown(t *testing.T) {
+	e := newTestEnv(t)
+	waiting := e.login()
+	idling := e.login()
+	idling.mustOK("SELECT INBOX")
+	idling.write("i IDLE\r\n")
+	if l := idling.readLine(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("IDLE: %q", l)
+	}
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		done <- e.srv.Shutdown(ctx)
+	}()
+	for _, c := range []*client{waiting, idling} {
+		lines := readUntilClosed(t, c.nc, c.br)
+		if len(lines) == 0 || !strings.HasPrefix(lines[len(lines)-1], "* BYE") {
+			t.Errorf("no BYE at shutdown: %q", lines)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if _, err := net.Dial("tcp", e.addr); err == nil {
+		t.Errorf("listener still accepting after Shutdown")
+	}
+}
+
+func TestTimeouts(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) {
+		c.IMAP.LoginTimeout = config.Duration(200 * time.Millisecond)
+		c.IMAP.IdleTimeout = config.Duration(300 * time.Millisecond)
+	})
+	// Before login.
+	c := e.dial()
+	if lines := readUntilClosed(t, c.nc, c.br); len(lines) != 1 || !strings.HasPrefix(lines[0], "* BYE") {
+		t.Errorf("login timeout: %q", lines)
+	}
+	// While idling.
+	c = e.login()
+	c.mustOK("SELECT INBOX")
+	c.write("i IDLE\r\n")
+	c.readLine()
+	if lines := readUntilClosed(t, c.nc, c.br); len(lines) != 1 || !strings.HasPrefix(lines[0], "* BYE") {
+		t.Errorf("IDLE timeout: %q", lines)
+	}
+}
+
+func TestSessionLimit(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.Sessions = auth.NewSessionLimiter(1) })
+	first := e.login()
+	second := e.dial()
+	if _, tagged := second.cmd("LOGIN " + testUser + " " + testPass); !strings.Contains(tagged, "NO [UNAVAILABLE]") {
+		t.Errorf("second session: %s", tagged)
+	}
+	first.mustOK("LOGOUT")
+	readUntilClosed(t, first.nc, first.br)
+	// The slot is free once the first session has ended.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, tagged := second.cmd("LOGIN " + testUser + " " + testPass)
+		if strings.Contains(tagged, " OK") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slot never freed: %s", tagged)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestSlowReader: a client that sends commands but never reads cannot
+// hold the server: the write deadline passes and the connection is closed.
+func TestSlowReader(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.WriteTimeout = 300 * time.Millisecond })
+	e.deliver("INBOX", "Subject: big\n\n"+strings.Repeat("0123456789abcdef\n", 200000))
+	c := e.login()
+	c.mustOK("SELECT INBOX")
+	for i := range 20 {
+		c.write(fmt.Sprintf("f%d FETCH 1 BODY.PEEK[]\r\n", i))
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		e.srv.mu.Lock()
+		n := len(e.srv.conns)
+		e.srv.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server still holds %d connections to a client that does not read", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestStartTLS(t *testing.T) {
+	e := newTestEnv(t)
+	c := e.dial()
+	c.mustOK("STARTTLS")
+	tc := tls.Client(c.nc, e.tls)
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	c.nc, c.br = tc, bufio.NewReader(tc)
+	out := c.mustOK("CAPABILITY")
+	if strings.Contains(out[0], "STARTTLS") || !strings.Contains(out[0], "AUTH=PLAIN") {
+		t.Errorf("capabilities after STARTTLS: %s", out[0])
+	}
+	if _, tagged := c.cmd("STARTTLS"); !strings.Contains(tagged, "BAD") {
+		t.Errorf("second STARTTLS: %s", tagged)
+	}
+	c.mustOK("LOGIN " + testUser + " " + testPass)
+
+	// Commands pipelined behind STARTTLS are not taken as sent over TLS.
+	d := e.dial()
+	d.write("s1 STARTTLS\r\ns2 LOGIN " + testUser + " " + testPass + "\r\n")
+	lines := readUntilClosed(t, d.nc, d.br)
+	for _, l := range lines {
+		if strings.HasPrefix(l, "s2 ") {
+			t.Errorf("pipelined command after STARTTLS was run: %q", lines)
+		}
+	}
+}
+
+func TestIMAPS(t *testing.T) {
+	e := newTestEnv(t)
+	c, err := imapclient.DialTLS(e.tlsAddr, &imapclient.Options{TLSConfig: e.tls})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Caps().Has("STARTTLS") || c.Caps().Has("LOGINDISABLED") {
+		t.Errorf("IMAPS capabilities: %v", c.Caps())
+	}
+	if err := c.Login(testUser, testPass).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Logout().Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLoginDisabled serves a connection whose peer is not on loopback
+// (a pipe has no address): passwords are refused until TLS.
+func TestLoginDisabled(t *testing.T) {
+	e := newTestEnv(t)
+	server, cl := net.Pipe()
+	defer cl.Close()
+	sc := e.srv.newConn(server, false)
+	go sc.serve()
+	br := bufio.NewReader(cl)
+	_ = cl.SetDeadline(time.Now().Add(30 * time.Second))
+	greeting, err := br.ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(greeting, "LOGINDISABLED") || strings.Contains(greeting, "AUTH=PLAIN") ||
+		!strings.Contains(greeting, "AUTH=SCRAM-SHA-256") || !strings.Contains(greeting, "STARTTLS") {
+		t.Errorf("greeting: %s", greeting)
+	}
+	for _, cmd := range []string{"a LOGIN " + testUser + " " + testPass, "b AUTHENTICATE PLAIN AHVzZXJAZXhhbXBsZS5vcmcAc2VjcmV0"} {
+		fmt.Fprintf(cl, "%s\r\n", cmd)
+		l, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(l, "NO [PRIVACYREQUIRED]") {
+			t.Errorf("%s: %s", cmd, l)
+		}
+	}
+	fmt.Fprintf(cl, "c LOGOUT\r\n")
+	readUntilClosed(t, cl, br)
+}
