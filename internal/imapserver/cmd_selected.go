@@ -212,15 +212,22 @@ func (c *conn) cmdIdle(cmd *command) {
 		line, err := c.r.readLine()
 		lines <- result{string(line), err}
 	}()
+	running := true
 	stop := func() {
 		// Unblock the reader and wait for it, so only one goroutine ever
 		// reads the connection.
-		_ = c.raw.SetReadDeadline(time.Now())
-		<-lines
+		if running {
+			_ = c.raw.SetReadDeadline(time.Now())
+			<-lines
+			running = false
+		}
 	}
+	// A failure while sending updates must not leave the reader behind.
+	defer stop()
 	for {
 		select {
 		case res := <-lines:
+			running = false
 			if res.err != nil {
 				var tooLong *lineTooLongError
 				if errors.As(res.err, &tooLong) {

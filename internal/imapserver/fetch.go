@@ -442,7 +442,7 @@ func (c *conn) structure(m *store.MessageInfo, body store.Body) *message.Part {
 	return p
 }
 
-// sectionName writes "BODY[...]" (or the RFC822 name) and the origin of
+// writeSectionName writes "BODY[...]" (or the RFC822 name) and the origin of
 // a partial fetch (RFC 9051 7.5.2).
 func (c *conn) writeSectionName(it fetchItem) {
 	w := c.w

@@ -209,3 +209,26 @@ func TestLoginDisabled(t *testing.T) {
 	fmt.Fprintf(cl, "c LOGOUT\r\n")
 	readUntilClosed(t, cl, br)
 }
+
+// TestAbsurdLine: a line far beyond any limit ends the session; one just
+// over the limit is answered with BAD and the session goes on.
+func TestAbsurdLine(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.Limits.MaxLineLength = 1000 })
+	c := e.login()
+	if _, tagged := c.cmd("NOOP " + strings.Repeat("x", 2000)); !strings.Contains(tagged, "BAD") {
+		t.Errorf("long line: %s", tagged)
+	}
+	c.mustOK("NOOP")
+	go func() {
+		chunk := []byte(strings.Repeat("y", 64*1024))
+		for range 40 {
+			if _, err := c.nc.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	lines := readUntilClosed(t, c.nc, c.br)
+	if len(lines) == 0 || !strings.HasPrefix(lines[len(lines)-1], "* BYE") {
+		t.Errorf("absurd line: %q", lines)
+	}
+}

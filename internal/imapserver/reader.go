@@ -75,12 +75,7 @@ func (r *reader) dropLine(start []byte, err error) error {
 		tail = append(tail, chunk...)
 		tail = bytes.Clone(tail[max(0, len(tail)-64):])
 	}
-	if len(start) > 0 && start[len(start)-1] == '\n' && total == int64(len(start)) {
-		// The whole line came in the first chunk.
-		tail = bytes.TrimRight(tail, "\r\n")
-	} else {
-		tail = bytes.TrimRight(tail, "\r\n")
-	}
+	tail = bytes.TrimRight(tail, "\r\n")
 	if total > r.absurd {
 		return errAbsurdLine
 	}

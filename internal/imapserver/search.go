@@ -555,11 +555,9 @@ func (c *conn) cmdSearch(cmd *command) {
 	save := slices.Contains(a.ret, "SAVE")
 	var highest store.ModSeq
 	var minN, maxN uint32
-	set := store.UIDSetOf(sel.uids...)
 	if len(sel.uids) > 0 {
-		set = store.NewUIDSet(store.UIDRange{Start: sel.uids[0], Stop: sel.lastUID()})
-	}
-	if !set.Empty() {
+		// Every stored UID between the view's first and last is in the view.
+		set := store.NewUIDSet(store.UIDRange{Start: sel.uids[0], Stop: sel.lastUID()})
 		err := c.sess.Messages(c.ctx, sel.mb.ID, set, fields, func(m *store.MessageInfo) error {
 			seq := sel.seq(m.UID)
 			if seq == 0 {
