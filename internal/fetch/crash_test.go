@@ -27,7 +27,7 @@ func withDest(t *testing.T, a *Account, kind string, local *localStore) {
 	case "store":
 		a.Store = &StoreTarget{Data: local.dir, Account: localUser, Mailbox: "INBOX"}
 	case "mda":
-		a.MDA = "cat > " + filepath.Join(dir, "$BUZON_FETCH_ID.$$")
+		a.MDA = "cat > $(mktemp " + filepath.Join(dir, "msg.XXXXXX") + ")"
 	}
 }
 
@@ -160,8 +160,7 @@ func TestCrashMDA(t *testing.T) {
 	if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 2 || s.Recovered != 0 {
 		t.Errorf("rerun: %v", s)
 	}
-	dir := strings.Fields(strings.TrimPrefix(a.MDA, "cat > "))[0]
-	files, err := filepath.Glob(filepath.Join(filepath.Dir(dir), "pop3:*"))
+	files, err := filepath.Glob(mdaFiles(a))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,4 +170,9 @@ func TestCrashMDA(t *testing.T) {
 	if b.count(t, "INBOX") != 0 {
 		t.Errorf("%d messages left on the server", b.count(t, "INBOX"))
 	}
+}
+
+// mdaFiles is the pattern of the files withDest's MDA writes.
+func mdaFiles(a Account) string {
+	return strings.TrimSuffix(strings.TrimPrefix(a.MDA, "cat > $(mktemp "), "XXXXXX)") + "*"
 }

@@ -1,0 +1,258 @@
+package fetch
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// fakePOP3 is a small POP3 server (RFC 1939) for what buzon's own server
+// never does: lack UIDL, or never answer.
+type fakePOP3 struct {
+	addr string
+	// noUIDL makes UIDL fail and leaves it out of CAPA.
+	noUIDL bool
+	// silent accepts connections and never says anything.
+	silent bool
+
+	mu    sync.Mutex
+	drop  [][]byte // guarded by mu; the maildrop, CRLF line endings
+	conns sync.WaitGroup
+}
+
+func startFakePOP3(t *testing.T, f *fakePOP3) *fakePOP3 {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.addr = l.Addr().String()
+	var open []net.Conn
+	var openMu sync.Mutex
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			openMu.Lock()
+			open = append(open, c)
+			openMu.Unlock()
+			f.conns.Add(1)
+			go func() {
+				defer f.conns.Done()
+				defer c.Close()
+				if !f.silent {
+					f.serve(c)
+					return
+				}
+				c.Read(make([]byte, 1))
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		openMu.Lock()
+		for _, c := range open {
+			c.Close()
+		}
+		openMu.Unlock()
+		f.conns.Wait()
+	})
+	return f
+}
+
+func (f *fakePOP3) add(msgs ...[]byte) {
+	f.mu.Lock()
+	f.drop = append(f.drop, msgs...)
+	f.mu.Unlock()
+}
+
+func (f *fakePOP3) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.drop)
+}
+
+func (f *fakePOP3) serve(c net.Conn) {
+	br := bufio.NewReader(c)
+	w := bufio.NewWriter(c)
+	reply := func(format string, args ...any) {
+		fmt.Fprintf(w, format+"\r\n", args...)
+		w.Flush()
+	}
+	f.mu.Lock()
+	drop := append([][]byte(nil), f.drop...)
+	f.mu.Unlock()
+	deleted := map[int]bool{}
+	reply("+OK fake POP3")
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return
+		}
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			reply("-ERR empty")
+			continue
+		}
+		n := 0
+		if len(fields) > 1 {
+			n, _ = strconv.Atoi(fields[1])
+		}
+		valid := n >= 1 && n <= len(drop) && !deleted[n]
+		multi := func(body []byte) {
+			w.WriteString("+OK\r\n")
+			for _, l := range bytes.SplitAfter(body, []byte("\r\n")) {
+				if len(l) > 0 && l[0] == '.' {
+					w.WriteByte('.')
+				}
+				w.Write(l)
+			}
+			w.WriteString(".\r\n")
+			w.Flush()
+		}
+		switch strings.ToUpper(fields[0]) {
+		case "CAPA":
+			caps := "USER\r\nTOP\r\n"
+			if !f.noUIDL {
+				caps += "UIDL\r\n"
+			}
+			multi([]byte(caps))
+		case "USER", "PASS", "NOOP":
+			reply("+OK")
+		case "LIST":
+			var b bytes.Buffer
+			for i, m := range drop {
+				if !deleted[i+1] {
+					fmt.Fprintf(&b, "%d %d\r\n", i+1, len(m))
+				}
+			}
+			multi(b.Bytes())
+		case "UIDL":
+			if f.noUIDL {
+				reply("-ERR no UIDL here")
+				continue
+			}
+			var b bytes.Buffer
+			for i, m := range drop {
+				if !deleted[i+1] {
+					fmt.Fprintf(&b, "%d u%x\r\n", i+1, m[:min(len(m), 40)])
+				}
+			}
+			multi(b.Bytes())
+		case "TOP":
+			if !valid {
+				reply("-ERR no such message")
+				continue
+			}
+			m := drop[n-1]
+			multi(m[:bytes.Index(m, []byte("\r\n\r\n"))+4])
+		case "RETR":
+			if !valid {
+				reply("-ERR no such message")
+				continue
+			}
+			multi(drop[n-1])
+		case "DELE":
+			if !valid {
+				reply("-ERR no such message")
+				continue
+			}
+			deleted[n] = true
+			reply("+OK")
+		case "QUIT":
+			f.mu.Lock()
+			// Remove what was deleted, by identity: another session may
+			// have changed the maildrop meanwhile.
+			var keep [][]byte
+			for _, m := range f.drop {
+				gone := false
+				for i := range deleted {
+					if bytes.Equal(drop[i-1], m) {
+						gone = true
+					}
+				}
+				if !gone {
+					keep = append(keep, m)
+				}
+			}
+			f.drop = keep
+			f.mu.Unlock()
+			reply("+OK bye")
+			return
+		default:
+			reply("-ERR unknown command")
+		}
+	}
+}
+
+// fakeAccount is a fetch account for a fake server, without TLS.
+func fakeAccount(t *testing.T, f *fakePOP3) Account {
+	host, port := splitAddr(t, f.addr)
+	return Account{Name: "fake", Protocol: ProtoPOP3, Host: host, Port: port, TLS: TLSNone, AllowInsecure: true,
+		User: "u", Password: "p", Mode: ModeDelete, Maildir: t.TempDir() + "/Maildir"}
+}
+
+// TestPOP3WithoutUIDL: only delete mode works; messages are recognised by
+// their header hash, so a crash between storing and QUIT does not
+// duplicate them, and two identical messages are both stored.
+func TestPOP3WithoutUIDL(t *testing.T) {
+	f := startFakePOP3(t, &fakePOP3{noUIDL: true})
+	f.add(testMessages(1, 4)...)
+	f.add(testMessage(4, 0)) // the same message twice
+	a := fakeAccount(t, f)
+	a.Mode = ModeKeep
+	if s := fetchOnce(t, testConfig(t, a), testOptions(t))[0]; s.Err == nil || !strings.Contains(s.Err.Error(), "UIDL") {
+		t.Errorf("keep mode without UIDL: %v", s.Err)
+	}
+	a.Mode = ModeDelete
+	cfg := testConfig(t, a)
+	crashFetch(t, cfg, testOptions(t), "quit", 1)
+	if f.count() != 5 {
+		t.Fatalf("the crashed run deleted messages: %d left", f.count())
+	}
+	s := mustFetch(t, cfg, testOptions(t))
+	if s.Fetched != 0 || s.Deleted != 5 || f.count() != 0 {
+		t.Errorf("rerun: %v, %d left", s, f.count())
+	}
+	msgs := maildirMessages(t, a.Maildir)
+	if got := strings.Join(subjects(msgs), ","); got != "message 1,message 2,message 3,message 4,message 4" {
+		t.Errorf("maildir holds %s", got)
+	}
+}
+
+// TestTimeout: a server that accepts the connection and never answers
+// is reported as not answering, after the account's timeout.
+func TestTimeout(t *testing.T) {
+	f := startFakePOP3(t, &fakePOP3{silent: true})
+	a := fakeAccount(t, f)
+	cfg := testConfig(t, a)
+	cfg.Accounts[0].Timeout = 1e9 // 1s, the least allowed
+	s := fetchOnce(t, cfg, testOptions(t))[0]
+	if !errors.Is(s.Err, ErrTimeout) || !strings.Contains(s.Err.Error(), f.addr) {
+		t.Errorf("error %v, want ErrTimeout naming the server", s.Err)
+	}
+}
+
+// TestConnectRefused: nothing listening is ErrConnect.
+func TestConnectRefused(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	a := fakeAccount(t, &fakePOP3{addr: addr})
+	s := fetchOnce(t, testConfig(t, a), testOptions(t))[0]
+	if !errors.Is(s.Err, ErrConnect) {
+		t.Errorf("error %v, want ErrConnect", s.Err)
+	}
+}
+
