@@ -2,8 +2,8 @@ package fetch
 
 import (
 	"crypto/x509"
-	"errors"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net"
 	"os"

@@ -255,4 +255,3 @@ func TestConnectRefused(t *testing.T) {
 		t.Errorf("error %v, want ErrConnect", s.Err)
 	}
 }
-
