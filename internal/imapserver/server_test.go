@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -21,7 +20,7 @@ import (
 	"github.com/buzon-mail/buzon/internal/message"
 	"github.com/buzon-mail/buzon/internal/server"
 	"github.com/buzon-mail/buzon/internal/store"
-	"github.com/buzon-mail/buzon/internal/store/sqlite"
+	"github.com/buzon-mail/buzon/internal/store/teststore"
 )
 
 const (
@@ -65,10 +64,7 @@ type envOption func(*Config)
 func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := sqlite.Open(sqlite.Config{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := teststore.Open(t, dir)
 	acfg := config.Default().Auth
 	acfg.Scheme, acfg.BcryptCost = "bcrypt", 4
 	acfg.FailureDelay, acfg.MaxFailureDelay = config.Duration(time.Millisecond), config.Duration(time.Millisecond)
@@ -130,7 +126,6 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 			t.Errorf("shutdown: %v", err)
 		}
 		wg.Wait()
-		st.Close()
 	})
 	return &testEnv{t: t, store: st, srv: srv, addr: l.Addr().String(), tlsAddr: lt.Addr().String(), acct: acct,
 		tls: &tls.Config{RootCAs: pool, ServerName: "localhost"}, certPEM: certPEM, dir: dir}
@@ -294,6 +289,6 @@ func (c *client) mustOK(s string) []string {
 	return untagged
 }
 
-func TestMain(m *testing.M) {
-	os.Exit(m.Run())
-}
+// TestMain runs the tests on the store teststore chooses (sqlite, or
+// PostgreSQL with BUZON_TEST_STORE=postgres).
+func TestMain(m *testing.M) { teststore.Main(m) }

@@ -28,6 +28,7 @@ var update = flag.Bool("update", false, "rewrite the golden transcripts in testd
 //	# comment
 //	! deliver MAILBOX FILE [FLAG...]   append testdata/messages/FILE through the store
 //	! quota BYTES MESSAGES             set the account's quota
+//	! save NAME                        remember the last MODSEQ the server sent as {{NAME}} ({{NAME-1}} one less)
 //	! option NAME                      a server option before the first command (plaintext, tinylimits)
 //	C: line                            sent on connection 1 (C2: on connection 2, ...)
 //	S: line                            expected from connection 1 (S2: ...)
@@ -37,7 +38,7 @@ var update = flag.Bool("update", false, "rewrite the golden transcripts in testd
 // synchronising literal holding a Go-quoted string. After a C: line the
 // client reads up to the tagged answer, or up to a "+" continuation, after
 // which the next C: line of that connection continues the command.
-// UIDVALIDITY values and today's dates are normalised.
+// UIDVALIDITY and MODSEQ values and today's dates are normalised.
 func TestTranscripts(t *testing.T) {
 	files, err := filepath.Glob("testdata/transcripts/*.txt")
 	if err != nil || len(files) == 0 {
@@ -59,10 +60,15 @@ type transcriptConn struct {
 var (
 	normUIDValidity = regexp.MustCompile(`(UIDVALIDITY|APPENDUID|COPYUID) \d+`)
 	normToday       = regexp.MustCompile(`"[ 0-9]\d-[A-Z][a-z]{2}-\d{4} \d\d:\d\d:\d\d [-+]\d{4}"`)
+	// MODSEQ values differ between backends: they are normalised, and
+	// commands refer to them through variables.
+	modSeqRE = regexp.MustCompile(`(HIGHESTMODSEQ |MODSEQ \(|MODSEQ )(\d+)`)
+	varRE    = regexp.MustCompile(`\{\{([a-z]+)(-1)?\}\}`)
 )
 
 func normalise(line string) string {
 	line = normUIDValidity.ReplaceAllString(line, "$1 <uidvalidity>")
+	line = modSeqRE.ReplaceAllString(line, "$1<modseq>")
 	if !strings.Contains(line, "-2024 ") {
 		line = normToday.ReplaceAllString(line, `"<date>"`)
 	}
@@ -84,7 +90,12 @@ func runTranscript(t *testing.T, file string) {
 	e := newTestEnv(t, opts...)
 	conns := map[string]*transcriptConn{}
 	var out []string
+	var lastModSeq uint64
+	vars := map[string]uint64{}
 	record := func(id, line string) {
+		for _, m := range modSeqRE.FindAllStringSubmatch(line, -1) {
+			lastModSeq, _ = strconv.ParseUint(m[2], 10, 64)
+		}
 		out = append(out, "S"+id+": "+normalise(line))
 	}
 	readResp := func(id string, tc *transcriptConn, tag string) {
@@ -115,6 +126,10 @@ func runTranscript(t *testing.T, file string) {
 				t.Fatal(err)
 			}
 			e.deliver(f[0], string(msg), f[2:]...)
+			out = append(out, l)
+			continue
+		case strings.HasPrefix(l, "! save "):
+			vars[strings.TrimPrefix(l, "! save ")] = lastModSeq
 			out = append(out, l)
 			continue
 		case strings.HasPrefix(l, "! quota "):
@@ -148,6 +163,17 @@ func runTranscript(t *testing.T, file string) {
 		if tag == "" {
 			tag, _, _ = strings.Cut(text, " ")
 		}
+		text = varRE.ReplaceAllStringFunc(text, func(v string) string {
+			m := varRE.FindStringSubmatch(v)
+			n, ok := vars[m[1]]
+			if !ok {
+				t.Fatalf("unknown variable %s", v)
+			}
+			if m[2] != "" {
+				n--
+			}
+			return strconv.FormatUint(n, 10)
+		})
 		if text == "(wait)" {
 			// Read one more untagged line, e.g. an IDLE notification.
 			line := readTranscriptLine(t, tc)
