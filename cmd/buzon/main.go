@@ -9,7 +9,7 @@
 //	buzon user    quota [--data DIR] ADDRESS SIZE [MESSAGES]
 //	buzon deliver [--data DIR] RECIPIENT... < message
 //	buzon check   [--data DIR] [--repair]
-//	buzon fetch   [--config FILE] [--once | --daemon]
+//	buzon fetch   [--config FILE] [--once | --daemon] [ACCOUNT...]
 //	buzon migrate [--config FILE]
 //	buzon migrate-store --from DIR --to DSN
 //	buzon bench   PROFILE [flags]
