@@ -92,24 +92,24 @@ var commands = map[string]cmdSpec{
 // conn is one client connection and its session.
 type conn struct {
 	srv *Server
-	log *slog.Logger
+	log *slog.Logger // with the connection number, remote address and, once known, account
 	// raw is the accepted connection; its deadlines also govern nc.
 	raw net.Conn
 	// nc is raw, or the TLS connection over it after STARTTLS or on IMAPS.
 	nc     net.Conn
-	remote netip.Addr
-	tls    bool // nc is TLS
-	r      *reader
-	w      *writer
-	ctx    context.Context // cancelled when the connection ends
-	cancel context.CancelFunc
+	remote netip.Addr // the client's address, for throttling and the plaintext rule
+	tls    bool       // nc is TLS
+	r      *reader    // what the client sends
+	w      *writer    // what the server answers
+	ctx    context.Context
+	cancel context.CancelFunc // cancels ctx when the connection ends
 
 	// waiting is set while the connection blocks reading its next command,
 	// the only moment Shutdown may interrupt it. Guarded by srv.mu.
 	waiting bool
 
-	state   state
-	limiter rateLimiter
+	state   state       // the protocol state (RFC 9051 3)
+	limiter rateLimiter // Limits.CommandsPerSecond
 	// Extensions the client turned on with ENABLE (RFC 5161) or, for
 	// CONDSTORE, with a CONDSTORE enabling command (RFC 7162 3.1).
 	rev2      bool // IMAP4rev2 (RFC 9051)

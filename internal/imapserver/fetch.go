@@ -431,14 +431,21 @@ func (c *conn) structure(m *store.MessageInfo, body store.Body) *message.Part {
 	}
 	p := &message.Part{End: m.Size, MediaType: "text", MediaSubtype: "plain", Encoding: "7BIT",
 		Params: []message.Param{{Name: "charset", Value: "us-ascii"}}}
-	if body != nil {
-		buf := make([]byte, min(m.Size, 256*1024))
-		n, _ := body.ReadAt(buf, 0)
-		if i := bytes.Index(buf[:n], []byte("\r\n\r\n")); i >= 0 {
-			p.BodyStart = int64(i + 4)
+	if body == nil {
+		// Rare enough (a broken message) to open the body just for this.
+		b, err := c.sess.OpenBody(c.ctx, c.sel.mb.ID, m.UID)
+		if err != nil {
+			return p
 		}
-		p.Lines = int64(bytes.Count(buf[p.BodyStart:n], []byte("\n")))
+		defer b.Close()
+		body = b
 	}
+	buf := make([]byte, min(m.Size, 256*1024))
+	n, _ := body.ReadAt(buf, 0)
+	if i := bytes.Index(buf[:n], []byte("\r\n\r\n")); i >= 0 {
+		p.BodyStart = int64(i + 4)
+	}
+	p.Lines = int64(bytes.Count(buf[p.BodyStart:n], []byte("\n")))
 	return p
 }
 

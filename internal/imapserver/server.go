@@ -66,8 +66,8 @@ type Config struct {
 
 // Server serves IMAP on any number of listeners.
 type Server struct {
-	cfg  Config
-	log  *slog.Logger
+	cfg  Config        // with defaults filled in
+	log  *slog.Logger  // cfg.Logger
 	done chan struct{} // closed by Shutdown
 
 	mu        sync.Mutex
@@ -204,7 +204,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		s.mu.Lock()
 		for c := range s.conns {
-			c.nc.Close()
+			c.raw.Close() // raw, not nc: STARTTLS may be replacing nc
 		}
 		s.mu.Unlock()
 		return ctx.Err()

@@ -1,6 +1,7 @@
 package imapserver
 
 import (
+	"math"
 	"slices"
 	"strings"
 
@@ -220,8 +221,12 @@ func (c *conn) qresyncSelect(q *qresyncArgs) {
 		var rs []store.UIDRange
 		for _, r := range q.knownUIDs.ranges {
 			first, last := store.UID(r.first), store.UID(r.last)
-			if r.first == 0 || r.last == 0 {
-				first, last = min(max(first, 1), max(last, 1)), ^store.UID(0)
+			// "*" is the largest UID there could be.
+			if first == 0 {
+				first = math.MaxUint32
+			}
+			if last == 0 {
+				last = math.MaxUint32
 			}
 			rs = append(rs, store.UIDRange{Start: first, Stop: last})
 		}
