@@ -190,6 +190,9 @@ func (c *conn) cmdRename(cmd *command) {
 		xuserErrorf("ALREADYEXISTS", "INBOX always exists")
 	}
 	c.xcheckNewName(to)
+	if strings.HasPrefix(to, from+string(store.HierarchyDelimiter)) {
+		xuserErrorf("CANNOT", "cannot rename a mailbox below itself")
+	}
 	mb, err := c.sess.Mailbox(c.ctx, from)
 	xcheckf(err, "mailbox %s", from)
 	if _, err := c.sess.Mailbox(c.ctx, to); err == nil {
