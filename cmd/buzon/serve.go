@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -154,6 +156,9 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 	if addr := cfg.Listen.Metrics; addr != "" && addr != config.Off {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", metrics.Handler())
+		if cfg.Listen.Pprof {
+			servePprof(mux)
+		}
 		web = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		if err := g.listen("metrics", "tcp-plain", addr, server.ListenerConfig{}, web.Serve); err != nil {
 			g.closeListeners()
@@ -185,6 +190,18 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 	g.stopBackground()
 	log.Info("buzon stopped")
 	return err
+}
+
+// servePprof adds Go's runtime profiles to mux, and samples one blocking
+// event per millisecond blocked and one mutex contention in 100 for them.
+func servePprof(mux *http.ServeMux) {
+	runtime.SetBlockProfileRate(int(time.Millisecond))
+	runtime.SetMutexProfileFraction(100)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }
 
 // loadTLS loads the configured certificate, or the self-signed one in the

@@ -45,6 +45,12 @@ type Listen struct {
 	LMTPSocket string `toml:"lmtp_socket"`
 	// Prometheus metrics over HTTP at /metrics.
 	Metrics string `toml:"metrics"`
+	// Also serve Go's runtime profiles (CPU, heap, allocations, blocking,
+	// mutex contention; net/http/pprof) at /debug/pprof/ on the metrics
+	// listener, and sample blocking and mutex events for them. Profiles
+	// reveal internals: turn this on only where Metrics is reachable by
+	// trusted hosts alone.
+	Pprof bool `toml:"pprof"`
 	// Accept the PROXY protocol (v1 and v2) from a load balancer on every
 	// TCP listener, so logs and login throttling see client addresses.
 	// Connections without a PROXY header are refused when this is on.
