@@ -255,5 +255,7 @@ func (c *conn) cmdCompress(cmd *command) {
 	c.w.bw.Reset(fw)
 	// The client starts compressing right after our OK; anything it sent
 	// before is already in the buffer and, per RFC 4978, there is none.
-	c.r.br = bufio.NewReaderSize(newInflateReader(c.r.br), 16*1024)
+	inflate := newInflateReader(c.r.br)
+	c.inflate = inflate
+	c.r.br = bufio.NewReaderSize(inflate, 16*1024)
 }

@@ -90,3 +90,22 @@ func TestInflate(t *testing.T) {
 		}
 	}
 }
+
+// FuzzInflate feeds arbitrary client data to the inflater: it must end
+// with an error or the data, never panic or hang.
+func FuzzInflate(f *testing.F) {
+	for _, level := range []int{flate.HuffmanOnly, flate.BestSpeed, flate.BestCompression} {
+		var b strings.Builder
+		w, _ := flate.NewWriter(&b, level)
+		w.Write([]byte("a1 NOOP\r\na2 FETCH 1:* (FLAGS)\r\n"))
+		w.Flush()
+		w.Write([]byte(strings.Repeat("abcabcabc", 100)))
+		w.Close()
+		f.Add([]byte(b.String()))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := newInflateReader(bufio.NewReader(strings.NewReader(string(data))))
+		defer r.Close()
+		_, _ = io.Copy(io.Discard, io.LimitReader(r, 1<<20))
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -116,8 +117,10 @@ type conn struct {
 	utf8      bool // UTF8=ACCEPT (RFC 6855), implied by IMAP4rev2
 	condstore bool
 	qresync   bool
-	// compressed is set once COMPRESS DEFLATE is on (RFC 4978).
+	// compressed is set once COMPRESS DEFLATE is on (RFC 4978); inflate
+	// then decodes what the client sends.
 	compressed bool
+	inflate    io.Closer
 
 	// After authentication:
 	acct    store.Account
@@ -242,6 +245,9 @@ func (c *conn) cleanup() {
 		c.release()
 	}
 	c.nc.Close()
+	if c.inflate != nil {
+		c.inflate.Close() // ends the decoding goroutine
+	}
 	c.srv.removeConn(c)
 	c.log.Debug("disconnected")
 }

@@ -19,8 +19,9 @@ var errBadDeflate = errors.New("invalid DEFLATE data from client")
 
 // newInflateReader returns a reader of the data compressed in src. A
 // goroutine decodes; it ends when src fails (the connection closes or a
-// read deadline passes), and the reader then returns src's error.
-func newInflateReader(src *bufio.Reader) io.Reader {
+// read deadline passes), and the reader then returns src's error, or when
+// the reader is closed.
+func newInflateReader(src *bufio.Reader) io.ReadCloser {
 	pr, pw := io.Pipe()
 	go func() {
 		f := &inflater{src: src, out: pw}
