@@ -208,13 +208,17 @@ func TestMaildirHas(t *testing.T) {
 		move func()
 		want bool
 	}{
-		{func() {}, true},
+		// A crash between link and unlink left the tmp/ link.
+		{func() { os.Link(filepath.Join(dir, "new", ref.Name), filepath.Join(dir, "tmp", ref.Name)) }, true},
 		{func() { os.Rename(filepath.Join(dir, "new", ref.Name), filepath.Join(dir, "cur", ref.Name+":2,S")) }, true},
 		{func() { os.Remove(filepath.Join(dir, "cur", ref.Name+":2,S")) }, false},
 	} {
 		step.move()
 		if has, err := d.Has(ctx, ref); err != nil || has != step.want {
 			t.Errorf("Has: %v, %v; want %v", has, err, step.want)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "tmp", ref.Name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("tmp/ link left behind: %v", err)
 		}
 	}
 	// An attempt cut short in tmp/.

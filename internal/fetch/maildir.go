@@ -100,11 +100,21 @@ func (d *maildir) Deliver(ctx context.Context, m *Message, prev *Ref, intent fun
 
 // Has looks for the file in new/ and, since a mail client moves what it
 // has seen to cur/ adding ":2,<flags>" (or ",<info>" for some), in cur/.
+// When it is there, a second link to it left in tmp/ by a crash between
+// link and unlink goes.
 func (d *maildir) Has(_ context.Context, ref Ref) (bool, error) {
 	if ref.Name == "" {
 		return false, nil
 	}
-	if _, err := os.Stat(filepath.Join(d.dir, "new", ref.Name)); err == nil {
+	found, err := d.find(ref.Name)
+	if found {
+		os.Remove(filepath.Join(d.dir, "tmp", ref.Name))
+	}
+	return found, err
+}
+
+func (d *maildir) find(name string) (bool, error) {
+	if _, err := os.Stat(filepath.Join(d.dir, "new", name)); err == nil {
 		return true, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return false, fmt.Errorf("maildir: %w", err)
@@ -114,7 +124,7 @@ func (d *maildir) Has(_ context.Context, ref Ref) (bool, error) {
 		return false, fmt.Errorf("maildir: %w", err)
 	}
 	for _, e := range entries {
-		if rest, ok := strings.CutPrefix(e.Name(), ref.Name); ok && (rest == "" || rest[0] == ':' || rest[0] == ',') {
+		if rest, ok := strings.CutPrefix(e.Name(), name); ok && (rest == "" || rest[0] == ':' || rest[0] == ',') {
 			return true, nil
 		}
 	}

@@ -222,7 +222,10 @@ func (f *Fetcher) destination(ctx context.Context, a *Account) (Destination, err
 		if err != nil {
 			return nil, err
 		}
-		d := &delivery.Deliverer{Store: s.st, Logger: f.log, Now: f.opts.Now}
+		// No Logger: the run logs each message itself, at debug level,
+		// and the Deliverer's line per delivery would fill a terminal
+		// under the progress bar.
+		d := &delivery.Deliverer{Store: s.st, Now: f.opts.Now}
 		return newStoreDest(ctx, *a.Store, s.st, s.sp, d)
 	}
 	return nil, errors.New("no destination")

@@ -62,8 +62,7 @@ type entry struct {
 	// Stored is when the message was first stored here (what keep_days
 	// counts from); zero while only the intent is recorded.
 	Stored time.Time `json:"stored,omitzero"`
-	// Intent is where the message is being stored; it stays after the
-	// message is stored, for the record.
+	// Intent is where the message is being stored, until it is.
 	Intent *Ref `json:"intent,omitempty"`
 	// FP identifies an IMAP message across a UIDVALIDITY change (see
 	// fingerprint).
@@ -253,6 +252,7 @@ func (s *state) apply(r record) {
 		if !e.stored() {
 			e.Stored = r.At
 		}
+		e.Intent = nil
 		if r.FP != "" {
 			e.FP = r.FP
 		}
