@@ -222,7 +222,7 @@ func (c *conn) serve() {
 
 func (c *conn) handshake() bool {
 	tc := c.nc.(*tls.Conn)
-	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.TLSHandshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
 		c.log.Info("TLS handshake failed", "err", err)

@@ -64,16 +64,14 @@ func TestShutdown(t *testing.T) {
 }
 
 func TestTimeouts(t *testing.T) {
-	e := newTestEnv(t, func(c *Config) {
-		c.IMAP.LoginTimeout = config.Duration(200 * time.Millisecond)
-		c.IMAP.IdleTimeout = config.Duration(300 * time.Millisecond)
-	})
 	// Before login.
+	e := newTestEnv(t, func(c *Config) { c.IMAP.LoginTimeout = config.Duration(300 * time.Millisecond) })
 	c := e.dial()
 	if lines := readUntilClosed(t, c.nc, c.br); len(lines) != 1 || !strings.HasPrefix(lines[0], "* BYE") {
 		t.Errorf("login timeout: %q", lines)
 	}
 	// While idling.
+	e = newTestEnv(t, func(c *Config) { c.IMAP.IdleTimeout = config.Duration(2 * time.Second) })
 	c = e.login()
 	c.mustOK("SELECT INBOX")
 	c.write("i IDLE\r\n")

@@ -62,6 +62,9 @@ type Config struct {
 	// WriteTimeout is how long one write to a client may block before the
 	// connection is dropped. Default: 2 minutes.
 	WriteTimeout time.Duration
+	// TLSHandshakeTimeout bounds the TLS handshake of IMAPS and STARTTLS.
+	// Default: 30 seconds.
+	TLSHandshakeTimeout time.Duration
 }
 
 // Server serves IMAP on any number of listeners.
@@ -103,6 +106,9 @@ func New(cfg Config) *Server {
 	setDefault(&l.MaxOutputBacklog, d.MaxOutputBacklog)
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 2 * time.Minute
+	}
+	if cfg.TLSHandshakeTimeout <= 0 {
+		cfg.TLSHandshakeTimeout = 30 * time.Second
 	}
 	return &Server{
 		cfg:       cfg,
