@@ -145,7 +145,9 @@ func describeNetErr(err error, a *Account) error {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return fmt.Errorf("%w: %s did not answer within %v", ErrTimeout, a.addr(), a.Timeout.D())
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
-		return fmt.Errorf("%w to %s: %w", ErrConnect, a.addr(), err)
+		var errno syscall.Errno
+		errors.As(err, &errno) // "connection refused", without the dial's repetition of the address
+		return fmt.Errorf("%w to %s: %w", ErrConnect, a.addr(), errno)
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {

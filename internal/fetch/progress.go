@@ -97,6 +97,7 @@ func (p *barProgress) Start(messages int, bytes int64) {
 	p.bar = progressbar.NewOptions64(p.bytes,
 		progressbar.OptionSetWriter(p.w),
 		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowCount(),
 		progressbar.OptionSetWidth(30),
 		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionShowElapsedTimeOnFinish(),

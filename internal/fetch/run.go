@@ -269,7 +269,7 @@ func (f *Fetcher) newWorker(ctx context.Context, a *Account) (*worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st.snap.Source != a.source() {
+	if st.snap.Source != a.source() && st.messages() > 0 {
 		f.log.Warn("the state was kept for another server account; messages may be fetched again",
 			"account", a.Name, "state", st.snap.Source, "now", a.source())
 		st.snap.Source = a.source()

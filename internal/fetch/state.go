@@ -209,6 +209,15 @@ func (s *state) load() error {
 	}
 }
 
+// messages counts the messages the state knows, in every folder.
+func (s *state) messages() int {
+	n := 0
+	for _, fs := range s.snap.Folders {
+		n += len(fs.Messages)
+	}
+	return n
+}
+
 // folder returns a folder's state, creating it empty.
 func (s *state) folder(name string) *folderState {
 	fs := s.snap.Folders[name]
