@@ -197,7 +197,7 @@ func itoa(n uint32) string {
 func (c *conn) cmdIdle(cmd *command) {
 	c.w.str("+ idling\r\n")
 	if c.sel != nil {
-		c.sync(true, true)
+		c.sync(true)
 	}
 	c.w.flush()
 
@@ -247,7 +247,7 @@ func (c *conn) cmdIdle(cmd *command) {
 			return
 		case <-c.watcher.C():
 			if c.sel != nil {
-				c.sync(true, true)
+				c.sync(true)
 				c.w.flush()
 			}
 		case <-c.srv.done:

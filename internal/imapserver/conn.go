@@ -435,8 +435,7 @@ func (c *conn) execute(line []byte) {
 	if c.sel != nil {
 		// RFC 9051 7.5.1: no EXPUNGE during FETCH, STORE or SEARCH.
 		expungeOK := cmd.name != "FETCH" && cmd.name != "STORE" && cmd.name != "SEARCH"
-		force := cmd.name == "NOOP" || cmd.name == "CHECK"
-		c.sync(expungeOK, force)
+		c.sync(expungeOK)
 	}
 	text := c.completion
 	if text == "" {

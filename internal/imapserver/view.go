@@ -292,56 +292,55 @@ func (c *conn) unselect() {
 	c.searchRes = nil // RFC 5182 2.1
 }
 
-// sync brings the view up to date with the store and tells the client,
-// when the store changed (the watcher fired) or when force is set. With
-// expungeOK false, expunges wait (RFC 9051 7.5.1).
-func (c *conn) sync(expungeOK, force bool) {
+// sync brings the view up to date with the store and tells the client.
+// It asks the store after every command rather than only when the watcher
+// fired: notifications from other processes and nodes arrive late, and a
+// client that sees a change in one session expects the next command in
+// another to show it. With expungeOK false, expunges wait (RFC 9051 7.5.1).
+func (c *conn) sync(expungeOK bool) {
 	sel := c.sel
-	fired := false
+	// The wake-up, if any, is answered now.
 	select {
 	case <-c.watcher.C():
-		fired = true
 	default:
 	}
 	var added int
-	if fired || force {
-		cs, err := c.sess.Changes(c.ctx, sel.mb.ID, sel.modSeq)
-		xcheckf(err, "changes of %s", sel.mb.Name)
-		if cs.Gone {
-			// The mailbox was deleted or renamed elsewhere.
-			c.w.str("* BYE selected mailbox was deleted or renamed\r\n")
-			c.w.flush()
-			c.closing = true
-			return
-		}
-		for _, u := range cs.Expunged {
-			if sel.seq(u) > 0 {
-				if i, found := slices.BinarySearch(sel.pendingExpunge, u); !found {
-					sel.pendingExpunge = slices.Insert(sel.pendingExpunge, i, u)
-				}
-			}
-		}
-		for _, u := range cs.Updated {
-			seq := sel.seq(u.UID)
-			if seq == 0 || sel.reported[u.UID] >= u.ModSeq {
-				continue
-			}
-			if _, gone := slices.BinarySearch(sel.pendingExpunge, u.UID); gone {
-				continue
-			}
-			c.writeFlagsFetch(seq, u.UID, u.ModSeq, u.Flags, true)
-		}
-		last := sel.lastUID()
-		for _, m := range cs.Added {
-			if m.UID > last {
-				sel.uids = append(sel.uids, m.UID)
-				last = m.UID
-				added++
-			}
-		}
-		sel.modSeq = max(sel.modSeq, cs.HighestModSeq)
-		clear(sel.reported)
+	cs, err := c.sess.Changes(c.ctx, sel.mb.ID, sel.modSeq)
+	xcheckf(err, "changes of %s", sel.mb.Name)
+	if cs.Gone {
+		// The mailbox was deleted or renamed elsewhere.
+		c.w.str("* BYE selected mailbox was deleted or renamed\r\n")
+		c.w.flush()
+		c.closing = true
+		return
 	}
+	for _, u := range cs.Expunged {
+		if sel.seq(u) > 0 {
+			if i, found := slices.BinarySearch(sel.pendingExpunge, u); !found {
+				sel.pendingExpunge = slices.Insert(sel.pendingExpunge, i, u)
+			}
+		}
+	}
+	for _, u := range cs.Updated {
+		seq := sel.seq(u.UID)
+		if seq == 0 || sel.reported[u.UID] >= u.ModSeq {
+			continue
+		}
+		if _, gone := slices.BinarySearch(sel.pendingExpunge, u.UID); gone {
+			continue
+		}
+		c.writeFlagsFetch(seq, u.UID, u.ModSeq, u.Flags, true)
+	}
+	last := sel.lastUID()
+	for _, m := range cs.Added {
+		if m.UID > last {
+			sel.uids = append(sel.uids, m.UID)
+			last = m.UID
+			added++
+		}
+	}
+	sel.modSeq = max(sel.modSeq, cs.HighestModSeq)
+	clear(sel.reported)
 	if expungeOK && len(sel.pendingExpunge) > 0 {
 		c.reportExpunged(sel.pendingExpunge)
 		sel.pendingExpunge = nil
