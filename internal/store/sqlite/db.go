@@ -22,14 +22,16 @@ import (
 //   - BEGIN IMMEDIATE for write transactions (read-only ones stay
 //     deferred), so a writer takes the lock before it reads and two
 //     processes never deadlock upgrading; the loser waits busy_timeout;
-//   - foreign keys on.
+//   - foreign keys on;
+//   - each connection keeps its statements prepared (stmtcache.go).
 func openDB(path string, conns int, busy time.Duration) (*sql.DB, error) {
 	dsn := fmt.Sprintf("%s?_txlock=immediate&_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)"+
 		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)", path, busy.Milliseconds())
-	db, err := sql.Open("sqlite", dsn)
+	connector, err := newStmtCacheConnector(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	db := sql.OpenDB(connector)
 	db.SetMaxOpenConns(conns)
 	db.SetMaxIdleConns(min(conns, 2))
 	db.SetConnMaxIdleTime(time.Minute)

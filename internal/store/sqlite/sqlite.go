@@ -47,8 +47,6 @@ import (
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/store"
-
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 )
 
 // Config configures a Store. Zero values mean the defaults stated.
