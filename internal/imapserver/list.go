@@ -176,14 +176,22 @@ func (c *conn) cmdList(cmd *command) {
 		children, unmatched, subUnmatched := descendants(name)
 		var attrs []string
 		childInfo := false
+		lsubParent := false
 		switch {
+		case a.lsub && !it.subscribed:
+			// RFC 3501 6.3.9: a superior of subscribed names that "%"
+			// does not reach is listed \Noselect.
+			if !subUnmatched {
+				continue
+			}
+			lsubParent = true
 		case selSubscribed && !it.subscribed:
 			// RFC 5258 3.5: a superior of unmatched subscribed names.
 			if !recursive || !subUnmatched {
 				continue
 			}
 			childInfo = true
-		case selSubscribed && subUnmatched && recursive:
+		case selSubscribed && subUnmatched && recursive && !a.lsub:
 			childInfo = true
 		}
 		if selSpecial && (it.mb == nil || it.mb.SpecialUse == "") && !childInfo {
@@ -196,7 +204,7 @@ func (c *conn) cmdList(cmd *command) {
 		switch {
 		case it.mb == nil && (it.subscribed && !a.lsub):
 			attrs = append(attrs, `\NonExistent`)
-		case it.mb == nil:
+		case it.mb == nil || lsubParent:
 			attrs = append(attrs, `\Noselect`)
 		}
 		if !a.lsub {
