@@ -2,6 +2,7 @@ package pop3server
 
 import (
 	"bytes"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -115,7 +116,7 @@ func TestWriteBody(t *testing.T) {
 		{"A: b\r\n\r\nno end", 5, "A: b\r\n\r\nno end\r\n.\r\n"},
 	} {
 		var b bytes.Buffer
-		if err := writeBody(&b, strings.NewReader(tc.msg), tc.bodyLines); err != nil || b.String() != tc.want {
+		if err := writeBody(&b, strings.NewReader(tc.msg), tc.bodyLines, make([]byte, 7)); err != nil || b.String() != tc.want {
 			t.Errorf("writeBody(%q, %d) = %q, %v; want %q", tc.msg, tc.bodyLines, b.String(), err, tc.want)
 		}
 	}
@@ -129,16 +130,19 @@ func FuzzWriteBody(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, msg string) {
-		var b bytes.Buffer
-		if err := writeBody(&b, strings.NewReader(msg), -1); err != nil {
-			t.Fatal(err)
-		}
 		want := msg
 		if want != "" && !strings.HasSuffix(want, "\n") {
 			want += "\r\n"
 		}
-		if got := unstuff(t, b.String()); got != want {
-			t.Fatalf("round trip of %q gave %q", msg, got)
+		// Pieces of every size meet dots at piece boundaries.
+		for _, size := range []int{1, 2, 5, bodyBufSize} {
+			var b bytes.Buffer
+			if err := writeBody(&b, strings.NewReader(msg), -1, make([]byte, size)); err != nil {
+				t.Fatal(err)
+			}
+			if got := unstuff(t, b.String()); got != want {
+				t.Fatalf("round trip of %q in pieces of %d gave %q", msg, size, got)
+			}
 		}
 	})
 }
@@ -164,4 +168,23 @@ func unstuff(t *testing.T, s string) string {
 	}
 	t.Fatal("no terminator")
 	return ""
+}
+
+// BenchmarkWriteBody sends a 50 KB message of 72-byte lines, some
+// starting with a dot, as RETR does.
+func BenchmarkWriteBody(b *testing.B) {
+	var msg strings.Builder
+	for i := 0; msg.Len() < 50000; i++ {
+		if i%100 == 0 {
+			msg.WriteString(".")
+		}
+		msg.WriteString(strings.Repeat("x", 70) + "\r\n")
+	}
+	buf := make([]byte, bodyBufSize)
+	b.SetBytes(int64(msg.Len()))
+	for b.Loop() {
+		if err := writeBody(io.Discard, strings.NewReader(msg.String()), -1, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -48,6 +48,9 @@ type conn struct {
 	// waiting in br, so pipelined commands get batched answers
 	// (RFC 2449 6.6).
 	bw *bufio.Writer
+	// bodyBuf holds the piece of a message being sent, allocated by the
+	// first RETR or TOP.
+	bodyBuf []byte
 
 	// state is the protocol state (RFC 1939 3).
 	state state

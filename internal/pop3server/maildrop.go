@@ -132,7 +132,10 @@ func (c *conn) sendMessage(m *message, bodyLines int) {
 	} else {
 		c.writeLine("+OK top of message follows")
 	}
-	err = writeBody(c.bw, io.NewSectionReader(body, 0, body.Size()), bodyLines)
+	if c.bodyBuf == nil {
+		c.bodyBuf = make([]byte, bodyBufSize)
+	}
+	err = writeBody(c.bw, io.NewSectionReader(body, 0, body.Size()), bodyLines, c.bodyBuf)
 	var re readError
 	if errors.As(err, &re) {
 		// The response has begun: the client can only be told by

@@ -82,6 +82,10 @@ const (
 // initial response gets some slack.
 const maxCommandLine = 1024
 
+// bodyBufSize is how much of a message RETR reads at once: most mail fits,
+// so a RETR is one read from the store and one or two writes to the client.
+const bodyBufSize = 64 * 1024
+
 // Server is a POP3 server. Create it with New.
 type Server struct {
 	cfg Config
