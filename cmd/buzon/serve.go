@@ -97,6 +97,7 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 	imap := imapserver.New(imapserver.Config{
 		Store: st, Auth: authn, Sessions: sessions, TLS: tlsConfig, Hostname: cfg.Hostname,
 		IMAP: cfg.IMAP, Limits: cfg.Limits, AllowPlaintext: cfg.Auth.AllowPlaintext, Logger: log,
+		TLSHandshakeTimeout: cfg.TLS.HandshakeTimeout.D(),
 		Append: func(ctx context.Context, sess store.Session, mailboxID int64, r io.Reader, _ int64, flags store.Flags, date time.Time) (store.AppendResult, error) {
 			return delivery.Append(ctx, spooler, sess, mailboxID, r, flags, date)
 		},

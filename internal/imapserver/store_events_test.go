@@ -2,6 +2,7 @@ package imapserver
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -93,5 +94,29 @@ func TestOutsideChanges(t *testing.T) {
 	untagged, tagged := c.cmd("NOOP")
 	if len(untagged) == 0 || !strings.HasPrefix(untagged[0], "* BYE") {
 		t.Errorf("NOOP on a deleted mailbox: %q %q", untagged, tagged)
+	}
+}
+
+// TestUIDFromElsewhere: a client that learnt a UID on another connection
+// (an APPENDUID, another device) can name it in a UID command at once; the
+// session announces the new message first, then acts on it.
+func TestUIDFromElsewhere(t *testing.T) {
+	e := newTestEnv(t)
+	e.deliver("INBOX", "Subject: one\n\n1\n")
+	c := e.login()
+	c.mustOK("SELECT INBOX")
+	res := e.deliver("INBOX", "Subject: two\n\n2\n")
+	uid := fmt.Sprint(res.UID)
+	untagged := c.mustOK(`UID STORE ` + uid + ` +FLAGS (\Flagged)`)
+	if len(untagged) < 2 || untagged[0] != "* 2 EXISTS" || !strings.Contains(untagged[1], `\Flagged`) {
+		t.Fatalf("UID STORE of a message delivered after SELECT: %q", untagged)
+	}
+	untagged = c.mustOK(`UID FETCH ` + uid + ` (FLAGS)`)
+	if len(untagged) != 1 || !strings.Contains(untagged[0], `\Flagged`) {
+		t.Errorf("flags after the store: %q", untagged)
+	}
+	e.deliver("INBOX", "Subject: three\n\n3\n")
+	if untagged := c.mustOK(`UID FETCH * (UID)`); len(untagged) != 2 || untagged[0] != "* 3 EXISTS" {
+		t.Errorf("UID FETCH * after a delivery: %q", untagged)
 	}
 }

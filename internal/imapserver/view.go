@@ -49,6 +49,13 @@ func (s *selected) lastUID() store.UID {
 // UIDs of the view it names. For UID sets, numbers outside the view are
 // ignored (RFC 9051 6.4.9); for message numbers they are an error.
 func (c *conn) xresolve(set numSet, isUID bool) store.UIDSet {
+	if isUID && !set.searchRes && c.beyondView(set) {
+		// The client names UIDs it learnt elsewhere (an APPENDUID on
+		// another connection, another device): catch up first, announcing
+		// the new messages with EXISTS, so the command reaches them.
+		// Expunges still wait (RFC 9051 7.5.1).
+		c.sync(false)
+	}
 	sel := c.sel
 	if set.searchRes {
 		// RFC 5182 2.1: only what is still in the view.
@@ -108,6 +115,18 @@ func (c *conn) xresolve(set numSet, isUID bool) store.UIDSet {
 		ranges = append(ranges, store.UIDRange{Start: sel.uids[first-1], Stop: sel.uids[last-1]})
 	}
 	return store.NewUIDSet(ranges...)
+}
+
+// beyondView reports whether a UID set reaches past the last UID of the
+// view, or uses "*".
+func (c *conn) beyondView(set numSet) bool {
+	last := uint32(c.sel.lastUID())
+	for _, r := range set.ranges {
+		if r.first == 0 || r.last == 0 || r.first > last || r.last > last {
+			return true
+		}
+	}
+	return false
 }
 
 // inView counts the view's UIDs in set.
