@@ -5,6 +5,8 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -75,15 +77,20 @@ func TestDaemon(t *testing.T) {
 		f.Daemon(ctx)
 		close(done)
 	}()
-	waitFor(t, "the first three messages", func() bool { return len(maildirMessages(t, good.Maildir)) == 3 })
+	newFiles := func() int {
+		entries, _ := os.ReadDir(filepath.Join(good.Maildir, "new"))
+		return len(entries)
+	}
+	waitFor(t, "the first three messages", func() bool { return newFiles() == 3 })
+	waitFor(t, "IDLE", func() bool { return logs.count(`msg="IDLE: waiting" account=good`) == 1 })
 	b.deliver(t, "INBOX", testMessages(4, 4)...)
-	waitFor(t, "the fourth message, through IDLE", func() bool { return len(maildirMessages(t, good.Maildir)) == 4 })
+	waitFor(t, "the fourth message", func() bool { return newFiles() == 4 })
 	waitFor(t, "the failing account to retry", func() bool { return logs.count(`msg="fetch failed" account=bad`) >= 3 })
 	cancel()
 	<-done
 	checkMaildir(t, good.Maildir, [2]int{1, 4})
-	if n := logs.count("IDLE: new mail"); n < 1 {
-		t.Errorf("no IDLE wake-up logged:\n%s", logs.b.String())
+	if n := logs.count(`msg="IDLE: new mail" account=good`); n != 1 {
+		t.Errorf("%d IDLE wake-ups logged, want 1:\n%s", n, logs.b.String())
 	}
 	// Both accounts' state is released.
 	for _, name := range []string{"good", "bad"} {
@@ -109,4 +116,40 @@ func TestBackoff(t *testing.T) {
 			t.Fatalf("backoff %v, want %v", got, want)
 		}
 	}
+}
+
+// TestIdleAfterRun: mail that arrives after a run looked at the folder
+// but before IDLE starts is fetched at once: its EXISTS goes to the
+// SELECT before IDLE, so idle must notice it there.
+func TestIdleAfterRun(t *testing.T) {
+	b := startBuzon(t)
+	b.deliver(t, "INBOX", testMessages(1, 1)...)
+	a := b.account(t, ProtoIMAP, TLSImplicit)
+	cfg := testConfig(t, a)
+	f := New(cfg, testOptions(t))
+	defer f.Close()
+	ctx := context.Background()
+	w, err := f.newWorker(ctx, &cfg.Accounts[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.close()
+	if s := w.run(ctx); s.Err != nil || s.Fetched != 1 {
+		t.Fatalf("run: %v", s)
+	}
+	b.deliver(t, "INBOX", testMessages(2, 2)...)
+	idled := make(chan bool, 1)
+	go func() { idled <- w.idle(ctx, time.Hour) }()
+	select {
+	case ok := <-idled:
+		if !ok {
+			t.Fatal("idle: the server offers IDLE")
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("idle waited for mail that had already come")
+	}
+	if s := w.run(ctx); s.Err != nil || s.Fetched != 1 {
+		t.Fatalf("second run: %v", s)
+	}
+	checkMaildir(t, a.Maildir, [2]int{1, 2})
 }

@@ -32,7 +32,7 @@ import (
 const dovecotScript = "/work/shared/peers/dovecot.sh"
 
 // dovecotUsers is how many users the instance has.
-const dovecotUsers = 60
+const dovecotUsers = 500
 
 var peer struct {
 	once sync.Once

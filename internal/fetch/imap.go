@@ -221,6 +221,9 @@ func (r *run) imapFolder(ctx context.Context, ic *imapConn, folder string) error
 	if uv == 0 {
 		return fmt.Errorf("folder %s: the server sent no UIDVALIDITY (RFC 9051 7.1)", folder)
 	}
+	if folder == r.a.Folders[0] {
+		r.w.idleMark = [2]uint32{uv, uint32(sel.UIDNext)}
+	}
 	var uids []imap.UID
 	if sel.NumMessages > 0 {
 		err := ic.do(func() error {
@@ -552,19 +555,28 @@ func (w *worker) idle(ctx context.Context, d time.Duration) bool {
 		return false
 	}
 	folder := w.a.Folders[0]
+	var sel *imap.SelectData
 	err := ic.do(func() error {
-		_, err := ic.c.Select(folder, &imap.SelectOptions{ReadOnly: true}).Wait()
+		var err error
+		sel, err = ic.c.Select(folder, &imap.SelectOptions{ReadOnly: true}).Wait()
 		return err
 	})
 	if err != nil {
 		w.log.Warn("IDLE: cannot select the folder; polling instead", "folder", folder, "err", err)
 		return false
 	}
+	if [2]uint32{sel.UIDValidity, uint32(sel.UIDNext)} != w.idleMark {
+		// Mail came after the run looked (its EXISTS went to this
+		// SELECT, not to IDLE): fetch it now.
+		w.log.Debug("IDLE: new mail since the last run", "folder", folder)
+		return true
+	}
 	var cmd *imapclient.IdleCommand
 	if err := ic.do(func() error { var err error; cmd, err = ic.c.Idle(); return err }); err != nil {
 		w.log.Warn("IDLE refused; polling instead", "err", err)
 		return false
 	}
+	w.log.Debug("IDLE: waiting", "folder", folder)
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	select {

@@ -262,6 +262,9 @@ type worker struct {
 	spoolDir string
 	// imap is the connection kept between runs for IDLE, or nil.
 	imap *imapConn
+	// idleMark is the first folder's UIDVALIDITY and UIDNEXT when the
+	// last run selected it: mail that arrived after that was not fetched.
+	idleMark [2]uint32
 }
 
 func (f *Fetcher) newWorker(ctx context.Context, a *Account) (*worker, error) {
