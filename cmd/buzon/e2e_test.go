@@ -209,7 +209,12 @@ func python(t *testing.T, stdin string, script string, args ...string) string {
 	if err != nil {
 		t.Skip("python3 not installed")
 	}
-	cmd := exec.Command(py, append([]string{filepath.Join("testdata", script)}, args...)...)
+	path := filepath.Join("testdata", script)
+	if _, err := os.Stat(path); err != nil {
+		// Scripts shared with other packages' tests.
+		path = filepath.Join("..", "..", "testdata", "clients", script)
+	}
+	cmd := exec.Command(py, append([]string{path}, args...)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -454,5 +459,20 @@ func TestMetrics(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %s\n%s", want, body)
 		}
+	}
+}
+
+// TestLMTPSocket delivers through the unix socket in the data folder, the
+// way an MTA on the same machine does (Postfix's lmtp:unix:...).
+func TestLMTPSocket(t *testing.T) {
+	in := start(t, "")
+	mustBuzon(t, "pw\n", "user", "add", "--data", in.data, "hal@example.org")
+	sock := filepath.Join(in.data, "lmtp.sock")
+	if out := python(t, "Subject: via the socket\r\n\r\nhi\r\n", "lmtp_send.py", sock, "0", "x@example.net", "hal@example.org", "nobody@example.org"); out != "refused nobody@example.org 550\n" {
+		t.Errorf("lmtp_send.py: %q", out)
+	}
+	host, port := in.hostPort("pop3")
+	if out := python(t, "", "pop3_stat.py", host, port, "hal@example.org", "pw", "plain"); !strings.HasPrefix(out, "1 ") {
+		t.Errorf("after delivery through the socket: %q", out)
 	}
 }

@@ -207,7 +207,7 @@ func TestPythonLMTP(t *testing.T) {
 	big := testMessage + strings.Repeat("line of text for a large message\r\n", 4000)
 	for _, msg := range []string{testMessage, big} {
 		host, port, _ := net.SplitHostPort(f.addr)
-		cmd := exec.Command(py, filepath.Join("testdata", "lmtp_send.py"), host, port, "carol@example.net", "alice@example.org", "nobody@example.org")
+		cmd := exec.Command(py, filepath.Join("..", "..", "testdata", "clients", "lmtp_send.py"), host, port, "carol@example.net", "alice@example.org", "nobody@example.org")
 		cmd.Stdin = strings.NewReader(msg)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
@@ -220,5 +220,48 @@ func TestPythonLMTP(t *testing.T) {
 	}
 	if got := f.inbox(t, "alice@example.org"); len(got) != 2 || got[0] != testMessage || got[1] != big {
 		t.Errorf("alice's INBOX holds %d messages, not the two sent byte for byte", len(got))
+	}
+}
+
+// TestRecipientDeletedBeforeData: an account accepted at RCPT and deleted
+// before DATA gets a permanent 550, as an unknown one does, not a
+// temporary failure that would have the MTA retry for days.
+func TestRecipientDeletedBeforeData(t *testing.T) {
+	f := newFixture(t, 0)
+	conn, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := smtp.NewClientLMTP(conn)
+	defer c.Close()
+	if err := c.Hello("client.example.net"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail("carol@example.net", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, rcpt := range []string{"alice@example.org", "bob@example.org"} {
+		if err := c.Rcpt(rcpt, nil); err != nil {
+			t.Fatalf("RCPT %s: %v", rcpt, err)
+		}
+	}
+	if err := f.st.DeleteAccount(context.Background(), "bob@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, testMessage)
+	_, err = w.CloseWithLMTPResponse()
+	var lerr smtp.LMTPDataError
+	if !errors.As(err, &lerr) {
+		t.Fatalf("want a per-recipient failure, got %v", err)
+	}
+	if e := lerr["bob@example.org"]; e == nil || e.Code != 550 || e.EnhancedCode != (smtp.EnhancedCode{5, 1, 1}) {
+		t.Errorf("deleted recipient: %v", e)
+	}
+	if lerr["alice@example.org"] != nil {
+		t.Errorf("alice: %v", lerr["alice@example.org"])
 	}
 }

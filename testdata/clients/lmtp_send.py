@@ -1,5 +1,6 @@
 """Deliver standard input over LMTP with Python's smtplib, reporting refused
-recipients. Usage: lmtp_send.py HOST PORT FROM RCPT..."""
+recipients. Usage: lmtp_send.py HOST PORT FROM RCPT...
+A HOST starting with "/" is a unix socket (PORT is then ignored)."""
 import smtplib
 import sys
 
