@@ -3,12 +3,15 @@ package fetch
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/buzon-mail/buzon/internal/pop3client"
+	"github.com/buzon-mail/buzon/internal/pop3server/pop3test"
 	"github.com/buzon-mail/buzon/internal/server"
 	"github.com/buzon-mail/buzon/internal/store"
 )
@@ -279,5 +282,36 @@ func TestQuotaFull(t *testing.T) {
 		if got := local.subjects(t, "INBOX"); strings.Join(got, ",") != strings.Join(wantSubjects([2]int{1, 5}), ",") {
 			t.Errorf("local account holds %v", got)
 		}
+	}
+}
+
+// TestPOP3InUse: a maildrop locked by another session (as one of ours
+// that died may leave it for a moment) is tried again, and the run goes
+// on once it is free.
+func TestPOP3InUse(t *testing.T) {
+	b := startBuzon(t)
+	b.deliver(t, "INBOX", testMessages(1, 2)...)
+	other, err := pop3client.DialTLS(context.Background(), b.pop3.TLSAddr, b.pop3.ClientTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.User(remoteUser, pop3test.Password); err != nil {
+		t.Fatal(err)
+	}
+	a := b.account(t, ProtoPOP3, TLSImplicit)
+	var logs logBuffer
+	opts := testOptions(t)
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	f := New(testConfig(t, a), opts)
+	defer f.Close()
+	done := make(chan Summary, 1)
+	go func() {
+		sums, _ := f.RunOnce(context.Background())
+		done <- sums[0]
+	}()
+	waitFor(t, "the in-use retry", func() bool { return logs.count("the mailbox is in use") > 0 })
+	other.Quit()
+	if s := <-done; s.Err != nil || s.Fetched != 2 {
+		t.Errorf("%v", s)
 	}
 }

@@ -130,6 +130,11 @@ func TestCrashRecovery(t *testing.T) {
 						n = 1 // once per batch or session
 					}
 					crashFetch(t, cfg, opts, point, n)
+					if proto == ProtoPOP3 {
+						// The crashed session's maildrop lock goes when
+						// the server sees the connection closed.
+						b.pop3.WaitUnlocked(t, remoteUser)
+					}
 					if b.count(t, "INBOX") != 5 {
 						t.Fatalf("the crashed run deleted messages: %d left", b.count(t, "INBOX"))
 					}
@@ -157,6 +162,7 @@ func TestCrashMDA(t *testing.T) {
 	withDest(t, &a, "mda", nil)
 	cfg := testConfig(t, a)
 	crashFetch(t, cfg, testOptions(t), "record", 2)
+	b.pop3.WaitUnlocked(t, remoteUser)
 	if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 2 || s.Recovered != 0 {
 		t.Errorf("rerun: %v", s)
 	}

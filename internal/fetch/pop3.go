@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"time"
 
 	"github.com/buzon-mail/buzon/internal/pop3client"
 )
@@ -15,6 +16,10 @@ import (
 // pop3Folder is the state folder of a POP3 account, which has one
 // mailbox.
 const pop3Folder = ""
+
+// inUseAttempts is how many times a run tries to log in to a maildrop
+// locked by another session (RFC 2449 8.1.1 [IN-USE]).
+const inUseAttempts = 3
 
 // pop3Msg is one message of the maildrop.
 type pop3Msg struct {
@@ -117,9 +122,21 @@ func (r *run) pop3Login(ctx context.Context, s *pop3Session) error {
 // pop3 runs one POP3 session: list, store what is new, mark what is to
 // go, and QUIT, which is when the server deletes (RFC 1939 6).
 func (r *run) pop3(ctx context.Context) error {
-	s, err := r.pop3Connect(ctx)
-	if err != nil {
-		return err
+	var s *pop3Session
+	for attempt := 1; ; attempt++ {
+		var err error
+		s, err = r.pop3Connect(ctx)
+		if err == nil {
+			break
+		}
+		// A session of ours that died (a crash, a dropped connection)
+		// may hold the maildrop lock until the server notices.
+		if !pop3client.HasCode(err, pop3client.CodeInUse) || attempt == inUseAttempts {
+			return err
+		}
+		wait := time.Duration(attempt) * time.Second
+		r.log.Info("the mailbox is in use; trying again", "in", wait)
+		sleep(ctx, wait)
 	}
 	defer s.c.Close()
 	stop := context.AfterFunc(ctx, func() { s.c.Close() })
@@ -157,6 +174,14 @@ func (r *run) pop3(ctx context.Context) error {
 			sw := newSpoolWriter(r.w.spoolDir)
 			if err := s.do(func() error { _, err := s.c.Retr(m.n, sw); return err }); err != nil {
 				sw.discard()
+				var pe *pop3client.Error
+				if errors.As(err, &pe) {
+					// Refused (removed by another session, say); the
+					// session goes on.
+					r.sum.Failed++
+					r.log.Warn("the server refused a message; it stays there", "id", m.id, "err", err)
+					continue
+				}
 				return fmt.Errorf("RETR %d: %w", m.n, err)
 			}
 			msg := sw.message("pop3:" + m.id)
@@ -173,10 +198,16 @@ func (r *run) pop3(ctx context.Context) error {
 		}
 		if r.removable(fs.Messages[m.id]) {
 			r.at("dele")
-			if err := s.do(func() error { return s.c.Dele(m.n) }); err != nil {
+			err := s.do(func() error { return s.c.Dele(m.n) })
+			var pe *pop3client.Error
+			switch {
+			case errors.As(err, &pe):
+				r.log.Warn("the server refused to delete a message", "id", m.id, "err", err)
+			case err != nil:
 				return fmt.Errorf("DELE %d: %w", m.n, err)
+			default:
+				deleted = append(deleted, m.id)
 			}
-			deleted = append(deleted, m.id)
 		}
 	}
 	if ctx.Err() != nil {
