@@ -376,3 +376,47 @@ func TestDovecotWrongPassword(t *testing.T) {
 		})
 	}
 }
+
+// TestDovecotSeenAndMove: mark_seen and move_to on Dovecot, whose MOVE
+// and UIDPLUS show only after login.
+func TestDovecotSeenAndMove(t *testing.T) {
+	d := startDovecot(t)
+	for _, tc := range []struct {
+		name   string
+		adjust func(*Account)
+	}{
+		{"seen", func(a *Account) { a.MarkSeen = true }},
+		{"move", func(a *Account) { a.MoveTo = "Archive" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			user := d.user(t)
+			d.put(t, user, "INBOX", testMessages(1, 3)...)
+			d.put(t, user, "Archive")
+			a := d.account(t, user, ProtoIMAP, TLSStartTLS)
+			tc.adjust(&a)
+			cfg := testConfig(t, a)
+			if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 3 {
+				t.Fatalf("%v", s)
+			}
+			c := d.client(t, user)
+			defer c.Close()
+			data, err := c.Status("INBOX", &imap.StatusOptions{NumMessages: true, NumUnseen: true}).Wait()
+			if err != nil {
+				t.Fatal(err)
+			}
+			archived, err := c.Status("Archive", &imap.StatusOptions{NumMessages: true}).Wait()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := [3]uint32{*data.NumMessages, *data.NumUnseen, *archived.NumMessages}
+			want := map[string][3]uint32{"seen": {3, 0, 0}, "move": {0, 0, 3}}[tc.name]
+			if got != want {
+				t.Errorf("INBOX messages, unseen, Archive messages = %v, want %v", got, want)
+			}
+			if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 0 {
+				t.Errorf("second run: %v", s)
+			}
+		})
+	}
+}
