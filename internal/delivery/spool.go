@@ -145,7 +145,13 @@ type crlfWriter struct {
 	total int64 // bytes produced so far
 }
 
+// convert returns in with its line endings made CRLF. Input that has them
+// already, as SMTP and LMTP carry it, comes back as it is, uncopied.
 func (w *crlfWriter) convert(in []byte) []byte {
+	if !w.cr && crlfOnly(in) {
+		w.total += int64(len(in))
+		return in
+	}
 	w.out = w.out[:0]
 	for _, c := range in {
 		switch {
@@ -169,6 +175,24 @@ func (w *crlfWriter) convert(in []byte) []byte {
 	}
 	w.total += int64(len(w.out))
 	return w.out
+}
+
+// crlfOnly reports whether every CR in b is followed by LF and every LF
+// follows a CR: then b needs no conversion.
+func crlfOnly(b []byte) bool {
+	crs := 0
+	for i := 0; ; {
+		j := bytes.IndexByte(b[i:], '\r')
+		if j < 0 {
+			break
+		}
+		i += j + 1
+		if i == len(b) || b[i] != '\n' {
+			return false
+		}
+		crs++
+	}
+	return bytes.Count(b, []byte{'\n'}) == crs
 }
 
 // finish completes a CR left at the very end.

@@ -39,6 +39,32 @@ func TestSpoolNormalisesLineEndings(t *testing.T) {
 	}
 }
 
+// FuzzCRLF checks the conversion, fed in pieces of any size (CRLF input
+// takes the fast path, the rest the byte loop), against the rule: CRLF,
+// bare LF and bare CR each become one CRLF.
+func FuzzCRLF(f *testing.F) {
+	for _, s := range []string{"", "a\r\nb\r\n", "a\nb\rc\r\n", "\r", "\r\r\n\n", "x\r\n\r"} {
+		f.Add(s, uint8(3))
+	}
+	f.Fuzz(func(t *testing.T, in string, piece uint8) {
+		n := int(piece)%16 + 1
+		var w crlfWriter
+		var got []byte
+		for rest := []byte(in); len(rest) > 0; {
+			k := min(n, len(rest))
+			got = append(got, w.convert(rest[:k])...)
+			rest = rest[k:]
+		}
+		got = append(got, w.finish()...)
+		want := strings.ReplaceAll(in, "\r\n", "\n")
+		want = strings.ReplaceAll(want, "\r", "\n")
+		want = strings.ReplaceAll(want, "\n", "\r\n")
+		if string(got) != want || w.total != int64(len(want)) {
+			t.Errorf("convert(%q) in pieces of %d = %q (total %d), want %q", in, n, got, w.total, want)
+		}
+	})
+}
+
 func readAll(t *testing.T, msg *Spooled) string {
 	t.Helper()
 	nm := msg.NewMessage(store.Flags{}, time.Time{})
