@@ -56,14 +56,29 @@ func (d *Deliverer) Lookup(ctx context.Context, address string) (store.Account, 
 // address. When it returns nil the message is durable.
 func (d *Deliverer) Deliver(ctx context.Context, address string, msg *Spooled) (store.AppendResult, error) {
 	acct, err := d.Lookup(ctx, address)
-	res := store.AppendResult{}
-	if err == nil {
-		res, err = d.DeliverTo(ctx, acct.ID, "INBOX", msg, store.Flags{})
+	if err != nil {
+		d.observe(err, msg)
+		return store.AppendResult{}, err
 	}
+	return d.DeliverAccount(ctx, acct, msg)
+}
+
+// DeliverAccount is Deliver to an account found by Lookup, as LMTP does
+// at RCPT: the lookup is not repeated.
+func (d *Deliverer) DeliverAccount(ctx context.Context, acct store.Account, msg *Spooled) (store.AppendResult, error) {
+	res, err := d.DeliverTo(ctx, acct.ID, "INBOX", msg, store.Flags{})
+	if errors.Is(err, store.ErrNoAccount) {
+		// Deleted since the lookup: the address no longer exists.
+		err = fmt.Errorf("%w: %s: %w", ErrUnknownRecipient, acct.Name, err)
+	}
+	d.observe(err, msg)
+	return res, err
+}
+
+func (d *Deliverer) observe(err error, msg *Spooled) {
 	if d.Observe != nil {
 		d.Observe(Classify(err).Code, msg.Size())
 	}
-	return res, err
 }
 
 // DeliverTo appends a spooled message to a named mailbox of an account.

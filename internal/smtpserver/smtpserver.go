@@ -18,6 +18,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/buzon-mail/buzon/internal/delivery"
+	"github.com/buzon-mail/buzon/internal/store"
 )
 
 // Config configures an LMTP server.
@@ -106,9 +107,15 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 // session is one LMTP transaction sequence on a connection.
 type session struct {
 	srv    *Server
-	remote string   // client address, for logs
-	from   string   // reverse path of the current transaction
-	rcpts  []string // accepted recipients, in RCPT order
+	remote string      // client address, for logs
+	from   string      // reverse path of the current transaction
+	rcpts  []recipient // accepted recipients, in RCPT order
+}
+
+// recipient is an accepted RCPT and the account it reaches.
+type recipient struct {
+	addr string
+	acct store.Account
 }
 
 var _ smtp.LMTPSession = (*session)(nil)
@@ -125,13 +132,14 @@ func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 // bounces them without sending the message.
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	ctx := context.Background()
-	if _, err := s.srv.cfg.Deliverer.Lookup(ctx, to); err != nil {
+	acct, err := s.srv.cfg.Deliverer.Lookup(ctx, to)
+	if err != nil {
 		if !errors.Is(err, delivery.ErrUnknownRecipient) {
 			s.srv.log.Error("recipient lookup", "rcpt", to, "err", err)
 		}
 		return smtpError(err)
 	}
-	s.rcpts = append(s.rcpts, to)
+	s.rcpts = append(s.rcpts, recipient{to, acct})
 	return nil
 }
 
@@ -154,12 +162,12 @@ func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	defer msg.Close()
 	var last error
 	for _, rcpt := range s.rcpts {
-		_, err := s.srv.cfg.Deliverer.Deliver(ctx, rcpt, msg)
+		_, err := s.srv.cfg.Deliverer.DeliverAccount(ctx, rcpt.acct, msg)
 		if err != nil {
-			s.srv.log.Warn("delivery failed", "rcpt", rcpt, "from", s.from, "err", err)
+			s.srv.log.Warn("delivery failed", "rcpt", rcpt.addr, "from", s.from, "err", err)
 		}
 		if status != nil {
-			status.SetStatus(rcpt, smtpError(err))
+			status.SetStatus(rcpt.addr, smtpError(err))
 		}
 		last = err
 	}
