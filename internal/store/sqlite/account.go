@@ -156,7 +156,7 @@ func (s *Store) openAccountDB(ctx context.Context, a *account) (*sql.DB, error) 
 		return nil, err
 	}
 	created := false
-	for _, d := range []string{a.dir, filepath.Join(a.dir, msgDir), filepath.Join(a.dir, tmpDir)} {
+	for _, d := range []string{a.dir, filepath.Join(a.dir, msgDir)} {
 		err := os.Mkdir(d, 0o700)
 		if err == nil {
 			created = true

@@ -241,8 +241,9 @@ func (c *checker) bodies(ctx context.Context, tx *sql.Tx, a *account) (int64, er
 			c.stray(a, path, "body file no message names")
 		}
 	}
+	// Earlier versions wrote bodies to tmp/ first.
 	tmps, err := os.ReadDir(filepath.Join(a.dir, tmpDir))
-	if err != nil {
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return 0, err
 	}
 	for _, e := range tmps {

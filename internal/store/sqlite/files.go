@@ -58,13 +58,14 @@ func (s *Store) isInflight(account, file int64) bool {
 	return ok
 }
 
-// writeBody stores exactly size bytes from r as a new body file: written
-// to tmp/, synced, linked into its shard folder. It returns the file's ID,
+// writeBody stores exactly size bytes from r as a new body file, written
+// straight into its shard folder and synced. It returns the file's ID,
 // registered in flight, and the shard folder, which must be synced before
 // the row naming the file commits (Store.write does it). The caller drops
 // the ID from the in-flight set once the row is committed or the file
 // removed. On error nothing is left behind, and a full disk is
-// store.ErrStorageFull.
+// store.ErrStorageFull. A crash while the file is written leaves a body
+// no row names, which Check removes.
 func (s *Store) writeBody(a *account, r io.Reader, size int64) (int64, string, error) {
 	for range 3 {
 		id := newFileID()
@@ -82,16 +83,18 @@ func (s *Store) writeBody(a *account, r io.Reader, size int64) (int64, string, e
 }
 
 func (s *Store) writeBodyAs(a *account, id int64, r io.Reader, size int64) (string, error) {
-	tmp := filepath.Join(a.dir, tmpDir, fileName(id))
-	f, err := s.createTemp(tmp)
+	dir := s.shardDir(a, id)
+	path := filepath.Join(dir, fileName(id))
+	f, err := s.createBody(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if err = s.makeShard(dir); err == nil {
+			f, err = s.createBody(path)
+		}
+	}
 	if err != nil {
 		return "", fmt.Errorf("write body: %w", err)
 	}
-	defer os.Remove(tmp) // after the link, or on failure
-	_, err = io.CopyN(f, r, size)
-	if errors.Is(err, io.EOF) {
-		err = fmt.Errorf("message body shorter than its size %d: %w", size, io.ErrUnexpectedEOF)
-	}
+	err = copyBody(f, r, size)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -99,9 +102,28 @@ func (s *Store) writeBodyAs(a *account, id int64, r io.Reader, size int64) (stri
 		err = cerr
 	}
 	if err != nil {
+		os.Remove(path)
 		return "", fmt.Errorf("write body: %w", err)
 	}
-	return s.link(a, tmp, id)
+	return dir, nil
+}
+
+// copyBody copies exactly size bytes of r to w. A message held in memory
+// (a bytes.Reader, as delivery spools most mail) goes in one write.
+func copyBody(w io.Writer, r io.Reader, size int64) error {
+	var err error
+	if mem, ok := r.(interface {
+		io.WriterTo
+		Len() int
+	}); ok && int64(mem.Len()) == size {
+		_, err = mem.WriteTo(w)
+	} else {
+		_, err = io.CopyN(w, r, size)
+	}
+	if errors.Is(err, io.EOF) {
+		err = fmt.Errorf("message body shorter than its size %d: %w", size, io.ErrUnexpectedEOF)
+	}
+	return err
 }
 
 // linkBody gives an existing body file a second name, for a copy, and
@@ -124,9 +146,8 @@ func (s *Store) linkBody(a *account, src int64) (int64, string, error) {
 	return 0, "", errors.New("link body: no free file name after 3 tries")
 }
 
-// link links src to body file id, creating (and syncing the creation of)
-// its shard folder if needed. It returns the shard folder, which the
-// caller syncs.
+// link links src to body file id, creating its shard folder if needed. It
+// returns the shard folder, which the caller syncs.
 func (s *Store) link(a *account, src string, id int64) (string, error) {
 	dir := s.shardDir(a, id)
 	err := os.Link(src, filepath.Join(dir, fileName(id)))
@@ -134,11 +155,8 @@ func (s *Store) link(a *account, src string, id int64) (string, error) {
 		if _, serr := os.Stat(src); serr != nil {
 			return "", err
 		}
-		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		if err := s.makeShard(dir); err != nil {
 			return "", fmt.Errorf("link body: %w", err)
-		}
-		if err := syncDir(filepath.Dir(dir)); err != nil {
-			return "", err
 		}
 		err = os.Link(src, filepath.Join(dir, fileName(id)))
 	}
@@ -146,6 +164,14 @@ func (s *Store) link(a *account, src string, id int64) (string, error) {
 		return "", fmt.Errorf("link body: %w", err)
 	}
 	return dir, nil
+}
+
+// makeShard creates a shard folder and makes its creation durable.
+func (s *Store) makeShard(dir string) error {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	return syncDir(filepath.Dir(dir))
 }
 
 // removeBodies unlinks body files whose rows are gone (or never

@@ -230,12 +230,11 @@ func (ss *session) Append(ctx context.Context, mailboxID int64, msg *store.NewMe
 		if err != nil {
 			return err
 		}
-		// Refuse early what cannot fit, before writing the body.
+		// Refuse early what cannot fit, before writing the body. (A
+		// missing mailbox is found in the transaction: looking first would
+		// cost every append a read.)
 		if quota.MaxBytes > 0 && msg.Size > quota.MaxBytes {
 			return fmt.Errorf("%w: message of %d bytes, limit %d", store.ErrOverQuota, msg.Size, quota.MaxBytes)
-		}
-		if _, _, err := mailboxRow(ctx, a.db, mailboxID); err != nil {
-			return err
 		}
 		file, dir, err := ss.s.writeBody(a, msg.Body, msg.Size)
 		if err != nil {

@@ -10,15 +10,14 @@
 //	notify.sock                 change notifications (unix datagram socket)
 //	accounts/<id>/mail.db       mailboxes, messages, flags, tombstones, counters
 //	accounts/<id>/msg/<xx>/<f>  message bodies, <xx> the low byte of <f>, in hex
-//	accounts/<id>/tmp/<f>       bodies being written
 //	accounts/<id>/<name>.lock   named locks (store.Store.Lock)
 //	trash/<id>                  an account folder being deleted
 //
 // Only numeric IDs become file names; mailbox and account names never do.
 //
 // Durability: databases run in WAL mode with synchronous=FULL, so a commit
-// is on disk when it returns. A body is written to tmp/, synced, linked
-// into msg/ and its folder synced before the row naming it commits; an
+// is on disk when it returns. A body is written into its msg/ folder and
+// synced, and the folder synced, before the row naming it commits; an
 // expunge commits before it unlinks. A crash therefore loses nothing that
 // was acknowledged and at worst leaves body files no row names, which
 // Check finds and removes.
@@ -154,9 +153,9 @@ type Store struct {
 	// committed them.
 	writes, commits atomic.Int64
 
-	// createTemp creates the file a body is written to; tests replace it
+	// createBody creates the file a body is written to; tests replace it
 	// to simulate a full disk.
-	createTemp func(path string) (bodyWriter, error)
+	createBody func(path string) (bodyWriter, error)
 }
 
 var (
@@ -198,7 +197,7 @@ func Open(cfg Config) (*Store, error) {
 		lru:      list.New(),
 		locks:    map[lockKey]*os.File{},
 		inflight: map[fileKey]struct{}{},
-		createTemp: func(path string) (bodyWriter, error) {
+		createBody: func(path string) (bodyWriter, error) {
 			return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		},
 	}
@@ -266,7 +265,7 @@ const (
 	notifySocket = "notify.sock"
 	mailDBName   = "mail.db"
 	msgDir       = "msg"
-	tmpDir       = "tmp"
+	tmpDir       = "tmp" // bodies being written, in earlier versions
 )
 
 func (s *Store) accountDir(id int64) string {

@@ -221,7 +221,8 @@ func TestCheck(t *testing.T) {
 	orphan := filepath.Join(dir, msgDir, "2a", "1234562a")
 	os.MkdirAll(filepath.Dir(orphan), 0o700)
 	os.WriteFile(orphan, []byte("orphan"), 0o600)
-	tmp := filepath.Join(dir, tmpDir, "abc")
+	tmp := filepath.Join(dir, tmpDir, "abc") // left by an earlier version
+	os.MkdirAll(filepath.Dir(tmp), 0o700)
 	os.WriteFile(tmp, []byte("half a message"), 0o600)
 	os.MkdirAll(filepath.Join(st.dir, accountsDir, "9999", msgDir), 0o700)
 	os.MkdirAll(filepath.Join(st.dir, trashDir, "77"), 0o700)
@@ -324,7 +325,8 @@ func TestCheckGrace(t *testing.T) {
 	st := openTest(t, Config{})
 	ctx := t.Context()
 	acct, _, _ := newAccount(t, st, "alice@example.org")
-	tmp := filepath.Join(st.accountDir(acct.ID), tmpDir, "young")
+	tmp := filepath.Join(st.accountDir(acct.ID), msgDir, "2a", "1234562a")
+	os.MkdirAll(filepath.Dir(tmp), 0o700)
 	os.WriteFile(tmp, []byte("being written"), 0o600)
 
 	other := openTest(t, Config{Dir: st.dir})
@@ -392,8 +394,8 @@ func TestStorageFull(t *testing.T) {
 			status, _ := ss.Status(ctx, inbox.ID)
 			usage, _ := ss.QuotaUsage(ctx)
 
-			create := st.createTemp
-			st.createTemp = func(path string) (bodyWriter, error) {
+			create := st.createBody
+			st.createBody = func(path string) (bodyWriter, error) {
 				f, err := create(path)
 				if err != nil {
 					return nil, err
@@ -414,7 +416,7 @@ func TestStorageFull(t *testing.T) {
 			if got := bodyFiles(t, st, acct.ID); len(got) != 1 {
 				t.Errorf("files after a failed append: %v, want only the first body", got)
 			}
-			st.createTemp = create
+			st.createBody = create
 			appendBody(t, ss, inbox.ID, "Subject: after\r\n\r\n")
 		})
 	}
