@@ -1727,11 +1727,27 @@ func TestPlaintextRefusedBeforeTLS(t *testing.T) {
 
 // TestPlaintextRuleBehindProxy: behind a load balancer speaking the PROXY
 // protocol, the client address in the header, not the balancer's,
-// decides whether plaintext is allowed.
+// decides whether plaintext is allowed. A connection that does not start
+// with the header is closed at once, one that sends nothing within the
+// header timeout (10 seconds).
 func TestPlaintextRuleBehindProxy(t *testing.T) {
 	data := t.TempDir()
 	addUser(t, data, limitsUser, limitsPass)
 	in := start(t, data, "--config", writeConfig(t, "[listen]\nproxy_protocol = true\n"))
+	silent, err := net.Dial("tcp", in.ports["imap"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	direct, err := net.Dial("tcp", in.ports["pop3"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	io.WriteString(direct, "USER "+limitsUser+"\r\n")
+	if out, closed := drainConn(direct, 10*time.Second); !closed || out != "" {
+		t.Errorf("a connection without a PROXY header: %q (closed %v), want closed without a word", out, closed)
+	}
 	for _, tc := range []struct {
 		header  string
 		allowed bool
@@ -1753,6 +1769,9 @@ func TestPlaintextRuleBehindProxy(t *testing.T) {
 		if strings.HasPrefix(tagged, "OK") != tc.allowed {
 			t.Errorf("%q: LOGIN without TLS: %q", tc.header, tagged)
 		}
+	}
+	if _, closed := drainConn(silent, 60*time.Second); !closed {
+		t.Errorf("a connection that never sends its PROXY header is still open after a minute")
 	}
 }
 
