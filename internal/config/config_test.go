@@ -27,7 +27,7 @@ func TestExampleRoundTrip(t *testing.T) {
 	if want := Default(); !reflect.DeepEqual(got, want) {
 		t.Errorf("example does not load back to the defaults:\n got %+v\nwant %+v", got, want)
 	}
-	docs, err := fieldDocs()
+	docs, err := DocComments(configSource)
 	if err != nil {
 		t.Fatal(err)
 	}

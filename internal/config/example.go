@@ -22,7 +22,7 @@ var configSource string
 // Example returns a commented sample configuration file with every setting
 // at its default value.
 func Example() (string, error) {
-	docs, err := fieldDocs()
+	docs, err := DocComments(configSource)
 	if err != nil {
 		return "", err
 	}
@@ -33,9 +33,12 @@ func Example() (string, error) {
 	return b.String(), nil
 }
 
-// fieldDocs maps "Type.Field" to the field's doc comment.
-func fieldDocs() (map[string]string, error) {
-	f, err := parser.ParseFile(token.NewFileSet(), "config.go", configSource, parser.ParseComments)
+// DocComments reads Go source declaring configuration structs and maps
+// "Type" to each struct type's doc comment and "Type.Field" to each field's,
+// so a package can generate its sample configuration from the comments
+// where its settings are declared (embed the file with go:embed).
+func DocComments(source string) (map[string]string, error) {
+	f, err := parser.ParseFile(token.NewFileSet(), "config.go", source, parser.ParseComments)
 	if err != nil {
 		return nil, fmt.Errorf("parse embedded config source: %w", err)
 	}
@@ -79,7 +82,7 @@ func writeTable(b *strings.Builder, docs map[string]string, prefix string, v ref
 			continue
 		}
 		b.WriteString("\n")
-		writeComment(b, docs[t.Name()+"."+f.Name])
+		WriteComment(b, docs[t.Name()+"."+f.Name])
 		value, _ := toml.Marshal(map[string]any{key: v.Field(i).Interface()})
 		b.Write(value)
 	}
@@ -87,15 +90,16 @@ func writeTable(b *strings.Builder, docs map[string]string, prefix string, v ref
 		f := t.Field(i)
 		name := prefix + f.Tag.Get("toml")
 		b.WriteString("\n")
-		writeComment(b, docs[f.Type.Name()])
+		WriteComment(b, docs[f.Type.Name()])
 		fmt.Fprintf(b, "[%s]\n", name)
 		writeTable(b, docs, name+".", v.Field(i))
 	}
 }
 
-func writeComment(b *strings.Builder, doc string) {
-	for _, line := range strings.Split(strings.TrimSpace(doc), "\n") {
-		if line == "" {
+// WriteComment writes a doc comment as TOML comment lines.
+func WriteComment(b *strings.Builder, doc string) {
+	for _, line := range strings.Split(strings.TrimRight(doc, "\n "), "\n") {
+		if strings.TrimSpace(line) == "" {
 			b.WriteString("#\n")
 			continue
 		}

@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"github.com/buzon-mail/buzon/internal/config"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -27,7 +28,7 @@ func TestExample(t *testing.T) {
 	if len(cfg.Accounts) != 2 || cfg.StateDir != path+".state" {
 		t.Errorf("example loads as %+v", cfg)
 	}
-	docs, err := fieldDocs()
+	docs, err := config.DocComments(configSource)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,9 +3,6 @@ package fetch
 import (
 	_ "embed"
 	"fmt"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"reflect"
 	"strings"
 
@@ -72,7 +69,7 @@ func exampleAlternatives() Account {
 // Example returns a commented sample fetch configuration: the top-level
 // settings at their defaults and two accounts.
 func Example() (string, error) {
-	docs, err := fieldDocs()
+	docs, err := config.DocComments(configSource)
 	if err != nil {
 		return "", err
 	}
@@ -87,7 +84,7 @@ func Example() (string, error) {
 			continue
 		}
 		b.WriteString("\n")
-		writeComment(&b, docs[t.Name()+"."+f.Name])
+		config.WriteComment(&b, docs[t.Name()+"."+f.Name])
 		if def.Field(i).IsZero() {
 			// No default to show: the doc says what happens.
 			fmt.Fprintf(&b, "# %s = \"\"\n", f.Tag.Get("toml"))
@@ -98,9 +95,9 @@ func Example() (string, error) {
 		}
 	}
 	b.WriteString("\n")
-	writeComment(&b, docs["Config.Accounts"])
+	config.WriteComment(&b, docs["Config.Accounts"])
 	b.WriteString("#\n")
-	writeComment(&b, docs["Account"])
+	config.WriteComment(&b, docs["Account"])
 	alt := reflect.ValueOf(exampleAlternatives())
 	for n, acct := range exampleAccounts() {
 		b.WriteString("\n[[account]]\n")
@@ -118,9 +115,9 @@ func Example() (string, error) {
 				continue
 			}
 			b.WriteString("\n")
-			writeComment(&b, docs[t.Name()+"."+f.Name])
+			config.WriteComment(&b, docs[t.Name()+"."+f.Name])
 			if f.Name == "Store" {
-				writeComment(&b, storeDoc(docs))
+				config.WriteComment(&b, storeDoc(docs))
 			}
 			value, prefix := v.Field(i), ""
 			if value.IsZero() {
@@ -185,48 +182,4 @@ func writeKey(b *strings.Builder, prefix, key string, v reflect.Value) error {
 	b.WriteString(prefix)
 	b.Write(out)
 	return nil
-}
-
-// fieldDocs maps "Type" and "Type.Field" to doc comments.
-func fieldDocs() (map[string]string, error) {
-	f, err := parser.ParseFile(token.NewFileSet(), "config.go", configSource, parser.ParseComments)
-	if err != nil {
-		return nil, fmt.Errorf("parse embedded config source: %w", err)
-	}
-	docs := map[string]string{}
-	for _, decl := range f.Decls {
-		gd, ok := decl.(*ast.GenDecl)
-		if !ok {
-			continue
-		}
-		for _, spec := range gd.Specs {
-			ts, ok := spec.(*ast.TypeSpec)
-			if !ok {
-				continue
-			}
-			st, ok := ts.Type.(*ast.StructType)
-			if !ok {
-				continue
-			}
-			if gd.Doc != nil {
-				docs[ts.Name.Name] = gd.Doc.Text()
-			}
-			for _, field := range st.Fields.List {
-				for _, name := range field.Names {
-					docs[ts.Name.Name+"."+name.Name] = field.Doc.Text()
-				}
-			}
-		}
-	}
-	return docs, nil
-}
-
-func writeComment(b *strings.Builder, doc string) {
-	for _, line := range strings.Split(strings.TrimRight(doc, "\n "), "\n") {
-		if strings.TrimSpace(line) == "" {
-			b.WriteString("#\n")
-			continue
-		}
-		b.WriteString("# " + line + "\n")
-	}
 }
