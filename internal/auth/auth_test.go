@@ -382,3 +382,22 @@ func FuzzDecodeResponse(f *testing.F) {
 		}
 	})
 }
+
+// TestSCRAMUnknownUserLooksReal: the server-first message for an unknown
+// name carries the same iteration count as for a real account.
+func TestSCRAMUnknownUserLooksReal(t *testing.T) {
+	cfg := testConfig()
+	cfg.SCRAMIterations = 5000
+	f := newFixture(t, cfg)
+	first := func(user string) string {
+		m, _ := f.auth.NewMechanism(SCRAMSHA256, client1)
+		sf, _, err := m.Next(context.Background(), []byte("n,,n="+user+",r=abc"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(sf[strings.LastIndex(string(sf), ",i="):])
+	}
+	if real, unknown := first("alice@example.org"), first("nobody@example.org"); real != unknown || real != ",i=5000" {
+		t.Errorf("iterations: real account %q, unknown name %q", real, unknown)
+	}
+}

@@ -43,13 +43,16 @@ func (h Hasher) Credentials(password string) (store.Credentials, error) {
 	if err != nil {
 		return store.Credentials{}, fmt.Errorf("hash password: %w", err)
 	}
-	iter := max(h.cfg.SCRAMIterations, 4096)
-	scram, err := newSCRAMKeys(password, iter)
+	scram, err := newSCRAMKeys(password, h.scramIterations())
 	if err != nil {
 		return store.Credentials{}, err
 	}
 	return store.Credentials{PasswordHash: hash, SCRAMSHA256: scram.encode()}, nil
 }
+
+// scramIterations is the PBKDF2 count for new SCRAM verifiers: the
+// configured one, at least RFC 7677's 4096.
+func (h Hasher) scramIterations() int { return max(h.cfg.SCRAMIterations, 4096) }
 
 // argon2id formats the hash in the PHC string format that Dovecot and
 // libargon2 use: $argon2id$v=19$m=...,t=...,p=...$salt$hash.

@@ -240,7 +240,9 @@ func (m *scramMech) clientFirst(ctx context.Context, msg string) ([]byte, bool, 
 		// Unknown user (or no SCRAM keys): continue with a salt derived
 		// from a secret so repeated attempts see the same salt, and fail
 		// at the proof like a wrong password would.
-		m.keys = scramKeys{salt: hmacSHA256(m.a.secret, []byte(m.name))[:16], iterations: 4096}
+		// The iteration count is the one real accounts get, so the
+		// server-first message does not give the unknown name away.
+		m.keys = scramKeys{salt: hmacSHA256(m.a.secret, []byte(m.name))[:16], iterations: m.a.hasher.scramIterations()}
 	}
 	m.nonce = clientNonce + rand.Text()
 	m.serverFirst = fmt.Sprintf("r=%s,s=%s,i=%d", m.nonce, base64.StdEncoding.EncodeToString(m.keys.salt), m.keys.iterations)
