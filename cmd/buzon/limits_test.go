@@ -1180,62 +1180,87 @@ max_connections_per_account = 2
 	const bob, bobPass = "bob@example.org", "bob-pw"
 	addUser(t, in.data, bob, bobPass)
 
-	for proto, bye := range map[string]string{"imap": "* BYE", "pop3": "-ERR [SYS/TEMP]", "lmtp": "421 "} {
+	byes := map[string]string{"imap": "* BYE", "pop3": "-ERR [SYS/TEMP]", "lmtp": "421 "}
+	// greeting dials from an address and returns the first line.
+	greeting := func(from, proto string) (net.Conn, string) {
+		t.Helper()
+		c, err := dialFrom(from, in.ports[proto])
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		return c, line
+	}
+	// waitFreed waits until from may connect again after its
+	// connections were closed.
+	waitFreed := func(from, proto string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			c, line := greeting(from, proto)
+			c.Close()
+			if !strings.HasPrefix(line, byes[proto]) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the slots of closed connections were not freed", proto)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	// Each protocol from its own address: a closed connection's slot is
+	// freed when the server notices, which need not be at once.
+	from := map[string]string{"imap": "127.0.0.2", "pop3": "127.0.0.5", "lmtp": "127.0.0.6"}
+	for _, proto := range []string{"imap", "pop3", "lmtp"} {
+		bye := byes[proto]
 		// Four connections from one address: one of them (whichever the
 		// server vets last) hears the goodbye and is closed.
 		var open []net.Conn
 		var goodbyes []string
 		for range 4 {
-			c, err := dialFrom("127.0.0.2", in.ports[proto])
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			c.SetReadDeadline(time.Now().Add(10 * time.Second))
-			line, _ := bufio.NewReader(c).ReadString('\n')
+			c, line := greeting(from[proto], proto)
 			if strings.HasPrefix(line, bye) {
 				goodbyes = append(goodbyes, line)
 				if _, closed := drainConn(c, 10*time.Second); !closed {
 					t.Errorf("%s: a refused connection stays open", proto)
 				}
+				c.Close()
 				continue
 			}
 			open = append(open, c)
 		}
 		if len(goodbyes) != 1 || len(open) != 3 {
 			t.Errorf("%s: 4 connections from one address with a limit of 3: %d admitted, goodbyes %q", proto, len(open), goodbyes)
-			continue
 		}
 		// Another address is not affected.
-		other, err := dialFrom("127.0.0.3", in.ports[proto])
-		if err != nil {
-			t.Fatal(err)
-		}
-		other.SetReadDeadline(time.Now().Add(10 * time.Second))
-		if line, _ := bufio.NewReader(other).ReadString('\n'); strings.HasPrefix(line, bye) || line == "" {
+		other, line := greeting("127.0.0.3", proto)
+		if strings.HasPrefix(line, bye) || line == "" {
 			t.Errorf("%s: connection from another address: %q", proto, line)
 		}
 		other.Close()
-		// A closed connection frees its slot, eventually.
-		open[0].Close()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			c, err := dialFrom("127.0.0.2", in.ports[proto])
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.SetReadDeadline(time.Now().Add(10 * time.Second))
-			line, _ := bufio.NewReader(c).ReadString('\n')
+		// Closed connections free their slots.
+		for _, c := range open {
 			c.Close()
-			if !strings.HasPrefix(line, bye) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("%s: the slot of a closed connection was not freed", proto)
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
 		}
+		waitFreed(from[proto], proto)
+	}
+	// The limit is per address over all listeners: two IMAP connections
+	// and one POP3 connection leave no room for LMTP.
+	var held []net.Conn
+	for _, proto := range []string{"imap", "imap", "pop3"} {
+		c, line := greeting("127.0.0.4", proto)
+		if strings.HasPrefix(line, byes[proto]) {
+			t.Fatalf("%s: refused below the limit: %q", proto, line)
+		}
+		held = append(held, c)
+	}
+	if c, line := greeting("127.0.0.4", "lmtp"); !strings.HasPrefix(line, byes["lmtp"]) {
+		t.Errorf("a fourth connection through another listener: %q, want a refusal", line)
+		c.Close()
+	}
+	for _, c := range held {
+		c.Close()
 	}
 
 	// Per account, across protocols: an IMAP and a POP3 session fill
@@ -1251,11 +1276,12 @@ max_connections_per_account = 2
 		t.Errorf("third session of an account over IMAP: %q, want NO [UNAVAILABLE]", tagged)
 	}
 	third.mustOK("NOOP") // refused, not disconnected
-	pc2 := dialPOP3(t, "", in.ports["pop3"])
+	// From other addresses: 127.0.0.1 already holds its three.
+	pc2 := dialPOP3(t, "127.0.0.7", in.ports["pop3"])
 	if r := pc2.login(limitsUser, limitsPass); !strings.HasPrefix(r, "-ERR [SYS/TEMP]") && !strings.HasPrefix(r, "-ERR [IN-USE]") {
 		t.Errorf("third session of an account over POP3: %q, want -ERR [SYS/TEMP] or [IN-USE]", r)
 	}
-	other := dialIMAP(t, "", in.ports["imap"])
+	other := dialIMAP(t, "127.0.0.8", in.ports["imap"])
 	other.login(bob, bobPass) // other accounts are not affected
 	// A session that ends gives its slot back.
 	first.mustOK("LOGOUT")
@@ -1544,7 +1570,8 @@ func TestSCRAMSHA256(t *testing.T) {
 		t.Errorf("STAT after SCRAM: %q", r)
 	}
 	pc.cmd("QUIT")
-	pc2 := dialPOP3(t, "", in.ports["pop3"])
+	// From other addresses: 127.0.0.1 already holds its three.
+	pc2 := dialPOP3(t, "127.0.0.7", in.ports["pop3"])
 	if r, _ := scramPOP3(t, pc2, limitsUser, "wrong"); !strings.HasPrefix(r, "-ERR [AUTH]") {
 		t.Errorf("POP3 SCRAM with a wrong password: %q", r)
 	}

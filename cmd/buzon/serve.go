@@ -114,12 +114,17 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 	})
 
 	g := &group{log: log}
-	refuse := func(msg string) func(net.Conn) {
-		return func(c net.Conn) { io.WriteString(c, msg) }
-	}
-	lc := func(name, msg string) server.ListenerConfig {
-		return server.ListenerConfig{MaxPerIP: cfg.Limits.MaxConnectionsPerIP, Proxy: cfg.Listen.ProxyProtocol,
-			Refuse: refuse(msg), Logger: log, Name: name, Metrics: metrics}
+	perAddr := server.NewAddrLimiter(cfg.Limits.MaxConnectionsPerIP)
+	// lc configures a listener; goodbye is what a client over the
+	// per-address limit hears, "" for implicit TLS, where plaintext would
+	// only garble the handshake.
+	lc := func(name, goodbye string) server.ListenerConfig {
+		c := server.ListenerConfig{PerAddr: perAddr, Proxy: cfg.Listen.ProxyProtocol,
+			Logger: log, Name: name, Metrics: metrics}
+		if goodbye != "" {
+			c.Refuse = func(conn net.Conn) { io.WriteString(conn, goodbye) }
+		}
+		return c
 	}
 	imapBye := "* BYE [UNAVAILABLE] too many connections from your address\r\n"
 	pop3Bye := "-ERR [SYS/TEMP] too many connections from your address\r\n"
@@ -130,9 +135,9 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 		serve      func(net.Listener) error
 	}{
 		{"imap", cfg.Listen.IMAP, lc("imap", imapBye), imap.Serve},
-		{"imaps", cfg.Listen.IMAPS, lc("imaps", imapBye), imap.ServeTLS},
+		{"imaps", cfg.Listen.IMAPS, lc("imaps", ""), imap.ServeTLS},
 		{"pop3", cfg.Listen.POP3, lc("pop3", pop3Bye), pop3.Serve},
-		{"pop3s", cfg.Listen.POP3S, lc("pop3s", pop3Bye), pop3.ServeTLS},
+		{"pop3s", cfg.Listen.POP3S, lc("pop3s", ""), pop3.ServeTLS},
 		{"lmtp", cfg.Listen.LMTP, lc("lmtp", lmtpBye), lmtp.Serve},
 	} {
 		if l.addr == "" || l.addr == config.Off {

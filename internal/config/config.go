@@ -122,7 +122,8 @@ type Limits struct {
 	MaxMailboxes int `toml:"max_mailboxes"`
 	// Longest mailbox name in bytes.
 	MaxMailboxNameLength int `toml:"max_mailbox_name_length"`
-	// Most simultaneous connections from one IP address.
+	// Most simultaneous connections from one IP address, over all
+	// listeners together.
 	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
 	// Most simultaneous IMAP and POP3 sessions of one account.
 	MaxConnectionsPerAccount int `toml:"max_connections_per_account"`

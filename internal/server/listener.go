@@ -12,9 +12,10 @@ import (
 
 // ListenerConfig configures a Listener.
 type ListenerConfig struct {
-	// MaxPerIP is the most simultaneous connections from one address;
-	// 0 means no limit.
-	MaxPerIP int
+	// PerAddr limits simultaneous connections per client address. Share
+	// one among all of a server's listeners so the limit holds per
+	// address, not per listener. Nil: no limit.
+	PerAddr *AddrLimiter
 	// Proxy makes every connection start with a PROXY protocol header
 	// (v1 or v2) whose client address replaces the peer's.
 	Proxy bool
@@ -43,9 +44,45 @@ type Listener struct {
 	closed chan struct{}
 	once   sync.Once
 	err    error // accept error that ended the loop; written once, before closed is closed
+}
+
+// AddrLimiter counts open connections per client address, across every
+// listener that shares it.
+type AddrLimiter struct {
+	max int
 
 	mu   sync.Mutex
-	open map[netip.Addr]int // guarded by mu: connections per client address
+	open map[netip.Addr]int // guarded by mu
+}
+
+// NewAddrLimiter allows max connections per address; 0 means no limit.
+func NewAddrLimiter(max int) *AddrLimiter {
+	return &AddrLimiter{max: max, open: map[netip.Addr]int{}}
+}
+
+// admit counts a new connection from ip, or reports false at the limit.
+func (a *AddrLimiter) admit(ip netip.Addr) bool {
+	if a == nil || a.max <= 0 {
+		return true
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.open[ip] >= a.max {
+		return false
+	}
+	a.open[ip]++
+	return true
+}
+
+func (a *AddrLimiter) release(ip netip.Addr) {
+	if a == nil || a.max <= 0 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.open[ip]--; a.open[ip] <= 0 {
+		delete(a.open, ip)
+	}
 }
 
 // NewListener starts vetting connections from l.
@@ -57,8 +94,7 @@ func NewListener(l net.Listener, cfg ListenerConfig) *Listener {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ln := &Listener{inner: l, cfg: cfg, log: log, ready: make(chan net.Conn),
-		closed: make(chan struct{}), open: map[netip.Addr]int{}}
+	ln := &Listener{inner: l, cfg: cfg, log: log, ready: make(chan net.Conn), closed: make(chan struct{})}
 	go ln.acceptLoop()
 	return ln
 }
@@ -105,8 +141,8 @@ func (l *Listener) vet(c net.Conn) {
 		c = &proxiedConn{Conn: c, r: br, remote: remote}
 	}
 	ip := AddrOf(c.RemoteAddr())
-	if !l.admit(ip) {
-		l.log.Info("connection refused: too many from address", "remote", ip, "limit", l.cfg.MaxPerIP)
+	if !l.cfg.PerAddr.admit(ip) {
+		l.log.Info("connection refused: too many from address", "remote", ip, "limit", l.cfg.PerAddr.max)
 		if l.cfg.Refuse != nil {
 			c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 			l.cfg.Refuse(c)
@@ -116,35 +152,11 @@ func (l *Listener) vet(c net.Conn) {
 		return
 	}
 	l.cfg.Metrics.connection(l.cfg.Name, "accepted")
-	tc := &trackedConn{Conn: c, release: func() { l.release(ip); l.cfg.Metrics.closed(l.cfg.Name) }}
+	tc := &trackedConn{Conn: c, release: func() { l.cfg.PerAddr.release(ip); l.cfg.Metrics.closed(l.cfg.Name) }}
 	select {
 	case l.ready <- tc:
 	case <-l.closed:
 		tc.Close()
-	}
-}
-
-func (l *Listener) admit(ip netip.Addr) bool {
-	if l.cfg.MaxPerIP <= 0 {
-		return true
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.open[ip] >= l.cfg.MaxPerIP {
-		return false
-	}
-	l.open[ip]++
-	return true
-}
-
-func (l *Listener) release(ip netip.Addr) {
-	if l.cfg.MaxPerIP <= 0 {
-		return
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.open[ip]--; l.open[ip] <= 0 {
-		delete(l.open, ip)
 	}
 }
 

@@ -101,7 +101,7 @@ func TestListenerLimitsAndProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := NewListener(inner, ListenerConfig{MaxPerIP: 2, Proxy: true,
+	l := NewListener(inner, ListenerConfig{PerAddr: NewAddrLimiter(2), Proxy: true,
 		Refuse: func(c net.Conn) { io.WriteString(c, "* BYE too many connections\r\n") }})
 	defer l.Close()
 
@@ -166,7 +166,7 @@ func TestListenerMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := NewMetrics()
-	l := NewListener(inner, ListenerConfig{MaxPerIP: 1, Name: "imap", Metrics: m})
+	l := NewListener(inner, ListenerConfig{PerAddr: NewAddrLimiter(1), Name: "imap", Metrics: m})
 	defer l.Close()
 	a := dial(t, l.Addr(), "")
 	defer a.Close()
@@ -196,5 +196,38 @@ func TestListenerMetrics(t *testing.T) {
 		if !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// TestAddrLimiterShared: the per-address limit holds across listeners that
+// share a limiter.
+func TestAddrLimiterShared(t *testing.T) {
+	lim := NewAddrLimiter(1)
+	var ls []*Listener
+	for range 2 {
+		inner, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := NewListener(inner, ListenerConfig{PerAddr: lim})
+		defer l.Close()
+		ls = append(ls, l)
+	}
+	a := dial(t, ls[0].Addr(), "")
+	defer a.Close()
+	ca, err := ls[0].Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := dial(t, ls[1].Addr(), "")
+	defer b.Close()
+	if n, _ := b.Read(make([]byte, 1)); n != 0 {
+		t.Fatal("a second connection from the address got in through the other listener")
+	}
+	ca.Close()
+	c := dial(t, ls[1].Addr(), "")
+	defer c.Close()
+	if _, err := ls[1].Accept(); err != nil {
+		t.Fatal(err)
 	}
 }
