@@ -30,9 +30,6 @@ import (
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
-// shutdownGrace is how long in-flight work gets to finish on SIGTERM.
-const shutdownGrace = 30 * time.Second
-
 func runServe(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", stderr)
 	var cf commonFlags
@@ -175,8 +172,8 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 	log.Info("buzon started", "version", version, "data", cfg.Data, "hostname", cfg.Hostname)
 
 	err = g.wait(ctx)
-	log.Info("shutting down", "grace", shutdownGrace)
-	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	log.Info("shutting down", "grace", cfg.ShutdownGrace.D())
+	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace.D())
 	defer cancel()
 	var wg sync.WaitGroup
 	servers := []interface{ Shutdown(context.Context) error }{imap, pop3, lmtp}

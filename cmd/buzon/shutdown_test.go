@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -80,7 +82,14 @@ func TestShutdownUnderLoad(t *testing.T) {
 	data := t.TempDir()
 	const user, pass = "load@example.org", "load-pw"
 	addUser(t, data, user, pass)
-	in := start(t, data)
+	// A grace period far beyond the test's patience: a server that waits
+	// it out instead of ending sessions after their work in flight fails
+	// the wait for its exit below.
+	conf := filepath.Join(t.TempDir(), "buzon.toml")
+	if err := os.WriteFile(conf, []byte("shutdown_grace = \"1h\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in := start(t, data, "--config", conf)
 	ledger := &loadLedger{sent: map[string][]byte{}, heard: map[string]outcome{}, refusals: map[string]int{}}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))
 	var wg sync.WaitGroup
@@ -91,22 +100,20 @@ func TestShutdownUnderLoad(t *testing.T) {
 	}
 	// SIGTERM at a random moment once load is flowing.
 	time.Sleep(time.Duration(800+rng.IntN(700)) * time.Millisecond) // when to stop is the random part; not an assertion
-	sigterm := time.Now()
 	if err := in.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case <-in.exited:
-	case <-time.After(shutdownGrace + 10*time.Second):
-		t.Fatalf("buzon serve still running %v after SIGTERM (grace %v)", shutdownGrace+10*time.Second, shutdownGrace)
+	case <-time.After(2 * time.Minute):
+		t.Fatal("buzon serve still running 2 minutes after SIGTERM: it is waiting out its grace period instead of ending sessions once their work in flight is done")
 	}
-	took := time.Since(sigterm)
 	if in.exitErr != nil {
 		t.Errorf("buzon serve exited with %v:\n%s", in.exitErr, in.logs())
 	}
 	wg.Wait()
-	t.Logf("exited %v after SIGTERM; %d messages acknowledged, %d refused, %d cut off",
-		took.Round(time.Millisecond), ledger.count(acked), ledger.count(refused), ledger.count(unknown))
+	t.Logf("after SIGTERM: %d messages acknowledged, %d refused, %d cut off",
+		ledger.count(acked), ledger.count(refused), ledger.count(unknown))
 	t.Logf("temporary refusals: %v", ledger.refusals)
 	for _, a := range ledger.answers {
 		t.Errorf("a client heard %s", a)

@@ -17,6 +17,9 @@ type Config struct {
 	// Folder holding the embedded store, the TLS certificate and the LMTP
 	// socket. Relative paths are relative to the working directory.
 	Data string `toml:"data"`
+	// On SIGTERM or SIGINT, how long sessions get to finish the command or
+	// transaction in flight before their connections are closed.
+	ShutdownGrace Duration `toml:"shutdown_grace"`
 
 	Listen   Listen   `toml:"listen"`
 	TLS      TLS      `toml:"tls"`
@@ -178,7 +181,8 @@ type Log struct {
 // listener on loopback, the embedded store in ./buzon-data.
 func Default() Config {
 	return Config{
-		Data: "./buzon-data",
+		Data:          "./buzon-data",
+		ShutdownGrace: Duration(30 * time.Second),
 		Listen: Listen{
 			IMAP:       "127.0.0.1:1143",
 			IMAPS:      "127.0.0.1:1993",

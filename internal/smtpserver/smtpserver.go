@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -46,6 +47,15 @@ type Server struct {
 	cfg  Config
 	smtp *smtp.Server
 	log  *slog.Logger
+
+	// inflight counts transactions between MAIL and their last reply, so
+	// Shutdown can wait for them even after it had to close connections:
+	// the store must outlive every delivery.
+	inflight sync.WaitGroup
+
+	mu       sync.Mutex
+	sessions map[*session]bool // guarded by mu: open sessions
+	closing  bool              // guarded by mu: Shutdown has begun
 }
 
 // New returns an LMTP server.
@@ -54,7 +64,7 @@ func New(cfg Config) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log.With("proto", "lmtp")}
+	s := &Server{cfg: cfg, log: log.With("proto", "lmtp"), sessions: map[*session]bool{}}
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.LMTP = true
 	srv.Domain = cfg.Hostname
@@ -78,22 +88,31 @@ func orDefault[T int | int64 | time.Duration](v, def T) T {
 
 // Serve accepts LMTP connections on l (TCP or unix) until Shutdown.
 func (s *Server) Serve(l net.Listener) error {
-	err := s.smtp.Serve(l)
+	err := s.smtp.Serve(bufferedListener{l})
 	if errors.Is(err, smtp.ErrServerClosed) {
 		return nil
 	}
 	return err
 }
 
-// Shutdown stops accepting connections and waits for transactions in
-// flight to finish; when ctx ends first, it closes the remaining
-// connections (a client that has not seen its replies retries: nothing is
-// acknowledged that is not stored).
+// Shutdown stops accepting connections. Sessions between transactions are
+// told 421 4.3.2 and closed at once; a transaction in flight finishes,
+// gets its replies, and then its connection ends. When ctx ends first, the
+// remaining connections are closed (a client that has not seen its
+// replies retries: nothing is acknowledged that is not stored), and
+// Shutdown still waits for deliveries already under way to finish.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for sess := range s.sessions {
+		sess.endIfIdle()
+	}
+	s.mu.Unlock()
 	err := s.smtp.Shutdown(ctx)
 	if ctx.Err() != nil {
 		s.smtp.Close()
 	}
+	s.inflight.Wait()
 	if errors.Is(err, smtp.ErrServerClosed) {
 		return nil
 	}
@@ -101,15 +120,61 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
-	return &session{srv: s, remote: c.Conn().RemoteAddr().String()}, nil
+	sess := &session{srv: s, conn: c, remote: c.Conn().RemoteAddr().String()}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil, errShuttingDown
+	}
+	s.sessions[sess] = true
+	return sess, nil
 }
+
+// errShuttingDown is the reply to a client that starts a transaction
+// after Shutdown began (RFC 5321 3.8: 421 and close).
+var errShuttingDown = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "shutting down; try again later"}
 
 // session is one LMTP transaction sequence on a connection.
 type session struct {
 	srv    *Server
+	conn   *smtp.Conn
 	remote string      // client address, for logs
 	from   string      // reverse path of the current transaction
 	rcpts  []recipient // accepted recipients, in RCPT order
+
+	// inTx is true from MAIL until the transaction's replies; guarded by
+	// srv.mu, as Shutdown reads it.
+	inTx bool
+}
+
+// endIfIdle closes a session that is between transactions, telling the
+// client why. The caller holds srv.mu.
+func (s *session) endIfIdle() {
+	if s.inTx {
+		return
+	}
+	nc := s.conn.Conn()
+	nc.SetWriteDeadline(time.Now().Add(time.Second))
+	io.WriteString(nc, "421 4.3.2 shutting down; try again later\r\n")
+	nc.Close()
+}
+
+// closeReadAfterReplies makes a connection end once the replies of the
+// transaction that just finished are written: the next read sees EOF.
+func (s *session) closeReadAfterReplies() {
+	nc := s.conn.Conn()
+	for {
+		if cr, ok := nc.(interface{ CloseRead() error }); ok {
+			cr.CloseRead()
+			return
+		}
+		inner, ok := nc.(interface{ NetConn() net.Conn })
+		if !ok {
+			nc.Close() // cannot half-close: the replies may be lost; the client retries
+			return
+		}
+		nc = inner.NetConn()
+	}
 }
 
 // recipient is an accepted RCPT and the account it reaches.
@@ -120,12 +185,49 @@ type recipient struct {
 
 var _ smtp.LMTPSession = (*session)(nil)
 
-func (s *session) Reset()        { s.from, s.rcpts = "", nil }
-func (s *session) Logout() error { return nil }
+// Reset ends a transaction without delivering it.
+func (s *session) Reset() {
+	s.from, s.rcpts = "", nil
+	s.endTx()
+}
 
+// Logout forgets the session.
+func (s *session) Logout() error {
+	s.endTx()
+	s.srv.mu.Lock()
+	delete(s.srv.sessions, s)
+	s.srv.mu.Unlock()
+	return nil
+}
+
+// Mail starts a transaction, unless the server is shutting down.
 func (s *session) Mail(from string, _ *smtp.MailOptions) error {
+	s.srv.mu.Lock()
+	defer s.srv.mu.Unlock()
+	if s.srv.closing {
+		return errShuttingDown
+	}
+	if !s.inTx {
+		s.inTx = true
+		s.srv.inflight.Add(1)
+	}
 	s.from = from
 	return nil
+}
+
+// endTx marks the transaction over; during shutdown the connection then
+// ends.
+func (s *session) endTx() {
+	s.srv.mu.Lock()
+	defer s.srv.mu.Unlock()
+	if !s.inTx {
+		return
+	}
+	s.inTx = false
+	s.srv.inflight.Done()
+	if s.srv.closing {
+		s.closeReadAfterReplies()
+	}
 }
 
 // Rcpt refuses unknown recipients at once (RFC 2033 4.2), so the MTA
@@ -151,6 +253,8 @@ func (s *session) Data(r io.Reader) error {
 // LMTPData spools the message once and delivers a copy per recipient,
 // each with its own status (RFC 2033 4.2).
 func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
+	// go-smtp writes the replies after LMTPData returns and then calls
+	// Reset, which ends the transaction.
 	ctx := context.Background()
 	msg, err := s.srv.cfg.Spooler.Spool(r)
 	if err != nil {

@@ -1,9 +1,11 @@
 package smtpserver
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -263,5 +265,55 @@ func TestRecipientDeletedBeforeData(t *testing.T) {
 	}
 	if lerr["alice@example.org"] != nil {
 		t.Errorf("alice: %v", lerr["alice@example.org"])
+	}
+}
+
+// TestShutdown: a session between transactions hears 421 at once; a
+// transaction in flight finishes, gets its reply, and then the connection
+// ends; Shutdown returns only after that delivery is stored.
+func TestShutdown(t *testing.T) {
+	f := newFixture(t, 0)
+	dial := func() (net.Conn, *bufio.Reader) {
+		c, err := net.Dial("tcp", f.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := bufio.NewReader(c)
+		r.ReadString('\n')
+		fmt.Fprintf(c, "LHLO test\r\n")
+		for {
+			l, _ := r.ReadString('\n')
+			if strings.HasPrefix(l, "250 ") {
+				return c, r
+			}
+		}
+	}
+	idle, idleR := dial()
+	defer idle.Close()
+	busy, busyR := dial()
+	defer busy.Close()
+	fmt.Fprintf(busy, "MAIL FROM:<a@example.net>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n")
+	for range 3 {
+		busyR.ReadString('\n')
+	}
+	fmt.Fprintf(busy, "Subject: in flight\r\n\r\n")
+
+	done := make(chan error, 1)
+	go func() { done <- f.srv.Shutdown(context.Background()) }()
+	if l, _ := idleR.ReadString('\n'); !strings.HasPrefix(l, "421 4.3.2") {
+		t.Errorf("idle session during shutdown: %q", l)
+	}
+	fmt.Fprintf(busy, "body\r\n.\r\n")
+	if l, _ := busyR.ReadString('\n'); !strings.HasPrefix(l, "250 ") {
+		t.Errorf("transaction in flight: %q", l)
+	}
+	if _, err := busyR.ReadString('\n'); err == nil {
+		t.Error("the connection stayed open after its transaction")
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := f.inbox(t, "alice@example.org"); len(got) != 1 {
+		t.Errorf("INBOX holds %d messages after shutdown, want the one in flight", len(got))
 	}
 }

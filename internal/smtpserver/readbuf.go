@@ -1,0 +1,34 @@
+package smtpserver
+
+import (
+	"bufio"
+	"net"
+)
+
+// readBufSize is how much a connection reads from the socket at once.
+// go-smtp reads through a 4 KB buffer, so a 50 KB message took a dozen
+// read system calls; one of these holds a typical message.
+const readBufSize = 64 * 1024
+
+// bufferedListener hands go-smtp connections that read in large pieces.
+type bufferedListener struct{ net.Listener }
+
+func (l bufferedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, readBufSize)}, nil
+}
+
+// bufferedConn is a connection whose reads go through a large buffer.
+// Everything else, deadlines included, is the connection's own.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// NetConn returns the connection underneath, for half-closing it.
+func (c *bufferedConn) NetConn() net.Conn { return c.Conn }
