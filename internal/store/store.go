@@ -156,6 +156,18 @@ type Session interface {
 	// It is how sessions catch up after a Watcher fires.
 	Changes(ctx context.Context, mailboxID int64, sinceModSeq ModSeq) (*ChangeSet, error)
 
+	// Snapshot reads a mailbox in one transaction: the UIDs of all its
+	// messages and the counters of that moment. A view built from it and
+	// kept up to date with Changes(mailboxID, HighestModSeq) neither misses
+	// a change nor keeps a message expunged before it was taken (IMAP
+	// SELECT). It returns ErrNoMailbox if the mailbox does not exist.
+	Snapshot(ctx context.Context, mailboxID int64) (*Snapshot, error)
+
+	// HighestModSeq reports a mailbox's highest MODSEQ, expunges included,
+	// with one cheap read: while it stays the same, Changes has nothing new
+	// to report. It returns ErrNoMailbox if the mailbox is gone.
+	HighestModSeq(ctx context.Context, mailboxID int64) (ModSeq, error)
+
 	// MarkRetrieved records that POP3 retrieved a message: it sets \Seen
 	// and, the first time only, the retrieval time that pop3 expire_days
 	// counts from.
@@ -324,6 +336,19 @@ type ChangeSet struct {
 	// Gone reports that the mailbox was deleted or renamed away; the
 	// caller should end its selection.
 	Gone bool
+}
+
+// Snapshot is a mailbox as one read transaction saw it.
+type Snapshot struct {
+	// UIDs lists every message, ascending.
+	UIDs []UID
+	// HighestModSeq is the mailbox's highest MODSEQ, expunges included.
+	HighestModSeq ModSeq
+	UIDNext       UID
+	// FirstUnseen is the lowest UID without \Seen, or 0 (RFC 3501 UNSEEN).
+	FirstUnseen UID
+	// Keywords lists keywords in use in the mailbox, as in MailboxStatus.
+	Keywords []string
 }
 
 // UID is a message's unique identifier within its mailbox (RFC 9051 2.3.1.1).

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -302,19 +301,8 @@ func (ss *session) Status(ctx context.Context, mailboxID int64) (store.MailboxSt
 			return err
 		}
 		st.Messages, st.Unseen, st.Deleted = uint32(msgs), uint32(unseen), uint32(deleted)
-		rows, err := tx.Query(ctx, `SELECT DISTINCT keywords FROM messages WHERE mailbox_id = $1 AND keywords <> ''`, mailboxID)
-		if err != nil {
-			return err
-		}
-		sets, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return err
-		}
-		for _, set := range sets {
-			st.Keywords = store.Flags{Keywords: st.Keywords}.Apply(store.FlagsAdd, store.Flags{Keywords: splitKeywords(set)}).Keywords
-		}
-		slices.SortFunc(st.Keywords, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
-		return nil
+		st.Keywords, err = mailboxKeywords(ctx, tx, mailboxID)
+		return err
 	})
 	if err != nil {
 		return store.MailboxStatus{}, fmt.Errorf("status of mailbox %d: %w", mailboxID, err)

@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Move", testMove},
 		{"Quota", testQuota},
 		{"Changes", testChanges},
+		{"Snapshot", testSnapshot},
 		{"Watch", testWatch},
 		{"Lock", testLock},
 		{"Retrieved", testRetrieved},

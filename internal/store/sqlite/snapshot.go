@@ -1,0 +1,83 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// Snapshot implements store.Session. The UIDs come from the (mailbox, uid)
+// index alone; the counters from the mailbox row, in the same read
+// transaction.
+func (ss *session) Snapshot(ctx context.Context, mailboxID int64) (*store.Snapshot, error) {
+	if !ss.owns(mailboxID) {
+		return nil, fmt.Errorf("snapshot: %w", noMailbox(mailboxID))
+	}
+	snap := &store.Snapshot{}
+	err := ss.read(ctx, func(a *account) error {
+		tx, err := a.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		var messages int
+		err = tx.QueryRowContext(ctx, `SELECT modseq, uidnext, messages FROM mailbox WHERE id = ?`, mailboxID).
+			Scan(&snap.HighestModSeq, &snap.UIDNext, &messages)
+		if errors.Is(err, sql.ErrNoRows) {
+			return noMailbox(mailboxID)
+		} else if err != nil {
+			return err
+		}
+		snap.UIDs = make([]store.UID, 0, messages)
+		rows, err := tx.QueryContext(ctx, `SELECT uid FROM message WHERE mailbox = ? ORDER BY uid`, mailboxID)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var uid store.UID
+			if err := rows.Scan(&uid); err != nil {
+				return err
+			}
+			snap.UIDs = append(snap.UIDs, uid)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		// Walks the UID index until the first unseen message: short in the
+		// usual mailbox, whose old mail is read.
+		err = tx.QueryRowContext(ctx, `SELECT uid FROM message WHERE mailbox = ? AND flags & ? = 0 ORDER BY uid LIMIT 1`,
+			mailboxID, store.FlagSeen).Scan(&snap.FirstUnseen)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		snap.Keywords, err = mailboxKeywords(ctx, tx, mailboxID)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("snapshot of mailbox %d: %w", mailboxID, err)
+	}
+	return snap, nil
+}
+
+// HighestModSeq implements store.Session.
+func (ss *session) HighestModSeq(ctx context.Context, mailboxID int64) (store.ModSeq, error) {
+	if !ss.owns(mailboxID) {
+		return 0, fmt.Errorf("highest modseq: %w", noMailbox(mailboxID))
+	}
+	var ms store.ModSeq
+	err := ss.read(ctx, func(a *account) error {
+		err := a.db.QueryRowContext(ctx, `SELECT modseq FROM mailbox WHERE id = ?`, mailboxID).Scan(&ms)
+		if errors.Is(err, sql.ErrNoRows) {
+			return noMailbox(mailboxID)
+		}
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("highest modseq of mailbox %d: %w", mailboxID, err)
+	}
+	return ms, nil
+}

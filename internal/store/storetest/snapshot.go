@@ -1,0 +1,119 @@
+package storetest
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// testSnapshot checks Snapshot and HighestModSeq: a view built from a
+// snapshot and kept up with Changes from its MODSEQ matches the mailbox,
+// and HighestModSeq moves with every kind of change, wherever it is made.
+func testSnapshot(t *testing.T, e *env) {
+	acct, ss := e.account("alice@example.org")
+	inbox := e.mailbox(ss, "INBOX")
+
+	snap, err := ss.Snapshot(e.ctx, inbox.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := e.status(ss, inbox.ID)
+	if len(snap.UIDs) != 0 || snap.FirstUnseen != 0 || snap.UIDNext != 1 || snap.HighestModSeq != st.HighestModSeq {
+		t.Errorf("Snapshot of an empty mailbox = %+v; Status %+v", snap, st)
+	}
+
+	e.appendN(ss, inbox.ID, 1, 5)
+	e.setFlags(ss, inbox.ID, store.UIDSetOf(1, 2), store.FlagsAdd, `\Seen`)
+	e.setFlags(ss, inbox.ID, store.UIDSetOf(3), store.FlagsAdd, "$Label")
+	if _, err := ss.Expunge(e.ctx, inbox.ID, store.UIDSetOf(4), false); err != nil {
+		t.Fatal(err)
+	}
+	snap, err = ss.Snapshot(e.ctx, inbox.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st = e.status(ss, inbox.ID)
+	if !slices.Equal(snap.UIDs, []store.UID{1, 2, 3, 5}) || snap.FirstUnseen != 3 || snap.UIDNext != 6 ||
+		snap.HighestModSeq != st.HighestModSeq || !slices.Equal(snap.Keywords, []string{"$Label"}) {
+		t.Errorf("Snapshot = %+v; Status %+v", snap, st)
+	}
+	// The expunge before the snapshot is no change after it: no ghost.
+	cs, err := ss.Changes(e.ctx, inbox.ID, snap.HighestModSeq)
+	if err != nil || len(cs.Added)+len(cs.Updated)+len(cs.Expunged) != 0 {
+		t.Errorf("Changes from the snapshot's MODSEQ = %+v, %v", cs, err)
+	}
+
+	// Every kind of change moves HighestModSeq, and Changes from the
+	// snapshot's MODSEQ reports exactly what happened after it.
+	last := snap.HighestModSeq
+	moved := func(what string) {
+		t.Helper()
+		hms, err := ss.HighestModSeq(e.ctx, inbox.ID)
+		if err != nil {
+			t.Fatalf("HighestModSeq after %s: %v", what, err)
+		}
+		if hms <= last {
+			t.Errorf("HighestModSeq after %s = %d, was %d", what, hms, last)
+		}
+		if st := e.status(ss, inbox.ID); hms != st.HighestModSeq {
+			t.Errorf("HighestModSeq after %s = %d, Status says %d", what, hms, st.HighestModSeq)
+		}
+		last = hms
+	}
+	added := e.appendN(ss, inbox.ID, 6, 1)
+	moved("append")
+	e.setFlags(ss, inbox.ID, store.UIDSetOf(2), store.FlagsRemove, `\Seen`)
+	moved("flag change")
+	if _, err := ss.Expunge(e.ctx, inbox.ID, store.UIDSetOf(1), false); err != nil {
+		t.Fatal(err)
+	}
+	moved("expunge")
+	if err := ss.MarkRetrieved(e.ctx, inbox.ID, 3, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	moved("POP3 retrieval")
+	// Another process's change is visible at once, with no notification.
+	ss2 := e.session(e.another(), acct.ID)
+	e.appendN(ss2, inbox.ID, 7, 1)
+	moved("an append by another store")
+
+	cs, err = ss.Changes(e.ctx, inbox.ID, snap.HighestModSeq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := uidsOf(cs.Added); len(got) != 2 || got[0] != added[0] || cs.HighestModSeq != last {
+		t.Errorf("Changes after the snapshot: added %v, HighestModSeq %d, want %d", got, cs.HighestModSeq, last)
+	}
+	if !slices.Equal(cs.Expunged, []store.UID{1}) {
+		t.Errorf("Changes after the snapshot: expunged %v, want [1]", cs.Expunged)
+	}
+	var updated []store.UID
+	for _, u := range cs.Updated {
+		updated = append(updated, u.UID)
+	}
+	if !slices.Equal(updated, []store.UID{2, 3}) {
+		t.Errorf("Changes after the snapshot: updated %v, want [2 3]", updated)
+	}
+
+	// A mailbox of another account, or one deleted, is no mailbox.
+	_, bob := e.account("bob@example.org")
+	if _, err := bob.Snapshot(e.ctx, inbox.ID); !errors.Is(err, store.ErrNoMailbox) {
+		t.Errorf("Snapshot of another account's mailbox: %v", err)
+	}
+	if _, err := bob.HighestModSeq(e.ctx, inbox.ID); !errors.Is(err, store.ErrNoMailbox) {
+		t.Errorf("HighestModSeq of another account's mailbox: %v", err)
+	}
+	gone := e.mailbox(ss, "Gone")
+	if err := ss.DeleteMailbox(e.ctx, "Gone"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ss.Snapshot(e.ctx, gone.ID); !errors.Is(err, store.ErrNoMailbox) {
+		t.Errorf("Snapshot of a deleted mailbox: %v", err)
+	}
+	if _, err := ss.HighestModSeq(e.ctx, gone.ID); !errors.Is(err, store.ErrNoMailbox) {
+		t.Errorf("HighestModSeq of a deleted mailbox: %v", err)
+	}
+}
