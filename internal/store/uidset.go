@@ -71,6 +71,15 @@ func (s UIDSet) Contains(uid UID) bool {
 	return found
 }
 
+// Count is how many UIDs the set holds; at most 1<<32.
+func (s UIDSet) Count() uint64 {
+	var n uint64
+	for _, r := range s {
+		n += uint64(r.Stop) - uint64(r.Start) + 1
+	}
+	return n
+}
+
 // Empty reports whether the set holds no UID.
 func (s UIDSet) Empty() bool { return len(s) == 0 }
 

@@ -208,7 +208,7 @@ func (ss *session) Messages(ctx context.Context, mailboxID int64, uids store.UID
 		limit = structPageSize
 	}
 	var after store.UID
-	page := make([]store.MessageInfo, 0, limit)
+	page := make([]store.MessageInfo, 0, min(uint64(limit), uids.Count()))
 	for {
 		page = page[:0]
 		// Only the ranges not yet read go to the server, and each is an

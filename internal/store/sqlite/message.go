@@ -330,7 +330,8 @@ func (ss *session) Messages(ctx context.Context, mailboxID int64, uids store.UID
 	if err != nil {
 		return fmt.Errorf("messages: %w", err)
 	}
-	page := make([]store.MessageInfo, 0, pageSize)
+	// A FETCH of one message must not allocate room for a thousand.
+	page := make([]store.MessageInfo, 0, min(pageSize, uids.Count()))
 	for _, r := range uids {
 		after := int64(r.Start) - 1
 		for {
