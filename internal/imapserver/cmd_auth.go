@@ -1,7 +1,6 @@
 package imapserver
 
 import (
-	"bufio"
 	"compress/flate"
 	"encoding/base64"
 	"errors"
@@ -83,7 +82,7 @@ func (c *conn) cmdStarttls(cmd *command) {
 	if c.tls || c.srv.cfg.TLS == nil {
 		xsyntaxErrorf("STARTTLS not available")
 	}
-	if c.r.br.Buffered() > 0 {
+	if c.r.buffered() > 0 {
 		// Commands pipelined after STARTTLS would be taken as if they came
 		// over TLS (CVE-2011-0411 and kin).
 		c.closing = true
@@ -189,7 +188,6 @@ func (c *conn) loggedIn(cmd *command, acct store.Account) {
 	}
 	xcheckf(err, "open account")
 	c.acct, c.sess, c.release = acct, sess, release
-	c.watcher = c.srv.cfg.Store.Watch(acct.ID)
 	c.state = stateAuth
 	c.log = c.log.With("account", acct.Name)
 	c.log.Info("logged in", "cmd", cmd.name)
@@ -252,10 +250,11 @@ func (c *conn) cmdCompress(cmd *command) {
 	}
 	c.compressed = true
 	c.w.fw = fw
-	c.w.bw.Reset(fw)
+	c.w.setDst(fw)
 	// The client starts compressing right after our OK; anything it sent
 	// before is already in the buffer and, per RFC 4978, there is none.
+	// That buffer now belongs to the inflater, which reads on from it.
 	inflate := newInflateReader(c.r.br)
 	c.inflate = inflate
-	c.r.br = bufio.NewReaderSize(inflate, 16*1024)
+	c.r.br, c.r.in = nil, &primedReader{src: inflate}
 }

@@ -3,7 +3,6 @@ package imapserver
 import (
 	"errors"
 	"strings"
-	"time"
 
 	"github.com/buzon-mail/buzon/internal/store"
 )
@@ -188,77 +187,6 @@ func itoa(n uint32) string {
 		n /= 10
 		if n == 0 {
 			return string(b[i:])
-		}
-	}
-}
-
-// RFC 2177 IDLE: updates are sent as they happen until the client says
-// DONE, the idle timeout passes or the server shuts down.
-func (c *conn) cmdIdle(cmd *command) {
-	c.w.str("+ idling\r\n")
-	if c.sel != nil {
-		c.sync(true)
-	}
-	c.w.flush()
-
-	type result struct {
-		line string
-		err  error
-	}
-	lines := make(chan result, 1)
-	timeout := c.srv.cfg.IMAP.IdleTimeout.D()
-	_ = c.raw.SetReadDeadline(time.Now().Add(timeout))
-	go func() {
-		line, err := c.r.readLine()
-		lines <- result{string(line), err}
-	}()
-	running := true
-	stop := func() {
-		// Unblock the reader and wait for it, so only one goroutine ever
-		// reads the connection.
-		if running {
-			_ = c.raw.SetReadDeadline(time.Now())
-			<-lines
-			running = false
-		}
-	}
-	// A failure while sending updates must not leave the reader behind.
-	defer stop()
-	for {
-		select {
-		case res := <-lines:
-			running = false
-			if res.err != nil {
-				var tooLong *lineTooLongError
-				if errors.As(res.err, &tooLong) {
-					xsyntaxErrorf("line too long")
-				}
-				var ne interface{ Timeout() bool }
-				if errors.As(res.err, &ne) && ne.Timeout() {
-					c.bye("autologout: idle for too long")
-					c.closing, c.done = true, true
-					return
-				}
-				panic(ioError{res.err})
-			}
-			if !strings.EqualFold(res.line, "DONE") {
-				xsyntaxErrorf("expected DONE")
-			}
-			return
-		case <-c.watcher.C():
-			if c.sel != nil {
-				c.sync(true)
-				c.w.flush()
-			}
-		case <-c.srv.done:
-			stop()
-			c.bye("server shutting down")
-			c.closing, c.done = true, true
-			return
-		case <-c.ctx.Done():
-			stop()
-			c.closing, c.done = true, true
-			return
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package imapserver
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -105,9 +104,13 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc // cancels ctx when the connection ends
 
-	// waiting is set while the connection blocks reading its next command,
-	// the only moment Shutdown may interrupt it. Guarded by srv.mu.
+	// waiting is set while the connection blocks reading its next command
+	// or in IDLE, the only moments Shutdown may interrupt it. Guarded by
+	// srv.mu.
 	waiting bool
+	// woken is set when the account changed while the session is in IDLE
+	// (see idlers). Guarded by srv.mu.
+	woken bool
 
 	state   state       // the protocol state (RFC 9051 3)
 	limiter rateLimiter // Limits.CommandsPerSecond
@@ -125,9 +128,8 @@ type conn struct {
 	// After authentication:
 	acct    store.Account
 	sess    store.Session
-	release func()        // returns the account's session slot
-	watcher store.Watcher // change notifications for the account
-	sel     *selected     // the selected mailbox, nil when none
+	release func()    // returns the account's session slot
+	sel     *selected // the selected mailbox, nil when none
 
 	// searchRes is the saved search result, as UIDs (RFC 5182).
 	searchRes []store.UID
@@ -175,12 +177,14 @@ func (c *conn) setIO(startTLS bool) {
 		c.nc, c.tls = tc, true
 	}
 	lim := c.srv.cfg.Limits
-	c.r = &reader{
-		br:      bufio.NewReaderSize(c.nc, 16*1024),
-		maxLine: lim.MaxLineLength,
-		absurd:  max(int64(lim.MaxLineLength)*16, 1<<20),
+	if c.r != nil {
+		c.r.park() // STARTTLS: nothing is buffered
 	}
-	c.w = newWriter(deadlineWriter{c.nc, c.srv.cfg.WriteTimeout}, min(lim.MaxOutputBacklog, 64*1024))
+	c.r = newReader(c.nc, &c.srv.readBufs, lim.MaxLineLength)
+	if c.w != nil {
+		c.w.park() // STARTTLS: the OK was flushed
+	}
+	c.w = newWriter(deadlineWriter{c.nc, c.srv.cfg.WriteTimeout}, &c.srv.writeBufs)
 	c.w.utf8 = c.utf8
 }
 
@@ -233,9 +237,7 @@ func (c *conn) handshake() bool {
 
 func (c *conn) cleanup() {
 	c.cancel()
-	if c.watcher != nil {
-		c.watcher.Close()
-	}
+	c.unselect()
 	if c.sess != nil {
 		if err := c.sess.Close(); err != nil {
 			c.log.Error("closing store session", "err", err)
@@ -245,6 +247,8 @@ func (c *conn) cleanup() {
 		c.release()
 	}
 	c.nc.Close()
+	c.r.park()
+	c.w.park()
 	if c.inflate != nil {
 		c.inflate.Close() // ends the decoding goroutine
 	}
@@ -270,6 +274,10 @@ func (c *conn) readCommand() ([]byte, bool) {
 		}
 		c.waiting = true
 		c.srv.mu.Unlock()
+		// Nothing is owed to the client now: while it thinks, the
+		// connection holds no buffers.
+		c.w.park()
+		c.r.park()
 		line, err := c.r.readLine()
 		c.srv.mu.Lock()
 		c.waiting = false

@@ -630,7 +630,7 @@ func (c *conn) writeBodyStructure(p *message.Part, ext bool) {
 			c.writeBodyStructure(&p.Parts[i], ext)
 		}
 		w.byte(' ')
-		w.string(strings.ToUpper(p.MediaSubtype))
+		w.upper(p.MediaSubtype)
 		if ext {
 			w.byte(' ')
 			c.writeParams(p.Params)
@@ -644,18 +644,18 @@ func (c *conn) writeBodyStructure(p *message.Part, ext bool) {
 		w.byte(')')
 		return
 	}
-	mt, st := strings.ToUpper(p.MediaType), strings.ToUpper(p.MediaSubtype)
-	if p.MediaType == "multipart" || mt == "" || st == "" {
-		mt, st = "TEXT", "PLAIN" // a multipart without parts is shown as text
+	mt, st := p.MediaType, p.MediaSubtype
+	if mt == "multipart" || mt == "" || st == "" {
+		mt, st = "text", "plain" // a multipart without parts is shown as text
 	}
 	enc := p.Encoding
 	if enc == "" {
 		enc = "7BIT"
 	}
 	w.byte('(')
-	w.string(mt)
+	w.upper(mt)
 	w.byte(' ')
-	w.string(st)
+	w.upper(st)
 	w.byte(' ')
 	c.writeParams(p.Params)
 	w.byte(' ')
@@ -673,7 +673,7 @@ func (c *conn) writeBodyStructure(p *message.Part, ext bool) {
 		c.writeBodyStructure(inner, ext)
 		w.byte(' ')
 		w.num(uint64(p.Lines))
-	} else if mt == "TEXT" {
+	} else if strings.EqualFold(mt, "text") {
 		w.byte(' ')
 		w.num(uint64(p.Lines))
 	}
@@ -701,7 +701,7 @@ func (c *conn) writeParams(params []message.Param) {
 		if i > 0 {
 			w.byte(' ')
 		}
-		w.string(strings.ToUpper(p.Name))
+		w.upper(p.Name)
 		w.byte(' ')
 		w.string(p.Value)
 	}
@@ -714,7 +714,7 @@ func (c *conn) writeDisposition(p *message.Part) {
 		return
 	}
 	c.w.byte('(')
-	c.w.string(strings.ToUpper(p.Disposition))
+	c.w.upper(p.Disposition)
 	c.w.byte(' ')
 	c.writeParams(p.DispositionParams)
 	c.w.byte(')')

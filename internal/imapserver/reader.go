@@ -6,14 +6,95 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // reader reads what the client sends: command lines and literals. The
 // connection owns it; the parser pulls lines and literals through it.
+//
+// While the connection waits for a client that has sent nothing more, the
+// reader can park: its buffer goes back to a pool shared by the server's
+// connections and the wait reads one byte into the reader itself, so ten
+// thousand idle connections do not hold ten thousand buffers.
 type reader struct {
+	// br buffers in. It is nil while parked and taken from pool again
+	// when the client sends something; set directly, with no pool, it is
+	// never parked.
 	br      *bufio.Reader
-	maxLine int   // longest line accepted, without its CRLF
-	absurd  int64 // past this many bytes in one line, the connection is closed
+	in      *primedReader
+	pool    *sync.Pool // of *bufio.Reader
+	maxLine int        // longest line accepted, without its CRLF
+	absurd  int64      // past this many bytes in one line, the connection is closed
+}
+
+func newReader(src io.Reader, pool *sync.Pool, maxLine int) *reader {
+	return &reader{
+		in:      &primedReader{src: src},
+		pool:    pool,
+		maxLine: maxLine,
+		absurd:  max(int64(maxLine)*16, 1<<20),
+	}
+}
+
+// park gives the buffer back to the pool when it holds nothing unread.
+func (r *reader) park() {
+	if r.pool == nil || r.br == nil || r.br.Buffered() > 0 {
+		return
+	}
+	r.br.Reset(nil)
+	r.pool.Put(r.br)
+	r.br = nil
+}
+
+// unpark waits for the client's next byte, then takes a buffer.
+func (r *reader) unpark() error {
+	if r.br != nil {
+		return nil
+	}
+	if err := r.in.wait(); err != nil {
+		return err
+	}
+	r.br = r.pool.Get().(*bufio.Reader)
+	r.br.Reset(r.in)
+	return nil
+}
+
+// buffered is how many bytes the client sent that were not read yet.
+func (r *reader) buffered() int {
+	if r.br == nil {
+		return 0
+	}
+	return r.br.Buffered()
+}
+
+// primedReader is src, with the one byte a parked wait read kept in
+// front.
+type primedReader struct {
+	src      io.Reader
+	first    [1]byte
+	hasFirst bool
+}
+
+// wait reads the next byte into first.
+func (p *primedReader) wait() error {
+	n, err := p.src.Read(p.first[:])
+	if n == 0 {
+		if err == nil {
+			err = io.ErrNoProgress
+		}
+		return err
+	}
+	p.hasFirst = true
+	return nil
+}
+
+func (p *primedReader) Read(b []byte) (int, error) {
+	if p.hasFirst && len(b) > 0 {
+		b[0] = p.first[0]
+		p.hasFirst = false
+		return 1, nil
+	}
+	return p.src.Read(b)
 }
 
 // lineTooLongError is a line over maxLine, already read to its end and
@@ -31,6 +112,9 @@ var errAbsurdLine = errors.New("line absurdly long")
 // readLine reads one line and returns it without the CR LF (a bare LF is
 // accepted too). The returned slice is valid until the next read.
 func (r *reader) readLine() ([]byte, error) {
+	if err := r.unpark(); err != nil {
+		return nil, err
+	}
 	var buf []byte
 	for {
 		chunk, err := r.br.ReadSlice('\n')

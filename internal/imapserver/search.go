@@ -244,6 +244,46 @@ func (sm *searchMsg) headerValues(name string) []string {
 	return vals
 }
 
+// envelopeValues answers the address and subject keys from the envelope
+// stored with the message, so that they need no message body (Dovecot
+// answers them from its cache). An address reads as it would be written:
+// the decoded name, then the address in angle brackets. ok is false for a
+// message stored without a usable structure.
+func (sm *searchMsg) envelopeValues(op string) (vals []string, ok bool) {
+	if len(sm.m.Structure) == 0 {
+		return nil, false
+	}
+	e := sm.structure().Envelope
+	if e == nil {
+		return nil, false
+	}
+	var list []message.Address
+	switch op {
+	case "SUBJECT":
+		if e.Subject == "" {
+			return nil, true
+		}
+		return []string{message.DecodeHeaderValue(e.Subject)}, true
+	case "FROM":
+		list = e.From
+	case "TO":
+		list = e.To
+	case "CC":
+		list = e.Cc
+	case "BCC":
+		list = e.Bcc
+	}
+	for _, a := range list {
+		switch {
+		case a.GroupStart:
+			vals = append(vals, a.Mailbox)
+		case !a.GroupEnd:
+			vals = append(vals, strings.TrimSpace(message.DecodeHeaderValue(a.Name)+" <"+a.Mailbox+"@"+a.Host+">"))
+		}
+	}
+	return vals, true
+}
+
 // splitFields splits a header block into fields, keeping folded lines
 // with their field.
 func splitFields(b []byte) []string {
@@ -441,7 +481,11 @@ func (c *conn) match(sm *searchMsg, k *searchKey) bool {
 	case "SEQ":
 		return k.set.containsSeq(c, sm.seq, m.UID)
 	case "BCC", "CC", "FROM", "SUBJECT", "TO":
-		for _, v := range sm.headerValues(k.op) {
+		vals, ok := sm.envelopeValues(k.op)
+		if !ok {
+			vals = sm.headerValues(k.op)
+		}
+		for _, v := range vals {
 			if containsFold(v, k.str) {
 				return true
 			}

@@ -15,6 +15,7 @@
 package imapserver
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -79,6 +80,13 @@ type Server struct {
 	conns     map[*conn]struct{}        // guarded by mu
 	drained   chan struct{}             // guarded by mu; closed when conns empties while closing
 	nextID    uint64                    // guarded by mu; connection numbers for logs
+	feeds     map[int64]*feed           // guarded by mu; by mailbox ID, while selected
+	idlers    map[int64]*idlers         // guarded by mu; by account ID, while in IDLE
+
+	// Buffers of connections that are reading or writing; idle
+	// connections park theirs here (see reader and writer).
+	readBufs  sync.Pool // of *bufio.Reader
+	writeBufs sync.Pool // of *bufio.Writer
 }
 
 // New returns a Server for cfg, with defaults filled in.
@@ -110,13 +118,19 @@ func New(cfg Config) *Server {
 	if cfg.TLSHandshakeTimeout <= 0 {
 		cfg.TLSHandshakeTimeout = 30 * time.Second
 	}
-	return &Server{
+	s := &Server{
 		cfg:       cfg,
 		log:       cfg.Logger,
 		done:      make(chan struct{}),
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
+		feeds:     map[int64]*feed{},
+		idlers:    map[int64]*idlers{},
 	}
+	s.readBufs.New = func() any { return bufio.NewReaderSize(nil, 16*1024) }
+	writeSize := min(cfg.Limits.MaxOutputBacklog, 64*1024)
+	s.writeBufs.New = func() any { return bufio.NewWriterSize(nil, writeSize) }
+	return s
 }
 
 func setDefault[T int | int64 | float64](v *T, def T) {

@@ -1,6 +1,7 @@
 package imapserver
 
 import (
+	"errors"
 	"math"
 	"slices"
 	"strings"
@@ -26,6 +27,8 @@ type selected struct {
 	// reported holds flag changes this session announced itself (STORE,
 	// FETCH setting \Seen), so the change feed does not repeat them.
 	reported map[store.UID]store.ModSeq
+	// feed is shared with the server's other sessions of the mailbox.
+	feed *feed
 }
 
 // seq returns the sequence number of uid, or 0 when it is not in the view.
@@ -160,31 +163,18 @@ func (c *conn) cmdSelect(cmd *command) {
 	}
 	name := c.xmailboxName(a.mailbox)
 	mb := c.xlookupMailbox(name)
-	// The view comes from one snapshot of the store, the changes since
-	// MODSEQ 0, so that no change can fall between the list of messages
-	// and the MODSEQ the session catches up from.
-	cs, err := c.sess.Changes(c.ctx, mb.ID, 0)
+	// The view and the MODSEQ it catches up from come from one snapshot,
+	// so no change can fall between them.
+	snap, err := c.sess.Snapshot(c.ctx, mb.ID)
 	xcheckf(err, "read %s", name)
-	st, err := c.sess.Status(c.ctx, mb.ID)
-	xcheckf(err, "status of %s", name)
-	sel := &selected{mb: mb, readOnly: cmd.name == "EXAMINE", modSeq: cs.HighestModSeq, reported: map[store.UID]store.ModSeq{}}
-	sel.uids = make([]store.UID, 0, len(cs.Added))
+	sel := &selected{mb: mb, readOnly: cmd.name == "EXAMINE", uids: snap.UIDs, modSeq: snap.HighestModSeq, reported: map[store.UID]store.ModSeq{}}
 	var firstUnseen uint32
-	for i := range cs.Added {
-		m := &cs.Added[i]
-		sel.uids = append(sel.uids, m.UID)
-		if firstUnseen == 0 && m.Flags.System&store.FlagSeen == 0 {
-			firstUnseen = uint32(len(sel.uids))
-		}
-	}
-	// Drain a notification that predates the view.
-	select {
-	case <-c.watcher.C():
-	default:
+	if snap.FirstUnseen > 0 {
+		firstUnseen = sel.seq(snap.FirstUnseen)
 	}
 
 	w := c.w
-	flags := append([]string{`\Answered`, `\Flagged`, `\Deleted`, `\Seen`, `\Draft`}, st.Keywords...)
+	flags := append([]string{`\Answered`, `\Flagged`, `\Deleted`, `\Seen`, `\Draft`}, snap.Keywords...)
 	w.str("* FLAGS (" + strings.Join(flags, " ") + ")\r\n")
 	if sel.readOnly {
 		w.str("* OK [PERMANENTFLAGS ()] read-only\r\n")
@@ -205,11 +195,11 @@ func (c *conn) cmdSelect(cmd *command) {
 	w.str("* OK [UIDVALIDITY ")
 	w.num(uint64(mb.UIDValidity))
 	w.str("] UIDs valid\r\n* OK [UIDNEXT ")
-	w.num(uint64(st.UIDNext))
+	w.num(uint64(snap.UIDNext))
 	w.str("] predicted next UID\r\n")
 	// RFC 7162 3.1.2.1
 	w.str("* OK [HIGHESTMODSEQ ")
-	w.num(uint64(max(cs.HighestModSeq, 1)))
+	w.num(uint64(max(snap.HighestModSeq, 1)))
 	w.str("] highest\r\n")
 	if c.rev2 {
 		// RFC 9051 6.3.2: the mailbox's name as the server spells it.
@@ -217,6 +207,7 @@ func (c *conn) cmdSelect(cmd *command) {
 		c.writeMailbox(mb.Name)
 		w.str("\r\n")
 	}
+	sel.feed = c.srv.feed(mb.ID)
 	c.sel, c.state = sel, stateSelected
 	if q := a.qresync; q != nil && q.uidValidity == mb.UIDValidity {
 		c.qresyncSelect(q)
@@ -307,32 +298,62 @@ func (c *conn) writeFlagsFetch(seq uint32, uid store.UID, modSeq store.ModSeq, f
 
 // unselect leaves the selected state.
 func (c *conn) unselect() {
+	if c.sel != nil {
+		c.srv.releaseFeed(c.sel.feed)
+	}
 	c.sel, c.state = nil, stateAuth
 	c.searchRes = nil // RFC 5182 2.1
 }
 
 // sync brings the view up to date with the store and tells the client.
-// It asks the store after every command rather than only when the watcher
-// fired: notifications from other processes and nodes arrive late, and a
-// client that sees a change in one session expects the next command in
-// another to show it. With expungeOK false, expunges wait (RFC 9051 7.5.1).
+// It asks the store after every command rather than wait for a
+// notification: notifications from other processes and nodes arrive late,
+// and a client that sees a change in one session expects the next command
+// in another to show it. The question costs one cheap read (storeChanged)
+// unless something changed. With expungeOK false, expunges wait (RFC 9051
+// 7.5.1).
 func (c *conn) sync(expungeOK bool) {
 	sel := c.sel
-	// The wake-up, if any, is answered now.
-	select {
-	case <-c.watcher.C():
-	default:
+	added := 0
+	if need, changed := c.storeChanged(); changed {
+		cs, err := sel.feed.changes(c.ctx, c.sess, sel.modSeq, need)
+		xcheckf(err, "changes of %s", sel.mb.Name)
+		if cs.Gone {
+			// The mailbox was deleted or renamed elsewhere.
+			c.w.str("* BYE selected mailbox was deleted or renamed\r\n")
+			c.w.flush()
+			c.closing = true
+			return
+		}
+		added = c.applyChanges(cs)
 	}
-	var added int
-	cs, err := c.sess.Changes(c.ctx, sel.mb.ID, sel.modSeq)
-	xcheckf(err, "changes of %s", sel.mb.Name)
-	if cs.Gone {
-		// The mailbox was deleted or renamed elsewhere.
-		c.w.str("* BYE selected mailbox was deleted or renamed\r\n")
-		c.w.flush()
-		c.closing = true
-		return
+	if expungeOK && len(sel.pendingExpunge) > 0 {
+		c.reportExpunged(sel.pendingExpunge)
+		sel.pendingExpunge = nil
 	}
+	if added > 0 {
+		c.w.str("* ")
+		c.w.num(uint64(len(sel.uids)))
+		c.w.str(" EXISTS\r\n")
+	}
+}
+
+// storeChanged reports whether the selected mailbox changed since the
+// view last caught up, and its highest MODSEQ now.
+func (c *conn) storeChanged() (store.ModSeq, bool) {
+	hms, err := c.sess.HighestModSeq(c.ctx, c.sel.mb.ID)
+	if errors.Is(err, store.ErrNoMailbox) {
+		return 0, true // Changes tells the session it is gone
+	}
+	xcheckf(err, "changes of %s", c.sel.mb.Name)
+	return hms, hms != c.sel.modSeq
+}
+
+// applyChanges takes a change set into the view: flag changes go to the
+// client at once, expunges wait in pendingExpunge, new messages join the
+// view. It returns how many joined.
+func (c *conn) applyChanges(cs *store.ChangeSet) (added int) {
+	sel := c.sel
 	for _, u := range cs.Expunged {
 		if sel.seq(u) > 0 {
 			if i, found := slices.BinarySearch(sel.pendingExpunge, u); !found {
@@ -360,15 +381,7 @@ func (c *conn) sync(expungeOK bool) {
 	}
 	sel.modSeq = max(sel.modSeq, cs.HighestModSeq)
 	clear(sel.reported)
-	if expungeOK && len(sel.pendingExpunge) > 0 {
-		c.reportExpunged(sel.pendingExpunge)
-		sel.pendingExpunge = nil
-	}
-	if added > 0 {
-		c.w.str("* ")
-		c.w.num(uint64(len(sel.uids)))
-		c.w.str(" EXISTS\r\n")
-	}
+	return added
 }
 
 // reportExpunged removes UIDs from the view and tells the client:

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -29,15 +31,49 @@ func (w deadlineWriter) Write(b []byte) (int, error) {
 // straight to the network: nothing queues up behind a slow client, which
 // is dropped when a write blocks past the deadline. Its methods panic
 // with ioError when the connection fails; the command loop ends the session.
+//
+// Between commands the buffer is empty and can be parked: it goes back to
+// a pool shared by the server's connections, and the next write takes one.
 type writer struct {
-	bw *bufio.Writer
-	fw *flate.Writer // set once COMPRESS DEFLATE is on (RFC 4978)
+	// bw buffers what goes to dst; nil while parked.
+	bw   *bufio.Writer
+	dst  io.Writer
+	pool *sync.Pool    // of *bufio.Writer
+	fw   *flate.Writer // set once COMPRESS DEFLATE is on (RFC 4978)
 	// utf8 allows UTF-8 in quoted strings (IMAP4rev2, UTF8=ACCEPT).
 	utf8 bool
 }
 
-func newWriter(dst io.Writer, size int) *writer {
-	return &writer{bw: bufio.NewWriterSize(dst, size)}
+func newWriter(dst io.Writer, pool *sync.Pool) *writer {
+	return &writer{dst: dst, pool: pool}
+}
+
+// buf returns the buffer, taking one from the pool if parked.
+func (w *writer) buf() *bufio.Writer {
+	if w.bw == nil {
+		w.bw = w.pool.Get().(*bufio.Writer)
+		w.bw.Reset(w.dst)
+	}
+	return w.bw
+}
+
+// park gives the buffer back to the pool when everything was sent.
+func (w *writer) park() {
+	if w.bw == nil || w.bw.Buffered() > 0 {
+		return
+	}
+	w.bw.Reset(nil)
+	w.pool.Put(w.bw)
+	w.bw = nil
+}
+
+// setDst sends what follows to dst (COMPRESS), once everything before
+// was flushed.
+func (w *writer) setDst(dst io.Writer) {
+	w.dst = dst
+	if w.bw != nil {
+		w.bw.Reset(dst)
+	}
 }
 
 func (w *writer) check(err error) {
@@ -47,25 +83,28 @@ func (w *writer) check(err error) {
 }
 
 func (w *writer) str(s string) {
-	_, err := w.bw.WriteString(s)
+	_, err := w.buf().WriteString(s)
 	w.check(err)
 }
 
 func (w *writer) bytes(b []byte) {
-	_, err := w.bw.Write(b)
+	_, err := w.buf().Write(b)
 	w.check(err)
 }
 
-func (w *writer) byte(c byte) { w.check(w.bw.WriteByte(c)) }
+func (w *writer) byte(c byte) { w.check(w.buf().WriteByte(c)) }
 
 func (w *writer) num(n uint64) {
-	var buf [20]byte
-	w.bytes(strconv.AppendUint(buf[:0], n, 10))
+	b := w.buf()
+	_, err := b.Write(strconv.AppendUint(b.AvailableBuffer(), n, 10))
+	w.check(err)
 }
 
 // flush sends everything written so far.
 func (w *writer) flush() {
-	w.check(w.bw.Flush())
+	if w.bw != nil {
+		w.check(w.bw.Flush())
+	}
 	if w.fw != nil {
 		w.check(w.fw.Flush())
 	}
@@ -75,7 +114,7 @@ func (w *writer) flush() {
 func (w *writer) copyFrom(r io.Reader, n int64) {
 	// A failure midway leaves a short literal, which would desynchronise
 	// the client: the session must end.
-	_, err := io.CopyN(w.bw, r, n)
+	_, err := io.CopyN(w.buf(), r, n)
 	w.check(err)
 }
 
@@ -103,15 +142,46 @@ func (w *writer) string(s string) {
 	w.str(s)
 }
 
+// quoted writes s as a quoted string. It checks for errors once, at the
+// end: a bufio.Writer that failed fails every later write.
 func (w *writer) quoted(s string) {
-	w.byte('"')
+	b := w.buf()
+	b.WriteByte('"')
+	start := 0
 	for i := 0; i < len(s); i++ {
-		if s[i] == '"' || s[i] == '\\' {
-			w.byte('\\')
+		if c := s[i]; c == '"' || c == '\\' {
+			b.WriteString(s[start:i])
+			b.WriteByte('\\')
+			start = i // the quoted character leads the next run
 		}
-		w.byte(s[i])
 	}
-	w.byte('"')
+	b.WriteString(s[start:])
+	w.check(b.WriteByte('"'))
+}
+
+// upper writes s in upper case as a string, without allocating when s
+// is plain ASCII (media types, parameter names).
+func (w *writer) upper(s string) {
+	if len(s) > 4096 {
+		w.string(strings.ToUpper(s))
+		return
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 0x80 || c < ' ' || c == '"' || c == '\\' {
+			w.string(strings.ToUpper(s))
+			return
+		}
+	}
+	b := w.buf()
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		b.WriteByte(c)
+	}
+	w.check(b.WriteByte('"'))
 }
 
 // nstring writes NIL for "" and otherwise a string.

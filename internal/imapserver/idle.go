@@ -1,0 +1,159 @@
+package imapserver
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// idlers are the sessions of one account that are in IDLE with a mailbox
+// selected. One store watcher and one goroutine per account wake them all,
+// however many there are: an idle session costs its own goroutine, blocked
+// reading the client, and no more.
+type idlers struct {
+	watcher store.Watcher
+	conns   map[*conn]struct{} // guarded by Server.mu
+	stop    chan struct{}      // closed when the last session leaves
+}
+
+// startIdle makes c hear of changes to its account until stopIdle.
+func (s *Server) startIdle(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := c.acct.ID
+	a := s.idlers[id]
+	if a == nil {
+		a = &idlers{watcher: s.cfg.Store.Watch(id), conns: map[*conn]struct{}{}, stop: make(chan struct{})}
+		s.idlers[id] = a
+		go s.wakeIdlers(a)
+	}
+	a.conns[c] = struct{}{}
+}
+
+// stopIdle undoes startIdle.
+func (s *Server) stopIdle(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.woken = false
+	id := c.acct.ID
+	a := s.idlers[id]
+	delete(a.conns, c)
+	if len(a.conns) == 0 {
+		close(a.stop)
+		a.watcher.Close()
+		delete(s.idlers, id)
+	}
+}
+
+// wakeIdlers passes the account's notifications on to its idle sessions.
+func (s *Server) wakeIdlers(a *idlers) {
+	for {
+		select {
+		case <-a.watcher.C():
+			s.mu.Lock()
+			for c := range a.conns {
+				c.wakeLocked()
+			}
+			s.mu.Unlock()
+		case <-a.stop:
+			return
+		}
+	}
+}
+
+// wakeLocked tells an idle session that its account changed, interrupting
+// its read. The caller holds srv.mu.
+func (c *conn) wakeLocked() {
+	c.woken = true
+	c.interruptLocked()
+}
+
+// RFC 2177 IDLE: updates are sent as they happen until the client says
+// DONE, the idle timeout passes or the server shuts down. The connection's
+// goroutine waits for the client, and a change or Shutdown interrupts
+// that wait (wakeLocked, interruptLocked).
+func (c *conn) cmdIdle(cmd *command) {
+	if c.sel != nil {
+		c.srv.startIdle(c)
+		defer c.srv.stopIdle(c)
+	}
+	c.w.str("+ idling\r\n")
+	if c.sel != nil {
+		c.sync(true)
+	}
+	c.w.flush()
+	deadline := time.Now().Add(c.srv.cfg.IMAP.IdleTimeout.D())
+	for {
+		// An idle connection holds no buffers (see reader and writer).
+		c.w.park()
+		c.r.park()
+		woken, closing, err := c.waitIdle(deadline)
+		switch {
+		case closing:
+			c.bye("server shutting down")
+			c.closing, c.done = true, true
+			return
+		case woken:
+			if c.sel != nil {
+				c.sync(true)
+				c.w.flush()
+			}
+			continue
+		case err == nil:
+			// The client is saying something: DONE, we expect.
+		case isTimeout(err) && !time.Now().Before(deadline):
+			c.bye("autologout: idle for too long")
+			c.closing, c.done = true, true
+			return
+		case isTimeout(err):
+			continue // an interruption meant for an earlier wait
+		default:
+			panic(ioError{err})
+		}
+		_ = c.raw.SetReadDeadline(deadline)
+		line, err := c.r.readLine()
+		if err != nil {
+			var tooLong *lineTooLongError
+			if errors.As(err, &tooLong) {
+				xsyntaxErrorf("line too long")
+			}
+			panic(ioError{err})
+		}
+		if !strings.EqualFold(string(line), "DONE") {
+			xsyntaxErrorf("expected DONE")
+		}
+		return
+	}
+}
+
+// waitIdle waits until the client sends something (err nil), a change
+// wakes the session (woken) or the server shuts down (closing).
+func (c *conn) waitIdle(deadline time.Time) (woken, closing bool, err error) {
+	_ = c.raw.SetReadDeadline(deadline)
+	c.srv.mu.Lock()
+	if c.srv.closing || c.woken {
+		woken, closing = c.woken, c.srv.closing
+		c.woken = false
+		c.srv.mu.Unlock()
+		return woken, closing, nil
+	}
+	c.waiting = true
+	c.srv.mu.Unlock()
+	err = c.r.unpark()
+	c.srv.mu.Lock()
+	c.waiting = false
+	woken, closing = c.woken, c.srv.closing
+	c.woken = false
+	c.srv.mu.Unlock()
+	if err == nil {
+		woken = false // the client's line comes first; the change is reported after IDLE
+	}
+	return woken, closing && err != nil, err
+}
+
+func isTimeout(err error) bool {
+	var ne interface{ Timeout() bool }
+	return errors.As(err, &ne) && ne.Timeout()
+}
