@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/auth"
+	"github.com/buzon-mail/buzon/internal/limit"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
@@ -57,10 +58,8 @@ type conn struct {
 	// user is the name given by USER, awaiting PASS.
 	user string
 
-	// tokens and lastCommand implement the commands-per-second limit as
-	// a token bucket.
-	tokens      float64
-	lastCommand time.Time
+	// rate is the commands-per-second limit.
+	rate *limit.Rate
 
 	// The rest is set in TRANSACTION state.
 
@@ -102,6 +101,7 @@ func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 		ctx:         ctx,
 		cancel:      cancel,
 		state:       stateAuthorization,
+		rate:        limit.NewRate(s.cfg.Limits.CommandsPerSecond),
 	}
 	c.br = bufio.NewReaderSize(nc, 4096)
 	c.bw = bufio.NewWriterSize(deadlineWriter{c}, 32*1024)
@@ -259,25 +259,20 @@ func (c *conn) goodbye() {
 }
 
 // throttle keeps the session within Limits.CommandsPerSecond, allowing
-// bursts of twice as many, by waiting before the command runs.
+// bursts of twice as many, by waiting before the command runs; a client
+// that never stops sending too fast is told so and disconnected.
 func (c *conn) throttle() {
-	rate := c.srv.cfg.Limits.CommandsPerSecond
-	if rate <= 0 {
-		return
+	wait, flood := c.rate.Take(time.Now())
+	if flood {
+		c.writeErr("SYS/TEMP", "too many commands; slow down")
+		c.flush()
+		xabort(errFlood)
 	}
-	now := time.Now()
-	if c.lastCommand.IsZero() {
-		c.tokens = 2 * rate
-	} else {
-		c.tokens = min(2*rate, c.tokens+now.Sub(c.lastCommand).Seconds()*rate)
-	}
-	c.lastCommand = now
-	c.tokens--
-	if c.tokens >= 0 {
+	if wait <= 0 {
 		return
 	}
 	c.flush()
-	t := time.NewTimer(time.Duration(-c.tokens / rate * float64(time.Second)))
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -285,6 +280,9 @@ func (c *conn) throttle() {
 		xabort(c.ctx.Err())
 	}
 }
+
+// errFlood ends a session that kept over its command rate.
+var errFlood = errors.New("client kept sending over its command rate")
 
 // execute runs one command line. Refusals raised in the command become
 // -ERR responses here; a panic that is not one is a bug: it is logged with

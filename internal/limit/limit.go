@@ -1,0 +1,59 @@
+// Package limit holds the per-connection command rate limit that the IMAP
+// and POP3 servers share: a token bucket that spaces out a client sending
+// faster than limits.commands_per_second, and tells a client that never
+// stops doing so (a pipeline without end) from one with a burst.
+package limit
+
+import "time"
+
+// Flood is how long a client may keep the bucket empty before it is
+// disconnected: longer than an honest burst at the default rate (a client
+// pipelining RETR for a thousand messages at 500/s needs two seconds).
+const Flood = 10 * time.Second
+
+// Rate is a token bucket holding two seconds' worth of commands. The zero
+// value and a Rate with a rate of 0 allow everything. A Rate serves one
+// connection; it is not safe for concurrent use.
+type Rate struct {
+	perSecond float64
+	tokens    float64
+	last      time.Time // when tokens was last brought up to date
+	// emptySince is when the client last began to wait for a token, since
+	// when it has not been well within its rate; zero when it is.
+	emptySince time.Time
+}
+
+// NewRate allows perSecond commands per second, with bursts of twice as
+// many.
+func NewRate(perSecond float64) *Rate {
+	return &Rate{perSecond: perSecond, tokens: 2 * perSecond}
+}
+
+// Take accounts for one command arriving at now. It returns how long to
+// wait before running it, and flood true when the client has been over
+// its rate for longer than Flood without a pause.
+func (r *Rate) Take(now time.Time) (wait time.Duration, flood bool) {
+	if r == nil || r.perSecond <= 0 {
+		return 0, false
+	}
+	if !r.last.IsZero() {
+		r.tokens = min(2*r.perSecond, r.tokens+now.Sub(r.last).Seconds()*r.perSecond)
+	}
+	r.last = now
+	r.tokens--
+	if r.tokens >= r.perSecond/2 {
+		// Half a second of commands in hand: the client is within its
+		// rate, whatever it did before.
+		r.emptySince = time.Time{}
+	}
+	if r.tokens >= 0 {
+		return 0, false
+	}
+	// Waiting. A client that sends again as soon as it may keeps the bucket
+	// near empty, even when the server sleeps a little longer than asked.
+	if r.emptySince.IsZero() {
+		r.emptySince = now
+	}
+	wait = time.Duration(-r.tokens / r.perSecond * float64(time.Second))
+	return wait, now.Sub(r.emptySince) > Flood
+}

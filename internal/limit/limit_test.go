@@ -1,0 +1,77 @@
+package limit
+
+import (
+	"testing"
+	"time"
+)
+
+func TestRate(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := NewRate(10)
+	// A burst of twice the rate goes through at once.
+	for i := range 20 {
+		if wait, flood := r.Take(start); wait != 0 || flood {
+			t.Fatalf("command %d of the burst: wait %v flood %v", i, wait, flood)
+		}
+	}
+	// The next waits a tenth of a second.
+	if wait, _ := r.Take(start); wait != 100*time.Millisecond {
+		t.Errorf("past the burst: wait %v, want 100ms", wait)
+	}
+	// After a pause the bucket refills.
+	later := start.Add(5 * time.Second)
+	if wait, flood := r.Take(later); wait != 0 || flood {
+		t.Errorf("after a pause: wait %v flood %v", wait, flood)
+	}
+}
+
+// TestFlood: a client that sends without end, sleeping only as long as
+// it is told, is a flood once it has been over its rate for Flood.
+func TestFlood(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := NewRate(100)
+	var flooded time.Duration
+	for i := 0; i < 100*int(2*Flood/time.Second); i++ {
+		wait, flood := r.Take(now)
+		if flood {
+			flooded = now.Sub(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+			break
+		}
+		// The server sleeps, a little longer than asked as timers do;
+		// the next command is already there.
+		now = now.Add(wait + 3*time.Millisecond)
+	}
+	if flooded == 0 {
+		t.Fatal("an endless pipeline was never called a flood")
+	}
+	if flooded < Flood {
+		t.Errorf("flood declared after %v, before %v of saturation", flooded, Flood)
+	}
+}
+
+func TestRateUnlimited(t *testing.T) {
+	for _, r := range []*Rate{nil, NewRate(0)} {
+		for range 1000 {
+			if wait, flood := r.Take(time.Now()); wait != 0 || flood {
+				t.Fatalf("unlimited rate: wait %v flood %v", wait, flood)
+			}
+		}
+	}
+}
+
+// TestNoFloodWithPauses: a client that pauses now and then is never a
+// flood, however long it goes on.
+func TestNoFloodWithPauses(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := NewRate(100)
+	for range 100 { // 100 rounds of a 300-command burst and a second's pause
+		for range 300 {
+			wait, flood := r.Take(now)
+			if flood {
+				t.Fatal("bursts with pauses called a flood")
+			}
+			now = now.Add(wait)
+		}
+		now = now.Add(time.Second)
+	}
+}
