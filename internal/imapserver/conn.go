@@ -108,9 +108,9 @@ type conn struct {
 	// or in IDLE, the only moments Shutdown may interrupt it. Guarded by
 	// srv.mu.
 	waiting bool
-	// woken is set when the account changed while the session is in IDLE
-	// (see idlers). Guarded by srv.mu.
-	woken bool
+	// woken is the number of the last wake-up of the session in IDLE (see
+	// idlers), 0 once handled. Guarded by srv.mu.
+	woken uint64
 
 	state   state       // the protocol state (RFC 9051 3)
 	limiter rateLimiter // Limits.CommandsPerSecond

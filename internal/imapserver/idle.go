@@ -36,7 +36,7 @@ func (s *Server) startIdle(c *conn) {
 func (s *Server) stopIdle(c *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c.woken = false
+	c.woken = 0
 	id := c.acct.ID
 	a := s.idlers[id]
 	delete(a.conns, c)
@@ -52,9 +52,10 @@ func (s *Server) wakeIdlers(a *idlers) {
 	for {
 		select {
 		case <-a.watcher.C():
+			wake := s.wakes.Add(1)
 			s.mu.Lock()
 			for c := range a.conns {
-				c.wakeLocked()
+				c.wakeLocked(wake)
 			}
 			s.mu.Unlock()
 		case <-a.stop:
@@ -65,8 +66,8 @@ func (s *Server) wakeIdlers(a *idlers) {
 
 // wakeLocked tells an idle session that its account changed, interrupting
 // its read. The caller holds srv.mu.
-func (c *conn) wakeLocked() {
-	c.woken = true
+func (c *conn) wakeLocked(wake uint64) {
+	c.woken = wake
 	c.interruptLocked()
 }
 
@@ -89,15 +90,15 @@ func (c *conn) cmdIdle(cmd *command) {
 		// An idle connection holds no buffers (see reader and writer).
 		c.w.park()
 		c.r.park()
-		woken, closing, err := c.waitIdle(deadline)
+		wake, closing, err := c.waitIdle(deadline)
 		switch {
 		case closing:
 			c.bye("server shutting down")
 			c.closing, c.done = true, true
 			return
-		case woken:
+		case wake > 0:
 			if c.sel != nil {
-				c.sync(true)
+				c.catchUp(true, wake)
 				c.w.flush()
 			}
 			continue
@@ -129,28 +130,29 @@ func (c *conn) cmdIdle(cmd *command) {
 }
 
 // waitIdle waits until the client sends something (err nil), a change
-// wakes the session (woken) or the server shuts down (closing).
-func (c *conn) waitIdle(deadline time.Time) (woken, closing bool, err error) {
+// wakes the session (wake, the wake-up's number) or the server shuts down
+// (closing).
+func (c *conn) waitIdle(deadline time.Time) (wake uint64, closing bool, err error) {
 	_ = c.raw.SetReadDeadline(deadline)
 	c.srv.mu.Lock()
-	if c.srv.closing || c.woken {
-		woken, closing = c.woken, c.srv.closing
-		c.woken = false
+	if c.srv.closing || c.woken > 0 {
+		wake, closing = c.woken, c.srv.closing
+		c.woken = 0
 		c.srv.mu.Unlock()
-		return woken, closing, nil
+		return wake, closing, nil
 	}
 	c.waiting = true
 	c.srv.mu.Unlock()
 	err = c.r.unpark()
 	c.srv.mu.Lock()
 	c.waiting = false
-	woken, closing = c.woken, c.srv.closing
-	c.woken = false
+	wake, closing = c.woken, c.srv.closing
+	c.woken = 0
 	c.srv.mu.Unlock()
 	if err == nil {
-		woken = false // the client's line comes first; the change is reported after IDLE
+		wake = 0 // the client's line comes first; the change is reported after IDLE
 	}
-	return woken, closing && err != nil, err
+	return wake, closing && err != nil, err
 }
 
 func isTimeout(err error) bool {

@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/auth"
@@ -82,6 +83,8 @@ type Server struct {
 	nextID    uint64                    // guarded by mu; connection numbers for logs
 	feeds     map[int64]*feed           // guarded by mu; by mailbox ID, while selected
 	idlers    map[int64]*idlers         // guarded by mu; by account ID, while in IDLE
+	// wakes counts the wake-ups of idle sessions (see idlers and feed).
+	wakes atomic.Uint64
 
 	// Buffers of connections that are reading or writing; idle
 	// connections park theirs here (see reader and writer).

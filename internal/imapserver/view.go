@@ -312,11 +312,21 @@ func (c *conn) unselect() {
 // in another to show it. The question costs one cheap read (storeChanged)
 // unless something changed. With expungeOK false, expunges wait (RFC 9051
 // 7.5.1).
-func (c *conn) sync(expungeOK bool) {
+func (c *conn) sync(expungeOK bool) { c.catchUp(expungeOK, 0) }
+
+// catchUp is sync. wake, when not 0, is the wake-up of an idle session
+// that calls it: a change set read after it serves, so the session does
+// not ask the store for HighestModSeq, and ten thousand sessions woken at
+// once cost one read per mailbox.
+func (c *conn) catchUp(expungeOK bool, wake uint64) {
 	sel := c.sel
 	added := 0
-	if need, changed := c.storeChanged(); changed {
-		cs, err := sel.feed.changes(c.ctx, c.sess, sel.modSeq, need)
+	need, changed := store.ModSeq(0), true
+	if wake == 0 {
+		need, changed = c.storeChanged()
+	}
+	if changed {
+		cs, err := sel.feed.changes(c.ctx, c.sess, sel.modSeq, need, wake)
 		xcheckf(err, "changes of %s", sel.mb.Name)
 		if cs.Gone {
 			// The mailbox was deleted or renamed elsewhere.
