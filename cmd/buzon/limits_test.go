@@ -1019,8 +1019,16 @@ idle_timeout = "2s"
 `)
 	stop := make(chan struct{})
 	defer close(stop)
-	admitted, refused := slowAttack(t, in, "127.0.0.2", 12,
-		map[string]slowClient{"imap": trickle, "pop3": trickle, "lmtp": trickle}, stop)
+	// One attacking address per protocol: the limit is per address over
+	// all listeners.
+	attackers := map[string]string{"imap": "127.0.0.2", "pop3": "127.0.0.9", "lmtp": "127.0.0.10"}
+	admitted := map[string][]net.Conn{}
+	var refused []string
+	for proto, from := range attackers {
+		a, r := slowAttack(t, in, from, 12, map[string]slowClient{proto: trickle}, stop)
+		admitted[proto] = a[proto]
+		refused = append(refused, r...)
+	}
 	stillServes(t, in, limitsUser, limitsPass, kept)
 	for _, proto := range []string{"imap", "pop3", "lmtp"} {
 		if n := len(admitted[proto]); n != 8 {
