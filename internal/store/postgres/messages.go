@@ -195,14 +195,6 @@ const pageSize, structPageSize = 1000, 200
 // transaction, so fn runs with nothing held; a page sees the mailbox as it
 // is when read.
 func (ss *session) Messages(ctx context.Context, mailboxID int64, uids store.UIDSet, fields store.Field, fn func(*store.MessageInfo) error) error {
-	var ok bool
-	if err := ss.s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM mailboxes WHERE id = $1 AND account_id = $2)`,
-		mailboxID, ss.id).Scan(&ok); err != nil {
-		return fmt.Errorf("messages of mailbox %d: %w", mailboxID, mapErr(err))
-	}
-	if !ok {
-		return fmt.Errorf("messages of mailbox %d: %w", mailboxID, store.ErrNoMailbox)
-	}
 	limit := pageSize
 	if fields&store.FieldStructure != 0 {
 		limit = structPageSize
@@ -217,7 +209,7 @@ func (ss *session) Messages(ctx context.Context, mailboxID int64, uids store.UID
 		// end.
 		starts, stops := uidRanges(uidsAfter(uids, after))
 		if len(starts) == 0 {
-			return nil
+			return ss.checkFound(ctx, mailboxID, after)
 		}
 		page, err := ss.messagesPage(ctx, page, mailboxID, starts, stops, fields, limit)
 		if err != nil {
@@ -229,10 +221,30 @@ func (ss *session) Messages(ctx context.Context, mailboxID int64, uids store.UID
 			}
 		}
 		if len(page) < limit {
-			return nil
+			if len(page) > 0 {
+				after = page[len(page)-1].UID
+			}
+			return ss.checkFound(ctx, mailboxID, after)
 		}
 		after = page[len(page)-1].UID
 	}
+}
+
+// checkFound is the end of Messages: a read that found nothing (after is
+// 0) asks whether the mailbox exists.
+func (ss *session) checkFound(ctx context.Context, mailboxID int64, after store.UID) error {
+	if after > 0 {
+		return nil
+	}
+	var ok bool
+	if err := ss.s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM mailboxes WHERE id = $1 AND account_id = $2)`,
+		mailboxID, ss.id).Scan(&ok); err != nil {
+		return fmt.Errorf("messages of mailbox %d: %w", mailboxID, mapErr(err))
+	}
+	if !ok {
+		return fmt.Errorf("messages of mailbox %d: %w", mailboxID, store.ErrNoMailbox)
+	}
+	return nil
 }
 
 // messagesPage reads one page of Messages. The statement runs in a

@@ -323,15 +323,9 @@ func (ss *session) Messages(ctx context.Context, mailboxID int64, uids store.UID
 	}
 	query := `SELECT ` + cols + ` FROM message WHERE mailbox = ? AND uid > ? AND uid <= ? ORDER BY uid LIMIT ?`
 
-	err := ss.read(ctx, func(a *account) error {
-		_, _, err := mailboxRow(ctx, a.db, mailboxID)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("messages: %w", err)
-	}
 	// A FETCH of one message must not allocate room for a thousand.
 	page := make([]store.MessageInfo, 0, min(pageSize, uids.Count()))
+	found := false
 	for _, r := range uids {
 		after := int64(r.Start) - 1
 		for {
@@ -380,6 +374,7 @@ func (ss *session) Messages(ctx context.Context, mailboxID int64, uids store.UID
 			if err != nil {
 				return fmt.Errorf("messages: %w", err)
 			}
+			found = found || len(page) > 0
 			for i := range page {
 				if err := fn(&page[i]); err != nil {
 					return err
@@ -389,6 +384,16 @@ func (ss *session) Messages(ctx context.Context, mailboxID int64, uids store.UID
 				break
 			}
 			after = int64(page[len(page)-1].UID)
+		}
+	}
+	if !found {
+		// Only a read that finds nothing asks whether the mailbox exists.
+		err := ss.read(ctx, func(a *account) error {
+			_, _, err := mailboxRow(ctx, a.db, mailboxID)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("messages: %w", err)
 		}
 	}
 	return nil
