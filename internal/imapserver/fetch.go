@@ -201,12 +201,22 @@ func (p *parser) xsection() *sectionSpec {
 	return s
 }
 
+// whole reports whether the section is the whole message (BODY[],
+// RFC822), which needs no structure.
+func (s *sectionSpec) whole() bool {
+	return len(s.path) == 0 && s.spec == message.SpecifierNone && s.fields == nil
+}
+
 // fetchPlan is what a FETCH needs from the store, worked out once.
 type fetchPlan struct {
 	items    []fetchItem
 	fields   store.Field
 	body     bool // a message body must be opened
 	setsSeen bool // some item sets \Seen (RFC 9051 6.4.5)
+	// cache says whether rendered items go through the server's
+	// renderCache: not for a FETCH of more messages than it holds, which
+	// would only push out everything else.
+	cache bool
 }
 
 func (c *conn) planFetch(items []fetchItem, uid bool) fetchPlan {
@@ -232,7 +242,10 @@ func (c *conn) planFetch(items []fetchItem, uid bool) fetchPlan {
 		}
 		if it.section != nil {
 			fp.body = true
-			fp.fields |= store.FieldStructure | store.FieldSize
+			fp.fields |= store.FieldSize
+			if !it.section.whole() || it.name != "BODY" && it.name != "RFC822" {
+				fp.fields |= store.FieldStructure
+			}
 			if !it.peek && it.name != "BINARY.SIZE" {
 				fp.setsSeen = true
 			}
@@ -258,6 +271,7 @@ func (c *conn) cmdFetch(cmd *command) {
 	}
 	plan := c.planFetch(items, cmd.uid)
 	set := c.xresolve(a.set, cmd.uid)
+	plan.cache = c.srv.rendered.fits(sel.inView(set))
 
 	if a.vanished {
 		cs, err := c.sess.Changes(c.ctx, sel.mb.ID, store.ModSeq(a.changedSince))
@@ -354,14 +368,18 @@ func (c *conn) fetchMessage(seq uint32, m *store.MessageInfo, plan fetchPlan, se
 		defer b.Close()
 		body = b
 	}
+	// The structure is decoded when an item needs it: not for cached ones.
 	var part *message.Part
-	if plan.fields&store.FieldStructure != 0 {
-		part = c.structure(m, body)
+	structure := func() *message.Part {
+		if part == nil && plan.fields&store.FieldStructure != 0 {
+			part = c.structure(m, body)
+		}
+		return part
 	}
 	// Problems that make a NO are found before anything is written.
 	for _, it := range plan.items {
 		if it.name == "BINARY" || it.name == "BINARY.SIZE" {
-			if sp, err := part.Section(it.section.path); err == nil && !message.KnownEncoding(sp.Encoding) {
+			if sp, err := structure().Section(it.section.path); err == nil && !message.KnownEncoding(sp.Encoding) {
 				xuserErrorf("UNKNOWN-CTE", "unknown Content-Transfer-Encoding %s", sp.Encoding) // RFC 3516 4.3
 			}
 		}
@@ -393,21 +411,21 @@ func (c *conn) fetchMessage(seq uint32, m *store.MessageInfo, plan fetchPlan, se
 			w.num(uint64(m.Size))
 		case "ENVELOPE":
 			w.str("ENVELOPE ")
-			c.writeEnvelope(part.Envelope)
+			c.writeRendered(plan.cache, renderEnvelope, m.UID, func() { c.writeEnvelope(structure().Envelope) })
 		case "BODYSTRUCTURE":
 			w.str("BODYSTRUCTURE ")
-			c.writeBodyStructure(part, true)
+			c.writeRendered(plan.cache, renderBodyStructure, m.UID, func() { c.writeBodyStructure(structure(), true) })
 		case "BODY":
 			if it.section == nil {
 				w.str("BODY ")
-				c.writeBodyStructure(part, false)
+				c.writeRendered(plan.cache, renderBody, m.UID, func() { c.writeBodyStructure(structure(), false) })
 				break
 			}
-			c.writeSection(it, part, body, m.Size)
+			c.writeSection(it, structure(), body, m.Size)
 		case "RFC822", "RFC822.HEADER", "RFC822.TEXT":
-			c.writeSection(it, part, body, m.Size)
+			c.writeSection(it, structure(), body, m.Size)
 		case "BINARY", "BINARY.SIZE":
-			c.writeBinary(it, part, body, m.Size)
+			c.writeBinary(it, structure(), body, m.Size)
 		}
 	}
 	if seenChanged && !hasFlags {
@@ -488,10 +506,14 @@ func partialRange(it fetchItem, n int64) (off, length int64) {
 func (c *conn) writeSection(it fetchItem, part *message.Part, body store.Body, size int64) {
 	c.writeSectionName(it)
 	c.w.byte(' ')
-	start, end, err := part.SectionRange(it.section.path, it.section.spec)
-	if err != nil {
-		c.w.str("NIL") // no such part
-		return
+	start, end := int64(0), size
+	if !it.section.whole() {
+		var err error
+		start, end, err = part.SectionRange(it.section.path, it.section.spec)
+		if err != nil {
+			c.w.str("NIL") // no such part
+			return
+		}
 	}
 	start, end = clip(start, end, size)
 	if it.section.fields != nil {

@@ -67,6 +67,10 @@ type Config struct {
 	// TLSHandshakeTimeout bounds the TLS handshake of IMAPS and STARTTLS.
 	// Default: 30 seconds.
 	TLSHandshakeTimeout time.Duration
+	// FetchCacheSize bounds the memory, in bytes, kept for the ENVELOPE
+	// and BODYSTRUCTURE of recently fetched messages, as sent (see
+	// renderCache); negative keeps none. Default: 32 MiB.
+	FetchCacheSize int64
 }
 
 // Server serves IMAP on any number of listeners.
@@ -85,6 +89,8 @@ type Server struct {
 	idlers    map[int64]*idlers         // guarded by mu; by account ID, while in IDLE
 	// wakes counts the wake-ups of idle sessions (see idlers and feed).
 	wakes atomic.Uint64
+	// rendered holds FETCH items already written; nil when turned off.
+	rendered *renderCache
 
 	// Buffers of connections that are reading or writing; idle
 	// connections park theirs here (see reader and writer).
@@ -121,6 +127,9 @@ func New(cfg Config) *Server {
 	if cfg.TLSHandshakeTimeout <= 0 {
 		cfg.TLSHandshakeTimeout = 30 * time.Second
 	}
+	if cfg.FetchCacheSize == 0 {
+		cfg.FetchCacheSize = 32 << 20
+	}
 	s := &Server{
 		cfg:       cfg,
 		log:       cfg.Logger,
@@ -129,6 +138,9 @@ func New(cfg Config) *Server {
 		conns:     map[*conn]struct{}{},
 		feeds:     map[int64]*feed{},
 		idlers:    map[int64]*idlers{},
+	}
+	if cfg.FetchCacheSize > 0 {
+		s.rendered = newRenderCache(cfg.FetchCacheSize)
 	}
 	s.readBufs.New = func() any { return bufio.NewReaderSize(nil, 16*1024) }
 	writeSize := min(cfg.Limits.MaxOutputBacklog, 64*1024)

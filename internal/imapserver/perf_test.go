@@ -1,0 +1,75 @@
+package imapserver
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestRenderCache: a FETCH answered from the cache of rendered items says
+// what the first one said, and a session in UTF-8 mode gets its own
+// rendering (quoted UTF-8, not literals).
+func TestRenderCache(t *testing.T) {
+	e := newTestEnv(t)
+	e.deliver("INBOX", "Subject: caf\xc3\xa9\nFrom: J\xc3\xbcrgen <j@example.org>\nContent-Type: text/plain; charset=utf-8\n\nbody\n")
+	e.deliver("INBOX", "Subject: plain\nFrom: a@example.org\n\nbody\n")
+	const items = "FETCH 1:* (ENVELOPE BODYSTRUCTURE BODY)"
+
+	c := e.login()
+	c.mustOK("SELECT INBOX")
+	first := strings.Join(c.mustOK(items), "\n")
+	again := strings.Join(c.mustOK(items), "\n")
+	if first != again {
+		t.Errorf("second FETCH differs:\n%s\n---\n%s", first, again)
+	}
+	if !strings.Contains(first, "{5}\r\ncafé") {
+		t.Errorf("non-UTF-8 session: subject not a literal:\n%s", first)
+	}
+
+	u := e.login()
+	u.mustOK("ENABLE UTF8=ACCEPT")
+	u.mustOK("SELECT INBOX")
+	utf := strings.Join(u.mustOK(items), "\n")
+	if !strings.Contains(utf, `"café"`) {
+		t.Errorf("UTF-8 session got another session's rendering:\n%s", utf)
+	}
+	if again := strings.Join(c.mustOK(items), "\n"); again != first {
+		t.Errorf("non-UTF-8 session after a UTF-8 one:\n%s", again)
+	}
+}
+
+// TestSharedFeed: sessions of one mailbox share change reads, yet each
+// hears of every change, whether it idles or sends commands.
+func TestSharedFeed(t *testing.T) {
+	e := newTestEnv(t)
+	e.deliver("INBOX", "Subject: one\n\n1\n")
+	var idlers []*client
+	for range 3 {
+		c := e.login()
+		c.mustOK("SELECT INBOX")
+		c.write("i IDLE\r\n")
+		c.readLine()
+		idlers = append(idlers, c)
+	}
+	busy := e.login()
+	busy.mustOK("SELECT INBOX")
+
+	e.deliver("INBOX", "Subject: two\n\n2\n")
+	for i, c := range idlers {
+		if l := c.readLine(); l != "* 2 EXISTS" {
+			t.Errorf("idler %d: %q", i, l)
+		}
+	}
+	if untagged := busy.mustOK("NOOP"); len(untagged) != 1 || untagged[0] != "* 2 EXISTS" {
+		t.Errorf("NOOP: %q", untagged)
+	}
+	busy.mustOK(`STORE 1 +FLAGS (\Flagged)`)
+	for i, c := range idlers {
+		if l := c.readLine(); l != `* 1 FETCH (FLAGS (\Flagged))` {
+			t.Errorf("idler %d after STORE: %q", i, l)
+		}
+		c.write("DONE\r\n")
+		if l := c.readLine(); !strings.HasPrefix(l, "i OK") {
+			t.Errorf("idler %d DONE: %q", i, l)
+		}
+	}
+}
