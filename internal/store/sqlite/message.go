@@ -847,8 +847,10 @@ func (ss *session) Changes(ctx context.Context, mailboxID int64, sinceModSeq sto
 			return err
 		}
 		// Messages that came and went after sinceModSeq were never seen
-		// by the caller: leave them out.
-		rows, err = tx.QueryContext(ctx, `SELECT uid FROM tombstone
+		// by the caller: leave them out. Without the index named, SQLite
+		// walks every tombstone of the mailbox in UID order to skip the
+		// sort, and tombstones only accumulate.
+		rows, err = tx.QueryContext(ctx, `SELECT uid FROM tombstone INDEXED BY tombstone_modseq
 			WHERE mailbox = ? AND modseq > ? AND created_modseq <= ? ORDER BY uid`, mailboxID, sinceModSeq, sinceModSeq)
 		if err != nil {
 			return err
