@@ -87,36 +87,44 @@ func (c *conn) cmdStore(cmd *command) {
 	failedSet := store.UIDSetOf(failed...)
 	// Report the flags of every message named (RFC 9051 6.4.6), or with
 	// .SILENT only the new MODSEQs (RFC 7162 3.1.3).
-	if !a.silent || (c.condstore && len(changed) > 0) {
+	report := func(uid store.UID, modSeq store.ModSeq, flags store.Flags) {
+		seq := sel.seq(uid)
+		if seq == 0 || failedSet.Contains(uid) {
+			return
+		}
+		if _, ok := changed[uid]; a.silent && !ok {
+			return
+		}
+		c.w.str("* ")
+		c.w.num(uint64(seq))
+		c.w.str(" FETCH (")
+		sep := ""
+		if cmd.uid || c.condstore {
+			c.w.str("UID ")
+			c.w.num(uint64(uid))
+			sep = " "
+		}
+		if !a.silent {
+			c.w.str(sep + "FLAGS (" + strings.Join(flags.Names(), " ") + ")")
+			sep = " "
+		}
+		if c.condstore {
+			c.w.str(sep + "MODSEQ (")
+			c.w.num(uint64(modSeq))
+			c.w.str(")")
+		}
+		c.w.str(")\r\n")
+	}
+	switch {
+	case a.silent && !(c.condstore && len(changed) > 0):
+	case a.silent || len(updated) == sel.inView(set):
+		// StoreFlags said the flags of every message to report.
+		for _, u := range updated {
+			report(u.UID, u.ModSeq, u.Flags)
+		}
+	default:
 		err = c.sess.Messages(c.ctx, sel.mb.ID, set, store.FieldFlags, func(m *store.MessageInfo) error {
-			seq := sel.seq(m.UID)
-			if seq == 0 || failedSet.Contains(m.UID) {
-				return nil
-			}
-			if a.silent {
-				if _, ok := changed[m.UID]; !ok {
-					return nil
-				}
-			}
-			c.w.str("* ")
-			c.w.num(uint64(seq))
-			c.w.str(" FETCH (")
-			sep := ""
-			if cmd.uid || c.condstore {
-				c.w.str("UID ")
-				c.w.num(uint64(m.UID))
-				sep = " "
-			}
-			if !a.silent {
-				c.w.str(sep + "FLAGS (" + strings.Join(m.Flags.Names(), " ") + ")")
-				sep = " "
-			}
-			if c.condstore {
-				c.w.str(sep + "MODSEQ (")
-				c.w.num(uint64(m.ModSeq))
-				c.w.str(")")
-			}
-			c.w.str(")\r\n")
+			report(m.UID, m.ModSeq, m.Flags)
 			return nil
 		})
 		xcheckf(err, "read flags")

@@ -49,6 +49,25 @@ func (k *searchKey) cost() int {
 	return costMeta
 }
 
+// fields is what evaluating the key needs from the store besides UIDs,
+// flags and MODSEQs, which every search reads.
+func (k *searchKey) fields() store.Field {
+	var f store.Field
+	switch k.op {
+	case "LARGER", "SMALLER":
+		f = store.FieldSize
+	case "BEFORE", "ON", "SINCE":
+		f = store.FieldDate
+	}
+	if k.cost() >= costHeader {
+		f |= store.FieldStructure | store.FieldSize
+	}
+	for _, kid := range k.kids {
+		f |= kid.fields()
+	}
+	return f
+}
+
 // usesModSeq reports whether a MODSEQ key is in the tree (RFC 7162 3.1.5).
 func (k *searchKey) usesModSeq() bool {
 	if k.op == "MODSEQ" {
@@ -590,10 +609,7 @@ func (c *conn) cmdSearch(cmd *command) {
 		c.condstore = true
 	}
 	sel := c.sel
-	fields := store.FieldFlags | store.FieldSize | store.FieldDate
-	if key.cost() >= costHeader {
-		fields |= store.FieldStructure
-	}
+	fields := store.FieldFlags | key.fields()
 	var result rangeBuilder
 	var uids []store.UID // for SAVE
 	save := slices.Contains(a.ret, "SAVE")
