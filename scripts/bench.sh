@@ -47,6 +47,14 @@
 #                     back to polling every 30 s beyond the limit) and the
 #                     open-file limit for IDLE_CONNS connections
 #   KEEP=0            1: leave both servers running at the end
+#   BENCH_LOCK=/tmp/buzon-bench.lock  runs of this script on one machine
+#                     take turns on this lock, so that two benchmarks never
+#                     measure each other ("": no lock)
+#   QUIET=0           on a shared machine: before each run, wait until the
+#                     CPUs were at most QUIET percent busy over 2 s (both
+#                     servers idle, so that is other people's work), for at
+#                     most QUIET_WAIT=300 seconds; the busy share found is
+#                     logged with each run. 0: do not wait.
 #
 # Note: the Dovecot peer runs one imap process per session and caps them at
 # 1024 (service imap process_limit), so idle-fanout beyond about 1000
@@ -79,6 +87,9 @@ BUZON_LMTP_PORT=${BUZON_LMTP_PORT:-13024}
 FRESH=${FRESH:-1}
 TUNE=${TUNE:-1}
 KEEP=${KEEP:-0}
+BENCH_LOCK=${BENCH_LOCK-/tmp/buzon-bench.lock}
+QUIET=${QUIET:-0}
+QUIET_WAIT=${QUIET_WAIT:-300}
 
 PROG=${0##*/}
 die() { echo "$PROG: error: $*" >&2; exit 1; }
@@ -87,6 +98,14 @@ info() { echo "$PROG: $*" >&2; }
 [ "$(id -u)" -eq 0 ] || die "run as root: the Dovecot peer needs it"
 [ -x "$DOVECOT_SH" ] || die "no Dovecot peer script at $DOVECOT_SH (set DOVECOT_SH)"
 command -v go >/dev/null || die "Go is needed to build buzon"
+
+if [ -n "$BENCH_LOCK" ]; then
+	exec 9>>"$BENCH_LOCK" # closed for the servers started below: they must not hold it
+	if ! flock -n 9; then
+		info "another benchmark holds $BENCH_LOCK; waiting for it to finish"
+		flock 9
+	fi
+fi
 
 mkdir -p "$OUT/json" "$OUT/bin"
 
@@ -164,7 +183,7 @@ if [ "$FRESH" = 1 ]; then
 	peer clean >/dev/null
 fi
 info "starting Dovecot ($DOVECOT_MODE, $PASS_SCHEME, $TOTAL_USERS users) in $PEER_DIR"
-peer start >"$OUT/dovecot-start.log" || { cat "$OUT/dovecot-start.log" >&2; die "Dovecot did not start"; }
+peer start 9>&- >"$OUT/dovecot-start.log" || { cat "$OUT/dovecot-start.log" >&2; die "Dovecot did not start"; }
 # The master: the tool measures it and all its descendants, as it does
 # buzon's one process.
 DOVECOT_PID=$(peer pids | head -1)
@@ -220,7 +239,7 @@ fi
 for port in $BUZON_IMAP_PORT $BUZON_POP3_PORT $BUZON_LMTP_PORT; do
 	(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && die "port $port is in use (set BUZON_*_PORT)"
 done
-"$BUZON" serve --data "$BUZON_DATA" --config "$BUZON_CONF" >>"$OUT/buzon.log" 2>&1 &
+"$BUZON" serve --data "$BUZON_DATA" --config "$BUZON_CONF" >>"$OUT/buzon.log" 2>&1 9>&- &
 BUZON_PID=$!
 for port in $BUZON_IMAP_PORT $BUZON_POP3_PORT $BUZON_LMTP_PORT; do
 	for ((i = 0; i < 300; i++)); do
@@ -276,6 +295,27 @@ for server in buzon dovecot; do
 	done
 done
 
+# busy_percent: how busy the CPUs were over the next 2 s, from /proc/stat.
+busy_percent() {
+	local a b
+	a=($(head -1 /proc/stat)); sleep 2; b=($(head -1 /proc/stat))
+	local total=0 idle i
+	for ((i = 1; i < ${#a[@]}; i++)); do total=$((total + b[i] - a[i])); done
+	idle=$((b[4] - a[4] + b[5] - a[5])) # idle + iowait
+	echo $((total > 0 ? 100 * (total - idle) / total : 0))
+}
+
+# wait_quiet: with QUIET set, wait until other work leaves the CPUs alone.
+wait_quiet() {
+	[ "$QUIET" -gt 0 ] || return 0
+	local start=$SECONDS busy
+	while busy=$(busy_percent) && [ "$busy" -gt "$QUIET" ] && [ $((SECONDS - start)) -lt "$QUIET_WAIT" ]; do
+		info "machine ${busy}% busy; waiting for it to drop to ${QUIET}%"
+		sleep 3
+	done
+	info "machine ${busy}% busy before the run (waited $((SECONDS - start)) s)"
+}
+
 # --- rounds -------------------------------------------------------------------
 failed=()
 for ((round = 1; round <= ROUNDS; round++)); do
@@ -283,6 +323,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	[ $((round % 2)) -eq 0 ] && order=(dovecot buzon)
 	for c in "${CASES[@]}"; do
 		for server in "${order[@]}"; do
+			wait_quiet
 			info "round $round/$ROUNDS: $c on $server"
 			# shellcheck disable=SC2046
 			if ! bench "$server" $(case_args "$c") --name "$c" --out "$OUT/json/$c.$server.$round.json" \
