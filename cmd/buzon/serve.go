@@ -62,6 +62,13 @@ func runServe(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// A goroutine in a file system call (fsync, SQLite's reads and locks)
+	// keeps its P until the runtime notices, and with one P per core the
+	// sessions that only wait for the network wait for it too. A few more
+	// Ps than cores keep them running: imap-mixed +10-20% on 2 cores.
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 4)
+	}
 	return serve(ctx, cfg, stdout, stderr)
 }
 
