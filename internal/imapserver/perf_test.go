@@ -73,3 +73,41 @@ func TestSharedFeed(t *testing.T) {
 		}
 	}
 }
+
+// TestSearchFlagsFromView: a search by flags, answered from the view,
+// sees every change made since the view was built, anywhere, and never a
+// message expunged meanwhile.
+func TestSearchFlagsFromView(t *testing.T) {
+	e := newTestEnv(t)
+	for i := range 4 {
+		e.deliver("INBOX", "Subject: "+itoa(uint32(i))+"\n\nbody\n")
+	}
+	c := e.login()
+	c.mustOK("SELECT INBOX")
+	other := e.login()
+	other.mustOK("SELECT INBOX")
+
+	search := func(want ...string) {
+		t.Helper()
+		untagged := c.mustOK("SEARCH UNSEEN")
+		if got := untagged[len(untagged)-1]; got != strings.Join(append([]string{"* SEARCH"}, want...), " ") {
+			t.Errorf("SEARCH UNSEEN: %q, want %v", untagged, want)
+		}
+	}
+	search("1", "2", "3", "4")
+	other.mustOK(`STORE 2 +FLAGS (\Seen)`)
+	search("1", "3", "4")
+	c.mustOK(`STORE 3 +FLAGS (\Seen)`)
+	search("1", "4")
+	e.deliver("INBOX", "Subject: new\n\nbody\n")
+	search("1", "4", "5")
+	other.mustOK(`STORE 1 +FLAGS (\Deleted)`)
+	other.mustOK("EXPUNGE")
+	// Message 1 is gone but not yet reported (no EXPUNGE during SEARCH).
+	search("4", "5")
+	c.mustOK("NOOP")
+	search("3", "4")
+	if untagged := c.mustOK(`SEARCH OR SEEN UID 1:2`); untagged[len(untagged)-1] != "* SEARCH 1 2" {
+		t.Errorf("SEARCH OR SEEN UID 1:2: %q", untagged)
+	}
+}

@@ -68,6 +68,24 @@ func (k *searchKey) fields() store.Field {
 	return f
 }
 
+// flagsOnly reports whether the key needs nothing but system flags,
+// UIDs and message numbers: what the view can answer by itself.
+func (k *searchKey) flagsOnly() bool {
+	switch k.op {
+	case "AND", "OR", "NOT":
+	case "ALL", "ANSWERED", "DELETED", "DRAFT", "FLAGGED", "SEEN", "UNANSWERED", "UNDELETED",
+		"UNDRAFT", "UNFLAGGED", "UNSEEN", "NEW", "OLD", "RECENT", "UID", "SEQ":
+	default:
+		return false
+	}
+	for _, kid := range k.kids {
+		if !kid.flagsOnly() {
+			return false
+		}
+	}
+	return true
+}
+
 // usesModSeq reports whether a MODSEQ key is in the tree (RFC 7162 3.1.5).
 func (k *searchKey) usesModSeq() bool {
 	if k.op == "MODSEQ" {
@@ -615,32 +633,49 @@ func (c *conn) cmdSearch(cmd *command) {
 	save := slices.Contains(a.ret, "SAVE")
 	var highest store.ModSeq
 	var minN, maxN uint32
-	if len(sel.uids) > 0 {
+	visit := func(m *store.MessageInfo, seq uint32) {
+		sm := &searchMsg{c: c, m: m, seq: seq}
+		defer sm.close()
+		if !c.match(sm, key) {
+			return
+		}
+		n := seq
+		if cmd.uid {
+			n = uint32(m.UID)
+		}
+		if minN == 0 {
+			minN = n
+		}
+		maxN = n
+		result.add(n)
+		if save {
+			uids = append(uids, m.UID)
+		}
+		highest = max(highest, m.ModSeq)
+	}
+	switch {
+	case key.flagsOnly():
+		// The view knows every message's flags once caught up.
+		c.sync(false)
+		if c.closing {
+			return // the mailbox is gone
+		}
+		c.xloadFlags()
+		var m store.MessageInfo
+		for i, u := range sel.uids {
+			if _, gone := slices.BinarySearch(sel.pendingExpunge, u); gone {
+				continue
+			}
+			m = store.MessageInfo{UID: u, Flags: store.Flags{System: sel.flags[i]}}
+			visit(&m, uint32(i+1))
+		}
+	case len(sel.uids) > 0:
 		// Every stored UID between the view's first and last is in the view.
 		set := store.NewUIDSet(store.UIDRange{Start: sel.uids[0], Stop: sel.lastUID()})
 		err := c.sess.Messages(c.ctx, sel.mb.ID, set, fields, func(m *store.MessageInfo) error {
-			seq := sel.seq(m.UID)
-			if seq == 0 {
-				return nil
+			if seq := sel.seq(m.UID); seq > 0 {
+				visit(m, seq)
 			}
-			sm := &searchMsg{c: c, m: m, seq: seq}
-			defer sm.close()
-			if !c.match(sm, key) {
-				return nil
-			}
-			n := seq
-			if cmd.uid {
-				n = uint32(m.UID)
-			}
-			if minN == 0 {
-				minN = n
-			}
-			maxN = n
-			result.add(n)
-			if save {
-				uids = append(uids, m.UID)
-			}
-			highest = max(highest, m.ModSeq)
 			return nil
 		})
 		xcheckf(err, "search")

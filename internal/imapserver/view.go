@@ -29,6 +29,32 @@ type selected struct {
 	reported map[store.UID]store.ModSeq
 	// feed is shared with the server's other sessions of the mailbox.
 	feed *feed
+	// flags holds the system flags of the messages of uids, in the same
+	// order, once a search needed them (nil before); every change the view
+	// takes in updates them, so that a search by flags reads no message.
+	flags []store.SystemFlags
+}
+
+// xloadFlags reads the flags of the view's messages, the first time a
+// search needs them. Messages expunged meanwhile keep no flags: they are
+// pending expunges, which searches skip.
+func (c *conn) xloadFlags() {
+	sel := c.sel
+	if sel.flags != nil {
+		return
+	}
+	flags := make([]store.SystemFlags, len(sel.uids))
+	if len(sel.uids) > 0 {
+		set := store.NewUIDSet(store.UIDRange{Start: sel.uids[0], Stop: sel.lastUID()})
+		err := c.sess.Messages(c.ctx, sel.mb.ID, set, store.FieldFlags, func(m *store.MessageInfo) error {
+			if seq := sel.seq(m.UID); seq > 0 {
+				flags[seq-1] = m.Flags.System
+			}
+			return nil
+		})
+		xcheckf(err, "read flags")
+	}
+	sel.flags = flags
 }
 
 // seq returns the sequence number of uid, or 0 when it is not in the view.
@@ -373,6 +399,9 @@ func (c *conn) applyChanges(cs *store.ChangeSet) (added int) {
 	}
 	for _, u := range cs.Updated {
 		seq := sel.seq(u.UID)
+		if seq > 0 && sel.flags != nil {
+			sel.flags[seq-1] = u.Flags.System
+		}
 		if seq == 0 || sel.reported[u.UID] >= u.ModSeq {
 			continue
 		}
@@ -385,6 +414,9 @@ func (c *conn) applyChanges(cs *store.ChangeSet) (added int) {
 	for _, m := range cs.Added {
 		if m.UID > last {
 			sel.uids = append(sel.uids, m.UID)
+			if sel.flags != nil {
+				sel.flags = append(sel.flags, m.Flags.System)
+			}
 			last = m.UID
 			added++
 		}
@@ -400,9 +432,13 @@ func (c *conn) applyChanges(cs *store.ChangeSet) (added int) {
 func (c *conn) reportExpunged(uids []store.UID) {
 	sel := c.sel
 	keep := sel.uids[:0]
+	var keepFlags []store.SystemFlags // in step with keep, when the view has flags
+	if sel.flags != nil {
+		keepFlags = sel.flags[:0]
+	}
 	var gone []store.UID
 	j := 0
-	for _, u := range sel.uids {
+	for i, u := range sel.uids {
 		for j < len(uids) && uids[j] < u {
 			j++
 		}
@@ -417,8 +453,14 @@ func (c *conn) reportExpunged(uids []store.UID) {
 			continue
 		}
 		keep = append(keep, u)
+		if sel.flags != nil {
+			keepFlags = append(keepFlags, sel.flags[i])
+		}
 	}
 	sel.uids = keep
+	if sel.flags != nil {
+		sel.flags = keepFlags
+	}
 	if c.qresync && len(gone) > 0 {
 		c.w.str("* VANISHED " + store.UIDSetOf(gone...).String() + "\r\n")
 	}
