@@ -218,13 +218,21 @@ func servePprof(mux *http.ServeMux) {
 // data folder, creating it on first start. It returns the certificate's
 // fingerprint for people to compare.
 func loadTLS(cfg config.Config, log *slog.Logger) (*tls.Config, string, error) {
-	certFile, keyFile := cfg.TLS.Cert, cfg.TLS.Key
-	if certFile == "" {
-		certFile, keyFile = filepath.Join(cfg.Data, "tls", "cert.pem"), filepath.Join(cfg.Data, "tls", "key.pem")
-	}
-	cert, created, err := server.LoadOrCreateCert(certFile, keyFile, cfg.Hostname)
-	if err != nil {
-		return nil, "", err
+	var cert tls.Certificate
+	var err error
+	created := false
+	certFile := cfg.TLS.Cert
+	if certFile != "" {
+		cert, err = tls.LoadX509KeyPair(cfg.TLS.Cert, cfg.TLS.Key)
+		if err != nil {
+			return nil, "", fmt.Errorf("tls: %w", err)
+		}
+	} else {
+		certFile = filepath.Join(cfg.Data, "tls", "cert.pem")
+		cert, created, err = server.LoadOrCreateCert(certFile, filepath.Join(cfg.Data, "tls", "key.pem"), cfg.Hostname)
+		if err != nil {
+			return nil, "", err
+		}
 	}
 	fp := server.Fingerprint(cert.Certificate[0])
 	if created {

@@ -1,8 +1,7 @@
-// Package server holds what every buzon listener shares: TLS setup and the
-// self-signed certificate, listener wrappers that enforce per-address
-// connection limits and read the PROXY protocol, and the group that starts
-// protocol servers and shuts them down together.
+// Package server holds what every buzon listener shares: the vetted
+// listener (per-address connection limits over all listeners, the PROXY
+// protocol, back-off when out of file descriptors), TLS setup and the
+// self-signed certificate, and the Prometheus metrics.
 //
-// It does not import the protocol packages: cmd/buzon hands it anything
-// with Serve and Shutdown.
+// It does not import the protocol packages; cmd/buzon wires them to it.
 package server

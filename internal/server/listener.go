@@ -2,11 +2,13 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -104,11 +106,11 @@ func (l *Listener) acceptLoop() {
 	for {
 		c, err := l.inner.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if temporaryAcceptError(err) {
 				// Out of file descriptors and the like: back off, as
-				// net/http does, rather than spin.
+				// net/http does, rather than spin or give up.
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				l.log.Warn("accept failed; retrying", "err", err, "delay", delay)
 				time.Sleep(delay)
 				continue
 			}
@@ -120,17 +122,33 @@ func (l *Listener) acceptLoop() {
 	}
 }
 
+// temporaryAcceptError reports whether an accept error may go away by
+// itself: the process or system out of file descriptors (EMFILE, ENFILE,
+// ENOBUFS, ENOMEM) or a connection reset before it was accepted
+// (ECONNABORTED), or a timeout.
+func temporaryAcceptError(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 // vet reads the PROXY header if configured, applies the per-address limit,
 // and hands the connection to Accept.
 func (l *Listener) vet(c net.Conn) {
 	if l.cfg.Proxy {
 		c.SetReadDeadline(time.Now().Add(l.cfg.HeaderTimeout))
-		br := bufio.NewReader(c)
+		// A v1 header is at most 107 bytes; a v2 address block is read
+		// through the buffer in one go, whatever its size.
+		br := bufio.NewReaderSize(c, 256)
 		client, ok, err := readProxyHeader(br)
 		if err != nil {
 			l.log.Info("connection refused", "peer", c.RemoteAddr(), "err", err)
-			c.Close()
 			l.cfg.Metrics.connection(l.cfg.Name, "refused")
+			c.Close()
 			return
 		}
 		c.SetReadDeadline(time.Time{})
@@ -138,7 +156,8 @@ func (l *Listener) vet(c net.Conn) {
 		if ok {
 			remote = net.TCPAddrFromAddrPort(client)
 		}
-		c = &proxiedConn{Conn: c, r: br, remote: remote}
+		pending, _ := br.Peek(br.Buffered())
+		c = &proxiedConn{Conn: c, pending: bytes.Clone(pending), remote: remote}
 	}
 	ip := AddrOf(c.RemoteAddr())
 	if !l.cfg.PerAddr.admit(ip) {
@@ -147,8 +166,8 @@ func (l *Listener) vet(c net.Conn) {
 			c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 			l.cfg.Refuse(c)
 		}
-		c.Close()
 		l.cfg.Metrics.connection(l.cfg.Name, "refused")
+		c.Close()
 		return
 	}
 	l.cfg.Metrics.connection(l.cfg.Name, "accepted")

@@ -121,15 +121,28 @@ func readProxyV2(r *bufio.Reader) (netip.AddrPort, bool, error) {
 }
 
 // proxiedConn is a connection whose client address came from a PROXY
-// header; reads continue from the buffer that parsed it.
+// header. Bytes the client sent after the header and the parser read ahead
+// are served first; then reads go straight to the connection, so an idle
+// connection holds no buffer.
 type proxiedConn struct {
 	net.Conn
-	r      *bufio.Reader
-	remote net.Addr
+	pending []byte
+	remote  net.Addr
 }
 
-func (c *proxiedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
-func (c *proxiedConn) RemoteAddr() net.Addr       { return c.remote }
+func (c *proxiedConn) Read(b []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(b, c.pending)
+		c.pending = c.pending[n:]
+		if len(c.pending) == 0 {
+			c.pending = nil
+		}
+		return n, nil
+	}
+	return c.Conn.Read(b)
+}
+
+func (c *proxiedConn) RemoteAddr() net.Addr { return c.remote }
 
 // NetConn returns the underlying connection, as crypto/tls does.
 func (c *proxiedConn) NetConn() net.Conn { return c.Conn }

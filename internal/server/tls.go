@@ -69,14 +69,16 @@ func SelfSignedCert(hosts []string) (certPEM, keyPEM []byte, err error) {
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
 }
 
-// LoadOrCreateCert loads certFile and keyFile, first creating a self-signed
-// pair naming localhost, 127.0.0.1, ::1 and hostname when neither exists.
-// It reports whether it created them.
+// LoadOrCreateCert loads the certificate in certFile and keyFile, first
+// creating a self-signed pair naming localhost, 127.0.0.1, ::1 and hostname
+// when the certificate does not exist. It is for the data folder's own
+// certificate: a configured one that is missing is an error, not a reason
+// to make one. It reports whether it created them.
 func LoadOrCreateCert(certFile, keyFile, hostname string) (tls.Certificate, bool, error) {
-	_, errCert := os.Stat(certFile)
-	_, errKey := os.Stat(keyFile)
 	created := false
-	if errors.Is(errCert, fs.ErrNotExist) && errors.Is(errKey, fs.ErrNotExist) {
+	if _, err := os.Stat(certFile); errors.Is(err, fs.ErrNotExist) {
+		// A key without its certificate is what a crash between the two
+		// writes leaves; it is replaced with the pair.
 		hosts := []string{"localhost", "127.0.0.1", "::1"}
 		if hostname != "" && !slices.Contains(hosts, hostname) {
 			hosts = append([]string{hostname}, hosts...)
@@ -88,10 +90,11 @@ func LoadOrCreateCert(certFile, keyFile, hostname string) (tls.Certificate, bool
 		if err := os.MkdirAll(filepath.Dir(certFile), 0o700); err != nil {
 			return tls.Certificate{}, false, err
 		}
-		if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		// The key first: the certificate's presence means the pair is whole.
+		if err := writeFileSynced(keyFile, keyPEM, 0o600); err != nil {
 			return tls.Certificate{}, false, err
 		}
-		if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {
+		if err := writeFileSynced(certFile, certPEM, 0o644); err != nil {
 			return tls.Certificate{}, false, err
 		}
 		created = true
@@ -101,6 +104,41 @@ func LoadOrCreateCert(certFile, keyFile, hostname string) (tls.Certificate, bool
 		return tls.Certificate{}, false, fmt.Errorf("load certificate: %w", err)
 	}
 	return cert, created, nil
+}
+
+// writeFileSynced replaces name with data atomically and durably: a
+// temporary file, synced, renamed over name, and the folder synced.
+func writeFileSynced(name string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(name)
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), name); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // Fingerprint is the SHA-256 fingerprint of a certificate's DER bytes, in
