@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/buzon-mail/buzon/internal/delivery"
+	"github.com/buzon-mail/buzon/internal/store"
 )
 
 // Exit codes from sysexits.h, which MTAs read from a mailbox_command.
@@ -54,22 +56,33 @@ func runDeliver(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 
 	d := &delivery.Deliverer{Store: st, Logger: log}
 	ctx := context.Background()
+	// Every recipient is looked up before anything is stored, so an
+	// unknown one bounces the message without leaving copies behind.
+	accts := make([]store.Account, len(rcpts))
+	for i, rcpt := range rcpts {
+		if accts[i], err = d.Lookup(ctx, rcpt); err != nil {
+			if errors.Is(err, delivery.ErrUnknownRecipient) {
+				return &exitError{exNoUser, err}
+			}
+			return &exitError{exTempFail, err}
+		}
+	}
 	// The worst outcome decides the exit code: a temporary failure for any
-	// recipient makes the MTA retry, so it outranks a bounce.
-	code := 0
+	// recipient makes the MTA retry, so it outranks a bounce. A retry after
+	// some copies were stored would store those again, so a temporary
+	// failure is first retried here for a while.
+	code, stored := 0, 0
 	var errs []error
-	for _, rcpt := range rcpts {
-		_, err := d.Deliver(ctx, rcpt, msg)
+	for i, rcpt := range rcpts {
+		err := deliverRetrying(ctx, d, accts[i], msg, stored > 0)
 		if err == nil {
+			stored++
 			continue
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", rcpt, err))
-		o := delivery.Classify(err)
 		switch {
-		case o.Code/100 == 4:
+		case delivery.Classify(err).Code/100 == 4:
 			code = exTempFail
-		case errors.Is(err, delivery.ErrUnknownRecipient) && code != exTempFail:
-			code = exNoUser
 		case code == 0:
 			code = exNoPerm
 		}
@@ -78,4 +91,19 @@ func runDeliver(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 		return &exitError{code, errors.Join(errs...)}
 	}
 	return nil
+}
+
+// deliverRetrying delivers to one account. When copies for other
+// recipients are already stored (others), a temporary failure is retried
+// for up to half a minute, since giving up makes the MTA deliver to every
+// recipient again.
+func deliverRetrying(ctx context.Context, d *delivery.Deliverer, acct store.Account, msg *delivery.Spooled, others bool) error {
+	wait := 500 * time.Millisecond
+	for deadline := time.Now().Add(30 * time.Second); ; wait *= 2 {
+		_, err := d.DeliverAccount(ctx, acct, msg)
+		if err == nil || !others || delivery.Classify(err).Code/100 != 4 || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		time.Sleep(wait)
+	}
 }

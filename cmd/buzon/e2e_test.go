@@ -476,3 +476,24 @@ func TestLMTPSocket(t *testing.T) {
 		t.Errorf("after delivery through the socket: %q", out)
 	}
 }
+
+// TestDeliverSeveralRecipients: an unknown recipient among several bounces
+// the message before any copy is stored, so the MTA's bounce or retry
+// cannot leave duplicates.
+func TestDeliverSeveralRecipients(t *testing.T) {
+	data := t.TempDir()
+	for _, u := range []string{"ida@example.org", "jon@example.org"} {
+		mustBuzon(t, "pw\n", "user", "add", "--data", data, u)
+	}
+	msg := "Subject: to several\n\nhi\n"
+	if _, _, code := buzon(t, msg, "deliver", "--data", data, "ida@example.org", "nobody@example.org"); code != exNoUser {
+		t.Errorf("with an unknown recipient: exit %d, want %d", code, exNoUser)
+	}
+	mustBuzon(t, msg, "deliver", "--data", data, "ida@example.org", "jon@example.org")
+	out := mustBuzon(t, "", "user", "list", "--data", data)
+	for _, u := range []string{"ida@example.org", "jon@example.org"} {
+		if !regexp.MustCompile(regexp.QuoteMeta(u) + `\s+1\s`).MatchString(out) {
+			t.Errorf("%s should hold exactly one message:\n%s", u, out)
+		}
+	}
+}
