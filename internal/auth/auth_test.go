@@ -143,6 +143,16 @@ func TestThrottleBounded(t *testing.T) {
 	if n := len(th.entries); n > maxEntries {
 		t.Errorf("throttle holds %d entries, more than %d", n, maxEntries)
 	}
+	// A flood of fresh names does not lift a lockout.
+	for range 5 {
+		th.failed("acct:victim")
+	}
+	for i := range 2 * maxEntries {
+		th.failed(acctKey(fmt.Sprint("flood", i)))
+	}
+	if !th.lockedOut("acct:victim") {
+		t.Error("a flood of failures for other names lifted a lockout")
+	}
 	if d := th.failed("x", "x", "x"); d > time.Second {
 		t.Errorf("delay %v above the maximum", d)
 	}
@@ -399,5 +409,27 @@ func TestSCRAMUnknownUserLooksReal(t *testing.T) {
 	}
 	if real, unknown := first("alice@example.org"), first("nobody@example.org"); real != unknown || real != ",i=5000" {
 		t.Errorf("iterations: real account %q, unknown name %q", real, unknown)
+	}
+}
+
+// TestPasswordPrepared: a password typed in another Unicode form, or with
+// a no-break space, is the same password (RFC 8265 OpaqueString), for the
+// hash and for SCRAM.
+func TestPasswordPrepared(t *testing.T) {
+	h := NewHasher(testConfig())
+	cred, err := h.Credentials("caf\u00e9\u00a0latte") // precomposed é, no-break space
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := CheckPassword(cred.PasswordHash, "cafe\u0301 latte"); !ok || err != nil { // e + combining acute, space
+		t.Errorf("the same password in another form: %v %v", ok, err)
+	}
+	keys, err := decodeSCRAMKeys(cred.SCRAMSHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := deriveSCRAMKeys(preparePassword("cafe\u0301 latte"), keys.salt, keys.iterations)
+	if err != nil || string(again.storedKey) != string(keys.storedKey) {
+		t.Error("SCRAM keys differ for the same password in another form")
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/text/secure/precis"
 
 	"github.com/buzon-mail/buzon/internal/config"
 	"github.com/buzon-mail/buzon/internal/store"
@@ -30,6 +31,7 @@ func NewHasher(cfg config.Auth) Hasher { return Hasher{cfg: cfg} }
 // Credentials derives the stored verifiers of a password: a hash for
 // plaintext mechanisms and SCRAM-SHA-256 keys (RFC 5802 3, RFC 7677).
 func (h Hasher) Credentials(password string) (store.Credentials, error) {
+	password = preparePassword(password)
 	var hash string
 	var err error
 	switch h.cfg.Scheme {
@@ -70,9 +72,22 @@ func (h Hasher) argon2id(password string) (string, error) {
 
 var errBadHash = errors.New("unrecognised password hash")
 
+// preparePassword applies the PRECIS OpaqueString profile (RFC 8265 4.2,
+// the successor of SASLprep that RFC 5802 2.2 asks SCRAM to use), so the
+// same password typed in another Unicode form or with another kind of
+// space works with every mechanism. A string the profile refuses is used
+// as it is.
+func preparePassword(password string) string {
+	if p, err := precis.OpaqueString.String(password); err == nil {
+		return p
+	}
+	return password
+}
+
 // CheckPassword reports whether password matches the stored hash, in time
 // that depends on the hash's cost but not on where the mismatch is.
 func CheckPassword(hash, password string) (bool, error) {
+	password = preparePassword(password)
 	switch {
 	case strings.HasPrefix(hash, "$argon2id$"):
 		return checkArgon2id(hash, password)

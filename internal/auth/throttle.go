@@ -101,13 +101,16 @@ func (t *throttle) sweepLocked(now time.Time) {
 			delete(t.entries, k)
 		}
 	}
-	if len(t.entries) <= maxEntries/2 {
-		return
-	}
-	// Still flooded: forget entries older than half the window, then
-	// anything, rather than grow without bound.
+	// Still flooded (many addresses or names, each failing a little):
+	// forget keys below the lockout threshold, never one that is locked
+	// out, or a flood of fresh names would lift a lockout. Locked-out keys
+	// are few: each costs an attacker lockoutAfter failures with growing
+	// delays.
 	for k, f := range t.entries {
-		if now.Sub(f.last) >= t.window/2 || len(t.entries) > maxEntries/2 {
+		if len(t.entries) <= maxEntries/2 {
+			return
+		}
+		if t.lockoutAfter <= 0 || f.count < t.lockoutAfter {
 			delete(t.entries, k)
 		}
 	}
