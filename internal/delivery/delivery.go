@@ -1,6 +1,6 @@
 // Package delivery puts arriving messages into the store: it spools and
 // parses each message once, finds the recipient's account and appends to
-// INBOX with the quota checked atomically by the store. LMTP, SMTP,
+// INBOX with the quota checked atomically by the store. LMTP,
 // `buzon deliver`, IMAP APPEND and the fetch client all come through here.
 //
 // It imports no protocol package; protocols map its errors to their

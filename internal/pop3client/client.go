@@ -1,7 +1,8 @@
 // Package pop3client is a POP3 client: RFC 1939 (POP3), RFC 2449 (CAPA and
 // response codes), RFC 2595 (STLS), RFC 3206 (the SYS and AUTH codes) and
-// RFC 5034 (SASL PLAIN with an initial response). The fetch client, the
-// benchmark tool and tests use it.
+// RFC 5034 (SASL PLAIN with an initial response). The fetch client and
+// tests use it (the benchmark has its own minimal driver, so it measures
+// the server rather than a client library).
 //
 // A Client runs one command at a time and is not safe for concurrent use.
 // After a network error, or an error part-way through a multi-line

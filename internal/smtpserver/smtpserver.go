@@ -52,6 +52,11 @@ type Server struct {
 	// Shutdown can wait for them even after it had to close connections:
 	// the store must outlive every delivery.
 	inflight sync.WaitGroup
+	// ctx is the context of every store call; Shutdown cancels it when its
+	// own ends, so a store that hangs cannot hold the process (an append
+	// is atomic: cancelled, it stored nothing).
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu       sync.Mutex
 	sessions map[*session]bool // guarded by mu: open sessions
@@ -65,6 +70,7 @@ func New(cfg Config) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, log: log.With("proto", "lmtp"), sessions: map[*session]bool{}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.LMTP = true
 	srv.Domain = cfg.Hostname
@@ -104,15 +110,25 @@ func (s *Server) Serve(l net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
+	var idle []*session
 	for sess := range s.sessions {
-		sess.endIfIdle()
+		if !sess.inTx {
+			idle = append(idle, sess)
+		}
 	}
 	s.mu.Unlock()
+	// Told outside the lock: a client slow to take the goodbye must not
+	// hold up the others.
+	for _, sess := range idle {
+		sess.end()
+	}
 	err := s.smtp.Shutdown(ctx)
 	if ctx.Err() != nil {
+		s.cancel()
 		s.smtp.Close()
 	}
 	s.inflight.Wait()
+	s.cancel()
 	if errors.Is(err, smtp.ErrServerClosed) {
 		return nil
 	}
@@ -147,12 +163,10 @@ type session struct {
 	inTx bool
 }
 
-// endIfIdle closes a session that is between transactions, telling the
-// client why. The caller holds srv.mu.
-func (s *session) endIfIdle() {
-	if s.inTx {
-		return
-	}
+// end closes a session that was between transactions, telling the client
+// why. A MAIL that raced with it gets the same answer (Mail checks
+// srv.closing).
+func (s *session) end() {
 	nc := s.conn.Conn()
 	nc.SetWriteDeadline(time.Now().Add(time.Second))
 	io.WriteString(nc, "421 4.3.2 shutting down; try again later\r\n")
@@ -233,8 +247,7 @@ func (s *session) endTx() {
 // Rcpt refuses unknown recipients at once (RFC 2033 4.2), so the MTA
 // bounces them without sending the message.
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
-	ctx := context.Background()
-	acct, err := s.srv.cfg.Deliverer.Lookup(ctx, to)
+	acct, err := s.srv.cfg.Deliverer.Lookup(s.srv.ctx, to)
 	if err != nil {
 		if !errors.Is(err, delivery.ErrUnknownRecipient) {
 			s.srv.log.Error("recipient lookup", "rcpt", to, "err", err)
@@ -245,7 +258,8 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	return nil
 }
 
-// Data is only called for SMTP; LMTP uses LMTPData.
+// Data is go-smtp's single-status form of LMTPData, which it calls instead
+// in LMTP mode; it is here to complete the Session interface.
 func (s *session) Data(r io.Reader) error {
 	return s.LMTPData(r, nil)
 }
@@ -255,10 +269,10 @@ func (s *session) Data(r io.Reader) error {
 func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	// go-smtp writes the replies after LMTPData returns and then calls
 	// Reset, which ends the transaction.
-	ctx := context.Background()
+	ctx := s.srv.ctx
 	msg, err := s.srv.cfg.Spooler.Spool(r)
 	if err != nil {
-		if !errors.Is(err, delivery.ErrTooLarge) {
+		if !errors.Is(err, delivery.ErrTooLarge) && !errors.Is(err, smtp.ErrDataTooLarge) {
 			s.srv.log.Error("spool", "remote", s.remote, "err", err)
 		}
 		return smtpError(err)
