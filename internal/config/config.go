@@ -113,25 +113,29 @@ type Auth struct {
 	LockoutDuration Duration `toml:"lockout_duration"`
 }
 
-// Limits bound what one client can make the server do.
+// Limits bound what one client can make the server do. None may be
+// negative; where 0 means "no limit", the setting says so.
 type Limits struct {
-	// Longest command line in bytes, literals excluded.
+	// Longest command line in bytes, literals excluded (at least 1024).
 	MaxLineLength int `toml:"max_line_length"`
-	// Largest message accepted by LMTP, APPEND or deliver, in bytes.
+	// Largest message accepted by LMTP, APPEND or deliver, in bytes
+	// (at least 1024).
 	MaxMessageSize int64 `toml:"max_message_size"`
-	// Largest IMAP literal other than an APPEND message, in bytes.
+	// Largest IMAP literal other than an APPEND message, in bytes
+	// (at least 1024).
 	MaxLiteral int64 `toml:"max_literal"`
-	// Most mailboxes per account.
+	// Most mailboxes per account; 0: no limit below the store's own.
 	MaxMailboxes int `toml:"max_mailboxes"`
-	// Longest mailbox name in bytes.
+	// Longest mailbox name in bytes; 0: the store's own limit (1000).
 	MaxMailboxNameLength int `toml:"max_mailbox_name_length"`
 	// Most simultaneous connections from one IP address, over all
-	// listeners together.
+	// listeners together; 0: no limit.
 	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
-	// Most simultaneous IMAP and POP3 sessions of one account.
+	// Most simultaneous IMAP and POP3 sessions of one account; 0: no limit.
 	MaxConnectionsPerAccount int `toml:"max_connections_per_account"`
 	// Commands per second one connection may send, sustained; bursts of
-	// twice as many are allowed.
+	// twice as many are allowed, and a client over its rate for ten
+	// seconds on end is disconnected. 0: no limit.
 	CommandsPerSecond float64 `toml:"commands_per_second"`
 	// Bytes of responses a client may leave unread before it is
 	// disconnected.

@@ -110,6 +110,8 @@ func TestValidate(t *testing.T) {
 		{"unknown backend", func(c *Config) { c.Store.Backend = "mongo" }, "store.backend"},
 		{"cert without key", func(c *Config) { c.TLS.Cert = "c.pem" }, "tls"},
 		{"bad scheme", func(c *Config) { c.Auth.Scheme = "md5" }, "auth.scheme"},
+		{"no size limit", func(c *Config) { c.Limits.MaxMessageSize = -1 }, "limits.max_message_size"},
+		{"negative rate", func(c *Config) { c.Limits.CommandsPerSecond = -1 }, "limits.commands_per_second"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -85,6 +85,21 @@ func (c *Config) Validate() error {
 	if c.Limits.MaxLineLength < 1024 {
 		errs = append(errs, errors.New("limits.max_line_length: at least 1024"))
 	}
+	if c.Limits.MaxMessageSize < 1024 {
+		errs = append(errs, errors.New("limits.max_message_size: at least 1024"))
+	}
+	if c.Limits.MaxLiteral < 1024 {
+		errs = append(errs, errors.New("limits.max_literal: at least 1024"))
+	}
+	for name, v := range map[string]float64{
+		"max_mailboxes": float64(c.Limits.MaxMailboxes), "max_mailbox_name_length": float64(c.Limits.MaxMailboxNameLength),
+		"max_connections_per_ip": float64(c.Limits.MaxConnectionsPerIP), "max_connections_per_account": float64(c.Limits.MaxConnectionsPerAccount),
+		"commands_per_second": c.Limits.CommandsPerSecond, "max_output_backlog": float64(c.Limits.MaxOutputBacklog),
+	} {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("limits.%s: not negative", name))
+		}
+	}
 	if c.POP3.ExpireDays < 0 {
 		errs = append(errs, errors.New("pop3.expire_days: not negative"))
 	}
