@@ -83,9 +83,12 @@ type message struct {
 	size int64
 	// deleted is set by DELE and cleared by RSET.
 	deleted bool
-	// retrieved says MarkRetrieved need not be called again: the message
-	// was retrieved before (and is \Seen) or in this session.
+	// retrieved says the retrieval need not be recorded: the message was
+	// retrieved before (and is \Seen), or in this session.
 	retrieved bool
+	// retrievedNow says it was retrieved in this session for the first
+	// time, and is yet to be recorded (see recordRetrievals).
+	retrievedNow bool
 }
 
 func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
@@ -175,9 +178,10 @@ func (c *conn) serve() {
 	c.flush()
 }
 
-// logout gives back what login took: the store session, the maildrop lock
-// and the session slot.
+// logout records the session's retrievals, then gives back what login
+// took: the store session, the maildrop lock and the session slot.
 func (c *conn) logout() {
+	c.recordRetrievals(false)
 	for i := len(c.releases) - 1; i >= 0; i-- {
 		c.releases[i]()
 	}

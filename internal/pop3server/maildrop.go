@@ -1,9 +1,11 @@
 package pop3server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/buzon-mail/buzon/internal/store"
 )
@@ -86,10 +88,11 @@ func (c *conn) cmdUidl(cmd command) {
 	c.writeLine(".")
 }
 
-// cmdRetr sends a message (RFC 1939 5) and records its retrieval, which
-// sets \Seen and starts the EXPIRE clock. The record is written only once
-// the whole message has been handed to the network, so a client that
-// disconnects mid-message leaves the store as it was.
+// cmdRetr sends a message (RFC 1939 5). Its retrieval, which sets \Seen
+// and starts the EXPIRE clock, is recorded when the session ends, with the
+// session's other first retrievals (recordRetrievals), and only once the
+// whole message has been handed to the network: a client that disconnects
+// mid-message leaves the message as it was.
 func (c *conn) cmdRetr(cmd command) {
 	_, m := c.xmessage(cmd.args[0])
 	c.sendMessage(m, -1)
@@ -97,13 +100,37 @@ func (c *conn) cmdRetr(cmd command) {
 		return
 	}
 	c.flush()
-	if err := c.session.MarkRetrieved(c.ctx, c.inbox.ID, m.uid, c.srv.cfg.Now()); err != nil {
-		// The client has the message; failing the command now would only
-		// make it fetch it again.
-		c.log.Warn("pop3 record retrieval", "uid", m.uid, "err", err)
+	m.retrieved, m.retrievedNow = true, true
+}
+
+// recordRetrievalsTimeout bounds recording a session's retrievals, which
+// happens after the client is gone or told goodbye.
+const recordRetrievalsTimeout = 10 * time.Second
+
+// recordRetrievals records the messages this session retrieved for the
+// first time, in one store call: one durable write per session, not one
+// per message. It runs when the session ends, however it ends; in the
+// UPDATE state (quitting) the messages about to be expunged are left out.
+// A failure is only logged: the client has its messages, which stay
+// unseen and unexpired.
+func (c *conn) recordRetrievals(quitting bool) {
+	var uids []store.UID
+	for i := range c.msgs {
+		m := &c.msgs[i]
+		if m.retrievedNow && !(quitting && m.deleted) {
+			uids = append(uids, m.uid)
+		}
+		m.retrievedNow = false
+	}
+	if len(uids) == 0 {
 		return
 	}
-	m.retrieved = true
+	// The session's context ends with the connection.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), recordRetrievalsTimeout)
+	defer cancel()
+	if err := c.session.MarkRetrieved(ctx, c.inbox.ID, store.UIDSetOf(uids...), c.srv.cfg.Now()); err != nil {
+		c.log.Warn("pop3 record retrievals", "messages", len(uids), "err", err)
+	}
 }
 
 // cmdTop sends a message's header and the first lines of its body
@@ -179,6 +206,7 @@ func (c *conn) cmdQuit(cmd command) {
 		return
 	}
 	c.state = stateUpdate
+	c.recordRetrievals(true)
 	var uids []store.UID
 	for _, m := range c.msgs {
 		if m.deleted {

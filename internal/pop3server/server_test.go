@@ -171,6 +171,39 @@ func TestRetrievalRecorded(t *testing.T) {
 	}
 }
 
+// TestRetrievalRecordedWithoutQuit: retrievals are recorded when the
+// session ends, also when the client drops the connection instead of
+// sending QUIT, and a message marked deleted then is not removed but
+// recorded too. Messages deleted at QUIT are expunged, not recorded.
+func TestRetrievalRecordedWithoutQuit(t *testing.T) {
+	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{})
+	for _, m := range fixtureAll[:3] {
+		env.Append(t, alice, []byte(m), store.Flags{})
+	}
+	c := login(t, env, alice)
+	for _, n := range []int{1, 2} {
+		if _, err := c.Retr(n, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Dele(2); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	env.Stop() // waits for the session to end
+
+	inbox := env.Inbox(t, alice)
+	if len(inbox) != 3 {
+		t.Fatalf("INBOX after a session without QUIT holds %d messages, want 3", len(inbox))
+	}
+	for i, want := range []bool{true, true, false} {
+		m := inbox[i]
+		if seen := m.Flags.System&store.FlagSeen != 0; seen != want || m.Retrieved.IsZero() == want {
+			t.Errorf("message %d: seen %v, retrieved %v; want retrieved %v", i+1, seen, m.Retrieved, want)
+		}
+	}
+}
+
 func TestExpire(t *testing.T) {
 	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{
 		Config: func(c *pop3server.Config) { c.POP3.ExpireDays = 3 },

@@ -168,10 +168,12 @@ type Session interface {
 	// to report. It returns ErrNoMailbox if the mailbox is gone.
 	HighestModSeq(ctx context.Context, mailboxID int64) (ModSeq, error)
 
-	// MarkRetrieved records that POP3 retrieved a message: it sets \Seen
-	// and, the first time only, the retrieval time that pop3 expire_days
-	// counts from.
-	MarkRetrieved(ctx context.Context, mailboxID int64, uid UID, at time.Time) error
+	// MarkRetrieved records that POP3 retrieved the messages of uids, in
+	// one write: it sets \Seen and, for a message retrieved the first
+	// time, the retrieval time that pop3 expire_days counts from. Messages
+	// of uids that no longer exist are skipped; if none exists, it returns
+	// ErrNoMessage.
+	MarkRetrieved(ctx context.Context, mailboxID int64, uids UIDSet, at time.Time) error
 
 	// ExpireRetrieved expunges messages of a mailbox first retrieved by POP3
 	// before the given time, returning their UIDs.

@@ -114,7 +114,7 @@ func populate(t *testing.T, from store.Store) {
 		if _, err := ss.Expunge(ctx, inbox.ID, store.UIDSetOf(st.UIDNext-1), false); err != nil {
 			t.Fatal(err)
 		}
-		if err := ss.MarkRetrieved(ctx, inbox.ID, 8, time.Date(2021, 5, 6, 7, 8, 9, 0, time.UTC)); err != nil {
+		if err := ss.MarkRetrieved(ctx, inbox.ID, store.UIDSetOf(8), time.Date(2021, 5, 6, 7, 8, 9, 0, time.UTC)); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := ss.Copy(ctx, inbox.ID, store.NewUIDSet(store.UIDRange{Start: 8, Stop: 12}), work.ID); err != nil {

@@ -742,7 +742,7 @@ func (ss *session) Changes(ctx context.Context, mailboxID int64, sinceModSeq sto
 }
 
 // MarkRetrieved implements store.Session.
-func (ss *session) MarkRetrieved(ctx context.Context, mailboxID int64, uid store.UID, at time.Time) error {
+func (ss *session) MarkRetrieved(ctx context.Context, mailboxID int64, uids store.UIDSet, at time.Time) error {
 	err := ss.s.write(ctx, ss.id, func(w *wtx) error {
 		if err := w.lock(); err != nil {
 			return err
@@ -750,27 +750,47 @@ func (ss *session) MarkRetrieved(ctx context.Context, mailboxID int64, uid store
 		if _, err := w.mailbox(mailboxID); err != nil {
 			return err
 		}
-		var flags int16
-		err := w.tx.QueryRow(w.ctx, `SELECT flags FROM messages WHERE mailbox_id = $1 AND uid = $2`, mailboxID, int64(uid)).Scan(&flags)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("%w: uid %d", store.ErrNoMessage, uid)
-		}
+		starts, stops := uidRanges(uids)
+		rows, err := w.tx.Query(w.ctx, `SELECT m.uid, m.flags
+			FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
+			JOIN messages m ON m.mailbox_id = $1 AND m.uid BETWEEN r.lo AND r.hi ORDER BY m.uid`, mailboxID, starts, stops)
 		if err != nil {
 			return err
 		}
-		if store.SystemFlags(flags)&store.FlagSeen == 0 {
-			ms := w.nextModSeq(mailboxID)
-			if _, err := w.tx.Exec(w.ctx, `UPDATE messages SET flags = flags | $3, modseq = $4 WHERE mailbox_id = $1 AND uid = $2`,
-				mailboxID, int64(uid), int16(store.FlagSeen), int64(ms)); err != nil {
+		var found, unseen, modseqs []int64
+		for rows.Next() {
+			var uid int64
+			var flags int16
+			if err := rows.Scan(&uid, &flags); err != nil {
+				rows.Close()
+				return err
+			}
+			found = append(found, uid)
+			if store.SystemFlags(flags)&store.FlagSeen == 0 {
+				unseen = append(unseen, uid)
+				modseqs = append(modseqs, int64(w.nextModSeq(mailboxID)))
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(found) == 0 {
+			return fmt.Errorf("%w: uids %v", store.ErrNoMessage, uids)
+		}
+		if len(unseen) > 0 {
+			if _, err := w.tx.Exec(w.ctx, `UPDATE messages m SET flags = m.flags | $2, modseq = v.ms
+				FROM unnest($3::bigint[], $4::bigint[]) AS v(uid, ms)
+				WHERE m.mailbox_id = $1 AND m.uid = v.uid`, mailboxID, int16(store.FlagSeen), unseen, modseqs); err != nil {
 				return err
 			}
 		}
-		_, err = w.tx.Exec(w.ctx, `UPDATE messages SET retrieved = $3 WHERE mailbox_id = $1 AND uid = $2 AND retrieved IS NULL`,
-			mailboxID, int64(uid), at.UTC())
+		_, err = w.tx.Exec(w.ctx, `UPDATE messages SET retrieved = $3 WHERE mailbox_id = $1 AND uid = ANY($2) AND retrieved IS NULL`,
+			mailboxID, found, at.UTC())
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("mark message %d of mailbox %d retrieved: %w", uid, mailboxID, err)
+		return fmt.Errorf("mark messages of mailbox %d retrieved: %w", mailboxID, err)
 	}
 	return nil
 }

@@ -871,8 +871,9 @@ func (ss *session) Changes(ctx context.Context, mailboxID int64, sinceModSeq sto
 	return cs, nil
 }
 
-// MarkRetrieved implements store.Session.
-func (ss *session) MarkRetrieved(ctx context.Context, mailboxID int64, uid store.UID, at time.Time) error {
+// MarkRetrieved implements store.Session. The messages that gain \Seen
+// share one MODSEQ.
+func (ss *session) MarkRetrieved(ctx context.Context, mailboxID int64, uids store.UIDSet, at time.Time) error {
 	if !ss.owns(mailboxID) {
 		return fmt.Errorf("mark retrieved: %w", noMailbox(mailboxID))
 	}
@@ -883,36 +884,49 @@ func (ss *session) MarkRetrieved(ctx context.Context, mailboxID int64, uid store
 		if _, _, err := mailboxRow(ctx, tx, mailboxID); err != nil {
 			return err
 		}
-		var id, retrieved int64
-		var flags store.SystemFlags
-		err := tx.QueryRowContext(ctx, `SELECT id, flags, retrieved FROM message WHERE mailbox = ? AND uid = ?`, mailboxID, uid).
-			Scan(&id, &flags, &retrieved)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%w: uid %d", store.ErrNoMessage, uid)
-		} else if err != nil {
-			return err
+		var found, unseen int64
+		for _, r := range uids {
+			var n, u int64
+			err := tx.QueryRowContext(ctx, `SELECT count(*), count(*) FILTER (WHERE flags & ? = 0) FROM message
+				WHERE mailbox = ? AND uid BETWEEN ? AND ?`, store.FlagSeen, mailboxID, r.Start, r.Stop).Scan(&n, &u)
+			if err != nil {
+				return err
+			}
+			found, unseen = found+n, unseen+u
 		}
-		if retrieved == 0 {
-			if _, err := tx.ExecContext(ctx, `UPDATE message SET retrieved = ? WHERE id = ?`, at.UnixMicro(), id); err != nil {
+		if found == 0 {
+			return fmt.Errorf("%w: uids %v", store.ErrNoMessage, uids)
+		}
+		var ms store.ModSeq
+		if unseen > 0 {
+			var err error
+			if ms, err = nextModSeq(ctx, tx); err != nil {
 				return err
 			}
 		}
-		if flags&store.FlagSeen != 0 {
+		for _, r := range uids {
+			_, err := tx.ExecContext(ctx, `UPDATE message SET retrieved = ? WHERE mailbox = ? AND uid BETWEEN ? AND ? AND retrieved = 0`,
+				at.UnixMicro(), mailboxID, r.Start, r.Stop)
+			if err != nil {
+				return err
+			}
+			if unseen == 0 {
+				continue
+			}
+			_, err = tx.ExecContext(ctx, `UPDATE message SET flags = flags | ?, modseq = ?
+				WHERE mailbox = ? AND uid BETWEEN ? AND ? AND flags & ? = 0`,
+				store.FlagSeen, ms, mailboxID, r.Start, r.Stop, store.FlagSeen)
+			if err != nil {
+				return err
+			}
+		}
+		if unseen == 0 {
 			return nil
 		}
-		ms, err := nextModSeq(ctx, tx)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE message SET flags = ?, modseq = ? WHERE id = ?`, flags|store.FlagSeen, ms, id); err != nil {
-			return err
-		}
-		var c counts
-		c.change(flags, flags|store.FlagSeen)
-		return c.apply(ctx, tx, mailboxID, ms, 0)
+		return counts{unseen: -unseen}.apply(ctx, tx, mailboxID, ms, 0)
 	})
 	if err != nil {
-		return fmt.Errorf("mark retrieved in mailbox %d uid %d: %w", mailboxID, uid, err)
+		return fmt.Errorf("mark retrieved in mailbox %d: %w", mailboxID, err)
 	}
 	return nil
 }

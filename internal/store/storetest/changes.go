@@ -200,7 +200,7 @@ func testRetrieved(t *testing.T, e *env) {
 	first := now.Add(-10 * 24 * time.Hour)
 	since := e.status(ss, inbox.ID).HighestModSeq
 
-	if err := ss.MarkRetrieved(e.ctx, inbox.ID, 1, first); err != nil {
+	if err := ss.MarkRetrieved(e.ctx, inbox.ID, store.UIDSetOf(1), first); err != nil {
 		t.Fatal(err)
 	}
 	m := e.messages(ss, inbox.ID, store.UIDSetOf(1), store.FieldFlags|store.FieldRetrieved)[0]
@@ -208,7 +208,7 @@ func testRetrieved(t *testing.T, e *env) {
 		t.Errorf("after MarkRetrieved: %+v, want \\Seen, retrieved %v, new MODSEQ", m, first)
 	}
 	// Only the first retrieval counts.
-	if err := ss.MarkRetrieved(e.ctx, inbox.ID, 1, now); err != nil {
+	if err := ss.MarkRetrieved(e.ctx, inbox.ID, store.UIDSetOf(1), now); err != nil {
 		t.Fatal(err)
 	}
 	m = e.messages(ss, inbox.ID, store.UIDSetOf(1), store.FieldFlags|store.FieldRetrieved)[0]
@@ -224,16 +224,16 @@ func testRetrieved(t *testing.T, e *env) {
 	}
 	// A message already \Seen gets its time too.
 	e.setFlags(ss, inbox.ID, store.UIDSetOf(2), store.FlagsAdd, `\Seen`)
-	if err := ss.MarkRetrieved(e.ctx, inbox.ID, 2, now.Add(-24*time.Hour)); err != nil {
+	if err := ss.MarkRetrieved(e.ctx, inbox.ID, store.UIDSetOf(2), now.Add(-24*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if m := e.messages(ss, inbox.ID, store.UIDSetOf(2), store.FieldRetrieved)[0]; !m.Retrieved.Equal(now.Add(-24 * time.Hour)) {
 		t.Errorf("retrieval time of a seen message: %v", m.Retrieved)
 	}
-	if err := ss.MarkRetrieved(e.ctx, inbox.ID, 3, now.Add(-6*24*time.Hour)); err != nil {
+	if err := ss.MarkRetrieved(e.ctx, inbox.ID, store.UIDSetOf(3), now.Add(-6*24*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	mustErr(t, "MarkRetrieved of a missing message", ss.MarkRetrieved(e.ctx, inbox.ID, 99, now), store.ErrNoMessage)
+	mustErr(t, "MarkRetrieved of a missing message", ss.MarkRetrieved(e.ctx, inbox.ID, store.UIDSetOf(99), now), store.ErrNoMessage)
 
 	// Retrieved 10 and 6 days ago go; 1 day ago and never stay.
 	gone, err := ss.ExpireRetrieved(e.ctx, inbox.ID, now.Add(-5*24*time.Hour))
@@ -247,7 +247,23 @@ func testRetrieved(t *testing.T, e *env) {
 	if err != nil || !slices.Equal(cs.Expunged, []store.UID{1, 3}) {
 		t.Errorf("Changes after ExpireRetrieved: %+v, %v", cs, err)
 	}
-	mustErr(t, "MarkRetrieved of an expired message", ss.MarkRetrieved(e.ctx, inbox.ID, 1, now), store.ErrNoMessage)
+	mustErr(t, "MarkRetrieved of an expired message", ss.MarkRetrieved(e.ctx, inbox.ID, store.UIDSetOf(1), now), store.ErrNoMessage)
+
+	// A set, as POP3 records a session's retrievals at its end: the gone
+	// message is skipped, the retrieved one keeps its time, the other is
+	// marked.
+	before := e.status(ss, inbox.ID).HighestModSeq
+	if err := ss.MarkRetrieved(e.ctx, inbox.ID, store.UIDSetOf(1, 2, 4), now); err != nil {
+		t.Fatalf("MarkRetrieved of a set with a gone message: %v", err)
+	}
+	ms := e.messages(ss, inbox.ID, store.AllUIDs(), store.FieldFlags|store.FieldRetrieved)
+	if len(ms) != 2 || !ms[0].Retrieved.Equal(now.Add(-24*time.Hour)) || !ms[1].Retrieved.Equal(now) ||
+		!ms[1].Flags.Has(`\Seen`) || ms[1].ModSeq <= before {
+		t.Errorf("after MarkRetrieved of a set: %+v", ms)
+	}
+	if st := e.status(ss, inbox.ID); st.Unseen != 0 {
+		t.Errorf("Unseen after MarkRetrieved of a set = %d, want 0", st.Unseen)
+	}
 }
 
 // testIsolation checks that a session can reach nothing of another
@@ -314,7 +330,7 @@ func testIsolation(t *testing.T, e *env) {
 		if cs, err := bs.Changes(e.ctx, id, 0); err == nil && (!cs.Gone || len(cs.Added) > 0) {
 			t.Errorf("bob reads changes of alice's mailbox: %+v", cs)
 		}
-		if err := bs.MarkRetrieved(e.ctx, id, 1, time.Now()); err == nil {
+		if err := bs.MarkRetrieved(e.ctx, id, store.UIDSetOf(1), time.Now()); err == nil {
 			t.Error("bob marks alice's message retrieved")
 		}
 		if gone, err := bs.ExpireRetrieved(e.ctx, id, time.Now()); err == nil && len(gone) > 0 {

@@ -71,7 +71,7 @@ func testSnapshot(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	moved("expunge")
-	if err := ss.MarkRetrieved(e.ctx, inbox.ID, 3, time.Now()); err != nil {
+	if err := ss.MarkRetrieved(e.ctx, inbox.ID, store.UIDSetOf(3), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	moved("POP3 retrieval")
