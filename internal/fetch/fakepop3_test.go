@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,11 @@ type fakePOP3 struct {
 	addr string
 	// noUIDL makes UIDL fail and leaves it out of CAPA.
 	noUIDL bool
+	// uidl, when set, gives a message's UIDL, which a broken server may
+	// give to more than one message.
+	uidl func(msg []byte) string
+	// noTOP makes TOP fail and leaves it out of CAPA.
+	noTOP bool
 	// silent accepts connections and never says anything.
 	silent bool
 
@@ -120,7 +126,10 @@ func (f *fakePOP3) serve(c net.Conn) {
 		}
 		switch strings.ToUpper(fields[0]) {
 		case "CAPA":
-			caps := "USER\r\nTOP\r\n"
+			caps := "USER\r\n"
+			if !f.noTOP {
+				caps += "TOP\r\n"
+			}
 			if !f.noUIDL {
 				caps += "UIDL\r\n"
 			}
@@ -142,12 +151,20 @@ func (f *fakePOP3) serve(c net.Conn) {
 			}
 			var b bytes.Buffer
 			for i, m := range drop {
-				if !deleted[i+1] {
+				switch {
+				case deleted[i+1]:
+				case f.uidl != nil:
+					fmt.Fprintf(&b, "%d %s\r\n", i+1, f.uidl(m))
+				default:
 					fmt.Fprintf(&b, "%d u%x\r\n", i+1, m[:min(len(m), 40)])
 				}
 			}
 			multi(b.Bytes())
 		case "TOP":
+			if f.noTOP {
+				reply("-ERR no TOP here")
+				continue
+			}
 			if !valid {
 				reply("-ERR no such message")
 				continue
@@ -226,6 +243,84 @@ func TestPOP3WithoutUIDL(t *testing.T) {
 	if got := strings.Join(subjects(msgs), ","); got != "message 1,message 2,message 3,message 4,message 4" {
 		t.Errorf("maildir holds %s", got)
 	}
+}
+
+// TestPOP3DuplicateUIDL: a server that gives several messages one UIDL
+// (against RFC 1939 7) must not make the client take them for one message
+// and delete one it never fetched. Messages 1 and 2 share a UIDL, and so
+// do the two copies of message 4.
+func TestPOP3DuplicateUIDL(t *testing.T) {
+	uidl := func(m []byte) string {
+		switch s := subjects([][]byte{m})[0]; s {
+		case "message 1", "message 2":
+			return "dup"
+		default:
+			return strings.ReplaceAll(s, " ", "-")
+		}
+	}
+	drop := append(testMessages(1, 4), testMessage(4, 0))
+	all := []string{"message 1", "message 2", "message 3", "message 4", "message 4"}
+	t.Run("delete", func(t *testing.T) {
+		f := startFakePOP3(t, &fakePOP3{uidl: uidl})
+		f.add(drop...)
+		a := fakeAccount(t, f)
+		s := mustFetch(t, testConfig(t, a), testOptions(t))
+		if got := subjects(maildirMessages(t, a.Maildir)); !slices.Equal(got, all) {
+			t.Errorf("maildir holds %v, want %v (run %v)", got, all, s)
+		}
+		if s.Fetched != 5 || s.Deleted != 5 || f.count() != 0 {
+			t.Errorf("run: %v, %d left", s, f.count())
+		}
+	})
+	t.Run("crash", func(t *testing.T) {
+		// Stored and recorded, not deleted: the rerun knows every
+		// message again and stores none twice.
+		f := startFakePOP3(t, &fakePOP3{uidl: uidl})
+		f.add(drop...)
+		a := fakeAccount(t, f)
+		cfg := testConfig(t, a)
+		crashFetch(t, cfg, testOptions(t), "quit", 1)
+		s := mustFetch(t, cfg, testOptions(t))
+		if got := subjects(maildirMessages(t, a.Maildir)); !slices.Equal(got, all) {
+			t.Errorf("maildir holds %v, want %v", got, all)
+		}
+		if s.Fetched != 0 || s.Deleted != 5 || f.count() != 0 {
+			t.Errorf("rerun: %v, %d left", s, f.count())
+		}
+	})
+	t.Run("keep", func(t *testing.T) {
+		f := startFakePOP3(t, &fakePOP3{uidl: uidl})
+		f.add(drop...)
+		a := fakeAccount(t, f)
+		a.Mode = ModeKeep
+		cfg := testConfig(t, a)
+		if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 5 {
+			t.Errorf("first run: %v", s)
+		}
+		if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 0 || s.Skipped != 5 {
+			t.Errorf("second run: %v", s)
+		}
+		if got := subjects(maildirMessages(t, a.Maildir)); !slices.Equal(got, all) {
+			t.Errorf("maildir holds %v, want %v", got, all)
+		}
+		if f.count() != 5 {
+			t.Errorf("%d left on the server, want 5", f.count())
+		}
+	})
+	t.Run("no TOP", func(t *testing.T) {
+		// Nothing tells the messages of a shared UIDL apart: they stay
+		// on the server, and the others are fetched.
+		f := startFakePOP3(t, &fakePOP3{uidl: uidl, noTOP: true})
+		f.add(drop...)
+		a := fakeAccount(t, f)
+		s := mustFetch(t, testConfig(t, a), testOptions(t))
+		if got, want := subjects(maildirMessages(t, a.Maildir)), []string{"message 3"}; !slices.Equal(got, want) {
+			t.Errorf("maildir holds %v, want %v", got, want)
+		}
+		if s.Fetched != 1 || s.Deleted != 1 || s.Failed != 4 || f.count() != 4 {
+			t.Errorf("run: %v, %d left", s, f.count())
+		}
+	})
 }
 
 // TestTimeout: a server that accepts the connection and never answers

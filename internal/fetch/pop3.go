@@ -26,6 +26,9 @@ type pop3Msg struct {
 	n    int
 	size int64
 	id   string
+	// ambiguous is set on a message that cannot be told apart from
+	// another with the same UIDL: it is neither fetched nor deleted.
+	ambiguous bool
 }
 
 // pop3Session is a logged-in POP3 connection under the watchdog.
@@ -150,6 +153,9 @@ func (r *run) pop3(ctx context.Context) error {
 	var newCount int
 	var newBytes int64
 	for _, m := range msgs {
+		if m.ambiguous {
+			continue
+		}
 		if e := fs.Messages[m.id]; e == nil || !e.stored() {
 			newCount++
 			newBytes += m.size
@@ -162,6 +168,10 @@ func (r *run) pop3(ctx context.Context) error {
 	for _, m := range msgs {
 		if ctx.Err() != nil {
 			break
+		}
+		if m.ambiguous {
+			r.sum.Failed++ // logged by pop3List
+			continue
 		}
 		e := fs.Messages[m.id]
 		storedBefore := e != nil && e.stored()
@@ -225,7 +235,9 @@ func (r *run) pop3(ctx context.Context) error {
 	}
 	present := map[string]bool{}
 	for _, m := range msgs {
-		present[m.id] = true
+		if !m.ambiguous {
+			present[m.id] = true
+		}
 	}
 	for _, id := range deleted {
 		delete(present, id)
@@ -241,13 +253,25 @@ func (r *run) pop3(ctx context.Context) error {
 // then a message is known by the hash of its header (TOP n 0) and size:
 // enough to recognise, after a crash, a message stored but not yet
 // deleted. Two messages with the same header and size are numbered apart.
+//
+// A server that gives several messages one UIDL breaks RFC 1939 7; taken
+// at its word, it would have the second of them deleted as stored when
+// only the first was. Those messages are known by their UIDL and the hash
+// of their header, and without TOP to tell them apart they are left
+// alone: neither fetched nor deleted. (One fetched while its UIDL was
+// still its own is fetched again: a copy too many rather than one lost.)
 func (r *run) pop3List(s *pop3Session) ([]pop3Msg, error) {
 	var sizes []pop3client.MessageSize
 	if err := s.do(func() error { var err error; sizes, err = s.c.List(); return err }); err != nil {
 		return nil, fmt.Errorf("LIST: %w", err)
 	}
 	msgs := make([]pop3Msg, len(sizes))
+	listed := map[int]bool{}
 	for i, sz := range sizes {
+		if listed[sz.Number] {
+			return nil, fmt.Errorf("LIST names message %d twice", sz.Number)
+		}
+		listed[sz.Number] = true
 		msgs[i] = pop3Msg{n: sz.Number, size: sz.Size}
 	}
 	var uidls []pop3client.MessageUID
@@ -259,12 +283,27 @@ func (r *run) pop3List(s *pop3Session) ([]pop3Msg, error) {
 		for _, u := range uidls {
 			byNumber[u.Number] = u.UID
 		}
+		holders := map[string]int{}
 		for i := range msgs {
 			id, ok := byNumber[msgs[i].n]
 			if !ok {
 				return nil, fmt.Errorf("UIDL lists no id for message %d", msgs[i].n)
 			}
 			msgs[i].id = id
+			holders[id]++
+		}
+		var shared []int
+		for i := range msgs {
+			if holders[msgs[i].id] > 1 {
+				shared = append(shared, i)
+			}
+		}
+		if len(shared) > 0 {
+			r.log.Warn("the server gives several messages the same UIDL (RFC 1939 7 wants them unique); they are told apart by a hash of their header",
+				"messages", len(shared))
+			if err := r.pop3HeaderIDs(s, msgs, shared); err != nil {
+				return nil, err
+			}
 		}
 		return msgs, nil
 	case !errors.As(err, &pe):
@@ -274,21 +313,54 @@ func (r *run) pop3List(s *pop3Session) ([]pop3Msg, error) {
 		return nil, fmt.Errorf(`%s does not support UIDL, which mode = %q needs to know which messages were fetched; only mode = "delete" works with it`, r.a.addr(), r.a.Mode)
 	}
 	r.log.Warn("the server lacks UIDL; messages are recognised by a hash of their header")
-	seen := map[string]int{}
+	all := make([]int, len(msgs))
 	for i := range msgs {
+		all[i] = i
+	}
+	if err := r.pop3HeaderIDs(s, msgs, all); err != nil {
+		return nil, err
+	}
+	return msgs, nil
+}
+
+// pop3HeaderIDs gives the messages at the indexes of which an identity
+// from the hash of their header (TOP n 0) and size: "hdr:<hash>", after
+// their UIDL and a space when they have one (a UIDL has no spaces, RFC
+// 1939 7, so no other message's UIDL can be the same), and "#2", "#3"
+// after the second and later with the same. A message with a UIDL that
+// TOP cannot read is marked ambiguous; without a UIDL that ends the
+// listing.
+func (r *run) pop3HeaderIDs(s *pop3Session, msgs []pop3Msg, which []int) error {
+	seen := map[string]int{}
+	for _, i := range which {
+		m := &msgs[i]
 		h := sha256.New()
-		if err := s.do(func() error { _, err := s.c.Top(msgs[i].n, 0, h); return err }); err != nil {
-			return nil, fmt.Errorf("the server lacks both UIDL and TOP; cannot tell messages apart safely: %w", err)
+		err := s.do(func() error { _, err := s.c.Top(m.n, 0, h); return err })
+		var pe *pop3client.Error
+		switch {
+		case err == nil:
+		case m.id == "":
+			return fmt.Errorf("the server lacks both UIDL and TOP; cannot tell messages apart safely: %w", err)
+		case errors.As(err, &pe):
+			r.log.Warn("a message shares its UIDL with another and TOP cannot tell them apart; it stays on the server",
+				"n", m.n, "uidl", m.id, "err", err)
+			m.ambiguous = true
+			continue
+		default:
+			return fmt.Errorf("TOP %d: %w", m.n, err)
 		}
-		fmt.Fprintf(h, "\x00%d", msgs[i].size)
+		fmt.Fprintf(h, "\x00%d", m.size)
 		id := "hdr:" + hex.EncodeToString(h.Sum(nil))[:32]
+		if m.id != "" {
+			id = m.id + " " + id
+		}
 		seen[id]++
 		if seen[id] > 1 {
 			id += fmt.Sprintf("#%d", seen[id])
 		}
-		msgs[i].id = id
+		m.id = id
 	}
-	return msgs, nil
+	return nil
 }
 
 var _ io.Writer = (*spoolWriter)(nil)
