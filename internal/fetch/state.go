@@ -21,10 +21,11 @@ import (
 //	                each synced before the step it records is taken
 //	<name>.lock     flock held while a process works on the account
 //
-// Records are appended and synced one at a time, so a crash can tear at
-// most the last line, which loading ignores (the step it would have
-// recorded was never taken). At the end of each run the journal is folded
-// into a new snapshot. The journal's first line names the generation of
+// Records are appended and synced one at a time, and one that fails to be
+// written or synced is cut off again, so a crash can tear at most the
+// last line, which loading ignores (the step it would have recorded was
+// never taken). At the end of each run the journal is folded into a new
+// snapshot. The journal's first line names the generation of
 // the snapshot it applies to; a journal left over from a crash between
 // writing a new snapshot and truncating the journal names the old one and
 // is ignored, so no record is ever applied twice.
@@ -109,12 +110,30 @@ type record struct {
 // Not safe for concurrent use.
 type state struct {
 	dir, name string
-	lock      *os.File // flock held while open
-	journal   *os.File // open for appending
+	lock      *os.File    // flock held while open
+	journal   journalFile // open for appending
 	snap      snapshot
 	// records counts journal lines since the snapshot.
 	records int
+	// size is the journal's length: where the next record starts.
+	size int64
+	// broken is set when the journal may end in part of a record (a
+	// failed write that could not be cut off) or may not be of the
+	// snapshot's generation (a compaction that stopped half-way):
+	// nothing may be appended to it until a compaction starts a new one.
+	broken bool
 }
+
+// journalFile is the open journal: an *os.File, or in tests one that
+// fails.
+type journalFile interface {
+	io.Writer
+	Sync() error
+	Truncate(size int64) error
+	Close() error
+}
+
+var _ journalFile = (*os.File)(nil)
 
 // openState locks an account's state and loads it. It fails at once if
 // another process holds the account.
@@ -271,7 +290,9 @@ func (s *state) apply(r record) {
 }
 
 // write appends records to the journal and syncs it: when write returns
-// nil they survive a crash.
+// nil they survive a crash. When it fails they are not applied in memory
+// and, unless the journal could not be cut back (see append), not in the
+// journal either.
 func (s *state) write(recs ...record) error {
 	var buf bytes.Buffer
 	for _, r := range recs {
@@ -282,16 +303,43 @@ func (s *state) write(recs ...record) error {
 		buf.Write(b)
 		buf.WriteByte('\n')
 	}
-	if _, err := s.journal.Write(buf.Bytes()); err != nil {
-		return fmt.Errorf("state journal: %w", err)
+	if s.broken {
+		// What is in memory is what was synced: write it as a snapshot
+		// and start a journal free of whatever went wrong.
+		if err := s.compact(); err != nil {
+			return err
+		}
 	}
-	if err := s.journal.Sync(); err != nil {
+	if err := s.append(buf.Bytes()); err != nil {
 		return fmt.Errorf("state journal: %w", err)
 	}
 	for _, r := range recs {
 		s.apply(r)
 	}
 	s.records += len(recs)
+	return nil
+}
+
+// append writes b at the end of the journal and syncs it. If either
+// fails (a short write on a full disk, say), the journal is cut back to
+// where b was to start: records written later must not follow part of
+// one, since load takes a damaged line for a crash's doing only when it
+// is the last. If cutting it fails too, the state is broken until the
+// next compaction. The cut needs no sync: if a crash brings the part back,
+// it is the last line.
+func (s *state) append(b []byte) error {
+	_, err := s.journal.Write(b)
+	if err == nil {
+		err = s.journal.Sync()
+	}
+	if err != nil {
+		if terr := s.journal.Truncate(s.size); terr != nil {
+			s.broken = true
+			return fmt.Errorf("%w; cutting off the part written: %w", err, terr)
+		}
+		return err
+	}
+	s.size += int64(len(b))
 	return nil
 }
 
@@ -336,7 +384,10 @@ func (s *state) compact() error {
 	if err := writeFileAtomic(s.path(".state"), b); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
+	// The journal on disk is of the old generation now, ignored by load:
+	// nothing may be appended until the new one is in place.
 	s.snap.Gen = next.Gen
+	s.broken = true
 	if s.journal != nil {
 		s.journal.Close()
 		s.journal = nil
@@ -347,14 +398,16 @@ func (s *state) compact() error {
 	}
 	s.journal = j
 	s.records = 0
+	s.size = 0
 	hdr, _ := json.Marshal(record{Op: "gen", Gen: s.snap.Gen})
-	if _, err := j.Write(append(hdr, '\n')); err != nil {
+	if err := s.append(append(hdr, '\n')); err != nil {
 		return fmt.Errorf("state journal: %w", err)
 	}
-	if err := j.Sync(); err != nil {
-		return fmt.Errorf("state journal: %w", err)
+	if err := syncDir(s.dir); err != nil {
+		return err
 	}
-	return syncDir(s.dir)
+	s.broken = false
+	return nil
 }
 
 // Close releases the account; the journal stays for the next run.

@@ -1,9 +1,11 @@
 package fetch
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -132,4 +134,88 @@ func TestStateLock(t *testing.T) {
 	}
 	s.Close()
 	mustOpenState(t, dir).Close()
+}
+
+// failingJournal is a journal on a disk that fills up: the next write
+// stores part of its bytes and fails, as write(2) does with ENOSPC, or
+// the next sync fails; cutting the file back fails too if failTruncate.
+type failingJournal struct {
+	journalFile
+	failWrite, failSync, failTruncate bool
+}
+
+func (j *failingJournal) Write(p []byte) (int, error) {
+	if !j.failWrite {
+		return j.journalFile.Write(p)
+	}
+	j.failWrite = false
+	n, _ := j.journalFile.Write(p[:len(p)/2])
+	return n, syscall.ENOSPC
+}
+
+func (j *failingJournal) Sync() error {
+	if j.failSync {
+		j.failSync = false
+		return syscall.EIO
+	}
+	return j.journalFile.Sync()
+}
+
+func (j *failingJournal) Truncate(size int64) error {
+	if j.failTruncate {
+		return syscall.EIO
+	}
+	return j.journalFile.Truncate(size)
+}
+
+// TestStateJournalWriteFails: a record that fails to be written or
+// synced is not kept, neither in memory nor in the file, and the records
+// after it (a daemon keeps its state open from run to run) load after a
+// restart, even when cutting off what was written failed too.
+func TestStateJournalWriteFails(t *testing.T) {
+	for _, tc := range []failingJournal{
+		{failWrite: true},
+		{failSync: true},
+		{failWrite: true, failTruncate: true},
+		{failSync: true, failTruncate: true},
+	} {
+		name := fmt.Sprintf("write=%v/sync=%v/truncate=%v", tc.failWrite, tc.failSync, tc.failTruncate)
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+			s := mustOpenState(t, dir)
+			if err := s.stored("", "a", at, ""); err != nil {
+				t.Fatal(err)
+			}
+			j := tc
+			j.journalFile = s.journal
+			s.journal = &j
+			if err := s.stored("", "b", at, ""); err == nil {
+				t.Fatal("the failed write was reported a success")
+			}
+			if s.folder("").Messages["b"] != nil {
+				t.Error("the failed record was applied")
+			}
+			if s.broken != tc.failTruncate {
+				t.Errorf("broken = %v, want %v", s.broken, tc.failTruncate)
+			}
+			j.failTruncate = false // the disk has room again
+			if err := s.intent("", 0, "c", Ref{Name: "c"}, ""); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.stored("", "c", at, ""); err != nil {
+				t.Fatal(err)
+			}
+			s.Close() // killed: no compaction
+			s, err := openState(dir, "acct", "")
+			if err != nil {
+				t.Fatalf("reopening: %v", err)
+			}
+			defer s.Close()
+			msgs := s.folder("").Messages
+			if len(msgs) != 2 || msgs["a"] == nil || !msgs["a"].stored() || msgs["c"] == nil || !msgs["c"].stored() {
+				t.Errorf("after reopening: %+v", msgs)
+			}
+		})
+	}
 }
