@@ -3,6 +3,7 @@ package fetch
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -255,8 +256,8 @@ func TestUIDValidityChange(t *testing.T) {
 }
 
 // TestQuotaFull delivers into a buzon account that runs out of quota: the
-// rest stays on the server, the run says so, and a later run with room
-// fetches it.
+// rest stays on the server, the run says so (in one log line), and a later
+// run with room fetches it.
 func TestQuotaFull(t *testing.T) {
 	b := startBuzon(t)
 	b.deliver(t, "INBOX", testMessages(1, 5)...)
@@ -268,9 +269,17 @@ func TestQuotaFull(t *testing.T) {
 		cfg := testConfig(t, a)
 		opts := testOptions(t)
 		opts.OpenStore = local.opener
+		var logs logBuffer
+		opts.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(&logs, testLogWriter{t}), nil))
 		s := fetchOnce(t, cfg, opts)[0]
 		if !errors.Is(s.Err, ErrDestinationFull) || !errors.Is(s.Err, store.ErrOverQuota) || s.Fetched != 3 || s.Failed != 1 || s.Deleted != 3 {
 			t.Fatalf("over quota: %v (err %v)", s, s.Err)
+		}
+		if n := logs.count(store.ErrOverQuota.Error()); n != 1 {
+			t.Errorf("the error was logged %d times, want once", n)
+		}
+		if n := logs.count(`level=ERROR msg="fetch failed"`); n != 1 {
+			t.Errorf("%d lines say the fetch failed, want 1", n)
 		}
 		if n := b.count(t, "INBOX"); n != 2 {
 			t.Errorf("server keeps %d, want 2", n)

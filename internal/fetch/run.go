@@ -413,13 +413,17 @@ func (r *run) deliver(ctx context.Context, folder string, uidValidity uint32, id
 }
 
 // failed counts a message that stays on the server because it could not
-// be stored. It returns err when the run must stop.
+// be stored. When the run must stop it returns err, naming the message,
+// for the run's summary to log; otherwise it logs err itself.
 func (r *run) failed(folder, id string, err error) error {
 	r.sum.Failed++
-	r.log.Warn("message not stored; it stays on the server", "folder", folder, "id", id, "dest", r.dest.String(), "err", err)
 	if stopsRun(err) {
-		return fmt.Errorf("%s: %w", r.dest, err)
+		if folder != "" {
+			id = folder + "/" + id
+		}
+		return fmt.Errorf("%s: storing message %s: %w", r.dest, id, err)
 	}
+	r.log.Warn("message not stored; it stays on the server", "folder", folder, "id", id, "dest", r.dest.String(), "err", err)
 	return nil
 }
 
