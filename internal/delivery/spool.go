@@ -41,63 +41,136 @@ type Spooled struct {
 // Spool reads r to its end. It returns ErrTooLarge, with r consumed only
 // up to the limit, when the message is too big.
 func (s *Spooler) Spool(r io.Reader) (*Spooled, error) {
-	sp := &Spooled{}
-	var buf bytes.Buffer
-	var out io.Writer = &buf
-	w := &crlfWriter{}
-	flushToFile := func() error {
-		f, err := os.CreateTemp(s.Dir, "spool-*")
-		if err != nil {
-			return fmt.Errorf("spool: %w", err)
-		}
-		// Unlinked at once: a crash leaves nothing behind.
-		os.Remove(f.Name())
-		if _, err := f.Write(buf.Bytes()); err != nil {
-			f.Close()
-			return fmt.Errorf("spool: %w", err)
-		}
-		sp.file, out = f, f
-		buf = bytes.Buffer{}
-		return nil
-	}
+	w := s.Writer(nil)
 	chunk := make([]byte, 32*1024)
 	for {
 		n, rerr := r.Read(chunk)
 		if n > 0 {
-			norm := w.convert(chunk[:n])
-			if s.MaxSize > 0 && w.total > s.MaxSize {
-				sp.Close()
-				return nil, ErrTooLarge
-			}
-			if sp.file == nil && w.total > s.MemoryLimit {
-				if err := flushToFile(); err != nil {
-					return nil, err
-				}
-			}
-			if _, err := out.Write(norm); err != nil {
-				sp.Close()
-				return nil, fmt.Errorf("spool: %w", err)
+			if _, err := w.Write(chunk[:n]); err != nil {
+				return nil, err
 			}
 		}
 		if rerr == io.EOF {
 			break
 		}
 		if rerr != nil {
-			sp.Close()
+			w.Close()
 			return nil, rerr
 		}
 	}
-	if tail := w.finish(); len(tail) > 0 {
-		if _, err := out.Write(tail); err != nil {
-			sp.Close()
-			return nil, fmt.Errorf("spool: %w", err)
+	return w.Finish()
+}
+
+// Writer returns a SpoolWriter, which spools as Spool does a message
+// that is written rather than read (as a POP3 client's RETR hands one
+// over). tee, when not nil, receives the message as spooled, line endings
+// made CRLF: to hash it on the way, say.
+func (s *Spooler) Writer(tee io.Writer) *SpoolWriter {
+	return &SpoolWriter{s: s, tee: tee, sp: &Spooled{}}
+}
+
+// SpoolWriter spools the message written to it. Finish ends it; Close
+// drops one that is not to be finished.
+type SpoolWriter struct {
+	s    *Spooler
+	tee  io.Writer    // receives the spooled bytes, or nil
+	sp   *Spooled     // being filled; nil once finished or dropped
+	buf  bytes.Buffer // the message while it fits in memory
+	crlf crlfWriter
+	err  error // the first error, returned by every call after it
+}
+
+var _ io.Writer = (*SpoolWriter)(nil)
+
+// errSpoolDone is a write to a SpoolWriter that was finished or closed.
+var errSpoolDone = errors.New("spool: message already finished")
+
+// Write spools p. It returns ErrTooLarge once the message passes the
+// limit, and drops what was spooled.
+func (w *SpoolWriter) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.sp == nil {
+		return 0, errSpoolDone
+	}
+	norm := w.crlf.convert(p)
+	if w.s.MaxSize > 0 && w.crlf.total > w.s.MaxSize {
+		return 0, w.fail(ErrTooLarge)
+	}
+	if w.sp.file == nil && w.crlf.total > w.s.MemoryLimit {
+		if err := w.toFile(); err != nil {
+			return 0, w.fail(err)
 		}
 	}
-	sp.size = w.total
-	if sp.file == nil {
-		sp.mem = buf.Bytes()
+	if err := w.write(norm); err != nil {
+		return 0, w.fail(err)
 	}
-	part, err := message.Parse(sp.reader())
+	return len(p), nil
+}
+
+// toFile moves the message from memory to a temporary file.
+func (w *SpoolWriter) toFile() error {
+	f, err := os.CreateTemp(w.s.Dir, "spool-*")
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	// Unlinked at once: a crash leaves nothing behind.
+	os.Remove(f.Name())
+	if _, err := f.Write(w.buf.Bytes()); err != nil {
+		f.Close()
+		return fmt.Errorf("spool: %w", err)
+	}
+	w.sp.file = f
+	w.buf = bytes.Buffer{}
+	return nil
+}
+
+// write appends spooled bytes to memory or the file, and to the tee.
+func (w *SpoolWriter) write(b []byte) error {
+	if w.sp.file != nil {
+		if _, err := w.sp.file.Write(b); err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+	} else {
+		w.buf.Write(b)
+	}
+	if w.tee != nil {
+		if _, err := w.tee.Write(b); err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+	}
+	return nil
+}
+
+// fail drops the message and makes err the answer to every later call.
+func (w *SpoolWriter) fail(err error) error {
+	w.Close()
+	w.err = err
+	return err
+}
+
+// Finish ends the message and returns it, parsed. The Spooled is the
+// caller's to close.
+func (w *SpoolWriter) Finish() (*Spooled, error) {
+	if w.err != nil {
+		return nil, w.err
+	}
+	if w.sp == nil {
+		return nil, errSpoolDone
+	}
+	if tail := w.crlf.finish(); len(tail) > 0 {
+		if err := w.write(tail); err != nil {
+			return nil, w.fail(err)
+		}
+	}
+	sp := w.sp
+	w.sp = nil
+	sp.size = w.crlf.total
+	if sp.file == nil {
+		sp.mem = w.buf.Bytes()
+	}
+	part, err := message.Parse(sp.Reader())
 	if err != nil {
 		sp.Close()
 		return nil, fmt.Errorf("spool: parse: %w", err)
@@ -107,8 +180,20 @@ func (s *Spooler) Spool(r io.Reader) (*Spooled, error) {
 	return sp, nil
 }
 
-// reader returns a fresh reader over the whole message.
-func (sp *Spooled) reader() io.Reader {
+// Close drops a message that was not finished, with its temporary file.
+// After Finish it does nothing.
+func (w *SpoolWriter) Close() error {
+	if w.sp == nil {
+		return nil
+	}
+	err := w.sp.Close()
+	w.sp = nil
+	w.buf = bytes.Buffer{}
+	return err
+}
+
+// Reader returns a fresh reader over the whole message, as spooled.
+func (sp *Spooled) Reader() io.Reader {
 	if sp.file != nil {
 		return bufio.NewReaderSize(io.NewSectionReader(sp.file, 0, sp.size), 64*1024)
 	}
@@ -124,7 +209,7 @@ func (sp *Spooled) Part() *message.Part { return sp.part }
 // NewMessage returns the message ready for store.Session.Append, reading
 // from the start each time it is called.
 func (sp *Spooled) NewMessage(flags store.Flags, date time.Time) *store.NewMessage {
-	return &store.NewMessage{Body: sp.reader(), Size: sp.size, Structure: sp.enc, Flags: flags, InternalDate: date}
+	return &store.NewMessage{Body: sp.Reader(), Size: sp.size, Structure: sp.enc, Flags: flags, InternalDate: date}
 }
 
 // Close releases the spooled message.
