@@ -3,12 +3,16 @@ package fetch
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,11 +23,56 @@ import (
 // spooled makes a Message of raw bytes.
 func spooled(t *testing.T, id string, raw []byte) *Message {
 	t.Helper()
-	w := newSpoolWriter(t.TempDir())
-	if _, err := w.Write(raw); err != nil {
+	d := newDownload(&delivery.Spooler{Dir: t.TempDir(), MemoryLimit: memoryLimit})
+	if _, err := d.Write(raw); err != nil {
 		t.Fatal(err)
 	}
-	return w.message(id)
+	m, err := d.message(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// TestDownload: a message written in pieces, kept in memory or past
+// memoryLimit in a file, reads back with CRLF line endings, and its size
+// and hash are those of what reads back (what the store keeps).
+func TestDownload(t *testing.T) {
+	big := testMessage(2, 2*memoryLimit)
+	for _, tc := range []struct {
+		name      string
+		raw, want []byte
+	}{
+		{"memory", testMessage(1, 0), testMessage(1, 0)},
+		{"bare LF", lf(testMessage(1, 0)), testMessage(1, 0)},
+		{"file", big, big},
+		{"file, bare LF", lf(big), big},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDownload(&delivery.Spooler{Dir: t.TempDir(), MemoryLimit: memoryLimit})
+			for rest := tc.raw; len(rest) > 0; {
+				n := min(len(rest), 1000)
+				if _, err := d.Write(rest[:n]); err != nil {
+					t.Fatal(err)
+				}
+				rest = rest[n:]
+			}
+			m, err := d.message("x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			for range 2 {
+				if got, _ := io.ReadAll(m.Open()); !bytes.Equal(got, tc.want) {
+					t.Fatalf("read back %d bytes, want %d", len(got), len(tc.want))
+				}
+			}
+			if m.Size != int64(len(tc.want)) || m.SHA256 != sha256.Sum256(tc.want) {
+				t.Errorf("size %d, hash %s; want %d, %x", m.Size, m.Hash(), len(tc.want), sha256.Sum256(tc.want))
+			}
+		})
+	}
 }
 
 // noIntent records nothing.
@@ -260,6 +309,53 @@ func TestStoreDestHas(t *testing.T) {
 	}
 	if got := local.messages(t, "INBOX"); len(got) != 1 || !bytes.Equal(got[0], testMessage(1, 0)) {
 		t.Errorf("store holds %q", got)
+	}
+}
+
+// countingStore counts the sessions opened on a store.
+type countingStore struct {
+	store.Store
+	opens atomic.Int32
+}
+
+func (c *countingStore) Open(ctx context.Context, accountID int64) (store.Session, error) {
+	c.opens.Add(1)
+	return c.Store.Open(ctx, accountID)
+}
+
+// TestStoreDestDeliver: a message goes in with one store session, which
+// reads the mailbox's UIDNEXT for the intent and appends; one over the
+// store's size limit is refused before anything is recorded.
+func TestStoreDestDeliver(t *testing.T) {
+	ctx := context.Background()
+	local := startLocalStore(t, store.Quota{})
+	st := &countingStore{Store: local.st}
+	d := &delivery.Deliverer{Store: st}
+	limit := int64(len(testMessage(1, 0)))
+	dest, err := newStoreDest(ctx, StoreTarget{Account: localUser, Mailbox: "INBOX"}, st, &delivery.Spooler{MemoryLimit: 1 << 20, MaxSize: limit}, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		m := spooled(t, fmt.Sprint(i), testMessage(i, 0))
+		var ref Ref
+		if err := dest.Deliver(ctx, m, nil, func(r Ref) error { ref = r; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if want := (Ref{UIDValidity: ref.UIDValidity, UIDNext: uint32(i), Length: m.Size, SHA256: m.Hash()}); ref != want {
+			t.Errorf("message %d: intent %+v, want %+v", i, ref, want)
+		}
+	}
+	if n := st.opens.Load(); n != 3 {
+		t.Errorf("%d store sessions for 3 messages, want 3", n)
+	}
+	intents := 0
+	err = dest.Deliver(ctx, spooled(t, "big", testMessage(4, 100)), nil, func(Ref) error { intents++; return nil })
+	if !errors.Is(err, delivery.ErrTooLarge) || intents != 0 {
+		t.Errorf("a message over the limit: %v, %d intents recorded", err, intents)
+	}
+	if got, want := local.subjects(t, "INBOX"), wantSubjects([2]int{1, 3}); !slices.Equal(got, want) {
+		t.Errorf("store holds %v, want %v", got, want)
 	}
 }
 

@@ -448,7 +448,7 @@ func (r *run) imapBodies(ic *imapConn, folder string, uv uint32, uids []imap.UID
 				break
 			}
 			var uid imap.UID
-			var sw *spoolWriter
+			var dl *download
 			for {
 				item := msg.Next()
 				if item == nil {
@@ -461,25 +461,30 @@ func (r *run) imapBodies(ic *imapConn, folder string, uv uint32, uids []imap.UID
 					if it.Literal == nil {
 						continue
 					}
-					if sw != nil {
-						sw.discard()
+					if dl != nil {
+						dl.Close()
 					}
-					sw = newSpoolWriter(r.w.spoolDir)
-					if _, err := io.Copy(sw, it.Literal); err != nil {
-						sw.discard()
+					dl = newDownload(r.w.spooler)
+					if _, err := io.Copy(dl, it.Literal); err != nil {
+						dl.Close()
 						cmd.Close()
 						return err
 					}
 				}
 			}
 			switch {
-			case sw != nil && uid != 0:
+			case dl != nil && uid != 0:
+				m, err := dl.message(fmt.Sprintf("imap:%s/%d/%d", folder, uv, uid))
+				if err != nil {
+					cmd.Close()
+					return err
+				}
 				if old := out[uid]; old != nil {
 					old.Close()
 				}
-				out[uid] = sw.message(fmt.Sprintf("imap:%s/%d/%d", folder, uv, uid))
-			case sw != nil:
-				sw.discard()
+				out[uid] = m
+			case dl != nil:
+				dl.Close()
 			}
 		}
 		return cmd.Close()

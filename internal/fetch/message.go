@@ -1,114 +1,66 @@
 package fetch
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"hash"
 	"io"
-	"os"
+
+	"github.com/buzon-mail/buzon/internal/delivery"
 )
 
-// memoryLimit is the largest message a spool keeps in memory; larger ones
-// go to an unlinked temporary file.
+// memoryLimit is the largest message a download keeps in memory; larger
+// ones go to an unlinked temporary file.
 const memoryLimit = 1 << 20
 
 // Message is a message downloaded from a server, spooled whole before it
 // goes to a destination, so that a broken connection never leaves half a
-// message there.
+// message there. It is spooled as delivery spools a message for the
+// store, so that a store destination takes it as it is.
 type Message struct {
 	// ID is the message's identity at its source, for logs and an MDA's
 	// environment: "pop3:<UIDL>" or "imap:<folder>/<UIDVALIDITY>/<UID>".
 	ID string
-	// Size is its length in bytes as the server sent it.
+	// Size is its length in bytes as spooled.
 	Size int64
 	// SHA256 is the hash of those bytes.
 	SHA256 [sha256.Size]byte
 
-	mem  []byte
-	file *os.File
+	sp *delivery.Spooled
 }
 
-// Open returns a reader over the message as the server sent it (normally
-// CRLF line endings), from the start each time.
-func (m *Message) Open() io.Reader {
-	if m.file != nil {
-		return bufio.NewReaderSize(io.NewSectionReader(m.file, 0, m.Size), 64*1024)
-	}
-	return bytes.NewReader(m.mem)
-}
+// Open returns a reader over the message with CRLF line endings (a bare
+// CR or LF from the server made CRLF, as the store keeps it), from the
+// start each time.
+func (m *Message) Open() io.Reader { return m.sp.Reader() }
 
 // Hash is SHA256 in hex.
 func (m *Message) Hash() string { return hex.EncodeToString(m.SHA256[:]) }
 
 // Close releases the spooled copy.
-func (m *Message) Close() error {
-	if m.file != nil {
-		err := m.file.Close()
-		m.file = nil
-		return err
-	}
-	return nil
+func (m *Message) Close() error { return m.sp.Close() }
+
+// download receives a message from the network into a spool, hashing it
+// on the way. Close drops one that is not finished.
+type download struct {
+	*delivery.SpoolWriter
+	h hash.Hash
 }
 
-// spoolWriter receives a message from the network.
-type spoolWriter struct {
-	dir  string // for the temporary file
-	buf  bytes.Buffer
-	file *os.File
-	h    hash.Hash
-	n    int64
+func newDownload(sp *delivery.Spooler) *download {
+	h := sha256.New()
+	return &download{SpoolWriter: sp.Writer(h), h: h}
 }
 
-func newSpoolWriter(dir string) *spoolWriter { return &spoolWriter{dir: dir, h: sha256.New()} }
-
-func (w *spoolWriter) Write(p []byte) (int, error) {
-	if w.file == nil && int64(w.buf.Len()+len(p)) > memoryLimit {
-		f, err := os.CreateTemp(w.dir, "fetch-*")
-		if err != nil {
-			return 0, fmt.Errorf("spool: %w", err)
-		}
-		os.Remove(f.Name()) // nothing to clean up after a crash
-		if _, err := f.Write(w.buf.Bytes()); err != nil {
-			f.Close()
-			return 0, fmt.Errorf("spool: %w", err)
-		}
-		w.file = f
-		w.buf = bytes.Buffer{}
-	}
-	var err error
-	if w.file != nil {
-		_, err = w.file.Write(p)
-	} else {
-		w.buf.Write(p)
-	}
+// message ends the download and returns the message.
+func (d *download) message(id string) (*Message, error) {
+	sp, err := d.Finish()
 	if err != nil {
-		return 0, fmt.Errorf("spool: %w", err)
+		return nil, err
 	}
-	w.h.Write(p)
-	w.n += int64(len(p))
-	return len(p), nil
-}
-
-// message ends the spool and returns the message.
-func (w *spoolWriter) message(id string) *Message {
-	m := &Message{ID: id, Size: w.n, file: w.file}
-	if w.file == nil {
-		m.mem = w.buf.Bytes()
-	}
-	w.h.Sum(m.SHA256[:0])
-	w.file = nil
-	return m
-}
-
-// discard drops a partly received message.
-func (w *spoolWriter) discard() {
-	if w.file != nil {
-		w.file.Close()
-		w.file = nil
-	}
+	m := &Message{ID: id, Size: sp.Size(), sp: sp}
+	d.h.Sum(m.SHA256[:0])
+	return m, nil
 }
 
 // lfWriter converts CRLF line endings to LF on the way to w, as Maildir,

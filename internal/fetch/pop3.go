@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"time"
 
@@ -181,9 +180,9 @@ func (r *run) pop3(ctx context.Context) error {
 			break
 		}
 		if !stored {
-			sw := newSpoolWriter(r.w.spoolDir)
-			if err := s.do(func() error { _, err := s.c.Retr(m.n, sw); return err }); err != nil {
-				sw.discard()
+			dl := newDownload(r.w.spooler)
+			if err := s.do(func() error { _, err := s.c.Retr(m.n, dl); return err }); err != nil {
+				dl.Close()
 				var pe *pop3client.Error
 				if errors.As(err, &pe) {
 					// Refused (removed by another session, say); the
@@ -194,8 +193,11 @@ func (r *run) pop3(ctx context.Context) error {
 				}
 				return fmt.Errorf("RETR %d: %w", m.n, err)
 			}
-			msg := sw.message("pop3:" + m.id)
-			err := r.deliver(ctx, pop3Folder, 0, m.id, "", msg, prev)
+			msg, err := dl.message("pop3:" + m.id)
+			if err != nil {
+				return fmt.Errorf("RETR %d: %w", m.n, err)
+			}
+			err = r.deliver(ctx, pop3Folder, 0, m.id, "", msg, prev)
 			msg.Close()
 			if err != nil {
 				if stopErr = r.failed(pop3Folder, m.id, err); stopErr != nil {
@@ -362,5 +364,3 @@ func (r *run) pop3HeaderIDs(s *pop3Session, msgs []pop3Msg, which []int) error {
 	}
 	return nil
 }
-
-var _ io.Writer = (*spoolWriter)(nil)

@@ -222,9 +222,8 @@ func (f *Fetcher) destination(ctx context.Context, a *Account) (Destination, err
 		if err != nil {
 			return nil, err
 		}
-		// No Logger: the run logs each message itself, at debug level,
-		// and the Deliverer's line per delivery would fill a terminal
-		// under the progress bar.
+		// The Deliverer finds the account as LMTP would; the run logs
+		// each message itself.
 		d := &delivery.Deliverer{Store: s.st, Now: f.opts.Now}
 		return newStoreDest(ctx, *a.Store, s.st, s.sp, d)
 	}
@@ -258,8 +257,9 @@ type worker struct {
 	log  *slog.Logger
 	st   *state
 	dest Destination
-	// spoolDir holds downloads too large for memory.
-	spoolDir string
+	// spooler spools downloads, those too large for memory in the state
+	// folder's tmp/.
+	spooler *delivery.Spooler
 	// imap is the connection kept between runs for IDLE, or nil.
 	imap *imapConn
 	// idleMark is the first folder's UIDVALIDITY and UIDNEXT when the
@@ -288,7 +288,8 @@ func (f *Fetcher) newWorker(ctx context.Context, a *Account) (*worker, error) {
 		dest.Close()
 		return nil, fmt.Errorf("spool folder: %w", err)
 	}
-	return &worker{f: f, a: a, log: f.log.With("account", a.Name), st: st, dest: dest, spoolDir: spool}, nil
+	return &worker{f: f, a: a, log: f.log.With("account", a.Name), st: st, dest: dest,
+		spooler: &delivery.Spooler{Dir: spool, MemoryLimit: memoryLimit}}, nil
 }
 
 func (w *worker) close() {

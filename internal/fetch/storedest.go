@@ -18,24 +18,33 @@ import (
 // it provides this. The fetch client closes the store when done.
 type StoreOpener func(t StoreTarget) (store.Store, *delivery.Spooler, error)
 
-// storeDest delivers into a buzon account through package delivery, as
-// LMTP does: spooled and parsed once, appended with the quota checked in
-// the same transaction.
+// storeDest delivers into a buzon account the message as fetched, since
+// it was spooled and parsed as delivery does for LMTP; the store checks
+// the quota in the same transaction as the append.
 type storeDest struct {
-	target  StoreTarget
-	st      store.Store
-	spooler *delivery.Spooler
-	d       *delivery.Deliverer
+	target StoreTarget
+	st     store.Store
+	// maxSize is the store's limit on a message's size; 0 means none.
+	maxSize int64
+	now     func() time.Time
 	acct    store.Account
 }
 
+// newStoreDest looks up the account that receives; sp gives the store's
+// limit on message size.
 func newStoreDest(ctx context.Context, t StoreTarget, st store.Store, sp *delivery.Spooler, d *delivery.Deliverer) (*storeDest, error) {
 	acct, err := d.Lookup(ctx, t.Account)
 	if err != nil {
 		return nil, fmt.Errorf("store destination: %w", err)
 	}
-	return &storeDest{target: t, st: st, spooler: sp, d: d, acct: acct}, nil
+	now := d.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &storeDest{target: t, st: st, maxSize: sp.MaxSize, now: now, acct: acct}, nil
 }
+
+var _ Destination = (*storeDest)(nil)
 
 func (s *storeDest) String() string {
 	return fmt.Sprintf("buzon account %s mailbox %s", s.acct.Name, s.target.Mailbox)
@@ -44,45 +53,32 @@ func (s *storeDest) String() string {
 // Close leaves the store open: the Fetcher shares it between accounts.
 func (s *storeDest) Close() error { return nil }
 
-// mailbox returns the destination mailbox's UIDVALIDITY and UIDNEXT.
-func (s *storeDest) mailbox(ctx context.Context) (store.Mailbox, store.MailboxStatus, error) {
+// Deliver reads the mailbox's UIDVALIDITY and UIDNEXT for the intent and
+// appends, in one session. The message's hash is of the bytes the store
+// keeps (CRLF line endings), which Has looks for.
+func (s *storeDest) Deliver(ctx context.Context, m *Message, _ *Ref, intent func(Ref) error) error {
+	if s.maxSize > 0 && m.Size > s.maxSize {
+		return fmt.Errorf("store destination: %w: %d bytes, the limit is %d", delivery.ErrTooLarge, m.Size, s.maxSize)
+	}
 	sess, err := s.st.Open(ctx, s.acct.ID)
 	if err != nil {
-		return store.Mailbox{}, store.MailboxStatus{}, fmt.Errorf("store destination: %w", err)
+		return fmt.Errorf("store destination: %w", err)
 	}
 	defer sess.Close()
 	mb, err := sess.Mailbox(ctx, s.target.Mailbox)
 	if err != nil {
-		return store.Mailbox{}, store.MailboxStatus{}, fmt.Errorf("store destination: mailbox %s: %w", s.target.Mailbox, err)
+		return fmt.Errorf("store destination: mailbox %s: %w", s.target.Mailbox, err)
 	}
 	status, err := sess.Status(ctx, mb.ID)
 	if err != nil {
-		return store.Mailbox{}, store.MailboxStatus{}, fmt.Errorf("store destination: %w", err)
-	}
-	return mb, status, nil
-}
-
-func (s *storeDest) Deliver(ctx context.Context, m *Message, _ *Ref, intent func(Ref) error) error {
-	sp, err := s.spooler.Spool(m.Open())
-	if err != nil {
 		return fmt.Errorf("store destination: %w", err)
 	}
-	defer sp.Close()
-	// The hash of the bytes as stored (CRLF-normalised), to find them again.
-	h := sha256.New()
-	if _, err := io.Copy(h, sp.NewMessage(store.Flags{}, time.Time{}).Body); err != nil {
-		return fmt.Errorf("store destination: %w", err)
-	}
-	_, status, err := s.mailbox(ctx)
-	if err != nil {
-		return err
-	}
-	ref := Ref{UIDValidity: status.UIDValidity, UIDNext: uint32(status.UIDNext), Length: sp.Size(), SHA256: hex.EncodeToString(h.Sum(nil))}
+	ref := Ref{UIDValidity: status.UIDValidity, UIDNext: uint32(status.UIDNext), Length: m.Size, SHA256: m.Hash()}
 	if err := intent(ref); err != nil {
 		return err
 	}
-	if _, err := s.d.DeliverTo(ctx, s.acct.ID, s.target.Mailbox, sp, store.Flags{}); err != nil {
-		return err
+	if _, err := sess.Append(ctx, mb.ID, m.sp.NewMessage(store.Flags{}, s.now())); err != nil {
+		return fmt.Errorf("store destination: append to %s: %w", s.target.Mailbox, err)
 	}
 	return nil
 }
