@@ -46,6 +46,8 @@ type CertificateError struct {
 	Err error
 }
 
+var _ error = (*CertificateError)(nil)
+
 func (e *CertificateError) Error() string {
 	if e.Pinned != "" {
 		return fmt.Sprintf("TLS certificate of %s has SHA-256 fingerprint %s, not the pinned %s: the server's certificate changed, or this is not your server",
@@ -191,6 +193,8 @@ type watchedConn struct {
 	closeOnce sync.Once
 	done      chan struct{}
 }
+
+var _ net.Conn = (*watchedConn)(nil)
 
 // watch wraps nc and starts its watchdog, which ends when nc is closed.
 func watch(nc net.Conn, timeout time.Duration) *watchedConn {

@@ -318,6 +318,8 @@ type countingStore struct {
 	opens atomic.Int32
 }
 
+var _ store.Store = (*countingStore)(nil)
+
 func (c *countingStore) Open(ctx context.Context, accountID int64) (store.Session, error) {
 	c.opens.Add(1)
 	return c.Store.Open(ctx, accountID)

@@ -26,6 +26,8 @@ type maildir struct {
 	deliveries atomic.Uint64
 }
 
+var _ Destination = (*maildir)(nil)
+
 func newMaildir(dir, hostname string, now func() time.Time) (*maildir, error) {
 	for _, sub := range []string{"", "tmp", "new", "cur"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {

@@ -35,6 +35,8 @@ type mbox struct {
 	now  func() time.Time
 }
 
+var _ Destination = (*mbox)(nil)
+
 func newMbox(path string, now func() time.Time) *mbox { return &mbox{path: path, now: now} }
 
 func (b *mbox) String() string { return "mbox " + b.path }
@@ -229,6 +231,8 @@ type mboxrdWriter struct {
 	pend []byte
 }
 
+var _ io.Writer = (*mboxrdWriter)(nil)
+
 func (q *mboxrdWriter) Write(p []byte) (int, error) {
 	out := make([]byte, 0, len(p)+8)
 	for _, c := range p {
@@ -298,6 +302,8 @@ type countWriter struct {
 	n int64
 }
 
+var _ io.Writer = (*countWriter)(nil)
+
 func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
@@ -313,6 +319,8 @@ type prefixMatcher struct {
 	want    []byte
 	matched int
 }
+
+var _ io.Writer = (*prefixMatcher)(nil)
 
 func (p *prefixMatcher) Write(b []byte) (int, error) {
 	rest := p.want[p.matched:]

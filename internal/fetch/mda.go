@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -32,6 +33,8 @@ type mda struct {
 	command string
 	account string
 }
+
+var _ Destination = (*mda)(nil)
 
 func (d *mda) String() string { return "mda " + d.command }
 
@@ -77,6 +80,8 @@ func (d *mda) Has(context.Context, Ref) (bool, error) { return false, nil }
 
 // limitedBuffer keeps the first maxCommandStderr bytes written to it.
 type limitedBuffer struct{ b bytes.Buffer }
+
+var _ io.Writer = (*limitedBuffer)(nil)
 
 func (l *limitedBuffer) Write(p []byte) (int, error) {
 	if room := maxCommandStderr - l.b.Len(); room > 0 {

@@ -47,6 +47,8 @@ type download struct {
 	h hash.Hash
 }
 
+var _ io.Writer = (*download)(nil)
+
 func newDownload(sp *delivery.Spooler) *download {
 	h := sha256.New()
 	return &download{SpoolWriter: sp.Writer(h), h: h}
@@ -69,6 +71,8 @@ type lfWriter struct {
 	w  io.Writer
 	cr bool // the last byte seen was a CR not yet written
 }
+
+var _ io.Writer = (*lfWriter)(nil)
 
 func (l *lfWriter) Write(p []byte) (int, error) {
 	out := make([]byte, 0, len(p)+1)
@@ -120,6 +124,8 @@ type tailWriter struct {
 	w    io.Writer
 	last byte
 }
+
+var _ io.Writer = (*tailWriter)(nil)
 
 func (t *tailWriter) Write(p []byte) (int, error) {
 	if len(p) > 0 {

@@ -34,6 +34,8 @@ type logProgress struct {
 	announce bool
 }
 
+var _ Progress = (*logProgress)(nil)
+
 // NewLogProgress returns a Progress that logs a line every 100 messages
 // when a run has more than that to download.
 func NewLogProgress(log *slog.Logger) Progress { return &logProgress{log: log} }
@@ -76,6 +78,8 @@ type barProgress struct {
 	bytes   int64 // announced
 	got     int64 // stored
 }
+
+var _ Progress = (*barProgress)(nil)
 
 // NewBarProgress returns a Progress drawing a bar on w, a terminal, for
 // downloads of at least 10 messages.

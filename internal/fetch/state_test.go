@@ -144,6 +144,8 @@ type failingJournal struct {
 	failWrite, failSync, failTruncate bool
 }
 
+var _ journalFile = (*failingJournal)(nil)
+
 func (j *failingJournal) Write(p []byte) (int, error) {
 	if !j.failWrite {
 		return j.journalFile.Write(p)

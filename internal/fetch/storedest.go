@@ -30,6 +30,8 @@ type storeDest struct {
 	acct    store.Account
 }
 
+var _ Destination = (*storeDest)(nil)
+
 // newStoreDest looks up the account that receives; sp gives the store's
 // limit on message size.
 func newStoreDest(ctx context.Context, t StoreTarget, st store.Store, sp *delivery.Spooler, d *delivery.Deliverer) (*storeDest, error) {
@@ -43,8 +45,6 @@ func newStoreDest(ctx context.Context, t StoreTarget, st store.Store, sp *delive
 	}
 	return &storeDest{target: t, st: st, maxSize: sp.MaxSize, now: now, acct: acct}, nil
 }
-
-var _ Destination = (*storeDest)(nil)
 
 func (s *storeDest) String() string {
 	return fmt.Sprintf("buzon account %s mailbox %s", s.acct.Name, s.target.Mailbox)
