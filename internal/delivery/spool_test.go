@@ -150,3 +150,38 @@ func TestClassify(t *testing.T) {
 		}
 	}
 }
+
+// TestSpoolWriter: a message written in pieces is spooled like one read,
+// the tee sees exactly the spooled bytes, and the size limit holds.
+func TestSpoolWriter(t *testing.T) {
+	raw := "Subject: pieces\n\n" + strings.Repeat("line\n", 300)
+	for _, limit := range []int64{64, 1 << 20} { // file and memory spools
+		var tee bytes.Buffer
+		w := (&Spooler{Dir: t.TempDir(), MemoryLimit: limit}).Writer(&tee)
+		for i := 0; i < len(raw); i += 7 {
+			if _, err := w.Write([]byte(raw[i:min(i+7, len(raw))])); err != nil {
+				t.Fatal(err)
+			}
+		}
+		msg, err := w.Finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := strings.ReplaceAll(raw, "\n", "\r\n")
+		if got := readAll(t, msg); got != want || tee.String() != want {
+			t.Errorf("memory limit %d: spooled %d bytes, tee %d, want %d", limit, len(got), tee.Len(), len(want))
+		}
+		if msg.Part().Envelope == nil || msg.Part().Envelope.Subject != "pieces" {
+			t.Errorf("not parsed: %+v", msg.Part())
+		}
+		msg.Close()
+	}
+	w := (&Spooler{MemoryLimit: 1 << 20, MaxSize: 100}).Writer(nil)
+	_, err := w.Write(bytes.Repeat([]byte("x"), 200))
+	if !errors.Is(err, ErrTooLarge) {
+		t.Errorf("over the size limit: %v", err)
+	}
+	if _, err := w.Finish(); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Finish after the limit: %v", err)
+	}
+}
