@@ -271,7 +271,7 @@ func (c *conn) cmdFetch(cmd *command) {
 	}
 	plan := c.planFetch(items, cmd.uid)
 	set := c.xresolve(a.set, cmd.uid)
-	plan.cache = c.srv.rendered.fits(sel.inView(set))
+	plan.cache = fitsCache(c.srv.rendered, sel.inView(set))
 
 	if a.vanished {
 		cs, err := c.sess.Changes(c.ctx, sel.mb.ID, store.ModSeq(a.changedSince))

@@ -1,8 +1,11 @@
 package imapserver
 
 import (
+	"context"
 	"strings"
 	"testing"
+
+	"github.com/buzon-mail/buzon/internal/store"
 )
 
 // TestRenderCache: a FETCH answered from the cache of rendered items says
@@ -109,5 +112,49 @@ func TestSearchFlagsFromView(t *testing.T) {
 	search("3", "4")
 	if untagged := c.mustOK(`SEARCH OR SEEN UID 1:2`); untagged[len(untagged)-1] != "* SEARCH 1 2" {
 		t.Errorf("SEARCH OR SEEN UID 1:2: %q", untagged)
+	}
+}
+
+// TestSearchEnvelopeCache: searches by subject and address answered from
+// the envelope cache find what the messages say, new messages included,
+// and a message without a usable structure sends the search to the
+// messages themselves.
+func TestSearchEnvelopeCache(t *testing.T) {
+	e := newTestEnv(t)
+	e.deliver("INBOX", "Subject: =?utf-8?q?caf=C3=A9?= meeting\nFrom: =?utf-8?q?J=C3=BCrgen?= <j@example.org>\nTo: team@example.org\n\nbody\n")
+	e.deliver("INBOX", "Subject: lunch\nFrom: bob@example.org\nCc: Carol <carol@example.org>\n\nbody\n")
+	c := e.login()
+	c.mustOK("SELECT INBOX")
+	for _, tc := range []struct{ criteria, want string }{
+		{`SUBJECT "café"`, "* SEARCH 1"},
+		{`SUBJECT MEETING`, "* SEARCH 1"},
+		{`FROM "jürgen"`, "* SEARCH 1"},
+		{`FROM bob UNSEEN`, "* SEARCH 2"},
+		{`OR CC carol TO team`, "* SEARCH 1 2"},
+		{`NOT SUBJECT lunch`, "* SEARCH 1"},
+	} {
+		for range 2 { // read, then cached
+			untagged := c.mustOK("SEARCH CHARSET UTF-8 " + tc.criteria)
+			if got := untagged[len(untagged)-1]; got != tc.want {
+				t.Errorf("SEARCH %s: %q, want %q", tc.criteria, untagged, tc.want)
+			}
+		}
+	}
+	e.deliver("INBOX", "Subject: another meeting\n\nbody\n")
+	if untagged := c.mustOK("SEARCH SUBJECT meeting"); untagged[len(untagged)-1] != "* SEARCH 1 3" {
+		t.Errorf("after a delivery: %q", untagged)
+	}
+
+	sess := e.session()
+	mb, err := sess.Mailbox(context.Background(), "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := "Subject: no structure meeting\r\n\r\nbody\r\n"
+	if _, err := sess.Append(context.Background(), mb.ID, &store.NewMessage{Body: strings.NewReader(raw), Size: int64(len(raw))}); err != nil {
+		t.Fatal(err)
+	}
+	if untagged := c.mustOK("SEARCH SUBJECT meeting"); untagged[len(untagged)-1] != "* SEARCH 1 3 4" {
+		t.Errorf("with a message without structure: %q", untagged)
 	}
 }

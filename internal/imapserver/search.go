@@ -68,22 +68,75 @@ func (k *searchKey) fields() store.Field {
 	return f
 }
 
-// flagsOnly reports whether the key needs nothing but system flags,
-// UIDs and message numbers: what the view can answer by itself.
-func (k *searchKey) flagsOnly() bool {
+// viewOnly reports whether the key needs nothing but system flags, UIDs
+// and message numbers, which the view knows, and with envelope also the
+// subject and addresses of the envelope cache.
+func (k *searchKey) viewOnly(envelope bool) bool {
 	switch k.op {
 	case "AND", "OR", "NOT":
 	case "ALL", "ANSWERED", "DELETED", "DRAFT", "FLAGGED", "SEEN", "UNANSWERED", "UNDELETED",
 		"UNDRAFT", "UNFLAGGED", "UNSEEN", "NEW", "OLD", "RECENT", "UID", "SEQ":
+	case "BCC", "CC", "FROM", "SUBJECT", "TO":
+		if !envelope {
+			return false
+		}
 	default:
 		return false
 	}
 	for _, kid := range k.kids {
-		if !kid.flagsOnly() {
+		if !kid.viewOnly(envelope) {
 			return false
 		}
 	}
 	return true
+}
+
+// xsearchEnvelopes returns the search envelopes of the view's messages,
+// by position, from the server's cache, reading those it lacks (nil for
+// messages expunged meanwhile). ok is false when a message has no usable
+// structure: the search must read the messages themselves.
+func (c *conn) xsearchEnvelopes() (envs []*searchEnvelope, ok bool) {
+	sel := c.sel
+	envs = make([]*searchEnvelope, len(sel.uids))
+	var missing []store.UID
+	for i, u := range sel.uids {
+		if e, ok := c.srv.envelopes.get(msgKey{sel.mb.ID, u}); ok {
+			envs[i] = e
+		} else {
+			missing = append(missing, u)
+		}
+	}
+	if len(missing) == 0 {
+		return envs, true
+	}
+	ok = true
+	err := c.sess.Messages(c.ctx, sel.mb.ID, store.UIDSetOf(missing...), store.FieldStructure, func(m *store.MessageInfo) error {
+		p, err := message.Unmarshal(m.Structure)
+		if err != nil || p.Envelope == nil {
+			ok = false
+			return errStopSearch
+		}
+		e := newSearchEnvelope(p.Envelope)
+		c.srv.envelopes.put(msgKey{sel.mb.ID, m.UID}, e, e.size())
+		if seq := sel.seq(m.UID); seq > 0 {
+			envs[seq-1] = e
+		}
+		return nil
+	})
+	if !ok {
+		return nil, false
+	}
+	xcheckf(err, "search")
+	return envs, true
+}
+
+// errStopSearch ends a read that found a message the cache cannot serve.
+var errStopSearch = errors.New("stop")
+
+// msgKey names a message of the store.
+type msgKey struct {
+	mailbox int64
+	uid     store.UID
 }
 
 // usesModSeq reports whether a MODSEQ key is in the tree (RFC 7162 3.1.5).
@@ -217,6 +270,7 @@ type searchMsg struct {
 	c      *conn
 	m      *store.MessageInfo
 	seq    uint32
+	env    *searchEnvelope // from the cache, or nil
 	body   store.Body
 	part   *message.Part
 	header []byte
@@ -283,10 +337,12 @@ func (sm *searchMsg) headerValues(name string) []string {
 
 // envelopeValues answers the address and subject keys from the envelope
 // stored with the message, so that they need no message body (Dovecot
-// answers them from its cache). An address reads as it would be written:
-// the decoded name, then the address in angle brackets. ok is false for a
-// message stored without a usable structure.
+// answers them from its cache). ok is false for a message stored without
+// a usable structure.
 func (sm *searchMsg) envelopeValues(op string) (vals []string, ok bool) {
+	if sm.env != nil {
+		return sm.env[envelopeKey(op)], true
+	}
 	if len(sm.m.Structure) == 0 {
 		return nil, false
 	}
@@ -294,13 +350,58 @@ func (sm *searchMsg) envelopeValues(op string) (vals []string, ok bool) {
 	if e == nil {
 		return nil, false
 	}
+	return envelopeField(e, op), true
+}
+
+// envelopeKey numbers the search keys an envelope answers.
+func envelopeKey(op string) int {
+	switch op {
+	case "SUBJECT":
+		return 0
+	case "FROM":
+		return 1
+	case "TO":
+		return 2
+	case "CC":
+		return 3
+	}
+	return 4 // BCC
+}
+
+// searchEnvelope holds the values of the envelope keys, decoded, in the
+// order of envelopeKey.
+type searchEnvelope [5][]string
+
+func newSearchEnvelope(e *message.Envelope) *searchEnvelope {
+	var se searchEnvelope
+	for _, op := range []string{"SUBJECT", "FROM", "TO", "CC", "BCC"} {
+		se[envelopeKey(op)] = envelopeField(e, op)
+	}
+	return &se
+}
+
+// size approximates the memory se takes.
+func (se *searchEnvelope) size() int64 {
+	n := int64(entryOverhead)
+	for _, vals := range se {
+		for _, v := range vals {
+			n += int64(len(v)) + 16
+		}
+	}
+	return n
+}
+
+// envelopeField is what a search key compares of an envelope: the decoded
+// subject, or each address as it would be written, the decoded name, then
+// the address in angle brackets.
+func envelopeField(e *message.Envelope, op string) []string {
 	var list []message.Address
 	switch op {
 	case "SUBJECT":
 		if e.Subject == "" {
-			return nil, true
+			return nil
 		}
-		return []string{message.DecodeHeaderValue(e.Subject)}, true
+		return []string{message.DecodeHeaderValue(e.Subject)}
 	case "FROM":
 		list = e.From
 	case "TO":
@@ -310,6 +411,7 @@ func (sm *searchMsg) envelopeValues(op string) (vals []string, ok bool) {
 	case "BCC":
 		list = e.Bcc
 	}
+	var vals []string
 	for _, a := range list {
 		switch {
 		case a.GroupStart:
@@ -318,7 +420,7 @@ func (sm *searchMsg) envelopeValues(op string) (vals []string, ok bool) {
 			vals = append(vals, strings.TrimSpace(message.DecodeHeaderValue(a.Name)+" <"+a.Mailbox+"@"+a.Host+">"))
 		}
 	}
-	return vals, true
+	return vals
 }
 
 // splitFields splits a header block into fields, keeping folded lines
@@ -633,8 +735,8 @@ func (c *conn) cmdSearch(cmd *command) {
 	save := slices.Contains(a.ret, "SAVE")
 	var highest store.ModSeq
 	var minN, maxN uint32
-	visit := func(m *store.MessageInfo, seq uint32) {
-		sm := &searchMsg{c: c, m: m, seq: seq}
+	visit := func(m *store.MessageInfo, seq uint32, env *searchEnvelope) {
+		sm := &searchMsg{c: c, m: m, seq: seq, env: env}
 		defer sm.close()
 		if !c.match(sm, key) {
 			return
@@ -653,28 +755,40 @@ func (c *conn) cmdSearch(cmd *command) {
 		}
 		highest = max(highest, m.ModSeq)
 	}
-	switch {
-	case key.flagsOnly():
-		// The view knows every message's flags once caught up.
+	fromView := key.viewOnly(false) || key.viewOnly(true) && c.srv.envelopes != nil
+	if fromView {
+		// The view knows every message's flags once caught up, and the
+		// envelope cache what the envelope keys compare.
 		c.sync(false)
 		if c.closing {
 			return // the mailbox is gone
 		}
 		c.xloadFlags()
+	}
+	var envs []*searchEnvelope
+	if fromView && !key.viewOnly(false) {
+		envs, fromView = c.xsearchEnvelopes()
+	}
+	switch {
+	case fromView:
 		var m store.MessageInfo
 		for i, u := range sel.uids {
 			if _, gone := slices.BinarySearch(sel.pendingExpunge, u); gone {
 				continue
 			}
 			m = store.MessageInfo{UID: u, Flags: store.Flags{System: sel.flags[i]}}
-			visit(&m, uint32(i+1))
+			var env *searchEnvelope
+			if envs != nil {
+				env = envs[i]
+			}
+			visit(&m, uint32(i+1), env)
 		}
 	case len(sel.uids) > 0:
 		// Every stored UID between the view's first and last is in the view.
 		set := store.NewUIDSet(store.UIDRange{Start: sel.uids[0], Stop: sel.lastUID()})
 		err := c.sess.Messages(c.ctx, sel.mb.ID, set, fields, func(m *store.MessageInfo) error {
 			if seq := sel.seq(m.UID); seq > 0 {
-				visit(m, seq)
+				visit(m, seq, nil)
 			}
 			return nil
 		})

@@ -69,7 +69,8 @@ type Config struct {
 	TLSHandshakeTimeout time.Duration
 	// FetchCacheSize bounds the memory, in bytes, kept for the ENVELOPE
 	// and BODYSTRUCTURE of recently fetched messages, as sent (see
-	// renderCache); negative keeps none. Default: 32 MiB.
+	// renderCache), and a quarter of it for what SEARCH compares of
+	// their envelopes; negative keeps none. Default: 32 MiB.
 	FetchCacheSize int64
 }
 
@@ -89,8 +90,10 @@ type Server struct {
 	idlers    map[int64]*idlers         // guarded by mu; by account ID, while in IDLE
 	// wakes counts the wake-ups of idle sessions (see idlers and feed).
 	wakes atomic.Uint64
-	// rendered holds FETCH items already written; nil when turned off.
-	rendered *renderCache
+	// rendered holds FETCH items already written, envelopes what SEARCH
+	// compared of messages' envelopes; nil when turned off.
+	rendered  *renderCache
+	envelopes *lru[msgKey, *searchEnvelope]
 
 	// Buffers of connections that are reading or writing; idle
 	// connections park theirs here (see reader and writer).
@@ -140,7 +143,8 @@ func New(cfg Config) *Server {
 		idlers:    map[int64]*idlers{},
 	}
 	if cfg.FetchCacheSize > 0 {
-		s.rendered = newRenderCache(cfg.FetchCacheSize)
+		s.rendered = newLRU[renderKey, []byte](cfg.FetchCacheSize)
+		s.envelopes = newLRU[msgKey, *searchEnvelope](cfg.FetchCacheSize / 4)
 	}
 	s.readBufs.New = func() any { return bufio.NewReaderSize(nil, 16*1024) }
 	writeSize := min(cfg.Limits.MaxOutputBacklog, 64*1024)

@@ -9,21 +9,68 @@ import (
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
+// lru is a map that forgets its least recently used entries beyond max
+// bytes, each entry's size given by whoever puts it. Safe for concurrent
+// use.
+type lru[K comparable, V any] struct {
+	max int64
+
+	mu   sync.Mutex
+	size int64               // guarded by mu; bytes held
+	l    list.List           // guarded by mu; of *lruEntry, most recent first
+	m    map[K]*list.Element // guarded by mu
+}
+
+type lruEntry[K comparable, V any] struct {
+	key  K
+	val  V
+	size int64
+}
+
+func newLRU[K comparable, V any](max int64) *lru[K, V] {
+	return &lru[K, V]{max: max, m: map[K]*list.Element{}}
+}
+
+func (c *lru[K, V]) get(k K) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.m[k]
+	if e == nil {
+		var zero V
+		return zero, false
+	}
+	c.l.MoveToFront(e)
+	return e.Value.(*lruEntry[K, V]).val, true
+}
+
+// put adds an entry of about size bytes, unless it is one sixty-fourth
+// of the whole or more: it would push out many ordinary ones.
+func (c *lru[K, V]) put(k K, v V, size int64) {
+	if size > c.max/64 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[k]; ok {
+		return
+	}
+	c.m[k] = c.l.PushFront(&lruEntry[K, V]{key: k, val: v, size: size})
+	c.size += size
+	for c.size > c.max {
+		old := c.l.Remove(c.l.Back()).(*lruEntry[K, V])
+		delete(c.m, old.key)
+		c.size -= old.size
+	}
+}
+
 // renderCache keeps the ENVELOPE, BODYSTRUCTURE and BODY items of recently
 // fetched messages as they were written, so that a client syncing a
 // mailbox again costs neither decoding structures nor formatting them
 // (Dovecot keeps the same in its index cache file). A stored message never
 // changes and its UID is never reused in a mailbox, whose ID is never
 // reused either, so an entry never goes stale: the least recently used go
-// when the cache is full. Safe for concurrent use.
-type renderCache struct {
-	max int64 // bytes
-
-	mu   sync.Mutex
-	size int64                       // guarded by mu; bytes held
-	lru  list.List                   // guarded by mu; of *renderEntry, most recent first
-	m    map[renderKey]*list.Element // guarded by mu
-}
+// when the cache is full.
+type renderCache = lru[renderKey, []byte]
 
 // renderKey names one rendered item. utf8 is the writer's mode: it
 // decides between quoted strings and literals.
@@ -42,56 +89,16 @@ const (
 	renderBody // BODY, the non-extensible BODYSTRUCTURE
 )
 
-type renderEntry struct {
-	key renderKey
-	b   []byte
-}
-
-// entryOverhead approximates the memory of an entry beyond its bytes.
+// entryOverhead approximates the memory of an entry beyond its content.
 const entryOverhead = 128
-
-func newRenderCache(max int64) *renderCache {
-	return &renderCache{max: max, m: map[renderKey]*list.Element{}}
-}
-
-func (rc *renderCache) get(k renderKey) ([]byte, bool) {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	e := rc.m[k]
-	if e == nil {
-		return nil, false
-	}
-	rc.lru.MoveToFront(e)
-	return e.Value.(*renderEntry).b, true
-}
-
-func (rc *renderCache) put(k renderKey, b []byte) {
-	n := int64(len(b)) + entryOverhead
-	if n > rc.max/64 {
-		return // a huge structure would push out many ordinary ones
-	}
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	if _, ok := rc.m[k]; ok {
-		return
-	}
-	rc.m[k] = rc.lru.PushFront(&renderEntry{key: k, b: b})
-	rc.size += n
-	for rc.size > rc.max {
-		last := rc.lru.Back()
-		old := rc.lru.Remove(last).(*renderEntry)
-		delete(rc.m, old.key)
-		rc.size -= int64(len(old.b)) + entryOverhead
-	}
-}
 
 // renderedSize is what the items of a message take in the cache, about.
 const renderedSize = 1024
 
-// fits reports whether a FETCH of n messages should use the cache: one of
+// fitsCache reports whether a FETCH of n messages should use rc: one of
 // more than half of what the cache holds would only push out everything
 // else, and find nothing of its own on the next pass.
-func (rc *renderCache) fits(n int) bool {
+func fitsCache(rc *renderCache, n int) bool {
 	return rc != nil && int64(n)*renderedSize <= rc.max/2
 }
 
@@ -120,5 +127,5 @@ func (c *conn) writeRendered(useCache bool, item renderItem, uid store.UID, rend
 	c.w = out
 	b := buf.Bytes()
 	c.w.bytes(b)
-	rc.put(k, b)
+	rc.put(k, b, int64(len(b))+entryOverhead)
 }
