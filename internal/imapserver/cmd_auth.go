@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/buzon-mail/buzon/internal/auth"
 	"github.com/buzon-mail/buzon/internal/store"
@@ -254,7 +255,10 @@ func (c *conn) cmdCompress(cmd *command) {
 	// The client starts compressing right after our OK; anything it sent
 	// before is already in the buffer and, per RFC 4978, there is none.
 	// That buffer now belongs to the inflater, which reads on from it.
+	_ = c.raw.SetReadDeadline(time.Time{})
 	inflate := newInflateReader(c.r.br)
+	c.srv.mu.Lock() // interruptLocked reads c.inflate
 	c.inflate = inflate
+	c.srv.mu.Unlock()
 	c.r.br, c.r.in = nil, &primedReader{src: inflate}
 }

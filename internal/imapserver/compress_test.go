@@ -109,3 +109,39 @@ func FuzzInflate(f *testing.F) {
 		_, _ = io.Copy(io.Discard, io.LimitReader(r, 1<<20))
 	})
 }
+
+// TestInflateDeadline: a wait that passes its deadline, or is cut short
+// by a new one, leaves the decoder able to go on with the stream (IDLE
+// over COMPRESS is woken this way).
+func TestInflateDeadline(t *testing.T) {
+	cr, cw := io.Pipe()
+	r := newInflateReader(bufio.NewReader(cr))
+	defer r.Close()
+	fw, _ := flate.NewWriter(cw, flate.BestSpeed)
+
+	r.SetReadDeadline(time.Now().Add(-time.Second))
+	if _, err := r.Read(make([]byte, 10)); !isTimeout(err) {
+		t.Fatalf("read past its deadline: %v, want a timeout", err)
+	}
+	// A read waiting with no deadline, interrupted by one in the past.
+	r.SetReadDeadline(time.Time{})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := r.Read(make([]byte, 10))
+		errc <- err
+	}()
+	r.SetReadDeadline(time.Now())
+	if err := <-errc; !isTimeout(err) {
+		t.Fatalf("interrupted read: %v, want a timeout", err)
+	}
+
+	r.SetReadDeadline(time.Time{})
+	go func() {
+		fw.Write([]byte("a1 DONE\r\n"))
+		fw.Flush()
+	}()
+	got := make([]byte, 9)
+	if _, err := io.ReadFull(r, got); err != nil || string(got) != "a1 DONE\r\n" {
+		t.Fatalf("after the timeouts: %q %v", got, err)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -123,7 +122,7 @@ type conn struct {
 	// compressed is set once COMPRESS DEFLATE is on (RFC 4978); inflate
 	// then decodes what the client sends.
 	compressed bool
-	inflate    io.Closer
+	inflate    *inflateReader
 
 	// After authentication:
 	acct    store.Account
@@ -192,8 +191,19 @@ func (c *conn) setIO(startTLS bool) {
 // can say BYE. The caller holds srv.mu.
 func (c *conn) interruptLocked() {
 	if c.waiting {
-		_ = c.raw.SetReadDeadline(time.Now())
+		c.setReadDeadline(time.Now())
 	}
+}
+
+// setReadDeadline bounds the wait for what the client sends next. Once
+// COMPRESS is on, the inflater keeps the deadline: its goroutine reads the
+// socket without one, since a cut-off read would break the stream.
+func (c *conn) setReadDeadline(t time.Time) {
+	if c.inflate != nil {
+		c.inflate.SetReadDeadline(t)
+		return
+	}
+	_ = c.raw.SetReadDeadline(t)
 }
 
 func (c *conn) serve() {
@@ -265,7 +275,7 @@ func (c *conn) readCommand() ([]byte, bool) {
 		if c.state == stateNotAuth {
 			timeout = c.srv.cfg.IMAP.LoginTimeout.D()
 		}
-		_ = c.raw.SetReadDeadline(time.Now().Add(timeout))
+		c.setReadDeadline(time.Now().Add(timeout))
 		c.srv.mu.Lock()
 		if c.srv.closing {
 			c.srv.mu.Unlock()

@@ -113,7 +113,7 @@ func (c *conn) cmdIdle(cmd *command) {
 		default:
 			panic(ioError{err})
 		}
-		_ = c.raw.SetReadDeadline(deadline)
+		c.setReadDeadline(deadline)
 		line, err := c.r.readLine()
 		if err != nil {
 			var tooLong *lineTooLongError
@@ -133,7 +133,7 @@ func (c *conn) cmdIdle(cmd *command) {
 // wakes the session (wake, the wake-up's number) or the server shuts down
 // (closing).
 func (c *conn) waitIdle(deadline time.Time) (wake uint64, closing bool, err error) {
-	_ = c.raw.SetReadDeadline(deadline)
+	c.setReadDeadline(deadline)
 	c.srv.mu.Lock()
 	if c.srv.closing || c.woken > 0 {
 		wake, closing = c.woken, c.srv.closing

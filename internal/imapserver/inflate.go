@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"os"
+	"sync"
+	"time"
 )
 
 // Go's compress/flate reader hands on decompressed data only when its
@@ -17,23 +20,118 @@ import (
 // errBadDeflate is a client's DEFLATE stream that does not decode.
 var errBadDeflate = errors.New("invalid DEFLATE data from client")
 
-// newInflateReader returns a reader of the data compressed in src. A
-// goroutine decodes; it ends when src fails (the connection closes or a
-// read deadline passes), and the reader then returns src's error, or when
-// the reader is closed.
-func newInflateReader(src *bufio.Reader) io.ReadCloser {
-	pr, pw := io.Pipe()
+// inflateReader is a reader of the data compressed in a client's stream.
+// A goroutine decodes and hands each decoded chunk over; it ends when its
+// source fails or the reader is closed.
+//
+// The decoder cannot resume a block cut off by a read deadline, so the
+// source is read without one, and the reader keeps the deadlines the
+// connection would have set on the socket (SetReadDeadline): a wait that
+// passes its deadline or is interrupted returns os.ErrDeadlineExceeded and
+// leaves the decoder as it was.
+type inflateReader struct {
+	chunks   chan []byte   // decoded data; closed after err is set
+	consumed chan struct{} // the last chunk was read, its buffer is free
+	quit     chan struct{} // closed by Close
+	kick     chan struct{} // the deadline changed
+	err      error         // why decoding ended, io.EOF at the stream's end
+	pending  []byte        // what is left of the chunk being read
+
+	mu       sync.Mutex
+	deadline time.Time
+	closed   bool
+}
+
+func newInflateReader(src *bufio.Reader) *inflateReader {
+	r := &inflateReader{
+		chunks:   make(chan []byte),
+		consumed: make(chan struct{}, 1),
+		quit:     make(chan struct{}),
+		kick:     make(chan struct{}, 1),
+	}
 	go func() {
-		f := &inflater{src: src, out: pw}
-		pw.CloseWithError(f.run())
+		f := &inflater{src: src, r: r}
+		err := f.run()
+		if err == nil {
+			err = io.EOF
+		}
+		r.err = err
+		close(r.chunks)
 	}()
-	return pr
+	return r
+}
+
+// SetReadDeadline is net.Conn's, for this reader's waits.
+func (r *inflateReader) SetReadDeadline(t time.Time) {
+	r.mu.Lock()
+	r.deadline = t
+	r.mu.Unlock()
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (r *inflateReader) Read(b []byte) (int, error) {
+	for len(r.pending) == 0 {
+		chunk, err := r.next()
+		if err != nil {
+			return 0, err
+		}
+		r.pending = chunk
+	}
+	n := copy(b, r.pending)
+	r.pending = r.pending[n:]
+	if len(r.pending) == 0 {
+		r.consumed <- struct{}{}
+	}
+	return n, nil
+}
+
+// next waits for a decoded chunk until the deadline. A nil chunk with no
+// error means the deadline changed and the wait should start again.
+func (r *inflateReader) next() ([]byte, error) {
+	r.mu.Lock()
+	deadline := r.deadline
+	r.mu.Unlock()
+	var expired <-chan time.Time
+	if !deadline.IsZero() {
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return nil, os.ErrDeadlineExceeded
+		}
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case chunk, ok := <-r.chunks:
+		if !ok {
+			return nil, r.err
+		}
+		return chunk, nil
+	case <-expired:
+		return nil, os.ErrDeadlineExceeded
+	case <-r.kick:
+		return nil, nil
+	}
+}
+
+// Close ends the decoding goroutine once its source returns.
+func (r *inflateReader) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.closed {
+		r.closed = true
+		close(r.quit)
+	}
+	return nil
 }
 
 type inflater struct {
 	src *bufio.Reader
-	out *io.PipeWriter
-	buf []byte // decoded bytes not yet passed on
+	r   *inflateReader // where decoded data goes
+	buf []byte         // decoded bytes not yet passed on
 
 	win  [1 << 15]byte // the last 32 KiB of output, for back references
 	wpos int
@@ -54,10 +152,24 @@ func (f *inflater) byte() (byte, error) {
 	return f.src.ReadByte()
 }
 
+// errInflateClosed ends the decoder of a closed inflateReader.
+var errInflateClosed = errors.New("inflate reader closed")
+
+// flush hands the decoded bytes to the reader and waits until it has read
+// them all.
 func (f *inflater) flush() error {
-	_, err := f.out.Write(f.buf)
+	select {
+	case f.r.chunks <- f.buf:
+	case <-f.r.quit:
+		return errInflateClosed
+	}
+	select {
+	case <-f.r.consumed:
+	case <-f.r.quit:
+		return errInflateClosed
+	}
 	f.buf = f.buf[:0]
-	return err
+	return nil
 }
 
 func (f *inflater) bits(n uint) (int, error) {
