@@ -72,6 +72,8 @@ type conn struct {
 	// msgs is the maildrop: the INBOX snapshot taken at login, message
 	// number n at msgs[n-1] (RFC 1939 5).
 	msgs []message
+	// unrecorded counts the messages retrieved but not yet recorded.
+	unrecorded int
 	// releases undo what login took (the session slot, the maildrop lock,
 	// the store session), run in reverse order when the session ends.
 	releases []func()
@@ -201,7 +203,12 @@ func (c *conn) readLine(limit int) (string, error) {
 	if buffered, _ := c.br.Peek(c.br.Buffered()); bytes.IndexByte(buffered, '\n') < 0 {
 		c.flush()
 	}
-	c.raw.SetReadDeadline(time.Now().Add(c.srv.cfg.POP3.IdleTimeout.D()))
+	idle := time.Now().Add(c.srv.cfg.POP3.IdleTimeout.D())
+	deadline := idle
+	if soon := time.Now().Add(recordRetrievalsDelay); c.unrecorded > 0 && soon.Before(idle) {
+		deadline = soon
+	}
+	c.raw.SetReadDeadline(deadline)
 	if c.srv.closing.Load() {
 		c.goodbye()
 	}
@@ -227,6 +234,12 @@ func (c *conn) readLine(limit int) (string, error) {
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			if c.srv.closing.Load() {
 				c.goodbye()
+			}
+			if c.unrecorded > 0 && time.Now().Before(idle) {
+				// The client paused: record what it downloaded so far.
+				c.recordRetrievals(false)
+				c.raw.SetReadDeadline(idle)
+				continue
 			}
 			c.writeErr("", "disconnected for inactivity")
 			c.flush()

@@ -101,16 +101,25 @@ func (c *conn) cmdRetr(cmd command) {
 	}
 	c.flush()
 	m.retrieved, m.retrievedNow = true, true
+	c.unrecorded++
 }
+
+// recordRetrievalsDelay is how long a session waits for the client's next
+// command before it records the retrievals so far. A client that
+// downloads message after message gets them recorded together; one that
+// stops to read lets other sessions (IMAP devices) see \Seen at once.
+const recordRetrievalsDelay = 250 * time.Millisecond
 
 // recordRetrievalsTimeout bounds recording a session's retrievals, which
 // happens after the client is gone or told goodbye.
 const recordRetrievalsTimeout = 10 * time.Second
 
 // recordRetrievals records the messages this session retrieved for the
-// first time, in one store call: one durable write per session, not one
-// per message. It runs when the session ends, however it ends; in the
-// UPDATE state (quitting) the messages about to be expunged are left out.
+// first time and has not recorded yet, in one store call: one durable write
+// per burst of downloads, not one per message. It runs when the client
+// pauses (recordRetrievalsDelay) and when the session ends, however it
+// ends; in the UPDATE state (quitting) the messages about to be expunged
+// are left out.
 // A failure is only logged: the client has its messages, which stay
 // unseen and unexpired.
 func (c *conn) recordRetrievals(quitting bool) {
@@ -122,6 +131,7 @@ func (c *conn) recordRetrievals(quitting bool) {
 		}
 		m.retrievedNow = false
 	}
+	c.unrecorded = 0
 	if len(uids) == 0 {
 		return
 	}

@@ -171,6 +171,48 @@ func TestRetrievalRecorded(t *testing.T) {
 	}
 }
 
+// TestRetrievalRecordedWhenClientPauses: a client that downloads and then
+// stops to read, with the session still open, has its retrievals recorded
+// all the same, so other devices see the messages read. The store's change
+// feed says when; the wait is bounded only to fail rather than hang.
+func TestRetrievalRecordedWhenClientPauses(t *testing.T) {
+	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{})
+	for _, m := range fixtureAll[:3] {
+		env.Append(t, alice, []byte(m), store.Flags{})
+	}
+	w := env.Store.Watch(env.Accounts[alice].ID)
+	defer w.Close()
+	c := login(t, env, alice)
+	for _, n := range []int{1, 2} {
+		if _, err := c.Retr(n, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := func() int {
+		n := 0
+		for _, m := range env.Inbox(t, alice) {
+			if m.Flags.System&store.FlagSeen != 0 {
+				n++
+			}
+		}
+		return n
+	}
+	giveUp := time.After(30 * time.Second)
+	for seen() < 2 {
+		select {
+		case <-w.C():
+		case <-giveUp:
+			t.Fatalf("%d of the 2 retrieved messages are \\Seen while the session is open", seen())
+		}
+	}
+	if n := seen(); n != 2 {
+		t.Errorf("%d messages \\Seen, want the 2 retrieved", n)
+	}
+	if err := c.Quit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestRetrievalRecordedWithoutQuit: retrievals are recorded when the
 // session ends, also when the client drops the connection instead of
 // sending QUIT, and a message marked deleted then is not removed but
