@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/buzon-mail/buzon/internal/durable"
 )
 
 // maildir delivers into a Maildir folder (https://cr.yp.to/proto/maildir.html):
@@ -94,7 +96,7 @@ func (d *maildir) Deliver(ctx context.Context, m *Message, prev *Ref, intent fun
 	} else {
 		os.Remove(tmp)
 	}
-	if err := syncDir(filepath.Join(d.dir, "new")); err != nil {
+	if err := durable.SyncDir(filepath.Join(d.dir, "new")); err != nil {
 		return fmt.Errorf("maildir: %w", err)
 	}
 	return nil

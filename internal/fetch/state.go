@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/buzon-mail/buzon/internal/durable"
 )
 
 // The state of an account lives in three files in the state folder:
@@ -381,7 +383,7 @@ func (s *state) compact() error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(s.path(".state"), b); err != nil {
+	if err := durable.WriteFile(s.path(".state"), b, 0o600); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
 	// The journal on disk is of the old generation now, ignored by load:
@@ -403,7 +405,7 @@ func (s *state) compact() error {
 	if err := s.append(append(hdr, '\n')); err != nil {
 		return fmt.Errorf("state journal: %w", err)
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := durable.SyncDir(s.dir); err != nil {
 		return err
 	}
 	s.broken = false
@@ -420,42 +422,4 @@ func (s *state) Close() error {
 		s.lock.Close() // releases the flock
 	}
 	return err
-}
-
-// writeFileAtomic replaces path with data: temp file, fsync, rename,
-// fsync of the folder.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir makes the folder's entries (files created, renamed, removed)
-// durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }

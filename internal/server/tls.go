@@ -19,6 +19,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/buzon-mail/buzon/internal/durable"
 )
 
 // TLSConfig returns the server TLS configuration: TLS 1.2 at least, Go's
@@ -91,10 +93,10 @@ func LoadOrCreateCert(certFile, keyFile, hostname string) (tls.Certificate, bool
 			return tls.Certificate{}, false, err
 		}
 		// The key first: the certificate's presence means the pair is whole.
-		if err := writeFileSynced(keyFile, keyPEM, 0o600); err != nil {
+		if err := durable.WriteFile(keyFile, keyPEM, 0o600); err != nil {
 			return tls.Certificate{}, false, err
 		}
-		if err := writeFileSynced(certFile, certPEM, 0o644); err != nil {
+		if err := durable.WriteFile(certFile, certPEM, 0o644); err != nil {
 			return tls.Certificate{}, false, err
 		}
 		created = true
@@ -104,41 +106,6 @@ func LoadOrCreateCert(certFile, keyFile, hostname string) (tls.Certificate, bool
 		return tls.Certificate{}, false, fmt.Errorf("load certificate: %w", err)
 	}
 	return cert, created, nil
-}
-
-// writeFileSynced replaces name with data atomically and durably: a
-// temporary file, synced, renamed over name, and the folder synced.
-func writeFileSynced(name string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(name)
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), name); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Fingerprint is the SHA-256 fingerprint of a certificate's DER bytes, in

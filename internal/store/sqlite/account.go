@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/buzon-mail/buzon/internal/durable"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
@@ -177,7 +178,7 @@ func (s *Store) openAccountDB(ctx context.Context, a *account) (*sql.DB, error) 
 	if err == nil && created {
 		// The new folders and database file must survive a crash before
 		// anything is acknowledged from them.
-		err = errors.Join(syncDir(a.dir), syncDir(filepath.Join(s.dir, accountsDir)))
+		err = errors.Join(durable.SyncDir(a.dir), durable.SyncDir(filepath.Join(s.dir, accountsDir)))
 	}
 	if err != nil {
 		db.Close()
@@ -340,7 +341,7 @@ func syncBatchDirs(batch []*writeReq) []*writeReq {
 		for _, d := range r.dirs {
 			err, done := synced[d]
 			if !done {
-				err = mapErr(syncDir(d))
+				err = mapErr(durable.SyncDir(d))
 				synced[d] = err
 			}
 			if err != nil && r.err == nil {

@@ -214,22 +214,6 @@ func mapErr(err error) error {
 	return err
 }
 
-// syncDir makes a folder's entries (files created, linked, renamed) durable.
-func syncDir(path string) error {
-	d, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync folder %s: %w", path, err)
-	}
-	return nil
-}
-
 // flock takes or changes a BSD lock on f, retrying when a signal
 // interrupts the wait.
 func flock(f *os.File, how int) error {

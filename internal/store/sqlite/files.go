@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/buzon-mail/buzon/internal/durable"
 )
 
 // Body files are named by a 63-bit ID, in hex, in one of 256 shard
@@ -171,7 +173,7 @@ func (s *Store) makeShard(dir string) error {
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return err
 	}
-	return syncDir(filepath.Dir(dir))
+	return durable.SyncDir(filepath.Dir(dir))
 }
 
 // removeBodies unlinks body files whose rows are gone (or never

@@ -45,6 +45,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/buzon-mail/buzon/internal/durable"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
@@ -215,7 +216,7 @@ func Open(cfg Config) (*Store, error) {
 		s.notifier, err = newNotifier(s, filepath.Join(dir, notifySocket), cfg.Listen)
 	}
 	if err == nil {
-		err = syncDir(dir)
+		err = durable.SyncDir(dir)
 	}
 	if err != nil {
 		if s.adb != nil {
@@ -386,7 +387,7 @@ func (s *Store) removeAccountDir(id int64) error {
 	if err != nil {
 		return err
 	}
-	if err := syncDir(filepath.Join(s.dir, accountsDir)); err != nil {
+	if err := durable.SyncDir(filepath.Join(s.dir, accountsDir)); err != nil {
 		return err
 	}
 	return os.RemoveAll(trash)
