@@ -50,6 +50,9 @@ type Authenticator struct {
 
 	// sleep waits before a failure answer; tests replace it.
 	sleep func(context.Context, time.Duration) error
+	// checkPassword is CheckPassword; tests replace it to see which hash
+	// a login verified.
+	checkPassword func(hash, password string) (bool, error)
 
 	// Observe, if set before use, hears the result of every password
 	// check: "ok", "failed" or "locked_out" (for metrics).
@@ -90,6 +93,8 @@ func New(cfg config.Auth, st store.Store, log *slog.Logger) (*Authenticator, err
 		dummy:    dummy,
 		secret:   secret,
 		sleep:    sleepCtx,
+
+		checkPassword: CheckPassword,
 	}, nil
 }
 
@@ -123,7 +128,7 @@ func (a *Authenticator) Login(ctx context.Context, remote netip.Addr, name, pass
 	case err != nil:
 		return store.Account{}, fmt.Errorf("look up %s: %w", name, err)
 	}
-	ok, err := CheckPassword(cred.PasswordHash, password)
+	ok, err := a.checkPassword(cred.PasswordHash, password)
 	if err != nil {
 		a.log.Error("stored password hash unusable", "account", name, "err", err)
 	}

@@ -107,6 +107,37 @@ func TestLogin(t *testing.T) {
 	}
 }
 
+// TestUnknownUserHashesOnce: a login for a name with no account verifies
+// one password hash of the configured scheme and cost, as a wrong password
+// does, so the two take the same time without any test having to time them.
+func TestUnknownUserHashesOnce(t *testing.T) {
+	for _, scheme := range []string{"argon2id", "bcrypt"} {
+		t.Run(scheme, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.Scheme, cfg.BcryptCost = scheme, 4
+			f := newFixture(t, cfg)
+			var hashes []string
+			f.auth.checkPassword = func(hash, password string) (bool, error) {
+				hashes = append(hashes, hash)
+				return CheckPassword(hash, password)
+			}
+			ctx := context.Background()
+			f.auth.Login(ctx, client1, "alice@example.org", "guess")
+			f.auth.Login(ctx, client2, "nobody@example.org", "guess")
+			if len(hashes) != 2 {
+				t.Fatalf("%d hashes verified for a wrong password and an unknown user, want 2", len(hashes))
+			}
+			// The parameters, all but the salt and the key: $2a$04 for
+			// bcrypt, $argon2id$v=19$m=64,t=1,p=1 for argon2id.
+			fields := map[string]int{"bcrypt": 3, "argon2id": 4}[scheme]
+			params := func(h string) string { return strings.Join(strings.SplitN(h, "$", fields+1)[:fields], "$") }
+			if params(hashes[0]) != params(hashes[1]) {
+				t.Errorf("wrong password verified %q, unknown user %q: other parameters", params(hashes[0]), params(hashes[1]))
+			}
+		})
+	}
+}
+
 func TestThrottle(t *testing.T) {
 	cfg := testConfig()
 	f := newFixture(t, cfg)
