@@ -421,6 +421,9 @@ func (c *conn) execute(line []byte) {
 			c.log.Debug("discarding rest of failed command", "err", err)
 			c.closing = true
 		}
+		if _, refused := x.(userError); refused {
+			c.syncAfterNo(cmd)
+		}
 		c.log.Debug("command", "cmd", cmd.name, "status", status, "msg", msg, "duration", time.Since(start))
 		func() {
 			defer func() {
@@ -451,9 +454,7 @@ func (c *conn) execute(line []byte) {
 		return
 	}
 	if c.sel != nil {
-		// RFC 9051 7.5.1: no EXPUNGE during FETCH, STORE or SEARCH.
-		expungeOK := cmd.name != "FETCH" && cmd.name != "STORE" && cmd.name != "SEARCH"
-		c.sync(expungeOK)
+		c.sync(expungeAllowed(cmd.name))
 	}
 	text := c.completion
 	if text == "" {

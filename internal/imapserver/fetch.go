@@ -306,7 +306,8 @@ func (c *conn) cmdFetch(cmd *command) {
 		}
 	}
 
-	found, skipped := 0, 0
+	found := 0
+	var skipped []store.UID // found, but the body was gone
 	err := c.sess.Messages(c.ctx, sel.mb.ID, set, plan.fields, func(m *store.MessageInfo) error {
 		seq := sel.seq(m.UID)
 		if seq == 0 {
@@ -317,14 +318,13 @@ func (c *conn) cmdFetch(cmd *command) {
 			return nil
 		}
 		if !c.fetchMessage(seq, m, plan, seenSet[m.UID]) {
-			skipped++
+			skipped = append(skipped, m.UID)
 		}
 		return nil
 	})
 	xcheckf(err, "fetch")
-	if found < sel.inView(set) || skipped > 0 {
-		// RFC 5530: messages expunged by another session.
-		xuserErrorf("EXPUNGEISSUED", "some messages were expunged meanwhile")
+	if found < sel.inView(set) || len(skipped) > 0 {
+		c.xexpungeIssued(cmd.uid, skipped)
 	}
 }
 

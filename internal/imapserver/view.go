@@ -3,6 +3,7 @@ package imapserver
 import (
 	"errors"
 	"math"
+	"runtime/debug"
 	"slices"
 	"strings"
 
@@ -78,12 +79,18 @@ func (s *selected) lastUID() store.UID {
 // UIDs of the view it names. For UID sets, numbers outside the view are
 // ignored (RFC 9051 6.4.9); for message numbers they are an error.
 func (c *conn) xresolve(set numSet, isUID bool) store.UIDSet {
-	if isUID && !set.searchRes && c.beyondView(set) {
-		// The client names UIDs it learnt elsewhere (an APPENDUID on
-		// another connection, another device): catch up first, announcing
-		// the new messages with EXISTS, so the command reaches them.
-		// Expunges still wait (RFC 9051 7.5.1).
-		c.sync(false)
+	if isUID {
+		// A UID command may report expunges (RFC 9051 7.5.1): those the
+		// view holds back go first, so the command does not name
+		// messages that are gone. When the client names UIDs it learnt
+		// elsewhere (an APPENDUID on another connection, another device),
+		// the view catches up first, announcing new messages with EXISTS,
+		// so the command reaches them.
+		if !set.searchRes && c.beyondView(set) {
+			c.sync(true)
+		} else {
+			c.reportPending()
+		}
 	}
 	sel := c.sel
 	if set.searchRes {
@@ -363,15 +370,68 @@ func (c *conn) catchUp(expungeOK bool, wake uint64) {
 		}
 		added = c.applyChanges(cs)
 	}
-	if expungeOK && len(sel.pendingExpunge) > 0 {
-		c.reportExpunged(sel.pendingExpunge)
-		sel.pendingExpunge = nil
+	if expungeOK {
+		c.reportPending()
 	}
 	if added > 0 {
 		c.w.str("* ")
 		c.w.num(uint64(len(sel.uids)))
 		c.w.str(" EXISTS\r\n")
 	}
+}
+
+// expungeAllowed reports whether EXPUNGE responses may be sent during a
+// command: not during FETCH, STORE and SEARCH, whose message numbers
+// would shift under the client; during their UID forms, yes (RFC 9051
+// 7.5.1).
+func expungeAllowed(name string) bool {
+	return name != "FETCH" && name != "STORE" && name != "SEARCH"
+}
+
+// syncAfterNo is sync for a command the server refused: the updates it
+// may carry still go to the client, so that the next command does not fail the same
+// way on a stale view. A failure here is left for the next command to
+// meet.
+func (c *conn) syncAfterNo(cmd *command) {
+	if c.sel == nil || c.closing {
+		return
+	}
+	defer func() {
+		switch x := recover().(type) {
+		case nil:
+		case ioError:
+			c.closing = true
+		case userError, serverError:
+			c.log.Debug("updates after a failed command", "cmd", cmd.name, "err", x)
+		default:
+			c.log.Error("updates after a failed command panicked", "cmd", cmd.name, "panic", x, "stack", string(debug.Stack()))
+		}
+	}()
+	c.sync(expungeAllowed(cmd.name))
+}
+
+// reportPending reports the expunges the view holds back; the caller
+// knows EXPUNGE may be sent now.
+func (c *conn) reportPending() {
+	if len(c.sel.pendingExpunge) > 0 {
+		c.reportExpunged(c.sel.pendingExpunge)
+	}
+}
+
+// xexpungeIssued ends a FETCH that found fewer of the view's messages than
+// it named, or could not read the bodies of some (skipped): another session
+// expunged them meanwhile. A UID FETCH may report the expunges (RFC 9051
+// 7.5.1) and then has answered for every message the client still knows;
+// FETCH cannot, and answers NO [EXPUNGEISSUED] (RFC 5530), as does a UID
+// FETCH that skipped a message which is still there.
+func (c *conn) xexpungeIssued(uidCmd bool, skipped []store.UID) {
+	if uidCmd {
+		c.sync(true)
+		if !slices.ContainsFunc(skipped, func(u store.UID) bool { return c.sel.seq(u) > 0 }) {
+			return
+		}
+	}
+	xuserErrorf("EXPUNGEISSUED", "some messages were expunged meanwhile")
 }
 
 // storeChanged reports whether the selected mailbox changed since the
