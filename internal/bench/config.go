@@ -37,12 +37,18 @@ type Config struct {
 
 	// Host is the server's address. Default 127.0.0.1.
 	Host string `json:"host"`
-	// IMAPPort is the server's plain IMAP port. Default 143.
-	IMAPPort int `json:"imap_port"`
-	// POP3Port is the server's plain POP3 port. Default 110.
-	POP3Port int `json:"pop3_port"`
-	// LMTPPort is the server's LMTP port. Default 24.
-	LMTPPort int `json:"lmtp_port"`
+	// IMAPPorts are the server's plain IMAP ports: one, or one per node
+	// of a server that runs as several processes on one host (buzon
+	// nodes sharing a PostgreSQL database). Client (or connection, or
+	// fill worker) i uses port i modulo their number, so the clients are
+	// spread evenly over the nodes. Default [143].
+	IMAPPorts []int `json:"imap_ports"`
+	// POP3Ports are the server's plain POP3 ports, used as IMAPPorts
+	// are. Default [110].
+	POP3Ports []int `json:"pop3_ports"`
+	// LMTPPorts are the server's LMTP ports, used as IMAPPorts are.
+	// Default [24].
+	LMTPPorts []int `json:"lmtp_ports"`
 
 	// UserPattern makes a user's login name, also used as its LMTP
 	// recipient, from its number with fmt: "user%d" for Dovecot's peer,
@@ -127,9 +133,15 @@ type Config struct {
 func (c Config) Defaults() Config {
 	setDefault(&c.Name, c.Profile)
 	setDefault(&c.Host, "127.0.0.1")
-	setDefault(&c.IMAPPort, 143)
-	setDefault(&c.POP3Port, 110)
-	setDefault(&c.LMTPPort, 24)
+	if len(c.IMAPPorts) == 0 {
+		c.IMAPPorts = []int{143}
+	}
+	if len(c.POP3Ports) == 0 {
+		c.POP3Ports = []int{110}
+	}
+	if len(c.LMTPPorts) == 0 {
+		c.LMTPPorts = []int{24}
+	}
 	setDefault(&c.UserPattern, "user%d")
 	setDefault(&c.FirstUser, 1)
 	setDefault(&c.Users, 1)
@@ -181,11 +193,13 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("user pattern %q must hold exactly one %%d", c.UserPattern))
 	}
 	for _, p := range []struct {
-		name string
-		v    int
-	}{{"imap port", c.IMAPPort}, {"pop3 port", c.POP3Port}, {"lmtp port", c.LMTPPort}} {
-		if p.v < 1 || p.v > 65535 {
-			errs = append(errs, fmt.Errorf("%s %d is not 1-65535", p.name, p.v))
+		name  string
+		ports []int
+	}{{"imap port", c.IMAPPorts}, {"pop3 port", c.POP3Ports}, {"lmtp port", c.LMTPPorts}} {
+		for _, v := range p.ports {
+			if v < 1 || v > 65535 {
+				errs = append(errs, fmt.Errorf("%s %d is not 1-65535", p.name, v))
+			}
 		}
 	}
 	for _, p := range []struct {

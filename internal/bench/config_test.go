@@ -77,7 +77,7 @@ func TestConfigValidate(t *testing.T) {
 		{"fill without size", Config{Profile: ProfileFill}, "mailbox size"},
 		{"pop3 with more clients than users", Config{Profile: ProfilePOP3Download, Users: 2, Concurrency: 3}, "users >= concurrency"},
 		{"sizes upside down", Config{Profile: ProfileDeliver, MinSize: 5000, MaxSize: 4000}, "message sizes"},
-		{"bad port", Config{Profile: ProfileDeliver, IMAPPort: 70000}, "imap port"},
+		{"bad port", Config{Profile: ProfileDeliver, IMAPPorts: []int{143, 70000}}, "imap port 70000"},
 		{"fine", Config{Profile: ProfileIMAPMixed, Users: 1, Concurrency: 8}, ""},
 	}
 	for _, tc := range tests {
@@ -115,5 +115,31 @@ func TestParsePIDs(t *testing.T) {
 		if (err != nil) != tc.wantErr || !slices.Equal(got, tc.want) {
 			t.Errorf("parsePIDs(%q) = %v, %v; want %v, error %v", tc.in, got, err, tc.want, tc.wantErr)
 		}
+	}
+}
+
+func TestPortsFlag(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    []int
+		wantErr bool
+	}{
+		{"143", []int{143}, false},
+		{"13143,13243", []int{13143, 13243}, false},
+		{"13143, 13243", []int{13143, 13243}, false},
+		{"", nil, true},
+		{"143,", nil, true},
+		{"0", nil, true},
+		{"70000", nil, true},
+	}
+	for _, tc := range tests {
+		var p portsFlag
+		err := p.Set(tc.in)
+		if (err != nil) != tc.wantErr || (err == nil && !slices.Equal(p, tc.want)) {
+			t.Errorf("Set(%q) = %v, %v; want %v, error %v", tc.in, p, err, tc.want, tc.wantErr)
+		}
+	}
+	if got := nodeAddr([]string{"a", "b"}, 3); got != "b" {
+		t.Errorf("client 3 of two nodes uses %s, want b", got)
 	}
 }

@@ -67,7 +67,7 @@ open:
 			defer func() { <-sem }()
 			t := time.Now()
 			user := b.cfg.user(i % watched)
-			c, err := dialIMAP(ctx, b.d, b.imapAddr, b.cfg.Timeout, 1024)
+			c, err := dialIMAP(ctx, b.d, nodeAddr(b.imapAddrs, i), b.cfg.Timeout, 1024)
 			if err != nil {
 				cancel(fmt.Errorf("connection %d: %w", i+1, err))
 				return
@@ -164,7 +164,9 @@ open:
 }
 
 // deliverEach delivers msg to the first users users, rcptsPerTransaction
-// recipients at a time over up to cfg.Concurrency connections.
+// recipients at a time over up to cfg.Concurrency connections, spread over
+// the nodes: with several, most IDLE sessions hear of the delivery from
+// another node than the one that took it.
 func (b *bench) deliverEach(ctx context.Context, users int, msg poolMessage) error {
 	var batches [][]string
 	for u := 0; u < users; u += rcptsPerTransaction {
@@ -182,9 +184,9 @@ func (b *bench) deliverEach(ctx context.Context, users int, msg poolMessage) err
 	}
 	close(next)
 	var wg sync.WaitGroup
-	for range min(b.cfg.Concurrency, len(batches)) {
+	for w := range min(b.cfg.Concurrency, len(batches)) {
 		wg.Go(func() {
-			conn, err := dialLMTP(ctx, b.d, b.lmtpAddr, b.cfg.Timeout)
+			conn, err := dialLMTP(ctx, b.d, nodeAddr(b.lmtpAddrs, w), b.cfg.Timeout)
 			if err != nil {
 				cancel(fmt.Errorf("connect LMTP: %w", err))
 				return

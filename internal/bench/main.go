@@ -63,9 +63,9 @@ func Main(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.Name, "name", "", "case `name` in reports (default: the profile)")
 	fs.StringVar(&cfg.Label, "label", "", "`label` of the server under test in reports, e.g. buzon")
 	fs.StringVar(&cfg.Host, "host", "127.0.0.1", "server `address`")
-	fs.IntVar(&cfg.IMAPPort, "imap-port", 143, "IMAP `port`")
-	fs.IntVar(&cfg.POP3Port, "pop3-port", 110, "POP3 `port`")
-	fs.IntVar(&cfg.LMTPPort, "lmtp-port", 24, "LMTP `port`")
+	fs.Var((*portsFlag)(&cfg.IMAPPorts), "imap-port", "IMAP `ports`, comma-separated: one per node, clients spread over them (default 143)")
+	fs.Var((*portsFlag)(&cfg.POP3Ports), "pop3-port", "POP3 `ports`, as --imap-port (default 110)")
+	fs.Var((*portsFlag)(&cfg.LMTPPorts), "lmtp-port", "LMTP `ports`, as --imap-port (default 24)")
 	fs.StringVar(&cfg.UserPattern, "user", "user%d", "user name `pattern` (login and LMTP recipient), e.g. user%d@example.org")
 	fs.IntVar(&cfg.FirstUser, "first-user", 1, "`number` of the first user")
 	fs.IntVar(&cfg.Users, "users", 1, "number of users")
@@ -144,6 +144,33 @@ func Main(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return runErr
+}
+
+// portsFlag is a comma-separated list of ports, one per node.
+type portsFlag []int
+
+func (p *portsFlag) String() string {
+	if p == nil {
+		return ""
+	}
+	s := make([]string, len(*p))
+	for i, v := range *p {
+		s[i] = strconv.Itoa(v)
+	}
+	return strings.Join(s, ",")
+}
+
+func (p *portsFlag) Set(s string) error {
+	var ports []int
+	for f := range strings.SplitSeq(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || v < 1 || v > 65535 {
+			return fmt.Errorf("%q is not a port", f)
+		}
+		ports = append(ports, v)
+	}
+	*p = ports
+	return nil
 }
 
 func parsePIDs(s string) ([]int, error) {

@@ -15,7 +15,7 @@ import (
 // deliver: LMTP deliveries over connections kept open, one recipient per
 // transaction, the users and the pool's messages in turn.
 func (b *bench) deliver(ctx context.Context, warmup bool) (RunResult, error) {
-	rec, elapsed, err := b.loop(ctx, warmup, func(int) client { return &deliverClient{b: b} })
+	rec, elapsed, err := b.loop(ctx, warmup, func(i int) client { return &deliverClient{b: b, addr: nodeAddr(b.lmtpAddrs, i)} })
 	if err != nil || warmup {
 		return RunResult{}, err
 	}
@@ -27,13 +27,14 @@ func (b *bench) deliver(ctx context.Context, warmup bool) (RunResult, error) {
 
 type deliverClient struct {
 	b    *bench
+	addr string // the LMTP node this client delivers to
 	conn *lmtpConn
 }
 
 func (c *deliverClient) step(ctx context.Context, rec *recorder) error {
 	b := c.b
 	if c.conn == nil {
-		conn, err := dialLMTP(ctx, b.d, b.lmtpAddr, b.cfg.Timeout)
+		conn, err := dialLMTP(ctx, b.d, c.addr, b.cfg.Timeout)
 		if err != nil {
 			return fmt.Errorf("connect LMTP: %w", err)
 		}
@@ -73,7 +74,7 @@ func newUserQueue(users int) userQueue {
 // with RETR.
 func (b *bench) pop3Download(ctx context.Context, warmup bool) (RunResult, error) {
 	q := newUserQueue(b.cfg.Users)
-	rec, elapsed, err := b.loop(ctx, warmup, func(int) client { return &pop3Client{b: b, users: q} })
+	rec, elapsed, err := b.loop(ctx, warmup, func(i int) client { return &pop3Client{b: b, addr: nodeAddr(b.pop3Addrs, i), users: q} })
 	if err != nil || warmup {
 		return RunResult{}, err
 	}
@@ -87,6 +88,7 @@ func (b *bench) pop3Download(ctx context.Context, warmup bool) (RunResult, error
 
 type pop3Client struct {
 	b     *bench
+	addr  string // the POP3 node this client uses
 	users userQueue
 }
 
@@ -104,7 +106,7 @@ func (c *pop3Client) step(ctx context.Context, rec *recorder) error {
 	var conn *pop3Conn
 	for {
 		var err error
-		if conn, err = dialPOP3(ctx, b.d, b.pop3Addr, b.cfg.Timeout); err != nil {
+		if conn, err = dialPOP3(ctx, b.d, c.addr, b.cfg.Timeout); err != nil {
 			return fmt.Errorf("connect POP3: %w", err)
 		}
 		err = timed(rec, "login", func() error { return conn.login(user, b.cfg.Password) })
@@ -156,7 +158,7 @@ const syncItems = "(FLAGS UID RFC822.SIZE ENVELOPE BODYSTRUCTURE)"
 // and again later.
 func (b *bench) imapSync(ctx context.Context, warmup bool) (RunResult, error) {
 	q := newUserQueue(b.cfg.Users)
-	rec, elapsed, err := b.loop(ctx, warmup, func(int) client { return &syncClient{b: b, users: q} })
+	rec, elapsed, err := b.loop(ctx, warmup, func(i int) client { return &syncClient{b: b, addr: nodeAddr(b.imapAddrs, i), users: q} })
 	if err != nil || warmup {
 		return RunResult{}, err
 	}
@@ -169,6 +171,7 @@ func (b *bench) imapSync(ctx context.Context, warmup bool) (RunResult, error) {
 
 type syncClient struct {
 	b     *bench
+	addr  string // the IMAP node this client uses
 	users userQueue
 }
 
@@ -189,7 +192,7 @@ func (c *syncClient) step(ctx context.Context, rec *recorder) error {
 	user := b.cfg.user(u)
 	first := b.firstSync(u)
 	start := time.Now()
-	conn, err := dialIMAP(ctx, b.d, b.imapAddr, b.cfg.Timeout, 64*1024)
+	conn, err := dialIMAP(ctx, b.d, c.addr, b.cfg.Timeout, 64*1024)
 	if err != nil {
 		return fmt.Errorf("connect IMAP: %w", err)
 	}
@@ -243,7 +246,8 @@ func (c *syncClient) close() {}
 // what lies beyond the mailbox's size at the client's first SELECT.
 func (b *bench) imapMixed(ctx context.Context, warmup bool) (RunResult, error) {
 	rec, elapsed, err := b.loop(ctx, warmup, func(i int) client {
-		return &mixedClient{b: b, user: b.cfg.user(i % b.cfg.Users), target: -1, rng: newRNG(b.cfg.Seed, uint64(i), 0x6d6978)}
+		return &mixedClient{b: b, addr: nodeAddr(b.imapAddrs, i), user: b.cfg.user(i % b.cfg.Users), target: -1,
+			rng: newRNG(b.cfg.Seed, uint64(i), 0x6d6978)}
 	})
 	if err != nil || warmup {
 		return RunResult{}, err
@@ -263,6 +267,7 @@ var mixWeights = []struct {
 
 type mixedClient struct {
 	b      *bench
+	addr   string // the IMAP node this client uses
 	user   string
 	rng    *rng
 	conn   *imapConn
@@ -273,7 +278,7 @@ type mixedClient struct {
 func (c *mixedClient) step(ctx context.Context, rec *recorder) error {
 	b := c.b
 	if c.conn == nil {
-		conn, err := dialIMAP(ctx, b.d, b.imapAddr, b.cfg.Timeout, 64*1024)
+		conn, err := dialIMAP(ctx, b.d, c.addr, b.cfg.Timeout, 64*1024)
 		if err != nil {
 			return fmt.Errorf("connect IMAP: %w", err)
 		}
@@ -415,7 +420,7 @@ func (b *bench) fill(ctx context.Context, warmup bool) (RunResult, error) {
 				}
 				for i := have + 1; i <= b.cfg.MailboxSize && ctx.Err() == nil; i++ {
 					if conn == nil {
-						if conn, err = dialLMTP(ctx, b.d, b.lmtpAddr, b.cfg.Timeout); err != nil {
+						if conn, err = dialLMTP(ctx, b.d, nodeAddr(b.lmtpAddrs, w), b.cfg.Timeout); err != nil {
 							cancel(fmt.Errorf("connect LMTP: %w", err))
 							return
 						}
@@ -463,9 +468,10 @@ func (b *bench) fill(ctx context.Context, warmup bool) (RunResult, error) {
 }
 
 // mailboxSize returns the number of messages in a user's INBOX (STATUS,
-// RFC 9051 6.3.11).
+// RFC 9051 6.3.11), as the first node sees it: the nodes of one server
+// share its store.
 func (b *bench) mailboxSize(ctx context.Context, user string) (int, error) {
-	conn, err := dialIMAP(ctx, b.d, b.imapAddr, b.cfg.Timeout, 4096)
+	conn, err := dialIMAP(ctx, b.d, b.imapAddrs[0], b.cfg.Timeout, 4096)
 	if err != nil {
 		return 0, fmt.Errorf("connect IMAP: %w", err)
 	}

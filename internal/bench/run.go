@@ -17,7 +17,9 @@ type bench struct {
 	pool  []poolMessage // what deliver, APPEND and idle-fanout send
 	watch *procWatcher  // the server's processes; nil when not given
 
-	imapAddr, pop3Addr, lmtpAddr string
+	// imapAddrs, pop3Addrs and lmtpAddrs are the server's addresses, one
+	// per node; see nodeAddr.
+	imapAddrs, pop3Addrs, lmtpAddrs []string
 
 	// next hands out users and messages to clients in turn.
 	next atomic.Uint64
@@ -26,6 +28,21 @@ type bench struct {
 	// synced marks the users an imap-sync session has synced, so the
 	// next one is a resync; guarded by mu.
 	synced map[int]bool
+}
+
+// hostPorts makes an address of each port on host.
+func hostPorts(host string, ports []int) []string {
+	addrs := make([]string, len(ports))
+	for i, p := range ports {
+		addrs[i] = net.JoinHostPort(host, strconv.Itoa(p))
+	}
+	return addrs
+}
+
+// nodeAddr is the address client i uses: the nodes in turn, so that the
+// clients of a server with several nodes are spread evenly over them.
+func nodeAddr(addrs []string, i int) string {
+	return addrs[i%len(addrs)]
 }
 
 // workFunc does one run of a profile; a warm-up run records nothing.
@@ -44,12 +61,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return res, err
 	}
 	b := &bench{
-		cfg:      cfg,
-		d:        &dialer{sources: cfg.Sources, timeout: cfg.Timeout},
-		imapAddr: net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.IMAPPort)),
-		pop3Addr: net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.POP3Port)),
-		lmtpAddr: net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.LMTPPort)),
-		synced:   map[int]bool{},
+		cfg:       cfg,
+		d:         &dialer{sources: cfg.Sources, timeout: cfg.Timeout},
+		imapAddrs: hostPorts(cfg.Host, cfg.IMAPPorts),
+		pop3Addrs: hostPorts(cfg.Host, cfg.POP3Ports),
+		lmtpAddrs: hostPorts(cfg.Host, cfg.LMTPPorts),
+		synced:    map[int]bool{},
 	}
 	if len(cfg.PIDs) > 0 || cfg.PIDCmd != "" {
 		b.watch = &procWatcher{root: "/proc", pids: cfg.PIDs, cmd: cfg.PIDCmd}

@@ -27,7 +27,7 @@ type target struct {
 // the server, and checks that each reports sane figures.
 func checkProfiles(t *testing.T, tg target) {
 	base := Config{
-		Host: "127.0.0.1", IMAPPort: tg.imap, POP3Port: tg.pop3, LMTPPort: tg.lmtp,
+		Host: "127.0.0.1", IMAPPorts: []int{tg.imap}, POP3Ports: []int{tg.pop3}, LMTPPorts: []int{tg.lmtp},
 		UserPattern: tg.userPattern, Users: 2, Password: "pass", PIDs: tg.pids,
 		Concurrency: 2, Duration: 300 * time.Millisecond, Warmup: -1, Timeout: 30 * time.Second,
 		MinSize: 1024, MaxSize: 8 * 1024, Sources: mustSources(t, "auto"),
