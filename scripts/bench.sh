@@ -8,7 +8,8 @@
 #
 # Usage: scripts/bench.sh [CASE...]     (run as root: Dovecot needs it)
 #   CASE is one of: deliver pop3-download imap-sync-SIZE imap-mixed
-#   idle-fanout (default: all). Results go to $OUT: one JSON file per run
+#   idle-fanout-CONNECTIONS (default: all); imap-sync and idle-fanout
+#   stand for all their sizes. Results go to $OUT: one JSON file per run
 #   (json/CASE.SERVER.ROUND.json), the servers' logs, and results.md.
 #
 # Environment (defaults):
@@ -27,7 +28,12 @@
 #                     user); as many clients as users
 #   DELIVER_USERS=10  deliver goes to users of its own, so it does not grow
 #                     the others' mailboxes
-#   IDLE_CONNS=10000  idle-fanout connections (over the USERS users)
+#   IDLE_CASES="1000 10000"
+#                     idle-fanout cases: one per number of IDLE connections
+#                     (spread over the USERS users)
+#   DOVECOT_MAX_IMAP=1000  the Dovecot peer's process limit (one imap process
+#                     per session, default_process_limit = 1000): idle-fanout
+#                     cases with more connections run on buzon alone
 #   SEED=1            message generator seed
 #   PASS_SCHEME=BLF-CRYPT  Dovecot's password scheme (BLF-CRYPT or ARGON2ID);
 #                     buzon gets the same algorithm with the cost read from
@@ -42,6 +48,26 @@
 #                     ephemeral port range
 #   FRESH=1           start both servers from empty stores (0: reuse $OUT's
 #                     buzon data and PEER_DIR; fill only adds what is missing)
+#   BUZON_STORE=sqlite  buzon's store: sqlite (embedded, in $OUT/buzon-data)
+#                     or postgres: a PostgreSQL cluster of its own in
+#                     $OUT/pg (initdb from PG_BIN, run as the postgres
+#                     user, on a unix socket only; fsync and
+#                     synchronous_commit on, shared_buffers=PG_SHARED_BUFFERS)
+#                     whose processes are measured with buzon's
+#   NODES=1           with postgres: buzon nodes serving the one database,
+#                     node k (from 0) on the BUZON_*_PORTs + 100*k with a data
+#                     folder (certificate, spool) of its own; the load
+#                     generator spreads the clients over the nodes in turn
+#                     (client i on node i mod NODES), and the CPU and memory
+#                     reported are those of all nodes and PostgreSQL
+#   BUZON_LABEL       buzon's label in the results: buzon (sqlite), buzon-pg
+#                     (postgres, one node), buzon-pg-NODESnodes
+#   PG_BIN=/usr/lib/postgresql/*/bin (the newest)  PG_SHARED_BUFFERS=1GB
+#   PPROF=0           N > 0: serve Go's profiles on a metrics port of each
+#                     node (BUZON_METRICS_PORT=13090 + 100*k) and save an N s
+#                     CPU profile of every node during each measured buzon
+#                     run, starting 3 s in, as $OUT/pprof/CASE.ROUND.nodeK.pb.gz
+#                     (costs buzon a few percent; leave it off for the numbers)
 #   TUNE=1            raise fs.inotify.max_user_instances (Dovecot's IDLE
 #                     needs one inotify instance per imap process, and falls
 #                     back to polling every 30 s beyond the limit) and the
@@ -57,8 +83,8 @@
 #                     logged with each run. 0: do not wait.
 #
 # Note: the Dovecot peer runs one imap process per session and caps them at
-# 1024 (service imap process_limit), so idle-fanout beyond about 1000
-# connections fails on Dovecot and is listed under "Failed runs".
+# 1000 (default_process_limit), so idle-fanout cases beyond DOVECOT_MAX_IMAP
+# connections are not run on Dovecot; their tables have buzon alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -72,7 +98,8 @@ USERS=${USERS:-100}
 MSGS=${MSGS:-200}
 SYNC_CASES=${SYNC_CASES:-"1000:4:102400 100000:1:8192"}
 DELIVER_USERS=${DELIVER_USERS:-10}
-IDLE_CONNS=${IDLE_CONNS:-10000}
+IDLE_CASES=${IDLE_CASES:-"1000 10000"}
+DOVECOT_MAX_IMAP=${DOVECOT_MAX_IMAP:-1000}
 SEED=${SEED:-1}
 PASS_SCHEME=${PASS_SCHEME:-BLF-CRYPT}
 DOVECOT_MODE=${DOVECOT_MODE:-performance}
@@ -85,6 +112,12 @@ BUZON_IMAP_PORT=${BUZON_IMAP_PORT:-13143}
 BUZON_POP3_PORT=${BUZON_POP3_PORT:-13110}
 BUZON_LMTP_PORT=${BUZON_LMTP_PORT:-13024}
 FRESH=${FRESH:-1}
+BUZON_STORE=${BUZON_STORE:-sqlite}
+NODES=${NODES:-1}
+PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
+PG_SHARED_BUFFERS=${PG_SHARED_BUFFERS:-1GB}
+PPROF=${PPROF:-0}
+BUZON_METRICS_PORT=${BUZON_METRICS_PORT:-13090}
 TUNE=${TUNE:-1}
 KEEP=${KEEP:-0}
 BENCH_LOCK=${BENCH_LOCK-/tmp/buzon-bench.lock}
@@ -98,6 +131,19 @@ info() { echo "$PROG: $*" >&2; }
 [ "$(id -u)" -eq 0 ] || die "run as root: the Dovecot peer needs it"
 [ -x "$DOVECOT_SH" ] || die "no Dovecot peer script at $DOVECOT_SH (set DOVECOT_SH)"
 command -v go >/dev/null || die "Go is needed to build buzon"
+case "$BUZON_STORE" in
+sqlite) [ "$NODES" = 1 ] || die "NODES=$NODES: several nodes need BUZON_STORE=postgres" ;;
+postgres)
+	[ -x "$PG_BIN/initdb" ] && [ -x "$PG_BIN/pg_ctl" ] || die "no PostgreSQL initdb and pg_ctl in PG_BIN=$PG_BIN"
+	id postgres >/dev/null 2>&1 || die "PostgreSQL runs as the postgres user, which does not exist" ;;
+*) die "BUZON_STORE=$BUZON_STORE is not sqlite or postgres" ;;
+esac
+[[ "$NODES" =~ ^[1-9][0-9]?$ ]] || die "NODES=$NODES is not a number of nodes"
+if [ -z "${BUZON_LABEL:-}" ]; then
+	BUZON_LABEL=buzon
+	[ "$BUZON_STORE" = postgres ] && BUZON_LABEL=buzon-pg
+	[ "$NODES" -gt 1 ] && BUZON_LABEL=buzon-pg-${NODES}nodes
+fi
 
 if [ -n "$BENCH_LOCK" ]; then
 	exec 9>>"$BENCH_LOCK" # closed for the servers started below: they must not hold it
@@ -125,22 +171,51 @@ done
 DELIVER_FIRST=$next_user
 TOTAL_USERS=$((next_user + DELIVER_USERS - 1))
 
-ALL_CASES=(deliver pop3-download "${SYNC_NAMES[@]}" imap-mixed idle-fanout)
-CASES=("$@")
-[ ${#CASES[@]} -gt 0 ] || CASES=("${ALL_CASES[@]}")
-for c in "${CASES[@]}"; do
-	[[ " ${ALL_CASES[*]} " == *" $c "* ]] || die "unknown case '$c' (known: ${ALL_CASES[*]})"
+declare -a IDLE_NAMES=()
+max_idle=0
+for n in $IDLE_CASES; do
+	[[ "$n" =~ ^[1-9][0-9]*$ ]] || die "IDLE_CASES entry '$n' is not a number of connections"
+	IDLE_NAMES+=("idle-fanout-$n")
+	[ "$n" -gt "$max_idle" ] && max_idle=$n
 done
+
+ALL_CASES=(deliver pop3-download "${SYNC_NAMES[@]}" imap-mixed "${IDLE_NAMES[@]}")
+CASES=()
+asked=("$@")
+[ ${#asked[@]} -gt 0 ] || asked=("${ALL_CASES[@]}")
+for c in "${asked[@]}"; do
+	case "$c" in
+	imap-sync) CASES+=("${SYNC_NAMES[@]}") ;;
+	idle-fanout) CASES+=("${IDLE_NAMES[@]}") ;;
+	*)
+		[[ " ${ALL_CASES[*]} " == *" $c "* ]] || die "unknown case '$c' (known: ${ALL_CASES[*]})"
+		CASES+=("$c") ;;
+	esac
+done
+
+# servers_of CASE: the servers a case runs on, in the order of a round.
+servers_of() {
+	local n
+	case "$1" in
+	idle-fanout-*)
+		n=${1#idle-fanout-}
+		if [ "$n" -gt "$DOVECOT_MAX_IMAP" ]; then
+			echo buzon
+			return
+		fi ;;
+	esac
+	echo buzon dovecot
+}
 
 # --- tuning -------------------------------------------------------------------
 if [ "$TUNE" = 1 ]; then
-	want=$((IDLE_CONNS + 1024))
+	want=$((max_idle + 1024))
 	have=$(sysctl -n fs.inotify.max_user_instances)
 	if [ "$have" -lt "$want" ]; then
 		info "raising fs.inotify.max_user_instances $have -> $want (TUNE=0 to leave it)"
 		sysctl -qw fs.inotify.max_user_instances="$want"
 	fi
-	files=$((2 * IDLE_CONNS + 4096))
+	files=$((2 * max_idle + 4096))
 	if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$files" ]; then
 		ulimit -Hn "$files"
 	fi
@@ -167,14 +242,25 @@ peer() {
 		IMAPS_PORT=$((DOVECOT_IMAP_PORT + 850)) POP3S_PORT=$((DOVECOT_POP3_PORT + 885)) \
 		"$DOVECOT_SH" "$@"
 }
-BUZON_PID=
+BUZON_PIDS=()
+PG_DIR=$OUT/pg
+PG_PID=
+
+# pg_ctl_as ARGS...: pg_ctl as the postgres user (PostgreSQL refuses root).
+pg_ctl_as() {
+	runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DIR/data" "$@"
+}
 
 cleanup() {
-	[ "$KEEP" = 1 ] && { info "KEEP=1: buzon (pid ${BUZON_PID:-none}) and Dovecot left running"; return; }
-	if [ -n "$BUZON_PID" ] && kill -0 "$BUZON_PID" 2>/dev/null; then
-		kill -TERM "$BUZON_PID"
-		wait "$BUZON_PID" 2>/dev/null || true
-	fi
+	[ "$KEEP" = 1 ] && { info "KEEP=1: buzon (pids ${BUZON_PIDS[*]:-none}), ${PG_PID:+PostgreSQL ($PG_DIR), }and Dovecot left running"; return; }
+	local pid
+	for pid in "${BUZON_PIDS[@]}"; do
+		if kill -0 "$pid" 2>/dev/null; then
+			kill -TERM "$pid"
+			wait "$pid" 2>/dev/null || true
+		fi
+	done
+	[ -n "$PG_PID" ] && pg_ctl_as stop -m fast >/dev/null 2>&1 || true
 	peer stop >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -208,19 +294,59 @@ argon2_threads = $p"
 esac
 info "password hashing on both: $HASH_DESC"
 
+# --- PostgreSQL ---------------------------------------------------------------
+STORE_CONF='backend = "sqlite"'
+if [ "$BUZON_STORE" = postgres ]; then
+	[ "$FRESH" = 1 ] && rm -rf "$PG_DIR"
+	if [ ! -d "$PG_DIR/data" ]; then
+		info "creating a PostgreSQL cluster in $PG_DIR"
+		mkdir -p "$PG_DIR/sock"
+		chown -R postgres: "$PG_DIR"
+		runuser -u postgres -- "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 \
+			--locale=C >"$OUT/pg-initdb.log" 2>&1 || { cat "$OUT/pg-initdb.log" >&2; die "initdb failed"; }
+		cat >>"$PG_DIR/data/postgresql.conf" <<EOF
+# Written by $PROG: a unix socket only; durable commits as in production.
+listen_addresses = ''
+unix_socket_directories = '$PG_DIR/sock'
+fsync = on
+synchronous_commit = on
+max_connections = 200
+shared_buffers = $PG_SHARED_BUFFERS
+EOF
+	fi
+	pg_ctl_as start -w -t 60 -l "$PG_DIR/log" >/dev/null 9>&- || { tail -20 "$PG_DIR/log" >&2; die "PostgreSQL did not start"; }
+	PG_PID=$(head -1 "$PG_DIR/data/postmaster.pid")
+	if ! runuser -u postgres -- "$PG_BIN/psql" -h "$PG_DIR/sock" -U postgres -Atc \
+		"SELECT 1 FROM pg_database WHERE datname = 'buzon'" postgres | grep -q 1; then
+		runuser -u postgres -- "$PG_BIN/createdb" -h "$PG_DIR/sock" -U postgres buzon
+	fi
+	STORE_CONF="backend = \"postgres\"
+dsn = \"host=$PG_DIR/sock user=postgres dbname=buzon sslmode=disable\""
+	info "PostgreSQL $("$PG_BIN/postgres" --version | awk '{ print $3 }') serving (pid $PG_PID), shared_buffers=$PG_SHARED_BUFFERS"
+fi
+
 # --- buzon ------------------------------------------------------------------
 BUZON_DATA=$OUT/buzon-data
 BUZON_CONF=$OUT/buzon.toml
-[ "$FRESH" = 1 ] && rm -rf "$BUZON_DATA"
-cat >"$BUZON_CONF" <<EOF
+[ "$FRESH" = 1 ] && rm -rf "$BUZON_DATA" "$OUT"/buzon-data-node*
+# buzon_conf K: node K's config, on the BUZON_*_PORTs + 100*K.
+buzon_conf() {
+	local off=$((100 * $1)) metrics=
+	[ "$PPROF" -gt 0 ] && metrics="metrics = \"127.0.0.1:$((BUZON_METRICS_PORT + off))\"
+pprof = true"
+	cat <<EOF
 # Written by $PROG. Limits are lifted so that the load generator, not a
 # per-address or per-account limit, is what the server meets.
 [listen]
-imap = "127.0.0.1:$BUZON_IMAP_PORT"
+imap = "127.0.0.1:$((BUZON_IMAP_PORT + off))"
 imaps = "off"
-pop3 = "127.0.0.1:$BUZON_POP3_PORT"
+pop3 = "127.0.0.1:$((BUZON_POP3_PORT + off))"
 pop3s = "off"
-lmtp = "127.0.0.1:$BUZON_LMTP_PORT"
+lmtp = "127.0.0.1:$((BUZON_LMTP_PORT + off))"
+$metrics
+
+[store]
+$STORE_CONF
 
 [auth]
 $AUTH
@@ -230,31 +356,51 @@ max_connections_per_ip = 0
 max_connections_per_account = 100000
 commands_per_second = 1000000
 EOF
+}
+# node_ports BASE: BASE + 100*k for every node k, comma-separated.
+node_ports() {
+	local k ports=()
+	for ((k = 0; k < NODES; k++)); do ports+=($(($1 + 100 * k))); done
+	local IFS=,
+	echo "${ports[*]}"
+}
+buzon_conf 0 >"$BUZON_CONF"
 if [ ! -d "$BUZON_DATA" ]; then
 	info "creating $TOTAL_USERS buzon users"
+	mkdir -p "$BUZON_DATA"
 	for ((u = 1; u <= TOTAL_USERS; u++)); do
 		printf 'pass\n' | "$BUZON" user add --data "$BUZON_DATA" --config "$BUZON_CONF" "user$u@example.org" >/dev/null
 	done
 fi
-for port in $BUZON_IMAP_PORT $BUZON_POP3_PORT $BUZON_LMTP_PORT; do
-	(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && die "port $port is in use (set BUZON_*_PORT)"
-done
-"$BUZON" serve --data "$BUZON_DATA" --config "$BUZON_CONF" >>"$OUT/buzon.log" 2>&1 9>&- &
-BUZON_PID=$!
-for port in $BUZON_IMAP_PORT $BUZON_POP3_PORT $BUZON_LMTP_PORT; do
-	for ((i = 0; i < 300; i++)); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-		kill -0 "$BUZON_PID" 2>/dev/null || { tail -20 "$OUT/buzon.log" >&2; die "buzon serve exited"; }
-		sleep 0.1
+for ((k = 0; k < NODES; k++)); do
+	conf=$BUZON_CONF data=$BUZON_DATA log=$OUT/buzon.log
+	if [ "$k" -gt 0 ]; then
+		conf=$OUT/buzon-node$k.toml data=$OUT/buzon-data-node$k log=$OUT/buzon-node$k.log
+		buzon_conf "$k" >"$conf"
+	fi
+	ports=($((BUZON_IMAP_PORT + 100 * k)) $((BUZON_POP3_PORT + 100 * k)) $((BUZON_LMTP_PORT + 100 * k)))
+	for port in "${ports[@]}"; do
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && die "port $port is in use (set BUZON_*_PORT)"
 	done
+	"$BUZON" serve --data "$data" --config "$conf" >>"$log" 2>&1 9>&- &
+	BUZON_PIDS+=($!)
+	for port in "${ports[@]}"; do
+		for ((i = 0; i < 300; i++)); do
+			(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+			kill -0 "${BUZON_PIDS[-1]}" 2>/dev/null || { tail -20 "$log" >&2; die "buzon serve exited"; }
+			sleep 0.1
+		done
+	done
+	info "buzon node $k serving (pid ${BUZON_PIDS[-1]}) on ports ${ports[*]}, log $log"
 done
-info "buzon serving (pid $BUZON_PID), log $OUT/buzon.log"
+# What is measured of buzon: every node, and PostgreSQL with its backends.
+BUZON_MEASURED=$(IFS=,; echo "${BUZON_PIDS[*]}${PG_PID:+,$PG_PID}")
 
 # --- running the tool ---------------------------------------------------------
 # server_args SERVER: how to reach and measure SERVER.
 server_args() {
 	case "$1" in
-	buzon) echo "--label buzon --user user%d@example.org --imap-port $BUZON_IMAP_PORT --pop3-port $BUZON_POP3_PORT --lmtp-port $BUZON_LMTP_PORT --pid $BUZON_PID" ;;
+	buzon) echo "--label $BUZON_LABEL --user user%d@example.org --imap-port $(node_ports "$BUZON_IMAP_PORT") --pop3-port $(node_ports "$BUZON_POP3_PORT") --lmtp-port $(node_ports "$BUZON_LMTP_PORT") --pid $BUZON_MEASURED" ;;
 	dovecot) echo "--label dovecot --user user%d --imap-port $DOVECOT_IMAP_PORT --pop3-port $DOVECOT_POP3_PORT --lmtp-port $DOVECOT_LMTP_PORT --pid $DOVECOT_PID" ;;
 	esac
 }
@@ -273,7 +419,7 @@ case_args() {
 	deliver) echo "deliver --first-user $DELIVER_FIRST --users $DELIVER_USERS -c $CONCURRENCY --duration $DURATION --warmup $WARMUP" ;;
 	pop3-download) echo "pop3-download --users $USERS -c $((CONCURRENCY < USERS ? CONCURRENCY : USERS)) --duration $DURATION --warmup $WARMUP" ;;
 	imap-mixed) echo "imap-mixed --users $USERS -c $CONCURRENCY --duration $DURATION --warmup $WARMUP" ;;
-	idle-fanout) echo "idle-fanout --users $USERS --connections $IDLE_CONNS -c 64 --timeout 120s" ;;
+	idle-fanout-*) echo "idle-fanout --users $USERS --connections ${1#idle-fanout-} -c 64 --timeout 120s" ;;
 	imap-sync-*)
 		for i in "${!SYNC_NAMES[@]}"; do
 			[ "${SYNC_NAMES[$i]}" = "$1" ] || continue
@@ -316,6 +462,19 @@ wait_quiet() {
 	info "machine ${busy}% busy before the run (waited $((SECONDS - start)) s)"
 }
 
+# profile_nodes NAME: a CPU profile of every node (PPROF seconds), 3 s
+# into a run.
+profile_nodes() {
+	local k
+	mkdir -p "$OUT/pprof"
+	sleep 3
+	for ((k = 0; k < NODES; k++)); do
+		curl -sS -o "$OUT/pprof/$1.node$k.pb.gz" \
+			"http://127.0.0.1:$((BUZON_METRICS_PORT + 100 * k))/debug/pprof/profile?seconds=$PPROF" &
+	done
+	wait
+}
+
 # --- rounds -------------------------------------------------------------------
 failed=()
 for ((round = 1; round <= ROUNDS; round++)); do
@@ -323,14 +482,23 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	[ $((round % 2)) -eq 0 ] && order=(dovecot buzon)
 	for c in "${CASES[@]}"; do
 		for server in "${order[@]}"; do
+			[[ " $(servers_of "$c") " == *" $server "* ]] || continue
 			wait_quiet
-			info "round $round/$ROUNDS: $c on $server"
+			label=$server
+			[ "$server" = buzon ] && label=$BUZON_LABEL
+			info "round $round/$ROUNDS: $c on $label"
+			prof=
+			if [ "$server" = buzon ] && [ "$PPROF" -gt 0 ]; then
+				profile_nodes "$c.$round" &
+				prof=$!
+			fi
 			# shellcheck disable=SC2046
-			if ! bench "$server" $(case_args "$c") --name "$c" --out "$OUT/json/$c.$server.$round.json" \
-				>"$OUT/$c.$server.$round.txt" 2>"$OUT/$c.$server.$round.log"; then
-				failed+=("$c on $server, round $round: $(tail -1 "$OUT/$c.$server.$round.log")")
+			if ! bench "$server" $(case_args "$c") --name "$c" --out "$OUT/json/$c.$label.$round.json" \
+				>"$OUT/$c.$label.$round.txt" 2>"$OUT/$c.$label.$round.log"; then
+				failed+=("$c on $label, round $round: $(tail -1 "$OUT/$c.$label.$round.log")")
 				info "FAILED: ${failed[-1]}"
 			fi
+			[ -z "$prof" ] || wait "$prof"
 		done
 	done
 done
@@ -340,7 +508,7 @@ done
 	echo "# buzon and Dovecot on $(hostname), $(date -u +%Y-%m-%dT%H:%MZ)"
 	echo
 	echo "$(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM;" \
-		"buzon $(git describe --always --dirty 2>/dev/null || echo '?'); Dovecot $(/usr/sbin/dovecot --version | cut -d' ' -f1) ($DOVECOT_MODE mode);" \
+		"buzon $(git describe --always --dirty 2>/dev/null || echo '?') ($BUZON_LABEL: $BUZON_STORE store, $NODES node(s)); Dovecot $(/usr/sbin/dovecot --version | cut -d' ' -f1) ($DOVECOT_MODE mode);" \
 		"password hashing $HASH_DESC on both; $ROUNDS rounds, servers alternated; medians."
 	echo "Ratios: \"better\" is buzon's advantage over Dovecot, whichever way the metric points."
 	echo
