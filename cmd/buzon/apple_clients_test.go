@@ -200,12 +200,13 @@ func TestAppleMailIOS(t *testing.T) {
 	if app := ios.appendMsg(`"Sent Messages"`, `(\Seen)`, sent, false); app.status != "OK" || !strings.HasPrefix(clCode(app.text), "APPENDUID ") {
 		t.Errorf(`APPEND to "Sent Messages": %q`, app.text)
 	}
+	// The answers carry the names asked, the counts of Trash and Sent.
 	st := clStatus(t, ios.ok(`STATUS "Deleted Messages" (MESSAGES UNSEEN)`).untagged)
-	if st["Trash"]["MESSAGES"] != 1 {
+	if st["Deleted Messages"]["MESSAGES"] != 1 {
 		t.Errorf(`STATUS "Deleted Messages" answers for Trash: %v`, st)
 	}
 	st = clStatus(t, ios.ok(`STATUS "Sent Messages" (MESSAGES)`).untagged)
-	if st["Sent"]["MESSAGES"] != 1 {
+	if st["Sent Messages"]["MESSAGES"] != 1 {
 		t.Errorf(`STATUS "Sent Messages" answers for Sent: %v`, st)
 	}
 	after := clLists(t, "LIST", ios.ok(`LIST "" "*"`).untagged)

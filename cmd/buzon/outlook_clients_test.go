@@ -98,9 +98,8 @@ func TestOutlookIMAP(t *testing.T) {
 			}
 		}
 	}
-	// Its own name for Junk since Outlook 2013 is not mapped: see the
-	// report of the client tests. It must at least be a clean NO.
-	if res := ol.cmd(`STATUS "Junk Email" (MESSAGES)`); res.status != "OK" && clCode(res.text) != "NONEXISTENT" {
+	// Its own name for Junk since Outlook 2013.
+	if res := ol.cmd(`STATUS "Junk Email" (MESSAGES)`); res.status != "OK" {
 		t.Errorf(`STATUS "Junk Email": %q`, res.text)
 	}
 

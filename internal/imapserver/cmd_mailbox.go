@@ -52,34 +52,45 @@ func (c *conn) mailboxOut(name string) string {
 // writeMailbox writes a mailbox name as a string.
 func (c *conn) writeMailbox(name string) { c.w.string(c.mailboxOut(name)) }
 
-// outlookSpecialUse maps the names Outlook and Apple Mail use for the
-// special folders to the special-use attribute they stand for.
-func outlookSpecialUse(name string) string {
+// aliasSpecialUse maps the names Outlook and Apple Mail use for the
+// special folders to the special-use attribute they stand for. Such a
+// name, when no mailbox has it, is an alias of the mailbox with that
+// attribute: clients that do not read SPECIAL-USE find the folders by
+// their own names, and none appears twice.
+func aliasSpecialUse(name string) string {
 	switch name {
 	case "Sent Items", "Sent Messages":
 		return store.SpecialSent
 	case "Deleted Items", "Deleted Messages":
 		return store.SpecialTrash
-	case "Junk E-mail":
+	case "Junk E-mail", "Junk Email": // Outlook 2010; Outlook 2013 and Outlook.com
 		return store.SpecialJunk
 	}
 	return ""
 }
 
-// lookupMailbox finds a mailbox by canonical name, falling back to the
-// special-use mailbox for Outlook-style names.
+// specialUseMailbox finds the mailbox with a special-use attribute.
+func specialUseMailbox(mbs []store.Mailbox, use string) (store.Mailbox, bool) {
+	for _, m := range mbs {
+		if m.SpecialUse == use {
+			return m, true
+		}
+	}
+	return store.Mailbox{}, false
+}
+
+// lookupMailbox finds a mailbox by canonical name, or the special-use
+// mailbox an alias stands for (aliasSpecialUse).
 func (c *conn) lookupMailbox(name string) (store.Mailbox, error) {
 	mb, err := c.sess.Mailbox(c.ctx, name)
 	if errors.Is(err, store.ErrNoMailbox) {
-		if use := outlookSpecialUse(name); use != "" {
+		if use := aliasSpecialUse(name); use != "" {
 			mbs, lerr := c.sess.Mailboxes(c.ctx)
 			if lerr != nil {
 				return store.Mailbox{}, lerr
 			}
-			for _, m := range mbs {
-				if m.SpecialUse == use {
-					return m, nil
-				}
+			if m, ok := specialUseMailbox(mbs, use); ok {
+				return m, nil
 			}
 		}
 	}
@@ -150,6 +161,16 @@ func (c *conn) cmdCreate(cmd *command) {
 	}
 	mbs, err := c.sess.Mailboxes(c.ctx)
 	xcheckf(err, "list mailboxes")
+	if alias := aliasSpecialUse(name); alias != "" && !slices.ContainsFunc(mbs, func(m store.Mailbox) bool { return m.Name == name }) {
+		// Outlook creates its special folders when LIST does not show
+		// them by its names; a second Sent would split the sent mail.
+		if m, ok := specialUseMailbox(mbs, alias); ok {
+			xuserErrorf("ALREADYEXISTS", "mailbox %s is %s", name, m.Name)
+		}
+		if use == "" {
+			use = alias
+		}
+	}
 	c.xcreateParents(name, mbs, 1)
 	_, err = c.sess.CreateMailbox(c.ctx, name, use)
 	xcheckf(err, "create %s", name)
@@ -195,8 +216,8 @@ func (c *conn) cmdRename(cmd *command) {
 	}
 	mb, err := c.sess.Mailbox(c.ctx, from)
 	xcheckf(err, "mailbox %s", from)
-	if _, err := c.sess.Mailbox(c.ctx, to); err == nil {
-		xuserErrorf("ALREADYEXISTS", "mailbox %s exists", to)
+	if _, err := c.lookupMailbox(to); err == nil {
+		xuserErrorf("ALREADYEXISTS", "mailbox %s exists", to) // or an alias of it
 	}
 	mbs, err := c.sess.Mailboxes(c.ctx)
 	xcheckf(err, "list mailboxes")
@@ -209,16 +230,26 @@ func (c *conn) cmdRename(cmd *command) {
 	xcheckf(c.sess.RenameMailbox(c.ctx, from, to), "rename %s", from)
 }
 
-// RFC 9051 6.3.7, 6.3.8
+// RFC 9051 6.3.7, 6.3.8. An alias (aliasSpecialUse) subscribes the
+// mailbox it stands for: a subscription of the alias would list as a
+// mailbox that does not exist.
 func (c *conn) cmdSubscribe(cmd *command) {
 	name := c.xmailboxName(cmd.args.(*mailboxArgs).mailbox)
 	subscribe := cmd.name == "SUBSCRIBE"
-	if subscribe {
-		if _, err := c.lookupMailbox(name); err != nil {
-			xcheckf(err, "mailbox %s", name)
-		}
+	mb, err := c.lookupMailbox(name)
+	switch {
+	case err == nil:
+	case subscribe || !errors.Is(err, store.ErrNoMailbox):
+		xcheckf(err, "mailbox %s", name)
+	default:
+		mb.Name = name // unsubscribing a mailbox that is gone
 	}
-	xcheckf(c.sess.SetSubscribed(c.ctx, name, subscribe), "%s %s", strings.ToLower(cmd.name), name)
+	verb := strings.ToLower(cmd.name)
+	xcheckf(c.sess.SetSubscribed(c.ctx, mb.Name, subscribe), "%s %s", verb, name)
+	if !subscribe && mb.Name != name {
+		// The alias itself, subscribed before aliases were resolved.
+		xcheckf(c.sess.SetSubscribed(c.ctx, name, false), "%s %s", verb, name)
+	}
 }
 
 // RFC 9051 6.3.10, RFC 2342
@@ -239,12 +270,14 @@ func (c *conn) xstatusItems(items []string) {
 	}
 }
 
-// writeStatus writes "* STATUS name (...)" (RFC 9051 7.3.2).
-func (c *conn) writeStatus(mb store.Mailbox, items []string) {
+// writeStatus writes "* STATUS name (...)" (RFC 9051 7.3.2) for mb, under
+// the name the client asked for: clients match the answer to the command
+// by name, and an alias (aliasSpecialUse) names a mailbox called otherwise.
+func (c *conn) writeStatus(name string, mb store.Mailbox, items []string) {
 	st, err := c.sess.Status(c.ctx, mb.ID)
 	xcheckf(err, "status of %s", mb.Name)
 	c.w.str("* STATUS ")
-	c.writeMailbox(mb.Name)
+	c.writeMailbox(name)
 	c.w.str(" (")
 	for i, it := range items {
 		if i > 0 {
@@ -280,7 +313,7 @@ func (c *conn) cmdStatus(cmd *command) {
 	a := cmd.args.(*statusArgs)
 	c.xstatusItems(a.items)
 	name := c.xmailboxName(a.mailbox)
-	c.writeStatus(c.xlookupMailbox(name), a.items)
+	c.writeStatus(name, c.xlookupMailbox(name), a.items)
 }
 
 // countingReader counts what is read through it.
@@ -366,11 +399,11 @@ func (c *conn) cmdGetQuota(cmd *command) {
 // RFC 9208 4.1.2
 func (c *conn) cmdGetQuotaRoot(cmd *command) {
 	name := c.xmailboxName(cmd.args.(*mailboxArgs).mailbox)
-	mb := c.xlookupMailbox(name)
+	c.xlookupMailbox(name) // NONEXISTENT for a name that is not a mailbox
 	q, err := c.sess.QuotaUsage(c.ctx)
 	xcheckf(err, "quota")
 	c.w.str("* QUOTAROOT ")
-	c.writeMailbox(mb.Name)
+	c.writeMailbox(name) // as asked, like STATUS
 	if hasQuota(q) {
 		c.w.str(` ""`)
 	}

@@ -227,7 +227,7 @@ func (c *conn) cmdList(cmd *command) {
 		}
 		c.w.str("\r\n")
 		if retStatus && it.mb != nil {
-			c.writeStatus(*it.mb, a.statusItems)
+			c.writeStatus(it.mb.Name, *it.mb, a.statusItems)
 		}
 	}
 }
