@@ -149,6 +149,11 @@ type IMAP struct {
 	IdleTimeout Duration `toml:"idle_timeout"`
 	// Timeout before login.
 	LoginTimeout Duration `toml:"login_timeout"`
+	// A client in IDLE hears "* OK Still here" this often, so that NAT
+	// gateways and firewalls that forget a quiet connection after a few
+	// minutes keep it: RFC 2177 has clients renew IDLE only every 29
+	// minutes. 0 gets the default.
+	IdleKeepalive Duration `toml:"idle_keepalive"`
 }
 
 // POP3 configures the POP3 server.
@@ -225,8 +230,9 @@ func Default() Config {
 			MaxOutputBacklog:         4 << 20,
 		},
 		IMAP: IMAP{
-			IdleTimeout:  Duration(30 * time.Minute),
-			LoginTimeout: Duration(2 * time.Minute),
+			IdleTimeout:   Duration(30 * time.Minute),
+			LoginTimeout:  Duration(2 * time.Minute),
+			IdleKeepalive: Duration(2 * time.Minute),
 		},
 		POP3: POP3{
 			IdleTimeout:    Duration(10 * time.Minute),

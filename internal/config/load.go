@@ -100,6 +100,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("limits.%s: not negative", name))
 		}
 	}
+	if c.IMAP.IdleKeepalive < 0 {
+		errs = append(errs, errors.New("imap.idle_keepalive: not negative"))
+	}
 	if c.POP3.ExpireDays < 0 {
 		errs = append(errs, errors.New("pop3.expire_days: not negative"))
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/buzon-mail/buzon/internal/config"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
@@ -74,7 +75,9 @@ func (c *conn) wakeLocked(wake uint64) {
 // RFC 2177 IDLE: updates are sent as they happen until the client says
 // DONE, the idle timeout passes or the server shuts down. The connection's
 // goroutine waits for the client, and a change or Shutdown interrupts
-// that wait (wakeLocked, interruptLocked).
+// that wait (wakeLocked, interruptLocked). Between updates, "* OK Still
+// here" every IMAP.IdleKeepalive keeps NAT gateways from forgetting the
+// connection.
 func (c *conn) cmdIdle(cmd *command) {
 	if c.sel != nil {
 		c.srv.startIdle(c)
@@ -86,11 +89,17 @@ func (c *conn) cmdIdle(cmd *command) {
 	}
 	c.w.flush()
 	deadline := time.Now().Add(c.srv.cfg.IMAP.IdleTimeout.D())
+	every := c.idleKeepalive()
+	keepalive := time.Now().Add(every)
 	for {
 		// An idle connection holds no buffers (see reader and writer).
 		c.w.park()
 		c.r.park()
-		wake, closing, err := c.waitIdle(deadline)
+		until := deadline
+		if keepalive.Before(until) {
+			until = keepalive
+		}
+		wake, closing, err := c.waitIdle(until)
 		switch {
 		case closing:
 			c.bye("server shutting down")
@@ -108,6 +117,12 @@ func (c *conn) cmdIdle(cmd *command) {
 			c.bye("autologout: idle for too long")
 			c.closing, c.done = true, true
 			return
+		case isTimeout(err) && !time.Now().Before(keepalive):
+			// RFC 9051 7.1: an untagged OK may come at any time.
+			c.w.str("* OK Still here\r\n")
+			c.w.flush()
+			keepalive = time.Now().Add(every)
+			continue
 		case isTimeout(err):
 			continue // an interruption meant for an earlier wait
 		default:
@@ -127,6 +142,14 @@ func (c *conn) cmdIdle(cmd *command) {
 		}
 		return
 	}
+}
+
+// idleKeepalive is how often a session in IDLE says it is still there.
+func (c *conn) idleKeepalive() time.Duration {
+	if d := c.srv.cfg.IMAP.IdleKeepalive.D(); d > 0 {
+		return d
+	}
+	return config.Default().IMAP.IdleKeepalive.D()
 }
 
 // waitIdle waits until the client sends something (err nil), a change
