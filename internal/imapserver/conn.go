@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -135,6 +136,10 @@ type conn struct {
 
 	// closing is set when the session must end after the current command.
 	closing bool
+	// linger is set when the session ends while the client may still be
+	// sending: a literal too big to skip, a line too long to read. The
+	// connection then closes with lingeringClose.
+	linger bool
 	// completion overrides the tagged OK text of the current command
 	// ("[COPYUID ...] ..."); empty for the default. done is set when the
 	// command wrote its own tagged response.
@@ -256,6 +261,9 @@ func (c *conn) cleanup() {
 	if c.release != nil {
 		c.release()
 	}
+	if c.linger {
+		c.lingeringClose()
+	}
 	c.nc.Close()
 	c.r.park()
 	c.w.park()
@@ -308,14 +316,17 @@ func (c *conn) readCommand() ([]byte, bool) {
 				tag = hp.xtag()
 			}()
 			p := newParser(c.r, tooLong.Tail, 0, nil)
-			if err := p.discardRest(); err != nil {
-				c.bye("line too long")
+			err := p.discardRest()
+			c.w.str(tag + " BAD [TOOBIG] Line too long\r\n")
+			if err != nil {
+				c.log.Debug("discarding rest of a long line", "err", err)
+				c.byeUnread(err)
 				return nil, false
 			}
-			c.w.str(tag + " BAD [TOOBIG] Line too long\r\n")
 			c.w.flush()
 		case errors.Is(err, errAbsurdLine):
-			c.bye("line too long")
+			c.bye("[TOOBIG] Line too long")
+			c.linger = true
 			return nil, false
 		case closing:
 			c.bye("server shutting down")
@@ -335,6 +346,20 @@ func (c *conn) bye(msg string) {
 	defer func() { _ = recover() }()
 	c.w.str("* BYE " + msg + "\r\n")
 	c.w.flush()
+}
+
+// byeUnread ends a session after the rest of a command could not be
+// skipped (err from discardRest): when the client is still sending a
+// literal too big to read and drop, it says so, and the connection closes
+// with a linger; when the connection failed, there is no one to tell.
+func (c *conn) byeUnread(err error) {
+	c.closing = true
+	var big *unskippableError
+	if errors.As(err, &big) {
+		// RFC 7888 4: the server may close rather than read the literal.
+		c.bye(fmt.Sprintf("[TOOBIG] Not reading a literal of %d bytes", big.size))
+		c.linger = true
+	}
 }
 
 // userError is a command the server refuses: answered with NO and a
@@ -407,7 +432,7 @@ func (c *conn) execute(line []byte) {
 			c.closing = true
 			return
 		case syntaxError:
-			status, msg = "BAD", e.msg
+			status, code, msg = "BAD", e.code, e.msg
 		case userError:
 			status, code, msg = "NO", e.code, e.msg
 		case serverError:
@@ -417,8 +442,9 @@ func (c *conn) execute(line []byte) {
 			c.log.Error("command panicked", "cmd", cmd.name, "panic", x, "stack", string(debug.Stack()))
 			status, code, msg = "NO", "SERVERBUG", "internal error"
 		}
-		if err := p.discardRest(); err != nil {
-			c.log.Debug("discarding rest of failed command", "err", err)
+		discardErr := p.discardRest()
+		if discardErr != nil {
+			c.log.Debug("discarding rest of failed command", "err", discardErr)
 			c.closing = true
 		}
 		if _, refused := x.(userError); refused {
@@ -437,6 +463,9 @@ func (c *conn) execute(line []byte) {
 			c.w.str(cmd.tag + " " + status + " " + code + strings.ReplaceAll(msg, "\r\n", " ") + "\r\n")
 			c.w.flush()
 		}()
+		if discardErr != nil {
+			c.byeUnread(discardErr)
+		}
 	}()
 
 	cmd.tag = p.xtag()
@@ -472,6 +501,44 @@ func (c *conn) ok(format string, args ...any) { c.completion = fmt.Sprintf(forma
 func (c *conn) continuation() {
 	c.w.str("+ Ready for literal data\r\n")
 	c.w.flush()
+}
+
+// How long, and for how many bytes at most, lingeringClose reads what a
+// client still sends.
+const (
+	lingerTime  = time.Second
+	lingerBytes = 1 << 20
+)
+
+// lingeringClose prepares to close a connection whose client may still be
+// sending, as RFC 9112 9.6 advises for HTTP. Closing a socket with input
+// unread resets the connection, and a reset can overtake the last answer
+// (the BYE) before the client has read it. So the server half-closes, then
+// reads and drops what still arrives for a moment, and only then closes.
+func (c *conn) lingeringClose() {
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		_ = tc.CloseWrite() // close_notify
+	}
+	if tcp := tcpConn(c.raw); tcp != nil {
+		_ = tcp.CloseWrite()
+	}
+	c.setReadDeadline(time.Now().Add(lingerTime))
+	_, _ = io.CopyN(io.Discard, c.r.in, lingerBytes)
+}
+
+// tcpConn returns the TCP connection under nc, unwrapping the listener's
+// wrappers (which offer NetConn, as crypto/tls does), or nil.
+func tcpConn(nc net.Conn) *net.TCPConn {
+	for {
+		switch x := nc.(type) {
+		case *net.TCPConn:
+			return x
+		case interface{ NetConn() net.Conn }:
+			nc = x.NetConn()
+		default:
+			return nil
+		}
+	}
 }
 
 // rateLimiter spaces out commands beyond the configured rate: a token

@@ -10,14 +10,15 @@ import (
 	"time"
 )
 
-// syntaxError is a command the server cannot parse: answered with BAD.
-type syntaxError struct{ msg string }
+// syntaxError is a command the server cannot parse: answered with BAD
+// and, when set, a response code.
+type syntaxError struct{ code, msg string }
 
 func (e syntaxError) Error() string { return e.msg }
 
 // xsyntaxErrorf aborts the command with a BAD answer.
 func xsyntaxErrorf(format string, args ...any) {
-	panic(syntaxError{fmt.Sprintf(format, args...)})
+	panic(syntaxError{msg: fmt.Sprintf(format, args...)})
 }
 
 // ioError is a failure of the connection itself: the session ends without
@@ -265,16 +266,18 @@ func (p *parser) xliteral(allowBinary bool) []byte {
 }
 
 // refuseLiteral aborts the command because of a literal over a limit. A
-// synchronising literal has not been sent, so nothing is left to skip; a
-// non-synchronising one is read and dropped, unless it is so big that
-// closing is cheaper.
+// synchronising literal has not been sent, so nothing is left to skip:
+// NO [TOOBIG]. A non-synchronising one is on its way (RFC 7888 4): up to
+// the absurd-line bound it is read and dropped, with NO [TOOBIG]; beyond,
+// the answer is BAD [TOOBIG], left unread in p.line so that discardRest
+// gives up on it and the connection closes.
 func (p *parser) refuseLiteral(h literalHeader, msg string) {
-	if h.sync {
+	switch {
+	case h.sync:
 		p.line, p.pos = nil, 0
-	} else {
-		if h.size > p.r.absurd {
-			panic(ioError{fmt.Errorf("non-synchronising literal of %d bytes refused", h.size)})
-		}
+	case h.size > p.r.absurd:
+		panic(syntaxError{code: "TOOBIG", msg: msg})
+	default:
 		if err := p.r.discard(h.size); err != nil {
 			panic(ioError{err})
 		}
@@ -284,9 +287,18 @@ func (p *parser) refuseLiteral(h literalHeader, msg string) {
 	panic(userError{code: "TOOBIG", msg: msg})
 }
 
+// unskippableError is a non-synchronising literal that follows a failed
+// command and is too big to read and drop: the session must end.
+type unskippableError struct{ size int64 }
+
+func (e *unskippableError) Error() string {
+	return fmt.Sprintf("non-synchronising literal of %d bytes after an error", e.size)
+}
+
 // discardRest skips what remains of a command that failed, so the next
 // line read is the next command: the literals a client sends without
-// waiting (RFC 7888) and the lines after them.
+// waiting (RFC 7888) and the lines after them. A literal over the
+// absurd-line bound is not read: an *unskippableError.
 func (p *parser) discardRest() error {
 	for p.line != nil {
 		h, ok := tailLiteral(p.line)
@@ -294,7 +306,7 @@ func (p *parser) discardRest() error {
 			return nil
 		}
 		if h.size > p.r.absurd {
-			return fmt.Errorf("non-synchronising literal of %d bytes after an error", h.size)
+			return &unskippableError{size: h.size}
 		}
 		if err := p.r.discard(h.size); err != nil {
 			return err

@@ -1,0 +1,106 @@
+package imapserver
+
+import (
+	"bufio"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// flood writes chunk over and over until limit bytes are sent or a write
+// fails, and returns how many bytes went out.
+func flood(nc net.Conn, chunk []byte, limit int64) int64 {
+	var sent int64
+	for sent < limit {
+		_ = nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		n, err := nc.Write(chunk)
+		sent += int64(n)
+		if err != nil {
+			break
+		}
+	}
+	return sent
+}
+
+// readAll reads what the server says until it closes the connection,
+// which it must do within a generous deadline.
+func readAll(t *testing.T, nc net.Conn, br *bufio.Reader) []string {
+	t.Helper()
+	_ = nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	var lines []string
+	for {
+		l, err := br.ReadString('\n')
+		if l != "" {
+			lines = append(lines, strings.TrimRight(l, "\r\n"))
+		}
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatalf("connection still open; read %q", lines)
+			}
+			return lines
+		}
+	}
+}
+
+// TestUnskippableLiteral: a non-synchronising literal too big to read and
+// drop (RFC 7888 4) is answered BAD [TOOBIG], or the command's own
+// refusal, then BYE [TOOBIG], and the connection closes while the client
+// is still sending, without the server reading the literal. A smaller one
+// over the limit is read and dropped, and a synchronising one is refused
+// without a continuation: the session goes on.
+func TestUnskippableLiteral(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) {
+		c.Limits.MaxLiteral = 4096
+		c.Limits.MaxMessageSize = 64 << 10
+		c.Limits.MaxLineLength = 1024 // lines and literals past 1 MiB are not skipped
+	})
+	const huge = "{2147483648+}"
+	for _, tc := range []struct {
+		name, cmd string
+		login     bool
+		tagged    string // the start of the tagged answer
+	}{
+		{"APPEND", "x APPEND INBOX " + huge, true, "x BAD [TOOBIG]"},
+		{"MULTIAPPEND", "x APPEND INBOX {3+}\r\nabc " + huge, true, "x BAD [TOOBIG]"},
+		{"SELECT", "x SELECT " + huge, true, "x BAD [TOOBIG]"},
+		{"LOGIN", "x LOGIN " + huge, false, "x BAD [TOOBIG]"},
+		{"APPEND to no mailbox", "x APPEND Nowhere " + huge, true, "x NO [TRYCREATE]"},
+		{"after a syntax error", "x FROB " + huge, true, "x BAD "},
+		{"after a line too long", "x NOOP " + strings.Repeat("w", 2000) + " " + huge, true, "x BAD [TOOBIG]"},
+		{"not allowed before login", "x SELECT " + huge, false, "x BAD "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := e.dial()
+			if tc.login {
+				c.mustOK("LOGIN " + testUser + " " + testPass)
+			}
+			c.write(tc.cmd + "\r\n")
+			sent := make(chan int64, 1)
+			go func() { sent <- flood(c.nc, []byte(strings.Repeat("y", 64<<10)), 256<<20) }()
+			lines := readAll(t, c.nc, c.br)
+			if n := <-sent; n >= 256<<20 {
+				t.Errorf("the server read all %d bytes sent", n)
+			}
+			if len(lines) < 2 || !strings.HasPrefix(lines[len(lines)-2], tc.tagged) ||
+				!strings.HasPrefix(lines[len(lines)-1], "* BYE [TOOBIG]") {
+				t.Errorf("answer before closing: %q, want %q and then BYE [TOOBIG]", lines, tc.tagged)
+			}
+		})
+	}
+
+	t.Run("skippable", func(t *testing.T) {
+		c := e.login()
+		for _, cmd := range []string{
+			"SELECT {5000+}\r\n" + strings.Repeat("z", 5000),
+			"APPEND INBOX {70000+}\r\n" + strings.Repeat("z", 70000),
+			"SELECT {2147483648}", // synchronising: never sent
+			"APPEND INBOX {2147483648}",
+		} {
+			if _, tagged := c.cmd(cmd); !strings.Contains(tagged, " NO [TOOBIG]") {
+				t.Errorf("%.30q: %q, want NO [TOOBIG]", cmd, tagged)
+			}
+		}
+		c.mustOK("NOOP")
+	})
+}
