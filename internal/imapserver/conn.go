@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/buzon-mail/buzon/internal/limit"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
@@ -112,8 +113,8 @@ type conn struct {
 	// idlers), 0 once handled. Guarded by srv.mu.
 	woken uint64
 
-	state   state       // the protocol state (RFC 9051 3)
-	limiter rateLimiter // Limits.CommandsPerSecond
+	state state       // the protocol state (RFC 9051 3)
+	rate  *limit.Rate // Limits.CommandsPerSecond
 	// Extensions the client turned on with ENABLE (RFC 5161) or, for
 	// CONDSTORE, with a CONDSTORE enabling command (RFC 7162 3.1).
 	rev2      bool // IMAP4rev2 (RFC 9051)
@@ -137,8 +138,8 @@ type conn struct {
 	// closing is set when the session must end after the current command.
 	closing bool
 	// linger is set when the session ends while the client may still be
-	// sending: a literal too big to skip, a line too long to read. The
-	// connection then closes with lingeringClose.
+	// sending: a literal too big to skip, a line too long to read, a flood
+	// of commands. The connection then closes with lingeringClose.
 	linger bool
 	// completion overrides the tagged OK text of the current command
 	// ("[COPYUID ...] ..."); empty for the default. done is set when the
@@ -167,7 +168,7 @@ func (s *Server) newConn(nc net.Conn, implicitTLS bool) *conn {
 		c.remote = ap.Addr().Unmap()
 	}
 	c.log = s.log.With("conn", s.nextID, "remote", nc.RemoteAddr().String())
-	c.limiter = rateLimiter{rate: s.cfg.Limits.CommandsPerSecond}
+	c.rate = limit.NewRate(s.cfg.Limits.CommandsPerSecond)
 	c.setIO(implicitTLS)
 	s.conns[c] = struct{}{}
 	return c
@@ -234,7 +235,9 @@ func (c *conn) serve() {
 		if !ok {
 			return
 		}
-		c.limiter.wait(c.ctx)
+		if !c.throttle() {
+			return
+		}
 		c.execute(line)
 	}
 }
@@ -503,6 +506,31 @@ func (c *conn) continuation() {
 	c.w.flush()
 }
 
+// throttle keeps the session within Limits.CommandsPerSecond, allowing
+// bursts of twice as many, by waiting before the command runs. A client
+// that never stops sending too fast (a pipeline without end) is told so
+// and disconnected: it returns false.
+func (c *conn) throttle() bool {
+	wait, flood := c.rate.Take(time.Now())
+	if flood {
+		c.log.Info("disconnecting a client over its command rate", "rate", c.srv.cfg.Limits.CommandsPerSecond)
+		c.bye("Too many commands, too fast")
+		c.linger = true
+		return false
+	}
+	if wait <= 0 {
+		return true
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-c.ctx.Done():
+		return false
+	}
+}
+
 // How long, and for how many bytes at most, lingeringClose reads what a
 // client still sends.
 const (
@@ -539,36 +567,4 @@ func tcpConn(nc net.Conn) *net.TCPConn {
 			return nil
 		}
 	}
-}
-
-// rateLimiter spaces out commands beyond the configured rate: a token
-// bucket holding two seconds' worth.
-type rateLimiter struct {
-	rate   float64 // commands per second
-	tokens float64
-	last   time.Time
-}
-
-// wait takes a token, sleeping until one is there.
-func (l *rateLimiter) wait(ctx context.Context) {
-	now := time.Now()
-	if l.last.IsZero() {
-		l.tokens = 2 * l.rate
-	} else {
-		l.tokens = min(2*l.rate, l.tokens+now.Sub(l.last).Seconds()*l.rate)
-	}
-	l.last = now
-	if l.tokens >= 1 {
-		l.tokens--
-		return
-	}
-	d := time.Duration((1 - l.tokens) / l.rate * float64(time.Second))
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
-	l.tokens = 0
-	l.last = time.Now()
 }

@@ -104,3 +104,29 @@ func TestUnskippableLiteral(t *testing.T) {
 		c.mustOK("NOOP")
 	})
 }
+
+// TestCommandFlood: a client that pipelines commands without end is served
+// at limits.commands_per_second for limit.Flood, then told BYE and
+// disconnected; others are served meanwhile. It takes limit.Flood (10
+// seconds): -short skips it.
+func TestCommandFlood(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a flood lasts limit.Flood")
+	}
+	e := newTestEnv(t, func(c *Config) { c.Limits.CommandsPerSecond = 50 })
+	c := e.dial()
+	go flood(c.nc, []byte(strings.Repeat("a NOOP\r\n", 100)), 1<<30)
+	other := e.login()
+	other.mustOK("SELECT INBOX")
+	lines := readAll(t, c.nc, c.br)
+	if len(lines) == 0 || !strings.HasPrefix(lines[len(lines)-1], "* BYE ") {
+		t.Fatalf("flooding client closed without BYE; last lines %q", lines[max(0, len(lines)-3):])
+	}
+	for _, l := range lines[:len(lines)-1] {
+		if l != "a OK NOOP completed" {
+			t.Errorf("flooding client got %q", l)
+			break
+		}
+	}
+	other.mustOK("NOOP")
+}
