@@ -52,7 +52,8 @@ type Config struct {
 	// IMAP holds the timeouts. Zero durations get config.Default's.
 	IMAP config.IMAP
 	// Limits bound what one client can do. Zero fields get
-	// config.Default's.
+	// config.Default's, but for CommandsPerSecond, where zero means no
+	// limit, as in the configuration file.
 	Limits config.Limits
 	// AllowPlaintext allows LOGIN and plaintext SASL mechanisms without TLS
 	// from addresses other than loopback.
@@ -122,7 +123,6 @@ func New(cfg Config) *Server {
 	setDefault(&l.MaxLiteral, d.MaxLiteral)
 	setDefault(&l.MaxMailboxes, d.MaxMailboxes)
 	setDefault(&l.MaxMailboxNameLength, d.MaxMailboxNameLength)
-	setDefault(&l.CommandsPerSecond, d.CommandsPerSecond)
 	setDefault(&l.MaxOutputBacklog, d.MaxOutputBacklog)
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 2 * time.Minute
