@@ -137,8 +137,12 @@ type Limits struct {
 	// twice as many are allowed, and a client over its rate for ten
 	// seconds on end is disconnected. 0: no limit.
 	CommandsPerSecond float64 `toml:"commands_per_second"`
-	// Bytes of responses a client may leave unread before it is
-	// disconnected.
+	// Bytes of responses one IMAP connection buffers before writing
+	// them out, up to 64 KiB (POP3 buffers 32 KiB). Responses stream
+	// from the store, so a client that stops reading holds no more than
+	// this and the socket's buffer; it is disconnected once a write has
+	// blocked for imap.idle_timeout, at most 2 minutes, or for
+	// pop3.idle_timeout.
 	MaxOutputBacklog int `toml:"max_output_backlog"`
 }
 

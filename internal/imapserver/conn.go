@@ -264,7 +264,17 @@ func (c *conn) cleanup() {
 	if c.release != nil {
 		c.release()
 	}
-	if c.linger {
+	switch {
+	case c.w.stalled():
+		// The client stopped reading. A reset frees at once the socket
+		// buffer it left full, where a close would leave the kernel
+		// trying to deliver it for minutes; and TLS would first try to
+		// write its close_notify behind it.
+		if tcp := tcpConn(c.raw); tcp != nil {
+			_ = tcp.SetLinger(0)
+		}
+		c.raw.Close()
+	case c.linger:
 		c.lingeringClose()
 	}
 	c.nc.Close()

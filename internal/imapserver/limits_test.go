@@ -2,10 +2,13 @@ package imapserver
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/buzon-mail/buzon/internal/config"
 )
 
 // flood writes chunk over and over until limit bytes are sent or a write
@@ -129,4 +132,53 @@ func TestCommandFlood(t *testing.T) {
 		}
 	}
 	other.mustOK("NOOP")
+}
+
+// TestStalledReaderDisconnected: a client that asks for a lot and reads
+// nothing is disconnected once a write has blocked for the write timeout,
+// which by default is the idle timeout (at most 2 minutes); the socket is
+// reset, so the kernel does not keep trying to deliver what it was owed.
+func TestStalledReaderDisconnected(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.IMAP.IdleTimeout = config.Duration(time.Second) })
+	e.deliver("INBOX", "Subject: big\n\n"+strings.Repeat("0123456789abcdef\n", 200000))
+	c := e.login()
+	c.mustOK("SELECT INBOX")
+	c.write(strings.Repeat("f FETCH 1 BODY.PEEK[]\r\n", 20))
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		e.srv.mu.Lock()
+		n := len(e.srv.conns)
+		e.srv.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server still holds %d connections to a client that does not read", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// What the client reads now ends in a reset, not the end of the
+	// stream a clean close would give after the data owed.
+	_ = c.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.Copy(io.Discard, c.nc); err == nil {
+		t.Errorf("connection closed cleanly behind a client that does not read; want a reset")
+	}
+}
+
+// TestWriteTimeoutDefault: the write timeout is the IMAP idle timeout, at
+// most 2 minutes, unless set.
+func TestWriteTimeoutDefault(t *testing.T) {
+	for _, tc := range []struct {
+		idle, set, want time.Duration
+	}{
+		{0, 0, 2 * time.Minute}, // the default idle timeout is 30 minutes
+		{5 * time.Second, 0, 5 * time.Second},
+		{time.Hour, 0, 2 * time.Minute},
+		{5 * time.Second, time.Minute, time.Minute},
+	} {
+		s := New(Config{IMAP: config.IMAP{IdleTimeout: config.Duration(tc.idle)}, WriteTimeout: tc.set})
+		if got := s.cfg.WriteTimeout; got != tc.want {
+			t.Errorf("idle timeout %v, WriteTimeout %v: write timeout %v, want %v", tc.idle, tc.set, got, tc.want)
+		}
+	}
 }

@@ -63,7 +63,9 @@ type Config struct {
 	// Append stores APPENDed messages. Required.
 	Append AppendFunc
 	// WriteTimeout is how long one write to a client may block before the
-	// connection is dropped. Default: 2 minutes.
+	// connection is dropped: a client that reads nothing for this long
+	// while a response waits is gone, and so is what it was owed. Default:
+	// IMAP.IdleTimeout, at most 2 minutes.
 	WriteTimeout time.Duration
 	// TLSHandshakeTimeout bounds the TLS handshake of IMAPS and STARTTLS.
 	// Default: 30 seconds.
@@ -125,7 +127,10 @@ func New(cfg Config) *Server {
 	setDefault(&l.MaxMailboxNameLength, d.MaxMailboxNameLength)
 	setDefault(&l.MaxOutputBacklog, d.MaxOutputBacklog)
 	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = 2 * time.Minute
+		// A client that reads nothing for as long as it may stay silent
+		// is idle; but a blocked write holds buffers that an idle session
+		// gives back, so it is not kept for IMAP's 30 minutes.
+		cfg.WriteTimeout = min(cfg.IMAP.IdleTimeout.D(), 2*time.Minute)
 	}
 	if cfg.TLSHandshakeTimeout <= 0 {
 		cfg.TLSHandshakeTimeout = 30 * time.Second

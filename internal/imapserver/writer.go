@@ -3,8 +3,10 @@ package imapserver
 import (
 	"bufio"
 	"compress/flate"
+	"errors"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +44,8 @@ type writer struct {
 	fw   *flate.Writer // set once COMPRESS DEFLATE is on (RFC 4978)
 	// utf8 allows UTF-8 in quoted strings (IMAP4rev2, UTF8=ACCEPT).
 	utf8 bool
+	// err is why writing failed, nil while it has not.
+	err error
 }
 
 func newWriter(dst io.Writer, pool *sync.Pool) *writer {
@@ -78,9 +82,14 @@ func (w *writer) setDst(dst io.Writer) {
 
 func (w *writer) check(err error) {
 	if err != nil {
+		w.err = err
 		panic(ioError{err})
 	}
 }
+
+// stalled reports whether a write failed because the client stopped
+// reading: it blocked past the write timeout.
+func (w *writer) stalled() bool { return errors.Is(w.err, os.ErrDeadlineExceeded) }
 
 func (w *writer) str(s string) {
 	_, err := w.buf().WriteString(s)
