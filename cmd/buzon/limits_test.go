@@ -789,6 +789,108 @@ func floodUntilClosed(c net.Conn, chunk []byte, limit int64) int64 {
 	return sent
 }
 
+// TestHugeNonSynchronisingLiteral announces 2 GB non-synchronising literals
+// (RFC 7888) on APPEND and other commands, before and after login, and
+// streams data: the server must answer with an error (a tagged NO or BAD,
+// or an untagged BYE) and close the connection rather than read the
+// literal, while other clients keep working.
+func TestHugeNonSynchronisingLiteral(t *testing.T) {
+	in, kept := startLimited(t, "[limits]\nmax_literal = 4096\n")
+	imapAddr := in.ports["imap"]
+	for _, tc := range []struct {
+		name, cmd string
+		login     bool
+	}{
+		{"APPEND 2 GB non-synchronising", "APPEND INBOX {2147483648+}", true},
+		{"SELECT 2 GB non-synchronising", "SELECT {2147483648+}", true},
+		{"LOGIN 2 GB non-synchronising", "LOGIN {2147483648+}", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ic := dialIMAP(t, "127.0.0.2", imapAddr)
+			if tc.login {
+				ic.login(limitsUser, limitsPass)
+			}
+			ic.send("x " + tc.cmd + "\r\n")
+			done := make(chan int64)
+			go func() { done <- floodUntilClosed(ic.c, []byte(strings.Repeat("y", 64*1024)), 1<<30) }()
+			// Others are served while the flood goes on...
+			stillServes(t, in, limitsUser, limitsPass, kept)
+			var sent int64
+			select {
+			case sent = <-done:
+			case <-time.After(60 * time.Second):
+				ic.c.Close()
+				t.Fatalf("the server kept reading a literal it cannot take for a minute")
+			}
+			out, closed := drainConn(ic.c, 30*time.Second)
+			t.Logf("sent %d bytes of the literal before the server closed; it said %q", sent, out)
+			if !closed {
+				t.Errorf("connection not closed")
+			}
+			if sent >= 1<<30 {
+				t.Errorf("the server read %d bytes of a literal over its limits", sent)
+			}
+			if !regexp.MustCompile(`(?m)^(\* BYE|x (NO|BAD)) `).MatchString(out) {
+				t.Errorf("no error (tagged NO/BAD or BYE) before the server closed: %q", out)
+			}
+			// ...and after.
+			stillServes(t, in, limitsUser, limitsPass, kept)
+		})
+	}
+}
+
+// TestMillionLinePipeline sends 1,000,000 NOOP lines without reading a
+// response, over IMAP and POP3. The server must neither queue a million
+// answers nor serve the flood for as long as the client likes: it answers
+// with an error and closes the connection within a generous deadline,
+// its memory stays bounded, and another client keeps working during and
+// after.
+func TestMillionLinePipeline(t *testing.T) {
+	in, kept := startLimited(t, `
+[limits]
+commands_per_second = 100
+max_output_backlog = 65536
+`)
+	before := rssKiB(t, in.cmd.Process.Pid)
+	for _, proto := range []string{"imap", "pop3"} {
+		t.Run(proto, func(t *testing.T) {
+			c, err := dialFrom("127.0.0.2", in.ports[proto])
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			line := "a NOOP\r\n"
+			if proto == "pop3" {
+				line = "NOOP\r\n"
+			}
+			chunk := []byte(strings.Repeat(line, 1000))
+			done := make(chan int64, 1)
+			go func() { done <- floodUntilClosed(c, chunk, int64(len(chunk))*1000) }()
+			stillServes(t, in, limitsUser, limitsPass, kept)
+			var sent int64
+			select {
+			case sent = <-done:
+			case <-time.After(90 * time.Second):
+				t.Fatalf("%s: after 90s the server still takes the pipeline", proto)
+			}
+			if rss := rssKiB(t, in.cmd.Process.Pid); rss > before+64*1024 {
+				t.Errorf("%s: server RSS grew from %d to %d KiB", proto, before, rss)
+			}
+			out, closed := drainConn(c, 30*time.Second)
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			last := lines[len(lines)-1]
+			t.Logf("%s: %d lines sent, %d answers read, closed %v, last %q", proto, sent/int64(len(line)), len(lines), closed, last)
+			if !closed {
+				t.Fatalf("%s: the connection is still open: the server serves the flood at its command rate instead of ending it", proto)
+			}
+			if !strings.HasPrefix(last, "* BYE") && !strings.HasPrefix(last, "-ERR") && !strings.HasPrefix(last, "a BAD") && !strings.HasPrefix(last, "a NO") {
+				t.Errorf("%s: closed without an error: last line %q", proto, last)
+			}
+			stillServes(t, in, limitsUser, limitsPass, kept)
+		})
+	}
+}
+
 // slowReader starts a server with big messages and a client that asks for
 // them all, many times over, and never reads: over IMAP a pipeline of
 // FETCH BODY[] commands, over POP3 a pipeline of RETR. It returns the
@@ -853,12 +955,12 @@ func TestSlowReaderMemory(t *testing.T) {
 	}
 }
 
-// TestSlowReaderDisconnected: a POP3 client that leaves far more than
-// limits.max_output_backlog of responses unread is disconnected (a write
-// blocked for pop3.idle_timeout ends the session), within a generous
-// deadline, and others are served meanwhile.
+// TestSlowReaderDisconnected: a client that leaves far more than
+// limits.max_output_backlog of responses unread is disconnected once a
+// write has blocked for the idle timeout (over IMAP at most 2 minutes),
+// within a generous deadline, and others are served meanwhile.
 func TestSlowReaderDisconnected(t *testing.T) {
-	for _, proto := range []string{"pop3"} {
+	for _, proto := range []string{"imap", "pop3"} {
 		t.Run(proto, func(t *testing.T) {
 			in, c, kept, _ := slowReader(t, proto, "[limits]\nmax_output_backlog = 1048576\n[imap]\nidle_timeout = \"5s\"\n[pop3]\nidle_timeout = \"5s\"\n")
 			stillServes(t, in, limitsUser, limitsPass, kept)
@@ -1544,6 +1646,40 @@ lockout_after = 0
 	t.Logf("median failed IMAP LOGIN: wrong password %v, unknown user %v", mk, mu)
 	if mk > 3*mu || mu > 3*mk {
 		t.Errorf("TIMING (loose, factor 3): a wrong password takes %v, an unknown user %v: one path skips the password hash", mk, mu)
+	}
+}
+
+// TestSCRAMUnknownUser: SCRAM-SHA-256's server-first message (RFC 5802 5)
+// does not tell an unknown name from a real account: the same iteration
+// count (auth.scram_iterations, here not the RFC 7677 minimum of 4096), a
+// salt of the same length, and for an unknown name the same salt at every
+// attempt, as a real account's is.
+func TestSCRAMUnknownUser(t *testing.T) {
+	in, _ := startLimited(t, `
+[auth]
+failure_delay = "1ms"
+max_failure_delay = "1ms"
+lockout_after = 0
+scram_iterations = 5000
+`)
+	const carol, unknown = "carol@example.org", "nobody@example.org"
+	addUser(t, in.data, carol, "carol-pw", "--config", writeConfig(t, "[auth]\nscram_iterations = 5000\n"))
+	serverFirst := func(user string) *scramClient {
+		ic := dialIMAP(t, "", in.ports["imap"])
+		defer ic.c.Close()
+		_, s := scramIMAP(t, ic, user, "wrong", true)
+		return s
+	}
+	k, u1, u2 := serverFirst(carol), serverFirst(unknown), serverFirst(unknown)
+	if k.iterations != 5000 {
+		t.Errorf("SCRAM iterations of a real account: %d, want the configured 5000", k.iterations)
+	}
+	if u1.iterations != k.iterations || len(u1.salt) != len(k.salt) {
+		t.Errorf("SCRAM server-first tells an unknown name (i=%d, %d-byte salt) from a real one (i=%d, %d-byte salt)",
+			u1.iterations, len(u1.salt), k.iterations, len(k.salt))
+	}
+	if !bytes.Equal(u1.salt, u2.salt) {
+		t.Errorf("SCRAM salt of an unknown name changes between attempts, unlike a real account's")
 	}
 }
 
