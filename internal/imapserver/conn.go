@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/limit"
+	"github.com/buzon-mail/buzon/internal/server"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
@@ -270,10 +271,7 @@ func (c *conn) cleanup() {
 		// buffer it left full, where a close would leave the kernel
 		// trying to deliver it for minutes; and TLS would first try to
 		// write its close_notify behind it.
-		if tcp := tcpConn(c.raw); tcp != nil {
-			_ = tcp.SetLinger(0)
-		}
-		c.raw.Close()
+		_ = server.Reset(c.raw)
 	case c.linger:
 		c.lingeringClose()
 	}
@@ -554,27 +552,7 @@ const (
 // (the BYE) before the client has read it. So the server half-closes, then
 // reads and drops what still arrives for a moment, and only then closes.
 func (c *conn) lingeringClose() {
-	if tc, ok := c.nc.(*tls.Conn); ok {
-		_ = tc.CloseWrite() // close_notify
-	}
-	if tcp := tcpConn(c.raw); tcp != nil {
-		_ = tcp.CloseWrite()
-	}
+	server.CloseWrite(c.nc)
 	c.setReadDeadline(time.Now().Add(lingerTime))
 	_, _ = io.CopyN(io.Discard, c.r.in, lingerBytes)
-}
-
-// tcpConn returns the TCP connection under nc, unwrapping the listener's
-// wrappers (which offer NetConn, as crypto/tls does), or nil.
-func tcpConn(nc net.Conn) *net.TCPConn {
-	for {
-		switch x := nc.(type) {
-		case *net.TCPConn:
-			return x
-		case interface{ NetConn() net.Conn }:
-			nc = x.NetConn()
-		default:
-			return nil
-		}
-	}
 }

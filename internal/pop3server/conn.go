@@ -17,6 +17,7 @@ import (
 
 	"github.com/buzon-mail/buzon/internal/auth"
 	"github.com/buzon-mail/buzon/internal/limit"
+	"github.com/buzon-mail/buzon/internal/server"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
@@ -260,9 +261,7 @@ func (c *conn) readLine(limit int) (string, error) {
 // still sending for a moment, so that it reads the last response rather
 // than a connection reset caused by closing with unread input.
 func (c *conn) lingeringClose() {
-	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
-		cw.CloseWrite()
-	}
+	server.CloseWrite(c.nc)
 	c.raw.SetReadDeadline(time.Now().Add(time.Second))
 	io.CopyN(io.Discard, c.nc, 1<<20)
 }

@@ -1,0 +1,56 @@
+package server
+
+import (
+	"crypto/tls"
+	"io"
+	"net"
+	"testing"
+)
+
+type wrapped struct{ net.Conn }
+
+func (w wrapped) NetConn() net.Conn { return w.Conn }
+
+// TestCloseWrite: under TLS and a listener's wrapper, CloseWrite ends the
+// server's half: the client reads to EOF while the server still reads
+// what the client sends.
+func TestCloseWrite(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	accepted, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer accepted.Close()
+
+	if TCPConn(wrapped{accepted}) != accepted {
+		t.Fatal("TCPConn did not find the TCP connection under a wrapper")
+	}
+	if TCPConn(tls.Server(wrapped{accepted}, &tls.Config{})) != accepted {
+		t.Fatal("TCPConn did not find the TCP connection under TLS and a wrapper")
+	}
+	if TCPConn(wrapped{&net.UnixConn{}}) != nil {
+		t.Fatal("TCPConn found a TCP connection under a unix socket")
+	}
+
+	srv := wrapped{accepted}
+	io.WriteString(srv, "* BYE\r\n")
+	CloseWrite(srv)
+	got, err := io.ReadAll(client)
+	if err != nil || string(got) != "* BYE\r\n" {
+		t.Fatalf("client read %q, %v; want the BYE, then EOF", got, err)
+	}
+	io.WriteString(client, "late\r\n")
+	buf := make([]byte, 6)
+	if _, err := io.ReadFull(srv, buf); err != nil || string(buf) != "late\r\n" {
+		t.Fatalf("server read %q, %v after its half-close", buf, err)
+	}
+}
