@@ -105,7 +105,7 @@ func (c *conn) xlookupMailbox(name string) store.Mailbox {
 
 // xcheckNewName validates a name for CREATE and RENAME.
 func (c *conn) xcheckNewName(name string) {
-	if len(name) > c.srv.cfg.Limits.MaxMailboxNameLength {
+	if limit := c.srv.cfg.Limits.MaxMailboxNameLength; limit > 0 && len(name) > limit {
 		xuserErrorf("LIMIT", "mailbox name too long")
 	}
 	if err := store.ValidMailboxName(name); err != nil {
@@ -126,7 +126,7 @@ func (c *conn) xcreateParents(name string, existing []store.Mailbox, adding int)
 			missing = append(missing, parent)
 		}
 	}
-	if len(existing)+len(missing)+adding > c.srv.cfg.Limits.MaxMailboxes {
+	if limit := c.srv.cfg.Limits.MaxMailboxes; limit > 0 && len(existing)+len(missing)+adding > limit {
 		xuserErrorf("LIMIT", "too many mailboxes")
 	}
 	for _, parent := range missing {

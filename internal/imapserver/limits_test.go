@@ -182,3 +182,21 @@ func TestWriteTimeoutDefault(t *testing.T) {
 		}
 	}
 }
+
+// TestMailboxLimitsZero: max_mailbox_name_length = 0 leaves only the
+// store's own limit on names, as the configuration documents.
+func TestMailboxLimitsZero(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) {
+		c.Limits.MaxMailboxes = 0
+		c.Limits.MaxMailboxNameLength = 0
+	})
+	c := e.login()
+	// Past the default limit, in levels short enough for the store.
+	level := strings.Repeat("n", 100)
+	long := strings.Repeat(level+"/", config.Default().Limits.MaxMailboxNameLength/100) + level
+	c.mustOK("CREATE " + long)
+	if _, tagged := c.cmd("CREATE " + strings.Repeat("n", 5000)); !strings.Contains(tagged, "NO") {
+		t.Errorf("CREATE of a 5000-byte name: %q, want NO from the store's limit", tagged)
+	}
+	c.mustOK("CREATE two")
+}

@@ -123,8 +123,7 @@ func New(cfg Config) *Server {
 	setDefault(&l.MaxLineLength, d.MaxLineLength)
 	setDefault(&l.MaxMessageSize, d.MaxMessageSize)
 	setDefault(&l.MaxLiteral, d.MaxLiteral)
-	setDefault(&l.MaxMailboxes, d.MaxMailboxes)
-	setDefault(&l.MaxMailboxNameLength, d.MaxMailboxNameLength)
+	// MaxMailboxes and MaxMailboxNameLength keep 0: no limit of our own.
 	setDefault(&l.MaxOutputBacklog, d.MaxOutputBacklog)
 	if cfg.WriteTimeout <= 0 {
 		// A client that reads nothing for as long as it may stay silent
