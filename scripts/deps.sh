@@ -11,6 +11,7 @@ packages=(
 	isync          # mbsync
 	fetchmail
 	mpop
+	mutt           # reads the fetch client's Maildir and mbox output
 	openssl
 	procps         # pgrep/ps for the benchmark and peer scripts
 	postgresql     # initdb/pg_ctl for a throwaway cluster
