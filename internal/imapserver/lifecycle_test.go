@@ -114,19 +114,7 @@ func TestSlowReader(t *testing.T) {
 	for i := range 20 {
 		c.write(fmt.Sprintf("f%d FETCH 1 BODY.PEEK[]\r\n", i))
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		e.srv.mu.Lock()
-		n := len(e.srv.conns)
-		e.srv.mu.Unlock()
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server still holds %d connections to a client that does not read", n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	e.waitDisconnected(t)
 }
 
 func TestStartTLS(t *testing.T) {
@@ -228,5 +216,24 @@ func TestAbsurdLine(t *testing.T) {
 	lines := readUntilClosed(t, c.nc, c.br)
 	if len(lines) == 0 || !strings.HasPrefix(lines[len(lines)-1], "* BYE") {
 		t.Errorf("absurd line: %q", lines)
+	}
+}
+
+// waitDisconnected waits until the server holds no connection, failing
+// the test if one is still held a minute later.
+func (e *testEnv) waitDisconnected(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		e.srv.mu.Lock()
+		n := len(e.srv.conns)
+		e.srv.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server still holds %d connections to a client that does not read", n)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

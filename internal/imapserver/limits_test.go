@@ -144,19 +144,7 @@ func TestStalledReaderDisconnected(t *testing.T) {
 	c := e.login()
 	c.mustOK("SELECT INBOX")
 	c.write(strings.Repeat("f FETCH 1 BODY.PEEK[]\r\n", 20))
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		e.srv.mu.Lock()
-		n := len(e.srv.conns)
-		e.srv.mu.Unlock()
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server still holds %d connections to a client that does not read", n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	e.waitDisconnected(t)
 	// What the client reads now ends in a reset, not the end of the
 	// stream a clean close would give after the data owed.
 	_ = c.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
