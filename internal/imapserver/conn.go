@@ -489,6 +489,9 @@ func (c *conn) execute(line []byte) {
 		}[c.state])
 	}
 	spec.run(c, cmd)
+	if !idleCommands[cmd.name] {
+		c.rate.Useful()
+	}
 	if c.done {
 		c.log.Debug("command", "cmd", cmd.name, "duration", time.Since(start))
 		return
@@ -514,10 +517,15 @@ func (c *conn) continuation() {
 	c.w.flush()
 }
 
+// idleCommands achieve nothing for the client when they succeed: a
+// pipeline of them without end, or of failing commands, is a flood (see
+// limit.Rate).
+var idleCommands = map[string]bool{"NOOP": true, "CHECK": true, "CAPABILITY": true}
+
 // throttle keeps the session within Limits.CommandsPerSecond, allowing
 // bursts of twice as many, by waiting before the command runs. A client
-// that never stops sending too fast (a pipeline without end) is told so
-// and disconnected: it returns false.
+// that never stops sending too fast with commands that achieve nothing is
+// told so and disconnected: it returns false.
 func (c *conn) throttle() bool {
 	wait, flood := c.rate.Take(time.Now())
 	if flood {
@@ -529,6 +537,7 @@ func (c *conn) throttle() bool {
 	if wait <= 0 {
 		return true
 	}
+	c.w.flush() // the answers so far, while the client waits
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {

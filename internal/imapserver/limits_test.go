@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/config"
+	"github.com/buzon-mail/buzon/internal/limit"
 )
 
 // flood writes chunk over and over until limit bytes are sent or a write
@@ -132,6 +133,32 @@ func TestCommandFlood(t *testing.T) {
 		}
 	}
 	other.mustOK("NOOP")
+}
+
+// TestLongPipeline: a client that pipelines more useful commands than its
+// rate lets through in Flood (mbsync fetching a large folder, one UID
+// FETCH per message) is slowed down, not cut off.
+func TestLongPipeline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the pipeline lasts longer than limit.Flood")
+	}
+	const rate = 200
+	n := rate * (2 + int(limit.Flood/time.Second) + 2)
+	e := newTestEnv(t, func(c *Config) { c.Limits.CommandsPerSecond = rate })
+	c := e.login()
+	const cmd = "a STATUS INBOX (MESSAGES)\r\n"
+	go flood(c.nc, []byte(strings.Repeat(cmd, n)), int64(n*len(cmd)))
+	_ = c.nc.SetReadDeadline(time.Now().Add(2 * time.Minute))
+	for i := range 2 * n {
+		want := "* STATUS \"INBOX\" (MESSAGES 0)\r\n"
+		if i%2 == 1 {
+			want = "a OK STATUS completed\r\n"
+		}
+		if l, err := c.br.ReadString('\n'); err != nil || l != want {
+			t.Fatalf("line %d of the answers to %d commands: %q %v, want %q", i+1, n, l, err, want)
+		}
+	}
+	c.mustOK("NOOP")
 }
 
 // TestStalledReaderDisconnected: a client that asks for a lot and reads

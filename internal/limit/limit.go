@@ -1,14 +1,17 @@
 // Package limit holds the per-connection command rate limit that the IMAP
 // and POP3 servers share: a token bucket that spaces out a client sending
 // faster than limits.commands_per_second, and tells a client that never
-// stops doing so (a pipeline without end) from one with a burst.
+// stops doing so with commands that achieve nothing (a pipeline of NOOPs
+// or garbage without end) from one with a burst, or with a long pipeline
+// of real work (mbsync's first sync of a large folder, one UID FETCH per
+// message), which is only slowed down.
 package limit
 
 import "time"
 
-// Flood is how long a client may keep the bucket empty before it is
-// disconnected: longer than an honest burst at the default rate (a client
-// pipelining RETR for a thousand messages at 500/s needs two seconds).
+// Flood is how long a client may keep the bucket empty with commands that
+// achieve nothing before it is disconnected: longer than an honest burst
+// at the default rate.
 const Flood = 10 * time.Second
 
 // Rate is a token bucket holding two seconds' worth of commands. The zero
@@ -19,7 +22,8 @@ type Rate struct {
 	tokens    float64
 	last      time.Time // when tokens was last brought up to date
 	// emptySince is when the client last began to wait for a token, since
-	// when it has not been well within its rate; zero when it is.
+	// when it has not been well within its rate nor sent a command that
+	// did some work (Useful); zero when it is.
 	emptySince time.Time
 }
 
@@ -31,7 +35,8 @@ func NewRate(perSecond float64) *Rate {
 
 // Take accounts for one command arriving at now. It returns how long to
 // wait before running it, and flood true when the client has been over
-// its rate for longer than Flood without a pause.
+// its rate for longer than Flood without a pause and without a useful
+// command.
 func (r *Rate) Take(now time.Time) (wait time.Duration, flood bool) {
 	if r == nil || r.perSecond <= 0 {
 		return 0, false
@@ -56,4 +61,13 @@ func (r *Rate) Take(now time.Time) (wait time.Duration, flood bool) {
 	}
 	wait = time.Duration(-r.tokens / r.perSecond * float64(time.Second))
 	return wait, now.Sub(r.emptySince) > Flood
+}
+
+// Useful records that the last command did some work for the client (it
+// succeeded, and was more than a NOOP): a pipeline of such commands is
+// slowed down to the rate but never called a flood.
+func (r *Rate) Useful() {
+	if r != nil {
+		r.emptySince = time.Time{}
+	}
 }

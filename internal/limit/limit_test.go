@@ -75,3 +75,34 @@ func TestNoFloodWithPauses(t *testing.T) {
 		now = now.Add(time.Second)
 	}
 }
+
+// TestNoFloodWhenUseful: a pipeline of useful commands, longer than the
+// rate lets through in Flood, is slowed down but never a flood; once the
+// commands stop being useful, it is one after Flood.
+func TestNoFloodWhenUseful(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := start
+	r := NewRate(100)
+	for now.Sub(start) < 10*Flood {
+		wait, flood := r.Take(now)
+		if flood {
+			t.Fatalf("flood declared after %v of useful commands", now.Sub(start))
+		}
+		r.Useful()
+		now = now.Add(wait + time.Millisecond)
+	}
+	useless := now
+	for {
+		wait, flood := r.Take(now)
+		if flood {
+			if d := now.Sub(useless); d < Flood {
+				t.Errorf("flood declared %v after the useful commands stopped", d)
+			}
+			return
+		}
+		now = now.Add(wait + time.Millisecond)
+		if now.Sub(useless) > 2*Flood {
+			t.Fatal("useless commands over the rate for twice Flood are not a flood")
+		}
+	}
+}

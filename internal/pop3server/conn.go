@@ -107,8 +107,8 @@ func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 		ctx:         ctx,
 		cancel:      cancel,
 		state:       stateAuthorization,
-		rate:        limit.NewRate(s.cfg.Limits.CommandsPerSecond),
 	}
+	c.rate = limit.NewRate(s.cfg.Limits.CommandsPerSecond)
 	c.br = bufio.NewReaderSize(nc, 4096)
 	c.bw = bufio.NewWriterSize(deadlineWriter{c}, 32*1024)
 	return c
@@ -338,6 +338,11 @@ func (c *conn) execute(line string) {
 		xuser("", "usage: %s", spec.usage)
 	}
 	spec.run(c, cmd)
+	if cmd.name != "NOOP" && cmd.name != "CAPA" {
+		// It succeeded and did something: a pipeline of such commands
+		// is only slowed down (see limit.Rate).
+		c.rate.Useful()
+	}
 }
 
 // writeLine writes one response line; CRLF is added.
