@@ -145,3 +145,44 @@ func TestInflateDeadline(t *testing.T) {
 		t.Fatalf("after the timeouts: %q %v", got, err)
 	}
 }
+
+// TestInflateEnd: a client that ends its DEFLATE stream (Z_FINISH, as
+// flate.Writer.Close does, with an empty final block) after its last
+// command is read to io.EOF, not left waiting.
+func TestInflateEnd(t *testing.T) {
+	cr, cw := io.Pipe()
+	r := newInflateReader(bufio.NewReader(cr))
+	defer r.Close()
+	fw, _ := flate.NewWriter(cw, flate.BestSpeed)
+	next := make(chan struct{})
+	go func() {
+		fw.Write([]byte("a1 NOOP\r\n"))
+		fw.Flush()
+		<-next
+		fw.Close()
+	}()
+	got := make([]byte, 9)
+	if _, err := io.ReadFull(r, got); err != nil {
+		t.Fatal(err)
+	}
+	close(next)
+	r.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if n, err := r.Read(make([]byte, 10)); err != io.EOF {
+		t.Fatalf("after the client's final block: %d, %v; want io.EOF", n, err)
+	}
+}
+
+// TestCompressedHangup: a compressed session whose client ends its DEFLATE
+// stream and hangs up ends at once, giving back its account slot.
+func TestCompressedHangup(t *testing.T) {
+	e := newTestEnv(t)
+	c := e.login()
+	c.mustOK("COMPRESS DEFLATE")
+	_ = c.nc.SetDeadline(time.Now().Add(30 * time.Second))
+	w, _ := flate.NewWriter(c.nc, flate.BestSpeed)
+	f := &flateConn{w: w, br: bufio.NewReader(flate.NewReader(c.br))}
+	f.cmd(t, "z1", "NOOP")
+	w.Close()
+	c.nc.Close()
+	e.waitDisconnected(t)
+}

@@ -114,6 +114,8 @@ func (r *inflateReader) next() ([]byte, error) {
 		return nil, os.ErrDeadlineExceeded
 	case <-r.kick:
 		return nil, nil
+	case <-r.quit:
+		return nil, errInflateClosed
 	}
 }
 
@@ -158,6 +160,9 @@ var errInflateClosed = errors.New("inflate reader closed")
 // flush hands the decoded bytes to the reader and waits until it has read
 // them all.
 func (f *inflater) flush() error {
+	if len(f.buf) == 0 {
+		return nil // an empty chunk would look like no chunk, and never be consumed
+	}
 	select {
 	case f.r.chunks <- f.buf:
 	case <-f.r.quit:

@@ -232,7 +232,7 @@ func (e *testEnv) waitDisconnected(t *testing.T) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("server still holds %d connections to a client that does not read", n)
+			t.Fatalf("server still holds %d connections a minute later", n)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

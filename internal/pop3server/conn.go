@@ -240,6 +240,9 @@ func (c *conn) readLine(limit int) (string, error) {
 				// The client paused: record what it downloaded so far.
 				c.recordRetrievals(false)
 				c.raw.SetReadDeadline(idle)
+				if c.srv.closing.Load() {
+					c.goodbye() // Shutdown's interruption came meanwhile
+				}
 				continue
 			}
 			c.writeErr("", "disconnected for inactivity")

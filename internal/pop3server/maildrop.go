@@ -119,15 +119,17 @@ const recordRetrievalsTimeout = 10 * time.Second
 // per burst of downloads, not one per message. It runs when the client
 // pauses (recordRetrievalsDelay) and when the session ends, however it
 // ends; in the UPDATE state (quitting) the messages about to be expunged
-// are left out.
-// A failure is only logged: the client has its messages, which stay
-// unseen and unexpired.
+// are left out. A failure is logged and, at a pause, tried again when the
+// session ends; then the client has its messages, which stay unseen and
+// unexpired.
 func (c *conn) recordRetrievals(quitting bool) {
 	var uids []store.UID
+	var taken []int // indexes in c.msgs of uids
 	for i := range c.msgs {
 		m := &c.msgs[i]
 		if m.retrievedNow && !(quitting && m.deleted) {
 			uids = append(uids, m.uid)
+			taken = append(taken, i)
 		}
 		m.retrievedNow = false
 	}
@@ -140,6 +142,11 @@ func (c *conn) recordRetrievals(quitting bool) {
 	defer cancel()
 	if err := c.session.MarkRetrieved(ctx, c.inbox.ID, store.UIDSetOf(uids...), c.srv.cfg.Now()); err != nil {
 		c.log.Warn("pop3 record retrievals", "messages", len(uids), "err", err)
+		// Tried again when the session ends (not at every pause: the
+		// store may be down for a while).
+		for _, i := range taken {
+			c.msgs[i].retrievedNow = true
+		}
 	}
 }
 

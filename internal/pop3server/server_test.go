@@ -584,3 +584,61 @@ func TestShutdownGivesUp(t *testing.T) {
 		t.Errorf("INBOX after Shutdown holds %d messages; want both, DELE not applied", len(inbox))
 	}
 }
+
+// slowMarkStore holds the first MarkRetrieved until release is closed.
+type slowMarkStore struct {
+	store.Store
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *slowMarkStore) Open(ctx context.Context, id int64) (store.Session, error) {
+	sess, err := s.Store.Open(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &slowMarkSession{Session: sess, s: s}, nil
+}
+
+type slowMarkSession struct {
+	store.Session
+	s *slowMarkStore
+}
+
+func (x *slowMarkSession) MarkRetrieved(ctx context.Context, mb int64, uids store.UIDSet, at time.Time) error {
+	select {
+	case x.s.entered <- struct{}{}:
+		<-x.s.release
+	default:
+	}
+	return x.Session.MarkRetrieved(ctx, mb, uids, at)
+}
+
+// TestShutdownWhileRecordingAtPause: a Shutdown that comes while a session
+// records its retrievals at a pause is not lost: the session says goodbye
+// rather than wait for the client until the idle timeout.
+func TestShutdownWhileRecordingAtPause(t *testing.T) {
+	st := &slowMarkStore{Store: openStore(t, t.TempDir()), entered: make(chan struct{}), release: make(chan struct{})}
+	env := pop3test.Start(t, st, pop3test.Options{})
+	env.Append(t, alice, []byte(fixtureAll[0]), store.Flags{})
+	nc, err := net.Dial("tcp", env.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.Write([]byte("USER " + alice + "\r\nPASS " + pop3test.Password + "\r\nRETR 1\r\n"))
+	<-st.entered // the client paused; the session records the RETR
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		done <- env.Server.Shutdown(ctx)
+	}()
+	// Let Shutdown interrupt the session before the recording ends. Were
+	// this too short, the test would pass without showing anything.
+	time.Sleep(100 * time.Millisecond)
+	close(st.release)
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v: the session missed it while recording", err)
+	}
+}
