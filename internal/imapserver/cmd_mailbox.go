@@ -126,6 +126,14 @@ func (c *conn) xcreateParents(name string, existing []store.Mailbox, adding int)
 			missing = append(missing, parent)
 		}
 	}
+	for _, parent := range missing {
+		// A parent named like an alias would become a second Sent or
+		// Trash, and the alias would name it from then on.
+		alias := aliasSpecialUse(parent)
+		if m, ok := specialUseMailbox(existing, alias); alias != "" && ok {
+			xuserErrorf("CANNOT", "%s is %s here; create the folder below %s", parent, m.Name, m.Name)
+		}
+	}
 	if limit := c.srv.cfg.Limits.MaxMailboxes; limit > 0 && len(existing)+len(missing)+adding > limit {
 		xuserErrorf("LIMIT", "too many mailboxes")
 	}
@@ -216,7 +224,11 @@ func (c *conn) cmdRename(cmd *command) {
 	}
 	mb, err := c.sess.Mailbox(c.ctx, from)
 	xcheckf(err, "mailbox %s", from)
-	if _, err := c.lookupMailbox(to); err == nil {
+	switch other, err := c.lookupMailbox(to); {
+	case errors.Is(err, store.ErrNoMailbox):
+	case err != nil:
+		xcheckf(err, "mailbox %s", to)
+	case other.ID != mb.ID: // Sent may take its own alias's name
 		xuserErrorf("ALREADYEXISTS", "mailbox %s exists", to) // or an alias of it
 	}
 	mbs, err := c.sess.Mailboxes(c.ctx)
