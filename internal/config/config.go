@@ -134,8 +134,11 @@ type Limits struct {
 	// Most simultaneous IMAP and POP3 sessions of one account; 0: no limit.
 	MaxConnectionsPerAccount int `toml:"max_connections_per_account"`
 	// Commands per second one connection may send, sustained; bursts of
-	// twice as many are allowed, and a client over its rate for ten
-	// seconds on end is disconnected. 0: no limit.
+	// twice as many are allowed. A client kept over its rate for ten
+	// seconds on end by commands that achieve nothing (NOOPs, failures)
+	// is disconnected; commands that do work are only slowed down. The
+	// default is above what mbsync sends syncing a large folder. 0: no
+	// limit.
 	CommandsPerSecond float64 `toml:"commands_per_second"`
 	// Bytes of responses one IMAP connection buffers before writing
 	// them out, up to 64 KiB (POP3 buffers 32 KiB). Responses stream
@@ -230,7 +233,7 @@ func Default() Config {
 			MaxMailboxNameLength:     512,
 			MaxConnectionsPerIP:      200,
 			MaxConnectionsPerAccount: 100,
-			CommandsPerSecond:        500,
+			CommandsPerSecond:        2000,
 			MaxOutputBacklog:         4 << 20,
 		},
 		IMAP: IMAP{
