@@ -9,7 +9,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/buzon-mail/buzon/internal/limit"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
@@ -31,55 +33,7 @@ func TestMbsync(t *testing.T) {
 	c.mustOK("LOGOUT")
 	e.deliver("Work/Sub", "Subject: work\n\nwork\n", `\Answered`)
 
-	home := t.TempDir()
-	mail := filepath.Join(home, "mail")
-	ca := filepath.Join(home, "ca.pem")
-	if err := os.WriteFile(ca, e.certPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, port := e.hostPort(e.tlsAddr)
-	if err := os.MkdirAll(mail, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	rc := filepath.Join(home, "mbsyncrc")
-	conf := fmt.Sprintf(`IMAPAccount test
-Host localhost
-Port %s
-User %s
-Pass %s
-SSLType IMAPS
-CertificateFile %s
-
-IMAPStore remote
-Account test
-
-MaildirStore local
-Path %s/
-Inbox %s/INBOX
-SubFolders Verbatim
-
-Channel test
-Far :remote:
-Near :local:
-Patterns INBOX Archive Work/Sub
-Create Both
-Expunge Both
-SyncState *
-Sync All
-`, port, testUser, testPass, ca, mail, mail)
-	if err := os.WriteFile(rc, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sync := func() string {
-		t.Helper()
-		cmd := exec.Command(mbsync, "-c", rc, "-a")
-		cmd.Env = append(os.Environ(), "HOME="+home)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("mbsync: %v\n%s", err, out)
-		}
-		return string(out)
-	}
+	sync, mail := mbsyncSetup(t, mbsync, e, "INBOX Archive Work/Sub")
 	// local lists a maildir folder as "subject flags" lines.
 	local := func(folder string) []string {
 		t.Helper()
@@ -203,4 +157,93 @@ func maildirFlags(f store.Flags) string {
 		}
 	}
 	return s
+}
+
+// mbsyncSetup writes an mbsync configuration that syncs the folders named
+// in patterns of e's test account, over IMAPS, into a Maildir tree. It
+// returns the sync, which fails the test if mbsync does, and the tree.
+func mbsyncSetup(t *testing.T, mbsync string, e *testEnv, patterns string) (sync func() string, mail string) {
+	t.Helper()
+	home := t.TempDir()
+	mail = filepath.Join(home, "mail")
+	ca := filepath.Join(home, "ca.pem")
+	if err := os.WriteFile(ca, e.certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, port := e.hostPort(e.tlsAddr)
+	if err := os.MkdirAll(mail, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	rc := filepath.Join(home, "mbsyncrc")
+	conf := fmt.Sprintf(`IMAPAccount test
+Host localhost
+Port %s
+User %s
+Pass %s
+SSLType IMAPS
+CertificateFile %s
+
+IMAPStore remote
+Account test
+
+MaildirStore local
+Path %s/
+Inbox %s/INBOX
+SubFolders Verbatim
+
+Channel test
+Far :remote:
+Near :local:
+Patterns %s
+Create Both
+Expunge Both
+SyncState *
+Sync All
+`, port, testUser, testPass, ca, mail, mail, patterns)
+	if err := os.WriteFile(rc, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return func() string {
+		t.Helper()
+		cmd := exec.Command(mbsync, "-c", rc, "-a")
+		cmd.Env = append(os.Environ(), "HOME="+home)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("mbsync: %v\n%s", err, out)
+		}
+		return string(out)
+	}, mail
+}
+
+// TestMbsyncLargeFolder: mbsync's first sync of a folder fetches each new
+// message with a UID FETCH of its own, all pipelined; with more messages
+// than the command rate lets through in limit.Flood, the sync is slowed
+// down, never cut off as a flood.
+func TestMbsyncLargeFolder(t *testing.T) {
+	mbsync, err := exec.LookPath("mbsync")
+	if err != nil {
+		t.Skip("mbsync not installed (apt-get install isync)")
+	}
+	if testing.Short() {
+		t.Skip("the sync lasts longer than limit.Flood")
+	}
+	const rate = 100
+	n := rate * (2 + int(limit.Flood/time.Second) + 3)
+	e := newTestEnv(t, func(c *Config) { c.Limits.CommandsPerSecond = rate })
+	for i := range n {
+		e.deliver("INBOX", fmt.Sprintf("Subject: %d\n\nbody %d\n", i, i))
+	}
+	sync, mail := mbsyncSetup(t, mbsync, e, "INBOX")
+	sync()
+	got := 0
+	for _, sub := range []string{"cur", "new"} {
+		ents, err := os.ReadDir(filepath.Join(mail, "INBOX", sub))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += len(ents)
+	}
+	if got != n {
+		t.Errorf("mbsync fetched %d of %d messages", got, n)
+	}
 }
