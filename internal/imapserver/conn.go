@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/limit"
+	"github.com/buzon-mail/buzon/internal/message"
 	"github.com/buzon-mail/buzon/internal/server"
 	"github.com/buzon-mail/buzon/internal/store"
 )
@@ -135,6 +136,9 @@ type conn struct {
 
 	// searchRes is the saved search result, as UIDs (RFC 5182).
 	searchRes []store.UID
+	// dec decodes the stored structures of FETCH and SEARCH, one message
+	// at a time (see structure).
+	dec message.Decoder
 
 	// closing is set when the session must end after the current command.
 	closing bool

@@ -435,13 +435,14 @@ func (c *conn) fetchMessage(seq uint32, m *store.MessageInfo, plan fetchPlan, se
 	return true
 }
 
-// structure decodes a message's stored structure. A message without a
+// structure decodes a message's stored structure, into the connection's
+// decoder: the tree lasts until the next message's. A message without a
 // usable one (never parsed, or corrupt) is shown as text/plain: its header
 // ends at the first empty line when the body is at hand, its body is the
 // rest.
 func (c *conn) structure(m *store.MessageInfo, body store.Body) *message.Part {
 	if len(m.Structure) > 0 {
-		p, err := message.Unmarshal(m.Structure)
+		p, err := c.dec.Unmarshal(m.Structure)
 		if err == nil {
 			return p
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"unsafe"
 )
 
 // The encoding made by Marshal, version 1:
@@ -233,14 +234,43 @@ func appendInt(b []byte, v int64) []byte {
 // Sender and ReplyTo may share their array with From: treat the tree as
 // read-only, or copy before changing it.
 func Unmarshal(b []byte) (*Part, error) {
+	var dec Decoder
+	return dec.unmarshal(b, false)
+}
+
+// A Decoder unmarshals structures one after another into arrays it keeps
+// from one message to the next, and its strings are b's own bytes: FETCH
+// ENVELOPE BODYSTRUCTURE of a whole mailbox then allocates nothing per
+// message. The tree Unmarshal returns is valid only until the next call,
+// and only while b is not changed. The zero Decoder is ready for use.
+type Decoder struct {
+	parts  []Part
+	params []Param
+	addrs  []Address
+	langs  []string
+	envs   []Envelope
+}
+
+// Unmarshal is the package's Unmarshal, into dec's memory and sharing b
+// (see Decoder).
+func (dec *Decoder) Unmarshal(b []byte) (*Part, error) {
+	return dec.unmarshal(b, true)
+}
+
+func (dec *Decoder) unmarshal(b []byte, share bool) (*Part, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("unmarshal message structure: empty: %w", ErrCorrupt)
 	}
 	if b[0] != formatVersion {
 		return nil, fmt.Errorf("unmarshal message structure: unknown version %d: %w", b[0], ErrCorrupt)
 	}
-	d := decoder{s: string(b), i: 1}
-	d.allocate()
+	d := decoder{i: 1}
+	if share {
+		d.s = unsafe.String(unsafe.SliceData(b), len(b))
+	} else {
+		d.s = string(b)
+	}
+	d.allocate(dec)
 	root := d.takeParts(1)
 	if d.err == nil {
 		d.part(&root[0], 0)
@@ -283,9 +313,9 @@ func (d *decoder) fail(what string) {
 	}
 }
 
-// allocate reads the counts and allocates the objects, each count
-// bounded by how many such objects the input could hold.
-func (d *decoder) allocate() {
+// allocate reads the counts and allocates the objects, or takes them from
+// dec, each count bounded by how many such objects the input could hold.
+func (d *decoder) allocate(dec *Decoder) {
 	count := func(minLen int) int {
 		n := d.uvarint()
 		if n > uint64(len(d.s)/minLen) {
@@ -299,19 +329,25 @@ func (d *decoder) allocate() {
 	if d.err != nil {
 		return
 	}
-	d.parts = make([]Part, nParts)
-	if nParams > 0 {
-		d.params = make([]Param, nParams)
+	d.parts = reuse(&dec.parts, nParts)
+	d.params = reuse(&dec.params, nParams)
+	d.addrs = reuse(&dec.addrs, nAddrs)
+	d.langs = reuse(&dec.langs, nLangs)
+	d.envs = reuse(&dec.envs, nEnvs)
+}
+
+// reuse returns n zero objects from *kept, which grows when it is too
+// small; nil for none.
+func reuse[T any](kept *[]T, n int) []T {
+	if n == 0 {
+		return nil
 	}
-	if nAddrs > 0 {
-		d.addrs = make([]Address, nAddrs)
+	if cap(*kept) < n {
+		*kept = make([]T, n)
 	}
-	if nLangs > 0 {
-		d.langs = make([]string, nLangs)
-	}
-	if nEnvs > 0 {
-		d.envs = make([]Envelope, nEnvs)
-	}
+	s := (*kept)[:n]
+	clear(s)
+	return s
 }
 
 func (d *decoder) part(p *Part, depth int) {

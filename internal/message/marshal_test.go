@@ -204,6 +204,48 @@ func TestUnmarshalAllocations(t *testing.T) {
 	}
 }
 
+// TestDecoder: a Decoder reused over messages of different shapes gives
+// the trees Unmarshal gives, and, once its arrays are large enough,
+// allocates nothing.
+func TestDecoder(t *testing.T) {
+	var blobs [][]byte
+	for _, name := range []string{"nested-rfc822.eml", "simple.eml", "nested-rfc822.eml"} {
+		raw, err := os.ReadFile("testdata/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		root, _ := Parse(bytes.NewReader(raw))
+		blobs = append(blobs, Marshal(root))
+	}
+	blobs = append(blobs, Marshal(fullTree()))
+	var dec Decoder
+	for round := range 2 {
+		for i, b := range blobs {
+			want, err := Unmarshal(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := dec.Unmarshal(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("round %d, message %d: the Decoder's tree differs from Unmarshal's", round, i)
+			}
+		}
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		for _, b := range blobs {
+			if _, err := dec.Unmarshal(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("a warmed-up Decoder made %v allocations", allocs)
+	}
+}
+
 // TestUnmarshalRandom feeds random bytes after a valid header.
 func TestUnmarshalRandom(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))

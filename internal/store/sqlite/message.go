@@ -325,11 +325,39 @@ func (ss *session) Messages(ctx context.Context, mailboxID int64, uids store.UID
 
 	// A FETCH of one message must not allocate room for a thousand.
 	page := make([]store.MessageInfo, 0, min(pageSize, uids.Count()))
+	// The row being read, and where Scan puts its columns.
+	var (
+		m               store.MessageInfo
+		kws             string
+		date, retrieved int64
+		zone            int
+		structure       sql.RawBytes
+	)
+	dest := []any{&m.UID}
+	if fields&store.FieldFlags != 0 {
+		dest = append(dest, &m.ModSeq, &m.Flags.System, &kws)
+	}
+	if fields&store.FieldSize != 0 {
+		dest = append(dest, &m.Size)
+	}
+	if fields&store.FieldDate != 0 {
+		dest = append(dest, &date, &zone)
+	}
+	if fields&store.FieldRetrieved != 0 {
+		dest = append(dest, &retrieved)
+	}
+	if fields&store.FieldStructure != 0 {
+		dest = append(dest, &structure)
+	}
+	// The page's structures, copied out of the driver's memory into a few
+	// large arrays rather than one per message.
+	var structures []byte
 	found := false
 	for _, r := range uids {
 		after := int64(r.Start) - 1
 		for {
 			page = page[:0]
+			structures = nil
 			err := ss.read(ctx, func(a *account) error {
 				rows, err := a.db.QueryContext(ctx, query, mailboxID, after, r.Stop, pageSize)
 				if err != nil {
@@ -337,26 +365,7 @@ func (ss *session) Messages(ctx context.Context, mailboxID int64, uids store.UID
 				}
 				defer rows.Close()
 				for rows.Next() {
-					var m store.MessageInfo
-					var kws string
-					var date, retrieved int64
-					var zone int
-					dest := []any{&m.UID}
-					if fields&store.FieldFlags != 0 {
-						dest = append(dest, &m.ModSeq, &m.Flags.System, &kws)
-					}
-					if fields&store.FieldSize != 0 {
-						dest = append(dest, &m.Size)
-					}
-					if fields&store.FieldDate != 0 {
-						dest = append(dest, &date, &zone)
-					}
-					if fields&store.FieldRetrieved != 0 {
-						dest = append(dest, &retrieved)
-					}
-					if fields&store.FieldStructure != 0 {
-						dest = append(dest, &m.Structure)
-					}
+					m, kws, date, retrieved, zone, structure = store.MessageInfo{}, "", 0, 0, 0, nil
 					if err := rows.Scan(dest...); err != nil {
 						return err
 					}
@@ -366,6 +375,14 @@ func (ss *session) Messages(ctx context.Context, mailboxID int64, uids store.UID
 					}
 					if retrieved != 0 {
 						m.Retrieved = time.UnixMicro(retrieved).UTC()
+					}
+					if structure != nil {
+						if cap(structures)-len(structures) < len(structure) {
+							structures = make([]byte, 0, max(64<<10, len(structure)))
+						}
+						start := len(structures)
+						structures = append(structures, structure...)
+						m.Structure = structures[start:len(structures):len(structures)]
 					}
 					page = append(page, m)
 				}
