@@ -165,8 +165,8 @@ open:
 
 // deliverEach delivers msg to the first users users, rcptsPerTransaction
 // recipients at a time over up to cfg.Concurrency connections, spread over
-// the nodes: with several, most IDLE sessions hear of the delivery from
-// another node than the one that took it.
+// the nodes, so that with several nodes IDLE sessions on one hear of
+// deliveries another took.
 func (b *bench) deliverEach(ctx context.Context, users int, msg poolMessage) error {
 	var batches [][]string
 	for u := 0; u < users; u += rcptsPerTransaction {
