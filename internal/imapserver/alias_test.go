@@ -38,3 +38,18 @@ func TestRenameToOwnAlias(t *testing.T) {
 		t.Errorf(`RENAME y "Sent Items" after Sent took the name: %q`, tagged)
 	}
 }
+
+// TestRenameToItself: RENAME of the selected mailbox to its own name is
+// refused and leaves it selected.
+func TestRenameToItself(t *testing.T) {
+	e := newTestEnv(t)
+	c := e.login()
+	c.mustOK(`CREATE x`)
+	c.mustOK(`SELECT x`)
+	for _, name := range []string{"x", "Sent"} {
+		if _, tagged := c.cmd(`RENAME ` + name + ` ` + name); !strings.Contains(tagged, "NO [ALREADYEXISTS]") {
+			t.Errorf("RENAME %s %s: %q, want NO [ALREADYEXISTS]", name, name, tagged)
+		}
+	}
+	c.mustOK(`FETCH 1:* (FLAGS)`)
+}

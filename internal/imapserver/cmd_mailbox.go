@@ -228,18 +228,19 @@ func (c *conn) cmdRename(cmd *command) {
 	case errors.Is(err, store.ErrNoMailbox):
 	case err != nil:
 		xcheckf(err, "mailbox %s", to)
-	case other.ID != mb.ID: // Sent may take its own alias's name
+	case other.ID != mb.ID || other.Name == to: // Sent may take its own alias's name
 		xuserErrorf("ALREADYEXISTS", "mailbox %s exists", to) // or an alias of it
 	}
 	mbs, err := c.sess.Mailboxes(c.ctx)
 	xcheckf(err, "list mailboxes")
 	c.xcreateParents(to, mbs, 0)
+	xcheckf(c.sess.RenameMailbox(c.ctx, from, to), "rename %s", from)
 	// Renaming INBOX moves its messages and leaves it in place (RFC 9051
-	// 6.3.6), so a session on INBOX stays; any other is deselected.
+	// 6.3.6), so a session on INBOX stays; any other is deselected, once
+	// the rename is done.
 	if c.sel != nil && c.sel.mb.ID == mb.ID && from != "INBOX" {
 		c.unselect()
 	}
-	xcheckf(c.sess.RenameMailbox(c.ctx, from, to), "rename %s", from)
 }
 
 // RFC 9051 6.3.7, 6.3.8. An alias (aliasSpecialUse) subscribes the

@@ -257,6 +257,7 @@ func (c *conn) planFetch(items []fetchItem, uid bool) fetchPlan {
 // RFC 9051 6.4.5, 6.4.9; RFC 3516 (BINARY); RFC 7162 3.1.4, 3.2.6
 // (CHANGEDSINCE, VANISHED)
 func (c *conn) cmdFetch(cmd *command) {
+	defer c.dropDecoder()
 	a := cmd.args.(*fetchArgs)
 	sel := c.sel
 	items := a.items
@@ -434,6 +435,10 @@ func (c *conn) fetchMessage(seq uint32, m *store.MessageInfo, plan fetchPlan, se
 	w.str(")\r\n")
 	return true
 }
+
+// dropDecoder lets go of what the decoder holds, once a command is done:
+// one message with thousands of parts must not stay with an idle session.
+func (c *conn) dropDecoder() { c.dec = message.Decoder{} }
 
 // structure decodes a message's stored structure, into the connection's
 // decoder: the tree lasts until the next message's. A message without a

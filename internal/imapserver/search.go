@@ -716,6 +716,7 @@ func (b *rangeBuilder) add(n uint32) {
 // RFC 9051 6.4.4, RFC 4731 (ESEARCH), RFC 5182 (SEARCHRES), RFC 7162
 // 3.1.5 (MODSEQ)
 func (c *conn) cmdSearch(cmd *command) {
+	defer c.dropDecoder()
 	a := cmd.args.(*searchArgs)
 	switch a.charset {
 	case "", "UTF-8", "US-ASCII":

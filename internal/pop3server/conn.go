@@ -184,7 +184,7 @@ func (c *conn) serve() {
 // logout records the session's retrievals, then gives back what login
 // took: the store session, the maildrop lock and the session slot.
 func (c *conn) logout() {
-	c.recordRetrievals(false)
+	c.recordRetrievals(false, false)
 	for i := len(c.releases) - 1; i >= 0; i-- {
 		c.releases[i]()
 	}
@@ -238,7 +238,7 @@ func (c *conn) readLine(limit int) (string, error) {
 			}
 			if c.unrecorded > 0 && time.Now().Before(idle) {
 				// The client paused: record what it downloaded so far.
-				c.recordRetrievals(false)
+				c.recordRetrievals(false, true)
 				c.raw.SetReadDeadline(idle)
 				if c.srv.closing.Load() {
 					c.goodbye() // Shutdown's interruption came meanwhile

@@ -119,10 +119,10 @@ const recordRetrievalsTimeout = 10 * time.Second
 // per burst of downloads, not one per message. It runs when the client
 // pauses (recordRetrievalsDelay) and when the session ends, however it
 // ends; in the UPDATE state (quitting) the messages about to be expunged
-// are left out. A failure is logged and, at a pause, tried again when the
-// session ends; then the client has its messages, which stay unseen and
-// unexpired.
-func (c *conn) recordRetrievals(quitting bool) {
+// are left out. A failure is logged and, with retryLater (at a pause),
+// tried again when the session ends; then the client has its messages,
+// which stay unseen and unexpired.
+func (c *conn) recordRetrievals(quitting, retryLater bool) {
 	var uids []store.UID
 	var taken []int // indexes in c.msgs of uids
 	for i := range c.msgs {
@@ -142,10 +142,12 @@ func (c *conn) recordRetrievals(quitting bool) {
 	defer cancel()
 	if err := c.session.MarkRetrieved(ctx, c.inbox.ID, store.UIDSetOf(uids...), c.srv.cfg.Now()); err != nil {
 		c.log.Warn("pop3 record retrievals", "messages", len(uids), "err", err)
-		// Tried again when the session ends (not at every pause: the
-		// store may be down for a while).
-		for _, i := range taken {
-			c.msgs[i].retrievedNow = true
+		if retryLater {
+			// At a pause: tried again when the session ends (not at
+			// every pause: the store may be down for a while).
+			for _, i := range taken {
+				c.msgs[i].retrievedNow = true
+			}
 		}
 	}
 }
@@ -223,7 +225,7 @@ func (c *conn) cmdQuit(cmd command) {
 		return
 	}
 	c.state = stateUpdate
-	c.recordRetrievals(true)
+	c.recordRetrievals(true, false)
 	var uids []store.UID
 	for _, m := range c.msgs {
 		if m.deleted {

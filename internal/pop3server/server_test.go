@@ -642,3 +642,54 @@ func TestShutdownWhileRecordingAtPause(t *testing.T) {
 		t.Errorf("Shutdown: %v: the session missed it while recording", err)
 	}
 }
+
+// failMarkStore's sessions fail every MarkRetrieved and count the calls,
+// and those made after the session was closed.
+type failMarkStore struct {
+	store.Store
+	calls, afterClose atomic.Int32
+}
+
+func (s *failMarkStore) Open(ctx context.Context, id int64) (store.Session, error) {
+	sess, err := s.Store.Open(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &failMarkSession{Session: sess, s: s}, nil
+}
+
+type failMarkSession struct {
+	store.Session
+	s      *failMarkStore
+	closed atomic.Bool
+}
+
+func (x *failMarkSession) Close() error { x.closed.Store(true); return x.Session.Close() }
+
+func (x *failMarkSession) MarkRetrieved(ctx context.Context, mb int64, uids store.UIDSet, at time.Time) error {
+	x.s.calls.Add(1)
+	if x.closed.Load() {
+		x.s.afterClose.Add(1)
+	}
+	return errors.New("store down")
+}
+
+// TestRetrievalRecordFailsAtQuit: a store that cannot record retrievals
+// at QUIT is tried once, and never after the session let go of its store
+// session and maildrop lock.
+func TestRetrievalRecordFailsAtQuit(t *testing.T) {
+	st := &failMarkStore{Store: openStore(t, t.TempDir())}
+	env := pop3test.Start(t, st, pop3test.Options{})
+	env.Append(t, alice, []byte(fixtureAll[0]), store.Flags{})
+	nc, err := net.Dial("tcp", env.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.Write([]byte("USER " + alice + "\r\nPASS " + pop3test.Password + "\r\nRETR 1\r\nQUIT\r\n"))
+	io.Copy(io.Discard, nc) // until the server closes
+	env.Stop()              // and the session has ended
+	if n, late := st.calls.Load(), st.afterClose.Load(); n != 1 || late != 0 {
+		t.Errorf("MarkRetrieved called %d times, %d of them after the session closed; want once, before", n, late)
+	}
+}
