@@ -29,7 +29,8 @@ func SyncDir(dir string) error {
 // WriteFile replaces name with data atomically and durably: a temporary
 // file in the same folder is written, synced and renamed over name, then
 // the folder is synced. After a crash name holds the old data or the new,
-// never a mix; on error it is unchanged and no temporary file is left.
+// never a mix, and so it does after an error: the new only when the
+// folder's sync failed, after the rename. No temporary file is left.
 func WriteFile(name string, data []byte, perm os.FileMode) error {
 	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp*")
 	if err != nil {
