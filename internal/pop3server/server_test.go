@@ -400,6 +400,9 @@ type faultStore struct {
 	bodyErr   error
 	bodyPanic bool
 	maxRead   atomic.Int64
+	// markRetrieved, if set, runs in place of MarkRetrieved; closed says
+	// whether the session was closed before.
+	markRetrieved func(closed bool, do func() error) error
 }
 
 func (s *faultStore) LookupAccount(ctx context.Context, name string) (store.Account, error) {
@@ -426,7 +429,21 @@ func (s *faultStore) Open(ctx context.Context, id int64) (store.Session, error) 
 
 type faultSession struct {
 	store.Session
-	s *faultStore
+	s      *faultStore
+	closed atomic.Bool
+}
+
+func (ss *faultSession) Close() error {
+	ss.closed.Store(true)
+	return ss.Session.Close()
+}
+
+func (ss *faultSession) MarkRetrieved(ctx context.Context, mb int64, uids store.UIDSet, at time.Time) error {
+	do := func() error { return ss.Session.MarkRetrieved(ctx, mb, uids, at) }
+	if ss.s.markRetrieved == nil {
+		return do()
+	}
+	return ss.s.markRetrieved(ss.closed.Load(), do)
 }
 
 func (ss *faultSession) OpenBody(ctx context.Context, mailboxID int64, uid store.UID) (store.Body, error) {
@@ -585,40 +602,20 @@ func TestShutdownGivesUp(t *testing.T) {
 	}
 }
 
-// slowMarkStore holds the first MarkRetrieved until release is closed.
-type slowMarkStore struct {
-	store.Store
-	entered chan struct{}
-	release chan struct{}
-}
-
-func (s *slowMarkStore) Open(ctx context.Context, id int64) (store.Session, error) {
-	sess, err := s.Store.Open(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return &slowMarkSession{Session: sess, s: s}, nil
-}
-
-type slowMarkSession struct {
-	store.Session
-	s *slowMarkStore
-}
-
-func (x *slowMarkSession) MarkRetrieved(ctx context.Context, mb int64, uids store.UIDSet, at time.Time) error {
-	select {
-	case x.s.entered <- struct{}{}:
-		<-x.s.release
-	default:
-	}
-	return x.Session.MarkRetrieved(ctx, mb, uids, at)
-}
-
 // TestShutdownWhileRecordingAtPause: a Shutdown that comes while a session
 // records its retrievals at a pause is not lost: the session says goodbye
 // rather than wait for the client until the idle timeout.
 func TestShutdownWhileRecordingAtPause(t *testing.T) {
-	st := &slowMarkStore{Store: openStore(t, t.TempDir()), entered: make(chan struct{}), release: make(chan struct{})}
+	entered, release := make(chan struct{}), make(chan struct{})
+	st := &faultStore{Store: openStore(t, t.TempDir())}
+	st.markRetrieved = func(_ bool, do func() error) error {
+		select {
+		case entered <- struct{}{}: // the first call waits for release
+			<-release
+		default:
+		}
+		return do()
+	}
 	env := pop3test.Start(t, st, pop3test.Options{})
 	env.Append(t, alice, []byte(fixtureAll[0]), store.Flags{})
 	nc, err := net.Dial("tcp", env.Addr)
@@ -627,7 +624,7 @@ func TestShutdownWhileRecordingAtPause(t *testing.T) {
 	}
 	defer nc.Close()
 	nc.Write([]byte("USER " + alice + "\r\nPASS " + pop3test.Password + "\r\nRETR 1\r\n"))
-	<-st.entered // the client paused; the session records the RETR
+	<-entered // the client paused; the session records the RETR
 	done := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -637,48 +634,25 @@ func TestShutdownWhileRecordingAtPause(t *testing.T) {
 	// Let Shutdown interrupt the session before the recording ends. Were
 	// this too short, the test would pass without showing anything.
 	time.Sleep(100 * time.Millisecond)
-	close(st.release)
+	close(release)
 	if err := <-done; err != nil {
 		t.Errorf("Shutdown: %v: the session missed it while recording", err)
 	}
-}
-
-// failMarkStore's sessions fail every MarkRetrieved and count the calls,
-// and those made after the session was closed.
-type failMarkStore struct {
-	store.Store
-	calls, afterClose atomic.Int32
-}
-
-func (s *failMarkStore) Open(ctx context.Context, id int64) (store.Session, error) {
-	sess, err := s.Store.Open(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return &failMarkSession{Session: sess, s: s}, nil
-}
-
-type failMarkSession struct {
-	store.Session
-	s      *failMarkStore
-	closed atomic.Bool
-}
-
-func (x *failMarkSession) Close() error { x.closed.Store(true); return x.Session.Close() }
-
-func (x *failMarkSession) MarkRetrieved(ctx context.Context, mb int64, uids store.UIDSet, at time.Time) error {
-	x.s.calls.Add(1)
-	if x.closed.Load() {
-		x.s.afterClose.Add(1)
-	}
-	return errors.New("store down")
 }
 
 // TestRetrievalRecordFailsAtQuit: a store that cannot record retrievals
 // at QUIT is tried once, and never after the session let go of its store
 // session and maildrop lock.
 func TestRetrievalRecordFailsAtQuit(t *testing.T) {
-	st := &failMarkStore{Store: openStore(t, t.TempDir())}
+	var calls, afterClose atomic.Int32
+	st := &faultStore{Store: openStore(t, t.TempDir())}
+	st.markRetrieved = func(closed bool, _ func() error) error {
+		calls.Add(1)
+		if closed {
+			afterClose.Add(1)
+		}
+		return errors.New("store down")
+	}
 	env := pop3test.Start(t, st, pop3test.Options{})
 	env.Append(t, alice, []byte(fixtureAll[0]), store.Flags{})
 	nc, err := net.Dial("tcp", env.Addr)
@@ -689,7 +663,7 @@ func TestRetrievalRecordFailsAtQuit(t *testing.T) {
 	nc.Write([]byte("USER " + alice + "\r\nPASS " + pop3test.Password + "\r\nRETR 1\r\nQUIT\r\n"))
 	io.Copy(io.Discard, nc) // until the server closes
 	env.Stop()              // and the session has ended
-	if n, late := st.calls.Load(), st.afterClose.Load(); n != 1 || late != 0 {
+	if n, late := calls.Load(), afterClose.Load(); n != 1 || late != 0 {
 		t.Errorf("MarkRetrieved called %d times, %d of them after the session closed; want once, before", n, late)
 	}
 }
