@@ -97,7 +97,7 @@ var errNoCommit = errors.New("check only")
 // messages checked.
 func (w *wtx) check(repair bool, report func(repaired bool, format string, args ...any)) (int64, error) {
 	ctx := w.ctx
-	if err := w.lock(); err != nil {
+	if err := w.lock(nil); err != nil {
 		return 0, err
 	}
 	// Quota usage against the messages.

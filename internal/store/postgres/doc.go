@@ -23,6 +23,15 @@
 // lock is taken, so a large delivery does not hold up the account's other
 // writers while its bytes travel.
 //
+// # Round trips
+//
+// Statements are pipelined (pgx batches), since each round trip to the
+// database costs both sides more than most of these statements do. A read
+// of several statements is one round trip holding BEGIN ... COMMIT. A
+// write is usually two: BEGIN, the lock and the reads it needs (and a body
+// of one chunk) in the first; the changes, the counters, pg_notify and
+// COMMIT in the second. An error anywhere rolls the whole write back.
+//
 // # Bodies
 //
 // Bodies are bytea in a table of their own, cut into 1 MiB rows stored

@@ -67,6 +67,9 @@ func (s *Store) ImportAccount(ctx context.Context, a store.Account) (accountID i
 // being imported, which serializes two imports of it running at once.
 func (s *Store) importTx(ctx context.Context, accountID int64, fn func(w *wtx) error) error {
 	return s.write(ctx, accountID, func(w *wtx) error {
+		if err := w.begin(); err != nil {
+			return err
+		}
 		var one int
 		err := w.tx.QueryRow(ctx, `SELECT 1 FROM account_state st JOIN accounts a ON a.id = st.account_id
 			WHERE st.account_id = $1 AND a.import_state = $2 FOR UPDATE OF st`, accountID, importRunning).Scan(&one)
@@ -147,6 +150,9 @@ func (s *Store) ImportMessage(ctx context.Context, accountID, mailboxID int64, m
 	// it copied, and its rerun skips it.
 	errSkip := errors.New("skip")
 	err := s.write(ctx, accountID, func(w *wtx) error {
+		if err := w.begin(); err != nil {
+			return err
+		}
 		var uidnext int64
 		var exists bool
 		err := w.tx.QueryRow(ctx, `SELECT b.uidnext, EXISTS (SELECT 1 FROM messages WHERE mailbox_id = b.id AND uid = $3)
@@ -162,8 +168,12 @@ func (s *Store) ImportMessage(ctx context.Context, accountID, mailboxID int64, m
 		case int64(m.UID) >= uidnext:
 			return fmt.Errorf("UID %d is not below the mailbox's UIDNEXT %d", m.UID, uidnext)
 		}
-		bodyID, err := w.insertBody(body, m.Size)
-		if err != nil {
+		var b pgx.Batch
+		var bodyID int64
+		if err := w.insertBody(&b, body, m.Size, &bodyID); err != nil {
+			return err
+		}
+		if err := w.run(&b); err != nil {
 			return err
 		}
 		tag, err := w.tx.Exec(ctx, `INSERT INTO messages (mailbox_id, uid, body_id, modseq, created_modseq, flags, keywords, internal_date, size, structure, retrieved)

@@ -48,9 +48,11 @@ func uidRanges(set store.UIDSet) (starts, stops []int64) {
 	return starts, stops
 }
 
-// Append implements store.Session. The body is written first, streaming,
-// without the account's lock; the lock is then taken for the quota check,
-// the UID and the MODSEQ, and the whole commits as one transaction.
+// Append implements store.Session. The body is written first, without
+// the account's lock; the lock is then taken for the quota check, the UID
+// and the MODSEQ, and the whole commits as one transaction. A body of one
+// chunk travels in the same round trip as the lock, and the message's row
+// in the one that commits.
 func (ss *session) Append(ctx context.Context, mailboxID int64, msg *store.NewMessage) (store.AppendResult, error) {
 	if msg.Size < 0 {
 		return store.AppendResult{}, fmt.Errorf("append: negative size %d", msg.Size)
@@ -72,26 +74,23 @@ func (ss *session) Append(ctx context.Context, mailboxID int64, msg *store.NewMe
 				return err
 			}
 		}
-		bodyID, err := w.insertBody(msg.Body, msg.Size)
-		if err != nil {
+		var b pgx.Batch
+		var bodyID int64
+		if err := w.insertBody(&b, msg.Body, msg.Size, &bodyID); err != nil {
 			return err
 		}
-		if err := w.lock(); err != nil {
+		w.queueAllocUIDs(&b, mailboxID, 1, &res.UID, &res.UIDValidity)
+		if err := w.lock(&b); err != nil {
 			return err
 		}
 		if err := w.charge(msg.Size, 1); err != nil {
 			return err
 		}
-		uid, uv, err := w.allocUIDs(mailboxID, 1)
-		if err != nil {
-			return err
-		}
-		ms := w.nextModSeq(mailboxID)
-		res = store.AppendResult{UIDValidity: uv, UID: uid, ModSeq: ms}
-		_, err = w.tx.Exec(w.ctx, `INSERT INTO messages (mailbox_id, uid, body_id, modseq, created_modseq, flags, keywords, internal_date, size, structure)
+		res.ModSeq = w.nextModSeq(mailboxID)
+		w.queue(`INSERT INTO messages (mailbox_id, uid, body_id, modseq, created_modseq, flags, keywords, internal_date, size, structure)
 			VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9)`,
-			mailboxID, int64(uid), bodyID, int64(ms), int16(msg.Flags.System), joinKeywords(msg.Flags.Keywords), date, msg.Size, nonNil(msg.Structure))
-		return err
+			mailboxID, int64(res.UID), bodyID, int64(res.ModSeq), int16(msg.Flags.System), joinKeywords(msg.Flags.Keywords), date, msg.Size, nonNil(msg.Structure))
+		return nil
 	})
 	if err != nil {
 		return store.AppendResult{}, fmt.Errorf("append to mailbox %d: %w", mailboxID, err)
@@ -109,6 +108,9 @@ func nonNil(b []byte) []byte {
 // precheck fails if the account or mailbox does not exist or the account
 // is already too full for size more bytes. It takes no lock.
 func (w *wtx) precheck(mailboxID, size int64) error {
+	if err := w.begin(); err != nil {
+		return err
+	}
 	var maxBytes, maxMsgs, bytes, msgs int64
 	var ok bool
 	err := w.tx.QueryRow(w.ctx, `SELECT a.max_bytes, a.max_messages, st.bytes, st.messages,
@@ -128,63 +130,93 @@ func (w *wtx) precheck(mailboxID, size int64) error {
 	return nil
 }
 
-// insertBody writes exactly size bytes from r as a new body, one chunk at
-// a time, so that only one chunk is in memory.
-func (w *wtx) insertBody(r io.Reader, size int64) (int64, error) {
-	var id int64
-	err := w.tx.QueryRow(w.ctx, `INSERT INTO bodies (account_id, size) VALUES ($1, $2) RETURNING id`, w.account, size).Scan(&id)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23503" { // foreign_key_violation: no such account
-		return 0, fmt.Errorf("%w: id %d", store.ErrNoAccount, w.account)
-	}
-	if err != nil {
-		return 0, err
-	}
+// insertBody reads exactly size bytes from r as a new body, whose ID it
+// stores in *id. A body of one chunk is queued on b, as one statement that
+// sets *id when b runs; a larger one is written at once, one chunk at a
+// time, so that only one chunk is in memory.
+func (w *wtx) insertBody(b *pgx.Batch, r io.Reader, size int64, id *int64) error {
 	buf := make([]byte, min(size, chunkSize))
-	for seq, off := 0, int64(0); off < size; seq++ {
-		n := min(chunkSize, size-off)
+	next := func(n int64) error {
 		if _, err := io.ReadFull(r, buf[:n]); err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return 0, &bodyReadError{fmt.Errorf("body ends before its size, %d bytes", size)}
+				return &bodyReadError{fmt.Errorf("body ends before its size, %d bytes", size)}
 			}
-			return 0, &bodyReadError{err}
+			return &bodyReadError{err}
 		}
-		if _, err := w.tx.Exec(w.ctx, `INSERT INTO body_chunks (body_id, seq, data) VALUES ($1, $2, $3)`, id, seq, buf[:n]); err != nil {
-			return 0, err
+		return nil
+	}
+	noAccount := func(err error) error {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23503" { // foreign_key_violation: no such account
+			return fmt.Errorf("%w: id %d", store.ErrNoAccount, w.account)
+		}
+		return err
+	}
+	if size <= chunkSize {
+		if err := next(size); err != nil {
+			return err
+		}
+		b.Queue(`WITH b AS (INSERT INTO bodies (account_id, size) VALUES ($1, $2) RETURNING id)
+			INSERT INTO body_chunks (body_id, seq, data) SELECT id, 0, $3 FROM b RETURNING body_id`,
+			w.account, size, buf).QueryRow(func(r pgx.Row) error { return noAccount(r.Scan(id)) })
+		return nil
+	}
+	if err := w.begin(); err != nil {
+		return err
+	}
+	if err := w.tx.QueryRow(w.ctx, `INSERT INTO bodies (account_id, size) VALUES ($1, $2) RETURNING id`, w.account, size).Scan(id); err != nil {
+		return noAccount(err)
+	}
+	for seq, off := 0, int64(0); off < size; seq++ {
+		n := min(chunkSize, size-off)
+		if err := next(n); err != nil {
+			return err
+		}
+		if _, err := w.tx.Exec(w.ctx, `INSERT INTO body_chunks (body_id, seq, data) VALUES ($1, $2, $3)`, *id, seq, buf[:n]); err != nil {
+			return err
 		}
 		off += n
 	}
-	return id, nil
+	return nil
 }
 
-// allocUIDs takes n UIDs from the mailbox's uidnext. Under the account's
-// lock the row's update is serialized with every other writer's, so UIDs
-// ascend in commit order and none is handed out twice.
-func (w *wtx) allocUIDs(mailboxID int64, n int) (first store.UID, uidValidity uint32, err error) {
-	var f, uv int64
-	err = w.tx.QueryRow(w.ctx, `UPDATE mailboxes SET uidnext = uidnext + $3 WHERE id = $1 AND account_id = $2
-		RETURNING uidnext - $3, uidvalidity`, mailboxID, w.account, n).Scan(&f, &uv)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, 0, fmt.Errorf("%w: id %d", store.ErrNoMailbox, mailboxID)
-	}
-	if err != nil {
-		return 0, 0, err
-	}
-	if f+int64(n)-1 > math.MaxUint32 {
-		return 0, 0, fmt.Errorf("%w: mailbox %d has no UIDs left", store.ErrLimit, mailboxID)
-	}
-	return store.UID(f), uint32(uv), nil
+// queueAllocUIDs queues on b the taking of n UIDs from the mailbox's
+// uidnext, and stores the first and the mailbox's UIDVALIDITY when b runs.
+// Under the account's lock the row's update is serialized with every other
+// writer's, so UIDs ascend in commit order and none is handed out twice.
+func (w *wtx) queueAllocUIDs(b *pgx.Batch, mailboxID int64, n int, first *store.UID, uidValidity *uint32) {
+	b.Queue(`UPDATE mailboxes SET uidnext = uidnext + $3 WHERE id = $1 AND account_id = $2
+		RETURNING uidnext - $3, uidvalidity`, mailboxID, w.account, n).QueryRow(func(r pgx.Row) error {
+		var f, uv int64
+		err := r.Scan(&f, &uv)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: id %d", store.ErrNoMailbox, mailboxID)
+		}
+		if err != nil {
+			return err
+		}
+		if f+int64(n)-1 > math.MaxUint32 {
+			return fmt.Errorf("%w: mailbox %d has no UIDs left", store.ErrLimit, mailboxID)
+		}
+		*first, *uidValidity = store.UID(f), uint32(uv)
+		return nil
+	})
 }
 
-// mailbox checks that the mailbox is the account's and returns its
-// UIDVALIDITY.
-func (w *wtx) mailbox(id int64) (uint32, error) {
-	var uv int64
-	err := w.tx.QueryRow(w.ctx, `SELECT uidvalidity FROM mailboxes WHERE id = $1 AND account_id = $2`, id, w.account).Scan(&uv)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, fmt.Errorf("%w: id %d", store.ErrNoMailbox, id)
-	}
-	return uint32(uv), err
+// queueMailbox queues on b a check that the mailbox is the account's,
+// storing its UIDVALIDITY in *uidValidity (if not nil) when b runs.
+func (w *wtx) queueMailbox(b *pgx.Batch, id int64, uidValidity *uint32) {
+	b.Queue(`SELECT uidvalidity FROM mailboxes WHERE id = $1 AND account_id = $2`, id, w.account).QueryRow(func(r pgx.Row) error {
+		var uv int64
+		err := r.Scan(&uv)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: id %d", store.ErrNoMailbox, id)
+		}
+		if uidValidity != nil {
+			*uidValidity = uint32(uv)
+		}
+		return err
+	})
 }
 
 // pageSize is how many messages Messages reads per query; with structures,
@@ -247,30 +279,23 @@ func (ss *session) checkFound(ctx context.Context, mailboxID int64, after store.
 	return nil
 }
 
-// messagesPage reads one page of Messages. The statement runs in a
-// transaction of its own with bitmap scans off, all sent in one round trip:
-// with the statistics of a mailbox that just grew (autovacuum has not
-// analyzed it yet) the planner otherwise picks a bitmap scan of every
-// message above the page and sorts them, which makes listing a large
-// mailbox quadratic; the primary key's order is what a page wants.
+// messagesPage reads one page of Messages, with bitmap scans off: with
+// the statistics of a mailbox that just grew (autovacuum has not analyzed
+// it yet) the planner otherwise picks a bitmap scan of every message above
+// the page and sorts them, which makes listing a large mailbox quadratic;
+// the primary key's order is what a page wants.
 func (ss *session) messagesPage(ctx context.Context, page []store.MessageInfo, mailboxID int64, starts, stops []int64, fields store.Field, limit int) ([]store.MessageInfo, error) {
-	conn, err := ss.s.pool.Acquire(ctx)
-	if err != nil {
-		return page, err
-	}
-	defer conn.Release()
 	var b pgx.Batch
-	b.Queue(`BEGIN READ ONLY`)
 	b.Queue(`SET LOCAL enable_bitmapscan = off`)
-	q := b.Queue(`SELECT m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size, m.structure, m.retrieved
+	b.Queue(`SELECT m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size, m.structure, m.retrieved
 		FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
 		CROSS JOIN LATERAL (
 			SELECT uid, modseq, flags, keywords, internal_date, size, CASE WHEN $4 THEN structure END AS structure, retrieved
 			FROM messages WHERE mailbox_id = $1 AND uid BETWEEN r.lo AND r.hi ORDER BY uid LIMIT $5) AS m
 		WHERE $1 IN (SELECT id FROM mailboxes WHERE id = $1 AND account_id = $6)
 		ORDER BY m.uid LIMIT $5`,
-		mailboxID, starts, stops, fields&store.FieldStructure != 0, limit, ss.id)
-	q.Query(func(rows pgx.Rows) error {
+		mailboxID, starts, stops, fields&store.FieldStructure != 0, limit, ss.id).Query(func(rows pgx.Rows) error {
+		var err error
 		page, err = pgx.AppendRows(page, rows, func(r pgx.CollectableRow) (store.MessageInfo, error) {
 			var m store.MessageInfo
 			err := scanMessage(r, &m)
@@ -278,14 +303,7 @@ func (ss *session) messagesPage(ctx context.Context, page []store.MessageInfo, m
 		})
 		return err
 	})
-	b.Queue(`COMMIT`)
-	if berr := conn.SendBatch(ctx, &b).Close(); err == nil {
-		err = berr
-	}
-	if err != nil {
-		// A failed batch leaves the connection in a transaction.
-		conn.Conn().Close(context.WithoutCancel(ctx))
-	}
+	err := ss.s.read(ctx, &b)
 	return page, err
 }
 
@@ -444,21 +462,19 @@ func (ss *session) StoreFlags(ctx context.Context, mailboxID int64, uids store.U
 	}
 	err = ss.s.write(ctx, ss.id, func(w *wtx) error {
 		updated, failed = nil, nil
-		if err := w.lock(); err != nil {
-			return err
-		}
-		if _, err := w.mailbox(mailboxID); err != nil {
-			return err
-		}
+		var b pgx.Batch
+		w.queueMailbox(&b, mailboxID, nil)
 		starts, stops := uidRanges(uids)
-		rows, err := w.tx.Query(w.ctx, `SELECT m.uid, m.modseq, m.flags, m.keywords
+		var cur []flagRow
+		b.Queue(`SELECT m.uid, m.modseq, m.flags, m.keywords
 			FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
-			JOIN messages m ON m.mailbox_id = $1 AND m.uid BETWEEN r.lo AND r.hi ORDER BY m.uid`, mailboxID, starts, stops)
-		if err != nil {
-			return err
-		}
-		cur, err := pgx.CollectRows(rows, scanFlagRow)
-		if err != nil {
+			JOIN messages m ON m.mailbox_id = $1 AND m.uid BETWEEN r.lo AND r.hi ORDER BY m.uid`, mailboxID, starts, stops).
+			Query(func(rows pgx.Rows) error {
+				var err error
+				cur, err = pgx.CollectRows(rows, scanFlagRow)
+				return err
+			})
+		if err := w.lock(&b); err != nil {
 			return err
 		}
 		var us, ms []int64
@@ -478,13 +494,12 @@ func (ss *session) StoreFlags(ctx context.Context, mailboxID int64, uids store.U
 			us, ms = append(us, r.uid), append(ms, int64(m))
 			fs, ks = append(fs, int16(nf.System)), append(ks, joinKeywords(nf.Keywords))
 		}
-		if len(us) == 0 {
-			return nil
+		if len(us) > 0 {
+			w.queue(`UPDATE messages m SET flags = v.f, keywords = v.k, modseq = v.ms
+				FROM unnest($2::bigint[], $3::smallint[], $4::text[], $5::bigint[]) AS v(uid, f, k, ms)
+				WHERE m.mailbox_id = $1 AND m.uid = v.uid`, mailboxID, us, fs, ks, ms)
 		}
-		_, err = w.tx.Exec(w.ctx, `UPDATE messages m SET flags = v.f, keywords = v.k, modseq = v.ms
-			FROM unnest($2::bigint[], $3::smallint[], $4::text[], $5::bigint[]) AS v(uid, f, k, ms)
-			WHERE m.mailbox_id = $1 AND m.uid = v.uid`, mailboxID, us, fs, ks, ms)
-		return err
+		return nil
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("store flags in mailbox %d: %w", mailboxID, err)
@@ -512,9 +527,26 @@ func scanGone(r pgx.CollectableRow) (gone, error) {
 	return g, err
 }
 
+// queueGone queues on b a query for the messages in one of a mailbox's
+// UID ranges (only those flagged \Deleted with onlyDeleted), storing them
+// in *out in UID order when b runs.
+func queueGone(b *pgx.Batch, mailboxID int64, uids store.UIDSet, onlyDeleted bool, out *[]gone) {
+	starts, stops := uidRanges(uids)
+	b.Queue(`SELECT m.uid, m.size, m.body_id
+		FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
+		JOIN messages m ON m.mailbox_id = $1 AND m.uid BETWEEN r.lo AND r.hi
+		WHERE NOT $4 OR m.flags & $5 <> 0 ORDER BY m.uid`, mailboxID, starts, stops, onlyDeleted, int16(store.FlagDeleted)).
+		Query(func(rows pgx.Rows) error {
+			var err error
+			*out, err = pgx.CollectRows(rows, scanGone)
+			return err
+		})
+}
+
 // remove deletes messages from a mailbox, leaving tombstones with new
 // MODSEQs. With credit, their sizes leave the quota usage and bodies no
 // longer used go (expunge); without, the messages live on elsewhere (move).
+// The statements go with the commit.
 func (w *wtx) remove(mailboxID int64, msgs []gone, credit bool) error {
 	if len(msgs) == 0 {
 		return nil
@@ -528,43 +560,29 @@ func (w *wtx) remove(mailboxID int64, msgs []gone, credit bool) error {
 		mss[i] = int64(w.nextModSeq(mailboxID))
 		bytes += g.size
 	}
-	if _, err := w.tx.Exec(w.ctx, `DELETE FROM messages WHERE mailbox_id = $1 AND uid = ANY($2)`, mailboxID, uids); err != nil {
-		return err
-	}
-	if _, err := w.tx.Exec(w.ctx, `INSERT INTO tombstones (mailbox_id, uid, modseq)
+	w.queue(`DELETE FROM messages WHERE mailbox_id = $1 AND uid = ANY($2)`, mailboxID, uids)
+	w.queue(`INSERT INTO tombstones (mailbox_id, uid, modseq)
 		SELECT $1, u, ms FROM unnest($2::bigint[], $3::bigint[]) AS v(u, ms)
-		ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq`, mailboxID, uids, mss); err != nil {
-		return err
-	}
+		ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq`, mailboxID, uids, mss)
 	if !credit {
 		return nil
 	}
 	if err := w.charge(-bytes, -int64(len(msgs))); err != nil {
 		return err
 	}
-	return w.dropBodies(bodies)
+	w.dropBodies(bodies)
+	return nil
 }
 
 // Expunge implements store.Session.
 func (ss *session) Expunge(ctx context.Context, mailboxID int64, uids store.UIDSet, onlyDeleted bool) ([]store.UID, error) {
 	var out []store.UID
 	err := ss.s.write(ctx, ss.id, func(w *wtx) error {
-		if err := w.lock(); err != nil {
-			return err
-		}
-		if _, err := w.mailbox(mailboxID); err != nil {
-			return err
-		}
-		starts, stops := uidRanges(uids)
-		rows, err := w.tx.Query(w.ctx, `SELECT m.uid, m.size, m.body_id
-			FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
-			JOIN messages m ON m.mailbox_id = $1 AND m.uid BETWEEN r.lo AND r.hi
-			WHERE NOT $4 OR m.flags & $5 <> 0 ORDER BY m.uid`, mailboxID, starts, stops, onlyDeleted, int16(store.FlagDeleted))
-		if err != nil {
-			return err
-		}
-		msgs, err := pgx.CollectRows(rows, scanGone)
-		if err != nil {
+		var b pgx.Batch
+		var msgs []gone
+		w.queueMailbox(&b, mailboxID, nil)
+		queueGone(&b, mailboxID, uids, onlyDeleted, &msgs)
+		if err := w.lock(&b); err != nil {
 			return err
 		}
 		out = uidsOf(msgs)
@@ -591,9 +609,6 @@ func uidsOf(msgs []gone) []store.UID {
 func (ss *session) Copy(ctx context.Context, fromMailboxID int64, uids store.UIDSet, toMailboxID int64) (store.CopyResult, error) {
 	var res store.CopyResult
 	err := ss.s.write(ctx, ss.id, func(w *wtx) error {
-		if err := w.lock(); err != nil {
-			return err
-		}
 		var err error
 		res, err = w.copy(fromMailboxID, uids, toMailboxID, false)
 		return err
@@ -609,9 +624,6 @@ func (ss *session) Copy(ctx context.Context, fromMailboxID int64, uids store.UID
 func (ss *session) Move(ctx context.Context, fromMailboxID int64, uids store.UIDSet, toMailboxID int64) (store.CopyResult, error) {
 	var res store.CopyResult
 	err := ss.s.write(ctx, ss.id, func(w *wtx) error {
-		if err := w.lock(); err != nil {
-			return err
-		}
 		var err error
 		res, err = w.copy(fromMailboxID, uids, toMailboxID, true)
 		return err
@@ -623,26 +635,17 @@ func (ss *session) Move(ctx context.Context, fromMailboxID int64, uids store.UID
 }
 
 // copy copies (or, with move, moves) messages between two of the account's
-// mailboxes under w's lock, keeping flags and internal dates. A move
-// changes no quota usage and needs none.
+// mailboxes under w's lock, which it takes if w does not hold it yet,
+// keeping flags and internal dates. A move changes no quota usage and
+// needs none.
 func (w *wtx) copy(from int64, uids store.UIDSet, to int64, move bool) (store.CopyResult, error) {
-	if _, err := w.mailbox(from); err != nil {
-		return store.CopyResult{}, err
-	}
-	uv, err := w.mailbox(to)
-	if err != nil {
-		return store.CopyResult{}, err
-	}
-	res := store.CopyResult{UIDValidity: uv}
-	starts, stops := uidRanges(uids)
-	rows, err := w.tx.Query(w.ctx, `SELECT m.uid, m.size, m.body_id
-		FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
-		JOIN messages m ON m.mailbox_id = $1 AND m.uid BETWEEN r.lo AND r.hi ORDER BY m.uid`, from, starts, stops)
-	if err != nil {
-		return res, err
-	}
-	msgs, err := pgx.CollectRows(rows, scanGone)
-	if err != nil || len(msgs) == 0 {
+	var res store.CopyResult
+	var b pgx.Batch
+	var msgs []gone
+	w.queueMailbox(&b, from, nil)
+	w.queueMailbox(&b, to, &res.UIDValidity)
+	queueGone(&b, from, uids, false, &msgs)
+	if err := w.lock(&b); err != nil || len(msgs) == 0 {
 		return res, err
 	}
 	if !move {
@@ -654,8 +657,10 @@ func (w *wtx) copy(from int64, uids store.UIDSet, to int64, move bool) (store.Co
 			return res, err
 		}
 	}
-	first, _, err := w.allocUIDs(to, len(msgs))
-	if err != nil {
+	var first store.UID
+	b = pgx.Batch{}
+	w.queueAllocUIDs(&b, to, len(msgs), &first, &res.UIDValidity)
+	if err := w.run(&b); err != nil {
 		return res, err
 	}
 	src := make([]int64, len(msgs))
@@ -667,12 +672,10 @@ func (w *wtx) copy(from int64, uids store.UIDSet, to int64, move bool) (store.Co
 		res.Source = append(res.Source, store.UID(g.uid))
 		res.Dest = append(res.Dest, store.UID(dst[i]))
 	}
-	if _, err := w.tx.Exec(w.ctx, `INSERT INTO messages (mailbox_id, uid, body_id, modseq, created_modseq, flags, keywords, internal_date, size, structure)
+	w.queue(`INSERT INTO messages (mailbox_id, uid, body_id, modseq, created_modseq, flags, keywords, internal_date, size, structure)
 		SELECT $2, v.dst, m.body_id, v.ms, v.ms, m.flags, m.keywords, m.internal_date, m.size, m.structure
 		FROM unnest($3::bigint[], $4::bigint[], $5::bigint[]) AS v(src, dst, ms)
-		JOIN messages m ON m.mailbox_id = $1 AND m.uid = v.src`, from, to, src, dst, mss); err != nil {
-		return res, err
-	}
+		JOIN messages m ON m.mailbox_id = $1 AND m.uid = v.src`, from, to, src, dst, mss)
 	if move {
 		return res, w.remove(from, msgs, false)
 	}
@@ -684,59 +687,55 @@ func (w *wtx) copy(from int64, uids store.UIDSet, to int64, move bool) (store.Co
 // a caller that asks again from HighestModSeq misses nothing.
 func (ss *session) Changes(ctx context.Context, mailboxID int64, sinceModSeq store.ModSeq) (*store.ChangeSet, error) {
 	cs := &store.ChangeSet{}
-	err := ss.s.read(ctx, func(tx pgx.Tx) error {
-		var uidnext, hms int64
-		err := tx.QueryRow(ctx, `SELECT uidnext, highest_modseq FROM mailboxes WHERE id = $1 AND account_id = $2`,
-			mailboxID, ss.id).Scan(&uidnext, &hms)
-		if errors.Is(err, pgx.ErrNoRows) {
-			cs.Gone = true
-			return nil
-		}
-		if err != nil {
+	var b pgx.Batch
+	b.Queue(`SELECT uidnext, highest_modseq FROM mailboxes WHERE id = $1 AND account_id = $2`, mailboxID, ss.id).
+		QueryRow(func(r pgx.Row) error {
+			var uidnext, hms int64
+			err := r.Scan(&uidnext, &hms)
+			if errors.Is(err, pgx.ErrNoRows) {
+				cs.Gone = true
+				return nil
+			}
+			cs.UIDNext, cs.HighestModSeq = store.UID(uidnext), store.ModSeq(hms)
 			return err
-		}
-		cs.UIDNext, cs.HighestModSeq = store.UID(uidnext), store.ModSeq(hms)
-		var added bool
-		var m store.MessageInfo
-		rows, err := tx.Query(ctx, `SELECT uid, modseq, flags, keywords, internal_date, size, created_modseq > $2
-			FROM messages WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid`, mailboxID, int64(sinceModSeq))
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
+		})
+	// A mailbox that is gone has no messages and no tombstones: the two
+	// queries below find nothing.
+	b.Queue(`SELECT uid, modseq, flags, keywords, internal_date, size, created_modseq > $2
+		FROM messages WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid`, mailboxID, int64(sinceModSeq)).
+		Query(func(rows pgx.Rows) error {
 			var uid, modseq int64
 			var flags int16
 			var kw string
-			m = store.MessageInfo{}
-			if err := rows.Scan(&uid, &modseq, &flags, &kw, &m.InternalDate, &m.Size, &added); err != nil {
-				rows.Close()
-				return err
-			}
-			m.UID, m.ModSeq = store.UID(uid), store.ModSeq(modseq)
-			m.Flags = store.Flags{System: store.SystemFlags(flags), Keywords: splitKeywords(kw)}
-			m.InternalDate = m.InternalDate.UTC()
-			if added {
-				cs.Added = append(cs.Added, m)
-			} else {
-				cs.Updated = append(cs.Updated, store.FlagUpdate{UID: m.UID, ModSeq: m.ModSeq, Flags: m.Flags})
-			}
-		}
-		if err := rows.Err(); err != nil {
+			var added bool
+			var m store.MessageInfo
+			_, err := pgx.ForEachRow(rows, []any{&uid, &modseq, &flags, &kw, &m.InternalDate, &m.Size, &added}, func() error {
+				m.UID, m.ModSeq = store.UID(uid), store.ModSeq(modseq)
+				m.Flags = store.Flags{System: store.SystemFlags(flags), Keywords: splitKeywords(kw)}
+				m.InternalDate = m.InternalDate.UTC()
+				if added {
+					cs.Added = append(cs.Added, m)
+				} else {
+					cs.Updated = append(cs.Updated, store.FlagUpdate{UID: m.UID, ModSeq: m.ModSeq, Flags: m.Flags})
+				}
+				return nil
+			})
 			return err
-		}
-		rows, err = tx.Query(ctx, `SELECT uid FROM tombstones WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid`,
-			mailboxID, int64(sinceModSeq))
-		if err != nil {
+		})
+	b.Queue(`SELECT uid FROM tombstones WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid`, mailboxID, int64(sinceModSeq)).
+		Query(func(rows pgx.Rows) error {
+			var uid int64
+			_, err := pgx.ForEachRow(rows, []any{&uid}, func() error {
+				cs.Expunged = append(cs.Expunged, store.UID(uid))
+				return nil
+			})
 			return err
-		}
-		exp, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-		for _, u := range exp {
-			cs.Expunged = append(cs.Expunged, store.UID(u))
-		}
-		return err
-	})
-	if err != nil {
+		})
+	if err := ss.s.read(ctx, &b); err != nil {
 		return nil, fmt.Errorf("changes in mailbox %d: %w", mailboxID, err)
+	}
+	if cs.Gone {
+		return &store.ChangeSet{Gone: true}, nil
 	}
 	return cs, nil
 }
@@ -744,50 +743,42 @@ func (ss *session) Changes(ctx context.Context, mailboxID int64, sinceModSeq sto
 // MarkRetrieved implements store.Session.
 func (ss *session) MarkRetrieved(ctx context.Context, mailboxID int64, uids store.UIDSet, at time.Time) error {
 	err := ss.s.write(ctx, ss.id, func(w *wtx) error {
-		if err := w.lock(); err != nil {
-			return err
-		}
-		if _, err := w.mailbox(mailboxID); err != nil {
-			return err
-		}
+		var b pgx.Batch
+		w.queueMailbox(&b, mailboxID, nil)
 		starts, stops := uidRanges(uids)
-		rows, err := w.tx.Query(w.ctx, `SELECT m.uid, m.flags
-			FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
-			JOIN messages m ON m.mailbox_id = $1 AND m.uid BETWEEN r.lo AND r.hi ORDER BY m.uid`, mailboxID, starts, stops)
-		if err != nil {
-			return err
-		}
 		var found, unseen, modseqs []int64
-		for rows.Next() {
-			var uid int64
-			var flags int16
-			if err := rows.Scan(&uid, &flags); err != nil {
-				rows.Close()
+		b.Queue(`SELECT m.uid, m.flags
+			FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
+			JOIN messages m ON m.mailbox_id = $1 AND m.uid BETWEEN r.lo AND r.hi ORDER BY m.uid`, mailboxID, starts, stops).
+			Query(func(rows pgx.Rows) error {
+				var uid int64
+				var flags int16
+				_, err := pgx.ForEachRow(rows, []any{&uid, &flags}, func() error {
+					found = append(found, uid)
+					if store.SystemFlags(flags)&store.FlagSeen == 0 {
+						unseen = append(unseen, uid)
+					}
+					return nil
+				})
 				return err
-			}
-			found = append(found, uid)
-			if store.SystemFlags(flags)&store.FlagSeen == 0 {
-				unseen = append(unseen, uid)
-				modseqs = append(modseqs, int64(w.nextModSeq(mailboxID)))
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+			})
+		if err := w.lock(&b); err != nil {
 			return err
 		}
 		if len(found) == 0 {
 			return fmt.Errorf("%w: uids %v", store.ErrNoMessage, uids)
 		}
-		if len(unseen) > 0 {
-			if _, err := w.tx.Exec(w.ctx, `UPDATE messages m SET flags = m.flags | $2, modseq = v.ms
-				FROM unnest($3::bigint[], $4::bigint[]) AS v(uid, ms)
-				WHERE m.mailbox_id = $1 AND m.uid = v.uid`, mailboxID, int16(store.FlagSeen), unseen, modseqs); err != nil {
-				return err
-			}
+		for range unseen {
+			modseqs = append(modseqs, int64(w.nextModSeq(mailboxID)))
 		}
-		_, err = w.tx.Exec(w.ctx, `UPDATE messages SET retrieved = $3 WHERE mailbox_id = $1 AND uid = ANY($2) AND retrieved IS NULL`,
+		if len(unseen) > 0 {
+			w.queue(`UPDATE messages m SET flags = m.flags | $2, modseq = v.ms
+				FROM unnest($3::bigint[], $4::bigint[]) AS v(uid, ms)
+				WHERE m.mailbox_id = $1 AND m.uid = v.uid`, mailboxID, int16(store.FlagSeen), unseen, modseqs)
+		}
+		w.queue(`UPDATE messages SET retrieved = $3 WHERE mailbox_id = $1 AND uid = ANY($2) AND retrieved IS NULL`,
 			mailboxID, found, at.UTC())
-		return err
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("mark messages of mailbox %d retrieved: %w", mailboxID, err)
@@ -799,19 +790,16 @@ func (ss *session) MarkRetrieved(ctx context.Context, mailboxID int64, uids stor
 func (ss *session) ExpireRetrieved(ctx context.Context, mailboxID int64, before time.Time) ([]store.UID, error) {
 	var out []store.UID
 	err := ss.s.write(ctx, ss.id, func(w *wtx) error {
-		if err := w.lock(); err != nil {
+		var b pgx.Batch
+		var msgs []gone
+		w.queueMailbox(&b, mailboxID, nil)
+		b.Queue(`SELECT uid, size, body_id FROM messages WHERE mailbox_id = $1 AND retrieved < $2 ORDER BY uid`,
+			mailboxID, before.UTC()).Query(func(rows pgx.Rows) error {
+			var err error
+			msgs, err = pgx.CollectRows(rows, scanGone)
 			return err
-		}
-		if _, err := w.mailbox(mailboxID); err != nil {
-			return err
-		}
-		rows, err := w.tx.Query(w.ctx, `SELECT uid, size, body_id FROM messages WHERE mailbox_id = $1 AND retrieved < $2 ORDER BY uid`,
-			mailboxID, before.UTC())
-		if err != nil {
-			return err
-		}
-		msgs, err := pgx.CollectRows(rows, scanGone)
-		if err != nil {
+		})
+		if err := w.lock(&b); err != nil {
 			return err
 		}
 		out = uidsOf(msgs)

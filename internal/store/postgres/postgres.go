@@ -218,28 +218,44 @@ func (s *Store) begin(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
 	return nil, mapErr(err)
 }
 
-// read runs fn in a read-only REPEATABLE READ transaction, so that its
-// queries see one snapshot.
-func (s *Store) read(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	tx, err := s.begin(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+// read sends b in one round trip as a read-only REPEATABLE READ
+// transaction, so that its statements see one snapshot. The results go to
+// the callbacks queued with b; the first error a callback returns ends the
+// read with that error.
+func (s *Store) read(ctx context.Context, b *pgx.Batch) error {
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return err
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	if err := fn(tx); err != nil {
 		return mapErr(err)
 	}
-	return mapErr(tx.Commit(ctx))
+	defer conn.Release()
+	var tb pgx.Batch
+	tb.Queue(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`)
+	tb.QueuedQueries = append(tb.QueuedQueries, b.QueuedQueries...)
+	tb.Queue(`COMMIT`)
+	if err := conn.SendBatch(ctx, &tb).Close(); err != nil {
+		// A batch that failed part way leaves the connection in a
+		// transaction; the pool must not hand it out again.
+		conn.Conn().Close(context.WithoutCancel(ctx))
+		return mapErr(err)
+	}
+	return nil
 }
 
 // wtx is a write transaction on one account's mail. Its fn calls lock
 // before anything that needs the account's counters, and may do work that
 // needs no lock (writing a body) before.
+//
+// A write is two round trips where it can be: BEGIN goes with the first
+// statements (lock, or run), and the statements whose results nothing
+// needs before commit (queue) go with the counters and COMMIT (finish).
 type wtx struct {
 	s       *Store
 	ctx     context.Context
-	tx      pgx.Tx
+	conn    *pgxpool.Conn
 	account int64
+	// tx is conn once BEGIN has been sent, nil before: a statement sent
+	// through it can never run outside the transaction.
+	tx *pgx.Conn
 
 	locked bool
 	// The account_state row as locked, changed in memory and written back
@@ -250,18 +266,25 @@ type wtx struct {
 
 	touched map[int64]bool // mailboxes whose highest_modseq becomes modseq
 	notify  bool           // tell watchers at commit
+	pending pgx.Batch      // statements queued to go with COMMIT
 }
 
 // write runs fn in a transaction on account's mail and commits it; if fn
 // changed anything that watchers care about, it notifies them, across
 // nodes with pg_notify in the transaction and locally at once.
 func (s *Store) write(ctx context.Context, account int64, fn func(w *wtx) error) error {
-	tx, err := s.begin(ctx, pgx.TxOptions{})
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return err
+		return mapErr(err)
 	}
-	w := &wtx{s: s, ctx: ctx, tx: tx, account: account, touched: map[int64]bool{}}
-	if err := s.finish(w, fn(w)); err != nil {
+	w := &wtx{s: s, ctx: ctx, conn: conn, account: account, touched: map[int64]bool{}}
+	err = s.finish(w, fn(w))
+	// A connection still in a transaction (a failed rollback) is closed
+	// by the pool, not reused.
+	if w.conn != nil {
+		w.conn.Release()
+	}
+	if err != nil {
 		return err
 	}
 	if w.notify {
@@ -270,12 +293,57 @@ func (s *Store) write(ctx context.Context, account int64, fn func(w *wtx) error)
 	return nil
 }
 
+// run sends b in one round trip, after BEGIN if the transaction has not
+// begun. A connection that had died before anything was sent is replaced,
+// as long as the transaction had not begun on it.
+func (w *wtx) run(b *pgx.Batch) error {
+	if w.tx != nil {
+		return w.tx.SendBatch(w.ctx, b).Close()
+	}
+	var tb pgx.Batch
+	tb.Queue(`BEGIN`)
+	tb.QueuedQueries = append(tb.QueuedQueries, b.QueuedQueries...)
+	var err error
+	for range 3 {
+		err = w.conn.SendBatch(w.ctx, &tb).Close()
+		if err == nil || !pgconn.SafeToRetry(err) || w.ctx.Err() != nil {
+			break
+		}
+		w.conn.Conn().Close(context.WithoutCancel(w.ctx))
+		w.conn.Release()
+		if w.conn, err = w.s.pool.Acquire(w.ctx); err != nil {
+			return err // w.tx stays nil: nothing to roll back
+		}
+	}
+	// Sent, even if a statement failed: finish must roll back.
+	w.tx = w.conn.Conn()
+	return err
+}
+
+// begin sends BEGIN alone, for a write whose first statement needs its
+// result at once and cannot go with the lock.
+func (w *wtx) begin() error {
+	if w.tx != nil {
+		return nil
+	}
+	return w.run(&pgx.Batch{})
+}
+
+// queue adds a statement to the round trip that commits: for statements
+// whose outcome only matters as the write's success or failure.
+func (w *wtx) queue(sql string, args ...any) {
+	w.pending.Queue(sql, args...)
+}
+
 // finish writes w's counters back and commits, or rolls back on err. The
-// closing statements go in one round trip.
+// queued statements, the counters and COMMIT go in one round trip.
 func (s *Store) finish(w *wtx, err error) error {
+	if w.tx == nil {
+		return mapErr(err) // nothing was sent
+	}
 	ctx := w.ctx
 	if err == nil {
-		var b pgx.Batch
+		b := &w.pending
 		if len(w.touched) > 0 {
 			ids := make([]int64, 0, len(w.touched))
 			for id := range w.touched {
@@ -290,37 +358,54 @@ func (s *Store) finish(w *wtx, err error) error {
 		if w.notify {
 			b.Queue(`SELECT pg_notify('buzon', $1)`, strconv.FormatInt(w.account, 10))
 		}
-		if b.Len() > 0 {
-			err = w.tx.SendBatch(ctx, &b).Close()
+		var tag pgconn.CommandTag
+		b.Queue(`COMMIT`).Exec(func(ct pgconn.CommandTag) error {
+			tag = ct
+			return nil
+		})
+		err = w.tx.SendBatch(ctx, b).Close()
+		if err == nil && tag.String() != "COMMIT" {
+			// PostgreSQL answers COMMIT of a failed transaction with
+			// ROLLBACK.
+			err = pgx.ErrTxCommitRollback
 		}
 	}
-	if err == nil {
-		err = w.tx.Commit(ctx)
-	}
 	if err != nil {
-		w.tx.Rollback(context.WithoutCancel(ctx))
+		if _, rerr := w.tx.Exec(context.WithoutCancel(ctx), `ROLLBACK`); rerr != nil {
+			w.tx.Close(context.WithoutCancel(ctx))
+		}
 		return mapErr(err)
 	}
 	return nil
 }
 
+const lockAccount = `SELECT st.modseq, st.bytes, st.messages, a.max_bytes, a.max_messages
+	FROM account_state st JOIN accounts a ON a.id = st.account_id
+	WHERE st.account_id = $1 AND a.import_state <> 1
+	FOR UPDATE OF st`
+
 // lock takes the account's state row, serializing this transaction with
 // every other writer to the account on any node until commit. It fails
-// with ErrNoAccount if the account is gone or still being imported.
-func (w *wtx) lock() error {
+// with ErrNoAccount if the account is gone or still being imported. The
+// statements queued in b (b may be nil) go in the same round trip and run
+// once the lock is held.
+func (w *wtx) lock(b *pgx.Batch) error {
+	if b == nil {
+		b = &pgx.Batch{}
+	}
 	if w.locked {
-		return nil
+		return w.run(b)
 	}
-	err := w.tx.QueryRow(w.ctx, `
-		SELECT st.modseq, st.bytes, st.messages, a.max_bytes, a.max_messages
-		FROM account_state st JOIN accounts a ON a.id = st.account_id
-		WHERE st.account_id = $1 AND a.import_state <> 1
-		FOR UPDATE OF st`, w.account).
-		Scan(&w.modseq, &w.bytes, &w.messages, &w.maxBytes, &w.maxMessages)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("%w: id %d", store.ErrNoAccount, w.account)
-	}
-	if err != nil {
+	var lb pgx.Batch
+	lb.Queue(lockAccount, w.account).QueryRow(func(r pgx.Row) error {
+		err := r.Scan(&w.modseq, &w.bytes, &w.messages, &w.maxBytes, &w.maxMessages)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: id %d", store.ErrNoAccount, w.account)
+		}
+		return err
+	})
+	lb.QueuedQueries = append(lb.QueuedQueries, b.QueuedQueries...)
+	if err := w.run(&lb); err != nil {
 		return err
 	}
 	w.locked = true

@@ -85,7 +85,7 @@ func (ss *session) CreateMailbox(ctx context.Context, name string, specialUse st
 	}
 	var mb store.Mailbox
 	err := ss.s.write(ctx, ss.id, func(w *wtx) error {
-		if err := w.lock(); err != nil {
+		if err := w.lock(nil); err != nil {
 			return err
 		}
 		var err error
@@ -133,7 +133,7 @@ func (ss *session) DeleteMailbox(ctx context.Context, name string) error {
 		return fmt.Errorf("delete mailbox: %w: INBOX cannot be deleted", store.ErrInvalidName)
 	}
 	err := ss.s.write(ctx, ss.id, func(w *wtx) error {
-		if err := w.lock(); err != nil {
+		if err := w.lock(nil); err != nil {
 			return err
 		}
 		var id int64
@@ -150,14 +150,13 @@ func (ss *session) DeleteMailbox(ctx context.Context, name string) error {
 			FROM messages WHERE mailbox_id = $1`, id).Scan(&bytes, &count, &bodies); err != nil {
 			return err
 		}
-		if _, err := w.tx.Exec(w.ctx, `DELETE FROM mailboxes WHERE id = $1`, id); err != nil {
-			return err
-		}
+		w.queue(`DELETE FROM mailboxes WHERE id = $1`, id)
 		if err := w.charge(-bytes, -count); err != nil {
 			return err
 		}
 		w.notify = true
-		return w.dropBodies(bodies)
+		w.dropBodies(bodies)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("delete mailbox %q: %w", name, err)
@@ -165,16 +164,16 @@ func (ss *session) DeleteMailbox(ctx context.Context, name string) error {
 	return nil
 }
 
-// dropBodies deletes those of the given bodies that no message uses any
-// more. It runs under the account's lock, which every writer that could
-// add a use (Copy, Move) also takes.
-func (w *wtx) dropBodies(ids []int64) error {
+// dropBodies queues the deletion of those of the given bodies that no
+// message uses any more, after the statements queued before it. It runs
+// under the account's lock, which every writer that could add a use (Copy,
+// Move) also takes.
+func (w *wtx) dropBodies(ids []int64) {
 	if len(ids) == 0 {
-		return nil
+		return
 	}
-	_, err := w.tx.Exec(w.ctx, `DELETE FROM bodies b WHERE b.id = ANY($1) AND b.account_id = $2
+	w.queue(`DELETE FROM bodies b WHERE b.id = ANY($1) AND b.account_id = $2
 		AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.body_id = b.id)`, ids, w.account)
-	return err
 }
 
 // RenameMailbox implements store.Session. Renaming INBOX moves its messages
@@ -187,7 +186,7 @@ func (ss *session) RenameMailbox(ctx context.Context, from, to string) error {
 	}
 
 	err := ss.s.write(ctx, ss.id, func(w *wtx) error {
-		if err := w.lock(); err != nil {
+		if err := w.lock(nil); err != nil {
 			return err
 		}
 		var id int64
@@ -283,28 +282,27 @@ func (ss *session) SetSubscribed(ctx context.Context, name string, subscribed bo
 // themselves, so they cannot drift from them.
 func (ss *session) Status(ctx context.Context, mailboxID int64) (store.MailboxStatus, error) {
 	var st store.MailboxStatus
-	err := ss.s.read(ctx, func(tx pgx.Tx) error {
-		var uidnext, uv, hms int64
-		err := tx.QueryRow(ctx, `SELECT uidnext, uidvalidity, highest_modseq FROM mailboxes WHERE id = $1 AND account_id = $2`,
-			mailboxID, ss.id).Scan(&uidnext, &uv, &hms)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("%w: id %d", store.ErrNoMailbox, mailboxID)
-		}
-		if err != nil {
+	var b pgx.Batch
+	b.Queue(`SELECT uidnext, uidvalidity, highest_modseq FROM mailboxes WHERE id = $1 AND account_id = $2`, mailboxID, ss.id).
+		QueryRow(func(r pgx.Row) error {
+			var uidnext, uv, hms int64
+			err := r.Scan(&uidnext, &uv, &hms)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("%w: id %d", store.ErrNoMailbox, mailboxID)
+			}
+			st.UIDNext, st.UIDValidity, st.HighestModSeq = store.UID(uidnext), uint32(uv), store.ModSeq(hms)
 			return err
-		}
-		st.UIDNext, st.UIDValidity, st.HighestModSeq = store.UID(uidnext), uint32(uv), store.ModSeq(hms)
+		})
+	b.Queue(`SELECT count(*), count(*) FILTER (WHERE flags & $2 = 0),
+		count(*) FILTER (WHERE flags & $3 <> 0), coalesce(sum(size), 0) FROM messages WHERE mailbox_id = $1`,
+		mailboxID, int16(store.FlagSeen), int16(store.FlagDeleted)).QueryRow(func(r pgx.Row) error {
 		var msgs, unseen, deleted int64
-		if err := tx.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE flags & $2 = 0),
-			count(*) FILTER (WHERE flags & $3 <> 0), coalesce(sum(size), 0) FROM messages WHERE mailbox_id = $1`,
-			mailboxID, int16(store.FlagSeen), int16(store.FlagDeleted)).Scan(&msgs, &unseen, &deleted, &st.Size); err != nil {
-			return err
-		}
+		err := r.Scan(&msgs, &unseen, &deleted, &st.Size)
 		st.Messages, st.Unseen, st.Deleted = uint32(msgs), uint32(unseen), uint32(deleted)
-		st.Keywords, err = mailboxKeywords(ctx, tx, mailboxID)
 		return err
 	})
-	if err != nil {
+	queueKeywords(&b, mailboxID, &st.Keywords)
+	if err := ss.s.read(ctx, &b); err != nil {
 		return store.MailboxStatus{}, fmt.Errorf("status of mailbox %d: %w", mailboxID, err)
 	}
 	return st, nil

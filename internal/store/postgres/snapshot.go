@@ -13,63 +13,59 @@ import (
 )
 
 // Snapshot implements store.Session: one repeatable-read transaction, one
-// pass over the mailbox's messages in UID order.
+// pass over the mailbox's messages in UID order, in one round trip.
 func (ss *session) Snapshot(ctx context.Context, mailboxID int64) (*store.Snapshot, error) {
 	snap := &store.Snapshot{}
-	err := ss.s.read(ctx, func(tx pgx.Tx) error {
-		var uidnext, hms int64
-		err := tx.QueryRow(ctx, `SELECT uidnext, highest_modseq FROM mailboxes WHERE id = $1 AND account_id = $2`,
-			mailboxID, ss.id).Scan(&uidnext, &hms)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("%w: id %d", store.ErrNoMailbox, mailboxID)
-		}
-		if err != nil {
-			return err
-		}
-		snap.UIDNext, snap.HighestModSeq = store.UID(uidnext), store.ModSeq(hms)
-		rows, err := tx.Query(ctx, `SELECT uid, flags & $2 = 0 FROM messages WHERE mailbox_id = $1 ORDER BY uid`,
-			mailboxID, int16(store.FlagSeen))
-		if err != nil {
-			return err
-		}
-		var uid int64
-		var unseen bool
-		_, err = pgx.ForEachRow(rows, []any{&uid, &unseen}, func() error {
-			snap.UIDs = append(snap.UIDs, store.UID(uid))
-			if unseen && snap.FirstUnseen == 0 {
-				snap.FirstUnseen = store.UID(uid)
+	var b pgx.Batch
+	b.Queue(`SELECT uidnext, highest_modseq FROM mailboxes WHERE id = $1 AND account_id = $2`, mailboxID, ss.id).
+		QueryRow(func(r pgx.Row) error {
+			var uidnext, hms int64
+			err := r.Scan(&uidnext, &hms)
+			if errors.Is(err, pgx.ErrNoRows) {
+				// The queries after this one are not read.
+				return fmt.Errorf("%w: id %d", store.ErrNoMailbox, mailboxID)
 			}
-			return nil
-		})
-		if err != nil {
+			snap.UIDNext, snap.HighestModSeq = store.UID(uidnext), store.ModSeq(hms)
 			return err
-		}
-		snap.Keywords, err = mailboxKeywords(ctx, tx, mailboxID)
-		return err
-	})
-	if err != nil {
+		})
+	b.Queue(`SELECT uid, flags & $2 = 0 FROM messages WHERE mailbox_id = $1 ORDER BY uid`, mailboxID, int16(store.FlagSeen)).
+		Query(func(rows pgx.Rows) error {
+			var uid int64
+			var unseen bool
+			_, err := pgx.ForEachRow(rows, []any{&uid, &unseen}, func() error {
+				snap.UIDs = append(snap.UIDs, store.UID(uid))
+				if unseen && snap.FirstUnseen == 0 {
+					snap.FirstUnseen = store.UID(uid)
+				}
+				return nil
+			})
+			return err
+		})
+	queueKeywords(&b, mailboxID, &snap.Keywords)
+	if err := ss.s.read(ctx, &b); err != nil {
 		return nil, fmt.Errorf("snapshot of mailbox %d: %w", mailboxID, err)
 	}
 	return snap, nil
 }
 
-// mailboxKeywords lists the keywords in use in a mailbox, one spelling of
-// each, ordered case-insensitively.
-func mailboxKeywords(ctx context.Context, tx pgx.Tx, mailboxID int64) ([]string, error) {
-	rows, err := tx.Query(ctx, `SELECT DISTINCT keywords FROM messages WHERE mailbox_id = $1 AND keywords <> ''`, mailboxID)
-	if err != nil {
-		return nil, err
-	}
-	sets, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, err
-	}
-	var kws []string
-	for _, set := range sets {
-		kws = store.Flags{Keywords: kws}.Apply(store.FlagsAdd, store.Flags{Keywords: splitKeywords(set)}).Keywords
-	}
-	slices.SortFunc(kws, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
-	return kws, nil
+// queueKeywords queues on b the query for the keywords in use in a
+// mailbox, one spelling of each, ordered case-insensitively, stored in
+// *out when b runs.
+func queueKeywords(b *pgx.Batch, mailboxID int64, out *[]string) {
+	b.Queue(`SELECT DISTINCT keywords FROM messages WHERE mailbox_id = $1 AND keywords <> ''`, mailboxID).
+		Query(func(rows pgx.Rows) error {
+			sets, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				return err
+			}
+			var kws []string
+			for _, set := range sets {
+				kws = store.Flags{Keywords: kws}.Apply(store.FlagsAdd, store.Flags{Keywords: splitKeywords(set)}).Keywords
+			}
+			slices.SortFunc(kws, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
+			*out = kws
+			return nil
+		})
 }
 
 // HighestModSeq implements store.Session.
