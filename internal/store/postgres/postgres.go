@@ -232,13 +232,9 @@ func (s *Store) read(ctx context.Context, b *pgx.Batch) error {
 	tb.Queue(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`)
 	tb.QueuedQueries = append(tb.QueuedQueries, b.QueuedQueries...)
 	tb.Queue(`COMMIT`)
-	if err := conn.SendBatch(ctx, &tb).Close(); err != nil {
-		// A batch that failed part way leaves the connection in a
-		// transaction; the pool must not hand it out again.
-		conn.Conn().Close(context.WithoutCancel(ctx))
-		return mapErr(err)
-	}
-	return nil
+	// A batch that failed part way may leave the connection in a
+	// transaction: the pool closes such a connection at Release.
+	return mapErr(conn.SendBatch(ctx, &tb).Close())
 }
 
 // wtx is a write transaction on one account's mail. Its fn calls lock
