@@ -75,6 +75,13 @@ type conn struct {
 	msgs []message
 	// unrecorded counts the messages retrieved but not yet recorded.
 	unrecorded int
+	// lastSent is the number of the message the last RETR or TOP named,
+	// or 0.
+	lastSent int
+	// ahead is the read-ahead window (see readahead.go): bodies opened
+	// before the client asked for them, at most readAheadMessages of them
+	// and readAheadBytes in all. Closed by logout.
+	ahead []aheadBody
 	// releases undo what login took (the session slot, the maildrop lock,
 	// the store session), run in reverse order when the session ends.
 	releases []func()
@@ -181,9 +188,11 @@ func (c *conn) serve() {
 	c.flush()
 }
 
-// logout records the session's retrievals, then gives back what login
-// took: the store session, the maildrop lock and the session slot.
+// logout closes the bodies read ahead and records the session's
+// retrievals, then gives back what login took: the store session, the
+// maildrop lock and the session slot.
 func (c *conn) logout() {
+	c.dropAhead()
 	c.recordRetrievals(false, false)
 	for i := len(c.releases) - 1; i >= 0; i-- {
 		c.releases[i]()

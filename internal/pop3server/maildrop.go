@@ -94,8 +94,8 @@ func (c *conn) cmdUidl(cmd command) {
 // whole message has been handed to the network: a client that disconnects
 // mid-message leaves the message as it was.
 func (c *conn) cmdRetr(cmd command) {
-	_, m := c.xmessage(cmd.args[0])
-	c.sendMessage(m, -1)
+	n, m := c.xmessage(cmd.args[0])
+	c.sendMessage(n, -1)
 	if m.retrieved {
 		return
 	}
@@ -155,24 +155,21 @@ func (c *conn) recordRetrievals(quitting, retryLater bool) {
 // cmdTop sends a message's header and the first lines of its body
 // (RFC 1939 7). It does not count as retrieval.
 func (c *conn) cmdTop(cmd command) {
-	_, m := c.xmessage(cmd.args[0])
+	n, _ := c.xmessage(cmd.args[0])
 	lines, ok := parseNumber(cmd.args[1])
 	if !ok {
 		xuser("", "invalid line count %q", cmd.args[1])
 	}
-	c.sendMessage(m, lines)
+	c.sendMessage(n, lines)
 }
 
-// sendMessage streams a message as a multi-line response: the whole of it
+// sendMessage streams message n as a multi-line response: the whole of it
 // with bodyLines < 0, else as TOP does.
-func (c *conn) sendMessage(m *message, bodyLines int) {
-	body, err := c.session.OpenBody(c.ctx, c.inbox.ID, m.uid)
-	if errors.Is(err, store.ErrNoMessage) {
-		// Expunged by another path (IMAP) since the snapshot.
-		xuser("", "message no longer exists")
+func (c *conn) sendMessage(n, bodyLines int) {
+	body, owned := c.openBody(n, bodyLines < 0)
+	if owned {
+		defer body.Close()
 	}
-	xcheck(err, "open message")
-	defer body.Close()
 	if bodyLines < 0 {
 		c.writeLine("+OK %d octets", body.Size())
 	} else {
@@ -181,12 +178,12 @@ func (c *conn) sendMessage(m *message, bodyLines int) {
 	if c.bodyBuf == nil {
 		c.bodyBuf = make([]byte, bodyBufSize)
 	}
-	err = writeBody(c.bw, io.NewSectionReader(body, 0, body.Size()), bodyLines, c.bodyBuf)
+	err := writeBody(c.bw, io.NewSectionReader(body, 0, body.Size()), bodyLines, c.bodyBuf)
 	var re readError
 	if errors.As(err, &re) {
 		// The response has begun: the client can only be told by
 		// cutting it short.
-		c.log.Error("pop3 read message", "uid", m.uid, "err", err)
+		c.log.Error("pop3 read message", "uid", c.msgs[n-1].uid, "err", err)
 	}
 	if err != nil {
 		xabort(err)
@@ -197,11 +194,13 @@ func (c *conn) sendMessage(m *message, bodyLines int) {
 func (c *conn) cmdDele(cmd command) {
 	n, m := c.xmessage(cmd.args[0])
 	m.deleted = true
+	c.forgetAhead(n)
 	c.writeLine("+OK message %d deleted", n)
 }
 
 // cmdRset unmarks every deleted message (RFC 1939 5).
 func (c *conn) cmdRset(cmd command) {
+	c.dropAhead() // it skipped the messages RSET gives back
 	for i := range c.msgs {
 		c.msgs[i].deleted = false
 	}

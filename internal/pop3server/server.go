@@ -6,7 +6,9 @@
 // account's "pop3" store lock (RFC 1939 8). Deletions are applied at QUIT
 // (the UPDATE state) as one store expunge, which IMAP sessions then see.
 // A message removed by another path during the session answers
-// "-ERR message no longer exists".
+// "-ERR message no longer exists", unless the session had read it ahead
+// (with a store.BodyBatcher): then it is sent, as if asked for a moment
+// earlier.
 //
 // The UIDL of a message is fmt.Sprintf("%08x%08x", uidvalidity, uid) of
 // the INBOX message: both never change while the message exists, so

@@ -1,0 +1,343 @@
+package pop3server_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/buzon-mail/buzon/internal/pop3client"
+	"github.com/buzon-mail/buzon/internal/pop3server/pop3test"
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// The read-ahead tests run over batchStore, so that the sessions read
+// ahead whatever the store: with PostgreSQL through its own OpenBodies,
+// with the embedded store through one made of OpenBody calls.
+
+// batchStore makes every session a store.BodyBatcher: the store's own
+// where it has one, else one that opens bodies one by one and reads those
+// of up to 1 MiB whole, within the budget, as store/postgres does. It
+// counts the calls and the bodies left open.
+type batchStore struct {
+	store.Store
+	openBody, openBodies atomic.Int32
+	// open counts bodies opened and not yet closed; closedTwice, bodies
+	// closed more than once.
+	open, closedTwice atomic.Int32
+}
+
+func (s *batchStore) Open(ctx context.Context, id int64) (store.Session, error) {
+	sess, err := s.Store.Open(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &batchSession{Session: sess, s: s}, nil
+}
+
+type batchSession struct {
+	store.Session
+	s *batchStore
+}
+
+var _ store.BodyBatcher = (*batchSession)(nil)
+
+func (ss *batchSession) OpenBody(ctx context.Context, mailboxID int64, uid store.UID) (store.Body, error) {
+	ss.s.openBody.Add(1)
+	b, err := ss.Session.OpenBody(ctx, mailboxID, uid)
+	if err != nil {
+		return nil, err
+	}
+	return ss.s.track(b), nil
+}
+
+func (ss *batchSession) OpenBodies(ctx context.Context, mailboxID int64, uids []store.UID, maxBytes int64) ([]store.Body, error) {
+	ss.s.openBodies.Add(1)
+	var bodies []store.Body
+	if bb, ok := ss.Session.(store.BodyBatcher); ok {
+		var err error
+		if bodies, err = bb.OpenBodies(ctx, mailboxID, uids, maxBytes); err != nil {
+			return nil, err
+		}
+	} else {
+		bodies = make([]store.Body, len(uids))
+		for i, uid := range uids {
+			b, err := ss.Session.OpenBody(ctx, mailboxID, uid)
+			if errors.Is(err, store.ErrNoMessage) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			size := b.Size()
+			if size > 1<<20 {
+				b.Close()
+				continue
+			}
+			if maxBytes -= size; maxBytes < 0 {
+				b.Close()
+				break
+			}
+			data := make([]byte, size)
+			_, err = b.ReadAt(data, 0)
+			b.Close()
+			if err != nil && !errors.Is(err, io.EOF) {
+				return nil, err
+			}
+			bodies[i] = memBody{bytes.NewReader(data)}
+		}
+	}
+	for i, b := range bodies {
+		if b != nil {
+			bodies[i] = ss.s.track(b)
+		}
+	}
+	return bodies, nil
+}
+
+// memBody is a body read whole.
+type memBody struct{ *bytes.Reader }
+
+func (memBody) Close() error { return nil }
+
+func (s *batchStore) track(b store.Body) store.Body {
+	s.open.Add(1)
+	return &trackedBody{Body: b, s: s}
+}
+
+type trackedBody struct {
+	store.Body
+	s      *batchStore
+	closed atomic.Bool
+}
+
+func (b *trackedBody) Close() error {
+	if b.closed.Swap(true) {
+		b.s.closedTwice.Add(1)
+	} else {
+		b.s.open.Add(-1)
+	}
+	return b.Body.Close()
+}
+
+// startBatch starts a server over a batchStore whose alice holds the
+// messages of bodies.
+func startBatch(t *testing.T, bodies [][]byte) (*pop3test.Env, *batchStore) {
+	t.Helper()
+	st := &batchStore{Store: openStore(t, t.TempDir())}
+	env := pop3test.Start(t, st, pop3test.Options{})
+	for _, b := range bodies {
+		env.Append(t, alice, b, store.Flags{})
+	}
+	return env, st
+}
+
+// numbered returns n messages numbered from 1, each of a different size
+// and with lines to dot-stuff.
+func numbered(n int) [][]byte {
+	var out [][]byte
+	for i := 1; i <= n; i++ {
+		out = append(out, fmt.Appendf(nil, "Subject: message %d\r\n\r\n%s.dot\r\nend\r\n", i, strings.Repeat("a line\r\n", i)))
+	}
+	return out
+}
+
+// retr retrieves message n and checks it is want.
+func retr(t *testing.T, c *pop3client.Client, n int, want []byte) {
+	t.Helper()
+	var got bytes.Buffer
+	if _, err := c.Retr(n, &got); err != nil {
+		t.Fatalf("RETR %d: %v", n, err)
+	}
+	if !bytes.Equal(got.Bytes(), want) {
+		t.Fatalf("RETR %d: %d bytes that differ from the %d stored", n, got.Len(), len(want))
+	}
+}
+
+// checkOpen checks how many bodies the server holds open. A NOOP first
+// makes sure the commands before it are done.
+func checkOpen(t *testing.T, c *pop3client.Client, st *batchStore, want int32, when string) {
+	t.Helper()
+	if err := c.Noop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.open.Load(); n != want {
+		t.Errorf("%s: %d bodies open, want %d", when, n, want)
+	}
+}
+
+// checkClosed checks, after the sessions ended, that every body was closed
+// once.
+func checkClosed(t *testing.T, env *pop3test.Env, st *batchStore) {
+	t.Helper()
+	env.Stop()
+	if n, twice := st.open.Load(), st.closedTwice.Load(); n != 0 || twice != 0 {
+		t.Errorf("after the session: %d bodies left open, %d closed twice", n, twice)
+	}
+}
+
+// TestReadAhead: a client that downloads the maildrop in order gets every
+// message as stored, with far fewer calls to the store than messages;
+// messages too large to read ahead are opened alone.
+func TestReadAhead(t *testing.T) {
+	bodies := numbered(40)
+	bodies[9] = bigMessage(1<<20+1000, false) // left out by the store
+	bodies[24] = bigMessage(3<<20, true)      // ends a window
+	env, st := startBatch(t, bodies)
+	c := login(t, env, alice)
+	for n := 1; n <= len(bodies); n++ {
+		if n == 30 {
+			// TOP leaves the body in the window for a RETR.
+			var top bytes.Buffer
+			if _, err := c.Top(n, 0, &top); err != nil || top.Len() == 0 || !bytes.HasPrefix(bodies[n-1], top.Bytes()) {
+				t.Fatalf("TOP %d = %q, %v", n, top.Bytes(), err)
+			}
+		}
+		retr(t, c, n, bodies[n-1])
+	}
+	calls := st.openBody.Load() + st.openBodies.Load()
+	t.Logf("%d messages: %d OpenBody calls, %d OpenBodies calls", len(bodies), st.openBody.Load(), st.openBodies.Load())
+	if st.openBodies.Load() == 0 || calls > 10 {
+		t.Errorf("%d messages took %d OpenBody and %d OpenBodies calls; want a few", len(bodies), st.openBody.Load(), st.openBodies.Load())
+	}
+	if err := c.Quit(); err != nil {
+		t.Fatal(err)
+	}
+	checkClosed(t, env, st)
+	for i, m := range env.Inbox(t, alice) {
+		if m.Flags.System&store.FlagSeen == 0 {
+			t.Errorf("message %d not \\Seen after its RETR", i+1)
+		}
+	}
+}
+
+// TestReadAheadDele: DELE of a message read ahead lets go of its body, and
+// the message is refused and expunged at QUIT as without read-ahead.
+func TestReadAheadDele(t *testing.T) {
+	bodies := numbered(10)
+	env, st := startBatch(t, bodies)
+	c := login(t, env, alice)
+	retr(t, c, 1, bodies[0])
+	retr(t, c, 2, bodies[1]) // opens 2 to 10
+	checkOpen(t, c, st, 8, "after RETR 2")
+	if err := c.Dele(3); err != nil {
+		t.Fatal(err)
+	}
+	checkOpen(t, c, st, 7, "after DELE 3")
+	if _, err := c.Retr(3, io.Discard); err == nil || !strings.Contains(err.Error(), "already deleted") {
+		t.Errorf("RETR of a message marked deleted: %v", err)
+	}
+	before := st.openBody.Load() + st.openBodies.Load()
+	for n := 4; n <= 10; n++ {
+		retr(t, c, n, bodies[n-1])
+	}
+	if after := st.openBody.Load() + st.openBodies.Load(); after != before {
+		t.Errorf("RETR 4 to 10 called the store %d times; want none, all read ahead", after-before)
+	}
+	if err := c.Quit(); err != nil {
+		t.Fatal(err)
+	}
+	checkClosed(t, env, st)
+	if inbox := env.Inbox(t, alice); len(inbox) != 9 || inbox[2].UID != 4 {
+		t.Errorf("INBOX after QUIT holds %d messages, want 9 without the third", len(inbox))
+	}
+}
+
+// TestReadAheadRset: RSET drops the window; the messages it undeletes and
+// the ones read ahead are retrieved as usual. A session that ends without
+// QUIT closes its window too.
+func TestReadAheadRset(t *testing.T) {
+	bodies := numbered(10)
+	env, st := startBatch(t, bodies)
+	c := login(t, env, alice)
+	retr(t, c, 1, bodies[0])
+	if err := c.Dele(2); err != nil {
+		t.Fatal(err)
+	}
+	retr(t, c, 3, bodies[2]) // 2 is deleted: 3 comes next, and opens 3 to 10
+	checkOpen(t, c, st, 7, "after RETR 3")
+	if st.openBodies.Load() != 1 {
+		t.Errorf("RETR 1, DELE 2, RETR 3 called OpenBodies %d times; want once", st.openBodies.Load())
+	}
+	if err := c.Rset(); err != nil {
+		t.Fatal(err)
+	}
+	checkOpen(t, c, st, 0, "after RSET")
+	for n := 2; n <= 6; n++ {
+		retr(t, c, n, bodies[n-1])
+	}
+	checkOpen(t, c, st, 4, "after RETR 2 to 6") // 7 to 10 read ahead
+	c.Close()
+	checkClosed(t, env, st)
+	if inbox := env.Inbox(t, alice); len(inbox) != 10 {
+		t.Errorf("INBOX after RSET and a dropped connection holds %d messages, want 10", len(inbox))
+	}
+}
+
+// TestReadAheadExpungedElsewhere: a message expunged through another
+// session (IMAP) after it was read ahead is sent, as if the RETR had come
+// a little earlier; one expunged before answers "no longer exists", as
+// without read-ahead, and the session goes on.
+func TestReadAheadExpungedElsewhere(t *testing.T) {
+	bodies := numbered(10)
+	env, st := startBatch(t, bodies)
+	expunge := func(uid store.UID) {
+		env.WithInbox(t, alice, func(sess store.Session, inbox store.Mailbox) {
+			if gone, err := sess.Expunge(context.Background(), inbox.ID, store.UIDSetOf(uid), false); err != nil || len(gone) != 1 {
+				t.Fatalf("expunge %d: %v, %v", uid, gone, err)
+			}
+		})
+	}
+	c := login(t, env, alice)
+	expunge(8)
+	retr(t, c, 1, bodies[0])
+	retr(t, c, 2, bodies[1]) // opens 2 to 10, without 8
+	expunge(3)
+	for n := 3; n <= 10; n++ {
+		if n == 8 {
+			if _, err := c.Retr(n, io.Discard); err == nil || !strings.Contains(err.Error(), "no longer exists") {
+				t.Errorf("RETR of a message expunged before the read-ahead: %v", err)
+			}
+			continue
+		}
+		retr(t, c, n, bodies[n-1])
+	}
+	if err := c.Quit(); err != nil {
+		t.Fatal(err)
+	}
+	checkClosed(t, env, st)
+	inbox := env.Inbox(t, alice)
+	if len(inbox) != 8 {
+		t.Fatalf("INBOX holds %d messages, want 8", len(inbox))
+	}
+	for _, m := range inbox {
+		if m.Flags.System&store.FlagSeen == 0 {
+			t.Errorf("message UID %d not \\Seen after its RETR", m.UID)
+		}
+	}
+}
+
+// TestReadAheadOnlyInOrder: a client that picks messages here and there
+// has nothing read ahead that it may never ask for.
+func TestReadAheadOnlyInOrder(t *testing.T) {
+	bodies := numbered(20)
+	env, st := startBatch(t, bodies)
+	c := login(t, env, alice)
+	for _, n := range []int{3, 7, 5, 1, 20, 12} {
+		retr(t, c, n, bodies[n-1])
+	}
+	if _, err := c.Top(14, 2, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.openBodies.Load(); n != 0 {
+		t.Errorf("messages retrieved out of order: %d OpenBodies calls, want none", n)
+	}
+	if err := c.Quit(); err != nil {
+		t.Fatal(err)
+	}
+	checkClosed(t, env, st)
+}
