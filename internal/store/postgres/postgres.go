@@ -340,19 +340,17 @@ func (s *Store) finish(w *wtx, err error) error {
 	ctx := w.ctx
 	if err == nil {
 		b := &w.pending
-		if len(w.touched) > 0 {
+		if w.dirty || w.notify {
 			ids := make([]int64, 0, len(w.touched))
 			for id := range w.touched {
 				ids = append(ids, id)
 			}
-			b.Queue(`UPDATE mailboxes SET highest_modseq = $2 WHERE id = ANY($1) AND highest_modseq < $2`, ids, w.modseq)
-		}
-		if w.dirty {
-			b.Queue(`UPDATE account_state SET modseq = $2, bytes = $3, messages = $4 WHERE account_id = $1`,
-				w.account, w.modseq, w.bytes, w.messages)
-		}
-		if w.notify {
-			b.Queue(`SELECT pg_notify('buzon', $1)`, strconv.FormatInt(w.account, 10))
+			// One statement: data-modifying CTEs run to completion
+			// whether or not the query reads them.
+			b.Queue(`WITH mb AS (UPDATE mailboxes SET highest_modseq = $2 WHERE id = ANY($5) AND highest_modseq < $2),
+				st AS (UPDATE account_state SET modseq = $2, bytes = $3, messages = $4 WHERE account_id = $1 AND $6)
+				SELECT pg_notify('buzon', $8) WHERE $7`,
+				w.account, w.modseq, w.bytes, w.messages, ids, w.dirty, w.notify, strconv.FormatInt(w.account, 10))
 		}
 		var tag pgconn.CommandTag
 		b.Queue(`COMMIT`).Exec(func(ct pgconn.CommandTag) error {
