@@ -3,132 +3,23 @@ package pop3server_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/buzon-mail/buzon/internal/pop3client"
 	"github.com/buzon-mail/buzon/internal/pop3server/pop3test"
 	"github.com/buzon-mail/buzon/internal/store"
+	"github.com/buzon-mail/buzon/internal/store/teststore"
 )
 
-// The read-ahead tests run over batchStore, so that the sessions read
-// ahead whatever the store: with PostgreSQL through its own OpenBodies,
-// with the embedded store through one made of OpenBody calls.
-
-// batchStore makes every session a store.BodyBatcher: the store's own
-// where it has one, else one that opens bodies one by one and reads those
-// of up to 1 MiB whole, within the budget, as store/postgres does. It
-// counts the calls and the bodies left open.
-type batchStore struct {
-	store.Store
-	openBody, openBodies atomic.Int32
-	// open counts bodies opened and not yet closed; closedTwice, bodies
-	// closed more than once.
-	open, closedTwice atomic.Int32
-}
-
-func (s *batchStore) Open(ctx context.Context, id int64) (store.Session, error) {
-	sess, err := s.Store.Open(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return &batchSession{Session: sess, s: s}, nil
-}
-
-type batchSession struct {
-	store.Session
-	s *batchStore
-}
-
-var _ store.BodyBatcher = (*batchSession)(nil)
-
-func (ss *batchSession) OpenBody(ctx context.Context, mailboxID int64, uid store.UID) (store.Body, error) {
-	ss.s.openBody.Add(1)
-	b, err := ss.Session.OpenBody(ctx, mailboxID, uid)
-	if err != nil {
-		return nil, err
-	}
-	return ss.s.track(b), nil
-}
-
-func (ss *batchSession) OpenBodies(ctx context.Context, mailboxID int64, uids []store.UID, maxBytes int64) ([]store.Body, error) {
-	ss.s.openBodies.Add(1)
-	var bodies []store.Body
-	if bb, ok := ss.Session.(store.BodyBatcher); ok {
-		var err error
-		if bodies, err = bb.OpenBodies(ctx, mailboxID, uids, maxBytes); err != nil {
-			return nil, err
-		}
-	} else {
-		bodies = make([]store.Body, len(uids))
-		for i, uid := range uids {
-			b, err := ss.Session.OpenBody(ctx, mailboxID, uid)
-			if errors.Is(err, store.ErrNoMessage) {
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			size := b.Size()
-			if size > 1<<20 {
-				b.Close()
-				continue
-			}
-			if maxBytes -= size; maxBytes < 0 {
-				b.Close()
-				break
-			}
-			data := make([]byte, size)
-			_, err = b.ReadAt(data, 0)
-			b.Close()
-			if err != nil && !errors.Is(err, io.EOF) {
-				return nil, err
-			}
-			bodies[i] = memBody{bytes.NewReader(data)}
-		}
-	}
-	for i, b := range bodies {
-		if b != nil {
-			bodies[i] = ss.s.track(b)
-		}
-	}
-	return bodies, nil
-}
-
-// memBody is a body read whole.
-type memBody struct{ *bytes.Reader }
-
-func (memBody) Close() error { return nil }
-
-func (s *batchStore) track(b store.Body) store.Body {
-	s.open.Add(1)
-	return &trackedBody{Body: b, s: s}
-}
-
-type trackedBody struct {
-	store.Body
-	s      *batchStore
-	closed atomic.Bool
-}
-
-func (b *trackedBody) Close() error {
-	if b.closed.Swap(true) {
-		b.s.closedTwice.Add(1)
-	} else {
-		b.s.open.Add(-1)
-	}
-	return b.Body.Close()
-}
-
-// startBatch starts a server over a batchStore whose alice holds the
-// messages of bodies.
-func startBatch(t *testing.T, bodies [][]byte) (*pop3test.Env, *batchStore) {
+// startBatch starts a server whose alice holds the messages of bodies,
+// over a teststore.Batching, so that sessions read ahead whatever the
+// store.
+func startBatch(t *testing.T, bodies [][]byte) (*pop3test.Env, *teststore.Batching) {
 	t.Helper()
-	st := &batchStore{Store: openStore(t, t.TempDir())}
+	st := teststore.BatchBodies(openStore(t, t.TempDir()))
 	env := pop3test.Start(t, st, pop3test.Options{})
 	for _, b := range bodies {
 		env.Append(t, alice, b, store.Flags{})
@@ -160,22 +51,22 @@ func retr(t *testing.T, c *pop3client.Client, n int, want []byte) {
 
 // checkOpen checks how many bodies the server holds open. A NOOP first
 // makes sure the commands before it are done.
-func checkOpen(t *testing.T, c *pop3client.Client, st *batchStore, want int32, when string) {
+func checkOpen(t *testing.T, c *pop3client.Client, st *teststore.Batching, want int32, when string) {
 	t.Helper()
 	if err := c.Noop(); err != nil {
 		t.Fatal(err)
 	}
-	if n := st.open.Load(); n != want {
+	if n := st.Unclosed.Load(); n != want {
 		t.Errorf("%s: %d bodies open, want %d", when, n, want)
 	}
 }
 
 // checkClosed checks, after the sessions ended, that every body was closed
 // once.
-func checkClosed(t *testing.T, env *pop3test.Env, st *batchStore) {
+func checkClosed(t *testing.T, env *pop3test.Env, st *teststore.Batching) {
 	t.Helper()
 	env.Stop()
-	if n, twice := st.open.Load(), st.closedTwice.Load(); n != 0 || twice != 0 {
+	if n, twice := st.Unclosed.Load(), st.ClosedTwice.Load(); n != 0 || twice != 0 {
 		t.Errorf("after the session: %d bodies left open, %d closed twice", n, twice)
 	}
 }
@@ -199,10 +90,10 @@ func TestReadAhead(t *testing.T) {
 		}
 		retr(t, c, n, bodies[n-1])
 	}
-	calls := st.openBody.Load() + st.openBodies.Load()
-	t.Logf("%d messages: %d OpenBody calls, %d OpenBodies calls", len(bodies), st.openBody.Load(), st.openBodies.Load())
-	if st.openBodies.Load() == 0 || calls > 10 {
-		t.Errorf("%d messages took %d OpenBody and %d OpenBodies calls; want a few", len(bodies), st.openBody.Load(), st.openBodies.Load())
+	calls := st.OpenBodyCalls.Load() + st.OpenBodiesCalls.Load()
+	t.Logf("%d messages: %d OpenBody calls, %d OpenBodies calls", len(bodies), st.OpenBodyCalls.Load(), st.OpenBodiesCalls.Load())
+	if st.OpenBodiesCalls.Load() == 0 || calls > 10 {
+		t.Errorf("%d messages took %d OpenBody and %d OpenBodies calls; want a few", len(bodies), st.OpenBodyCalls.Load(), st.OpenBodiesCalls.Load())
 	}
 	if err := c.Quit(); err != nil {
 		t.Fatal(err)
@@ -231,11 +122,11 @@ func TestReadAheadDele(t *testing.T) {
 	if _, err := c.Retr(3, io.Discard); err == nil || !strings.Contains(err.Error(), "already deleted") {
 		t.Errorf("RETR of a message marked deleted: %v", err)
 	}
-	before := st.openBody.Load() + st.openBodies.Load()
+	before := st.OpenBodyCalls.Load() + st.OpenBodiesCalls.Load()
 	for n := 4; n <= 10; n++ {
 		retr(t, c, n, bodies[n-1])
 	}
-	if after := st.openBody.Load() + st.openBodies.Load(); after != before {
+	if after := st.OpenBodyCalls.Load() + st.OpenBodiesCalls.Load(); after != before {
 		t.Errorf("RETR 4 to 10 called the store %d times; want none, all read ahead", after-before)
 	}
 	if err := c.Quit(); err != nil {
@@ -260,8 +151,8 @@ func TestReadAheadRset(t *testing.T) {
 	}
 	retr(t, c, 3, bodies[2]) // 2 is deleted: 3 comes next, and opens 3 to 10
 	checkOpen(t, c, st, 7, "after RETR 3")
-	if st.openBodies.Load() != 1 {
-		t.Errorf("RETR 1, DELE 2, RETR 3 called OpenBodies %d times; want once", st.openBodies.Load())
+	if st.OpenBodiesCalls.Load() != 1 {
+		t.Errorf("RETR 1, DELE 2, RETR 3 called OpenBodies %d times; want once", st.OpenBodiesCalls.Load())
 	}
 	if err := c.Rset(); err != nil {
 		t.Fatal(err)
@@ -333,7 +224,7 @@ func TestReadAheadOnlyInOrder(t *testing.T) {
 	if _, err := c.Top(14, 2, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if n := st.openBodies.Load(); n != 0 {
+	if n := st.OpenBodiesCalls.Load(); n != 0 {
 		t.Errorf("messages retrieved out of order: %d OpenBodies calls, want none", n)
 	}
 	if err := c.Quit(); err != nil {
