@@ -2,8 +2,10 @@ package imapserver
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -217,6 +219,8 @@ type fetchPlan struct {
 	// renderCache: not for a FETCH of more messages than it holds, which
 	// would only push out everything else.
 	cache bool
+	// ahead opens bodies several at a time, or is nil (each alone).
+	ahead *bodyAhead
 }
 
 func (c *conn) planFetch(items []fetchItem, uid bool) fetchPlan {
@@ -273,6 +277,10 @@ func (c *conn) cmdFetch(cmd *command) {
 	plan := c.planFetch(items, cmd.uid)
 	set := c.xresolve(a.set, cmd.uid)
 	plan.cache = fitsCache(c.srv.rendered, sel.inView(set))
+	if plan.body && !a.hasChanged { // CHANGEDSINCE skips messages: no telling which
+		plan.ahead = c.newBodyAhead(set)
+		defer plan.ahead.close()
+	}
 
 	if a.vanished {
 		cs, err := c.sess.Changes(c.ctx, sel.mb.ID, store.ModSeq(a.changedSince))
@@ -361,7 +369,7 @@ func rawUIDSet(set numSet, sel *selected) store.UIDSet {
 func (c *conn) fetchMessage(seq uint32, m *store.MessageInfo, plan fetchPlan, seenChanged bool) bool {
 	var body store.Body
 	if plan.body {
-		b, err := c.sess.OpenBody(c.ctx, c.sel.mb.ID, m.UID)
+		b, err := c.openBody(plan.ahead, m.UID)
 		if errors.Is(err, store.ErrNoMessage) {
 			return false
 		}
@@ -434,6 +442,100 @@ func (c *conn) fetchMessage(seq uint32, m *store.MessageInfo, plan fetchPlan, se
 	}
 	w.str(")\r\n")
 	return true
+}
+
+// Bodies read ahead. Where opening a body is a round trip to a database
+// server (a store.BodyBatcher, store/postgres), a FETCH of bodies over
+// several messages opens them in calls of up to fetchAheadMessages
+// messages and fetchAheadBytes: Messages hands the messages over in
+// ascending UID order, so the set and the view say which come next. A
+// body opened ahead is read whole at once, so a message expunged
+// meanwhile is sent as it was, as the view still shows it.
+const (
+	fetchAheadMessages = 16
+	fetchAheadBytes    = 2 << 20
+)
+
+// bodyAhead is a FETCH's window of bodies opened ahead.
+type bodyAhead struct {
+	bb  store.BodyBatcher
+	set store.UIDSet // what the FETCH names
+	// uids are the window's messages, ascending; bodies[i] is uids[i]'s,
+	// nil once handed out or when the store did not open it.
+	uids   []store.UID
+	bodies []store.Body
+}
+
+// newBodyAhead returns a window for a FETCH of bodies over set, or nil
+// when the store opens bodies one at a time or set names one message.
+func (c *conn) newBodyAhead(set store.UIDSet) *bodyAhead {
+	bb, ok := c.sess.(store.BodyBatcher)
+	if !ok || c.sel.inView(set) < 2 {
+		return nil
+	}
+	return &bodyAhead{bb: bb, set: set}
+}
+
+// openBody opens message uid's body for FETCH, from the window a if it
+// holds it, else from a new window beginning with uid, else alone. The
+// caller closes it.
+func (c *conn) openBody(a *bodyAhead, uid store.UID) (store.Body, error) {
+	if a != nil {
+		i, ok := slices.BinarySearch(a.uids, uid)
+		if !ok {
+			if err := c.readAhead(a, uid); err != nil {
+				return nil, err
+			}
+			i, ok = slices.BinarySearch(a.uids, uid)
+		}
+		if ok && a.bodies[i] != nil {
+			b := a.bodies[i]
+			a.bodies[i] = nil
+			return b, nil
+		}
+	}
+	return c.sess.OpenBody(c.ctx, c.sel.mb.ID, uid)
+}
+
+// readAhead replaces the window with the messages of the view in the set
+// from UID from on, when there are at least two.
+func (c *conn) readAhead(a *bodyAhead, from store.UID) error {
+	a.close()
+	view := c.sel.uids
+	k, _ := slices.BinarySearchFunc(a.set, from, func(r store.UIDRange, u store.UID) int { return cmp.Compare(r.Stop, u) })
+	for _, r := range a.set[k:] {
+		i, _ := slices.BinarySearch(view, max(r.Start, from))
+		for ; i < len(view) && view[i] <= r.Stop && len(a.uids) < fetchAheadMessages; i++ {
+			a.uids = append(a.uids, view[i])
+		}
+		if len(a.uids) == fetchAheadMessages {
+			break
+		}
+	}
+	if len(a.uids) < 2 {
+		a.uids = a.uids[:0]
+		return nil
+	}
+	bodies, err := a.bb.OpenBodies(c.ctx, c.sel.mb.ID, a.uids, fetchAheadBytes)
+	if err != nil {
+		a.uids = a.uids[:0]
+		return err
+	}
+	a.bodies = bodies
+	return nil
+}
+
+// close closes the bodies of the window not handed out.
+func (a *bodyAhead) close() {
+	if a == nil {
+		return
+	}
+	for _, b := range a.bodies {
+		if b != nil {
+			b.Close()
+		}
+	}
+	a.uids, a.bodies = a.uids[:0], nil
 }
 
 // dropDecoder lets go of what the decoder holds, once a command is done:
