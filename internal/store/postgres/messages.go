@@ -688,19 +688,8 @@ func (w *wtx) copy(from int64, uids store.UIDSet, to int64, move bool) (store.Co
 func (ss *session) Changes(ctx context.Context, mailboxID int64, sinceModSeq store.ModSeq) (*store.ChangeSet, error) {
 	cs := &store.ChangeSet{}
 	var b pgx.Batch
-	b.Queue(`SELECT uidnext, highest_modseq FROM mailboxes WHERE id = $1 AND account_id = $2`, mailboxID, ss.id).
-		QueryRow(func(r pgx.Row) error {
-			var uidnext, hms int64
-			err := r.Scan(&uidnext, &hms)
-			if errors.Is(err, pgx.ErrNoRows) {
-				cs.Gone = true
-				return nil
-			}
-			cs.UIDNext, cs.HighestModSeq = store.UID(uidnext), store.ModSeq(hms)
-			return err
-		})
-	// A mailbox that is gone has no messages and no tombstones: the two
-	// queries below find nothing.
+	var found bool
+	ss.queueHead(&b, mailboxID, &cs.UIDNext, &cs.HighestModSeq, &found)
 	b.Queue(`SELECT uid, modseq, flags, keywords, internal_date, size, created_modseq > $2
 		FROM messages WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid`, mailboxID, int64(sinceModSeq)).
 		Query(func(rows pgx.Rows) error {
@@ -734,7 +723,8 @@ func (ss *session) Changes(ctx context.Context, mailboxID int64, sinceModSeq sto
 	if err := ss.s.read(ctx, &b); err != nil {
 		return nil, fmt.Errorf("changes in mailbox %d: %w", mailboxID, err)
 	}
-	if cs.Gone {
+	if !found {
+		// What the queries after the first found is not the account's.
 		return &store.ChangeSet{Gone: true}, nil
 	}
 	return cs, nil

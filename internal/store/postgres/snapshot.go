@@ -17,17 +17,8 @@ import (
 func (ss *session) Snapshot(ctx context.Context, mailboxID int64) (*store.Snapshot, error) {
 	snap := &store.Snapshot{}
 	var b pgx.Batch
-	b.Queue(`SELECT uidnext, highest_modseq FROM mailboxes WHERE id = $1 AND account_id = $2`, mailboxID, ss.id).
-		QueryRow(func(r pgx.Row) error {
-			var uidnext, hms int64
-			err := r.Scan(&uidnext, &hms)
-			if errors.Is(err, pgx.ErrNoRows) {
-				// The queries after this one are not read.
-				return fmt.Errorf("%w: id %d", store.ErrNoMailbox, mailboxID)
-			}
-			snap.UIDNext, snap.HighestModSeq = store.UID(uidnext), store.ModSeq(hms)
-			return err
-		})
+	var found bool
+	ss.queueHead(&b, mailboxID, &snap.UIDNext, &snap.HighestModSeq, &found)
 	b.Queue(`SELECT uid, flags & $2 = 0 FROM messages WHERE mailbox_id = $1 ORDER BY uid`, mailboxID, int16(store.FlagSeen)).
 		Query(func(rows pgx.Rows) error {
 			var uid int64
@@ -42,10 +33,30 @@ func (ss *session) Snapshot(ctx context.Context, mailboxID int64) (*store.Snapsh
 			return err
 		})
 	queueKeywords(&b, mailboxID, &snap.Keywords)
-	if err := ss.s.read(ctx, &b); err != nil {
+	err := ss.s.read(ctx, &b)
+	if err == nil && !found {
+		// What the queries after the first found is not the account's.
+		err = store.ErrNoMailbox
+	}
+	if err != nil {
 		return nil, fmt.Errorf("snapshot of mailbox %d: %w", mailboxID, err)
 	}
 	return snap, nil
+}
+
+// queueHead queues on b the reading of a mailbox's UIDNEXT and highest
+// MODSEQ; when b has run, found says whether the mailbox is the account's.
+func (ss *session) queueHead(b *pgx.Batch, mailboxID int64, uidNext *store.UID, highestModSeq *store.ModSeq, found *bool) {
+	b.Queue(`SELECT uidnext, highest_modseq FROM mailboxes WHERE id = $1 AND account_id = $2`, mailboxID, ss.id).
+		QueryRow(func(r pgx.Row) error {
+			var uidnext, hms int64
+			err := r.Scan(&uidnext, &hms)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
+			*uidNext, *highestModSeq, *found = store.UID(uidnext), store.ModSeq(hms), err == nil
+			return err
+		})
 }
 
 // queueKeywords queues on b the query for the keywords in use in a
