@@ -42,10 +42,16 @@ func openDB(path string, conns int, busy time.Duration) (*sql.DB, error) {
 	return db, nil
 }
 
+// A schema is the migrations of one kind of database: schema[i] takes a
+// database from version i (PRAGMA user_version) to version i+1, so a new
+// database runs them all and len(schema) is the version this code writes.
+// Never edit a released migration; append a new one.
+type schema [][]string
+
 // Schema of accounts.db. Account IDs are never reused (AUTOINCREMENT):
 // they name folders, and a new account must never meet an old one's
 // leftovers.
-var accountsSchema = []string{
+var accountsSchema = schema{{
 	`CREATE TABLE account (
 		id INTEGER PRIMARY KEY AUTOINCREMENT,
 		name TEXT NOT NULL UNIQUE,
@@ -63,7 +69,7 @@ var accountsSchema = []string{
 		name TEXT PRIMARY KEY,
 		value INTEGER NOT NULL
 	) WITHOUT ROWID`,
-}
+}}
 
 // Schema of an account's mail.db.
 //
@@ -76,7 +82,7 @@ var accountsSchema = []string{
 // Counters kept in step with the rows by every write, so that STATUS and
 // quota checks never scan: mailbox.messages/unseen/deleted/size,
 // meta.bytes/messages, keyword.count.
-var mailSchema = []string{
+var mailSchema = schema{{
 	`CREATE TABLE meta (
 		id INTEGER PRIMARY KEY CHECK (id = 1),
 		account INTEGER NOT NULL,
@@ -136,9 +142,7 @@ var mailSchema = []string{
 		PRIMARY KEY (mailbox, name)
 	) WITHOUT ROWID`,
 	`CREATE TABLE subscription (name TEXT PRIMARY KEY) WITHOUT ROWID`,
-}
-
-const schemaVersion = 1
+}}
 
 // maxAccountID keeps mailbox IDs (account ID << 32 | n) positive.
 const maxAccountID = 1<<31 - 1
@@ -147,16 +151,17 @@ func (s *Store) migrateAccounts() error {
 	return migrate(context.Background(), s.adb, accountsSchema, nil)
 }
 
-// migrate creates the schema if the database has none. It runs in one
-// IMMEDIATE transaction, so two processes opening a new database at once
-// do not both create it. init, if set, fills the new database in the same
-// transaction.
-func migrate(ctx context.Context, db *sql.DB, schema []string, init func(*sql.Tx) error) error {
+// migrate brings a database to its schema's version, applying the
+// missing migrations in one IMMEDIATE transaction, so two processes
+// opening a database at once do not both apply them. init, if set, fills a
+// new database in the same transaction. A database newer than this code is
+// refused.
+func migrate(ctx context.Context, db *sql.DB, sch schema, init func(*sql.Tx) error) error {
 	var v int
 	if err := db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
 		return mapErr(err)
 	}
-	if v == schemaVersion {
+	if v == len(sch) {
 		return nil
 	}
 	tx, err := db.BeginTx(ctx, nil)
@@ -167,24 +172,25 @@ func migrate(ctx context.Context, db *sql.DB, schema []string, init func(*sql.Tx
 	if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
 		return mapErr(err)
 	}
-	switch v {
-	case schemaVersion:
+	switch {
+	case v == len(sch):
 		return nil
-	case 0:
-	default:
-		return fmt.Errorf("database schema version %d, this buzon knows %d", v, schemaVersion)
+	case v > len(sch):
+		return fmt.Errorf("database schema version %d, this buzon knows %d: upgrade buzon", v, len(sch))
 	}
-	for _, q := range schema {
-		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("create schema: %w", mapErr(err))
+	for i := v; i < len(sch); i++ {
+		for _, q := range sch[i] {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("migration %d: %w", i+1, mapErr(err))
+			}
 		}
 	}
-	if init != nil {
+	if init != nil && v == 0 {
 		if err := init(tx); err != nil {
 			return err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, len(sch))); err != nil {
 		return mapErr(err)
 	}
 	return mapErr(tx.Commit())
