@@ -69,6 +69,12 @@ var accountsSchema = schema{{
 		name TEXT PRIMARY KEY,
 		value INTEGER NOT NULL
 	) WITHOUT ROWID`,
+}, {
+	// 2: server secrets by name (store.SecretKeeper), made at first use.
+	`CREATE TABLE secret (
+		name TEXT PRIMARY KEY,
+		value BLOB NOT NULL
+	) WITHOUT ROWID`,
 }}
 
 // Schema of an account's mail.db.

@@ -1,11 +1,12 @@
 // Package sqlite is buzon's embedded default mail store: a data folder with
 // one small SQLite database for the account directory, one SQLite database
 // per account for its mail metadata, and message bodies as immutable files
-// next to it. It implements store.Store and store.Checker.
+// next to it. It implements store.Store, store.Checker and
+// store.SecretKeeper.
 //
 // Layout of the data folder (Config.Dir):
 //
-//	accounts.db                 accounts, credentials, quotas (shared)
+//	accounts.db                 accounts, credentials, quotas, secrets (shared)
 //	store.lock                  every open Store holds a shared flock on it
 //	notify.sock                 change notifications (unix datagram socket)
 //	accounts/<id>/mail.db       mailboxes, messages, flags, tombstones, counters
