@@ -1,8 +1,9 @@
 // Package postgres is buzon's scale-out mail store: everything (accounts,
 // credentials, quotas, mailboxes, messages, flags, tombstones,
-// subscriptions and message bodies) lives in one PostgreSQL database, so
-// any number of buzon nodes can serve any account behind a TCP load
-// balancer. It implements store.Store, store.Checker and store.Importer.
+// subscriptions, message bodies and server secrets) lives in one
+// PostgreSQL database, so any number of buzon nodes can serve any account
+// behind a TCP load balancer. It implements store.Store, store.Checker,
+// store.Importer and store.SecretKeeper.
 //
 // # Writes and ordering
 //

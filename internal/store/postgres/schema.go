@@ -109,6 +109,13 @@ CREATE TABLE subscriptions (
 	PRIMARY KEY (account_id, name)
 );
 `,
+		// 2: server secrets by name (store.SecretKeeper), made at first use.
+		`
+CREATE TABLE secrets (
+	name  text PRIMARY KEY,
+	value bytea NOT NULL
+);
+`,
 	}
 }
 
