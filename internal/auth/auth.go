@@ -45,7 +45,8 @@ type Authenticator struct {
 	// dummy is verified when the account does not exist, so that answer
 	// takes as long as a wrong password.
 	dummy store.Credentials
-	// secret makes SCRAM salts for unknown users stable but unguessable.
+	// secret makes SCRAM salts for unknown users stable but unguessable:
+	// the store's scramSecretName secret when it keeps secrets.
 	secret []byte
 
 	// sleep waits before a failure answer; tests replace it.
@@ -71,15 +72,39 @@ func (a *Authenticator) succeeded(name string) {
 	a.observe("ok")
 }
 
+// scramSecretName names the store secret (store.SecretKeeper) behind the
+// SCRAM salts of unknown names.
+const scramSecretName = "scram-unknown-user"
+
+// secretTimeout bounds New's wait for the store's secret.
+const secretTimeout = time.Minute
+
 // New returns an Authenticator over st. log may be nil.
+//
+// When st keeps secrets (store.SecretKeeper), the secret behind the SCRAM
+// salts of unknown names is the store's, so every process and node on the
+// store, before and after a restart, gives an unknown name the same salt,
+// as a real account's stays the same; New reads it, waiting for the store
+// up to a minute. Otherwise New makes one, which lasts as long as the
+// Authenticator.
 func New(cfg config.Auth, st store.Store, log *slog.Logger) (*Authenticator, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	h := NewHasher(cfg)
-	secret := make([]byte, 32)
-	if _, err := rand.Read(secret); err != nil {
-		return nil, err
+	var secret []byte
+	if k, ok := st.(store.SecretKeeper); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), secretTimeout)
+		defer cancel()
+		var err error
+		if secret, err = k.Secret(ctx, scramSecretName); err != nil {
+			return nil, fmt.Errorf("SCRAM secret: %w", err)
+		}
+	} else {
+		secret = make([]byte, store.SecretSize)
+		if _, err := rand.Read(secret); err != nil {
+			return nil, err
+		}
 	}
 	dummy, err := h.Credentials(rand.Text())
 	if err != nil {
