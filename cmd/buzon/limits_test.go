@@ -1636,15 +1636,16 @@ lockout_after = 0
 // does not tell an unknown name from a real account: the same iteration
 // count (auth.scram_iterations, here not the RFC 7677 minimum of 4096), a
 // salt of the same length, and for an unknown name the same salt at every
-// attempt, as a real account's is.
+// attempt, also after a restart, as a real account's is.
 func TestSCRAMUnknownUser(t *testing.T) {
-	in, _ := startLimited(t, `
+	const toml = `
 [auth]
 failure_delay = "1ms"
 max_failure_delay = "1ms"
 lockout_after = 0
 scram_iterations = 5000
-`)
+`
+	in, _ := startLimited(t, toml)
 	const carol, unknown = "carol@example.org", "nobody@example.org"
 	addUser(t, in.data, carol, "carol-pw", "--config", writeConfig(t, "[auth]\nscram_iterations = 5000\n"))
 	serverFirst := func(user string) *scramClient {
@@ -1663,6 +1664,13 @@ scram_iterations = 5000
 	}
 	if !bytes.Equal(u1.salt, u2.salt) {
 		t.Errorf("SCRAM salt of an unknown name changes between attempts, unlike a real account's")
+	}
+	in.stop()
+	in = start(t, in.data, "--config", writeConfig(t, toml))
+	if k2, u3 := serverFirst(carol), serverFirst(unknown); !bytes.Equal(k2.salt, k.salt) {
+		t.Errorf("SCRAM salt of a real account changed across a restart")
+	} else if !bytes.Equal(u3.salt, u1.salt) {
+		t.Errorf("SCRAM salt of an unknown name changed across a restart, unlike a real account's")
 	}
 }
 
