@@ -116,6 +116,11 @@ CREATE TABLE secrets (
 	value bytea NOT NULL
 );
 `,
+		// 3: the few messages with keywords, so that SELECT and STATUS
+		// list a mailbox's keywords without reading every message.
+		`
+CREATE INDEX messages_keywords ON messages (mailbox_id) WHERE keywords <> '';
+`,
 	}
 }
 
