@@ -101,11 +101,7 @@ func TestDisconnectMidRetr(t *testing.T) {
 	uid := env.Append(t, alice, body, store.Flags{}).UID
 	uid2 := env.Append(t, alice, []byte(msgHello), store.Flags{}).UID
 
-	conn, err := net.Dial("tcp", env.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(conn, "USER %s\r\nPASS %s\r\nDELE 2\r\nRETR 1\r\n", alice, pop3test.Password)
+	conn := loggedIn(t, env, "DELE 2", "RETR 1")
 	r := bufio.NewReader(conn)
 	for _, want := range []string{"+OK", "+OK", "+OK", "+OK", "+OK"} {
 		line, err := r.ReadString('\n')
@@ -618,12 +614,7 @@ func TestShutdownWhileRecordingAtPause(t *testing.T) {
 	}
 	env := pop3test.Start(t, st, pop3test.Options{})
 	env.Append(t, alice, []byte(fixtureAll[0]), store.Flags{})
-	nc, err := net.Dial("tcp", env.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	nc.Write([]byte("USER " + alice + "\r\nPASS " + pop3test.Password + "\r\nRETR 1\r\n"))
+	loggedIn(t, env, "RETR 1")
 	<-entered // the client paused; the session records the RETR
 	done := make(chan error, 1)
 	go func() {
@@ -655,15 +646,23 @@ func TestRetrievalRecordFailsAtQuit(t *testing.T) {
 	}
 	env := pop3test.Start(t, st, pop3test.Options{})
 	env.Append(t, alice, []byte(fixtureAll[0]), store.Flags{})
-	nc, err := net.Dial("tcp", env.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	nc.Write([]byte("USER " + alice + "\r\nPASS " + pop3test.Password + "\r\nRETR 1\r\nQUIT\r\n"))
+	nc := loggedIn(t, env, "RETR 1", "QUIT")
 	io.Copy(io.Discard, nc) // until the server closes
 	env.Stop()              // and the session has ended
 	if n, late := calls.Load(), afterClose.Load(); n != 1 || late != 0 {
 		t.Errorf("MarkRetrieved called %d times, %d of them after the session closed; want once, before", n, late)
 	}
+}
+
+// loggedIn connects to env as alice and sends USER, PASS and then cmds
+// at once, without reading; the connection closes when the test ends.
+func loggedIn(t *testing.T, env *pop3test.Env, cmds ...string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", env.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "USER %s\r\nPASS %s\r\n%s\r\n", alice, pop3test.Password, strings.Join(cmds, "\r\n"))
+	return conn
 }
