@@ -45,6 +45,12 @@ type Importer interface {
 	// quota usage is counted, the subscriptions are added, and the
 	// account becomes visible. Changes of every mailbox are notified.
 	FinishImport(ctx context.Context, accountID int64, modSeq ModSeq, subscriptions []string) error
+
+	// ImportSecret keeps value as the secret called name (see
+	// SecretKeeper), unless the store already has a secret of that name:
+	// then that one stays, since servers running on the store may use it
+	// already. It returns the secret kept.
+	ImportSecret(ctx context.Context, name string, value []byte) (kept []byte, err error)
 }
 
 // ImportMailbox describes a mailbox to import.

@@ -21,4 +21,8 @@ type SecretKeeper interface {
 	// independent secrets. A secret is as safe as the store's data: whoever
 	// can read the database can read it.
 	Secret(ctx context.Context, name string) ([]byte, error)
+
+	// Secrets returns every secret kept, by name (for moving them to
+	// another store).
+	Secrets(ctx context.Context) (map[string][]byte, error)
 }

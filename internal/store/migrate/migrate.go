@@ -5,8 +5,10 @@
 // What is kept, per mailbox: the name, special use, UIDVALIDITY and UIDNEXT;
 // per message: the UID, MODSEQ, flags and keywords, internal date, POP3
 // retrieval time, the opaque MIME structure and the bytes of the body; per
-// account: credentials, quota, creation time and subscriptions. POP3 UIDLs
-// are derived from UIDVALIDITY and UID, so they are kept too, and IMAP
+// account: credentials, quota, creation time and subscriptions; and the
+// server's secrets (store.SecretKeeper), so that SCRAM answers unknown names
+// as before (a secret the target already has stays: servers on it may be
+// using it). POP3 UIDLs are derived from UIDVALIDITY and UID, so they are kept too, and IMAP
 // clients keep their caches (RFC 9051 2.3.1.1, RFC 7162).
 package migrate
 
@@ -58,6 +60,9 @@ func Copy(ctx context.Context, from store.Store, to store.Importer, progress fun
 		}
 		sizes[i] = qu.Bytes
 		total += qu.Bytes
+	}
+	if err := copySecrets(ctx, from, to); err != nil {
+		return fmt.Errorf("migrate: %w", err)
 	}
 	c := &copier{ctx: ctx, to: to, total: total, progress: progress}
 	progress(0, total)
@@ -182,5 +187,23 @@ func (c *copier) message(ss store.Session, account, src, dst int64, m *store.Mes
 	}
 	c.done += m.Size
 	c.progress(c.done, c.total)
+	return nil
+}
+
+// copySecrets gives to the secrets from keeps, if it keeps any.
+func copySecrets(ctx context.Context, from store.Store, to store.Importer) error {
+	k, ok := from.(store.SecretKeeper)
+	if !ok {
+		return nil
+	}
+	secrets, err := k.Secrets(ctx)
+	if err != nil {
+		return err
+	}
+	for name, v := range secrets {
+		if _, err := to.ImportSecret(ctx, name, v); err != nil {
+			return err
+		}
+	}
 	return nil
 }

@@ -54,7 +54,9 @@ func TestCopy(t *testing.T) {
 			from := src.open(t)
 			populate(t, from)
 			to := openPostgres(t)
+			secrets := makeSecrets(t, from.(store.SecretKeeper), to)
 			roundTrip(t, from, to)
+			checkSecrets(t, to, secrets)
 		})
 	}
 }
@@ -125,6 +127,45 @@ func populate(t *testing.T, from store.Store) {
 		}
 		if err := ss.SetSubscribed(ctx, "Gone/Away", true); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// makeSecrets gives from two secrets, one of whose names to has a secret
+// of its own already, and returns the secrets to should hold after a copy.
+func makeSecrets(t *testing.T, from store.SecretKeeper, to store.SecretKeeper) map[string][]byte {
+	ctx := t.Context()
+	want := map[string][]byte{}
+	for _, name := range []string{"scram-unknown", "taken"} {
+		v, err := from.Secret(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[name] = v
+	}
+	v, err := to.Secret(ctx, "taken")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(v, want["taken"]) {
+		t.Fatal("two stores made the same secret")
+	}
+	want["taken"] = v
+	return want
+}
+
+// checkSecrets checks that to holds exactly the secrets of want.
+func checkSecrets(t *testing.T, to store.SecretKeeper, want map[string][]byte) {
+	got, err := to.Secrets(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Errorf("the target has %d secrets, want %d", len(got), len(want))
+	}
+	for name, v := range want {
+		if !bytes.Equal(got[name], v) {
+			t.Errorf("secret %q after the copy: %x, want %x", name, got[name], v)
 		}
 	}
 }

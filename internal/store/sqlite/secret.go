@@ -48,3 +48,25 @@ func readSecret(ctx context.Context, q queryer, name string) ([]byte, error) {
 	}
 	return v, nil
 }
+
+// Secrets implements store.SecretKeeper.
+func (s *Store) Secrets(ctx context.Context) (map[string][]byte, error) {
+	rows, err := s.adb.QueryContext(ctx, `SELECT name, value FROM secret`)
+	if err != nil {
+		return nil, fmt.Errorf("secrets: %w", mapErr(err))
+	}
+	defer rows.Close()
+	secrets := map[string][]byte{}
+	for rows.Next() {
+		var name string
+		var v []byte
+		if err := rows.Scan(&name, &v); err != nil {
+			return nil, fmt.Errorf("secrets: %w", mapErr(err))
+		}
+		secrets[name] = v
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("secrets: %w", mapErr(err))
+	}
+	return secrets, nil
+}

@@ -22,7 +22,7 @@ func secretKeeper(st store.Store) store.SecretKeeper {
 // testSecrets: a secret is made once and is then the same for every call,
 // through every Store on the storage, after a restart, and when Stores
 // (processes, nodes) that have never seen it ask for it at the same time.
-// Distinct names have distinct secrets.
+// Distinct names have distinct secrets. Secrets lists them all.
 func testSecrets(t *testing.T, e *env) {
 	if secretKeeper(e.st) == nil {
 		t.Skip("the backend keeps no secrets (store.SecretKeeper)")
@@ -87,7 +87,23 @@ func testSecrets(t *testing.T, e *env) {
 	if len(seen) > 1 {
 		t.Errorf("concurrent first calls of Secret(race) returned %d different values", len(seen))
 	}
-	if v := get(e.st, "race"); !seen[fmt.Sprintf("%x", v)] {
-		t.Errorf("Secret(race) afterwards: %x, none of the values the concurrent calls returned", v)
+	race := get(e.st, "race")
+	if !seen[fmt.Sprintf("%x", race)] {
+		t.Errorf("Secret(race) afterwards: %x, none of the values the concurrent calls returned", race)
+	}
+
+	// Secrets lists every one.
+	all, err := secretKeeper(e.st).Secrets(e.ctx)
+	if err != nil {
+		t.Fatalf("Secrets: %v", err)
+	}
+	want := map[string][]byte{"a": a, "b": get(e.st, "b"), "race": race}
+	if len(all) != len(want) {
+		t.Errorf("Secrets has %d secrets, want %d", len(all), len(want))
+	}
+	for name, v := range want {
+		if !bytes.Equal(all[name], v) {
+			t.Errorf("Secrets()[%q] = %x, want %x", name, all[name], v)
+		}
 	}
 }
