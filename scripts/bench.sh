@@ -85,6 +85,10 @@
 # Note: the Dovecot peer runs one imap process per session and caps them at
 # 1000 (default_process_limit), so idle-fanout cases beyond DOVECOT_MAX_IMAP
 # connections are not run on Dovecot; their tables have buzon alone.
+#
+# The stores stay behind for FRESH=0: buzon's in $OUT (a PostgreSQL run
+# leaves about 4 GB in $OUT/pg), Dovecot's in PEER_DIR. Delete them when
+# done; a disk that fills up mid-run spoils the results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
