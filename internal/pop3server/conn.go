@@ -213,12 +213,9 @@ func (c *conn) readLine(limit int) (string, error) {
 	if buffered, _ := c.br.Peek(c.br.Buffered()); bytes.IndexByte(buffered, '\n') < 0 {
 		c.flush()
 	}
-	idle := time.Now().Add(c.srv.cfg.POP3.IdleTimeout.D())
-	deadline := idle
-	if soon := time.Now().Add(recordRetrievalsDelay); c.unrecorded > 0 && soon.Before(idle) {
-		deadline = soon
-	}
-	c.raw.SetReadDeadline(deadline)
+	start := time.Now()
+	idle := start.Add(c.srv.cfg.POP3.IdleTimeout.D())
+	c.raw.SetReadDeadline(c.pauseDeadline(start, idle))
 	if c.srv.closing.Load() {
 		c.goodbye()
 	}
@@ -245,10 +242,9 @@ func (c *conn) readLine(limit int) (string, error) {
 			if c.srv.closing.Load() {
 				c.goodbye()
 			}
-			if c.unrecorded > 0 && time.Now().Before(idle) {
-				// The client paused: record what it downloaded so far.
-				c.recordRetrievals(false, true)
-				c.raw.SetReadDeadline(idle)
+			if time.Now().Before(idle) {
+				c.pause(start)
+				c.raw.SetReadDeadline(c.pauseDeadline(start, idle))
 				if c.srv.closing.Load() {
 					c.goodbye() // Shutdown's interruption came meanwhile
 				}
@@ -267,6 +263,39 @@ func (c *conn) readLine(limit int) (string, error) {
 	}
 	line = bytes.TrimSuffix(line[:len(line)-1], []byte{'\r'})
 	return string(line), nil
+}
+
+// pauseDeadline is when a session waiting since start for the client's
+// next command has something to do: record the retrievals so far
+// (recordRetrievalsDelay), let go of the bodies read ahead
+// (Config.ReadAheadIdle), or, at idle, give up on the client.
+func (c *conn) pauseDeadline(start, idle time.Time) time.Time {
+	d := idle
+	if c.unrecorded > 0 {
+		d = earliest(d, start.Add(recordRetrievalsDelay))
+	}
+	if len(c.ahead) > 0 {
+		d = earliest(d, start.Add(c.srv.cfg.ReadAheadIdle))
+	}
+	return d
+}
+
+// pause does what the client's silence since start calls for by now.
+func (c *conn) pause(start time.Time) {
+	waited := time.Since(start)
+	if c.unrecorded > 0 && waited >= recordRetrievalsDelay {
+		c.recordRetrievals(false, true)
+	}
+	if len(c.ahead) > 0 && waited >= c.srv.cfg.ReadAheadIdle {
+		c.dropAhead()
+	}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // lingeringClose half-closes the connection and reads what the client is

@@ -14,7 +14,9 @@ import (
 // per RETR. A body opened ahead is read whole at once, as OpenBody reads
 // a small one, so a message expunged by another session meanwhile is sent
 // as if the RETR had come a little earlier, which the client cannot tell.
-// With the embedded store, whose OpenBody opens a file, nothing changes.
+// A client that goes quiet for Config.ReadAheadIdle has the window
+// dropped, so that idle sessions do not hold bodies in memory. With the
+// embedded store, whose OpenBody opens a file, nothing changes.
 
 const (
 	// readAheadMessages is the most messages a window holds, the one

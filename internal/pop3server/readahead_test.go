@@ -7,8 +7,10 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/buzon-mail/buzon/internal/pop3client"
+	"github.com/buzon-mail/buzon/internal/pop3server"
 	"github.com/buzon-mail/buzon/internal/pop3server/pop3test"
 	"github.com/buzon-mail/buzon/internal/store"
 	"github.com/buzon-mail/buzon/internal/store/teststore"
@@ -226,6 +228,43 @@ func TestReadAheadOnlyInOrder(t *testing.T) {
 	}
 	if n := st.OpenBodiesCalls.Load(); n != 0 {
 		t.Errorf("messages retrieved out of order: %d OpenBodies calls, want none", n)
+	}
+	if err := c.Quit(); err != nil {
+		t.Fatal(err)
+	}
+	checkClosed(t, env, st)
+}
+
+// TestReadAheadIdle: a session whose client goes quiet lets go of the
+// bodies it read ahead (Config.ReadAheadIdle), and the next RETR in order
+// reads them again.
+func TestReadAheadIdle(t *testing.T) {
+	bodies := numbered(10)
+	st := teststore.BatchBodies(openStore(t, t.TempDir()))
+	env := pop3test.Start(t, st, pop3test.Options{Config: func(cfg *pop3server.Config) {
+		cfg.ReadAheadIdle = 50 * time.Millisecond
+	}})
+	for _, b := range bodies {
+		env.Append(t, alice, b, store.Flags{})
+	}
+	c := login(t, env, alice)
+	retr(t, c, 1, bodies[0])
+	retr(t, c, 2, bodies[1])
+	if n := st.Unclosed.Load(); n == 0 {
+		t.Fatal("no bodies read ahead after RETR 1 and 2")
+	}
+	// The client sends nothing until the session has let go of them (the
+	// bound is 600 times what the session is to wait: a server that never
+	// lets go fails rather than hangs).
+	for waited := time.Duration(0); st.Unclosed.Load() > 0; waited += 10 * time.Millisecond {
+		if waited > 30*time.Second {
+			t.Fatalf("%d bodies still open after the client was quiet for %v", st.Unclosed.Load(), waited)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	retr(t, c, 3, bodies[2])
+	if n := st.Unclosed.Load(); n == 0 {
+		t.Error("no bodies read ahead after RETR 3")
 	}
 	if err := c.Quit(); err != nil {
 		t.Fatal(err)

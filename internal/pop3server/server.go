@@ -69,6 +69,11 @@ type Config struct {
 	// client that starts one and stalls cannot hold the connection.
 	// Default: 30 seconds.
 	TLSHandshakeTimeout time.Duration
+	// ReadAheadIdle is how long a session keeps the bodies it read ahead
+	// while its client sends nothing, so that idle sessions do not hold
+	// them until they time out. Default: 30 seconds, long enough for a
+	// slow link to drain the message before.
+	ReadAheadIdle time.Duration
 }
 
 // Defaults used for zero Config fields.
@@ -77,6 +82,7 @@ const (
 	defaultMaxLine     = 64 * 1024
 	defaultInterval    = time.Hour
 	defaultHandshake   = 30 * time.Second
+	defaultAheadIdle   = 30 * time.Second
 )
 
 // maxCommandLine is the longest command line accepted, CRLF included.
@@ -127,6 +133,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.ReadAheadIdle <= 0 {
+		cfg.ReadAheadIdle = defaultAheadIdle
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
