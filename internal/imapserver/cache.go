@@ -72,13 +72,16 @@ func (c *lru[K, V]) put(k K, v V, size int64) {
 // when the cache is full.
 type renderCache = lru[renderKey, []byte]
 
-// renderKey names one rendered item. utf8 is the writer's mode: it
-// decides between quoted strings and literals.
+// renderKey names one rendered item. utf8 and rev2 are the session's
+// modes, which change how items are written: utf8 decides between quoted
+// strings and literals and how non-ASCII parameters are sent, rev2 whether
+// message/global parts show what they hold.
 type renderKey struct {
 	mailbox int64
 	uid     store.UID
 	item    renderItem
 	utf8    bool
+	rev2    bool
 }
 
 type renderItem uint8
@@ -111,7 +114,7 @@ func (c *conn) writeRendered(useCache bool, item renderItem, uid store.UID, rend
 		render()
 		return
 	}
-	k := renderKey{mailbox: c.sel.mb.ID, uid: uid, item: item, utf8: c.w.utf8}
+	k := renderKey{mailbox: c.sel.mb.ID, uid: uid, item: item, utf8: c.w.utf8, rev2: c.rev2}
 	if b, ok := rc.get(k); ok {
 		c.w.bytes(b)
 		return

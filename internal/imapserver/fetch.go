@@ -796,7 +796,11 @@ func (c *conn) writeBodyStructure(p *message.Part, ext bool) {
 	w.string(enc)
 	w.byte(' ')
 	w.num(uint64(max(p.End-p.BodyStart, 0)))
-	if inner := p.Message(); inner != nil {
+	if inner := p.Message(); inner != nil && (st == "rfc822" || c.rev2) {
+		// RFC 3501's grammar gives envelope, structure and lines to
+		// MESSAGE/RFC822 alone; RFC 9051's to MESSAGE/GLOBAL too
+		// (RFC 6532 3.7). An IMAP4rev1 client gets message/global as a
+		// leaf, which its parser expects.
 		w.byte(' ')
 		c.writeEnvelope(inner.Envelope)
 		w.byte(' ')
@@ -820,6 +824,12 @@ func (c *conn) writeBodyStructure(p *message.Part, ext bool) {
 	w.byte(')')
 }
 
+// writeParams writes a body parameter list. Values are stored decoded
+// (RFC 2231 continuations and charsets undone, in UTF-8). A client that
+// takes UTF-8 (UTF8=ACCEPT, IMAP4rev2) gets them so; another gets a value
+// with non-ASCII characters as RFC 2231 writes it, NAME* with a
+// percent-encoded UTF-8 value, which MIME clients decode, rather than 8-bit
+// bytes it has no charset for (RFC 3501 4.3).
 func (c *conn) writeParams(params []message.Param) {
 	w := c.w
 	if len(params) == 0 {
@@ -831,11 +841,35 @@ func (c *conn) writeParams(params []message.Param) {
 		if i > 0 {
 			w.byte(' ')
 		}
+		if !c.utf8 && !isASCII(p.Value) {
+			w.upper(p.Name + "*")
+			w.byte(' ')
+			w.string(rfc2231Value(p.Value))
+			continue
+		}
 		w.upper(p.Name)
 		w.byte(' ')
 		w.string(p.Value)
 	}
 	w.byte(')')
+}
+
+// rfc2231Value encodes s as an RFC 2231 extended value (section 7): the
+// charset utf-8, an empty language between two apostrophes, then s with
+// every octet outside attribute-char percent-encoded.
+func rfc2231Value(s string) string {
+	const hex = "0123456789ABCDEF"
+	b := make([]byte, 0, len("utf-8''")+3*len(s))
+	b = append(b, "utf-8''"...)
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if ch > ' ' && ch < 0x7f && !strings.ContainsRune(`*'%()<>@,;:\"/[]?=`, rune(ch)) {
+			b = append(b, ch)
+			continue
+		}
+		b = append(b, '%', hex[ch>>4], hex[ch&0xf])
+	}
+	return string(b)
 }
 
 func (c *conn) writeDisposition(p *message.Part) {
