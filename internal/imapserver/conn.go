@@ -488,9 +488,7 @@ func (c *conn) execute(line []byte) {
 	parseCommandRest(p, cmd)
 	spec := commands[cmd.name]
 	if spec.states&c.state == 0 {
-		xsyntaxErrorf("%s not allowed %s", cmd.name, map[state]string{
-			stateNotAuth: "before login", stateAuth: "without a selected mailbox", stateSelected: "with a mailbox selected",
-		}[c.state])
+		xsyntaxErrorf("%s not allowed %s", cmd.name, refusedIn(spec.states, c.state))
 	}
 	spec.run(c, cmd)
 	if !idleCommands[cmd.name] {
@@ -568,4 +566,19 @@ func (c *conn) lingeringClose() {
 	server.CloseWrite(c.nc)
 	c.setReadDeadline(time.Now().Add(lingerTime))
 	_, _ = io.CopyN(io.Discard, c.r.in, lingerBytes)
+}
+
+// refusedIn says why a command allowed in the states allowed is refused
+// in state now.
+func refusedIn(allowed, now state) string {
+	switch {
+	case now == stateNotAuth:
+		return "before login"
+	case allowed == stateNotAuth:
+		return "after login"
+	case now == stateAuth:
+		return "without a selected mailbox"
+	default:
+		return "with a mailbox selected"
+	}
 }
