@@ -83,6 +83,7 @@ func (c *conn) cmdStore(cmd *command) {
 	for _, u := range updated {
 		changed[u.UID] = u.ModSeq
 		sel.reported[u.UID] = u.ModSeq
+		c.announceKeywords(u.Flags)
 	}
 	failedSet := store.UIDSetOf(failed...)
 	// Report the flags of every message named (RFC 9051 6.4.6), or with

@@ -34,6 +34,8 @@ type selected struct {
 	// order, once a search needed them (nil before); every change the view
 	// takes in updates them, so that a search by flags reads no message.
 	flags []store.SystemFlags
+	// keywords are those the FLAGS response last listed.
+	keywords []string
 }
 
 // xloadFlags reads the flags of the view's messages, the first time a
@@ -200,20 +202,15 @@ func (c *conn) cmdSelect(cmd *command) {
 	// so no change can fall between them.
 	snap, err := c.sess.Snapshot(c.ctx, mb.ID)
 	xcheckf(err, "read %s", name)
-	sel := &selected{mb: mb, readOnly: cmd.name == "EXAMINE", uids: snap.UIDs, modSeq: snap.HighestModSeq, reported: map[store.UID]store.ModSeq{}}
+	sel := &selected{mb: mb, readOnly: cmd.name == "EXAMINE", uids: snap.UIDs, modSeq: snap.HighestModSeq,
+		reported: map[store.UID]store.ModSeq{}, keywords: snap.Keywords}
 	var firstUnseen uint32
 	if snap.FirstUnseen > 0 {
 		firstUnseen = sel.seq(snap.FirstUnseen)
 	}
 
 	w := c.w
-	flags := append([]string{`\Answered`, `\Flagged`, `\Deleted`, `\Seen`, `\Draft`}, snap.Keywords...)
-	w.str("* FLAGS (" + strings.Join(flags, " ") + ")\r\n")
-	if sel.readOnly {
-		w.str("* OK [PERMANENTFLAGS ()] read-only\r\n")
-	} else {
-		w.str("* OK [PERMANENTFLAGS (" + strings.Join(flags, " ") + ` \*)] flags permitted` + "\r\n")
-	}
+	writeFlagsList(w, sel)
 	w.str("* ")
 	w.num(uint64(len(sel.uids)))
 	w.str(" EXISTS\r\n")
@@ -301,6 +298,36 @@ func (c *conn) qresyncSelect(q *qresyncArgs) {
 		if seq := sel.seq(ch.uid); seq > 0 {
 			c.writeFlagsFetch(seq, ch.uid, ch.modSeq, ch.flags, true)
 		}
+	}
+}
+
+// writeFlagsList writes the FLAGS response and PERMANENTFLAGS for the
+// view's keywords (RFC 9051 7.3.5, 7.1).
+func writeFlagsList(w *writer, sel *selected) {
+	flags := append([]string{`\Answered`, `\Flagged`, `\Deleted`, `\Seen`, `\Draft`}, sel.keywords...)
+	w.str("* FLAGS (" + strings.Join(flags, " ") + ")\r\n")
+	if sel.readOnly {
+		w.str("* OK [PERMANENTFLAGS ()] read-only\r\n")
+	} else {
+		w.str("* OK [PERMANENTFLAGS (" + strings.Join(flags, " ") + ` \*)] flags permitted` + "\r\n")
+	}
+}
+
+// announceKeywords sends FLAGS and PERMANENTFLAGS again when flags, about
+// to be reported, hold keywords the last FLAGS response did not list, so
+// that clients that take the mailbox's keywords from it (as tags) learn of
+// one another device set, as they would at the next SELECT.
+func (c *conn) announceKeywords(flags store.Flags) {
+	sel := c.sel
+	added := false
+	for _, k := range flags.Keywords {
+		if !slices.ContainsFunc(sel.keywords, func(s string) bool { return strings.EqualFold(s, k) }) {
+			sel.keywords = append(slices.Clip(sel.keywords), k)
+			added = true
+		}
+	}
+	if added {
+		writeFlagsList(c.w, sel)
 	}
 }
 
@@ -456,6 +483,12 @@ func (c *conn) applyChanges(cs *store.ChangeSet) (added int) {
 				sel.pendingExpunge = slices.Insert(sel.pendingExpunge, i, u)
 			}
 		}
+	}
+	for _, u := range cs.Updated {
+		c.announceKeywords(u.Flags)
+	}
+	for _, m := range cs.Added {
+		c.announceKeywords(m.Flags)
 	}
 	for _, u := range cs.Updated {
 		seq := sel.seq(u.UID)
