@@ -375,6 +375,7 @@ func (c *conn) cmdAppend(cmd *command) {
 			xuserErrorf("CANNOT", "%v", err)
 		}
 		if m.lit.sync {
+			c.xroomFor(p, m.lit.size)
 			c.continuation()
 		}
 		cr := &countingReader{r: io.LimitReader(p.r.br, m.lit.size)}
@@ -396,6 +397,24 @@ func (c *conn) cmdAppend(cmd *command) {
 		m = p.xappendMessage()
 	}
 	c.ok("[APPENDUID %d %s] APPEND completed", uidValidity, store.UIDSetOf(uids...).String())
+}
+
+// xroomFor refuses with NO [OVERQUOTA], before the client sends it, a
+// message of size bytes whose synchronising literal would take the account
+// over its quota: a client re-uploading a large message (a phone saving to
+// Sent) is spared the upload. Append checks the quota again, atomically
+// with the insert; an account without a quota when it logged in is not
+// asked here.
+func (c *conn) xroomFor(p *parser, size int64) {
+	if c.acct.Quota == (store.Quota{}) {
+		return
+	}
+	q, err := c.sess.QuotaUsage(c.ctx)
+	xcheckf(err, "quota")
+	if q.MaxBytes > 0 && q.Bytes+size > q.MaxBytes || q.MaxMessages > 0 && q.Messages >= q.MaxMessages {
+		p.line, p.pos = nil, 0 // the client sends nothing more until "+"
+		xuserErrorf("OVERQUOTA", "over quota")
+	}
 }
 
 // RFC 9208 4.1.1
