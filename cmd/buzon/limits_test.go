@@ -302,6 +302,8 @@ type lmtpConn struct {
 	t *testing.T
 	c net.Conn
 	r *bufio.Reader
+	// lines are the lines of the last reply; lhlo those of LHLO's.
+	lines, lhlo []string
 }
 
 func dialLMTP(t *testing.T, addr string) *lmtpConn {
@@ -318,19 +320,23 @@ func dialLMTP(t *testing.T, addr string) *lmtpConn {
 	if r, err := lc.cmd("LHLO test.example"); err != nil || !strings.HasPrefix(r, "250") {
 		t.Fatalf("LHLO: %q %v", r, err)
 	}
+	lc.lhlo = lc.lines
 	return lc
 }
 
 // reply reads a reply and returns its last line.
 func (lc *lmtpConn) reply() (string, error) {
 	lc.c.SetReadDeadline(time.Now().Add(60 * time.Second))
+	lc.lines = nil
 	for {
 		line, err := lc.r.ReadString('\n')
 		if err != nil {
 			return line, err
 		}
+		line = strings.TrimRight(line, "\r\n")
+		lc.lines = append(lc.lines, line)
 		if len(line) < 4 || line[3] != '-' {
-			return strings.TrimRight(line, "\r\n"), nil
+			return line, nil
 		}
 	}
 }
@@ -651,8 +657,8 @@ max_recipients = 2
 	t.Run("long line", func(t *testing.T) {
 		ic := dialIMAP(t, "", imapAddr)
 		_, tagged := ic.cmd("NOOP " + strings.Repeat("x", 2000))
-		if !strings.HasPrefix(tagged, "BAD") {
-			t.Errorf("line over the limit: %q", tagged)
+		if !strings.HasPrefix(tagged, "BAD") || respCode(tagged) != "TOOBIG" {
+			t.Errorf("line over the limit: %q, want BAD [TOOBIG]", tagged)
 		}
 		ic.mustOK("NOOP") // the session goes on
 	})
@@ -663,8 +669,8 @@ max_recipients = 2
 		if !closed {
 			t.Fatalf("connection still open after a line of %d bytes", sent)
 		}
-		if !strings.Contains(out, "BYE") && !strings.Contains(out, "BAD") {
-			t.Errorf("no error before closing a line of %d bytes: %q", sent, out)
+		if !strings.Contains(out, "[TOOBIG]") {
+			t.Errorf("no [TOOBIG] before closing a line of %d bytes: %q", sent, out)
 		}
 		stillServes(t, in, limitsUser, limitsPass, kept)
 	})
@@ -718,8 +724,16 @@ max_recipients = 2
 		ic.mustOK("NOOP")
 	})
 	t.Run("message size", func(t *testing.T) {
+		ic := dialIMAP(t, "", imapAddr)
+		ic.login(limitsUser, limitsPass)
+		if caps := strings.Join(ic.mustOK("CAPABILITY"), " "); !strings.Contains(caps, " APPENDLIMIT=262144") {
+			t.Errorf("CAPABILITY does not advertise APPENDLIMIT=262144: %s", caps)
+		}
 		big := testMessage("big@limits.test", 300000)
 		lc := dialLMTP(t, in.ports["lmtp"])
+		if !slices.ContainsFunc(lc.lhlo, func(l string) bool { return strings.HasSuffix(l, "SIZE 262144") }) {
+			t.Errorf("LHLO does not advertise SIZE 262144: %q", lc.lhlo)
+		}
 		if r, err := lc.deliver(limitsUser, big); err != nil || !strings.HasPrefix(r, "552") {
 			t.Errorf("LMTP message over max_message_size: %q %v, want 552", r, err)
 		}
@@ -750,6 +764,9 @@ max_recipients = 2
 	})
 	t.Run("LMTP recipients", func(t *testing.T) {
 		lc := dialLMTP(t, in.ports["lmtp"])
+		if !slices.ContainsFunc(lc.lhlo, func(l string) bool { return strings.Contains(l, "LIMITS") && strings.Contains(l, "RCPTMAX=2") }) {
+			t.Errorf("LHLO does not advertise LIMITS RCPTMAX=2: %q", lc.lhlo)
+		}
 		lc.cmd("MAIL FROM:<sender@example.net>")
 		for i := range 3 {
 			r, err := lc.cmd("RCPT TO:<" + limitsUser + ">")

@@ -27,7 +27,7 @@ func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
        buzon user quota [--data DIR] ADDRESS SIZE [MESSAGES]
 
 The password for add and passwd is read from standard input when it is not
-a terminal, and asked for otherwise. SIZE takes K, M, G suffixes; 0 is
+a terminal, and asked for otherwise. SIZE takes K, M, G, T suffixes; 0 is
 unlimited.`)
 		fs.PrintDefaults()
 	}

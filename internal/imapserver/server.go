@@ -70,8 +70,8 @@ type Config struct {
 	// TLSHandshakeTimeout bounds the TLS handshake of IMAPS and STARTTLS.
 	// Default: 30 seconds.
 	TLSHandshakeTimeout time.Duration
-	// FetchCacheSize bounds the memory, in bytes, kept for the ENVELOPE
-	// and BODYSTRUCTURE of recently fetched messages, as sent (see
+	// FetchCacheSize bounds the memory, in bytes, kept for the ENVELOPE,
+	// BODYSTRUCTURE and BODY of recently fetched messages, as sent (see
 	// renderCache), and a quarter of it for what SEARCH compares of
 	// their envelopes; negative keeps none. Default: 32 MiB.
 	FetchCacheSize int64

@@ -3,7 +3,7 @@
 // subscriptions, message bodies and server secrets) lives in one
 // PostgreSQL database, so any number of buzon nodes can serve any account
 // behind a TCP load balancer. It implements store.Store, store.Checker,
-// store.Importer and store.SecretKeeper.
+// store.Importer, store.BodyBatcher and store.SecretKeeper.
 //
 // # Writes and ordering
 //
