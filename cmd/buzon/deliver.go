@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -45,7 +47,7 @@ func runDeliver(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 	}
 	defer st.Close()
 	sp := &delivery.Spooler{Dir: spoolDir(cfg), MemoryLimit: cfg.Delivery.MemorySpool, MaxSize: cfg.Limits.MaxMessageSize}
-	msg, err := sp.Spool(stdin)
+	msg, err := sp.Spool(skipPostmark(stdin))
 	if err != nil {
 		if errors.Is(err, delivery.ErrTooLarge) {
 			return &exitError{exNoPerm, err}
@@ -105,5 +107,23 @@ func deliverRetrying(ctx context.Context, d *delivery.Deliverer, acct store.Acco
 			return err
 		}
 		time.Sleep(wait)
+	}
+}
+
+// skipPostmark drops the mbox postmark an MTA may put before the message,
+// "From sender date" (Postfix's local(8) does for a mailbox_command): it is
+// not a header field, and stored it would make the message malformed. A
+// header field "From :" (obsolete syntax, RFC 5322 4.5.2) stays.
+func skipPostmark(r io.Reader) io.Reader {
+	br := bufio.NewReader(r)
+	head, _ := br.Peek(6)
+	if !bytes.HasPrefix(head, []byte("From ")) || len(head) < 6 || head[5] == ':' || head[5] == ' ' {
+		return br
+	}
+	for {
+		_, err := br.ReadSlice('\n')
+		if err != bufio.ErrBufferFull {
+			return br // the line is gone, or the input ended within it
+		}
 	}
 }

@@ -2,7 +2,9 @@ package smtpserver
 
 import (
 	"bufio"
+	"io"
 	"net"
+	"sync/atomic"
 )
 
 // readBufSize is how much a connection reads from the socket at once.
@@ -26,9 +28,21 @@ func (l bufferedListener) Accept() (net.Conn, error) {
 type bufferedConn struct {
 	net.Conn
 	r *bufio.Reader
+	// inTx is set from MAIL until the transaction's replies. A client
+	// that closes the connection then has not finished its message, so
+	// the end of its stream reads as io.ErrUnexpectedEOF. go-smtp takes
+	// io.EOF for the normal end of a BDAT chunk (RFC 3030) it reads with
+	// io.Copy, and a chunk cut short would be delivered as if whole.
+	inTx atomic.Bool
 }
 
-func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+func (c *bufferedConn) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err == io.EOF && c.inTx.Load() {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
 
 // NetConn returns the connection underneath, for half-closing it.
 func (c *bufferedConn) NetConn() net.Conn { return c.Conn }

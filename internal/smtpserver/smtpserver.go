@@ -34,7 +34,8 @@ type Config struct {
 	// limit.
 	MaxMessageSize int64
 	// MaxLineLength of commands and message lines; 0 means 64 KiB. Mail in
-	// the wild has lines far beyond RFC 5322's 998 octets.
+	// the wild has lines far beyond RFC 5322's 998 octets; a message with
+	// a longer line is refused for good (554 5.6.0), not put off.
 	MaxLineLength int
 	// ReadTimeout and WriteTimeout bound a stalled client; 0 means 10
 	// minutes (RFC 5321 4.5.3.2).
@@ -137,6 +138,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 	sess := &session{srv: s, conn: c, remote: c.Conn().RemoteAddr().String()}
+	if bc, ok := c.Conn().(*bufferedConn); ok {
+		sess.bc = bc
+	} else {
+		sess.bc = &bufferedConn{} // not one of Serve's: nothing to mark
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
@@ -146,6 +152,9 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 	return sess, nil
 }
 
+// errLineTooLong refuses a message with a line over MaxLineLength.
+var errLineTooLong = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "message has a line too long to take; limits.max_line_length bounds it"}
+
 // errShuttingDown is the reply to a client that starts a transaction
 // after Shutdown began (RFC 5321 3.8: 421 and close).
 var errShuttingDown = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "shutting down; try again later"}
@@ -154,9 +163,10 @@ var errShuttingDown = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode
 type session struct {
 	srv    *Server
 	conn   *smtp.Conn
-	remote string      // client address, for logs
-	from   string      // reverse path of the current transaction
-	rcpts  []recipient // accepted recipients, in RCPT order
+	bc     *bufferedConn // the connection Serve accepted
+	remote string        // client address, for logs
+	from   string        // reverse path of the current transaction
+	rcpts  []recipient   // accepted recipients, in RCPT order
 
 	// inTx is true from MAIL until the transaction's replies; guarded by
 	// srv.mu, as Shutdown reads it.
@@ -224,6 +234,7 @@ func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 	if !s.inTx {
 		s.inTx = true
 		s.srv.inflight.Add(1)
+		s.bc.inTx.Store(true)
 	}
 	s.from = from
 	return nil
@@ -239,6 +250,7 @@ func (s *session) endTx() {
 	}
 	s.inTx = false
 	s.srv.inflight.Done()
+	s.bc.inTx.Store(false)
 	if s.srv.closing {
 		s.closeReadAfterReplies()
 	}
@@ -272,7 +284,9 @@ func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	ctx := s.srv.ctx
 	msg, err := s.srv.cfg.Spooler.Spool(r)
 	if err != nil {
-		if !errors.Is(err, delivery.ErrTooLarge) && !errors.Is(err, smtp.ErrDataTooLarge) {
+		if clientsFault(err) {
+			s.srv.log.Info("message not taken", "remote", s.remote, "err", err)
+		} else {
 			s.srv.log.Error("spool", "remote", s.remote, "err", err)
 		}
 		return smtpError(err)
@@ -292,6 +306,18 @@ func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	return smtpError(last)
 }
 
+// clientsFault says whether a message could not be spooled because of what
+// the client sent or did: too large, a line too long, or the connection
+// ended or the transaction reset before the end of its data.
+func clientsFault(err error) bool {
+	for _, e := range []error{delivery.ErrTooLarge, smtp.ErrDataTooLarge, smtp.ErrTooLongLine, smtp.ErrDataReset, io.ErrUnexpectedEOF} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
 // smtpError turns a delivery error into the reply the client sees.
 func smtpError(err error) error {
 	if err == nil {
@@ -300,6 +326,11 @@ func smtpError(err error) error {
 	var se *smtp.SMTPError
 	if errors.As(err, &se) {
 		return se // go-smtp's own, such as its size limit
+	}
+	if errors.Is(err, smtp.ErrTooLongLine) {
+		// A line of the message over MaxLineLength: trying again will not
+		// shorten it, so the refusal is permanent (RFC 5321 4.2.1).
+		return errLineTooLong
 	}
 	o := delivery.Classify(err)
 	return &smtp.SMTPError{Code: o.Code, EnhancedCode: smtp.EnhancedCode(o.Enhanced), Message: o.Text}

@@ -182,6 +182,22 @@ func deliver(t *testing.T, addr string, rcpts []string, msg string) error {
 	return c.SendMail("carol@example.net", rcpts, strings.NewReader(msg))
 }
 
+// TestLineTooLong: a message with a line over the limit is refused for
+// good, for every recipient, rather than put off: trying again would not
+// shorten the line.
+func TestLineTooLong(t *testing.T) {
+	f := newFixture(t, 1<<20)
+	msg := testMessage + strings.Repeat("x", 70000) + "\r\n"
+	err := deliver(t, f.addr, []string{"alice@example.org"}, msg)
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code/100 != 5 {
+		t.Fatalf("message with a 70,000-byte line: %v, want a permanent refusal", err)
+	}
+	if got := f.inbox(t, "alice@example.org"); len(got) != 0 {
+		t.Errorf("the message was stored")
+	}
+}
+
 func TestTooLarge(t *testing.T) {
 	f := newFixture(t, 1000)
 	err := deliver(t, f.addr, []string{"alice@example.org"}, testMessage+strings.Repeat("xxxxxxxxx\r\n", 200))
@@ -315,5 +331,54 @@ func TestShutdown(t *testing.T) {
 	}
 	if got := f.inbox(t, "alice@example.org"); len(got) != 1 {
 		t.Errorf("INBOX holds %d messages after shutdown, want the one in flight", len(got))
+	}
+}
+
+// TestBDATCutShort: a client that announces a BDAT chunk and closes the
+// connection before sending all of it has not finished its message
+// (RFC 3030 2), and nothing is delivered, DATA or BDAT alike.
+func TestBDATCutShort(t *testing.T) {
+	f := newFixture(t, 1<<20)
+	for _, cmd := range []string{"BDAT 5000 LAST", "BDAT 5000", "DATA"} {
+		c, err := net.Dial("tcp", f.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := bufio.NewReader(c)
+		reply := func() string {
+			t.Helper()
+			c.SetReadDeadline(time.Now().Add(30 * time.Second))
+			for {
+				line, err := r.ReadString('\n')
+				if err != nil {
+					t.Fatalf("%s: reading a reply: %v", cmd, err)
+				}
+				if len(line) < 4 || line[3] != '-' {
+					return line
+				}
+			}
+		}
+		reply() // greeting
+		for _, line := range []string{"LHLO test", "MAIL FROM:<carol@example.net>", "RCPT TO:<alice@example.org>"} {
+			fmt.Fprintf(c, "%s\r\n", line)
+			if r := reply(); !strings.HasPrefix(r, "250") {
+				t.Fatalf("%s: %q", line, r)
+			}
+		}
+		fmt.Fprintf(c, "%s\r\n", cmd)
+		if cmd == "DATA" {
+			if r := reply(); !strings.HasPrefix(r, "354") {
+				t.Fatalf("DATA: %q", r)
+			}
+		}
+		io.WriteString(c, testMessage) // 100 bytes or so of the 5000
+		c.(*net.TCPConn).CloseWrite()
+		// Whatever the server answers, until it closes: a chunk it took
+		// for whole would be delivered before its reply.
+		io.Copy(io.Discard, r)
+		c.Close()
+	}
+	if got := f.inbox(t, "alice@example.org"); len(got) != 0 {
+		t.Errorf("alice has %d messages from transactions cut short: %q", len(got), got)
 	}
 }
