@@ -329,15 +329,22 @@ func (c *conn) cmdStatus(cmd *command) {
 	c.writeStatus(name, c.xlookupMailbox(name), a.items)
 }
 
-// countingReader counts what is read through it.
-type countingReader struct {
-	r io.Reader
-	n int64
+// literalReader reads an APPEND literal of size bytes and counts what was
+// read. A literal that ends early (the client went away) ends in
+// io.ErrUnexpectedEOF, not io.EOF: whoever reads it must not take the part
+// that came for a whole message.
+type literalReader struct {
+	r    io.Reader
+	n    int64
+	size int64
 }
 
-func (r *countingReader) Read(b []byte) (int, error) {
+func (r *literalReader) Read(b []byte) (int, error) {
 	n, err := r.r.Read(b)
 	r.n += int64(n)
+	if err == io.EOF && r.n < r.size {
+		err = io.ErrUnexpectedEOF
+	}
 	return n, err
 }
 
@@ -378,7 +385,7 @@ func (c *conn) cmdAppend(cmd *command) {
 			c.xroomFor(p, m.lit.size)
 			c.continuation()
 		}
-		cr := &countingReader{r: io.LimitReader(p.r.br, m.lit.size)}
+		cr := &literalReader{r: io.LimitReader(p.r.br, m.lit.size), size: m.lit.size}
 		res, err := c.srv.cfg.Append(c.ctx, c.sess, mb.ID, cr, m.lit.size, flags, m.date)
 		if _, derr := io.Copy(io.Discard, cr); derr != nil || cr.n != m.lit.size {
 			panic(ioError{errors.New("reading APPEND literal: connection ended")})

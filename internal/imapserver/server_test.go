@@ -292,3 +292,35 @@ func (c *client) mustOK(s string) []string {
 // TestMain runs the tests on the store teststore chooses (sqlite, or
 // PostgreSQL with BUZON_TEST_STORE=postgres).
 func TestMain(m *testing.M) { teststore.Main(m) }
+
+// TestAppendCutShort: a client that goes away in the middle of an APPEND
+// literal has not appended anything: what came of the message is not
+// stored as if it were all of it.
+func TestAppendCutShort(t *testing.T) {
+	e := newTestEnv(t)
+	for _, lit := range []string{"{100}", "{100+}"} {
+		c := e.login()
+		c.write("a1 APPEND INBOX " + lit + "\r\n")
+		if lit == "{100}" {
+			if line := c.readLine(); !strings.HasPrefix(line, "+") {
+				t.Fatalf("APPEND %s: %q, want a continuation", lit, line)
+			}
+		}
+		c.write("Subject: cut\r\n\r\nonly part of it\r\n")
+		c.nc.(*net.TCPConn).CloseWrite()
+		c.deadline()
+		io.Copy(io.Discard, c.br) // until the server closes
+	}
+	sess := e.session()
+	mb, err := sess.Mailbox(context.Background(), "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sess.Status(context.Background(), mb.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Messages != 0 {
+		t.Errorf("INBOX holds %d messages after APPENDs cut short, want 0", st.Messages)
+	}
+}
