@@ -1,10 +1,12 @@
 package imapserver
 
 import (
+	"context"
 	"errors"
 	"io"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/buzon-mail/buzon/internal/store"
@@ -360,14 +362,18 @@ func (c *conn) cmdAppend(cmd *command) {
 	xcheckf(err, "mailbox %s", name)
 	var uids []store.UID
 	var uidValidity uint32
-	// RFC 3502 6: all or nothing; what went in before a failure is taken
-	// out again.
+	// RFC 3502 6: all or nothing. A message is stored once its literal
+	// is read, but the command is done only at its final CRLF: what went
+	// in before a failure (the connection lost, a syntax error after a
+	// literal) is taken out again, also when the session is ending.
 	defer func() {
 		if x := recover(); x != nil {
 			if len(uids) > 0 {
-				if _, err := c.sess.Expunge(c.ctx, mb.ID, store.UIDSetOf(uids...), false); err != nil {
-					c.log.Error("undoing partial MULTIAPPEND", "err", err)
+				ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 30*time.Second)
+				if _, err := c.sess.Expunge(ctx, mb.ID, store.UIDSetOf(uids...), false); err != nil {
+					c.log.Error("undoing an APPEND that did not complete", "uids", store.UIDSetOf(uids...).String(), "err", err)
 				}
+				cancel()
 			}
 			panic(x)
 		}
@@ -387,6 +393,10 @@ func (c *conn) cmdAppend(cmd *command) {
 		}
 		cr := &literalReader{r: io.LimitReader(p.r.br, m.lit.size), size: m.lit.size}
 		res, err := c.srv.cfg.Append(c.ctx, c.sess, mb.ID, cr, m.lit.size, flags, m.date)
+		if err == nil {
+			uids = append(uids, res.UID) // undone if the command fails from here on
+			uidValidity = res.UIDValidity
+		}
 		if _, derr := io.Copy(io.Discard, cr); derr != nil || cr.n != m.lit.size {
 			panic(ioError{errors.New("reading APPEND literal: connection ended")})
 		}
@@ -395,8 +405,6 @@ func (c *conn) cmdAppend(cmd *command) {
 			p.xtake(")")
 		}
 		xcheckf(err, "append to %s", name)
-		uids = append(uids, res.UID)
-		uidValidity = res.UIDValidity
 		if p.atEnd() {
 			break
 		}

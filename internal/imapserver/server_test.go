@@ -293,24 +293,48 @@ func (c *client) mustOK(s string) []string {
 // PostgreSQL with BUZON_TEST_STORE=postgres).
 func TestMain(m *testing.M) { teststore.Main(m) }
 
-// TestAppendCutShort: a client that goes away in the middle of an APPEND
-// literal has not appended anything: what came of the message is not
-// stored as if it were all of it.
+// TestAppendCutShort: an APPEND is done at its final CRLF. A client that
+// goes away before (in a literal, after one, before the last CRLF) or a
+// syntax error after a literal leaves nothing stored: not the part of a
+// message that came, not the messages of a MULTIAPPEND that were read
+// (RFC 3502 6).
 func TestAppendCutShort(t *testing.T) {
 	e := newTestEnv(t)
-	for _, lit := range []string{"{100}", "{100+}"} {
+	msg := "Subject: cut\r\n\r\nwhole\r\n"
+	lit := fmt.Sprintf("{%d+}\r\n", len(msg))
+	cases := []struct {
+		name, send string
+		bad        bool // the server answers BAD rather than the client going
+	}{
+		{"in a literal", "a1 APPEND INBOX {100+}\r\n" + msg, false},
+		{"before the final CRLF", "a1 APPEND INBOX " + lit + msg, false},
+		{"after the 2nd literal", "a1 APPEND INBOX " + lit + msg + " " + lit + msg, false},
+		{"before the 3rd literal", "a1 APPEND INBOX " + lit + msg + " " + lit + msg + " (\\Seen) ", false},
+		{"UTF8 without its parenthesis", "a1 APPEND INBOX UTF8 (~" + lit + msg + "\r\n", true},
+	}
+	for _, tc := range cases {
 		c := e.login()
-		c.write("a1 APPEND INBOX " + lit + "\r\n")
-		if lit == "{100}" {
-			if line := c.readLine(); !strings.HasPrefix(line, "+") {
-				t.Fatalf("APPEND %s: %q, want a continuation", lit, line)
+		c.write(tc.send)
+		if tc.bad {
+			if _, tagged := c.readUntil("a1"); !strings.HasPrefix(tagged, "a1 BAD") {
+				t.Errorf("%s: %q, want BAD", tc.name, tagged)
 			}
 		}
-		c.write("Subject: cut\r\n\r\nonly part of it\r\n")
 		c.nc.(*net.TCPConn).CloseWrite()
 		c.deadline()
 		io.Copy(io.Discard, c.br) // until the server closes
 	}
+	// The synchronising form, cut in its literal.
+	c := e.login()
+	c.write("a1 APPEND INBOX {100}\r\n")
+	if line := c.readLine(); !strings.HasPrefix(line, "+") {
+		t.Fatalf("APPEND {100}: %q, want a continuation", line)
+	}
+	c.write(msg)
+	c.nc.(*net.TCPConn).CloseWrite()
+	c.deadline()
+	io.Copy(io.Discard, c.br)
+
 	sess := e.session()
 	mb, err := sess.Mailbox(context.Background(), "INBOX")
 	if err != nil {
@@ -321,6 +345,6 @@ func TestAppendCutShort(t *testing.T) {
 		t.Fatal(err)
 	}
 	if st.Messages != 0 {
-		t.Errorf("INBOX holds %d messages after APPENDs cut short, want 0", st.Messages)
+		t.Errorf("INBOX holds %d messages after APPENDs that did not complete, want 0", st.Messages)
 	}
 }
