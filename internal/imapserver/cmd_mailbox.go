@@ -381,14 +381,14 @@ func (c *conn) cmdAppend(cmd *command) {
 	m := a.first
 	for {
 		if m.lit.size > c.srv.cfg.Limits.MaxMessageSize {
-			p.refuseLiteral(m.lit, "message too big") // RFC 7889 APPENDLIMIT
+			p.refuseLiteral(m.lit, "TOOBIG", "message too big") // RFC 7889 APPENDLIMIT
 		}
 		flags, err := store.ParseFlags(m.flags)
 		if err != nil {
 			xuserErrorf("CANNOT", "%v", err)
 		}
 		if m.lit.sync {
-			c.xroomFor(p, m.lit.size)
+			c.xroomFor(p, m.lit)
 			c.continuation()
 		}
 		cr := &literalReader{r: io.LimitReader(p.r.br, m.lit.size), size: m.lit.size}
@@ -415,20 +415,19 @@ func (c *conn) cmdAppend(cmd *command) {
 }
 
 // xroomFor refuses with NO [OVERQUOTA], before the client sends it, a
-// message of size bytes whose synchronising literal would take the account
-// over its quota: a client re-uploading a large message (a phone saving to
+// message whose synchronising literal would take the account over its
+// quota: a client re-uploading a large message (a phone saving to
 // Sent) is spared the upload. Append checks the quota again, atomically
 // with the insert; an account without a quota when it logged in is not
 // asked here.
-func (c *conn) xroomFor(p *parser, size int64) {
+func (c *conn) xroomFor(p *parser, lit literalHeader) {
 	if c.acct.Quota == (store.Quota{}) {
 		return
 	}
 	q, err := c.sess.QuotaUsage(c.ctx)
 	xcheckf(err, "quota")
-	if q.MaxBytes > 0 && q.Bytes+size > q.MaxBytes || q.MaxMessages > 0 && q.Messages >= q.MaxMessages {
-		p.line, p.pos = nil, 0 // the client sends nothing more until "+"
-		xuserErrorf("OVERQUOTA", "over quota")
+	if q.MaxBytes > 0 && q.Bytes+lit.size > q.MaxBytes || q.MaxMessages > 0 && q.Messages >= q.MaxMessages {
+		p.refuseLiteral(lit, "OVERQUOTA", "over quota")
 	}
 }
 

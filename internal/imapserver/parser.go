@@ -248,7 +248,7 @@ func (p *parser) nextLine() {
 func (p *parser) xliteral(allowBinary bool) []byte {
 	h := p.xliteralHeader(allowBinary)
 	if h.size > p.maxLiteral {
-		p.refuseLiteral(h, "literal too big")
+		p.refuseLiteral(h, "TOOBIG", "literal too big")
 	}
 	if h.sync && p.contReq != nil {
 		p.contReq()
@@ -265,13 +265,13 @@ func (p *parser) xliteral(allowBinary bool) []byte {
 	return buf
 }
 
-// refuseLiteral aborts the command because of a literal over a limit. A
-// synchronising literal has not been sent, so nothing is left to skip:
-// NO [TOOBIG]. A non-synchronising one is on its way (RFC 7888 4): up to
-// the absurd-line bound it is read and dropped, with NO [TOOBIG]; beyond,
-// the answer is BAD [TOOBIG], left unread in p.line so that discardRest
-// gives up on it and the connection closes.
-func (p *parser) refuseLiteral(h literalHeader, msg string) {
+// refuseLiteral aborts the command because of a literal it will not take,
+// with NO [code]. A synchronising literal has not been sent, so nothing is
+// left to skip. A non-synchronising one is on its way (RFC 7888 4): up to
+// the absurd-line bound it is read and dropped; beyond, the answer is BAD
+// [TOOBIG], left unread in p.line so that discardRest gives up on it and
+// the connection closes.
+func (p *parser) refuseLiteral(h literalHeader, code, msg string) {
 	switch {
 	case h.sync:
 		p.line, p.pos = nil, 0
@@ -284,7 +284,7 @@ func (p *parser) refuseLiteral(h literalHeader, msg string) {
 		p.nextLine()
 		p.pos = len(p.line)
 	}
-	panic(userError{code: "TOOBIG", msg: msg})
+	panic(userError{code: code, msg: msg})
 }
 
 // unskippableError is a non-synchronising literal that follows a failed

@@ -67,7 +67,7 @@ func parseOne(p *parser) (res string, fatal error) {
 		m := a.first
 		for {
 			if m.lit.size > 10000 {
-				p.refuseLiteral(m.lit, "too big")
+				p.refuseLiteral(m.lit, "TOOBIG", "too big")
 			}
 			if err := p.r.discard(m.lit.size); err != nil {
 				panic(ioError{err})

@@ -486,11 +486,6 @@ func (c *conn) applyChanges(cs *store.ChangeSet) (added int) {
 	}
 	for _, u := range cs.Updated {
 		c.announceKeywords(u.Flags)
-	}
-	for _, m := range cs.Added {
-		c.announceKeywords(m.Flags)
-	}
-	for _, u := range cs.Updated {
 		seq := sel.seq(u.UID)
 		if seq > 0 && sel.flags != nil {
 			sel.flags[seq-1] = u.Flags.System
@@ -505,6 +500,7 @@ func (c *conn) applyChanges(cs *store.ChangeSet) (added int) {
 	}
 	last := sel.lastUID()
 	for _, m := range cs.Added {
+		c.announceKeywords(m.Flags)
 		if m.UID > last {
 			sel.uids = append(sel.uids, m.UID)
 			if sel.flags != nil {

@@ -49,8 +49,8 @@ type Importer interface {
 	// ImportSecret keeps value as the secret called name (see
 	// SecretKeeper), unless the store already has a secret of that name:
 	// then that one stays, since servers running on the store may use it
-	// already. It returns the secret kept.
-	ImportSecret(ctx context.Context, name string, value []byte) (kept []byte, err error)
+	// already.
+	ImportSecret(ctx context.Context, name string, value []byte) error
 }
 
 // ImportMailbox describes a mailbox to import.

@@ -8,8 +8,8 @@
 // account: credentials, quota, creation time and subscriptions; and the
 // server's secrets (store.SecretKeeper), so that SCRAM answers unknown names
 // as before (a secret the target already has stays: servers on it may be
-// using it). POP3 UIDLs are derived from UIDVALIDITY and UID, so they are kept too, and IMAP
-// clients keep their caches (RFC 9051 2.3.1.1, RFC 7162).
+// using it). POP3 UIDLs are derived from UIDVALIDITY and UID, so they are
+// kept too, and IMAP clients keep their caches (RFC 9051 2.3.1.1, RFC 7162).
 package migrate
 
 import (
@@ -201,7 +201,7 @@ func copySecrets(ctx context.Context, from store.Store, to store.Importer) error
 		return err
 	}
 	for name, v := range secrets {
-		if _, err := to.ImportSecret(ctx, name, v); err != nil {
+		if err := to.ImportSecret(ctx, name, v); err != nil {
 			return err
 		}
 	}

@@ -33,15 +33,14 @@ func (s *Store) Secret(ctx context.Context, name string) ([]byte, error) {
 }
 
 // ImportSecret implements store.Importer.
-func (s *Store) ImportSecret(ctx context.Context, name string, value []byte) ([]byte, error) {
+func (s *Store) ImportSecret(ctx context.Context, name string, value []byte) error {
 	if len(value) != store.SecretSize {
-		return nil, fmt.Errorf("import secret %q: %d bytes, want %d", name, len(value), store.SecretSize)
+		return fmt.Errorf("import secret %q: %d bytes, want %d", name, len(value), store.SecretSize)
 	}
-	v, err := s.keepSecret(ctx, name, value)
-	if err != nil {
-		return nil, fmt.Errorf("import secret %q: %w", name, mapErr(err))
+	if _, err := s.keepSecret(ctx, name, value); err != nil {
+		return fmt.Errorf("import secret %q: %w", name, mapErr(err))
 	}
-	return v, nil
+	return nil
 }
 
 // keepSecret stores value under name unless a secret of that name is
