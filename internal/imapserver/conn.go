@@ -140,6 +140,11 @@ type conn struct {
 	// at a time (see structure).
 	dec message.Decoder
 
+	// cmdArrived is when the current command (or the DONE that ends IDLE)
+	// was read: the store's HighestModSeq must reflect what was committed
+	// before it.
+	cmdArrived time.Time
+
 	// closing is set when the session must end after the current command.
 	closing bool
 	// linger is set when the session ends while the client may still be
@@ -240,6 +245,7 @@ func (c *conn) serve() {
 		if !ok {
 			return
 		}
+		c.cmdArrived = time.Now()
 		if !c.throttle() {
 			return
 		}

@@ -140,6 +140,7 @@ func (c *conn) cmdIdle(cmd *command) {
 		if !strings.EqualFold(string(line), "DONE") {
 			xsyntaxErrorf("expected DONE")
 		}
+		c.cmdArrived = time.Now()
 		return
 	}
 }

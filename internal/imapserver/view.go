@@ -369,8 +369,8 @@ func (c *conn) unselect() {
 // It asks the store after every command rather than wait for a
 // notification: notifications from other processes and nodes arrive late,
 // and a client that sees a change in one session expects the next command
-// in another to show it. The question costs one cheap read (storeChanged)
-// unless something changed. With expungeOK false, expunges wait (RFC 9051
+// in another to show it. The question costs at most one cheap read
+// (storeChanged) unless something changed. With expungeOK false, expunges wait (RFC 9051
 // 7.5.1).
 func (c *conn) sync(expungeOK bool) { c.catchUp(expungeOK, 0) }
 
@@ -462,9 +462,12 @@ func (c *conn) xexpungeIssued(uidCmd bool, skipped []store.UID) {
 }
 
 // storeChanged reports whether the selected mailbox changed since the
-// view last caught up, and its highest MODSEQ now.
+// view last caught up, and its highest MODSEQ: as of the command's
+// arrival at least, so that every change a client saw acknowledged
+// before it sent the command shows (the store may answer from a read the
+// command made).
 func (c *conn) storeChanged() (store.ModSeq, bool) {
-	hms, err := c.sess.HighestModSeq(c.ctx, c.sel.mb.ID)
+	hms, err := c.sess.HighestModSeq(c.ctx, c.sel.mb.ID, c.cmdArrived)
 	if errors.Is(err, store.ErrNoMailbox) {
 		return 0, true // Changes tells the session it is gone
 	}

@@ -163,10 +163,15 @@ type Session interface {
 	// SELECT). It returns ErrNoMailbox if the mailbox does not exist.
 	Snapshot(ctx context.Context, mailboxID int64) (*Snapshot, error)
 
-	// HighestModSeq reports a mailbox's highest MODSEQ, expunges included,
-	// with one cheap read: while it stays the same, Changes has nothing new
-	// to report. It returns ErrNoMailbox if the mailbox is gone.
-	HighestModSeq(ctx context.Context, mailboxID int64) (ModSeq, error)
+	// HighestModSeq reports a mailbox's highest MODSEQ, expunges included:
+	// while it stays the same, Changes has nothing new to report. The
+	// answer reflects at least every change committed before notBefore.
+	// A backend may give it without a read of its own, from an operation
+	// of this Session that began at or after notBefore and saw the
+	// mailbox (an IMAP server passes the time its command arrived, so the
+	// reads the command made answer for it); otherwise it is one cheap
+	// read. It returns ErrNoMailbox if the mailbox is gone.
+	HighestModSeq(ctx context.Context, mailboxID int64, notBefore time.Time) (ModSeq, error)
 
 	// MarkRetrieved records that POP3 retrieved the messages of uids, in
 	// one write: it sets \Seen and, for a message retrieved the first

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -39,7 +40,11 @@ func validFlags(f store.Flags) error {
 	return nil
 }
 
-// uidRanges turns a UID set into the two arrays the queries unnest.
+// uidRanges turns a UID set into the two arrays the queries unnest. The
+// queries read each range with a LATERAL subquery that OFFSET 0 (or a
+// LIMIT) keeps from being merged into a join: the plan is then an index
+// range scan per range, also as the generic plan the connections keep
+// (see Open), where a join would scan the whole mailbox.
 func uidRanges(set store.UIDSet) (starts, stops []int64) {
 	for _, r := range set {
 		starts = append(starts, int64(r.Start))
@@ -66,7 +71,7 @@ func (ss *session) Append(ctx context.Context, mailboxID int64, msg *store.NewMe
 	}
 	date = date.UTC().Truncate(time.Microsecond)
 	var res store.AppendResult
-	err := ss.s.write(ctx, ss.id, func(w *wtx) error {
+	err := ss.write(ctx, func(w *wtx) error {
 		// Fail early, before reading a large body, when the append cannot
 		// succeed; the check that counts comes under the lock.
 		if msg.Size > chunkSize {
@@ -243,9 +248,12 @@ func (ss *session) Messages(ctx context.Context, mailboxID int64, uids store.UID
 		if len(starts) == 0 {
 			return ss.checkFound(ctx, mailboxID, after)
 		}
-		page, err := ss.messagesPage(ctx, page, mailboxID, starts, stops, fields, limit)
+		page, found, err := ss.messagesPage(ctx, page, mailboxID, starts, stops, fields, limit)
 		if err != nil {
 			return fmt.Errorf("messages of mailbox %d: %w", mailboxID, mapErr(err))
+		}
+		if !found && after == 0 {
+			return fmt.Errorf("messages of mailbox %d: %w", mailboxID, store.ErrNoMailbox)
 		}
 		for i := range page {
 			if err := fn(&page[i]); err != nil {
@@ -253,17 +261,14 @@ func (ss *session) Messages(ctx context.Context, mailboxID int64, uids store.UID
 			}
 		}
 		if len(page) < limit {
-			if len(page) > 0 {
-				after = page[len(page)-1].UID
-			}
-			return ss.checkFound(ctx, mailboxID, after)
+			return nil
 		}
 		after = page[len(page)-1].UID
 	}
 }
 
-// checkFound is the end of Messages: a read that found nothing (after is
-// 0) asks whether the mailbox exists.
+// checkFound is the end of Messages when it read nothing (after is 0)
+// because nothing was asked for: it asks whether the mailbox exists.
 func (ss *session) checkFound(ctx context.Context, mailboxID int64, after store.UID) error {
 	if after > 0 {
 		return nil
@@ -283,9 +288,14 @@ func (ss *session) checkFound(ctx context.Context, mailboxID int64, after store.
 // the statistics of a mailbox that just grew (autovacuum has not analyzed
 // it yet) the planner otherwise picks a bitmap scan of every message above
 // the page and sorts them, which makes listing a large mailbox quadratic;
-// the primary key's order is what a page wants.
-func (ss *session) messagesPage(ctx context.Context, page []store.MessageInfo, mailboxID int64, starts, stops []int64, fields store.Field, limit int) ([]store.MessageInfo, error) {
+// the primary key's order is what a page wants. found reports whether the
+// mailbox is the account's; the head read with the page tells the session
+// the mailbox's highest MODSEQ (see HighestModSeq).
+func (ss *session) messagesPage(ctx context.Context, page []store.MessageInfo, mailboxID int64, starts, stops []int64, fields store.Field, limit int) (_ []store.MessageInfo, found bool, err error) {
 	var b pgx.Batch
+	var hms store.ModSeq
+	var uidNext store.UID
+	ss.queueHead(&b, mailboxID, &uidNext, &hms, &found)
 	b.Queue(`SET LOCAL enable_bitmapscan = off`)
 	b.Queue(`SELECT m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size, m.structure, m.retrieved
 		FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
@@ -303,8 +313,12 @@ func (ss *session) messagesPage(ctx context.Context, page []store.MessageInfo, m
 		})
 		return err
 	})
-	err := ss.s.read(ctx, &b)
-	return page, err
+	began := time.Now()
+	err = ss.s.read(ctx, &b)
+	if err == nil && found {
+		ss.saw(mailboxID, hms, began)
+	}
+	return page, found, err
 }
 
 // uidsAfter returns the part of set above after.
@@ -460,7 +474,7 @@ func (ss *session) StoreFlags(ctx context.Context, mailboxID int64, uids store.U
 	if err := validFlags(flags); err != nil {
 		return nil, nil, fmt.Errorf("store flags: %w", err)
 	}
-	err = ss.s.write(ctx, ss.id, func(w *wtx) error {
+	err = ss.write(ctx, func(w *wtx) error {
 		updated, failed = nil, nil
 		var b pgx.Batch
 		w.queueMailbox(&b, mailboxID, nil)
@@ -468,7 +482,9 @@ func (ss *session) StoreFlags(ctx context.Context, mailboxID int64, uids store.U
 		var cur []flagRow
 		b.Queue(`SELECT m.uid, m.modseq, m.flags, m.keywords
 			FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
-			JOIN messages m ON m.mailbox_id = $1 AND m.uid BETWEEN r.lo AND r.hi ORDER BY m.uid`, mailboxID, starts, stops).
+			CROSS JOIN LATERAL (SELECT uid, modseq, flags, keywords FROM messages
+				WHERE mailbox_id = $1 AND uid BETWEEN r.lo AND r.hi OFFSET 0) AS m
+			ORDER BY m.uid`, mailboxID, starts, stops).
 			Query(func(rows pgx.Rows) error {
 				var err error
 				cur, err = pgx.CollectRows(rows, scanFlagRow)
@@ -534,7 +550,8 @@ func queueGone(b *pgx.Batch, mailboxID int64, uids store.UIDSet, onlyDeleted boo
 	starts, stops := uidRanges(uids)
 	b.Queue(`SELECT m.uid, m.size, m.body_id
 		FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
-		JOIN messages m ON m.mailbox_id = $1 AND m.uid BETWEEN r.lo AND r.hi
+		CROSS JOIN LATERAL (SELECT uid, size, body_id, flags FROM messages
+			WHERE mailbox_id = $1 AND uid BETWEEN r.lo AND r.hi OFFSET 0) AS m
 		WHERE NOT $4 OR m.flags & $5 <> 0 ORDER BY m.uid`, mailboxID, starts, stops, onlyDeleted, int16(store.FlagDeleted)).
 		Query(func(rows pgx.Rows) error {
 			var err error
@@ -577,7 +594,7 @@ func (w *wtx) remove(mailboxID int64, msgs []gone, credit bool) error {
 // Expunge implements store.Session.
 func (ss *session) Expunge(ctx context.Context, mailboxID int64, uids store.UIDSet, onlyDeleted bool) ([]store.UID, error) {
 	var out []store.UID
-	err := ss.s.write(ctx, ss.id, func(w *wtx) error {
+	err := ss.write(ctx, func(w *wtx) error {
 		var b pgx.Batch
 		var msgs []gone
 		w.queueMailbox(&b, mailboxID, nil)
@@ -608,7 +625,7 @@ func uidsOf(msgs []gone) []store.UID {
 // Copy implements store.Session. The copies share their originals' bodies.
 func (ss *session) Copy(ctx context.Context, fromMailboxID int64, uids store.UIDSet, toMailboxID int64) (store.CopyResult, error) {
 	var res store.CopyResult
-	err := ss.s.write(ctx, ss.id, func(w *wtx) error {
+	err := ss.write(ctx, func(w *wtx) error {
 		var err error
 		res, err = w.copy(fromMailboxID, uids, toMailboxID, false)
 		return err
@@ -623,7 +640,7 @@ func (ss *session) Copy(ctx context.Context, fromMailboxID int64, uids store.UID
 // one transaction.
 func (ss *session) Move(ctx context.Context, fromMailboxID int64, uids store.UIDSet, toMailboxID int64) (store.CopyResult, error) {
 	var res store.CopyResult
-	err := ss.s.write(ctx, ss.id, func(w *wtx) error {
+	err := ss.write(ctx, func(w *wtx) error {
 		var err error
 		res, err = w.copy(fromMailboxID, uids, toMailboxID, true)
 		return err
@@ -684,14 +701,17 @@ func (w *wtx) copy(from int64, uids store.UIDSet, to int64, move bool) (store.Co
 
 // Changes implements store.Session. One snapshot serves every part of the
 // answer, and MODSEQs commit in order (see the package documentation), so
-// a caller that asks again from HighestModSeq misses nothing.
+// a caller that asks again from HighestModSeq misses nothing. The queries
+// leave the order to Go: without ORDER BY uid the (mailbox_id, modseq)
+// indexes are the only sensible plan, so the generic plan the connections
+// keep (see Open) stays right however few rows are above sinceModSeq.
 func (ss *session) Changes(ctx context.Context, mailboxID int64, sinceModSeq store.ModSeq) (*store.ChangeSet, error) {
 	cs := &store.ChangeSet{}
 	var b pgx.Batch
 	var found bool
 	ss.queueHead(&b, mailboxID, &cs.UIDNext, &cs.HighestModSeq, &found)
 	b.Queue(`SELECT uid, modseq, flags, keywords, internal_date, size, created_modseq > $2
-		FROM messages WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid`, mailboxID, int64(sinceModSeq)).
+		FROM messages WHERE mailbox_id = $1 AND modseq > $2`, mailboxID, int64(sinceModSeq)).
 		Query(func(rows pgx.Rows) error {
 			var uid, modseq int64
 			var flags int16
@@ -711,7 +731,7 @@ func (ss *session) Changes(ctx context.Context, mailboxID int64, sinceModSeq sto
 			})
 			return err
 		})
-	b.Queue(`SELECT uid FROM tombstones WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid`, mailboxID, int64(sinceModSeq)).
+	b.Queue(`SELECT uid FROM tombstones WHERE mailbox_id = $1 AND modseq > $2`, mailboxID, int64(sinceModSeq)).
 		Query(func(rows pgx.Rows) error {
 			var uid int64
 			_, err := pgx.ForEachRow(rows, []any{&uid}, func() error {
@@ -720,6 +740,7 @@ func (ss *session) Changes(ctx context.Context, mailboxID int64, sinceModSeq sto
 			})
 			return err
 		})
+	began := time.Now()
 	if err := ss.s.read(ctx, &b); err != nil {
 		return nil, fmt.Errorf("changes in mailbox %d: %w", mailboxID, err)
 	}
@@ -727,19 +748,25 @@ func (ss *session) Changes(ctx context.Context, mailboxID int64, sinceModSeq sto
 		// What the queries after the first found is not the account's.
 		return &store.ChangeSet{Gone: true}, nil
 	}
+	ss.saw(mailboxID, cs.HighestModSeq, began)
+	slices.SortFunc(cs.Added, func(a, b store.MessageInfo) int { return cmp.Compare(a.UID, b.UID) })
+	slices.SortFunc(cs.Updated, func(a, b store.FlagUpdate) int { return cmp.Compare(a.UID, b.UID) })
+	slices.Sort(cs.Expunged)
 	return cs, nil
 }
 
 // MarkRetrieved implements store.Session.
 func (ss *session) MarkRetrieved(ctx context.Context, mailboxID int64, uids store.UIDSet, at time.Time) error {
-	err := ss.s.write(ctx, ss.id, func(w *wtx) error {
+	err := ss.write(ctx, func(w *wtx) error {
 		var b pgx.Batch
 		w.queueMailbox(&b, mailboxID, nil)
 		starts, stops := uidRanges(uids)
 		var found, unseen, modseqs []int64
 		b.Queue(`SELECT m.uid, m.flags
 			FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
-			JOIN messages m ON m.mailbox_id = $1 AND m.uid BETWEEN r.lo AND r.hi ORDER BY m.uid`, mailboxID, starts, stops).
+			CROSS JOIN LATERAL (SELECT uid, flags FROM messages
+				WHERE mailbox_id = $1 AND uid BETWEEN r.lo AND r.hi OFFSET 0) AS m
+			ORDER BY m.uid`, mailboxID, starts, stops).
 			Query(func(rows pgx.Rows) error {
 				var uid int64
 				var flags int16
@@ -779,7 +806,7 @@ func (ss *session) MarkRetrieved(ctx context.Context, mailboxID int64, uids stor
 // ExpireRetrieved implements store.Session.
 func (ss *session) ExpireRetrieved(ctx context.Context, mailboxID int64, before time.Time) ([]store.UID, error) {
 	var out []store.UID
-	err := ss.s.write(ctx, ss.id, func(w *wtx) error {
+	err := ss.write(ctx, func(w *wtx) error {
 		var b pgx.Batch
 		var msgs []gone
 		w.queueMailbox(&b, mailboxID, nil)

@@ -110,6 +110,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("postgres store: %w", err)
 	}
 	pcfg.MaxConns = cfg.MaxConns
+	if _, set := pcfg.ConnConfig.RuntimeParams["plan_cache_mode"]; !set {
+		// Every statement is prepared once per connection and its plan
+		// does not depend on the values bound: the index on the columns
+		// named is the plan. PostgreSQL's default would plan many of them
+		// anew at each execution (their generic plan's estimate looks
+		// worse than a custom one's), which cost it as much CPU as
+		// executing them did under imap-mixed (BENCHMARKS.md).
+		pcfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+	}
 	s := &Store{
 		cfg:        cfg,
 		log:        cfg.Logger,

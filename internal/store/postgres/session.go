@@ -5,17 +5,68 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
-// session implements store.Session. It is only the account's ID: every
-// query names the account, so a session cannot reach another's mail.
+// session implements store.Session. Every query names the account's ID,
+// so a session cannot reach another's mail.
 type session struct {
 	s  *Store
 	id int64
+
+	mu sync.Mutex
+	// seen holds, by mailbox, the highest MODSEQ the session's latest
+	// operations found, for HighestModSeq to answer from. Guarded by mu.
+	seen map[int64]seenModSeq
+}
+
+// seenModSeq is a mailbox's highest MODSEQ as an operation that began at
+// began found it: it reflects every change committed before then.
+type seenModSeq struct {
+	modSeq store.ModSeq
+	began  time.Time
+}
+
+// saw records that an operation that began at began found the mailbox's
+// highest MODSEQ at modSeq. Either only grows: the later the operation,
+// the later the state it found.
+func (ss *session) saw(mailboxID int64, modSeq store.ModSeq, began time.Time) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.seen == nil {
+		ss.seen = map[int64]seenModSeq{}
+	}
+	v := ss.seen[mailboxID]
+	ss.seen[mailboxID] = seenModSeq{modSeq: max(v.modSeq, modSeq), began: later(v.began, began)}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// write is Store.write on the session's account. When it commits, the
+// mailboxes it changed are at its last MODSEQ, and the session saw so.
+func (ss *session) write(ctx context.Context, fn func(w *wtx) error) error {
+	began := time.Now()
+	var last *wtx
+	err := ss.s.write(ctx, ss.id, func(w *wtx) error {
+		last = w
+		return fn(w)
+	})
+	if err == nil && last != nil {
+		for id := range last.touched {
+			ss.saw(id, store.ModSeq(last.modseq), began)
+		}
+	}
+	return err
 }
 
 // AccountID implements store.Session.
@@ -302,9 +353,11 @@ func (ss *session) Status(ctx context.Context, mailboxID int64) (store.MailboxSt
 		return err
 	})
 	queueKeywords(&b, mailboxID, &st.Keywords)
+	began := time.Now()
 	if err := ss.s.read(ctx, &b); err != nil {
 		return store.MailboxStatus{}, fmt.Errorf("status of mailbox %d: %w", mailboxID, err)
 	}
+	ss.saw(mailboxID, st.HighestModSeq, began)
 	return st, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -33,6 +34,7 @@ func (ss *session) Snapshot(ctx context.Context, mailboxID int64) (*store.Snapsh
 			return err
 		})
 	queueKeywords(&b, mailboxID, &snap.Keywords)
+	began := time.Now()
 	err := ss.s.read(ctx, &b)
 	if err == nil && !found {
 		// What the queries after the first found is not the account's.
@@ -41,6 +43,7 @@ func (ss *session) Snapshot(ctx context.Context, mailboxID int64) (*store.Snapsh
 	if err != nil {
 		return nil, fmt.Errorf("snapshot of mailbox %d: %w", mailboxID, err)
 	}
+	ss.saw(mailboxID, snap.HighestModSeq, began)
 	return snap, nil
 }
 
@@ -79,8 +82,19 @@ func queueKeywords(b *pgx.Batch, mailboxID int64, out *[]string) {
 		})
 }
 
-// HighestModSeq implements store.Session.
-func (ss *session) HighestModSeq(ctx context.Context, mailboxID int64) (store.ModSeq, error) {
+// HighestModSeq implements store.Session. It answers without a query
+// when an operation of the session that began at or after notBefore saw
+// the mailbox: an IMAP command's own reads and writes then answer for the
+// question the server asks after it, which saves a round trip per
+// command.
+func (ss *session) HighestModSeq(ctx context.Context, mailboxID int64, notBefore time.Time) (store.ModSeq, error) {
+	ss.mu.Lock()
+	v, ok := ss.seen[mailboxID]
+	ss.mu.Unlock()
+	if ok && !v.began.Before(notBefore) {
+		return v.modSeq, nil
+	}
+	began := time.Now()
 	var hms int64
 	err := ss.s.pool.QueryRow(ctx, `SELECT highest_modseq FROM mailboxes WHERE id = $1 AND account_id = $2`,
 		mailboxID, ss.id).Scan(&hms)
@@ -90,5 +104,6 @@ func (ss *session) HighestModSeq(ctx context.Context, mailboxID int64) (store.Mo
 	if err != nil {
 		return 0, fmt.Errorf("highest modseq of mailbox %d: %w", mailboxID, mapErr(err))
 	}
+	ss.saw(mailboxID, store.ModSeq(hms), began)
 	return store.ModSeq(hms), nil
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/buzon-mail/buzon/internal/store"
 )
@@ -63,8 +64,9 @@ func (ss *session) Snapshot(ctx context.Context, mailboxID int64) (*store.Snapsh
 	return snap, nil
 }
 
-// HighestModSeq implements store.Session.
-func (ss *session) HighestModSeq(ctx context.Context, mailboxID int64) (store.ModSeq, error) {
+// HighestModSeq implements store.Session. The read is in-process and
+// cheap, so it always reads.
+func (ss *session) HighestModSeq(ctx context.Context, mailboxID int64, _ time.Time) (store.ModSeq, error) {
 	if !ss.owns(mailboxID) {
 		return 0, fmt.Errorf("highest modseq: %w", noMailbox(mailboxID))
 	}

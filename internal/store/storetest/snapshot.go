@@ -51,7 +51,7 @@ func testSnapshot(t *testing.T, e *env) {
 	last := snap.HighestModSeq
 	moved := func(what string) {
 		t.Helper()
-		hms, err := ss.HighestModSeq(e.ctx, inbox.ID)
+		hms, err := ss.HighestModSeq(e.ctx, inbox.ID, time.Now())
 		if err != nil {
 			t.Fatalf("HighestModSeq after %s: %v", what, err)
 		}
@@ -75,10 +75,23 @@ func testSnapshot(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	moved("POP3 retrieval")
-	// Another process's change is visible at once, with no notification.
+	// Another process's change is visible at once, with no notification,
+	// even to a session whose last read of the mailbox began before the
+	// change: what HighestModSeq answers reflects every change committed
+	// before notBefore.
 	ss2 := e.session(e.another(), acct.ID)
+	e.status(ss, inbox.ID)
 	e.appendN(ss2, inbox.ID, 7, 1)
 	moved("an append by another store")
+	// A read that began after notBefore may answer for it, so an answer
+	// for an earlier notBefore is never newer than the mailbox and never
+	// older than what was committed before notBefore.
+	before := time.Now()
+	e.setFlags(ss2, inbox.ID, store.UIDSetOf(2), store.FlagsAdd, `\Seen`)
+	if hms, err := ss.HighestModSeq(e.ctx, inbox.ID, before); err != nil || hms < last {
+		t.Errorf("HighestModSeq(notBefore before a change) = %d, %v; want at least %d", hms, err, last)
+	}
+	moved("a flag change by another store")
 
 	cs, err = ss.Changes(e.ctx, inbox.ID, snap.HighestModSeq)
 	if err != nil {
@@ -103,7 +116,7 @@ func testSnapshot(t *testing.T, e *env) {
 	if _, err := bob.Snapshot(e.ctx, inbox.ID); !errors.Is(err, store.ErrNoMailbox) {
 		t.Errorf("Snapshot of another account's mailbox: %v", err)
 	}
-	if _, err := bob.HighestModSeq(e.ctx, inbox.ID); !errors.Is(err, store.ErrNoMailbox) {
+	if _, err := bob.HighestModSeq(e.ctx, inbox.ID, time.Now()); !errors.Is(err, store.ErrNoMailbox) {
 		t.Errorf("HighestModSeq of another account's mailbox: %v", err)
 	}
 	gone := e.mailbox(ss, "Gone")
@@ -113,7 +126,7 @@ func testSnapshot(t *testing.T, e *env) {
 	if _, err := ss.Snapshot(e.ctx, gone.ID); !errors.Is(err, store.ErrNoMailbox) {
 		t.Errorf("Snapshot of a deleted mailbox: %v", err)
 	}
-	if _, err := ss.HighestModSeq(e.ctx, gone.ID); !errors.Is(err, store.ErrNoMailbox) {
+	if _, err := ss.HighestModSeq(e.ctx, gone.ID, time.Now()); !errors.Is(err, store.ErrNoMailbox) {
 		t.Errorf("HighestModSeq of a deleted mailbox: %v", err)
 	}
 }
