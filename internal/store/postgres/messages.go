@@ -40,6 +40,54 @@ func validFlags(f store.Flags) error {
 	return nil
 }
 
+// The queries that read a mailbox's messages by UID range or MODSEQ,
+// named so that TestGenericPlans can check the plans PostgreSQL keeps for
+// them (see uidRanges).
+const (
+	// selectPage reads a page of Messages: the messages of UID ranges
+	// ($2, $3) of mailbox $1, if it is account $6's, at most $5, with
+	// structures if $4.
+	selectPage = `SELECT m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size, m.structure, m.retrieved
+		FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
+		CROSS JOIN LATERAL (
+			SELECT uid, modseq, flags, keywords, internal_date, size, CASE WHEN $4 THEN structure END AS structure, retrieved
+			FROM messages WHERE mailbox_id = $1 AND uid BETWEEN r.lo AND r.hi ORDER BY uid LIMIT $5) AS m
+		WHERE $1 IN (SELECT id FROM mailboxes WHERE id = $1 AND account_id = $6)
+		ORDER BY m.uid LIMIT $5`
+
+	// selectFlags reads the flags of the messages of UID ranges ($2, $3)
+	// of mailbox $1.
+	selectFlags = `SELECT m.uid, m.modseq, m.flags, m.keywords
+		FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
+		CROSS JOIN LATERAL (SELECT uid, modseq, flags, keywords FROM messages
+			WHERE mailbox_id = $1 AND uid BETWEEN r.lo AND r.hi OFFSET 0) AS m
+		ORDER BY m.uid`
+
+	// selectGone reads what an expunge of UID ranges ($2, $3) of mailbox $1
+	// removes: every message, or with $4 those with flag $5.
+	selectGone = `SELECT m.uid, m.size, m.body_id
+		FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
+		CROSS JOIN LATERAL (SELECT uid, size, body_id, flags FROM messages
+			WHERE mailbox_id = $1 AND uid BETWEEN r.lo AND r.hi OFFSET 0) AS m
+		WHERE NOT $4 OR m.flags & $5 <> 0 ORDER BY m.uid`
+
+	// selectRetrieved reads the flags of the messages of UID ranges ($2,
+	// $3) of mailbox $1, for POP3 retrieval.
+	selectRetrieved = `SELECT m.uid, m.flags
+		FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
+		CROSS JOIN LATERAL (SELECT uid, flags FROM messages
+			WHERE mailbox_id = $1 AND uid BETWEEN r.lo AND r.hi OFFSET 0) AS m
+		ORDER BY m.uid`
+
+	// selectChanged reads the messages of mailbox $1 changed after
+	// MODSEQ $2, and whether each was added after it.
+	selectChanged = `SELECT uid, modseq, flags, keywords, internal_date, size, created_modseq > $2
+		FROM messages WHERE mailbox_id = $1 AND modseq > $2`
+
+	// selectVanished reads the UIDs expunged from mailbox $1 after MODSEQ $2.
+	selectVanished = `SELECT uid FROM tombstones WHERE mailbox_id = $1 AND modseq > $2`
+)
+
 // uidRanges turns a UID set into the two arrays the queries unnest. The
 // queries read each range with a LATERAL subquery that OFFSET 0 (or a
 // LIMIT) keeps from being merged into a join: the plan is then an index
@@ -297,13 +345,7 @@ func (ss *session) messagesPage(ctx context.Context, page []store.MessageInfo, m
 	var uidNext store.UID
 	ss.queueHead(&b, mailboxID, &uidNext, &hms, &found)
 	b.Queue(`SET LOCAL enable_bitmapscan = off`)
-	b.Queue(`SELECT m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size, m.structure, m.retrieved
-		FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
-		CROSS JOIN LATERAL (
-			SELECT uid, modseq, flags, keywords, internal_date, size, CASE WHEN $4 THEN structure END AS structure, retrieved
-			FROM messages WHERE mailbox_id = $1 AND uid BETWEEN r.lo AND r.hi ORDER BY uid LIMIT $5) AS m
-		WHERE $1 IN (SELECT id FROM mailboxes WHERE id = $1 AND account_id = $6)
-		ORDER BY m.uid LIMIT $5`,
+	b.Queue(selectPage,
 		mailboxID, starts, stops, fields&store.FieldStructure != 0, limit, ss.id).Query(func(rows pgx.Rows) error {
 		var err error
 		page, err = pgx.AppendRows(page, rows, func(r pgx.CollectableRow) (store.MessageInfo, error) {
@@ -480,11 +522,7 @@ func (ss *session) StoreFlags(ctx context.Context, mailboxID int64, uids store.U
 		w.queueMailbox(&b, mailboxID, nil)
 		starts, stops := uidRanges(uids)
 		var cur []flagRow
-		b.Queue(`SELECT m.uid, m.modseq, m.flags, m.keywords
-			FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
-			CROSS JOIN LATERAL (SELECT uid, modseq, flags, keywords FROM messages
-				WHERE mailbox_id = $1 AND uid BETWEEN r.lo AND r.hi OFFSET 0) AS m
-			ORDER BY m.uid`, mailboxID, starts, stops).
+		b.Queue(selectFlags, mailboxID, starts, stops).
 			Query(func(rows pgx.Rows) error {
 				var err error
 				cur, err = pgx.CollectRows(rows, scanFlagRow)
@@ -548,11 +586,7 @@ func scanGone(r pgx.CollectableRow) (gone, error) {
 // in *out in UID order when b runs.
 func queueGone(b *pgx.Batch, mailboxID int64, uids store.UIDSet, onlyDeleted bool, out *[]gone) {
 	starts, stops := uidRanges(uids)
-	b.Queue(`SELECT m.uid, m.size, m.body_id
-		FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
-		CROSS JOIN LATERAL (SELECT uid, size, body_id, flags FROM messages
-			WHERE mailbox_id = $1 AND uid BETWEEN r.lo AND r.hi OFFSET 0) AS m
-		WHERE NOT $4 OR m.flags & $5 <> 0 ORDER BY m.uid`, mailboxID, starts, stops, onlyDeleted, int16(store.FlagDeleted)).
+	b.Queue(selectGone, mailboxID, starts, stops, onlyDeleted, int16(store.FlagDeleted)).
 		Query(func(rows pgx.Rows) error {
 			var err error
 			*out, err = pgx.CollectRows(rows, scanGone)
@@ -710,8 +744,7 @@ func (ss *session) Changes(ctx context.Context, mailboxID int64, sinceModSeq sto
 	var b pgx.Batch
 	var found bool
 	ss.queueHead(&b, mailboxID, &cs.UIDNext, &cs.HighestModSeq, &found)
-	b.Queue(`SELECT uid, modseq, flags, keywords, internal_date, size, created_modseq > $2
-		FROM messages WHERE mailbox_id = $1 AND modseq > $2`, mailboxID, int64(sinceModSeq)).
+	b.Queue(selectChanged, mailboxID, int64(sinceModSeq)).
 		Query(func(rows pgx.Rows) error {
 			var uid, modseq int64
 			var flags int16
@@ -731,7 +764,7 @@ func (ss *session) Changes(ctx context.Context, mailboxID int64, sinceModSeq sto
 			})
 			return err
 		})
-	b.Queue(`SELECT uid FROM tombstones WHERE mailbox_id = $1 AND modseq > $2`, mailboxID, int64(sinceModSeq)).
+	b.Queue(selectVanished, mailboxID, int64(sinceModSeq)).
 		Query(func(rows pgx.Rows) error {
 			var uid int64
 			_, err := pgx.ForEachRow(rows, []any{&uid}, func() error {
@@ -762,11 +795,7 @@ func (ss *session) MarkRetrieved(ctx context.Context, mailboxID int64, uids stor
 		w.queueMailbox(&b, mailboxID, nil)
 		starts, stops := uidRanges(uids)
 		var found, unseen, modseqs []int64
-		b.Queue(`SELECT m.uid, m.flags
-			FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
-			CROSS JOIN LATERAL (SELECT uid, flags FROM messages
-				WHERE mailbox_id = $1 AND uid BETWEEN r.lo AND r.hi OFFSET 0) AS m
-			ORDER BY m.uid`, mailboxID, starts, stops).
+		b.Queue(selectRetrieved, mailboxID, starts, stops).
 			Query(func(rows pgx.Rows) error {
 				var uid int64
 				var flags int16

@@ -1,0 +1,100 @@
+package postgres
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TestGenericPlans: the queries that read messages by UID range or MODSEQ
+// keep an index range scan as the generic plan the pool's connections run
+// (plan_cache_mode, see Open), in a database where most mailboxes are
+// small and one is large: the statistics that tempt the planner to scan
+// the whole mailbox and filter, which costs the large mailbox's size on
+// every STORE or EXPUNGE of one message.
+func TestGenericPlans(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := nodes(t, 1)[0]
+	acct, _, inbox := newAccount(t, s, "alice@example.org")
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		for _, q := range []string{
+			`INSERT INTO bodies (account_id, size) VALUES ($1, 10)`,
+			// 200 small mailboxes of 20 messages, and INBOX of 20,000.
+			`INSERT INTO mailboxes (account_id, name, uidvalidity)
+				SELECT $1, 'small' || g, g FROM generate_series(1, 200) g`,
+			`INSERT INTO messages (mailbox_id, uid, body_id, modseq, created_modseq, internal_date, size, structure)
+				SELECT b.id, g, (SELECT max(id) FROM bodies), g, g, now(), 10, ''
+				FROM mailboxes b, generate_series(1, 20) g WHERE b.account_id = $1 AND b.name LIKE 'small%'`,
+			`INSERT INTO messages (mailbox_id, uid, body_id, modseq, created_modseq, internal_date, size, structure)
+				SELECT b.id, g, (SELECT max(id) FROM bodies), g, g, now(), 10, ''
+				FROM mailboxes b, generate_series(1, 20000) g WHERE b.account_id = $1 AND b.name = 'INBOX'`,
+			`INSERT INTO tombstones (mailbox_id, uid, modseq)
+				SELECT b.id, g + 100000, g + 100000 FROM mailboxes b, generate_series(1, 20) g WHERE b.account_id = $1`,
+		} {
+			args := []any{acct.ID}
+			if !strings.Contains(q, "$1") {
+				args = nil
+			}
+			if _, err := tx.Exec(ctx, q, args...); err != nil {
+				return fmt.Errorf("%s: %w", q, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `ANALYZE`); err != nil {
+		t.Fatal(err)
+	}
+	var mode string
+	if err := conn.QueryRow(ctx, `SHOW plan_cache_mode`).Scan(&mode); err != nil || mode != "force_generic_plan" {
+		t.Fatalf("plan_cache_mode of the pool's connections = %q, %v", mode, err)
+	}
+	mb, id := inbox.ID, acct.ID
+	for _, c := range []struct {
+		name, sql, args string
+	}{
+		{"selectPage", selectPage, fmt.Sprintf("%d, '{5}', '{6}', false, 1000, %d", mb, id)},
+		{"selectFlags", selectFlags, fmt.Sprintf("%d, '{5}', '{6}'", mb)},
+		{"selectGone", selectGone, fmt.Sprintf("%d, '{5}', '{6}', true, 8", mb)},
+		{"selectRetrieved", selectRetrieved, fmt.Sprintf("%d, '{5}', '{6}'", mb)},
+		{"selectChanged", selectChanged, fmt.Sprintf("%d, 19999", mb)},
+		{"selectVanished", selectVanished, fmt.Sprintf("%d, 100019", mb)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			name := strings.ToLower(c.name)
+			if _, err := conn.Exec(ctx, "PREPARE "+name+" AS "+c.sql); err != nil {
+				t.Fatal(err)
+			}
+			rows, err := conn.Query(ctx, "EXPLAIN EXECUTE "+name+"("+c.args+")")
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				t.Fatal(err)
+			}
+			plan := strings.Join(lines, "\n")
+			if wholeMailbox.MatchString(plan) {
+				t.Errorf("the generic plan reads the whole mailbox:\n%s", plan)
+			}
+			if !strings.Contains(plan, "Index Cond: ((mailbox_id = $1) AND (") {
+				t.Errorf("no index scan bounded by UID or MODSEQ in the generic plan:\n%s", plan)
+			}
+		})
+	}
+}
+
+// wholeMailbox matches a plan line that reads a whole table or all of a
+// mailbox's rows.
+var wholeMailbox = regexp.MustCompile(`Seq Scan on (messages|tombstones)|Index Cond: \(mailbox_id = \$1\)\n`)
