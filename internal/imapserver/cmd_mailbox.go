@@ -362,6 +362,8 @@ func (c *conn) cmdAppend(cmd *command) {
 	xcheckf(err, "mailbox %s", name)
 	var uids []store.UID
 	var uidValidity uint32
+	var added []store.ChangeSet // each message, for the view (takeOwn)
+	var written []store.Written
 	// RFC 3502 6: all or nothing. A message is stored once its literal
 	// is read, but the command is done only at its final CRLF: what went
 	// in before a failure (the connection lost, a syntax error after a
@@ -396,6 +398,8 @@ func (c *conn) cmdAppend(cmd *command) {
 		if err == nil {
 			uids = append(uids, res.UID) // undone if the command fails from here on
 			uidValidity = res.UIDValidity
+			added = append(added, store.ChangeSet{Added: []store.MessageInfo{{UID: res.UID, ModSeq: res.ModSeq, Flags: flags}}})
+			written = append(written, res.Written)
 		}
 		if _, derr := io.Copy(io.Discard, cr); derr != nil || cr.n != m.lit.size {
 			panic(ioError{errors.New("reading APPEND literal: connection ended")})
@@ -410,6 +414,9 @@ func (c *conn) cmdAppend(cmd *command) {
 		}
 		p.xspace()
 		m = p.xappendMessage()
+	}
+	for i, cs := range added {
+		c.takeOwn(mb.ID, written[i], cs)
 	}
 	c.ok("[APPENDUID %d %s] APPEND completed", uidValidity, store.UIDSetOf(uids...).String())
 }

@@ -38,9 +38,10 @@ func (c *conn) cmdExpunge(cmd *command) {
 	if set.Empty() {
 		return
 	}
-	uids, err := c.sess.Expunge(c.ctx, sel.mb.ID, set, true)
+	res, err := c.sess.Expunge(c.ctx, sel.mb.ID, set, true)
 	xcheckf(err, "expunge")
-	c.reportExpunged(uids)
+	c.reportExpunged(res.UIDs)
+	c.takeOwn(sel.mb.ID, res.Written, store.ChangeSet{Expunged: res.UIDs})
 	if c.condstore {
 		// RFC 7162 3.2.10 asks for the new HIGHESTMODSEQ.
 		if st, err := c.sess.Status(c.ctx, sel.mb.ID); err == nil {
@@ -65,20 +66,20 @@ func (c *conn) cmdStore(cmd *command) {
 	if set.Empty() {
 		return
 	}
-	var updated []store.FlagUpdate
-	var failed []store.UID
+	var res store.FlagsResult
 	if a.hasUnchanged && a.unchangedSince == 0 {
 		// UNCHANGEDSINCE 0 fails for every message (RFC 7162 3.1.3); the
 		// store reads 0 as "unconditional".
 		for _, u := range sel.uids {
 			if set.Contains(u) {
-				failed = append(failed, u)
+				res.Failed = append(res.Failed, u)
 			}
 		}
 	} else {
-		updated, failed, err = c.sess.StoreFlags(c.ctx, sel.mb.ID, set, a.op, flags, store.ModSeq(a.unchangedSince))
+		res, err = c.sess.StoreFlags(c.ctx, sel.mb.ID, set, a.op, flags, store.ModSeq(a.unchangedSince))
 		xcheckf(err, "store flags")
 	}
+	updated, failed := res.Updated, res.Failed
 	changed := map[store.UID]store.ModSeq{}
 	for _, u := range updated {
 		changed[u.UID] = u.ModSeq
@@ -130,6 +131,7 @@ func (c *conn) cmdStore(cmd *command) {
 		})
 		xcheckf(err, "read flags")
 	}
+	c.takeOwn(sel.mb.ID, res.Written, store.ChangeSet{Updated: updated})
 	if len(failed) > 0 {
 		// RFC 7162 3.1.3: MODIFIED lists what was left alone.
 		var nums []store.UID

@@ -304,15 +304,16 @@ func (c *conn) cmdFetch(cmd *command) {
 	// 6.4.5); EXAMINE never changes flags.
 	seenSet := map[store.UID]bool{}
 	if plan.setsSeen && !sel.readOnly {
-		updated, _, err := c.sess.StoreFlags(c.ctx, sel.mb.ID, set, store.FlagsAdd, store.Flags{System: store.FlagSeen}, 0)
+		res, err := c.sess.StoreFlags(c.ctx, sel.mb.ID, set, store.FlagsAdd, store.Flags{System: store.FlagSeen}, 0)
 		xcheckf(err, "set \\Seen")
-		for _, u := range updated {
+		for _, u := range res.Updated {
 			seenSet[u.UID] = true
 			sel.reported[u.UID] = u.ModSeq
 		}
-		if len(updated) > 0 {
+		if len(res.Updated) > 0 {
 			plan.fields |= store.FieldFlags
 		}
+		c.takeOwn(sel.mb.ID, res.Written, store.ChangeSet{Updated: res.Updated})
 	}
 
 	found := 0

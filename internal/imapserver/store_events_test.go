@@ -74,7 +74,7 @@ func TestOutsideChanges(t *testing.T) {
 	if l := c.readLine(); l != "* 1 EXPUNGE" {
 		t.Errorf("after POP3 deletion: %q", l)
 	}
-	if _, _, err := sess.StoreFlags(context.Background(), mb.ID, store.UIDSetOf(3), store.FlagsAdd, store.Flags{System: store.FlagSeen}, 0); err != nil {
+	if _, err := sess.StoreFlags(context.Background(), mb.ID, store.UIDSetOf(3), store.FlagsAdd, store.Flags{System: store.FlagSeen}, 0); err != nil {
 		t.Fatal(err)
 	}
 	if l := c.readLine(); l != `* 2 FETCH (FLAGS (\Seen))` {

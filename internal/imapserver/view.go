@@ -36,6 +36,24 @@ type selected struct {
 	flags []store.SystemFlags
 	// keywords are those the FLAGS response last listed.
 	keywords []string
+	// unannounced counts messages the view took in from the session's own
+	// APPEND (takeOwn) that no EXISTS has reported yet.
+	unannounced int
+}
+
+// takeOwn brings the view past the session's own write to the selected
+// mailbox when nothing else changed the mailbox since the view caught up
+// (the write began where the view stands): cs, the write's own result,
+// is then the whole change up to the write's MODSEQ, and the sync after
+// the command does not read back what the session itself just did.
+// Otherwise the sync reads the changes as usual, the write's among them.
+func (c *conn) takeOwn(mailboxID int64, w store.Written, cs store.ChangeSet) {
+	sel := c.sel
+	if sel == nil || sel.mb.ID != mailboxID || sel.modSeq != w.Prior || w.ModSeq <= w.Prior {
+		return
+	}
+	cs.HighestModSeq = w.ModSeq
+	sel.unannounced += c.applyChanges(&cs)
 }
 
 // xloadFlags reads the flags of the view's messages, the first time a
@@ -380,7 +398,8 @@ func (c *conn) sync(expungeOK bool) { c.catchUp(expungeOK, 0) }
 // once cost one read per mailbox.
 func (c *conn) catchUp(expungeOK bool, wake uint64) {
 	sel := c.sel
-	added := 0
+	added := sel.unannounced
+	sel.unannounced = 0
 	need, changed := store.ModSeq(0), true
 	if wake == 0 {
 		need, changed = c.storeChanged()

@@ -233,10 +233,10 @@ func (c *conn) cmdQuit(cmd command) {
 	}
 	var err error
 	if len(uids) > 0 {
-		var removed []store.UID
+		var removed store.ExpungeResult
 		removed, err = c.session.Expunge(c.ctx, c.inbox.ID, store.UIDSetOf(uids...), false)
 		if err == nil {
-			c.log.Info("pop3 expunged", "deleted", len(uids), "removed", len(removed))
+			c.log.Info("pop3 expunged", "deleted", len(uids), "removed", len(removed.UIDs))
 		}
 	}
 	c.logout()

@@ -180,7 +180,7 @@ func TestReadAheadExpungedElsewhere(t *testing.T) {
 	env, st := startBatch(t, bodies)
 	expunge := func(uid store.UID) {
 		env.WithInbox(t, alice, func(sess store.Session, inbox store.Mailbox) {
-			if gone, err := sess.Expunge(context.Background(), inbox.ID, store.UIDSetOf(uid), false); err != nil || len(gone) != 1 {
+			if gone, err := sess.Expunge(context.Background(), inbox.ID, store.UIDSetOf(uid), false); err != nil || len(gone.UIDs) != 1 {
 				t.Fatalf("expunge %d: %v, %v", uid, gone, err)
 			}
 		})

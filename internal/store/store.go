@@ -133,14 +133,13 @@ type Session interface {
 
 	// StoreFlags changes the flags of the messages in uids (RFC 9051 6.4.6).
 	// With unchangedSince > 0 (RFC 7162 3.1.3), messages whose MODSEQ is
-	// above it are left alone and returned in failed. Each message whose
-	// flags actually change gets a new MODSEQ and is returned in updated.
-	StoreFlags(ctx context.Context, mailboxID int64, uids UIDSet, op FlagOp, flags Flags, unchangedSince ModSeq) (updated []FlagUpdate, failed []UID, err error)
+	// above it are left alone and returned in Failed. Each message whose
+	// flags actually change gets a new MODSEQ and is returned in Updated.
+	StoreFlags(ctx context.Context, mailboxID int64, uids UIDSet, op FlagOp, flags Flags, unchangedSince ModSeq) (FlagsResult, error)
 
 	// Expunge permanently removes the messages in uids. With onlyDeleted, only those flagged \Deleted go
 	// (IMAP EXPUNGE, UID EXPUNGE); without it, all of them (POP3 UPDATE).
-	// It returns the UIDs removed, ascending.
-	Expunge(ctx context.Context, mailboxID int64, uids UIDSet, onlyDeleted bool) ([]UID, error)
+	Expunge(ctx context.Context, mailboxID int64, uids UIDSet, onlyDeleted bool) (ExpungeResult, error)
 
 	// Copy copies messages to another mailbox of the same account, keeping
 	// flags and internal dates (RFC 9051 6.4.7). It returns the source and
@@ -282,7 +281,32 @@ type NewMessage struct {
 type AppendResult struct {
 	UIDValidity uint32
 	UID         UID
-	ModSeq      ModSeq
+	Written     // ModSeq is the message's
+}
+
+// Written places a write in its mailbox's history: the mailbox's highest
+// MODSEQ just before the write and just after it (equal when the write
+// changed nothing). Nothing but the write lies between the two, so a view
+// of the mailbox that stood at Prior can take the write's own result as
+// the change up to ModSeq, instead of reading it back with Changes.
+type Written struct {
+	Prior, ModSeq ModSeq
+}
+
+// FlagsResult is what StoreFlags did.
+type FlagsResult struct {
+	// Updated are the messages whose flags changed, ascending UID.
+	Updated []FlagUpdate
+	// Failed are the messages UNCHANGEDSINCE left alone, ascending.
+	Failed []UID
+	Written
+}
+
+// ExpungeResult is what Expunge did.
+type ExpungeResult struct {
+	// UIDs are the messages removed, ascending.
+	UIDs []UID
+	Written
 }
 
 // CopyResult pairs source and destination UIDs (RFC 4315 COPYUID).

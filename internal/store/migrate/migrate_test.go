@@ -104,7 +104,7 @@ func populate(t *testing.T, from store.Store) {
 				t.Fatal(err)
 			}
 		}
-		if _, _, err := ss.StoreFlags(ctx, inbox.ID, store.NewUIDSet(store.UIDRange{Start: 2, Stop: 6}), store.FlagsAdd,
+		if _, err := ss.StoreFlags(ctx, inbox.ID, store.NewUIDSet(store.UIDRange{Start: 2, Stop: 6}), store.FlagsAdd,
 			store.Flags{System: store.FlagDeleted, Keywords: []string{"Junk"}}, 0); err != nil {
 			t.Fatal(err)
 		}

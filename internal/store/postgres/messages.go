@@ -132,7 +132,7 @@ func (ss *session) Append(ctx context.Context, mailboxID int64, msg *store.NewMe
 		if err := w.insertBody(&b, msg.Body, msg.Size, &bodyID); err != nil {
 			return err
 		}
-		w.queueAllocUIDs(&b, mailboxID, 1, &res.UID, &res.UIDValidity)
+		w.queueAllocUIDs(&b, mailboxID, 1, &res.UID, &res.UIDValidity, &res.Prior)
 		if err := w.lock(&b); err != nil {
 			return err
 		}
@@ -237,11 +237,11 @@ func (w *wtx) insertBody(b *pgx.Batch, r io.Reader, size int64, id *int64) error
 // uidnext, and stores the first and the mailbox's UIDVALIDITY when b runs.
 // Under the account's lock the row's update is serialized with every other
 // writer's, so UIDs ascend in commit order and none is handed out twice.
-func (w *wtx) queueAllocUIDs(b *pgx.Batch, mailboxID int64, n int, first *store.UID, uidValidity *uint32) {
+func (w *wtx) queueAllocUIDs(b *pgx.Batch, mailboxID int64, n int, first *store.UID, uidValidity *uint32, highest *store.ModSeq) {
 	b.Queue(`UPDATE mailboxes SET uidnext = uidnext + $3 WHERE id = $1 AND account_id = $2
-		RETURNING uidnext - $3, uidvalidity`, mailboxID, w.account, n).QueryRow(func(r pgx.Row) error {
-		var f, uv int64
-		err := r.Scan(&f, &uv)
+		RETURNING uidnext - $3, uidvalidity, highest_modseq`, mailboxID, w.account, n).QueryRow(func(r pgx.Row) error {
+		var f, uv, hms int64
+		err := r.Scan(&f, &uv, &hms)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("%w: id %d", store.ErrNoMailbox, mailboxID)
 		}
@@ -252,21 +252,28 @@ func (w *wtx) queueAllocUIDs(b *pgx.Batch, mailboxID int64, n int, first *store.
 			return fmt.Errorf("%w: mailbox %d has no UIDs left", store.ErrLimit, mailboxID)
 		}
 		*first, *uidValidity = store.UID(f), uint32(uv)
+		if highest != nil {
+			*highest = store.ModSeq(hms)
+		}
 		return nil
 	})
 }
 
 // queueMailbox queues on b a check that the mailbox is the account's,
-// storing its UIDVALIDITY in *uidValidity (if not nil) when b runs.
-func (w *wtx) queueMailbox(b *pgx.Batch, id int64, uidValidity *uint32) {
-	b.Queue(`SELECT uidvalidity FROM mailboxes WHERE id = $1 AND account_id = $2`, id, w.account).QueryRow(func(r pgx.Row) error {
-		var uv int64
-		err := r.Scan(&uv)
+// storing its UIDVALIDITY in *uidValidity and its highest MODSEQ in
+// *highest (each if not nil) when b runs.
+func (w *wtx) queueMailbox(b *pgx.Batch, id int64, uidValidity *uint32, highest *store.ModSeq) {
+	b.Queue(`SELECT uidvalidity, highest_modseq FROM mailboxes WHERE id = $1 AND account_id = $2`, id, w.account).QueryRow(func(r pgx.Row) error {
+		var uv, hms int64
+		err := r.Scan(&uv, &hms)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("%w: id %d", store.ErrNoMailbox, id)
 		}
 		if uidValidity != nil {
 			*uidValidity = uint32(uv)
+		}
+		if highest != nil {
+			*highest = store.ModSeq(hms)
 		}
 		return err
 	})
@@ -332,19 +339,20 @@ func (ss *session) checkFound(ctx context.Context, mailboxID int64, after store.
 	return nil
 }
 
-// messagesPage reads one page of Messages, with bitmap scans off: with
-// the statistics of a mailbox that just grew (autovacuum has not analyzed
-// it yet) the planner otherwise picks a bitmap scan of every message above
-// the page and sorts them, which makes listing a large mailbox quadratic;
-// the primary key's order is what a page wants. found reports whether the
-// mailbox is the account's; the head read with the page tells the session
-// the mailbox's highest MODSEQ (see HighestModSeq).
+// messagesPage reads one page of Messages in one round trip of two
+// statements, the mailbox's head and the page, with no BEGIN and COMMIT
+// around them: nothing needs them to share a snapshot. found reports
+// whether the mailbox is the account's; the head tells the session the
+// mailbox's highest MODSEQ (see HighestModSeq). selectPage's generic plan
+// reads the primary key in order (TestGenericPlans), where a custom plan
+// for a mailbox that had just grown (autovacuum had not analyzed it yet)
+// chose a bitmap scan of every message above the page and a sort, which
+// made listing a large mailbox quadratic.
 func (ss *session) messagesPage(ctx context.Context, page []store.MessageInfo, mailboxID int64, starts, stops []int64, fields store.Field, limit int) (_ []store.MessageInfo, found bool, err error) {
 	var b pgx.Batch
 	var hms store.ModSeq
 	var uidNext store.UID
 	ss.queueHead(&b, mailboxID, &uidNext, &hms, &found)
-	b.Queue(`SET LOCAL enable_bitmapscan = off`)
 	b.Queue(selectPage,
 		mailboxID, starts, stops, fields&store.FieldStructure != 0, limit, ss.id).Query(func(rows pgx.Rows) error {
 		var err error
@@ -356,7 +364,7 @@ func (ss *session) messagesPage(ctx context.Context, page []store.MessageInfo, m
 		return err
 	})
 	began := time.Now()
-	err = ss.s.read(ctx, &b)
+	err = mapErr(ss.s.pool.SendBatch(ctx, &b).Close())
 	if err == nil && found {
 		ss.saw(mailboxID, hms, began)
 	}
@@ -512,14 +520,15 @@ type flagRow struct {
 
 // StoreFlags implements store.Session (RFC 9051 6.4.6, RFC 7162 3.1.3).
 // Each message whose flags change gets its own MODSEQ, in UID order.
-func (ss *session) StoreFlags(ctx context.Context, mailboxID int64, uids store.UIDSet, op store.FlagOp, flags store.Flags, unchangedSince store.ModSeq) (updated []store.FlagUpdate, failed []store.UID, err error) {
+func (ss *session) StoreFlags(ctx context.Context, mailboxID int64, uids store.UIDSet, op store.FlagOp, flags store.Flags, unchangedSince store.ModSeq) (store.FlagsResult, error) {
 	if err := validFlags(flags); err != nil {
-		return nil, nil, fmt.Errorf("store flags: %w", err)
+		return store.FlagsResult{}, fmt.Errorf("store flags: %w", err)
 	}
-	err = ss.write(ctx, func(w *wtx) error {
-		updated, failed = nil, nil
+	var res store.FlagsResult
+	err := ss.write(ctx, func(w *wtx) error {
+		res = store.FlagsResult{}
 		var b pgx.Batch
-		w.queueMailbox(&b, mailboxID, nil)
+		w.queueMailbox(&b, mailboxID, nil, &res.Prior)
 		starts, stops := uidRanges(uids)
 		var cur []flagRow
 		b.Queue(selectFlags, mailboxID, starts, stops).
@@ -536,7 +545,7 @@ func (ss *session) StoreFlags(ctx context.Context, mailboxID int64, uids store.U
 		var ks []string
 		for _, r := range cur {
 			if unchangedSince > 0 && store.ModSeq(r.modseq) > unchangedSince {
-				failed = append(failed, store.UID(r.uid))
+				res.Failed = append(res.Failed, store.UID(r.uid))
 				continue
 			}
 			nf := r.flags.Apply(op, flags)
@@ -544,11 +553,13 @@ func (ss *session) StoreFlags(ctx context.Context, mailboxID int64, uids store.U
 				continue
 			}
 			m := w.nextModSeq(mailboxID)
-			updated = append(updated, store.FlagUpdate{UID: store.UID(r.uid), ModSeq: m, Flags: nf})
+			res.Updated = append(res.Updated, store.FlagUpdate{UID: store.UID(r.uid), ModSeq: m, Flags: nf})
 			us, ms = append(us, r.uid), append(ms, int64(m))
 			fs, ks = append(fs, int16(nf.System)), append(ks, joinKeywords(nf.Keywords))
 		}
+		res.ModSeq = res.Prior
 		if len(us) > 0 {
+			res.ModSeq = store.ModSeq(w.modseq)
 			w.queue(`UPDATE messages m SET flags = v.f, keywords = v.k, modseq = v.ms
 				FROM unnest($2::bigint[], $3::smallint[], $4::text[], $5::bigint[]) AS v(uid, f, k, ms)
 				WHERE m.mailbox_id = $1 AND m.uid = v.uid`, mailboxID, us, fs, ks, ms)
@@ -556,9 +567,9 @@ func (ss *session) StoreFlags(ctx context.Context, mailboxID int64, uids store.U
 		return nil
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("store flags in mailbox %d: %w", mailboxID, err)
+		return store.FlagsResult{}, fmt.Errorf("store flags in mailbox %d: %w", mailboxID, err)
 	}
-	return updated, failed, nil
+	return res, nil
 }
 
 func scanFlagRow(r pgx.CollectableRow) (flagRow, error) {
@@ -626,23 +637,29 @@ func (w *wtx) remove(mailboxID int64, msgs []gone, credit bool) error {
 }
 
 // Expunge implements store.Session.
-func (ss *session) Expunge(ctx context.Context, mailboxID int64, uids store.UIDSet, onlyDeleted bool) ([]store.UID, error) {
-	var out []store.UID
+func (ss *session) Expunge(ctx context.Context, mailboxID int64, uids store.UIDSet, onlyDeleted bool) (store.ExpungeResult, error) {
+	var res store.ExpungeResult
 	err := ss.write(ctx, func(w *wtx) error {
+		res = store.ExpungeResult{}
 		var b pgx.Batch
 		var msgs []gone
-		w.queueMailbox(&b, mailboxID, nil)
+		w.queueMailbox(&b, mailboxID, nil, &res.Prior)
 		queueGone(&b, mailboxID, uids, onlyDeleted, &msgs)
 		if err := w.lock(&b); err != nil {
 			return err
 		}
-		out = uidsOf(msgs)
-		return w.remove(mailboxID, msgs, true)
+		res.UIDs = uidsOf(msgs)
+		err := w.remove(mailboxID, msgs, true)
+		res.ModSeq = res.Prior
+		if len(msgs) > 0 {
+			res.ModSeq = store.ModSeq(w.modseq)
+		}
+		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("expunge in mailbox %d: %w", mailboxID, err)
+		return store.ExpungeResult{}, fmt.Errorf("expunge in mailbox %d: %w", mailboxID, err)
 	}
-	return out, nil
+	return res, nil
 }
 
 func uidsOf(msgs []gone) []store.UID {
@@ -693,8 +710,8 @@ func (w *wtx) copy(from int64, uids store.UIDSet, to int64, move bool) (store.Co
 	var res store.CopyResult
 	var b pgx.Batch
 	var msgs []gone
-	w.queueMailbox(&b, from, nil)
-	w.queueMailbox(&b, to, &res.UIDValidity)
+	w.queueMailbox(&b, from, nil, nil)
+	w.queueMailbox(&b, to, &res.UIDValidity, nil)
 	queueGone(&b, from, uids, false, &msgs)
 	if err := w.lock(&b); err != nil || len(msgs) == 0 {
 		return res, err
@@ -710,7 +727,7 @@ func (w *wtx) copy(from int64, uids store.UIDSet, to int64, move bool) (store.Co
 	}
 	var first store.UID
 	b = pgx.Batch{}
-	w.queueAllocUIDs(&b, to, len(msgs), &first, &res.UIDValidity)
+	w.queueAllocUIDs(&b, to, len(msgs), &first, &res.UIDValidity, nil)
 	if err := w.run(&b); err != nil {
 		return res, err
 	}
@@ -792,7 +809,7 @@ func (ss *session) Changes(ctx context.Context, mailboxID int64, sinceModSeq sto
 func (ss *session) MarkRetrieved(ctx context.Context, mailboxID int64, uids store.UIDSet, at time.Time) error {
 	err := ss.write(ctx, func(w *wtx) error {
 		var b pgx.Batch
-		w.queueMailbox(&b, mailboxID, nil)
+		w.queueMailbox(&b, mailboxID, nil, nil)
 		starts, stops := uidRanges(uids)
 		var found, unseen, modseqs []int64
 		b.Queue(selectRetrieved, mailboxID, starts, stops).
@@ -838,7 +855,7 @@ func (ss *session) ExpireRetrieved(ctx context.Context, mailboxID int64, before 
 	err := ss.write(ctx, func(w *wtx) error {
 		var b pgx.Batch
 		var msgs []gone
-		w.queueMailbox(&b, mailboxID, nil)
+		w.queueMailbox(&b, mailboxID, nil, nil)
 		b.Queue(`SELECT uid, size, body_id FROM messages WHERE mailbox_id = $1 AND retrieved < $2 ORDER BY uid`,
 			mailboxID, before.UTC()).Query(func(rows pgx.Rows) error {
 			var err error

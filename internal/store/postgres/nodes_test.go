@@ -92,7 +92,7 @@ func TestWatchAcrossNodes(t *testing.T) {
 	}{
 		{"append", func() error { _, err := ss.Append(ctx, inbox.ID, message(1)); return err }},
 		{"store flags", func() error {
-			_, _, err := ss.StoreFlags(ctx, inbox.ID, store.AllUIDs(), store.FlagsAdd, store.Flags{System: store.FlagSeen}, 0)
+			_, err := ss.StoreFlags(ctx, inbox.ID, store.AllUIDs(), store.FlagsAdd, store.Flags{System: store.FlagSeen}, 0)
 			return err
 		}},
 		{"expunge", func() error { _, err := ss.Expunge(ctx, inbox.ID, store.AllUIDs(), false); return err }},

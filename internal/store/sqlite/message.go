@@ -57,13 +57,22 @@ func selectRows(ctx context.Context, q queryer, mailboxID int64, uids store.UIDS
 	return out, nil
 }
 
-// mailboxRow reads what writes need of a mailbox, or store.ErrNoMailbox.
-func mailboxRow(ctx context.Context, q queryer, id int64) (uidValidity uint32, uidNext int64, err error) {
-	err = q.QueryRowContext(ctx, `SELECT uidvalidity, uidnext FROM mailbox WHERE id = ?`, id).Scan(&uidValidity, &uidNext)
+// mailboxHead is what writes need of a mailbox.
+type mailboxHead struct {
+	uidValidity uint32
+	uidNext     int64
+	modSeq      store.ModSeq // the highest
+}
+
+// mailboxRow reads a mailbox's head, or store.ErrNoMailbox.
+func mailboxRow(ctx context.Context, q queryer, id int64) (mailboxHead, error) {
+	var h mailboxHead
+	err := q.QueryRowContext(ctx, `SELECT uidvalidity, uidnext, modseq FROM mailbox WHERE id = ?`, id).
+		Scan(&h.uidValidity, &h.uidNext, &h.modSeq)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = noMailbox(id)
 	}
-	return uidValidity, uidNext, err
+	return h, err
 }
 
 // counts is a change to a mailbox's counters.
@@ -242,10 +251,11 @@ func (ss *session) Append(ctx context.Context, mailboxID int64, msg *store.NewMe
 		}
 		defer ss.s.dropInflight(a.id, file)
 		err = ss.s.writeAfterSync(ctx, a, []string{dir}, func(ctx context.Context, tx *sql.Tx) error {
-			uidValidity, uidNext, err := mailboxRow(ctx, tx, mailboxID)
+			h, err := mailboxRow(ctx, tx, mailboxID)
 			if err != nil {
 				return err
 			}
+			uidNext := h.uidNext
 			if uidNext > math.MaxUint32 {
 				return fmt.Errorf("%w: mailbox has used every UID", store.ErrLimit)
 			}
@@ -280,7 +290,8 @@ func (ss *session) Append(ctx context.Context, mailboxID int64, msg *store.NewMe
 			if err := d.apply(ctx, tx, mailboxID); err != nil {
 				return err
 			}
-			res = store.AppendResult{UIDValidity: uidValidity, UID: store.UID(uidNext), ModSeq: ms}
+			res = store.AppendResult{UIDValidity: h.uidValidity, UID: store.UID(uidNext),
+				Written: store.Written{Prior: h.modSeq, ModSeq: ms}}
 			return nil
 		})
 		if err != nil && !isCommitErr(err) {
@@ -406,7 +417,7 @@ func (ss *session) Messages(ctx context.Context, mailboxID int64, uids store.UID
 	if !found {
 		// Only a read that finds nothing asks whether the mailbox exists.
 		err := ss.read(ctx, func(a *account) error {
-			_, _, err := mailboxRow(ctx, a.db, mailboxID)
+			_, err := mailboxRow(ctx, a.db, mailboxID)
 			return err
 		})
 		if err != nil {
@@ -440,7 +451,7 @@ func (ss *session) OpenBody(ctx context.Context, mailboxID int64, uid store.UID)
 		err := a.db.QueryRowContext(ctx, `SELECT file, size FROM message WHERE mailbox = ? AND uid = ?`, mailboxID, uid).
 			Scan(&file, &size)
 		if errors.Is(err, sql.ErrNoRows) {
-			if _, _, err := mailboxRow(ctx, a.db, mailboxID); err != nil {
+			if _, err := mailboxRow(ctx, a.db, mailboxID); err != nil {
 				return err
 			}
 			return fmt.Errorf("%w: uid %d", store.ErrNoMessage, uid)
@@ -466,21 +477,24 @@ func (ss *session) OpenBody(ctx context.Context, mailboxID int64, uid store.UID)
 // StoreFlags implements store.Session. All messages changed by one call
 // share one new MODSEQ (RFC 7162 3.1.3 asks only that each STORE get a
 // new one).
-func (ss *session) StoreFlags(ctx context.Context, mailboxID int64, uids store.UIDSet, op store.FlagOp, flags store.Flags, unchangedSince store.ModSeq) (updated []store.FlagUpdate, failed []store.UID, err error) {
+func (ss *session) StoreFlags(ctx context.Context, mailboxID int64, uids store.UIDSet, op store.FlagOp, flags store.Flags, unchangedSince store.ModSeq) (store.FlagsResult, error) {
+	var res store.FlagsResult
 	if !ss.owns(mailboxID) {
-		return nil, nil, fmt.Errorf("store flags: %w", noMailbox(mailboxID))
+		return res, fmt.Errorf("store flags: %w", noMailbox(mailboxID))
 	}
 	if op > store.FlagsRemove {
-		return nil, nil, fmt.Errorf("store flags: unknown operation %d", op)
+		return res, fmt.Errorf("store flags: unknown operation %d", op)
 	}
-	if flags, err = checkFlags(flags); err != nil {
-		return nil, nil, fmt.Errorf("store flags: %w", err)
+	flags, err := checkFlags(flags)
+	if err != nil {
+		return res, fmt.Errorf("store flags: %w", err)
 	}
 	err = ss.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		updated, failed = nil, nil
-		if _, _, err := mailboxRow(ctx, tx, mailboxID); err != nil {
+		h, err := mailboxRow(ctx, tx, mailboxID)
+		if err != nil {
 			return err
 		}
+		res = store.FlagsResult{Written: store.Written{Prior: h.modSeq, ModSeq: h.modSeq}}
 		rows, err := selectRows(ctx, tx, mailboxID, uids, "")
 		if err != nil {
 			return err
@@ -494,7 +508,7 @@ func (ss *session) StoreFlags(ctx context.Context, mailboxID int64, uids store.U
 		d := kwDelta{}
 		for _, r := range rows {
 			if unchangedSince > 0 && r.modseq > unchangedSince {
-				failed = append(failed, r.uid)
+				res.Failed = append(res.Failed, r.uid)
 				continue
 			}
 			nf := r.flags.Apply(op, want)
@@ -514,28 +528,29 @@ func (ss *session) StoreFlags(ctx context.Context, mailboxID int64, uids store.U
 			c.change(r.flags.System, nf.System)
 			d.add(r.flags.Keywords, -1)
 			d.add(nf.Keywords, 1)
-			updated = append(updated, store.FlagUpdate{UID: r.uid, ModSeq: ms, Flags: nf})
+			res.Updated = append(res.Updated, store.FlagUpdate{UID: r.uid, ModSeq: ms, Flags: nf})
 		}
 		if ms == 0 {
 			return nil
 		}
+		res.ModSeq = ms
 		if err := c.apply(ctx, tx, mailboxID, ms, 0); err != nil {
 			return err
 		}
 		return d.apply(ctx, tx, mailboxID)
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("store flags in mailbox %d: %w", mailboxID, err)
+		return store.FlagsResult{}, fmt.Errorf("store flags in mailbox %d: %w", mailboxID, err)
 	}
-	return updated, failed, nil
+	return res, nil
 }
 
 // Expunge implements store.Session. The rows and their tombstones commit
 // first; the body files are unlinked after, so a crash in between leaves
 // orphan files, never a message without its body.
-func (ss *session) Expunge(ctx context.Context, mailboxID int64, uids store.UIDSet, onlyDeleted bool) ([]store.UID, error) {
+func (ss *session) Expunge(ctx context.Context, mailboxID int64, uids store.UIDSet, onlyDeleted bool) (store.ExpungeResult, error) {
 	if !ss.owns(mailboxID) {
-		return nil, fmt.Errorf("expunge: %w", noMailbox(mailboxID))
+		return store.ExpungeResult{}, fmt.Errorf("expunge: %w", noMailbox(mailboxID))
 	}
 	where := ""
 	if onlyDeleted {
@@ -545,21 +560,23 @@ func (ss *session) Expunge(ctx context.Context, mailboxID int64, uids store.UIDS
 		return selectRows(ctx, tx, mailboxID, uids, where)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("expunge from mailbox %d: %w", mailboxID, err)
+		return store.ExpungeResult{}, fmt.Errorf("expunge from mailbox %d: %w", mailboxID, err)
 	}
 	return gone, nil
 }
 
 // expunge removes the rows pick chooses, then their files.
-func (ss *session) expunge(ctx context.Context, mailboxID int64, pick func(context.Context, *sql.Tx) ([]msgRow, error)) ([]store.UID, error) {
-	var gone []store.UID
+func (ss *session) expunge(ctx context.Context, mailboxID int64, pick func(context.Context, *sql.Tx) ([]msgRow, error)) (store.ExpungeResult, error) {
+	var gone store.ExpungeResult
 	var files []int64
 	err := ss.read(ctx, func(a *account) error {
 		err := ss.s.write(ctx, a, func(ctx context.Context, tx *sql.Tx) error {
-			gone, files = nil, nil
-			if _, _, err := mailboxRow(ctx, tx, mailboxID); err != nil {
+			files = nil
+			h, err := mailboxRow(ctx, tx, mailboxID)
+			if err != nil {
 				return err
 			}
+			gone = store.ExpungeResult{Written: store.Written{Prior: h.modSeq, ModSeq: h.modSeq}}
 			rows, err := pick(ctx, tx)
 			if err != nil || len(rows) == 0 {
 				return err
@@ -571,8 +588,9 @@ func (ss *session) expunge(ctx context.Context, mailboxID int64, pick func(conte
 			if err := expungeRows(ctx, tx, mailboxID, rows, ms); err != nil {
 				return err
 			}
+			gone.ModSeq = ms
 			for _, r := range rows {
-				gone = append(gone, r.uid)
+				gone.UIDs = append(gone.UIDs, r.uid)
 				files = append(files, r.file)
 			}
 			return nil
@@ -617,7 +635,7 @@ func (ss *session) Copy(ctx context.Context, fromMailboxID int64, uids store.UID
 		return res, fmt.Errorf("copy: %w", noMailbox(max(fromMailboxID, toMailboxID)))
 	}
 	err := ss.read(ctx, func(a *account) error {
-		if _, _, err := mailboxRow(ctx, a.db, fromMailboxID); err != nil {
+		if _, err := mailboxRow(ctx, a.db, fromMailboxID); err != nil {
 			return err
 		}
 		rows, err := selectRows(ctx, a.db, fromMailboxID, uids, "")
@@ -659,11 +677,12 @@ func (ss *session) Copy(ctx context.Context, fromMailboxID int64, uids store.UID
 		err = ss.s.writeAfterSync(ctx, a, dirs, func(ctx context.Context, tx *sql.Tx) error {
 			res = store.CopyResult{}
 			clear(used)
-			uidValidity, uidNext, err := mailboxRow(ctx, tx, toMailboxID)
+			h, err := mailboxRow(ctx, tx, toMailboxID)
 			if err != nil {
 				return err
 			}
-			res.UIDValidity = uidValidity
+			res.UIDValidity = h.uidValidity
+			uidNext := h.uidNext
 			sp := newSpeller(ctx, tx, toMailboxID)
 			var ms store.ModSeq
 			var c counts
@@ -744,7 +763,7 @@ func (ss *session) Move(ctx context.Context, fromMailboxID int64, uids store.UID
 		return res, fmt.Errorf("move: %w", noMailbox(max(fromMailboxID, toMailboxID)))
 	}
 	err := ss.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		if _, _, err := mailboxRow(ctx, tx, fromMailboxID); err != nil {
+		if _, err := mailboxRow(ctx, tx, fromMailboxID); err != nil {
 			return err
 		}
 		rows, err := selectRows(ctx, tx, fromMailboxID, uids, "")
@@ -763,11 +782,12 @@ func (ss *session) Move(ctx context.Context, fromMailboxID int64, uids store.UID
 // moveRows gives messages new UIDs in another (or the same) mailbox,
 // leaving tombstones in the source.
 func moveRows(ctx context.Context, tx *sql.Tx, from, to int64, rows []msgRow) (store.CopyResult, error) {
-	uidValidity, uidNext, err := mailboxRow(ctx, tx, to)
+	h, err := mailboxRow(ctx, tx, to)
 	if err != nil {
 		return store.CopyResult{}, err
 	}
-	res := store.CopyResult{UIDValidity: uidValidity}
+	uidNext := h.uidNext
+	res := store.CopyResult{UIDValidity: h.uidValidity}
 	if len(rows) == 0 {
 		return res, nil
 	}
@@ -898,7 +918,7 @@ func (ss *session) MarkRetrieved(ctx context.Context, mailboxID int64, uids stor
 		at = time.Now()
 	}
 	err := ss.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		if _, _, err := mailboxRow(ctx, tx, mailboxID); err != nil {
+		if _, err := mailboxRow(ctx, tx, mailboxID); err != nil {
 			return err
 		}
 		var found, unseen int64
@@ -960,5 +980,5 @@ func (ss *session) ExpireRetrieved(ctx context.Context, mailboxID int64, before 
 	if err != nil {
 		return nil, fmt.Errorf("expire retrieved in mailbox %d: %w", mailboxID, err)
 	}
-	return gone, nil
+	return gone.UIDs, nil
 }

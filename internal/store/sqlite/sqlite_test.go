@@ -208,7 +208,7 @@ func TestCheck(t *testing.T) {
 	for i := range 4 {
 		uids = append(uids, appendBody(t, ss, inbox.ID, fmt.Sprintf("Subject: %d\r\n\r\nbody\r\n", i)).UID)
 	}
-	if _, _, err := ss.StoreFlags(ctx, inbox.ID, store.UIDSetOf(uids[0]), store.FlagsAdd, store.Flags{Keywords: []string{"$K"}}, 0); err != nil {
+	if _, err := ss.StoreFlags(ctx, inbox.ID, store.UIDSetOf(uids[0]), store.FlagsAdd, store.Flags{Keywords: []string{"$K"}}, 0); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := st.Check(ctx, false)

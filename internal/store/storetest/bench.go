@@ -141,9 +141,9 @@ func BenchStoreFlags(b *testing.B, st store.Store) {
 		if i/1000%2 == 0 {
 			f.System = store.FlagSeen
 		}
-		up, _, err := e.ss.StoreFlags(e.ctx, e.inbox, store.UIDSetOf(store.UID(i%1000+1)), store.FlagsReplace, f, 0)
-		if err != nil || len(up) != 1 {
-			b.Fatalf("StoreFlags: %v %v", up, err)
+		res, err := e.ss.StoreFlags(e.ctx, e.inbox, store.UIDSetOf(store.UID(i%1000+1)), store.FlagsReplace, f, 0)
+		if err != nil || len(res.Updated) != 1 {
+			b.Fatalf("StoreFlags: %+v %v", res, err)
 		}
 		i++
 	}
@@ -171,7 +171,7 @@ func BenchStoreFlagsParallel(b *testing.B, st store.Store) {
 			if i/1000%2 == 0 {
 				f.System = store.FlagSeen
 			}
-			if _, _, err := ss.StoreFlags(e.ctx, e.inbox, store.UIDSetOf(store.UID(i%1000+1)), store.FlagsReplace, f, 0); err != nil {
+			if _, err := ss.StoreFlags(e.ctx, e.inbox, store.UIDSetOf(store.UID(i%1000+1)), store.FlagsReplace, f, 0); err != nil {
 				b.Error(err)
 				return
 			}
@@ -206,7 +206,7 @@ func BenchChanges(b *testing.B, st store.Store) {
 		b.Fatal(err)
 	}
 	for i := range 100 {
-		_, _, err := e.ss.StoreFlags(e.ctx, e.inbox, store.UIDSetOf(store.UID(i*97+1)), store.FlagsAdd, store.Flags{System: store.FlagSeen}, 0)
+		_, err := e.ss.StoreFlags(e.ctx, e.inbox, store.UIDSetOf(store.UID(i*97+1)), store.FlagsAdd, store.Flags{System: store.FlagSeen}, 0)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -309,11 +309,11 @@ func testIsolation(t *testing.T, e *env) {
 		if _, err := bs.Append(e.ctx, id, newMessage(9, store.Flags{}, time.Time{})); err == nil {
 			t.Error("bob appends to alice's mailbox")
 		}
-		if up, _, err := bs.StoreFlags(e.ctx, id, store.AllUIDs(), store.FlagsAdd, store.Flags{System: store.FlagDeleted}, 0); err == nil {
-			t.Errorf("bob sets flags in alice's mailbox: %v", up)
+		if res, err := bs.StoreFlags(e.ctx, id, store.AllUIDs(), store.FlagsAdd, store.Flags{System: store.FlagDeleted}, 0); err == nil {
+			t.Errorf("bob sets flags in alice's mailbox: %+v", res)
 		}
 		if gone, err := bs.Expunge(e.ctx, id, store.AllUIDs(), false); err == nil {
-			t.Errorf("bob expunges in alice's mailbox: %v", gone)
+			t.Errorf("bob expunges in alice's mailbox: %+v", gone)
 		}
 		if res, err := bs.Copy(e.ctx, id, store.AllUIDs(), bInbox.ID); err == nil {
 			t.Errorf("bob copies from alice's mailbox: %+v", res)

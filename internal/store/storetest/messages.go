@@ -166,6 +166,75 @@ func testUIDsNeverReused(t *testing.T, e *env) {
 	}
 }
 
+// testWritten: each write says where it began and ended in its mailbox's
+// history (store.Written), so that a session can take its own write as
+// the change between the two. A change to another mailbox of the account
+// in between moves neither.
+func testWritten(t *testing.T, e *env) {
+	_, ss := e.account("alice@example.org")
+	inbox := e.mailbox(ss, "INBOX")
+	other := e.mailbox(ss, "Other")
+	hms := func() store.ModSeq { return e.status(ss, inbox.ID).HighestModSeq }
+	check := func(what string, w store.Written, before store.ModSeq, changed bool) {
+		t.Helper()
+		after := hms()
+		if w.Prior != before || w.ModSeq != after {
+			t.Errorf("%s: written from %d to %d; the mailbox went from %d to %d", what, w.Prior, w.ModSeq, before, after)
+		}
+		if changed != (after > before) {
+			t.Errorf("%s: the mailbox went from %d to %d", what, before, after)
+		}
+	}
+	before := hms()
+	res, err := ss.Append(e.ctx, inbox.ID, newMessage(1, store.Flags{}, time.Time{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("append", res.Written, before, true)
+	e.appendN(ss, other.ID, 2, 2)
+	e.setFlags(ss, other.ID, store.AllUIDs(), store.FlagsAdd, `\Deleted`)
+
+	before = hms()
+	res, err = ss.Append(e.ctx, inbox.ID, newMessage(2, store.Flags{}, time.Time{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("append after changes elsewhere", res.Written, before, true)
+	if res.ModSeq != res.Written.ModSeq {
+		t.Errorf("append: message MODSEQ %d, written to %d", res.ModSeq, res.Written.ModSeq)
+	}
+	e.setFlags(ss, other.ID, store.AllUIDs(), store.FlagsRemove, `\Deleted`)
+
+	before = hms()
+	fr, err := ss.StoreFlags(e.ctx, inbox.ID, store.AllUIDs(), store.FlagsAdd, store.Flags{System: store.FlagDeleted}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("flag change", fr.Written, before, true)
+	before = hms()
+	fr, err = ss.StoreFlags(e.ctx, inbox.ID, store.AllUIDs(), store.FlagsAdd, store.Flags{System: store.FlagDeleted}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("flag change that changes nothing", fr.Written, before, false)
+
+	if _, err := ss.Expunge(e.ctx, other.ID, store.UIDSetOf(1), false); err != nil {
+		t.Fatal(err)
+	}
+	before = hms()
+	er, err := ss.Expunge(e.ctx, inbox.ID, store.AllUIDs(), true)
+	if err != nil || len(er.UIDs) != 2 {
+		t.Fatalf("expunge: %+v, %v", er, err)
+	}
+	check("expunge", er.Written, before, true)
+	before = hms()
+	er, err = ss.Expunge(e.ctx, inbox.ID, store.AllUIDs(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("expunge of nothing", er.Written, before, false)
+}
+
 func testModSeq(t *testing.T, e *env) {
 	_, ss := e.account("alice@example.org")
 	inbox := e.mailbox(ss, "INBOX")
@@ -269,9 +338,13 @@ func testStoreFlags(t *testing.T, e *env) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			updated, failed, err := ss.StoreFlags(e.ctx, mb.ID, store.AllUIDs(), tc.op, flags, 0)
-			if err != nil || len(failed) != 0 {
-				t.Fatalf("StoreFlags: failed %v, %v", failed, err)
+			res, err := ss.StoreFlags(e.ctx, mb.ID, store.AllUIDs(), tc.op, flags, 0)
+			if err != nil || len(res.Failed) != 0 {
+				t.Fatalf("StoreFlags: failed %v, %v", res.Failed, err)
+			}
+			updated := res.Updated
+			if after := e.status(ss, mb.ID).HighestModSeq; res.Prior != before || res.ModSeq != after {
+				t.Errorf("StoreFlags wrote from MODSEQ %d to %d; the mailbox went from %d to %d", res.Prior, res.ModSeq, before, after)
 			}
 			var got []store.UID
 			for _, u := range updated {
@@ -309,14 +382,14 @@ func testStoreFlags(t *testing.T, e *env) {
 	}
 
 	mb := e.mailbox(ss, "Box0")
-	_, _, err := ss.StoreFlags(e.ctx, mb.ID, store.AllUIDs(), store.FlagsAdd, store.Flags{Keywords: []string{"a b"}}, 0)
+	_, err := ss.StoreFlags(e.ctx, mb.ID, store.AllUIDs(), store.FlagsAdd, store.Flags{Keywords: []string{"a b"}}, 0)
 	mustErr(t, "StoreFlags with an invalid keyword", err, store.ErrInvalidFlag)
-	_, _, err = ss.StoreFlags(e.ctx, mb.ID+1000, store.AllUIDs(), store.FlagsAdd, store.Flags{System: store.FlagSeen}, 0)
+	_, err = ss.StoreFlags(e.ctx, mb.ID+1000, store.AllUIDs(), store.FlagsAdd, store.Flags{System: store.FlagSeen}, 0)
 	mustErr(t, "StoreFlags in a mailbox that does not exist", err, store.ErrNoMailbox)
 	// UIDs that do not exist are skipped.
-	up, failed, err := ss.StoreFlags(e.ctx, mb.ID, store.UIDSetOf(2, 99), store.FlagsAdd, store.Flags{System: store.FlagAnswered}, 0)
-	if err != nil || len(failed) != 0 || len(up) != 1 || up[0].UID != 2 {
-		t.Errorf("StoreFlags on 2 and missing 99: %v %v %v", up, failed, err)
+	res, err := ss.StoreFlags(e.ctx, mb.ID, store.UIDSetOf(2, 99), store.FlagsAdd, store.Flags{System: store.FlagAnswered}, 0)
+	if err != nil || len(res.Failed) != 0 || len(res.Updated) != 1 || res.Updated[0].UID != 2 {
+		t.Errorf("StoreFlags on 2 and missing 99: %+v %v", res, err)
 	}
 }
 
@@ -329,26 +402,26 @@ func testUnchangedSince(t *testing.T, e *env) {
 
 	// RFC 7162 3.1.3: messages changed after UNCHANGEDSINCE fail; the
 	// others are changed.
-	updated, failed, err := ss.StoreFlags(e.ctx, inbox.ID, store.AllUIDs(), store.FlagsAdd,
+	res, err := ss.StoreFlags(e.ctx, inbox.ID, store.AllUIDs(), store.FlagsAdd,
 		store.Flags{System: store.FlagFlagged}, base)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(failed, []store.UID{2}) {
-		t.Errorf("failed = %v, want [2]", failed)
+	if !slices.Equal(res.Failed, []store.UID{2}) {
+		t.Errorf("failed = %v, want [2]", res.Failed)
 	}
-	if len(updated) != 2 || updated[0].UID != 1 || updated[1].UID != 3 {
-		t.Errorf("updated = %+v, want 1 and 3", updated)
+	if u := res.Updated; len(u) != 2 || u[0].UID != 1 || u[1].UID != 3 {
+		t.Errorf("updated = %+v, want 1 and 3", u)
 	}
 	msgs := e.messages(ss, inbox.ID, store.UIDSetOf(2), store.FieldFlags)
 	if msgs[0].Flags.Has(`\Flagged`) {
 		t.Error("message 2 changed despite UNCHANGEDSINCE")
 	}
 	// With UNCHANGEDSINCE at its MODSEQ, the change goes through.
-	updated, failed, err = ss.StoreFlags(e.ctx, inbox.ID, store.UIDSetOf(2), store.FlagsAdd,
+	res, err = ss.StoreFlags(e.ctx, inbox.ID, store.UIDSetOf(2), store.FlagsAdd,
 		store.Flags{System: store.FlagFlagged}, msgs[0].ModSeq)
-	if err != nil || len(failed) != 0 || len(updated) != 1 {
-		t.Errorf("StoreFlags UNCHANGEDSINCE = MODSEQ: %v %v %v", updated, failed, err)
+	if err != nil || len(res.Failed) != 0 || len(res.Updated) != 1 {
+		t.Errorf("StoreFlags UNCHANGEDSINCE = MODSEQ: %+v %v", res, err)
 	}
 }
 
@@ -365,9 +438,13 @@ func testExpunge(t *testing.T, e *env) {
 	}
 	defer open.Close()
 
+	before := e.status(ss, inbox.ID).HighestModSeq
 	gone, err := ss.Expunge(e.ctx, inbox.ID, store.AllUIDs(), true)
-	if err != nil || !slices.Equal(gone, []store.UID{2, 4}) {
-		t.Errorf("Expunge(only deleted) = %v, %v; want [2 4]", gone, err)
+	if err != nil || !slices.Equal(gone.UIDs, []store.UID{2, 4}) {
+		t.Errorf("Expunge(only deleted) = %+v, %v; want [2 4]", gone, err)
+	}
+	if after := e.status(ss, inbox.ID).HighestModSeq; gone.Prior != before || gone.ModSeq != after {
+		t.Errorf("Expunge wrote from MODSEQ %d to %d; the mailbox went from %d to %d", gone.Prior, gone.ModSeq, before, after)
 	}
 	if st := e.status(ss, inbox.ID); st.Messages != 3 || st.Deleted != 0 {
 		t.Errorf("Status after expunge: %+v", st)
@@ -376,13 +453,13 @@ func testExpunge(t *testing.T, e *env) {
 	mustErr(t, "OpenBody of an expunged message", err, store.ErrNoMessage)
 
 	gone, err = ss.Expunge(e.ctx, inbox.ID, store.UIDSetOf(3, 1, 99), false)
-	if err != nil || !slices.Equal(gone, []store.UID{1, 3}) {
-		t.Errorf("Expunge(1,3,99) = %v, %v; want [1 3]", gone, err)
+	if err != nil || !slices.Equal(gone.UIDs, []store.UID{1, 3}) {
+		t.Errorf("Expunge(1,3,99) = %+v, %v; want [1 3]", gone, err)
 	}
 	highest := e.status(ss, inbox.ID).HighestModSeq
 	gone, err = ss.Expunge(e.ctx, inbox.ID, store.AllUIDs(), true)
-	if err != nil || len(gone) != 0 {
-		t.Errorf("Expunge with nothing deleted = %v, %v", gone, err)
+	if err != nil || len(gone.UIDs) != 0 || gone.Prior != highest || gone.ModSeq != highest {
+		t.Errorf("Expunge with nothing deleted = %+v, %v; want nothing written at MODSEQ %d", gone, err, highest)
 	}
 	if st := e.status(ss, inbox.ID); st.HighestModSeq != highest {
 		t.Errorf("an expunge of nothing moved HIGHESTMODSEQ from %d to %d", highest, st.HighestModSeq)
@@ -651,7 +728,7 @@ func testMessagesPaging(t *testing.T, e *env) {
 	calls = 0
 	err = ss.Messages(e.ctx, mb.ID, store.UIDSetOf(1, 2, 3), store.FieldFlags, func(m *store.MessageInfo) error {
 		calls++
-		_, _, err := ss.StoreFlags(e.ctx, mb.ID, store.UIDSetOf(m.UID+1000), store.FlagsAdd, store.Flags{System: store.FlagSeen}, 0)
+		_, err := ss.StoreFlags(e.ctx, mb.ID, store.UIDSetOf(m.UID+1000), store.FlagsAdd, store.Flags{System: store.FlagSeen}, 0)
 		return err
 	})
 	if err != nil || calls != 3 {

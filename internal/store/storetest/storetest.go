@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AppendErrors", testAppendErrors},
 		{"UIDsNeverReused", testUIDsNeverReused},
 		{"ModSeq", testModSeq},
+		{"Written", testWritten},
 		{"StoreFlags", testStoreFlags},
 		{"UnchangedSince", testUnchangedSince},
 		{"Expunge", testExpunge},
@@ -292,11 +293,11 @@ func (e *env) setFlags(ss store.Session, mailboxID int64, uids store.UIDSet, op 
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	updated, failed, err := ss.StoreFlags(e.ctx, mailboxID, uids, op, f, 0)
-	if err != nil || len(failed) > 0 {
-		e.t.Fatalf("StoreFlags(%v %v): failed %v, %v", uids, names, failed, err)
+	res, err := ss.StoreFlags(e.ctx, mailboxID, uids, op, f, 0)
+	if err != nil || len(res.Failed) > 0 {
+		e.t.Fatalf("StoreFlags(%v %v): failed %v, %v", uids, names, res.Failed, err)
 	}
-	return updated
+	return res.Updated
 }
 
 func mustErr(t *testing.T, what string, err, want error) {

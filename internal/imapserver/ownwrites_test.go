@@ -1,0 +1,96 @@
+package imapserver
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// changesCounter counts its sessions' Changes calls.
+type changesCounter struct {
+	store.Store
+	n atomic.Int32
+}
+
+func (s *changesCounter) Open(ctx context.Context, id int64) (store.Session, error) {
+	sess, err := s.Store.Open(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &countedSession{Session: sess, s: s}, nil
+}
+
+type countedSession struct {
+	store.Session
+	s *changesCounter
+}
+
+func (ss *countedSession) Changes(ctx context.Context, mailboxID int64, since store.ModSeq) (*store.ChangeSet, error) {
+	ss.s.n.Add(1)
+	return ss.Session.Changes(ctx, mailboxID, since)
+}
+
+// TestOwnWrites: a session's own STORE, APPEND, EXPUNGE and FETCH that
+// sets \Seen reach its view from their own results, without reading the
+// change back (no Changes call), and the view stays exact: message
+// numbers, flags for SEARCH, EXISTS for its own APPEND. When another
+// session changed the mailbox first, the write does not stand for the
+// change and the session reads and reports it.
+func TestOwnWrites(t *testing.T) {
+	var cc *changesCounter
+	e := newTestEnv(t, func(cfg *Config) {
+		cc = &changesCounter{Store: cfg.Store}
+		cfg.Store = cc
+	})
+	for _, s := range []string{"one", "two", "three"} {
+		e.deliver("INBOX", "Subject: "+s+"\r\n\r\n"+s+"\r\n")
+	}
+	c := e.login()
+	c.mustOK("SELECT INBOX")
+	c.mustOK("SEARCH UNSEEN") // the view now keeps flags too
+	cc.n.Store(0)
+
+	expect := func(cmd string, want ...string) {
+		t.Helper()
+		got := c.mustOK(cmd)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: %q, want %q", cmd, got, want)
+		}
+	}
+	expect(`STORE 1 +FLAGS (\Seen)`, `* 1 FETCH (FLAGS (\Seen))`)
+	expect(`FETCH 2 BODY[]`, "* 2 FETCH (BODY[] {21}\r\nSubject: two\r\n\r\ntwo\r\n FLAGS (\\Seen))")
+	msg := "Subject: four\r\n\r\nfour\r\n"
+	c.write("a1 APPEND INBOX (\\Flagged) {" + itoa(uint32(len(msg))) + "+}\r\n" + msg + "\r\n")
+	untagged, tagged := c.readUntil("a1")
+	if !slices.Equal(untagged, []string{"* 4 EXISTS"}) || !strings.HasPrefix(tagged, "a1 OK [APPENDUID ") {
+		t.Errorf("APPEND: %q %q", untagged, tagged)
+	}
+	expect(`STORE 3:4 +FLAGS.SILENT (\Deleted)`)
+	expect(`EXPUNGE`, `* 3 EXPUNGE`, `* 3 EXPUNGE`)
+	expect(`SEARCH UNSEEN`, `* SEARCH`)
+	expect(`SEARCH SEEN`, `* SEARCH 1 2`)
+	expect(`FETCH 1:* (UID FLAGS)`, `* 1 FETCH (UID 1 FLAGS (\Seen))`, `* 2 FETCH (UID 2 FLAGS (\Seen))`)
+	expect(`NOOP`)
+	if n := cc.n.Load(); n != 0 {
+		t.Errorf("the session read its own writes back: %d Changes calls", n)
+	}
+
+	// Another session's change comes first: the next write of this one
+	// does not stand for it, and both are reported.
+	other := e.login()
+	other.mustOK("SELECT INBOX")
+	other.mustOK(`STORE 2 +FLAGS.SILENT (\Flagged)`)
+	got := c.mustOK(`STORE 1 +FLAGS (\Answered)`)
+	want := []string{`* 1 FETCH (FLAGS (\Seen \Answered))`, `* 2 FETCH (FLAGS (\Seen \Flagged))`}
+	if !slices.Equal(got, want) {
+		t.Errorf("STORE after another session's: %q, want %q", got, want)
+	}
+	if cc.n.Load() == 0 {
+		t.Error("the change made elsewhere was not read")
+	}
+	expect(`SEARCH FLAGGED`, `* SEARCH 2`)
+}
