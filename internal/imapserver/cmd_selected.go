@@ -44,9 +44,7 @@ func (c *conn) cmdExpunge(cmd *command) {
 	c.takeOwn(sel.mb.ID, res.Written, store.ChangeSet{Expunged: res.UIDs})
 	if c.condstore {
 		// RFC 7162 3.2.10 asks for the new HIGHESTMODSEQ.
-		if st, err := c.sess.Status(c.ctx, sel.mb.ID); err == nil {
-			c.ok("[HIGHESTMODSEQ %d] %s completed", st.HighestModSeq, cmd.name)
-		}
+		c.ok("[HIGHESTMODSEQ %d] %s completed", res.ModSeq, cmd.name)
 	}
 }
 
