@@ -117,17 +117,24 @@ func (c *conn) cmdStore(cmd *command) {
 	}
 	switch {
 	case a.silent && !(c.condstore && len(changed) > 0):
-	case a.silent || len(updated) == sel.inView(set):
-		// StoreFlags said the flags of every message to report.
+	case a.silent:
 		for _, u := range updated {
 			report(u.UID, u.ModSeq, u.Flags)
 		}
 	default:
-		err = c.sess.Messages(c.ctx, sel.mb.ID, set, store.FieldFlags, func(m *store.MessageInfo) error {
-			report(m.UID, m.ModSeq, m.Flags)
-			return nil
-		})
-		xcheckf(err, "read flags")
+		// StoreFlags gave the flags of every message named, in two
+		// ascending lists.
+		kept := res.Unchanged
+		for _, u := range updated {
+			for len(kept) > 0 && kept[0].UID < u.UID {
+				report(kept[0].UID, kept[0].ModSeq, kept[0].Flags)
+				kept = kept[1:]
+			}
+			report(u.UID, u.ModSeq, u.Flags)
+		}
+		for _, k := range kept {
+			report(k.UID, k.ModSeq, k.Flags)
+		}
 	}
 	c.takeOwn(sel.mb.ID, res.Written, store.ChangeSet{Updated: updated})
 	if len(failed) > 0 {

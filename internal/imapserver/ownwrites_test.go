@@ -93,4 +93,13 @@ func TestOwnWrites(t *testing.T) {
 		t.Error("the change made elsewhere was not read")
 	}
 	expect(`SEARCH FLAGGED`, `* SEARCH 2`)
+
+	// A STORE that changes some of the messages named reports them all,
+	// in order, from what StoreFlags returned.
+	cc.n.Store(0)
+	expect(`STORE 1:2 +FLAGS (\Flagged)`, `* 1 FETCH (FLAGS (\Seen \Answered \Flagged))`, `* 2 FETCH (FLAGS (\Seen \Flagged))`)
+	expect(`STORE 1:2 +FLAGS (\Seen)`, `* 1 FETCH (FLAGS (\Seen \Answered \Flagged))`, `* 2 FETCH (FLAGS (\Seen \Flagged))`)
+	if n := cc.n.Load(); n != 0 {
+		t.Errorf("the session read its own writes back: %d Changes calls", n)
+	}
 }

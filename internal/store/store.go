@@ -297,6 +297,10 @@ type Written struct {
 type FlagsResult struct {
 	// Updated are the messages whose flags changed, ascending UID.
 	Updated []FlagUpdate
+	// Unchanged are the other messages named whose flags already were
+	// as asked, with those flags and their MODSEQ, ascending UID: with
+	// Updated, the flags of every message named that exists.
+	Unchanged []FlagUpdate
 	// Failed are the messages UNCHANGEDSINCE left alone, ascending.
 	Failed []UID
 	Written

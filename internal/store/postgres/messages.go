@@ -550,6 +550,7 @@ func (ss *session) StoreFlags(ctx context.Context, mailboxID int64, uids store.U
 			}
 			nf := r.flags.Apply(op, flags)
 			if nf.Equal(r.flags) {
+				res.Unchanged = append(res.Unchanged, store.FlagUpdate{UID: store.UID(r.uid), ModSeq: store.ModSeq(r.modseq), Flags: r.flags})
 				continue
 			}
 			m := w.nextModSeq(mailboxID)

@@ -513,6 +513,7 @@ func (ss *session) StoreFlags(ctx context.Context, mailboxID int64, uids store.U
 			}
 			nf := r.flags.Apply(op, want)
 			if nf.Equal(r.flags) {
+				res.Unchanged = append(res.Unchanged, store.FlagUpdate{UID: r.uid, ModSeq: r.modseq, Flags: r.flags})
 				continue
 			}
 			if ms == 0 {

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -357,6 +358,17 @@ func testStoreFlags(t *testing.T, e *env) {
 				t.Errorf("updated %v, want %v", got, tc.updated)
 			}
 			msgs := e.messages(ss, mb.ID, store.AllUIDs(), store.FieldFlags)
+			// Updated and Unchanged give the flags of every message named.
+			both := slices.Concat(res.Updated, res.Unchanged)
+			slices.SortFunc(both, func(a, b store.FlagUpdate) int { return cmp.Compare(a.UID, b.UID) })
+			if len(both) != len(msgs) {
+				t.Errorf("Updated %+v and Unchanged %+v, for %d messages", res.Updated, res.Unchanged, len(msgs))
+			}
+			for j, u := range both {
+				if j < len(msgs) && (u.UID != msgs[j].UID || u.ModSeq != msgs[j].ModSeq || !u.Flags.Equal(msgs[j].Flags)) {
+					t.Errorf("StoreFlags reported %+v, message has %+v", u, msgs[j])
+				}
+			}
 			var unseen, deleted uint32
 			for j, m := range msgs {
 				want, _ := store.ParseFlags(tc.after[j])
