@@ -76,7 +76,9 @@ type TLS struct {
 type Store struct {
 	// "sqlite" (embedded, in the data folder) or "postgres".
 	Backend string `toml:"backend"`
-	// PostgreSQL connection string, for backend "postgres".
+	// PostgreSQL connection string, for backend "postgres" (PostgreSQL 12
+	// or later; the connections run generic plans unless it sets
+	// plan_cache_mode).
 	DSN string `toml:"dsn"`
 	// Most account databases the sqlite backend keeps open at once.
 	MaxOpenAccounts int `toml:"max_open_accounts"`
