@@ -113,7 +113,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing = true
 	var idle []*session
 	for sess := range s.sessions {
-		if !sess.inTx {
+		if !sess.bc.inTx.Load() {
 			idle = append(idle, sess)
 		}
 	}
@@ -161,16 +161,15 @@ var errShuttingDown = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode
 
 // session is one LMTP transaction sequence on a connection.
 type session struct {
-	srv    *Server
-	conn   *smtp.Conn
-	bc     *bufferedConn // the connection Serve accepted
-	remote string        // client address, for logs
-	from   string        // reverse path of the current transaction
-	rcpts  []recipient   // accepted recipients, in RCPT order
-
-	// inTx is true from MAIL until the transaction's replies; guarded by
-	// srv.mu, as Shutdown reads it.
-	inTx bool
+	srv  *Server
+	conn *smtp.Conn
+	// bc is the connection Serve accepted. Its inTx, set from MAIL until
+	// the transaction's replies, changes under srv.mu, so that Shutdown
+	// and Mail agree on which sessions are between transactions.
+	bc     *bufferedConn
+	remote string      // client address, for logs
+	from   string      // reverse path of the current transaction
+	rcpts  []recipient // accepted recipients, in RCPT order
 }
 
 // end closes a session that was between transactions, telling the client
@@ -231,10 +230,9 @@ func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 	if s.srv.closing {
 		return errShuttingDown
 	}
-	if !s.inTx {
-		s.inTx = true
-		s.srv.inflight.Add(1)
+	if !s.bc.inTx.Load() {
 		s.bc.inTx.Store(true)
+		s.srv.inflight.Add(1)
 	}
 	s.from = from
 	return nil
@@ -245,12 +243,11 @@ func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 func (s *session) endTx() {
 	s.srv.mu.Lock()
 	defer s.srv.mu.Unlock()
-	if !s.inTx {
+	if !s.bc.inTx.Load() {
 		return
 	}
-	s.inTx = false
-	s.srv.inflight.Done()
 	s.bc.inTx.Store(false)
+	s.srv.inflight.Done()
 	if s.srv.closing {
 		s.closeReadAfterReplies()
 	}
