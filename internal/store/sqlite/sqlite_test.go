@@ -695,6 +695,10 @@ func BenchmarkChanges(b *testing.B) {
 	storetest.BenchChanges(b, benchStore(b, Config{}))
 }
 
+func BenchmarkSnapshot100k(b *testing.B) {
+	storetest.BenchSnapshot(b, benchStore(b, Config{}), 100000)
+}
+
 // TestCloseWhileBusy closes the Store under running operations, which the
 // contract forbids but a hurried shutdown does: they fail, nothing panics.
 func TestCloseWhileBusy(t *testing.T) {

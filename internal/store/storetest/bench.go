@@ -196,6 +196,18 @@ func BenchMessages(b *testing.B, st store.Store, n int) {
 	b.ReportMetric(float64(b.N)*float64(n)/time.Since(start).Seconds(), "msg/s")
 }
 
+// BenchSnapshot measures SELECT's read of a mailbox of n messages.
+func BenchSnapshot(b *testing.B, st store.Store, n int) {
+	e := newBenchEnv(b, st)
+	e.fill(e.inbox, n)
+	for b.Loop() {
+		snap, err := e.ss.Snapshot(e.ctx, e.inbox)
+		if err != nil || len(snap.UIDs) != n {
+			b.Fatalf("Snapshot: %v", err)
+		}
+	}
+}
+
 // BenchChanges measures catching up with 100 flag changes in a mailbox of
 // 10,000 messages, as an IMAP session does after each wake-up.
 func BenchChanges(b *testing.B, st store.Store) {
