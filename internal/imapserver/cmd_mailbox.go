@@ -362,8 +362,12 @@ func (c *conn) cmdAppend(cmd *command) {
 	xcheckf(err, "mailbox %s", name)
 	var uids []store.UID
 	var uidValidity uint32
-	var added []store.ChangeSet // each message, for the view (takeOwn)
-	var written []store.Written
+	// What each message became, for the view (takeOwn).
+	type appended struct {
+		res   store.AppendResult
+		flags store.Flags
+	}
+	var added []appended
 	// RFC 3502 6: all or nothing. A message is stored once its literal
 	// is read, but the command is done only at its final CRLF: what went
 	// in before a failure (the connection lost, a syntax error after a
@@ -398,8 +402,7 @@ func (c *conn) cmdAppend(cmd *command) {
 		if err == nil {
 			uids = append(uids, res.UID) // undone if the command fails from here on
 			uidValidity = res.UIDValidity
-			added = append(added, store.ChangeSet{Added: []store.MessageInfo{{UID: res.UID, ModSeq: res.ModSeq, Flags: flags}}})
-			written = append(written, res.Written)
+			added = append(added, appended{res, flags})
 		}
 		if _, derr := io.Copy(io.Discard, cr); derr != nil || cr.n != m.lit.size {
 			panic(ioError{errors.New("reading APPEND literal: connection ended")})
@@ -415,8 +418,8 @@ func (c *conn) cmdAppend(cmd *command) {
 		p.xspace()
 		m = p.xappendMessage()
 	}
-	for i, cs := range added {
-		c.takeOwn(mb.ID, written[i], cs)
+	for _, ap := range added {
+		c.takeOwn(mb.ID, ap.res.Written, store.ChangeSet{Added: []store.MessageInfo{{UID: ap.res.UID, ModSeq: ap.res.ModSeq, Flags: ap.flags}}})
 	}
 	c.ok("[APPENDUID %d %s] APPEND completed", uidValidity, store.UIDSetOf(uids...).String())
 }

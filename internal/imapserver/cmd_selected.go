@@ -123,7 +123,11 @@ func (c *conn) cmdStore(cmd *command) {
 		}
 	default:
 		// StoreFlags gave the flags of every message named, in two
-		// ascending lists.
+		// ascending lists. What is reported here the sync need not
+		// report again.
+		for _, k := range res.Unchanged {
+			sel.reported[k.UID] = k.ModSeq
+		}
 		kept := res.Unchanged
 		for _, u := range updated {
 			for len(kept) > 0 && kept[0].UID < u.UID {

@@ -36,8 +36,9 @@ type selected struct {
 	flags []store.SystemFlags
 	// keywords are those the FLAGS response last listed.
 	keywords []string
-	// unannounced counts messages the view took in from the session's own
-	// APPEND (takeOwn) that no EXISTS has reported yet.
+	// unannounced counts messages the view took in (from the store's
+	// changes, or the session's own APPEND by takeOwn) that no EXISTS has
+	// reported yet.
 	unannounced int
 }
 
@@ -388,18 +389,18 @@ func (c *conn) unselect() {
 // notification: notifications from other processes and nodes arrive late,
 // and a client that sees a change in one session expects the next command
 // in another to show it. The question costs at most one cheap read
-// (storeChanged) unless something changed. With expungeOK false, expunges wait (RFC 9051
-// 7.5.1).
+// (storeChanged) unless something changed. With expungeOK false, expunges
+// wait (RFC 9051 7.5.1).
 func (c *conn) sync(expungeOK bool) { c.catchUp(expungeOK, 0) }
 
 // catchUp is sync. wake, when not 0, is the wake-up of an idle session
 // that calls it: a change set read after it serves, so the session does
 // not ask the store for HighestModSeq, and ten thousand sessions woken at
-// once cost one read per mailbox.
+// once cost one read per mailbox. The EXISTS it sends also counts what
+// takeOwn took in; a count not sent (the read failed) waits for the next
+// catchUp.
 func (c *conn) catchUp(expungeOK bool, wake uint64) {
 	sel := c.sel
-	added := sel.unannounced
-	sel.unannounced = 0
 	need, changed := store.ModSeq(0), true
 	if wake == 0 {
 		need, changed = c.storeChanged()
@@ -414,15 +415,16 @@ func (c *conn) catchUp(expungeOK bool, wake uint64) {
 			c.closing = true
 			return
 		}
-		added = c.applyChanges(cs)
+		sel.unannounced += c.applyChanges(cs)
 	}
 	if expungeOK {
 		c.reportPending()
 	}
-	if added > 0 {
+	if sel.unannounced > 0 {
 		c.w.str("* ")
 		c.w.num(uint64(len(sel.uids)))
 		c.w.str(" EXISTS\r\n")
+		sel.unannounced = 0
 	}
 }
 

@@ -299,7 +299,8 @@ type FlagsResult struct {
 	Updated []FlagUpdate
 	// Unchanged are the other messages named whose flags already were
 	// as asked, with those flags and their MODSEQ, ascending UID: with
-	// Updated, the flags of every message named that exists.
+	// Updated, the flags of every message named that exists and is not
+	// in Failed.
 	Unchanged []FlagUpdate
 	// Failed are the messages UNCHANGEDSINCE left alone, ascending.
 	Failed []UID

@@ -649,13 +649,15 @@ func (ss *session) Expunge(ctx context.Context, mailboxID int64, uids store.UIDS
 		if err := w.lock(&b); err != nil {
 			return err
 		}
+		if err := w.remove(mailboxID, msgs, true); err != nil {
+			return err
+		}
 		res.UIDs = uidsOf(msgs)
-		err := w.remove(mailboxID, msgs, true)
 		res.ModSeq = res.Prior
 		if len(msgs) > 0 {
 			res.ModSeq = store.ModSeq(w.modseq)
 		}
-		return err
+		return nil
 	})
 	if err != nil {
 		return store.ExpungeResult{}, fmt.Errorf("expunge in mailbox %d: %w", mailboxID, err)

@@ -20,8 +20,9 @@ type session struct {
 	id int64
 
 	mu sync.Mutex
-	// seen holds, by mailbox, the highest MODSEQ the session's latest
-	// operations found, for HighestModSeq to answer from. Guarded by mu.
+	// seen holds, by mailbox, the highest MODSEQ the session's operations
+	// found and when the latest of them began, for HighestModSeq to
+	// answer from. Guarded by mu.
 	seen map[int64]seenModSeq
 }
 
