@@ -37,8 +37,20 @@ if [ "$fuzztime" != "0" ]; then
 		pkg=./$(dirname "$file")
 		for target in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$file" | cut -d' ' -f2); do
 			echo "-- $pkg $target"
-			go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg" >/tmp/buzon-fuzz.log 2>&1 ||
-				{ cat /tmp/buzon-fuzz.log; exit 1; }
+			log=/tmp/buzon-fuzz.log
+			go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg" >"$log" 2>&1 && continue
+			# Go 1.26's fuzz coordinator can report its own -fuzztime
+			# deadline as a failure when a loaded machine keeps a worker
+			# busy past it (golang/go#75804, fixed in Go 1.27). That
+			# failure writes no failing input and names no test line;
+			# anything else is a real failure.
+			if grep -q '^    context deadline exceeded$' "$log" &&
+				! grep -qE 'Failing input written|panic:|_test\.go:[0-9]+:' "$log"; then
+				echo "   stopped by Go's own fuzztime deadline (golang/go#75804), no failing input: not a failure"
+				continue
+			fi
+			cat "$log"
+			exit 1
 		done
 	done
 fi
