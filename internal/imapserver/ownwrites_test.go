@@ -36,6 +36,19 @@ func (ss *countedSession) Changes(ctx context.Context, mailboxID int64, since st
 	return ss.Session.Changes(ctx, mailboxID, since)
 }
 
+// ownWritesEnv starts a server on the store wrap makes of the test's
+// store, with three messages in INBOX, and logs a session in that
+// selects it.
+func ownWritesEnv(t *testing.T, wrap func(store.Store) store.Store) (*testEnv, *client) {
+	e := newTestEnv(t, func(cfg *Config) { cfg.Store = wrap(cfg.Store) })
+	for _, s := range []string{"one", "two", "three"} {
+		e.deliver("INBOX", "Subject: "+s+"\r\n\r\n"+s+"\r\n")
+	}
+	c := e.login()
+	c.mustOK("SELECT INBOX")
+	return e, c
+}
+
 // TestOwnWrites: a session's own STORE, APPEND, EXPUNGE and FETCH that
 // sets \Seen reach its view from their own results, without reading the
 // change back (no Changes call), and the view stays exact: message
@@ -44,15 +57,10 @@ func (ss *countedSession) Changes(ctx context.Context, mailboxID int64, since st
 // change and the session reads and reports it.
 func TestOwnWrites(t *testing.T) {
 	var cc *changesCounter
-	e := newTestEnv(t, func(cfg *Config) {
-		cc = &changesCounter{Store: cfg.Store}
-		cfg.Store = cc
+	e, c := ownWritesEnv(t, func(st store.Store) store.Store {
+		cc = &changesCounter{Store: st}
+		return cc
 	})
-	for _, s := range []string{"one", "two", "three"} {
-		e.deliver("INBOX", "Subject: "+s+"\r\n\r\n"+s+"\r\n")
-	}
-	c := e.login()
-	c.mustOK("SELECT INBOX")
 	c.mustOK("SEARCH UNSEEN") // the view now keeps flags too
 	cc.n.Store(0)
 
@@ -177,15 +185,10 @@ func TestOwnAppendAnnounced(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var rs *raceAfterAppend
-			e := newTestEnv(t, func(cfg *Config) {
-				rs = &raceAfterAppend{Store: cfg.Store}
-				cfg.Store = rs
+			_, c := ownWritesEnv(t, func(st store.Store) store.Store {
+				rs = &raceAfterAppend{Store: st}
+				return rs
 			})
-			for _, s := range []string{"one", "two", "three"} {
-				e.deliver("INBOX", "Subject: "+s+"\r\n\r\n"+s+"\r\n")
-			}
-			c := e.login()
-			c.mustOK("SELECT INBOX")
 			rs.action = tc.action(rs)
 			msg := "Subject: four\r\n\r\nfour\r\n"
 			c.write("a1 APPEND INBOX {" + itoa(uint32(len(msg))) + "+}\r\n" + msg + "\r\n")
