@@ -1,10 +1,13 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/store"
@@ -33,19 +36,16 @@ func (ss *session) Snapshot(ctx context.Context, mailboxID int64) (*store.Snapsh
 			return err
 		}
 		snap.UIDs = make([]store.UID, 0, messages)
-		rows, err := tx.QueryContext(ctx, `SELECT uid FROM message WHERE mailbox = ? ORDER BY uid`, mailboxID)
+		// One row with every UID, not a row each: stepping through 100,000
+		// rows costs the driver's per-row overhead 100,000 times, and the
+		// string twice less (BenchmarkSnapshot100k).
+		var list []byte
+		err = tx.QueryRowContext(ctx, `SELECT group_concat(uid) FROM (SELECT uid FROM message WHERE mailbox = ? ORDER BY uid)`, mailboxID).Scan(&list)
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var uid store.UID
-			if err := rows.Scan(&uid); err != nil {
-				return err
-			}
-			snap.UIDs = append(snap.UIDs, uid)
-		}
-		if err := rows.Err(); err != nil {
+		snap.UIDs, err = parseUIDList(list, messages)
+		if err != nil {
 			return err
 		}
 		// Walks the UID index until the first unseen message: short in the
@@ -62,6 +62,33 @@ func (ss *session) Snapshot(ctx context.Context, mailboxID int64) (*store.Snapsh
 		return nil, fmt.Errorf("snapshot of mailbox %d: %w", mailboxID, err)
 	}
 	return snap, nil
+}
+
+// parseUIDList reads a comma-separated list of UIDs, sorting it if SQLite
+// did not keep the subquery's order (which it does, without promising it).
+func parseUIDList(list []byte, n int) ([]store.UID, error) {
+	uids := make([]store.UID, 0, n)
+	sorted := true
+	for len(list) > 0 {
+		field := list
+		if i := bytes.IndexByte(list, ','); i >= 0 {
+			field, list = list[:i], list[i+1:]
+		} else {
+			list = nil
+		}
+		u, err := strconv.ParseUint(string(field), 10, 32)
+		if err != nil || u == 0 {
+			return nil, fmt.Errorf("UID list: bad UID %q", field)
+		}
+		if len(uids) > 0 && store.UID(u) <= uids[len(uids)-1] {
+			sorted = false
+		}
+		uids = append(uids, store.UID(u))
+	}
+	if !sorted {
+		slices.Sort(uids)
+	}
+	return uids, nil
 }
 
 // HighestModSeq implements store.Session. The read is in-process and

@@ -728,3 +728,31 @@ func TestCloseWhileBusy(t *testing.T) {
 		t.Error("Status after Close succeeded")
 	}
 }
+
+func TestParseUIDList(t *testing.T) {
+	for _, tc := range []struct {
+		list string
+		want []store.UID
+		bad  bool
+	}{
+		{"", nil, false},
+		{"7", []store.UID{7}, false},
+		{"1,2,40,4294967295", []store.UID{1, 2, 40, 4294967295}, false},
+		{"5,3,9", []store.UID{3, 5, 9}, false}, // out of order: sorted
+		{"1,,2", nil, true},
+		{"1,x", nil, true},
+		{"0", nil, true},
+		{"4294967296", nil, true},
+	} {
+		got, err := parseUIDList([]byte(tc.list), 0)
+		if tc.bad {
+			if err == nil {
+				t.Errorf("%q: no error, got %v", tc.list, got)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("%q: got %v, %v; want %v", tc.list, got, err, tc.want)
+		}
+	}
+}
