@@ -78,10 +78,18 @@ func (c *conn) cmdStore(cmd *command) {
 		xcheckf(err, "store flags")
 	}
 	updated, failed := res.Updated, res.Failed
+	// .SILENT sends no flags: the client then knows a message's flags only
+	// if it knew them before the write, that is if nothing the view has
+	// not taken in yet changed the mailbox first (another session's flag
+	// change to the same message). Otherwise the sync after the command
+	// reports the flags, as RFC 9051 6.4.6 asks for changes made elsewhere.
+	known := !a.silent || res.Written.Prior == sel.modSeq
 	changed := map[store.UID]store.ModSeq{}
 	for _, u := range updated {
 		changed[u.UID] = u.ModSeq
-		sel.reported[u.UID] = u.ModSeq
+		if known {
+			sel.reported[u.UID] = u.ModSeq
+		}
 		c.announceKeywords(u.Flags)
 	}
 	failedSet := store.UIDSetOf(failed...)

@@ -200,3 +200,35 @@ func TestOwnAppendAnnounced(t *testing.T) {
 		})
 	}
 }
+
+// TestStoreSilentAfterOtherChange: a STORE .SILENT that lands on a
+// message another session changed first, unseen by this one, must not
+// hide that change: the flags go to the client (RFC 9051 6.4.6), with
+// UID and MODSEQ under CONDSTORE, so that a later CHANGEDSINCE resync
+// does not skip it. Alone in the mailbox, .SILENT stays silent.
+func TestStoreSilentAfterOtherChange(t *testing.T) {
+	for _, condstore := range []bool{false, true} {
+		t.Run(fmt.Sprintf("condstore=%v", condstore), func(t *testing.T) {
+			e, a := ownWritesEnv(t, func(st store.Store) store.Store { return st })
+			if condstore {
+				a.mustOK("ENABLE CONDSTORE")
+			}
+			if got := a.mustOK(`STORE 1 +FLAGS.SILENT (\Seen)`); len(got) != 0 && !condstore {
+				t.Errorf("STORE .SILENT alone: %q, want nothing", got)
+			}
+			b := e.login()
+			b.mustOK("SELECT INBOX")
+			b.mustOK(`STORE 2 +FLAGS (\Deleted)`)
+
+			got := a.mustOK(`STORE 2 +FLAGS.SILENT (\Seen)`)
+			got = append(got, a.mustOK("NOOP")...)
+			want := `* 2 FETCH (FLAGS (\Seen \Deleted))`
+			if condstore {
+				want = `* 2 FETCH (UID 2 FLAGS (\Seen \Deleted) MODSEQ (`
+			}
+			if !slices.ContainsFunc(got, func(l string) bool { return strings.HasPrefix(l, want) }) {
+				t.Errorf("after another session's change: %q, want a line starting %q", got, want)
+			}
+		})
+	}
+}
