@@ -713,11 +713,31 @@ func (b *rangeBuilder) add(n uint32) {
 	b.ranges = append(b.ranges, store.UIDRange{Start: store.UID(n), Stop: store.UID(n)})
 }
 
+// searchResOnFailure, deferred by a search with SAVE, sets the search
+// result variable to the empty sequence when the search fails with NO,
+// and leaves it as it was when it fails with BAD (RFC 5182 2.1). It looks
+// at the failure on its way to the command loop, so no place that raises
+// one needs to know about SAVE.
+func (c *conn) searchResOnFailure() {
+	x := recover()
+	if x == nil {
+		return
+	}
+	if _, bad := x.(syntaxError); !bad {
+		c.searchRes = nil
+	}
+	panic(x)
+}
+
 // RFC 9051 6.4.4, RFC 4731 (ESEARCH), RFC 5182 (SEARCHRES), RFC 7162
 // 3.1.5 (MODSEQ)
 func (c *conn) cmdSearch(cmd *command) {
 	defer c.dropDecoder()
 	a := cmd.args.(*searchArgs)
+	save := slices.Contains(a.ret, "SAVE")
+	if save {
+		defer c.searchResOnFailure()
+	}
 	switch a.charset {
 	case "", "UTF-8", "US-ASCII":
 	default:
@@ -733,7 +753,6 @@ func (c *conn) cmdSearch(cmd *command) {
 	fields := store.FieldFlags | key.fields()
 	var result rangeBuilder
 	var uids []store.UID // for SAVE
-	save := slices.Contains(a.ret, "SAVE")
 	var highest store.ModSeq
 	var minN, maxN uint32
 	visit := func(m *store.MessageInfo, seq uint32, env *searchEnvelope) {
