@@ -183,9 +183,8 @@ func (c *conn) cmdCopy(cmd *command) {
 	}
 	var res store.CopyResult
 	if move {
-		if dst.ID == sel.mb.ID {
-			xuserErrorf("CANNOT", "source and destination are the same mailbox")
-		}
+		// Into the selected mailbox itself too: RFC 6851 defines MOVE as
+		// COPY and EXPUNGE, and the sync announces the new messages.
 		res, err = c.sess.Move(c.ctx, sel.mb.ID, set, dst.ID)
 	} else {
 		res, err = c.sess.Copy(c.ctx, sel.mb.ID, set, dst.ID)

@@ -608,6 +608,34 @@ func testMove(t *testing.T, e *env) {
 	if st := e.status(ss, src.ID); st.Messages != 1 {
 		t.Errorf("failed move changed the source: %+v", st)
 	}
+
+	// Within one mailbox (RFC 6851 allows it: COPY, then EXPUNGE): the
+	// messages get new UIDs there, the old ones go, the bodies stay.
+	before := e.status(ss, dst.ID)
+	res, err = ss.Move(e.ctx, dst.ID, store.UIDSetOf(1, 3), dst.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Source, []store.UID{1, 3}) || !slices.Equal(res.Dest, []store.UID{5, 6}) {
+		t.Errorf("Move within a mailbox = %+v", res)
+	}
+	after := e.status(ss, dst.ID)
+	if after.Messages != before.Messages || after.Size != before.Size || after.UIDNext != 7 {
+		t.Errorf("status after a move within the mailbox: %+v, was %+v", after, before)
+	}
+	if got := uidsOf(e.messages(ss, dst.ID, store.AllUIDs(), 0)); !slices.Equal(got, []store.UID{2, 4, 5, 6}) {
+		t.Errorf("UIDs after a move within the mailbox: %v", got)
+	}
+	cs, err = ss.Changes(e.ctx, dst.ID, before.HighestModSeq)
+	if err != nil || !slices.Equal(cs.Expunged, []store.UID{1, 3}) || len(cs.Added) != 2 {
+		t.Errorf("changes after a move within the mailbox: %+v, %v", cs, err)
+	}
+	if !bytes.Equal(e.body(ss, dst.ID, 6), testMessage(2)) { // was 3, moved in above
+		t.Error("body changed by a move within the mailbox")
+	}
+	if got := e.quota(ss); got != q {
+		t.Errorf("move within a mailbox changed quota use: %+v, was %+v", got, q)
+	}
 }
 
 func testQuota(t *testing.T, e *env) {
