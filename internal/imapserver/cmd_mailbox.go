@@ -204,11 +204,10 @@ func (c *conn) cmdDelete(cmd *command) {
 	if name == "INBOX" {
 		xuserErrorf("CANNOT", "INBOX cannot be deleted")
 	}
-	mb, err := c.sess.Mailbox(c.ctx, name)
-	xcheckf(err, "mailbox %s", name)
-	if c.sel != nil && c.sel.mb.ID == mb.ID {
-		c.unselect()
-	}
+	// A session that deletes its own selected mailbox is told goodbye by
+	// the sync after the command, as one whose mailbox another session
+	// deleted is: a client that believes a mailbox is selected would get
+	// BAD for its next command otherwise.
 	xcheckf(c.sess.DeleteMailbox(c.ctx, name), "delete %s", name)
 }
 
@@ -237,12 +236,52 @@ func (c *conn) cmdRename(cmd *command) {
 	xcheckf(err, "list mailboxes")
 	c.xcreateParents(to, mbs, 0)
 	xcheckf(c.sess.RenameMailbox(c.ctx, from, to), "rename %s", from)
-	// Renaming INBOX moves its messages and leaves it in place (RFC 9051
-	// 6.3.6), so a session on INBOX stays; any other is deselected, once
-	// the rename is done.
-	if c.sel != nil && c.sel.mb.ID == mb.ID && from != "INBOX" {
-		c.unselect()
+	if from == "INBOX" {
+		// INBOX's messages moved and INBOX stays (RFC 9051 6.3.6), with
+		// its children and their subscriptions.
+		return
 	}
+	c.renameSubscriptions(from, to)
+	// The selected mailbox, if it was renamed (itself or as a child),
+	// stays selected under its new name: RFC 9051 leaves the selected
+	// state only by CLOSE, UNSELECT, SELECT or LOGOUT.
+	if sel := c.sel; sel != nil && (sel.mb.ID == mb.ID || strings.HasPrefix(sel.mb.Name, from+string(store.HierarchyDelimiter))) {
+		c.followRename(to + sel.mb.Name[len(from):])
+	}
+}
+
+// renameSubscriptions moves the subscriptions of a renamed mailbox and of
+// the names below it to the new names, as a user who renames a folder
+// expects clients that show subscribed folders only to keep showing it.
+// They are not part of the store's rename: a failure here leaves a
+// subscription behind, which the user can redo.
+func (c *conn) renameSubscriptions(from, to string) {
+	subs, err := c.sess.Subscriptions(c.ctx)
+	xcheckf(err, "list subscriptions")
+	prefix := from + string(store.HierarchyDelimiter)
+	for _, s := range subs {
+		s = store.CanonicalMailboxName(s)
+		if s != from && !strings.HasPrefix(s, prefix) {
+			continue
+		}
+		xcheckf(c.sess.SetSubscribed(c.ctx, to+s[len(from):], true), "subscribe")
+		xcheckf(c.sess.SetSubscribed(c.ctx, s, false), "unsubscribe")
+	}
+}
+
+// followRename points the selection at the selected mailbox's new name.
+// A store may give a renamed mailbox a new ID (see store.Session
+// RenameMailbox); the view stays valid either way, since UIDs, UIDVALIDITY
+// and MODSEQs are kept.
+func (c *conn) followRename(name string) {
+	sel := c.sel
+	mb, err := c.sess.Mailbox(c.ctx, name)
+	xcheckf(err, "mailbox %s", name)
+	if mb.ID != sel.mb.ID {
+		c.srv.releaseFeed(sel.feed)
+		sel.feed = c.srv.feed(mb.ID)
+	}
+	sel.mb = mb
 }
 
 // RFC 9051 6.3.7, 6.3.8. An alias (aliasSpecialUse) subscribes the

@@ -197,8 +197,11 @@ func (c *conn) cmdList(cmd *command) {
 		if selSpecial && (it.mb == nil || it.mb.SpecialUse == "") && !childInfo {
 			continue
 		}
-		if it.mb == nil && !it.subscribed && !unmatched {
-			// A superior shown only when "%" stops above its children.
+		if it.mb == nil && !(it.subscribed && selSubscribed) && !unmatched {
+			// A superior shown only when "%" stops above its children. A
+			// subscription that names no mailbox is listed only when the
+			// selection asks for subscriptions: RETURN (SUBSCRIBED) adds
+			// no names (RFC 5258 3.2).
 			continue
 		}
 		switch {
