@@ -389,6 +389,34 @@ func (r *literalReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// errBareLineEnd: see lineEndChecker.
+var errBareLineEnd = errors.New("bare CR or LF in binary content")
+
+// lineEndChecker fails a binary APPEND (RFC 3516 literal8) whose bytes
+// hold a CR or LF that is not part of a CRLF. Messages are stored with
+// CRLF line endings, which would change such bytes: a binary part of
+// bare line ends cannot be kept as sent, and RFC 3516 4.4 forbids a
+// transformation that loses data. NULs and 8-bit bytes are stored as
+// they are.
+type lineEndChecker struct {
+	r      io.Reader
+	lastCR bool
+}
+
+func (l *lineEndChecker) Read(b []byte) (int, error) {
+	n, err := l.r.Read(b)
+	for _, ch := range b[:n] {
+		if l.lastCR != (ch == '\n') {
+			return n, errBareLineEnd
+		}
+		l.lastCR = ch == '\r'
+	}
+	if err == io.EOF && l.lastCR {
+		return n, errBareLineEnd
+	}
+	return n, err
+}
+
 // RFC 9051 6.3.12, RFC 3502 (MULTIAPPEND), RFC 4315 (APPENDUID)
 func (c *conn) cmdAppend(cmd *command) {
 	a := cmd.args.(*appendArgs)
@@ -437,7 +465,11 @@ func (c *conn) cmdAppend(cmd *command) {
 			c.continuation()
 		}
 		cr := &literalReader{r: io.LimitReader(p.r.br, m.lit.size), size: m.lit.size}
-		res, err := c.srv.cfg.Append(c.ctx, c.sess, mb.ID, cr, m.lit.size, flags, m.date)
+		var msg io.Reader = cr
+		if m.lit.binary {
+			msg = &lineEndChecker{r: cr}
+		}
+		res, err := c.srv.cfg.Append(c.ctx, c.sess, mb.ID, msg, m.lit.size, flags, m.date)
 		if err == nil {
 			uids = append(uids, res.UID) // undone if the command fails from here on
 			uidValidity = res.UIDValidity
@@ -449,6 +481,11 @@ func (c *conn) cmdAppend(cmd *command) {
 		p.nextLine()
 		if m.utf8 {
 			p.xtake(")")
+		}
+		if errors.Is(err, errBareLineEnd) {
+			// RFC 3516 4.4: a transformation must not lose data, and
+			// one that cannot be stored as sent is refused so.
+			xuserErrorf("UNKNOWN-CTE", "binary content with a bare CR or LF cannot be stored; send it base64-encoded")
 		}
 		xcheckf(err, "append to %s", name)
 		if p.atEnd() {
