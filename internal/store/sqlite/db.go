@@ -129,8 +129,9 @@ var mailSchema = schema{{
 	`CREATE INDEX message_modseq ON message (mailbox, modseq)`,
 	`CREATE INDEX message_retrieved ON message (mailbox, retrieved) WHERE retrieved != 0`,
 	// Expunged UIDs, for Changes (RFC 7162 3.2.5 VANISHED). created_modseq
-	// lets Changes skip messages that came and went after the caller's
-	// MODSEQ.
+	// records the MODSEQ that made the message; Changes no longer reads
+	// it (a message that came and went after the caller's MODSEQ is
+	// reported too), and a schema change would be needed to drop it.
 	`CREATE TABLE tombstone (
 		mailbox INTEGER NOT NULL,
 		uid INTEGER NOT NULL,

@@ -884,12 +884,14 @@ func (ss *session) Changes(ctx context.Context, mailboxID int64, sinceModSeq sto
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		// Messages that came and went after sinceModSeq were never seen
-		// by the caller: leave them out. Without the index named, SQLite
-		// walks every tombstone of the mailbox in UID order to skip the
-		// sort, and tombstones only accumulate.
+		// Messages that came and went after sinceModSeq count too: a
+		// QRESYNC client may know their UIDs although the MODSEQ it kept
+		// is older (RFC 7162 lets it keep a lower one), and would keep
+		// them for ever if VANISHED left them out. Without the index
+		// named, SQLite walks every tombstone of the mailbox in UID order
+		// to skip the sort, and tombstones only accumulate.
 		rows, err = tx.QueryContext(ctx, `SELECT uid FROM tombstone INDEXED BY tombstone_modseq
-			WHERE mailbox = ? AND modseq > ? AND created_modseq <= ? ORDER BY uid`, mailboxID, sinceModSeq, sinceModSeq)
+			WHERE mailbox = ? AND modseq > ? ORDER BY uid`, mailboxID, sinceModSeq)
 		if err != nil {
 			return err
 		}
