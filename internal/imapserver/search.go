@@ -752,9 +752,10 @@ func (c *conn) cmdSearch(cmd *command) {
 	sel := c.sel
 	fields := store.FieldFlags | key.fields()
 	var result rangeBuilder
-	var uids []store.UID // for SAVE
-	var highest store.ModSeq
-	var minN, maxN uint32
+	var uids []store.UID            // for SAVE
+	var highest store.ModSeq        // of all the messages found
+	var minN, maxN uint32           // numbers of the first and last found
+	var minMod, maxMod store.ModSeq // and their MODSEQs
 	visit := func(m *store.MessageInfo, seq uint32, env *searchEnvelope) {
 		sm := &searchMsg{c: c, m: m, seq: seq, env: env}
 		defer sm.close()
@@ -766,9 +767,9 @@ func (c *conn) cmdSearch(cmd *command) {
 			n = uint32(m.UID)
 		}
 		if minN == 0 {
-			minN = n
+			minN, minMod = n, m.ModSeq
 		}
-		maxN = n
+		maxN, maxMod = n, m.ModSeq
 		result.add(n)
 		if save {
 			uids = append(uids, m.UID)
@@ -820,15 +821,15 @@ func (c *conn) cmdSearch(cmd *command) {
 	if a.hasReturn && len(ret) == 0 || !a.hasReturn && c.rev2 {
 		ret = []string{"ALL"} // RFC 4731 3.1: RETURN () means ALL
 	}
+	onlyMin, onlyMax := minMaxOnly(ret)
 	if save {
 		// RFC 5182 2.4: with MIN or MAX only, only those are saved.
-		hasMin, hasMax := slices.Contains(ret, "MIN"), slices.Contains(ret, "MAX")
-		if (hasMin || hasMax) && !slices.Contains(ret, "ALL") && !slices.Contains(ret, "COUNT") && len(uids) > 0 {
+		if (onlyMin || onlyMax) && len(uids) > 0 {
 			var kept []store.UID
-			if hasMin {
+			if onlyMin {
 				kept = append(kept, uids[0])
 			}
-			if hasMax && (len(uids) > 1 || !hasMin) {
+			if onlyMax && (len(uids) > 1 || !onlyMin) {
 				kept = append(kept, uids[len(uids)-1])
 			}
 			uids = kept
@@ -877,8 +878,29 @@ func (c *conn) cmdSearch(cmd *command) {
 		}
 	}
 	if modSeqUsed && result.count > 0 {
+		// RFC 4731 3.2: the MODSEQ of the messages the response names.
+		mod := highest
+		switch {
+		case onlyMin && onlyMax:
+			mod = max(minMod, maxMod)
+		case onlyMin:
+			mod = minMod
+		case onlyMax:
+			mod = maxMod
+		}
 		w.str(" MODSEQ ")
-		w.num(uint64(highest))
+		w.num(uint64(mod))
 	}
 	w.str("\r\n")
+}
+
+// minMaxOnly reports which of MIN and MAX the result options ask for when
+// they ask for neither ALL nor COUNT: the search then stands for those
+// messages alone, in what SAVE saves (RFC 5182 2.4) and in the MODSEQ
+// returned (RFC 4731 3.2).
+func minMaxOnly(ret []string) (onlyMin, onlyMax bool) {
+	if slices.Contains(ret, "ALL") || slices.Contains(ret, "COUNT") {
+		return false, false
+	}
+	return slices.Contains(ret, "MIN"), slices.Contains(ret, "MAX")
 }

@@ -2,6 +2,8 @@ package imapserver
 
 import (
 	"errors"
+	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -92,4 +94,62 @@ func TestSearchResOnFailure(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestESearchModSeq: the MODSEQ of an ESEARCH is that of the messages its
+// answer names: the MIN message's with MIN alone, the MAX message's with
+// MAX alone, the higher of the two with both, and otherwise the highest
+// of all the messages found (RFC 4731 3.2). The SEARCH response without
+// RETURN has the highest of all (RFC 7162 3.1.5).
+func TestESearchModSeq(t *testing.T) {
+	e := newTestEnv(t)
+	for i := range 4 {
+		e.deliver("INBOX", fmt.Sprintf("Subject: %d\n\nbody\n", i+1))
+	}
+	c := e.login()
+	c.mustOK("SELECT INBOX")
+	modSeqs := func() map[string]string {
+		t.Helper()
+		mods := map[string]string{}
+		re := regexp.MustCompile(`^\* (\d+) FETCH \(MODSEQ \((\d+)\)\)$`)
+		for _, l := range c.mustOK("FETCH 1:* (MODSEQ)") {
+			if m := re.FindStringSubmatch(l); m != nil {
+				mods[m[1]] = m[2]
+			}
+		}
+		return mods
+	}
+	// check runs cmd and expects one response: want, or, when want is
+	// the return data of an ESEARCH, that ESEARCH.
+	check := func(cmd, want string) {
+		t.Helper()
+		got := c.mustOK(cmd)
+		if !strings.HasPrefix(want, "* ") {
+			want = fmt.Sprintf(`* ESEARCH (TAG "t%d") %s`, c.n, want)
+		}
+		if len(got) != 1 || got[0] != want {
+			t.Errorf("%s: %q, want %q", cmd, got, want)
+		}
+	}
+
+	// Message 1 is the oldest change of those found, 2 the newest.
+	c.mustOK(`STORE 2 +FLAGS (\Flagged)`)
+	mod := modSeqs()
+	const found = "MODSEQ 1 NOT 4" // messages 1 to 3
+	check("SEARCH RETURN (MIN) "+found, `MIN 1 MODSEQ `+mod["1"])
+	check("SEARCH RETURN (MAX) "+found, `MAX 3 MODSEQ `+mod["3"])
+	check("SEARCH RETURN (MIN MAX) "+found, `MIN 1 MAX 3 MODSEQ `+mod["3"])
+	check("SEARCH RETURN (MAX SAVE) "+found, `MAX 3 MODSEQ `+mod["3"])
+	check("SEARCH $", "* SEARCH 3") // RFC 5182 2.4: only MAX is saved
+	check("SEARCH RETURN (MIN COUNT) "+found, `MIN 1 COUNT 3 MODSEQ `+mod["2"])
+	check("SEARCH RETURN (MAX ALL) "+found, `MAX 3 ALL 1:3 MODSEQ `+mod["2"])
+	check("SEARCH RETURN () "+found, `ALL 1:3 MODSEQ `+mod["2"])
+	check("UID SEARCH RETURN (MIN) "+found, `UID MIN 1 MODSEQ `+mod["1"])
+	check("SEARCH "+found, "* SEARCH 1 2 3 (MODSEQ "+mod["2"]+")")
+
+	// Now the MIN message is the newest change: MIN and MAX give its MODSEQ.
+	c.mustOK(`STORE 1 +FLAGS (\Flagged)`)
+	mod = modSeqs()
+	check("SEARCH RETURN (MIN MAX) "+found, `MIN 1 MAX 3 MODSEQ `+mod["1"])
+	check("SEARCH RETURN (MAX) "+found, `MAX 3 MODSEQ `+mod["3"])
 }
