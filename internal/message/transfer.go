@@ -69,7 +69,8 @@ type base64Reader struct {
 	r   io.Reader
 	dec base64Decoder
 	in  []byte // input buffer
-	out []byte // decoded octets not yet read
+	buf []byte // output buffer, reused
+	out []byte // decoded octets not yet read, within buf
 	err error  // the error that ended the input
 }
 
@@ -82,11 +83,12 @@ func (b *base64Reader) Read(p []byte) (int, error) {
 			b.in = make([]byte, chunkSize)
 		}
 		n, err := b.r.Read(b.in)
-		b.out = b.dec.decode(b.out[:0], b.in[:n])
+		b.buf = b.dec.decode(b.buf[:0], b.in[:n])
 		if err != nil {
 			b.err = err
-			b.out = b.dec.flush(b.out)
+			b.buf = b.dec.flush(b.buf)
 		}
+		b.out = b.buf
 	}
 	n := copy(p, b.out)
 	b.out = b.out[n:]
@@ -101,7 +103,8 @@ func (b *base64Reader) Read(p []byte) (int, error) {
 type qpReader struct {
 	r     io.Reader
 	in    []byte
-	out   []byte  // decoded octets not yet read
+	buf   []byte  // output buffer, reused
+	out   []byte  // decoded octets not yet read, within buf
 	held  []byte  // input whose meaning depends on what follows it
 	state qpState // what held is
 	err   error
@@ -131,7 +134,7 @@ func (q *qpReader) Read(p []byte) (int, error) {
 			q.in = make([]byte, chunkSize)
 		}
 		n, err := q.r.Read(q.in)
-		q.out = q.out[:0]
+		q.out = q.buf[:0]
 		for _, c := range q.in[:n] {
 			q.step(c)
 		}
@@ -139,6 +142,7 @@ func (q *qpReader) Read(p []byte) (int, error) {
 			q.err = err
 			q.end()
 		}
+		q.buf = q.out
 	}
 	n := copy(p, q.out)
 	q.out = q.out[n:]
