@@ -70,3 +70,11 @@ func ExampleDecodeTransfer() {
 	fmt.Println(string(b))
 	// Output: Hello!
 }
+
+func ExampleCanonicalText() {
+	// A text part whose sender base64-encoded it with Unix line breaks.
+	r := message.CanonicalText(message.DecodeTransfer("base64", strings.NewReader("bGluZTEKbGluZTIK")))
+	b, _ := io.ReadAll(r)
+	fmt.Printf("%q\n", b)
+	// Output: "line1\r\nline2\r\n"
+}

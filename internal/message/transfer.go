@@ -1,6 +1,9 @@
 package message
 
-import "io"
+import (
+	"bytes"
+	"io"
+)
 
 // chunkSize is how much encoded input the decoding readers take at once.
 const chunkSize = 4096
@@ -262,4 +265,71 @@ func (q *qpReader) end() {
 func isHex(c byte) bool {
 	_, ok := unhex(c)
 	return ok
+}
+
+// CanonicalText returns a reader of the text r carries with every line
+// break in the canonical form of MIME text, CRLF (RFC 2046 4.1.1): a bare
+// LF or a bare CR becomes CRLF, and CRLF stays as it is. Content that a
+// sender encoded with base64 or quoted-printable without first putting it
+// into canonical form comes out of DecodeTransfer with bare LFs; IMAP
+// BINARY hands a text part over decoded, as its canonical form.
+func CanonicalText(r io.Reader) io.Reader {
+	return &crlfReader{r: r}
+}
+
+// crlfReader is CanonicalText's reader.
+type crlfReader struct {
+	r   io.Reader
+	in  []byte // input buffer
+	buf []byte // output buffer, reused
+	out []byte // converted octets not yet read, within buf
+	cr  bool   // the last octet taken was a CR, written as CRLF already
+	err error  // the error that ended the input
+}
+
+func (c *crlfReader) Read(p []byte) (int, error) {
+	for len(c.out) == 0 {
+		if c.err != nil {
+			return 0, c.err
+		}
+		if c.in == nil {
+			c.in = make([]byte, chunkSize)
+		}
+		n, err := c.r.Read(c.in)
+		c.buf = c.convert(c.buf[:0], c.in[:n])
+		c.out, c.err = c.buf, err
+	}
+	n := copy(p, c.out)
+	c.out = c.out[n:]
+	return n, nil
+}
+
+// convert appends src to dst with its line breaks made CRLF. A CR is
+// written as CRLF at once, and an LF right after it is then dropped, so no
+// octet is held back between reads.
+func (c *crlfReader) convert(dst, src []byte) []byte {
+	for len(src) > 0 {
+		if c.cr && src[0] == '\n' {
+			src = src[1:]
+		}
+		c.cr = false
+		// The first CR or LF: two searches for one byte each are much
+		// faster than one for either.
+		i := bytes.IndexByte(src, '\n')
+		run := src
+		if i >= 0 {
+			run = src[:i]
+		}
+		if j := bytes.IndexByte(run, '\r'); j >= 0 {
+			i = j
+		}
+		if i < 0 {
+			return append(dst, src...)
+		}
+		dst = append(dst, src[:i]...)
+		dst = append(dst, '\r', '\n')
+		c.cr = src[i] == '\r'
+		src = src[i+1:]
+	}
+	return dst
 }

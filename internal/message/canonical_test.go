@@ -1,0 +1,75 @@
+package message
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+// canonicalBoth converts in with CanonicalText read at once and byte by
+// byte, which must agree.
+func canonicalBoth(t *testing.T, in string) string {
+	t.Helper()
+	whole, err := io.ReadAll(CanonicalText(strings.NewReader(in)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bytewise, err := io.ReadAll(iotest.OneByteReader(CanonicalText(iotest.OneByteReader(strings.NewReader(in)))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(whole) != string(bytewise) {
+		t.Errorf("%q: converting at once gives %q, byte by byte %q", in, whole, bytewise)
+	}
+	return string(whole)
+}
+
+func TestCanonicalText(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"no break", "no break"},
+		{"line1\nline2\n", "line1\r\nline2\r\n"},
+		{"line1\r\nline2\r\n", "line1\r\nline2\r\n"},
+		{"old\rmac\r", "old\r\nmac\r\n"},
+		{"\n\n", "\r\n\r\n"},
+		{"\r\r\n", "\r\n\r\n"},     // a bare CR, then CRLF
+		{"\n\r", "\r\n\r\n"},       // LF CR is two breaks, not one
+		{"a\r\n\nb", "a\r\n\r\nb"}, // CRLF, then a bare LF
+		{"nul\x00\n", "nul\x00\r\n"},
+		{strings.Repeat("x", chunkSize-1) + "\r\n", strings.Repeat("x", chunkSize-1) + "\r\n"}, // CRLF across reads
+	}
+	for _, tt := range tests {
+		if got := canonicalBoth(t, tt.in); got != tt.want {
+			t.Errorf("CanonicalText(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// FuzzCanonicalText: however the input is split into reads, the output
+// has no CR or LF outside a CRLF, and is the input with each bare CR or
+// LF made a CRLF.
+func FuzzCanonicalText(f *testing.F) {
+	for _, s := range []string{"a\nb\r\nc\rd", "\r\r\n\n\r", "plain"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		out := canonicalBoth(t, in)
+		for i := 0; i < len(out); i++ {
+			switch out[i] {
+			case '\r':
+				if i+1 == len(out) || out[i+1] != '\n' {
+					t.Fatalf("%q: bare CR at %d of %q", in, i, out)
+				}
+				i++
+			case '\n':
+				t.Fatalf("%q: bare LF at %d of %q", in, i, out)
+			}
+		}
+		// Each CRLF of the input stays, each other CR or LF becomes one.
+		want := strings.NewReplacer("\r\n", "\r\n", "\r", "\r\n", "\n", "\r\n").Replace(in)
+		if out != want {
+			t.Fatalf("%q: got %q, want %q", in, out, want)
+		}
+	})
+}
