@@ -632,13 +632,11 @@ func (c *conn) writeSection(it fetchItem, part *message.Part, body store.Body, s
 		}
 		data := message.HeaderFields(hdr, it.section.fields, it.section.not)
 		off, n := partialRange(it, int64(len(data)))
-		c.w.literalHeader(n, false)
-		c.w.bytes(data[off : off+n])
+		c.w.literal(bytes.NewReader(data[off:off+n]), n, false)
 		return
 	}
 	off, n := partialRange(it, end-start)
-	c.w.literalHeader(n, false)
-	c.w.copyFrom(io.NewSectionReader(body, start+off, n), n)
+	c.w.literal(io.NewSectionReader(body, start+off, n), n, false)
 }
 
 // writeBinary writes BINARY[part] or BINARY.SIZE[part] (RFC 3516 4):
@@ -675,14 +673,13 @@ func (c *conn) writeBinary(it fetchItem, part *message.Part, body store.Body, si
 	c.writeSectionName(it)
 	w.byte(' ')
 	off, n := partialRange(it, cw.n)
-	w.literalHeader(n, cw.nul)
 	r := raw()
 	if off > 0 {
 		if _, err := io.CopyN(io.Discard, r, off); err != nil {
 			panic(ioError{err})
 		}
 	}
-	w.copyFrom(r, n)
+	w.literal(r, n, cw.nul)
 }
 
 // nulCounter counts bytes and notes NULs, which need literal8.

@@ -2,6 +2,7 @@ package imapserver
 
 import (
 	"bufio"
+	"bytes"
 	"compress/flate"
 	"errors"
 	"io"
@@ -119,12 +120,48 @@ func (w *writer) flush() {
 	}
 }
 
-// copyFrom streams n bytes from r.
-func (w *writer) copyFrom(r io.Reader, n int64) {
-	// A failure midway leaves a short literal, which would desynchronise
-	// the client: the session must end.
-	_, err := io.CopyN(w.buf(), r, n)
-	w.check(err)
+// literal writes a literal of n bytes streamed from r: "{n}" CRLF and
+// the bytes, or with binary "~{n}" CRLF, a literal8 (RFC 3516 4.3). Only a
+// literal8 may hold NUL: an ordinary literal holds CHAR8, %x01-ff (RFC
+// 9051 9), so there each NUL goes out as 0x80, as Dovecot sends it. The
+// size stays the same, so RFC822.SIZE and partial offsets stay right; the
+// stored message is never changed.
+func (w *writer) literal(r io.Reader, n int64, binary bool) {
+	w.literalHeader(n, binary)
+	b := w.buf()
+	for n > 0 {
+		if b.Available() == 0 {
+			w.check(b.Flush())
+		}
+		// Read straight into the buffer's free space, as io.Copy into a
+		// bufio.Writer does, and mend NULs there: the search for one is
+		// all that a literal without any costs.
+		p := b.AvailableBuffer()
+		p = p[:min(int64(cap(p)), n)]
+		k, err := r.Read(p)
+		if !binary {
+			mendNUL(p[:k])
+		}
+		_, werr := b.Write(p[:k]) // in place: only counts the bytes in
+		w.check(werr)
+		n -= int64(k)
+		if err != nil && n > 0 {
+			// A literal cut short would desynchronise the client: the
+			// session must end.
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			w.check(err)
+		}
+	}
+}
+
+// mendNUL replaces each NUL of b with 0x80, for an ordinary literal.
+func mendNUL(b []byte) {
+	for i := bytes.IndexByte(b, 0); i >= 0; i = bytes.IndexByte(b, 0) {
+		b[i] = 0x80
+		b = b[i+1:]
+	}
 }
 
 // quotable reports whether s can go in a quoted string (RFC 9051 9).
@@ -143,12 +180,15 @@ func (w *writer) quotable(s string) bool {
 
 // string writes s quoted, or as a literal when it cannot be quoted.
 func (w *writer) string(s string) {
-	if w.quotable(s) {
+	switch {
+	case w.quotable(s):
 		w.quoted(s)
-		return
+	case strings.IndexByte(s, 0) >= 0:
+		w.literal(strings.NewReader(s), int64(len(s)), false) // NULs mended
+	default:
+		w.literalHeader(int64(len(s)), false)
+		w.str(s)
 	}
-	w.literalHeader(int64(len(s)), false)
-	w.str(s)
 }
 
 // quoted writes s as a quoted string. It checks for errors once, at the

@@ -1,0 +1,143 @@
+package imapserver
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/buzon-mail/buzon/internal/message"
+)
+
+// Regression tests for what an audit of FETCH against Dovecot's imaptest
+// scenarios found.
+
+// fetchCase is a FETCH and the one response it must give, literals
+// inline as client.readLine gives them.
+type fetchCase struct{ fetch, want string }
+
+// checkFetches runs each FETCH on c and compares its response.
+func checkFetches(t *testing.T, c *client, cases []fetchCase) {
+	t.Helper()
+	for _, tc := range cases {
+		untagged, tagged := c.cmd(tc.fetch)
+		if !strings.Contains(tagged, " OK ") || len(untagged) != 1 || untagged[0] != tc.want {
+			t.Errorf("%s:\n got %q %q\nwant %q", tc.fetch, untagged, tagged, tc.want)
+		}
+	}
+}
+
+// lit is a literal as client.readLine gives it: "{n}" CRLF and s.
+func lit(s string) string { return fmt.Sprintf("{%d}\r\n%s", len(s), s) }
+
+// lit8 is a literal8.
+func lit8(s string) string { return "~" + lit(s) }
+
+// TestFetchNoNUL: NUL may travel in a literal8 only (RFC 9051 9: an
+// ordinary literal is CHAR8, %x01-ff; a quoted string holds no NUL
+// either). Every other literal, of a body section or of a string of
+// ENVELOPE or BODYSTRUCTURE, carries 0x80 in its place, so sizes and
+// offsets hold; BINARY keeps the NULs, in a literal8, and shows that the
+// stored message is as delivered.
+func TestFetchNoNUL(t *testing.T) {
+	e := newTestEnv(t)
+	header := "From: A\x00B <a@example.org>\r\nSubject: nul\x00here\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+	text := "--b\r\nContent-Type: text/plain; name=\"x\x00y\"\r\n\r\nbody\x00text\r\n" +
+		"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAAEC\r\n--b--\r\n"
+	msg := header + text
+	e.deliver("INBOX", msg)
+	c := e.login()
+	c.mustOK("EXAMINE INBOX")
+	mend := func(s string) string { return strings.ReplaceAll(s, "\x00", "\x80") }
+	from := `((` + lit("A\x80B") + ` NIL "a" "example.org"))`
+	checkFetches(t, c, []fetchCase{
+		{"FETCH 1 (BODY[])", "* 1 FETCH (BODY[] " + lit(mend(msg)) + ")"},
+		{"FETCH 1 (BODY[]<5.10>)", "* 1 FETCH (BODY[]<5> " + lit(mend(msg[5:15])) + ")"},
+		{"FETCH 1 (BODY[HEADER])", "* 1 FETCH (BODY[HEADER] " + lit(mend(header)) + ")"},
+		{"FETCH 1 (BODY[TEXT])", "* 1 FETCH (BODY[TEXT] " + lit(mend(text)) + ")"},
+		{"FETCH 1 (BODY[1])", "* 1 FETCH (BODY[1] " + lit("body\x80text") + ")"},
+		{"FETCH 1 (BODY[1]<2.4>)", "* 1 FETCH (BODY[1]<2> " + lit("dy\x80t") + ")"},
+		{"FETCH 1 (BODY[1.MIME])", "* 1 FETCH (BODY[1.MIME] " + lit("Content-Type: text/plain; name=\"x\x80y\"\r\n\r\n") + ")"},
+		{"FETCH 1 (BODY[HEADER.FIELDS (SUBJECT)])", "* 1 FETCH (BODY[HEADER.FIELDS (SUBJECT)] " + lit("Subject: nul\x80here\r\n\r\n") + ")"},
+		{"FETCH 1 (RFC822)", "* 1 FETCH (RFC822 " + lit(mend(msg)) + ")"},
+		{"FETCH 1 (RFC822.HEADER)", "* 1 FETCH (RFC822.HEADER " + lit(mend(header)) + ")"},
+		{"FETCH 1 (RFC822.TEXT)", "* 1 FETCH (RFC822.TEXT " + lit(mend(text)) + ")"},
+		{"FETCH 1 (RFC822.SIZE)", fmt.Sprintf("* 1 FETCH (RFC822.SIZE %d)", len(msg))},
+		{"FETCH 1 (ENVELOPE)", "* 1 FETCH (ENVELOPE (NIL " + lit("nul\x80here") + " " + from + " " + from + " " + from + " NIL NIL NIL NIL NIL))"},
+		{"FETCH 1 (BODYSTRUCTURE)", `* 1 FETCH (BODYSTRUCTURE (("TEXT" "PLAIN" ("NAME" ` + lit("x\x80y") + `) NIL NIL "7BIT" 9 0 NIL NIL NIL NIL)` +
+			`("APPLICATION" "OCTET-STREAM" NIL NIL NIL "BASE64" 4 NIL NIL NIL NIL) "MIXED" ("BOUNDARY" "b") NIL NIL NIL))`},
+		// BINARY: literal8, NULs and all.
+		{"FETCH 1 (BINARY[])", "* 1 FETCH (BINARY[] " + lit8(msg) + ")"},
+		{"FETCH 1 (BINARY[1])", "* 1 FETCH (BINARY[1] " + lit8("body\x00text") + ")"},
+		{"FETCH 1 (BINARY[2])", "* 1 FETCH (BINARY[2] " + lit8("\x00\x01\x02") + ")"},
+	})
+}
+
+// memBody is a store.Body in memory.
+type memBody struct{ *bytes.Reader }
+
+func (memBody) Close() error { return nil }
+
+// discard is io.Discard without its ReadFrom, which the network
+// connection lacks too: the writer's buffer does the copying.
+type discard struct{}
+
+func (discard) Write(b []byte) (int, error) { return len(b), nil }
+
+// BenchmarkFetchWrite measures what FETCH writes for one 120 KB message,
+// less the store and the network: body sections and BINARY, streamed
+// through the connection's buffer, and an ENVELOPE.
+func BenchmarkFetchWrite(b *testing.B) {
+	text := strings.Repeat("The quick brown fox jumps over the lazy dog, again and again.\r\n", 800)
+	encoded := base64.StdEncoding.EncodeToString([]byte(text))
+	var lines strings.Builder
+	for len(encoded) > 76 {
+		lines.WriteString(encoded[:76] + "\r\n")
+		encoded = encoded[76:]
+	}
+	lines.WriteString(encoded)
+	raw := "From: Alice <alice@example.org>\r\nTo: bob@example.org\r\nSubject: benchmark\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" +
+		"--b\r\nContent-Type: text/plain\r\n\r\n" + text + "\r\n" +
+		"--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+		lines.String() + "\r\n--b--\r\n"
+	part, err := message.Parse(strings.NewReader(raw))
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := memBody{bytes.NewReader([]byte(raw))}
+	size := int64(len(raw))
+	pool := &sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64*1024) }}
+	c := &conn{w: newWriter(discard{}, pool)}
+	for _, it := range []fetchItem{
+		{name: "BODY", section: &sectionSpec{}},
+		{name: "BODY", section: &sectionSpec{path: []int{1}, text: "1"}},
+		{name: "BODY", section: &sectionSpec{}, partial: true, origin: 1000, count: 50000},
+		{name: "BINARY", section: &sectionSpec{path: []int{2}, text: "2"}},
+	} {
+		name := it.name + "[" + it.section.text + "]"
+		if it.partial {
+			name += "<partial>"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if it.name == "BINARY" {
+					c.writeBinary(it, part, body, size)
+				} else {
+					c.writeSection(it, part, body, size)
+				}
+			}
+		})
+	}
+	b.Run("ENVELOPE", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			c.writeEnvelope(part.Envelope)
+		}
+	})
+}
