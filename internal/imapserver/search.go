@@ -274,7 +274,16 @@ type searchMsg struct {
 	body   store.Body
 	part   *message.Part
 	header []byte
-	gone   bool // the body could not be opened: text keys fail
+	gone   bool           // the body could not be opened: text keys fail
+	bufs   *searchBuffers // the command's, for the text keys
+}
+
+// searchBuffers hold what the text keys read, from one part and one
+// message to the next of a search, so that a search of a large mailbox
+// does not allocate as much as it reads.
+type searchBuffers struct {
+	header []byte // the header of a body part
+	lower  []byte // a header, lower-cased
 }
 
 func (sm *searchMsg) close() {
@@ -445,27 +454,24 @@ func containsFold(s, sub string) bool {
 	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
 }
 
-// bodyContains searches the decoded text of the message's parts, and with
-// header also its header, for sub.
+// bodyContains searches the decoded text of the message's text parts for
+// sub, and with header (TEXT) every header of the message too: its own,
+// and those of its body parts and of the messages encapsulated in it, all
+// of which are in its body (RFC 9051 6.4.4: TEXT is "in the header or body
+// of the message"; an attachment's file name is found so). BODY reads no
+// header, not even a part's, as Dovecot's does not: a part's header says
+// how to read the text, it is not the text.
 func (sm *searchMsg) bodyContains(sub string, header bool) bool {
 	if !sm.openBody() {
 		return false
 	}
-	if header && containsFold(message.DecodeHeaderValue(string(sm.headerBytes())), sub) {
-		return true
-	}
 	needle := []byte(strings.ToLower(sub))
 	var walk func(p *message.Part) bool
 	walk = func(p *message.Part) bool {
+		if header && sm.headerContains(p, needle) {
+			return true
+		}
 		if len(p.Parts) > 0 {
-			if inner := p.Message(); inner != nil && header {
-				start, end := clip(inner.HeaderStart, inner.BodyStart, sm.m.Size)
-				h := make([]byte, min(end-start, 1<<20))
-				n, _ := sm.body.ReadAt(h, start)
-				if containsFold(message.DecodeHeaderValue(string(h[:n])), sub) {
-					return true
-				}
-			}
 			for i := range p.Parts {
 				if walk(&p.Parts[i]) {
 					return true
@@ -480,6 +486,49 @@ func (sm *searchMsg) bodyContains(sub string, header bool) bool {
 		return streamContains(p.TextReader(io.NewSectionReader(sm.body, start, end-start)), needle)
 	}
 	return walk(sm.part)
+}
+
+// headerContains reports whether the header of part p, the message's own
+// for the root, holds the lower-case needle once lower-cased and its
+// encoded words decoded.
+func (sm *searchMsg) headerContains(p *message.Part, needle []byte) bool {
+	var h []byte
+	if p == sm.part {
+		h = sm.headerBytes()
+	} else {
+		start, end := clip(p.HeaderStart, p.BodyStart, sm.m.Size)
+		if start == end {
+			return false
+		}
+		size := int(min(end-start, 1<<20)) // bounded, as headerBytes is
+		b := sm.bufs
+		b.header = slices.Grow(b.header[:0], size)[:size]
+		n, _ := sm.body.ReadAt(b.header, start)
+		h = b.header[:n]
+	}
+	return sm.bufs.foldedContains(h, needle)
+}
+
+// foldedContains reports whether the header block h holds the lower-case
+// needle, once lower-cased and its encoded words decoded. A header in
+// ASCII without encoded words, most of them, is lower-cased into the
+// buffer.
+func (b *searchBuffers) foldedContains(h, needle []byte) bool {
+	lower := b.lower[:0]
+	for _, c := range h {
+		if c >= utf8.RuneSelf {
+			break
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		lower = append(lower, c)
+	}
+	b.lower = lower
+	if len(lower) < len(h) || bytes.Contains(lower, []byte("=?")) {
+		return bytes.Contains(bytes.ToLower([]byte(message.DecodeHeaderValue(string(h)))), needle)
+	}
+	return bytes.Contains(lower, needle)
 }
 
 // streamContains looks for a lower-case needle in the lower-cased text of
@@ -756,8 +805,9 @@ func (c *conn) cmdSearch(cmd *command) {
 	var highest store.ModSeq        // of all the messages found
 	var minN, maxN uint32           // numbers of the first and last found
 	var minMod, maxMod store.ModSeq // and their MODSEQs
+	bufs := &searchBuffers{}
 	visit := func(m *store.MessageInfo, seq uint32, env *searchEnvelope) {
-		sm := &searchMsg{c: c, m: m, seq: seq, env: env}
+		sm := &searchMsg{c: c, m: m, seq: seq, env: env, bufs: bufs}
 		defer sm.close()
 		if !c.match(sm, key) {
 			return

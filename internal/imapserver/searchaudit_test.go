@@ -3,11 +3,14 @@ package imapserver
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/buzon-mail/buzon/internal/message"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
@@ -152,4 +155,163 @@ func TestESearchModSeq(t *testing.T) {
 	mod = modSeqs()
 	check("SEARCH RETURN (MIN MAX) "+found, `MIN 1 MAX 3 MODSEQ `+mod["1"])
 	check("SEARCH RETURN (MAX) "+found, `MAX 3 MODSEQ `+mod["3"])
+}
+
+// TestSearchTextPartHeaders: TEXT finds what the headers of body parts
+// say, an attachment's file name or description, down to the parts of an
+// encapsulated message, encoded words decoded (RFC 9051 6.4.4: "in the
+// header or body of the message"); BODY finds only body text.
+func TestSearchTextPartHeaders(t *testing.T) {
+	e := newTestEnv(t)
+	e.deliver("INBOX", "From: alice@example.org\nSubject: figures\nMIME-Version: 1.0\n"+
+		"Content-Type: multipart/mixed; boundary=\"b\"\n\n"+
+		"--b\nContent-Type: text/plain\n\nSee the attachment.\n"+
+		"--b\nContent-Type: application/octet-stream\nContent-Description: Quarterly numbers\n"+
+		"Content-Disposition: attachment;\n filename=\"report-file.bin\"\nContent-Transfer-Encoding: base64\n\n"+
+		"AAECAwQFBgcICQ==\n--b--\n")
+	e.deliver("INBOX", "From: bob@example.org\nSubject: no attachment\n\nThe report file is late.\n")
+	e.deliver("INBOX", "From: carol@example.org\nSubject: forwarded\nMIME-Version: 1.0\n"+
+		"Content-Type: multipart/mixed; boundary=\"o\"\n\n"+
+		"--o\nContent-Type: text/plain\n\nForwarding this.\n"+
+		"--o\nContent-Type: message/rfc822\n\n"+
+		"From: dave@example.org\nSubject: cv\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"i\"\n\n"+
+		"--i\nContent-Type: text/plain\n\nMy CV.\n"+
+		"--i\nContent-Type: application/pdf\n"+
+		"Content-Disposition: attachment; filename=\"=?utf-8?q?r=C3=A9sum=C3=A9-2024.pdf?=\"\n\n%PDF\n"+
+		"--i--\n--o--\n")
+	c := e.login()
+	c.mustOK("SELECT INBOX")
+	for _, tc := range []struct{ criteria, want string }{
+		{"TEXT report-file", "* SEARCH 1"},
+		{"TEXT REPORT-FILE.BIN", "* SEARCH 1"},
+		{`TEXT "quarterly numbers"`, "* SEARCH 1"},
+		{"TEXT application/octet-stream", "* SEARCH 1"},
+		{`TEXT "résumé-2024"`, "* SEARCH 3"},
+		{"TEXT dave@example.org", "* SEARCH 3"}, // the encapsulated message's header
+		{`TEXT "report file"`, "* SEARCH 2"},
+		{"NOT TEXT report-file", "* SEARCH 2 3"},
+		{"BODY report-file", "* SEARCH"},
+		{`BODY "quarterly numbers"`, "* SEARCH"},
+		{`BODY "résumé-2024"`, "* SEARCH"},
+		{"BODY attachment", "* SEARCH 1"}, // the text part's own words
+	} {
+		if got := c.mustOK("SEARCH CHARSET UTF-8 " + tc.criteria); len(got) != 1 || got[0] != tc.want {
+			t.Errorf("SEARCH %s: %q, want %q", tc.criteria, got, tc.want)
+		}
+	}
+}
+
+// TestFoldedContains: the header search finds what decoding the header
+// and lower-casing both sides finds, in ASCII or not, with encoded words
+// or not, from one header to the next with the same buffers.
+func TestFoldedContains(t *testing.T) {
+	var b searchBuffers
+	for _, tc := range []struct {
+		header, sub string
+		want        bool
+	}{
+		{"Content-Disposition: attachment;\r\n filename=\"Report-File.BIN\"\r\n", "report-file.bin", true},
+		{"Content-Disposition: attachment;\r\n filename=\"Report-File.BIN\"\r\n", "REPORT-FILE.BIN", true},
+		{"Content-Type: text/plain\r\n", "report", false},
+		{"Content-Type: application/pdf; name=\"=?utf-8?q?R=C3=A9sum=C3=A9.pdf?=\"\r\n", "résumé.pdf", true},
+		{"Content-Type: application/pdf; name=\"=?utf-8?q?R=C3=A9sum=C3=A9.pdf?=\"\r\n", "=?utf-8?q", false},
+		{"Content-Description: \xc3\x84rger mit dem Bericht\r\n", "ärger", true},
+		{"Content-Description: \xc3\x84rger mit dem Bericht\r\n", "BERICHT", true},
+		{"Content-Description: Straße\r\n", "STRASSE", false},
+		{"Subject: x\r\n", "", true},
+	} {
+		ref := containsFold(message.DecodeHeaderValue(tc.header), tc.sub)
+		got := b.foldedContains([]byte(tc.header), []byte(strings.ToLower(tc.sub)))
+		if got != tc.want || ref != tc.want {
+			t.Errorf("%q in %q: %v (decoded and lower-cased: %v), want %v", tc.sub, tc.header, got, ref, tc.want)
+		}
+	}
+}
+
+// fileBody is a message body read from a file, as the embedded store
+// serves it.
+type fileBody struct {
+	*os.File
+	size int64
+}
+
+func (b fileBody) Size() int64 { return b.size }
+
+// benchSearchMsg stores msg in a file and returns it ready for a text
+// search, its structure parsed as at delivery.
+func benchSearchMsg(b *testing.B, msg string) *searchMsg {
+	b.Helper()
+	msg = crlf(msg)
+	part, err := message.Parse(strings.NewReader(msg))
+	if err != nil {
+		b.Fatal(err)
+	}
+	name := filepath.Join(b.TempDir(), "msg")
+	if err := os.WriteFile(name, []byte(msg), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { f.Close() })
+	return &searchMsg{m: &store.MessageInfo{Size: int64(len(msg))}, body: fileBody{f, int64(len(msg))}, part: part,
+		bufs: &searchBuffers{}}
+}
+
+// benchMultipart is a message as mail clients send it: a text and an HTML
+// alternative and two attachments.
+func benchMultipart() string {
+	var b strings.Builder
+	b.WriteString("From: Alice <alice@example.org>\nTo: bob@example.org\nSubject: quarterly figures\n" +
+		"Date: Mon, 4 Mar 2024 10:00:00 +0000\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"m\"\n\n" +
+		"--m\nContent-Type: multipart/alternative; boundary=\"a\"\n\n" +
+		"--a\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: quoted-printable\n\n")
+	for range 60 {
+		b.WriteString("The figures for the quarter are attached; the totals are on the second sheet.\n")
+	}
+	b.WriteString("--a\nContent-Type: text/html; charset=utf-8\n\n")
+	for range 60 {
+		b.WriteString("<p>The figures for the quarter are <b>attached</b>; the totals are on the second sheet.</p>\n")
+	}
+	b.WriteString("--a--\n\n--m\nContent-Type: application/pdf; name=\"figures.pdf\"\n" +
+		"Content-Disposition: attachment; filename=\"figures.pdf\"\nContent-Transfer-Encoding: base64\n\n")
+	for range 800 {
+		b.WriteString("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0\n")
+	}
+	b.WriteString("--m\nContent-Type: image/png; name=\"chart.png\"\n" +
+		"Content-Disposition: attachment; filename=\"chart.png\"\nContent-Transfer-Encoding: base64\n\n")
+	for range 200 {
+		b.WriteString("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA\n")
+	}
+	b.WriteString("--m--\n")
+	return b.String()
+}
+
+// BenchmarkSearchText measures the text keys on one message that does not
+// match, so every part is read: a plain message, and a multipart one with
+// attachments.
+func BenchmarkSearchText(b *testing.B) {
+	plain := "From: Alice <alice@example.org>\nSubject: figures\n\n" + strings.Repeat("The totals are on the second sheet.\n", 200)
+	for _, bc := range []struct {
+		name, msg string
+		header    bool
+	}{
+		{"plain/BODY", plain, false},
+		{"plain/TEXT", plain, true},
+		{"multipart/BODY", benchMultipart(), false},
+		{"multipart/TEXT", benchMultipart(), true},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			sm := benchSearchMsg(b, bc.msg)
+			b.SetBytes(sm.m.Size)
+			b.ReportAllocs()
+			for b.Loop() {
+				sm.header = nil
+				if sm.bodyContains("nowhere-to-be-found", bc.header) {
+					b.Fatal("matched")
+				}
+			}
+		})
+	}
 }
