@@ -301,17 +301,19 @@ func (c *conn) cmdFetch(cmd *command) {
 	}
 
 	// Implicit \Seen first, so the answers carry the new flags (RFC 9051
-	// 6.4.5); EXAMINE never changes flags.
-	seenSet := map[store.UID]bool{}
+	// 6.4.5); EXAMINE never changes flags. Each answer reports the flags
+	// and MODSEQ the change gave its message, which the view records as
+	// reported: not what Messages reads after, which may hold a later
+	// change the sync after the command reports in turn.
+	seen := map[store.UID]*store.FlagUpdate{}
 	if plan.setsSeen && !sel.readOnly {
 		res, err := c.sess.StoreFlags(c.ctx, sel.mb.ID, set, store.FlagsAdd, store.Flags{System: store.FlagSeen}, 0)
 		xcheckf(err, "set \\Seen")
-		for _, u := range res.Updated {
-			seenSet[u.UID] = true
+		for i := range res.Updated {
+			u := &res.Updated[i]
+			seen[u.UID] = u
 			sel.reported[u.UID] = u.ModSeq
-		}
-		if len(res.Updated) > 0 {
-			plan.fields |= store.FieldFlags
+			c.announceKeywords(u.Flags)
 		}
 		c.takeOwn(sel.mb.ID, res.Written, store.ChangeSet{Updated: res.Updated})
 	}
@@ -327,7 +329,7 @@ func (c *conn) cmdFetch(cmd *command) {
 		if a.hasChanged && m.ModSeq <= store.ModSeq(a.changedSince) {
 			return nil
 		}
-		if !c.fetchMessage(seq, m, plan, seenSet[m.UID]) {
+		if !c.fetchMessage(seq, m, plan, seen[m.UID]) {
 			skipped = append(skipped, m.UID)
 		}
 		return nil
@@ -366,8 +368,9 @@ func rawUIDSet(set numSet, sel *selected) store.UIDSet {
 }
 
 // fetchMessage writes one "* n FETCH (...)". It returns false, writing
-// nothing, when the message's body is gone.
-func (c *conn) fetchMessage(seq uint32, m *store.MessageInfo, plan fetchPlan, seenChanged bool) bool {
+// nothing, when the message's body is gone. seen is the change of flags
+// that the FETCH's implicit \Seen made to the message, or nil.
+func (c *conn) fetchMessage(seq uint32, m *store.MessageInfo, plan fetchPlan, seen *store.FlagUpdate) bool {
 	var body store.Body
 	if plan.body {
 		b, err := c.openBody(plan.ahead, m.UID)
@@ -394,25 +397,31 @@ func (c *conn) fetchMessage(seq uint32, m *store.MessageInfo, plan fetchPlan, se
 			}
 		}
 	}
+	flags, modSeq := m.Flags, m.ModSeq
+	if seen != nil {
+		flags, modSeq = seen.Flags, seen.ModSeq
+	}
 	w := c.w
 	w.str("* ")
 	w.num(uint64(seq))
 	w.str(" FETCH (")
-	hasFlags := false
+	hasUID, hasFlags, hasModSeq := false, false, false
 	for i, it := range plan.items {
 		if i > 0 {
 			w.byte(' ')
 		}
 		switch it.name {
 		case "UID":
+			hasUID = true
 			w.str("UID ")
 			w.num(uint64(m.UID))
 		case "FLAGS":
 			hasFlags = true
-			w.str("FLAGS (" + strings.Join(m.Flags.Names(), " ") + ")")
+			w.str("FLAGS (" + strings.Join(flags.Names(), " ") + ")")
 		case "MODSEQ":
+			hasModSeq = true
 			w.str("MODSEQ (")
-			w.num(uint64(m.ModSeq))
+			w.num(uint64(modSeq))
 			w.str(")")
 		case "INTERNALDATE":
 			w.str(`INTERNALDATE "` + m.InternalDate.Format("_2-Jan-2006 15:04:05 -0700") + `"`)
@@ -438,8 +447,22 @@ func (c *conn) fetchMessage(seq uint32, m *store.MessageInfo, plan fetchPlan, se
 			c.writeBinary(it, structure(), body, m.Size)
 		}
 	}
-	if seenChanged && !hasFlags {
-		w.str(" FLAGS (" + strings.Join(m.Flags.Names(), " ") + ")")
+	if seen != nil {
+		if !hasFlags {
+			w.str(" FLAGS (" + strings.Join(flags.Names(), " ") + ")")
+		}
+		// RFC 7162 3.1: once CONDSTORE is on, every FETCH response that
+		// reports a flag change carries UID and MODSEQ, one caused by a
+		// FETCH that set \Seen included.
+		if c.condstore && !hasUID {
+			w.str(" UID ")
+			w.num(uint64(m.UID))
+		}
+		if c.condstore && !hasModSeq {
+			w.str(" MODSEQ (")
+			w.num(uint64(modSeq))
+			w.str(")")
+		}
 	}
 	w.str(")\r\n")
 	return true

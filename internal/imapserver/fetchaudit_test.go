@@ -3,13 +3,16 @@ package imapserver
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/base64"
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/buzon-mail/buzon/internal/message"
+	"github.com/buzon-mail/buzon/internal/store"
 )
 
 // Regression tests for what an audit of FETCH against Dovecot's imaptest
@@ -75,6 +78,118 @@ func TestFetchNoNUL(t *testing.T) {
 		{"FETCH 1 (BINARY[1])", "* 1 FETCH (BINARY[1] " + lit8("body\x00text") + ")"},
 		{"FETCH 1 (BINARY[2])", "* 1 FETCH (BINARY[2] " + lit8("\x00\x01\x02") + ")"},
 	})
+}
+
+// TestFetchSetsSeenCondstore: with CONDSTORE on, the FETCH response that
+// reports the \Seen a FETCH set carries UID and MODSEQ (RFC 7162 3.1),
+// with the MODSEQ that change got, the one the view records as
+// reported: no later FETCH or sync reports the change again, and a change
+// another session made right after is reported by the sync after the
+// command, with its own MODSEQ.
+func TestFetchSetsSeenCondstore(t *testing.T) {
+	// modSeq asks the message's MODSEQ, in a command that changes nothing.
+	modSeq := func(c *client, seq int) string {
+		t.Helper()
+		untagged := c.mustOK(fmt.Sprintf("FETCH %d (MODSEQ)", seq))
+		if len(untagged) != 1 {
+			t.Fatalf("FETCH %d (MODSEQ): %q", seq, untagged)
+		}
+		_, after, _ := strings.Cut(untagged[0], "MODSEQ (")
+		return strings.TrimSuffix(after, "))")
+	}
+	t.Run("each form", func(t *testing.T) {
+		_, c := ownWritesEnv(t, func(st store.Store) store.Store { return st })
+		c.mustOK("ENABLE CONDSTORE")
+		for _, tc := range []struct{ fetch, want string }{
+			{"FETCH 1 (BODY[TEXT])", `* 1 FETCH (BODY[TEXT] ` + lit("one\r\n") + ` FLAGS (\Seen) UID 1 MODSEQ (%s))`},
+			{"FETCH 2 (RFC822.TEXT)", `* 2 FETCH (RFC822.TEXT ` + lit("two\r\n") + ` FLAGS (\Seen) UID 2 MODSEQ (%s))`},
+			{"UID FETCH 3 (FLAGS RFC822 MODSEQ)", `* 3 FETCH (UID 3 FLAGS (\Seen) RFC822 ` + lit("Subject: three\r\n\r\nthree\r\n") + ` MODSEQ (%s))`},
+		} {
+			untagged := c.mustOK(tc.fetch)
+			seq := tc.want[2:3]
+			want := fmt.Sprintf(tc.want, modSeq(c, int(seq[0]-'0')))
+			if len(untagged) != 1 || untagged[0] != want {
+				t.Errorf("%s: %q, want %q", tc.fetch, untagged, want)
+			}
+		}
+		if untagged := c.mustOK("NOOP"); len(untagged) != 0 {
+			t.Errorf("NOOP after: %q, want nothing: the changes were reported", untagged)
+		}
+		// Already \Seen: nothing changed, nothing more to say.
+		if untagged := c.mustOK("FETCH 1 (BODY[TEXT])"); len(untagged) != 1 || untagged[0] != "* 1 FETCH (BODY[TEXT] "+lit("one\r\n")+")" {
+			t.Errorf("FETCH of a seen message: %q", untagged)
+		}
+	})
+	t.Run("without CONDSTORE", func(t *testing.T) {
+		_, c := ownWritesEnv(t, func(st store.Store) store.Store { return st })
+		want := `* 1 FETCH (BODY[TEXT] ` + lit("one\r\n") + ` FLAGS (\Seen))`
+		if untagged := c.mustOK("FETCH 1 (BODY[TEXT])"); len(untagged) != 1 || untagged[0] != want {
+			t.Errorf("FETCH 1 (BODY[TEXT]): %q, want %q", untagged, want)
+		}
+	})
+	t.Run("another change right after", func(t *testing.T) {
+		var rs *raceAfterSeen
+		_, c := ownWritesEnv(t, func(st store.Store) store.Store {
+			rs = &raceAfterSeen{Store: st}
+			return rs
+		})
+		c.mustOK("ENABLE CONDSTORE")
+		rs.armed.Store(true)
+		untagged := c.mustOK("FETCH 2 (BODY[TEXT])")
+		seen, flagged := rs.seen.Load(), rs.flagged.Load()
+		if seen == 0 || flagged <= seen {
+			t.Fatalf("the race did not run: \\Seen at MODSEQ %d, \\Flagged at %d", seen, flagged)
+		}
+		want := []string{
+			fmt.Sprintf(`* 2 FETCH (BODY[TEXT] %s FLAGS (\Seen) UID 2 MODSEQ (%d))`, lit("two\r\n"), seen),
+			fmt.Sprintf(`* 2 FETCH (UID 2 FLAGS (\Seen \Flagged) MODSEQ (%d))`, flagged),
+		}
+		if strings.Join(untagged, "\n") != strings.Join(want, "\n") {
+			t.Errorf("FETCH 2 (BODY[TEXT]):\n got %q\nwant %q", untagged, want)
+		}
+	})
+}
+
+// raceAfterSeen, once armed, has another session add \Flagged to the
+// messages a session has just marked \Seen, before that session reads
+// them for its FETCH, and notes both MODSEQs.
+type raceAfterSeen struct {
+	store.Store
+	armed         atomic.Bool
+	seen, flagged atomic.Uint64
+}
+
+func (s *raceAfterSeen) Open(ctx context.Context, id int64) (store.Session, error) {
+	sess, err := s.Store.Open(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &raceSeenSession{Session: sess, s: s, account: id}, nil
+}
+
+type raceSeenSession struct {
+	store.Session
+	s       *raceAfterSeen
+	account int64
+}
+
+func (ss *raceSeenSession) StoreFlags(ctx context.Context, mailboxID int64, set store.UIDSet, op store.FlagOp, flags store.Flags, unchangedSince store.ModSeq) (store.FlagsResult, error) {
+	res, err := ss.Session.StoreFlags(ctx, mailboxID, set, op, flags, unchangedSince)
+	if err != nil || flags.System != store.FlagSeen || len(res.Updated) == 0 || !ss.s.armed.CompareAndSwap(true, false) {
+		return res, err
+	}
+	ss.s.seen.Store(uint64(res.Updated[0].ModSeq))
+	other, err := ss.s.Store.Open(ctx, ss.account)
+	if err != nil {
+		return res, err
+	}
+	defer other.Close()
+	fl, err := other.StoreFlags(ctx, mailboxID, set, store.FlagsAdd, store.Flags{System: store.FlagFlagged}, 0)
+	if err != nil {
+		return res, err
+	}
+	ss.s.flagged.Store(uint64(fl.Updated[0].ModSeq))
+	return res, nil
 }
 
 // memBody is a store.Body in memory.
