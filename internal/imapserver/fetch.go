@@ -389,9 +389,11 @@ func (c *conn) fetchMessage(seq uint32, m *store.MessageInfo, plan fetchPlan, se
 		}
 		return part
 	}
-	// Problems that make a NO are found before anything is written.
+	// Problems that make a NO are found before anything is written. Only a
+	// part to be decoded can have an encoding we cannot undo: BINARY[] is
+	// the whole message as it is.
 	for _, it := range plan.items {
-		if it.name == "BINARY" || it.name == "BINARY.SIZE" {
+		if (it.name == "BINARY" || it.name == "BINARY.SIZE") && len(it.section.path) > 0 {
 			if sp, err := structure().Section(it.section.path); err == nil && !message.KnownEncoding(sp.Encoding) {
 				xuserErrorf("UNKNOWN-CTE", "unknown Content-Transfer-Encoding %s", sp.Encoding) // RFC 3516 4.3
 			}

@@ -192,6 +192,27 @@ func (ss *raceSeenSession) StoreFlags(ctx context.Context, mailboxID int64, set 
 	return res, nil
 }
 
+// TestFetchBinaryWhole: BINARY[] is the message as it is: nothing decodes
+// its own transfer encoding, so an unknown one is no reason to refuse it.
+// What must be decoded still needs an encoding we know (RFC 3516 4.3).
+func TestFetchBinaryWhole(t *testing.T) {
+	e := newTestEnv(t)
+	msg := "Subject: strange\r\nContent-Transfer-Encoding: x-foo\r\n\r\nwhatever\r\n"
+	e.deliver("INBOX", msg)
+	c := e.login()
+	c.mustOK("SELECT INBOX")
+	checkFetches(t, c, []fetchCase{
+		{"FETCH 1 (BINARY.PEEK[])", "* 1 FETCH (BINARY[] " + lit(msg) + ")"},
+		{"FETCH 1 (BINARY.SIZE[])", fmt.Sprintf("* 1 FETCH (BINARY.SIZE[] %d)", len(msg))},
+		{"FETCH 1 (BINARY[]<9.7>)", "* 1 FETCH (BINARY[]<9> " + lit("strange") + ` FLAGS (\Seen))`},
+	})
+	for _, fetch := range []string{"FETCH 1 (BINARY.PEEK[1])", "FETCH 1 (BINARY.SIZE[1])"} {
+		if _, tagged := c.cmd(fetch); !strings.Contains(tagged, "NO [UNKNOWN-CTE]") {
+			t.Errorf("%s: %q, want NO [UNKNOWN-CTE]", fetch, tagged)
+		}
+	}
+}
+
 // memBody is a store.Body in memory.
 type memBody struct{ *bytes.Reader }
 
