@@ -671,6 +671,13 @@ func (c *conn) writeBinary(it fetchItem, part *message.Part, body store.Body, si
 	w := c.w
 	sp, err := part.Section(it.section.path)
 	if err != nil {
+		if it.name == "BINARY.SIZE" {
+			// RFC 3516 7 gives BINARY.SIZE a number, never NIL. BODY[n]
+			// and BINARY[n] of a part the message lacks answer NIL, no
+			// content: its size is 0.
+			w.str("BINARY.SIZE[" + it.section.text + "] 0")
+			return
+		}
 		c.writeSectionName(it)
 		w.str(" NIL")
 		return

@@ -213,6 +213,20 @@ func TestFetchBinaryWhole(t *testing.T) {
 	}
 }
 
+// TestFetchBinarySizeMissing: BINARY.SIZE of a part the message lacks is
+// 0. The grammar wants a number (RFC 3516 7), and BINARY and BODY of the
+// part answer NIL, no content.
+func TestFetchBinarySizeMissing(t *testing.T) {
+	e := newTestEnv(t)
+	e.deliver("INBOX", "Subject: one part\r\n\r\nhello\r\n")
+	c := e.login()
+	c.mustOK("EXAMINE INBOX")
+	checkFetches(t, c, []fetchCase{
+		{"FETCH 1 (BINARY.SIZE[3] BINARY[3] BODY[3])", "* 1 FETCH (BINARY.SIZE[3] 0 BINARY[3] NIL BODY[3] NIL)"},
+		{"FETCH 1 (BINARY.SIZE[1.2] BINARY.SIZE[1])", "* 1 FETCH (BINARY.SIZE[1.2] 0 BINARY.SIZE[1] 7)"},
+	})
+}
+
 // memBody is a store.Body in memory.
 type memBody struct{ *bytes.Reader }
 
