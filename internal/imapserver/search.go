@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/buzon-mail/buzon/internal/message"
@@ -284,6 +285,8 @@ type searchMsg struct {
 type searchBuffers struct {
 	header []byte // the header of a body part
 	lower  []byte // a header, lower-cased
+	chunk  []byte // what streamContains reads
+	hay    []byte // what it searches, lower-cased
 }
 
 func (sm *searchMsg) close() {
@@ -483,7 +486,7 @@ func (sm *searchMsg) bodyContains(sub string, header bool) bool {
 			return false
 		}
 		start, end := clip(p.BodyStart, p.End, sm.m.Size)
-		return streamContains(p.TextReader(io.NewSectionReader(sm.body, start, end-start)), needle)
+		return sm.bufs.streamContains(p.TextReader(io.NewSectionReader(sm.body, start, end-start)), needle)
 	}
 	return walk(sm.part)
 }
@@ -532,32 +535,57 @@ func (b *searchBuffers) foldedContains(h, needle []byte) bool {
 }
 
 // streamContains looks for a lower-case needle in the lower-cased text of
-// r, chunk by chunk with an overlap of the needle's length, so memory
-// stays small whatever the size of the part.
-func streamContains(r io.Reader, needle []byte) bool {
+// r, chunk by chunk, each searched with the end of the one before (the
+// needle's length less one byte), so memory stays small whatever the size
+// of the part.
+func (b *searchBuffers) streamContains(r io.Reader, needle []byte) bool {
 	if len(needle) == 0 {
 		return true
 	}
-	buf := make([]byte, 64*1024)
-	var pending []byte // an incomplete rune left from the last read
-	var tail []byte    // the end of the text already searched
+	if b.chunk == nil {
+		b.chunk = make([]byte, 64*1024)
+	}
+	hay := b.hay[:0]
+	defer func() { b.hay = hay[:0] }()
+	pending := 0 // bytes at the start of chunk: a rune the last read cut short
 	for {
-		n, err := io.ReadFull(r, buf)
-		data := append(pending, buf[:n]...)
+		n, err := io.ReadFull(r, b.chunk[pending:])
+		data := b.chunk[:pending+n]
 		cut := len(data)
 		if err == nil {
 			cut = fullRunes(data)
 		}
-		pending = bytes.Clone(data[cut:])
-		hay := append(tail, bytes.ToLower(data[:cut])...)
+		hay = appendLower(hay, data[:cut])
 		if bytes.Contains(hay, needle) {
 			return true
 		}
 		if err != nil {
 			return false
 		}
-		tail = bytes.Clone(hay[max(0, len(hay)-len(needle)+1):])
+		pending = copy(b.chunk, data[cut:])
+		keep := min(len(hay), len(needle)-1)
+		hay = hay[:copy(hay, hay[len(hay)-keep:])]
 	}
+}
+
+// appendLower appends s lower-cased to dst, as bytes.ToLower would
+// lower-case it.
+func appendLower(dst, s []byte) []byte {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			dst = append(dst, c)
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		dst = utf8.AppendRune(dst, unicode.ToLower(r))
+		i += size
+	}
+	return dst
 }
 
 // fullRunes returns the length of b without a UTF-8 sequence cut short at

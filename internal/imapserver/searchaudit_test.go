@@ -228,6 +228,35 @@ func TestFoldedContains(t *testing.T) {
 	}
 }
 
+// TestStreamContains: the text search finds a needle wherever it falls
+// against the edges of the chunks it reads, a letter cut in two by an edge
+// included, and a search with the same buffers does not see the text of
+// the one before.
+func TestStreamContains(t *testing.T) {
+	var b searchBuffers
+	const chunk = 64 * 1024
+	for off := chunk - 12; off <= chunk+4; off++ {
+		text := strings.Repeat("x", off) + "NÉEDLE" + strings.Repeat("x", 2*chunk)
+		if !b.streamContains(strings.NewReader(text), []byte("xnéedlex")) {
+			t.Errorf("needle at %d not found", off)
+		}
+		if b.streamContains(strings.NewReader(text), []byte("xnéedlf")) {
+			t.Errorf("needle at %d: another found", off)
+		}
+	}
+	if !b.streamContains(strings.NewReader("x"), []byte("")) {
+		t.Error("the empty needle not found")
+	}
+	b.streamContains(strings.NewReader(strings.Repeat("x", chunk+10)+"nee"), []byte("needle"))
+	if b.streamContains(strings.NewReader("dle"), []byte("needle")) {
+		t.Error("found with the text of the search before")
+	}
+	// Not UTF-8: compared as bytes.ToLower has it, invalid bytes as U+FFFD.
+	if !b.streamContains(strings.NewReader("caf\xe9 AU LAIT"), []byte("caf\uFFFD au lait")) {
+		t.Error("text that is not UTF-8 not found")
+	}
+}
+
 // fileBody is a message body read from a file, as the embedded store
 // serves it.
 type fileBody struct {
