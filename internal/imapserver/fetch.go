@@ -665,8 +665,8 @@ func (c *conn) writeSection(it fetchItem, part *message.Part, body store.Body, s
 }
 
 // writeBinary writes BINARY[part] or BINARY.SIZE[part] (RFC 3516 4):
-// content with its transfer encoding undone. The decoded size is found by
-// decoding once before streaming.
+// content with its transfer encoding undone, and a text part's line breaks
+// made CRLF. The decoded size is found by decoding once before streaming.
 func (c *conn) writeBinary(it fetchItem, part *message.Part, body store.Body, size int64) {
 	w := c.w
 	sp, err := part.Section(it.section.path)
@@ -682,14 +682,20 @@ func (c *conn) writeBinary(it fetchItem, part *message.Part, body store.Body, si
 		w.str(" NIL")
 		return
 	}
+	whole := len(it.section.path) == 0 // BINARY[]: the message as it is
 	start, end := clip(sp.BodyStart, sp.End, size)
-	if len(it.section.path) == 0 {
+	if whole {
 		start, end = clip(part.HeaderStart, part.End, size)
 	}
 	raw := func() io.Reader {
 		r := io.Reader(io.NewSectionReader(body, start, end-start))
-		if len(it.section.path) > 0 {
+		if !whole {
 			r = message.DecodeTransfer(sp.Encoding, r)
+			if sp.MediaType == "text" {
+				// Decoded text in its canonical form (RFC 2046 4.1.1),
+				// as a client asking for BINARY rather than BODY takes it.
+				r = message.CanonicalText(r)
+			}
 		}
 		return r
 	}

@@ -227,6 +227,30 @@ func TestFetchBinarySizeMissing(t *testing.T) {
 	})
 }
 
+// TestFetchBinaryText: BINARY of a text part has CRLF line breaks
+// whatever the sender encoded (RFC 2046 4.1.1), and BINARY.SIZE and
+// partial BINARY count those; other parts come as they decode.
+func TestFetchBinaryText(t *testing.T) {
+	e := newTestEnv(t)
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	e.deliver("INBOX", "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"+
+		"--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n"+b64("line1\nline2\n")+"\r\n"+
+		"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"+b64("a\nb\rc\x00")+"\r\n"+
+		"--b\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nold=0Dmac=0D=0Aand=0Aunix\r\n"+
+		"--b\r\nContent-Type: text/plain\r\n\r\nas stored\r\n--b--\r\n")
+	c := e.login()
+	c.mustOK("EXAMINE INBOX")
+	checkFetches(t, c, []fetchCase{
+		{"FETCH 1 (BINARY[1])", "* 1 FETCH (BINARY[1] " + lit("line1\r\nline2\r\n") + ")"},
+		{"FETCH 1 (BINARY.SIZE[1])", "* 1 FETCH (BINARY.SIZE[1] 14)"},
+		{"FETCH 1 (BINARY[1]<5.4>)", "* 1 FETCH (BINARY[1]<5> " + lit("\r\nli") + ")"},
+		{"FETCH 1 (BINARY[1]<12.10>)", "* 1 FETCH (BINARY[1]<12> " + lit("\r\n") + ")"},
+		{"FETCH 1 (BINARY[2] BINARY.SIZE[2])", "* 1 FETCH (BINARY[2] " + lit8("a\nb\rc\x00") + " BINARY.SIZE[2] 6)"},
+		{"FETCH 1 (BINARY[3] BINARY.SIZE[3])", "* 1 FETCH (BINARY[3] " + lit("old\r\nmac\r\nand\r\nunix") + " BINARY.SIZE[3] 19)"},
+		{"FETCH 1 (BINARY[4])", "* 1 FETCH (BINARY[4] " + lit("as stored") + ")"},
+	})
+}
+
 // memBody is a store.Body in memory.
 type memBody struct{ *bytes.Reader }
 
