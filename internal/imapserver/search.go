@@ -176,7 +176,10 @@ func parseSearch(p *parser, cmd *command) any {
 			default:
 				p.xerrorf("unknown RETURN option %s", opt)
 			}
-			a.ret = append(a.ret, opt)
+			// An option named twice is answered once, as Dovecot does.
+			if !slices.Contains(a.ret, opt) {
+				a.ret = append(a.ret, opt)
+			}
 		}
 		p.xspace()
 	}

@@ -157,6 +157,25 @@ func TestESearchModSeq(t *testing.T) {
 	check("SEARCH RETURN (MAX) "+found, `MAX 3 MODSEQ `+mod["3"])
 }
 
+// TestSearchReturnRepeated: a result option named twice is answered once.
+func TestSearchReturnRepeated(t *testing.T) {
+	e := newTestEnv(t)
+	e.deliver("INBOX", "Subject: one\n\nbody\n", `\Flagged`)
+	e.deliver("INBOX", "Subject: two\n\nbody\n")
+	c := e.login()
+	c.mustOK("SELECT INBOX")
+	if got := c.mustOK("SEARCH RETURN (MIN min COUNT MIN) ALL"); len(got) != 1 || got[0] != fmt.Sprintf(`* ESEARCH (TAG "t%d") MIN 1 COUNT 2`, c.n) {
+		t.Errorf("RETURN (MIN min COUNT MIN): %q", got)
+	}
+	// SAVE alone, if twice, still answers nothing (RFC 5182 2.2).
+	if got := c.mustOK("SEARCH RETURN (SAVE SAVE) FLAGGED"); len(got) != 0 {
+		t.Errorf("RETURN (SAVE SAVE): %q", got)
+	}
+	if got := c.mustOK("SEARCH $"); len(got) != 1 || got[0] != "* SEARCH 1" {
+		t.Errorf("SEARCH $ after RETURN (SAVE SAVE): %q", got)
+	}
+}
+
 // TestSearchTextPartHeaders: TEXT finds what the headers of body parts
 // say, an attachment's file name or description, down to the parts of an
 // encapsulated message, encoded words decoded (RFC 9051 6.4.4: "in the
