@@ -253,12 +253,22 @@ func (p *parser) xsearchKey(depth int) *searchKey {
 		p.xspace()
 		k.set = p.xnumSet(true)
 	case "MODSEQ":
-		// RFC 7162 3.1.5: MODSEQ [entry-name entry-type] mod-sequence-valzer
+		// RFC 7162 3.1.5, 7: MODSEQ [entry-name entry-type-req]
+		// mod-sequence-valzer, where the entry names a flag and its type is
+		// "priv", "shared" or "all". Flags have no MODSEQ of their own
+		// here: the entry is checked, then the message's MODSEQ compared.
 		p.xspace()
 		if p.peek() == '"' {
-			p.xquoted()
+			const prefix = "/flags/"
+			if name := p.xquoted(); len(name) <= len(prefix) || !strings.EqualFold(name[:len(prefix)], prefix) {
+				p.xerrorf("MODSEQ entry %q names no flag", name)
+			}
 			p.xspace()
-			p.xatom()
+			switch typ := p.xatom(); strings.ToLower(typ) {
+			case "priv", "shared", "all":
+			default:
+				p.xerrorf("unknown MODSEQ entry type %s", typ)
+			}
 			p.xspace()
 		}
 		k.num = int64(p.xnumber64())

@@ -176,6 +176,36 @@ func TestSearchReturnRepeated(t *testing.T) {
 	}
 }
 
+// TestSearchModSeqEntry: the entry of a MODSEQ key names a flag, and its
+// type is priv, shared or all (RFC 7162 7); anything else is BAD.
+func TestSearchModSeqEntry(t *testing.T) {
+	e := newTestEnv(t)
+	e.deliver("INBOX", "Subject: one\n\nbody\n")
+	c := e.login()
+	c.mustOK("SELECT INBOX")
+	for _, tc := range []struct {
+		criteria string
+		ok       bool
+	}{
+		{`MODSEQ "/flags/\\Seen" all 1`, true},
+		{`MODSEQ "/flags/\\Draft" priv 1`, true},
+		{`MODSEQ "/FLAGS/$Work" SHARED 1`, true},
+		{`MODSEQ 1`, true},
+		{`MODSEQ "/flags/\\Seen" bogus 1`, false},
+		{`MODSEQ "/flags/\\Seen" 1`, false},
+		{`MODSEQ "/shared/comment" all 1`, false},
+		{`MODSEQ "/flags/" all 1`, false},
+	} {
+		untagged, tagged := c.cmd("SEARCH " + tc.criteria)
+		switch {
+		case tc.ok && (!strings.Contains(tagged, " OK ") || len(untagged) != 1 || !strings.HasPrefix(untagged[0], "* SEARCH 1 (MODSEQ ")):
+			t.Errorf("SEARCH %s: %q %s, want message 1", tc.criteria, untagged, tagged)
+		case !tc.ok && !strings.Contains(tagged, " BAD "):
+			t.Errorf("SEARCH %s: %s, want BAD", tc.criteria, tagged)
+		}
+	}
+}
+
 // TestSearchTextPartHeaders: TEXT finds what the headers of body parts
 // say, an attachment's file name or description, down to the parts of an
 // encapsulated message, encoded words decoded (RFC 9051 6.4.4: "in the
