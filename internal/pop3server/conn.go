@@ -217,7 +217,12 @@ func (c *conn) readLine(limit int) (string, error) {
 	idle := start.Add(c.srv.cfg.POP3.IdleTimeout.D())
 	c.raw.SetReadDeadline(c.pauseDeadline(start, idle))
 	if c.srv.closing.Load() {
-		c.goodbye()
+		if c.mustLeave() {
+			c.goodbye()
+		}
+		// Shutdown's interruption may have come before the deadline set
+		// above replaced it: set one that ends the drain.
+		c.raw.SetReadDeadline(c.pauseDeadline(start, idle))
 	}
 	absurd := max(limit, c.srv.cfg.Limits.MaxLineLength)
 	var line []byte
@@ -239,13 +244,13 @@ func (c *conn) readLine(limit int) (string, error) {
 			}
 			continue
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			if c.srv.closing.Load() {
+			if c.mustLeave() {
 				c.goodbye()
 			}
 			if time.Now().Before(idle) {
 				c.pause(start)
 				c.raw.SetReadDeadline(c.pauseDeadline(start, idle))
-				if c.srv.closing.Load() {
+				if c.mustLeave() {
 					c.goodbye() // Shutdown's interruption came meanwhile
 				}
 				continue
@@ -265,12 +270,26 @@ func (c *conn) readLine(limit int) (string, error) {
 	return string(line), nil
 }
 
+// mustLeave reports whether Shutdown has started and the session must
+// end before its next command: at once unless it is in TRANSACTION, and
+// then once the drain Shutdown allows is over.
+func (c *conn) mustLeave() bool {
+	if !c.srv.closing.Load() {
+		return false
+	}
+	return c.state != stateTransaction || time.Now().UnixNano() >= c.srv.drainUntil.Load()
+}
+
 // pauseDeadline is when a session waiting since start for the client's
 // next command has something to do: record the retrievals so far
 // (recordRetrievalsDelay), let go of the bodies read ahead
-// (Config.ReadAheadIdle), or, at idle, give up on the client.
+// (Config.ReadAheadIdle), end its drain after Shutdown, or, at idle,
+// give up on the client.
 func (c *conn) pauseDeadline(start, idle time.Time) time.Time {
 	d := idle
+	if c.srv.closing.Load() {
+		d = earliest(d, time.Unix(0, c.srv.drainUntil.Load()))
+	}
 	if c.unrecorded > 0 {
 		d = earliest(d, start.Add(recordRetrievalsDelay))
 	}

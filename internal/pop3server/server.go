@@ -94,6 +94,14 @@ const maxCommandLine = 1024
 // so a RETR is one read from the store and one or two writes to the client.
 const bodyBufSize = 64 * 1024
 
+// How long sessions in TRANSACTION may go on once Shutdown starts: until
+// drainMargin before its context's deadline, so that they are told
+// goodbye before it, or for drainTime if it has none.
+const (
+	drainMargin = time.Second
+	drainTime   = 10 * time.Second
+)
+
 // Server is a POP3 server. Create it with New.
 type Server struct {
 	cfg Config
@@ -102,6 +110,10 @@ type Server struct {
 	// closing is set once Shutdown starts; sessions check it before
 	// reading each command.
 	closing atomic.Bool
+	// drainUntil (Unix nanoseconds, set before closing) is how long
+	// sessions in TRANSACTION may go on after Shutdown starts (see
+	// conn.mustLeave).
+	drainUntil atomic.Int64
 	// baseCtx is the parent of every session's context; cancel ends
 	// them all when Shutdown runs out of time.
 	baseCtx context.Context
@@ -238,12 +250,21 @@ func (s *Server) removeConn(c *conn) {
 	s.wg.Done()
 }
 
-// Shutdown stops accepting connections and ends every session: at its next
-// command, or at once if it is waiting for one, a session hears
-// "-ERR [SYS/TEMP] server shutting down" and is closed without applying
-// its pending deletions. Shutdown waits for the sessions to end until ctx
-// is done; then it closes the rest and returns ctx's error.
+// Shutdown stops accepting connections and ends every session. A session
+// that has not logged in hears "-ERR [SYS/TEMP] server shutting down" at
+// once. One in TRANSACTION state goes on until its QUIT, which applies
+// its deletions, until shortly before ctx's deadline (drainTime when
+// ctx has none): a client downloading and deleting would otherwise
+// download again, after the restart, what it had already stored. Past
+// that it is told goodbye too, without its deletions applied (RFC 1939
+// 6). Shutdown waits for the sessions to end until ctx is done; then it
+// closes the rest and returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
+	drainUntil := time.Now().Add(drainTime)
+	if d, ok := ctx.Deadline(); ok {
+		drainUntil = d.Add(-drainMargin)
+	}
+	s.drainUntil.Store(drainUntil.UnixNano())
 	s.mu.Lock()
 	s.closing.Store(true)
 	for l := range s.listeners {

@@ -600,7 +600,8 @@ func TestShutdownGivesUp(t *testing.T) {
 
 // TestShutdownWhileRecordingAtPause: a Shutdown that comes while a session
 // records its retrievals at a pause is not lost: the session says goodbye
-// rather than wait for the client until the idle timeout.
+// when the drain ends rather than wait for the client until the idle
+// timeout.
 func TestShutdownWhileRecordingAtPause(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	st := &faultStore{Store: openStore(t, t.TempDir())}
@@ -618,7 +619,7 @@ func TestShutdownWhileRecordingAtPause(t *testing.T) {
 	<-entered // the client paused; the session records the RETR
 	done := make(chan error, 1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), pop3server.DrainMargin+time.Second)
 		defer cancel()
 		done <- env.Server.Shutdown(ctx)
 	}()
@@ -665,4 +666,91 @@ func loggedIn(t *testing.T, env *pop3test.Env, cmds ...string) net.Conn {
 	t.Cleanup(func() { conn.Close() })
 	fmt.Fprintf(conn, "USER %s\r\nPASS %s\r\n%s\r\n", alice, pop3test.Password, strings.Join(cmds, "\r\n"))
 	return conn
+}
+
+// TestShutdownDrainsTransactions: on Shutdown, a session that has not
+// logged in is told goodbye at once; one in TRANSACTION may still QUIT,
+// and its deletions are applied, so that a client downloading and
+// deleting does not download again after a restart what it had stored.
+// One that does not QUIT before the drain ends is told goodbye without
+// them (RFC 1939 6).
+func TestShutdownDrainsTransactions(t *testing.T) {
+	login := func(t *testing.T, env *pop3test.Env) (net.Conn, *bufio.Reader) {
+		t.Helper()
+		conn, err := net.Dial("tcp", env.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		fmt.Fprintf(conn, "USER %s\r\nPASS %s\r\nDELE 1\r\n", alice, pop3test.Password)
+		r := bufio.NewReader(conn)
+		for i := 0; i < 4; i++ {
+			if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "+OK") {
+				t.Fatalf("got %q, %v", line, err)
+			}
+		}
+		return conn, r
+	}
+	readLine := func(t *testing.T, r *bufio.Reader) string {
+		t.Helper()
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		return line
+	}
+
+	t.Run("quit", func(t *testing.T) {
+		env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{})
+		env.Append(t, alice, []byte(msgHello), store.Flags{})
+		env.Append(t, alice, []byte(msgHello), store.Flags{})
+		conn, r := login(t, env)
+		waiting, err := net.Dial("tcp", env.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer waiting.Close()
+		wr := bufio.NewReader(waiting)
+		readLine(t, wr) // greeting
+
+		done := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			done <- env.Server.Shutdown(ctx)
+		}()
+		if line := readLine(t, wr); !strings.HasPrefix(line, "-ERR [SYS/TEMP] ") {
+			t.Errorf("session not logged in: %q, want goodbye", line)
+		}
+		fmt.Fprintf(conn, "STAT\r\nQUIT\r\n")
+		if line := readLine(t, r); !strings.HasPrefix(line, "+OK 1 ") {
+			t.Errorf("STAT during the drain: %q", line)
+		}
+		if line := readLine(t, r); !strings.HasPrefix(line, "+OK") {
+			t.Errorf("QUIT during the drain: %q", line)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("Shutdown = %v", err)
+		}
+		if inbox := env.Inbox(t, alice); len(inbox) != 1 {
+			t.Errorf("INBOX after QUIT holds %d messages; want 1, DELE applied", len(inbox))
+		}
+	})
+
+	t.Run("no quit", func(t *testing.T) {
+		env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{})
+		env.Append(t, alice, []byte(msgHello), store.Flags{})
+		_, r := login(t, env)
+		ctx, cancel := context.WithTimeout(context.Background(), pop3server.DrainMargin+500*time.Millisecond)
+		defer cancel()
+		if err := env.Server.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown = %v; want the session told goodbye before the deadline", err)
+		}
+		if line := readLine(t, r); !strings.HasPrefix(line, "-ERR [SYS/TEMP] ") {
+			t.Errorf("idle session after the drain: %q, want goodbye", line)
+		}
+		if inbox := env.Inbox(t, alice); len(inbox) != 1 {
+			t.Errorf("INBOX holds %d messages; want 1, DELE not applied", len(inbox))
+		}
+	})
 }
