@@ -2,6 +2,8 @@ package pop3server
 
 import (
 	"errors"
+	"math"
+	"strconv"
 	"strings"
 )
 
@@ -61,19 +63,31 @@ func parseCommand(line string) (command, error) {
 }
 
 // parseNumber reads a message number or line count: decimal digits only,
-// no sign, at most nine of them so it fits any int.
+// no sign. A number past math.MaxInt32 reads as math.MaxInt32: no message
+// has that number, and TOP with that many lines sends the whole body, as
+// RFC 1939 7 asks for any count larger than the body.
 func parseNumber(s string) (int, bool) {
-	if s == "" || len(s) > 9 {
+	if s == "" {
 		return 0, false
 	}
-	n := 0
+	var n int64
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
 			return 0, false
 		}
-		n = n*10 + int(s[i]-'0')
+		n = min(n*10+int64(s[i]-'0'), math.MaxInt32)
 	}
-	return n, true
+	return int(n), true
+}
+
+// echo quotes a client's argument for an error response, cut short so
+// that the response stays within RFC 2449 4's 512 octets.
+func echo(arg string) string {
+	const max = 40
+	if len(arg) > max {
+		return strconv.Quote(arg[:max]) + "..."
+	}
+	return strconv.Quote(arg)
 }
 
 // state is a POP3 session state (RFC 1939 3), as a bit so a command can

@@ -3,6 +3,7 @@ package pop3server
 import (
 	"bytes"
 	"io"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -47,7 +48,9 @@ func TestParseNumber(t *testing.T) {
 	}{
 		{"0", 0, true}, {"1", 1, true}, {"007", 7, true}, {"999999999", 999999999, true},
 		{"", 0, false}, {"-1", 0, false}, {"+1", 0, false}, {"1x", 0, false},
-		{"1000000000", 0, false}, {" 1", 0, false}, {"١", 0, false},
+		{"1000000000", 1000000000, true}, {"2147483647", math.MaxInt32, true},
+		{"99999999999999999999999", math.MaxInt32, true}, // saturates: RFC 1939 TOP allows any count
+		{" 1", 0, false}, {"١", 0, false},
 	} {
 		if got, ok := parseNumber(tc.s); got != tc.want || ok != tc.ok {
 			t.Errorf("parseNumber(%q) = %d, %v; want %d, %v", tc.s, got, ok, tc.want, tc.ok)

@@ -35,7 +35,7 @@ func (c *conn) maildropSize() (count int, size int64) {
 func (c *conn) xmessage(arg string) (int, *message) {
 	n, ok := parseNumber(arg)
 	if !ok {
-		xuser("", "invalid message number %q", arg)
+		xuser("", "invalid message number %s", echo(arg))
 	}
 	if n < 1 || n > len(c.msgs) {
 		xuser("", "no such message, only %d messages in maildrop", len(c.msgs))
@@ -158,7 +158,7 @@ func (c *conn) cmdTop(cmd command) {
 	n, _ := c.xmessage(cmd.args[0])
 	lines, ok := parseNumber(cmd.args[1])
 	if !ok {
-		xuser("", "invalid line count %q", cmd.args[1])
+		xuser("", "invalid line count %s", echo(cmd.args[1]))
 	}
 	c.sendMessage(n, lines)
 }
