@@ -21,7 +21,7 @@ func runCheck(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	st, err := openStore(cfg, newLogger(cfg.Log, stderr), false)
+	st, err := openStore(cfg, newLogger(cfg.Log, stderr), useExisting)
 	if err != nil {
 		return err
 	}

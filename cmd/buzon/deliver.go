@@ -28,20 +28,23 @@ func runDeliver(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 		fmt.Fprintln(stderr, "usage: buzon deliver [--data DIR] RECIPIENT... < message")
 		fs.PrintDefaults()
 	}
+	// A command line that cannot run is a mailbox_command to fix: the MTA
+	// keeps the message (75) rather than bounce it, as it would for an
+	// exit code outside sysexits.
 	rcpts, err := parseInterleaved(fs, args)
 	if err != nil {
-		return usageError{err.Error()}
+		return &exitError{exTempFail, usageError{err.Error()}}
 	}
 	if len(rcpts) == 0 {
 		fs.Usage()
-		return usageError{"no recipient"}
+		return &exitError{exTempFail, usageError{"no recipient"}}
 	}
 	cfg, err := cf.load()
 	if err != nil {
 		return &exitError{exTempFail, err}
 	}
 	log := newLogger(cfg.Log, stderr)
-	st, err := openStore(cfg, log, false)
+	st, err := openStore(cfg, log, useExisting)
 	if err != nil {
 		return &exitError{exTempFail, err}
 	}

@@ -8,8 +8,10 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -319,6 +321,21 @@ func TestDeliverAndDownload(t *testing.T) {
 	}
 	if _, _, code := buzon(t, small, "deliver", "--data", filepath.Join(in.data, "lmtp.sock"), "bob@example.org"); code != exTempFail {
 		t.Errorf("unusable data folder: exit %d, want %d", code, exTempFail)
+	}
+	// A mailbox_command with a wrong --data (a typo, a mount missing) keeps
+	// the mail queued: no empty store is made, no "unknown user" bounce.
+	wrong := filepath.Join(t.TempDir(), "not-the-data")
+	if _, _, code := buzon(t, small, "deliver", "--data", wrong, "bob@example.org"); code != exTempFail {
+		t.Errorf("data folder without a store: exit %d, want %d", code, exTempFail)
+	}
+	if _, err := os.Stat(wrong); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("deliver made %s: %v", wrong, err)
+	}
+	// So does a command line it cannot run.
+	for _, args := range [][]string{{"deliver", "--data", in.data}, {"deliver", "--bogus", "--data", in.data, "bob@example.org"}} {
+		if _, _, code := buzon(t, small, args...); code != exTempFail {
+			t.Errorf("buzon %v: exit %d, want %d", args, code, exTempFail)
+		}
 	}
 	dir := t.TempDir()
 	host, port := in.hostPort("pop3")

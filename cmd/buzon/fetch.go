@@ -121,7 +121,7 @@ func fetchStoreOpener(log *slog.Logger) fetch.StoreOpener {
 		if err := cfg.Validate(); err != nil {
 			return nil, nil, err
 		}
-		st, err := openStore(cfg, log, false)
+		st, err := openStore(cfg, log, useExisting)
 		if err != nil {
 			return nil, nil, err
 		}

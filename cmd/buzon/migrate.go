@@ -69,7 +69,7 @@ func runMigrateStore(args []string, _ io.Reader, stdout, stderr io.Writer) error
 	log := newLogger(config.Log{Level: "warn"}, stderr)
 	cfg := config.Default()
 	cfg.Data = *from
-	src, err := openStore(cfg, log, false)
+	src, err := openStore(cfg, log, useExisting)
 	if err != nil {
 		return err
 	}

@@ -76,7 +76,7 @@ func runServe(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 // gracefully.
 func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) error {
 	log := newLogger(cfg.Log, stderr)
-	st, err := openStore(cfg, log, true)
+	st, err := openStore(cfg, log, useServe)
 	if err != nil {
 		return err
 	}

@@ -13,20 +13,44 @@ import (
 	"github.com/buzon-mail/buzon/internal/store/sqlite"
 )
 
+// How a command opens the store (openStore).
+type storeUse int
+
+const (
+	// useServe: the server, which creates an embedded store on first
+	// start and listens for the other processes' change notifications.
+	useServe storeUse = iota
+	// useCreate: a command that may create the store (user add before
+	// the first start).
+	useCreate
+	// useExisting: a command that only makes sense on a store that
+	// exists. A wrong --data for `buzon deliver` must not create an
+	// empty store and bounce every message as for an unknown user.
+	useExisting
+)
+
 // openStore opens the configured backend; this is the one place that knows
 // which backends exist. With sqlite, only the server listens for other
 // processes' change notifications; commands just send them. PostgreSQL
 // carries notifications between every process and node itself.
-func openStore(cfg config.Config, log *slog.Logger, serving bool) (store.Store, error) {
+func openStore(cfg config.Config, log *slog.Logger, use storeUse) (store.Store, error) {
 	switch cfg.Store.Backend {
 	case "sqlite":
+		if use == useExisting {
+			switch ok, err := sqlite.Exists(cfg.Data); {
+			case err != nil:
+				return nil, fmt.Errorf("data folder: %w", err)
+			case !ok:
+				return nil, fmt.Errorf("no store in data folder %s (is --data right?)", cfg.Data)
+			}
+		}
 		if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 			return nil, fmt.Errorf("data folder: %w", err)
 		}
 		sc := sqlite.DefaultConfig()
 		sc.Dir = cfg.Data
 		sc.Logger = log
-		sc.Listen = serving
+		sc.Listen = use == useServe
 		sc.MaxOpenAccounts = cfg.Store.MaxOpenAccounts
 		sc.MaxMailboxes = cfg.Limits.MaxMailboxes
 		return sqlite.Open(sc)

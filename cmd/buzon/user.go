@@ -54,7 +54,7 @@ unlimited.`)
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
-	st, err := openStore(cfg, log, false)
+	st, err := openStore(cfg, log, useCreate)
 	if err != nil {
 		return err
 	}

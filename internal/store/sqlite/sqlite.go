@@ -37,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -172,6 +173,15 @@ type bodyWriter interface {
 	Close() error
 }
 
+// Exists reports whether dir holds a store that Open made before.
+func Exists(dir string) (bool, error) {
+	_, err := os.Stat(filepath.Join(dir, accountsDB))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // Open opens (creating if needed) the store in cfg.Dir.
 func Open(cfg Config) (*Store, error) {
 	cfg = cfg.withDefaults()
@@ -210,7 +220,7 @@ func Open(cfg Config) (*Store, error) {
 		s.dirLock.Close()
 		return nil, fmt.Errorf("sqlite store: lock data folder: %w", err)
 	}
-	if s.adb, err = openDB(filepath.Join(dir, "accounts.db"), cfg.ReadConns+1, cfg.BusyTimeout); err == nil {
+	if s.adb, err = openDB(filepath.Join(dir, accountsDB), cfg.ReadConns+1, cfg.BusyTimeout); err == nil {
 		err = s.migrateAccounts()
 	}
 	if err == nil {
@@ -262,6 +272,7 @@ func (s *Store) Close() error {
 
 // Names inside the data folder.
 const (
+	accountsDB   = "accounts.db"
 	accountsDir  = "accounts"
 	trashDir     = "trash"
 	notifySocket = "notify.sock"
