@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"sync/atomic"
+	"time"
 )
 
 // readBufSize is how much a connection reads from the socket at once.
@@ -13,14 +14,17 @@ import (
 const readBufSize = 64 * 1024
 
 // bufferedListener hands go-smtp connections that read in large pieces.
-type bufferedListener struct{ net.Listener }
+type bufferedListener struct {
+	net.Listener
+	readTimeout time.Duration
+}
 
 func (l bufferedListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, readBufSize)}, nil
+	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, readBufSize), readTimeout: l.readTimeout}, nil
 }
 
 // bufferedConn is a connection whose reads go through a large buffer.
@@ -34,9 +38,18 @@ type bufferedConn struct {
 	// io.EOF for the normal end of a BDAT chunk (RFC 3030) it reads with
 	// io.Copy, and a chunk cut short would be delivered as if whole.
 	inTx atomic.Bool
+	// readTimeout bounds each wait for the client's bytes within a
+	// transaction. go-smtp sets its read deadline once per command
+	// line, so a message's data had to arrive whole within it; a slow
+	// link then timed out mid-message, and the rest of the message was
+	// read as commands.
+	readTimeout time.Duration
 }
 
 func (c *bufferedConn) Read(p []byte) (int, error) {
+	if c.readTimeout > 0 && c.r.Buffered() == 0 && c.inTx.Load() {
+		c.Conn.SetReadDeadline(time.Now().Add(c.readTimeout))
+	}
 	n, err := c.r.Read(p)
 	if err == io.EOF && c.inTx.Load() {
 		err = io.ErrUnexpectedEOF

@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -95,7 +96,7 @@ func orDefault[T int | int64 | time.Duration](v, def T) T {
 
 // Serve accepts LMTP connections on l (TCP or unix) until Shutdown.
 func (s *Server) Serve(l net.Listener) error {
-	err := s.smtp.Serve(bufferedListener{l})
+	err := s.smtp.Serve(bufferedListener{l, s.smtp.ReadTimeout})
 	if errors.Is(err, smtp.ErrServerClosed) {
 		return nil
 	}
@@ -286,14 +287,29 @@ func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 		} else {
 			s.srv.log.Error("spool", "remote", s.remote, "err", err)
 		}
+		// The rest of the data is read and dropped, so that the reply
+		// comes after it, one per recipient, and the data is not read as
+		// commands. go-smtp does that itself for DATA; a BDAT chunk it
+		// would leave unread, answering once for all the recipients.
+		// A read error (the line limit, the connection) stops it.
+		io.Copy(io.Discard, r)
 		return smtpError(err)
 	}
 	defer msg.Close()
+	// A recipient named twice gets one copy and the same reply twice
+	// (RFC 2033 4.2: a reply per successful RCPT), as Dovecot does: an MTA
+	// whose aliases expand to one address twice does not deliver twice.
+	done := map[string]error{}
 	var last error
 	for _, rcpt := range s.rcpts {
-		_, err := s.srv.cfg.Deliverer.DeliverAccount(ctx, rcpt.acct, msg)
-		if err != nil {
-			s.srv.log.Warn("delivery failed", "rcpt", rcpt.addr, "from", s.from, "err", err)
+		key := strings.ToLower(rcpt.addr)
+		err, dup := done[key]
+		if !dup {
+			_, err = s.srv.cfg.Deliverer.DeliverAccount(ctx, rcpt.acct, msg)
+			if err != nil {
+				s.srv.log.Warn("delivery failed", "rcpt", rcpt.addr, "from", s.from, "err", err)
+			}
+			done[key] = err
 		}
 		if status != nil {
 			status.SetStatus(rcpt.addr, smtpError(err))

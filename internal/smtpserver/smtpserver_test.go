@@ -31,7 +31,7 @@ type fixture struct {
 	ids  map[string]int64
 }
 
-func newFixture(t *testing.T, maxSize int64) *fixture {
+func newFixture(t *testing.T, maxSize int64, opts ...func(*Config)) *fixture {
 	t.Helper()
 	cfg := sqlite.DefaultConfig()
 	cfg.Dir = t.TempDir()
@@ -52,13 +52,17 @@ func newFixture(t *testing.T, maxSize int64) *fixture {
 	if err := st.SetQuota(ctx, "bob@example.org", store.Quota{MaxMessages: 1}); err != nil {
 		t.Fatal(err)
 	}
-	f.srv = New(Config{
+	scfg := Config{
 		Deliverer:      &delivery.Deliverer{Store: st},
 		Spooler:        &delivery.Spooler{Dir: t.TempDir(), MemoryLimit: 1 << 16, MaxSize: maxSize},
 		Hostname:       "mx.example.org",
 		MaxMessageSize: maxSize,
 		Logger:         slog.New(slog.NewTextHandler(testWriter{t}, nil)),
-	})
+	}
+	for _, o := range opts {
+		o(&scfg)
+	}
+	f.srv = New(scfg)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -380,5 +384,170 @@ func TestBDATCutShort(t *testing.T) {
 	}
 	if got := f.inbox(t, "alice@example.org"); len(got) != 0 {
 		t.Errorf("alice has %d messages from transactions cut short: %q", len(got), got)
+	}
+}
+
+// TestDuplicateRecipient: a recipient named twice in a transaction (an
+// MTA's aliases expanding to one address twice) gets one copy, and a
+// reply for each RCPT, in order (RFC 2033 4.2). A +detail address is
+// another recipient.
+func TestDuplicateRecipient(t *testing.T) {
+	f := newFixture(t, 0)
+	rcpts := []string{"alice@example.org", "alice@example.org", "Alice@Example.ORG", "alice+news@example.org"}
+	lines := []string{"LHLO client.example.net", "MAIL FROM:<carol@example.net>"}
+	for _, r := range rcpts {
+		lines = append(lines, "RCPT TO:<"+r+">")
+	}
+	replies := lmtpSession(t, f.addr, lines, testMessage)
+	if len(replies) != len(rcpts) {
+		t.Fatalf("replies after the data: %q, want one per RCPT", replies)
+	}
+	for i, r := range replies {
+		if !strings.HasPrefix(r, "250 ") || !strings.Contains(r, "<"+rcpts[i]+">") {
+			t.Errorf("reply %d: %q, want 250 for %s", i+1, r, rcpts[i])
+		}
+	}
+	if got := f.inbox(t, "alice@example.org"); len(got) != 2 {
+		t.Errorf("alice's INBOX holds %d messages, want 2 (one for alice, one for alice+news)", len(got))
+	}
+}
+
+// lmtpSession sends lines (each must be answered 250), then DATA and msg,
+// and returns the replies that follow the data: those before the reply
+// to a NOOP sent after it.
+func lmtpSession(t *testing.T, addr string, lines []string, msg string) []string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	reply := func() string {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("reading a reply: %v", err)
+			}
+			if len(line) < 4 || line[3] != '-' {
+				return strings.TrimRight(line, "\r\n")
+			}
+		}
+	}
+	reply() // greeting
+	for _, line := range lines {
+		fmt.Fprintf(c, "%s\r\n", line)
+		if r := reply(); !strings.HasPrefix(r, "250") {
+			t.Fatalf("%s: %q", line, r)
+		}
+	}
+	fmt.Fprintf(c, "DATA\r\n")
+	if r := reply(); !strings.HasPrefix(r, "354") {
+		t.Fatalf("DATA: %q", r)
+	}
+	fmt.Fprintf(c, "%s.\r\nNOOP\r\n", msg)
+	var got []string
+	for {
+		r := reply()
+		if strings.Contains(r, "nothing") { // the NOOP's
+			return got
+		}
+		got = append(got, r)
+	}
+}
+
+// TestSlowData: the read timeout bounds each wait for the client, not the
+// whole message: data that keeps coming, slower than the timeout in all,
+// is delivered, and its lines are never read as commands.
+func TestSlowData(t *testing.T) {
+	const timeout = 2 * time.Second
+	f := newFixture(t, 0, func(c *Config) { c.ReadTimeout = timeout })
+	c, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	reply := func() string {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		line, err := r.ReadString('\n')
+		for err == nil && len(line) >= 4 && line[3] == '-' {
+			line, err = r.ReadString('\n')
+		}
+		if err != nil {
+			t.Fatalf("reading a reply: %v", err)
+		}
+		return line
+	}
+	reply()
+	for _, line := range []string{"LHLO test", "MAIL FROM:<carol@example.net>", "RCPT TO:<alice@example.org>", "DATA"} {
+		fmt.Fprintf(c, "%s\r\n", line)
+		reply()
+	}
+	io.WriteString(c, "Subject: slow\r\n\r\n")
+	// Four pauses of half the timeout: twice the timeout in all.
+	for range 4 {
+		time.Sleep(timeout / 2) // pacing the client, not an assertion
+		io.WriteString(c, "RSET\r\n")
+	}
+	io.WriteString(c, ".\r\n")
+	if got := reply(); !strings.HasPrefix(got, "250") {
+		t.Fatalf("slow message: %q", got)
+	}
+	want := "Subject: slow\r\n\r\n" + strings.Repeat("RSET\r\n", 4)
+	if got := f.inbox(t, "alice@example.org"); len(got) != 1 || got[0] != want {
+		t.Errorf("alice's INBOX: %q, want %q", got, want)
+	}
+}
+
+// TestBDATRefusedPerRecipient: a BDAT chunk the spool cannot take (here
+// its folder is missing, found once the chunk outgrows memory) is read to
+// its end and answered once per recipient (RFC 2033 4.2), so that the
+// next command's reply is not taken for a recipient's, and the rest of
+// the chunk is not read as commands.
+func TestBDATRefusedPerRecipient(t *testing.T) {
+	f := newFixture(t, 1<<20, func(c *Config) {
+		c.Spooler = &delivery.Spooler{Dir: filepath.Join(t.TempDir(), "missing"), MemoryLimit: 1 << 16, MaxSize: 1 << 20}
+	})
+	c, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	reply := func() string {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		line, err := r.ReadString('\n')
+		for err == nil && len(line) >= 4 && line[3] == '-' {
+			line, err = r.ReadString('\n')
+		}
+		if err != nil {
+			t.Fatalf("reading a reply: %v", err)
+		}
+		return strings.TrimRight(line, "\r\n")
+	}
+	reply()
+	for _, line := range []string{"LHLO test", "MAIL FROM:<carol@example.net>", "RCPT TO:<alice@example.org>", "RCPT TO:<bob@example.org>"} {
+		fmt.Fprintf(c, "%s\r\n", line)
+		if got := reply(); !strings.HasPrefix(got, "250") {
+			t.Fatalf("%s: %q", line, got)
+		}
+	}
+	chunk := "Subject: big\r\n\r\n" + strings.Repeat("RSET\r\n", 30000)
+	fmt.Fprintf(c, "BDAT %d LAST\r\n%sNOOP\r\n", len(chunk), chunk)
+	for _, rcpt := range []string{"alice@example.org", "bob@example.org"} {
+		if got := reply(); !strings.HasPrefix(got, "4") {
+			t.Errorf("reply for %s: %q, want a temporary failure", rcpt, got)
+		}
+	}
+	if got := reply(); !strings.Contains(got, "nothing") {
+		t.Errorf("reply to the NOOP: %q", got)
+	}
+	if got := f.inbox(t, "alice@example.org"); len(got) != 0 {
+		t.Errorf("alice's INBOX: %q", got)
 	}
 }
