@@ -551,3 +551,38 @@ func TestBDATRefusedPerRecipient(t *testing.T) {
 		t.Errorf("alice's INBOX: %q", got)
 	}
 }
+
+// TestBDATWithSmallLineLimit: a line limit set low (limits.max_line_length
+// may be 1024) does not cut a BDAT chunk of a few KB whose lines are short.
+func TestBDATWithSmallLineLimit(t *testing.T) {
+	f := newFixture(t, 1<<20, func(c *Config) { c.MaxLineLength = 1024 })
+	msg := "Subject: chunks\r\n\r\n" + strings.Repeat("a short line of the message\r\n", 200)
+	c, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	reply := func() string {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		line, err := r.ReadString('\n')
+		for err == nil && len(line) >= 4 && line[3] == '-' {
+			line, err = r.ReadString('\n')
+		}
+		if err != nil {
+			t.Fatalf("reading a reply: %v", err)
+		}
+		return line
+	}
+	reply()
+	fmt.Fprintf(c, "LHLO test\r\nMAIL FROM:<carol@example.net>\r\nRCPT TO:<alice@example.org>\r\nBDAT %d LAST\r\n%s", len(msg), msg)
+	for i := range 4 {
+		if got := reply(); !strings.HasPrefix(got, "250") {
+			t.Fatalf("reply %d: %q", i+1, got)
+		}
+	}
+	if got := f.inbox(t, "alice@example.org"); len(got) != 1 || got[0] != msg {
+		t.Errorf("alice's INBOX: %d messages", len(got))
+	}
+}
