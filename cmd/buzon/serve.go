@@ -114,7 +114,8 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 	lmtp := smtpserver.New(smtpserver.Config{
 		Deliverer: &delivery.Deliverer{Store: st, Logger: log, Observe: metrics.Delivered}, Spooler: spooler,
 		Hostname: cfg.Hostname, MaxRecipients: cfg.Delivery.MaxRecipients,
-		MaxMessageSize: cfg.Limits.MaxMessageSize, MaxLineLength: cfg.Limits.MaxLineLength, Logger: log,
+		MaxMessageSize: cfg.Limits.MaxMessageSize, MaxLineLength: cfg.Limits.MaxLineLength,
+		ReturnPath: cfg.Delivery.ReturnPath, Logger: log,
 	})
 
 	g := &group{log: log}

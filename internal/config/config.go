@@ -187,6 +187,11 @@ type Delivery struct {
 	MemorySpool int64 `toml:"memory_spool"`
 	// Most recipients of one LMTP transaction.
 	MaxRecipients int `toml:"max_recipients"`
+	// Put a Return-Path header field with the envelope sender at the top
+	// of each message delivered over LMTP, as RFC 5321 4.4 asks of final
+	// delivery and Dovecot's LMTP does. Off, messages are stored exactly as
+	// the MTA sent them. (For buzon deliver, Postfix's local(8) adds one.)
+	ReturnPath bool `toml:"return_path"`
 }
 
 // Log configures logging.

@@ -41,7 +41,10 @@ type Config struct {
 	// ReadTimeout and WriteTimeout bound a stalled client; 0 means 10
 	// minutes (RFC 5321 4.5.3.2).
 	ReadTimeout, WriteTimeout time.Duration
-	Logger                    *slog.Logger
+	// ReturnPath puts "Return-Path: <sender>" above each message
+	// (RFC 5321 4.4).
+	ReturnPath bool
+	Logger     *slog.Logger
 }
 
 // Server is an LMTP server.
@@ -280,7 +283,19 @@ func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	// go-smtp writes the replies after LMTPData returns and then calls
 	// Reset, which ends the transaction.
 	ctx := s.srv.ctx
-	msg, err := s.srv.cfg.Spooler.Spool(r)
+	data := r
+	if s.srv.cfg.ReturnPath {
+		// The path came on a command line (no CR or LF); control bytes
+		// are dropped all the same, so the field stays one line.
+		from := strings.Map(func(r rune) rune {
+			if r < ' ' || r == 0x7f {
+				return -1
+			}
+			return r
+		}, s.from)
+		data = io.MultiReader(strings.NewReader("Return-Path: <"+from+">\r\n"), r)
+	}
+	msg, err := s.srv.cfg.Spooler.Spool(data)
 	if err != nil {
 		if clientsFault(err) {
 			s.srv.log.Info("message not taken", "remote", s.remote, "err", err)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -447,7 +448,8 @@ func lmtpSession(t *testing.T, addr string, lines []string, msg string) []string
 	if r := reply(); !strings.HasPrefix(r, "354") {
 		t.Fatalf("DATA: %q", r)
 	}
-	fmt.Fprintf(c, "%s.\r\nNOOP\r\n", msg)
+	stuffed := strings.ReplaceAll("\r\n"+msg, "\r\n.", "\r\n..")[2:] // RFC 5321 4.5.2
+	fmt.Fprintf(c, "%s.\r\nNOOP\r\n", stuffed)
 	var got []string
 	for {
 		r := reply()
@@ -584,5 +586,27 @@ func TestBDATWithSmallLineLimit(t *testing.T) {
 	}
 	if got := f.inbox(t, "alice@example.org"); len(got) != 1 || got[0] != msg {
 		t.Errorf("alice's INBOX: %d messages", len(got))
+	}
+}
+
+// TestReturnPath: with ReturnPath, each message starts with the envelope
+// sender (RFC 5321 4.4), <> for a bounce; without, it is stored as sent.
+func TestReturnPath(t *testing.T) {
+	f := newFixture(t, 0, func(c *Config) { c.ReturnPath = true })
+	for _, from := range []string{"carol@example.net", ""} {
+		replies := lmtpSession(t, f.addr, []string{"LHLO test", "MAIL FROM:<" + from + ">", "RCPT TO:<alice@example.org>"}, testMessage)
+		if len(replies) != 1 || !strings.HasPrefix(replies[0], "250") {
+			t.Fatalf("from <%s>: %q", from, replies)
+		}
+	}
+	want := []string{"Return-Path: <carol@example.net>\r\n" + testMessage, "Return-Path: <>\r\n" + testMessage}
+	if got := f.inbox(t, "alice@example.org"); !slices.Equal(got, want) {
+		t.Errorf("alice's INBOX: %q, want %q", got, want)
+	}
+
+	plain := newFixture(t, 0)
+	deliver(t, plain.addr, []string{"alice@example.org"}, testMessage)
+	if got := plain.inbox(t, "alice@example.org"); len(got) != 1 || got[0] != testMessage {
+		t.Errorf("without ReturnPath: %q", got)
 	}
 }
