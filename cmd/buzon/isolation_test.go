@@ -343,6 +343,7 @@ lockout_after = 0
 		if !slices.Contains(untagged, "* 0 EXISTS") {
 			t.Errorf("mailbox %.80q that alice created: %q %q", n.s, untagged, tagged)
 		}
+		ac.mustOK("UNSELECT") // deleting the selected mailbox would end the session
 		untagged, tagged = ac.sendNames("DELETE %s", n)
 		record("DELETE "+n.s, untagged, tagged)
 		delete(created, n.s)
