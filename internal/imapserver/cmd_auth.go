@@ -208,8 +208,9 @@ func (c *conn) cmdEnable(cmd *command) {
 				enabled = append(enabled, "IMAP4rev2")
 			}
 		case "UTF8=ACCEPT":
-			// RFC 6855 3
-			if !c.utf8 || !c.rev2 {
+			// RFC 6855 3; implied by IMAP4rev2. RFC 5161 3.2: ENABLED
+			// lists only what this command turned on.
+			if !c.utf8 {
 				c.utf8, c.w.utf8 = true, true
 				enabled = append(enabled, "UTF8=ACCEPT")
 			}
