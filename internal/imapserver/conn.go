@@ -481,7 +481,7 @@ func (c *conn) execute(line []byte) {
 			if code != "" {
 				code = "[" + code + "] "
 			}
-			c.w.str(cmd.tag + " " + status + " " + code + strings.ReplaceAll(msg, "\r\n", " ") + "\r\n")
+			c.w.str(cmd.tag + " " + status + " " + code + c.respText(msg) + "\r\n")
 			c.w.flush()
 		}()
 		if discardErr != nil {
@@ -514,6 +514,24 @@ func (c *conn) execute(line []byte) {
 	c.w.str(cmd.tag + " OK " + text + "\r\n")
 	c.w.flush()
 	c.log.Debug("command", "cmd", cmd.name, "duration", time.Since(start))
+}
+
+// respText makes s, which may quote what the client sent, fit in a
+// response line: control characters become spaces, and for a client that
+// has not enabled UTF-8 (RFC 6855 3), whose resp-text is 7-bit (RFC 3501
+// 9), the rest of what is not printable ASCII is spelt in modified UTF-7,
+// so that a mailbox name reads as the client sent it.
+func (c *conn) respText(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if !c.utf8 {
+		s = encodeUTF7(s)
+	}
+	return s
 }
 
 // ok sets the text of the tagged OK.

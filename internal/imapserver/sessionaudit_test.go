@@ -28,3 +28,26 @@ func TestEnableOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestRespTextASCII: an error that names a mailbox is 7-bit for a client
+// that has not enabled UTF-8, with the name as the client spelt it in
+// modified UTF-7; one that has gets UTF-8. No control character the
+// client sent breaks the response line.
+func TestRespTextASCII(t *testing.T) {
+	e := newTestEnv(t)
+	c := e.login()
+	_, tagged := c.cmd("SELECT Caf&AOk-")
+	if !strings.Contains(tagged, " NO ") || !strings.Contains(tagged, "Caf&AOk-") || !isASCII(tagged) {
+		t.Errorf("SELECT Caf&AOk-: %q, want NO naming Caf&AOk-, in ASCII", tagged)
+	}
+
+	c.mustOK("ENABLE UTF8=ACCEPT")
+	if _, tagged := c.cmd(`SELECT "Café"`); !strings.Contains(tagged, " NO ") || !strings.Contains(tagged, "Café") {
+		t.Errorf("SELECT Café with UTF8=ACCEPT: %q, want NO naming Café", tagged)
+	}
+	_, tagged = c.cmd("SELECT {7+}\r\nx\ny\rzé")
+	if !strings.Contains(tagged, " NO ") || !strings.Contains(tagged, "x y zé") {
+		t.Errorf("SELECT of a name with a CR and LF: %q, want NO naming x y zé", tagged)
+	}
+	c.mustOK("NOOP") // nothing of the name was taken for a command
+}
