@@ -739,10 +739,18 @@ func (c *conn) match(sm *searchMsg, k *searchKey) bool {
 	return false
 }
 
+// inSearchRes reports whether "$" holds uid. The saved UIDs are
+// ascending: a search finds them in view order, and expunges only take
+// some out.
+func inSearchRes(c *conn, uid store.UID) bool {
+	_, found := slices.BinarySearch(c.searchRes, uid)
+	return found
+}
+
 // containsUID reports whether a UID set (or "$") holds uid.
 func (s numSet) containsUID(c *conn, uid store.UID) bool {
 	if s.searchRes {
-		return slices.Contains(c.searchRes, uid)
+		return inSearchRes(c, uid)
 	}
 	last := c.sel.lastUID()
 	for _, r := range s.ranges {
@@ -766,7 +774,7 @@ func (s numSet) containsUID(c *conn, uid store.UID) bool {
 // containsSeq reports whether a sequence set (or "$") holds seq.
 func (s numSet) containsSeq(c *conn, seq uint32, uid store.UID) bool {
 	if s.searchRes {
-		return slices.Contains(c.searchRes, uid)
+		return inSearchRes(c, uid)
 	}
 	n := uint32(len(c.sel.uids))
 	for _, r := range s.ranges {
