@@ -345,47 +345,77 @@ func TestShutdown(t *testing.T) {
 func TestBDATCutShort(t *testing.T) {
 	f := newFixture(t, 1<<20)
 	for _, cmd := range []string{"BDAT 5000 LAST", "BDAT 5000", "DATA"} {
-		c, err := net.Dial("tcp", f.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := bufio.NewReader(c)
-		reply := func() string {
-			t.Helper()
-			c.SetReadDeadline(time.Now().Add(30 * time.Second))
-			for {
-				line, err := r.ReadString('\n')
-				if err != nil {
-					t.Fatalf("%s: reading a reply: %v", cmd, err)
-				}
-				if len(line) < 4 || line[3] != '-' {
-					return line
-				}
-			}
-		}
-		reply() // greeting
+		l := dialLMTP(t, f.addr)
 		for _, line := range []string{"LHLO test", "MAIL FROM:<carol@example.net>", "RCPT TO:<alice@example.org>"} {
-			fmt.Fprintf(c, "%s\r\n", line)
-			if r := reply(); !strings.HasPrefix(r, "250") {
+			if r := l.cmd(line); !strings.HasPrefix(r, "250") {
 				t.Fatalf("%s: %q", line, r)
 			}
 		}
-		fmt.Fprintf(c, "%s\r\n", cmd)
+		l.send(cmd + "\r\n")
 		if cmd == "DATA" {
-			if r := reply(); !strings.HasPrefix(r, "354") {
+			if r := l.reply(); !strings.HasPrefix(r, "354") {
 				t.Fatalf("DATA: %q", r)
 			}
 		}
-		io.WriteString(c, testMessage) // 100 bytes or so of the 5000
-		c.(*net.TCPConn).CloseWrite()
+		l.send(testMessage) // 100 bytes or so of the 5000
+		l.c.(*net.TCPConn).CloseWrite()
 		// Whatever the server answers, until it closes: a chunk it took
 		// for whole would be delivered before its reply.
-		io.Copy(io.Discard, r)
-		c.Close()
+		io.Copy(io.Discard, l.r)
+		l.c.Close()
 	}
 	if got := f.inbox(t, "alice@example.org"); len(got) != 0 {
 		t.Errorf("alice has %d messages from transactions cut short: %q", len(got), got)
 	}
+}
+
+// rawLMTP is a client connection for tests that write LMTP byte by byte.
+type rawLMTP struct {
+	t *testing.T
+	c net.Conn
+	r *bufio.Reader
+}
+
+// dialLMTP connects and reads the greeting.
+func dialLMTP(t *testing.T, addr string) *rawLMTP {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	l := &rawLMTP{t: t, c: c, r: bufio.NewReader(c)}
+	l.reply()
+	return l
+}
+
+func (l *rawLMTP) send(s string) {
+	l.t.Helper()
+	if _, err := io.WriteString(l.c, s); err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+// reply reads one reply and returns its last line, without CRLF.
+func (l *rawLMTP) reply() string {
+	l.t.Helper()
+	l.c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for {
+		line, err := l.r.ReadString('\n')
+		if err != nil {
+			l.t.Fatalf("reading a reply: %v", err)
+		}
+		if len(line) < 4 || line[3] != '-' {
+			return strings.TrimRight(line, "\r\n")
+		}
+	}
+}
+
+// cmd sends a command line and returns its reply.
+func (l *rawLMTP) cmd(line string) string {
+	l.t.Helper()
+	l.send(line + "\r\n")
+	return l.reply()
 }
 
 // TestDuplicateRecipient: a recipient named twice in a transaction (an
@@ -418,41 +448,20 @@ func TestDuplicateRecipient(t *testing.T) {
 // to a NOOP sent after it.
 func lmtpSession(t *testing.T, addr string, lines []string, msg string) []string {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	r := bufio.NewReader(c)
-	reply := func() string {
-		t.Helper()
-		c.SetReadDeadline(time.Now().Add(30 * time.Second))
-		for {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				t.Fatalf("reading a reply: %v", err)
-			}
-			if len(line) < 4 || line[3] != '-' {
-				return strings.TrimRight(line, "\r\n")
-			}
-		}
-	}
-	reply() // greeting
+	l := dialLMTP(t, addr)
 	for _, line := range lines {
-		fmt.Fprintf(c, "%s\r\n", line)
-		if r := reply(); !strings.HasPrefix(r, "250") {
+		if r := l.cmd(line); !strings.HasPrefix(r, "250") {
 			t.Fatalf("%s: %q", line, r)
 		}
 	}
-	fmt.Fprintf(c, "DATA\r\n")
-	if r := reply(); !strings.HasPrefix(r, "354") {
+	if r := l.cmd("DATA"); !strings.HasPrefix(r, "354") {
 		t.Fatalf("DATA: %q", r)
 	}
 	stuffed := strings.ReplaceAll("\r\n"+msg, "\r\n.", "\r\n..")[2:] // RFC 5321 4.5.2
-	fmt.Fprintf(c, "%s.\r\nNOOP\r\n", stuffed)
+	l.send(stuffed + ".\r\nNOOP\r\n")
 	var got []string
 	for {
-		r := reply()
+		r := l.reply()
 		if strings.Contains(r, "nothing") { // the NOOP's
 			return got
 		}
@@ -466,37 +475,17 @@ func lmtpSession(t *testing.T, addr string, lines []string, msg string) []string
 func TestSlowData(t *testing.T) {
 	const timeout = 2 * time.Second
 	f := newFixture(t, 0, func(c *Config) { c.ReadTimeout = timeout })
-	c, err := net.Dial("tcp", f.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	r := bufio.NewReader(c)
-	reply := func() string {
-		t.Helper()
-		c.SetReadDeadline(time.Now().Add(30 * time.Second))
-		line, err := r.ReadString('\n')
-		for err == nil && len(line) >= 4 && line[3] == '-' {
-			line, err = r.ReadString('\n')
-		}
-		if err != nil {
-			t.Fatalf("reading a reply: %v", err)
-		}
-		return line
-	}
-	reply()
+	l := dialLMTP(t, f.addr)
 	for _, line := range []string{"LHLO test", "MAIL FROM:<carol@example.net>", "RCPT TO:<alice@example.org>", "DATA"} {
-		fmt.Fprintf(c, "%s\r\n", line)
-		reply()
+		l.cmd(line)
 	}
-	io.WriteString(c, "Subject: slow\r\n\r\n")
+	l.send("Subject: slow\r\n\r\n")
 	// Four pauses of half the timeout: twice the timeout in all.
 	for range 4 {
 		time.Sleep(timeout / 2) // pacing the client, not an assertion
-		io.WriteString(c, "RSET\r\n")
+		l.send("RSET\r\n")
 	}
-	io.WriteString(c, ".\r\n")
-	if got := reply(); !strings.HasPrefix(got, "250") {
+	if got := l.cmd("."); !strings.HasPrefix(got, "250") {
 		t.Fatalf("slow message: %q", got)
 	}
 	want := "Subject: slow\r\n\r\n" + strings.Repeat("RSET\r\n", 4)
@@ -514,39 +503,20 @@ func TestBDATRefusedPerRecipient(t *testing.T) {
 	f := newFixture(t, 1<<20, func(c *Config) {
 		c.Spooler = &delivery.Spooler{Dir: filepath.Join(t.TempDir(), "missing"), MemoryLimit: 1 << 16, MaxSize: 1 << 20}
 	})
-	c, err := net.Dial("tcp", f.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	r := bufio.NewReader(c)
-	reply := func() string {
-		t.Helper()
-		c.SetReadDeadline(time.Now().Add(30 * time.Second))
-		line, err := r.ReadString('\n')
-		for err == nil && len(line) >= 4 && line[3] == '-' {
-			line, err = r.ReadString('\n')
-		}
-		if err != nil {
-			t.Fatalf("reading a reply: %v", err)
-		}
-		return strings.TrimRight(line, "\r\n")
-	}
-	reply()
+	l := dialLMTP(t, f.addr)
 	for _, line := range []string{"LHLO test", "MAIL FROM:<carol@example.net>", "RCPT TO:<alice@example.org>", "RCPT TO:<bob@example.org>"} {
-		fmt.Fprintf(c, "%s\r\n", line)
-		if got := reply(); !strings.HasPrefix(got, "250") {
+		if got := l.cmd(line); !strings.HasPrefix(got, "250") {
 			t.Fatalf("%s: %q", line, got)
 		}
 	}
 	chunk := "Subject: big\r\n\r\n" + strings.Repeat("RSET\r\n", 30000)
-	fmt.Fprintf(c, "BDAT %d LAST\r\n%sNOOP\r\n", len(chunk), chunk)
+	l.send(fmt.Sprintf("BDAT %d LAST\r\n%sNOOP\r\n", len(chunk), chunk))
 	for _, rcpt := range []string{"alice@example.org", "bob@example.org"} {
-		if got := reply(); !strings.HasPrefix(got, "4") {
+		if got := l.reply(); !strings.HasPrefix(got, "4") {
 			t.Errorf("reply for %s: %q, want a temporary failure", rcpt, got)
 		}
 	}
-	if got := reply(); !strings.Contains(got, "nothing") {
+	if got := l.reply(); !strings.Contains(got, "nothing") {
 		t.Errorf("reply to the NOOP: %q", got)
 	}
 	if got := f.inbox(t, "alice@example.org"); len(got) != 0 {
@@ -559,28 +529,10 @@ func TestBDATRefusedPerRecipient(t *testing.T) {
 func TestBDATWithSmallLineLimit(t *testing.T) {
 	f := newFixture(t, 1<<20, func(c *Config) { c.MaxLineLength = 1024 })
 	msg := "Subject: chunks\r\n\r\n" + strings.Repeat("a short line of the message\r\n", 200)
-	c, err := net.Dial("tcp", f.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	r := bufio.NewReader(c)
-	reply := func() string {
-		t.Helper()
-		c.SetReadDeadline(time.Now().Add(30 * time.Second))
-		line, err := r.ReadString('\n')
-		for err == nil && len(line) >= 4 && line[3] == '-' {
-			line, err = r.ReadString('\n')
-		}
-		if err != nil {
-			t.Fatalf("reading a reply: %v", err)
-		}
-		return line
-	}
-	reply()
-	fmt.Fprintf(c, "LHLO test\r\nMAIL FROM:<carol@example.net>\r\nRCPT TO:<alice@example.org>\r\nBDAT %d LAST\r\n%s", len(msg), msg)
+	l := dialLMTP(t, f.addr)
+	l.send(fmt.Sprintf("LHLO test\r\nMAIL FROM:<carol@example.net>\r\nRCPT TO:<alice@example.org>\r\nBDAT %d LAST\r\n%s", len(msg), msg))
 	for i := range 4 {
-		if got := reply(); !strings.HasPrefix(got, "250") {
+		if got := l.reply(); !strings.HasPrefix(got, "250") {
 			t.Fatalf("reply %d: %q", i+1, got)
 		}
 	}
