@@ -65,10 +65,13 @@ func (c *conn) cmdLogout(cmd *command) {
 	c.done, c.closing = true, true
 }
 
-// RFC 2971 3.1
+// RFC 2971 3.1. The first ID that says something is logged, at most 30
+// pairs of clipped strings (see parseID); later ones are not, so that a
+// client repeating it cannot fill the log.
 func (c *conn) cmdID(cmd *command) {
 	a := cmd.args.(*idArgs)
-	if len(a.params) > 0 {
+	if len(a.params) > 0 && !c.idLogged {
+		c.idLogged = true
 		attrs := make([]any, 0, len(a.params))
 		for i := 0; i+1 < len(a.params); i += 2 {
 			attrs = append(attrs, "id."+strings.ToLower(a.params[i]), a.params[i+1])

@@ -3,6 +3,7 @@ package imapserver
 import (
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/buzon-mail/buzon/internal/store"
 )
@@ -110,7 +111,7 @@ type appendMessage struct {
 
 type quotaArgs struct{ root string }
 
-type idArgs struct{ params []string } // name value pairs, "" for NIL
+type idArgs struct{ params []string } // name value pairs, "" for NIL, clipped (RFC 2971 3.3)
 
 type compressArgs struct{ mech string }
 
@@ -369,11 +370,25 @@ func parseID(p *parser, _ *command) any {
 		k := p.xstring()
 		p.xspace()
 		v, _ := p.xnstring()
-		if len(a.params) < 60 {
-			a.params = append(a.params, k, v)
+		// RFC 2971 3.3: at most 30 pairs, field names of at most 30
+		// octets, values of at most 1024. What a client sends beyond
+		// is dropped, not kept for the log.
+		if len(a.params) < 2*30 {
+			a.params = append(a.params, clipUTF8(k, 30), clipUTF8(v, 1024))
 		}
 	}
 	return a
+}
+
+// clipUTF8 cuts s to at most n bytes, at the start of a UTF-8 sequence.
+func clipUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 func parseCompress(p *parser, _ *command) any {

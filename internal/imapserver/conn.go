@@ -145,6 +145,9 @@ type conn struct {
 	// before it.
 	cmdArrived time.Time
 
+	// idLogged is set once the client's ID (RFC 2971) was logged.
+	idLogged bool
+
 	// closing is set when the session must end after the current command.
 	closing bool
 	// linger is set when the session ends while the client may still be
@@ -546,7 +549,7 @@ func (c *conn) continuation() {
 // idleCommands achieve nothing for the client when they succeed: a
 // pipeline of them without end, or of failing commands, is a flood (see
 // limit.Rate).
-var idleCommands = map[string]bool{"NOOP": true, "CHECK": true, "CAPABILITY": true}
+var idleCommands = map[string]bool{"NOOP": true, "CHECK": true, "CAPABILITY": true, "ID": true}
 
 // throttle keeps the session within Limits.CommandsPerSecond, allowing
 // bursts of twice as many, by waiting before the command runs. A client

@@ -109,27 +109,41 @@ func TestUnskippableLiteral(t *testing.T) {
 	})
 }
 
-// TestCommandFlood: a client that pipelines commands without end is served
-// at limits.commands_per_second for limit.Flood, then told BYE and
-// disconnected; others are served meanwhile. It takes limit.Flood (10
-// seconds): -short skips it.
+// TestCommandFlood: a client that pipelines commands that achieve nothing
+// (NOOP, ID) without end is served at limits.commands_per_second for
+// limit.Flood, then told BYE and disconnected; others are served
+// meanwhile. It takes limit.Flood (10 seconds): -short skips it.
 func TestCommandFlood(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a flood lasts limit.Flood")
 	}
 	e := newTestEnv(t, func(c *Config) { c.Limits.CommandsPerSecond = 50 })
-	c := e.dial()
-	go flood(c.nc, []byte(strings.Repeat("a NOOP\r\n", 100)), 1<<30)
+	floods := []struct {
+		cmd     string
+		answers []string // what each command gets, in turn
+	}{
+		{"a NOOP", []string{"a OK NOOP completed"}},
+		{`a ID ("name" "flood")`, []string{`* ID ("name" "buzon" "vendor" "buzon")`, "a OK ID completed"}},
+	}
+	var clients []*client
+	for _, f := range floods {
+		c := e.dial()
+		go flood(c.nc, []byte(strings.Repeat(f.cmd+"\r\n", 100)), 1<<30)
+		clients = append(clients, c)
+	}
 	other := e.login()
 	other.mustOK("SELECT INBOX")
-	lines := readAll(t, c.nc, c.br)
-	if len(lines) == 0 || !strings.HasPrefix(lines[len(lines)-1], "* BYE ") {
-		t.Fatalf("flooding client closed without BYE; last lines %q", lines[max(0, len(lines)-3):])
-	}
-	for _, l := range lines[:len(lines)-1] {
-		if l != "a OK NOOP completed" {
-			t.Errorf("flooding client got %q", l)
-			break
+	for i, f := range floods {
+		c := clients[i]
+		lines := readAll(t, c.nc, c.br)
+		if len(lines) == 0 || !strings.HasPrefix(lines[len(lines)-1], "* BYE ") {
+			t.Fatalf("%s: flooding client closed without BYE; last lines %q", f.cmd, lines[max(0, len(lines)-3):])
+		}
+		for j, l := range lines[:len(lines)-1] {
+			if want := f.answers[j%len(f.answers)]; l != want {
+				t.Errorf("%s: flooding client got %q, want %q", f.cmd, l, want)
+				break
+			}
 		}
 	}
 	other.mustOK("NOOP")

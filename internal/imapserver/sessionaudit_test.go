@@ -1,7 +1,11 @@
 package imapserver
 
 import (
+	"bytes"
+	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -50,4 +54,62 @@ func TestRespTextASCII(t *testing.T) {
 		t.Errorf("SELECT of a name with a CR and LF: %q, want NO naming x y zé", tagged)
 	}
 	c.mustOK("NOOP") // nothing of the name was taken for a command
+}
+
+// logBuffer is a log handler's output, safe for concurrent use.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestIDLogBounded: what a client says in ID is logged once a session,
+// within RFC 2971 3.3's bounds (30 pairs, names of 30 octets, values of
+// 1024), however much it sends, before login too.
+func TestIDLogBounded(t *testing.T) {
+	logs := &logBuffer{}
+	e := newTestEnv(t, func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	})
+	c := e.dial()
+	var cmd strings.Builder
+	cmd.WriteString(`ID ("` + strings.Repeat("n", 100) + `" {5000+}` + "\r\n" + strings.Repeat("v", 5000))
+	for i := range 40 {
+		fmt.Fprintf(&cmd, ` "k%d" {2000+}`+"\r\n"+strings.Repeat("w", 2000), i)
+	}
+	cmd.WriteString(")")
+	c.mustOK(cmd.String())
+	c.mustOK(`ID ("name" "again")`)
+
+	var ids []string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "client id") {
+			ids = append(ids, l)
+		}
+	}
+	if len(ids) != 1 {
+		t.Fatalf("%d log lines of client IDs, want 1", len(ids))
+	}
+	id := ids[0]
+	if n := strings.Count(id, " id."); n != 30 {
+		t.Errorf("%d ID fields logged, want 30", n)
+	}
+	if strings.Contains(id, strings.Repeat("n", 31)) || !strings.Contains(id, strings.Repeat("n", 30)) {
+		t.Errorf("the 100-byte field name is not cut to 30: %.200q", id)
+	}
+	if strings.Contains(id, strings.Repeat("v", 1025)) || !strings.Contains(id, strings.Repeat("v", 1024)) ||
+		strings.Contains(id, strings.Repeat("w", 1025)) {
+		t.Errorf("values not cut to 1024 bytes: a log line of %d bytes", len(id))
+	}
 }
