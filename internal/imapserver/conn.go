@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -508,7 +509,7 @@ func (c *conn) execute(line []byte) {
 		return
 	}
 	if c.sel != nil {
-		c.sync(expungeAllowed(cmd.name))
+		c.syncAfter(cmd)
 	}
 	text := c.completion
 	if text == "" {
@@ -535,6 +536,16 @@ func (c *conn) respText(s string) string {
 		s = encodeUTF7(s)
 	}
 	return s
+}
+
+// syncAfter is sync after a command that succeeded. A SEARCH that saved
+// its result (RFC 5182) ends in NO if the sync fails, and a NO empties
+// the saved result (RFC 5182 2.1), as it does when the search fails.
+func (c *conn) syncAfter(cmd *command) {
+	if a, ok := cmd.args.(*searchArgs); ok && slices.Contains(a.ret, "SAVE") {
+		defer c.searchResOnFailure()
+	}
+	c.sync(expungeAllowed(cmd.name))
 }
 
 // ok sets the text of the tagged OK.

@@ -2,11 +2,16 @@ package imapserver
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/buzon-mail/buzon/internal/store"
 )
 
 // TestEnableOnce: ENABLED lists what the command turned on, not what was
@@ -111,5 +116,60 @@ func TestIDLogBounded(t *testing.T) {
 	if strings.Contains(id, strings.Repeat("v", 1025)) || !strings.Contains(id, strings.Repeat("v", 1024)) ||
 		strings.Contains(id, strings.Repeat("w", 1025)) {
 		t.Errorf("values not cut to 1024 bytes: a log line of %d bytes", len(id))
+	}
+}
+
+// failingSync is a store whose next HighestModSeq fails once armed: the
+// sync after a command fails.
+type failingSync struct {
+	store.Store
+	armed atomic.Bool
+}
+
+func (s *failingSync) Open(ctx context.Context, id int64) (store.Session, error) {
+	sess, err := s.Store.Open(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &failingSyncSession{Session: sess, s: s}, nil
+}
+
+type failingSyncSession struct {
+	store.Session
+	s *failingSync
+}
+
+func (ss *failingSyncSession) HighestModSeq(ctx context.Context, mailboxID int64, notBefore time.Time) (store.ModSeq, error) {
+	if ss.s.armed.CompareAndSwap(true, false) {
+		return 0, fmt.Errorf("test: %w", store.ErrUnavailable)
+	}
+	return ss.Session.HighestModSeq(ctx, mailboxID, notBefore)
+}
+
+// TestSearchResAfterFailedSync: a SEARCH RETURN (SAVE) that found its
+// messages but ends in NO because the sync after it failed leaves the
+// search result variable empty, as any NO does (RFC 5182 2.1).
+func TestSearchResAfterFailedSync(t *testing.T) {
+	var fs *failingSync
+	e := newTestEnv(t, func(cfg *Config) {
+		fs = &failingSync{Store: cfg.Store}
+		cfg.Store = fs
+	})
+	e.deliver("INBOX", "Subject: one\n\nfirst\n", `\Seen`)
+	e.deliver("INBOX", "Subject: two\n\nsecond\n")
+	c := e.login()
+	c.mustOK("SELECT INBOX")
+	c.mustOK("SEARCH RETURN (SAVE) SEEN")
+	if got := strings.Join(c.mustOK("UID SEARCH $"), " "); got != "* SEARCH 1" {
+		t.Fatalf("after SAVE SEEN: %q", got)
+	}
+	// A search by BODY reads the messages, and does not sync before:
+	// what fails is the sync after it.
+	fs.armed.Store(true)
+	if _, tagged := c.cmd("SEARCH RETURN (SAVE) BODY second"); !strings.Contains(tagged, " NO [UNAVAILABLE]") {
+		t.Fatalf("SEARCH whose sync fails: %q, want NO [UNAVAILABLE]", tagged)
+	}
+	if got := strings.Join(c.mustOK("UID SEARCH $"), " "); got != "* SEARCH" {
+		t.Errorf("after the NO: %q, want an empty result", got)
 	}
 }
