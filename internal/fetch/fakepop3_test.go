@@ -323,6 +323,26 @@ func TestPOP3DuplicateUIDL(t *testing.T) {
 	})
 }
 
+// TestPOP3UIDLWithSpaces: ids with spaces (against RFC 1939 7) are taken
+// whole, so two that share their first word are two messages, not one
+// shared id that, without TOP to tell them apart, leaves both unfetched.
+func TestPOP3UIDLWithSpaces(t *testing.T) {
+	f := startFakePOP3(t, &fakePOP3{noTOP: true, uidl: func(m []byte) string {
+		return "20240101 000" + strings.TrimPrefix(subjects([][]byte{m})[0], "message ")
+	}})
+	f.add(testMessages(1, 3)...)
+	a := fakeAccount(t, f)
+	a.Mode = ModeKeep
+	cfg := testConfig(t, a)
+	if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 3 {
+		t.Errorf("first run: %v", s)
+	}
+	checkMaildir(t, a.Maildir, [2]int{1, 3})
+	if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 0 || s.Skipped != 3 {
+		t.Errorf("second run: %v", s)
+	}
+}
+
 // TestTimeout: a server that accepts the connection and never answers
 // is reported as not answering, after the account's timeout.
 func TestTimeout(t *testing.T) {

@@ -328,8 +328,9 @@ func (r *run) pop3List(s *pop3Session) ([]pop3Msg, error) {
 // pop3HeaderIDs gives the messages at the indexes of which an identity
 // from the hash of their header (TOP n 0) and size: "hdr:<hash>", after
 // their UIDL and a space when they have one (a UIDL has no spaces, RFC
-// 1939 7, so no other message's UIDL can be the same), and "#2", "#3"
-// after the second and later with the same. A message with a UIDL that
+// 1939 7, so no other message's UIDL can be the same; a server that breaks
+// that rule too would have to give a message this very id), and "#2",
+// "#3" after the second and later with the same. A message with a UIDL that
 // TOP cannot read is marked ambiguous; without a UIDL that ends the
 // listing.
 func (r *run) pop3HeaderIDs(s *pop3Session, msgs []pop3Msg, which []int) error {

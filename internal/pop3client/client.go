@@ -268,15 +268,11 @@ func (c *Client) List() ([]MessageSize, error) {
 	}
 	var out []MessageSize
 	err := c.lines(func(line string) error {
-		n, size, err := parseListing(line)
+		n, size, err := parseScan(line)
 		if err != nil {
 			return err
 		}
-		v, err := strconv.ParseInt(size, 10, 64)
-		if err != nil {
-			return fmt.Errorf("%w: LIST line %q", ErrProtocol, line)
-		}
-		out = append(out, MessageSize{n, v})
+		out = append(out, MessageSize{n, size})
 		return nil
 	})
 	return out, err
@@ -288,15 +284,8 @@ func (c *Client) ListOne(n int) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	_, size, err := parseListing(text)
-	if err != nil {
-		return 0, err
-	}
-	v, err := strconv.ParseInt(size, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%w: LIST answered %q", ErrProtocol, text)
-	}
-	return v, nil
+	_, size, err := parseScan(text)
+	return size, err
 }
 
 // MessageUID is one line of a UIDL response.
@@ -306,6 +295,10 @@ type MessageUID struct {
 }
 
 // UIDL returns the unique id of every message not deleted (RFC 1939 7).
+// An id is the rest of its line after the message number, trimmed: RFC
+// 1939 7 allows no spaces in it, but a server that puts some in gets its
+// ids whole rather than cut to their first word, where two of them could
+// meet.
 func (c *Client) UIDL() ([]MessageUID, error) {
 	if _, err := c.cmd("UIDL", "UIDL"); err != nil {
 		return nil, err
@@ -332,17 +325,33 @@ func (c *Client) UIDLOne(n int) (string, error) {
 	return uid, err
 }
 
-// parseListing splits "n value" (a LIST or UIDL line).
+// parseListing splits "n value" (a LIST or UIDL line) at the first space
+// after the message number; value is the rest of the line, trimmed.
 func parseListing(line string) (int, string, error) {
-	f := strings.Fields(line)
-	if len(f) < 2 {
+	line = strings.TrimSpace(line)
+	num, rest := line, ""
+	if i := strings.IndexAny(line, " \t"); i >= 0 {
+		num, rest = line[:i], strings.TrimSpace(line[i+1:])
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || rest == "" {
 		return 0, "", fmt.Errorf("%w: listing %q", ErrProtocol, line)
 	}
-	n, err := strconv.Atoi(f[0])
+	return n, rest, nil
+}
+
+// parseScan reads a scan listing, "n size" (RFC 1939 5 LIST): the size is
+// the first word after the number, and the server may add more after it.
+func parseScan(line string) (int, int64, error) {
+	n, rest, err := parseListing(line)
 	if err != nil {
-		return 0, "", fmt.Errorf("%w: listing %q", ErrProtocol, line)
+		return 0, 0, err
 	}
-	return n, f[1], nil
+	size, err := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
+	if err != nil || size < 0 {
+		return 0, 0, fmt.Errorf("%w: LIST line %q", ErrProtocol, line)
+	}
+	return n, size, nil
 }
 
 // Retr writes message n to w exactly as the server sends it, without the

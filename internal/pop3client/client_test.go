@@ -323,6 +323,43 @@ func TestRetrUnstuffing(t *testing.T) {
 	}
 }
 
+// TestListings: a UIDL is the rest of its line, even with spaces in it
+// (which RFC 1939 7 forbids, but two ids cut to their first word could
+// meet); a scan listing may have more after the size (RFC 1939 5).
+func TestListings(t *testing.T) {
+	c := fakeServer(t, "+OK hi\r\n",
+		"+OK\r\n1 20240101 0001\r\n2 20240101 0002\r\n3\t  plain  \r\n.\r\n",
+		"+OK 2 20240101 0002 \r\n",
+		"+OK\r\n1 92 extra information\r\n2\t17\r\n.\r\n",
+		"+OK 1 92 more\r\n")
+	uidls, err := c.UIDL()
+	want := []pop3client.MessageUID{{1, "20240101 0001"}, {2, "20240101 0002"}, {3, "plain"}}
+	if err != nil || fmt.Sprint(uidls) != fmt.Sprint(want) {
+		t.Errorf("UIDL = %v, %v; want %v", uidls, err, want)
+	}
+	if uid, err := c.UIDLOne(2); uid != "20240101 0002" || err != nil {
+		t.Errorf("UIDLOne = %q, %v", uid, err)
+	}
+	sizes, err := c.List()
+	if wantSizes := []pop3client.MessageSize{{1, 92}, {2, 17}}; err != nil || fmt.Sprint(sizes) != fmt.Sprint(wantSizes) {
+		t.Errorf("List = %v, %v; want %v", sizes, err, wantSizes)
+	}
+	if size, err := c.ListOne(1); size != 92 || err != nil {
+		t.Errorf("ListOne = %d, %v", size, err)
+	}
+
+	for _, tc := range []struct {
+		line    string
+		uidlBad bool
+	}{{"1", true}, {"1 ", true}, {"x y", true}, {"1 -5", false}, {"1 big", false}} {
+		_, uerr := fakeServer(t, "+OK hi\r\n", "+OK\r\n"+tc.line+"\r\n.\r\n").UIDL()
+		_, lerr := fakeServer(t, "+OK hi\r\n", "+OK\r\n"+tc.line+"\r\n.\r\n").List()
+		if !errors.Is(lerr, pop3client.ErrProtocol) || errors.Is(uerr, pop3client.ErrProtocol) != tc.uidlBad {
+			t.Errorf("listing %q: UIDL %v, LIST %v", tc.line, uerr, lerr)
+		}
+	}
+}
+
 func TestProtocolErrors(t *testing.T) {
 	c := fakeServer(t, "+OK hi\r\n", "* what\r\n")
 	if err := c.Noop(); !errors.Is(err, pop3client.ErrProtocol) {
