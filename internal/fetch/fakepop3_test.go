@@ -26,6 +26,8 @@ type fakePOP3 struct {
 	noTOP bool
 	// silent accepts connections and never says anything.
 	silent bool
+	// deleErr refuses every DELE with -ERR; guarded by mu.
+	deleErr bool
 
 	mu    sync.Mutex
 	drop  [][]byte // guarded by mu; the maildrop, CRLF line endings
@@ -95,6 +97,7 @@ func (f *fakePOP3) serve(c net.Conn) {
 	}
 	f.mu.Lock()
 	drop := append([][]byte(nil), f.drop...)
+	deleErr := f.deleErr
 	f.mu.Unlock()
 	deleted := map[int]bool{}
 	reply("+OK fake POP3")
@@ -178,7 +181,7 @@ func (f *fakePOP3) serve(c net.Conn) {
 			}
 			multi(drop[n-1])
 		case "DELE":
-			if !valid {
+			if !valid || deleErr {
 				reply("-ERR no such message")
 				continue
 			}
@@ -341,6 +344,26 @@ func TestPOP3UIDLWithSpaces(t *testing.T) {
 	if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 0 || s.Skipped != 3 {
 		t.Errorf("second run: %v", s)
 	}
+}
+
+// TestPOP3DeleRefused: a DELE the server refuses is an error of the run,
+// so that a maildrop that never empties is seen, and is tried again by
+// the next run.
+func TestPOP3DeleRefused(t *testing.T) {
+	f := startFakePOP3(t, &fakePOP3{deleErr: true})
+	f.add(testMessages(1, 2)...)
+	a := fakeAccount(t, f)
+	cfg := testConfig(t, a)
+	if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 2 || s.Deleted != 0 || s.Failed != 2 {
+		t.Errorf("first run: %v", s)
+	}
+	f.mu.Lock()
+	f.deleErr = false
+	f.mu.Unlock()
+	if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 0 || s.Deleted != 2 || s.Failed != 0 || f.count() != 0 {
+		t.Errorf("second run: %v, %d left", s, f.count())
+	}
+	checkMaildir(t, a.Maildir, [2]int{1, 2})
 }
 
 // TestTimeout: a server that accepts the connection and never answers

@@ -214,7 +214,9 @@ func (r *run) pop3(ctx context.Context) error {
 			var pe *pop3client.Error
 			switch {
 			case errors.As(err, &pe):
-				r.log.Warn("the server refused to delete a message", "id", m.id, "err", err)
+				// An error, so that a maildrop that never empties shows.
+				r.sum.Failed++
+				r.log.Warn("the server refused to delete a message; it stays there", "id", m.id, "err", err)
 			case err != nil:
 				return fmt.Errorf("DELE %d: %w", m.n, err)
 			default:

@@ -104,7 +104,8 @@ type Summary struct {
 	// Skipped messages were fetched by an earlier run and stay on the
 	// server.
 	Skipped int
-	// Failed messages could not be stored and stay on the server.
+	// Failed messages could not be stored, or not deleted or moved as the
+	// mode asks, and stay on the server.
 	Failed int
 	// Err ended the run early, or is nil.
 	Err      error
