@@ -125,7 +125,7 @@ func (c *conn) cmdAuthenticate(cmd *command) {
 				// challenge carries it; its answer is empty.
 				c.w.str("+ " + base64.StdEncoding.EncodeToString(challenge) + "\r\n")
 				c.w.flush()
-				if _, err := c.readAuthLine(); err != nil {
+				if _, err := c.readAuthLine(cmd.p); err != nil {
 					c.xauthError(err)
 				}
 			}
@@ -134,22 +134,17 @@ func (c *conn) cmdAuthenticate(cmd *command) {
 		}
 		c.w.str("+ " + base64.StdEncoding.EncodeToString(challenge) + "\r\n")
 		c.w.flush()
-		resp, err = c.readAuthLine()
+		resp, err = c.readAuthLine(cmd.p)
 		c.xauthError(err)
 	}
 }
 
-// readAuthLine reads and decodes a client's SASL response line.
-func (c *conn) readAuthLine() ([]byte, error) {
-	line, err := c.r.readLine()
-	if err != nil {
-		var tooLong *lineTooLongError
-		if errors.As(err, &tooLong) {
-			return nil, auth.ErrMalformed
-		}
-		panic(ioError{err})
-	}
-	return auth.DecodeResponse(string(line))
+// readAuthLine reads and decodes a client's SASL response line. It is
+// read as part of the command (p), so that a literal ending a line that
+// is not base64 is skipped, not taken for commands.
+func (c *conn) readAuthLine(p *parser) ([]byte, error) {
+	p.nextLine()
+	return auth.DecodeResponse(string(p.line))
 }
 
 // xauthError turns an authentication failure into its answer.

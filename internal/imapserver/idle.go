@@ -129,15 +129,10 @@ func (c *conn) cmdIdle(cmd *command) {
 			panic(ioError{err})
 		}
 		c.setReadDeadline(deadline)
-		line, err := c.r.readLine()
-		if err != nil {
-			var tooLong *lineTooLongError
-			if errors.As(err, &tooLong) {
-				xsyntaxErrorf("line too long")
-			}
-			panic(ioError{err})
-		}
-		if !strings.EqualFold(string(line), "DONE") {
+		// Read as part of the command, so that a literal ending
+		// another line is skipped, not taken for commands.
+		cmd.p.nextLine()
+		if !strings.EqualFold(string(cmd.p.line), "DONE") {
 			xsyntaxErrorf("expected DONE")
 		}
 		c.cmdArrived = time.Now()

@@ -173,3 +173,41 @@ func TestSearchResAfterFailedSync(t *testing.T) {
 		t.Errorf("after the NO: %q, want an empty result", got)
 	}
 }
+
+// TestLiteralAfterIdleOrSASL: a line that ends in a non-synchronising
+// literal where the server expects DONE in IDLE, or a SASL response, is
+// answered BAD and its literal skipped: what the literal holds is not
+// taken for a command. So is a line too long there.
+func TestLiteralAfterIdleOrSASL(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.Limits.MaxLineLength = 1024 })
+	smuggled := "{9+}\r\nx1 NOOP\r\n\r\n" // a literal holding a command
+	long := strings.Repeat("z", 2000) + " "
+	for _, tc := range []struct {
+		name, start, prompt, line string
+	}{
+		{"IDLE", "i IDLE", "+ idling", "FOO "},
+		{"IDLE, a line too long", "i IDLE", "+ idling", long},
+		{"SASL", "i AUTHENTICATE PLAIN", "+ ", "abc "},
+		{"SASL, a line too long", "i AUTHENTICATE PLAIN", "+ ", long},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := e.dial()
+			if strings.Contains(tc.start, "IDLE") {
+				c.mustOK("LOGIN " + testUser + " " + testPass)
+				c.mustOK("SELECT INBOX")
+			}
+			c.write(tc.start + "\r\n")
+			if l := c.readLine(); !strings.HasPrefix(l, strings.TrimSpace(tc.prompt)) {
+				t.Fatalf("%s: %q, want %q", tc.start, l, tc.prompt)
+			}
+			c.write(tc.line + smuggled)
+			if _, tagged := c.readUntil("i"); !strings.HasPrefix(tagged, "i BAD") {
+				t.Errorf("%.20q...: %q, want BAD", tc.line, tagged)
+			}
+			c.write("n NOOP\r\n")
+			if untagged, tagged := c.readUntil("n"); len(untagged) > 0 || !strings.HasPrefix(tagged, "n OK") {
+				t.Errorf("NOOP after: %q %q; want only n OK, the literal not run", untagged, tagged)
+			}
+		})
+	}
+}
