@@ -167,12 +167,21 @@ func (c *conn) xauthError(err error) {
 // RFC 9051 6.2.3
 func (c *conn) cmdLogin(cmd *command) {
 	a := cmd.args.(*loginArgs)
-	if !c.plaintextAllowed() {
-		xuserErrorf("PRIVACYREQUIRED", "LOGIN is disabled before TLS")
+	if e := c.loginRefusal(); e != nil {
+		panic(*e)
 	}
 	acct, err := c.srv.cfg.Auth.Login(c.ctx, c.remote, a.user, a.pass)
 	c.xauthError(err)
 	c.loggedIn(cmd, acct)
+}
+
+// loginRefusal is why LOGIN is refused on this connection, nil when it is
+// not: no password in the clear before TLS (RFC 9051 6.2.3, 11.1).
+func (c *conn) loginRefusal() *userError {
+	if c.plaintextAllowed() {
+		return nil
+	}
+	return &userError{code: "PRIVACYREQUIRED", msg: "LOGIN is disabled before TLS"}
 }
 
 // loggedIn starts the authenticated state for acct.

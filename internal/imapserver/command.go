@@ -30,17 +30,26 @@ func parseCommand(p *parser) *command {
 
 // parseCommandRest reads what follows the tag.
 func parseCommandRest(p *parser, cmd *command) {
+	parseCommandName(p, cmd)
+	parseArgs(p, cmd)
+}
+
+// parseCommandName reads the command's name.
+func parseCommandName(p *parser, cmd *command) {
 	cmd.name = strings.ToUpper(p.xatom())
 	if cmd.name == "UID" {
 		p.xspace()
 		cmd.uid = true
 		cmd.name = "UID " + strings.ToUpper(p.xatom())
 	}
-	spec, ok := commands[cmd.name]
-	if !ok {
+	if _, ok := commands[cmd.name]; !ok {
 		xsyntaxErrorf("unknown command %q", cmd.name)
 	}
-	if spec.parse != nil {
+}
+
+// parseArgs reads the arguments of the command named.
+func parseArgs(p *parser, cmd *command) {
+	if spec := commands[cmd.name]; spec.parse != nil {
 		cmd.args = spec.parse(p, cmd)
 	}
 	if cmd.name != "APPEND" {

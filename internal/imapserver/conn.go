@@ -495,7 +495,12 @@ func (c *conn) execute(line []byte) {
 
 	cmd.tag = p.xtag()
 	p.xspace()
-	parseCommandRest(p, cmd)
+	parseCommandName(p, cmd)
+	if cmd.name == "LOGIN" {
+		// Not "+ Ready" for a password the command will refuse.
+		p.refuse = c.loginRefusal()
+	}
+	parseArgs(p, cmd)
 	spec := commands[cmd.name]
 	if spec.states&c.state == 0 {
 		xsyntaxErrorf("%s not allowed %s", cmd.name, refusedIn(spec.states, c.state))

@@ -165,7 +165,8 @@ func TestIMAPS(t *testing.T) {
 }
 
 // TestLoginDisabled serves a connection whose peer is not on loopback
-// (a pipe has no address): passwords are refused until TLS.
+// (a pipe has no address): passwords are refused until TLS, and LOGIN
+// does not ask for them in a synchronising literal first.
 func TestLoginDisabled(t *testing.T) {
 	e := newTestEnv(t)
 	server, cl := net.Pipe()
@@ -182,14 +183,22 @@ func TestLoginDisabled(t *testing.T) {
 		!strings.Contains(greeting, "AUTH=SCRAM-SHA-256") || !strings.Contains(greeting, "STARTTLS") {
 		t.Errorf("greeting: %s", greeting)
 	}
-	for _, cmd := range []string{"a LOGIN " + testUser + " " + testPass, "b AUTHENTICATE PLAIN AHVzZXJAZXhhbXBsZS5vcmcAc2VjcmV0"} {
+	for _, cmd := range []string{
+		"a LOGIN " + testUser + " " + testPass,
+		"b AUTHENTICATE PLAIN AHVzZXJAZXhhbXBsZS5vcmcAc2VjcmV0",
+		"c LOGIN {16}",
+		"d LOGIN " + testUser + " {6}",
+		"e LOGIN {16+}\r\n" + testUser + " {6+}\r\n" + testPass, // read and dropped
+		"f NOOP", // not PRIVACYREQUIRED: a check that the literals were skipped
+	} {
 		fmt.Fprintf(cl, "%s\r\n", cmd)
 		l, err := br.ReadString('\n')
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(l, "NO [PRIVACYREQUIRED]") {
-			t.Errorf("%s: %s", cmd, l)
+		if want := "NO [PRIVACYREQUIRED]"; strings.HasPrefix(cmd, "f ") && !strings.HasPrefix(l, "f OK") ||
+			!strings.HasPrefix(cmd, "f ") && !strings.Contains(l, want) {
+			t.Errorf("%q: %s", cmd, l)
 		}
 	}
 	fmt.Fprintf(cl, "c LOGOUT\r\n")

@@ -49,6 +49,10 @@ type parser struct {
 	contReq func()
 	// maxLiteral is the largest literal taken into memory.
 	maxLiteral int64
+	// refuse, when set, is the answer to a command that will take none
+	// of its literals (LOGIN before TLS): the client is not asked for a
+	// synchronising one, and one on its way is dropped.
+	refuse *userError
 }
 
 // The line a parser holds is always the one whose literal, if it ends in
@@ -247,6 +251,9 @@ func (p *parser) nextLine() {
 // xliteral reads a literal into memory: at most max bytes.
 func (p *parser) xliteral(allowBinary bool) []byte {
 	h := p.xliteralHeader(allowBinary)
+	if p.refuse != nil {
+		p.refuseLiteral(h, p.refuse.code, p.refuse.msg)
+	}
 	if h.size > p.maxLiteral {
 		p.refuseLiteral(h, "TOOBIG", "literal too big")
 	}
