@@ -9,6 +9,7 @@ packages=(
 	python3        # imaplib, poplib, smtplib.LMTP, mailbox
 	curl           # imap://, pop3://
 	isync          # mbsync
+	offlineimap3   # two-way IMAP <-> Maildir sync
 	fetchmail
 	mpop
 	mutt           # reads the fetch client's Maildir and mbox output
