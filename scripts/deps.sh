@@ -11,6 +11,7 @@ packages=(
 	isync          # mbsync
 	offlineimap3   # two-way IMAP <-> Maildir sync
 	fetchmail
+	getmail6       # POP3 and IMAP download into a Maildir
 	mpop
 	mutt           # reads the fetch client's Maildir and mbox output
 	openssl
