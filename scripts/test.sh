@@ -3,8 +3,9 @@
 #
 # Installs what the tests need (scripts/deps.sh), checks formatting and
 # lint, runs every Go test with the race detector (real clients: Python's
-# imaplib/poplib/smtplib, curl, mbsync, fetchmail, mpop; PostgreSQL in a
-# throwaway cluster; the crash loop), and runs each fuzz target briefly.
+# imaplib/poplib/smtplib, curl, mbsync, offlineimap, fetchmail, getmail,
+# mpop; PostgreSQL in a throwaway cluster; the crash loop), and runs each
+# fuzz target briefly.
 #
 #   FUZZTIME=10s   how long each fuzz target runs (0 to skip)
 #   CRASH_KILLS=50 SIGKILLs in the crash-safety loop
