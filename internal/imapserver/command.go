@@ -312,6 +312,7 @@ func parseStatus(p *parser, _ *command) any {
 func parseAppend(p *parser, _ *command) any {
 	p.xspace()
 	a := &appendArgs{mailbox: p.xastring()}
+	p.messages = true
 	p.xspace()
 	a.first = p.xappendMessage()
 	return a

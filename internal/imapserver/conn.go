@@ -442,6 +442,9 @@ func xcheckf(err error, format string, args ...any) {
 // after the untagged updates due (RFC 9051 7.5.1).
 func (c *conn) execute(line []byte) {
 	p := newParser(c.r, line, c.srv.cfg.Limits.MaxLiteral, c.continuation)
+	if c.state != stateNotAuth {
+		p.maxMessage = c.srv.cfg.Limits.MaxMessageSize
+	}
 	cmd := &command{tag: "*", p: p}
 	c.completion, c.done = "", false
 	start := time.Now()

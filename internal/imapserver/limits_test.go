@@ -2,6 +2,7 @@ package imapserver
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"strings"
@@ -228,4 +229,53 @@ func TestMailboxLimitsZero(t *testing.T) {
 		t.Errorf("CREATE of a 5000-byte name: %q, want NO from the store's limit", tagged)
 	}
 	c.mustOK("CREATE two")
+}
+
+// TestFailedAppendSkipped: an APPEND refused before or after its
+// non-synchronising message literals (RFC 7888) of up to APPENDLIMIT,
+// past the bound other literals are skipped to, has them read and
+// dropped: the client hears NO [TRYCREATE] (or its refusal), can create
+// the folder and retry, and the session goes on. Past APPENDLIMIT the
+// server stops reading and closes, as for any literal it will not skip.
+func TestFailedAppendSkipped(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) {
+		c.Limits.MaxMessageSize = 4 << 20
+		c.Limits.MaxLineLength = 1024 // other literals past 1 MiB are not skipped
+	})
+	big := 2 << 20
+	msg := "Subject: big\r\n\r\n" + strings.Repeat("0123456789abcde\n", big/16-1)
+	lit := "{" + itoa(uint32(len(msg))) + "+}\r\n" + msg
+	for _, tc := range []struct {
+		name, cmd, tagged string
+	}{
+		{"no mailbox", "APPEND Nowhere " + lit, "NO [TRYCREATE]"},
+		{"no mailbox, MULTIAPPEND", "APPEND Nowhere " + lit + " (\\Seen) " + lit, "NO [TRYCREATE]"},
+		{"bad flag", "APPEND INBOX (\\Bogus) " + lit, "NO [CANNOT]"},
+		{"bad date", `APPEND INBOX "31-Foo-2024 00:00:00 +0000" ` + lit, "BAD"},
+		{"bad second date", `APPEND INBOX ` + lit + ` "31-Foo-2024 00:00:00 +0000" ` + lit, "BAD"},
+	} {
+		c := e.login()
+		if _, tagged := c.cmd(tc.cmd); !strings.Contains(tagged, " "+tc.tagged) {
+			t.Errorf("%s: %q, want %s", tc.name, tagged, tc.tagged)
+		}
+		c.mustOK("NOOP")
+	}
+
+	c := e.login()
+	c.write("x APPEND Nowhere {" + itoa(5<<20) + "+}\r\n")
+	go flood(c.nc, []byte(strings.Repeat("y", 64<<10)), 256<<20)
+	lines := readAll(t, c.nc, c.br)
+	if len(lines) < 2 || !strings.HasPrefix(lines[len(lines)-2], "x NO [TRYCREATE]") ||
+		!strings.HasPrefix(lines[len(lines)-1], "* BYE [TOOBIG]") {
+		t.Errorf("APPEND past APPENDLIMIT to no mailbox: %q, want NO [TRYCREATE] and BYE [TOOBIG]", lines)
+	}
+
+	sess := e.session()
+	mb, err := sess.Mailbox(context.Background(), "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := sess.Status(context.Background(), mb.ID); err != nil || st.Messages != 0 {
+		t.Errorf("INBOX holds %d messages after refused APPENDs (%v), want 0", st.Messages, err)
+	}
 }

@@ -49,6 +49,14 @@ type parser struct {
 	contReq func()
 	// maxLiteral is the largest literal taken into memory.
 	maxLiteral int64
+	// maxMessage is the largest APPEND message literal that a failed
+	// command still reads and drops (RFC 7888 4 lets the server close
+	// instead; clients rely on a NO [TRYCREATE] they can act on): 0
+	// before login, then Limits.MaxMessageSize, the APPENDLIMIT.
+	maxMessage int64
+	// messages is set once the literals still to come are APPEND's
+	// messages: after the mailbox name, its grammar has no others.
+	messages bool
 	// refuse, when set, is the answer to a command that will take none
 	// of its literals (LOGIN before TLS): the client is not asked for a
 	// synchronising one, and one on its way is dropped.
@@ -305,14 +313,20 @@ func (e *unskippableError) Error() string {
 // discardRest skips what remains of a command that failed, so the next
 // line read is the next command: the literals a client sends without
 // waiting (RFC 7888) and the lines after them. A literal over the
-// absurd-line bound is not read: an *unskippableError.
+// absurd-line bound, or for an APPEND message over maxMessage, is not
+// read: an *unskippableError. The literals are read and dropped as they
+// come, not held.
 func (p *parser) discardRest() error {
+	limit := p.r.absurd
+	if p.messages {
+		limit = max(limit, p.maxMessage)
+	}
 	for p.line != nil {
 		h, ok := tailLiteral(p.line)
 		if !ok || h.sync {
 			return nil
 		}
-		if h.size > p.r.absurd {
+		if h.size > limit {
 			return &unskippableError{size: h.size}
 		}
 		if err := p.r.discard(h.size); err != nil {
