@@ -118,6 +118,10 @@ type conn struct {
 
 	state state       // the protocol state (RFC 9051 3)
 	rate  *limit.Rate // Limits.CommandsPerSecond
+	// loginDeadline is when a client that has not logged in is
+	// disconnected: IMAP.LoginTimeout after the connection came, however
+	// many commands it sends meanwhile.
+	loginDeadline time.Time
 	// Extensions the client turned on with ENABLE (RFC 5161) or, for
 	// CONDSTORE, with a CONDSTORE enabling command (RFC 7162 3.1).
 	rev2      bool // IMAP4rev2 (RFC 9051)
@@ -177,6 +181,8 @@ func (s *Server) newConn(nc net.Conn, implicitTLS bool) *conn {
 		ctx:    ctx,
 		cancel: cancel,
 		state:  stateNotAuth,
+
+		loginDeadline: time.Now().Add(s.cfg.IMAP.LoginTimeout.D()),
 	}
 	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
 		c.remote = ap.Addr().Unmap()
@@ -299,16 +305,16 @@ func (c *conn) cleanup() {
 	c.log.Debug("disconnected")
 }
 
-// readCommand waits for the next command line, within the login or idle
-// timeout, and answers what cannot be parsed at all. It returns false
-// when the session is over.
+// readCommand waits for the next command line, within the idle timeout
+// or, before login, the login deadline, and answers what cannot be parsed
+// at all. It returns false when the session is over.
 func (c *conn) readCommand() ([]byte, bool) {
 	for {
-		timeout := c.srv.cfg.IMAP.IdleTimeout.D()
+		deadline := time.Now().Add(c.srv.cfg.IMAP.IdleTimeout.D())
 		if c.state == stateNotAuth {
-			timeout = c.srv.cfg.IMAP.LoginTimeout.D()
+			deadline = c.loginDeadline
 		}
-		c.setReadDeadline(time.Now().Add(timeout))
+		c.setReadDeadline(deadline)
 		c.srv.mu.Lock()
 		if c.srv.closing {
 			c.srv.mu.Unlock()
@@ -355,6 +361,9 @@ func (c *conn) readCommand() ([]byte, bool) {
 			return nil, false
 		case closing:
 			c.bye("server shutting down")
+			return nil, false
+		case errors.As(err, &ne) && ne.Timeout() && c.state == stateNotAuth:
+			c.bye("autologout: no login in time")
 			return nil, false
 		case errors.As(err, &ne) && ne.Timeout():
 			c.bye("autologout: idle for too long")

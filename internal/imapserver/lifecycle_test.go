@@ -81,6 +81,35 @@ func TestTimeouts(t *testing.T) {
 	}
 }
 
+// TestLoginDeadline: a client must log in within imap.login_timeout of
+// connecting; commands that keep it busy meanwhile do not extend it.
+func TestLoginDeadline(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.IMAP.LoginTimeout = config.Duration(time.Second) })
+	c := e.dial()
+	_ = c.nc.SetDeadline(time.Now().Add(30 * time.Second))
+	var last string
+	for i := 0; ; i++ {
+		_, err := fmt.Fprintf(c.nc, "n%d NOOP\r\n", i)
+		var l string
+		if err == nil {
+			l, err = c.br.ReadString('\n')
+		}
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatalf("still connected after %d NOOPs; last answer %q", i, last)
+		}
+		if err != nil {
+			break
+		}
+		if last = strings.TrimSpace(l); strings.HasPrefix(last, "* BYE") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.HasPrefix(last, "* BYE") {
+		t.Errorf("disconnected before login after %q, want * BYE", last)
+	}
+}
+
 func TestSessionLimit(t *testing.T) {
 	e := newTestEnv(t, func(c *Config) { c.Sessions = auth.NewSessionLimiter(1) })
 	first := e.login()
