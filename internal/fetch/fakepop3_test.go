@@ -3,6 +3,7 @@ package fetch
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -28,6 +29,14 @@ type fakePOP3 struct {
 	silent bool
 	// deleErr refuses every DELE with -ERR; guarded by mu.
 	deleErr bool
+	// noStuff sends lines starting with "." as they are, without the
+	// dot-stuffing RFC 1939 3 asks for.
+	noStuff bool
+	// listSize, when set, gives the size LIST announces for a message.
+	listSize func(msg []byte) int
+	// dropRetr, when set, makes the RETR of the messages it picks send
+	// half the message and close the connection.
+	dropRetr func(msg []byte) bool
 
 	mu    sync.Mutex
 	drop  [][]byte // guarded by mu; the maildrop, CRLF line endings
@@ -119,7 +128,7 @@ func (f *fakePOP3) serve(c net.Conn) {
 		multi := func(body []byte) {
 			w.WriteString("+OK\r\n")
 			for _, l := range bytes.SplitAfter(body, []byte("\r\n")) {
-				if len(l) > 0 && l[0] == '.' {
+				if len(l) > 0 && l[0] == '.' && !f.noStuff {
 					w.WriteByte('.')
 				}
 				w.Write(l)
@@ -142,7 +151,11 @@ func (f *fakePOP3) serve(c net.Conn) {
 		case "LIST":
 			var b bytes.Buffer
 			for i, m := range drop {
-				if !deleted[i+1] {
+				switch {
+				case deleted[i+1]:
+				case f.listSize != nil:
+					fmt.Fprintf(&b, "%d %d\r\n", i+1, f.listSize(m))
+				default:
 					fmt.Fprintf(&b, "%d %d\r\n", i+1, len(m))
 				}
 			}
@@ -159,7 +172,7 @@ func (f *fakePOP3) serve(c net.Conn) {
 				case f.uidl != nil:
 					fmt.Fprintf(&b, "%d %s\r\n", i+1, f.uidl(m))
 				default:
-					fmt.Fprintf(&b, "%d u%x\r\n", i+1, m[:min(len(m), 40)])
+					fmt.Fprintf(&b, "%d u%x\r\n", i+1, sha256.Sum256(m))
 				}
 			}
 			multi(b.Bytes())
@@ -178,6 +191,13 @@ func (f *fakePOP3) serve(c net.Conn) {
 			if !valid {
 				reply("-ERR no such message")
 				continue
+			}
+			if f.dropRetr != nil && f.dropRetr(drop[n-1]) {
+				m := drop[n-1]
+				w.WriteString("+OK\r\n")
+				w.Write(m[:len(m)/2])
+				w.Flush()
+				return
 			}
 			multi(drop[n-1])
 		case "DELE":
@@ -364,6 +384,121 @@ func TestPOP3DeleRefused(t *testing.T) {
 		t.Errorf("second run: %v, %d left", s, f.count())
 	}
 	checkMaildir(t, a.Maildir, [2]int{1, 2})
+}
+
+// dotMessage is message i with a line holding only "." in its body,
+// which a POP3 server must send as ".." (RFC 1939 3).
+func dotMessage(i int) []byte {
+	return fmt.Appendf(nil, "From: Bob <bob@example.net>\r\nSubject: message %d\r\nMessage-ID: <%d.dot@example.net>\r\n\r\n"+
+		"The next line holds only a dot.\r\n.\r\nAnd this is the rest of the message, which a server that\r\n"+
+		"does not dot-stuff the line above never lets a client see.\r\n", i, i)
+}
+
+// beforeDot is the size of the part of a dotMessage before its "." line:
+// what a client reads of it from a server that does not dot-stuff.
+func beforeDot(m []byte) int {
+	if i := bytes.Index(m, []byte("\r\n.\r\n")); i >= 0 {
+		return i + 2
+	}
+	return len(m)
+}
+
+// TestPOP3CutShort: a server that does not dot-stuff a line holding only
+// "." ends the message there for the client and sends the rest, which the
+// client reads as the next reply. The copy cut short is neither stored nor
+// deleted, and the rest of the maildrop is fetched: whether the copy is
+// seen to be shorter than LIST announced, or, with LIST announcing what
+// was read, the reply after it is seen to be out of step (the next RETR,
+// or the NOOP after the last message).
+func TestPOP3CutShort(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		listSize func([]byte) int
+		dotAt    int
+	}{
+		{"shorter than LIST", nil, 2},
+		{"next reply out of step", beforeDot, 2},
+		{"last message", beforeDot, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := startFakePOP3(t, &fakePOP3{noStuff: true, listSize: tc.listSize})
+			for i := 1; i <= 4; i++ {
+				if i == tc.dotAt {
+					f.add(dotMessage(i))
+				} else {
+					f.add(testMessage(i, 0))
+				}
+			}
+			a := fakeAccount(t, f)
+			cfg := testConfig(t, a)
+			var others [][2]int
+			for i := 1; i <= 4; i++ {
+				if i != tc.dotAt {
+					others = append(others, [2]int{i, i})
+				}
+			}
+			for run := 1; run <= 2; run++ {
+				s := mustFetch(t, cfg, testOptions(t))
+				if want := map[int]int{1: 3, 2: 0}[run]; s.Fetched != want || s.Deleted != want || s.Failed != 1 {
+					t.Errorf("run %d: %v, want %d fetched and deleted, 1 error", run, s, want)
+				}
+				if f.count() != 1 {
+					t.Fatalf("run %d: %d messages left on the server, want the one cut short", run, f.count())
+				}
+				checkMaildir(t, a.Maildir, others...)
+			}
+		})
+	}
+}
+
+// TestPOP3BrokenRetr: a message whose RETR drops the connection every
+// time stays on the server; a new session goes on with the messages after
+// it, and the deletions are made.
+func TestPOP3BrokenRetr(t *testing.T) {
+	f := startFakePOP3(t, &fakePOP3{dropRetr: func(m []byte) bool { return bytes.Contains(m, []byte("Subject: message 2\r\n")) }})
+	f.add(testMessages(1, 4)...)
+	a := fakeAccount(t, f)
+	cfg := testConfig(t, a)
+	for run := 1; run <= 2; run++ {
+		s := mustFetch(t, cfg, testOptions(t))
+		if want := map[int]int{1: 3, 2: 0}[run]; s.Fetched != want || s.Deleted != want || s.Failed != 1 {
+			t.Errorf("run %d: %v, want %d fetched and deleted, 1 error", run, s, want)
+		}
+		if f.count() != 1 {
+			t.Errorf("run %d: %d messages left on the server, want 1", run, f.count())
+		}
+		checkMaildir(t, a.Maildir, [2]int{1, 1}, [2]int{3, 4})
+	}
+
+	// A server that drops every RETR is given up after a few sessions.
+	f = startFakePOP3(t, &fakePOP3{dropRetr: func([]byte) bool { return true }})
+	f.add(testMessages(1, 9)...)
+	s := fetchOnce(t, testConfig(t, fakeAccount(t, f)), testOptions(t))[0]
+	if s.Err == nil || s.Failed != maxReconnects+1 || s.Fetched != 0 || f.count() != 9 {
+		t.Errorf("every RETR dropped: %v, %d left", s, f.count())
+	}
+}
+
+func TestCutShort(t *testing.T) {
+	for _, tc := range []struct {
+		got, announced int64
+		short          bool
+	}{
+		{92, 92, false},
+		{48, 92, true},         // ended at a "." line not dot-stuffed
+		{100, 92, false},       // LIST counted LF line ends
+		{94, 92, false},        // a final CRLF the message lacked
+		{90, 92, false},        // 2 octets
+		{85, 92, false},        // 2 octets and 1/16
+		{84, 92, true},         // more
+		{96000, 100000, false}, // a header left out
+		{90000, 100000, true},
+		{0, 0, false},
+	} {
+		if got := cutShort(tc.got, tc.announced); got != tc.short {
+			t.Errorf("cutShort(%d, %d) = %v", tc.got, tc.announced, got)
+		}
+	}
 }
 
 // TestTimeout: a server that accepts the connection and never answers

@@ -45,9 +45,20 @@ func (m *Message) Close() error { return m.sp.Close() }
 type download struct {
 	*delivery.SpoolWriter
 	h hash.Hash
+	// err is the first error of the spool, which is ours rather than the
+	// network's.
+	err error
 }
 
 var _ io.Writer = (*download)(nil)
+
+func (d *download) Write(p []byte) (int, error) {
+	n, err := d.SpoolWriter.Write(p)
+	if err != nil && d.err == nil {
+		d.err = err
+	}
+	return n, err
+}
 
 func newDownload(sp *delivery.Spooler) *download {
 	h := sha256.New()

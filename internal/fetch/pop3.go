@@ -121,55 +121,160 @@ func (r *run) pop3Login(ctx context.Context, s *pop3Session) error {
 	return err
 }
 
-// pop3 runs one POP3 session: list, store what is new, mark what is to
-// go, and QUIT, which is when the server deletes (RFC 1939 6).
+// maxReconnects bounds the sessions a POP3 run opens after its first,
+// each to go on after a message that broke the one before.
+const maxReconnects = 5
+
+// pop3Progress is what a POP3 run carries from one session to the next.
+type pop3Progress struct {
+	// failed holds the ids of the messages that failed in this run: later
+	// sessions of the run leave them alone.
+	failed map[string]bool
+	// storedNow holds the ids of the messages this run stored or found
+	// stored, which are not "skipped".
+	storedNow map[string]bool
+}
+
+// pop3Held is a downloaded message waiting for the server's next reply to
+// show that the download ended where the server meant it to.
+type pop3Held struct {
+	m    pop3Msg
+	msg  *Message
+	prev *Ref
+}
+
+// pop3 runs POP3 sessions until one gets through the maildrop: a message
+// that breaks a session (a RETR that drops the connection, a copy cut
+// short) is left on the server and the next session goes on after it,
+// up to maxReconnects times.
 func (r *run) pop3(ctx context.Context) error {
-	var s *pop3Session
-	for attempt := 1; ; attempt++ {
-		var err error
-		s, err = r.pop3Connect(ctx)
-		if err == nil {
-			break
-		}
-		// A session of ours that died (a crash, a dropped connection)
-		// may hold the maildrop lock until the server notices.
-		if !pop3client.HasCode(err, pop3client.CodeInUse) || attempt == inUseAttempts {
+	p := &pop3Progress{failed: map[string]bool{}, storedNow: map[string]bool{}}
+	for session := 0; ; session++ {
+		s, err := r.pop3Open(ctx)
+		if err != nil {
 			return err
+		}
+		again, err := r.pop3Session(ctx, s, p, session == 0)
+		if !again {
+			return err
+		}
+		if session == maxReconnects {
+			return fmt.Errorf("%d POP3 sessions in a row were broken by a message; the rest waits for the next run", session+1)
+		}
+		r.log.Info("connecting again to go on after the message that broke the session")
+	}
+}
+
+// pop3Open connects and logs in, trying again while the maildrop is in
+// use: a session of ours that died (a crash, a dropped connection) may
+// hold its lock until the server notices.
+func (r *run) pop3Open(ctx context.Context) (*pop3Session, error) {
+	for attempt := 1; ; attempt++ {
+		s, err := r.pop3Connect(ctx)
+		if err == nil {
+			return s, nil
+		}
+		if !pop3client.HasCode(err, pop3client.CodeInUse) || attempt == inUseAttempts {
+			return nil, err
 		}
 		wait := time.Duration(attempt) * time.Second
 		r.log.Info("the mailbox is in use; trying again", "in", wait)
 		sleep(ctx, wait)
 	}
+}
+
+// cutShort reports whether a copy of got octets, counted with CRLF line
+// ends as the spool keeps it, is clearly shorter than the size LIST
+// announced. RFC 1939 5 wants the exact size, but honest servers differ a
+// little: one counting LF line ends announces less than it sends, and so
+// does one that ends a message without a final line break for the "."
+// line; one may count a header it leaves out. A copy short by more than 2
+// octets and 1/16 of the size is taken to be cut short.
+func cutShort(got, announced int64) bool {
+	return got < announced-announced/16-2
+}
+
+// pop3Session runs one POP3 session: list, download and store what is
+// new, DELE what is to go, and QUIT, which is when the server deletes
+// (RFC 1939 6). It reports reconnect when a message broke the session,
+// leaving the rest of the maildrop to a new one.
+//
+// A server that fails to dot-stuff a line of a message holding only "."
+// (RFC 1939 3) ends the message there for us and sends the rest, which we
+// would read as its next replies. So a copy clearly shorter than LIST
+// announced (cutShort) is refused, and every copy is held until the
+// server's next reply, to the next RETR or to a NOOP, comes as a status
+// line: only then is it stored. A reply out of step, or a copy cut short,
+// drops the session without QUIT, so that none of its DELEs takes effect.
+// DELEs come last, after every download, in a session that stayed in step.
+func (r *run) pop3Session(ctx context.Context, s *pop3Session, p *pop3Progress, first bool) (reconnect bool, err error) {
 	defer s.c.Close()
 	stop := context.AfterFunc(ctx, func() { s.c.Close() })
 	defer stop()
-
 	msgs, err := r.pop3List(s)
 	if err != nil {
-		return err
+		return false, err
 	}
 	fs := r.st.folder(pop3Folder)
-	var newCount int
-	var newBytes int64
-	for _, m := range msgs {
-		if m.ambiguous {
-			continue
+	if first {
+		var newCount int
+		var newBytes int64
+		for _, m := range msgs {
+			switch e := fs.Messages[m.id]; {
+			case m.ambiguous:
+				r.sum.Failed++ // logged by pop3List
+			case e == nil || !e.stored():
+				newCount++
+				newBytes += m.size
+			}
 		}
-		if e := fs.Messages[m.id]; e == nil || !e.stored() {
-			newCount++
-			newBytes += m.size
-		}
+		r.prog.Start(newCount, newBytes)
 	}
-	r.prog.Start(newCount, newBytes)
 
-	var deleted []string
+	var held *pop3Held
+	defer func() {
+		if held != nil {
+			held.msg.Close()
+		}
+	}()
+	// settle stores the held message, now known to be whole.
+	settle := func() error {
+		h := held
+		held = nil
+		err := r.deliver(ctx, pop3Folder, 0, h.m.id, "", h.msg, h.prev)
+		h.msg.Close()
+		if err != nil {
+			p.failed[h.m.id] = true
+			return r.failed(pop3Folder, h.m.id, err)
+		}
+		p.storedNow[h.m.id] = true
+		return nil
+	}
+	// refuse leaves a message on the server for the rest of the run.
+	refuse := func(id, why string, err error) {
+		r.sum.Failed++
+		p.failed[id] = true
+		r.log.Warn(why, "id", id, "err", err)
+	}
+	// outOfStep ends a session whose reply to cmd was not a status line:
+	// the message held was cut short and the rest of it read as the
+	// reply.
+	outOfStep := func(cmd string, m pop3Msg, err error) (bool, error) {
+		if held == nil {
+			refuse(m.id, "the server's reply to "+cmd+" was not a status line; the message stays on the server", err)
+			return true, nil
+		}
+		refuse(held.m.id, "the server's reply after a message was not a status line: the message was cut short "+
+			`(a line holding only "." not dot-stuffed?) and its rest read as the reply; it is not stored and stays on the server`, err)
+		return true, nil
+	}
+
 	var stopErr error
 	for _, m := range msgs {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || stopErr != nil {
 			break
 		}
-		if m.ambiguous {
-			r.sum.Failed++ // logged by pop3List
+		if m.ambiguous || p.failed[m.id] {
 			continue
 		}
 		e := fs.Messages[m.id]
@@ -179,63 +284,122 @@ func (r *run) pop3(ctx context.Context) error {
 			stopErr = err
 			break
 		}
-		if !stored {
-			dl := newDownload(r.w.spooler)
-			if err := s.do(func() error { _, err := s.c.Retr(m.n, dl); return err }); err != nil {
-				dl.Close()
-				var pe *pop3client.Error
-				if errors.As(err, &pe) {
-					// Refused (removed by another session, say); the
-					// session goes on.
-					r.sum.Failed++
-					r.log.Warn("the server refused a message; it stays there", "id", m.id, "err", err)
+		if stored {
+			if !storedBefore {
+				p.storedNow[m.id] = true
+			}
+			continue
+		}
+		dl := newDownload(r.w.spooler)
+		var n int64
+		err = s.do(func() error { var err error; n, err = s.c.Retr(m.n, dl); return err })
+		var pe *pop3client.Error
+		switch {
+		case errors.Is(err, pop3client.ErrProtocol):
+			dl.Close()
+			return outOfStep(fmt.Sprintf("RETR %d", m.n), m, err)
+		case err == nil, errors.As(err, &pe), n > 0, dl.err != nil:
+			// A status line came: what was held ended where the server
+			// meant it to.
+			if held != nil {
+				if stopErr = settle(); stopErr != nil {
+					dl.Close()
 					continue
 				}
-				return fmt.Errorf("RETR %d: %w", m.n, err)
 			}
-			msg, err := dl.message("pop3:" + m.id)
-			if err != nil {
-				return fmt.Errorf("RETR %d: %w", m.n, err)
-			}
-			err = r.deliver(ctx, pop3Folder, 0, m.id, "", msg, prev)
-			msg.Close()
-			if err != nil {
-				if stopErr = r.failed(pop3Folder, m.id, err); stopErr != nil {
-					break
-				}
-				continue
-			}
-		} else if storedBefore && !r.removable(fs.Messages[m.id]) {
-			r.sum.Skipped++
 		}
-		if r.removable(fs.Messages[m.id]) {
-			r.at("dele")
-			err := s.do(func() error { return s.c.Dele(m.n) })
-			var pe *pop3client.Error
-			switch {
-			case errors.As(err, &pe):
-				// An error, so that a maildrop that never empties shows.
-				r.sum.Failed++
-				r.log.Warn("the server refused to delete a message; it stays there", "id", m.id, "err", err)
-			case err != nil:
-				return fmt.Errorf("DELE %d: %w", m.n, err)
-			default:
-				deleted = append(deleted, m.id)
+		switch {
+		case errors.As(err, &pe):
+			// Refused (removed by another session, say); the session goes
+			// on.
+			dl.Close()
+			refuse(m.id, "the server refused a message; it stays there", err)
+			continue
+		case dl.err != nil:
+			dl.Close()
+			return false, fmt.Errorf("RETR %d: spooling the message: %w", m.n, dl.err)
+		case err != nil:
+			// The connection failed during RETR, perhaps at this message
+			// every time: the next session goes on without it.
+			dl.Close()
+			if ctx.Err() != nil {
+				return false, ctx.Err()
 			}
+			refuse(m.id, "the connection failed while the server sent a message; it stays there, and a new session goes on after it", err)
+			return true, nil
+		}
+		msg, err := dl.message("pop3:" + m.id)
+		if err != nil {
+			return false, fmt.Errorf("RETR %d: %w", m.n, err)
+		}
+		if cutShort(msg.Size, m.size) {
+			msg.Close()
+			refuse(m.id, "a message came shorter than LIST announced, cut short "+
+				`(a line holding only "." not dot-stuffed?); it is not stored and stays on the server`,
+				fmt.Errorf("RETR %d: %d octets, LIST announced %d", m.n, msg.Size, m.size))
+			return true, nil
+		}
+		held = &pop3Held{m: m, msg: msg, prev: prev}
+	}
+	if held != nil && ctx.Err() == nil {
+		err := s.do(s.c.Noop)
+		var pe *pop3client.Error
+		switch {
+		case errors.Is(err, pop3client.ErrProtocol):
+			return outOfStep("NOOP", held.m, err)
+		case err == nil, errors.As(err, &pe):
+			if err := settle(); err != nil && stopErr == nil {
+				stopErr = err
+			}
+		default:
+			return false, fmt.Errorf("NOOP: %w", err)
 		}
 	}
 	if ctx.Err() != nil {
-		// Shutting down: the connection is closed, the deletions marked
-		// are not applied; the next run makes them.
-		return ctx.Err()
+		// Shutting down: the connection is closed, no DELE is applied;
+		// the next run makes them.
+		return false, ctx.Err()
+	}
+
+	var deleted []string
+	for _, m := range msgs {
+		if m.ambiguous || p.failed[m.id] {
+			continue
+		}
+		e := fs.Messages[m.id]
+		if e == nil || !e.stored() {
+			continue
+		}
+		if !r.removable(e) {
+			if !p.storedNow[m.id] {
+				r.sum.Skipped++
+			}
+			continue
+		}
+		r.at("dele")
+		err := s.do(func() error { return s.c.Dele(m.n) })
+		var pe *pop3client.Error
+		switch {
+		case errors.As(err, &pe):
+			// An error, so that a maildrop that never empties shows.
+			r.sum.Failed++
+			r.log.Warn("the server refused to delete a message; it stays there", "id", m.id, "err", err)
+		case err != nil:
+			return false, fmt.Errorf("DELE %d: %w", m.n, err)
+		default:
+			deleted = append(deleted, m.id)
+		}
+	}
+	if ctx.Err() != nil {
+		return false, ctx.Err()
 	}
 	r.at("quit")
 	if err := s.do(s.c.Quit); err != nil {
-		return fmt.Errorf("QUIT (the messages marked for deletion may still be on the server): %w", err)
+		return false, fmt.Errorf("QUIT (the messages marked for deletion may still be on the server): %w", err)
 	}
 	r.sum.Deleted += len(deleted)
 	if err := r.st.forget(pop3Folder, deleted); err != nil {
-		return err
+		return false, err
 	}
 	present := map[string]bool{}
 	for _, m := range msgs {
@@ -247,9 +411,9 @@ func (r *run) pop3(ctx context.Context) error {
 		delete(present, id)
 	}
 	if err := r.prune(pop3Folder, present); err != nil {
-		return err
+		return false, err
 	}
-	return stopErr
+	return false, stopErr
 }
 
 // pop3List lists the maildrop with each message's identity: its UIDL
