@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -252,6 +253,27 @@ func TestUIDValidityChange(t *testing.T) {
 				t.Errorf("third run: %v", s)
 			}
 		})
+	}
+}
+
+// TestSourceChangedIMAP: an IMAP account whose server is named another
+// way starts afresh too: it cannot know that the same mailbox is behind
+// it, so it fetches the messages again rather than risk taking another
+// mailbox's messages for fetched ones.
+func TestSourceChangedIMAP(t *testing.T) {
+	b := startBuzon(t)
+	b.deliver(t, "INBOX", testMessages(1, 3)...)
+	a := b.account(t, ProtoIMAP, TLSImplicit)
+	cfg := testConfig(t, a)
+	if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 3 {
+		t.Fatalf("first run: %v", s)
+	}
+	cfg.Accounts[0].Host = "localhost"
+	if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 3 || s.Skipped != 0 {
+		t.Errorf("after the change: %v", s)
+	}
+	if got, want := subjects(maildirMessages(t, a.Maildir)), wantSubjects([2]int{1, 3}, [2]int{1, 3}); !slices.Equal(got, want) {
+		t.Errorf("maildir holds %v, want %v", got, want)
 	}
 }
 

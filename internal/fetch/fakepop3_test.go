@@ -6,7 +6,10 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -498,6 +501,45 @@ func TestCutShort(t *testing.T) {
 		if got := cutShort(tc.got, tc.announced); got != tc.short {
 			t.Errorf("cutShort(%d, %d) = %v", tc.got, tc.announced, got)
 		}
+	}
+}
+
+// TestSourceChanged: an account that now reads another server account
+// (another user here) sets the old state aside and starts afresh, rather
+// than take the new maildrop's messages for the old one's where their
+// UIDLs meet: in delete mode it would delete them without downloading
+// them.
+func TestSourceChanged(t *testing.T) {
+	// Messages 1-3 and 4-6 have the ids "id-1" to "id-3".
+	uidl := func(m []byte) string {
+		var i int
+		fmt.Sscanf(subjects([][]byte{m})[0], "message %d", &i)
+		return fmt.Sprintf("id-%d", (i-1)%3+1)
+	}
+	f := startFakePOP3(t, &fakePOP3{uidl: uidl})
+	f.add(testMessages(1, 3)...)
+	a := fakeAccount(t, f)
+	a.Mode, a.User = ModeKeep, "old"
+	var logs logBuffer
+	opts := testOptions(t)
+	opts.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(&logs, testLogWriter{t}), nil))
+	cfg := testConfig(t, a)
+	if s := mustFetch(t, cfg, opts); s.Fetched != 3 {
+		t.Fatalf("first run: %v", s)
+	}
+	f.mu.Lock()
+	f.drop = testMessages(4, 6)
+	f.mu.Unlock()
+	cfg.Accounts[0].Mode, cfg.Accounts[0].User = ModeDelete, "new"
+	if s := mustFetch(t, cfg, opts); s.Fetched != 3 || s.Deleted != 3 {
+		t.Errorf("after the change: %v", s)
+	}
+	checkMaildir(t, a.Maildir, [2]int{1, 6})
+	if logs.count("set aside") != 1 {
+		t.Errorf("the log does not say the state was set aside")
+	}
+	if old, _ := filepath.Glob(filepath.Join(cfg.StateDir, "fake.state.*.old")); len(old) != 1 {
+		t.Errorf("files set aside: %v", old)
 	}
 }
 

@@ -273,10 +273,10 @@ func (f *Fetcher) newWorker(ctx context.Context, a *Account) (*worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st.snap.Source != a.source() && st.messages() > 0 {
-		f.log.Warn("the state was kept for another server account; messages may be fetched again",
-			"account", a.Name, "state", st.snap.Source, "now", a.source())
-		st.snap.Source = a.source()
+	if st.asidePath != "" {
+		f.log.Warn("the account names another server account than its state is about; that state was set aside and "+
+			"the account starts with none: every message on the server is fetched as new (a duplicate at worst, never a loss)",
+			"account", a.Name, "was", st.asideFrom, "now", a.source(), "set_aside", st.asidePath)
 	}
 	dest, err := f.destination(ctx, a)
 	if err != nil {

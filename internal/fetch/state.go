@@ -22,6 +22,10 @@ import (
 //	<name>.journal  changes since the snapshot, one JSON record a line,
 //	                each synced before the step it records is taken
 //	<name>.lock     flock held while a process works on the account
+//	<name>.state.<time>.old
+//	                the state of the server account the account named
+//	                before its server, port or user changed (see
+//	                openState), kept for the person
 //
 // Records are appended and synced one at a time, and one that fails to be
 // written or synced is cut off again, so a crash can tear at most the
@@ -124,6 +128,9 @@ type state struct {
 	// snapshot's generation (a compaction that stopped half-way):
 	// nothing may be appended to it until a compaction starts a new one.
 	broken bool
+	// asideFrom and asidePath say, when openState set aside the state of
+	// another server account, which one and where it went.
+	asideFrom, asidePath string
 }
 
 // journalFile is the open journal: an *os.File, or in tests one that
@@ -139,6 +146,14 @@ var _ journalFile = (*os.File)(nil)
 
 // openState locks an account's state and loads it. It fails at once if
 // another process holds the account.
+//
+// A state about another server account (Account.source: the server, port
+// or user changed) says nothing about this one: its POP3 UIDLs and IMAP
+// UIDs would name other messages here, which would be skipped as fetched,
+// or deleted without being downloaded. It is set aside, in a file next to
+// the state for the person to keep or delete, and the account starts
+// with an empty state: everything on the server is fetched as new, a
+// duplicate at worst, never a loss.
 func openState(dir, name, source string) (*state, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state folder: %w", err)
@@ -160,9 +175,13 @@ func openState(dir, name, source string) (*state, error) {
 		s.Close()
 		return nil, err
 	}
-	if s.snap.Source == "" {
-		s.snap.Source = source
+	if s.snap.Source != source && s.snap.Source != "" && s.messages() > 0 {
+		if err := s.setAside(); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
+	s.snap.Source = source
 	// Fold whatever the journal holds into a fresh snapshot, so this run
 	// starts with a journal of its own generation.
 	if err := s.compact(); err != nil {
@@ -173,6 +192,31 @@ func openState(dir, name, source string) (*state, error) {
 }
 
 func (s *state) path(ext string) string { return filepath.Join(s.dir, s.name+ext) }
+
+// setAside writes the state, as loaded, to a file of its own and empties
+// it. The state files are not touched: the compaction that follows
+// replaces them, and a crash before it leaves the old state to be set
+// aside again.
+func (s *state) setAside() error {
+	b, err := json.MarshalIndent(s.snap, "", "  ")
+	if err != nil {
+		return err
+	}
+	stamp := time.Now().UTC().Format("20060102T150405Z")
+	path := s.path(".state." + stamp + ".old")
+	for n := 2; ; n++ {
+		if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		path = s.path(fmt.Sprintf(".state.%s-%d.old", stamp, n))
+	}
+	if err := durable.WriteFile(path, b, 0o600); err != nil {
+		return fmt.Errorf("setting aside the state of %s: %w", s.snap.Source, err)
+	}
+	s.asideFrom, s.asidePath = s.snap.Source, path
+	s.snap.Folders = map[string]*folderState{}
+	return nil
+}
 
 // load reads the snapshot and replays the journal of its generation.
 func (s *state) load() error {

@@ -125,6 +125,42 @@ func TestStateStaleJournal(t *testing.T) {
 	}
 }
 
+// TestStateSetAside: a state about another server account is set aside
+// in a file of its own, and the account starts with an empty one.
+func TestStateSetAside(t *testing.T) {
+	dir := t.TempDir()
+	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	s := mustOpenState(t, dir)
+	s.stored("", "a", at, "")
+	s.intent("", 0, "b", Ref{Name: "b"}, "")
+	s.Close() // no compaction: the journal holds the records
+	s, err := openState(dir, "acct", "pop3://v@h:995")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.messages() != 0 || s.snap.Source != "pop3://v@h:995" || s.asideFrom != "pop3://u@h:995" {
+		t.Errorf("after the change: %d messages, source %q, set aside from %q", s.messages(), s.snap.Source, s.asideFrom)
+	}
+	b, err := os.ReadFile(s.asidePath)
+	if err != nil || !strings.HasPrefix(filepath.Base(s.asidePath), "acct.state.") ||
+		!strings.Contains(string(b), `"pop3://u@h:995"`) || !strings.Contains(string(b), `"a"`) || !strings.Contains(string(b), `"b"`) {
+		t.Errorf("set aside in %s: %s %v", s.asidePath, b, err)
+	}
+	s.stored("", "c", at, "")
+	s.Close()
+	s, err = openState(dir, "acct", "pop3://v@h:995")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.asidePath != "" || s.messages() != 1 || s.folder("").Messages["c"] == nil {
+		t.Errorf("reopened: set aside %q, messages %+v", s.asidePath, s.folder("").Messages)
+	}
+	if old, _ := filepath.Glob(filepath.Join(dir, "acct.state.*.old")); len(old) != 1 {
+		t.Errorf("files set aside: %v", old)
+	}
+}
+
 // TestStateLock: one process at a time works on an account.
 func TestStateLock(t *testing.T) {
 	dir := t.TempDir()
@@ -209,10 +245,7 @@ func TestStateJournalWriteFails(t *testing.T) {
 				t.Fatal(err)
 			}
 			s.Close() // killed: no compaction
-			s, err := openState(dir, "acct", "")
-			if err != nil {
-				t.Fatalf("reopening: %v", err)
-			}
+			s = mustOpenState(t, dir)
 			defer s.Close()
 			msgs := s.folder("").Messages
 			if len(msgs) != 2 || msgs["a"] == nil || !msgs["a"].stored() || msgs["c"] == nil || !msgs["c"].stored() {
