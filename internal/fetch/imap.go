@@ -275,10 +275,16 @@ func (r *run) imapFolder(ctx context.Context, ic *imapConn, folder string) error
 			prevs[uid] = prev
 		}
 	}
-	if err := r.imapAfterStore(ic, folder, old, false, present); err != nil {
+	fr := &imapFolderRun{folder: folder, present: present, flagged: map[imap.UID]bool{}}
+	ic.do(func() error {
+		caps := ic.c.Caps()
+		fr.canMove, fr.uidPlus = caps.Has(imap.CapMove), caps.Has(imap.CapUIDPlus)
+		return nil
+	})
+	if err := r.imapAfterStore(ic, fr, old, false); err != nil {
 		return err
 	}
-	if err := r.imapAfterStore(ic, folder, recovered, true, present); err != nil {
+	if err := r.imapAfterStore(ic, fr, recovered, true); err != nil {
 		return err
 	}
 
@@ -321,27 +327,53 @@ func (r *run) imapFolder(ctx context.Context, ic *imapConn, folder string) error
 			}
 			done = append(done, uid)
 		}
-		if err := r.imapAfterStore(ic, folder, done, true, present); err != nil {
+		if err := r.imapAfterStore(ic, fr, done, true); err != nil {
 			return err
 		}
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	r.imapLeftFlagged(fr)
 	if err := r.prune(folder, present); err != nil {
 		return err
 	}
 	return stopErr
 }
 
+// imapFolderRun is what a run knows of the folder it works on.
+type imapFolderRun struct {
+	folder string
+	// present holds the ids of the messages on the server.
+	present map[string]bool
+	// canMove and uidPlus are the server's MOVE (RFC 6851) and UIDPLUS
+	// (RFC 4315).
+	canMove, uidPlus bool
+	// flagged holds the messages this run flagged \Deleted to remove them
+	// that a server without UIDPLUS could not expunge alone: true for those
+	// copied to move_to.
+	flagged map[imap.UID]bool
+}
+
+// forgetUIDs drops messages removed from the server from the state and from
+// present.
+func (r *run) forgetUIDs(fr *imapFolderRun, uids []imap.UID) error {
+	ids := make([]string, len(uids))
+	for i, uid := range uids {
+		ids[i] = uidID(uid)
+		delete(fr.present, ids[i])
+	}
+	return r.st.forget(fr.folder, ids)
+}
+
 // imapAfterStore acts on stored messages: \Seen for those just stored
 // (mark_seen), then the move to move_to, or the deletion of those due
-// (mode delete, keep_days). Messages removed are forgotten, and dropped
-// from present.
-func (r *run) imapAfterStore(ic *imapConn, folder string, uids []imap.UID, justStored bool, present map[string]bool) error {
+// (mode delete, keep_days). Messages removed are forgotten.
+func (r *run) imapAfterStore(ic *imapConn, fr *imapFolderRun, uids []imap.UID, justStored bool) error {
 	if len(uids) == 0 {
 		return nil
 	}
+	folder := fr.folder
 	fs := r.st.folder(folder)
 	if justStored && r.a.MarkSeen {
 		err := ic.do(func() error {
@@ -351,32 +383,53 @@ func (r *run) imapAfterStore(ic *imapConn, folder string, uids []imap.UID, justS
 			return fmt.Errorf("folder %s: STORE \\Seen: %w", folder, err)
 		}
 	}
-	forget := func(uids []imap.UID) error {
-		ids := make([]string, len(uids))
-		for i, uid := range uids {
-			ids[i] = uidID(uid)
-			delete(present, ids[i])
-		}
-		return r.st.forget(folder, ids)
-	}
-	if r.a.MoveTo != "" {
+	var remove []imap.UID
+	moving := r.a.MoveTo != ""
+	switch {
+	case moving && fr.canMove:
 		r.at("move")
-		// RFC 6851; imapclient falls back to COPY, STORE and EXPUNGE.
 		err := ic.do(func() error { _, err := ic.c.Move(imap.UIDSetNum(uids...), r.a.MoveTo).Wait(); return err })
 		if err != nil {
 			return fmt.Errorf("folder %s: move to %s: %w", folder, r.a.MoveTo, err)
 		}
 		r.sum.Moved += len(uids)
-		return forget(uids)
-	}
-	var remove []imap.UID
-	for _, uid := range uids {
-		if r.removable(fs.Messages[uidID(uid)]) {
-			remove = append(remove, uid)
+		return r.forgetUIDs(fr, uids)
+	case moving:
+		// RFC 6851 3.3: without MOVE, COPY and then \Deleted and EXPUNGE,
+		// each once the one before succeeded. (imapclient's fallback sends
+		// the three at once, so a COPY refused, over quota or for want of
+		// the folder, still expunges.) What was copied is recorded, so
+		// that a message left unexpunged is not copied again.
+		var toCopy []imap.UID
+		for _, uid := range uids {
+			if e := fs.Messages[uidID(uid)]; e == nil || !e.Copied {
+				toCopy = append(toCopy, uid)
+			}
 		}
-	}
-	if !justStored {
-		r.sum.Skipped += len(uids) - len(remove)
+		if len(toCopy) > 0 {
+			r.at("move")
+			err := ic.do(func() error { _, err := ic.c.Copy(imap.UIDSetNum(toCopy...), r.a.MoveTo).Wait(); return err })
+			if err != nil {
+				return fmt.Errorf("folder %s: copy to %s (the messages stay where they are): %w", folder, r.a.MoveTo, err)
+			}
+			ids := make([]string, len(toCopy))
+			for i, uid := range toCopy {
+				ids[i] = uidID(uid)
+			}
+			if err := r.st.copied(folder, ids); err != nil {
+				return err
+			}
+		}
+		remove = uids
+	default:
+		for _, uid := range uids {
+			if r.removable(fs.Messages[uidID(uid)]) {
+				remove = append(remove, uid)
+			}
+		}
+		if !justStored {
+			r.sum.Skipped += len(uids) - len(remove)
+		}
 	}
 	if len(remove) == 0 {
 		return nil
@@ -384,14 +437,23 @@ func (r *run) imapAfterStore(ic *imapConn, folder string, uids []imap.UID, justS
 	r.at("expunge")
 	set := imap.UIDSetNum(remove...)
 	err := ic.do(func() error {
-		err := ic.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close()
-		if err != nil {
-			return err
+		return ic.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close()
+	})
+	if err != nil {
+		return fmt.Errorf("folder %s: STORE \\Deleted: %w", folder, err)
+	}
+	if !fr.uidPlus && moving {
+		// EXPUNGE would also remove other messages flagged \Deleted.
+		for _, uid := range remove {
+			fr.flagged[uid] = true
 		}
+		return nil
+	}
+	err = ic.do(func() error {
 		// RFC 4315 2.1: UID EXPUNGE removes only these. Without UIDPLUS,
 		// EXPUNGE also removes other messages marked \Deleted, as any
 		// client's EXPUNGE would.
-		if ic.c.Caps().Has(imap.CapUIDPlus) {
+		if fr.uidPlus {
 			return ic.c.UIDExpunge(set).Close()
 		}
 		return ic.c.Expunge().Close()
@@ -399,8 +461,24 @@ func (r *run) imapAfterStore(ic *imapConn, folder string, uids []imap.UID, justS
 	if err != nil {
 		return fmt.Errorf("folder %s: delete: %w", folder, err)
 	}
-	r.sum.Deleted += len(remove)
-	return forget(remove)
+	if moving {
+		r.sum.Moved += len(remove)
+	} else {
+		r.sum.Deleted += len(remove)
+	}
+	return r.forgetUIDs(fr, remove)
+}
+
+// imapLeftFlagged reports the messages of a folder flagged \Deleted
+// but not expunged.
+func (r *run) imapLeftFlagged(fr *imapFolderRun) {
+	if len(fr.flagged) == 0 {
+		return
+	}
+	r.sum.Flagged += len(fr.flagged)
+	r.log.Warn("messages copied to move_to stay flagged \\Deleted, not expunged: the server lacks UIDPLUS (RFC 4315), "+
+		"and a plain EXPUNGE would also remove other messages flagged \\Deleted",
+		"folder", fr.folder, "messages", len(fr.flagged))
 }
 
 // imapMeta fetches the size and fingerprint of messages not yet in meta.

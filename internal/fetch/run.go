@@ -101,6 +101,11 @@ type Summary struct {
 	// moved to move_to.
 	Deleted int
 	Moved   int
+	// Flagged messages were to be deleted or moved, and are flagged
+	// \Deleted on the server (and copied to move_to) but not expunged:
+	// the server lacks UIDPLUS, and an EXPUNGE would have removed
+	// messages flagged \Deleted elsewhere that are not stored here.
+	Flagged int
 	// Skipped messages were fetched by an earlier run and stay on the
 	// server.
 	Skipped int
@@ -122,6 +127,9 @@ func (s Summary) String() string {
 	fmt.Fprintf(&b, ", deleted %d", s.Deleted)
 	if s.Moved > 0 {
 		fmt.Fprintf(&b, ", moved %d", s.Moved)
+	}
+	if s.Flagged > 0 {
+		fmt.Fprintf(&b, ", left flagged \\Deleted %d", s.Flagged)
 	}
 	fmt.Fprintf(&b, ", skipped %d, errors %d", s.Skipped, s.Failed)
 	if s.Err != nil {
@@ -197,7 +205,7 @@ func accountNames(as []*Account) []string {
 
 func (f *Fetcher) logSummary(s Summary) {
 	args := []any{"account", s.Account, "fetched", s.Fetched, "bytes", s.Bytes, "recovered", s.Recovered,
-		"deleted", s.Deleted, "moved", s.Moved, "skipped", s.Skipped, "errors", s.Failed,
+		"deleted", s.Deleted, "moved", s.Moved, "flagged", s.Flagged, "skipped", s.Skipped, "errors", s.Failed,
 		"duration", s.Duration.Round(time.Millisecond)}
 	if s.Err != nil {
 		f.log.Error("fetch failed", append(args, "err", s.Err)...)

@@ -74,6 +74,9 @@ type entry struct {
 	// FP identifies an IMAP message across a UIDVALIDITY change (see
 	// fingerprint).
 	FP string `json:"fp,omitempty"`
+	// Copied is set on an IMAP message copied to move_to on a server
+	// without MOVE, until it is expunged: it is not copied again.
+	Copied bool `json:"copied,omitempty"`
 }
 
 func (e *entry) stored() bool { return !e.Stored.IsZero() }
@@ -100,7 +103,8 @@ type Ref struct {
 
 // record is one line of the journal.
 type record struct {
-	// Op is "gen" (the first line), "intent", "stored" or "forget".
+	// Op is "gen" (the first line), "intent", "stored", "copied" or
+	// "forget".
 	Op     string    `json:"op"`
 	Gen    uint64    `json:"gen,omitempty"`
 	Folder string    `json:"f,omitempty"`
@@ -333,6 +337,10 @@ func (s *state) apply(r record) {
 		if r.FP != "" {
 			e.FP = r.FP
 		}
+	case "copied":
+		if e := fs.Messages[r.ID]; e != nil {
+			e.Copied = true
+		}
 	case "forget":
 		delete(fs.Messages, r.ID)
 	}
@@ -404,12 +412,22 @@ func (s *state) stored(folder, id string, at time.Time, fp string) error {
 
 // forget drops messages that are no longer on the server.
 func (s *state) forget(folder string, ids []string) error {
+	return s.writeEach("forget", folder, ids)
+}
+
+// copied records that messages were copied to move_to.
+func (s *state) copied(folder string, ids []string) error {
+	return s.writeEach("copied", folder, ids)
+}
+
+// writeEach writes one record of op for each message, at once.
+func (s *state) writeEach(op, folder string, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	recs := make([]record, len(ids))
 	for i, id := range ids {
-		recs[i] = record{Op: "forget", Folder: folder, ID: id}
+		recs[i] = record{Op: op, Folder: folder, ID: id}
 	}
 	return s.write(recs...)
 }

@@ -1,0 +1,437 @@
+package fetch
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// fakeIMAP is a small IMAP4rev1 server (RFC 3501), just enough for the
+// fetch client, for what buzon's own server and Dovecot never do: lack
+// MOVE or UIDPLUS, refuse a COPY, fail to FETCH some messages, or send
+// them without their UID or body.
+type fakeIMAP struct {
+	addr string
+	// noMove and noUIDPlus leave MOVE (RFC 6851) and UIDPLUS (RFC 4315)
+	// out of CAPABILITY, and refuse their commands.
+	noMove, noUIDPlus bool
+
+	mu sync.Mutex // guards what follows
+	// folders holds the messages; INBOX always exists.
+	folders map[string]*fakeFolder
+	// copyNo refuses every COPY with NO [TRYCREATE].
+	copyNo bool
+	// fetchNo holds the UIDs whose body a FETCH leaves out, ending NO as
+	// Gmail does.
+	fetchNo map[uint32]bool
+	// noUID holds the UIDs whose body comes in a FETCH response without
+	// UID; nilBody those whose body is NIL.
+	noUID, nilBody map[uint32]bool
+
+	conns sync.WaitGroup
+}
+
+// fakeFolder is a folder of a fakeIMAP.
+type fakeFolder struct {
+	uidValidity, uidNext uint32
+	msgs                 []*fakeMessage
+}
+
+type fakeMessage struct {
+	uid   uint32
+	flags []string
+	body  []byte
+}
+
+func startFakeIMAP(t *testing.T, f *fakeIMAP) *fakeIMAP {
+	t.Helper()
+	f.folders = map[string]*fakeFolder{"INBOX": {uidValidity: 7, uidNext: 1}}
+	f.fetchNo, f.noUID, f.nilBody = map[uint32]bool{}, map[uint32]bool{}, map[uint32]bool{}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.addr = l.Addr().String()
+	var open []net.Conn
+	var openMu sync.Mutex
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			openMu.Lock()
+			open = append(open, c)
+			openMu.Unlock()
+			f.conns.Add(1)
+			go func() {
+				defer f.conns.Done()
+				defer c.Close()
+				f.serve(c)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		openMu.Lock()
+		for _, c := range open {
+			c.Close()
+		}
+		openMu.Unlock()
+		f.conns.Wait()
+	})
+	return f
+}
+
+// add appends messages to a folder, creating it.
+func (f *fakeIMAP) add(folder string, msgs ...[]byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fo := f.folders[folder]
+	if fo == nil {
+		fo = &fakeFolder{uidValidity: 7, uidNext: 1}
+		f.folders[folder] = fo
+	}
+	for _, m := range msgs {
+		fo.msgs = append(fo.msgs, &fakeMessage{uid: fo.uidNext, body: m})
+		fo.uidNext++
+	}
+}
+
+// flag sets a flag on a message, as another client would.
+func (f *fakeIMAP) flag(folder string, uid uint32, flag string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, m := range f.folders[folder].msgs {
+		if m.uid == uid {
+			m.flags = append(m.flags, flag)
+		}
+	}
+}
+
+// set runs fn under the lock, to change the quirks between runs.
+func (f *fakeIMAP) set(fn func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn()
+}
+
+// messages returns the bodies in a folder.
+func (f *fakeIMAP) messages(folder string) [][]byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fo := f.folders[folder]
+	if fo == nil {
+		return nil
+	}
+	var out [][]byte
+	for _, m := range fo.msgs {
+		out = append(out, m.body)
+	}
+	return out
+}
+
+// flagged counts the messages of a folder flagged \Deleted.
+func (f *fakeIMAP) flagged(folder string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, m := range f.folders[folder].msgs {
+		if slices.Contains(m.flags, `\Deleted`) {
+			n++
+		}
+	}
+	return n
+}
+
+func (f *fakeIMAP) caps() string {
+	caps := "IMAP4rev1"
+	if !f.noMove {
+		caps += " MOVE"
+	}
+	if !f.noUIDPlus {
+		caps += " UIDPLUS"
+	}
+	return caps
+}
+
+// parseUIDSet reads a sequence set of UIDs ("1:3,5,7:*").
+func parseUIDSet(s string, last uint32) map[uint32]bool {
+	out := map[uint32]bool{}
+	num := func(s string) uint32 {
+		if s == "*" {
+			return last
+		}
+		n, _ := strconv.ParseUint(s, 10, 32)
+		return uint32(n)
+	}
+	for part := range strings.SplitSeq(s, ",") {
+		lo, hi, ok := strings.Cut(part, ":")
+		a, b := num(lo), num(lo)
+		if ok {
+			b = num(hi)
+		}
+		for n := min(a, b); n <= max(a, b) && n != 0; n++ {
+			out[n] = true
+		}
+	}
+	return out
+}
+
+func imapQuote(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
+// envelope is a message's ENVELOPE with its date, subject and
+// Message-ID, and no addresses.
+func envelope(body []byte) string {
+	field := func(name string) string {
+		for _, line := range strings.Split(string(body), "\r\n") {
+			if line == "" {
+				break
+			}
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, name) {
+				return imapQuote(strings.TrimSpace(v))
+			}
+		}
+		return "NIL"
+	}
+	return fmt.Sprintf("(%s %s NIL NIL NIL NIL NIL NIL NIL %s)", field("Date"), field("Subject"), field("Message-ID"))
+}
+
+func (f *fakeIMAP) serve(c net.Conn) {
+	br := bufio.NewReader(c)
+	w := bufio.NewWriter(c)
+	send := func(format string, args ...any) {
+		fmt.Fprintf(w, format+"\r\n", args...)
+	}
+	send("* OK [CAPABILITY %s] fake IMAP", f.caps())
+	w.Flush()
+	var sel *fakeFolder
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return
+		}
+		words := strings.Fields(line)
+		if len(words) < 2 {
+			send("* BAD no command")
+			w.Flush()
+			continue
+		}
+		tag, cmd, args := words[0], strings.ToUpper(words[1]), words[2:]
+		uid := cmd == "UID" && len(args) > 0
+		if uid {
+			cmd, args = strings.ToUpper(args[0]), args[1:]
+		}
+		f.mu.Lock()
+		done := f.command(send, &sel, tag, cmd, uid, args)
+		f.mu.Unlock()
+		w.Flush()
+		if done {
+			return
+		}
+	}
+}
+
+// command answers one command; it reports whether the session ended.
+func (f *fakeIMAP) command(send func(string, ...any), sel **fakeFolder, tag, cmd string, uid bool, args []string) bool {
+	fo := *sel
+	maxUID := uint32(0)
+	if fo != nil && len(fo.msgs) > 0 {
+		maxUID = fo.msgs[len(fo.msgs)-1].uid
+	}
+	switch {
+	case cmd == "CAPABILITY":
+		send("* CAPABILITY %s", f.caps())
+	case cmd == "LOGIN", cmd == "NOOP":
+	case cmd == "LOGOUT":
+		send("* BYE")
+		send("%s OK bye", tag)
+		return true
+	case cmd == "SELECT" || cmd == "EXAMINE":
+		*sel = f.folders[strings.Trim(args[0], `"`)]
+		if *sel == nil {
+			send("%s NO [NONEXISTENT] no such folder", tag)
+			return false
+		}
+		fo = *sel
+		send("* %d EXISTS", len(fo.msgs))
+		send(`* FLAGS (\Seen \Deleted)`)
+		send("* OK [UIDVALIDITY %d] ok", fo.uidValidity)
+		send("* OK [UIDNEXT %d] ok", fo.uidNext)
+	case fo == nil:
+		send("%s BAD no folder selected", tag)
+		return false
+	case cmd == "SEARCH" && uid:
+		crit := strings.ToUpper(strings.Join(args, " "))
+		var found []string
+		for _, m := range fo.msgs {
+			ok := crit == "ALL" || crit == "DELETED" && slices.Contains(m.flags, `\Deleted`)
+			if rest, isUID := strings.CutPrefix(crit, "UID "); isUID {
+				ok = parseUIDSet(rest, maxUID)[m.uid]
+			}
+			if ok {
+				found = append(found, strconv.Itoa(int(m.uid)))
+			}
+		}
+		send("* SEARCH %s", strings.Join(found, " "))
+	case cmd == "FETCH" && uid:
+		want := parseUIDSet(args[0], maxUID)
+		items := strings.ToUpper(strings.Join(args[1:], " "))
+		body := strings.Contains(items, "BODY")
+		refused := false
+		for i, m := range fo.msgs {
+			if !want[m.uid] {
+				continue
+			}
+			if body && f.fetchNo[m.uid] {
+				refused = true
+				continue
+			}
+			var parts []string
+			if !body || !f.noUID[m.uid] {
+				parts = append(parts, fmt.Sprintf("UID %d", m.uid))
+			}
+			if strings.Contains(items, "RFC822.SIZE") {
+				parts = append(parts, fmt.Sprintf("RFC822.SIZE %d", len(m.body)))
+			}
+			if strings.Contains(items, "ENVELOPE") {
+				parts = append(parts, "ENVELOPE "+envelope(m.body))
+			}
+			switch {
+			case body && f.nilBody[m.uid]:
+				parts = append(parts, "BODY[] NIL")
+			case body:
+				parts = append(parts, fmt.Sprintf("BODY[] {%d}\r\n%s", len(m.body), m.body))
+			}
+			send("* %d FETCH (%s)", i+1, strings.Join(parts, " "))
+		}
+		if refused {
+			send("%s NO Some messages could not be FETCHed (Failure)", tag)
+			return false
+		}
+	case cmd == "STORE" && uid:
+		want := parseUIDSet(args[0], maxUID)
+		add := strings.HasPrefix(strings.ToUpper(args[1]), "+")
+		flags := strings.Fields(strings.Trim(strings.Join(args[2:], " "), "()"))
+		for _, m := range fo.msgs {
+			if !want[m.uid] {
+				continue
+			}
+			for _, fl := range flags {
+				has := slices.Contains(m.flags, fl)
+				switch {
+				case add && !has:
+					m.flags = append(m.flags, fl)
+				case !add && has:
+					m.flags = slices.DeleteFunc(m.flags, func(s string) bool { return s == fl })
+				}
+			}
+		}
+	case (cmd == "COPY" || cmd == "MOVE" && !f.noMove) && uid:
+		dst := f.folders[strings.Trim(args[1], `"`)]
+		if dst == nil || f.copyNo {
+			send("%s NO [TRYCREATE] cannot copy there", tag)
+			return false
+		}
+		want := parseUIDSet(args[0], maxUID)
+		for _, m := range fo.msgs {
+			if want[m.uid] {
+				dst.msgs = append(dst.msgs, &fakeMessage{uid: dst.uidNext, body: m.body})
+				dst.uidNext++
+			}
+		}
+		if cmd == "MOVE" {
+			f.expunge(send, fo, func(m *fakeMessage) bool { return want[m.uid] })
+		}
+	case cmd == "EXPUNGE" && !uid:
+		f.expunge(send, fo, func(m *fakeMessage) bool { return slices.Contains(m.flags, `\Deleted`) })
+	case cmd == "EXPUNGE" && !f.noUIDPlus:
+		want := parseUIDSet(args[0], maxUID)
+		f.expunge(send, fo, func(m *fakeMessage) bool { return want[m.uid] && slices.Contains(m.flags, `\Deleted`) })
+	default:
+		send("%s BAD unknown command", tag)
+		return false
+	}
+	send("%s OK done", tag)
+	return false
+}
+
+// expunge removes the messages gone says, reporting each.
+func (f *fakeIMAP) expunge(send func(string, ...any), fo *fakeFolder, gone func(*fakeMessage) bool) {
+	var keep []*fakeMessage
+	for _, m := range fo.msgs {
+		if gone(m) {
+			send("* %d EXPUNGE", len(keep)+1) // those before it are gone
+			continue
+		}
+		keep = append(keep, m)
+	}
+	fo.msgs = keep
+}
+
+// fakeIMAPAccount is a fetch account for a fake IMAP server, without
+// TLS.
+func fakeIMAPAccount(t *testing.T, f *fakeIMAP) Account {
+	host, port := splitAddr(t, f.addr)
+	return Account{Name: "fake", Protocol: ProtoIMAP, Host: host, Port: port, TLS: TLSNone, AllowInsecure: true,
+		User: "u", Password: "p", Mode: ModeDelete, Maildir: t.TempDir() + "/Maildir", Folders: []string{"INBOX"}}
+}
+
+// TestIMAPMoveWithoutMOVE: on a server without MOVE, move_to copies the
+// messages and only once the COPY succeeded flags and expunges them. A
+// COPY refused leaves them where they are, and they are not copied twice.
+func TestIMAPMoveWithoutMOVE(t *testing.T) {
+	t.Run("copy refused", func(t *testing.T) {
+		f := startFakeIMAP(t, &fakeIMAP{noMove: true})
+		f.add("INBOX", testMessages(1, 3)...)
+		f.add("Archive")
+		f.set(func() { f.copyNo = true })
+		a := fakeIMAPAccount(t, f)
+		a.Mode, a.MoveTo = ModeKeep, "Archive"
+		cfg := testConfig(t, a)
+		s := fetchOnce(t, cfg, testOptions(t))[0]
+		if s.Err == nil || !strings.Contains(s.Err.Error(), "copy to Archive") || s.Fetched != 3 || s.Moved != 0 {
+			t.Errorf("COPY refused: %v", s)
+		}
+		if n := len(f.messages("INBOX")); n != 3 || f.flagged("INBOX") != 0 {
+			t.Errorf("INBOX holds %d, %d flagged \\Deleted; want 3, none", n, f.flagged("INBOX"))
+		}
+		// Once the COPY works, the messages move, stored once.
+		f.set(func() { f.copyNo = false })
+		if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 0 || s.Moved != 3 {
+			t.Errorf("COPY accepted: %v", s)
+		}
+		if len(f.messages("INBOX")) != 0 || len(f.messages("Archive")) != 3 {
+			t.Errorf("INBOX holds %d, Archive %d", len(f.messages("INBOX")), len(f.messages("Archive")))
+		}
+		checkMaildir(t, a.Maildir, [2]int{1, 3})
+	})
+	t.Run("no UIDPLUS", func(t *testing.T) {
+		// Without UID EXPUNGE the messages copied stay flagged \Deleted,
+		// and are not copied again by the next run.
+		f := startFakeIMAP(t, &fakeIMAP{noMove: true, noUIDPlus: true})
+		f.add("INBOX", testMessages(1, 3)...)
+		f.add("Archive")
+		f.flag("INBOX", 2, `\Deleted`) // by another client
+		a := fakeIMAPAccount(t, f)
+		a.Mode, a.MoveTo = ModeKeep, "Archive"
+		cfg := testConfig(t, a)
+		for run := 1; run <= 2; run++ {
+			s := mustFetch(t, cfg, testOptions(t))
+			if s.Moved != 0 || s.Flagged != 3 {
+				t.Errorf("run %d: %v", run, s)
+			}
+			if len(f.messages("INBOX")) != 3 || f.flagged("INBOX") != 3 || len(f.messages("Archive")) != 3 {
+				t.Errorf("run %d: INBOX holds %d, %d flagged; Archive %d", run, len(f.messages("INBOX")), f.flagged("INBOX"), len(f.messages("Archive")))
+			}
+		}
+		checkMaildir(t, a.Maildir, [2]int{1, 3})
+	})
+}
