@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // fakeIMAP is a small IMAP4rev1 server (RFC 3501), just enough for the
@@ -414,8 +415,8 @@ func TestIMAPMoveWithoutMOVE(t *testing.T) {
 		checkMaildir(t, a.Maildir, [2]int{1, 3})
 	})
 	t.Run("no UIDPLUS", func(t *testing.T) {
-		// Without UID EXPUNGE the messages copied stay flagged \Deleted,
-		// and are not copied again by the next run.
+		// Without UID EXPUNGE, an EXPUNGE is safe when every message
+		// flagged \Deleted is stored here (see TestIMAPWithoutUIDPLUS).
 		f := startFakeIMAP(t, &fakeIMAP{noMove: true, noUIDPlus: true})
 		f.add("INBOX", testMessages(1, 3)...)
 		f.add("Archive")
@@ -423,15 +424,56 @@ func TestIMAPMoveWithoutMOVE(t *testing.T) {
 		a := fakeIMAPAccount(t, f)
 		a.Mode, a.MoveTo = ModeKeep, "Archive"
 		cfg := testConfig(t, a)
-		for run := 1; run <= 2; run++ {
-			s := mustFetch(t, cfg, testOptions(t))
-			if s.Moved != 0 || s.Flagged != 3 {
-				t.Errorf("run %d: %v", run, s)
-			}
-			if len(f.messages("INBOX")) != 3 || f.flagged("INBOX") != 3 || len(f.messages("Archive")) != 3 {
-				t.Errorf("run %d: INBOX holds %d, %d flagged; Archive %d", run, len(f.messages("INBOX")), f.flagged("INBOX"), len(f.messages("Archive")))
-			}
+		if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 3 || s.Moved != 3 || s.Flagged != 0 {
+			t.Errorf("run: %v", s)
+		}
+		if len(f.messages("INBOX")) != 0 || len(f.messages("Archive")) != 3 {
+			t.Errorf("INBOX holds %d, Archive %d", len(f.messages("INBOX")), len(f.messages("Archive")))
 		}
 		checkMaildir(t, a.Maildir, [2]int{1, 3})
+	})
+}
+
+// TestIMAPWithoutUIDPLUS: on a server without UIDPLUS, whose EXPUNGE
+// removes every message flagged \Deleted, a message flagged by another
+// client is fetched before any EXPUNGE, in delete mode and with
+// keep_days, rather than expunged unfetched after the first batch.
+func TestIMAPWithoutUIDPLUS(t *testing.T) {
+	t.Run("delete", func(t *testing.T) {
+		f := startFakeIMAP(t, &fakeIMAP{noUIDPlus: true})
+		f.add("INBOX", testMessages(1, bodyBatch+3)...)
+		f.flag("INBOX", bodyBatch+2, `\Deleted`)
+		a := fakeIMAPAccount(t, f)
+		s := mustFetch(t, testConfig(t, a), testOptions(t))
+		if s.Fetched != bodyBatch+3 || s.Deleted != bodyBatch+3 || s.Flagged != 0 {
+			t.Errorf("run: %v", s)
+		}
+		if n := len(f.messages("INBOX")); n != 0 {
+			t.Errorf("%d left on the server", n)
+		}
+		checkMaildir(t, a.Maildir, [2]int{1, bodyBatch + 3})
+	})
+	t.Run("keep_days", func(t *testing.T) {
+		f := startFakeIMAP(t, &fakeIMAP{noUIDPlus: true})
+		f.add("INBOX", testMessages(1, 3)...)
+		a := fakeIMAPAccount(t, f)
+		a.Mode, a.KeepDays = ModeKeep, 7
+		cfg := testConfig(t, a)
+		clock := newTestClock()
+		opts := testOptions(t)
+		opts.Now = clock.Now
+		if s := mustFetch(t, cfg, opts); s.Fetched != 3 {
+			t.Fatalf("first run: %v", s)
+		}
+		f.add("INBOX", testMessage(4, 0))
+		f.flag("INBOX", 4, `\Deleted`)
+		clock.Advance(8 * 24 * time.Hour)
+		if s := mustFetch(t, cfg, opts); s.Fetched != 1 || s.Deleted != 3 {
+			t.Errorf("second run: %v", s)
+		}
+		if n := len(f.messages("INBOX")); n != 0 {
+			t.Errorf("%d left on the server", n)
+		}
+		checkMaildir(t, a.Maildir, [2]int{1, 4})
 	})
 }

@@ -334,7 +334,9 @@ func (r *run) imapFolder(ctx context.Context, ic *imapConn, folder string) error
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	r.imapLeftFlagged(fr)
+	if err := r.imapExpungeFlagged(ic, fr); err != nil {
+		return err
+	}
 	if err := r.prune(folder, present); err != nil {
 		return err
 	}
@@ -442,24 +444,18 @@ func (r *run) imapAfterStore(ic *imapConn, fr *imapFolderRun, uids []imap.UID, j
 	if err != nil {
 		return fmt.Errorf("folder %s: STORE \\Deleted: %w", folder, err)
 	}
-	if !fr.uidPlus && moving {
-		// EXPUNGE would also remove other messages flagged \Deleted.
+	if !fr.uidPlus {
+		// EXPUNGE would also remove other messages flagged \Deleted: see
+		// imapExpungeFlagged.
 		for _, uid := range remove {
-			fr.flagged[uid] = true
+			fr.flagged[uid] = moving
 		}
 		return nil
 	}
-	err = ic.do(func() error {
-		// RFC 4315 2.1: UID EXPUNGE removes only these. Without UIDPLUS,
-		// EXPUNGE also removes other messages marked \Deleted, as any
-		// client's EXPUNGE would.
-		if fr.uidPlus {
-			return ic.c.UIDExpunge(set).Close()
-		}
-		return ic.c.Expunge().Close()
-	})
+	// RFC 4315 2.1: UID EXPUNGE removes only these.
+	err = ic.do(func() error { return ic.c.UIDExpunge(set).Close() })
 	if err != nil {
-		return fmt.Errorf("folder %s: delete: %w", folder, err)
+		return fmt.Errorf("folder %s: UID EXPUNGE: %w", folder, err)
 	}
 	if moving {
 		r.sum.Moved += len(remove)
@@ -469,16 +465,56 @@ func (r *run) imapAfterStore(ic *imapConn, fr *imapFolderRun, uids []imap.UID, j
 	return r.forgetUIDs(fr, remove)
 }
 
-// imapLeftFlagged reports the messages of a folder flagged \Deleted
-// but not expunged.
-func (r *run) imapLeftFlagged(fr *imapFolderRun) {
+// imapExpungeFlagged expunges, on a server without UIDPLUS, the messages
+// of the folder the run flagged \Deleted to delete or move them, once
+// every new message of the folder had its turn. A plain EXPUNGE removes
+// every message flagged \Deleted (RFC 9051 6.4.3), whoever flagged it,
+// so it is sent only if UID SEARCH DELETED finds nothing that is not
+// stored here; otherwise the messages stay flagged, and the next run
+// tries again. (A message flagged by another client between the SEARCH
+// and the EXPUNGE would still go: only UIDPLUS closes that gap.)
+func (r *run) imapExpungeFlagged(ic *imapConn, fr *imapFolderRun) error {
 	if len(fr.flagged) == 0 {
-		return
+		return nil
 	}
-	r.sum.Flagged += len(fr.flagged)
-	r.log.Warn("messages copied to move_to stay flagged \\Deleted, not expunged: the server lacks UIDPLUS (RFC 4315), "+
-		"and a plain EXPUNGE would also remove other messages flagged \\Deleted",
-		"folder", fr.folder, "messages", len(fr.flagged))
+	var deleted []imap.UID
+	err := ic.do(func() error {
+		data, err := ic.c.UIDSearch(&imap.SearchCriteria{Flag: []imap.Flag{imap.FlagDeleted}}, nil).Wait()
+		if err == nil {
+			deleted = data.AllUIDs()
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("folder %s: UID SEARCH DELETED: %w", fr.folder, err)
+	}
+	fs := r.st.folder(fr.folder)
+	strangers := 0
+	for _, uid := range deleted {
+		if e := fs.Messages[uidID(uid)]; e == nil || !e.stored() {
+			strangers++
+		}
+	}
+	if strangers > 0 {
+		r.sum.Flagged += len(fr.flagged)
+		r.log.Warn("messages flagged \\Deleted here are not expunged: the server lacks UIDPLUS (RFC 4315), and its EXPUNGE "+
+			"would also remove messages flagged \\Deleted elsewhere that are not stored here",
+			"folder", fr.folder, "flagged", len(fr.flagged), "not_stored", strangers)
+		return nil
+	}
+	r.at("expunge")
+	if err := ic.do(func() error { return ic.c.Expunge().Close() }); err != nil {
+		return fmt.Errorf("folder %s: EXPUNGE: %w", fr.folder, err)
+	}
+	for _, uid := range deleted {
+		if moved, ok := fr.flagged[uid]; ok && moved {
+			r.sum.Moved++
+		} else if ok {
+			r.sum.Deleted++
+		}
+	}
+	// Messages flagged by another client went too; all were stored.
+	return r.forgetUIDs(fr, deleted)
 }
 
 // imapMeta fetches the size and fingerprint of messages not yet in meta.
