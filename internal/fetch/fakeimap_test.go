@@ -33,6 +33,9 @@ type fakeIMAP struct {
 	// noUID holds the UIDs whose body comes in a FETCH response without
 	// UID; nilBody those whose body is NIL.
 	noUID, nilBody map[uint32]bool
+	// vanish holds the UIDs another client expunges just before a FETCH
+	// of their body.
+	vanish map[uint32]bool
 
 	conns sync.WaitGroup
 }
@@ -52,7 +55,7 @@ type fakeMessage struct {
 func startFakeIMAP(t *testing.T, f *fakeIMAP) *fakeIMAP {
 	t.Helper()
 	f.folders = map[string]*fakeFolder{"INBOX": {uidValidity: 7, uidNext: 1}}
-	f.fetchNo, f.noUID, f.nilBody = map[uint32]bool{}, map[uint32]bool{}, map[uint32]bool{}
+	f.fetchNo, f.noUID, f.nilBody, f.vanish = map[uint32]bool{}, map[uint32]bool{}, map[uint32]bool{}, map[uint32]bool{}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -286,6 +289,10 @@ func (f *fakeIMAP) command(send func(string, ...any), sel **fakeFolder, tag, cmd
 		want := parseUIDSet(args[0], maxUID)
 		items := strings.ToUpper(strings.Join(args[1:], " "))
 		body := strings.Contains(items, "BODY")
+		if body {
+			// No EXPUNGE response during a FETCH (RFC 3501 7.4.1).
+			fo.msgs = slices.DeleteFunc(fo.msgs, func(m *fakeMessage) bool { return f.vanish[m.uid] })
+		}
 		refused := false
 		for i, m := range fo.msgs {
 			if !want[m.uid] {
@@ -453,6 +460,37 @@ func TestIMAPWithoutUIDPLUS(t *testing.T) {
 		}
 		checkMaildir(t, a.Maildir, [2]int{1, bodyBatch + 3})
 	})
+	t.Run("one not stored", func(t *testing.T) {
+		// A message flagged \Deleted elsewhere that cannot be fetched
+		// keeps the others from being expunged: they stay flagged.
+		f := startFakeIMAP(t, &fakeIMAP{noUIDPlus: true, noMove: true})
+		f.add("INBOX", testMessages(1, 3)...)
+		f.flag("INBOX", 2, `\Deleted`)
+		f.set(func() { f.fetchNo[2] = true })
+		a := fakeIMAPAccount(t, f)
+		cfg := testConfig(t, a)
+		for run := 1; run <= 2; run++ {
+			s := mustFetch(t, cfg, testOptions(t))
+			if s.Deleted != 0 || s.Flagged != 2 || s.Failed != 1 {
+				t.Errorf("run %d: %v", run, s)
+			}
+			if n := len(f.messages("INBOX")); n != 3 || f.flagged("INBOX") != 3 {
+				t.Errorf("run %d: %d left on the server, %d flagged", run, n, f.flagged("INBOX"))
+			}
+		}
+		checkMaildir(t, a.Maildir, [2]int{1, 1}, [2]int{3, 3})
+		// The move_to copies are kept from a second COPY the same way.
+		f.add("Archive")
+		cfg.Accounts[0].Mode, cfg.Accounts[0].MoveTo = ModeKeep, "Archive"
+		for run := 1; run <= 2; run++ {
+			if s := mustFetch(t, cfg, testOptions(t)); s.Moved != 0 || s.Flagged != 2 {
+				t.Errorf("move run %d: %v", run, s)
+			}
+			if n := len(f.messages("Archive")); n != 2 {
+				t.Errorf("move run %d: Archive holds %d, want 2", run, n)
+			}
+		}
+	})
 	t.Run("keep_days", func(t *testing.T) {
 		f := startFakeIMAP(t, &fakeIMAP{noUIDPlus: true})
 		f.add("INBOX", testMessages(1, 3)...)
@@ -476,4 +514,50 @@ func TestIMAPWithoutUIDPLUS(t *testing.T) {
 		}
 		checkMaildir(t, a.Maildir, [2]int{1, 4})
 	})
+}
+
+// TestIMAPPartialFetch: messages a FETCH leaves out, or sends without
+// their UID or body, stay on the server and are errors of the run; the
+// others of the batch are stored and deleted, run after run. One expunged
+// by another client meanwhile is no error.
+func TestIMAPPartialFetch(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		quirk  func(f *fakeIMAP)
+		failed int
+	}{
+		{"FETCH NO", func(f *fakeIMAP) { f.fetchNo[3] = true }, 1},
+		{"no UID or body", func(f *fakeIMAP) { f.noUID[2], f.nilBody[4] = true, true }, 2},
+		{"expunged meanwhile", func(f *fakeIMAP) { f.vanish[3] = true }, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := startFakeIMAP(t, &fakeIMAP{})
+			f.add("INBOX", testMessages(1, 5)...)
+			f.set(func() { tc.quirk(f) })
+			a := fakeIMAPAccount(t, f)
+			cfg := testConfig(t, a)
+			s := mustFetch(t, cfg, testOptions(t))
+			if want := 5 - tc.failed - len(f.vanish); s.Fetched != want || s.Deleted != want || s.Failed != tc.failed {
+				t.Errorf("first run: %v, want %d fetched and deleted, %d errors", s, want, tc.failed)
+			}
+			if n := len(f.messages("INBOX")); n != tc.failed {
+				t.Errorf("%d left on the server, want %d", n, tc.failed)
+			}
+			if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 0 || s.Failed != tc.failed {
+				t.Errorf("second run: %v", s)
+			}
+			var stored []string
+			for _, m := range f.messages("INBOX") {
+				stored = append(stored, subjects([][]byte{m})...)
+			}
+			for _, subj := range subjects(maildirMessages(t, a.Maildir)) {
+				if slices.Contains(stored, subj) {
+					t.Errorf("%s is both stored and on the server", subj)
+				}
+			}
+			if got := len(maildirMessages(t, a.Maildir)); got != 5-tc.failed-len(f.vanish) {
+				t.Errorf("maildir holds %d messages", got)
+			}
+		})
+	}
 }

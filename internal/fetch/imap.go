@@ -107,6 +107,28 @@ func (r *run) imapConnect(ctx context.Context) (*imapConn, error) {
 					}
 				}
 			},
+			// A body outside the FETCH that asked for it came without
+			// its UID (RFC 9051 6.4.8 wants it in the answer to a UID
+			// FETCH): the message cannot be told, and stays on the
+			// server, counted by imapMissing.
+			Fetch: func(msg *imapclient.FetchMessageData) {
+				var uid imap.UID
+				body := false
+				for item := msg.Next(); item != nil; item = msg.Next() {
+					switch it := item.(type) {
+					case imapclient.FetchItemDataUID:
+						uid = it.UID
+					case imapclient.FetchItemDataBodySection:
+						if it.Literal != nil {
+							io.Copy(io.Discard, it.Literal)
+							body = true
+						}
+					}
+				}
+				if body && uid == 0 {
+					r.log.Warn("the server sent a message without its UID: there is no telling which one it is", "seq", msg.SeqNum)
+				}
+			},
 		},
 	}
 	if r.a.TLS == TLSStartTLS {
@@ -305,15 +327,14 @@ func (r *run) imapFolder(ctx context.Context, ic *imapConn, folder string) error
 		}
 		batch := fresh[:n]
 		fresh = fresh[n:]
-		bodies, err := r.imapBodies(ic, folder, uv, batch)
-		if err != nil {
-			return fmt.Errorf("folder %s: %w", folder, err)
-		}
-		var done []imap.UID
+		// What came is stored even if the FETCH failed after it.
+		bodies, refused, err := r.imapBodies(ic, folder, uv, batch)
+		var done, missing []imap.UID
 		for _, uid := range batch {
 			m := bodies[uid]
 			if m == nil {
-				continue // expunged by someone else meanwhile
+				missing = append(missing, uid)
+				continue
 			}
 			if stopErr != nil {
 				m.Close()
@@ -326,6 +347,12 @@ func (r *run) imapFolder(ctx context.Context, ic *imapConn, folder string) error
 				continue
 			}
 			done = append(done, uid)
+		}
+		if err != nil {
+			return fmt.Errorf("folder %s: %w", folder, err)
+		}
+		if err := r.imapMissing(ic, fr, missing, refused); err != nil {
+			return err
 		}
 		if err := r.imapAfterStore(ic, fr, done, true); err != nil {
 			return err
@@ -548,10 +575,15 @@ func (r *run) imapMeta(ic *imapConn, uids []imap.UID, meta map[imap.UID]imapMeta
 }
 
 // imapBodies downloads a batch of messages (BODY.PEEK[], which leaves
-// \Seen alone, RFC 9051 6.4.5) into spools.
-func (r *run) imapBodies(ic *imapConn, folder string, uv uint32, uids []imap.UID) (map[imap.UID]*Message, error) {
-	out := map[imap.UID]*Message{}
-	err := ic.do(func() error {
+// \Seen alone, RFC 9051 6.4.5) into spools. It returns the messages that
+// came whole even when the FETCH failed: refused is the server's NO or
+// BAD (Gmail answers NO for a message it cannot read, after sending the
+// others), err a failure of the connection or of the spool. A message
+// sent with a NIL body is logged and left out; one sent without its UID
+// never reaches the command (see imapConnect).
+func (r *run) imapBodies(ic *imapConn, folder string, uv uint32, uids []imap.UID) (out map[imap.UID]*Message, refused, err error) {
+	out = map[imap.UID]*Message{}
+	err = ic.do(func() error {
 		cmd := ic.c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{
 			UID:         true,
 			BodySection: []*imap.FetchItemBodySection{{Peek: true}},
@@ -599,17 +631,57 @@ func (r *run) imapBodies(ic *imapConn, folder string, uv uint32, uids []imap.UID
 				out[uid] = m
 			case dl != nil:
 				dl.Close()
+			case uid != 0:
+				r.log.Warn("the server sent a message without its body (BODY[] NIL)", "folder", folder, "uid", uid)
 			}
 		}
 		return cmd.Close()
 	})
-	if err != nil {
-		for _, m := range out {
-			m.Close()
-		}
-		return nil, fmt.Errorf("FETCH BODY.PEEK[]: %w", err)
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		return out, fmt.Errorf("FETCH BODY.PEEK[]: %w", err), nil
 	}
-	return out, nil
+	if err != nil {
+		err = fmt.Errorf("FETCH BODY.PEEK[]: %w", err)
+	}
+	return out, nil, err
+}
+
+// imapMissing settles the messages of a batch that the FETCH did not
+// bring: one still on the server (it could not read it, or sent it without
+// its UID or body) is an error of the run and stays there; one gone was
+// expunged by another client meanwhile.
+func (r *run) imapMissing(ic *imapConn, fr *imapFolderRun, missing []imap.UID, refused error) error {
+	if len(missing) == 0 {
+		if refused != nil {
+			r.log.Warn("the server refused part of a FETCH, yet sent every message", "folder", fr.folder, "err", refused)
+		}
+		return nil
+	}
+	var still []imap.UID
+	err := ic.do(func() error {
+		data, err := ic.c.UIDSearch(&imap.SearchCriteria{UID: []imap.UIDSet{imap.UIDSetNum(missing...)}}, nil).Wait()
+		if err == nil {
+			still = data.AllUIDs()
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("folder %s: UID SEARCH: %w", fr.folder, err)
+	}
+	for _, uid := range missing {
+		if !slices.Contains(still, uid) {
+			delete(fr.present, uidID(uid))
+			continue
+		}
+		r.sum.Failed++
+		args := []any{"folder", fr.folder, "uid", uid}
+		if refused != nil {
+			args = append(args, "err", refused)
+		}
+		r.log.Warn("the server did not send a message; it stays there", args...)
+	}
+	return nil
 }
 
 // uidValidityChanged handles a folder whose UIDVALIDITY changed (RFC 9051
