@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/delivery"
+	"github.com/buzon-mail/buzon/internal/durable"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
@@ -146,7 +147,7 @@ func TestMboxTornWrite(t *testing.T) {
 	}{
 		{"cut short", func(t *testing.T, path string, ref Ref) {
 			// Write the attempt fully, then cut it at half.
-			if err := newMbox(path, clock.Now).Deliver(ctx, spooled(t, "x", testMessage(2, 3000)), nil, noIntent); err != nil {
+			if err := newMbox(path, clock.Now, nil).Deliver(ctx, spooled(t, "x", testMessage(2, 3000)), nil, noIntent); err != nil {
 				t.Fatal(err)
 			}
 			if err := os.Truncate(path, ref.Offset+ref.Length/2); err != nil {
@@ -165,7 +166,7 @@ func TestMboxTornWrite(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "mbox")
-			b := newMbox(path, clock.Now)
+			b := newMbox(path, clock.Now, nil)
 			if err := b.Deliver(ctx, spooled(t, "1", testMessage(1, 0)), nil, noIntent); err != nil {
 				t.Fatal(err)
 			}
@@ -202,7 +203,7 @@ func TestMboxSeparator(t *testing.T) {
 		if existing != "" {
 			os.WriteFile(path, []byte(existing), 0o600)
 		}
-		if err := newMbox(path, time.Now).Deliver(context.Background(), spooled(t, "1", testMessage(1, 0)), nil, noIntent); err != nil {
+		if err := newMbox(path, time.Now, nil).Deliver(context.Background(), spooled(t, "1", testMessage(1, 0)), nil, noIntent); err != nil {
 			t.Fatal(err)
 		}
 		msgs := readMbox(t, path)
@@ -220,7 +221,7 @@ func TestMboxDotlock(t *testing.T) {
 	os.WriteFile(lock, []byte("1\n"), 0o600)
 	old := time.Now().Add(-time.Hour)
 	os.Chtimes(lock, old, old)
-	if err := newMbox(path, time.Now).Deliver(context.Background(), spooled(t, "1", testMessage(1, 0)), nil, noIntent); err != nil {
+	if err := newMbox(path, time.Now, nil).Deliver(context.Background(), spooled(t, "1", testMessage(1, 0)), nil, noIntent); err != nil {
 		t.Fatalf("stale lock: %v", err)
 	}
 	if _, err := os.Stat(lock); !errors.Is(err, os.ErrNotExist) {
@@ -229,7 +230,7 @@ func TestMboxDotlock(t *testing.T) {
 	os.WriteFile(lock, []byte("1\n"), 0o600)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := newMbox(path, time.Now).Deliver(ctx, spooled(t, "2", testMessage(2, 0)), nil, noIntent); !errors.Is(err, context.Canceled) {
+	if err := newMbox(path, time.Now, nil).Deliver(ctx, spooled(t, "2", testMessage(2, 0)), nil, noIntent); !errors.Is(err, context.Canceled) {
 		t.Errorf("with a live lock: %v, want to wait", err)
 	}
 	if n := len(readMbox(t, path)); n != 1 {
@@ -242,7 +243,7 @@ func TestMboxDotlock(t *testing.T) {
 func TestMaildirHas(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "Maildir")
-	d, err := newMaildir(dir, "host/with:odd", time.Now)
+	d, err := newMaildir(dir, "host/with:odd", time.Now, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,6 +277,45 @@ func TestMaildirHas(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkMaildir(t, dir, [2]int{2, 2})
+}
+
+// TestNewFoldersDurable: the folders and the mbox file a destination
+// creates are synced into their parents, every level, before a message
+// stored in them counts as stored (and may be deleted on the server).
+func TestNewFoldersDurable(t *testing.T) {
+	for _, kind := range []string{"maildir", "mbox"} {
+		t.Run(kind, func(t *testing.T) {
+			base := t.TempDir()
+			a := Account{Name: "x"}
+			var want []string
+			switch kind {
+			case "maildir":
+				a.Maildir = filepath.Join(base, "a", "b", "Maildir")
+				want = []string{base, filepath.Join(base, "a"), filepath.Join(base, "a", "b"), a.Maildir}
+			case "mbox":
+				a.Mbox = filepath.Join(base, "a", "b", "inbox.mbox")
+				want = []string{base, filepath.Join(base, "a"), filepath.Join(base, "a", "b")}
+			}
+			f := New(Config{}, Options{})
+			var synced []string
+			f.syncDir = func(dir string) error {
+				synced = append(synced, dir)
+				return durable.SyncDir(dir)
+			}
+			d, err := f.destination(context.Background(), &a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Deliver(context.Background(), spooled(t, "1", testMessage(1, 0)), nil, noIntent); err != nil {
+				t.Fatal(err)
+			}
+			for _, dir := range want {
+				if !slices.Contains(synced, dir) {
+					t.Errorf("%s was not synced after an entry was made in it (synced: %q)", dir, synced)
+				}
+			}
+		})
+	}
 }
 
 // TestStoreDestHas finds a message in the store by the UIDs after the

@@ -23,6 +23,8 @@ type maildir struct {
 	host string // the host part of file names, with "/" and ":" escaped
 	pid  int
 	now  func() time.Time
+	// syncDir makes a folder's entries durable (durable.SyncDir).
+	syncDir func(dir string) error
 	// deliveries counts messages written by this destination, for unique
 	// names ("Q" in the name).
 	deliveries atomic.Uint64
@@ -30,15 +32,47 @@ type maildir struct {
 
 var _ Destination = (*maildir)(nil)
 
-func newMaildir(dir, hostname string, now func() time.Time) (*maildir, error) {
+// newMaildir opens a Maildir, creating what it lacks durably (see
+// mkdirAll); syncDir is durable.SyncDir, or nil for it.
+func newMaildir(dir, hostname string, now func() time.Time, syncDir func(string) error) (*maildir, error) {
+	if syncDir == nil {
+		syncDir = durable.SyncDir
+	}
 	for _, sub := range []string{"", "tmp", "new", "cur"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+		if err := mkdirAll(filepath.Join(dir, sub), syncDir); err != nil {
 			return nil, fmt.Errorf("maildir: %w", err)
 		}
 	}
 	// The spec: "/" becomes \057 and ":" \072 in the host name.
 	host := strings.NewReplacer("/", `\057`, ":", `\072`).Replace(hostname)
-	return &maildir{dir: dir, host: host, pid: os.Getpid(), now: now}, nil
+	return &maildir{dir: dir, host: host, pid: os.Getpid(), now: now, syncDir: syncDir}, nil
+}
+
+// mkdirAll makes a folder and the parents it lacks, each made durable in
+// its own parent: a folder a run creates must survive a power cut after
+// the server deleted the messages stored in it, as their files do.
+func mkdirAll(dir string, syncDir func(string) error) error {
+	dir = filepath.Clean(dir)
+	fi, err := os.Stat(dir)
+	switch {
+	case err == nil && fi.IsDir():
+		return nil
+	case err == nil:
+		return fmt.Errorf("%s is not a folder", dir)
+	case !errors.Is(err, os.ErrNotExist):
+		return err
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := mkdirAll(parent, syncDir); err != nil {
+			return err
+		}
+	}
+	// Another program may have made it meanwhile, and not synced it.
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	return syncDir(parent)
 }
 
 func (d *maildir) String() string { return "maildir " + d.dir }
@@ -96,7 +130,7 @@ func (d *maildir) Deliver(ctx context.Context, m *Message, prev *Ref, intent fun
 	} else {
 		os.Remove(tmp)
 	}
-	if err := durable.SyncDir(filepath.Join(d.dir, "new")); err != nil {
+	if err := d.syncDir(filepath.Join(d.dir, "new")); err != nil {
 		return fmt.Errorf("maildir: %w", err)
 	}
 	return nil

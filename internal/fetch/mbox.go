@@ -10,10 +10,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/buzon-mail/buzon/internal/durable"
 )
 
 // Lock timing for mbox files.
@@ -33,11 +36,20 @@ const (
 type mbox struct {
 	path string
 	now  func() time.Time
+	// syncDir makes a folder's entries durable (durable.SyncDir).
+	syncDir func(dir string) error
 }
 
 var _ Destination = (*mbox)(nil)
 
-func newMbox(path string, now func() time.Time) *mbox { return &mbox{path: path, now: now} }
+// newMbox returns the mbox file at path, which is created when first
+// needed; syncDir is durable.SyncDir, or nil for it.
+func newMbox(path string, now func() time.Time, syncDir func(string) error) *mbox {
+	if syncDir == nil {
+		syncDir = durable.SyncDir
+	}
+	return &mbox{path: path, now: now, syncDir: syncDir}
+}
 
 func (b *mbox) String() string { return "mbox " + b.path }
 
@@ -46,7 +58,17 @@ func (b *mbox) Close() error { return nil }
 // lock opens the file and takes both locks, trying each without blocking
 // so that a program taking them in the other order cannot deadlock us.
 func (b *mbox) lock(ctx context.Context) (f *os.File, unlock func(), err error) {
-	f, err = os.OpenFile(b.path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err = os.OpenFile(b.path, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		// A new file: its name is made durable in its folder, as its
+		// contents will be when a message is appended.
+		f, err = os.OpenFile(b.path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err == nil {
+			if err = b.syncDir(filepath.Dir(b.path)); err != nil {
+				f.Close()
+			}
+		}
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("mbox: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/delivery"
+	"github.com/buzon-mail/buzon/internal/durable"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
@@ -47,6 +48,9 @@ type Fetcher struct {
 	// deleting a message; a test panics there to stop the run as a crash
 	// would, and leaves everything as it is.
 	crash func(point string)
+	// syncDir makes the entries of a destination's folder durable:
+	// durable.SyncDir, or in tests one that also records the folder.
+	syncDir func(dir string) error
 }
 
 // openStore is a store shared by the accounts delivering into it.
@@ -73,7 +77,7 @@ func New(cfg Config, opts Options) *Fetcher {
 		log := opts.Logger
 		opts.Progress = func(account string) Progress { return NewLogProgress(log.With("account", account)) }
 	}
-	return &Fetcher{cfg: cfg, opts: opts, log: opts.Logger, stores: map[StoreTarget]*openStore{}}
+	return &Fetcher{cfg: cfg, opts: opts, log: opts.Logger, stores: map[StoreTarget]*openStore{}, syncDir: durable.SyncDir}
 }
 
 // Close closes the stores the Fetcher opened.
@@ -218,12 +222,12 @@ func (f *Fetcher) logSummary(s Summary) {
 func (f *Fetcher) destination(ctx context.Context, a *Account) (Destination, error) {
 	switch {
 	case a.Maildir != "":
-		return newMaildir(a.Maildir, f.opts.Hostname, f.opts.Now)
+		return newMaildir(a.Maildir, f.opts.Hostname, f.opts.Now, f.syncDir)
 	case a.Mbox != "":
-		if err := os.MkdirAll(filepath.Dir(a.Mbox), 0o700); err != nil {
+		if err := mkdirAll(filepath.Dir(a.Mbox), f.syncDir); err != nil {
 			return nil, fmt.Errorf("mbox: %w", err)
 		}
-		return newMbox(a.Mbox, f.opts.Now), nil
+		return newMbox(a.Mbox, f.opts.Now, f.syncDir), nil
 	case a.MDA != "":
 		return &mda{command: a.MDA, account: a.Name}, nil
 	case a.Store != nil:

@@ -160,7 +160,7 @@ var _ journalFile = (*os.File)(nil)
 // duplicate at worst, never a loss. A source of "" takes the state as it
 // is (for tests).
 func openState(dir, name, source string) (*state, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := mkdirAll(dir, durable.SyncDir); err != nil {
 		return nil, fmt.Errorf("state folder: %w", err)
 	}
 	s := &state{dir: dir, name: name}
