@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -299,6 +300,11 @@ func TestQuotaFull(t *testing.T) {
 		}
 		if n := logs.count(store.ErrOverQuota.Error()); n != 1 {
 			t.Errorf("the error was logged %d times, want once", n)
+		}
+		// It names the account and mailbox, not the store's ids.
+		if msg := s.Err.Error(); !strings.Contains(msg, "bob@example.org") || !strings.Contains(msg, "INBOX") ||
+			regexp.MustCompile(`mailbox \d`).MatchString(msg) {
+			t.Errorf("over quota: %s", msg)
 		}
 		if n := logs.count(`level=ERROR msg="fetch failed"`); n != 1 {
 			t.Errorf("%d lines say the fetch failed, want 1", n)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/delivery"
@@ -78,9 +79,28 @@ func (s *storeDest) Deliver(ctx context.Context, m *Message, _ *Ref, intent func
 		return err
 	}
 	if _, err := sess.Append(ctx, mb.ID, m.sp.NewMessage(store.Flags{}, s.now())); err != nil {
-		return fmt.Errorf("store destination: append to %s: %w", s.target.Mailbox, err)
+		return fmt.Errorf("store destination: append to %s: %w", s.target.Mailbox, storeReason(err))
 	}
 	return nil
+}
+
+// storeReason is, for an error of the store that wraps one of its errors
+// a person can act on (over quota, storage full, no such mailbox), the
+// part of it from that error on: what the store says around it names its
+// own ids ("append to mailbox 4294967297"), which mean nothing to the
+// reader; the destination names the account and mailbox.
+func storeReason(err error) error {
+	for _, sentinel := range []error{store.ErrOverQuota, store.ErrStorageFull, store.ErrNoMailbox} {
+		if !errors.Is(err, sentinel) {
+			continue
+		}
+		for e := err; e != nil; e = errors.Unwrap(e) {
+			if strings.HasPrefix(e.Error(), sentinel.Error()) {
+				return e
+			}
+		}
+	}
+	return err
 }
 
 // Has looks among the messages appended since the intent for one of the
