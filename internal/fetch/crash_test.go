@@ -3,6 +3,8 @@ package fetch
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -175,6 +177,29 @@ func TestCrashMDA(t *testing.T) {
 	}
 	if b.count(t, "INBOX") != 0 {
 		t.Errorf("%d messages left on the server", b.count(t, "INBOX"))
+	}
+}
+
+// TestMDAFailed: after an MDA that failed (exit 1), the next run says
+// the last attempt failed, not that a download was interrupted.
+func TestMDAFailed(t *testing.T) {
+	f := startFakePOP3(t, &fakePOP3{})
+	f.add(testMessages(1, 1)...)
+	a := fakeAccount(t, f)
+	a.Maildir, a.MDA = "", "cat >/dev/null; echo no room in the inn >&2; exit 1"
+	cfg := testConfig(t, a)
+	var logs logBuffer
+	opts := testOptions(t)
+	opts.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(&logs, testLogWriter{t}), nil))
+	if s := mustFetch(t, cfg, opts); s.Failed != 1 || f.count() != 1 {
+		t.Fatalf("first run: %v, %d left", s, f.count())
+	}
+	withDest(t, &cfg.Accounts[0], "mda", nil)
+	if s := mustFetch(t, cfg, opts); s.Fetched != 1 || s.Failed != 0 || f.count() != 0 {
+		t.Errorf("second run: %v, %d left", s, f.count())
+	}
+	if logs.count("the last attempt to store the message failed") != 1 || logs.count("exit status 1") != 2 || logs.count("interrupted") != 0 {
+		t.Errorf("the second run does not say the first failed:\n%s", logs.b.String())
 	}
 }
 

@@ -387,7 +387,17 @@ func (r *run) recover(ctx context.Context, folder, id string, e *entry) (stored 
 		return false, nil, classifyDestErr(err)
 	}
 	if !has {
-		r.log.Info("an interrupted download did not reach the destination; fetching it again", "folder", folder, "id", id)
+		_, isMDA := r.dest.(*mda)
+		switch {
+		case e.Failed != "":
+			r.log.Info("the last attempt to store the message failed; trying again", "folder", folder, "id", id, "err", e.Failed)
+		case isMDA:
+			// Nothing tells whether the MDA got it.
+			r.log.Info("a run was interrupted while the MDA had the message, which may have reached it; delivering it again",
+				"folder", folder, "id", id)
+		default:
+			r.log.Info("an interrupted download did not reach the destination; fetching it again", "folder", folder, "id", id)
+		}
 		return false, e.Intent, nil
 	}
 	r.log.Info("an interrupted download had reached the destination; recording it", "folder", folder, "id", id)
@@ -404,15 +414,22 @@ func (r *run) recover(ctx context.Context, folder, id string, e *entry) (stored 
 // message in progress finish.
 func (r *run) deliver(ctx context.Context, folder string, uidValidity uint32, id, fp string, m *Message, prev *Ref) error {
 	dctx := context.WithoutCancel(ctx)
+	intended := false
 	err := r.dest.Deliver(dctx, m, prev, func(ref Ref) error {
 		r.at("intent")
 		if err := r.st.intent(folder, uidValidity, id, ref, fp); err != nil {
 			return err
 		}
+		intended = true
 		r.at("store")
 		return nil
 	})
 	if err != nil {
+		if intended {
+			if ferr := r.st.failed(folder, id, err); ferr != nil {
+				r.log.Warn("recording a failed attempt", "folder", folder, "id", id, "err", ferr)
+			}
+		}
 		return classifyDestErr(err)
 	}
 	r.at("record")

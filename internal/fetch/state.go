@@ -77,6 +77,10 @@ type entry struct {
 	// Copied is set on an IMAP message copied to move_to on a server
 	// without MOVE, until it is expunged: it is not copied again.
 	Copied bool `json:"copied,omitempty"`
+	// Failed is why the last attempt to store the message, after its
+	// intent, failed: the next attempt says so rather than speak of an
+	// interrupted one.
+	Failed string `json:"failed,omitempty"`
 }
 
 func (e *entry) stored() bool { return !e.Stored.IsZero() }
@@ -103,8 +107,8 @@ type Ref struct {
 
 // record is one line of the journal.
 type record struct {
-	// Op is "gen" (the first line), "intent", "stored", "copied" or
-	// "forget".
+	// Op is "gen" (the first line), "intent", "stored", "failed",
+	// "copied" or "forget".
 	Op     string    `json:"op"`
 	Gen    uint64    `json:"gen,omitempty"`
 	Folder string    `json:"f,omitempty"`
@@ -114,6 +118,8 @@ type record struct {
 	At     time.Time `json:"at,omitzero"`
 	// UIDValidity is the folder's, with "intent".
 	UIDValidity uint32 `json:"uv,omitempty"`
+	// Err is why an attempt failed, with "failed".
+	Err string `json:"err,omitempty"`
 }
 
 // state is an account's state, open for one run (or a daemon's runs).
@@ -321,8 +327,13 @@ func (s *state) apply(r record) {
 		if !e.stored() {
 			e.Intent = r.Ref
 		}
+		e.Failed = ""
 		if r.FP != "" {
 			e.FP = r.FP
+		}
+	case "failed":
+		if e := fs.Messages[r.ID]; e != nil && !e.stored() {
+			e.Failed = r.Err
 		}
 	case "stored":
 		e := fs.Messages[r.ID]
@@ -334,6 +345,7 @@ func (s *state) apply(r record) {
 			e.Stored = r.At
 		}
 		e.Intent = nil
+		e.Failed = ""
 		if r.FP != "" {
 			e.FP = r.FP
 		}
@@ -403,6 +415,16 @@ func (s *state) append(b []byte) error {
 // intent records that a message is about to be stored at ref.
 func (s *state) intent(folder string, uidValidity uint32, id string, ref Ref, fp string) error {
 	return s.write(record{Op: "intent", Folder: folder, UIDValidity: uidValidity, ID: id, Ref: &ref, FP: fp})
+}
+
+// failed records that the attempt to store a message whose intent was
+// recorded failed, and why.
+func (s *state) failed(folder, id string, why error) error {
+	text := why.Error()
+	if len(text) > 300 {
+		text = text[:300] + "…"
+	}
+	return s.write(record{Op: "failed", Folder: folder, ID: id, Err: text})
 }
 
 // stored records that a message is stored; keep_days counts from at.
