@@ -85,7 +85,7 @@ func runFetch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		}
 	}
 	if failed > 0 {
-		return fmt.Errorf("%d of %d accounts had errors; what was not stored stays on the server", failed, len(sums))
+		return fmt.Errorf("%d of %d accounts had errors; what was not stored, deleted or moved stays on the server", failed, len(sums))
 	}
 	if ctx.Err() != nil {
 		return errors.New("interrupted")

@@ -10,7 +10,10 @@ type Config struct {
 	// Folder for what has been fetched from each account (which messages,
 	// and when each was first downloaded, for keep_days). Default: the
 	// config file's name with ".state" appended, next to it. Deleting it
-	// makes the next run fetch again everything left on the servers.
+	// makes the next run fetch again everything left on the servers. When
+	// an account's host, port or user changes, its state is set aside
+	// there as <name>.state.<time>.old and the account starts afresh: what
+	// is on the server is all fetched again.
 	StateDir string `toml:"state_dir"`
 	// How often --daemon fetches each account (an account's own interval
 	// overrides it). IMAP accounts whose server offers IDLE (RFC 2177)
@@ -72,7 +75,11 @@ type Account struct {
 	Folders []string `toml:"folders"`
 	// "delete": delete each message from the server once it is stored
 	// here. "keep": leave messages on the server (see keep_days); each is
-	// fetched once.
+	// fetched once. On an IMAP server without UIDPLUS (RFC 4315), whose
+	// EXPUNGE removes every message flagged \Deleted, the messages to
+	// delete are expunged once the folder was fetched, and only if every
+	// message flagged \Deleted there is stored here; otherwise they stay
+	// flagged until a later run.
 	Mode string `toml:"mode"`
 	// With mode = "keep": delete a message from the server this many days
 	// after it was first downloaded, the way mail clients count. 0 keeps
@@ -81,8 +88,9 @@ type Account struct {
 	// IMAP: set \Seen on the server on each message downloaded.
 	MarkSeen bool `toml:"mark_seen"`
 	// IMAP: move each message downloaded to this folder on the server
-	// (MOVE, RFC 6851, or COPY and EXPUNGE where MOVE is missing). Only
-	// with mode = "keep" and keep_days = 0.
+	// (MOVE, RFC 6851, or where MOVE is missing COPY, then \Deleted and
+	// EXPUNGE once the copy is made, expunged as for mode = "delete").
+	// Only with mode = "keep" and keep_days = 0.
 	MoveTo string `toml:"move_to"`
 	// How often --daemon fetches this account. Default: the top-level
 	// interval.
