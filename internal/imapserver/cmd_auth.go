@@ -197,6 +197,7 @@ func (c *conn) loggedIn(cmd *command, acct store.Account) {
 	xcheckf(err, "open account")
 	c.acct, c.sess, c.release = acct, sess, release
 	c.state = stateAuth
+	c.pace.hard = time.Time{} // the login deadline is met
 	c.log = c.log.With("account", acct.Name)
 	c.log.Info("logged in", "cmd", cmd.name)
 	// RFC 9051 7.1: CAPABILITY in the tagged OK, as it changed.
@@ -262,11 +263,12 @@ func (c *conn) cmdCompress(cmd *command) {
 	c.w.setDst(fw)
 	// The client starts compressing right after our OK; anything it sent
 	// before is already in the buffer and, per RFC 4978, there is none.
-	// That buffer now belongs to the inflater, which reads on from it.
+	// That buffer now belongs to the inflater, which reads on from it,
+	// with no deadline and not paced.
 	_ = c.raw.SetReadDeadline(time.Time{})
-	inflate := newInflateReader(c.r.br)
+	inflate := newInflateReader(c.r.detach())
 	c.srv.mu.Lock() // interruptLocked reads c.inflate
 	c.inflate = inflate
 	c.srv.mu.Unlock()
-	c.r.br, c.r.in = nil, &primedReader{src: inflate}
+	c.r.setSource(inflate)
 }

@@ -334,12 +334,13 @@ func (p *parser) xappendMessage() appendMessage {
 	if p.take("UTF8 (") {
 		m.utf8 = true
 		m.lit = p.xliteralHeader(true)
-		return m
+	} else {
+		if !p.literalAhead() {
+			p.xerrorf("expected message literal")
+		}
+		m.lit = p.xliteralHeader(true)
 	}
-	if !p.literalAhead() {
-		p.xerrorf("expected message literal")
-	}
-	m.lit = p.xliteralHeader(true)
+	p.r.pace.begin() // the command streams it
 	return m
 }
 

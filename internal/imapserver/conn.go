@@ -122,6 +122,8 @@ type conn struct {
 	// disconnected: IMAP.LoginTimeout after the connection came, however
 	// many commands it sends meanwhile.
 	loginDeadline time.Time
+	// pace puts the read deadlines on a command under way (see pacer).
+	pace pacer
 	// Extensions the client turned on with ENABLE (RFC 5161) or, for
 	// CONDSTORE, with a CONDSTORE enabling command (RFC 7162 3.1).
 	rev2      bool // IMAP4rev2 (RFC 9051)
@@ -188,6 +190,7 @@ func (s *Server) newConn(nc net.Conn, implicitTLS bool) *conn {
 		c.remote = ap.Addr().Unmap()
 	}
 	c.log = s.log.With("conn", s.nextID, "remote", nc.RemoteAddr().String())
+	c.pace = pacer{setDeadline: c.setReadDeadline, pause: s.cfg.IMAP.IdleTimeout.D(), hard: c.loginDeadline}
 	c.rate = limit.NewRate(s.cfg.Limits.CommandsPerSecond)
 	c.setIO(implicitTLS)
 	s.conns[c] = struct{}{}
@@ -205,7 +208,7 @@ func (c *conn) setIO(startTLS bool) {
 	if c.r != nil {
 		c.r.park() // STARTTLS: nothing is buffered
 	}
-	c.r = newReader(c.nc, &c.srv.readBufs, lim.MaxLineLength)
+	c.r = newReader(c.nc, &c.srv.readBufs, lim.MaxLineLength, &c.pace)
 	if c.w != nil {
 		c.w.park() // STARTTLS: the OK was flushed
 	}
@@ -307,13 +310,16 @@ func (c *conn) cleanup() {
 
 // readCommand waits for the next command line, within the idle timeout
 // or, before login, the login deadline, and answers what cannot be parsed
-// at all. It returns false when the session is over.
+// at all. It returns false when the session is over. Once the line has
+// begun, the command is under way: the rest of it is read at its own pace
+// (see pacer).
 func (c *conn) readCommand() ([]byte, bool) {
 	for {
 		deadline := time.Now().Add(c.srv.cfg.IMAP.IdleTimeout.D())
 		if c.state == stateNotAuth {
 			deadline = c.loginDeadline
 		}
+		c.pace.stop()
 		c.setReadDeadline(deadline)
 		c.srv.mu.Lock()
 		if c.srv.closing {
@@ -327,11 +333,15 @@ func (c *conn) readCommand() ([]byte, bool) {
 		// connection holds no buffers.
 		c.w.park()
 		c.r.park()
-		line, err := c.r.readLine()
+		err := c.r.unpark()
 		c.srv.mu.Lock()
 		c.waiting = false
 		closing := c.srv.closing
 		c.srv.mu.Unlock()
+		var line []byte
+		if err == nil {
+			line, err = c.r.readLine()
+		}
 
 		var tooLong *lineTooLongError
 		var ne net.Error
@@ -362,16 +372,27 @@ func (c *conn) readCommand() ([]byte, bool) {
 		case closing:
 			c.bye("server shutting down")
 			return nil, false
-		case errors.As(err, &ne) && ne.Timeout() && c.state == stateNotAuth:
-			c.bye("autologout: no login in time")
-			return nil, false
 		case errors.As(err, &ne) && ne.Timeout():
-			c.bye("autologout: idle for too long")
+			c.autologout()
 			return nil, false
 		default:
 			c.log.Debug("read", "err", err)
 			return nil, false
 		}
+	}
+}
+
+// autologout says goodbye to a client that kept the server waiting past
+// a deadline (RFC 9051 5.4): the login deadline, the idle timeout, or the
+// pace of a command under way.
+func (c *conn) autologout() {
+	switch {
+	case c.state == stateNotAuth:
+		c.bye("autologout: no login in time")
+	case c.pace.overdue():
+		c.bye("autologout: command not sent in time")
+	default:
+		c.bye("autologout: idle for too long")
 	}
 }
 
@@ -467,6 +488,9 @@ func (c *conn) execute(line []byte) {
 		case ioError:
 			c.log.Debug("connection failed", "cmd", cmd.name, "err", e.err)
 			c.closing = true
+			if c.w.err == nil && c.pace.overdue() {
+				c.autologout() // reading the command timed out
+			}
 			return
 		case syntaxError:
 			status, code, msg = "BAD", e.code, e.msg
@@ -618,6 +642,7 @@ const (
 // (the BYE) before the client has read it. So the server half-closes, then
 // reads and drops what still arrives for a moment, and only then closes.
 func (c *conn) lingeringClose() {
+	c.pace.stop()
 	server.CloseWrite(c.nc)
 	c.setReadDeadline(time.Now().Add(lingerTime))
 	_, _ = io.CopyN(io.Discard, c.r.in, lingerBytes)

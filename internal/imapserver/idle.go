@@ -128,9 +128,8 @@ func (c *conn) cmdIdle(cmd *command) {
 		default:
 			panic(ioError{err})
 		}
-		c.setReadDeadline(deadline)
-		// Read as part of the command, so that a literal ending
-		// another line is skipped, not taken for commands.
+		// Read as part of the command, at its pace, so that a literal
+		// ending another line is skipped, not taken for commands.
 		cmd.p.nextLine()
 		if !strings.EqualFold(string(cmd.p.line), "DONE") {
 			xsyntaxErrorf("expected DONE")
@@ -152,6 +151,7 @@ func (c *conn) idleKeepalive() time.Duration {
 // wakes the session (wake, the wake-up's number) or the server shuts down
 // (closing).
 func (c *conn) waitIdle(deadline time.Time) (wake uint64, closing bool, err error) {
+	c.pace.stop()
 	c.setReadDeadline(deadline)
 	c.srv.mu.Lock()
 	if c.srv.closing || c.woken > 0 {

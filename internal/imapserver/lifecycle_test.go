@@ -2,9 +2,11 @@ package imapserver
 
 import (
 	"bufio"
+	"compress/flate"
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -107,6 +109,95 @@ func TestLoginDeadline(t *testing.T) {
 	}
 	if !strings.HasPrefix(last, "* BYE") {
 		t.Errorf("disconnected before login after %q, want * BYE", last)
+	}
+}
+
+// TestSlowCommand: a command that takes longer to arrive than the idle
+// timeout, begun near its end, is read to its end as long as the client
+// keeps sending: the idle timeout bounds the wait for a command and each
+// pause within it, not the whole command counted from when the server
+// began to wait. The cases run side by side, each on its own server.
+func TestSlowCommand(t *testing.T) {
+	msg := "Subject: slow\r\n\r\n" + strings.Repeat("0123456789abcde\n", 300)
+	lit := "{" + itoa(uint32(len(msg))) + "+}\r\n" + msg
+	const pause = 300 * time.Millisecond
+	// slowly writes s in five pieces with w, a pause before each.
+	slowly := func(t *testing.T, w func(string) error, s string) {
+		for i := range 5 {
+			time.Sleep(pause)
+			if err := w(s[i*len(s)/5 : (i+1)*len(s)/5]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		run  func(t *testing.T, c *client) (tagged string)
+	}{
+		{"synchronising literal", func(t *testing.T, c *client) string {
+			c.write("a APPEND INBOX {" + itoa(uint32(len(msg))) + "}\r\n")
+			if l := c.readLine(); !strings.HasPrefix(l, "+") {
+				t.Fatalf("APPEND: %q, want a continuation", l)
+			}
+			slowly(t, c.writeErr, msg+"\r\n")
+			_, tagged := c.readUntil("a")
+			return tagged
+		}},
+		{"non-synchronising literal", func(t *testing.T, c *client) string {
+			slowly(t, c.writeErr, "a APPEND INBOX "+lit+"\r\n")
+			_, tagged := c.readUntil("a")
+			return tagged
+		}},
+		{"MULTIAPPEND", func(t *testing.T, c *client) string {
+			slowly(t, c.writeErr, "a APPEND INBOX "+lit+" (\\Seen) "+lit+" "+lit+"\r\n")
+			_, tagged := c.readUntil("a")
+			return tagged
+		}},
+		{"over COMPRESS", func(t *testing.T, c *client) string {
+			// The inflater keeps the deadlines here.
+			c.mustOK("COMPRESS DEFLATE")
+			_ = c.nc.SetDeadline(time.Now().Add(30 * time.Second))
+			w, _ := flate.NewWriter(c.nc, flate.DefaultCompression)
+			slowly(t, func(s string) error {
+				if _, err := io.WriteString(w, s); err != nil {
+					return err
+				}
+				return w.Flush()
+			}, "a APPEND INBOX "+lit+"\r\n")
+			l, err := bufio.NewReader(flate.NewReader(c.br)).ReadString('\n')
+			if err != nil {
+				t.Fatal(err)
+			}
+			return strings.TrimSpace(l)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, func(c *Config) { c.IMAP.IdleTimeout = config.Duration(time.Second) })
+			c := e.login()
+			time.Sleep(2 * pause) // well into the idle timeout
+			if tagged := tc.run(t, c); !strings.HasPrefix(tagged, "a OK") {
+				t.Errorf("%q, want OK", tagged)
+			}
+		})
+	}
+}
+
+// TestCommandStall: a client that stops in the middle of a command (a
+// synchronising literal it was asked for and does not send) is logged
+// out with a BYE (RFC 9051 5.4), as an idle one is.
+func TestCommandStall(t *testing.T) {
+	for _, cmd := range []string{"a APPEND INBOX {5000}", "a SELECT {5}", "a APPEND INBOX {5000+}\r\nSubject: x"} {
+		t.Run(cmd, func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, func(c *Config) { c.IMAP.IdleTimeout = config.Duration(time.Second) })
+			c := e.login()
+			c.write(cmd + "\r\n")
+			lines := readUntilClosed(t, c.nc, c.br)
+			if len(lines) == 0 || !strings.HasPrefix(lines[len(lines)-1], "* BYE") {
+				t.Errorf("then nothing: %q, want * BYE at the end", lines)
+			}
+		})
 	}
 }
 

@@ -279,3 +279,41 @@ func TestFailedAppendSkipped(t *testing.T) {
 		t.Errorf("INBOX holds %d messages after refused APPENDs (%v), want 0", st.Messages, err)
 	}
 }
+
+// TestTrickledCommand: a client that sends a command a byte at a time,
+// each byte within the idle timeout, is still logged out: each line and
+// literal of a command must arrive at a minimum pace, not only without
+// long pauses.
+func TestTrickledCommand(t *testing.T) {
+	for _, start := range []string{"a NOOP ", "a SELECT {2000}\r\n", "a APPEND INBOX {2000+}\r\n"} {
+		t.Run(start, func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, func(c *Config) { c.IMAP.IdleTimeout = config.Duration(time.Second) })
+			c := e.login()
+			c.write(start)
+			if strings.Contains(start, "{2000}") {
+				if l := c.readLine(); !strings.HasPrefix(l, "+") {
+					t.Fatalf("%q, want a continuation", l)
+				}
+			}
+			stop := make(chan struct{})
+			go func() {
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(200 * time.Millisecond):
+					}
+					if _, err := c.nc.Write([]byte("x")); err != nil {
+						return
+					}
+				}
+			}()
+			lines := readAll(t, c.nc, c.br)
+			close(stop)
+			if len(lines) == 0 || !strings.HasPrefix(lines[len(lines)-1], "* BYE") {
+				t.Errorf("trickled: %q, want * BYE at the end", lines)
+			}
+		})
+	}
+}

@@ -268,6 +268,7 @@ func (p *parser) xliteral(allowBinary bool) []byte {
 	if h.sync && p.contReq != nil {
 		p.contReq()
 	}
+	p.r.pace.begin()
 	buf := make([]byte, h.size)
 	if _, err := io.ReadFull(p.r.br, buf); err != nil {
 		panic(ioError{err})

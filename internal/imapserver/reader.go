@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 )
 
 // reader reads what the client sends: command lines and literals. The
@@ -25,15 +26,41 @@ type reader struct {
 	pool    *sync.Pool // of *bufio.Reader
 	maxLine int        // longest line accepted, without its CRLF
 	absurd  int64      // past this many bytes in one line, the connection is closed
+	// pace puts the read deadlines on a command under way; nil sets
+	// none (the parser's tests).
+	pace *pacer
 }
 
-func newReader(src io.Reader, pool *sync.Pool, maxLine int) *reader {
-	return &reader{
-		in:      &primedReader{src: src},
+func newReader(src io.Reader, pool *sync.Pool, maxLine int, pace *pacer) *reader {
+	r := &reader{
 		pool:    pool,
 		maxLine: maxLine,
 		absurd:  max(int64(maxLine)*16, 1<<20),
+		pace:    pace,
 	}
+	r.setSource(src)
+	return r
+}
+
+// setSource makes src what the reader reads from now on (COMPRESS), with
+// nothing buffered.
+func (r *reader) setSource(src io.Reader) {
+	if r.pace != nil {
+		src = pacedReader{src: src, pace: r.pace}
+	}
+	r.br, r.in = nil, &primedReader{src: src}
+}
+
+// detach hands over the buffer, reading on from the source as it is, not
+// paced: for COMPRESS's inflater, which reads it in its own goroutine
+// and keeps the deadlines itself. The reader then needs a new source.
+func (r *reader) detach() *bufio.Reader {
+	if pr, ok := r.in.src.(pacedReader); ok {
+		r.in.src = pr.src
+	}
+	br := r.br
+	r.br, r.in = nil, nil
+	return br
 }
 
 // park gives the buffer back to the pool when it holds nothing unread.
@@ -112,6 +139,7 @@ var errAbsurdLine = errors.New("line absurdly long")
 // readLine reads one line and returns it without the CR LF (a bare LF is
 // accepted too). The returned slice is valid until the next read.
 func (r *reader) readLine() ([]byte, error) {
+	r.pace.begin()
 	if err := r.unpark(); err != nil {
 		return nil, err
 	}
@@ -168,9 +196,94 @@ func (r *reader) dropLine(start []byte, err error) error {
 
 // discard skips n bytes of a literal the server will not use.
 func (r *reader) discard(n int64) error {
+	r.pace.begin()
 	_, err := io.CopyN(io.Discard, r.br, n)
 	if err != nil {
 		return fmt.Errorf("skip literal: %w", err)
 	}
 	return nil
+}
+
+// minRate is the slowest, in bytes per second, that a client may send a
+// line or literal of a command under way, on average, once a pause's
+// grace is spent.
+const minRate = 1024
+
+// pacer puts the read deadlines on a command under way. The wait for a
+// command has its own deadline, the idle timeout or, before login, the
+// login deadline; but once a command has begun, the client owes the rest
+// of it, each line and literal, and every read of it may wait a pause
+// (the idle timeout) again, so that a command slow to arrive is not cut
+// off by a deadline set when the server began to wait. Pauses alone
+// would let a client trickling a byte per pause hold a command, and its
+// buffers, for ever: each piece (a line, a literal) must also come at
+// minRate on average, with one pause's grace, and before login, by the
+// login deadline.
+//
+// Only the connection's goroutine uses a pacer. While it is stopped, as
+// in the waits that Shutdown and IDLE's wake-ups interrupt, it sets no
+// deadline, so it cannot undo an interruption.
+type pacer struct {
+	setDeadline func(time.Time) // the connection's read deadline
+	pause       time.Duration   // longest pause between bytes: the idle timeout
+	hard        time.Time       // no read past this (the login deadline); zero for none
+	// start is when the piece being read began, zero while stopped; got
+	// counts the bytes read since.
+	start time.Time
+	got   int64
+	// set is the deadline last set, for overdue.
+	set time.Time
+}
+
+// begin starts a piece of the command: a line, or a literal.
+func (p *pacer) begin() {
+	if p != nil {
+		p.start, p.got = time.Now(), 0
+	}
+}
+
+// stop hands the deadline back to a wait that sets its own.
+func (p *pacer) stop() {
+	if p != nil {
+		p.start, p.set = time.Time{}, time.Time{}
+	}
+}
+
+// renew sets the deadline of the next read: a pause from now, but no
+// later than the piece's bytes so far allow at minRate after a pause's
+// grace, nor than the hard deadline.
+func (p *pacer) renew() {
+	if p == nil || p.start.IsZero() {
+		return
+	}
+	d := time.Now().Add(p.pause)
+	if paced := p.start.Add(p.pause + time.Duration(p.got)*(time.Second/minRate)); paced.Before(d) {
+		d = paced
+	}
+	if !p.hard.IsZero() && p.hard.Before(d) {
+		d = p.hard
+	}
+	if !d.Equal(p.set) {
+		p.set = d
+		p.setDeadline(d)
+	}
+}
+
+// overdue reports whether a read of a command under way has passed its
+// deadline: the client kept the server waiting.
+func (p *pacer) overdue() bool {
+	return p != nil && !p.set.IsZero() && !time.Now().Before(p.set)
+}
+
+// pacedReader is src, read at the pacer's pace.
+type pacedReader struct {
+	src  io.Reader
+	pace *pacer
+}
+
+func (r pacedReader) Read(b []byte) (int, error) {
+	r.pace.renew()
+	n, err := r.src.Read(b)
+	r.pace.got += int64(n)
+	return n, err
 }

@@ -252,10 +252,16 @@ func literalSize(line string) (int, bool) {
 
 func (c *client) write(s string) {
 	c.t.Helper()
-	c.deadline()
-	if _, err := io.WriteString(c.nc, s); err != nil {
+	if err := c.writeErr(s); err != nil {
 		c.t.Fatal(err)
 	}
+}
+
+// writeErr is write, returning the error.
+func (c *client) writeErr(s string) error {
+	c.deadline()
+	_, err := io.WriteString(c.nc, s)
+	return err
 }
 
 // cmd sends a tagged command and returns the untagged lines and the
