@@ -304,6 +304,9 @@ func (r *run) pop3Session(ctx context.Context, s *pop3Session, p *pop3Progress, 
 			if held != nil {
 				if stopErr = settle(); stopErr != nil {
 					dl.Close()
+					if err != nil && !errors.As(err, &pe) {
+						return false, stopErr // and the connection is gone
+					}
 					continue
 				}
 			}
