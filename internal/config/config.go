@@ -158,7 +158,7 @@ type IMAP struct {
 	// An idle client is logged out after this long (RFC 9051 5.4 asks for
 	// at least 30 minutes).
 	IdleTimeout Duration `toml:"idle_timeout"`
-	// Timeout before login.
+	// How long a client has, from when it connects, to log in.
 	LoginTimeout Duration `toml:"login_timeout"`
 	// A client in IDLE hears "* OK Still here" this often, so that NAT
 	// gateways and firewalls that forget a quiet connection after a few
