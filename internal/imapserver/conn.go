@@ -532,15 +532,17 @@ func (c *conn) execute(line []byte) {
 	cmd.tag = p.xtag()
 	p.xspace()
 	parseCommandName(p, cmd)
+	// The state first: a command refused here reads no literal ("SELECT
+	// {1000000}" before login gets no "+ Ready").
+	spec := commands[cmd.name]
+	if spec.states&c.state == 0 {
+		xsyntaxErrorf("%s not allowed %s", cmd.name, refusedIn(spec.states, c.state))
+	}
 	if cmd.name == "LOGIN" {
 		// Not "+ Ready" for a password the command will refuse.
 		p.refuse = c.loginRefusal()
 	}
 	parseArgs(p, cmd)
-	spec := commands[cmd.name]
-	if spec.states&c.state == 0 {
-		xsyntaxErrorf("%s not allowed %s", cmd.name, refusedIn(spec.states, c.state))
-	}
 	spec.run(c, cmd)
 	if !idleCommands[cmd.name] {
 		c.rate.Useful()

@@ -211,3 +211,22 @@ func TestLiteralAfterIdleOrSASL(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusedStateReadsNoLiteral: a command refused in the session's state
+// is refused before its arguments are read: before login, "SELECT {n}"
+// gets BAD and no "+ Ready" inviting n bytes, and a non-synchronising
+// literal is skipped; the session goes on.
+func TestRefusedStateReadsNoLiteral(t *testing.T) {
+	e := newTestEnv(t)
+	c := e.dial()
+	c.write("a1 SELECT {1000000}\r\n")
+	if line := c.readLine(); !strings.HasPrefix(line, "a1 BAD ") || !strings.Contains(line, "not allowed") {
+		t.Fatalf("SELECT before login: %q, want BAD (and no continuation)", line)
+	}
+	c.write("a2 SELECT {5+}\r\nINBOX\r\n")
+	if line := c.readLine(); !strings.HasPrefix(line, "a2 BAD ") {
+		t.Fatalf("SELECT with a literal before login: %q", line)
+	}
+	c.mustOK("NOOP")
+	c.mustOK("LOGIN " + testUser + " " + testPass)
+}
