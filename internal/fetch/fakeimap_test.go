@@ -36,8 +36,6 @@ type fakeIMAP struct {
 	// vanish holds the UIDs another client expunges just before a FETCH
 	// of their body.
 	vanish map[uint32]bool
-
-	conns sync.WaitGroup
 }
 
 // fakeFolder is a folder of a fakeIMAP.
@@ -56,39 +54,7 @@ func startFakeIMAP(t *testing.T, f *fakeIMAP) *fakeIMAP {
 	t.Helper()
 	f.folders = map[string]*fakeFolder{"INBOX": {uidValidity: 7, uidNext: 1}}
 	f.fetchNo, f.noUID, f.nilBody, f.vanish = map[uint32]bool{}, map[uint32]bool{}, map[uint32]bool{}, map[uint32]bool{}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.addr = l.Addr().String()
-	var open []net.Conn
-	var openMu sync.Mutex
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			openMu.Lock()
-			open = append(open, c)
-			openMu.Unlock()
-			f.conns.Add(1)
-			go func() {
-				defer f.conns.Done()
-				defer c.Close()
-				f.serve(c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		openMu.Lock()
-		for _, c := range open {
-			c.Close()
-		}
-		openMu.Unlock()
-		f.conns.Wait()
-	})
+	f.addr = serveFake(t, f.serve)
 	return f
 }
 

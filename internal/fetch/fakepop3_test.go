@@ -41,51 +41,64 @@ type fakePOP3 struct {
 	// half the message and close the connection.
 	dropRetr func(msg []byte) bool
 
-	mu    sync.Mutex
-	drop  [][]byte // guarded by mu; the maildrop, CRLF line endings
-	conns sync.WaitGroup
+	mu   sync.Mutex
+	drop [][]byte // guarded by mu; the maildrop, CRLF line endings
 }
 
 func startFakePOP3(t *testing.T, f *fakePOP3) *fakePOP3 {
+	t.Helper()
+	f.addr = serveFake(t, func(c net.Conn) {
+		if !f.silent {
+			f.serve(c)
+			return
+		}
+		c.Read(make([]byte, 1))
+	})
+	return f
+}
+
+// serveFake runs a fake server on a loopback port until the test ends,
+// serve handling each connection (which is closed after), and returns
+// its address. The end of the test closes the listener and every
+// connection still open, and waits for the handlers.
+func serveFake(t *testing.T, serve func(net.Conn)) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.addr = l.Addr().String()
-	var open []net.Conn
-	var openMu sync.Mutex
+	var (
+		mu    sync.Mutex
+		open  []net.Conn // guarded by mu
+		conns sync.WaitGroup
+	)
 	go func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			openMu.Lock()
+			mu.Lock()
 			open = append(open, c)
-			openMu.Unlock()
-			f.conns.Add(1)
+			mu.Unlock()
+			conns.Add(1)
 			go func() {
-				defer f.conns.Done()
+				defer conns.Done()
 				defer c.Close()
-				if !f.silent {
-					f.serve(c)
-					return
-				}
-				c.Read(make([]byte, 1))
+				serve(c)
 			}()
 		}
 	}()
 	t.Cleanup(func() {
 		l.Close()
-		openMu.Lock()
+		mu.Lock()
 		for _, c := range open {
 			c.Close()
 		}
-		openMu.Unlock()
-		f.conns.Wait()
+		mu.Unlock()
+		conns.Wait()
 	})
-	return f
+	return l.Addr().String()
 }
 
 func (f *fakePOP3) add(msgs ...[]byte) {
