@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"errors"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -285,7 +286,7 @@ func (c *conn) cmdFetch(cmd *command) {
 	if a.vanished {
 		cs, err := c.sess.Changes(c.ctx, sel.mb.ID, store.ModSeq(a.changedSince))
 		xcheckf(err, "changes")
-		requested := rawUIDSet(a.set, sel)
+		requested := rawUIDSet(a.set)
 		var gone []store.UID
 		for _, u := range cs.Expunged {
 			if requested.Contains(u) {
@@ -349,18 +350,20 @@ func hasItem(items []fetchItem, name string) bool {
 	return false
 }
 
-// rawUIDSet is a UID set as the client wrote it, "*" being the highest
-// UID in the view.
-func rawUIDSet(set numSet, sel *selected) store.UIDSet {
+// rawUIDSet is a UID set as the client wrote it, for the VANISHED of UID
+// FETCH (RFC 7162 3.2.6). "*" stands for every UID above, as in
+// qresyncSelect's known UIDs: the highest UIDs the client knows may be
+// the very ones expunged, and the view's highest is only what is left
+// ("1:*" after the last messages went must still report them).
+func rawUIDSet(set numSet) store.UIDSet {
 	var rs []store.UIDRange
-	last := max(sel.lastUID(), 1)
 	for _, r := range set.ranges {
 		first, end := store.UID(r.first), store.UID(r.last)
 		if first == 0 {
-			first = last
+			first = math.MaxUint32
 		}
 		if end == 0 {
-			end = last
+			end = math.MaxUint32
 		}
 		rs = append(rs, store.UIDRange{Start: first, Stop: end})
 	}

@@ -25,6 +25,9 @@ type selected struct {
 	// pendingExpunge holds UIDs expunged in the store and still in uids,
 	// waiting for a moment when EXPUNGE may be sent. Ascending.
 	pendingExpunge []store.UID
+	// pendingFloor is modSeq as it was before the first of pendingExpunge
+	// came in: every change up to it has reached the client.
+	pendingFloor store.ModSeq
 	// reported holds flag changes this session announced itself (STORE,
 	// FETCH setting \Seen), so the change feed does not repeat them.
 	reported map[store.UID]store.ModSeq
@@ -426,6 +429,14 @@ func (c *conn) catchUp(expungeOK bool, wake uint64) {
 		c.w.str(" EXISTS\r\n")
 		sel.unannounced = 0
 	}
+	if c.condstore && len(sel.pendingExpunge) > 0 {
+		// RFC 7162 3.2 (erratum 1810): MODSEQs above expunges held back
+		// may have gone out; a client that loses the connection now must
+		// resync from below those expunges, or keep their messages.
+		c.w.str("* OK [HIGHESTMODSEQ ")
+		c.w.num(uint64(max(sel.pendingFloor, 1)))
+		c.w.str("] expunges pending\r\n")
+	}
 }
 
 // expungeAllowed reports whether EXPUNGE responses may be sent during a
@@ -501,6 +512,9 @@ func (c *conn) storeChanged() (store.ModSeq, bool) {
 // view. It returns how many joined.
 func (c *conn) applyChanges(cs *store.ChangeSet) (added int) {
 	sel := c.sel
+	if len(sel.pendingExpunge) == 0 {
+		sel.pendingFloor = sel.modSeq
+	}
 	for _, u := range cs.Expunged {
 		if sel.seq(u) > 0 {
 			if i, found := slices.BinarySearch(sel.pendingExpunge, u); !found {

@@ -1,0 +1,100 @@
+package imapserver
+
+import (
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// respCode finds "[NAME n]" in lines and returns n, or fails the test.
+func respCode(t *testing.T, name string, lines ...string) uint64 {
+	t.Helper()
+	re := regexp.MustCompile(`\[` + name + ` (\d+)\]`)
+	for _, l := range lines {
+		if m := re.FindStringSubmatch(l); m != nil {
+			n, _ := strconv.ParseUint(m[1], 10, 64)
+			return n
+		}
+	}
+	t.Fatalf("no [%s] in %q", name, lines)
+	return 0
+}
+
+// TestVanishedStar: UID FETCH 1:* (CHANGEDSINCE ... VANISHED) reports the
+// highest UIDs when they are the ones expunged, and all of them when the
+// mailbox is empty: "*" is not the highest UID left (RFC 7162 3.2.6).
+func TestVanishedStar(t *testing.T) {
+	e := newTestEnv(t)
+	for _, s := range []string{"one", "two", "three"} {
+		e.deliver("INBOX", "Subject: "+s+"\r\n\r\n"+s+"\r\n")
+	}
+	b := e.login()
+	b.mustOK("ENABLE CONDSTORE")
+	before := respCode(t, "HIGHESTMODSEQ", b.mustOK("SELECT INBOX")...)
+
+	vanished := func() []string {
+		t.Helper()
+		a := e.login()
+		a.mustOK("ENABLE QRESYNC")
+		a.mustOK("SELECT INBOX")
+		var got []string
+		for _, l := range a.mustOK("UID FETCH 1:* (FLAGS) (CHANGEDSINCE " + strconv.FormatUint(before, 10) + " VANISHED)") {
+			if strings.HasPrefix(l, "* VANISHED") {
+				got = append(got, l)
+			}
+		}
+		return got
+	}
+	b.mustOK(`UID STORE 3 +FLAGS.SILENT (\Deleted)`)
+	b.mustOK("UID EXPUNGE 3")
+	if got := vanished(); !slices.Equal(got, []string{"* VANISHED (EARLIER) 3"}) {
+		t.Errorf("after the highest UID went: %q", got)
+	}
+	b.mustOK(`STORE 1:* +FLAGS.SILENT (\Deleted)`)
+	b.mustOK("EXPUNGE")
+	if got := vanished(); !slices.Equal(got, []string{"* VANISHED (EARLIER) 1:3"}) {
+		t.Errorf("after every message went: %q", got)
+	}
+}
+
+// TestHighestModSeqBelowHeldExpunge: while an expunge made elsewhere waits
+// for a moment it may be sent (RFC 9051 7.5.1), MODSEQs above it may go
+// out in FETCH responses; the server then says HIGHESTMODSEQ below the
+// expunge (RFC 7162 3.2, erratum 1810), so that a client cut off there
+// resyncs from it and hears of the expunge.
+func TestHighestModSeqBelowHeldExpunge(t *testing.T) {
+	e := newTestEnv(t)
+	for _, s := range []string{"one", "two", "three"} {
+		e.deliver("INBOX", "Subject: "+s+"\r\n\r\n"+s+"\r\n")
+	}
+	a := e.login()
+	a.mustOK("ENABLE QRESYNC")
+	uidValidity := respCode(t, "UIDVALIDITY", a.mustOK("SELECT INBOX")...)
+
+	b := e.login()
+	b.mustOK("ENABLE CONDSTORE")
+	b.mustOK("SELECT INBOX")
+	b.mustOK(`UID STORE 1 +FLAGS.SILENT (\Deleted)`)
+	_, tagged := b.cmd("UID EXPUNGE 1")
+	expunged := respCode(t, "HIGHESTMODSEQ", tagged)
+	b.mustOK(`UID STORE 3 +FLAGS (\Flagged)`)
+
+	got := a.mustOK("FETCH 2 (FLAGS)") // no EXPUNGE may be sent during FETCH
+	if !slices.ContainsFunc(got, func(l string) bool { return strings.HasPrefix(l, `* 3 FETCH (UID 3 FLAGS (\Flagged) MODSEQ (`) }) {
+		t.Fatalf("FETCH: %q, want the flag change of message 3", got)
+	}
+	floor := respCode(t, "HIGHESTMODSEQ", got...)
+	if floor >= expunged {
+		t.Fatalf("HIGHESTMODSEQ %d during FETCH, not below the held expunge's %d", floor, expunged)
+	}
+
+	// A client cut off now resyncs from there and learns of the expunge.
+	c := e.login()
+	c.mustOK("ENABLE QRESYNC")
+	resync := c.mustOK("SELECT INBOX (QRESYNC (" + strconv.FormatUint(uidValidity, 10) + " " + strconv.FormatUint(floor, 10) + " 1:3))")
+	if !slices.Contains(resync, "* VANISHED (EARLIER) 1") {
+		t.Errorf("resync from HIGHESTMODSEQ %d: %q, want VANISHED (EARLIER) 1", floor, resync)
+	}
+}
