@@ -1,11 +1,15 @@
 package imapserver
 
 import (
+	"context"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/buzon-mail/buzon/internal/store"
 )
 
 // respCode finds "[NAME n]" in lines and returns n, or fails the test.
@@ -96,5 +100,75 @@ func TestHighestModSeqBelowHeldExpunge(t *testing.T) {
 	resync := c.mustOK("SELECT INBOX (QRESYNC (" + strconv.FormatUint(uidValidity, 10) + " " + strconv.FormatUint(floor, 10) + " 1:3))")
 	if !slices.Contains(resync, "* VANISHED (EARLIER) 1") {
 		t.Errorf("resync from HIGHESTMODSEQ %d: %q, want VANISHED (EARLIER) 1", floor, resync)
+	}
+}
+
+// changesHook runs before its sessions' next Changes call, once.
+type changesHook struct {
+	store.Store
+	before atomic.Pointer[func()]
+}
+
+func (s *changesHook) Open(ctx context.Context, id int64) (store.Session, error) {
+	sess, err := s.Store.Open(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &hookedSession{Session: sess, s: s}, nil
+}
+
+type hookedSession struct {
+	store.Session
+	s *changesHook
+}
+
+func (ss *hookedSession) Changes(ctx context.Context, mailboxID int64, since store.ModSeq) (*store.ChangeSet, error) {
+	if f := ss.s.before.Swap(nil); f != nil {
+		(*f)()
+	}
+	return ss.Session.Changes(ctx, mailboxID, since)
+}
+
+// TestQresyncSelectExpungeMeanwhile: a message expunged between the
+// snapshot a QRESYNC SELECT builds its view from and its read of the
+// changes is in the view (EXISTS counts it), so it is reported as a plain
+// VANISHED afterwards, not as VANISHED (EARLIER) too, which would make
+// the client take it out twice.
+func TestQresyncSelectExpungeMeanwhile(t *testing.T) {
+	var hook *changesHook
+	e := newTestEnv(t, func(cfg *Config) { hook = &changesHook{Store: cfg.Store}; cfg.Store = hook })
+	for _, s := range []string{"one", "two", "three"} {
+		e.deliver("INBOX", "Subject: "+s+"\r\n\r\n"+s+"\r\n")
+	}
+	a := e.login()
+	a.mustOK("ENABLE QRESYNC")
+	first := a.mustOK("SELECT INBOX")
+	uidValidity, modSeq := respCode(t, "UIDVALIDITY", first...), respCode(t, "HIGHESTMODSEQ", first...)
+	a.mustOK("UNSELECT")
+
+	expunge := func() {
+		sess := e.session()
+		mb, err := sess.Mailbox(context.Background(), "INBOX")
+		if err == nil {
+			_, err = sess.Expunge(context.Background(), mb.ID, store.UIDSetOf(2), false)
+		}
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	hook.before.Store(&expunge)
+	got := a.mustOK("SELECT INBOX (QRESYNC (" + strconv.FormatUint(uidValidity, 10) + " " + strconv.FormatUint(modSeq, 10) + "))")
+	if !slices.Contains(got, "* 3 EXISTS") {
+		t.Fatalf("SELECT: %q, want the view taken before the expunge", got)
+	}
+	got = append(got, a.mustOK("NOOP")...)
+	var vanished []string
+	for _, l := range got {
+		if strings.HasPrefix(l, "* VANISHED") {
+			vanished = append(vanished, l)
+		}
+	}
+	if !slices.Equal(vanished, []string{"* VANISHED 2"}) {
+		t.Errorf("SELECT and NOOP: %q, want one * VANISHED 2, no (EARLIER) for a message EXISTS counted", vanished)
 	}
 }

@@ -294,9 +294,12 @@ func (c *conn) qresyncSelect(q *qresyncArgs) {
 		}
 		known = store.NewUIDSet(rs...)
 	}
+	// Changes is read after the snapshot the view came from: a message
+	// expunged in between is still in the view, and goes as a plain
+	// VANISHED once one may be sent, not as one the client never had.
 	var vanished []store.UID
 	for _, u := range cs.Expunged {
-		if known == nil || known.Contains(u) {
+		if (known == nil || known.Contains(u)) && sel.seq(u) == 0 {
 			vanished = append(vanished, u)
 		}
 	}
