@@ -206,6 +206,7 @@ func (c *conn) loggedIn(cmd *command, acct store.Account) {
 
 // RFC 5161 3.1
 func (c *conn) cmdEnable(cmd *command) {
+	wasCondstore := c.condstore
 	a := cmd.args.(*enableArgs)
 	var enabled []string
 	for _, capa := range a.caps {
@@ -240,6 +241,9 @@ func (c *conn) cmdEnable(cmd *command) {
 		c.w.str(" " + e)
 	}
 	c.w.str("\r\n")
+	if c.condstore && !wasCondstore {
+		c.writeHighestModSeq() // RFC 7162 3.1, in the selected state
+	}
 }
 
 // RFC 4978 3

@@ -317,7 +317,7 @@ func (c *conn) xstatusItems(items []string) {
 		switch it {
 		case "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "RECENT", "APPENDLIMIT":
 		case "HIGHESTMODSEQ":
-			c.condstore = true // RFC 7162 3.1: a CONDSTORE enabling command
+			c.enableCondstore() // RFC 7162 3.1: a CONDSTORE enabling command
 		default:
 			xsyntaxErrorf("unknown STATUS item %s", it)
 		}

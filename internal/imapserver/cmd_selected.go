@@ -58,7 +58,7 @@ func (c *conn) cmdStore(cmd *command) {
 		xsyntaxErrorf("%v", err)
 	}
 	if a.hasUnchanged {
-		c.condstore = true
+		c.enableCondstore()
 	}
 	set := c.xresolve(a.set, cmd.uid)
 	if set.Empty() {

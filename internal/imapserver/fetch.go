@@ -227,7 +227,7 @@ type fetchPlan struct {
 func (c *conn) planFetch(items []fetchItem, uid bool) fetchPlan {
 	var fp fetchPlan
 	if hasItem(items, "MODSEQ") {
-		c.condstore = true // RFC 7162 3.1: an enabling command
+		c.enableCondstore() // RFC 7162 3.1: an enabling command
 	}
 	// RFC 9051 6.4.9: UID FETCH answers with the UID.
 	if uid && !hasItem(items, "UID") {
@@ -267,7 +267,7 @@ func (c *conn) cmdFetch(cmd *command) {
 	sel := c.sel
 	items := a.items
 	if a.hasChanged {
-		c.condstore = true
+		c.enableCondstore()
 		if !hasItem(items, "MODSEQ") {
 			items = append(items, fetchItem{name: "MODSEQ"})
 		}

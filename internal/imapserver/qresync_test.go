@@ -172,3 +172,22 @@ func TestQresyncSelectExpungeMeanwhile(t *testing.T) {
 		t.Errorf("SELECT and NOOP: %q, want one * VANISHED 2, no (EARLIER) for a message EXISTS counted", vanished)
 	}
 }
+
+// TestCondstoreEnabledWhileSelected: the first CONDSTORE enabling command
+// in the selected state tells the client the mailbox's HIGHESTMODSEQ,
+// which its SELECT did not need to (RFC 7162 3.1); later ones do not.
+func TestCondstoreEnabledWhileSelected(t *testing.T) {
+	e := newTestEnv(t)
+	e.deliver("INBOX", "Subject: one\r\n\r\none\r\n")
+	for _, enable := range []string{"FETCH 1 (MODSEQ)", "ENABLE CONDSTORE", "STATUS INBOX (HIGHESTMODSEQ)"} {
+		c := e.login()
+		c.mustOK("SELECT INBOX")
+		got := c.mustOK(enable)
+		if !slices.ContainsFunc(got, func(l string) bool { return strings.HasPrefix(l, "* OK [HIGHESTMODSEQ ") }) {
+			t.Errorf("%s in the selected state: %q, want HIGHESTMODSEQ", enable, got)
+		}
+		if again := c.mustOK("FETCH 1 (MODSEQ)"); slices.ContainsFunc(again, func(l string) bool { return strings.HasPrefix(l, "* OK [HIGHESTMODSEQ ") }) {
+			t.Errorf("after %s, FETCH MODSEQ again: %q", enable, again)
+		}
+	}
+}

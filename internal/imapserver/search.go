@@ -845,7 +845,7 @@ func (c *conn) cmdSearch(cmd *command) {
 	key.sortByCost()
 	modSeqUsed := key.usesModSeq()
 	if modSeqUsed {
-		c.condstore = true
+		c.enableCondstore()
 	}
 	sel := c.sel
 	fields := store.FieldFlags | key.fields()

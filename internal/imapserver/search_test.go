@@ -183,6 +183,7 @@ func TestSearchModSeqEntry(t *testing.T) {
 	e.deliver("INBOX", "Subject: one\n\nbody\n")
 	c := e.login()
 	c.mustOK("SELECT INBOX")
+	c.mustOK("ENABLE CONDSTORE") // the first MODSEQ search would announce HIGHESTMODSEQ
 	for _, tc := range []struct {
 		criteria string
 		ok       bool

@@ -216,7 +216,7 @@ func (c *conn) cmdSelect(cmd *command) {
 		xsyntaxErrorf("QRESYNC is not enabled") // RFC 7162 3.2.5
 	}
 	if a.condstore {
-		c.condstore = true
+		c.condstore = true // the SELECT's own HIGHESTMODSEQ follows
 	}
 	name := c.xmailboxName(a.mailbox)
 	mb := c.xlookupMailbox(name)
@@ -436,10 +436,35 @@ func (c *conn) catchUp(expungeOK bool, wake uint64) {
 		// RFC 7162 3.2 (erratum 1810): MODSEQs above expunges held back
 		// may have gone out; a client that loses the connection now must
 		// resync from below those expunges, or keep their messages.
-		c.w.str("* OK [HIGHESTMODSEQ ")
-		c.w.num(uint64(max(sel.pendingFloor, 1)))
-		c.w.str("] expunges pending\r\n")
+		c.writeHighestModSeq()
 	}
+}
+
+// enableCondstore turns CONDSTORE on, for a CONDSTORE enabling command
+// (RFC 7162 3.1). Enabled in the selected state, the client has had no
+// HIGHESTMODSEQ of the mailbox yet: it gets one.
+func (c *conn) enableCondstore() {
+	if !c.condstore {
+		c.condstore = true
+		c.writeHighestModSeq()
+	}
+}
+
+// writeHighestModSeq writes "* OK [HIGHESTMODSEQ n]" for the selected
+// mailbox, n the MODSEQ up to which the client has every change: the
+// view's, or below the expunges it still holds back.
+func (c *conn) writeHighestModSeq() {
+	sel := c.sel
+	if sel == nil {
+		return
+	}
+	ms := sel.modSeq
+	if len(sel.pendingExpunge) > 0 {
+		ms = sel.pendingFloor
+	}
+	c.w.str("* OK [HIGHESTMODSEQ ")
+	c.w.num(uint64(max(ms, 1)))
+	c.w.str("] highest\r\n")
 }
 
 // expungeAllowed reports whether EXPUNGE responses may be sent during a
