@@ -36,14 +36,19 @@ func (ss *countedSession) Changes(ctx context.Context, mailboxID int64, since st
 	return ss.Session.Changes(ctx, mailboxID, since)
 }
 
+// deliverThree puts messages "one", "two" and "three" in INBOX, UIDs 1 to 3.
+func (e *testEnv) deliverThree() {
+	for _, s := range []string{"one", "two", "three"} {
+		e.deliver("INBOX", "Subject: "+s+"\r\n\r\n"+s+"\r\n")
+	}
+}
+
 // ownWritesEnv starts a server on the store wrap makes of the test's
 // store, with three messages in INBOX, and logs a session in that
 // selects it.
 func ownWritesEnv(t *testing.T, wrap func(store.Store) store.Store) (*testEnv, *client) {
 	e := newTestEnv(t, func(cfg *Config) { cfg.Store = wrap(cfg.Store) })
-	for _, s := range []string{"one", "two", "three"} {
-		e.deliver("INBOX", "Subject: "+s+"\r\n\r\n"+s+"\r\n")
-	}
+	e.deliverThree()
 	c := e.login()
 	c.mustOK("SELECT INBOX")
 	return e, c

@@ -31,9 +31,7 @@ func respCode(t *testing.T, name string, lines ...string) uint64 {
 // mailbox is empty: "*" is not the highest UID left (RFC 7162 3.2.6).
 func TestVanishedStar(t *testing.T) {
 	e := newTestEnv(t)
-	for _, s := range []string{"one", "two", "three"} {
-		e.deliver("INBOX", "Subject: "+s+"\r\n\r\n"+s+"\r\n")
-	}
+	e.deliverThree()
 	b := e.login()
 	b.mustOK("ENABLE CONDSTORE")
 	before := respCode(t, "HIGHESTMODSEQ", b.mustOK("SELECT INBOX")...)
@@ -70,9 +68,7 @@ func TestVanishedStar(t *testing.T) {
 // resyncs from it and hears of the expunge.
 func TestHighestModSeqBelowHeldExpunge(t *testing.T) {
 	e := newTestEnv(t)
-	for _, s := range []string{"one", "two", "three"} {
-		e.deliver("INBOX", "Subject: "+s+"\r\n\r\n"+s+"\r\n")
-	}
+	e.deliverThree()
 	a := e.login()
 	a.mustOK("ENABLE QRESYNC")
 	uidValidity := respCode(t, "UIDVALIDITY", a.mustOK("SELECT INBOX")...)
@@ -137,9 +133,7 @@ func (ss *hookedSession) Changes(ctx context.Context, mailboxID int64, since sto
 func TestQresyncSelectExpungeMeanwhile(t *testing.T) {
 	var hook *changesHook
 	e := newTestEnv(t, func(cfg *Config) { hook = &changesHook{Store: cfg.Store}; cfg.Store = hook })
-	for _, s := range []string{"one", "two", "three"} {
-		e.deliver("INBOX", "Subject: "+s+"\r\n\r\n"+s+"\r\n")
-	}
+	e.deliverThree()
 	a := e.login()
 	a.mustOK("ENABLE QRESYNC")
 	first := a.mustOK("SELECT INBOX")
