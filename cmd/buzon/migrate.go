@@ -63,9 +63,6 @@ func runMigrateStore(args []string, _ io.Reader, stdout, stderr io.Writer) error
 		fs.Usage()
 		return usageError{"--from and --to are required"}
 	}
-	if _, err := os.Stat(*from); err != nil {
-		return fmt.Errorf("source store: %w", err)
-	}
 	log := newLogger(config.Log{Level: "warn"}, stderr)
 	cfg := config.Default()
 	cfg.Data = *from

@@ -43,8 +43,7 @@ func openStore(cfg config.Config, log *slog.Logger, use storeUse) (store.Store, 
 			case !ok:
 				return nil, fmt.Errorf("no store in data folder %s (is --data right?)", cfg.Data)
 			}
-		}
-		if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		} else if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 			return nil, fmt.Errorf("data folder: %w", err)
 		}
 		sc := sqlite.DefaultConfig()
