@@ -259,14 +259,15 @@ func (r *run) pop3Session(ctx context.Context, s *pop3Session, p *pop3Progress, 
 	// outOfStep ends a session whose reply to cmd was not a status line:
 	// the message held was cut short and the rest of it read as the
 	// reply.
-	outOfStep := func(cmd string, m pop3Msg, err error) (bool, error) {
+	// outOfStep refuses the message a reply out of step is blamed on; the
+	// session then ends without QUIT.
+	outOfStep := func(cmd string, m pop3Msg, err error) {
 		if held == nil {
 			refuse(m.id, "the server's reply to "+cmd+" was not a status line; the message stays on the server", err)
-			return true, nil
+			return
 		}
 		refuse(held.m.id, "the server's reply after a message was not a status line: the message was cut short "+
 			`(a line holding only "." not dot-stuffed?) and its rest read as the reply; it is not stored and stays on the server`, err)
-		return true, nil
 	}
 
 	var stopErr error
@@ -297,7 +298,8 @@ func (r *run) pop3Session(ctx context.Context, s *pop3Session, p *pop3Progress, 
 		switch {
 		case errors.Is(err, pop3client.ErrProtocol):
 			dl.Close()
-			return outOfStep(fmt.Sprintf("RETR %d", m.n), m, err)
+			outOfStep(fmt.Sprintf("RETR %d", m.n), m, err)
+			return true, nil
 		case err == nil, errors.As(err, &pe), n > 0, dl.err != nil:
 			// A status line came: what was held ended where the server
 			// meant it to.
@@ -349,7 +351,8 @@ func (r *run) pop3Session(ctx context.Context, s *pop3Session, p *pop3Progress, 
 		var pe *pop3client.Error
 		switch {
 		case errors.Is(err, pop3client.ErrProtocol):
-			return outOfStep("NOOP", held.m, err)
+			outOfStep("NOOP", held.m, err)
+			return true, nil
 		case err == nil, errors.As(err, &pe):
 			if err := settle(); err != nil && stopErr == nil {
 				stopErr = err
@@ -366,10 +369,10 @@ func (r *run) pop3Session(ctx context.Context, s *pop3Session, p *pop3Progress, 
 
 	var deleted []string
 	for _, m := range msgs {
-		if m.ambiguous || p.failed[m.id] {
+		if m.ambiguous {
 			continue
 		}
-		e := fs.Messages[m.id]
+		e := fs.Messages[m.id] // a message that failed was not recorded stored
 		if e == nil || !e.stored() {
 			continue
 		}
