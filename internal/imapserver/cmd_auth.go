@@ -206,7 +206,7 @@ func (c *conn) loggedIn(cmd *command, acct store.Account) {
 
 // RFC 5161 3.1
 func (c *conn) cmdEnable(cmd *command) {
-	wasCondstore := c.condstore
+	condstore := false // turned on by this command
 	a := cmd.args.(*enableArgs)
 	var enabled []string
 	for _, capa := range a.caps {
@@ -224,14 +224,14 @@ func (c *conn) cmdEnable(cmd *command) {
 				enabled = append(enabled, "UTF8=ACCEPT")
 			}
 		case "CONDSTORE":
-			if !c.condstore {
-				c.condstore = true
+			if !c.condstore && !condstore {
+				condstore = true
 				enabled = append(enabled, "CONDSTORE")
 			}
 		case "QRESYNC":
 			// RFC 7162 3.2.3: QRESYNC implies CONDSTORE.
 			if !c.qresync {
-				c.qresync, c.condstore = true, true
+				c.qresync, condstore = true, !c.condstore
 				enabled = append(enabled, "QRESYNC")
 			}
 		}
@@ -241,8 +241,8 @@ func (c *conn) cmdEnable(cmd *command) {
 		c.w.str(" " + e)
 	}
 	c.w.str("\r\n")
-	if c.condstore && !wasCondstore {
-		c.writeHighestModSeq() // RFC 7162 3.1, in the selected state
+	if condstore {
+		c.enableCondstore() // after ENABLED: RFC 7162 3.1's HIGHESTMODSEQ, when selected
 	}
 }
 

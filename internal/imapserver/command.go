@@ -24,14 +24,9 @@ type command struct {
 func parseCommand(p *parser) *command {
 	cmd := &command{tag: p.xtag()}
 	p.xspace()
-	parseCommandRest(p, cmd)
-	return cmd
-}
-
-// parseCommandRest reads what follows the tag.
-func parseCommandRest(p *parser, cmd *command) {
 	parseCommandName(p, cmd)
 	parseArgs(p, cmd)
+	return cmd
 }
 
 // parseCommandName reads the command's name.

@@ -350,9 +350,9 @@ func hasItem(items []fetchItem, name string) bool {
 	return false
 }
 
-// rawUIDSet is a UID set as the client wrote it, for the VANISHED of UID
-// FETCH (RFC 7162 3.2.6). "*" stands for every UID above, as in
-// qresyncSelect's known UIDs: the highest UIDs the client knows may be
+// rawUIDSet is a UID set as the client wrote it, for VANISHED: that of
+// UID FETCH (RFC 7162 3.2.6) and a QRESYNC SELECT's known UIDs (3.2.5).
+// "*" stands for every UID above: the highest UIDs the client knows may be
 // the very ones expunged, and the view's highest is only what is left
 // ("1:*" after the last messages went must still report them).
 func rawUIDSet(set numSet) store.UIDSet {

@@ -2,7 +2,6 @@ package imapserver
 
 import (
 	"errors"
-	"math"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -280,19 +279,7 @@ func (c *conn) qresyncSelect(q *qresyncArgs) {
 	xcheckf(err, "changes of %s", sel.mb.Name)
 	var known store.UIDSet
 	if q.knownUIDs != nil {
-		var rs []store.UIDRange
-		for _, r := range q.knownUIDs.ranges {
-			first, last := store.UID(r.first), store.UID(r.last)
-			// "*" is the largest UID there could be.
-			if first == 0 {
-				first = math.MaxUint32
-			}
-			if last == 0 {
-				last = math.MaxUint32
-			}
-			rs = append(rs, store.UIDRange{Start: first, Stop: last})
-		}
-		known = store.NewUIDSet(rs...)
+		known = rawUIDSet(*q.knownUIDs) // "*": the largest UID there could be
 	}
 	// Changes is read after the snapshot the view came from: a message
 	// expunged in between is still in the view, and goes as a plain
