@@ -67,8 +67,8 @@ func (a *Authenticator) observe(result string) {
 }
 
 // succeeded records a good login.
-func (a *Authenticator) succeeded(name string) {
-	a.throttle.succeeded(acctKey(name))
+func (a *Authenticator) succeeded(remote netip.Addr, name string) {
+	a.throttle.succeeded(remote, name)
 	a.observe("ok")
 }
 
@@ -160,12 +160,12 @@ func (a *Authenticator) Login(ctx context.Context, remote netip.Addr, name, pass
 	if !ok || acct.ID == 0 {
 		return store.Account{}, a.fail(ctx, remote, name)
 	}
-	a.succeeded(name)
+	a.succeeded(remote, name)
 	return acct, nil
 }
 
 func (a *Authenticator) checkLockout(ctx context.Context, remote netip.Addr, name string) error {
-	if !a.throttle.lockedOut(ipKey(remote), acctKey(name)) {
+	if !a.throttle.lockedOut(remote, name) {
 		return nil
 	}
 	a.log.Info("login refused: locked out", "remote", remote, "account", name)
@@ -179,7 +179,7 @@ func (a *Authenticator) checkLockout(ctx context.Context, remote netip.Addr, nam
 // fail records a failed login, waits the throttle's delay and returns
 // ErrAuthFailed.
 func (a *Authenticator) fail(ctx context.Context, remote netip.Addr, name string) error {
-	d := a.throttle.failed(ipKey(remote), acctKey(name))
+	d := a.throttle.failed(remote, name)
 	a.observe("failed")
 	a.log.Info("login failed", "remote", remote, "account", name, "delay", d)
 	if err := a.sleep(ctx, d); err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -151,8 +152,9 @@ func TestThrottle(t *testing.T) {
 	if want := []time.Duration{base, 2 * base, 4 * base}; fmt.Sprint(f.sleeps) != fmt.Sprint(want) {
 		t.Errorf("delays %v, want %v", f.sleeps, want)
 	}
-	// Locked out: even the right password is refused, from any address,
-	// and so is any account from the guessing address.
+	// Locked out: even the right password is refused, from any address
+	// the account has not logged in from (TestKnownAddressSpared), and so
+	// is any account from the guessing address.
 	if _, err := f.auth.Login(ctx, client2, "alice@example.org", "s3cret"); !errors.Is(err, ErrLockedOut) {
 		t.Errorf("account lockout: %v", err)
 	}
@@ -166,27 +168,232 @@ func TestThrottle(t *testing.T) {
 	}
 }
 
+// TestKnownAddressSpared: an address the account logged in from lately is
+// not refused by the account's lockout, so a guesser elsewhere cannot lock
+// the owner out of their usual devices; every other address still is, and
+// the known address still has its own lockout. Each case runs its steps
+// in order on a fresh Authenticator (lockout after 3 failures).
+func TestKnownAddressSpared(t *testing.T) {
+	var (
+		home      = netip.MustParseAddr("2001:db8:1::10")
+		homeToo   = netip.MustParseAddr("2001:db8:1::20") // the same /64
+		homeNext  = netip.MustParseAddr("2001:db8:2::10") // the next /64
+		guesser   = netip.MustParseAddr("198.51.100.7")
+		newDevice = netip.MustParseAddr("203.0.113.9")
+	)
+	const alice, good, wrong = "alice@example.org", "s3cret", "guess"
+	type step struct {
+		at       time.Duration // since the case began
+		from     netip.Addr
+		name, pw string
+		want     error
+	}
+	// owner logs in from home; guesses are three failures from guesser.
+	owner := step{0, home, alice, good, nil}
+	guesses := func(at time.Duration, name string) []step {
+		return []step{{at, guesser, name, wrong, ErrAuthFailed}, {at, guesser, name, wrong, ErrAuthFailed}, {at, guesser, name, wrong, ErrAuthFailed}}
+	}
+	then := func(steps ...[]step) []step { return slices.Concat(steps...) }
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"the owner's address gets in through the lockout", then(
+			[]step{owner}, guesses(time.Minute, alice), []step{
+				{time.Minute, guesser, alice, good, ErrLockedOut},   // the guesser's address and the account are locked
+				{time.Minute, newDevice, alice, good, ErrLockedOut}, // a new address meets the account's lockout
+				{time.Minute, home, alice, good, nil},
+				{time.Minute, homeToo, alice, good, nil},            // IPv6 by /64, as the throttle counts
+				{time.Minute, homeNext, alice, good, ErrLockedOut},  // but not the next /64
+				{time.Minute, newDevice, alice, good, ErrLockedOut}, // the owner's login did not lift it
+				{time.Minute, home, alice, wrong, ErrAuthFailed},    // a failure, not a lockout...
+				{time.Minute, newDevice, alice, good, ErrLockedOut}, // ...that counts as usual
+				{2 * time.Minute, home, alice, good, nil},           // and the owner still gets in
+				{12 * time.Minute, newDevice, alice, good, nil},     // the lockout ends with its window
+			})},
+		{"the owner's login does not reset the account's count", then(
+			guesses(0, alice)[1:], []step{owner}, guesses(0, alice)[2:], []step{
+				{0, newDevice, alice, good, ErrLockedOut},
+				{0, home, alice, good, nil},
+			})},
+		{"without a login, home is a new address", then(
+			guesses(0, alice), []step{
+				{0, home, alice, good, ErrLockedOut},
+			})},
+		{"a known address keeps its own lockout", then(
+			[]step{owner}, []step{
+				{0, home, alice, wrong, ErrAuthFailed},
+				{0, home, alice, wrong, ErrAuthFailed},
+				{0, home, alice, wrong, ErrAuthFailed},
+				{0, home, alice, good, ErrLockedOut},
+				{0, home, "bob@example.org", "x", ErrLockedOut},
+			})},
+		{"known for one account, not for another", then(
+			[]step{owner}, guesses(0, "nobody@example.org"), []step{
+				{0, home, "nobody@example.org", "x", ErrLockedOut}, // as for a name elsewhere
+				{0, home, alice, good, nil},
+			})},
+		{"a failed login makes no address known", then(
+			[]step{{0, home, alice, wrong, ErrAuthFailed}}, guesses(0, alice)[1:], []step{
+				{0, home, alice, good, ErrLockedOut},
+			})},
+		{"known addresses are forgotten after knownFor", then(
+			[]step{owner}, guesses(knownFor, alice), []step{
+				{knownFor, home, alice, good, ErrLockedOut},
+			})},
+		{"each login renews it", then(
+			[]step{owner, {knownFor / 2, home, alice, good, nil}}, guesses(knownFor, alice), []step{
+				{knownFor, home, alice, good, nil},
+			})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, testConfig())
+			start := time.Now()
+			var at time.Duration
+			f.auth.throttle.now = func() time.Time { return start.Add(at) }
+			for i, s := range tt.steps {
+				at = s.at
+				_, err := f.auth.Login(context.Background(), s.from, s.name, s.pw)
+				if !errors.Is(err, s.want) || (err == nil) != (s.want == nil) {
+					t.Errorf("step %d: %s from %s with %q: %v, want %v", i+1, s.name, s.from, s.pw, err, s.want)
+				}
+			}
+		})
+	}
+}
+
+// TestKnownAddressSCRAM: SCRAM makes an address known and spares it the
+// account's lockout as a password login does, and both share what they
+// remember.
+func TestKnownAddressSCRAM(t *testing.T) {
+	f := newFixture(t, testConfig())
+	home, guesser, newDevice := client1, client2, netip.MustParseAddr("203.0.113.9")
+	scram := func(from netip.Addr, pw string) error {
+		m, _ := f.auth.NewMechanism(SCRAMSHA256, from)
+		_, _, err := scramClient(t, m, "alice@example.org", pw)
+		return err
+	}
+	if err := scram(home, "s3cret"); err != nil {
+		t.Fatalf("the owner's first login: %v", err)
+	}
+	for range 3 {
+		if err := scram(guesser, "guess"); !errors.Is(err, ErrAuthFailed) {
+			t.Fatalf("a guess: %v", err)
+		}
+	}
+	if err := scram(newDevice, "s3cret"); !errors.Is(err, ErrLockedOut) {
+		t.Errorf("SCRAM from a new address: %v, want %v", err, ErrLockedOut)
+	}
+	if err := scram(home, "s3cret"); err != nil {
+		t.Errorf("SCRAM from the owner's address: %v", err)
+	}
+	if _, err := f.auth.Login(context.Background(), home, "alice@example.org", "s3cret"); err != nil {
+		t.Errorf("password login from the address SCRAM made known: %v", err)
+	}
+}
+
 func TestThrottleBounded(t *testing.T) {
 	th := newThrottle(time.Millisecond, time.Second, 5, time.Hour)
 	for i := range maxEntries + 10 {
-		th.failed(acctKey(fmt.Sprint(i)))
+		th.failed(floodAddr(i), fmt.Sprint(i))
 	}
 	if n := len(th.entries); n > maxEntries {
 		t.Errorf("throttle holds %d entries, more than %d", n, maxEntries)
 	}
-	// A flood of fresh names does not lift a lockout.
+	// A flood of fresh names and addresses does not lift a lockout.
 	for range 5 {
-		th.failed("acct:victim")
+		th.failed(client1, "victim")
 	}
 	for i := range 2 * maxEntries {
-		th.failed(acctKey(fmt.Sprint("flood", i)))
+		th.failed(floodAddr(i), fmt.Sprint("flood", i))
 	}
-	if !th.lockedOut("acct:victim") {
-		t.Error("a flood of failures for other names lifted a lockout")
+	if !th.lockedOut(client2, "victim") || !th.lockedOut(client1, "someone") {
+		t.Error("a flood of failures for other names and addresses lifted a lockout")
 	}
-	if d := th.failed("x", "x", "x"); d > time.Second {
-		t.Errorf("delay %v above the maximum", d)
+	for i := range 20 {
+		if d := th.failed(client1, "x"); d > time.Second {
+			t.Errorf("failure %d: delay %v above the maximum", i+1, d)
+		}
 	}
+	// Failures make no address known.
+	if th.known.n != 0 || len(th.known.accounts) != 0 {
+		t.Errorf("failures alone made %d known addresses for %d accounts", th.known.n, len(th.known.accounts))
+	}
+}
+
+// TestKnownAddressesBounded: what the throttle remembers of good logins is
+// bounded per account and in all, however many logins come from however
+// many addresses, and what it forgets first is the least recent.
+func TestKnownAddressesBounded(t *testing.T) {
+	th := newThrottle(time.Millisecond, time.Second, 5, time.Hour)
+	start := time.Now()
+	var at time.Duration
+	th.now = func() time.Time { at += time.Second; return start.Add(at) }
+	known := func(from netip.Addr, name string) bool { return th.known.has(name, ipKey(from), th.now()) }
+	check := func() {
+		t.Helper()
+		k := &th.known
+		n := 0
+		for e := k.lru.Front(); e != nil; e = e.Next() {
+			acct := e.Value.(*knownAccount)
+			if len(acct.addrs) > knownPerAccount {
+				t.Fatalf("%s has %d known addresses, more than %d", acct.name, len(acct.addrs), knownPerAccount)
+			}
+			n += len(acct.addrs)
+		}
+		if n != k.n || n > maxKnown || len(k.accounts) != k.lru.Len() {
+			t.Fatalf("%d known addresses (counted %d, at most %d) for %d accounts (%d in the list)", n, k.n, maxKnown, len(k.accounts), k.lru.Len())
+		}
+	}
+
+	// Logging in again from a known address takes no more room.
+	for range 3 {
+		for i := range knownPerAccount {
+			th.succeeded(floodAddr(i), "roamer")
+		}
+	}
+	check()
+	if th.known.n != knownPerAccount || !known(floodAddr(0), "roamer") {
+		t.Errorf("%d known addresses after logins from %d, three times over", th.known.n, knownPerAccount)
+	}
+	// One account from ten times as many addresses as it keeps: the
+	// latest are known.
+	for i := range 10 * knownPerAccount {
+		th.succeeded(floodAddr(i), "roamer")
+	}
+	check()
+	if !known(floodAddr(10*knownPerAccount-1), "roamer") || !known(floodAddr(9*knownPerAccount), "roamer") || known(floodAddr(9*knownPerAccount-1), "roamer") {
+		t.Error("the account does not know its latest addresses, or knows an older one")
+	}
+	// Many accounts, each from three addresses, more than are kept in
+	// all; the victim logs in again on the way and is kept, the accounts
+	// least recently logged in go.
+	th.succeeded(client1, "victim")
+	const flood = 3 * maxKnown / 2
+	for i := range flood {
+		th.succeeded(floodAddr(i), fmt.Sprint("flood", i/3))
+		if i == maxKnown {
+			th.succeeded(client1, "victim")
+		}
+	}
+	check()
+	if !known(client1, "victim") || !known(floodAddr(flood-1), fmt.Sprint("flood", (flood-1)/3)) {
+		t.Error("an account that logged in lately was forgotten")
+	}
+	if known(floodAddr(10*knownPerAccount-1), "roamer") || known(floodAddr(0), "flood0") {
+		t.Error("the accounts least recently logged in were kept")
+	}
+	// Known addresses expire.
+	at += knownFor
+	if known(client1, "victim") {
+		t.Error("an address is still known knownFor after the last login from it")
+	}
+}
+
+// floodAddr is the i-th address of 10.0.0.0/8.
+func floodAddr(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
 }
 
 func TestIPKeyGroupsIPv6(t *testing.T) {

@@ -274,7 +274,7 @@ func (m *scramMech) clientFinal(ctx context.Context, msg string) ([]byte, bool, 
 	if subtle.ConstantTimeCompare(stored[:], m.keys.storedKey) != 1 {
 		return nil, false, m.a.fail(ctx, m.remote, m.name)
 	}
-	m.a.succeeded(m.name)
+	m.a.succeeded(m.remote, m.name)
 	m.done = true
 	serverSig := hmacSHA256(m.keys.serverKey, authMessage)
 	return []byte("v=" + base64.StdEncoding.EncodeToString(serverSig)), true, nil

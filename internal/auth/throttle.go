@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"container/list"
 	"net/netip"
 	"sync"
 	"time"
@@ -9,6 +10,12 @@ import (
 // throttle counts failed logins per client address and per account name and
 // turns them into a growing delay and, past a threshold, a lockout. It is
 // shared by every protocol, so guessing over IMAP and POP3 counts once.
+//
+// It also remembers the addresses each account logged in from lately
+// (known), and spares them the account's lockout: otherwise anyone who
+// knows a name could lock its owner out of their usual devices. Failures
+// from such an address count as any other, and its own lockout still
+// applies.
 type throttle struct {
 	base, maxDelay time.Duration
 	lockoutAfter   int
@@ -17,6 +24,7 @@ type throttle struct {
 
 	mu      sync.Mutex
 	entries map[string]*failures // guarded by mu; key "ip:..." or "acct:..."
+	known   knownAddrs           // guarded by mu
 }
 
 type failures struct {
@@ -27,6 +35,18 @@ type failures struct {
 // maxEntries bounds the memory an attacker can make the throttle use; past
 // it, entries older than the window are swept, then the oldest half.
 const maxEntries = 100_000
+
+// Bounds of the known addresses. An address is known for knownFor after
+// the account last logged in from it, long enough to cover a device used
+// once a month. Each account keeps its knownPerAccount most recent ones (a
+// phone changes address often; home and work come back), and all accounts
+// together maxKnown, beyond which the accounts that logged in least
+// recently are forgotten.
+const (
+	knownFor        = 30 * 24 * time.Hour
+	knownPerAccount = 16
+	maxKnown        = 100_000
+)
 
 func newThrottle(base, maxDelay time.Duration, lockoutAfter int, window time.Duration) *throttle {
 	return &throttle{base: base, maxDelay: maxDelay, lockoutAfter: lockoutAfter, window: window,
@@ -45,30 +65,34 @@ func ipKey(ip netip.Addr) string {
 
 func acctKey(name string) string { return "acct:" + name }
 
-// lockedOut reports whether any key has had too many recent failures.
-func (t *throttle) lockedOut(keys ...string) bool {
+// lockedOut reports whether a login to the account name from remote is
+// refused: the address has had too many recent failures, or the account
+// has and did not log in from this address within knownFor.
+func (t *throttle) lockedOut(remote netip.Addr, name string) bool {
 	if t.lockoutAfter <= 0 {
 		return false
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
-	for _, k := range keys {
-		if f := t.entries[k]; f != nil && now.Sub(f.last) < t.window && f.count >= t.lockoutAfter {
-			return true
-		}
-	}
-	return false
+	ip := ipKey(remote)
+	return t.lockedOutLocked(ip, now) || (t.lockedOutLocked(acctKey(name), now) && !t.known.has(name, ip, now))
 }
 
-// failed records a failure for every key and returns the delay to wait
-// before answering: base doubled per earlier failure of the worst key.
-func (t *throttle) failed(keys ...string) time.Duration {
+func (t *throttle) lockedOutLocked(key string, now time.Time) bool {
+	f := t.entries[key]
+	return f != nil && now.Sub(f.last) < t.window && f.count >= t.lockoutAfter
+}
+
+// failed records a failed login to name from remote and returns the delay
+// to wait before answering: base doubled per earlier failure of the
+// address or the account, whichever has more.
+func (t *throttle) failed(remote netip.Addr, name string) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
 	worst := 0
-	for _, k := range keys {
+	for _, k := range []string{ipKey(remote), acctKey(name)} {
 		f := t.entries[k]
 		if f == nil || now.Sub(f.last) >= t.window {
 			f = &failures{}
@@ -88,10 +112,17 @@ func (t *throttle) failed(keys ...string) time.Duration {
 	return min(d, t.maxDelay)
 }
 
-// succeeded forgets the failures of a key (an account that logged in).
-func (t *throttle) succeeded(key string) {
+// succeeded records a good login to name from remote: the address becomes
+// known for the account. The account's failures are not forgotten: its
+// owner logs in often, through a lockout from a known address, and each
+// time would give a guesser elsewhere a fresh count. They age out with the
+// window instead.
+func (t *throttle) succeeded(remote netip.Addr, name string) {
+	if t.lockoutAfter <= 0 {
+		return // nothing to spare anyone
+	}
 	t.mu.Lock()
-	delete(t.entries, key)
+	t.known.add(name, ipKey(remote), t.now())
 	t.mu.Unlock()
 }
 
@@ -113,5 +144,74 @@ func (t *throttle) sweepLocked(now time.Time) {
 		if t.lockoutAfter <= 0 || f.count < t.lockoutAfter {
 			delete(t.entries, k)
 		}
+	}
+}
+
+// knownAddrs remembers, per account, the addresses (ipKey) it logged in
+// from within knownFor, at most knownPerAccount each and maxKnown in all.
+// Only a good login adds one, so a flood of failures cannot grow it, and
+// a name without an account never has one. Its user holds the lock.
+type knownAddrs struct {
+	accounts map[string]*list.Element // account name to its knownAccount in lru
+	lru      list.List                // *knownAccount, the latest login at the front
+	n        int                      // addresses held, over all accounts
+}
+
+type knownAccount struct {
+	name  string
+	addrs []knownAddr // the latest login last
+}
+
+type knownAddr struct {
+	ip   string
+	last time.Time
+}
+
+// has reports whether the account logged in from ip within knownFor.
+func (k *knownAddrs) has(name, ip string, now time.Time) bool {
+	e := k.accounts[name]
+	if e == nil {
+		return false
+	}
+	for _, a := range e.Value.(*knownAccount).addrs {
+		if a.ip == ip {
+			return now.Sub(a.last) < knownFor
+		}
+	}
+	return false
+}
+
+// add records a login to the account from ip at now.
+func (k *knownAddrs) add(name, ip string, now time.Time) {
+	if k.accounts == nil {
+		k.accounts = map[string]*list.Element{}
+	}
+	var acct *knownAccount
+	if e := k.accounts[name]; e != nil {
+		k.lru.MoveToFront(e)
+		acct = e.Value.(*knownAccount)
+	} else {
+		acct = &knownAccount{name: name}
+		k.accounts[name] = k.lru.PushFront(acct)
+	}
+	// Drop this address's old entry and any that expired, and the oldest
+	// if still full, then add it as the latest.
+	kept := acct.addrs[:0]
+	for _, a := range acct.addrs {
+		if a.ip != ip && now.Sub(a.last) < knownFor {
+			kept = append(kept, a)
+		}
+	}
+	if len(kept) == knownPerAccount {
+		kept = kept[:copy(kept, kept[1:])]
+	}
+	clear(acct.addrs[len(kept):]) // let the strings dropped go
+	kept = append(kept, knownAddr{ip: ip, last: now})
+	k.n += len(kept) - len(acct.addrs)
+	acct.addrs = kept
+	for k.n > maxKnown {
+		oldest := k.lru.Remove(k.lru.Back()).(*knownAccount)
+		delete(k.accounts, oldest.name)
+		k.n -= len(oldest.addrs)
 	}
 }

@@ -111,7 +111,11 @@ type Auth struct {
 	// Longest delay before answering a failed login.
 	MaxFailureDelay Duration `toml:"max_failure_delay"`
 	// Failed logins from one address, or for one account, after which
-	// logins are refused for LockoutDuration. 0 disables lockout.
+	// logins are refused for LockoutDuration. 0 disables lockout. An
+	// account's lockout spares the addresses it logged in from in the
+	// last 30 days (IPv6: the /64), so that a guesser elsewhere cannot
+	// lock its owner out of their usual devices; failures from those
+	// addresses still count, and each address's own lockout applies.
 	LockoutAfter int `toml:"lockout_after"`
 	// How long a lockout lasts; failures older than this are forgotten.
 	LockoutDuration Duration `toml:"lockout_duration"`
