@@ -1478,7 +1478,9 @@ func timed(f func()) time.Duration {
 // for auth.lockout_duration, whatever the password. The count is shared
 // by IMAP and POP3: failures over IMAP lock the account out of POP3, and
 // the other way round. Accounts and addresses with no failures are not
-// affected, and the lockout ends by itself.
+// affected, and the lockout ends by itself. The account's lockout spares
+// an address it logged in from before: its owner's device still gets in,
+// over IMAP, POP3 and SCRAM, while a new address is refused.
 //
 // The delays are checked as lower bounds only (the server sleeps at least
 // that long), which a slow machine cannot make fail.
@@ -1506,6 +1508,12 @@ lockout_duration = "8s"
 		return r
 	}
 
+	// Alice's own device logs in before anyone guesses.
+	const home = "127.0.0.6"
+	if tagged := imapLogin(home, limitsUser, limitsPass); !strings.HasPrefix(tagged, "OK") {
+		t.Fatalf("alice from her own address: %q", tagged)
+	}
+
 	// Three failures for alice over IMAP from one address, each answered
 	// later than the one before.
 	for i, least := range []time.Duration{300 * time.Millisecond, 600 * time.Millisecond, 600 * time.Millisecond} {
@@ -1529,6 +1537,22 @@ lockout_duration = "8s"
 	ic := dialIMAP(t, "127.0.0.3", in.ports["imap"])
 	if tagged := scramLockedOut(t, ic, limitsUser); respCode(tagged) != "UNAVAILABLE" {
 		t.Errorf("SCRAM login of a locked-out account: %q, want NO [UNAVAILABLE]", tagged)
+	}
+	// Alice's own address is spared the account's lockout, over IMAP,
+	// POP3 and SCRAM, and its logins lift it for no one else.
+	if tagged := imapLogin(home, limitsUser, limitsPass); !strings.HasPrefix(tagged, "OK") {
+		t.Errorf("IMAP login of a locked-out account from its own address: %q", tagged)
+	}
+	if r := pop3Login(home, limitsUser, limitsPass); !strings.HasPrefix(r, "+OK") {
+		t.Errorf("POP3 login of a locked-out account from its own address: %q", r)
+	}
+	ic = dialIMAP(t, home, in.ports["imap"])
+	if tagged, _ := scramIMAP(t, ic, limitsUser, limitsPass, true); !strings.HasPrefix(tagged, "OK") {
+		t.Errorf("SCRAM login of a locked-out account from its own address: %q", tagged)
+	}
+	ic.c.Close()
+	if r := pop3Login("127.0.0.3", limitsUser, limitsPass); !strings.HasPrefix(r, "-ERR [SYS/TEMP]") {
+		t.Errorf("POP3 login of a locked-out account after its owner's: %q, want -ERR [SYS/TEMP]", r)
 	}
 	// The address is locked out for other accounts.
 	if r := pop3Login("127.0.0.2", bob, bobPass); !strings.HasPrefix(r, "-ERR [SYS/TEMP]") {
