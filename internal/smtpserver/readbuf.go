@@ -17,6 +17,7 @@ const readBufSize = 64 * 1024
 type bufferedListener struct {
 	net.Listener
 	readTimeout time.Duration
+	fixes       map[string]string // see bufferedConn.fixes
 }
 
 func (l bufferedListener) Accept() (net.Conn, error) {
@@ -24,11 +25,12 @@ func (l bufferedListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, readBufSize), readTimeout: l.readTimeout}, nil
+	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, readBufSize), readTimeout: l.readTimeout, fixes: l.fixes}, nil
 }
 
-// bufferedConn is a connection whose reads go through a large buffer.
-// Everything else, deadlines included, is the connection's own.
+// bufferedConn is a connection whose reads go through a large buffer and
+// whose writes correct some of go-smtp's replies (replyFixes). Everything
+// else, deadlines included, is the connection's own.
 type bufferedConn struct {
 	net.Conn
 	r *bufio.Reader
@@ -44,6 +46,9 @@ type bufferedConn struct {
 	// link then timed out mid-message, and the rest of the message was
 	// read as commands.
 	readTimeout time.Duration
+	// fixes maps replies go-smtp writes to those sent instead; shared,
+	// read-only.
+	fixes map[string]string
 }
 
 func (c *bufferedConn) Read(p []byte) (int, error) {

@@ -52,6 +52,9 @@ type Server struct {
 	cfg  Config
 	smtp *smtp.Server
 	log  *slog.Logger
+	// fixes are go-smtp's replies the connection corrects (replyFixes);
+	// read-only after New.
+	fixes map[string]string
 
 	// inflight counts transactions between MAIL and their last reply, so
 	// Shutdown can wait for them even after it had to close connections:
@@ -74,13 +77,18 @@ func New(cfg Config) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log.With("proto", "lmtp"), sessions: map[*session]bool{}}
+	s := &Server{cfg: cfg, log: log.With("proto", "lmtp"), fixes: replyFixes(cfg.MaxMessageSize), sessions: map[*session]bool{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.LMTP = true
 	srv.Domain = cfg.Hostname
 	srv.MaxRecipients = orDefault(cfg.MaxRecipients, 100)
-	srv.MaxMessageBytes = cfg.MaxMessageSize
+	// go-smtp is given no size limit: with one, it refuses a message of
+	// exactly the limit over DATA, and answers a BDAT chunk that passes it
+	// with one 552 where LMTP owes a reply per recipient (RFC 2033 4.2).
+	// Mail applies the limit to SIZE=, LMTPData to the data, and LHLO's
+	// SIZE names it through replyFixes.
+	srv.MaxMessageBytes = 0
 	srv.MaxLineLength = orDefault(cfg.MaxLineLength, 64*1024)
 	srv.ReadTimeout = orDefault(cfg.ReadTimeout, 10*time.Minute)
 	srv.WriteTimeout = orDefault(cfg.WriteTimeout, 10*time.Minute)
@@ -99,7 +107,7 @@ func orDefault[T int | int64 | time.Duration](v, def T) T {
 
 // Serve accepts LMTP connections on l (TCP or unix) until Shutdown.
 func (s *Server) Serve(l net.Listener) error {
-	err := s.smtp.Serve(bufferedListener{l, s.smtp.ReadTimeout})
+	err := s.smtp.Serve(bufferedListener{l, s.smtp.ReadTimeout, s.fixes})
 	if errors.Is(err, smtp.ErrServerClosed) {
 		return nil
 	}
@@ -158,6 +166,10 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 
 // errLineTooLong refuses a message with a line over MaxLineLength.
 var errLineTooLong = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "message has a line too long to take; limits.max_line_length bounds it"}
+
+// errSizeDeclared refuses a MAIL whose SIZE= is over the limit (RFC 1870
+// 6.1).
+var errSizeDeclared = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "message size exceeds fixed maximum message size"}
 
 // errShuttingDown is the reply to a client that starts a transaction
 // after Shutdown began (RFC 5321 3.8: 421 and close).
@@ -227,8 +239,12 @@ func (s *session) Logout() error {
 	return nil
 }
 
-// Mail starts a transaction, unless the server is shutting down.
-func (s *session) Mail(from string, _ *smtp.MailOptions) error {
+// Mail starts a transaction, unless the declared size is over the limit or
+// the server is shutting down.
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	if limit := s.srv.cfg.MaxMessageSize; limit > 0 && opts != nil && opts.Size > limit {
+		return errSizeDeclared
+	}
 	s.srv.mu.Lock()
 	defer s.srv.mu.Unlock()
 	if s.srv.closing {
@@ -283,19 +299,7 @@ func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	// go-smtp writes the replies after LMTPData returns and then calls
 	// Reset, which ends the transaction.
 	ctx := s.srv.ctx
-	data := r
-	if s.srv.cfg.ReturnPath {
-		// The path came on a command line (no CR or LF); control bytes
-		// are dropped all the same, so the field stays one line.
-		from := strings.Map(func(r rune) rune {
-			if r < ' ' || r == 0x7f {
-				return -1
-			}
-			return r
-		}, s.from)
-		data = io.MultiReader(strings.NewReader("Return-Path: <"+from+">\r\n"), r)
-	}
-	msg, err := s.srv.cfg.Spooler.Spool(data)
+	msg, err := s.spool(r)
 	if err != nil {
 		if clientsFault(err) {
 			s.srv.log.Info("message not taken", "remote", s.remote, "err", err)
@@ -334,11 +338,56 @@ func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	return smtpError(last)
 }
 
+// spool reads the message into the spool, with the size limit applied to
+// the octets the client sent, as SIZE= counts them (RFC 1870 5): a
+// message of exactly the limit is taken, over DATA or BDAT, and a
+// Return-Path line added here does not count.
+func (s *session) spool(r io.Reader) (*delivery.Spooled, error) {
+	data, sp := r, s.srv.cfg.Spooler
+	if limit := s.srv.cfg.MaxMessageSize; limit > 0 {
+		data = &sizeLimit{r: r, left: limit}
+	}
+	if s.srv.cfg.ReturnPath {
+		// The path came on a command line (no CR or LF); control bytes
+		// are dropped all the same, so the field stays one line.
+		from := strings.Map(func(r rune) rune {
+			if r < ' ' || r == 0x7f {
+				return -1
+			}
+			return r
+		}, s.from)
+		field := "Return-Path: <" + from + ">\r\n"
+		data = io.MultiReader(strings.NewReader(field), data)
+		if sp.MaxSize > 0 {
+			own := *sp // a Spooler is its settings only
+			own.MaxSize += int64(len(field))
+			sp = &own
+		}
+	}
+	return sp.Spool(data)
+}
+
+// sizeLimit passes a message's data on until more than left octets came,
+// then fails with delivery.ErrTooLarge.
+type sizeLimit struct {
+	r    io.Reader
+	left int64
+}
+
+func (l *sizeLimit) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	if l.left < 0 {
+		return 0, delivery.ErrTooLarge
+	}
+	return n, err
+}
+
 // clientsFault says whether a message could not be spooled because of what
 // the client sent or did: too large, a line too long, or the connection
 // ended or the transaction reset before the end of its data.
 func clientsFault(err error) bool {
-	for _, e := range []error{delivery.ErrTooLarge, smtp.ErrDataTooLarge, smtp.ErrTooLongLine, smtp.ErrDataReset, io.ErrUnexpectedEOF} {
+	for _, e := range []error{delivery.ErrTooLarge, smtp.ErrTooLongLine, smtp.ErrDataReset, io.ErrUnexpectedEOF} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -353,7 +402,7 @@ func smtpError(err error) error {
 	}
 	var se *smtp.SMTPError
 	if errors.As(err, &se) {
-		return se // go-smtp's own, such as its size limit
+		return se // ours, or go-smtp's
 	}
 	if errors.Is(err, smtp.ErrTooLongLine) {
 		// A line of the message over MaxLineLength: trying again will not
