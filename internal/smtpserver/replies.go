@@ -6,8 +6,8 @@ import (
 )
 
 // go-smtp answers some commands itself, before any Session method runs,
-// and no option changes those answers. Those that need correcting are
-// corrected on their way out: the connection Serve accepted matches
+// and no option changes those answers. The few that are wrong for LMTP
+// are corrected on their way out: the connection Serve accepted matches
 // each line go-smtp writes against replyFixes and sends the fix instead.
 //
 // That leans on two things go-smtp does not promise: the text of its
@@ -18,13 +18,26 @@ import (
 // offered, the replies after it would be written through TLS above this
 // connection and escape the fixes. The alternative, a copy of go-smtp's
 // command loop, would be ours to keep in step with every release for the
-// sake of a number in LHLO's reply.
+// sake of six reply codes and a number.
 
 // replyFixes returns go-smtp's reply lines that a connection corrects,
 // each mapped to the line sent instead, for a size limit of maxSize
 // octets (0: none).
 func replyFixes(maxSize int64) map[string]string {
 	fixes := map[string]string{}
+	// A command out of sequence is 503, not 502 ("not implemented"):
+	// RFC 5321 4.1.4, and RFC 2033 4.2 for a DATA with no successful
+	// RCPT, RFC 3030 2 for a DATA among BDAT chunks.
+	for _, text := range []string{
+		"Please introduce yourself first.",         // MAIL before LHLO
+		"Missing MAIL FROM command.",               // RCPT before MAIL
+		"Missing RCPT TO command.",                 // DATA or BDAT without a recipient
+		"MAIL not allowed during message transfer", // between BDAT chunks
+		"RCPT not allowed during message transfer",
+		"DATA not allowed during message transfer",
+	} {
+		fixes["502 5.5.1 "+text+"\r\n"] = "503 5.5.1 " + text + "\r\n"
+	}
 	// go-smtp knows no size limit (see New), so LHLO says SIZE alone;
 	// the limit the server applies goes with it (RFC 1870 4).
 	if maxSize > 0 {

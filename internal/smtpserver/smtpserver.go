@@ -167,6 +167,9 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 // errLineTooLong refuses a message with a line over MaxLineLength.
 var errLineTooLong = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "message has a line too long to take; limits.max_line_length bounds it"}
 
+// errNestedMail refuses MAIL inside a transaction (RFC 5321 4.1.4).
+var errNestedMail = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "nested MAIL command"}
+
 // errSizeDeclared refuses a MAIL whose SIZE= is over the limit (RFC 1870
 // 6.1).
 var errSizeDeclared = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "message size exceeds fixed maximum message size"}
@@ -239,9 +242,16 @@ func (s *session) Logout() error {
 	return nil
 }
 
-// Mail starts a transaction, unless the declared size is over the limit or
-// the server is shutting down.
+// Mail starts a transaction, unless one is open, the declared size is over
+// the limit, or the server is shutting down.
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	// go-smtp takes a MAIL inside a transaction: the message would go to
+	// the recipients named before it as well as after, from the second
+	// sender. Only this connection's MAIL sets inTx, so it is read
+	// without srv.mu.
+	if s.bc.inTx.Load() {
+		return errNestedMail
+	}
 	if limit := s.srv.cfg.MaxMessageSize; limit > 0 && opts != nil && opts.Size > limit {
 		return errSizeDeclared
 	}

@@ -33,8 +33,8 @@ func sized(n int) string {
 
 // TestLMTPTranscripts drives LMTP exchanges byte for byte and checks every
 // reply: the size limit at its edge over DATA, BDAT and SIZE= (RFC 1870),
-// and one reply per recipient after the last of the data however it came
-// (RFC 2033 4.2).
+// one reply per recipient after the last of the data however it came
+// (RFC 2033 4.2), and 503 for commands out of sequence (RFC 5321 4.1.4).
 // After each transcript a NOOP must get its own reply, so a transcript
 // that leaves a reply unread, or data read as commands, fails.
 func TestLMTPTranscripts(t *testing.T) {
@@ -55,6 +55,7 @@ func TestLMTPTranscripts(t *testing.T) {
 	bdat := func(msg, last string, wants ...string) exchange {
 		return exchange{cmd: strings.TrimSpace(fmt.Sprintf("BDAT %d %s", len(msg), last)), data: msg, wants: wants}
 	}
+	badSequence := "503 5.5.1 "
 	tooLarge := "552 5.3.4 "
 	for _, tt := range []struct {
 		name       string
@@ -104,8 +105,51 @@ func TestLMTPTranscripts(t *testing.T) {
 				{cmd: fmt.Sprintf("MAIL FROM:<carol@example.net> SIZE=%d", limit), wants: []string{"250 "}},
 				{cmd: "RSET", wants: []string{"250 "}},
 				{cmd: fmt.Sprintf("MAIL FROM:<carol@example.net> SIZE=%d", limit+1), wants: []string{tooLarge}},
+				// Refused, the MAIL began no transaction.
+				{cmd: "RCPT TO:<alice@example.org>", wants: []string{badSequence}},
 				{cmd: fmt.Sprintf("MAIL FROM:<carol@example.net> SIZE=%d", limit), wants: []string{"250 "}},
 				rcpt("alice@example.org"), data, end(exact, "250 ")},
+			stored: [2]int{1, 0},
+		},
+		{
+			name: "commands out of sequence",
+			steps: []exchange{
+				{cmd: "MAIL FROM:<carol@example.net>", wants: []string{badSequence}},
+				hello,
+				{cmd: "RCPT TO:<alice@example.org>", wants: []string{badSequence}},
+				{cmd: "DATA", wants: []string{badSequence}},
+				// The chunk follows its command all the same.
+				{cmd: "BDAT 5 LAST", data: "RSET\n", wants: []string{badSequence}},
+				mail,
+				{cmd: "DATA", wants: []string{badSequence}},
+			},
+		},
+		{
+			// RFC 2033 4.2: no successful RCPT, DATA MUST fail with 503.
+			name: "DATA after every recipient was refused",
+			steps: []exchange{hello, mail,
+				{cmd: "RCPT TO:<nobody@example.org>", wants: []string{"550 5.1.1 "}},
+				{cmd: "DATA", wants: []string{badSequence}}},
+		},
+		{
+			// RFC 5321 4.1.4: MAIL inside a transaction is out of
+			// sequence; the transaction goes on as it was.
+			name:       "nested MAIL",
+			returnPath: true,
+			steps: []exchange{hello, mail, rcpt("alice@example.org"),
+				{cmd: "MAIL FROM:<dave@example.net>", wants: []string{badSequence}},
+				rcpt("bob@example.org"), data, end(exact, "250 ", "250 ")},
+			stored: [2]int{1, 1},
+			from:   "carol@example.net",
+		},
+		{
+			// RFC 3030 2: DATA within a BDAT transaction is 503.
+			name: "commands between BDAT chunks",
+			steps: []exchange{hello, mail, rcpt("alice@example.org"), bdat(exact[:500], "", "250 "),
+				{cmd: "MAIL FROM:<dave@example.net>", wants: []string{badSequence}},
+				{cmd: "RCPT TO:<bob@example.org>", wants: []string{badSequence}},
+				{cmd: "DATA", wants: []string{badSequence}},
+				bdat(exact[500:], "LAST", "250 ")},
 			stored: [2]int{1, 0},
 		},
 	} {
