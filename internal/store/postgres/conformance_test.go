@@ -46,8 +46,11 @@ func BenchmarkAppendParallel(b *testing.B) { storetest.BenchAppendParallel(b, be
 func BenchmarkStoreFlags(b *testing.B)     { storetest.BenchStoreFlags(b, benchStore(b)) }
 func BenchmarkMessages(b *testing.B)       { storetest.BenchMessages(b, benchStore(b), 100000) }
 func BenchmarkChanges(b *testing.B)        { storetest.BenchChanges(b, benchStore(b)) }
-func BenchmarkSnapshot1000(b *testing.B)   { storetest.BenchSnapshot(b, benchStore(b), 1000) }
-func BenchmarkSnapshot100k(b *testing.B)   { storetest.BenchSnapshot(b, benchStore(b), 100000) }
+func BenchmarkSnapshot1000(b *testing.B)   { storetest.BenchSnapshot(b, benchStore(b), 1000, false) }
+func BenchmarkSnapshot100k(b *testing.B)   { storetest.BenchSnapshot(b, benchStore(b), 100000, false) }
+func BenchmarkSnapshot100kChanged(b *testing.B) {
+	storetest.BenchSnapshot(b, benchStore(b), 100000, true)
+}
 
 // BenchmarkBodyRead20MB reads a 20 MB message through Body.ReadAt in
 // 64 KiB pieces, as a FETCH BODY[] writes it out.

@@ -887,23 +887,9 @@ func (ss *session) Changes(ctx context.Context, mailboxID int64, sinceModSeq sto
 		// Messages that came and went after sinceModSeq count too: a
 		// QRESYNC client may know their UIDs although the MODSEQ it kept
 		// is older (RFC 7162 lets it keep a lower one), and would keep
-		// them for ever if VANISHED left them out. Without the index
-		// named, SQLite walks every tombstone of the mailbox in UID order
-		// to skip the sort, and tombstones only accumulate.
-		rows, err = tx.QueryContext(ctx, `SELECT uid FROM tombstone INDEXED BY tombstone_modseq
-			WHERE mailbox = ? AND modseq > ? ORDER BY uid`, mailboxID, sinceModSeq)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var uid store.UID
-			if err := rows.Scan(&uid); err != nil {
-				return err
-			}
-			cs.Expunged = append(cs.Expunged, uid)
-		}
-		return rows.Err()
+		// them for ever if VANISHED left them out.
+		cs.Expunged, err = expungedSince(ctx, tx, mailboxID, sinceModSeq)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("changes in mailbox %d: %w", mailboxID, err)

@@ -1,10 +1,14 @@
 package sqlite
 
 import (
+	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/buzon-mail/buzon/internal/store"
 )
 
 // TestAccountsSchemaUpgrade: an accounts.db written by a buzon before the
@@ -47,5 +51,51 @@ func TestAccountsSchemaUpgrade(t *testing.T) {
 			st.Close()
 		}
 		t.Errorf("Open of a database from a newer buzon: %v", err)
+	}
+}
+
+// TestMailSchemaUpgrade: a mail.db from before the index of unseen
+// messages (schema version 1) gains it when the account is next opened,
+// and SELECT's first unseen message comes from it.
+func TestMailSchemaUpgrade(t *testing.T) {
+	// The index's condition spells store.FlagSeen as 1.
+	if store.FlagSeen != 1 {
+		t.Fatalf("store.FlagSeen = %d; message_unseen and Snapshot's query say 1", store.FlagSeen)
+	}
+	ctx := t.Context()
+	dir := t.TempDir()
+	st := openTest(t, Config{Dir: dir})
+	acct, ss, inbox := newAccount(t, st, "alice@example.org")
+	for i := range 3 {
+		appendBody(t, ss, inbox.ID, fmt.Sprintf("Subject: %d\r\n\r\nbody\r\n", i))
+	}
+	if _, err := ss.StoreFlags(ctx, inbox.ID, store.UIDSetOf(1), store.FlagsAdd, store.Flags{System: store.FlagSeen}, 0); err != nil {
+		t.Fatal(err)
+	}
+	ss.Close()
+	st.Close()
+
+	// Back to version 1.
+	path := filepath.Join(dir, accountsDir, strconv.FormatInt(acct.ID, 10), mailDBName)
+	db, err := openDB(path, 1, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`DROP INDEX message_unseen`, `PRAGMA user_version = 1`} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	st = openTest(t, Config{Dir: dir})
+	ss, err = st.Open(ctx, acct.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ss.Close()
+	snap, err := ss.Snapshot(ctx, inbox.ID)
+	if err != nil || snap.FirstUnseen != 2 {
+		t.Errorf("Snapshot after the upgrade: first unseen %v, %v; want 2", snap, err)
 	}
 }

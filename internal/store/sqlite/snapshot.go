@@ -13,9 +13,9 @@ import (
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
-// Snapshot implements store.Session. The UIDs come from the (mailbox, uid)
-// index alone; the counters from the mailbox row, in the same read
-// transaction.
+// Snapshot implements store.Session. The counters come from the mailbox
+// row and the UIDs from the (mailbox, uid) index, or from the Store's
+// UIDCache and what changed since it was filled, in one read transaction.
 func (ss *session) Snapshot(ctx context.Context, mailboxID int64) (*store.Snapshot, error) {
 	if !ss.owns(mailboxID) {
 		return nil, fmt.Errorf("snapshot: %w", noMailbox(mailboxID))
@@ -27,31 +27,22 @@ func (ss *session) Snapshot(ctx context.Context, mailboxID int64) (*store.Snapsh
 			return err
 		}
 		defer tx.Rollback()
+		now := &store.CachedUIDs{MailboxID: mailboxID}
 		var messages int
-		err = tx.QueryRowContext(ctx, `SELECT modseq, uidnext, messages FROM mailbox WHERE id = ?`, mailboxID).
-			Scan(&snap.HighestModSeq, &snap.UIDNext, &messages)
+		err = tx.QueryRowContext(ctx, `SELECT uidvalidity, modseq, uidnext, messages FROM mailbox WHERE id = ?`, mailboxID).
+			Scan(&now.UIDValidity, &now.ModSeq, &now.UIDNext, &messages)
 		if errors.Is(err, sql.ErrNoRows) {
 			return noMailbox(mailboxID)
 		} else if err != nil {
 			return err
 		}
-		// One row with every UID, not a row each: stepping through 100,000
-		// rows pays the driver's per-row overhead 100,000 times, and costs
-		// more than twice what building and parsing the string does
-		// (BenchmarkSnapshot100k).
-		var list []byte
-		err = tx.QueryRowContext(ctx, `SELECT group_concat(uid) FROM (SELECT uid FROM message WHERE mailbox = ? ORDER BY uid)`, mailboxID).Scan(&list)
-		if err != nil {
+		if err := ss.s.readUIDs(ctx, tx, now, messages); err != nil {
 			return err
 		}
-		snap.UIDs, err = parseUIDList(list, messages)
-		if err != nil {
-			return err
-		}
-		// Walks the UID index until the first unseen message: short in the
-		// usual mailbox, whose old mail is read.
-		err = tx.QueryRowContext(ctx, `SELECT uid FROM message WHERE mailbox = ? AND flags & ? = 0 ORDER BY uid LIMIT 1`,
-			mailboxID, store.FlagSeen).Scan(&snap.FirstUnseen)
+		snap.UIDs = slices.Clone(now.UIDs) // the cache's copy stays as it is
+		snap.HighestModSeq, snap.UIDNext = now.ModSeq, now.UIDNext
+		err = tx.QueryRowContext(ctx, `SELECT uid FROM message INDEXED BY message_unseen
+			WHERE mailbox = ? AND flags & 1 = 0 ORDER BY uid LIMIT 1`, mailboxID).Scan(&snap.FirstUnseen)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
@@ -62,6 +53,79 @@ func (ss *session) Snapshot(ctx context.Context, mailboxID int64) (*store.Snapsh
 		return nil, fmt.Errorf("snapshot of mailbox %d: %w", mailboxID, err)
 	}
 	return snap, nil
+}
+
+// readUIDs fills now.UIDs with the mailbox's UIDs as tx sees them, given
+// the counters tx read, and caches them. A cached list of the same mailbox
+// is brought up to date with the UIDs expunged after its MODSEQ (the
+// tombstones) and those at or above its UIDNext (UIDs only grow), and used
+// if the result has as many UIDs as the mailbox has messages; otherwise,
+// or without one, every UID is read. now.UIDs may be the cache's: it must
+// not be modified.
+func (s *Store) readUIDs(ctx context.Context, tx *sql.Tx, now *store.CachedUIDs, messages int) error {
+	c := s.uids.Get(now.MailboxID)
+	if c != nil && c.UIDValidity == now.UIDValidity && c.ModSeq == now.ModSeq && c.UIDNext == now.UIDNext && len(c.UIDs) == messages {
+		now.UIDs = c.UIDs
+		return nil
+	}
+	if c != nil && c.UIDValidity == now.UIDValidity && c.ModSeq <= now.ModSeq && c.UIDNext <= now.UIDNext {
+		expunged, err := expungedSince(ctx, tx, now.MailboxID, c.ModSeq)
+		if err != nil {
+			return err
+		}
+		added, err := queryUIDs(ctx, tx, `SELECT uid FROM message WHERE mailbox = ? AND uid >= ? ORDER BY uid`,
+			now.MailboxID, c.UIDNext)
+		if err != nil {
+			return err
+		}
+		if uids := store.Advance(c.UIDs, expunged, added); len(uids) == messages {
+			now.UIDs = uids
+			s.uids.Put(now)
+			return nil
+		}
+		s.log.Warn("cached UIDs disagree with the message count; reading them all",
+			"mailbox", now.MailboxID, "messages", messages)
+	}
+	// One row with every UID, not a row each: stepping through 100,000
+	// rows pays the driver's per-row overhead 100,000 times, and costs
+	// more than twice what building and parsing the string does
+	// (BenchmarkSnapshot100k).
+	var list []byte
+	err := tx.QueryRowContext(ctx, `SELECT group_concat(uid) FROM (SELECT uid FROM message WHERE mailbox = ? ORDER BY uid)`, now.MailboxID).Scan(&list)
+	if err != nil {
+		return err
+	}
+	if now.UIDs, err = parseUIDList(list, messages); err != nil {
+		return err
+	}
+	s.uids.Put(now)
+	return nil
+}
+
+// expungedSince returns the UIDs expunged from a mailbox after a MODSEQ,
+// ascending. Without the index named, SQLite walks every tombstone of the
+// mailbox in UID order to skip the sort, and tombstones only accumulate.
+func expungedSince(ctx context.Context, tx *sql.Tx, mailboxID int64, since store.ModSeq) ([]store.UID, error) {
+	return queryUIDs(ctx, tx, `SELECT uid FROM tombstone INDEXED BY tombstone_modseq
+		WHERE mailbox = ? AND modseq > ? ORDER BY uid`, mailboxID, since)
+}
+
+// queryUIDs runs a query whose rows are one UID each.
+func queryUIDs(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]store.UID, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var uids []store.UID
+	for rows.Next() {
+		var u store.UID
+		if err := rows.Scan(&u); err != nil {
+			return nil, err
+		}
+		uids = append(uids, u)
+	}
+	return uids, rows.Err()
 }
 
 // parseUIDList reads a comma-separated list of UIDs, sorting it if SQLite

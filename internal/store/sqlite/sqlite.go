@@ -84,6 +84,10 @@ type Config struct {
 	// leaves alone body and temporary files younger than this, since
 	// another process may be about to commit them. Default 1h.
 	OrphanGrace time.Duration
+	// CachedUIDs is how many UIDs, over all mailboxes, Snapshot keeps in
+	// memory to read only what changed at the next one (store.UIDCache);
+	// 4 bytes each. Negative turns the cache off. Default 4,000,000.
+	CachedUIDs int
 }
 
 // DefaultConfig returns the configuration with every default filled in and
@@ -91,6 +95,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		MaxOpenAccounts: 256,
+		CachedUIDs:      4_000_000,
 		ReadConns:       4,
 		BusyTimeout:     10 * time.Second,
 		MaxBatch:        64,
@@ -122,6 +127,9 @@ func (c Config) withDefaults() Config {
 	if c.OrphanGrace <= 0 {
 		c.OrphanGrace = d.OrphanGrace
 	}
+	if c.CachedUIDs == 0 {
+		c.CachedUIDs = d.CachedUIDs
+	}
 	return c
 }
 
@@ -145,6 +153,7 @@ type Store struct {
 	closed bool               // guarded by mu
 
 	notifier *notifier
+	uids     *store.UIDCache // Snapshot's lists
 
 	lockMu sync.Mutex
 	locks  map[lockKey]*os.File // guarded by lockMu; named locks held by this Store, nil while being taken
@@ -209,6 +218,7 @@ func Open(cfg Config) (*Store, error) {
 		lru:      list.New(),
 		locks:    map[lockKey]*os.File{},
 		inflight: map[fileKey]struct{}{},
+		uids:     store.NewUIDCache(max(cfg.CachedUIDs, 0)),
 		createBody: func(path string) (bodyWriter, error) {
 			return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		},

@@ -196,14 +196,43 @@ func BenchMessages(b *testing.B, st store.Store, n int) {
 	b.ReportMetric(float64(b.N)*float64(n)/time.Since(start).Seconds(), "msg/s")
 }
 
-// BenchSnapshot measures SELECT's read of a mailbox of n messages.
-func BenchSnapshot(b *testing.B, st store.Store, n int) {
+// BenchSnapshot measures SELECT's read of a mailbox of n messages, all
+// read but the newest, as in a mailbox in use. With changed, another
+// session appends a message, expunges the oldest and flags one before
+// each read (outside the timing), as a mailbox changes between one SELECT
+// of it and the next.
+func BenchSnapshot(b *testing.B, st store.Store, n int, changed bool) {
 	e := newBenchEnv(b, st)
 	e.fill(e.inbox, n)
+	read := store.NewUIDSet(store.UIDRange{Start: 1, Stop: store.UID(n - 1)})
+	if _, err := e.ss.StoreFlags(e.ctx, e.inbox, read, store.FlagsAdd, store.Flags{System: store.FlagSeen}, 0); err != nil {
+		b.Fatal(err)
+	}
+	other, err := e.st.Open(e.ctx, e.acct.ID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer other.Close()
+	oldest := store.UID(1)
 	for b.Loop() {
+		if changed {
+			b.StopTimer()
+			if err := benchAppend(e.ctx, other, e.inbox); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := other.Expunge(e.ctx, e.inbox, store.UIDSetOf(oldest), false); err != nil {
+				b.Fatal(err)
+			}
+			oldest++
+			_, err := other.StoreFlags(e.ctx, e.inbox, store.UIDSetOf(oldest), store.FlagsAdd, store.Flags{System: store.FlagFlagged}, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
 		snap, err := e.ss.Snapshot(e.ctx, e.inbox)
 		if err != nil || len(snap.UIDs) != n {
-			b.Fatalf("Snapshot: %v", err)
+			b.Fatalf("Snapshot: %d UIDs, %v", len(snap.UIDs), err)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -129,4 +130,88 @@ func testSnapshot(t *testing.T, e *env) {
 	if _, err := ss.HighestModSeq(e.ctx, gone.ID, time.Now()); !errors.Is(err, store.ErrNoMailbox) {
 		t.Errorf("HighestModSeq of a deleted mailbox: %v", err)
 	}
+}
+
+// testSnapshotsBetweenChanges takes snapshot after snapshot of a mailbox
+// while it changes, through this Store and another one on the same
+// storage (another process or node), and checks each against the messages
+// there are. A backend that keeps earlier snapshots to read only what
+// changed must come to the same lists.
+func testSnapshotsBetweenChanges(t *testing.T, e *env) {
+	acct, ss := e.account("alice@example.org")
+	other := e.session(e.another(), acct.ID)
+	inbox := e.mailbox(ss, "INBOX")
+	archive := e.mailbox(ss, "Archive")
+	e.appendN(ss, archive.ID, 1, 3)
+
+	rnd := rand.New(rand.NewPCG(7, 11))
+	next := 1
+	for round := range 40 {
+		// Through either Store, one kind of change.
+		by := ss
+		if rnd.IntN(2) == 0 {
+			by = other
+		}
+		uids := e.snapshot(by, inbox.ID).UIDs
+		some := func() store.UIDSet {
+			var pick []store.UID
+			for _, u := range uids {
+				if rnd.IntN(3) == 0 {
+					pick = append(pick, u)
+				}
+			}
+			return store.UIDSetOf(pick...)
+		}
+		switch op := rnd.IntN(6); {
+		case op <= 1 || len(uids) == 0:
+			n := 1 + rnd.IntN(4)
+			e.appendN(by, inbox.ID, next, n)
+			next += n
+		case op == 2:
+			e.setFlags(by, inbox.ID, some(), store.FlagsAdd, `\Seen`)
+		case op == 3:
+			if _, err := by.Expunge(e.ctx, inbox.ID, some(), false); err != nil {
+				t.Fatal(err)
+			}
+		case op == 4:
+			if _, err := by.Move(e.ctx, inbox.ID, some(), archive.ID); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			if _, err := by.Copy(e.ctx, archive.ID, store.AllUIDs(), inbox.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Every snapshot, whichever Store takes it, lists what is there.
+		want := uidsOf(e.messages(ss, inbox.ID, store.AllUIDs(), store.FieldFlags))
+		for _, s := range []store.Session{ss, other} {
+			if got := e.snapshot(s, inbox.ID).UIDs; !slices.Equal(got, want) {
+				t.Fatalf("round %d: Snapshot UIDs = %v, want %v", round, got, want)
+			}
+		}
+	}
+	// A list a caller changes is its own.
+	snap := e.snapshot(ss, inbox.ID)
+	want := slices.Clone(snap.UIDs)
+	clear(snap.UIDs)
+	if got := e.snapshot(ss, inbox.ID).UIDs; !slices.Equal(got, want) {
+		t.Errorf("Snapshot after the caller changed the last one's UIDs = %v, want %v", got, want)
+	}
+	// A mailbox deleted and made again under its name starts empty.
+	if err := ss.DeleteMailbox(e.ctx, "Archive"); err != nil {
+		t.Fatal(err)
+	}
+	again := e.mailbox(ss, "Archive")
+	if got := e.snapshot(ss, again.ID).UIDs; len(got) != 0 {
+		t.Errorf("Snapshot of a re-created mailbox = %v, want none", got)
+	}
+}
+
+func (e *env) snapshot(ss store.Session, mailboxID int64) *store.Snapshot {
+	e.t.Helper()
+	snap, err := ss.Snapshot(e.ctx, mailboxID)
+	if err != nil {
+		e.t.Fatalf("Snapshot(%d): %v", mailboxID, err)
+	}
+	return snap
 }

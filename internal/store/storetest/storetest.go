@@ -59,6 +59,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Quota", testQuota},
 		{"Changes", testChanges},
 		{"Snapshot", testSnapshot},
+		{"SnapshotsBetweenChanges", testSnapshotsBetweenChanges},
 		{"Watch", testWatch},
 		{"Lock", testLock},
 		{"Retrieved", testRetrieved},
