@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/buzon-mail/buzon/internal/store"
 )
 
 // TestGenericPlans: the queries that read messages by UID range or MODSEQ
@@ -70,6 +72,7 @@ func TestGenericPlans(t *testing.T) {
 		{"selectRetrieved", selectRetrieved, fmt.Sprintf("%d, '{5}', '{6}'", mb)},
 		{"selectChanged", selectChanged, fmt.Sprintf("%d, 19999", mb)},
 		{"selectVanished", selectVanished, fmt.Sprintf("%d, 100019", mb)},
+		{"selectAdded", selectAdded, fmt.Sprintf("%d, 19999", mb)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			name := strings.ToLower(c.name)
@@ -92,6 +95,38 @@ func TestGenericPlans(t *testing.T) {
 				t.Errorf("no index scan bounded by UID or MODSEQ in the generic plan:\n%s", plan)
 			}
 		})
+	}
+}
+
+// TestFirstUnseenPlan: SELECT finds a mailbox's first unseen message
+// through the index of unseen messages, not by walking the read ones,
+// and the index's condition matches store.FlagSeen.
+func TestFirstUnseenPlan(t *testing.T) {
+	t.Parallel()
+	if store.FlagSeen != 1 {
+		t.Fatalf("store.FlagSeen = %d; messages_unseen and selectFirstUnseen say 1", store.FlagSeen)
+	}
+	ctx := t.Context()
+	s := nodes(t, 1)[0]
+	_, _, inbox := newAccount(t, s, "alice@example.org")
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "PREPARE first_unseen AS "+selectFirstUnseen); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := conn.Query(ctx, fmt.Sprintf("EXPLAIN EXECUTE first_unseen(%d)", inbox.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan := strings.Join(lines, "\n"); !strings.Contains(plan, "messages_unseen") {
+		t.Errorf("the first unseen message is not read through messages_unseen:\n%s", plan)
 	}
 }
 

@@ -42,6 +42,10 @@ type Config struct {
 	// BodyTimeout bounds each read of a message body through Body.ReadAt,
 	// which has no context of its own. Default 1m.
 	BodyTimeout time.Duration
+	// CachedUIDs is how many UIDs, over all mailboxes, Snapshot keeps in
+	// memory to read only what changed at the next one (store.UIDCache);
+	// 4 bytes each. Negative turns the cache off. Default 4,000,000.
+	CachedUIDs int
 }
 
 // DefaultConfig returns the configuration with every default filled in and
@@ -52,6 +56,7 @@ func DefaultConfig() Config {
 		MaxMailboxes: 10000,
 		ReconnectMax: 5 * time.Second,
 		BodyTimeout:  time.Minute,
+		CachedUIDs:   4_000_000,
 	}
 }
 
@@ -72,6 +77,9 @@ func (c Config) withDefaults() Config {
 	if c.BodyTimeout <= 0 {
 		c.BodyTimeout = d.BodyTimeout
 	}
+	if c.CachedUIDs == 0 {
+		c.CachedUIDs = d.CachedUIDs
+	}
 	return c
 }
 
@@ -86,6 +94,7 @@ type Store struct {
 
 	hub   *hub
 	locks *locker
+	uids  *store.UIDCache // Snapshot's lists
 
 	stopListen context.CancelFunc
 	listenDone chan struct{} // closed when the listener has stopped
@@ -124,6 +133,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		log:        cfg.Logger,
 		connCfg:    pcfg.ConnConfig.Copy(),
 		hub:        newHub(),
+		uids:       store.NewUIDCache(max(cfg.CachedUIDs, 0)),
 		listenDone: make(chan struct{}),
 	}
 	s.locks = &locker{s: s, held: map[int64]struct{}{}}

@@ -13,13 +13,28 @@ import (
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
-// Snapshot implements store.Session: one repeatable-read transaction, one
-// pass over the mailbox's messages in UID order, in one round trip.
+// Snapshot implements store.Session: one repeatable-read transaction in
+// one round trip. With a list of the mailbox in the Store's UIDCache, it
+// reads only the UIDs expunged after the list's MODSEQ (the tombstones)
+// and those at or above its UIDNext (UIDs only grow); without one, or
+// when the mailbox is not the one the list was read from, every UID.
 func (ss *session) Snapshot(ctx context.Context, mailboxID int64) (*store.Snapshot, error) {
+	began := time.Now()
+	if c := ss.s.uids.Get(mailboxID); c != nil {
+		snap, err := ss.snapshotSince(ctx, c)
+		if err != nil || snap != nil {
+			if err == nil {
+				ss.saw(mailboxID, snap.HighestModSeq, began)
+			}
+			return snap, err
+		}
+	}
 	snap := &store.Snapshot{}
 	var b pgx.Batch
 	var found bool
+	var uidValidity uint32
 	ss.queueHead(&b, mailboxID, &snap.UIDNext, &snap.HighestModSeq, &found)
+	queueUIDValidity(&b, mailboxID, &uidValidity)
 	b.Queue(`SELECT uid, flags & $2 = 0 FROM messages WHERE mailbox_id = $1 ORDER BY uid`, mailboxID, int16(store.FlagSeen)).
 		Query(func(rows pgx.Rows) error {
 			var uid int64
@@ -34,7 +49,6 @@ func (ss *session) Snapshot(ctx context.Context, mailboxID int64) (*store.Snapsh
 			return err
 		})
 	queueKeywords(&b, mailboxID, &snap.Keywords)
-	began := time.Now()
 	err := ss.s.read(ctx, &b)
 	if err == nil && !found {
 		// What the queries after the first found is not the account's.
@@ -43,8 +57,91 @@ func (ss *session) Snapshot(ctx context.Context, mailboxID int64) (*store.Snapsh
 	if err != nil {
 		return nil, fmt.Errorf("snapshot of mailbox %d: %w", mailboxID, err)
 	}
+	ss.s.uids.Put(&store.CachedUIDs{MailboxID: mailboxID, UIDValidity: uidValidity,
+		UIDs: slices.Clone(snap.UIDs), UIDNext: snap.UIDNext, ModSeq: snap.HighestModSeq})
 	ss.saw(mailboxID, snap.HighestModSeq, began)
 	return snap, nil
+}
+
+// snapshotSince reads a mailbox as Snapshot does, from a cached list of
+// it. It returns nil, and no error, when the list does not fit what it
+// read: a mailbox of another UIDVALIDITY, or a list newer than the
+// transaction.
+func (ss *session) snapshotSince(ctx context.Context, c *store.CachedUIDs) (*store.Snapshot, error) {
+	mailboxID := c.MailboxID
+	now := &store.CachedUIDs{MailboxID: mailboxID}
+	snap := &store.Snapshot{}
+	var b pgx.Batch
+	var found bool
+	var expunged, added []store.UID
+	ss.queueHead(&b, mailboxID, &now.UIDNext, &now.ModSeq, &found)
+	queueUIDValidity(&b, mailboxID, &now.UIDValidity)
+	queueUIDs(&b, &expunged, selectVanished, mailboxID, int64(c.ModSeq))
+	queueUIDs(&b, &added, selectAdded, mailboxID, int64(c.UIDNext))
+	b.Queue(selectFirstUnseen, mailboxID).
+		QueryRow(func(r pgx.Row) error {
+			var uid int64
+			if err := r.Scan(&uid); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+			snap.FirstUnseen = store.UID(uid)
+			return nil
+		})
+	queueKeywords(&b, mailboxID, &snap.Keywords)
+	err := ss.s.read(ctx, &b)
+	if err == nil && !found {
+		err = store.ErrNoMailbox
+	}
+	if err != nil {
+		return nil, fmt.Errorf("snapshot of mailbox %d: %w", mailboxID, err)
+	}
+	if now.UIDValidity != c.UIDValidity || now.ModSeq < c.ModSeq || now.UIDNext < c.UIDNext {
+		return nil, nil
+	}
+	now.UIDs = c.UIDs
+	if now.ModSeq != c.ModSeq {
+		slices.Sort(expunged)
+		now.UIDs = store.Advance(c.UIDs, expunged, added)
+		ss.s.uids.Put(now)
+	}
+	snap.UIDs = slices.Clone(now.UIDs) // the cache's copy stays as it is
+	snap.UIDNext, snap.HighestModSeq = now.UIDNext, now.ModSeq
+	return snap, nil
+}
+
+const (
+	// selectAdded reads the UIDs at or above one, ascending.
+	selectAdded = `SELECT uid FROM messages WHERE mailbox_id = $1 AND uid >= $2 ORDER BY uid`
+	// selectFirstUnseen reads the lowest UID without \Seen (1) through
+	// the messages_unseen index, whose condition it spells the same way.
+	selectFirstUnseen = `SELECT uid FROM messages WHERE mailbox_id = $1 AND flags & 1 = 0 ORDER BY uid LIMIT 1`
+)
+
+// queueUIDValidity queues on b the reading of a mailbox's UIDVALIDITY.
+func queueUIDValidity(b *pgx.Batch, mailboxID int64, out *uint32) {
+	b.Queue(`SELECT uidvalidity FROM mailboxes WHERE id = $1`, mailboxID).
+		QueryRow(func(r pgx.Row) error {
+			var v int64
+			err := r.Scan(&v)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
+			*out = uint32(v)
+			return err
+		})
+}
+
+// queueUIDs queues on b a query whose rows are one UID each, appended to
+// *out when b runs.
+func queueUIDs(b *pgx.Batch, out *[]store.UID, query string, args ...any) {
+	b.Queue(query, args...).Query(func(rows pgx.Rows) error {
+		var uid int64
+		_, err := pgx.ForEachRow(rows, []any{&uid}, func() error {
+			*out = append(*out, store.UID(uid))
+			return nil
+		})
+		return err
+	})
 }
 
 // queueHead queues on b the reading of a mailbox's UIDNEXT and highest
