@@ -13,9 +13,10 @@ import (
 //
 // Lists held here are never modified; Snapshot hands out copies. The cache
 // holds at most a fixed number of UIDs in all, dropping the least recently
-// used mailboxes first. It is safe for concurrent use.
+// used mailboxes first; each list is charged entryCost UIDs more than it
+// holds, for its bookkeeping. It is safe for concurrent use.
 type UIDCache struct {
-	max int // UIDs in all
+	max int // UIDs in all, entryCost per list included
 
 	mu      sync.Mutex
 	byID    map[int64]*list.Element // guarded by mu; of *CachedUIDs
@@ -34,9 +35,14 @@ type CachedUIDs struct {
 	ModSeq ModSeq
 }
 
-// NewUIDCache returns a cache holding at most max UIDs in all.
-func NewUIDCache(max int) *UIDCache {
-	return &UIDCache{max: max, byID: map[int64]*list.Element{}, lru: list.New()}
+// entryCost is what a list costs beyond its UIDs, counted in UIDs (about
+// 200 bytes of map entry, list element and struct).
+const entryCost = 50
+
+// NewUIDCache returns a cache holding at most maxUIDs UIDs in all; with
+// maxUIDs 0 it holds nothing.
+func NewUIDCache(maxUIDs int) *UIDCache {
+	return &UIDCache{max: maxUIDs, byID: map[int64]*list.Element{}, lru: list.New()}
 }
 
 // Get returns the cached list of a mailbox, or nil.
@@ -63,11 +69,11 @@ func (c *UIDCache) Put(u *CachedUIDs) {
 		}
 		c.removeLocked(e)
 	}
-	if len(u.UIDs) > c.max {
+	if len(u.UIDs)+entryCost > c.max {
 		return
 	}
 	c.byID[u.MailboxID] = c.lru.PushFront(u)
-	c.holding += len(u.UIDs)
+	c.holding += len(u.UIDs) + entryCost
 	for c.holding > c.max {
 		c.removeLocked(c.lru.Back())
 	}
@@ -76,13 +82,23 @@ func (c *UIDCache) Put(u *CachedUIDs) {
 func (c *UIDCache) removeLocked(e *list.Element) {
 	u := c.lru.Remove(e).(*CachedUIDs)
 	delete(c.byID, u.MailboxID)
-	c.holding -= len(u.UIDs)
+	c.holding -= len(u.UIDs) + entryCost
+}
+
+// Remove drops a mailbox's list: one that no longer fits the mailbox.
+func (c *UIDCache) Remove(mailboxID int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.byID[mailboxID]; e != nil {
+		c.removeLocked(e)
+	}
 }
 
 // Advance returns uids without the expunged ones and with the added ones
 // after them: the list a cached one becomes. uids, expunged and added are
-// ascending, and every added UID is above every UID in uids (UIDs only
-// grow). The result is a new slice.
+// ascending; an added UID not above the last one kept (which a mailbox
+// whose UIDNEXT fell behind its messages could hold) is not added twice.
+// The result is a new slice.
 func Advance(uids, expunged, added []UID) []UID {
 	out := make([]UID, 0, len(uids)+len(added))
 	for _, u := range uids {
@@ -94,5 +110,10 @@ func Advance(uids, expunged, added []UID) []UID {
 		}
 		out = append(out, u)
 	}
-	return append(out, added...)
+	for _, u := range added {
+		if len(out) == 0 || u > out[len(out)-1] {
+			out = append(out, u)
+		}
+	}
+	return out
 }

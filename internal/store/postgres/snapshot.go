@@ -96,6 +96,12 @@ func (ss *session) snapshotSince(ctx context.Context, c *store.CachedUIDs) (*sto
 		return nil, fmt.Errorf("snapshot of mailbox %d: %w", mailboxID, err)
 	}
 	if now.UIDValidity != c.UIDValidity || now.ModSeq < c.ModSeq || now.UIDNext < c.UIDNext {
+		// Get ran before this transaction began, so a list newer than it
+		// means the database went back in time (a restore, a failover
+		// that lost commits): the list must go, or Put would keep it.
+		ss.s.log.Warn("cached UIDs are newer than the database; reading them all",
+			"mailbox", mailboxID, "cached_modseq", c.ModSeq, "modseq", now.ModSeq)
+		ss.s.uids.Remove(mailboxID)
 		return nil, nil
 	}
 	now.UIDs = c.UIDs

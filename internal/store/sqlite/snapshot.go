@@ -84,7 +84,8 @@ func (s *Store) readUIDs(ctx context.Context, tx *sql.Tx, now *store.CachedUIDs,
 			return nil
 		}
 		s.log.Warn("cached UIDs disagree with the message count; reading them all",
-			"mailbox", now.MailboxID, "messages", messages)
+			"mailbox", now.MailboxID, "messages", messages, "cached_modseq", c.ModSeq,
+			"cached_uidnext", c.UIDNext, "modseq", now.ModSeq, "uidnext", now.UIDNext)
 	}
 	// One row with every UID, not a row each: stepping through 100,000
 	// rows pays the driver's per-row overhead 100,000 times, and costs
