@@ -159,7 +159,8 @@ type Session interface {
 	// messages and the counters of that moment. A view built from it and
 	// kept up to date with Changes(mailboxID, HighestModSeq) neither misses
 	// a change nor keeps a message expunged before it was taken (IMAP
-	// SELECT). It returns ErrNoMailbox if the mailbox does not exist.
+	// SELECT). The UIDs are the caller's to change. It returns
+	// ErrNoMailbox if the mailbox does not exist.
 	Snapshot(ctx context.Context, mailboxID int64) (*Snapshot, error)
 
 	// HighestModSeq reports a mailbox's highest MODSEQ, expunges included:
