@@ -20,34 +20,61 @@ import (
 // when the mailbox is not the one the list was read from, every UID.
 func (ss *session) Snapshot(ctx context.Context, mailboxID int64) (*store.Snapshot, error) {
 	began := time.Now()
-	if c := ss.s.uids.Get(mailboxID); c != nil {
-		snap, err := ss.snapshotSince(ctx, c)
-		if err != nil || snap != nil {
-			if err == nil {
-				ss.saw(mailboxID, snap.HighestModSeq, began)
-			}
-			return snap, err
-		}
+	c := ss.s.uids.Get(mailboxID)
+	snap, now, err := ss.readSnapshot(ctx, mailboxID, c)
+	if err == nil && now == nil {
+		c = nil
+		snap, now, err = ss.readSnapshot(ctx, mailboxID, nil)
 	}
+	if err != nil {
+		return nil, fmt.Errorf("snapshot of mailbox %d: %w", mailboxID, err)
+	}
+	if c == nil || now.ModSeq != c.ModSeq {
+		ss.s.uids.Put(now)
+	}
+	ss.saw(mailboxID, snap.HighestModSeq, began)
+	return snap, nil
+}
+
+// readSnapshot reads a mailbox from the cached list c, or every UID when c
+// is nil, and returns the snapshot and the list for the cache. It returns
+// a nil list, and no error, when c does not fit what it read: a mailbox
+// of another UIDVALIDITY, or a list newer than the transaction.
+func (ss *session) readSnapshot(ctx context.Context, mailboxID int64, c *store.CachedUIDs) (*store.Snapshot, *store.CachedUIDs, error) {
 	snap := &store.Snapshot{}
+	now := &store.CachedUIDs{MailboxID: mailboxID}
 	var b pgx.Batch
 	var found bool
-	var uidValidity uint32
-	ss.queueHead(&b, mailboxID, &snap.UIDNext, &snap.HighestModSeq, &found)
-	queueUIDValidity(&b, mailboxID, &uidValidity)
-	b.Queue(`SELECT uid, flags & $2 = 0 FROM messages WHERE mailbox_id = $1 ORDER BY uid`, mailboxID, int16(store.FlagSeen)).
-		Query(func(rows pgx.Rows) error {
-			var uid int64
-			var unseen bool
-			_, err := pgx.ForEachRow(rows, []any{&uid, &unseen}, func() error {
-				snap.UIDs = append(snap.UIDs, store.UID(uid))
-				if unseen && snap.FirstUnseen == 0 {
-					snap.FirstUnseen = store.UID(uid)
+	ss.queueHead(&b, mailboxID, &now.UIDNext, &now.ModSeq, &found)
+	queueUIDValidity(&b, mailboxID, &now.UIDValidity)
+	var expunged, added []store.UID
+	if c == nil {
+		b.Queue(`SELECT uid, flags & $2 = 0 FROM messages WHERE mailbox_id = $1 ORDER BY uid`, mailboxID, int16(store.FlagSeen)).
+			Query(func(rows pgx.Rows) error {
+				var uid int64
+				var unseen bool
+				_, err := pgx.ForEachRow(rows, []any{&uid, &unseen}, func() error {
+					now.UIDs = append(now.UIDs, store.UID(uid))
+					if unseen && snap.FirstUnseen == 0 {
+						snap.FirstUnseen = store.UID(uid)
+					}
+					return nil
+				})
+				return err
+			})
+	} else {
+		queueUIDs(&b, &expunged, selectVanished, mailboxID, int64(c.ModSeq))
+		queueUIDs(&b, &added, selectAdded, mailboxID, int64(c.UIDNext))
+		b.Queue(selectFirstUnseen, mailboxID).
+			QueryRow(func(r pgx.Row) error {
+				var uid int64
+				if err := r.Scan(&uid); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+					return err
 				}
+				snap.FirstUnseen = store.UID(uid)
 				return nil
 			})
-			return err
-		})
+	}
 	queueKeywords(&b, mailboxID, &snap.Keywords)
 	err := ss.s.read(ctx, &b)
 	if err == nil && !found {
@@ -55,64 +82,28 @@ func (ss *session) Snapshot(ctx context.Context, mailboxID int64) (*store.Snapsh
 		err = store.ErrNoMailbox
 	}
 	if err != nil {
-		return nil, fmt.Errorf("snapshot of mailbox %d: %w", mailboxID, err)
+		return nil, nil, err
 	}
-	ss.s.uids.Put(&store.CachedUIDs{MailboxID: mailboxID, UIDValidity: uidValidity,
-		UIDs: slices.Clone(snap.UIDs), UIDNext: snap.UIDNext, ModSeq: snap.HighestModSeq})
-	ss.saw(mailboxID, snap.HighestModSeq, began)
-	return snap, nil
-}
-
-// snapshotSince reads a mailbox as Snapshot does, from a cached list of
-// it. It returns nil, and no error, when the list does not fit what it
-// read: a mailbox of another UIDVALIDITY, or a list newer than the
-// transaction.
-func (ss *session) snapshotSince(ctx context.Context, c *store.CachedUIDs) (*store.Snapshot, error) {
-	mailboxID := c.MailboxID
-	now := &store.CachedUIDs{MailboxID: mailboxID}
-	snap := &store.Snapshot{}
-	var b pgx.Batch
-	var found bool
-	var expunged, added []store.UID
-	ss.queueHead(&b, mailboxID, &now.UIDNext, &now.ModSeq, &found)
-	queueUIDValidity(&b, mailboxID, &now.UIDValidity)
-	queueUIDs(&b, &expunged, selectVanished, mailboxID, int64(c.ModSeq))
-	queueUIDs(&b, &added, selectAdded, mailboxID, int64(c.UIDNext))
-	b.Queue(selectFirstUnseen, mailboxID).
-		QueryRow(func(r pgx.Row) error {
-			var uid int64
-			if err := r.Scan(&uid); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-				return err
-			}
-			snap.FirstUnseen = store.UID(uid)
-			return nil
-		})
-	queueKeywords(&b, mailboxID, &snap.Keywords)
-	err := ss.s.read(ctx, &b)
-	if err == nil && !found {
-		err = store.ErrNoMailbox
-	}
-	if err != nil {
-		return nil, fmt.Errorf("snapshot of mailbox %d: %w", mailboxID, err)
-	}
-	if now.UIDValidity != c.UIDValidity || now.ModSeq < c.ModSeq || now.UIDNext < c.UIDNext {
-		// Get ran before this transaction began, so a list newer than it
-		// means the database went back in time (a restore, a failover
-		// that lost commits): the list must go, or Put would keep it.
-		ss.s.log.Warn("cached UIDs are newer than the database; reading them all",
-			"mailbox", mailboxID, "cached_modseq", c.ModSeq, "modseq", now.ModSeq)
-		ss.s.uids.Remove(mailboxID)
-		return nil, nil
-	}
-	now.UIDs = c.UIDs
-	if now.ModSeq != c.ModSeq {
-		slices.Sort(expunged)
-		now.UIDs = store.Advance(c.UIDs, expunged, added)
-		ss.s.uids.Put(now)
+	if c != nil {
+		if now.UIDValidity != c.UIDValidity || now.ModSeq < c.ModSeq || now.UIDNext < c.UIDNext {
+			// Get ran before this transaction began, so a list newer than
+			// it means the database went back in time (a restore, a
+			// failover that lost commits): the list must go, or Put would
+			// keep it.
+			ss.s.log.Warn("cached UIDs are newer than the database; reading them all",
+				"mailbox", mailboxID, "cached_modseq", c.ModSeq, "modseq", now.ModSeq)
+			ss.s.uids.Remove(mailboxID)
+			return nil, nil, nil
+		}
+		now.UIDs = c.UIDs
+		if now.ModSeq != c.ModSeq {
+			slices.Sort(expunged)
+			now.UIDs = store.Advance(c.UIDs, expunged, added)
+		}
 	}
 	snap.UIDs = slices.Clone(now.UIDs) // the cache's copy stays as it is
 	snap.UIDNext, snap.HighestModSeq = now.UIDNext, now.ModSeq
-	return snap, nil
+	return snap, now, nil
 }
 
 const (
