@@ -76,7 +76,8 @@ type SpoolWriter struct {
 	tee  io.Writer    // receives the spooled bytes, or nil
 	sp   *Spooled     // being filled; nil once finished or dropped
 	buf  bytes.Buffer // the message while it fits in memory
-	crlf crlfWriter
+	ends message.LineEnds
+	size int64 // bytes spooled so far, line endings made CRLF
 	err  error // the first error, returned by every call after it
 }
 
@@ -94,11 +95,12 @@ func (w *SpoolWriter) Write(p []byte) (int, error) {
 	if w.sp == nil {
 		return 0, errSpoolDone
 	}
-	norm := w.crlf.convert(p)
-	if w.s.MaxSize > 0 && w.crlf.total > w.s.MaxSize {
+	norm := w.ends.Convert(p)
+	w.size += int64(len(norm))
+	if w.s.MaxSize > 0 && w.size > w.s.MaxSize {
 		return 0, w.fail(ErrTooLarge)
 	}
-	if w.sp.file == nil && w.crlf.total > w.s.MemoryLimit {
+	if w.sp.file == nil && w.size > w.s.MemoryLimit {
 		if err := w.toFile(); err != nil {
 			return 0, w.fail(err)
 		}
@@ -159,14 +161,9 @@ func (w *SpoolWriter) Finish() (*Spooled, error) {
 	if w.sp == nil {
 		return nil, errSpoolDone
 	}
-	if tail := w.crlf.finish(); len(tail) > 0 {
-		if err := w.write(tail); err != nil {
-			return nil, w.fail(err)
-		}
-	}
 	sp := w.sp
 	w.sp = nil
-	sp.size = w.crlf.total
+	sp.size = w.size
 	if sp.file == nil {
 		sp.mem = w.buf.Bytes()
 	}
@@ -220,72 +217,4 @@ func (sp *Spooled) Close() error {
 		return err
 	}
 	return nil
-}
-
-// crlfWriter converts line endings to CRLF across chunk boundaries: a bare
-// LF becomes CRLF, and so does a bare CR, which no protocol can carry.
-type crlfWriter struct {
-	out   []byte
-	cr    bool  // the previous chunk ended in CR
-	total int64 // bytes produced so far
-}
-
-// convert returns in with its line endings made CRLF. Input that has them
-// already, as SMTP and LMTP carry it, comes back as it is, uncopied.
-func (w *crlfWriter) convert(in []byte) []byte {
-	if !w.cr && crlfOnly(in) {
-		w.total += int64(len(in))
-		return in
-	}
-	w.out = w.out[:0]
-	for _, c := range in {
-		switch {
-		case w.cr && c == '\n':
-			w.out = append(w.out, '\n')
-			w.cr = false
-			continue
-		case w.cr:
-			w.out = append(w.out, '\n')
-			w.cr = false
-		}
-		switch c {
-		case '\r':
-			w.out = append(w.out, '\r')
-			w.cr = true
-		case '\n':
-			w.out = append(w.out, '\r', '\n')
-		default:
-			w.out = append(w.out, c)
-		}
-	}
-	w.total += int64(len(w.out))
-	return w.out
-}
-
-// crlfOnly reports whether every CR in b is followed by LF and every LF
-// follows a CR: then b needs no conversion.
-func crlfOnly(b []byte) bool {
-	crs := 0
-	for i := 0; ; {
-		j := bytes.IndexByte(b[i:], '\r')
-		if j < 0 {
-			break
-		}
-		i += j + 1
-		if i == len(b) || b[i] != '\n' {
-			return false
-		}
-		crs++
-	}
-	return bytes.Count(b, []byte{'\n'}) == crs
-}
-
-// finish completes a CR left at the very end.
-func (w *crlfWriter) finish() []byte {
-	if !w.cr {
-		return nil
-	}
-	w.cr = false
-	w.total++
-	return []byte{'\n'}
 }

@@ -39,30 +39,23 @@ func TestSpoolNormalisesLineEndings(t *testing.T) {
 	}
 }
 
-// FuzzCRLF checks the conversion, fed in pieces of any size (CRLF input
-// takes the fast path, the rest the byte loop), against the rule: CRLF,
-// bare LF and bare CR each become one CRLF.
-func FuzzCRLF(f *testing.F) {
-	for _, s := range []string{"", "a\r\nb\r\n", "a\nb\rc\r\n", "\r", "\r\r\n\n", "x\r\n\r"} {
-		f.Add(s, uint8(3))
+// BenchmarkSpool spools a 1 MiB message in memory, arriving with CRLF
+// line breaks (LMTP) and with LF ones (buzon deliver from an MTA).
+func BenchmarkSpool(b *testing.B) {
+	for _, tc := range []struct{ name, eol string }{{"crlf", "\r\n"}, {"lf", "\n"}} {
+		msg := append([]byte("Subject: bench"+tc.eol+tc.eol), bytes.Repeat([]byte("a line of text in a message body, about 70 octets long, give or take"+tc.eol), 1<<20/70)...)
+		b.Run(tc.name, func(b *testing.B) {
+			sp := &Spooler{MemoryLimit: 4 << 20}
+			b.SetBytes(int64(len(msg)))
+			for range b.N {
+				m, err := sp.Spool(bytes.NewReader(msg))
+				if err != nil {
+					b.Fatal(err)
+				}
+				m.Close()
+			}
+		})
 	}
-	f.Fuzz(func(t *testing.T, in string, piece uint8) {
-		n := int(piece)%16 + 1
-		var w crlfWriter
-		var got []byte
-		for rest := []byte(in); len(rest) > 0; {
-			k := min(n, len(rest))
-			got = append(got, w.convert(rest[:k])...)
-			rest = rest[k:]
-		}
-		got = append(got, w.finish()...)
-		want := strings.ReplaceAll(in, "\r\n", "\n")
-		want = strings.ReplaceAll(want, "\r", "\n")
-		want = strings.ReplaceAll(want, "\n", "\r\n")
-		if string(got) != want || w.total != int64(len(want)) {
-			t.Errorf("convert(%q) in pieces of %d = %q (total %d), want %q", in, n, got, w.total, want)
-		}
-	})
 }
 
 func readAll(t *testing.T, msg *Spooled) string {
@@ -117,6 +110,30 @@ func TestSpoolSizeLimit(t *testing.T) {
 			t.Errorf("max %d: err %v, want %v", tt.max, err, tt.want)
 		}
 		if msg != nil {
+			msg.Close()
+		}
+	}
+}
+
+// TestSpoolSizeLimitFinalCR: a bare CR at the very end becomes CRLF, and
+// the limit counts its LF too.
+func TestSpoolSizeLimitFinalCR(t *testing.T) {
+	for _, tt := range []struct {
+		max  int64
+		want error
+	}{
+		{6, ErrTooLarge},
+		{7, nil},
+	} {
+		sp := &Spooler{MemoryLimit: 1 << 20, MaxSize: tt.max}
+		msg, err := sp.Spool(strings.NewReader("a\r\nbc\r")) // 7 octets as CRLF
+		if !errors.Is(err, tt.want) {
+			t.Errorf("max %d: err %v, want %v", tt.max, err, tt.want)
+		}
+		if msg != nil {
+			if msg.Size() != 7 {
+				t.Errorf("max %d: size %d, want 7", tt.max, msg.Size())
+			}
 			msg.Close()
 		}
 	}

@@ -1,9 +1,6 @@
 package message
 
-import (
-	"bytes"
-	"io"
-)
+import "io"
 
 // chunkSize is how much encoded input the decoding readers take at once.
 const chunkSize = 4096
@@ -279,12 +276,11 @@ func CanonicalText(r io.Reader) io.Reader {
 
 // crlfReader is CanonicalText's reader.
 type crlfReader struct {
-	r   io.Reader
-	in  []byte // input buffer
-	buf []byte // output buffer, reused
-	out []byte // converted octets not yet read, within buf
-	cr  bool   // the last octet taken was a CR, written as CRLF already
-	err error  // the error that ended the input
+	r    io.Reader
+	ends LineEnds
+	in   []byte // input buffer
+	out  []byte // converted octets not yet read, within in or ends' buffer
+	err  error  // the error that ended the input
 }
 
 func (c *crlfReader) Read(p []byte) (int, error) {
@@ -296,40 +292,9 @@ func (c *crlfReader) Read(p []byte) (int, error) {
 			c.in = make([]byte, chunkSize)
 		}
 		n, err := c.r.Read(c.in)
-		c.buf = c.convert(c.buf[:0], c.in[:n])
-		c.out, c.err = c.buf, err
+		c.out, c.err = c.ends.Convert(c.in[:n]), err
 	}
 	n := copy(p, c.out)
 	c.out = c.out[n:]
 	return n, nil
-}
-
-// convert appends src to dst with its line breaks made CRLF. A CR is
-// written as CRLF at once, and an LF right after it is then dropped, so no
-// octet is held back between reads.
-func (c *crlfReader) convert(dst, src []byte) []byte {
-	for len(src) > 0 {
-		if c.cr && src[0] == '\n' {
-			src = src[1:]
-		}
-		c.cr = false
-		// The first CR or LF: two searches for one byte each are much
-		// faster than one for either.
-		i := bytes.IndexByte(src, '\n')
-		run := src
-		if i >= 0 {
-			run = src[:i]
-		}
-		if j := bytes.IndexByte(run, '\r'); j >= 0 {
-			i = j
-		}
-		if i < 0 {
-			return append(dst, src...)
-		}
-		dst = append(dst, src[:i]...)
-		dst = append(dst, '\r', '\n')
-		c.cr = src[i] == '\r'
-		src = src[i+1:]
-	}
-	return dst
 }

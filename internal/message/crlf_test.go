@@ -1,0 +1,79 @@
+package message
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+)
+
+// canonical is the rule spelt with strings: each CRLF stays, each other
+// CR or LF becomes one.
+func canonical(s string) string {
+	return strings.NewReplacer("\r\n", "\r\n", "\r", "\r\n", "\n", "\r\n").Replace(s)
+}
+
+// FuzzLineEnds feeds LineEnds the input in pieces of any size: Convert
+// gives the rule's result.
+func FuzzLineEnds(f *testing.F) {
+	for _, s := range []string{"", "a\r\nb\r\n", "a\nb\rc\r\n", "\r", "\n", "\r\r\n\n", "x\r\n\r", "\r\n\r\n"} {
+		f.Add(s, uint8(0))
+		f.Add(s, uint8(1))
+	}
+	f.Fuzz(func(t *testing.T, in string, piece uint8) {
+		n := int(piece)%16 + 1
+		want := canonical(in)
+		var conv LineEnds
+		var got []byte
+		for rest := []byte(in); len(rest) > 0; {
+			k := min(n, len(rest))
+			got = append(got, conv.Convert(rest[:k])...)
+			rest = rest[k:]
+		}
+		if string(got) != want {
+			t.Errorf("Convert(%q) in pieces of %d = %q, want %q", in, n, got, want)
+		}
+	})
+}
+
+// TestConvertUncopied: a chunk in CRLF form already comes back as it is,
+// also when it begins with the LF of a CR that ended the last one.
+func TestConvertUncopied(t *testing.T) {
+	var l LineEnds
+	first := []byte("a\r\nb\r")
+	if got := l.Convert(first); string(got) != "a\r\nb\r\n" {
+		t.Fatalf("Convert(%q) = %q", first, got)
+	}
+	second := []byte("\nc\r\nd")
+	got := l.Convert(second)
+	if string(got) != "c\r\nd" || &got[0] != &second[1] {
+		t.Errorf("Convert(%q) = %q, copied: %v", second, got, &got[0] != &second[1])
+	}
+}
+
+func ExampleLineEnds() {
+	var conv LineEnds
+	var out bytes.Buffer
+	for _, chunk := range []string{"unix\nmac\r", "\nwindows\r\n"} {
+		out.Write(conv.Convert([]byte(chunk)))
+	}
+	fmt.Printf("%q\n", out.String())
+	// Output: "unix\r\nmac\r\nwindows\r\n"
+}
+
+// BenchmarkCanonicalText converts 1 MiB of text already in CRLF form, and
+// the same with LF line breaks.
+func BenchmarkCanonicalText(b *testing.B) {
+	for _, tc := range []struct{ name, eol string }{{"crlf", "\r\n"}, {"lf", "\n"}} {
+		text := bytes.Repeat([]byte("a line of text in a message body, about 70 octets long, give or take"+tc.eol), 1<<20/70)
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(text)))
+			for range b.N {
+				if _, err := io.Copy(io.Discard, CanonicalText(bytes.NewReader(text))); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
