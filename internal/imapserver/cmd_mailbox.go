@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/buzon-mail/buzon/internal/message"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
@@ -399,19 +400,13 @@ var errBareLineEnd = errors.New("bare CR or LF in binary content")
 // transformation that loses data. NULs and 8-bit bytes are stored as
 // they are.
 type lineEndChecker struct {
-	r      io.Reader
-	lastCR bool
+	r    io.Reader
+	ends message.LineEnds
 }
 
 func (l *lineEndChecker) Read(b []byte) (int, error) {
 	n, err := l.r.Read(b)
-	for _, ch := range b[:n] {
-		if l.lastCR != (ch == '\n') {
-			return n, errBareLineEnd
-		}
-		l.lastCR = ch == '\r'
-	}
-	if err == io.EOF && l.lastCR {
+	if l.ends.Bare(b[:n]) || err == io.EOF && l.ends.BareAtEnd() {
 		return n, errBareLineEnd
 	}
 	return n, err

@@ -61,6 +61,30 @@ func (l *LineEnds) Convert(chunk []byte) []byte {
 	return out
 }
 
+// Bare reports whether chunk, coming after the chunks before it, holds a
+// bare CR or LF. A CR at its very end is bare only if the next chunk does
+// not begin with LF; BareAtEnd tells, once there is none.
+func (l *LineEnds) Bare(chunk []byte) bool {
+	if len(chunk) == 0 {
+		return false
+	}
+	if l.cr {
+		if chunk[0] != '\n' {
+			return true
+		}
+		chunk = chunk[1:]
+	}
+	l.cr = len(chunk) > 0 && chunk[len(chunk)-1] == '\r'
+	if l.cr {
+		chunk = chunk[:len(chunk)-1]
+	}
+	return !crlfOnly(chunk)
+}
+
+// BareAtEnd reports whether the stream Bare was given ended in a CR, a
+// bare one since nothing follows.
+func (l *LineEnds) BareAtEnd() bool { return l.cr }
+
 // crlfOnly reports whether every CR in b is followed by LF and every LF
 // follows a CR: b holds no bare line end, and a CR does not end it.
 func crlfOnly(b []byte) bool {

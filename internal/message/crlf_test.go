@@ -15,7 +15,8 @@ func canonical(s string) string {
 }
 
 // FuzzLineEnds feeds LineEnds the input in pieces of any size: Convert
-// gives the rule's result.
+// gives the rule's result, and Bare finds a bare line end exactly when
+// there is one to convert.
 func FuzzLineEnds(f *testing.F) {
 	for _, s := range []string{"", "a\r\nb\r\n", "a\nb\rc\r\n", "\r", "\n", "\r\r\n\n", "x\r\n\r", "\r\n\r\n"} {
 		f.Add(s, uint8(0))
@@ -24,15 +25,21 @@ func FuzzLineEnds(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in string, piece uint8) {
 		n := int(piece)%16 + 1
 		want := canonical(in)
-		var conv LineEnds
+		var conv, check LineEnds
 		var got []byte
+		bare := false
 		for rest := []byte(in); len(rest) > 0; {
 			k := min(n, len(rest))
 			got = append(got, conv.Convert(rest[:k])...)
+			bare = check.Bare(rest[:k]) || bare
 			rest = rest[k:]
 		}
+		bare = bare || check.BareAtEnd()
 		if string(got) != want {
 			t.Errorf("Convert(%q) in pieces of %d = %q, want %q", in, n, got, want)
+		}
+		if bare != (want != in) {
+			t.Errorf("Bare(%q) in pieces of %d = %v, want %v", in, n, bare, want != in)
 		}
 	})
 }
@@ -59,7 +66,14 @@ func ExampleLineEnds() {
 		out.Write(conv.Convert([]byte(chunk)))
 	}
 	fmt.Printf("%q\n", out.String())
-	// Output: "unix\r\nmac\r\nwindows\r\n"
+
+	// A CRLF split between chunks is not bare.
+	var check LineEnds
+	bare := check.Bare([]byte("a\r")) || check.Bare([]byte("\nb\r\n")) || check.BareAtEnd()
+	fmt.Println(bare)
+	// Output:
+	// "unix\r\nmac\r\nwindows\r\n"
+	// false
 }
 
 // BenchmarkCanonicalText converts 1 MiB of text already in CRLF form, and
