@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buzon-mail/buzon/internal/clienttest"
 	"github.com/buzon-mail/buzon/internal/store/postgres/pgtest"
 )
 
@@ -207,10 +208,7 @@ func (in *instance) hostPort(name string) (string, string) {
 // the test when python3 is not installed.
 func python(t *testing.T, stdin string, script string, args ...string) string {
 	t.Helper()
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not installed")
-	}
+	py := clienttest.Need(t, "python3", "python3")
 	path := filepath.Join("testdata", script)
 	if _, err := os.Stat(path); err != nil {
 		// Scripts shared with other packages' tests.
@@ -360,10 +358,7 @@ func TestDeliverWakesIdle(t *testing.T) {
 	in := start(t, "")
 	mustBuzon(t, "pw\n", "user", "add", "dave@example.org", "--data", in.data)
 	host, port := in.hostPort("imap")
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not installed")
-	}
+	py := clienttest.Need(t, "python3", "python3")
 	cmd := exec.Command(py, filepath.Join("testdata", "imap_idle.py"), host, port, "dave@example.org", "pw")
 	stdout, _ := cmd.StdoutPipe()
 	var errb bytes.Buffer

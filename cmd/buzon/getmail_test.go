@@ -22,6 +22,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/buzon-mail/buzon/internal/clienttest"
 )
 
 // gmSetup is a getmail state folder with its Maildirs and rc files.
@@ -41,7 +43,7 @@ type gmSetup struct {
 // users).
 func newGetmail(t *testing.T, in *instance) *gmSetup {
 	t.Helper()
-	g := &gmSetup{t: t, in: in, bin: needClient(t, "getmail", "getmail6")}
+	g := &gmSetup{t: t, in: in, bin: clienttest.Need(t, "getmail", "getmail6")}
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("nobody")
 		if err != nil {

@@ -3,8 +3,7 @@ package main
 // offlineimap (Debian's offlineimap3) syncing an account both ways with a
 // local Maildir, over implicit TLS that trusts only the server's own
 // self-signed certificate. This file also holds what the getmail tests
-// share with it: finding a client's binary and reading an account's
-// mailboxes as the server holds them.
+// share with it: reading an account's mailboxes as the server holds them.
 
 import (
 	"bytes"
@@ -20,19 +19,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// needClient returns the path of a real client's binary, skipping the test
-// when its Debian package is not installed. scripts/deps.sh installs every
-// client, so the suite as scripts/test.sh runs it skips none.
-func needClient(t *testing.T, bin, pkg string) string {
-	t.Helper()
-	path, err := exec.LookPath(bin)
-	if err != nil {
-		t.Skipf("%s not installed (apt-get install %s, or scripts/deps.sh)", bin, pkg)
-	}
-	return path
-}
+	"github.com/buzon-mail/buzon/internal/clienttest"
+)
 
 // clientTimeout bounds one run of a real client; each run takes well under
 // a second, so only a hang reaches it.
@@ -251,7 +240,7 @@ type oiSync struct {
 // Maildir letters of oiKeywords.
 func newOISync(t *testing.T, in *instance, user string) *oiSync {
 	dir := t.TempDir()
-	s := &oiSync{t: t, bin: needClient(t, "offlineimap", "offlineimap3"),
+	s := &oiSync{t: t, bin: clienttest.Need(t, "offlineimap", "offlineimap3"),
 		conf: filepath.Join(dir, "offlineimaprc"), mail: filepath.Join(dir, "mail")}
 	_, port := in.hostPort("imaps")
 	var custom strings.Builder

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buzon-mail/buzon/internal/clienttest"
 	"github.com/buzon-mail/buzon/internal/delivery"
 	"github.com/buzon-mail/buzon/internal/durable"
 	"github.com/buzon-mail/buzon/internal/store"
@@ -447,10 +448,7 @@ func TestMDA(t *testing.T) {
 // TestRealClients reads what was fetched with Python's mailbox module
 // (Maildir and mbox) and, where installed, mutt.
 func TestRealClients(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not installed")
-	}
+	py := clienttest.Need(t, "python3", "python3")
 	b := startBuzon(t)
 	b.deliver(t, "INBOX", testMessages(1, 12)...)
 	for _, kind := range []string{"maildir", "mbox"} {

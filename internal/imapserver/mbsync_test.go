@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buzon-mail/buzon/internal/clienttest"
 	"github.com/buzon-mail/buzon/internal/limit"
 	"github.com/buzon-mail/buzon/internal/store"
 )
@@ -19,10 +20,7 @@ import (
 // copies the server's mail and flags, a second is a no-op, and changes on
 // either side then reach the other.
 func TestMbsync(t *testing.T) {
-	mbsync, err := exec.LookPath("mbsync")
-	if err != nil {
-		t.Skip("mbsync not installed (apt-get install isync)")
-	}
+	mbsync := clienttest.Need(t, "mbsync", "isync")
 	e := newTestEnv(t)
 	e.deliver("INBOX", "Subject: one\n\nfirst\n", `\Seen`)
 	e.deliver("INBOX", "Subject: two\n\nsecond\n", `\Flagged`)
@@ -220,10 +218,7 @@ Sync All
 // than the command rate lets through in limit.Flood, the sync is slowed
 // down, never cut off as a flood.
 func TestMbsyncLargeFolder(t *testing.T) {
-	mbsync, err := exec.LookPath("mbsync")
-	if err != nil {
-		t.Skip("mbsync not installed (apt-get install isync)")
-	}
+	mbsync := clienttest.Need(t, "mbsync", "isync")
 	if testing.Short() {
 		t.Skip("the sync lasts longer than limit.Flood")
 	}

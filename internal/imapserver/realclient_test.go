@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/buzon-mail/buzon/internal/clienttest"
 )
 
 // hostPort splits the test server's address.
@@ -16,10 +18,7 @@ func (e *testEnv) hostPort(addr string) (string, string) {
 
 // TestPythonIMAPLib runs the imaplib scripts in testdata against the server.
 func TestPythonIMAPLib(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not installed")
-	}
+	py := clienttest.Need(t, "python3", "python3")
 	for _, script := range []string{"imaplib_session.py", "imaplib_idle.py"} {
 		t.Run(strings.TrimSuffix(script, ".py"), func(t *testing.T) {
 			e := newTestEnv(t)
@@ -37,10 +36,7 @@ func TestPythonIMAPLib(t *testing.T) {
 // TestCurl lists mailboxes and fetches a message with curl over imap://
 // and imaps://, and compares the bytes.
 func TestCurl(t *testing.T) {
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		t.Skip("curl not installed")
-	}
+	curl := clienttest.Need(t, "curl", "curl")
 	e := newTestEnv(t)
 	msg, err := os.ReadFile("testdata/messages/multipart.eml")
 	if err != nil {

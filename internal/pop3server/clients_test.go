@@ -17,19 +17,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/buzon-mail/buzon/internal/clienttest"
 	"github.com/buzon-mail/buzon/internal/pop3server/pop3test"
 	"github.com/buzon-mail/buzon/internal/store"
 )
-
-// need skips the test unless the tool is installed, and returns its path.
-func need(t *testing.T, tool string) string {
-	t.Helper()
-	path, err := exec.LookPath(tool)
-	if err != nil {
-		t.Skipf("%s is not installed", tool)
-	}
-	return path
-}
 
 // externalMessages are what real clients download: every fixture message
 // that ends with a line break (clients differ in how they mend one that
@@ -106,7 +97,7 @@ func hostPort(t *testing.T, addr string) (string, string) {
 // poplib runs testdata/poplib_client.py and decodes its JSON summary.
 func poplib(t *testing.T, mode, addr, expectDir, arg string) map[string][]string {
 	t.Helper()
-	python := need(t, "python3")
+	python := clienttest.Need(t, "python3", "python3")
 	host, port := hostPort(t, addr)
 	args := []string{filepath.Join("testdata", "poplib_client.py"), mode, host, port, alice, pop3test.Password, expectDir}
 	if arg != "" {
@@ -130,7 +121,7 @@ func poplib(t *testing.T, mode, addr, expectDir, arg string) map[string][]string
 }
 
 func TestPoplib(t *testing.T) {
-	need(t, "python3")
+	clienttest.Need(t, "python3", "python3")
 	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{})
 	s := fill(t, env, externalMessages())
 	all := s.dir(t)
@@ -165,7 +156,7 @@ func TestPoplib(t *testing.T) {
 }
 
 func TestPoplibUIDLAcrossRestart(t *testing.T) {
-	need(t, "python3")
+	clienttest.Need(t, "python3", "python3")
 	dir := t.TempDir()
 	st := openStore(t, dir)
 	env := pop3test.Start(t, st, pop3test.Options{})
@@ -192,7 +183,7 @@ func sortedCopy(s []string) []string {
 // curl runs curl against the server as alice and returns what it printed.
 func curl(t *testing.T, args ...string) []byte {
 	t.Helper()
-	path := need(t, "curl")
+	path := clienttest.Need(t, "curl", "curl")
 	args = append([]string{"--silent", "--show-error", "--max-time", "60", "--user", alice + ":" + pop3test.Password}, args...)
 	cmd := exec.Command(path, args...)
 	var stderr bytes.Buffer
@@ -205,7 +196,7 @@ func curl(t *testing.T, args ...string) []byte {
 }
 
 func TestCurl(t *testing.T) {
-	need(t, "curl")
+	clienttest.Need(t, "curl", "curl")
 	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{})
 	s := fill(t, env, externalMessages())
 	plain, implicit := "pop3://"+env.Addr+"/", "pop3s://"+env.TLSAddr+"/"
@@ -276,7 +267,7 @@ func (s *stored) bodiesOf(uidls []string) []string {
 }
 
 func TestFetchmail(t *testing.T) {
-	fetchmail := need(t, "fetchmail")
+	fetchmail := clienttest.Need(t, "fetchmail", "fetchmail")
 	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{})
 	s := fill(t, env, externalMessages())
 	home := t.TempDir()
@@ -336,7 +327,7 @@ func TestFetchmail(t *testing.T) {
 }
 
 func TestMpop(t *testing.T) {
-	mpop := need(t, "mpop")
+	mpop := clienttest.Need(t, "mpop", "mpop")
 	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{})
 	s := fill(t, env, externalMessages())
 	home := t.TempDir()

@@ -18,6 +18,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/buzon-mail/buzon/internal/clienttest"
 	"github.com/buzon-mail/buzon/internal/delivery"
 	"github.com/buzon-mail/buzon/internal/store"
 	"github.com/buzon-mail/buzon/internal/store/sqlite"
@@ -222,10 +223,7 @@ func TestTooLarge(t *testing.T) {
 // TestPythonLMTP delivers with Python's smtplib.LMTP, a client no one
 // here wrote, including a message large enough to need a file spool.
 func TestPythonLMTP(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not installed")
-	}
+	py := clienttest.Need(t, "python3", "python3")
 	f := newFixture(t, 0)
 	big := testMessage + strings.Repeat("line of text for a large message\r\n", 4000)
 	for _, msg := range []string{testMessage, big} {
