@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/netip"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"time"
 
@@ -543,6 +542,10 @@ func (c *conn) execute(line []byte) {
 		p.refuse = c.loginRefusal()
 	}
 	parseArgs(p, cmd)
+	if a, ok := cmd.args.(*searchArgs); ok && a.saves() {
+		// Over the search and the sync after it, which may fail it too.
+		defer c.searchResOnFailure()
+	}
 	spec.run(c, cmd)
 	if !idleCommands[cmd.name] {
 		c.rate.Useful()
@@ -552,7 +555,7 @@ func (c *conn) execute(line []byte) {
 		return
 	}
 	if c.sel != nil {
-		c.syncAfter(cmd)
+		c.sync(expungeAllowed(cmd.name))
 	}
 	text := c.completion
 	if text == "" {
@@ -579,16 +582,6 @@ func (c *conn) respText(s string) string {
 		s = encodeUTF7(s)
 	}
 	return s
-}
-
-// syncAfter is sync after a command that succeeded. A SEARCH that saved
-// its result (RFC 5182) ends in NO if the sync fails, and a NO empties
-// the saved result (RFC 5182 2.1), as it does when the search fails.
-func (c *conn) syncAfter(cmd *command) {
-	if a, ok := cmd.args.(*searchArgs); ok && slices.Contains(a.ret, "SAVE") {
-		defer c.searchResOnFailure()
-	}
-	c.sync(expungeAllowed(cmd.name))
 }
 
 // ok sets the text of the tagged OK.

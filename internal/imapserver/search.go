@@ -811,11 +811,17 @@ func (b *rangeBuilder) add(n uint32) {
 	b.ranges = append(b.ranges, store.UIDRange{Start: store.UID(n), Stop: store.UID(n)})
 }
 
-// searchResOnFailure, deferred by a search with SAVE, sets the search
-// result variable to the empty sequence when the search fails with NO,
-// and leaves it as it was when it fails with BAD (RFC 5182 2.1). It looks
-// at the failure on its way to the command loop, so no place that raises
-// one needs to know about SAVE.
+// saves reports whether the search saves its result for "$" (RFC 5182
+// RETURN (SAVE)).
+func (a *searchArgs) saves() bool { return slices.Contains(a.ret, "SAVE") }
+
+// searchResOnFailure, deferred by execute for a search with SAVE, sets
+// the search result variable to the empty sequence when the search fails
+// with NO, and leaves it as it was when it fails with BAD (RFC 5182 2.1).
+// A search that found its messages still ends in NO when the sync after
+// it fails, and that empties the variable too. It looks at the failure
+// on its way to the command loop, so no place that raises one needs to
+// know about SAVE.
 func (c *conn) searchResOnFailure() {
 	x := recover()
 	if x == nil {
@@ -832,10 +838,7 @@ func (c *conn) searchResOnFailure() {
 func (c *conn) cmdSearch(cmd *command) {
 	defer c.dropDecoder()
 	a := cmd.args.(*searchArgs)
-	save := slices.Contains(a.ret, "SAVE")
-	if save {
-		defer c.searchResOnFailure()
-	}
+	save := a.saves()
 	switch a.charset {
 	case "", "UTF-8", "US-ASCII":
 	default:
