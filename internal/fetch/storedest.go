@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/delivery"
@@ -86,21 +85,41 @@ func (s *storeDest) Deliver(ctx context.Context, m *Message, _ *Ref, intent func
 
 // storeReason is, for an error of the store that wraps one of its errors
 // a person can act on (over quota, storage full, no such mailbox), the
-// part of it from that error on: what the store says around it names its
-// own ids ("append to mailbox 4294967297"), which mean nothing to the
-// reader; the destination names the account and mailbox.
+// error that wraps that one itself: backends give it its detail so
+// (fmt.Errorf("%w: message of 9000 bytes, limit 8000", store.ErrOverQuota))
+// and put their own context around that ("append to mailbox 4294967297:
+// ..."), whose ids mean nothing to the reader; the destination names the
+// account and mailbox. Other errors come back as they are.
 func storeReason(err error) error {
 	for _, sentinel := range []error{store.ErrOverQuota, store.ErrStorageFull, store.ErrNoMailbox} {
-		if !errors.Is(err, sentinel) {
-			continue
-		}
-		for e := err; e != nil; e = errors.Unwrap(e) {
-			if strings.HasPrefix(e.Error(), sentinel.Error()) {
-				return e
-			}
+		if w := wrapperOf(err, sentinel); w != nil {
+			return w
 		}
 	}
 	return err
+}
+
+// wrapperOf returns the error in err's tree, through errors wrapping one
+// error or several, that wraps target itself, or nil if none does.
+func wrapperOf(err, target error) error {
+	var inner []error
+	switch e := err.(type) {
+	case interface{ Unwrap() error }:
+		inner = []error{e.Unwrap()}
+	case interface{ Unwrap() []error }:
+		inner = e.Unwrap()
+	}
+	for _, e := range inner {
+		if e == target {
+			return err
+		}
+	}
+	for _, e := range inner {
+		if w := wrapperOf(e, target); w != nil {
+			return w
+		}
+	}
+	return nil
 }
 
 // Has looks among the messages appended since the intent for one of the
