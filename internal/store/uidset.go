@@ -99,3 +99,38 @@ func (s UIDSet) String() string {
 	}
 	return b.String()
 }
+
+// Absent returns the UIDs of s below uidNext that are not in present
+// (ascending): of the messages a client knew as s, those gone from a
+// mailbox whose UIDs are present, given as ranges however many there are.
+func (s UIDSet) Absent(present []UID, uidNext UID) UIDSet {
+	var out UIDSet
+	emit := func(start, stop UID) {
+		if start > stop {
+			return
+		}
+		if n := len(out); n > 0 && uint64(out[n-1].Stop)+1 == uint64(start) {
+			out[n-1].Stop = stop
+			return
+		}
+		out = append(out, UIDRange{start, stop})
+	}
+	i := 0
+	for _, r := range s {
+		if r.Start >= uidNext {
+			break
+		}
+		stop := min(r.Stop, uidNext-1)
+		next := r.Start // the lowest UID of r not yet emitted or skipped
+		for ; i < len(present) && present[i] <= stop; i++ {
+			if p := present[i]; p >= next {
+				emit(next, p-1)
+				next = p + 1
+			}
+		}
+		if next <= stop && next != 0 {
+			emit(next, stop)
+		}
+	}
+	return out
+}
