@@ -287,14 +287,22 @@ func (c *conn) cmdFetch(cmd *command) {
 		cs, err := c.sess.Changes(c.ctx, sel.mb.ID, store.ModSeq(a.changedSince))
 		xcheckf(err, "changes")
 		requested := rawUIDSet(a.set)
-		var gone []store.UID
-		for _, u := range cs.Expunged {
-			if requested.Contains(u) {
-				gone = append(gone, u)
+		var gone store.UIDSet
+		if cs.Forgotten {
+			// The store forgot when some messages went: every requested
+			// UID it lacks is reported (RFC 7162 3.2.6).
+			gone = requested.Absent(cs.Present, cs.UIDNext)
+		} else {
+			var uids []store.UID
+			for _, u := range cs.Expunged {
+				if requested.Contains(u) {
+					uids = append(uids, u)
+				}
 			}
+			gone = store.UIDSetOf(uids...)
 		}
-		if len(gone) > 0 {
-			c.w.str("* VANISHED (EARLIER) " + store.UIDSetOf(gone...).String() + "\r\n")
+		if !gone.Empty() {
+			c.w.str("* VANISHED (EARLIER) " + gone.String() + "\r\n")
 		}
 	}
 	if set.Empty() {

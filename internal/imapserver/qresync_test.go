@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/buzon-mail/buzon/internal/store"
+	"github.com/buzon-mail/buzon/internal/store/teststore"
 )
 
 // respCode finds "[NAME n]" in lines and returns n, or fails the test.
@@ -183,5 +184,62 @@ func TestCondstoreEnabledWhileSelected(t *testing.T) {
 		if again := c.mustOK("FETCH 1 (MODSEQ)"); slices.ContainsFunc(again, func(l string) bool { return strings.HasPrefix(l, "* OK [HIGHESTMODSEQ ") }) {
 			t.Errorf("after %s, FETCH MODSEQ again: %q", enable, again)
 		}
+	}
+}
+
+// TestForgottenExpunges: a store that keeps one expunge per mailbox has
+// forgotten when UIDs 1 and 2 went; a session whose view is older, a
+// QRESYNC SELECT and a UID FETCH VANISHED from before them still learn of
+// every expunged message, found by comparing UIDs (RFC 7162 3.2.6).
+func TestForgottenExpunges(t *testing.T) {
+	e := newTestEnvStore(t, teststore.Options{KeptExpunges: 1})
+	for i := range 6 {
+		e.deliver("INBOX", "Subject: "+strconv.Itoa(i)+"\r\n\r\nbody\r\n")
+	}
+	a := e.login()
+	a.mustOK("ENABLE QRESYNC")
+	sel := a.mustOK("SELECT INBOX")
+	uidValidity, before := respCode(t, "UIDVALIDITY", sel...), respCode(t, "HIGHESTMODSEQ", sel...)
+
+	b := e.login()
+	b.mustOK("SELECT INBOX")
+	for _, uid := range []string{"1", "2", "3"} {
+		b.mustOK(`UID STORE ` + uid + ` +FLAGS.SILENT (\Deleted)`)
+		b.mustOK("UID EXPUNGE " + uid)
+	}
+	e.deliver("INBOX", "Subject: 7\r\n\r\nbody\r\n")
+
+	// The session selected before the expunges.
+	if got := a.mustOK("NOOP"); !slices.Contains(got, "* VANISHED 1:3") || !slices.Contains(got, "* 4 EXISTS") {
+		t.Errorf("NOOP of a session from before the forgotten expunges: %q, want VANISHED 1:3 and 4 EXISTS", got)
+	}
+
+	vanished := func(lines []string) []string {
+		var got []string
+		for _, l := range lines {
+			if strings.HasPrefix(l, "* VANISHED") {
+				got = append(got, l)
+			}
+		}
+		return got
+	}
+	c := e.login()
+	c.mustOK("ENABLE QRESYNC")
+	for _, known := range []string{"", " 1:6", " 2:5"} {
+		cmd := "SELECT INBOX (QRESYNC (" + strconv.FormatUint(uidValidity, 10) + " " + strconv.FormatUint(before, 10) + known + "))"
+		want := "* VANISHED (EARLIER) 1:3"
+		if known == " 2:5" {
+			want = "* VANISHED (EARLIER) 2:3"
+		}
+		if got := vanished(c.mustOK(cmd)); !slices.Equal(got, []string{want}) {
+			t.Errorf("%s: %q, want %q", cmd, got, want)
+		}
+	}
+	got := c.mustOK("UID FETCH 1:* (FLAGS) (CHANGEDSINCE " + strconv.FormatUint(before, 10) + " VANISHED)")
+	if v := vanished(got); !slices.Equal(v, []string{"* VANISHED (EARLIER) 1:3"}) {
+		t.Errorf("UID FETCH VANISHED from before the forgotten expunges: %q, want VANISHED (EARLIER) 1:3", got)
+	}
+	if !slices.ContainsFunc(got, func(l string) bool { return strings.HasPrefix(l, "* 4 FETCH (UID 7 ") }) {
+		t.Errorf("UID FETCH CHANGEDSINCE: %q, want the message added since", got)
 	}
 }

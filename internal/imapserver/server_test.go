@@ -63,8 +63,14 @@ type envOption func(*Config)
 
 func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 	t.Helper()
+	return newTestEnvStore(t, teststore.Options{}, opts...)
+}
+
+// newTestEnvStore is newTestEnv on a store opened with storeOpts.
+func newTestEnvStore(t *testing.T, storeOpts teststore.Options, opts ...envOption) *testEnv {
+	t.Helper()
 	dir := t.TempDir()
-	st := teststore.Open(t, dir)
+	st := teststore.OpenWith(t, dir, storeOpts)
 	acfg := config.Default().Auth
 	acfg.Scheme, acfg.BcryptCost = "bcrypt", 4
 	acfg.FailureDelay, acfg.MaxFailureDelay = config.Duration(time.Millisecond), config.Duration(time.Millisecond)

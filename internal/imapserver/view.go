@@ -261,7 +261,7 @@ func (c *conn) cmdSelect(cmd *command) {
 	sel.feed = c.srv.feed(mb.ID)
 	c.sel, c.state = sel, stateSelected
 	if q := a.qresync; q != nil && q.uidValidity == mb.UIDValidity {
-		c.qresyncSelect(q)
+		c.qresyncSelect(q, snap.UIDNext)
 	}
 	if sel.readOnly {
 		c.ok("[READ-ONLY] EXAMINE completed")
@@ -272,26 +272,35 @@ func (c *conn) cmdSelect(cmd *command) {
 
 // qresyncSelect reports what changed since the client's last session
 // (RFC 7162 3.2.5.1): VANISHED (EARLIER) for expunged UIDs, FETCH for
-// messages changed or added after the client's MODSEQ.
-func (c *conn) qresyncSelect(q *qresyncArgs) {
+// messages changed or added after the client's MODSEQ. uidNext is the
+// UIDNEXT of the snapshot the view came from.
+func (c *conn) qresyncSelect(q *qresyncArgs, uidNext store.UID) {
 	sel := c.sel
 	cs, err := c.sess.Changes(c.ctx, sel.mb.ID, store.ModSeq(q.modSeq))
 	xcheckf(err, "changes of %s", sel.mb.Name)
-	var known store.UIDSet
+	known := store.AllUIDs()
 	if q.knownUIDs != nil {
 		known = rawUIDSet(*q.knownUIDs) // "*": the largest UID there could be
 	}
 	// Changes is read after the snapshot the view came from: a message
 	// expunged in between is still in the view, and goes as a plain
 	// VANISHED once one may be sent, not as one the client never had.
-	var vanished []store.UID
-	for _, u := range cs.Expunged {
-		if (known == nil || known.Contains(u)) && sel.seq(u) == 0 {
-			vanished = append(vanished, u)
+	var vanished store.UIDSet
+	if cs.Forgotten {
+		// The store forgot when some messages went: every UID the client
+		// may know that the view lacks is reported (RFC 7162 3.2.6).
+		vanished = known.Absent(sel.uids, uidNext)
+	} else {
+		var uids []store.UID
+		for _, u := range cs.Expunged {
+			if known.Contains(u) && sel.seq(u) == 0 {
+				uids = append(uids, u)
+			}
 		}
+		vanished = store.UIDSetOf(uids...)
 	}
-	if len(vanished) > 0 {
-		c.w.str("* VANISHED (EARLIER) " + store.UIDSetOf(vanished...).String() + "\r\n")
+	if !vanished.Empty() {
+		c.w.str("* VANISHED (EARLIER) " + vanished.String() + "\r\n")
 	}
 	type change struct {
 		uid    store.UID
@@ -530,7 +539,13 @@ func (c *conn) applyChanges(cs *store.ChangeSet) (added int) {
 	if len(sel.pendingExpunge) == 0 {
 		sel.pendingFloor = sel.modSeq
 	}
-	for _, u := range cs.Expunged {
+	expunged := cs.Expunged
+	if cs.Forgotten {
+		// The store forgot when some messages went: those of the view
+		// it no longer has went after the view's MODSEQ.
+		expunged = missing(sel.uids, cs.Present)
+	}
+	for _, u := range expunged {
 		if sel.seq(u) > 0 {
 			if i, found := slices.BinarySearch(sel.pendingExpunge, u); !found {
 				sel.pendingExpunge = slices.Insert(sel.pendingExpunge, i, u)
@@ -566,6 +581,21 @@ func (c *conn) applyChanges(cs *store.ChangeSet) (added int) {
 	sel.modSeq = max(sel.modSeq, cs.HighestModSeq)
 	clear(sel.reported)
 	return added
+}
+
+// missing returns the UIDs of uids that present lacks; both ascend.
+func missing(uids, present []store.UID) []store.UID {
+	var out []store.UID
+	j := 0
+	for _, u := range uids {
+		for j < len(present) && present[j] < u {
+			j++
+		}
+		if j == len(present) || present[j] != u {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // reportExpunged removes UIDs from the view and tells the client:

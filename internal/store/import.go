@@ -68,4 +68,9 @@ type ImportMailbox struct {
 	// they are kept with HighestModSeq: a client resynchronizing from any
 	// earlier MODSEQ hears of them, which RFC 7162 3.2.5.1 allows.
 	Expunged []UID
+	// ForgottenTo is the MODSEQ at or below which the source forgot the
+	// mailbox's expunges (ChangeSet.ForgottenTo): clients resynchronizing
+	// from below it learn what went by comparison, as they would have
+	// from the source.
+	ForgottenTo ModSeq
 }

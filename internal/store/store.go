@@ -364,8 +364,24 @@ type ChangeSet struct {
 	Added []MessageInfo
 	// Updated are messages present before whose flags changed.
 	Updated []FlagUpdate
-	// Expunged are UIDs removed after the MODSEQ, ascending.
+	// Expunged are UIDs removed after the MODSEQ, ascending, as far as
+	// the store remembers (see Forgotten).
 	Expunged []UID
+	// Forgotten reports that some expunges after the MODSEQ asked about
+	// are no longer remembered: a store keeps a bounded number of
+	// tombstones per mailbox and forgets the oldest expunges, all of
+	// those at or below ForgottenTo. Expunged then misses them, and
+	// Present lists every message of the mailbox instead, so that the
+	// caller finds them by comparing it with the UIDs it knows (RFC 7162
+	// 3.2.6 allows a server that keeps no MODSEQs of expunges to report
+	// every expunged UID of the set asked about).
+	Forgotten bool
+	// ForgottenTo is the MODSEQ at or below which the mailbox's expunges
+	// are forgotten, 0 when none are.
+	ForgottenTo ModSeq
+	// Present is every UID in the mailbox, ascending, when Forgotten;
+	// nil otherwise.
+	Present []UID
 	// HighestModSeq is the mailbox's highest MODSEQ when the set was read.
 	HighestModSeq ModSeq
 	// UIDNext is the mailbox's next UID when the set was read.

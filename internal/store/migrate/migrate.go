@@ -136,6 +136,7 @@ func (c *copier) mailbox(ss store.Session, account int64, mb store.Mailbox) (sto
 		UIDNext:       st.UIDNext,
 		HighestModSeq: st.HighestModSeq,
 		Expunged:      cs.Expunged,
+		ForgottenTo:   cs.ForgottenTo,
 	})
 	if err != nil {
 		return 0, err

@@ -175,6 +175,37 @@ func (w *wtx) check(repair bool, report func(repaired bool, format string, args 
 		}
 	}
 
+	// Each mailbox's count of its tombstones, which decides when the
+	// oldest are forgotten.
+	rows, err = w.tx.Query(ctx, `SELECT id, name, tombstones, n FROM (
+			SELECT b.id, b.name, b.tombstones, (SELECT count(*) FROM tombstones WHERE mailbox_id = b.id) AS n
+			FROM mailboxes b WHERE b.account_id = $1) x
+		WHERE n <> tombstones`, w.account)
+	if err != nil {
+		return 0, err
+	}
+	type miscounted struct {
+		id         int64
+		name       string
+		kept, real int64
+	}
+	wrong, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (miscounted, error) {
+		var m miscounted
+		err := r.Scan(&m.id, &m.name, &m.kept, &m.real)
+		return m, err
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, m := range wrong {
+		report(repair, "mailbox %q: counts %d tombstones, has %d", m.name, m.kept, m.real)
+		if repair {
+			if _, err := w.tx.Exec(ctx, `UPDATE mailboxes SET tombstones = $2 WHERE id = $1`, m.id, m.real); err != nil {
+				return 0, err
+			}
+		}
+	}
+
 	// Bodies no message uses: left by nothing this code does, but cheap to
 	// find and safe to remove under the lock.
 	tag, err := w.tx.Exec(ctx, `DELETE FROM bodies b WHERE b.account_id = $1

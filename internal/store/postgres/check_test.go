@@ -19,6 +19,7 @@ func TestCheck(t *testing.T) {
 		`UPDATE account_state SET bytes = bytes + 7, modseq = 1`,
 		`UPDATE mailboxes SET uidnext = 2, highest_modseq = 0 WHERE name = 'INBOX'`,
 		`INSERT INTO bodies (account_id, size) SELECT id, 0 FROM accounts`,
+		`UPDATE mailboxes SET tombstones = 3 WHERE name = 'Trash'`,
 	}
 	for _, q := range damage {
 		if _, err := s.pool.Exec(ctx, q); err != nil {
@@ -29,7 +30,7 @@ func TestCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.OK(false) || len(rep.Problems) != 5 || rep.Messages != 3 {
+	if rep.OK(false) || len(rep.Problems) != 6 || rep.Messages != 3 {
 		t.Fatalf("Check found %d problems in %d messages: %v", len(rep.Problems), rep.Messages, rep.Problems)
 	}
 	if rep, err = s.Check(ctx, true); err != nil || !rep.OK(true) {

@@ -14,9 +14,21 @@ import (
 // TestConformance runs the suite every backend passes. Each test gets a
 // database of its own; the Stores a test opens on it play separate nodes.
 func TestConformance(t *testing.T) {
+	storetest.Run(t, opener(Config{}))
+}
+
+// TestForgetting: with few expunges kept per mailbox, Changes and Snapshot
+// stay right across those forgotten.
+func TestForgetting(t *testing.T) {
+	storetest.Forgetting(t, opener(Config{KeptExpunges: 2}), 2)
+}
+
+// opener returns the function the suite opens Stores with: the first for
+// a test on a new database, the others on the same one.
+func opener(cfg Config) func(t *testing.T) store.Store {
 	var mu sync.Mutex
 	dsns := map[*testing.T]string{} // guarded by mu; the tests run in parallel
-	storetest.Run(t, func(t *testing.T) store.Store {
+	return func(t *testing.T) store.Store {
 		mu.Lock()
 		dsn, ok := dsns[t]
 		mu.Unlock()
@@ -26,8 +38,10 @@ func TestConformance(t *testing.T) {
 			dsns[t] = dsn
 			mu.Unlock()
 		}
-		return openTest(t, dsn)
-	})
+		c := cfg
+		c.DSN = dsn
+		return openConfig(t, c)
+	}
 }
 
 // benchStore opens a Store on a new database for a benchmark.

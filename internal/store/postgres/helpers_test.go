@@ -8,7 +8,14 @@ import (
 // openTest opens a Store on dsn for a test, logging through the test.
 func openTest(t testing.TB, dsn string) *Store {
 	t.Helper()
-	s, err := Open(t.Context(), Config{DSN: dsn, Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	return openConfig(t, Config{DSN: dsn})
+}
+
+// openConfig is openTest with more of the configuration than the DSN.
+func openConfig(t testing.TB, cfg Config) *Store {
+	t.Helper()
+	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	s, err := Open(t.Context(), cfg)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

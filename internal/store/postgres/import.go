@@ -123,6 +123,11 @@ func (s *Store) ImportMailbox(ctx context.Context, accountID int64, m store.Impo
 				return err
 			}
 		}
+		_, err = w.tx.Exec(ctx, `UPDATE mailboxes SET tombstones = (SELECT count(*) FROM tombstones WHERE mailbox_id = $1),
+			forgotten_modseq = greatest(forgotten_modseq, $2) WHERE id = $1`, mailboxID, int64(m.ForgottenTo))
+		if err != nil {
+			return err
+		}
 		// New mailboxes must never take an imported UIDVALIDITY.
 		_, err = w.tx.Exec(ctx, `SELECT setval('uidvalidity_seq', $1) FROM uidvalidity_seq WHERE last_value < $1`, int64(m.UIDValidity))
 		return err

@@ -86,6 +86,11 @@ const (
 
 	// selectVanished reads the UIDs expunged from mailbox $1 after MODSEQ $2.
 	selectVanished = `SELECT uid FROM tombstones WHERE mailbox_id = $1 AND modseq > $2`
+	// selectPresent reads every UID of mailbox $1, ascending, if expunges
+	// after MODSEQ $2 are forgotten, and nothing otherwise: the condition
+	// is one InitPlan, so a mailbox that forgot none is not read.
+	selectPresent = `SELECT uid FROM messages WHERE mailbox_id = $1
+		AND $2 < (SELECT forgotten_modseq FROM mailboxes WHERE id = $1) ORDER BY uid`
 )
 
 // uidRanges turns a UID set into the two arrays the queries unnest. The
@@ -350,9 +355,8 @@ func (ss *session) checkFound(ctx context.Context, mailboxID int64, after store.
 // made listing a large mailbox quadratic.
 func (ss *session) messagesPage(ctx context.Context, page []store.MessageInfo, mailboxID int64, starts, stops []int64, fields store.Field, limit int) (_ []store.MessageInfo, found bool, err error) {
 	var b pgx.Batch
-	var hms store.ModSeq
-	var uidNext store.UID
-	ss.queueHead(&b, mailboxID, &uidNext, &hms, &found)
+	var h head
+	ss.queueHead(&b, mailboxID, &h)
 	b.Queue(selectPage,
 		mailboxID, starts, stops, fields&store.FieldStructure != 0, limit, ss.id).Query(func(rows pgx.Rows) error {
 		var err error
@@ -365,10 +369,10 @@ func (ss *session) messagesPage(ctx context.Context, page []store.MessageInfo, m
 	})
 	began := time.Now()
 	err = mapErr(ss.s.pool.SendBatch(ctx, &b).Close())
-	if err == nil && found {
-		ss.saw(mailboxID, hms, began)
+	if err == nil && h.found {
+		ss.saw(mailboxID, h.modSeq, began)
 	}
-	return page, found, err
+	return page, h.found, err
 }
 
 // uidsAfter returns the part of set above after.
@@ -606,6 +610,23 @@ func queueGone(b *pgx.Batch, mailboxID int64, uids store.UIDSet, onlyDeleted boo
 		})
 }
 
+// addTombstones counts $2 new tombstones of mailbox $1. When that makes
+// more than twice $3, the oldest are forgotten down to $3, so that
+// forgetting costs a write in $3 expunges and the tombstones of a mailbox
+// stay bounded however many messages pass through it; Changes then tells
+// callers asking from below the forgotten ones (store.ChangeSet.Forgotten).
+// cut is the MODSEQ of the newest tombstone to forget: every one at or
+// below it goes, so that what remains is every expunge after it.
+const addTombstones = `WITH cut AS (
+		SELECT (SELECT t.modseq FROM tombstones t WHERE t.mailbox_id = m.id ORDER BY t.modseq DESC OFFSET $3 LIMIT 1) AS modseq
+		FROM mailboxes m WHERE m.id = $1 AND m.tombstones + $2 > 2 * $3
+	), gone AS (
+		DELETE FROM tombstones t USING cut WHERE t.mailbox_id = $1 AND t.modseq <= cut.modseq RETURNING 1
+	)
+	UPDATE mailboxes SET tombstones = tombstones + $2 - (SELECT count(*) FROM gone),
+		forgotten_modseq = greatest(forgotten_modseq, (SELECT modseq FROM cut))
+	WHERE id = $1`
+
 // remove deletes messages from a mailbox, leaving tombstones with new
 // MODSEQs. With credit, their sizes leave the quota usage and bodies no
 // longer used go (expunge); without, the messages live on elsewhere (move).
@@ -627,6 +648,7 @@ func (w *wtx) remove(mailboxID int64, msgs []gone, credit bool) error {
 	w.queue(`INSERT INTO tombstones (mailbox_id, uid, modseq)
 		SELECT $1, u, ms FROM unnest($2::bigint[], $3::bigint[]) AS v(u, ms)
 		ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq`, mailboxID, uids, mss)
+	w.queue(addTombstones, mailboxID, len(msgs), w.s.cfg.KeptExpunges)
 	if !credit {
 		return nil
 	}
@@ -762,8 +784,8 @@ func (w *wtx) copy(from int64, uids store.UIDSet, to int64, move bool) (store.Co
 func (ss *session) Changes(ctx context.Context, mailboxID int64, sinceModSeq store.ModSeq) (*store.ChangeSet, error) {
 	cs := &store.ChangeSet{}
 	var b pgx.Batch
-	var found bool
-	ss.queueHead(&b, mailboxID, &cs.UIDNext, &cs.HighestModSeq, &found)
+	var h head
+	ss.queueHead(&b, mailboxID, &h)
 	b.Queue(selectChanged, mailboxID, int64(sinceModSeq)).
 		Query(func(rows pgx.Rows) error {
 			var uid, modseq int64
@@ -784,22 +806,19 @@ func (ss *session) Changes(ctx context.Context, mailboxID int64, sinceModSeq sto
 			})
 			return err
 		})
-	b.Queue(selectVanished, mailboxID, int64(sinceModSeq)).
-		Query(func(rows pgx.Rows) error {
-			var uid int64
-			_, err := pgx.ForEachRow(rows, []any{&uid}, func() error {
-				cs.Expunged = append(cs.Expunged, store.UID(uid))
-				return nil
-			})
-			return err
-		})
+	queueUIDs(&b, &cs.Expunged, selectVanished, mailboxID, int64(sinceModSeq))
+	queueUIDs(&b, &cs.Present, selectPresent, mailboxID, int64(sinceModSeq))
 	began := time.Now()
 	if err := ss.s.read(ctx, &b); err != nil {
 		return nil, fmt.Errorf("changes in mailbox %d: %w", mailboxID, err)
 	}
-	if !found {
+	if !h.found {
 		// What the queries after the first found is not the account's.
 		return &store.ChangeSet{Gone: true}, nil
+	}
+	cs.UIDNext, cs.HighestModSeq, cs.ForgottenTo = h.uidNext, h.modSeq, h.forgotten
+	if cs.Forgotten = sinceModSeq < h.forgotten; cs.Forgotten && cs.Present == nil {
+		cs.Present = []store.UID{}
 	}
 	ss.saw(mailboxID, cs.HighestModSeq, began)
 	slices.SortFunc(cs.Added, func(a, b store.MessageInfo) int { return cmp.Compare(a.UID, b.UID) })

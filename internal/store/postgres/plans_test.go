@@ -133,3 +133,48 @@ func TestFirstUnseenPlan(t *testing.T) {
 // wholeMailbox matches a plan line that reads a whole table or all of a
 // mailbox's rows.
 var wholeMailbox = regexp.MustCompile(`Seq Scan on (messages|tombstones)|Index Cond: \(mailbox_id = \$1\)(\n|$)`)
+
+// TestPresentPlan: Changes's reading of every UID, for callers asking
+// from below the forgotten expunges, reads no message of a mailbox that
+// forgot none after the MODSEQ asked about: its condition is checked
+// once, before the scan.
+func TestPresentPlan(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := nodes(t, 1)[0]
+	_, ss, inbox := newAccount(t, s, "alice@example.org")
+	for i := range 3 {
+		if _, err := ss.Append(ctx, inbox.ID, message(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "PREPARE present AS "+selectPresent); err != nil {
+		t.Fatal(err)
+	}
+	explain := func(since int) string {
+		t.Helper()
+		rows, err := conn.Query(ctx, fmt.Sprintf("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE present(%d, %d)", inbox.ID, since))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(lines, "\n")
+	}
+	if plan := explain(0); !strings.Contains(plan, "never executed") {
+		t.Errorf("with nothing forgotten, the messages are read:\n%s", plan)
+	}
+	if _, err := conn.Exec(ctx, `UPDATE mailboxes SET forgotten_modseq = 2 WHERE id = $1`, inbox.ID); err != nil {
+		t.Fatal(err)
+	}
+	if plan := explain(1); !strings.Contains(plan, "rows=3") {
+		t.Errorf("from below the forgotten expunges, every UID is not read:\n%s", plan)
+	}
+}

@@ -128,6 +128,17 @@ CREATE INDEX messages_keywords ON messages (mailbox_id) WHERE keywords <> '';
 		`
 CREATE INDEX messages_unseen ON messages (mailbox_id, uid) WHERE flags & 1 = 0;
 `,
+		// 5: a bounded number of tombstones per mailbox
+		// (Config.KeptExpunges). mailboxes.tombstones counts a mailbox's
+		// rows in tombstones, so that an expunge knows without a scan
+		// when to forget the oldest; expunges at or below
+		// forgotten_modseq have none.
+		`
+ALTER TABLE mailboxes ADD COLUMN tombstones bigint NOT NULL DEFAULT 0,
+	ADD COLUMN forgotten_modseq bigint NOT NULL DEFAULT 0;
+UPDATE mailboxes m SET tombstones = t.n
+	FROM (SELECT mailbox_id, count(*) AS n FROM tombstones GROUP BY mailbox_id) t WHERE t.mailbox_id = m.id;
+`,
 	}
 }
 

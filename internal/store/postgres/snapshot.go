@@ -39,14 +39,14 @@ func (ss *session) Snapshot(ctx context.Context, mailboxID int64) (*store.Snapsh
 // readSnapshot reads a mailbox from the cached list c, or every UID when c
 // is nil, and returns the snapshot and the list for the cache. It returns
 // a nil list, and no error, when c does not fit what it read: a mailbox
-// of another UIDVALIDITY, or a list newer than the transaction.
+// of another UIDVALIDITY, a list newer than the transaction, or one older
+// than the expunges the mailbox remembers.
 func (ss *session) readSnapshot(ctx context.Context, mailboxID int64, c *store.CachedUIDs) (*store.Snapshot, *store.CachedUIDs, error) {
 	snap := &store.Snapshot{}
 	now := &store.CachedUIDs{MailboxID: mailboxID}
 	var b pgx.Batch
-	var found bool
-	ss.queueHead(&b, mailboxID, &now.UIDNext, &now.ModSeq, &found)
-	queueUIDValidity(&b, mailboxID, &now.UIDValidity)
+	var h head
+	ss.queueHead(&b, mailboxID, &h)
 	var expunged, added []store.UID
 	if c == nil {
 		b.Queue(`SELECT uid, flags & $2 = 0 FROM messages WHERE mailbox_id = $1 ORDER BY uid`, mailboxID, int16(store.FlagSeen)).
@@ -77,14 +77,18 @@ func (ss *session) readSnapshot(ctx context.Context, mailboxID int64, c *store.C
 	}
 	queueKeywords(&b, mailboxID, &snap.Keywords)
 	err := ss.s.read(ctx, &b)
-	if err == nil && !found {
+	if err == nil && !h.found {
 		// What the queries after the first found is not the account's.
 		err = store.ErrNoMailbox
 	}
 	if err != nil {
 		return nil, nil, err
 	}
+	now.UIDValidity, now.UIDNext, now.ModSeq = h.uidValidity, h.uidNext, h.modSeq
 	if c != nil {
+		if now.UIDValidity == c.UIDValidity && c.ModSeq < h.forgotten {
+			return nil, nil, nil // expunges after the list's are forgotten
+		}
 		if now.UIDValidity != c.UIDValidity || now.ModSeq < c.ModSeq || now.UIDNext < c.UIDNext {
 			// Get ran before this transaction began, so a list newer than
 			// it means the database went back in time (a restore, a
@@ -114,20 +118,6 @@ const (
 	selectFirstUnseen = `SELECT uid FROM messages WHERE mailbox_id = $1 AND flags & 1 = 0 ORDER BY uid LIMIT 1`
 )
 
-// queueUIDValidity queues on b the reading of a mailbox's UIDVALIDITY.
-func queueUIDValidity(b *pgx.Batch, mailboxID int64, out *uint32) {
-	b.Queue(`SELECT uidvalidity FROM mailboxes WHERE id = $1`, mailboxID).
-		QueryRow(func(r pgx.Row) error {
-			var v int64
-			err := r.Scan(&v)
-			if errors.Is(err, pgx.ErrNoRows) {
-				return nil
-			}
-			*out = uint32(v)
-			return err
-		})
-}
-
 // queueUIDs queues on b a query whose rows are one UID each, appended to
 // *out when b runs.
 func queueUIDs(b *pgx.Batch, out *[]store.UID, query string, args ...any) {
@@ -141,19 +131,27 @@ func queueUIDs(b *pgx.Batch, out *[]store.UID, query string, args ...any) {
 	})
 }
 
-// queueHead queues on b the reading of a mailbox's UIDNEXT and highest
-// MODSEQ; when b has run, found says whether the mailbox is the account's.
-func (ss *session) queueHead(b *pgx.Batch, mailboxID int64, uidNext *store.UID, highestModSeq *store.ModSeq, found *bool) {
-	b.Queue(`SELECT uidnext, highest_modseq FROM mailboxes WHERE id = $1 AND account_id = $2`, mailboxID, ss.id).
-		QueryRow(func(r pgx.Row) error {
-			var uidnext, hms int64
-			err := r.Scan(&uidnext, &hms)
-			if errors.Is(err, pgx.ErrNoRows) {
-				return nil
-			}
-			*uidNext, *highestModSeq, *found = store.UID(uidnext), store.ModSeq(hms), err == nil
-			return err
-		})
+// head is what a batch reads of a mailbox's row.
+type head struct {
+	found       bool // the mailbox is the session's account's
+	uidValidity uint32
+	uidNext     store.UID
+	modSeq      store.ModSeq // highest MODSEQ
+	forgotten   store.ModSeq // expunges at or below it have no tombstone
+}
+
+// queueHead queues on b the reading of a mailbox's row into h.
+func (ss *session) queueHead(b *pgx.Batch, mailboxID int64, h *head) {
+	b.Queue(`SELECT uidvalidity, uidnext, highest_modseq, forgotten_modseq FROM mailboxes WHERE id = $1 AND account_id = $2`,
+		mailboxID, ss.id).QueryRow(func(r pgx.Row) error {
+		var uidValidity, uidNext, modSeq, forgotten int64
+		err := r.Scan(&uidValidity, &uidNext, &modSeq, &forgotten)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		*h = head{err == nil, uint32(uidValidity), store.UID(uidNext), store.ModSeq(modSeq), store.ModSeq(forgotten)}
+		return err
+	})
 }
 
 // queueKeywords queues on b the query for the keywords in use in a

@@ -283,10 +283,11 @@ func (c *checker) counters(ctx context.Context, tx *sql.Tx, id int64) error {
 	type counters struct {
 		messages, unseen, deleted, size int64
 		uidNext, modseq                 int64
+		tombstones                      int64
 	}
 	kept := map[int64]counters{}
 	names := map[int64]string{}
-	rows, err := tx.QueryContext(ctx, `SELECT id, name, messages, unseen, deleted, size, uidnext, modseq FROM mailbox`)
+	rows, err := tx.QueryContext(ctx, `SELECT id, name, messages, unseen, deleted, size, uidnext, modseq, tombstones FROM mailbox`)
 	if err != nil {
 		return err
 	}
@@ -294,7 +295,7 @@ func (c *checker) counters(ctx context.Context, tx *sql.Tx, id int64) error {
 		var mb int64
 		var k counters
 		var name string
-		if err := rows.Scan(&mb, &name, &k.messages, &k.unseen, &k.deleted, &k.size, &k.uidNext, &k.modseq); err != nil {
+		if err := rows.Scan(&mb, &name, &k.messages, &k.unseen, &k.deleted, &k.size, &k.uidNext, &k.modseq, &k.tombstones); err != nil {
 			rows.Close()
 			return err
 		}
@@ -336,18 +337,18 @@ func (c *checker) counters(ctx context.Context, tx *sql.Tx, id int64) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	rows, err = tx.QueryContext(ctx, `SELECT mailbox, max(uid), max(modseq) FROM tombstone GROUP BY mailbox`)
+	rows, err = tx.QueryContext(ctx, `SELECT mailbox, max(uid), max(modseq), count(*) FROM tombstone GROUP BY mailbox`)
 	if err != nil {
 		return err
 	}
 	for rows.Next() {
-		var mb, maxUID, ms int64
-		if err := rows.Scan(&mb, &maxUID, &ms); err != nil {
+		var mb, maxUID, ms, n int64
+		if err := rows.Scan(&mb, &maxUID, &ms, &n); err != nil {
 			rows.Close()
 			return err
 		}
 		if k, ok := actual[mb]; ok {
-			k.uidNext, k.modseq = max(k.uidNext, maxUID+1), max(k.modseq, ms)
+			k.uidNext, k.modseq, k.tombstones = max(k.uidNext, maxUID+1), max(k.modseq, ms), n
 			actual[mb] = k
 		}
 		maxModSeq = max(maxModSeq, ms)
@@ -366,7 +367,7 @@ func (c *checker) counters(ctx context.Context, tx *sql.Tx, id int64) error {
 		fixed := false
 		if c.repair {
 			_, err := tx.ExecContext(ctx, `UPDATE mailbox SET messages = ?, unseen = ?, deleted = ?, size = ?,
-				uidnext = ?, modseq = ? WHERE id = ?`, a.messages, a.unseen, a.deleted, a.size, a.uidNext, a.modseq, mb)
+				uidnext = ?, modseq = ?, tombstones = ? WHERE id = ?`, a.messages, a.unseen, a.deleted, a.size, a.uidNext, a.modseq, a.tombstones, mb)
 			if err != nil {
 				return err
 			}

@@ -155,6 +155,14 @@ var mailSchema = schema{{
 	// one. 1 is store.FlagSeen; a query uses the index only when it spells
 	// the condition the same way.
 	`CREATE INDEX message_unseen ON message (mailbox, uid) WHERE flags & 1 = 0`,
+}, {
+	// 3: a bounded number of tombstones per mailbox (Config.KeptExpunges).
+	// mailbox.tombstones counts a mailbox's rows in tombstone, so that an
+	// expunge knows without a scan when to forget the oldest; expunges at
+	// or below mailbox.forgotten have none.
+	`ALTER TABLE mailbox ADD COLUMN tombstones INTEGER NOT NULL DEFAULT 0`,
+	`ALTER TABLE mailbox ADD COLUMN forgotten INTEGER NOT NULL DEFAULT 0`,
+	`UPDATE mailbox SET tombstones = (SELECT count(*) FROM tombstone WHERE tombstone.mailbox = mailbox.id)`,
 }}
 
 // maxAccountID keeps mailbox IDs (account ID << 32 | n) positive.

@@ -586,7 +586,7 @@ func (ss *session) expunge(ctx context.Context, mailboxID int64, pick func(conte
 			if err != nil {
 				return err
 			}
-			if err := expungeRows(ctx, tx, mailboxID, rows, ms); err != nil {
+			if err := expungeRows(ctx, tx, mailboxID, rows, ms, ss.s.cfg.KeptExpunges); err != nil {
 				return err
 			}
 			gone.ModSeq = ms
@@ -604,8 +604,9 @@ func (ss *session) expunge(ctx context.Context, mailboxID int64, pick func(conte
 	return gone, err
 }
 
-// expungeRows deletes message rows, leaving tombstones at MODSEQ ms.
-func expungeRows(ctx context.Context, tx *sql.Tx, mailboxID int64, rows []msgRow, ms store.ModSeq) error {
+// expungeRows deletes message rows, leaving tombstones at MODSEQ ms, of
+// which the mailbox keeps at least keep.
+func expungeRows(ctx context.Context, tx *sql.Tx, mailboxID int64, rows []msgRow, ms store.ModSeq, keep int) error {
 	var c counts
 	d := kwDelta{}
 	for _, r := range rows {
@@ -622,10 +623,47 @@ func expungeRows(ctx context.Context, tx *sql.Tx, mailboxID int64, rows []msgRow
 	if err := c.apply(ctx, tx, mailboxID, ms, 0); err != nil {
 		return err
 	}
+	if err := addTombstones(ctx, tx, mailboxID, len(rows), keep); err != nil {
+		return err
+	}
 	if err := addUsage(ctx, tx, c.size, c.messages); err != nil {
 		return err
 	}
 	return d.apply(ctx, tx, mailboxID)
+}
+
+// addTombstones counts n new tombstones of a mailbox. When that makes
+// more than twice keep, the oldest are forgotten down to keep, so that
+// forgetting costs a write in keep expunges and the tombstones of a
+// mailbox stay bounded however many messages pass through it; Changes
+// then tells callers asking from below the forgotten ones
+// (store.ChangeSet.Forgotten).
+func addTombstones(ctx context.Context, tx *sql.Tx, mailboxID int64, n, keep int) error {
+	var count int
+	err := tx.QueryRowContext(ctx, `UPDATE mailbox SET tombstones = tombstones + ? WHERE id = ? RETURNING tombstones`,
+		n, mailboxID).Scan(&count)
+	if err != nil || count <= 2*keep {
+		return err
+	}
+	// The MODSEQ of the newest tombstone to forget: every one at or below
+	// it goes, so that what remains is every expunge after it.
+	var cut int64
+	err = tx.QueryRowContext(ctx, `SELECT modseq FROM tombstone INDEXED BY tombstone_modseq
+		WHERE mailbox = ? ORDER BY modseq DESC LIMIT 1 OFFSET ?`, mailboxID, keep).Scan(&cut)
+	if err != nil {
+		return err
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM tombstone WHERE mailbox = ? AND modseq <= ?`, mailboxID, cut)
+	if err != nil {
+		return err
+	}
+	gone, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE mailbox SET tombstones = tombstones - ?, forgotten = max(forgotten, ?) WHERE id = ?`,
+		gone, cut, mailboxID)
+	return err
 }
 
 // Copy implements store.Session. Bodies are immutable, so a copy is a new
@@ -771,7 +809,7 @@ func (ss *session) Move(ctx context.Context, fromMailboxID int64, uids store.UID
 		if err != nil {
 			return err
 		}
-		res, err = moveRows(ctx, tx, fromMailboxID, toMailboxID, rows)
+		res, err = moveRows(ctx, tx, fromMailboxID, toMailboxID, rows, ss.s.cfg.KeptExpunges)
 		return err
 	})
 	if err != nil {
@@ -781,8 +819,8 @@ func (ss *session) Move(ctx context.Context, fromMailboxID int64, uids store.UID
 }
 
 // moveRows gives messages new UIDs in another (or the same) mailbox,
-// leaving tombstones in the source.
-func moveRows(ctx context.Context, tx *sql.Tx, from, to int64, rows []msgRow) (store.CopyResult, error) {
+// leaving tombstones in the source, of which it keeps at least keep.
+func moveRows(ctx context.Context, tx *sql.Tx, from, to int64, rows []msgRow, keep int) (store.CopyResult, error) {
 	h, err := mailboxRow(ctx, tx, to)
 	if err != nil {
 		return store.CopyResult{}, err
@@ -828,6 +866,9 @@ func moveRows(ctx context.Context, tx *sql.Tx, from, to int64, rows []msgRow) (s
 	if err := cFrom.apply(ctx, tx, from, ms, 0); err != nil {
 		return res, err
 	}
+	if err := addTombstones(ctx, tx, from, len(rows), keep); err != nil {
+		return res, err
+	}
 	if err := cTo.apply(ctx, tx, to, ms, uidNext); err != nil {
 		return res, err
 	}
@@ -850,13 +891,22 @@ func (ss *session) Changes(ctx context.Context, mailboxID int64, sinceModSeq sto
 			return err
 		}
 		defer tx.Rollback()
-		err = tx.QueryRowContext(ctx, `SELECT uidnext, modseq FROM mailbox WHERE id = ?`, mailboxID).
-			Scan(&cs.UIDNext, &cs.HighestModSeq)
+		now := &store.CachedUIDs{MailboxID: mailboxID}
+		var messages int
+		err = tx.QueryRowContext(ctx, `SELECT uidvalidity, uidnext, modseq, messages, forgotten FROM mailbox WHERE id = ?`, mailboxID).
+			Scan(&now.UIDValidity, &now.UIDNext, &now.ModSeq, &messages, &cs.ForgottenTo)
 		if errors.Is(err, sql.ErrNoRows) {
 			cs.Gone = true
 			return nil
 		} else if err != nil {
 			return err
+		}
+		cs.UIDNext, cs.HighestModSeq = now.UIDNext, now.ModSeq
+		if sinceModSeq < cs.ForgottenTo {
+			if err := ss.s.readUIDs(ctx, tx, now, messages, cs.ForgottenTo); err != nil {
+				return err
+			}
+			cs.Forgotten, cs.Present = true, slices.Clone(now.UIDs)
 		}
 		rows, err := tx.QueryContext(ctx, `SELECT uid, modseq, created_modseq, flags, keywords, date, date_zone, size
 			FROM message WHERE mailbox = ? AND modseq > ? ORDER BY uid`, mailboxID, sinceModSeq)

@@ -56,7 +56,8 @@ func TestAccountsSchemaUpgrade(t *testing.T) {
 
 // TestMailSchemaUpgrade: a mail.db from before the index of unseen
 // messages (schema version 1) gains it when the account is next opened,
-// and SELECT's first unseen message comes from it.
+// and SELECT's first unseen message comes from it; it gains the count of
+// each mailbox's tombstones too (version 3).
 func TestMailSchemaUpgrade(t *testing.T) {
 	// The index's condition spells store.FlagSeen as 1.
 	if store.FlagSeen != 1 {
@@ -72,6 +73,9 @@ func TestMailSchemaUpgrade(t *testing.T) {
 	if _, err := ss.StoreFlags(ctx, inbox.ID, store.UIDSetOf(1), store.FlagsAdd, store.Flags{System: store.FlagSeen}, 0); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := ss.Expunge(ctx, inbox.ID, store.UIDSetOf(3), false); err != nil {
+		t.Fatal(err)
+	}
 	ss.Close()
 	st.Close()
 
@@ -81,7 +85,8 @@ func TestMailSchemaUpgrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{`DROP INDEX message_unseen`, `PRAGMA user_version = 1`} {
+	for _, q := range []string{`DROP INDEX message_unseen`, `ALTER TABLE mailbox DROP COLUMN tombstones`,
+		`ALTER TABLE mailbox DROP COLUMN forgotten`, `PRAGMA user_version = 1`} {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			t.Fatal(err)
 		}
@@ -97,5 +102,15 @@ func TestMailSchemaUpgrade(t *testing.T) {
 	snap, err := ss.Snapshot(ctx, inbox.ID)
 	if err != nil || snap.FirstUnseen != 2 {
 		t.Errorf("Snapshot after the upgrade: first unseen %v, %v; want 2", snap, err)
+	}
+	db, err = openDB(path, 1, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var tombstones, forgotten int
+	err = db.QueryRowContext(ctx, `SELECT tombstones, forgotten FROM mailbox WHERE id = ?`, inbox.ID).Scan(&tombstones, &forgotten)
+	if err != nil || tombstones != 1 || forgotten != 0 {
+		t.Errorf("INBOX after the upgrade: %d tombstones, forgotten to %d (%v); want 1, 0", tombstones, forgotten, err)
 	}
 }

@@ -295,7 +295,7 @@ func (ss *session) renameInbox(ctx context.Context, tx *sql.Tx, inbox store.Mail
 	if len(rows) == 0 {
 		return nil
 	}
-	_, err = moveRows(ctx, tx, inbox.ID, dst.ID, rows)
+	_, err = moveRows(ctx, tx, inbox.ID, dst.ID, rows, ss.s.cfg.KeptExpunges)
 	return err
 }
 
@@ -353,8 +353,8 @@ func (ss *session) renameTree(ctx context.Context, tx *sql.Tx, from, to string) 
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO mailbox
-			(id, name, special_use, uidvalidity, uidnext, modseq, messages, unseen, deleted, size)
-			SELECT ?, ?, special_use, uidvalidity, uidnext, modseq, messages, unseen, deleted, size
+			(id, name, special_use, uidvalidity, uidnext, modseq, messages, unseen, deleted, size, tombstones, forgotten)
+			SELECT ?, ?, special_use, uidvalidity, uidnext, modseq, messages, unseen, deleted, size, tombstones, forgotten
 			FROM mailbox WHERE id = ?`, id, b.newName, b.id)
 		if err != nil {
 			return err

@@ -29,14 +29,15 @@ func (ss *session) Snapshot(ctx context.Context, mailboxID int64) (*store.Snapsh
 		defer tx.Rollback()
 		now := &store.CachedUIDs{MailboxID: mailboxID}
 		var messages int
-		err = tx.QueryRowContext(ctx, `SELECT uidvalidity, modseq, uidnext, messages FROM mailbox WHERE id = ?`, mailboxID).
-			Scan(&now.UIDValidity, &now.ModSeq, &now.UIDNext, &messages)
+		var forgotten store.ModSeq
+		err = tx.QueryRowContext(ctx, `SELECT uidvalidity, modseq, uidnext, messages, forgotten FROM mailbox WHERE id = ?`, mailboxID).
+			Scan(&now.UIDValidity, &now.ModSeq, &now.UIDNext, &messages, &forgotten)
 		if errors.Is(err, sql.ErrNoRows) {
 			return noMailbox(mailboxID)
 		} else if err != nil {
 			return err
 		}
-		if err := ss.s.readUIDs(ctx, tx, now, messages); err != nil {
+		if err := ss.s.readUIDs(ctx, tx, now, messages, forgotten); err != nil {
 			return err
 		}
 		snap.UIDs = slices.Clone(now.UIDs) // the cache's copy stays as it is
@@ -56,19 +57,20 @@ func (ss *session) Snapshot(ctx context.Context, mailboxID int64) (*store.Snapsh
 }
 
 // readUIDs fills now.UIDs with the mailbox's UIDs as tx sees them, given
-// the counters tx read, and caches them. A cached list of the same mailbox
-// is brought up to date with the UIDs expunged after its MODSEQ (the
-// tombstones) and those at or above its UIDNext (UIDs only grow), and used
-// if the result has as many UIDs as the mailbox has messages; otherwise,
-// or without one, every UID is read. now.UIDs may be the cache's: it must
-// not be modified.
-func (s *Store) readUIDs(ctx context.Context, tx *sql.Tx, now *store.CachedUIDs, messages int) error {
+// the counters tx read and the MODSEQ its expunges are forgotten to, and
+// caches them. A cached list of the same mailbox is brought up to date
+// with the UIDs expunged after its MODSEQ (the tombstones, unless some
+// after it are forgotten) and those at or above its UIDNext (UIDs only
+// grow), and used if the result has as many UIDs as the mailbox has
+// messages; otherwise, or without one, every UID is read. now.UIDs may be
+// the cache's: it must not be modified.
+func (s *Store) readUIDs(ctx context.Context, tx *sql.Tx, now *store.CachedUIDs, messages int, forgotten store.ModSeq) error {
 	c := s.uids.Get(now.MailboxID)
 	if c != nil && c.UIDValidity == now.UIDValidity && c.ModSeq == now.ModSeq && c.UIDNext == now.UIDNext && len(c.UIDs) == messages {
 		now.UIDs = c.UIDs
 		return nil
 	}
-	if c != nil && c.UIDValidity == now.UIDValidity && c.ModSeq <= now.ModSeq && c.UIDNext <= now.UIDNext {
+	if c != nil && c.UIDValidity == now.UIDValidity && c.ModSeq <= now.ModSeq && c.UIDNext <= now.UIDNext && c.ModSeq >= forgotten {
 		expunged, err := expungedSince(ctx, tx, now.MailboxID, c.ModSeq)
 		if err != nil {
 			return err

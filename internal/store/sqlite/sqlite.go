@@ -88,6 +88,12 @@ type Config struct {
 	// memory to read only what changed at the next one (store.UIDCache);
 	// 4 bytes each. Negative turns the cache off. Default 4,000,000.
 	CachedUIDs int
+	// KeptExpunges bounds the expunged UIDs per mailbox that Changes
+	// remembers (for QRESYNC's VANISHED, RFC 7162): when a mailbox has
+	// more than twice as many tombstones, the oldest are forgotten down
+	// to this many (store.ChangeSet.Forgotten); those of one expunge,
+	// which share a MODSEQ, are forgotten together. Default 100,000.
+	KeptExpunges int
 }
 
 // DefaultConfig returns the configuration with every default filled in and
@@ -96,6 +102,7 @@ func DefaultConfig() Config {
 	return Config{
 		MaxOpenAccounts: 256,
 		CachedUIDs:      4_000_000,
+		KeptExpunges:    100_000,
 		ReadConns:       4,
 		BusyTimeout:     10 * time.Second,
 		MaxBatch:        64,
@@ -129,6 +136,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CachedUIDs == 0 {
 		c.CachedUIDs = d.CachedUIDs
+	}
+	if c.KeptExpunges <= 0 {
+		c.KeptExpunges = d.KeptExpunges
 	}
 	return c
 }

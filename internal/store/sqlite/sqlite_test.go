@@ -71,6 +71,12 @@ func TestConformanceSmall(t *testing.T) {
 	storetest.Run(t, opener(Config{MaxBatch: 1, MaxOpenAccounts: 1, ReadConns: 1, CachedUIDs: -1}))
 }
 
+// TestForgetting: with few expunges kept per mailbox, Changes and Snapshot
+// stay right across those forgotten.
+func TestForgetting(t *testing.T) {
+	storetest.Forgetting(t, opener(Config{KeptExpunges: 2}), 2)
+}
+
 func openTest(t *testing.T, cfg Config) *Store {
 	t.Helper()
 	if cfg.Dir == "" {
@@ -258,6 +264,7 @@ func TestCheck(t *testing.T) {
 		`UPDATE mailbox SET messages = 99, unseen = 0, uidnext = 2 WHERE name = 'INBOX'`,
 		`UPDATE meta SET bytes = 5, modseq = 1`,
 		`UPDATE keyword SET count = 7`,
+		`UPDATE mailbox SET tombstones = 3 WHERE name = 'Trash'`,
 	} {
 		if _, err := a.db.Exec(q); err != nil {
 			t.Fatal(err)
@@ -276,7 +283,7 @@ func TestCheck(t *testing.T) {
 	}
 	t.Logf("found:\n%s", rep)
 	for _, want := range []string{"1234562a", tmpDir + "/abc", "accounts/9999", "trash/77", "is missing",
-		"has 9 bytes", "counters", "account counters", "keyword"} {
+		"has 9 bytes", "counters", "account counters", "keyword", `"Trash": counters`} {
 		if !slices.ContainsFunc(rep.Problems, func(p store.CheckProblem) bool { return strings.Contains(p.What, want) }) {
 			t.Errorf("Check did not report %q", want)
 		}

@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Move", testMove},
 		{"Quota", testQuota},
 		{"Changes", testChanges},
+		{"ChangesFromEveryModSeq", testChangesFromEveryModSeq},
 		{"Snapshot", testSnapshot},
 		{"SnapshotsBetweenChanges", testSnapshotsBetweenChanges},
 		{"Watch", testWatch},

@@ -37,11 +37,23 @@ func Main(m *testing.M) { pgtest.Main(m) }
 // Package state, because a test binary is one process; tests only.
 var databases sync.Map // key -> dsn
 
+// Options are settings both backends have.
+type Options struct {
+	// KeptExpunges, if not 0, is the backend's Config.KeptExpunges.
+	KeptExpunges int
+}
+
 // Open opens a store on the storage named by key (a folder, for sqlite;
 // for PostgreSQL, a database made for that key on first use) and closes it
 // when the test ends. Opening the same key again, after closing the first
 // store or alongside it, is a restart or a second process on the same data.
 func Open(tb testing.TB, key string) store.Store {
+	tb.Helper()
+	return OpenWith(tb, key, Options{})
+}
+
+// OpenWith is Open with options.
+func OpenWith(tb testing.TB, key string, opts Options) store.Store {
 	tb.Helper()
 	var st store.Store
 	var err error
@@ -53,10 +65,16 @@ func Open(tb testing.TB, key string) store.Store {
 		}
 		cfg := postgres.DefaultConfig()
 		cfg.DSN = dsn.(string)
+		if opts.KeptExpunges != 0 {
+			cfg.KeptExpunges = opts.KeptExpunges
+		}
 		st, err = postgres.Open(context.Background(), cfg)
 	default:
 		cfg := sqlite.DefaultConfig()
 		cfg.Dir = key
+		if opts.KeptExpunges != 0 {
+			cfg.KeptExpunges = opts.KeptExpunges
+		}
 		st, err = sqlite.Open(cfg)
 	}
 	if err != nil {
