@@ -290,7 +290,7 @@ func (c *conn) cmdFetch(cmd *command) {
 		var gone store.UIDSet
 		if cs.Forgotten {
 			// The store forgot when some messages went: every requested
-			// UID it lacks is reported (RFC 7162 3.2.6).
+			// UID it lacks is reported (RFC 7162 5).
 			gone = requested.Absent(cs.Present, cs.UIDNext)
 		} else {
 			var uids []store.UID

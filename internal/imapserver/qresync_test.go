@@ -190,7 +190,7 @@ func TestCondstoreEnabledWhileSelected(t *testing.T) {
 // TestForgottenExpunges: a store that keeps one expunge per mailbox has
 // forgotten when UIDs 1 and 2 went; a session whose view is older, a
 // QRESYNC SELECT and a UID FETCH VANISHED from before them still learn of
-// every expunged message, found by comparing UIDs (RFC 7162 3.2.6).
+// every expunged message, found by comparing UIDs (RFC 7162 5).
 func TestForgottenExpunges(t *testing.T) {
 	e := newTestEnvStore(t, teststore.Options{KeptExpunges: 1})
 	for i := range 6 {

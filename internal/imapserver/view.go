@@ -288,7 +288,7 @@ func (c *conn) qresyncSelect(q *qresyncArgs, uidNext store.UID) {
 	var vanished store.UIDSet
 	if cs.Forgotten {
 		// The store forgot when some messages went: every UID the client
-		// may know that the view lacks is reported (RFC 7162 3.2.6).
+		// may know that the view lacks is reported (RFC 7162 5).
 		vanished = known.Absent(sel.uids, uidNext)
 	} else {
 		var uids []store.UID

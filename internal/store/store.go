@@ -373,8 +373,9 @@ type ChangeSet struct {
 	// those at or below ForgottenTo. Expunged then misses them, and
 	// Present lists every message of the mailbox instead, so that the
 	// caller finds them by comparing it with the UIDs it knows (RFC 7162
-	// 3.2.6 allows a server that keeps no MODSEQs of expunges to report
-	// every expunged UID of the set asked about).
+	// section 5: a server may keep the MODSEQs of recent expunges only,
+	// and report every expunged UID of the set asked about for older
+	// ones).
 	Forgotten bool
 	// ForgottenTo is the MODSEQ at or below which the mailbox's expunges
 	// are forgotten, 0 when none are.
