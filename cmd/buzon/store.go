@@ -52,15 +52,26 @@ func openStore(cfg config.Config, log *slog.Logger, use storeUse) (store.Store, 
 		sc.Listen = use == useServe
 		sc.MaxOpenAccounts = cfg.Store.MaxOpenAccounts
 		sc.MaxMailboxes = cfg.Limits.MaxMailboxes
+		sc.CachedUIDs, sc.KeptExpunges = cachedUIDs(cfg.Store), cfg.Store.KeptExpunges
 		return sqlite.Open(sc)
 	case "postgres":
 		pc := postgres.DefaultConfig()
 		pc.DSN = cfg.Store.DSN
 		pc.Logger = log
 		pc.MaxMailboxes = cfg.Limits.MaxMailboxes
+		pc.CachedUIDs, pc.KeptExpunges = cachedUIDs(cfg.Store), cfg.Store.KeptExpunges
 		return postgres.Open(context.Background(), pc)
 	}
 	return nil, fmt.Errorf("store backend %q is not available", cfg.Store.Backend)
+}
+
+// cachedUIDs is the backends' CachedUIDs for the configuration's, whose 0
+// turns the cache off where theirs means "the default".
+func cachedUIDs(c config.Store) int {
+	if c.CachedUIDs == 0 {
+		return -1
+	}
+	return c.CachedUIDs
 }
 
 // spoolDir is where large incoming messages wait while they are parsed:

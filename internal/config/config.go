@@ -84,6 +84,15 @@ type Store struct {
 	DSN string `toml:"dsn"`
 	// Most account databases the sqlite backend keeps open at once.
 	MaxOpenAccounts int `toml:"max_open_accounts"`
+	// UIDs, over all mailboxes, each process keeps in memory so that
+	// SELECT of a mailbox selected before reads only what changed since
+	// (4 bytes each, least recently used dropped first; 0 keeps none).
+	CachedUIDs int `toml:"cached_uids"`
+	// Expunged messages each mailbox remembers for QRESYNC clients
+	// (RFC 7162): with twice as many, the oldest are forgotten down to
+	// this many, and a client resynchronizing from before them is told
+	// of every UID it may know that is gone instead.
+	KeptExpunges int `toml:"kept_expunges"`
 }
 
 // Auth configures password storage and login throttling.
@@ -225,6 +234,8 @@ func Default() Config {
 		Store: Store{
 			Backend:         "sqlite",
 			MaxOpenAccounts: 256,
+			CachedUIDs:      4_000_000,
+			KeptExpunges:    100_000,
 		},
 		Auth: Auth{
 			Scheme:          "argon2id",

@@ -74,6 +74,12 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("store.backend: %q is not sqlite or postgres", c.Store.Backend))
 	}
+	if c.Store.CachedUIDs < 0 {
+		errs = append(errs, errors.New("store.cached_uids: not negative"))
+	}
+	if c.Store.KeptExpunges < 1 {
+		errs = append(errs, errors.New("store.kept_expunges: at least 1"))
+	}
 	switch c.Auth.Scheme {
 	case "argon2id", "bcrypt":
 	default:
