@@ -128,10 +128,10 @@ var mailSchema = schema{{
 	)`,
 	`CREATE INDEX message_modseq ON message (mailbox, modseq)`,
 	`CREATE INDEX message_retrieved ON message (mailbox, retrieved) WHERE retrieved != 0`,
-	// Expunged UIDs, for Changes (RFC 7162 3.2.5 VANISHED). created_modseq
-	// records the MODSEQ that made the message; Changes no longer reads
-	// it (a message that came and went after the caller's MODSEQ is
-	// reported too), and a schema change would be needed to drop it.
+	// Expunged UIDs, for Changes (RFC 7162 3.2.5 VANISHED). created_modseq,
+	// the MODSEQ that made the message, was never needed: a message that
+	// came and went after the caller's MODSEQ is reported too. Version 3
+	// drops it.
 	`CREATE TABLE tombstone (
 		mailbox INTEGER NOT NULL,
 		uid INTEGER NOT NULL,
@@ -163,6 +163,7 @@ var mailSchema = schema{{
 	`ALTER TABLE mailbox ADD COLUMN tombstones INTEGER NOT NULL DEFAULT 0`,
 	`ALTER TABLE mailbox ADD COLUMN forgotten INTEGER NOT NULL DEFAULT 0`,
 	`UPDATE mailbox SET tombstones = (SELECT count(*) FROM tombstone WHERE tombstone.mailbox = mailbox.id)`,
+	`ALTER TABLE tombstone DROP COLUMN created_modseq`,
 }}
 
 // maxAccountID keeps mailbox IDs (account ID << 32 | n) positive.

@@ -19,19 +19,18 @@ const pageSize = 1000
 
 // msgRow is what writes need of a message row.
 type msgRow struct {
-	id      int64
-	uid     store.UID
-	modseq  store.ModSeq
-	created store.ModSeq
-	flags   store.Flags
-	size    int64
-	file    int64
+	id     int64
+	uid    store.UID
+	modseq store.ModSeq
+	flags  store.Flags
+	size   int64
+	file   int64
 }
 
 // selectRows reads the rows of the messages of a mailbox whose UID is in
 // uids, ascending, that also match where (" AND ...").
 func selectRows(ctx context.Context, q queryer, mailboxID int64, uids store.UIDSet, where string) ([]msgRow, error) {
-	query := `SELECT id, uid, modseq, created_modseq, flags, keywords, size, file FROM message
+	query := `SELECT id, uid, modseq, flags, keywords, size, file FROM message
 		WHERE mailbox = ? AND uid BETWEEN ? AND ?` + where + ` ORDER BY uid`
 	var out []msgRow
 	for _, r := range uids {
@@ -42,7 +41,7 @@ func selectRows(ctx context.Context, q queryer, mailboxID int64, uids store.UIDS
 		for rows.Next() {
 			var m msgRow
 			var kws string
-			if err := rows.Scan(&m.id, &m.uid, &m.modseq, &m.created, &m.flags.System, &kws, &m.size, &m.file); err != nil {
+			if err := rows.Scan(&m.id, &m.uid, &m.modseq, &m.flags.System, &kws, &m.size, &m.file); err != nil {
 				rows.Close()
 				return nil, err
 			}
@@ -613,8 +612,8 @@ func expungeRows(ctx context.Context, tx *sql.Tx, mailboxID int64, rows []msgRow
 		if _, err := tx.ExecContext(ctx, `DELETE FROM message WHERE id = ?`, r.id); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO tombstone (mailbox, uid, modseq, created_modseq) VALUES (?, ?, ?, ?)`,
-			mailboxID, r.uid, ms, r.created); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tombstone (mailbox, uid, modseq) VALUES (?, ?, ?)`,
+			mailboxID, r.uid, ms); err != nil {
 			return err
 		}
 		c.add(r.flags.System, r.size, -1)
@@ -850,8 +849,8 @@ func moveRows(ctx context.Context, tx *sql.Tx, from, to int64, rows []msgRow, ke
 		if err != nil {
 			return res, err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO tombstone (mailbox, uid, modseq, created_modseq) VALUES (?, ?, ?, ?)`,
-			from, r.uid, ms, r.created)
+		_, err = tx.ExecContext(ctx, `INSERT INTO tombstone (mailbox, uid, modseq) VALUES (?, ?, ?)`,
+			from, r.uid, ms)
 		if err != nil {
 			return res, err
 		}

@@ -57,7 +57,8 @@ func TestAccountsSchemaUpgrade(t *testing.T) {
 // TestMailSchemaUpgrade: a mail.db from before the index of unseen
 // messages (schema version 1) gains it when the account is next opened,
 // and SELECT's first unseen message comes from it; it gains the count of
-// each mailbox's tombstones too (version 3).
+// each mailbox's tombstones too, and its tombstones lose a column never
+// read (version 3).
 func TestMailSchemaUpgrade(t *testing.T) {
 	// The index's condition spells store.FlagSeen as 1.
 	if store.FlagSeen != 1 {
@@ -86,7 +87,8 @@ func TestMailSchemaUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, q := range []string{`DROP INDEX message_unseen`, `ALTER TABLE mailbox DROP COLUMN tombstones`,
-		`ALTER TABLE mailbox DROP COLUMN forgotten`, `PRAGMA user_version = 1`} {
+		`ALTER TABLE mailbox DROP COLUMN forgotten`, `ALTER TABLE tombstone ADD COLUMN created_modseq INTEGER NOT NULL DEFAULT 0`,
+		`PRAGMA user_version = 1`} {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			t.Fatal(err)
 		}
@@ -112,5 +114,8 @@ func TestMailSchemaUpgrade(t *testing.T) {
 	err = db.QueryRowContext(ctx, `SELECT tombstones, forgotten FROM mailbox WHERE id = ?`, inbox.ID).Scan(&tombstones, &forgotten)
 	if err != nil || tombstones != 1 || forgotten != 0 {
 		t.Errorf("INBOX after the upgrade: %d tombstones, forgotten to %d (%v); want 1, 0", tombstones, forgotten, err)
+	}
+	if _, err := db.ExecContext(ctx, `SELECT created_modseq FROM tombstone`); err == nil {
+		t.Error("tombstone.created_modseq is still there after the upgrade")
 	}
 }
