@@ -91,11 +91,13 @@ func (ss *session) readSnapshot(ctx context.Context, mailboxID int64, c *store.C
 		}
 		if now.UIDValidity != c.UIDValidity || now.ModSeq < c.ModSeq || now.UIDNext < c.UIDNext {
 			// Get ran before this transaction began, so a list newer than
-			// it means the database went back in time (a restore, a
-			// failover that lost commits): the list must go, or Put would
-			// keep it.
-			ss.s.log.Warn("cached UIDs are newer than the database; reading them all",
-				"mailbox", mailboxID, "cached_modseq", c.ModSeq, "modseq", now.ModSeq)
+			// it, or of another UIDVALIDITY (mailbox IDs are never reused),
+			// means the database went back in time or was replaced (a
+			// restore, a failover that lost commits): the list must go,
+			// or Put would keep it.
+			ss.s.log.Warn("cached UIDs do not match the database (restored?); reading them all",
+				"mailbox", mailboxID, "cached_uidvalidity", c.UIDValidity, "uidvalidity", now.UIDValidity,
+				"cached_modseq", c.ModSeq, "modseq", now.ModSeq)
 			ss.s.uids.Remove(mailboxID)
 			return nil, nil, nil
 		}
