@@ -117,11 +117,10 @@ type conn struct {
 
 	state state       // the protocol state (RFC 9051 3)
 	rate  *limit.Rate // Limits.CommandsPerSecond
-	// loginDeadline is when a client that has not logged in is
-	// disconnected: IMAP.LoginTimeout after the connection came, however
-	// many commands it sends meanwhile.
-	loginDeadline time.Time
 	// pace puts the read deadlines on a command under way (see pacer).
+	// Its hard deadline is the login deadline, when a client that has not
+	// logged in is disconnected: IMAP.LoginTimeout after the connection
+	// came, however many commands it sends meanwhile; zero once logged in.
 	pace pacer
 	// Extensions the client turned on with ENABLE (RFC 5161) or, for
 	// CONDSTORE, with a CONDSTORE enabling command (RFC 7162 3.1).
@@ -182,14 +181,12 @@ func (s *Server) newConn(nc net.Conn, implicitTLS bool) *conn {
 		ctx:    ctx,
 		cancel: cancel,
 		state:  stateNotAuth,
-
-		loginDeadline: time.Now().Add(s.cfg.IMAP.LoginTimeout.D()),
 	}
 	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
 		c.remote = ap.Addr().Unmap()
 	}
 	c.log = s.log.With("conn", s.nextID, "remote", nc.RemoteAddr().String())
-	c.pace = pacer{setDeadline: c.setReadDeadline, pause: s.cfg.IMAP.IdleTimeout.D(), hard: c.loginDeadline}
+	c.pace = pacer{setDeadline: c.setReadDeadline, pause: s.cfg.IMAP.IdleTimeout.D(), hard: time.Now().Add(s.cfg.IMAP.LoginTimeout.D())}
 	c.rate = limit.NewRate(s.cfg.Limits.CommandsPerSecond)
 	c.setIO(implicitTLS)
 	s.conns[c] = struct{}{}
@@ -316,7 +313,7 @@ func (c *conn) readCommand() ([]byte, bool) {
 	for {
 		deadline := time.Now().Add(c.srv.cfg.IMAP.IdleTimeout.D())
 		if c.state == stateNotAuth {
-			deadline = c.loginDeadline
+			deadline = c.pace.hard // the login deadline
 		}
 		c.pace.stop()
 		c.setReadDeadline(deadline)
