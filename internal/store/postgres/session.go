@@ -184,11 +184,11 @@ func (ss *session) DeleteMailbox(ctx context.Context, name string) error {
 	if name == "INBOX" {
 		return fmt.Errorf("delete mailbox: %w: INBOX cannot be deleted", store.ErrInvalidName)
 	}
+	var id int64
 	err := ss.s.write(ctx, ss.id, func(w *wtx) error {
 		if err := w.lock(nil); err != nil {
 			return err
 		}
-		var id int64
 		err := w.tx.QueryRow(w.ctx, `SELECT id FROM mailboxes WHERE account_id = $1 AND name = $2`, w.account, name).Scan(&id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return store.ErrNoMailbox
@@ -213,6 +213,7 @@ func (ss *session) DeleteMailbox(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("delete mailbox %q: %w", name, err)
 	}
+	ss.s.uids.Remove(id) // other nodes drop theirs as they need room
 	return nil
 }
 

@@ -204,6 +204,7 @@ func (ss *session) DeleteMailbox(ctx context.Context, name string) error {
 		return fmt.Errorf("delete mailbox: %w: INBOX cannot be deleted", store.ErrInvalidName)
 	}
 	var files []int64
+	var id int64
 	err := ss.read(ctx, func(a *account) error {
 		err := ss.s.write(ctx, a, func(ctx context.Context, tx *sql.Tx) error {
 			files = files[:0]
@@ -211,6 +212,7 @@ func (ss *session) DeleteMailbox(ctx context.Context, name string) error {
 			if err != nil {
 				return err
 			}
+			id = mb.ID
 			rows, err := tx.QueryContext(ctx, `SELECT file FROM message WHERE mailbox = ?`, mb.ID)
 			if err != nil {
 				return err
@@ -248,6 +250,7 @@ func (ss *session) DeleteMailbox(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("delete mailbox %q: %w", name, err)
 	}
+	ss.s.uids.Remove(id) // other processes drop theirs as they need room
 	return nil
 }
 
@@ -371,6 +374,9 @@ func (ss *session) renameTree(ctx context.Context, tx *sql.Tx, from, to string) 
 		if _, err := tx.ExecContext(ctx, `DELETE FROM mailbox WHERE id = ?`, b.id); err != nil {
 			return err
 		}
+		// The old ID names nothing now; should the rename roll back, the
+		// list is only read again.
+		ss.s.uids.Remove(b.id)
 	}
 	return nil
 }

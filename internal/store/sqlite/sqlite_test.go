@@ -787,3 +787,37 @@ func TestParseUIDList(t *testing.T) {
 		}
 	}
 }
+
+// TestUIDCacheForgetsGoneMailboxes: the cached UID list of a mailbox that
+// is deleted, or renamed (which gives it a new ID), goes with it.
+func TestUIDCacheForgetsGoneMailboxes(t *testing.T) {
+	ctx := t.Context()
+	st := openTest(t, Config{})
+	_, ss, _ := newAccount(t, st, "alice@example.org")
+	var ids []int64
+	for _, name := range []string{"Gone", "Renamed"} {
+		mb, err := ss.CreateMailbox(ctx, name, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		appendBody(t, ss, mb.ID, "Subject: x\r\n\r\nbody\r\n")
+		if _, err := ss.Snapshot(ctx, mb.ID); err != nil {
+			t.Fatal(err)
+		}
+		if st.uids.Get(mb.ID) == nil {
+			t.Fatalf("no cached UIDs for %s after a Snapshot", name)
+		}
+		ids = append(ids, mb.ID)
+	}
+	if err := ss.DeleteMailbox(ctx, "Gone"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ss.RenameMailbox(ctx, "Renamed", "Elsewhere"); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if st.uids.Get(id) != nil {
+			t.Errorf("mailbox %d is gone, its UIDs are still cached", id)
+		}
+	}
+}
