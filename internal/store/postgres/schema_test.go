@@ -4,8 +4,6 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/buzon-mail/buzon/internal/store/postgres/pgtest"
 )
 
 // TestTombstoneCountMigration: a database from before the count of each
@@ -14,19 +12,7 @@ import (
 func TestTombstoneCountMigration(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	dsn := pgtest.Start(t)
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	for {
-		if done, err := migrateOne(ctx, conn, migrations()[:4]); err != nil {
-			t.Fatal(err)
-		} else if done {
-			break
-		}
-	}
+	dsn, conn := databaseAt(t, 4)
 	for _, q := range []string{
 		`INSERT INTO accounts (name, password_hash, scram_sha256, created) VALUES ('old@example.org', '$old$', '', now())`,
 		`INSERT INTO mailboxes (account_id, name, uidvalidity) SELECT id, n, 7 FROM accounts, unnest('{INBOX,Trash}'::text[]) n`,

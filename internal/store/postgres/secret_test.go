@@ -1,12 +1,6 @@
 package postgres
 
-import (
-	"testing"
-
-	"github.com/jackc/pgx/v5"
-
-	"github.com/buzon-mail/buzon/internal/store/postgres/pgtest"
-)
+import "testing"
 
 // TestSecretsMigration: a database at schema version 1, from before the
 // secrets table, with an account in it, is migrated when a node opens it;
@@ -14,15 +8,7 @@ import (
 func TestSecretsMigration(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	dsn := pgtest.Start(t)
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := migrateOne(ctx, conn, migrations()[:1]); err != nil {
-		t.Fatal(err)
-	}
+	dsn, conn := databaseAt(t, 1)
 	if _, err := conn.Exec(ctx, `INSERT INTO accounts (name, password_hash, scram_sha256, created)
 		VALUES ('old@example.org', '$old$', '', now())`); err != nil {
 		t.Fatal(err)
