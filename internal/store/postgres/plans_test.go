@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/buzon-mail/buzon/internal/store"
 )
@@ -79,15 +80,7 @@ func TestGenericPlans(t *testing.T) {
 			if _, err := conn.Exec(ctx, "PREPARE "+name+" AS "+c.sql); err != nil {
 				t.Fatal(err)
 			}
-			rows, err := conn.Query(ctx, "EXPLAIN EXECUTE "+name+"("+c.args+")")
-			if err != nil {
-				t.Fatal(err)
-			}
-			lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-			if err != nil {
-				t.Fatal(err)
-			}
-			plan := strings.Join(lines, "\n")
+			plan := explain(t, conn, "EXPLAIN EXECUTE "+name+"("+c.args+")")
 			if wholeMailbox.MatchString(plan) {
 				t.Errorf("the generic plan reads the whole mailbox:\n%s", plan)
 			}
@@ -117,7 +110,15 @@ func TestFirstUnseenPlan(t *testing.T) {
 	if _, err := conn.Exec(ctx, "PREPARE first_unseen AS "+selectFirstUnseen); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := conn.Query(ctx, fmt.Sprintf("EXPLAIN EXECUTE first_unseen(%d)", inbox.ID))
+	if plan := explain(t, conn, fmt.Sprintf("EXPLAIN EXECUTE first_unseen(%d)", inbox.ID)); !strings.Contains(plan, "messages_unseen") {
+		t.Errorf("the first unseen message is not read through messages_unseen:\n%s", plan)
+	}
+}
+
+// explain runs an EXPLAIN statement and returns the plan.
+func explain(t *testing.T, conn *pgxpool.Conn, statement string) string {
+	t.Helper()
+	rows, err := conn.Query(t.Context(), statement)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,9 +126,7 @@ func TestFirstUnseenPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if plan := strings.Join(lines, "\n"); !strings.Contains(plan, "messages_unseen") {
-		t.Errorf("the first unseen message is not read through messages_unseen:\n%s", plan)
-	}
+	return strings.Join(lines, "\n")
 }
 
 // wholeMailbox matches a plan line that reads a whole table or all of a
@@ -156,25 +155,17 @@ func TestPresentPlan(t *testing.T) {
 	if _, err := conn.Exec(ctx, "PREPARE present AS "+selectPresent); err != nil {
 		t.Fatal(err)
 	}
-	explain := func(since int) string {
+	run := func(since int) string {
 		t.Helper()
-		rows, err := conn.Query(ctx, fmt.Sprintf("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE present(%d, %d)", inbox.ID, since))
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.Join(lines, "\n")
+		return explain(t, conn, fmt.Sprintf("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE present(%d, %d)", inbox.ID, since))
 	}
-	if plan := explain(0); !strings.Contains(plan, "never executed") {
+	if plan := run(0); !strings.Contains(plan, "never executed") {
 		t.Errorf("with nothing forgotten, the messages are read:\n%s", plan)
 	}
 	if _, err := conn.Exec(ctx, `UPDATE mailboxes SET forgotten_modseq = 2 WHERE id = $1`, inbox.ID); err != nil {
 		t.Fatal(err)
 	}
-	if plan := explain(1); !strings.Contains(plan, "rows=3") {
+	if plan := run(1); !strings.Contains(plan, "rows=3") {
 		t.Errorf("from below the forgotten expunges, every UID is not read:\n%s", plan)
 	}
 }
