@@ -239,34 +239,14 @@ func (c *conn) cmdRename(cmd *command) {
 	xcheckf(c.sess.RenameMailbox(c.ctx, from, to), "rename %s", from)
 	if from == "INBOX" {
 		// INBOX's messages moved and INBOX stays (RFC 9051 6.3.6), with
-		// its children and their subscriptions.
+		// its children.
 		return
 	}
-	c.renameSubscriptions(from, to)
 	// The selected mailbox, if it was renamed (itself or as a child),
 	// stays selected under its new name: RFC 9051 leaves the selected
 	// state only by CLOSE, UNSELECT, SELECT or LOGOUT.
 	if sel := c.sel; sel != nil && (sel.mb.ID == mb.ID || strings.HasPrefix(sel.mb.Name, from+string(store.HierarchyDelimiter))) {
 		c.followRename(to + sel.mb.Name[len(from):])
-	}
-}
-
-// renameSubscriptions moves the subscriptions of a renamed mailbox and of
-// the names below it to the new names, as a user who renames a folder
-// expects clients that show subscribed folders only to keep showing it.
-// They are not part of the store's rename: a failure here leaves a
-// subscription behind, which the user can redo.
-func (c *conn) renameSubscriptions(from, to string) {
-	subs, err := c.sess.Subscriptions(c.ctx)
-	xcheckf(err, "list subscriptions")
-	prefix := from + string(store.HierarchyDelimiter)
-	for _, s := range subs {
-		s = store.CanonicalMailboxName(s)
-		if s != from && !strings.HasPrefix(s, prefix) {
-			continue
-		}
-		xcheckf(c.sess.SetSubscribed(c.ctx, to+s[len(from):], true), "subscribe")
-		xcheckf(c.sess.SetSubscribed(c.ctx, s, false), "unsubscribe")
 	}
 }
 

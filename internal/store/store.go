@@ -97,9 +97,14 @@ type Session interface {
 	DeleteMailbox(ctx context.Context, name string) error
 
 	// RenameMailbox renames a mailbox and every mailbox below it in the
-	// hierarchy, keeping their UIDVALIDITY, UIDs and messages.
+	// hierarchy, keeping their UIDVALIDITY, UIDs and messages. The
+	// subscriptions of the old names, and of names below them, move to
+	// the new names in the same transaction (those whose new name would
+	// be too long stay), as a user who renames a folder expects clients
+	// that show only subscribed folders to keep showing it.
 	// Renaming INBOX is special (RFC 9051 6.3.6): its messages move to a new
-	// mailbox with the new name (new UIDs there) and INBOX stays, empty.
+	// mailbox with the new name (new UIDs there) and INBOX stays, empty,
+	// with its subscriptions.
 	RenameMailbox(ctx context.Context, from, to string) error
 
 	// Subscriptions lists subscribed names, which may name mailboxes that do

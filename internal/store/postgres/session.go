@@ -293,6 +293,15 @@ func (ss *session) RenameMailbox(ctx context.Context, from, to string) error {
 				return fmt.Errorf("%w: a child's new name is too long", store.ErrInvalidName)
 			}
 		}
+		_, err = w.tx.Exec(w.ctx, `WITH moved AS (
+				DELETE FROM subscriptions WHERE account_id = $1 AND (name = $2 OR starts_with(name, $2 || '/'))
+					AND octet_length($3 || substr(name, length($2) + 1)) <= $4
+				RETURNING name)
+			INSERT INTO subscriptions (account_id, name) SELECT $1, $3 || substr(name, length($2) + 1) FROM moved
+			ON CONFLICT DO NOTHING`, w.account, from, to, store.MaxMailboxNameLen)
+		if err != nil {
+			return err
+		}
 		w.notify = true
 		return nil
 	})

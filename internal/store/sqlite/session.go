@@ -276,7 +276,14 @@ func (ss *session) RenameMailbox(ctx context.Context, from, to string) error {
 		if from == "INBOX" {
 			return ss.renameInbox(ctx, tx, src, to)
 		}
-		return ss.renameTree(ctx, tx, from, to)
+		if err := ss.renameTree(ctx, tx, from, to); err != nil {
+			return err
+		}
+		// OR REPLACE: a subscription of the new name, if any, is the same.
+		_, err = tx.ExecContext(ctx, `UPDATE OR REPLACE subscription SET name = ?2 || substr(name, length(?1) + 1)
+			WHERE (name = ?1 OR substr(name, 1, length(?1) + 1) = ?1 || '/')
+				AND length(CAST(?2 || substr(name, length(?1) + 1) AS BLOB)) <= ?3`, from, to, store.MaxMailboxNameLen)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("rename mailbox %q to %q: %w", from, to, err)

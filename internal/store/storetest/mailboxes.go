@@ -304,9 +304,38 @@ func testRenameMailbox(t *testing.T, e *env) {
 	e.setFlags(ss, a.ID, store.UIDSetOf(uidsA[1]), store.FlagsAdd, `\Flagged`, "$Work")
 	stA := e.status(ss, a.ID)
 	msgsA := e.messages(ss, a.ID, store.AllUIDs(), store.FieldAll)
-
-	if err := ss.RenameMailbox(e.ctx, "A", "Z"); err != nil {
+	// Subscriptions below A move, those of names that do not exist too;
+	// one whose new name is subscribed already, or would be too long,
+	// stays as it was.
+	long := "A" + strings.Repeat("/"+strings.Repeat("x", 200), 4) + "/" + strings.Repeat("x", 194) // 1000 bytes
+	standard, err := ss.Subscriptions(e.ctx)
+	if err != nil {
 		t.Fatal(err)
+	}
+	for _, name := range []string{"A", "A/B/C", "A/Gone", "AB", "Z/B", long} {
+		if err := ss.SetSubscribed(e.ctx, name, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	if err := ss.RenameMailbox(e.ctx, "A", "ZZ"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ss.RenameMailbox(e.ctx, "ZZ", "Z"); err != nil {
+		t.Fatal(err)
+	}
+	subs, err := ss.Subscriptions(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subs = slices.DeleteFunc(subs, func(s string) bool { return slices.Contains(standard, s) })
+	for i, s := range subs {
+		if s == long {
+			subs[i] = "A/<too long to move>"
+		}
+	}
+	if want := []string{"A/<too long to move>", "AB", "Z", "Z/B", "Z/B/C", "Z/Gone"}; !slices.Equal(subs, want) {
+		t.Errorf("subscriptions after renaming A: %q, want %q", subs, want)
 	}
 	boxes, err := ss.Mailboxes(e.ctx)
 	if err != nil {
@@ -391,6 +420,11 @@ func testRenameInbox(t *testing.T, e *env) {
 	_, ss := e.account("alice@example.org")
 	inbox := e.mailbox(ss, "INBOX")
 	e.mailbox(ss, "INBOX/Child")
+	for _, name := range []string{"INBOX", "INBOX/Child"} {
+		if err := ss.SetSubscribed(e.ctx, name, true); err != nil {
+			t.Fatal(err)
+		}
+	}
 	uids := e.appendN(ss, inbox.ID, 1, 3)
 	e.setFlags(ss, inbox.ID, store.UIDSetOf(uids[0]), store.FlagsAdd, `\Seen`)
 	before := e.status(ss, inbox.ID)
@@ -414,6 +448,10 @@ func testRenameInbox(t *testing.T, e *env) {
 	}
 	if _, err := ss.Mailbox(e.ctx, "Old Inbox/Child"); err == nil {
 		t.Error("INBOX's child was renamed with it")
+	}
+	if subs, err := ss.Subscriptions(e.ctx); err != nil || !slices.Contains(subs, "INBOX") || !slices.Contains(subs, "INBOX/Child") ||
+		slices.ContainsFunc(subs, func(s string) bool { return strings.HasPrefix(s, "Old Inbox") }) {
+		t.Errorf("subscriptions after renaming INBOX: %q, %v; want INBOX and INBOX/Child as they were", subs, err)
 	}
 	old := e.mailbox(ss, "Old Inbox")
 	msgs := e.messages(ss, old.ID, store.AllUIDs(), store.FieldAll)
