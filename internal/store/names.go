@@ -86,3 +86,22 @@ func ValidAccountName(name string) error {
 	}
 	return nil
 }
+
+// RenamedSubscriptions returns, of the subscribed names subs, those that a
+// rename of mailbox from to to moves (from itself and the names below it,
+// unless the new name would be too long) and the names they move to, in
+// step. A backend deletes every one of old before it adds moved, so that a
+// rename into the mailbox's own subtree (A to A/B, with A/B subscribed
+// too) keeps every subscription.
+func RenamedSubscriptions(subs []string, from, to string) (old, moved []string) {
+	prefix := from + string(HierarchyDelimiter)
+	for _, name := range subs {
+		if name != from && !strings.HasPrefix(name, prefix) {
+			continue
+		}
+		if len(to)+len(name)-len(from) <= MaxMailboxNameLen {
+			old, moved = append(old, name), append(moved, to+name[len(from):])
+		}
+	}
+	return old, moved
+}

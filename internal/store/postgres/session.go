@@ -293,15 +293,17 @@ func (ss *session) RenameMailbox(ctx context.Context, from, to string) error {
 				return fmt.Errorf("%w: a child's new name is too long", store.ErrInvalidName)
 			}
 		}
-		_, err = w.tx.Exec(w.ctx, `WITH moved AS (
-				DELETE FROM subscriptions WHERE account_id = $1 AND (name = $2 OR starts_with(name, $2 || '/'))
-					AND octet_length($3 || substr(name, length($2) + 1)) <= $4
-				RETURNING name)
-			INSERT INTO subscriptions (account_id, name) SELECT $1, $3 || substr(name, length($2) + 1) FROM moved
-			ON CONFLICT DO NOTHING`, w.account, from, to, store.MaxMailboxNameLen)
+		rows, err := w.tx.Query(w.ctx, `SELECT name FROM subscriptions WHERE account_id = $1`, w.account)
 		if err != nil {
 			return err
 		}
+		subs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		old, moved := store.RenamedSubscriptions(subs, from, to)
+		w.queue(`DELETE FROM subscriptions WHERE account_id = $1 AND name = ANY($2)`, w.account, old)
+		w.queue(`INSERT INTO subscriptions (account_id, name) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING`, w.account, moved)
 		w.notify = true
 		return nil
 	})

@@ -279,11 +279,7 @@ func (ss *session) RenameMailbox(ctx context.Context, from, to string) error {
 		if err := ss.renameTree(ctx, tx, from, to); err != nil {
 			return err
 		}
-		// OR REPLACE: a subscription of the new name, if any, is the same.
-		_, err = tx.ExecContext(ctx, `UPDATE OR REPLACE subscription SET name = ?2 || substr(name, length(?1) + 1)
-			WHERE (name = ?1 OR substr(name, 1, length(?1) + 1) = ?1 || '/')
-				AND length(CAST(?2 || substr(name, length(?1) + 1) AS BLOB)) <= ?3`, from, to, store.MaxMailboxNameLen)
-		return err
+		return renameSubscriptions(ctx, tx, from, to)
 	})
 	if err != nil {
 		return fmt.Errorf("rename mailbox %q to %q: %w", from, to, err)
@@ -307,6 +303,39 @@ func (ss *session) renameInbox(ctx context.Context, tx *sql.Tx, inbox store.Mail
 	}
 	_, err = moveRows(ctx, tx, inbox.ID, dst.ID, rows, ss.s.cfg.KeptExpunges)
 	return err
+}
+
+// renameSubscriptions moves the subscriptions a rename of from to to
+// moves (store.RenamedSubscriptions).
+func renameSubscriptions(ctx context.Context, tx *sql.Tx, from, to string) error {
+	var subs []string
+	rows, err := tx.QueryContext(ctx, `SELECT name FROM subscription`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return err
+		}
+		subs = append(subs, name)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	old, moved := store.RenamedSubscriptions(subs, from, to)
+	for _, name := range old {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM subscription WHERE name = ?`, name); err != nil {
+			return err
+		}
+	}
+	for _, name := range moved {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO subscription (name) VALUES (?) ON CONFLICT DO NOTHING`, name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // renameTree renames a mailbox and the mailboxes below it.

@@ -312,7 +312,7 @@ func testRenameMailbox(t *testing.T, e *env) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"A", "A/B/C", "A/Gone", "AB", "Z/B", long} {
+	for _, name := range []string{"A", "A/B", "A/B/C", "A/Gone", "AB", "Z/B", long} {
 		if err := ss.SetSubscribed(e.ctx, name, true); err != nil {
 			t.Fatal(err)
 		}
@@ -336,6 +336,21 @@ func testRenameMailbox(t *testing.T, e *env) {
 	}
 	if want := []string{"A/<too long to move>", "AB", "Z", "Z/B", "Z/B/C", "Z/Gone"}; !slices.Equal(subs, want) {
 		t.Errorf("subscriptions after renaming A: %q, want %q", subs, want)
+	}
+	// Into its own subtree, with the new name subscribed already: P
+	// becomes P/X, and P/X (subscribed, no mailbox) P/X/X.
+	e.mailbox(ss, "P")
+	for _, name := range []string{"P", "P/X"} {
+		if err := ss.SetSubscribed(e.ctx, name, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ss.RenameMailbox(e.ctx, "P", "P/X"); err != nil {
+		t.Fatal(err)
+	}
+	if subs, err := ss.Subscriptions(e.ctx); err != nil ||
+		!slices.Contains(subs, "P/X") || !slices.Contains(subs, "P/X/X") || slices.Contains(subs, "P") {
+		t.Errorf("subscriptions after renaming P to P/X: %q, %v; want P/X and P/X/X", subs, err)
 	}
 	boxes, err := ss.Mailboxes(e.ctx)
 	if err != nil {
