@@ -89,9 +89,9 @@ type Store struct {
 	// (4 bytes each, least recently used dropped first; 0 keeps none).
 	CachedUIDs int `toml:"cached_uids"`
 	// Expunged messages each mailbox remembers for QRESYNC clients
-	// (RFC 7162): with twice as many, the oldest are forgotten down to
-	// this many, and a client resynchronizing from before them is told
-	// of every UID it may know that is gone instead.
+	// (RFC 7162): with more than twice as many, the oldest are
+	// forgotten down to this many, and a client resynchronizing from
+	// before them is told of every UID it may know that is gone instead.
 	KeptExpunges int `toml:"kept_expunges"`
 }
 

@@ -21,7 +21,9 @@ type feed struct {
 	// reading is closed when the read in flight ends; nil when none is.
 	reading chan struct{} // guarded by mu
 	// last is the latest change set read, from MODSEQ since, by a read
-	// that began when Server.wakes was readAt; nil before the first.
+	// that began when Server.wakes was readAt; nil before the first. One
+	// read from below forgotten expunges holds every UID of the mailbox
+	// (store.ChangeSet.Present) until the next read replaces it.
 	since  store.ModSeq     // guarded by mu
 	last   *store.ChangeSet // guarded by mu
 	readAt uint64           // guarded by mu

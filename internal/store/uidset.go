@@ -103,6 +103,7 @@ func (s UIDSet) String() string {
 // Absent returns the UIDs of s below uidNext that are not in present
 // (ascending): of the messages a client knew as s, those gone from a
 // mailbox whose UIDs are present, given as ranges however many there are.
+// s is normalized, as every UIDSet built by NewUIDSet is.
 func (s UIDSet) Absent(present []UID, uidNext UID) UIDSet {
 	var out UIDSet
 	emit := func(start, stop UID) {

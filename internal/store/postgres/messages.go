@@ -610,22 +610,37 @@ func queueGone(b *pgx.Batch, mailboxID int64, uids store.UIDSet, onlyDeleted boo
 		})
 }
 
-// addTombstones counts $2 new tombstones of mailbox $1. When that makes
-// more than twice $3, the oldest are forgotten down to $3, so that
-// forgetting costs a write in $3 expunges and the tombstones of a mailbox
-// stay bounded however many messages pass through it; Changes then tells
-// callers asking from below the forgotten ones (store.ChangeSet.Forgotten).
-// cut is the MODSEQ of the newest tombstone to forget: every one at or
-// below it goes, so that what remains is every expunge after it.
-const addTombstones = `WITH cut AS (
-		SELECT (SELECT t.modseq FROM tombstones t WHERE t.mailbox_id = m.id ORDER BY t.modseq DESC OFFSET $3 LIMIT 1) AS modseq
-		FROM mailboxes m WHERE m.id = $1 AND m.tombstones + $2 > 2 * $3
+// insertTombstones leaves tombstones in mailbox $1 for the UIDs $2 at
+// the MODSEQs $3, and counts those that are new in the mailbox's row (a
+// UID may have one already: an import's, say).
+const insertTombstones = `WITH t AS (
+		INSERT INTO tombstones (mailbox_id, uid, modseq)
+		SELECT $1, u, ms FROM unnest($2::bigint[], $3::bigint[]) AS v(u, ms)
+		ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq
+		RETURNING xmax = 0 AS added
+	)
+	UPDATE mailboxes SET tombstones = tombstones + (SELECT count(*) FROM t WHERE added) WHERE id = $1`
+
+// forgetTombstones forgets the oldest tombstones of mailbox $1 down to $2
+// when it counts more than twice $2, so that forgetting costs a write in
+// $2 expunges and the tombstones of a mailbox stay bounded however many
+// messages pass through it; Changes then tells callers asking from below
+// the forgotten ones (store.ChangeSet.Forgotten). cut is the MODSEQ of
+// the newest tombstone to forget: every one at or below it goes, so that
+// what remains is every expunge after it. A count above the rows there
+// are (no cut) is set right, rather than looked into at every expunge.
+const forgetTombstones = `WITH cut AS (
+		SELECT (SELECT t.modseq FROM tombstones t WHERE t.mailbox_id = m.id ORDER BY t.modseq DESC OFFSET $2 LIMIT 1) AS modseq
+		FROM mailboxes m WHERE m.id = $1 AND m.tombstones > 2 * $2
 	), gone AS (
 		DELETE FROM tombstones t USING cut WHERE t.mailbox_id = $1 AND t.modseq <= cut.modseq RETURNING 1
 	)
-	UPDATE mailboxes SET tombstones = tombstones + $2 - (SELECT count(*) FROM gone),
+	UPDATE mailboxes SET
+		tombstones = CASE WHEN (SELECT modseq FROM cut) IS NULL
+			THEN (SELECT count(*) FROM tombstones WHERE mailbox_id = $1)
+			ELSE tombstones - (SELECT count(*) FROM gone) END,
 		forgotten_modseq = greatest(forgotten_modseq, (SELECT modseq FROM cut))
-	WHERE id = $1`
+	WHERE id = $1 AND EXISTS (SELECT FROM cut)`
 
 // remove deletes messages from a mailbox, leaving tombstones with new
 // MODSEQs. With credit, their sizes leave the quota usage and bodies no
@@ -645,10 +660,8 @@ func (w *wtx) remove(mailboxID int64, msgs []gone, credit bool) error {
 		bytes += g.size
 	}
 	w.queue(`DELETE FROM messages WHERE mailbox_id = $1 AND uid = ANY($2)`, mailboxID, uids)
-	w.queue(`INSERT INTO tombstones (mailbox_id, uid, modseq)
-		SELECT $1, u, ms FROM unnest($2::bigint[], $3::bigint[]) AS v(u, ms)
-		ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq`, mailboxID, uids, mss)
-	w.queue(addTombstones, mailboxID, len(msgs), w.s.cfg.KeptExpunges)
+	w.queue(insertTombstones, mailboxID, uids, mss)
+	w.queue(forgetTombstones, mailboxID, w.s.cfg.KeptExpunges)
 	if !credit {
 		return nil
 	}

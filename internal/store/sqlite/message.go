@@ -603,8 +603,8 @@ func (ss *session) expunge(ctx context.Context, mailboxID int64, pick func(conte
 	return gone, err
 }
 
-// expungeRows deletes message rows, leaving tombstones at MODSEQ ms, of
-// which the mailbox keeps at least keep.
+// expungeRows deletes message rows, leaving tombstones at MODSEQ ms; keep
+// is Config.KeptExpunges (see addTombstones).
 func expungeRows(ctx context.Context, tx *sql.Tx, mailboxID int64, rows []msgRow, ms store.ModSeq, keep int) error {
 	var c counts
 	d := kwDelta{}
@@ -632,7 +632,8 @@ func expungeRows(ctx context.Context, tx *sql.Tx, mailboxID int64, rows []msgRow
 }
 
 // addTombstones counts n new tombstones of a mailbox. When that makes
-// more than twice keep, the oldest are forgotten down to keep, so that
+// more than twice keep, the oldest are forgotten down to keep (or fewer:
+// those of one expunge share a MODSEQ and go together), so that
 // forgetting costs a write in keep expunges and the tombstones of a
 // mailbox stay bounded however many messages pass through it; Changes
 // then tells callers asking from below the forgotten ones
@@ -649,6 +650,13 @@ func addTombstones(ctx context.Context, tx *sql.Tx, mailboxID int64, n, keep int
 	var cut int64
 	err = tx.QueryRowContext(ctx, `SELECT modseq FROM tombstone INDEXED BY tombstone_modseq
 		WHERE mailbox = ? ORDER BY modseq DESC LIMIT 1 OFFSET ?`, mailboxID, keep).Scan(&cut)
+	if errors.Is(err, sql.ErrNoRows) {
+		// The count was wrong (Check reports that): fewer are kept than
+		// it says. It is set right here, rather than failing the expunge.
+		_, err = tx.ExecContext(ctx, `UPDATE mailbox SET tombstones = (SELECT count(*) FROM tombstone WHERE mailbox = ?1)
+			WHERE id = ?1`, mailboxID)
+		return err
+	}
 	if err != nil {
 		return err
 	}
@@ -818,7 +826,8 @@ func (ss *session) Move(ctx context.Context, fromMailboxID int64, uids store.UID
 }
 
 // moveRows gives messages new UIDs in another (or the same) mailbox,
-// leaving tombstones in the source, of which it keeps at least keep.
+// leaving tombstones in the source; keep is Config.KeptExpunges (see
+// addTombstones).
 func moveRows(ctx context.Context, tx *sql.Tx, from, to int64, rows []msgRow, keep int) (store.CopyResult, error) {
 	h, err := mailboxRow(ctx, tx, to)
 	if err != nil {
