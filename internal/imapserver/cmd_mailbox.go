@@ -251,18 +251,12 @@ func (c *conn) cmdRename(cmd *command) {
 }
 
 // followRename points the selection at the selected mailbox's new name.
-// A store may give a renamed mailbox a new ID (see store.Session
-// RenameMailbox); the view stays valid either way, since UIDs, UIDVALIDITY
-// and MODSEQs are kept.
+// The mailbox keeps its ID, UIDs, UIDVALIDITY and MODSEQs (see
+// store.Session RenameMailbox): the view and the feed stay as they are.
 func (c *conn) followRename(name string) {
-	sel := c.sel
 	mb, err := c.sess.Mailbox(c.ctx, name)
 	xcheckf(err, "mailbox %s", name)
-	if mb.ID != sel.mb.ID {
-		c.srv.releaseFeed(sel.feed)
-		sel.feed = c.srv.feed(mb.ID)
-	}
-	sel.mb = mb
+	c.sel.mb = mb
 }
 
 // RFC 9051 6.3.7, 6.3.8. An alias (aliasSpecialUse) subscribes the

@@ -44,6 +44,26 @@ func TestRenameSelected(t *testing.T) {
 	}
 }
 
+// TestRenamedElsewhere: a session whose selected mailbox another session
+// renames is not thrown out: the mailbox is the same, and the session
+// goes on seeing its messages and its new mail.
+func TestRenamedElsewhere(t *testing.T) {
+	e := newTestEnv(t)
+	a, b := e.login(), e.login()
+	a.mustOK("CREATE Work")
+	e.deliver("Work", "Subject: one\r\n\r\none\r\n")
+	b.mustOK("SELECT Work")
+	a.mustOK("RENAME Work Job")
+	e.deliver("Job", "Subject: two\r\n\r\ntwo\r\n")
+	got := b.mustOK("NOOP")
+	if slices.ContainsFunc(got, func(l string) bool { return strings.HasPrefix(l, "* BYE") }) || !slices.Contains(got, "* 2 EXISTS") {
+		t.Errorf("NOOP after a rename elsewhere and a delivery: %q, want * 2 EXISTS and no BYE", got)
+	}
+	if got := b.mustOK("FETCH 1:* (UID)"); !slices.Equal(got, []string{"* 1 FETCH (UID 1)", "* 2 FETCH (UID 2)"}) {
+		t.Errorf("FETCH after a rename elsewhere: %q", got)
+	}
+}
+
 // TestDeleteSelected: deleting the selected mailbox ends the session with
 // BYE after the tagged OK, as another session's delete does, instead of
 // leaving a client that believes a mailbox is selected to meet BAD.

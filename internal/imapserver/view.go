@@ -411,8 +411,8 @@ func (c *conn) catchUp(expungeOK bool, wake uint64) {
 		cs, err := sel.feed.changes(c.ctx, c.sess, sel.modSeq, need, wake)
 		xcheckf(err, "changes of %s", sel.mb.Name)
 		if cs.Gone {
-			// The mailbox was deleted or renamed elsewhere.
-			c.w.str("* BYE selected mailbox was deleted or renamed\r\n")
+			// The mailbox was deleted elsewhere.
+			c.w.str("* BYE selected mailbox was deleted\r\n")
 			c.w.flush()
 			c.closing = true
 			return

@@ -97,7 +97,8 @@ type Session interface {
 	DeleteMailbox(ctx context.Context, name string) error
 
 	// RenameMailbox renames a mailbox and every mailbox below it in the
-	// hierarchy, keeping their UIDVALIDITY, UIDs and messages. The
+	// hierarchy, keeping their IDs, UIDVALIDITY, UIDs and messages, so a
+	// session elsewhere that holds one goes on with it. The
 	// subscriptions of the old names, and of names below them, move to
 	// the new names in the same transaction (those whose new name would
 	// be too long stay), as a user who renames a folder expects clients
@@ -392,8 +393,8 @@ type ChangeSet struct {
 	HighestModSeq ModSeq
 	// UIDNext is the mailbox's next UID when the set was read.
 	UIDNext UID
-	// Gone reports that the mailbox was deleted or renamed away; the
-	// caller should end its selection.
+	// Gone reports that the mailbox was deleted; the caller should end
+	// its selection.
 	Gone bool
 }
 

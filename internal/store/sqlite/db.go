@@ -82,8 +82,7 @@ var accountsSchema = schema{{
 // Mailbox IDs are the account ID in the high 32 bits and a per-account
 // counter (meta.next_mailbox) in the low ones, so they are unique across
 // the store without a shared counter, and an ID from one account names
-// nothing in another's database. A renamed mailbox gets a new ID: a session
-// holding the old one learns that its mailbox is gone.
+// nothing in another's database. A renamed mailbox keeps its ID.
 //
 // Counters kept in step with the rows by every write, so that STATUS and
 // quota checks never scan: mailbox.messages/unseen/deleted/size,

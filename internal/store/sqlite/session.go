@@ -254,9 +254,9 @@ func (ss *session) DeleteMailbox(ctx context.Context, name string) error {
 	return nil
 }
 
-// RenameMailbox implements store.Session. Renamed mailboxes get new IDs
-// (see mailSchema) and keep their UIDVALIDITY, UIDs, MODSEQs and counters.
-// Renaming INBOX moves its messages to a new mailbox (RFC 9051 6.3.6).
+// RenameMailbox implements store.Session: only the names of the mailbox
+// rows change. Renaming INBOX moves its messages to a new mailbox (RFC
+// 9051 6.3.6).
 func (ss *session) RenameMailbox(ctx context.Context, from, to string) error {
 	from = store.CanonicalMailboxName(from)
 	to = store.CanonicalMailboxName(to)
@@ -387,32 +387,9 @@ func (ss *session) renameTree(ctx context.Context, tx *sql.Tx, from, to string) 
 		}
 	}
 	for _, b := range boxes {
-		id, _, err := newMailboxID(ctx, tx, ss.id)
-		if err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE mailbox SET name = ? WHERE id = ?`, b.newName, b.id); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO mailbox
-			(id, name, special_use, uidvalidity, uidnext, modseq, messages, unseen, deleted, size, tombstones, forgotten)
-			SELECT ?, ?, special_use, uidvalidity, uidnext, modseq, messages, unseen, deleted, size, tombstones, forgotten
-			FROM mailbox WHERE id = ?`, id, b.newName, b.id)
-		if err != nil {
-			return err
-		}
-		for _, q := range []string{
-			`UPDATE message SET mailbox = ? WHERE mailbox = ?`,
-			`UPDATE tombstone SET mailbox = ? WHERE mailbox = ?`,
-			`UPDATE keyword SET mailbox = ? WHERE mailbox = ?`,
-		} {
-			if _, err := tx.ExecContext(ctx, q, id, b.id); err != nil {
-				return err
-			}
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM mailbox WHERE id = ?`, b.id); err != nil {
-			return err
-		}
-		// The old ID names nothing now; should the rename roll back, the
-		// list is only read again.
-		ss.s.uids.Remove(b.id)
 	}
 	return nil
 }

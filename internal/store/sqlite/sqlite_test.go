@@ -788,13 +788,13 @@ func TestParseUIDList(t *testing.T) {
 	}
 }
 
-// TestUIDCacheForgetsGoneMailboxes: the cached UID list of a mailbox that
-// is deleted, or renamed (which gives it a new ID), goes with it.
+// TestUIDCacheForgetsGoneMailboxes: the cached UID list of a deleted
+// mailbox goes with it; a renamed one's stays, under the same ID.
 func TestUIDCacheForgetsGoneMailboxes(t *testing.T) {
 	ctx := t.Context()
 	st := openTest(t, Config{})
 	_, ss, _ := newAccount(t, st, "alice@example.org")
-	var ids []int64
+	ids := map[string]int64{}
 	for _, name := range []string{"Gone", "Renamed"} {
 		mb, err := ss.CreateMailbox(ctx, name, "")
 		if err != nil {
@@ -807,7 +807,7 @@ func TestUIDCacheForgetsGoneMailboxes(t *testing.T) {
 		if st.uids.Get(mb.ID) == nil {
 			t.Fatalf("no cached UIDs for %s after a Snapshot", name)
 		}
-		ids = append(ids, mb.ID)
+		ids[name] = mb.ID
 	}
 	if err := ss.DeleteMailbox(ctx, "Gone"); err != nil {
 		t.Fatal(err)
@@ -815,10 +815,11 @@ func TestUIDCacheForgetsGoneMailboxes(t *testing.T) {
 	if err := ss.RenameMailbox(ctx, "Renamed", "Elsewhere"); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range ids {
-		if st.uids.Get(id) != nil {
-			t.Errorf("mailbox %d is gone, its UIDs are still cached", id)
-		}
+	if st.uids.Get(ids["Gone"]) != nil {
+		t.Error("the mailbox is gone, its UIDs are still cached")
+	}
+	if st.uids.Get(ids["Renamed"]) == nil {
+		t.Error("the renamed mailbox lost its cached UIDs")
 	}
 }
 

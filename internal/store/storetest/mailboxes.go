@@ -391,11 +391,13 @@ func testRenameMailbox(t *testing.T, e *env) {
 	if got := e.body(ss, z.ID, uidsA[0]); string(got) != string(testMessage(1)) {
 		t.Errorf("body changed by rename")
 	}
-	if z.ID != a.ID {
-		// A session that had A selected by its ID must learn it is gone.
-		if cs, err := ss.Changes(e.ctx, a.ID, stA.HighestModSeq); err == nil && !cs.Gone {
-			t.Errorf("Changes on the old ID after rename: %+v, not Gone", cs)
-		}
+	// The mailboxes keep their IDs: a session that had A selected goes on
+	// with it, under its new name.
+	if z.ID != a.ID || names["Z/B"].ID != ab.ID {
+		t.Errorf("rename changed IDs: Z %d, Z/B %d; were %d, %d", z.ID, names["Z/B"].ID, a.ID, ab.ID)
+	}
+	if cs, err := ss.Changes(e.ctx, a.ID, stA.HighestModSeq); err != nil || cs.Gone {
+		t.Errorf("Changes on the ID after rename: %+v, %v", cs, err)
 	}
 
 	for _, tc := range []struct {
