@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -287,7 +288,7 @@ Mail client settings (user name = the full address):
 		{"LMTP", cfg.Listen.LMTP, "for your MTA"},
 	} {
 		if l.addr != "" && l.addr != config.Off {
-			fmt.Fprintf(w, "  %-5s %-22s %s\n", l.what, l.addr, l.security)
+			fmt.Fprintf(w, "  %-5s %-22s %s\n", l.what, clientAddr(l.addr, cfg.Hostname), l.security)
 		}
 	}
 	if cfg.TLS.Cert == "" {
@@ -298,6 +299,20 @@ Add accounts with:   buzon user add --data %s someone@example.org
 Deliver a test mail: buzon deliver --data %s %s < message.eml
 
 `, cfg.Data, cfg.Data, name)
+}
+
+// clientAddr is where a mail client reaches a listener on addr: the host
+// name instead of an address that means every interface ("0.0.0.0:993",
+// ":993"), which a client cannot connect to.
+func clientAddr(addr, hostname string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip, err := netip.ParseAddr(host); host == "" || err == nil && ip.IsUnspecified() {
+		return net.JoinHostPort(hostname, port)
+	}
+	return addr
 }
 
 // group runs listeners and background jobs and stops them together.
