@@ -207,25 +207,12 @@ func (ss *session) DeleteMailbox(ctx context.Context, name string) error {
 	var id int64
 	err := ss.read(ctx, func(a *account) error {
 		err := ss.s.write(ctx, a, func(ctx context.Context, tx *sql.Tx) error {
-			files = files[:0]
 			mb, err := mailboxByName(ctx, tx, name)
 			if err != nil {
 				return err
 			}
 			id = mb.ID
-			rows, err := tx.QueryContext(ctx, `SELECT file FROM message WHERE mailbox = ?`, mb.ID)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var f int64
-				if err := rows.Scan(&f); err != nil {
-					return err
-				}
-				files = append(files, f)
-			}
-			if err := rows.Err(); err != nil {
+			if files, err = queryColumn[int64](ctx, tx, `SELECT file FROM message WHERE mailbox = ?`, mb.ID); err != nil {
 				return err
 			}
 			for _, q := range []string{
@@ -308,20 +295,8 @@ func (ss *session) renameInbox(ctx context.Context, tx *sql.Tx, inbox store.Mail
 // renameSubscriptions moves the subscriptions a rename of from to to
 // moves (store.RenamedSubscriptions).
 func renameSubscriptions(ctx context.Context, tx *sql.Tx, from, to string) error {
-	var subs []string
-	rows, err := tx.QueryContext(ctx, `SELECT name FROM subscription`)
+	subs, err := queryColumn[string](ctx, tx, `SELECT name FROM subscription`)
 	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			return err
-		}
-		subs = append(subs, name)
-	}
-	if err := rows.Err(); err != nil {
 		return err
 	}
 	old, moved := store.RenamedSubscriptions(subs, from, to)
@@ -398,19 +373,9 @@ func (ss *session) renameTree(ctx context.Context, tx *sql.Tx, from, to string) 
 func (ss *session) Subscriptions(ctx context.Context) ([]string, error) {
 	var names []string
 	err := ss.read(ctx, func(a *account) error {
-		rows, err := a.db.QueryContext(ctx, `SELECT name FROM subscription ORDER BY name`)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var n string
-			if err := rows.Scan(&n); err != nil {
-				return err
-			}
-			names = append(names, n)
-		}
-		return rows.Err()
+		var err error
+		names, err = queryColumn[string](ctx, a.db, `SELECT name FROM subscription ORDER BY name`)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list subscriptions: %w", err)
@@ -469,20 +434,7 @@ func (ss *session) Status(ctx context.Context, mailboxID int64) (store.MailboxSt
 }
 
 func mailboxKeywords(ctx context.Context, q queryer, mailboxID int64) ([]string, error) {
-	rows, err := q.QueryContext(ctx, `SELECT name FROM keyword WHERE mailbox = ? AND count > 0 ORDER BY name`, mailboxID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var kws []string
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			return nil, err
-		}
-		kws = append(kws, k)
-	}
-	return kws, rows.Err()
+	return queryColumn[string](ctx, q, `SELECT name FROM keyword WHERE mailbox = ? AND count > 0 ORDER BY name`, mailboxID)
 }
 
 // QuotaUsage implements store.Session.

@@ -75,7 +75,7 @@ func (s *Store) readUIDs(ctx context.Context, tx *sql.Tx, now *store.CachedUIDs,
 		if err != nil {
 			return err
 		}
-		added, err := queryUIDs(ctx, tx, `SELECT uid FROM message WHERE mailbox = ? AND uid >= ? ORDER BY uid`,
+		added, err := queryColumn[store.UID](ctx, tx, `SELECT uid FROM message WHERE mailbox = ? AND uid >= ? ORDER BY uid`,
 			now.MailboxID, c.UIDNext)
 		if err != nil {
 			return err
@@ -109,26 +109,26 @@ func (s *Store) readUIDs(ctx context.Context, tx *sql.Tx, now *store.CachedUIDs,
 // ascending. Without the index named, SQLite walks every tombstone of the
 // mailbox in UID order to skip the sort, and tombstones only accumulate.
 func expungedSince(ctx context.Context, tx *sql.Tx, mailboxID int64, since store.ModSeq) ([]store.UID, error) {
-	return queryUIDs(ctx, tx, `SELECT uid FROM tombstone INDEXED BY tombstone_modseq
+	return queryColumn[store.UID](ctx, tx, `SELECT uid FROM tombstone INDEXED BY tombstone_modseq
 		WHERE mailbox = ? AND modseq > ? ORDER BY uid`, mailboxID, since)
 }
 
-// queryUIDs runs a query whose rows are one UID each.
-func queryUIDs(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]store.UID, error) {
-	rows, err := tx.QueryContext(ctx, query, args...)
+// queryColumn runs a query whose rows are one value each.
+func queryColumn[T any](ctx context.Context, q queryer, query string, args ...any) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var uids []store.UID
+	var out []T
 	for rows.Next() {
-		var u store.UID
-		if err := rows.Scan(&u); err != nil {
+		var v T
+		if err := rows.Scan(&v); err != nil {
 			return nil, err
 		}
-		uids = append(uids, u)
+		out = append(out, v)
 	}
-	return uids, rows.Err()
+	return out, rows.Err()
 }
 
 // parseUIDList reads a comma-separated list of UIDs, sorting it if SQLite
