@@ -245,18 +245,26 @@ func (c *conn) cmdRename(cmd *command) {
 	// The selected mailbox, if it was renamed (itself or as a child),
 	// stays selected under its new name: RFC 9051 leaves the selected
 	// state only by CLOSE, UNSELECT, SELECT or LOGOUT.
-	if sel := c.sel; sel != nil && (sel.mb.ID == mb.ID || strings.HasPrefix(sel.mb.Name, from+string(store.HierarchyDelimiter))) {
-		c.followRename(to + sel.mb.Name[len(from):])
+	if c.sel != nil {
+		c.renameSelected()
 	}
 }
 
-// followRename points the selection at the selected mailbox's new name.
-// The mailbox keeps its ID, UIDs, UIDVALIDITY and MODSEQs (see
-// store.Session RenameMailbox): the view and the feed stay as they are.
-func (c *conn) followRename(name string) {
-	mb, err := c.sess.Mailbox(c.ctx, name)
-	xcheckf(err, "mailbox %s", name)
-	c.sel.mb = mb
+// renameSelected gives the selected mailbox the name it has now. It keeps
+// its ID, UIDs, UIDVALIDITY and MODSEQs through a rename (see
+// store.Session RenameMailbox), so the view and the feed stay as they
+// are, and it is found by ID: the name the session holds may be stale
+// (another session may have renamed it since), and one worked out from
+// it could name another mailbox.
+func (c *conn) renameSelected() {
+	mbs, err := c.sess.Mailboxes(c.ctx)
+	xcheckf(err, "list mailboxes")
+	for _, mb := range mbs {
+		if mb.ID == c.sel.mb.ID {
+			c.sel.mb = mb
+			return
+		}
+	}
 }
 
 // RFC 9051 6.3.7, 6.3.8. An alias (aliasSpecialUse) subscribes the

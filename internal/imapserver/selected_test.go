@@ -62,6 +62,39 @@ func TestRenamedElsewhere(t *testing.T) {
 	if got := b.mustOK("FETCH 1:* (UID)"); !slices.Equal(got, []string{"* 1 FETCH (UID 1)", "* 2 FETCH (UID 2)"}) {
 		t.Errorf("FETCH after a rename elsewhere: %q", got)
 	}
+	// The session renames it in turn, by the name it has now; the name
+	// it selected it by is long gone.
+	b.mustOK("RENAME Job Other")
+	e.deliver("Other", "Subject: three\r\n\r\nthree\r\n")
+	if got := b.mustOK("NOOP"); !slices.Contains(got, "* 3 EXISTS") {
+		t.Errorf("NOOP after renaming the selected mailbox again: %q, want * 3 EXISTS", got)
+	}
+}
+
+// TestRenameParentOfStaleSelection: a session has A/B selected; another
+// renames A to Z and makes a new A/B with a message of its own; the first
+// then renames A. Its selection is still the mailbox now called Z/B, not
+// the new one, whose message it must neither show nor expunge.
+func TestRenameParentOfStaleSelection(t *testing.T) {
+	e := newTestEnv(t)
+	a, b := e.login(), e.login()
+	a.mustOK("CREATE A/B")
+	e.deliver("A/B", "Subject: mine\r\n\r\nmine\r\n")
+	b.mustOK("SELECT A/B")
+	a.mustOK("RENAME A Z")
+	a.mustOK("CREATE A/B")
+	e.deliver("A/B", "Subject: other\r\n\r\nother\r\n")
+	b.mustOK("RENAME A Q")
+	if got := strings.Join(b.mustOK("FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])"), "\n"); !strings.Contains(got, "Subject: mine") {
+		t.Errorf("FETCH of the selected mailbox after renaming another A: %q, want its own message", got)
+	}
+	b.mustOK(`STORE 1 +FLAGS.SILENT (\Deleted)`)
+	b.mustOK("EXPUNGE")
+	for name, want := range map[string]string{"Z/B": "0", "Q/B": "1"} {
+		if got := a.mustOK("STATUS " + name + " (MESSAGES)"); !slices.Equal(got, []string{`* STATUS "` + name + `" (MESSAGES ` + want + ")"}) {
+			t.Errorf("STATUS %s: %q, want %s messages", name, got, want)
+		}
+	}
 }
 
 // TestDeleteSelected: deleting the selected mailbox ends the session with
