@@ -627,8 +627,10 @@ const insertTombstones = `WITH t AS (
 // messages pass through it; Changes then tells callers asking from below
 // the forgotten ones (store.ChangeSet.Forgotten). cut is the MODSEQ of
 // the newest tombstone to forget: every one at or below it goes, so that
-// what remains is every expunge after it. A count above the rows there
-// are (no cut) is set right, rather than looked into at every expunge.
+// what remains is every expunge after it. The count is taken afresh then
+// (this runs once in $2 expunges), so that a count gone wrong is set
+// right rather than looked into at every expunge; the main statement sees
+// the rows as they were before gone deleted some.
 const forgetTombstones = `WITH cut AS (
 		SELECT (SELECT t.modseq FROM tombstones t WHERE t.mailbox_id = m.id ORDER BY t.modseq DESC OFFSET $2 LIMIT 1) AS modseq
 		FROM mailboxes m WHERE m.id = $1 AND m.tombstones > 2 * $2
@@ -636,9 +638,7 @@ const forgetTombstones = `WITH cut AS (
 		DELETE FROM tombstones t USING cut WHERE t.mailbox_id = $1 AND t.modseq <= cut.modseq RETURNING 1
 	)
 	UPDATE mailboxes SET
-		tombstones = CASE WHEN (SELECT modseq FROM cut) IS NULL
-			THEN (SELECT count(*) FROM tombstones WHERE mailbox_id = $1)
-			ELSE tombstones - (SELECT count(*) FROM gone) END,
+		tombstones = (SELECT count(*) FROM tombstones WHERE mailbox_id = $1) - (SELECT count(*) FROM gone),
 		forgotten_modseq = greatest(forgotten_modseq, (SELECT modseq FROM cut))
 	WHERE id = $1 AND EXISTS (SELECT FROM cut)`
 

@@ -17,7 +17,7 @@ func TestTombstoneCount(t *testing.T) {
 	s := openConfig(t, Config{DSN: pgtest.Start(t), KeptExpunges: 2})
 	defer s.Close()
 	_, ss, inbox := newAccount(t, s, "alice@example.org")
-	for i := range 3 {
+	for i := range 5 {
 		if _, err := ss.Append(ctx, inbox.ID, message(i)); err != nil {
 			t.Fatal(err)
 		}
@@ -49,13 +49,19 @@ func TestTombstoneCount(t *testing.T) {
 		t.Errorf("after renewing a tombstone: counted %d, there are %d", kept, rows)
 	}
 
-	if _, err := s.pool.Exec(ctx, `UPDATE mailboxes SET tombstones = 100 WHERE id = $1`, inbox.ID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ss.Expunge(ctx, inbox.ID, store.UIDSetOf(2), false); err != nil {
-		t.Fatal(err)
-	}
-	if kept, rows := count(); kept != rows {
-		t.Errorf("after an expunge with the count too high: counted %d, there are %d", kept, rows)
+	// A count too high, with fewer tombstones than are kept (2) and with
+	// more.
+	for uid := store.UID(2); uid <= 5; uid++ {
+		if uid == 2 || uid == 5 {
+			if _, err := s.pool.Exec(ctx, `UPDATE mailboxes SET tombstones = 100 WHERE id = $1`, inbox.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := ss.Expunge(ctx, inbox.ID, store.UIDSetOf(uid), false); err != nil {
+			t.Fatal(err)
+		}
+		if kept, rows := count(); kept != rows {
+			t.Errorf("after expunging %d with the count too high: counted %d, there are %d", uid, kept, rows)
+		}
 	}
 }

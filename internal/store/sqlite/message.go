@@ -650,26 +650,20 @@ func addTombstones(ctx context.Context, tx *sql.Tx, mailboxID int64, n, keep int
 	var cut int64
 	err = tx.QueryRowContext(ctx, `SELECT modseq FROM tombstone INDEXED BY tombstone_modseq
 		WHERE mailbox = ? ORDER BY modseq DESC LIMIT 1 OFFSET ?`, mailboxID, keep).Scan(&cut)
-	if errors.Is(err, sql.ErrNoRows) {
-		// The count was wrong (Check reports that): fewer are kept than
-		// it says. It is set right here, rather than failing the expunge.
-		_, err = tx.ExecContext(ctx, `UPDATE mailbox SET tombstones = (SELECT count(*) FROM tombstone WHERE mailbox = ?1)
-			WHERE id = ?1`, mailboxID)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		// Fewer are kept than the count says (Check reports that).
+	case err != nil:
 		return err
+	default:
+		if _, err := tx.ExecContext(ctx, `DELETE FROM tombstone WHERE mailbox = ? AND modseq <= ?`, mailboxID, cut); err != nil {
+			return err
+		}
 	}
-	if err != nil {
-		return err
-	}
-	res, err := tx.ExecContext(ctx, `DELETE FROM tombstone WHERE mailbox = ? AND modseq <= ?`, mailboxID, cut)
-	if err != nil {
-		return err
-	}
-	gone, err := res.RowsAffected()
-	if err != nil {
-		return err
-	}
-	_, err = tx.ExecContext(ctx, `UPDATE mailbox SET tombstones = tombstones - ?, forgotten = max(forgotten, ?) WHERE id = ?`,
-		gone, cut, mailboxID)
+	// Counted afresh, so that a count gone wrong is set right: this runs
+	// once in keep expunges.
+	_, err = tx.ExecContext(ctx, `UPDATE mailbox SET tombstones = (SELECT count(*) FROM tombstone WHERE mailbox = ?1),
+		forgotten = max(forgotten, ?2) WHERE id = ?1`, mailboxID, cut)
 	return err
 }
 

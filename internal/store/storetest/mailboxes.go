@@ -304,9 +304,9 @@ func testRenameMailbox(t *testing.T, e *env) {
 	e.setFlags(ss, a.ID, store.UIDSetOf(uidsA[1]), store.FlagsAdd, `\Flagged`, "$Work")
 	stA := e.status(ss, a.ID)
 	msgsA := e.messages(ss, a.ID, store.AllUIDs(), store.FieldAll)
-	// Subscriptions below A move, those of names that do not exist too;
-	// one whose new name is subscribed already, or would be too long,
-	// stays as it was.
+	// Subscriptions below A move, those of names that do not exist too,
+	// and one whose new name is subscribed already merges into it; one
+	// whose new name would be too long stays as it was.
 	long := "A" + strings.Repeat("/"+strings.Repeat("x", 200), 4) + "/" + strings.Repeat("x", 194) // 1000 bytes
 	standard, err := ss.Subscriptions(e.ctx)
 	if err != nil {
