@@ -326,18 +326,25 @@ func (ss *session) Subscriptions(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-// SetSubscribed implements store.Session.
+// SetSubscribed implements store.Session. It takes the account's lock, as
+// RenameMailbox does, so that a subscription made during a rename is not
+// left under the old name.
 func (ss *session) SetSubscribed(ctx context.Context, name string, subscribed bool) error {
 	name = store.CanonicalMailboxName(name)
 	if err := store.ValidMailboxName(name); err != nil {
 		return err
 	}
-	q := `INSERT INTO subscriptions (account_id, name) SELECT id, $2 FROM accounts WHERE id = $1 ON CONFLICT DO NOTHING`
+	q := `INSERT INTO subscriptions (account_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING`
 	if !subscribed {
 		q = `DELETE FROM subscriptions WHERE account_id = $1 AND name = $2`
 	}
-	if _, err := ss.s.pool.Exec(ctx, q, ss.id, name); err != nil {
-		return fmt.Errorf("subscribe %q: %w", name, mapErr(err))
+	err := ss.s.write(ctx, ss.id, func(w *wtx) error {
+		var b pgx.Batch
+		b.Queue(q, w.account, name)
+		return w.lock(&b)
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe %q: %w", name, err)
 	}
 	return nil
 }
