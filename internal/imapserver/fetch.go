@@ -286,24 +286,7 @@ func (c *conn) cmdFetch(cmd *command) {
 	if a.vanished {
 		cs, err := c.sess.Changes(c.ctx, sel.mb.ID, store.ModSeq(a.changedSince))
 		xcheckf(err, "changes")
-		requested := rawUIDSet(a.set)
-		var gone store.UIDSet
-		if cs.Forgotten {
-			// The store forgot when some messages went: every requested
-			// UID it lacks is reported (RFC 7162 5).
-			gone = requested.Absent(cs.Present, cs.UIDNext)
-		} else {
-			var uids []store.UID
-			for _, u := range cs.Expunged {
-				if requested.Contains(u) {
-					uids = append(uids, u)
-				}
-			}
-			gone = store.UIDSetOf(uids...)
-		}
-		if !gone.Empty() {
-			c.w.str("* VANISHED (EARLIER) " + gone.String() + "\r\n")
-		}
+		c.writeVanishedEarlier(vanished(rawUIDSet(a.set), cs, cs.Present, cs.UIDNext))
 	}
 	if set.Empty() {
 		return

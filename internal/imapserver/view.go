@@ -285,23 +285,7 @@ func (c *conn) qresyncSelect(q *qresyncArgs, uidNext store.UID) {
 	// Changes is read after the snapshot the view came from: a message
 	// expunged in between is still in the view, and goes as a plain
 	// VANISHED once one may be sent, not as one the client never had.
-	var vanished store.UIDSet
-	if cs.Forgotten {
-		// The store forgot when some messages went: every UID the client
-		// may know that the view lacks is reported (RFC 7162 5).
-		vanished = known.Absent(sel.uids, uidNext)
-	} else {
-		var uids []store.UID
-		for _, u := range cs.Expunged {
-			if known.Contains(u) && sel.seq(u) == 0 {
-				uids = append(uids, u)
-			}
-		}
-		vanished = store.UIDSetOf(uids...)
-	}
-	if !vanished.Empty() {
-		c.w.str("* VANISHED (EARLIER) " + vanished.String() + "\r\n")
-	}
+	c.writeVanishedEarlier(vanished(known, cs, sel.uids, uidNext))
 	type change struct {
 		uid    store.UID
 		modSeq store.ModSeq
@@ -319,6 +303,31 @@ func (c *conn) qresyncSelect(q *qresyncArgs, uidNext store.UID) {
 		if seq := sel.seq(ch.uid); seq > 0 {
 			c.writeFlagsFetch(seq, ch.uid, ch.modSeq, ch.flags, true)
 		}
+	}
+}
+
+// vanished returns the UIDs of known that cs says went and present (the
+// UIDs there are, ascending) lacks: those cs lists or, when the store
+// forgot when some went, every one below uidNext that present lacks (RFC
+// 7162 5). The answer of VANISHED (EARLIER).
+func vanished(known store.UIDSet, cs *store.ChangeSet, present []store.UID, uidNext store.UID) store.UIDSet {
+	if cs.Forgotten {
+		return known.Absent(present, uidNext)
+	}
+	var uids []store.UID
+	for _, u := range cs.Expunged {
+		if _, there := slices.BinarySearch(present, u); known.Contains(u) && !there {
+			uids = append(uids, u)
+		}
+	}
+	return store.UIDSetOf(uids...)
+}
+
+// writeVanishedEarlier writes VANISHED (EARLIER) for uids, if any (RFC
+// 7162 3.2.10).
+func (c *conn) writeVanishedEarlier(uids store.UIDSet) {
+	if !uids.Empty() {
+		c.w.str("* VANISHED (EARLIER) " + uids.String() + "\r\n")
 	}
 }
 

@@ -830,9 +830,7 @@ func (ss *session) Changes(ctx context.Context, mailboxID int64, sinceModSeq sto
 		return &store.ChangeSet{Gone: true}, nil
 	}
 	cs.UIDNext, cs.HighestModSeq, cs.ForgottenTo = h.uidNext, h.modSeq, h.forgotten
-	if cs.Forgotten = sinceModSeq < h.forgotten; cs.Forgotten && cs.Present == nil {
-		cs.Present = []store.UID{}
-	}
+	cs.Forgotten = sinceModSeq < h.forgotten
 	ss.saw(mailboxID, cs.HighestModSeq, began)
 	slices.SortFunc(cs.Added, func(a, b store.MessageInfo) int { return cmp.Compare(a.UID, b.UID) })
 	slices.SortFunc(cs.Updated, func(a, b store.FlagUpdate) int { return cmp.Compare(a.UID, b.UID) })

@@ -893,19 +893,16 @@ func (ss *session) Changes(ctx context.Context, mailboxID int64, sinceModSeq sto
 			return err
 		}
 		defer tx.Rollback()
-		now := &store.CachedUIDs{MailboxID: mailboxID}
-		var messages int
-		err = tx.QueryRowContext(ctx, `SELECT uidvalidity, uidnext, modseq, messages, forgotten FROM mailbox WHERE id = ?`, mailboxID).
-			Scan(&now.UIDValidity, &now.UIDNext, &now.ModSeq, &messages, &cs.ForgottenTo)
+		now, messages, forgotten, err := readHead(ctx, tx, mailboxID)
 		if errors.Is(err, sql.ErrNoRows) {
 			cs.Gone = true
 			return nil
 		} else if err != nil {
 			return err
 		}
-		cs.UIDNext, cs.HighestModSeq = now.UIDNext, now.ModSeq
-		if sinceModSeq < cs.ForgottenTo {
-			if err := ss.s.readUIDs(ctx, tx, now, messages, cs.ForgottenTo); err != nil {
+		cs.UIDNext, cs.HighestModSeq, cs.ForgottenTo = now.UIDNext, now.ModSeq, forgotten
+		if sinceModSeq < forgotten {
+			if err := ss.s.readUIDs(ctx, tx, now, messages, forgotten); err != nil {
 				return err
 			}
 			cs.Forgotten, cs.Present = true, slices.Clone(now.UIDs)

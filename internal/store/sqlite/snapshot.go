@@ -27,11 +27,7 @@ func (ss *session) Snapshot(ctx context.Context, mailboxID int64) (*store.Snapsh
 			return err
 		}
 		defer tx.Rollback()
-		now := &store.CachedUIDs{MailboxID: mailboxID}
-		var messages int
-		var forgotten store.ModSeq
-		err = tx.QueryRowContext(ctx, `SELECT uidvalidity, modseq, uidnext, messages, forgotten FROM mailbox WHERE id = ?`, mailboxID).
-			Scan(&now.UIDValidity, &now.ModSeq, &now.UIDNext, &messages, &forgotten)
+		now, messages, forgotten, err := readHead(ctx, tx, mailboxID)
 		if errors.Is(err, sql.ErrNoRows) {
 			return noMailbox(mailboxID)
 		} else if err != nil {
@@ -54,6 +50,17 @@ func (ss *session) Snapshot(ctx context.Context, mailboxID int64) (*store.Snapsh
 		return nil, fmt.Errorf("snapshot of mailbox %d: %w", mailboxID, err)
 	}
 	return snap, nil
+}
+
+// readHead reads what Snapshot and Changes need of a mailbox's row: its
+// counters, as a list for the UID cache without its UIDs, how many
+// messages it holds, and the MODSEQ its expunges are forgotten to. The
+// error is sql.ErrNoRows when the mailbox does not exist.
+func readHead(ctx context.Context, tx *sql.Tx, mailboxID int64) (now *store.CachedUIDs, messages int, forgotten store.ModSeq, err error) {
+	now = &store.CachedUIDs{MailboxID: mailboxID}
+	err = tx.QueryRowContext(ctx, `SELECT uidvalidity, modseq, uidnext, messages, forgotten FROM mailbox WHERE id = ?`, mailboxID).
+		Scan(&now.UIDValidity, &now.ModSeq, &now.UIDNext, &messages, &forgotten)
+	return now, messages, forgotten, err
 }
 
 // readUIDs fills now.UIDs with the mailbox's UIDs as tx sees them, given
