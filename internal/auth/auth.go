@@ -8,12 +8,14 @@
 package auth
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/config"
@@ -54,6 +56,9 @@ type Authenticator struct {
 	// checkPassword is CheckPassword; tests replace it to see which hash
 	// a login verified.
 	checkPassword func(hash, password string) (bool, error)
+	// checking holds a token for each password check running; its
+	// capacity is config.Auth.ConcurrentChecks.
+	checking chan struct{}
 
 	// Observe, if set before use, hears the result of every password
 	// check: "ok", "failed" or "locked_out" (for metrics).
@@ -120,6 +125,7 @@ func New(cfg config.Auth, st store.Store, log *slog.Logger) (*Authenticator, err
 		sleep:    sleepCtx,
 
 		checkPassword: CheckPassword,
+		checking:      make(chan struct{}, cmp.Or(cfg.ConcurrentChecks, runtime.NumCPU())),
 	}, nil
 }
 
@@ -138,8 +144,8 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 }
 
 // Login checks a name and plaintext password from a client at remote.
-// It returns ErrAuthFailed, ErrLockedOut, or a store error that
-// store.IsTemporary recognises.
+// It returns ErrAuthFailed, ErrLockedOut, a store error that
+// store.IsTemporary recognises, or ctx's error if ctx ends first.
 func (a *Authenticator) Login(ctx context.Context, remote netip.Addr, name, password string) (store.Account, error) {
 	name = store.CanonicalAccountName(name)
 	if err := a.checkLockout(ctx, remote, name); err != nil {
@@ -153,7 +159,15 @@ func (a *Authenticator) Login(ctx context.Context, remote netip.Addr, name, pass
 	case err != nil:
 		return store.Account{}, fmt.Errorf("look up %s: %w", name, err)
 	}
+	// A burst of logins queues for the checking slots rather than
+	// holding a hash's memory each.
+	select {
+	case a.checking <- struct{}{}:
+	case <-ctx.Done():
+		return store.Account{}, ctx.Err()
+	}
 	ok, err := a.checkPassword(cred.PasswordHash, password)
+	<-a.checking
 	if err != nil {
 		a.log.Error("stored password hash unusable", "account", name, "err", err)
 	}

@@ -139,6 +139,48 @@ func TestUnknownUserHashesOnce(t *testing.T) {
 	}
 }
 
+// TestChecksBounded: no more password hashes are verified at once than
+// auth.concurrent_checks; a login beyond them waits, and gives up when its
+// context ends, without starting a check.
+func TestChecksBounded(t *testing.T) {
+	cfg := testConfig()
+	cfg.ConcurrentChecks = 1
+	f := newFixture(t, cfg)
+	entered, release := make(chan string, 2), make(chan struct{})
+	f.auth.checkPassword = func(hash, password string) (bool, error) {
+		entered <- password
+		if password == "s3cret" {
+			<-release
+		}
+		return CheckPassword(hash, password)
+	}
+	first := make(chan error)
+	go func() {
+		_, err := f.auth.Login(context.Background(), client1, "alice@example.org", "s3cret")
+		first <- err
+	}()
+	if got := <-entered; got != "s3cret" {
+		t.Fatalf("first check was of %q", got)
+	}
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := f.auth.Login(gone, client2, "alice@example.org", "second"); !errors.Is(err, context.Canceled) {
+		t.Errorf("login waiting for a check, its context ended: %v, want context.Canceled", err)
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatalf("first login: %v", err)
+	}
+	select {
+	case got := <-entered:
+		t.Errorf("a check of %q ran beyond the one allowed", got)
+	default:
+	}
+	if _, err := f.auth.Login(context.Background(), client2, "alice@example.org", "s3cret"); err != nil {
+		t.Errorf("login once the check was free: %v", err)
+	}
+}
+
 func TestThrottle(t *testing.T) {
 	cfg := testConfig()
 	f := newFixture(t, cfg)

@@ -111,6 +111,12 @@ type Auth struct {
 	// PBKDF2 iterations for the SCRAM-SHA-256 verifiers (RFC 7677 asks
 	// for at least 4096).
 	SCRAMIterations int `toml:"scram_iterations"`
+	// Password hashes verified at once; further logins wait their turn.
+	// Each argon2id check holds argon2_memory KiB while it runs, so this
+	// bounds what a burst of logins (phones reconnecting together, or a
+	// guesser on many connections) can take. 0: one per CPU, as the
+	// checks are bound by CPU and more at once would not finish sooner.
+	ConcurrentChecks int `toml:"concurrent_checks"`
 	// Allow plaintext logins (LOGIN, USER/PASS, AUTH PLAIN) on connections
 	// without TLS from addresses other than loopback.
 	AllowPlaintext bool `toml:"allow_plaintext"`

@@ -113,6 +113,7 @@ func TestValidate(t *testing.T) {
 		{"no expunge kept", func(c *Config) { c.Store.KeptExpunges = 0 }, "store.kept_expunges"},
 		{"cert without key", func(c *Config) { c.TLS.Cert = "c.pem" }, "tls"},
 		{"bad scheme", func(c *Config) { c.Auth.Scheme = "md5" }, "auth.scheme"},
+		{"negative password checks", func(c *Config) { c.Auth.ConcurrentChecks = -1 }, "auth.concurrent_checks"},
 		{"no size limit", func(c *Config) { c.Limits.MaxMessageSize = -1 }, "limits.max_message_size"},
 		{"negative rate", func(c *Config) { c.Limits.CommandsPerSecond = -1 }, "limits.commands_per_second"},
 	}

@@ -85,6 +85,9 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("auth.scheme: %q is not argon2id or bcrypt", c.Auth.Scheme))
 	}
+	if c.Auth.ConcurrentChecks < 0 {
+		errs = append(errs, errors.New("auth.concurrent_checks: not negative"))
+	}
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		errs = append(errs, errors.New("tls: cert and key go together"))
 	}
