@@ -120,10 +120,14 @@ func (p *parser) xfetchAtt() fetchItem {
 	}
 	p.xtake("]")
 	if it.name != "BINARY.SIZE" && p.take("<") {
+		// RFC 9051 9: partial = "<" number64 "." nz-number64 ">"; RFC
+		// 3501's 32-bit numbers are a subset.
 		it.partial = true
-		it.origin = int64(p.xnumber())
+		it.origin = int64(p.xnumber64())
 		p.xtake(".")
-		it.count = int64(p.xnznumber())
+		if it.count = int64(p.xnumber64()); it.count == 0 {
+			p.xerrorf("expected non-zero number")
+		}
 		p.xtake(">")
 	}
 	return it

@@ -60,6 +60,9 @@ func TestFetchNoNUL(t *testing.T) {
 	checkFetches(t, c, []fetchCase{
 		{"FETCH 1 (BODY[])", "* 1 FETCH (BODY[] " + lit(mend(msg)) + ")"},
 		{"FETCH 1 (BODY[]<5.10>)", "* 1 FETCH (BODY[]<5> " + lit(mend(msg[5:15])) + ")"},
+		// RFC 9051 9: the partial's numbers are number64.
+		{"FETCH 1 (BODY[]<5.4294967296>)", "* 1 FETCH (BODY[]<5> " + lit(mend(msg[5:])) + ")"},
+		{"FETCH 1 (BODY[]<4294967296.10>)", "* 1 FETCH (BODY[]<4294967296> " + lit("") + ")"},
 		{"FETCH 1 (BODY[HEADER])", "* 1 FETCH (BODY[HEADER] " + lit(mend(header)) + ")"},
 		{"FETCH 1 (BODY[TEXT])", "* 1 FETCH (BODY[TEXT] " + lit(mend(text)) + ")"},
 		{"FETCH 1 (BODY[1])", "* 1 FETCH (BODY[1] " + lit("body\x80text") + ")"},
