@@ -859,11 +859,14 @@ func (c *conn) writeBodyStructure(p *message.Part, ext bool) {
 }
 
 // writeParams writes a body parameter list. Values are stored decoded
-// (RFC 2231 continuations and charsets undone, in UTF-8). A client that
-// takes UTF-8 (UTF8=ACCEPT, IMAP4rev2) gets them so; another gets a value
-// with non-ASCII characters as RFC 2231 writes it, NAME* with a
-// percent-encoded UTF-8 value, which MIME clients decode, rather than 8-bit
-// bytes it has no charset for (RFC 3501 4.3).
+// (RFC 2231 continuations and charsets undone, in UTF-8 where the
+// message named a charset the server knows); what is still not UTF-8, a
+// raw 8-bit value or one in an unknown charset, is read as ISO-8859-1,
+// as raw header text is. A client that takes UTF-8 (UTF8=ACCEPT,
+// IMAP4rev2) gets the values so; another gets a value with non-ASCII
+// characters as RFC 2231 writes it, NAME* with a percent-encoded UTF-8
+// value, which MIME clients decode, rather than 8-bit bytes it has no
+// charset for (RFC 3501 4.3).
 func (c *conn) writeParams(params []message.Param) {
 	w := c.w
 	if len(params) == 0 {
@@ -875,15 +878,16 @@ func (c *conn) writeParams(params []message.Param) {
 		if i > 0 {
 			w.byte(' ')
 		}
-		if !c.utf8 && !isASCII(p.Value) {
+		v := message.ValidUTF8(p.Value)
+		if !c.utf8 && !isASCII(v) {
 			w.upper(p.Name + "*")
 			w.byte(' ')
-			w.string(rfc2231Value(p.Value))
+			w.string(rfc2231Value(v))
 			continue
 		}
 		w.upper(p.Name)
 		w.byte(' ')
-		w.string(p.Value)
+		w.string(v)
 	}
 	w.byte(')')
 }

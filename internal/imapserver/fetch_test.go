@@ -39,6 +39,28 @@ func lit(s string) string { return fmt.Sprintf("{%d}\r\n%s", len(s), s) }
 // lit8 is a literal8.
 func lit8(s string) string { return "~" + lit(s) }
 
+// TestParamsNotUTF8: a parameter value that is not UTF-8 after decoding
+// (in a charset the server does not know, said to be UTF-8 but not, or
+// raw 8-bit) is read as ISO-8859-1, so an IMAP4rev1 client is not told
+// "utf-8" of bytes that are not, and a UTF-8 client gets valid UTF-8.
+func TestParamsNotUTF8(t *testing.T) {
+	e := newTestEnv(t)
+	part := func(param string) string {
+		return "--b\r\nContent-Type: application/octet-stream; " + param + "\r\n\r\nx\r\n"
+	}
+	e.deliver("INBOX", "From: a@example.org\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"+
+		part("name*=x-bogus''%E9t%E9.bin")+part("name*=utf-8''%E9t%E9.bin")+part("name=\"\xe9t\xe9.bin\"")+"--b--\r\n")
+	c := e.login()
+	c.mustOK("EXAMINE INBOX")
+	structure := func(param string) string {
+		p := `("APPLICATION" "OCTET-STREAM" (` + param + `) NIL NIL "7BIT" 1 NIL NIL NIL NIL)`
+		return `* 1 FETCH (BODYSTRUCTURE (` + p + p + p + ` "MIXED" ("BOUNDARY" "b") NIL NIL NIL))`
+	}
+	checkFetches(t, c, []fetchCase{{"FETCH 1 (BODYSTRUCTURE)", structure(`"NAME*" "utf-8''%C3%A9t%C3%A9.bin"`)}})
+	c.mustOK("ENABLE UTF8=ACCEPT")
+	checkFetches(t, c, []fetchCase{{"FETCH 1 (BODYSTRUCTURE)", structure(`"NAME" "été.bin"`)}})
+}
+
 // TestFetchNoNUL: NUL may travel in a literal8 only (RFC 9051 9: an
 // ordinary literal is CHAR8, %x01-ff; a quoted string holds no NUL
 // either). Every other literal, of a body section or of a string of

@@ -114,6 +114,15 @@ func appendText(b []byte, s string) []byte {
 	return b
 }
 
+// ValidUTF8 returns s as valid UTF-8, reading any byte that is not part
+// of a UTF-8 character as ISO-8859-1, as appendText does.
+func ValidUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return string(appendText(nil, s))
+}
+
 // DecodeHeaderValue decodes the RFC 2047 encoded words of a header value
 // into UTF-8, for SEARCH. It is tolerant where RFC 2047 is strict, as
 // readers of real mail must be:
