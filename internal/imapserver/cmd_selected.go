@@ -60,6 +60,7 @@ func (c *conn) cmdStore(cmd *command) {
 	if a.hasUnchanged {
 		c.enableCondstore()
 	}
+	viewed := sel.modSeq
 	set := c.xresolve(a.set, cmd.uid)
 	if set.Empty() {
 		return
@@ -79,11 +80,14 @@ func (c *conn) cmdStore(cmd *command) {
 	}
 	updated, failed := res.Updated, res.Failed
 	// .SILENT sends no flags: the client then knows a message's flags only
-	// if it knew them before the write, that is if nothing the view has
-	// not taken in yet changed the mailbox first (another session's flag
-	// change to the same message). Otherwise the sync after the command
-	// reports the flags, as RFC 9051 6.4.6 asks for changes made elsewhere.
-	known := !a.silent || res.Written.Prior == sel.modSeq
+	// if it knew them before the command, that is if nothing changed the
+	// mailbox between the view and the write: neither a change the view
+	// has not taken in (another session's, to the same message) nor one
+	// xresolve reported while catching up for UIDs beyond the view, whose
+	// flags the client could not tell from those after its write.
+	// Otherwise the sync after the command reports the flags, as RFC 9051
+	// 6.4.6 asks for changes made elsewhere.
+	known := !a.silent || res.Written.Prior == viewed
 	changed := map[store.UID]store.ModSeq{}
 	for _, u := range updated {
 		changed[u.UID] = u.ModSeq
@@ -124,7 +128,9 @@ func (c *conn) cmdStore(cmd *command) {
 		c.w.str(")\r\n")
 	}
 	switch {
-	case a.silent && !(c.condstore && len(changed) > 0):
+	case a.silent && (!known || !c.condstore || len(changed) == 0):
+		// Nothing now; when the flags are not known, the sync after the
+		// command reports them with their MODSEQs.
 	case a.silent:
 		for _, u := range updated {
 			report(u.UID, u.ModSeq, u.Flags)

@@ -234,6 +234,27 @@ func TestStoreSilentAfterOtherChange(t *testing.T) {
 			if !slices.ContainsFunc(got, func(l string) bool { return strings.HasPrefix(l, want) }) {
 				t.Errorf("after another session's change: %q, want a line starting %q", got, want)
 			}
+
+			// A UID set past the view makes the session catch up before
+			// the write, reporting the other session's change; the flags
+			// after the write must follow in the STORE's response (with
+			// their MODSEQ, RFC 7162 3.1.3), or the client is left with
+			// those from before it.
+			b.mustOK(`STORE 3 +FLAGS (\Flagged)`)
+			got = a.mustOK(`UID STORE 1:* FLAGS.SILENT (\Seen)`)
+			var last string
+			for _, l := range got {
+				if strings.HasPrefix(l, "* 3 FETCH") {
+					last = l
+				}
+			}
+			want = `* 3 FETCH (FLAGS (\Seen))`
+			if condstore {
+				want = `* 3 FETCH (UID 3 FLAGS (\Seen) MODSEQ (`
+			}
+			if !strings.HasPrefix(last, want) {
+				t.Errorf("UID STORE 1:* .SILENT after another session's change: %q, want the last of message 3 to start %q", got, want)
+			}
 		})
 	}
 }
