@@ -95,20 +95,27 @@ func (w *SpoolWriter) Write(p []byte) (int, error) {
 	if w.sp == nil {
 		return 0, errSpoolDone
 	}
-	norm := w.ends.Convert(p)
+	if err := w.put(w.ends.Convert(p)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// put spools norm, bytes with their line endings made CRLF.
+func (w *SpoolWriter) put(norm []byte) error {
 	w.size += int64(len(norm))
 	if w.s.MaxSize > 0 && w.size > w.s.MaxSize {
-		return 0, w.fail(ErrTooLarge)
+		return w.fail(ErrTooLarge)
 	}
 	if w.sp.file == nil && w.size > w.s.MemoryLimit {
 		if err := w.toFile(); err != nil {
-			return 0, w.fail(err)
+			return w.fail(err)
 		}
 	}
 	if err := w.write(norm); err != nil {
-		return 0, w.fail(err)
+		return w.fail(err)
 	}
-	return len(p), nil
+	return nil
 }
 
 // toFile moves the message from memory to a temporary file.
@@ -160,6 +167,9 @@ func (w *SpoolWriter) Finish() (*Spooled, error) {
 	}
 	if w.sp == nil {
 		return nil, errSpoolDone
+	}
+	if err := w.put(w.ends.End()); err != nil {
+		return nil, err
 	}
 	sp := w.sp
 	w.sp = nil

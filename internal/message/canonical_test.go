@@ -33,9 +33,11 @@ func TestCanonicalText(t *testing.T) {
 		{"line1\r\nline2\r\n", "line1\r\nline2\r\n"},
 		{"old\rmac\r", "old\r\nmac\r\n"},
 		{"\n\n", "\r\n\r\n"},
-		{"\r\r\n", "\r\n\r\n"},     // a bare CR, then CRLF
-		{"\n\r", "\r\n\r\n"},       // LF CR is two breaks, not one
-		{"a\r\n\nb", "a\r\n\r\nb"}, // CRLF, then a bare LF
+		{"\r\r\n", "\r\n"}, // CRs and an LF: one break
+		{"Subject: x\r\r\nFrom: y\r\r\n", "Subject: x\r\nFrom: y\r\n"}, // so a header does not end early
+		{"a\r\rb\r\r", "a\r\n\r\nb\r\n\r\n"},                           // CRs without an LF: a break each
+		{"\n\r", "\r\n\r\n"},                                           // LF CR is two breaks, not one
+		{"a\r\n\nb", "a\r\n\r\nb"},                                     // CRLF, then a bare LF
 		{"nul\x00\n", "nul\x00\r\n"},
 		{strings.Repeat("x", chunkSize-1) + "\r\n", strings.Repeat("x", chunkSize-1) + "\r\n"}, // CRLF across reads
 	}
@@ -47,8 +49,8 @@ func TestCanonicalText(t *testing.T) {
 }
 
 // FuzzCanonicalText: however the input is split into reads, the output
-// has no CR or LF outside a CRLF, and is the input with each bare CR or
-// LF made a CRLF.
+// has no CR or LF outside a CRLF, and is the input with its line breaks
+// made CRLF as LineEnds says.
 func FuzzCanonicalText(f *testing.F) {
 	for _, s := range []string{"a\nb\r\nc\rd", "\r\r\n\n\r", "plain"} {
 		f.Add(s)
@@ -66,8 +68,7 @@ func FuzzCanonicalText(f *testing.F) {
 				t.Fatalf("%q: bare LF at %d of %q", in, i, out)
 			}
 		}
-		// Each CRLF of the input stays, each other CR or LF becomes one.
-		want := strings.NewReplacer("\r\n", "\r\n", "\r", "\r\n", "\n", "\r\n").Replace(in)
+		want := canonical(in)
 		if out != want {
 			t.Fatalf("%q: got %q, want %q", in, out, want)
 		}

@@ -293,6 +293,9 @@ func (c *crlfReader) Read(p []byte) (int, error) {
 		}
 		n, err := c.r.Read(c.in)
 		c.out, c.err = c.ends.Convert(c.in[:n]), err
+		if err != nil {
+			c.out = append(c.out, c.ends.End()...)
+		}
 	}
 	n := copy(p, c.out)
 	c.out = c.out[n:]
