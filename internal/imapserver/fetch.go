@@ -43,10 +43,10 @@ func parseFetch(p *parser, cmd *command) any {
 	p.xspace()
 	switch {
 	case p.take("("):
-		for i := 0; !p.take(")"); i++ {
-			if i > 0 {
-				p.xspace()
-			}
+		// RFC 9051 9: at least one fetch-att.
+		a.items = append(a.items, p.xfetchAtt())
+		for !p.take(")") {
+			p.xspace()
 			a.items = append(a.items, p.xfetchAtt())
 		}
 	case p.take("ALL"):

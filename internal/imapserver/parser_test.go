@@ -108,6 +108,7 @@ func TestParseCommands(t *testing.T) {
 		{"a CREATE Sent (USE (\\Sent))\r\n", []string{"CREATE"}},
 		{"a ID NIL\r\nb ID (\"name\" \"x\" \"version\" NIL)\r\n", []string{"ID", "ID"}},
 		{"a FETCH 1 (BODY[]<4294967296.9223372036854775807>)\r\n", []string{"FETCH"}},
+		{"a FETCH 1 ()\r\nb FETCH 1 (UID )\r\n", []string{`BAD unknown FETCH item "" (at byte 11)`, `BAD unknown FETCH item "" (at byte 15)`}},
 		{"a FETCH 1 (BODY[]<3.0>)\r\nb FETCH 1 (BODY[]<0.9223372036854775808>)\r\n", []string{
 			`BAD expected non-zero number (at byte 21)`, `BAD number out of range (at byte 39)`}},
 		{"a LOGIN x\r\n", []string{`BAD expected " " (at byte 9)`}},

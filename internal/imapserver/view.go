@@ -207,9 +207,10 @@ func (c *conn) cmdSelect(cmd *command) {
 	a := cmd.args.(*selectArgs)
 	if c.sel != nil {
 		c.unselect()
-		if c.rev2 || c.qresync {
-			c.w.str("* OK [CLOSED] previous mailbox closed\r\n") // RFC 9051 7.1
-		}
+		// RFC 9051 7.1; RFC 7162 3.2.11 asks it of every server that
+		// offers QRESYNC, enabled or not, and other clients ignore a
+		// response code they do not know (RFC 3501 7.1).
+		c.w.str("* OK [CLOSED] previous mailbox closed\r\n")
 	}
 	if a.qresync != nil && !c.qresync {
 		xsyntaxErrorf("QRESYNC is not enabled") // RFC 7162 3.2.5
