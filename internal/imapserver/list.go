@@ -10,9 +10,16 @@ import (
 
 // matchPattern reports whether name matches a LIST pattern: "*" matches
 // anything, "%" anything but the hierarchy delimiter (RFC 9051 6.3.9).
-// It runs in time proportional to len(pattern)*len(name), whatever the
-// pattern.
+// INBOX, as a name or as the first level of one, matches in any case
+// ("inb*", "Inbox/%"), as the name INBOX does everywhere else (RFC 9051
+// 5.1). It runs in time proportional to len(pattern)*len(name), whatever
+// the pattern.
 func matchPattern(pattern, name string) bool {
+	// The octets of name, from the start, that match in any case.
+	folded := 0
+	if rest, ok := strings.CutPrefix(name, "INBOX"); ok && (rest == "" || rest[0] == store.HierarchyDelimiter) {
+		folded = len("INBOX")
+	}
 	// prev[j]: pattern[:i] matches name[:j].
 	prev := make([]bool, len(name)+1)
 	cur := make([]bool, len(name)+1)
@@ -27,12 +34,20 @@ func matchPattern(pattern, name string) bool {
 			case '%':
 				cur[j] = prev[j] || (cur[j-1] && name[j-1] != store.HierarchyDelimiter)
 			default:
-				cur[j] = prev[j-1] && name[j-1] == pc
+				c := name[j-1]
+				cur[j] = prev[j-1] && (c == pc || j <= folded && c == upperASCII(pc))
 			}
 		}
 		prev, cur = cur, prev
 	}
 	return prev[len(name)]
+}
+
+func upperASCII(c byte) byte {
+	if 'a' <= c && c <= 'z' {
+		return c - 'a' + 'A'
+	}
+	return c
 }
 
 // listItem is one candidate name of a LIST.
