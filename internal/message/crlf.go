@@ -4,31 +4,29 @@ import "bytes"
 
 // LineEnds follows the line breaks of a stream that arrives in chunks,
 // for the rule messages are stored and served by: a line ends in CRLF
-// (RFC 5322 2.1, RFC 2046 4.1.1), and a bare LF, a bare CR, or a run of
-// CRs and the LF that ends it is one line break in another form. CR CR
-// LF is what a program writing CRLF in text mode on Windows leaves, and
-// MTAs pass on: read as two breaks, in a header it would end the header
-// there. A break split between two chunks is one break. The zero value is
-// at the start of a stream; one LineEnds follows one stream.
+// (RFC 5322 2.1, RFC 2046 4.1.1), and a bare LF, a bare CR, or a CR CR
+// LF is one line break in another form. CR CR LF is what a program
+// writing CRLF in text mode on Windows leaves, and MTAs pass on: read as
+// two breaks, in a header it would end the header there. A break split
+// between two chunks is one break. The zero value is at the start of a
+// stream; one LineEnds follows one stream.
 type LineEnds struct {
 	// cr: the last octet taken was a CR, which Convert has written as
-	// CRLF already. crs counts the CRs taken after it, not written yet:
-	// with an LF after them they are part of its break, otherwise a
-	// break each.
-	cr  bool
-	crs int
-	buf []byte // Convert's output, reused
+	// CRLF already. held: a CR came right after it and waits, to be
+	// dropped with an LF after it or written as a break of its own.
+	cr, held bool
+	buf      []byte // Convert's output, reused
 }
 
 // Convert returns chunk with every line break made CRLF. A chunk that
 // needs no change, as SMTP and LMTP carry messages, comes back as it is,
 // uncopied; otherwise the result is in a buffer that the next call
 // reuses. A CR is written as CRLF at once, and an LF right after it, in
-// this chunk or the next, is then dropped; only the CRs after a CR wait,
-// until what follows them tells whether they are breaks of their own, so
-// End gives those a stream ends with.
+// this chunk or the next, is then dropped; only a CR right after a CR
+// waits for the next octet, so End gives its break if a stream ends
+// there.
 func (l *LineEnds) Convert(chunk []byte) []byte {
-	if l.cr && l.crs == 0 && len(chunk) > 0 && chunk[0] == '\n' {
+	if l.cr && !l.held && len(chunk) > 0 && chunk[0] == '\n' {
 		chunk, l.cr = chunk[1:], false
 	}
 	if !l.cr && crlfOnly(chunk) {
@@ -37,20 +35,20 @@ func (l *LineEnds) Convert(chunk []byte) []byte {
 	out := l.buf[:0]
 	for len(chunk) > 0 {
 		if l.cr {
-			i := 0
-			for i < len(chunk) && chunk[i] == '\r' {
-				i++
-			}
-			l.crs += i
-			if chunk = chunk[i:]; len(chunk) == 0 {
-				break
-			}
-			if chunk[0] == '\n' {
+			// What follows a CR already written as a break.
+			switch c := chunk[0]; {
+			case c == '\n': // its LF, or the LF of CR CR LF
 				chunk = chunk[1:]
-			} else {
-				out = appendBreaks(out, l.crs)
+				l.cr, l.held = false, false
+			case l.held: // the CR held is a break of its own
+				out = append(out, '\r', '\n')
+				l.held = false
+			case c == '\r':
+				chunk = chunk[1:]
+				l.held = true
+			default:
+				l.cr = false
 			}
-			l.cr, l.crs = false, 0
 			continue
 		}
 		// The first CR or LF: two searches for one byte each are much
@@ -76,24 +74,21 @@ func (l *LineEnds) Convert(chunk []byte) []byte {
 	return out
 }
 
-// End returns the line breaks still owed at the end of the stream: those
-// of CRs that came after a CR with nothing after them.
+// End returns the line break still owed at the end of the stream: that
+// of a CR held after a CR.
 func (l *LineEnds) End() []byte {
-	n := l.crs
-	l.cr, l.crs = false, 0
-	return appendBreaks(nil, n)
-}
-
-func appendBreaks(b []byte, n int) []byte {
-	for range n {
-		b = append(b, '\r', '\n')
+	held := l.held
+	l.cr, l.held = false, false
+	if held {
+		return []byte("\r\n")
 	}
-	return b
+	return nil
 }
 
 // Bare reports whether chunk, coming after the chunks before it, holds a
-// bare CR or LF, one Convert would change. A CR at its very end is bare only if the next chunk does
-// not begin with LF; BareAtEnd tells, once there is none.
+// bare CR or LF, one Convert would change. A CR at its very end is bare
+// only if the next chunk does not begin with LF; BareAtEnd tells, once
+// there is none.
 func (l *LineEnds) Bare(chunk []byte) bool {
 	if len(chunk) == 0 {
 		return false

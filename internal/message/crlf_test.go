@@ -8,26 +8,21 @@ import (
 	"testing"
 )
 
-// canonical is the rule spelt byte by byte: a run of CRs and the LF
-// after it are one CRLF, as is a bare LF or a CR no LF follows.
+// canonical is the rule spelt byte by byte: CRLF, CR CR LF, a bare CR
+// and a bare LF are each one CRLF.
 func canonical(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '\r':
-			j := i + 1
-			for j < len(s) && s[j] == '\r' {
-				j++
-			}
-			if j < len(s) && s[j] == '\n' {
-				i = j
-			}
-			b.WriteString("\r\n")
-		case '\n':
-			b.WriteString("\r\n")
-		default:
+		switch {
+		case strings.HasPrefix(s[i:], "\r\r\n"):
+			i += 2
+		case strings.HasPrefix(s[i:], "\r\n"):
+			i++
+		case s[i] != '\r' && s[i] != '\n':
 			b.WriteByte(s[i])
+			continue
 		}
+		b.WriteString("\r\n")
 	}
 	return b.String()
 }
