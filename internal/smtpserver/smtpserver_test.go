@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,8 +14,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/emersion/go-smtp"
 
 	"github.com/buzon-mail/buzon/internal/clienttest"
 	"github.com/buzon-mail/buzon/internal/delivery"
@@ -128,45 +125,27 @@ const testMessage = "From: carol@example.net\r\nTo: alice@example.org\r\nSubject
 func TestPerRecipientStatus(t *testing.T) {
 	f := newFixture(t, 0)
 	// Fill bob's one-message quota first.
-	deliver(t, f.addr, []string{"bob@example.org"}, testMessage)
+	if err := deliver(t, f.addr, []string{"bob@example.org"}, testMessage); err != nil {
+		t.Fatal(err)
+	}
 
-	conn, err := net.Dial("tcp", f.addr)
-	if err != nil {
-		t.Fatal(err)
+	l := dialLMTP(t, f.addr)
+	l.cmd("LHLO client.example.net")
+	rcptReplies, dataReplies := l.transaction("carol@example.net", []string{"nobody@example.org", "alice@example.org", "Alice+news@Example.ORG", "bob@example.org"}, testMessage)
+	if r := rcptReplies[0]; !strings.HasPrefix(r, "550 5.1.1 ") {
+		t.Fatalf("unknown recipient: %q", r)
 	}
-	c := smtp.NewClientLMTP(conn)
-	defer c.Close()
-	if err := c.Hello("client.example.net"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Mail("carol@example.net", nil); err != nil {
-		t.Fatal(err)
-	}
-	var se *smtp.SMTPError
-	if err := c.Rcpt("nobody@example.org", nil); !errors.As(err, &se) || se.Code != 550 || se.EnhancedCode != (smtp.EnhancedCode{5, 1, 1}) {
-		t.Fatalf("unknown recipient: %v", err)
-	}
-	for _, rcpt := range []string{"alice@example.org", "Alice+news@Example.ORG", "bob@example.org"} {
-		if err := c.Rcpt(rcpt, nil); err != nil {
-			t.Fatalf("RCPT %s: %v", rcpt, err)
+	for i, r := range rcptReplies[1:] {
+		if !strings.HasPrefix(r, "250 ") {
+			t.Fatalf("RCPT %d: %q", i+2, r)
 		}
 	}
-	w, err := c.Data()
-	if err != nil {
-		t.Fatal(err)
+	if len(dataReplies) != 3 {
+		t.Fatalf("replies after DATA: %q, want 3", dataReplies)
 	}
-	io.WriteString(w, testMessage)
-	statuses, err := w.CloseWithLMTPResponse()
-	var lerr smtp.LMTPDataError
-	if !errors.As(err, &lerr) {
-		t.Fatalf("want a per-recipient failure, got statuses %v err %v", statuses, err)
-	}
-	if e := lerr["bob@example.org"]; e == nil || e.Code != 552 || e.EnhancedCode != (smtp.EnhancedCode{5, 2, 2}) {
-		t.Errorf("bob over quota: %v", e)
-	}
-	for _, ok := range []string{"alice@example.org", "Alice+news@Example.ORG"} {
-		if lerr[ok] != nil {
-			t.Errorf("%s: %v", ok, lerr[ok])
+	for i, want := range []string{"250 2.0.0 <alice@example.org> ", "250 2.0.0 <Alice+news@Example.ORG> ", "552 5.2.2 <bob@example.org> "} {
+		if !strings.HasPrefix(dataReplies[i], want) {
+			t.Errorf("reply %d after DATA: %q, want %q", i+1, dataReplies[i], want)
 		}
 	}
 	if got := f.inbox(t, "alice@example.org"); len(got) != 2 || got[0] != testMessage || got[1] != testMessage {
@@ -177,16 +156,27 @@ func TestPerRecipientStatus(t *testing.T) {
 	}
 }
 
+// deliver sends msg to rcpts in one transaction and returns nil if every
+// recipient took it, else an error naming the first reply that was not
+// 250.
 func deliver(t *testing.T, addr string, rcpts []string, msg string) error {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
+	l := dialLMTP(t, addr)
+	l.cmd("LHLO client.example.net")
+	rcptReplies, dataReplies := l.transaction("carol@example.net", rcpts, msg)
+	for _, r := range append(rcptReplies, dataReplies...) {
+		if !strings.HasPrefix(r, "250 ") {
+			return replyError(r)
+		}
 	}
-	c := smtp.NewClientLMTP(conn)
-	defer c.Close()
-	return c.SendMail("carol@example.net", rcpts, strings.NewReader(msg))
+	l.cmd("QUIT")
+	return nil
 }
+
+// replyError is a reply that was not the 250 a test hoped for.
+type replyError string
+
+func (e replyError) Error() string { return string(e) }
 
 // TestLineTooLong: a message with a line over the limit is refused for
 // good, for every recipient, rather than put off: trying again would not
@@ -195,8 +185,7 @@ func TestLineTooLong(t *testing.T) {
 	f := newFixture(t, 1<<20)
 	msg := testMessage + strings.Repeat("x", 70000) + "\r\n"
 	err := deliver(t, f.addr, []string{"alice@example.org"}, msg)
-	var se *smtp.SMTPError
-	if !errors.As(err, &se) || se.Code/100 != 5 {
+	if err == nil || !strings.HasPrefix(err.Error(), "554 5.6.0 ") {
 		t.Fatalf("message with a 70,000-byte line: %v, want a permanent refusal", err)
 	}
 	if got := f.inbox(t, "alice@example.org"); len(got) != 0 {
@@ -207,8 +196,7 @@ func TestLineTooLong(t *testing.T) {
 func TestTooLarge(t *testing.T) {
 	f := newFixture(t, 1000)
 	err := deliver(t, f.addr, []string{"alice@example.org"}, testMessage+strings.Repeat("xxxxxxxxx\r\n", 200))
-	var se *smtp.SMTPError
-	if !errors.As(err, &se) || se.Code != 552 || se.EnhancedCode != (smtp.EnhancedCode{5, 3, 4}) {
+	if err == nil || !strings.HasPrefix(err.Error(), "552 5.3.4 ") {
 		t.Fatalf("oversized message: %v", err)
 	}
 	if got := f.inbox(t, "alice@example.org"); len(got) != 0 {
@@ -249,41 +237,24 @@ func TestPythonLMTP(t *testing.T) {
 // temporary failure that would have the MTA retry for days.
 func TestRecipientDeletedBeforeData(t *testing.T) {
 	f := newFixture(t, 0)
-	conn, err := net.Dial("tcp", f.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := smtp.NewClientLMTP(conn)
-	defer c.Close()
-	if err := c.Hello("client.example.net"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Mail("carol@example.net", nil); err != nil {
-		t.Fatal(err)
-	}
-	for _, rcpt := range []string{"alice@example.org", "bob@example.org"} {
-		if err := c.Rcpt(rcpt, nil); err != nil {
-			t.Fatalf("RCPT %s: %v", rcpt, err)
+	l := dialLMTP(t, f.addr)
+	for _, line := range []string{"LHLO client.example.net", "MAIL FROM:<carol@example.net>", "RCPT TO:<alice@example.org>", "RCPT TO:<bob@example.org>"} {
+		if r := l.cmd(line); !strings.HasPrefix(r, "250 ") {
+			t.Fatalf("%s: %q", line, r)
 		}
 	}
 	if err := f.st.DeleteAccount(context.Background(), "bob@example.org"); err != nil {
 		t.Fatal(err)
 	}
-	w, err := c.Data()
-	if err != nil {
-		t.Fatal(err)
+	if r := l.cmd("DATA"); !strings.HasPrefix(r, "354 ") {
+		t.Fatalf("DATA: %q", r)
 	}
-	io.WriteString(w, testMessage)
-	_, err = w.CloseWithLMTPResponse()
-	var lerr smtp.LMTPDataError
-	if !errors.As(err, &lerr) {
-		t.Fatalf("want a per-recipient failure, got %v", err)
+	l.send(dotStuff(testMessage) + ".\r\n")
+	if r := l.reply(); !strings.HasPrefix(r, "250 ") {
+		t.Errorf("alice: %q", r)
 	}
-	if e := lerr["bob@example.org"]; e == nil || e.Code != 550 || e.EnhancedCode != (smtp.EnhancedCode{5, 1, 1}) {
-		t.Errorf("deleted recipient: %v", e)
-	}
-	if lerr["alice@example.org"] != nil {
-		t.Errorf("alice: %v", lerr["alice@example.org"])
+	if r := l.reply(); !strings.HasPrefix(r, "550 5.1.1 <bob@example.org> ") {
+		t.Errorf("deleted recipient: %q", r)
 	}
 }
 
@@ -441,6 +412,41 @@ func TestDuplicateRecipient(t *testing.T) {
 	}
 }
 
+// dotStuff returns msg (CRLF lines) dot-stuffed (RFC 5321 4.5.2).
+func dotStuff(msg string) string {
+	return strings.ReplaceAll("\r\n"+msg, "\r\n.", "\r\n..")[2:]
+}
+
+// transaction runs MAIL, a RCPT per recipient and, when one was
+// accepted, DATA with msg. It returns the replies to the RCPTs and those
+// after the data, one per accepted recipient.
+func (l *rawLMTP) transaction(from string, rcpts []string, msg string) (rcptReplies, dataReplies []string) {
+	l.t.Helper()
+	if r := l.cmd("MAIL FROM:<" + from + ">"); !strings.HasPrefix(r, "250 ") {
+		l.t.Fatalf("MAIL: %q", r)
+	}
+	accepted := 0
+	for _, rcpt := range rcpts {
+		r := l.cmd("RCPT TO:<" + rcpt + ">")
+		rcptReplies = append(rcptReplies, r)
+		if strings.HasPrefix(r, "250 ") {
+			accepted++
+		}
+	}
+	if accepted == 0 {
+		l.cmd("RSET")
+		return rcptReplies, nil
+	}
+	if r := l.cmd("DATA"); !strings.HasPrefix(r, "354 ") {
+		l.t.Fatalf("DATA: %q", r)
+	}
+	l.send(dotStuff(msg) + ".\r\n")
+	for range accepted {
+		dataReplies = append(dataReplies, l.reply())
+	}
+	return rcptReplies, dataReplies
+}
+
 // lmtpSession sends lines (each must be answered 250), then DATA and msg,
 // and returns the replies that follow the data: those before the reply
 // to a NOOP sent after it.
@@ -455,8 +461,7 @@ func lmtpSession(t *testing.T, addr string, lines []string, msg string) []string
 	if r := l.cmd("DATA"); !strings.HasPrefix(r, "354") {
 		t.Fatalf("DATA: %q", r)
 	}
-	stuffed := strings.ReplaceAll("\r\n"+msg, "\r\n.", "\r\n..")[2:] // RFC 5321 4.5.2
-	l.send(stuffed + ".\r\nNOOP\r\n")
+	l.send(dotStuff(msg) + ".\r\nNOOP\r\n")
 	var got []string
 	for {
 		r := l.reply()

@@ -1,0 +1,87 @@
+package smtpserver
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/buzon-mail/buzon/internal/delivery"
+)
+
+// reply is one LMTP reply line: a code (RFC 5321 4.2), an enhanced
+// status code (RFC 3463; sent on every reply that has a class for it,
+// RFC 2034 3) and text. Command code raises one with xreply; the parsers
+// return them as errors.
+type reply struct {
+	code int
+	// enh is the enhanced status code; zero for replies that carry none
+	// (the greeting, LHLO's, 354: RFC 3463 has no class 3).
+	enh  [3]int
+	text string
+}
+
+func (r reply) Error() string { return r.String() }
+
+// String is the reply as sent, CRLF included.
+func (r reply) String() string {
+	return string(r.appendTo(nil, ' '))
+}
+
+// appendTo appends the reply line to b, sep after the code: ' ' for the
+// last line of a reply, '-' for the others.
+func (r reply) appendTo(b []byte, sep byte) []byte {
+	b = strconv.AppendInt(b, int64(r.code), 10)
+	b = append(b, sep)
+	if r.enh != [3]int{} {
+		b = strconv.AppendInt(b, int64(r.enh[0]), 10)
+		b = append(b, '.')
+		b = strconv.AppendInt(b, int64(r.enh[1]), 10)
+		b = append(b, '.')
+		b = strconv.AppendInt(b, int64(r.enh[2]), 10)
+		b = append(b, ' ')
+	}
+	b = append(b, r.text...)
+	return append(b, '\r', '\n')
+}
+
+// xreply ends the command with a reply.
+func xreply(code int, enh [3]int, format string, args ...any) {
+	panic(reply{code, enh, fmt.Sprintf(format, args...)})
+}
+
+// abortError ends the session; whatever the client was to hear has been
+// written.
+type abortError struct{ err error }
+
+// xabort ends the session.
+func xabort(err error) {
+	panic(abortError{err})
+}
+
+// Replies used in more than one place.
+var (
+	replyShuttingDown = reply{421, [3]int{4, 3, 2}, "shutting down; try again later"}
+	replyLineTooLong  = reply{500, [3]int{5, 5, 2}, "line too long"}
+	// RFC 5321 4.5.3.1.8: the data of a message with a line over
+	// MaxLineLength. Trying again will not shorten it, so the refusal
+	// is permanent (RFC 5321 4.2.1).
+	replyDataLineTooLong = reply{554, [3]int{5, 6, 0}, "message has a line too long to take; limits.max_line_length bounds it"}
+	// RFC 1870 6.1: SIZE= over the limit, or data that passed it.
+	replyTooLarge = reply{552, [3]int{5, 3, 4}, "message size exceeds fixed maximum message size"}
+)
+
+// errLineTooLong is a message line over MaxLineLength.
+var errLineTooLong = errors.New("message line too long")
+
+// deliveryReply turns the outcome of a delivery (or of the spooling
+// before it) into the reply a recipient gets.
+func deliveryReply(err error) reply {
+	switch {
+	case errors.Is(err, errLineTooLong):
+		return replyDataLineTooLong
+	case errors.Is(err, delivery.ErrTooLarge):
+		return replyTooLarge
+	}
+	o := delivery.Classify(err)
+	return reply{o.Code, o.Enhanced, o.Text}
+}
