@@ -58,11 +58,11 @@ func xabort(err error) {
 	panic(abortError{err})
 }
 
-// Replies used in more than one place.
+// Replies named for what they refuse.
 var (
 	replyShuttingDown = reply{421, [3]int{4, 3, 2}, "shutting down; try again later"}
-	replyLineTooLong  = reply{500, [3]int{5, 5, 2}, "line too long"}
-	// RFC 5321 4.5.3.1.8: the data of a message with a line over
+	replyLineTooLong  = reply{500, [3]int{5, 5, 2}, "line too long"} // RFC 5321 4.5.3.1.4
+	// RFC 5321 4.5.3.1.6: the data of a message with a line over
 	// MaxLineLength. Trying again will not shorten it, so the refusal
 	// is permanent (RFC 5321 4.2.1).
 	replyDataLineTooLong = reply{554, [3]int{5, 6, 0}, "message has a line too long to take; limits.max_line_length bounds it"}
