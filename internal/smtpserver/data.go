@@ -11,16 +11,22 @@ import (
 
 // dotScanner finds the end of DATA's message, the line holding only a
 // dot (RFC 5321 4.1.1.4), and undoes dot-stuffing (RFC 5321 4.5.2), over
-// input that arrives in pieces of any size. A line ends at LF, however
-// many CRs come before it: after "line\r\r\n" the next line starts, so it
-// may be the end of the data or have a dot to remove. The dot line may
-// have CRs before its LF too (".\r\n", ".\n", ".\r\r\n").
+// input that arrives in pieces of any size. A line ends at CRLF, which
+// may have more CRs before it: after "line\r\r\n" the next line starts,
+// so it may be the end of the data or have a dot to remove, and the dot
+// line may be ".\r\r\n". A bare LF does not end a line: a sender that
+// keeps LF within lines does not stuff a dot after one, so "\n.\n" read
+// as the end would let the rest of a message pass for commands (the
+// smuggling of RFC 5321 4.1.1.4's CRLF.CRLF).
 //
 // The zero dotScanner is at the start of a line, as the data is after the
 // 354 reply.
 type dotScanner struct {
 	// inLine says the scanner is past the start of a line.
 	inLine bool
+	// cr says the last octet of the line so far was a CR, for an LF that
+	// comes first in the next piece.
+	cr bool
 	// dot says the line started with a dot, and only CRs came since.
 	dot bool
 	// crs counts those CRs: data unless an LF follows.
@@ -44,17 +50,19 @@ func (d *dotScanner) scan(buf []byte, put func([]byte)) (int, bool) {
 				i++
 				continue
 			case '\n':
-				return i + 1, true
+				if d.crs > 0 {
+					return i + 1, true
+				}
 			}
 			// A stuffed dot: it goes, the CRs after it stay.
-			d.dot = false
+			d.dot, d.cr = false, d.crs > 0
 			for d.crs > 0 {
 				n := min(d.crs, len(crRun))
 				put([]byte(crRun[:n]))
 				d.crs -= n
 			}
 		case !d.inLine:
-			d.inLine = true
+			d.inLine, d.cr = true, false
 			if buf[i] == '.' {
 				d.dot = true
 				i++
@@ -68,10 +76,16 @@ func (d *dotScanner) scan(buf []byte, put func([]byte)) (int, bool) {
 			j := bytes.IndexByte(buf[i:], '\n')
 			if j < 0 {
 				i = len(buf)
+				d.cr = buf[i-1] == '\r'
 				break
 			}
-			i += j + 1
-			if i == len(buf) || buf[i] == '.' {
+			lf := i + j
+			crlf := d.cr
+			if lf > start {
+				crlf = buf[lf-1] == '\r'
+			}
+			i, d.cr = lf+1, false
+			if crlf && (i == len(buf) || buf[i] == '.') {
 				d.inLine = false
 				break
 			}

@@ -10,19 +10,20 @@ import (
 )
 
 // unstuffLines is the reading of DATA the dotScanner must agree with,
-// written line by line: a line ends at LF; a line of a dot and any CRs
-// ends the data; a line starting with a dot loses it (RFC 5321 4.5.2).
-// It returns the message and whether the data ended.
+// written line by line: a line ends at CRLF (which may have more CRs
+// before it); a line of a dot and CRs ends the data; a line starting
+// with a dot loses it (RFC 5321 4.5.2). It returns the message and
+// whether the data ended.
 func unstuffLines(in []byte) ([]byte, bool) {
 	var out []byte
 	for len(in) > 0 {
 		line := in
-		if j := bytes.IndexByte(in, '\n'); j >= 0 {
-			line = in[:j+1]
+		if j := bytes.Index(in, []byte("\r\n")); j >= 0 {
+			line = in[:j+2]
 		}
 		in = in[len(line):]
 		if line[0] == '.' {
-			if line[len(line)-1] == '\n' && len(bytes.TrimLeft(line[1:len(line)-1], "\r")) == 0 {
+			if bytes.HasSuffix(line, []byte("\r\n")) && len(bytes.TrimLeft(line[1:len(line)-1], "\r")) == 0 {
 				return out, true
 			}
 			line = line[1:]
@@ -66,7 +67,10 @@ func TestDotScanner(t *testing.T) {
 		// The go-smtp bug: after CR CR LF the next line is a line.
 		{"CR CR LF then the end", "Subject: x\r\n\r\nline\r\r\n.\r\nNOOP\r\n", "Subject: x\r\n\r\nline\r\r\n", true, "NOOP\r\n"},
 		{"CR CR LF then a stuffed dot", "line\r\r\n..x\r\n.\r\n", "line\r\r\n.x\r\n", true, ""},
-		{"bare LF lines", "a\n..b\n.\n", "a\n.b\n", true, ""},
+		// A bare LF ends no line: no end of data, no dot to remove.
+		{"bare LF lines", "a\n..b\n.\n", "a\n..b\n.\n", false, ""},
+		{"no smuggling", "a\n.\nMAIL FROM:<x@example.org>\r\n.\r\nNOOP\r\n", "a\n.\nMAIL FROM:<x@example.org>\r\n", true, "NOOP\r\n"},
+		{"a dot and a bare LF", "x\r\n.\nb\r\n.\r\n", "x\r\n\nb\r\n", true, ""},
 		{"dot line with CRs", "a\r\n.\r\r\r\n", "a\r\n", true, ""},
 		{"a dot and CRs and text", "a\r\n.\r\rb\r\n.\r\n", "a\r\n\r\rb\r\n", true, ""},
 		{"dot not at a line start", "a.\r\n.b.\r\n.\r\n", "a.\r\nb.\r\n", true, ""},
