@@ -29,6 +29,7 @@ import (
 
 	"github.com/buzon-mail/buzon/internal/auth"
 	"github.com/buzon-mail/buzon/internal/config"
+	"github.com/buzon-mail/buzon/internal/server"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
@@ -200,8 +201,7 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 				return ErrServerClosed
 			default:
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if server.TemporaryAcceptError(err) {
 				tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
 				time.Sleep(tempDelay)
 				continue

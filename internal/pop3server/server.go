@@ -26,11 +26,11 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/auth"
 	"github.com/buzon-mail/buzon/internal/config"
+	"github.com/buzon-mail/buzon/internal/server"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
@@ -186,7 +186,7 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 			if s.closing.Load() {
 				return ErrServerClosed
 			}
-			if temporaryAcceptError(err) {
+			if server.TemporaryAcceptError(err) {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				s.log.Warn("pop3 accept", "err", err, "retry", backoff)
 				time.Sleep(backoff)
@@ -205,15 +205,6 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 			c.serve()
 		}()
 	}
-}
-
-// temporaryAcceptError reports whether an Accept error may pass (too many
-// open files, a connection aborted before it was accepted), so Serve waits
-// instead of giving up.
-func temporaryAcceptError(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout() ||
-		errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ECONNABORTED)
 }
 
 func (s *Server) track(l net.Listener) bool {

@@ -106,7 +106,7 @@ func (l *Listener) acceptLoop() {
 	for {
 		c, err := l.inner.Accept()
 		if err != nil {
-			if temporaryAcceptError(err) {
+			if TemporaryAcceptError(err) {
 				// Out of file descriptors and the like: back off, as
 				// net/http does, rather than spin or give up.
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
@@ -122,11 +122,11 @@ func (l *Listener) acceptLoop() {
 	}
 }
 
-// temporaryAcceptError reports whether an accept error may go away by
-// itself: the process or system out of file descriptors (EMFILE, ENFILE,
+// TemporaryAcceptError reports whether an accept error may go away by
+// itself, so an accept loop waits and tries again rather than giving up: the process or system out of file descriptors (EMFILE, ENFILE,
 // ENOBUFS, ENOMEM) or a connection reset before it was accepted
 // (ECONNABORTED), or a timeout.
-func temporaryAcceptError(err error) bool {
+func TemporaryAcceptError(err error) bool {
 	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED} {
 		if errors.Is(err, errno) {
 			return true

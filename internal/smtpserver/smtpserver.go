@@ -10,15 +10,14 @@ package smtpserver
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/delivery"
+	"github.com/buzon-mail/buzon/internal/server"
 )
 
 // Config configures an LMTP server. Deliverer and Spooler are required;
@@ -125,7 +124,7 @@ func (s *Server) Serve(l net.Listener) error {
 			if s.closing.Load() {
 				return nil
 			}
-			if temporaryAcceptError(err) {
+			if server.TemporaryAcceptError(err) {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				s.log.Warn("lmtp accept", "err", err, "retry", backoff)
 				time.Sleep(backoff)
@@ -147,15 +146,6 @@ func (s *Server) Serve(l net.Listener) error {
 			c.serve()
 		}()
 	}
-}
-
-// temporaryAcceptError reports whether an Accept error may pass (too many
-// open files, a connection aborted before it was accepted), so Serve waits
-// instead of giving up.
-func temporaryAcceptError(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout() ||
-		errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ECONNABORTED)
 }
 
 func (s *Server) track(l net.Listener) bool {
