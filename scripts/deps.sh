@@ -14,6 +14,7 @@ packages=(
 	getmail6       # POP3 and IMAP download into a Maildir
 	mpop
 	mutt           # reads the fetch client's Maildir and mbox output
+	swaks          # an LMTP client with PIPELINING
 	openssl
 	procps         # pgrep/ps for the benchmark and peer scripts
 	postgresql     # initdb/pg_ctl for a throwaway cluster

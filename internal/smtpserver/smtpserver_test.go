@@ -232,6 +232,37 @@ func TestPythonLMTP(t *testing.T) {
 	}
 }
 
+// TestSwaksLMTP delivers with swaks, the SMTP test tool, speaking LMTP with
+// PIPELINING: MAIL, both RCPTs and DATA go in one write, and each
+// recipient gets its own answer, the unknown one 550 at RCPT.
+func TestSwaksLMTP(t *testing.T) {
+	swaks := clienttest.Need(t, "swaks", "swaks")
+	f := newFixture(t, 0)
+	cmd := exec.Command(swaks, "--protocol", "LMTP", "--server", f.addr, "--pipeline",
+		"--from", "carol@example.net", "--to", "alice@example.org,nobody@example.org", "--data", "-")
+	cmd.Stdin = strings.NewReader(testMessage)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("swaks: %v\n%s", err, out)
+	}
+	// swaks marks the answers it takes for refusals with "<**".
+	for _, want := range []string{
+		"<-  250 2.1.5 recipient <alice@example.org> OK",
+		"<** 550 5.1.1 <nobody@example.org> ",
+		"<-  250 2.0.0 <alice@example.org> delivered",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("swaks's transcript lacks %q:\n%s", want, out)
+		}
+	}
+	// swaks ends the data it is given with a line break of its own, and
+	// stuffs the leading dot, which must arrive unstuffed.
+	got := f.inbox(t, "alice@example.org")
+	if want := testMessage + "\r\n"; len(got) != 1 || got[0] != want {
+		t.Errorf("alice's INBOX: %q, want %q", got, []string{want})
+	}
+}
+
 // TestRecipientDeletedBeforeData: an account accepted at RCPT and deleted
 // before DATA gets a permanent 550, as an unknown one does, not a
 // temporary failure that would have the MTA retry for days.
