@@ -244,23 +244,23 @@ func (c *conn) cmdHELP(string) {
 func (c *conn) cmdQUIT(string) {
 	c.endTx()
 	c.writeReply(reply{221, [3]int{2, 0, 0}, c.srv.cfg.Hostname + " closing connection"})
-	c.leaving = true
+	c.leaving, c.quit = true, true
 }
 
 // newData starts taking a transaction's message, with the Return-Path
 // line above it when the server adds one.
 func (c *conn) newData() *msgData {
-	sp := c.srv.cfg.Spooler
+	// msgData holds the message to the size limit as the client sent it
+	// (RFC 1870 5). The spool's own limit would count it with line
+	// endings made CRLF and the Return-Path line added, and refuse a
+	// message of bare CRs or LFs that SIZE= had declared within it.
+	sp := *c.srv.cfg.Spooler // a Spooler is its settings only
+	sp.MaxSize = 0
 	var field string
 	if c.srv.cfg.ReturnPath {
 		// RFC 5321 4.4; the path came on a command line, which holds no
 		// control bytes.
 		field = "Return-Path: <" + c.from.mailbox + ">\r\n"
-		if sp.MaxSize > 0 {
-			own := *sp // a Spooler is its settings only
-			own.MaxSize += int64(len(field))
-			sp = &own
-		}
 	}
 	m := &msgData{w: sp.Writer(nil), limit: c.srv.cfg.MaxMessageSize, maxLine: c.srv.cfg.MaxLineLength}
 	if field != "" {

@@ -46,8 +46,9 @@ type conn struct {
 	// between transactions.
 	busy atomic.Bool
 	// leaving says the session ends after the replies written so far:
-	// QUIT, or a transaction ended during Shutdown.
-	leaving bool
+	// QUIT (quit: 221 said), or a transaction ended during Shutdown, which
+	// is told 421 (RFC 5321 3.8).
+	leaving, quit bool
 
 	// The transaction, from MAIL on.
 
@@ -159,6 +160,9 @@ func (c *conn) serve() {
 			c.readFailed(err)
 		}
 		c.execute(line)
+	}
+	if !c.quit {
+		c.writeReply(replyShuttingDown)
 	}
 	c.flush()
 	c.lingeringClose()

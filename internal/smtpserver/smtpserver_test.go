@@ -328,6 +328,10 @@ func TestShutdown(t *testing.T) {
 	if l, _ := busyR.ReadString('\n'); !strings.HasPrefix(l, "250 ") {
 		t.Errorf("transaction in flight: %q", l)
 	}
+	// Then the goodbye, before the connection closes (RFC 5321 3.8).
+	if l, _ := busyR.ReadString('\n'); !strings.HasPrefix(l, "421 4.3.2") {
+		t.Errorf("after the transaction in flight: %q, want 421 4.3.2", l)
+	}
 	if _, err := busyR.ReadString('\n'); err == nil {
 		t.Error("the connection stayed open after its transaction")
 	}

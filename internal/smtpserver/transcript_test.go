@@ -43,6 +43,12 @@ func TestLMTPTranscripts(t *testing.T) {
 	if len(exact) != limit || len(over) != limit+1 {
 		t.Fatalf("sized: %d and %d octets", len(exact), len(over))
 	}
+	// Exactly the limit as sent, in bare LF lines but the last (a dot
+	// line ends the data only after CRLF): stored with CRLF, it is larger.
+	exactLF := "Subject: sized\n\n" + strings.Repeat("x\n", 490) + "xx\r\n"
+	if len(exactLF) != limit {
+		t.Fatalf("exactLF: %d octets", len(exactLF))
+	}
 	hello := exchange{cmd: "LHLO client.example.net", wants: []string{"250 "}}
 	mail := exchange{cmd: "MAIL FROM:<carol@example.net>", wants: []string{"250 "}}
 	rcpt := func(addr string) exchange {
@@ -77,6 +83,13 @@ func TestLMTPTranscripts(t *testing.T) {
 			steps:      []exchange{hello, mail, rcpt("alice@example.org"), data, end(exact, "250 ")},
 			stored:     [2]int{1, 0},
 			from:       "carol@example.net",
+		},
+		{
+			// RFC 1870 5: the limit is on what the client sends, not on
+			// the message once its line endings are made CRLF.
+			name:   "DATA and BDAT of exactly the limit in bare LF lines",
+			steps:  []exchange{hello, mail, rcpt("alice@example.org"), data, end(exactLF, "250 "), mail, rcpt("alice@example.org"), bdat(exactLF, "LAST", "250 ")},
+			stored: [2]int{2, 0},
 		},
 		{
 			name:  "DATA one octet over the limit",
