@@ -185,10 +185,10 @@ func (s *Server) removeConn(c *conn) {
 // Shutdown stops accepting connections. Sessions between transactions are
 // told 421 4.3.2 and closed at once; a transaction in flight finishes,
 // gets its replies and 421 4.3.2, and then its connection ends. When ctx
-// ends first, the remaining connections are closed (a client that has not seen its
-// replies retries: nothing is acknowledged that is not stored), the
-// store calls still running are cancelled, and Shutdown waits for them to
-// return before it returns ctx's error.
+// ends first, the remaining connections are closed (a client that has
+// not seen its replies retries: nothing is acknowledged that is not
+// stored), the store calls still running are cancelled, and Shutdown
+// waits for them to return before it returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing.Store(true)
