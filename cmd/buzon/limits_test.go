@@ -1214,6 +1214,8 @@ func TestIdleTimeouts(t *testing.T) {
 idle_timeout = "1s"
 [pop3]
 idle_timeout = "1s"
+[delivery]
+timeout = "1s"
 `)
 	quiet := dialIMAP(t, "", in.ports["imap"])
 	quiet.login(limitsUser, limitsPass)
@@ -1232,18 +1234,30 @@ idle_timeout = "1s"
 	if r := pc.cmd("DELE 1"); !strings.HasPrefix(r, "+OK") {
 		t.Fatalf("POP3 DELE: %q", r)
 	}
-	for what, c := range map[string]net.Conn{"IMAP": quiet.c, "IMAP IDLE": idling.c, "POP3": pc.c} {
+	// An LMTP client that stops in the middle of its message.
+	lc, err := net.Dial("tcp", in.ports["lmtp"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lc.Close()
+	fmt.Fprintf(lc, "LHLO test\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<%s>\r\nDATA\r\nSubject: half\r\n", limitsUser)
+	for what, c := range map[string]net.Conn{"IMAP": quiet.c, "IMAP IDLE": idling.c, "POP3": pc.c, "LMTP": lc} {
 		out, closed := drainConn(c, 30*time.Second)
 		if !closed {
 			t.Errorf("%s: still connected 30s into a 1s idle timeout", what)
 		}
-		if !strings.Contains(out, "* BYE") && !strings.Contains(out, "-ERR") {
+		if !strings.Contains(out, "* BYE") && !strings.Contains(out, "-ERR") && !strings.Contains(out, "\r\n421 4.4.2 ") {
 			t.Errorf("%s: closed without a farewell: %q", what, out)
 		}
 	}
 	// The POP3 session timed out without reaching UPDATE (RFC 1939 3):
-	// its DELE was not applied.
+	// its DELE was not applied; the LMTP message cut short was not stored.
 	stillServes(t, in, limitsUser, limitsPass, kept)
+	for _, b := range fetchAll(t, in.ports["imap"], limitsUser, limitsPass, "INBOX") {
+		if bytes.Contains(b, []byte("Subject: half")) {
+			t.Errorf("the LMTP message cut short by the timeout was stored: %q", b)
+		}
+	}
 }
 
 // TestMailboxLimits: CREATE and RENAME stop at limits.max_mailboxes and

@@ -117,6 +117,7 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 		Hostname: cfg.Hostname, MaxRecipients: cfg.Delivery.MaxRecipients,
 		MaxMessageSize: cfg.Limits.MaxMessageSize, MaxLineLength: cfg.Limits.MaxLineLength,
 		ReturnPath: cfg.Delivery.ReturnPath, Logger: log,
+		ReadTimeout: cfg.Delivery.Timeout.D(), WriteTimeout: cfg.Delivery.Timeout.D(),
 	})
 
 	g := &group{log: log}

@@ -206,6 +206,11 @@ type Delivery struct {
 	MemorySpool int64 `toml:"memory_spool"`
 	// Most recipients of one LMTP transaction.
 	MaxRecipients int `toml:"max_recipients"`
+	// How long LMTP waits for the client, for each command and for each
+	// piece of a message's data, and for it to take a reply; past it the
+	// session ends with 421 and nothing of its message is stored. RFC
+	// 5321 4.5.3.2 asks for minutes: an MTA may pause between commands.
+	Timeout Duration `toml:"timeout"`
 	// Put a Return-Path header field with the envelope sender at the top
 	// of each message delivered over LMTP, as RFC 5321 4.4 asks of final
 	// delivery and Dovecot's LMTP does. Off, messages are stored exactly as
@@ -278,6 +283,7 @@ func Default() Config {
 		Delivery: Delivery{
 			MemorySpool:   1 << 20,
 			MaxRecipients: 100,
+			Timeout:       Duration(10 * time.Minute),
 		},
 		Log: Log{Level: "info", Format: "text"},
 	}
