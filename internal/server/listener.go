@@ -102,30 +102,21 @@ func NewListener(l net.Listener, cfg ListenerConfig) *Listener {
 }
 
 func (l *Listener) acceptLoop() {
-	var delay time.Duration
 	for {
-		c, err := l.inner.Accept()
+		c, err := Accept(l.inner, l.log)
 		if err != nil {
-			if TemporaryAcceptError(err) {
-				// Out of file descriptors and the like: back off, as
-				// net/http does, rather than spin or give up.
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				l.log.Warn("accept failed; retrying", "err", err, "delay", delay)
-				time.Sleep(delay)
-				continue
-			}
 			l.closeWith(err)
 			return
 		}
-		delay = 0
 		go l.vet(c)
 	}
 }
 
 // TemporaryAcceptError reports whether an accept error may go away by
-// itself, so an accept loop waits and tries again rather than giving up: the process or system out of file descriptors (EMFILE, ENFILE,
-// ENOBUFS, ENOMEM) or a connection reset before it was accepted
-// (ECONNABORTED), or a timeout.
+// itself, so an accept loop waits and tries again rather than giving up:
+// the process or system out of file descriptors (EMFILE, ENFILE, ENOBUFS,
+// ENOMEM), a connection reset before it was accepted (ECONNABORTED), or a
+// timeout.
 func TemporaryAcceptError(err error) bool {
 	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED} {
 		if errors.Is(err, errno) {

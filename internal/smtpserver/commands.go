@@ -114,13 +114,9 @@ func (c *conn) cmdMAIL(arg string) {
 	if limit := c.srv.cfg.MaxMessageSize; limit > 0 && m.size > limit {
 		panic(replyTooLarge) // RFC 1870 6.1
 	}
-	c.srv.mu.Lock()
-	if c.srv.closing.Load() {
-		c.srv.mu.Unlock()
+	if !c.srv.conns.IfOpen(func() { c.busy.Store(true) }) {
 		c.readFailed(errGoodbye) // RFC 5321 3.8
 	}
-	c.busy.Store(true)
-	c.srv.mu.Unlock()
 	c.from = m.from
 	c.state = stateMail
 	c.writeReply(reply{250, [3]int{2, 1, 0}, "sender <" + m.from.mailbox + "> OK"})
@@ -333,10 +329,8 @@ func (c *conn) endTx() {
 	if !c.busy.Load() {
 		return
 	}
-	c.srv.mu.Lock()
-	c.busy.Store(false)
-	c.srv.mu.Unlock()
-	if c.srv.closing.Load() {
+	c.srv.conns.Locked(func() { c.busy.Store(false) })
+	if c.srv.conns.Closing() {
 		c.leaving = true
 	}
 }

@@ -42,8 +42,8 @@ type conn struct {
 	// state is where the session is in the protocol; see commands.
 	state state
 	// busy is set from MAIL until the transaction's replies are written,
-	// under srv.mu, so that Shutdown and MAIL agree on which sessions are
-	// between transactions.
+	// under srv.conns's lock, so that Shutdown and MAIL agree on which
+	// sessions are between transactions.
 	busy atomic.Bool
 	// leaving says the session ends after the replies written so far:
 	// QUIT (quit: 221 said), or a transaction ended during Shutdown, which
@@ -125,7 +125,7 @@ func (w sockWriter) Write(p []byte) (int, error) {
 // mustLeave says Shutdown has begun and the session is between
 // transactions.
 func (c *conn) mustLeave() bool {
-	return c.srv.closing.Load() && !c.busy.Load()
+	return c.srv.conns.Closing() && !c.busy.Load()
 }
 
 // serve runs the session until QUIT, the client leaves, or Shutdown.

@@ -12,8 +12,6 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/delivery"
@@ -66,16 +64,10 @@ type Server struct {
 	// is atomic: cancelled, it stored nothing).
 	ctx    context.Context
 	cancel context.CancelFunc
-	// closing is set, under mu, once Shutdown starts.
-	closing atomic.Bool
-	// wg counts running connections; a connection runs until the
-	// replies of its last delivery are written, so the store must outlive
-	// it.
-	wg sync.WaitGroup
-
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{} // guarded by mu
-	conns     map[*conn]struct{}        // guarded by mu
+	// conns holds the listeners and connections; a connection runs until
+	// the replies of its last delivery are written, so the store must
+	// outlive it.
+	conns server.Conns[*conn]
 }
 
 // New returns an LMTP server.
@@ -93,10 +85,8 @@ func New(cfg Config) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfg:       cfg,
-		log:       log.With("proto", "lmtp"),
-		listeners: map[net.Listener]struct{}{},
-		conns:     map[*conn]struct{}{},
+		cfg: cfg,
+		log: log.With("proto", "lmtp"),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
@@ -112,29 +102,21 @@ func orDefault[T int | int64 | time.Duration](v, def T) T {
 // Serve accepts LMTP connections on l (TCP or unix) until Shutdown, and
 // then returns nil. It may run on several listeners at once.
 func (s *Server) Serve(l net.Listener) error {
-	if !s.track(l) {
+	if !s.conns.Listen(l) {
 		l.Close()
 		return nil
 	}
-	defer s.untrack(l)
-	var backoff time.Duration
+	defer s.conns.Unlisten(l)
 	for {
-		nc, err := l.Accept()
+		nc, err := server.Accept(l, s.log)
 		if err != nil {
-			if s.closing.Load() {
+			if s.conns.Closing() {
 				return nil
-			}
-			if server.TemporaryAcceptError(err) {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.log.Warn("lmtp accept", "err", err, "retry", backoff)
-				time.Sleep(backoff)
-				continue
 			}
 			return err
 		}
-		backoff = 0
 		c := newConn(s, nc)
-		if !s.addConn(c) {
+		if !s.conns.Add(c) {
 			// Accepted as Shutdown began (RFC 5321 3.8).
 			nc.SetWriteDeadline(time.Now().Add(time.Second))
 			nc.Write([]byte(replyShuttingDown.String()))
@@ -142,44 +124,10 @@ func (s *Server) Serve(l net.Listener) error {
 			continue
 		}
 		go func() {
-			defer s.removeConn(c)
+			defer s.conns.Remove(c)
 			c.serve()
 		}()
 	}
-}
-
-func (s *Server) track(l net.Listener) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing.Load() {
-		return false
-	}
-	s.listeners[l] = struct{}{}
-	return true
-}
-
-func (s *Server) untrack(l net.Listener) {
-	s.mu.Lock()
-	delete(s.listeners, l)
-	s.mu.Unlock()
-}
-
-func (s *Server) addConn(c *conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing.Load() {
-		return false
-	}
-	s.conns[c] = struct{}{}
-	s.wg.Add(1)
-	return true
-}
-
-func (s *Server) removeConn(c *conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-	s.wg.Done()
 }
 
 // Shutdown stops accepting connections. Sessions between transactions are
@@ -190,39 +138,21 @@ func (s *Server) removeConn(c *conn) {
 // stored), the store calls still running are cancelled, and Shutdown
 // waits for them to return before it returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing.Store(true)
-	for l := range s.listeners {
-		l.Close()
-	}
 	// Sessions between transactions are waiting for a command, or about
 	// to: a read deadline in the past wakes them, and they say goodbye
-	// themselves (conn.mustLeave). A session's busy changes under mu,
-	// so none starts a transaction unnoticed.
-	for c := range s.conns {
+	// themselves (conn.mustLeave). A session's busy changes under the
+	// lock Close holds, so none starts a transaction unnoticed.
+	s.conns.Close(func(c *conn) {
 		if !c.busy.Load() {
 			c.nc.SetReadDeadline(time.Now())
 		}
-	}
-	s.mu.Unlock()
-
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		s.cancel()
-		return nil
-	case <-ctx.Done():
-	}
+	})
+	err := s.conns.Wait(ctx)
 	s.cancel()
-	s.mu.Lock()
-	for c := range s.conns {
-		c.nc.Close()
+	if err == nil {
+		return nil
 	}
-	s.mu.Unlock()
-	<-done
-	return ctx.Err()
+	s.conns.Each(func(c *conn) { c.nc.Close() })
+	s.conns.Wait(context.Background())
+	return err
 }
