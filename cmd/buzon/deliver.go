@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/delivery"
@@ -65,7 +66,7 @@ func runDeliver(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 	// unknown one bounces the message without leaving copies behind.
 	accts := make([]store.Account, len(rcpts))
 	for i, rcpt := range rcpts {
-		if accts[i], err = d.Lookup(ctx, rcpt); err != nil {
+		if accts[i], err = d.Lookup(ctx, argAddress(rcpt)); err != nil {
 			if errors.Is(err, delivery.ErrUnknownRecipient) {
 				return &exitError{exNoUser, err}
 			}
@@ -129,4 +130,17 @@ func skipPostmark(r io.Reader) io.Reader {
 			return br // the line is gone, or the input ended within it
 		}
 	}
+}
+
+// argAddress is a recipient as an MTA or a person may pass it on the
+// command line, "alice@example.org" or "<alice@example.org>", with the
+// spaces and angle brackets around it removed.
+func argAddress(arg string) string {
+	a := strings.TrimSpace(arg)
+	if inner, ok := strings.CutPrefix(a, "<"); ok {
+		if inner, ok = strings.CutSuffix(inner, ">"); ok {
+			return strings.TrimSpace(inner)
+		}
+	}
+	return a
 }

@@ -36,10 +36,15 @@ type Deliverer struct {
 
 // Lookup finds the account that receives mail for an address: the address
 // itself, else the address without a "+detail" suffix on the local part
-// (alice+lists@example.org reaches alice@example.org).
+// (alice+lists@example.org reaches alice@example.org). Case aside, the
+// address is taken as written: nothing around it is trimmed, so that a
+// quoted local part such as "<alice" or " alice" reaches no one.
 func (d *Deliverer) Lookup(ctx context.Context, address string) (store.Account, error) {
-	name := store.CanonicalAccountName(strings.Trim(address, "<>"))
-	acct, err := d.Store.LookupAccount(ctx, name)
+	name := store.CanonicalAccountName(address)
+	acct, err := store.Account{}, store.ErrNoAccount
+	if name == strings.ToLower(address) {
+		acct, err = d.Store.LookupAccount(ctx, name)
+	}
 	if errors.Is(err, store.ErrNoAccount) {
 		local, domain, ok := strings.Cut(name, "@")
 		if base, _, plus := strings.Cut(local, "+"); ok && plus && base != "" {

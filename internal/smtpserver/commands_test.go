@@ -110,6 +110,24 @@ func TestQuotedReturnPath(t *testing.T) {
 	}
 }
 
+// TestQuotedLookalikes: a quoted local part is an address of its own,
+// taken as written: quoting in angle brackets or spaces does not make it
+// alice's.
+func TestQuotedLookalikes(t *testing.T) {
+	f := newFixture(t, 0)
+	l := dialLMTP(t, f.addr)
+	l.cmd("LHLO test")
+	l.cmd("MAIL FROM:<carol@example.net>")
+	for _, rcpt := range []string{`"<alice"@example.org`, `" alice"@example.org`, `"alice "@example.org`, `"alice>"@example.org`} {
+		if r := l.cmd("RCPT TO:<" + rcpt + ">"); !strings.HasPrefix(r, "550 5.1.1 ") {
+			t.Errorf("RCPT TO:<%s>: %q, want 550 5.1.1", rcpt, r)
+		}
+	}
+	if r := l.cmd(`RCPT TO:<"ALICE"@Example.org>`); !strings.HasPrefix(r, "250 ") {
+		t.Errorf(`RCPT TO:<"ALICE"@Example.org>: %q, want 250`, r)
+	}
+}
+
 // TestCommandReplies checks the replies of the commands around a
 // transaction.
 func TestCommandReplies(t *testing.T) {
