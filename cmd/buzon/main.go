@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"text/tabwriter"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -105,8 +106,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "usage: buzon COMMAND [flags] [arguments]\n\ncommands:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(tw, "  %s\t%s\n", c.name, c.summary)
 	}
+	tw.Flush()
 	fmt.Fprintln(w, "\nRun 'buzon COMMAND --help' for a command's flags.")
 }
