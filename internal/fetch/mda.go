@@ -22,6 +22,11 @@ const (
 	// maxCommandStderr is how much of a failing command's error output
 	// goes into the error.
 	maxCommandStderr = 2048
+	// commandWaitDelay is how long a command's output pipes are waited
+	// for once it has exited: a process it left running in the background
+	// (a notifier an MDA starts with "&", a gpg-agent a password command
+	// starts) inherits them and may keep them open for hours.
+	commandWaitDelay = 5 * time.Second
 )
 
 // exTempFail is EX_TEMPFAIL from sysexits.h: try again later.
@@ -49,6 +54,7 @@ func (d *mda) Deliver(ctx context.Context, m *Message, _ *Ref, intent func(Ref) 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mdaTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", d.command)
+	cmd.WaitDelay = commandWaitDelay
 	cmd.Env = append(os.Environ(), "BUZON_FETCH_ACCOUNT="+d.account, "BUZON_FETCH_ID="+m.ID)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -62,6 +68,9 @@ func (d *mda) Deliver(ctx context.Context, m *Message, _ *Ref, intent func(Ref) 
 	_, werr := copyLF(stdin, m.Open())
 	stdin.Close()
 	err = cmd.Wait()
+	if errors.Is(err, exec.ErrWaitDelay) {
+		err = nil // it exited 0; a process it left behind holds its stderr
+	}
 	var ee *exec.ExitError
 	switch {
 	case errors.As(err, &ee) && ee.ExitCode() == exTempFail:
@@ -98,9 +107,13 @@ func runPasswordCommand(ctx context.Context, command string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, passwordTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
+	cmd.WaitDelay = commandWaitDelay
 	var stderr limitedBuffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
+	if errors.Is(err, exec.ErrWaitDelay) {
+		err = nil // it exited 0; a process it left behind holds its output
+	}
 	if err != nil {
 		return "", fmt.Errorf("password_command: %w: %s", err, stderr.text())
 	}

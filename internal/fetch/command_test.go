@@ -1,0 +1,50 @@
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestCommandsLeaveABackgroundProcess: a password_command or an MDA that
+// leaves a process in the background holding its output (a notifier
+// started with "&", a gpg-agent started by pass) is done when it exits,
+// rather than when that process ends, hours later.
+func TestCommandsLeaveABackgroundProcess(t *testing.T) {
+	dir := t.TempDir()
+	// background starts a long sleep that inherits the command's output,
+	// and notes its pid for the cleanup to end it.
+	background := func(name string) string {
+		pidFile := filepath.Join(dir, name+".pid")
+		t.Cleanup(func() {
+			b, err := os.ReadFile(pidFile)
+			if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && perr == nil && pid > 0 {
+				syscall.Kill(pid, syscall.SIGTERM)
+			}
+		})
+		return "sleep 600 & echo $! > " + pidFile
+	}
+
+	t.Run("password_command", func(t *testing.T) {
+		pass, err := runPasswordCommand(context.Background(), "echo s3cret; "+background("password"))
+		if err != nil || pass != "s3cret" {
+			t.Errorf("password %q, %v", pass, err)
+		}
+	})
+	t.Run("mda", func(t *testing.T) {
+		out := filepath.Join(dir, "delivered")
+		d := &mda{command: "cat > " + out + "; " + background("mda"), account: "test"}
+		msg := testMessage(1, 0)
+		if err := d.Deliver(context.Background(), spooled(t, "pop3:1", msg), nil, noIntent); err != nil {
+			t.Fatalf("deliver: %v", err)
+		}
+		if got, _ := os.ReadFile(out); !bytes.Equal(got, lf(msg)) {
+			t.Errorf("the MDA got %q", got)
+		}
+	})
+}
