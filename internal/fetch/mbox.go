@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/durable"
@@ -31,13 +30,15 @@ const (
 // mbox appends to an mbox file in the mboxrd format (RFC 4155 and its
 // appendix): each message starts with a "From " line and ends with an
 // empty line; body lines matching ^>*From  get one more ">". While
-// appending it holds both an flock on the file and a <file>.lock dotlock,
-// the two conventions mail programs use.
+// appending it holds a <file>.lock dotlock and the kernel locks of the
+// system's convention (kernelLock), as mail programs do.
 type mbox struct {
 	path string
 	now  func() time.Time
 	// syncDir makes a folder's entries durable (durable.SyncDir).
 	syncDir func(dir string) error
+	// lockWait, when set, replaces the package's lockWait (for tests).
+	lockWait time.Duration
 }
 
 var _ Destination = (*mbox)(nil)
@@ -55,8 +56,9 @@ func (b *mbox) String() string { return "mbox " + b.path }
 
 func (b *mbox) Close() error { return nil }
 
-// lock opens the file and takes both locks, trying each without blocking
-// so that a program taking them in the other order cannot deadlock us.
+// lock opens the file and takes its locks, the dotlock and then the
+// kernel's (kernelLock), trying each without waiting so that a program
+// taking them in another order cannot deadlock us.
 func (b *mbox) lock(ctx context.Context) (f *os.File, unlock func(), err error) {
 	f, err = os.OpenFile(b.path, os.O_RDWR, 0)
 	if errors.Is(err, os.ErrNotExist) {
@@ -73,20 +75,29 @@ func (b *mbox) lock(ctx context.Context) (f *os.File, unlock func(), err error) 
 		return nil, nil, fmt.Errorf("mbox: %w", err)
 	}
 	dot := b.path + ".lock"
-	deadline := time.Now().Add(lockWait)
+	wait := b.lockWait
+	if wait == 0 {
+		wait = lockWait
+	}
+	deadline := time.Now().Add(wait)
 	for {
 		lf, err := os.OpenFile(dot, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err == nil {
 			fmt.Fprintf(lf, "%d\n", os.Getpid())
 			lf.Close()
-			if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
+			busy, kernelUnlock, err := kernelLock(f)
+			if err == nil && !busy {
 				return f, func() {
-					syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+					kernelUnlock()
 					os.Remove(dot)
 					f.Close()
 				}, nil
 			}
 			os.Remove(dot)
+			if err != nil {
+				f.Close()
+				return nil, nil, fmt.Errorf("mbox %s: %w", b.path, err)
+			}
 		} else if !errors.Is(err, os.ErrExist) {
 			f.Close()
 			return nil, nil, fmt.Errorf("mbox: dotlock: %w", err)
@@ -96,7 +107,7 @@ func (b *mbox) lock(ctx context.Context) (f *os.File, unlock func(), err error) 
 		}
 		if time.Now().After(deadline) {
 			f.Close()
-			return nil, nil, fmt.Errorf("%w: mbox %s stayed locked by another program for %v", ErrTryLater, b.path, lockWait)
+			return nil, nil, fmt.Errorf("%w: mbox %s stayed locked by another program for %v", ErrTryLater, b.path, wait)
 		}
 		select {
 		case <-ctx.Done():
