@@ -1,0 +1,305 @@
+package imapserver
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// mirror is what a client knows of its selected mailbox, kept only from
+// what the server tells it, as a client's cache is: message n has UID
+// uids[n-1] (0 until the client fetched it) and flags flags[n-1].
+type mirror struct {
+	t      *testing.T
+	uids   []uint32
+	flags  []string // sorted, space-separated
+	modSeq uint64   // the highest MODSEQ heard
+}
+
+// sortFlags normalises a flag list for comparison.
+func sortFlags(list string) string {
+	f := strings.Fields(list)
+	slices.Sort(f)
+	return strings.Join(f, " ")
+}
+
+// fetchValue returns the value of item in an untagged FETCH line: the
+// number after "UID ", the list after "FLAGS (", the number after
+// "MODSEQ (".
+func fetchValue(line, item string) (string, bool) {
+	i := strings.Index(line, " "+item+" ")
+	if i < 0 {
+		i = strings.Index(line, "("+item+" ")
+	}
+	if i < 0 {
+		return "", false
+	}
+	rest := line[i+len(item)+2:]
+	if strings.HasPrefix(rest, "(") {
+		return rest[1:strings.IndexByte(rest, ')')], true
+	}
+	if j := strings.IndexAny(rest, " )"); j >= 0 {
+		rest = rest[:j]
+	}
+	return rest, true
+}
+
+// apply takes one untagged response into the mirror and describes it as
+// a test expects it: "fetch UID", "expunge UID", "exists N", "flags",
+// "permanentflags", "highestmodseq", or the line itself when it is none
+// of those. It fails the test on a response that contradicts the mirror.
+func (m *mirror) apply(line string) string {
+	t := m.t
+	t.Helper()
+	f := strings.Fields(line)
+	if len(f) < 2 || f[0] != "*" {
+		return line
+	}
+	if ms, ok := fetchValue(line, "MODSEQ"); ok {
+		n, _ := strconv.ParseUint(ms, 10, 64)
+		m.modSeq = max(m.modSeq, n)
+	}
+	switch {
+	case f[1] == "FLAGS":
+		return "flags"
+	case strings.HasPrefix(line, "* OK [PERMANENTFLAGS "):
+		return "permanentflags"
+	case strings.HasPrefix(line, "* OK [HIGHESTMODSEQ "):
+		m.modSeq = max(m.modSeq, respCode(t, "HIGHESTMODSEQ", line))
+		return "highestmodseq"
+	case f[1] == "VANISHED" && len(f) == 3:
+		// RFC 7162 3.2.10: UIDs, not numbers.
+		var gone []string
+		for _, r := range strings.Split(f[2], ",") {
+			lo, hi, _ := strings.Cut(r, ":")
+			a, _ := strconv.ParseUint(lo, 10, 32)
+			b := a
+			if hi != "" {
+				b, _ = strconv.ParseUint(hi, 10, 32)
+			}
+			for u := a; u <= b; u++ {
+				i := slices.Index(m.uids, uint32(u))
+				if i < 0 {
+					t.Errorf("%q: UID %d is not in the mailbox %v", line, u, m.uids)
+					continue
+				}
+				m.uids = slices.Delete(m.uids, i, i+1)
+				m.flags = slices.Delete(m.flags, i, i+1)
+				gone = append(gone, "expunge "+strconv.FormatUint(u, 10))
+			}
+		}
+		return strings.Join(gone, ", ")
+	}
+	n, err := strconv.Atoi(f[1])
+	if err != nil || len(f) < 3 {
+		return line
+	}
+	switch f[2] {
+	case "EXISTS":
+		if n < len(m.uids) {
+			t.Errorf("%q: EXISTS shrinks the mailbox from %d", line, len(m.uids))
+		}
+		for len(m.uids) < n {
+			m.uids = append(m.uids, 0)
+			m.flags = append(m.flags, "?")
+		}
+		return "exists " + f[1]
+	case "EXPUNGE":
+		if n < 1 || n > len(m.uids) {
+			t.Errorf("%q with %d messages", line, len(m.uids))
+			return line
+		}
+		u := m.uids[n-1]
+		m.uids = slices.Delete(m.uids, n-1, n)
+		m.flags = slices.Delete(m.flags, n-1, n)
+		return "expunge " + strconv.FormatUint(uint64(u), 10)
+	case "FETCH":
+		if n < 1 || n > len(m.uids) {
+			t.Errorf("%q with %d messages", line, len(m.uids))
+			return line
+		}
+		if s, ok := fetchValue(line, "UID"); ok {
+			u, _ := strconv.ParseUint(s, 10, 32)
+			if m.uids[n-1] != 0 && m.uids[n-1] != uint32(u) {
+				t.Errorf("%q: message %d is UID %d", line, n, m.uids[n-1])
+			}
+			m.uids[n-1] = uint32(u)
+		}
+		if fl, ok := fetchValue(line, "FLAGS"); ok {
+			m.flags[n-1] = sortFlags(fl)
+		}
+		return "fetch " + strconv.FormatUint(uint64(m.uids[n-1]), 10)
+	}
+	return line
+}
+
+// String lists the mirror as "uid:flags" items.
+func (m *mirror) String() string {
+	var b []string
+	for i, u := range m.uids {
+		b = append(b, fmt.Sprintf("%d:%s", u, m.flags[i]))
+	}
+	return strings.Join(b, " | ")
+}
+
+// truth reads what the server holds now, through c (not in IDLE), in the
+// mirror's form.
+func truth(c *client) string {
+	c.t.Helper()
+	var b []string
+	for _, l := range c.mustOK("UID FETCH 1:* (FLAGS)") {
+		u, _ := fetchValue(l, "UID")
+		fl, _ := fetchValue(l, "FLAGS")
+		b = append(b, u+":"+sortFlags(fl))
+	}
+	return strings.Join(b, " | ")
+}
+
+// TestClientsIdleOtherSession is the two-device case every phone and
+// desktop client lives in: one session IDLEs on INBOX (Thunderbird, K-9
+// push, iOS Mail), another reads, flags, deletes, moves and files mail
+// the way the clients named in each step do. The idle session must hear
+// of each change while it idles, exactly once, and in a form it can
+// apply without asking again: FETCH with the new flags (with UID and
+// MODSEQ once CONDSTORE is on), EXPUNGE by number or VANISHED by UID
+// with QRESYNC (RFC 7162 3.2.10), EXISTS for new mail, FLAGS when a
+// keyword appears. What it has built from those must then be what the
+// mailbox holds, and DONE must find nothing left to say.
+func TestClientsIdleOtherSession(t *testing.T) {
+	msg := func(n int) string {
+		return fmt.Sprintf("From: a@example.org\r\nSubject: idle %d\r\nMessage-ID: <idle%d@example.org>\r\n\r\nbody\r\n", n, n)
+	}
+	type step struct {
+		who  string   // the client whose habit this is
+		cmd  string   // what the other session sends
+		want []string // what the idle session hears, as mirror.apply names it
+		// fetchNew has the idle session leave IDLE and fetch the UIDs
+		// and flags of new messages, as clients do on EXISTS.
+		fetchNew bool
+	}
+	lit := func(s string) string { return "{" + strconv.Itoa(len(s)) + "+}\r\n" + s }
+	steps := []step{
+		{who: "Apple Mail marks read", cmd: `UID STORE 2 +FLAGS.SILENT (\Seen)`, want: []string{"fetch 2"}},
+		{who: "Thunderbird stars", cmd: `uid store 3 +Flags (\Flagged)`, want: []string{"fetch 3"}},
+		{who: "Thunderbird tags with a new keyword", cmd: `uid store 4 +Flags ($label1)`, want: []string{"flags", "permanentflags", "fetch 4"}},
+		{who: "K-9 deletes with MOVE", cmd: `UID MOVE 1 Trash`, want: []string{"expunge 1"}},
+		{who: "new mail", cmd: "APPEND INBOX " + lit(msg(6)), want: []string{"exists 5"}, fetchNew: true},
+		{who: "Outlook copies to Deleted Items", cmd: `UID COPY 3 "Deleted Items"`},
+		{who: "Outlook flags it deleted", cmd: `UID STORE 3 +FLAGS (\Deleted)`, want: []string{"fetch 3"}},
+		{who: "Outlook expunges it", cmd: `UID EXPUNGE 3`, want: []string{"expunge 3"}},
+		{who: "mutt marks unread what is read", cmd: `STORE 1:* -FLAGS.SILENT (\Seen)`, want: []string{"fetch 2"}},
+		{who: "Roundcube marks all read", cmd: `UID STORE 1:* +FLAGS.SILENT (\Seen)`, want: []string{"fetch 2", "fetch 4", "fetch 5", "fetch 6"}},
+		{who: "mutt flags two deleted", cmd: `UID STORE 2,5 +FLAGS.SILENT (\Deleted)`, want: []string{"fetch 2", "fetch 5"}},
+		{who: "mutt expunges", cmd: "EXPUNGE", want: []string{"expunge 2", "expunge 5"}},
+		{who: "a change in another folder", cmd: "APPEND Trash " + lit(msg(7))},
+		{who: "Apple Mail saves a draft-like message with flags and a date", cmd: `APPEND INBOX (\Seen $Forwarded) "27-Nov-2026 05:00:00 +0100" ` + lit(msg(8)),
+			want: []string{"flags", "permanentflags", "exists 3"}, fetchNew: true},
+		{who: "Apple Mail files to Archive", cmd: `UID MOVE 6 Archive`, want: []string{"expunge 6"}},
+	}
+	for _, mode := range []string{"plain", "CONDSTORE", "QRESYNC"} {
+		t.Run(mode, func(t *testing.T) {
+			e := newTestEnv(t)
+			for n := 1; n <= 5; n++ {
+				e.deliver("INBOX", msg(n))
+			}
+			idler, other := e.login(), e.login()
+			if mode != "plain" {
+				idler.mustOK("ENABLE " + mode)
+			}
+			m := &mirror{t: t}
+			for _, l := range idler.mustOK("SELECT INBOX") {
+				m.apply(l)
+			}
+			for _, l := range idler.mustOK("UID FETCH 1:* (FLAGS)") {
+				m.apply(l)
+			}
+			other.mustOK("SELECT INBOX")
+			idle := func() {
+				t.Helper()
+				idler.write("idle IDLE\r\n")
+				if l := idler.readLine(); !strings.HasPrefix(l, "+ ") {
+					t.Fatalf("IDLE: %q", l)
+				}
+			}
+			// done ends IDLE: nothing may be left to say.
+			done := func() {
+				t.Helper()
+				idler.write("DONE\r\n")
+				var extra []string
+				untagged, tagged := idler.readUntil("idle")
+				for _, l := range untagged {
+					if kind := m.apply(l); kind != "highestmodseq" {
+						extra = append(extra, l)
+					}
+				}
+				if !strings.HasPrefix(tagged, "idle OK") || len(extra) > 0 {
+					t.Errorf("DONE: %q after %q, want OK alone: updates came twice or late", tagged, extra)
+				}
+			}
+			idle()
+			for _, s := range steps {
+				other.mustOK(s.cmd)
+				var got []string
+				for len(got) < len(s.want) {
+					switch kind := m.apply(idler.readLine()); {
+					case kind == "highestmodseq":
+						// RFC 7162 3.2: may come at any time.
+					case strings.Contains(kind, ", "):
+						got = append(got, strings.Split(kind, ", ")...)
+					default:
+						got = append(got, kind)
+					}
+				}
+				if !slices.Equal(got, s.want) {
+					t.Errorf("%s (%q): the idle session heard %q, want %q", s.who, s.cmd, got, s.want)
+				}
+				if s.fetchNew {
+					done()
+					for _, l := range idler.mustOK("UID FETCH " + strconv.Itoa(int(slices.Max(m.uids))+1) + ":* (FLAGS)") {
+						m.apply(l)
+					}
+					idle()
+				}
+			}
+			done()
+			if got, want := m.String(), truth(idler); got != want {
+				t.Errorf("the idle session's mirror\n got  %s\n want %s", got, want)
+			}
+			if mode == "plain" {
+				return
+			}
+			// Resyncing from the MODSEQ it heard last (RFC 7162 3.1.4.1)
+			// finds nothing that contradicts what it holds: expunges it
+			// was told of, flags it has.
+			resync := "UID FETCH 1:* (FLAGS) (CHANGEDSINCE " + strconv.FormatUint(m.modSeq, 10) + ")"
+			if mode == "QRESYNC" {
+				resync = "UID FETCH 1:* (FLAGS) (CHANGEDSINCE " + strconv.FormatUint(m.modSeq, 10) + " VANISHED)"
+			}
+			for _, l := range idler.mustOK(resync) {
+				if gone, ok := strings.CutPrefix(l, "* VANISHED (EARLIER) "); ok {
+					for _, r := range strings.Split(gone, ",") {
+						lo, hi, _ := strings.Cut(r, ":")
+						a, _ := strconv.Atoi(lo)
+						b := a
+						if hi != "" {
+							b, _ = strconv.Atoi(hi)
+						}
+						for u := a; u <= b; u++ {
+							if slices.Contains(m.uids, uint32(u)) {
+								t.Errorf("%s: %q, but the idle session still has UID %d", resync, l, u)
+							}
+						}
+					}
+					continue
+				}
+				u, _ := fetchValue(l, "UID")
+				fl, _ := fetchValue(l, "FLAGS")
+				if want := u + ":" + sortFlags(fl); !strings.Contains(" | "+m.String()+" | ", " | "+want+" | ") {
+					t.Errorf("%s: %q, but the idle session has %s", resync, l, m)
+				}
+			}
+		})
+	}
+}
