@@ -6,6 +6,7 @@ package pop3server_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +14,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -51,6 +54,33 @@ func fill(t *testing.T, env *pop3test.Env, msgs [][]byte) *stored {
 	return s
 }
 
+// msgLater is the message that arrives between two polls.
+const msgLater = "From: carol@example.org\r\n" +
+	"Subject: came in between\r\n" +
+	"\r\n" +
+	"after the first poll\r\n"
+
+// between changes alice's INBOX as other paths do between two polls of a
+// client that leaves mail on the server: the message at index gone is
+// expunged, as an IMAP EXPUNGE does, and body is delivered. It returns
+// the new message's UIDL; s then lists what INBOX holds.
+func (s *stored) between(t *testing.T, env *pop3test.Env, gone int, body string) string {
+	t.Helper()
+	env.WithInbox(t, alice, func(sess store.Session, inbox store.Mailbox) {
+		if _, err := sess.Expunge(context.Background(), inbox.ID, store.UIDSetOf(s.uids[gone]), false); err != nil {
+			t.Fatal(err)
+		}
+	})
+	s.uids = slices.Delete(s.uids, gone, gone+1)
+	s.uidls = slices.Delete(s.uidls, gone, gone+1)
+	uid := env.Append(t, alice, []byte(body), store.Flags{}).UID
+	u := env.UIDL(t, alice, uid)
+	s.uids = append(s.uids, uid)
+	s.uidls = append(s.uidls, u)
+	s.bodies[u] = []byte(body)
+	return u
+}
+
 // dir writes the bodies of the messages with the given UIDLs (all when
 // none are given) to a folder, one file per message named by its UIDL.
 func (s *stored) dir(t *testing.T, uidls ...string) string {
@@ -68,15 +98,17 @@ func (s *stored) dir(t *testing.T, uidls ...string) string {
 }
 
 // checkInbox compares alice's INBOX with the UIDLs expected, and whether
-// each message was recorded as retrieved.
-func checkInbox(t *testing.T, env *pop3test.Env, want []string, retrieved bool) {
+// each message was recorded as retrieved: all of them or none, but for
+// the UIDLs listed in except.
+func checkInbox(t *testing.T, env *pop3test.Env, want []string, retrieved bool, except ...string) {
 	t.Helper()
 	var got []string
 	for _, m := range env.Inbox(t, alice) {
-		got = append(got, env.UIDL(t, alice, m.UID))
+		u := env.UIDL(t, alice, m.UID)
+		got = append(got, u)
 		seen := m.Flags.System&store.FlagSeen != 0
-		if seen != retrieved || m.Retrieved.IsZero() == retrieved {
-			t.Errorf("UID %d: seen %v, retrieved at %v; want retrieved %v", m.UID, seen, m.Retrieved, retrieved)
+		if want := retrieved != slices.Contains(except, u); seen != want || m.Retrieved.IsZero() == want {
+			t.Errorf("UID %d: seen %v, retrieved at %v; want retrieved %v", m.UID, seen, m.Retrieved, want)
 		}
 	}
 	if !slices.Equal(got, want) {
@@ -317,7 +349,26 @@ func TestFetchmail(t *testing.T) {
 		}
 		checkInbox(t, env, s.uidls, true)
 	})
+	t.Run("keep takes only what came since", func(t *testing.T) {
+		added := s.between(t, env, 1, msgLater)
+		out, status, mail := run(t, env.Addr, "uidl", "keep sslproto ''")
+		if status != 0 || !slices.Equal(mail, s.bodiesOf([]string{added})) {
+			t.Fatalf("poll after a delivery and an expunge exited %d and delivered %d messages; want 0 and the new one\n%s", status, len(mail), out)
+		}
+		// Keeping mail without fetchall, fetchmail downloads with
+		// "TOP n 99999999" so as not to mark it seen, and the server
+		// (as Dovecot) does not count a TOP as a retrieval.
+		if !strings.Contains(out, "TOP ") {
+			t.Errorf("fetchmail did not download with TOP\n%s", out)
+		}
+		checkInbox(t, env, s.uidls, true, added)
+		out, status, mail = run(t, env.Addr, "uidl", "keep sslproto ''")
+		if status != 1 || len(mail) != 0 {
+			t.Fatalf("the poll after exited %d and delivered %d messages; want 1 and none\n%s", status, len(mail), out)
+		}
+	})
 	t.Run("no keep over STLS", func(t *testing.T) {
+		all := s.bodiesOf(s.uidls)
 		out, status, mail := run(t, env.Addr, "uidl", "no keep fetchall sslproto 'tls1.2+' "+verify)
 		if status != 0 || !slices.Equal(mail, all) || !strings.Contains(out, "STLS") {
 			t.Fatalf("fetchmail exited %d and delivered %d messages; want 0 and the %d stored, over STLS\n%s", status, len(mail), len(all), out)
@@ -379,7 +430,37 @@ func TestMpop(t *testing.T) {
 		}
 		checkInbox(t, env, s.uidls, true)
 	})
+	t.Run("keep, only what came since", func(t *testing.T) {
+		gone := s.uidls[0]
+		s.between(t, env, 0, msgLater)
+		want = append(want, strings.ReplaceAll(msgLater, "\r\n", "\n"))
+		slices.Sort(want)
+		out := run(t, env.Addr, "auth scram-sha-256\ntls off\nkeep on\ndelivery maildir "+maildir)
+		if got := delivered(t, maildir); !slices.Equal(got, want) || strings.Count(out, "RETR ") != 1 {
+			t.Fatalf("run after a delivery and an expunge: %d messages in the Maildir; want %d, one RETR\n%s", len(got), len(want), out)
+		}
+		checkInbox(t, env, s.uidls, true)
+		// mpop's UIDL file lists what is on the server, and no more
+		// the message expunged.
+		b, err := os.ReadFile(uidls)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range s.uidls {
+			if !strings.Contains(string(b), u) {
+				t.Errorf("mpop's UIDL file lacks %s:\n%s", u, b)
+			}
+		}
+		if strings.Contains(string(b), gone) {
+			t.Errorf("mpop's UIDL file still lists %s, expunged:\n%s", gone, b)
+		}
+	})
 	t.Run("delete, STLS, mbox", func(t *testing.T) {
+		// What the server holds now.
+		var want []string
+		for _, b := range s.bodiesOf(s.uidls) {
+			want = append(want, strings.ReplaceAll(b, "\r\n", "\n"))
+		}
 		mbox := filepath.Join(t.TempDir(), "mbox")
 		out := run(t, env.Addr, fmt.Sprintf("auth plain\ntls on\ntls_starttls on\ntls_trust_file %s\n"+
 			"keep off\nonly_new off\ndelivery mbox %s", env.CertFile, mbox))
@@ -400,4 +481,131 @@ func TestMpop(t *testing.T) {
 		}
 		checkInbox(t, env, nil, true)
 	})
+}
+
+// getmail runs getmail6 once against the server with the options given
+// for its [options] section, delivering each message to a file of its own
+// in outDir, and returns what it printed and how many messages it says it
+// retrieved and deleted. getmail keeps its state (the UIDLs it has seen
+// and when) in state. It fails the test unless getmail exits 0.
+func getmail(t *testing.T, env *pop3test.Env, state, outDir, options string) (out string, retrieved, deleted int) {
+	t.Helper()
+	bin := clienttest.Need(t, "getmail", "getmail6")
+	host, port := hostPort(t, env.TLSAddr)
+	// An external MDA rather than getmail's Maildir, which refuses to
+	// deliver as root; allow_root_commands lets a test running as root
+	// use it.
+	rc := fmt.Sprintf("[retriever]\ntype = SimplePOP3SSLRetriever\nserver = %s\nport = %s\n"+
+		"username = %s\npassword = %s\nca_certs = %s\n\n"+
+		"[destination]\ntype = MDA_external\npath = /bin/sh\n"+
+		"arguments = (\"-c\", \"cat > %s/msg.$$\")\nallow_root_commands = true\n\n"+
+		"[options]\nverbose = 2\ndelivered_to = false\nreceived = false\n%s\n",
+		host, port, alice, pop3test.Password, env.CertFile, outDir, options)
+	rcfile := filepath.Join(state, "getmailrc")
+	if err := os.WriteFile(rcfile, []byte(rc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--getmaildir", state, "--rcfile", rcfile)
+	cmd.Env = append(os.Environ(), "HOME="+state)
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("getmail: %v\n%s", err, b)
+	}
+	env.WaitUnlocked(t, alice)
+	m := getmailSummary.FindStringSubmatch(string(b))
+	if m == nil {
+		t.Fatalf("getmail printed no summary:\n%s", b)
+	}
+	retrieved, _ = strconv.Atoi(m[1])
+	return string(b), retrieved, strings.Count(string(b), ", deleted")
+}
+
+var getmailSummary = regexp.MustCompile(`(?m)^\s*(\d+) messages? \(\d+ bytes\) retrieved, \d+ skipped`)
+
+// getmailDelivered reads what getmail delivered as the stored bytes:
+// without the Return-Path line it puts on top (it knows no sender) and
+// with CRLF line ends again.
+func getmailDelivered(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	for _, m := range delivered(t, dir) {
+		rest, ok := strings.CutPrefix(m, "Return-Path: <unknown>\n")
+		if !ok {
+			t.Fatalf("a message getmail delivered does not start with its Return-Path line:\n%.200q", m)
+		}
+		out = append(out, strings.ReplaceAll(rest, "\n", "\r\n"))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestGetmail leaves mail on the server with getmail (delete = false),
+// which remembers by UIDL what it took: a run after a delivery and an
+// IMAP expunge takes only the new message, and delete_after then deletes
+// on the server, without downloading them again, the messages it first
+// saw more than that many days ago.
+func TestGetmail(t *testing.T) {
+	clienttest.Need(t, "getmail", "getmail6")
+	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{})
+	s := fill(t, env, externalMessages())
+	state, outDir := t.TempDir(), t.TempDir()
+	const keep = "read_all = false\ndelete = false"
+
+	out, n, _ := getmail(t, env, state, outDir, keep)
+	if got := getmailDelivered(t, outDir); n != len(s.uidls) || !slices.Equal(got, s.bodiesOf(s.uidls)) {
+		t.Fatalf("first run retrieved %d messages and delivered %d that differ from the %d stored\n%s", n, len(got), len(s.uidls), out)
+	}
+	checkInbox(t, env, s.uidls, true)
+
+	first := slices.Clone(s.uidls)
+	added := s.between(t, env, 2, msgLater)
+	outDir = t.TempDir()
+	out, n, _ = getmail(t, env, state, outDir, keep)
+	if got := getmailDelivered(t, outDir); n != 1 || !slices.Equal(got, s.bodiesOf([]string{added})) {
+		t.Fatalf("run after a delivery and an expunge retrieved %d messages and delivered %d; want the new one\n%s", n, len(got), out)
+	}
+	checkInbox(t, env, s.uidls, true)
+	if out, n, _ = getmail(t, env, state, outDir, keep); n != 0 {
+		t.Fatalf("the run after retrieved %d messages; want none\n%s", n, out)
+	}
+
+	// getmail's state: each UIDL it has seen, a NUL, and when it first
+	// saw it (one gone from the server is kept for 30 days). The messages
+	// of the first run are made three days old.
+	files, err := filepath.Glob(filepath.Join(state, "oldmail-*"))
+	if err != nil || len(files) != 1 {
+		t.Fatalf("getmail's state files: %v, %v", files, err)
+	}
+	oldmail := files[0]
+	b, err := os.ReadFile(oldmail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var aged strings.Builder
+	for line := range strings.Lines(string(b)) {
+		uidl, when, ok := strings.Cut(strings.TrimSuffix(line, "\n"), "\x00")
+		if !ok {
+			t.Fatalf("getmail's state has a line %q", line)
+		}
+		if slices.Contains(first, uidl) {
+			ts, _ := strconv.ParseInt(when, 10, 64)
+			when = strconv.FormatInt(ts-3*24*3600, 10)
+		}
+		fmt.Fprintf(&aged, "%s\x00%s\n", uidl, when)
+	}
+	if err := os.WriteFile(oldmail, []byte(aged.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	outDir = t.TempDir()
+	const later = "read_all = false\ndelete = false\ndelete_after = 2"
+	out, n, deleted := getmail(t, env, state, outDir, later)
+	if n != 0 || deleted != len(first)-1 || len(delivered(t, outDir)) != 0 {
+		t.Fatalf("delete_after run retrieved %d and deleted %d messages; want none and the %d older than 2 days\n%s", n, deleted, len(first)-1, out)
+	}
+	checkInbox(t, env, []string{added}, true)
+	if out, n, deleted = getmail(t, env, state, outDir, later); n != 0 || deleted != 0 {
+		t.Fatalf("the run after retrieved %d and deleted %d messages; want none\n%s", n, deleted, out)
+	}
+	checkInbox(t, env, []string{added}, true)
 }
