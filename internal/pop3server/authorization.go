@@ -187,7 +187,10 @@ func (c *conn) login(acct store.Account, method string) {
 	release, ok := c.srv.cfg.Sessions.Acquire(acct.ID)
 	if !ok {
 		c.log.Info("pop3 login refused: session limit", "account", acct.Name)
-		xuser(codeSysTemp, "too many sessions for this account")
+		// fetchmail reads a refused login whose text lacks "lock" or
+		// "wait" as a wrong password, which its daemon reports to the
+		// user by mail.
+		xuser(codeSysTemp, "too many sessions for this account; wait for one to end")
 	}
 	releases = append(releases, release)
 

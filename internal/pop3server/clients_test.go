@@ -20,7 +20,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/buzon-mail/buzon/internal/auth"
 	"github.com/buzon-mail/buzon/internal/clienttest"
+	"github.com/buzon-mail/buzon/internal/pop3server"
 	"github.com/buzon-mail/buzon/internal/pop3server/pop3test"
 	"github.com/buzon-mail/buzon/internal/store"
 )
@@ -298,37 +300,45 @@ func (s *stored) bodiesOf(uidls []string) []string {
 	return out
 }
 
+// fetchmail polls the server once at addr as alice with the given server
+// and user options, and returns what it printed, its exit status and the
+// messages it delivered. It delivers each message to a file of its own
+// through an MDA, without a Received header (invisible) and keeping CRLF;
+// it keeps its state (the UIDLs it has seen) in home.
+func fetchmail(t *testing.T, env *pop3test.Env, home, addr, serverOpts, userOpts string) (out string, status int, mail []string) {
+	t.Helper()
+	bin := clienttest.Need(t, "fetchmail", "fetchmail")
+	host, port := hostPort(t, addr)
+	outDir := t.TempDir()
+	rc := fmt.Sprintf("set no bouncemail\n"+
+		"poll %s port %s proto POP3 %s\n"+
+		"  user \"%s\" there with password \"%s\" is \"tester\" here\n"+
+		"  options no stripcr %s mda \"cat > %s/msg.$$\"\n",
+		host, port, serverOpts, alice, pop3test.Password, userOpts, outDir)
+	rcfile := filepath.Join(home, "fetchmailrc")
+	if err := os.WriteFile(rcfile, []byte(rc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--verbose", "--nodetach", "--nosyslog", "--invisible", "--fetchmailrc", rcfile,
+		"--idfile", filepath.Join(home, "fetchids"), "--pidfile", filepath.Join(home, "fetchmail.pid"))
+	cmd.Env = append(os.Environ(), "HOME="+home)
+	b, err := cmd.CombinedOutput()
+	if ee := (*exec.ExitError)(nil); err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return string(b), cmd.ProcessState.ExitCode(), delivered(t, outDir)
+}
+
 func TestFetchmail(t *testing.T) {
-	fetchmail := clienttest.Need(t, "fetchmail", "fetchmail")
+	clienttest.Need(t, "fetchmail", "fetchmail")
 	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{})
 	s := fill(t, env, externalMessages())
 	home := t.TempDir()
-
-	// run polls the server once with the given server and user options;
-	// fetchmail delivers each message to a file of its own through an MDA,
-	// without a Received header (invisible) and keeping CRLF.
-	run := func(t *testing.T, addr, serverOpts, userOpts string) (out string, status int, mail []string) {
+	run := func(t *testing.T, addr, serverOpts, userOpts string) (string, int, []string) {
 		t.Helper()
-		host, port := hostPort(t, addr)
-		outDir := t.TempDir()
-		rc := fmt.Sprintf("set no bouncemail\n"+
-			"poll %s port %s proto POP3 %s\n"+
-			"  user \"%s\" there with password \"%s\" is \"tester\" here\n"+
-			"  options no stripcr %s mda \"cat > %s/msg.$$\"\n",
-			host, port, serverOpts, alice, pop3test.Password, userOpts, outDir)
-		rcfile := filepath.Join(home, "fetchmailrc")
-		if err := os.WriteFile(rcfile, []byte(rc), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(fetchmail, "--verbose", "--nodetach", "--nosyslog", "--invisible", "--fetchmailrc", rcfile,
-			"--idfile", filepath.Join(home, "fetchids"), "--pidfile", filepath.Join(home, "fetchmail.pid"))
-		cmd.Env = append(os.Environ(), "HOME="+home)
-		b, err := cmd.CombinedOutput()
-		if ee := (*exec.ExitError)(nil); err != nil && !errors.As(err, &ee) {
-			t.Fatal(err)
-		}
+		out, status, mail := fetchmail(t, env, home, addr, serverOpts, userOpts)
 		env.WaitUnlocked(t, alice)
-		return string(b), cmd.ProcessState.ExitCode(), delivered(t, outDir)
+		return out, status, mail
 	}
 	all := s.bodiesOf(s.uidls)
 	// fetchmail checks the certificate's names but not its IP addresses.
@@ -608,4 +618,47 @@ func TestGetmail(t *testing.T) {
 		t.Fatalf("the run after retrieved %d and deleted %d messages; want none\n%s", n, deleted, out)
 	}
 	checkInbox(t, env, []string{added}, true)
+}
+
+// TestFetchmailBusy: a login refused because another session has the
+// maildrop, or because the account has as many sessions as it may, is
+// read by fetchmail as a busy server to try again later (exit status 9,
+// LOCKBUSY), not as a wrong password (3, AUTHFAIL), for which a fetchmail
+// daemon tells the user by mail that the password is wrong. fetchmail
+// tells the two apart by the words "lock" and "wait", and [IN-USE].
+func TestFetchmailBusy(t *testing.T) {
+	clienttest.Need(t, "fetchmail", "fetchmail")
+	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{Config: func(c *pop3server.Config) {
+		c.Sessions = auth.NewSessionLimiter(1)
+	}})
+	fill(t, env, [][]byte{[]byte(msgHello)})
+	id := env.Accounts[alice].ID
+	for _, tc := range []struct {
+		name string
+		hold func() (release func())
+	}{
+		{"maildrop locked", func() func() {
+			release, err := env.Store.Lock(context.Background(), id, "pop3")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return release
+		}},
+		{"session limit", func() func() {
+			release, ok := env.Config.Sessions.Acquire(id)
+			if !ok {
+				t.Fatal("no session slot")
+			}
+			return release
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			release := tc.hold()
+			out, status, mail := fetchmail(t, env, t.TempDir(), env.Addr, "uidl", "keep sslproto ''")
+			release()
+			if status != 9 || len(mail) != 0 {
+				t.Errorf("fetchmail exited %d and delivered %d messages; want 9 (LOCKBUSY) and none\n%s", status, len(mail), out)
+			}
+		})
+	}
 }
