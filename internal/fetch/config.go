@@ -70,8 +70,9 @@ type Account struct {
 	// the first line of its output is the password
 	// (e.g. "pass show mail/isp").
 	PasswordCommand string `toml:"password_command"`
-	// IMAP folders to fetch. The first one is watched with IDLE by
-	// --daemon.
+	// IMAP folders to fetch, named in full and in UTF-8 as mail clients
+	// show them ("[Gmail]/All Mail", "INBOX.Archive", "Entwürfe"). The
+	// first one is watched with IDLE by --daemon.
 	Folders []string `toml:"folders"`
 	// "delete": delete each message from the server once it is stored
 	// here. "keep": leave messages on the server (see keep_days); each is

@@ -3,6 +3,7 @@ package fetch
 import (
 	"bufio"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -153,6 +154,38 @@ func parseUIDSet(s string, last uint32) map[uint32]bool {
 	return out
 }
 
+// imapWords splits a command line at spaces, taking a quoted string
+// (a folder name with spaces) as one word without its quotes.
+func imapWords(line string) []string {
+	var words []string
+	var w strings.Builder
+	quoted, escaped, inWord := false, false, false
+	for _, c := range strings.TrimRight(line, "\r\n") {
+		switch {
+		case escaped:
+			w.WriteRune(c)
+			escaped = false
+		case quoted && c == '\\':
+			escaped = true
+		case c == '"':
+			quoted, inWord = !quoted, true
+		case c == ' ' && !quoted:
+			if inWord {
+				words = append(words, w.String())
+			}
+			w.Reset()
+			inWord = false
+		default:
+			w.WriteRune(c)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, w.String())
+	}
+	return words
+}
+
 func imapQuote(s string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
 }
@@ -188,7 +221,7 @@ func (f *fakeIMAP) serve(c net.Conn) {
 		if err != nil {
 			return
 		}
-		words := strings.Fields(line)
+		words := imapWords(line)
 		if len(words) < 2 {
 			send("* BAD no command")
 			w.Flush()
@@ -220,12 +253,18 @@ func (f *fakeIMAP) command(send func(string, ...any), sel **fakeFolder, tag, cmd
 	case cmd == "CAPABILITY":
 		send("* CAPABILITY %s", f.caps())
 	case cmd == "LOGIN", cmd == "NOOP":
+	case cmd == "LIST":
+		// Every folder, whatever the pattern; names as on the wire.
+		names := slices.Sorted(maps.Keys(f.folders))
+		for _, name := range names {
+			send(`* LIST () "/" %s`, imapQuote(name))
+		}
 	case cmd == "LOGOUT":
 		send("* BYE")
 		send("%s OK bye", tag)
 		return true
 	case cmd == "SELECT" || cmd == "EXAMINE":
-		*sel = f.folders[strings.Trim(args[0], `"`)]
+		*sel = f.folders[args[0]]
 		if *sel == nil {
 			send("%s NO [NONEXISTENT] no such folder", tag)
 			return false
@@ -309,7 +348,7 @@ func (f *fakeIMAP) command(send func(string, ...any), sel **fakeFolder, tag, cmd
 			}
 		}
 	case (cmd == "COPY" || cmd == "MOVE" && !f.noMove) && uid:
-		dst := f.folders[strings.Trim(args[1], `"`)]
+		dst := f.folders[args[1]]
 		if dst == nil || f.copyNo {
 			send("%s NO [TRYCREATE] cannot copy there", tag)
 			return false
@@ -525,5 +564,65 @@ func TestIMAPPartialFetch(t *testing.T) {
 				t.Errorf("maildir holds %d messages", got)
 			}
 		})
+	}
+}
+
+// TestIMAPFolderNames: folders named as mail clients show them, with
+// spaces, hierarchy and non-ASCII letters, are fetched (the names go in
+// modified UTF-7, RFC 3501 5.1.3); a folder the server does not have is
+// an error naming the folders that were likely meant, and the others are
+// fetched all the same.
+func TestIMAPFolderNames(t *testing.T) {
+	f := startFakeIMAP(t, &fakeIMAP{})
+	wire := []string{"[Gmail]/All Mail", "Entw&APw-rfe", "Tom &- Jerry", "Lists/Go"}
+	for i, name := range wire {
+		f.add(name, testMessage(i+1, 0))
+	}
+	a := fakeIMAPAccount(t, f)
+	a.Mode = ModeKeep
+	a.Folders = []string{"[Gmail]/All Mail", "Entwürfe", "Tom & Jerry", "Lists/Go"}
+	if s := mustFetch(t, testConfig(t, a), testOptions(t)); s.Fetched != 4 {
+		t.Errorf("run: %v", s)
+	}
+	checkMaildir(t, a.Maildir, [2]int{1, 4})
+
+	for _, tc := range []struct{ written, hint string }{
+		{"All Mail", `the server has "[Gmail]/All Mail"`},
+		{"Entw&APw-rfe", `the server has "Entwürfe"`},
+		{"lists/go", `the server has "Lists/Go"`},
+		{"Go", `the server has "Lists/Go"`},
+		{"Nowhere", ""},
+	} {
+		t.Run(tc.written, func(t *testing.T) {
+			a := fakeIMAPAccount(t, f)
+			a.Mode = ModeKeep
+			a.Folders = []string{tc.written, "Tom & Jerry"}
+			s := fetchOnce(t, testConfig(t, a), testOptions(t))[0]
+			if s.Err == nil || !strings.Contains(s.Err.Error(), "folder "+tc.written+": ") {
+				t.Fatalf("run: %v, want an error for folder %s", s, tc.written)
+			}
+			if msg := s.Err.Error(); tc.hint != "" && !strings.Contains(msg, tc.hint) || tc.hint == "" && strings.Contains(msg, "the server has") {
+				t.Errorf("error %q, want the hint %q", msg, tc.hint)
+			}
+			if s.Fetched != 1 {
+				t.Errorf("the other folder was not fetched: %v", s)
+			}
+		})
+	}
+}
+
+func TestEncodeMUTF7(t *testing.T) {
+	for in, want := range map[string]string{
+		"INBOX":              "INBOX",
+		"[Gmail]/All Mail":   "[Gmail]/All Mail",
+		"Entwürfe":           "Entw&APw-rfe",
+		"Tom & Jerry":        "Tom &- Jerry",
+		"日本語":                "&ZeVnLIqe-",
+		"~peter/mail/台北/日本語": "~peter/mail/&U,BTFw-/&ZeVnLIqe-", // RFC 3501 5.1.3
+		"😀":                  "&2D3eAA-",
+	} {
+		if got := encodeMUTF7(in); got != want {
+			t.Errorf("encodeMUTF7(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

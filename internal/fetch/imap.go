@@ -3,13 +3,17 @@ package fetch
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -236,6 +240,10 @@ func (r *run) imapFolder(ctx context.Context, ic *imapConn, folder string) error
 		sel, err = ic.c.Select(folder, &imap.SelectOptions{ReadOnly: readOnly}).Wait()
 		return err
 	})
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		return fmt.Errorf("folder %s: %w%s", folder, err, r.imapFolderHint(ic, folder))
+	}
 	if err != nil {
 		return fmt.Errorf("folder %s: %w", folder, err)
 	}
@@ -368,6 +376,78 @@ func (r *run) imapFolder(ctx context.Context, ic *imapConn, folder string) error
 		return err
 	}
 	return stopErr
+}
+
+// imapFolderHint names, for a folder the server refused to select, the
+// folders it has that the person may have meant: the same name in other
+// case, the folder whose name in modified UTF-7 (RFC 3501 5.1.3, as
+// fetchmail and getmail configurations hold them) was written, or one
+// whose last level has that name ("Archive" for "INBOX.Archive" on a
+// server that keeps every folder under INBOX, "All Mail" for Gmail's
+// "[Gmail]/All Mail"). It returns "" when it finds none.
+func (r *run) imapFolderHint(ic *imapConn, folder string) string {
+	var list []*imap.ListData
+	err := ic.do(func() error {
+		var err error
+		list, err = ic.c.List("", "*", nil).Collect()
+		return err
+	})
+	if err != nil {
+		return ""
+	}
+	var names []string
+	for _, l := range list {
+		last := l.Mailbox
+		if l.Delim != 0 {
+			if i := strings.LastIndexByte(last, byte(l.Delim)); i >= 0 && l.Delim < utf8.RuneSelf {
+				last = last[i+1:]
+			}
+		}
+		if l.Mailbox != folder && (strings.EqualFold(l.Mailbox, folder) || encodeMUTF7(l.Mailbox) == folder ||
+			strings.EqualFold(last, folder)) {
+			names = append(names, strconv.Quote(l.Mailbox))
+		}
+	}
+	if len(names) == 0 || len(names) > 5 {
+		return ""
+	}
+	return fmt.Sprintf("; the server has %s (folders are written in full, in UTF-8, as mail clients show them)",
+		strings.Join(names, " and "))
+}
+
+// encodeMUTF7 writes a folder name in modified UTF-7 (RFC 3501 5.1.3),
+// as IMAP servers without UTF8=ACCEPT name folders on the wire.
+func encodeMUTF7(s string) string {
+	var b strings.Builder
+	var run []rune // characters outside printable ASCII, to encode
+	flush := func() {
+		if len(run) == 0 {
+			return
+		}
+		u := utf16.Encode(run)
+		raw := make([]byte, 2*len(u))
+		for i, c := range u {
+			raw[2*i], raw[2*i+1] = byte(c>>8), byte(c)
+		}
+		b.WriteByte('&')
+		b.WriteString(strings.ReplaceAll(base64.RawStdEncoding.EncodeToString(raw), "/", ","))
+		b.WriteByte('-')
+		run = run[:0]
+	}
+	for _, c := range s {
+		switch {
+		case c == '&':
+			flush()
+			b.WriteString("&-")
+		case c >= 0x20 && c <= 0x7e:
+			flush()
+			b.WriteRune(c)
+		default:
+			run = append(run, c)
+		}
+	}
+	flush()
+	return b.String()
 }
 
 // imapFolderRun is what a run knows of the folder it works on.
