@@ -739,18 +739,27 @@ func (c *conn) writeEnvelope(e *message.Envelope) {
 		w.str("(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)")
 		return
 	}
+	// RFC 9051 7.5.2: NIL for a field the header lacks, "" for one it
+	// has but empty.
+	field := func(s string, f message.EmptyFields) {
+		if s == "" && e.Empty&f != 0 {
+			w.str(`""`)
+			return
+		}
+		w.nstring(s)
+	}
 	w.byte('(')
-	w.nstring(e.Date)
+	field(e.Date, message.EmptyDate)
 	w.byte(' ')
-	w.nstring(e.Subject)
+	field(e.Subject, message.EmptySubject)
 	for _, l := range [][]message.Address{e.From, e.Sender, e.ReplyTo, e.To, e.Cc, e.Bcc} {
 		w.byte(' ')
 		c.writeAddresses(l)
 	}
 	w.byte(' ')
-	w.nstring(e.InReplyTo)
+	field(e.InReplyTo, message.EmptyInReplyTo)
 	w.byte(' ')
-	w.nstring(e.MessageID)
+	field(e.MessageID, message.EmptyMessageID)
 	w.byte(')')
 }
 

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/buzon-mail/buzon/internal/message"
 	"github.com/buzon-mail/buzon/internal/store"
@@ -273,6 +274,53 @@ func TestFetchBinaryText(t *testing.T) {
 		{"FETCH 1 (BINARY[2] BINARY.SIZE[2])", "* 1 FETCH (BINARY[2] " + lit8("a\nb\rc\x00") + " BINARY.SIZE[2] 6)"},
 		{"FETCH 1 (BINARY[3] BINARY.SIZE[3])", "* 1 FETCH (BINARY[3] " + lit("old\r\nmac\r\nand\r\nunix") + " BINARY.SIZE[3] 19)"},
 		{"FETCH 1 (BINARY[4])", "* 1 FETCH (BINARY[4] " + lit("as stored") + ")"},
+	})
+}
+
+// TestFetchEnvelopeEmptyFields: in ENVELOPE a Date, Subject, In-Reply-To
+// or Message-ID field that the header has but empty is "", one it lacks
+// NIL (RFC 9051 7.5.2), for the message and for one it encapsulates; an
+// empty address field is NIL, and an empty Sender or Reply-To is From. A
+// message whose structure a buzon from before stored (version 1, which
+// cannot tell empty from absent) still gets NIL for all.
+func TestFetchEnvelopeEmptyFields(t *testing.T) {
+	e := newTestEnv(t)
+	msg := "Date:\r\nSubject:\r\nFrom: ann@example.org\r\nSender:\r\nTo:\r\nIn-Reply-To: \r\nMessage-ID:\r\n \r\n" +
+		"Content-Type: message/rfc822\r\n\r\nSubject: \r\nFrom: bob@example.org\r\n\r\ninner\r\n"
+	e.deliver("INBOX", msg)
+	part, err := message.Parse(strings.NewReader(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	part.Envelope.Empty, part.Parts[0].Envelope.Empty = 0, 0
+	old := message.Marshal(part)
+	if old[0] != 1 {
+		t.Fatalf("structure version %d, want 1", old[0])
+	}
+	sess := e.session()
+	mb, err := sess.Mailbox(context.Background(), "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sess.Append(context.Background(), mb.ID, &store.NewMessage{
+		Body: strings.NewReader(msg), Size: int64(len(msg)), Structure: old,
+		InternalDate: time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c := e.login()
+	c.mustOK("EXAMINE INBOX")
+	ann := `((NIL NIL "ann" "example.org"))`
+	bob := `((NIL NIL "bob" "example.org"))`
+	structure := func(subject string) string {
+		return `("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 43 (NIL ` + subject + ` ` + bob + ` ` + bob + ` ` + bob +
+			` NIL NIL NIL NIL NIL) ("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 7 1 NIL NIL NIL NIL) 4 NIL NIL NIL NIL)`
+	}
+	checkFetches(t, c, []fetchCase{
+		{"FETCH 1 (ENVELOPE)", `* 1 FETCH (ENVELOPE ("" "" ` + ann + ` ` + ann + ` ` + ann + ` NIL NIL NIL "" ""))`},
+		{"FETCH 1 (BODYSTRUCTURE)", `* 1 FETCH (BODYSTRUCTURE ` + structure(`""`) + `)`},
+		{"FETCH 2 (ENVELOPE)", `* 2 FETCH (ENVELOPE (NIL NIL ` + ann + ` ` + ann + ` ` + ann + ` NIL NIL NIL NIL NIL))`},
+		{"FETCH 2 (BODYSTRUCTURE)", `* 2 FETCH (BODYSTRUCTURE ` + structure(`NIL`) + `)`},
 	})
 }
 

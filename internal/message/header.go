@@ -176,6 +176,20 @@ func (h *headerInfo) envelope() *Envelope {
 		InReplyTo: h.value(fieldInReplyTo),
 		MessageID: h.value(fieldMessageID),
 	}
+	// RFC 9051 7.5.2: a field present but empty is the empty string, not
+	// NIL.
+	for _, f := range []struct {
+		field field
+		value string
+		bit   EmptyFields
+	}{
+		{fieldDate, env.Date, EmptyDate}, {fieldSubject, env.Subject, EmptySubject},
+		{fieldInReplyTo, env.InReplyTo, EmptyInReplyTo}, {fieldMessageID, env.MessageID, EmptyMessageID},
+	} {
+		if h.has[f.field] && f.value == "" {
+			env.Empty |= f.bit
+		}
+	}
 	// RFC 9051 7.5.2: "If the Sender or Reply-To lines are absent in the
 	// [RFC-5322] header, or are present but empty, the server sets the
 	// corresponding member of the envelope to be the same value as the

@@ -40,7 +40,11 @@ func dumpPart(b *strings.Builder, p *Part, section string, depth int) {
 	}
 	b.WriteByte('\n')
 	if e := p.Envelope; e != nil {
-		fmt.Fprintf(b, "%s  date=%q subject=%q in-reply-to=%q message-id=%q\n", indent, e.Date, e.Subject, e.InReplyTo, e.MessageID)
+		fmt.Fprintf(b, "%s  date=%q subject=%q in-reply-to=%q message-id=%q", indent, e.Date, e.Subject, e.InReplyTo, e.MessageID)
+		if e.Empty != 0 {
+			fmt.Fprintf(b, " empty=%04b", e.Empty)
+		}
+		b.WriteByte('\n')
 		for _, l := range []struct {
 			k    string
 			list []Address

@@ -8,10 +8,10 @@ import (
 	"unsafe"
 )
 
-// The encoding made by Marshal, version 1:
+// The encoding made by Marshal, version 2:
 //
 //	encoding   = version counts part
-//	version    = %x01
+//	version    = %x02
 //	counts     = parts params addresses languages envelopes   ; uvarints, totals over the tree
 //	part       = header-start header-len body-len lines       ; uvarints
 //	             media-type media-subtype params
@@ -21,7 +21,8 @@ import (
 //	             nparts *part                                   ; nparts is a uvarint
 //	params     = n *(name value)
 //	languages  = n *string
-//	envelope   = date subject from sender reply-to to cc bcc in-reply-to message-id
+//	envelope   = empty date subject from sender reply-to to cc bcc in-reply-to message-id
+//	empty      = OCTET                                        ; Envelope.Empty
 //	from, to, cc, bcc      = n *address
 //	sender, reply-to       = %x00 / (n+1) *address              ; %x00: the same as from
 //	address    = flags name adl mailbox host                    ; flags: 1 group start, 2 group end
@@ -29,7 +30,16 @@ import (
 //
 // The counts let Unmarshal allocate each kind of object once, and bound
 // those allocations by the length of the input.
-const formatVersion = 1
+//
+// Version 1 is version 2 without the empty octet: it could not tell a
+// field present but empty from an absent one. Unmarshal reads both, and
+// Marshal still writes version 1 when no envelope of the tree has an
+// empty field, which is nearly always: a buzon from before version 2
+// then still reads all but those few messages.
+const (
+	formatVersion = 2
+	version1      = 1
+)
 
 // Minimum encoded sizes, which bound the counts an input of a given length
 // can honestly claim.
@@ -52,17 +62,22 @@ func Marshal(p *Part) []byte {
 	var c counts
 	c.add(p)
 	b := make([]byte, 0, c.size)
-	b = append(b, formatVersion)
+	e := encoder{version: version1}
+	if c.empty {
+		e.version = formatVersion
+	}
+	b = append(b, e.version)
 	for _, n := range []int{c.parts, c.params, c.addresses, c.languages, c.envelopes} {
 		b = binary.AppendUvarint(b, uint64(n))
 	}
-	return appendPart(b, p)
+	return e.appendPart(b, p)
 }
 
 // counts are the totals of a tree, and an estimate of its encoded size.
 type counts struct {
 	parts, params, addresses, languages, envelopes int
 	size                                           int
+	empty                                          bool // some envelope has an empty field
 }
 
 func (c *counts) add(p *Part) {
@@ -81,7 +96,8 @@ func (c *counts) add(p *Part) {
 	}
 	if e := p.Envelope; e != nil {
 		c.envelopes++
-		c.size += 24 + len(e.Date) + len(e.Subject) + len(e.InReplyTo) + len(e.MessageID)
+		c.empty = c.empty || e.Empty != 0
+		c.size += 25 + len(e.Date) + len(e.Subject) + len(e.InReplyTo) + len(e.MessageID)
 		for _, list := range e.lists() {
 			c.addresses += len(list)
 			for _, a := range list {
@@ -119,7 +135,12 @@ func sameAddresses(a, b []Address) bool {
 	return true
 }
 
-func appendPart(b []byte, p *Part) []byte {
+// encoder writes one version of the encoding.
+type encoder struct {
+	version byte
+}
+
+func (enc encoder) appendPart(b []byte, p *Part) []byte {
 	b = appendInt(b, p.HeaderStart)
 	b = appendInt(b, p.BodyStart-p.HeaderStart)
 	b = appendInt(b, p.End-p.BodyStart)
@@ -142,16 +163,19 @@ func appendPart(b []byte, p *Part) []byte {
 		b = append(b, 0)
 	} else {
 		b = append(b, 1)
-		b = appendEnvelope(b, p.Envelope)
+		b = enc.appendEnvelope(b, p.Envelope)
 	}
 	b = binary.AppendUvarint(b, uint64(len(p.Parts)))
 	for i := range p.Parts {
-		b = appendPart(b, &p.Parts[i])
+		b = enc.appendPart(b, &p.Parts[i])
 	}
 	return b
 }
 
-func appendEnvelope(b []byte, e *Envelope) []byte {
+func (enc encoder) appendEnvelope(b []byte, e *Envelope) []byte {
+	if enc.version >= 2 {
+		b = append(b, byte(e.Empty))
+	}
 	b = appendString(b, e.Date)
 	b = appendString(b, e.Subject)
 	b = appendAddresses(b, e.From)
@@ -261,10 +285,10 @@ func (dec *Decoder) unmarshal(b []byte, share bool) (*Part, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("unmarshal message structure: empty: %w", ErrCorrupt)
 	}
-	if b[0] != formatVersion {
+	if b[0] != formatVersion && b[0] != version1 {
 		return nil, fmt.Errorf("unmarshal message structure: unknown version %d: %w", b[0], ErrCorrupt)
 	}
-	d := decoder{i: 1}
+	d := decoder{version: b[0], i: 1}
 	if share {
 		d.s = unsafe.String(unsafe.SliceData(b), len(b))
 	} else {
@@ -295,9 +319,10 @@ const maxDecodeDepth = 10000
 // decoder reads the encoding. The first error sticks: later reads return
 // zero values, so that the code can check once, at the end of a loop.
 type decoder struct {
-	s   string // the whole input: every decoded string is a substring
-	i   int    // read position in s
-	err error
+	version byte
+	s       string // the whole input: every decoded string is a substring
+	i       int    // read position in s
+	err     error
 
 	// Preallocated objects not yet handed out.
 	parts  []Part
@@ -425,6 +450,12 @@ func (d *decoder) envelope() *Envelope {
 	}
 	e := &d.envs[0]
 	d.envs = d.envs[1:]
+	if d.version >= 2 {
+		e.Empty = EmptyFields(d.byte())
+		if e.Empty&^allEmptyFields != 0 {
+			d.fail("bad empty fields")
+		}
+	}
 	e.Date = d.string()
 	e.Subject = d.string()
 	e.From = d.addressList(d.uvarint())
@@ -435,6 +466,14 @@ func (d *decoder) envelope() *Envelope {
 	e.Bcc = d.addressList(d.uvarint())
 	e.InReplyTo = d.string()
 	e.MessageID = d.string()
+	for _, f := range []struct {
+		value string
+		bit   EmptyFields
+	}{{e.Date, EmptyDate}, {e.Subject, EmptySubject}, {e.InReplyTo, EmptyInReplyTo}, {e.MessageID, EmptyMessageID}} {
+		if e.Empty&f.bit != 0 && f.value != "" {
+			d.fail("a field said to be empty is not")
+		}
+	}
 	return e
 }
 

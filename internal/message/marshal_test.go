@@ -81,8 +81,18 @@ func TestMarshalRoundTrip(t *testing.T) {
 	}
 }
 
-// TestMarshalFormat pins version 1 of the encoding: stored structures
+// withEmpty is fullTree with the encapsulated message's envelope saying
+// that fields are empty.
+func withEmpty(f EmptyFields) *Part {
+	tree := fullTree()
+	tree.Parts[1].Parts[0].Envelope.Empty = f
+	return tree
+}
+
+// TestMarshalFormat pins the versions of the encoding: stored structures
 // must stay readable. A change to the format needs a new version.
+// Marshal writes version 1, which older buzons read too, for a tree that
+// version 2 adds nothing to: no envelope with a field present but empty.
 func TestMarshalFormat(t *testing.T) {
 	const v1 = "0104040702020064840714096d756c746970617274056d697865640108626f75" +
 		"6e646172790162000004374249540000000000011e5475652c2033204d617220" +
@@ -97,24 +107,85 @@ func TestMarshalFormat(t *testing.T) {
 		"06726663383232000000043742495400000000000001cc0328ea030704746578" +
 		"7405706c61696e00000004384249540000000000010005696e6e657200000000" +
 		"0000000000"
-	want, err := hex.DecodeString(v1)
+	// Version 2 adds an octet before each envelope's date: here 00 for
+	// the message's, and 09 (Date and Message-ID present but empty) for
+	// the one encapsulated.
+	const v2 = "0204040702020064840714096d756c746970617274056d697865640108626f75" +
+		"6e64617279016200000437424954000000000001001e5475652c2033204d6172" +
+		"20323032362031303a30303a3030202b30313030075375626a65637401000341" +
+		"6e6e0003616e6e0b6578616d706c652e6f7267020000064072656c617901730b" +
+		"6578616d706c652e6f7267000301000007467269656e64730000000001610162" +
+		"020000000001000000016301640100000001650166053c7840793e053c6d4079" +
+		"3e026e28fa01050b6170706c69636174696f6e0370646601046e616d6507e282" +
+		"ac2e706466063c696440783e0464657363064241534536340a6174746163686d" +
+		"656e74020866696c656e616d6507e282ac2e7064660473697a6501330202656e" +
+		"02667209687474703a2f2f782f036d64350000a40328920409076d6573736167" +
+		"6506726663383232000000043742495400000000000001cc0328ea0307047465" +
+		"787405706c61696e0000000438424954000000000001090005696e6e65720000" +
+		"00000000000000"
+	for _, tc := range []struct {
+		name string
+		hex  string
+		tree *Part
+	}{{"version 1", v1, fullTree()}, {"version 2", v2, withEmpty(EmptyDate | EmptyMessageID)}} {
+		want, err := hex.DecodeString(tc.hex)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := Marshal(tc.tree); !bytes.Equal(got, want) {
+			t.Errorf("%s: encoding changed; bump formatVersion and keep reading the old ones.\ngot  %x\nwant %x", tc.name, got, want)
+		}
+		back, err := Unmarshal(want)
+		if err != nil || !reflect.DeepEqual(back, tc.tree) {
+			t.Errorf("%s no longer decodes to the same tree: %v", tc.name, err)
+		}
+	}
+}
+
+// TestUnmarshalVersion1Empty: a structure stored by a buzon from before
+// version 2 has no Envelope.Empty, and reads as if every empty field
+// were absent, which is what that buzon served.
+func TestUnmarshalVersion1Empty(t *testing.T) {
+	raw, err := os.ReadFile("testdata/empty-fields.eml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := Marshal(fullTree())
-	if !bytes.Equal(got, want) {
-		t.Errorf("encoding changed; bump formatVersion and keep reading version 1.\ngot  %x\nwant %x", got, want)
+	root, err := Parse(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
 	}
-	back, err := Unmarshal(want)
-	if err != nil || !reflect.DeepEqual(back, fullTree()) {
-		t.Errorf("version 1 no longer decodes to the same tree: %v", err)
+	if root.Envelope.Empty != allEmptyFields || root.Parts[1].Parts[0].Envelope.Empty != EmptySubject {
+		t.Fatalf("Parse: empty fields %04b and %04b, want 1111 and 0010",
+			root.Envelope.Empty, root.Parts[1].Parts[0].Envelope.Empty)
+	}
+	b := Marshal(root)
+	if b[0] != 2 {
+		t.Fatalf("written as version %d, want 2", b[0])
+	}
+	back, err := Unmarshal(b)
+	if err != nil || !reflect.DeepEqual(back, root) {
+		t.Fatalf("version 2 round trip: %v", err)
+	}
+	// The same tree as version 1 wrote it: the envelopes without their
+	// empty octet.
+	root.Envelope.Empty, root.Parts[1].Parts[0].Envelope.Empty = 0, 0
+	v1 := Marshal(root)
+	if v1[0] != 1 || len(v1) != len(b)-2 {
+		t.Fatalf("without empty fields: version %d, %d bytes, want version 1 and %d bytes", v1[0], len(v1), len(b)-2)
+	}
+	old, err := Unmarshal(v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(old, root) {
+		t.Errorf("version 1 decodes to\n%s\nwant\n%s", dumpTree(old), dumpTree(root))
 	}
 }
 
 // TestUnmarshalRejects checks that Unmarshal rejects what Marshal did not
 // make, without panicking.
 func TestUnmarshalRejects(t *testing.T) {
-	valid := Marshal(fullTree())
+	valid := Marshal(withEmpty(EmptyDate)) // version 2
 	uv := func(vs ...uint64) []byte {
 		b := []byte{formatVersion}
 		for _, v := range vs {
@@ -127,7 +198,9 @@ func TestUnmarshalRejects(t *testing.T) {
 		in   []byte
 	}{
 		{"empty", nil},
-		{"unknown version", append([]byte{2}, valid[1:]...)},
+		{"unknown version", append([]byte{3}, valid[1:]...)},
+		{"bad empty fields", Marshal(withEmpty(0x10))},
+		{"field said to be empty is not", Marshal(withEmpty(EmptySubject))},
 		{"trailing byte", append(append([]byte{}, valid...), 0)},
 		{"huge part count", uv(1<<60, 0, 0, 0, 0)},
 		{"huge string", append(uv(1, 0, 0, 0, 0, 0, 0, 0, 0), binary.AppendUvarint(nil, 1<<62)...)},

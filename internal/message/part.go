@@ -98,7 +98,25 @@ type Envelope struct {
 	Bcc       []Address
 	InReplyTo string
 	MessageID string
+
+	// Empty tells which of Date, Subject, InReplyTo and MessageID the
+	// header has but with an empty value: ENVELOPE gives those the empty
+	// string, and those the header lacks NIL (RFC 9051 7.5.2).
+	Empty EmptyFields
 }
+
+// EmptyFields is a set of the string fields of an Envelope.
+type EmptyFields uint8
+
+// The string fields of an Envelope, for Envelope.Empty.
+const (
+	EmptyDate EmptyFields = 1 << iota
+	EmptySubject
+	EmptyInReplyTo
+	EmptyMessageID
+
+	allEmptyFields = EmptyDate | EmptySubject | EmptyInReplyTo | EmptyMessageID
+)
 
 // Address is one RFC 5322 address of an Envelope. A group is written as
 // a start marker (Mailbox is the group name, Host is "" and GroupStart is
