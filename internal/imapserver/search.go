@@ -25,6 +25,10 @@ type searchKey struct {
 	num   int64  // LARGER, SMALLER, MODSEQ
 	date  time.Time
 	set   numSet
+
+	// The string keys' str as they compare it (see prepare): folded as
+	// header text, and for BODY and TEXT folded as body text.
+	headerNeedle, bodyNeedle []byte
 }
 
 // Costs of evaluating a key: what it needs beyond the message list.
@@ -146,6 +150,27 @@ func (k *searchKey) usesModSeq() bool {
 		return true
 	}
 	return slices.ContainsFunc(k.kids, (*searchKey).usesModSeq)
+}
+
+// prepare folds the strings of the string keys for matching, once for
+// the whole search.
+func (k *searchKey) prepare() {
+	switch k.op {
+	case "BCC", "CC", "FROM", "SUBJECT", "TO", "HEADER":
+		k.headerNeedle = []byte(foldHeader(k.str))
+	case "BODY", "TEXT":
+		k.headerNeedle = []byte(foldHeader(k.str))
+		k.bodyNeedle = appendFold(nil, []byte(k.str))
+	}
+	for _, kid := range k.kids {
+		kid.prepare()
+	}
+}
+
+// inHeader reports whether the header text v, folded, holds the key's
+// string.
+func (k *searchKey) inHeader(v string) bool {
+	return strings.Contains(v, string(k.headerNeedle))
 }
 
 // sortByCost orders the keys of every AND list cheapest first, so costly
@@ -345,7 +370,8 @@ func (sm *searchMsg) headerBytes() []byte {
 	return sm.header
 }
 
-// headerValues returns the decoded values of the named field.
+// headerValues returns the values of the named field, decoded and folded
+// (foldHeader).
 func (sm *searchMsg) headerValues(name string) []string {
 	fields := message.HeaderFields(sm.headerBytes(), []string{name}, false)
 	var vals []string
@@ -354,16 +380,15 @@ func (sm *searchMsg) headerValues(name string) []string {
 		if !ok {
 			continue
 		}
-		v = strings.NewReplacer("\r\n", "", "\n", "").Replace(v)
-		vals = append(vals, message.DecodeHeaderValue(strings.TrimSpace(v)))
+		vals = append(vals, foldHeader(message.DecodeHeaderValue(strings.TrimSpace(v))))
 	}
 	return vals
 }
 
 // envelopeValues answers the address and subject keys from the envelope
 // stored with the message, so that they need no message body (Dovecot
-// answers them from its cache). ok is false for a message stored without
-// a usable structure.
+// answers them from its cache): the values, folded (foldHeader). ok is
+// false for a message stored without a usable structure.
 func (sm *searchMsg) envelopeValues(op string) (vals []string, ok bool) {
 	if sm.env != nil {
 		return sm.env[envelopeKey(op)], true
@@ -393,8 +418,8 @@ func envelopeKey(op string) int {
 	return 4 // BCC
 }
 
-// searchEnvelope holds the values of the envelope keys, decoded, in the
-// order of envelopeKey.
+// searchEnvelope holds the values of the envelope keys, decoded and
+// folded (foldHeader), in the order of envelopeKey.
 type searchEnvelope [5][]string
 
 func newSearchEnvelope(e *message.Envelope) *searchEnvelope {
@@ -416,9 +441,9 @@ func (se *searchEnvelope) size() int64 {
 	return n
 }
 
-// envelopeField is what a search key compares of an envelope: the decoded
-// subject, or each address as it would be written, the decoded name, then
-// the address in angle brackets.
+// envelopeField is what a search key compares of an envelope, folded
+// (foldHeader): the decoded subject, or each address as it would be
+// written, the decoded name, then the address in angle brackets.
 func envelopeField(e *message.Envelope, op string) []string {
 	var list []message.Address
 	switch op {
@@ -426,7 +451,7 @@ func envelopeField(e *message.Envelope, op string) []string {
 		if e.Subject == "" {
 			return nil
 		}
-		return []string{message.DecodeHeaderValue(e.Subject)}
+		return []string{foldHeader(message.DecodeHeaderValue(e.Subject))}
 	case "FROM":
 		list = e.From
 	case "TO":
@@ -440,9 +465,9 @@ func envelopeField(e *message.Envelope, op string) []string {
 	for _, a := range list {
 		switch {
 		case a.GroupStart:
-			vals = append(vals, a.Mailbox)
+			vals = append(vals, foldHeader(a.Mailbox))
 		case !a.GroupEnd:
-			vals = append(vals, strings.TrimSpace(message.DecodeHeaderValue(a.Name)+" <"+a.Mailbox+"@"+a.Host+">"))
+			vals = append(vals, foldHeader(strings.TrimSpace(message.DecodeHeaderValue(a.Name)+" <"+a.Mailbox+"@"+a.Host+">")))
 		}
 	}
 	return vals
@@ -465,9 +490,62 @@ func splitFields(b []byte) []string {
 	return out
 }
 
-// containsFold reports whether s contains sub, case-insensitively.
-func containsFold(s, sub string) bool {
-	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
+// RFC 9051 6.4.4: the string keys match substrings, case-insensitively.
+// Both the text searched and the key's string are folded before they
+// are compared: case by foldRune, and in header text, where a line fold
+// is only a place the line was broken, every run of white space and line
+// breaks to one space, so that a subject folded before a word, or with a
+// tab, is found as it reads ("headers and folded" in a subject written
+// "headers and" CRLF TAB "folded").
+
+// foldRune returns the case of r that matching compares: the lower case
+// of its upper case, so that a letter with two lower cases meets both
+// (σ and final ς, s and long ſ, i and dotless ı), which plain lower-casing
+// misses ("ΣΊΣΥΦΟΣ" and "σίσυφος").
+func foldRune(r rune) rune {
+	if r < utf8.RuneSelf {
+		if 'A' <= r && r <= 'Z' {
+			r += 'a' - 'A'
+		}
+		return r
+	}
+	return unicode.ToLower(unicode.ToUpper(r))
+}
+
+// foldHeader returns header text s folded for matching. Most values,
+// lower-case ASCII words with single spaces, come back as they are.
+func foldHeader(s string) string {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf || 'A' <= c && c <= 'Z' || isFoldSpace(c) && (c != ' ' || i+1 < len(s) && isFoldSpace(s[i+1])) {
+			return string(appendFoldHeader(make([]byte, 0, len(s)), []byte(s)))
+		}
+	}
+	return s
+}
+
+// isFoldSpace tells the bytes a run of which header text folds to one
+// space.
+func isFoldSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+// appendFoldHeader appends header text s, folded for matching, to dst.
+func appendFoldHeader(dst, s []byte) []byte {
+	for i := 0; i < len(s); {
+		j := i
+		if isFoldSpace(s[i]) {
+			for j < len(s) && isFoldSpace(s[j]) {
+				j++
+			}
+			dst = append(dst, ' ')
+		} else {
+			for j < len(s) && !isFoldSpace(s[j]) {
+				j++
+			}
+			dst = appendFold(dst, s[i:j])
+		}
+		i = j
+	}
+	return dst
 }
 
 // bodyContains searches the decoded text of the message's text parts for
@@ -476,15 +554,19 @@ func containsFold(s, sub string) bool {
 // of which are in its body (RFC 9051 6.4.4: TEXT is "in the header or body
 // of the message"; an attachment's file name is found so). BODY reads no
 // header, not even a part's, as Dovecot's does not: a part's header says
-// how to read the text, it is not the text.
-func (sm *searchMsg) bodyContains(sub string, header bool) bool {
+// how to read the text, it is not the text. The needles are the key's
+// string folded as body text and, for TEXT, as header text. The empty
+// string is in every message, one without a text part too.
+func (sm *searchMsg) bodyContains(needle, headerNeedle []byte, header bool) bool {
 	if !sm.openBody() {
 		return false
 	}
-	needle := []byte(strings.ToLower(sub))
+	if len(needle) == 0 {
+		return true
+	}
 	var walk func(p *message.Part) bool
 	walk = func(p *message.Part) bool {
-		if header && sm.headerContains(p, needle) {
+		if header && sm.headerContains(p, headerNeedle) {
 			return true
 		}
 		if len(p.Parts) > 0 {
@@ -505,7 +587,7 @@ func (sm *searchMsg) bodyContains(sub string, header bool) bool {
 }
 
 // headerContains reports whether the header of part p, the message's own
-// for the root, holds the lower-case needle once lower-cased and its
+// for the root, holds the needle once folded (appendFoldHeader) and its
 // encoded words decoded.
 func (sm *searchMsg) headerContains(p *message.Part, needle []byte) bool {
 	var h []byte
@@ -525,32 +607,22 @@ func (sm *searchMsg) headerContains(p *message.Part, needle []byte) bool {
 	return sm.bufs.foldedContains(h, needle)
 }
 
-// foldedContains reports whether the header block h holds the lower-case
-// needle, once lower-cased and its encoded words decoded. A header in
-// ASCII without encoded words, most of them, is lower-cased into the
-// buffer.
+// foldedContains reports whether the header block h holds the needle,
+// once folded (appendFoldHeader) and its encoded words decoded. A header
+// in ASCII without encoded words, most of them, is folded into the buffer
+// as it is.
 func (b *searchBuffers) foldedContains(h, needle []byte) bool {
-	lower := b.lower[:0]
-	for _, c := range h {
-		if c >= utf8.RuneSelf {
-			break
-		}
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		lower = append(lower, c)
+	if bytes.Contains(h, []byte("=?")) || slices.ContainsFunc(h, func(c byte) bool { return c >= utf8.RuneSelf }) {
+		h = []byte(message.DecodeHeaderValue(string(h)))
 	}
-	b.lower = lower
-	if len(lower) < len(h) || bytes.Contains(lower, []byte("=?")) {
-		return bytes.Contains(bytes.ToLower([]byte(message.DecodeHeaderValue(string(h)))), needle)
-	}
-	return bytes.Contains(lower, needle)
+	b.lower = appendFoldHeader(b.lower[:0], h)
+	return bytes.Contains(b.lower, needle)
 }
 
-// streamContains looks for a lower-case needle in the lower-cased text of
-// r, chunk by chunk, each searched with the end of the one before (the
-// needle's length less one byte), so memory stays small whatever the size
-// of the part.
+// streamContains looks for a folded needle in the text of r, its case
+// folded (appendFold), chunk by chunk, each searched with the end of the
+// one before (the needle's length less one byte), so memory stays small
+// whatever the size of the part.
 func (b *searchBuffers) streamContains(r io.Reader, needle []byte) bool {
 	if len(needle) == 0 {
 		return true
@@ -568,7 +640,7 @@ func (b *searchBuffers) streamContains(r io.Reader, needle []byte) bool {
 		if err == nil {
 			cut = fullRunes(data)
 		}
-		hay = appendLower(hay, data[:cut])
+		hay = appendFold(hay, data[:cut])
 		if bytes.Contains(hay, needle) {
 			return true
 		}
@@ -581,9 +653,9 @@ func (b *searchBuffers) streamContains(r io.Reader, needle []byte) bool {
 	}
 }
 
-// appendLower appends s lower-cased to dst, as bytes.ToLower would
-// lower-case it.
-func appendLower(dst, s []byte) []byte {
+// appendFold appends s to dst with its case folded (foldRune), and bytes
+// that are not UTF-8 as U+FFFD.
+func appendFold(dst, s []byte) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
@@ -595,7 +667,7 @@ func appendLower(dst, s []byte) []byte {
 			continue
 		}
 		r, size := utf8.DecodeRune(s[i:])
-		dst = utf8.AppendRune(dst, unicode.ToLower(r))
+		dst = utf8.AppendRune(dst, foldRune(r))
 		i += size
 	}
 	return dst
@@ -714,27 +786,17 @@ func (c *conn) match(sm *searchMsg, k *searchKey) bool {
 		if !ok {
 			vals = sm.headerValues(k.op)
 		}
-		for _, v := range vals {
-			if containsFold(v, k.str) {
-				return true
-			}
-		}
-		return false
+		return slices.ContainsFunc(vals, k.inHeader)
 	case "HEADER":
 		vals := sm.headerValues(k.field)
 		if k.str == "" {
 			return len(vals) > 0 // RFC 9051 6.4.4: the field is present
 		}
-		for _, v := range vals {
-			if containsFold(v, k.str) {
-				return true
-			}
-		}
-		return false
+		return slices.ContainsFunc(vals, k.inHeader)
 	case "BODY":
-		return sm.bodyContains(k.str, false)
+		return sm.bodyContains(k.bodyNeedle, nil, false)
 	case "TEXT":
-		return sm.bodyContains(k.str, true)
+		return sm.bodyContains(k.bodyNeedle, k.headerNeedle, true)
 	}
 	return false
 }
@@ -845,6 +907,7 @@ func (c *conn) cmdSearch(cmd *command) {
 		xuserErrorf("BADCHARSET (UTF-8 US-ASCII)", "charset %s not supported", a.charset) // RFC 9051 6.4.4
 	}
 	key := a.key
+	key.prepare()
 	key.sortByCost()
 	modSeqUsed := key.usesModSeq()
 	if modSeqUsed {

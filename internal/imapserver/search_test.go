@@ -252,8 +252,8 @@ func TestSearchTextPartHeaders(t *testing.T) {
 }
 
 // TestFoldedContains: the header search finds what decoding the header
-// and lower-casing both sides finds, in ASCII or not, with encoded words
-// or not, from one header to the next with the same buffers.
+// and folding both sides finds, in ASCII or not, with encoded words or
+// not, from one header to the next with the same buffers.
 func TestFoldedContains(t *testing.T) {
 	var b searchBuffers
 	for _, tc := range []struct {
@@ -269,11 +269,16 @@ func TestFoldedContains(t *testing.T) {
 		{"Content-Description: \xc3\x84rger mit dem Bericht\r\n", "BERICHT", true},
 		{"Content-Description: Straße\r\n", "STRASSE", false},
 		{"Subject: x\r\n", "", true},
+		{"Subject: [list] headers and\r\n\tfolded subject\r\n", "headers and folded", true},
+		{"Subject: [list] headers and\r\n\tfolded subject\r\n", "AND  FOLDED", true},
+		{"Subject: a \r\n =?utf-8?q?=CE=A3=CE=8A=CE=A3=CE=A5=CE=A6=CE=9F=CE=A3?= b\r\n", "a σίσυφος b", true},
+		{"Content-Description: \xce\xa3\xce\x8a\xce\xa3\xce\xa5\xce\xa6\xce\x9f\xce\xa3\r\n", "σίσυφος", true},
+		{"Subject: x\r\nFrom: y\r\n", "x from", true}, // fields meet at one space
 	} {
-		ref := containsFold(message.DecodeHeaderValue(tc.header), tc.sub)
-		got := b.foldedContains([]byte(tc.header), []byte(strings.ToLower(tc.sub)))
+		ref := strings.Contains(foldHeader(message.DecodeHeaderValue(tc.header)), foldHeader(tc.sub))
+		got := b.foldedContains([]byte(tc.header), []byte(foldHeader(tc.sub)))
 		if got != tc.want || ref != tc.want {
-			t.Errorf("%q in %q: %v (decoded and lower-cased: %v), want %v", tc.sub, tc.header, got, ref, tc.want)
+			t.Errorf("%q in %q: %v (decoded and folded: %v), want %v", tc.sub, tc.header, got, ref, tc.want)
 		}
 	}
 }
@@ -301,7 +306,7 @@ func TestStreamContains(t *testing.T) {
 	if b.streamContains(strings.NewReader("dle"), []byte("needle")) {
 		t.Error("found with the text of the search before")
 	}
-	// Not UTF-8: compared as bytes.ToLower has it, invalid bytes as U+FFFD.
+	// Not UTF-8: invalid bytes compare as U+FFFD.
 	if !b.streamContains(strings.NewReader("caf\xe9 AU LAIT"), []byte("caf\uFFFD au lait")) {
 		t.Error("text that is not UTF-8 not found")
 	}
@@ -387,10 +392,67 @@ func BenchmarkSearchText(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				sm.header = nil
-				if sm.bodyContains("nowhere-to-be-found", bc.header) {
+				needle := []byte("nowhere-to-be-found")
+				if sm.bodyContains(needle, needle, bc.header) {
 					b.Fatal("matched")
 				}
 			}
 		})
+	}
+}
+
+// litPlus is s as a non-synchronizing literal (RFC 7888).
+func litPlus(s string) string { return fmt.Sprintf("{%d+}\r\n%s", len(s), s) }
+
+// TestSearchFolding: the string keys compare case-insensitively every
+// case of a letter, final sigma and σ among them, and in header text a
+// line fold or a tab as the space a reader sees; the empty string is in
+// every message's body, one without text too (RFC 9051 6.4.4).
+func TestSearchFolding(t *testing.T) {
+	e := newTestEnv(t)
+	e.deliver("INBOX", "From: =?UTF-8?B?zpHOu86tzr7Osc69zrTPgc6/z4I=?= <alex@example.gr>\n"+
+		"Subject: =?UTF-8?Q?=CE=A3=CE=A4=CE=9F_=CE=A0=CE=91=CE=99=CE=A7=CE=9D=CE=99=CE=94=CE=99=CE=A3?=\n"+
+		"MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\nΟ ΣΊΣΥΦΟΣ ανεβαίνει.\n")
+	e.deliver("INBOX", "From: list@example.org\nSubject: [list] headers and\n\tfolded subject line\n"+
+		"X-Note: one\n  two\n\nPlain body.\n")
+	e.deliver("INBOX", "From: bin@example.org\nSubject: attachment only\nMIME-Version: 1.0\n"+
+		"Content-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\nAAECAwQF\n")
+	c := e.login()
+	c.mustOK("SELECT INBOX")
+	for _, tc := range []struct{ criteria, want string }{
+		{"FROM " + litPlus("ΑΛΈΞΑΝΔΡΟΣ"), "* SEARCH 1"}, // Αλέξανδρος, with a final ς
+		{"FROM " + litPlus("αλέξανδροσ"), "* SEARCH 1"},
+		{"SUBJECT " + litPlus("παιχνιδισ"), "* SEARCH 1"},
+		{"SUBJECT " + litPlus("στο παιχνίδι"), "* SEARCH"}, // accents still count
+		{"BODY " + litPlus("σίσυφος"), "* SEARCH 1"},
+		{"TEXT " + litPlus("σίσυφος"), "* SEARCH 1"},
+		{`SUBJECT "headers and folded"`, "* SEARCH 2"},
+		{`SUBJECT "and	folded"`, "* SEARCH 2"},
+		{`SUBJECT "and  folded"`, "* SEARCH 2"},
+		{`HEADER X-Note "one two"`, "* SEARCH 2"},
+		{`TEXT "headers and folded subject"`, "* SEARCH 2"},
+		{`TEXT "and folded"`, "* SEARCH 2"},
+		{`BODY ""`, "* SEARCH 1 2 3"},
+		{`TEXT ""`, "* SEARCH 1 2 3"},
+		{`NOT BODY ""`, "* SEARCH"},
+	} {
+		if got := c.mustOK("SEARCH CHARSET UTF-8 " + tc.criteria); len(got) != 1 || got[0] != tc.want {
+			t.Errorf("SEARCH %s: %q, want %q", strings.ReplaceAll(tc.criteria, "\r\n", " "), got, tc.want)
+		}
+	}
+}
+
+// TestFoldRune: every case of a letter folds to one rune.
+func TestFoldRune(t *testing.T) {
+	for _, group := range []string{"Σσς", "Ss\u017f", "Kk\u212a", "Iiı", "ǄǅǆǄ", "Ωω\u2126", "ẞß"} {
+		rs := []rune(group)
+		for _, r := range rs[1:] {
+			if foldRune(r) != foldRune(rs[0]) {
+				t.Errorf("%q folds to %q, %q to %q", r, foldRune(r), rs[0], foldRune(rs[0]))
+			}
+		}
+	}
+	if foldRune('é') == foldRune('e') {
+		t.Error("é folds as e")
 	}
 }
