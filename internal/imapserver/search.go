@@ -11,6 +11,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/emersion/go-message/charset"
+
 	"github.com/buzon-mail/buzon/internal/message"
 	"github.com/buzon-mail/buzon/internal/store"
 )
@@ -150,6 +152,23 @@ func (k *searchKey) usesModSeq() bool {
 		return true
 	}
 	return slices.ContainsFunc(k.kids, (*searchKey).usesModSeq)
+}
+
+// toUTF8 converts the strings of the string keys from the named charset,
+// one the charset package knows, to UTF-8. A string that does not convert
+// is left as it is.
+func (k *searchKey) toUTF8(cs string) {
+	switch k.op {
+	case "BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO", "HEADER":
+		if r, err := charset.Reader(cs, strings.NewReader(k.str)); err == nil {
+			if b, err := io.ReadAll(r); err == nil {
+				k.str = string(b)
+			}
+		}
+	}
+	for _, kid := range k.kids {
+		kid.toUTF8(cs)
+	}
 }
 
 // prepare folds the strings of the string keys for matching, once for
@@ -901,12 +920,19 @@ func (c *conn) cmdSearch(cmd *command) {
 	defer c.dropDecoder()
 	a := cmd.args.(*searchArgs)
 	save := a.saves()
+	key := a.key
 	switch a.charset {
 	case "", "UTF-8", "US-ASCII":
 	default:
-		xuserErrorf("BADCHARSET (UTF-8 US-ASCII)", "charset %s not supported", a.charset) // RFC 9051 6.4.4
+		// RFC 9051 6.4.4: other charsets "MAY be supported". Clients
+		// that send a search in the charset of the folder or of the
+		// system (ISO-8859-1, windows-1252, KOI8-R) find what they look
+		// for.
+		if _, err := charset.Reader(a.charset, strings.NewReader("")); err != nil {
+			xuserErrorf("BADCHARSET (UTF-8 US-ASCII)", "charset %s not supported", a.charset)
+		}
+		key.toUTF8(a.charset)
 	}
-	key := a.key
 	key.prepare()
 	key.sortByCost()
 	modSeqUsed := key.usesModSeq()

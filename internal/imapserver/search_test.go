@@ -49,9 +49,9 @@ func TestSearchResAfterFailure(t *testing.T) {
 	}
 
 	// NO: empty, as the STORE pipelined behind the search sees.
-	c.write("n1 SEARCH RETURN (SAVE) CHARSET KOI8-R BODY x\r\nn2 STORE $ +FLAGS (\\Deleted)\r\n")
+	c.write("n1 SEARCH RETURN (SAVE) CHARSET X-NOWHERE BODY x\r\nn2 STORE $ +FLAGS (\\Deleted)\r\n")
 	if _, tagged := c.readUntil("n1"); !strings.HasPrefix(tagged, "n1 NO [BADCHARSET") {
-		t.Errorf("SEARCH CHARSET KOI8-R: %s", tagged)
+		t.Errorf("SEARCH CHARSET X-NOWHERE: %s", tagged)
 	}
 	if untagged, tagged := c.readUntil("n2"); !strings.HasPrefix(tagged, "n2 OK") || len(untagged) != 0 {
 		t.Errorf("STORE $ after the refused search: %q %s, want no message changed", untagged, tagged)
@@ -454,5 +454,36 @@ func TestFoldRune(t *testing.T) {
 	}
 	if foldRune('é') == foldRune('e') {
 		t.Error("é folds as e")
+	}
+}
+
+// TestSearchCharset: the strings of a search in another charset than
+// UTF-8 are read in that charset, and a charset not known is NO
+// [BADCHARSET] (RFC 9051 6.4.4).
+func TestSearchCharset(t *testing.T) {
+	e := newTestEnv(t)
+	e.deliver("INBOX", "From: =?ISO-8859-1?Q?Jos=E9?= <jose@example.org>\nSubject: =?ISO-8859-1?Q?Ni=F1o?= and others\n"+
+		"MIME-Version: 1.0\nContent-Type: text/plain; charset=iso-8859-1\nContent-Transfer-Encoding: quoted-printable\n\n"+
+		"Un caf=E9 cr=E8me.\n")
+	e.deliver("INBOX", "Subject: =?koi8-r?b?8NLJ18XU?=\n\nplain\n")
+	c := e.login()
+	c.mustOK("SELECT INBOX")
+	for _, tc := range []struct{ search, want string }{
+		{"SEARCH CHARSET ISO-8859-1 BODY " + litPlus("CAF\xc9 CR\xc8ME"), "* SEARCH 1"},
+		{"SEARCH CHARSET iso-8859-1 SUBJECT " + litPlus("ni\xf1o"), "* SEARCH 1"},
+		{"SEARCH CHARSET windows-1252 FROM " + litPlus("Jos\xe9"), "* SEARCH 1"},
+		{"SEARCH CHARSET KOI8-R SUBJECT " + litPlus("\xf0\xd2\xc9\xd7\xc5\xd4"), "* SEARCH 2"}, // Привет
+		{"SEARCH CHARSET UTF-8 SUBJECT " + litPlus("привет"), "* SEARCH 2"},
+		{"SEARCH CHARSET US-ASCII SUBJECT others", "* SEARCH 1"},
+		{"SEARCH CHARSET ISO-8859-1 ALL", "* SEARCH 1 2"},
+	} {
+		if got := c.mustOK(tc.search); len(got) != 1 || got[0] != tc.want {
+			t.Errorf("%s: %q, want %q", strings.ReplaceAll(tc.search, "\r\n", " "), got, tc.want)
+		}
+	}
+	for _, search := range []string{"SEARCH CHARSET X-NOWHERE ALL", "SEARCH CHARSET X-NOWHERE BODY " + litPlus("caf\xe9")} {
+		if _, tagged := c.cmd(search); !strings.Contains(tagged, " NO [BADCHARSET (UTF-8 US-ASCII)] ") {
+			t.Errorf("%s: %s, want NO [BADCHARSET]", strings.ReplaceAll(search, "\r\n", " "), tagged)
+		}
 	}
 }
