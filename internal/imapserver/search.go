@@ -467,8 +467,8 @@ func envelopeField(e *message.Envelope, op string) []string {
 	var list []message.Address
 	switch op {
 	case "SUBJECT":
-		if e.Subject == "" {
-			return nil
+		if e.Subject == "" && e.Empty&message.EmptySubject == 0 {
+			return nil // no Subject field; an empty one holds ""
 		}
 		return []string{foldHeader(message.DecodeHeaderValue(e.Subject))}
 	case "FROM":

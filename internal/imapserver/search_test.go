@@ -487,3 +487,24 @@ func TestSearchCharset(t *testing.T) {
 		}
 	}
 }
+
+// TestSearchEmptySubject: SUBJECT "" finds the messages with a Subject
+// field, an empty one too, as HEADER Subject "" does (RFC 9051 6.4.4).
+func TestSearchEmptySubject(t *testing.T) {
+	e := newTestEnv(t)
+	e.deliver("INBOX", "From: a@example.org\nSubject: something\n\nbody\n")
+	e.deliver("INBOX", "From: b@example.org\nSubject:\n\nbody\n")
+	e.deliver("INBOX", "From: c@example.org\n\nbody\n")
+	c := e.login()
+	c.mustOK("SELECT INBOX")
+	for _, tc := range []struct{ criteria, want string }{
+		{`SUBJECT ""`, "* SEARCH 1 2"},
+		{`HEADER Subject ""`, "* SEARCH 1 2"},
+		{`SUBJECT something`, "* SEARCH 1"},
+		{`NOT SUBJECT ""`, "* SEARCH 3"},
+	} {
+		if got := c.mustOK("SEARCH " + tc.criteria); len(got) != 1 || got[0] != tc.want {
+			t.Errorf("SEARCH %s: %q, want %q", tc.criteria, got, tc.want)
+		}
+	}
+}
