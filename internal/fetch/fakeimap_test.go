@@ -37,6 +37,14 @@ type fakeIMAP struct {
 	// vanish holds the UIDs another client expunges just before a FETCH
 	// of their body.
 	vanish map[uint32]bool
+	// interleave sends, before each message of a FETCH of bodies, what
+	// a server may send at any time (RFC 9051 7): a flag change another
+	// client made, without the UID, and EXISTS.
+	interleave bool
+	// flagsFirst holds the UIDs whose flags, with their UID, a FETCH of
+	// bodies sends in a response of their own before the body, as a
+	// server reporting another client's change may.
+	flagsFirst map[uint32]bool
 }
 
 // fakeFolder is a folder of a fakeIMAP.
@@ -55,6 +63,7 @@ func startFakeIMAP(t *testing.T, f *fakeIMAP) *fakeIMAP {
 	t.Helper()
 	f.folders = map[string]*fakeFolder{"INBOX": {uidValidity: 7, uidNext: 1}}
 	f.fetchNo, f.noUID, f.nilBody, f.vanish = map[uint32]bool{}, map[uint32]bool{}, map[uint32]bool{}, map[uint32]bool{}
+	f.flagsFirst = map[uint32]bool{}
 	f.addr = serveFake(t, f.serve)
 	return f
 }
@@ -307,6 +316,13 @@ func (f *fakeIMAP) command(send func(string, ...any), sel **fakeFolder, tag, cmd
 				refused = true
 				continue
 			}
+			if body && f.interleave {
+				send(`* %d FETCH (FLAGS (\Seen))`, len(fo.msgs)-i)
+				send("* %d EXISTS", len(fo.msgs))
+			}
+			if body && f.flagsFirst[m.uid] {
+				send(`* %d FETCH (UID %d FLAGS (\Seen))`, i+1, m.uid)
+			}
 			var parts []string
 			if !body || !f.noUID[m.uid] {
 				parts = append(parts, fmt.Sprintf("UID %d", m.uid))
@@ -534,6 +550,8 @@ func TestIMAPPartialFetch(t *testing.T) {
 		{"FETCH NO", func(f *fakeIMAP) { f.fetchNo[3] = true }, 1},
 		{"no UID or body", func(f *fakeIMAP) { f.noUID[2], f.nilBody[4] = true, true }, 2},
 		{"expunged meanwhile", func(f *fakeIMAP) { f.vanish[3] = true }, 0},
+		{"flags and EXISTS interleaved", func(f *fakeIMAP) { f.interleave = true }, 0},
+		{"flags before the body", func(f *fakeIMAP) { f.flagsFirst[2], f.flagsFirst[5] = true, true }, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := startFakeIMAP(t, &fakeIMAP{})

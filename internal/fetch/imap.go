@@ -11,12 +11,15 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/buzon-mail/buzon/internal/delivery"
 )
 
 // Batches of IMAP FETCH commands.
@@ -38,6 +41,86 @@ type imapConn struct {
 	// exists is signalled when the server reports new messages in the
 	// selected folder (an untagged EXISTS outside SELECT), for IDLE.
 	exists chan struct{}
+	// strays keeps the bodies that come outside the FETCH that asked for
+	// them.
+	strays strayBodies
+}
+
+// strayBodies keeps, for the FETCH of bodies under way, the bodies the
+// client library hands to the unilateral handler rather than to the
+// command: it gives each message's first response to the command, so a
+// response of a message's own ahead of its body (its flags, changed by
+// another client, with its UID) takes the body's place there. The
+// handler spools the body here; imapBodies takes it once its FETCH ended.
+type strayBodies struct {
+	spooler *delivery.Spooler
+	// wg counts the handlers spooling a body. Each joins while it holds
+	// the body, which the library waits for before it reads on, so every
+	// one of a FETCH has joined by the time the FETCH ends.
+	wg sync.WaitGroup
+
+	mu sync.Mutex
+	// id names the messages of the FETCH under way (Message.ID) by UID;
+	// nil between them. Guarded by mu.
+	id map[imap.UID]string
+	// got holds the bodies kept. Guarded by mu.
+	got map[imap.UID]*Message
+}
+
+// begin starts keeping the bodies of a FETCH; ids names its messages.
+func (s *strayBodies) begin(ids map[imap.UID]string) {
+	s.mu.Lock()
+	s.id, s.got = ids, map[imap.UID]*Message{}
+	s.mu.Unlock()
+}
+
+// end stops keeping bodies and returns those kept, once spooled.
+func (s *strayBodies) end() map[imap.UID]*Message {
+	s.mu.Lock()
+	s.id = nil
+	s.mu.Unlock()
+	s.wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	got := s.got
+	s.got = nil
+	return got
+}
+
+// keep spools the body of message uid if the FETCH under way asked for
+// it, and reports whether it did; the caller discards it otherwise.
+func (s *strayBodies) keep(uid imap.UID, body io.Reader) bool {
+	s.mu.Lock()
+	id, ok := s.id[uid]
+	if ok {
+		s.wg.Add(1)
+	}
+	s.mu.Unlock()
+	if !ok {
+		return false
+	}
+	defer s.wg.Done()
+	dl := newDownload(s.spooler)
+	if _, err := io.Copy(dl, body); err != nil {
+		// The connection failed; so does the FETCH.
+		dl.Close()
+		return true
+	}
+	m, err := dl.message(id)
+	if err != nil {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.got == nil {
+		m.Close()
+		return true
+	}
+	if old := s.got[uid]; old != nil {
+		old.Close()
+	}
+	s.got[uid] = m
+	return true
 }
 
 // do runs commands under the watchdog, describing network failures.
@@ -99,7 +182,7 @@ func (r *run) imapConnect(ctx context.Context) (*imapConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	ic := &imapConn{w: w, a: r.a, exists: make(chan struct{}, 1)}
+	ic := &imapConn{w: w, a: r.a, exists: make(chan struct{}, 1), strays: strayBodies{spooler: r.w.spooler}}
 	opts := &imapclient.Options{
 		TLSConfig: tc,
 		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
@@ -111,10 +194,11 @@ func (r *run) imapConnect(ctx context.Context) (*imapConn, error) {
 					}
 				}
 			},
-			// A body outside the FETCH that asked for it came without
-			// its UID (RFC 9051 6.4.8 wants it in the answer to a UID
-			// FETCH): the message cannot be told, and stays on the
-			// server, counted by imapMissing.
+			// A body outside the FETCH that asked for it goes to that
+			// FETCH (see strayBodies) when it came with its UID. One
+			// without (RFC 9051 6.4.8 wants it in the answer to a UID
+			// FETCH) cannot be told, and stays on the server, counted by
+			// imapMissing.
 			Fetch: func(msg *imapclient.FetchMessageData) {
 				var uid imap.UID
 				body := false
@@ -123,7 +207,7 @@ func (r *run) imapConnect(ctx context.Context) (*imapConn, error) {
 					case imapclient.FetchItemDataUID:
 						uid = it.UID
 					case imapclient.FetchItemDataBodySection:
-						if it.Literal != nil {
+						if it.Literal != nil && (uid == 0 || !ic.strays.keep(uid, it.Literal)) {
 							io.Copy(io.Discard, it.Literal)
 							body = true
 						}
@@ -663,6 +747,21 @@ func (r *run) imapMeta(ic *imapConn, uids []imap.UID, meta map[imap.UID]imapMeta
 // never reaches the command (see imapConnect).
 func (r *run) imapBodies(ic *imapConn, folder string, uv uint32, uids []imap.UID) (out map[imap.UID]*Message, refused, err error) {
 	out = map[imap.UID]*Message{}
+	ids := map[imap.UID]string{}
+	for _, uid := range uids {
+		ids[uid] = fmt.Sprintf("imap:%s/%d/%d", folder, uv, uid)
+	}
+	ic.strays.begin(ids)
+	defer func() {
+		for uid, m := range ic.strays.end() {
+			if out[uid] == nil {
+				r.log.Debug("the server sent a message apart from the FETCH response that asked for it", "folder", folder, "uid", uid)
+				out[uid] = m
+			} else {
+				m.Close()
+			}
+		}
+	}()
 	err = ic.do(func() error {
 		cmd := ic.c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{
 			UID:         true,
@@ -675,6 +774,7 @@ func (r *run) imapBodies(ic *imapConn, folder string, uv uint32, uids []imap.UID
 			}
 			var uid imap.UID
 			var dl *download
+			nilBody := false
 			for {
 				item := msg.Next()
 				if item == nil {
@@ -685,6 +785,7 @@ func (r *run) imapBodies(ic *imapConn, folder string, uv uint32, uids []imap.UID
 					uid = it.UID
 				case imapclient.FetchItemDataBodySection:
 					if it.Literal == nil {
+						nilBody = true
 						continue
 					}
 					if dl != nil {
@@ -700,7 +801,7 @@ func (r *run) imapBodies(ic *imapConn, folder string, uv uint32, uids []imap.UID
 			}
 			switch {
 			case dl != nil && uid != 0:
-				m, err := dl.message(fmt.Sprintf("imap:%s/%d/%d", folder, uv, uid))
+				m, err := dl.message(ids[uid])
 				if err != nil {
 					cmd.Close()
 					return err
@@ -711,7 +812,7 @@ func (r *run) imapBodies(ic *imapConn, folder string, uv uint32, uids []imap.UID
 				out[uid] = m
 			case dl != nil:
 				dl.Close()
-			case uid != 0:
+			case uid != 0 && nilBody:
 				r.log.Warn("the server sent a message without its body (BODY[] NIL)", "folder", folder, "uid", uid)
 			}
 		}
