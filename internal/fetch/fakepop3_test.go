@@ -41,8 +41,19 @@ type fakePOP3 struct {
 	// half the message and close the connection.
 	dropRetr func(msg []byte) bool
 
-	mu   sync.Mutex
-	drop [][]byte // guarded by mu; the maildrop, CRLF line endings
+	// bareLF sends messages with LF line endings, as a server keeping
+	// them so may.
+	bareLF bool
+	// pass, when set, is the reply to PASS.
+	pass string
+
+	mu sync.Mutex
+	// quit says how QUIT goes wrong: "drop" closes the connection
+	// without a reply or a deletion, "reply lost" makes the deletions and
+	// closes it without a reply. Guarded by mu.
+	quit string
+	// drop is the maildrop, CRLF line endings; guarded by mu.
+	drop [][]byte
 }
 
 func startFakePOP3(t *testing.T, f *fakePOP3) *fakePOP3 {
@@ -122,7 +133,7 @@ func (f *fakePOP3) serve(c net.Conn) {
 	}
 	f.mu.Lock()
 	drop := append([][]byte(nil), f.drop...)
-	deleErr := f.deleErr
+	deleErr, quit := f.deleErr, f.quit
 	f.mu.Unlock()
 	deleted := map[int]bool{}
 	reply("+OK fake POP3")
@@ -143,9 +154,16 @@ func (f *fakePOP3) serve(c net.Conn) {
 		valid := n >= 1 && n <= len(drop) && !deleted[n]
 		multi := func(body []byte) {
 			w.WriteString("+OK\r\n")
+			if len(body) > 0 && !bytes.HasSuffix(body, []byte("\r\n")) {
+				// RFC 1939 3: the "." goes on a line of its own.
+				body = append(body[:len(body):len(body)], "\r\n"...)
+			}
 			for _, l := range bytes.SplitAfter(body, []byte("\r\n")) {
 				if len(l) > 0 && l[0] == '.' && !f.noStuff {
 					w.WriteByte('.')
+				}
+				if f.bareLF {
+					l = lf(l)
 				}
 				w.Write(l)
 			}
@@ -162,7 +180,13 @@ func (f *fakePOP3) serve(c net.Conn) {
 				caps += "UIDL\r\n"
 			}
 			multi([]byte(caps))
-		case "USER", "PASS", "NOOP":
+		case "PASS":
+			if f.pass != "" {
+				reply("%s", f.pass)
+				continue
+			}
+			reply("+OK")
+		case "USER", "NOOP":
 			reply("+OK")
 		case "LIST":
 			var b bytes.Buffer
@@ -224,6 +248,9 @@ func (f *fakePOP3) serve(c net.Conn) {
 			deleted[n] = true
 			reply("+OK")
 		case "QUIT":
+			if quit == "drop" {
+				return
+			}
 			f.mu.Lock()
 			// Remove what was deleted, by identity: another session may
 			// have changed the maildrop meanwhile.
@@ -241,7 +268,9 @@ func (f *fakePOP3) serve(c net.Conn) {
 			}
 			f.drop = keep
 			f.mu.Unlock()
-			reply("+OK bye")
+			if quit != "reply lost" {
+				reply("+OK bye")
+			}
 			return
 		default:
 			reply("-ERR unknown command")
@@ -581,5 +610,103 @@ func TestConnectRefused(t *testing.T) {
 	s := fetchOnce(t, testConfig(t, a), testOptions(t))[0]
 	if !errors.Is(s.Err, ErrConnect) {
 		t.Errorf("error %v, want ErrConnect", s.Err)
+	}
+}
+
+// TestPOP3QuitFails: deletions take effect at QUIT (RFC 1939 6), so a QUIT
+// without a reply may or may not have deleted. The run says so, and the
+// next run finds out from the maildrop: it deletes what is still there and
+// forgets what went, storing nothing twice.
+func TestPOP3QuitFails(t *testing.T) {
+	for _, quit := range []string{"drop", "reply lost"} {
+		t.Run(quit, func(t *testing.T) {
+			f := startFakePOP3(t, &fakePOP3{quit: quit})
+			f.add(testMessages(1, 3)...)
+			a := fakeAccount(t, f)
+			cfg := testConfig(t, a)
+			s := fetchOnce(t, cfg, testOptions(t))[0]
+			if s.Err == nil || !strings.Contains(s.Err.Error(), "QUIT") || s.Fetched != 3 {
+				t.Errorf("run with QUIT failing: %v", s)
+			}
+			f.mu.Lock()
+			f.quit = ""
+			f.mu.Unlock()
+			f.add(testMessage(4, 0))
+			s = mustFetch(t, cfg, testOptions(t))
+			if want := map[string]int{"drop": 4, "reply lost": 1}[quit]; s.Fetched != 1 || s.Deleted != want || f.count() != 0 {
+				t.Errorf("next run: %v, want 1 fetched, %d deleted; %d left", s, want, f.count())
+			}
+			checkMaildir(t, a.Maildir, [2]int{1, 4})
+			st, err := openState(cfg.StateDir, a.Name, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if n := st.messages(); n != 0 {
+				t.Errorf("the state still knows %d messages", n)
+			}
+		})
+	}
+}
+
+// TestPOP3OddMessages: what servers send of odd messages is stored as it
+// was: lines starting with dots (dot-stuffed, RFC 1939 3), a line of 200
+// kB, a last line without its line break (the server adds one before the
+// "."), a body sent with bare LF line ends.
+func TestPOP3OddMessages(t *testing.T) {
+	long := testMessage(2, 0)
+	long = append(long, bytes.Repeat([]byte("x"), 200_000)...)
+	long = append(long, "\r\n"...)
+	noEOL := append(testMessage(3, 0), "no line break at the end"...)
+	dots := append(testMessage(4, 0), ".\r\n..\r\n...\r\n. \r\n.end\r\n"...)
+	for _, bareLF := range []bool{false, true} {
+		t.Run(fmt.Sprintf("bare LF %v", bareLF), func(t *testing.T) {
+			f := startFakePOP3(t, &fakePOP3{bareLF: bareLF})
+			f.add(testMessage(1, 0), long, noEOL, dots)
+			a := fakeAccount(t, f)
+			if s := mustFetch(t, testConfig(t, a), testOptions(t)); s.Fetched != 4 || s.Deleted != 4 || s.Failed != 0 {
+				t.Errorf("run: %v", s)
+			}
+			got := map[string][]byte{}
+			for _, m := range maildirMessages(t, a.Maildir) {
+				got[subjects([][]byte{m})[0]] = m
+			}
+			for i, want := range [][]byte{testMessage(1, 0), long, append(noEOL, "\r\n"...), dots} {
+				subject := fmt.Sprintf("message %d", i+1)
+				if !bytes.Equal(got[subject], lf(want)) {
+					t.Errorf("%s stored as %q…, want %q…", subject, trim(got[subject]), trim(lf(want)))
+				}
+			}
+		})
+	}
+}
+
+// trim shortens a message for an error.
+func trim(b []byte) []byte { return b[:min(len(b), 300)] }
+
+// TestPOP3LoginRefused: a refusal with [SYS/TEMP] (RFC 3206 4) is a
+// failure for now, not a wrong password; one with [AUTH], or with no code,
+// is ErrLogin.
+func TestPOP3LoginRefused(t *testing.T) {
+	for _, tc := range []struct {
+		reply string
+		login bool
+		says  string
+	}{
+		{"-ERR [SYS/TEMP] the mail store is down", false, "login refused for now"},
+		{"-ERR [AUTH] wrong password", true, "wrong password"},
+		{"-ERR no", true, `refused user "u"`},
+	} {
+		t.Run(tc.reply, func(t *testing.T) {
+			f := startFakePOP3(t, &fakePOP3{pass: tc.reply})
+			f.add(testMessage(1, 0))
+			s := fetchOnce(t, testConfig(t, fakeAccount(t, f)), testOptions(t))[0]
+			if s.Err == nil || errors.Is(s.Err, ErrLogin) != tc.login || !strings.Contains(s.Err.Error(), tc.says) {
+				t.Errorf("error %v, want one saying %q (ErrLogin %v)", s.Err, tc.says, tc.login)
+			}
+			if f.count() != 1 {
+				t.Errorf("%d left on the server", f.count())
+			}
+		})
 	}
 }
