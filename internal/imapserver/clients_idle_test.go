@@ -2,6 +2,7 @@ package imapserver
 
 import (
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -299,6 +300,39 @@ func TestClientsIdleOtherSession(t *testing.T) {
 				if want := u + ":" + sortFlags(fl); !strings.Contains(" | "+m.String()+" | ", " | "+want+" | ") {
 					t.Errorf("%s: %q, but the idle session has %s", resync, l, m)
 				}
+			}
+		})
+	}
+}
+
+// TestIdleMailboxDeletedElsewhere: Thunderbird idles on a folder that the
+// phone deletes, while it idles or just before. The idle session is told
+// BYE and the server closes the connection then, as it does after the
+// next command of a session not in IDLE; it used to say BYE and keep the
+// connection open, waiting for a DONE, until the idle timeout.
+func TestIdleMailboxDeletedElsewhere(t *testing.T) {
+	for _, before := range []bool{false, true} {
+		t.Run(fmt.Sprintf("before IDLE %v", before), func(t *testing.T) {
+			e := newTestEnv(t)
+			tb, phone := e.login(), e.login()
+			phone.mustOK("CREATE Work")
+			tb.mustOK(`select "Work"`)
+			if before {
+				phone.mustOK("DELETE Work")
+			}
+			tb.write("i IDLE\r\n")
+			if l := tb.readLine(); !strings.HasPrefix(l, "+ ") {
+				t.Fatalf("IDLE: %q", l)
+			}
+			if !before {
+				phone.mustOK("DELETE Work")
+			}
+			if l := tb.readLine(); !strings.HasPrefix(l, "* BYE ") {
+				t.Fatalf("after the delete: %q, want BYE", l)
+			}
+			tb.deadline()
+			if rest, err := io.ReadAll(tb.br); err != nil || len(rest) > 0 {
+				t.Errorf("after BYE: %q, %v; want the connection closed", rest, err)
 			}
 		})
 	}

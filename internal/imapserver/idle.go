@@ -88,6 +88,12 @@ func (c *conn) cmdIdle(cmd *command) {
 		c.sync(true)
 	}
 	c.w.flush()
+	if c.closing {
+		// The selected mailbox went (the sync said BYE): the session
+		// ends now, not when the client next speaks.
+		c.done = true
+		return
+	}
 	deadline := time.Now().Add(c.srv.cfg.IMAP.IdleTimeout.D())
 	every := c.idleKeepalive()
 	keepalive := time.Now().Add(every)
@@ -109,6 +115,13 @@ func (c *conn) cmdIdle(cmd *command) {
 			if c.sel != nil {
 				c.catchUp(true, wake)
 				c.w.flush()
+			}
+			if c.closing {
+				// Another session deleted the mailbox and catchUp said
+				// BYE: close rather than wait for a DONE that a client
+				// told BYE need not send (RFC 9051 7.1.5).
+				c.done = true
+				return
 			}
 			continue
 		case err == nil:
