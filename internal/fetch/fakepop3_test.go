@@ -201,21 +201,28 @@ func (f *fakePOP3) serve(c net.Conn) {
 			}
 			multi(b.Bytes())
 		case "UIDL":
-			if f.noUIDL {
-				reply("-ERR no UIDL here")
-				continue
-			}
-			var b bytes.Buffer
-			for i, m := range drop {
-				switch {
-				case deleted[i+1]:
-				case f.uidl != nil:
-					fmt.Fprintf(&b, "%d %s\r\n", i+1, f.uidl(m))
-				default:
-					fmt.Fprintf(&b, "%d u%x\r\n", i+1, sha256.Sum256(m))
+			id := func(m []byte) string {
+				if f.uidl != nil {
+					return f.uidl(m)
 				}
+				return fmt.Sprintf("u%x", sha256.Sum256(m))
 			}
-			multi(b.Bytes())
+			switch {
+			case f.noUIDL:
+				reply("-ERR no UIDL here")
+			case len(fields) > 1 && !valid:
+				reply("-ERR no such message")
+			case len(fields) > 1:
+				reply("+OK %d %s", n, id(drop[n-1]))
+			default:
+				var b bytes.Buffer
+				for i, m := range drop {
+					if !deleted[i+1] {
+						fmt.Fprintf(&b, "%d %s\r\n", i+1, id(m))
+					}
+				}
+				multi(b.Bytes())
+			}
 		case "TOP":
 			if f.noTOP {
 				reply("-ERR no TOP here")
@@ -706,6 +713,51 @@ func TestPOP3LoginRefused(t *testing.T) {
 			}
 			if f.count() != 1 {
 				t.Errorf("%d left on the server", f.count())
+			}
+		})
+	}
+}
+
+// TestPOP3MessageWithoutUIDL: a server that gives one message an empty
+// UIDL (RFC 1939 7 wants 1 to 70 characters), which the client cannot
+// read in the listing, no longer stops the account: the next session asks
+// each message's UIDL on its own. In delete mode the message without one is
+// known by its header and fetched; with keep it stays on the server, an
+// error of the run, and the others are fetched once.
+func TestPOP3MessageWithoutUIDL(t *testing.T) {
+	uidl := func(m []byte) string {
+		if s := subjects([][]byte{m})[0]; s != "message 2" {
+			return strings.ReplaceAll(s, " ", "-")
+		}
+		return ""
+	}
+	for _, mode := range []string{ModeDelete, ModeKeep} {
+		t.Run(mode, func(t *testing.T) {
+			f := startFakePOP3(t, &fakePOP3{uidl: uidl})
+			f.add(testMessages(1, 3)...)
+			a := fakeAccount(t, f)
+			a.Mode = mode
+			cfg := testConfig(t, a)
+			if mode == ModeDelete {
+				// Stored, not deleted: the rerun knows message 2 by its
+				// header and stores it once.
+				crashFetch(t, cfg, testOptions(t), "quit", 1)
+				s := mustFetch(t, cfg, testOptions(t))
+				if s.Fetched != 0 || s.Deleted != 3 || s.Failed != 0 || f.count() != 0 {
+					t.Errorf("run: %v, %d left", s, f.count())
+				}
+				checkMaildir(t, a.Maildir, [2]int{1, 3})
+				return
+			}
+			for run := 1; run <= 2; run++ {
+				s := mustFetch(t, cfg, testOptions(t))
+				if want := map[int]int{1: 2, 2: 0}[run]; s.Fetched != want || s.Failed != 1 || s.Skipped != 2-want {
+					t.Errorf("run %d: %v, want %d fetched, 1 error", run, s, want)
+				}
+			}
+			checkMaildir(t, a.Maildir, [2]int{1, 1}, [2]int{3, 3})
+			if f.count() != 3 {
+				t.Errorf("%d left on the server, want 3", f.count())
 			}
 		})
 	}

@@ -133,6 +133,12 @@ type pop3Progress struct {
 	// storedNow holds the ids of the messages this run stored or found
 	// stored, which are not "skipped".
 	storedNow map[string]bool
+	// uidlEach is set once a UIDL listing broke a session: the sessions
+	// after it ask for each message's UIDL on its own.
+	uidlEach bool
+	// listed is set once a session listed the maildrop, and counted what
+	// it holds for the progress display and the summary.
+	listed bool
 }
 
 // pop3Held is a downloaded message waiting for the server's next reply to
@@ -154,14 +160,14 @@ func (r *run) pop3(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		again, err := r.pop3Session(ctx, s, p, session == 0)
+		again, err := r.pop3Session(ctx, s, p)
 		if !again {
 			return err
 		}
 		if session == maxReconnects {
 			return fmt.Errorf("%d POP3 sessions in a row were broken by a message; the rest waits for the next run", session+1)
 		}
-		r.log.Info("connecting again to go on after the message that broke the session")
+		r.log.Info("connecting again to go on")
 	}
 }
 
@@ -207,16 +213,21 @@ func cutShort(got, announced int64) bool {
 // line: only then is it stored. A reply out of step, or a copy cut short,
 // drops the session without QUIT, so that none of its DELEs takes effect.
 // DELEs come last, after every download, in a session that stayed in step.
-func (r *run) pop3Session(ctx context.Context, s *pop3Session, p *pop3Progress, first bool) (reconnect bool, err error) {
+func (r *run) pop3Session(ctx context.Context, s *pop3Session, p *pop3Progress) (reconnect bool, err error) {
 	defer s.c.Close()
 	stop := context.AfterFunc(ctx, func() { s.c.Close() })
 	defer stop()
-	msgs, err := r.pop3List(s)
+	msgs, err := r.pop3List(s, p)
+	if errors.Is(err, errUIDLUnreadable) {
+		r.log.Warn("the server's UIDL listing is unreadable; asking for each message's UIDL on its own", "err", err)
+		return true, nil
+	}
 	if err != nil {
 		return false, err
 	}
 	fs := r.st.folder(pop3Folder)
-	if first {
+	if !p.listed {
+		p.listed = true
 		var newCount int
 		var newBytes int64
 		for _, m := range msgs {
@@ -434,7 +445,13 @@ func (r *run) pop3Session(ctx context.Context, s *pop3Session, p *pop3Progress, 
 // of their header, and without TOP to tell them apart they are left
 // alone: neither fetched nor deleted. (One fetched while its UIDL was
 // still its own is fetched again: a copy too many rather than one lost.)
-func (r *run) pop3List(s *pop3Session) ([]pop3Msg, error) {
+//
+// A UIDL listing the client cannot read (a message with an empty id, say)
+// breaks the session; the next one asks for each message's UIDL on its
+// own (p.uidlEach). A message without a UIDL then is known by its header,
+// as on a server without UIDL, in delete mode; with keep it is left
+// alone, and the rest of the maildrop is fetched.
+func (r *run) pop3List(s *pop3Session, p *pop3Progress) ([]pop3Msg, error) {
 	var sizes []pop3client.MessageSize
 	if err := s.do(func() error { var err error; sizes, err = s.c.List(); return err }); err != nil {
 		return nil, fmt.Errorf("LIST: %w", err)
@@ -449,7 +466,12 @@ func (r *run) pop3List(s *pop3Session) ([]pop3Msg, error) {
 		msgs[i] = pop3Msg{n: sz.Number, size: sz.Size}
 	}
 	var uidls []pop3client.MessageUID
-	err := s.do(func() error { var err error; uidls, err = s.c.UIDL(); return err })
+	var err error
+	if p.uidlEach {
+		uidls, err = r.pop3UIDLEach(s, msgs)
+	} else {
+		err = s.do(func() error { var err error; uidls, err = s.c.UIDL(); return err })
+	}
 	var pe *pop3client.Error
 	switch {
 	case err == nil:
@@ -458,28 +480,38 @@ func (r *run) pop3List(s *pop3Session) ([]pop3Msg, error) {
 			byNumber[u.Number] = u.UID
 		}
 		holders := map[string]int{}
+		var unnamed []int
 		for i := range msgs {
 			id, ok := byNumber[msgs[i].n]
 			if !ok {
-				return nil, fmt.Errorf("UIDL lists no id for message %d", msgs[i].n)
+				unnamed = append(unnamed, i)
+				continue
 			}
 			msgs[i].id = id
 			holders[id]++
 		}
 		var shared []int
 		for i := range msgs {
-			if holders[msgs[i].id] > 1 {
+			if msgs[i].id != "" && holders[msgs[i].id] > 1 {
 				shared = append(shared, i)
 			}
 		}
 		if len(shared) > 0 {
 			r.log.Warn("the server gives several messages the same UIDL (RFC 1939 7 wants them unique); they are told apart by a hash of their header",
 				"messages", len(shared))
-			if err := r.pop3HeaderIDs(s, msgs, shared); err != nil {
+			if err := r.pop3HeaderIDs(s, msgs, shared, false); err != nil {
+				return nil, err
+			}
+		}
+		if len(unnamed) > 0 {
+			if err := r.pop3Unnamed(s, msgs, unnamed); err != nil {
 				return nil, err
 			}
 		}
 		return msgs, nil
+	case errors.Is(err, pop3client.ErrProtocol) && !p.uidlEach:
+		p.uidlEach = true
+		return nil, fmt.Errorf("%w: %w", errUIDLUnreadable, err)
 	case !errors.As(err, &pe):
 		return nil, fmt.Errorf("UIDL: %w", err)
 	}
@@ -491,10 +523,52 @@ func (r *run) pop3List(s *pop3Session) ([]pop3Msg, error) {
 	for i := range msgs {
 		all[i] = i
 	}
-	if err := r.pop3HeaderIDs(s, msgs, all); err != nil {
+	if err := r.pop3HeaderIDs(s, msgs, all, true); err != nil {
 		return nil, err
 	}
 	return msgs, nil
+}
+
+// errUIDLUnreadable is a UIDL listing the client could not read, which
+// broke the session: the next asks for each message's UIDL on its own.
+var errUIDLUnreadable = errors.New("unreadable UIDL listing")
+
+// pop3UIDLEach asks for the UIDL of each message on its own ("UIDL n"),
+// leaving out those the server gives none, or one the client cannot read.
+func (r *run) pop3UIDLEach(s *pop3Session, msgs []pop3Msg) ([]pop3client.MessageUID, error) {
+	var out []pop3client.MessageUID
+	for _, m := range msgs {
+		var id string
+		err := s.do(func() error { var err error; id, err = s.c.UIDLOne(m.n); return err })
+		var pe *pop3client.Error
+		switch {
+		case err == nil:
+			out = append(out, pop3client.MessageUID{Number: m.n, UID: id})
+		case errors.As(err, &pe), errors.Is(err, pop3client.ErrProtocol):
+			r.log.Debug("no UIDL for a message", "n", m.n, "err", err)
+		default:
+			return nil, fmt.Errorf("UIDL %d: %w", m.n, err)
+		}
+	}
+	return out, nil
+}
+
+// pop3Unnamed settles the messages at the indexes given that the server
+// gives no UIDL (RFC 1939 7 wants one for each): in delete mode they are
+// known by their header, as on a server without UIDL; otherwise they are
+// left alone.
+func (r *run) pop3Unnamed(s *pop3Session, msgs []pop3Msg, which []int) error {
+	if r.a.Mode == ModeDelete {
+		r.log.Warn("the server gives some messages no UIDL (RFC 1939 7 wants one for each); they are recognised by a hash of their header",
+			"messages", len(which))
+		return r.pop3HeaderIDs(s, msgs, which, false)
+	}
+	for _, i := range which {
+		msgs[i].ambiguous = true
+		r.log.Warn(`the server gives a message no UIDL (RFC 1939 7 wants one for each), which mode = "keep" needs to know whether it was fetched; it stays on the server`,
+			"n", msgs[i].n)
+	}
+	return nil
 }
 
 // pop3HeaderIDs gives the messages at the indexes of which an identity
@@ -502,10 +576,10 @@ func (r *run) pop3List(s *pop3Session) ([]pop3Msg, error) {
 // their UIDL and a space when they have one (a UIDL has no spaces, RFC
 // 1939 7, so no other message's UIDL can be the same; a server that breaks
 // that rule too would have to give a message this very id), and "#2",
-// "#3" after the second and later with the same. A message with a UIDL that
-// TOP cannot read is marked ambiguous; without a UIDL that ends the
-// listing.
-func (r *run) pop3HeaderIDs(s *pop3Session, msgs []pop3Msg, which []int) error {
+// "#3" after the second and later with the same. A message that TOP
+// cannot read is marked ambiguous; on a server without UIDL (noUIDL) that
+// ends the listing.
+func (r *run) pop3HeaderIDs(s *pop3Session, msgs []pop3Msg, which []int, noUIDL bool) error {
 	seen := map[string]int{}
 	for _, i := range which {
 		m := &msgs[i]
@@ -514,10 +588,10 @@ func (r *run) pop3HeaderIDs(s *pop3Session, msgs []pop3Msg, which []int) error {
 		var pe *pop3client.Error
 		switch {
 		case err == nil:
-		case m.id == "":
+		case noUIDL:
 			return fmt.Errorf("the server lacks both UIDL and TOP; cannot tell messages apart safely: %w", err)
 		case errors.As(err, &pe):
-			r.log.Warn("a message shares its UIDL with another and TOP cannot tell them apart; it stays on the server",
+			r.log.Warn("a message has no UIDL of its own and TOP cannot tell it apart; it stays on the server",
 				"n", m.n, "uidl", m.id, "err", err)
 			m.ambiguous = true
 			continue
