@@ -168,7 +168,7 @@ func (p *parser) xsection() *sectionSpec {
 		}
 		if p.take("MIME") {
 			s.spec = message.SpecifierMIME
-			s.text = string(p.line[start:p.pos])
+			s.text = strings.ToUpper(string(p.line[start:p.pos]))
 			return s
 		}
 	}
@@ -195,7 +195,11 @@ func (p *parser) xsection() *sectionSpec {
 		if s.not {
 			kw += ".NOT"
 		}
-		s.text = prefix + kw + " (" + strings.ToUpper(strings.Join(s.fields, " ")) + ")"
+		names := make([]string, len(s.fields))
+		for i, f := range s.fields {
+			names[i] = headerFieldName(f)
+		}
+		s.text = prefix + kw + " (" + strings.Join(names, " ") + ")"
 		return s
 	case p.take("HEADER"):
 		s.spec = message.SpecifierHeader
@@ -206,6 +210,30 @@ func (p *parser) xsection() *sectionSpec {
 	}
 	s.text = strings.ToUpper(string(p.line[start:p.pos]))
 	return s
+}
+
+// headerFieldName is a HEADER.FIELDS name as the response writes it back,
+// an astring (RFC 9051 9: header-fld-name): upper-cased, as Dovecot does
+// too, and quoted or a literal when it is not an atom, so that a name the
+// client quoted, with a space, a parenthesis or a bracket, cannot break
+// the client's reading of the response.
+func headerFieldName(name string) string {
+	b := []byte(name)
+	atom, quotable := len(b) > 0, true
+	for i, c := range b {
+		if 'a' <= c && c <= 'z' {
+			b[i] = c - ('a' - 'A')
+		}
+		atom = atom && isAtomChar(c)
+		quotable = quotable && c >= ' ' && c < 0x7f
+	}
+	switch {
+	case atom:
+		return string(b)
+	case quotable:
+		return strconv.Quote(string(b)) // printable ASCII: Go's quoting is IMAP's
+	}
+	return "{" + strconv.Itoa(len(b)) + "}\r\n" + string(b)
 }
 
 // whole reports whether the section is the whole message (BODY[],

@@ -324,6 +324,29 @@ func TestFetchEnvelopeEmptyFields(t *testing.T) {
 	})
 }
 
+// TestFetchHeaderFieldsEcho: the names of HEADER.FIELDS come back in upper
+// case as astrings (RFC 9051 9), quoted or as a literal when they are not
+// atoms: written back bare, a name with a space, a parenthesis, a quote or
+// a bracket broke the response for the client's parser.
+func TestFetchHeaderFieldsEcho(t *testing.T) {
+	e := newTestEnv(t)
+	e.deliver("INBOX", "Subject: x\r\nX-Tag: y\r\n\r\nbody\r\n")
+	c := e.login()
+	c.mustOK("EXAMINE INBOX")
+	checkFetches(t, c, []fetchCase{
+		{`FETCH 1 (BODY.PEEK[HEADER.FIELDS (subject "x-tag")])`,
+			`* 1 FETCH (BODY[HEADER.FIELDS (SUBJECT X-TAG)] ` + lit("Subject: x\r\nX-Tag: y\r\n\r\n") + `)`},
+		{`FETCH 1 (BODY.PEEK[HEADER.FIELDS.NOT ("a b" "x(y" "" "q\"z" "]" "{")])`,
+			`* 1 FETCH (BODY[HEADER.FIELDS.NOT ("A B" "X(Y" "" "Q\"Z" "]" "{")] ` + lit("Subject: x\r\nX-Tag: y\r\n\r\n") + `)`},
+		{"FETCH 1 (BODY.PEEK[1.mime])", "* 1 FETCH (BODY[1.MIME] " + lit("Subject: x\r\nX-Tag: y\r\n\r\n") + ")"},
+	})
+	untagged, tagged := c.cmd("FETCH 1 (BODY.PEEK[HEADER.FIELDS ({3}\r\na\tb)])")
+	want := "* 1 FETCH (BODY[HEADER.FIELDS ({3}\r\nA\tB)] " + lit("\r\n") + ")"
+	if !strings.Contains(tagged, " OK ") || len(untagged) != 2 || untagged[1] != want {
+		t.Errorf("a name sent as a literal:\n got %q %q\nwant %q", untagged, tagged, want)
+	}
+}
+
 // memBody is a store.Body in memory.
 type memBody struct{ *bytes.Reader }
 
