@@ -10,6 +10,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -363,6 +364,44 @@ func TestUIDLStableAcrossRestart(t *testing.T) {
 	after := uidls(env)
 	if fmt.Sprint(before) != fmt.Sprint(want) || fmt.Sprint(after) != fmt.Sprint(want) {
 		t.Errorf("UIDLs before restart %v, after %v; want %v", before, after, want)
+	}
+}
+
+// TestUIDLNeverReused: the messages with the highest UIDs are deleted
+// over POP3 and the store restarted; a message delivered then gets a UIDL
+// none of them had, so a client that leaves mail on the server does not
+// take it for one it has (RFC 1939 7: a unique-id is never reused).
+func TestUIDLNeverReused(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, dir)
+	env := pop3test.Start(t, st, pop3test.Options{})
+	var old []string
+	for _, m := range fixtureAll[:3] {
+		old = append(old, env.UIDL(t, alice, env.Append(t, alice, []byte(m), store.Flags{}).UID))
+	}
+	c := login(t, env, alice)
+	for _, n := range []int{2, 3} {
+		if err := c.Dele(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Quit(); err != nil {
+		t.Fatal(err)
+	}
+	env.Stop()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	env = pop3test.Start(t, openStore(t, dir), pop3test.Options{})
+	env.Append(t, alice, []byte(msgLong), store.Flags{})
+	c = login(t, env, alice)
+	list, err := c.UIDL()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].UID != old[0] || slices.Contains(old, list[1].UID) {
+		t.Errorf("UIDLs after the restart %v; want %s and one new, not among %v", list, old[0], old)
 	}
 }
 
