@@ -153,3 +153,49 @@ func TestIdleAfterRun(t *testing.T) {
 	}
 	checkMaildir(t, a.Maildir, [2]int{1, 2})
 }
+
+// TestIdleDropped: a server that closes the connection during IDLE, as
+// servers do with clients idle for long, wakes the daemon up at once; the
+// next run connects again and fetches what came meanwhile.
+func TestIdleDropped(t *testing.T) {
+	fi := startFakeIMAP(t, &fakeIMAP{idle: true})
+	fi.add("INBOX", testMessages(1, 1)...)
+	a := fakeIMAPAccount(t, fi)
+	cfg := testConfig(t, a)
+	var logs logBuffer
+	opts := testOptions(t)
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	f := New(cfg, opts)
+	defer f.Close()
+	ctx := context.Background()
+	w, err := f.newWorker(ctx, &cfg.Accounts[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.close()
+	if s := w.run(ctx); s.Err != nil || s.Fetched != 1 {
+		t.Fatalf("run: %v", s)
+	}
+	fi.set(func() { fi.dropIdle = true })
+	idled := make(chan bool, 1)
+	go func() { idled <- w.idle(ctx, time.Hour) }()
+	select {
+	case ok := <-idled:
+		if !ok {
+			t.Fatal("idle: the server offers IDLE")
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("idle went on after the server closed the connection")
+	}
+	if w.imap != nil {
+		t.Error("the closed connection is kept for the next run")
+	}
+	if n := logs.count("level=WARN"); n != 0 {
+		t.Errorf("%d warnings for a server ending an idle connection:\n%s", n, logs.b.String())
+	}
+	fi.add("INBOX", testMessage(2, 0))
+	if s := w.run(ctx); s.Err != nil || s.Fetched != 1 {
+		t.Fatalf("run after the drop: %v", s)
+	}
+	checkMaildir(t, a.Maildir, [2]int{1, 2})
+}

@@ -22,6 +22,8 @@ type fakeIMAP struct {
 	// noMove and noUIDPlus leave MOVE (RFC 6851) and UIDPLUS (RFC 4315)
 	// out of CAPABILITY, and refuse their commands.
 	noMove, noUIDPlus bool
+	// idle offers IDLE (RFC 2177).
+	idle bool
 
 	mu sync.Mutex // guards what follows
 	// folders holds the messages; INBOX always exists.
@@ -37,6 +39,10 @@ type fakeIMAP struct {
 	// vanish holds the UIDs another client expunges just before a FETCH
 	// of their body.
 	vanish map[uint32]bool
+	// idles counts IDLE commands; dropIdle closes the connection at the
+	// next, as a server tired of an idle client does.
+	idles    int
+	dropIdle bool
 	// interleave sends, before each message of a FETCH of bodies, what
 	// a server may send at any time (RFC 9051 7): a flag change another
 	// client made, without the UID, and EXISTS.
@@ -136,6 +142,9 @@ func (f *fakeIMAP) caps() string {
 	}
 	if !f.noUIDPlus {
 		caps += " UIDPLUS"
+	}
+	if f.idle {
+		caps += " IDLE"
 	}
 	return caps
 }
@@ -240,6 +249,23 @@ func (f *fakeIMAP) serve(c net.Conn) {
 		uid := cmd == "UID" && len(args) > 0
 		if uid {
 			cmd, args = strings.ToUpper(args[0]), args[1:]
+		}
+		if cmd == "IDLE" && f.idle {
+			f.mu.Lock()
+			f.idles++
+			drop := f.dropIdle
+			f.mu.Unlock()
+			send("+ idling")
+			w.Flush()
+			if drop {
+				return
+			}
+			if _, err := br.ReadString('\n'); err != nil { // DONE
+				return
+			}
+			send("%s OK idle done", tag)
+			w.Flush()
+			continue
 		}
 		f.mu.Lock()
 		done := f.command(send, &sel, tag, cmd, uid, args)

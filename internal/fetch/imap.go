@@ -948,15 +948,19 @@ func (w *worker) idle(ctx context.Context, d time.Duration) bool {
 		w.log.Warn("IDLE refused; polling instead", "err", err)
 		return false
 	}
+	// The client library ends and starts IDLE again every 28 minutes, so
+	// that a server's inactivity timer does not end it (RFC 2177 3).
 	w.log.Debug("IDLE: waiting", "folder", folder)
 	timer := time.NewTimer(d)
 	defer timer.Stop()
+	dropped := false
 	select {
 	case <-ic.exists:
 		w.log.Debug("IDLE: new mail", "folder", folder)
 	case <-timer.C:
 	case <-ctx.Done():
 	case <-ic.c.Closed():
+		dropped = true
 	}
 	err = ic.do(func() error {
 		if err := cmd.Close(); err != nil {
@@ -964,10 +968,17 @@ func (w *worker) idle(ctx context.Context, d time.Duration) bool {
 		}
 		return cmd.Wait()
 	})
-	if err != nil && ctx.Err() == nil {
+	switch {
+	case err == nil || ctx.Err() != nil:
+		return true
+	case dropped:
+		// Servers end idle connections after a while: what came
+		// meanwhile is fetched over a new one.
+		w.log.Info("IDLE: the server closed the connection; connecting again", "folder", folder)
+	default:
 		w.log.Warn("IDLE ended with an error; reconnecting at the next run", "err", err)
-		ic.c.Close()
-		w.imap = nil
 	}
+	ic.c.Close()
+	w.imap = nil
 	return true
 }
