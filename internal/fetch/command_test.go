@@ -48,3 +48,15 @@ func TestCommandsLeaveABackgroundProcess(t *testing.T) {
 		}
 	})
 }
+
+// TestMDAReadsPart: an MDA that exits 0 having read only part of the
+// message has not delivered it: an error for the message, which stays on
+// the server, saying so; and not one that stops the run.
+func TestMDAReadsPart(t *testing.T) {
+	d := &mda{command: "head -c 100 > /dev/null", account: "test"}
+	big := testMessage(1, 4*memoryLimit) // far more than a pipe holds
+	err := d.Deliver(context.Background(), spooled(t, "pop3:1", big), nil, noIntent)
+	if err == nil || !strings.Contains(err.Error(), "without reading the whole message") || stopsRun(classifyDestErr(err)) {
+		t.Errorf("deliver: %v, want an error for the message saying it was not read whole", err)
+	}
+}

@@ -65,7 +65,8 @@ func (d *mda) Deliver(ctx context.Context, m *Message, _ *Ref, intent func(Ref) 
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("mda %q: %w", d.command, err)
 	}
-	_, werr := copyLF(stdin, m.Open())
+	sent := &countWriter{w: stdin}
+	_, werr := copyLF(sent, m.Open())
 	stdin.Close()
 	err = cmd.Wait()
 	if errors.Is(err, exec.ErrWaitDelay) {
@@ -78,8 +79,10 @@ func (d *mda) Deliver(ctx context.Context, m *Message, _ *Ref, intent func(Ref) 
 	case err != nil:
 		return fmt.Errorf("mda %q: %w: %s", d.command, err, stderr.text())
 	case werr != nil:
-		// It exited 0 without reading the whole message.
-		return fmt.Errorf("mda %q: writing the message: %w", d.command, werr)
+		// It exited 0 without reading the whole message: whatever it did
+		// with a part of it, it did not deliver the message.
+		return fmt.Errorf("mda %q exited 0 without reading the whole message (it stopped reading after at most %d bytes): %w",
+			d.command, sent.n, werr)
 	}
 	return nil
 }
