@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"net/mail"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -712,11 +712,108 @@ func (sm *searchMsg) sentDate() (time.Time, bool) {
 	if p.Envelope == nil || p.Envelope.Date == "" {
 		return time.Time{}, false
 	}
-	t, err := mail.ParseDate(p.Envelope.Date)
-	if err != nil {
-		return time.Time{}, false
+	return sentDay(p.Envelope.Date)
+}
+
+// sentDay reads the calendar date of a Date field as its sender wrote it,
+// which is all the SENT keys compare (RFC 9051 6.4.4: "disregarding time
+// and timezone"). Besides RFC 5322 3.3 and its obsolete forms (4.3: a
+// two-digit year, a named zone), it reads what mailers write and mail
+// readers still show: no zone or a military one, dots in the time, RFC
+// 850's "Monday, 04-Mar-24", asctime's "Mon Mar  4 10:00:00 2024" and ISO
+// 8601's "2024-03-04T10:00:00Z". Only the day, the month and the year are
+// needed; the day of the week, the time and the zone are not looked at.
+func sentDay(s string) (time.Time, bool) {
+	s = strings.TrimSpace(s)
+	if len(s) >= 10 && s[4] == '-' && s[7] == '-' && number(s[:4], 4) && number(s[5:7], 2) && number(s[8:10], 2) {
+		// ISO 8601: "2024-03-04".
+		s = s[8:10] + " " + s[5:7] + " " + s[:4]
 	}
-	return day(t), true
+	// Comments (RFC 5322 3.2.2) go, and the separators: commas, and the
+	// dashes inside a word ("04-Mar-24"; "-0500" is a zone).
+	var b strings.Builder
+	depth := 0
+	prev := ' '
+	for _, r := range s {
+		switch {
+		case r == '(':
+			depth++
+		case r == ')' && depth > 0:
+			depth--
+		case depth > 0:
+		case r == ',' || r == '\t' || r == '\r' || r == '\n' || r == '-' && prev != ' ':
+			b.WriteByte(' ')
+		default:
+			b.WriteRune(r)
+		}
+		prev = r
+	}
+	f := strings.Fields(b.String())
+	var y, m, d int
+	month := slices.IndexFunc(f, func(w string) bool { return monthOf(w) > 0 })
+	switch {
+	case month >= 0:
+		// "4 Mar 2024", or asctime's "Mar 4 10:00:00 2024".
+		m = monthOf(f[month])
+		rest := f[month+1:]
+		if month > 0 && number(f[month-1], 2) {
+			d, _ = strconv.Atoi(f[month-1])
+		} else if len(rest) > 0 && number(rest[0], 2) {
+			d, _ = strconv.Atoi(rest[0])
+			rest = rest[1:]
+		}
+		for _, w := range rest {
+			if number(w, 4) {
+				y, _ = strconv.Atoi(w)
+				if len(w) <= 3 {
+					// RFC 5322 4.3: 00 to 49 are 2000 to 2049, the rest 19xx.
+					y += 1900
+					if len(w) <= 2 && y < 1950 {
+						y += 100
+					}
+				}
+				break
+			}
+		}
+	case len(f) == 3 && number(f[0], 2) && number(f[1], 2) && number(f[2], 4):
+		// What ISO 8601 came to above.
+		d, _ = strconv.Atoi(f[0])
+		m, _ = strconv.Atoi(f[1])
+		y, _ = strconv.Atoi(f[2])
+	}
+	t := time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC)
+	if y == 0 || m < 1 || m > 12 || t.Day() != d {
+		return time.Time{}, false // no date, or the 31st of February
+	}
+	return t, true
+}
+
+// monthOf returns the number of the month w names in English (RFC 5322
+// 3.3: "Jan", case-insensitively; the whole name too), or 0.
+func monthOf(w string) int {
+	if len(w) < 3 {
+		return 0
+	}
+	for i, name := range [...]string{"january", "february", "march", "april", "may", "june", "july",
+		"august", "september", "october", "november", "december"} {
+		if len(w) <= len(name) && strings.EqualFold(w, name[:len(w)]) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// number reports whether w is a number of at most n digits.
+func number(w string, n int) bool {
+	if w == "" || len(w) > n {
+		return false
+	}
+	for i := range len(w) {
+		if w[i] < '0' || w[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // day is a time's calendar date, in its own zone (RFC 9051 6.4.4:

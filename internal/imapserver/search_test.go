@@ -508,3 +508,43 @@ func TestSearchEmptySubject(t *testing.T) {
 		}
 	}
 }
+
+// TestSentDay: the SENT keys read the date of a Date field as its sender
+// wrote it, in RFC 5322's forms, its obsolete ones and the ones mailers
+// get wrong, and nothing from a field that holds no date.
+func TestSentDay(t *testing.T) {
+	for _, tc := range []struct{ field, want string }{
+		{"Mon, 4 Mar 2024 10:00:00 +0000", "2024-03-04"},
+		{"Mon, 04 Mar 2024 23:59:59 -1200", "2024-03-04"}, // 5 March in UTC
+		{"Mon, 4 Mar 2024 00:00:00 +1400", "2024-03-04"},  // 3 March in UTC
+		{"4 Mar 2024 10:00 +0000", "2024-03-04"},
+		{"Mon,  4 mar 2024 10:00:00 -0000 (Coordinated\r\n Universal Time)", "2024-03-04"},
+		{"Tue, 4 OCT 2024 10:00:00 EST", "2024-10-04"},
+		{"Mon, 4 Mar 2024 10:00:00 Z", "2024-03-04"},
+		{"Mon, 4 Mar 2024 10:00:00", "2024-03-04"},
+		{"Mon, 4 Mar 2024 10.00.00 +0000", "2024-03-04"},
+		{"Sun, 4 Mar 2024 10:00:00 +0000", "2024-03-04"}, // the wrong day of the week
+		{"1 Mar 24 22:00:00 EST", "2024-03-01"},          // RFC 5322 4.3
+		{"1 Mar 99 22:00:00 EST", "1999-03-01"},
+		{"1 Mar 124 22:00:00 EST", "2024-03-01"},
+		{"Monday, 04-Mar-24 10:00:00 GMT", "2024-03-04"}, // RFC 850
+		{"Mon Mar  4 10:00:00 2024", "2024-03-04"},       // asctime
+		{"Mon Mar 4 10:00:00 PST 2024", "2024-03-04"},
+		{"2024-03-04T10:00:00Z", "2024-03-04"},
+		{"4 September 2024 10:00:00 +0200", "2024-09-04"},
+		{"sometime last week", ""},
+		{"Mon, 4 Mar 10:00:00 +0000", ""},
+		{"Mon, 4 Mar 10:00:00 -0500", ""},
+		{"Fri, 30 Feb 2024 10:00:00 +0000", ""},
+		{"2024", ""},
+		{"", ""},
+	} {
+		got := ""
+		if d, ok := sentDay(tc.field); ok {
+			got = d.Format("2006-01-02")
+		}
+		if got != tc.want {
+			t.Errorf("%q: %q, want %q", tc.field, got, tc.want)
+		}
+	}
+}

@@ -150,6 +150,12 @@ func searchDiffCorpus(t *testing.T) []searchDiffMessage {
 		strings.Repeat(strings.Repeat("x", 75)+"=\n", 65536/75-1)+strings.Repeat("y", 50)+
 		"caf=E9 NEEDLE=\nACROSS the edge\n"+strings.Repeat("tail\n", 100))
 	names = append(names, "large quoted-printable")
+	// Date fields as senders write them, all on 4 March 2024 in their
+	// own zone.
+	for _, d := range searchDiffSentDates {
+		raws = append(raws, "Date: "+d+"\nFrom: dates@example.org\nSubject: date "+d+"\n\nbody\n")
+		names = append(names, "Date: "+d)
+	}
 	var msgs []searchDiffMessage
 	for i, raw := range raws {
 		msgs = append(msgs, searchDiffMessage{
@@ -160,6 +166,32 @@ func searchDiffCorpus(t *testing.T) []searchDiffMessage {
 		})
 	}
 	return msgs
+}
+
+// searchDiffSentDates are Date fields, each on 4 March 2024 as its sender
+// meant it.
+var searchDiffSentDates = []string{
+	"Mon, 4 Mar 2024 10:00 +0000",
+	"Mon,  4 Mar 2024 10:00:00 +0000",
+	"4 Mar 2024 10:00:00 +0000",
+	"Mon, 04 Mar 2024 10:00:00 -0000",
+	"Mon, 4 mar 2024 10:00:00 +0000",
+	"Mon, 4 MAR 2024 10:00:00 +0000",
+	"Mon, 4 Mar 2024 10:00:00 UT",
+	"Mon, 4 Mar 2024 10:00:00 Z",
+	"Mon, 4 Mar 2024 10:00:00 PST",
+	"Mon, 4 Mar 2024 10:00:00",
+	"Mon, 4 Mar 2024 10:00:00 +0000 (Coordinated Universal Time)",
+	"Monday, 04-Mar-24 10:00:00 GMT",
+	"Mon Mar  4 10:00:00 2024",
+	"Mon, 4 Mar 24 10:00:00 +0000",
+	"Mon, 4 Mar 2024 23:59:59 -1200",
+	"Mon, 4 Mar 2024 00:00:00 +1400",
+	"Sun, 4 Mar 2024 10:00:00 +0000",
+	" Mon, 4 Mar 2024 10:00:00 +0000 ",
+	"Mon, 4 Mar 2024 10:00:00 +000",
+	"2024-03-04T10:00:00Z",
+	"Mon, 4 Mar 2024 10.00.00 +0000",
 }
 
 // searchDiffCriteria are the searches compared. {size:N} and {modseq:N}
@@ -190,7 +222,8 @@ var searchDiffCriteria = []string{
 	"SEARCH SENTON 1-Mar-2024", "SEARCH SENTON 2-Mar-2024", "SEARCH SENTON 29-Feb-2024", "SEARCH SENTON 5-Mar-2024",
 	"SEARCH SENTSINCE 2-Mar-2024", "SEARCH SENTBEFORE 2-Mar-2024", "SEARCH SENTSINCE 1-Jan-2000",
 	"SEARCH SENTBEFORE 1-Jan-2030", "SEARCH NOT SENTBEFORE 1-Jan-2030", "SEARCH SENTON 3-Mar-2024",
-	"SEARCH SENTSINCE 4-Mar-2024", "SEARCH SENTON 1-Jan-2010",
+	"SEARCH SENTSINCE 4-Mar-2024", "SEARCH SENTON 1-Jan-2010", "SEARCH SENTON 4-Mar-2024", "SEARCH SENTON 3-Mar-2024",
+	"SEARCH SENTON 5-Mar-2024 FROM dates@", "SEARCH SENTBEFORE 4-Mar-2024 FROM dates@",
 	// Addresses and subject.
 	"SEARCH FROM alice", "SEARCH FROM ALICE@EXAMPLE.ORG", "SEARCH FROM example", `SEARCH FROM "Alice Example"`,
 	`SEARCH FROM "<alice@example.org>"`, "SEARCH TO bob", "SEARCH CC eve", "SEARCH BCC hidden",
@@ -300,6 +333,10 @@ func init() {
 	accept("a message without a Date field, or with one that is no date, has no sent date: buzon's "+
 		"SENT* keys never find it; Dovecot's take it as sent on 1 January 1970",
 		"SEARCH SENTBEFORE 2-Mar-2024", "SEARCH SENTBEFORE 1-Jan-2030", "SEARCH NOT SENTBEFORE 1-Jan-2030")
+	accept("buzon reads the date of RFC 850 (\"Monday, 04-Mar-24\"), asctime and ISO 8601 Date fields, "+
+		"which mail readers show; Dovecot takes them as 1 January 1970",
+		"SEARCH SENTSINCE 2-Mar-2024", "SEARCH SENTSINCE 1-Jan-2000", "SEARCH SENTSINCE 4-Mar-2024",
+		"SEARCH SENTON 4-Mar-2024", "SEARCH SENTBEFORE 4-Mar-2024 FROM dates@")
 	accept("Dovecot compares letters decomposed, so an unaccented letter matches an accented one (cafe finds Café); "+
 		"buzon compares accents too", "SEARCH SUBJECT cafe")
 	accept("raw 8-bit header text that is not UTF-8 is read as ISO-8859-1 by buzon (Caf\\xe9 finds café), "+
