@@ -89,6 +89,7 @@ var transcripts = []struct {
 	{file: "dele_no_quit.txt", messages: fixtureAll, check: keptUIDs(0, 1, 2, 3, 4)},
 	{file: "in_use.txt", messages: fixtureAll},
 	{file: "expunged_elsewhere.txt", messages: fixtureAll, check: keptUIDs(0, 2, 3, 4)},
+	{file: "delivered_meanwhile.txt", messages: fixtureAll, check: onlyLater},
 	{file: "empty_maildrop.txt"},
 	{file: "idle_timeout.txt", messages: fixtureAll, check: keptUIDs(0, 1, 2, 3, 4),
 		config: func(c *pop3server.Config) { c.POP3.IdleTimeout = config.Duration(time.Second) }},
@@ -128,6 +129,15 @@ func TestTranscripts(t *testing.T) {
 				tc.check(t, env, uids)
 			}
 		})
+	}
+}
+
+// onlyLater checks that INBOX holds msgLater alone.
+func onlyLater(t *testing.T, env *pop3test.Env, _ []store.UID) {
+	t.Helper()
+	inbox := env.Inbox(t, alice)
+	if len(inbox) != 1 || inbox[0].Size != int64(len(msgLater)) {
+		t.Errorf("INBOX holds %d messages; want msgLater alone", len(inbox))
 	}
 }
 
@@ -177,6 +187,7 @@ type runner struct {
 //	-- tls-session NAME  the same over implicit TLS
 //	-- starttls      start TLS (after the server's +OK to STLS)
 //	-- expunge N     expunge fixture message N (1-based) by another path
+//	-- deliver       deliver msgLater to alice's INBOX
 //	-- shutdown      start a server Shutdown
 //	-- close         the client hangs up
 //	-- settle        wait until alice's maildrop is unlocked
@@ -258,6 +269,8 @@ func (r *runner) directive(f []string, first bool) bool {
 				r.t.Fatal(err)
 			}
 		})
+	case "deliver":
+		r.env.Append(r.t, alice, []byte(msgLater), store.Flags{})
 	case "shutdown":
 		go r.env.Stop()
 	case "close":
