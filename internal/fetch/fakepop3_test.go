@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // fakePOP3 is a small POP3 server (RFC 1939) for what buzon's own server
@@ -759,6 +760,43 @@ func TestPOP3MessageWithoutUIDL(t *testing.T) {
 			if f.count() != 3 {
 				t.Errorf("%d left on the server, want 3", f.count())
 			}
+		})
+	}
+}
+
+// TestKeepDays: with mode = "keep", a message goes from the server
+// keep_days after it was first downloaded, by the injected clock, and not
+// a moment before; a keep_days meant as "for ever", past what a Duration
+// holds, keeps it.
+func TestKeepDays(t *testing.T) {
+	for _, tc := range []struct {
+		days    int
+		advance []time.Duration // clock moves before each later run
+		left    []int           // messages on the server after each
+	}{
+		{1, []time.Duration{23 * time.Hour, time.Hour}, []int{1, 0}},
+		{200_000, []time.Duration{10 * 24 * time.Hour, 100 * 365 * 24 * time.Hour}, []int{1, 1}},
+	} {
+		t.Run(fmt.Sprint(tc.days), func(t *testing.T) {
+			f := startFakePOP3(t, &fakePOP3{})
+			f.add(testMessage(1, 0))
+			a := fakeAccount(t, f)
+			a.Mode, a.KeepDays = ModeKeep, tc.days
+			cfg := testConfig(t, a)
+			clock := newTestClock()
+			opts := testOptions(t)
+			opts.Now = clock.Now
+			if s := mustFetch(t, cfg, opts); s.Fetched != 1 || s.Deleted != 0 {
+				t.Fatalf("first run: %v", s)
+			}
+			for i, d := range tc.advance {
+				clock.Advance(d)
+				s := mustFetch(t, cfg, opts)
+				if f.count() != tc.left[i] || s.Deleted != 1-tc.left[i] {
+					t.Errorf("after %v more: %v, %d left, want %d", d, s, f.count(), tc.left[i])
+				}
+			}
+			checkMaildir(t, a.Maildir, [2]int{1, 1})
 		})
 	}
 }

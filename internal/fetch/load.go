@@ -31,6 +31,10 @@ const (
 	ModeKeep   = "keep"
 )
 
+// maxKeepDays bounds keep_days (some 2,700 years), within what date
+// arithmetic holds.
+const maxKeepDays = 1_000_000
+
 // Defaults for settings a file leaves out.
 const (
 	defaultInterval   = 5 * time.Minute
@@ -237,8 +241,8 @@ func (a *Account) validate() []error {
 	default:
 		bad("mode: %q is not delete or keep", a.Mode)
 	}
-	if a.KeepDays < 0 {
-		bad("keep_days: not negative")
+	if a.KeepDays < 0 || a.KeepDays > maxKeepDays {
+		bad("keep_days: from 0 (keep for ever) to %d", maxKeepDays)
 	}
 	if a.Protocol == ProtoPOP3 {
 		if len(a.Folders) > 0 {

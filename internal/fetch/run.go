@@ -468,7 +468,9 @@ func (r *run) removable(e *entry) bool {
 	case r.a.Mode == ModeDelete:
 		return true
 	case r.a.KeepDays > 0:
-		return !r.now.Before(e.Stored.Add(time.Duration(r.a.KeepDays) * 24 * time.Hour))
+		// Calendar days: a Duration of as many days overflows past 292
+		// years, which a keep_days meant as "for ever" reaches.
+		return !r.now.Before(e.Stored.AddDate(0, 0, r.a.KeepDays))
 	}
 	return false
 }
