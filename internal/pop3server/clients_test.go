@@ -1,8 +1,8 @@
 package pop3server_test
 
 // Real POP3 clients that no one here wrote, driving the in-process server:
-// Python's poplib, curl, fetchmail and mpop. Each test is skipped when its
-// tool is not installed.
+// Python's poplib, curl, fetchmail, mpop and getmail6. Each test is
+// skipped when its tool is not installed.
 
 import (
 	"bytes"
