@@ -116,8 +116,9 @@ type Account struct {
 	// Destination: a command run with "sh -c" for each message, the
 	// message on its standard input with LF line endings. Exit 0 means
 	// stored, if it read the whole message; 75 (EX_TEMPFAIL) means try
-	// again later; anything else is an error for that message, which
-	// stays on the server. It gets BUZON_FETCH_ACCOUNT and
+	// again later, and so do 126 and 127 (the shell could not run it);
+	// anything else is an error for that message, which stays on the
+	// server. It gets BUZON_FETCH_ACCOUNT and
 	// BUZON_FETCH_ID (the message's identity at the source) in its
 	// environment, so that it can recognise a repeated delivery.
 	MDA string `toml:"mda"`

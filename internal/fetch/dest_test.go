@@ -402,8 +402,9 @@ func TestStoreDestDeliver(t *testing.T) {
 	}
 }
 
-// TestMDA: exit 0 stores, 75 stops the run with the message on the
-// server, anything else skips the message.
+// TestMDA: exit 0 stores; 75, or a command the shell cannot find, stops
+// the run with the message on the server; anything else skips the
+// message.
 func TestMDA(t *testing.T) {
 	b := startBuzon(t)
 	b.deliver(t, "INBOX", testMessages(1, 3)...)
@@ -416,6 +417,7 @@ func TestMDA(t *testing.T) {
 		stop     error
 		leftOver int
 	}{
+		{"not found", `no-such-mda-here`, 0, 1, errCannotRun, 3},
 		{"fail one", `f=` + out + `/tmp.$$; cat > $f; if grep -q "message 2" $f; then rm $f; echo nope >&2; exit 1; fi; mv $f ` + out + `/$BUZON_FETCH_ID`, 2, 1, nil, 1},
 		{"try later", `exit 75`, 0, 1, ErrTryLater, 1},
 		{"all", `cat > ` + out + `/$BUZON_FETCH_ID`, 1, 0, nil, 0},

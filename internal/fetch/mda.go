@@ -29,8 +29,20 @@ const (
 	commandWaitDelay = 5 * time.Second
 )
 
-// exTempFail is EX_TEMPFAIL from sysexits.h: try again later.
-const exTempFail = 75
+// Exit codes an MDA's shell gives that mean something to the fetch
+// client.
+const (
+	// exTempFail is EX_TEMPFAIL from sysexits.h: try again later.
+	exTempFail = 75
+	// exCannotRun and exNotFound are the shell's for a command it found
+	// but could not run, and one it did not find (POSIX 2.8.2).
+	exCannotRun = 126
+	exNotFound  = 127
+)
+
+// errCannotRun is an MDA command the shell cannot run: every message
+// would fail the same way, so it ends the account's run.
+var errCannotRun = errors.New("cannot be run; check the mda setting")
 
 // mda pipes each message into a command (a mail delivery agent such as
 // procmail or maildrop). Deliveries are at least once: see Destination.
@@ -76,6 +88,8 @@ func (d *mda) Deliver(ctx context.Context, m *Message, _ *Ref, intent func(Ref) 
 	switch {
 	case errors.As(err, &ee) && ee.ExitCode() == exTempFail:
 		return fmt.Errorf("%w: mda %q exited with 75 (try later): %s", ErrTryLater, d.command, stderr.text())
+	case errors.As(err, &ee) && (ee.ExitCode() == exNotFound || ee.ExitCode() == exCannotRun):
+		return fmt.Errorf("mda %q %w (exit %d: %s)", d.command, errCannotRun, ee.ExitCode(), stderr.text())
 	case err != nil:
 		return fmt.Errorf("mda %q: %w: %s", d.command, err, stderr.text())
 	case werr != nil:
