@@ -672,8 +672,11 @@ func (b *searchBuffers) streamContains(r io.Reader, needle []byte) bool {
 	}
 }
 
-// appendFold appends s to dst with its case folded (foldRune), and bytes
-// that are not UTF-8 as U+FFFD.
+// appendFold appends s to dst with its case folded (foldRune). A byte
+// that is not part of a UTF-8 character is read as the ISO-8859-1 one it
+// would be, as in header text (message.ValidUTF8): 8-bit text with no
+// charset, or one not known, is most often that, and "café" then finds
+// the "caf\xe9" of an unlabelled message.
 func appendFold(dst, s []byte) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -686,6 +689,9 @@ func appendFold(dst, s []byte) []byte {
 			continue
 		}
 		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			r = rune(c)
+		}
 		dst = utf8.AppendRune(dst, foldRune(r))
 		i += size
 	}

@@ -345,6 +345,12 @@ func init() {
 		"UID SEARCH CHARSET UTF-8 OR OR FROM {5+} café SUBJECT {5+} café TO {5+} café",
 		"SEARCH CHARSET UTF-8 TEXT {5+} café", "SEARCH RETURN (MIN) CHARSET UTF-8 SUBJECT {5+} café",
 		"SEARCH CHARSET ISO-8859-1 SUBJECT {4+} ni\xf1o")
+	accept("8-bit body text that is not UTF-8, with no charset, a false us-ascii or an unknown one, is read "+
+		"as ISO-8859-1 by buzon (\"caf\\xe9\" finds café), not matched by Dovecot",
+		"SEARCH CHARSET UTF-8 BODY {5+} café", "SEARCH CHARSET UTF-8 BODY {5+} CAFÉ",
+		"SEARCH CHARSET UTF-8 BODY {7+} grüße", "SEARCH CHARSET UTF-8 BODY {7+} GRÜßE",
+		"SEARCH CHARSET UTF-8 BODY {7+} straße", "SEARCH CHARSET UTF-8 BODY {16+} unlabelled café",
+		"SEARCH CHARSET ISO-8859-1 BODY {4+} caf\xe9")
 	accept("a tab in a header reads as a space to buzon; Dovecot keeps it", `SEARCH SUBJECT "and	folded"`)
 	accept("Dovecot's TEXT reads a multipart's preamble and epilogue; buzon's reads the parts "+
 		"(\"a stray inner delimiter\" in an epilogue)", "SEARCH TEXT Inner")
