@@ -96,8 +96,11 @@ type headerInfo struct {
 }
 
 // scan collects the fields of interest of a header block: for each, the
-// first occurrence, the one Dovecot and most clients use. Envelope fields
-// are collected only for a message.
+// first occurrence. RFC 5322 3.6 and RFC 2045 allow one of each; where
+// real mail repeats one, Dovecot 2.3 too takes the first Content-Type,
+// but the last Subject and Content-Disposition, and joins the addresses
+// of repeated address fields. Envelope fields are collected only for a
+// message.
 func (h *headerInfo) scan(block []byte, message bool) {
 	*h = headerInfo{}
 	s := fieldScanner{rest: block}
