@@ -3,6 +3,8 @@ package fetch
 import (
 	"bufio"
 	"fmt"
+	"io"
+	"log/slog"
 	"maps"
 	"net"
 	"slices"
@@ -292,7 +294,11 @@ func (f *fakeIMAP) command(send func(string, ...any), sel **fakeFolder, tag, cmd
 		// Every folder, whatever the pattern; names as on the wire.
 		names := slices.Sorted(maps.Keys(f.folders))
 		for _, name := range names {
-			send(`* LIST () "/" %s`, imapQuote(name))
+			attrs := ""
+			if name == "[Gmail]/All Mail" {
+				attrs = `\All`
+			}
+			send(`* LIST (%s) "/" %s`, attrs, imapQuote(name))
 		}
 	case cmd == "LOGOUT":
 		send("* BYE")
@@ -625,10 +631,17 @@ func TestIMAPFolderNames(t *testing.T) {
 	a := fakeIMAPAccount(t, f)
 	a.Mode = ModeKeep
 	a.Folders = []string{"[Gmail]/All Mail", "Entwürfe", "Tom & Jerry", "Lists/Go"}
-	if s := mustFetch(t, testConfig(t, a), testOptions(t)); s.Fetched != 4 {
+	var logs logBuffer
+	opts := testOptions(t)
+	opts.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(&logs, testLogWriter{t}), nil))
+	if s := mustFetch(t, testConfig(t, a), opts); s.Fetched != 4 {
 		t.Errorf("run: %v", s)
 	}
 	checkMaildir(t, a.Maildir, [2]int{1, 4})
+	// Gmail's All Mail (\All) holds the other folders' messages too.
+	if logs.count("fetched twice") != 1 {
+		t.Errorf("no warning that [Gmail]/All Mail holds the other folders' messages")
+	}
 
 	for _, tc := range []struct{ written, hint string }{
 		{"All Mail", `the server has "[Gmail]/All Mail"`},

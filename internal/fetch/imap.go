@@ -292,6 +292,10 @@ func (r *run) imap(ctx context.Context) error {
 	case <-ic.exists:
 	default:
 	}
+	if !r.w.foldersChecked {
+		r.w.foldersChecked = true
+		r.imapCheckFolders(ic)
+	}
 	var errs []error
 	for _, folder := range r.a.Folders {
 		if ctx.Err() != nil {
@@ -460,6 +464,31 @@ func (r *run) imapFolder(ctx context.Context, ic *imapConn, folder string) error
 		return err
 	}
 	return stopErr
+}
+
+// imapCheckFolders warns when the folders to fetch include one that the
+// server marks as holding every message (\All, RFC 6154 2: Gmail's
+// "[Gmail]/All Mail") and others: what they hold is in it too, and is
+// fetched twice.
+func (r *run) imapCheckFolders(ic *imapConn) {
+	if len(r.a.Folders) < 2 {
+		return
+	}
+	var list []*imap.ListData
+	err := ic.do(func() error {
+		var err error
+		list, err = ic.c.List("", "*", nil).Collect()
+		return err
+	})
+	if err != nil {
+		return
+	}
+	for _, l := range list {
+		if slices.Contains(r.a.Folders, l.Mailbox) && slices.Contains(l.Attrs, imap.MailboxAttrAll) {
+			r.log.Warn("a folder to fetch holds every message (\\All), those of the other folders too: they are fetched twice; fetch it alone, or the others",
+				"folder", l.Mailbox, "folders", r.a.Folders)
+		}
+	}
 }
 
 // imapFolderHint names, for a folder the server refused to select, the

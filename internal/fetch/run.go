@@ -278,6 +278,9 @@ type worker struct {
 	// idleMark is the first folder's UIDVALIDITY and UIDNEXT when the
 	// last run selected it: mail that arrived after that was not fetched.
 	idleMark [2]uint32
+	// foldersChecked is set once a run looked for folders that hold the
+	// others' messages too (imapCheckFolders).
+	foldersChecked bool
 }
 
 func (f *Fetcher) newWorker(ctx context.Context, a *Account) (*worker, error) {
