@@ -1,12 +1,16 @@
 package imapserver
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/buzon-mail/buzon/internal/store"
 )
 
 // mirror is what a client knows of its selected mailbox, kept only from
@@ -335,5 +339,70 @@ func TestIdleMailboxDeletedElsewhere(t *testing.T) {
 				t.Errorf("after BYE: %q, %v; want the connection closed", rest, err)
 			}
 		})
+	}
+}
+
+// failingChanges is a store whose next Changes fails, once armed; failed
+// then receives.
+type failingChanges struct {
+	store.Store
+	armed  atomic.Bool
+	failed chan struct{}
+}
+
+func (s *failingChanges) Open(ctx context.Context, id int64) (store.Session, error) {
+	sess, err := s.Store.Open(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &failingChangesSession{Session: sess, s: s}, nil
+}
+
+type failingChangesSession struct {
+	store.Session
+	s *failingChanges
+}
+
+func (ss *failingChangesSession) Changes(ctx context.Context, mailboxID int64, since store.ModSeq) (*store.ChangeSet, error) {
+	if ss.s.armed.CompareAndSwap(true, false) {
+		ss.s.failed <- struct{}{}
+		return nil, fmt.Errorf("test: %w", store.ErrUnavailable)
+	}
+	return ss.Session.Changes(ctx, mailboxID, since)
+}
+
+// TestIdleChangesFail: when reading what woke a session in IDLE fails
+// (a store briefly unavailable), the session goes on idling and hears of
+// the change with the next one. It used to end the IDLE with a tagged NO
+// the client had not asked for, and take the DONE that followed for a
+// command.
+func TestIdleChangesFail(t *testing.T) {
+	var fc *failingChanges
+	e := newTestEnv(t, func(cfg *Config) {
+		fc = &failingChanges{Store: cfg.Store, failed: make(chan struct{}, 1)}
+		cfg.Store = fc
+	})
+	e.deliver("INBOX", clientMsg(1))
+	e.deliver("INBOX", clientMsg(2))
+	k9, other := e.login(), e.login()
+	k9.mustOK("SELECT INBOX")
+	other.mustOK("SELECT INBOX")
+	k9.write("i IDLE\r\n")
+	if l := k9.readLine(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("IDLE: %q", l)
+	}
+	fc.armed.Store(true)
+	other.mustOK(`UID STORE 1 +FLAGS.SILENT (\Seen)`)
+	// Once the read it woke for has failed, the next change brings both.
+	<-fc.failed
+	other.mustOK(`UID STORE 2 +FLAGS.SILENT (\Flagged)`)
+	got := []string{k9.readLine(), k9.readLine()}
+	slices.Sort(got)
+	if want := []string{`* 1 FETCH (FLAGS (\Seen))`, `* 2 FETCH (FLAGS (\Flagged))`}; !slices.Equal(got, want) {
+		t.Errorf("in IDLE: %q, want %q", got, want)
+	}
+	k9.write("DONE\r\n")
+	if untagged, tagged := k9.readUntil("i"); tagged != "i OK IDLE completed" || len(untagged) > 0 {
+		t.Errorf("DONE: %q %q", untagged, tagged)
 	}
 }

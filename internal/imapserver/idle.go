@@ -85,7 +85,7 @@ func (c *conn) cmdIdle(cmd *command) {
 	}
 	c.w.str("+ idling\r\n")
 	if c.sel != nil {
-		c.sync(true)
+		c.idleCatchUp(0)
 	}
 	c.w.flush()
 	if c.closing {
@@ -113,7 +113,7 @@ func (c *conn) cmdIdle(cmd *command) {
 			return
 		case wake > 0:
 			if c.sel != nil {
-				c.catchUp(true, wake)
+				c.idleCatchUp(wake)
 				c.w.flush()
 			}
 			if c.closing {
@@ -150,6 +150,24 @@ func (c *conn) cmdIdle(cmd *command) {
 		c.cmdArrived = time.Now()
 		return
 	}
+}
+
+// idleCatchUp is catchUp for a session in IDLE (wake 0: as sync does). A
+// store that fails to answer is logged and asked again at the next
+// wake-up or after DONE: a tagged NO now would end the IDLE while the
+// client still idles, and the DONE it sends later would be taken for a
+// command. catchUp writes nothing before its read succeeds.
+func (c *conn) idleCatchUp(wake uint64) {
+	defer func() {
+		switch x := recover().(type) {
+		case nil:
+		case userError, serverError:
+			c.log.Warn("reading changes for a session in IDLE", "err", x)
+		default:
+			panic(x)
+		}
+	}()
+	c.catchUp(true, wake)
 }
 
 // idleKeepalive is how often a session in IDLE says it is still there.
