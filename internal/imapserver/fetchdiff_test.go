@@ -405,6 +405,7 @@ func TestFetchDiffDovecot(t *testing.T) {
 			t.Errorf("%s FETCH (%s):\n  buzon   %s\n  dovecot %s", m.name, it.fetch, b, d)
 		}
 		checkFetchSelf(t, m.name, ours)
+		checkFetchCombined(t, bc, i+1, m.name, ours)
 	}
 	names := map[string]bool{}
 	for _, m := range msgs {
@@ -455,6 +456,39 @@ func checkFetchSelf(t *testing.T, name string, ours map[string]diffAnswer) {
 		}
 		if a.value.s != want {
 			t.Errorf("%s: %s is %q, want %q from %s", name, fetch, a.value.s, want, whole)
+		}
+	}
+}
+
+// checkFetchCombined checks that buzon answers items asked for in one
+// FETCH as it answers each alone: the items of one response are written
+// one after another, literals and all.
+func checkFetchCombined(t *testing.T, c *diffConn, n int, name string, ours map[string]diffAnswer) {
+	t.Helper()
+	// Items clients ask for together to list a mailbox, each of which
+	// the comparison asked for alone.
+	combined := []string{
+		"RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE",
+		"BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT CONTENT-TYPE X-NONE)]",
+		"BODY.PEEK[]<0.64>", "BINARY.SIZE[]", "BODY.PEEK[TEXT]<7.33>", "BODY",
+	}
+	untagged, status, err := c.cmd(fmt.Sprintf("UID FETCH %d:%d (FLAGS %s)", n, n, strings.Join(combined, " ")))
+	if err != nil || status != "OK" || len(untagged) != 1 {
+		t.Errorf("%s: combined FETCH: %s %v %q", name, status, err, untagged)
+		return
+	}
+	attrs, err := parseFetchLine(untagged[0])
+	if err != nil {
+		t.Errorf("%s: combined FETCH: %v: %q", name, err, untagged[0])
+		return
+	}
+	if len(attrs) != len(combined)+2 { // and FLAGS, UID
+		t.Errorf("%s: combined FETCH answered %d items, want %d: %q", name, len(attrs), len(combined)+2, untagged[0])
+	}
+	for _, f := range combined {
+		alone := ours[f]
+		if got := attrs[alone.name]; got.String() != alone.value.String() {
+			t.Errorf("%s: %s in a combined FETCH is %.200s, alone %.200s", name, f, got, alone.value)
 		}
 	}
 }
