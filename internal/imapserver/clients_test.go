@@ -8,11 +8,15 @@ package imapserver
 // output, Roundcube's imap_debug).
 
 import (
+	"bufio"
+	"compress/flate"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // withPrefix returns the lines that start with prefix.
@@ -487,5 +491,60 @@ func TestClientsRoundcube(t *testing.T) {
 	rc.mustOK(`UID STORE 1 +FLAGS.SILENT (\Seen)`)
 	if got := rc.mustOK(`UID MOVE 1 "Trash"`); len(got) != 2 || got[1] != "* 1 EXPUNGE" {
 		t.Errorf("UID MOVE: %q", got)
+	}
+}
+
+// TestClientsK9CompressIdle replays K-9's push connection: COMPRESS
+// DEFLATE right after login, INBOX selected, IDLE. Mail delivered and a
+// message deleted from another device reach it through the compressed
+// stream while it idles, and the stream survives the wake-ups.
+func TestClientsK9CompressIdle(t *testing.T) {
+	e := newTestEnv(t)
+	e.deliver("INBOX", clientMsg(1))
+	k9 := e.login()
+	k9.mustOK("COMPRESS DEFLATE")
+	_ = k9.nc.SetDeadline(time.Now().Add(30 * time.Second))
+	w, _ := flate.NewWriter(k9.nc, flate.DefaultCompression)
+	z := &flateConn{w: w, br: bufio.NewReader(flate.NewReader(k9.br))}
+	if out := z.cmd(t, "2", "SELECT INBOX"); !slices.Contains(out, "* 1 EXISTS") {
+		t.Fatalf("SELECT over DEFLATE: %q", out)
+	}
+	read := func() string {
+		t.Helper()
+		l, err := z.br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		return strings.TrimSuffix(l, "\r\n")
+	}
+	send := func(s string) {
+		t.Helper()
+		if _, err := io.WriteString(w, s); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("3 IDLE\r\n")
+	if l := read(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("IDLE: %q", l)
+	}
+	e.deliver("INBOX", clientMsg(2))
+	if l := read(); l != "* 2 EXISTS" {
+		t.Errorf("new mail in IDLE over DEFLATE: %q", l)
+	}
+	other := e.login()
+	other.mustOK("SELECT INBOX")
+	other.mustOK("UID MOVE 1 Trash")
+	if l := read(); l != "* 1 EXPUNGE" {
+		t.Errorf("a move elsewhere in IDLE over DEFLATE: %q", l)
+	}
+	send("DONE\r\n")
+	if l := read(); l != "3 OK IDLE completed" {
+		t.Errorf("DONE: %q", l)
+	}
+	if out := z.cmd(t, "4", "UID FETCH 1:* (UID FLAGS)"); !slices.Equal(out, []string{"* 1 FETCH (UID 2 FLAGS ())", "4 OK UID FETCH completed"}) {
+		t.Errorf("after IDLE: %q", out)
 	}
 }
