@@ -53,6 +53,9 @@ type fakeIMAP struct {
 	// bodies sends in a response of their own before the body, as a
 	// server reporting another client's change may.
 	flagsFirst map[uint32]bool
+	// uidLast sends a message's UID after its body, as some servers
+	// order a FETCH response.
+	uidLast bool
 }
 
 // fakeFolder is a folder of a fakeIMAP.
@@ -371,6 +374,9 @@ func (f *fakeIMAP) command(send func(string, ...any), sel **fakeFolder, tag, cmd
 			case body:
 				parts = append(parts, fmt.Sprintf("BODY[] {%d}\r\n%s", len(m.body), m.body))
 			}
+			if f.uidLast && len(parts) > 1 && strings.HasPrefix(parts[0], "UID ") {
+				parts = append(parts[1:], parts[0])
+			}
 			send("* %d FETCH (%s)", i+1, strings.Join(parts, " "))
 		}
 		if refused {
@@ -584,6 +590,7 @@ func TestIMAPPartialFetch(t *testing.T) {
 		{"expunged meanwhile", func(f *fakeIMAP) { f.vanish[3] = true }, 0},
 		{"flags and EXISTS interleaved", func(f *fakeIMAP) { f.interleave = true }, 0},
 		{"flags before the body", func(f *fakeIMAP) { f.flagsFirst[2], f.flagsFirst[5] = true, true }, 0},
+		{"UID after the body", func(f *fakeIMAP) { f.uidLast = true }, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := startFakeIMAP(t, &fakeIMAP{})

@@ -48,13 +48,16 @@ type imapConn struct {
 
 // strayBodies keeps, for the FETCH of bodies under way, the bodies the
 // client library hands to the unilateral handler rather than to the
-// command: it gives each message's first response to the command, so a
-// response of a message's own ahead of its body (its flags, changed by
-// another client, with its UID) takes the body's place there. The
-// handler spools the body here; imapBodies takes it once its FETCH ended.
+// command. It routes a response by the UID it has read when the body
+// starts, so a response that sends its UID after the body (RFC 9051 7.5.2
+// allows any order, and some servers put UID last) is not the command's;
+// nor is one whose UID came first in a response of its own (its flags,
+// changed by another client), since the library gives each message's
+// first response to the command. The handler spools the body here, and
+// imapBodies takes it once its FETCH ended.
 type strayBodies struct {
 	spooler *delivery.Spooler
-	// wg counts the handlers spooling a body. Each joins while it holds
+	// wg counts the handlers spooling a body. Each joins before it reads
 	// the body, which the library waits for before it reads on, so every
 	// one of a FETCH has joined by the time the FETCH ends.
 	wg sync.WaitGroup
@@ -87,34 +90,49 @@ func (s *strayBodies) end() map[imap.UID]*Message {
 	return got
 }
 
-// keep spools the body of message uid if the FETCH under way asked for
-// it, and reports whether it did; the caller discards it otherwise.
-func (s *strayBodies) keep(uid imap.UID, body io.Reader) bool {
+// spool downloads a body that came outside its FETCH, if a FETCH of
+// bodies is under way, and returns it with the names of that FETCH's
+// messages for keep, which must then be called; otherwise it returns nil
+// and the caller discards what is left of the body.
+func (s *strayBodies) spool(body io.Reader) (*download, map[imap.UID]string) {
 	s.mu.Lock()
-	id, ok := s.id[uid]
-	if ok {
+	ids := s.id
+	if ids != nil {
 		s.wg.Add(1)
 	}
 	s.mu.Unlock()
-	if !ok {
-		return false
+	if ids == nil {
+		return nil, nil
 	}
-	defer s.wg.Done()
 	dl := newDownload(s.spooler)
 	if _, err := io.Copy(dl, body); err != nil {
-		// The connection failed; so does the FETCH.
+		// The connection failed, and so does the FETCH.
 		dl.Close()
-		return true
+		s.wg.Done()
+		return nil, nil
+	}
+	return dl, ids
+}
+
+// keep ends a spool: the body is kept for message uid if its FETCH asked
+// for it (uid is 0 when the response had none), and dropped otherwise. It
+// reports whether the body was kept.
+func (s *strayBodies) keep(uid imap.UID, dl *download, ids map[imap.UID]string) bool {
+	defer s.wg.Done()
+	id, ok := ids[uid]
+	if !ok {
+		dl.Close()
+		return false
 	}
 	m, err := dl.message(id)
 	if err != nil {
-		return true
+		return false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.got == nil {
 		m.Close()
-		return true
+		return false
 	}
 	if old := s.got[uid]; old != nil {
 		old.Close()
@@ -201,17 +219,28 @@ func (r *run) imapConnect(ctx context.Context) (*imapConn, error) {
 			// imapMissing.
 			Fetch: func(msg *imapclient.FetchMessageData) {
 				var uid imap.UID
+				var dl *download
+				var ids map[imap.UID]string
 				body := false
 				for item := msg.Next(); item != nil; item = msg.Next() {
 					switch it := item.(type) {
 					case imapclient.FetchItemDataUID:
 						uid = it.UID
 					case imapclient.FetchItemDataBodySection:
-						if it.Literal != nil && (uid == 0 || !ic.strays.keep(uid, it.Literal)) {
+						if it.Literal == nil {
+							continue
+						}
+						body = true
+						if dl != nil {
+							ic.strays.keep(0, dl, ids) // a second body: drop the first
+						}
+						if dl, ids = ic.strays.spool(it.Literal); dl == nil {
 							io.Copy(io.Discard, it.Literal)
-							body = true
 						}
 					}
+				}
+				if dl != nil && ic.strays.keep(uid, dl, ids) {
+					return
 				}
 				if body && uid == 0 {
 					r.log.Warn("the server sent a message without its UID: there is no telling which one it is", "seq", msg.SeqNum)
