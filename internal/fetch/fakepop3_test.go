@@ -3,6 +3,7 @@ package fetch
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -799,4 +800,45 @@ func TestKeepDays(t *testing.T) {
 			checkMaildir(t, a.Maildir, [2]int{1, 1})
 		})
 	}
+}
+
+// TestOneMaildirTwoAccounts: two accounts fetching at the same time, at
+// the same instant by the clock, in one process, into one Maildir, each
+// with its own counter of deliveries, give every message a name of its
+// own (the random part of the name), so none replaces another.
+func TestOneMaildirTwoAccounts(t *testing.T) {
+	const n = 40
+	maildir := filepath.Join(t.TempDir(), "Maildir")
+	var accts []Account
+	for i, name := range []string{"a", "b"} {
+		f := startFakePOP3(t, &fakePOP3{})
+		f.add(testMessages(i*n+1, i*n+n)...)
+		a := fakeAccount(t, f)
+		a.Name, a.Maildir = name, maildir
+		accts = append(accts, a)
+	}
+	cfg := testConfig(t, accts...)
+	opts := testOptions(t)
+	opts.Now = newTestClock().Now // a clock that stands still
+	f := New(cfg, opts)
+	defer f.Close()
+	var wg sync.WaitGroup
+	sums := make([]Summary, len(accts))
+	for i, a := range accts {
+		wg.Go(func() {
+			s, err := f.RunOnce(context.Background(), a.Name)
+			if err != nil || len(s) != 1 {
+				t.Errorf("%s: %v, %v", a.Name, s, err)
+				return
+			}
+			sums[i] = s[0]
+		})
+	}
+	wg.Wait()
+	for _, s := range sums {
+		if s.Err != nil || s.Fetched != n {
+			t.Errorf("run: %v", s)
+		}
+	}
+	checkMaildir(t, maildir, [2]int{1, 2 * n})
 }
