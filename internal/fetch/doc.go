@@ -23,7 +23,8 @@
 // on Destination.
 //
 // A POP3 server without UIDL is usable only in delete mode; messages are
-// then recognised by a hash of their header and size. An IMAP folder whose
+// then recognised by a hash of their header and size, and so is a message
+// that a server with UIDL gives no id (with keep it stays on the server). An IMAP folder whose
 // UIDVALIDITY changed has its messages matched to those fetched before by
 // Message-ID, date, subject and size (see fingerprint); messages without a
 // Message-ID are fetched again rather than guessed at.
