@@ -165,8 +165,14 @@ func (l *addrLexer) angleAddr() Address {
 				spec = append(spec, addrToken{kind: 'a', text: ","})
 			}
 		case ':':
-			if len(spec) > 0 && spec[0].kind == '@' && a.Adl == "" {
+			switch {
+			case len(spec) > 0 && spec[0].kind == '@' && a.Adl == "":
 				a.Adl = joinTokens(spec)
+				spec = spec[:0]
+			case !hasAt(spec):
+				// Junk before the addr-spec, such as the scheme of
+				// <mailto:a@b>: joined to it, it would make another
+				// address, one a reply would go to.
 				spec = spec[:0]
 			}
 		case 'c', ';':

@@ -46,6 +46,8 @@ func TestParseAddressList(t *testing.T) {
 		{"a) b@c", `("a)" "" "b" "c")`},
 		{"caf\xe9 <c@x>", `("caf\xe9" "" "c" "x")`},
 		{"A: B: c@d;", `group("A") ("" "" "B" "MISSING_DOMAIN") ("" "" "c" "d") end-group`},
+		{"Ann <mailto:ann@example.org>", `("Ann" "" "ann" "example.org")`},
+		{"<a b:c@d>", `("" "" "c" "d")`},
 	}
 	for _, tt := range tests {
 		got := dumpAddresses(parseAddressList(tt.in))
