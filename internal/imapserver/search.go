@@ -733,7 +733,10 @@ func sentDay(s string) (time.Time, bool) {
 	s = strings.TrimSpace(s)
 	if len(s) >= 10 && s[4] == '-' && s[7] == '-' && number(s[:4], 4) && number(s[5:7], 2) && number(s[8:10], 2) {
 		// ISO 8601: "2024-03-04".
-		s = s[8:10] + " " + s[5:7] + " " + s[:4]
+		y, _ := strconv.Atoi(s[:4])
+		m, _ := strconv.Atoi(s[5:7])
+		d, _ := strconv.Atoi(s[8:10])
+		return calendarDate(y, m, d)
 	}
 	// Comments (RFC 5322 3.2.2) go, and the separators: commas, and the
 	// dashes inside a word ("04-Mar-24"; "-0500" is a zone).
@@ -754,39 +757,40 @@ func sentDay(s string) (time.Time, bool) {
 		}
 		prev = r
 	}
+	// The day is the number before the month ("4 Mar 2024") or after
+	// it (asctime's "Mar 4 10:00:00 2024"), the year the first number
+	// after both.
 	f := strings.Fields(b.String())
-	var y, m, d int
 	month := slices.IndexFunc(f, func(w string) bool { return monthOf(w) > 0 })
-	switch {
-	case month >= 0:
-		// "4 Mar 2024", or asctime's "Mar 4 10:00:00 2024".
-		m = monthOf(f[month])
-		rest := f[month+1:]
-		if month > 0 && number(f[month-1], 2) {
-			d, _ = strconv.Atoi(f[month-1])
-		} else if len(rest) > 0 && number(rest[0], 2) {
-			d, _ = strconv.Atoi(rest[0])
-			rest = rest[1:]
-		}
-		for _, w := range rest {
-			if number(w, 4) {
-				y, _ = strconv.Atoi(w)
-				if len(w) <= 3 {
-					// RFC 5322 4.3: 00 to 49 are 2000 to 2049, the rest 19xx.
-					y += 1900
-					if len(w) <= 2 && y < 1950 {
-						y += 100
-					}
-				}
-				break
-			}
-		}
-	case len(f) == 3 && number(f[0], 2) && number(f[1], 2) && number(f[2], 4):
-		// What ISO 8601 came to above.
-		d, _ = strconv.Atoi(f[0])
-		m, _ = strconv.Atoi(f[1])
-		y, _ = strconv.Atoi(f[2])
+	if month < 0 {
+		return time.Time{}, false
 	}
+	var y, d int
+	rest := f[month+1:]
+	if month > 0 && number(f[month-1], 2) {
+		d, _ = strconv.Atoi(f[month-1])
+	} else if len(rest) > 0 && number(rest[0], 2) {
+		d, _ = strconv.Atoi(rest[0])
+		rest = rest[1:]
+	}
+	for _, w := range rest {
+		if number(w, 4) {
+			y, _ = strconv.Atoi(w)
+			if len(w) <= 3 {
+				// RFC 5322 4.3: 00 to 49 are 2000 to 2049, the rest 19xx.
+				y += 1900
+				if len(w) <= 2 && y < 1950 {
+					y += 100
+				}
+			}
+			break
+		}
+	}
+	return calendarDate(y, monthOf(f[month]), d)
+}
+
+// calendarDate returns the date y-m-d, if there is one.
+func calendarDate(y, m, d int) (time.Time, bool) {
 	t := time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC)
 	if y == 0 || m < 1 || m > 12 || t.Day() != d {
 		return time.Time{}, false // no date, or the 31st of February
