@@ -273,7 +273,13 @@ func (p *parser) xsearchKey(depth int) *searchKey {
 		k.str = p.xastring()
 	case "KEYWORD", "UNKEYWORD":
 		p.xspace()
-		k.str = p.xflag()
+		if c := p.peek(); c == '"' || c == '{' {
+			// A keyword is an atom (RFC 9051 9), which some clients
+			// quote; Dovecot takes it too.
+			k.str = p.xastring()
+		} else {
+			k.str = p.xflag()
+		}
 	case "BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE":
 		p.xspace()
 		k.date = p.xdate()

@@ -575,3 +575,24 @@ func TestSearchUnlabelled8bit(t *testing.T) {
 		}
 	}
 }
+
+// TestSearchKeywordQuoted: a keyword may come quoted or as a literal, as
+// some clients send it, and is matched as the atom would be.
+func TestSearchKeywordQuoted(t *testing.T) {
+	e := newTestEnv(t)
+	e.deliver("INBOX", "Subject: one\n\nbody\n", "$Work")
+	e.deliver("INBOX", "Subject: two\n\nbody\n")
+	c := e.login()
+	c.mustOK("SELECT INBOX")
+	for _, tc := range []struct{ criteria, want string }{
+		{`KEYWORD "$Work"`, "* SEARCH 1"},
+		{`KEYWORD "$work"`, "* SEARCH 1"},
+		{"KEYWORD {5+}\r\n$Work", "* SEARCH 1"},
+		{`UNKEYWORD "$Work"`, "* SEARCH 2"},
+		{`KEYWORD "no such keyword"`, "* SEARCH"},
+	} {
+		if got := c.mustOK("SEARCH " + tc.criteria); len(got) != 1 || got[0] != tc.want {
+			t.Errorf("SEARCH %s: %q, want %q", strings.ReplaceAll(tc.criteria, "\r\n", " "), got, tc.want)
+		}
+	}
+}
