@@ -127,7 +127,7 @@ func TestValidate(t *testing.T) {
 		{"keep_days with delete", func(a *Account) { a.Mode, a.KeepDays = ModeDelete, 3 }, "keep_days"},
 		{"keep_days negative", func(a *Account) { a.KeepDays = -1 }, "keep_days"},
 		{"keep_days for ever", func(a *Account) { a.KeepDays = 200_000 }, ""},
-		{"keep_days past the calendar", func(a *Account) { a.KeepDays = 1 << 40 }, "keep_days"},
+		{"keep_days past the calendar", func(a *Account) { a.KeepDays = maxKeepDays + 1 }, "keep_days"},
 		{"pop3 folders", func(a *Account) { a.Protocol, a.Folders = ProtoPOP3, []string{"X"} }, "folders"},
 		{"pop3 move", func(a *Account) { a.Protocol, a.MoveTo = ProtoPOP3, "X" }, "IMAP only"},
 		{"move and delete", func(a *Account) { a.Mode, a.MoveTo = ModeDelete, "X" }, "move_to"},
