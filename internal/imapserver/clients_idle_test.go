@@ -203,109 +203,137 @@ func TestClientsIdleOtherSession(t *testing.T) {
 			want: []string{"flags", "permanentflags", "exists 3"}, fetchNew: true},
 		{who: "Apple Mail files to Archive", cmd: `UID MOVE 6 Archive`, want: []string{"expunge 6"}},
 	}
-	for _, mode := range []string{"plain", "CONDSTORE", "QRESYNC"} {
-		t.Run(mode, func(t *testing.T) {
+	for _, modes := range [][]string{{"plain"}, {"CONDSTORE"}, {"QRESYNC"}, {"plain", "CONDSTORE", "QRESYNC"}} {
+		// The last case idles in the three modes at once: the sessions
+		// share one change feed (feed.go), each told in its own form.
+		t.Run(strings.Join(modes, "+"), func(t *testing.T) {
 			e := newTestEnv(t)
 			for n := 1; n <= 5; n++ {
 				e.deliver("INBOX", msg(n))
 			}
-			idler, other := e.login(), e.login()
-			if mode != "plain" {
-				idler.mustOK("ENABLE " + mode)
+			var idlers []*idleClient
+			for _, mode := range modes {
+				ic := &idleClient{mode: mode, c: e.login(), m: &mirror{t: t}}
+				if mode != "plain" {
+					ic.c.mustOK("ENABLE " + mode)
+				}
+				for _, l := range append(ic.c.mustOK("SELECT INBOX"), ic.c.mustOK("UID FETCH 1:* (FLAGS)")...) {
+					ic.m.apply(l)
+				}
+				ic.idle()
+				idlers = append(idlers, ic)
 			}
-			m := &mirror{t: t}
-			for _, l := range idler.mustOK("SELECT INBOX") {
-				m.apply(l)
-			}
-			for _, l := range idler.mustOK("UID FETCH 1:* (FLAGS)") {
-				m.apply(l)
-			}
+			other := e.login()
 			other.mustOK("SELECT INBOX")
-			idle := func() {
-				t.Helper()
-				idler.write("idle IDLE\r\n")
-				if l := idler.readLine(); !strings.HasPrefix(l, "+ ") {
-					t.Fatalf("IDLE: %q", l)
-				}
-			}
-			// done ends IDLE: nothing may be left to say.
-			done := func() {
-				t.Helper()
-				idler.write("DONE\r\n")
-				var extra []string
-				untagged, tagged := idler.readUntil("idle")
-				for _, l := range untagged {
-					if kind := m.apply(l); kind != "highestmodseq" {
-						extra = append(extra, l)
-					}
-				}
-				if !strings.HasPrefix(tagged, "idle OK") || len(extra) > 0 {
-					t.Errorf("DONE: %q after %q, want OK alone: updates came twice or late", tagged, extra)
-				}
-			}
-			idle()
 			for _, s := range steps {
 				other.mustOK(s.cmd)
-				var got []string
-				for len(got) < len(s.want) {
-					switch kind := m.apply(idler.readLine()); {
-					case kind == "highestmodseq":
-						// RFC 7162 3.2: may come at any time.
-					case strings.Contains(kind, ", "):
-						got = append(got, strings.Split(kind, ", ")...)
-					default:
-						got = append(got, kind)
+				for _, ic := range idlers {
+					if got := ic.hear(len(s.want)); !slices.Equal(got, s.want) {
+						t.Errorf("%s (%q): the %s idle session heard %q, want %q", s.who, s.cmd, ic.mode, got, s.want)
 					}
-				}
-				if !slices.Equal(got, s.want) {
-					t.Errorf("%s (%q): the idle session heard %q, want %q", s.who, s.cmd, got, s.want)
-				}
-				if s.fetchNew {
-					done()
-					for _, l := range idler.mustOK("UID FETCH " + strconv.Itoa(int(slices.Max(m.uids))+1) + ":* (FLAGS)") {
-						m.apply(l)
-					}
-					idle()
-				}
-			}
-			done()
-			if got, want := m.String(), truth(idler); got != want {
-				t.Errorf("the idle session's mirror\n got  %s\n want %s", got, want)
-			}
-			if mode == "plain" {
-				return
-			}
-			// Resyncing from the MODSEQ it heard last (RFC 7162 3.1.4.1)
-			// finds nothing that contradicts what it holds: expunges it
-			// was told of, flags it has.
-			resync := "UID FETCH 1:* (FLAGS) (CHANGEDSINCE " + strconv.FormatUint(m.modSeq, 10) + ")"
-			if mode == "QRESYNC" {
-				resync = "UID FETCH 1:* (FLAGS) (CHANGEDSINCE " + strconv.FormatUint(m.modSeq, 10) + " VANISHED)"
-			}
-			for _, l := range idler.mustOK(resync) {
-				if gone, ok := strings.CutPrefix(l, "* VANISHED (EARLIER) "); ok {
-					for _, r := range strings.Split(gone, ",") {
-						lo, hi, _ := strings.Cut(r, ":")
-						a, _ := strconv.Atoi(lo)
-						b := a
-						if hi != "" {
-							b, _ = strconv.Atoi(hi)
+					if s.fetchNew {
+						ic.done()
+						for _, l := range ic.c.mustOK("UID FETCH " + strconv.Itoa(int(slices.Max(ic.m.uids))+1) + ":* (FLAGS)") {
+							ic.m.apply(l)
 						}
-						for u := a; u <= b; u++ {
-							if slices.Contains(m.uids, uint32(u)) {
-								t.Errorf("%s: %q, but the idle session still has UID %d", resync, l, u)
-							}
-						}
+						ic.idle()
 					}
-					continue
 				}
-				u, _ := fetchValue(l, "UID")
-				fl, _ := fetchValue(l, "FLAGS")
-				if want := u + ":" + sortFlags(fl); !strings.Contains(" | "+m.String()+" | ", " | "+want+" | ") {
-					t.Errorf("%s: %q, but the idle session has %s", resync, l, m)
+			}
+			for _, ic := range idlers {
+				ic.done()
+				if got, want := ic.m.String(), truth(ic.c); got != want {
+					t.Errorf("the %s idle session's mirror\n got  %s\n want %s", ic.mode, got, want)
+				}
+				if ic.mode != "plain" {
+					ic.resync()
 				}
 			}
 		})
+	}
+}
+
+// idleClient is a session in IDLE and what it knows of its mailbox.
+type idleClient struct {
+	mode string // "plain", or what it enabled: CONDSTORE or QRESYNC
+	c    *client
+	m    *mirror
+}
+
+func (ic *idleClient) idle() {
+	ic.c.t.Helper()
+	ic.c.write("idle IDLE\r\n")
+	if l := ic.c.readLine(); !strings.HasPrefix(l, "+ ") {
+		ic.c.t.Fatalf("IDLE: %q", l)
+	}
+}
+
+// hear reads n updates, as mirror.apply names them.
+func (ic *idleClient) hear(n int) []string {
+	ic.c.t.Helper()
+	var got []string
+	for len(got) < n {
+		switch kind := ic.m.apply(ic.c.readLine()); {
+		case kind == "highestmodseq":
+			// RFC 7162 3.2: may come at any time.
+		case strings.Contains(kind, ", "):
+			got = append(got, strings.Split(kind, ", ")...)
+		default:
+			got = append(got, kind)
+		}
+	}
+	return got
+}
+
+// done ends IDLE: nothing may be left to say.
+func (ic *idleClient) done() {
+	t := ic.c.t
+	t.Helper()
+	ic.c.write("DONE\r\n")
+	var extra []string
+	untagged, tagged := ic.c.readUntil("idle")
+	for _, l := range untagged {
+		if kind := ic.m.apply(l); kind != "highestmodseq" {
+			extra = append(extra, l)
+		}
+	}
+	if !strings.HasPrefix(tagged, "idle OK") || len(extra) > 0 {
+		t.Errorf("%s DONE: %q after %q, want OK alone: updates came twice or late", ic.mode, tagged, extra)
+	}
+}
+
+// resync asks what changed since the MODSEQ the session heard last (RFC
+// 7162 3.1.4.1): nothing may contradict what it holds, expunges it was
+// told of, flags it has.
+func (ic *idleClient) resync() {
+	t, m := ic.c.t, ic.m
+	t.Helper()
+	resync := "UID FETCH 1:* (FLAGS) (CHANGEDSINCE " + strconv.FormatUint(m.modSeq, 10) + ")"
+	if ic.mode == "QRESYNC" {
+		resync = "UID FETCH 1:* (FLAGS) (CHANGEDSINCE " + strconv.FormatUint(m.modSeq, 10) + " VANISHED)"
+	}
+	for _, l := range ic.c.mustOK(resync) {
+		if gone, ok := strings.CutPrefix(l, "* VANISHED (EARLIER) "); ok {
+			for _, r := range strings.Split(gone, ",") {
+				lo, hi, _ := strings.Cut(r, ":")
+				a, _ := strconv.Atoi(lo)
+				b := a
+				if hi != "" {
+					b, _ = strconv.Atoi(hi)
+				}
+				for u := a; u <= b; u++ {
+					if slices.Contains(m.uids, uint32(u)) {
+						t.Errorf("%s: %q, but the idle session still has UID %d", resync, l, u)
+					}
+				}
+			}
+			continue
+		}
+		u, _ := fetchValue(l, "UID")
+		fl, _ := fetchValue(l, "FLAGS")
+		if want := u + ":" + sortFlags(fl); !strings.Contains(" | "+m.String()+" | ", " | "+want+" | ") {
+			t.Errorf("%s: %q, but the idle session has %s", resync, l, m)
+		}
 	}
 }
 
