@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 	"unicode/utf16"
-	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -495,6 +494,17 @@ func (r *run) imapFolder(ctx context.Context, ic *imapConn, folder string) error
 	return stopErr
 }
 
+// list lists every folder of the server (LIST "" "*", RFC 9051 6.3.9).
+func (ic *imapConn) list() ([]*imap.ListData, error) {
+	var list []*imap.ListData
+	err := ic.do(func() error {
+		var err error
+		list, err = ic.c.List("", "*", nil).Collect()
+		return err
+	})
+	return list, err
+}
+
 // imapCheckFolders warns when the folders to fetch include one that the
 // server marks as holding every message (\All, RFC 6154 2: Gmail's
 // "[Gmail]/All Mail") and others: what they hold is in it too, and is
@@ -503,12 +513,7 @@ func (r *run) imapCheckFolders(ic *imapConn) {
 	if len(r.a.Folders) < 2 {
 		return
 	}
-	var list []*imap.ListData
-	err := ic.do(func() error {
-		var err error
-		list, err = ic.c.List("", "*", nil).Collect()
-		return err
-	})
+	list, err := ic.list()
 	if err != nil {
 		return
 	}
@@ -528,22 +533,15 @@ func (r *run) imapCheckFolders(ic *imapConn) {
 // server that keeps every folder under INBOX, "All Mail" for Gmail's
 // "[Gmail]/All Mail"). It returns "" when it finds none.
 func (r *run) imapFolderHint(ic *imapConn, folder string) string {
-	var list []*imap.ListData
-	err := ic.do(func() error {
-		var err error
-		list, err = ic.c.List("", "*", nil).Collect()
-		return err
-	})
+	list, err := ic.list()
 	if err != nil {
 		return ""
 	}
 	var names []string
 	for _, l := range list {
 		last := l.Mailbox
-		if l.Delim != 0 {
-			if i := strings.LastIndexByte(last, byte(l.Delim)); i >= 0 && l.Delim < utf8.RuneSelf {
-				last = last[i+1:]
-			}
+		if i := strings.LastIndex(last, string(l.Delim)); l.Delim != 0 && i >= 0 {
+			last = last[i+len(string(l.Delim)):]
 		}
 		if l.Mailbox != folder && (strings.EqualFold(l.Mailbox, folder) || encodeMUTF7(l.Mailbox) == folder ||
 			strings.EqualFold(last, folder)) {
