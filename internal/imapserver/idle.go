@@ -84,13 +84,7 @@ func (c *conn) cmdIdle(cmd *command) {
 		defer c.srv.stopIdle(c)
 	}
 	c.w.str("+ idling\r\n")
-	if c.sel != nil {
-		c.idleCatchUp(0)
-	}
-	c.w.flush()
-	if c.closing {
-		// The selected mailbox went (the sync said BYE): the session
-		// ends now, not when the client next speaks.
+	if c.idleCatchUp(0) {
 		c.done = true
 		return
 	}
@@ -112,14 +106,7 @@ func (c *conn) cmdIdle(cmd *command) {
 			c.closing, c.done = true, true
 			return
 		case wake > 0:
-			if c.sel != nil {
-				c.idleCatchUp(wake)
-				c.w.flush()
-			}
-			if c.closing {
-				// Another session deleted the mailbox and catchUp said
-				// BYE: close rather than wait for a DONE that a client
-				// told BYE need not send (RFC 9051 7.1.5).
+			if c.idleCatchUp(wake) {
 				c.done = true
 				return
 			}
@@ -152,22 +139,32 @@ func (c *conn) cmdIdle(cmd *command) {
 	}
 }
 
-// idleCatchUp is catchUp for a session in IDLE (wake 0: as sync does). A
-// store that fails to answer is logged and asked again at the next
-// wake-up or after DONE: a tagged NO now would end the IDLE while the
-// client still idles, and the DONE it sends later would be taken for a
-// command. catchUp writes nothing before its read succeeds.
-func (c *conn) idleCatchUp(wake uint64) {
-	defer func() {
-		switch x := recover().(type) {
-		case nil:
-		case userError, serverError:
-			c.log.Warn("reading changes for a session in IDLE", "err", x)
-		default:
-			panic(x)
-		}
-	}()
-	c.catchUp(true, wake)
+// idleCatchUp tells a session in IDLE what changed in its mailbox
+// (catchUp; wake 0: as sync does) and flushes. It reports whether the
+// session is over: the mailbox went and catchUp said BYE, after which
+// the connection closes rather than wait for a DONE that a client told
+// BYE need not send (RFC 9051 7.1.5). A store that fails to answer is
+// logged and asked again at the next wake-up or after DONE: a tagged NO
+// now would end the IDLE while the client still idles, and the DONE it
+// sends later would be taken for a command. catchUp writes nothing
+// before its read succeeds.
+func (c *conn) idleCatchUp(wake uint64) (over bool) {
+	if c.sel != nil {
+		func() {
+			defer func() {
+				switch x := recover().(type) {
+				case nil:
+				case userError, serverError:
+					c.log.Warn("reading changes for a session in IDLE", "err", x)
+				default:
+					panic(x)
+				}
+			}()
+			c.catchUp(true, wake)
+		}()
+	}
+	c.w.flush()
+	return c.closing
 }
 
 // idleKeepalive is how often a session in IDLE says it is still there.
