@@ -41,6 +41,8 @@ type fakeIMAP struct {
 	// vanish holds the UIDs another client expunges just before a FETCH
 	// of their body.
 	vanish map[uint32]bool
+	// seenNo refuses a STORE of \Seen with NO.
+	seenNo bool
 	// idles counts IDLE commands; dropIdle closes the connection at the
 	// next, as a server tired of an idle client does.
 	idles    int
@@ -128,16 +130,30 @@ func (f *fakeIMAP) messages(folder string) [][]byte {
 }
 
 // flagged counts the messages of a folder flagged \Deleted.
-func (f *fakeIMAP) flagged(folder string) int {
+func (f *fakeIMAP) flagged(folder string) int { return f.withFlag(folder, `\Deleted`) }
+
+// withFlag counts the messages of a folder with a flag.
+func (f *fakeIMAP) withFlag(folder, flag string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n := 0
 	for _, m := range f.folders[folder].msgs {
-		if slices.Contains(m.flags, `\Deleted`) {
+		if slices.Contains(m.flags, flag) {
 			n++
 		}
 	}
 	return n
+}
+
+// unflag removes a flag from a message, as another client would.
+func (f *fakeIMAP) unflag(folder string, uid uint32, flag string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, m := range f.folders[folder].msgs {
+		if m.uid == uid {
+			m.flags = slices.DeleteFunc(m.flags, func(s string) bool { return s == flag })
+		}
+	}
 }
 
 func (f *fakeIMAP) caps() string {
@@ -387,6 +403,10 @@ func (f *fakeIMAP) command(send func(string, ...any), sel **fakeFolder, tag, cmd
 		want := parseUIDSet(args[0], maxUID)
 		add := strings.HasPrefix(strings.ToUpper(args[1]), "+")
 		flags := strings.Fields(strings.Trim(strings.Join(args[2:], " "), "()"))
+		if f.seenNo && slices.Contains(flags, `\Seen`) {
+			send("%s NO cannot store flags now", tag)
+			return false
+		}
 		for _, m := range fo.msgs {
 			if !want[m.uid] {
 				continue
@@ -689,4 +709,36 @@ func TestEncodeMUTF7(t *testing.T) {
 			t.Errorf("encodeMUTF7(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// TestIMAPMarkSeenLater: with mark_seen, messages stored by a run that
+// could not set \Seen on the server (a STORE refused, a connection lost)
+// get it from the next run; a message someone marked unread on the server
+// afterwards is left so.
+func TestIMAPMarkSeenLater(t *testing.T) {
+	f := startFakeIMAP(t, &fakeIMAP{})
+	f.add("INBOX", testMessages(1, 3)...)
+	f.set(func() { f.seenNo = true })
+	a := fakeIMAPAccount(t, f)
+	a.Mode, a.MarkSeen = ModeKeep, true
+	cfg := testConfig(t, a)
+	if s := fetchOnce(t, cfg, testOptions(t))[0]; s.Err == nil || s.Fetched != 3 {
+		t.Errorf("run with STORE refused: %v", s)
+	}
+	if n := f.withFlag("INBOX", `\Seen`); n != 0 {
+		t.Fatalf("%d messages \\Seen", n)
+	}
+	f.set(func() { f.seenNo = false })
+	if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 0 || s.Skipped != 3 {
+		t.Errorf("next run: %v", s)
+	}
+	if n := f.withFlag("INBOX", `\Seen`); n != 3 {
+		t.Errorf("%d messages \\Seen after the next run, want 3", n)
+	}
+	f.unflag("INBOX", 2, `\Seen`)
+	mustFetch(t, cfg, testOptions(t))
+	if n := f.withFlag("INBOX", `\Seen`); n != 2 {
+		t.Errorf("%d messages \\Seen, want the one marked unread left so", n)
+	}
+	checkMaildir(t, a.Maildir, [2]int{1, 3})
 }

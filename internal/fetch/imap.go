@@ -615,21 +615,35 @@ func (r *run) forgetUIDs(fr *imapFolderRun, uids []imap.UID) error {
 	return r.st.forget(fr.folder, ids)
 }
 
-// imapAfterStore acts on stored messages: \Seen for those just stored
-// (mark_seen), then the move to move_to, or the deletion of those due
-// (mode delete, keep_days). Messages removed are forgotten.
+// imapAfterStore acts on stored messages: \Seen for those that still
+// need it (mark_seen: those just stored, and those of a run that stopped
+// before it set the flag), then the move to move_to, or the deletion of
+// those due (mode delete, keep_days). Messages removed are forgotten.
 func (r *run) imapAfterStore(ic *imapConn, fr *imapFolderRun, uids []imap.UID, justStored bool) error {
 	if len(uids) == 0 {
 		return nil
 	}
 	folder := fr.folder
 	fs := r.st.folder(folder)
-	if justStored && r.a.MarkSeen {
+	var unseen []imap.UID
+	for _, uid := range uids {
+		if e := fs.Messages[uidID(uid)]; e != nil && e.SeenDue {
+			unseen = append(unseen, uid)
+		}
+	}
+	if len(unseen) > 0 {
 		err := ic.do(func() error {
-			return ic.c.Store(imap.UIDSetNum(uids...), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagSeen}}, nil).Close()
+			return ic.c.Store(imap.UIDSetNum(unseen...), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagSeen}}, nil).Close()
 		})
 		if err != nil {
 			return fmt.Errorf("folder %s: STORE \\Seen: %w", folder, err)
+		}
+		ids := make([]string, len(unseen))
+		for i, uid := range unseen {
+			ids[i] = uidID(uid)
+		}
+		if err := r.st.seen(folder, ids); err != nil {
+			return err
 		}
 	}
 	var remove []imap.UID

@@ -404,7 +404,7 @@ func (r *run) recover(ctx context.Context, folder, id string, e *entry) (stored 
 		return false, e.Intent, nil
 	}
 	r.log.Info("an interrupted download had reached the destination; recording it", "folder", folder, "id", id)
-	if err := r.st.stored(folder, id, r.now, e.FP); err != nil {
+	if err := r.st.stored(folder, id, r.now, e.FP, r.markSeen()); err != nil {
 		return false, nil, err
 	}
 	r.sum.Recovered++
@@ -436,7 +436,7 @@ func (r *run) deliver(ctx context.Context, folder string, uidValidity uint32, id
 		return classifyDestErr(err)
 	}
 	r.at("record")
-	if err := r.st.stored(folder, id, r.now, fp); err != nil {
+	if err := r.st.stored(folder, id, r.now, fp, r.markSeen()); err != nil {
 		return err
 	}
 	r.sum.Fetched++
@@ -460,6 +460,10 @@ func (r *run) failed(folder, id string, err error) error {
 	r.log.Warn("message not stored; it stays on the server", "folder", folder, "id", id, "dest", r.dest.String(), "err", err)
 	return nil
 }
+
+// markSeen reports whether messages stored are to be flagged \Seen on
+// the server (IMAP mark_seen).
+func (r *run) markSeen() bool { return r.a.Protocol == ProtoIMAP && r.a.MarkSeen }
 
 // removable reports whether a stored message is to be deleted from the
 // server now: always in delete mode, after keep_days with keep.

@@ -81,6 +81,10 @@ type entry struct {
 	// intent, failed: the next attempt says so rather than speak of an
 	// interrupted one.
 	Failed string `json:"failed,omitempty"`
+	// SeenDue is set on an IMAP message stored for an account with
+	// mark_seen until the server has it \Seen: a run that stopped before
+	// it set the flag leaves it to the next.
+	SeenDue bool `json:"seen_due,omitempty"`
 }
 
 func (e *entry) stored() bool { return !e.Stored.IsZero() }
@@ -108,7 +112,7 @@ type Ref struct {
 // record is one line of the journal.
 type record struct {
 	// Op is "gen" (the first line), "intent", "stored", "failed",
-	// "copied" or "forget".
+	// "copied", "seen" or "forget".
 	Op     string    `json:"op"`
 	Gen    uint64    `json:"gen,omitempty"`
 	Folder string    `json:"f,omitempty"`
@@ -120,6 +124,8 @@ type record struct {
 	UIDValidity uint32 `json:"uv,omitempty"`
 	// Err is why an attempt failed, with "failed".
 	Err string `json:"err,omitempty"`
+	// SeenDue, with "stored", says \Seen is to be set on the server.
+	SeenDue bool `json:"seen_due,omitempty"`
 }
 
 // state is an account's state, open for one run (or a daemon's runs).
@@ -343,6 +349,7 @@ func (s *state) apply(r record) {
 		}
 		if !e.stored() {
 			e.Stored = r.At
+			e.SeenDue = r.SeenDue
 		}
 		e.Intent = nil
 		e.Failed = ""
@@ -352,6 +359,10 @@ func (s *state) apply(r record) {
 	case "copied":
 		if e := fs.Messages[r.ID]; e != nil {
 			e.Copied = true
+		}
+	case "seen":
+		if e := fs.Messages[r.ID]; e != nil {
+			e.SeenDue = false
 		}
 	case "forget":
 		delete(fs.Messages, r.ID)
@@ -428,8 +439,15 @@ func (s *state) failed(folder, id string, why error) error {
 }
 
 // stored records that a message is stored; keep_days counts from at.
-func (s *state) stored(folder, id string, at time.Time, fp string) error {
-	return s.write(record{Op: "stored", Folder: folder, ID: id, At: at.UTC(), FP: fp})
+// seenDue says \Seen is to be set on the server (mark_seen), until seen
+// records it done.
+func (s *state) stored(folder, id string, at time.Time, fp string, seenDue bool) error {
+	return s.write(record{Op: "stored", Folder: folder, ID: id, At: at.UTC(), FP: fp, SeenDue: seenDue})
+}
+
+// seen records that \Seen was set on messages on the server.
+func (s *state) seen(folder string, ids []string) error {
+	return s.writeEach("seen", folder, ids)
 }
 
 // forget drops messages that are no longer on the server.

@@ -27,10 +27,15 @@ func TestStateReplay(t *testing.T) {
 	s := mustOpenState(t, dir)
 	steps := []error{
 		s.intent("INBOX", 7, "1", Ref{Name: "a"}, "fp1"),
-		s.stored("INBOX", "1", at, "fp1"),
+		s.stored("INBOX", "1", at, "fp1", false),
 		s.intent("INBOX", 7, "2", Ref{Name: "b"}, ""),
+		s.intent("INBOX", 7, "4", Ref{Name: "d"}, ""),
+		s.stored("INBOX", "4", at, "", true),
+		s.intent("INBOX", 7, "5", Ref{Name: "e"}, ""),
+		s.stored("INBOX", "5", at, "", true),
+		s.seen("INBOX", []string{"5"}),
 		s.intent("", 0, "uidl-3", Ref{Offset: 10, Length: 20, SHA256: "00"}, ""),
-		s.stored("", "uidl-3", at, ""),
+		s.stored("", "uidl-3", at, "", false),
 		s.forget("", []string{"uidl-3"}),
 	}
 	for i, err := range steps {
@@ -42,7 +47,7 @@ func TestStateReplay(t *testing.T) {
 	check := func(s *state) {
 		t.Helper()
 		in := s.folder("INBOX")
-		if in.UIDValidity != 7 || len(in.Messages) != 2 {
+		if in.UIDValidity != 7 || len(in.Messages) != 4 {
 			t.Fatalf("INBOX state %+v", in)
 		}
 		if e := in.Messages["1"]; !e.Stored.Equal(at) || e.FP != "fp1" || e.Intent != nil {
@@ -50,6 +55,9 @@ func TestStateReplay(t *testing.T) {
 		}
 		if e := in.Messages["2"]; e.stored() || e.Intent == nil || e.Intent.Name != "b" {
 			t.Errorf("message 2: %+v", e)
+		}
+		if e := in.Messages["4"]; !e.stored() || !e.SeenDue || in.Messages["1"].SeenDue || in.Messages["5"].SeenDue {
+			t.Errorf("\\Seen due on 1, 4, 5: %v, %v, %v; want only on 4", in.Messages["1"].SeenDue, e.SeenDue, in.Messages["5"].SeenDue)
 		}
 		if n := len(s.folder("").Messages); n != 0 {
 			t.Errorf("POP3 folder holds %d", n)
@@ -72,7 +80,7 @@ func TestStateTornJournal(t *testing.T) {
 	dir := t.TempDir()
 	s := mustOpenState(t, dir)
 	s.intent("", 0, "a", Ref{}, "")
-	s.stored("", "a", time.Now(), "")
+	s.stored("", "a", time.Now(), "", false)
 	s.Close()
 	journal := filepath.Join(dir, "acct.journal")
 	good, _ := os.ReadFile(journal)
@@ -83,7 +91,7 @@ func TestStateTornJournal(t *testing.T) {
 		t.Errorf("after a torn line: %+v", s.folder("").Messages)
 	}
 	// Opening folded the journal into the snapshot; writing goes on.
-	if err := s.stored("", "c", time.Now(), ""); err != nil {
+	if err := s.stored("", "c", time.Now(), "", false); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -91,7 +99,7 @@ func TestStateTornJournal(t *testing.T) {
 	if len(s.folder("").Messages) != 2 {
 		t.Errorf("after reopening: %+v", s.folder("").Messages)
 	}
-	s.stored("", "d", time.Now(), "")
+	s.stored("", "d", time.Now(), "", false)
 	s.Close()
 
 	b, _ := os.ReadFile(journal)
@@ -109,7 +117,7 @@ func TestStateTornJournal(t *testing.T) {
 func TestStateStaleJournal(t *testing.T) {
 	dir := t.TempDir()
 	s := mustOpenState(t, dir)
-	s.stored("", "a", time.Now(), "")
+	s.stored("", "a", time.Now(), "", false)
 	journal := filepath.Join(dir, "acct.journal")
 	stale, _ := os.ReadFile(journal)
 	s.forget("", []string{"a"})
@@ -131,7 +139,7 @@ func TestStateSetAside(t *testing.T) {
 	dir := t.TempDir()
 	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	s := mustOpenState(t, dir)
-	s.stored("", "a", at, "")
+	s.stored("", "a", at, "", false)
 	s.intent("", 0, "b", Ref{Name: "b"}, "")
 	s.Close() // no compaction: the journal holds the records
 	s, err := openState(dir, "acct", "pop3://v@h:995")
@@ -146,7 +154,7 @@ func TestStateSetAside(t *testing.T) {
 		!strings.Contains(string(b), `"pop3://u@h:995"`) || !strings.Contains(string(b), `"a"`) || !strings.Contains(string(b), `"b"`) {
 		t.Errorf("set aside in %s: %s %v", s.asidePath, b, err)
 	}
-	s.stored("", "c", at, "")
+	s.stored("", "c", at, "", false)
 	s.Close()
 	s, err = openState(dir, "acct", "pop3://v@h:995")
 	if err != nil {
@@ -222,13 +230,13 @@ func TestStateJournalWriteFails(t *testing.T) {
 			dir := t.TempDir()
 			at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 			s := mustOpenState(t, dir)
-			if err := s.stored("", "a", at, ""); err != nil {
+			if err := s.stored("", "a", at, "", false); err != nil {
 				t.Fatal(err)
 			}
 			j := tc
 			j.journalFile = s.journal
 			s.journal = &j
-			if err := s.stored("", "b", at, ""); err == nil {
+			if err := s.stored("", "b", at, "", false); err == nil {
 				t.Fatal("the failed write was reported a success")
 			}
 			if s.folder("").Messages["b"] != nil {
@@ -241,7 +249,7 @@ func TestStateJournalWriteFails(t *testing.T) {
 			if err := s.intent("", 0, "c", Ref{Name: "c"}, ""); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.stored("", "c", at, ""); err != nil {
+			if err := s.stored("", "c", at, "", false); err != nil {
 				t.Fatal(err)
 			}
 			s.Close() // killed: no compaction
