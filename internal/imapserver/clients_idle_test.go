@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/buzon-mail/buzon/internal/store"
 )
@@ -87,6 +89,9 @@ func (m *mirror) apply(line string) string {
 			for u := a; u <= b; u++ {
 				i := slices.Index(m.uids, uint32(u))
 				if i < 0 {
+					i = m.unknownSlot(uint32(u))
+				}
+				if i < 0 {
 					t.Errorf("%q: UID %d is not in the mailbox %v", line, u, m.uids)
 					continue
 				}
@@ -138,6 +143,27 @@ func (m *mirror) apply(line string) string {
 		return "fetch " + strconv.FormatUint(uint64(m.uids[n-1]), 10)
 	}
 	return line
+}
+
+// unknownSlot finds where a UID the client never learnt (a message it has
+// only heard EXISTS of) stands: one of the messages of unknown UID
+// between the known UIDs below and above it, which a client cannot tell
+// apart; -1 when there is none.
+func (m *mirror) unknownSlot(u uint32) int {
+	slot := -1
+	for i, v := range m.uids {
+		switch {
+		case v == 0:
+			if slot < 0 {
+				slot = i
+			}
+		case v < u:
+			slot = -1
+		default:
+			return slot
+		}
+	}
+	return slot
 }
 
 // String lists the mirror as "uid:flags" items.
@@ -432,5 +458,110 @@ func TestIdleChangesFail(t *testing.T) {
 	k9.write("DONE\r\n")
 	if untagged, tagged := k9.readUntil("i"); tagged != "i OK IDLE completed" || len(untagged) > 0 {
 		t.Errorf("DONE: %q %q", untagged, tagged)
+	}
+}
+
+// TestIdleMirrorBatched is TestClientsIdleOtherSession with the other
+// session not waiting: its changes come in bursts, flag changes, new mail
+// and expunges read together in one wake-up, and in any order with the
+// idle sessions' reads. Whatever each idle session was told, in its own
+// mode, must add up to the mailbox as it is at the end.
+func TestIdleMirrorBatched(t *testing.T) {
+	for seed := range uint64(3) {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) { idleMirrorBatched(t, seed) })
+	}
+}
+
+func idleMirrorBatched(t *testing.T, seed uint64) {
+	e := newTestEnv(t)
+	for n := 1; n <= 8; n++ {
+		e.deliver("INBOX", clientMsg(n))
+	}
+	type idler struct {
+		ic   *idleClient
+		done chan struct{} // closed when its reader saw the end of IDLE
+	}
+	var idlers []idler
+	for _, mode := range []string{"plain", "CONDSTORE", "QRESYNC"} {
+		ic := &idleClient{mode: mode, c: e.login(), m: &mirror{t: t}}
+		if mode != "plain" {
+			ic.c.mustOK("ENABLE " + mode)
+		}
+		for _, l := range append(ic.c.mustOK("SELECT INBOX"), ic.c.mustOK("UID FETCH 1:* (FLAGS)")...) {
+			ic.m.apply(l)
+		}
+		ic.idle()
+		id := idler{ic, make(chan struct{})}
+		// The mirror is the reader's alone until done is closed.
+		go func() {
+			defer close(id.done)
+			for {
+				line, err := ic.c.br.ReadString('\n')
+				if err != nil {
+					t.Errorf("%s: %v", ic.mode, err)
+					return
+				}
+				line = strings.TrimSuffix(line, "\r\n")
+				if strings.HasPrefix(line, "idle ") {
+					if !strings.HasPrefix(line, "idle OK") {
+						t.Errorf("%s: %q", ic.mode, line)
+					}
+					return
+				}
+				ic.m.apply(line)
+			}
+		}()
+		idlers = append(idlers, id)
+	}
+	for _, id := range idlers {
+		// The readers wait as long as the burst lasts.
+		_ = id.ic.c.nc.SetReadDeadline(time.Now().Add(5 * time.Minute))
+	}
+
+	other := e.login()
+	other.mustOK("SELECT INBOX")
+	rng := rand.New(rand.NewPCG(seed, 2))
+	flags := []string{`\Seen`, `\Flagged`, `\Answered`, `$label1`, `\Deleted`, `$Forwarded`}
+	n := 8
+	for range 150 {
+		switch r := rng.IntN(12); {
+		case r == 0 || n == 0:
+			m := clientMsg(100 + r)
+			other.mustOK(fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(m), m))
+		case r == 1:
+			other.mustOK("EXPUNGE")
+		case r == 2:
+			other.mustOK(fmt.Sprintf("MOVE %d Trash", 1+rng.IntN(n)))
+		default:
+			op := []string{"+", "-", ""}[rng.IntN(3)]
+			lo := 1 + rng.IntN(n)
+			other.mustOK(fmt.Sprintf("STORE %d:%d %sFLAGS.SILENT (%s)", lo, min(lo+rng.IntN(3), n), op, flags[rng.IntN(len(flags))]))
+		}
+		n = strings.Count(other.mustOK("SEARCH ALL")[0], " ") - 1 // "* SEARCH 1 2 3"
+	}
+	for _, id := range idlers {
+		id.ic.c.write("DONE\r\n")
+		<-id.done
+		ic := id.ic
+		var truthUIDs []string
+		var truthFlags []string
+		for _, l := range ic.c.mustOK("UID FETCH 1:* (FLAGS)") {
+			u, _ := fetchValue(l, "UID")
+			fl, _ := fetchValue(l, "FLAGS")
+			truthUIDs, truthFlags = append(truthUIDs, u), append(truthFlags, sortFlags(fl))
+		}
+		m := ic.m
+		if len(m.uids) != len(truthUIDs) {
+			t.Errorf("%s: the idle session counts %d messages, the mailbox holds %d", ic.mode, len(m.uids), len(truthUIDs))
+			continue
+		}
+		for i := range m.uids {
+			if m.uids[i] != 0 && strconv.Itoa(int(m.uids[i])) != truthUIDs[i] {
+				t.Errorf("%s: message %d is UID %d to the idle session, %s in the mailbox", ic.mode, i+1, m.uids[i], truthUIDs[i])
+			}
+			if m.flags[i] != "?" && m.flags[i] != truthFlags[i] {
+				t.Errorf("%s: message %d (UID %s) has flags %q to the idle session, %q in the mailbox", ic.mode, i+1, truthUIDs[i], m.flags[i], truthFlags[i])
+			}
+		}
 	}
 }
