@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -233,6 +235,33 @@ func TestMboxDotlock(t *testing.T) {
 	cancel()
 	if err := newMbox(path, time.Now, nil).Deliver(ctx, spooled(t, "2", testMessage(2, 0)), nil, noIntent); !errors.Is(err, context.Canceled) {
 		t.Errorf("with a live lock: %v, want to wait", err)
+	}
+	if n := len(readMbox(t, path)); n != 1 {
+		t.Errorf("%d messages, want 1", n)
+	}
+}
+
+// denyDotlock fails to make a dotlock as a folder without write
+// permission for us does (tests run as root, whom none refuses).
+func denyDotlock(name string) (*os.File, error) {
+	return nil, &fs.PathError{Op: "open", Path: name, Err: syscall.EACCES}
+}
+
+// TestMboxDotlockDenied: in a folder that does not let us make a dotlock
+// (a system mailbox in /var/mail), an append goes on under the kernel's
+// locks, yet still waits while another program's dotlock is there.
+func TestMboxDotlockDenied(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mbox")
+	b := newMbox(path, time.Now, nil)
+	b.createDotlock = denyDotlock
+	if err := b.Deliver(context.Background(), spooled(t, "1", testMessage(1, 0)), nil, noIntent); err != nil {
+		t.Fatalf("dotlock denied: %v", err)
+	}
+	os.WriteFile(path+".lock", []byte("1\n"), 0o600)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := b.Deliver(ctx, spooled(t, "2", testMessage(2, 0)), nil, noIntent); !errors.Is(err, context.Canceled) {
+		t.Errorf("with another program's dotlock: %v, want to wait", err)
 	}
 	if n := len(readMbox(t, path)); n != 1 {
 		t.Errorf("%d messages, want 1", n)

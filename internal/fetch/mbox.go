@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -30,8 +31,9 @@ const (
 // mbox appends to an mbox file in the mboxrd format (RFC 4155 and its
 // appendix): each message starts with a "From " line and ends with an
 // empty line; body lines matching ^>*From  get one more ">". While
-// appending it holds a <file>.lock dotlock and the kernel locks of the
-// system's convention (kernelLock), as mail programs do.
+// appending it holds a <file>.lock dotlock, where the folder allows one,
+// and the kernel locks of the system's convention (kernelLock), as mail
+// programs do.
 type mbox struct {
 	path string
 	now  func() time.Time
@@ -39,6 +41,9 @@ type mbox struct {
 	syncDir func(dir string) error
 	// lockWait, when set, replaces the package's lockWait (for tests).
 	lockWait time.Duration
+	// createDotlock, when set, replaces the creation of the dotlock file
+	// (for tests).
+	createDotlock func(name string) (*os.File, error)
 }
 
 var _ Destination = (*mbox)(nil)
@@ -81,29 +86,29 @@ func (b *mbox) lock(ctx context.Context) (f *os.File, unlock func(), err error) 
 	}
 	deadline := time.Now().Add(wait)
 	for {
-		lf, err := os.OpenFile(dot, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err == nil {
-			fmt.Fprintf(lf, "%d\n", os.Getpid())
-			lf.Close()
+		dotted, err := b.dotlock(dot)
+		switch {
+		case err == nil:
 			busy, kernelUnlock, err := kernelLock(f)
 			if err == nil && !busy {
 				return f, func() {
 					kernelUnlock()
-					os.Remove(dot)
+					if dotted {
+						os.Remove(dot)
+					}
 					f.Close()
 				}, nil
 			}
-			os.Remove(dot)
+			if dotted {
+				os.Remove(dot)
+			}
 			if err != nil {
 				f.Close()
 				return nil, nil, fmt.Errorf("mbox %s: %w", b.path, err)
 			}
-		} else if !errors.Is(err, os.ErrExist) {
+		case !errors.Is(err, os.ErrExist):
 			f.Close()
 			return nil, nil, fmt.Errorf("mbox: dotlock: %w", err)
-		} else if fi, err := os.Stat(dot); err == nil && time.Since(fi.ModTime()) > staleDotlock {
-			os.Remove(dot)
-			continue
 		}
 		if time.Now().After(deadline) {
 			f.Close()
@@ -116,6 +121,49 @@ func (b *mbox) lock(ctx context.Context) (f *os.File, unlock func(), err error) 
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// dotlock makes the <file>.lock dotlock, reporting whether it did, or
+// os.ErrExist while another program holds one. One older than
+// staleDotlock is taken to be left by a dead program and removed (as
+// procmail and mutt do). Where the folder does not let us make one (a
+// system mailbox in /var/mail, whose programs make theirs with the mail
+// group's rights), the kernel's locks alone keep the others out: on Linux
+// the programs that make dotlocks take an fcntl lock too (Debian Policy
+// 22.6), and some take only that. A dotlock another program made there
+// is still waited for.
+func (b *mbox) dotlock(dot string) (made bool, err error) {
+	create := b.createDotlock
+	if create == nil {
+		create = func(name string) (*os.File, error) {
+			return os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		}
+	}
+	for range 2 {
+		lf, err := create(dot)
+		if err == nil {
+			fmt.Fprintf(lf, "%d\n", os.Getpid())
+			lf.Close()
+			return true, nil
+		}
+		denied := errors.Is(err, fs.ErrPermission)
+		if !denied && !errors.Is(err, os.ErrExist) {
+			return false, err
+		}
+		fi, serr := os.Stat(dot)
+		switch {
+		case serr == nil && time.Since(fi.ModTime()) <= staleDotlock:
+			return false, os.ErrExist
+		case denied:
+			return false, nil
+		case serr == nil && os.Remove(dot) != nil:
+			// Stale, but not ours to remove (a sticky folder): wait
+			// for its owner, and give up at lockWait.
+			return false, os.ErrExist
+		}
+		// Stale and removed, or gone meanwhile: once more.
+	}
+	return false, os.ErrExist
 }
 
 func (b *mbox) Deliver(ctx context.Context, m *Message, prev *Ref, intent func(Ref) error) error {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,10 +52,14 @@ func TestMboxLockHelper(t *testing.T) {
 // TestMboxKernelLocks: while another program holds an fcntl lock on the
 // mbox (procmail, mutt, a Dovecot reading it) or an flock, an append
 // waits, and gives up after lockWait with ErrTryLater and the file as it
-// was; once the lock is released, the append goes through.
+// was; once the lock is released, the append goes through. So it does in
+// a folder that does not let us make a dotlock (/var/mail), whose mail
+// programs take an fcntl lock too.
 func TestMboxKernelLocks(t *testing.T) {
-	for _, kind := range []string{"fcntl", "flock"} {
+	for _, kind := range []string{"fcntl", "flock", "fcntl, no dotlock allowed"} {
 		t.Run(kind, func(t *testing.T) {
+			noDotlock := strings.HasSuffix(kind, "no dotlock allowed")
+			kind, _, _ := strings.Cut(kind, ",")
 			path := filepath.Join(t.TempDir(), "mbox")
 			if err := os.WriteFile(path, nil, 0o600); err != nil {
 				t.Fatal(err)
@@ -80,6 +85,9 @@ func TestMboxKernelLocks(t *testing.T) {
 
 			b := newMbox(path, time.Now, nil)
 			b.lockWait = 200 * time.Millisecond
+			if noDotlock {
+				b.createDotlock = denyDotlock
+			}
 			err = b.Deliver(context.Background(), spooled(t, "1", testMessage(1, 0)), nil, noIntent)
 			if !errors.Is(err, ErrTryLater) {
 				t.Errorf("append under another program's %s lock: %v, want ErrTryLater", kind, err)
