@@ -28,9 +28,7 @@ type searchKey struct {
 	date  time.Time
 	set   numSet
 
-	// The string keys' str as they compare it (see prepare): folded as
-	// header text, and for BODY and TEXT folded as body text.
-	headerNeedle, bodyNeedle []byte
+	needle []byte // the string keys' str as they compare it (see prepare)
 }
 
 // Costs of evaluating a key: what it needs beyond the message list.
@@ -175,11 +173,8 @@ func (k *searchKey) toUTF8(cs string) {
 // the whole search.
 func (k *searchKey) prepare() {
 	switch k.op {
-	case "BCC", "CC", "FROM", "SUBJECT", "TO", "HEADER":
-		k.headerNeedle = []byte(foldHeader(k.str))
-	case "BODY", "TEXT":
-		k.headerNeedle = []byte(foldHeader(k.str))
-		k.bodyNeedle = appendFold(nil, []byte(k.str))
+	case "BCC", "BODY", "CC", "FROM", "HEADER", "SUBJECT", "TEXT", "TO":
+		k.needle = []byte(fold(k.str))
 	}
 	for _, kid := range k.kids {
 		kid.prepare()
@@ -189,7 +184,7 @@ func (k *searchKey) prepare() {
 // inHeader reports whether the header text v, folded, holds the key's
 // string.
 func (k *searchKey) inHeader(v string) bool {
-	return strings.Contains(v, string(k.headerNeedle))
+	return strings.Contains(v, string(k.needle))
 }
 
 // sortByCost orders the keys of every AND list cheapest first, so costly
@@ -396,7 +391,7 @@ func (sm *searchMsg) headerBytes() []byte {
 }
 
 // headerValues returns the values of the named field, decoded and folded
-// (foldHeader).
+// (fold).
 func (sm *searchMsg) headerValues(name string) []string {
 	fields := message.HeaderFields(sm.headerBytes(), []string{name}, false)
 	var vals []string
@@ -405,14 +400,14 @@ func (sm *searchMsg) headerValues(name string) []string {
 		if !ok {
 			continue
 		}
-		vals = append(vals, foldHeader(message.DecodeHeaderValue(strings.TrimSpace(v))))
+		vals = append(vals, fold(message.DecodeHeaderValue(strings.TrimSpace(v))))
 	}
 	return vals
 }
 
 // envelopeValues answers the address and subject keys from the envelope
 // stored with the message, so that they need no message body (Dovecot
-// answers them from its cache): the values, folded (foldHeader). ok is
+// answers them from its cache): the values, folded (fold). ok is
 // false for a message stored without a usable structure.
 func (sm *searchMsg) envelopeValues(op string) (vals []string, ok bool) {
 	if sm.env != nil {
@@ -444,7 +439,7 @@ func envelopeKey(op string) int {
 }
 
 // searchEnvelope holds the values of the envelope keys, decoded and
-// folded (foldHeader), in the order of envelopeKey.
+// folded (fold), in the order of envelopeKey.
 type searchEnvelope [5][]string
 
 func newSearchEnvelope(e *message.Envelope) *searchEnvelope {
@@ -467,7 +462,7 @@ func (se *searchEnvelope) size() int64 {
 }
 
 // envelopeField is what a search key compares of an envelope, folded
-// (foldHeader): the decoded subject, or each address as it would be
+// (fold): the decoded subject, or each address as it would be
 // written, the decoded name, then the address in angle brackets.
 func envelopeField(e *message.Envelope, op string) []string {
 	var list []message.Address
@@ -476,7 +471,7 @@ func envelopeField(e *message.Envelope, op string) []string {
 		if e.Subject == "" && e.Empty&message.EmptySubject == 0 {
 			return nil // no Subject field; an empty one holds ""
 		}
-		return []string{foldHeader(message.DecodeHeaderValue(e.Subject))}
+		return []string{fold(message.DecodeHeaderValue(e.Subject))}
 	case "FROM":
 		list = e.From
 	case "TO":
@@ -490,9 +485,9 @@ func envelopeField(e *message.Envelope, op string) []string {
 	for _, a := range list {
 		switch {
 		case a.GroupStart:
-			vals = append(vals, foldHeader(a.Mailbox))
+			vals = append(vals, fold(a.Mailbox))
 		case !a.GroupEnd:
-			vals = append(vals, foldHeader(strings.TrimSpace(message.DecodeHeaderValue(a.Name)+" <"+a.Mailbox+"@"+a.Host+">")))
+			vals = append(vals, fold(strings.TrimSpace(message.DecodeHeaderValue(a.Name)+" <"+a.Mailbox+"@"+a.Host+">")))
 		}
 	}
 	return vals
@@ -517,11 +512,12 @@ func splitFields(b []byte) []string {
 
 // RFC 9051 6.4.4: the string keys match substrings, case-insensitively.
 // Both the text searched and the key's string are folded before they
-// are compared: case by foldRune, and in header text, where a line fold
-// is only a place the line was broken, every run of white space and line
-// breaks to one space, so that a subject folded before a word, or with a
-// tab, is found as it reads ("headers and folded" in a subject written
-// "headers and" CRLF TAB "folded").
+// are compared: case by foldRune, and every run of white space and line
+// breaks to one space. A line break in mail is mostly where a line was
+// wrapped: a header folded, a paragraph hard-wrapped at 72 columns or
+// flowed (RFC 3676). A phrase is found as it reads across one ("headers
+// and folded" in a subject written "headers and" CRLF TAB "folded", "see
+// you on Friday" in a body wrapped after "on").
 
 // foldRune returns the case of r that matching compares: the lower case
 // of its upper case, so that a letter with two lower cases meets both
@@ -537,40 +533,46 @@ func foldRune(r rune) rune {
 	return unicode.ToLower(unicode.ToUpper(r))
 }
 
-// foldHeader returns header text s folded for matching. Most values,
-// lower-case ASCII words with single spaces, come back as they are.
-func foldHeader(s string) string {
+// fold returns s folded for matching. Most header values, lower-case
+// ASCII words with single spaces, come back as they are.
+func fold(s string) string {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= utf8.RuneSelf || 'A' <= c && c <= 'Z' || isFoldSpace(c) && (c != ' ' || i+1 < len(s) && isFoldSpace(s[i+1])) {
-			return string(appendFoldHeader(make([]byte, 0, len(s)), []byte(s)))
+			b, _ := appendFoldText(make([]byte, 0, len(s)), []byte(s), false)
+			return string(b)
 		}
 	}
 	return s
 }
 
-// isFoldSpace tells the bytes a run of which header text folds to one
-// space.
+// isFoldSpace tells the bytes a run of which folds to one space.
 func isFoldSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
-// appendFoldHeader appends header text s, folded for matching, to dst.
-func appendFoldHeader(dst, s []byte) []byte {
+// appendFoldText appends text s, folded for matching, to dst. space tells
+// whether what went before s ended in white space, whose run s may go on
+// with; the result tells whether s did.
+func appendFoldText(dst, s []byte, space bool) ([]byte, bool) {
 	for i := 0; i < len(s); {
 		j := i
 		if isFoldSpace(s[i]) {
 			for j < len(s) && isFoldSpace(s[j]) {
 				j++
 			}
-			dst = append(dst, ' ')
+			if !space {
+				dst = append(dst, ' ')
+			}
+			space = true
 		} else {
 			for j < len(s) && !isFoldSpace(s[j]) {
 				j++
 			}
 			dst = appendFold(dst, s[i:j])
+			space = false
 		}
 		i = j
 	}
-	return dst
+	return dst, space
 }
 
 // bodyContains searches the decoded text of the message's text parts for
@@ -579,10 +581,10 @@ func appendFoldHeader(dst, s []byte) []byte {
 // of which are in its body (RFC 9051 6.4.4: TEXT is "in the header or body
 // of the message"; an attachment's file name is found so). BODY reads no
 // header, not even a part's, as Dovecot's does not: a part's header says
-// how to read the text, it is not the text. The needles are the key's
-// string folded as body text and, for TEXT, as header text. The empty
-// string is in every message, one without a text part too.
-func (sm *searchMsg) bodyContains(needle, headerNeedle []byte, header bool) bool {
+// how to read the text, it is not the text. The needle is the key's
+// string, folded. The empty string is in every message, one without a
+// text part too.
+func (sm *searchMsg) bodyContains(needle []byte, header bool) bool {
 	if !sm.openBody() {
 		return false
 	}
@@ -591,7 +593,7 @@ func (sm *searchMsg) bodyContains(needle, headerNeedle []byte, header bool) bool
 	}
 	var walk func(p *message.Part) bool
 	walk = func(p *message.Part) bool {
-		if header && sm.headerContains(p, headerNeedle) {
+		if header && sm.headerContains(p, needle) {
 			return true
 		}
 		if len(p.Parts) > 0 {
@@ -612,7 +614,7 @@ func (sm *searchMsg) bodyContains(needle, headerNeedle []byte, header bool) bool
 }
 
 // headerContains reports whether the header of part p, the message's own
-// for the root, holds the needle once folded (appendFoldHeader) and its
+// for the root, holds the needle once folded (appendFoldText) and its
 // encoded words decoded.
 func (sm *searchMsg) headerContains(p *message.Part, needle []byte) bool {
 	var h []byte
@@ -633,19 +635,19 @@ func (sm *searchMsg) headerContains(p *message.Part, needle []byte) bool {
 }
 
 // foldedContains reports whether the header block h holds the needle,
-// once folded (appendFoldHeader) and its encoded words decoded. A header
+// once folded (appendFoldText) and its encoded words decoded. A header
 // in ASCII without encoded words, most of them, is folded into the buffer
 // as it is.
 func (b *searchBuffers) foldedContains(h, needle []byte) bool {
 	if bytes.Contains(h, []byte("=?")) || slices.ContainsFunc(h, func(c byte) bool { return c >= utf8.RuneSelf }) {
 		h = []byte(message.DecodeHeaderValue(string(h)))
 	}
-	b.lower = appendFoldHeader(b.lower[:0], h)
+	b.lower, _ = appendFoldText(b.lower[:0], h, false)
 	return bytes.Contains(b.lower, needle)
 }
 
-// streamContains looks for a folded needle in the text of r, its case
-// folded (appendFold), chunk by chunk, each searched with the end of the
+// streamContains looks for a folded needle in the text of r, folded
+// (appendFoldText), chunk by chunk, each searched with the end of the
 // one before (the needle's length less one byte), so memory stays small
 // whatever the size of the part.
 func (b *searchBuffers) streamContains(r io.Reader, needle []byte) bool {
@@ -657,7 +659,8 @@ func (b *searchBuffers) streamContains(r io.Reader, needle []byte) bool {
 	}
 	hay := b.hay[:0]
 	defer func() { b.hay = hay[:0] }()
-	pending := 0 // bytes at the start of chunk: a rune the last read cut short
+	pending := 0   // bytes at the start of chunk: a rune the last read cut short
+	space := false // the text read so far ends in white space
 	for {
 		n, err := io.ReadFull(r, b.chunk[pending:])
 		data := b.chunk[:pending+n]
@@ -665,7 +668,7 @@ func (b *searchBuffers) streamContains(r io.Reader, needle []byte) bool {
 		if err == nil {
 			cut = fullRunes(data)
 		}
-		hay = appendFold(hay, data[:cut])
+		hay, space = appendFoldText(hay, data[:cut], space)
 		if bytes.Contains(hay, needle) {
 			return true
 		}
@@ -926,9 +929,9 @@ func (c *conn) match(sm *searchMsg, k *searchKey) bool {
 		}
 		return slices.ContainsFunc(vals, k.inHeader)
 	case "BODY":
-		return sm.bodyContains(k.bodyNeedle, nil, false)
+		return sm.bodyContains(k.needle, false)
 	case "TEXT":
-		return sm.bodyContains(k.bodyNeedle, k.headerNeedle, true)
+		return sm.bodyContains(k.needle, true)
 	}
 	return false
 }

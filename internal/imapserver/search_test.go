@@ -275,8 +275,8 @@ func TestFoldedContains(t *testing.T) {
 		{"Content-Description: \xce\xa3\xce\x8a\xce\xa3\xce\xa5\xce\xa6\xce\x9f\xce\xa3\r\n", "σίσυφος", true},
 		{"Subject: x\r\nFrom: y\r\n", "x from", true}, // fields meet at one space
 	} {
-		ref := strings.Contains(foldHeader(message.DecodeHeaderValue(tc.header)), foldHeader(tc.sub))
-		got := b.foldedContains([]byte(tc.header), []byte(foldHeader(tc.sub)))
+		ref := strings.Contains(fold(message.DecodeHeaderValue(tc.header)), fold(tc.sub))
+		got := b.foldedContains([]byte(tc.header), []byte(fold(tc.sub)))
 		if got != tc.want || ref != tc.want {
 			t.Errorf("%q in %q: %v (decoded and folded: %v), want %v", tc.sub, tc.header, got, ref, tc.want)
 		}
@@ -297,6 +297,16 @@ func TestStreamContains(t *testing.T) {
 		}
 		if b.streamContains(strings.NewReader(text), []byte("xnéedlf")) {
 			t.Errorf("needle at %d: another found", off)
+		}
+	}
+	// A run of white space is one space, cut by an edge too.
+	for _, text := range []string{
+		strings.Repeat("x", chunk-1) + " \r\n\ty",
+		strings.Repeat("x", chunk) + "\r\n y",
+		strings.Repeat("x", chunk-1) + "\r\n" + strings.Repeat(" ", chunk) + "y",
+	} {
+		if !b.streamContains(strings.NewReader(text), []byte("x y")) {
+			t.Errorf("x y not found in %q", text[chunk-3:chunk+3])
 		}
 	}
 	if !b.streamContains(strings.NewReader("x"), []byte("")) {
@@ -395,8 +405,7 @@ func BenchmarkSearchText(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				sm.header = nil
-				needle := []byte("nowhere-to-be-found")
-				if sm.bodyContains(needle, needle, bc.header) {
+				if sm.bodyContains([]byte("nowhere-to-be-found"), bc.header) {
 					b.Fatal("matched")
 				}
 			}
@@ -408,16 +417,17 @@ func BenchmarkSearchText(b *testing.B) {
 func litPlus(s string) string { return fmt.Sprintf("{%d+}\r\n%s", len(s), s) }
 
 // TestSearchFolding: the string keys compare case-insensitively every
-// case of a letter, final sigma and σ among them, and in header text a
-// line fold or a tab as the space a reader sees; the empty string is in
-// every message's body, one without text too (RFC 9051 6.4.4).
+// case of a letter, final sigma and σ among them, and a line break or a
+// tab, in a header or a body, as the space a reader sees; the empty
+// string is in every message's body, one without text too (RFC 9051
+// 6.4.4).
 func TestSearchFolding(t *testing.T) {
 	e := newTestEnv(t)
 	e.deliver("INBOX", "From: =?UTF-8?B?zpHOu86tzr7Osc69zrTPgc6/z4I=?= <alex@example.gr>\n"+
 		"Subject: =?UTF-8?Q?=CE=A3=CE=A4=CE=9F_=CE=A0=CE=91=CE=99=CE=A7=CE=9D=CE=99=CE=94=CE=99=CE=A3?=\n"+
 		"MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\nΟ ΣΊΣΥΦΟΣ ανεβαίνει.\n")
 	e.deliver("INBOX", "From: list@example.org\nSubject: [list] headers and\n\tfolded subject line\n"+
-		"X-Note: one\n  two\n\nPlain body.\n")
+		"X-Note: one\n  two\n\nA paragraph wrapped as mail is, shall we meet on\nFriday?  Bring\tthe plan.\n")
 	e.deliver("INBOX", "From: bin@example.org\nSubject: attachment only\nMIME-Version: 1.0\n"+
 		"Content-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\nAAECAwQF\n")
 	c := e.login()
@@ -435,6 +445,9 @@ func TestSearchFolding(t *testing.T) {
 		{`HEADER X-Note "one two"`, "* SEARCH 2"},
 		{`TEXT "headers and folded subject"`, "* SEARCH 2"},
 		{`TEXT "and folded"`, "* SEARCH 2"},
+		{`BODY "meet on Friday"`, "* SEARCH 2"}, // across the line break
+		{`TEXT "MEET ON  FRIDAY? BRING THE PLAN"`, "* SEARCH 2"},
+		{`BODY "onfriday"`, "* SEARCH"},
 		{`BODY ""`, "* SEARCH 1 2 3"},
 		{`TEXT ""`, "* SEARCH 1 2 3"},
 		{`NOT BODY ""`, "* SEARCH"},

@@ -274,7 +274,8 @@ var searchDiffCriteria = []string{
 	"SEARCH BODY \"soft linebreak\"", "SEARCH BODY =E9", "SEARCH BODY R3LDvMOfZSBh", "SEARCH BODY \"\"",
 	`SEARCH TEXT ""`, "SEARCH TEXT Content-Type", "SEARCH BODY Content-Type", "SEARCH TEXT multipart/alternative",
 	"SEARCH TEXT boundary", "SEARCH BODY \"--outer\"", "SEARCH TEXT \"the caf\"", "SEARCH BODY nine",
-	"SEARCH BODY NEEDLEACROSS", "SEARCH CHARSET UTF-8 BODY " + litPlus("yyyycafé needleacross the"),
+	"SEARCH BODY NEEDLEACROSS", `SEARCH BODY "Friday? Alice"`, `SEARCH TEXT "headers and folded"`,
+	"SEARCH CHARSET UTF-8 BODY " + litPlus("to the  école"), "SEARCH CHARSET UTF-8 BODY " + litPlus("yyyycafé needleacross the"),
 	"SEARCH CHARSET UTF-8 BODY " + litPlus("reykjavík"), `SEARCH BODY "Big5 part"`, `SEARCH TEXT "Big5 part"`,
 	"SEARCH CHARSET UTF-8 FROM " + litPlus("björk guðmundsdóttir"), "SEARCH CHARSET UTF-8 TO " + litPlus("sigurður"),
 	"SEARCH TO friends", "SEARCH CHARSET UTF-8 CC " + litPlus("andré"), `SEARCH CC "the giant"`,
@@ -361,6 +362,9 @@ func init() {
 		"SEARCH CHARSET UTF-8 BODY {7+} grüße", "SEARCH CHARSET UTF-8 BODY {7+} GRÜßE",
 		"SEARCH CHARSET UTF-8 BODY {7+} straße", "SEARCH CHARSET UTF-8 BODY {16+} unlabelled café",
 		"SEARCH CHARSET ISO-8859-1 BODY {4+} caf\xe9")
+	accept("a line break, a tab or a run of spaces in a body reads as one space to buzon, so a phrase is "+
+		"found across a wrapped line; not to Dovecot", `SEARCH BODY "Friday? Alice"`,
+		"SEARCH CHARSET UTF-8 BODY {14+} to the  école")
 	accept("a tab in a header reads as a space to buzon; Dovecot keeps it", `SEARCH SUBJECT "and	folded"`)
 	accept("Dovecot's TEXT reads a multipart's preamble and epilogue; buzon's reads the parts "+
 		"(\"a stray inner delimiter\" in an epilogue)", "SEARCH TEXT Inner")
