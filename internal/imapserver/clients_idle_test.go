@@ -464,8 +464,9 @@ func TestIdleChangesFail(t *testing.T) {
 // TestIdleMirrorBatched is TestClientsIdleOtherSession with the other
 // session not waiting: its changes come in bursts, flag changes, new mail
 // and expunges read together in one wake-up, and in any order with the
-// idle sessions' reads. Whatever each idle session was told, in its own
-// mode, must add up to the mailbox as it is at the end.
+// idle sessions' reads; beside the idle sessions, sessions that poll
+// with NOOP, FETCH and SEARCH now and then. Whatever each was told, in
+// its own mode, must add up to the mailbox as it is at the end.
 func TestIdleMirrorBatched(t *testing.T) {
 	for seed := range uint64(3) {
 		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) { idleMirrorBatched(t, seed) })
@@ -518,6 +519,21 @@ func idleMirrorBatched(t *testing.T, seed uint64) {
 		_ = id.ic.c.nc.SetReadDeadline(time.Now().Add(5 * time.Minute))
 	}
 
+	// Pollers, as Outlook and older clients are: not in IDLE, they hear of
+	// changes after the commands they send now and then, some of which
+	// (FETCH, SEARCH) hold expunges back (RFC 9051 7.5.1).
+	var pollers []*idleClient
+	for _, mode := range []string{"plain", "CONDSTORE", "QRESYNC"} {
+		p := &idleClient{mode: mode + " poller", c: e.login(), m: &mirror{t: t}}
+		if mode != "plain" {
+			p.c.mustOK("ENABLE " + mode)
+		}
+		for _, l := range append(p.c.mustOK("SELECT INBOX"), p.c.mustOK("UID FETCH 1:* (FLAGS)")...) {
+			p.m.apply(l)
+		}
+		pollers = append(pollers, p)
+	}
+
 	other := e.login()
 	other.mustOK("SELECT INBOX")
 	rng := rand.New(rand.NewPCG(seed, 2))
@@ -538,30 +554,55 @@ func idleMirrorBatched(t *testing.T, seed uint64) {
 			other.mustOK(fmt.Sprintf("STORE %d:%d %sFLAGS.SILENT (%s)", lo, min(lo+rng.IntN(3), n), op, flags[rng.IntN(len(flags))]))
 		}
 		n = strings.Count(other.mustOK("SEARCH ALL")[0], " ") - 1 // "* SEARCH 1 2 3"
+		for _, p := range pollers {
+			cmd := []string{"NOOP", "CHECK", "FETCH 1:* (FLAGS)", "UID FETCH 1:* (UID)", "SEARCH UNSEEN", "", ""}[rng.IntN(7)]
+			if cmd == "" || len(p.m.uids) == 0 && strings.HasPrefix(cmd, "FETCH") {
+				continue
+			}
+			untagged, tagged := p.c.cmd(cmd)
+			if !strings.Contains(tagged, " OK ") && !strings.Contains(tagged, "[EXPUNGEISSUED]") {
+				t.Errorf("%s: %s: %s", p.mode, cmd, tagged)
+			}
+			for _, l := range untagged {
+				p.m.apply(l)
+			}
+		}
 	}
 	for _, id := range idlers {
 		id.ic.c.write("DONE\r\n")
 		<-id.done
-		ic := id.ic
-		var truthUIDs []string
-		var truthFlags []string
-		for _, l := range ic.c.mustOK("UID FETCH 1:* (FLAGS)") {
-			u, _ := fetchValue(l, "UID")
-			fl, _ := fetchValue(l, "FLAGS")
-			truthUIDs, truthFlags = append(truthUIDs, u), append(truthFlags, sortFlags(fl))
+		id.ic.agrees()
+	}
+	for _, p := range pollers {
+		for _, l := range p.c.mustOK("NOOP") {
+			p.m.apply(l)
 		}
-		m := ic.m
-		if len(m.uids) != len(truthUIDs) {
-			t.Errorf("%s: the idle session counts %d messages, the mailbox holds %d", ic.mode, len(m.uids), len(truthUIDs))
-			continue
+		p.agrees()
+	}
+}
+
+// agrees checks that what the session was told adds up to the mailbox:
+// as many messages, and the UIDs and flags it learnt are theirs.
+func (ic *idleClient) agrees() {
+	t := ic.c.t
+	t.Helper()
+	var truthUIDs, truthFlags []string
+	for _, l := range ic.c.mustOK("UID FETCH 1:* (FLAGS)") {
+		u, _ := fetchValue(l, "UID")
+		fl, _ := fetchValue(l, "FLAGS")
+		truthUIDs, truthFlags = append(truthUIDs, u), append(truthFlags, sortFlags(fl))
+	}
+	m := ic.m
+	if len(m.uids) != len(truthUIDs) {
+		t.Errorf("%s: the session counts %d messages, the mailbox holds %d", ic.mode, len(m.uids), len(truthUIDs))
+		return
+	}
+	for i := range m.uids {
+		if m.uids[i] != 0 && strconv.Itoa(int(m.uids[i])) != truthUIDs[i] {
+			t.Errorf("%s: message %d is UID %d to the session, %s in the mailbox", ic.mode, i+1, m.uids[i], truthUIDs[i])
 		}
-		for i := range m.uids {
-			if m.uids[i] != 0 && strconv.Itoa(int(m.uids[i])) != truthUIDs[i] {
-				t.Errorf("%s: message %d is UID %d to the idle session, %s in the mailbox", ic.mode, i+1, m.uids[i], truthUIDs[i])
-			}
-			if m.flags[i] != "?" && m.flags[i] != truthFlags[i] {
-				t.Errorf("%s: message %d (UID %s) has flags %q to the idle session, %q in the mailbox", ic.mode, i+1, truthUIDs[i], m.flags[i], truthFlags[i])
-			}
+		if m.flags[i] != "?" && m.flags[i] != truthFlags[i] {
+			t.Errorf("%s: message %d (UID %s) has flags %q to the session, %q in the mailbox", ic.mode, i+1, truthUIDs[i], m.flags[i], truthFlags[i])
 		}
 	}
 }
