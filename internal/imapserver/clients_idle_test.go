@@ -555,9 +555,26 @@ func idleMirrorBatched(t *testing.T, seed uint64) {
 		}
 		n = strings.Count(other.mustOK("SEARCH ALL")[0], " ") - 1 // "* SEARCH 1 2 3"
 		for _, p := range pollers {
-			cmd := []string{"NOOP", "CHECK", "FETCH 1:* (FLAGS)", "UID FETCH 1:* (UID)", "SEARCH UNSEEN", "", ""}[rng.IntN(7)]
-			if cmd == "" || len(p.m.uids) == 0 && strings.HasPrefix(cmd, "FETCH") {
+			cmd := []string{"NOOP", "CHECK", "FETCH 1:* (FLAGS)", "UID FETCH 1:* (UID)", "SEARCH UNSEEN", "STORE", "", ""}[rng.IntN(8)]
+			if cmd == "" || len(p.m.uids) == 0 && (cmd == "STORE" || strings.HasPrefix(cmd, "FETCH")) {
 				continue
+			}
+			if cmd == "STORE" {
+				// Its own change, silent: the client sets the flags
+				// itself, and the server tells it only when it cannot
+				// know them (another session changed the message too).
+				seq, flag, add := 1+rng.IntN(len(p.m.uids)), flags[rng.IntN(3)], rng.IntN(2) == 0
+				cmd = fmt.Sprintf("STORE %d -FLAGS.SILENT (%s)", seq, flag)
+				if add {
+					cmd = fmt.Sprintf("STORE %d +FLAGS.SILENT (%s)", seq, flag)
+				}
+				if fl := p.m.flags[seq-1]; fl != "?" {
+					set := slices.DeleteFunc(strings.Fields(fl), func(f string) bool { return f == flag })
+					if add {
+						set = append(set, flag)
+					}
+					p.m.flags[seq-1] = sortFlags(strings.Join(set, " "))
+				}
 			}
 			untagged, tagged := p.c.cmd(cmd)
 			if !strings.Contains(tagged, " OK ") && !strings.Contains(tagged, "[EXPUNGEISSUED]") {
