@@ -179,11 +179,17 @@ func describeTLSErr(err error, a *Account) error {
 // a command is in flight, however long the whole transfer takes: a
 // download of a large message goes on as long as data keeps arriving.
 // Between commands (while a message is being stored, or during IMAP IDLE)
-// the connection may be silent for any time. It does not touch deadlines,
-// which the IMAP client sets for itself.
+// the connection may be silent for any time. It sets no deadlines itself.
 type watchedConn struct {
 	net.Conn
 	timeout time.Duration
+	// noDeadlines makes the Set*Deadline methods do nothing, for the
+	// IMAP client library, whose own deadlines (30 s for a response, 5
+	// minutes for a whole literal, whatever the account's timeout) would
+	// cut off a slow server the account allows, and a large message still
+	// arriving over a slow link. Set before the library has the
+	// connection.
+	noDeadlines bool
 	// last is when data last moved, in Unix nanoseconds.
 	last atomic.Int64
 	// busy counts commands in flight.
@@ -235,6 +241,27 @@ func (w *watchedConn) Write(p []byte) (int, error) {
 		w.last.Store(time.Now().UnixNano())
 	}
 	return n, err
+}
+
+func (w *watchedConn) SetDeadline(t time.Time) error {
+	if w.noDeadlines {
+		return nil
+	}
+	return w.Conn.SetDeadline(t)
+}
+
+func (w *watchedConn) SetReadDeadline(t time.Time) error {
+	if w.noDeadlines {
+		return nil
+	}
+	return w.Conn.SetReadDeadline(t)
+}
+
+func (w *watchedConn) SetWriteDeadline(t time.Time) error {
+	if w.noDeadlines {
+		return nil
+	}
+	return w.Conn.SetWriteDeadline(t)
 }
 
 // Close closes the connection and stops the watchdog.

@@ -199,6 +199,8 @@ func (r *run) imapConnect(ctx context.Context) (*imapConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Progress is timed by the watchdog, under the account's timeout.
+	w.noDeadlines = true
 	ic := &imapConn{w: w, a: r.a, exists: make(chan struct{}, 1), strays: strayBodies{spooler: r.w.spooler}}
 	opts := &imapclient.Options{
 		TLSConfig: tc,
