@@ -192,23 +192,16 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 		delete(s.listeners, l)
 		s.mu.Unlock()
 	}()
-	var tempDelay time.Duration
 	for {
-		nc, err := l.Accept()
+		nc, err := server.Accept(l, s.log)
 		if err != nil {
 			select {
 			case <-s.done:
 				return ErrServerClosed
 			default:
 			}
-			if server.TemporaryAcceptError(err) {
-				tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
-				time.Sleep(tempDelay)
-				continue
-			}
 			return fmt.Errorf("imapserver: accept: %w", err)
 		}
-		tempDelay = 0
 		c := s.newConn(nc, implicitTLS)
 		if c == nil {
 			nc.Close()

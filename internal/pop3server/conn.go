@@ -216,7 +216,7 @@ func (c *conn) readLine(limit int) (string, error) {
 	start := time.Now()
 	idle := start.Add(c.srv.cfg.POP3.IdleTimeout.D())
 	c.raw.SetReadDeadline(c.pauseDeadline(start, idle))
-	if c.srv.closing.Load() {
+	if c.srv.conns.Closing() {
 		if c.mustLeave() {
 			c.goodbye()
 		}
@@ -274,7 +274,7 @@ func (c *conn) readLine(limit int) (string, error) {
 // end before its next command: at once unless it is in TRANSACTION, and
 // then once the drain Shutdown allows is over.
 func (c *conn) mustLeave() bool {
-	if !c.srv.closing.Load() {
+	if !c.srv.conns.Closing() {
 		return false
 	}
 	return c.state != stateTransaction || time.Now().UnixNano() >= c.srv.drainUntil.Load()
@@ -287,7 +287,7 @@ func (c *conn) mustLeave() bool {
 // give up on the client.
 func (c *conn) pauseDeadline(start, idle time.Time) time.Time {
 	d := idle
-	if c.srv.closing.Load() {
+	if c.srv.conns.Closing() {
 		d = earliest(d, time.Unix(0, c.srv.drainUntil.Load()))
 	}
 	if c.unrecorded > 0 {

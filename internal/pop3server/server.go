@@ -24,7 +24,6 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -107,9 +106,6 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 
-	// closing is set once Shutdown starts; sessions check it before
-	// reading each command.
-	closing atomic.Bool
 	// drainUntil (Unix nanoseconds, set before closing) is how long
 	// sessions in TRANSACTION may go on after Shutdown starts (see
 	// conn.mustLeave).
@@ -118,12 +114,9 @@ type Server struct {
 	// them all when Shutdown runs out of time.
 	baseCtx context.Context
 	cancel  context.CancelFunc
-	// wg counts running sessions.
-	wg sync.WaitGroup
-
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{} // guarded by mu
-	conns     map[*conn]struct{}        // guarded by mu
+	// conns holds the listeners and sessions; sessions check
+	// conns.Closing before reading each command.
+	conns server.Conns[*conn]
 }
 
 // New returns a Server with the given configuration.
@@ -151,12 +144,10 @@ func New(cfg Config) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
-		cfg:       cfg,
-		log:       cfg.Logger,
-		baseCtx:   ctx,
-		cancel:    cancel,
-		listeners: map[net.Listener]struct{}{},
-		conns:     map[*conn]struct{}{},
+		cfg:     cfg,
+		log:     cfg.Logger,
+		baseCtx: ctx,
+		cancel:  cancel,
 	}
 }
 
@@ -174,71 +165,29 @@ func (s *Server) ServeTLS(l net.Listener) error {
 }
 
 func (s *Server) serve(l net.Listener, implicitTLS bool) error {
-	if !s.track(l) {
+	if !s.conns.Listen(l) {
 		l.Close()
 		return ErrServerClosed
 	}
-	defer s.untrack(l)
-	var backoff time.Duration
+	defer s.conns.Unlisten(l)
 	for {
-		nc, err := l.Accept()
+		nc, err := server.Accept(l, s.log)
 		if err != nil {
-			if s.closing.Load() {
+			if s.conns.Closing() {
 				return ErrServerClosed
-			}
-			if server.TemporaryAcceptError(err) {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.log.Warn("pop3 accept", "err", err, "retry", backoff)
-				time.Sleep(backoff)
-				continue
 			}
 			return err
 		}
-		backoff = 0
 		c := newConn(s, nc, implicitTLS)
-		if !s.addConn(c) {
+		if !s.conns.Add(c) {
 			nc.Close()
 			return ErrServerClosed
 		}
 		go func() {
-			defer s.removeConn(c)
+			defer s.conns.Remove(c)
 			c.serve()
 		}()
 	}
-}
-
-func (s *Server) track(l net.Listener) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing.Load() {
-		return false
-	}
-	s.listeners[l] = struct{}{}
-	return true
-}
-
-func (s *Server) untrack(l net.Listener) {
-	s.mu.Lock()
-	delete(s.listeners, l)
-	s.mu.Unlock()
-}
-
-func (s *Server) addConn(c *conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing.Load() {
-		return false
-	}
-	s.conns[c] = struct{}{}
-	s.wg.Add(1)
-	return true
-}
-
-func (s *Server) removeConn(c *conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-	s.wg.Done()
 }
 
 // Shutdown stops accepting connections and ends every session. A session
@@ -256,32 +205,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		drainUntil = d.Add(-drainMargin)
 	}
 	s.drainUntil.Store(drainUntil.UnixNano())
-	s.mu.Lock()
-	s.closing.Store(true)
-	for l := range s.listeners {
-		l.Close()
-	}
-	for c := range s.conns {
-		c.interrupt()
-	}
-	s.mu.Unlock()
-
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		s.cancel()
-		return nil
-	case <-ctx.Done():
-	}
+	s.conns.Close((*conn).interrupt)
+	err := s.conns.Wait(ctx)
 	s.cancel()
-	s.mu.Lock()
-	for c := range s.conns {
-		c.nc.Close()
+	if err != nil {
+		s.conns.Each(func(c *conn) { c.nc.Close() })
 	}
-	s.mu.Unlock()
-	return ctx.Err()
+	return err
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // Accept waits for l's next connection. Errors that may go away by
-// themselves (see TemporaryAcceptError) are logged and retried after a
+// themselves (see temporaryAcceptError) are logged and retried after a
 // pause that doubles from 5 ms up to a second, as net/http does, rather
 // than spinning or giving up; any other error, such as l being closed,
 // is returned.
@@ -18,7 +18,7 @@ func Accept(l net.Listener, log *slog.Logger) (net.Conn, error) {
 	var delay time.Duration
 	for {
 		nc, err := l.Accept()
-		if err == nil || !TemporaryAcceptError(err) {
+		if err == nil || !temporaryAcceptError(err) {
 			return nc, err
 		}
 		delay = min(max(2*delay, 5*time.Millisecond), time.Second)

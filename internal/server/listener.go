@@ -112,12 +112,12 @@ func (l *Listener) acceptLoop() {
 	}
 }
 
-// TemporaryAcceptError reports whether an accept error may go away by
+// temporaryAcceptError reports whether an accept error may go away by
 // itself, so an accept loop waits and tries again rather than giving up:
 // the process or system out of file descriptors (EMFILE, ENFILE, ENOBUFS,
 // ENOMEM), a connection reset before it was accepted (ECONNABORTED), or a
 // timeout.
-func TemporaryAcceptError(err error) bool {
+func temporaryAcceptError(err error) bool {
 	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED} {
 		if errors.Is(err, errno) {
 			return true

@@ -60,8 +60,8 @@ func TestTemporaryAcceptError(t *testing.T) {
 		{net.ErrClosed, false},
 		{wrap(syscall.EINVAL), false},
 	} {
-		if got := TemporaryAcceptError(tt.err); got != tt.want {
-			t.Errorf("TemporaryAcceptError(%v) = %v, want %v", tt.err, got, tt.want)
+		if got := temporaryAcceptError(tt.err); got != tt.want {
+			t.Errorf("temporaryAcceptError(%v) = %v, want %v", tt.err, got, tt.want)
 		}
 	}
 }
