@@ -28,6 +28,9 @@ type fakePOP3 struct {
 	// uidl, when set, gives a message's UIDL, which a broken server may
 	// give to more than one message.
 	uidl func(msg []byte) string
+	// garbledUIDL ends the UIDL listing with a line our client cannot
+	// read (no message number), which breaks its session.
+	garbledUIDL bool
 	// noTOP makes TOP fail and leaves it out of CAPA.
 	noTOP bool
 	// silent accepts connections and never says anything.
@@ -222,6 +225,9 @@ func (f *fakePOP3) serve(c net.Conn) {
 					if !deleted[i+1] {
 						fmt.Fprintf(&b, "%d %s\r\n", i+1, id(m))
 					}
+				}
+				if f.garbledUIDL {
+					b.WriteString("what?\r\n")
 				}
 				multi(b.Bytes())
 			}
@@ -721,12 +727,19 @@ func TestPOP3LoginRefused(t *testing.T) {
 }
 
 // TestPOP3MessageWithoutUIDL: a server that gives one message an empty
-// UIDL (RFC 1939 7 wants 1 to 70 characters), which the client cannot
-// read in the listing, no longer stops the account: the next session asks
-// each message's UIDL on its own. In delete mode the message without one is
-// known by its header and fetched; with keep it stays on the server, an
-// error of the run, and the others are fetched once.
+// UIDL (RFC 1939 7 wants 1 to 70 characters) no longer stops the account.
+// In delete mode the message without one is known by its header and
+// fetched; with keep it stays on the server, an error of the run, and the
+// others are fetched once. The same holds when the listing also has a line
+// the client cannot read at all, which breaks the session: the next one
+// asks each message's UIDL on its own.
 func TestPOP3MessageWithoutUIDL(t *testing.T) {
+	for _, garbled := range []bool{false, true} {
+		t.Run(fmt.Sprintf("garbled=%v", garbled), func(t *testing.T) { testPOP3MessageWithoutUIDL(t, garbled) })
+	}
+}
+
+func testPOP3MessageWithoutUIDL(t *testing.T, garbled bool) {
 	uidl := func(m []byte) string {
 		if s := subjects([][]byte{m})[0]; s != "message 2" {
 			return strings.ReplaceAll(s, " ", "-")
@@ -735,7 +748,7 @@ func TestPOP3MessageWithoutUIDL(t *testing.T) {
 	}
 	for _, mode := range []string{ModeDelete, ModeKeep} {
 		t.Run(mode, func(t *testing.T) {
-			f := startFakePOP3(t, &fakePOP3{uidl: uidl})
+			f := startFakePOP3(t, &fakePOP3{uidl: uidl, garbledUIDL: garbled})
 			f.add(testMessages(1, 3)...)
 			a := fakeAccount(t, f)
 			a.Mode = mode

@@ -446,11 +446,12 @@ func (r *run) pop3Session(ctx context.Context, s *pop3Session, p *pop3Progress) 
 // alone: neither fetched nor deleted. (One fetched while its UIDL was
 // still its own is fetched again: a copy too many rather than one lost.)
 //
-// A UIDL listing the client cannot read (a message with an empty id, say)
-// breaks the session; the next one asks for each message's UIDL on its
-// own (p.uidlEach). A message without a UIDL then is known by its header,
-// as on a server without UIDL, in delete mode; with keep it is left
-// alone, and the rest of the maildrop is fetched.
+// A message the listing gives no id (a number alone on its line) is
+// known by its header, as on a server without UIDL, in delete mode; with
+// keep it is left alone, and the rest of the maildrop is fetched. A
+// listing the client cannot read at all (a line without a number) breaks
+// the session; the next one asks for each message's UIDL on its own
+// (p.uidlEach).
 func (r *run) pop3List(s *pop3Session, p *pop3Progress) ([]pop3Msg, error) {
 	var sizes []pop3client.MessageSize
 	if err := s.do(func() error { var err error; sizes, err = s.c.List(); return err }); err != nil {

@@ -298,7 +298,9 @@ type MessageUID struct {
 // An id is the rest of its line after the message number, trimmed: RFC
 // 1939 7 allows no spaces in it, but a server that puts some in gets its
 // ids whole rather than cut to their first word, where two of them could
-// meet.
+// meet. A line with a message number and no id is left out: that
+// message has no UIDL, which RFC 1939 7 does not allow, but the others'
+// ids are good, and the session goes on.
 func (c *Client) UIDL() ([]MessageUID, error) {
 	if _, err := c.cmd("UIDL", "UIDL"); err != nil {
 		return nil, err
@@ -307,6 +309,9 @@ func (c *Client) UIDL() ([]MessageUID, error) {
 	err := c.lines(func(line string) error {
 		n, uid, err := parseListing(line)
 		if err != nil {
+			if _, nerr := strconv.Atoi(strings.TrimSpace(line)); nerr == nil {
+				return nil // a number alone
+			}
 			return err
 		}
 		out = append(out, MessageUID{n, uid})

@@ -348,14 +348,21 @@ func TestListings(t *testing.T) {
 		t.Errorf("ListOne = %d, %v", size, err)
 	}
 
+	// A number without an id leaves that message out of UIDL, and the
+	// session goes on; a line without a number breaks it.
 	for _, tc := range []struct {
 		line    string
 		uidlBad bool
-	}{{"1", true}, {"1 ", true}, {"x y", true}, {"1 -5", false}, {"1 big", false}} {
-		_, uerr := fakeServer(t, "+OK hi\r\n", "+OK\r\n"+tc.line+"\r\n.\r\n").UIDL()
+		ids     int
+	}{{"1", false, 0}, {"1 ", false, 0}, {"x y", true, 0}, {"1 -5", false, 1}, {"1 big", false, 1}} {
+		c := fakeServer(t, "+OK hi\r\n", "+OK\r\n"+tc.line+"\r\n.\r\n", "+OK\r\n")
+		uidls, uerr := c.UIDL()
 		_, lerr := fakeServer(t, "+OK hi\r\n", "+OK\r\n"+tc.line+"\r\n.\r\n").List()
-		if !errors.Is(lerr, pop3client.ErrProtocol) || errors.Is(uerr, pop3client.ErrProtocol) != tc.uidlBad {
-			t.Errorf("listing %q: UIDL %v, LIST %v", tc.line, uerr, lerr)
+		if !errors.Is(lerr, pop3client.ErrProtocol) || errors.Is(uerr, pop3client.ErrProtocol) != tc.uidlBad || len(uidls) != tc.ids {
+			t.Errorf("listing %q: UIDL %v, %v; LIST %v", tc.line, uidls, uerr, lerr)
+		}
+		if nerr := c.Noop(); (nerr == nil) == tc.uidlBad {
+			t.Errorf("listing %q: NOOP after UIDL: %v", tc.line, nerr)
 		}
 	}
 }
