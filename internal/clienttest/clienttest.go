@@ -4,6 +4,9 @@
 // imaplib, poplib and smtplib. scripts/deps.sh installs every one, so the
 // suite as scripts/test.sh runs it skips no test for a missing client.
 //
+// It also starts the reference Dovecot tests compare buzon with, and
+// finds the shared corpus of real-world messages.
+//
 // It is for tests only.
 package clienttest
 

@@ -5,11 +5,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +16,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/buzon-mail/buzon/internal/clienttest"
 	"github.com/buzon-mail/buzon/internal/server"
 	"github.com/buzon-mail/buzon/internal/store"
 )
@@ -27,9 +25,6 @@ import (
 // them from /work/shared/peers/dovecot.sh in a folder and on ports of its
 // own (the benchmark runs another), and stopped by TestMain. Each test
 // takes users of its own.
-
-// dovecotScript is the reference peer's control script.
-const dovecotScript = "/work/shared/peers/dovecot.sh"
 
 // dovecotUsers is how many users the instance has.
 const dovecotUsers = 500
@@ -43,16 +38,14 @@ var peer struct {
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if peer.d != nil {
-		peer.d.script("clean")
+		peer.d.Clean()
 	}
 	os.Exit(code)
 }
 
 // dovecot is a running Dovecot.
 type dovecot struct {
-	dir         string
-	env         []string
-	ports       map[string]int
+	*clienttest.Dovecot
 	certFile    string
 	fingerprint string
 	nextUser    atomic.Int32
@@ -62,18 +55,7 @@ type dovecot struct {
 // skips the test where Dovecot cannot run.
 func startDovecot(t *testing.T) *dovecot {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("Dovecot tests skipped with -short")
-	}
-	if _, err := os.Stat("/usr/sbin/dovecot"); err != nil {
-		t.Skip("dovecot not installed")
-	}
-	if _, err := os.Stat(dovecotScript); err != nil {
-		t.Skip("no " + dovecotScript)
-	}
-	if os.Getuid() != 0 {
-		t.Skip("dovecot.sh needs root")
-	}
+	clienttest.CanRunDovecot(t)
 	peer.once.Do(func() { peer.d, peer.err = launchDovecot() })
 	if peer.err != nil {
 		t.Fatalf("start dovecot: %v", peer.err)
@@ -82,49 +64,27 @@ func startDovecot(t *testing.T) *dovecot {
 }
 
 func launchDovecot() (*dovecot, error) {
-	dir, err := os.MkdirTemp("/tmp", "bzfetch-")
+	dc, err := clienttest.LaunchDovecot("bzfetch", dovecotUsers)
 	if err != nil {
 		return nil, err
 	}
-	d := &dovecot{dir: dir, ports: map[string]int{}}
-	d.env = append(os.Environ(), "PEER_DIR="+dir, "USERS="+strconv.Itoa(dovecotUsers))
-	var hold []net.Listener
-	for _, name := range []string{"IMAP", "IMAPS", "POP3", "POP3S", "LMTP"} {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		hold = append(hold, l)
-		d.ports[name] = l.Addr().(*net.TCPAddr).Port
-		d.env = append(d.env, fmt.Sprintf("%s_PORT=%d", name, d.ports[name]))
-	}
-	for _, l := range hold {
-		l.Close()
-	}
-	if out, err := d.script("start"); err != nil {
-		d.script("clean")
-		return nil, fmt.Errorf("%v\n%s", err, out)
-	}
-	d.certFile = filepath.Join(dir, "tls", "cert.pem")
+	d := &dovecot{Dovecot: dc, certFile: filepath.Join(dc.Dir, "tls", "cert.pem")}
 	b, err := os.ReadFile(d.certFile)
 	if err != nil {
+		dc.Clean()
 		return nil, err
 	}
 	block, _ := pem.Decode(b)
 	if block == nil {
+		dc.Clean()
 		return nil, fmt.Errorf("no certificate in %s", d.certFile)
 	}
 	if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+		dc.Clean()
 		return nil, err
 	}
 	d.fingerprint = server.Fingerprint(block.Bytes)
 	return d, nil
-}
-
-func (d *dovecot) script(cmd string) ([]byte, error) {
-	c := exec.Command(dovecotScript, cmd)
-	c.Env = d.env
-	return c.CombinedOutput()
 }
 
 // user takes a user no other test uses.
@@ -139,7 +99,7 @@ func (d *dovecot) user(t *testing.T) string {
 // client logs in over plain IMAP, as the test's own view of the server.
 func (d *dovecot) client(t *testing.T, user string) *imapclient.Client {
 	t.Helper()
-	c, err := imapclient.DialInsecure(fmt.Sprintf("127.0.0.1:%d", d.ports["IMAP"]), nil)
+	c, err := imapclient.DialInsecure(d.Addr("IMAP"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +157,7 @@ func (d *dovecot) recreate(t *testing.T, user, folder string) {
 
 // account is a fetch account for a Dovecot user.
 func (d *dovecot) account(t *testing.T, user, protocol, tlsMode string) Account {
-	port := d.ports[map[string]string{
+	port := d.Ports[map[string]string{
 		ProtoPOP3 + TLSImplicit: "POP3S", ProtoPOP3 + TLSStartTLS: "POP3", ProtoPOP3 + TLSNone: "POP3",
 		ProtoIMAP + TLSImplicit: "IMAPS", ProtoIMAP + TLSStartTLS: "IMAP", ProtoIMAP + TLSNone: "IMAP",
 	}[protocol+tlsMode]]

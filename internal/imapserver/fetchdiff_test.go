@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buzon-mail/buzon/internal/clienttest"
 	"github.com/buzon-mail/buzon/internal/message"
 )
 
@@ -28,77 +28,21 @@ import (
 // to, not the rule: where the two differ and the RFC allows both, the
 // difference is listed in fetchDiffAccepted with the reason.
 
-// fetchDiffScript starts the reference Dovecot (see its header).
-const fetchDiffScript = "/work/shared/peers/dovecot.sh"
-
-// fetchDiffPeer is the Dovecot of the comparison.
-type fetchDiffPeer struct {
-	addr   string                               // IMAP
-	script func(args ...string) ([]byte, error) // runs dovecot.sh for it
-}
-
-// startFetchDiffDovecot starts a Dovecot of the test's own, in a folder
-// and on ports of its own, stopped and removed when the test ends; it
-// skips the test where Dovecot cannot run.
-func startFetchDiffDovecot(t *testing.T) fetchDiffPeer {
+// startFetchDiffDovecot starts a Dovecot of the test's own with one user,
+// stopped and removed when the test ends; it skips the test where Dovecot
+// cannot run.
+func startFetchDiffDovecot(t *testing.T) *clienttest.Dovecot {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("Dovecot tests skipped with -short")
-	}
-	if _, err := os.Stat("/usr/sbin/dovecot"); err != nil {
-		t.Skip("dovecot not installed")
-	}
-	if _, err := os.Stat(fetchDiffScript); err != nil {
-		t.Skip("no " + fetchDiffScript)
-	}
-	if os.Getuid() != 0 {
-		t.Skip("dovecot.sh needs root")
-	}
-	dir, err := os.MkdirTemp("/tmp", "bzfetchdiff-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := append(os.Environ(), "PEER_DIR="+dir, "USERS=1")
-	var hold []net.Listener
-	imapPort := 0
-	for _, name := range []string{"IMAP", "IMAPS", "POP3", "POP3S", "LMTP"} {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		hold = append(hold, l)
-		port := l.Addr().(*net.TCPAddr).Port
-		if name == "IMAP" {
-			imapPort = port
-		}
-		env = append(env, fmt.Sprintf("%s_PORT=%d", name, port))
-	}
-	for _, l := range hold {
-		l.Close()
-	}
-	script := func(args ...string) ([]byte, error) {
-		c := exec.Command(fetchDiffScript, args...)
-		c.Env = env
-		return c.CombinedOutput()
-	}
-	t.Cleanup(func() {
-		if out, err := script("clean"); err != nil {
-			t.Errorf("dovecot.sh clean: %v\n%s", err, out)
-		}
-	})
-	if out, err := script("start"); err != nil {
-		t.Fatalf("dovecot.sh start: %v\n%s", err, out)
-	}
-	return fetchDiffPeer{addr: fmt.Sprintf("127.0.0.1:%d", imapPort), script: script}
+	return clienttest.StartDovecot(t, "bzfetchdiff", 1)
 }
 
 // generatedMessages has dovecot.sh write n of the realistic messages it
 // fills mailboxes with (text and HTML alternatives, attachments,
 // forwarded messages; the same ones every time) and reads them back.
-func generatedMessages(t *testing.T, peer fetchDiffPeer, n int) []fetchDiffMessage {
+func generatedMessages(t *testing.T, peer *clienttest.Dovecot, n int) []fetchDiffMessage {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "generated.mbox")
-	if out, err := peer.script("mbox", file, strconv.Itoa(n)); err != nil {
+	if out, err := peer.Script("mbox", file, strconv.Itoa(n)); err != nil {
 		t.Fatalf("dovecot.sh mbox: %v\n%s", err, out)
 	}
 	b, err := os.ReadFile(file)
@@ -189,30 +133,10 @@ func fetchDiffMessages(t *testing.T) []fetchDiffMessage {
 	add("testdata/messages", "imapserver/")
 	add("testdata/fetchdiff", "fetchdiff/")
 	add("../message/testdata", "message/")
-	if corpus := findSharedCorpus(); corpus != "" {
+	if corpus := clienttest.Corpus(); corpus != "" {
 		add(corpus, "corpus/")
 	}
 	return msgs
-}
-
-// findSharedCorpus looks for shared/corpus in the directories above the
-// test's, "" when there is none.
-func findSharedCorpus() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for {
-		c := filepath.Join(dir, "shared", "corpus")
-		if fi, err := os.Stat(c); err == nil && fi.IsDir() {
-			return c
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
 }
 
 // diffItem is one FETCH item of the comparison.
@@ -422,7 +346,7 @@ func TestFetchDiffDovecot(t *testing.T) {
 	e := newTestEnv(t)
 
 	bc := &diffConn{name: "buzon", addr: e.addr, user: testUser, pass: testPass}
-	dc := &diffConn{name: "dovecot", addr: peer.addr, user: "user1", pass: "pass"}
+	dc := &diffConn{name: "dovecot", addr: peer.Addr("IMAP"), user: "user1", pass: "pass"}
 	for _, c := range []*diffConn{bc, dc} {
 		if err := c.connect(); err != nil {
 			t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/buzon-mail/buzon/internal/clienttest"
 	"github.com/buzon-mail/buzon/internal/message"
 )
 
@@ -129,31 +130,11 @@ func fmtQresync(uidValidity uint32, modSeq uint64) string {
 	return fmt.Sprintf("SELECT INBOX (QRESYNC (%d %d 1:6))", uidValidity, modSeq)
 }
 
-// corpusDir finds the shared message corpus by walking up from the test's
-// working directory.
-func corpusDir(t *testing.T) string {
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		c := filepath.Join(dir, "shared", "corpus")
-		if st, err := os.Stat(c); err == nil && st.IsDir() {
-			return c
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("no shared/corpus above the working directory")
-		}
-		dir = parent
-	}
-}
-
 // TestCorpusSections appends real-world and malformed messages and checks,
 // with go-imap's client, that BODYSTRUCTURE parses and that BODY[n] of
 // every part holds exactly the bytes at that part's offsets.
 func TestCorpusSections(t *testing.T) {
-	root := corpusDir(t)
+	root := clienttest.NeedCorpus(t)
 	var files []string
 	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".raw") {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/buzon-mail/buzon/internal/clienttest"
 )
 
 // The differential SEARCH test delivers the same messages, with the same
@@ -20,9 +21,6 @@ import (
 // compares what a table of searches finds on each. Dovecot is not the
 // judge (RFC 9051 is); where the two differ for a reason, the difference
 // is listed in searchDiffAccepted with that reason.
-
-// dovecotPeerScript starts the reference Dovecot.
-const dovecotPeerScript = "/work/shared/peers/dovecot.sh"
 
 // searchDovecot returns the address of a Dovecot for the differential
 // test: BUZON_SEARCHDIFF_DOVECOT's (user1, password "pass", whose INBOX
@@ -37,47 +35,7 @@ func searchDovecot(t *testing.T) string {
 	if addr := os.Getenv("BUZON_SEARCHDIFF_DOVECOT"); addr != "" {
 		return addr
 	}
-	if _, err := os.Stat("/usr/sbin/dovecot"); err != nil {
-		t.Skip("dovecot not installed")
-	}
-	if _, err := os.Stat(dovecotPeerScript); err != nil {
-		t.Skip("no " + dovecotPeerScript)
-	}
-	if os.Getuid() != 0 {
-		t.Skip("dovecot.sh needs root")
-	}
-	dir, err := os.MkdirTemp("/tmp", "bzsearch-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := append(os.Environ(), "PEER_DIR="+dir, "USERS=1")
-	var imapPort int
-	var hold []net.Listener
-	for _, name := range []string{"IMAP", "IMAPS", "POP3", "POP3S", "LMTP"} {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		hold = append(hold, l)
-		port := l.Addr().(*net.TCPAddr).Port
-		if name == "IMAP" {
-			imapPort = port
-		}
-		env = append(env, fmt.Sprintf("%s_PORT=%d", name, port))
-	}
-	for _, l := range hold {
-		l.Close()
-	}
-	script := func(cmd string) ([]byte, error) {
-		c := exec.Command(dovecotPeerScript, cmd)
-		c.Env = env
-		return c.CombinedOutput()
-	}
-	t.Cleanup(func() { script("clean") })
-	if out, err := script("start"); err != nil {
-		t.Fatalf("start dovecot: %v\n%s", err, out)
-	}
-	return fmt.Sprintf("127.0.0.1:%d", imapPort)
+	return clienttest.StartDovecot(t, "bzsearch", 1).Addr("IMAP")
 }
 
 // searchDiffMessage is a message of the differential test.
@@ -123,11 +81,15 @@ var searchDiffFlags = []string{
 func searchDiffCorpus(t *testing.T) []searchDiffMessage {
 	t.Helper()
 	var files []string
+	corpusPattern := "" // matches nothing
+	if c := clienttest.Corpus(); c != "" {
+		corpusPattern = filepath.Join(c, "enmime/testdata/*/*.raw")
+	}
 	for _, pattern := range []string{
 		"testdata/search/*.eml",
 		"testdata/messages/*.eml",
 		"../message/testdata/*.eml",
-		"/work/shared/corpus/enmime/testdata/*/*.raw",
+		corpusPattern,
 	} {
 		m, err := filepath.Glob(pattern)
 		if err != nil {

@@ -8,34 +8,15 @@ import (
 	"path/filepath"
 	"testing"
 	"unicode/utf8"
-)
 
-// findCorpus looks for the shared message corpus, shared/corpus, in the
-// directories above the test's, where the checkout sits next to it.
-func findCorpus(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		c := filepath.Join(dir, "shared", "corpus")
-		if fi, err := os.Stat(c); err == nil && fi.IsDir() {
-			return c
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("no shared/corpus above the test directory")
-		}
-		dir = parent
-	}
-}
+	"github.com/buzon-mail/buzon/internal/clienttest"
+)
 
 // TestCorpus parses every message of the shared corpus of real-world and
 // malformed mail and checks the invariants of the tree, and that the
 // helpers the IMAP server calls work on every part of it.
 func TestCorpus(t *testing.T) {
-	root := findCorpus(t)
+	root := clienttest.NeedCorpus(t)
 	n := 0
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {

@@ -14,30 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buzon-mail/buzon/internal/clienttest"
 	"github.com/buzon-mail/buzon/internal/pop3server/pop3test"
 	"github.com/buzon-mail/buzon/internal/store"
 )
-
-// findCorpus looks for the shared message corpus, shared/corpus, in the
-// directories above the test's, where the checkout sits next to it.
-func findCorpus(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		c := filepath.Join(dir, "shared", "corpus")
-		if fi, err := os.Stat(c); err == nil && fi.IsDir() {
-			return c
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("no shared/corpus above the test directory")
-		}
-		dir = parent
-	}
-}
 
 // crlf makes every bare LF a CRLF, as delivery stores messages.
 func crlf(b []byte) []byte {
@@ -58,7 +38,7 @@ func crlf(b []byte) []byte {
 // (RFC 1939 5, 11), and TOP n 0 is its header and the blank line ending
 // it (RFC 1939 7).
 func TestCorpusOctets(t *testing.T) {
-	root := findCorpus(t)
+	root := clienttest.NeedCorpus(t)
 	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{})
 	var msgs [][]byte
 	var names []string

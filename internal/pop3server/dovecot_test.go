@@ -22,8 +22,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -31,79 +29,26 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/buzon-mail/buzon/internal/clienttest"
 	"github.com/buzon-mail/buzon/internal/pop3server/pop3test"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
-// dovecotScript is the reference peer's control script.
-const dovecotScript = "/work/shared/peers/dovecot.sh"
-
 // dovecotPeer is a Dovecot of the test's own, in a folder and on ports of
 // its own, stopped and deleted when the test ends.
-type dovecotPeer struct {
-	env   []string
-	ports map[string]int
-}
+type dovecotPeer struct{ *clienttest.Dovecot }
 
 // startDovecot starts a Dovecot with user1 and user2 (password "pass"),
 // or skips the test where it cannot run.
-func startDovecot(t *testing.T) *dovecotPeer {
+func startDovecot(t *testing.T) dovecotPeer {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("Dovecot tests skipped with -short")
-	}
-	if _, err := os.Stat("/usr/sbin/dovecot"); err != nil {
-		t.Skip("dovecot not installed")
-	}
-	if _, err := os.Stat(dovecotScript); err != nil {
-		t.Skip("no " + dovecotScript)
-	}
-	if os.Getuid() != 0 {
-		t.Skip("dovecot.sh needs root")
-	}
-	// Dovecot's processes run as other users: the folder is not one of
-	// the test's own, which are closed to them.
-	dir, err := os.MkdirTemp("/tmp", "bzpop3-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &dovecotPeer{ports: map[string]int{}}
-	d.env = append(os.Environ(), "PEER_DIR="+dir, "USERS=2")
-	var hold []net.Listener
-	for _, name := range []string{"IMAP", "IMAPS", "POP3", "POP3S", "LMTP"} {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		hold = append(hold, l)
-		d.ports[name] = l.Addr().(*net.TCPAddr).Port
-		d.env = append(d.env, fmt.Sprintf("%s_PORT=%d", name, d.ports[name]))
-	}
-	for _, l := range hold {
-		l.Close()
-	}
-	t.Cleanup(func() {
-		if out, err := d.script("clean"); err != nil {
-			t.Errorf("dovecot.sh clean: %v\n%s", err, out)
-		}
-		os.RemoveAll(dir)
-	})
-	if out, err := d.script("start"); err != nil {
-		t.Fatalf("dovecot.sh start: %v\n%s", err, out)
-	}
-	return d
-}
-
-func (d *dovecotPeer) script(cmd string) ([]byte, error) {
-	c := exec.Command(dovecotScript, cmd)
-	c.Env = d.env
-	return c.CombinedOutput()
+	return dovecotPeer{clienttest.StartDovecot(t, "bzpop3", 2)}
 }
 
 // append puts messages in a user's INBOX over IMAP, as they are.
-func (d *dovecotPeer) append(t *testing.T, user string, msgs [][]byte) {
+func (d dovecotPeer) append(t *testing.T, user string, msgs [][]byte) {
 	t.Helper()
-	c, err := imapclient.DialInsecure(fmt.Sprintf("127.0.0.1:%d", d.ports["IMAP"]), nil)
+	c, err := imapclient.DialInsecure(d.Addr("IMAP"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,7 +303,7 @@ func TestDovecotDifferential(t *testing.T) {
 	for _, s := range sessions {
 		t.Run(s.name, func(t *testing.T) {
 			peers := []*popPeer{
-				{name: "dovecot", user: "user1", pass: "pass", addr: fmt.Sprintf("127.0.0.1:%d", d.ports["POP3"])},
+				{name: "dovecot", user: "user1", pass: "pass", addr: d.Addr("POP3")},
 				{name: "buzon", user: alice, pass: pop3test.Password, addr: env.Addr},
 			}
 			for _, p := range peers {
