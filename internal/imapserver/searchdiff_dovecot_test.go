@@ -521,9 +521,13 @@ func TestSearchDovecot(t *testing.T) {
 	bz, dv := &searchServer{c: bc}, &searchServer{c: dc}
 	run := func(round string) {
 		for _, s := range []*searchServer{bz, dv} {
-			// Messages 5 to 9 are the latest changes: MODSEQ
-			// {modseq:5} finds them.
-			s.c.mustOK("STORE 5:9 +FLAGS.SILENT ($Touched" + round + ")")
+			// Messages 5 to 9 are the latest changes, one at a
+			// time so that each has a MODSEQ of its own on every
+			// server and store (one STORE may give its messages one
+			// MODSEQ or several): MODSEQ {modseq:N} finds N to 9.
+			for n := 5; n <= 9; n++ {
+				s.c.mustOK(fmt.Sprintf("STORE %d +FLAGS.SILENT ($Touched%s)", n, round))
+			}
 			s.learn(t)
 		}
 		for n := range bz.size {
