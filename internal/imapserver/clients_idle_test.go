@@ -239,15 +239,7 @@ func TestClientsIdleOtherSession(t *testing.T) {
 			}
 			var idlers []*idleClient
 			for _, mode := range modes {
-				ic := &idleClient{mode: mode, c: e.login(), m: &mirror{t: t}}
-				if mode != "plain" {
-					ic.c.mustOK("ENABLE " + mode)
-				}
-				for _, l := range append(ic.c.mustOK("SELECT INBOX"), ic.c.mustOK("UID FETCH 1:* (FLAGS)")...) {
-					ic.m.apply(l)
-				}
-				ic.idle()
-				idlers = append(idlers, ic)
+				idlers = append(idlers, startIdleClient(t, e, mode))
 			}
 			other := e.login()
 			other.mustOK("SELECT INBOX")
@@ -284,6 +276,21 @@ type idleClient struct {
 	mode string // "plain", or what it enabled: CONDSTORE or QRESYNC
 	c    *client
 	m    *mirror
+}
+
+// startIdleClient logs in, enables mode (unless "plain"), selects INBOX,
+// mirrors what it holds and starts IDLE.
+func startIdleClient(t *testing.T, e *testEnv, mode string) *idleClient {
+	t.Helper()
+	ic := &idleClient{mode: mode, c: e.login(), m: &mirror{t: t}}
+	if mode != "plain" {
+		ic.c.mustOK("ENABLE " + mode)
+	}
+	for _, l := range append(ic.c.mustOK("SELECT INBOX"), ic.c.mustOK("UID FETCH 1:* (FLAGS)")...) {
+		ic.m.apply(l)
+	}
+	ic.idle()
+	return ic
 }
 
 func (ic *idleClient) idle() {
@@ -484,14 +491,7 @@ func idleMirrorBatched(t *testing.T, seed uint64) {
 	}
 	var idlers []idler
 	for _, mode := range []string{"plain", "CONDSTORE", "QRESYNC"} {
-		ic := &idleClient{mode: mode, c: e.login(), m: &mirror{t: t}}
-		if mode != "plain" {
-			ic.c.mustOK("ENABLE " + mode)
-		}
-		for _, l := range append(ic.c.mustOK("SELECT INBOX"), ic.c.mustOK("UID FETCH 1:* (FLAGS)")...) {
-			ic.m.apply(l)
-		}
-		ic.idle()
+		ic := startIdleClient(t, e, mode)
 		id := idler{ic, make(chan struct{})}
 		// The mirror is the reader's alone until done is closed.
 		go func() {
