@@ -41,10 +41,10 @@ type Deliverer struct {
 // quoted local part such as "<alice" or " alice" reaches no one.
 func (d *Deliverer) Lookup(ctx context.Context, address string) (store.Account, error) {
 	name := store.CanonicalAccountName(address)
-	acct, err := store.Account{}, store.ErrNoAccount
-	if name == strings.ToLower(address) {
-		acct, err = d.Store.LookupAccount(ctx, name)
+	if name != strings.ToLower(address) {
+		return store.Account{}, fmt.Errorf("%w: %s", ErrUnknownRecipient, address)
 	}
+	acct, err := d.Store.LookupAccount(ctx, name)
 	if errors.Is(err, store.ErrNoAccount) {
 		local, domain, ok := strings.Cut(name, "@")
 		if base, _, plus := strings.Cut(local, "+"); ok && plus && base != "" {

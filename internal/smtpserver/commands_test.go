@@ -118,7 +118,7 @@ func TestQuotedLookalikes(t *testing.T) {
 	l := dialLMTP(t, f.addr)
 	l.cmd("LHLO test")
 	l.cmd("MAIL FROM:<carol@example.net>")
-	for _, rcpt := range []string{`"<alice"@example.org`, `" alice"@example.org`, `"alice "@example.org`, `"alice>"@example.org`} {
+	for _, rcpt := range []string{`"<alice"@example.org`, `" alice"@example.org`, `"alice "@example.org`, `"alice>"@example.org`, `" alice+x"@example.org`} {
 		if r := l.cmd("RCPT TO:<" + rcpt + ">"); !strings.HasPrefix(r, "550 5.1.1 ") {
 			t.Errorf("RCPT TO:<%s>: %q, want 550 5.1.1", rcpt, r)
 		}
