@@ -198,7 +198,7 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 // download again, after the restart, what it had already stored. Past
 // that it is told goodbye too, without its deletions applied (RFC 1939
 // 6). Shutdown waits for the sessions to end until ctx is done; then it
-// closes the rest and returns ctx's error.
+// closes the rest, waits for them to return, and returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
 	drainUntil := time.Now().Add(drainTime)
 	if d, ok := ctx.Deadline(); ok {
@@ -209,7 +209,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.conns.Wait(ctx)
 	s.cancel()
 	if err != nil {
+		// Closed, with their contexts cancelled, the sessions return
+		// soon; the store must outlive their logouts.
 		s.conns.Each(func(c *conn) { c.nc.Close() })
+		s.conns.Wait(context.Background())
 	}
 	return err
 }

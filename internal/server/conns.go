@@ -92,9 +92,8 @@ func (s *Conns[C]) Closing() bool { return s.closing.Load() }
 
 // Close begins the end: no listener or connection is added from now on,
 // every listener is closed, and each is called for every connection, all
-// under the lock that Add, IfOpen and Locked take, so that a session
-// either changes its state before Close looks at it or sees Closing
-// after.
+// under the lock that Add and IfOpen take, so that a session either
+// changes its state before Close looks at it or sees Closing after.
 func (s *Conns[C]) Close(each func(C)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -126,13 +125,6 @@ func (s *Conns[C]) IfOpen(f func()) bool {
 	}
 	f()
 	return true
-}
-
-// Locked calls f under the lock.
-func (s *Conns[C]) Locked(f func()) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f()
 }
 
 // Wait waits until every connection added has been removed, and returns

@@ -329,7 +329,10 @@ func (c *conn) endTx() {
 	if !c.busy.Load() {
 		return
 	}
-	c.srv.conns.Locked(func() { c.busy.Store(false) })
+	// No lock needed: Close sets closing before it looks at busy, so
+	// either it finds the session idle and interrupts its read, or the
+	// session sees Closing here.
+	c.busy.Store(false)
 	if c.srv.conns.Closing() {
 		c.leaving = true
 	}
