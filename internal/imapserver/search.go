@@ -28,7 +28,8 @@ type searchKey struct {
 	date  time.Time
 	set   numSet
 
-	needle []byte // the string keys' str as they compare it (see prepare)
+	folded string // the string keys' str as they compare it (see prepare)
+	needle []byte // folded, for the body's bytes
 }
 
 // Costs of evaluating a key: what it needs beyond the message list.
@@ -174,7 +175,8 @@ func (k *searchKey) toUTF8(cs string) {
 func (k *searchKey) prepare() {
 	switch k.op {
 	case "BCC", "BODY", "CC", "FROM", "HEADER", "SUBJECT", "TEXT", "TO":
-		k.needle = []byte(fold(k.str))
+		k.folded = fold(k.str)
+		k.needle = []byte(k.folded)
 	}
 	for _, kid := range k.kids {
 		kid.prepare()
@@ -184,7 +186,7 @@ func (k *searchKey) prepare() {
 // inHeader reports whether the header text v, folded, holds the key's
 // string.
 func (k *searchKey) inHeader(v string) bool {
-	return strings.Contains(v, string(k.needle))
+	return strings.Contains(v, k.folded)
 }
 
 // sortByCost orders the keys of every AND list cheapest first, so costly
@@ -469,7 +471,7 @@ func envelopeField(e *message.Envelope, op string) []string {
 	switch op {
 	case "SUBJECT":
 		if e.Subject == "" && e.Empty&message.EmptySubject == 0 {
-			return nil // no Subject field; an empty one holds ""
+			return nil // no Subject field, or (stored before structure version 2) an empty one
 		}
 		return []string{fold(message.DecodeHeaderValue(e.Subject))}
 	case "FROM":
@@ -639,7 +641,9 @@ func (sm *searchMsg) headerContains(p *message.Part, needle []byte) bool {
 // in ASCII without encoded words, most of them, is folded into the buffer
 // as it is.
 func (b *searchBuffers) foldedContains(h, needle []byte) bool {
-	if bytes.Contains(h, []byte("=?")) || slices.ContainsFunc(h, func(c byte) bool { return c >= utf8.RuneSelf }) {
+	// Other 8-bit text needs no decoding here: appendFoldText reads it as
+	// DecodeHeaderValue would, UTF-8 where it is valid, else ISO-8859-1.
+	if bytes.Contains(h, []byte("=?")) {
 		h = []byte(message.DecodeHeaderValue(string(h)))
 	}
 	b.lower, _ = appendFoldText(b.lower[:0], h, false)
