@@ -107,7 +107,8 @@ type Account struct {
 	Maildir string `toml:"maildir"`
 	// Destination: an mbox file (mboxrd, RFC 4155), locked while a message
 	// is appended with a .lock file and the kernel's locks (fcntl and
-	// flock on Linux), as procmail, mutt and Dovecot lock it.
+	// flock on Linux, fcntl alone on NFS), as procmail, mutt and Dovecot
+	// lock it.
 	Mbox string `toml:"mbox"`
 	// Destination: a buzon account in a local store, delivered like LMTP
 	// delivers (the account's quota applies; over quota, the message stays

@@ -462,8 +462,8 @@ func (r *run) failed(folder, id string, err error) error {
 }
 
 // markSeen reports whether messages stored are to be flagged \Seen on
-// the server (IMAP mark_seen).
-func (r *run) markSeen() bool { return r.a.Protocol == ProtoIMAP && r.a.MarkSeen }
+// the server (mark_seen, which validate allows for IMAP only).
+func (r *run) markSeen() bool { return r.a.MarkSeen }
 
 // removable reports whether a stored message is to be deleted from the
 // server now: always in delete mode, after keep_days with keep.
