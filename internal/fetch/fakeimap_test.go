@@ -695,22 +695,6 @@ func TestIMAPFolderNames(t *testing.T) {
 	}
 }
 
-func TestEncodeMUTF7(t *testing.T) {
-	for in, want := range map[string]string{
-		"INBOX":              "INBOX",
-		"[Gmail]/All Mail":   "[Gmail]/All Mail",
-		"Entwürfe":           "Entw&APw-rfe",
-		"Tom & Jerry":        "Tom &- Jerry",
-		"日本語":                "&ZeVnLIqe-",
-		"~peter/mail/台北/日本語": "~peter/mail/&U,BTFw-/&ZeVnLIqe-", // RFC 3501 5.1.3
-		"😀":                  "&2D3eAA-",
-	} {
-		if got := encodeMUTF7(in); got != want {
-			t.Errorf("encodeMUTF7(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // TestIMAPMarkSeenLater: with mark_seen, messages stored by a run that
 // could not set \Seen on the server (a STORE refused, a connection lost)
 // get it from the next run; a message someone marked unread on the server

@@ -3,7 +3,6 @@ package fetch
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,12 +12,12 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf16"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/buzon-mail/buzon/internal/delivery"
+	"github.com/buzon-mail/buzon/internal/mutf7"
 )
 
 // Batches of IMAP FETCH commands.
@@ -545,7 +544,7 @@ func (r *run) imapFolderHint(ic *imapConn, folder string) string {
 		if i := strings.LastIndex(last, string(l.Delim)); l.Delim != 0 && i >= 0 {
 			last = last[i+len(string(l.Delim)):]
 		}
-		if l.Mailbox != folder && (strings.EqualFold(l.Mailbox, folder) || encodeMUTF7(l.Mailbox) == folder ||
+		if l.Mailbox != folder && (strings.EqualFold(l.Mailbox, folder) || mutf7.Encode(l.Mailbox) == folder ||
 			strings.EqualFold(last, folder)) {
 			names = append(names, strconv.Quote(l.Mailbox))
 		}
@@ -555,41 +554,6 @@ func (r *run) imapFolderHint(ic *imapConn, folder string) string {
 	}
 	return fmt.Sprintf("; the server has %s (folders are written in full, in UTF-8, as mail clients show them)",
 		strings.Join(names, " and "))
-}
-
-// encodeMUTF7 writes a folder name in modified UTF-7 (RFC 3501 5.1.3),
-// as IMAP servers without UTF8=ACCEPT name folders on the wire.
-func encodeMUTF7(s string) string {
-	var b strings.Builder
-	var run []rune // characters outside printable ASCII, to encode
-	flush := func() {
-		if len(run) == 0 {
-			return
-		}
-		u := utf16.Encode(run)
-		raw := make([]byte, 2*len(u))
-		for i, c := range u {
-			raw[2*i], raw[2*i+1] = byte(c>>8), byte(c)
-		}
-		b.WriteByte('&')
-		b.WriteString(strings.ReplaceAll(base64.RawStdEncoding.EncodeToString(raw), "/", ","))
-		b.WriteByte('-')
-		run = run[:0]
-	}
-	for _, c := range s {
-		switch {
-		case c == '&':
-			flush()
-			b.WriteString("&-")
-		case c >= 0x20 && c <= 0x7e:
-			flush()
-			b.WriteRune(c)
-		default:
-			run = append(run, c)
-		}
-	}
-	flush()
-	return b.String()
 }
 
 // imapFolderRun is what a run knows of the folder it works on.

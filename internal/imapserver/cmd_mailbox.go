@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/buzon-mail/buzon/internal/message"
+	"github.com/buzon-mail/buzon/internal/mutf7"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
@@ -22,7 +23,7 @@ func (c *conn) xmailboxName(raw string) string {
 		xuserErrorf("CANNOT", "mailbox name is not UTF-8")
 	}
 	if !c.utf8 {
-		dec, err := decodeUTF7(raw)
+		dec, err := mutf7.Decode(raw)
 		switch {
 		case err == nil:
 			name = dec
@@ -49,7 +50,7 @@ func (c *conn) mailboxOut(name string) string {
 	if c.utf8 {
 		return name
 	}
-	return encodeUTF7(name)
+	return mutf7.Encode(name)
 }
 
 // writeMailbox writes a mailbox name as a string.

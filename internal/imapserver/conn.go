@@ -15,6 +15,7 @@ import (
 
 	"github.com/buzon-mail/buzon/internal/limit"
 	"github.com/buzon-mail/buzon/internal/message"
+	"github.com/buzon-mail/buzon/internal/mutf7"
 	"github.com/buzon-mail/buzon/internal/server"
 	"github.com/buzon-mail/buzon/internal/store"
 )
@@ -576,7 +577,7 @@ func (c *conn) respText(s string) string {
 		return r
 	}, s)
 	if !c.utf8 {
-		s = encodeUTF7(s)
+		s = mutf7.Encode(s)
 	}
 	return s
 }

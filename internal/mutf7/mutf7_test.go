@@ -1,13 +1,14 @@
-package imapserver
+package mutf7
 
 import (
 	"testing"
 	"unicode/utf8"
 )
 
-func TestUTF7(t *testing.T) {
+func TestRoundTrip(t *testing.T) {
 	tests := []struct{ utf8, utf7 string }{
 		{"INBOX", "INBOX"},
+		{"[Gmail]/All Mail", "[Gmail]/All Mail"},
 		{"Entwürfe", "Entw&APw-rfe"},
 		{"Tom & Jerry", "Tom &- Jerry"},
 		{"~peter/mail/台北/日本語", "~peter/mail/&U,BTFw-/&ZeVnLIqe-"},
@@ -17,10 +18,10 @@ func TestUTF7(t *testing.T) {
 		{"", ""},
 	}
 	for _, tt := range tests {
-		if got := encodeUTF7(tt.utf8); got != tt.utf7 {
+		if got := Encode(tt.utf8); got != tt.utf7 {
 			t.Errorf("encode(%q) = %q, want %q", tt.utf8, got, tt.utf7)
 		}
-		got, err := decodeUTF7(tt.utf7)
+		got, err := Decode(tt.utf7)
 		if err != nil || got != tt.utf8 {
 			t.Errorf("decode(%q) = %q, %v; want %q", tt.utf7, got, err, tt.utf8)
 		}
@@ -36,27 +37,27 @@ func TestUTF7(t *testing.T) {
 		"&A!k-",       // not base64
 		"&AOkA-",      // leftover bits
 	} {
-		if got, err := decodeUTF7(bad); err == nil {
+		if got, err := Decode(bad); err == nil {
 			t.Errorf("decode(%q) = %q, want an error", bad, got)
 		}
 	}
 }
 
-// FuzzUTF7 checks that decoding accepts only what encoding produces, and
+// FuzzDecode checks that decoding accepts only what encoding produces, and
 // that encoding round-trips.
-func FuzzUTF7(f *testing.F) {
+func FuzzDecode(f *testing.F) {
 	for _, s := range []string{"INBOX", "Entw&APw-rfe", "&-", "&2D3eAA-", "R&AOk-sum&AOk-/&ZeVnLIqe-"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if dec, err := decodeUTF7(s); err == nil {
-			if enc := encodeUTF7(dec); enc != s {
+		if dec, err := Decode(s); err == nil {
+			if enc := Encode(dec); enc != s {
 				t.Errorf("decode(%q) = %q, which encodes to %q", s, dec, enc)
 			}
 		}
 		if utf8.ValidString(s) {
-			enc := encodeUTF7(s)
-			dec, err := decodeUTF7(enc)
+			enc := Encode(s)
+			dec, err := Decode(enc)
 			if err != nil || dec != s {
 				t.Errorf("encode(%q) = %q, which decodes to %q, %v", s, enc, dec, err)
 			}

@@ -1,4 +1,9 @@
-package imapserver
+// Package mutf7 converts mailbox names between UTF-8 and modified UTF-7
+// (RFC 3501 5.1.3), the spelling IMAP4rev1 clients and servers without
+// UTF8=ACCEPT use on the wire: printable ASCII stands for itself, "&" is
+// "&-", and any other run of characters is UTF-16BE in base64 (with ","
+// for "/") between "&" and "-".
+package mutf7
 
 import (
 	"errors"
@@ -7,18 +12,15 @@ import (
 	"unicode/utf8"
 )
 
-// Modified UTF-7 (RFC 3501 5.1.3) is how IMAP4rev1 clients spell mailbox
-// names: printable ASCII stands for itself, "&" is "&-", and any other run
-// of characters is UTF-16BE in base64 (with "," for "/") between "&" and "-".
+const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,"
 
-const utf7Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,"
+// ErrInvalid is Decode's answer to a string a correct encoder would not
+// produce.
+var ErrInvalid = errors.New("invalid modified UTF-7")
 
-var errBadUTF7 = errors.New("invalid modified UTF-7")
-
-// encodeUTF7 converts a UTF-8 name to modified UTF-7. Invalid UTF-8 bytes
-// are encoded as U+FFFD; store names are valid UTF-8, so this never happens
-// in practice.
-func encodeUTF7(s string) string {
+// Encode converts a UTF-8 name to modified UTF-7. Invalid UTF-8 bytes are
+// encoded as U+FFFD.
+func Encode(s string) string {
 	// Fast path: most names are plain ASCII without "&".
 	plain := true
 	for i := 0; i < len(s); i++ {
@@ -44,11 +46,11 @@ func encodeUTF7(s string) string {
 			bits += 16
 			for bits >= 6 {
 				bits -= 6
-				b.WriteByte(utf7Alphabet[(acc>>bits)&0x3f])
+				b.WriteByte(alphabet[(acc>>bits)&0x3f])
 			}
 		}
 		if bits > 0 {
-			b.WriteByte(utf7Alphabet[(acc<<(6-bits))&0x3f])
+			b.WriteByte(alphabet[(acc<<(6-bits))&0x3f])
 		}
 		b.WriteByte('-')
 		run = run[:0]
@@ -69,16 +71,16 @@ func encodeUTF7(s string) string {
 	return b.String()
 }
 
-// decodeUTF7 converts a modified UTF-7 name to UTF-8. It refuses anything
+// Decode converts a modified UTF-7 name to UTF-8. It refuses anything
 // that a correct encoder would not produce: raw non-ASCII bytes, unended
 // or empty-but-not-"&-" shifts, encoded printable ASCII, adjacent encoded
 // runs, bad padding bits and unpaired surrogates, so that every name has
 // exactly one spelling.
-func decodeUTF7(s string) (string, error) {
+func Decode(s string) (string, error) {
 	if !strings.Contains(s, "&") {
 		for i := 0; i < len(s); i++ {
 			if s[i] < 0x20 || s[i] > 0x7e {
-				return "", errBadUTF7
+				return "", ErrInvalid
 			}
 		}
 		return s, nil
@@ -88,7 +90,7 @@ func decodeUTF7(s string) (string, error) {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c < 0x20 || c > 0x7e {
-			return "", errBadUTF7
+			return "", ErrInvalid
 		}
 		if c != '&' {
 			b.WriteByte(c)
@@ -97,7 +99,7 @@ func decodeUTF7(s string) (string, error) {
 		}
 		end := strings.IndexByte(s[i+1:], '-')
 		if end < 0 {
-			return "", errBadUTF7
+			return "", ErrInvalid
 		}
 		enc := s[i+1 : i+1+end]
 		i += end + 1
@@ -107,15 +109,15 @@ func decodeUTF7(s string) (string, error) {
 			continue
 		}
 		if afterRun {
-			return "", errBadUTF7 // RFC 3501 5.1.3: runs are not split
+			return "", ErrInvalid // RFC 3501 5.1.3: runs are not split
 		}
 		var units []uint16
 		var acc uint32
 		bits := 0
 		for j := 0; j < len(enc); j++ {
-			v := strings.IndexByte(utf7Alphabet, enc[j])
+			v := strings.IndexByte(alphabet, enc[j])
 			if v < 0 {
-				return "", errBadUTF7
+				return "", ErrInvalid
 			}
 			acc = acc<<6 | uint32(v)
 			bits += 6
@@ -126,7 +128,7 @@ func decodeUTF7(s string) (string, error) {
 			}
 		}
 		if bits >= 6 || acc != 0 || len(units) == 0 {
-			return "", errBadUTF7
+			return "", ErrInvalid
 		}
 		for k := 0; k < len(units); k++ {
 			u := units[k]
@@ -134,18 +136,18 @@ func decodeUTF7(s string) (string, error) {
 			switch {
 			case utf16.IsSurrogate(rune(u)):
 				if u >= 0xdc00 || k+1 >= len(units) {
-					return "", errBadUTF7
+					return "", ErrInvalid
 				}
 				r = utf16.DecodeRune(rune(u), rune(units[k+1]))
 				if r == utf8.RuneError {
-					return "", errBadUTF7
+					return "", ErrInvalid
 				}
 				k++
 			default:
 				r = rune(u)
 			}
 			if r >= 0x20 && r <= 0x7e {
-				return "", errBadUTF7 // printable ASCII must stand for itself
+				return "", ErrInvalid // printable ASCII must stand for itself
 			}
 			b.WriteRune(r)
 		}
