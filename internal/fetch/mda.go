@@ -65,25 +65,20 @@ func (d *mda) Deliver(ctx context.Context, m *Message, _ *Ref, intent func(Ref) 
 	// half-way may have delivered half a message.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mdaTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", d.command)
-	cmd.WaitDelay = commandWaitDelay
+	var stderr limitedBuffer
+	cmd := shellCommand(ctx, d.command, &stderr)
 	cmd.Env = append(os.Environ(), "BUZON_FETCH_ACCOUNT="+d.account, "BUZON_FETCH_ID="+m.ID)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return fmt.Errorf("mda: %w", err)
 	}
-	var stderr limitedBuffer
-	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("mda %q: %w", d.command, err)
 	}
 	sent := &countWriter{w: stdin}
 	_, werr := copyLF(sent, m.Open())
 	stdin.Close()
-	err = cmd.Wait()
-	if errors.Is(err, exec.ErrWaitDelay) {
-		err = nil // it exited 0; a process it left behind holds its stderr
-	}
+	err = exited(cmd.Wait())
 	var ee *exec.ExitError
 	switch {
 	case errors.As(err, &ee) && ee.ExitCode() == exTempFail:
@@ -104,6 +99,26 @@ func (d *mda) Deliver(ctx context.Context, m *Message, _ *Ref, intent func(Ref) 
 // Has cannot know: an MDA keeps no record the fetch client can ask.
 func (d *mda) Has(context.Context, Ref) (bool, error) { return false, nil }
 
+// shellCommand prepares a command of the config (an MDA, a
+// password_command) to run with sh -c, its error output kept in stderr for
+// the error its failure gives.
+func shellCommand(ctx context.Context, command string, stderr *limitedBuffer) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
+	cmd.WaitDelay = commandWaitDelay
+	cmd.Stderr = stderr
+	return cmd
+}
+
+// exited reads the error of a shellCommand's Wait or Output: ErrWaitDelay
+// means that it exited 0 and a process it left running in the background
+// still holds its output.
+func exited(err error) error {
+	if errors.Is(err, exec.ErrWaitDelay) {
+		return nil
+	}
+	return err
+}
+
 // limitedBuffer keeps the first maxCommandStderr bytes written to it.
 type limitedBuffer struct{ b bytes.Buffer }
 
@@ -123,15 +138,9 @@ func (l *limitedBuffer) text() string { return strings.TrimSpace(l.b.String()) }
 func runPasswordCommand(ctx context.Context, command string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, passwordTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
-	cmd.WaitDelay = commandWaitDelay
 	var stderr limitedBuffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if errors.Is(err, exec.ErrWaitDelay) {
-		err = nil // it exited 0; a process it left behind holds its output
-	}
-	if err != nil {
+	out, err := shellCommand(ctx, command, &stderr).Output()
+	if err := exited(err); err != nil {
 		return "", fmt.Errorf("password_command: %w: %s", err, stderr.text())
 	}
 	line, _, _ := bufio.NewReader(bytes.NewReader(out)).ReadLine()
