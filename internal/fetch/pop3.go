@@ -151,8 +151,9 @@ type pop3Held struct {
 
 // pop3 runs POP3 sessions until one gets through the maildrop: a message
 // that breaks a session (a RETR that drops the connection, a copy cut
-// short) is left on the server and the next session goes on after it,
-// up to maxReconnects times.
+// short) is left on the server and the next session goes on after it; a
+// UIDL listing that breaks one makes the next ask for each message's UIDL
+// on its own. Up to maxReconnects times.
 func (r *run) pop3(ctx context.Context) error {
 	p := &pop3Progress{failed: map[string]bool{}, storedNow: map[string]bool{}}
 	for session := 0; ; session++ {
@@ -165,7 +166,7 @@ func (r *run) pop3(ctx context.Context) error {
 			return err
 		}
 		if session == maxReconnects {
-			return fmt.Errorf("%d POP3 sessions in a row were broken by a message; the rest waits for the next run", session+1)
+			return fmt.Errorf("%d POP3 sessions in a row ended early on what the server sent (a message, or a UIDL listing, that could not be read); the rest waits for the next run", session+1)
 		}
 		r.log.Info("connecting again to go on")
 	}
@@ -202,8 +203,8 @@ func cutShort(got, announced int64) bool {
 
 // pop3Session runs one POP3 session: list, download and store what is
 // new, DELE what is to go, and QUIT, which is when the server deletes
-// (RFC 1939 6). It reports reconnect when a message broke the session,
-// leaving the rest of the maildrop to a new one.
+// (RFC 1939 6). It reports reconnect when a message or the UIDL listing
+// broke the session, leaving the rest of the maildrop to a new one.
 //
 // A server that fails to dot-stuff a line of a message holding only "."
 // (RFC 1939 3) ends the message there for us and sends the rest, which we
