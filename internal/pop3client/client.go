@@ -1,6 +1,7 @@
 // Package pop3client is a POP3 client: RFC 1939 (POP3), RFC 2449 (CAPA and
 // response codes), RFC 2595 (STLS), RFC 3206 (the SYS and AUTH codes) and
-// RFC 5034 (SASL PLAIN with an initial response). The fetch client and
+// RFC 5034 (SASL with an initial response: PLAIN, and OAUTHBEARER or
+// XOAUTH2 for servers that want an OAuth 2.0 token). The fetch client and
 // tests use it (the benchmark has its own minimal driver, so it measures
 // the server rather than a client library).
 //
@@ -43,6 +44,9 @@ type Error struct {
 	Code string
 	// Text is the rest of the response.
 	Text string
+	// Challenge is, for an AUTH refused with a challenge, the challenge
+	// decoded: an OAUTHBEARER or XOAUTH2 server's error (RFC 7628 3.2.2).
+	Challenge string
 }
 
 func (e *Error) Error() string {
@@ -210,29 +214,79 @@ func (c *Client) User(name, password string) error {
 	return err
 }
 
-// AuthPlain logs in with SASL PLAIN (RFC 4616), sending the credentials
-// as an initial response (RFC 5034 4).
+// AuthPlain logs in with SASL PLAIN (RFC 4616).
 func (c *Client) AuthPlain(name, password string) error {
-	ir := base64.StdEncoding.EncodeToString([]byte("\x00" + name + "\x00" + password))
-	// RFC 5034 4: a command line with the initial response must fit in
-	// 255 octets; otherwise the response waits for the empty challenge.
-	if len("AUTH PLAIN ")+len(ir)+2 <= 255 {
-		_, err := c.cmd("AUTH", "AUTH PLAIN %s", ir)
-		return err
+	return c.Auth("PLAIN", []byte("\x00"+name+"\x00"+password))
+}
+
+// Auth logs in with a SASL mechanism whose client speaks once (PLAIN,
+// OAUTHBEARER, XOAUTH2): its initial response goes with the AUTH command
+// (RFC 5034 4), or after the server's empty challenge when the line would
+// pass 255 octets. A server that answers the response with a challenge is
+// refusing it, as RFC 7628 3.2.2 has OAUTHBEARER servers send their error:
+// the exchange is cancelled with "*" (RFC 5034 4) and the *Error returned
+// carries the challenge.
+func (c *Client) Auth(mech string, initial []byte) error {
+	ir := base64.StdEncoding.EncodeToString(initial)
+	if ir == "" {
+		ir = "=" // RFC 5034 4: an empty initial response
 	}
-	if err := c.send("AUTH PLAIN"); err != nil {
-		return err
+	if len("AUTH ")+len(mech)+len(" ")+len(ir)+len("\r\n") <= 255 {
+		if err := c.send("AUTH %s %s", mech, ir); err != nil {
+			return err
+		}
+	} else {
+		if err := c.send("AUTH %s", mech); err != nil {
+			return err
+		}
+		line, err := c.readLine()
+		if err != nil {
+			return err
+		}
+		if _, ok := challenge(line); !ok {
+			_, err := c.status("AUTH", line)
+			return err
+		}
+		if err := c.send("%s", ir); err != nil {
+			return err
+		}
 	}
 	line, err := c.readLine()
 	if err != nil {
 		return err
 	}
-	if !strings.HasPrefix(line, "+ ") && line != "+" {
+	ch, ok := challenge(line)
+	if !ok {
 		_, err := c.status("AUTH", line)
 		return err
 	}
-	_, err = c.cmd("AUTH", "%s", ir)
+	if err := c.send("*"); err != nil {
+		return err
+	}
+	_, err = c.response("AUTH")
+	var e *Error
+	if errors.As(err, &e) {
+		e.Challenge = ch
+	}
+	if err == nil {
+		// RFC 5034 4: a cancelled exchange must be refused.
+		c.broken = fmt.Errorf("%w: AUTH %s accepted after it was cancelled", ErrProtocol, mech)
+		return c.broken
+	}
 	return err
+}
+
+// challenge reads a SASL challenge line ("+ " and base64, RFC 5034 4),
+// decoded; a challenge that is not base64 is returned as it came.
+func challenge(line string) (string, bool) {
+	if line != "+" && !strings.HasPrefix(line, "+ ") {
+		return "", false
+	}
+	text := strings.TrimSpace(strings.TrimPrefix(line, "+"))
+	if b, err := base64.StdEncoding.DecodeString(text); err == nil {
+		return string(b), true
+	}
+	return text, true
 }
 
 // Stat returns the number of messages in the maildrop and their total

@@ -1,13 +1,16 @@
 package pop3client_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 
@@ -398,4 +401,83 @@ func pipeWith(t *testing.T, s string) net.Conn {
 	}()
 	t.Cleanup(func() { cc.Close() })
 	return cc
+}
+
+// TestAuth: a SASL initial response goes with AUTH when the line fits in
+// 255 octets and after the server's empty challenge otherwise (RFC 5034
+// 4); a challenge in answer to it is the server's refusal (RFC 7628
+// 3.2.2), which the client cancels with "*" and reports.
+func TestAuth(t *testing.T) {
+	token := "ya29.a0" + strings.Repeat("x", 40)
+	short := []byte("user=alice@example.org\x01auth=Bearer " + token + "\x01\x01")
+	long := []byte("n,a=alice@example.org,\x01auth=Bearer " + strings.Repeat("t", 300) + "\x01\x01")
+	b64 := base64.StdEncoding.EncodeToString
+	refusal := `{"status":"401","schemes":"bearer","scope":"https://mail.example.org/"}`
+	for _, tc := range []struct {
+		name      string
+		mech      string
+		ir        []byte
+		responses []string
+		wantSent  []string
+		wantCode  string // of the *Error, "" for success
+		wantChall string
+		protocol  bool // the error is ErrProtocol
+	}{
+		{"fits", "XOAUTH2", short, []string{"+OK welcome\r\n"},
+			[]string{"AUTH XOAUTH2 " + b64(short)}, "", "", false},
+		{"too long for the line", "OAUTHBEARER", long, []string{"+ \r\n", "+OK welcome\r\n"},
+			[]string{"AUTH OAUTHBEARER", b64(long)}, "", "", false},
+		{"refused with a challenge", "XOAUTH2", short, []string{"+ " + b64([]byte(refusal)) + "\r\n", "-ERR [AUTH] invalid token\r\n"},
+			[]string{"AUTH XOAUTH2 " + b64(short), "*"}, "AUTH", refusal, false},
+		{"refused at once", "XOAUTH2", short, []string{"-ERR [AUTH] no\r\n"},
+			[]string{"AUTH XOAUTH2 " + b64(short)}, "AUTH", "", false},
+		{"mechanism refused before the response", "OAUTHBEARER", long, []string{"-ERR unknown mechanism\r\n"},
+			[]string{"AUTH OAUTHBEARER"}, "-", "", false},
+		{"cancel accepted", "XOAUTH2", short, []string{"+ e30=\r\n", "+OK\r\n"},
+			[]string{"AUTH XOAUTH2 " + b64(short), "*"}, "", "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cc, sc := net.Pipe()
+			sent := make(chan []string, 1)
+			go func() {
+				defer sc.Close()
+				var lines []string
+				defer func() { sent <- lines }()
+				io.WriteString(sc, "+OK hi\r\n")
+				br := bufio.NewReader(sc)
+				for _, r := range tc.responses {
+					line, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					lines = append(lines, strings.TrimSuffix(line, "\r\n"))
+					io.WriteString(sc, r)
+				}
+			}()
+			c, err := pop3client.NewClient(cc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.Auth(tc.mech, tc.ir)
+			c.Close()
+			if got := <-sent; !slices.Equal(got, tc.wantSent) {
+				t.Errorf("sent %q, want %q", got, tc.wantSent)
+			}
+			var e *pop3client.Error
+			switch {
+			case tc.protocol:
+				if !errors.Is(err, pop3client.ErrProtocol) {
+					t.Errorf("Auth = %v, want ErrProtocol", err)
+				}
+			case tc.wantCode == "":
+				if err != nil {
+					t.Errorf("Auth = %v", err)
+				}
+			case !errors.As(err, &e):
+				t.Errorf("Auth = %v, want an *Error", err)
+			case tc.wantCode != "-" && e.Code != tc.wantCode, e.Challenge != tc.wantChall:
+				t.Errorf("Auth = %#v, want code %s and challenge %q", e, tc.wantCode, tc.wantChall)
+			}
+		})
+	}
 }
