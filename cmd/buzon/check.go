@@ -14,8 +14,12 @@ func runCheck(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	var cf commonFlags
 	cf.register(fs)
 	repair := fs.Bool("repair", false, "fix what can be fixed: remove orphan files, recompute counters")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: buzon check [--data DIR] [--config FILE] [--repair]")
+		fs.PrintDefaults()
+	}
 	if _, err := parseInterleaved(fs, args); err != nil {
-		return usageError{err.Error()}
+		return flagError(err)
 	}
 	cfg, err := cf.load()
 	if err != nil {

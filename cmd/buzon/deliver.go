@@ -31,10 +31,10 @@ func runDeliver(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 	}
 	// A command line that cannot run is a mailbox_command to fix: the MTA
 	// keeps the message (75) rather than bounce it, as it would for an
-	// exit code outside sysexits.
+	// exit code outside sysexits. --help exits 75 too: it delivers nothing.
 	rcpts, err := parseInterleaved(fs, args)
 	if err != nil {
-		return &exitError{exTempFail, usageError{err.Error()}}
+		return &exitError{exTempFail, flagError(err)}
 	}
 	if len(rcpts) == 0 {
 		fs.Usage()

@@ -34,7 +34,7 @@ func runFetch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	}
 	names, err := parseInterleaved(fs, args)
 	if err != nil {
-		return usageError{err.Error()}
+		return flagError(err)
 	}
 	if *example {
 		ex, err := fetch.Example()

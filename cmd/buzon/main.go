@@ -4,13 +4,13 @@
 //
 // Usage:
 //
-//	buzon serve   [--data DIR] [--config FILE] [--imap ADDR] [--imaps ADDR] [--pop3 ADDR] [--pop3s ADDR] [--lmtp ADDR]
+//	buzon serve   [--data DIR] [--config FILE] [--hostname NAME] [--imap ADDR] [--imaps ADDR] [--pop3 ADDR] [--pop3s ADDR] [--lmtp ADDR]
 //	buzon user    add|del|list|passwd [--data DIR] [ADDRESS]
 //	buzon user    quota [--data DIR] ADDRESS SIZE [MESSAGES]
 //	buzon deliver [--data DIR] RECIPIENT... < message
 //	buzon check   [--data DIR] [--repair]
 //	buzon fetch   [--config FILE] [--once | --daemon] [ACCOUNT...]
-//	buzon migrate [--config FILE]
+//	buzon migrate [--config FILE] [--dsn DSN]
 //	buzon migrate-store --from DIR --to DSN
 //	buzon bench   PROFILE [flags]
 //	buzon config  example
@@ -19,6 +19,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -42,6 +43,16 @@ func (e *exitError) Unwrap() error { return e.err }
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
+
+// flagError is the error for a command line the flag package could not
+// parse: a usageError, or flag.ErrHelp itself for -h and --help, whose
+// usage text is already printed and which is not a failure.
+func flagError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return flag.ErrHelp
+	}
+	return usageError{err.Error()}
+}
 
 type command struct {
 	name    string
@@ -88,12 +99,20 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if err == nil {
 			return 0
 		}
-		fmt.Fprintf(stderr, "buzon %s: %v\n", c.name, err)
+		// --help printed the usage, which is all that was asked: no error
+		// to print, and success unless the command says otherwise
+		// (deliver's, which must never look like a delivery).
+		help := errors.Is(err, flag.ErrHelp)
+		if !help {
+			fmt.Fprintf(stderr, "buzon %s: %v\n", c.name, err)
+		}
 		var ee *exitError
 		var ue usageError
 		switch {
 		case errors.As(err, &ee):
 			return ee.code
+		case help:
+			return 0
 		case errors.As(err, &ue):
 			return 2
 		}

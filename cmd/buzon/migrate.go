@@ -20,11 +20,15 @@ import (
 // safe to run from several nodes at once.
 func runMigrate(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("migrate", stderr)
-	var cf commonFlags
-	cf.register(fs)
+	var cf commonFlags // --config alone: the schema has nothing to do with a data folder
+	fs.StringVar(&cf.configFile, "config", "", "TOML configuration file, for its store.dsn")
 	dsn := fs.String("dsn", "", "PostgreSQL connection string (default: store.dsn from the config)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: buzon migrate [--config FILE] [--dsn DSN]")
+		fs.PrintDefaults()
+	}
 	if pos, err := parseInterleaved(fs, args); err != nil {
-		return usageError{err.Error()}
+		return flagError(err)
 	} else if len(pos) > 0 {
 		return usageError{fmt.Sprintf("unexpected argument %q", pos[0])}
 	}
@@ -58,7 +62,7 @@ func runMigrateStore(args []string, _ io.Reader, stdout, stderr io.Writer) error
 		fs.PrintDefaults()
 	}
 	if pos, err := parseInterleaved(fs, args); err != nil {
-		return usageError{err.Error()}
+		return flagError(err)
 	} else if len(pos) > 0 || *from == "" || *to == "" {
 		fs.Usage()
 		return usageError{"--from and --to are required"}

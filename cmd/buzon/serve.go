@@ -40,8 +40,14 @@ func runServe(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		listen[name] = fs.String(name, "", "listen address for "+name+" (host:port or off)")
 	}
 	hostname := fs.String("hostname", "", "host name for greetings and the certificate")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, `usage: buzon serve [--data DIR] [--config FILE] [--hostname NAME] [--imap ADDR] [--imaps ADDR] [--pop3 ADDR] [--pop3s ADDR] [--lmtp ADDR]
+
+Flags override the config file (buzon config example prints every setting).`)
+		fs.PrintDefaults()
+	}
 	if pos, err := parseInterleaved(fs, args); err != nil {
-		return usageError{err.Error()}
+		return flagError(err)
 	} else if len(pos) > 0 {
 		return usageError{fmt.Sprintf("unexpected argument %q", pos[0])}
 	}

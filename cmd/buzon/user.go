@@ -33,7 +33,7 @@ unlimited.`)
 	}
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
-		return usageError{err.Error()}
+		return flagError(err)
 	}
 	if len(pos) == 0 {
 		fs.Usage()

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// TestHelp: every command's -h and --help prints its usage and succeeds,
+// without an error line; only deliver, which an MTA runs, exits 75, as
+// for any command line that delivers nothing.
+func TestHelp(t *testing.T) {
+	for _, c := range commands() {
+		if c.name == "version" || c.name == "bench" {
+			continue // no flags; bench's usage is internal/bench's
+		}
+		for _, flag := range []string{"-h", "--help"} {
+			t.Run(c.name+flag, func(t *testing.T) {
+				var stdout, stderr bytes.Buffer
+				code := run([]string{c.name, flag}, strings.NewReader(""), &stdout, &stderr)
+				want := 0
+				if c.name == "deliver" {
+					want = exTempFail
+				}
+				if code != want {
+					t.Errorf("exit %d, want %d", code, want)
+				}
+				if !strings.HasPrefix(stderr.String(), "usage: buzon "+c.name) {
+					t.Errorf("stderr does not start with the usage line:\n%s", stderr.String())
+				}
+				if strings.Contains(stderr.String(), "help requested") {
+					t.Errorf("help reported as an error:\n%s", stderr.String())
+				}
+			})
+		}
+	}
+}
