@@ -134,7 +134,9 @@ func start(t *testing.T, data string, extra ...string) *instance {
 		for _, m := range listeningRE.FindAllStringSubmatch(in.logs(), -1) {
 			in.ports[m[1]] = m[2]
 		}
-		if len(in.ports) == len(listenerNames) {
+		// The welcome of a first start is written once every listener
+		// is bound, before "buzon started".
+		if len(in.ports) == len(listenerNames) && strings.Contains(in.logs(), `msg="buzon started"`) {
 			return in
 		}
 		select {
@@ -173,6 +175,26 @@ func (in *instance) output() string {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return in.stdout.String()
+}
+
+// waitOutput waits until the server's standard output matches re, and
+// returns the submatches. Standard output and the log are separate pipes,
+// so what the server printed may arrive after a log line written later.
+func (in *instance) waitOutput(re *regexp.Regexp) []string {
+	in.t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		if m := re.FindStringSubmatch(in.output()); m != nil {
+			return m
+		}
+		select {
+		case <-in.exited:
+			in.t.Fatalf("buzon serve exited (%v) before printing %s:\n%s", in.exitErr, re, in.logs())
+		case <-deadline:
+			in.t.Fatalf("buzon serve did not print %s:\n%s", re, in.logs())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // stop sends SIGTERM and waits for a clean exit.
@@ -230,10 +252,7 @@ var welcomeRE = regexp.MustCompile(`(?m)^\s+address\s+(\S+)\n\s+password\s+(\S+)
 // printed account, log in with it over POP3 (TLS) and IMAP.
 func TestFirstStart(t *testing.T) {
 	in := start(t, "", "--hostname", "mail.example.org")
-	m := welcomeRE.FindStringSubmatch(in.output())
-	if m == nil {
-		t.Fatalf("no account in the welcome:\n%s", in.logs())
-	}
+	m := in.waitOutput(welcomeRE)
 	addr, password := m[1], m[2]
 	if addr != "postmaster@mail.example.org" {
 		t.Errorf("first account %q", addr)

@@ -3,6 +3,8 @@ package main
 import (
 	"flag"
 	"io"
+	"os"
+	"strings"
 
 	"github.com/buzon-mail/buzon/internal/config"
 )
@@ -56,6 +58,37 @@ func (c *commonFlags) load() (config.Config, error) {
 		cfg.Hostname = config.DefaultHostname()
 	}
 	return cfg, cfg.Validate()
+}
+
+// commandLine is how a person runs the buzon command sub (say "user add")
+// on the store these flags name: the binary as it was started, so that
+// the line works where buzon is not on the PATH (bin/buzon from
+// scripts/serve.sh), and the same --config and --data.
+func (c *commonFlags) commandLine(sub string) string {
+	self := "buzon"
+	if strings.ContainsRune(os.Args[0], '/') {
+		self = os.Args[0]
+	}
+	parts := []string{shellQuote(self), sub}
+	if c.configFile != "" {
+		parts = append(parts, "--config", shellQuote(c.configFile))
+	}
+	if c.data != "" || c.configFile == "" {
+		data := c.data
+		if data == "" {
+			data = config.Default().Data
+		}
+		parts = append(parts, "--data", shellQuote(data))
+	}
+	return strings.Join(parts, " ")
+}
+
+// shellQuote quotes s for a POSIX shell where it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {

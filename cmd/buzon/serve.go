@@ -76,12 +76,13 @@ Flags override the config file (buzon config example prints every setting).`)
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 4)
 	}
-	return serve(ctx, cfg, stdout, stderr)
+	return serve(ctx, cfg, cf.commandLine("user add"), stdout, stderr)
 }
 
 // serve runs every configured listener until ctx ends, then shuts down
-// gracefully.
-func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) error {
+// gracefully. userAdd is the command line that adds an account to this
+// server's store, for the welcome on first start.
+func serve(ctx context.Context, cfg config.Config, userAdd string, stdout, stderr io.Writer) error {
 	log := newLogger(cfg.Log, stderr)
 	st, err := openStore(cfg, log, useServe)
 	if err != nil {
@@ -95,9 +96,6 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 	}
 	authn, err := auth.New(cfg.Auth, st, log)
 	if err != nil {
-		return err
-	}
-	if err := firstAccount(ctx, cfg, st, authn.Hasher(), fingerprint, stdout); err != nil {
 		return err
 	}
 	metrics := server.NewMetrics()
@@ -184,6 +182,13 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 			return err
 		}
 	}
+	// The first account comes once every listener is bound, so that the
+	// welcome names the addresses clients can reach (a port 0 resolved)
+	// and no password is handed out by a server that could not start.
+	if err := firstAccount(ctx, cfg, st, authn.Hasher(), welcome{g.bound, fingerprint, userAdd}, stdout); err != nil {
+		g.closeListeners()
+		return err
+	}
 	g.background(func(ctx context.Context) { pop3.RunExpiry(ctx) })
 	log.Info("buzon started", "version", version, "data", cfg.Data, "hostname", cfg.Hostname)
 
@@ -254,7 +259,7 @@ func loadTLS(cfg config.Config, log *slog.Logger) (*tls.Config, string, error) {
 // firstAccount creates an account on the first start of an empty store and
 // tells the person at the terminal how to use it. A marker file keeps it
 // from happening again after every account was deleted on purpose.
-func firstAccount(ctx context.Context, cfg config.Config, st store.Store, h auth.Hasher, fingerprint string, stdout io.Writer) error {
+func firstAccount(ctx context.Context, cfg config.Config, st store.Store, h auth.Hasher, wel welcome, stdout io.Writer) error {
 	marker := filepath.Join(cfg.Data, "first-account-created")
 	if _, err := os.Stat(marker); err == nil {
 		return nil
@@ -273,12 +278,20 @@ func firstAccount(ctx context.Context, cfg config.Config, st store.Store, h auth
 		if _, err := st.CreateAccount(ctx, name, cred); err != nil {
 			return fmt.Errorf("first account: %w", err)
 		}
-		printWelcome(stdout, cfg, name, password, fingerprint)
+		printWelcome(stdout, cfg, name, password, wel)
 	}
 	return os.WriteFile(marker, []byte("buzon created the first account; delete this file to have it do so again on an empty store\n"), 0o600)
 }
 
-func printWelcome(w io.Writer, cfg config.Config, name, password, fingerprint string) {
+// welcome is what the first start tells the person at the terminal
+// besides the account.
+type welcome struct {
+	bound       map[string]string // listener name -> the address it is bound to
+	fingerprint string            // of the self-signed certificate
+	userAdd     string            // command line adding an account to this store
+}
+
+func printWelcome(w io.Writer, cfg config.Config, name, password string, wel welcome) {
 	fmt.Fprintf(w, `
 buzon created a first account. The password is shown only this once.
 
@@ -287,25 +300,27 @@ buzon created a first account. The password is shown only this once.
 
 Mail client settings (user name = the full address):
 `, name, password)
-	for _, l := range []struct{ what, addr, security string }{
-		{"IMAP", cfg.Listen.IMAP, "STARTTLS"},
-		{"IMAP", cfg.Listen.IMAPS, "SSL/TLS"},
-		{"POP3", cfg.Listen.POP3, "STARTTLS"},
-		{"POP3", cfg.Listen.POP3S, "SSL/TLS"},
-		{"LMTP", cfg.Listen.LMTP, "for your MTA"},
+	for _, l := range []struct{ listener, what, security string }{
+		{"imap", "IMAP", "STARTTLS"},
+		{"imaps", "IMAP", "SSL/TLS"},
+		{"pop3", "POP3", "STARTTLS"},
+		{"pop3s", "POP3", "SSL/TLS"},
+		{"lmtp", "LMTP", "for your MTA"},
+		{"lmtp-unix", "LMTP", "for your MTA, if it runs as this user"},
 	} {
-		if l.addr != "" && l.addr != config.Off {
-			fmt.Fprintf(w, "  %-5s %-22s %s\n", l.what, clientAddr(l.addr, cfg.Hostname), l.security)
+		if addr, ok := wel.bound[l.listener]; ok {
+			fmt.Fprintf(w, "  %-5s %-22s %s\n", l.what, clientAddr(addr, cfg.Hostname), l.security)
 		}
 	}
 	if cfg.TLS.Cert == "" {
-		fmt.Fprintf(w, "\nThe certificate is self-signed; accept it if its SHA-256 fingerprint is\n  %s\n", fingerprint)
+		fmt.Fprintf(w, "\nThe certificate is self-signed; accept it if its SHA-256 fingerprint is\n  %s\n", wel.fingerprint)
 	}
+	deliver := strings.Replace(wel.userAdd, " user add", " deliver", 1)
 	fmt.Fprintf(w, `
-Add accounts with:   buzon user add --data %s someone@example.org
-Deliver a test mail: buzon deliver --data %s %s < message.eml
+Add accounts with:   %s someone@example.org
+Deliver a test mail: %s %s < message.eml
 
-`, cfg.Data, cfg.Data, name)
+`, wel.userAdd, deliver, name)
 }
 
 // clientAddr is where a mail client reaches a listener on addr: the host
@@ -326,6 +341,7 @@ func clientAddr(addr, hostname string) string {
 type group struct {
 	log       *slog.Logger
 	listeners []net.Listener
+	bound     map[string]string // listener name -> the address it is bound to
 	errs      chan error
 	wg        sync.WaitGroup // background jobs
 	cancel    context.CancelFunc
@@ -343,6 +359,10 @@ func (g *group) listen(name, network, addr string, lc server.ListenerConfig, ser
 		l = server.NewListener(inner, lc)
 	}
 	g.listeners = append(g.listeners, l)
+	if g.bound == nil {
+		g.bound = map[string]string{}
+	}
+	g.bound[name] = inner.Addr().String()
 	if g.errs == nil {
 		g.errs = make(chan error, 16)
 	}

@@ -1,6 +1,14 @@
 package main
 
-import "testing"
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
 
 // TestClientAddr: the welcome text names the host name where the listener
 // takes every interface, which no client can connect to.
@@ -17,4 +25,70 @@ func TestClientAddr(t *testing.T) {
 			t.Errorf("clientAddr(%q) = %q, want %q", tc.addr, got, tc.want)
 		}
 	}
+}
+
+// welcomeEndRE matches the welcome's last lines: the commands it suggests.
+var welcomeEndRE = regexp.MustCompile(`(?m)^Add accounts with:\s+(.+) someone@example\.org\nDeliver a test mail:\s+(.+) (\S+) < message\.eml\n`)
+
+// TestWelcome: the first start lists the addresses the server is bound to
+// (the ports it picked for port 0, not the configured 0), under the right
+// protocol and security, and the commands it suggests work as printed on
+// its store, with or without a config file.
+func TestWelcome(t *testing.T) {
+	for _, withConfig := range []bool{false, true} {
+		t.Run(fmt.Sprintf("config=%v", withConfig), func(t *testing.T) {
+			var extra []string
+			cfgFile := ""
+			if withConfig {
+				cfgFile = filepath.Join(t.TempDir(), "buzon.toml")
+				if err := os.WriteFile(cfgFile, []byte("[log]\nformat = \"text\"\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				extra = []string{"--config", cfgFile}
+			}
+			in := start(t, "", append(extra, "--hostname", "mail.example.org")...)
+			m := in.waitOutput(welcomeEndRE)
+			out := in.output()
+			for _, l := range []struct{ listener, line string }{
+				{"imap", "IMAP %s STARTTLS"},
+				{"imaps", "IMAP %s SSL/TLS"},
+				{"pop3", "POP3 %s STARTTLS"},
+				{"pop3s", "POP3 %s SSL/TLS"},
+				{"lmtp", "LMTP %s for your MTA"},
+			} {
+				want := fmt.Sprintf(l.line, in.ports[l.listener])
+				if !slices.Contains(welcomeSettings(out), want) {
+					t.Errorf("welcome lacks %q:\n%s", want, out)
+				}
+			}
+			if strings.Contains(out, ":0 ") {
+				t.Errorf("welcome names port 0:\n%s", out)
+			}
+			userAdd, deliver, rcpt := strings.Fields(m[1]), strings.Fields(m[2]), m[3]
+			if withConfig && !slices.Contains(userAdd, cfgFile) {
+				t.Errorf("%q does not name the config file %s", m[1], cfgFile)
+			}
+			if userAdd[0] != buzonBin {
+				t.Errorf("%q does not run the binary that was started, %s", m[1], buzonBin)
+			}
+			mustBuzon(t, "a-password\n", append(userAdd[1:], "someone@example.org")...)
+			mustBuzon(t, "Subject: test\r\n\r\nhello\r\n", append(deliver[1:], rcpt)...)
+			list := mustBuzon(t, "", "user", "list", "--data", in.data)
+			if !strings.Contains(list, "someone@example.org") || !regexp.MustCompile(`postmaster@mail\.example\.org\s+1\s`).MatchString(list) {
+				t.Errorf("after the welcome's commands:\n%s", list)
+			}
+		})
+	}
+}
+
+// welcomeSettings returns the welcome's mail client settings, each line
+// with its runs of spaces made one.
+func welcomeSettings(out string) []string {
+	var lines []string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "  IMAP ") || strings.HasPrefix(line, "  POP3 ") || strings.HasPrefix(line, "  LMTP ") {
+			lines = append(lines, strings.Join(strings.Fields(line), " "))
+		}
+	}
+	return lines
 }
