@@ -53,8 +53,8 @@ type Listen struct {
 	// Also serve Go's runtime profiles (CPU, heap, allocations, blocking,
 	// mutex contention; net/http/pprof) at /debug/pprof/ on the metrics
 	// listener, and sample blocking and mutex events for them. Profiles
-	// reveal internals: turn this on only where Metrics is reachable by
-	// trusted hosts alone.
+	// reveal internals: turn this on only where the metrics listener is
+	// reachable by trusted hosts alone.
 	Pprof bool `toml:"pprof"`
 	// Accept the PROXY protocol (v1 and v2) from a load balancer on every
 	// TCP listener, so logs and login throttling see client addresses.
@@ -68,7 +68,7 @@ type TLS struct {
 	// generated in the data folder, naming localhost, 127.0.0.1 and the
 	// host name.
 	Cert string `toml:"cert"`
-	// Private key (PEM) for Cert.
+	// Private key (PEM) for cert.
 	Key string `toml:"key"`
 	// Time allowed for a client to complete the TLS handshake.
 	HandshakeTimeout Duration `toml:"handshake_timeout"`
@@ -126,7 +126,7 @@ type Auth struct {
 	// Longest delay before answering a failed login.
 	MaxFailureDelay Duration `toml:"max_failure_delay"`
 	// Failed logins from one address, or for one account, after which
-	// logins are refused for LockoutDuration. 0 disables lockout. An
+	// logins are refused for lockout_duration. 0 disables lockout. An
 	// account's lockout spares the addresses it logged in from in the
 	// last 30 days (IPv6: the /64), so that a guesser elsewhere cannot
 	// lock its owner out of their usual devices; failures from those

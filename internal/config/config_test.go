@@ -116,6 +116,16 @@ func TestValidate(t *testing.T) {
 		{"negative password checks", func(c *Config) { c.Auth.ConcurrentChecks = -1 }, "auth.concurrent_checks"},
 		{"no size limit", func(c *Config) { c.Limits.MaxMessageSize = -1 }, "limits.max_message_size"},
 		{"negative rate", func(c *Config) { c.Limits.CommandsPerSecond = -1 }, "limits.commands_per_second"},
+		{"bcrypt cost too high", func(c *Config) { c.Auth.BcryptCost = 32 }, "auth.bcrypt_cost"},
+		{"bcrypt cost too low", func(c *Config) { c.Auth.BcryptCost = 3 }, "auth.bcrypt_cost"},
+		{"few SCRAM iterations", func(c *Config) { c.Auth.SCRAMIterations = 1000 }, "auth.scram_iterations"},
+		{"more SCRAM iterations", func(c *Config) { c.Auth.SCRAMIterations = 5000 }, ""},
+		{"negative grace", func(c *Config) { c.ShutdownGrace = -1 }, "shutdown_grace"},
+		{"negative keepalive", func(c *Config) { c.IMAP.IdleKeepalive = -1 }, "imap.idle_keepalive"},
+		{"negative LMTP timeout", func(c *Config) { c.Delivery.Timeout = -1 }, "delivery.timeout"},
+		{"misspelt log level", func(c *Config) { c.Log.Level = "warning" }, "log.level"},
+		{"log level in capitals", func(c *Config) { c.Log.Level = "DEBUG" }, ""},
+		{"unknown log format", func(c *Config) { c.Log.Format = "logfmt" }, "log.format"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

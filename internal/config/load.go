@@ -109,11 +109,41 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("limits.%s: not negative", name))
 		}
 	}
-	if c.IMAP.IdleKeepalive < 0 {
-		errs = append(errs, errors.New("imap.idle_keepalive: not negative"))
+	if c.Auth.BcryptCost < 4 || c.Auth.BcryptCost > 31 {
+		errs = append(errs, errors.New("auth.bcrypt_cost: 4 to 31"))
+	}
+	if c.Auth.SCRAMIterations < 4096 {
+		errs = append(errs, errors.New("auth.scram_iterations: at least 4096 (RFC 7677 5.1)"))
+	}
+	for _, d := range []struct {
+		name string
+		v    Duration
+	}{
+		{"shutdown_grace", c.ShutdownGrace}, {"tls.handshake_timeout", c.TLS.HandshakeTimeout},
+		{"auth.failure_delay", c.Auth.FailureDelay}, {"auth.max_failure_delay", c.Auth.MaxFailureDelay},
+		{"auth.lockout_duration", c.Auth.LockoutDuration}, {"imap.idle_timeout", c.IMAP.IdleTimeout},
+		{"imap.login_timeout", c.IMAP.LoginTimeout}, {"imap.idle_keepalive", c.IMAP.IdleKeepalive},
+		{"pop3.idle_timeout", c.POP3.IdleTimeout}, {"pop3.expire_interval", c.POP3.ExpireInterval},
+		{"delivery.timeout", c.Delivery.Timeout},
+	} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s: not negative", d.name))
+		}
 	}
 	if c.POP3.ExpireDays < 0 {
 		errs = append(errs, errors.New("pop3.expire_days: not negative"))
+	}
+	// A misspelt level or format would otherwise leave the log as it was,
+	// with no word of why.
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level: %q is not debug, info, warn or error", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log.format: %q is not text or json", c.Log.Format))
 	}
 	return errors.Join(errs...)
 }
