@@ -37,11 +37,11 @@ func openStore(cfg config.Config, log *slog.Logger, use storeUse) (store.Store, 
 	switch cfg.Store.Backend {
 	case "sqlite":
 		if use == useExisting {
-			switch ok, err := sqlite.Exists(cfg.Data); {
+			switch ok, err := storeExists(cfg); {
 			case err != nil:
 				return nil, fmt.Errorf("data folder: %w", err)
 			case !ok:
-				return nil, fmt.Errorf("no store in data folder %s (is --data right?)", cfg.Data)
+				return nil, fmt.Errorf("no store in data folder %s: is the folder right? (buzon serve, or buzon user add, makes one)", cfg.Data)
 			}
 		} else if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 			return nil, fmt.Errorf("data folder: %w", err)
@@ -63,6 +63,16 @@ func openStore(cfg config.Config, log *slog.Logger, use storeUse) (store.Store, 
 		return postgres.Open(context.Background(), pc)
 	}
 	return nil, fmt.Errorf("store backend %q is not available", cfg.Store.Backend)
+}
+
+// storeExists reports whether the configured store has been made: an
+// embedded one in its data folder. A PostgreSQL store counts as made; its
+// schema is applied by whoever opens it first.
+func storeExists(cfg config.Config) (bool, error) {
+	if cfg.Store.Backend != "sqlite" {
+		return true, nil
+	}
+	return sqlite.Exists(cfg.Data)
 }
 
 // cachedUIDs is the backends' CachedUIDs for the configuration's, whose 0

@@ -53,8 +53,16 @@ unlimited.`)
 	if err != nil {
 		return err
 	}
+	// Only add may make a store, so that the others, run on a wrong data
+	// folder, say so instead of finding no account in a new empty store.
+	use, fresh := useExisting, false
+	if sub == "add" {
+		use = useCreate
+		exists, err := storeExists(cfg)
+		fresh = err == nil && !exists
+	}
 	log := newLogger(cfg.Log, stderr)
-	st, err := openStore(cfg, log, useCreate)
+	st, err := openStore(cfg, log, use)
 	if err != nil {
 		return err
 	}
@@ -80,6 +88,11 @@ unlimited.`)
 			return err
 		}
 		fmt.Fprintf(stdout, "added %s\n", name)
+		if fresh {
+			// A store made here when the server runs on another data
+			// folder would leave the account where no client sees it.
+			fmt.Fprintf(stderr, "buzon user: made a new store in %s; a server on another data folder does not see this account\n", cfg.Data)
+		}
 	case "del":
 		if err := st.DeleteAccount(ctx, pos[0]); err != nil {
 			return err
