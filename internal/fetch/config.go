@@ -70,6 +70,13 @@ type Account struct {
 	// the first line of its output is the password
 	// (e.g. "pass show mail/isp").
 	PasswordCommand string `toml:"password_command"`
+	// How to log in: "password" (LOGIN for IMAP; SASL PLAIN, or USER and
+	// PASS, for POP3), or with an OAuth 2.0 access token, as Gmail and
+	// Microsoft's servers want: "oauthbearer" (RFC 7628) or "xoauth2" (the
+	// mechanism they offered first). A token expires within hours, so it
+	// comes from password_command, run before each login: a helper that
+	// prints a fresh one (such as oama, or mutt's mutt_oauth2.py).
+	Auth string `toml:"auth"`
 	// IMAP folders to fetch, named in full and in UTF-8 as mail clients
 	// show them ("[Gmail]/All Mail", "INBOX.Archive", "Entwürfe"). The
 	// first one is watched with IDLE by --daemon.

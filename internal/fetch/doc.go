@@ -1,9 +1,10 @@
 // Package fetch is buzon's fetch client (`buzon fetch`): it takes mail off
 // other servers over POP3 (RFC 1939, with CAPA and response codes, RFC
-// 2449; STLS, RFC 2595; SASL PLAIN, RFC 5034) and IMAP (RFC 9051 and RFC
-// 3501; UIDPLUS, RFC 4315; MOVE, RFC 6851; IDLE, RFC 2177) and stores it in
-// a Maildir, an mbox file (RFC 4155), a buzon account or through an MDA
-// command.
+// 2449; STLS, RFC 2595; SASL, RFC 5034) and IMAP (RFC 9051 and RFC 3501;
+// UIDPLUS, RFC 4315; MOVE, RFC 6851; IDLE, RFC 2177), logging in with a
+// password or an OAuth 2.0 token (OAUTHBEARER, RFC 7628, or XOAUTH2), and
+// stores it in a Maildir, an mbox file (RFC 4155), a buzon account or
+// through an MDA command.
 //
 // Each account has a mode: "delete" removes a message from the server once
 // it is stored here; "keep" leaves it, and with keep_days removes it that

@@ -57,6 +57,7 @@ func exampleAlternatives() Account {
 		TLSFingerprint: "0d3c4b0e5c27a4e3c05f41ad4fd2d1e8a47e3c52e2a5b9c3c1d0e7f6a5b4c3d2",
 		TLSCAFile:      "/etc/ssl/my-ca.pem",
 		Password:       "secret",
+		Auth:           AuthOAuthBearer,
 		Folders:        []string{"INBOX"},
 		MarkSeen:       true,
 		MoveTo:         "Archive",

@@ -26,6 +26,10 @@ type fakeIMAP struct {
 	noMove, noUIDPlus bool
 	// idle offers IDLE (RFC 2177).
 	idle bool
+	// oauth, when set, offers its SASL mechanism (RFC 9051 6.2.2), with
+	// SASL-IR (RFC 4959) if saslIR.
+	oauth  *fakeOAuth
+	saslIR bool
 
 	mu sync.Mutex // guards what follows
 	// folders holds the messages; INBOX always exists.
@@ -167,6 +171,12 @@ func (f *fakeIMAP) caps() string {
 	if f.idle {
 		caps += " IDLE"
 	}
+	if f.oauth != nil {
+		caps += " AUTH=" + f.oauth.mech
+	}
+	if f.saslIR {
+		caps += " SASL-IR"
+	}
 	return caps
 }
 
@@ -271,6 +281,12 @@ func (f *fakeIMAP) serve(c net.Conn) {
 		if uid {
 			cmd, args = strings.ToUpper(args[0]), args[1:]
 		}
+		if cmd == "AUTHENTICATE" && f.oauth != nil {
+			if !f.authenticate(br, send, w, tag, args) {
+				return
+			}
+			continue
+		}
 		if cmd == "IDLE" && f.idle {
 			f.mu.Lock()
 			f.idles++
@@ -296,6 +312,43 @@ func (f *fakeIMAP) serve(c net.Conn) {
 			return
 		}
 	}
+}
+
+// authenticate answers AUTHENTICATE with the fake's OAuth mechanism
+// (RFC 9051 6.2.2): the initial response on the line (SASL-IR) or after an
+// empty challenge; a refusal is a challenge holding the error, which the
+// client answers. It reports whether the connection stays up.
+func (f *fakeIMAP) authenticate(br *bufio.Reader, send func(string, ...any), w *bufio.Writer, tag string, args []string) bool {
+	defer w.Flush()
+	if len(args) == 0 || !strings.EqualFold(args[0], f.oauth.mech) {
+		send("%s NO unknown mechanism", tag)
+		return true
+	}
+	var resp string
+	if len(args) > 1 && f.saslIR {
+		resp = args[1]
+	} else {
+		send("+ ")
+		w.Flush()
+		var err error
+		if resp, err = br.ReadString('\n'); err != nil {
+			return false
+		}
+	}
+	challenge := f.oauth.check(resp)
+	if challenge == "" {
+		send("%s OK logged in", tag)
+		return true
+	}
+	send("+ %s", challenge)
+	w.Flush()
+	answer, err := br.ReadString('\n')
+	if err != nil {
+		return false
+	}
+	f.oauth.answered(answer)
+	send("%s NO [AUTHENTICATIONFAILED] token refused", tag)
+	return true
 }
 
 // command answers one command; it reports whether the session ended.

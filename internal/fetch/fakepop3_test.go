@@ -51,6 +51,8 @@ type fakePOP3 struct {
 	bareLF bool
 	// pass, when set, is the reply to PASS.
 	pass string
+	// oauth, when set, offers its SASL mechanism (RFC 5034).
+	oauth *fakeOAuth
 
 	mu sync.Mutex
 	// quit says how QUIT goes wrong: "drop" closes the connection
@@ -184,7 +186,39 @@ func (f *fakePOP3) serve(c net.Conn) {
 			if !f.noUIDL {
 				caps += "UIDL\r\n"
 			}
+			if f.oauth != nil {
+				caps += "SASL " + f.oauth.mech + "\r\n"
+			}
 			multi([]byte(caps))
+		case "AUTH":
+			// RFC 5034 4: the initial response on the line, or after an
+			// empty challenge; a refusal is a challenge holding the error,
+			// which the client answers ("*" cancels).
+			if f.oauth == nil || len(fields) < 2 || !strings.EqualFold(fields[1], f.oauth.mech) {
+				reply("-ERR unknown mechanism")
+				continue
+			}
+			resp := ""
+			if len(fields) > 2 {
+				resp = fields[2]
+			} else {
+				reply("+ ")
+				if resp, err = br.ReadString('\n'); err != nil {
+					return
+				}
+			}
+			challenge := f.oauth.check(resp)
+			if challenge == "" {
+				reply("+OK logged in")
+				continue
+			}
+			reply("+ %s", challenge)
+			answer, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			f.oauth.answered(answer)
+			reply("-ERR [AUTH] token refused")
 		case "PASS":
 			if f.pass != "" {
 				reply("%s", f.pass)

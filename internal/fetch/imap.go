@@ -281,20 +281,34 @@ func (r *run) imapLogin(ctx context.Context, ic *imapConn) error {
 	if err := ic.do(func() error { caps = ic.c.Caps(); return nil }); err != nil {
 		return err
 	}
-	if caps.Has(imap.CapLoginDisabled) {
+	oauth := r.a.oauthClient("")
+	switch {
+	case oauth != nil && !caps.Has(imap.Cap("AUTH="+oauth.mech)):
+		return fmt.Errorf("%s does not offer AUTH=%s (RFC 9051 6.2.2)", r.a.addr(), oauth.mech)
+	case oauth == nil && caps.Has(imap.CapLoginDisabled):
 		return fmt.Errorf("%s refuses LOGIN on this connection (LOGINDISABLED, RFC 9051 6.2.3); use TLS", r.a.addr())
 	}
 	pass, err := r.password(ctx)
 	if err != nil {
 		return err
 	}
-	err = ic.do(func() error { return ic.c.Login(r.a.User, pass).Wait() })
+	err = ic.do(func() error {
+		if oauth != nil {
+			// The exchange ends here when the server refuses the token:
+			// the connection is closed after.
+			return ic.c.Authenticate(r.a.oauthClient(pass))
+		}
+		return ic.c.Login(r.a.User, pass).Wait()
+	})
 	var ie *imap.Error
-	if errors.As(err, &ie) {
+	switch {
+	case errors.Is(err, errOAuthRefused):
+		return r.loginRefused(err.Error())
+	case errors.As(err, &ie):
 		if ie.Code == imap.ResponseCodeUnavailable {
 			return fmt.Errorf("%s: login refused for now: %w", r.a.addr(), err)
 		}
-		return fmt.Errorf("%w: %s refused user %q: %s", ErrLogin, r.a.addr(), r.a.User, ie.Text)
+		return r.loginRefused(ie.Text)
 	}
 	return err
 }

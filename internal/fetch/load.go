@@ -29,6 +29,10 @@ const (
 
 	ModeDelete = "delete"
 	ModeKeep   = "keep"
+
+	AuthPassword    = "password"
+	AuthOAuthBearer = "oauthbearer"
+	AuthXOAuth2     = "xoauth2"
 )
 
 // maxKeepDays bounds keep_days (some 2,700 years), within what date
@@ -101,6 +105,10 @@ func (c *Config) resolve(base string) {
 		}
 		if a.Mode == "" {
 			a.Mode = ModeKeep
+		}
+		a.Auth = strings.ToLower(a.Auth)
+		if a.Auth == "" {
+			a.Auth = AuthPassword
 		}
 		if a.Port == 0 {
 			a.Port = defaultPort(a.Protocol, a.TLS)
@@ -231,6 +239,15 @@ func (a *Account) validate() []error {
 	}
 	if (a.Password == "") == (a.PasswordCommand == "") {
 		bad("password or password_command: exactly one")
+	}
+	switch a.Auth {
+	case AuthPassword:
+	case AuthOAuthBearer, AuthXOAuth2:
+		if a.PasswordCommand == "" {
+			bad("auth: an OAuth 2.0 token expires; password_command must print a fresh one")
+		}
+	default:
+		bad("auth: %q is not password, oauthbearer or xoauth2", a.Auth)
 	}
 	switch a.Mode {
 	case ModeDelete:

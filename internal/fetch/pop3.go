@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/pop3client"
@@ -100,9 +99,15 @@ func (r *run) pop3Login(ctx context.Context, s *pop3Session) error {
 	if err != nil {
 		return err
 	}
-	useSASL := c != nil && slices.ContainsFunc(c["SASL"], func(m string) bool { return m == "PLAIN" })
+	oauth := r.a.oauthClient(pass)
+	if oauth != nil && c != nil && !c.Has("SASL", oauth.mech) {
+		return fmt.Errorf("%s does not offer SASL %s (RFC 5034)", r.a.addr(), oauth.mech)
+	}
 	err = s.do(func() error {
-		if useSASL {
+		switch {
+		case oauth != nil:
+			return s.c.Auth(oauth.mech, oauth.ir)
+		case c.Has("SASL", "PLAIN"):
 			return s.c.AuthPlain(r.a.User, pass)
 		}
 		return s.c.User(r.a.User, pass)
@@ -115,8 +120,10 @@ func (r *run) pop3Login(ctx context.Context, s *pop3Session) error {
 		return fmt.Errorf("%s: the mailbox is in use by another POP3 session: %w", r.a.addr(), err)
 	case pop3client.HasCode(err, pop3client.CodeLoginDelay), pop3client.HasCode(err, pop3client.CodeSysTemp):
 		return fmt.Errorf("%s: login refused for now: %w", r.a.addr(), err)
+	case errors.As(err, &pe) && pe.Challenge != "":
+		return r.loginRefused(oauthRefusal([]byte(pe.Challenge)).Error())
 	case errors.As(err, &pe):
-		return fmt.Errorf("%w: %s refused user %q: %s", ErrLogin, r.a.addr(), r.a.User, pe.Text)
+		return r.loginRefused(pe.Text)
 	}
 	return err
 }
