@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -183,9 +184,13 @@ func (c *Client) STLS(cfg *tls.Config) error {
 // name, upper-cased, to its arguments.
 type Capabilities map[string][]string
 
-// Has reports whether the capability is listed.
-func (c Capabilities) Has(name string) bool {
-	_, ok := c[strings.ToUpper(name)]
+// Has reports whether the capability is listed, with each of args among
+// its arguments: Has("SASL", "PLAIN") for a server offering SASL PLAIN.
+func (c Capabilities) Has(name string, args ...string) bool {
+	have, ok := c[strings.ToUpper(name)]
+	for _, arg := range args {
+		ok = ok && slices.ContainsFunc(have, func(a string) bool { return strings.EqualFold(a, arg) })
+	}
 	return ok
 }
 
