@@ -55,6 +55,9 @@ func runFetch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		path = defaultFetchConfig()
 	}
 	cfg, err := fetch.Load(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w\nWrite one with: mkdir -p %s && %s fetch --example > %s, then edit it", err, shellQuote(filepath.Dir(path)), self(), shellQuote(path))
+	}
 	if err != nil {
 		return err
 	}

@@ -308,3 +308,28 @@ func TestFetchExitStatus(t *testing.T) {
 		t.Errorf("--example:\n%s", ex)
 	}
 }
+
+// TestFetchFirstRun: `buzon fetch` without a configuration file, as the
+// README has a person start, says how to write one, and the command it
+// prints does (the folder under ~/.config need not exist yet).
+func TestFetchFirstRun(t *testing.T) {
+	home := t.TempDir()
+	cmd := exec.Command(buzonBin, "fetch")
+	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err == nil {
+		t.Fatal("buzon fetch without a configuration succeeded")
+	}
+	path := filepath.Join(home, ".config", "buzon", "fetch.toml")
+	m := regexp.MustCompile(`Write one with: (.+), then edit it`).FindStringSubmatch(stderr.String())
+	if m == nil || !strings.Contains(m[1], path) {
+		t.Fatalf("no advice to write %s:\n%s", path, stderr.String())
+	}
+	if out, err := exec.Command("sh", "-c", m[1]).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", m[1], err, out)
+	}
+	if b, err := os.ReadFile(path); err != nil || !strings.HasPrefix(string(b), "# buzon fetch configuration") {
+		t.Errorf("%s after the advice: %v\n%.200s", path, err, b)
+	}
+}

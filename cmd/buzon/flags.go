@@ -61,15 +61,10 @@ func (c *commonFlags) load() (config.Config, error) {
 }
 
 // commandLine is how a person runs the buzon command sub (say "user add")
-// on the store these flags name: the binary as it was started, so that
-// the line works where buzon is not on the PATH (bin/buzon from
-// scripts/serve.sh), and the same --config and --data.
+// on the store these flags name: the binary as it was started (bin/buzon
+// from scripts/serve.sh), and the same --config and --data.
 func (c *commonFlags) commandLine(sub string) string {
-	self := "buzon"
-	if strings.ContainsRune(os.Args[0], '/') {
-		self = os.Args[0]
-	}
-	parts := []string{shellQuote(self), sub}
+	parts := []string{self(), sub}
 	if c.configFile != "" {
 		parts = append(parts, "--config", shellQuote(c.configFile))
 	}
@@ -81,6 +76,16 @@ func (c *commonFlags) commandLine(sub string) string {
 		parts = append(parts, "--data", shellQuote(data))
 	}
 	return strings.Join(parts, " ")
+}
+
+// self is how to run this binary again in a command line shown to a
+// person: as it was started when that was by its path (bin/buzon), so the
+// line works where buzon is not on the PATH.
+func self() string {
+	if strings.ContainsRune(os.Args[0], '/') {
+		return shellQuote(os.Args[0])
+	}
+	return "buzon"
 }
 
 // shellQuote quotes s for a POSIX shell where it needs it.
