@@ -18,6 +18,7 @@ import (
 
 	"github.com/buzon-mail/buzon/internal/clienttest"
 	"github.com/buzon-mail/buzon/internal/message"
+	"github.com/buzon-mail/buzon/internal/store/teststore"
 )
 
 // A differential test of FETCH against Dovecot: the same messages go to
@@ -341,6 +342,7 @@ func (c *diffConn) fetchOne(t *testing.T, n int, item string) diffAnswer {
 // BODY or BINARY is a slice of the whole, and BINARY.SIZE is the length
 // of BINARY.
 func TestFetchDiffDovecot(t *testing.T) {
+	teststore.EmbeddedOnly(t)
 	peer := startFetchDiffDovecot(t)
 	msgs := append(fetchDiffMessages(t), generatedMessages(t, peer, 40)...)
 	e := newTestEnv(t)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/clienttest"
+	"github.com/buzon-mail/buzon/internal/store/teststore"
 )
 
 // The differential SEARCH test delivers the same messages, with the same
@@ -485,6 +486,7 @@ func appendMsg(t *testing.T, c *client, mailbox string, m searchDiffMessage) boo
 // accepted. BUZON_SEARCHDIFF_DOVECOT=127.0.0.1:port runs it against a
 // Dovecot already running.
 func TestSearchDovecot(t *testing.T) {
+	teststore.EmbeddedOnly(t)
 	addr := searchDovecot(t)
 	msgs := searchDiffCorpus(t)
 

@@ -28,6 +28,17 @@ func Backend() string {
 	return "sqlite"
 }
 
+// EmbeddedOnly skips a test on PostgreSQL: one whose subject is the
+// protocol layer alone, such as a comparison of answers with Dovecot's,
+// which the run on the embedded store covers; the PostgreSQL run is for
+// what depends on the store.
+func EmbeddedOnly(tb testing.TB) {
+	tb.Helper()
+	if Backend() != "sqlite" {
+		tb.Skip("tests the protocol layer alone; run on the embedded store")
+	}
+}
+
 // Main runs a package's tests and then stops the PostgreSQL cluster, if
 // one was started. Call it from TestMain.
 func Main(m *testing.M) { pgtest.Main(m) }
