@@ -30,13 +30,16 @@ func TestCommandsLeaveABackgroundProcess(t *testing.T) {
 		return "sleep 600 & echo $! > " + pidFile
 	}
 
+	// Each waits commandWaitDelay for the pipes the sleep holds.
 	t.Run("password_command", func(t *testing.T) {
+		t.Parallel()
 		pass, err := runPasswordCommand(context.Background(), "echo s3cret; "+background("password"))
 		if err != nil || pass != "s3cret" {
 			t.Errorf("password %q, %v", pass, err)
 		}
 	})
 	t.Run("mda", func(t *testing.T) {
+		t.Parallel()
 		out := filepath.Join(dir, "delivered")
 		d := &mda{command: "cat > " + out + "; " + background("mda"), account: "test"}
 		msg := testMessage(1, 0)
