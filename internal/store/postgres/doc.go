@@ -30,10 +30,18 @@
 // database costs both sides more than most of these statements do. A read
 // of several statements is one round trip, holding BEGIN ... COMMIT where
 // they must see one snapshot (Snapshot, Changes, Status; a page of
-// Messages needs none). A
-// write is usually two: BEGIN, the lock and the reads it needs (and a body
-// of one chunk) in the first; the changes, the counters, pg_notify and
-// COMMIT in the second. An error anywhere rolls the whole write back.
+// Messages needs none). A write is usually two: BEGIN, the lock and the
+// reads it needs (and a body of one chunk) in the first; the changes, the
+// counters, pg_notify and COMMIT in the second. An error anywhere rolls
+// the whole write back.
+//
+// StoreFlags, the commonest write, reads first with no lock and no
+// transaction, and stops there when no flag changes, so a STORE or a
+// FETCH's \Seen that changes nothing writes nothing and syncs nothing.
+// Otherwise the lock and one statement that makes the change if the
+// mailbox's MODSEQ is still the one read go in one round trip, with no
+// BEGIN and COMMIT: the statements of a pipeline up to its Sync are one
+// transaction. TestRoundTrips counts what each operation sends.
 //
 // # Plans
 //

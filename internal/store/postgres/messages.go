@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -55,12 +56,17 @@ const (
 		WHERE $1 IN (SELECT id FROM mailboxes WHERE id = $1 AND account_id = $6)
 		ORDER BY m.uid LIMIT $5`
 
-	// selectFlags reads the flags of the messages of UID ranges ($2, $3)
-	// of mailbox $1.
-	selectFlags = `SELECT m.uid, m.modseq, m.flags, m.keywords
-		FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
-		CROSS JOIN LATERAL (SELECT uid, modseq, flags, keywords FROM messages
-			WHERE mailbox_id = $1 AND uid BETWEEN r.lo AND r.hi OFFSET 0) AS m
+	// selectFlags reads mailbox $1's highest MODSEQ, if it is account
+	// $4's, and the flags of its messages of UID ranges ($2, $3), in one
+	// snapshot: a row per message, or one with a null UID for none, and
+	// no row if the mailbox is not the account's.
+	selectFlags = `SELECT h.highest_modseq, m.uid, m.modseq, m.flags, m.keywords
+		FROM mailboxes h LEFT JOIN LATERAL (
+			SELECT m.uid, m.modseq, m.flags, m.keywords
+			FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
+			CROSS JOIN LATERAL (SELECT uid, modseq, flags, keywords FROM messages
+				WHERE mailbox_id = $1 AND uid BETWEEN r.lo AND r.hi OFFSET 0) AS m) AS m ON true
+		WHERE h.id = $1 AND h.account_id = $4
 		ORDER BY m.uid`
 
 	// selectGone reads what an expunge of UID ranges ($2, $3) of mailbox $1
@@ -515,75 +521,153 @@ func (b *body) chunk(seq int64) ([]byte, error) {
 	return data, nil
 }
 
-// flagRow is a message's flags as stored.
-type flagRow struct {
-	uid    int64
-	modseq int64
-	flags  store.Flags
-}
-
 // StoreFlags implements store.Session (RFC 9051 6.4.6, RFC 7162 3.1.3).
 // Each message whose flags change gets its own MODSEQ, in UID order.
+//
+// It reads the flags without a lock, in one statement, and is done when
+// nothing is to change (a FETCH's \Seen of a message read before, a
+// client setting a flag again): no lock taken, nothing synced to disk.
+// Otherwise the account's lock and the change go in one round trip of two
+// statements with neither BEGIN nor COMMIT, since PostgreSQL runs the
+// statements of a pipeline up to its Sync as one transaction and commits
+// it there (PostgreSQL protocol 55.2.4, Pipelining): the lock is held
+// for no round trip. The change applies only if the mailbox is still at
+// the MODSEQ the flags were read at (every change to a mailbox moves its
+// MODSEQ), so what was decided from them holds; when another write came
+// between, it reads again.
 func (ss *session) StoreFlags(ctx context.Context, mailboxID int64, uids store.UIDSet, op store.FlagOp, flags store.Flags, unchangedSince store.ModSeq) (store.FlagsResult, error) {
 	if err := validFlags(flags); err != nil {
 		return store.FlagsResult{}, fmt.Errorf("store flags: %w", err)
 	}
+	began := time.Now()
+	for {
+		res, ch, err := ss.planFlags(ctx, mailboxID, uids, op, flags, unchangedSince)
+		if err == nil && len(ch.uids) > 0 {
+			var applied bool
+			applied, err = ss.applyFlags(ctx, mailboxID, &res, ch)
+			if err == nil && !applied {
+				continue // another write came between
+			}
+		}
+		if err != nil {
+			return store.FlagsResult{}, fmt.Errorf("store flags in mailbox %d: %w", mailboxID, err)
+		}
+		ss.saw(mailboxID, res.ModSeq, began)
+		return res, nil
+	}
+}
+
+// flagChange is the new flags of the messages a StoreFlags changes,
+// ascending UID, as applyFlags sends them.
+type flagChange struct {
+	uids     []int64
+	system   []int16
+	keywords []string
+}
+
+// planFlags reads the flags of the messages named and decides what
+// StoreFlags does to each: res as if nothing else wrote before the
+// change, the MODSEQs of the updated messages yet to be given.
+func (ss *session) planFlags(ctx context.Context, mailboxID int64, uids store.UIDSet, op store.FlagOp, flags store.Flags, unchangedSince store.ModSeq) (store.FlagsResult, flagChange, error) {
 	var res store.FlagsResult
-	err := ss.write(ctx, func(w *wtx) error {
-		res = store.FlagsResult{}
-		var b pgx.Batch
-		w.queueMailbox(&b, mailboxID, nil, &res.Prior)
-		starts, stops := uidRanges(uids)
-		var cur []flagRow
-		b.Queue(selectFlags, mailboxID, starts, stops).
-			Query(func(rows pgx.Rows) error {
-				var err error
-				cur, err = pgx.CollectRows(rows, scanFlagRow)
-				return err
-			})
-		if err := w.lock(&b); err != nil {
-			return err
+	var ch flagChange
+	starts, stops := uidRanges(uids)
+	rows, err := ss.s.pool.Query(ctx, selectFlags, mailboxID, starts, stops, ss.id)
+	if err != nil {
+		return res, ch, mapErr(err)
+	}
+	found := false
+	var prior int64
+	var uid, modseq *int64
+	var sys *int16
+	var kw *string
+	_, err = pgx.ForEachRow(rows, []any{&prior, &uid, &modseq, &sys, &kw}, func() error {
+		found = true
+		if uid == nil {
+			return nil // no message in the ranges
 		}
-		var us, ms []int64
-		var fs []int16
-		var ks []string
-		for _, r := range cur {
-			if unchangedSince > 0 && store.ModSeq(r.modseq) > unchangedSince {
-				res.Failed = append(res.Failed, store.UID(r.uid))
-				continue
-			}
-			nf := r.flags.Apply(op, flags)
-			if nf.Equal(r.flags) {
-				res.Unchanged = append(res.Unchanged, store.FlagUpdate{UID: store.UID(r.uid), ModSeq: store.ModSeq(r.modseq), Flags: r.flags})
-				continue
-			}
-			m := w.nextModSeq(mailboxID)
-			res.Updated = append(res.Updated, store.FlagUpdate{UID: store.UID(r.uid), ModSeq: m, Flags: nf})
-			us, ms = append(us, r.uid), append(ms, int64(m))
-			fs, ks = append(fs, int16(nf.System)), append(ks, joinKeywords(nf.Keywords))
+		cur := store.Flags{System: store.SystemFlags(*sys), Keywords: splitKeywords(*kw)}
+		if unchangedSince > 0 && store.ModSeq(*modseq) > unchangedSince {
+			res.Failed = append(res.Failed, store.UID(*uid))
+			return nil
 		}
-		res.ModSeq = res.Prior
-		if len(us) > 0 {
-			res.ModSeq = store.ModSeq(w.modseq)
-			w.queue(`UPDATE messages m SET flags = v.f, keywords = v.k, modseq = v.ms
-				FROM unnest($2::bigint[], $3::smallint[], $4::text[], $5::bigint[]) AS v(uid, f, k, ms)
-				WHERE m.mailbox_id = $1 AND m.uid = v.uid`, mailboxID, us, fs, ks, ms)
+		nf := cur.Apply(op, flags)
+		if nf.Equal(cur) {
+			res.Unchanged = append(res.Unchanged, store.FlagUpdate{UID: store.UID(*uid), ModSeq: store.ModSeq(*modseq), Flags: cur})
+			return nil
 		}
+		res.Updated = append(res.Updated, store.FlagUpdate{UID: store.UID(*uid), Flags: nf})
+		ch.uids, ch.system = append(ch.uids, *uid), append(ch.system, int16(nf.System))
+		ch.keywords = append(ch.keywords, joinKeywords(nf.Keywords))
 		return nil
 	})
 	if err != nil {
-		return store.FlagsResult{}, fmt.Errorf("store flags in mailbox %d: %w", mailboxID, err)
+		return res, ch, mapErr(err)
 	}
-	return res, nil
+	if !found {
+		return res, ch, fmt.Errorf("%w: id %d", store.ErrNoMailbox, mailboxID)
+	}
+	res.Prior, res.ModSeq = store.ModSeq(prior), store.ModSeq(prior)
+	return res, ch, nil
 }
 
-func scanFlagRow(r pgx.CollectableRow) (flagRow, error) {
-	var f flagRow
-	var sys int16
-	var kw string
-	err := r.Scan(&f.uid, &f.modseq, &sys, &kw)
-	f.flags = store.Flags{System: store.SystemFlags(sys), Keywords: splitKeywords(kw)}
-	return f, err
+const (
+	// lockState takes account $1's state row, as every write does (see
+	// lockAccount), for the statement after it in the same transaction.
+	lockState = `SELECT FROM account_state WHERE account_id = $1 FOR UPDATE`
+
+	// applyFlags gives the messages $4 of mailbox $2 of account $1 the
+	// flags $5 and keywords $6 and the account's next MODSEQs in turn,
+	// moves the mailbox's and the account's MODSEQ to the last, and
+	// notifies the account's watchers ($7, the account as text) at
+	// commit, all if the mailbox is still at MODSEQ $3 and the account is
+	// not being imported. Its one row, the account's MODSEQ before, says
+	// it did. It runs under lockState, which it follows in the same
+	// transaction: its snapshot is taken once the lock is held, so it sees
+	// every write to the account that committed before.
+	applyFlags = `WITH ok AS (
+			SELECT st.modseq FROM account_state st
+			JOIN accounts a ON a.id = st.account_id AND a.import_state <> 1
+			JOIN mailboxes mb ON mb.account_id = st.account_id AND mb.id = $2 AND mb.highest_modseq = $3
+			WHERE st.account_id = $1
+		), v AS (
+			SELECT v.uid, v.f, v.k, ok.modseq + v.n AS ms
+			FROM ok, unnest($4::bigint[], $5::smallint[], $6::text[]) WITH ORDINALITY AS v(uid, f, k, n)
+		), m AS (
+			UPDATE messages m SET flags = v.f, keywords = v.k, modseq = v.ms
+			FROM v WHERE m.mailbox_id = $2 AND m.uid = v.uid
+		), mb AS (
+			UPDATE mailboxes SET highest_modseq = ok.modseq + cardinality($4) FROM ok WHERE id = $2
+		), st AS (
+			UPDATE account_state SET modseq = ok.modseq + cardinality($4) FROM ok WHERE account_id = $1
+		)
+		SELECT ok.modseq, pg_notify('buzon', $7) FROM ok`
+)
+
+// applyFlags makes the change planFlags decided, in one transaction and
+// one round trip, if the mailbox is still at res.Prior, and then gives
+// res the MODSEQs it took. It reports whether it did.
+func (ss *session) applyFlags(ctx context.Context, mailboxID int64, res *store.FlagsResult, ch flagChange) (bool, error) {
+	var b pgx.Batch
+	b.Queue(lockState, ss.id)
+	var base *int64
+	b.Queue(applyFlags, ss.id, mailboxID, int64(res.Prior), ch.uids, ch.system, ch.keywords, strconv.FormatInt(ss.id, 10)).
+		Query(func(rows pgx.Rows) error {
+			_, err := pgx.ForEachRow(rows, []any{&base, nil}, func() error { return nil })
+			return err
+		})
+	if err := ss.s.once(ctx, &b); err != nil {
+		return false, err
+	}
+	if base == nil {
+		return false, nil
+	}
+	for i := range res.Updated {
+		res.Updated[i].ModSeq = store.ModSeq(*base + int64(i) + 1)
+	}
+	res.ModSeq = store.ModSeq(*base + int64(len(res.Updated)))
+	ss.s.hub.wake(ss.id)
+	return true, nil
 }
 
 // gone is a message being removed from a mailbox.

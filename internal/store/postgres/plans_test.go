@@ -68,7 +68,7 @@ func TestGenericPlans(t *testing.T) {
 		name, sql, args string
 	}{
 		{"selectPage", selectPage, fmt.Sprintf("%d, '{5}', '{6}', false, 1000, %d", mb, id)},
-		{"selectFlags", selectFlags, fmt.Sprintf("%d, '{5}', '{6}'", mb)},
+		{"selectFlags", selectFlags, fmt.Sprintf("%d, '{5}', '{6}', %d", mb, id)},
 		{"selectGone", selectGone, fmt.Sprintf("%d, '{5}', '{6}', true, 8", mb)},
 		{"selectRetrieved", selectRetrieved, fmt.Sprintf("%d, '{5}', '{6}'", mb)},
 		{"selectChanged", selectChanged, fmt.Sprintf("%d, 19999", mb)},

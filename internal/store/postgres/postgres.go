@@ -265,6 +265,24 @@ func (s *Store) read(ctx context.Context, b *pgx.Batch) error {
 	return mapErr(conn.SendBatch(ctx, &tb).Close())
 }
 
+// once sends b in one round trip as one transaction, without BEGIN or
+// COMMIT: PostgreSQL runs the statements of a pipeline up to its Sync as
+// one transaction (PostgreSQL protocol 55.2.4, Pipelining), committed
+// there unless a statement failed, which rolls all back. Only statements
+// and their results count: an error a callback returns ends the read of
+// the results but cannot stop the commit. A connection that had died
+// before anything was sent is replaced.
+func (s *Store) once(ctx context.Context, b *pgx.Batch) error {
+	var err error
+	for range 3 {
+		err = s.pool.SendBatch(ctx, b).Close()
+		if err == nil || !pgconn.SafeToRetry(err) || ctx.Err() != nil {
+			break
+		}
+	}
+	return mapErr(err)
+}
+
 // wtx is a write transaction on one account's mail. Its fn calls lock
 // before anything that needs the account's counters, and may do work that
 // needs no lock (writing a body) before.
