@@ -18,8 +18,10 @@ func runCheck(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "usage: buzon check [--data DIR] [--config FILE] [--repair]")
 		fs.PrintDefaults()
 	}
-	if _, err := parseInterleaved(fs, args); err != nil {
+	if pos, err := parseInterleaved(fs, args); err != nil {
 		return flagError(err)
+	} else if len(pos) > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", pos[0])}
 	}
 	cfg, err := cf.load()
 	if err != nil {

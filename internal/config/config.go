@@ -214,7 +214,8 @@ type Delivery struct {
 	// Put a Return-Path header field with the envelope sender at the top
 	// of each message delivered over LMTP, as RFC 5321 4.4 asks of final
 	// delivery and Dovecot's LMTP does. Off, messages are stored exactly as
-	// the MTA sent them. (For buzon deliver, Postfix's local(8) adds one.)
+	// the MTA sent them. (For buzon deliver, the MTA adds one: Postfix's
+	// local(8) does, and pipe(8) with flags=R.)
 	ReturnPath bool `toml:"return_path"`
 }
 
