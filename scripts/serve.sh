@@ -5,6 +5,9 @@
 # Extra arguments go to `buzon serve` (e.g. --data /srv/mail --imap off).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Go's own tarball installs in /usr/local/go, which a new shell may not
+# have on its PATH yet.
+command -v go >/dev/null || PATH=$PATH:/usr/local/go/bin
 command -v go >/dev/null || { echo "serve.sh: Go 1.26 is needed (https://go.dev/dl/)" >&2; exit 1; }
 mkdir -p bin
 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(git describe --always --dirty 2>/dev/null || echo dev)" -o bin/buzon ./cmd/buzon
