@@ -352,7 +352,7 @@ func (g *group) listen(name, network, addr string, lc server.ListenerConfig, ser
 	// "tcp-plain" is TCP without the connection vetting (metrics).
 	inner, err := net.Listen(strings.TrimSuffix(network, "-plain"), addr)
 	if err != nil {
-		return fmt.Errorf("listen %s on %s: %w", name, addr, err)
+		return fmt.Errorf("listen %s on %s: %w%s", name, addr, err, listenAdvice(name, err))
 	}
 	var l net.Listener = inner
 	if network == "tcp" {
@@ -373,6 +373,25 @@ func (g *group) listen(name, network, addr string, lc server.ListenerConfig, ser
 		}
 	}()
 	return nil
+}
+
+// listenAdvice says what a person can do about a listener that could not
+// be opened, for the two causes a first start meets.
+func listenAdvice(name string, err error) string {
+	setting := "listen." + name
+	switch name {
+	case "imap", "imaps", "pop3", "pop3s", "lmtp":
+		setting = "--" + name + " or " + setting
+	case "lmtp-unix":
+		setting = "listen.lmtp_socket"
+	}
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return fmt.Sprintf(" (another program, or another buzon serve, listens there: stop it, or set %s to another address or off)", setting)
+	case errors.Is(err, syscall.EACCES) && name != "lmtp-unix":
+		return fmt.Sprintf(" (ports below 1024 need root or CAP_NET_BIND_SERVICE; or set %s to a higher port)", setting)
+	}
+	return ""
 }
 
 func (g *group) background(job func(context.Context)) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -91,4 +92,28 @@ func welcomeSettings(out string) []string {
 		}
 	}
 	return lines
+}
+
+// TestListenInUse: a listener whose port is taken stops the first start
+// before it makes an account, with an error that says what to do, and the
+// next start with a free port makes the account then.
+func TestListenInUse(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	data := t.TempDir()
+	args := []string{"serve", "--data", data, "--imap", taken.Addr().String()}
+	for _, name := range listenerNames[1:] {
+		args = append(args, "--"+name, "127.0.0.1:0")
+	}
+	out, errOut, code := buzon(t, "", args...)
+	if code != 1 || !strings.Contains(errOut, "address already in use (another program, or another buzon serve, listens there: stop it, or set --imap or listen.imap") {
+		t.Errorf("exit %d, stderr:\n%s", code, errOut)
+	}
+	if welcomeRE.MatchString(out) {
+		t.Errorf("a server that did not start handed out a password:\n%s", out)
+	}
+	start(t, data).waitOutput(welcomeRE)
 }
