@@ -47,13 +47,13 @@ func validFlags(f store.Flags) error {
 const (
 	// selectPage reads a page of Messages: the messages of UID ranges
 	// ($2, $3) of mailbox $1, if it is account $6's, at most $5, with
-	// structures if $4.
-	selectPage = `SELECT m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size, m.structure, m.retrieved
+	// structures if $4, each with the mailbox's highest MODSEQ.
+	selectPage = `SELECT m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size, m.structure, m.retrieved, h.highest_modseq
 		FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
 		CROSS JOIN LATERAL (
 			SELECT uid, modseq, flags, keywords, internal_date, size, CASE WHEN $4 THEN structure END AS structure, retrieved
 			FROM messages WHERE mailbox_id = $1 AND uid BETWEEN r.lo AND r.hi ORDER BY uid LIMIT $5) AS m
-		WHERE $1 IN (SELECT id FROM mailboxes WHERE id = $1 AND account_id = $6)
+		JOIN mailboxes h ON h.id = $1 AND h.account_id = $6
 		ORDER BY m.uid LIMIT $5`
 
 	// selectFlags reads mailbox $1's highest MODSEQ, if it is account
@@ -314,12 +314,12 @@ func (ss *session) Messages(ctx context.Context, mailboxID int64, uids store.UID
 		if len(starts) == 0 {
 			return ss.checkFound(ctx, mailboxID, after)
 		}
-		page, found, err := ss.messagesPage(ctx, page, mailboxID, starts, stops, fields, limit)
+		page, err := ss.messagesPage(ctx, page, mailboxID, starts, stops, fields, limit)
 		if err != nil {
 			return fmt.Errorf("messages of mailbox %d: %w", mailboxID, mapErr(err))
 		}
-		if !found && after == 0 {
-			return fmt.Errorf("messages of mailbox %d: %w", mailboxID, store.ErrNoMailbox)
+		if len(page) == 0 {
+			return ss.checkFound(ctx, mailboxID, after)
 		}
 		for i := range page {
 			if err := fn(&page[i]); err != nil {
@@ -333,52 +333,45 @@ func (ss *session) Messages(ctx context.Context, mailboxID int64, uids store.UID
 	}
 }
 
-// checkFound is the end of Messages when it read nothing (after is 0)
-// because nothing was asked for: it asks whether the mailbox exists.
+// checkFound is the end of Messages when a page read nothing: if it was
+// the first (after is 0), nothing tells whether the mailbox is the
+// account's, so it asks, and tells the session the mailbox's highest
+// MODSEQ (see HighestModSeq).
 func (ss *session) checkFound(ctx context.Context, mailboxID int64, after store.UID) error {
 	if after > 0 {
 		return nil
 	}
-	var ok bool
-	if err := ss.s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM mailboxes WHERE id = $1 AND account_id = $2)`,
-		mailboxID, ss.id).Scan(&ok); err != nil {
-		return fmt.Errorf("messages of mailbox %d: %w", mailboxID, mapErr(err))
-	}
-	if !ok {
-		return fmt.Errorf("messages of mailbox %d: %w", mailboxID, store.ErrNoMailbox)
+	if _, err := ss.HighestModSeq(ctx, mailboxID, time.Now()); err != nil {
+		return fmt.Errorf("messages of mailbox %d: %w", mailboxID, err)
 	}
 	return nil
 }
 
-// messagesPage reads one page of Messages in one round trip of two
-// statements, the mailbox's head and the page, with no BEGIN and COMMIT
-// around them: nothing needs them to share a snapshot. found reports
-// whether the mailbox is the account's; the head tells the session the
-// mailbox's highest MODSEQ (see HighestModSeq). selectPage's generic plan
-// reads the primary key in order (TestGenericPlans), where a custom plan
-// for a mailbox that had just grown (autovacuum had not analyzed it yet)
-// chose a bitmap scan of every message above the page and a sort, which
-// made listing a large mailbox quadratic.
-func (ss *session) messagesPage(ctx context.Context, page []store.MessageInfo, mailboxID int64, starts, stops []int64, fields store.Field, limit int) (_ []store.MessageInfo, found bool, err error) {
-	var b pgx.Batch
-	var h head
-	ss.queueHead(&b, mailboxID, &h)
-	b.Queue(selectPage,
-		mailboxID, starts, stops, fields&store.FieldStructure != 0, limit, ss.id).Query(func(rows pgx.Rows) error {
-		var err error
-		page, err = pgx.AppendRows(page, rows, func(r pgx.CollectableRow) (store.MessageInfo, error) {
-			var m store.MessageInfo
-			err := scanMessage(r, &m)
-			return m, err
-		})
-		return err
-	})
+// messagesPage reads one page of Messages in one statement, each message
+// with the mailbox's highest MODSEQ, which tells the session (see
+// HighestModSeq). It reads nothing if the mailbox is not the account's.
+// selectPage's generic plan reads the primary key in order
+// (TestGenericPlans), where a custom plan for a mailbox that had just
+// grown (autovacuum had not analyzed it yet) chose a bitmap scan of every
+// message above the page and a sort, which made listing a large mailbox
+// quadratic.
+func (ss *session) messagesPage(ctx context.Context, page []store.MessageInfo, mailboxID int64, starts, stops []int64, fields store.Field, limit int) ([]store.MessageInfo, error) {
 	began := time.Now()
-	err = mapErr(ss.s.pool.SendBatch(ctx, &b).Close())
-	if err == nil && h.found {
-		ss.saw(mailboxID, h.modSeq, began)
+	rows, err := ss.s.pool.Query(ctx, selectPage,
+		mailboxID, starts, stops, fields&store.FieldStructure != 0, limit, ss.id)
+	if err != nil {
+		return page, err
 	}
-	return page, h.found, err
+	var highest store.ModSeq
+	page, err = pgx.AppendRows(page, rows, func(r pgx.CollectableRow) (store.MessageInfo, error) {
+		var m store.MessageInfo
+		err := scanMessage(r, &m, &highest)
+		return m, err
+	})
+	if err == nil && len(page) > 0 {
+		ss.saw(mailboxID, highest, began)
+	}
+	return page, err
 }
 
 // uidsAfter returns the part of set above after.
@@ -398,16 +391,16 @@ func uidsAfter(set store.UIDSet, after store.UID) store.UIDSet {
 }
 
 // scanMessage reads uid, modseq, flags, keywords, internal_date, size,
-// structure, retrieved.
-func scanMessage(r pgx.Row, m *store.MessageInfo) error {
-	var uid, modseq int64
+// structure, retrieved and the mailbox's highest MODSEQ.
+func scanMessage(r pgx.Row, m *store.MessageInfo, highest *store.ModSeq) error {
+	var uid, modseq, hms int64
 	var flags int16
 	var keywords string
 	var retrieved *time.Time
-	if err := r.Scan(&uid, &modseq, &flags, &keywords, &m.InternalDate, &m.Size, &m.Structure, &retrieved); err != nil {
+	if err := r.Scan(&uid, &modseq, &flags, &keywords, &m.InternalDate, &m.Size, &m.Structure, &retrieved, &hms); err != nil {
 		return err
 	}
-	m.UID, m.ModSeq = store.UID(uid), store.ModSeq(modseq)
+	m.UID, m.ModSeq, *highest = store.UID(uid), store.ModSeq(modseq), store.ModSeq(hms)
 	m.Flags = store.Flags{System: store.SystemFlags(flags), Keywords: splitKeywords(keywords)}
 	m.InternalDate = m.InternalDate.UTC()
 	if retrieved != nil {
