@@ -9,11 +9,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/buzon-mail/buzon/internal/config"
 )
 
 // codeLines returns the lines of a Markdown document's fenced code blocks,
@@ -258,4 +262,82 @@ func anyFileContains(t *testing.T, root string, paths []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestDocumentedDefaults: a setting's default that README.md or
+// SECURITY.md states, in a table of limits ("| `limits.max_literal` |
+// 1 MiB |") or in passing ("`auth.failure_delay` (500 ms)"), is the one
+// config.Default has, so buzon config example prints the same.
+func TestDocumentedDefaults(t *testing.T) {
+	defaults := map[string]any{}
+	settingValues(defaults, "", reflect.ValueOf(config.Default()))
+	rowRE := regexp.MustCompile("(?m)^\\| `([a-z_.]+)` \\| ([^|]+) \\|")
+	inlineRE := regexp.MustCompile("`([a-z_.]+)` \\(([^)]+)\\)")
+	valueRE := regexp.MustCompile(`^([0-9][0-9,.]*)\s*(ms|s|min|minutes|KiB|MiB|GiB|bytes)?\b`)
+	checked := 0
+	for _, doc := range []string{"README.md", "SECURITY.md"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range append(rowRE.FindAllStringSubmatch(string(b), -1), inlineRE.FindAllStringSubmatch(string(b), -1)...) {
+			key, text := m[1], strings.TrimSpace(m[2])
+			def, ok := defaults[key]
+			if !ok {
+				continue
+			}
+			var stated any
+			if text == "one per CPU" {
+				stated = int64(0) // 0 means one per CPU
+			} else if v := valueRE.FindStringSubmatch(text); v != nil {
+				n, err := strconv.ParseFloat(strings.ReplaceAll(v[1], ",", ""), 64)
+				if err != nil {
+					t.Fatalf("%s: %s: %q: %v", doc, key, text, err)
+				}
+				if unit, ok := durationUnits[v[2]]; ok {
+					stated = time.Duration(n * float64(unit))
+				} else {
+					stated = int64(n * sizeUnits[v[2]])
+				}
+			} else {
+				continue // not a value ("at most 2 minutes")
+			}
+			if stated != def {
+				t.Errorf("%s says %s defaults to %q; it is %v", doc, key, text, def)
+			}
+			checked++
+		}
+	}
+	if checked < 20 {
+		t.Fatalf("checked only %d documented defaults", checked)
+	}
+}
+
+// The units documents state defaults in.
+var (
+	durationUnits = map[string]time.Duration{"ms": time.Millisecond, "s": time.Second, "min": time.Minute, "minutes": time.Minute}
+	sizeUnits     = map[string]float64{"": 1, "bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+)
+
+// settingValues maps each setting of a config struct, by its TOML key
+// ("limits.max_literal"), to its value: an int64, a time.Duration, or
+// what else the field holds.
+func settingValues(out map[string]any, prefix string, v reflect.Value) {
+	for i := range v.NumField() {
+		key, fv := prefix+v.Type().Field(i).Tag.Get("toml"), v.Field(i)
+		switch {
+		case fv.Type() == reflect.TypeOf(config.Duration(0)):
+			out[key] = fv.Interface().(config.Duration).D()
+		case fv.Kind() == reflect.Struct:
+			settingValues(out, key+".", fv)
+		case fv.CanInt():
+			out[key] = fv.Int()
+		case fv.CanUint():
+			out[key] = int64(fv.Uint())
+		case fv.CanFloat():
+			out[key] = int64(fv.Float())
+		default:
+			out[key] = fv.Interface()
+		}
+	}
 }
