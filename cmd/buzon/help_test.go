@@ -6,18 +6,18 @@ import (
 	"testing"
 )
 
-// TestHelp: every command's -h and --help prints its usage and succeeds,
-// without an error line; only deliver, which an MTA runs, exits 75, as
-// for any command line that delivers nothing.
+// TestHelp: every command's -h and --help, and "buzon help COMMAND", print
+// its usage and succeed, without an error line; only deliver, which an MTA
+// runs, exits 75, as for any command line that delivers nothing.
 func TestHelp(t *testing.T) {
 	for _, c := range commands() {
 		if c.name == "version" || c.name == "bench" {
 			continue // no flags; bench's usage is internal/bench's
 		}
-		for _, flag := range []string{"-h", "--help"} {
-			t.Run(c.name+flag, func(t *testing.T) {
+		for _, args := range [][]string{{c.name, "-h"}, {c.name, "--help"}, {"help", c.name}} {
+			t.Run(strings.Join(args, " "), func(t *testing.T) {
 				var stdout, stderr bytes.Buffer
-				code := run([]string{c.name, flag}, strings.NewReader(""), &stdout, &stderr)
+				code := run(args, strings.NewReader(""), &stdout, &stderr)
 				want := 0
 				if c.name == "deliver" {
 					want = exTempFail

@@ -84,6 +84,9 @@ func main() {
 
 // run executes one command line and returns the process exit code.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 2 && args[0] == "help" {
+		return run([]string{args[1], "--help"}, stdin, stdout, stderr)
+	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		printUsage(stderr)
 		if len(args) == 0 {
@@ -130,5 +133,5 @@ func printUsage(w io.Writer) {
 		fmt.Fprintf(tw, "  %s\t%s\n", c.name, c.summary)
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "\nRun 'buzon COMMAND --help' for a command's flags.")
+	fmt.Fprintln(w, "\nRun 'buzon help COMMAND' (or 'buzon COMMAND --help') for a command's flags.")
 }
