@@ -42,8 +42,19 @@ func (c *commonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.configFile, "config", "", "TOML configuration file")
 }
 
-// load reads the configuration and applies --data.
+// load reads the configuration, applies --data and validates the result.
 func (c *commonFlags) load() (config.Config, error) {
+	cfg, err := c.read()
+	if err != nil {
+		return config.Config{}, err
+	}
+	return cfg, cfg.Validate()
+}
+
+// read reads the configuration and applies --data, for a command with
+// more flags to apply before it validates: a flag overrides a setting the
+// file gets wrong.
+func (c *commonFlags) read() (config.Config, error) {
 	cfg := config.Default()
 	if c.configFile != "" {
 		var err error
@@ -57,7 +68,7 @@ func (c *commonFlags) load() (config.Config, error) {
 	if cfg.Hostname == "" {
 		cfg.Hostname = config.DefaultHostname()
 	}
-	return cfg, cfg.Validate()
+	return cfg, nil
 }
 
 // commandLine is how a person runs the buzon command sub (say "user add")

@@ -51,7 +51,7 @@ Flags override the config file (buzon config example prints every setting).`)
 	} else if len(pos) > 0 {
 		return usageError{fmt.Sprintf("unexpected argument %q", pos[0])}
 	}
-	cfg, err := cf.load()
+	cfg, err := cf.read()
 	if err != nil {
 		return err
 	}

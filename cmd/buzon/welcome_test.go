@@ -117,3 +117,16 @@ func TestListenInUse(t *testing.T) {
 	}
 	start(t, data).waitOutput(welcomeRE)
 }
+
+// TestServeFlagOverridesConfig: a listen flag overrides the config file's
+// setting even when that setting is one the server could not use, as
+// "flags override the config file" promises; without the flag, the error
+// names the setting.
+func TestServeFlagOverridesConfig(t *testing.T) {
+	cfg := writeConfig(t, "[listen]\nimap = \"1143\"\n")
+	_, errOut, code := buzon(t, "", "serve", "--data", t.TempDir(), "--config", cfg)
+	if code != 1 || !strings.Contains(errOut, `listen.imap: "1143" is not host:port`) {
+		t.Errorf("bad listen.imap: exit %d, stderr:\n%s", code, errOut)
+	}
+	start(t, "", "--config", cfg) // with --imap 127.0.0.1:0
+}
