@@ -54,7 +54,13 @@ func buzonCommand(line string) ([]string, bool) {
 		return nil, false
 	}
 	cmd, _, _ := strings.Cut(line[i+len("bin/buzon "):], " #")
-	return strings.Fields(cmd), true
+	words := strings.Fields(cmd)
+	for _, c := range commands() {
+		if len(words) > 0 && words[0] == c.name {
+			return words, true
+		}
+	}
+	return nil, false // "install bin/buzon /usr/local/bin/buzon"
 }
 
 // TestREADMEFlags: every flag a buzon command line in README.md uses is
