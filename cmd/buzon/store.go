@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
+	"syscall"
 
 	"github.com/buzon-mail/buzon/internal/config"
 	"github.com/buzon-mail/buzon/internal/store"
@@ -36,6 +39,9 @@ const (
 func openStore(cfg config.Config, log *slog.Logger, use storeUse) (store.Store, error) {
 	switch cfg.Store.Backend {
 	case "sqlite":
+		if err := checkOwner(cfg.Data); err != nil {
+			return nil, err
+		}
 		if use == useExisting {
 			switch ok, err := storeExists(cfg); {
 			case err != nil:
@@ -63,6 +69,30 @@ func openStore(cfg config.Config, log *slog.Logger, use storeUse) (store.Store, 
 		return postgres.Open(context.Background(), pc)
 	}
 	return nil, fmt.Errorf("store backend %q is not available", cfg.Store.Backend)
+}
+
+// checkOwner refuses root the use of an embedded store that another user
+// made, the user the server runs as: a file root made there (an account's
+// database, by user add) would be one the server may not open. A store
+// root made (a server running as root) is root's to use.
+func checkOwner(dir string) error {
+	if os.Geteuid() != 0 {
+		return nil // another user's store is not ours to write anyway
+	}
+	// The embedded store's shared database, made by whoever made the store.
+	fi, err := os.Stat(filepath.Join(dir, "accounts.db"))
+	if err != nil {
+		return nil // no store yet: it will be root's
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || st.Uid == 0 {
+		return nil
+	}
+	name := strconv.FormatUint(uint64(st.Uid), 10)
+	if u, err := user.LookupId(name); err == nil {
+		name = u.Username
+	}
+	return fmt.Errorf("the store in %s belongs to user %s: run buzon as that user (sudo -u %s ...), since what root makes there the server may not open", dir, name, name)
 }
 
 // storeExists reports whether the configured store has been made: an

@@ -38,3 +38,42 @@ func TestUserWrongDataFolder(t *testing.T) {
 		t.Errorf("user list:\n%s", out)
 	}
 }
+
+// TestRootOnServersStore: root running a command on a store that the
+// server's own user made is told to run it as that user, before it makes
+// a file there the server could not open (an account's database).
+func TestRootOnServersStore(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	data := t.TempDir()
+	mustBuzon(t, "a-password\n", "user", "add", "--data", data, "alice@example.org")
+	const nobody = 65534
+	chown := func(uid int) {
+		err := filepath.Walk(data, func(path string, _ os.FileInfo, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(path, uid, uid)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	chown(nobody)
+	for _, args := range [][]string{
+		{"user", "add", "bob@example.org"},
+		{"user", "list"},
+		{"deliver", "alice@example.org"},
+		{"check"},
+	} {
+		_, errOut, code := buzon(t, "a-password\n", append(args, "--data", data)...)
+		if code == 0 || !strings.Contains(errOut, "run buzon as that user") {
+			t.Errorf("%s as root on another user's store: exit %d, %q", args, code, errOut)
+		}
+	}
+	chown(0)
+	if out := mustBuzon(t, "", "user", "list", "--data", data); strings.Contains(out, "bob@") {
+		t.Errorf("an account was added after all:\n%s", out)
+	}
+}
