@@ -170,8 +170,9 @@ func xauth(err error) {
 }
 
 // login enters TRANSACTION state for an authenticated account: it takes a
-// session slot and the maildrop lock (RFC 1939 8), then snapshots INBOX.
-// On failure everything taken is given back and the session stays in
+// session slot and the maildrop lock (RFC 1939 8), ending a stale session
+// that holds them if need be (takeover.go), then snapshots INBOX. On
+// failure everything taken is given back and the session stays in
 // AUTHORIZATION.
 func (c *conn) login(acct store.Account, method string) {
 	ctx := c.ctx
@@ -184,23 +185,14 @@ func (c *conn) login(acct store.Account, method string) {
 		}
 	}()
 
-	release, ok := c.srv.cfg.Sessions.Acquire(acct.ID)
-	if !ok {
-		c.log.Info("pop3 login refused: session limit", "account", acct.Name)
-		// fetchmail reads a refused login whose text lacks "lock" or
-		// "wait" as a wrong password, which its daemon reports to the
-		// user by mail.
-		xuser(codeSysTemp, "too many sessions for this account; wait for one to end")
+	releases, refusal := c.takeMaildrop(ctx, acct)
+	if refusal != nil && c.srv.takeOver(ctx, acct.ID, c.log.With("account", acct.Name)) {
+		releases, refusal = c.takeMaildrop(ctx, acct)
 	}
-	releases = append(releases, release)
-
-	unlock, err := c.srv.cfg.Store.Lock(ctx, acct.ID, "pop3")
-	if errors.Is(err, store.ErrLocked) {
-		c.log.Info("pop3 login refused: maildrop locked", "account", acct.Name)
-		xuser(codeInUse, "mailbox locked by another session") // RFC 2449 8.1.1
+	if refusal != nil {
+		c.log.Info("pop3 login refused", "account", acct.Name, "reason", refusal.text)
+		panic(*refusal)
 	}
-	xcheck(err, "lock maildrop")
-	releases = append(releases, unlock)
 
 	sess, err := c.srv.cfg.Store.Open(ctx, acct.ID)
 	xcheck(err, "open store session")
@@ -216,7 +208,9 @@ func (c *conn) login(acct store.Account, method string) {
 	xcheck(err, "list INBOX")
 
 	c.account, c.session, c.inbox, c.msgs = acct, sess, inbox, msgs
-	c.releases = releases
+	c.heardNow()
+	// Forgotten as a holder last, after the lock is released (see hold).
+	c.releases = append([]func(){c.srv.hold(c)}, releases...)
 	c.state = stateTransaction
 	c.log = c.log.With("account", acct.Name)
 	count, size := c.maildropSize()

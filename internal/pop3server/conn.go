@@ -13,6 +13,8 @@ import (
 	"net/netip"
 	"os"
 	"runtime/debug"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/auth"
@@ -83,8 +85,22 @@ type conn struct {
 	// and readAheadBytes in all. Closed by logout.
 	ahead []aheadBody
 	// releases undo what login took (the session slot, the maildrop lock,
-	// the store session), run in reverse order when the session ends.
+	// the store session, the entry in Server.holders), run in reverse
+	// order when the session ends.
 	releases []func()
+	// released is closed once releases have run, for a login waiting to
+	// take the maildrop over (takeover.go).
+	released chan struct{}
+	// heard is when the client last showed it was there, in Unix
+	// nanoseconds: a command line came, or a write to it went through.
+	// Read by other sessions' logins.
+	heard atomic.Int64
+
+	endMu sync.Mutex
+	// end says whether and how the session is ending; QUIT and a new
+	// login's takeover each claim it first, so a session taken over
+	// never applies its deletions.
+	end endState // guarded by endMu
 }
 
 // message is one message of the maildrop snapshot.
@@ -114,6 +130,7 @@ func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 		ctx:         ctx,
 		cancel:      cancel,
 		state:       stateAuthorization,
+		released:    make(chan struct{}),
 	}
 	c.rate = limit.NewRate(s.cfg.Limits.CommandsPerSecond)
 	c.br = bufio.NewReaderSize(nc, 4096)
@@ -140,7 +157,11 @@ type deadlineWriter struct{ c *conn }
 
 func (w deadlineWriter) Write(p []byte) (int, error) {
 	w.c.raw.SetWriteDeadline(time.Now().Add(w.c.srv.cfg.POP3.IdleTimeout.D()))
-	return w.c.nc.Write(p)
+	n, err := w.c.nc.Write(p)
+	if err == nil {
+		w.c.heardNow()
+	}
+	return n, err
 }
 
 // interrupt makes a session waiting for a command notice Shutdown. Safe
@@ -192,12 +213,17 @@ func (c *conn) serve() {
 // retrievals, then gives back what login took: the store session, the
 // maildrop lock and the session slot.
 func (c *conn) logout() {
+	if len(c.releases) == 0 {
+		return
+	}
+	c.beginLogout()
 	c.dropAhead()
 	c.recordRetrievals(false, false)
 	for i := len(c.releases) - 1; i >= 0; i-- {
 		c.releases[i]()
 	}
 	c.releases = nil
+	close(c.released)
 }
 
 // errLineTooLong answers a command line over maxCommandLine that is not
@@ -263,6 +289,7 @@ func (c *conn) readLine(limit int) (string, error) {
 		}
 		break
 	}
+	c.heardNow()
 	if total > limit {
 		return "", errLineTooLong
 	}

@@ -223,6 +223,11 @@ func (c *conn) cmdQuit(cmd command) {
 		c.writeLine("+OK %s POP3 server signing off", c.srv.cfg.Hostname)
 		return
 	}
+	if !c.beginUpdate() {
+		// A new login took the maildrop first: the deletions are
+		// dropped, as if the client had gone without QUIT.
+		xabort(errTakenOver)
+	}
 	c.state = stateUpdate
 	c.recordRetrievals(true, false)
 	var uids []store.UID

@@ -5,6 +5,9 @@
 // A session sees a snapshot of INBOX taken when it logs in, under the
 // account's "pop3" store lock (RFC 1939 8). Deletions are applied at QUIT
 // (the UPDATE state) as one store expunge, which IMAP sessions then see.
+// A second login hears [IN-USE], unless the session holding the lock on
+// this server has not heard from its client for Config.StaleSession:
+// then that session ends, its deletions dropped, and the login goes in.
 // A message removed by another path during the session answers
 // "-ERR message no longer exists", unless the session had read it ahead
 // (with a store.BodyBatcher): then it is sent, as if asked for a moment
@@ -24,6 +27,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -73,6 +77,12 @@ type Config struct {
 	// them until they time out. Default: 30 seconds, long enough for a
 	// slow link to drain the message before.
 	ReadAheadIdle time.Duration
+	// StaleSession is how long a session may go without hearing from its
+	// client (no command, no response taken by the network) before a new
+	// login to the same account ends it, without applying its deletions,
+	// and takes the maildrop instead of hearing [IN-USE] (see
+	// takeover.go). Default: 1 minute; negative: never.
+	StaleSession time.Duration
 }
 
 // Defaults used for zero Config fields.
@@ -117,6 +127,11 @@ type Server struct {
 	// conns holds the listeners and sessions; sessions check
 	// conns.Closing before reading each command.
 	conns server.Conns[*conn]
+
+	holdersMu sync.Mutex
+	// holders are the sessions holding their account's maildrop lock, by
+	// account ID, for a login to take over a stale one (see hold).
+	holders map[int64]*conn // guarded by holdersMu
 }
 
 // New returns a Server with the given configuration.
@@ -141,6 +156,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.ReadAheadIdle <= 0 {
 		cfg.ReadAheadIdle = defaultAheadIdle
+	}
+	if cfg.StaleSession == 0 {
+		cfg.StaleSession = defaultStaleSession
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{

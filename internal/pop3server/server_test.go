@@ -438,6 +438,8 @@ type faultStore struct {
 	// markRetrieved, if set, runs in place of MarkRetrieved; closed says
 	// whether the session was closed before.
 	markRetrieved func(closed bool, do func() error) error
+	// expunge, if set, runs in place of Expunge.
+	expunge func(do func() (store.ExpungeResult, error)) (store.ExpungeResult, error)
 }
 
 func (s *faultStore) LookupAccount(ctx context.Context, name string) (store.Account, error) {
@@ -479,6 +481,14 @@ func (ss *faultSession) MarkRetrieved(ctx context.Context, mb int64, uids store.
 		return do()
 	}
 	return ss.s.markRetrieved(ss.closed.Load(), do)
+}
+
+func (ss *faultSession) Expunge(ctx context.Context, mb int64, uids store.UIDSet, onlyDeleted bool) (store.ExpungeResult, error) {
+	do := func() (store.ExpungeResult, error) { return ss.Session.Expunge(ctx, mb, uids, onlyDeleted) }
+	if ss.s.expunge == nil {
+		return do()
+	}
+	return ss.s.expunge(do)
 }
 
 func (ss *faultSession) OpenBody(ctx context.Context, mailboxID int64, uid store.UID) (store.Body, error) {
