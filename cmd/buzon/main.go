@@ -64,7 +64,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the mail server", runServe},
 		{"user", "add, delete, list accounts; set passwords and quotas", runUser},
-		{"deliver", "deliver a message from standard input (an MTA's mailbox_command)", runDeliver},
+		{"deliver", "deliver a message from standard input (run by an MTA's pipe transport)", runDeliver},
 		{"check", "verify (and with --repair, fix) the store's consistency", runCheck},
 		{"fetch", "fetch mail from other POP3/IMAP accounts", runFetch},
 		{"migrate", "apply the PostgreSQL schema migrations", runMigrate},
