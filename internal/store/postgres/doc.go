@@ -35,13 +35,17 @@
 // counters, pg_notify and COMMIT in the second. An error anywhere rolls
 // the whole write back.
 //
-// StoreFlags, the commonest write, reads first with no lock and no
-// transaction, and stops there when no flag changes, so a STORE or a
-// FETCH's \Seen that changes nothing writes nothing and syncs nothing.
-// Otherwise the lock and one statement that makes the change if the
-// mailbox's MODSEQ is still the one read go in one round trip, with no
-// BEGIN and COMMIT: the statements of a pipeline up to its Sync are one
-// transaction. TestRoundTrips counts what each operation sends.
+// Two writes need less. The statements of a pipeline up to its Sync are
+// one transaction, committed there, so a write whose statements decide
+// for themselves needs neither BEGIN nor COMMIT, and holds the lock for
+// no round trip. Append sends its body (of one chunk), the lock and one
+// statement that adds the message if the quota allows, in one round trip.
+// StoreFlags reads first with no lock and no transaction, and stops there
+// when no flag changes, so a STORE or a FETCH's \Seen that changes
+// nothing writes nothing and syncs nothing; otherwise the lock and one
+// statement that makes the change if the mailbox's MODSEQ is still the
+// one read go in the second. TestRoundTrips counts what each operation
+// sends.
 //
 // # Plans
 //

@@ -336,8 +336,7 @@ func (s *Store) write(ctx context.Context, account int64, fn func(w *wtx) error)
 }
 
 // run sends b in one round trip, after BEGIN if the transaction has not
-// begun. A connection that had died before anything was sent is replaced,
-// as long as the transaction had not begun on it.
+// begun.
 func (w *wtx) run(b *pgx.Batch) error {
 	if w.tx != nil {
 		return w.tx.SendBatch(w.ctx, b).Close()
@@ -345,9 +344,15 @@ func (w *wtx) run(b *pgx.Batch) error {
 	var tb pgx.Batch
 	tb.Queue(`BEGIN`)
 	tb.QueuedQueries = append(tb.QueuedQueries, b.QueuedQueries...)
+	return w.first(&tb)
+}
+
+// first sends the transaction's first round trip, b. A connection that
+// had died before anything was sent is replaced.
+func (w *wtx) first(b *pgx.Batch) error {
 	var err error
 	for range 3 {
-		err = w.conn.SendBatch(w.ctx, &tb).Close()
+		err = w.conn.SendBatch(w.ctx, b).Close()
 		if err == nil || !pgconn.SafeToRetry(err) || w.ctx.Err() != nil {
 			break
 		}
@@ -372,16 +377,27 @@ func (w *wtx) begin() error {
 }
 
 // queue adds a statement to the round trip that commits: for statements
-// whose outcome only matters as the write's success or failure.
+// whose outcome only matters as the write's success or failure, or that
+// decide for themselves what they write (a write that sends nothing
+// before may be only that).
 func (w *wtx) queue(sql string, args ...any) {
 	w.pending.Queue(sql, args...)
 }
 
 // finish writes w's counters back and commits, or rolls back on err. The
-// queued statements, the counters and COMMIT go in one round trip.
+// queued statements, the counters and COMMIT go in one round trip. When
+// nothing was sent before, the queued statements are the whole write:
+// they go alone, one transaction with no BEGIN or COMMIT (see Store.once).
 func (s *Store) finish(w *wtx, err error) error {
 	if w.tx == nil {
-		return mapErr(err) // nothing was sent
+		if err != nil || len(w.pending.QueuedQueries) == 0 {
+			return mapErr(err) // nothing was sent
+		}
+		if err := w.first(&w.pending); err != nil {
+			return mapErr(err)
+		}
+		w.tx = nil // committed, or rolled back at the Sync
+		return nil
 	}
 	ctx := w.ctx
 	if err == nil {
@@ -464,15 +480,24 @@ func (w *wtx) nextModSeq(mailbox int64) store.ModSeq {
 // charge adds to the account's usage, failing with ErrOverQuota if that
 // takes it over a limit. Removals (negative amounts) always succeed.
 func (w *wtx) charge(bytes, messages int64) error {
-	nb, nm := w.bytes+bytes, w.messages+messages
-	if bytes > 0 && w.maxBytes > 0 && nb > w.maxBytes {
-		return fmt.Errorf("%w: %d bytes used of %d, %d more needed", store.ErrOverQuota, w.bytes, w.maxBytes, bytes)
+	if err := overQuota(w.bytes, w.messages, w.maxBytes, w.maxMessages, bytes, messages); err != nil {
+		return err
 	}
-	if messages > 0 && w.maxMessages > 0 && nm > w.maxMessages {
-		return fmt.Errorf("%w: %d messages of %d", store.ErrOverQuota, w.messages, w.maxMessages)
-	}
-	w.bytes, w.messages = nb, nm
+	w.bytes, w.messages = w.bytes+bytes, w.messages+messages
 	w.dirty = true
+	return nil
+}
+
+// overQuota fails with ErrOverQuota if adding bytes and messages to an
+// account's usage takes it over a limit (0: none). Removals (negative
+// amounts) always succeed.
+func overQuota(usedBytes, usedMessages, maxBytes, maxMessages, bytes, messages int64) error {
+	if bytes > 0 && maxBytes > 0 && usedBytes+bytes > maxBytes {
+		return fmt.Errorf("%w: %d bytes used of %d, %d more needed", store.ErrOverQuota, usedBytes, maxBytes, bytes)
+	}
+	if messages > 0 && maxMessages > 0 && usedMessages+messages > maxMessages {
+		return fmt.Errorf("%w: %d messages of %d", store.ErrOverQuota, usedMessages, maxMessages)
+	}
 	return nil
 }
 

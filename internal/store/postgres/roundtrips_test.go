@@ -80,7 +80,7 @@ func TestRoundTrips(t *testing.T) {
 		{"Append", func() error {
 			_, err := ss.Append(ctx, inbox.ID, message(20))
 			return err
-		}, wireCount{trips: 2, statements: 7, commits: 1}},
+		}, wireCount{trips: 1, statements: 3, commits: 1}},
 		{"Expunge of nothing", func() error {
 			_, err := ss.Expunge(ctx, inbox.ID, store.AllUIDs(), true)
 			return err

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 
@@ -74,5 +75,70 @@ func TestStatementAfterLockFails(t *testing.T) {
 	res, err := ss.Append(ctx, inbox.ID, message(1))
 	if err != nil || res.UID != 1 {
 		t.Errorf("append after the failed write: %+v, %v; want UID 1 (the failed write's UID was not kept)", res, err)
+	}
+}
+
+// TestAppendRefusedLeavesNoBody: an append refused under the lock (over
+// quota, no such mailbox, no UID left) commits nothing, its body
+// included, whether the body went with the lock (one chunk) or before it
+// in a transaction of its own making (larger).
+func TestAppendRefusedLeavesNoBody(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := nodes(t, 1)[0]
+	acct, ss, inbox := newAccount(t, s, "alice@example.org")
+	full, err := ss.CreateMailbox(ctx, "Full", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE mailboxes SET uidnext = 4294967296 WHERE id = $1`, full.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ss.Append(ctx, inbox.ID, message(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetQuota(ctx, acct.Name, store.Quota{MaxMessages: 1}); err != nil {
+		t.Fatal(err)
+	}
+	large := func() *store.NewMessage {
+		body := bytes.Repeat([]byte("x"), chunkSize+10)
+		return &store.NewMessage{Body: bytes.NewReader(body), Size: int64(len(body))}
+	}
+	tests := []struct {
+		name    string
+		mailbox int64
+		msg     *store.NewMessage
+		want    error
+	}{
+		{"over quota", inbox.ID, message(2), store.ErrOverQuota},
+		{"no such mailbox", full.ID + 1, message(3), store.ErrNoMailbox},
+		{"no UID left", full.ID, message(4), store.ErrLimit},
+	}
+	for _, tt := range tests {
+		if _, err := ss.Append(ctx, tt.mailbox, tt.msg); !errors.Is(err, tt.want) {
+			t.Errorf("%s: %v, want %v", tt.name, err, tt.want)
+		}
+	}
+	if err := s.SetQuota(ctx, acct.Name, store.Quota{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ss.Append(ctx, full.ID, large()); !errors.Is(err, store.ErrLimit) {
+		t.Errorf("a large message, no UID left: %v, want %v", err, store.ErrLimit)
+	}
+	var bodies, messages int
+	if err := s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM bodies WHERE account_id = $1),
+		(SELECT count(*) FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.account_id = $1)`, acct.ID).
+		Scan(&bodies, &messages); err != nil {
+		t.Fatal(err)
+	}
+	if bodies != 1 || messages != 1 {
+		t.Errorf("%d bodies and %d messages after one append and four refused, want 1 and 1", bodies, messages)
+	}
+	q, err := ss.QuotaUsage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if size := message(1).Size; q.Messages != 1 || q.Bytes != size {
+		t.Errorf("usage %d messages, %d bytes; want 1, %d", q.Messages, q.Bytes, size)
 	}
 }
