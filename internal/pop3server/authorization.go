@@ -208,11 +208,11 @@ func (c *conn) login(acct store.Account, method string) {
 	xcheck(err, "list INBOX")
 
 	c.account, c.session, c.inbox, c.msgs = acct, sess, inbox, msgs
+	c.log = c.log.With("account", acct.Name) // before hold: takeOver reads it
 	c.heardNow()
 	// Forgotten as a holder last, after the lock is released (see hold).
 	c.releases = append([]func(){c.srv.hold(c)}, releases...)
 	c.state = stateTransaction
-	c.log = c.log.With("account", acct.Name)
 	count, size := c.maildropSize()
 	c.log.Info("pop3 login", "method", method, "tls", c.tls, "messages", count)
 	c.writeLine("+OK maildrop has %d messages (%d octets)", count, size)

@@ -40,7 +40,8 @@ type conn struct {
 	// remote is the client's address, for throttling and plaintext rules.
 	remote netip.Addr
 	// log is the session's logger, with the remote address and, after
-	// login, the account.
+	// login, the account. It is not changed once the session holds the
+	// maildrop, when another session's takeOver may use it.
 	log *slog.Logger
 	// ctx ends when the session ends or Shutdown gives up waiting.
 	ctx    context.Context
