@@ -35,17 +35,18 @@
 // counters, pg_notify and COMMIT in the second. An error anywhere rolls
 // the whole write back.
 //
-// Two writes need less. The statements of a pipeline up to its Sync are
-// one transaction, committed there, so a write whose statements decide
-// for themselves needs neither BEGIN nor COMMIT, and holds the lock for
-// no round trip. Append sends its body (of one chunk), the lock and one
-// statement that adds the message if the quota allows, in one round trip.
-// StoreFlags reads first with no lock and no transaction, and stops there
-// when no flag changes, so a STORE or a FETCH's \Seen that changes
-// nothing writes nothing and syncs nothing; otherwise the lock and one
-// statement that makes the change if the mailbox's MODSEQ is still the
-// one read go in the second. TestRoundTrips counts what each operation
-// sends.
+// The commonest writes need less. The statements of a pipeline up to its
+// Sync are one transaction, committed there, so a write whose statements
+// decide for themselves needs neither BEGIN nor COMMIT, and holds the
+// lock for no round trip. Append sends its body (of one chunk), the lock
+// and one statement that adds the message if the quota allows, in one
+// round trip. StoreFlags and Expunge read first with no lock and no
+// transaction, and stop there when nothing changes, so a STORE or a
+// FETCH's \Seen that changes no flag, or an EXPUNGE or CLOSE with
+// nothing marked \Deleted, writes nothing and syncs nothing; otherwise
+// the lock and one statement that makes the change if the mailbox's
+// MODSEQ is still the one read go in the second. TestRoundTrips counts
+// what each operation sends.
 //
 // # Plans
 //

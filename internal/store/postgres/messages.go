@@ -77,6 +77,19 @@ const (
 			WHERE mailbox_id = $1 AND uid BETWEEN r.lo AND r.hi OFFSET 0) AS m
 		WHERE NOT $4 OR m.flags & $5 <> 0 ORDER BY m.uid`
 
+	// selectExpunged reads mailbox $1's highest MODSEQ, if it is account
+	// $6's, and the UIDs an expunge of UID ranges ($2, $3) removes, as
+	// selectGone, in one snapshot: a row per message, or one with a null
+	// UID for none, and no row if the mailbox is not the account's.
+	selectExpunged = `SELECT h.highest_modseq, m.uid
+		FROM mailboxes h LEFT JOIN LATERAL (
+			SELECT m.uid FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
+			CROSS JOIN LATERAL (SELECT uid, flags FROM messages
+				WHERE mailbox_id = $1 AND uid BETWEEN r.lo AND r.hi OFFSET 0) AS m
+			WHERE NOT $4 OR m.flags & $5 <> 0) AS m ON true
+		WHERE h.id = $1 AND h.account_id = $6
+		ORDER BY m.uid`
+
 	// selectRetrieved reads the flags of the messages of UID ranges ($2,
 	// $3) of mailbox $1, for POP3 retrieval.
 	selectRetrieved = `SELECT m.uid, m.flags
@@ -607,20 +620,37 @@ func (ss *session) StoreFlags(ctx context.Context, mailboxID int64, uids store.U
 		return store.FlagsResult{}, fmt.Errorf("store flags: %w", err)
 	}
 	began := time.Now()
+	var res store.FlagsResult
+	var ch flagChange
+	err := readThenWrite(func() (bool, error) {
+		var err error
+		res, ch, err = ss.planFlags(ctx, mailboxID, uids, op, flags, unchangedSince)
+		return len(ch.uids) > 0, err
+	}, func() (bool, error) {
+		return ss.applyFlags(ctx, mailboxID, &res, ch)
+	})
+	if err != nil {
+		return store.FlagsResult{}, fmt.Errorf("store flags in mailbox %d: %w", mailboxID, err)
+	}
+	ss.saw(mailboxID, res.ModSeq, began)
+	return res, nil
+}
+
+// readThenWrite runs a write decided from a read made without the lock,
+// as StoreFlags and Expunge do: read reads and decides, and reports
+// whether there is anything to write; write writes it if nothing changed
+// the mailbox since the read, and reports whether it did. When something
+// did, it reads again: another write to the mailbox committed meanwhile,
+// so each try that fails is another's progress.
+func readThenWrite(read, write func() (bool, error)) error {
 	for {
-		res, ch, err := ss.planFlags(ctx, mailboxID, uids, op, flags, unchangedSince)
-		if err == nil && len(ch.uids) > 0 {
-			var applied bool
-			applied, err = ss.applyFlags(ctx, mailboxID, &res, ch)
-			if err == nil && !applied {
-				continue // another write came between
-			}
+		todo, err := read()
+		if err != nil || !todo {
+			return err
 		}
-		if err != nil {
-			return store.FlagsResult{}, fmt.Errorf("store flags in mailbox %d: %w", mailboxID, err)
+		if done, err := write(); err != nil || done {
+			return err
 		}
-		ss.saw(mailboxID, res.ModSeq, began)
-		return res, nil
 	}
 }
 
@@ -683,21 +713,28 @@ const (
 	// lockAccount), for the statement after it in the same transaction.
 	lockState = `SELECT FROM account_state WHERE account_id = $1 FOR UPDATE`
 
-	// applyFlags gives the messages $4 of mailbox $2 of account $1 the
-	// flags $5 and keywords $6 and the account's next MODSEQs in turn,
-	// moves the mailbox's and the account's MODSEQ to the last, and
-	// notifies the account's watchers ($7, the account as text) at
-	// commit, all if the mailbox is still at MODSEQ $3 and the account is
-	// not being imported. Its one row, the account's MODSEQ before, says
-	// it did. It runs under lockState, which it follows in the same
-	// transaction: its snapshot is taken once the lock is held, so it sees
-	// every write to the account that committed before.
-	applyFlags = `WITH ok AS (
+	// ifMailboxAt begins a statement that writes to mailbox $2 of account
+	// $1 only if the mailbox is still at MODSEQ $3, which its caller read
+	// without the lock, and the account is not being imported: its ok has
+	// then one row, the account's MODSEQ, else none. The statement runs
+	// under lockState, which it follows in the same transaction, so its
+	// snapshot is taken once the lock is held and holds every write to
+	// the account that committed before; every write to a mailbox moves
+	// its MODSEQ, so what the caller decided from its read still holds.
+	ifMailboxAt = `WITH ok AS (
 			SELECT st.modseq FROM account_state st
 			JOIN accounts a ON a.id = st.account_id AND a.import_state <> 1
 			JOIN mailboxes mb ON mb.account_id = st.account_id AND mb.id = $2 AND mb.highest_modseq = $3
 			WHERE st.account_id = $1
-		), v AS (
+		)`
+
+	// applyFlags gives the messages $4 of mailbox $2 the flags $5 and
+	// keywords $6 and the account's next MODSEQs in turn, and moves the
+	// mailbox's and the account's MODSEQ to the last, if the mailbox is
+	// at MODSEQ $3 (ifMailboxAt). Its one row, if it did, is the
+	// account's MODSEQ before; it notifies the account's watchers ($7,
+	// the account as text) at commit.
+	applyFlags = ifMailboxAt + `, v AS (
 			SELECT v.uid, v.f, v.k, ok.modseq + v.n AS ms
 			FROM ok, unnest($4::bigint[], $5::smallint[], $6::text[]) WITH ORDINALITY AS v(uid, f, k, n)
 		), m AS (
@@ -711,30 +748,47 @@ const (
 		SELECT ok.modseq, pg_notify('buzon', $7) FROM ok`
 )
 
-// applyFlags makes the change planFlags decided, in one transaction and
-// one round trip, if the mailbox is still at res.Prior, and then gives
-// res the MODSEQs it took. It reports whether it did.
+// applyFlags makes the change planFlags decided, if the mailbox is still
+// at res.Prior, and then gives res the MODSEQs it took. It reports
+// whether it did.
 func (ss *session) applyFlags(ctx context.Context, mailboxID int64, res *store.FlagsResult, ch flagChange) (bool, error) {
-	var b pgx.Batch
-	b.Queue(lockState, ss.id)
-	var base *int64
-	b.Queue(applyFlags, ss.id, mailboxID, int64(res.Prior), ch.uids, ch.system, ch.keywords, strconv.FormatInt(ss.id, 10)).
-		Query(func(rows pgx.Rows) error {
-			_, err := pgx.ForEachRow(rows, []any{&base, nil}, func() error { return nil })
-			return err
-		})
-	if err := ss.s.once(ctx, &b); err != nil {
+	base, wrote, err := ss.writeIf(ctx, nil, applyFlags,
+		ss.id, mailboxID, int64(res.Prior), ch.uids, ch.system, ch.keywords, strconv.FormatInt(ss.id, 10))
+	if !wrote {
 		return false, err
 	}
-	if base == nil {
-		return false, nil
-	}
 	for i := range res.Updated {
-		res.Updated[i].ModSeq = store.ModSeq(*base + int64(i) + 1)
+		res.Updated[i].ModSeq = store.ModSeq(base + int64(i) + 1)
 	}
-	res.ModSeq = store.ModSeq(*base + int64(len(res.Updated)))
-	ss.s.hub.wake(ss.id)
+	res.ModSeq = store.ModSeq(base + int64(len(res.Updated)))
 	return true, nil
+}
+
+// writeIf sends the account's lock, a statement that begins with
+// ifMailboxAt and the statements of after (nil: none) in one round trip,
+// one transaction (see Store.once): the lock is held for no round trip.
+// It reports the account's MODSEQ before the statement and whether it
+// wrote, and if it did, wakes the account's watchers on this node.
+func (ss *session) writeIf(ctx context.Context, after *pgx.Batch, stmt string, args ...any) (base int64, wrote bool, err error) {
+	var b pgx.Batch
+	b.Queue(lockState, ss.id)
+	b.Queue(stmt, args...).Query(func(rows pgx.Rows) error {
+		_, err := pgx.ForEachRow(rows, []any{&base, nil}, func() error {
+			wrote = true
+			return nil
+		})
+		return err
+	})
+	if after != nil {
+		b.QueuedQueries = append(b.QueuedQueries, after.QueuedQueries...)
+	}
+	if err := ss.s.once(ctx, &b); err != nil {
+		return 0, false, err
+	}
+	if wrote {
+		ss.s.hub.wake(ss.id)
+	}
+	return base, wrote, nil
 }
 
 // gone is a message being removed from a mailbox.
@@ -823,33 +877,99 @@ func (w *wtx) remove(mailboxID int64, msgs []gone, credit bool) error {
 	return nil
 }
 
-// Expunge implements store.Session.
+// Expunge implements store.Session. Like StoreFlags, it reads what goes
+// without a lock, and is done when nothing does (a CLOSE, an EXPUNGE
+// with no message marked \Deleted); otherwise the lock and one statement
+// that expunges them if the mailbox is still at the MODSEQ read go in one
+// round trip, with the forgetting of old tombstones.
 func (ss *session) Expunge(ctx context.Context, mailboxID int64, uids store.UIDSet, onlyDeleted bool) (store.ExpungeResult, error) {
+	began := time.Now()
 	var res store.ExpungeResult
-	err := ss.write(ctx, func(w *wtx) error {
-		res = store.ExpungeResult{}
-		var b pgx.Batch
-		var msgs []gone
-		w.queueMailbox(&b, mailboxID, nil, &res.Prior)
-		queueGone(&b, mailboxID, uids, onlyDeleted, &msgs)
-		if err := w.lock(&b); err != nil {
-			return err
+	err := readThenWrite(func() (bool, error) {
+		var err error
+		res, err = ss.planExpunge(ctx, mailboxID, uids, onlyDeleted)
+		return len(res.UIDs) > 0, err
+	}, func() (bool, error) {
+		var forget pgx.Batch
+		forget.Queue(forgetTombstones, mailboxID, ss.s.cfg.KeptExpunges)
+		uids := make([]int64, len(res.UIDs))
+		for i, u := range res.UIDs {
+			uids[i] = int64(u)
 		}
-		if err := w.remove(mailboxID, msgs, true); err != nil {
-			return err
+		base, wrote, err := ss.writeIf(ctx, &forget, applyExpunge,
+			ss.id, mailboxID, int64(res.Prior), uids, strconv.FormatInt(ss.id, 10))
+		if wrote {
+			res.ModSeq = store.ModSeq(base + int64(len(uids)))
 		}
-		res.UIDs = uidsOf(msgs)
-		res.ModSeq = res.Prior
-		if len(msgs) > 0 {
-			res.ModSeq = store.ModSeq(w.modseq)
-		}
-		return nil
+		return wrote, err
 	})
 	if err != nil {
 		return store.ExpungeResult{}, fmt.Errorf("expunge in mailbox %d: %w", mailboxID, err)
 	}
+	ss.saw(mailboxID, res.ModSeq, began)
 	return res, nil
 }
+
+// planExpunge reads what Expunge removes, in one statement, as if
+// nothing else wrote before the removal.
+func (ss *session) planExpunge(ctx context.Context, mailboxID int64, uids store.UIDSet, onlyDeleted bool) (store.ExpungeResult, error) {
+	var res store.ExpungeResult
+	starts, stops := uidRanges(uids)
+	rows, err := ss.s.pool.Query(ctx, selectExpunged, mailboxID, starts, stops, onlyDeleted, int16(store.FlagDeleted), ss.id)
+	if err != nil {
+		return res, mapErr(err)
+	}
+	found := false
+	var prior int64
+	var uid *int64
+	_, err = pgx.ForEachRow(rows, []any{&prior, &uid}, func() error {
+		found = true
+		if uid != nil {
+			res.UIDs = append(res.UIDs, store.UID(*uid))
+		}
+		return nil
+	})
+	if err != nil {
+		return res, mapErr(err)
+	}
+	if !found {
+		return res, fmt.Errorf("%w: id %d", store.ErrNoMailbox, mailboxID)
+	}
+	res.Prior, res.ModSeq = store.ModSeq(prior), store.ModSeq(prior)
+	return res, nil
+}
+
+// applyExpunge removes the messages $4 of mailbox $2 of account $1,
+// leaving tombstones at the account's next MODSEQs in turn, takes their
+// sizes off the account's usage and removes the bodies no other message
+// uses, if the mailbox is at MODSEQ $3 (ifMailboxAt). Its one row, if it
+// did, is the account's MODSEQ before; it notifies the account's
+// watchers ($5, the account as text) at commit. The statement's parts
+// all see the rows as they were before it, so a body is another
+// message's if a message other than those removed uses it; the bodies'
+// foreign key is checked at the statement's end, when both are gone.
+// Tombstones are counted as insertTombstones does.
+const applyExpunge = ifMailboxAt + `, v AS (
+		SELECT v.uid, ok.modseq + v.n AS ms FROM ok, unnest($4::bigint[]) WITH ORDINALITY AS v(uid, n)
+	), gone AS (
+		DELETE FROM messages m USING v WHERE m.mailbox_id = $2 AND m.uid = v.uid RETURNING m.size, m.body_id
+	), t AS (
+		INSERT INTO tombstones (mailbox_id, uid, modseq) SELECT $2, uid, ms FROM v
+		ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq
+		RETURNING xmax = 0 AS added
+	), mb AS (
+		UPDATE mailboxes SET highest_modseq = ok.modseq + cardinality($4),
+			tombstones = tombstones + (SELECT count(*) FROM t WHERE added)
+		FROM ok WHERE id = $2
+	), st AS (
+		UPDATE account_state SET modseq = ok.modseq + cardinality($4),
+			bytes = bytes - (SELECT coalesce(sum(size), 0) FROM gone), messages = messages - (SELECT count(*) FROM gone)
+		FROM ok WHERE account_id = $1
+	), b AS (
+		DELETE FROM bodies b WHERE b.id IN (SELECT body_id FROM gone) AND b.account_id = $1
+			AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.body_id = b.id AND NOT (m.mailbox_id = $2 AND m.uid = ANY($4)))
+	)
+	SELECT ok.modseq, pg_notify('buzon', $5) FROM ok`
 
 func uidsOf(msgs []gone) []store.UID {
 	if len(msgs) == 0 {

@@ -70,6 +70,7 @@ func TestGenericPlans(t *testing.T) {
 		{"selectPage", selectPage, fmt.Sprintf("%d, '{5}', '{6}', false, 1000, %d", mb, id)},
 		{"selectFlags", selectFlags, fmt.Sprintf("%d, '{5}', '{6}', %d", mb, id)},
 		{"selectGone", selectGone, fmt.Sprintf("%d, '{5}', '{6}', true, 8", mb)},
+		{"selectExpunged", selectExpunged, fmt.Sprintf("%d, '{5}', '{6}', true, 8, %d", mb, id)},
 		{"selectRetrieved", selectRetrieved, fmt.Sprintf("%d, '{5}', '{6}'", mb)},
 		{"selectChanged", selectChanged, fmt.Sprintf("%d, 19999", mb)},
 		{"selectVanished", selectVanished, fmt.Sprintf("%d, 100019", mb)},

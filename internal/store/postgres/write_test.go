@@ -3,6 +3,8 @@ package postgres
 import (
 	"bytes"
 	"errors"
+	"io"
+	"slices"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -141,4 +143,98 @@ func TestAppendRefusedLeavesNoBody(t *testing.T) {
 	if size := message(1).Size; q.Messages != 1 || q.Bytes != size {
 		t.Errorf("usage %d messages, %d bytes; want 1, %d", q.Messages, q.Bytes, size)
 	}
+}
+
+// TestExpungeWriteBetween: Expunge decides what goes from a read made
+// without the lock, so a write to the mailbox between that read and the
+// removal stops the removal; and a removal takes a body with its last
+// message only, a copy in the same mailbox or another keeping it.
+func TestExpungeWriteBetween(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := nodes(t, 1)[0]
+	acct, a, inbox := newAccount(t, s, "alice@example.org")
+	b := openSession(t, s, acct.ID)
+	other, err := a.CreateMailbox(ctx, "Other", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := a.Append(ctx, inbox.ID, message(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Message 4 is a copy of 1 in INBOX, and Other has a copy of 2.
+	if _, err := a.Copy(ctx, inbox.ID, store.UIDSetOf(1), inbox.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Copy(ctx, inbox.ID, store.UIDSetOf(2), other.ID); err != nil {
+		t.Fatal(err)
+	}
+	ss := a.(*session)
+	res, err := ss.planExpunge(ctx, inbox.ID, store.UIDSetOf(1, 2), false)
+	if err != nil || len(res.UIDs) != 2 {
+		t.Fatalf("planExpunge = %+v, %v", res, err)
+	}
+	if _, err := b.StoreFlags(ctx, inbox.ID, store.UIDSetOf(3), store.FlagsAdd, store.Flags{System: store.FlagSeen}, 0); err != nil {
+		t.Fatal(err)
+	}
+	_, wrote, err := ss.writeIf(ctx, nil, applyExpunge, ss.id, inbox.ID, int64(res.Prior), []int64{1, 2}, "0")
+	if err != nil || wrote {
+		t.Fatalf("an expunge decided before another write: wrote %v, %v", wrote, err)
+	}
+	st, err := b.Status(ctx, inbox.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Messages != 4 {
+		t.Fatalf("%d messages left after an expunge that did not apply, want 4", st.Messages)
+	}
+	// Through the front door: it reads again and applies.
+	got, err := a.Expunge(ctx, inbox.ID, store.UIDSetOf(1, 2), false)
+	if err != nil || !slices.Equal(got.UIDs, []store.UID{1, 2}) || got.Prior != st.HighestModSeq || got.ModSeq != st.HighestModSeq+2 {
+		t.Fatalf("Expunge = %+v, %v; want UIDs 1 and 2, MODSEQ %d to %d", got, err, st.HighestModSeq, st.HighestModSeq+2)
+	}
+	for _, m := range []struct {
+		mailbox int64
+		uid     store.UID
+		want    []byte
+	}{{inbox.ID, 4, readAll(t, message(0))}, {other.ID, 1, readAll(t, message(1))}} {
+		body, err := b.OpenBody(ctx, m.mailbox, m.uid)
+		if err != nil {
+			t.Fatalf("the copy's body: %v", err)
+		}
+		data := make([]byte, body.Size())
+		if _, err := body.ReadAt(data, 0); err != nil && !errors.Is(err, io.EOF) || !bytes.Equal(data, m.want) {
+			t.Errorf("the copy's body after its original was expunged: %q, %v", data, err)
+		}
+		body.Close()
+	}
+	// The last uses of each body go: no body is left.
+	if _, err := a.Expunge(ctx, inbox.ID, store.AllUIDs(), false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Expunge(ctx, other.ID, store.AllUIDs(), false); err != nil {
+		t.Fatal(err)
+	}
+	var bodies int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM bodies WHERE account_id = $1`, acct.ID).Scan(&bodies); err != nil {
+		t.Fatal(err)
+	}
+	q, err := a.QuotaUsage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bodies != 0 || q.Messages != 0 || q.Bytes != 0 {
+		t.Errorf("after every message went: %d bodies, usage %+v", bodies, q)
+	}
+}
+
+func readAll(t *testing.T, m *store.NewMessage) []byte {
+	t.Helper()
+	data, err := io.ReadAll(m.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
