@@ -249,9 +249,10 @@ func python(t *testing.T, stdin string, script string, args ...string) string {
 var welcomeRE = regexp.MustCompile(`(?m)^\s+address\s+(\S+)\n\s+password\s+(\S+)$`)
 
 // TestFirstStart follows the README: start on an empty folder, read the
-// printed account, log in with it over POP3 (TLS) and IMAP.
+// printed account, log in with it over POP3 (TLS) and IMAP. The host name
+// has capitals, as a machine's may; the account is printed as it is kept.
 func TestFirstStart(t *testing.T) {
-	in := start(t, "", "--hostname", "mail.example.org")
+	in := start(t, "", "--hostname", "Mail.Example.org")
 	m := in.waitOutput(welcomeRE)
 	addr, password := m[1], m[2]
 	if addr != "postmaster@mail.example.org" {

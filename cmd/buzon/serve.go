@@ -269,7 +269,7 @@ func firstAccount(ctx context.Context, cfg config.Config, st store.Store, h auth
 		return err
 	}
 	if len(accts) == 0 {
-		name := "postmaster@" + cfg.Hostname
+		name := store.CanonicalAccountName("postmaster@" + cfg.Hostname) // as logins and user list name it
 		password := rand.Text()[:16]
 		cred, err := h.Credentials(password)
 		if err != nil {
