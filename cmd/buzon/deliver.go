@@ -26,7 +26,7 @@ func runDeliver(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 	var cf commonFlags
 	cf.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: buzon deliver [--data DIR] RECIPIENT... < message")
+		fmt.Fprintln(stderr, "usage: buzon deliver [--data DIR] [--config FILE] RECIPIENT... < message")
 		fs.PrintDefaults()
 	}
 	// A command line that cannot run is a mailbox_command to fix: the MTA

@@ -5,10 +5,10 @@
 // Usage:
 //
 //	buzon serve   [--data DIR] [--config FILE] [--hostname NAME] [--imap ADDR] [--imaps ADDR] [--pop3 ADDR] [--pop3s ADDR] [--lmtp ADDR]
-//	buzon user    add|del|list|passwd [--data DIR] [ADDRESS]
-//	buzon user    quota [--data DIR] ADDRESS SIZE [MESSAGES]
-//	buzon deliver [--data DIR] RECIPIENT... < message
-//	buzon check   [--data DIR] [--repair]
+//	buzon user    add|del|list|passwd [--data DIR] [--config FILE] [ADDRESS]
+//	buzon user    quota [--data DIR] [--config FILE] ADDRESS SIZE [MESSAGES]
+//	buzon deliver [--data DIR] [--config FILE] RECIPIENT... < message
+//	buzon check   [--data DIR] [--config FILE] [--repair]
 //	buzon fetch   [--config FILE] [--once | --daemon] [ACCOUNT...]
 //	buzon migrate [--config FILE] [--dsn DSN]
 //	buzon migrate-store --from DIR --to DSN

@@ -22,13 +22,14 @@ func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var cf commonFlags
 	cf.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, `usage: buzon user add|del|passwd [--data DIR] ADDRESS
-       buzon user list [--data DIR]
-       buzon user quota [--data DIR] ADDRESS SIZE [MESSAGES]
+		fmt.Fprintln(stderr, `usage: buzon user add|del|passwd [--data DIR] [--config FILE] ADDRESS
+       buzon user list [--data DIR] [--config FILE]
+       buzon user quota [--data DIR] [--config FILE] ADDRESS SIZE [MESSAGES]
 
-The password for add and passwd is read from standard input when it is not
-a terminal, and asked for otherwise. SIZE takes K, M, G, T suffixes; 0 is
-unlimited.`)
+Give the same --data or --config as the server, or they work on another
+store. The password for add and passwd is read from standard input when it
+is not a terminal, and asked for otherwise. SIZE takes K, M, G, T suffixes;
+0 is unlimited.`)
 		fs.PrintDefaults()
 	}
 	pos, err := parseInterleaved(fs, args)
