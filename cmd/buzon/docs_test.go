@@ -270,8 +270,8 @@ func anyFileContains(t *testing.T, root string, paths []string, s string) bool {
 	return false
 }
 
-// TestDocumentedDefaults: a setting's default that README.md or
-// SECURITY.md states, in a table of limits ("| `limits.max_literal` |
+// TestDocumentedDefaults: every setting the documents name exists, and a
+// default that they state, in a table of limits ("| `limits.max_literal` |
 // 1 MiB |") or in passing ("`auth.failure_delay` (500 ms)"), is the one
 // config.Default has, so buzon config example prints the same.
 func TestDocumentedDefaults(t *testing.T) {
@@ -280,11 +280,20 @@ func TestDocumentedDefaults(t *testing.T) {
 	rowRE := regexp.MustCompile("(?m)^\\| `([a-z_.]+)` \\| ([^|]+) \\|")
 	inlineRE := regexp.MustCompile("`([a-z_.]+)` \\(([^)]+)\\)")
 	valueRE := regexp.MustCompile(`^([0-9][0-9,.]*)\s*(ms|s|min|minutes|KiB|MiB|GiB|bytes)?\b`)
+	settingRE := regexp.MustCompile("`((?:listen|tls|store|auth|limits|imap|pop3|delivery|log)\\.[a-z0-9_]+)`")
 	checked := 0
-	for _, doc := range []string{"README.md", "SECURITY.md"} {
+	for _, doc := range []string{"README.md", "SECURITY.md", "ARCHITECTURE.md"} {
 		b, err := os.ReadFile(filepath.Join("..", "..", doc))
 		if err != nil {
 			t.Fatal(err)
+		}
+		for _, m := range settingRE.FindAllStringSubmatch(string(b), -1) {
+			if _, ext, _ := strings.Cut(m[1], "."); ext == "lock" || ext == "db" || ext == "sock" {
+				continue // a file: store.lock
+			}
+			if _, ok := defaults[m[1]]; !ok {
+				t.Errorf("%s names a setting %s that buzon does not have", doc, m[1])
+			}
 		}
 		for _, m := range append(rowRE.FindAllStringSubmatch(string(b), -1), inlineRE.FindAllStringSubmatch(string(b), -1)...) {
 			key, text := m[1], strings.TrimSpace(m[2])
