@@ -11,7 +11,8 @@ package pop3server_test
 //   - buzon says [AUTH] only for wrong credentials; Dovecot also for a
 //     response that is not base64.
 //   - buzon locks the maildrop (RFC 1939 8): a second session is refused
-//     with [IN-USE]; Dovecot lets both in by default.
+//     with [IN-USE], unless the first has not heard from its client for
+//     a minute, which it then ends; Dovecot lets both in by default.
 //   - UIDLs are each server's own; only which messages they list is
 //     compared.
 
