@@ -715,15 +715,17 @@ const (
 
 	// ifMailboxAt begins a statement that writes to mailbox $2 of account
 	// $1 only if the mailbox is still at MODSEQ $3, which its caller read
-	// without the lock, and the account is not being imported: its ok has
-	// then one row, the account's MODSEQ, else none. The statement runs
-	// under lockState, which it follows in the same transaction, so its
-	// snapshot is taken once the lock is held and holds every write to
-	// the account that committed before; every write to a mailbox moves
-	// its MODSEQ, so what the caller decided from its read still holds.
+	// without the lock: its ok has then one row, the account's MODSEQ,
+	// else none. The statement runs under lockState, which it follows in
+	// the same transaction, so its snapshot is taken once the lock is held
+	// and holds every write to the account that committed before; every
+	// write to a mailbox moves its MODSEQ, so what the caller decided from
+	// its read still holds. (The account cannot be one being imported, as
+	// lockAccount checks: a session is opened on no such account, and no
+	// account becomes one.) So ok is empty only if another write came
+	// between, or the mailbox is gone, which the next read finds.
 	ifMailboxAt = `WITH ok AS (
 			SELECT st.modseq FROM account_state st
-			JOIN accounts a ON a.id = st.account_id AND a.import_state <> 1
 			JOIN mailboxes mb ON mb.account_id = st.account_id AND mb.id = $2 AND mb.highest_modseq = $3
 			WHERE st.account_id = $1
 		)`
