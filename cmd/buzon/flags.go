@@ -71,11 +71,10 @@ func (c *commonFlags) read() (config.Config, error) {
 	return cfg, nil
 }
 
-// commandLine is how a person runs the buzon command sub (say "user add")
-// on the store these flags name: the binary as it was started (bin/buzon
-// from scripts/serve.sh), and the same --config and --data.
-func (c *commonFlags) commandLine(sub string) string {
-	parts := []string{self(), sub}
+// storeFlags are the flags that name, to another command, the store these
+// flags name: the same --config and --data.
+func (c *commonFlags) storeFlags() string {
+	var parts []string
 	if c.configFile != "" {
 		parts = append(parts, "--config", shellQuote(c.configFile))
 	}

@@ -76,13 +76,13 @@ Flags override the config file (buzon config example prints every setting).`)
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 4)
 	}
-	return serve(ctx, cfg, cf.commandLine("user add"), stdout, stderr)
+	return serve(ctx, cfg, cf.storeFlags(), stdout, stderr)
 }
 
 // serve runs every configured listener until ctx ends, then shuts down
-// gracefully. userAdd is the command line that adds an account to this
-// server's store, for the welcome on first start.
-func serve(ctx context.Context, cfg config.Config, userAdd string, stdout, stderr io.Writer) error {
+// gracefully. storeFlags name its store to the other commands, for the
+// welcome on first start.
+func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, stderr io.Writer) error {
 	log := newLogger(cfg.Log, stderr)
 	st, err := openStore(cfg, log, useServe)
 	if err != nil {
@@ -185,7 +185,7 @@ func serve(ctx context.Context, cfg config.Config, userAdd string, stdout, stder
 	// The first account comes once every listener is bound, so that the
 	// welcome names the addresses clients can reach (a port 0 resolved)
 	// and no password is handed out by a server that could not start.
-	if err := firstAccount(ctx, cfg, st, authn.Hasher(), welcome{g.bound, fingerprint, userAdd}, stdout); err != nil {
+	if err := firstAccount(ctx, cfg, st, authn.Hasher(), welcome{g.bound, fingerprint, storeFlags}, stdout); err != nil {
 		g.closeListeners()
 		return err
 	}
@@ -288,7 +288,7 @@ func firstAccount(ctx context.Context, cfg config.Config, st store.Store, h auth
 type welcome struct {
 	bound       map[string]string // listener name -> the address it is bound to
 	fingerprint string            // of the self-signed certificate
-	userAdd     string            // command line adding an account to this store
+	storeFlags  string            // name this store to other commands: --data DIR
 }
 
 func printWelcome(w io.Writer, cfg config.Config, name, password string, wel welcome) {
@@ -315,12 +315,12 @@ Mail client settings (user name = the full address):
 	if cfg.TLS.Cert == "" {
 		fmt.Fprintf(w, "\nThe certificate is self-signed; accept it if its SHA-256 fingerprint is\n  %s\n", wel.fingerprint)
 	}
-	deliver := strings.Replace(wel.userAdd, " user add", " deliver", 1)
+	// The binary as it was started, which need not be on the PATH.
 	fmt.Fprintf(w, `
-Add accounts with:   %s someone@example.org
-Deliver a test mail: %s %s < message.eml
+Add accounts with:   %[1]s user add %[2]s someone@example.org
+Deliver a test mail: %[1]s deliver %[2]s %[3]s < message.eml
 
-`, wel.userAdd, deliver, name)
+`, self(), wel.storeFlags, name)
 }
 
 // clientAddr is where a mail client reaches a listener on addr: the host
