@@ -19,6 +19,8 @@ func TestSpoolNormalisesLineEndings(t *testing.T) {
 		{"Subject: a\n\nbody\n", "Subject: a\r\n\r\nbody\r\n"},
 		{"Subject: a\r\rbody\r", "Subject: a\r\n\r\nbody\r\n"},
 		{"Subject: a\r\r\nFrom: b\r\r\n\r\r\nbody\r\r", "Subject: a\r\nFrom: b\r\n\r\nbody\r\n\r\n"},
+		// A header passed on twice by a Windows program keeps its From.
+		{"Subject: a\r\r\r\nFrom: b\r\r\r\n\r\nbody\r\n", "Subject: a\r\nFrom: b\r\n\r\nbody\r\n"},
 		{"mixed\r\nlf\ncr\rend", "mixed\r\nlf\r\ncr\r\nend"},
 		{"8-bit: \xe9t\xe9\n", "8-bit: \xe9t\xe9\r\n"},
 		{"", ""},

@@ -33,8 +33,9 @@ func TestCanonicalText(t *testing.T) {
 		{"line1\r\nline2\r\n", "line1\r\nline2\r\n"},
 		{"old\rmac\r", "old\r\nmac\r\n"},
 		{"\n\n", "\r\n\r\n"},
-		{"\r\r\n", "\r\n"},       // CR CR LF: one break
-		{"\r\r\r\n", "\r\n\r\n"}, // a bare CR, then CR CR LF
+		{"\r\r\n", "\r\n"},   // CR CR LF: one break
+		{"\r\r\r\n", "\r\n"}, // any run of CRs before an LF: one break, as LMTP's reader ends lines
+		{"Subject: x\r\r\r\nFrom: y\r\n", "Subject: x\r\nFrom: y\r\n"},
 		{"Subject: x\r\r\nFrom: y\r\r\n", "Subject: x\r\nFrom: y\r\n"}, // so a header does not end early
 		{"a\r\rb\r\r", "a\r\n\r\nb\r\n\r\n"},                           // CRs without an LF: a break each
 		{"\n\r", "\r\n\r\n"},                                           // LF CR is two breaks, not one

@@ -4,29 +4,31 @@ import "bytes"
 
 // LineEnds follows the line breaks of a stream that arrives in chunks,
 // for the rule messages are stored and served by: a line ends in CRLF
-// (RFC 5322 2.1, RFC 2046 4.1.1), and a bare LF, a bare CR, or a CR CR
-// LF is one line break in another form. CR CR LF is what a program
-// writing CRLF in text mode on Windows leaves, and MTAs pass on: read as
-// two breaks, in a header it would end the header there. A break split
-// between two chunks is one break. The zero value is at the start of a
+// (RFC 5322 2.1, RFC 2046 4.1.1), and a bare LF, a bare CR, or a run of
+// CRs ended by an LF is one line break in another form. CR CR LF is what
+// a program writing CRLF in text mode on Windows leaves, and MTAs pass
+// on (and CR CR CR LF when it went through two): read as two breaks, in a
+// header it would end the header there. The LMTP reader ends lines the
+// same way. A break split between two chunks is one break. The zero value is at the start of a
 // stream; one LineEnds follows one stream.
 type LineEnds struct {
-	// cr: the last octet taken was a CR, which Convert has written as
-	// CRLF already. held: a CR came right after it and waits, to be
-	// dropped with an LF after it or written as a break of its own.
-	cr, held bool
-	buf      []byte // Convert's output, reused
+	// cr: the last octets taken were CRs, the first of which Convert
+	// has written as CRLF already. held: how many came after it; they
+	// wait, to be dropped with an LF after them or written as breaks of
+	// their own.
+	cr   bool
+	held int
+	buf  []byte // Convert's output, reused
 }
 
 // Convert returns chunk with every line break made CRLF. A chunk that
 // needs no change, as SMTP and LMTP carry messages, comes back as it is,
 // uncopied; otherwise the result is in a buffer that the next call
 // reuses. A CR is written as CRLF at once, and an LF right after it, in
-// this chunk or the next, is then dropped; only a CR right after a CR
-// waits for the next octet, so End gives its break if a stream ends
-// there.
+// this chunk or the next, is then dropped; only CRs right after a CR wait
+// for the next octet, so End gives their breaks if a stream ends there.
 func (l *LineEnds) Convert(chunk []byte) []byte {
-	if l.cr && !l.held && len(chunk) > 0 && chunk[0] == '\n' {
+	if l.cr && l.held == 0 && len(chunk) > 0 && chunk[0] == '\n' {
 		chunk, l.cr = chunk[1:], false
 	}
 	if !l.cr && crlfOnly(chunk) {
@@ -39,14 +41,14 @@ func (l *LineEnds) Convert(chunk []byte) []byte {
 			switch c := chunk[0]; {
 			case c == '\n': // its LF, or the LF of CR CR LF
 				chunk = chunk[1:]
-				l.cr, l.held = false, false
-			case l.held: // the CR held is a break of its own
-				out = append(out, '\r', '\n')
-				l.held = false
+				l.cr, l.held = false, 0
 			case c == '\r':
 				chunk = chunk[1:]
-				l.held = true
-			default:
+				l.held++
+			default: // the CRs held are breaks of their own
+				for ; l.held > 0; l.held-- {
+					out = append(out, '\r', '\n')
+				}
 				l.cr = false
 			}
 			continue
@@ -74,15 +76,12 @@ func (l *LineEnds) Convert(chunk []byte) []byte {
 	return out
 }
 
-// End returns the line break still owed at the end of the stream: that
-// of a CR held after a CR.
+// End returns the line breaks still owed at the end of the stream: those
+// of the CRs held after a CR.
 func (l *LineEnds) End() []byte {
 	held := l.held
-	l.cr, l.held = false, false
-	if held {
-		return []byte("\r\n")
-	}
-	return nil
+	l.cr, l.held = false, 0
+	return bytes.Repeat([]byte("\r\n"), held)
 }
 
 // Bare reports whether chunk, coming after the chunks before it, holds a
