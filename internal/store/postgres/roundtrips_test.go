@@ -77,7 +77,7 @@ func TestRoundTrips(t *testing.T) {
 		{"Status", func() error {
 			_, err := ss.Status(ctx, inbox.ID)
 			return err
-		}, wireCount{trips: 1, statements: 5}},
+		}, wireCount{trips: 1, statements: 1}},
 		{"Append", func() error {
 			_, err := ss.Append(ctx, inbox.ID, message(20))
 			return err

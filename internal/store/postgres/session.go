@@ -349,37 +349,39 @@ func (ss *session) SetSubscribed(ctx context.Context, name string, subscribed bo
 	return nil
 }
 
-// Status implements store.Session. The counts come from the messages
-// themselves, so they cannot drift from them.
+// Status implements store.Session, in one statement, so one snapshot
+// without BEGIN or COMMIT. The counts come from the messages themselves,
+// so they cannot drift from them.
 func (ss *session) Status(ctx context.Context, mailboxID int64) (store.MailboxStatus, error) {
 	var st store.MailboxStatus
-	var b pgx.Batch
-	b.Queue(`SELECT uidnext, uidvalidity, highest_modseq FROM mailboxes WHERE id = $1 AND account_id = $2`, mailboxID, ss.id).
-		QueryRow(func(r pgx.Row) error {
-			var uidnext, uv, hms int64
-			err := r.Scan(&uidnext, &uv, &hms)
-			if errors.Is(err, pgx.ErrNoRows) {
-				return fmt.Errorf("%w: id %d", store.ErrNoMailbox, mailboxID)
-			}
-			st.UIDNext, st.UIDValidity, st.HighestModSeq = store.UID(uidnext), uint32(uv), store.ModSeq(hms)
-			return err
-		})
-	b.Queue(`SELECT count(*), count(*) FILTER (WHERE flags & $2 = 0),
-		count(*) FILTER (WHERE flags & $3 <> 0), coalesce(sum(size), 0) FROM messages WHERE mailbox_id = $1`,
-		mailboxID, int16(store.FlagSeen), int16(store.FlagDeleted)).QueryRow(func(r pgx.Row) error {
-		var msgs, unseen, deleted int64
-		err := r.Scan(&msgs, &unseen, &deleted, &st.Size)
-		st.Messages, st.Unseen, st.Deleted = uint32(msgs), uint32(unseen), uint32(deleted)
-		return err
-	})
-	queueKeywords(&b, mailboxID, &st.Keywords)
+	var uidnext, uv, hms, msgs, unseen, deleted int64
+	var keywords []string
 	began := time.Now()
-	if err := ss.s.read(ctx, &b); err != nil {
-		return store.MailboxStatus{}, fmt.Errorf("status of mailbox %d: %w", mailboxID, err)
+	err := ss.s.pool.QueryRow(ctx, selectStatus, mailboxID, ss.id, int16(store.FlagSeen), int16(store.FlagDeleted)).
+		Scan(&uidnext, &uv, &hms, &msgs, &unseen, &deleted, &st.Size, &keywords)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = fmt.Errorf("%w: id %d", store.ErrNoMailbox, mailboxID)
 	}
+	if err != nil {
+		return store.MailboxStatus{}, fmt.Errorf("status of mailbox %d: %w", mailboxID, mapErr(err))
+	}
+	st.UIDNext, st.UIDValidity, st.HighestModSeq = store.UID(uidnext), uint32(uv), store.ModSeq(hms)
+	st.Messages, st.Unseen, st.Deleted = uint32(msgs), uint32(unseen), uint32(deleted)
+	st.Keywords = mergeKeywords(keywords)
 	ss.saw(mailboxID, st.HighestModSeq, began)
 	return st, nil
 }
+
+// selectStatus reads mailbox $1's row, if it is account $2's, its
+// messages' count and size and how many lack flag $3 and have flag $4,
+// and the sets of keywords in use (see mergeKeywords).
+const selectStatus = `SELECT h.uidnext, h.uidvalidity, h.highest_modseq, c.n, c.unseen, c.deleted, c.size,
+		ARRAY(SELECT DISTINCT keywords FROM messages WHERE mailbox_id = $1 AND keywords <> '')
+	FROM mailboxes h CROSS JOIN LATERAL (
+		SELECT count(*) AS n, count(*) FILTER (WHERE flags & $3 = 0) AS unseen,
+			count(*) FILTER (WHERE flags & $4 <> 0) AS deleted, coalesce(sum(size), 0) AS size
+		FROM messages WHERE mailbox_id = $1) AS c
+	WHERE h.id = $1 AND h.account_id = $2`
 
 // QuotaUsage implements store.Session.
 func (ss *session) QuotaUsage(ctx context.Context) (store.QuotaUsage, error) {

@@ -157,23 +157,26 @@ func (ss *session) queueHead(b *pgx.Batch, mailboxID int64, h *head) {
 }
 
 // queueKeywords queues on b the query for the keywords in use in a
-// mailbox, one spelling of each, ordered case-insensitively, stored in
-// *out when b runs.
+// mailbox (see mergeKeywords), stored in *out when b runs.
 func queueKeywords(b *pgx.Batch, mailboxID int64, out *[]string) {
 	b.Queue(`SELECT DISTINCT keywords FROM messages WHERE mailbox_id = $1 AND keywords <> ''`, mailboxID).
 		Query(func(rows pgx.Rows) error {
 			sets, err := pgx.CollectRows(rows, pgx.RowTo[string])
-			if err != nil {
-				return err
-			}
-			var kws []string
-			for _, set := range sets {
-				kws = store.Flags{Keywords: kws}.Apply(store.FlagsAdd, store.Flags{Keywords: splitKeywords(set)}).Keywords
-			}
-			slices.SortFunc(kws, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
-			*out = kws
-			return nil
+			*out = mergeKeywords(sets)
+			return err
 		})
+}
+
+// mergeKeywords turns the distinct keywords columns of a mailbox's
+// messages into the keywords in use, one spelling of each, ordered
+// case-insensitively.
+func mergeKeywords(sets []string) []string {
+	var kws []string
+	for _, set := range sets {
+		kws = store.Flags{Keywords: kws}.Apply(store.FlagsAdd, store.Flags{Keywords: splitKeywords(set)}).Keywords
+	}
+	slices.SortFunc(kws, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
+	return kws
 }
 
 // HighestModSeq implements store.Session. It answers without a query
