@@ -63,12 +63,21 @@ func buzonCommand(line string) ([]string, bool) {
 	return nil, false // "install bin/buzon /usr/local/bin/buzon"
 }
 
-// TestREADMEFlags: every flag a buzon command line in README.md uses is
-// one that command's --help lists.
+// TestREADMEFlags: every flag a buzon command line in README.md uses, in
+// a code block or in a sentence, is one that command's --help lists.
 func TestREADMEFlags(t *testing.T) {
+	readme := filepath.Join("..", "..", "README.md")
+	lines := codeLines(t, readme)
+	b, err := os.ReadFile(readme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile("`([^`]*bin/buzon [^`]*)`").FindAllStringSubmatch(string(b), -1) {
+		lines = append(lines, docLine{"", m[1]})
+	}
 	helps := map[string]string{}
 	n := 0
-	for _, l := range codeLines(t, filepath.Join("..", "..", "README.md")) {
+	for _, l := range lines {
 		words, ok := buzonCommand(l.text)
 		if !ok {
 			continue
