@@ -257,8 +257,10 @@ func loadTLS(cfg config.Config, log *slog.Logger) (*tls.Config, string, error) {
 }
 
 // firstAccount creates an account on the first start of an empty store and
-// tells the person at the terminal how to use it. A marker file keeps it
-// from happening again after every account was deleted on purpose.
+// tells the person at the terminal how to use it; on the first start of a
+// store whose accounts were added before, it tells the settings alone. A
+// marker file keeps it from happening again after every account was
+// deleted on purpose.
 func firstAccount(ctx context.Context, cfg config.Config, st store.Store, h auth.Hasher, wel welcome, stdout io.Writer) error {
 	marker := filepath.Join(cfg.Data, "first-account-created")
 	if _, err := os.Stat(marker); err == nil {
@@ -279,6 +281,8 @@ func firstAccount(ctx context.Context, cfg config.Config, st store.Store, h auth
 			return fmt.Errorf("first account: %w", err)
 		}
 		printWelcome(stdout, cfg, name, password, wel)
+	} else {
+		printWelcome(stdout, cfg, accts[0].Name, "", wel)
 	}
 	return os.WriteFile(marker, []byte("buzon created the first account; delete this file to have it do so again on an empty store\n"), 0o600)
 }
@@ -291,15 +295,20 @@ type welcome struct {
 	storeFlags  string            // name this store to other commands: --data DIR
 }
 
+// printWelcome tells the settings a mail client needs, and the account
+// name and password made for the first start, if password is set.
 func printWelcome(w io.Writer, cfg config.Config, name, password string, wel welcome) {
-	fmt.Fprintf(w, `
+	if password != "" {
+		fmt.Fprintf(w, `
 buzon created a first account. The password is shown only this once.
 
   address   %s
   password  %s
-
-Mail client settings (user name = the full address):
 `, name, password)
+	} else {
+		fmt.Fprintf(w, "\nbuzon serves the accounts in %s for the first time.\n", cfg.Data)
+	}
+	fmt.Fprint(w, "\nMail client settings (user name = the full address):\n")
 	for _, l := range []struct{ listener, what, security string }{
 		{"imap", "IMAP", "STARTTLS"},
 		{"imaps", "IMAP", "SSL/TLS"},

@@ -130,3 +130,24 @@ func TestServeFlagOverridesConfig(t *testing.T) {
 	}
 	start(t, "", "--config", cfg) // with --imap 127.0.0.1:0
 }
+
+// TestWelcomeAccountsAddedFirst: a store whose accounts were added before
+// the server first ran gets no account of the server's own, but its first
+// start still tells the mail client settings; later starts do not.
+func TestWelcomeAccountsAddedFirst(t *testing.T) {
+	data := t.TempDir()
+	mustBuzon(t, "a-password\n", "user", "add", "--data", data, "alice@example.org")
+	in := start(t, data)
+	in.waitOutput(welcomeEndRE)
+	out := in.output()
+	if welcomeRE.MatchString(out) || !strings.Contains(out, "Mail client settings") || !slices.Contains(welcomeSettings(out), "IMAP "+in.ports["imap"]+" STARTTLS") {
+		t.Errorf("first start on accounts added before:\n%s", out)
+	}
+	if list := mustBuzon(t, "", "user", "list", "--data", data); strings.Contains(list, "postmaster@") {
+		t.Errorf("the server made an account of its own:\n%s", list)
+	}
+	in.stop()
+	if again := start(t, data); again.output() != "" {
+		t.Errorf("second start printed:\n%s", again.output())
+	}
+}
