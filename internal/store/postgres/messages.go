@@ -1061,55 +1061,68 @@ func (w *wtx) copy(from int64, uids store.UIDSet, to int64, move bool) (store.Co
 	return res, nil
 }
 
-// Changes implements store.Session. One snapshot serves every part of the
-// answer, and MODSEQs commit in order (see the package documentation), so
-// a caller that asks again from HighestModSeq misses nothing. The queries
-// leave the order to Go: without ORDER BY uid the (mailbox_id, modseq)
-// indexes are the only sensible plan, so the generic plan the connections
-// keep (see Open) stays right however few rows are above sinceModSeq.
+// Changes implements store.Session, in one statement, so one snapshot
+// without BEGIN or COMMIT serves every part of the answer; MODSEQs commit
+// in order (see the package documentation), so a caller that asks again
+// from HighestModSeq misses nothing. The queries leave the order to Go:
+// without ORDER BY uid the (mailbox_id, modseq) indexes are the only
+// sensible plan, so the generic plan the connections keep (see Open)
+// stays right however few rows are above sinceModSeq.
 func (ss *session) Changes(ctx context.Context, mailboxID int64, sinceModSeq store.ModSeq) (*store.ChangeSet, error) {
-	cs := &store.ChangeSet{}
-	var b pgx.Batch
-	var h head
-	ss.queueHead(&b, mailboxID, &h)
-	b.Queue(selectChanged, mailboxID, int64(sinceModSeq)).
-		Query(func(rows pgx.Rows) error {
-			var uid, modseq int64
-			var flags int16
-			var kw string
-			var added bool
-			var m store.MessageInfo
-			_, err := pgx.ForEachRow(rows, []any{&uid, &modseq, &flags, &kw, &m.InternalDate, &m.Size, &added}, func() error {
-				m.UID, m.ModSeq = store.UID(uid), store.ModSeq(modseq)
-				m.Flags = store.Flags{System: store.SystemFlags(flags), Keywords: splitKeywords(kw)}
-				m.InternalDate = m.InternalDate.UTC()
-				if added {
-					cs.Added = append(cs.Added, m)
-				} else {
-					cs.Updated = append(cs.Updated, store.FlagUpdate{UID: m.UID, ModSeq: m.ModSeq, Flags: m.Flags})
-				}
-				return nil
-			})
-			return err
-		})
-	queueUIDs(&b, &cs.Expunged, selectVanished, mailboxID, int64(sinceModSeq))
-	queueUIDs(&b, &cs.Present, selectPresent, mailboxID, int64(sinceModSeq))
+	var uidValidity, uidNext, highest, forgotten int64
+	var uids, modseqs, sizes, vanished, present []int64
+	var flags []int16
+	var keywords []string
+	var dates []time.Time
+	var added []bool
 	began := time.Now()
-	if err := ss.s.read(ctx, &b); err != nil {
-		return nil, fmt.Errorf("changes in mailbox %d: %w", mailboxID, err)
+	err := ss.s.pool.QueryRow(ctx, selectChanges, mailboxID, int64(sinceModSeq), ss.id).Scan(&uidValidity, &uidNext, &highest, &forgotten,
+		&uids, &modseqs, &flags, &keywords, &dates, &sizes, &added, &vanished, &present)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return &store.ChangeSet{Gone: true}, nil // not the account's
 	}
-	if !h.found {
-		// What the queries after the first found is not the account's.
-		return &store.ChangeSet{Gone: true}, nil
+	if err != nil {
+		return nil, fmt.Errorf("changes in mailbox %d: %w", mailboxID, mapErr(err))
 	}
-	cs.UIDNext, cs.HighestModSeq, cs.ForgottenTo = h.uidNext, h.modSeq, h.forgotten
-	cs.Forgotten = sinceModSeq < h.forgotten
+	cs := &store.ChangeSet{UIDNext: store.UID(uidNext), HighestModSeq: store.ModSeq(highest), ForgottenTo: store.ModSeq(forgotten)}
+	cs.Forgotten = sinceModSeq < cs.ForgottenTo
+	for i, uid := range uids {
+		f := store.Flags{System: store.SystemFlags(flags[i]), Keywords: splitKeywords(keywords[i])}
+		if added[i] {
+			cs.Added = append(cs.Added, store.MessageInfo{UID: store.UID(uid), ModSeq: store.ModSeq(modseqs[i]), Flags: f,
+				InternalDate: dates[i].UTC(), Size: sizes[i]})
+		} else {
+			cs.Updated = append(cs.Updated, store.FlagUpdate{UID: store.UID(uid), ModSeq: store.ModSeq(modseqs[i]), Flags: f})
+		}
+	}
+	for _, u := range vanished {
+		cs.Expunged = append(cs.Expunged, store.UID(u))
+	}
+	for _, u := range present {
+		cs.Present = append(cs.Present, store.UID(u))
+	}
 	ss.saw(mailboxID, cs.HighestModSeq, began)
 	slices.SortFunc(cs.Added, func(a, b store.MessageInfo) int { return cmp.Compare(a.UID, b.UID) })
 	slices.SortFunc(cs.Updated, func(a, b store.FlagUpdate) int { return cmp.Compare(a.UID, b.UID) })
 	slices.Sort(cs.Expunged)
 	return cs, nil
 }
+
+// selectChanges is Changes: mailbox $1's row, if it is account $3's, the
+// messages changed after MODSEQ $2 (selectChanged) as arrays of their
+// columns, the UIDs expunged after it (selectVanished), and every UID if
+// expunges after it are forgotten (selectPresent). Each part runs only for
+// the mailbox's row, so nothing of another account's is read.
+const selectChanges = `SELECT h.uidvalidity, h.uidnext, h.highest_modseq, h.forgotten_modseq,
+		c.uids, c.modseqs, c.flags, c.keywords, c.dates, c.sizes, c.added,
+		ARRAY(` + selectVanished + `), ARRAY(` + selectPresent + `)
+	FROM mailboxes h CROSS JOIN LATERAL (
+		SELECT array_agg(m.uid) AS uids, array_agg(m.modseq) AS modseqs, array_agg(m.flags) AS flags,
+			array_agg(m.keywords) AS keywords, array_agg(m.internal_date) AS dates, array_agg(m.size) AS sizes,
+			array_agg(m.added) AS added
+		FROM (` + selectChanged + `) AS m(uid, modseq, flags, keywords, internal_date, size, added)
+		WHERE h.id IS NOT NULL) AS c
+	WHERE h.id = $1 AND h.account_id = $3`
 
 // MarkRetrieved implements store.Session.
 func (ss *session) MarkRetrieved(ctx context.Context, mailboxID int64, uids store.UIDSet, at time.Time) error {

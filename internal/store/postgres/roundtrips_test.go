@@ -69,7 +69,7 @@ func TestRoundTrips(t *testing.T) {
 		{"Changes", func() error {
 			_, err := ss.Changes(ctx, inbox.ID, 3)
 			return err
-		}, wireCount{trips: 1, statements: 6}},
+		}, wireCount{trips: 1, statements: 1}},
 		{"Snapshot", func() error {
 			_, err := ss.Snapshot(ctx, inbox.ID)
 			return err
