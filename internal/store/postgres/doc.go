@@ -28,9 +28,11 @@
 //
 // Statements are pipelined (pgx batches), since each round trip to the
 // database costs both sides more than most of these statements do. A read
-// of several statements is one round trip, holding BEGIN ... COMMIT where
-// they must see one snapshot (Snapshot, Changes, Status; a page of
-// Messages needs none). A write is usually two: BEGIN, the lock and the
+// that must see one snapshot is one statement where it can be (Changes
+// and Status: the mailbox's row with the rest as arrays or aggregates
+// beside it; a page of Messages, the mailbox's MODSEQ on every row), and
+// otherwise one round trip holding BEGIN ... COMMIT (Snapshot). A write
+// is usually two: BEGIN, the lock and the
 // reads it needs (and a body of one chunk) in the first; the changes, the
 // counters, pg_notify and COMMIT in the second. An error anywhere rolls
 // the whole write back.
