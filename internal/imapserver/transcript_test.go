@@ -26,7 +26,7 @@ var update = flag.Bool("update", false, "rewrite the golden transcripts in testd
 // A transcript has:
 //
 //	# comment
-//	! deliver MAILBOX FILE [FLAG...]   append testdata/messages/FILE through the store
+//	! deliver MAILBOX FILE [FLAG...]   append the message FILE (see messageFile) through the store
 //	! quota BYTES MESSAGES             set the account's quota
 //	! save NAME                        remember the last MODSEQ the server sent as {{NAME}} ({{NAME-1}} one less)
 //	! option NAME                      a server option before the first command (plaintext, tinylimits)
@@ -35,9 +35,11 @@ var update = flag.Bool("update", false, "rewrite the golden transcripts in testd
 //
 // In C: lines, {{lit:FILE}} and {{lit+:FILE}} are a synchronising and a
 // non-synchronising literal holding a message file, {{str:"..."}} a
-// synchronising literal holding a Go-quoted string. After a C: line the
-// client reads up to the tagged answer, or up to a "+" continuation, after
-// which the next C: line of that connection continues the command.
+// synchronising literal holding a Go-quoted string, and {{crlf}} ends a
+// command and begins the next in the same write, as clients that pipeline
+// do. After a C: line the client reads up to the tagged answer (of the
+// last command of the line), or up to a "+" continuation, after which the
+// next C: line of that connection continues the command.
 // UIDVALIDITY and MODSEQ values and today's dates are normalised.
 func TestTranscripts(t *testing.T) {
 	files, err := filepath.Glob("testdata/transcripts/*.txt")
@@ -121,7 +123,7 @@ func runTranscript(t *testing.T, file string) {
 			continue // expectations are regenerated and compared as a whole
 		case strings.HasPrefix(l, "! deliver "):
 			f := strings.Fields(strings.TrimPrefix(l, "! deliver "))
-			msg, err := os.ReadFile(filepath.Join("testdata/messages", f[1]))
+			msg, err := os.ReadFile(messageFile(f[1]))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -160,9 +162,13 @@ func runTranscript(t *testing.T, file string) {
 		}
 		out = append(out, l)
 		tag := tc.pending
-		if tag == "" {
+		if i := strings.LastIndex(text, pipelined); i >= 0 {
+			// Commands sent at once: the answers run up to the last's.
+			tag, _, _ = strings.Cut(text[i+len(pipelined):], " ")
+		} else if tag == "" {
 			tag, _, _ = strings.Cut(text, " ")
 		}
+		text = strings.ReplaceAll(text, pipelined, "\r\n")
 		text = varRE.ReplaceAllStringFunc(text, func(v string) string {
 			m := varRE.FindStringSubmatch(v)
 			n, ok := vars[m[1]]
@@ -215,6 +221,19 @@ func transcriptOption(t *testing.T, name string) envOption {
 	return nil
 }
 
+// messageFile is where a transcript's message file is: in
+// testdata/messages, which the FETCH and SEARCH differentials read too, or,
+// named with its folder ("clients/draft.eml"), elsewhere in testdata.
+func messageFile(name string) string {
+	if strings.Contains(name, "/") {
+		return filepath.Join("testdata", name)
+	}
+	return filepath.Join("testdata/messages", name)
+}
+
+// pipelined separates the commands of a C: line sent in one write.
+const pipelined = "{{crlf}}"
+
 var litRE = regexp.MustCompile(`\{\{(lit\+?):([^}]+)\}\}|\{\{str:("(?:[^"\\]|\\.)*")\}\}`)
 
 // sendTranscript sends a client line, expanding literals and waiting for
@@ -230,7 +249,7 @@ func sendTranscript(t *testing.T, tc *transcriptConn, text string, plus func(str
 		sync := true
 		if m[2] >= 0 {
 			kind, name := text[m[2]:m[3]], text[m[4]:m[5]]
-			b, err := os.ReadFile(filepath.Join("testdata/messages", name))
+			b, err := os.ReadFile(messageFile(name))
 			if err != nil {
 				t.Fatal(err)
 			}
