@@ -184,6 +184,9 @@ func (c *conn) cmdCopy(cmd *command) {
 		xuserErrorf("TRYCREATE", "no mailbox %s", name)
 	}
 	xcheckf(err, "mailbox %s", name)
+	if !cmd.uid {
+		c.xnotExpunged(set)
+	}
 	if set.Empty() {
 		return
 	}
@@ -208,6 +211,26 @@ func (c *conn) cmdCopy(cmd *command) {
 		// RFC 6851 4.3: COPYUID in an untagged OK before the expunges.
 		c.w.str("* OK [" + code + "] moved\r\n")
 		c.reportExpunged(res.Source)
+	}
+}
+
+// xnotExpunged refuses a COPY or MOVE by message numbers that names
+// messages another session expunged (RFC 5530 EXPUNGEISSUED), before
+// anything is copied. Copying the others and saying OK would tell a client
+// that cannot read COPYUID, or that copies by number because it does not
+// care for UIDs, that every message it named was copied; it would then
+// delete them from here, believing them safe elsewhere. The view first
+// catches up, holding the expunges back, so that one committed just
+// before the command counts too; the sync after the NO reports them (RFC
+// 9051 7.5.1 allows it during COPY and MOVE), and the client can try again
+// with the numbers as they are. Dovecot answers the same. By UID, a
+// message that is gone is simply not copied: COPYUID says what was.
+func (c *conn) xnotExpunged(set store.UIDSet) {
+	c.sync(false)
+	for _, u := range c.sel.pendingExpunge {
+		if set.Contains(u) {
+			xuserErrorf("EXPUNGEISSUED", "some of the messages were expunged meanwhile")
+		}
 	}
 }
 
