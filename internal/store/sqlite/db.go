@@ -25,6 +25,9 @@ import (
 //   - foreign keys on;
 //   - each connection keeps its statements prepared (stmtcache.go).
 func openDB(path string, conns int, busy time.Duration) (*sql.DB, error) {
+	if err := makePrivate(path); err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
 	dsn := fmt.Sprintf("%s?_txlock=immediate&_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)"+
 		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)", path, busy.Milliseconds())
 	connector, err := newStmtCacheConnector(dsn)
@@ -40,6 +43,29 @@ func openDB(path string, conns int, busy time.Duration) (*sql.DB, error) {
 		return nil, fmt.Errorf("open %s: %w", path, mapErr(err))
 	}
 	return db, nil
+}
+
+// makePrivate creates the database file at path, or takes an existing
+// one, readable by its owner alone: accounts.db holds password hashes and
+// SCRAM verifiers, mail.db the headers of mail, and SQLite, left to
+// itself, creates them as the umask allows (0644 as a rule). SQLite gives
+// the -wal and -shm files it makes the database file's mode; those of a
+// database made before are set here too.
+func makePrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Chmod(0o600); err != nil {
+		return err
+	}
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if err := os.Chmod(path+suffix, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 // A schema is the migrations of one kind of database: schema[i] takes a

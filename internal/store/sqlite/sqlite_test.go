@@ -185,6 +185,15 @@ func TestLayout(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(st.dir, notifySocket)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a Store that does not listen made %s: %v", notifySocket, err)
 	}
+	// The databases hold password hashes and headers: only the owner may
+	// read them, whatever the umask, and so may their WAL files.
+	for _, f := range all {
+		if strings.HasSuffix(f, ".db") || strings.HasSuffix(f, ".db-wal") || strings.HasSuffix(f, ".db-shm") {
+			if fi, err := os.Stat(filepath.Join(st.dir, f)); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s: mode %v, %v; want 0600", f, fi.Mode().Perm(), err)
+			}
+		}
+	}
 
 	// Durability settings, as every connection sees them.
 	a, err := st.acquire(ctx, acct.ID)
