@@ -182,6 +182,9 @@ func TestLayout(t *testing.T) {
 	if err != nil || string(data) != body {
 		t.Errorf("body file holds %q, %v", data, err)
 	}
+	if fi, err := os.Stat(filepath.Join(st.accountDir(acct.ID), bodies[0])); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("body file: mode %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
 	if _, err := os.Stat(filepath.Join(st.dir, notifySocket)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a Store that does not listen made %s: %v", notifySocket, err)
 	}
