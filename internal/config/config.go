@@ -197,6 +197,14 @@ type POP3 struct {
 	ExpireDays int `toml:"expire_days"`
 	// How often the expiry sweep runs.
 	ExpireInterval Duration `toml:"expire_interval"`
+	// A login refused because another session of the account holds the
+	// maildrop (RFC 1939 8) ends that session, without applying its
+	// deletions, when its client has been silent this long: no command,
+	// nothing of a response taken by the network. A phone that lost its
+	// signal mid-session is otherwise told [IN-USE] until TCP notices,
+	// minutes later. 0 never ends a session. Only sessions on the same
+	// node are ended.
+	StaleSession Duration `toml:"stale_session"`
 }
 
 // Delivery configures LMTP and local delivery.
@@ -280,6 +288,7 @@ func Default() Config {
 		POP3: POP3{
 			IdleTimeout:    Duration(10 * time.Minute),
 			ExpireInterval: Duration(time.Hour),
+			StaleSession:   Duration(time.Minute),
 		},
 		Delivery: Delivery{
 			MemorySpool:   1 << 20,

@@ -124,6 +124,7 @@ func (c *Config) Validate() error {
 		{"auth.lockout_duration", c.Auth.LockoutDuration}, {"imap.idle_timeout", c.IMAP.IdleTimeout},
 		{"imap.login_timeout", c.IMAP.LoginTimeout}, {"imap.idle_keepalive", c.IMAP.IdleKeepalive},
 		{"pop3.idle_timeout", c.POP3.IdleTimeout}, {"pop3.expire_interval", c.POP3.ExpireInterval},
+		{"pop3.stale_session", c.POP3.StaleSession},
 		{"delivery.timeout", c.Delivery.Timeout},
 	} {
 		if d.v < 0 {
