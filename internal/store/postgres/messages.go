@@ -184,7 +184,10 @@ func (ss *session) Append(ctx context.Context, mailboxID int64, msg *store.NewMe
 // the account's usage and limits, the mailbox's UIDNEXT, UIDVALIDITY and
 // highest MODSEQ before, and the message's MODSEQ if it was added; then
 // it notifies the account's watchers ($8, the account as text). It runs
-// under lockState, which it follows in the same transaction.
+// under lockState, which it follows in the same transaction. The orphan's
+// id is a scalar subquery, computed once before the scan: compared with
+// currval itself, a volatile function, no index serves the condition and
+// a refused append read every body of every account, holding the lock.
 const appendMessage = `WITH st AS (
 		SELECT st.modseq, st.bytes, st.messages, a.max_bytes, a.max_messages
 		FROM account_state st JOIN accounts a ON a.id = st.account_id
@@ -205,7 +208,7 @@ const appendMessage = `WITH st AS (
 	), acct AS (
 		UPDATE account_state SET modseq = ok.modseq, bytes = bytes + $3, messages = messages + 1 FROM ok WHERE account_id = $1
 	), orphan AS (
-		DELETE FROM bodies WHERE id = currval(pg_get_serial_sequence('bodies', 'id')) AND NOT EXISTS (SELECT FROM ok)
+		DELETE FROM bodies WHERE id = (SELECT currval(pg_get_serial_sequence('bodies', 'id'))) AND NOT EXISTS (SELECT FROM ok)
 	)
 	SELECT st.bytes, st.messages, st.max_bytes, st.max_messages, box.uidnext, box.uidvalidity, box.highest_modseq,
 		ok.modseq, (SELECT pg_notify('buzon', $8) FROM ok)

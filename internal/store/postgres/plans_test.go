@@ -170,3 +170,33 @@ func TestPresentPlan(t *testing.T) {
 		t.Errorf("from below the forgotten expunges, every UID is not read:\n%s", plan)
 	}
 }
+
+// TestAppendOrphanPlan: the statement every Append of one chunk runs
+// removes the body it inserted when the message is refused (over quota,
+// say) by an index lookup, not by reading every account's bodies while
+// it holds the account's lock.
+func TestAppendOrphanPlan(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := nodes(t, 1)[0]
+	acct, _, inbox := newAccount(t, s, "alice@example.org")
+	other, _, _ := newAccount(t, s, "bob@example.org")
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `INSERT INTO bodies (account_id, size) SELECT $1, 10 FROM generate_series(1, 10000)`, other.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `ANALYZE bodies`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "PREPARE append_message AS "+appendMessage); err != nil {
+		t.Fatal(err)
+	}
+	plan := explain(t, conn, fmt.Sprintf("EXPLAIN EXECUTE append_message(%d, %d, 10, 0, '', now(), '', '%d')", acct.ID, inbox.ID, acct.ID))
+	if strings.Contains(plan, "Seq Scan on bodies") {
+		t.Errorf("appendMessage reads every body:\n%s", plan)
+	}
+}
