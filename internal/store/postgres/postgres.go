@@ -275,12 +275,25 @@ func (s *Store) read(ctx context.Context, b *pgx.Batch) error {
 func (s *Store) once(ctx context.Context, b *pgx.Batch) error {
 	var err error
 	for range 3 {
-		err = s.pool.SendBatch(ctx, b).Close()
+		err = s.pool.SendBatch(ctx, fresh(b)).Close()
 		if err == nil || !pgconn.SafeToRetry(err) || ctx.Err() != nil {
 			break
 		}
 	}
 	return mapErr(err)
+}
+
+// fresh returns a batch of b's statements, for one sending of b. pgx
+// keeps in each queued statement what preparing it on the connection it
+// went to described, and does not prepare it again: b sent again on
+// another connection (a retry after the first had died) would run
+// statements that connection never prepared, and fail with SQLSTATE 26000.
+func fresh(b *pgx.Batch) *pgx.Batch {
+	out := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, len(b.QueuedQueries))}
+	for i, q := range b.QueuedQueries {
+		out.QueuedQueries[i] = &pgx.QueuedQuery{SQL: q.SQL, Arguments: q.Arguments, Fn: q.Fn}
+	}
+	return out
 }
 
 // wtx is a write transaction on one account's mail. Its fn calls lock
@@ -352,7 +365,7 @@ func (w *wtx) run(b *pgx.Batch) error {
 func (w *wtx) first(b *pgx.Batch) error {
 	var err error
 	for range 3 {
-		err = w.conn.SendBatch(w.ctx, b).Close()
+		err = w.conn.SendBatch(w.ctx, fresh(b)).Close()
 		if err == nil || !pgconn.SafeToRetry(err) || w.ctx.Err() != nil {
 			break
 		}

@@ -238,3 +238,51 @@ func readAll(t *testing.T, m *store.NewMessage) []byte {
 	}
 	return data
 }
+
+// TestRetryOnFreshConnection: a write whose connection had died before
+// anything was sent goes again on a new connection, which must prepare
+// the statements afresh: pgx keeps in a batch's statements what the
+// first connection prepared, so the same batch sent again failed with
+// SQLSTATE 26000 (prepared statement does not exist).
+func TestRetryOnFreshConnection(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := openConfig(t, Config{DSN: nodes(t, 1)[0].cfg.DSN, MaxConns: 1})
+	t.Cleanup(func() { s.Close() })
+	_, a, inbox := newAccount(t, s, "alice@example.org")
+	ss := a.(*session)
+	// The pool's one connection dies without the pool knowing (its
+	// socket closed under it), and is handed out again at once, so not
+	// pinged first.
+	kill := func() {
+		t.Helper()
+		c, err := s.pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Conn().PgConn().Conn().Close()
+		c.Release()
+	}
+	// Append's one round trip (wtx.first), its statements prepared.
+	for i := range 2 {
+		if _, err := a.Append(ctx, inbox.ID, message(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kill()
+	if _, err := a.Append(ctx, inbox.ID, message(3)); err != nil {
+		t.Errorf("Append on a dead connection: %v", err)
+	}
+	// StoreFlags's write (Store.once), its statements prepared.
+	if _, err := a.StoreFlags(ctx, inbox.ID, store.UIDSetOf(1), store.FlagsAdd, store.Flags{System: store.FlagSeen}, 0); err != nil {
+		t.Fatal(err)
+	}
+	res, ch, err := ss.planFlags(ctx, inbox.ID, store.UIDSetOf(2), store.FlagsAdd, store.Flags{System: store.FlagSeen}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kill()
+	if wrote, err := ss.applyFlags(ctx, inbox.ID, &res, ch); err != nil || !wrote {
+		t.Errorf("StoreFlags's write on a dead connection: wrote %v, %v", wrote, err)
+	}
+}
