@@ -352,3 +352,41 @@ func TestPOP3InUse(t *testing.T) {
 		t.Errorf("%v", s)
 	}
 }
+
+// TestStoreMailboxMissing: a store destination whose mailbox the account
+// lacks fails the account once, saying what to do, and leaves every
+// message on the server; once the mailbox exists, they come.
+func TestStoreMailboxMissing(t *testing.T) {
+	b := startBuzon(t)
+	b.deliver(t, "INBOX", testMessages(1, 3)...)
+	local := startLocalStore(t, store.Quota{})
+	a := b.account(t, ProtoPOP3, TLSImplicit)
+	a.Mode, a.Maildir = ModeDelete, ""
+	a.Store = &StoreTarget{Data: "local", Account: "bob@example.org", Mailbox: "Lists"}
+	cfg := testConfig(t, a)
+	opts := testOptions(t)
+	opts.OpenStore = local.opener
+	s := fetchOnce(t, cfg, opts)[0]
+	if !errors.Is(s.Err, store.ErrNoMailbox) || !strings.Contains(s.Err.Error(), `account bob@example.org has no mailbox "Lists"`) ||
+		strings.Count(s.Err.Error(), "Lists") != 1 || s.Fetched != 0 || s.Failed > 1 {
+		t.Fatalf("missing mailbox: %v (err %v)", s, s.Err)
+	}
+	if n := b.count(t, "INBOX"); n != 3 {
+		t.Errorf("server keeps %d, want 3", n)
+	}
+	sess, err := local.st.Open(t.Context(), local.acct.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = sess.CreateMailbox(t.Context(), "Lists", "")
+	sess.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := mustFetch(t, cfg, opts); s.Fetched != 3 || s.Deleted != 3 {
+		t.Errorf("once the mailbox exists: %v", s)
+	}
+	if got := local.subjects(t, "Lists"); len(got) != 3 {
+		t.Errorf("Lists holds %v", got)
+	}
+}

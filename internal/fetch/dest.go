@@ -74,5 +74,6 @@ func classifyDestErr(err error) error {
 // stopsRun reports whether a destination error should end the account's
 // run rather than only skip the message.
 func stopsRun(err error) bool {
-	return errors.Is(err, ErrDestinationFull) || errors.Is(err, ErrTryLater) || errors.Is(err, errCannotRun)
+	return errors.Is(err, ErrDestinationFull) || errors.Is(err, ErrTryLater) || errors.Is(err, errCannotRun) ||
+		errors.Is(err, store.ErrNoMailbox)
 }

@@ -408,6 +408,7 @@ func TestStoreDestDeliver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	st.opens.Store(0) // the set-up's, which looks for the mailbox
 	for i := 1; i <= 3; i++ {
 		m := spooled(t, fmt.Sprint(i), testMessage(i, 0))
 		var ref Ref

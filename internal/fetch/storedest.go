@@ -43,7 +43,30 @@ func newStoreDest(ctx context.Context, t StoreTarget, st store.Store, sp *delive
 	if now == nil {
 		now = time.Now
 	}
-	return &storeDest{target: t, st: st, maxSize: sp.MaxSize, now: now, acct: acct}, nil
+	s := &storeDest{target: t, st: st, maxSize: sp.MaxSize, now: now, acct: acct}
+	// A mailbox that is not there fails the account at once, rather than
+	// every message the same way.
+	sess, err := st.Open(ctx, acct.ID)
+	if err != nil {
+		return nil, fmt.Errorf("store destination: %w", err)
+	}
+	defer sess.Close()
+	if _, err := sess.Mailbox(ctx, t.Mailbox); err != nil {
+		return nil, s.mailboxErr(err)
+	}
+	return s, nil
+}
+
+// mailboxErr is the error for a failed lookup of the destination's
+// mailbox, which says what to do when it is not there. A mailbox deleted
+// during a run ends the run (see stopsRun): every message would fail the
+// same way.
+func (s *storeDest) mailboxErr(err error) error {
+	if errors.Is(err, store.ErrNoMailbox) {
+		return fmt.Errorf("store destination: account %s has no mailbox %q; create it (with a mail client) or leave store.mailbox out for INBOX: %w",
+			s.acct.Name, s.target.Mailbox, store.ErrNoMailbox)
+	}
+	return fmt.Errorf("store destination: mailbox %q: %w", s.target.Mailbox, err)
 }
 
 func (s *storeDest) String() string {
@@ -67,7 +90,7 @@ func (s *storeDest) Deliver(ctx context.Context, m *Message, _ *Ref, intent func
 	defer sess.Close()
 	mb, err := sess.Mailbox(ctx, s.target.Mailbox)
 	if err != nil {
-		return fmt.Errorf("store destination: mailbox %s: %w", s.target.Mailbox, err)
+		return s.mailboxErr(err)
 	}
 	status, err := sess.Status(ctx, mb.ID)
 	if err != nil {
@@ -136,7 +159,7 @@ func (s *storeDest) Has(ctx context.Context, ref Ref) (bool, error) {
 	defer sess.Close()
 	mb, err := sess.Mailbox(ctx, s.target.Mailbox)
 	if err != nil {
-		return false, fmt.Errorf("store destination: mailbox %s: %w", s.target.Mailbox, err)
+		return false, s.mailboxErr(err)
 	}
 	if mb.UIDValidity != ref.UIDValidity {
 		// The mailbox was deleted and created again since: whatever was
