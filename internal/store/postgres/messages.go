@@ -184,7 +184,9 @@ func (ss *session) Append(ctx context.Context, mailboxID int64, msg *store.NewMe
 // the account's usage and limits, the mailbox's UIDNEXT, UIDVALIDITY and
 // highest MODSEQ before, and the message's MODSEQ if it was added; then
 // it notifies the account's watchers ($8, the account as text). It runs
-// under lockState, which it follows in the same transaction. The orphan's
+// under lockState, which it follows in the same transaction. Like the
+// statements of ifMailboxAt, it only ever raises the mailbox's highest
+// MODSEQ. The orphan's
 // id is a scalar subquery, computed once before the scan: compared with
 // currval itself, a volatile function, no index serves the condition and
 // a refused append read every body of every account, holding the lock.
@@ -201,7 +203,7 @@ const appendMessage = `WITH st AS (
 			AND ($3 = 0 OR st.max_bytes <= 0 OR st.bytes + $3 <= st.max_bytes)
 			AND (st.max_messages <= 0 OR st.messages < st.max_messages)
 	), mb AS (
-		UPDATE mailboxes SET uidnext = ok.uid + 1, highest_modseq = ok.modseq FROM ok WHERE id = $2
+		UPDATE mailboxes SET uidnext = ok.uid + 1, highest_modseq = greatest(highest_modseq, ok.modseq) FROM ok WHERE id = $2
 	), msg AS (
 		INSERT INTO messages (mailbox_id, uid, body_id, modseq, created_modseq, flags, keywords, internal_date, size, structure)
 		SELECT $2, ok.uid, ok.body, ok.modseq, ok.modseq, $4, $5, $6, $3, $7 FROM ok
@@ -726,7 +728,11 @@ const (
 	// its read still holds. (The account cannot be one being imported, as
 	// lockAccount checks: a session is opened on no such account, and no
 	// account becomes one.) So ok is empty only if another write came
-	// between, or the mailbox is gone, which the next read finds.
+	// between, or the mailbox is gone, which the next read finds. The
+	// statements only ever raise the mailbox's highest MODSEQ, as
+	// wtx.finish does: a counter gone wrong (behind a mailbox, until
+	// Check repairs it) must not take a mailbox's MODSEQ backwards, which
+	// would tell a CONDSTORE client of changes below one it has seen.
 	ifMailboxAt = `WITH ok AS (
 			SELECT st.modseq FROM account_state st
 			JOIN mailboxes mb ON mb.account_id = st.account_id AND mb.id = $2 AND mb.highest_modseq = $3
@@ -746,7 +752,7 @@ const (
 			UPDATE messages m SET flags = v.f, keywords = v.k, modseq = v.ms
 			FROM v WHERE m.mailbox_id = $2 AND m.uid = v.uid
 		), mb AS (
-			UPDATE mailboxes SET highest_modseq = ok.modseq + cardinality($4) FROM ok WHERE id = $2
+			UPDATE mailboxes SET highest_modseq = greatest(highest_modseq, ok.modseq + cardinality($4)) FROM ok WHERE id = $2
 		), st AS (
 			UPDATE account_state SET modseq = ok.modseq + cardinality($4) FROM ok WHERE account_id = $1
 		)
@@ -963,7 +969,7 @@ const applyExpunge = ifMailboxAt + `, v AS (
 		ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq
 		RETURNING xmax = 0 AS added
 	), mb AS (
-		UPDATE mailboxes SET highest_modseq = ok.modseq + cardinality($4),
+		UPDATE mailboxes SET highest_modseq = greatest(highest_modseq, ok.modseq + cardinality($4)),
 			tombstones = tombstones + (SELECT count(*) FROM t WHERE added)
 		FROM ok WHERE id = $2
 	), st AS (

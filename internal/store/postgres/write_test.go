@@ -286,3 +286,53 @@ func TestRetryOnFreshConnection(t *testing.T) {
 		t.Errorf("StoreFlags's write on a dead connection: wrote %v, %v", wrote, err)
 	}
 }
+
+// TestHighestModSeqOnlyRises: with the account's MODSEQ counter behind a
+// mailbox's highest MODSEQ (a counter gone wrong), a write to the
+// mailbox does not take its MODSEQ backwards: a CONDSTORE client would
+// take the changes below the HIGHESTMODSEQ it was told for ones it has.
+func TestHighestModSeqOnlyRises(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := nodes(t, 1)[0]
+	acct, a, inbox := newAccount(t, s, "alice@example.org")
+	for i := range 4 {
+		if _, err := a.Append(ctx, inbox.ID, message(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writes := []struct {
+		name  string
+		write func() error
+	}{
+		{"Append", func() error {
+			_, err := a.Append(ctx, inbox.ID, message(9))
+			return err
+		}},
+		{"StoreFlags", func() error {
+			_, err := a.StoreFlags(ctx, inbox.ID, store.UIDSetOf(1), store.FlagsAdd, store.Flags{System: store.FlagSeen}, 0)
+			return err
+		}},
+		{"Expunge", func() error {
+			_, err := a.Expunge(ctx, inbox.ID, store.UIDSetOf(2), false)
+			return err
+		}},
+	}
+	const highest = 50
+	for _, w := range writes {
+		if _, err := s.pool.Exec(ctx, `WITH st AS (UPDATE account_state SET modseq = 1 WHERE account_id = $1)
+			UPDATE mailboxes SET highest_modseq = $3 WHERE id = $2`, acct.ID, inbox.ID, highest); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.write(); err != nil {
+			t.Fatalf("%s: %v", w.name, err)
+		}
+		st, err := a.Status(ctx, inbox.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.HighestModSeq < highest {
+			t.Errorf("%s with the account's MODSEQ behind: the mailbox's went from %d to %d", w.name, highest, st.HighestModSeq)
+		}
+	}
+}
