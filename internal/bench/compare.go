@@ -24,7 +24,7 @@ func mainCompare(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	base := fs.String("base", "", "`label` the others are compared with (default: the last label seen)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: bench compare [--base LABEL] RESULT.json...")
+		fmt.Fprintln(stderr, "usage: buzon bench compare [--base LABEL] RESULT.json...")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"bytes"
+	"io"
 	"net/netip"
 	"slices"
 	"strings"
@@ -141,5 +143,22 @@ func TestPortsFlag(t *testing.T) {
 	}
 	if got := nodeAddr([]string{"a", "b"}, 3); got != "b" {
 		t.Errorf("client 3 of two nodes uses %s, want b", got)
+	}
+}
+
+// TestHelp: --help lists the flags and exits cleanly; no profile is an
+// error that shows the same usage.
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-h"}, nil} {
+		var out bytes.Buffer
+		err := Main(args, io.Discard, &out)
+		if (err == nil) != (len(args) > 0) {
+			t.Errorf("Main(%q) = %v", args, err)
+		}
+		for _, want := range []string{"usage: buzon bench PROFILE", "-imap-port ports", "-mailbox-size"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("Main(%q) printed no %q:\n%s", args, want, out.String())
+			}
+		}
 	}
 }

@@ -17,8 +17,8 @@ import (
 	"time"
 )
 
-const usageText = `usage: bench PROFILE [flags]
-       bench compare [--base LABEL] RESULT.json...
+const usageText = `usage: buzon bench PROFILE [flags]
+       buzon bench compare [--base LABEL] RESULT.json...
 
 Profiles:
   fill           make each user hold --mailbox-size messages (delivered over LMTP;
@@ -51,15 +51,7 @@ func Main(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stderr, usageText)
 		fs.PrintDefaults()
 	}
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fs.Usage()
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
-			return nil
-		}
-		return errors.New("bench: missing profile")
-	}
 	var cfg Config
-	cfg.Profile = args[0]
 	fs.StringVar(&cfg.Name, "name", "", "case `name` in reports (default: the profile)")
 	fs.StringVar(&cfg.Label, "label", "", "`label` of the server under test in reports, e.g. buzon")
 	fs.StringVar(&cfg.Host, "host", "127.0.0.1", "server `address`")
@@ -92,6 +84,15 @@ func Main(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print the result as JSON instead of a table")
 	out := fs.String("out", "", "also write the result as JSON to this `file`")
 	verbose := fs.Bool("v", false, "log progress in detail")
+	// The flags are defined first, so that the usage lists them.
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fs.Usage()
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+			return nil
+		}
+		return errors.New("bench: missing profile")
+	}
+	cfg.Profile = args[0]
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
