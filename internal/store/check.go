@@ -40,16 +40,24 @@ func (r CheckReport) OK(repaired bool) bool {
 // String formats the report for a person, one problem per line.
 func (r CheckReport) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "checked %d accounts, %d messages: ", r.Accounts, r.Messages)
+	fmt.Fprintf(&b, "checked %s, %s: ", count(r.Accounts, "account"), count(r.Messages, "message"))
 	if len(r.Problems) == 0 {
 		b.WriteString("no problems\n")
 		return b.String()
 	}
-	fmt.Fprintf(&b, "%d problems\n", len(r.Problems))
+	fmt.Fprintf(&b, "%s\n", count(len(r.Problems), "problem"))
 	for _, p := range r.Problems {
 		fmt.Fprintf(&b, "  %s\n", p)
 	}
 	return b.String()
+}
+
+// count writes n things, in the singular for one.
+func count[N int | int64](n N, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
 
 // CheckProblem is one inconsistency Check found.
