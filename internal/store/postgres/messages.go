@@ -728,7 +728,8 @@ const (
 	// its read still holds. (The account cannot be one being imported, as
 	// lockAccount checks: a session is opened on no such account, and no
 	// account becomes one.) So ok is empty only if another write came
-	// between, or the mailbox is gone, which the next read finds. The
+	// between, or the mailbox is gone, which the next read finds, or the
+	// account's state row is, which the lock finds (ErrNoAccount). The
 	// statements only ever raise the mailbox's highest MODSEQ, as
 	// wtx.finish does: a counter gone wrong (behind a mailbox, until
 	// Check repairs it) must not take a mailbox's MODSEQ backwards, which
@@ -782,7 +783,16 @@ func (ss *session) applyFlags(ctx context.Context, mailboxID int64, res *store.F
 // wrote, and if it did, wakes the account's watchers on this node.
 func (ss *session) writeIf(ctx context.Context, after *pgx.Batch, stmt string, args ...any) (base int64, wrote bool, err error) {
 	var b pgx.Batch
-	b.Queue(lockState, ss.id)
+	b.Queue(lockState, ss.id).QueryRow(func(r pgx.Row) error {
+		// The statement needs the state row as much as the lock does:
+		// without it (Check's "no counter row"), it would never write, and
+		// reading again would not help.
+		err := r.Scan()
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: id %d", store.ErrNoAccount, ss.id)
+		}
+		return err
+	})
 	b.Queue(stmt, args...).Query(func(rows pgx.Rows) error {
 		_, err := pgx.ForEachRow(rows, []any{&base, nil}, func() error {
 			wrote = true

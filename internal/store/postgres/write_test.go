@@ -2,10 +2,12 @@ package postgres
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -334,5 +336,33 @@ func TestHighestModSeqOnlyRises(t *testing.T) {
 		if st.HighestModSeq < highest {
 			t.Errorf("%s with the account's MODSEQ behind: the mailbox's went from %d to %d", w.name, highest, st.HighestModSeq)
 		}
+	}
+}
+
+// TestNoStateRow: on an account whose state row is missing (Check's "no
+// counter row"), StoreFlags and Expunge fail with ErrNoAccount, as
+// Append and the writes that take the lock first do, instead of taking
+// the write that could never apply for one another write overtook and
+// reading again for ever. (The deadline only ends the test if they do.)
+func TestNoStateRow(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	s := nodes(t, 1)[0]
+	acct, a, inbox := newAccount(t, s, "alice@example.org")
+	if _, err := a.Append(ctx, inbox.ID, message(1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, `DELETE FROM account_state WHERE account_id = $1`, acct.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.StoreFlags(ctx, inbox.ID, store.UIDSetOf(1), store.FlagsAdd, store.Flags{System: store.FlagSeen}, 0); !errors.Is(err, store.ErrNoAccount) {
+		t.Errorf("StoreFlags: %v, want %v", err, store.ErrNoAccount)
+	}
+	if _, err := a.Expunge(ctx, inbox.ID, store.AllUIDs(), false); !errors.Is(err, store.ErrNoAccount) {
+		t.Errorf("Expunge: %v, want %v", err, store.ErrNoAccount)
+	}
+	if _, err := a.Append(ctx, inbox.ID, message(2)); !errors.Is(err, store.ErrNoAccount) {
+		t.Errorf("Append: %v, want %v", err, store.ErrNoAccount)
 	}
 }
