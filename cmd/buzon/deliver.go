@@ -14,6 +14,16 @@ import (
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
+// deliverError is what a failed delivery to rcpt says on standard error,
+// which an MTA puts in its bounce or its log: the reason and its enhanced
+// status code (RFC 3463), then what the store said, without the store's
+// account and mailbox numbers where it said something a person can act on
+// (store.Reason).
+func deliverError(rcpt string, err error) error {
+	o := delivery.Classify(err)
+	return fmt.Errorf("%s: %s (%d.%d.%d): %w", rcpt, o.Text, o.Enhanced[0], o.Enhanced[1], o.Enhanced[2], store.Reason(err))
+}
+
 // Exit codes from sysexits.h, which MTAs read from a mailbox_command.
 const (
 	exNoUser   = 67 // unknown recipient: bounce
@@ -85,7 +95,7 @@ func runDeliver(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 			stored++
 			continue
 		}
-		errs = append(errs, fmt.Errorf("%s: %w", rcpt, err))
+		errs = append(errs, deliverError(rcpt, err))
 		switch {
 		case delivery.Classify(err).Code/100 == 4:
 			code = exTempFail

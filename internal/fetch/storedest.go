@@ -101,46 +101,7 @@ func (s *storeDest) Deliver(ctx context.Context, m *Message, _ *Ref, intent func
 		return err
 	}
 	if _, err := sess.Append(ctx, mb.ID, m.sp.NewMessage(store.Flags{}, s.now())); err != nil {
-		return fmt.Errorf("store destination: append to %s: %w", s.target.Mailbox, storeReason(err))
-	}
-	return nil
-}
-
-// storeReason is, for an error of the store that wraps one of its errors
-// a person can act on (over quota, storage full, no such mailbox), the
-// error that wraps that one itself: backends give it its detail so
-// (fmt.Errorf("%w: message of 9000 bytes, limit 8000", store.ErrOverQuota))
-// and put their own context around that ("append to mailbox 4294967297:
-// ..."), whose ids mean nothing to the reader; the destination names the
-// account and mailbox. Other errors come back as they are.
-func storeReason(err error) error {
-	for _, sentinel := range []error{store.ErrOverQuota, store.ErrStorageFull, store.ErrNoMailbox} {
-		if w := wrapperOf(err, sentinel); w != nil {
-			return w
-		}
-	}
-	return err
-}
-
-// wrapperOf returns the error in err's tree, through errors wrapping one
-// error or several, that wraps target itself, or nil if none does.
-func wrapperOf(err, target error) error {
-	var inner []error
-	switch e := err.(type) {
-	case interface{ Unwrap() error }:
-		inner = []error{e.Unwrap()}
-	case interface{ Unwrap() []error }:
-		inner = e.Unwrap()
-	}
-	for _, e := range inner {
-		if e == target {
-			return err
-		}
-	}
-	for _, e := range inner {
-		if w := wrapperOf(e, target); w != nil {
-			return w
-		}
+		return fmt.Errorf("store destination: append to %s: %w", s.target.Mailbox, store.Reason(err))
 	}
 	return nil
 }

@@ -34,3 +34,42 @@ func IsTemporary(err error) bool {
 	return errors.Is(err, ErrStorageFull) || errors.Is(err, ErrUnavailable) ||
 		errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
+
+// Reason is, for an error of a store that wraps one of its errors a
+// person can act on (over quota, storage full, no such mailbox), the
+// error that wraps that one itself: backends give it its detail so
+// (fmt.Errorf("%w: message of 9000 bytes, limit 8000", ErrOverQuota))
+// and put their own context around that ("append to mailbox 4294967297:
+// ..."), whose ids mean nothing to the reader, who knows the account and
+// mailbox by name. Other errors come back as they are.
+func Reason(err error) error {
+	for _, sentinel := range []error{ErrOverQuota, ErrStorageFull, ErrNoMailbox} {
+		if w := wrapperOf(err, sentinel); w != nil {
+			return w
+		}
+	}
+	return err
+}
+
+// wrapperOf returns the error in err's tree, through errors wrapping one
+// error or several, that wraps target itself, or nil if none does.
+func wrapperOf(err, target error) error {
+	var inner []error
+	switch e := err.(type) {
+	case interface{ Unwrap() error }:
+		inner = []error{e.Unwrap()}
+	case interface{ Unwrap() []error }:
+		inner = e.Unwrap()
+	}
+	for _, e := range inner {
+		if e == target {
+			return err
+		}
+	}
+	for _, e := range inner {
+		if w := wrapperOf(e, target); w != nil {
+			return w
+		}
+	}
+	return nil
+}
