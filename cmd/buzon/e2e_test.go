@@ -107,6 +107,13 @@ func freePort(t *testing.T) string {
 // until every listener accepts connections.
 func start(t *testing.T, data string, extra ...string) *instance {
 	t.Helper()
+	return startWith(t, data, "", extra...)
+}
+
+// startWith is start with the server run by wrapper (such as nohup), if
+// not "".
+func startWith(t *testing.T, data, wrapper string, extra ...string) *instance {
+	t.Helper()
 	if data == "" {
 		data = t.TempDir()
 	}
@@ -118,7 +125,11 @@ func start(t *testing.T, data string, extra ...string) *instance {
 	for _, name := range listenerNames {
 		args = append(args, "--"+name, "127.0.0.1:0")
 	}
-	in.cmd = exec.Command(buzonBin, append(args, extra...)...)
+	args = append(append([]string{buzonBin}, args...), extra...)
+	if wrapper != "" {
+		args = append([]string{wrapper}, args...)
+	}
+	in.cmd = exec.Command(args[0], args[1:]...)
 	in.cmd.Stdout = lockedWriter{&in.mu, &in.stdout}
 	in.cmd.Stderr = lockedWriter{&in.mu, &in.stderr}
 	if err := in.cmd.Start(); err != nil {

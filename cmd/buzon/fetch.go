@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"syscall"
 
 	"golang.org/x/term"
 
@@ -66,7 +65,7 @@ func runFetch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if f, ok := stderr.(*os.File); ok && !*daemon && term.IsTerminal(int(f.Fd())) {
 		opts.Progress = func(account string) fetch.Progress { return fetch.NewBarProgress(stderr, account) }
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals()...)
 	defer stop()
 	f := fetch.New(cfg, opts)
 	defer f.Close()

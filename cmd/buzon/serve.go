@@ -67,7 +67,7 @@ Flags override the config file (buzon config example prints every setting).`)
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals()...)
 	defer stop()
 	// A goroutine in a file system call (fsync, SQLite's reads and locks)
 	// keeps its P until the runtime notices, and with one P per core the
@@ -440,4 +440,17 @@ func (g *group) closeListeners() {
 	for _, l := range g.listeners {
 		l.Close()
 	}
+}
+
+// stopSignals are the signals that stop serve and fetch gracefully:
+// SIGINT, SIGTERM and SIGHUP, which a closing terminal sends (its default
+// would end the process at once, in-flight deliveries and all), unless
+// SIGHUP was ignored when the process started, as nohup does, in which
+// case it stays ignored.
+func stopSignals() []os.Signal {
+	sigs := []os.Signal{syscall.SIGINT, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	return sigs
 }

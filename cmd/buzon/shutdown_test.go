@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -298,5 +299,43 @@ func appendSession(ic *rawIMAP, l *loadLedger, user, pass, name string, n *int) 
 				l.unexpected("IMAP APPEND %q for %s", r, id)
 			}
 		}
+	}
+}
+
+// TestHangup: SIGHUP, which a closing terminal sends, stops the server as
+// SIGTERM does, with a clean exit; started with SIGHUP ignored, as nohup
+// starts it, the server keeps running through one.
+func TestHangup(t *testing.T) {
+	in := start(t, "")
+	in.cmd.Process.Signal(syscall.SIGHUP)
+	select {
+	case <-in.exited:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("buzon serve did not stop on SIGHUP:\n%s", in.logs())
+	}
+	if in.exitErr != nil || !strings.Contains(in.logs(), `msg="buzon stopped"`) {
+		t.Fatalf("SIGHUP: exit %v, want a clean stop:\n%s", in.exitErr, in.logs())
+	}
+
+	nohup := exec.Command("nohup", buzonBin, "version")
+	if err := nohup.Run(); err != nil {
+		t.Skipf("no nohup to start the server with SIGHUP ignored: %v", err)
+	}
+	kept := startWith(t, "", "nohup")
+	kept.cmd.Process.Signal(syscall.SIGHUP)
+	// The server answers after the signal: it was not stopped by it.
+	if c, err := net.Dial("tcp", kept.ports["pop3"]); err != nil {
+		t.Fatalf("after SIGHUP under nohup: %v", err)
+	} else {
+		line, err := bufio.NewReader(c).ReadString('\n')
+		c.Close()
+		if !strings.HasPrefix(line, "+OK") {
+			t.Errorf("after SIGHUP under nohup: greeting %q, %v", line, err)
+		}
+	}
+	select {
+	case <-kept.exited:
+		t.Errorf("buzon serve under nohup stopped on SIGHUP: %v\n%s", kept.exitErr, kept.logs())
+	default:
 	}
 }
