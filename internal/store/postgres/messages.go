@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/buzon-mail/buzon/internal/store"
 )
@@ -619,7 +620,8 @@ func (b *body) chunk(seq int64) ([]byte, error) {
 // for no round trip. The change applies only if the mailbox is still at
 // the MODSEQ the flags were read at (every change to a mailbox moves its
 // MODSEQ), so what was decided from them holds; when another write came
-// between, it reads again.
+// between, it reads again, and in the end takes the lock first (see
+// readThenWrite).
 func (ss *session) StoreFlags(ctx context.Context, mailboxID int64, uids store.UIDSet, op store.FlagOp, flags store.Flags, unchangedSince store.ModSeq) (store.FlagsResult, error) {
 	if err := validFlags(flags); err != nil {
 		return store.FlagsResult{}, fmt.Errorf("store flags: %w", err)
@@ -627,36 +629,110 @@ func (ss *session) StoreFlags(ctx context.Context, mailboxID int64, uids store.U
 	began := time.Now()
 	var res store.FlagsResult
 	var ch flagChange
-	err := readThenWrite(func() (bool, error) {
-		var err error
-		res, ch, err = ss.planFlags(ctx, mailboxID, uids, op, flags, unchangedSince)
-		return len(ch.uids) > 0, err
-	}, func() (bool, error) {
-		return ss.applyFlags(ctx, mailboxID, &res, ch)
-	})
+	base, wrote, err := ss.readThenWrite(ctx, ss.flagsWrite(mailboxID, uids, op, flags, unchangedSince, &res, &ch))
 	if err != nil {
 		return store.FlagsResult{}, fmt.Errorf("store flags in mailbox %d: %w", mailboxID, err)
+	}
+	if wrote {
+		flagsWritten(&res, base)
 	}
 	ss.saw(mailboxID, res.ModSeq, began)
 	return res, nil
 }
 
-// readThenWrite runs a write decided from a read made without the lock,
-// as StoreFlags and Expunge do: read reads and decides, and reports
-// whether there is anything to write; write writes it if nothing changed
-// the mailbox since the read, and reports whether it did. When something
-// did, it reads again: another write to the mailbox committed meanwhile,
-// so each try that fails is another's progress.
-func readThenWrite(read, write func() (bool, error)) error {
-	for {
-		todo, err := read()
-		if err != nil || !todo {
-			return err
+// guarded is a write decided from a read of the mailbox made without the
+// account's lock, as StoreFlags and Expunge make: see readThenWrite.
+type guarded struct {
+	// query, with args, is the read, one statement; decide decides from
+	// its rows what to write and reports whether there is anything. Each
+	// try reads and decides afresh.
+	query  string
+	args   []any
+	decide func(pgx.Rows) (bool, error)
+	// write is the statement that writes what decide decided, with its
+	// arguments: one that begins with ifMailboxAt, so that it writes only
+	// if the mailbox is still at the MODSEQ read.
+	write func() (string, []any)
+	// after, if not nil, queues on a batch what goes after the write in
+	// its transaction.
+	after func(*pgx.Batch)
+}
+
+// read makes g's read, with no lock and in no transaction, and decides.
+func (g guarded) read(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
+	rows, err := pool.Query(ctx, g.query, g.args...)
+	if err != nil {
+		return false, mapErr(err)
+	}
+	todo, err := g.decide(rows)
+	return todo, mapErr(err)
+}
+
+// optimisticTries is how many times readThenWrite reads without the lock
+// before it takes the lock first.
+const optimisticTries = 2
+
+// readThenWrite runs g. It reads without the lock and is done if nothing
+// is to be written; otherwise the lock and g's write go in one round trip
+// (writeIf), and the write applies if nothing changed the mailbox since
+// the read. When something did, another write committed meanwhile, and it
+// reads again. A mailbox that keeps changing (deliveries from another
+// node, one after another) could overtake every read, and each try takes
+// the lock and syncs a commit to disk; so after optimisticTries it takes
+// the lock first, as the other writes do (writeLocked), and nothing can
+// come between. It reports the account's MODSEQ before the write and
+// whether it wrote.
+func (ss *session) readThenWrite(ctx context.Context, g guarded) (base int64, wrote bool, err error) {
+	for range optimisticTries {
+		var todo bool
+		if todo, err = g.read(ctx, ss.s.pool); err != nil || !todo {
+			return 0, false, err
 		}
-		if done, err := write(); err != nil || done {
-			return err
+		if ss.s.raced != nil {
+			ss.s.raced()
+		}
+		stmt, args := g.write()
+		if base, wrote, err = ss.writeIf(ctx, g.after, stmt, args...); err != nil || wrote {
+			return base, wrote, err
 		}
 	}
+	return ss.writeLocked(ctx, g)
+}
+
+// writeLocked runs g as the writes that are not guarded run: BEGIN, the
+// account's lock and the read in one round trip, then the write and
+// COMMIT in the next. Nothing can come between the read and the write, at
+// the cost of the lock held across a round trip.
+func (ss *session) writeLocked(ctx context.Context, g guarded) (base int64, wrote bool, err error) {
+	queued := false
+	err = ss.s.write(ctx, ss.id, func(w *wtx) error {
+		var b pgx.Batch
+		todo := false
+		b.Queue(g.query, g.args...).Query(func(rows pgx.Rows) error {
+			var err error
+			todo, err = g.decide(rows)
+			return err
+		})
+		if err := w.lock(&b); err != nil || !todo {
+			return err
+		}
+		stmt, args := g.write()
+		queueIf(&w.pending, &base, &wrote, stmt, args...)
+		if g.after != nil {
+			g.after(&w.pending)
+		}
+		queued = true
+		return nil
+	})
+	switch {
+	case err != nil:
+		return 0, false, err
+	case queued && !wrote:
+		return 0, false, errors.New("the mailbox changed under the account's lock") // a bug: a write without the lock
+	case wrote:
+		ss.s.hub.wake(ss.id)
+	}
+	return base, wrote, nil
 }
 
 // flagChange is the new flags of the messages a StoreFlags changes,
@@ -667,23 +743,34 @@ type flagChange struct {
 	keywords []string
 }
 
-// planFlags reads the flags of the messages named and decides what
-// StoreFlags does to each: res as if nothing else wrote before the
-// change, the MODSEQs of the updated messages yet to be given.
-func (ss *session) planFlags(ctx context.Context, mailboxID int64, uids store.UIDSet, op store.FlagOp, flags store.Flags, unchangedSince store.ModSeq) (store.FlagsResult, flagChange, error) {
+// flagsWrite is StoreFlags as a guarded write: each read decides res
+// as if nothing else wrote before the change, the MODSEQs of the updated
+// messages yet to be given (flagsWritten), and ch.
+func (ss *session) flagsWrite(mailboxID int64, uids store.UIDSet, op store.FlagOp, flags store.Flags, unchangedSince store.ModSeq, res *store.FlagsResult, ch *flagChange) guarded {
+	starts, stops := uidRanges(uids)
+	return guarded{
+		query: selectFlags,
+		args:  []any{mailboxID, starts, stops, ss.id},
+		decide: func(rows pgx.Rows) (bool, error) {
+			var err error
+			*res, *ch, err = decideFlags(rows, mailboxID, op, flags, unchangedSince)
+			return len(ch.uids) > 0, err
+		},
+		write: func() (string, []any) { return applyFlags, ss.applyFlagsArgs(mailboxID, res, *ch) },
+	}
+}
+
+// decideFlags decides from the rows of selectFlags what StoreFlags does
+// to each message.
+func decideFlags(rows pgx.Rows, mailboxID int64, op store.FlagOp, flags store.Flags, unchangedSince store.ModSeq) (store.FlagsResult, flagChange, error) {
 	var res store.FlagsResult
 	var ch flagChange
-	starts, stops := uidRanges(uids)
-	rows, err := ss.s.pool.Query(ctx, selectFlags, mailboxID, starts, stops, ss.id)
-	if err != nil {
-		return res, ch, mapErr(err)
-	}
 	found := false
 	var prior int64
 	var uid, modseq *int64
 	var sys *int16
 	var kw *string
-	_, err = pgx.ForEachRow(rows, []any{&prior, &uid, &modseq, &sys, &kw}, func() error {
+	_, err := pgx.ForEachRow(rows, []any{&prior, &uid, &modseq, &sys, &kw}, func() error {
 		found = true
 		if uid == nil {
 			return nil // no message in the ranges
@@ -704,13 +791,30 @@ func (ss *session) planFlags(ctx context.Context, mailboxID int64, uids store.UI
 		return nil
 	})
 	if err != nil {
-		return res, ch, mapErr(err)
+		return res, ch, err
 	}
 	if !found {
 		return res, ch, fmt.Errorf("%w: id %d", store.ErrNoMailbox, mailboxID)
 	}
 	res.Prior, res.ModSeq = store.ModSeq(prior), store.ModSeq(prior)
 	return res, ch, nil
+}
+
+// flagsWritten gives res the MODSEQs its change took, the first after
+// base.
+func flagsWritten(res *store.FlagsResult, base int64) {
+	for i := range res.Updated {
+		res.Updated[i].ModSeq = store.ModSeq(base + int64(i) + 1)
+	}
+	res.ModSeq = store.ModSeq(base + int64(len(res.Updated)))
+}
+
+// planFlags is one read of StoreFlags and what it decides, with no lock.
+func (ss *session) planFlags(ctx context.Context, mailboxID int64, uids store.UIDSet, op store.FlagOp, flags store.Flags, unchangedSince store.ModSeq) (store.FlagsResult, flagChange, error) {
+	var res store.FlagsResult
+	var ch flagChange
+	_, err := ss.flagsWrite(mailboxID, uids, op, flags, unchangedSince, &res, &ch).read(ctx, ss.s.pool)
+	return res, ch, err
 }
 
 const (
@@ -760,28 +864,29 @@ const (
 		SELECT ok.modseq, pg_notify('buzon', $7) FROM ok`
 )
 
-// applyFlags makes the change planFlags decided, if the mailbox is still
-// at res.Prior, and then gives res the MODSEQs it took. It reports
-// whether it did.
+// applyFlags makes the change planFlags decided, as StoreFlags's
+// optimistic write, if the mailbox is still at res.Prior, and then gives
+// res the MODSEQs it took. It reports whether it did.
 func (ss *session) applyFlags(ctx context.Context, mailboxID int64, res *store.FlagsResult, ch flagChange) (bool, error) {
-	base, wrote, err := ss.writeIf(ctx, nil, applyFlags,
-		ss.id, mailboxID, int64(res.Prior), ch.uids, ch.system, ch.keywords, strconv.FormatInt(ss.id, 10))
-	if !wrote {
-		return false, err
+	base, wrote, err := ss.writeIf(ctx, nil, applyFlags, ss.applyFlagsArgs(mailboxID, res, ch)...)
+	if wrote {
+		flagsWritten(res, base)
 	}
-	for i := range res.Updated {
-		res.Updated[i].ModSeq = store.ModSeq(base + int64(i) + 1)
-	}
-	res.ModSeq = store.ModSeq(base + int64(len(res.Updated)))
-	return true, nil
+	return wrote, err
 }
 
-// writeIf sends the account's lock, a statement that begins with
-// ifMailboxAt and the statements of after (nil: none) in one round trip,
-// one transaction (see Store.once): the lock is held for no round trip.
-// It reports the account's MODSEQ before the statement and whether it
-// wrote, and if it did, wakes the account's watchers on this node.
-func (ss *session) writeIf(ctx context.Context, after *pgx.Batch, stmt string, args ...any) (base int64, wrote bool, err error) {
+// applyFlagsArgs are the arguments of applyFlags for the change ch, which
+// res says was decided at res.Prior.
+func (ss *session) applyFlagsArgs(mailboxID int64, res *store.FlagsResult, ch flagChange) []any {
+	return []any{ss.id, mailboxID, int64(res.Prior), ch.uids, ch.system, ch.keywords, strconv.FormatInt(ss.id, 10)}
+}
+
+// writeIf sends the account's lock, stmt (a statement that begins with
+// ifMailboxAt) and what after queues (nil: nothing) in one round trip, one
+// transaction (see Store.once): the lock is held for no round trip. It
+// reports the account's MODSEQ before the statement and whether it wrote,
+// and if it did, wakes the account's watchers on this node.
+func (ss *session) writeIf(ctx context.Context, after func(*pgx.Batch), stmt string, args ...any) (base int64, wrote bool, err error) {
 	var b pgx.Batch
 	b.Queue(lockState, ss.id).QueryRow(func(r pgx.Row) error {
 		// The statement needs the state row as much as the lock does:
@@ -793,15 +898,9 @@ func (ss *session) writeIf(ctx context.Context, after *pgx.Batch, stmt string, a
 		}
 		return err
 	})
-	b.Queue(stmt, args...).Query(func(rows pgx.Rows) error {
-		_, err := pgx.ForEachRow(rows, []any{&base, nil}, func() error {
-			wrote = true
-			return nil
-		})
-		return err
-	})
+	queueIf(&b, &base, &wrote, stmt, args...)
 	if after != nil {
-		b.QueuedQueries = append(b.QueuedQueries, after.QueuedQueries...)
+		after(&b)
 	}
 	if err := ss.s.once(ctx, &b); err != nil {
 		return 0, false, err
@@ -810,6 +909,19 @@ func (ss *session) writeIf(ctx context.Context, after *pgx.Batch, stmt string, a
 		ss.s.hub.wake(ss.id)
 	}
 	return base, wrote, nil
+}
+
+// queueIf queues on b stmt, a statement that begins with ifMailboxAt,
+// storing when b runs the account's MODSEQ before it in *base and whether
+// it wrote in *wrote.
+func queueIf(b *pgx.Batch, base *int64, wrote *bool, stmt string, args ...any) {
+	b.Queue(stmt, args...).Query(func(rows pgx.Rows) error {
+		_, err := pgx.ForEachRow(rows, []any{base, nil}, func() error {
+			*wrote = true
+			return nil
+		})
+		return err
+	})
 }
 
 // gone is a message being removed from a mailbox.
@@ -902,48 +1014,52 @@ func (w *wtx) remove(mailboxID int64, msgs []gone, credit bool) error {
 // without a lock, and is done when nothing does (a CLOSE, an EXPUNGE
 // with no message marked \Deleted); otherwise the lock and one statement
 // that expunges them if the mailbox is still at the MODSEQ read go in one
-// round trip, with the forgetting of old tombstones.
+// round trip, with the forgetting of old tombstones (see readThenWrite).
 func (ss *session) Expunge(ctx context.Context, mailboxID int64, uids store.UIDSet, onlyDeleted bool) (store.ExpungeResult, error) {
 	began := time.Now()
 	var res store.ExpungeResult
-	err := readThenWrite(func() (bool, error) {
-		var err error
-		res, err = ss.planExpunge(ctx, mailboxID, uids, onlyDeleted)
-		return len(res.UIDs) > 0, err
-	}, func() (bool, error) {
-		var forget pgx.Batch
-		forget.Queue(forgetTombstones, mailboxID, ss.s.cfg.KeptExpunges)
-		uids := make([]int64, len(res.UIDs))
-		for i, u := range res.UIDs {
-			uids[i] = int64(u)
-		}
-		base, wrote, err := ss.writeIf(ctx, &forget, applyExpunge,
-			ss.id, mailboxID, int64(res.Prior), uids, strconv.FormatInt(ss.id, 10))
-		if wrote {
-			res.ModSeq = store.ModSeq(base + int64(len(uids)))
-		}
-		return wrote, err
-	})
+	base, wrote, err := ss.readThenWrite(ctx, ss.expungeWrite(mailboxID, uids, onlyDeleted, &res))
 	if err != nil {
 		return store.ExpungeResult{}, fmt.Errorf("expunge in mailbox %d: %w", mailboxID, err)
+	}
+	if wrote {
+		res.ModSeq = store.ModSeq(base + int64(len(res.UIDs)))
 	}
 	ss.saw(mailboxID, res.ModSeq, began)
 	return res, nil
 }
 
-// planExpunge reads what Expunge removes, in one statement, as if
+// expungeWrite is Expunge as a guarded write: each read decides res as if
 // nothing else wrote before the removal.
-func (ss *session) planExpunge(ctx context.Context, mailboxID int64, uids store.UIDSet, onlyDeleted bool) (store.ExpungeResult, error) {
-	var res store.ExpungeResult
+func (ss *session) expungeWrite(mailboxID int64, uids store.UIDSet, onlyDeleted bool, res *store.ExpungeResult) guarded {
 	starts, stops := uidRanges(uids)
-	rows, err := ss.s.pool.Query(ctx, selectExpunged, mailboxID, starts, stops, onlyDeleted, int16(store.FlagDeleted), ss.id)
-	if err != nil {
-		return res, mapErr(err)
+	return guarded{
+		query: selectExpunged,
+		args:  []any{mailboxID, starts, stops, onlyDeleted, int16(store.FlagDeleted), ss.id},
+		decide: func(rows pgx.Rows) (bool, error) {
+			var err error
+			*res, err = decideExpunge(rows, mailboxID)
+			return len(res.UIDs) > 0, err
+		},
+		write: func() (string, []any) {
+			uids := make([]int64, len(res.UIDs))
+			for i, u := range res.UIDs {
+				uids[i] = int64(u)
+			}
+			return applyExpunge, []any{ss.id, mailboxID, int64(res.Prior), uids, strconv.FormatInt(ss.id, 10)}
+		},
+		after: func(b *pgx.Batch) { b.Queue(forgetTombstones, mailboxID, ss.s.cfg.KeptExpunges) },
 	}
+}
+
+// decideExpunge reads from the rows of selectExpunged what Expunge
+// removes.
+func decideExpunge(rows pgx.Rows, mailboxID int64) (store.ExpungeResult, error) {
+	var res store.ExpungeResult
 	found := false
 	var prior int64
 	var uid *int64
-	_, err = pgx.ForEachRow(rows, []any{&prior, &uid}, func() error {
+	_, err := pgx.ForEachRow(rows, []any{&prior, &uid}, func() error {
 		found = true
 		if uid != nil {
 			res.UIDs = append(res.UIDs, store.UID(*uid))
@@ -951,13 +1067,20 @@ func (ss *session) planExpunge(ctx context.Context, mailboxID int64, uids store.
 		return nil
 	})
 	if err != nil {
-		return res, mapErr(err)
+		return res, err
 	}
 	if !found {
 		return res, fmt.Errorf("%w: id %d", store.ErrNoMailbox, mailboxID)
 	}
 	res.Prior, res.ModSeq = store.ModSeq(prior), store.ModSeq(prior)
 	return res, nil
+}
+
+// planExpunge is one read of Expunge and what it decides, with no lock.
+func (ss *session) planExpunge(ctx context.Context, mailboxID int64, uids store.UIDSet, onlyDeleted bool) (store.ExpungeResult, error) {
+	var res store.ExpungeResult
+	_, err := ss.expungeWrite(mailboxID, uids, onlyDeleted, &res).read(ctx, ss.s.pool)
+	return res, err
 }
 
 // applyExpunge removes the messages $4 of mailbox $2 of account $1,

@@ -105,6 +105,11 @@ type Store struct {
 	locks *locker
 	uids  *store.UIDCache // Snapshot's lists
 
+	// raced, if set (by tests), runs between each read that
+	// readThenWrite makes without the lock and its write: where another
+	// node's write would come between.
+	raced func()
+
 	stopListen context.CancelFunc
 	listenDone chan struct{} // closed when the listener has stopped
 

@@ -366,3 +366,71 @@ func TestNoStateRow(t *testing.T) {
 		t.Errorf("Append: %v, want %v", err, store.ErrNoAccount)
 	}
 }
+
+// TestWriteOvertaken: StoreFlags and Expunge on a mailbox that another
+// node delivers to between each read they make without the lock and
+// their write (deliveries one after another) still complete: after
+// optimisticTries they take the lock before reading, as the other writes
+// do, where they read and wrote again for as long as deliveries came.
+func TestWriteOvertaken(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	ns := nodes(t, 2)
+	acct, a, inbox := newAccount(t, ns[0], "alice@example.org")
+	deliver := openSession(t, ns[1], acct.ID)
+	for i := range 3 {
+		if _, err := a.Append(ctx, inbox.ID, message(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tries := 0
+	ns[0].raced = func() {
+		tries++
+		if tries > 10 {
+			t.Errorf("overtaken %d times and still reading again", tries)
+			cancel()
+			return
+		}
+		if _, err := deliver.Append(ctx, inbox.ID, message(100+tries)); err != nil {
+			t.Error(err)
+		}
+	}
+	deleted := store.Flags{System: store.FlagDeleted}
+	flagged, err := a.StoreFlags(ctx, inbox.ID, store.AllUIDs(), store.FlagsAdd, deleted, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := a.Status(ctx, inbox.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every message is flagged, those delivered meanwhile too, each with
+	// a MODSEQ of its own up to the mailbox's.
+	n := len(flagged.Updated)
+	if tries != optimisticTries || n != int(st.Messages) || st.Deleted != st.Messages ||
+		flagged.ModSeq != st.HighestModSeq || flagged.Prior != st.HighestModSeq-store.ModSeq(n) {
+		t.Fatalf("StoreFlags overtaken %d times: %d updated, MODSEQ %d from %d; the mailbox has %d messages, %d \\Deleted, MODSEQ %d",
+			tries, n, flagged.ModSeq, flagged.Prior, st.Messages, st.Deleted, st.HighestModSeq)
+	}
+	for i, u := range flagged.Updated {
+		if u.ModSeq != flagged.Prior+store.ModSeq(i)+1 {
+			t.Errorf("message %d changed at MODSEQ %d, want %d", u.UID, u.ModSeq, flagged.Prior+store.ModSeq(i)+1)
+		}
+	}
+	tries = 0
+	gone, err := a.Expunge(ctx, inbox.ID, store.AllUIDs(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err = a.Status(ctx, inbox.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What was flagged goes; what was delivered meanwhile stays.
+	if tries != optimisticTries || len(gone.UIDs) != n || st.Messages != uint32(tries) || st.Deleted != 0 ||
+		gone.ModSeq != st.HighestModSeq || gone.Prior != st.HighestModSeq-store.ModSeq(n) {
+		t.Fatalf("Expunge overtaken %d times: %d gone, MODSEQ %d from %d; the mailbox has %d messages, %d \\Deleted, MODSEQ %d",
+			tries, len(gone.UIDs), gone.ModSeq, gone.Prior, st.Messages, st.Deleted, st.HighestModSeq)
+	}
+}
