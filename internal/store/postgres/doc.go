@@ -32,10 +32,9 @@
 // and Status: the mailbox's row with the rest as arrays or aggregates
 // beside it; a page of Messages, the mailbox's MODSEQ on every row), and
 // otherwise one round trip holding BEGIN ... COMMIT (Snapshot). A write
-// is usually two: BEGIN, the lock and the
-// reads it needs (and a body of one chunk) in the first; the changes, the
-// counters, pg_notify and COMMIT in the second. An error anywhere rolls
-// the whole write back.
+// is usually two: BEGIN, the lock and the reads it needs in the first;
+// the changes, the counters, pg_notify and COMMIT in the second. An error
+// anywhere rolls the whole write back.
 //
 // The commonest writes need less. The statements of a pipeline up to its
 // Sync are one transaction, committed there, so a write whose statements
@@ -47,7 +46,10 @@
 // FETCH's \Seen that changes no flag, or an EXPUNGE or CLOSE with
 // nothing marked \Deleted, writes nothing and syncs nothing; otherwise
 // the lock and one statement that makes the change if the mailbox's
-// MODSEQ is still the one read go in the second. TestRoundTrips counts
+// MODSEQ is still the one read go in the second. When another write came
+// between, they read again; after two tries they take the lock first, as
+// the other writes do, so that a mailbox that keeps changing (deliveries
+// from another node) cannot overtake them for ever. TestRoundTrips counts
 // what each operation sends.
 //
 // # Plans
