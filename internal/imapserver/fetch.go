@@ -298,14 +298,16 @@ func (c *conn) cmdFetch(cmd *command) {
 	a := cmd.args.(*fetchArgs)
 	sel := c.sel
 	items := a.items
+	// Refused before CHANGEDSINCE turns CONDSTORE on: a command answered
+	// BAD has no effect.
+	if a.vanished && (!cmd.uid || !c.qresync || !a.hasChanged) {
+		xsyntaxErrorf("VANISHED needs UID FETCH, QRESYNC enabled and CHANGEDSINCE") // RFC 7162 3.2.6
+	}
 	if a.hasChanged {
 		c.enableCondstore()
 		if !hasItem(items, "MODSEQ") {
 			items = append(items, fetchItem{name: "MODSEQ"})
 		}
-	}
-	if a.vanished && (!cmd.uid || !c.qresync || !a.hasChanged) {
-		xsyntaxErrorf("VANISHED needs UID FETCH, QRESYNC enabled and CHANGEDSINCE") // RFC 7162 3.2.6
 	}
 	plan := c.planFetch(items, cmd.uid)
 	set := c.xresolve(a.set, cmd.uid)
