@@ -205,15 +205,17 @@ func (s *selected) inView(set store.UIDSet) int {
 // RFC 9051 6.3.2, 6.3.3; RFC 7162 3.1.8 (CONDSTORE), 3.2.5 (QRESYNC)
 func (c *conn) cmdSelect(cmd *command) {
 	a := cmd.args.(*selectArgs)
+	if a.qresync != nil && !c.qresync {
+		// RFC 7162 3.2.5. Before the mailbox selected is closed: a
+		// command answered BAD leaves the session as it was.
+		xsyntaxErrorf("QRESYNC is not enabled")
+	}
 	if c.sel != nil {
 		c.unselect()
 		// RFC 9051 7.1; RFC 7162 3.2.11 asks it of every server that
 		// offers QRESYNC, enabled or not, and other clients ignore a
 		// response code they do not know (RFC 3501 7.1).
 		c.w.str("* OK [CLOSED] previous mailbox closed\r\n")
-	}
-	if a.qresync != nil && !c.qresync {
-		xsyntaxErrorf("QRESYNC is not enabled") // RFC 7162 3.2.5
 	}
 	if a.condstore {
 		c.condstore = true // the SELECT's own HIGHESTMODSEQ follows
