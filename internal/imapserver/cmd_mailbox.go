@@ -295,16 +295,19 @@ func (c *conn) cmdNamespace(cmd *command) {
 	c.w.str(`* NAMESPACE (("" "/")) NIL NIL` + "\r\n")
 }
 
-// statusItem names one STATUS item and says how to compute it.
+// xstatusItems refuses STATUS items the server does not know, before
+// HIGHESTMODSEQ turns CONDSTORE on (RFC 7162 3.1: a CONDSTORE enabling
+// command): a command answered BAD has no effect.
 func (c *conn) xstatusItems(items []string) {
 	for _, it := range items {
 		switch it {
-		case "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "RECENT", "APPENDLIMIT":
-		case "HIGHESTMODSEQ":
-			c.enableCondstore() // RFC 7162 3.1: a CONDSTORE enabling command
+		case "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "RECENT", "APPENDLIMIT", "HIGHESTMODSEQ":
 		default:
 			xsyntaxErrorf("unknown STATUS item %s", it)
 		}
+	}
+	if slices.Contains(items, "HIGHESTMODSEQ") {
+		c.enableCondstore()
 	}
 }
 
