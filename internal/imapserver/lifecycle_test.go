@@ -120,7 +120,9 @@ func TestLoginDeadline(t *testing.T) {
 func TestSlowCommand(t *testing.T) {
 	msg := "Subject: slow\r\n\r\n" + strings.Repeat("0123456789abcde\n", 300)
 	lit := "{" + itoa(uint32(len(msg))) + "+}\r\n" + msg
-	const pause = 300 * time.Millisecond
+	// Five pauses outlast the idle timeout (2 s), and the first piece
+	// comes 1.5 s into it, with room for a busy machine's late wake-ups.
+	const pause = 500 * time.Millisecond
 	// slowly writes s in five pieces with w, a pause before each.
 	slowly := func(t *testing.T, w func(string) error, s string) {
 		for i := range 5 {
@@ -173,7 +175,7 @@ func TestSlowCommand(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := newTestEnv(t, func(c *Config) { c.IMAP.IdleTimeout = config.Duration(time.Second) })
+			e := newTestEnv(t, func(c *Config) { c.IMAP.IdleTimeout = config.Duration(4 * pause) })
 			c := e.login()
 			time.Sleep(2 * pause) // well into the idle timeout
 			if tagged := tc.run(t, c); !strings.HasPrefix(tagged, "a OK") {
