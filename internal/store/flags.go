@@ -46,7 +46,7 @@ func ParseFlags(names []string) (Flags, error) {
 		if strings.HasPrefix(n, `\`) {
 			bit, ok := systemFlag(n)
 			if !ok {
-				return Flags{}, fmt.Errorf("%w: unknown system flag %q", ErrInvalidFlag, n)
+				return Flags{}, fmt.Errorf("%w: unknown system flag %s", ErrInvalidFlag, n) // an atom: no quoting needed
 			}
 			f.System |= bit
 			continue
