@@ -460,9 +460,11 @@ func TestClientsEvolution(t *testing.T) {
 	}
 }
 
-// TestClientsRoundcube replays Roundcube, which asks for SORT and THREAD
-// only when offered and sorts itself otherwise: neither is offered, and
-// a client that sends them anyway gets BAD and a session that goes on.
+// TestClientsRoundcube replays Roundcube, which lists a folder with SORT
+// (RFC 5256; DISPLAYFROM and DISPLAYTO where SORT=DISPLAY, RFC 5957, is
+// offered) and threads it with THREAD only when offered: SORT answers,
+// THREAD is not offered, and a client that sends it anyway gets BAD and
+// a session that goes on.
 func TestClientsRoundcube(t *testing.T) {
 	e := newTestEnv(t)
 	e.deliver("INBOX", clientMsg(1))
@@ -470,15 +472,28 @@ func TestClientsRoundcube(t *testing.T) {
 	caps := rc.mustOK("CAPABILITY")
 	rc.mustOK(`ID ("name" "Roundcube" "version" "1.6.9" "php" "8.2.7" "os" "Linux")`)
 	_, tagged := rc.cmd("LOGIN " + testUser + " " + testPass)
+	var offered []string
 	for _, c := range append(caps, tagged) {
 		for _, capa := range strings.Fields(strings.NewReplacer("[", " ", "]", " ").Replace(c)) {
 			if strings.HasPrefix(capa, "SORT") || strings.HasPrefix(capa, "THREAD") || capa == "ESORT" {
-				t.Errorf("capability %s offered: %q", capa, c)
+				offered = append(offered, capa)
 			}
 		}
 	}
+	if !slices.Equal(offered, []string{"SORT", "SORT=DISPLAY"}) {
+		t.Errorf("SORT and THREAD capabilities after login: %q, want SORT and SORT=DISPLAY", offered)
+	}
 	rc.mustOK(`SELECT "INBOX"`)
-	for _, cmd := range []string{"SORT (ARRIVAL) UTF-8 ALL", "UID SORT (REVERSE DATE) UTF-8 ALL", "THREAD REFS UTF-8 ALL", "UID THREAD REFERENCES UTF-8 ALL"} {
+	for cmd, want := range map[string]string{
+		"SORT (ARRIVAL) UTF-8 ALL":                 "* SORT 1",
+		"UID SORT (REVERSE DATE) UTF-8 ALL":        "* SORT 1",
+		"UID SORT (DISPLAYFROM) UTF-8 NOT DELETED": "* SORT 1",
+	} {
+		if got := rc.mustOK(cmd); !slices.Equal(got, []string{want}) {
+			t.Errorf("%s: %q, want %q", cmd, got, want)
+		}
+	}
+	for _, cmd := range []string{"THREAD REFS UTF-8 ALL", "UID THREAD REFERENCES UTF-8 ALL"} {
 		if untagged, tagged := rc.cmd(cmd); !strings.Contains(tagged, " BAD ") || len(untagged) > 0 {
 			t.Errorf("%s: %q %q, want BAD alone", cmd, untagged, tagged)
 		}

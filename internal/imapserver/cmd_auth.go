@@ -38,7 +38,7 @@ func (c *conn) capabilities() string {
 	caps = append(caps,
 		"UIDPLUS", "MOVE", "NAMESPACE", "UNSELECT",
 		"SPECIAL-USE", "CREATE-SPECIAL-USE", "CHILDREN", "LIST-EXTENDED", "LIST-STATUS",
-		"STATUS=SIZE", "ESEARCH", "SEARCHRES",
+		"STATUS=SIZE", "ESEARCH", "SEARCHRES", "SORT", "SORT=DISPLAY",
 		"APPENDLIMIT="+strconv.FormatInt(c.srv.cfg.Limits.MaxMessageSize, 10),
 		"MULTIAPPEND", "BINARY", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC",
 		"QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE")

@@ -83,6 +83,8 @@ var commands = map[string]cmdSpec{
 	"UID EXPUNGE": {stateSelected, parseUIDExpunge, (*conn).cmdExpunge},
 	"SEARCH":      {stateSelected, parseSearch, (*conn).cmdSearch},
 	"UID SEARCH":  {stateSelected, parseSearch, (*conn).cmdSearch},
+	"SORT":        {stateSelected, parseSort, (*conn).cmdSort},
+	"UID SORT":    {stateSelected, parseSort, (*conn).cmdSort},
 	"FETCH":       {stateSelected, parseFetch, (*conn).cmdFetch},
 	"UID FETCH":   {stateSelected, parseFetch, (*conn).cmdFetch},
 	"STORE":       {stateSelected, parseStore, (*conn).cmdStore},

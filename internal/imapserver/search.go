@@ -228,15 +228,20 @@ func parseSearch(p *parser, cmd *command) any {
 		a.charset = strings.ToUpper(p.xastring())
 		p.xspace()
 	}
+	a.key = p.xsearchKeys()
+	return a
+}
+
+// xsearchKeys reads the search keys ending a SEARCH or SORT command, which
+// all must match.
+func (p *parser) xsearchKeys() *searchKey {
 	root := &searchKey{op: "AND"}
 	for {
 		root.kids = append(root.kids, p.xsearchKey(0))
 		if !p.take(" ") {
-			break
+			return root
 		}
 	}
-	a.key = root
-	return a
 }
 
 // maxSearchDepth bounds nesting, so a hostile command cannot exhaust the
@@ -1040,39 +1045,12 @@ func (c *conn) cmdSearch(cmd *command) {
 	defer c.dropDecoder()
 	a := cmd.args.(*searchArgs)
 	save := a.saves()
-	key := a.key
-	switch a.charset {
-	case "", "UTF-8", "US-ASCII":
-	default:
-		// RFC 9051 6.4.4: other charsets "MAY be supported". Clients
-		// that send a search in the charset of the folder or of the
-		// system (ISO-8859-1, windows-1252, KOI8-R) find what they look
-		// for.
-		if _, err := charset.Reader(a.charset, strings.NewReader("")); err != nil {
-			xuserErrorf("BADCHARSET (UTF-8 US-ASCII)", "charset %s not supported", a.charset)
-		}
-		key.toUTF8(a.charset)
-	}
-	key.prepare()
-	key.sortByCost()
-	modSeqUsed := key.usesModSeq()
-	if modSeqUsed {
-		c.enableCondstore()
-	}
-	sel := c.sel
-	fields := store.FieldFlags | key.fields()
 	var result rangeBuilder
 	var uids []store.UID            // for SAVE
 	var highest store.ModSeq        // of all the messages found
 	var minN, maxN uint32           // numbers of the first and last found
 	var minMod, maxMod store.ModSeq // and their MODSEQs
-	bufs := &searchBuffers{}
-	visit := func(m *store.MessageInfo, seq uint32, env *searchEnvelope) {
-		sm := &searchMsg{c: c, m: m, seq: seq, env: env, bufs: bufs}
-		defer sm.close()
-		if !c.match(sm, key) {
-			return
-		}
+	modSeqUsed, ok := c.xsearchEach(a, func(m *store.MessageInfo, seq uint32) {
 		n := seq
 		if cmd.uid {
 			n = uint32(m.UID)
@@ -1086,45 +1064,9 @@ func (c *conn) cmdSearch(cmd *command) {
 			uids = append(uids, m.UID)
 		}
 		highest = max(highest, m.ModSeq)
-	}
-	fromView := key.viewOnly(false) || key.viewOnly(true) && c.srv.envelopes != nil
-	if fromView {
-		// The view knows every message's flags once caught up, and the
-		// envelope cache what the envelope keys compare.
-		c.sync(false)
-		if c.closing {
-			return // the mailbox is gone
-		}
-		c.xloadFlags()
-	}
-	var envs []*searchEnvelope
-	if fromView && !key.viewOnly(false) {
-		envs, fromView = c.xsearchEnvelopes()
-	}
-	switch {
-	case fromView:
-		var m store.MessageInfo
-		for i, u := range sel.uids {
-			if _, gone := slices.BinarySearch(sel.pendingExpunge, u); gone {
-				continue
-			}
-			m = store.MessageInfo{UID: u, Flags: store.Flags{System: sel.flags[i]}}
-			var env *searchEnvelope
-			if envs != nil {
-				env = envs[i]
-			}
-			visit(&m, uint32(i+1), env)
-		}
-	case len(sel.uids) > 0:
-		// Every stored UID between the view's first and last is in the view.
-		set := store.NewUIDSet(store.UIDRange{Start: sel.uids[0], Stop: sel.lastUID()})
-		err := c.sess.Messages(c.ctx, sel.mb.ID, set, fields, func(m *store.MessageInfo) error {
-			if seq := sel.seq(m.UID); seq > 0 {
-				visit(m, seq, nil)
-			}
-			return nil
-		})
-		xcheckf(err, "search")
+	})
+	if !ok {
+		return // the mailbox is gone
 	}
 
 	esearch := a.hasReturn || c.rev2
@@ -1203,6 +1145,82 @@ func (c *conn) cmdSearch(cmd *command) {
 		w.num(uint64(mod))
 	}
 	w.str("\r\n")
+}
+
+// xsearchEach prepares the search key of a and calls found for each
+// message of the selected mailbox that it matches, in order (m holds the
+// UID, and the flags and MODSEQ where the key needs them). It reports whether the key uses
+// MODSEQ, which enables CONDSTORE (RFC 7162 3.1.5), and ok false when the
+// mailbox was deleted meanwhile: the command then answers nothing.
+func (c *conn) xsearchEach(a *searchArgs, found func(m *store.MessageInfo, seq uint32)) (modSeqUsed, ok bool) {
+	key := a.key
+	switch a.charset {
+	case "", "UTF-8", "US-ASCII":
+	default:
+		// RFC 9051 6.4.4: other charsets "MAY be supported". Clients
+		// that send a search in the charset of the folder or of the
+		// system (ISO-8859-1, windows-1252, KOI8-R) find what they look
+		// for.
+		if _, err := charset.Reader(a.charset, strings.NewReader("")); err != nil {
+			xuserErrorf("BADCHARSET (UTF-8 US-ASCII)", "charset %s not supported", a.charset)
+		}
+		key.toUTF8(a.charset)
+	}
+	key.prepare()
+	key.sortByCost()
+	modSeqUsed = key.usesModSeq()
+	if modSeqUsed {
+		c.enableCondstore()
+	}
+	sel := c.sel
+	bufs := &searchBuffers{}
+	visit := func(m *store.MessageInfo, seq uint32, env *searchEnvelope) {
+		sm := &searchMsg{c: c, m: m, seq: seq, env: env, bufs: bufs}
+		defer sm.close()
+		if c.match(sm, key) {
+			found(m, seq)
+		}
+	}
+	fromView := key.viewOnly(false) || key.viewOnly(true) && c.srv.envelopes != nil
+	if fromView {
+		// The view knows every message's flags once caught up, and the
+		// envelope cache what the envelope keys compare.
+		c.sync(false)
+		if c.closing {
+			return modSeqUsed, false
+		}
+		c.xloadFlags()
+	}
+	var envs []*searchEnvelope
+	if fromView && !key.viewOnly(false) {
+		envs, fromView = c.xsearchEnvelopes()
+	}
+	switch {
+	case fromView:
+		var m store.MessageInfo
+		for i, u := range sel.uids {
+			if _, gone := slices.BinarySearch(sel.pendingExpunge, u); gone {
+				continue
+			}
+			m = store.MessageInfo{UID: u, Flags: store.Flags{System: sel.flags[i]}}
+			var env *searchEnvelope
+			if envs != nil {
+				env = envs[i]
+			}
+			visit(&m, uint32(i+1), env)
+		}
+	case len(sel.uids) > 0:
+		// Every stored UID between the view's first and last is in the view.
+		set := store.NewUIDSet(store.UIDRange{Start: sel.uids[0], Stop: sel.lastUID()})
+		err := c.sess.Messages(c.ctx, sel.mb.ID, set, store.FieldFlags|key.fields(), func(m *store.MessageInfo) error {
+			if seq := sel.seq(m.UID); seq > 0 {
+				visit(m, seq, nil)
+			}
+			return nil
+		})
+		xcheckf(err, "search")
+	}
+	return modSeqUsed, true
 }
 
 // minMaxOnly reports which of MIN and MAX the result options ask for when

@@ -476,11 +476,11 @@ func (c *conn) writeHighestModSeq() {
 }
 
 // expungeAllowed reports whether EXPUNGE responses may be sent during a
-// command: not during FETCH, STORE and SEARCH, whose message numbers
-// would shift under the client; during their UID forms, yes (RFC 9051
-// 7.5.1).
+// command: not during FETCH, STORE, SEARCH and SORT, whose message
+// numbers would shift under the client; during their UID forms, yes (RFC
+// 9051 7.5.1, RFC 5256 3).
 func expungeAllowed(name string) bool {
-	return name != "FETCH" && name != "STORE" && name != "SEARCH"
+	return name != "FETCH" && name != "STORE" && name != "SEARCH" && name != "SORT"
 }
 
 // syncAfterNo is sync for a command the server refused: the updates it
