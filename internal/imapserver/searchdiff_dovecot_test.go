@@ -481,32 +481,25 @@ func appendMsg(t *testing.T, c *client, mailbox string, m searchDiffMessage) boo
 	return strings.Contains(tagged, " OK")
 }
 
-// TestSearchDovecot runs the table of searches on this server and on
-// Dovecot, holding the same messages, and fails on a difference not
-// accepted. BUZON_SEARCHDIFF_DOVECOT=127.0.0.1:port runs it against a
-// Dovecot already running.
-func TestSearchDovecot(t *testing.T) {
-	teststore.EmbeddedOnly(t)
-	addr := searchDovecot(t)
-	msgs := searchDiffCorpus(t)
-
+// diffClients logs in to the Dovecot at addr, in a new mailbox of its own
+// (whose UIDs start at 1, as buzon's do), and to a buzon of its own, and
+// appends to both the messages Dovecot takes: the same messages, with the
+// same numbers, on both. It returns the mailbox and the messages.
+func diffClients(t *testing.T, addr, prefix string, msgs []searchDiffMessage) (bc, dc *client, mailbox string, kept []searchDiffMessage) {
+	t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close() })
-	dc := &client{t: t, nc: nc, br: bufio.NewReader(nc)}
+	dc = &client{t: t, nc: nc, br: bufio.NewReader(nc)}
 	dc.readLine()
 	dc.mustOK("LOGIN user1 pass")
-	// A new mailbox, whose UIDs start at 1 as buzon's do.
-	mailbox := fmt.Sprintf("searchdiff-%d", time.Now().UnixNano())
+	mailbox = fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano())
 	dc.mustOK("CREATE " + mailbox)
 	t.Cleanup(func() { dc.cmd("DELETE " + mailbox) })
 
-	e := newTestEnv(t)
-	bc := e.login()
-
-	var kept []searchDiffMessage
+	bc = newTestEnv(t).login()
 	for _, m := range msgs {
 		if !appendMsg(t, dc, mailbox, m) {
 			t.Logf("Dovecot refused %s", m.name)
@@ -517,6 +510,17 @@ func TestSearchDovecot(t *testing.T) {
 		}
 		kept = append(kept, m)
 	}
+	return bc, dc, mailbox, kept
+}
+
+// TestSearchDovecot runs the table of searches on this server and on
+// Dovecot, holding the same messages, and fails on a difference not
+// accepted. BUZON_SEARCHDIFF_DOVECOT=127.0.0.1:port runs it against a
+// Dovecot already running.
+func TestSearchDovecot(t *testing.T) {
+	teststore.EmbeddedOnly(t)
+	addr := searchDovecot(t)
+	bc, dc, mailbox, kept := diffClients(t, addr, "searchdiff", searchDiffCorpus(t))
 	for i, m := range kept {
 		t.Logf("%d: %s %s %s", i+1, m.name, m.flags, m.date)
 	}

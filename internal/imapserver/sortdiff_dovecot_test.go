@@ -1,14 +1,11 @@
 package imapserver
 
 import (
-	"bufio"
-	"fmt"
-	"net"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/buzon-mail/buzon/internal/store/teststore"
 )
@@ -72,33 +69,11 @@ var sortDiffLeftOut = map[string]string{
 func TestSortDovecot(t *testing.T) {
 	teststore.EmbeddedOnly(t)
 	addr := searchDovecot(t)
-	msgs := searchDiffCorpus(t)
-
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	dc := &client{t: t, nc: nc, br: bufio.NewReader(nc)}
-	dc.readLine()
-	dc.mustOK("LOGIN user1 pass")
-	mailbox := fmt.Sprintf("sortdiff-%d", time.Now().UnixNano())
-	dc.mustOK("CREATE " + mailbox)
-	t.Cleanup(func() { dc.cmd("DELETE " + mailbox) })
-
-	e := newTestEnv(t)
-	bc := e.login()
-	for _, m := range msgs {
-		if _, ok := sortDiffLeftOut[filepath.Base(m.name)]; ok {
-			continue
-		}
-		if !appendMsg(t, dc, mailbox, m) {
-			continue
-		}
-		if !appendMsg(t, bc, "INBOX", m) {
-			t.Fatalf("buzon refused %s, which Dovecot took", m.name)
-		}
-	}
+	msgs := slices.DeleteFunc(searchDiffCorpus(t), func(m searchDiffMessage) bool {
+		_, out := sortDiffLeftOut[filepath.Base(m.name)]
+		return out
+	})
+	bc, dc, mailbox, _ := diffClients(t, addr, "sortdiff", msgs)
 	for c, mailbox := range map[*client]string{bc: "INBOX", dc: mailbox} {
 		c.mustOK("ENABLE CONDSTORE")
 		c.mustOK("SELECT " + mailbox)
