@@ -809,14 +809,6 @@ func flagsWritten(res *store.FlagsResult, base int64) {
 	res.ModSeq = store.ModSeq(base + int64(len(res.Updated)))
 }
 
-// planFlags is one read of StoreFlags and what it decides, with no lock.
-func (ss *session) planFlags(ctx context.Context, mailboxID int64, uids store.UIDSet, op store.FlagOp, flags store.Flags, unchangedSince store.ModSeq) (store.FlagsResult, flagChange, error) {
-	var res store.FlagsResult
-	var ch flagChange
-	_, err := ss.flagsWrite(mailboxID, uids, op, flags, unchangedSince, &res, &ch).read(ctx, ss.s.pool)
-	return res, ch, err
-}
-
 const (
 	// lockState takes account $1's state row, as every write does (see
 	// lockAccount), for the statement after it in the same transaction.
@@ -863,17 +855,6 @@ const (
 		)
 		SELECT ok.modseq, pg_notify('buzon', $7) FROM ok`
 )
-
-// applyFlags makes the change planFlags decided, as StoreFlags's
-// optimistic write, if the mailbox is still at res.Prior, and then gives
-// res the MODSEQs it took. It reports whether it did.
-func (ss *session) applyFlags(ctx context.Context, mailboxID int64, res *store.FlagsResult, ch flagChange) (bool, error) {
-	base, wrote, err := ss.writeIf(ctx, nil, applyFlags, ss.applyFlagsArgs(mailboxID, res, ch)...)
-	if wrote {
-		flagsWritten(res, base)
-	}
-	return wrote, err
-}
 
 // applyFlagsArgs are the arguments of applyFlags for the change ch, which
 // res says was decided at res.Prior.
@@ -1074,13 +1055,6 @@ func decideExpunge(rows pgx.Rows, mailboxID int64) (store.ExpungeResult, error) 
 	}
 	res.Prior, res.ModSeq = store.ModSeq(prior), store.ModSeq(prior)
 	return res, nil
-}
-
-// planExpunge is one read of Expunge and what it decides, with no lock.
-func (ss *session) planExpunge(ctx context.Context, mailboxID int64, uids store.UIDSet, onlyDeleted bool) (store.ExpungeResult, error) {
-	var res store.ExpungeResult
-	_, err := ss.expungeWrite(mailboxID, uids, onlyDeleted, &res).read(ctx, ss.s.pool)
-	return res, err
 }
 
 // applyExpunge removes the messages $4 of mailbox $2 of account $1,
