@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
@@ -13,7 +15,13 @@ import (
 func (ss *session) planFlags(ctx context.Context, mailboxID int64, uids store.UIDSet, op store.FlagOp, flags store.Flags, unchangedSince store.ModSeq) (store.FlagsResult, flagChange, error) {
 	var res store.FlagsResult
 	var ch flagChange
-	_, err := ss.flagsWrite(mailboxID, uids, op, flags, unchangedSince, &res, &ch).read(ctx, ss.s.pool)
+	g := ss.flagsWrite(mailboxID, uids, op, flags, unchangedSince, &res)
+	g.decide = func(rows pgx.Rows) (bool, error) {
+		var err error
+		res, ch, err = decideFlags(rows, mailboxID, op, flags, unchangedSince)
+		return len(ch.uids) > 0, err
+	}
+	_, err := g.read(ctx, ss.s.pool)
 	return res, ch, err
 }
 

@@ -628,8 +628,7 @@ func (ss *session) StoreFlags(ctx context.Context, mailboxID int64, uids store.U
 	}
 	began := time.Now()
 	var res store.FlagsResult
-	var ch flagChange
-	base, wrote, err := ss.readThenWrite(ctx, ss.flagsWrite(mailboxID, uids, op, flags, unchangedSince, &res, &ch))
+	base, wrote, err := ss.readThenWrite(ctx, ss.flagsWrite(mailboxID, uids, op, flags, unchangedSince, &res))
 	if err != nil {
 		return store.FlagsResult{}, fmt.Errorf("store flags in mailbox %d: %w", mailboxID, err)
 	}
@@ -745,18 +744,19 @@ type flagChange struct {
 
 // flagsWrite is StoreFlags as a guarded write: each read decides res
 // as if nothing else wrote before the change, the MODSEQs of the updated
-// messages yet to be given (flagsWritten), and ch.
-func (ss *session) flagsWrite(mailboxID int64, uids store.UIDSet, op store.FlagOp, flags store.Flags, unchangedSince store.ModSeq, res *store.FlagsResult, ch *flagChange) guarded {
+// messages yet to be given (flagsWritten), and the change the write sends.
+func (ss *session) flagsWrite(mailboxID int64, uids store.UIDSet, op store.FlagOp, flags store.Flags, unchangedSince store.ModSeq, res *store.FlagsResult) guarded {
 	starts, stops := uidRanges(uids)
+	var ch flagChange
 	return guarded{
 		query: selectFlags,
 		args:  []any{mailboxID, starts, stops, ss.id},
 		decide: func(rows pgx.Rows) (bool, error) {
 			var err error
-			*res, *ch, err = decideFlags(rows, mailboxID, op, flags, unchangedSince)
+			*res, ch, err = decideFlags(rows, mailboxID, op, flags, unchangedSince)
 			return len(ch.uids) > 0, err
 		},
-		write: func() (string, []any) { return applyFlags, ss.applyFlagsArgs(mailboxID, res, *ch) },
+		write: func() (string, []any) { return applyFlags, ss.applyFlagsArgs(mailboxID, res, ch) },
 	}
 }
 
