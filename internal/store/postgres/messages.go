@@ -341,11 +341,11 @@ func (w *wtx) insertBody(b *pgx.Batch, r io.Reader, size int64, id *int64) error
 // uidnext, and stores the first and the mailbox's UIDVALIDITY when b runs.
 // Under the account's lock the row's update is serialized with every other
 // writer's, so UIDs ascend in commit order and none is handed out twice.
-func (w *wtx) queueAllocUIDs(b *pgx.Batch, mailboxID int64, n int, first *store.UID, uidValidity *uint32, highest *store.ModSeq) {
+func (w *wtx) queueAllocUIDs(b *pgx.Batch, mailboxID int64, n int, first *store.UID, uidValidity *uint32) {
 	b.Queue(`UPDATE mailboxes SET uidnext = uidnext + $3 WHERE id = $1 AND account_id = $2
-		RETURNING uidnext - $3, uidvalidity, highest_modseq`, mailboxID, w.account, n).QueryRow(func(r pgx.Row) error {
-		var f, uv, hms int64
-		err := r.Scan(&f, &uv, &hms)
+		RETURNING uidnext - $3, uidvalidity`, mailboxID, w.account, n).QueryRow(func(r pgx.Row) error {
+		var f, uv int64
+		err := r.Scan(&f, &uv)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("%w: id %d", store.ErrNoMailbox, mailboxID)
 		}
@@ -356,9 +356,6 @@ func (w *wtx) queueAllocUIDs(b *pgx.Batch, mailboxID int64, n int, first *store.
 			return fmt.Errorf("%w: mailbox %d has no UIDs left", store.ErrLimit, mailboxID)
 		}
 		*first, *uidValidity = store.UID(f), uint32(uv)
-		if highest != nil {
-			*highest = store.ModSeq(hms)
-		}
 		return nil
 	})
 }
@@ -1154,7 +1151,7 @@ func (w *wtx) copy(from int64, uids store.UIDSet, to int64, move bool) (store.Co
 	}
 	var first store.UID
 	b = pgx.Batch{}
-	w.queueAllocUIDs(&b, to, len(msgs), &first, &res.UIDValidity, nil)
+	w.queueAllocUIDs(&b, to, len(msgs), &first, &res.UIDValidity)
 	if err := w.run(&b); err != nil {
 		return res, err
 	}

@@ -69,7 +69,7 @@ func TestStatementAfterLockFails(t *testing.T) {
 		var uid store.UID
 		var uv uint32
 		var b pgx.Batch
-		w.queueAllocUIDs(&b, inbox.ID, 1, &uid, &uv, nil)
+		w.queueAllocUIDs(&b, inbox.ID, 1, &uid, &uv)
 		b.Queue(`SELECT 1 / 0`)
 		return w.lock(&b)
 	})
