@@ -154,8 +154,8 @@ func (ss *session) Append(ctx context.Context, mailboxID int64, msg *store.NewMe
 				return err
 			}
 		}
-		var bodyID int64
-		if err := w.insertBody(&w.pending, msg.Body, msg.Size, &bodyID); err != nil {
+		// appendMessage finds the body's id itself (currval).
+		if err := w.insertBody(&w.pending, msg.Body, msg.Size, new(int64)); err != nil {
 			return err
 		}
 		w.queue(lockState, w.account)
