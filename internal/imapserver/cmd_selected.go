@@ -202,15 +202,24 @@ func (c *conn) cmdCopy(cmd *command) {
 		xuserErrorf("OVERQUOTA", "over quota")
 	}
 	xcheckf(err, "%s to %s", strings.ToLower(cmd.name), name)
+	// A message expunged between xnotExpunged's look and the copy is
+	// left out: by number, the command must not pass for done.
+	partial := !cmd.uid && len(res.Source) < c.sel.named(set)
 	if len(res.Source) > 0 {
 		code := "COPYUID " + itoa(res.UIDValidity) + " " + store.UIDSetOf(res.Source...).String() + " " + store.UIDSetOf(res.Dest...).String()
-		if !move {
+		switch {
+		case move:
+			// RFC 6851 4.3: COPYUID in an untagged OK before the expunges.
+			c.w.str("* OK [" + code + "] moved\r\n")
+			c.reportExpunged(res.Source)
+		case !partial:
 			c.ok("[%s] %s completed", code, cmd.name)
 			return
 		}
-		// RFC 6851 4.3: COPYUID in an untagged OK before the expunges.
-		c.w.str("* OK [" + code + "] moved\r\n")
-		c.reportExpunged(res.Source)
+	}
+	if partial {
+		xuserErrorf("EXPUNGEISSUED", "some of the messages were expunged meanwhile; %d of them were %s",
+			len(res.Source), map[bool]string{true: "moved", false: "copied"}[move])
 	}
 }
 
