@@ -1182,14 +1182,14 @@ func (w *wtx) copy(from int64, uids store.UIDSet, to int64, move bool) (store.Co
 // sensible plan, so the generic plan the connections keep (see Open)
 // stays right however few rows are above sinceModSeq.
 func (ss *session) Changes(ctx context.Context, mailboxID int64, sinceModSeq store.ModSeq) (*store.ChangeSet, error) {
-	var uidValidity, uidNext, highest, forgotten int64
+	var uidNext, highest, forgotten int64
 	var uids, modseqs, sizes, vanished, present []int64
 	var flags []int16
 	var keywords []string
 	var dates []time.Time
 	var added []bool
 	began := time.Now()
-	err := ss.s.pool.QueryRow(ctx, selectChanges, mailboxID, int64(sinceModSeq), ss.id).Scan(&uidValidity, &uidNext, &highest, &forgotten,
+	err := ss.s.pool.QueryRow(ctx, selectChanges, mailboxID, int64(sinceModSeq), ss.id).Scan(&uidNext, &highest, &forgotten,
 		&uids, &modseqs, &flags, &keywords, &dates, &sizes, &added, &vanished, &present)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return &store.ChangeSet{Gone: true}, nil // not the account's
@@ -1226,7 +1226,7 @@ func (ss *session) Changes(ctx context.Context, mailboxID int64, sinceModSeq sto
 // columns, the UIDs expunged after it (selectVanished), and every UID if
 // expunges after it are forgotten (selectPresent). Each part runs only for
 // the mailbox's row, so nothing of another account's is read.
-const selectChanges = `SELECT h.uidvalidity, h.uidnext, h.highest_modseq, h.forgotten_modseq,
+const selectChanges = `SELECT h.uidnext, h.highest_modseq, h.forgotten_modseq,
 		c.uids, c.modseqs, c.flags, c.keywords, c.dates, c.sizes, c.added,
 		ARRAY(` + selectVanished + `), ARRAY(` + selectPresent + `)
 	FROM mailboxes h CROSS JOIN LATERAL (

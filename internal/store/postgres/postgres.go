@@ -411,11 +411,7 @@ func (s *Store) finish(w *wtx, err error) error {
 		if err != nil || len(w.pending.QueuedQueries) == 0 {
 			return mapErr(err) // nothing was sent
 		}
-		if err := w.first(&w.pending); err != nil {
-			return mapErr(err)
-		}
-		w.tx = nil // committed, or rolled back at the Sync
-		return nil
+		return mapErr(w.first(&w.pending)) // committed, or rolled back at the Sync
 	}
 	ctx := w.ctx
 	if err == nil {
