@@ -111,14 +111,10 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 			return delivery.Append(ctx, spooler, sess, mailboxID, r, flags, date)
 		},
 	})
-	stale := cfg.POP3.StaleSession.D()
-	if stale == 0 {
-		stale = -1 // pop3.stale_session = 0: never
-	}
 	pop3 := pop3server.New(pop3server.Config{
 		Store: st, Auth: authn, Sessions: sessions, TLS: tlsConfig, Hostname: cfg.Hostname,
 		POP3: cfg.POP3, Limits: cfg.Limits, AllowPlaintext: cfg.Auth.AllowPlaintext, Logger: log,
-		TLSHandshakeTimeout: cfg.TLS.HandshakeTimeout.D(), StaleSession: stale,
+		TLSHandshakeTimeout: cfg.TLS.HandshakeTimeout.D(),
 	})
 	lmtp := smtpserver.New(smtpserver.Config{
 		Deliverer: &delivery.Deliverer{Store: st, Logger: log, Observe: metrics.Delivered}, Spooler: spooler,

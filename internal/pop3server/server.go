@@ -6,7 +6,7 @@
 // account's "pop3" store lock (RFC 1939 8). Deletions are applied at QUIT
 // (the UPDATE state) as one store expunge, which IMAP sessions then see.
 // A second login hears [IN-USE], unless the session holding the lock on
-// this server has not heard from its client for Config.StaleSession:
+// this server has not heard from its client for Config.POP3.StaleSession:
 // then that session ends, its deletions dropped, and the login goes in.
 // A message removed by another path during the session answers
 // "-ERR message no longer exists", unless the session had read it ahead
@@ -77,12 +77,6 @@ type Config struct {
 	// them until they time out. Default: 30 seconds, long enough for a
 	// slow link to drain the message before.
 	ReadAheadIdle time.Duration
-	// StaleSession is how long a session may go without hearing from its
-	// client (no command, no response taken by the network) before a new
-	// login to the same account ends it, without applying its deletions,
-	// and takes the maildrop instead of hearing [IN-USE] (see
-	// takeover.go). Default: 1 minute; negative: never.
-	StaleSession time.Duration
 }
 
 // Defaults used for zero Config fields.
@@ -156,9 +150,6 @@ func New(cfg Config) *Server {
 	}
 	if cfg.ReadAheadIdle <= 0 {
 		cfg.ReadAheadIdle = defaultAheadIdle
-	}
-	if cfg.StaleSession == 0 {
-		cfg.StaleSession = defaultStaleSession
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{

@@ -16,15 +16,11 @@ import (
 // attempt would hear [IN-USE] all that while. So a login refused by the
 // lock, or by the per-account session limit, ends a session of this
 // server for the same account that has not heard from its client for
-// Config.StaleSession, and takes the maildrop once that session has let
+// Config.POP3.StaleSession, and takes the maildrop once that session has let
 // go of it. The session ended never applies its deletions: RFC 1939 6
 // applies them only at QUIT, and a QUIT and a takeover exclude each other
 // (conn.endMu). A live session stays, and a second login hears [IN-USE]
 // as before.
-
-// defaultStaleSession is Config.StaleSession's default: far longer than
-// a client that is there pauses between commands.
-const defaultStaleSession = time.Minute
 
 // takeOverWait bounds how long a login waits for the session it ended
 // (or found ending) to let go of the maildrop: that session records its
@@ -73,20 +69,24 @@ func (s *Server) hold(c *conn) (forget func()) {
 
 // takeOver is run by a login of accountID refused by the maildrop lock or
 // the session limit. It ends this server's session holding the maildrop
-// if its client has been silent for Config.StaleSession, waits for a
+// if its client has been silent for Config.POP3.StaleSession, waits for a
 // session that is ending anyway (QUIT under way, say), and reports
-// whether the login should try again: true once that session has let go.
-// A holder it cannot see (on another node, or the expiry sweep) stays.
+// whether the login should try again: true once that session has let go,
+// or when there is none of this server's to end. A holder it cannot see
+// (on another node, or the expiry sweep) stays.
 func (s *Server) takeOver(ctx context.Context, accountID int64, log *slog.Logger) bool {
-	stale := s.cfg.StaleSession
-	if stale < 0 {
-		return false
+	stale := s.cfg.POP3.StaleSession.D()
+	if stale <= 0 {
+		return false // pop3.stale_session = 0: never
 	}
 	s.holdersMu.Lock()
 	old := s.holders[accountID]
 	s.holdersMu.Unlock()
 	if old == nil {
-		return false
+		// Its holder let go between the refusal and here (it forgets
+		// itself before it closes released), or is on another node,
+		// where a second try is refused as the first was.
+		return true
 	}
 	silent := time.Since(time.Unix(0, old.heard.Load()))
 	old.endMu.Lock()

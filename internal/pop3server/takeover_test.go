@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/auth"
+	"github.com/buzon-mail/buzon/internal/config"
 	"github.com/buzon-mail/buzon/internal/pop3client"
 	"github.com/buzon-mail/buzon/internal/pop3server"
 	"github.com/buzon-mail/buzon/internal/pop3server/pop3test"
@@ -19,7 +20,7 @@ import (
 
 // stale makes every session stale at once, so that any second login
 // takes the maildrop over.
-func stale(c *pop3server.Config) { c.StaleSession = time.Nanosecond }
+func stale(c *pop3server.Config) { c.POP3.StaleSession = config.Duration(time.Nanosecond) }
 
 // readReplies reads n status lines and fails unless each starts with +OK.
 func readReplies(t *testing.T, r *bufio.Reader, n int) {
@@ -132,7 +133,7 @@ func TestTakeOverSessionLimit(t *testing.T) {
 }
 
 // TestNoTakeOver: a session that is not stale, or any session when
-// StaleSession is negative, keeps the maildrop, and a second login hears
+// pop3.stale_session is 0, keeps the maildrop, and a second login hears
 // [IN-USE] (RFC 2449 8.1.1).
 func TestNoTakeOver(t *testing.T) {
 	for _, tc := range []struct {
@@ -140,11 +141,11 @@ func TestNoTakeOver(t *testing.T) {
 		stale time.Duration
 	}{
 		{"live session", time.Hour},
-		{"takeover off", -1},
+		{"takeover off", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{Config: func(c *pop3server.Config) {
-				c.StaleSession = tc.stale
+				c.POP3.StaleSession = config.Duration(tc.stale)
 			}})
 			fill(t, env, [][]byte{[]byte(msgHello)})
 			first := login(t, env, alice)

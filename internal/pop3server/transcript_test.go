@@ -89,7 +89,7 @@ var transcripts = []struct {
 	{file: "dele_no_quit.txt", messages: fixtureAll, check: keptUIDs(0, 1, 2, 3, 4)},
 	{file: "in_use.txt", messages: fixtureAll},
 	{file: "in_use_stale.txt", messages: fixtureAll, check: keptUIDs(0, 2, 3, 4),
-		config: func(c *pop3server.Config) { c.StaleSession = time.Nanosecond }},
+		config: func(c *pop3server.Config) { c.POP3.StaleSession = config.Duration(time.Nanosecond) }},
 	{file: "expunged_elsewhere.txt", messages: fixtureAll, check: keptUIDs(0, 2, 3, 4)},
 	{file: "delivered_meanwhile.txt", messages: fixtureAll, check: onlyLater},
 	{file: "empty_maildrop.txt"},
