@@ -79,15 +79,12 @@ const (
 		WHERE NOT $4 OR m.flags & $5 <> 0 ORDER BY m.uid`
 
 	// selectExpunged reads mailbox $1's highest MODSEQ, if it is account
-	// $6's, and the UIDs an expunge of UID ranges ($2, $3) removes, as
-	// selectGone, in one snapshot: a row per message, or one with a null
-	// UID for none, and no row if the mailbox is not the account's.
+	// $6's, and the UIDs an expunge of UID ranges ($2, $3) removes
+	// (selectGone, whose parameters are $1 to $5), in one snapshot: a row
+	// per message, or one with a null UID for none, and no row if the
+	// mailbox is not the account's.
 	selectExpunged = `SELECT h.highest_modseq, m.uid
-		FROM mailboxes h LEFT JOIN LATERAL (
-			SELECT m.uid FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
-			CROSS JOIN LATERAL (SELECT uid, flags FROM messages
-				WHERE mailbox_id = $1 AND uid BETWEEN r.lo AND r.hi OFFSET 0) AS m
-			WHERE NOT $4 OR m.flags & $5 <> 0) AS m ON true
+		FROM mailboxes h LEFT JOIN LATERAL (` + selectGone + `) AS m ON true
 		WHERE h.id = $1 AND h.account_id = $6
 		ORDER BY m.uid`
 
