@@ -374,9 +374,9 @@ func (ss *session) Status(ctx context.Context, mailboxID int64) (store.MailboxSt
 
 // selectStatus reads mailbox $1's row, if it is account $2's, its
 // messages' count and size and how many lack flag $3 and have flag $4,
-// and the sets of keywords in use (see mergeKeywords).
+// and the sets of keywords in use (selectKeywords).
 const selectStatus = `SELECT h.uidnext, h.uidvalidity, h.highest_modseq, c.n, c.unseen, c.deleted, c.size,
-		ARRAY(SELECT DISTINCT keywords FROM messages WHERE mailbox_id = $1 AND keywords <> '')
+		ARRAY(` + selectKeywords + `)
 	FROM mailboxes h CROSS JOIN LATERAL (
 		SELECT count(*) AS n, count(*) FILTER (WHERE flags & $3 = 0) AS unseen,
 			count(*) FILTER (WHERE flags & $4 <> 0) AS deleted, coalesce(sum(size), 0) AS size

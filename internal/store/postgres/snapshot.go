@@ -156,10 +156,14 @@ func (ss *session) queueHead(b *pgx.Batch, mailboxID int64, h *head) {
 	})
 }
 
+// selectKeywords reads the sets of keywords in use in mailbox $1, one
+// row each (see mergeKeywords).
+const selectKeywords = `SELECT DISTINCT keywords FROM messages WHERE mailbox_id = $1 AND keywords <> ''`
+
 // queueKeywords queues on b the query for the keywords in use in a
 // mailbox (see mergeKeywords), stored in *out when b runs.
 func queueKeywords(b *pgx.Batch, mailboxID int64, out *[]string) {
-	b.Queue(`SELECT DISTINCT keywords FROM messages WHERE mailbox_id = $1 AND keywords <> ''`, mailboxID).
+	b.Queue(selectKeywords, mailboxID).
 		Query(func(rows pgx.Rows) error {
 			sets, err := pgx.CollectRows(rows, pgx.RowTo[string])
 			*out = mergeKeywords(sets)
