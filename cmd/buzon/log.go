@@ -3,7 +3,6 @@ package main
 import (
 	"io"
 	"log/slog"
-	"strings"
 
 	"github.com/buzon-mail/buzon/internal/config"
 )
@@ -12,7 +11,7 @@ import (
 // JSON), at the configured level.
 func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(strings.ToUpper(cfg.Level))); err != nil {
+	if err := level.UnmarshalText([]byte(cfg.Level)); err != nil {
 		level = slog.LevelInfo
 	}
 	opts := &slog.HandlerOptions{Level: level}

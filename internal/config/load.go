@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -136,9 +137,8 @@ func (c *Config) Validate() error {
 	}
 	// A misspelt level or format would otherwise leave the log as it was,
 	// with no word of why.
-	switch strings.ToLower(c.Log.Level) {
-	case "debug", "info", "warn", "error":
-	default:
+	var level slog.Level // read as the logger reads it
+	if level.UnmarshalText([]byte(c.Log.Level)) != nil {
 		errs = append(errs, fmt.Errorf("log.level: %q is not debug, info, warn or error", c.Log.Level))
 	}
 	switch c.Log.Format {
