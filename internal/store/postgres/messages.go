@@ -278,10 +278,8 @@ func (w *wtx) precheck(mailboxID, size int64) error {
 		return err
 	case !ok:
 		return fmt.Errorf("%w: id %d", store.ErrNoMailbox, mailboxID)
-	case maxBytes > 0 && bytes+size > maxBytes, maxMsgs > 0 && msgs+1 > maxMsgs:
-		return fmt.Errorf("%w: %d of %d bytes, %d of %d messages used", store.ErrOverQuota, bytes, maxBytes, msgs, maxMsgs)
 	}
-	return nil
+	return overQuota(bytes, msgs, maxBytes, maxMsgs, size, 1)
 }
 
 // insertBody reads exactly size bytes from r as a new body, whose ID it
