@@ -10,14 +10,10 @@ import (
 )
 
 func runCheck(args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSet("check", stderr)
+	fs := newFlagSet("check", "usage: buzon check [--data DIR] [--config FILE] [--repair]", stderr)
 	var cf commonFlags
 	cf.register(fs)
 	repair := fs.Bool("repair", false, "fix what can be fixed: remove orphan files, recompute counters")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: buzon check [--data DIR] [--config FILE] [--repair]")
-		fs.PrintDefaults()
-	}
 	if pos, err := parseInterleaved(fs, args); err != nil {
 		return flagError(err)
 	} else if len(pos) > 0 {

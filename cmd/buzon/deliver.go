@@ -32,13 +32,9 @@ const (
 )
 
 func runDeliver(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSet("deliver", stderr)
+	fs := newFlagSet("deliver", "usage: buzon deliver [--data DIR] [--config FILE] RECIPIENT... < message", stderr)
 	var cf commonFlags
 	cf.register(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: buzon deliver [--data DIR] [--config FILE] RECIPIENT... < message")
-		fs.PrintDefaults()
-	}
 	// A command line that cannot run is a mailbox_command to fix: the MTA
 	// keeps the message (75) rather than bounce it, as it would for an
 	// exit code outside sysexits. --help exits 75 too: it delivers nothing.

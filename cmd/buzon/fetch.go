@@ -21,16 +21,11 @@ import (
 // runFetch is `buzon fetch`: fetch mail from other POP3/IMAP accounts into
 // a Maildir, an mbox, a buzon account or an MDA, once or as a daemon.
 func runFetch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSet("fetch", stderr)
+	fs := newFlagSet("fetch", "usage: buzon fetch [--config FILE] [--once | --daemon] [ACCOUNT...]\n       buzon fetch --example > fetch.toml", stderr)
 	configFile := fs.String("config", "", "fetch configuration file (default: "+defaultFetchConfig()+")")
 	once := fs.Bool("once", false, "fetch each account once and exit (the default)")
 	daemon := fs.Bool("daemon", false, "keep fetching, each account on its interval, until SIGTERM")
 	example := fs.Bool("example", false, "print a commented sample configuration and exit")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: buzon fetch [--config FILE] [--once | --daemon] [ACCOUNT...]")
-		fmt.Fprintln(stderr, "       buzon fetch --example > fetch.toml")
-		fs.PrintDefaults()
-	}
 	names, err := parseInterleaved(fs, args)
 	if err != nil {
 		return flagError(err)

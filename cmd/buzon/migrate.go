@@ -19,14 +19,10 @@ import (
 // this on start too; this command lets an operator do it first, and is
 // safe to run from several nodes at once.
 func runMigrate(args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSet("migrate", stderr)
+	fs := newFlagSet("migrate", "usage: buzon migrate [--config FILE] [--dsn DSN]", stderr)
 	var cf commonFlags // --config alone: the schema has nothing to do with a data folder
 	fs.StringVar(&cf.configFile, "config", "", "TOML configuration file, for its store.dsn")
 	dsn := fs.String("dsn", "", "PostgreSQL connection string (default: store.dsn from the config)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: buzon migrate [--config FILE] [--dsn DSN]")
-		fs.PrintDefaults()
-	}
 	if pos, err := parseInterleaved(fs, args); err != nil {
 		return flagError(err)
 	} else if len(pos) > 0 {
@@ -54,13 +50,9 @@ func runMigrate(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 // interruption: accounts already copied are skipped, a half-copied one is
 // resumed.
 func runMigrateStore(args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSet("migrate-store", stderr)
+	fs := newFlagSet("migrate-store", "usage: buzon migrate-store --from DIR --to DSN", stderr)
 	from := fs.String("from", "", "data folder of the embedded store to copy")
 	to := fs.String("to", "", "PostgreSQL connection string to copy into")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: buzon migrate-store --from DIR --to DSN")
-		fs.PrintDefaults()
-	}
 	if pos, err := parseInterleaved(fs, args); err != nil {
 		return flagError(err)
 	} else if len(pos) > 0 || *from == "" || *to == "" {

@@ -32,7 +32,9 @@ import (
 )
 
 func runServe(args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSet("serve", stderr)
+	fs := newFlagSet("serve", `usage: buzon serve [--data DIR] [--config FILE] [--hostname NAME] [--imap ADDR] [--imaps ADDR] [--pop3 ADDR] [--pop3s ADDR] [--lmtp ADDR]
+
+Flags override the config file (buzon config example prints every setting).`, stderr)
 	var cf commonFlags
 	cf.register(fs)
 	listen := map[string]*string{}
@@ -40,12 +42,6 @@ func runServe(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		listen[name] = fs.String(name, "", "listen address for "+name+" (host:port or off)")
 	}
 	hostname := fs.String("hostname", "", "host name for greetings and the certificate")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, `usage: buzon serve [--data DIR] [--config FILE] [--hostname NAME] [--imap ADDR] [--imaps ADDR] [--pop3 ADDR] [--pop3s ADDR] [--lmtp ADDR]
-
-Flags override the config file (buzon config example prints every setting).`)
-		fs.PrintDefaults()
-	}
 	if pos, err := parseInterleaved(fs, args); err != nil {
 		return flagError(err)
 	} else if len(pos) > 0 {

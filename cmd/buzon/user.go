@@ -18,20 +18,16 @@ import (
 )
 
 func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSet("user", stderr)
-	var cf commonFlags
-	cf.register(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, `usage: buzon user add|del|passwd [--data DIR] [--config FILE] ADDRESS
+	fs := newFlagSet("user", `usage: buzon user add|del|passwd [--data DIR] [--config FILE] ADDRESS
        buzon user list [--data DIR] [--config FILE]
        buzon user quota [--data DIR] [--config FILE] ADDRESS SIZE [MESSAGES]
 
 Give the same --data or --config as the server, or they work on another
 store. The password for add and passwd is read from standard input when it
 is not a terminal, and asked for otherwise. SIZE takes K, M, G, T suffixes;
-0 is unlimited.`)
-		fs.PrintDefaults()
-	}
+0 is unlimited.`, stderr)
+	var cf commonFlags
+	cf.register(fs)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return flagError(err)
