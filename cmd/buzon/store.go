@@ -43,7 +43,7 @@ func openStore(cfg config.Config, log *slog.Logger, use storeUse) (store.Store, 
 			return nil, err
 		}
 		if use == useExisting {
-			switch ok, err := storeExists(cfg); {
+			switch ok, err := sqlite.Exists(cfg.Data); {
 			case err != nil:
 				return nil, fmt.Errorf("data folder: %w", err)
 			case !ok:
