@@ -279,8 +279,11 @@ func (s *Store) read(ctx context.Context, b *pgx.Batch) error {
 // before anything was sent is replaced.
 func (s *Store) once(ctx context.Context, b *pgx.Batch) error {
 	var err error
-	for range 3 {
-		err = s.pool.SendBatch(ctx, fresh(b)).Close()
+	for try := range 3 {
+		if try > 0 {
+			b = fresh(b)
+		}
+		err = s.pool.SendBatch(ctx, b).Close()
 		if err == nil || !pgconn.SafeToRetry(err) || ctx.Err() != nil {
 			break
 		}
@@ -288,7 +291,7 @@ func (s *Store) once(ctx context.Context, b *pgx.Batch) error {
 	return mapErr(err)
 }
 
-// fresh returns a batch of b's statements, for one sending of b. pgx
+// fresh returns a batch of b's statements, for sending b again. pgx
 // keeps in each queued statement what preparing it on the connection it
 // went to described, and does not prepare it again: b sent again on
 // another connection (a retry after the first had died) would run
@@ -369,8 +372,11 @@ func (w *wtx) run(b *pgx.Batch) error {
 // had died before anything was sent is replaced.
 func (w *wtx) first(b *pgx.Batch) error {
 	var err error
-	for range 3 {
-		err = w.conn.SendBatch(w.ctx, fresh(b)).Close()
+	for try := range 3 {
+		if try > 0 {
+			b = fresh(b)
+		}
+		err = w.conn.SendBatch(w.ctx, b).Close()
 		if err == nil || !pgconn.SafeToRetry(err) || w.ctx.Err() != nil {
 			break
 		}
