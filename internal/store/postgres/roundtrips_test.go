@@ -58,7 +58,7 @@ func TestRoundTrips(t *testing.T) {
 			_, err := ss.StoreFlags(ctx, inbox.ID, store.UIDSetOf(5), store.FlagsAdd, seen, 0)
 			return err
 		}, wireCount{trips: 1, statements: 1}},
-		{"Messages, 20 envelopes", func() error {
+		{"Messages, 10 envelopes", func() error {
 			return ss.Messages(ctx, inbox.ID, store.UIDSetOf(1, 2, 3, 4, 5, 6, 7, 8, 9, 10), store.FieldStructure|store.FieldFlags|store.FieldSize,
 				func(*store.MessageInfo) error { return nil })
 		}, wireCount{trips: 1, statements: 1}},
