@@ -1,0 +1,612 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/buzon-mail/buzon/internal/durable"
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// A backup is a data folder like any other, made in <dest>.partial and
+// renamed to <dest> once it is whole, with a manifest (backupManifest)
+// that says it is finished.
+//
+// Why the copy is consistent while the store is in use:
+//   - each database is copied with VACUUM INTO, which reads it in one read
+//     transaction: the copy is the database as of one commit;
+//   - a body file is written and synced before the row naming it commits,
+//     never changes after, and is unlinked only after the commit that
+//     deletes its row. So every body a copied row names either still
+//     exists, with the bytes it had at the commit, or was expunged by a
+//     commit after the copy's. Opening it tells which; a body that is
+//     gone is expunged in the copy too (a tombstone, counters kept), as
+//     the live store did. A body gone while the live store still names
+//     it is damage, reported, never hidden;
+//   - accounts.db is copied first: an account made after it is not in the
+//     backup; one deleted after it is dropped from the copy.
+//
+// Bodies are copied, never linked: a backup must survive the disk the
+// store lives on.
+
+// backupManifest names the file that marks a finished backup. It is
+// written last, before the rename; restore wants it.
+const backupManifest = "buzon-backup"
+
+// partialSuffix marks a backup or restore being made.
+const partialSuffix = ".partial"
+
+// BackupOptions configures Store.Backup. The zero value is usable.
+type BackupOptions struct {
+	// Progress, if set, is called after each account's mail is copied.
+	Progress func(BackupProgress)
+
+	// afterSnapshot, set by tests, runs after an account's database is
+	// copied and before its bodies are.
+	afterSnapshot func(accountID int64)
+}
+
+// BackupProgress is how far a backup is.
+type BackupProgress struct {
+	Accounts, AccountsDone int
+	Messages               int64 // copied so far
+	Bytes                  int64 // written so far
+}
+
+// BackupReport says what a backup holds.
+type BackupReport struct {
+	Accounts int   // accounts in the backup
+	Messages int64 // messages in the backup
+	Bytes    int64 // bytes written: databases, bodies, other files
+	// Quiescent: no other process had the data folder open while the
+	// backup ran (it kept them out), so the backup is the store as it
+	// was, and is, until a server starts on it again.
+	Quiescent bool
+	// Expunged counts messages expunged while the backup ran, after their
+	// account's database was copied: the backup has them expunged too.
+	Expunged int64
+	// Deleted counts accounts deleted while the backup ran, left out.
+	Deleted int
+	// Damage lists bodies the store itself names and lacks (what buzon
+	// check reports as missing): the backup has those messages expunged.
+	Damage []string
+}
+
+// Backup copies the store into a new folder dest, itself a data folder,
+// while the store is in use or not. It writes <dest>.partial (removing one
+// left by an interrupted backup) and renames it to dest when it is
+// complete, synced and passes Check; on error it removes what it wrote,
+// and returns it with the report so far. dest must not exist.
+//
+// Files other parts of buzon keep in the data folder (the generated
+// certificate, markers) are copied too. When no other process has the
+// folder open, Backup keeps it to itself while it runs, as Check does:
+// a server or `buzon deliver` started meanwhile waits in Open.
+func (s *Store) Backup(ctx context.Context, dest string, opts BackupOptions) (BackupReport, error) {
+	var rep BackupReport
+	dest, err := filepath.Abs(dest)
+	if err != nil {
+		return rep, fmt.Errorf("backup: %w", err)
+	}
+	if dest == s.dir || strings.HasPrefix(dest, s.dir+string(filepath.Separator)) {
+		return rep, fmt.Errorf("backup: %s is inside the data folder %s", dest, s.dir)
+	}
+	if _, err := os.Lstat(dest); err == nil {
+		return rep, fmt.Errorf("backup: %s already exists", dest)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return rep, fmt.Errorf("backup: %w", err)
+	}
+	partial := dest + partialSuffix
+	if err := os.RemoveAll(partial); err != nil {
+		return rep, fmt.Errorf("backup: remove unfinished %s: %w", partial, err)
+	}
+	if err := os.MkdirAll(filepath.Join(partial, accountsDir), 0o700); err != nil {
+		return rep, fmt.Errorf("backup: %w", err)
+	}
+	b := &backup{s: s, dir: partial, opts: opts, rep: &rep}
+	if err := b.run(ctx); err != nil {
+		os.RemoveAll(partial)
+		return rep, fmt.Errorf("backup to %s: %w", dest, err)
+	}
+	if err := os.Rename(partial, dest); err != nil {
+		os.RemoveAll(partial)
+		return rep, fmt.Errorf("backup: %w", err)
+	}
+	if err := durable.SyncDir(filepath.Dir(dest)); err != nil {
+		return rep, fmt.Errorf("backup: %w", err)
+	}
+	return rep, nil
+}
+
+// backup is one run of Store.Backup.
+type backup struct {
+	s    *Store
+	dir  string // the backup being made
+	opts BackupOptions
+	rep  *BackupReport
+}
+
+func (b *backup) run(ctx context.Context) error {
+	if b.s.lockExclusive() {
+		b.rep.Quiescent = true
+		defer b.s.unlockExclusive()
+	}
+	adb := filepath.Join(b.dir, accountsDB)
+	if err := b.vacuumInto(ctx, b.s.adb, adb); err != nil {
+		return fmt.Errorf("copy %s: %w", accountsDB, err)
+	}
+	ids, err := backupAccountIDs(ctx, adb)
+	if err != nil {
+		return err
+	}
+	var deleted []int64
+	for i, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		gone, err := b.account(ctx, id)
+		if err != nil {
+			return fmt.Errorf("account %d: %w", id, err)
+		}
+		if gone {
+			deleted = append(deleted, id)
+		}
+		if b.opts.Progress != nil {
+			b.opts.Progress(BackupProgress{Accounts: len(ids), AccountsDone: i + 1, Messages: b.rep.Messages, Bytes: b.rep.Bytes})
+		}
+	}
+	if err := dropAccounts(ctx, adb, deleted); err != nil {
+		return err
+	}
+	b.rep.Deleted = len(deleted)
+	b.rep.Accounts = len(ids) - len(deleted)
+	n, err := copyTree(ctx, b.s.dir, b.dir, notStoreFile)
+	if err != nil {
+		return fmt.Errorf("copy other files: %w", err)
+	}
+	b.rep.Bytes += n
+	if _, err := verify(ctx, b.dir); err != nil {
+		return err
+	}
+	if err := syncTree(b.dir); err != nil {
+		return err
+	}
+	m := manifest{Taken: time.Now().UTC(), Quiescent: b.rep.Quiescent, Accounts: b.rep.Accounts, Messages: b.rep.Messages}
+	return durable.WriteFile(filepath.Join(b.dir, backupManifest), m.encode(), 0o600)
+}
+
+// vacuumInto writes a consistent copy of db to path (which must not
+// exist), readable by its owner alone, and syncs it.
+func (b *backup) vacuumInto(ctx context.Context, db *sql.DB, path string) error {
+	// VACUUM INTO writes into an empty file as it finds it, so the mode
+	// is ours, not the umask's.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, path); err != nil {
+		return mapErr(err)
+	}
+	// VACUUM INTO does not sync what it writes.
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if fi, err := f.Stat(); err == nil {
+		b.rep.Bytes += fi.Size()
+	}
+	return nil
+}
+
+// backupAccountIDs lists the accounts in the copy of accounts.db.
+func backupAccountIDs(ctx context.Context, path string) ([]int64, error) {
+	db, err := openDB(path, 1, time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	ids, err := queryColumn[int64](ctx, db, `SELECT id FROM account ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list accounts of the copy: %w", err)
+	}
+	return ids, nil
+}
+
+// dropAccounts deletes from the copy of accounts.db the accounts deleted
+// while the backup ran.
+func dropAccounts(ctx context.Context, path string, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	db, err := openDB(path, 1, time.Second)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	for _, id := range ids {
+		if _, err := db.ExecContext(ctx, `DELETE FROM account WHERE id = ?`, id); err != nil {
+			return fmt.Errorf("drop deleted account %d from the copy: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// account copies one account's database and the bodies its rows name. It
+// reports gone if the account was deleted meanwhile; then nothing of it is
+// left in the backup.
+func (b *backup) account(ctx context.Context, id int64) (gone bool, err error) {
+	dir := filepath.Join(b.dir, accountsDir, strconv.FormatInt(id, 10))
+	a, err := b.acquireLive(ctx, id)
+	if errors.Is(err, store.ErrNoAccount) {
+		return true, nil
+	} else if err != nil {
+		return false, err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, msgDir), 0o700); err != nil {
+		b.s.release(a)
+		return false, err
+	}
+	err = b.vacuumInto(ctx, a.db, filepath.Join(dir, mailDBName))
+	b.s.release(a)
+	if err != nil {
+		return false, fmt.Errorf("copy %s: %w", mailDBName, err)
+	}
+	if b.opts.afterSnapshot != nil {
+		b.opts.afterSnapshot(id)
+	}
+
+	db, err := openDB(filepath.Join(dir, mailDBName), 1, time.Second)
+	if err != nil {
+		return false, err
+	}
+	defer db.Close()
+	files, err := queryColumn[int64](ctx, db, `SELECT file FROM message`)
+	if err != nil {
+		return false, err
+	}
+	var missing []int64
+	shards := map[string]bool{}
+	for _, f := range files {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		shard := filepath.Join(dir, msgDir, fmt.Sprintf("%02x", f&0xff))
+		if !shards[shard] {
+			if err := os.Mkdir(shard, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+				return false, err
+			}
+			shards[shard] = true
+		}
+		n, err := copyFile(b.s.bodyPath(a, f), filepath.Join(shard, fileName(f)), 0o600)
+		if errors.Is(err, fs.ErrNotExist) {
+			missing = append(missing, f)
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		b.rep.Bytes += n
+	}
+	if len(missing) > 0 {
+		damaged, err := b.liveFiles(ctx, id, missing)
+		if errors.Is(err, store.ErrNoAccount) {
+			db.Close()
+			return true, os.RemoveAll(dir)
+		} else if err != nil {
+			return false, err
+		}
+		for _, f := range missing {
+			if damaged[f] {
+				b.rep.Damage = append(b.rep.Damage, fmt.Sprintf("account %d: body file %s is missing", id, fileName(f)))
+			} else {
+				b.rep.Expunged++
+			}
+		}
+		if err := b.expungeInCopy(ctx, db, missing); err != nil {
+			return false, err
+		}
+	}
+	b.rep.Messages += int64(len(files) - len(missing))
+	for shard := range shards {
+		if err := durable.SyncDir(shard); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// acquireLive is acquire for an account that accounts.db still has: a
+// database this process opened before another deleted the account stays
+// open, and would be copied or read as if nothing happened.
+func (b *backup) acquireLive(ctx context.Context, id int64) (*account, error) {
+	if _, err := b.s.accountQuota(ctx, id); err != nil {
+		return nil, err
+	}
+	return b.s.acquire(ctx, id)
+}
+
+// liveFiles returns which of the body files missing from the live store
+// its database still names (damage, not an expunge), or
+// store.ErrNoAccount if the account is gone.
+func (b *backup) liveFiles(ctx context.Context, id int64, missing []int64) (map[int64]bool, error) {
+	a, err := b.acquireLive(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer b.s.release(a)
+	want := map[int64]bool{}
+	for _, f := range missing {
+		want[f] = true
+	}
+	// One walk over the rows: message.file has no index, and an expunge
+	// during a long backup may have removed thousands.
+	rows, err := a.db.QueryContext(ctx, `SELECT file FROM message`)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	named := map[int64]bool{}
+	for rows.Next() {
+		var f int64
+		if err := rows.Scan(&f); err != nil {
+			return nil, mapErr(err)
+		}
+		if want[f] {
+			named[f] = true
+		}
+	}
+	return named, mapErr(rows.Err())
+}
+
+// expungeInCopy expunges from the copied database the messages whose
+// bodies are missing, as an expunge in the live store does: tombstones
+// at a new MODSEQ, counters kept.
+func (b *backup) expungeInCopy(ctx context.Context, db *sql.DB, files []int64) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return mapErr(err)
+	}
+	defer tx.Rollback()
+	byMailbox := map[int64][]msgRow{}
+	for _, f := range files {
+		var m msgRow
+		var mb int64
+		var kws string
+		err := tx.QueryRowContext(ctx, `SELECT mailbox, id, uid, modseq, flags, keywords, size, file FROM message WHERE file = ?`, f).
+			Scan(&mb, &m.id, &m.uid, &m.modseq, &m.flags.System, &kws, &m.size, &m.file)
+		if err != nil {
+			return fmt.Errorf("expunge body %s in the copy: %w", fileName(f), err)
+		}
+		m.flags.Keywords = splitKeywords(kws)
+		byMailbox[mb] = append(byMailbox[mb], m)
+	}
+	for mb, rows := range byMailbox {
+		slices.SortFunc(rows, func(x, y msgRow) int { return cmp.Compare(x.uid, y.uid) })
+		ms, err := nextModSeq(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if err := expungeRows(ctx, tx, mb, rows, ms, b.s.cfg.KeptExpunges); err != nil {
+			return fmt.Errorf("expunge in the copy: %w", err)
+		}
+	}
+	return mapErr(tx.Commit())
+}
+
+// notStoreFile tells, for a path relative to the data folder, whether
+// it is not the store's own (databases, locks, sockets, account folders,
+// the spool): what copyTree copies besides the store.
+func notStoreFile(rel string) bool {
+	first, _, _ := strings.Cut(rel, string(filepath.Separator))
+	switch first {
+	case accountsDir, trashDir, tmpDir, "store.lock", notifySocket, backupManifest:
+		return false
+	}
+	return !strings.HasPrefix(first, accountsDB)
+}
+
+// copyTree copies the regular files and folders under src that keep
+// accepts (by their path relative to src) into dst, byte for byte, with
+// their permission bits, each synced. It returns the bytes copied.
+// Sockets and other special files are left out.
+func copyTree(ctx context.Context, src, dst string, keep func(rel string) bool) (int64, error) {
+	var total int64
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && path != src {
+				return nil // removed while we walked
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		if rel == "." {
+			return nil
+		}
+		if !keep(rel) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		info, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			if err := os.Mkdir(target, info.Mode().Perm()|0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+				return err
+			}
+		case info.Mode().IsRegular():
+			n, err := copyFile(path, target, info.Mode().Perm())
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			total += n
+			return err
+		}
+		return nil
+	})
+	return total, err
+}
+
+// copyFile copies the file src to the new file dst, with mode perm, and
+// syncs it. The error is fs.ErrNotExist (from opening src) when src is
+// gone.
+func copyFile(src, dst string, perm fs.FileMode) (int64, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return 0, err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return 0, fmt.Errorf("copy %s: %w", src, errNotMissing(err))
+	}
+	n, err := io.Copy(out, in)
+	if err == nil {
+		err = out.Chmod(perm) // whatever the umask
+	}
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(dst)
+		return 0, fmt.Errorf("copy %s: %w", src, errNotMissing(mapErr(err)))
+	}
+	return n, nil
+}
+
+// errNotMissing keeps a failure to write the copy from passing for a
+// missing source.
+func errNotMissing(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%v", err)
+	}
+	return err
+}
+
+// syncTree syncs every folder under dir, and every file that is not a
+// body (bodies are synced as they are copied): the databases after the
+// last writes to them.
+func syncTree(dir string) error {
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if d.Name() == msgDir {
+				// Shard folders were synced after their bodies were
+				// copied; msg/ itself lists them.
+				if err := durable.SyncDir(path); err != nil {
+					return err
+				}
+				return filepath.SkipDir
+			}
+			return durable.SyncDir(path)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("sync %s: %w", path, err)
+		}
+		return nil
+	})
+}
+
+// verify opens the store in dir and checks it: a backup or restore passes
+// Check or is not finished. It returns Check's report.
+func verify(ctx context.Context, dir string) (store.CheckReport, error) {
+	st, err := Open(Config{Dir: dir})
+	if err != nil {
+		return store.CheckReport{}, fmt.Errorf("verify: %w", err)
+	}
+	rep, err := st.Check(ctx, false)
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return rep, fmt.Errorf("verify: %w", err)
+	}
+	if !rep.OK(false) {
+		return rep, fmt.Errorf("verify: the copy has problems: %s", strings.TrimSpace(rep.String()))
+	}
+	return rep, nil
+}
+
+// manifest is what backupManifest says, one "name value" a line.
+type manifest struct {
+	Taken     time.Time
+	Quiescent bool
+	Accounts  int
+	Messages  int64
+}
+
+func (m manifest) encode() []byte {
+	return fmt.Appendf(nil, "buzon backup 1\ntaken %s\nquiescent %t\naccounts %d\nmessages %d\n",
+		m.Taken.Format(time.RFC3339), m.Quiescent, m.Accounts, m.Messages)
+}
+
+// readManifest reads the manifest of the backup in dir.
+func readManifest(dir string) (manifest, error) {
+	var m manifest
+	data, err := os.ReadFile(filepath.Join(dir, backupManifest))
+	if errors.Is(err, fs.ErrNotExist) {
+		return m, fmt.Errorf("%s is not a finished buzon backup (no %s file)", dir, backupManifest)
+	} else if err != nil {
+		return m, err
+	}
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	if len(lines) == 0 || lines[0] != "buzon backup 1" {
+		return m, fmt.Errorf("%s: not a backup this buzon knows", filepath.Join(dir, backupManifest))
+	}
+	for _, l := range lines[1:] {
+		name, v, _ := strings.Cut(l, " ")
+		switch name {
+		case "taken":
+			m.Taken, err = time.Parse(time.RFC3339, v)
+		case "quiescent":
+			m.Quiescent, err = strconv.ParseBool(v)
+		case "accounts":
+			m.Accounts, err = strconv.Atoi(v)
+		case "messages":
+			m.Messages, err = strconv.ParseInt(v, 10, 64)
+		}
+		if err != nil {
+			return m, fmt.Errorf("%s: %q: %w", filepath.Join(dir, backupManifest), l, err)
+		}
+	}
+	return m, nil
+}

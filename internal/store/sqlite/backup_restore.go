@@ -1,0 +1,257 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/buzon-mail/buzon/internal/durable"
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// ErrInUse is Restore's error when a buzon process has the data folder
+// open.
+var ErrInUse = errors.New("a buzon process (the server?) has the data folder open")
+
+// RestoreOptions configures Restore. The zero value is the safe choice.
+type RestoreOptions struct {
+	// Force restores into a data folder that is not empty: the folder is
+	// first renamed aside (RestoreReport.MovedAside), never deleted.
+	Force bool
+	// KeepUIDValidity keeps every mailbox's UIDVALIDITY as the backup has
+	// it. Only for a backup taken while nothing else had the store open
+	// (BackupReport.Quiescent, which Restore checks) and after which no
+	// server ran on the store: then clients' cached UIDs and POP3 UIDLs
+	// still name the same messages. Otherwise mail that came after the
+	// backup had UIDs the restored store hands out again, to other
+	// messages.
+	KeepUIDValidity bool
+}
+
+// RestoreReport says what Restore did.
+type RestoreReport struct {
+	Taken      time.Time // when the backup was finished
+	Accounts   int
+	Messages   int64
+	MovedAside string // where Force put the folder's old contents, or ""
+	// UIDValidity is the lowest new UIDVALIDITY, 0 if kept.
+	UIDValidity uint32
+}
+
+// uidValidityMargin is how far above the clock restored mailboxes'
+// UIDVALIDITY starts. The store that made the backup may have handed out
+// values ahead of its clock (several mailboxes made in one second, see
+// createMailbox) after the backup, and the clock of the machine restoring
+// may be behind that one's: a day covers both, as it does in
+// uidValidityMark.
+const uidValidityMargin = 86400
+
+// Restore makes the data folder dir a copy of the backup in backupDir
+// (made by Store.Backup), which it leaves as it is. It refuses while a
+// buzon process has dir open (ErrInUse) and, unless opts.Force, when dir
+// is not empty. The copy is made in <dir>.partial, checked, synced and
+// renamed to dir.
+//
+// Unless opts.KeepUIDValidity, every mailbox gets a new UIDVALIDITY,
+// higher than any the backup's store can have handed out (RFC 9051
+// 2.3.1.1): mail that arrived after the backup was taken got UIDs the
+// restored store will give other messages, and a client that cached
+// them, or a QRESYNC client trusting VANISHED (RFC 7162 3.2.5), would
+// show the wrong mail. The new UIDVALIDITY makes every client read the
+// mailbox afresh; POP3 UIDLs, made from it, change too.
+func Restore(ctx context.Context, backupDir, dir string, opts RestoreOptions) (RestoreReport, error) {
+	var rep RestoreReport
+	backupDir, err := filepath.Abs(backupDir)
+	if err == nil {
+		dir, err = filepath.Abs(dir)
+	}
+	if err != nil {
+		return rep, fmt.Errorf("restore: %w", err)
+	}
+	m, err := readManifest(backupDir)
+	if err != nil {
+		return rep, fmt.Errorf("restore: %w", err)
+	}
+	rep.Taken = m.Taken
+	if opts.KeepUIDValidity && !m.Quiescent {
+		return rep, errors.New("restore: the backup was taken while the store was in use, " +
+			"so mail may have come after it: its UIDVALIDITY cannot be kept")
+	}
+
+	empty := false
+	switch entries, err := os.ReadDir(dir); {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return rep, fmt.Errorf("restore: %w", err)
+	default:
+		unlock, err := lockAway(dir)
+		if err != nil {
+			return rep, fmt.Errorf("restore into %s: %w", dir, err)
+		}
+		defer unlock()
+		if empty = len(entries) == 0; !empty {
+			if !opts.Force {
+				return rep, fmt.Errorf("restore: %s is not empty (--force moves it aside)", dir)
+			}
+			rep.MovedAside = dir + ".before-restore-" + time.Now().UTC().Format("20060102T150405Z")
+			if err := os.Rename(dir, rep.MovedAside); err != nil {
+				return rep, fmt.Errorf("restore: move %s aside: %w", dir, err)
+			}
+			if err := durable.SyncDir(filepath.Dir(dir)); err != nil {
+				return rep, fmt.Errorf("restore: %w", err)
+			}
+		}
+	}
+
+	partial := dir + partialSuffix
+	if err := os.RemoveAll(partial); err != nil {
+		return rep, fmt.Errorf("restore: remove unfinished %s: %w", partial, err)
+	}
+	if err := os.MkdirAll(partial, 0o700); err != nil {
+		return rep, fmt.Errorf("restore: %w", err)
+	}
+	err = restoreInto(ctx, backupDir, partial, opts, &rep)
+	if err == nil && empty {
+		err = os.Remove(dir) // rename(2) replaces an empty folder; say why not here if it fails
+	}
+	if err == nil {
+		err = os.Rename(partial, dir)
+	}
+	if err == nil {
+		err = durable.SyncDir(filepath.Dir(dir))
+	}
+	if err != nil {
+		os.RemoveAll(partial)
+		return rep, fmt.Errorf("restore %s into %s: %w", backupDir, dir, err)
+	}
+	return rep, nil
+}
+
+// lockAway takes the data folder dir's store lock exclusively, which
+// fails while any Store has it open. Without a store.lock there is no
+// store there to be open.
+func lockAway(dir string) (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(dir, "store.lock"), os.O_RDWR, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return func() {}, nil
+	} else if err != nil {
+		return nil, err
+	}
+	if err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, ErrInUse
+		}
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
+
+// restoreInto copies the backup into the new folder dir, gives its
+// mailboxes new UIDVALIDITY values unless told not to, checks it and
+// syncs it.
+func restoreInto(ctx context.Context, backupDir, dir string, opts RestoreOptions, rep *RestoreReport) error {
+	_, err := copyTree(ctx, backupDir, dir, func(rel string) bool {
+		return rel != backupManifest && rel != "store.lock"
+	})
+	if err != nil {
+		return err
+	}
+	if !opts.KeepUIDValidity {
+		if rep.UIDValidity, err = renewUIDValidity(ctx, dir, time.Now()); err != nil {
+			return err
+		}
+	}
+	check, err := verify(ctx, dir)
+	if err != nil {
+		return err
+	}
+	rep.Accounts, rep.Messages = check.Accounts, check.Messages
+	return syncTree(dir)
+}
+
+// renewUIDValidity gives every mailbox of the store in dir a new
+// UIDVALIDITY, the lowest of them base: at least a margin above the clock
+// (now) and above every value the store had handed out or reserved. It
+// returns base.
+func renewUIDValidity(ctx context.Context, dir string, now time.Time) (uint32, error) {
+	st, err := Open(Config{Dir: dir})
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	accts, err := st.Accounts(ctx)
+	if err != nil {
+		return 0, err
+	}
+	base := uint32(now.Unix()) + uidValidityMargin
+	var mark int64
+	err = st.adb.QueryRowContext(ctx, `SELECT value FROM counter WHERE name = 'uidvalidity'`).Scan(&mark)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, mapErr(err)
+	}
+	high := mark + 1
+	for _, acct := range accts {
+		a, err := st.acquire(ctx, acct.ID)
+		if err != nil {
+			return 0, err
+		}
+		var next int64
+		err = a.db.QueryRowContext(ctx, `SELECT next_uidvalidity FROM meta`).Scan(&next)
+		st.release(a)
+		if err != nil {
+			return 0, fmt.Errorf("account %d: %w", acct.ID, mapErr(err))
+		}
+		high = max(high, next)
+	}
+	if high > math.MaxUint32 {
+		return 0, fmt.Errorf("UIDVALIDITY %d is beyond 32 bits", high)
+	}
+	base = max(base, uint32(high))
+
+	top := int64(base)
+	for _, acct := range accts {
+		a, err := st.acquire(ctx, acct.ID)
+		if err != nil {
+			return 0, err
+		}
+		err = st.write(ctx, a, func(ctx context.Context, tx *sql.Tx) error {
+			var n int64
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM mailbox`).Scan(&n); err != nil {
+				return err
+			}
+			if int64(base)+n > math.MaxUint32 {
+				return fmt.Errorf("%w: no UIDVALIDITY left above %d", store.ErrLimit, base)
+			}
+			top = max(top, int64(base)+n)
+			// In mailbox ID order, each its own value, as they were made.
+			if _, err := tx.ExecContext(ctx, `UPDATE mailbox
+				SET uidvalidity = ?1 + (SELECT count(*) FROM mailbox AS m WHERE m.id < mailbox.id)`, base); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `UPDATE meta SET next_uidvalidity = ?`, int64(base)+n)
+			return err
+		})
+		st.release(a)
+		if err != nil {
+			return 0, fmt.Errorf("new UIDVALIDITY for account %d: %w", acct.ID, err)
+		}
+	}
+	// Accounts made after the restore start above the restored ones too.
+	err = st.writeAccounts(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO counter (name, value) VALUES ('uidvalidity', ?)
+			ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)`, top)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("new UIDVALIDITY: %w", err)
+	}
+	return base, nil
+}

@@ -1,0 +1,495 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// mailOf reads every message of an account, by mailbox name and UID:
+// body, flags and keywords, as one comparable string each.
+func mailOf(t *testing.T, st *Store, name string) map[string]string {
+	t.Helper()
+	ctx := t.Context()
+	acct, err := st.LookupAccount(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, err := st.Open(ctx, acct.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ss.Close()
+	boxes, err := ss.Mailboxes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, mb := range boxes {
+		err := ss.Messages(ctx, mb.ID, store.AllUIDs(), store.FieldFlags, func(m *store.MessageInfo) error {
+			b, err := ss.OpenBody(ctx, mb.ID, m.UID)
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			buf := make([]byte, b.Size())
+			if _, err := b.ReadAt(buf, 0); err != nil {
+				return err
+			}
+			out[fmt.Sprintf("%s/%d", mb.Name, m.UID)] = fmt.Sprintf("flags %d %v: %s", m.Flags.System, m.Flags.Keywords, buf)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+func uidValidities(t *testing.T, st *Store, name string) map[string]uint32 {
+	t.Helper()
+	acct, err := st.LookupAccount(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, err := st.Open(t.Context(), acct.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ss.Close()
+	boxes, err := ss.Mailboxes(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]uint32{}
+	for _, mb := range boxes {
+		out[mb.Name] = mb.UIDValidity
+	}
+	return out
+}
+
+// checkClean opens the store in dir and fails the test unless Check finds
+// nothing wrong.
+func checkClean(t *testing.T, dir string) store.CheckReport {
+	t.Helper()
+	rep, err := verify(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// fillStore makes two accounts with mail in two mailboxes, flags,
+// keywords and a copy (a second name for a body), and files of the server
+// next to the store.
+func fillStore(t *testing.T, st *Store) {
+	t.Helper()
+	ctx := t.Context()
+	for _, name := range []string{"alice@example.org", "bob@example.org"} {
+		_, ss, inbox := newAccount(t, st, name)
+		work, err := ss.CreateMailbox(ctx, "Work", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 20 {
+			appendBody(t, ss, inbox.ID, fmt.Sprintf("Subject: %s %d\r\n\r\n%s\r\n", name, i, strings.Repeat("body ", i*50)))
+		}
+		if _, err := ss.StoreFlags(ctx, inbox.ID, store.UIDSetOf(1, 2, 3), store.FlagsAdd,
+			store.Flags{System: store.FlagSeen, Keywords: []string{"$Label1"}}, 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ss.Copy(ctx, inbox.ID, store.UIDSetOf(2, 4), work.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ss.Expunge(ctx, inbox.ID, store.UIDSetOf(5), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(st.dir, "tls"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for name, mode := range map[string]fs.FileMode{"tls/cert.pem": 0o644, "tls/key.pem": 0o600, "first-account-created": 0o600} {
+		if err := os.WriteFile(filepath.Join(st.dir, name), []byte(name+" contents\n"), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(filepath.Join(st.dir, name), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// What a data folder holds besides, and a backup must not.
+	if err := os.MkdirAll(filepath.Join(st.dir, tmpDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(st.dir, tmpDir, "spooled"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBackup: a backup of a store is a data folder holding the same mail,
+// flags and server files, with the store's file modes, that Check passes;
+// restoring it gives the same mail under new UIDVALIDITY values.
+func TestBackup(t *testing.T) {
+	st := openTest(t, Config{})
+	fillStore(t, st)
+	dest := filepath.Join(t.TempDir(), "backup")
+	var progress []BackupProgress
+	rep, err := st.Backup(t.Context(), dest, BackupOptions{Progress: func(p BackupProgress) { progress = append(progress, p) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Accounts != 2 || rep.Messages != 2*(20-1+2) || rep.Expunged != 0 || rep.Deleted != 0 || rep.Damage != nil || !rep.Quiescent {
+		t.Errorf("report %+v; want 2 accounts, 42 messages, quiescent", rep)
+	}
+	if len(progress) != 2 || progress[1].AccountsDone != 2 || progress[1].Messages != rep.Messages {
+		t.Errorf("progress %+v", progress)
+	}
+	if _, err := os.Stat(dest + partialSuffix); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s left behind: %v", dest+partialSuffix, err)
+	}
+	if c := checkClean(t, dest); c.Accounts != 2 || c.Messages != rep.Messages {
+		t.Errorf("check of the backup: %+v", c)
+	}
+
+	all := files(t, dest)
+	for _, f := range all {
+		if strings.HasPrefix(f, tmpDir+"/") || strings.HasPrefix(f, trashDir+"/") || strings.HasSuffix(f, ".sock") {
+			t.Errorf("backup holds %s", f)
+		}
+		fi, err := os.Stat(filepath.Join(dest, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fs.FileMode(0o600)
+		if f == "tls/cert.pem" {
+			want = 0o644
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v", f, fi.Mode().Perm(), want)
+		}
+	}
+	for _, want := range []string{"tls/cert.pem", "tls/key.pem", "first-account-created", backupManifest, accountsDB} {
+		if !slices.Contains(all, want) {
+			t.Errorf("backup lacks %s: %v", want, all)
+		}
+		if data, err := os.ReadFile(filepath.Join(dest, want)); want == "tls/key.pem" && string(data) != want+" contents\n" {
+			t.Errorf("%s holds %q, %v", want, data, err)
+		}
+	}
+	// Bodies are copies, not links to the store's.
+	for _, f := range all {
+		if strings.Contains(f, "/"+msgDir+"/") {
+			fi, _ := os.Stat(filepath.Join(dest, f))
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink != 1 {
+				t.Errorf("%s has %d links", f, st.Nlink)
+			}
+		}
+	}
+
+	restored := filepath.Join(t.TempDir(), "data")
+	rrep, err := Restore(t.Context(), dest, restored, RestoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rrep.Accounts != 2 || rrep.Messages != rep.Messages || rrep.MovedAside != "" || rrep.UIDValidity < uint32(time.Now().Unix()) {
+		t.Errorf("restore report %+v", rrep)
+	}
+	if slices.Contains(files(t, restored), backupManifest) {
+		t.Errorf("the restored folder has the backup's manifest")
+	}
+	st2 := openTest(t, Config{Dir: restored})
+	for _, name := range []string{"alice@example.org", "bob@example.org"} {
+		before, after := mailOf(t, st, name), mailOf(t, st2, name)
+		if len(before) != 21 || !mapsEqual(before, after) {
+			t.Errorf("%s: restored mail differs:\nbefore %d: %v\nafter %d: %v", name, len(before), keys(before), len(after), keys(after))
+		}
+		old, now := uidValidities(t, st, name), uidValidities(t, st2, name)
+		seen := map[uint32]bool{}
+		for box, v := range now {
+			if v <= old[box] || v < rrep.UIDValidity || seen[v] {
+				t.Errorf("%s %s: UIDVALIDITY %d after restore, %d before (base %d)", name, box, v, old[box], rrep.UIDValidity)
+			}
+			seen[v] = true
+		}
+		// A mailbox made after the restore gets a UIDVALIDITY above them.
+		acct, _ := st2.LookupAccount(t.Context(), name)
+		ss, err := st2.Open(t.Context(), acct.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mb, err := ss.CreateMailbox(t.Context(), "New", "")
+		ss.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for box, v := range now {
+			if mb.UIDValidity <= v {
+				t.Errorf("%s: new mailbox's UIDVALIDITY %d not above %s's %d", name, mb.UIDValidity, box, v)
+			}
+		}
+	}
+	// Accounts made after the restore start above the restored ones.
+	_, ss, inbox := newAccount(t, st2, "carol@example.org")
+	ss.Close()
+	if inbox.UIDValidity <= rrep.UIDValidity {
+		t.Errorf("new account's INBOX UIDVALIDITY %d, restored ones from %d", inbox.UIDValidity, rrep.UIDValidity)
+	}
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func keys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestBackupWhileChanging: what changes between an account's database
+// copy and its body copy is settled as the live store settled it. Bodies
+// expunged meanwhile (and a mailbox deleted) are expunged in the backup
+// too, with tombstones and right counters; an account deleted meanwhile
+// is left out; a body the live store lacks is reported as damage. Another
+// process having the folder open makes the backup not quiescent.
+func TestBackupWhileChanging(t *testing.T) {
+	st := openTest(t, Config{})
+	fillStore(t, st)
+	other := openTest(t, Config{Dir: st.dir}) // as the server would
+	ctx := t.Context()
+	alice, _ := st.LookupAccount(ctx, "alice@example.org")
+	bob, _ := st.LookupAccount(ctx, "bob@example.org")
+
+	// Damage: a body gone from under the live store.
+	bodies := bodyFiles(t, st, bob.ID)
+	if err := os.Remove(filepath.Join(st.accountDir(bob.ID), bodies[0])); err != nil {
+		t.Fatal(err)
+	}
+
+	hook := func(id int64) {
+		if id != alice.ID {
+			return
+		}
+		ss, err := other.Open(ctx, alice.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ss.Close()
+		inbox, _ := ss.Mailbox(ctx, "INBOX")
+		if _, err := ss.Expunge(ctx, inbox.ID, store.UIDSetOf(1, 2, 3, 6), false); err != nil {
+			t.Fatal(err)
+		}
+		if err := ss.DeleteMailbox(ctx, "Work"); err != nil {
+			t.Fatal(err)
+		}
+		appendBody(t, ss, inbox.ID, "Subject: after\r\n\r\nnot in the backup\r\n")
+		if err := other.DeleteAccount(ctx, "bob@example.org"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dest := filepath.Join(t.TempDir(), "backup")
+	rep, err := st.Backup(ctx, dest, BackupOptions{afterSnapshot: hook})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Bob's damage is not seen: his account went before his bodies were
+	// looked at. 4 INBOX messages and Work's 2 were expunged.
+	if rep.Quiescent || rep.Accounts != 1 || rep.Deleted != 1 || rep.Expunged != 6 || rep.Messages != 21-6 {
+		t.Errorf("report %+v; want not quiescent, 1 account, 1 deleted, 6 expunged, 15 messages", rep)
+	}
+	checkClean(t, dest)
+	b := openTest(t, Config{Dir: dest})
+	if _, err := b.LookupAccount(ctx, "bob@example.org"); !errors.Is(err, store.ErrNoAccount) {
+		t.Errorf("deleted account in the backup: %v", err)
+	}
+	if _, err := os.Stat(b.accountDir(bob.ID)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("deleted account's folder in the backup: %v", err)
+	}
+	got := mailOf(t, b, "alice@example.org")
+	live := mailOf(t, st, "alice@example.org")
+	for k, v := range got {
+		if k == "INBOX/21" { // appended after the copy, in the live store only
+			t.Errorf("backup has %s", k)
+		}
+		if live[k] != v {
+			t.Errorf("backup's %s is %q, the store's %q", k, v, live[k])
+		}
+	}
+	if len(got) != 15 {
+		t.Errorf("backup has %d messages: %v", len(got), keys(got))
+	}
+	// The expunges are tombstones above the copy's MODSEQ, as they were.
+	ss, err := b.Open(ctx, alice.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ss.Close()
+	inbox, _ := ss.Mailbox(ctx, "INBOX")
+	changes, err := ss.Changes(ctx, inbox.ID, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(changes.Expunged, []store.UID{1, 2, 3, 5, 6}) {
+		t.Errorf("expunged in the backup: %v, want 1:3,5:6", changes.Expunged)
+	}
+
+	// Damage, without the account going away.
+	dest2 := filepath.Join(t.TempDir(), "backup")
+	body := bodyFiles(t, st, alice.ID)[0]
+	if err := os.Remove(filepath.Join(st.accountDir(alice.ID), body)); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = st.Backup(ctx, dest2, BackupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Damage) != 1 || !strings.Contains(rep.Damage[0], filepath.Base(body)) || rep.Expunged != 0 {
+		t.Errorf("report %+v; want the missing body %s as damage", rep, body)
+	}
+	checkClean(t, dest2)
+}
+
+// TestBackupInterrupted: a backup that fails or is cancelled leaves
+// neither the destination nor its .partial folder; one killed leaves only
+// the .partial folder, which restore refuses and the next backup replaces.
+func TestBackupInterrupted(t *testing.T) {
+	st := openTest(t, Config{})
+	fillStore(t, st)
+	dest := filepath.Join(t.TempDir(), "backup")
+	ctx, cancel := context.WithCancel(t.Context())
+	_, err := st.Backup(ctx, dest, BackupOptions{afterSnapshot: func(int64) { cancel() }})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled backup: %v", err)
+	}
+	for _, p := range []string{dest, dest + partialSuffix} {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("cancelled backup left %s: %v", p, err)
+		}
+	}
+
+	// A kill: the process stops inside the hook, as far as the files
+	// tell.
+	killed := errors.New("killed")
+	func() {
+		defer func() {
+			if r := recover(); r != killed {
+				panic(r)
+			}
+		}()
+		st.Backup(t.Context(), dest, BackupOptions{afterSnapshot: func(int64) { panic(killed) }})
+	}()
+	if _, err := os.Stat(dest); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("killed backup made %s: %v", dest, err)
+	}
+	if _, err := os.Stat(filepath.Join(dest+partialSuffix, accountsDB)); err != nil {
+		t.Fatalf("killed backup: %v", err)
+	}
+	if _, err := Restore(t.Context(), dest+partialSuffix, filepath.Join(t.TempDir(), "data"), RestoreOptions{}); err == nil ||
+		!strings.Contains(err.Error(), "not a finished buzon backup") {
+		t.Errorf("restore of a killed backup: %v", err)
+	}
+	if _, err := st.Backup(t.Context(), dest, BackupOptions{}); err != nil {
+		t.Fatalf("backup after a killed one: %v", err)
+	}
+	checkClean(t, dest)
+	if _, err := st.Backup(t.Context(), dest, BackupOptions{}); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("backup onto an existing one: %v", err)
+	}
+	if _, err := st.Backup(t.Context(), filepath.Join(st.dir, "b"), BackupOptions{}); err == nil || !strings.Contains(err.Error(), "inside the data folder") {
+		t.Errorf("backup into the data folder: %v", err)
+	}
+}
+
+// TestRestoreRefuses: restore keeps out of a folder in use or holding
+// something, unless forced, and then moves it aside; it keeps
+// UIDVALIDITY only of a quiescent backup.
+func TestRestoreRefuses(t *testing.T) {
+	st := openTest(t, Config{})
+	fillStore(t, st)
+	ctx := t.Context()
+	quiet := filepath.Join(t.TempDir(), "quiet")
+	if rep, err := st.Backup(ctx, quiet, BackupOptions{}); err != nil || !rep.Quiescent {
+		t.Fatalf("backup: %+v, %v", rep, err)
+	}
+	other := openTest(t, Config{Dir: st.dir})
+	busy := filepath.Join(t.TempDir(), "busy")
+	if rep, err := st.Backup(ctx, busy, BackupOptions{}); err != nil || rep.Quiescent {
+		t.Fatalf("backup: %+v, %v", rep, err)
+	}
+	other.Close()
+
+	// Into a folder a Store has open (a running server).
+	inUse := t.TempDir()
+	running := openTest(t, Config{Dir: inUse})
+	if _, err := Restore(ctx, quiet, inUse, RestoreOptions{Force: true}); !errors.Is(err, ErrInUse) {
+		t.Errorf("restore into a folder in use: %v", err)
+	}
+	running.Close()
+
+	// Into a folder with something in it.
+	full := t.TempDir()
+	if err := os.WriteFile(filepath.Join(full, "precious"), []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Restore(ctx, quiet, full, RestoreOptions{}); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Errorf("restore into a full folder: %v", err)
+	}
+	if data, err := os.ReadFile(filepath.Join(full, "precious")); string(data) != "keep me" {
+		t.Errorf("refused restore touched the folder: %q, %v", data, err)
+	}
+	rep, err := Restore(ctx, quiet, full, RestoreOptions{Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(filepath.Join(rep.MovedAside, "precious")); string(data) != "keep me" {
+		t.Errorf("forced restore: old folder %q: %q, %v", rep.MovedAside, data, err)
+	}
+	checkClean(t, full)
+
+	// An empty folder is fine (a fresh volume's mount point is one).
+	empty := t.TempDir()
+	if _, err := Restore(ctx, quiet, empty, RestoreOptions{}); err != nil {
+		t.Errorf("restore into an empty folder: %v", err)
+	}
+
+	// --keep-uidvalidity: refused for a backup of a store in use, done
+	// for a quiescent one.
+	if _, err := Restore(ctx, busy, filepath.Join(t.TempDir(), "d"), RestoreOptions{KeepUIDValidity: true}); err == nil ||
+		!strings.Contains(err.Error(), "cannot be kept") {
+		t.Errorf("keeping the UIDVALIDITY of a busy backup: %v", err)
+	}
+	kept := filepath.Join(t.TempDir(), "d")
+	rep, err = Restore(ctx, quiet, kept, RestoreOptions{KeepUIDValidity: true})
+	if err != nil || rep.UIDValidity != 0 {
+		t.Fatalf("restore keeping UIDVALIDITY: %+v, %v", rep, err)
+	}
+	st2 := openTest(t, Config{Dir: kept})
+	for _, name := range []string{"alice@example.org", "bob@example.org"} {
+		if a, b := uidValidities(t, st, name), uidValidities(t, st2, name); fmt.Sprint(a) != fmt.Sprint(b) {
+			t.Errorf("%s: UIDVALIDITY %v, kept %v", name, a, b)
+		}
+		if !mapsEqual(mailOf(t, st, name), mailOf(t, st2, name)) {
+			t.Errorf("%s: mail differs", name)
+		}
+	}
+}
