@@ -9,6 +9,8 @@
 //	buzon user    quota [--data DIR] [--config FILE] ADDRESS SIZE [MESSAGES]
 //	buzon deliver [--data DIR] [--config FILE] RECIPIENT... < message
 //	buzon check   [--data DIR] [--config FILE] [--repair]
+//	buzon backup  [--data DIR] [--config FILE] DEST
+//	buzon restore [--data DIR] [--config FILE] [--force] [--keep-uidvalidity] BACKUP
 //	buzon fetch   [--config FILE] [--once | --daemon] [ACCOUNT...]
 //	buzon migrate [--config FILE] [--dsn DSN]
 //	buzon migrate-store --from DIR --to DSN
@@ -66,6 +68,8 @@ func commands() []command {
 		{"user", "add, delete, list accounts; set passwords and quotas", runUser},
 		{"deliver", "deliver a message from standard input (run by an MTA's pipe transport)", runDeliver},
 		{"check", "verify (and with --repair, fix) the store's consistency", runCheck},
+		{"backup", "copy the embedded store consistently, while the server runs or not", runBackup},
+		{"restore", "make the data folder a copy of a backup (server stopped)", runRestore},
 		{"fetch", "fetch mail from other POP3/IMAP accounts", runFetch},
 		{"migrate", "apply the PostgreSQL schema migrations", runMigrate},
 		{"migrate-store", "copy an embedded store into PostgreSQL", runMigrateStore},

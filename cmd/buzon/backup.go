@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/buzon-mail/buzon/internal/config"
+	"github.com/buzon-mail/buzon/internal/store/sqlite"
+)
+
+// notEmbedded is the error of backup and restore on a PostgreSQL store,
+// which PostgreSQL's own tools back up better than buzon could.
+func notEmbedded(cfg config.Config) error {
+	return fmt.Errorf("the %s store is backed up with its own tools (pg_dump, pg_basebackup), "+
+		"not buzon backup: see README.md, Backups, for how, and for what a restore must do about UIDVALIDITY", cfg.Store.Backend)
+}
+
+func runBackup(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("backup", `usage: buzon backup [--data DIR] [--config FILE] DEST
+
+Copies the embedded store, consistently, into the new folder DEST, while
+the server runs or not. DEST is itself a data folder, written as
+DEST.partial and renamed once complete and checked. Restore it with
+buzon restore. A backup of a stopped store keeps the store to itself
+while it runs: a server or buzon deliver started meanwhile waits.`, stderr)
+	var cf commonFlags
+	cf.register(fs)
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return flagError(err)
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return usageError{"want one destination folder"}
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	if cfg.Store.Backend != "sqlite" {
+		return notEmbedded(cfg)
+	}
+	st, err := openStore(cfg, newLogger(cfg.Log, stderr), useExisting)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	progress, done := backupProgress(stderr)
+	rep, err := st.(*sqlite.Store).Backup(ctx, pos[0], sqlite.BackupOptions{Progress: progress})
+	done()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "backed up %d accounts, %d messages, %s into %s\n", rep.Accounts, rep.Messages, formatSize(rep.Bytes), pos[0])
+	if rep.Quiescent {
+		fmt.Fprintln(stdout, "the store was not in use: the backup is the store as it is now")
+	}
+	if rep.Expunged > 0 || rep.Deleted > 0 {
+		fmt.Fprintf(stdout, "while it ran, %d messages were expunged and %d accounts deleted: the backup has them so too\n",
+			rep.Expunged, rep.Deleted)
+	}
+	if len(rep.Damage) > 0 {
+		for _, d := range rep.Damage {
+			fmt.Fprintln(stderr, "buzon backup:", d)
+		}
+		return fmt.Errorf("%d messages had no body in the store itself (see buzon check); the backup has them expunged", len(rep.Damage))
+	}
+	return nil
+}
+
+// backupProgress returns Backup's progress callback, which on a terminal
+// rewrites one line, and done, which ends that line.
+func backupProgress(w io.Writer) (progress func(sqlite.BackupProgress), done func()) {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil, func() {}
+	}
+	var last time.Time
+	shown := false
+	return func(p sqlite.BackupProgress) {
+			if time.Since(last) < 200*time.Millisecond && p.AccountsDone != p.Accounts {
+				return
+			}
+			last, shown = time.Now(), true
+			fmt.Fprintf(w, "\rbackup: %d of %d accounts, %d messages, %s ", p.AccountsDone, p.Accounts, p.Messages, formatSize(p.Bytes))
+		}, func() {
+			if shown {
+				fmt.Fprintln(w)
+			}
+		}
+}
+
+func runRestore(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("restore", `usage: buzon restore [--data DIR] [--config FILE] [--force] [--keep-uidvalidity] BACKUP
+
+Makes the data folder a copy of BACKUP (made by buzon backup), which stays
+as it is. Stop the server first. Every mailbox gets a new UIDVALIDITY, so
+that mail which came after the backup cannot be confused with other mail:
+IMAP clients read their mailboxes afresh, and POP3 clients that leave mail
+on the server download it all once more.`, stderr)
+	var cf commonFlags
+	cf.register(fs)
+	force := fs.Bool("force", false, "restore into a data folder that is not empty, after moving it aside (never deleted)")
+	keep := fs.Bool("keep-uidvalidity", false, "keep UIDVALIDITY, so clients keep their caches: only for a backup of a stopped server that never ran again after it (moving to a new machine)")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return flagError(err)
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return usageError{"want one backup folder"}
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	if cfg.Store.Backend != "sqlite" {
+		return notEmbedded(cfg)
+	}
+	if err := checkOwner(cfg.Data); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := sqlite.Restore(ctx, pos[0], cfg.Data, sqlite.RestoreOptions{Force: *force, KeepUIDValidity: *keep})
+	if errors.Is(err, sqlite.ErrInUse) {
+		return fmt.Errorf("%w: stop it before restoring", err)
+	}
+	if err != nil {
+		return err
+	}
+	if rep.MovedAside != "" {
+		fmt.Fprintf(stdout, "moved the former contents of %s to %s\n", cfg.Data, rep.MovedAside)
+	}
+	fmt.Fprintf(stdout, "restored %d accounts, %d messages from the backup of %s into %s\n",
+		rep.Accounts, rep.Messages, rep.Taken.Local().Format(time.DateTime), cfg.Data)
+	if *keep {
+		fmt.Fprintln(stdout, "UIDVALIDITY kept: clients keep their caches")
+	} else {
+		fmt.Fprintln(stdout, "every mailbox has a new UIDVALIDITY: IMAP clients will read their mailboxes again, "+
+			"and POP3 clients that leave mail on the server will download it again")
+	}
+	return nil
+}
