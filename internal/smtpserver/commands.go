@@ -1,12 +1,17 @@
 package smtpserver
 
 import (
+	"cmp"
+	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/buzon-mail/buzon/internal/delivery"
+	"github.com/buzon-mail/buzon/internal/store"
 )
 
 // state is where a session is in the protocol, one bit each, so a
@@ -14,7 +19,8 @@ import (
 type state uint8
 
 const (
-	// stateStart: before LHLO (RFC 2033 4.1).
+	// stateStart: before LHLO (RFC 2033 4.1), or EHLO or HELO
+	// (RFC 5321 4.1.4), and again after STARTTLS (RFC 3207 4.2).
 	stateStart state = 1 << iota
 	// stateReady: between transactions.
 	stateReady
@@ -41,52 +47,92 @@ type command struct {
 	refused func(c *conn, arg string)
 }
 
-// commands are the LMTP commands and the states that allow each.
+// commands are the commands of both protocols and the states that allow
+// each; a command of the other protocol refuses itself.
 var commands = map[string]command{
-	"LHLO": {states: anyState, run: (*conn).cmdLHLO},
-	"HELO": {states: anyState, run: (*conn).cmdHELO},
-	"EHLO": {states: anyState, run: (*conn).cmdHELO},
-	"MAIL": {states: stateReady, run: (*conn).cmdMAIL},
-	"RCPT": {states: stateMail | stateRcpt, run: (*conn).cmdRCPT},
-	"DATA": {states: stateRcpt, run: (*conn).cmdDATA},
-	"BDAT": {states: stateRcpt | stateChunks, run: (*conn).cmdBDAT, refused: (*conn).skipChunk},
-	"RSET": {states: anyState, run: (*conn).cmdRSET},
-	"NOOP": {states: anyState, run: (*conn).cmdNOOP},
-	"VRFY": {states: anyState, run: (*conn).cmdVRFY},
-	"HELP": {states: anyState, run: (*conn).cmdHELP},
-	"QUIT": {states: anyState, run: (*conn).cmdQUIT},
+	"LHLO":     {states: anyState, run: (*conn).cmdLHLO},
+	"EHLO":     {states: anyState, run: (*conn).cmdEHLO},
+	"HELO":     {states: anyState, run: (*conn).cmdHELO},
+	"STARTTLS": {states: stateReady, run: (*conn).cmdSTARTTLS},
+	"MAIL":     {states: stateReady, run: (*conn).cmdMAIL},
+	"RCPT":     {states: stateMail | stateRcpt, run: (*conn).cmdRCPT},
+	"DATA":     {states: stateRcpt, run: (*conn).cmdDATA},
+	"BDAT":     {states: stateRcpt | stateChunks, run: (*conn).cmdBDAT, refused: (*conn).skipChunk},
+	"RSET":     {states: anyState, run: (*conn).cmdRSET},
+	"NOOP":     {states: anyState, run: (*conn).cmdNOOP},
+	"VRFY":     {states: anyState, run: (*conn).cmdVRFY},
+	"EXPN":     {states: anyState, run: (*conn).cmdEXPN},
+	"HELP":     {states: anyState, run: (*conn).cmdHELP},
+	"QUIT":     {states: anyState, run: (*conn).cmdQUIT},
 }
 
 // outOfSequence is the text of the 503 for a command the session's state
 // does not allow.
 func (c *conn) outOfSequence(verb string) string {
 	switch {
+	case c.state == stateStart && c.srv.cfg.Protocol == SMTP:
+		return "send EHLO first"
 	case c.state == stateStart:
 		return "send LHLO first"
 	case c.state == stateChunks:
 		return verb + " not allowed between BDAT chunks"
 	case verb == "MAIL":
 		return "nested MAIL command"
+	case verb == "STARTTLS":
+		return "STARTTLS within a transaction; RSET first"
 	case c.state == stateMail:
 		return "no valid recipients"
 	}
 	return "send MAIL and RCPT first"
 }
 
-// cmdLHLO greets the client and names the extensions (RFC 2033 4.1). As
-// EHLO does, it ends any transaction (RFC 5321 4.1.4).
+// cmdLHLO greets an LMTP client and names the extensions (RFC 2033 4.1).
+// An SMTP server refuses it, as an LMTP server refuses EHLO.
 func (c *conn) cmdLHLO(arg string) {
-	if strings.TrimSpace(arg) == "" {
-		xreply(501, [3]int{5, 5, 4}, "syntax: LHLO domain")
+	if c.srv.cfg.Protocol == SMTP {
+		xreply(500, [3]int{5, 5, 1}, "this is an SMTP server: use EHLO")
+	}
+	c.greet("LHLO", arg, true)
+}
+
+// cmdEHLO greets an SMTP client and names the extensions (RFC 5321
+// 4.1.1.1); an LMTP server must refuse it (RFC 2033 4.1).
+func (c *conn) cmdEHLO(arg string) {
+	if c.srv.cfg.Protocol != SMTP {
+		xreply(500, [3]int{5, 5, 1}, "this is an LMTP server: use LHLO")
+	}
+	c.greet("EHLO", arg, true)
+}
+
+// cmdHELO greets an SMTP client that knows no extensions: a plain 250
+// (RFC 5321 4.1.1.1). An LMTP server must refuse it (RFC 2033 4.1).
+func (c *conn) cmdHELO(arg string) {
+	if c.srv.cfg.Protocol != SMTP {
+		xreply(500, [3]int{5, 5, 1}, "this is an LMTP server: use LHLO")
+	}
+	c.greet("HELO", arg, false)
+}
+
+// greet answers LHLO, EHLO (extended) or HELO. As RSET does, it ends any
+// transaction (RFC 5321 4.1.4).
+func (c *conn) greet(verb, arg string, extended bool) {
+	name, _, _ := strings.Cut(strings.TrimSpace(arg), " ")
+	if name == "" {
+		xreply(501, [3]int{5, 5, 4}, "syntax: %s domain", verb)
 	}
 	c.endTx()
 	c.state = stateReady
+	c.helo, c.esmtp = name, extended
 	cfg := &c.srv.cfg
+	if !extended {
+		c.writeReply(reply{code: 250, text: cfg.Hostname})
+		return
+	}
 	size := "SIZE"
 	if cfg.MaxMessageSize > 0 {
 		size = fmt.Sprintf("SIZE %d", cfg.MaxMessageSize)
 	}
-	c.writeLines(reply{code: 250}, []string{
+	lines := []string{
 		cfg.Hostname,
 		"PIPELINING",
 		"ENHANCEDSTATUSCODES",
@@ -94,14 +140,51 @@ func (c *conn) cmdLHLO(arg string) {
 		size,
 		"CHUNKING",
 		"SMTPUTF8",
-		fmt.Sprintf("LIMITS RCPTMAX=%d", cfg.MaxRecipients),
-	})
+	}
+	if cfg.Protocol == SMTP && cfg.TLS != nil && c.tls == "" {
+		lines = append(lines, "STARTTLS")
+	}
+	lines = append(lines, fmt.Sprintf("LIMITS RCPTMAX=%d", cfg.MaxRecipients))
+	c.writeLines(reply{code: 250}, lines)
 }
 
-// cmdHELO answers HELO and EHLO, which an LMTP server must refuse
-// (RFC 2033 4.1).
-func (c *conn) cmdHELO(string) {
-	xreply(500, [3]int{5, 5, 1}, "this is an LMTP server: use LHLO")
+// cmdSTARTTLS starts TLS (RFC 3207 4). What the client sent after the
+// command, before the handshake, is refused with the connection: a client
+// may not pipeline past STARTTLS (RFC 2920 3.1), and those bytes, taken
+// for commands of the TLS session, would let a man in the middle inject
+// commands into it (CVE-2011-0411 and its kin).
+func (c *conn) cmdSTARTTLS(arg string) {
+	switch {
+	case c.srv.cfg.Protocol != SMTP || c.srv.cfg.TLS == nil:
+		xreply(502, [3]int{5, 5, 1}, "STARTTLS not available")
+	case c.tls != "":
+		xreply(503, [3]int{5, 5, 1}, "TLS already active") // RFC 3207 4.2
+	case arg != "":
+		xreply(501, [3]int{5, 5, 4}, "syntax: STARTTLS") // RFC 3207 4
+	}
+	if n := c.br.Buffered(); n > 0 {
+		c.log.Warn("client sent data after STARTTLS before TLS; closing", "bytes", n)
+		c.writeReply(reply{554, [3]int{5, 5, 0}, "commands pipelined after STARTTLS; closing"})
+		c.flush()
+		c.lingeringClose()
+		xabort(errors.New("data pipelined after STARTTLS"))
+	}
+	c.writeReply(reply{220, [3]int{2, 0, 0}, "ready to start TLS"})
+	c.flush()
+	tc := tls.Server(c.raw, c.srv.cfg.TLS)
+	c.raw.SetDeadline(time.Now().Add(c.srv.cfg.TLSHandshakeTimeout))
+	if err := tc.HandshakeContext(c.srv.ctx); err != nil {
+		xabort(fmt.Errorf("tls handshake: %w", err))
+	}
+	st := tc.ConnectionState()
+	c.tls = tls.VersionName(st.Version) + " " + tls.CipherSuiteName(st.CipherSuite)
+	c.nc = tc
+	c.br.Reset(sockReader{c})
+	c.bw.Reset(sockWriter{c})
+	// RFC 3207 4.2: the server forgets what the client told it before,
+	// and the client starts again with EHLO.
+	c.state, c.helo, c.esmtp = stateStart, "", false
+	c.log.Debug("tls started", "tls", c.tls)
 }
 
 // cmdMAIL starts a transaction, unless the declared size is over the
@@ -117,13 +200,16 @@ func (c *conn) cmdMAIL(arg string) {
 	if !c.srv.conns.IfOpen(func() { c.busy.Store(true) }) {
 		c.readFailed(errGoodbye) // RFC 5321 3.8
 	}
-	c.from = m.from
+	c.from, c.utf8, c.size = m.from, m.utf8, m.size
+	c.id = rand.Text()[:12]
 	c.state = stateMail
 	c.writeReply(reply{250, [3]int{2, 1, 0}, "sender <" + m.from.mailbox + "> OK"})
 }
 
-// cmdRCPT refuses unknown recipients at once (RFC 2033 4.2), so the MTA
-// bounces them without sending the message.
+// cmdRCPT refuses unknown recipients at once (RFC 2033 4.2), so the
+// sender bounces them without sending the message. Every recipient must
+// be a local account: nothing is relayed. SMTP also refuses a recipient
+// whose quota leaves no room for the message.
 func (c *conn) cmdRCPT(arg string) {
 	p, err := parseRcpt(arg)
 	if err != nil {
@@ -146,13 +232,20 @@ func (c *conn) cmdRCPT(arg string) {
 		r.text = "<" + p.mailbox + "> " + r.text
 		panic(r)
 	}
+	if c.srv.cfg.Protocol == SMTP {
+		if err := c.checkQuota(acct); err != nil {
+			r := c.failureReply(err)
+			r.text = "<" + p.mailbox + "> " + r.text
+			panic(r)
+		}
+	}
 	c.rcpts = append(c.rcpts, recipient{addr: p.mailbox, key: key, acct: acct})
 	c.state = stateRcpt
 	c.writeReply(reply{250, [3]int{2, 1, 5}, "recipient <" + p.mailbox + "> OK"})
 }
 
 // cmdDATA reads the message and delivers it (RFC 5321 4.1.1.4), with a
-// reply per recipient (RFC 2033 4.2).
+// reply per recipient in LMTP (RFC 2033 4.2).
 func (c *conn) cmdDATA(arg string) {
 	if arg != "" {
 		xreply(501, [3]int{5, 5, 4}, "DATA takes no argument")
@@ -167,7 +260,7 @@ func (c *conn) cmdDATA(arg string) {
 }
 
 // cmdBDAT takes a chunk of the message (RFC 3030 2); the last one is
-// delivered, with a reply per recipient (RFC 2033 4.2).
+// delivered, with a reply per recipient in LMTP (RFC 2033 4.2).
 func (c *conn) cmdBDAT(arg string) {
 	size, last, err := parseBDAT(arg)
 	if err != nil {
@@ -190,7 +283,7 @@ func (c *conn) cmdBDAT(arg string) {
 		// RFC 3030 4.2: the client sends no more chunks after a failure.
 		c.logRefusal(m.err)
 		c.endTx()
-		panic(deliveryReply(m.err))
+		panic(c.failureReply(m.err))
 	}
 	c.writeReply(reply{250, [3]int{2, 0, 0}, fmt.Sprintf("%d octets received", size)})
 }
@@ -233,8 +326,18 @@ func (c *conn) cmdVRFY(string) {
 	c.writeReply(reply{252, [3]int{2, 5, 0}, "cannot verify; send mail and the reply to RCPT will tell"})
 }
 
+// cmdEXPN expands nothing: buzon has no mailing lists, and an answer
+// would only help harvesters (RFC 5321 3.5.3, 7.3).
+func (c *conn) cmdEXPN(string) {
+	c.writeReply(reply{502, [3]int{5, 5, 1}, "EXPN not available"})
+}
+
 func (c *conn) cmdHELP(string) {
-	c.writeReply(reply{214, [3]int{2, 0, 0}, "LMTP (RFC 2033): LHLO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT"})
+	if c.srv.cfg.Protocol == SMTP {
+		c.writeReply(reply{214, [3]int{2, 0, 0}, "SMTP (RFC 5321), mail for local accounts only: EHLO HELO STARTTLS MAIL RCPT DATA BDAT RSET NOOP VRFY EXPN HELP QUIT"})
+		return
+	}
+	c.writeReply(reply{214, [3]int{2, 0, 0}, "LMTP (RFC 2033): LHLO MAIL RCPT DATA BDAT RSET NOOP VRFY EXPN HELP QUIT"})
 }
 
 func (c *conn) cmdQUIT(string) {
@@ -243,72 +346,166 @@ func (c *conn) cmdQUIT(string) {
 	c.leaving, c.quit = true, true
 }
 
-// newData starts taking a transaction's message, with the Return-Path
-// line above it when the server adds one.
+// newData starts taking a transaction's message, with the trace fields
+// above it that the server adds: Return-Path, then in SMTP Received
+// (RFC 5321 4.4).
 func (c *conn) newData() *msgData {
 	// msgData holds the message to the size limit as the client sent it
 	// (RFC 1870 5). The spool's own limit would count it with line
-	// endings made CRLF and the Return-Path line added, and refuse a
-	// message of bare CRs or LFs that SIZE= had declared within it.
+	// endings made CRLF and the trace fields added, and refuse a message
+	// of bare CRs or LFs that SIZE= had declared within it.
 	sp := *c.srv.cfg.Spooler // a Spooler is its settings only
 	sp.MaxSize = 0
-	var field string
+	var fields string
 	if c.srv.cfg.ReturnPath {
 		// RFC 5321 4.4; the path came on a command line, which holds no
 		// control bytes.
-		field = "Return-Path: <" + c.from.mailbox + ">\r\n"
+		fields = "Return-Path: <" + c.from.mailbox + ">\r\n"
 	}
 	m := &msgData{w: sp.Writer(nil), limit: c.srv.cfg.MaxMessageSize, maxLine: c.srv.cfg.MaxLineLength}
-	if field != "" {
-		if _, err := m.w.Write([]byte(field)); err != nil {
+	if c.srv.cfg.Protocol == SMTP {
+		fields += c.received(time.Now())
+		m.hops = &hopCounter{}
+	}
+	if fields != "" {
+		if _, err := m.w.Write([]byte(fields)); err != nil {
 			m.fail(err)
 		}
 	}
 	return m
 }
 
-// deliver finishes the message and delivers a copy per recipient, each
-// answered after its copy is durable, in RCPT order (RFC 2033 4.2); then
+// deliver finishes the message and delivers a copy per recipient; then
 // the transaction is over.
 func (c *conn) deliver(m *msgData) {
 	defer c.endTx()
 	msg, err := m.finish()
+	if err == nil && m.hops != nil && m.hops.count > c.srv.cfg.MaxReceived {
+		msg.Close()
+		err = fmt.Errorf("%w: %d Received fields", errLoop, m.hops.count)
+	}
 	if err != nil {
 		c.logRefusal(err)
+		if c.srv.cfg.Protocol == SMTP {
+			c.writeReply(c.failureReply(err))
+			return
+		}
 		for _, rcpt := range c.rcpts {
 			c.writeRcptReply(rcpt, err)
 		}
 		return
 	}
 	defer msg.Close()
-	// A recipient named twice gets one copy and the same reply twice
-	// (RFC 2033 4.2: a reply per successful RCPT), as Dovecot does: an MTA
-	// whose aliases expand to one address twice does not deliver twice.
+	done := c.deliverCopies(msg)
+	if c.srv.cfg.Protocol == SMTP {
+		c.writeReply(c.messageReply(done, msg.Size()))
+		return
+	}
+	// A recipient named twice gets the same reply twice (RFC 2033 4.2: a
+	// reply per successful RCPT), in RCPT order.
+	for _, rcpt := range c.rcpts {
+		c.writeRcptReply(rcpt, done[rcpt.key])
+	}
+}
+
+// deliverCopies delivers a copy of msg to each recipient, and returns the
+// outcome of each by its key, nil for a copy that is durable. A recipient
+// named twice gets one copy, as Dovecot does: an MTA whose aliases expand
+// to one address twice does not deliver twice.
+func (c *conn) deliverCopies(msg *delivery.Spooled) map[string]error {
 	done := map[string]error{}
 	for _, rcpt := range c.rcpts {
-		err, dup := done[rcpt.key]
-		if !dup {
-			_, err = c.srv.cfg.Deliverer.DeliverAccount(c.srv.ctx, rcpt.acct, msg)
-			if err != nil {
-				c.log.Warn("delivery failed", "rcpt", rcpt.key, "from", c.from.mailbox, "err", err)
-			}
-			done[rcpt.key] = err
+		if _, dup := done[rcpt.key]; dup {
+			continue
 		}
-		c.writeRcptReply(rcpt, err)
+		_, err := c.srv.cfg.Deliverer.DeliverAccount(c.srv.ctx, rcpt.acct, msg)
+		if err != nil {
+			c.log.Warn("delivery failed", "rcpt", rcpt.key, "from", c.from.mailbox, "id", c.id, "err", err)
+		}
+		done[rcpt.key] = err
 	}
+	return done
+}
+
+// messageReply is SMTP's one reply to a message (RFC 5321 4.1.1.4),
+// given its outcome per recipient: 250 only when every copy is durable.
+// When some copies are stored and others failed, the reply is 451 for
+// the whole message: the sender tries again later, the recipients whose
+// copy failed get it then (or hear at RCPT why not), and those who have
+// it get it twice. Duplicates, never a loss: a 250 would lose the copies
+// that failed, and a 5xx would bounce the message to its sender for
+// recipients who have it. When no copy is stored, the reply is the
+// first failure's, a temporary one first, so that a recipient the
+// sender may retry is not bounced with the others.
+func (c *conn) messageReply(done map[string]error, size int64) reply {
+	stored := 0
+	var temporary, permanent error
+	seen := map[string]bool{}
+	for _, rcpt := range c.rcpts { // in RCPT order, for the first failure
+		if seen[rcpt.key] {
+			continue
+		}
+		seen[rcpt.key] = true
+		switch err := done[rcpt.key]; {
+		case err == nil:
+			stored++
+		case c.failureReply(err).code < 500:
+			temporary = cmp.Or(temporary, err)
+		default:
+			permanent = cmp.Or(permanent, err)
+		}
+	}
+	log := c.log.With("id", c.id, "from", c.from.mailbox, "size", size, "recipients", len(done), "stored", stored)
+	switch {
+	case stored == len(done):
+		log.Info("message received")
+		return reply{250, [3]int{2, 0, 0}, "message delivered, id " + c.id}
+	case stored > 0:
+		log.Warn("message stored for some recipients only; asked the sender to try again")
+		return reply{451, [3]int{4, 3, 0}, "delivered to some recipients only; try again later"}
+	case temporary != nil:
+		log.Warn("message not stored")
+		return c.failureReply(temporary)
+	}
+	log.Info("message refused")
+	return c.failureReply(permanent)
 }
 
 // writeRcptReply writes a recipient's reply to the end of the data.
 func (c *conn) writeRcptReply(rcpt recipient, err error) {
-	r := deliveryReply(err)
+	r := c.failureReply(err)
 	r.text = "<" + rcpt.addr + "> " + r.text
 	c.writeReply(r)
+}
+
+// checkQuota refuses a recipient whose quota leaves no room for the
+// message, of the size MAIL's SIZE= declared or of a single octet, so
+// that the sender learns at RCPT rather than after sending it, and
+// only for that recipient. A quota that cannot be read lets the
+// recipient by: the append checks it again, atomically.
+func (c *conn) checkQuota(acct store.Account) error {
+	ctx := c.srv.ctx
+	sess, err := c.srv.cfg.Deliverer.Store.Open(ctx, acct.ID)
+	if err != nil {
+		c.log.Warn("quota check", "account", acct.Name, "err", err)
+		return nil
+	}
+	defer sess.Close()
+	u, err := sess.QuotaUsage(ctx)
+	if err != nil {
+		c.log.Warn("quota check", "account", acct.Name, "err", err)
+		return nil
+	}
+	if u.MaxMessages > 0 && u.Messages >= u.MaxMessages || u.MaxBytes > 0 && u.Bytes+max(c.size, 1) > u.MaxBytes {
+		return fmt.Errorf("%s: %w", acct.Name, store.ErrOverQuota)
+	}
+	return nil
 }
 
 // logRefusal logs why a message was not taken: at Info when the client
 // caused it (too large, a line too long), else as an error.
 func (c *conn) logRefusal(err error) {
-	if errors.Is(err, delivery.ErrTooLarge) || errors.Is(err, errLineTooLong) || errors.Is(err, io.ErrUnexpectedEOF) {
+	if errors.Is(err, delivery.ErrTooLarge) || errors.Is(err, errLineTooLong) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errLoop) {
 		c.log.Info("message not taken", "err", err)
 		return
 	}
@@ -322,7 +519,7 @@ func (c *conn) endTx() {
 		c.data.close()
 		c.data = nil
 	}
-	c.from, c.rcpts = path{}, nil
+	c.from, c.rcpts, c.utf8, c.size, c.id = path{}, nil, false, -1, ""
 	if c.state != stateStart {
 		c.state = stateReady
 	}

@@ -21,12 +21,16 @@ import (
 // calls for a 50 KB one).
 const readBufSize = 64 * 1024
 
-// conn is one LMTP session.
+// conn is one LMTP or SMTP session.
 type conn struct {
 	// srv is the server the session belongs to.
 	srv *Server
-	// nc is the accepted connection. Shutdown may set its read deadline
-	// or close it from another goroutine.
+	// raw is the accepted connection. Deadlines are set on it, also after
+	// STARTTLS (a tls.Conn passes them through), and Shutdown may set its
+	// read deadline or close it from another goroutine.
+	raw net.Conn
+	// nc carries the protocol: raw, or a tls.Conn over it after
+	// STARTTLS.
 	nc net.Conn
 	// br reads from nc through sockReader: in large pieces, with the
 	// replies flushed and the deadline renewed before each wait.
@@ -41,6 +45,13 @@ type conn struct {
 
 	// state is where the session is in the protocol; see commands.
 	state state
+	// tls describes the TLS session after STARTTLS, for the Received
+	// field ("TLS 1.3 TLS_AES_128_GCM_SHA256"); empty before.
+	tls string
+	// helo is the name the client gave in EHLO or HELO, and esmtp says it
+	// was EHLO (RFC 5321 4.1.1.1): both go in the Received field.
+	helo  string
+	esmtp bool
 	// busy is set from MAIL until the transaction's replies are written,
 	// under srv.conns's lock, so that Shutdown and MAIL agree on which
 	// sessions are between transactions.
@@ -54,6 +65,14 @@ type conn struct {
 
 	// from is the reverse path.
 	from path
+	// utf8 says MAIL had SMTPUTF8 (RFC 6531 3.4), which the Received
+	// field's protocol names (RFC 6531 3.7.3).
+	utf8 bool
+	// size is MAIL's SIZE= (RFC 1870), -1 when absent: RCPT checks the
+	// recipient's quota against it.
+	size int64
+	// id names the transaction in the Received field and the logs.
+	id string
 	// rcpts are the accepted recipients, in RCPT order.
 	rcpts []recipient
 	// data is the message of BDAT chunks so far; nil unless in
@@ -74,6 +93,7 @@ type recipient struct {
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{
 		srv:   s,
+		raw:   nc,
 		nc:    nc,
 		log:   s.log.With("remote", nc.RemoteAddr().String()),
 		state: stateStart,
@@ -100,7 +120,7 @@ func (r sockReader) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.ReadTimeout))
+	c.raw.SetReadDeadline(time.Now().Add(c.srv.cfg.ReadTimeout))
 	// After the deadline is set: Shutdown sets closing, then a deadline
 	// in the past, so a session either sees closing here or has its read
 	// cut short.
@@ -118,7 +138,7 @@ func (r sockReader) Read(p []byte) (int, error) {
 type sockWriter struct{ c *conn }
 
 func (w sockWriter) Write(p []byte) (int, error) {
-	w.c.nc.SetWriteDeadline(time.Now().Add(w.c.srv.cfg.WriteTimeout))
+	w.c.raw.SetWriteDeadline(time.Now().Add(w.c.srv.cfg.WriteTimeout))
 	return w.c.nc.Write(p)
 }
 
@@ -134,7 +154,7 @@ func (c *conn) serve() {
 	defer func() {
 		c.endTx()
 		c.nc.Close()
-		c.log.Debug("lmtp session ended", "duration", time.Since(start).Round(time.Millisecond))
+		c.log.Debug("session ended", "duration", time.Since(start).Round(time.Millisecond))
 	}()
 	defer func() {
 		x := recover()
@@ -142,14 +162,19 @@ func (c *conn) serve() {
 			return
 		}
 		if e, ok := x.(abortError); ok {
-			c.log.Debug("lmtp session aborted", "err", e.err)
+			c.log.Debug("session aborted", "err", e.err)
 			return
 		}
 		// A bug outside any command: end this session, not the server.
-		c.log.Error("lmtp session panicked", "panic", x, "stack", string(debug.Stack()))
+		c.log.Error("session panicked", "panic", x, "stack", string(debug.Stack()))
 	}()
 
-	c.writeReply(reply{220, [3]int{}, c.srv.cfg.Hostname + " LMTP server ready"})
+	// RFC 5321 4.3.1: the greeting names the server's domain first.
+	greeting := " LMTP server ready"
+	if c.srv.cfg.Protocol == SMTP {
+		greeting = " ESMTP ready"
+	}
+	c.writeReply(reply{220, [3]int{}, c.srv.cfg.Hostname + greeting})
 	for !c.leaving {
 		line, err := c.readLine()
 		if errors.Is(err, errLineTooLong) {
@@ -248,7 +273,7 @@ func (c *conn) execute(line []byte) {
 		case abortError:
 			panic(x)
 		default:
-			c.log.Error("lmtp command panicked", "cmd", verb, "panic", x, "stack", string(debug.Stack()))
+			c.log.Error("command panicked", "cmd", verb, "panic", x, "stack", string(debug.Stack()))
 			c.writeReply(reply{421, [3]int{4, 3, 0}, "internal server error; closing"})
 			c.flush()
 			xabort(fmt.Errorf("panic: %v", x))

@@ -160,7 +160,9 @@ type msgData struct {
 	// maxLine bounds a line, its line ending included; line is the
 	// length of the current one so far.
 	maxLine, line int
-	err           error
+	// hops, when not nil, counts the message's Received fields.
+	hops *hopCounter
+	err  error
 }
 
 // write takes the next piece of the message.
@@ -176,6 +178,9 @@ func (m *msgData) write(p []byte) {
 	if !m.measure(p) {
 		m.fail(errLineTooLong)
 		return
+	}
+	if m.hops != nil {
+		m.hops.scan(p)
 	}
 	if _, err := m.w.Write(p); err != nil {
 		m.fail(err)

@@ -70,6 +70,8 @@ type mailArgs struct {
 	// size is the SIZE= parameter (RFC 1870 6), -1 when absent; 20 digits
 	// are allowed, and a value past int64 reads as math.MaxInt64.
 	size int64
+	// utf8 says the SMTPUTF8 parameter was given (RFC 6531 3.4).
+	utf8 bool
 }
 
 // Syntax error replies of MAIL and RCPT (RFC 3463 X.1.7, X.1.3, X.5.4).
@@ -81,7 +83,7 @@ var (
 )
 
 // parseMail parses the argument of MAIL: FROM:<reverse-path> and the
-// parameters LHLO offers (RFC 5321 4.1.1.2): SIZE= (RFC 1870), BODY=
+// parameters LHLO and EHLO offer (RFC 5321 4.1.1.2): SIZE= (RFC 1870), BODY=
 // 7BIT or 8BITMIME (RFC 6152), SMTPUTF8 (RFC 6531 3.4). Any other is
 // refused with 555 (RFC 5321 4.1.1.11).
 func parseMail(arg string) (mailArgs, error) {
@@ -124,6 +126,7 @@ func parseMail(arg string) (mailArgs, error) {
 			if hasValue {
 				return mailArgs{}, reply{501, [3]int{5, 5, 4}, "SMTPUTF8 takes no value"}
 			}
+			m.utf8 = true
 		default:
 			return mailArgs{}, reply{555, [3]int{5, 5, 4}, "MAIL parameter not supported"}
 		}
@@ -153,7 +156,7 @@ func parseSize(s string) (int64, bool) {
 }
 
 // parseRcpt parses the argument of RCPT: TO:<forward-path>, a mailbox or
-// <postmaster> (RFC 5321 4.1.1.3). LHLO offers no RCPT parameters, so any
+// <postmaster> (RFC 5321 4.1.1.3). LHLO and EHLO offer no RCPT parameters, so any
 // is refused with 555 (RFC 5321 4.1.1.11).
 func parseRcpt(arg string) (path, error) {
 	rest, ok := cutPrefixFold(arg, "TO:")

@@ -6,9 +6,10 @@ import (
 	"strconv"
 
 	"github.com/buzon-mail/buzon/internal/delivery"
+	"github.com/buzon-mail/buzon/internal/store"
 )
 
-// reply is one LMTP reply line: a code (RFC 5321 4.2), an enhanced
+// reply is one reply line: a code (RFC 5321 4.2), an enhanced
 // status code (RFC 3463; sent on every reply that has a class for it,
 // RFC 2034 3) and text. Command code raises one with xreply; the parsers
 // return them as errors.
@@ -73,6 +74,22 @@ var (
 // errLineTooLong is a message line over MaxLineLength.
 var errLineTooLong = errors.New("message line too long")
 
+// errLoop is a message with more Received fields than MaxReceived.
+var errLoop = errors.New("mail loop")
+
+// failureReply turns the outcome of a delivery, of the spooling before
+// it or of a quota check into the reply the client gets: deliveryReply's,
+// but in SMTP a full mailbox is a temporary failure (RFC 3463 4.2.2):
+// its owner can make room, and the sender's queue keeps the message
+// until then. LMTP keeps the permanent 552 5.2.2 that its MTA expects
+// from Dovecot, and bounces on.
+func (c *conn) failureReply(err error) reply {
+	if c.srv.cfg.Protocol == SMTP && errors.Is(err, store.ErrOverQuota) {
+		return reply{452, [3]int{4, 2, 2}, "mailbox full; try again later"}
+	}
+	return deliveryReply(err)
+}
+
 // deliveryReply turns the outcome of a delivery (or of the spooling
 // before it) into the reply a recipient gets.
 func deliveryReply(err error) reply {
@@ -81,6 +98,9 @@ func deliveryReply(err error) reply {
 		return replyDataLineTooLong
 	case errors.Is(err, delivery.ErrTooLarge):
 		return replyTooLarge
+	case errors.Is(err, errLoop):
+		// RFC 5321 6.3; RFC 3463 5.4.6: routing loop detected.
+		return reply{554, [3]int{5, 4, 6}, "too many Received fields: a mail loop?"}
 	}
 	o := delivery.Classify(err)
 	return reply{o.Code, o.Enhanced, o.Text}

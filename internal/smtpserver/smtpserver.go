@@ -1,15 +1,21 @@
-// Package smtpserver receives mail over LMTP (RFC 2033) and hands it to
-// package delivery. It speaks the protocol itself: RFC 5321 commands as
-// LMTP keeps them, with PIPELINING (RFC 2920), ENHANCEDSTATUSCODES
-// (RFC 2034, RFC 3463), 8BITMIME (RFC 6152), SIZE (RFC 1870), CHUNKING
-// (RFC 3030), SMTPUTF8 (RFC 6531) and LIMITS RCPTMAX (RFC 9422).
+// Package smtpserver receives mail and hands it to package delivery, over
+// LMTP (RFC 2033) from an MTA in front, or over SMTP (RFC 5321) from the
+// internet, as the MX of its accounts: one implementation, a Protocol
+// chosen in its Config. It speaks the protocol itself, with PIPELINING
+// (RFC 2920), ENHANCEDSTATUSCODES (RFC 2034, RFC 3463), 8BITMIME
+// (RFC 6152), SIZE (RFC 1870), CHUNKING (RFC 3030), SMTPUTF8 (RFC 6531),
+// LIMITS RCPTMAX (RFC 9422) and, in SMTP, STARTTLS (RFC 3207) and the
+// trace fields of RFC 5321 4.4 with the protocol names of RFC 3848.
 //
 // Every reply is sent only after the message is durable in the store: a
-// 250 for a recipient means its copy survives a crash.
+// 250 for a recipient (LMTP) or for the message (SMTP) means its copies
+// survive a crash. SMTP receives only: every recipient must be a local
+// account (no relaying), and nothing is sent, bounces included.
 package smtpserver
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"net"
 	"time"
@@ -18,11 +24,45 @@ import (
 	"github.com/buzon-mail/buzon/internal/server"
 )
 
-// Config configures an LMTP server. Deliverer and Spooler are required;
-// every other field has a usable zero value.
+// Protocol is what a Server speaks.
+type Protocol uint8
+
+const (
+	// LMTP (RFC 2033) for an MTA that has accepted the mail: a reply per
+	// recipient after the data, messages stored as the MTA sends them.
+	LMTP Protocol = iota
+	// SMTP (RFC 5321) for mail from the internet, with this server its
+	// final destination: STARTTLS, one reply per message, Received and
+	// Return-Path fields added, quotas checked at RCPT, mail loops
+	// refused.
+	SMTP
+)
+
+// String is the protocol's name, as logs show it.
+func (p Protocol) String() string {
+	if p == SMTP {
+		return "smtp"
+	}
+	return "lmtp"
+}
+
+// Config configures a server. Deliverer and Spooler are required; every
+// other field has a usable zero value.
 type Config struct {
 	Deliverer *delivery.Deliverer
 	Spooler   *delivery.Spooler
+	// Protocol is LMTP (the zero value) or SMTP.
+	Protocol Protocol
+	// TLS, in SMTP, is offered as STARTTLS (RFC 3207); nil offers none.
+	// LMTP offers no STARTTLS.
+	TLS *tls.Config
+	// TLSHandshakeTimeout bounds the handshake after STARTTLS; 0 means
+	// 30 seconds.
+	TLSHandshakeTimeout time.Duration
+	// MaxReceived, in SMTP, is the most Received fields a message may
+	// arrive with; one with more is taken for a mail loop and refused
+	// (RFC 5321 6.3). 0 means 100.
+	MaxReceived int
 	// Hostname is announced in the greeting, and RCPT TO:<postmaster>
 	// reaches postmaster@Hostname. Default: "buzon".
 	Hostname string
@@ -41,7 +81,7 @@ type Config struct {
 	// (RFC 5321 4.5.3.2).
 	ReadTimeout, WriteTimeout time.Duration
 	// ReturnPath puts "Return-Path: <sender>" above each message
-	// (RFC 5321 4.4).
+	// (RFC 5321 4.4). SMTP, the final delivery, always adds it.
 	ReturnPath bool
 	Logger     *slog.Logger
 }
@@ -52,9 +92,12 @@ const (
 	defaultMaxRecipients = 100
 	defaultMaxLine       = 64 * 1024
 	defaultTimeout       = 10 * time.Minute
+	defaultHandshake     = 30 * time.Second
+	// RFC 5321 6.3's rule of thumb for a mail loop.
+	defaultMaxReceived = 100
 )
 
-// Server is an LMTP server. Create it with New.
+// Server is an LMTP or SMTP server. Create it with New.
 type Server struct {
 	cfg Config // defaults applied
 	log *slog.Logger
@@ -70,7 +113,7 @@ type Server struct {
 	conns server.Conns[*conn]
 }
 
-// New returns an LMTP server.
+// New returns a server of cfg.Protocol.
 func New(cfg Config) *Server {
 	if cfg.Hostname == "" {
 		cfg.Hostname = defaultHostname
@@ -79,6 +122,11 @@ func New(cfg Config) *Server {
 	cfg.MaxLineLength = orDefault(cfg.MaxLineLength, defaultMaxLine)
 	cfg.ReadTimeout = orDefault(cfg.ReadTimeout, defaultTimeout)
 	cfg.WriteTimeout = orDefault(cfg.WriteTimeout, defaultTimeout)
+	cfg.TLSHandshakeTimeout = orDefault(cfg.TLSHandshakeTimeout, defaultHandshake)
+	cfg.MaxReceived = orDefault(cfg.MaxReceived, defaultMaxReceived)
+	if cfg.Protocol == SMTP {
+		cfg.ReturnPath = true // RFC 5321 4.4: final delivery adds it
+	}
 	cfg.MaxMessageSize = max(cfg.MaxMessageSize, 0)
 	log := cfg.Logger
 	if log == nil {
@@ -86,7 +134,7 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{
 		cfg: cfg,
-		log: log.With("proto", "lmtp"),
+		log: log.With("proto", cfg.Protocol.String()),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
@@ -99,8 +147,8 @@ func orDefault[T int | int64 | time.Duration](v, def T) T {
 	return def
 }
 
-// Serve accepts LMTP connections on l (TCP or unix) until Shutdown, and
-// then returns nil. It may run on several listeners at once.
+// Serve accepts connections on l (TCP or unix) until Shutdown, and then
+// returns nil. It may run on several listeners at once.
 func (s *Server) Serve(l net.Listener) error {
 	if !s.conns.Listen(l) {
 		l.Close()
@@ -144,7 +192,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// lock Close holds, so none starts a transaction unnoticed.
 	s.conns.Close(func(c *conn) {
 		if !c.busy.Load() {
-			c.nc.SetReadDeadline(time.Now())
+			c.raw.SetReadDeadline(time.Now())
 		}
 	})
 	err := s.conns.Wait(ctx)
@@ -152,7 +200,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if err == nil {
 		return nil
 	}
-	s.conns.Each(func(c *conn) { c.nc.Close() })
+	s.conns.Each(func(c *conn) { c.raw.Close() })
 	s.conns.Wait(context.Background())
 	return err
 }

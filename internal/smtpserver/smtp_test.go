@@ -1,0 +1,372 @@
+package smtpserver
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/buzon-mail/buzon/internal/delivery"
+	"github.com/buzon-mail/buzon/internal/server"
+)
+
+// newSMTPFixture is newFixture with the server in SMTP mode, offering
+// STARTTLS with a self-signed certificate for mx.example.org, and returns
+// the TLS configuration a client that trusts it uses.
+func newSMTPFixture(t *testing.T, maxSize int64, opts ...func(*Config)) (*fixture, *tls.Config) {
+	t.Helper()
+	certPEM, keyPEM, err := server.SelfSignedCert([]string{"mx.example.org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(certPEM)
+	opts = append([]func(*Config){func(c *Config) {
+		c.Protocol = SMTP
+		c.TLS = server.TLSConfig(cert)
+	}}, opts...)
+	return newFixture(t, maxSize, opts...), &tls.Config{RootCAs: roots, ServerName: "mx.example.org"}
+}
+
+// TestSMTPTranscripts replays the SMTP sessions in testdata/smtp byte for
+// byte. A transcript is a list of lines:
+//
+//	C: text              the client sends text and CRLF; consecutive C
+//	                     lines go in one write, as a pipelining client
+//	                     sends them
+//	S: text              the server's next reply line is text exactly, or
+//	                     starts with it when text ends with *
+//	! starttls           the client starts TLS, trusting the test's
+//	                     certificate
+//	! closed             the server has closed the connection
+//	! size N             the server's message size limit (before any C)
+//	! deliver ADDRESS    a message is delivered to ADDRESS first
+//	! stored ADDRESS N   at the end, ADDRESS's INBOX holds N messages
+//	# comment
+//
+// A reply the transcript does not expect fails it, as one it expects but
+// does not get: after the last line, unless the server closed, a NOOP
+// must get its own reply.
+func TestSMTPTranscripts(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "smtp", "*.txt"))
+	if err != nil || len(files) < 8 {
+		t.Fatalf("transcripts: %v, %v", files, err)
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			replay(t, strings.Split(strings.TrimRight(string(b), "\n"), "\n"))
+		})
+	}
+}
+
+// replay runs one transcript; see TestSMTPTranscripts.
+func replay(t *testing.T, lines []string) {
+	var maxSize int64
+	type count struct {
+		addr string
+		n    int
+	}
+	var stored []count
+	var setup []string
+	var steps []string
+	for i, line := range lines {
+		directive, arg, _ := strings.Cut(strings.TrimPrefix(line, "! "), " ")
+		switch {
+		case line == "" || strings.HasPrefix(line, "#"):
+		case !strings.HasPrefix(line, "! "):
+			steps = append(steps, line)
+		case directive == "size":
+			maxSize, _ = strconv.ParseInt(arg, 10, 64)
+		case directive == "deliver":
+			setup = append(setup, arg)
+		case directive == "stored":
+			addr, n, _ := strings.Cut(arg, " ")
+			k, err := strconv.Atoi(n)
+			if err != nil {
+				t.Fatalf("line %d: %q", i+1, line)
+			}
+			stored = append(stored, count{addr, k})
+		default:
+			steps = append(steps, line)
+		}
+	}
+	f, clientTLS := newSMTPFixture(t, maxSize)
+	for _, addr := range setup {
+		msg, err := (&delivery.Spooler{}).Spool(strings.NewReader(testMessage))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.srv.cfg.Deliverer.Deliver(context.Background(), addr, msg); err != nil {
+			t.Fatal(err)
+		}
+		msg.Close()
+	}
+	nc, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { nc.Close() }()
+	r := bufio.NewReader(nc)
+	var batch strings.Builder
+	send := func() {
+		if batch.Len() == 0 {
+			return
+		}
+		if _, err := io.WriteString(nc, batch.String()); err != nil {
+			t.Fatalf("sending %q: %v", batch.String(), err)
+		}
+		batch.Reset()
+	}
+	read := func() (string, error) {
+		nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+		line, err := r.ReadString('\n')
+		if err == nil && !strings.HasSuffix(line, "\r\n") {
+			err = errors.New("reply line without CRLF")
+		}
+		return strings.TrimSuffix(line, "\r\n"), err
+	}
+	closed := false
+	for i, step := range steps {
+		switch {
+		case strings.HasPrefix(step, "C:"):
+			batch.WriteString(strings.TrimPrefix(strings.TrimPrefix(step, "C:"), " ") + "\r\n")
+		case strings.HasPrefix(step, "S: "):
+			send()
+			want := strings.TrimPrefix(step, "S: ")
+			got, err := read()
+			if err != nil {
+				t.Fatalf("step %d: want %q, read %q: %v", i+1, want, got, err)
+			}
+			if prefix, ok := strings.CutSuffix(want, "*"); ok && strings.HasPrefix(got, prefix) || got == want {
+				continue
+			}
+			t.Fatalf("step %d: got %q, want %q", i+1, got, want)
+		case step == "! starttls":
+			send()
+			tc := tls.Client(nc, clientTLS)
+			if err := tc.Handshake(); err != nil {
+				t.Fatalf("step %d: TLS handshake: %v", i+1, err)
+			}
+			nc, r = tc, bufio.NewReader(tc)
+		case step == "! closed":
+			send()
+			if got, err := read(); err == nil {
+				t.Fatalf("step %d: the connection is open: %q", i+1, got)
+			}
+			closed = true
+		default:
+			t.Fatalf("step %d: %q is not a transcript line", i+1, step)
+		}
+	}
+	send()
+	if !closed {
+		io.WriteString(nc, "NOOP\r\n")
+		if got, err := read(); err != nil || got != "250 2.0.0 OK, nothing done" {
+			t.Fatalf("after the transcript, NOOP: %q, %v", got, err)
+		}
+	}
+	for _, c := range stored {
+		if got := f.inbox(t, c.addr); len(got) != c.n {
+			t.Errorf("%s has %d messages, want %d", c.addr, len(got), c.n)
+		}
+	}
+}
+
+// starttls upgrades a test client's connection after EHLO.
+func (l *rawLMTP) starttls(cfg *tls.Config) {
+	l.t.Helper()
+	if got := l.cmd("STARTTLS"); !strings.HasPrefix(got, "220 ") {
+		l.t.Fatalf("STARTTLS: %q", got)
+	}
+	tc := tls.Client(l.c, cfg)
+	if err := tc.Handshake(); err != nil {
+		l.t.Fatal(err)
+	}
+	l.c, l.r = tc, bufio.NewReader(tc)
+}
+
+// TestSMTPTraceFields: each message starts with Return-Path and the
+// Received field of RFC 5321 4.4, whose "with" names the protocol as
+// RFC 3848 and RFC 6531 3.7.3 do, whose "for" names the recipient when
+// there is one, and whose From-domain is the HELO name when it is one.
+func TestSMTPTraceFields(t *testing.T) {
+	f, clientTLS := newSMTPFixture(t, 0)
+	for _, tt := range []struct {
+		name      string
+		greet     string
+		tls       bool
+		from      string // MAIL's argument
+		rcpts     []string
+		wantField string // a regular expression, for all of the Received field
+	}{
+		{
+			name: "EHLO with STARTTLS, one recipient", greet: "EHLO client.example.net", tls: true,
+			from: "<carol@example.net>", rcpts: []string{"alice@example.org"},
+			wantField: `Return-Path: <carol@example\.net>\r\nReceived: from client\.example\.net \(\[127\.0\.0\.1\]\)\r\n\tby mx\.example\.org \(buzon\) with ESMTPS \(TLS 1\.3 TLS_[A-Z0-9_]+\)\r\n\tid [A-Z2-7]{12} for <alice@example\.org>; [A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4}\r\n`,
+		},
+		{
+			name: "EHLO, two recipients: no for", greet: "EHLO client.example.net",
+			from: "<carol@example.net>", rcpts: []string{"alice@example.org", "bob@example.org"},
+			wantField: `Return-Path: <carol@example\.net>\r\nReceived: from client\.example\.net \(\[127\.0\.0\.1\]\)\r\n\tby mx\.example\.org \(buzon\) with ESMTP\r\n\tid [A-Z2-7]{12}; [^\r]+\r\n`,
+		},
+		{
+			name: "HELO, a bounce", greet: "HELO [192.0.2.7]",
+			from: "<>", rcpts: []string{"alice@example.org"},
+			wantField: `Return-Path: <>\r\nReceived: from \[192\.0\.2\.7\] \(\[127\.0\.0\.1\]\)\r\n\tby mx\.example\.org \(buzon\) with SMTP\r\n\tid [A-Z2-7]{12} for <alice@example\.org>; [^\r]+\r\n`,
+		},
+		{
+			name: "SMTPUTF8 over TLS", greet: "EHLO client.example.net", tls: true,
+			from: "<jörg@example.net> SMTPUTF8", rcpts: []string{"alice@example.org"},
+			wantField: `Return-Path: <jörg@example\.net>\r\nReceived: from client\.example\.net \(\[127\.0\.0\.1\]\)\r\n\tby mx\.example\.org \(buzon\) with UTF8SMTPS \(TLS[^)]+\)\r\n\tid [A-Z2-7]{12} for <alice@example\.org>; [^\r]+\r\n`,
+		},
+		{
+			// A HELO name that is not a domain goes in a comment, escaped.
+			name: "HELO name that is no domain", greet: "EHLO my(pc)",
+			from: "<carol@example.net>", rcpts: []string{"alice@example.org"},
+			wantField: `Return-Path: <carol@example\.net>\r\nReceived: from \[127\.0\.0\.1\] \(helo=my\\\(pc\\\)\)\r\n\tby mx\.example\.org \(buzon\) with ESMTP\r\n\tid [A-Z2-7]{12} for <alice@example\.org>; [^\r]+\r\n`,
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(f.inbox(t, "alice@example.org"))
+			l := dialLMTP(t, f.addr)
+			if got := l.cmd(tt.greet); !strings.HasPrefix(got, "250 ") {
+				t.Fatalf("%s: %q", tt.greet, got)
+			}
+			if tt.tls {
+				l.starttls(clientTLS)
+				l.cmd(tt.greet)
+			}
+			lines := []string{"MAIL FROM:" + tt.from}
+			for _, r := range tt.rcpts {
+				lines = append(lines, "RCPT TO:<"+r+">")
+			}
+			lines = append(lines, "DATA")
+			for _, line := range lines {
+				if got := l.cmd(line); !strings.HasPrefix(got, "250 ") && !strings.HasPrefix(got, "354 ") {
+					t.Fatalf("%s: %q", line, got)
+				}
+			}
+			if got := l.cmd(dotStuff(testMessage) + "."); !strings.HasPrefix(got, "250 2.0.0 message delivered") {
+				t.Fatalf("after the data: %q", got)
+			}
+			got := f.inbox(t, "alice@example.org")
+			if len(got) != before+1 {
+				t.Fatalf("alice has %d messages, want %d", len(got), before+1)
+			}
+			re := regexp.MustCompile(`(?s)^` + tt.wantField + `(.*)$`)
+			m := re.FindStringSubmatch(got[before])
+			if m == nil {
+				t.Fatalf("stored message:\n%s\nwant its trace fields to match\n%s", got[before], tt.wantField)
+			}
+			if m[1] != testMessage {
+				t.Errorf("after the trace fields: %q, want the message as sent", m[1])
+			}
+		})
+	}
+}
+
+// TestSMTPReceivedBehindProxy: behind a load balancer that speaks the
+// PROXY protocol, the Received field names the client's address the
+// header gives, not the balancer's.
+func TestSMTPReceivedBehindProxy(t *testing.T) {
+	f, _ := newSMTPFixture(t, 0)
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go f.srv.Serve(server.NewListener(inner, server.ListenerConfig{Proxy: true}))
+	c, err := net.Dial("tcp", inner.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	l := &rawLMTP{t: t, c: c, r: bufio.NewReader(c)}
+	l.send("PROXY TCP6 2001:db8::25 2001:db8::1 40000 25\r\n")
+	l.reply()
+	l.cmd("EHLO client.example.net")
+	replies := lmtpSessionOn(l, []string{"MAIL FROM:<carol@example.net>", "RCPT TO:<alice@example.org>"}, testMessage)
+	if len(replies) != 1 || !strings.HasPrefix(replies[0], "250 ") {
+		t.Fatalf("replies after the data: %q", replies)
+	}
+	got := f.inbox(t, "alice@example.org")
+	if want := "Received: from client.example.net ([IPv6:2001:db8::25])\r\n"; len(got) != 1 || !strings.Contains(got[0], want) {
+		t.Errorf("alice's INBOX: %q, want a message with %q", got, want)
+	}
+}
+
+// lmtpSessionOn is lmtpSession on a connection already greeted.
+func lmtpSessionOn(l *rawLMTP, lines []string, msg string) []string {
+	l.t.Helper()
+	for _, line := range lines {
+		if r := l.cmd(line); !strings.HasPrefix(r, "250") {
+			l.t.Fatalf("%s: %q", line, r)
+		}
+	}
+	if r := l.cmd("DATA"); !strings.HasPrefix(r, "354") {
+		l.t.Fatalf("DATA: %q", r)
+	}
+	l.send(dotStuff(msg) + ".\r\nNOOP\r\n")
+	var got []string
+	for {
+		r := l.reply()
+		if strings.Contains(r, "nothing") {
+			return got
+		}
+		got = append(got, r)
+	}
+}
+
+// TestSMTPMailLoop: a message that arrives with more than MaxReceived
+// Received fields in its header is refused for good, 554 5.4.6 (RFC 5321
+// 6.3, RFC 3463), and not stored; Received lines in the body do not count.
+func TestSMTPMailLoop(t *testing.T) {
+	f, _ := newSMTPFixture(t, 0, func(c *Config) { c.MaxReceived = 10 })
+	hops := func(n int, name string) string {
+		return strings.Repeat(name+": from a.example by b.example; Fri, 27 Nov 2026 10:00:00 +0000\r\n", n)
+	}
+	for _, tt := range []struct {
+		name string
+		msg  string
+		want string
+	}{
+		{"at the limit", hops(10, "Received") + testMessage, "250 2.0.0 "},
+		{"over the limit", hops(11, "Received") + testMessage, "554 5.4.6 "},
+		{"over the limit, any case", hops(6, "Received") + hops(5, "RECEIVED") + testMessage, "554 5.4.6 "},
+		{"over the limit, folded fields", strings.ReplaceAll(hops(11, "received"), " by", "\r\n\tby") + testMessage, "554 5.4.6 "},
+		{"obsolete space before the colon", hops(11, "Received ") + testMessage, "554 5.4.6 "},
+		{"in the body", testMessage + hops(20, "Received"), "250 2.0.0 "},
+		{"other trace fields", hops(20, "X-Received") + testMessage, "250 2.0.0 "},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(f.inbox(t, "alice@example.org"))
+			l := dialLMTP(t, f.addr)
+			l.cmd("EHLO client.example.net")
+			replies := lmtpSessionOn(l, []string{"MAIL FROM:<carol@example.net>", "RCPT TO:<alice@example.org>"}, tt.msg)
+			if len(replies) != 1 || !strings.HasPrefix(replies[0], tt.want) {
+				t.Fatalf("replies after the data: %q, want one %q", replies, tt.want)
+			}
+			stored := len(f.inbox(t, "alice@example.org")) - before
+			if want := map[bool]int{true: 1, false: 0}[tt.want == "250 2.0.0 "]; stored != want {
+				t.Errorf("stored %d copies, want %d", stored, want)
+			}
+		})
+	}
+}

@@ -1,0 +1,142 @@
+package smtpserver
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/buzon-mail/buzon/internal/server"
+)
+
+// received is the Received field an SMTP server puts above a message it
+// takes (RFC 5321 4.4), folded, CRLF included:
+//
+//	Received: from client.example.net ([192.0.2.1])
+//		by mx.example.org (buzon) with ESMTPS (TLS 1.3 TLS_AES_128_GCM_SHA256)
+//		id 3KQ7PZ6Q2V5T for <alice@example.org>; Fri, 27 Nov 2026 11:20:00 +0000
+//
+// The client's address is the one the listener reports: with the PROXY
+// protocol, the client's behind the load balancer. The "for" clause names
+// the recipient only when there is one, so that a message's other
+// recipients do not learn who else received it (RFC 5321 7.2).
+func (c *conn) received(now time.Time) string {
+	var b strings.Builder
+	b.WriteString("Received: from ")
+	ip := addressLiteral(server.AddrOf(c.raw.RemoteAddr()))
+	if validHelo(c.helo) {
+		b.WriteString(c.helo + " (" + ip + ")")
+	} else {
+		// RFC 5321 4.4: From-domain is a domain or an address literal;
+		// a HELO name that is neither goes in a comment.
+		b.WriteString(ip + " (helo=" + commentText(c.helo) + ")")
+	}
+	b.WriteString("\r\n\tby " + c.srv.cfg.Hostname + " (buzon) with " + c.protocolName())
+	if c.tls != "" {
+		b.WriteString(" (" + c.tls + ")") // a comment, as other servers name it
+	}
+	b.WriteString("\r\n\tid " + c.id)
+	if len(c.rcpts) == 1 {
+		b.WriteString(" for <" + c.rcpts[0].addr + ">")
+	}
+	b.WriteString("; " + now.Format(time.RFC1123Z) + "\r\n")
+	return b.String()
+}
+
+// protocolName is the Received field's "with" (RFC 3848; RFC 6531 3.7.3
+// for a transaction with SMTPUTF8): SMTP after HELO, ESMTP after EHLO, an
+// S at the end after STARTTLS.
+func (c *conn) protocolName() string {
+	name := "SMTP"
+	switch {
+	case c.utf8:
+		name = "UTF8SMTP"
+	case c.esmtp || c.tls != "":
+		name = "ESMTP"
+	}
+	if c.tls != "" {
+		name += "S"
+	}
+	return name
+}
+
+// addressLiteral is an IP address as RFC 5321 4.1.3 writes it:
+// [192.0.2.1], [IPv6:2001:db8::1]; "[unknown]" for a connection with
+// none (a unix socket).
+func addressLiteral(ip netip.Addr) string {
+	switch {
+	case !ip.IsValid():
+		return "[unknown]"
+	case ip.Is4():
+		return "[" + ip.String() + "]"
+	}
+	return "[IPv6:" + ip.String() + "]"
+}
+
+// validHelo says the HELO name can stand as the Received field's
+// From-domain: a domain or an address literal, as scanDomain reads them.
+func validHelo(name string) bool {
+	return name != "" && scanDomain(name) == len(name) && !strings.HasPrefix(name, ".") && !strings.HasPrefix(name, "-")
+}
+
+// commentText makes s safe inside a comment of a header field
+// (RFC 5322 3.2.2): parentheses and backslashes are escaped. The command
+// parser has already refused control characters.
+func commentText(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r == '(' || r == ')' || r == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// hopCounter counts the Received fields of a message's header as its data
+// streams past, for the loop detection of RFC 5321 6.3. It looks at the
+// start of each header line, and at nothing once the header has ended.
+type hopCounter struct {
+	// count is the number of Received fields so far.
+	count int
+	// body says the empty line that ends the header has passed.
+	body bool
+	// start holds the start of the current line, n bytes of it, and long
+	// says the line has more than start holds.
+	start [16]byte
+	n     int
+	long  bool
+}
+
+// scan takes the next piece of the message.
+func (h *hopCounter) scan(p []byte) {
+	for _, ch := range p {
+		if h.body {
+			return
+		}
+		if ch != '\n' {
+			if h.n < len(h.start) {
+				h.start[h.n] = ch
+				h.n++
+			} else {
+				h.long = true
+			}
+			continue
+		}
+		line := strings.TrimRight(string(h.start[:h.n]), "\r")
+		switch {
+		case line == "" && !h.long:
+			h.body = true
+		case isReceived(line):
+			h.count++
+		}
+		h.n, h.long = 0, false
+	}
+}
+
+// isReceived says a header line starts a Received field: its name, any
+// case, then a colon, with the spaces RFC 5322 4.5's obsolete syntax
+// allows before it.
+func isReceived(line string) bool {
+	rest, ok := cutPrefixFold(line, "Received")
+	return ok && strings.HasPrefix(strings.TrimLeft(rest, " \t"), ":")
+}
