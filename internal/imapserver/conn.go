@@ -85,6 +85,8 @@ var commands = map[string]cmdSpec{
 	"UID SEARCH":  {stateSelected, parseSearch, (*conn).cmdSearch},
 	"SORT":        {stateSelected, parseSort, (*conn).cmdSort},
 	"UID SORT":    {stateSelected, parseSort, (*conn).cmdSort},
+	"THREAD":      {stateSelected, parseThread, (*conn).cmdThread},
+	"UID THREAD":  {stateSelected, parseThread, (*conn).cmdThread},
 	"FETCH":       {stateSelected, parseFetch, (*conn).cmdFetch},
 	"UID FETCH":   {stateSelected, parseFetch, (*conn).cmdFetch},
 	"STORE":       {stateSelected, parseStore, (*conn).cmdStore},

@@ -487,11 +487,15 @@ func (c *conn) writeHighestModSeq() {
 }
 
 // expungeAllowed reports whether EXPUNGE responses may be sent during a
-// command: not during FETCH, STORE, SEARCH and SORT, whose message
-// numbers would shift under the client; during their UID forms, yes (RFC
-// 9051 7.5.1, RFC 5256 3).
+// command: not during FETCH, STORE, SEARCH, SORT and THREAD, whose
+// message numbers would shift under the client; during their UID forms,
+// yes (RFC 9051 7.5.1, RFC 5256 3 and 4).
 func expungeAllowed(name string) bool {
-	return name != "FETCH" && name != "STORE" && name != "SEARCH" && name != "SORT"
+	switch name {
+	case "FETCH", "STORE", "SEARCH", "SORT", "THREAD":
+		return false
+	}
+	return true
 }
 
 // syncAfterNo is sync for a command the server refused: the updates it

@@ -1,0 +1,470 @@
+package imapserver
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// tm is a message for the threading tests: its number is its place in
+// the list, from 1.
+type tm struct {
+	date    int64
+	subject string // as written, before base subject extraction
+	id      string // Message-ID field
+	refs    string // References field
+	irt     string // In-Reply-To field
+}
+
+// threadMsgs makes what xthreadValues would read of the messages.
+func threadMsgs(in []tm) []threadMsg {
+	msgs := make([]threadMsg, len(in))
+	for i, m := range in {
+		t := &msgs[i]
+		t.seq, t.uid, t.date = uint32(i+1), 0, m.date
+		t.setSubject(m.subject)
+		t.id = firstMsgID(m.id)
+		t.refs = msgIDs(m.refs, -1)
+		if len(t.refs) == 0 {
+			t.refs = msgIDs(m.irt, 1)
+		}
+	}
+	return msgs
+}
+
+func threadString(msgs []threadMsg, roots []*threadNode) string {
+	return string(appendThreads(nil, roots, func(i int) uint64 { return uint64(msgs[i].seq) }))
+}
+
+// TestThreadReferences follows the steps of RFC 5256 4's REFERENCES
+// through the cases mail brings them: replies, missing parents, loops,
+// duplicate IDs, cut References, and threads gathered by subject.
+func TestThreadReferences(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		msgs []tm
+		want string
+	}{
+		{"none", nil, ""},
+		{"alone", []tm{{1, "a", "<a@x>", "", ""}}, "(1)"},
+		{"replies", []tm{
+			{1, "topic", "<a@x>", "", ""},
+			{2, "Re: topic", "<b@x>", "<a@x>", ""},
+			{3, "Re: topic", "<c@x>", "<a@x> <b@x>", ""},
+			{4, "Re: topic", "<d@x>", "<a@x>", ""},
+		}, "(1 (2 3)(4))"},
+		{"in-reply-to without references", []tm{
+			{1, "one", "<a@x>", "", ""},
+			{2, "two", "<b@x>", "", "<a@x> <z@x>"},
+		}, "(1 2)"},
+		{"references before in-reply-to", []tm{
+			{1, "one", "<a@x>", "", ""},
+			{2, "two", "<b@x>", "", ""},
+			{3, "three", "<c@x>", "<b@x>", "<a@x>"},
+		}, "(1)(2 3)"},
+		{"in-reply-to phrase", []tm{
+			{1, "one", "<a@x>", "", ""},
+			{2, "two", "<b@x>", "", `"Your message of <x@y>" <a@x>`},
+		}, "(1 2)"},
+		{"quoting does not matter", []tm{
+			{1, "one", `<"a.b"@x>`, "", ""},
+			{2, "two", "<b@x>", "<a.b@x>", ""},
+		}, "(1 2)"},
+		{"ids are case-sensitive", []tm{
+			{1, "one", "<a@x>", "", ""},
+			{2, "two", "<b@x>", "<A@x>", ""},
+		}, "(1)(2)"},
+		// Step 3: a missing parent of one message gives way to it.
+		{"missing parent", []tm{{1, "one", "<b@x>", "<gone@x>", ""}}, "(1)"},
+		// Two children of a missing parent stay together under it.
+		{"missing parent of two", []tm{
+			{1, "one", "<b@x>", "<gone@x>", ""},
+			{2, "two", "<c@x>", "<gone@x>", ""},
+		}, "((1)(2))"},
+		// A missing message between two: the grandchild becomes a child.
+		{"missing middle", []tm{
+			{1, "one", "<a@x>", "", ""},
+			{2, "two", "<c@x>", "<a@x> <gone@x>", ""},
+		}, "(1 2)"},
+		{"missing middle of two", []tm{
+			{1, "one", "<a@x>", "", ""},
+			{2, "two", "<c@x>", "<a@x> <gone@x>", ""},
+			{3, "three", "<d@x>", "<a@x> <gone@x>", ""},
+			{4, "four", "<e@x>", "<a@x>", ""},
+		}, "(1 (2)(3)(4))"},
+		{"no message id", []tm{
+			{1, "one", "", "", ""},
+			{2, "two", "", "", ""},
+			{3, "three", "<c@x>", "", ""},
+		}, "(1)(2)(3)"},
+		{"invalid message id", []tm{
+			{1, "one", "<nodomain>", "", ""},
+			{2, "two", "<b@x>", "<nodomain>", ""},
+		}, "(1)(2)"},
+		// (1)(A): a second message with an ID keeps none; replies go to
+		// the first.
+		{"duplicate ids", []tm{
+			{1, "one", "<a@x>", "", ""},
+			{2, "two", "<a@x>", "", ""},
+			{3, "three", "<c@x>", "<a@x>", ""},
+		}, "(1 3)(2)"},
+		{"duplicate ids referring", []tm{
+			{1, "one", "<a@x>", "", ""},
+			{2, "two", "<a@x>", "<a@x>", ""},
+		}, "(1 2)"},
+		{"refers to itself", []tm{{1, "one", "<a@x>", "<a@x>", ""}}, "(1)"},
+		// Two messages each claiming the other as parent: the first
+		// link made stands.
+		{"loop between messages", []tm{
+			{1, "one", "<a@x>", "<b@x>", ""},
+			{2, "two", "<b@x>", "<a@x>", ""},
+		}, "(2 1)"},
+		{"loop in references", []tm{
+			{1, "one", "<m@x>", "<x@x> <y@x> <x@x>", ""},
+		}, "(1)"},
+		{"loop through three", []tm{
+			{1, "one", "<a@x>", "<c@x>", ""},
+			{2, "two", "<b@x>", "<a@x>", ""},
+			{3, "three", "<c@x>", "<b@x>", ""},
+		}, "(3 1 2)"},
+		// (1)(B): a References cut short in one message (2's parent
+		// from 1's list is a missing x) is corrected by the message's
+		// own (2 replies to 3).
+		{"truncated references", []tm{
+			{3, "one", "<z@x>", "<x@x> <b@x>", ""},
+			{2, "two", "<b@x>", "<a@x>", ""},
+			{1, "three", "<a@x>", "", ""},
+		}, "(3 2 1)"},
+		// (1)(B): a message without references has no parent, whatever
+		// another's References said.
+		{"no references, no parent", []tm{
+			{1, "one", "<z@x>", "<p@x> <a@x>", ""},
+			{2, "two", "<a@x>", "", ""},
+			{3, "three", "<p@x>", "", ""},
+		}, "(2 1)(3)"},
+		// (4), (6): siblings and threads by sent date, then number.
+		{"dates", []tm{
+			{5, "one", "<a@x>", "", ""},
+			{1, "two", "<b@x>", "", ""},
+			{9, "three", "<c@x>", "<a@x>", ""},
+			{7, "four", "<d@x>", "<a@x>", ""},
+			{1, "five", "<e@x>", "", ""},
+		}, "(2)(5)(1 (4)(3))"},
+		// (4): a dummy sorts by its first child.
+		{"dummy by first child", []tm{
+			{5, "one", "<a@x>", "", ""},
+			{9, "two", "<b@x>", "<gone@x>", ""},
+			{3, "three", "<c@x>", "<gone@x>", ""},
+		}, "((3)(2))(1)"},
+		// (5): threads of one base subject gather under the one that is
+		// not a reply.
+		{"subject reply joins", []tm{
+			{1, "Hello", "<a@x>", "", ""},
+			{2, "Re: hello", "<b@x>", "", ""},
+		}, "(1 2)"},
+		{"subject original found later", []tm{
+			{2, "Hello", "<a@x>", "", ""},
+			{1, "[Fwd: Hello]", "<b@x>", "", ""},
+		}, "(1 2)"},
+		{"subject forward trailer", []tm{
+			{1, "Hello", "<a@x>", "", ""},
+			{2, "Hello (fwd)", "<b@x>", "", ""},
+		}, "(1 2)"},
+		// Two originals, or two replies, go under a dummy.
+		{"subject two originals", []tm{
+			{1, "Hello", "<a@x>", "", ""},
+			{2, "HELLO", "<b@x>", "", ""},
+		}, "((1)(2))"},
+		{"subject two replies", []tm{
+			{1, "Re: Hello", "<a@x>", "", ""},
+			{2, "Fwd: Hello", "<b@x>", "", ""},
+			{3, "Re[2]: Hello", "<c@x>", "", ""},
+		}, "((1)(2)(3))"},
+		// A list's blob is not a reply.
+		{"subject blob", []tm{
+			{1, "[list] Hello", "<a@x>", "", ""},
+			{2, "Hello", "<b@x>", "", ""},
+		}, "((1)(2))"},
+		// A thread under a dummy takes the others of its subject.
+		{"subject dummy", []tm{
+			{1, "Topic", "<b@x>", "<gone@x>", ""},
+			{2, "Re: Topic", "<c@x>", "<gone@x>", ""},
+			{3, "Topic", "<d@x>", "", ""},
+		}, "((1)(2)(3))"},
+		{"subject two dummies", []tm{
+			{1, "Topic", "<b@x>", "<gone@x>", ""},
+			{2, "Re: Topic", "<c@x>", "<gone@x>", ""},
+			{3, "Re: Topic", "<d@x>", "<lost@x>", ""},
+			{4, "Re: Topic", "<e@x>", "<lost@x>", ""},
+		}, "((1)(2)(3)(4))"},
+		// A whole thread joins, with its replies.
+		{"subject whole thread", []tm{
+			{1, "Topic", "<a@x>", "", ""},
+			{2, "Re: Topic", "<b@x>", "", ""},
+			{3, "Re: Topic", "<c@x>", "<b@x>", ""},
+		}, "(1 2 3)"},
+		// Only the roots' subjects count: a reply deep in a thread stays.
+		{"subject of a child", []tm{
+			{1, "one", "<a@x>", "", ""},
+			{2, "Topic", "<b@x>", "<a@x>", ""},
+			{3, "Topic", "<c@x>", "", ""},
+		}, "(1 2)(3)"},
+		{"subject empty", []tm{
+			{1, "", "<a@x>", "", ""},
+			{2, "", "<b@x>", "", ""},
+			{3, "Re:", "<c@x>", "", ""},
+		}, "(1)(2)(3)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			msgs := threadMsgs(tc.msgs)
+			if got := threadString(msgs, threadReferences(msgs)); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestThreadOrderedSubject: RFC 5256 4's ORDEREDSUBJECT, threads of one
+// base subject whose first message is the parent of every other.
+func TestThreadOrderedSubject(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		msgs []tm
+		want string
+	}{
+		{"none", nil, ""},
+		{"one", []tm{{1, "a", "", "", ""}}, "(1)"},
+		{"two", []tm{{1, "Hello", "", "", ""}, {2, "Re: hello", "", "", ""}}, "(1 2)"},
+		{"gathered", []tm{
+			{3, "Hello", "", "", ""},
+			{1, "Re: Hello", "", "", ""},
+			{2, "Other", "", "", ""},
+			{4, "[Fwd: Hello]", "", "", ""},
+			{5, "", "", "", ""},
+			{6, "Re:", "", "", ""},
+			{7, "[list] Hello (fwd)", "", "", ""},
+		}, "(2 (1)(4)(7))(3)(5 6)"},
+		// References do not count.
+		{"references ignored", []tm{
+			{1, "one", "<a@x>", "", ""},
+			{2, "two", "<b@x>", "<a@x>", ""},
+		}, "(1)(2)"},
+		// The same date: by number.
+		{"ties", []tm{
+			{5, "b", "", "", ""},
+			{5, "a", "", "", ""},
+			{5, "A", "", "", ""},
+			{1, "c", "", "", ""},
+		}, "(4)(1)(2 3)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			msgs := threadMsgs(tc.msgs)
+			if got := threadString(msgs, threadOrderedSubject(msgs)); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestAppendThreads writes trees as RFC 5256 5's grammar does.
+func TestAppendThreads(t *testing.T) {
+	msg := func(i int, kids ...*threadNode) *threadNode { return &threadNode{msg: i, kids: kids} }
+	dummy := func(kids ...*threadNode) *threadNode { return &threadNode{msg: -1, kids: kids} }
+	for _, tc := range []struct {
+		roots []*threadNode
+		want  string
+	}{
+		{nil, ""},
+		{[]*threadNode{msg(2), msg(3, msg(6, msg(4, msg(23)), msg(44, msg(7, msg(96)))))}, "(2)(3 6 (4 23)(44 7 96))"},
+		{[]*threadNode{dummy(msg(3), msg(5))}, "((3)(5))"},
+		{[]*threadNode{dummy(msg(3, msg(4)), msg(5))}, "((3 4)(5))"},
+		{[]*threadNode{msg(1, dummy(msg(2), msg(3)), msg(4))}, "(1 ((2)(3))(4))"},
+	} {
+		got := string(appendThreads(nil, tc.roots, func(i int) uint64 { return uint64(i) }))
+		if got != tc.want {
+			t.Errorf("got %q, want %q", got, tc.want)
+		}
+	}
+}
+
+// TestMsgIDs reads message IDs as mail writes them.
+func TestMsgIDs(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		max  int
+		want []string
+	}{
+		{"<a@b>", -1, []string{"<a@b>"}},
+		{` <"01KF8JCEOCBS0045PS"@xxx.yyy.com> `, -1, []string{"<01KF8JCEOCBS0045PS@xxx.yyy.com>"}},
+		{`<"a\"b"@x>`, -1, []string{`<a"b@x>`}},
+		{"<a@b> <c@d>\r\n\t<e@f>", -1, []string{"<a@b>", "<c@d>", "<e@f>"}},
+		{"<a@b><c@d>", -1, []string{"<a@b>", "<c@d>"}},
+		{"<a@b> <c@d>", 1, []string{"<a@b>"}},
+		{"<a@b> (a comment <x@y> (nested)) <c@d>", -1, []string{"<a@b>", "<c@d>"}},
+		{`Your message of "Mon, 4 Mar <x@y>" <a@b>`, -1, []string{"<a@b>"}},
+		{"<a @ b>", -1, []string{"<a@b>"}},
+		{"<a(comment)@b>", -1, []string{"<a@b>"}},
+		{"<nodomain> <@b> <a@> <a@b", -1, nil},
+		{"<broken <a@b>", -1, []string{"<a@b>"}},
+		{"a@b", -1, nil},
+		{"", -1, nil},
+		{"<Case@Sensitive>", -1, []string{"<Case@Sensitive>"}},
+	} {
+		if got := msgIDs(tc.in, tc.max); !slices.Equal(got, tc.want) {
+			t.Errorf("msgIDs(%q, %d) = %q, want %q", tc.in, tc.max, got, tc.want)
+		}
+	}
+}
+
+// TestReplyOrForward: what base subject extraction removes tells a reply
+// or forward (RFC 5256 4) from an original.
+func TestReplyOrForward(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"Hello", false},
+		{"Re: Hello", true},
+		{"RE:Hello", true},
+		{"Fw: Hello", true},
+		{"Fwd: Hello", true},
+		{"Re[2]: Hello", true},
+		{"[list] Hello", false},
+		{"[list] Re: Hello", true},
+		{"[list] [other] Fw: Hello", true},
+		{"Hello (fwd)", true},
+		{"Hello (FWD)  ", true},
+		{"[Fwd: Hello]", true},
+		{"[list] [Fwd: Hello]", true},
+		{"[fwd: Hello", false},
+		{"Reply: Hello", false},
+		{"Re:", true},
+		{"", false},
+		{"[list]", false},
+	} {
+		if got := replyOrForward(tc.in); got != tc.want {
+			t.Errorf("replyOrForward(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestParseThread: the algorithm, the charset and the search keys are
+// all required; an algorithm not offered is BAD.
+func TestParseThread(t *testing.T) {
+	for _, tc := range []struct{ line, want string }{
+		{"a THREAD REFERENCES UTF-8 ALL", "THREAD"},
+		{"a UID THREAD orderedsubject us-ascii SEEN UNDELETED", "UID THREAD"},
+		{`a THREAD REFERENCES "UTF-8" OR FROM a (SUBJECT b) UID 1:*`, "THREAD"},
+		{"a THREAD REFS UTF-8 ALL", "BAD unknown threading algorithm REFS"},
+		{"a THREAD REFERENCES ALL", "BAD"},
+		{"a THREAD REFERENCES UTF-8", "BAD"},
+		{"a THREAD REFERENCES UTF-8 ", "BAD"},
+		{"a THREAD REFERENCES", "BAD"},
+		{"a THREAD (REFERENCES) UTF-8 ALL", "BAD"},
+		{"a THREAD", "BAD"},
+	} {
+		got, err := parseAll([]byte(tc.line + "\r\n"))
+		if err != nil && err != io.EOF || len(got) != 1 || !strings.HasPrefix(got[0], tc.want) {
+			t.Errorf("%s: %q, %v; want %s", tc.line, got, err, tc.want)
+		}
+	}
+}
+
+// TestThread runs THREAD and UID THREAD over a session: References read
+// from the header (folded), In-Reply-To where it is missing, the
+// internal date for a message without Date, search keys choosing the
+// messages, and the refusals.
+func TestThread(t *testing.T) {
+	e := newTestEnv(t)
+	for _, m := range []string{
+		"Subject: expunged\n\nso that UIDs and numbers differ\n",
+		"Date: Mon, 4 Mar 2024 10:00:00 +0000\nMessage-ID: <root@example.org>\nSubject: Plans\n\nx\n",
+		"Date: Mon, 4 Mar 2024 11:00:00 +0000\nMessage-ID: <r1@example.org>\nIn-Reply-To: <root@example.org>\nSubject: Re: Plans\n\nx\n",
+		"Date: Mon, 4 Mar 2024 12:00:00 +0000\nMessage-ID: <r2@example.org>\nReferences: <root@example.org>\n <r1@example.org>\nIn-Reply-To: <root@example.org>\nSubject: Re: Plans\n\nx\n",
+		"Date: Mon, 4 Mar 2024 09:00:00 +0000\nMessage-ID: <lunch@example.org>\nSubject: Lunch\n\nx\n",
+		"Message-ID: <fwd@example.org>\nSubject: Fwd: Lunch\n\nno Date: the internal date, 1 March, stands for it\n",
+	} {
+		e.deliver("INBOX", m)
+	}
+	c := e.login()
+	c.mustOK("SELECT INBOX")
+	c.mustOK("STORE 1 +FLAGS.SILENT (\\Deleted)")
+	c.mustOK("EXPUNGE")
+	c.mustOK("STORE 4 +FLAGS.SILENT (\\Seen)")
+	for _, tc := range []struct{ cmd, want string }{
+		{"THREAD REFERENCES UTF-8 ALL", "* THREAD (4 5)(1 2 3)"},
+		{"UID THREAD REFERENCES UTF-8 ALL", "* THREAD (5 6)(2 3 4)"},
+		{"THREAD ORDEREDSUBJECT UTF-8 ALL", "* THREAD (5 4)(1 (2)(3))"},
+		{"UID THREAD ORDEREDSUBJECT US-ASCII ALL", "* THREAD (6 5)(2 (3)(4))"},
+		{"thread references utf-8 subject lunch", "* THREAD (4 5)"},
+		{"THREAD REFERENCES UTF-8 NOT SUBJECT lunch", "* THREAD (1 2 3)"},
+		// Without the root, its replies stay together under it.
+		{"THREAD REFERENCES UTF-8 2:3", "* THREAD (2 3)"},
+		{"THREAD REFERENCES UTF-8 3", "* THREAD (3)"},
+		{"THREAD REFERENCES UTF-8 SEEN", "* THREAD (4)"},
+		{"THREAD REFERENCES UTF-8 DELETED", "* THREAD"},
+		{"THREAD REFERENCES ISO-8859-1 SUBJECT plans", "* THREAD (1 2 3)"},
+		{"THREAD REFERENCES UTF-8 HEADER References r1@", "* THREAD (3)"},
+	} {
+		got := c.mustOK(tc.cmd)
+		if len(got) != 1 || got[0] != tc.want {
+			t.Errorf("%s: %q, want %q", tc.cmd, got, tc.want)
+		}
+	}
+	// RFC 7162 3.1.5: MODSEQ in the search turns CONDSTORE on; THREAD's
+	// answer has no MODSEQ of its own.
+	got := c.mustOK("THREAD REFERENCES UTF-8 MODSEQ 1")
+	if !slices.Equal(got, []string{"* OK [HIGHESTMODSEQ " + strings.TrimPrefix(got[0], "* OK [HIGHESTMODSEQ "), "* THREAD (4 5)(1 2 3)"}) {
+		t.Errorf("THREAD with MODSEQ: %q", got)
+	}
+	for _, cmd := range []string{"THREAD REFS UTF-8 ALL", "THREAD REFERENCES ALL", "THREAD REFERENCES UTF-8"} {
+		if untagged, tagged := c.cmd(cmd); !strings.Contains(tagged, " BAD ") || len(untagged) > 0 {
+			t.Errorf("%s: %q %s, want BAD alone", cmd, untagged, tagged)
+		}
+	}
+	if _, tagged := c.cmd("THREAD REFERENCES X-NOWHERE ALL"); !strings.Contains(tagged, " NO [BADCHARSET") {
+		t.Errorf("unknown charset: %s", tagged)
+	}
+	c.mustOK("UNSELECT")
+	if _, tagged := c.cmd("THREAD REFERENCES UTF-8 ALL"); !strings.Contains(tagged, " BAD ") {
+		t.Errorf("THREAD with no mailbox selected: %s", tagged)
+	}
+	// IMAP4rev2 threads the same.
+	c.mustOK("ENABLE IMAP4rev2")
+	c.mustOK("SELECT INBOX")
+	if got := c.mustOK("UID THREAD REFERENCES UTF-8 ALL"); !slices.Equal(got, []string{"* THREAD (5 6)(2 3 4)"}) {
+		t.Errorf("IMAP4rev2: %q", got)
+	}
+}
+
+// TestThreadExpunge: THREAD answers with message numbers, so an expunge
+// made elsewhere is not reported during it (RFC 9051 7.5.1), and the
+// message is left out; UID THREAD may report it.
+func TestThreadExpunge(t *testing.T) {
+	e := newTestEnv(t)
+	for i := range 3 {
+		e.deliver("INBOX", fmt.Sprintf("Message-ID: <%d@x>\nReferences: <0@x>\nSubject: s\n\nx\n", i))
+	}
+	c := e.login()
+	c.mustOK("SELECT INBOX")
+	other := e.login()
+	other.mustOK("SELECT INBOX")
+	other.mustOK("STORE 2 +FLAGS.SILENT (\\Deleted)")
+	other.mustOK("EXPUNGE")
+	got := c.mustOK("THREAD REFERENCES UTF-8 ALL")
+	// Message 1 refers to itself: the others are its replies.
+	if !slices.Equal(got, []string{"* THREAD (1 3)"}) {
+		t.Errorf("THREAD with an expunge elsewhere: %q", got)
+	}
+	for _, l := range got {
+		if strings.HasSuffix(l, " EXPUNGE") {
+			t.Errorf("EXPUNGE during THREAD: %q", got)
+		}
+	}
+	got = c.mustOK("UID THREAD REFERENCES UTF-8 ALL")
+	if !slices.Contains(got, "* 2 EXPUNGE") || !slices.Contains(got, "* THREAD (1 3)") {
+		t.Errorf("UID THREAD after the expunge: %q", got)
+	}
+}
