@@ -202,8 +202,9 @@ type POP3 struct {
 	// deletions, when its client has been silent this long: no command,
 	// nothing of a response taken by the network. A phone that lost its
 	// signal mid-session is otherwise told [IN-USE] until TCP notices,
-	// minutes later. 0 never ends a session. Only sessions on the same
-	// node are ended.
+	// minutes later. 0 never ends a session. With several nodes on
+	// PostgreSQL, a login asks the node holding the maildrop, and that
+	// node's setting decides.
 	StaleSession Duration `toml:"stale_session"`
 }
 

@@ -186,8 +186,8 @@ func (c *conn) login(acct store.Account, method string) {
 	}()
 
 	releases, refusal := c.takeMaildrop(ctx, acct)
-	if refusal != nil && c.srv.takeOver(ctx, acct.ID, c.log.With("account", acct.Name)) {
-		releases, refusal = c.takeMaildrop(ctx, acct)
+	if refusal != nil {
+		releases, refusal = c.takeOver(ctx, acct, refusal)
 	}
 	if refusal != nil {
 		c.log.Info("pop3 login refused", "account", acct.Name, "reason", refusal.text)

@@ -47,7 +47,7 @@ func (s *Server) Expire(ctx context.Context) (int, error) {
 }
 
 func (s *Server) expireAccount(ctx context.Context, accountID int64, before time.Time) (int, error) {
-	unlock, err := s.cfg.Store.Lock(ctx, accountID, "pop3")
+	unlock, err := s.cfg.Store.Lock(ctx, accountID, maildropLock)
 	if err != nil {
 		return 0, err
 	}

@@ -126,6 +126,9 @@ type Server struct {
 	// holders are the sessions holding their account's maildrop lock, by
 	// account ID, for a login to take over a stale one (see hold).
 	holders map[int64]*conn // guarded by holdersMu
+	// stopAnswering stops answering other nodes' requests for a maildrop
+	// (takeover.go); nil when the store is not shared.
+	stopAnswering func()
 }
 
 // New returns a Server with the given configuration.
@@ -152,12 +155,16 @@ func New(cfg Config) *Server {
 		cfg.ReadAheadIdle = defaultAheadIdle
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
+	s := &Server{
 		cfg:     cfg,
 		log:     cfg.Logger,
 		baseCtx: ctx,
 		cancel:  cancel,
 	}
+	if asker, ok := cfg.Store.(store.ReleaseAsker); ok {
+		s.stopAnswering = asker.OnAskRelease(s.answerRelease)
+	}
+	return s
 }
 
 // Serve accepts plain connections on l, offering STLS when a TLS config
@@ -214,6 +221,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		drainUntil = d.Add(-drainMargin)
 	}
 	s.drainUntil.Store(drainUntil.UnixNano())
+	if s.stopAnswering != nil {
+		s.stopAnswering()
+	}
 	s.conns.Close((*conn).interrupt)
 	err := s.conns.Wait(ctx)
 	s.cancel()

@@ -20,7 +20,10 @@ import (
 // go of it. The session ended never applies its deletions: RFC 1939 6
 // applies them only at QUIT, and a QUIT and a takeover exclude each other
 // (conn.endMu). A live session stays, and a second login hears [IN-USE]
-// as before.
+// as before. On a store that several nodes share, the session may be on
+// another node (a load balancer sent the reconnecting client elsewhere):
+// the login asks the other nodes through the store, and the node holding
+// the maildrop applies the same rule to its session.
 
 // takeOverWait bounds how long a login waits for the session it ended
 // (or found ending) to let go of the maildrop: that session records its
@@ -67,57 +70,120 @@ func (s *Server) hold(c *conn) (forget func()) {
 	}
 }
 
-// takeOver is run by a login of accountID refused by the maildrop lock or
-// the session limit. It ends this server's session holding the maildrop
-// if its client has been silent for Config.POP3.StaleSession, waits for a
-// session that is ending anyway (QUIT under way, say), and reports
-// whether the login should try again: true once that session has let go,
-// or when there is none of this server's to end. A holder it cannot see
-// (on another node, or the expiry sweep) stays.
-func (s *Server) takeOver(ctx context.Context, accountID int64, log *slog.Logger) bool {
-	stale := s.cfg.POP3.StaleSession.D()
-	if stale <= 0 {
-		return false // pop3.stale_session = 0: never
+// maildropLock names the store lock of RFC 1939 8's exclusive access.
+const maildropLock = "pop3"
+
+// takeOver is run by a login of acct refused by the maildrop lock or the
+// session limit. It ends the session holding the maildrop if its client
+// has been silent for Config.POP3.StaleSession: a session of this server,
+// or, on a store that several nodes share (store.ReleaseAsker), one of
+// another node, which ends it the same way (answerRelease). It waits for a
+// session that is ending anyway (QUIT under way, say). It returns what a
+// new try of takeMaildrop returns once the holder has let go, or refusal
+// when the holder is live, or not a session (the expiry sweep), or did not
+// let go in time.
+func (c *conn) takeOver(ctx context.Context, acct store.Account, refusal *userError) ([]func(), *userError) {
+	s := c.srv
+	if s.cfg.POP3.StaleSession <= 0 {
+		return nil, refusal // pop3.stale_session = 0: never
 	}
+	log := c.log.With("account", acct.Name)
 	s.holdersMu.Lock()
-	old := s.holders[accountID]
+	old := s.holders[acct.ID]
 	s.holdersMu.Unlock()
-	if old == nil {
-		// Its holder let go between the refusal and here (it forgets
-		// itself before it closes released), or is on another node,
-		// where a second try is refused as the first was.
-		return true
+	if old != nil {
+		if !s.endIfStale(old, log) {
+			return nil, refusal // a live session: the login hears [IN-USE]
+		}
+		t := time.NewTimer(takeOverWait)
+		defer t.Stop()
+		select {
+		case <-old.released:
+			return c.takeMaildrop(ctx, acct)
+		case <-t.C:
+			log.Warn("pop3 login: the session taken over did not let go of the maildrop in time")
+		case <-ctx.Done():
+		}
+		return nil, refusal
 	}
+	// Its holder let go between the refusal and here (it forgets itself
+	// before it closes released), or is on another node.
+	releases, refusal := c.takeMaildrop(ctx, acct)
+	asker, ok := s.cfg.Store.(store.ReleaseAsker)
+	if refusal == nil || refusal.code != codeInUse || !ok {
+		return releases, refusal
+	}
+	answer, err := asker.AskRelease(ctx, acct.ID, maildropLock)
+	if err != nil {
+		log.Warn("pop3 login: ask the other nodes for the maildrop", "err", err)
+	}
+	if answer != store.Releasing {
+		return nil, refusal
+	}
+	log.Info("pop3 login takes over a silent session of another node; its deletions are not applied")
+	// The other node has ended its session, which lets go of the lock
+	// once it has recorded its retrievals: try until it has.
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.NewTimer(takeOverWait)
+	defer deadline.Stop()
+	for {
+		select {
+		case <-tick.C:
+			if releases, refusal = c.takeMaildrop(ctx, acct); refusal == nil || refusal.code != codeInUse {
+				return releases, refusal
+			}
+		case <-deadline.C:
+			log.Warn("pop3 login: the session taken over on another node did not let go of the maildrop in time")
+			return nil, refusal
+		case <-ctx.Done():
+			return nil, refusal
+		}
+	}
+}
+
+// endIfStale ends old if its client has been silent for
+// Config.POP3.StaleSession, and reports whether old is ending: ended
+// here, or already letting go of the maildrop for another reason.
+func (s *Server) endIfStale(old *conn, log *slog.Logger) bool {
 	silent := time.Since(time.Unix(0, old.heard.Load()))
 	old.endMu.Lock()
 	ending := old.end != endNone
-	take := !ending && silent >= stale
+	take := !ending && silent >= s.cfg.POP3.StaleSession.D()
 	if take {
 		old.end = endTakenOver
 	}
 	old.endMu.Unlock()
+	if !take {
+		return ending
+	}
+	log.Info("pop3 login takes over a silent session; its deletions are not applied",
+		"silent", silent.Round(time.Millisecond))
+	old.log.Info("pop3 session taken over by a new login", "silent", silent.Round(time.Millisecond))
+	// Whatever it waits for, reading a command, writing to a client that
+	// no longer reads, or its command rate, ends now.
+	old.cancel()
+	old.raw.Close()
+	return true
+}
+
+// answerRelease answers another node's request for an account's maildrop
+// (store.ReleaseAsker): a session of this server holding it is ended if
+// it is stale, as takeOver ends one for a login of this server.
+func (s *Server) answerRelease(accountID int64, name string) store.ReleaseAnswer {
+	if name != maildropLock || s.cfg.POP3.StaleSession <= 0 {
+		return store.NotHeld
+	}
+	s.holdersMu.Lock()
+	old := s.holders[accountID]
+	s.holdersMu.Unlock()
 	switch {
-	case take:
-		log.Info("pop3 login takes over a silent session; its deletions are not applied",
-			"silent", silent.Round(time.Millisecond))
-		old.log.Info("pop3 session taken over by a new login", "silent", silent.Round(time.Millisecond))
-		// Whatever it waits for, reading a command, writing to a client
-		// that no longer reads, or its command rate, ends now.
-		old.cancel()
-		old.raw.Close()
-	case !ending:
-		return false // a live session: the login hears [IN-USE]
+	case old == nil:
+		return store.NotHeld
+	case s.endIfStale(old, old.log.With("asked_by", "another node")):
+		return store.Releasing
 	}
-	t := time.NewTimer(takeOverWait)
-	defer t.Stop()
-	select {
-	case <-old.released:
-		return true
-	case <-t.C:
-		log.Warn("pop3 login: the session taken over did not let go of the maildrop in time")
-	case <-ctx.Done():
-	}
-	return false
+	return store.Keeping
 }
 
 // beginUpdate is QUIT's claim to apply the deletions (RFC 1939 6). It
@@ -158,7 +224,7 @@ func (c *conn) takeMaildrop(ctx context.Context, acct store.Account) (releases [
 		// user by mail.
 		return nil, &userError{codeSysTemp, "too many sessions for this account; wait for one to end"}
 	}
-	unlock, err := c.srv.cfg.Store.Lock(ctx, acct.ID, "pop3")
+	unlock, err := c.srv.cfg.Store.Lock(ctx, acct.ID, maildropLock)
 	if err != nil {
 		release()
 		if errors.Is(err, store.ErrLocked) {

@@ -16,6 +16,7 @@ import (
 	"github.com/buzon-mail/buzon/internal/pop3server"
 	"github.com/buzon-mail/buzon/internal/pop3server/pop3test"
 	"github.com/buzon-mail/buzon/internal/store"
+	"github.com/buzon-mail/buzon/internal/store/teststore"
 )
 
 // stale makes every session stale at once, so that any second login
@@ -161,6 +162,65 @@ func TestNoTakeOver(t *testing.T) {
 			}
 			if err := first.Noop(); err != nil {
 				t.Errorf("the first session was ended: %v", err)
+			}
+		})
+	}
+}
+
+// TestTakeOverAcrossNodes: two nodes on one shared store (PostgreSQL). A
+// login on node B ends a silent session holding the maildrop on node A,
+// as it would one of its own, and the lost session's DELE is not applied;
+// a live session on node A keeps the maildrop, and the login hears
+// [IN-USE]. Node A's pop3.stale_session decides, as it is A's session.
+func TestTakeOverAcrossNodes(t *testing.T) {
+	if teststore.Backend() != "postgres" {
+		t.Skip("needs a store that several nodes share: BUZON_TEST_STORE=postgres")
+	}
+	for _, tc := range []struct {
+		name      string
+		staleOnA  time.Duration
+		takenOver bool
+	}{
+		{"silent session", time.Nanosecond, true},
+		{"live session", time.Hour, false},
+		{"takeover off on A", 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			a := pop3test.Start(t, openStore(t, dir), pop3test.Options{Config: func(c *pop3server.Config) {
+				c.POP3.StaleSession = config.Duration(tc.staleOnA)
+			}})
+			b := pop3test.Start(t, openStore(t, dir), pop3test.Options{Config: stale})
+			fill(t, a, [][]byte{[]byte(msgHello), []byte(msgLong)})
+
+			first := login(t, a, alice)
+			if err := first.Dele(1); err != nil {
+				t.Fatal(err)
+			}
+			c, err := pop3client.Dial(context.Background(), b.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			err = c.User(alice, pop3test.Password)
+			if !tc.takenOver {
+				var e *pop3client.Error
+				if !errors.As(err, &e) || e.Code != "IN-USE" {
+					t.Errorf("login on node B: %v; want [IN-USE]", err)
+				}
+				if err := first.Noop(); err != nil {
+					t.Errorf("node A's session was ended: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("login on node B: %v; want the stale session on node A taken over", err)
+			}
+			if count, _, err := c.Stat(); err != nil || count != 2 {
+				t.Errorf("STAT on node B = %d, %v; want both messages: node A's DELE is not applied", count, err)
+			}
+			if err := first.Noop(); err == nil {
+				t.Error("node A's session taken over still answers")
 			}
 		})
 	}

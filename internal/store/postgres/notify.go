@@ -92,13 +92,14 @@ func (s *Store) Watch(accountID int64) store.Watcher {
 	return w
 }
 
-// listenConn opens a connection outside the pool and LISTENs on it.
+// listenConn opens a connection outside the pool and LISTENs on it, for
+// changes and for requests to let go of locks.
 func (s *Store) listenConn(ctx context.Context) (*pgx.Conn, error) {
 	conn, err := pgx.ConnectConfig(ctx, s.connCfg.Copy())
 	if err != nil {
 		return nil, err
 	}
-	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel+"; LISTEN "+releaseChannel); err != nil {
 		conn.Close(context.WithoutCancel(ctx))
 		return nil, err
 	}
@@ -127,7 +128,9 @@ func (s *Store) listen(ctx context.Context, conn *pgx.Conn) {
 				s.log.Warn("postgres store: notification connection lost; reconnecting", "err", err)
 				break
 			}
-			if id, err := strconv.ParseInt(n.Payload, 10, 64); err == nil {
+			if n.Channel == releaseChannel {
+				s.received(ctx, n.Payload)
+			} else if id, err := strconv.ParseInt(n.Payload, 10, 64); err == nil {
 				s.hub.wake(id)
 			}
 		}

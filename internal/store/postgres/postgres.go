@@ -101,9 +101,10 @@ type Store struct {
 	// and the locker's.
 	connCfg *pgx.ConnConfig
 
-	hub   *hub
-	locks *locker
-	uids  *store.UIDCache // Snapshot's lists
+	hub      *hub
+	locks    *locker
+	releases *releases       // requests to let go of locks (release.go)
+	uids     *store.UIDCache // Snapshot's lists
 
 	// raced, if set (by tests), runs between each read that
 	// readThenWrite makes without the lock and its write: where another
@@ -147,6 +148,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		log:        cfg.Logger,
 		connCfg:    pcfg.ConnConfig.Copy(),
 		hub:        newHub(),
+		releases:   newReleases(),
 		uids:       store.NewUIDCache(max(cfg.CachedUIDs, 0)),
 		listenDone: make(chan struct{}),
 	}
