@@ -32,6 +32,10 @@ type ListenerConfig struct {
 	Name string
 	// Metrics, if set, counts connections.
 	Metrics *Metrics
+	// Reclaim, if set, returns memory to the system after a burst of
+	// connections has closed. Share one among all of a server's
+	// listeners, as PerAddr.
+	Reclaim *Reclaimer
 }
 
 // Listener wraps a net.Listener with per-address connection limits and
@@ -162,7 +166,12 @@ func (l *Listener) vet(c net.Conn) {
 		return
 	}
 	l.cfg.Metrics.connection(l.cfg.Name, "accepted")
-	tc := &trackedConn{Conn: c, release: func() { l.cfg.PerAddr.release(ip); l.cfg.Metrics.closed(l.cfg.Name) }}
+	l.cfg.Reclaim.opened()
+	tc := &trackedConn{Conn: c, release: func() {
+		l.cfg.PerAddr.release(ip)
+		l.cfg.Metrics.closed(l.cfg.Name)
+		l.cfg.Reclaim.closed()
+	}}
 	select {
 	case l.ready <- tc:
 	case <-l.closed:
