@@ -122,12 +122,15 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 
 	g := &group{log: log}
 	perAddr := server.NewAddrLimiter(cfg.Limits.MaxConnectionsPerIP)
+	// Memory a burst of connections held goes back to the system once
+	// most of them have closed (see server.Reclaimer).
+	reclaim := server.NewReclaimer(server.ReclaimConfig{Logger: log})
 	// lc configures a listener; goodbye is what a client over the
 	// per-address limit hears, "" for implicit TLS, where plaintext would
 	// only garble the handshake.
 	lc := func(name, goodbye string) server.ListenerConfig {
 		c := server.ListenerConfig{PerAddr: perAddr, Proxy: cfg.Listen.ProxyProtocol,
-			Logger: log, Name: name, Metrics: metrics}
+			Logger: log, Name: name, Metrics: metrics, Reclaim: reclaim}
 		if goodbye != "" {
 			c.Refuse = func(conn net.Conn) { io.WriteString(conn, goodbye) }
 		}
