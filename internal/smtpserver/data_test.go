@@ -151,3 +151,36 @@ func TestMsgDataLines(t *testing.T) {
 		}
 	}
 }
+
+// FuzzHopCounter: the Received fields counted as a message streams past in
+// pieces of any size are those of its header, read whole.
+func FuzzHopCounter(f *testing.F) {
+	f.Add([]byte("Received: a\r\nreceived : b\r\n\tfolded\r\nX-Received: c\r\n\r\nReceived: body\r\n"), []byte{3, 9, 1})
+	f.Add([]byte("Received:\n\r\r\nReceived: x\r\n"), []byte{1})
+	f.Fuzz(func(t *testing.T, in, cuts []byte) {
+		want := 0
+		for _, line := range bytes.SplitAfter(in, []byte("\n")) {
+			if !bytes.HasSuffix(line, []byte("\n")) {
+				break // unfinished: not counted yet
+			}
+			text := strings.TrimRight(string(line[:len(line)-1]), "\r")
+			if len(text) == 0 && len(line)-1 <= 16 {
+				break // the header's end
+			}
+			if isReceived(string(line[:min(len(line), 16)])) {
+				want++
+			}
+		}
+		var h hopCounter
+		rest := in
+		for _, c := range cuts {
+			n := min(int(c), len(rest))
+			h.scan(rest[:n])
+			rest = rest[n:]
+		}
+		h.scan(rest)
+		if h.count != want {
+			t.Fatalf("%q cut %v: %d Received fields, want %d", in, cuts, h.count, want)
+		}
+	})
+}

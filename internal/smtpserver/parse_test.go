@@ -3,6 +3,7 @@ package smtpserver
 import (
 	"errors"
 	"math"
+	"net/netip"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -167,6 +168,10 @@ func TestParseBDAT(t *testing.T) {
 func FuzzParseCommand(f *testing.F) {
 	for _, s := range []string{
 		"LHLO client.example.net",
+		"EHLO client.example.net",
+		"HELO [192.0.2.1]",
+		"STARTTLS",
+		"MAIL FROM:<jörg@bücher.example> BODY=8BITMIME SMTPUTF8",
 		"MAIL FROM:<carol@example.net> SIZE=5000000000 BODY=8BITMIME SMTPUTF8",
 		`MAIL FROM:<"a b"@example.org>`,
 		"RCPT TO:<postmaster>",
@@ -209,6 +214,48 @@ func FuzzParseCommand(f *testing.F) {
 		again, rest, err := parsePath("<"+p.mailbox+">", errBadRecipient)
 		if err != nil || rest != "" || again != p {
 			t.Fatalf("path %q of %q parses again as %+v, %q, %v", p.mailbox, line, again, rest, err)
+		}
+	})
+}
+
+// FuzzFromClause: whatever name EHLO or HELO gives, the Received field's
+// from clause is one line whose comment closes where it should: no
+// client can forge trace fields below ours (RFC 5321 4.4).
+func FuzzFromClause(f *testing.F) {
+	for _, s := range []string{"EHLO client.example.net", "HELO [192.0.2.1]", "EHLO [IPv6:2001:db8::1]", "EHLO my(pc)", `EHLO a\)b`, "EHLO bücher.example"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		verb, arg, err := parseCommand(line)
+		if err != nil || verb != "EHLO" && verb != "HELO" {
+			return
+		}
+		name, _, _ := strings.Cut(strings.TrimSpace(arg), " ")
+		got := fromClause(name, netip.MustParseAddr("192.0.2.1"))
+		if strings.ContainsAny(got, "\r\n") {
+			t.Fatalf("from clause of %q: %q", name, got)
+		}
+		// The clause ends with the comment that holds the address; the
+		// comment's parentheses balance, escaped ones aside.
+		depth, i := 0, strings.IndexByte(got, '(')
+		if i < 0 || !strings.HasSuffix(got, ")") {
+			t.Fatalf("from clause of %q: %q", name, got)
+		}
+		for ; i < len(got); i++ {
+			switch got[i] {
+			case '\\':
+				i++
+			case '(':
+				depth++
+			case ')':
+				depth--
+				if depth == 0 && i != len(got)-1 {
+					t.Fatalf("from clause of %q: %q: the comment ends early", name, got)
+				}
+			}
+		}
+		if depth != 0 {
+			t.Fatalf("from clause of %q: %q: unbalanced comment", name, got)
 		}
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -16,8 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buzon-mail/buzon/internal/clienttest"
 	"github.com/buzon-mail/buzon/internal/delivery"
 	"github.com/buzon-mail/buzon/internal/server"
+	"github.com/buzon-mail/buzon/internal/store"
 )
 
 // newSMTPFixture is newFixture with the server in SMTP mode, offering
@@ -25,7 +28,7 @@ import (
 // the TLS configuration a client that trusts it uses.
 func newSMTPFixture(t *testing.T, maxSize int64, opts ...func(*Config)) (*fixture, *tls.Config) {
 	t.Helper()
-	certPEM, keyPEM, err := server.SelfSignedCert([]string{"mx.example.org"})
+	certPEM, keyPEM, err := server.SelfSignedCert([]string{"mx.example.org", "127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +42,12 @@ func newSMTPFixture(t *testing.T, maxSize int64, opts ...func(*Config)) (*fixtur
 		c.Protocol = SMTP
 		c.TLS = server.TLSConfig(cert)
 	}}, opts...)
-	return newFixture(t, maxSize, opts...), &tls.Config{RootCAs: roots, ServerName: "mx.example.org"}
+	f := newFixture(t, maxSize, opts...)
+	f.caFile = filepath.Join(t.TempDir(), "cert.pem")
+	if err := os.WriteFile(f.caFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f, &tls.Config{RootCAs: roots, ServerName: "mx.example.org"}
 }
 
 // TestSMTPTranscripts replays the SMTP sessions in testdata/smtp byte for
@@ -368,5 +376,166 @@ func TestSMTPMailLoop(t *testing.T) {
 				t.Errorf("stored %d copies, want %d", stored, want)
 			}
 		})
+	}
+}
+
+// TestSMTPPythonPipelining delivers with Python's smtplib, a client no one
+// here wrote: STARTTLS, then MAIL, three RCPTs and DATA in one write
+// (RFC 2920), the unknown recipient refused among them, and the message
+// taken once for the two others.
+func TestSMTPPythonPipelining(t *testing.T) {
+	py := clienttest.Need(t, "python3", "python3")
+	f, _ := newSMTPFixture(t, 0)
+	host, port, _ := net.SplitHostPort(f.addr)
+	big := testMessage + strings.Repeat(".a line of text for a large message\r\n", 4000)
+	for _, msg := range []string{testMessage, big} {
+		cmd := exec.Command(py, filepath.Join("testdata", "smtp_pipeline.py"), host, port, f.caFile,
+			"carol@example.net", "alice@example.org", "nobody@example.org", "bob@example.org")
+		cmd.Stdin = strings.NewReader(msg)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("smtp_pipeline.py: %v\n%s", err, out)
+		}
+		// MAIL, the three RCPTs, DATA, and the reply to the message. bob's
+		// quota is one message: the second finds his mailbox full.
+		want := "250\n250\n550\n250\n354\n250\n"
+		if msg == big {
+			want = "250\n250\n550\n452\n354\n250\n"
+		}
+		if string(out) != want {
+			t.Errorf("replies: %q, want %q", out, want)
+		}
+	}
+	if bob := f.inbox(t, "bob@example.org"); len(bob) != 1 || !strings.HasSuffix(bob[0], "\r\n"+testMessage) {
+		t.Errorf("bob's INBOX: %d messages, want the first", len(bob))
+	}
+	got := f.inbox(t, "alice@example.org")
+	if len(got) != 2 || !strings.HasSuffix(got[0], "\r\n"+testMessage) || !strings.HasSuffix(got[1], "\r\n"+big) {
+		t.Fatalf("alice's INBOX holds %d messages, not the two sent byte for byte", len(got))
+	}
+	for _, m := range got {
+		if !strings.HasPrefix(m, "Return-Path: <carol@example.net>\r\nReceived: from client.example.net ([127.0.0.1])\r\n\tby mx.example.org (buzon) with ESMTPS (TLS") {
+			t.Errorf("alice's message starts %q", m[:min(len(m), 200)])
+		}
+	}
+}
+
+// failingStore is a store whose appends to one account fail, as a full
+// disk or a broken database would fail them.
+type failingStore struct {
+	store.Store
+	// account is the name of the account whose appends fail.
+	account string
+}
+
+func (s failingStore) Open(ctx context.Context, id int64) (store.Session, error) {
+	sess, err := s.Store.Open(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if a, err := s.Store.LookupAccount(ctx, s.account); err == nil && a.ID == id {
+		return failingSession{sess}, nil
+	}
+	return sess, nil
+}
+
+type failingSession struct{ store.Session }
+
+func (failingSession) Append(context.Context, int64, *store.NewMessage) (store.AppendResult, error) {
+	return store.AppendResult{}, errors.New("append: input/output error")
+}
+
+// TestSMTPOneReplyForAll: SMTP has one reply for the message, so it is
+// 250 only when every copy is stored. When one recipient's copy fails and
+// another's was stored, the whole message gets 451 4.3.0: the sender
+// retries, and the recipient who has it gets it twice; duplicates, never
+// a loss. When no copy was stored, the reply is the failure's own.
+func TestSMTPOneReplyForAll(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		rcpts []string
+		// deleted is an account removed between RCPT and DATA.
+		deleted string
+		want    string
+		stored  int // alice's copies
+	}{
+		{name: "one copy fails, one is stored", rcpts: []string{"alice@example.org", "bob@example.org"}, want: "451 4.3.0 ", stored: 1},
+		{name: "the one copy fails", rcpts: []string{"bob@example.org"}, want: "451 4.3.0 "},
+		{name: "every copy is stored", rcpts: []string{"alice@example.org", "alice+news@example.org"}, want: "250 2.0.0 ", stored: 2},
+		{name: "a recipient deleted since RCPT, another stored", rcpts: []string{"carol@example.org", "alice@example.org"}, deleted: "carol@example.org", want: "451 4.3.0 ", stored: 1},
+		{name: "the one recipient deleted since RCPT", rcpts: []string{"carol@example.org"}, deleted: "carol@example.org", want: "550 5.1.1 "},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var st store.Store
+			f, _ := newSMTPFixture(t, 0, func(c *Config) {
+				st = c.Deliverer.Store
+				c.Deliverer = &delivery.Deliverer{Store: failingStore{Store: st, account: "bob@example.org"}}
+			})
+			if _, err := st.CreateAccount(context.Background(), "carol@example.org", store.Credentials{PasswordHash: "x"}); err != nil {
+				t.Fatal(err)
+			}
+			l := dialLMTP(t, f.addr)
+			l.cmd("EHLO client.example.net")
+			lines := []string{"MAIL FROM:<dave@example.net>"}
+			for _, r := range tt.rcpts {
+				lines = append(lines, "RCPT TO:<"+r+">")
+			}
+			for _, line := range lines {
+				if got := l.cmd(line); !strings.HasPrefix(got, "250 ") {
+					t.Fatalf("%s: %q", line, got)
+				}
+			}
+			if tt.deleted != "" {
+				if err := st.DeleteAccount(context.Background(), tt.deleted); err != nil {
+					t.Fatal(err)
+				}
+			}
+			replies := lmtpSessionOn(l, nil, testMessage)
+			if len(replies) != 1 || !strings.HasPrefix(replies[0], tt.want) {
+				t.Fatalf("replies after the data: %q, want one %q", replies, tt.want)
+			}
+			if got := f.inbox(t, "alice@example.org"); len(got) != tt.stored {
+				t.Errorf("alice has %d messages, want %d", len(got), tt.stored)
+			}
+		})
+	}
+}
+
+// TestSMTPShutdown: as in LMTP, a session between transactions hears 421
+// at once, and a transaction in flight, here over TLS, finishes and gets
+// its one reply before the goodbye; Shutdown returns after it is stored.
+func TestSMTPShutdown(t *testing.T) {
+	f, clientTLS := newSMTPFixture(t, 0)
+	idle := dialLMTP(t, f.addr)
+	idle.cmd("EHLO client.example.net")
+	busy := dialLMTP(t, f.addr)
+	busy.cmd("EHLO client.example.net")
+	busy.starttls(clientTLS)
+	busy.cmd("EHLO client.example.net")
+	for _, line := range []string{"MAIL FROM:<carol@example.net>", "RCPT TO:<alice@example.org>", "DATA"} {
+		busy.cmd(line)
+	}
+	busy.send("Subject: in flight\r\n\r\n")
+
+	done := make(chan error, 1)
+	go func() { done <- f.srv.Shutdown(context.Background()) }()
+	if got := idle.reply(); !strings.HasPrefix(got, "421 4.3.2") {
+		t.Errorf("idle session during shutdown: %q", got)
+	}
+	busy.send("body\r\n.\r\n")
+	// The reply is left unread until Shutdown has returned: its 250 says
+	// the message is stored, so reading it first would leave the check
+	// of the INBOX nothing to catch.
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := f.inbox(t, "alice@example.org"); len(got) != 1 {
+		t.Errorf("INBOX holds %d messages once Shutdown returned, want the one in flight", len(got))
+	}
+	if got := busy.reply(); !strings.HasPrefix(got, "250 2.0.0 message delivered") {
+		t.Errorf("transaction in flight: %q", got)
+	}
+	if got := busy.reply(); !strings.HasPrefix(got, "421 4.3.2") {
+		t.Errorf("after the transaction in flight: %q, want 421 4.3.2", got)
 	}
 }

@@ -28,6 +28,8 @@ type fixture struct {
 	srv  *Server
 	addr string
 	ids  map[string]int64
+	// caFile holds the certificate an SMTP fixture's STARTTLS presents.
+	caFile string
 }
 
 func newFixture(t *testing.T, maxSize int64, opts ...func(*Config)) *fixture {

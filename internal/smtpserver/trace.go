@@ -21,15 +21,7 @@ import (
 // recipients do not learn who else received it (RFC 5321 7.2).
 func (c *conn) received(now time.Time) string {
 	var b strings.Builder
-	b.WriteString("Received: from ")
-	ip := addressLiteral(server.AddrOf(c.raw.RemoteAddr()))
-	if validHelo(c.helo) {
-		b.WriteString(c.helo + " (" + ip + ")")
-	} else {
-		// RFC 5321 4.4: From-domain is a domain or an address literal;
-		// a HELO name that is neither goes in a comment.
-		b.WriteString(ip + " (helo=" + commentText(c.helo) + ")")
-	}
+	b.WriteString("Received: from " + fromClause(c.helo, server.AddrOf(c.raw.RemoteAddr())))
 	b.WriteString("\r\n\tby " + c.srv.cfg.Hostname + " (buzon) with " + c.protocolName())
 	if c.tls != "" {
 		b.WriteString(" (" + c.tls + ")") // a comment, as other servers name it
@@ -40,6 +32,18 @@ func (c *conn) received(now time.Time) string {
 	}
 	b.WriteString("; " + now.Format(time.RFC1123Z) + "\r\n")
 	return b.String()
+}
+
+// fromClause is what follows "from" in a Received field: the HELO name
+// and the client's address literal in a comment, "client.example.net
+// ([192.0.2.1])". RFC 5321 4.4: From-domain is a domain or an address
+// literal; a HELO name that is neither goes in the comment, escaped.
+func fromClause(helo string, ip netip.Addr) string {
+	lit := addressLiteral(ip)
+	if validHelo(helo) {
+		return helo + " (" + lit + ")"
+	}
+	return lit + " (helo=" + commentText(helo) + ")"
 }
 
 // protocolName is the Received field's "with" (RFC 3848; RFC 6531 3.7.3
@@ -73,8 +77,14 @@ func addressLiteral(ip netip.Addr) string {
 }
 
 // validHelo says the HELO name can stand as the Received field's
-// From-domain: a domain or an address literal, as scanDomain reads them.
+// From-domain: a domain as scanDomain reads them, or an address literal
+// of letters, digits, dots, colons and hyphens ([192.0.2.1],
+// [IPv6:2001:db8::1]), nothing a comment or a header could be made of.
 func validHelo(name string) bool {
+	if inner, ok := strings.CutPrefix(name, "["); ok {
+		inner, ok = strings.CutSuffix(inner, "]")
+		return ok && inner != "" && strings.Trim(inner, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:-") == ""
+	}
 	return name != "" && scanDomain(name) == len(name) && !strings.HasPrefix(name, ".") && !strings.HasPrefix(name, "-")
 }
 
