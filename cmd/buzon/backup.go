@@ -61,19 +61,21 @@ while it runs: a server or buzon deliver started meanwhile waits.`, stderr)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "backed up %d accounts, %d messages, %s into %s\n", rep.Accounts, rep.Messages, formatSize(rep.Bytes), pos[0])
+	fmt.Fprintf(stdout, "backed up %s, %s, %s into %s\n", things(rep.Accounts, "account"), things(rep.Messages, "message"),
+		formatSize(rep.Bytes), pos[0])
 	if rep.Quiescent {
 		fmt.Fprintln(stdout, "the store was not in use: the backup is the store as it is now")
 	}
 	if rep.Expunged > 0 || rep.Deleted > 0 {
-		fmt.Fprintf(stdout, "while it ran, %d messages were expunged and %d accounts deleted: the backup has them so too\n",
-			rep.Expunged, rep.Deleted)
+		fmt.Fprintf(stdout, "while it ran, %s expunged and %s deleted: the backup has them so too\n",
+			things(rep.Expunged, "message"), things(rep.Deleted, "account"))
 	}
 	if len(rep.Damage) > 0 {
 		for _, d := range rep.Damage {
 			fmt.Fprintln(stderr, "buzon backup:", d)
 		}
-		return fmt.Errorf("%d messages had no body in the store itself (see buzon check); the backup has them expunged", len(rep.Damage))
+		return fmt.Errorf("%s had no body in the store itself (see buzon check); the backup has them expunged",
+			things(len(rep.Damage), "message"))
 	}
 	return nil
 }
@@ -142,8 +144,8 @@ on the server download it all once more.`, stderr)
 	if rep.MovedAside != "" {
 		fmt.Fprintf(stdout, "moved the former contents of %s to %s\n", cfg.Data, rep.MovedAside)
 	}
-	fmt.Fprintf(stdout, "restored %d accounts, %d messages from the backup of %s into %s\n",
-		rep.Accounts, rep.Messages, rep.Taken.Local().Format(time.DateTime), cfg.Data)
+	fmt.Fprintf(stdout, "restored %s, %s from the backup of %s into %s\n",
+		things(rep.Accounts, "account"), things(rep.Messages, "message"), rep.Taken.Local().Format(time.DateTime), cfg.Data)
 	if *keep {
 		fmt.Fprintln(stdout, "UIDVALIDITY kept: clients keep their caches")
 	} else {
@@ -151,4 +153,12 @@ on the server download it all once more.`, stderr)
 			"and POP3 clients that leave mail on the server will download it again")
 	}
 	return nil
+}
+
+// things writes n things, in the singular for one.
+func things[N int | int64](n N, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
