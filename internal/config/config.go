@@ -31,6 +31,7 @@ type Config struct {
 	IMAP     IMAP     `toml:"imap"`
 	POP3     POP3     `toml:"pop3"`
 	Delivery Delivery `toml:"delivery"`
+	SMTP     SMTP     `toml:"smtp"`
 	Log      Log      `toml:"log"`
 }
 
@@ -48,6 +49,12 @@ type Listen struct {
 	LMTP string `toml:"lmtp"`
 	// LMTP on a unix socket; a relative path is inside the data folder.
 	LMTPSocket string `toml:"lmtp_socket"`
+	// SMTP (RFC 5321) for other mail servers to deliver to this one's
+	// accounts, when it is their MX: internet mail needs port 25 on a
+	// public address ("0.0.0.0:25"), which takes root or
+	// CAP_NET_BIND_SERVICE. STARTTLS is offered with the certificate in
+	// tls. Nothing is relayed; see [smtp].
+	SMTP string `toml:"smtp"`
 	// Prometheus metrics over HTTP at /metrics.
 	Metrics string `toml:"metrics"`
 	// Also serve Go's runtime profiles (CPU, heap, allocations, blocking,
@@ -141,8 +148,8 @@ type Auth struct {
 type Limits struct {
 	// Longest command line in bytes, literals excluded (at least 1024).
 	MaxLineLength int `toml:"max_line_length"`
-	// Largest message accepted by LMTP, APPEND or deliver, in bytes
-	// (at least 1024).
+	// Largest message accepted by LMTP, SMTP, APPEND or deliver, in
+	// bytes (at least 1024); SMTP announces it as SIZE.
 	MaxMessageSize int64 `toml:"max_message_size"`
 	// Largest IMAP literal other than an APPEND message, in bytes
 	// (at least 1024).
@@ -228,6 +235,26 @@ type Delivery struct {
 	ReturnPath bool `toml:"return_path"`
 }
 
+// SMTP configures the SMTP listener (listen.smtp), which receives mail
+// for this server's accounts and nothing else: it relays nothing, sends
+// nothing (no bounces: a message it cannot take is refused while the
+// sender is connected), and checks no SPF, DKIM or DMARC and filters no
+// spam. Message size and line length are those in [limits].
+type SMTP struct {
+	// Most recipients of one transaction; a client with more sends the
+	// message again for the rest (RFC 5321 4.5.3.1.8 asks for 100).
+	MaxRecipients int `toml:"max_recipients"`
+	// How long the server waits for the client, for each command and for
+	// each piece of a message's data, and for it to take a reply; past it
+	// the session ends with 421 and nothing of its message is stored.
+	// RFC 5321 4.5.3.2.7 asks for at least 5 minutes.
+	Timeout Duration `toml:"timeout"`
+	// A message that arrives with more Received header fields than this
+	// is taken for a mail loop and refused for good (554 5.4.6;
+	// RFC 5321 6.3).
+	MaxReceived int `toml:"max_received"`
+}
+
 // Log configures logging.
 type Log struct {
 	// "debug", "info", "warn" or "error".
@@ -249,6 +276,7 @@ func Default() Config {
 			POP3S:      "127.0.0.1:1995",
 			LMTP:       "127.0.0.1:2424",
 			LMTPSocket: "lmtp.sock",
+			SMTP:       "127.0.0.1:2525",
 			Metrics:    "off",
 		},
 		TLS: TLS{HandshakeTimeout: Duration(30 * time.Second)},
@@ -295,6 +323,11 @@ func Default() Config {
 			MemorySpool:   1 << 20,
 			MaxRecipients: 100,
 			Timeout:       Duration(10 * time.Minute),
+		},
+		SMTP: SMTP{
+			MaxRecipients: 100,
+			Timeout:       Duration(5 * time.Minute),
+			MaxReceived:   100,
 		},
 		Log: Log{Level: "info", Format: "text"},
 	}

@@ -57,7 +57,7 @@ func (c *Config) Validate() error {
 	var errs []error
 	for _, l := range []struct{ name, addr string }{
 		{"imap", c.Listen.IMAP}, {"imaps", c.Listen.IMAPS}, {"pop3", c.Listen.POP3},
-		{"pop3s", c.Listen.POP3S}, {"lmtp", c.Listen.LMTP}, {"metrics", c.Listen.Metrics},
+		{"pop3s", c.Listen.POP3S}, {"lmtp", c.Listen.LMTP}, {"smtp", c.Listen.SMTP}, {"metrics", c.Listen.Metrics},
 	} {
 		if l.addr == Off || l.addr == "" {
 			continue
@@ -126,11 +126,17 @@ func (c *Config) Validate() error {
 		{"imap.login_timeout", c.IMAP.LoginTimeout}, {"imap.idle_keepalive", c.IMAP.IdleKeepalive},
 		{"pop3.idle_timeout", c.POP3.IdleTimeout}, {"pop3.expire_interval", c.POP3.ExpireInterval},
 		{"pop3.stale_session", c.POP3.StaleSession},
-		{"delivery.timeout", c.Delivery.Timeout},
+		{"delivery.timeout", c.Delivery.Timeout}, {"smtp.timeout", c.SMTP.Timeout},
 	} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s: not negative", d.name))
 		}
+	}
+	if c.SMTP.MaxRecipients < 1 {
+		errs = append(errs, errors.New("smtp.max_recipients: at least 1"))
+	}
+	if c.SMTP.MaxReceived < 1 {
+		errs = append(errs, errors.New("smtp.max_received: at least 1"))
 	}
 	if c.POP3.ExpireDays < 0 {
 		errs = append(errs, errors.New("pop3.expire_days: not negative"))
