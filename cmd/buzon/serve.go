@@ -32,13 +32,13 @@ import (
 )
 
 func runServe(args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSet("serve", `usage: buzon serve [--data DIR] [--config FILE] [--hostname NAME] [--imap ADDR] [--imaps ADDR] [--pop3 ADDR] [--pop3s ADDR] [--lmtp ADDR]
+	fs := newFlagSet("serve", `usage: buzon serve [--data DIR] [--config FILE] [--hostname NAME] [--imap ADDR] [--imaps ADDR] [--pop3 ADDR] [--pop3s ADDR] [--lmtp ADDR] [--smtp ADDR]
 
 Flags override the config file (buzon config example prints every setting).`, stderr)
 	var cf commonFlags
 	cf.register(fs)
 	listen := map[string]*string{}
-	for _, name := range []string{"imap", "imaps", "pop3", "pop3s", "lmtp"} {
+	for _, name := range []string{"imap", "imaps", "pop3", "pop3s", "lmtp", "smtp"} {
 		listen[name] = fs.String(name, "", "listen address for "+name+" (host:port or off)")
 	}
 	hostname := fs.String("hostname", "", "host name for greetings and the certificate")
@@ -52,7 +52,7 @@ Flags override the config file (buzon config example prints every setting).`, st
 		return err
 	}
 	for name, dst := range map[string]*string{"imap": &cfg.Listen.IMAP, "imaps": &cfg.Listen.IMAPS,
-		"pop3": &cfg.Listen.POP3, "pop3s": &cfg.Listen.POP3S, "lmtp": &cfg.Listen.LMTP} {
+		"pop3": &cfg.Listen.POP3, "pop3s": &cfg.Listen.POP3S, "lmtp": &cfg.Listen.LMTP, "smtp": &cfg.Listen.SMTP} {
 		if v := *listen[name]; v != "" {
 			*dst = v
 		}
@@ -112,12 +112,23 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 		POP3: cfg.POP3, Limits: cfg.Limits, AllowPlaintext: cfg.Auth.AllowPlaintext, Logger: log,
 		TLSHandshakeTimeout: cfg.TLS.HandshakeTimeout.D(),
 	})
+	deliverer := &delivery.Deliverer{Store: st, Logger: log, Observe: metrics.Delivered}
 	lmtp := smtpserver.New(smtpserver.Config{
-		Deliverer: &delivery.Deliverer{Store: st, Logger: log, Observe: metrics.Delivered}, Spooler: spooler,
+		Deliverer: deliverer, Spooler: spooler,
 		Hostname: cfg.Hostname, MaxRecipients: cfg.Delivery.MaxRecipients,
 		MaxMessageSize: cfg.Limits.MaxMessageSize, MaxLineLength: cfg.Limits.MaxLineLength,
 		ReturnPath: cfg.Delivery.ReturnPath, Logger: log,
 		ReadTimeout: cfg.Delivery.Timeout.D(), WriteTimeout: cfg.Delivery.Timeout.D(),
+	})
+	// Mail from the internet, this server its final destination: the
+	// same package in SMTP mode, with STARTTLS on the server's
+	// certificate and the Return-Path and Received fields it adds.
+	smtp := smtpserver.New(smtpserver.Config{
+		Protocol: smtpserver.SMTP, Deliverer: deliverer, Spooler: spooler,
+		TLS: tlsConfig, TLSHandshakeTimeout: cfg.TLS.HandshakeTimeout.D(),
+		Hostname: cfg.Hostname, MaxRecipients: cfg.SMTP.MaxRecipients, MaxReceived: cfg.SMTP.MaxReceived,
+		MaxMessageSize: cfg.Limits.MaxMessageSize, MaxLineLength: cfg.Limits.MaxLineLength, Logger: log,
+		ReadTimeout: cfg.SMTP.Timeout.D(), WriteTimeout: cfg.SMTP.Timeout.D(),
 	})
 
 	g := &group{log: log}
@@ -138,7 +149,7 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 	}
 	imapBye := "* BYE [UNAVAILABLE] too many connections from your address\r\n"
 	pop3Bye := "-ERR [SYS/TEMP] too many connections from your address\r\n"
-	lmtpBye := "421 4.7.0 too many connections from your address\r\n"
+	smtpBye := "421 4.7.0 too many connections from your address\r\n" // LMTP's too
 	for _, l := range []struct {
 		name, addr string
 		conf       server.ListenerConfig
@@ -148,7 +159,8 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 		{"imaps", cfg.Listen.IMAPS, lc("imaps", ""), imap.ServeTLS},
 		{"pop3", cfg.Listen.POP3, lc("pop3", pop3Bye), pop3.Serve},
 		{"pop3s", cfg.Listen.POP3S, lc("pop3s", ""), pop3.ServeTLS},
-		{"lmtp", cfg.Listen.LMTP, lc("lmtp", lmtpBye), lmtp.Serve},
+		{"lmtp", cfg.Listen.LMTP, lc("lmtp", smtpBye), lmtp.Serve},
+		{"smtp", cfg.Listen.SMTP, lc("smtp", smtpBye), smtp.Serve},
 	} {
 		if l.addr == "" || l.addr == config.Off {
 			continue
@@ -196,7 +208,7 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace.D())
 	defer cancel()
 	var wg sync.WaitGroup
-	servers := []interface{ Shutdown(context.Context) error }{imap, pop3, lmtp}
+	servers := []interface{ Shutdown(context.Context) error }{imap, pop3, lmtp, smtp}
 	if web != nil {
 		servers = append(servers, web)
 	}
@@ -315,6 +327,7 @@ buzon created a first account. The password is shown only this once.
 		{"pop3s", "POP3", "SSL/TLS"},
 		{"lmtp", "LMTP", "for your MTA"},
 		{"lmtp-unix", "LMTP", "for your MTA, if it runs as this user"},
+		{"smtp", "SMTP", "STARTTLS, incoming mail only (the MX), not for sending"},
 	} {
 		if addr, ok := wel.bound[l.listener]; ok {
 			fmt.Fprintf(w, "  %-5s %-22s %s\n", l.what, clientAddr(addr, cfg.Hostname), l.security)
@@ -388,7 +401,7 @@ func (g *group) listen(name, network, addr string, lc server.ListenerConfig, ser
 func listenAdvice(name string, err error) string {
 	setting := "listen." + name
 	switch name {
-	case "imap", "imaps", "pop3", "pop3s", "lmtp":
+	case "imap", "imaps", "pop3", "pop3s", "lmtp", "smtp":
 		setting = "--" + name + " or " + setting
 	case "lmtp-unix":
 		setting = "listen.lmtp_socket"

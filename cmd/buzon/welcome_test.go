@@ -56,6 +56,7 @@ func TestWelcome(t *testing.T) {
 				{"pop3", "POP3 %s STARTTLS"},
 				{"pop3s", "POP3 %s SSL/TLS"},
 				{"lmtp", "LMTP %s for your MTA"},
+				{"smtp", "SMTP %s STARTTLS, incoming mail only (the MX), not for sending"},
 			} {
 				want := fmt.Sprintf(l.line, in.ports[l.listener])
 				if !slices.Contains(welcomeSettings(out), want) {
@@ -87,7 +88,7 @@ func TestWelcome(t *testing.T) {
 func welcomeSettings(out string) []string {
 	var lines []string
 	for _, line := range strings.Split(out, "\n") {
-		if strings.HasPrefix(line, "  IMAP ") || strings.HasPrefix(line, "  POP3 ") || strings.HasPrefix(line, "  LMTP ") {
+		if strings.HasPrefix(line, "  IMAP ") || strings.HasPrefix(line, "  POP3 ") || strings.HasPrefix(line, "  LMTP ") || strings.HasPrefix(line, "  SMTP ") {
 			lines = append(lines, strings.Join(strings.Fields(line), " "))
 		}
 	}

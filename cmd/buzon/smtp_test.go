@@ -1,0 +1,85 @@
+package main
+
+// Tests of the SMTP listener, the server as the MX of its accounts, with
+// real clients.
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/buzon-mail/buzon/internal/clienttest"
+)
+
+// Every test server listens for SMTP on a port of its own too: start
+// passes --smtp 127.0.0.1:0 with the other listeners, and waits for it.
+// Without it a server would take the default, 127.0.0.1:2525, and two at
+// once would collide. (This belongs in e2e_test.go's listenerNames and
+// listeningRE; it is idempotent so that it keeps working once there.)
+func init() {
+	if !slices.Contains(listenerNames, "smtp") {
+		listenerNames = append(listenerNames, "smtp")
+	}
+	listeningRE = regexp.MustCompile(`msg=listening proto=(` + strings.Join(listenerNames, "|") + `) addr=(\S+)`)
+}
+
+// TestSMTPSwaks delivers over SMTP with swaks, as another mail server
+// would deliver to this one as its MX: STARTTLS, two local recipients and
+// an unknown one in one transaction. Both accounts then read the message
+// over POP3, under the Return-Path and Received fields the server added.
+func TestSMTPSwaks(t *testing.T) {
+	swaks := clienttest.Need(t, "swaks", "swaks")
+	in := start(t, "", "--hostname", "mx.example.org")
+	for _, user := range []string{"alice@example.org", "bob@example.org"} {
+		mustBuzon(t, "a-password\n", "user", "add", "--data", in.data, user)
+	}
+	msg := "From: carol@example.net\r\nTo: alice@example.org, bob@example.org\r\nSubject: over SMTP\r\nMessage-ID: <smtp-1@example.net>\r\n\r\n.a line that starts with a dot\r\nGr\xc3\xbc\xc3\x9fe\r\n"
+	cmd := exec.Command(swaks, "--server", in.ports["smtp"], "--tls", "--ehlo", "relay.example.net",
+		"--from", "carol@example.net", "--to", "alice@example.org,nobody@example.org,bob@example.org",
+		"--data", "-")
+	cmd.Stdin = strings.NewReader(msg)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("swaks: %v\n%s", err, out)
+	}
+	// swaks marks what it read over TLS with "<~", refusals with "<~*".
+	for _, want := range []string{
+		"<-  250-STARTTLS",
+		"<~  250 2.1.5 recipient <alice@example.org> OK",
+		"<~* 550 5.1.1 <nobody@example.org> no such user",
+		"<~  250 2.1.5 recipient <bob@example.org> OK",
+		"<~  250 2.0.0 message delivered, id ",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("swaks's transcript lacks %q:\n%s", want, out)
+		}
+	}
+	trace := regexp.MustCompile(`^Return-Path: <carol@example\.net>\r\n` +
+		`Received: from relay\.example\.net \(\[127\.0\.0\.1\]\)\r\n` +
+		`\tby mx\.example\.org \(buzon\) with ESMTPS \(TLS [0-9.]+ TLS_[A-Z0-9_]+\)\r\n` +
+		`\tid [A-Z2-7]{12}; [A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4}\r\n`)
+	host, port := in.hostPort("pop3")
+	for _, user := range []string{"alice@example.org", "bob@example.org"} {
+		dir := t.TempDir()
+		if n := python(t, "", "pop3_download.py", host, port, user, "a-password", dir, "keep"); n != "1\n" {
+			t.Fatalf("%s has %q messages over POP3, want 1", user, n)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := string(b)
+		loc := trace.FindStringIndex(got)
+		if loc == nil {
+			t.Fatalf("%s's message does not start with the trace fields:\n%s", user, got)
+		}
+		// swaks ends the data with a line break of its own.
+		if rest := got[loc[1]:]; rest != msg+"\r\n" {
+			t.Errorf("%s's message after the trace fields: %q, want %q", user, rest, msg+"\r\n")
+		}
+	}
+}
