@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/buzon-mail/buzon/internal/clienttest"
 	"github.com/buzon-mail/buzon/internal/store"
 	"github.com/buzon-mail/buzon/internal/store/sqlite"
 )
@@ -437,5 +439,94 @@ func fillBackupStore(t *testing.T, data string, n, size int) {
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestRestoreMbsync: mbsync, which keeps a local copy of the mailbox and
+// propagates deletions both ways, meets a restored server. Mail that came
+// after the backup is in the local copy only; under the new UIDVALIDITY
+// mbsync refuses to sync the mailbox rather than pair its UIDs with other
+// messages or take the server's lack of that mail for a deletion, so the
+// local copy keeps it. (With the old UIDVALIDITY, mbsync takes the mail
+// that arrived after the restore for the mail it holds under the same
+// UID, and never downloads it; had none arrived, it would delete its only
+// copy of the mail that came after the backup.)
+func TestRestoreMbsync(t *testing.T) {
+	mbsync := clienttest.Need(t, "mbsync", "isync")
+	data := t.TempDir()
+	mustBuzon(t, clPass+"\n", "user", "add", "--data", data, backupUser)
+	deliver := func(data, subject string) {
+		t.Helper()
+		mustBuzon(t, clMsg("Message-ID: <"+strings.ReplaceAll(subject, " ", ".")+"@example.net>", "Subject: "+subject, "", subject), "deliver", "--data", data, backupUser)
+	}
+	for _, s := range []string{"one", "two", "three"} {
+		deliver(data, s)
+	}
+	dest := filepath.Join(t.TempDir(), "backup")
+	mustBuzon(t, "", "backup", "--data", data, dest)
+	deliver(data, "after the backup")
+
+	home := t.TempDir()
+	mail := filepath.Join(home, "mail")
+	sync := func(in *instance) (string, error) {
+		t.Helper()
+		host, port := in.hostPort("imap")
+		rc := filepath.Join(home, "mbsyncrc")
+		conf := fmt.Sprintf("IMAPAccount test\nHost %s\nPort %s\nUser %s\nPass %s\nSSLType None\nAuthMechs PLAIN\n\n"+
+			"IMAPStore remote\nAccount test\n\nMaildirStore local\nPath %s/\nInbox %s/INBOX\n\n"+
+			"Channel test\nFar :remote:\nNear :local:\nPatterns INBOX\nCreate Both\nExpunge Both\nSyncState *\nSync All\n",
+			host, port, backupUser, clPass, mail, mail)
+		if err := os.WriteFile(rc, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(mbsync, "-c", rc, "-a")
+		cmd.Env = append(os.Environ(), "HOME="+home)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	local := func() []string {
+		t.Helper()
+		var subjects []string
+		for _, sub := range []string{"cur", "new"} {
+			ents, err := os.ReadDir(filepath.Join(mail, "INBOX", sub))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range ents {
+				b, err := os.ReadFile(filepath.Join(mail, "INBOX", sub, e.Name()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if m := regexp.MustCompile(`(?m)^Subject: (.*)\r?$`).FindStringSubmatch(string(b)); m != nil {
+					subjects = append(subjects, m[1])
+				}
+			}
+		}
+		slices.Sort(subjects)
+		return subjects
+	}
+	if err := os.MkdirAll(mail, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	in := start(t, data)
+	if out, err := sync(in); err != nil {
+		t.Fatalf("mbsync: %v\n%s", err, out)
+	}
+	in.stop()
+	want := []string{"after the backup", "one", "three", "two"}
+	if got := local(); !slices.Equal(got, want) {
+		t.Fatalf("local copy before the restore: %q, want %q", got, want)
+	}
+
+	restored := filepath.Join(t.TempDir(), "restored")
+	mustBuzon(t, "", "restore", "--data", restored, dest)
+	deliver(restored, "after the restore") // takes the UID "after the backup" had
+	in = start(t, restored)
+	out, err := sync(in)
+	if err == nil || !strings.Contains(out, "UIDVALIDITY") {
+		t.Errorf("mbsync after the restore: %v\n%s", err, out)
+	}
+	if got := local(); !slices.Equal(got, want) {
+		t.Errorf("local copy after syncing with the restored server: %q, want %q", got, want)
 	}
 }
