@@ -1,10 +1,11 @@
-// Command buzon is the whole mail server in one binary: it serves IMAP,
-// POP3 and LMTP, manages accounts, delivers local mail and fetches mail
-// from other servers.
+// Command buzon is the whole mail server in one binary: it serves IMAP
+// and POP3, receives mail over SMTP (as its accounts' MX) and LMTP,
+// manages accounts, delivers local mail and fetches mail from other
+// servers.
 //
 // Usage:
 //
-//	buzon serve   [--data DIR] [--config FILE] [--hostname NAME] [--imap ADDR] [--imaps ADDR] [--pop3 ADDR] [--pop3s ADDR] [--lmtp ADDR]
+//	buzon serve   [--data DIR] [--config FILE] [--hostname NAME] [--imap ADDR] [--imaps ADDR] [--pop3 ADDR] [--pop3s ADDR] [--lmtp ADDR] [--smtp ADDR]
 //	buzon user    add|del|list|passwd [--data DIR] [--config FILE] [ADDRESS]
 //	buzon user    quota [--data DIR] [--config FILE] ADDRESS SIZE [MESSAGES]
 //	buzon deliver [--data DIR] [--config FILE] RECIPIENT... < message
