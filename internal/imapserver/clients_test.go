@@ -468,9 +468,10 @@ func TestClientsEvolution(t *testing.T) {
 
 // TestClientsRoundcube replays Roundcube, which lists a folder with SORT
 // (RFC 5256; DISPLAYFROM and DISPLAYTO where SORT=DISPLAY, RFC 5957, is
-// offered) and threads it with THREAD only when offered: SORT answers,
-// THREAD is not offered, and a client that sends it anyway gets BAD and
-// a session that goes on.
+// offered) and threads it with THREAD, by the first algorithm offered of
+// REFS (Dovecot's own), REFERENCES and ORDEREDSUBJECT: SORT and THREAD
+// REFERENCES answer, and REFS, which is not offered, gets BAD and a
+// session that goes on.
 func TestClientsRoundcube(t *testing.T) {
 	e := newTestEnv(t)
 	e.deliver("INBOX", clientMsg(1))
@@ -486,20 +487,22 @@ func TestClientsRoundcube(t *testing.T) {
 			}
 		}
 	}
-	if !slices.Equal(offered, []string{"SORT", "SORT=DISPLAY"}) {
-		t.Errorf("SORT and THREAD capabilities after login: %q, want SORT and SORT=DISPLAY", offered)
+	if want := []string{"SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES"}; !slices.Equal(offered, want) {
+		t.Errorf("SORT and THREAD capabilities after login: %q, want %q", offered, want)
 	}
 	rc.mustOK(`SELECT "INBOX"`)
 	for cmd, want := range map[string]string{
 		"SORT (ARRIVAL) UTF-8 ALL":                 "* SORT 1",
 		"UID SORT (REVERSE DATE) UTF-8 ALL":        "* SORT 1",
 		"UID SORT (DISPLAYFROM) UTF-8 NOT DELETED": "* SORT 1",
+		"UID THREAD REFERENCES US-ASCII ALL":       "* THREAD (1)",
+		"THREAD REFERENCES US-ASCII UNDELETED":     "* THREAD (1)",
 	} {
 		if got := rc.mustOK(cmd); !slices.Equal(got, []string{want}) {
 			t.Errorf("%s: %q, want %q", cmd, got, want)
 		}
 	}
-	for _, cmd := range []string{"THREAD REFS UTF-8 ALL", "UID THREAD REFERENCES UTF-8 ALL"} {
+	for _, cmd := range []string{"THREAD REFS UTF-8 ALL", "UID THREAD REFS US-ASCII ALL"} {
 		if untagged, tagged := rc.cmd(cmd); !strings.Contains(tagged, " BAD ") || len(untagged) > 0 {
 			t.Errorf("%s: %q %q, want BAD alone", cmd, untagged, tagged)
 		}
