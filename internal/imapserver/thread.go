@@ -21,11 +21,8 @@ import (
 // is read from the header block of each message, as SEARCH HEADER reads
 // fields, never by parsing the message again.
 
-// threadAlgorithms are the algorithms offered, as THREAD= capabilities.
-var threadAlgorithms = []string{"ORDEREDSUBJECT", "REFERENCES"}
-
 type threadArgs struct {
-	algorithm string // one of threadAlgorithms
+	algorithm string // "ORDEREDSUBJECT" or "REFERENCES", the THREAD= capabilities
 	search    *searchArgs
 }
 
@@ -34,7 +31,9 @@ func parseThread(p *parser, _ *command) any {
 	a := &threadArgs{}
 	p.xspace()
 	a.algorithm = strings.ToUpper(p.xatom())
-	if !slices.Contains(threadAlgorithms, a.algorithm) {
+	switch a.algorithm {
+	case "ORDEREDSUBJECT", "REFERENCES":
+	default:
 		p.xerrorf("unknown threading algorithm %s", a.algorithm)
 	}
 	p.xspace()
