@@ -4,6 +4,8 @@ package main
 // real clients.
 
 import (
+	"bufio"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/buzon-mail/buzon/internal/clienttest"
 )
@@ -80,6 +83,60 @@ func TestSMTPSwaks(t *testing.T) {
 		// swaks ends the data with a line break of its own.
 		if rest := got[loc[1]:]; rest != msg+"\r\n" {
 			t.Errorf("%s's message after the trace fields: %q, want %q", user, rest, msg+"\r\n")
+		}
+	}
+}
+
+// TestSMTPNoRelay: the server is no open relay. swaks, as a spammer
+// would, asks it to deliver to another domain, with and without the old
+// routing tricks (a source route, a percent hack); each recipient is
+// refused at RCPT and nothing is stored or sent. There is no AUTH to
+// try.
+func TestSMTPNoRelay(t *testing.T) {
+	swaks := clienttest.Need(t, "swaks", "swaks")
+	in := start(t, "", "--hostname", "mx.example.org")
+	mustBuzon(t, "a-password\n", "user", "add", "--data", in.data, "alice@example.org")
+	for _, to := range []string{"victim@example.com", "@mx.example.org:victim@example.com", "victim%example.com@example.org", "victim@example.com@example.org"} {
+		cmd := exec.Command(swaks, "--server", in.ports["smtp"], "--from", "spammer@example.net", "--to", to,
+			"--ehlo", "spammer.example.net", "--body", "buy now")
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Errorf("swaks --to %s succeeded:\n%s", to, out)
+		}
+		if !regexp.MustCompile(`(?m)^<\*\* 5(50|01) 5\.1\.[13] `).Match(out) {
+			t.Errorf("swaks --to %s: no refusal at RCPT:\n%s", to, out)
+		}
+	}
+	cmd := exec.Command(swaks, "--server", in.ports["smtp"], "--from", "spammer@example.net", "--to", "alice@example.org",
+		"--auth", "PLAIN", "--auth-user", "alice@example.org", "--auth-password", "a-password")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "Host did not advertise authentication") {
+		t.Errorf("swaks with AUTH: %v\n%s", err, out)
+	}
+	host, port := in.hostPort("pop3")
+	if n := python(t, "", "pop3_download.py", host, port, "alice@example.org", "a-password", t.TempDir(), "keep"); n != "0\n" {
+		t.Errorf("alice has %q messages, want none", n)
+	}
+}
+
+// TestSMTPConnectionLimit: the SMTP listener counts towards
+// limits.max_connections_per_ip with the others, and a connection over
+// it hears 421 4.7.0 (RFC 5321 3.8) rather than a silent close.
+func TestSMTPConnectionLimit(t *testing.T) {
+	in := start(t, "", "--config", writeConfig(t, "[limits]\nmax_connections_per_ip = 2\n"))
+	var lines []string
+	for range 3 {
+		c, err := net.Dial("tcp", in.ports["smtp"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		lines = append(lines, line)
+	}
+	for i, want := range []string{"220 ", "220 ", "421 4.7.0 "} {
+		if !strings.HasPrefix(lines[i], want) {
+			t.Errorf("connection %d: %q, want %q", i+1, lines[i], want)
 		}
 	}
 }

@@ -539,3 +539,19 @@ func TestSMTPShutdown(t *testing.T) {
 		t.Errorf("after the transaction in flight: %q, want 421 4.3.2", got)
 	}
 }
+
+// TestSMTPHandshakeStall: a client that sends STARTTLS and then nothing
+// of a handshake is closed once TLSHandshakeTimeout has passed.
+func TestSMTPHandshakeStall(t *testing.T) {
+	f, _ := newSMTPFixture(t, 0, func(c *Config) { c.TLSHandshakeTimeout = 200 * time.Millisecond })
+	l := dialLMTP(t, f.addr)
+	l.cmd("EHLO client.example.net")
+	if got := l.cmd("STARTTLS"); !strings.HasPrefix(got, "220 ") {
+		t.Fatalf("STARTTLS: %q", got)
+	}
+	// Within the generous deadline of reply's reads, the server gives up.
+	l.c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if n, err := l.r.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("after a stalled handshake: read %d bytes, %v; want the connection closed", n, err)
+	}
+}
