@@ -17,9 +17,11 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/buzon-mail/buzon/internal/clienttest"
 	"github.com/buzon-mail/buzon/internal/store"
+	"github.com/buzon-mail/buzon/internal/store/postgres/pgtest"
 	"github.com/buzon-mail/buzon/internal/store/sqlite"
 )
 
@@ -528,5 +530,83 @@ func TestRestoreMbsync(t *testing.T) {
 	}
 	if got := local(); !slices.Equal(got, want) {
 		t.Errorf("local copy after syncing with the restored server: %q, want %q", got, want)
+	}
+}
+
+// TestPostgresRestoreUIDValidity: the SQL README.md gives for a restored
+// PostgreSQL database raises every mailbox's UIDVALIDITY above what it was
+// and a day above the clock, each its own; a mailbox made afterwards gets
+// a higher one still; and buzon check finds nothing wrong.
+func TestPostgresRestoreUIDValidity(t *testing.T) {
+	dsn := pgtest.Start(t)
+	conf := postgresConfig(t, dsn)
+	mustBuzon(t, clPass+"\n", "user", "add", "--config", conf, backupUser)
+	mustBuzon(t, clPass+"\n", "user", "add", "--config", conf, "other@example.org")
+	var script strings.Builder
+	for _, l := range codeLines(t, filepath.Join("..", "..", "README.md")) {
+		if l.section == "Backups on PostgreSQL" {
+			script.WriteString(l.text + "\n")
+		}
+	}
+	if !strings.Contains(script.String(), "UPDATE mailboxes") {
+		t.Fatalf("README.md's Backups on PostgreSQL has no SQL:\n%s", script.String())
+	}
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	validities := func() map[int64]int64 {
+		t.Helper()
+		rows, err := conn.Query(ctx, `SELECT id, uidvalidity FROM mailboxes`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[int64]int64{}
+		for rows.Next() {
+			var id, v int64
+			if err := rows.Scan(&id, &v); err != nil {
+				t.Fatal(err)
+			}
+			out[id] = v
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	before := validities()
+	if _, err := conn.PgConn().Exec(ctx, script.String()).ReadAll(); err != nil {
+		t.Fatalf("README.md's SQL: %v", err)
+	}
+	after := validities()
+	floor := time.Now().Unix() + 86400 - 60
+	seen := map[int64]bool{}
+	for id, v := range after {
+		if v <= before[id] || v < floor || v > 1<<32-1 || seen[v] {
+			t.Errorf("mailbox %d: UIDVALIDITY %d after, %d before", id, v, before[id])
+		}
+		seen[v] = true
+	}
+	if len(after) != len(before) || len(after) < 2 {
+		t.Fatalf("mailboxes: %d before, %d after", len(before), len(after))
+	}
+	if out := mustBuzon(t, "", "check", "--config", conf); !strings.Contains(out, "no problems") {
+		t.Errorf("check after the SQL:\n%s", out)
+	}
+	in := start(t, "", "--config", conf)
+	c := clGoClient(t, in, backupUser, nil)
+	if err := c.Create("Later", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Status("Later", &imap.StatusOptions{UIDValidity: true}).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, v := range after {
+		if int64(st.UIDValidity) <= v {
+			t.Errorf("a mailbox made after the SQL has UIDVALIDITY %d, mailbox %d %d", st.UIDValidity, id, v)
+		}
 	}
 }
