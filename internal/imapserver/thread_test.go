@@ -3,9 +3,12 @@ package imapserver
 import (
 	"fmt"
 	"io"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/buzon-mail/buzon/internal/clienttest"
 )
 
 // tm is a message for the threading tests: its number is its place in
@@ -466,5 +469,18 @@ func TestThreadExpunge(t *testing.T) {
 	got = c.mustOK("UID THREAD REFERENCES UTF-8 ALL")
 	if !slices.Contains(got, "* 2 EXPUNGE") || !slices.Contains(got, "* THREAD (1 3)") {
 		t.Errorf("UID THREAD after the expunge: %q", got)
+	}
+}
+
+// TestThreadIMAPLib threads a mailbox with Python's imaplib (thread() and
+// uid("THREAD", ...)): testdata/imaplib_thread.py.
+func TestThreadIMAPLib(t *testing.T) {
+	py := clienttest.Need(t, "python3", "python3")
+	e := newTestEnv(t)
+	host, port := e.hostPort(e.addr)
+	out, err := exec.Command(py, "testdata/imaplib_thread.py", host, port, testUser, testPass).CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil || !strings.Contains(string(out), "PASS") {
+		t.Fatalf("imaplib_thread.py: %v", err)
 	}
 }
