@@ -126,7 +126,7 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 	smtp := smtpserver.New(smtpserver.Config{
 		Protocol: smtpserver.SMTP, Deliverer: deliverer, Spooler: spooler,
 		TLS: tlsConfig, TLSHandshakeTimeout: cfg.TLS.HandshakeTimeout.D(),
-		Hostname: cfg.Hostname, MaxRecipients: cfg.SMTP.MaxRecipients, MaxReceived: cfg.SMTP.MaxReceived,
+		Hostname: cfg.Hostname, MaxRecipients: cfg.SMTP.MaxRecipients, MaxReceived: cfg.SMTP.MaxReceived, MaxErrors: cfg.SMTP.MaxErrors,
 		MaxMessageSize: cfg.Limits.MaxMessageSize, MaxLineLength: cfg.Limits.MaxLineLength, Logger: log,
 		ReadTimeout: cfg.SMTP.Timeout.D(), WriteTimeout: cfg.SMTP.Timeout.D(),
 	})

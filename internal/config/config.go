@@ -253,6 +253,10 @@ type SMTP struct {
 	// is taken for a mail loop and refused for good (554 5.4.6;
 	// RFC 5321 6.3).
 	MaxReceived int `toml:"max_received"`
+	// Commands refused in one session (an unknown recipient, a command
+	// out of sequence) after which the client is sent away with 421:
+	// address harvesters and programs that speak no SMTP stop there.
+	MaxErrors int `toml:"max_errors"`
 }
 
 // Log configures logging.
@@ -328,6 +332,7 @@ func Default() Config {
 			MaxRecipients: 100,
 			Timeout:       Duration(5 * time.Minute),
 			MaxReceived:   100,
+			MaxErrors:     20,
 		},
 		Log: Log{Level: "info", Format: "text"},
 	}

@@ -128,6 +128,7 @@ func TestValidate(t *testing.T) {
 		{"negative SMTP timeout", func(c *Config) { c.SMTP.Timeout = -1 }, "smtp.timeout"},
 		{"no SMTP recipients", func(c *Config) { c.SMTP.MaxRecipients = 0 }, "smtp.max_recipients"},
 		{"no Received field allowed", func(c *Config) { c.SMTP.MaxReceived = 0 }, "smtp.max_received"},
+		{"no SMTP error allowed", func(c *Config) { c.SMTP.MaxErrors = 0 }, "smtp.max_errors"},
 		{"misspelt log level", func(c *Config) { c.Log.Level = "warning" }, "log.level"},
 		{"log level in capitals", func(c *Config) { c.Log.Level = "DEBUG" }, ""},
 		{"unknown log format", func(c *Config) { c.Log.Format = "logfmt" }, "log.format"},

@@ -138,6 +138,9 @@ func (c *Config) Validate() error {
 	if c.SMTP.MaxReceived < 1 {
 		errs = append(errs, errors.New("smtp.max_received: at least 1"))
 	}
+	if c.SMTP.MaxErrors < 1 {
+		errs = append(errs, errors.New("smtp.max_errors: at least 1"))
+	}
 	if c.POP3.ExpireDays < 0 {
 		errs = append(errs, errors.New("pop3.expire_days: not negative"))
 	}

@@ -56,6 +56,8 @@ type conn struct {
 	// under srv.conns's lock, so that Shutdown and MAIL agree on which
 	// sessions are between transactions.
 	busy atomic.Bool
+	// errors counts the commands refused, for MaxErrors.
+	errors int
 	// leaving says the session ends after the replies written so far:
 	// QUIT (quit: 221 said), or a transaction ended during Shutdown, which
 	// is told 421 (RFC 5321 3.8).
@@ -270,6 +272,7 @@ func (c *conn) execute(line []byte) {
 		case nil:
 		case reply:
 			c.writeReply(x)
+			c.countError()
 		case abortError:
 			panic(x)
 		default:
@@ -293,6 +296,26 @@ func (c *conn) execute(line []byte) {
 		xreply(503, [3]int{5, 5, 1}, "%s", c.outOfSequence(verb))
 	}
 	cmd.run(c, arg)
+}
+
+// countError counts a command refused. In SMTP, a client that collects
+// refusals, guessing addresses at RCPT or speaking no SMTP at all, is
+// sent away after MaxErrors of them, as Postfix's hard error limit does.
+// LMTP's client is the MTA in front, which may well pass on a hundred
+// unknown recipients in one transaction.
+func (c *conn) countError() {
+	if c.srv.cfg.Protocol != SMTP {
+		return
+	}
+	c.errors++
+	if c.errors < c.srv.cfg.MaxErrors {
+		return
+	}
+	c.log.Info("too many errors; closing", "errors", c.errors)
+	c.writeReply(reply{421, [3]int{4, 7, 0}, c.srv.cfg.Hostname + " too many errors; closing"})
+	c.flush()
+	c.lingeringClose()
+	xabort(errors.New("too many errors"))
 }
 
 // writeReply writes a reply line, to be sent with the next flush.

@@ -63,6 +63,9 @@ type Config struct {
 	// arrive with; one with more is taken for a mail loop and refused
 	// (RFC 5321 6.3). 0 means 100.
 	MaxReceived int
+	// MaxErrors, in SMTP, is how many refused commands end a session
+	// with 421 4.7.0; 0 means 20.
+	MaxErrors int
 	// Hostname is announced in the greeting, and RCPT TO:<postmaster>
 	// reaches postmaster@Hostname. Default: "buzon".
 	Hostname string
@@ -95,6 +98,7 @@ const (
 	defaultHandshake     = 30 * time.Second
 	// RFC 5321 6.3's rule of thumb for a mail loop.
 	defaultMaxReceived = 100
+	defaultMaxErrors   = 20
 )
 
 // Server is an LMTP or SMTP server. Create it with New.
@@ -124,6 +128,7 @@ func New(cfg Config) *Server {
 	cfg.WriteTimeout = orDefault(cfg.WriteTimeout, defaultTimeout)
 	cfg.TLSHandshakeTimeout = orDefault(cfg.TLSHandshakeTimeout, defaultHandshake)
 	cfg.MaxReceived = orDefault(cfg.MaxReceived, defaultMaxReceived)
+	cfg.MaxErrors = orDefault(cfg.MaxErrors, defaultMaxErrors)
 	if cfg.Protocol == SMTP {
 		cfg.ReturnPath = true // RFC 5321 4.4: final delivery adds it
 	}
