@@ -99,8 +99,8 @@ func (s *Store) Backup(ctx context.Context, dest string, opts BackupOptions) (Ba
 	if err != nil {
 		return rep, fmt.Errorf("backup: %w", err)
 	}
-	if dest == s.dir || strings.HasPrefix(dest, s.dir+string(filepath.Separator)) {
-		return rep, fmt.Errorf("backup: %s is inside the data folder %s", dest, s.dir)
+	if within(dest, s.dir) || within(s.dir, dest) {
+		return rep, fmt.Errorf("backup: %s and the data folder %s overlap", dest, s.dir)
 	}
 	if _, err := os.Lstat(dest); err == nil {
 		return rep, fmt.Errorf("backup: %s already exists", dest)

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -74,6 +75,9 @@ func Restore(ctx context.Context, backupDir, dir string, opts RestoreOptions) (R
 	}
 	if err != nil {
 		return rep, fmt.Errorf("restore: %w", err)
+	}
+	if within(backupDir, dir) || within(dir, backupDir) {
+		return rep, fmt.Errorf("restore: the backup %s and the data folder %s overlap", backupDir, dir)
 	}
 	m, err := readManifest(backupDir)
 	if err != nil {
@@ -254,4 +258,10 @@ func renewUIDValidity(ctx context.Context, dir string, now time.Time) (uint32, e
 		return 0, fmt.Errorf("new UIDVALIDITY: %w", err)
 	}
 	return base, nil
+}
+
+// within reports whether path is dir or inside it; both are absolute and
+// clean.
+func within(path, dir string) bool {
+	return path == dir || strings.HasPrefix(path, dir+string(filepath.Separator))
 }

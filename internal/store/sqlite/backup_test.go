@@ -185,6 +185,17 @@ func TestBackup(t *testing.T) {
 			t.Errorf("%s holds %q, %v", want, data, err)
 		}
 	}
+	err = filepath.WalkDir(dest, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			if fi, err := d.Info(); err != nil || fi.Mode().Perm() != 0o700 {
+				t.Errorf("folder %s: mode %v, %v; want 0700", path, fi.Mode().Perm(), err)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Bodies are copies, not links to the store's.
 	for _, f := range all {
 		if strings.Contains(f, "/"+msgDir+"/") {
@@ -415,7 +426,7 @@ func TestBackupInterrupted(t *testing.T) {
 	if _, err := st.Backup(t.Context(), dest, BackupOptions{}); err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Errorf("backup onto an existing one: %v", err)
 	}
-	if _, err := st.Backup(t.Context(), filepath.Join(st.dir, "b"), BackupOptions{}); err == nil || !strings.Contains(err.Error(), "inside the data folder") {
+	if _, err := st.Backup(t.Context(), filepath.Join(st.dir, "b"), BackupOptions{}); err == nil || !strings.Contains(err.Error(), "overlap") {
 		t.Errorf("backup into the data folder: %v", err)
 	}
 }
@@ -465,6 +476,13 @@ func TestRestoreRefuses(t *testing.T) {
 		t.Errorf("forced restore: old folder %q: %q, %v", rep.MovedAside, data, err)
 	}
 	checkClean(t, full)
+
+	if _, err := Restore(ctx, quiet, filepath.Join(quiet, "data"), RestoreOptions{}); err == nil || !strings.Contains(err.Error(), "overlap") {
+		t.Errorf("restore into the backup: %v", err)
+	}
+	if _, err := Restore(ctx, filepath.Join(full, "x"), full, RestoreOptions{Force: true}); err == nil || !strings.Contains(err.Error(), "overlap") {
+		t.Errorf("restore of a backup inside the data folder: %v", err)
+	}
 
 	// An empty folder is fine (a fresh volume's mount point is one).
 	empty := t.TempDir()
