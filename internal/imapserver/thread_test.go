@@ -5,6 +5,7 @@ import (
 	"io"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -483,4 +484,93 @@ func TestThreadIMAPLib(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "PASS") {
 		t.Fatalf("imaplib_thread.py: %v", err)
 	}
+}
+
+// FuzzThread threads messages made from arbitrary bytes: IDs and
+// references drawn from a few names, so that duplicates, loops, missing
+// parents and shared subjects abound. Either algorithm must name every
+// message exactly once, in a well-formed answer (RFC 5256 5).
+func FuzzThread(f *testing.F) {
+	f.Add([]byte{0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0})
+	f.Add([]byte{1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4})
+	f.Add([]byte{0x10, 0x21, 0x32, 0x43, 0x10, 0x21, 0x32, 0x43, 0xff, 0xee, 0x01})
+	subjects := []string{"", "Re:", "a", "Re: a", "[l] a", "a (fwd)", "[Fwd: a]", "b", "Fw: b", "RE: [x] b"}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var in []tm
+		for i := 0; i+3 < len(data) && len(in) < 64; i += 4 {
+			id := func(b byte) string { return fmt.Sprintf("<%d@x>", b%8) }
+			m := tm{date: int64(data[i] % 4), subject: subjects[int(data[i+1])%len(subjects)]}
+			if data[i+1]&0x80 == 0 {
+				m.id = id(data[i+2])
+			}
+			for k := range int(data[i+3] % 4) {
+				m.refs += id(data[i+3]>>2+byte(k)*data[i+2]) + " "
+			}
+			if data[i+3]&0x80 != 0 {
+				m.irt = id(data[i])
+			}
+			in = append(in, m)
+		}
+		for name, algorithm := range map[string]func([]threadMsg) []*threadNode{
+			"REFERENCES": threadReferences, "ORDEREDSUBJECT": threadOrderedSubject,
+		} {
+			msgs := threadMsgs(in)
+			got := threadString(msgs, algorithm(msgs))
+			if err := checkThreads(got, len(msgs)); err != nil {
+				t.Fatalf("%s: %v: %q\nfrom %+v", name, err, got, in)
+			}
+		}
+	})
+}
+
+// checkThreads checks an answer of n messages against RFC 5256 5's
+// grammar, and that it names each message exactly once.
+func checkThreads(s string, n int) error {
+	seen := make([]bool, n+1)
+	depth := 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '(':
+			depth++
+			if i+1 < len(s) && (s[i+1] == ')' || s[i+1] == ' ') {
+				return fmt.Errorf("empty or spaced list at %d", i)
+			}
+		case c == ')':
+			if depth--; depth < 0 {
+				return fmt.Errorf("unbalanced at %d", i)
+			}
+			if depth == 0 && i+1 < len(s) && s[i+1] != '(' {
+				return fmt.Errorf("%q after a thread at %d", s[i+1], i)
+			}
+		case c == ' ':
+			if s[i-1] == ')' || s[i-1] == '(' || i+1 >= len(s) || s[i+1] == ' ' || s[i+1] == ')' {
+				return fmt.Errorf("misplaced space at %d", i)
+			}
+		case '0' <= c && c <= '9':
+			j := i
+			for j < len(s) && '0' <= s[j] && s[j] <= '9' {
+				j++
+			}
+			k, _ := strconv.Atoi(s[i:j])
+			if k < 1 || k > n || seen[k] {
+				return fmt.Errorf("message %d out of range or twice", k)
+			}
+			if j < len(s) && s[j] != ' ' && s[j] != ')' {
+				return fmt.Errorf("%q after a number at %d", s[j], j)
+			}
+			seen[k] = true
+			i = j - 1
+		default:
+			return fmt.Errorf("%q at %d", c, i)
+		}
+	}
+	if depth != 0 {
+		return fmt.Errorf("unbalanced")
+	}
+	for k := 1; k <= n; k++ {
+		if !seen[k] {
+			return fmt.Errorf("message %d missing", k)
+		}
+	}
+	return nil
 }
