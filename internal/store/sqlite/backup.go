@@ -49,7 +49,8 @@ const partialSuffix = ".partial"
 
 // BackupOptions configures Store.Backup. The zero value is usable.
 type BackupOptions struct {
-	// Progress, if set, is called after each account's mail is copied.
+	// Progress, if set, is called as the copy goes on: after every
+	// progressEvery messages and after each account.
 	Progress func(BackupProgress)
 
 	// afterSnapshot, set by tests, runs after an account's database is
@@ -63,6 +64,10 @@ type BackupProgress struct {
 	Messages               int64 // copied so far
 	Bytes                  int64 // written so far
 }
+
+// progressEvery is how many messages Backup copies between two calls of
+// BackupOptions.Progress within an account.
+const progressEvery = 500
 
 // BackupReport says what a backup holds.
 type BackupReport struct {
@@ -97,22 +102,22 @@ func (s *Store) Backup(ctx context.Context, dest string, opts BackupOptions) (Ba
 	var rep BackupReport
 	dest, err := filepath.Abs(dest)
 	if err != nil {
-		return rep, fmt.Errorf("backup: %w", err)
+		return rep, fmt.Errorf("backup to %s: %w", dest, err)
 	}
 	if within(dest, s.dir) || within(s.dir, dest) {
-		return rep, fmt.Errorf("backup: %s and the data folder %s overlap", dest, s.dir)
+		return rep, fmt.Errorf("backup to %s: it overlaps the data folder %s", dest, s.dir)
 	}
 	if _, err := os.Lstat(dest); err == nil {
-		return rep, fmt.Errorf("backup: %s already exists", dest)
+		return rep, fmt.Errorf("backup to %s: the folder exists already", dest)
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return rep, fmt.Errorf("backup: %w", err)
+		return rep, fmt.Errorf("backup to %s: %w", dest, err)
 	}
 	partial := dest + partialSuffix
 	if err := os.RemoveAll(partial); err != nil {
-		return rep, fmt.Errorf("backup: remove unfinished %s: %w", partial, err)
+		return rep, fmt.Errorf("backup to %s: remove the unfinished %s: %w", dest, partial, err)
 	}
 	if err := os.MkdirAll(filepath.Join(partial, accountsDir), 0o700); err != nil {
-		return rep, fmt.Errorf("backup: %w", err)
+		return rep, fmt.Errorf("backup to %s: %w", dest, err)
 	}
 	b := &backup{s: s, dir: partial, opts: opts, rep: &rep}
 	if err := b.run(ctx); err != nil {
@@ -121,10 +126,10 @@ func (s *Store) Backup(ctx context.Context, dest string, opts BackupOptions) (Ba
 	}
 	if err := os.Rename(partial, dest); err != nil {
 		os.RemoveAll(partial)
-		return rep, fmt.Errorf("backup: %w", err)
+		return rep, fmt.Errorf("backup to %s: %w", dest, err)
 	}
 	if err := durable.SyncDir(filepath.Dir(dest)); err != nil {
-		return rep, fmt.Errorf("backup: %w", err)
+		return rep, fmt.Errorf("backup to %s: %w", dest, err)
 	}
 	return rep, nil
 }
@@ -135,6 +140,15 @@ type backup struct {
 	dir  string // the backup being made
 	opts BackupOptions
 	rep  *BackupReport
+
+	accounts, accountsDone int   // for Progress
+	copied                 int64 // messages copied, expunged ones included
+}
+
+func (b *backup) progress() {
+	if b.opts.Progress != nil {
+		b.opts.Progress(BackupProgress{Accounts: b.accounts, AccountsDone: b.accountsDone, Messages: b.copied, Bytes: b.rep.Bytes})
+	}
 }
 
 func (b *backup) run(ctx context.Context) error {
@@ -151,7 +165,8 @@ func (b *backup) run(ctx context.Context) error {
 		return err
 	}
 	var deleted []int64
-	for i, id := range ids {
+	b.accounts = len(ids)
+	for _, id := range ids {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -162,9 +177,9 @@ func (b *backup) run(ctx context.Context) error {
 		if gone {
 			deleted = append(deleted, id)
 		}
-		if b.opts.Progress != nil {
-			b.opts.Progress(BackupProgress{Accounts: len(ids), AccountsDone: i + 1, Messages: b.rep.Messages, Bytes: b.rep.Bytes})
-		}
+		b.accountsDone++
+		b.copied = b.rep.Messages
+		b.progress()
 	}
 	if err := dropAccounts(ctx, adb, deleted); err != nil {
 		return err
@@ -297,6 +312,9 @@ func (b *backup) account(ctx context.Context, id int64) (gone bool, err error) {
 			return false, err
 		}
 		b.rep.Bytes += n
+		if b.copied++; b.copied%progressEvery == 0 {
+			b.progress()
+		}
 	}
 	if len(missing) > 0 {
 		damaged, err := b.liveFiles(ctx, id, missing)

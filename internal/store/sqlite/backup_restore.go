@@ -74,26 +74,26 @@ func Restore(ctx context.Context, backupDir, dir string, opts RestoreOptions) (R
 		dir, err = filepath.Abs(dir)
 	}
 	if err != nil {
-		return rep, fmt.Errorf("restore: %w", err)
+		return rep, fmt.Errorf("restore into %s: %w", dir, err)
 	}
 	if within(backupDir, dir) || within(dir, backupDir) {
-		return rep, fmt.Errorf("restore: the backup %s and the data folder %s overlap", backupDir, dir)
+		return rep, fmt.Errorf("restore into %s: it overlaps the backup %s", dir, backupDir)
 	}
 	m, err := readManifest(backupDir)
 	if err != nil {
-		return rep, fmt.Errorf("restore: %w", err)
+		return rep, err // it names the backup
 	}
 	rep.Taken = m.Taken
 	if opts.KeepUIDValidity && !m.Quiescent {
-		return rep, errors.New("restore: the backup was taken while the store was in use, " +
-			"so mail may have come after it: its UIDVALIDITY cannot be kept")
+		return rep, fmt.Errorf("restore of %s: the backup was taken while the store was in use, "+
+			"so mail may have come after it: its UIDVALIDITY cannot be kept", backupDir)
 	}
 
 	empty := false
 	switch entries, err := os.ReadDir(dir); {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		return rep, fmt.Errorf("restore: %w", err)
+		return rep, fmt.Errorf("restore into %s: %w", dir, err)
 	default:
 		unlock, err := lockAway(dir)
 		if err != nil {
@@ -102,24 +102,24 @@ func Restore(ctx context.Context, backupDir, dir string, opts RestoreOptions) (R
 		defer unlock()
 		if empty = len(entries) == 0; !empty {
 			if !opts.Force {
-				return rep, fmt.Errorf("restore: %s is not empty (--force moves it aside)", dir)
+				return rep, fmt.Errorf("restore into %s: it is not empty (--force moves it aside)", dir)
 			}
 			rep.MovedAside = dir + ".before-restore-" + time.Now().UTC().Format("20060102T150405Z")
 			if err := os.Rename(dir, rep.MovedAside); err != nil {
-				return rep, fmt.Errorf("restore: move %s aside: %w", dir, err)
+				return rep, fmt.Errorf("restore into %s: move it aside: %w", dir, err)
 			}
 			if err := durable.SyncDir(filepath.Dir(dir)); err != nil {
-				return rep, fmt.Errorf("restore: %w", err)
+				return rep, fmt.Errorf("restore into %s: %w", dir, err)
 			}
 		}
 	}
 
 	partial := dir + partialSuffix
 	if err := os.RemoveAll(partial); err != nil {
-		return rep, fmt.Errorf("restore: remove unfinished %s: %w", partial, err)
+		return rep, fmt.Errorf("restore into %s: remove the unfinished %s: %w", dir, partial, err)
 	}
 	if err := os.MkdirAll(partial, 0o700); err != nil {
-		return rep, fmt.Errorf("restore: %w", err)
+		return rep, fmt.Errorf("restore into %s: %w", dir, err)
 	}
 	err = restoreInto(ctx, backupDir, partial, opts, &rep)
 	if err == nil && empty {

@@ -423,7 +423,7 @@ func TestBackupInterrupted(t *testing.T) {
 		t.Fatalf("backup after a killed one: %v", err)
 	}
 	checkClean(t, dest)
-	if _, err := st.Backup(t.Context(), dest, BackupOptions{}); err == nil || !strings.Contains(err.Error(), "already exists") {
+	if _, err := st.Backup(t.Context(), dest, BackupOptions{}); err == nil || !strings.Contains(err.Error(), "exists already") {
 		t.Errorf("backup onto an existing one: %v", err)
 	}
 	if _, err := st.Backup(t.Context(), filepath.Join(st.dir, "b"), BackupOptions{}); err == nil || !strings.Contains(err.Error(), "overlap") {
