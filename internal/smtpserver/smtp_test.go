@@ -555,3 +555,60 @@ func TestSMTPHandshakeStall(t *testing.T) {
 		t.Fatalf("after a stalled handshake: read %d bytes, %v; want the connection closed", n, err)
 	}
 }
+
+// TestSMTPLimits: the limits of the [smtp] settings, each answered as the
+// protocol defines: a RCPT past MaxRecipients is 452 4.5.3 (RFC 5321
+// 4.5.3.1.10) and the transaction goes on with the others; a client
+// silent past the read timeout hears 421 4.4.2 and is closed, and its
+// message, cut off, is stored for no one.
+func TestSMTPLimits(t *testing.T) {
+	f, _ := newSMTPFixture(t, 0, func(c *Config) {
+		c.MaxRecipients = 2
+		c.ReadTimeout = time.Second
+	})
+	l := dialLMTP(t, f.addr)
+	l.cmd("EHLO client.example.net")
+	for _, tt := range []struct{ line, want string }{
+		{"MAIL FROM:<carol@example.net>", "250 "},
+		{"RCPT TO:<alice@example.org>", "250 "},
+		{"RCPT TO:<bob@example.org>", "250 "},
+		{"RCPT TO:<alice+news@example.org>", "452 4.5.3 "},
+		{"DATA", "354 "},
+	} {
+		if got := l.cmd(tt.line); !strings.HasPrefix(got, tt.want) {
+			t.Fatalf("%s: %q, want %q", tt.line, got, tt.want)
+		}
+	}
+	l.send("Subject: cut off\r\n\r\n")
+	if got := l.reply(); !strings.HasPrefix(got, "421 4.4.2 ") {
+		t.Errorf("a client silent past the timeout: %q", got)
+	}
+	if _, err := l.r.ReadString('\n'); err == nil {
+		t.Error("the connection stayed open")
+	}
+	if got := f.inbox(t, "alice@example.org"); len(got) != 0 {
+		t.Errorf("alice has %d messages, want none", len(got))
+	}
+}
+
+// TestSMTPTLSMinimumVersion: STARTTLS takes TLS 1.2 and 1.3, and refuses
+// a client that offers no more than TLS 1.1.
+func TestSMTPTLSMinimumVersion(t *testing.T) {
+	f, clientTLS := newSMTPFixture(t, 0)
+	for _, tt := range []struct {
+		max uint16
+		ok  bool
+	}{{tls.VersionTLS11, false}, {tls.VersionTLS12, true}, {tls.VersionTLS13, true}} {
+		l := dialLMTP(t, f.addr)
+		l.cmd("EHLO client.example.net")
+		if got := l.cmd("STARTTLS"); !strings.HasPrefix(got, "220 ") {
+			t.Fatalf("STARTTLS: %q", got)
+		}
+		cfg := clientTLS.Clone()
+		cfg.MinVersion, cfg.MaxVersion = tls.VersionTLS10, tt.max
+		err := tls.Client(l.c, cfg).Handshake()
+		if ok := err == nil; ok != tt.ok {
+			t.Errorf("TLS up to %s: handshake %v", tls.VersionName(tt.max), err)
+		}
+	}
+}
