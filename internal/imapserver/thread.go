@@ -115,8 +115,15 @@ func (c *conn) xthreadValues(msgs []threadMsg, refs bool) {
 		index[msgs[i].uid] = i
 		uids[i] = msgs[i].uid
 	}
-	mbox := c.sel.mb.ID
-	err := c.sess.Messages(c.ctx, mbox, store.UIDSetOf(uids...), store.FieldDate|store.FieldStructure|store.FieldSize, func(m *store.MessageInfo) error {
+	set := store.UIDSetOf(uids...)
+	var ahead *bodyAhead
+	if refs {
+		// Where each OpenBody is a query (PostgreSQL), bodies are
+		// opened several at a time, as FETCH opens them.
+		ahead = c.newBodyAhead(set)
+		defer ahead.close()
+	}
+	err := c.sess.Messages(c.ctx, c.sel.mb.ID, set, store.FieldDate|store.FieldStructure|store.FieldSize, func(m *store.MessageInfo) error {
 		i, ok := index[m.UID]
 		if !ok {
 			return nil
@@ -139,7 +146,7 @@ func (c *conn) xthreadValues(msgs []threadMsg, refs bool) {
 		t.id = firstMsgID(env.MessageID)
 		// RFC 5256 4: the IDs of References, or when it has none the
 		// first of In-Reply-To.
-		b, err := c.sess.OpenBody(c.ctx, mbox, m.UID)
+		b, err := c.openBody(ahead, m.UID)
 		switch {
 		case errors.Is(err, store.ErrNoMessage):
 		case err != nil:
