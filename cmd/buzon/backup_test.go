@@ -610,3 +610,76 @@ func TestPostgresRestoreUIDValidity(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoreFetchmail: fetchmail leaving mail on the server (UIDL, keep)
+// downloads every message again from a restored server, whose UIDLs come
+// from the new UIDVALIDITY, and nothing again from one restored with
+// --keep-uidvalidity from a backup of the stopped server.
+func TestRestoreFetchmail(t *testing.T) {
+	bin := clienttest.Need(t, "fetchmail", "fetchmail")
+	data := t.TempDir()
+	mustBuzon(t, clPass+"\n", "user", "add", "--data", data, backupUser)
+	for _, s := range []string{"one", "two", "three"} {
+		mustBuzon(t, clMsg("Subject: "+s, "", s), "deliver", "--data", data, backupUser)
+	}
+	dest := filepath.Join(t.TempDir(), "backup")
+	mustBuzon(t, "", "backup", "--data", data, dest)
+
+	home := t.TempDir()
+	// poll fetches once, keeping mail on the server and its UIDLs in home,
+	// and returns how many messages it delivered.
+	poll := func(in *instance) int {
+		t.Helper()
+		host, port := in.hostPort("pop3")
+		outDir := t.TempDir()
+		rc := fmt.Sprintf("set no bouncemail\npoll %s port %s proto POP3 uidl\n"+
+			"  user \"%s\" there with password \"%s\" is \"tester\" here\n"+
+			"  options keep no stripcr sslproto '' mda \"cat > %s/msg.$$\"\n", host, port, backupUser, clPass, outDir)
+		rcfile := filepath.Join(home, "fetchmailrc")
+		if err := os.WriteFile(rcfile, []byte(rc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "--nodetach", "--nosyslog", "--invisible", "--fetchmailrc", rcfile,
+			"--idfile", filepath.Join(home, "fetchids"), "--pidfile", filepath.Join(home, "fetchmail.pid"))
+		cmd.Env = append(os.Environ(), "HOME="+home)
+		out, err := cmd.CombinedOutput()
+		// 0: mail fetched, 1: none (fetchmail(1) EXIT CODES).
+		if ee := (*exec.ExitError)(nil); err != nil && (!errors.As(err, &ee) || ee.ExitCode() != 1) {
+			t.Fatalf("fetchmail: %v\n%s", err, out)
+		}
+		ents, err := os.ReadDir(outDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	in := start(t, data)
+	if n := poll(in); n != 3 {
+		t.Fatalf("first poll delivered %d messages, want 3", n)
+	}
+	if n := poll(in); n != 0 {
+		t.Fatalf("second poll delivered %d messages, want 0", n)
+	}
+	in.stop()
+	ids, err := os.ReadFile(filepath.Join(home, "fetchids"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, c := range []struct {
+		flags []string
+		want  int
+	}{{nil, 3}, {[]string{"--keep-uidvalidity"}, 0}} {
+		// Each case starts from what fetchmail knew before the restore.
+		if err := os.WriteFile(filepath.Join(home, "fetchids"), ids, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		restored := filepath.Join(t.TempDir(), "restored")
+		mustBuzon(t, "", append(append([]string{"restore", "--data", restored}, c.flags...), dest)...)
+		in := start(t, restored)
+		if n := poll(in); n != c.want {
+			t.Errorf("restore %v: fetchmail delivered %d messages, want %d", c.flags, n, c.want)
+		}
+		in.stop()
+	}
+}
