@@ -113,8 +113,8 @@ type conn struct {
 	cancel context.CancelFunc // cancels ctx when the connection ends
 
 	// waiting is set while the connection blocks reading its next command
-	// or in IDLE, the only moments Shutdown may interrupt it. Guarded by
-	// srv.mu.
+	// or in IDLE, the only moments Shutdown may interrupt it, with its
+	// buffers parked. Guarded by srv.mu.
 	waiting bool
 	// woken is the number of the last wake-up of the session in IDLE (see
 	// idlers), 0 once handled. Guarded by srv.mu.
@@ -214,6 +214,7 @@ func (c *conn) setIO(startTLS bool) {
 		c.w.park() // STARTTLS: the OK was flushed
 	}
 	c.w = newWriter(deadlineWriter{c.nc, c.srv.cfg.WriteTimeout}, &c.srv.writeBufs)
+	c.w.deflaters = &c.srv.deflaters
 	c.w.utf8 = c.utf8
 }
 
@@ -322,6 +323,10 @@ func (c *conn) readCommand() ([]byte, bool) {
 		}
 		c.pace.stop()
 		c.setReadDeadline(deadline)
+		// Nothing is owed to the client now: while it thinks, the
+		// connection holds no buffers.
+		c.w.park()
+		c.r.park()
 		c.srv.mu.Lock()
 		if c.srv.closing {
 			c.srv.mu.Unlock()
@@ -330,10 +335,6 @@ func (c *conn) readCommand() ([]byte, bool) {
 		}
 		c.waiting = true
 		c.srv.mu.Unlock()
-		// Nothing is owed to the client now: while it thinks, the
-		// connection holds no buffers.
-		c.w.park()
-		c.r.park()
 		err := c.r.unpark()
 		c.srv.mu.Lock()
 		c.waiting = false

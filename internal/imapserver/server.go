@@ -16,6 +16,7 @@ package imapserver
 
 import (
 	"bufio"
+	"compress/flate"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -103,6 +104,9 @@ type Server struct {
 	// connections park theirs here (see reader and writer).
 	readBufs  sync.Pool // of *bufio.Reader
 	writeBufs sync.Pool // of *bufio.Writer
+	// Compressors of COMPRESS DEFLATE sessions between commands (see
+	// writer.park).
+	deflaters sync.Pool // of *flate.Writer
 }
 
 // New returns a Server for cfg, with defaults filled in.
@@ -154,6 +158,10 @@ func New(cfg Config) *Server {
 	s.readBufs.New = func() any { return bufio.NewReaderSize(nil, 16*1024) }
 	writeSize := min(cfg.Limits.MaxOutputBacklog, 64*1024)
 	s.writeBufs.New = func() any { return bufio.NewWriterSize(nil, writeSize) }
+	s.deflaters.New = func() any {
+		fw, _ := flate.NewWriter(nil, flate.BestSpeed) // fails only for a bad level
+		return fw
+	}
 	return s
 }
 

@@ -35,14 +35,25 @@ func (w deadlineWriter) Write(b []byte) (int, error) {
 // is dropped when a write blocks past the deadline. Its methods panic
 // with ioError when the connection fails; the command loop ends the session.
 //
-// Between commands the buffer is empty and can be parked: it goes back to
-// a pool shared by the server's connections, and the next write takes one.
+// Between commands everything was sent and the buffer can be parked: it
+// goes back to a pool shared by the server's connections, and the next
+// write takes one. So can the compressor of COMPRESS DEFLATE, the larger
+// by far (see park).
 type writer struct {
 	// bw buffers what goes to dst; nil while parked.
 	bw   *bufio.Writer
-	dst  io.Writer
-	pool *sync.Pool    // of *bufio.Writer
-	fw   *flate.Writer // set once COMPRESS DEFLATE is on (RFC 4978)
+	dst  io.Writer  // where bw writes: net, or fw once COMPRESS is on
+	net  io.Writer  // the network, under any compression
+	pool *sync.Pool // of *bufio.Writer
+	// fw compresses what goes to net once COMPRESS DEFLATE is on (RFC
+	// 4978); nil while parked, when deflate says that it is on.
+	fw      *flate.Writer
+	deflate bool
+	// deflaters, if set, takes parked compressors, at flate.BestSpeed as
+	// cmdCompress makes them; nil keeps fw for good.
+	deflaters *sync.Pool // of *flate.Writer
+	// flushed is set while nothing was written since the last flush.
+	flushed bool
 	// utf8 allows UTF-8 in quoted strings (IMAP4rev2, UTF8=ACCEPT).
 	utf8 bool
 	// err is why writing failed, nil while it has not.
@@ -50,26 +61,47 @@ type writer struct {
 }
 
 func newWriter(dst io.Writer, pool *sync.Pool) *writer {
-	return &writer{dst: dst, pool: pool}
+	return &writer{dst: dst, net: dst, pool: pool, flushed: true}
 }
 
-// buf returns the buffer, taking one from the pool if parked.
+// buf returns the buffer, taking one from the pool if parked, and a
+// compressor too if COMPRESS is on and it was parked.
 func (w *writer) buf() *bufio.Writer {
 	if w.bw == nil {
+		if w.deflate && w.fw == nil {
+			w.fw = w.deflaters.Get().(*flate.Writer)
+			w.fw.Reset(w.net)
+			w.dst = w.fw
+		}
 		w.bw = w.pool.Get().(*bufio.Writer)
 		w.bw.Reset(w.dst)
 	}
+	w.flushed = false
 	return w.bw
 }
 
-// park gives the buffer back to the pool when everything was sent.
+// park gives the buffer back to the pool when everything was sent, and
+// the compressor too when everything was flushed through it.
+//
+// A compressor holds 1.2 MiB (compress/flate's tables), where an idle
+// connection holds some 19 KiB. Handing it over between commands costs
+// only the back references from one answer into the one before: the
+// compressor that takes over, reset, refers to nothing it did not write
+// itself, and its blocks follow the last one flushed, which ended on a
+// byte boundary and was not final, as one stream (RFC 1951 3.2.3), which
+// the client's decompressor reads on with its window as it was.
 func (w *writer) park() {
-	if w.bw == nil || w.bw.Buffered() > 0 {
-		return
+	if w.bw != nil && w.bw.Buffered() == 0 {
+		w.bw.Reset(nil)
+		w.pool.Put(w.bw)
+		w.bw = nil
 	}
-	w.bw.Reset(nil)
-	w.pool.Put(w.bw)
-	w.bw = nil
+	if w.bw == nil && w.fw != nil && w.flushed && w.deflaters != nil {
+		w.deflate = true
+		w.fw.Reset(nil)
+		w.deflaters.Put(w.fw)
+		w.fw, w.dst = nil, nil
+	}
 }
 
 // setDst sends what follows to dst (COMPRESS), once everything before
@@ -118,6 +150,7 @@ func (w *writer) flush() {
 	if w.fw != nil {
 		w.check(w.fw.Flush())
 	}
+	w.flushed = true
 }
 
 // literal writes a literal of n bytes streamed from r: "{n}" CRLF and
