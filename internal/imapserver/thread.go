@@ -93,13 +93,18 @@ func (c *conn) cmdThread(cmd *command) {
 	if cmd.uid {
 		num = func(i int) uint64 { return uint64(msgs[i].uid) }
 	}
-	b := []byte("* THREAD")
+	c.w.str("* THREAD")
 	if len(roots) > 0 {
-		b = append(b, ' ')
+		c.w.byte(' ')
 	}
-	b = appendThreads(b, roots, num)
-	b = append(b, "\r\n"...)
-	c.w.bytes(b)
+	// Written a thread at a time: the answer for a large mailbox is
+	// never whole in memory.
+	var b []byte
+	for i := range roots {
+		b = appendThreads(b[:0], roots[i:i+1], num)
+		c.w.bytes(b)
+	}
+	c.w.str("\r\n")
 }
 
 // xthreadValues reads what threading compares of each message found,
@@ -157,15 +162,31 @@ func (c *conn) xthreadValues(msgs []threadMsg, refs bool) {
 			sm.close()
 			if fields := splitFields(field); len(fields) > 0 {
 				_, v, _ := strings.Cut(fields[0], ":")
-				t.refs = msgIDs(v, -1)
+				t.refs = references(v, env.InReplyTo)
 			}
 		}
-		if len(t.refs) == 0 {
-			t.refs = msgIDs(env.InReplyTo, 1)
+		if t.refs == nil {
+			t.refs = references("", env.InReplyTo)
 		}
 		return nil
 	})
 	xcheckf(err, "thread")
+}
+
+// maxReferences is how many of a message's references threading follows,
+// the last ones: mailers cut References to a dozen or two, and a message
+// with thousands would only make the links' loop checks long.
+const maxReferences = 256
+
+// references returns what REFERENCES links a message to (RFC 5256 4): the
+// IDs of its References field, or when that has none, the first of its
+// In-Reply-To; at most the last maxReferences.
+func references(refs, inReplyTo string) []string {
+	ids := msgIDs(refs, -1)
+	if len(ids) == 0 {
+		ids = msgIDs(inReplyTo, 1)
+	}
+	return ids[max(0, len(ids)-maxReferences):]
 }
 
 // replyOrForward reports whether extracting the base subject of s (RFC
@@ -392,6 +413,9 @@ func threadReferences(msgs []threadMsg) []*threadNode {
 // ancestorOf reports whether n is m or one of m's ancestors: making n a
 // child of m would make a loop.
 func (n *threadNode) ancestorOf(m *threadNode) bool {
+	if len(n.kids) == 0 {
+		return n == m // the usual case, a reference seen the first time
+	}
 	for ; m != nil; m = m.parent {
 		if m == n {
 			return true

@@ -30,10 +30,7 @@ func threadMsgs(in []tm) []threadMsg {
 		t.seq, t.uid, t.date = uint32(i+1), 0, m.date
 		t.setSubject(m.subject)
 		t.id = firstMsgID(m.id)
-		t.refs = msgIDs(m.refs, -1)
-		if len(t.refs) == 0 {
-			t.refs = msgIDs(m.irt, 1)
-		}
+		t.refs = references(m.refs, m.irt)
 	}
 	return msgs
 }
@@ -318,6 +315,29 @@ func TestMsgIDs(t *testing.T) {
 	} {
 		if got := msgIDs(tc.in, tc.max); !slices.Equal(got, tc.want) {
 			t.Errorf("msgIDs(%q, %d) = %q, want %q", tc.in, tc.max, got, tc.want)
+		}
+	}
+}
+
+// TestReferences: References first, In-Reply-To's first ID where it has
+// none, and of very many references the last, the parent among them.
+func TestReferences(t *testing.T) {
+	var many []string
+	for i := range maxReferences + 50 {
+		many = append(many, fmt.Sprintf("<%d@x>", i))
+	}
+	for _, tc := range []struct {
+		refs, irt string
+		want      []string
+	}{
+		{"<a@x> <b@x>", "<c@x>", []string{"<a@x>", "<b@x>"}},
+		{"", "<c@x> <d@x>", []string{"<c@x>"}},
+		{"<invalid>", "<c@x>", []string{"<c@x>"}},
+		{"", "", nil},
+		{strings.Join(many, " "), "<c@x>", many[50:]},
+	} {
+		if got := references(tc.refs, tc.irt); !slices.Equal(got, tc.want) {
+			t.Errorf("references(%.40q, %q) = %.80q, want %.80q", tc.refs, tc.irt, got, tc.want)
 		}
 	}
 }
