@@ -612,3 +612,23 @@ func TestSMTPTLSMinimumVersion(t *testing.T) {
 		}
 	}
 }
+
+// TestSMTPCurl delivers with curl's SMTP client, another that no one here
+// wrote: STARTTLS required (--ssl-reqd), the certificate checked against
+// the test's, one recipient.
+func TestSMTPCurl(t *testing.T) {
+	curl := clienttest.Need(t, "curl", "curl")
+	f, _ := newSMTPFixture(t, 0)
+	_, port, _ := net.SplitHostPort(f.addr)
+	cmd := exec.Command(curl, "--silent", "--show-error", "--url", "smtp://mx.example.org:"+port+"/client.example.net",
+		"--resolve", "mx.example.org:"+port+":127.0.0.1", "--ssl-reqd", "--cacert", f.caFile,
+		"--mail-from", "carol@example.net", "--mail-rcpt", "alice@example.org", "--upload-file", "-")
+	cmd.Stdin = strings.NewReader(testMessage)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("curl: %v\n%s", err, out)
+	}
+	got := f.inbox(t, "alice@example.org")
+	if len(got) != 1 || !strings.HasSuffix(got[0], "\r\n"+testMessage) || !strings.Contains(got[0], "Received: from client.example.net ([127.0.0.1])\r\n\tby mx.example.org (buzon) with ESMTPS (TLS") {
+		t.Errorf("alice's INBOX: %q", got)
+	}
+}
