@@ -217,6 +217,11 @@ func (l *rawLMTP) starttls(cfg *tls.Config) {
 // there is one, and whose From-domain is the HELO name when it is one.
 func TestSMTPTraceFields(t *testing.T) {
 	f, clientTLS := newSMTPFixture(t, 0)
+	pm, err := f.st.CreateAccount(context.Background(), "postmaster@mx.example.org", store.Credentials{PasswordHash: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ids[pm.Name] = pm.ID
 	for _, tt := range []struct {
 		name      string
 		greet     string
@@ -246,6 +251,13 @@ func TestSMTPTraceFields(t *testing.T) {
 			wantField: `Return-Path: <jörg@example\.net>\r\nReceived: from client\.example\.net \(\[127\.0\.0\.1\]\)\r\n\tby mx\.example\.org \(buzon\) with UTF8SMTPS \(TLS[^)]+\)\r\n\tid [A-Z2-7]{12} for <alice@example\.org>; [^\r]+\r\n`,
 		},
 		{
+			// RFC 5321 4.4's "for" takes a mailbox: the one <postmaster>
+			// reached.
+			name: "to postmaster", greet: "EHLO client.example.net",
+			from: "<carol@example.net>", rcpts: []string{"postmaster"},
+			wantField: `Return-Path: <carol@example\.net>\r\nReceived: from client\.example\.net \(\[127\.0\.0\.1\]\)\r\n\tby mx\.example\.org \(buzon\) with ESMTP\r\n\tid [A-Z2-7]{12} for <postmaster@mx\.example\.org>; [^\r]+\r\n`,
+		},
+		{
 			// A HELO name that is not a domain goes in a comment, escaped.
 			name: "HELO name that is no domain", greet: "EHLO my(pc)",
 			from: "<carol@example.net>", rcpts: []string{"alice@example.org"},
@@ -253,7 +265,11 @@ func TestSMTPTraceFields(t *testing.T) {
 		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			before := len(f.inbox(t, "alice@example.org"))
+			owner := "alice@example.org"
+			if tt.rcpts[0] == "postmaster" {
+				owner = pm.Name
+			}
+			before := len(f.inbox(t, owner))
 			l := dialLMTP(t, f.addr)
 			if got := l.cmd(tt.greet); !strings.HasPrefix(got, "250 ") {
 				t.Fatalf("%s: %q", tt.greet, got)
@@ -275,9 +291,9 @@ func TestSMTPTraceFields(t *testing.T) {
 			if got := l.cmd(dotStuff(testMessage) + "."); !strings.HasPrefix(got, "250 2.0.0 message delivered") {
 				t.Fatalf("after the data: %q", got)
 			}
-			got := f.inbox(t, "alice@example.org")
+			got := f.inbox(t, owner)
 			if len(got) != before+1 {
-				t.Fatalf("alice has %d messages, want %d", len(got), before+1)
+				t.Fatalf("%s has %d messages, want %d", owner, len(got), before+1)
 			}
 			re := regexp.MustCompile(`(?s)^` + tt.wantField + `(.*)$`)
 			m := re.FindStringSubmatch(got[before])

@@ -28,7 +28,13 @@ func (c *conn) received(now time.Time) string {
 	}
 	b.WriteString("\r\n\tid " + c.id)
 	if len(c.rcpts) == 1 {
-		b.WriteString(" for <" + c.rcpts[0].addr + ">")
+		rcpt := c.rcpts[0].addr
+		if !strings.Contains(rcpt, "@") {
+			// <postmaster>, which RCPT allows but a Mailbox in the
+			// "for" clause does not: the address it reached.
+			rcpt = c.rcpts[0].key
+		}
+		b.WriteString(" for <" + rcpt + ">")
 	}
 	b.WriteString("; " + now.Format(time.RFC1123Z) + "\r\n")
 	return b.String()
