@@ -9,14 +9,14 @@
 // 7888), SPECIAL-USE and CREATE-SPECIAL-USE (RFC 6154), CHILDREN (RFC
 // 3348), LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819), STATUS=SIZE
 // (RFC 8438), ESEARCH (RFC 4731), SEARCHRES (RFC 5182), SORT (RFC 5256) and
-// SORT=DISPLAY (RFC 5957), APPENDLIMIT (RFC 7889), MULTIAPPEND (RFC 3502), BINARY (RFC 3516), UTF8=ACCEPT (RFC 6855),
+// SORT=DISPLAY (RFC 5957), THREAD=ORDEREDSUBJECT and THREAD=REFERENCES (RFC
+// 5256), APPENDLIMIT (RFC 7889), MULTIAPPEND (RFC 3502), BINARY (RFC 3516), UTF8=ACCEPT (RFC 6855),
 // CONDSTORE and QRESYNC (RFC 7162), QUOTA (RFC 9208) and COMPRESS=DEFLATE
 // (RFC 4978). Response codes follow RFC 5530.
 package imapserver
 
 import (
 	"bufio"
-	"compress/flate"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -106,7 +106,7 @@ type Server struct {
 	writeBufs sync.Pool // of *bufio.Writer
 	// Compressors of COMPRESS DEFLATE sessions between commands (see
 	// writer.park).
-	deflaters sync.Pool // of *flate.Writer
+	deflaters deflaters
 }
 
 // New returns a Server for cfg, with defaults filled in.
@@ -158,10 +158,6 @@ func New(cfg Config) *Server {
 	s.readBufs.New = func() any { return bufio.NewReaderSize(nil, 16*1024) }
 	writeSize := min(cfg.Limits.MaxOutputBacklog, 64*1024)
 	s.writeBufs.New = func() any { return bufio.NewWriterSize(nil, writeSize) }
-	s.deflaters.New = func() any {
-		fw, _ := flate.NewWriter(nil, flate.BestSpeed) // fails only for a bad level
-		return fw
-	}
 	return s
 }
 
