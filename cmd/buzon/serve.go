@@ -149,7 +149,7 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 	}
 	imapBye := "* BYE [UNAVAILABLE] too many connections from your address\r\n"
 	pop3Bye := "-ERR [SYS/TEMP] too many connections from your address\r\n"
-	smtpBye := "421 4.7.0 too many connections from your address\r\n" // LMTP's too
+	mailBye := "421 4.7.0 too many connections from your address\r\n" // SMTP and LMTP (RFC 5321 3.8)
 	for _, l := range []struct {
 		name, addr string
 		conf       server.ListenerConfig
@@ -159,8 +159,8 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 		{"imaps", cfg.Listen.IMAPS, lc("imaps", ""), imap.ServeTLS},
 		{"pop3", cfg.Listen.POP3, lc("pop3", pop3Bye), pop3.Serve},
 		{"pop3s", cfg.Listen.POP3S, lc("pop3s", ""), pop3.ServeTLS},
-		{"lmtp", cfg.Listen.LMTP, lc("lmtp", smtpBye), lmtp.Serve},
-		{"smtp", cfg.Listen.SMTP, lc("smtp", smtpBye), smtp.Serve},
+		{"lmtp", cfg.Listen.LMTP, lc("lmtp", mailBye), lmtp.Serve},
+		{"smtp", cfg.Listen.SMTP, lc("smtp", mailBye), smtp.Serve},
 	} {
 		if l.addr == "" || l.addr == config.Off {
 			continue
