@@ -3,6 +3,7 @@ package imapserver
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -40,6 +41,7 @@ func TestThreadGoIMAP(t *testing.T) {
 		t.Fatal(err)
 	}
 	algorithms := caps.ThreadAlgorithms()
+	slices.Sort(algorithms) // from a map: in no order
 	if len(algorithms) != 2 || algorithms[0] != imap.ThreadOrderedSubject || algorithms[1] != imap.ThreadReferences {
 		t.Errorf("thread algorithms: %q", algorithms)
 	}
