@@ -478,11 +478,18 @@ func (c *conn) writeRcptReply(rcpt recipient, err error) {
 	c.writeReply(r)
 }
 
+// traceRoom is what the quota check at RCPT allows beyond SIZE= for
+// the Return-Path and Received fields, a few hundred octets, which the
+// stored message holds and the declared size does not.
+const traceRoom = 1024
+
 // checkQuota refuses a recipient whose quota leaves no room for the
-// message, of the size MAIL's SIZE= declared or of a single octet, so
-// that the sender learns at RCPT rather than after sending it, and
-// only for that recipient. A quota that cannot be read lets the
-// recipient by: the append checks it again, atomically.
+// message: the size MAIL's SIZE= declared, if any, and its trace
+// fields. The sender learns at RCPT rather than after sending it, and
+// for that recipient only; a message that passed it and then failed the
+// quota after the data, with others stored, would have them receive it
+// again at every retry (see messageReply). A quota that cannot be read
+// lets the recipient by: the append checks it again, atomically.
 func (c *conn) checkQuota(acct store.Account) error {
 	ctx := c.srv.ctx
 	sess, err := c.srv.cfg.Deliverer.Store.Open(ctx, acct.ID)
@@ -496,7 +503,7 @@ func (c *conn) checkQuota(acct store.Account) error {
 		c.log.Warn("quota check", "account", acct.Name, "err", err)
 		return nil
 	}
-	if u.MaxMessages > 0 && u.Messages >= u.MaxMessages || u.MaxBytes > 0 && u.Bytes+max(c.size, 1) > u.MaxBytes {
+	if u.MaxMessages > 0 && u.Messages >= u.MaxMessages || u.MaxBytes > 0 && u.Bytes+max(c.size, 0)+traceRoom > u.MaxBytes {
 		return fmt.Errorf("%s: %w", acct.Name, store.ErrOverQuota)
 	}
 	return nil

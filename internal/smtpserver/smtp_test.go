@@ -648,3 +648,30 @@ func TestSMTPCurl(t *testing.T) {
 		t.Errorf("alice's INBOX: %q", got)
 	}
 }
+
+// TestSMTPQuotaAtRCPT: a recipient whose byte quota has no room for the
+// message MAIL declared, trace fields included, is refused at RCPT with
+// 452 4.2.2; without SIZE=, one with room for a message of a few lines is
+// taken.
+func TestSMTPQuotaAtRCPT(t *testing.T) {
+	f, _ := newSMTPFixture(t, 0)
+	if err := f.st.SetQuota(context.Background(), "alice@example.org", store.Quota{MaxBytes: 10_000}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		mail string
+		want string
+	}{
+		{"MAIL FROM:<carol@example.net> SIZE=8000", "250 "},
+		{"MAIL FROM:<carol@example.net> SIZE=9500", "452 4.2.2 <alice@example.org> "},
+		{"MAIL FROM:<carol@example.net> SIZE=20000", "452 4.2.2 "},
+		{"MAIL FROM:<carol@example.net>", "250 "},
+	} {
+		l := dialLMTP(t, f.addr)
+		l.cmd("EHLO client.example.net")
+		l.cmd(tt.mail)
+		if got := l.cmd("RCPT TO:<alice@example.org>"); !strings.HasPrefix(got, tt.want) {
+			t.Errorf("%s, then RCPT: %q, want %q", tt.mail, got, tt.want)
+		}
+	}
+}
