@@ -50,7 +50,7 @@ func newInflateReader(src *bufio.Reader) *inflateReader {
 		kick:     make(chan struct{}, 1),
 	}
 	go func() {
-		f := &inflater{src: src, r: r}
+		f := &inflater{src: src, r: r, win: make([]byte, 1<<15)}
 		err := f.run()
 		if err == nil {
 			err = io.EOF
@@ -135,7 +135,10 @@ type inflater struct {
 	r   *inflateReader // where decoded data goes
 	buf []byte         // decoded bytes not yet passed on
 
-	win  [1 << 15]byte // the last 32 KiB of output, for back references
+	// win is the last 32 KiB of output, for back references. It is a
+	// slice, on the heap: held in the inflater on the goroutine's stack,
+	// it would double that stack, to 64 KiB for every compressed session.
+	win  []byte
 	wpos int
 	have int // bytes in win
 

@@ -17,7 +17,6 @@ package imapserver
 
 import (
 	"bufio"
-	"compress/flate"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -107,7 +106,7 @@ type Server struct {
 	writeBufs sync.Pool // of *bufio.Writer
 	// Compressors of COMPRESS DEFLATE sessions between commands (see
 	// writer.park).
-	deflaters sync.Pool // of *flate.Writer
+	deflaters deflaters
 }
 
 // New returns a Server for cfg, with defaults filled in.
@@ -159,10 +158,6 @@ func New(cfg Config) *Server {
 	s.readBufs.New = func() any { return bufio.NewReaderSize(nil, 16*1024) }
 	writeSize := min(cfg.Limits.MaxOutputBacklog, 64*1024)
 	s.writeBufs.New = func() any { return bufio.NewWriterSize(nil, writeSize) }
-	s.deflaters.New = func() any {
-		fw, _ := flate.NewWriter(nil, flate.BestSpeed) // fails only for a bad level
-		return fw
-	}
 	return s
 }
 

@@ -49,9 +49,8 @@ type writer struct {
 	// 4978); nil while parked, when deflate says that it is on.
 	fw      *flate.Writer
 	deflate bool
-	// deflaters, if set, takes parked compressors, at flate.BestSpeed as
-	// cmdCompress makes them; nil keeps fw for good.
-	deflaters *sync.Pool // of *flate.Writer
+	// deflaters, if set, takes parked compressors; nil keeps fw for good.
+	deflaters *deflaters
 	// flushed is set while nothing was written since the last flush.
 	flushed bool
 	// utf8 allows UTF-8 in quoted strings (IMAP4rev2, UTF8=ACCEPT).
@@ -69,8 +68,7 @@ func newWriter(dst io.Writer, pool *sync.Pool) *writer {
 func (w *writer) buf() *bufio.Writer {
 	if w.bw == nil {
 		if w.deflate && w.fw == nil {
-			w.fw = w.deflaters.Get().(*flate.Writer)
-			w.fw.Reset(w.net)
+			w.fw = w.deflaters.get(w.net)
 			w.dst = w.fw
 		}
 		w.bw = w.pool.Get().(*bufio.Writer)
@@ -98,9 +96,52 @@ func (w *writer) park() {
 	}
 	if w.bw == nil && w.fw != nil && w.flushed && w.deflaters != nil {
 		w.deflate = true
-		w.fw.Reset(nil)
-		w.deflaters.Put(w.fw)
+		w.deflaters.put(w.fw)
 		w.fw, w.dst = nil, nil
+	}
+}
+
+// deflaters keeps a few compressors of COMPRESS DEFLATE sessions for the
+// next to write, at flate.BestSpeed as cmdCompress makes them. Not a
+// sync.Pool: one holds whatever a burst put in it until two collections
+// have passed, 1.2 MiB each, and a new compressed session, whose
+// compressor is made new, puts one more in. A few are what the sessions
+// writing at one moment need; the rest are dropped.
+type deflaters struct {
+	mu   sync.Mutex
+	free []*flate.Writer // guarded by mu; at most maxParkedDeflaters
+}
+
+// maxParkedDeflaters is how many compressors deflaters keeps: only a
+// session in the middle of writing holds one, and few of those run at
+// once.
+const maxParkedDeflaters = 8
+
+// get returns a compressor writing to dst, reset.
+func (d *deflaters) get(dst io.Writer) *flate.Writer {
+	d.mu.Lock()
+	var fw *flate.Writer
+	if n := len(d.free); n > 0 {
+		fw = d.free[n-1]
+		d.free[n-1] = nil
+		d.free = d.free[:n-1]
+	}
+	d.mu.Unlock()
+	if fw == nil {
+		fw, _ = flate.NewWriter(dst, flate.BestSpeed) // fails only for a bad level
+		return fw
+	}
+	fw.Reset(dst)
+	return fw
+}
+
+// put keeps fw, whose output was flushed, or drops it.
+func (d *deflaters) put(fw *flate.Writer) {
+	fw.Reset(nil) // nothing of the session stays
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.free) < maxParkedDeflaters {
+		d.free = append(d.free, fw)
 	}
 }
 
