@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"compress/flate"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"runtime"
 	"strings"
@@ -271,5 +273,40 @@ func TestBurstLeavesNothing(t *testing.T) {
 				conns, idlers, feeds, n, baseline, dump)
 		}
 		time.Sleep(10 * time.Millisecond) // polling
+	}
+}
+
+// TestDeflaters: a compressor handed from one session to the next refers
+// to nothing the first wrote (its output decodes on its own, as a client
+// that never saw the first session's would), and at most
+// maxParkedDeflaters are kept.
+func TestDeflaters(t *testing.T) {
+	var d deflaters
+	text := strings.Repeat("* 1 FETCH (FLAGS (\\Seen) UID 4711)\r\n", 100)
+	var first, second bytes.Buffer
+	fw := d.get(&first)
+	fw.Write([]byte(text))
+	fw.Flush()
+	d.put(fw)
+	fw = d.get(&second)
+	fw.Write([]byte(text)) // all back references, had the first stayed
+	fw.Flush()
+	got, err := io.ReadAll(flate.NewReader(&second))
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) { // no final block: the stream goes on
+		t.Fatal(err)
+	}
+	if string(got) != text {
+		t.Fatalf("second session's output decodes to %.60q", got)
+	}
+
+	var held []*flate.Writer
+	for range 2 * maxParkedDeflaters {
+		held = append(held, d.get(io.Discard))
+	}
+	for _, fw := range held {
+		d.put(fw)
+	}
+	if n := len(d.free); n != maxParkedDeflaters {
+		t.Errorf("%d compressors kept, want %d", n, maxParkedDeflaters)
 	}
 }
