@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/durable"
@@ -50,7 +51,8 @@ const partialSuffix = ".partial"
 // BackupOptions configures Store.Backup. The zero value is usable.
 type BackupOptions struct {
 	// Progress, if set, is called as the copy goes on: after every
-	// progressEvery messages and after each account.
+	// progressEvery messages and after each account; never by two
+	// goroutines at once.
 	Progress func(BackupProgress)
 
 	// afterSnapshot, set by tests, runs after an account's database is
@@ -290,31 +292,9 @@ func (b *backup) account(ctx context.Context, id int64) (gone bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	var missing []int64
-	shards := map[string]bool{}
-	for _, f := range files {
-		if err := ctx.Err(); err != nil {
-			return false, err
-		}
-		shard := filepath.Join(dir, msgDir, fmt.Sprintf("%02x", f&0xff))
-		if !shards[shard] {
-			if err := os.Mkdir(shard, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-				return false, err
-			}
-			shards[shard] = true
-		}
-		n, err := copyFile(b.s.bodyPath(a, f), filepath.Join(shard, fileName(f)), 0o600)
-		if errors.Is(err, fs.ErrNotExist) {
-			missing = append(missing, f)
-			continue
-		}
-		if err != nil {
-			return false, err
-		}
-		b.rep.Bytes += n
-		if b.copied++; b.copied%progressEvery == 0 {
-			b.progress()
-		}
+	missing, err := b.copyBodies(ctx, a, dir, files)
+	if err != nil {
+		return false, err
 	}
 	if len(missing) > 0 {
 		damaged, err := b.liveFiles(ctx, id, missing)
@@ -336,12 +316,56 @@ func (b *backup) account(ctx context.Context, id int64) (gone bool, err error) {
 		}
 	}
 	b.rep.Messages += int64(len(files) - len(missing))
-	for shard := range shards {
-		if err := durable.SyncDir(shard); err != nil {
-			return false, err
+	return false, nil
+}
+
+// copyBodies copies body files of the account a into the backup's account
+// folder dir, synced, and syncs their shard folders. It returns those
+// that are gone from the store.
+func (b *backup) copyBodies(ctx context.Context, a *account, dir string, files []int64) ([]int64, error) {
+	shards := map[string]bool{}
+	for _, f := range files {
+		shard := filepath.Join(dir, msgDir, fmt.Sprintf("%02x", f&0xff))
+		if !shards[shard] {
+			if err := os.Mkdir(shard, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+				return nil, err
+			}
+			shards[shard] = true
 		}
 	}
-	return false, nil
+	var missing []int64
+	jobs := func(yield func(copyJob) bool) error {
+		for _, f := range files {
+			dst := filepath.Join(dir, msgDir, fmt.Sprintf("%02x", f&0xff), fileName(f))
+			if !yield(copyJob{src: b.s.bodyPath(a, f), dst: dst, perm: 0o600, file: f}) {
+				break
+			}
+		}
+		return nil
+	}
+	err := copyFiles(ctx, jobs, func(j copyJob, n int64, err error) error {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			missing = append(missing, j.file)
+			return nil
+		case err != nil:
+			return err
+		}
+		b.rep.Bytes += n
+		if b.copied++; b.copied%progressEvery == 0 {
+			b.progress()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for shard := range shards {
+		if err := durable.SyncDir(shard); err != nil {
+			return nil, err
+		}
+	}
+	return missing, nil
 }
 
 // acquireLive is acquire for an account that accounts.db still has: a
@@ -437,55 +461,118 @@ func notStoreFile(rel string) bool {
 // copyTree copies the regular files and folders under src that keep
 // accepts (by their path relative to src) into dst, byte for byte, with
 // their permission bits, each synced. It returns the bytes copied.
-// Sockets and other special files are left out.
+// Sockets and other special files are left out, and so are files removed
+// while it runs.
 func copyTree(ctx context.Context, src, dst string, keep func(rel string) bool) (int64, error) {
 	var total int64
-	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) && path != src {
-				return nil // removed while we walked
-			}
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, path)
-		if err != nil {
-			return err
-		}
-		if rel == "." {
-			return nil
-		}
-		if !keep(rel) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		info, err := d.Info()
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		} else if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		switch {
-		case d.IsDir():
-			if err := os.Mkdir(target, info.Mode().Perm()|0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+	jobs := func(yield func(copyJob) bool) error {
+		return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) && path != src {
+					return nil
+				}
 				return err
 			}
-		case info.Mode().IsRegular():
-			n, err := copyFile(path, target, info.Mode().Perm())
-			if errors.Is(err, fs.ErrNotExist) {
+			rel, err := filepath.Rel(src, path)
+			if err != nil || rel == "." {
+				return err
+			}
+			if !keep(rel) {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
 				return nil
 			}
-			total += n
-			return err
+			info, err := d.Info()
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			target := filepath.Join(dst, rel)
+			switch {
+			case d.IsDir():
+				// Before the files in it: WalkDir goes in lexical order.
+				if err := os.Mkdir(target, info.Mode().Perm()|0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+					return err
+				}
+			case info.Mode().IsRegular():
+				if !yield(copyJob{src: path, dst: target, perm: info.Mode().Perm()}) {
+					return fs.SkipAll
+				}
+			}
+			return nil
+		})
+	}
+	err := copyFiles(ctx, jobs, func(_ copyJob, n int64, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
 		}
-		return nil
+		total += n
+		return err
 	})
 	return total, err
+}
+
+// copyJob is a file for copyFiles to copy.
+type copyJob struct {
+	src, dst string
+	perm     fs.FileMode
+	file     int64 // the body file ID, for copyBodies
+}
+
+// copyWorkers is how many files copyFiles copies at once: each copy ends
+// in an fsync, and a disk serves several at once faster than one after
+// another (8 took less than half the time 1 did, here, on 20,000 bodies).
+const copyWorkers = 8
+
+// copyFiles copies the files jobs yields, copyWorkers at a time, each with
+// copyFile, and calls done with the outcome of each, never two at once.
+// The first error done returns stops the copy, and is returned; so is an
+// error of jobs, or of ctx.
+func copyFiles(ctx context.Context, jobs func(yield func(copyJob) bool) error, done func(copyJob, int64, error) error) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan copyJob)
+	var (
+		mu       sync.Mutex
+		firstErr error // guarded by mu
+		wg       sync.WaitGroup
+	)
+	for range copyWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range work {
+				n, err := copyFile(j.src, j.dst, j.perm)
+				mu.Lock()
+				if firstErr == nil {
+					if err := done(j, n, err); err != nil {
+						firstErr = err
+						cancel()
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	jerr := jobs(func(j copyJob) bool {
+		select {
+		case work <- j:
+			return true
+		case <-wctx.Done():
+			return false
+		}
+	})
+	close(work)
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	if jerr != nil {
+		return jerr
+	}
+	return ctx.Err()
 }
 
 // copyFile copies the file src to the new file dst, with mode perm, and
