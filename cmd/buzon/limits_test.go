@@ -1776,7 +1776,7 @@ func startOn(t *testing.T, host, data string, extra ...string) *instance {
 	t.Helper()
 	in := &instance{t: t, data: data, ports: map[string]string{}, exited: make(chan struct{})}
 	args := []string{"serve", "--data", data}
-	for _, name := range []string{"imap", "imaps", "pop3", "pop3s", "lmtp"} {
+	for _, name := range listenerNames {
 		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 		if err != nil {
 			t.Fatal(err)

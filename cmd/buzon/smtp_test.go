@@ -10,25 +10,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/clienttest"
 )
-
-// Every test server listens for SMTP on a port of its own too: start
-// passes --smtp 127.0.0.1:0 with the other listeners, and waits for it.
-// Without it a server would take the default, 127.0.0.1:2525, and two at
-// once would collide. (This belongs in e2e_test.go's listenerNames and
-// listeningRE; it is idempotent so that it keeps working once there.)
-func init() {
-	if !slices.Contains(listenerNames, "smtp") {
-		listenerNames = append(listenerNames, "smtp")
-	}
-	listeningRE = regexp.MustCompile(`msg=listening proto=(` + strings.Join(listenerNames, "|") + `) addr=(\S+)`)
-}
 
 // TestSMTPSwaks delivers over SMTP with swaks, as another mail server
 // would deliver to this one as its MX: STARTTLS, two local recipients and
