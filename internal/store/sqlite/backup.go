@@ -58,6 +58,8 @@ type BackupOptions struct {
 	// afterSnapshot, set by tests, runs after an account's database is
 	// copied and before its bodies are.
 	afterSnapshot func(accountID int64)
+	// workers, set by benchmarks, replaces copyWorkers.
+	workers int
 }
 
 // BackupProgress is how far a backup is.
@@ -343,7 +345,8 @@ func (b *backup) copyBodies(ctx context.Context, a *account, dir string, files [
 		}
 		return nil
 	}
-	err := copyFiles(ctx, jobs, func(j copyJob, n int64, err error) error {
+	workers := cmp.Or(b.opts.workers, copyWorkers)
+	err := copyFiles(ctx, workers, jobs, func(j copyJob, n int64, err error) error {
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			missing = append(missing, j.file)
@@ -504,7 +507,7 @@ func copyTree(ctx context.Context, src, dst string, keep func(rel string) bool) 
 			return nil
 		})
 	}
-	err := copyFiles(ctx, jobs, func(_ copyJob, n int64, err error) error {
+	err := copyFiles(ctx, copyWorkers, jobs, func(_ copyJob, n int64, err error) error {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
@@ -521,16 +524,16 @@ type copyJob struct {
 	file     int64 // the body file ID, for copyBodies
 }
 
-// copyWorkers is how many files copyFiles copies at once: each copy ends
-// in an fsync, and a disk serves several at once faster than one after
-// another (8 took less than half the time 1 did, here, on 20,000 bodies).
+// copyWorkers is how many files Backup and Restore copy at once: each copy
+// ends in an fsync, and a disk serves several at once faster than one
+// after another (BenchmarkBackup, BENCHMARKS.md).
 const copyWorkers = 8
 
-// copyFiles copies the files jobs yields, copyWorkers at a time, each with
+// copyFiles copies the files jobs yields, workers at a time, each with
 // copyFile, and calls done with the outcome of each, never two at once.
 // The first error done returns stops the copy, and is returned; so is an
 // error of jobs, or of ctx.
-func copyFiles(ctx context.Context, jobs func(yield func(copyJob) bool) error, done func(copyJob, int64, error) error) error {
+func copyFiles(ctx context.Context, workers int, jobs func(yield func(copyJob) bool) error, done func(copyJob, int64, error) error) error {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	work := make(chan copyJob)
@@ -539,7 +542,7 @@ func copyFiles(ctx context.Context, jobs func(yield func(copyJob) bool) error, d
 		firstErr error // guarded by mu
 		wg       sync.WaitGroup
 	)
-	for range copyWorkers {
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
