@@ -294,6 +294,8 @@ func (b *backup) account(ctx context.Context, id int64) (gone bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	// Released, a still names the account's folder, which is all
+	// copyBodies needs of it.
 	missing, err := b.copyBodies(ctx, a, dir, files)
 	if err != nil {
 		return false, err
