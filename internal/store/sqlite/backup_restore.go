@@ -95,6 +95,10 @@ func Restore(ctx context.Context, backupDir, dir string, opts RestoreOptions) (R
 	case err != nil:
 		return rep, fmt.Errorf("restore into %s: %w", dir, err)
 	default:
+		if mountPoint(dir) {
+			return rep, fmt.Errorf("restore into %s: it is a mount point, which restore cannot replace or move aside: "+
+				"restore into a new folder inside it, and give the server that --data", dir)
+		}
 		unlock, err := lockAway(dir)
 		if err != nil {
 			return rep, fmt.Errorf("restore into %s: %w", dir, err)
@@ -264,4 +268,15 @@ func renewUIDValidity(ctx context.Context, dir string, now time.Time) (uint32, e
 // clean.
 func within(path, dir string) bool {
 	return path == dir || strings.HasPrefix(path, dir+string(filepath.Separator))
+}
+
+// mountPoint reports whether dir is on another file system than its
+// parent folder: a mount point, which rename(2) can neither replace nor
+// move.
+func mountPoint(dir string) bool {
+	var st, parent syscall.Stat_t
+	if syscall.Stat(dir, &st) != nil || syscall.Stat(filepath.Dir(dir), &parent) != nil {
+		return false
+	}
+	return st.Dev != parent.Dev
 }

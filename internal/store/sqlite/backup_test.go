@@ -485,6 +485,14 @@ func TestRestoreRefuses(t *testing.T) {
 		t.Errorf("restore of a backup inside the data folder: %v", err)
 	}
 
+	// A mount point (a new disk's, say) can be neither replaced nor
+	// moved aside.
+	if mountPoint("/dev/shm") {
+		if _, err := Restore(ctx, quiet, "/dev/shm", RestoreOptions{Force: true}); err == nil || !strings.Contains(err.Error(), "mount point") {
+			t.Errorf("restore onto a mount point: %v", err)
+		}
+	}
+
 	// An empty folder is fine (a fresh volume's mount point is one).
 	empty := t.TempDir()
 	if _, err := Restore(ctx, quiet, empty, RestoreOptions{}); err != nil {
