@@ -3,6 +3,7 @@ package smtpserver
 import (
 	"cmp"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -366,6 +367,8 @@ func (c *conn) newData() *msgData {
 	if c.srv.cfg.Protocol == SMTP {
 		fields += c.received(time.Now())
 		m.hops = &hopCounter{}
+		m.sum = sha256.New()
+		m.sum.Write([]byte(c.from.mailbox + "\x00"))
 	}
 	if fields != "" {
 		if _, err := m.w.Write([]byte(fields)); err != nil {
@@ -396,11 +399,16 @@ func (c *conn) deliver(m *msgData) {
 		return
 	}
 	defer msg.Close()
-	done := c.deliverCopies(msg)
 	if c.srv.cfg.Protocol == SMTP {
-		c.writeReply(c.messageReply(done, msg.Size()))
+		var sum [sha256.Size]byte
+		m.sum.Sum(sum[:0])
+		done := c.deliverCopies(msg, sum)
+		r := c.messageReply(done, msg.Size())
+		c.rememberCopies(sum, done, r)
+		c.writeReply(r)
 		return
 	}
+	done := c.deliverCopies(msg, [sha256.Size]byte{})
 	// A recipient named twice gets the same reply twice (RFC 2033 4.2: a
 	// reply per successful RCPT), in RCPT order.
 	for _, rcpt := range c.rcpts {
@@ -412,10 +420,18 @@ func (c *conn) deliver(m *msgData) {
 // outcome of each by its key, nil for a copy that is durable. A recipient
 // named twice gets one copy, as Dovecot does: an MTA whose aliases expand
 // to one address twice does not deliver twice.
-func (c *conn) deliverCopies(msg *delivery.Spooled) map[string]error {
+//
+// In SMTP, a copy stored at an earlier try of the same message, which was
+// answered 451, is not stored again (retry.go); sum names the message.
+func (c *conn) deliverCopies(msg *delivery.Spooled, sum [sha256.Size]byte) map[string]error {
 	done := map[string]error{}
 	for _, rcpt := range c.rcpts {
 		if _, dup := done[rcpt.key]; dup {
+			continue
+		}
+		if c.srv.cfg.Protocol == SMTP && c.srv.retries.stored(retryKey{sum, rcpt.key}, time.Now()) {
+			c.log.Info("copy stored at an earlier try; not stored again", "rcpt", rcpt.key, "from", c.from.mailbox, "id", c.id)
+			done[rcpt.key] = nil
 			continue
 		}
 		_, err := c.srv.cfg.Deliverer.DeliverAccount(c.srv.ctx, rcpt.acct, msg)
@@ -432,7 +448,7 @@ func (c *conn) deliverCopies(msg *delivery.Spooled) map[string]error {
 // When some copies are stored and others failed, the reply is 451 for
 // the whole message: the sender tries again later, the recipients whose
 // copy failed get it then (or hear at RCPT why not), and those who have
-// it get it twice. Duplicates, never a loss: a 250 would lose the copies
+// it are not given it again (rememberCopies). Duplicates over a loss: a 250 would lose the copies
 // that failed, and a 5xx would bounce the message to its sender for
 // recipients who have it. When no copy is stored, the reply is the
 // first failure's, a temporary one first, so that a recipient the
@@ -469,6 +485,24 @@ func (c *conn) messageReply(done map[string]error, size int64) reply {
 	}
 	log.Info("message refused")
 	return c.failureReply(permanent)
+}
+
+// rememberCopies records the copies stored when the message's reply is a
+// 451 for the whole message, so that its retry does not store them again,
+// and forgets them once the reply is 250.
+func (c *conn) rememberCopies(sum [sha256.Size]byte, done map[string]error, r reply) {
+	var stored []retryKey
+	for key, err := range done {
+		if err == nil {
+			stored = append(stored, retryKey{sum, key})
+		}
+	}
+	switch {
+	case r.code == 250:
+		c.srv.retries.forget(stored)
+	case len(stored) > 0:
+		c.srv.retries.remember(stored, time.Now())
+	}
 }
 
 // writeRcptReply writes a recipient's reply to the end of the data.

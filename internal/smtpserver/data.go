@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"hash"
 	"io"
 
 	"github.com/buzon-mail/buzon/internal/delivery"
@@ -162,7 +163,10 @@ type msgData struct {
 	maxLine, line int
 	// hops, when not nil, counts the message's Received fields.
 	hops *hopCounter
-	err  error
+	// sum, when not nil, hashes the message as the client sends it, for
+	// the memory of copies stored before a 451 (retry.go).
+	sum hash.Hash
+	err error
 }
 
 // write takes the next piece of the message.
@@ -181,6 +185,9 @@ func (m *msgData) write(p []byte) {
 	}
 	if m.hops != nil {
 		m.hops.scan(p)
+	}
+	if m.sum != nil {
+		m.sum.Write(p)
 	}
 	if _, err := m.w.Write(p); err != nil {
 		m.fail(err)

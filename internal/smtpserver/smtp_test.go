@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -464,8 +465,8 @@ func (failingSession) Append(context.Context, int64, *store.NewMessage) (store.A
 // TestSMTPOneReplyForAll: SMTP has one reply for the message, so it is
 // 250 only when every copy is stored. When one recipient's copy fails and
 // another's was stored, the whole message gets 451 4.3.0: the sender
-// retries, and the recipient who has it gets it twice; duplicates, never
-// a loss. When no copy was stored, the reply is the failure's own.
+// retries (TestSMTPRetryStoresOnlyMissing); duplicates, never a loss.
+// When no copy was stored, the reply is the failure's own.
 func TestSMTPOneReplyForAll(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
@@ -514,6 +515,70 @@ func TestSMTPOneReplyForAll(t *testing.T) {
 				t.Errorf("alice has %d messages, want %d", len(got), tt.stored)
 			}
 		})
+	}
+}
+
+// recoveringStore is failingStore until recovered is set: a disk that
+// fills and then has room again.
+type recoveringStore struct {
+	failingStore
+	recovered *atomic.Bool
+}
+
+func (s recoveringStore) Open(ctx context.Context, id int64) (store.Session, error) {
+	if s.recovered.Load() {
+		return s.Store.Open(ctx, id)
+	}
+	return s.failingStore.Open(ctx, id)
+}
+
+// TestSMTPRetryStoresOnlyMissing: after a 451 for the whole message, the
+// sender's retries store only the copies still missing, so a recipient
+// whose copy keeps failing does not give the others a copy at every
+// retry; once every copy is stored the reply is 250. A message sent again
+// after its 250, or the same text from another sender, is a new message.
+func TestSMTPRetryStoresOnlyMissing(t *testing.T) {
+	recovered := new(atomic.Bool)
+	f, _ := newSMTPFixture(t, 0, func(c *Config) {
+		failing := failingStore{Store: c.Deliverer.Store, account: "bob@example.org"}
+		c.Deliverer = &delivery.Deliverer{Store: recoveringStore{failing, recovered}}
+	})
+	if err := f.st.SetQuota(context.Background(), "bob@example.org", store.Quota{}); err != nil {
+		t.Fatal(err)
+	}
+	send := func(from string) string {
+		t.Helper()
+		l := dialLMTP(t, f.addr)
+		l.cmd("EHLO client.example.net")
+		replies := lmtpSessionOn(l, []string{"MAIL FROM:<" + from + ">", "RCPT TO:<alice@example.org>", "RCPT TO:<bob@example.org>"}, testMessage)
+		if len(replies) != 1 {
+			t.Fatalf("replies after the data: %q, want one", replies)
+		}
+		return replies[0]
+	}
+	counts := func() [2]int {
+		return [2]int{len(f.inbox(t, "alice@example.org")), len(f.inbox(t, "bob@example.org"))}
+	}
+	for i, step := range []struct {
+		what    string
+		from    string
+		recover bool
+		want    string
+		counts  [2]int // alice's and bob's messages after the step
+	}{
+		{"bob's copy fails", "dave@example.net", false, "451 4.3.0 ", [2]int{1, 0}},
+		{"the retry, bob's copy fails again", "dave@example.net", false, "451 4.3.0 ", [2]int{1, 0}},
+		{"the same text from another sender", "erin@example.net", false, "451 4.3.0 ", [2]int{2, 0}},
+		{"the retry once bob's mailbox works", "dave@example.net", true, "250 2.0.0 ", [2]int{2, 1}},
+		{"sent again after its 250", "dave@example.net", true, "250 2.0.0 ", [2]int{3, 2}},
+	} {
+		recovered.Store(step.recover)
+		if got := send(step.from); !strings.HasPrefix(got, step.want) {
+			t.Fatalf("step %d (%s): reply %q, want %q", i, step.what, got, step.want)
+		}
+		if got := counts(); got != step.counts {
+			t.Errorf("step %d (%s): alice and bob hold %v messages, want %v", i, step.what, got, step.counts)
+		}
 	}
 }
 

@@ -115,6 +115,8 @@ type Server struct {
 	// the replies of its last delivery are written, so the store must
 	// outlive it.
 	conns server.Conns[*conn]
+	// retries remembers SMTP's copies stored before a 451 (retry.go).
+	retries retries
 }
 
 // New returns a server of cfg.Protocol.
