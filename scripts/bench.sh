@@ -351,6 +351,7 @@ imaps = "off"
 pop3 = "127.0.0.1:$((BUZON_POP3_PORT + off))"
 pop3s = "off"
 lmtp = "127.0.0.1:$((BUZON_LMTP_PORT + off))"
+smtp = "off"
 $metrics
 
 [store]
