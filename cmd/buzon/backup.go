@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"os/user"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -132,6 +134,9 @@ on the server download it all once more.`, stderr)
 	if err := checkOwner(cfg.Data); err != nil {
 		return err
 	}
+	if err := checkFolderOwner(cfg.Data); err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rep, err := sqlite.Restore(ctx, pos[0], cfg.Data, sqlite.RestoreOptions{Force: *force, KeepUIDValidity: *keep})
@@ -161,4 +166,27 @@ func things[N int | int64](n N, thing string) string {
 		return "1 " + thing
 	}
 	return fmt.Sprintf("%d %ss", n, thing)
+}
+
+// checkFolderOwner refuses root a restore into a data folder that another
+// user (the server's) owns, empty or not: what root restores there, the
+// server could not open. checkOwner looks at the store, which an empty
+// folder does not have yet.
+func checkFolderOwner(dir string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil // no folder: it will be root's
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || st.Uid == 0 {
+		return nil
+	}
+	name := strconv.FormatUint(uint64(st.Uid), 10)
+	if u, err := user.LookupId(name); err == nil {
+		name = u.Username
+	}
+	return fmt.Errorf("%s belongs to user %s: run buzon restore as that user (sudo -u %s ...), since what root restores there the server could not open", dir, name, name)
 }

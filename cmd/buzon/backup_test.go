@@ -683,3 +683,28 @@ func TestRestoreFetchmail(t *testing.T) {
 		in.stop()
 	}
 }
+
+// TestRestoreAsRoot: root restoring into the server's empty data folder
+// (made with install -o buzon, as README says) is told to run restore as
+// that user, before it fills the folder with files the server could not
+// open.
+func TestRestoreAsRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	data := t.TempDir()
+	mustBuzon(t, clPass+"\n", "user", "add", "--data", data, backupUser)
+	dest := filepath.Join(t.TempDir(), "backup")
+	mustBuzon(t, "", "backup", "--data", data, dest)
+	const nobody = 65534
+	empty := t.TempDir()
+	if err := os.Chown(empty, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := buzon(t, "", "restore", "--data", empty, dest); code != 1 || !strings.Contains(errOut, "run buzon restore as that user") {
+		t.Errorf("root restoring into another user's folder: exit %d, %s", code, errOut)
+	}
+	if ents, err := os.ReadDir(empty); err != nil || len(ents) != 0 {
+		t.Errorf("the folder holds %v (%v)", ents, err)
+	}
+}
