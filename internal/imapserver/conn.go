@@ -322,24 +322,10 @@ func (c *conn) readCommand() ([]byte, bool) {
 			deadline = c.pace.hard // the login deadline
 		}
 		c.pace.stop()
-		c.setReadDeadline(deadline)
-		// Nothing is owed to the client now: while it thinks, the
-		// connection holds no buffers.
-		c.w.park()
-		c.r.park()
-		c.srv.mu.Lock()
-		if c.srv.closing {
-			c.srv.mu.Unlock()
-			c.bye("server shutting down")
+		closing, ok, err := c.waitCommand(deadline)
+		if !ok {
 			return nil, false
 		}
-		c.waiting = true
-		c.srv.mu.Unlock()
-		err := c.r.unpark()
-		c.srv.mu.Lock()
-		c.waiting = false
-		closing := c.srv.closing
-		c.srv.mu.Unlock()
 		var line []byte
 		if err == nil {
 			line, err = c.r.readLine()
@@ -381,6 +367,46 @@ func (c *conn) readCommand() ([]byte, bool) {
 			c.log.Debug("read", "err", err)
 			return nil, false
 		}
+	}
+}
+
+// waitCommand waits until the client sends something (err nil), the
+// deadline passes or Shutdown interrupts the wait (closing). Nothing is
+// owed to the client now: while it thinks, the connection holds no
+// buffers, and once it has been quiet for Config.deflateQuiet, no
+// compressor either. It returns false, having said BYE, when the server
+// was shutting down before the wait began.
+func (c *conn) waitCommand(deadline time.Time) (closing, ok bool, err error) {
+	wait := deadline
+	if c.w.holdsDeflater() {
+		if quiet := time.Now().Add(c.srv.cfg.deflateQuiet); quiet.Before(deadline) {
+			wait = quiet
+		}
+	}
+	for {
+		c.setReadDeadline(wait)
+		c.w.park()
+		c.r.park()
+		c.srv.mu.Lock()
+		if c.srv.closing {
+			c.srv.mu.Unlock()
+			c.bye("server shutting down")
+			return true, false, nil
+		}
+		c.waiting = true
+		c.srv.mu.Unlock()
+		err = c.r.unpark()
+		c.srv.mu.Lock()
+		c.waiting = false
+		closing = c.srv.closing
+		c.srv.mu.Unlock()
+		if !wait.Before(deadline) || closing || !isTimeout(err) {
+			return closing, true, err
+		}
+		// The quiet spell is over: the rest of the wait without the
+		// compressor.
+		c.w.parkDeflater()
+		wait = deadline
 	}
 }
 

@@ -93,7 +93,7 @@ func (c *conn) cmdIdle(cmd *command) {
 	keepalive := time.Now().Add(every)
 	for {
 		// An idle connection holds no buffers (see reader and writer).
-		c.w.park()
+		c.w.parkDeflater()
 		c.r.park()
 		until := deadline
 		if keepalive.Before(until) {

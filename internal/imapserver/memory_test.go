@@ -17,9 +17,17 @@ import (
 	"github.com/buzon-mail/buzon/internal/auth"
 )
 
-// waitParked waits until every connection of srv waits for its client,
-// and fails unless each then holds no buffer and no compressor.
+// waitParked waits until every connection of srv waits for its client
+// holding no buffer and no compressor, and fails if that does not come.
 func waitParked(t *testing.T, srv *Server, conns int) {
+	t.Helper()
+	waitWaiting(t, srv, conns, false)
+}
+
+// waitWaiting waits until every connection of srv waits for its client
+// holding no buffer, and a compressor just when deflater is set, and
+// fails if that does not come.
+func waitWaiting(t *testing.T, srv *Server, conns int, deflater bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -32,29 +40,28 @@ func waitParked(t *testing.T, srv *Server, conns int) {
 			// c's goroutine set waiting after parking, and touches
 			// neither reader nor writer until the client speaks.
 			waiting++
-			if c.w.bw != nil || c.w.fw != nil || c.r.br != nil {
+			if c.w.bw != nil || (c.w.fw != nil) != deflater || c.r.br != nil {
 				holding++
 			}
 		}
 		srv.mu.Unlock()
 		switch {
-		case waiting == conns && holding > 0:
-			t.Fatalf("%d of %d connections waiting for their clients hold buffers", holding, conns)
-		case waiting == conns:
+		case waiting == conns && holding == 0:
 			return
 		case time.Now().After(deadline):
-			t.Fatalf("%d of %d connections waiting for their clients", waiting, conns)
+			t.Fatalf("%d of %d connections waiting for their clients, %d of them holding buffers or, compressor wanted %v, not",
+				waiting, conns, holding, deflater)
 		}
 		time.Sleep(time.Millisecond) // polling
 	}
 }
 
 // TestCompressParks: a session with COMPRESS DEFLATE on gives its
-// compressor back between commands and in IDLE, and the compressors that
-// take over, coming from other sessions too, carry the stream on: each
-// client decodes what it is sent as one stream.
+// compressor back once quiet between commands, and in IDLE, and the
+// compressors that take over, coming from other sessions too, carry the
+// stream on: each client decodes what it is sent as one stream.
 func TestCompressParks(t *testing.T) {
-	e := newTestEnv(t)
+	e := newTestEnv(t, func(c *Config) { c.deflateQuiet = time.Millisecond })
 	body := strings.Repeat("all work and no play\n", 3000)
 	e.deliver("INBOX", "Subject: one\n\n"+body)
 	var fs []*flateConn
@@ -308,5 +315,22 @@ func TestDeflaters(t *testing.T) {
 	}
 	if n := len(d.free); n != maxParkedDeflaters {
 		t.Errorf("%d compressors kept, want %d", n, maxParkedDeflaters)
+	}
+}
+
+// TestCompressKeepsWhileBusy: between the commands of a busy session the
+// compressor stays, so that each answer may refer back to the ones before.
+func TestCompressKeepsWhileBusy(t *testing.T) {
+	e := newTestEnv(t)
+	c := e.login()
+	c.mustOK("COMPRESS DEFLATE")
+	_ = c.nc.SetDeadline(time.Now().Add(time.Minute))
+	w, _ := flate.NewWriter(c.nc, flate.BestSpeed)
+	f := &flateConn{w: w, br: bufio.NewReader(flate.NewReader(c.br))}
+	for i := range 3 {
+		if out := f.cmd(t, fmt.Sprintf("n%d", i), "NOOP"); out[len(out)-1] != fmt.Sprintf("n%d OK NOOP completed", i) {
+			t.Fatalf("NOOP: %q", out)
+		}
+		waitWaiting(t, e.srv, 1, true)
 	}
 }

@@ -77,6 +77,13 @@ type Config struct {
 	// renderCache), and a quarter of it for what SEARCH compares of
 	// their envelopes; negative keeps none. Default: 32 MiB.
 	FetchCacheSize int64
+
+	// deflateQuiet is how long a session with COMPRESS on waits for its
+	// next command before it gives its compressor back (see
+	// writer.parkDeflater): longer than a busy client's pause between
+	// commands, and short beside how long an idle one stays. Tests
+	// shorten it. Default: 10 seconds.
+	deflateQuiet time.Duration
 }
 
 // Server serves IMAP on any number of listeners.
@@ -141,6 +148,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.FetchCacheSize == 0 {
 		cfg.FetchCacheSize = 32 << 20
+	}
+	if cfg.deflateQuiet <= 0 {
+		cfg.deflateQuiet = 10 * time.Second
 	}
 	s := &Server{
 		cfg:       cfg,
