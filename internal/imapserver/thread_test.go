@@ -1,6 +1,7 @@
 package imapserver
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os/exec"
@@ -8,8 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/buzon-mail/buzon/internal/clienttest"
+	"github.com/buzon-mail/buzon/internal/store"
 )
 
 // tm is a message for the threading tests: its number is its place in
@@ -593,4 +596,32 @@ func checkThreads(s string, n int) error {
 		}
 	}
 	return nil
+}
+
+// TestThreadNoStructure: a message stored without a structure (before
+// delivery parsed messages, or one the parser gave up on) has no
+// envelope; its References, read from the header, still place it.
+func TestThreadNoStructure(t *testing.T) {
+	e := newTestEnv(t)
+	e.deliver("INBOX", "Date: Mon, 4 Mar 2024 10:00:00 +0000\nMessage-ID: <root@x>\nSubject: s\n\nx\n")
+	sess := e.session()
+	mb, err := sess.Mailbox(context.Background(), "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := "Message-ID: <bare@x>\r\nReferences: <root@x>\r\nSubject: s\r\n\r\nbody\r\n"
+	if _, err := sess.Append(context.Background(), mb.ID, &store.NewMessage{Body: strings.NewReader(raw), Size: int64(len(raw)),
+		InternalDate: time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)}); err != nil {
+		t.Fatal(err)
+	}
+	c := e.login()
+	c.mustOK("SELECT INBOX")
+	for cmd, want := range map[string]string{
+		"THREAD REFERENCES UTF-8 ALL":     "* THREAD (1 2)",
+		"THREAD ORDEREDSUBJECT UTF-8 ALL": "* THREAD (2)(1)", // no subject to share; its internal date, 1 March, is its sent date
+	} {
+		if got := c.mustOK(cmd); !slices.Equal(got, []string{want}) {
+			t.Errorf("%s: %q, want %q", cmd, got, want)
+		}
+	}
 }
