@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/delivery"
+	"github.com/buzon-mail/buzon/internal/server"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
@@ -252,6 +253,11 @@ func (c *conn) cmdDATA(arg string) {
 		xreply(501, [3]int{5, 5, 4}, "DATA takes no argument")
 	}
 	c.writeReply(reply{354, [3]int{}, "end data with <CR><LF>.<CR><LF>"})
+	// The client waits for the 354; then the message comes, and the
+	// acknowledgement of its first segment must not wait for the delayed-
+	// ACK timer (see server.QuickAck).
+	c.flush()
+	server.QuickAck(c.nc)
 	m := c.newData()
 	if err := readData(c.br, m.write); err != nil {
 		m.close()
