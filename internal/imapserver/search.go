@@ -232,8 +232,18 @@ func parseSearch(p *parser, cmd *command) any {
 	return a
 }
 
-// xsearchKeys reads the search keys ending a SEARCH or SORT command, which
-// all must match.
+// xsearchCriteria reads what SORT and THREAD end with, a charset, which
+// they require where SEARCH has it optional, and the search keys (RFC
+// 5256 5: search-criteria = charset 1*(SP search-key)).
+func (p *parser) xsearchCriteria() *searchArgs {
+	a := &searchArgs{charset: strings.ToUpper(p.xastring())}
+	p.xspace()
+	a.key = p.xsearchKeys()
+	return a
+}
+
+// xsearchKeys reads the search keys ending a SEARCH, SORT or THREAD
+// command, which all must match.
 func (p *parser) xsearchKeys() *searchKey {
 	root := &searchKey{op: "AND"}
 	for {
