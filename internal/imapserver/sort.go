@@ -53,9 +53,7 @@ func parseSort(p *parser, _ *command) any {
 		a.criteria = append(a.criteria, c)
 	}
 	p.xspace()
-	a.search = &searchArgs{charset: strings.ToUpper(p.xastring())}
-	p.xspace()
-	a.search.key = p.xsearchKeys()
+	a.search = p.xsearchCriteria()
 	return a
 }
 
@@ -186,7 +184,8 @@ func sortValueOf(key string, m *store.MessageInfo, env *message.Envelope) sortVa
 		}
 		return sortValue{n: m.InternalDate.Unix()}
 	case "SUBJECT":
-		return sortValue{s: sortFold(baseSubject(message.DecodeHeaderValue(env.Subject)))}
+		base, _ := baseSubject(message.DecodeHeaderValue(env.Subject))
+		return sortValue{s: sortFold(base)}
 	case "FROM":
 		return sortValue{s: sortFold(firstMailbox(env.From))}
 	case "TO":
@@ -244,8 +243,11 @@ func displayName(list []message.Address) string {
 // baseSubject extracts the base subject of RFC 5256 2.1 from a decoded
 // subject: what is left once the "Re:", "Fwd:", "[list]" and "(fwd)"
 // marks that replies and forwards add are gone, so that a thread sorts
-// together.
-func baseSubject(s string) string {
+// together. refwd reports whether a mark of a reply or forward went, a
+// "Re:", "Fw:" or "Fwd:" (subj-refwd), a "(fwd)" trailer or a "[fwd:
+// ...]" around the subject: what REFERENCES calls a reply or forward (RFC
+// 5256 4). A "[list]" blob alone is neither.
+func baseSubject(s string) (base string, refwd bool) {
 	// (1) Runs of white space become one space.
 	s = strings.Join(strings.Fields(s), " ")
 	for {
@@ -256,11 +258,13 @@ func baseSubject(s string) string {
 				break
 			}
 			s = s[:len(s)-5]
+			refwd = true
 		}
 		// (3), (4) and (5): leaders, and a leading blob that does not
 		// leave the subject empty, until none is left.
 		for {
-			t := trimLeaders(s)
+			t, leader := trimLeaders(s)
+			refwd = refwd || leader
 			if _, rest, ok := cutBlob(t); ok && rest != "" {
 				t = rest
 			}
@@ -272,16 +276,18 @@ func baseSubject(s string) string {
 		// (6) "[fwd: ...]" around the rest, and again from (2).
 		if len(s) >= 6 && strings.EqualFold(s[:5], "[fwd:") && s[len(s)-1] == ']' {
 			s = s[5 : len(s)-1]
+			refwd = true
 			continue
 		}
-		return s
+		return s, refwd
 	}
 }
 
 // trimLeaders removes every subj-leader from the front of s (RFC 5256 5):
 // white space, and "re", "fw" or "fwd" with any blobs before it and one
-// after, and a colon.
-func trimLeaders(s string) string {
+// after, and a colon. leader reports whether it removed more than white
+// space.
+func trimLeaders(s string) (rest string, leader bool) {
 	for {
 		if strings.HasPrefix(s, " ") {
 			s = s[1:]
@@ -301,16 +307,16 @@ func trimLeaders(s string) string {
 		case len(t) >= 2 && (strings.EqualFold(t[:2], "re") || strings.EqualFold(t[:2], "fw")):
 			t = t[2:]
 		default:
-			return s
+			return s, leader
 		}
 		t = strings.TrimLeft(t, " ")
 		if _, rest, ok := cutBlob(t); ok {
 			t = rest
 		}
 		if !strings.HasPrefix(t, ":") {
-			return s
+			return s, leader
 		}
-		s = t[1:]
+		s, leader = t[1:], true
 	}
 }
 

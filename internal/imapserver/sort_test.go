@@ -8,34 +8,45 @@ import (
 	"time"
 )
 
-// TestBaseSubject follows the steps of RFC 5256 2.1.
+// TestBaseSubject follows the steps of RFC 5256 2.1, and tells a reply
+// or forward (RFC 5256 4) from an original by what they remove.
 func TestBaseSubject(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"Hello", "Hello"},
-		{"Re: Hello", "Hello"},
-		{"RE: re: Re:Hello", "Hello"},
-		{"Fwd: Hello", "Hello"},
-		{"Fw: Hello", "Hello"},
-		{"FWD:Re: Hello", "Hello"},
-		{"Re[2]: Hello", "Hello"},                    // a blob after "re"
-		{"[list] Re: Hello", "Hello"},                // a blob before "re"
-		{"[list] [other] Re: [list] Hello", "Hello"}, // (4): a blob that leaves a subject
-		{"[list]", "[list]"},                         // (4): one that would leave nothing
-		{"[list] ", "[list]"},
-		{"Hello (fwd)", "Hello"},
-		{"Hello (FWD) (fwd)  ", "Hello"},
-		{"[Fwd: Re: Hello]", "Hello"}, // (6), then again from (2)
-		{"[fwd: [fwd: Hello (fwd)]]", "Hello"},
-		{"Re:  Hello \t  world", "Hello world"}, // (1)
-		{"Reply: Hello", "Reply: Hello"},        // "re" must be followed by ":"
-		{"Re Hello", "Re Hello"},
-		{"Réponse", "Réponse"},
-		{"", ""},
-		{"Re:", ""},
-		{"[a[b]c] Hello", "[a[b]c] Hello"}, // not a blob: "[" inside
+	for _, tc := range []struct {
+		in, want string
+		refwd    bool
+	}{
+		{"Hello", "Hello", false},
+		{"Re: Hello", "Hello", true},
+		{"RE: re: Re:Hello", "Hello", true},
+		{"RE:Hello", "Hello", true},
+		{"Fwd: Hello", "Hello", true},
+		{"Fw: Hello", "Hello", true},
+		{"FWD:Re: Hello", "Hello", true},
+		{"Re[2]: Hello", "Hello", true},                    // a blob after "re"
+		{"[list] Re: Hello", "Hello", true},                // a blob before "re"
+		{"[list] [other] Re: [list] Hello", "Hello", true}, // (4): a blob that leaves a subject
+		{"[list] [other] Fw: Hello", "Hello", true},
+		{"[list] Hello", "Hello", false}, // a blob alone is no reply
+		{"[list]", "[list]", false},      // (4): one that would leave nothing
+		{"[list] ", "[list]", false},
+		{"Hello (fwd)", "Hello", true},
+		{"Hello (FWD)  ", "Hello", true},
+		{"Hello (FWD) (fwd)  ", "Hello", true},
+		{"[Fwd: Re: Hello]", "Hello", true}, // (6), then again from (2)
+		{"[Fwd: Hello]", "Hello", true},
+		{"[list] [Fwd: Hello]", "Hello", true},
+		{"[fwd: [fwd: Hello (fwd)]]", "Hello", true},
+		{"[fwd: Hello", "[fwd: Hello", false},
+		{"Re:  Hello \t  world", "Hello world", true}, // (1)
+		{"Reply: Hello", "Reply: Hello", false},       // "re" must be followed by ":"
+		{"Re Hello", "Re Hello", false},
+		{"Réponse", "Réponse", false},
+		{"", "", false},
+		{"Re:", "", true},
+		{"[a[b]c] Hello", "[a[b]c] Hello", false}, // not a blob: "[" inside
 	} {
-		if got := baseSubject(tc.in); got != tc.want {
-			t.Errorf("baseSubject(%q) = %q, want %q", tc.in, got, tc.want)
+		if got, refwd := baseSubject(tc.in); got != tc.want || refwd != tc.refwd {
+			t.Errorf("baseSubject(%q) = %q, %v; want %q, %v", tc.in, got, refwd, tc.want, tc.refwd)
 		}
 	}
 }

@@ -37,9 +37,7 @@ func parseThread(p *parser, _ *command) any {
 		p.xerrorf("unknown threading algorithm %s", a.algorithm)
 	}
 	p.xspace()
-	a.search = &searchArgs{charset: strings.ToUpper(p.xastring())}
-	p.xspace()
-	a.search.key = p.xsearchKeys()
+	a.search = p.xsearchCriteria()
 	return a
 }
 
@@ -56,8 +54,8 @@ type threadMsg struct {
 
 // setSubject sets the subject fields from a decoded Subject.
 func (t *threadMsg) setSubject(s string) {
-	t.subject = sortFold(baseSubject(s))
-	t.reply = replyOrForward(s)
+	base, refwd := baseSubject(s)
+	t.subject, t.reply = sortFold(base), refwd
 }
 
 // threadNode is a message, or a dummy standing for one that is referred
@@ -187,28 +185,6 @@ func references(refs, inReplyTo string) []string {
 		ids = msgIDs(inReplyTo, 1)
 	}
 	return ids[max(0, len(ids)-maxReferences):]
-}
-
-// replyOrForward reports whether extracting the base subject of s (RFC
-// 5256 2.1) removes a "Re:", "Fw:" or "Fwd:" (subj-refwd), a "(fwd)"
-// trailer or a "[fwd: ...]" around the subject: what REFERENCES calls a
-// reply or forward (RFC 5256 4). A "[list]" blob alone is neither.
-func replyOrForward(s string) bool {
-	s = strings.Join(strings.Fields(s), " ")
-	for {
-		if t := strings.TrimRight(s, " "); len(t) >= 5 && strings.EqualFold(t[len(t)-5:], "(fwd)") {
-			return true
-		}
-		// trimLeaders takes blobs away only with the leader after them.
-		if trimLeaders(s) != strings.TrimLeft(s, " ") {
-			return true
-		}
-		if _, rest, ok := cutBlob(s); ok && rest != "" {
-			s = rest // (5): a leader may follow the blob
-			continue
-		}
-		return len(s) >= 6 && strings.EqualFold(s[:5], "[fwd:") && s[len(s)-1] == ']'
-	}
 }
 
 // firstMsgID returns the first message ID of a field's value, or "".

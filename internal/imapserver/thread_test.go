@@ -345,38 +345,6 @@ func TestReferences(t *testing.T) {
 	}
 }
 
-// TestReplyOrForward: what base subject extraction removes tells a reply
-// or forward (RFC 5256 4) from an original.
-func TestReplyOrForward(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want bool
-	}{
-		{"Hello", false},
-		{"Re: Hello", true},
-		{"RE:Hello", true},
-		{"Fw: Hello", true},
-		{"Fwd: Hello", true},
-		{"Re[2]: Hello", true},
-		{"[list] Hello", false},
-		{"[list] Re: Hello", true},
-		{"[list] [other] Fw: Hello", true},
-		{"Hello (fwd)", true},
-		{"Hello (FWD)  ", true},
-		{"[Fwd: Hello]", true},
-		{"[list] [Fwd: Hello]", true},
-		{"[fwd: Hello", false},
-		{"Reply: Hello", false},
-		{"Re:", true},
-		{"", false},
-		{"[list]", false},
-	} {
-		if got := replyOrForward(tc.in); got != tc.want {
-			t.Errorf("replyOrForward(%q) = %v, want %v", tc.in, got, tc.want)
-		}
-	}
-}
-
 // TestParseThread: the algorithm, the charset and the search keys are
 // all required; an algorithm not offered is BAD.
 func TestParseThread(t *testing.T) {
