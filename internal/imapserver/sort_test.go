@@ -112,7 +112,7 @@ func TestSort(t *testing.T) {
 	c.mustOK("STORE 3 +FLAGS (\\Seen)")
 	c.mustOK("STORE 1 +FLAGS (\\Deleted)")
 	c.mustOK("EXPUNGE") // UIDs 2 to 5 are messages 1 to 4
-	for _, tc := range []struct{ cmd, want string }{
+	checkAnswers(t, c, []cmdAnswer{
 		{"SORT (ARRIVAL) UTF-8 ALL", "* SORT 1 2 3 4"},
 		// All have the same internal date: ties, in sequence order.
 		{"SORT (REVERSE ARRIVAL) UTF-8 ALL", "* SORT 1 2 3 4"},
@@ -133,12 +133,7 @@ func TestSort(t *testing.T) {
 		{"SORT (DATE) UTF-8 FROM \"émile\"", "* SORT 3 4"},
 		{"SORT (DATE) UTF-8 SEEN", "* SORT 2"},
 		{"SORT (DATE) UTF-8 DELETED", "* SORT"},
-	} {
-		got := c.mustOK(tc.cmd)
-		if len(got) != 1 || got[0] != tc.want {
-			t.Errorf("%s: %q, want %q", tc.cmd, got, tc.want)
-		}
-	}
+	})
 	got := slices.DeleteFunc(c.mustOK("SORT (ARRIVAL) UTF-8 MODSEQ 1"), func(l string) bool { return !strings.HasPrefix(l, "* SORT") })
 	if len(got) != 1 || !regexp.MustCompile(`^\* SORT 1 2 3 4 \(MODSEQ \d+\)$`).MatchString(got[0]) {
 		t.Errorf("SORT with MODSEQ: %q", got)
@@ -148,11 +143,34 @@ func TestSort(t *testing.T) {
 			t.Errorf("%s: %s, want BAD", cmd, tagged)
 		}
 	}
-	if _, tagged := c.cmd("SORT (DATE) X-NOWHERE ALL"); !strings.Contains(tagged, " NO [BADCHARSET") {
-		t.Errorf("unknown charset: %s", tagged)
+	checkSearchRefusals(t, c, "SORT (DATE)")
+}
+
+// cmdAnswer is a command and the one untagged response it must give.
+type cmdAnswer struct{ cmd, want string }
+
+// checkAnswers runs commands that must succeed, each with its one
+// untagged response.
+func checkAnswers(t *testing.T, c *client, tests []cmdAnswer) {
+	t.Helper()
+	for _, tc := range tests {
+		if got := c.mustOK(tc.cmd); len(got) != 1 || got[0] != tc.want {
+			t.Errorf("%s: %q, want %q", tc.cmd, got, tc.want)
+		}
+	}
+}
+
+// checkSearchRefusals checks what a command that searches, cmd followed
+// by a charset and search keys, refuses as SEARCH does: a charset it does
+// not know, with NO [BADCHARSET] (RFC 9051 6.4.4), and any search with no
+// mailbox selected, with BAD. It leaves the mailbox unselected.
+func checkSearchRefusals(t *testing.T, c *client, cmd string) {
+	t.Helper()
+	if _, tagged := c.cmd(cmd + " X-NOWHERE ALL"); !strings.Contains(tagged, " NO [BADCHARSET") {
+		t.Errorf("%s: unknown charset: %s", cmd, tagged)
 	}
 	c.mustOK("UNSELECT")
-	if _, tagged := c.cmd("SORT (DATE) UTF-8 ALL"); !strings.Contains(tagged, " BAD ") {
-		t.Errorf("SORT with no mailbox selected: %s", tagged)
+	if _, tagged := c.cmd(cmd + " UTF-8 ALL"); !strings.Contains(tagged, " BAD ") {
+		t.Errorf("%s with no mailbox selected: %s", cmd, tagged)
 	}
 }
