@@ -48,7 +48,7 @@ func testAppend(ctx context.Context, sess store.Session, mailboxID int64, r io.R
 // testEnv is a server in-process on a real TCP listener, over a sqlite
 // store in a temporary folder.
 type testEnv struct {
-	t       *testing.T
+	t       testing.TB
 	store   store.Store
 	srv     *Server
 	addr    string // plain listener
@@ -61,13 +61,15 @@ type testEnv struct {
 
 type envOption func(*Config)
 
-func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
+// newTestEnv starts a server for a test or a benchmark, with the test
+// account.
+func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	t.Helper()
 	return newTestEnvStore(t, teststore.Options{}, opts...)
 }
 
 // newTestEnvStore is newTestEnv on a store opened with storeOpts.
-func newTestEnvStore(t *testing.T, storeOpts teststore.Options, opts ...envOption) *testEnv {
+func newTestEnvStore(t testing.TB, storeOpts teststore.Options, opts ...envOption) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	st := teststore.OpenWith(t, dir, storeOpts)
@@ -138,7 +140,7 @@ func newTestEnvStore(t *testing.T, storeOpts teststore.Options, opts ...envOptio
 }
 
 // testWriter sends log output to the test log.
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Helper()
@@ -187,7 +189,7 @@ func crlf(s string) string {
 // client is a raw IMAP client for tests: it sends lines and reads
 // responses up to the tagged one.
 type client struct {
-	t  *testing.T
+	t  testing.TB
 	nc net.Conn
 	br *bufio.Reader
 	n  int

@@ -5,17 +5,13 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/buzon-mail/buzon/internal/auth"
-	"github.com/buzon-mail/buzon/internal/config"
 	"github.com/buzon-mail/buzon/internal/store"
-	"github.com/buzon-mail/buzon/internal/store/teststore"
 )
 
 // benchThreadMessages is the size of the mailbox BenchmarkThread threads:
@@ -32,15 +28,10 @@ const benchThreadMessages = 10000
 //
 //	go test -run '^$' -bench BenchmarkThread ./internal/imapserver
 func BenchmarkThread(b *testing.B) {
-	addr, st, acct := benchThreadServer(b)
-	sess, err := st.Open(context.Background(), acct)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer sess.Close()
-	msgs := benchThreadMailbox(b, sess)
+	e := newTestEnv(b)
+	msgs := benchThreadMailbox(b, e.session())
 
-	nc, err := net.Dial("tcp", addr)
+	nc, err := net.Dial("tcp", e.addr)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -88,46 +79,6 @@ func BenchmarkThread(b *testing.B) {
 			}
 		}
 	})
-}
-
-// benchThreadServer starts a server for a benchmark, with the test
-// account, and returns its address.
-func benchThreadServer(b *testing.B) (addr string, st store.Store, acct int64) {
-	st = teststore.Open(b, b.TempDir())
-	acfg := config.Default().Auth
-	acfg.Scheme, acfg.BcryptCost = "bcrypt", 4
-	hasher := auth.NewHasher(acfg)
-	cred, err := hasher.Credentials(testPass)
-	if err != nil {
-		b.Fatal(err)
-	}
-	a, err := st.CreateAccount(context.Background(), testUser, cred)
-	if err != nil {
-		b.Fatal(err)
-	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	au, err := auth.New(acfg, st, logger)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg := Config{Store: st, Auth: au, Sessions: auth.NewSessionLimiter(4), Hostname: "bench.example", Logger: logger, Append: testAppend}
-	cfg.Limits.CommandsPerSecond = 100000
-	srv := New(cfg)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); srv.Serve(l) }()
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			b.Errorf("shutdown: %v", err)
-		}
-		<-done
-	})
-	return l.Addr().String(), st, a.ID
 }
 
 // benchThreadMailbox fills INBOX with the benchmark's messages and
