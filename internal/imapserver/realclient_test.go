@@ -16,14 +16,18 @@ func (e *testEnv) hostPort(addr string) (string, string) {
 	return addr[:i], addr[i+1:]
 }
 
-// TestPythonIMAPLib runs the imaplib scripts in testdata against the server.
+// TestPythonIMAPLib runs the imaplib scripts in testdata against the
+// server, each on a server of its own; imaplib_thread.py threads with
+// thread() and uid("THREAD", ...).
 func TestPythonIMAPLib(t *testing.T) {
 	py := clienttest.Need(t, "python3", "python3")
-	for _, script := range []string{"imaplib_session.py", "imaplib_idle.py"} {
+	for _, script := range []string{"imaplib_session.py", "imaplib_idle.py", "imaplib_thread.py"} {
 		t.Run(strings.TrimSuffix(script, ".py"), func(t *testing.T) {
 			e := newTestEnv(t)
 			host, port := e.hostPort(e.addr)
-			cmd := exec.Command(py, "testdata/"+script, host, port, testUser, testPass)
+			// -B: importing testdata/imapcheck.py leaves no
+			// __pycache__ in the tree.
+			cmd := exec.Command(py, "-B", "testdata/"+script, host, port, testUser, testPass)
 			out, err := cmd.CombinedOutput()
 			t.Logf("%s", out)
 			if err != nil || !bytes.Contains(out, []byte("PASS")) {

@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/buzon-mail/buzon/internal/clienttest"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
@@ -450,19 +448,6 @@ func TestThreadExpunge(t *testing.T) {
 	got = c.mustOK("UID THREAD REFERENCES UTF-8 ALL")
 	if !slices.Contains(got, "* 2 EXPUNGE") || !slices.Contains(got, "* THREAD (1 3)") {
 		t.Errorf("UID THREAD after the expunge: %q", got)
-	}
-}
-
-// TestThreadIMAPLib threads a mailbox with Python's imaplib (thread() and
-// uid("THREAD", ...)): testdata/imaplib_thread.py.
-func TestThreadIMAPLib(t *testing.T) {
-	py := clienttest.Need(t, "python3", "python3")
-	e := newTestEnv(t)
-	host, port := e.hostPort(e.addr)
-	out, err := exec.Command(py, "testdata/imaplib_thread.py", host, port, testUser, testPass).CombinedOutput()
-	t.Logf("%s", out)
-	if err != nil || !strings.Contains(string(out), "PASS") {
-		t.Fatalf("imaplib_thread.py: %v", err)
 	}
 }
 

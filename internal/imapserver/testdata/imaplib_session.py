@@ -6,27 +6,11 @@ Exits non-zero with a message when the server does not behave.
 """
 import imaplib
 import re
-import sys
 import time
 
-host, port, user, password = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+from imapcheck import check, login, ok
 
-
-def check(cond, what):
-    if not cond:
-        print("FAIL:", what)
-        sys.exit(1)
-    print("ok:", what)
-
-
-def ok(resp, what):
-    typ, data = resp
-    check(typ == "OK", "%s (%s %r)" % (what, typ, data))
-    return data
-
-
-M = imaplib.IMAP4(host, port)
-ok(M.login(user, password), "login")
+M = login()
 
 # APPEND with flags and a date, then STATUS and SEARCH.
 msg = b"From: py@example.org\r\nSubject: from imaplib\r\n\r\nhello from python\r\n"
@@ -77,8 +61,7 @@ check(any(b'"&AMk-t&AOk-"' in l or b"&AMk-t&AOk-" in l for l in data), "UTF-7 na
 M.logout()
 
 # The same folder through UTF8=ACCEPT.
-M = imaplib.IMAP4(host, port)
-ok(M.login(user, password), "login again")
+M = login("login again")
 ok(M.enable("UTF8=ACCEPT"), "enable UTF8=ACCEPT")
 data = ok(M.list('""', "*"), "list in UTF-8")
 check(any("Été".encode() in l for l in data), "UTF-8 name listed: %r" % data)

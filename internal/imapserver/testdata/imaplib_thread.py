@@ -7,26 +7,10 @@ Usage: imaplib_thread.py HOST PORT USER PASSWORD
 Exits non-zero with a message when the server does not behave.
 """
 import imaplib
-import sys
 
-host, port, user, password = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+from imapcheck import check, login, ok
 
-
-def check(cond, what):
-    if not cond:
-        print("FAIL:", what)
-        sys.exit(1)
-    print("ok:", what)
-
-
-def ok(resp, what):
-    typ, data = resp
-    check(typ == "OK", "%s (%s %r)" % (what, typ, data))
-    return data
-
-
-M = imaplib.IMAP4(host, port)
-ok(M.login(user, password), "login")
+M = login()
 # imaplib keeps the capabilities of before login: ask again.
 caps = ok(M.capability(), "capability")[0].split()
 check(b"THREAD=REFERENCES" in caps and b"THREAD=ORDEREDSUBJECT" in caps, "THREAD capabilities: %r" % caps)
