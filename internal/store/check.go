@@ -40,20 +40,21 @@ func (r CheckReport) OK(repaired bool) bool {
 // String formats the report for a person, one problem per line.
 func (r CheckReport) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "checked %s, %s: ", count(r.Accounts, "account"), count(r.Messages, "message"))
+	fmt.Fprintf(&b, "checked %s, %s: ", Count(r.Accounts, "account"), Count(r.Messages, "message"))
 	if len(r.Problems) == 0 {
 		b.WriteString("no problems\n")
 		return b.String()
 	}
-	fmt.Fprintf(&b, "%s\n", count(len(r.Problems), "problem"))
+	fmt.Fprintf(&b, "%s\n", Count(len(r.Problems), "problem"))
 	for _, p := range r.Problems {
 		fmt.Fprintf(&b, "  %s\n", p)
 	}
 	return b.String()
 }
 
-// count writes n things, in the singular for one.
-func count[N int | int64](n N, thing string) string {
+// Count writes n things, in the singular for one ("1 message", "2
+// messages"): for reports to people, as Check's and buzon backup's.
+func Count[N int | int64](n N, thing string) string {
 	if n == 1 {
 		return "1 " + thing
 	}
