@@ -76,23 +76,34 @@ func openStore(cfg config.Config, log *slog.Logger, use storeUse) (store.Store, 
 // database, by user add) would be one the server may not open. A store
 // root made (a server running as root) is root's to use.
 func checkOwner(dir string) error {
-	if os.Geteuid() != 0 {
-		return nil // another user's store is not ours to write anyway
-	}
 	// The embedded store's shared database, made by whoever made the store.
-	fi, err := os.Stat(filepath.Join(dir, "accounts.db"))
+	if name := foreignOwner(filepath.Join(dir, "accounts.db")); name != "" {
+		return fmt.Errorf("the store in %s belongs to user %s: run buzon as that user (sudo -u %s ...), since what root makes there the server may not open", dir, name, name)
+	}
+	return nil
+}
+
+// foreignOwner returns, when we run as root, the name (or else the
+// number) of the user other than root who owns path; "" when we are not
+// root (another user's files are not ours to write anyway), when root
+// owns path, and when it does not exist (it will be root's).
+func foreignOwner(path string) string {
+	if os.Geteuid() != 0 {
+		return ""
+	}
+	fi, err := os.Stat(path)
 	if err != nil {
-		return nil // no store yet: it will be root's
+		return ""
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok || st.Uid == 0 {
-		return nil
+		return ""
 	}
 	name := strconv.FormatUint(uint64(st.Uid), 10)
 	if u, err := user.LookupId(name); err == nil {
 		name = u.Username
 	}
-	return fmt.Errorf("the store in %s belongs to user %s: run buzon as that user (sudo -u %s ...), since what root makes there the server may not open", dir, name, name)
+	return name
 }
 
 // storeExists reports whether the configured store has been made: an
