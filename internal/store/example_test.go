@@ -22,3 +22,14 @@ func ExampleUIDSet_Absent() {
 	fmt.Println(known.Absent([]store.UID{3, 4, 8}, 9))
 	// Output: 1:2,5:7
 }
+
+// Counts as reports write them.
+func ExampleCount() {
+	fmt.Println(store.Count(1, "message"))
+	fmt.Println(store.Count(0, "account"))
+	fmt.Println(store.Count(int64(20000), "message"))
+	// Output:
+	// 1 message
+	// 0 accounts
+	// 20000 messages
+}
