@@ -17,19 +17,27 @@ import (
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
+// accountSession opens a session on the account name of st, for the
+// caller to close.
+func accountSession(tb testing.TB, st *Store, name string) store.Session {
+	tb.Helper()
+	acct, err := st.LookupAccount(tb.Context(), name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ss, err := st.Open(tb.Context(), acct.ID)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ss
+}
+
 // mailOf reads every message of an account, by mailbox name and UID:
 // body, flags and keywords, as one comparable string each.
 func mailOf(t *testing.T, st *Store, name string) map[string]string {
 	t.Helper()
 	ctx := t.Context()
-	acct, err := st.LookupAccount(ctx, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ss, err := st.Open(ctx, acct.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ss := accountSession(t, st, name)
 	defer ss.Close()
 	boxes, err := ss.Mailboxes(ctx)
 	if err != nil {
@@ -57,16 +65,10 @@ func mailOf(t *testing.T, st *Store, name string) map[string]string {
 	return out
 }
 
+// uidValidities reads the UIDVALIDITY of each of an account's mailboxes.
 func uidValidities(t *testing.T, st *Store, name string) map[string]uint32 {
 	t.Helper()
-	acct, err := st.LookupAccount(t.Context(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ss, err := st.Open(t.Context(), acct.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ss := accountSession(t, st, name)
 	defer ss.Close()
 	boxes, err := ss.Mailboxes(t.Context())
 	if err != nil {
@@ -233,11 +235,7 @@ func TestBackup(t *testing.T) {
 			seen[v] = true
 		}
 		// A mailbox made after the restore gets a UIDVALIDITY above them.
-		acct, _ := st2.LookupAccount(t.Context(), name)
-		ss, err := st2.Open(t.Context(), acct.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ss := accountSession(t, st2, name)
 		mb, err := ss.CreateMailbox(t.Context(), "New", "")
 		ss.Close()
 		if err != nil {
@@ -528,14 +526,10 @@ func BenchmarkBackup(b *testing.B) {
 		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
 			const n = 5000
 			st := benchStore(b, Config{})
-			a, err := st.CreateAccount(b.Context(), "bench@example.org", store.Credentials{})
-			if err != nil {
+			if _, err := st.CreateAccount(b.Context(), "bench@example.org", store.Credentials{}); err != nil {
 				b.Fatal(err)
 			}
-			ss, err := st.Open(b.Context(), a.ID)
-			if err != nil {
-				b.Fatal(err)
-			}
+			ss := accountSession(b, st, "bench@example.org")
 			defer ss.Close()
 			inbox, err := ss.Mailbox(b.Context(), "INBOX")
 			if err != nil {
