@@ -181,6 +181,22 @@ func (e *testEnv) deliver(mailbox string, msg string, flags ...string) store.App
 	return res
 }
 
+// loginWithGap delivers msgs to INBOX after a message it then expunges,
+// and logs in with INBOX selected: message n is UID n+1, so that a test
+// tells numbers from UIDs.
+func (e *testEnv) loginWithGap(msgs ...string) *client {
+	e.t.Helper()
+	e.deliver("INBOX", "Subject: expunged\n\nso that UIDs and numbers differ\n")
+	for _, m := range msgs {
+		e.deliver("INBOX", m)
+	}
+	c := e.login()
+	c.mustOK("SELECT INBOX")
+	c.mustOK("STORE 1 +FLAGS.SILENT (\\Deleted)")
+	c.mustOK("EXPUNGE")
+	return c
+}
+
 // crlf turns LF line ends into CRLF.
 func crlf(s string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\r\n")

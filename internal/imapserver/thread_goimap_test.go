@@ -22,18 +22,15 @@ func TestThreadGoIMAP(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no testdata/thread: %v", err)
 	}
-	e.deliver("INBOX", "Subject: expunged\n\nso that UIDs and numbers differ\n")
+	var msgs []string
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		e.deliver("INBOX", string(b))
+		msgs = append(msgs, string(b))
 	}
-	raw := e.login()
-	raw.mustOK("SELECT INBOX")
-	raw.mustOK("STORE 1 +FLAGS.SILENT (\\Deleted)")
-	raw.mustOK("EXPUNGE")
+	raw := e.loginWithGap(msgs...)
 
 	c := e.goClient()
 	caps, err := c.Capability().Wait()

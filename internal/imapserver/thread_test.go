@@ -370,21 +370,13 @@ func TestParseThread(t *testing.T) {
 // internal date for a message without Date, search keys choosing the
 // messages, and the refusals.
 func TestThread(t *testing.T) {
-	e := newTestEnv(t)
-	for _, m := range []string{
-		"Subject: expunged\n\nso that UIDs and numbers differ\n",
+	c := newTestEnv(t).loginWithGap(
 		"Date: Mon, 4 Mar 2024 10:00:00 +0000\nMessage-ID: <root@example.org>\nSubject: Plans\n\nx\n",
 		"Date: Mon, 4 Mar 2024 11:00:00 +0000\nMessage-ID: <r1@example.org>\nIn-Reply-To: <root@example.org>\nSubject: Re: Plans\n\nx\n",
 		"Date: Mon, 4 Mar 2024 12:00:00 +0000\nMessage-ID: <r2@example.org>\nReferences: <root@example.org>\n <r1@example.org>\nIn-Reply-To: <root@example.org>\nSubject: Re: Plans\n\nx\n",
 		"Date: Mon, 4 Mar 2024 09:00:00 +0000\nMessage-ID: <lunch@example.org>\nSubject: Lunch\n\nx\n",
 		"Message-ID: <fwd@example.org>\nSubject: Fwd: Lunch\n\nno Date: the internal date, 1 March, stands for it\n",
-	} {
-		e.deliver("INBOX", m)
-	}
-	c := e.login()
-	c.mustOK("SELECT INBOX")
-	c.mustOK("STORE 1 +FLAGS.SILENT (\\Deleted)")
-	c.mustOK("EXPUNGE")
+	)
 	c.mustOK("STORE 4 +FLAGS.SILENT (\\Seen)")
 	checkAnswers(t, c, []cmdAnswer{
 		{"THREAD REFERENCES UTF-8 ALL", "* THREAD (4 5)(1 2 3)"},
