@@ -40,15 +40,32 @@ func threadString(msgs []threadMsg, roots []*threadNode) string {
 	return string(appendThreads(nil, roots, func(i int) uint64 { return uint64(msgs[i].seq) }))
 }
 
+// threadCase is messages and how an algorithm threads them, as RFC 5256 5
+// writes it.
+type threadCase struct {
+	name string
+	msgs []tm
+	want string
+}
+
+// runThreadCases threads the messages of each case with algorithm.
+func runThreadCases(t *testing.T, algorithm func([]threadMsg) []*threadNode, cases []threadCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			msgs := threadMsgs(tc.msgs)
+			if got := threadString(msgs, algorithm(msgs)); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestThreadReferences follows the steps of RFC 5256 4's REFERENCES
 // through the cases mail brings them: replies, missing parents, loops,
 // duplicate IDs, cut References, and threads gathered by subject.
 func TestThreadReferences(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		msgs []tm
-		want string
-	}{
+	runThreadCases(t, threadReferences, []threadCase{
 		{"none", nil, ""},
 		{"alone", []tm{{1, "a", "<a@x>", "", ""}}, "(1)"},
 		{"replies", []tm{
@@ -218,24 +235,13 @@ func TestThreadReferences(t *testing.T) {
 			{2, "", "<b@x>", "", ""},
 			{3, "Re:", "<c@x>", "", ""},
 		}, "(1)(2)(3)"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			msgs := threadMsgs(tc.msgs)
-			if got := threadString(msgs, threadReferences(msgs)); got != tc.want {
-				t.Errorf("got %q, want %q", got, tc.want)
-			}
-		})
-	}
+	})
 }
 
 // TestThreadOrderedSubject: RFC 5256 4's ORDEREDSUBJECT, threads of one
 // base subject whose first message is the parent of every other.
 func TestThreadOrderedSubject(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		msgs []tm
-		want string
-	}{
+	runThreadCases(t, threadOrderedSubject, []threadCase{
 		{"none", nil, ""},
 		{"one", []tm{{1, "a", "", "", ""}}, "(1)"},
 		{"two", []tm{{1, "Hello", "", "", ""}, {2, "Re: hello", "", "", ""}}, "(1 2)"},
@@ -260,14 +266,7 @@ func TestThreadOrderedSubject(t *testing.T) {
 			{5, "A", "", "", ""},
 			{1, "c", "", "", ""},
 		}, "(4)(1)(2 3)"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			msgs := threadMsgs(tc.msgs)
-			if got := threadString(msgs, threadOrderedSubject(msgs)); got != tc.want {
-				t.Errorf("got %q, want %q", got, tc.want)
-			}
-		})
-	}
+	})
 }
 
 // TestAppendThreads writes trees as RFC 5256 5's grammar does.
