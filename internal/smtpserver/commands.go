@@ -277,6 +277,9 @@ func (c *conn) cmdBDAT(arg string) {
 		c.data = c.newData()
 		c.state = stateChunks
 	}
+	// The chunk may follow its command line in a write of its own, held
+	// back by the client's Nagle until the line is acknowledged.
+	server.QuickAck(c.nc)
 	if err := readChunk(c.br, size, c.data.write); err != nil {
 		c.readFailed(err)
 	}
