@@ -12,7 +12,7 @@ import (
 // operating system once most of them have closed.
 //
 // Every connection holds a goroutine stack and its session's state, about
-// 19 KiB for an IMAP connection in IDLE. When thousands close, the Go
+// 20 KiB for an IMAP connection in IDLE. When thousands close, the Go
 // runtime has that memory free but keeps it: its scavenger returns free
 // memory only down to a little over the heap goal set by the last garbage
 // collection, and a server that has gone quiet allocates nothing and so
@@ -60,7 +60,7 @@ type Reclaimer struct {
 type ReclaimConfig struct {
 	// MinDrop is the fewest connections whose closing is worth a
 	// collection: below it, what they held is within what the runtime
-	// keeps spare anyway. Default: 1000 (about 19 MiB of IDLE sessions).
+	// keeps spare anyway. Default: 1000 (about 20 MiB of IDLE sessions).
 	MinDrop int
 	// Delay is how long after the fall the memory is reclaimed, for the
 	// rest of the burst to close meanwhile. Default: one second.
