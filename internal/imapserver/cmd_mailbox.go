@@ -443,8 +443,8 @@ func (c *conn) cmdAppend(cmd *command) {
 		}
 		if m.lit.sync {
 			c.xroomFor(p, m.lit)
-			c.continuation()
 		}
+		c.awaitLiteral(m.lit.sync)
 		cr := &literalReader{r: io.LimitReader(p.r.br, m.lit.size), size: m.lit.size}
 		var msg io.Reader = cr
 		if m.lit.binary {

@@ -499,7 +499,7 @@ func xcheckf(err error, format string, args ...any) {
 // execute parses and runs one command and writes its tagged response,
 // after the untagged updates due (RFC 9051 7.5.1).
 func (c *conn) execute(line []byte) {
-	p := newParser(c.r, line, c.srv.cfg.Limits.MaxLiteral, c.continuation)
+	p := newParser(c.r, line, c.srv.cfg.Limits.MaxLiteral, c.awaitLiteral)
 	if c.state != stateNotAuth {
 		p.maxMessage = c.srv.cfg.Limits.MaxMessageSize
 	}
@@ -616,10 +616,19 @@ func (c *conn) respText(s string) string {
 // ok sets the text of the tagged OK.
 func (c *conn) ok(format string, args ...any) { c.completion = fmt.Sprintf(format, args...) }
 
-// continuation asks the client for a synchronising literal.
-func (c *conn) continuation() {
-	c.w.str("+ Ready for literal data\r\n")
-	c.w.flush()
+// awaitLiteral readies the session for a literal's bytes. A synchronising
+// one waits for the server to ask for it (RFC 9051 7.5). Either may come
+// in a write of its own after the command line, or end with a CRLF in
+// another: a client that has not turned Nagle's algorithm off (imaplib)
+// holds that write back until the server's kernel acknowledges the one
+// before, after its delayed-ACK timer, 40 ms into every APPEND, unless
+// the server asks it to acknowledge at once (server.QuickAck).
+func (c *conn) awaitLiteral(sync bool) {
+	if sync {
+		c.w.str("+ Ready for literal data\r\n")
+		c.w.flush()
+	}
+	server.QuickAck(c.raw)
 }
 
 // idleCommands achieve nothing for the client when they succeed: a

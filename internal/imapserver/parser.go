@@ -44,9 +44,10 @@ type parser struct {
 	line []byte
 	pos  int
 
-	// contReq asks the client to go on with a synchronising literal
-	// ("+ Ready"); nil where nobody listens (the fuzz target).
-	contReq func()
+	// awaitLiteral readies the session for the bytes of a literal, asking
+	// the client to go on with a synchronising one ("+ Ready"); nil where
+	// nobody listens (the fuzz target).
+	awaitLiteral func(sync bool)
 	// maxLiteral is the largest literal taken into memory.
 	maxLiteral int64
 	// maxMessage is the largest APPEND message literal that a failed
@@ -66,8 +67,8 @@ type parser struct {
 // The line a parser holds is always the one whose literal, if it ends in
 // one, has not been read yet: discardRest relies on it.
 
-func newParser(r *reader, line []byte, maxLiteral int64, contReq func()) *parser {
-	return &parser{r: r, line: line, maxLiteral: maxLiteral, contReq: contReq}
+func newParser(r *reader, line []byte, maxLiteral int64, awaitLiteral func(sync bool)) *parser {
+	return &parser{r: r, line: line, maxLiteral: maxLiteral, awaitLiteral: awaitLiteral}
 }
 
 func (p *parser) atEnd() bool { return p.pos >= len(p.line) }
@@ -265,8 +266,8 @@ func (p *parser) xliteral(allowBinary bool) []byte {
 	if h.size > p.maxLiteral {
 		p.refuseLiteral(h, "TOOBIG", "literal too big")
 	}
-	if h.sync && p.contReq != nil {
-		p.contReq()
+	if p.awaitLiteral != nil {
+		p.awaitLiteral(h.sync)
 	}
 	p.r.pace.begin()
 	buf := make([]byte, h.size)
