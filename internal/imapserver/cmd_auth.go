@@ -1,7 +1,6 @@
 package imapserver
 
 import (
-	"compress/flate"
 	"encoding/base64"
 	"errors"
 	"strconv"
@@ -259,10 +258,7 @@ func (c *conn) cmdCompress(cmd *command) {
 	c.w.str(cmd.tag + " OK DEFLATE active\r\n")
 	c.w.flush()
 	c.done = true
-	fw, err := flate.NewWriter(deadlineWriter{c.nc, c.srv.cfg.WriteTimeout}, flate.BestSpeed)
-	if err != nil {
-		panic(serverError{err})
-	}
+	fw := c.srv.deflaters.get(deadlineWriter{c.nc, c.srv.cfg.WriteTimeout})
 	c.compressed = true
 	c.w.fw = fw
 	c.w.setDst(fw)
