@@ -211,7 +211,7 @@ func msgIDs(s string, max int) []string {
 		c := s[i]
 		switch {
 		case c == '(':
-			i = skipComment(s, i)
+			i = len(s) - len(message.SkipComment(s[i:])) - 1 // at its ")"
 		case c == '"':
 			j := i + 1
 			for ; j < len(s) && s[j] != '"'; j++ {
@@ -237,25 +237,6 @@ func msgIDs(s string, max int) []string {
 		}
 	}
 	return ids
-}
-
-// skipComment returns the index of the ")" closing the comment that opens
-// at s[i], nested comments and quoted pairs included, or the end of s.
-func skipComment(s string, i int) int {
-	depth := 0
-	for ; i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			i++
-		case '(':
-			depth++
-		case ')':
-			if depth--; depth == 0 {
-				return i
-			}
-		}
-	}
-	return len(s)
 }
 
 // RFC 5256 4, ORDEREDSUBJECT: messages are grouped by base subject; each

@@ -34,7 +34,7 @@ func (l *addrLexer) next() addrToken {
 			space = true
 			l.s = l.s[1:]
 		case '(':
-			rest := skipComment(l.s)
+			rest := SkipComment(l.s)
 			text := strings.TrimSuffix(l.s[1:len(l.s)-len(rest)], ")")
 			l.s = rest
 			return addrToken{kind: 'c', text: text, space: space}

@@ -362,7 +362,7 @@ func skipCFWS(s string) string {
 		case ' ', '\t', '\r', '\n':
 			s = s[1:]
 		case '(':
-			s = skipComment(s)
+			s = SkipComment(s)
 		default:
 			return s
 		}
@@ -370,9 +370,10 @@ func skipCFWS(s string) string {
 	return s
 }
 
-// skipComment skips the comment s starts with: nested comments and
-// quoted-pairs included, to the end of s if it is unterminated.
-func skipComment(s string) string {
+// SkipComment skips the comment (RFC 5322 3.2.2) s starts with: nested
+// comments and quoted-pairs included, to the end of s if it is
+// unterminated. It returns what follows.
+func SkipComment(s string) string {
 	depth := 0
 	for i := 0; i < len(s); i++ {
 		switch s[i] {
@@ -402,7 +403,7 @@ func stripComments(s string) string {
 			return b.String()
 		}
 		b.WriteString(s[:i])
-		s = skipComment(s[i:])
+		s = SkipComment(s[i:])
 	}
 }
 
