@@ -11,17 +11,23 @@ import (
 
 // SyncDir makes a folder's entries (files created, linked, renamed,
 // removed) durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
+func SyncDir(dir string) error { return syncPath(dir, "folder ") }
+
+// SyncFile makes what was written to the file at path durable, by
+// whichever process wrote it.
+func SyncFile(path string) error { return syncPath(path, "") }
+
+func syncPath(path, what string) error {
+	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("sync folder %s: %w", dir, err)
+		return fmt.Errorf("sync %s%s: %w", what, path, err)
 	}
 	return nil
 }

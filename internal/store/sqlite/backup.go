@@ -641,18 +641,7 @@ func syncTree(dir string) error {
 		if !d.Type().IsRegular() {
 			return nil
 		}
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		err = f.Sync()
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("sync %s: %w", path, err)
-		}
-		return nil
+		return durable.SyncFile(path)
 	})
 }
 
