@@ -74,8 +74,9 @@ type Config struct {
 	TLSHandshakeTimeout time.Duration
 	// FetchCacheSize bounds the memory, in bytes, kept for the ENVELOPE,
 	// BODYSTRUCTURE and BODY of recently fetched messages, as sent (see
-	// renderCache), and a quarter of it for what SEARCH compares of
-	// their envelopes; negative keeps none. Default: 32 MiB.
+	// renderCache), and a quarter of it each for what SEARCH compares of
+	// their envelopes and for the References THREAD follows; negative
+	// keeps none. Default: 32 MiB.
 	FetchCacheSize int64
 
 	// deflateQuiet is how long a session with COMPRESS on waits for its
@@ -103,9 +104,11 @@ type Server struct {
 	// wakes counts the wake-ups of idle sessions (see idlers and feed).
 	wakes atomic.Uint64
 	// rendered holds FETCH items already written, envelopes what SEARCH
-	// compared of messages' envelopes; nil when turned off.
-	rendered  *renderCache
-	envelopes *lru[msgKey, *searchEnvelope]
+	// compared of messages' envelopes, references what THREAD REFERENCES
+	// links messages by; nil when turned off.
+	rendered   *renderCache
+	envelopes  *lru[msgKey, *searchEnvelope]
+	references *lru[msgKey, []string]
 
 	// Buffers of connections that are reading or writing; idle
 	// connections park theirs here (see reader and writer).
@@ -164,6 +167,7 @@ func New(cfg Config) *Server {
 	if cfg.FetchCacheSize > 0 {
 		s.rendered = newLRU[renderKey, []byte](cfg.FetchCacheSize)
 		s.envelopes = newLRU[msgKey, *searchEnvelope](cfg.FetchCacheSize / 4)
+		s.references = newLRU[msgKey, []string](cfg.FetchCacheSize / 4)
 	}
 	s.readBufs.New = func() any { return bufio.NewReaderSize(nil, 16*1024) }
 	writeSize := min(cfg.Limits.MaxOutputBacklog, 64*1024)

@@ -119,12 +119,31 @@ func (c *conn) xthreadValues(msgs []threadMsg, refs bool) {
 		uids[i] = msgs[i].uid
 	}
 	set := store.UIDSetOf(uids...)
+	// What a THREAD before found of a message's References is in the
+	// server's cache: reading it costs a body opened and its header read,
+	// each time, where Roundcube threads the mailbox at every listing. A
+	// message never changes and its UID is never reused in its mailbox.
+	known := map[store.UID][]string{}
+	cache := c.srv.references
 	var ahead *bodyAhead
 	if refs {
+		unknown := uids
+		if cache != nil {
+			unknown = nil
+			for _, u := range uids {
+				if r, ok := cache.get(msgKey{c.sel.mb.ID, u}); ok {
+					known[u] = r
+				} else {
+					unknown = append(unknown, u)
+				}
+			}
+		}
 		// Where each OpenBody is a query (PostgreSQL), bodies are
 		// opened several at a time, as FETCH opens them.
-		ahead = c.newBodyAhead(set)
-		defer ahead.close()
+		if len(unknown) > 0 {
+			ahead = c.newBodyAhead(store.UIDSetOf(unknown...))
+			defer ahead.close()
+		}
 	}
 	err := c.sess.Messages(c.ctx, c.sel.mb.ID, set, store.FieldDate|store.FieldStructure|store.FieldSize, func(m *store.MessageInfo) error {
 		i, ok := index[m.UID]
@@ -147,6 +166,10 @@ func (c *conn) xthreadValues(msgs []threadMsg, refs bool) {
 			return nil
 		}
 		t.id = firstMsgID(env.MessageID)
+		if r, ok := known[m.UID]; ok {
+			t.refs = r
+			return nil
+		}
 		// RFC 5256 4: the IDs of References, or when it has none the
 		// first of In-Reply-To.
 		b, err := c.openBody(ahead, m.UID)
@@ -165,6 +188,13 @@ func (c *conn) xthreadValues(msgs []threadMsg, refs bool) {
 		}
 		if t.refs == nil {
 			t.refs = references("", env.InReplyTo)
+		}
+		if err == nil && cache != nil {
+			size := int64(24 + 16*len(t.refs))
+			for _, id := range t.refs {
+				size += int64(len(id))
+			}
+			cache.put(msgKey{c.sel.mb.ID, m.UID}, t.refs, size)
 		}
 		return nil
 	})

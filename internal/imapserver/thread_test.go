@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/store"
+	"github.com/buzon-mail/buzon/internal/store/teststore"
 )
 
 // tm is a message for the threading tests: its number is its place in
@@ -556,5 +557,50 @@ func TestThreadNoStructure(t *testing.T) {
 		if got := c.mustOK(cmd); !slices.Equal(got, []string{want}) {
 			t.Errorf("%s: %q, want %q", cmd, got, want)
 		}
+	}
+}
+
+// TestThreadReferencesCached: THREAD REFERENCES reads each message's
+// References once; a THREAD after it, from this session or another, gives
+// the same answer without opening a body, and a message delivered since
+// is read alone.
+func TestThreadReferencesCached(t *testing.T) {
+	var bs *teststore.Batching
+	e := newTestEnv(t, func(cfg *Config) {
+		bs = teststore.BatchBodies(cfg.Store)
+		cfg.Store = bs
+	})
+	c := e.loginWithGap(
+		"Message-ID: <root@example.org>\nSubject: Plans\n\nx\n",
+		"Message-ID: <r1@example.org>\nReferences: <root@example.org>\nSubject: Re: Plans\n\nx\n",
+		"Message-ID: <r2@example.org>\nReferences: <root@example.org> <r1@example.org>\nSubject: Re: Plans\n\nx\n",
+	)
+	opened := func() int32 { return bs.OpenBodyCalls.Load() + bs.OpenBodiesCalls.Load() }
+	want := []string{"* THREAD (1 2 3)"}
+	before := opened()
+	if got := c.mustOK("THREAD REFERENCES UTF-8 ALL"); !slices.Equal(got, want) {
+		t.Fatalf("first THREAD: %q, want %q", got, want)
+	}
+	if opened() == before {
+		t.Fatal("the first THREAD REFERENCES opened no body: References were not read")
+	}
+	other := e.login()
+	other.mustOK("EXAMINE INBOX")
+	before = opened()
+	if got := other.mustOK("THREAD REFERENCES UTF-8 ALL"); !slices.Equal(got, want) {
+		t.Errorf("THREAD again, from another session: %q, want %q", got, want)
+	}
+	if n := opened() - before; n != 0 {
+		t.Errorf("THREAD again opened bodies %d times; want none, the References known", n)
+	}
+
+	e.deliver("INBOX", "Message-ID: <r3@example.org>\nReferences: <r1@example.org>\nSubject: Re: Plans\n\nx\n")
+	c.mustOK("NOOP")
+	before = opened()
+	if got := c.mustOK("THREAD REFERENCES UTF-8 ALL"); !slices.Equal(got, []string{"* THREAD (1 2 (3)(4))"}) {
+		t.Errorf("THREAD after a delivery: %q", got)
+	}
+	if n := opened() - before; n != 1 {
+		t.Errorf("THREAD after a delivery opened bodies %d times; want once, for the new message", n)
 	}
 }
