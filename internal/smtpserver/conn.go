@@ -272,7 +272,7 @@ func (c *conn) execute(line []byte) {
 		case nil:
 		case reply:
 			c.writeReply(x)
-			c.countError()
+			c.countError(x)
 		case abortError:
 			panic(x)
 		default:
@@ -298,13 +298,18 @@ func (c *conn) execute(line []byte) {
 	cmd.run(c, arg)
 }
 
-// countError counts a command refused. In SMTP, a client that collects
-// refusals, guessing addresses at RCPT or speaking no SMTP at all, is
-// sent away after MaxErrors of them, as Postfix's hard error limit does.
-// LMTP's client is the MTA in front, which may well pass on a hundred
-// unknown recipients in one transaction.
-func (c *conn) countError() {
-	if c.srv.cfg.Protocol != SMTP {
+// countError counts a command refused for good. In SMTP, a client that
+// collects refusals, guessing addresses at RCPT or speaking no SMTP at
+// all, is sent away after MaxErrors of them, as Postfix's hard error
+// limit does. A temporary refusal (4xx) is not counted: it is the
+// server's own condition (RCPTMAX, a full mailbox), not the client's
+// fault, and a session ended for it would come back with the same
+// transaction and end the same way at every retry, so that a message to
+// more recipients than MaxRecipients would reach none of them. LMTP's
+// client is the MTA in front, which may well pass on a hundred unknown
+// recipients in one transaction.
+func (c *conn) countError(r reply) {
+	if c.srv.cfg.Protocol != SMTP || r.code < 500 {
 		return
 	}
 	c.errors++

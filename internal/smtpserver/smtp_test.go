@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -738,5 +739,49 @@ func TestSMTPQuotaAtRCPT(t *testing.T) {
 		if got := l.cmd("RCPT TO:<alice@example.org>"); !strings.HasPrefix(got, tt.want) {
 			t.Errorf("%s, then RCPT: %q, want %q", tt.mail, got, tt.want)
 		}
+	}
+}
+
+// TestSMTPTemporaryRefusalsNotCounted: only permanent refusals count
+// towards MaxErrors. A message to more recipients than MaxRecipients (a
+// mailing list) gets 452 4.5.3 for those past the limit and must still be
+// taken for the others: the sender sends them the message in a
+// transaction of their own. Were the 452s counted, the session would end
+// with 421 before the data, and the same again at every retry.
+func TestSMTPTemporaryRefusalsNotCounted(t *testing.T) {
+	f, _ := newSMTPFixture(t, 0, func(c *Config) {
+		c.MaxRecipients = 2
+		c.MaxErrors = 3
+	})
+	l := dialLMTP(t, f.addr)
+	l.cmd("EHLO client.example.net")
+	want := []struct{ line, want string }{
+		{"MAIL FROM:<list@example.net>", "250 "},
+		{"RCPT TO:<alice@example.org>", "250 "},
+		{"RCPT TO:<alice+list@example.org>", "250 "},
+	}
+	for i := range 10 {
+		want = append(want, struct{ line, want string }{fmt.Sprintf("RCPT TO:<alice+%d@example.org>", i), "452 4.5.3 "})
+	}
+	want = append(want, struct{ line, want string }{"DATA", "354 "})
+	for _, tt := range want {
+		if got := l.cmd(tt.line); !strings.HasPrefix(got, tt.want) {
+			t.Fatalf("%s: %q, want %q", tt.line, got, tt.want)
+		}
+	}
+	if got := l.cmd(dotStuff(testMessage) + "."); !strings.HasPrefix(got, "250 2.0.0 ") {
+		t.Fatalf("after the data: %q", got)
+	}
+	// Permanent refusals still count: the third ends the session.
+	for i, want := range []string{"500 5.5.2 ", "500 5.5.2 ", "500 5.5.2 "} {
+		if got := l.cmd("XYZZY"); !strings.HasPrefix(got, want) {
+			t.Fatalf("unknown command %d: %q, want %q", i+1, got, want)
+		}
+	}
+	if got := l.reply(); !strings.HasPrefix(got, "421 4.7.0 ") {
+		t.Errorf("after 3 permanent refusals: %q, want 421 4.7.0", got)
+	}
+	if got := f.inbox(t, "alice@example.org"); len(got) != 2 {
+		t.Errorf("alice has %d messages, want 2 (alice and alice+list)", len(got))
 	}
 }
