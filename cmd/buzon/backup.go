@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -129,19 +130,18 @@ on the server download it all once more.`, stderr)
 	if err != nil {
 		return err
 	}
-	if err := checkOwner(cfg.Data); err != nil {
-		return err
-	}
-	if err := checkFolderOwner(cfg.Data); err != nil {
-		return err
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rep, err := sqlite.Restore(ctx, backup, cfg.Data, sqlite.RestoreOptions{Force: *force, KeepUIDValidity: *keep})
-	if errors.Is(err, sqlite.ErrInUse) {
+	rep, err := sqlite.Restore(ctx, backup, cfg.Data, sqlite.RestoreOptions{Force: *force, KeepUIDValidity: *keep, Owner: restoreOwner(cfg.Data)})
+	switch {
+	case errors.Is(err, sqlite.ErrInUse):
 		return fmt.Errorf("%w: stop it before restoring", err)
-	}
-	if err != nil {
+	case errors.Is(err, os.ErrPermission) && os.Geteuid() != 0:
+		// Restore writes beside the data folder (DIR.partial, and
+		// DIR.before-restore-<time>), in a folder that is often root's.
+		return fmt.Errorf("%w\nrestore writes beside %s, in %s: run it as root, which gives the restored files the data folder's owner",
+			err, cfg.Data, filepath.Dir(filepath.Clean(cfg.Data)))
+	case err != nil:
 		return err
 	}
 	if rep.MovedAside != "" {
@@ -158,13 +158,24 @@ on the server download it all once more.`, stderr)
 	return nil
 }
 
-// checkFolderOwner refuses root a restore into a data folder that another
-// user (the server's) owns, empty or not: what root restores there, the
-// server could not open. checkOwner looks at the store, which an empty
-// folder does not have yet.
-func checkFolderOwner(dir string) error {
-	if name := foreignOwner(dir); name != "" {
-		return fmt.Errorf("%s belongs to user %s: run buzon restore as that user (sudo -u %s ...), since what root restores there the server could not open", dir, name, name)
+// restoreOwner returns, when root restores the data folder dir of
+// another user (the server's: README has it made with install -o), that
+// user and the folder's group, for the restored files: the user could not
+// restore it, as restore writes beside the folder, in a folder that is
+// root's. Whoever owns the store in dir decides, else whoever owns dir.
+func restoreOwner(dir string) *sqlite.Owner {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	for _, path := range []string{filepath.Join(dir, "accounts.db"), dir} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			continue
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
+			return &sqlite.Owner{UID: int(st.Uid), GID: int(st.Gid)}
+		}
+		return nil
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -684,10 +685,10 @@ func TestRestoreFetchmail(t *testing.T) {
 	}
 }
 
-// TestRestoreAsRoot: root restoring into the server's empty data folder
-// (made with install -o buzon, as README says) is told to run restore as
-// that user, before it fills the folder with files the server could not
-// open.
+// TestRestoreAsRoot: root restoring into the server's data folder (made
+// with install -o buzon, as README says, in a folder of root's, where that
+// user cannot make DIR.partial or move DIR aside) restores it and gives
+// every restored file the folder's owner, so the server can open them.
 func TestRestoreAsRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
@@ -697,14 +698,47 @@ func TestRestoreAsRoot(t *testing.T) {
 	dest := filepath.Join(t.TempDir(), "backup")
 	mustBuzon(t, "", "backup", "--data", data, dest)
 	const nobody = 65534
-	empty := t.TempDir()
-	if err := os.Chown(empty, nobody, nobody); err != nil {
-		t.Fatal(err)
-	}
-	if _, errOut, code := buzon(t, "", "restore", "--data", empty, dest); code != 1 || !strings.Contains(errOut, "run buzon restore as that user") {
-		t.Errorf("root restoring into another user's folder: exit %d, %s", code, errOut)
-	}
-	if ents, err := os.ReadDir(empty); err != nil || len(ents) != 0 {
-		t.Errorf("the folder holds %v (%v)", ents, err)
+	for _, tc := range []struct {
+		name string
+		fill bool // the folder holds a store of the user's (--force)
+	}{{"empty", false}, {"full", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			folder := filepath.Join(t.TempDir(), "buzon")
+			args := []string{"restore", "--data", folder, dest}
+			if tc.fill {
+				mustBuzon(t, clPass+"\n", "user", "add", "--data", folder, "old@example.org")
+				args = append(args, "--force")
+			} else if err := os.Mkdir(folder, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := filepath.WalkDir(folder, func(path string, _ fs.DirEntry, err error) error {
+				if err == nil {
+					err = os.Lchown(path, nobody, nobody)
+				}
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			mustBuzon(t, "", args...)
+			err := filepath.WalkDir(folder, func(path string, _ fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				fi, err := os.Lstat(path)
+				if err != nil {
+					return err
+				}
+				if st := fi.Sys().(*syscall.Stat_t); st.Uid != nobody || st.Gid != nobody {
+					t.Errorf("%s belongs to %d:%d, want the folder's owner %d", path, st.Uid, st.Gid, nobody)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if aside, _ := filepath.Glob(folder + ".before-restore-*"); tc.fill != (len(aside) == 1) {
+				t.Errorf("moved aside: %v", aside)
+			}
+		})
 	}
 }

@@ -34,7 +34,14 @@ type RestoreOptions struct {
 	// backup had UIDs the restored store hands out again, to other
 	// messages.
 	KeepUIDValidity bool
+	// Owner, if set, is given every restored file and folder: for root
+	// restoring the data folder of the user the server runs as, who
+	// cannot write beside it (/var/lib/buzon in a root-owned /var/lib).
+	Owner *Owner
 }
+
+// Owner is a user and group, by number.
+type Owner struct{ UID, GID int }
 
 // RestoreReport says what Restore did.
 type RestoreReport struct {
@@ -72,6 +79,14 @@ func Restore(ctx context.Context, backupDir, dir string, opts RestoreOptions) (R
 	backupDir, err := filepath.Abs(backupDir)
 	if err == nil {
 		dir, err = filepath.Abs(dir)
+	}
+	if err == nil {
+		// A data folder reached through a symbolic link (/var/lib/buzon
+		// pointing to a bigger disk) is restored where the link points:
+		// moving the link aside and putting a folder in its place would
+		// put the mail on the link's disk and leave the link's target
+		// holding the old store.
+		dir, err = resolveLink(dir)
 	}
 	if err != nil {
 		return rep, fmt.Errorf("restore into %s: %w", dir, err)
@@ -173,7 +188,14 @@ func restoreInto(ctx context.Context, backupDir, dir string, opts RestoreOptions
 		return err
 	}
 	if !opts.KeepUIDValidity {
-		if rep.UIDValidity, err = renewUIDValidity(ctx, dir, time.Now()); err != nil {
+		// The backup was taken before anything it lacks came: a clock
+		// behind its taking is wrong, and must not pull the new values
+		// under ones handed out since.
+		now := time.Now()
+		if rep.Taken.After(now) {
+			now = rep.Taken
+		}
+		if rep.UIDValidity, err = renewUIDValidity(ctx, dir, now); err != nil {
 			return err
 		}
 	}
@@ -182,7 +204,34 @@ func restoreInto(ctx context.Context, backupDir, dir string, opts RestoreOptions
 		return err
 	}
 	rep.Accounts, rep.Messages = check.Accounts, check.Messages
+	if opts.Owner != nil {
+		if err := chownTree(dir, *opts.Owner); err != nil {
+			return err
+		}
+	}
 	return syncTree(dir)
+}
+
+// chownTree gives everything under dir, dir included, to o.
+func chownTree(dir string, o Owner) error {
+	return filepath.WalkDir(dir, func(path string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(path, o.UID, o.GID)
+	})
+}
+
+// resolveLink returns the absolute path dir names once symbolic links
+// are followed, or dir when there is nothing there yet.
+func resolveLink(dir string) (string, error) {
+	real, err := filepath.EvalSymlinks(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return dir, nil
+	} else if err != nil {
+		return dir, err
+	}
+	return filepath.Abs(real)
 }
 
 // renewUIDValidity gives every mailbox of the store in dir a new

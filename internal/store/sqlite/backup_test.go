@@ -567,3 +567,90 @@ func BenchmarkBackup(b *testing.B) {
 		})
 	}
 }
+
+// TestRestoreWhere: a restore goes where the data folder really is, with
+// the owner it is given, and its UIDVALIDITY values stay above the
+// backup's taking when the restoring machine's clock is behind.
+func TestRestoreWhere(t *testing.T) {
+	st := openTest(t, Config{})
+	fillStore(t, st)
+	ctx := t.Context()
+	backup := filepath.Join(t.TempDir(), "backup")
+	if _, err := st.Backup(ctx, backup, BackupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("link", func(t *testing.T) {
+		// /var/lib/buzon -> /disk/buzon, with a store in it.
+		disk := filepath.Join(t.TempDir(), "buzon")
+		old := openTest(t, Config{Dir: disk})
+		newAccount(t, old, "old@example.org")
+		old.Close()
+		link := filepath.Join(t.TempDir(), "buzon")
+		if err := os.Symlink(disk, link); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Restore(ctx, backup, link, RestoreOptions{Force: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if target, err := os.Readlink(link); err != nil || target != disk {
+			t.Errorf("the data folder's link now %q, %v; want it to point to %s still", target, err, disk)
+		}
+		if filepath.Dir(rep.MovedAside) != filepath.Dir(disk) {
+			t.Errorf("old store moved aside to %s, want it beside %s", rep.MovedAside, disk)
+		}
+		if c := checkClean(t, disk); c.Accounts != 2 {
+			t.Errorf("%s after the restore: %+v", disk, c)
+		}
+	})
+
+	t.Run("clock behind", func(t *testing.T) {
+		// The backup says it was taken ten days from now: the clock of
+		// the machine restoring is ten days behind the one that ran the
+		// store, which handed out UIDVALIDITY values from its clock.
+		ahead := filepath.Join(t.TempDir(), "backup")
+		if err := os.CopyFS(ahead, os.DirFS(backup)); err != nil {
+			t.Fatal(err)
+		}
+		taken := time.Now().Add(10 * 24 * time.Hour).UTC().Truncate(time.Second)
+		m := manifest{Taken: taken, Quiescent: true, Accounts: 2, Messages: 42}
+		if err := os.WriteFile(filepath.Join(ahead, backupManifest), m.encode(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Restore(ctx, ahead, filepath.Join(t.TempDir(), "data"), RestoreOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := uint32(taken.Unix() + uidValidityMargin); rep.UIDValidity < want {
+			t.Errorf("UIDVALIDITY from %d, below the backup's taking plus the margin, %d", rep.UIDValidity, want)
+		}
+	})
+
+	t.Run("owner", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("needs root")
+		}
+		const nobody = 65534
+		data := filepath.Join(t.TempDir(), "data")
+		if _, err := Restore(ctx, backup, data, RestoreOptions{Owner: &Owner{nobody, nobody}}); err != nil {
+			t.Fatal(err)
+		}
+		err := filepath.WalkDir(data, func(path string, _ fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			fi, err := os.Lstat(path)
+			if err != nil {
+				return err
+			}
+			if s := fi.Sys().(*syscall.Stat_t); s.Uid != nobody || s.Gid != nobody {
+				t.Errorf("%s belongs to %d:%d", path, s.Uid, s.Gid)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}
