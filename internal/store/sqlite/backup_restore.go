@@ -38,6 +38,10 @@ type RestoreOptions struct {
 	// restoring the data folder of the user the server runs as, who
 	// cannot write beside it (/var/lib/buzon in a root-owned /var/lib).
 	Owner *Owner
+
+	// beforeSwap, set by tests, runs once the copy is whole, before the
+	// old folder is moved aside.
+	beforeSwap func()
 }
 
 // Owner is a user and group, by number.
@@ -64,8 +68,9 @@ const uidValidityMargin = 86400
 // Restore makes the data folder dir a copy of the backup in backupDir
 // (made by Store.Backup), which it leaves as it is. It refuses while a
 // buzon process has dir open (ErrInUse) and, unless opts.Force, when dir
-// is not empty. The copy is made in <dir>.partial, checked, synced and
-// renamed to dir.
+// is not empty. The copy is made in <dir>.partial, checked and synced;
+// only then is a folder that was there moved aside and the copy renamed
+// to dir.
 //
 // Unless opts.KeepUIDValidity, every mailbox gets a new UIDVALIDITY,
 // higher than any the backup's store can have handed out (RFC 9051
@@ -104,7 +109,11 @@ func Restore(ctx context.Context, backupDir, dir string, opts RestoreOptions) (R
 			"so mail may have come after it: its UIDVALIDITY cannot be kept", backupDir)
 	}
 
-	empty := false
+	// The old folder stays where it is, locked, while the copy is made
+	// (the long part), so that a server started meanwhile waits for its
+	// lock in Open instead of making a new, empty store where the old
+	// one was; it is moved aside only once the copy is whole.
+	exists, empty := false, false
 	switch entries, err := os.ReadDir(dir); {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
@@ -119,17 +128,9 @@ func Restore(ctx context.Context, backupDir, dir string, opts RestoreOptions) (R
 			return rep, fmt.Errorf("restore into %s: %w", dir, err)
 		}
 		defer unlock()
-		if empty = len(entries) == 0; !empty {
-			if !opts.Force {
-				return rep, fmt.Errorf("restore into %s: it is not empty (--force moves it aside)", dir)
-			}
-			rep.MovedAside = dir + ".before-restore-" + time.Now().UTC().Format("20060102T150405Z")
-			if err := os.Rename(dir, rep.MovedAside); err != nil {
-				return rep, fmt.Errorf("restore into %s: move it aside: %w", dir, err)
-			}
-			if err := durable.SyncDir(filepath.Dir(dir)); err != nil {
-				return rep, fmt.Errorf("restore into %s: %w", dir, err)
-			}
+		exists, empty = true, len(entries) == 0
+		if !empty && !opts.Force {
+			return rep, fmt.Errorf("restore into %s: it is not empty (--force moves it aside)", dir)
 		}
 	}
 
@@ -140,19 +141,46 @@ func Restore(ctx context.Context, backupDir, dir string, opts RestoreOptions) (R
 	if err := os.MkdirAll(partial, 0o700); err != nil {
 		return rep, fmt.Errorf("restore into %s: %w", dir, err)
 	}
-	err = restoreInto(ctx, backupDir, partial, opts, &rep)
-	if err == nil && empty {
-		err = os.Remove(dir) // rename(2) replaces an empty folder; say why not here if it fails
-	}
-	if err == nil {
-		err = os.Rename(partial, dir)
-	}
-	if err == nil {
-		err = durable.SyncDir(filepath.Dir(dir))
-	}
-	if err != nil {
+	if err := restoreInto(ctx, backupDir, partial, opts, &rep); err != nil {
 		os.RemoveAll(partial)
 		return rep, fmt.Errorf("restore %s into %s: %w", backupDir, dir, err)
+	}
+	if opts.beforeSwap != nil {
+		opts.beforeSwap()
+	}
+
+	// From here the copy is whole and kept whatever happens, for the
+	// person to see to: an error says where it and the old folder are.
+	switch {
+	case exists && !empty:
+		rep.MovedAside = dir + ".before-restore-" + time.Now().UTC().Format("20060102T150405Z")
+		if err := os.Rename(dir, rep.MovedAside); err != nil {
+			os.RemoveAll(partial)
+			rep.MovedAside = ""
+			return rep, fmt.Errorf("restore into %s: move it aside: %w", dir, err)
+		}
+	case exists:
+		// rename(2) would replace an empty folder, but not one a buzon
+		// process has just filled: this says so.
+		if err := os.Remove(dir); err != nil {
+			return rep, fmt.Errorf("restore into %s: %w (did a buzon process start on it?); the restored copy is in %s", dir, err, partial)
+		}
+	}
+	if err := os.Rename(partial, dir); err != nil {
+		where := ""
+		if rep.MovedAside != "" {
+			where = ", and the folder's former contents in " + rep.MovedAside
+		}
+		if errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTEMPTY) {
+			err = fmt.Errorf("a buzon process (the server?) made a new store there while restore ran: stop it, "+
+				"move %s aside and rename %s to it; the restored copy is in %s%s", dir, partial, partial, where)
+		} else {
+			err = fmt.Errorf("%w; the restored copy is in %s%s", err, partial, where)
+		}
+		return rep, fmt.Errorf("restore into %s: %w", dir, err)
+	}
+	if err := durable.SyncDir(filepath.Dir(dir)); err != nil {
+		return rep, fmt.Errorf("restore into %s: %w", dir, err)
 	}
 	return rep, nil
 }

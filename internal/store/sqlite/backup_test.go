@@ -654,3 +654,56 @@ func TestRestoreWhere(t *testing.T) {
 		}
 	})
 }
+
+// TestRestoreSwap: the folder restored into keeps its old store, locked,
+// until the copy is whole, so a server started during the copy waits for
+// it rather than making an empty store in its place; a store made where
+// there was none while the copy ran is left alone, and the error says
+// where the copy is.
+func TestRestoreSwap(t *testing.T) {
+	st := openTest(t, Config{})
+	fillStore(t, st)
+	ctx := t.Context()
+	backup := filepath.Join(t.TempDir(), "backup")
+	if _, err := st.Backup(ctx, backup, BackupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := filepath.Join(t.TempDir(), "data")
+	old := openTest(t, Config{Dir: dir})
+	newAccount(t, old, "old@example.org")
+	old.Close()
+	swapped := false
+	rep, err := Restore(ctx, backup, dir, RestoreOptions{Force: true, beforeSwap: func() {
+		swapped = true
+		if _, err := os.Stat(filepath.Join(dir, accountsDB)); err != nil {
+			t.Errorf("the old store left %s before the copy was whole: %v", dir, err)
+		}
+		if aside, _ := filepath.Glob(dir + ".before-restore-*"); len(aside) != 0 {
+			t.Errorf("moved aside before the copy was whole: %v", aside)
+		}
+	}})
+	if err != nil || !swapped {
+		t.Fatalf("restore: %+v, %v", rep, err)
+	}
+	if c := checkClean(t, rep.MovedAside); c.Accounts != 1 {
+		t.Errorf("moved aside: %+v", c)
+	}
+
+	// A server started on the missing folder while the copy ran.
+	dir = filepath.Join(t.TempDir(), "data")
+	_, err = Restore(ctx, backup, dir, RestoreOptions{beforeSwap: func() {
+		s := openTest(t, Config{Dir: dir})
+		newAccount(t, s, "new@example.org")
+		s.Close()
+	}})
+	if err == nil || !strings.Contains(err.Error(), "made a new store there") || !strings.Contains(err.Error(), dir+partialSuffix) {
+		t.Fatalf("restore while a store was made there: %v", err)
+	}
+	if c := checkClean(t, dir+partialSuffix); c.Accounts != 2 {
+		t.Errorf("the restored copy: %+v", c)
+	}
+	if c := checkClean(t, dir); c.Accounts != 1 {
+		t.Errorf("the store made meanwhile: %+v", c)
+	}
+}
