@@ -3,6 +3,7 @@ package smtpserver
 import (
 	"math"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -183,8 +184,9 @@ func parseRcpt(arg string) (path, error) {
 // and dropped (RFC 5321 C). The syntax is RFC 5321's with the leniency
 // mail in the wild needs: dots anywhere in an unquoted local part (RFC
 // 5321's Dot-string would refuse "first..last"), underscores in domains.
-// UTF-8 is allowed where RFC 6531 3.3 allows it. bad is the error for a
-// malformed path.
+// UTF-8 is allowed where RFC 6531 3.3 allows it, without controls or
+// line separators (lineBreakOrControl). bad is the error for a malformed
+// path.
 func parsePath(s string, bad reply) (p path, rest string, err error) {
 	if !strings.HasPrefix(s, "<") {
 		return path{}, "", bad
@@ -219,11 +221,22 @@ func parsePath(s string, bad reply) (p path, rest string, err error) {
 	} else if !p.isPostmaster() {
 		return path{}, "", bad
 	}
-	if !strings.HasPrefix(s, ">") || !utf8.ValidString(p.mailbox) {
+	if !strings.HasPrefix(s, ">") || !utf8.ValidString(p.mailbox) || strings.ContainsFunc(p.mailbox, lineBreakOrControl) {
 		return path{}, "", bad
 	}
 	rest, err = afterPath(s[1:], bad)
 	return p, rest, err
+}
+
+// lineBreakOrControl reports a rune no address or name that goes into a
+// header field may hold: a control (C0, DEL, C1 with NEL among them) or
+// Unicode's LINE and PARAGRAPH SEPARATOR. The command parser refuses C0
+// controls; the others come as UTF-8 (RFC 6531 3.3), and a reader that
+// splits lines the Unicode way (Python's str.splitlines, a JavaScript
+// regular expression) would take them for the end of our trace field
+// and what follows for a field of the client's making.
+func lineBreakOrControl(r rune) bool {
+	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029'
 }
 
 // afterPath checks what follows a path's '>': nothing, or parameters

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/buzon-mail/buzon/internal/server"
 )
@@ -91,17 +92,22 @@ func validHelo(name string) bool {
 		inner, ok = strings.CutSuffix(inner, "]")
 		return ok && inner != "" && strings.Trim(inner, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:-") == ""
 	}
-	return name != "" && scanDomain(name) == len(name) && !strings.HasPrefix(name, ".") && !strings.HasPrefix(name, "-")
+	return name != "" && scanDomain(name) == len(name) && !strings.HasPrefix(name, ".") && !strings.HasPrefix(name, "-") &&
+		utf8.ValidString(name) && !strings.ContainsFunc(name, lineBreakOrControl)
 }
 
 // commentText makes s safe inside a comment of a header field
-// (RFC 5322 3.2.2): parentheses and backslashes are escaped. The command
-// parser has already refused control characters.
+// (RFC 5322 3.2.2): parentheses and backslashes are escaped; a byte that
+// is not UTF-8, a control (tab included) or a line separator becomes "?",
+// so the field stays one line of UTF-8 to every reader.
 func commentText(s string) string {
 	var b strings.Builder
 	for _, r := range s {
-		if r == '(' || r == ')' || r == '\\' {
+		switch {
+		case r == '(' || r == ')' || r == '\\':
 			b.WriteByte('\\')
+		case r == utf8.RuneError || lineBreakOrControl(r):
+			r = '?'
 		}
 		b.WriteRune(r)
 	}
