@@ -181,6 +181,7 @@ func (c *conn) serve() {
 		line, err := c.readLine()
 		if errors.Is(err, errLineTooLong) {
 			c.writeReply(replyLineTooLong) // dropped; the session goes on
+			c.countError(replyLineTooLong)
 			continue
 		}
 		if err != nil {

@@ -785,3 +785,24 @@ func TestSMTPTemporaryRefusalsNotCounted(t *testing.T) {
 		t.Errorf("alice has %d messages, want 2 (alice and alice+list)", len(got))
 	}
 }
+
+// TestSMTPLongLinesCounted: a command line over the limit is refused
+// (500 5.5.2) and counts towards MaxErrors like any permanent refusal, so
+// a client that sends nothing else is sent away rather than answered
+// for as long as it keeps sending.
+func TestSMTPLongLinesCounted(t *testing.T) {
+	f, _ := newSMTPFixture(t, 0, func(c *Config) {
+		c.MaxLineLength = 100
+		c.MaxErrors = 3
+	})
+	l := dialLMTP(t, f.addr)
+	long := "NOOP " + strings.Repeat("x", 200)
+	for i, want := range []string{"500 5.5.2 ", "500 5.5.2 ", "500 5.5.2 ", "421 4.7.0 "} {
+		if i < 3 {
+			l.send(long + "\r\n")
+		}
+		if got := l.reply(); !strings.HasPrefix(got, want) {
+			t.Fatalf("reply %d: %q, want %q", i+1, got, want)
+		}
+	}
+}
