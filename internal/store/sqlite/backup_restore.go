@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -145,6 +146,19 @@ func Restore(ctx context.Context, backupDir, dir string, opts RestoreOptions) (R
 		os.RemoveAll(partial)
 		return rep, fmt.Errorf("restore %s into %s: %w", backupDir, dir, err)
 	}
+	if opts.KeepUIDValidity && exists && !empty {
+		// The one misuse restore can see: the folder holds the very store
+		// the backup was taken of, and a server ran on it since.
+		name, err := changedSince(ctx, partial, dir)
+		if err == nil && name != "" {
+			err = fmt.Errorf("account %s changed after the backup was taken (a server ran on this store since, or a restore gave it new UIDVALIDITY values), "+
+				"and its clients know UIDs that the restored store would give other mail: restore without --keep-uidvalidity", name)
+		}
+		if err != nil {
+			os.RemoveAll(partial)
+			return rep, fmt.Errorf("restore into %s: %w", dir, err)
+		}
+	}
 	if opts.beforeSwap != nil {
 		opts.beforeSwap()
 	}
@@ -153,12 +167,12 @@ func Restore(ctx context.Context, backupDir, dir string, opts RestoreOptions) (R
 	// person to see to: an error says where it and the old folder are.
 	switch {
 	case exists && !empty:
-		rep.MovedAside = dir + ".before-restore-" + time.Now().UTC().Format("20060102T150405Z")
-		if err := os.Rename(dir, rep.MovedAside); err != nil {
+		aside, err := moveAside(dir, time.Now())
+		if err != nil {
 			os.RemoveAll(partial)
-			rep.MovedAside = ""
 			return rep, fmt.Errorf("restore into %s: move it aside: %w", dir, err)
 		}
+		rep.MovedAside = aside
 	case exists:
 		// rename(2) would replace an empty folder, but not one a buzon
 		// process has just filled: this says so.
@@ -183,6 +197,111 @@ func Restore(ctx context.Context, backupDir, dir string, opts RestoreOptions) (R
 		return rep, fmt.Errorf("restore into %s: %w", dir, err)
 	}
 	return rep, nil
+}
+
+// changedSince returns the name of an account of the store restored in
+// copy that the store in old, the same store later, has changed: the
+// same account (ID, name and creation time) with a higher MODSEQ or more
+// mailboxes made. "" if there is none, or old is another store.
+func changedSince(ctx context.Context, copy, old string) (string, error) {
+	type account struct {
+		name    string
+		created int64
+	}
+	accounts := func(dir string) (map[int64]account, error) {
+		path := filepath.Join(dir, accountsDB)
+		if _, err := os.Stat(path); err != nil {
+			return nil, err
+		}
+		db, err := openDB(path, 1, time.Second)
+		if err != nil {
+			return nil, err
+		}
+		defer db.Close()
+		rows, err := db.QueryContext(ctx, `SELECT id, name, created FROM account`)
+		if err != nil {
+			return nil, mapErr(err)
+		}
+		defer rows.Close()
+		m := map[int64]account{}
+		for rows.Next() {
+			var id int64
+			var a account
+			if err := rows.Scan(&id, &a.name, &a.created); err != nil {
+				return nil, mapErr(err)
+			}
+			m[id] = a
+		}
+		return m, mapErr(rows.Err())
+	}
+	// meta is what grows with every change to an account's mail.
+	type meta struct{ modseq, nextMailbox, nextUIDValidity int64 }
+	metaOf := func(dir string, id int64) (meta, bool, error) {
+		var m meta
+		path := filepath.Join(dir, accountsDir, strconv.FormatInt(id, 10), mailDBName)
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return m, false, nil
+		}
+		db, err := openDB(path, 1, time.Second)
+		if err != nil {
+			return m, false, err
+		}
+		defer db.Close()
+		err = db.QueryRowContext(ctx, `SELECT modseq, next_mailbox, next_uidvalidity FROM meta`).
+			Scan(&m.modseq, &m.nextMailbox, &m.nextUIDValidity)
+		return m, err == nil, mapErr(err)
+	}
+
+	oldAccts, err := accounts(old)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	} else if err != nil {
+		return "", fmt.Errorf("read the store there: %w", err)
+	}
+	copyAccts, err := accounts(copy)
+	if err != nil {
+		return "", err
+	}
+	for id, a := range copyAccts {
+		if oldAccts[id] != a {
+			continue
+		}
+		was, ok, err := metaOf(copy, id)
+		if err != nil || !ok {
+			return "", err
+		}
+		now, ok, err := metaOf(old, id)
+		if err != nil {
+			return "", fmt.Errorf("read the store there: %w", err)
+		}
+		if ok && (now.modseq > was.modseq || now.nextMailbox > was.nextMailbox || now.nextUIDValidity > was.nextUIDValidity) {
+			return a.name, nil
+		}
+	}
+	return "", nil
+}
+
+// moveAside renames dir to dir.before-restore-<now>, or, when a restore
+// in the same second took that name, to the first of -2, -3, ... that is
+// free; rename(2) would put an empty folder of that name in the way. It
+// returns the new name.
+func moveAside(dir string, now time.Time) (string, error) {
+	base := dir + ".before-restore-" + now.UTC().Format("20060102T150405Z")
+	for n := 1; ; n++ {
+		aside := base
+		if n > 1 {
+			aside = fmt.Sprintf("%s-%d", base, n)
+		}
+		if _, err := os.Lstat(aside); err == nil {
+			continue
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		if err := os.Rename(dir, aside); err != nil {
+			return "", err
+		}
+		return aside, durable.SyncDir(filepath.Dir(dir))
+	}
 }
 
 // lockAway takes the data folder dir's store lock exclusively, which

@@ -707,3 +707,105 @@ func TestRestoreSwap(t *testing.T) {
 		t.Errorf("the store made meanwhile: %+v", c)
 	}
 }
+
+// TestRestoreKeepUIDValidityChanged: --keep-uidvalidity over the store
+// the backup was taken of is refused once that store has changed since
+// (a server ran on it, or a restore renewed its UIDVALIDITY), and allowed
+// while it has not, or over another store. Two restores in one second
+// move the folder aside under two names.
+func TestRestoreKeepUIDValidityChanged(t *testing.T) {
+	st := openTest(t, Config{})
+	fillStore(t, st)
+	ctx := t.Context()
+	backup := filepath.Join(t.TempDir(), "backup")
+	if _, err := st.Backup(ctx, backup, BackupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dir := st.dir
+	st.Close()
+	keep := RestoreOptions{Force: true, KeepUIDValidity: true}
+	if _, err := Restore(ctx, backup, dir, keep); err != nil {
+		t.Fatalf("keeping UIDVALIDITY over the unchanged store: %v", err)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		change func(t *testing.T, ss store.Session)
+	}{
+		{"delivery", func(t *testing.T, ss store.Session) {
+			inbox, err := ss.Mailbox(ctx, "INBOX")
+			if err != nil {
+				t.Fatal(err)
+			}
+			appendBody(t, ss, inbox.ID, "Subject: after the backup\r\n\r\nlost\r\n")
+		}},
+		{"new mailbox", func(t *testing.T, ss store.Session) {
+			if _, err := ss.CreateMailbox(ctx, "After", ""); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			if _, err := Restore(ctx, backup, dir, keep); err != nil {
+				t.Fatal(err)
+			}
+			live := openTest(t, Config{Dir: dir})
+			ss := accountSession(t, live, "bob@example.org")
+			tc.change(t, ss)
+			ss.Close()
+			live.Close()
+			_, err := Restore(ctx, backup, dir, keep)
+			if err == nil || !strings.Contains(err.Error(), "bob@example.org changed after the backup") {
+				t.Fatalf("keeping UIDVALIDITY over a store changed since: %v", err)
+			}
+			if _, err := os.Stat(dir + partialSuffix); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("refused restore left %s: %v", dir+partialSuffix, err)
+			}
+			if _, err := Restore(ctx, backup, dir, RestoreOptions{Force: true}); err != nil {
+				t.Errorf("restore with new UIDVALIDITY: %v", err)
+			}
+			// Which gave alice's mailboxes new values too: keeping the
+			// backup's now would take them back down.
+			if _, err := Restore(ctx, backup, dir, keep); err == nil || !strings.Contains(err.Error(), "changed after the backup") {
+				t.Errorf("keeping UIDVALIDITY over a restore that renewed it: %v", err)
+			}
+		})
+	}
+
+	// Another store, whose account 1 is someone else.
+	other := openTest(t, Config{})
+	_, ss, inbox := newAccount(t, other, "alice@example.org")
+	appendBody(t, ss, inbox.ID, "Subject: other store\r\n\r\nx\r\n")
+	ss.Close()
+	other.Close()
+	if _, err := Restore(ctx, backup, other.dir, keep); err != nil {
+		t.Errorf("keeping UIDVALIDITY over another store: %v", err)
+	}
+}
+
+// TestMoveAside: folders moved aside in the same second get names of
+// their own; none replaces another.
+func TestMoveAside(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	now := time.Now()
+	var names []string
+	for i := range 3 {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "n"), []byte{byte('0' + i)}, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		aside, err := moveAside(dir, now)
+		if err != nil {
+			t.Fatalf("move aside %d: %v", i, err)
+		}
+		names = append(names, aside)
+	}
+	for i, aside := range names {
+		if data, err := os.ReadFile(filepath.Join(aside, "n")); err != nil || string(data) != string(rune('0'+i)) {
+			t.Errorf("%s holds %q, %v; want folder %d", aside, data, err, i)
+		}
+	}
+}
