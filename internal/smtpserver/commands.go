@@ -122,6 +122,9 @@ func (c *conn) greet(verb, arg string, extended bool) {
 	if name == "" {
 		xreply(501, [3]int{5, 5, 4}, "syntax: %s domain", verb)
 	}
+	if c.srv.cfg.Protocol == SMTP && len(name) > maxDomain {
+		xreply(501, [3]int{5, 5, 4}, "domain name too long")
+	}
 	c.endTx()
 	c.state = stateReady
 	c.helo, c.esmtp = name, extended
@@ -196,6 +199,7 @@ func (c *conn) cmdMAIL(arg string) {
 	if err != nil {
 		panic(err)
 	}
+	c.checkPathLength(m.from, errBadSender.enh)
 	if limit := c.srv.cfg.MaxMessageSize; limit > 0 && m.size > limit {
 		panic(replyTooLarge) // RFC 1870 6.1
 	}
@@ -208,6 +212,28 @@ func (c *conn) cmdMAIL(arg string) {
 	c.writeReply(reply{250, [3]int{2, 1, 0}, "sender <" + m.from.mailbox + "> OK"})
 }
 
+// Lengths SMTP allows in the names that go into its trace fields.
+const (
+	// maxPath is the longest mailbox MAIL or RCPT may name. RFC 5321
+	// 4.5.3.1.3 sets 256 octets but asks servers to take more where
+	// they can, and long VERP and SRS addresses exist; beyond this one,
+	// the Return-Path line or the Received field's "for" line would pass
+	// RFC 5322 2.1.1's 998 octets.
+	maxPath = 900
+	// maxDomain is the longest domain (RFC 5321 4.5.3.1.2) EHLO or HELO
+	// may give, which the Received field names.
+	maxDomain = 255
+)
+
+// checkPathLength refuses, in SMTP, a path longer than maxPath: 501,
+// "Path too long" (RFC 5321 4.5.3.1.10), with enh for the sender or the
+// recipient. LMTP takes what its MTA took.
+func (c *conn) checkPathLength(p path, enh [3]int) {
+	if c.srv.cfg.Protocol == SMTP && len(p.mailbox) > maxPath {
+		xreply(501, enh, "path too long")
+	}
+}
+
 // cmdRCPT refuses unknown recipients at once (RFC 2033 4.2), so the
 // sender bounces them without sending the message. Every recipient must
 // be a local account: nothing is relayed. SMTP also refuses a recipient
@@ -217,6 +243,7 @@ func (c *conn) cmdRCPT(arg string) {
 	if err != nil {
 		panic(err)
 	}
+	c.checkPathLength(p, errBadRecipient.enh)
 	if len(c.rcpts) >= c.srv.cfg.MaxRecipients {
 		xreply(452, [3]int{4, 5, 3}, "too many recipients") // RFC 5321 4.5.3.1.10
 	}

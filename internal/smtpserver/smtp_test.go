@@ -806,3 +806,36 @@ func TestSMTPLongLinesCounted(t *testing.T) {
 		}
 	}
 }
+
+// TestSMTPLongNames: names that go into the trace fields are bounded, so
+// that the Return-Path line and the Received field's lines stay within
+// RFC 5322 2.1.1's 998 octets: a path over maxPath is 501 (RFC 5321
+// 4.5.3.1.10, "Path too long"), a HELO name over 255 octets 501.
+func TestSMTPLongNames(t *testing.T) {
+	f, _ := newSMTPFixture(t, 0)
+	l := dialLMTP(t, f.addr)
+	longLocal := strings.Repeat("a", maxPath-len("@example.net")+1)
+	for _, tt := range []struct{ line, want string }{
+		{"EHLO " + strings.Repeat("h", 256), "501 5.5.4 "},
+		{"EHLO " + strings.Repeat("h", 255), "250 "},
+		{"MAIL FROM:<" + longLocal + "@example.net>", "501 5.1.7 "},
+		{"MAIL FROM:<" + longLocal[1:] + "@example.net>", "250 "},
+		{"RCPT TO:<" + strings.Repeat("a", maxPath) + "@example.org>", "501 5.1.3 "},
+		{"RCPT TO:<alice@example.org>", "250 "},
+		{"DATA", "354 "},
+		{dotStuff(testMessage) + ".", "250 "},
+	} {
+		if got := l.cmd(tt.line); !strings.HasPrefix(got, tt.want) {
+			t.Fatalf("%.40s...: %q, want %q", tt.line, got, tt.want)
+		}
+	}
+	got := f.inbox(t, "alice@example.org")
+	if len(got) != 1 {
+		t.Fatalf("alice has %d messages, want 1", len(got))
+	}
+	for line := range strings.SplitSeq(got[0], "\r\n") {
+		if len(line) > 998 {
+			t.Errorf("a line of %d octets: %.60q...", len(line), line)
+		}
+	}
+}
