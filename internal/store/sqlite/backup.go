@@ -108,15 +108,17 @@ func (s *Store) Backup(ctx context.Context, dest string, opts BackupOptions) (Ba
 	if err != nil {
 		return rep, fmt.Errorf("backup to %s: %w", dest, err)
 	}
-	if within(dest, s.dir) || within(s.dir, dest) {
-		return rep, fmt.Errorf("backup to %s: it overlaps the data folder %s", dest, s.dir)
+	partial := dest + partialSuffix
+	// <dest>.partial is removed first, so it must not be, or hold, the
+	// data folder either (buzon backup --data mail.partial mail).
+	if within(dest, s.dir) || within(s.dir, dest) || within(s.dir, partial) || within(partial, s.dir) {
+		return rep, fmt.Errorf("backup to %s: it or %s overlaps the data folder %s", dest, partial, s.dir)
 	}
 	if _, err := os.Lstat(dest); err == nil {
 		return rep, fmt.Errorf("backup to %s: the folder exists already", dest)
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return rep, fmt.Errorf("backup to %s: %w", dest, err)
 	}
-	partial := dest + partialSuffix
 	if err := os.RemoveAll(partial); err != nil {
 		return rep, fmt.Errorf("backup to %s: remove the unfinished %s: %w", dest, partial, err)
 	}

@@ -97,8 +97,11 @@ func Restore(ctx context.Context, backupDir, dir string, opts RestoreOptions) (R
 	if err != nil {
 		return rep, fmt.Errorf("restore into %s: %w", dir, err)
 	}
-	if within(backupDir, dir) || within(dir, backupDir) {
-		return rep, fmt.Errorf("restore into %s: it overlaps the backup %s", dir, backupDir)
+	partial := dir + partialSuffix
+	// <dir>.partial is removed first, so it must not be, or hold, the
+	// backup either.
+	if within(backupDir, dir) || within(dir, backupDir) || within(backupDir, partial) || within(partial, backupDir) {
+		return rep, fmt.Errorf("restore into %s: it or %s overlaps the backup %s", dir, partial, backupDir)
 	}
 	m, err := readManifest(backupDir)
 	if err != nil {
@@ -135,7 +138,6 @@ func Restore(ctx context.Context, backupDir, dir string, opts RestoreOptions) (R
 		}
 	}
 
-	partial := dir + partialSuffix
 	if err := os.RemoveAll(partial); err != nil {
 		return rep, fmt.Errorf("restore into %s: remove the unfinished %s: %w", dir, partial, err)
 	}

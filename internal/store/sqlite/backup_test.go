@@ -809,3 +809,29 @@ func TestMoveAside(t *testing.T) {
 		}
 	}
 }
+
+// TestPartialOverlap: the <dest>.partial that backup and restore remove
+// before they start is never the data folder or the backup.
+func TestPartialOverlap(t *testing.T) {
+	ctx := t.Context()
+	parent := t.TempDir()
+	st := openTest(t, Config{Dir: filepath.Join(parent, "mail"+partialSuffix)})
+	fillStore(t, st)
+	if _, err := st.Backup(ctx, filepath.Join(parent, "mail"), BackupOptions{}); err == nil || !strings.Contains(err.Error(), "overlaps") {
+		t.Errorf("backup to the data folder less its .partial: %v", err)
+	}
+	if c := checkClean(t, st.dir); c.Accounts != 2 {
+		t.Errorf("the data folder after: %+v", c)
+	}
+
+	backup := filepath.Join(parent, "backup"+partialSuffix)
+	if _, err := st.Backup(ctx, backup, BackupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Restore(ctx, backup, filepath.Join(parent, "backup"), RestoreOptions{}); err == nil || !strings.Contains(err.Error(), "overlaps") {
+		t.Errorf("restore of a backup named like the folder's .partial: %v", err)
+	}
+	if _, err := readManifest(backup); err != nil {
+		t.Errorf("the backup after: %v", err)
+	}
+}
