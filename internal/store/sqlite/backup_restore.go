@@ -117,7 +117,7 @@ func Restore(ctx context.Context, backupDir, dir string, opts RestoreOptions) (R
 	// (the long part), so that a server started meanwhile waits for its
 	// lock in Open instead of making a new, empty store where the old
 	// one was; it is moved aside only once the copy is whole.
-	exists, empty := false, false
+	exists, empty, hasLock := false, false, false
 	switch entries, err := os.ReadDir(dir); {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
@@ -127,11 +127,14 @@ func Restore(ctx context.Context, backupDir, dir string, opts RestoreOptions) (R
 			return rep, fmt.Errorf("restore into %s: it is a mount point, which restore cannot replace or move aside: "+
 				"restore into a new folder inside it, and give the server that --data", dir)
 		}
-		unlock, err := lockAway(dir)
+		lock, err := lockAway(dir)
 		if err != nil {
 			return rep, fmt.Errorf("restore into %s: %w", dir, err)
 		}
-		defer unlock()
+		if lock != nil {
+			defer lock.Close()
+			hasLock = true
+		}
 		exists, empty = true, len(entries) == 0
 		if !empty && !opts.Force {
 			return rep, fmt.Errorf("restore into %s: it is not empty (--force moves it aside)", dir)
@@ -161,6 +164,16 @@ func Restore(ctx context.Context, backupDir, dir string, opts RestoreOptions) (R
 			return rep, fmt.Errorf("restore into %s: %w", dir, err)
 		}
 	}
+	if hasLock {
+		// A server started during the copy waits in Open for the lock on
+		// the old folder's store.lock, and takes it when restore ends:
+		// the restored folder gets that very file, so the lock the server
+		// then holds is the one later restores and backups look at.
+		if err := shareLock(dir, partial); err != nil {
+			os.RemoveAll(partial)
+			return rep, fmt.Errorf("restore into %s: %w", dir, err)
+		}
+	}
 	if opts.beforeSwap != nil {
 		opts.beforeSwap()
 	}
@@ -175,6 +188,10 @@ func Restore(ctx context.Context, backupDir, dir string, opts RestoreOptions) (R
 			return rep, fmt.Errorf("restore into %s: move it aside: %w", dir, err)
 		}
 		rep.MovedAside = aside
+		if hasLock {
+			// Its own again, should a server ever start there.
+			os.Remove(filepath.Join(aside, "store.lock"))
+		}
 	case exists:
 		// rename(2) would replace an empty folder, but not one a buzon
 		// process has just filled: this says so.
@@ -306,13 +323,27 @@ func moveAside(dir string, now time.Time) (string, error) {
 	}
 }
 
+// shareLock makes the store.lock of the restored copy in partial the
+// same file as the one of the folder dir it replaces.
+func shareLock(dir, partial string) error {
+	lock := filepath.Join(partial, "store.lock")
+	if err := os.Remove(lock); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.Link(filepath.Join(dir, "store.lock"), lock); err != nil {
+		return err
+	}
+	return durable.SyncDir(partial)
+}
+
 // lockAway takes the data folder dir's store lock exclusively, which
-// fails while any Store has it open. Without a store.lock there is no
-// store there to be open.
-func lockAway(dir string) (unlock func(), err error) {
+// fails while any Store has it open, and returns the locked file, to be
+// closed to unlock. Without a store.lock there is no store there to be
+// open, and lock is nil.
+func lockAway(dir string) (lock *os.File, err error) {
 	f, err := os.OpenFile(filepath.Join(dir, "store.lock"), os.O_RDWR, 0)
 	if errors.Is(err, fs.ErrNotExist) {
-		return func() {}, nil
+		return nil, nil
 	} else if err != nil {
 		return nil, err
 	}
@@ -323,7 +354,7 @@ func lockAway(dir string) (unlock func(), err error) {
 		}
 		return nil, err
 	}
-	return func() { f.Close() }, nil
+	return f, nil
 }
 
 // restoreInto copies the backup into the new folder dir, gives its

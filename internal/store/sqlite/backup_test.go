@@ -673,6 +673,10 @@ func TestRestoreSwap(t *testing.T) {
 	old := openTest(t, Config{Dir: dir})
 	newAccount(t, old, "old@example.org")
 	old.Close()
+	lockBefore, err := os.Stat(filepath.Join(dir, "store.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	swapped := false
 	rep, err := Restore(ctx, backup, dir, RestoreOptions{Force: true, beforeSwap: func() {
 		swapped = true
@@ -688,6 +692,11 @@ func TestRestoreSwap(t *testing.T) {
 	}
 	if c := checkClean(t, rep.MovedAside); c.Accounts != 1 {
 		t.Errorf("moved aside: %+v", c)
+	}
+	// A server started during the copy waits in Open for a lock on the
+	// old store.lock, and must hold the restored folder's once it has it.
+	if lockAfter, err := os.Stat(filepath.Join(dir, "store.lock")); err != nil || !os.SameFile(lockBefore, lockAfter) {
+		t.Errorf("the restored folder's store.lock is not the file a waiting server locks (%v)", err)
 	}
 
 	// A server started on the missing folder while the copy ran.
