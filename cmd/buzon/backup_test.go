@@ -298,7 +298,8 @@ func TestBackupWhileDelivering(t *testing.T) {
 
 // TestRestoreRefuses: restore keeps out of a data folder a server runs on
 // and, unless forced, out of one that holds anything, which --force moves
-// aside; it keeps UIDVALIDITY only of a backup of a stopped store. backup
+// aside; it keeps UIDVALIDITY only of a backup of a stopped store, and not
+// over that store once a server has run on it since. backup
 // and restore send PostgreSQL users to the README.
 func TestRestoreRefuses(t *testing.T) {
 	data := t.TempDir()
@@ -330,7 +331,13 @@ func TestRestoreRefuses(t *testing.T) {
 		t.Errorf("restore of a data folder that is no backup: exit %d, %s", code, errOut)
 	}
 
-	out = mustBuzon(t, "", "restore", "--force", "--keep-uidvalidity", "--data", data, quiet)
+	// The server took a message after the quiet backup: its UID would
+	// be handed out again, so the backup's UIDVALIDITY cannot be kept.
+	if _, errOut, code := buzon(t, "", "restore", "--force", "--keep-uidvalidity", "--data", data, quiet); code != 1 ||
+		!strings.Contains(errOut, "changed after the backup was taken") {
+		t.Errorf("restore keeping UIDVALIDITY over the store changed since: exit %d, %s", code, errOut)
+	}
+	out = mustBuzon(t, "", "restore", "--force", "--data", data, quiet)
 	m := regexp.MustCompile(`moved the former contents of \S+ to (\S+)\n`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("forced restore:\n%s", out)
