@@ -685,6 +685,12 @@ func readManifest(dir string) (manifest, error) {
 	var m manifest
 	data, err := os.ReadFile(filepath.Join(dir, backupManifest))
 	if errors.Is(err, fs.ErrNotExist) {
+		if _, serr := os.Stat(dir); errors.Is(serr, fs.ErrNotExist) {
+			return m, fmt.Errorf("no backup at %s: there is no such folder", dir)
+		}
+		if strings.HasSuffix(dir, partialSuffix) {
+			return m, fmt.Errorf("%s is a backup that was interrupted, not a finished one: restore another, or take a new one", dir)
+		}
 		return m, fmt.Errorf("%s is not a finished buzon backup (no %s file)", dir, backupManifest)
 	} else if err != nil {
 		return m, err

@@ -414,9 +414,15 @@ func TestBackupInterrupted(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dest+partialSuffix, accountsDB)); err != nil {
 		t.Fatalf("killed backup: %v", err)
 	}
-	if _, err := Restore(t.Context(), dest+partialSuffix, filepath.Join(t.TempDir(), "data"), RestoreOptions{}); err == nil ||
-		!strings.Contains(err.Error(), "not a finished buzon backup") {
-		t.Errorf("restore of a killed backup: %v", err)
+	for _, tc := range []struct{ backup, want string }{
+		{dest + partialSuffix, "a backup that was interrupted"},
+		{dest, "there is no such folder"},
+		{st.dir, "not a finished buzon backup"},
+	} {
+		if _, err := Restore(t.Context(), tc.backup, filepath.Join(t.TempDir(), "data"), RestoreOptions{}); err == nil ||
+			!strings.Contains(err.Error(), tc.want) {
+			t.Errorf("restore of %s: %v; want %q", tc.backup, err, tc.want)
+		}
 	}
 	if _, err := st.Backup(t.Context(), dest, BackupOptions{}); err != nil {
 		t.Fatalf("backup after a killed one: %v", err)
