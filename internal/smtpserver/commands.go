@@ -573,7 +573,9 @@ func (c *conn) checkQuota(acct store.Account) error {
 		c.log.Warn("quota check", "account", acct.Name, "err", err)
 		return nil
 	}
-	if u.MaxMessages > 0 && u.Messages >= u.MaxMessages || u.MaxBytes > 0 && u.Bytes+max(c.size, 0)+traceRoom > u.MaxBytes {
+	// The room left is compared, not the sum: SIZE= may be near
+	// math.MaxInt64 when there is no size limit, and the sum would wrap.
+	if u.MaxMessages > 0 && u.Messages >= u.MaxMessages || u.MaxBytes > 0 && max(c.size, 0) > u.MaxBytes-u.Bytes-traceRoom {
 		return fmt.Errorf("%s: %w", acct.Name, store.ErrOverQuota)
 	}
 	return nil

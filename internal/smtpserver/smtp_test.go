@@ -717,8 +717,8 @@ func TestSMTPCurl(t *testing.T) {
 
 // TestSMTPQuotaAtRCPT: a recipient whose byte quota has no room for the
 // message MAIL declared, trace fields included, is refused at RCPT with
-// 452 4.2.2; without SIZE=, one with room for a message of a few lines is
-// taken.
+// 452 4.2.2, however large the SIZE=; without SIZE=, one with room for
+// a message of a few lines is taken.
 func TestSMTPQuotaAtRCPT(t *testing.T) {
 	f, _ := newSMTPFixture(t, 0)
 	if err := f.st.SetQuota(context.Background(), "alice@example.org", store.Quota{MaxBytes: 10_000}); err != nil {
@@ -731,6 +731,10 @@ func TestSMTPQuotaAtRCPT(t *testing.T) {
 		{"MAIL FROM:<carol@example.net> SIZE=8000", "250 "},
 		{"MAIL FROM:<carol@example.net> SIZE=9500", "452 4.2.2 <alice@example.org> "},
 		{"MAIL FROM:<carol@example.net> SIZE=20000", "452 4.2.2 "},
+		// Without a size limit, SIZE= may be as large as int64 holds:
+		// the sum with the usage must not wrap round to room.
+		{"MAIL FROM:<carol@example.net> SIZE=99999999999999999999", "452 4.2.2 "},
+		{"MAIL FROM:<carol@example.net> SIZE=9223372036854775000", "452 4.2.2 "},
 		{"MAIL FROM:<carol@example.net>", "250 "},
 	} {
 		l := dialLMTP(t, f.addr)
