@@ -843,3 +843,34 @@ func TestSMTPLongNames(t *testing.T) {
 		}
 	}
 }
+
+// TestSMTPPythonPastRCPTMAX: Python's smtplib pipelines a message to more
+// recipients than the server takes, more past the limit than MaxErrors:
+// those past it get 452 4.5.3, and the message is taken for the others.
+func TestSMTPPythonPastRCPTMAX(t *testing.T) {
+	py := clienttest.Need(t, "python3", "python3")
+	f, _ := newSMTPFixture(t, 0, func(c *Config) {
+		c.MaxRecipients = 2
+		c.MaxErrors = 3
+	})
+	host, port, _ := net.SplitHostPort(f.addr)
+	args := []string{filepath.Join("testdata", "smtp_pipeline.py"), host, port, f.caFile, "list@example.net"}
+	want := "250\n"
+	for i := range 10 {
+		args = append(args, fmt.Sprintf("alice+%d@example.org", i))
+		want += map[bool]string{true: "250\n", false: "452\n"}[i < 2]
+	}
+	want += "354\n250\n"
+	cmd := exec.Command(py, args...)
+	cmd.Stdin = strings.NewReader(testMessage)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("smtp_pipeline.py: %v\n%s", err, out)
+	}
+	if string(out) != want {
+		t.Errorf("replies: %q, want %q", out, want)
+	}
+	if got := f.inbox(t, "alice@example.org"); len(got) != 2 {
+		t.Errorf("alice has %d messages, want 2 (alice+0 and alice+1)", len(got))
+	}
+}
