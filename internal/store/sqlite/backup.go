@@ -31,10 +31,15 @@ import (
 //     never changes after, and is unlinked only after the commit that
 //     deletes its row. So every body a copied row names either still
 //     exists, with the bytes it had at the commit, or was expunged by a
-//     commit after the copy's. Opening it tells which; a body that is
-//     gone is expunged in the copy too (a tombstone, counters kept), as
-//     the live store did. A body gone while the live store still names
-//     it is damage, reported, never hidden;
+//     commit after the copy's. Opening it tells which. A body gone may
+//     live on under another name (COPY then EXPUNGE), so the database is
+//     copied again and the new copy's bodies not yet in the backup are
+//     copied, until none is gone: the backup then holds the account as
+//     it was at that last copy (bodies copied before are the same files,
+//     and those the last copy does not name are removed). After a few
+//     tries (snapshots) a body still gone is expunged in the copy (a
+//     tombstone, counters kept), as the live store did. A body gone while
+//     the live store still names it is damage, reported, never hidden;
 //   - accounts.db is copied first: an account made after it is not in the
 //     backup; one deleted after it is dropped from the copy.
 //
@@ -82,8 +87,9 @@ type BackupReport struct {
 	// backup ran (it kept them out), so the backup is the store as it
 	// was, and is, until a server starts on it again.
 	Quiescent bool
-	// Expunged counts messages expunged while the backup ran, after their
-	// account's database was copied: the backup has them expunged too.
+	// Expunged counts messages expunged while the backup ran, after the
+	// last copy of their account's database (one that kept changing
+	// through every copy): the backup has them expunged too.
 	Expunged int64
 	// Deleted counts accounts deleted while the backup ran, left out.
 	Deleted int
@@ -263,52 +269,103 @@ func dropAccounts(ctx context.Context, path string, ids []int64) error {
 	return nil
 }
 
+// snapshots is how many times Backup copies an account's database
+// before it settles for expunging, in the copy, the bodies gone since.
+const snapshots = 4
+
 // account copies one account's database and the bodies its rows name. It
 // reports gone if the account was deleted meanwhile; then nothing of it is
 // left in the backup.
+//
+// A body gone between the copy of the database and the copy of the body
+// was expunged, but its message may live on under another name: COPY
+// then EXPUNGE (how many clients move mail) links the body under a new
+// name the copy does not know. So the database is copied again, and the
+// bodies of the new copy that are not in the backup yet are copied, until
+// every body the copy names is there: the account as it was at that last
+// copy's commit. Only after snapshots tries are the gone bodies expunged
+// in the copy instead.
 func (b *backup) account(ctx context.Context, id int64) (gone bool, err error) {
 	dir := filepath.Join(b.dir, accountsDir, strconv.FormatInt(id, 10))
+	if err := os.MkdirAll(filepath.Join(dir, msgDir), 0o700); err != nil {
+		return false, err
+	}
+	have := map[int64]bool{} // bodies in the backup
+	for try := 1; ; try++ {
+		gone, done, err := b.snapshot(ctx, id, dir, have, try == snapshots)
+		if gone {
+			return true, os.RemoveAll(dir)
+		}
+		if err != nil || done {
+			return false, err
+		}
+	}
+}
+
+// snapshot copies the account id's database into dir, replacing an
+// earlier copy, and the bodies it names that are not among those the
+// backup has (which it adds to have). It reports done once every body the
+// copy names is in the backup, or, when last, after expunging those gone
+// in the copy; gone if the account was deleted meanwhile.
+func (b *backup) snapshot(ctx context.Context, id int64, dir string, have map[int64]bool, last bool) (gone, done bool, err error) {
+	path := filepath.Join(dir, mailDBName)
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Remove(path + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return false, false, err
+		}
+	}
 	a, err := b.acquireLive(ctx, id)
 	if errors.Is(err, store.ErrNoAccount) {
-		return true, nil
+		return true, false, nil
 	} else if err != nil {
-		return false, err
+		return false, false, err
 	}
-	if err := os.MkdirAll(filepath.Join(dir, msgDir), 0o700); err != nil {
-		b.s.release(a)
-		return false, err
-	}
-	err = b.vacuumInto(ctx, a.db, filepath.Join(dir, mailDBName))
+	err = b.vacuumInto(ctx, a.db, path)
 	b.s.release(a)
 	if err != nil {
-		return false, fmt.Errorf("copy %s: %w", mailDBName, err)
+		return false, false, fmt.Errorf("copy %s: %w", mailDBName, err)
 	}
 	if b.opts.afterSnapshot != nil {
 		b.opts.afterSnapshot(id)
 	}
 
-	db, err := openDB(filepath.Join(dir, mailDBName), 1, time.Second)
+	db, err := openDB(path, 1, time.Second)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	defer db.Close()
 	files, err := queryColumn[int64](ctx, db, `SELECT file FROM message`)
 	if err != nil {
-		return false, err
+		return false, false, err
+	}
+	var todo []int64
+	for _, f := range files {
+		if !have[f] {
+			todo = append(todo, f)
+		}
 	}
 	// Released, a still names the account's folder, which is all
 	// copyBodies needs of it.
-	missing, err := b.copyBodies(ctx, a, dir, files)
+	missing, err := b.copyBodies(ctx, a, dir, todo)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
+	for _, f := range todo {
+		have[f] = true
+	}
+	for _, f := range missing {
+		delete(have, f)
+	}
+	var damaged map[int64]bool
 	if len(missing) > 0 {
-		damaged, err := b.liveFiles(ctx, id, missing)
+		damaged, err = b.liveFiles(ctx, id, missing)
 		if errors.Is(err, store.ErrNoAccount) {
-			db.Close()
-			return true, os.RemoveAll(dir)
+			return true, false, nil
 		} else if err != nil {
-			return false, err
+			return false, false, err
+		}
+		if len(damaged) < len(missing) && !last {
+			return false, false, nil // an expunge since: copy again
 		}
 		for _, f := range missing {
 			if damaged[f] {
@@ -318,11 +375,33 @@ func (b *backup) account(ctx context.Context, id int64) (gone bool, err error) {
 			}
 		}
 		if err := b.expungeInCopy(ctx, db, missing); err != nil {
-			return false, err
+			return false, false, err
+		}
+	}
+	// Bodies an earlier copy named and this one does not (expunged in
+	// between) are not the backup's.
+	named := map[int64]bool{}
+	for _, f := range files {
+		named[f] = true
+	}
+	shards := map[string]bool{}
+	for f := range have {
+		if !named[f] {
+			shard := filepath.Join(dir, msgDir, fmt.Sprintf("%02x", f&0xff))
+			if err := os.Remove(filepath.Join(shard, fileName(f))); err != nil {
+				return false, false, err
+			}
+			delete(have, f)
+			shards[shard] = true
+		}
+	}
+	for shard := range shards {
+		if err := durable.SyncDir(shard); err != nil {
+			return false, false, err
 		}
 	}
 	b.rep.Messages += int64(len(files) - len(missing))
-	return false, nil
+	return false, true, nil
 }
 
 // copyBodies copies body files of the account a into the backup's account

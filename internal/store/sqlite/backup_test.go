@@ -276,12 +276,12 @@ func keys(m map[string]string) []string {
 	return out
 }
 
-// TestBackupWhileChanging: what changes between an account's database
-// copy and its body copy is settled as the live store settled it. Bodies
-// expunged meanwhile (and a mailbox deleted) are expunged in the backup
-// too, with tombstones and right counters; an account deleted meanwhile
-// is left out; a body the live store lacks is reported as damage. Another
-// process having the folder open makes the backup not quiescent.
+// TestBackupWhileChanging: what another process changes in an account
+// after the backup copied its database (expunges, a mailbox deleted, mail
+// appended, COPY then EXPUNGE, an account deleted) leaves the backup the
+// account as it was at one moment, every message of that moment in it;
+// an account that never keeps still gets its gone bodies expunged in the
+// copy; a body the store itself lacks is reported.
 func TestBackupWhileChanging(t *testing.T) {
 	st := openTest(t, Config{})
 	fillStore(t, st)
@@ -289,78 +289,135 @@ func TestBackupWhileChanging(t *testing.T) {
 	ctx := t.Context()
 	alice, _ := st.LookupAccount(ctx, "alice@example.org")
 	bob, _ := st.LookupAccount(ctx, "bob@example.org")
+	session := func() (store.Session, store.Mailbox) {
+		ss, err := other.Open(ctx, alice.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inbox, err := ss.Mailbox(ctx, "INBOX")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ss, inbox
+	}
+	// backup runs a backup with change run once, after alice's database
+	// is first copied, and checks the backup holds her mail as the store
+	// does at the end.
+	backup := func(change func(ss store.Session, inbox store.Mailbox)) (BackupReport, *Store) {
+		t.Helper()
+		changed := false
+		dest := filepath.Join(t.TempDir(), "backup")
+		rep, err := st.Backup(ctx, dest, BackupOptions{afterSnapshot: func(id int64) {
+			if id == alice.ID && !changed {
+				changed = true
+				ss, inbox := session()
+				defer ss.Close()
+				change(ss, inbox)
+			}
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkClean(t, dest)
+		b := openTest(t, Config{Dir: dest})
+		if got, live := mailOf(t, b, "alice@example.org"), mailOf(t, st, "alice@example.org"); !mapsEqual(got, live) {
+			t.Errorf("backup's mail differs from the store's:\nbackup %v\nstore  %v", keys(got), keys(live))
+		}
+		return rep, b
+	}
 
 	// Damage: a body gone from under the live store.
 	bodies := bodyFiles(t, st, bob.ID)
 	if err := os.Remove(filepath.Join(st.accountDir(bob.ID), bodies[0])); err != nil {
 		t.Fatal(err)
 	}
-
-	hook := func(id int64) {
-		if id != alice.ID {
-			return
-		}
-		ss, err := other.Open(ctx, alice.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ss.Close()
-		inbox, _ := ss.Mailbox(ctx, "INBOX")
+	rep, b := backup(func(ss store.Session, inbox store.Mailbox) {
 		if _, err := ss.Expunge(ctx, inbox.ID, store.UIDSetOf(1, 2, 3, 6), false); err != nil {
 			t.Fatal(err)
 		}
 		if err := ss.DeleteMailbox(ctx, "Work"); err != nil {
 			t.Fatal(err)
 		}
-		appendBody(t, ss, inbox.ID, "Subject: after\r\n\r\nnot in the backup\r\n")
+		appendBody(t, ss, inbox.ID, "Subject: after\r\n\r\nin the second copy\r\n")
 		if err := other.DeleteAccount(ctx, "bob@example.org"); err != nil {
 			t.Fatal(err)
 		}
-	}
-	dest := filepath.Join(t.TempDir(), "backup")
-	rep, err := st.Backup(ctx, dest, BackupOptions{afterSnapshot: hook})
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	// Bob's damage is not seen: his account went before his bodies were
-	// looked at. 4 INBOX messages and Work's 2 were expunged.
-	if rep.Quiescent || rep.Accounts != 1 || rep.Deleted != 1 || rep.Expunged != 6 || rep.Messages != 21-6 {
-		t.Errorf("report %+v; want not quiescent, 1 account, 1 deleted, 6 expunged, 15 messages", rep)
+	// looked at. Alice's database was copied again, after the changes.
+	if rep.Quiescent || rep.Accounts != 1 || rep.Deleted != 1 || rep.Expunged != 0 || rep.Messages != 19-4+1 {
+		t.Errorf("report %+v; want not quiescent, 1 account, 1 deleted, 16 messages", rep)
 	}
-	checkClean(t, dest)
-	b := openTest(t, Config{Dir: dest})
 	if _, err := b.LookupAccount(ctx, "bob@example.org"); !errors.Is(err, store.ErrNoAccount) {
 		t.Errorf("deleted account in the backup: %v", err)
 	}
 	if _, err := os.Stat(b.accountDir(bob.ID)); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("deleted account's folder in the backup: %v", err)
 	}
-	got := mailOf(t, b, "alice@example.org")
-	live := mailOf(t, st, "alice@example.org")
-	for k, v := range got {
-		if k == "INBOX/21" { // appended after the copy, in the live store only
-			t.Errorf("backup has %s", k)
-		}
-		if live[k] != v {
-			t.Errorf("backup's %s is %q, the store's %q", k, v, live[k])
-		}
-	}
-	if len(got) != 15 {
-		t.Errorf("backup has %d messages: %v", len(got), keys(got))
-	}
-	// The expunges are tombstones above the copy's MODSEQ, as they were.
+	// The expunges are tombstones, as they are in the store.
 	ss, err := b.Open(ctx, alice.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ss.Close()
 	inbox, _ := ss.Mailbox(ctx, "INBOX")
 	changes, err := ss.Changes(ctx, inbox.ID, 1)
+	ss.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(changes.Expunged, []store.UID{1, 2, 3, 5, 6}) {
 		t.Errorf("expunged in the backup: %v, want 1:3,5:6", changes.Expunged)
+	}
+
+	// COPY then EXPUNGE, as clients move mail without MOVE: the body
+	// the first copy names is gone, and lives on under the new name.
+	rep, _ = backup(func(ss store.Session, inbox store.Mailbox) {
+		archive, err := ss.CreateMailbox(ctx, "Kept", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ss.Copy(ctx, inbox.ID, store.UIDSetOf(7, 8), archive.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ss.Expunge(ctx, inbox.ID, store.UIDSetOf(7, 8), false); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if rep.Expunged != 0 || rep.Messages != 16 {
+		t.Errorf("report %+v; want 16 messages, none expunged in the copy", rep)
+	}
+
+	// An account that changes after every copy of its database, each
+	// time expunging a message the copy names whose body is not in the
+	// backup yet (the one appended the time before): after the last copy
+	// the one body gone is expunged in the copy.
+	tries := 0
+	var last store.UID = 4 // all bodies are still to copy the first time
+	dest := filepath.Join(t.TempDir(), "backup")
+	rep, err = st.Backup(ctx, dest, BackupOptions{afterSnapshot: func(id int64) {
+		if id != alice.ID {
+			return
+		}
+		tries++
+		ss, inbox := session()
+		defer ss.Close()
+		if res, err := ss.Expunge(ctx, inbox.ID, store.UIDSetOf(last), false); err != nil || len(res.UIDs) != 1 {
+			t.Fatalf("expunge %d: %+v, %v", last, res, err)
+		}
+		last = appendBody(t, ss, inbox.ID, fmt.Sprintf("Subject: busy %d\r\n\r\nx\r\n", tries)).UID
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tries != snapshots || rep.Expunged != 1 || rep.Messages != 15 {
+		t.Errorf("busy account: %d copies, report %+v; want %d copies, 1 expunged, 15 messages", tries, rep, snapshots)
+	}
+	checkClean(t, dest)
+	b = openTest(t, Config{Dir: dest})
+	live := mailOf(t, st, "alice@example.org")
+	delete(live, fmt.Sprintf("INBOX/%d", last)) // appended after the last copy
+	if got := mailOf(t, b, "alice@example.org"); !mapsEqual(got, live) {
+		t.Errorf("busy account: backup's mail differs from the store's:\nbackup %v\nstore  %v", keys(got), keys(live))
 	}
 
 	// Damage, without the account going away.
