@@ -262,7 +262,7 @@ func (c *conn) cmdRCPT(arg string) {
 		panic(r)
 	}
 	if c.srv.cfg.Protocol == SMTP {
-		if err := c.checkQuota(acct); err != nil {
+		if err := c.checkQuota(acct, key); err != nil {
 			r := c.failureReply(err)
 			r.text = "<" + p.mailbox + "> " + r.text
 			panic(r)
@@ -559,8 +559,14 @@ const traceRoom = 1024
 // for that recipient only; a message that passed it and then failed the
 // quota after the data, with others stored, would have them receive it
 // again at every retry (see messageReply). A quota that cannot be read
-// lets the recipient by: the append checks it again, atomically.
-func (c *conn) checkQuota(acct store.Account) error {
+// lets the recipient by: the append checks it again, atomically. So does
+// a full quota when a copy for key is remembered for a retry (retry.go):
+// that copy may be what fills it, and were this transaction its
+// message's retry, a refusal here would have the sender retry the
+// recipient, and in the end bounce it as full, with the message in its
+// mailbox; the retry stores no second copy, and any other message meets
+// the quota at its append.
+func (c *conn) checkQuota(acct store.Account, key string) error {
 	ctx := c.srv.ctx
 	sess, err := c.srv.cfg.Deliverer.Store.Open(ctx, acct.ID)
 	if err != nil {
@@ -576,6 +582,10 @@ func (c *conn) checkQuota(acct store.Account) error {
 	// The room left is compared, not the sum: SIZE= may be near
 	// math.MaxInt64 when there is no size limit, and the sum would wrap.
 	if u.MaxMessages > 0 && u.Messages >= u.MaxMessages || u.MaxBytes > 0 && max(c.size, 0) > u.MaxBytes-u.Bytes-traceRoom {
+		if c.srv.retries.waiting(key) {
+			c.log.Info("quota full, but a copy is remembered for a retry; left to the append", "rcpt", key)
+			return nil
+		}
 		return fmt.Errorf("%s: %w", acct.Name, store.ErrOverQuota)
 	}
 	return nil

@@ -42,9 +42,10 @@ type retryEntry struct {
 // retries is the memory of copies stored before a 451 for the whole
 // message. Its zero value is ready to use.
 type retries struct {
-	mu    sync.Mutex
-	kept  map[retryKey]time.Time // guarded by mu
-	order []retryEntry           // guarded by mu; oldest first, some forgotten
+	mu     sync.Mutex
+	kept   map[retryKey]time.Time // guarded by mu
+	order  []retryEntry           // guarded by mu; oldest first, some forgotten
+	byRcpt map[string]int         // guarded by mu; kept's copies per recipient, for waiting
 }
 
 // stored reports whether key's copy was stored at an earlier try.
@@ -61,8 +62,12 @@ func (r *retries) remember(keys []retryKey, now time.Time) {
 	defer r.mu.Unlock()
 	if r.kept == nil {
 		r.kept = map[retryKey]time.Time{}
+		r.byRcpt = map[string]int{}
 	}
 	for _, k := range keys {
+		if _, ok := r.kept[k]; !ok {
+			r.byRcpt[k.rcpt]++
+		}
 		r.kept[k] = now
 		r.order = append(r.order, retryEntry{k, now})
 	}
@@ -73,7 +78,7 @@ func (r *retries) remember(keys []retryKey, now time.Time) {
 		now.Sub(r.order[drop].stored) >= retryKeep || r.kept[r.order[drop].key] != r.order[drop].stored) {
 		e := r.order[drop]
 		if r.kept[e.key] == e.stored {
-			delete(r.kept, e.key)
+			r.deleteLocked(e.key)
 		}
 		drop++
 	}
@@ -86,6 +91,25 @@ func (r *retries) forget(keys []retryKey) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, k := range keys {
-		delete(r.kept, k)
+		if _, ok := r.kept[k]; ok {
+			r.deleteLocked(k)
+		}
 	}
+}
+
+// deleteLocked forgets a copy that kept holds; r.mu is held.
+func (r *retries) deleteLocked(k retryKey) {
+	delete(r.kept, k)
+	if r.byRcpt[k.rcpt]--; r.byRcpt[k.rcpt] <= 0 {
+		delete(r.byRcpt, k.rcpt)
+	}
+}
+
+// waiting reports whether a copy for rcpt, of some message, is
+// remembered: that message's retry may come, and the copy it has is in
+// the recipient's quota (see conn.checkQuota).
+func (r *retries) waiting(rcpt string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.byRcpt[rcpt] > 0
 }

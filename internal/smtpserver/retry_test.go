@@ -7,7 +7,8 @@ import (
 )
 
 // TestRetriesBounds: the memory of stored copies forgets them after
-// retryKeep, the oldest first beyond retryMax, and at forget.
+// retryKeep, the oldest first beyond retryMax, and at forget, and knows
+// which recipients have copies waiting for a retry.
 func TestRetriesBounds(t *testing.T) {
 	key := func(i int) retryKey {
 		return retryKey{sha256.Sum256([]byte{byte(i), byte(i >> 8)}), "alice@example.org"}
@@ -38,5 +39,16 @@ func TestRetriesBounds(t *testing.T) {
 	r.remember([]retryKey{key(1)}, now.Add(retryKeep+time.Hour))
 	if len(r.kept) != 1 {
 		t.Errorf("after retryKeep, %d copies remembered; want only the newest", len(r.kept))
+	}
+	// The count per recipient follows what is kept, through evictions,
+	// a copy remembered twice and forget.
+	other := retryKey{key(5).sum, "bob@example.org"}
+	r.remember([]retryKey{key(1), other}, now.Add(retryKeep+2*time.Hour))
+	if got := r.byRcpt; len(got) != 2 || got["alice@example.org"] != 1 || got["bob@example.org"] != 1 {
+		t.Errorf("copies per recipient: %v, want one each", got)
+	}
+	r.forget([]retryKey{key(1), key(1)})
+	if r.waiting("alice@example.org") || !r.waiting("bob@example.org") {
+		t.Errorf("after alice's copy is forgotten: alice waiting %v, bob %v; want false, true", r.waiting("alice@example.org"), r.waiting("bob@example.org"))
 	}
 }

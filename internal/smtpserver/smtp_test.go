@@ -874,3 +874,50 @@ func TestSMTPPythonPastRCPTMAX(t *testing.T) {
 		t.Errorf("alice has %d messages, want 2 (alice+0 and alice+1)", len(got))
 	}
 }
+
+// TestSMTPRetryNotRefusedForItsOwnCopy: the retry after a 451 finds the
+// quota of a recipient whose copy was stored at the first try smaller by
+// that copy. Refused at RCPT for it (452 4.2.2), the recipient would be
+// retried by the sender until its mailbox had room, and bounced as full
+// after days with the message in it. A recipient with a copy remembered
+// for a retry is not refused at RCPT for its quota: the append decides,
+// and for this message it is not made.
+func TestSMTPRetryNotRefusedForItsOwnCopy(t *testing.T) {
+	recovered := new(atomic.Bool)
+	f, _ := newSMTPFixture(t, 0, func(c *Config) {
+		failing := failingStore{Store: c.Deliverer.Store, account: "bob@example.org"}
+		c.Deliverer = &delivery.Deliverer{Store: recoveringStore{failing, recovered}}
+	})
+	ctx := context.Background()
+	if err := f.st.SetQuota(ctx, "bob@example.org", store.Quota{}); err != nil {
+		t.Fatal(err)
+	}
+	// Room for the message once, not twice.
+	size := len(testMessage) + 100
+	if err := f.st.SetQuota(ctx, "alice@example.org", store.Quota{MaxBytes: int64(2*size + traceRoom)}); err != nil {
+		t.Fatal(err)
+	}
+	mail := fmt.Sprintf("MAIL FROM:<dave@example.net> SIZE=%d", size)
+	for i, step := range []struct {
+		recover bool
+		want    string
+	}{{false, "451 4.3.0 "}, {true, "250 2.0.0 "}} {
+		recovered.Store(step.recover)
+		l := dialLMTP(t, f.addr)
+		l.cmd("EHLO client.example.net")
+		replies := lmtpSessionOn(l, []string{mail, "RCPT TO:<alice@example.org>", "RCPT TO:<bob@example.org>"}, testMessage)
+		if len(replies) != 1 || !strings.HasPrefix(replies[0], step.want) {
+			t.Fatalf("try %d: replies %q, want %q", i+1, replies, step.want)
+		}
+	}
+	if a, b := len(f.inbox(t, "alice@example.org")), len(f.inbox(t, "bob@example.org")); a != 1 || b != 1 {
+		t.Errorf("alice and bob hold %d and %d messages, want 1 each", a, b)
+	}
+	// Another message to alice is still refused at RCPT for her quota.
+	l := dialLMTP(t, f.addr)
+	l.cmd("EHLO client.example.net")
+	l.cmd(fmt.Sprintf("MAIL FROM:<erin@example.net> SIZE=%d", size))
+	if got := l.cmd("RCPT TO:<alice@example.org>"); !strings.HasPrefix(got, "452 4.2.2 ") {
+		t.Errorf("a new message to alice, full: %q, want 452 4.2.2", got)
+	}
+}
