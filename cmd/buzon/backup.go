@@ -132,7 +132,8 @@ on the server download it all once more.`, stderr)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rep, err := sqlite.Restore(ctx, backup, cfg.Data, sqlite.RestoreOptions{Force: *force, KeepUIDValidity: *keep, Owner: restoreOwner(cfg.Data)})
+	owner := restoreOwner(cfg.Data)
+	rep, err := sqlite.Restore(ctx, backup, cfg.Data, sqlite.RestoreOptions{Force: *force, KeepUIDValidity: *keep, Owner: owner})
 	switch {
 	case errors.Is(err, sqlite.ErrInUse):
 		return fmt.Errorf("%w: stop it before restoring", err)
@@ -154,6 +155,10 @@ on the server download it all once more.`, stderr)
 	} else {
 		fmt.Fprintln(stdout, "every mailbox has a new UIDVALIDITY: IMAP clients will read their mailboxes again, "+
 			"and POP3 clients that leave mail on the server will download it again")
+	}
+	if os.Geteuid() == 0 && owner == nil {
+		// Nothing there said whose it is: a new machine's folder, say.
+		fmt.Fprintf(stdout, "the restored files belong to root: if the server runs as another user, give them to it (chown -R USER: %s)\n", cfg.Data)
 	}
 	return nil
 }

@@ -726,7 +726,9 @@ func TestRestoreAsRoot(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
-			mustBuzon(t, "", args...)
+			if out := mustBuzon(t, "", args...); strings.Contains(out, "belong to root") {
+				t.Errorf("restore into the folder of %d says:\n%s", nobody, out)
+			}
 			err := filepath.WalkDir(folder, func(path string, _ fs.DirEntry, err error) error {
 				if err != nil {
 					return err
@@ -747,5 +749,12 @@ func TestRestoreAsRoot(t *testing.T) {
 				t.Errorf("moved aside: %v", aside)
 			}
 		})
+	}
+
+	// Into a folder nothing says the owner of (a new machine's): root's,
+	// and restore says so.
+	out := mustBuzon(t, "", "restore", "--data", filepath.Join(t.TempDir(), "new"), dest)
+	if !strings.Contains(out, "the restored files belong to root") {
+		t.Errorf("restore as root into a new folder says:\n%s", out)
 	}
 }
