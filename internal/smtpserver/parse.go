@@ -100,14 +100,21 @@ func parseMail(arg string) (mailArgs, error) {
 		return mailArgs{}, errBadSender // <postmaster> is for RCPT only
 	}
 	m := mailArgs{from: p, size: -1}
-	seen := map[string]bool{}
+	// A parameter given again with the same value is taken once:
+	// Python's smtplib adds SMTPUTF8 and BODY=8BITMIME to those its
+	// caller gave for an internationalized message, naming them twice.
+	// Two values are refused, as neither can be chosen.
+	seen := map[string]string{}
 	for _, param := range strings.Fields(rest) {
 		key, value, hasValue := strings.Cut(param, "=")
 		key = strings.ToUpper(key)
-		if seen[key] {
-			return mailArgs{}, reply{501, [3]int{5, 5, 4}, key + " given twice"}
+		if prev, ok := seen[key]; ok {
+			if !strings.EqualFold(prev, param) {
+				return mailArgs{}, reply{501, [3]int{5, 5, 4}, key + " given twice"}
+			}
+			continue
 		}
-		seen[key] = true
+		seen[key] = param
 		switch key {
 		case "SIZE":
 			size, ok := parseSize(value)

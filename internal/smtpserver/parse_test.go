@@ -75,6 +75,11 @@ func TestParseMail(t *testing.T) {
 		{"FROM:<a@b> SIZE=", "", "", 0, 501},
 		{"FROM:<a@b> SIZE=-1", "", "", 0, 501},
 		{"FROM:<a@b> SIZE=1 SIZE=2", "", "", 0, 501},
+		// The same parameter twice, as Python's smtplib sends SMTPUTF8
+		// and BODY=8BITMIME when its caller gave them too: taken once.
+		{"FROM:<a@b> SMTPUTF8 SMTPUTF8 BODY=8BITMIME body=8bitmime", "a@b", "a@b", -1, 0},
+		{"FROM:<a@b> SIZE=7 SIZE=7", "a@b", "a@b", 7, 0},
+		{"FROM:<a@b> BODY=7BIT BODY=8BITMIME", "", "", 0, 501},
 		{"FROM:<a@b> BODY=BINARYMIME", "", "", 0, 555},
 		{"FROM:<a@b> BODY=9BIT", "", "", 0, 501},
 		{"FROM:<a@b> SMTPUTF8=yes", "", "", 0, 501},

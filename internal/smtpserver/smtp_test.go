@@ -921,3 +921,29 @@ func TestSMTPRetryNotRefusedForItsOwnCopy(t *testing.T) {
 		t.Errorf("a new message to alice, full: %q, want 452 4.2.2", got)
 	}
 }
+
+// TestSMTPPythonSendMessageUTF8: Python's smtplib send_message, for a
+// message from an internationalized address, adds SMTPUTF8 and
+// BODY=8BITMIME to the options its caller gave, the same ones here, so
+// MAIL names each twice; the message is taken, with the sender as given.
+func TestSMTPPythonSendMessageUTF8(t *testing.T) {
+	py := clienttest.Need(t, "python3", "python3")
+	f, _ := newSMTPFixture(t, 0)
+	host, port, _ := net.SplitHostPort(f.addr)
+	const script = `import smtplib, sys
+from email.message import EmailMessage
+m = EmailMessage()
+m["From"], m["To"], m["Subject"] = "jörg@bücher.example", "alice@example.org", "Grüße"
+m.set_content("Schöne Grüße\n")
+with smtplib.SMTP(sys.argv[1], int(sys.argv[2]), local_hostname="client.example.net") as s:
+    print(s.send_message(m, mail_options=["SMTPUTF8", "BODY=8BITMIME"]))
+`
+	out, err := exec.Command(py, "-c", script, host, port).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "{}" {
+		t.Fatalf("send_message: %v\n%s", err, out)
+	}
+	got := f.inbox(t, "alice@example.org")
+	if len(got) != 1 || !strings.HasPrefix(got[0], "Return-Path: <jörg@bücher.example>\r\nReceived: from client.example.net ([127.0.0.1])\r\n\tby mx.example.org (buzon) with UTF8SMTP\r\n") {
+		t.Errorf("alice's INBOX: %q", got)
+	}
+}
