@@ -3,8 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"os"
@@ -108,6 +110,9 @@ func Restore(ctx context.Context, backupDir, dir string, opts RestoreOptions) (R
 		return rep, err // it names the backup
 	}
 	rep.Taken = m.Taken
+	if err := checkSchemas(backupDir); err != nil {
+		return rep, fmt.Errorf("restore of %s: %w", backupDir, err)
+	}
 	if opts.KeepUIDValidity && !m.Quiescent {
 		return rep, fmt.Errorf("restore of %s: the backup was taken while the store was in use, "+
 			"so mail may have come after it: its UIDVALIDITY cannot be kept", backupDir)
@@ -216,6 +221,50 @@ func Restore(ctx context.Context, backupDir, dir string, opts RestoreOptions) (R
 		return rep, fmt.Errorf("restore into %s: %w", dir, err)
 	}
 	return rep, nil
+}
+
+// checkSchemas refuses, before anything is copied, a backup whose
+// databases a newer buzon wrote, which this one cannot open. It reads
+// their headers only: the backup stays as it is.
+func checkSchemas(backupDir string) error {
+	paths, err := filepath.Glob(filepath.Join(backupDir, accountsDir, "*", mailDBName))
+	if err != nil {
+		return err
+	}
+	for _, path := range append([]string{filepath.Join(backupDir, accountsDB)}, paths...) {
+		v, err := schemaVersion(path)
+		if err != nil {
+			return err
+		}
+		known := len(mailSchema)
+		if filepath.Base(path) == accountsDB {
+			known = len(accountsSchema)
+		}
+		if v > known {
+			return fmt.Errorf("%s is of schema version %d, and this buzon knows up to %d: restore it with the buzon that made the backup, or a newer one", path, v, known)
+		}
+	}
+	return nil
+}
+
+// schemaVersion reads the user_version (what migrate sets) in the header
+// of the SQLite database at path.
+func schemaVersion(path string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	// https://sqlite.org/fileformat.html 1.3: the magic string, and the
+	// user version, big-endian, at offset 60 of the 100-byte header.
+	var h [100]byte
+	if _, err := io.ReadFull(f, h[:]); err != nil {
+		return 0, fmt.Errorf("%s: not a database: %w", path, err)
+	}
+	if string(h[:16]) != "SQLite format 3\x00" {
+		return 0, fmt.Errorf("%s: not a database", path)
+	}
+	return int(binary.BigEndian.Uint32(h[60:64])), nil
 }
 
 // changedSince returns the name of an account of the store restored in

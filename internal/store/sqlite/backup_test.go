@@ -907,3 +907,38 @@ func TestPartialOverlap(t *testing.T) {
 		t.Errorf("the backup after: %v", err)
 	}
 }
+
+// TestRestoreNewerSchema: a backup whose databases a newer buzon wrote is
+// refused before anything is copied, saying what to do.
+func TestRestoreNewerSchema(t *testing.T) {
+	st := openTest(t, Config{})
+	fillStore(t, st)
+	ctx := t.Context()
+	alice, _ := st.LookupAccount(ctx, "alice@example.org")
+	for _, db := range []string{accountsDB, filepath.Join(accountsDir, fmt.Sprint(alice.ID), mailDBName)} {
+		t.Run(filepath.Base(db), func(t *testing.T) {
+			backup := filepath.Join(t.TempDir(), "backup")
+			if _, err := st.Backup(ctx, backup, BackupOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			d, err := openDB(filepath.Join(backup, db), 1, time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := d.ExecContext(ctx, `PRAGMA user_version = 99`); err != nil {
+				t.Fatal(err)
+			}
+			d.Close()
+			dir := filepath.Join(t.TempDir(), "data")
+			_, err = Restore(ctx, backup, dir, RestoreOptions{})
+			if err == nil || !strings.Contains(err.Error(), "schema version 99") || !strings.Contains(err.Error(), "or a newer one") {
+				t.Errorf("restore of a newer backup: %v", err)
+			}
+			for _, p := range []string{dir, dir + partialSuffix} {
+				if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("refused restore made %s: %v", p, err)
+				}
+			}
+		})
+	}
+}
