@@ -762,6 +762,19 @@ func TestRestoreSwap(t *testing.T) {
 		t.Errorf("the restored folder's store.lock is not the file a waiting server locks (%v)", err)
 	}
 
+	// Interrupted during the copy (^C): the folder is as it was.
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := Restore(cancelled, backup, dir, RestoreOptions{Force: true}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled restore: %v", err)
+	}
+	if aside, _ := filepath.Glob(dir + ".before-restore-*"); len(aside) != 1 {
+		t.Errorf("cancelled restore moved the folder aside: %v", aside)
+	}
+	if c := checkClean(t, dir); c.Accounts != 2 {
+		t.Errorf("the folder after a cancelled restore: %+v", c)
+	}
+
 	// A server started on the missing folder while the copy ran.
 	dir = filepath.Join(t.TempDir(), "data")
 	_, err = Restore(ctx, backup, dir, RestoreOptions{beforeSwap: func() {
