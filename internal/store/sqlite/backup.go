@@ -125,8 +125,8 @@ func (s *Store) Backup(ctx context.Context, dest string, opts BackupOptions) (Ba
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return rep, fmt.Errorf("backup to %s: %w", dest, err)
 	}
-	if err := os.RemoveAll(partial); err != nil {
-		return rep, fmt.Errorf("backup to %s: remove the unfinished %s: %w", dest, partial, err)
+	if err := removePartial(partial); err != nil {
+		return rep, fmt.Errorf("backup to %s: %w", dest, err)
 	}
 	if err := os.MkdirAll(filepath.Join(partial, accountsDir), 0o700); err != nil {
 		return rep, fmt.Errorf("backup to %s: %w", dest, err)
@@ -144,6 +144,31 @@ func (s *Store) Backup(ctx context.Context, dest string, opts BackupOptions) (Ba
 		return rep, fmt.Errorf("backup to %s: %w", dest, err)
 	}
 	return rep, nil
+}
+
+// removePartial removes the folder an interrupted backup or restore left
+// at path, if there is one; it refuses one that holds what neither makes
+// first (the accounts folder or accounts.db), which is someone else's.
+func removePartial(path string) error {
+	entries, err := os.ReadDir(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("remove the unfinished %s: %w", path, err)
+	}
+	ours := len(entries) == 0
+	for _, e := range entries {
+		if e.Name() == accountsDir || e.Name() == accountsDB {
+			ours = true
+		}
+	}
+	if !ours {
+		return fmt.Errorf("%s is in the way, and is not what an interrupted backup or restore leaves: move it away", path)
+	}
+	if err := os.RemoveAll(path); err != nil {
+		return fmt.Errorf("remove the unfinished %s: %w", path, err)
+	}
+	return nil
 }
 
 // backup is one run of Store.Backup.

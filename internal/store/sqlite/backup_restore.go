@@ -146,8 +146,8 @@ func Restore(ctx context.Context, backupDir, dir string, opts RestoreOptions) (R
 		}
 	}
 
-	if err := os.RemoveAll(partial); err != nil {
-		return rep, fmt.Errorf("restore into %s: remove the unfinished %s: %w", dir, partial, err)
+	if err := removePartial(partial); err != nil {
+		return rep, fmt.Errorf("restore into %s: %w", dir, err)
 	}
 	if err := os.MkdirAll(partial, 0o700); err != nil {
 		return rep, fmt.Errorf("restore into %s: %w", dir, err)

@@ -896,7 +896,8 @@ func TestMoveAside(t *testing.T) {
 }
 
 // TestPartialOverlap: the <dest>.partial that backup and restore remove
-// before they start is never the data folder or the backup.
+// before they start is never the data folder or the backup, nor a folder
+// they did not make.
 func TestPartialOverlap(t *testing.T) {
 	ctx := t.Context()
 	parent := t.TempDir()
@@ -918,6 +919,27 @@ func TestPartialOverlap(t *testing.T) {
 	}
 	if _, err := readManifest(backup); err != nil {
 		t.Errorf("the backup after: %v", err)
+	}
+
+	// A folder of someone else's where the .partial goes.
+	for _, dest := range []string{filepath.Join(parent, "b"), filepath.Join(parent, "d")} {
+		if err := os.MkdirAll(dest+partialSuffix, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dest+partialSuffix, "precious"), []byte("keep me"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.Backup(ctx, filepath.Join(parent, "b"), BackupOptions{}); err == nil || !strings.Contains(err.Error(), "in the way") {
+		t.Errorf("backup over another's b.partial: %v", err)
+	}
+	if _, err := Restore(ctx, backup, filepath.Join(parent, "d"), RestoreOptions{}); err == nil || !strings.Contains(err.Error(), "in the way") {
+		t.Errorf("restore over another's d.partial: %v", err)
+	}
+	for _, name := range []string{"b", "d"} {
+		if data, err := os.ReadFile(filepath.Join(parent, name+partialSuffix, "precious")); string(data) != "keep me" {
+			t.Errorf("%s%s/precious: %q, %v", name, partialSuffix, data, err)
+		}
 	}
 }
 
