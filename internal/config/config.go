@@ -253,9 +253,11 @@ type SMTP struct {
 	// is taken for a mail loop and refused for good (554 5.4.6;
 	// RFC 5321 6.3).
 	MaxReceived int `toml:"max_received"`
-	// Commands refused in one session (an unknown recipient, a command
-	// out of sequence) after which the client is sent away with 421:
-	// address harvesters and programs that speak no SMTP stop there.
+	// Commands refused for good (5xx: an unknown recipient, a command out
+	// of sequence, a line too long) in one session after which the
+	// client is sent away with 421: address harvesters and programs that
+	// speak no SMTP stop there. Temporary refusals (4xx, such as
+	// recipients beyond max_recipients) do not count.
 	MaxErrors int `toml:"max_errors"`
 }
 
