@@ -60,8 +60,8 @@ type BackupOptions struct {
 	// goroutines at once.
 	Progress func(BackupProgress)
 
-	// afterSnapshot, set by tests, runs after an account's database is
-	// copied and before its bodies are.
+	// afterSnapshot, set by tests, runs after each copy of an account's
+	// database and before its bodies are copied.
 	afterSnapshot func(accountID int64)
 	// workers, set by benchmarks, replaces copyWorkers.
 	workers int

@@ -35,7 +35,8 @@ type RestoreOptions struct {
 	// server ran on the store: then clients' cached UIDs and POP3 UIDLs
 	// still name the same messages. Otherwise mail that came after the
 	// backup had UIDs the restored store hands out again, to other
-	// messages.
+	// messages. Restore also refuses it over the very store the backup
+	// was taken of once that store has changed (changedSince).
 	KeepUIDValidity bool
 	// Owner, if set, is given every restored file and folder: for root
 	// restoring the data folder of the user the server runs as, who
