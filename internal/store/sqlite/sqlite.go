@@ -233,11 +233,7 @@ func Open(cfg Config) (*Store, error) {
 			return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		},
 	}
-	if s.dirLock, err = os.OpenFile(filepath.Join(dir, "store.lock"), os.O_RDWR|os.O_CREATE, 0o600); err != nil {
-		return nil, fmt.Errorf("sqlite store: %w", err)
-	}
-	if err := flock(s.dirLock, syscall.LOCK_SH); err != nil {
-		s.dirLock.Close()
+	if s.dirLock, err = lockFolder(dir); err != nil {
 		return nil, fmt.Errorf("sqlite store: lock data folder: %w", err)
 	}
 	if s.adb, err = openDB(filepath.Join(dir, accountsDB), cfg.ReadConns+1, cfg.BusyTimeout); err == nil {
@@ -257,6 +253,32 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("sqlite store %s: %w", dir, err)
 	}
 	return s, nil
+}
+
+// lockFolder takes a shared lock on dir's store.lock, waiting while
+// another process holds it exclusively (Check, Backup, Restore). A folder
+// replaced while this one waited (restore swaps folders, a person may move
+// one) leaves the lock taken on a file the folder no longer holds, which
+// nobody else would ever look at: then it locks the new one.
+func lockFolder(dir string) (*os.File, error) {
+	path := filepath.Join(dir, "store.lock")
+	for range 10 {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		if err := flock(f, syscall.LOCK_SH); err != nil {
+			f.Close()
+			return nil, err
+		}
+		held, err1 := f.Stat()
+		now, err2 := os.Stat(path)
+		if err1 == nil && err2 == nil && os.SameFile(held, now) {
+			return f, nil
+		}
+		f.Close()
+	}
+	return nil, fmt.Errorf("%s kept being replaced", path)
 }
 
 // Close closes the notification socket and every database. Sessions must be
