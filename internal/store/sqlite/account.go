@@ -165,6 +165,14 @@ func (s *Store) openAccountDB(ctx context.Context, a *account) (*sql.DB, error) 
 			return nil, mapErr(err)
 		}
 	}
+	if created {
+		// Another process may have deleted the account since the check
+		// above: its folder must not come back, empty, for nobody.
+		if _, err := s.accountQuota(ctx, a.id); err != nil {
+			os.RemoveAll(a.dir)
+			return nil, err
+		}
+	}
 	var mark int64
 	err := s.adb.QueryRowContext(ctx, `SELECT value FROM counter WHERE name = 'uidvalidity'`).Scan(&mark)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
