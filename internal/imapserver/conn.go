@@ -465,12 +465,19 @@ type serverError struct{ err error }
 
 func (e serverError) Error() string { return e.err.Error() }
 
+// accountGone ends a session whose account was deleted while it ran
+// (buzon user del): none of its mailboxes is left to work on.
+type accountGone struct{ err error }
+
 // xcheckf aborts the command when err is set: store errors that a client
 // can cause or cure become NO with a fitting code, anything else is a
 // server error.
 func xcheckf(err error, format string, args ...any) {
 	if err == nil {
 		return
+	}
+	if errors.Is(err, store.ErrNoAccount) {
+		panic(accountGone{err})
 	}
 	msg := fmt.Sprintf(format, args...)
 	for _, m := range []struct {
@@ -519,6 +526,11 @@ func (c *conn) execute(line []byte) {
 			if c.w.err == nil && c.pace.overdue() {
 				c.autologout() // reading the command timed out
 			}
+			return
+		case accountGone:
+			c.log.Info("account deleted; ending the session", "cmd", cmd.name, "err", e.err)
+			c.bye("[UNAVAILABLE] Your account has been deleted")
+			c.closing, c.linger = true, true
 			return
 		case syntaxError:
 			status, code, msg = "BAD", e.code, e.msg
