@@ -465,7 +465,7 @@ func (c *conn) deliverCopies(msg *delivery.Spooled, sum [sha256.Size]byte) map[s
 		if _, dup := done[rcpt.key]; dup {
 			continue
 		}
-		if c.srv.cfg.Protocol == SMTP && c.srv.retries.stored(retryKey{sum, rcpt.key}, time.Now()) {
+		if c.srv.cfg.Protocol == SMTP && c.srv.retries.stored(retryKey{sum, c.from.mailbox, rcpt.key}, time.Now()) {
 			c.log.Info("copy stored at an earlier try; not stored again", "rcpt", rcpt.key, "from", c.from.mailbox, "id", c.id)
 			done[rcpt.key] = nil
 			continue
@@ -530,7 +530,7 @@ func (c *conn) rememberCopies(sum [sha256.Size]byte, done map[string]error, r re
 	var stored []retryKey
 	for key, err := range done {
 		if err == nil {
-			stored = append(stored, retryKey{sum, key})
+			stored = append(stored, retryKey{sum, c.from.mailbox, key})
 		}
 	}
 	switch {
@@ -582,7 +582,7 @@ func (c *conn) checkQuota(acct store.Account, key string) error {
 	// The room left is compared, not the sum: SIZE= may be near
 	// math.MaxInt64 when there is no size limit, and the sum would wrap.
 	if u.MaxMessages > 0 && u.Messages >= u.MaxMessages || u.MaxBytes > 0 && max(c.size, 0) > u.MaxBytes-u.Bytes-traceRoom {
-		if c.srv.retries.waiting(key) {
+		if c.srv.retries.waiting(c.from.mailbox, key, time.Now()) {
 			c.log.Info("quota full, but a copy is remembered for a retry; left to the append", "rcpt", key)
 			return nil
 		}

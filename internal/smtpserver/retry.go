@@ -31,6 +31,7 @@ const (
 // retryKey names one stored copy.
 type retryKey struct {
 	sum  [sha256.Size]byte // of the sender and the message
+	from string            // the sender
 	rcpt string            // the recipient's key
 }
 
@@ -42,10 +43,9 @@ type retryEntry struct {
 // retries is the memory of copies stored before a 451 for the whole
 // message. Its zero value is ready to use.
 type retries struct {
-	mu     sync.Mutex
-	kept   map[retryKey]time.Time // guarded by mu
-	order  []retryEntry           // guarded by mu; oldest first, some forgotten
-	byRcpt map[string]int         // guarded by mu; kept's copies per recipient, for waiting
+	mu    sync.Mutex
+	kept  map[retryKey]time.Time // guarded by mu
+	order []retryEntry           // guarded by mu; oldest first, some forgotten
 }
 
 // stored reports whether key's copy was stored at an earlier try.
@@ -62,12 +62,8 @@ func (r *retries) remember(keys []retryKey, now time.Time) {
 	defer r.mu.Unlock()
 	if r.kept == nil {
 		r.kept = map[retryKey]time.Time{}
-		r.byRcpt = map[string]int{}
 	}
 	for _, k := range keys {
-		if _, ok := r.kept[k]; !ok {
-			r.byRcpt[k.rcpt]++
-		}
 		r.kept[k] = now
 		r.order = append(r.order, retryEntry{k, now})
 	}
@@ -78,7 +74,7 @@ func (r *retries) remember(keys []retryKey, now time.Time) {
 		now.Sub(r.order[drop].stored) >= retryKeep || r.kept[r.order[drop].key] != r.order[drop].stored) {
 		e := r.order[drop]
 		if r.kept[e.key] == e.stored {
-			r.deleteLocked(e.key)
+			delete(r.kept, e.key)
 		}
 		drop++
 	}
@@ -91,25 +87,21 @@ func (r *retries) forget(keys []retryKey) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, k := range keys {
-		if _, ok := r.kept[k]; ok {
-			r.deleteLocked(k)
-		}
+		delete(r.kept, k)
 	}
 }
 
-// deleteLocked forgets a copy that kept holds; r.mu is held.
-func (r *retries) deleteLocked(k retryKey) {
-	delete(r.kept, k)
-	if r.byRcpt[k.rcpt]--; r.byRcpt[k.rcpt] <= 0 {
-		delete(r.byRcpt, k.rcpt)
-	}
-}
-
-// waiting reports whether a copy for rcpt, of some message, is
-// remembered: that message's retry may come, and the copy it has is in
-// the recipient's quota (see conn.checkQuota).
-func (r *retries) waiting(rcpt string) bool {
+// waiting reports whether a copy for rcpt of a message from this sender
+// is remembered: that message's retry may be this transaction, and the
+// copy it has is in the recipient's quota (see conn.checkQuota). Asked
+// only of a full mailbox, it may walk the whole memory.
+func (r *retries) waiting(from, rcpt string, now time.Time) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.byRcpt[rcpt] > 0
+	for k, t := range r.kept {
+		if k.from == from && k.rcpt == rcpt && now.Sub(t) < retryKeep {
+			return true
+		}
+	}
+	return false
 }

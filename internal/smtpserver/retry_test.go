@@ -11,7 +11,7 @@ import (
 // which recipients have copies waiting for a retry.
 func TestRetriesBounds(t *testing.T) {
 	key := func(i int) retryKey {
-		return retryKey{sha256.Sum256([]byte{byte(i), byte(i >> 8)}), "alice@example.org"}
+		return retryKey{sha256.Sum256([]byte{byte(i), byte(i >> 8)}), "dave@example.net", "alice@example.org"}
 	}
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	var r retries
@@ -40,15 +40,27 @@ func TestRetriesBounds(t *testing.T) {
 	if len(r.kept) != 1 {
 		t.Errorf("after retryKeep, %d copies remembered; want only the newest", len(r.kept))
 	}
-	// The count per recipient follows what is kept, through evictions,
-	// a copy remembered twice and forget.
-	other := retryKey{key(5).sum, "bob@example.org"}
-	r.remember([]retryKey{key(1), other}, now.Add(retryKeep+2*time.Hour))
-	if got := r.byRcpt; len(got) != 2 || got["alice@example.org"] != 1 || got["bob@example.org"] != 1 {
-		t.Errorf("copies per recipient: %v, want one each", got)
+	// A recipient waits for the retries of the sender whose copies are
+	// remembered, for retryKeep, and not after forget.
+	at := now.Add(retryKeep + 2*time.Hour)
+	other := retryKey{key(5).sum, "dave@example.net", "bob@example.org"}
+	r.remember([]retryKey{key(1), other}, at)
+	for _, tc := range []struct {
+		from, rcpt string
+		when       time.Time
+		want       bool
+	}{
+		{"dave@example.net", "alice@example.org", at, true},
+		{"erin@example.net", "alice@example.org", at, false},
+		{"dave@example.net", "carol@example.org", at, false},
+		{"dave@example.net", "alice@example.org", at.Add(retryKeep), false},
+	} {
+		if got := r.waiting(tc.from, tc.rcpt, tc.when); got != tc.want {
+			t.Errorf("waiting(%s, %s, %v) = %v, want %v", tc.from, tc.rcpt, tc.when.Sub(at), got, tc.want)
+		}
 	}
 	r.forget([]retryKey{key(1), key(1)})
-	if r.waiting("alice@example.org") || !r.waiting("bob@example.org") {
-		t.Errorf("after alice's copy is forgotten: alice waiting %v, bob %v; want false, true", r.waiting("alice@example.org"), r.waiting("bob@example.org"))
+	if r.waiting("dave@example.net", "alice@example.org", at) || !r.waiting("dave@example.net", "bob@example.org", at) {
+		t.Error("after alice's copy is forgotten, alice still waits, or bob does not")
 	}
 }

@@ -63,8 +63,8 @@ type Config struct {
 	// arrive with; one with more is taken for a mail loop and refused
 	// (RFC 5321 6.3). 0 means 100.
 	MaxReceived int
-	// MaxErrors, in SMTP, is how many refused commands end a session
-	// with 421 4.7.0; 0 means 20.
+	// MaxErrors, in SMTP, is how many commands refused for good (5xx)
+	// end a session with 421 4.7.0; 0 means 20.
 	MaxErrors int
 	// Hostname is announced in the greeting, and RCPT TO:<postmaster>
 	// reaches postmaster@Hostname. Default: "buzon".
