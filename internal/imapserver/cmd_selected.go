@@ -204,7 +204,7 @@ func (c *conn) cmdCopy(cmd *command) {
 	xcheckf(err, "%s to %s", strings.ToLower(cmd.name), name)
 	// A message expunged between xnotExpunged's look and the copy is
 	// left out: by number, the command must not pass for done.
-	partial := !cmd.uid && len(res.Source) < c.sel.named(set)
+	partial := !cmd.uid && len(res.Source) < c.sel.inView(set)
 	if len(res.Source) > 0 {
 		code := "COPYUID " + itoa(res.UIDValidity) + " " + store.UIDSetOf(res.Source...).String() + " " + store.UIDSetOf(res.Dest...).String()
 		switch {

@@ -190,9 +190,9 @@ func (c *conn) xthreadValues(msgs []threadMsg, refs bool) {
 			t.refs = references("", env.InReplyTo)
 		}
 		if err == nil && cache != nil {
-			size := int64(24 + 16*len(t.refs))
+			size := int64(entryOverhead)
 			for _, id := range t.refs {
-				size += int64(len(id))
+				size += int64(len(id)) + 16 // a string header each
 			}
 			cache.put(msgKey{c.sel.mb.ID, m.UID}, t.refs, size)
 		}

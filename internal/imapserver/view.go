@@ -90,17 +90,6 @@ func (s *selected) seq(uid store.UID) uint32 {
 	return uint32(i + 1)
 }
 
-// named counts the messages of the view a set of UIDs names.
-func (s *selected) named(set store.UIDSet) int {
-	n := 0
-	for _, u := range s.uids {
-		if set.Contains(u) {
-			n++
-		}
-	}
-	return n
-}
-
 // lastUID is the highest UID in the view, or 0.
 func (s *selected) lastUID() store.UID {
 	if len(s.uids) == 0 {

@@ -117,9 +117,9 @@ func (w *writer) holdsDeflater() bool { return w.fw != nil && w.deflaters != nil
 // deflaters keeps a few compressors of COMPRESS DEFLATE sessions for the
 // next to write, at flate.BestSpeed as cmdCompress makes them. Not a
 // sync.Pool: one holds whatever a burst put in it until two collections
-// have passed, 1.2 MiB each, and a new compressed session, whose
-// compressor is made new, puts one more in. A few are what the sessions
-// writing at one moment need; the rest are dropped.
+// have passed, 1.2 MiB each. A few are what the sessions writing at one
+// moment need (a new compressed session takes one too); the rest are
+// dropped.
 type deflaters struct {
 	mu   sync.Mutex
 	free []*flate.Writer // guarded by mu; at most maxParkedDeflaters
