@@ -734,18 +734,12 @@ func syncTree(dir string) error {
 			return err
 		}
 		if d.IsDir() {
-			if d.Name() == msgDir {
-				// Shard folders were synced after their bodies were
-				// copied; msg/ itself lists them.
-				if err := durable.SyncDir(path); err != nil {
-					return err
-				}
-				return filepath.SkipDir
-			}
+			// Every folder, the shards of msg/ too: restore's copyTree
+			// makes them without a sync.
 			return durable.SyncDir(path)
 		}
-		if !d.Type().IsRegular() {
-			return nil
+		if !d.Type().IsRegular() || filepath.Base(filepath.Dir(filepath.Dir(path))) == msgDir {
+			return nil // not a file, or a body, which copyFile synced
 		}
 		return durable.SyncFile(path)
 	})
