@@ -484,23 +484,22 @@ func (c *conn) deliverCopies(msg *delivery.Spooled, sum [sha256.Size]byte) map[s
 // When some copies are stored and others failed, the reply is 451 for
 // the whole message: the sender tries again later, the recipients whose
 // copy failed get it then (or hear at RCPT why not), and those who have
-// it are not given it again (rememberCopies). Duplicates over a loss: a 250 would lose the copies
-// that failed, and a 5xx would bounce the message to its sender for
-// recipients who have it. When no copy is stored, the reply is the
+// it are not given it again (rememberCopies). Duplicates over a loss: a
+// 250 would lose the copies that failed, and a 5xx would bounce the
+// message to its sender for recipients who have it. When no copy is stored, the reply is the
 // first failure's, a temporary one first, so that a recipient the
 // sender may retry is not bounced with the others.
 func (c *conn) messageReply(done map[string]error, size int64) reply {
 	stored := 0
-	var temporary, permanent error
-	seen := map[string]bool{}
-	for _, rcpt := range c.rcpts { // in RCPT order, for the first failure
-		if seen[rcpt.key] {
-			continue
+	for _, err := range done {
+		if err == nil {
+			stored++
 		}
-		seen[rcpt.key] = true
+	}
+	var temporary, permanent error
+	for _, rcpt := range c.rcpts { // in RCPT order, for the first failure
 		switch err := done[rcpt.key]; {
 		case err == nil:
-			stored++
 		case c.failureReply(err).code < 500:
 			temporary = cmp.Or(temporary, err)
 		default:
