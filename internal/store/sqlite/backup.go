@@ -531,18 +531,38 @@ func (b *backup) expungeInCopy(ctx context.Context, db *sql.DB, files []int64) e
 		return mapErr(err)
 	}
 	defer tx.Rollback()
-	byMailbox := map[int64][]msgRow{}
+	// One walk over the rows: message.file has no index, and an expunge
+	// during a long backup may have removed thousands.
+	want := map[int64]bool{}
 	for _, f := range files {
-		var m msgRow
+		want[f] = true
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT `+msgRowColumns+`, mailbox FROM message`)
+	if err != nil {
+		return fmt.Errorf("expunge in the copy: %w", mapErr(err))
+	}
+	defer rows.Close()
+	byMailbox := map[int64][]msgRow{}
+	found := map[int64]bool{}
+	for rows.Next() {
 		var mb int64
-		var kws string
-		err := tx.QueryRowContext(ctx, `SELECT mailbox, id, uid, modseq, flags, keywords, size, file FROM message WHERE file = ?`, f).
-			Scan(&mb, &m.id, &m.uid, &m.modseq, &m.flags.System, &kws, &m.size, &m.file)
+		m, err := scanMsgRow(rows, &mb)
 		if err != nil {
-			return fmt.Errorf("expunge body %s in the copy: %w", fileName(f), err)
+			return fmt.Errorf("expunge in the copy: %w", mapErr(err))
 		}
-		m.flags.Keywords = splitKeywords(kws)
-		byMailbox[mb] = append(byMailbox[mb], m)
+		if want[m.file] {
+			byMailbox[mb] = append(byMailbox[mb], m)
+			found[m.file] = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("expunge in the copy: %w", mapErr(err))
+	}
+	rows.Close()
+	for f := range want {
+		if !found[f] {
+			return fmt.Errorf("expunge body %s in the copy: no message names it", fileName(f))
+		}
 	}
 	for mb, rows := range byMailbox {
 		slices.SortFunc(rows, func(x, y msgRow) int { return cmp.Compare(x.uid, y.uid) })

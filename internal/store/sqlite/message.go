@@ -27,10 +27,27 @@ type msgRow struct {
 	file   int64
 }
 
+// msgRowColumns are the columns of message that scanMsgRow reads, in
+// its order.
+const msgRowColumns = `id, uid, modseq, flags, keywords, size, file`
+
+// scanMsgRow reads a row that starts with msgRowColumns; extra receives
+// the columns a query selects after them.
+func scanMsgRow(rows *sql.Rows, extra ...any) (msgRow, error) {
+	var m msgRow
+	var kws string
+	dest := append([]any{&m.id, &m.uid, &m.modseq, &m.flags.System, &kws, &m.size, &m.file}, extra...)
+	if err := rows.Scan(dest...); err != nil {
+		return m, err
+	}
+	m.flags.Keywords = splitKeywords(kws)
+	return m, nil
+}
+
 // selectRows reads the rows of the messages of a mailbox whose UID is in
 // uids, ascending, that also match where (" AND ...").
 func selectRows(ctx context.Context, q queryer, mailboxID int64, uids store.UIDSet, where string) ([]msgRow, error) {
-	query := `SELECT id, uid, modseq, flags, keywords, size, file FROM message
+	query := `SELECT ` + msgRowColumns + ` FROM message
 		WHERE mailbox = ? AND uid BETWEEN ? AND ?` + where + ` ORDER BY uid`
 	var out []msgRow
 	for _, r := range uids {
@@ -39,13 +56,11 @@ func selectRows(ctx context.Context, q queryer, mailboxID int64, uids store.UIDS
 			return nil, err
 		}
 		for rows.Next() {
-			var m msgRow
-			var kws string
-			if err := rows.Scan(&m.id, &m.uid, &m.modseq, &m.flags.System, &kws, &m.size, &m.file); err != nil {
+			m, err := scanMsgRow(rows)
+			if err != nil {
 				rows.Close()
 				return nil, err
 			}
-			m.flags.Keywords = splitKeywords(kws)
 			out = append(out, m)
 		}
 		rows.Close()
