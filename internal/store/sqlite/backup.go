@@ -504,22 +504,17 @@ func (b *backup) liveFiles(ctx context.Context, id int64, missing []int64) (map[
 	}
 	// One walk over the rows: message.file has no index, and an expunge
 	// during a long backup may have removed thousands.
-	rows, err := a.db.QueryContext(ctx, `SELECT file FROM message`)
+	files, err := queryColumn[int64](ctx, a.db, `SELECT file FROM message`)
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	defer rows.Close()
 	named := map[int64]bool{}
-	for rows.Next() {
-		var f int64
-		if err := rows.Scan(&f); err != nil {
-			return nil, mapErr(err)
-		}
+	for _, f := range files {
 		if want[f] {
 			named[f] = true
 		}
 	}
-	return named, mapErr(rows.Err())
+	return named, nil
 }
 
 // expungeInCopy expunges from the copied database the messages whose
