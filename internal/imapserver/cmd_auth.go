@@ -258,10 +258,8 @@ func (c *conn) cmdCompress(cmd *command) {
 	c.w.str(cmd.tag + " OK DEFLATE active\r\n")
 	c.w.flush()
 	c.done = true
-	fw := c.srv.deflaters.get(deadlineWriter{c.nc, c.srv.cfg.WriteTimeout})
 	c.compressed = true
-	c.w.fw = fw
-	c.w.setDst(fw)
+	c.w.startDeflate()
 	// The client starts compressing right after our OK; anything it sent
 	// before is already in the buffer and, per RFC 4978, there is none.
 	// That buffer now belongs to the inflater, which reads on from it,

@@ -41,15 +41,17 @@ func (w deadlineWriter) Write(b []byte) (int, error) {
 // by far, in a long wait (see parkDeflater).
 type writer struct {
 	// bw buffers what goes to dst; nil while parked.
-	bw   *bufio.Writer
-	dst  io.Writer  // where bw writes: net, or fw once COMPRESS is on
+	bw *bufio.Writer
+	// dst is where bw writes: net, or fw once COMPRESS is on; nil while
+	// the compressor is parked, which only parkDeflater does.
+	dst  io.Writer
 	net  io.Writer  // the network, under any compression
 	pool *sync.Pool // of *bufio.Writer
 	// fw compresses what goes to net once COMPRESS DEFLATE is on (RFC
-	// 4978); nil while parked, when deflate says that it is on.
-	fw      *flate.Writer
-	deflate bool
-	// deflaters, if set, takes parked compressors; nil keeps fw for good.
+	// 4978); nil before, and while parked.
+	fw *flate.Writer
+	// deflaters gives startDeflate its compressors and takes parked ones;
+	// nil in a writer that never compresses.
 	deflaters *deflaters
 	// flushed is set while nothing was written since the last flush.
 	flushed bool
@@ -67,9 +69,8 @@ func newWriter(dst io.Writer, pool *sync.Pool) *writer {
 // compressor too if COMPRESS is on and it was parked.
 func (w *writer) buf() *bufio.Writer {
 	if w.bw == nil {
-		if w.deflate && w.fw == nil {
-			w.fw = w.deflaters.get(w.net)
-			w.dst = w.fw
+		if w.dst == nil {
+			w.startDeflate() // the parked compressor's successor
 		}
 		w.bw = w.pool.Get().(*bufio.Writer)
 		w.bw.Reset(w.dst)
@@ -103,8 +104,7 @@ func (w *writer) park() {
 // with its window as it was.
 func (w *writer) parkDeflater() {
 	w.park()
-	if w.bw == nil && w.fw != nil && w.flushed && w.deflaters != nil {
-		w.deflate = true
+	if w.bw == nil && w.fw != nil && w.flushed {
 		w.deflaters.put(w.fw)
 		w.fw, w.dst = nil, nil
 	}
@@ -112,7 +112,7 @@ func (w *writer) parkDeflater() {
 
 // holdsDeflater reports whether parkDeflater would give back a
 // compressor.
-func (w *writer) holdsDeflater() bool { return w.fw != nil && w.deflaters != nil }
+func (w *writer) holdsDeflater() bool { return w.fw != nil }
 
 // deflaters keeps a few compressors of COMPRESS DEFLATE sessions for the
 // next to write, at flate.BestSpeed as cmdCompress makes them. Not a
@@ -158,12 +158,14 @@ func (d *deflaters) put(fw *flate.Writer) {
 	}
 }
 
-// setDst sends what follows to dst (COMPRESS), once everything before
-// was flushed.
-func (w *writer) setDst(dst io.Writer) {
-	w.dst = dst
+// startDeflate compresses what follows, once everything before was
+// flushed: for COMPRESS, and again after parkDeflater with a compressor
+// that continues the stream. The writer's deflaters must be set.
+func (w *writer) startDeflate() {
+	w.fw = w.deflaters.get(w.net)
+	w.dst = w.fw
 	if w.bw != nil {
-		w.bw.Reset(dst)
+		w.bw.Reset(w.dst)
 	}
 }
 
