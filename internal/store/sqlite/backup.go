@@ -412,8 +412,8 @@ func (b *backup) snapshot(ctx context.Context, id int64, dir string, have map[in
 	shards := map[string]bool{}
 	for f := range have {
 		if !named[f] {
-			shard := filepath.Join(dir, msgDir, fmt.Sprintf("%02x", f&0xff))
-			if err := os.Remove(filepath.Join(shard, fileName(f))); err != nil {
+			shard := shardPath(dir, f)
+			if err := os.Remove(bodyFilePath(dir, f)); err != nil {
 				return false, false, err
 			}
 			delete(have, f)
@@ -435,7 +435,7 @@ func (b *backup) snapshot(ctx context.Context, id int64, dir string, have map[in
 func (b *backup) copyBodies(ctx context.Context, a *account, dir string, files []int64) ([]int64, error) {
 	shards := map[string]bool{}
 	for _, f := range files {
-		shard := filepath.Join(dir, msgDir, fmt.Sprintf("%02x", f&0xff))
+		shard := shardPath(dir, f)
 		if !shards[shard] {
 			if err := os.Mkdir(shard, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 				return nil, err
@@ -446,8 +446,7 @@ func (b *backup) copyBodies(ctx context.Context, a *account, dir string, files [
 	var missing []int64
 	jobs := func(yield func(copyJob) bool) error {
 		for _, f := range files {
-			dst := filepath.Join(dir, msgDir, fmt.Sprintf("%02x", f&0xff), fileName(f))
-			if !yield(copyJob{src: b.s.bodyPath(a, f), dst: dst, perm: 0o600, file: f}) {
+			if !yield(copyJob{src: b.s.bodyPath(a, f), dst: bodyFilePath(dir, f), perm: 0o600, file: f}) {
 				break
 			}
 		}

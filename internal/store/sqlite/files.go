@@ -31,13 +31,20 @@ func newFileID() int64 {
 
 func fileName(id int64) string { return strconv.FormatInt(id, 16) }
 
-func (s *Store) shardDir(a *account, id int64) string {
-	return filepath.Join(a.dir, msgDir, fmt.Sprintf("%02x", id&0xff))
+// shardPath is the folder, in the account folder dir, of the body file
+// id: msg/ and the file ID's low byte in hex, 256 folders at most.
+func shardPath(dir string, id int64) string {
+	return filepath.Join(dir, msgDir, fmt.Sprintf("%02x", id&0xff))
 }
 
-func (s *Store) bodyPath(a *account, id int64) string {
-	return filepath.Join(s.shardDir(a, id), fileName(id))
+// bodyFilePath is the path of the body file id in the account folder dir.
+func bodyFilePath(dir string, id int64) string {
+	return filepath.Join(shardPath(dir, id), fileName(id))
 }
+
+func (s *Store) shardDir(a *account, id int64) string { return shardPath(a.dir, id) }
+
+func (s *Store) bodyPath(a *account, id int64) string { return bodyFilePath(a.dir, id) }
 
 // addInflight records a body file that no committed row names yet, so that
 // Check does not take it for an orphan.
