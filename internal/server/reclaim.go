@@ -50,9 +50,6 @@ type Reclaimer struct {
 	open  int         // guarded by mu; connections open now
 	peak  int         // guarded by mu; the most open since the last reclaim
 	timer *time.Timer // guarded by mu; set while a reclaim is due
-	// done is closed, and replaced, when a reclaim is over; guarded by
-	// mu. Tests wait on it.
-	done chan struct{}
 }
 
 // ReclaimConfig configures a Reclaimer. Zero values get the defaults
@@ -88,7 +85,7 @@ func NewReclaimer(cfg ReclaimConfig) *Reclaimer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Reclaimer{cfg: cfg, log: log, done: make(chan struct{})}
+	return &Reclaimer{cfg: cfg, log: log}
 }
 
 // opened counts a connection accepted.
@@ -132,15 +129,6 @@ func (r *Reclaimer) reclaim() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.peak, r.timer = r.open, nil
-	close(r.done)
-	r.done = make(chan struct{})
-}
-
-// reclaimed returns a channel closed when the next reclaim is over.
-func (r *Reclaimer) reclaimed() <-chan struct{} {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.done
 }
 
 // heapReleased is the memory of the heap returned to the system, in
