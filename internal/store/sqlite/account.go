@@ -173,10 +173,9 @@ func (s *Store) openAccountDB(ctx context.Context, a *account) (*sql.DB, error) 
 			return nil, err
 		}
 	}
-	var mark int64
-	err := s.adb.QueryRowContext(ctx, `SELECT value FROM counter WHERE name = 'uidvalidity'`).Scan(&mark)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, mapErr(err)
+	mark, err := uidValidityCounter(ctx, s.adb)
+	if err != nil {
+		return nil, err
 	}
 	db, err := openDB(filepath.Join(a.dir, mailDBName), s.cfg.ReadConns+1, s.cfg.BusyTimeout)
 	if err != nil {
@@ -193,6 +192,26 @@ func (s *Store) openAccountDB(ctx context.Context, a *account) (*sql.DB, error) 
 		return nil, fmt.Errorf("open database of account %d: %w", a.id, mapErr(err))
 	}
 	return db, nil
+}
+
+// uidValidityCounter reads the store-wide 'uidvalidity' counter of
+// accounts.db (see accountsSchema): the highest UIDVALIDITY a deleted or
+// restored account may have handed out, 0 if there is none yet.
+func uidValidityCounter(ctx context.Context, q queryer) (int64, error) {
+	var mark int64
+	err := q.QueryRowContext(ctx, `SELECT value FROM counter WHERE name = 'uidvalidity'`).Scan(&mark)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, mapErr(err)
+	}
+	return mark, nil
+}
+
+// raiseUIDValidityCounter raises the 'uidvalidity' counter of accounts.db
+// to mark, and never lowers it.
+func raiseUIDValidityCounter(ctx context.Context, tx *sql.Tx, mark int64) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO counter (name, value) VALUES ('uidvalidity', ?)
+		ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)`, mark)
+	return err
 }
 
 // initAccount fills a new account database: counters, INBOX and the

@@ -479,10 +479,9 @@ func renewUIDValidity(ctx context.Context, dir string, now time.Time) (uint32, e
 		return 0, err
 	}
 	base := uint32(now.Unix()) + uidValidityMargin
-	var mark int64
-	err = st.adb.QueryRowContext(ctx, `SELECT value FROM counter WHERE name = 'uidvalidity'`).Scan(&mark)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return 0, mapErr(err)
+	mark, err := uidValidityCounter(ctx, st.adb)
+	if err != nil {
+		return 0, err
 	}
 	high := mark + 1
 	for _, acct := range accts {
@@ -533,9 +532,7 @@ func renewUIDValidity(ctx context.Context, dir string, now time.Time) (uint32, e
 	}
 	// Accounts made after the restore start above the restored ones too.
 	err = st.writeAccounts(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO counter (name, value) VALUES ('uidvalidity', ?)
-			ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)`, top)
-		return err
+		return raiseUIDValidityCounter(ctx, tx, top)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("new UIDVALIDITY: %w", err)

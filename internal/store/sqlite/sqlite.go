@@ -394,9 +394,7 @@ func (s *Store) DeleteAccount(ctx context.Context, name string) error {
 		} else if n == 0 {
 			return fmt.Errorf("%w: %s", store.ErrNoAccount, name)
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO counter (name, value) VALUES ('uidvalidity', ?)
-			ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)`, mark)
-		return err
+		return raiseUIDValidityCounter(ctx, tx, mark)
 	})
 	if err != nil {
 		return fmt.Errorf("delete account %s: %w", name, err)
