@@ -766,10 +766,16 @@ func verify(ctx context.Context, dir string) (store.CheckReport, error) {
 	if err != nil {
 		return store.CheckReport{}, fmt.Errorf("verify: %w", err)
 	}
-	rep, err := st.Check(ctx, false)
-	if cerr := st.Close(); err == nil {
-		err = cerr
+	rep, err := verifyStore(ctx, st)
+	if cerr := st.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("verify: %w", cerr)
 	}
+	return rep, err
+}
+
+// verifyStore is verify of a store already open.
+func verifyStore(ctx context.Context, st *Store) (store.CheckReport, error) {
+	rep, err := st.Check(ctx, false)
 	if err != nil {
 		return rep, fmt.Errorf("verify: %w", err)
 	}

@@ -417,6 +417,28 @@ func restoreInto(ctx context.Context, backupDir, dir string, opts RestoreOptions
 	if err != nil {
 		return err
 	}
+	st, err := Open(Config{Dir: dir})
+	if err != nil {
+		return err
+	}
+	err = renewAndVerify(ctx, st, opts, rep)
+	if cerr := st.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close the restored store: %w", cerr)
+	}
+	if err != nil {
+		return err
+	}
+	if opts.Owner != nil {
+		if err := chownTree(dir, *opts.Owner); err != nil {
+			return err
+		}
+	}
+	return syncTree(dir)
+}
+
+// renewAndVerify gives the mailboxes of the restored store st new
+// UIDVALIDITY values unless opts says not to, and checks it.
+func renewAndVerify(ctx context.Context, st *Store, opts RestoreOptions, rep *RestoreReport) error {
 	if !opts.KeepUIDValidity {
 		// The backup was taken before anything it lacks came: a clock
 		// behind its taking is wrong, and must not pull the new values
@@ -425,21 +447,17 @@ func restoreInto(ctx context.Context, backupDir, dir string, opts RestoreOptions
 		if rep.Taken.After(now) {
 			now = rep.Taken
 		}
-		if rep.UIDValidity, err = renewUIDValidity(ctx, dir, now); err != nil {
+		var err error
+		if rep.UIDValidity, err = renewUIDValidity(ctx, st, now); err != nil {
 			return err
 		}
 	}
-	check, err := verify(ctx, dir)
+	check, err := verifyStore(ctx, st)
 	if err != nil {
 		return err
 	}
 	rep.Accounts, rep.Messages = check.Accounts, check.Messages
-	if opts.Owner != nil {
-		if err := chownTree(dir, *opts.Owner); err != nil {
-			return err
-		}
-	}
-	return syncTree(dir)
+	return nil
 }
 
 // chownTree gives everything under dir, dir included, to o.
@@ -464,16 +482,11 @@ func resolveLink(dir string) (string, error) {
 	return filepath.Abs(real)
 }
 
-// renewUIDValidity gives every mailbox of the store in dir a new
+// renewUIDValidity gives every mailbox of the store st a new
 // UIDVALIDITY, the lowest of them base: at least a margin above the clock
 // (now) and above every value the store had handed out or reserved. It
 // returns base.
-func renewUIDValidity(ctx context.Context, dir string, now time.Time) (uint32, error) {
-	st, err := Open(Config{Dir: dir})
-	if err != nil {
-		return 0, err
-	}
-	defer st.Close()
+func renewUIDValidity(ctx context.Context, st *Store, now time.Time) (uint32, error) {
 	accts, err := st.Accounts(ctx)
 	if err != nil {
 		return 0, err
