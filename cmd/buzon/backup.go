@@ -173,14 +173,14 @@ func restoreOwner(dir string) *sqlite.Owner {
 		return nil
 	}
 	for _, path := range []string{filepath.Join(dir, "accounts.db"), dir} {
-		fi, err := os.Stat(path)
-		if err != nil {
+		uid, gid, ok := fileOwner(path)
+		if !ok {
 			continue
 		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
-			return &sqlite.Owner{UID: int(st.Uid), GID: int(st.Gid)}
+		if uid == 0 {
+			return nil
 		}
-		return nil
+		return &sqlite.Owner{UID: uid, GID: gid}
 	}
 	return nil
 }

@@ -91,19 +91,29 @@ func foreignOwner(path string) string {
 	if os.Geteuid() != 0 {
 		return ""
 	}
-	fi, err := os.Stat(path)
-	if err != nil {
+	uid, _, ok := fileOwner(path)
+	if !ok || uid == 0 {
 		return ""
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok || st.Uid == 0 {
-		return ""
-	}
-	name := strconv.FormatUint(uint64(st.Uid), 10)
+	name := strconv.Itoa(uid)
 	if u, err := user.LookupId(name); err == nil {
 		name = u.Username
 	}
 	return name
+}
+
+// fileOwner returns the user and group, by number, that own path; ok is
+// false when path cannot be read (it does not exist, say).
+func fileOwner(path string) (uid, gid int, ok bool) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, 0, false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, false
+	}
+	return int(st.Uid), int(st.Gid), true
 }
 
 // storeExists reports whether the configured store has been made: an
