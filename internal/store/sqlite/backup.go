@@ -786,6 +786,8 @@ func verifyStore(ctx context.Context, st *Store) (store.CheckReport, error) {
 }
 
 // manifest is what backupManifest says, one "name value" a line.
+// Accounts and Messages are there for people to read: restore counts
+// what it restored, and readManifest skips them.
 type manifest struct {
 	Taken     time.Time
 	Quiescent bool
@@ -824,10 +826,6 @@ func readManifest(dir string) (manifest, error) {
 			m.Taken, err = time.Parse(time.RFC3339, v)
 		case "quiescent":
 			m.Quiescent, err = strconv.ParseBool(v)
-		case "accounts":
-			m.Accounts, err = strconv.Atoi(v)
-		case "messages":
-			m.Messages, err = strconv.ParseInt(v, 10, 64)
 		}
 		if err != nil {
 			return m, fmt.Errorf("%s: %q: %w", filepath.Join(dir, backupManifest), l, err)
