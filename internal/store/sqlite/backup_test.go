@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -223,8 +224,8 @@ func TestBackup(t *testing.T) {
 	st2 := openTest(t, Config{Dir: restored})
 	for _, name := range []string{"alice@example.org", "bob@example.org"} {
 		before, after := mailOf(t, st, name), mailOf(t, st2, name)
-		if len(before) != 21 || !mapsEqual(before, after) {
-			t.Errorf("%s: restored mail differs:\nbefore %d: %v\nafter %d: %v", name, len(before), keys(before), len(after), keys(after))
+		if len(before) != 21 || !maps.Equal(before, after) {
+			t.Errorf("%s: restored mail differs:\nbefore %d: %v\nafter %d: %v", name, len(before), slices.Sorted(maps.Keys(before)), len(after), slices.Sorted(maps.Keys(after)))
 		}
 		old, now := uidValidities(t, st, name), uidValidities(t, st2, name)
 		seen := map[uint32]bool{}
@@ -253,27 +254,6 @@ func TestBackup(t *testing.T) {
 	if inbox.UIDValidity <= rrep.UIDValidity {
 		t.Errorf("new account's INBOX UIDVALIDITY %d, restored ones from %d", inbox.UIDValidity, rrep.UIDValidity)
 	}
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
-}
-
-func keys(m map[string]string) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // TestBackupWhileChanging: what another process changes in an account
@@ -320,8 +300,8 @@ func TestBackupWhileChanging(t *testing.T) {
 		}
 		checkClean(t, dest)
 		b := openTest(t, Config{Dir: dest})
-		if got, live := mailOf(t, b, "alice@example.org"), mailOf(t, st, "alice@example.org"); !mapsEqual(got, live) {
-			t.Errorf("backup's mail differs from the store's:\nbackup %v\nstore  %v", keys(got), keys(live))
+		if got, live := mailOf(t, b, "alice@example.org"), mailOf(t, st, "alice@example.org"); !maps.Equal(got, live) {
+			t.Errorf("backup's mail differs from the store's:\nbackup %v\nstore  %v", slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(live)))
 		}
 		return rep, b
 	}
@@ -416,8 +396,8 @@ func TestBackupWhileChanging(t *testing.T) {
 	b = openTest(t, Config{Dir: dest})
 	live := mailOf(t, st, "alice@example.org")
 	delete(live, fmt.Sprintf("INBOX/%d", last)) // appended after the last copy
-	if got := mailOf(t, b, "alice@example.org"); !mapsEqual(got, live) {
-		t.Errorf("busy account: backup's mail differs from the store's:\nbackup %v\nstore  %v", keys(got), keys(live))
+	if got := mailOf(t, b, "alice@example.org"); !maps.Equal(got, live) {
+		t.Errorf("busy account: backup's mail differs from the store's:\nbackup %v\nstore  %v", slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(live)))
 	}
 
 	// Damage, without the account going away.
@@ -578,7 +558,7 @@ func TestRestoreRefuses(t *testing.T) {
 		if a, b := uidValidities(t, st, name), uidValidities(t, st2, name); fmt.Sprint(a) != fmt.Sprint(b) {
 			t.Errorf("%s: UIDVALIDITY %v, kept %v", name, a, b)
 		}
-		if !mapsEqual(mailOf(t, st, name), mailOf(t, st2, name)) {
+		if !maps.Equal(mailOf(t, st, name), mailOf(t, st2, name)) {
 			t.Errorf("%s: mail differs", name)
 		}
 	}
