@@ -143,31 +143,46 @@ func (c *conn) xsortValues(criteria []sortCriterion, items []sortItem) {
 			fields |= store.FieldStructure
 		}
 	}
-	index := make(map[store.UID]int, len(items))
 	uids := make([]store.UID, len(items))
 	for i := range items {
-		index[items[i].uid] = i
 		uids[i] = items[i].uid
 		items[i].vals = make([]sortValue, len(criteria))
 	}
-	err := c.sess.Messages(c.ctx, c.sel.mb.ID, store.UIDSetOf(uids...), fields, func(m *store.MessageInfo) error {
-		i, ok := index[m.UID]
-		if !ok {
-			return nil
-		}
-		var env *message.Envelope
-		if fields&store.FieldStructure != 0 {
-			env = c.structure(m, nil).Envelope
-		}
-		if env == nil {
-			env = &message.Envelope{}
-		}
+	err := c.eachFound(uids, fields, func(i int, m *store.MessageInfo, _ *message.Part, env *message.Envelope) error {
 		for j, cr := range criteria {
 			items[i].vals[j] = sortValueOf(cr.key, m, env)
 		}
 		return nil
 	})
 	xcheckf(err, "sort")
+}
+
+// eachFound calls f with each message of uids, those SEARCH found for
+// SORT or THREAD, that the store still has, and its index in uids: a
+// message expunged meanwhile is skipped. fields are what the store reads;
+// with store.FieldStructure, part is the message's structure and env its
+// envelope, else part is nil; env is empty where there is none.
+func (c *conn) eachFound(uids []store.UID, fields store.Field, f func(i int, m *store.MessageInfo, part *message.Part, env *message.Envelope) error) error {
+	index := make(map[store.UID]int, len(uids))
+	for i, u := range uids {
+		index[u] = i
+	}
+	return c.sess.Messages(c.ctx, c.sel.mb.ID, store.UIDSetOf(uids...), fields, func(m *store.MessageInfo) error {
+		i, ok := index[m.UID]
+		if !ok {
+			return nil
+		}
+		var part *message.Part
+		var env *message.Envelope
+		if fields&store.FieldStructure != 0 {
+			part = c.structure(m, nil)
+			env = part.Envelope
+		}
+		if env == nil {
+			env = &message.Envelope{}
+		}
+		return f(i, m, part, env)
+	})
 }
 
 func sortValueOf(key string, m *store.MessageInfo, env *message.Envelope) sortValue {
@@ -177,15 +192,10 @@ func sortValueOf(key string, m *store.MessageInfo, env *message.Envelope) sortVa
 	case "SIZE":
 		return sortValue{n: m.Size}
 	case "DATE":
-		// RFC 5256 3: the sent date in UTC; the internal date when the
-		// Date field is missing or cannot be read.
-		if t, ok := sentTime(env.Date); ok {
-			return sortValue{n: t.Unix()}
-		}
-		return sortValue{n: m.InternalDate.Unix()}
+		return sortValue{n: sentDate(m, env)}
 	case "SUBJECT":
-		base, _ := baseSubject(message.DecodeHeaderValue(env.Subject))
-		return sortValue{s: sortFold(base)}
+		key, _ := subjectKey(message.DecodeHeaderValue(env.Subject))
+		return sortValue{s: key}
 	case "FROM":
 		return sortValue{s: sortFold(firstMailbox(env.From))}
 	case "TO":
@@ -198,6 +208,24 @@ func sortValueOf(key string, m *store.MessageInfo, env *message.Envelope) sortVa
 		return sortValue{s: sortFold(displayName(env.To))}
 	}
 	return sortValue{}
+}
+
+// sentDate is the sent date that SORT's DATE and THREAD compare, in
+// Unix seconds (RFC 5256 2.2): the Date field in UTC, or the internal
+// date when the field is missing or cannot be read.
+func sentDate(m *store.MessageInfo, env *message.Envelope) int64 {
+	if t, ok := sentTime(env.Date); ok {
+		return t.Unix()
+	}
+	return m.InternalDate.Unix()
+}
+
+// subjectKey is what SORT's SUBJECT and THREAD compare of a decoded
+// Subject: its base subject (RFC 5256 2.1), folded; refwd as baseSubject
+// reports it.
+func subjectKey(s string) (key string, refwd bool) {
+	base, refwd := baseSubject(s)
+	return sortFold(base), refwd
 }
 
 // sortFold is how SORT compares strings, i;unicode-casemap (RFC 5051 2):

@@ -54,8 +54,7 @@ type threadMsg struct {
 
 // setSubject sets the subject fields from a decoded Subject.
 func (t *threadMsg) setSubject(s string) {
-	base, refwd := baseSubject(s)
-	t.subject, t.reply = sortFold(base), refwd
+	t.subject, t.reply = subjectKey(s)
 }
 
 // threadNode is a message, or a dummy standing for one that is referred
@@ -112,13 +111,10 @@ func (c *conn) xthreadValues(msgs []threadMsg, refs bool) {
 	if len(msgs) == 0 {
 		return
 	}
-	index := make(map[store.UID]int, len(msgs))
 	uids := make([]store.UID, len(msgs))
 	for i := range msgs {
-		index[msgs[i].uid] = i
 		uids[i] = msgs[i].uid
 	}
-	set := store.UIDSetOf(uids...)
 	// What a THREAD before found of a message's References is in the
 	// server's cache: reading it costs a body opened and its header read,
 	// each time, where Roundcube threads the mailbox at every listing. A
@@ -145,22 +141,10 @@ func (c *conn) xthreadValues(msgs []threadMsg, refs bool) {
 			defer ahead.close()
 		}
 	}
-	err := c.sess.Messages(c.ctx, c.sel.mb.ID, set, store.FieldDate|store.FieldStructure|store.FieldSize, func(m *store.MessageInfo) error {
-		i, ok := index[m.UID]
-		if !ok {
-			return nil
-		}
+	fields := store.FieldDate | store.FieldStructure | store.FieldSize
+	err := c.eachFound(uids, fields, func(i int, m *store.MessageInfo, part *message.Part, env *message.Envelope) error {
 		t := &msgs[i]
-		part := c.structure(m, nil)
-		env := part.Envelope
-		if env == nil {
-			env = &message.Envelope{}
-		}
-		// RFC 5256 2.2: the Date field in UTC, else the internal date.
-		t.date = m.InternalDate.Unix()
-		if st, ok := sentTime(env.Date); ok {
-			t.date = st.Unix()
-		}
+		t.date = sentDate(m, env)
 		t.setSubject(message.DecodeHeaderValue(env.Subject))
 		if !refs {
 			return nil
