@@ -30,7 +30,8 @@ type Deliverer struct {
 	// Now gives the internal date of delivered messages; tests replace it.
 	Now func() time.Time
 	// Observe, if set, hears every delivery attempt's reply code (see
-	// Classify) and size (for metrics).
+	// Classify, and DeliverAccountAs for a protocol that answers
+	// otherwise) and size (for metrics).
 	Observe func(code int, size int64)
 }
 
@@ -62,7 +63,7 @@ func (d *Deliverer) Lookup(ctx context.Context, address string) (store.Account, 
 func (d *Deliverer) Deliver(ctx context.Context, address string, msg *Spooled) (store.AppendResult, error) {
 	acct, err := d.Lookup(ctx, address)
 	if err != nil {
-		d.observe(err, msg)
+		d.observe(classifyCode(err), msg)
 		return store.AppendResult{}, err
 	}
 	return d.DeliverAccount(ctx, acct, msg)
@@ -71,20 +72,32 @@ func (d *Deliverer) Deliver(ctx context.Context, address string, msg *Spooled) (
 // DeliverAccount is Deliver to an account found by Lookup, as LMTP does
 // at RCPT: the lookup is not repeated.
 func (d *Deliverer) DeliverAccount(ctx context.Context, acct store.Account, msg *Spooled) (store.AppendResult, error) {
+	return d.DeliverAccountAs(ctx, acct, msg, classifyCode)
+}
+
+// DeliverAccountAs is DeliverAccount for a protocol that answers some
+// outcomes with another code than Classify's, as SMTP answers a full
+// mailbox 452 (temporary) where LMTP answers 552: code gives the reply
+// code the client is sent for an outcome, and Observe hears it, so that
+// the metrics count the replies as they were sent.
+func (d *Deliverer) DeliverAccountAs(ctx context.Context, acct store.Account, msg *Spooled, code func(error) int) (store.AppendResult, error) {
 	res, err := d.DeliverTo(ctx, acct.ID, "INBOX", msg, store.Flags{})
 	if errors.Is(err, store.ErrNoAccount) {
 		// Deleted since the lookup: the address no longer exists.
 		err = fmt.Errorf("%w: %s: %w", ErrUnknownRecipient, acct.Name, err)
 	}
-	d.observe(err, msg)
+	d.observe(code(err), msg)
 	return res, err
 }
 
-func (d *Deliverer) observe(err error, msg *Spooled) {
+func (d *Deliverer) observe(code int, msg *Spooled) {
 	if d.Observe != nil {
-		d.Observe(Classify(err).Code, msg.Size())
+		d.Observe(code, msg.Size())
 	}
 }
+
+// classifyCode is the reply code Classify gives err.
+func classifyCode(err error) int { return Classify(err).Code }
 
 // DeliverTo appends a spooled message to a named mailbox of an account.
 func (d *Deliverer) DeliverTo(ctx context.Context, accountID int64, mailbox string, msg *Spooled, flags store.Flags) (store.AppendResult, error) {

@@ -470,7 +470,7 @@ func (c *conn) deliverCopies(msg *delivery.Spooled, sum [sha256.Size]byte) map[s
 			done[rcpt.key] = nil
 			continue
 		}
-		_, err := c.srv.cfg.Deliverer.DeliverAccount(c.srv.ctx, rcpt.acct, msg)
+		_, err := c.srv.cfg.Deliverer.DeliverAccountAs(c.srv.ctx, rcpt.acct, msg, c.replyCode)
 		if err != nil {
 			c.log.Warn("delivery failed", "rcpt", rcpt.key, "from", c.from.mailbox, "id", c.id, "err", err)
 		}

@@ -90,6 +90,13 @@ func (c *conn) failureReply(err error) reply {
 	return deliveryReply(err)
 }
 
+// replyCode is the code of failureReply(err), for the delivery metrics
+// (delivery.Deliverer.DeliverAccountAs): in SMTP a full mailbox counts
+// as the 452 it is answered, not LMTP's 552. A copy counts by its own
+// outcome, also when SMTP's one reply to the message is a 451 for all
+// (messageReply): a stored copy is a 250, and its bytes are delivered.
+func (c *conn) replyCode(err error) int { return c.failureReply(err).code }
+
 // deliveryReply turns the outcome of a delivery (or of the spooling
 // before it) into the reply a recipient gets.
 func deliveryReply(err error) reply {
