@@ -10,6 +10,8 @@ import (
 var (
 	ErrAccountExists = errors.New("account already exists")
 	ErrNoAccount     = errors.New("no such account")
+	ErrAliasExists   = errors.New("alias already exists")
+	ErrNoAlias       = errors.New("no such alias")
 	ErrNoMailbox     = errors.New("no such mailbox")
 	ErrMailboxExists = errors.New("mailbox already exists")
 	ErrInvalidName   = errors.New("invalid name")

@@ -32,18 +32,43 @@ type Store interface {
 	// the special-use set of StandardMailboxes), subscribed, since clients
 	// that show only subscribed mailboxes expect them. The name is a login
 	// address; it is stored in canonical form (see CanonicalAccountName).
-	// It returns ErrAccountExists if the name is taken.
+	// It returns ErrAccountExists if an account has the name and
+	// ErrAliasExists if an alias has it.
 	CreateAccount(ctx context.Context, name string, cred Credentials) (Account, error)
 
-	// DeleteAccount removes an account and all its mail.
+	// DeleteAccount removes an account, its aliases and all its mail.
 	DeleteAccount(ctx context.Context, name string) error
 
 	// LookupAccount finds an account by login name, case-insensitively.
-	// It returns ErrNoAccount if there is none.
+	// It returns ErrNoAccount if there is none. Aliases are not login
+	// names: it does not find an account by one (see LookupAddress).
 	LookupAccount(ctx context.Context, name string) (Account, error)
 
 	// Accounts lists all accounts ordered by name.
 	Accounts(ctx context.Context) ([]Account, error)
+
+	// AddAlias makes alias another address of the account named account:
+	// mail to it is delivered to that account (LookupAddress). Both names
+	// are taken in canonical form (CanonicalAccountName), and alias must
+	// be a valid account name. An alias names exactly one account, and
+	// an account, never another alias: ErrNoAccount when account names
+	// no account (an alias included). It returns ErrAccountExists when an
+	// account has the alias's name and ErrAliasExists when an alias has
+	// it, whichever account it names. Mail for several accounts at one
+	// address is a list, which is the MTA's to expand.
+	AddAlias(ctx context.Context, alias, account string) error
+
+	// DeleteAlias removes an alias. It returns ErrNoAlias if there is
+	// none of that name.
+	DeleteAlias(ctx context.Context, alias string) error
+
+	// Aliases lists all aliases ordered by name.
+	Aliases(ctx context.Context) ([]Alias, error)
+
+	// LookupAddress finds the account that receives mail for an address,
+	// case-insensitively: the account of that name, or the one an alias
+	// of that name names. It returns ErrNoAccount if there is neither.
+	LookupAddress(ctx context.Context, name string) (Account, error)
 
 	// SetCredentials replaces an account's password credentials.
 	SetCredentials(ctx context.Context, name string, cred Credentials) error
@@ -222,6 +247,13 @@ type Account struct {
 	Credentials Credentials
 	Quota       Quota
 	Created     time.Time
+}
+
+// Alias is another address of an account: mail to it is delivered to the
+// account. It is not a login name.
+type Alias struct {
+	Name    string // the address, canonical form
+	Account string // the name of the account it reaches
 }
 
 // Credentials are an account's password verifiers; the password itself is

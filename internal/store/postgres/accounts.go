@@ -20,6 +20,9 @@ func (s *Store) CreateAccount(ctx context.Context, name string, cred store.Crede
 	}
 	acct := store.Account{Name: name, Credentials: cred, Created: time.Now().UTC().Truncate(time.Microsecond)}
 	err := s.accountTx(ctx, func(tx pgx.Tx) error {
+		if err := addressFree(ctx, tx, name); err != nil {
+			return err
+		}
 		err := tx.QueryRow(ctx, `INSERT INTO accounts (name, password_hash, scram_sha256, created)
 			VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING RETURNING id`,
 			name, cred.PasswordHash, cred.SCRAMSHA256, acct.Created).Scan(&acct.ID)
@@ -67,8 +70,8 @@ func (s *Store) accountTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return mapErr(tx.Commit(ctx))
 }
 
-// DeleteAccount implements store.Store. The account's mail goes with it in
-// one transaction; its Watchers fire, and its open Sessions then fail.
+// DeleteAccount implements store.Store. The account's mail and aliases go
+// with it in one transaction; its Watchers fire, and its open Sessions then fail.
 func (s *Store) DeleteAccount(ctx context.Context, name string) error {
 	name = store.CanonicalAccountName(name)
 	var id int64

@@ -36,7 +36,10 @@ func (s *Store) ImportAccount(ctx context.Context, a store.Account) (accountID i
 		err := tx.QueryRow(ctx, `SELECT id, import_state FROM accounts WHERE name = $1 FOR UPDATE`, name).Scan(&accountID, &state)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
-			// Below: a new account.
+			// Below: a new account, unless an alias has the name.
+			if err := addressFree(ctx, tx, name); err != nil {
+				return err
+			}
 		case err != nil:
 			return err
 		case state == importCompleted:

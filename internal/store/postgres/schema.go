@@ -139,6 +139,16 @@ ALTER TABLE mailboxes ADD COLUMN tombstones bigint NOT NULL DEFAULT 0,
 UPDATE mailboxes m SET tombstones = t.n
 	FROM (SELECT mailbox_id, count(*) AS n FROM tombstones GROUP BY mailbox_id) t WHERE t.mailbox_id = m.id;
 `,
+		// 6: aliases, other addresses of an account (store.Store.AddAlias).
+		// No alias has an account's name: the writes of both tables take
+		// the name's address lock (addressLock) and check the other.
+		`
+CREATE TABLE aliases (
+	name       text PRIMARY KEY,
+	account_id bigint NOT NULL REFERENCES accounts ON DELETE CASCADE
+);
+CREATE INDEX aliases_account ON aliases (account_id);
+`,
 	}
 }
 

@@ -101,6 +101,15 @@ var accountsSchema = schema{{
 		name TEXT PRIMARY KEY,
 		value BLOB NOT NULL
 	) WITHOUT ROWID`,
+}, {
+	// 3: aliases, other addresses of an account (store.Store.AddAlias).
+	// No alias has an account's name, nor names an alias: the writes of
+	// both tables check the other in their accounts.db transaction.
+	`CREATE TABLE alias (
+		name TEXT PRIMARY KEY,
+		account INTEGER NOT NULL REFERENCES account (id) ON DELETE CASCADE
+	) WITHOUT ROWID`,
+	`CREATE INDEX alias_account ON alias (account)`,
 }}
 
 // Schema of an account's mail.db.

@@ -13,7 +13,7 @@ import (
 
 // TestAccountsSchemaUpgrade: an accounts.db written by a buzon before the
 // secret table (schema version 1) is brought up to date when the store
-// opens, keeping its accounts; one newer than this code is refused.
+// opens, keeping its accounts and taking secrets and aliases; one newer than this code is refused.
 func TestAccountsSchemaUpgrade(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -37,6 +37,12 @@ func TestAccountsSchemaUpgrade(t *testing.T) {
 	}
 	if _, err := st.Secret(ctx, "s"); err != nil {
 		t.Errorf("Secret after the upgrade: %v", err)
+	}
+	if err := st.AddAlias(ctx, "postmaster@example.org", "old@example.org"); err != nil {
+		t.Errorf("AddAlias after the upgrade: %v", err)
+	}
+	if a, err := st.LookupAddress(ctx, "postmaster@example.org"); err != nil || a.Name != "old@example.org" {
+		t.Errorf("alias after the upgrade reaches %+v, %v", a, err)
 	}
 	var v int
 	if err := st.adb.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil || v != len(accountsSchema) {

@@ -335,12 +335,8 @@ func (s *Store) CreateAccount(ctx context.Context, name string, cred store.Crede
 	}
 	acct := store.Account{Name: name, Credentials: cred, Created: time.Now().UTC().Truncate(time.Microsecond)}
 	err := s.writeAccounts(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM account WHERE name = ?`, name).Scan(&n); err != nil {
+		if err := addressFree(ctx, tx, name); err != nil {
 			return err
-		}
-		if n > 0 {
-			return fmt.Errorf("%w: %s", store.ErrAccountExists, name)
 		}
 		return tx.QueryRowContext(ctx,
 			`INSERT INTO account (name, password_hash, scram_sha256, created) VALUES (?, ?, ?, ?) RETURNING id`,
@@ -374,8 +370,8 @@ func (s *Store) deleteAccountRow(ctx context.Context, id int64) {
 	}
 }
 
-// DeleteAccount implements store.Store. The account's row goes first, so a
-// crash leaves at worst a folder no account names, which Check removes.
+// DeleteAccount implements store.Store. The account's row and its aliases
+// go first, so a crash leaves at worst a folder no account names, which Check removes.
 func (s *Store) DeleteAccount(ctx context.Context, name string) error {
 	name = store.CanonicalAccountName(name)
 	acct, err := s.LookupAccount(ctx, name)
@@ -385,6 +381,11 @@ func (s *Store) DeleteAccount(ctx context.Context, name string) error {
 	id := acct.ID
 	mark := s.uidValidityMark(ctx, id)
 	err = s.writeAccounts(ctx, func(tx *sql.Tx) error {
+		// The foreign key would take the aliases too, but only on a
+		// connection that enforces foreign keys.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM alias WHERE account = ?`, id); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM account WHERE id = ?`, id)
 		if err != nil {
 			return err

@@ -40,6 +40,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}{
 		{"Accounts", testAccounts},
 		{"DeleteAccount", testDeleteAccount},
+		{"Aliases", testAliases},
+		{"AliasRace", testAliasRace},
 		{"StandardMailboxes", testStandardMailboxes},
 		{"CreateMailbox", testCreateMailbox},
 		{"DeleteMailbox", testDeleteMailbox},
