@@ -5,8 +5,8 @@
 // What is kept, per mailbox: the name, special use, UIDVALIDITY and UIDNEXT;
 // per message: the UID, MODSEQ, flags and keywords, internal date, POP3
 // retrieval time, the opaque MIME structure and the bytes of the body; per
-// account: credentials, quota, creation time and subscriptions; and the
-// server's secrets (store.SecretKeeper), so that SCRAM answers unknown names
+// account: credentials, quota, creation time, subscriptions and aliases;
+// and the server's secrets (store.SecretKeeper), so that SCRAM answers unknown names
 // as before (a secret the target already has stays: servers on it may be
 // using it). POP3 UIDLs are derived from UIDVALIDITY and UID, so they are
 // kept too, and IMAP clients keep their caches (RFC 9051 2.3.1.1, RFC 7162).
@@ -70,6 +70,10 @@ func Copy(ctx context.Context, from store.Store, to store.Importer, progress fun
 		if err := c.account(from, a, sizes[i]); err != nil {
 			return fmt.Errorf("migrate account %s: %w", a.Name, err)
 		}
+	}
+	// The aliases come last, once the accounts they name are visible.
+	if err := copyAliases(ctx, from, to); err != nil {
+		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
 }
@@ -203,6 +207,33 @@ func copySecrets(ctx context.Context, from store.Store, to store.Importer) error
 	}
 	for name, v := range secrets {
 		if err := to.ImportSecret(ctx, name, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copyAliases gives to the aliases from has. One to has already, naming
+// the same account, was copied by an earlier run; one naming another
+// account, or the name of an account of to's own, stops the copy.
+func copyAliases(ctx context.Context, from store.Store, to store.Importer) error {
+	aliases, err := from.Aliases(ctx)
+	if err != nil {
+		return err
+	}
+	have, err := to.Aliases(ctx)
+	if err != nil {
+		return err
+	}
+	for _, a := range aliases {
+		i := slices.IndexFunc(have, func(h store.Alias) bool { return h.Name == a.Name })
+		switch {
+		case i >= 0 && have[i].Account == a.Account:
+			continue
+		case i >= 0:
+			return fmt.Errorf("alias %s of %s: %w, of %s", a.Name, a.Account, store.ErrAliasExists, have[i].Account)
+		}
+		if err := to.AddAlias(ctx, a.Name, a.Account); err != nil {
 			return err
 		}
 	}

@@ -131,6 +131,15 @@ func populate(t *testing.T, from store.Store) {
 			t.Fatal(err)
 		}
 	}
+	for _, a := range []store.Alias{
+		{Name: "postmaster@example.org", Account: "alice@example.org"},
+		{Name: "abuse@example.org", Account: "alice@example.org"},
+		{Name: "robert@example.net", Account: "bob@example.org"},
+	} {
+		if err := from.AddAlias(ctx, a.Name, a.Account); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // makeSecrets gives from two secrets, one of whose names to has a secret
@@ -229,6 +238,17 @@ func roundTrip(t *testing.T, from store.Store, to store.Importer) {
 // compare checks that to holds what from holds, as clients see it.
 func compare(t *testing.T, from, to store.Store) {
 	ctx := t.Context()
+	fal, err := from.Aliases(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tal, err := to.Aliases(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fal) == 0 || !slices.Equal(fal, tal) {
+		t.Errorf("aliases %v, want %v", tal, fal)
+	}
 	fa, err := from.Accounts(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -349,4 +369,33 @@ func body(t *testing.T, ss store.Session, mailboxID int64, uid store.UID) []byte
 		t.Fatal(err)
 	}
 	return data
+}
+
+// TestCopyAliasTaken: an alias whose name the target gives another
+// account stops the copy, which neither moves it nor says it succeeded.
+func TestCopyAliasTaken(t *testing.T) {
+	ctx := t.Context()
+	from, err := sqlite.Open(sqlite.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer from.Close()
+	to := openPostgres(t)
+	for _, s := range []struct {
+		st      store.Store
+		account string
+	}{{from, "alice@example.org"}, {to, "carol@example.org"}} {
+		if _, err := s.st.CreateAccount(ctx, s.account, store.Credentials{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.st.AddAlias(ctx, "info@example.org", s.account); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := migrate.Copy(ctx, from, to, nil); !errors.Is(err, store.ErrAliasExists) {
+		t.Errorf("Copy = %v, want %v", err, store.ErrAliasExists)
+	}
+	if a, err := to.LookupAddress(ctx, "info@example.org"); err != nil || a.Name != "carol@example.org" {
+		t.Errorf("after the copy, info@ reaches %+v, %v", a, err)
+	}
 }
