@@ -35,21 +35,25 @@ type Deliverer struct {
 	Observe func(code int, size int64)
 }
 
-// Lookup finds the account that receives mail for an address: the address
-// itself, else the address without a "+detail" suffix on the local part
-// (alice+lists@example.org reaches alice@example.org). Case aside, the
-// address is taken as written: nothing around it is trimmed, so that a
-// quoted local part such as "<alice" or " alice" reaches no one.
+// Lookup finds the account that receives mail for an address: the account
+// or alias of that name (store.Store.LookupAddress), else the account or
+// alias named by the address without a "+detail" suffix on the local part
+// (alice+lists@example.org reaches alice@example.org, and info+x@ reaches
+// the account of the alias info@). An address that is itself an account
+// or alias is never taken apart, so alice+lists@ may be an alias of its
+// own. Case aside, the address is taken as written: nothing around it is
+// trimmed, so that a quoted local part such as "<alice" or " alice"
+// reaches no one.
 func (d *Deliverer) Lookup(ctx context.Context, address string) (store.Account, error) {
 	name := store.CanonicalAccountName(address)
 	if name != strings.ToLower(address) {
 		return store.Account{}, fmt.Errorf("%w: %s", ErrUnknownRecipient, address)
 	}
-	acct, err := d.Store.LookupAccount(ctx, name)
+	acct, err := d.Store.LookupAddress(ctx, name)
 	if errors.Is(err, store.ErrNoAccount) {
 		local, domain, ok := strings.Cut(name, "@")
 		if base, _, plus := strings.Cut(local, "+"); ok && plus && base != "" {
-			acct, err = d.Store.LookupAccount(ctx, base+"@"+domain)
+			acct, err = d.Store.LookupAddress(ctx, base+"@"+domain)
 		}
 	}
 	if errors.Is(err, store.ErrNoAccount) {
