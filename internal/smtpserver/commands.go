@@ -261,14 +261,15 @@ func (c *conn) cmdRCPT(arg string) {
 		r.text = "<" + p.mailbox + "> " + r.text
 		panic(r)
 	}
+	rcpt := recipient{addr: p.mailbox, key: key, acct: acct}
 	if c.srv.cfg.Protocol == SMTP {
-		if err := c.checkQuota(acct, key); err != nil {
+		if err := c.checkQuota(acct, rcpt.copyKey()); err != nil {
 			r := c.failureReply(err)
 			r.text = "<" + p.mailbox + "> " + r.text
 			panic(r)
 		}
 	}
-	c.rcpts = append(c.rcpts, recipient{addr: p.mailbox, key: key, acct: acct})
+	c.rcpts = append(c.rcpts, rcpt)
 	c.state = stateRcpt
 	c.writeReply(reply{250, [3]int{2, 1, 5}, "recipient <" + p.mailbox + "> OK"})
 }
@@ -448,33 +449,47 @@ func (c *conn) deliver(m *msgData) {
 	// A recipient named twice gets the same reply twice (RFC 2033 4.2: a
 	// reply per successful RCPT), in RCPT order.
 	for _, rcpt := range c.rcpts {
-		c.writeRcptReply(rcpt, done[rcpt.key])
+		c.writeRcptReply(rcpt, done[rcpt.copyKey()])
 	}
 }
 
+// copyKey names the copy a recipient gets: one per account and +detail.
+// So an address named twice, or an account's address and its alias's,
+// are one recipient and get one copy, as Dovecot gives an MTA whose
+// aliases expand to one address twice; a +detail address, alice+news@ or
+// info+news@ for the alias info@, is a recipient of its own, whose owner
+// may want its mail apart. The account's name and the detail are joined
+// by a byte no name holds, so that no two of them make one key.
+func (r recipient) copyKey() string {
+	local, _, _ := strings.Cut(r.key, "@")
+	_, detail, _ := strings.Cut(local, "+")
+	return r.acct.Name + "\x00" + detail
+}
+
 // deliverCopies delivers a copy of msg to each recipient, and returns the
-// outcome of each by its key, nil for a copy that is durable. A recipient
-// named twice gets one copy, as Dovecot does: an MTA whose aliases expand
-// to one address twice does not deliver twice.
+// outcome of each by its copyKey, nil for a copy that is durable: a
+// recipient named twice, or by an alias of an account named too, gets
+// one copy.
 //
 // In SMTP, a copy stored at an earlier try of the same message, which was
 // answered 451, is not stored again (retry.go); sum names the message.
 func (c *conn) deliverCopies(msg *delivery.Spooled, sum [sha256.Size]byte) map[string]error {
 	done := map[string]error{}
 	for _, rcpt := range c.rcpts {
-		if _, dup := done[rcpt.key]; dup {
+		key := rcpt.copyKey()
+		if _, dup := done[key]; dup {
 			continue
 		}
-		if c.srv.cfg.Protocol == SMTP && c.srv.retries.stored(retryKey{sum, c.from.mailbox, rcpt.key}, time.Now()) {
+		if c.srv.cfg.Protocol == SMTP && c.srv.retries.stored(retryKey{sum, c.from.mailbox, key}, time.Now()) {
 			c.log.Info("copy stored at an earlier try; not stored again", "rcpt", rcpt.key, "from", c.from.mailbox, "id", c.id)
-			done[rcpt.key] = nil
+			done[key] = nil
 			continue
 		}
 		_, err := c.srv.cfg.Deliverer.DeliverAccountAs(c.srv.ctx, rcpt.acct, msg, c.replyCode)
 		if err != nil {
 			c.log.Warn("delivery failed", "rcpt", rcpt.key, "from", c.from.mailbox, "id", c.id, "err", err)
 		}
-		done[rcpt.key] = err
+		done[key] = err
 	}
 	return done
 }
@@ -498,7 +513,7 @@ func (c *conn) messageReply(done map[string]error, size int64) reply {
 	}
 	var temporary, permanent error
 	for _, rcpt := range c.rcpts { // in RCPT order, for the first failure
-		switch err := done[rcpt.key]; {
+		switch err := done[rcpt.copyKey()]; {
 		case err == nil:
 		case c.failureReply(err).code < 500:
 			temporary = cmp.Or(temporary, err)
@@ -564,7 +579,7 @@ const traceRoom = 1024
 // message's retry, a refusal here would have the sender retry the
 // recipient, and in the end bounce it as full, with the message in its
 // mailbox; the retry stores no second copy, and any other message meets
-// the quota at its append.
+// the quota at its append. key is the recipient's copyKey.
 func (c *conn) checkQuota(acct store.Account, key string) error {
 	ctx := c.srv.ctx
 	sess, err := c.srv.cfg.Deliverer.Store.Open(ctx, acct.ID)
