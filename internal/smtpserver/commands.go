@@ -3,7 +3,6 @@ package smtpserver
 import (
 	"cmp"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -404,9 +403,8 @@ func (c *conn) newData() *msgData {
 	if c.srv.cfg.Protocol == SMTP {
 		fields += c.received(time.Now())
 		m.hops = &hopCounter{}
-		m.sum = sha256.New()
-		m.sum.Write([]byte(c.from.mailbox + "\x00"))
 	}
+	m.trace = int64(len(fields))
 	if fields != "" {
 		if _, err := m.w.Write([]byte(fields)); err != nil {
 			m.fail(err)
@@ -437,15 +435,18 @@ func (c *conn) deliver(m *msgData) {
 	}
 	defer msg.Close()
 	if c.srv.cfg.Protocol == SMTP {
-		var sum [sha256.Size]byte
-		m.sum.Sum(sum[:0])
-		done := c.deliverCopies(msg, sum)
+		keys := make([]string, len(c.rcpts))
+		for i, rcpt := range c.rcpts {
+			keys[i] = rcpt.copyKey()
+		}
+		tx := c.srv.retries.message(c.from.mailbox, keys, msg, m.trace, time.Now())
+		done := c.deliverCopies(msg, tx)
 		r := c.messageReply(done, msg.Size())
-		c.rememberCopies(sum, done, r)
+		c.rememberCopies(tx, done, r)
 		c.writeReply(r)
 		return
 	}
-	done := c.deliverCopies(msg, [sha256.Size]byte{})
+	done := c.deliverCopies(msg, nil)
 	// A recipient named twice gets the same reply twice (RFC 2033 4.2: a
 	// reply per successful RCPT), in RCPT order.
 	for _, rcpt := range c.rcpts {
@@ -472,15 +473,16 @@ func (r recipient) copyKey() string {
 // one copy.
 //
 // In SMTP, a copy stored at an earlier try of the same message, which was
-// answered 451, is not stored again (retry.go); sum names the message.
-func (c *conn) deliverCopies(msg *delivery.Spooled, sum [sha256.Size]byte) map[string]error {
+// answered 451, is not stored again (retry.go); tx is the message's
+// dealings with the memory of such copies, nil in LMTP.
+func (c *conn) deliverCopies(msg *delivery.Spooled, tx *retryMessage) map[string]error {
 	done := map[string]error{}
 	for _, rcpt := range c.rcpts {
 		key := rcpt.copyKey()
 		if _, dup := done[key]; dup {
 			continue
 		}
-		if c.srv.cfg.Protocol == SMTP && c.srv.retries.stored(retryKey{sum, c.from.mailbox, key}, time.Now()) {
+		if tx != nil && tx.stored(key, time.Now()) {
 			c.log.Info("copy stored at an earlier try; not stored again", "rcpt", rcpt.key, "from", c.from.mailbox, "id", c.id)
 			done[key] = nil
 			continue
@@ -540,18 +542,16 @@ func (c *conn) messageReply(done map[string]error, size int64) reply {
 // rememberCopies records the copies stored when the message's reply is a
 // 451 for the whole message, so that its retry does not store them again,
 // and forgets them once the reply is 250.
-func (c *conn) rememberCopies(sum [sha256.Size]byte, done map[string]error, r reply) {
-	var stored []retryKey
+func (c *conn) rememberCopies(tx *retryMessage, done map[string]error, r reply) {
+	var stored []string
 	for key, err := range done {
 		if err == nil {
-			stored = append(stored, retryKey{sum, c.from.mailbox, key})
+			stored = append(stored, key)
 		}
 	}
-	switch {
-	case r.code == 250:
-		c.srv.retries.forget(stored)
-	case len(stored) > 0:
-		c.srv.retries.remember(stored, time.Now())
+	if err := tx.settle(r.code, stored, time.Now()); err != nil {
+		// Its retry stores every copy again: duplicates, not a loss.
+		c.log.Error("remember the copies stored for a retry", "id", c.id, "err", err)
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"hash"
 	"io"
 
 	"github.com/buzon-mail/buzon/internal/delivery"
@@ -163,10 +162,11 @@ type msgData struct {
 	maxLine, line int
 	// hops, when not nil, counts the message's Received fields.
 	hops *hopCounter
-	// sum, when not nil, hashes the message as the client sends it, for
-	// the memory of copies stored before a 451 (retry.go).
-	sum hash.Hash
-	err error
+	// trace is how many octets of trace fields the server wrote above
+	// the message, which the memory of copies stored before a 451 leaves
+	// out (retry.go).
+	trace int64
+	err   error
 }
 
 // write takes the next piece of the message.
@@ -185,9 +185,6 @@ func (m *msgData) write(p []byte) {
 	}
 	if m.hops != nil {
 		m.hops.scan(p)
-	}
-	if m.sum != nil {
-		m.sum.Write(p)
 	}
 	if _, err := m.w.Write(p); err != nil {
 		m.fail(err)

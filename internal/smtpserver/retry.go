@@ -2,8 +2,12 @@ package smtpserver
 
 import (
 	"crypto/sha256"
+	"fmt"
+	"io"
 	"sync"
 	"time"
+
+	"github.com/buzon-mail/buzon/internal/delivery"
 )
 
 // SMTP answers one reply for the whole message, so a message stored for
@@ -13,8 +17,12 @@ import (
 // copy keeps failing (a full mailbox the RCPT check could not see, with no
 // SIZE= declared) would otherwise give the others a copy at every retry,
 // for the days the sender's queue keeps trying. A copy is known by a hash
-// of the message as the client sent it (not the trace fields added here),
-// its sender and its recipient.
+// of the message as spooled, below the trace fields added here (which
+// differ at each try), its sender and its recipient. Most messages are
+// stored for every recipient at their first try and never meet the
+// memory: a message is hashed, from the spool, only when a recipient
+// has a copy from its sender remembered (it may be that copy's retry),
+// or when it is to be remembered (retryMessage).
 //
 // The memory is this process's, bounded by retryMax and retryKeep: after a
 // restart, or when the retry reaches another node, a recipient may still
@@ -35,6 +43,9 @@ type retryKey struct {
 	rcpt string            // the recipient's key
 }
 
+// retryPair is a sender and a recipient's key.
+type retryPair struct{ from, rcpt string }
+
 type retryEntry struct {
 	key    retryKey
 	stored time.Time
@@ -46,6 +57,9 @@ type retries struct {
 	mu    sync.Mutex
 	kept  map[retryKey]time.Time // guarded by mu
 	order []retryEntry           // guarded by mu; oldest first, some forgotten
+	// pairs counts the copies in kept by sender and recipient, so that
+	// waiting finds at once the many pairs that have none.
+	pairs map[retryPair]int // guarded by mu
 }
 
 // stored reports whether key's copy was stored at an earlier try.
@@ -62,8 +76,12 @@ func (r *retries) remember(keys []retryKey, now time.Time) {
 	defer r.mu.Unlock()
 	if r.kept == nil {
 		r.kept = map[retryKey]time.Time{}
+		r.pairs = map[retryPair]int{}
 	}
 	for _, k := range keys {
+		if _, ok := r.kept[k]; !ok {
+			r.pairs[retryPair{k.from, k.rcpt}]++
+		}
 		r.kept[k] = now
 		r.order = append(r.order, retryEntry{k, now})
 	}
@@ -74,7 +92,7 @@ func (r *retries) remember(keys []retryKey, now time.Time) {
 		now.Sub(r.order[drop].stored) >= retryKeep || r.kept[r.order[drop].key] != r.order[drop].stored) {
 		e := r.order[drop]
 		if r.kept[e.key] == e.stored {
-			delete(r.kept, e.key)
+			r.dropLocked(e.key)
 		}
 		drop++
 	}
@@ -87,21 +105,127 @@ func (r *retries) forget(keys []retryKey) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, k := range keys {
-		delete(r.kept, k)
+		if _, ok := r.kept[k]; ok {
+			r.dropLocked(k)
+		}
+	}
+}
+
+// dropLocked forgets a copy in kept.
+func (r *retries) dropLocked(k retryKey) {
+	delete(r.kept, k)
+	p := retryPair{k.from, k.rcpt}
+	if r.pairs[p]--; r.pairs[p] == 0 {
+		delete(r.pairs, p)
 	}
 }
 
 // waiting reports whether a copy for rcpt of a message from this sender
 // is remembered: that message's retry may be this transaction, and the
-// copy it has is in the recipient's quota (see conn.checkQuota). Asked
-// only of a full mailbox, it may walk the whole memory.
+// copy it has is in the recipient's quota (see conn.checkQuota). Only
+// for a pair that has copies remembered does it walk the whole memory.
 func (r *retries) waiting(from, rcpt string, now time.Time) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.pairs[retryPair{from, rcpt}] == 0 {
+		return false
+	}
 	for k, t := range r.kept {
 		if k.from == from && k.rcpt == rcpt && now.Sub(t) < retryKeep {
 			return true
 		}
 	}
 	return false
+}
+
+// retryMessage is a message's dealings with the retry memory. Its sum is
+// made from the spooled message only when the memory has something to
+// say about it (a recipient has a copy from its sender remembered) or is
+// to learn something from it (it was stored for some recipients only).
+type retryMessage struct {
+	r    *retries
+	from string
+	msg  *delivery.Spooled
+	// trace is how many octets of msg the trace fields take: they differ
+	// at each try (Received has the time and the transaction's id) and
+	// are not hashed.
+	trace int64
+	// waiting says that a recipient has a copy from this sender
+	// remembered: the message may be that copy's retry.
+	waiting bool
+	sum     [sha256.Size]byte
+	sumErr  error
+	summed  bool // sum or sumErr is set
+}
+
+// message starts the dealings of a spooled message from sender from, to
+// recipients with the keys rcpts.
+func (r *retries) message(from string, rcpts []string, msg *delivery.Spooled, trace int64, now time.Time) *retryMessage {
+	m := &retryMessage{r: r, from: from, msg: msg, trace: trace}
+	for _, rcpt := range rcpts {
+		if r.waiting(from, rcpt, now) {
+			m.waiting = true
+			break
+		}
+	}
+	return m
+}
+
+// stored reports whether the copy for rcpt was stored at an earlier try.
+// A message that cannot be hashed is taken for a new one: a duplicate
+// rather than a loss.
+func (m *retryMessage) stored(rcpt string, now time.Time) bool {
+	if !m.waiting {
+		return false
+	}
+	sum, err := m.hash()
+	return err == nil && m.r.stored(retryKey{sum, m.from, rcpt}, now)
+}
+
+// settle records the outcome of the message given its SMTP reply code
+// and the recipients whose copies are stored: after a 250 its copies are
+// forgotten, as the sender will not send it again; after any other
+// reply the stored ones are remembered for its retry. It fails only
+// when the message cannot be hashed, and then remembers nothing.
+func (m *retryMessage) settle(code int, stored []string, now time.Time) error {
+	if len(stored) == 0 || code == 250 && !m.waiting {
+		return nil // nothing to remember, nor remembered
+	}
+	sum, err := m.hash()
+	if err != nil {
+		return err
+	}
+	keys := make([]retryKey, len(stored))
+	for i, rcpt := range stored {
+		keys[i] = retryKey{sum, m.from, rcpt}
+	}
+	if code == 250 {
+		m.r.forget(keys)
+	} else {
+		m.r.remember(keys, now)
+	}
+	return nil
+}
+
+// hash returns the SHA-256 of the sender, a NUL, and the message as
+// spooled below the trace fields, reading it again from the spool the
+// first time.
+func (m *retryMessage) hash() ([sha256.Size]byte, error) {
+	if m.summed {
+		return m.sum, m.sumErr
+	}
+	m.summed = true
+	h := sha256.New()
+	h.Write([]byte(m.from + "\x00"))
+	r := m.msg.Reader()
+	if _, err := io.CopyN(io.Discard, r, m.trace); err != nil {
+		m.sumErr = fmt.Errorf("hash the message: %w", err)
+		return m.sum, m.sumErr
+	}
+	if _, err := io.Copy(h, r); err != nil {
+		m.sumErr = fmt.Errorf("hash the message: %w", err)
+		return m.sum, m.sumErr
+	}
+	h.Sum(m.sum[:0])
+	return m.sum, nil
 }

@@ -2,8 +2,11 @@ package smtpserver
 
 import (
 	"crypto/sha256"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/buzon-mail/buzon/internal/delivery"
 )
 
 // TestRetriesBounds: the memory of stored copies forgets them after
@@ -62,5 +65,68 @@ func TestRetriesBounds(t *testing.T) {
 	r.forget([]retryKey{key(1), key(1)})
 	if r.waiting("dave@example.net", "alice@example.org", at) || !r.waiting("dave@example.net", "bob@example.org", at) {
 		t.Error("after alice's copy is forgotten, alice still waits, or bob does not")
+	}
+	if len(r.pairs) != 1 || r.pairs[retryPair{"dave@example.net", "bob@example.org"}] != 1 {
+		t.Errorf("pairs counted: %v; want bob's one copy from dave", r.pairs)
+	}
+}
+
+// TestRetryMessageHashes: a message is hashed only when the memory has
+// copies from its sender for one of its recipients, or is to remember
+// some of its copies; its retry finds them, past trace fields that
+// differ at each try.
+func TestRetryMessageHashes(t *testing.T) {
+	spool := func(trace, body string) *delivery.Spooled {
+		t.Helper()
+		msg, err := (&delivery.Spooler{}).Spool(strings.NewReader(trace + body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { msg.Close() })
+		return msg
+	}
+	const (
+		dave  = "dave@example.net"
+		alice = "alice@example.org\x00"
+		bob   = "bob@example.org\x00"
+	)
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	var r retries
+	first := "Received: by mx; first try\r\n"
+	m := r.message(dave, []string{alice, bob}, spool(first, testMessage), int64(len(first)), now)
+	if m.stored(alice, now) || m.summed {
+		t.Fatal("a message no copy is remembered for was hashed, or found stored")
+	}
+	// Stored for everyone at once: nothing to remember, and no hash.
+	if err := m.settle(250, []string{alice, bob}, now); err != nil || m.summed || len(r.kept) != 0 {
+		t.Fatalf("after a 250: err %v, hashed %v, %d copies remembered; want none", err, m.summed, len(r.kept))
+	}
+	// Stored for alice only: remembered, so hashed.
+	if err := m.settle(451, []string{alice}, now); err != nil || !m.summed || len(r.kept) != 1 {
+		t.Fatalf("after a 451: err %v, hashed %v, %d copies remembered; want alice's", err, m.summed, len(r.kept))
+	}
+
+	second := "Received: by mx; second try, with another id\r\n"
+	for _, tt := range []struct {
+		name       string
+		from, body string
+		rcpts      []string
+		hashed     bool // whether stored hashes the message
+		stored     bool // whether alice's copy is found
+	}{
+		{"the retry", dave, testMessage, []string{bob, alice}, true, true},
+		{"another message from the sender", dave, testMessage + "P.S.\r\n", []string{alice}, true, false},
+		{"the same text from another sender", "erin@example.net", testMessage, []string{alice}, false, false},
+		{"the sender's message to bob alone", dave, testMessage, []string{bob}, false, false},
+	} {
+		m := r.message(tt.from, tt.rcpts, spool(second, tt.body), int64(len(second)), now.Add(time.Hour))
+		if got := m.stored(alice, now.Add(time.Hour)); got != tt.stored || m.summed != tt.hashed {
+			t.Errorf("%s: alice's copy stored %v, hashed %v; want %v, %v", tt.name, got, m.summed, tt.stored, tt.hashed)
+		}
+	}
+	// The retry's 250 forgets the copy.
+	m = r.message(dave, []string{alice, bob}, spool(second, testMessage), int64(len(second)), now)
+	if err := m.settle(250, []string{alice, bob}, now); err != nil || len(r.kept) != 0 || len(r.pairs) != 0 {
+		t.Errorf("after the retry's 250: err %v, %d copies remembered in %d pairs; want none", err, len(r.kept), len(r.pairs))
 	}
 }

@@ -28,7 +28,7 @@ import (
 // newSMTPFixture is newFixture with the server in SMTP mode, offering
 // STARTTLS with a self-signed certificate for mx.example.org, and returns
 // the TLS configuration a client that trusts it uses.
-func newSMTPFixture(t *testing.T, maxSize int64, opts ...func(*Config)) (*fixture, *tls.Config) {
+func newSMTPFixture(t testing.TB, maxSize int64, opts ...func(*Config)) (*fixture, *tls.Config) {
 	t.Helper()
 	certPEM, keyPEM, err := server.SelfSignedCert([]string{"mx.example.org", "127.0.0.1"})
 	if err != nil {
@@ -579,6 +579,78 @@ func TestSMTPRetryStoresOnlyMissing(t *testing.T) {
 		}
 		if got := counts(); got != step.counts {
 			t.Errorf("step %d (%s): alice and bob hold %v messages, want %v", i, step.what, got, step.counts)
+		}
+	}
+}
+
+// TestSMTPRetryOfSpooledMessage: the retry memory reads a message it
+// must know again from the spool, past the trace fields, which differ at
+// each try. A message too large to spool in memory, stored for alice
+// and not bob, is stored once for each when the sender tries again,
+// however it sends it (DATA, then BDAT in two chunks), and a third try
+// before bob's mailbox works stores nothing more.
+func TestSMTPRetryOfSpooledMessage(t *testing.T) {
+	recovered := new(atomic.Bool)
+	f, _ := newSMTPFixture(t, 0, func(c *Config) {
+		failing := failingStore{Store: c.Deliverer.Store, account: "bob@example.org"}
+		c.Deliverer = &delivery.Deliverer{Store: recoveringStore{failing, recovered}}
+	})
+	if err := f.st.SetQuota(context.Background(), "bob@example.org", store.Quota{}); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	b.WriteString("From: dave@example.net\r\nSubject: big\r\n\r\n")
+	for i := 0; b.Len() < 200<<10; i++ {
+		fmt.Fprintf(&b, "line %d of a message larger than the spool keeps in memory\r\n", i)
+	}
+	msg := b.String()
+	envelope := []string{"MAIL FROM:<dave@example.net>", "RCPT TO:<alice@example.org>", "RCPT TO:<bob@example.org>"}
+	viaData := func() string {
+		l := dialLMTP(t, f.addr)
+		l.cmd("EHLO client.example.net")
+		replies := lmtpSessionOn(l, envelope, msg)
+		if len(replies) != 1 {
+			t.Fatalf("replies after the data: %q, want one", replies)
+		}
+		return replies[0]
+	}
+	viaBDAT := func() string {
+		l := dialLMTP(t, f.addr)
+		l.cmd("EHLO client.example.net")
+		for _, line := range envelope {
+			if r := l.cmd(line); !strings.HasPrefix(r, "250 ") {
+				t.Fatalf("%s: %q", line, r)
+			}
+		}
+		half := len(msg) / 2
+		l.send(fmt.Sprintf("BDAT %d\r\n%s", half, msg[:half]))
+		if r := l.reply(); !strings.HasPrefix(r, "250 ") {
+			t.Fatalf("first chunk: %q", r)
+		}
+		l.send(fmt.Sprintf("BDAT %d LAST\r\n%s", len(msg)-half, msg[half:]))
+		return l.reply()
+	}
+	for i, step := range []struct {
+		send    func() string
+		recover bool
+		want    string
+		counts  [2]int // alice's and bob's messages after the step
+	}{
+		{viaData, false, "451 4.3.0 ", [2]int{1, 0}},
+		{viaBDAT, false, "451 4.3.0 ", [2]int{1, 0}},
+		{viaBDAT, true, "250 2.0.0 ", [2]int{1, 1}},
+	} {
+		recovered.Store(step.recover)
+		if got := step.send(); !strings.HasPrefix(got, step.want) {
+			t.Fatalf("try %d: reply %q, want %q", i+1, got, step.want)
+		}
+		if got := [2]int{len(f.inbox(t, "alice@example.org")), len(f.inbox(t, "bob@example.org"))}; got != step.counts {
+			t.Errorf("try %d: alice and bob hold %v messages, want %v", i+1, got, step.counts)
+		}
+	}
+	for _, name := range []string{"alice@example.org", "bob@example.org"} {
+		if got := f.inbox(t, name); len(got) == 1 && !strings.HasSuffix(got[0], msg) {
+			t.Errorf("%s's copy differs from the message sent", name)
 		}
 	}
 }

@@ -32,7 +32,7 @@ type fixture struct {
 	caFile string
 }
 
-func newFixture(t *testing.T, maxSize int64, opts ...func(*Config)) *fixture {
+func newFixture(t testing.TB, maxSize int64, opts ...func(*Config)) *fixture {
 	t.Helper()
 	cfg := sqlite.DefaultConfig()
 	cfg.Dir = t.TempDir()
@@ -113,7 +113,7 @@ func (f *fixture) inbox(t *testing.T, name string) []string {
 }
 
 // testWriter sends the server's log to the test's.
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))
