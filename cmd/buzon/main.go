@@ -8,6 +8,7 @@
 //	buzon serve   [--data DIR] [--config FILE] [--hostname NAME] [--imap ADDR] [--imaps ADDR] [--pop3 ADDR] [--pop3s ADDR] [--lmtp ADDR] [--smtp ADDR]
 //	buzon user    add|del|list|passwd [--data DIR] [--config FILE] [ADDRESS]
 //	buzon user    quota [--data DIR] [--config FILE] ADDRESS SIZE [MESSAGES]
+//	buzon alias   add|del|list [--data DIR] [--config FILE] [ALIAS [ACCOUNT]]
 //	buzon deliver [--data DIR] [--config FILE] RECIPIENT... < message
 //	buzon check   [--data DIR] [--config FILE] [--repair]
 //	buzon backup  [--data DIR] [--config FILE] DEST
@@ -67,6 +68,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the mail server", runServe},
 		{"user", "add, delete, list accounts; set passwords and quotas", runUser},
+		{"alias", "add, delete, list aliases: other addresses of an account", runAlias},
 		{"deliver", "deliver a message from standard input (run by an MTA's pipe transport)", runDeliver},
 		{"check", "verify (and with --repair, fix) the store's consistency", runCheck},
 		{"backup", "copy the embedded store consistently, while the server runs or not", runBackup},

@@ -23,7 +23,8 @@ func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
        buzon user quota [--data DIR] [--config FILE] ADDRESS SIZE [MESSAGES]
 
 Give the same --data or --config as the server, or they work on another
-store. The password for add and passwd is read from standard input when it
+store. del removes the account's mail and aliases too (buzon alias adds
+other addresses to an account). The password for add and passwd is read from standard input when it
 is not a terminal, and asked for otherwise. SIZE takes K, M, G, T suffixes;
 0 is unlimited.`, stderr)
 	var cf commonFlags
@@ -91,10 +92,19 @@ is not a terminal, and asked for otherwise. SIZE takes K, M, G, T suffixes;
 			fmt.Fprintf(stderr, "buzon user: made a new store in %s; a server on another data folder does not see this account\n", cfg.Data)
 		}
 	case "del":
-		if err := st.DeleteAccount(ctx, pos[0]); err != nil {
+		name := store.CanonicalAccountName(pos[0])
+		aliases, err := aliasesOf(ctx, st, name)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "deleted %s\n", store.CanonicalAccountName(pos[0]))
+		if err := st.DeleteAccount(ctx, name); err != nil {
+			return err
+		}
+		if len(aliases) > 0 {
+			fmt.Fprintf(stdout, "deleted %s and its aliases %s\n", name, strings.Join(aliases, ", "))
+		} else {
+			fmt.Fprintf(stdout, "deleted %s\n", name)
+		}
 	case "passwd":
 		if _, err := st.LookupAccount(ctx, pos[0]); err != nil {
 			return err
@@ -131,13 +141,22 @@ is not a terminal, and asked for otherwise. SIZE takes K, M, G, T suffixes;
 	return nil
 }
 
+// listAccounts prints the accounts with their use, quota and aliases.
 func listAccounts(ctx context.Context, st store.Store, stdout io.Writer) error {
 	accts, err := st.Accounts(ctx)
 	if err != nil {
 		return err
 	}
+	all, err := st.Aliases(ctx)
+	if err != nil {
+		return err
+	}
+	aliases := map[string][]string{}
+	for _, a := range all {
+		aliases[a.Account] = append(aliases[a.Account], a.Name)
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ACCOUNT\tMESSAGES\tSIZE\tQUOTA")
+	fmt.Fprintln(tw, "ACCOUNT\tMESSAGES\tSIZE\tQUOTA\tALIASES")
 	for _, a := range accts {
 		sess, err := st.Open(ctx, a.ID)
 		if err != nil {
@@ -148,8 +167,8 @@ func listAccounts(ctx context.Context, st store.Store, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s, %s\n", a.Name, u.Messages, formatSize(u.Bytes),
-			formatLimit(a.Quota.MaxBytes, true), formatLimit(a.Quota.MaxMessages, false))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s, %s\t%s\n", a.Name, u.Messages, formatSize(u.Bytes),
+			formatLimit(a.Quota.MaxBytes, true), formatLimit(a.Quota.MaxMessages, false), strings.Join(aliases[a.Name], ", "))
 	}
 	return tw.Flush()
 }
