@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -267,11 +268,13 @@ func loadTLS(cfg config.Config, log *slog.Logger) (*tls.Config, string, error) {
 	return tc, fp, nil
 }
 
-// firstAccount creates an account on the first start of an empty store and
-// tells the person at the terminal how to use it; on the first start of a
-// store whose accounts were added before, it tells the settings alone. A
-// marker file keeps it from happening again after every account was
-// deleted on purpose.
+// firstAccount creates an account, postmaster@<hostname>, on the first
+// start of an empty store and tells the person at the terminal how to use
+// it; on the first start of a store whose accounts were added before, it
+// tells the settings alone. Either way postmaster@ the first account's
+// domain and postmaster@<hostname> become its aliases, where no account or
+// alias has those names (postmasterAliases). A marker file keeps it from
+// happening again after every account was deleted on purpose.
 func firstAccount(ctx context.Context, cfg config.Config, st store.Store, h auth.Hasher, wel welcome, stdout io.Writer) error {
 	marker := filepath.Join(cfg.Data, "first-account-created")
 	if _, err := os.Stat(marker); err == nil {
@@ -281,20 +284,27 @@ func firstAccount(ctx context.Context, cfg config.Config, st store.Store, h auth
 	if err != nil {
 		return err
 	}
+	var first store.Account
+	password := ""
 	if len(accts) == 0 {
 		name := store.CanonicalAccountName("postmaster@" + cfg.Hostname) // as logins and user list name it
-		password := rand.Text()[:16]
+		password = rand.Text()[:16]
 		cred, err := h.Credentials(password)
 		if err != nil {
 			return err
 		}
-		if _, err := st.CreateAccount(ctx, name, cred); err != nil {
+		if first, err = st.CreateAccount(ctx, name, cred); err != nil {
 			return fmt.Errorf("first account: %w", err)
 		}
-		printWelcome(stdout, cfg, name, password, wel)
 	} else {
-		printWelcome(stdout, cfg, accts[0].Name, "", wel)
+		// The account added first, most likely its administrator's.
+		first = slices.MinFunc(accts, func(a, b store.Account) int { return a.Created.Compare(b.Created) })
 	}
+	aliases, err := postmasterAliases(ctx, st, first.Name, cfg.Hostname)
+	if err != nil {
+		return fmt.Errorf("first account: %w", err)
+	}
+	printWelcome(stdout, cfg, first.Name, password, aliases, wel)
 	return os.WriteFile(marker, []byte("buzon created the first account; delete this file to have it do so again on an empty store\n"), 0o600)
 }
 
@@ -306,9 +316,10 @@ type welcome struct {
 	storeFlags  string            // name this store to other commands: --data DIR
 }
 
-// printWelcome tells the settings a mail client needs, and the account
-// name and password made for the first start, if password is set.
-func printWelcome(w io.Writer, cfg config.Config, name, password string, wel welcome) {
+// printWelcome tells the settings a mail client needs, the account name
+// and password made for the first start, if password is set, and the
+// aliases made for the account.
+func printWelcome(w io.Writer, cfg config.Config, name, password string, aliases []string, wel welcome) {
 	if password != "" {
 		fmt.Fprintf(w, `
 buzon created a first account. The password is shown only this once.
@@ -318,6 +329,10 @@ buzon created a first account. The password is shown only this once.
 `, name, password)
 	} else {
 		fmt.Fprintf(w, "\nbuzon serves the accounts in %s for the first time.\n", cfg.Data)
+	}
+	if len(aliases) > 0 {
+		fmt.Fprintf(w, "\nMail to %s reaches %s: buzon made them its aliases\n(a mail domain must take mail for postmaster, RFC 5321 4.5.1).\n",
+			strings.Join(aliases, " and "), name)
 	}
 	fmt.Fprint(w, "\nMail client settings (user name = the full address):\n")
 	for _, l := range []struct{ listener, what, security string }{
@@ -340,6 +355,7 @@ buzon created a first account. The password is shown only this once.
 	fmt.Fprintf(w, `
 Add accounts with:   %[1]s user add %[2]s someone@example.org
 Deliver a test mail: %[1]s deliver %[2]s %[3]s < message.eml
+Add aliases with:    %[1]s alias add %[2]s info@example.org %[3]s
 
 `, self(), wel.storeFlags, name)
 }

@@ -29,12 +29,13 @@ func TestClientAddr(t *testing.T) {
 }
 
 // welcomeEndRE matches the welcome's last lines: the commands it suggests.
-var welcomeEndRE = regexp.MustCompile(`(?m)^Add accounts with:\s+(.+) someone@example\.org\nDeliver a test mail:\s+(.+) (\S+) < message\.eml\n`)
+var welcomeEndRE = regexp.MustCompile(`(?m)^Add accounts with:\s+(.+) someone@example\.org\nDeliver a test mail:\s+(.+) (\S+) < message\.eml\nAdd aliases with:\s+(.+) info@example\.org (\S+)\n`)
 
 // TestWelcome: the first start lists the addresses the server is bound to
 // (the ports it picked for port 0, not the configured 0), under the right
 // protocol and security, and the commands it suggests work as printed on
-// its store, with or without a config file.
+// its store, with or without a config file. Its account is postmaster@ the
+// host name, so it makes no alias.
 func TestWelcome(t *testing.T) {
 	for _, withConfig := range []bool{false, true} {
 		t.Run(fmt.Sprintf("config=%v", withConfig), func(t *testing.T) {
@@ -66,7 +67,13 @@ func TestWelcome(t *testing.T) {
 			if strings.Contains(out, ":0 ") {
 				t.Errorf("welcome names port 0:\n%s", out)
 			}
-			userAdd, deliver, rcpt := strings.Fields(m[1]), strings.Fields(m[2]), m[3]
+			if strings.Contains(out, "aliases\n") {
+				t.Errorf("the first account, postmaster@ itself, got aliases:\n%s", out)
+			}
+			userAdd, deliver, rcpt, aliasAdd := strings.Fields(m[1]), strings.Fields(m[2]), m[3], strings.Fields(m[4])
+			if m[5] != rcpt {
+				t.Errorf("the alias suggested names %s, not the account %s", m[5], rcpt)
+			}
 			if withConfig && !slices.Contains(userAdd, cfgFile) {
 				t.Errorf("%q does not name the config file %s", m[1], cfgFile)
 			}
@@ -75,8 +82,10 @@ func TestWelcome(t *testing.T) {
 			}
 			mustBuzon(t, "a-password\n", append(userAdd[1:], "someone@example.org")...)
 			mustBuzon(t, "Subject: test\r\n\r\nhello\r\n", append(deliver[1:], rcpt)...)
+			mustBuzon(t, "", append(aliasAdd[1:], "info@example.org", rcpt)...)
+			mustBuzon(t, "Subject: test\r\n\r\nhello\r\n", append(deliver[1:], "info@example.org")...)
 			list := mustBuzon(t, "", "user", "list", "--data", in.data)
-			if !strings.Contains(list, "someone@example.org") || !regexp.MustCompile(`postmaster@mail\.example\.org\s+1\s`).MatchString(list) {
+			if !strings.Contains(list, "someone@example.org") || !regexp.MustCompile(`postmaster@mail\.example\.org\s+2\s.*info@example\.org\n`).MatchString(list) {
 				t.Errorf("after the welcome's commands:\n%s", list)
 			}
 		})
@@ -134,18 +143,61 @@ func TestServeFlagOverridesConfig(t *testing.T) {
 
 // TestWelcomeAccountsAddedFirst: a store whose accounts were added before
 // the server first ran gets no account of the server's own, but its first
-// start still tells the mail client settings; later starts do not.
+// start still tells the mail client settings; later starts do not. The
+// account added first gets postmaster@ its domain and postmaster@ the host
+// name as aliases, unless an account has the name.
 func TestWelcomeAccountsAddedFirst(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		accounts []string // in the order added
+		aliases  string   // buzon alias list's lines, runs of spaces made one
+	}{
+		{"one account", []string{"alice@example.org"},
+			"postmaster@example.org alice@example.org\npostmaster@mx.example.net alice@example.org"},
+		{"the first added, not the first by name", []string{"zoe@example.org", "alice@example.org"},
+			"postmaster@example.org zoe@example.org\npostmaster@mx.example.net zoe@example.org"},
+		{"a postmaster account of the domain", []string{"alice@example.org", "postmaster@example.org"},
+			"postmaster@mx.example.net alice@example.org"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			testWelcomeAccountsAddedFirst(t, tc.accounts, tc.aliases)
+		})
+	}
+}
+
+func testWelcomeAccountsAddedFirst(t *testing.T, accounts []string, aliases string) {
 	data := t.TempDir()
-	mustBuzon(t, "a-password\n", "user", "add", "--data", data, "alice@example.org")
-	in := start(t, data)
-	in.waitOutput(welcomeEndRE)
+	for _, a := range accounts {
+		mustBuzon(t, "a-password\n", "user", "add", "--data", data, a)
+	}
+	in := start(t, data, "--hostname", "mx.example.net")
+	m := in.waitOutput(welcomeEndRE)
 	out := in.output()
 	if welcomeRE.MatchString(out) || !strings.Contains(out, "Mail client settings") || !slices.Contains(welcomeSettings(out), "IMAP "+in.ports["imap"]+" STARTTLS") {
 		t.Errorf("first start on accounts added before:\n%s", out)
 	}
-	if list := mustBuzon(t, "", "user", "list", "--data", data); strings.Contains(list, "postmaster@") {
-		t.Errorf("the server made an account of its own:\n%s", list)
+	if m[3] != accounts[0] {
+		t.Errorf("the welcome's test mail goes to %s, not the account added first, %s", m[3], accounts[0])
+	}
+	made := regexp.MustCompile(`(?m)^(\S+) \S+$`).ReplaceAllString(aliases, "$1")
+	if want := "Mail to " + strings.ReplaceAll(made, "\n", " and ") + " reaches " + accounts[0] + ": buzon made them its aliases\n"; !strings.Contains(out, want) {
+		t.Errorf("the welcome does not say %q:\n%s", want, out)
+	}
+	list := mustBuzon(t, "", "alias", "list", "--data", data)
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(list), "\n")[1:] {
+		got = append(got, strings.Join(strings.Fields(line), " "))
+	}
+	if strings.Join(got, "\n") != aliases {
+		t.Errorf("aliases after the first start:\n%s\nwant\n%s", list, aliases)
+	}
+	var names []string
+	for _, line := range strings.Split(strings.TrimSpace(mustBuzon(t, "", "user", "list", "--data", data)), "\n")[1:] {
+		names = append(names, strings.Fields(line)[0])
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, slices.Sorted(slices.Values(accounts))) {
+		t.Errorf("accounts after the first start: %v, want %v", names, accounts)
 	}
 	in.stop()
 	again := start(t, data)
