@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -87,10 +86,11 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 	}
 	defer st.Close()
 
-	tlsConfig, fingerprint, err := loadTLS(cfg, log)
+	certs, err := loadTLS(cfg, log)
 	if err != nil {
 		return err
 	}
+	tlsConfig, fingerprint := certs.TLSConfig(), server.Fingerprint(certs.Certificate().Leaf.Raw)
 	authn, err := auth.New(cfg.Auth, st, log)
 	if err != nil {
 		return err
@@ -202,6 +202,7 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 		return err
 	}
 	g.background(func(ctx context.Context) { pop3.RunExpiry(ctx) })
+	g.background(certs.Run) // a renewed certificate, taken without a restart
 	log.Info("buzon started", "version", version, "data", cfg.Data, "hostname", cfg.Hostname)
 
 	err = g.wait(ctx)
@@ -241,31 +242,27 @@ func servePprof(mux *http.ServeMux) {
 }
 
 // loadTLS loads the configured certificate, or the self-signed one in the
-// data folder, creating it on first start. It returns the certificate's
-// fingerprint for people to compare.
-func loadTLS(cfg config.Config, log *slog.Logger) (*tls.Config, string, error) {
-	var cert tls.Certificate
-	var err error
-	created := false
-	certFile := cfg.TLS.Cert
-	if certFile != "" {
-		cert, err = tls.LoadX509KeyPair(cfg.TLS.Cert, cfg.TLS.Key)
+// data folder, creating it on first start and making a new one when it
+// is near its end. The watcher it returns serves it, and takes renewed
+// files while the server runs.
+func loadTLS(cfg config.Config, log *slog.Logger) (*server.CertWatcher, error) {
+	wc := server.CertWatcherConfig{CertFile: cfg.TLS.Cert, KeyFile: cfg.TLS.Key, Logger: log}
+	if wc.CertFile == "" {
+		wc.CertFile, wc.KeyFile = filepath.Join(cfg.Data, "tls", "cert.pem"), filepath.Join(cfg.Data, "tls", "key.pem")
+		wc.SelfSigned = true
+		cert, made, err := server.LoadOrCreateCert(wc.CertFile, wc.KeyFile, cfg.Hostname)
 		if err != nil {
-			return nil, "", fmt.Errorf("tls: %w", err)
+			return nil, err
 		}
-	} else {
-		certFile = filepath.Join(cfg.Data, "tls", "cert.pem")
-		cert, created, err = server.LoadOrCreateCert(certFile, filepath.Join(cfg.Data, "tls", "key.pem"), cfg.Hostname)
-		if err != nil {
-			return nil, "", err
+		switch fp := server.Fingerprint(cert.Certificate[0]); made {
+		case server.CertCreated:
+			log.Info("created a self-signed certificate", "file", wc.CertFile, "sha256", fp)
+		case server.CertRenewed:
+			log.Warn("made a new self-signed certificate in place of one at its end; clients must accept the new one",
+				"file", wc.CertFile, "sha256", fp)
 		}
 	}
-	fp := server.Fingerprint(cert.Certificate[0])
-	if created {
-		log.Info("created a self-signed certificate", "file", certFile, "sha256", fp)
-	}
-	tc := server.TLSConfig(cert)
-	return tc, fp, nil
+	return server.NewCertWatcher(wc)
 }
 
 // firstAccount creates an account, postmaster@<hostname>, on the first

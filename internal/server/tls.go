@@ -24,17 +24,40 @@ import (
 )
 
 // TLSConfig returns the server TLS configuration: TLS 1.2 at least, Go's
-// default cipher suites, and the given certificate.
+// default cipher suites, and the given certificate. A server whose
+// certificate files are renewed while it runs uses CertWatcher.TLSConfig.
 func TLSConfig(cert tls.Certificate) *tls.Config {
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{cert},
-	}
+	c := baseTLSConfig()
+	c.Certificates = []tls.Certificate{cert}
+	return c
 }
 
+// baseTLSConfig is what every server TLS configuration shares, whatever
+// gives it its certificate.
+func baseTLSConfig() *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12}
+}
+
+// selfSignedValidity is how long a self-signed certificate is valid: less
+// than the 825 days Apple's systems accept for a TLS server certificate
+// from any issuer, a self-signed one included (iOS 13 and macOS 10.15 on);
+// Apple Mail refuses a longer one even after the person has trusted it.
+const selfSignedValidity = 820 * 24 * time.Hour
+
+// selfSignedRenewal is how close to its end a self-signed certificate is
+// replaced at start, so that a server restarted now and then never serves
+// an expired one.
+const selfSignedRenewal = 30 * 24 * time.Hour
+
 // SelfSignedCert makes a certificate for the given host names and IP
-// addresses, valid for ten years, with a fresh ECDSA P-256 key.
+// addresses, valid for 820 days, with a fresh ECDSA P-256 key.
 func SelfSignedCert(hosts []string) (certPEM, keyPEM []byte, err error) {
+	notBefore := time.Now().Add(-time.Hour)
+	return selfSigned(hosts, notBefore, notBefore.Add(selfSignedValidity))
+}
+
+// selfSigned is SelfSignedCert valid from notBefore to notAfter.
+func selfSigned(hosts []string, notBefore, notAfter time.Time) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -44,11 +67,13 @@ func SelfSignedCert(hosts []string) (certPEM, keyPEM []byte, err error) {
 		return nil, nil, err
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: hosts[0], Organization: []string{"buzon self-signed"}},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().AddDate(10, 0, 0),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: hosts[0], Organization: []string{"buzon self-signed"}},
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		// Apple's systems also want serverAuth, and the names in the
+		// subject alternative names, not the common name.
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
 	}
@@ -71,41 +96,75 @@ func SelfSignedCert(hosts []string) (certPEM, keyPEM []byte, err error) {
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
 }
 
+// CertMade says what LoadOrCreateCert did to the certificate it returns.
+type CertMade int
+
+const (
+	// CertLoaded: the certificate there was, as it was.
+	CertLoaded CertMade = iota
+	// CertCreated: a new pair, where there was no certificate.
+	CertCreated
+	// CertRenewed: a new pair in place of a certificate that had expired
+	// or would within 30 days; its fingerprint is new.
+	CertRenewed
+)
+
 // LoadOrCreateCert loads the certificate in certFile and keyFile, first
 // creating a self-signed pair naming localhost, 127.0.0.1, ::1 and hostname
-// when the certificate does not exist. It is for the data folder's own
-// certificate: a configured one that is missing is an error, not a reason
-// to make one. It reports whether it created them.
-func LoadOrCreateCert(certFile, keyFile, hostname string) (tls.Certificate, bool, error) {
-	created := false
+// when the certificate does not exist, or replacing it, in the same files,
+// when it has expired or expires within 30 days. It is for the data
+// folder's own certificate: a configured one that is missing or old is an
+// error or a warning, not a reason to make one. It reports what it made.
+func LoadOrCreateCert(certFile, keyFile, hostname string) (tls.Certificate, CertMade, error) {
+	made := CertLoaded
 	if _, err := os.Stat(certFile); errors.Is(err, fs.ErrNotExist) {
 		// A key without its certificate is what a crash between the two
 		// writes leaves; it is replaced with the pair.
+		made = CertCreated
+	} else if err == nil {
+		cert, err := loadKeyPair(certFile, keyFile)
+		if err != nil {
+			return tls.Certificate{}, made, err
+		}
+		if time.Until(cert.Leaf.NotAfter) > selfSignedRenewal {
+			return *cert, made, nil
+		}
+		// The certificate goes first, and for good before the new key
+		// is written: a crash in between leaves a key alone, which the
+		// next start replaces, never a new key with the old certificate.
+		made = CertRenewed
+		if err := os.Remove(certFile); err != nil {
+			return tls.Certificate{}, made, fmt.Errorf("renew the self-signed certificate: %w", err)
+		}
+		if err := durable.SyncDir(filepath.Dir(certFile)); err != nil {
+			return tls.Certificate{}, made, fmt.Errorf("renew the self-signed certificate: %w", err)
+		}
+	}
+	if made != CertLoaded {
 		hosts := []string{"localhost", "127.0.0.1", "::1"}
 		if hostname != "" && !slices.Contains(hosts, hostname) {
 			hosts = append([]string{hostname}, hosts...)
 		}
 		certPEM, keyPEM, err := SelfSignedCert(hosts)
 		if err != nil {
-			return tls.Certificate{}, false, fmt.Errorf("self-signed certificate: %w", err)
+			return tls.Certificate{}, made, fmt.Errorf("self-signed certificate: %w", err)
 		}
 		if err := os.MkdirAll(filepath.Dir(certFile), 0o700); err != nil {
-			return tls.Certificate{}, false, err
+			return tls.Certificate{}, made, err
 		}
 		// The key first: the certificate's presence means the pair is whole.
 		if err := durable.WriteFile(keyFile, keyPEM, 0o600); err != nil {
-			return tls.Certificate{}, false, err
+			return tls.Certificate{}, made, err
 		}
 		if err := durable.WriteFile(certFile, certPEM, 0o644); err != nil {
-			return tls.Certificate{}, false, err
+			return tls.Certificate{}, made, err
 		}
-		created = true
 	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	cert, err := loadKeyPair(certFile, keyFile)
 	if err != nil {
-		return tls.Certificate{}, false, fmt.Errorf("load certificate: %w", err)
+		return tls.Certificate{}, made, err
 	}
-	return cert, created, nil
+	return *cert, made, nil
 }
 
 // Fingerprint is the SHA-256 fingerprint of a certificate's DER bytes, in
