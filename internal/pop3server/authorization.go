@@ -194,6 +194,10 @@ func (c *conn) login(acct store.Account, method string) {
 		panic(*refusal)
 	}
 
+	// Watched before the snapshot, so that a deletion after it is seen
+	// (xaccountGone); one before it fails the snapshot.
+	watch := c.srv.cfg.Store.Watch(acct.ID)
+	releases = append(releases, watch.Close)
 	sess, err := c.srv.cfg.Store.Open(ctx, acct.ID)
 	xcheck(err, "open store session")
 	releases = append(releases, func() {
@@ -207,7 +211,7 @@ func (c *conn) login(acct store.Account, method string) {
 	msgs, err := snapshot(ctx, sess, inbox.ID)
 	xcheck(err, "list INBOX")
 
-	c.account, c.session, c.inbox, c.msgs = acct, sess, inbox, msgs
+	c.account, c.session, c.inbox, c.msgs, c.watch = acct, sess, inbox, msgs, watch
 	c.log = c.log.With("account", acct.Name) // before hold: takeOver reads it
 	c.heardNow()
 	// Forgotten as a holder last, after the lock is released (see hold).

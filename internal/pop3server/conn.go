@@ -73,6 +73,15 @@ type conn struct {
 	session store.Session
 	// inbox is the account's INBOX.
 	inbox store.Mailbox
+	// watch fires after changes to the account, its deletion among them,
+	// which each command then looks for (xaccountGone).
+	watch store.Watcher
+	// recheck says the account is to be looked for at the next command
+	// even without a wake-up: the last look could not read the store.
+	recheck bool
+	// gone says the account was deleted during the session: nothing of
+	// it is left to record or expunge.
+	gone bool
 	// msgs is the maildrop: the INBOX snapshot taken at login, message
 	// number n at msgs[n-1] (RFC 1939 5).
 	msgs []message
@@ -219,7 +228,9 @@ func (c *conn) logout() {
 	}
 	c.beginLogout()
 	c.dropAhead()
-	c.recordRetrievals(false, false)
+	if !c.gone {
+		c.recordRetrievals(false, false)
+	}
 	for i := len(c.releases) - 1; i >= 0; i-- {
 		c.releases[i]()
 	}
@@ -402,6 +413,14 @@ func (c *conn) execute(line string) {
 		case serverError:
 			c.log.Error("pop3 command failed", "cmd", cmd.name, "err", e.err)
 			c.writeErr(e.code, "%s", e.text)
+		case accountGone:
+			// RFC 3206 4: no retry will help.
+			c.gone = true
+			c.log.Info("pop3 account deleted; ending the session", "cmd", cmd.name, "err", e.err)
+			c.writeErr(codeSysPerm, "your account has been deleted")
+			c.flush()
+			c.lingeringClose()
+			xabort(e.err)
 		case abortError:
 			panic(e)
 		default:
@@ -413,6 +432,9 @@ func (c *conn) execute(line string) {
 	}()
 	if err != nil {
 		xuser("", "%s", err.Error())
+	}
+	if c.state == stateTransaction {
+		c.xaccountGone()
 	}
 	spec, ok := commands[cmd.name]
 	switch {
@@ -430,6 +452,44 @@ func (c *conn) execute(line string) {
 		// It succeeded and did something: a pipeline of such commands
 		// is only slowed down (see limit.Rate).
 		c.rate.Useful()
+	}
+}
+
+// xaccountGone ends the session when its account was deleted since the
+// last command (buzon user del, perhaps from another process): the
+// maildrop it shows is gone, and none of its commands can be carried out
+// any more. The store is asked only after the account's watcher fired,
+// so a session pays for the check when its account changed, not at every
+// command.
+func (c *conn) xaccountGone() {
+	select {
+	case <-c.watch.C():
+	default:
+		if !c.recheck {
+			return
+		}
+	}
+	c.xaccountLookup()
+}
+
+// xaccountLookup ends the session if its account is gone, without
+// waiting for the watcher: a store that deletes an account's mail with it
+// (PostgreSQL) tells a session that asks before the notification arrives
+// that its messages or INBOX are gone, not its account.
+func (c *conn) xaccountLookup() {
+	acct, err := c.srv.cfg.Store.LookupAccount(c.ctx, c.account.Name)
+	c.recheck = false
+	switch {
+	case err == nil && acct.ID != c.account.ID:
+		// Deleted and made again: the new account is not this session's.
+		panic(accountGone{fmt.Errorf("account %s: id %d is now %d", c.account.Name, c.account.ID, acct.ID)})
+	case errors.Is(err, store.ErrNoAccount):
+		panic(accountGone{err})
+	case err != nil:
+		// The store cannot say: the command goes on, and meets the
+		// store's trouble itself if it needs the store.
+		c.log.Warn("pop3 look up account", "err", err)
+		c.recheck = true
 	}
 }
 

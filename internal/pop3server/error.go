@@ -31,6 +31,13 @@ type serverError struct {
 	err  error
 }
 
+// accountGone ends a session whose account was deleted while it ran: the
+// command loop answers "-ERR [SYS/PERM]" and closes, and the session
+// applies none of its deletions and records none of its retrievals.
+type accountGone struct {
+	err error
+}
+
 // abortError ends the session without a further reply: the connection
 // broke, the client went silent, or the server is shutting down (the
 // goodbye, if any, has been written).
@@ -44,13 +51,17 @@ func xuser(code, format string, args ...any) {
 }
 
 // xcheck turns a store error into a refusal: "try again later" for a
-// temporary one (RFC 3206 4 SYS/TEMP), "internal error" otherwise.
+// temporary one (RFC 3206 4 SYS/TEMP), "internal error" otherwise. An
+// account found deleted ends the session (accountGone).
 func xcheck(err error, what string) {
 	if err == nil {
 		return
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		panic(abortError{fmt.Errorf("%s: %w", what, err)})
+	}
+	if errors.Is(err, store.ErrNoAccount) {
+		panic(accountGone{fmt.Errorf("%s: %w", what, err)})
 	}
 	if store.IsTemporary(err) {
 		panic(serverError{code: codeSysTemp, text: "temporary server failure, try again later", err: fmt.Errorf("%s: %w", what, err)})

@@ -245,6 +245,11 @@ func (c *conn) cmdQuit(cmd command) {
 		}
 	}
 	c.logout()
+	if errors.Is(err, store.ErrNoAccount) || errors.Is(err, store.ErrNoMailbox) {
+		// Deleted after the command came, before its watcher fired?
+		// (INBOX goes only with its account.)
+		c.xaccountLookup()
+	}
 	if err != nil {
 		c.log.Error("pop3 expunge at QUIT", "uids", len(uids), "err", err)
 		code := codeSysPerm

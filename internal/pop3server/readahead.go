@@ -67,7 +67,9 @@ func (c *conn) openBody(n int, retr bool) (body store.Body, owned bool) {
 	}
 	body, err := c.session.OpenBody(c.ctx, c.inbox.ID, c.msgs[n-1].uid)
 	if errors.Is(err, store.ErrNoMessage) {
-		// Expunged by another path (IMAP) since the snapshot.
+		// Expunged by another path (IMAP) since the snapshot, or with
+		// the account.
+		c.xaccountLookup()
 		xuser("", "message no longer exists")
 	}
 	xcheck(err, "open message")

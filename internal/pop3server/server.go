@@ -11,7 +11,8 @@
 // A message removed by another path during the session answers
 // "-ERR message no longer exists", unless the session had read it ahead
 // (with a store.BodyBatcher): then it is sent, as if asked for a moment
-// earlier.
+// earlier. A session whose account is deleted (buzon user del) ends at
+// its next command with "-ERR [SYS/PERM]", its deletions not applied.
 //
 // The UIDL of a message is fmt.Sprintf("%08x%08x", uidvalidity, uid) of
 // the INBOX message: both never change while the message exists, so

@@ -15,6 +15,9 @@ modes:
   stls             STLS verifying the certificate in the CA file ARG, then
                    TOP n 0 and TOP n 2 of every message, QUIT
   uidl             print the UIDL listing
+  deleted          plain POP3: log in, say so on stdout, wait for a line on
+                   stdin (the test deletes the account meanwhile), then
+                   RETR 1 and NOOP, printing the error each gets
 """
 
 import json
@@ -146,6 +149,21 @@ def main():
         ids = uidls(pop)
         pop.quit()
         print(json.dumps({"uidl": [ids[n] for n in sorted(ids)]}))
+
+    elif mode == "deleted":
+        pop = poplib.POP3(host, port, timeout=60)
+        pop.user(user)
+        pop.pass_(password)
+        print("logged in", flush=True)
+        sys.stdin.readline()
+        errors = []
+        for cmd in (lambda: pop.retr(1), pop.noop):
+            try:
+                cmd()
+                fail("a command succeeded on a deleted account")
+            except (poplib.error_proto, OSError) as e:
+                errors.append(str(e.args[0].decode() if isinstance(e.args[0], bytes) else e))
+        print(json.dumps({"errors": errors}))
 
     else:
         fail("unknown mode " + mode)
