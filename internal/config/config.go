@@ -71,11 +71,16 @@ type Listen struct {
 
 // TLS configures certificates for implicit TLS and STARTTLS/STLS.
 type TLS struct {
-	// Certificate chain (PEM). Empty: a self-signed certificate is
-	// generated in the data folder, naming localhost, 127.0.0.1 and the
-	// host name.
+	// Certificate chain (PEM): the server's certificate, then the
+	// intermediates (certbot's fullchain.pem). Renewed files are taken
+	// while the server runs, without a restart: they are looked at every
+	// 5 seconds, symbolic links followed (certbot's live/ folder), and a
+	// new pair is served once certificate and key match. Empty: a
+	// self-signed certificate is generated in the data folder, naming
+	// localhost, 127.0.0.1 and the host name, valid for 820 days and made
+	// anew at a start within 30 days of its end.
 	Cert string `toml:"cert"`
-	// Private key (PEM) for cert.
+	// Private key (PEM) for cert, readable by buzon's user.
 	Key string `toml:"key"`
 	// Time allowed for a client to complete the TLS handshake.
 	HandshakeTimeout Duration `toml:"handshake_timeout"`
