@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -523,20 +522,14 @@ func (c *conn) flush() {
 // for POP3S or after STLS. Anything the client sent before the handshake
 // is discarded, so plaintext cannot be injected into the TLS session.
 func (c *conn) startTLS() {
-	tc := tls.Server(c.raw, c.srv.cfg.TLS)
-	timeout := c.srv.cfg.TLSHandshakeTimeout
-	if timeout <= 0 {
-		timeout = defaultHandshake
-	}
-	c.raw.SetDeadline(time.Now().Add(timeout))
-	if err := tc.HandshakeContext(c.ctx); err != nil {
-		xabort(fmt.Errorf("tls handshake: %w", err))
+	tc, err := server.Handshake(c.ctx, c.raw, c.srv.cfg.TLS, c.srv.cfg.TLSHandshakeTimeout)
+	if err != nil {
+		xabort(err)
 	}
 	c.nc = tc
 	c.tls = true
 	c.br.Reset(tc)
-	st := tc.ConnectionState()
-	c.log.Debug("pop3 tls started", "version", tls.VersionName(st.Version), "cipher", tls.CipherSuiteName(st.CipherSuite))
+	c.log.Debug("pop3 tls started", "tls", server.TLSName(tc.ConnectionState()))
 }
 
 // plaintextAllowed says whether a password may be sent in the clear on

@@ -155,6 +155,9 @@ func New(cfg Config) *Server {
 	if cfg.ReadAheadIdle <= 0 {
 		cfg.ReadAheadIdle = defaultAheadIdle
 	}
+	if cfg.TLSHandshakeTimeout <= 0 {
+		cfg.TLSHandshakeTimeout = defaultHandshake
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		cfg:     cfg,

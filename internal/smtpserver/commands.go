@@ -3,7 +3,6 @@ package smtpserver
 import (
 	"cmp"
 	"crypto/rand"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -175,13 +174,11 @@ func (c *conn) cmdSTARTTLS(arg string) {
 	}
 	c.writeReply(reply{220, [3]int{2, 0, 0}, "ready to start TLS"})
 	c.flush()
-	tc := tls.Server(c.raw, c.srv.cfg.TLS)
-	c.raw.SetDeadline(time.Now().Add(c.srv.cfg.TLSHandshakeTimeout))
-	if err := tc.HandshakeContext(c.srv.ctx); err != nil {
-		xabort(fmt.Errorf("tls handshake: %w", err))
+	tc, err := server.Handshake(c.srv.ctx, c.raw, c.srv.cfg.TLS, c.srv.cfg.TLSHandshakeTimeout)
+	if err != nil {
+		xabort(err)
 	}
-	st := tc.ConnectionState()
-	c.tls = tls.VersionName(st.Version) + " " + tls.CipherSuiteName(st.CipherSuite)
+	c.tls = server.TLSName(tc.ConnectionState())
 	c.nc = tc
 	c.br.Reset(sockReader{c})
 	c.bw.Reset(sockWriter{c})
