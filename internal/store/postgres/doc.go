@@ -1,5 +1,5 @@
 // Package postgres is buzon's scale-out mail store: everything (accounts,
-// credentials, quotas, mailboxes, messages, flags, tombstones,
+// aliases, credentials, quotas, mailboxes, messages, flags, tombstones,
 // subscriptions, message bodies and server secrets) lives in one
 // PostgreSQL database, so any number of buzon nodes can serve any account
 // behind a TCP load balancer. It implements store.Store, store.Checker,

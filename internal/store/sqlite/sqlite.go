@@ -6,7 +6,7 @@
 //
 // Layout of the data folder (Config.Dir):
 //
-//	accounts.db                 accounts, credentials, quotas, secrets (shared)
+//	accounts.db                 accounts, aliases, credentials, quotas, secrets (shared)
 //	store.lock                  every open Store holds a shared flock on it
 //	notify.sock                 change notifications (unix datagram socket)
 //	accounts/<id>/mail.db       mailboxes, messages, flags, tombstones, counters
