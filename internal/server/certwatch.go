@@ -221,9 +221,12 @@ func (w *CertWatcher) logTaken(msg string, cert *tls.Certificate) {
 	// and self-signed ones included (iOS 13, macOS 10.15 and later).
 	appleRuleStart := time.Date(2019, 7, 1, 0, 0, 0, 0, time.UTC)
 	if leaf.NotAfter.Sub(leaf.NotBefore) > appleMaxValidity && leaf.NotBefore.After(appleRuleStart) {
-		w.log.Warn("tls certificate is valid for more than 825 days, which Apple Mail and iPhones refuse",
-			"cert", w.cfg.CertFile, "not_before", leaf.NotBefore.UTC().Format(time.RFC3339),
-			"not_after", leaf.NotAfter.UTC().Format(time.RFC3339))
+		args := []any{"cert", w.cfg.CertFile, "not_before", leaf.NotBefore.UTC().Format(time.RFC3339),
+			"not_after", leaf.NotAfter.UTC().Format(time.RFC3339)}
+		if w.cfg.SelfSigned { // made by an older buzon
+			args = append(args, "advice", "delete the certificate file and restart buzon to make one Apple's clients take")
+		}
+		w.log.Warn("tls certificate is valid for more than 825 days, which Apple Mail and iPhones refuse", args...)
 	}
 }
 

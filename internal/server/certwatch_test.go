@@ -381,21 +381,27 @@ func TestCertWatcherAppleValidity(t *testing.T) {
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	const warning = "tls certificate is valid for more than 825 days, which Apple Mail and iPhones refuse"
 	for _, tt := range []struct {
-		name     string
-		validity time.Duration
-		want     int
+		name       string
+		validity   time.Duration
+		selfSigned bool
+		want       int
+		advice     bool // to make a new self-signed one
 	}{
-		{"self-signed", selfSignedValidity, 0},
-		{"ten years", 10 * 365 * 24 * time.Hour, 1},
+		{"self-signed", selfSignedValidity, true, 0, false},
+		{"ten years", 10 * 365 * 24 * time.Hour, false, 1, false},
+		{"ten years, an older buzon's self-signed", 10 * 365 * 24 * time.Hour, true, 1, true},
 	} {
 		notBefore := time.Now().Add(-time.Hour)
 		writePair(t, certFile, keyFile, notBefore, notBefore.Add(tt.validity))
 		var logs logBuffer
-		if _, err := NewCertWatcher(CertWatcherConfig{CertFile: certFile, KeyFile: keyFile, Logger: logs.logger()}); err != nil {
+		if _, err := NewCertWatcher(CertWatcherConfig{CertFile: certFile, KeyFile: keyFile, SelfSigned: tt.selfSigned, Logger: logs.logger()}); err != nil {
 			t.Fatal(err)
 		}
 		if n := logs.count(warning); n != tt.want {
 			t.Errorf("%s: %d warnings, want %d:\n%s", tt.name, n, tt.want, logs.String())
+		}
+		if advised := strings.Contains(logs.String(), "delete the certificate file and restart buzon"); advised != tt.advice {
+			t.Errorf("%s: advice to make a new one: %v:\n%s", tt.name, advised, logs.String())
 		}
 	}
 }
