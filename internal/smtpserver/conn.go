@@ -86,8 +86,8 @@ type conn struct {
 type recipient struct {
 	// addr is the mailbox as the client wrote it, which its reply names.
 	addr string
-	// key is the address the account was found by: a recipient named
-	// twice gets one copy.
+	// key is the address the account was found by, in lower case;
+	// recipients with the same copyKey get one copy.
 	key  string
 	acct store.Account
 }

@@ -40,10 +40,10 @@ const (
 type retryKey struct {
 	sum  [sha256.Size]byte // of the sender and the message
 	from string            // the sender
-	rcpt string            // the recipient's key
+	rcpt string            // the recipient's copyKey
 }
 
-// retryPair is a sender and a recipient's key.
+// retryPair is a sender and a recipient's copyKey.
 type retryPair struct{ from, rcpt string }
 
 type retryEntry struct {
