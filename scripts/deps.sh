@@ -19,6 +19,8 @@ packages=(
 	procps         # pgrep/ps for the benchmark and peer scripts
 	postgresql     # initdb/pg_ctl for a throwaway cluster
 	dovecot-imapd dovecot-pop3d dovecot-lmtpd  # the peer in ../shared/peers/dovecot.sh
+	dovecot-sieve  # sieve-test: Pigeonhole's interpreter, to compare ours against
+	sieve-connect python3-sievelib  # ManageSieve clients
 )
 
 missing=()

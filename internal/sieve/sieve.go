@@ -1,0 +1,116 @@
+// Package sieve runs the mail filters people write in Sieve (RFC 5228):
+// at delivery, an account's active script decides whether a message is
+// kept in INBOX, filed into other mailboxes, flagged or discarded.
+//
+// The package knows nothing of the store or of protocols. Compile checks
+// a script once (when it is uploaded, and again when delivery first meets
+// it); Execute runs a compiled script against one message and returns
+// what to do with it, which the caller carries out.
+//
+// Sieve has no loops, so a script's run is bounded by its size and the
+// message's; the limits below bound both.
+package sieve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Script is a compiled Sieve script. It is immutable and safe for
+// concurrent use.
+type Script struct {
+	// Filled in by the implementation.
+}
+
+// CompileError is what is wrong with a script, at a line of it (counted
+// from 1), as ManageSieve's PUTSCRIPT and CHECKSCRIPT report it.
+type CompileError struct {
+	Line int
+	Msg  string
+}
+
+func (e *CompileError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Msg) }
+
+// ErrNotImplemented is returned until the interpreter lands.
+var ErrNotImplemented = errors.New("sieve: not implemented")
+
+// Compile parses and checks a script: its syntax, that it requires every
+// extension it uses and only ones this package supports (Extensions), and
+// the arguments of each command and test. Its errors are *CompileError.
+func Compile(src []byte) (*Script, error) {
+	return nil, ErrNotImplemented
+}
+
+// Extensions returns the extensions scripts may require, as `require`
+// names them, for ManageSieve's SIEVE capability (RFC 5804 1.7).
+func Extensions() []string {
+	return nil
+}
+
+// Message is the message a script looks at.
+type Message struct {
+	// Header is the message's header section as stored: lines ending in
+	// CRLF, up to and including the empty line, or the whole message when
+	// it has no body.
+	Header []byte
+	// Size is the message's size in octets (RFC 5228 5.9).
+	Size int64
+	// Body opens the whole message, for the body test (RFC 5173). Nil
+	// makes every body test false.
+	Body func() (io.ReadCloser, error)
+}
+
+// Envelope is the SMTP envelope of the delivery (RFC 5228 5.4).
+type Envelope struct {
+	// From is MAIL FROM's reverse path, "" for the null sender <>.
+	From string
+	// To is the recipient address as the RCPT command or `buzon deliver`
+	// gave it, which may carry a +detail (RFC 5233).
+	To string
+}
+
+// Environment answers what a script asks about the account it runs for.
+type Environment interface {
+	// MailboxExists tells whether the account has a mailbox of that
+	// name (UTF-8, INBOX case-insensitively), for fileinto and
+	// mailboxexists (RFC 5490).
+	MailboxExists(ctx context.Context, name string) (bool, error)
+}
+
+// ActionKind is what an Action does.
+type ActionKind int
+
+const (
+	// Keep stores the message in INBOX (RFC 5228 4.3), explicitly or by
+	// the implicit keep (RFC 5228 2.10.2).
+	Keep ActionKind = iota
+	// FileInto stores the message in the mailbox named (RFC 5228 4.1).
+	FileInto
+	// Discard stores nothing (RFC 5228 4.4): Execute returns it alone,
+	// so that callers can log that a script discarded the message.
+	Discard
+)
+
+// Action is one thing to do with the message. Execute returns at most one
+// action per mailbox, Keep and FileInto "INBOX" being the same mailbox.
+type Action struct {
+	Kind ActionKind
+	// Mailbox is where FileInto stores the message, in UTF-8.
+	Mailbox string
+	// Create asks for the mailbox to be created when it does not exist
+	// (RFC 5490 3.2, fileinto :create). Without it, a message filed into a
+	// mailbox that does not exist is kept in INBOX instead.
+	Create bool
+	// Flags are the IMAP flags and keywords the stored copy gets
+	// (RFC 5232), e.g. `\Seen` or `$Junk`.
+	Flags []string
+}
+
+// Execute runs the script against a message and returns what to do with
+// it: never an empty list (the implicit keep is a Keep). On an error the
+// caller must keep the message in INBOX, as RFC 5228 2.10.6 asks.
+func (s *Script) Execute(ctx context.Context, msg Message, env Envelope, e Environment) ([]Action, error) {
+	return nil, ErrNotImplemented
+}
