@@ -32,6 +32,7 @@ type Config struct {
 	POP3     POP3     `toml:"pop3"`
 	Delivery Delivery `toml:"delivery"`
 	SMTP     SMTP     `toml:"smtp"`
+	Sieve    Sieve    `toml:"sieve"`
 	Log      Log      `toml:"log"`
 }
 
@@ -55,6 +56,9 @@ type Listen struct {
 	// CAP_NET_BIND_SERVICE. STARTTLS is offered with the certificate in
 	// tls. Nothing is relayed; see [smtp].
 	SMTP string `toml:"smtp"`
+	// ManageSieve (RFC 5804) with STARTTLS, for mail clients to upload
+	// the Sieve scripts that filter mail at delivery; see [sieve].
+	Sieve string `toml:"sieve"`
 	// Prometheus metrics over HTTP at /metrics.
 	Metrics string `toml:"metrics"`
 	// Also serve Go's runtime profiles (CPU, heap, allocations, blocking,
@@ -166,7 +170,8 @@ type Limits struct {
 	// Most simultaneous connections from one IP address, over all
 	// listeners together; 0: no limit.
 	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
-	// Most simultaneous IMAP and POP3 sessions of one account; 0: no limit.
+	// Most simultaneous IMAP, POP3 and ManageSieve sessions of one
+	// account; 0: no limit.
 	MaxConnectionsPerAccount int `toml:"max_connections_per_account"`
 	// Commands per second one connection may send, sustained; bursts of
 	// twice as many are allowed. A client kept over its rate for ten
@@ -266,6 +271,26 @@ type SMTP struct {
 	MaxErrors int `toml:"max_errors"`
 }
 
+// Sieve configures the ManageSieve server (listen.sieve), where people
+// keep the Sieve scripts (RFC 5228) that file their mail at delivery.
+// buzon sends no mail, so scripts that redirect, reject or answer
+// (vacation, notify) are refused when they are uploaded. Line length,
+// connections per address and per account are those in [limits].
+type Sieve struct {
+	// Most scripts one account may keep (RFC 5804 QUOTA/MAXSCRIPTS).
+	MaxScripts int `toml:"max_scripts"`
+	// Largest script, in bytes (RFC 5804 QUOTA/MAXSIZE).
+	MaxScriptSize int64 `toml:"max_script_size"`
+	// An idle client is disconnected after this long.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// How long a client has, from when it connects, to log in.
+	LoginTimeout Duration `toml:"login_timeout"`
+	// Commands refused as malformed or unknown (BAD) in one session
+	// after which the client is sent away with BYE: programs that speak
+	// no ManageSieve stop there.
+	MaxErrors int `toml:"max_errors"`
+}
+
 // Log configures logging.
 type Log struct {
 	// "debug", "info", "warn" or "error".
@@ -288,6 +313,7 @@ func Default() Config {
 			LMTP:       "127.0.0.1:2424",
 			LMTPSocket: "lmtp.sock",
 			SMTP:       "127.0.0.1:2525",
+			Sieve:      "127.0.0.1:4190",
 			Metrics:    "off",
 		},
 		TLS: TLS{HandshakeTimeout: Duration(30 * time.Second)},
@@ -339,6 +365,13 @@ func Default() Config {
 			MaxRecipients: 100,
 			Timeout:       Duration(5 * time.Minute),
 			MaxReceived:   100,
+			MaxErrors:     20,
+		},
+		Sieve: Sieve{
+			MaxScripts:    16,
+			MaxScriptSize: 64 << 10,
+			IdleTimeout:   Duration(30 * time.Minute),
+			LoginTimeout:  Duration(2 * time.Minute),
 			MaxErrors:     20,
 		},
 		Log: Log{Level: "info", Format: "text"},

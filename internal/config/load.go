@@ -57,7 +57,8 @@ func (c *Config) Validate() error {
 	var errs []error
 	for _, l := range []struct{ name, addr string }{
 		{"imap", c.Listen.IMAP}, {"imaps", c.Listen.IMAPS}, {"pop3", c.Listen.POP3},
-		{"pop3s", c.Listen.POP3S}, {"lmtp", c.Listen.LMTP}, {"smtp", c.Listen.SMTP}, {"metrics", c.Listen.Metrics},
+		{"pop3s", c.Listen.POP3S}, {"lmtp", c.Listen.LMTP}, {"smtp", c.Listen.SMTP},
+		{"sieve", c.Listen.Sieve}, {"metrics", c.Listen.Metrics},
 	} {
 		if l.addr == Off || l.addr == "" {
 			continue
@@ -127,6 +128,7 @@ func (c *Config) Validate() error {
 		{"pop3.idle_timeout", c.POP3.IdleTimeout}, {"pop3.expire_interval", c.POP3.ExpireInterval},
 		{"pop3.stale_session", c.POP3.StaleSession},
 		{"delivery.timeout", c.Delivery.Timeout}, {"smtp.timeout", c.SMTP.Timeout},
+		{"sieve.idle_timeout", c.Sieve.IdleTimeout}, {"sieve.login_timeout", c.Sieve.LoginTimeout},
 	} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s: not negative", d.name))
@@ -140,6 +142,15 @@ func (c *Config) Validate() error {
 	}
 	if c.SMTP.MaxErrors < 1 {
 		errs = append(errs, errors.New("smtp.max_errors: at least 1"))
+	}
+	if c.Sieve.MaxScripts < 1 {
+		errs = append(errs, errors.New("sieve.max_scripts: at least 1"))
+	}
+	if c.Sieve.MaxScriptSize < 1024 {
+		errs = append(errs, errors.New("sieve.max_script_size: at least 1024"))
+	}
+	if c.Sieve.MaxErrors < 1 {
+		errs = append(errs, errors.New("sieve.max_errors: at least 1"))
 	}
 	if c.POP3.ExpireDays < 0 {
 		errs = append(errs, errors.New("pop3.expire_days: not negative"))
