@@ -21,6 +21,11 @@ var (
 	ErrLocked        = errors.New("locked by another session")
 	ErrLimit         = errors.New("limit reached")
 
+	// Sieve scripts (Session.SieveScript and the rest).
+	ErrNoSieveScript     = errors.New("no such sieve script")
+	ErrSieveScriptExists = errors.New("sieve script already exists")
+	ErrSieveScriptActive = errors.New("sieve script is active")
+
 	// ErrStorageFull means the disk or database is full. It is temporary:
 	// the operation changed nothing and may succeed later.
 	ErrStorageFull = errors.New("storage full")

@@ -215,6 +215,40 @@ type Session interface {
 	// before the given time, returning their UIDs.
 	ExpireRetrieved(ctx context.Context, mailboxID int64, before time.Time) ([]UID, error)
 
+	// SieveScripts lists the account's Sieve scripts ordered by name,
+	// with Size and Active set and Content nil.
+	SieveScripts(ctx context.Context) ([]SieveScript, error)
+
+	// SieveScript reads one script, with its Content. It returns
+	// ErrNoSieveScript if there is none of that name.
+	SieveScript(ctx context.Context, name string) (SieveScript, error)
+
+	// PutSieveScript creates a script or replaces the content of one; a
+	// replaced active script stays active. The name is checked with
+	// ValidSieveScriptName (ErrInvalidName). The content is stored as
+	// given: checking it is the caller's job, as are the limits on the
+	// number and size of scripts.
+	PutSieveScript(ctx context.Context, name string, content []byte) error
+
+	// ActivateSieveScript makes the named script the account's one active
+	// script, and no other (RFC 5804 2.8); "" leaves none active. It
+	// returns ErrNoSieveScript if there is no script of that name.
+	ActivateSieveScript(ctx context.Context, name string) error
+
+	// RenameSieveScript renames a script, which stays active if it was
+	// (RFC 5804 2.11.1). It returns ErrNoSieveScript,
+	// ErrSieveScriptExists or ErrInvalidName.
+	RenameSieveScript(ctx context.Context, from, to string) error
+
+	// DeleteSieveScript deletes a script. The active script cannot be
+	// deleted (RFC 5804 2.10): it returns ErrSieveScriptActive, and
+	// ErrNoSieveScript if there is none of that name.
+	DeleteSieveScript(ctx context.Context, name string) error
+
+	// ActiveSieveScript reads the active script, with its Content. It
+	// returns ErrNoSieveScript when no script is active.
+	ActiveSieveScript(ctx context.Context) (SieveScript, error)
+
 	// Close ends the Session.
 	Close() error
 }

@@ -149,6 +149,20 @@ CREATE TABLE aliases (
 );
 CREATE INDEX aliases_account ON aliases (account_id);
 `,
+		// 7: each account's Sieve scripts (store.Session.PutSieveScript).
+		// The partial unique index lets at most one of an account's be
+		// active, whatever two nodes do at once.
+		`
+CREATE TABLE sieve_scripts (
+	account_id bigint NOT NULL REFERENCES accounts ON DELETE CASCADE,
+	name       text NOT NULL,
+	content    bytea NOT NULL,
+	active     boolean NOT NULL DEFAULT false,
+	modified   timestamptz NOT NULL,
+	PRIMARY KEY (account_id, name)
+);
+CREATE UNIQUE INDEX sieve_scripts_active ON sieve_scripts (account_id) WHERE active;
+`,
 	}
 }
 

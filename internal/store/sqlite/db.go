@@ -198,6 +198,18 @@ var mailSchema = schema{{
 	`ALTER TABLE mailbox ADD COLUMN forgotten INTEGER NOT NULL DEFAULT 0`,
 	`UPDATE mailbox SET tombstones = (SELECT count(*) FROM tombstone WHERE tombstone.mailbox = mailbox.id)`,
 	`ALTER TABLE tombstone DROP COLUMN created_modseq`,
+}, {
+	// 4: the account's Sieve scripts (store.Session.PutSieveScript). The
+	// partial unique index lets at most one be active. A rowid table,
+	// as the content may run to tens of kilobytes.
+	`CREATE TABLE sieve_script (
+		id INTEGER PRIMARY KEY,
+		name TEXT NOT NULL UNIQUE,
+		content BLOB NOT NULL,
+		active INTEGER NOT NULL DEFAULT 0 CHECK (active IN (0, 1)),
+		modified INTEGER NOT NULL -- unix microseconds
+	)`,
+	`CREATE UNIQUE INDEX sieve_script_active ON sieve_script (active) WHERE active = 1`,
 }}
 
 // maxAccountID keeps mailbox IDs (account ID << 32 | n) positive.

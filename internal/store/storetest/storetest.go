@@ -71,6 +71,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Isolation", testIsolation},
 		{"OpenBodies", testOpenBodies},
 		{"Secrets", testSecrets},
+		{"SieveScripts", testSieveScripts},
+		{"SieveDeleteAccount", testSieveDeleteAccount},
+		{"SieveActivateRace", testSieveActivateRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,177 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// Sieve scripts live in table sieve_scripts, one row per script. Reads
+// are single statements; writes take the account's lock (wtx.lock), as
+// SetSubscribed does, so that two nodes activating scripts at once are
+// serialized and the partial unique index never has to refuse one.
+
+// SieveScripts implements store.Session.
+func (ss *session) SieveScripts(ctx context.Context) ([]store.SieveScript, error) {
+	rows, err := ss.s.pool.Query(ctx, `SELECT name, octet_length(content), active, modified
+		FROM sieve_scripts WHERE account_id = $1 ORDER BY name COLLATE "C"`, ss.id)
+	if err != nil {
+		return nil, fmt.Errorf("list sieve scripts: %w", mapErr(err))
+	}
+	scripts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.SieveScript, error) {
+		var sc store.SieveScript
+		err := r.Scan(&sc.Name, &sc.Size, &sc.Active, &sc.Modified)
+		sc.Modified = sc.Modified.UTC()
+		return sc, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list sieve scripts: %w", mapErr(err))
+	}
+	return scripts, nil
+}
+
+// SieveScript implements store.Session.
+func (ss *session) SieveScript(ctx context.Context, name string) (store.SieveScript, error) {
+	sc, err := ss.sieveScript(ctx, `AND name = $2`, name)
+	if err != nil {
+		return sc, fmt.Errorf("sieve script %q: %w", name, err)
+	}
+	return sc, nil
+}
+
+// ActiveSieveScript implements store.Session.
+func (ss *session) ActiveSieveScript(ctx context.Context) (store.SieveScript, error) {
+	sc, err := ss.sieveScript(ctx, `AND active`)
+	if err != nil {
+		return sc, fmt.Errorf("active sieve script: %w", err)
+	}
+	return sc, nil
+}
+
+// sieveScript reads the account's script that cond, more of a WHERE
+// clause whose arguments start at $2, finds.
+func (ss *session) sieveScript(ctx context.Context, cond string, args ...any) (store.SieveScript, error) {
+	var sc store.SieveScript
+	err := ss.s.pool.QueryRow(ctx, `SELECT name, content, active, modified FROM sieve_scripts
+		WHERE account_id = $1 `+cond, append([]any{ss.id}, args...)...).Scan(&sc.Name, &sc.Content, &sc.Active, &sc.Modified)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return sc, store.ErrNoSieveScript
+	}
+	if err != nil {
+		return sc, mapErr(err)
+	}
+	if sc.Content == nil {
+		sc.Content = []byte{}
+	}
+	sc.Size, sc.Modified = int64(len(sc.Content)), sc.Modified.UTC()
+	return sc, nil
+}
+
+// writeSieve runs the statements queue puts on a batch under the
+// account's lock, in one transaction.
+func (ss *session) writeSieve(ctx context.Context, queue func(b *pgx.Batch)) error {
+	return mapErr(ss.s.write(ctx, ss.id, func(w *wtx) error {
+		var b pgx.Batch
+		queue(&b)
+		return w.lock(&b)
+	}))
+}
+
+// PutSieveScript implements store.Session.
+func (ss *session) PutSieveScript(ctx context.Context, name string, content []byte) error {
+	if err := store.ValidSieveScriptName(name); err != nil {
+		return err
+	}
+	if content == nil {
+		content = []byte{} // NOT NULL
+	}
+	err := ss.writeSieve(ctx, func(b *pgx.Batch) {
+		b.Queue(`INSERT INTO sieve_scripts (account_id, name, content, modified) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (account_id, name) DO UPDATE SET content = excluded.content, modified = excluded.modified`,
+			ss.id, name, content, time.Now())
+	})
+	if err != nil {
+		return fmt.Errorf("put sieve script %q: %w", name, err)
+	}
+	return nil
+}
+
+// ActivateSieveScript implements store.Session: the others first, as the
+// unique index is checked row by row.
+func (ss *session) ActivateSieveScript(ctx context.Context, name string) error {
+	err := ss.writeSieve(ctx, func(b *pgx.Batch) {
+		b.Queue(`UPDATE sieve_scripts SET active = false WHERE account_id = $1 AND active AND name <> $2`, ss.id, name)
+		if name == "" {
+			return
+		}
+		b.Queue(`UPDATE sieve_scripts SET active = true WHERE account_id = $1 AND name = $2`, ss.id, name).
+			Exec(func(ct pgconn.CommandTag) error {
+				if ct.RowsAffected() == 0 {
+					return store.ErrNoSieveScript
+				}
+				return nil
+			})
+	})
+	if err != nil {
+		if name == "" {
+			return fmt.Errorf("deactivate sieve scripts: %w", err)
+		}
+		return fmt.Errorf("activate sieve script %q: %w", name, err)
+	}
+	return nil
+}
+
+// RenameSieveScript implements store.Session.
+func (ss *session) RenameSieveScript(ctx context.Context, from, to string) error {
+	if err := store.ValidSieveScriptName(to); err != nil {
+		return err
+	}
+	err := ss.writeSieve(ctx, func(b *pgx.Batch) {
+		b.Queue(`UPDATE sieve_scripts SET name = $3, modified = $4 WHERE account_id = $1 AND name = $2`,
+			ss.id, from, to, time.Now()).Exec(func(ct pgconn.CommandTag) error {
+			if ct.RowsAffected() == 0 {
+				return store.ErrNoSieveScript
+			}
+			return nil
+		})
+	})
+	if isUniqueViolation(err) {
+		err = store.ErrSieveScriptExists
+	}
+	if err != nil {
+		return fmt.Errorf("rename sieve script %q to %q: %w", from, to, err)
+	}
+	return nil
+}
+
+// DeleteSieveScript implements store.Session. One statement reads the
+// script and deletes it unless it is active.
+func (ss *session) DeleteSieveScript(ctx context.Context, name string) error {
+	err := ss.writeSieve(ctx, func(b *pgx.Batch) {
+		b.Queue(`WITH s AS (SELECT active FROM sieve_scripts WHERE account_id = $1 AND name = $2),
+			d AS (DELETE FROM sieve_scripts WHERE account_id = $1 AND name = $2 AND NOT active)
+			SELECT (SELECT active FROM s)`, ss.id, name).QueryRow(func(r pgx.Row) error {
+			var active *bool
+			if err := r.Scan(&active); err != nil {
+				return err
+			}
+			switch {
+			case active == nil:
+				return store.ErrNoSieveScript
+			case *active:
+				return store.ErrSieveScriptActive // RFC 5804 2.10
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("delete sieve script %q: %w", name, err)
+	}
+	return nil
+}
