@@ -13,7 +13,6 @@ package sieve
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 )
@@ -21,7 +20,8 @@ import (
 // Script is a compiled Sieve script. It is immutable and safe for
 // concurrent use.
 type Script struct {
-	// Filled in by the implementation.
+	cmds []*command
+	req  map[string]bool // the extensions the script requires
 }
 
 // CompileError is what is wrong with a script, at a line of it (counted
@@ -33,20 +33,37 @@ type CompileError struct {
 
 func (e *CompileError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Msg) }
 
-// ErrNotImplemented is returned until the interpreter lands.
-var ErrNotImplemented = errors.New("sieve: not implemented")
-
 // Compile parses and checks a script: its syntax, that it requires every
 // extension it uses and only ones this package supports (Extensions), and
 // the arguments of each command and test. Its errors are *CompileError.
+//
+// Scripts larger than MaxScriptSize, or nesting blocks and tests deeper
+// than 32 levels, are refused. So are the commands and extensions that
+// would send mail (redirect, vacation, reject, ereject, notify), which
+// buzon never does, with an error that says so.
 func Compile(src []byte) (*Script, error) {
-	return nil, ErrNotImplemented
+	if len(src) > MaxScriptSize {
+		return nil, &CompileError{Line: 1, Msg: fmt.Sprintf("the script is larger than %d bytes", MaxScriptSize)}
+	}
+	nodes, err := parse(src)
+	if err != nil {
+		return nil, err
+	}
+	cmds, req, err := check(nodes)
+	if err != nil {
+		return nil, err
+	}
+	return &Script{cmds: cmds, req: req}, nil
 }
 
 // Extensions returns the extensions scripts may require, as `require`
 // names them, for ManageSieve's SIEVE capability (RFC 5804 1.7).
 func Extensions() []string {
-	return nil
+	return []string{
+		"body", "comparator-i;ascii-numeric", "copy", "date", "encoded-character",
+		"envelope", "fileinto", "imap4flags", "index", "mailbox", "regex",
+		"relational", "subaddress", "variables",
+	}
 }
 
 // Message is the message a script looks at.
@@ -108,9 +125,3 @@ type Action struct {
 	Flags []string
 }
 
-// Execute runs the script against a message and returns what to do with
-// it: never an empty list (the implicit keep is a Keep). On an error the
-// caller must keep the message in INBOX, as RFC 5228 2.10.6 asks.
-func (s *Script) Execute(ctx context.Context, msg Message, env Envelope, e Environment) ([]Action, error) {
-	return nil, ErrNotImplemented
-}

@@ -1,0 +1,493 @@
+package sieve
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/buzon-mail/buzon/internal/message"
+)
+
+// Run limits: Sieve has no loops, so a run's work is bounded by the
+// script's size times the message's; these bound it further, so that
+// neither a hostile script nor a hostile message makes a run long or
+// large.
+const (
+	// MaxActions is the most actions a run may take (fileinto and keep,
+	// duplicates included); a run past it fails and the message is kept.
+	MaxActions = 64
+	// maxVariableSize bounds one variable's value (RFC 5229 3 lets an
+	// implementation truncate; Pigeonhole's default is 4 KiB too).
+	maxVariableSize = 4096
+	// maxVariables bounds the number of variables a run sets.
+	maxVariables = 256
+	// maxMatchVars is how many match variables are kept: ${0} to ${9}.
+	maxMatchVars = 10
+	// maxBodyBytes bounds what the body test reads of a message.
+	maxBodyBytes = 1 << 20
+	// maxWork bounds the bytes a run may compare, summed over every
+	// comparison of a value with a key.
+	maxWork = 256 << 20
+)
+
+// errStop ends a run at stop (RFC 5228 3.3).
+var errStop = errors.New("stop")
+
+// run is one execution of a script against a message.
+type run struct {
+	ctx context.Context
+	s   *Script
+	msg Message
+	env Envelope
+	e   Environment
+
+	fields    []headerField // parsed on first use
+	parsed    bool
+	body      *bodyCache
+	vars      map[string]string
+	matchVars []string
+	flags     string // the internal variable of imap4flags (RFC 5232 3)
+	res       map[string]*regexp.Regexp
+	work      int64
+
+	actions      []Action
+	taken        int  // keep and fileinto actions run, duplicates included
+	implicitKeep bool // RFC 5228 2.10.2
+	discarded    bool
+}
+
+// spend counts work and fails the run past maxWork.
+func (r *run) spend(n int64) error {
+	r.work += n
+	if r.work > maxWork {
+		return errors.New("sieve: the script does too much work on this message")
+	}
+	return r.ctx.Err()
+}
+
+// Execute runs the script against a message and returns what to do with
+// it: never an empty list (the implicit keep is a Keep). On an error the
+// caller must keep the message in INBOX, as RFC 5228 2.10.6 asks.
+//
+// Each mailbox appears once: a second fileinto into the same mailbox (or
+// keep and fileinto "INBOX") adds nothing but its :create, and the flags
+// are the last action's, as Pigeonhole does (RFC 5228 2.10.3). Discard is
+// returned alone, when nothing else is.
+func (s *Script) Execute(ctx context.Context, msg Message, env Envelope, e Environment) ([]Action, error) {
+	r := &run{ctx: ctx, s: s, msg: msg, env: env, e: e, implicitKeep: true}
+	if err := r.commands(s.cmds); err != nil && err != errStop {
+		return nil, err
+	}
+	if r.implicitKeep {
+		r.add(Action{Kind: Keep, Flags: flagList(r.flags)})
+	}
+	if len(r.actions) == 0 {
+		return []Action{{Kind: Discard}}, nil
+	}
+	return r.actions, nil
+}
+
+// add records a keep or fileinto, merging it with an earlier one into the
+// same mailbox.
+func (r *run) add(a Action) {
+	if a.Kind == FileInto && strings.EqualFold(a.Mailbox, "INBOX") {
+		a = Action{Kind: Keep, Flags: a.Flags}
+	}
+	for i, b := range r.actions {
+		if b.Kind == a.Kind && (a.Kind == Keep || b.Mailbox == a.Mailbox) {
+			r.actions[i].Flags = a.Flags
+			r.actions[i].Create = b.Create || a.Create
+			return
+		}
+	}
+	r.actions = append(r.actions, a)
+}
+
+func (r *run) commands(cmds []*command) error {
+	for _, c := range cmds {
+		if err := r.ctx.Err(); err != nil {
+			return err
+		}
+		if err := r.command(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *run) command(c *command) error {
+	switch c.kind {
+	case cmdIf:
+		for _, b := range c.branches {
+			ok := true
+			if b.cond != nil {
+				var err error
+				if ok, err = r.test(b.cond); err != nil {
+					return err
+				}
+			}
+			if ok {
+				return r.commands(b.block)
+			}
+		}
+		return nil
+	case cmdStop:
+		return errStop
+	case cmdDiscard:
+		// RFC 5228 4.4: cancels the implicit keep, nothing else.
+		r.implicitKeep = false
+		r.discarded = true
+		return nil
+	case cmdKeep, cmdFileInto:
+		r.taken++
+		if r.taken > MaxActions {
+			return fmt.Errorf("sieve: line %d: more than %d actions", c.line, MaxActions)
+		}
+		flags := r.flags
+		if c.hasFlags {
+			fs, err := r.expandAll(c.flags)
+			if err != nil {
+				return err
+			}
+			flags = addFlags("", fs)
+		}
+		a := Action{Kind: Keep, Flags: flagList(flags)}
+		if c.kind == cmdFileInto {
+			mb, err := r.expand(c.mailbox)
+			if err != nil {
+				return err
+			}
+			if !validMailbox(mb) {
+				return fmt.Errorf("sieve: line %d: fileinto: invalid mailbox name %q", c.line, mb)
+			}
+			a = Action{Kind: FileInto, Mailbox: mb, Create: c.create, Flags: a.Flags}
+		}
+		r.add(a)
+		// RFC 3894 3: :copy leaves the implicit keep as it was.
+		if !c.copy {
+			r.implicitKeep = false
+		}
+		return nil
+	case cmdSetFlag, cmdAddFlag, cmdRemoveFlag:
+		fs, err := r.expandAll(c.flags)
+		if err != nil {
+			return err
+		}
+		cur := r.flags
+		if c.varName != "" {
+			cur = r.vars[c.varName]
+		}
+		switch c.kind {
+		case cmdSetFlag:
+			cur = addFlags("", fs)
+		case cmdAddFlag:
+			cur = addFlags(cur, fs)
+		case cmdRemoveFlag:
+			cur = removeFlags(cur, fs)
+		}
+		if c.varName == "" {
+			r.flags = truncate(cur)
+			return nil
+		}
+		return r.setVar(c.varName, cur)
+	case cmdSet:
+		v, err := r.expand(c.value)
+		if err != nil {
+			return err
+		}
+		for _, m := range c.modifiers {
+			v = modify(m, v)
+		}
+		return r.setVar(c.varName, v)
+	}
+	return fmt.Errorf("sieve: line %d: unknown command", c.line)
+}
+
+// validMailbox refuses mailbox names no store could take.
+func validMailbox(name string) bool {
+	return name != "" && !strings.ContainsAny(name, "\x00\r\n") && len(name) <= 1024
+}
+
+func (r *run) test(t *test) (bool, error) {
+	if err := r.spend(1); err != nil {
+		return false, err
+	}
+	switch t.kind {
+	case testTrue:
+		return true, nil
+	case testFalse:
+		return false, nil
+	case testNot:
+		ok, err := r.test(t.tests[0])
+		return !ok, err
+	case testAllOf, testAnyOf:
+		// RFC 5228 5.2, 5.3: evaluated left to right, short-circuit.
+		for _, sub := range t.tests {
+			ok, err := r.test(sub)
+			if err != nil {
+				return false, err
+			}
+			if ok != (t.kind == testAllOf) {
+				return ok, nil
+			}
+		}
+		return t.kind == testAllOf, nil
+	case testSize:
+		// RFC 5228 5.9: strictly over or under.
+		if t.over {
+			return r.msg.Size > t.size, nil
+		}
+		return r.msg.Size < t.size, nil
+	case testExists:
+		names, err := r.expandAll(t.names)
+		if err != nil {
+			return false, err
+		}
+		for _, n := range names {
+			if len(r.header(n, 0, false)) == 0 {
+				return false, nil
+			}
+		}
+		return true, nil
+	case testHeader:
+		names, err := r.expandAll(t.names)
+		if err != nil {
+			return false, err
+		}
+		var values []string
+		for _, n := range names {
+			for _, raw := range r.header(n, t.index, t.last) {
+				values = append(values, headerText(raw))
+			}
+		}
+		return r.match(&t.m, values)
+	case testAddress:
+		names, err := r.expandAll(t.names)
+		if err != nil {
+			return false, err
+		}
+		var values []string
+		for _, n := range names {
+			for _, raw := range r.header(n, t.index, t.last) {
+				values = appendAddressParts(values, raw, t.part)
+			}
+		}
+		return r.match(&t.m, values)
+	case testEnvelope:
+		names, err := r.expandAll(t.names)
+		if err != nil {
+			return false, err
+		}
+		var values []string
+		for _, n := range names {
+			switch strings.ToLower(n) {
+			case "from":
+				values = appendEnvelopeParts(values, r.env.From, t.part)
+			case "to":
+				values = appendEnvelopeParts(values, r.env.To, t.part)
+			}
+		}
+		return r.match(&t.m, values)
+	case testBody:
+		values, err := r.bodyValues(t)
+		if err != nil {
+			return false, err
+		}
+		return r.match(&t.m, values)
+	case testHasFlag:
+		var values []string
+		if len(t.names) == 0 {
+			values = flagList(r.flags)
+		} else {
+			for _, n := range t.names {
+				values = append(values, strings.Fields(r.vars[n.s])...)
+			}
+		}
+		return r.match(&t.m, values)
+	case testMailboxExists:
+		names, err := r.expandAll(t.names)
+		if err != nil {
+			return false, err
+		}
+		for _, n := range names {
+			if r.e == nil {
+				return false, nil
+			}
+			ok, err := r.e.MailboxExists(r.ctx, n)
+			if err != nil {
+				return false, fmt.Errorf("sieve: mailboxexists %q: %w", n, err)
+			}
+			if !ok {
+				return false, nil
+			}
+		}
+		return true, nil
+	case testString:
+		values, err := r.expandAll(t.names)
+		if err != nil {
+			return false, err
+		}
+		// RFC 5229 5: for :count, empty strings are not counted.
+		if t.m.kind == matchCount {
+			kept := values[:0]
+			for _, v := range values {
+				if v != "" {
+					kept = append(kept, v)
+				}
+			}
+			values = kept
+		}
+		return r.match(&t.m, values)
+	case testDate, testCurrentDate:
+		values, err := r.dateValues(t)
+		if err != nil {
+			return false, err
+		}
+		return r.match(&t.m, values)
+	}
+	return false, fmt.Errorf("sieve: line %d: unknown test", t.line)
+}
+
+// headerField is one field of the message's header.
+type headerField struct {
+	name  string // as written
+	value string // unfolded, raw
+}
+
+// header returns the raw values of the fields named, in order; with an
+// index (RFC 5260 6) only the index-th of them, counted from the end
+// with last.
+func (r *run) header(name string, index int, last bool) []string {
+	if !r.parsed {
+		r.fields = parseHeader(r.msg.Header)
+		r.parsed = true
+	}
+	var values []string
+	for _, f := range r.fields {
+		if strings.EqualFold(f.name, name) {
+			values = append(values, f.value)
+		}
+	}
+	if index > 0 {
+		if index > len(values) {
+			return nil
+		}
+		if last {
+			return values[len(values)-index : len(values)-index+1]
+		}
+		return values[index-1 : index]
+	}
+	return values
+}
+
+// parseHeader splits a header section into its fields, unfolding each.
+// Lines that are not fields (no colon, or a continuation before any
+// field) are skipped.
+func parseHeader(h []byte) []headerField {
+	var fields []headerField
+	for len(h) > 0 {
+		end := bytes.IndexByte(h, '\n')
+		if end < 0 {
+			end = len(h) - 1
+		}
+		line := h[:end+1]
+		h = h[end+1:]
+		content := bytes.TrimRight(line, "\r\n")
+		if len(content) == 0 {
+			break // the end of the header
+		}
+		if content[0] == ' ' || content[0] == '\t' {
+			if len(fields) > 0 {
+				// RFC 5322 2.2.3: unfolding removes the line break only.
+				fields[len(fields)-1].value += string(content)
+			}
+			continue
+		}
+		colon := bytes.IndexByte(content, ':')
+		if colon <= 0 {
+			continue
+		}
+		name := strings.TrimRight(string(content[:colon]), " \t")
+		fields = append(fields, headerField{name: name, value: string(content[colon+1:])})
+	}
+	return fields
+}
+
+// headerText is a header value as the header test compares it: RFC 2047
+// encoded words decoded (RFC 5228 5.7), white space around it removed.
+func headerText(raw string) string {
+	return strings.TrimSpace(message.DecodeHeaderValue(raw))
+}
+
+// appendAddressParts parses an address field with internal/message's
+// parser and appends the part asked for of each address (RFC 5228 5.1,
+// RFC 5233). Group names are not addresses; an address without a domain
+// has an empty one.
+func appendAddressParts(values []string, raw string, part addrPart) []string {
+	p, err := message.Parse(strings.NewReader("To:" + raw + "\r\n\r\n"))
+	if err != nil || p.Envelope == nil {
+		return values
+	}
+	for _, a := range p.Envelope.To {
+		if a.GroupStart || a.GroupEnd {
+			continue
+		}
+		local, domain := a.Mailbox, a.Host
+		if local == message.MissingMailbox {
+			local = ""
+		}
+		if domain == message.MissingDomain {
+			domain = ""
+		}
+		if v, ok := addressPart(local, domain, part); ok {
+			values = append(values, v)
+		}
+	}
+	return values
+}
+
+// appendEnvelopeParts appends the part asked for of an envelope address.
+// The null reverse path <> is the empty string for every part but
+// :detail (RFC 5228 5.4).
+func appendEnvelopeParts(values []string, addr string, part addrPart) []string {
+	addr = strings.TrimSuffix(strings.TrimPrefix(addr, "<"), ">")
+	if addr == "" {
+		if part == partDetail {
+			return values
+		}
+		return append(values, "")
+	}
+	local, domain := addr, ""
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+		local, domain = addr[:i], addr[i+1:]
+	}
+	if v, ok := addressPart(local, domain, part); ok {
+		values = append(values, v)
+	}
+	return values
+}
+
+// addressPart returns one part of an address; :detail of an address
+// without a separator is no value at all (RFC 5233 4).
+func addressPart(local, domain string, part addrPart) (string, bool) {
+	switch part {
+	case partLocal:
+		return local, true
+	case partDomain:
+		return domain, true
+	case partUser, partDetail:
+		// RFC 5233 4: the separator is "+", the first one counts.
+		user, detail, found := strings.Cut(local, "+")
+		if part == partUser {
+			return user, true
+		}
+		return detail, found
+	}
+	if domain == "" {
+		return local, true
+	}
+	return local + "@" + domain, true
+}

@@ -1,0 +1,243 @@
+package sieve
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// maxExpansion bounds a string after variable expansion: past it a run
+// fails, so that a script cannot build large strings out of small ones.
+const maxExpansion = 64 << 10
+
+var errExpansion = errors.New("sieve: a string grows past 64 KiB when its variables are expanded")
+
+// expand replaces the variable references of a string by their values
+// (RFC 5229 3): ${name} and match variables ${0}..${9}, names compared
+// without case. An unset variable is the empty string; text that is not
+// a reference is left as it is, and the values are not expanded again.
+func (r *run) expand(s str) (string, error) {
+	if !s.vars {
+		return s.s, nil
+	}
+	in := s.s
+	var b strings.Builder
+	for {
+		i := strings.Index(in, "${")
+		if i < 0 {
+			b.WriteString(in)
+			break
+		}
+		b.WriteString(in[:i])
+		end := strings.IndexByte(in[i+2:], '}')
+		name := ""
+		if end >= 0 {
+			name = in[i+2 : i+2+end]
+		}
+		val, ok := r.lookup(name)
+		if !ok {
+			b.WriteString("${")
+			in = in[i+2:]
+		} else {
+			b.WriteString(val)
+			in = in[i+2+end+1:]
+		}
+		if b.Len() > maxExpansion {
+			return "", errExpansion
+		}
+	}
+	if b.Len() > maxExpansion {
+		return "", errExpansion
+	}
+	if err := r.spend(int64(b.Len())); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+// lookup returns the value of a variable reference's name, and false
+// when the name is not a variable name, in which case the reference is
+// text (RFC 5229 3).
+func (r *run) lookup(name string) (string, bool) {
+	if name == "" {
+		return "", false
+	}
+	if name[0] >= '0' && name[0] <= '9' {
+		for i := 0; i < len(name); i++ {
+			if name[i] < '0' || name[i] > '9' {
+				return "", false
+			}
+		}
+		n, err := strconv.Atoi(name)
+		if err != nil || n >= len(r.matchVars) {
+			return "", true
+		}
+		return r.matchVars[n], true
+	}
+	if !isIdentifier(name) {
+		return "", false
+	}
+	return r.vars[strings.ToLower(name)], true
+}
+
+// expandAll expands a list of strings.
+func (r *run) expandAll(list []str) ([]string, error) {
+	out := make([]string, len(list))
+	for i, s := range list {
+		v, err := r.expand(s)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+// setVar sets a variable, cut to maxVariableSize (RFC 5229 3 lets values
+// be truncated, on a character boundary).
+func (r *run) setVar(name, v string) error {
+	if r.vars == nil {
+		r.vars = map[string]string{}
+	}
+	if _, ok := r.vars[name]; !ok && len(r.vars) >= maxVariables {
+		return fmt.Errorf("sieve: more than %d variables", maxVariables)
+	}
+	r.vars[name] = truncate(v)
+	return nil
+}
+
+// truncate cuts a value to maxVariableSize bytes without splitting a
+// UTF-8 character.
+func truncate(v string) string {
+	if len(v) <= maxVariableSize {
+		return v
+	}
+	n := maxVariableSize
+	for n > 0 && !utf8.RuneStart(v[n]) {
+		n--
+	}
+	return v[:n]
+}
+
+// modify applies one of set's modifiers (RFC 5229 4.1).
+func modify(m, v string) string {
+	switch m {
+	case "lower":
+		return strings.ToLower(v)
+	case "upper":
+		return strings.ToUpper(v)
+	case "lowerfirst", "upperfirst":
+		r, n := utf8.DecodeRuneInString(v)
+		if n == 0 {
+			return v
+		}
+		if m == "lowerfirst" {
+			r = unicode.ToLower(r)
+		} else {
+			r = unicode.ToUpper(r)
+		}
+		return string(r) + v[n:]
+	case "quotewildcard":
+		var b strings.Builder
+		for i := 0; i < len(v); i++ {
+			if c := v[i]; c == '*' || c == '?' || c == '\\' {
+				b.WriteByte('\\')
+			}
+			b.WriteByte(v[i])
+		}
+		return b.String()
+	case "quoteregex":
+		return regexp.QuoteMeta(v)
+	case "length":
+		return strconv.Itoa(utf8.RuneCountInString(v))
+	}
+	return v
+}
+
+// addFlags adds flags to a space-separated flag list, each once, IMAP
+// flags being case-insensitive (RFC 5232 3, 4).
+func addFlags(cur string, add []string) string {
+	have := strings.Fields(cur)
+	for _, s := range add {
+		for _, f := range strings.Fields(s) {
+			if !containsFold(have, f) {
+				have = append(have, f)
+			}
+		}
+	}
+	return truncate(strings.Join(have, " "))
+}
+
+// removeFlags removes flags from a flag list (RFC 5232 3.3).
+func removeFlags(cur string, remove []string) string {
+	var gone []string
+	for _, s := range remove {
+		gone = append(gone, strings.Fields(s)...)
+	}
+	var kept []string
+	for _, f := range strings.Fields(cur) {
+		if !containsFold(gone, f) {
+			kept = append(kept, f)
+		}
+	}
+	return strings.Join(kept, " ")
+}
+
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// systemFlags are the IMAP system flags a script may set, as IMAP spells
+// them; \Recent cannot be set (RFC 9051 2.3.2).
+var systemFlags = []string{`\Seen`, `\Answered`, `\Flagged`, `\Deleted`, `\Draft`}
+
+// flagList turns a flag variable's value into the flags of an action:
+// system flags spelt as IMAP spells them, keywords as written, and
+// anything that is neither left out (RFC 5232 3: an invalid flag is
+// ignored).
+func flagList(v string) []string {
+	var out []string
+	for _, f := range strings.Fields(v) {
+		if strings.HasPrefix(f, `\`) {
+			i := -1
+			for j, sf := range systemFlags {
+				if strings.EqualFold(sf, f) {
+					i = j
+				}
+			}
+			if i < 0 {
+				continue
+			}
+			f = systemFlags[i]
+		} else if !validKeyword(f) {
+			continue
+		}
+		if !containsFold(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// validKeyword tells whether s is an IMAP atom (RFC 9051 9 flag-keyword).
+func validKeyword(s string) bool {
+	if s == "" || len(s) > 255 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`(){%*"\]`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
