@@ -124,4 +124,3 @@ type Action struct {
 	// (RFC 5232), e.g. `\Seen` or `$Junk`.
 	Flags []string
 }
-
