@@ -40,6 +40,12 @@ type Importer interface {
 	// be below the mailbox's UIDNEXT.
 	ImportMessage(ctx context.Context, accountID, mailboxID int64, m *MessageInfo, body io.Reader) error
 
+	// ImportSieveScripts gives an account being imported the Sieve
+	// scripts given, with their names, contents, modification times and
+	// which one is active, in place of any an interrupted import gave it.
+	// At most one of them may be active.
+	ImportSieveScripts(ctx context.Context, accountID int64, scripts []SieveScript) error
+
 	// FinishImport completes an account's import: the account's MODSEQ
 	// counter becomes at least modSeq (and above every imported MODSEQ),
 	// quota usage is counted, the subscriptions are added, and the

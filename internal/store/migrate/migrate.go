@@ -5,7 +5,8 @@
 // What is kept, per mailbox: the name, special use, UIDVALIDITY and UIDNEXT;
 // per message: the UID, MODSEQ, flags and keywords, internal date, POP3
 // retrieval time, the opaque MIME structure and the bytes of the body; per
-// account: credentials, quota, creation time, subscriptions and aliases;
+// account: credentials, quota, creation time, subscriptions, Sieve
+// scripts (which one is active included) and aliases;
 // and the server's secrets (store.SecretKeeper), so that SCRAM answers unknown names
 // as before (a secret the target already has stays: servers on it may be
 // using it). POP3 UIDLs are derived from UIDVALIDITY and UID, so they are
@@ -118,6 +119,15 @@ func (c *copier) account(from store.Store, a store.Account, size int64) error {
 	if err != nil {
 		return err
 	}
+	// The scripts go in before the account is visible, so that no
+	// message reaches it unfiltered.
+	scripts, err := sieveScripts(c.ctx, ss)
+	if err != nil {
+		return err
+	}
+	if err := c.to.ImportSieveScripts(c.ctx, id, scripts); err != nil {
+		return err
+	}
 	return c.to.FinishImport(c.ctx, id, modseq, subs)
 }
 
@@ -193,6 +203,22 @@ func (c *copier) message(ss store.Session, account, src, dst int64, m *store.Mes
 	c.done += m.Size
 	c.progress(c.done, c.total)
 	return nil
+}
+
+// sieveScripts reads an account's Sieve scripts with their contents.
+func sieveScripts(ctx context.Context, ss store.Session) ([]store.SieveScript, error) {
+	list, err := ss.SieveScripts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i, sc := range list {
+		full, err := ss.SieveScript(ctx, sc.Name)
+		if err != nil {
+			return nil, err
+		}
+		list[i] = full
+	}
+	return list, nil
 }
 
 // copySecrets gives to the secrets from keeps, if it keeps any.

@@ -65,7 +65,7 @@ func TestCopy(t *testing.T) {
 
 // populate gives from two accounts with varied mail: several mailboxes,
 // flags and keywords, expunged messages (UIDNEXT above the last UID), a
-// large body, POP3 retrieval, subscriptions, a quota.
+// large body, POP3 retrieval, subscriptions, a quota, Sieve scripts.
 func populate(t *testing.T, from store.Store) {
 	ctx := t.Context()
 	for ai, name := range []string{"alice@example.org", "bob@example.org"} {
@@ -129,6 +129,17 @@ func populate(t *testing.T, from store.Store) {
 		}
 		if err := ss.SetSubscribed(ctx, "Gone/Away", true); err != nil {
 			t.Fatal(err)
+		}
+		// Sieve scripts: alice's second is active, bob has none active.
+		for _, sc := range []string{"main", "Ñandú"} {
+			if err := ss.PutSieveScript(ctx, sc, fmt.Appendf(nil, "# %s of %s\r\nkeep;\r\n", sc, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if ai == 0 {
+			if err := ss.ActivateSieveScript(ctx, "Ñandú"); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	for _, a := range []store.Alias{
@@ -291,6 +302,16 @@ func compareAccount(t *testing.T, name string, fs, ts store.Session) {
 	if !slices.Equal(fsubs, tsubs) {
 		t.Errorf("%s: subscriptions %v, want %v", name, tsubs, fsubs)
 	}
+	fscripts, ferr := readScripts(t, fs)
+	tscripts, terr := readScripts(t, ts)
+	if ferr != nil || terr != nil {
+		t.Fatalf("%s: sieve scripts: %v, %v", name, ferr, terr)
+	}
+	if len(fscripts) == 0 || !slices.EqualFunc(fscripts, tscripts, func(f, g store.SieveScript) bool {
+		return f.Name == g.Name && bytes.Equal(f.Content, g.Content) && f.Size == g.Size && f.Active == g.Active && f.Modified.Equal(g.Modified)
+	}) {
+		t.Errorf("%s: sieve scripts %+v, want %+v", name, tscripts, fscripts)
+	}
 	fmbs, err := fs.Mailboxes(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -398,4 +419,16 @@ func TestCopyAliasTaken(t *testing.T) {
 	if a, err := to.LookupAddress(ctx, "info@example.org"); err != nil || a.Name != "carol@example.org" {
 		t.Errorf("after the copy, info@ reaches %+v, %v", a, err)
 	}
+}
+
+// readScripts reads a session's Sieve scripts with their contents.
+func readScripts(t *testing.T, ss store.Session) ([]store.SieveScript, error) {
+	list, err := ss.SieveScripts(t.Context())
+	for i := range list {
+		if err != nil {
+			break
+		}
+		list[i], err = ss.SieveScript(t.Context(), list[i].Name)
+	}
+	return list, err
 }

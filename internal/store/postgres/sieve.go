@@ -175,3 +175,43 @@ func (ss *session) DeleteSieveScript(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// ImportSieveScripts implements store.Importer, in one transaction.
+func (s *Store) ImportSieveScripts(ctx context.Context, accountID int64, scripts []store.SieveScript) error {
+	err := s.accountTx(ctx, func(tx pgx.Tx) error {
+		var state int16
+		err := tx.QueryRow(ctx, `SELECT import_state FROM accounts WHERE id = $1 FOR UPDATE`, accountID).Scan(&state)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return fmt.Errorf("%w: id %d", store.ErrNoAccount, accountID)
+		case err != nil:
+			return err
+		case state != importRunning:
+			return fmt.Errorf("account %d is not being imported", accountID)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM sieve_scripts WHERE account_id = $1`, accountID); err != nil {
+			return err
+		}
+		for _, sc := range scripts {
+			if err := store.ValidSieveScriptName(sc.Name); err != nil {
+				return err
+			}
+			content, modified := sc.Content, sc.Modified
+			if content == nil {
+				content = []byte{}
+			}
+			if modified.IsZero() {
+				modified = time.Now()
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO sieve_scripts (account_id, name, content, active, modified)
+				VALUES ($1, $2, $3, $4, $5)`, accountID, sc.Name, content, sc.Active, modified); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("import sieve scripts of account %d: %w", accountID, err)
+	}
+	return nil
+}

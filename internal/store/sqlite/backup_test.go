@@ -118,6 +118,14 @@ func fillStore(t *testing.T, st *Store) {
 		if _, err := ss.Expunge(ctx, inbox.ID, store.UIDSetOf(5), false); err != nil {
 			t.Fatal(err)
 		}
+		for _, sc := range []string{"main", "spare"} {
+			if err := ss.PutSieveScript(ctx, sc, []byte("# "+sc+" of "+name+"\r\nkeep;\r\n")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := ss.ActivateSieveScript(ctx, "main"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := os.MkdirAll(filepath.Join(st.dir, "tls"), 0o700); err != nil {
 		t.Fatal(err)
@@ -140,7 +148,7 @@ func fillStore(t *testing.T, st *Store) {
 }
 
 // TestBackup: a backup of a store is a data folder holding the same mail,
-// flags and server files, with the store's file modes, that Check passes;
+// flags, Sieve scripts and server files, with the store's file modes, that Check passes;
 // restoring it gives the same mail under new UIDVALIDITY values.
 func TestBackup(t *testing.T) {
 	st := openTest(t, Config{})
@@ -237,6 +245,13 @@ func TestBackup(t *testing.T) {
 		}
 		// A mailbox made after the restore gets a UIDVALIDITY above them.
 		ss := accountSession(t, st2, name)
+		// The Sieve scripts come back, the same one active.
+		if list, err := ss.SieveScripts(t.Context()); err != nil || len(list) != 2 || !list[0].Active || list[1].Active {
+			t.Errorf("%s: restored sieve scripts %+v, %v; want main active, spare", name, list, err)
+		}
+		if act, err := ss.ActiveSieveScript(t.Context()); err != nil || string(act.Content) != "# main of "+name+"\r\nkeep;\r\n" {
+			t.Errorf("%s: restored active script %+v, %v", name, act, err)
+		}
 		mb, err := ss.CreateMailbox(t.Context(), "New", "")
 		ss.Close()
 		if err != nil {
