@@ -257,30 +257,17 @@ func (c *checker) branch(n *node) branch {
 	return b
 }
 
-// args walks a command's or test's arguments: tags first (RFC 5228 2.6.2
-// lets them come in any order before the positional ones), then the
-// positional ones.
+// args walks a command's or test's arguments: tagged ones, each with
+// the value it may take, come first in any order (RFC 5228 2.6.2), then
+// the positional ones.
 type args struct {
-	c    *checker
 	n    *node
-	tags []argument
-	pos  []argument
+	rest []argument // what eachTag has not taken yet
+	pos  []argument // the positional arguments, once eachTag has run
 }
 
 func (c *checker) args(n *node) *args {
-	a := &args{c: c, n: n}
-	i := 0
-	for i < len(n.args) && n.args[i].kind == argTag {
-		i++
-	}
-	a.tags = n.args[:i]
-	a.pos = n.args[i:]
-	for _, p := range a.pos {
-		if p.kind == argTag {
-			panic(compileErrorf(p.line, "%s: tag :%s after the positional arguments", n.name, p.tag))
-		}
-	}
-	return a
+	return &args{n: n, rest: n.args}
 }
 
 func kindName(k argKind) string {
@@ -294,26 +281,28 @@ func kindName(k argKind) string {
 }
 
 // eachTag calls f on each tag in order; f returns whether it took the
-// tag, and a tag that takes a value calls value() to take it.
+// tag, and a tag that takes a value calls value() to take it. What
+// follows the tags is positional, where no tag may appear.
 func (a *args) eachTag(f func(tag string, line int, value func(argKind) argument) bool) {
-	tags := a.tags
-	a.tags = nil
-	for i := 0; i < len(tags); i++ {
-		t := tags[i]
+	for len(a.rest) > 0 && a.rest[0].kind == argTag {
+		t := a.rest[0]
+		a.rest = a.rest[1:]
 		value := func(kind argKind) argument {
-			// The value follows the tag: another tag cannot be it.
-			if i+1 < len(tags) {
-				panic(compileErrorf(t.line, "%s: :%s needs a %s, found :%s", a.n.name, t.tag, kindName(kind), tags[i+1].tag))
-			}
-			if len(a.pos) == 0 || a.pos[0].kind != kind {
+			if len(a.rest) == 0 || a.rest[0].kind != kind {
 				panic(compileErrorf(t.line, "%s: :%s needs a %s", a.n.name, t.tag, kindName(kind)))
 			}
-			v := a.pos[0]
-			a.pos = a.pos[1:]
+			v := a.rest[0]
+			a.rest = a.rest[1:]
 			return v
 		}
 		if !f(t.tag, t.line, value) {
 			panic(compileErrorf(t.line, "%s: unknown tag :%s", a.n.name, t.tag))
+		}
+	}
+	a.pos = a.rest
+	for _, p := range a.pos {
+		if p.kind == argTag {
+			panic(compileErrorf(p.line, "%s: tag :%s after the positional arguments", a.n.name, p.tag))
 		}
 	}
 }
@@ -321,6 +310,8 @@ func (a *args) eachTag(f func(tag string, line int, value func(argKind) argument
 // positional checks the positional arguments against a pattern of
 // kinds: 's' one string, 'l' a string list, 'n' a number.
 func (a *args) positional(kinds string) []argument {
+	// Any tag still there is one the command does not know.
+	a.eachTag(func(string, int, func(argKind) argument) bool { return false })
 	if len(a.pos) != len(kinds) {
 		panic(compileErrorf(a.n.line, "%s takes %d positional argument(s), found %d", a.n.name, len(kinds), len(a.pos)))
 	}

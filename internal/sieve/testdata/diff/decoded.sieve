@@ -1,0 +1,7 @@
+require "fileinto";
+if header :contains "subject" "Café" { fileinto "decoded-utf8"; }
+if header :contains "subject" "Résumé" { fileinto "decoded-latin1"; }
+if header :contains "from" "François" { fileinto "decoded-from"; }
+if header :is "cc" "dave@example.com, \"Eve, the listener\" <eve@example.com>" { fileinto "unfolded"; }
+if header :contains :comparator "i;octet" "subject" "CAFÉ" { fileinto "octet-upper"; }
+if header :contains "subject" "CAFÉ" { fileinto "casemap-non-ascii"; }
