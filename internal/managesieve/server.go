@@ -1,0 +1,149 @@
+// Package managesieve serves ManageSieve (RFC 5804): mail clients
+// (Thunderbird's sieve add-on, Roundcube's managesieve plugin,
+// sieve-connect) upload, list, check, activate, fetch, rename and delete
+// the Sieve scripts (RFC 5228) of the account they log in as. The one
+// active script is what delivery runs; this package only keeps scripts,
+// through the store, after checking each with sieve.Compile.
+//
+// Logins go through internal/auth exactly as IMAP's and POP3's do: SASL
+// PLAIN, LOGIN and SCRAM-SHA-256 (RFC 4422, RFC 7677), the same throttling
+// and lockout, plaintext refused before STARTTLS except on loopback. Limits:
+// a script's size and an account's count of scripts (Config.Sieve, RFC
+// 5804's QUOTA/MAXSIZE and QUOTA/MAXSCRIPTS), line length, idle and login
+// timeouts, a count of malformed commands, and the command rate.
+//
+// buzon sends no mail, so MAXREDIRECTS is not announced, and scripts using
+// redirect, vacation, reject or notify fail to compile.
+package managesieve
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/buzon-mail/buzon/internal/auth"
+	"github.com/buzon-mail/buzon/internal/config"
+	"github.com/buzon-mail/buzon/internal/server"
+	"github.com/buzon-mail/buzon/internal/store"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("managesieve: server closed")
+
+// Config is what a Server needs. Store and Auth are required; every other
+// field has a usable zero value.
+type Config struct {
+	// Store holds the scripts (store.Session's Sieve methods).
+	Store store.Store
+	// Auth checks passwords and runs SASL exchanges.
+	Auth *auth.Authenticator
+	// Sessions bounds sessions per account across protocols. Nil: no bound.
+	Sessions *auth.SessionLimiter
+	// TLS is offered as STARTTLS (RFC 5804 2.2). Nil: no STARTTLS.
+	TLS *tls.Config
+	// TLSHandshakeTimeout bounds the handshake after STARTTLS. Default:
+	// 30 seconds.
+	TLSHandshakeTimeout time.Duration
+	// Sieve holds the script limits, the timeouts and the count of
+	// malformed commands tolerated; zero fields take config.Default's.
+	Sieve config.Sieve
+	// Limits holds the line length and command rate. A zero
+	// MaxLineLength means 64 KiB; a zero CommandsPerSecond, no limit.
+	Limits config.Limits
+	// AllowPlaintext allows PLAIN and LOGIN without TLS from addresses
+	// other than loopback.
+	AllowPlaintext bool
+	// Logger receives one line per session event. Default: discard.
+	Logger *slog.Logger
+}
+
+// Server is a ManageSieve server. Create it with New.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+	// baseCtx is the parent of every session's context; cancel ends
+	// them all when Shutdown runs out of time.
+	baseCtx context.Context
+	cancel  context.CancelFunc
+	// conns holds the listeners and sessions; sessions check
+	// conns.Closing before reading each command.
+	conns server.Conns[*conn]
+}
+
+// New returns a Server with the given configuration.
+func New(cfg Config) *Server {
+	def := config.Default()
+	if cfg.Sieve.MaxScripts <= 0 {
+		cfg.Sieve.MaxScripts = def.Sieve.MaxScripts
+	}
+	if cfg.Sieve.MaxScriptSize <= 0 {
+		cfg.Sieve.MaxScriptSize = def.Sieve.MaxScriptSize
+	}
+	if cfg.Sieve.IdleTimeout <= 0 {
+		cfg.Sieve.IdleTimeout = def.Sieve.IdleTimeout
+	}
+	if cfg.Sieve.LoginTimeout <= 0 {
+		cfg.Sieve.LoginTimeout = def.Sieve.LoginTimeout
+	}
+	if cfg.Sieve.MaxErrors <= 0 {
+		cfg.Sieve.MaxErrors = def.Sieve.MaxErrors
+	}
+	if cfg.Limits.MaxLineLength <= 0 {
+		cfg.Limits.MaxLineLength = def.Limits.MaxLineLength
+	}
+	if cfg.TLSHandshakeTimeout <= 0 {
+		cfg.TLSHandshakeTimeout = def.TLS.HandshakeTimeout.D()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{cfg: cfg, log: cfg.Logger, baseCtx: ctx, cancel: cancel}
+}
+
+// Serve accepts connections on l, offering STARTTLS when a TLS config is
+// set, until Shutdown. It always returns a non-nil error.
+func (s *Server) Serve(l net.Listener) error {
+	if !s.conns.Listen(l) {
+		l.Close()
+		return ErrServerClosed
+	}
+	defer s.conns.Unlisten(l)
+	for {
+		nc, err := server.Accept(l, s.log)
+		if err != nil {
+			if s.conns.Closing() {
+				return ErrServerClosed
+			}
+			return err
+		}
+		c := newConn(s, nc)
+		if !s.conns.Add(c) {
+			nc.Close()
+			return ErrServerClosed
+		}
+		go func() {
+			defer s.conns.Remove(c)
+			c.serve()
+		}()
+	}
+}
+
+// Shutdown stops accepting connections and ends every session: one
+// waiting for a command hears BYE (TRYLATER) at once, one running a
+// command after it (a script being stored is stored whole or not at all).
+// It waits for the sessions to end until ctx is done; then it closes the
+// rest, waits for them to return, and returns ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.conns.Close((*conn).interrupt)
+	err := s.conns.Wait(ctx)
+	s.cancel()
+	if err != nil {
+		s.conns.Each(func(c *conn) { c.raw.Close() })
+		s.conns.Wait(context.Background())
+	}
+	return err
+}
