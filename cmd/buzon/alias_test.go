@@ -139,6 +139,14 @@ func TestAliasCommands(t *testing.T) {
 	if out := mustBuzon(t, "hi\r\n", "deliver", "--data", restored, "info+x@example.org"); out != "" {
 		t.Errorf("deliver: %q", out)
 	}
+	// One copy for an account named by its address and its aliases, as
+	// over LMTP; another for a +detail.
+	if out := mustBuzon(t, "hi\r\n", "deliver", "--data", restored, "info@example.org", "alice@example.org", "abuse@example.org", "alice+x@example.org"); out != "" {
+		t.Errorf("deliver: %q", out)
+	}
+	if list := mustBuzon(t, "", "user", "list", "--data", restored); !regexp.MustCompile(`(?m)^alice@example\.org +3 `).MatchString(list) {
+		t.Errorf("after deliver to info+x@, then to alice@, two of her aliases and alice+x@, want 3 messages:\n%s", list)
+	}
 
 	// Deleting an account deletes its aliases, and says so.
 	if out := mustBuzon(t, "", "user", "del", "--data", data, "alice@example.org"); out != "deleted alice@example.org and its aliases abuse@example.org, info@example.org\n" {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -35,6 +36,25 @@ type Deliverer struct {
 	Observe func(code int, size int64)
 }
 
+// Recipient is the account an address reaches, as Lookup found it.
+type Recipient struct {
+	Account store.Account
+	// Detail is the +detail Lookup took off the address to find the
+	// account: "" when the address names an account or alias whole.
+	Detail string
+}
+
+// CopyKey names the copy of a message this recipient gets: one per account
+// and detail. So an address named twice, or an account's address and its
+// alias's, are one recipient and get one copy, as Dovecot gives an MTA
+// whose aliases expand to one address twice; a +detail address,
+// alice+news@ or info+news@ for the alias info@, is a recipient of its
+// own, whose owner may want its mail apart. Account IDs are never reused,
+// so a key remembered across an account's deletion names no other.
+func (r Recipient) CopyKey() string {
+	return strconv.FormatInt(r.Account.ID, 10) + "+" + r.Detail
+}
+
 // Lookup finds the account that receives mail for an address: the account
 // or alias of that name (store.Store.LookupAddress), else the account or
 // alias named by the address without a "+detail" suffix on the local part
@@ -44,33 +64,39 @@ type Deliverer struct {
 // own. Case aside, the address is taken as written: nothing around it is
 // trimmed, so that a quoted local part such as "<alice" or " alice"
 // reaches no one.
-func (d *Deliverer) Lookup(ctx context.Context, address string) (store.Account, error) {
+func (d *Deliverer) Lookup(ctx context.Context, address string) (Recipient, error) {
 	name := store.CanonicalAccountName(address)
 	if name != strings.ToLower(address) {
-		return store.Account{}, fmt.Errorf("%w: %s", ErrUnknownRecipient, address)
+		return Recipient{}, fmt.Errorf("%w: %s", ErrUnknownRecipient, address)
 	}
-	acct, err := d.Store.LookupAddress(ctx, name)
+	var r Recipient
+	var err error
+	r.Account, err = d.Store.LookupAddress(ctx, name)
 	if errors.Is(err, store.ErrNoAccount) {
 		local, domain, ok := strings.Cut(name, "@")
-		if base, _, plus := strings.Cut(local, "+"); ok && plus && base != "" {
-			acct, err = d.Store.LookupAddress(ctx, base+"@"+domain)
+		if base, detail, plus := strings.Cut(local, "+"); ok && plus && base != "" {
+			r.Account, err = d.Store.LookupAddress(ctx, base+"@"+domain)
+			r.Detail = detail
 		}
 	}
 	if errors.Is(err, store.ErrNoAccount) {
-		return store.Account{}, fmt.Errorf("%w: %s", ErrUnknownRecipient, address)
+		return Recipient{}, fmt.Errorf("%w: %s", ErrUnknownRecipient, address)
 	}
-	return acct, err
+	if err != nil {
+		return Recipient{}, err
+	}
+	return r, nil
 }
 
 // Deliver appends a spooled message to the INBOX of the account behind
 // address. When it returns nil the message is durable.
 func (d *Deliverer) Deliver(ctx context.Context, address string, msg *Spooled) (store.AppendResult, error) {
-	acct, err := d.Lookup(ctx, address)
+	r, err := d.Lookup(ctx, address)
 	if err != nil {
 		d.observe(classifyCode(err), msg)
 		return store.AppendResult{}, err
 	}
-	return d.DeliverAccount(ctx, acct, msg)
+	return d.DeliverAccount(ctx, r.Account, msg)
 }
 
 // DeliverAccount is Deliver to an account found by Lookup, as LMTP does

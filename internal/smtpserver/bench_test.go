@@ -111,7 +111,7 @@ func BenchmarkSMTPDeliver(b *testing.B) {
 				c.Deliverer = &delivery.Deliverer{Store: discardStore{c.Deliverer.Store}}
 				c.Logger = nil
 			})
-			acct, err := f.srv.cfg.Deliverer.Lookup(context.Background(), "alice@example.org")
+			to, err := f.srv.cfg.Deliverer.Lookup(context.Background(), "alice@example.org")
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -129,7 +129,7 @@ func BenchmarkSMTPDeliver(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				c.from = path{mailbox: "dave@example.net"}
-				c.rcpts = []recipient{{addr: "alice@example.org", key: "alice@example.org", acct: acct}}
+				c.rcpts = []recipient{{addr: "alice@example.org", key: "alice@example.org", acct: to.Account, copyKey: to.CopyKey()}}
 				m := c.newData()
 				for p := data; len(p) > 0; {
 					n := min(len(p), 32<<10)

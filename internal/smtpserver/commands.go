@@ -248,7 +248,7 @@ func (c *conn) cmdRCPT(arg string) {
 		key = "postmaster@" + c.srv.cfg.Hostname // RFC 5321 4.5.1
 	}
 	key = strings.ToLower(key)
-	acct, err := c.srv.cfg.Deliverer.Lookup(c.srv.ctx, key)
+	to, err := c.srv.cfg.Deliverer.Lookup(c.srv.ctx, key)
 	if err != nil {
 		if !errors.Is(err, delivery.ErrUnknownRecipient) {
 			c.log.Error("recipient lookup", "rcpt", key, "err", err)
@@ -257,9 +257,9 @@ func (c *conn) cmdRCPT(arg string) {
 		r.text = "<" + p.mailbox + "> " + r.text
 		panic(r)
 	}
-	rcpt := recipient{addr: p.mailbox, key: key, acct: acct}
+	rcpt := recipient{addr: p.mailbox, key: key, acct: to.Account, copyKey: to.CopyKey()}
 	if c.srv.cfg.Protocol == SMTP {
-		if err := c.checkQuota(acct, rcpt.copyKey()); err != nil {
+		if err := c.checkQuota(rcpt.acct, rcpt.copyKey); err != nil {
 			r := c.failureReply(err)
 			r.text = "<" + p.mailbox + "> " + r.text
 			panic(r)
@@ -434,7 +434,7 @@ func (c *conn) deliver(m *msgData) {
 	if c.srv.cfg.Protocol == SMTP {
 		keys := make([]string, len(c.rcpts))
 		for i, rcpt := range c.rcpts {
-			keys[i] = rcpt.copyKey()
+			keys[i] = rcpt.copyKey
 		}
 		tx := c.srv.retries.message(c.from.mailbox, keys, msg, m.trace, time.Now())
 		done := c.deliverCopies(msg, tx)
@@ -447,21 +447,8 @@ func (c *conn) deliver(m *msgData) {
 	// A recipient named twice gets the same reply twice (RFC 2033 4.2: a
 	// reply per successful RCPT), in RCPT order.
 	for _, rcpt := range c.rcpts {
-		c.writeRcptReply(rcpt, done[rcpt.copyKey()])
+		c.writeRcptReply(rcpt, done[rcpt.copyKey])
 	}
-}
-
-// copyKey names the copy a recipient gets: one per account and +detail.
-// So an address named twice, or an account's address and its alias's,
-// are one recipient and get one copy, as Dovecot gives an MTA whose
-// aliases expand to one address twice; a +detail address, alice+news@ or
-// info+news@ for the alias info@, is a recipient of its own, whose owner
-// may want its mail apart. The account's name and the detail are joined
-// by a byte no name holds, so that no two of them make one key.
-func (r recipient) copyKey() string {
-	local, _, _ := strings.Cut(r.key, "@")
-	_, detail, _ := strings.Cut(local, "+")
-	return r.acct.Name + "\x00" + detail
 }
 
 // deliverCopies delivers a copy of msg to each recipient, and returns the
@@ -475,7 +462,7 @@ func (r recipient) copyKey() string {
 func (c *conn) deliverCopies(msg *delivery.Spooled, tx *retryMessage) map[string]error {
 	done := map[string]error{}
 	for _, rcpt := range c.rcpts {
-		key := rcpt.copyKey()
+		key := rcpt.copyKey
 		if _, dup := done[key]; dup {
 			continue
 		}
@@ -484,7 +471,10 @@ func (c *conn) deliverCopies(msg *delivery.Spooled, tx *retryMessage) map[string
 			done[key] = nil
 			continue
 		}
-		_, err := c.srv.cfg.Deliverer.DeliverAccountAs(c.srv.ctx, rcpt.acct, msg, c.replyCode)
+		// The account's Sieve script sees the recipient as found, quoting
+		// undone and <postmaster> given its domain.
+		env := delivery.Envelope{From: c.from.mailbox, To: rcpt.key}
+		_, err := c.srv.cfg.Deliverer.DeliverAccountAs(c.srv.ctx, rcpt.acct, msg, env, c.replyCode)
 		if err != nil {
 			c.log.Warn("delivery failed", "rcpt", rcpt.key, "from", c.from.mailbox, "id", c.id, "err", err)
 		}
@@ -512,7 +502,7 @@ func (c *conn) messageReply(done map[string]error, size int64) reply {
 	}
 	var temporary, permanent error
 	for _, rcpt := range c.rcpts { // in RCPT order, for the first failure
-		switch err := done[rcpt.copyKey()]; {
+		switch err := done[rcpt.copyKey]; {
 		case err == nil:
 		case c.failureReply(err).code < 500:
 			temporary = cmp.Or(temporary, err)

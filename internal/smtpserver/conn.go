@@ -86,10 +86,12 @@ type conn struct {
 type recipient struct {
 	// addr is the mailbox as the client wrote it, which its reply names.
 	addr string
-	// key is the address the account was found by, in lower case;
-	// recipients with the same copyKey get one copy.
+	// key is the address the account was found by, in lower case.
 	key  string
 	acct store.Account
+	// copyKey names the copy the recipient gets (delivery.Recipient's
+	// CopyKey): recipients with the same one get one copy.
+	copyKey string
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
