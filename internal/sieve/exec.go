@@ -450,14 +450,11 @@ func appendAddressParts(values []string, raw string, part addrPart) []string {
 }
 
 // appendEnvelopeParts appends the part asked for of an envelope address.
-// The null reverse path <> is the empty string for every part but
-// :detail (RFC 5228 5.4).
+// The null reverse path <> is the empty string, whatever the part
+// (RFC 5228 5.4).
 func appendEnvelopeParts(values []string, addr string, part addrPart) []string {
 	addr = strings.TrimSuffix(strings.TrimPrefix(addr, "<"), ">")
 	if addr == "" {
-		if part == partDetail {
-			return values
-		}
 		return append(values, "")
 	}
 	local, domain := addr, ""

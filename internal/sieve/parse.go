@@ -95,7 +95,7 @@ func (p *parser) command() *node {
 	p.arguments(n)
 	p.skipSpace()
 	if p.pos >= len(p.src) {
-		p.errorf(p.line, "missing ; after %s", name)
+		p.errorf(line, "missing ; after %s", name)
 	}
 	switch p.src[p.pos] {
 	case ';':

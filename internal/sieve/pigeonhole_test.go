@@ -20,8 +20,8 @@ import (
 
 // diffEnvelopes is the SMTP envelope each test message arrives with.
 var diffEnvelopes = map[string]Envelope{
-	"plain.eml":  {From: "alice@example.org", To: "bob+shopping@example.net"},
-	"list.eml":   {From: "owner-news@lists.example.com", To: "bob@example.net"},
+	"plain.eml": {From: "alice@example.org", To: "bob+shopping@example.net"},
+	"list.eml":  {From: "owner-news@lists.example.com", To: "bob@example.net"},
 	// sieve-test cannot be given the null sender (it refuses -f "" and
 	// without -f takes the From field), so the null sender is left to
 	// the unit tests.
@@ -109,10 +109,10 @@ func (p *pigeonhole) run(t *testing.T, script, msg []byte, env Envelope) (action
 
 // parsePigeonhole reads the actions sieve-test prints:
 //
-//	* store message in folder: NAME
-//	       + create mailbox if it does not exist
-//	       + add IMAP flags: \seen work
-//	* discard
+//   - store message in folder: NAME
+//   - create mailbox if it does not exist
+//   - add IMAP flags: \seen work
+//   - discard
 func parsePigeonhole(out string) []string {
 	type act struct {
 		what   string
