@@ -7,8 +7,26 @@
 // it); Execute runs a compiled script against one message and returns
 // what to do with it, which the caller carries out.
 //
-// Sieve has no loops, so a script's run is bounded by its size and the
-// message's; the limits below bound both.
+// The language is RFC 5228's, with these extensions (Extensions lists
+// them for ManageSieve): fileinto and envelope (RFC 5228), imap4flags
+// (RFC 5232), mailbox (RFC 5490: fileinto :create, mailboxexists), copy
+// (RFC 3894), subaddress (RFC 5233, separator "+"), body (RFC 5173),
+// variables (RFC 5229), relational (RFC 5231), comparator-i;ascii-numeric
+// (RFC 4790), encoded-character (RFC 5228 2.4.2.4), regex
+// (draft-ietf-sieve-regex, in Go's RE2 syntax), date and index (RFC 5260).
+// buzon sends no mail, so redirect, vacation, reject, ereject and notify
+// are refused at compile time with an error that says so.
+//
+// Header values are compared decoded (RFC 2047, by internal/message);
+// addresses are read by internal/message's address parser; the body test
+// reads the MIME parts internal/message finds.
+//
+// Sieve has no loops, so a run's work is bounded by the script's size
+// times the message's; limits bound it further: MaxScriptSize and 32
+// levels of nesting at compile time, and at run time MaxActions, 256
+// variables of at most 4 KiB each, strings of at most 64 KiB after
+// expansion, 1 MiB of message read by the body test and a budget of bytes
+// compared. A run past a limit fails, and the caller keeps the message.
 package sieve
 
 import (
