@@ -352,6 +352,7 @@ pop3 = "127.0.0.1:$((BUZON_POP3_PORT + off))"
 pop3s = "off"
 lmtp = "127.0.0.1:$((BUZON_LMTP_PORT + off))"
 smtp = "off"
+sieve = "off"
 $metrics
 
 [store]

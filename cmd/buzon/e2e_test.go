@@ -161,9 +161,9 @@ func startWith(t *testing.T, data, wrapper string, extra ...string) *instance {
 }
 
 // listenerNames are the TCP listeners every test server has.
-var listenerNames = []string{"imap", "imaps", "pop3", "pop3s", "lmtp", "smtp"}
+var listenerNames = []string{"imap", "imaps", "pop3", "pop3s", "lmtp", "smtp", "sieve"}
 
-var listeningRE = regexp.MustCompile(`msg=listening proto=(imap|imaps|pop3|pop3s|lmtp|smtp) addr=(\S+)`)
+var listeningRE = regexp.MustCompile(`msg=listening proto=(imap|imaps|pop3|pop3s|lmtp|smtp|sieve) addr=(\S+)`)
 
 type lockedWriter struct {
 	mu *sync.Mutex

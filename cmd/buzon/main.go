@@ -5,7 +5,7 @@
 //
 // Usage:
 //
-//	buzon serve   [--data DIR] [--config FILE] [--hostname NAME] [--imap ADDR] [--imaps ADDR] [--pop3 ADDR] [--pop3s ADDR] [--lmtp ADDR] [--smtp ADDR]
+//	buzon serve   [--data DIR] [--config FILE] [--hostname NAME] [--imap ADDR] [--imaps ADDR] [--pop3 ADDR] [--pop3s ADDR] [--lmtp ADDR] [--smtp ADDR] [--sieve ADDR]
 //	buzon user    add|del|list|passwd [--data DIR] [--config FILE] [ADDRESS]
 //	buzon user    quota [--data DIR] [--config FILE] ADDRESS SIZE [MESSAGES]
 //	buzon alias   add|del|list [--data DIR] [--config FILE] [ALIAS [ACCOUNT]]

@@ -25,6 +25,7 @@ import (
 	"github.com/buzon-mail/buzon/internal/config"
 	"github.com/buzon-mail/buzon/internal/delivery"
 	"github.com/buzon-mail/buzon/internal/imapserver"
+	"github.com/buzon-mail/buzon/internal/managesieve"
 	"github.com/buzon-mail/buzon/internal/pop3server"
 	"github.com/buzon-mail/buzon/internal/server"
 	"github.com/buzon-mail/buzon/internal/smtpserver"
@@ -32,13 +33,13 @@ import (
 )
 
 func runServe(args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSet("serve", `usage: buzon serve [--data DIR] [--config FILE] [--hostname NAME] [--imap ADDR] [--imaps ADDR] [--pop3 ADDR] [--pop3s ADDR] [--lmtp ADDR] [--smtp ADDR]
+	fs := newFlagSet("serve", `usage: buzon serve [--data DIR] [--config FILE] [--hostname NAME] [--imap ADDR] [--imaps ADDR] [--pop3 ADDR] [--pop3s ADDR] [--lmtp ADDR] [--smtp ADDR] [--sieve ADDR]
 
 Flags override the config file (buzon config example prints every setting).`, stderr)
 	var cf commonFlags
 	cf.register(fs)
 	listen := map[string]*string{}
-	for _, name := range []string{"imap", "imaps", "pop3", "pop3s", "lmtp", "smtp"} {
+	for _, name := range []string{"imap", "imaps", "pop3", "pop3s", "lmtp", "smtp", "sieve"} {
 		listen[name] = fs.String(name, "", "listen address for "+name+" (host:port or off)")
 	}
 	hostname := fs.String("hostname", "", "host name for greetings and the certificate")
@@ -52,7 +53,8 @@ Flags override the config file (buzon config example prints every setting).`, st
 		return err
 	}
 	for name, dst := range map[string]*string{"imap": &cfg.Listen.IMAP, "imaps": &cfg.Listen.IMAPS,
-		"pop3": &cfg.Listen.POP3, "pop3s": &cfg.Listen.POP3S, "lmtp": &cfg.Listen.LMTP, "smtp": &cfg.Listen.SMTP} {
+		"pop3": &cfg.Listen.POP3, "pop3s": &cfg.Listen.POP3S, "lmtp": &cfg.Listen.LMTP, "smtp": &cfg.Listen.SMTP,
+		"sieve": &cfg.Listen.Sieve} {
 		if v := *listen[name]; v != "" {
 			*dst = v
 		}
@@ -113,6 +115,11 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 		POP3: cfg.POP3, Limits: cfg.Limits, AllowPlaintext: cfg.Auth.AllowPlaintext, Logger: log,
 		TLSHandshakeTimeout: cfg.TLS.HandshakeTimeout.D(),
 	})
+	manageSieve := managesieve.New(managesieve.Config{
+		Store: st, Auth: authn, Sessions: sessions, TLS: tlsConfig,
+		TLSHandshakeTimeout: cfg.TLS.HandshakeTimeout.D(), Sieve: cfg.Sieve, Limits: cfg.Limits,
+		AllowPlaintext: cfg.Auth.AllowPlaintext, Logger: log,
+	})
 	deliverer := &delivery.Deliverer{Store: st, Logger: log, Observe: metrics.Delivered}
 	lmtp := smtpserver.New(smtpserver.Config{
 		Deliverer: deliverer, Spooler: spooler,
@@ -151,6 +158,7 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 	imapBye := "* BYE [UNAVAILABLE] too many connections from your address\r\n"
 	pop3Bye := "-ERR [SYS/TEMP] too many connections from your address\r\n"
 	mailBye := "421 4.7.0 too many connections from your address\r\n" // SMTP and LMTP (RFC 5321 3.8)
+	sieveBye := "BYE (TRYLATER) \"too many connections from your address\"\r\n"
 	for _, l := range []struct {
 		name, addr string
 		conf       server.ListenerConfig
@@ -162,6 +170,7 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 		{"pop3s", cfg.Listen.POP3S, lc("pop3s", ""), pop3.ServeTLS},
 		{"lmtp", cfg.Listen.LMTP, lc("lmtp", mailBye), lmtp.Serve},
 		{"smtp", cfg.Listen.SMTP, lc("smtp", mailBye), smtp.Serve},
+		{"sieve", cfg.Listen.Sieve, lc("sieve", sieveBye), manageSieve.Serve},
 	} {
 		if l.addr == "" || l.addr == config.Off {
 			continue
@@ -210,7 +219,7 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace.D())
 	defer cancel()
 	var wg sync.WaitGroup
-	servers := []interface{ Shutdown(context.Context) error }{imap, pop3, lmtp, smtp}
+	servers := []interface{ Shutdown(context.Context) error }{imap, pop3, lmtp, smtp, manageSieve}
 	if web != nil {
 		servers = append(servers, web)
 	}
@@ -340,6 +349,7 @@ buzon created a first account. The password is shown only this once.
 		{"lmtp", "LMTP", "for your MTA"},
 		{"lmtp-unix", "LMTP", "for your MTA, if it runs as this user"},
 		{"smtp", "SMTP", "STARTTLS, incoming mail only (the MX), not for sending"},
+		{"sieve", "Sieve", "ManageSieve, STARTTLS, for mail filters"},
 	} {
 		if addr, ok := wel.bound[l.listener]; ok {
 			fmt.Fprintf(w, "  %-5s %-22s %s\n", l.what, clientAddr(addr, cfg.Hostname), l.security)
@@ -414,7 +424,7 @@ func (g *group) listen(name, network, addr string, lc server.ListenerConfig, ser
 func listenAdvice(name string, err error) string {
 	setting := "listen." + name
 	switch name {
-	case "imap", "imaps", "pop3", "pop3s", "lmtp", "smtp":
+	case "imap", "imaps", "pop3", "pop3s", "lmtp", "smtp", "sieve":
 		setting = "--" + name + " or " + setting
 	case "lmtp-unix":
 		setting = "listen.lmtp_socket"
