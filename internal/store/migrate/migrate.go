@@ -247,17 +247,20 @@ func copyAliases(ctx context.Context, from store.Store, to store.Importer) error
 	if err != nil {
 		return err
 	}
-	have, err := to.Aliases(ctx)
+	list, err := to.Aliases(ctx)
 	if err != nil {
 		return err
 	}
+	have := make(map[string]string, len(list)) // alias -> account
+	for _, a := range list {
+		have[a.Name] = a.Account
+	}
 	for _, a := range aliases {
-		i := slices.IndexFunc(have, func(h store.Alias) bool { return h.Name == a.Name })
-		switch {
-		case i >= 0 && have[i].Account == a.Account:
+		switch account, ok := have[a.Name]; {
+		case ok && account == a.Account:
 			continue
-		case i >= 0:
-			return fmt.Errorf("alias %s of %s: %w, of %s", a.Name, a.Account, store.ErrAliasExists, have[i].Account)
+		case ok:
+			return fmt.Errorf("alias %s of %s: %w, of %s", a.Name, a.Account, store.ErrAliasExists, account)
 		}
 		if err := to.AddAlias(ctx, a.Name, a.Account); err != nil {
 			return err

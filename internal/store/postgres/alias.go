@@ -56,10 +56,14 @@ func (s *Store) AddAlias(ctx context.Context, alias, account string) error {
 			return err
 		}
 		// The foreign key holds the account until the commit, so a
-		// DeleteAccount meanwhile waits, and then takes the alias too.
+		// DeleteAccount meanwhile waits, and then takes the alias too;
+		// one that deleted it after the INSERT's snapshot breaks the key.
 		tag, err := tx.Exec(ctx, `INSERT INTO aliases (name, account_id)
 			SELECT $1, id FROM accounts WHERE name = $2 AND import_state <> $3`, alias, account, importRunning)
-		if err != nil || tag.RowsAffected() == 1 {
+		switch {
+		case isForeignKeyViolation(err):
+			return fmt.Errorf("%w: %s", store.ErrNoAccount, account)
+		case err != nil || tag.RowsAffected() == 1:
 			return err
 		}
 		var target string

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/buzon-mail/buzon/internal/store"
@@ -298,8 +297,7 @@ func (w *wtx) insertBody(b *pgx.Batch, r io.Reader, size int64, id *int64) error
 		return nil
 	}
 	noAccount := func(err error) error {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "23503" { // foreign_key_violation: no such account
+		if isForeignKeyViolation(err) {
 			return fmt.Errorf("%w: id %d", store.ErrNoAccount, w.account)
 		}
 		return err

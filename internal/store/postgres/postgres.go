@@ -237,6 +237,13 @@ func isUniqueViolation(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
+// isForeignKeyViolation reports whether err is PostgreSQL's
+// foreign_key_violation: a row refers to an account deleted meanwhile.
+func isForeignKeyViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23503"
+}
+
 // begin starts a transaction, retrying when the pool handed out a
 // connection that had died (nothing was sent, so nothing changed).
 func (s *Store) begin(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {

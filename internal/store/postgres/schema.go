@@ -141,7 +141,7 @@ UPDATE mailboxes m SET tombstones = t.n
 `,
 		// 6: aliases, other addresses of an account (store.Store.AddAlias).
 		// No alias has an account's name: the writes of both tables take
-		// the name's address lock (addressLock) and check the other.
+		// the name's address lock (addressFree) and check the other.
 		`
 CREATE TABLE aliases (
 	name       text PRIMARY KEY,

@@ -381,11 +381,8 @@ func (s *Store) DeleteAccount(ctx context.Context, name string) error {
 	id := acct.ID
 	mark := s.uidValidityMark(ctx, id)
 	err = s.writeAccounts(ctx, func(tx *sql.Tx) error {
-		// The foreign key would take the aliases too, but only on a
-		// connection that enforces foreign keys.
-		if _, err := tx.ExecContext(ctx, `DELETE FROM alias WHERE account = ?`, id); err != nil {
-			return err
-		}
+		// The aliases go with the account (ON DELETE CASCADE: every
+		// connection enforces foreign keys, see openDB).
 		res, err := tx.ExecContext(ctx, `DELETE FROM account WHERE id = ?`, id)
 		if err != nil {
 			return err
