@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/buzon-mail/buzon/internal/auth"
 	"github.com/buzon-mail/buzon/internal/config"
 	"github.com/buzon-mail/buzon/internal/managesieve"
 	"github.com/buzon-mail/buzon/internal/sieve"
@@ -67,6 +68,8 @@ var transcripts = []struct {
 	{file: "huge_literal.txt", opts: options{config: func(c *managesieve.Config) { c.Sieve.MaxScriptSize = 1024 }}},
 	{file: "max_errors.txt", opts: options{config: func(c *managesieve.Config) { c.Sieve.MaxErrors = 3 }}},
 	{file: "idle_timeout.txt", opts: options{config: func(c *managesieve.Config) { c.Sieve.LoginTimeout = config.Duration(time.Second) }}},
+	{file: "idle_after_login.txt", opts: options{config: func(c *managesieve.Config) { c.Sieve.IdleTimeout = config.Duration(time.Second) }}},
+	{file: "session_limit.txt", opts: options{config: func(c *managesieve.Config) { c.Sessions = auth.NewSessionLimiter(1) }}},
 	{file: "shutdown.txt"},
 	{file: "accounts_apart.txt", check: scriptsLeft(map[string]string{}, "")},
 }
