@@ -32,9 +32,15 @@ const (
 )
 
 func runDeliver(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSet("deliver", "usage: buzon deliver [--data DIR] [--config FILE] RECIPIENT... < message", stderr)
+	fs := newFlagSet("deliver", "usage: buzon deliver [--data DIR] [--config FILE] [--from SENDER] RECIPIENT... < message", stderr)
 	var cf commonFlags
 	cf.register(fs)
+	var from *string
+	fs.Func("from", "the envelope sender, for Sieve scripts: \"$SENDER\" in Postfix's mailbox_command, \"\" or \"<>\" for none (default: the message's Return-Path)", func(s string) error {
+		a := argAddress(s)
+		from = &a
+		return nil
+	})
 	// A command line that cannot run is a mailbox_command to fix: the MTA
 	// keeps the message (75) rather than bounce it, as it would for an
 	// exit code outside sysexits. --help exits 75 too: it delivers nothing.
@@ -66,6 +72,10 @@ func runDeliver(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 	}
 	defer msg.Close()
 
+	env := delivery.Envelope{From: msg.ReturnPath()}
+	if from != nil {
+		env.From = *from
+	}
 	d := &delivery.Deliverer{Store: st, Logger: log}
 	ctx := context.Background()
 	// Every recipient is looked up before anything is stored, so an
@@ -93,7 +103,8 @@ func runDeliver(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 			continue
 		}
 		tried[tos[i].CopyKey()] = true
-		err := deliverRetrying(ctx, d, tos[i].Account, msg, stored > 0)
+		env.To = argAddress(rcpt)
+		err := deliverRetrying(ctx, d, tos[i].Account, msg, env, stored > 0)
 		if err == nil {
 			stored++
 			continue
@@ -116,10 +127,10 @@ func runDeliver(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 // recipients are already stored (others), a temporary failure is retried
 // for up to half a minute, since giving up makes the MTA deliver to every
 // recipient again.
-func deliverRetrying(ctx context.Context, d *delivery.Deliverer, acct store.Account, msg *delivery.Spooled, others bool) error {
+func deliverRetrying(ctx context.Context, d *delivery.Deliverer, acct store.Account, msg *delivery.Spooled, env delivery.Envelope, others bool) error {
 	wait := 500 * time.Millisecond
 	for deadline := time.Now().Add(30 * time.Second); ; wait *= 2 {
-		_, err := d.DeliverAccount(ctx, acct, msg)
+		_, err := d.DeliverAccount(ctx, acct, msg, env)
 		if err == nil || !others || delivery.Classify(err).Code/100 != 4 || time.Now().Add(wait).After(deadline) {
 			return err
 		}

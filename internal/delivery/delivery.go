@@ -1,7 +1,9 @@
 // Package delivery puts arriving messages into the store: it spools and
-// parses each message once, finds the recipient's account and appends to
-// INBOX with the quota checked atomically by the store. LMTP,
-// `buzon deliver`, IMAP APPEND and the fetch client all come through here.
+// parses each message once, finds the recipient's account, runs the
+// account's active Sieve script (RFC 5228), if it has one, and appends
+// to INBOX, or where the script says, with the quota checked atomically
+// by the store. LMTP, SMTP, `buzon deliver` and the fetch client come
+// through here; so does IMAP APPEND (Append), which runs no script.
 //
 // It imports no protocol package; protocols map its errors to their
 // replies (see Classify).
@@ -18,13 +20,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/buzon-mail/buzon/internal/sieve"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
 // ErrUnknownRecipient means no account receives mail for the address.
 var ErrUnknownRecipient = errors.New("no such recipient")
 
-// Deliverer delivers spooled messages to accounts' INBOXes.
+// Deliverer delivers spooled messages to accounts, as their Sieve
+// scripts decide. It is safe for concurrent use.
 type Deliverer struct {
 	Store  store.Store
 	Logger *slog.Logger
@@ -34,6 +38,9 @@ type Deliverer struct {
 	// Classify, and DeliverAccountAs for a protocol that answers
 	// otherwise) and size (for metrics).
 	Observe func(code int, size int64)
+
+	// scripts are the Sieve scripts compiled so far.
+	scripts scriptCache
 }
 
 // Recipient is the account an address reaches, as Lookup found it.
@@ -88,21 +95,41 @@ func (d *Deliverer) Lookup(ctx context.Context, address string) (Recipient, erro
 	return r, nil
 }
 
-// Deliver appends a spooled message to the INBOX of the account behind
-// address. When it returns nil the message is durable.
-func (d *Deliverer) Deliver(ctx context.Context, address string, msg *Spooled) (store.AppendResult, error) {
-	r, err := d.Lookup(ctx, address)
-	if err != nil {
-		d.observe(classifyCode(err), msg)
-		return store.AppendResult{}, err
-	}
-	return d.DeliverAccount(ctx, r.Account, msg)
+// Delivered tells what a delivery stored.
+type Delivered struct {
+	// Script is the name of the account's active Sieve script, which
+	// decided; "" when the account has none.
+	Script string
+	// Copies are the copies stored, in the order the script asked for
+	// them: one in INBOX without a script, none when the script
+	// discarded the message.
+	Copies []Copy
 }
 
-// DeliverAccount is Deliver to an account found by Lookup, as LMTP does
-// at RCPT: the lookup is not repeated.
-func (d *Deliverer) DeliverAccount(ctx context.Context, acct store.Account, msg *Spooled) (store.AppendResult, error) {
-	return d.DeliverAccountAs(ctx, acct, msg, classifyCode)
+// Copy is one stored copy of a delivered message.
+type Copy struct {
+	Mailbox string
+	store.AppendResult
+}
+
+// Deliver delivers a spooled message to the account behind address, as
+// DeliverAccount does, with no envelope sender. When it returns nil the
+// message is durable.
+func (d *Deliverer) Deliver(ctx context.Context, address string, msg *Spooled) (Delivered, error) {
+	to, err := d.Lookup(ctx, address)
+	if err != nil {
+		d.observe(classifyCode(err), msg)
+		return Delivered{}, err
+	}
+	return d.DeliverAccount(ctx, to.Account, msg, Envelope{To: address})
+}
+
+// DeliverAccount delivers a spooled message to an account found by Lookup
+// (as LMTP does at RCPT: the lookup is not repeated): into INBOX, or
+// where the account's active Sieve script says (see DeliverSession). When
+// it returns nil the message is durable.
+func (d *Deliverer) DeliverAccount(ctx context.Context, acct store.Account, msg *Spooled, env Envelope) (Delivered, error) {
+	return d.DeliverAccountAs(ctx, acct, msg, env, classifyCode)
 }
 
 // DeliverAccountAs is DeliverAccount for a protocol that answers some
@@ -110,14 +137,65 @@ func (d *Deliverer) DeliverAccount(ctx context.Context, acct store.Account, msg 
 // mailbox 452 (temporary) where LMTP answers 552: code gives the reply
 // code the client is sent for an outcome, and Observe hears it, so that
 // the metrics count the replies as they were sent.
-func (d *Deliverer) DeliverAccountAs(ctx context.Context, acct store.Account, msg *Spooled, code func(error) int) (store.AppendResult, error) {
-	res, err := d.DeliverTo(ctx, acct.ID, "INBOX", msg, store.Flags{})
+func (d *Deliverer) DeliverAccountAs(ctx context.Context, acct store.Account, msg *Spooled, env Envelope, code func(error) int) (Delivered, error) {
+	res, err := d.deliverAccount(ctx, acct, msg, env)
 	if errors.Is(err, store.ErrNoAccount) {
 		// Deleted since the lookup: the address no longer exists.
 		err = fmt.Errorf("%w: %s: %w", ErrUnknownRecipient, acct.Name, err)
 	}
 	d.observe(code(err), msg)
 	return res, err
+}
+
+func (d *Deliverer) deliverAccount(ctx context.Context, acct store.Account, msg *Spooled, env Envelope) (Delivered, error) {
+	sess, err := d.Store.Open(ctx, acct.ID)
+	if err != nil {
+		return Delivered{}, fmt.Errorf("deliver: open account %s: %w", acct.Name, err)
+	}
+	defer sess.Close()
+	return d.DeliverSession(ctx, sess, acct.Name, "INBOX", msg, env)
+}
+
+// DeliverSession delivers a spooled message through an open session of
+// the account named account, as its active Sieve script decides (see
+// decide and targets), with keepTo where a keep goes (INBOX but for the
+// fetch client, whose configuration may name another mailbox). Each copy
+// counts against the quota.
+//
+// When it returns an error, nothing was stored, so that the sender's
+// retry stores no duplicate. Once a copy is stored, a later copy that
+// fails (over quota, say) is logged and left out, and the delivery
+// succeeds: the message is in the account, and failing it would have the
+// sender deliver the stored copies again.
+func (d *Deliverer) DeliverSession(ctx context.Context, sess store.Session, account, keepTo string, msg *Spooled, env Envelope) (Delivered, error) {
+	dec, err := d.decide(ctx, sess, account, msg, env)
+	if err != nil {
+		return Delivered{}, err
+	}
+	out := Delivered{Script: dec.script}
+	if len(dec.actions) == 1 && dec.actions[0].Kind == sieve.Discard {
+		d.logger().Info("discarded by the sieve script", "account", account, "script", dec.script, "from", env.From, "size", msg.Size())
+		return out, nil
+	}
+	targets, err := d.targets(ctx, sess, account, keepTo, dec)
+	if err != nil {
+		return out, err
+	}
+	date := d.now()
+	for _, t := range targets {
+		res, err := sess.Append(ctx, t.mailbox.ID, msg.NewMessage(t.flags, date))
+		if err != nil && len(out.Copies) == 0 {
+			return out, fmt.Errorf("deliver to %s: mailbox %s: %w", account, t.mailbox.Name, err)
+		}
+		if err != nil {
+			d.logger().Warn("copy not stored; the message is in the mailboxes before it", "account", account, "script", dec.script,
+				"mailbox", t.mailbox.Name, "stored in", out.Copies[0].Mailbox, "err", err)
+			continue
+		}
+		out.Copies = append(out.Copies, Copy{t.mailbox.Name, res})
+		d.logger().Info("delivered", "account", account, "mailbox", t.mailbox.Name, "uid", res.UID, "size", msg.Size(), "script", dec.script)
+	}
+	return out, nil
 }
 
 func (d *Deliverer) observe(code int, msg *Spooled) {
@@ -128,25 +206,6 @@ func (d *Deliverer) observe(code int, msg *Spooled) {
 
 // classifyCode is the reply code Classify gives err.
 func classifyCode(err error) int { return Classify(err).Code }
-
-// DeliverTo appends a spooled message to a named mailbox of an account.
-func (d *Deliverer) DeliverTo(ctx context.Context, accountID int64, mailbox string, msg *Spooled, flags store.Flags) (store.AppendResult, error) {
-	sess, err := d.Store.Open(ctx, accountID)
-	if err != nil {
-		return store.AppendResult{}, fmt.Errorf("deliver: open account %d: %w", accountID, err)
-	}
-	defer sess.Close()
-	mb, err := sess.Mailbox(ctx, mailbox)
-	if err != nil {
-		return store.AppendResult{}, fmt.Errorf("deliver: mailbox %s: %w", mailbox, err)
-	}
-	res, err := sess.Append(ctx, mb.ID, msg.NewMessage(flags, d.now()))
-	if err != nil {
-		return store.AppendResult{}, fmt.Errorf("deliver to account %d: %w", accountID, err)
-	}
-	d.logger().Info("delivered", "account", accountID, "mailbox", mailbox, "uid", res.UID, "size", msg.Size())
-	return res, nil
-}
 
 // Append is the IMAP APPEND path: spool the literal, then append it to the
 // session's mailbox.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/message"
@@ -227,4 +228,44 @@ func (sp *Spooled) Close() error {
 		return err
 	}
 	return nil
+}
+
+// header returns the message's header section, up to and including the
+// empty line that ends it (the whole message when it has no body).
+func (sp *Spooled) header() ([]byte, error) {
+	n := sp.size
+	if sp.part != nil {
+		n = sp.part.BodyStart
+	}
+	if sp.file == nil {
+		return sp.mem[:n], nil
+	}
+	h := make([]byte, n)
+	if _, err := sp.file.ReadAt(h, 0); err != nil {
+		return nil, fmt.Errorf("spool: read the header: %w", err)
+	}
+	return h, nil
+}
+
+// ReturnPath is the address of the message's first Return-Path field
+// (RFC 5321 4.4), which the MTA that delivered it wrote from its MAIL
+// FROM, without angle brackets: "" when there is none or it is the null
+// path <>. It is the envelope sender of a message that comes without one
+// (from the fetch client, or `buzon deliver` run without --from).
+func (sp *Spooled) ReturnPath() string {
+	h, err := sp.header()
+	if err != nil {
+		return ""
+	}
+	field := message.HeaderFields(h, []string{"return-path"}, false)
+	line, _, _ := bytes.Cut(field, []byte("\n"))
+	_, value, ok := bytes.Cut(line, []byte(":"))
+	if !ok {
+		return ""
+	}
+	v := strings.TrimSpace(string(value))
+	if inner, ok := strings.CutPrefix(v, "<"); ok {
+		v, _, _ = strings.Cut(inner, ">")
+	}
+	return strings.TrimSpace(v)
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/buzon-mail/buzon/internal/delivery"
 	"github.com/buzon-mail/buzon/internal/store"
@@ -20,13 +19,16 @@ type StoreOpener func(t StoreTarget) (store.Store, *delivery.Spooler, error)
 
 // storeDest delivers into a buzon account the message as fetched, since
 // it was spooled and parsed as delivery does for LMTP; the store checks
-// the quota in the same transaction as the append.
+// the quota in the same transaction as the append. The account's Sieve
+// script runs as it does for LMTP, its keep going to the target's
+// mailbox; the envelope is the message's Return-Path and the target's
+// address, since a fetched message comes without one.
 type storeDest struct {
 	target StoreTarget
 	st     store.Store
+	d      *delivery.Deliverer
 	// maxSize is the store's limit on a message's size; 0 means none.
 	maxSize int64
-	now     func() time.Time
 	acct    store.Account
 }
 
@@ -40,11 +42,7 @@ func newStoreDest(ctx context.Context, t StoreTarget, st store.Store, sp *delive
 		return nil, fmt.Errorf("store destination: %w", err)
 	}
 	acct := to.Account
-	now := d.Now
-	if now == nil {
-		now = time.Now
-	}
-	s := &storeDest{target: t, st: st, maxSize: sp.MaxSize, now: now, acct: acct}
+	s := &storeDest{target: t, st: st, d: d, maxSize: sp.MaxSize, acct: acct}
 	// A mailbox that is not there fails the account at once, rather than
 	// every message the same way.
 	sess, err := st.Open(ctx, acct.ID)
@@ -101,15 +99,19 @@ func (s *storeDest) Deliver(ctx context.Context, m *Message, _ *Ref, intent func
 	if err := intent(ref); err != nil {
 		return err
 	}
-	if _, err := sess.Append(ctx, mb.ID, m.sp.NewMessage(store.Flags{}, s.now())); err != nil {
-		return fmt.Errorf("store destination: append to %s: %w", s.target.Mailbox, store.Reason(err))
+	env := delivery.Envelope{From: m.sp.ReturnPath(), To: s.target.Account}
+	if _, err := s.d.DeliverSession(ctx, sess, s.acct.Name, mb.Name, m.sp, env); err != nil {
+		return fmt.Errorf("store destination: %w", store.Reason(err))
 	}
 	return nil
 }
 
 // Has looks among the messages appended since the intent for one of the
 // recorded size and hash. Messages others delivered meanwhile are there
-// too; only the hash tells them apart.
+// too; only the hash tells them apart. It looks in the target's mailbox
+// alone: a message the account's Sieve script filed elsewhere, or
+// discarded, is not found, and is delivered again after the crash that
+// asks, as the script decides again: a duplicate at worst, never a loss.
 func (s *storeDest) Has(ctx context.Context, ref Ref) (bool, error) {
 	if ref.SHA256 == "" {
 		return false, nil

@@ -471,7 +471,10 @@ func (c *conn) deliverCopies(msg *delivery.Spooled, tx *retryMessage) map[string
 			done[key] = nil
 			continue
 		}
-		_, err := c.srv.cfg.Deliverer.DeliverAccountAs(c.srv.ctx, rcpt.acct, msg, c.replyCode)
+		// The account's Sieve script sees the recipient as found, quoting
+		// undone and <postmaster> given its domain.
+		env := delivery.Envelope{From: c.from.mailbox, To: rcpt.key}
+		_, err := c.srv.cfg.Deliverer.DeliverAccountAs(c.srv.ctx, rcpt.acct, msg, env, c.replyCode)
 		if err != nil {
 			c.log.Warn("delivery failed", "rcpt", rcpt.key, "from", c.from.mailbox, "id", c.id, "err", err)
 		}
