@@ -1,0 +1,172 @@
+package main
+
+// ManageSieve (RFC 5804) with real clients against `buzon serve`:
+// sieve-connect, the Perl client many people script with, and Python's
+// sievelib, as Roundcube's managesieve plugin speaks it. Each uploads a
+// script, and a message delivered over LMTP afterwards is filed as the
+// script says, which IMAP shows.
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/buzon-mail/buzon/internal/clienttest"
+)
+
+// listsScript files announcements into Lists, made if need be, and
+// throws away what says it is spam.
+const listsScript = `require ["fileinto", "mailbox"];
+if header :contains "subject" "announce" {
+  fileinto :create "Lists";
+} elsif header :is "X-Spam" "yes" {
+  discard;
+}
+`
+
+// sieveConnect runs sieve-connect against in's ManageSieve listener as
+// user, over STARTTLS checked against the server's certificate, with the
+// arguments given, and returns its output and whether it succeeded.
+func sieveConnect(t *testing.T, in *instance, bin, user string, args ...string) (string, bool) {
+	t.Helper()
+	host, port := in.hostPort("sieve")
+	cmd := exec.Command(bin, append([]string{"--nosrv", "--server", host, "--port", port,
+		"--user", user, "--passwordfd", "0", "--noclearauth",
+		"--tlscafile", filepath.Join(in.data, "tls", "cert.pem"), "--tlshostname", "localhost"}, args...)...)
+	cmd.Stdin = strings.NewReader(clPass + "\n")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if _, ok := err.(*exec.ExitError); err != nil && !ok {
+		t.Fatalf("sieve-connect %v: %v", args, err)
+	}
+	return out.String(), err == nil
+}
+
+// TestSieveConnect uploads, lists, activates, downloads, checks and
+// deletes scripts with sieve-connect, then delivers through the active
+// one.
+func TestSieveConnect(t *testing.T) {
+	bin := clienttest.Need(t, "sieve-connect", "sieve-connect")
+	const user = "alice@example.org"
+	in := clServer(t, user)
+	dir := t.TempDir()
+	local := filepath.Join(dir, "lists.sieve")
+	if err := os.WriteFile(local, []byte(listsScript), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "forward.sieve")
+	if err := os.WriteFile(bad, []byte("redirect \"bob@example.net\";\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	must := func(args ...string) string {
+		t.Helper()
+		out, ok := sieveConnect(t, in, bin, user, args...)
+		if !ok {
+			t.Fatalf("sieve-connect %v failed:\n%s", args, out)
+		}
+		return out
+	}
+
+	must("--upload", "--localsieve", local, "--remotesieve", "lists")
+	must("--upload", "--localsieve", local, "--remotesieve", "spare")
+	if out := must("--list"); out != "\"lists\"\n\"spare\"\n" {
+		t.Errorf("list after upload:\n%s", out)
+	}
+	must("--activate", "--remotesieve", "lists")
+	if out := must("--list"); !strings.Contains(out, "\"lists\" ACTIVE\n") {
+		t.Errorf("list after activate:\n%s", out)
+	}
+	got := filepath.Join(dir, "got.sieve")
+	must("--download", "--remotesieve", "lists", "--localsieve", got)
+	if b, err := os.ReadFile(got); err != nil || string(b) != listsScript {
+		t.Errorf("downloaded %q (%v), uploaded %q", b, err, listsScript)
+	}
+	must("--checkscript", "--localsieve", local)
+	// A script that would send mail is refused, and says why.
+	for _, action := range []string{"--checkscript", "--upload"} {
+		if out, ok := sieveConnect(t, in, bin, user, action, "--localsieve", bad); ok || !strings.Contains(out, "buzon does not send mail") {
+			t.Errorf("%s of a redirect: succeeded %v:\n%s", action, ok, out)
+		}
+	}
+	// The active script cannot be deleted (RFC 5804 2.10); another can.
+	if out, ok := sieveConnect(t, in, bin, user, "--delete", "--remotesieve", "lists"); ok || !strings.Contains(out, "ACTIVE") {
+		t.Errorf("delete of the active script: succeeded %v:\n%s", ok, out)
+	}
+	must("--delete", "--remotesieve", "spare")
+	if out := must("--list"); out != "\"lists\" ACTIVE\n" {
+		t.Errorf("list after delete:\n%s", out)
+	}
+
+	checkFiltered(t, in, user)
+
+	must("--deactivate")
+	must("--delete", "--remotesieve", "lists")
+	if out := must("--list"); out != "" {
+		t.Errorf("list after deleting everything:\n%q", out)
+	}
+}
+
+// TestSievelib manages scripts with Python's sievelib, then delivers
+// through the script it made active.
+func TestSievelib(t *testing.T) {
+	py := "/usr/bin/python3" // where Debian's python3-sievelib is
+	if err := exec.Command(py, "-c", "import sievelib.managesieve").Run(); err != nil {
+		t.Skipf("%s cannot import sievelib (apt-get install python3-sievelib, or scripts/deps.sh): %v", py, err)
+	}
+	const user = "alice@example.org"
+	in := clServer(t, user)
+	host, port := in.hostPort("sieve")
+	script := filepath.Join(t.TempDir(), "lists.sieve")
+	if err := os.WriteFile(script, []byte(listsScript), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(py, filepath.Join("testdata", "sievelib_session.py"), host, port, user, script)
+	cmd.Stdin = strings.NewReader(clPass + "\n")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("sievelib_session.py: %v\n%s", err, out)
+	}
+	want := `connect True
+implementation buzon
+fileinto True
+vacation False
+havespace True
+putscript True
+putscript other True
+setactive True
+listscripts ('lists', ['other'])
+getscript True
+checkscript True
+checkscript vacation False b''
+deletescript active False b'ACTIVE'
+renamescript True
+deletescript True
+listscripts ('lists', [])
+`
+	if string(out) != want {
+		t.Errorf("sievelib_session.py said:\n%s\nwant:\n%s", out, want)
+	}
+	checkFiltered(t, in, user)
+}
+
+// checkFiltered delivers three messages over LMTP to user, whose active
+// script is listsScript, and checks over IMAP where they went: the
+// announcement in Lists (made for it), the spam nowhere, the rest in
+// INBOX.
+func checkFiltered(t *testing.T, in *instance, user string) {
+	t.Helper()
+	clDeliver(t, in, user,
+		clMsg("From: news@example.net", "Subject: announce: buzon 2.0", "", "Out now."),
+		clMsg("From: spam@example.net", "Subject: cheap", "X-Spam: yes", "", "Buy."),
+		clMsg("From: bob@example.net", "Subject: hello", "", "Hi Alice."),
+	)
+	host, port := in.hostPort("imap")
+	out := python(t, "", "imap_folder_subjects.py", host, port, user, clPass, "INBOX", "Lists")
+	if want := "INBOX\n  hello\nLists\n  announce: buzon 2.0\n"; out != want {
+		t.Errorf("after delivery through the script:\n%s\nwant:\n%s", out, want)
+	}
+}
