@@ -158,40 +158,17 @@ func (in *instance) waitLog(what string, n int) {
 func TestSelfSignedRenewedAtStart(t *testing.T) {
 	openssl := clienttest.Need(t, "openssl", "openssl")
 	data := t.TempDir()
-	tlsDir := filepath.Join(data, "tls")
-	if err := os.Mkdir(tlsDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	// An expired pair, as a buzon of ten years ago left it.
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
+	// An expired pair, as the buzon of ten years ago made it: valid for
+	// ten years, in buzon's organization.
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost", Organization: []string{"buzon self-signed"}},
 		DNSNames: []string{"localhost"}, NotBefore: time.Now().AddDate(-10, 0, -1), NotAfter: time.Now().AddDate(0, 0, -1),
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, block := range map[string]*pem.Block{"cert.pem": {Type: "CERTIFICATE", Bytes: der}, "key.pem": {Type: "EC PRIVATE KEY", Bytes: keyDER}} {
-		if err := os.WriteFile(filepath.Join(tlsDir, name), pem.EncodeToMemory(block), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	old, err := os.ReadFile(filepath.Join(tlsDir, "cert.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true}
+	old, _ := writeDataPair(t, data, tmpl, nil, nil)
 	in := start(t, data)
 	if !strings.Contains(in.logs(), `msg="made a new self-signed certificate in place of one at its end; clients must accept the new one"`) {
 		t.Errorf("the renewal at start was not logged:\n%s", in.logs())
 	}
-	now, err := os.ReadFile(filepath.Join(tlsDir, "cert.pem"))
+	now, err := os.ReadFile(filepath.Join(data, "tls", "cert.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,9 +176,7 @@ func TestSelfSignedRenewedAtStart(t *testing.T) {
 	if block == nil || string(now) == string(old) {
 		t.Fatalf("cert.pem was not replaced:\n%s", now)
 	}
-	cmd := exec.Command(openssl, "s_client", "-connect", in.ports["imaps"])
-	cmd.Stdin = strings.NewReader("")
-	out, _ := cmd.CombinedOutput()
+	out := sClient(t, openssl, in.ports["imaps"])
 	served, _ := pem.Decode(out)
 	if served == nil || server.Fingerprint(served.Bytes) != server.Fingerprint(block.Bytes) {
 		t.Errorf("IMAPS does not serve the new certificate:\n%s", out)
@@ -209,4 +184,102 @@ func TestSelfSignedRenewedAtStart(t *testing.T) {
 	if !strings.Contains(string(out), "Verify return code: 18") { // self-signed, and not 10: expired
 		t.Errorf("openssl does not find the certificate merely self-signed:\n%s", out)
 	}
+	// The watcher alone loads the files and logs what it serves.
+	if n := strings.Count(in.logs(), "sha256="+server.Fingerprint(block.Bytes)); n != 1 {
+		t.Errorf("the new certificate's fingerprint is logged %d times, want once:\n%s", n, in.logs())
+	}
+}
+
+// TestCACertificateKeptAtStart: a certificate from a CA put in the data
+// folder by hand, ten days from its end, is not buzon's to renew: a start
+// leaves its files as they were, serves it with its chain, and warns that
+// it must be renewed, not that a restart would.
+func TestCACertificateKeptAtStart(t *testing.T) {
+	openssl := clienttest.Need(t, "openssl", "openssl")
+	data := t.TempDir()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Example CA"},
+		NotBefore: time.Now().AddDate(-1, 0, 0), NotAfter: time.Now().AddDate(5, 0, 0),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
+		DNSNames: []string{"localhost"}, NotBefore: time.Now().AddDate(0, 0, -80), NotAfter: time.Now().AddDate(0, 0, 10),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	certPEM, keyPEM := writeDataPair(t, data, tmpl, ca, caKey)
+	in := start(t, data)
+	for name, want := range map[string][]byte{"cert.pem": certPEM, "key.pem": keyPEM} {
+		if got, err := os.ReadFile(filepath.Join(data, "tls", name)); err != nil || string(got) != string(want) {
+			t.Errorf("%s was changed (%v)", name, err)
+		}
+	}
+	if strings.Contains(in.logs(), "self-signed certificate") {
+		t.Errorf("buzon made a certificate of its own:\n%s", in.logs())
+	}
+	if !strings.Contains(in.logs(), `msg="tls certificate expires soon"`) || !strings.Contains(in.logs(), "renew it; buzon takes the new files by itself") {
+		t.Errorf("no warning that the certificate must be renewed:\n%s", in.logs())
+	}
+	out := string(sClient(t, openssl, in.ports["imaps"], "-showcerts"))
+	block, rest := pem.Decode([]byte(out))
+	intermediate, _ := pem.Decode(rest)
+	leaf, _ := pem.Decode(certPEM)
+	if block == nil || server.Fingerprint(block.Bytes) != server.Fingerprint(leaf.Bytes) ||
+		intermediate == nil || server.Fingerprint(intermediate.Bytes) != server.Fingerprint(caDER) {
+		t.Errorf("IMAPS does not serve the certificate and its CA:\n%s", out)
+	}
+}
+
+// writeDataPair writes the pair for tmpl, with a new key, signed by
+// parent's key, or its own when parent is nil, to the data folder's tls/,
+// and returns the files' contents: the certificate followed by parent's.
+func writeDataPair(t *testing.T, data string, tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	if parent != tmpl {
+		certPEM = append(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: parent.Raw})...)
+	}
+	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+	tlsDir := filepath.Join(data, "tls")
+	if err := os.MkdirAll(tlsDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"cert.pem": certPEM, "key.pem": keyPEM} {
+		if err := os.WriteFile(filepath.Join(tlsDir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return certPEM, keyPEM
+}
+
+// sClient is what openssl s_client prints of a TLS connection to addr.
+func sClient(t *testing.T, openssl, addr string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command(openssl, append([]string{"s_client", "-connect", addr}, args...)...)
+	cmd.Stdin = strings.NewReader("")
+	out, _ := cmd.CombinedOutput()
+	return out
 }

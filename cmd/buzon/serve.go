@@ -250,25 +250,26 @@ func servePprof(mux *http.ServeMux) {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }
 
-// loadTLS loads the configured certificate, or the self-signed one in the
-// data folder, creating it on first start and making a new one when it
-// is near its end. The watcher it returns serves it, and takes renewed
-// files while the server runs.
+// loadTLS loads the configured certificate, or the one in the data folder:
+// buzon's own self-signed pair, which it creates on first start and makes
+// anew when it is near its end, or one put there by hand, which it leaves
+// alone. The watcher it returns is the one that loads and logs it, serves
+// it, and takes renewed files while the server runs.
 func loadTLS(cfg config.Config, log *slog.Logger) (*server.CertWatcher, error) {
 	wc := server.CertWatcherConfig{CertFile: cfg.TLS.Cert, KeyFile: cfg.TLS.Key, Logger: log}
 	if wc.CertFile == "" {
 		wc.CertFile, wc.KeyFile = filepath.Join(cfg.Data, "tls", "cert.pem"), filepath.Join(cfg.Data, "tls", "key.pem")
-		wc.SelfSigned = true
-		cert, made, err := server.LoadOrCreateCert(wc.CertFile, wc.KeyFile, cfg.Hostname)
+		made, err := server.EnsureSelfSignedCert(wc.CertFile, wc.KeyFile, cfg.Hostname)
 		if err != nil {
 			return nil, err
 		}
-		switch fp := server.Fingerprint(cert.Certificate[0]); made {
+		wc.SelfSigned = made != server.CertForeign
+		switch made {
 		case server.CertCreated:
-			log.Info("created a self-signed certificate", "file", wc.CertFile, "sha256", fp)
+			log.Info("created a self-signed certificate", "file", wc.CertFile)
 		case server.CertRenewed:
 			log.Warn("made a new self-signed certificate in place of one at its end; clients must accept the new one",
-				"file", wc.CertFile, "sha256", fp)
+				"file", wc.CertFile)
 		}
 	}
 	return server.NewCertWatcher(wc)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -68,7 +69,7 @@ func selfSigned(hosts []string, notBefore, notAfter time.Time) (certPEM, keyPEM 
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: hosts[0], Organization: []string{"buzon self-signed"}},
+		Subject:      pkix.Name{CommonName: hosts[0], Organization: []string{selfSignedOrganization}},
 		NotBefore:    notBefore,
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
@@ -96,75 +97,115 @@ func selfSigned(hosts []string, notBefore, notAfter time.Time) (certPEM, keyPEM 
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
 }
 
-// CertMade says what LoadOrCreateCert did to the certificate it returns.
+// selfSignedOrganization is the subject organization of the certificates
+// buzon makes, every version of it: with a signature by its own key, it
+// tells buzon's own certificate from one put in the data folder by hand.
+const selfSignedOrganization = "buzon self-signed"
+
+// CertMade says what EnsureSelfSignedCert found, or did, in the files.
 type CertMade int
 
 const (
-	// CertLoaded: the certificate there was, as it was.
-	CertLoaded CertMade = iota
+	// CertKept: buzon's own certificate, left as it was.
+	CertKept CertMade = iota
 	// CertCreated: a new pair, where there was no certificate.
 	CertCreated
-	// CertRenewed: a new pair in place of a certificate that had expired
-	// or would within 30 days; its fingerprint is new.
+	// CertRenewed: a new pair in place of buzon's own certificate, which
+	// had expired or would within 30 days; its fingerprint is new.
 	CertRenewed
+	// CertForeign: a certificate buzon did not make (one from a CA put
+	// there by hand), or one it could not read, left as it was whatever
+	// its end; the loader reports what is wrong with it.
+	CertForeign
 )
 
-// LoadOrCreateCert loads the certificate in certFile and keyFile, first
-// creating a self-signed pair naming localhost, 127.0.0.1, ::1 and hostname
-// when the certificate does not exist, or replacing it, in the same files,
-// when it has expired or expires within 30 days. It is for the data
-// folder's own certificate: a configured one that is missing or old is an
-// error or a warning, not a reason to make one. It reports what it made.
-func LoadOrCreateCert(certFile, keyFile, hostname string) (tls.Certificate, CertMade, error) {
-	made := CertLoaded
-	if _, err := os.Stat(certFile); errors.Is(err, fs.ErrNotExist) {
+// EnsureSelfSignedCert makes sure certFile and keyFile hold a certificate:
+// it writes a self-signed pair naming localhost, 127.0.0.1, ::1 and
+// hostname when the certificate does not exist, and a new one in the same
+// files in place of a self-signed certificate of buzon's that has expired
+// or expires within 30 days. Any other certificate is left alone: buzon
+// never deletes a key it did not make. It does not load the pair (the
+// caller's CertWatcher does); it reads the certificate only to know whose
+// it is and when it ends. It is for the data folder's own certificate: a
+// configured one that is missing or old is an error or a warning, not a
+// reason to make one.
+func EnsureSelfSignedCert(certFile, keyFile, hostname string) (CertMade, error) {
+	made := CertCreated
+	certPEM, err := os.ReadFile(certFile)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		// A key without its certificate is what a crash between the two
 		// writes leaves; it is replaced with the pair.
-		made = CertCreated
-	} else if err == nil {
-		cert, err := loadKeyPair(certFile, keyFile)
-		if err != nil {
-			return tls.Certificate{}, made, err
+	case err != nil:
+		return CertForeign, fmt.Errorf("tls: %w", err)
+	default:
+		leaf := firstCertificate(certPEM)
+		if leaf == nil || !madeByBuzon(leaf) {
+			return CertForeign, nil
 		}
-		if time.Until(cert.Leaf.NotAfter) > selfSignedRenewal {
-			return *cert, made, nil
+		if time.Until(leaf.NotAfter) > selfSignedRenewal {
+			return CertKept, nil
 		}
 		// The certificate goes first, and for good before the new key
 		// is written: a crash in between leaves a key alone, which the
 		// next start replaces, never a new key with the old certificate.
 		made = CertRenewed
 		if err := os.Remove(certFile); err != nil {
-			return tls.Certificate{}, made, fmt.Errorf("renew the self-signed certificate: %w", err)
+			return made, fmt.Errorf("renew the self-signed certificate: %w", err)
 		}
 		if err := durable.SyncDir(filepath.Dir(certFile)); err != nil {
-			return tls.Certificate{}, made, fmt.Errorf("renew the self-signed certificate: %w", err)
+			return made, fmt.Errorf("renew the self-signed certificate: %w", err)
 		}
 	}
-	if made != CertLoaded {
-		hosts := []string{"localhost", "127.0.0.1", "::1"}
-		if hostname != "" && !slices.Contains(hosts, hostname) {
-			hosts = append([]string{hostname}, hosts...)
-		}
-		certPEM, keyPEM, err := SelfSignedCert(hosts)
-		if err != nil {
-			return tls.Certificate{}, made, fmt.Errorf("self-signed certificate: %w", err)
-		}
-		if err := os.MkdirAll(filepath.Dir(certFile), 0o700); err != nil {
-			return tls.Certificate{}, made, err
-		}
-		// The key first: the certificate's presence means the pair is whole.
-		if err := durable.WriteFile(keyFile, keyPEM, 0o600); err != nil {
-			return tls.Certificate{}, made, err
-		}
-		if err := durable.WriteFile(certFile, certPEM, 0o644); err != nil {
-			return tls.Certificate{}, made, err
-		}
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	if hostname != "" && !slices.Contains(hosts, hostname) {
+		hosts = append([]string{hostname}, hosts...)
 	}
-	cert, err := loadKeyPair(certFile, keyFile)
+	certPEM, keyPEM, err := SelfSignedCert(hosts)
 	if err != nil {
-		return tls.Certificate{}, made, err
+		return made, fmt.Errorf("self-signed certificate: %w", err)
 	}
-	return *cert, made, nil
+	if err := os.MkdirAll(filepath.Dir(certFile), 0o700); err != nil {
+		return made, err
+	}
+	// The key first: the certificate's presence means the pair is whole.
+	if err := durable.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		return made, err
+	}
+	if err := durable.WriteFile(certFile, certPEM, 0o644); err != nil {
+		return made, err
+	}
+	return made, nil
+}
+
+// firstCertificate parses the first certificate in a PEM file, nil when
+// there is none that parses.
+func firstCertificate(data []byte) *x509.Certificate {
+	for {
+		block, rest := pem.Decode(data)
+		if block == nil {
+			return nil
+		}
+		if block.Type == "CERTIFICATE" {
+			c, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				return nil
+			}
+			return c
+		}
+		data = rest
+	}
+}
+
+// madeByBuzon says whether a certificate is one buzon made: issued by its
+// own subject, signed by its own key, and in buzon's organization.
+// CheckSignatureFrom would refuse it (RFC 5280 4.2.1.9: buzon's
+// certificates are no CA), so the signature is checked with the
+// certificate's key directly.
+func madeByBuzon(c *x509.Certificate) bool {
+	return bytes.Equal(c.RawIssuer, c.RawSubject) &&
+		slices.Equal(c.Subject.Organization, []string{selfSignedOrganization}) &&
+		c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil
 }
 
 // Fingerprint is the SHA-256 fingerprint of a certificate's DER bytes, in
