@@ -58,9 +58,12 @@ type CertWatcherConfig struct {
 // sessions already open carry on.
 //
 // A pair that does not load (a certificate whose key is not written yet,
-// a half-written file, a file missing for a moment) never replaces the
-// certificate served: it is logged once, and taken when a later change
-// makes it whole.
+// a file cut in a PEM block or in the next block's marker, a file missing
+// for a moment) never replaces the certificate served: it is logged once,
+// and taken when a later change makes it whole. A chain cut exactly
+// between two blocks cannot be told from a shorter whole one (see
+// unfinishedPEM); renewal tools that rename new files into place never
+// show one.
 type CertWatcher struct {
 	cfg  CertWatcherConfig
 	log  *slog.Logger
@@ -274,8 +277,8 @@ func sameStamp(a, b fs.FileInfo) bool {
 }
 
 // loadKeyPair loads a certificate chain and its key, refusing a file cut
-// short in the middle of a PEM block, whose whole blocks would otherwise
-// load: a chain missing its last intermediate.
+// short in a PEM block or in the marker of the next one, whose whole
+// blocks would otherwise load: a chain missing its last intermediate.
 func loadKeyPair(certFile, keyFile string) (*tls.Certificate, error) {
 	certPEM, err := os.ReadFile(certFile)
 	if err != nil {
@@ -290,7 +293,7 @@ func loadKeyPair(certFile, keyFile string) (*tls.Certificate, error) {
 		data []byte
 	}{{certFile, certPEM}, {keyFile, keyPEM}} {
 		if unfinishedPEM(f.data) {
-			return nil, fmt.Errorf("%s: a PEM block is cut short (a file still being written?)", f.name)
+			return nil, fmt.Errorf("%s: a PEM block or its marker is cut short (a file still being written?)", f.name)
 		}
 	}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
@@ -305,14 +308,23 @@ func loadKeyPair(certFile, keyFile string) (*tls.Certificate, error) {
 	return &cert, nil
 }
 
-// unfinishedPEM says whether data has a PEM block that begins and does not
-// end.
+// unfinishedPEM says whether data was cut short while written: a PEM
+// block that begins and does not end, or, after the last whole block, any
+// part of the marker that begins another ("-", "-----BEG"). A file cut
+// exactly after a block (its END line, or the newline after it) looks like
+// a whole file with fewer blocks, and no reading of it can tell: a
+// renewal that rewrites a chain in place, rather than renaming a new file
+// over it, can be taken without its last certificates until the next
+// write.
 func unfinishedPEM(data []byte) bool {
 	for {
 		block, rest := pem.Decode(data)
 		if block == nil {
-			return bytes.Contains(data, []byte("-----BEGIN"))
+			break
 		}
 		data = rest
 	}
+	tail := bytes.TrimSpace(data)
+	return bytes.Contains(tail, []byte("-----")) ||
+		len(tail) > 0 && bytes.HasPrefix([]byte("-----BEGIN"), tail)
 }

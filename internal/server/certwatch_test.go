@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -280,6 +281,56 @@ func TestCertWatcherRefusesBrokenPair(t *testing.T) {
 	}
 	if n := logs.count("tls certificate renewed"); n != 1 {
 		t.Errorf("renewal logged %d times:\n%s", n, logs.String())
+	}
+}
+
+// TestUnfinishedPEM cuts a chain of two certificates at every byte: each
+// cut is refused but those exactly between blocks, which look like a
+// whole, shorter file, and the empty file, which fails to load anyway.
+func TestUnfinishedPEM(t *testing.T) {
+	leaf, intermediate := freshPair(t).cert, freshPair(t).cert
+	chain := append(slices.Clone(leaf), intermediate...)
+	whole := func(b []byte) bool {
+		b = bytes.TrimRight(b, "\n")
+		return len(b) == 0 || bytes.Equal(b, bytes.TrimRight(leaf, "\n")) || bytes.Equal(b, bytes.TrimRight(chain, "\n"))
+	}
+	for n := range len(chain) + 1 {
+		if got, want := unfinishedPEM(chain[:n]), !whole(chain[:n]); got != want {
+			t.Errorf("cut after %d bytes (%q): unfinished %v, want %v", n, chain[max(0, n-12):n], got, want)
+		}
+	}
+	// A key as openssl writes it, whole, with a blank line after.
+	if unfinishedPEM(append(freshPair(t).key, '\n')) {
+		t.Error("a whole key followed by a blank line is taken for unfinished")
+	}
+}
+
+// TestCertWatcherRefusesCutChain: a full chain rewritten in place and
+// read while the intermediate's marker is half written is refused; the
+// chain is taken when whole.
+func TestCertWatcherRefusesCutChain(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	first, next, intermediate := freshPair(t), freshPair(t), freshPair(t)
+	mustWrite(t, certFile, first.cert)
+	mustWrite(t, keyFile, first.key)
+	w, err := NewCertWatcher(CertWatcherConfig{CertFile: certFile, KeyFile: keyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, keyFile, next.key)
+	chain := append(slices.Clone(next.cert), intermediate.cert...)
+	for _, cut := range []string{"-", "-----", "-----BEGIN CERT", "-----BEGIN CERTIFICATE-----\nMII"} {
+		mustWrite(t, certFile, append(slices.Clone(next.cert), cut...))
+		w.check()
+		if got := served(w); got != first.fp {
+			t.Fatalf("the chain cut after %q is served", cut)
+		}
+	}
+	mustWrite(t, certFile, chain)
+	w.check()
+	if got := w.Certificate(); served(w) != next.fp || len(got.Certificate) != 2 {
+		t.Errorf("the whole chain is not served: %d certificates, leaf %s", len(got.Certificate), served(w))
 	}
 }
 
