@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -64,6 +63,7 @@ several accounts, a list, let your MTA expand it. Give the same --data or
 			return err
 		}
 		fmt.Fprintf(stdout, "added alias %s of %s\n", alias, account)
+		return postmasterHint(ctx, st, alias, account, stdout)
 	case "del":
 		if err := st.DeleteAlias(ctx, pos[0]); err != nil {
 			return err
@@ -88,19 +88,22 @@ func listAliases(ctx context.Context, st store.Store, stdout io.Writer) error {
 	return tw.Flush()
 }
 
-// aliasesOf returns the names of an account's aliases, in order.
-func aliasesOf(ctx context.Context, st store.Store, account string) ([]string, error) {
+// aliasesByAccount returns the names of each account's aliases, in order.
+func aliasesByAccount(ctx context.Context, st store.Store) (map[string][]string, error) {
 	aliases, err := st.Aliases(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var names []string
+	m := map[string][]string{}
 	for _, a := range aliases {
-		if a.Account == account {
-			names = append(names, a.Name)
-		}
+		m[a.Account] = append(m[a.Account], a.Name)
 	}
-	return names, nil
+	return m, nil
+}
+
+// postmasterOf returns postmaster@ the domain of an address.
+func postmasterOf(address string) string {
+	return "postmaster@" + address[strings.LastIndexByte(address, '@')+1:]
 }
 
 // postmasterAliases makes postmaster@ the account's domain and
@@ -109,12 +112,8 @@ func aliasesOf(ctx context.Context, st store.Store, account string) ([]string, e
 // RFC 5321 4.5.1 wants every domain that takes mail to take it for
 // postmaster. It returns the aliases it made.
 func postmasterAliases(ctx context.Context, st store.Store, account, hostname string) ([]string, error) {
-	domain := account[strings.LastIndexByte(account, '@')+1:]
 	var made []string
-	for _, name := range []string{"postmaster@" + domain, store.CanonicalAccountName("postmaster@" + hostname)} {
-		if name == account || slices.Contains(made, name) {
-			continue
-		}
+	for _, name := range []string{postmasterOf(account), store.CanonicalAccountName("postmaster@" + hostname)} {
 		err := st.AddAlias(ctx, name, account)
 		switch {
 		case errors.Is(err, store.ErrAccountExists), errors.Is(err, store.ErrAliasExists), errors.Is(err, store.ErrInvalidName):
@@ -125,4 +124,21 @@ func postmasterAliases(ctx context.Context, st store.Store, account, hostname st
 		made = append(made, name)
 	}
 	return made, nil
+}
+
+// postmasterHint tells, after an account or alias named address was
+// added for account, how to give its domain a postmaster when it has
+// none: buzon makes postmaster@ aliases at the first start only, for the
+// first account's domain, and a domain added later takes mail without
+// one until someone says who reads it.
+func postmasterHint(ctx context.Context, st store.Store, address, account string, w io.Writer) error {
+	pm := postmasterOf(address)
+	_, err := st.LookupAddress(ctx, pm)
+	switch {
+	case errors.Is(err, store.ErrNoAccount):
+		fmt.Fprintf(w, "no one receives mail for %s, which RFC 5321 asks every domain to take; to give it to %s:\n  buzon alias add %s %s\n", pm, account, pm, account)
+	case err != nil:
+		return err
+	}
+	return nil
 }

@@ -278,9 +278,9 @@ func loadTLS(cfg config.Config, log *slog.Logger) (*server.CertWatcher, error) {
 // firstAccount creates an account, postmaster@<hostname>, on the first
 // start of an empty store and tells the person at the terminal how to use
 // it; on the first start of a store whose accounts were added before, it
-// tells the settings alone. Either way postmaster@ the first account's
-// domain and postmaster@<hostname> become its aliases, where no account or
-// alias has those names (postmasterAliases). A marker file keeps it from
+// tells the settings alone, and makes postmaster@ the first account's
+// domain and postmaster@<hostname> its aliases, where no account or alias
+// has those names (postmasterAliases). A marker file keeps it from
 // happening again after every account was deleted on purpose.
 func firstAccount(ctx context.Context, cfg config.Config, st store.Store, h auth.Hasher, wel welcome, stdout io.Writer) error {
 	marker := filepath.Join(cfg.Data, "first-account-created")
@@ -292,6 +292,7 @@ func firstAccount(ctx context.Context, cfg config.Config, st store.Store, h auth
 		return err
 	}
 	var first store.Account
+	var aliases []string
 	password := ""
 	if len(accts) == 0 {
 		name := store.CanonicalAccountName("postmaster@" + cfg.Hostname) // as logins and user list name it
@@ -306,10 +307,9 @@ func firstAccount(ctx context.Context, cfg config.Config, st store.Store, h auth
 	} else {
 		// The account added first, most likely its administrator's.
 		first = slices.MinFunc(accts, func(a, b store.Account) int { return a.Created.Compare(b.Created) })
-	}
-	aliases, err := postmasterAliases(ctx, st, first.Name, cfg.Hostname)
-	if err != nil {
-		return fmt.Errorf("first account: %w", err)
+		if aliases, err = postmasterAliases(ctx, st, first.Name, cfg.Hostname); err != nil {
+			return fmt.Errorf("first account: %w", err)
+		}
 	}
 	printWelcome(stdout, cfg, first.Name, password, aliases, wel)
 	return os.WriteFile(marker, []byte("buzon created the first account; delete this file to have it do so again on an empty store\n"), 0o600)

@@ -89,14 +89,18 @@ is not a terminal, and asked for otherwise. SIZE takes K, M, G, T suffixes;
 		if fresh {
 			// A store made here when the server runs on another data
 			// folder would leave the account where no client sees it.
+			// Its first start gives the domain a postmaster.
 			fmt.Fprintf(stderr, "buzon user: made a new store in %s; a server on another data folder does not see this account\n", cfg.Data)
+			return nil
 		}
+		return postmasterHint(ctx, st, name, name, stdout)
 	case "del":
 		name := store.CanonicalAccountName(pos[0])
-		aliases, err := aliasesOf(ctx, st, name)
+		all, err := aliasesByAccount(ctx, st)
 		if err != nil {
 			return err
 		}
+		aliases := all[name]
 		if err := st.DeleteAccount(ctx, name); err != nil {
 			return err
 		}
@@ -147,13 +151,9 @@ func listAccounts(ctx context.Context, st store.Store, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	all, err := st.Aliases(ctx)
+	aliases, err := aliasesByAccount(ctx, st)
 	if err != nil {
 		return err
-	}
-	aliases := map[string][]string{}
-	for _, a := range all {
-		aliases[a.Account] = append(aliases[a.Account], a.Name)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ACCOUNT\tMESSAGES\tSIZE\tQUOTA\tALIASES")
