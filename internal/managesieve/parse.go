@@ -255,10 +255,11 @@ func (p *parser) literalSize() (int64, error) {
 // nextLine reads the line after a literal's octets.
 func (p *parser) nextLine() error {
 	line, err := p.src.line(p.lim.maxLine)
+	p.line, p.pos = line, 0
 	if errors.Is(err, errLineTooLong) {
+		// Read to its end: nothing of it is left for skip to look at.
 		return syntaxError{"line too long"}
 	}
-	p.line, p.pos = line, 0
 	return err
 }
 

@@ -78,6 +78,7 @@ func TestParseCommand(t *testing.T) {
 		{in: "PUTSCRIPT \"s\" {200+}\r\n" + strings.Repeat("x", 200) + "\r\nNOOP\r\n", err: "too large", next: "NOOP"},
 		{in: "PUTSCRIPT \"s\" {401+}\r\n" + strings.Repeat("x", 401) + "\r\n", err: "too large"},
 		{in: "NOOP " + strings.Repeat("x", 1100) + "\r\nNOOP\r\n", err: "line too long", next: "NOOP"},
+		{in: "PUTSCRIPT {1+}\r\na " + strings.Repeat("x", 1100) + " {5+}\r\nNOOP\r\n", err: "line too long", next: "NOOP"},
 		{in: "NOOP" + strings.Repeat(" {0+}\r\n", 9) + "\r\n", err: "too many literals"},
 		{in: "NOOP x" + strings.Repeat(" {0+}\r\n", 9) + "\r\n", err: "too many literals"},
 	} {
