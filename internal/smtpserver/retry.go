@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -46,6 +47,8 @@ type retryKey struct {
 // retryPair is a sender and a recipient's copyKey.
 type retryPair struct{ from, rcpt string }
 
+func (k retryKey) pair() retryPair { return retryPair{k.from, k.rcpt} }
+
 type retryEntry struct {
 	key    retryKey
 	stored time.Time
@@ -54,19 +57,30 @@ type retryEntry struct {
 // retries is the memory of copies stored before a 451 for the whole
 // message. Its zero value is ready to use.
 type retries struct {
-	mu    sync.Mutex
-	kept  map[retryKey]time.Time // guarded by mu
-	order []retryEntry           // guarded by mu; oldest first, some forgotten
-	// pairs counts the copies in kept by sender and recipient, so that
-	// waiting finds at once the many pairs that have none.
-	pairs map[retryPair]int // guarded by mu
+	mu sync.Mutex
+	// kept holds when each copy remembered was stored, by sender and
+	// recipient and then by message sum: a pair with no copy has no
+	// entry, so that the many pairs without one are found at once.
+	kept map[retryPair]map[[sha256.Size]byte]time.Time // guarded by mu
+	// order lists the copies as they were remembered, oldest first, at
+	// most retryMax: the bound on kept. An entry whose copy was forgotten
+	// or remembered again since is stale; it keeps its place until it is
+	// the oldest.
+	order []retryEntry // guarded by mu
+}
+
+// storedLocked returns when key's copy was stored, if it is remembered.
+// The caller holds r.mu.
+func (r *retries) storedLocked(k retryKey) (time.Time, bool) {
+	t, ok := r.kept[k.pair()][k.sum]
+	return t, ok
 }
 
 // stored reports whether key's copy was stored at an earlier try.
 func (r *retries) stored(key retryKey, now time.Time) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	t, ok := r.kept[key]
+	t, ok := r.storedLocked(key)
 	return ok && now.Sub(t) < retryKeep
 }
 
@@ -75,26 +89,31 @@ func (r *retries) remember(keys []retryKey, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.kept == nil {
-		r.kept = map[retryKey]time.Time{}
-		r.pairs = map[retryPair]int{}
+		r.kept = map[retryPair]map[[sha256.Size]byte]time.Time{}
 	}
 	for _, k := range keys {
-		if _, ok := r.kept[k]; !ok {
-			r.pairs[retryPair{k.from, k.rcpt}]++
+		sums := r.kept[k.pair()]
+		if sums == nil {
+			sums = map[[sha256.Size]byte]time.Time{}
+			r.kept[k.pair()] = sums
 		}
-		r.kept[k] = now
+		sums[k.sum] = now
 		r.order = append(r.order, retryEntry{k, now})
 	}
-	// Drop the oldest entries, and those forgotten or remembered again
-	// since, until the memory is within bounds.
+	// Drop the oldest entries, forgetting their copies if they are not
+	// stale, while there are more than retryMax, and the stale and
+	// expired ones at their head.
 	drop := 0
-	for drop < len(r.order) && (len(r.kept) > retryMax || len(r.order)-drop > 2*retryMax ||
-		now.Sub(r.order[drop].stored) >= retryKeep || r.kept[r.order[drop].key] != r.order[drop].stored) {
+	for ; drop < len(r.order); drop++ {
 		e := r.order[drop]
-		if r.kept[e.key] == e.stored {
+		t, ok := r.storedLocked(e.key)
+		live := ok && t.Equal(e.stored)
+		if len(r.order)-drop <= retryMax && live && now.Sub(e.stored) < retryKeep {
+			break
+		}
+		if live {
 			r.dropLocked(e.key)
 		}
-		drop++
 	}
 	r.order = append(r.order[:0], r.order[drop:]...)
 }
@@ -105,33 +124,34 @@ func (r *retries) forget(keys []retryKey) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, k := range keys {
-		if _, ok := r.kept[k]; ok {
-			r.dropLocked(k)
-		}
+		r.dropLocked(k)
 	}
 }
 
-// dropLocked forgets a copy in kept.
+// dropLocked forgets a copy, and its pair with its last copy. The caller
+// holds r.mu.
 func (r *retries) dropLocked(k retryKey) {
-	delete(r.kept, k)
-	p := retryPair{k.from, k.rcpt}
-	if r.pairs[p]--; r.pairs[p] == 0 {
-		delete(r.pairs, p)
+	sums := r.kept[k.pair()]
+	delete(sums, k.sum)
+	if len(sums) == 0 {
+		delete(r.kept, k.pair())
 	}
 }
 
 // waiting reports whether a copy for rcpt of a message from this sender
 // is remembered: that message's retry may be this transaction, and the
-// copy it has is in the recipient's quota (see conn.checkQuota). Only
-// for a pair that has copies remembered does it walk the whole memory.
+// copy it has is in the recipient's quota (see conn.checkQuota).
 func (r *retries) waiting(from, rcpt string, now time.Time) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.pairs[retryPair{from, rcpt}] == 0 {
-		return false
-	}
-	for k, t := range r.kept {
-		if k.from == from && k.rcpt == rcpt && now.Sub(t) < retryKeep {
+	return r.waitingLocked(retryPair{from, rcpt}, now)
+}
+
+// waitingLocked is waiting for the caller that holds r.mu. It looks at
+// the pair's own copies only, which expire unseen until a remember.
+func (r *retries) waitingLocked(p retryPair, now time.Time) bool {
+	for _, t := range r.kept[p] {
+		if now.Sub(t) < retryKeep {
 			return true
 		}
 	}
@@ -162,12 +182,11 @@ type retryMessage struct {
 // recipients with the keys rcpts.
 func (r *retries) message(from string, rcpts []string, msg *delivery.Spooled, trace int64, now time.Time) *retryMessage {
 	m := &retryMessage{r: r, from: from, msg: msg, trace: trace}
-	for _, rcpt := range rcpts {
-		if r.waiting(from, rcpt, now) {
-			m.waiting = true
-			break
-		}
-	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m.waiting = slices.ContainsFunc(rcpts, func(rcpt string) bool {
+		return r.waitingLocked(retryPair{from, rcpt}, now)
+	})
 	return m
 }
 
