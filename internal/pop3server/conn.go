@@ -457,9 +457,14 @@ func (c *conn) execute(line string) {
 // xaccountGone ends the session when its account was deleted since the
 // last command (buzon user del, perhaps from another process): the
 // maildrop it shows is gone, and none of its commands can be carried out
-// any more. The store is asked only after the account's watcher fired,
-// so a session pays for the check when its account changed, not at every
-// command.
+// any more. The store is asked only after the account's watcher fired
+// (or a lookup failed), not at every command. The watcher fires for any
+// change to the account: mail delivered, other sessions' flags and
+// expunges, and this session's own writes too (its retrievals recorded at
+// a pause), each costing the next command one account lookup. Draining the
+// watcher after those writes would save it, but could swallow a deletion
+// that landed in between, and the session would answer from its snapshot
+// until a command reached the store.
 func (c *conn) xaccountGone() {
 	select {
 	case <-c.watch.C():
