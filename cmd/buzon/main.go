@@ -9,7 +9,8 @@
 //	buzon user    add|del|list|passwd [--data DIR] [--config FILE] [ADDRESS]
 //	buzon user    quota [--data DIR] [--config FILE] ADDRESS SIZE [MESSAGES]
 //	buzon alias   add|del|list [--data DIR] [--config FILE] [ALIAS [ACCOUNT]]
-//	buzon deliver [--data DIR] [--config FILE] RECIPIENT... < message
+//	buzon sieve   list|get|put|activate|deactivate|del|rename|check [--data DIR] [--config FILE] ACCOUNT [NAME [NEWNAME]]
+//	buzon deliver [--data DIR] [--config FILE] [--from SENDER] RECIPIENT... < message
 //	buzon check   [--data DIR] [--config FILE] [--repair]
 //	buzon backup  [--data DIR] [--config FILE] DEST
 //	buzon restore [--data DIR] [--config FILE] [--force] [--keep-uidvalidity] BACKUP
@@ -69,6 +70,7 @@ func commands() []command {
 		{"serve", "run the mail server", runServe},
 		{"user", "add, delete, list accounts; set passwords and quotas", runUser},
 		{"alias", "add, delete, list aliases: other addresses of an account", runAlias},
+		{"sieve", "list, get, put, activate, delete an account's Sieve filters", runSieve},
 		{"deliver", "deliver a message from standard input (run by an MTA's pipe transport)", runDeliver},
 		{"check", "verify (and with --repair, fix) the store's consistency", runCheck},
 		{"backup", "copy the embedded store consistently, while the server runs or not", runBackup},
