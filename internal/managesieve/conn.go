@@ -51,7 +51,7 @@ type conn struct {
 	bw *bufio.Writer
 	// rate is the commands-per-second limit.
 	rate *limit.Rate
-	// bad counts the commands answered with BAD.
+	// bad counts the malformed and unknown commands.
 	bad int
 	// done is set by LOGOUT.
 	done bool
@@ -289,8 +289,8 @@ func (c *conn) throttle() {
 	}
 }
 
-// execute runs one command. Refusals raised in the command become NO or
-// BAD here; a panic that is not one is a bug: it is logged with its
+// execute runs one command. Refusals raised in the command become NO
+// here; a panic that is not one is a bug: it is logged with its
 // stack, answered with NO, and ends the session.
 func (c *conn) execute(cmd command, err error) {
 	defer func() {
@@ -300,8 +300,10 @@ func (c *conn) execute(cmd command, err error) {
 		case userError:
 			c.writeResp("NO", e.code, e.text)
 		case badError:
+			// RFC 5804 4 has no BAD: a malformed or unknown command is
+			// refused with NO, as any other, but counted.
 			c.bad++
-			c.writeResp("BAD", "", e.text)
+			c.writeResp("NO", "", e.text)
 			if c.bad >= c.srv.cfg.Sieve.MaxErrors {
 				panic(byeError{text: "too many bad commands", err: fmt.Errorf("%d bad commands", c.bad)})
 			}
@@ -362,7 +364,7 @@ func echo(s string) string {
 	return s
 }
 
-// writeResp writes OK, NO, BAD or BYE with an optional response code and
+// writeResp writes OK, NO or BYE with an optional response code and
 // a human-readable text (RFC 5804 4, response-oknobye). code is written
 // as given: a bare code, or one with its own string such as TAG's.
 func (c *conn) writeResp(kind, code, text string) {

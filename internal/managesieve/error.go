@@ -28,7 +28,7 @@ type userError struct {
 }
 
 // badError is a malformed command or one the server does not know; the
-// command loop answers BAD and counts it against Config.Sieve.MaxErrors.
+// command loop answers NO and counts it against Config.Sieve.MaxErrors.
 type badError struct {
 	text string
 }
@@ -60,7 +60,7 @@ func xuser(code, format string, args ...any) {
 	panic(userError{code: code, text: fmt.Sprintf(format, args...)})
 }
 
-// xbad answers the command with BAD.
+// xbad refuses a malformed or unknown command.
 func xbad(format string, args ...any) {
 	panic(badError{text: fmt.Sprintf(format, args...)})
 }

@@ -51,7 +51,7 @@ type parseLimits struct {
 // than two.
 const maxLiterals = 8
 
-// syntaxError is a malformed command, answered with BAD. The command's
+// syntaxError is a malformed command, refused with NO. The command's
 // remaining lines and literals have been read.
 type syntaxError struct{ msg string }
 
@@ -69,8 +69,8 @@ type errTooBig struct {
 func (e errTooBig) Error() string { return fmt.Sprintf("literal of %d octets is too large", e.size) }
 
 // errTooManyLiterals ends a session whose command carries more than
-// maxLiterals literals, when it cannot be answered with BAD because the
-// rest of it would have to be read first.
+// maxLiterals literals: refusing it and going on would mean reading the
+// rest of it first, however long.
 var errTooManyLiterals = errors.New("too many literals in one command")
 
 // errLineTooLong is a line over parseLimits.maxLine.
