@@ -285,9 +285,9 @@ type Sieve struct {
 	IdleTimeout Duration `toml:"idle_timeout"`
 	// How long a client has, from when it connects, to log in.
 	LoginTimeout Duration `toml:"login_timeout"`
-	// Commands refused as malformed or unknown (BAD) in one session
-	// after which the client is sent away with BYE: programs that speak
-	// no ManageSieve stop there.
+	// Malformed or unknown commands in one session after which the
+	// client is sent away with BYE: programs that speak no ManageSieve
+	// stop there.
 	MaxErrors int `toml:"max_errors"`
 }
 
