@@ -279,7 +279,8 @@ type SMTP struct {
 type Sieve struct {
 	// Most scripts one account may keep (RFC 5804 QUOTA/MAXSCRIPTS).
 	MaxScripts int `toml:"max_scripts"`
-	// Largest script, in bytes (RFC 5804 QUOTA/MAXSIZE).
+	// Largest script, in bytes (RFC 5804 QUOTA/MAXSIZE), 1 KiB to 1 MiB
+	// (the most the Sieve interpreter compiles).
 	MaxScriptSize int64 `toml:"max_script_size"`
 	// An idle client is disconnected after this long.
 	IdleTimeout Duration `toml:"idle_timeout"`

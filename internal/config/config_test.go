@@ -133,6 +133,7 @@ func TestValidate(t *testing.T) {
 		{"sieve off", func(c *Config) { c.Listen.Sieve = Off }, ""},
 		{"no sieve script allowed", func(c *Config) { c.Sieve.MaxScripts = 0 }, "sieve.max_scripts"},
 		{"tiny sieve scripts", func(c *Config) { c.Sieve.MaxScriptSize = 100 }, "sieve.max_script_size"},
+		{"huge sieve scripts", func(c *Config) { c.Sieve.MaxScriptSize = 1<<20 + 1 }, "sieve.max_script_size"},
 		{"no sieve error allowed", func(c *Config) { c.Sieve.MaxErrors = 0 }, "sieve.max_errors"},
 		{"negative sieve idle timeout", func(c *Config) { c.Sieve.IdleTimeout = -1 }, "sieve.idle_timeout"},
 		{"misspelt log level", func(c *Config) { c.Log.Level = "warning" }, "log.level"},

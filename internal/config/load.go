@@ -146,8 +146,10 @@ func (c *Config) Validate() error {
 	if c.Sieve.MaxScripts < 1 {
 		errs = append(errs, errors.New("sieve.max_scripts: at least 1"))
 	}
-	if c.Sieve.MaxScriptSize < 1024 {
-		errs = append(errs, errors.New("sieve.max_script_size: at least 1024"))
+	// sieve.MaxScriptSize: a larger script would be taken here and refused
+	// by the compiler.
+	if c.Sieve.MaxScriptSize < 1024 || c.Sieve.MaxScriptSize > 1<<20 {
+		errs = append(errs, errors.New("sieve.max_script_size: 1024 to 1048576"))
 	}
 	if c.Sieve.MaxErrors < 1 {
 		errs = append(errs, errors.New("sieve.max_errors: at least 1"))
