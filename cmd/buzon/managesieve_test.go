@@ -7,12 +7,18 @@ package main
 // script says, which IMAP shows.
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/buzon-mail/buzon/internal/clienttest"
 )
@@ -168,5 +174,53 @@ func checkFiltered(t *testing.T, in *instance, user string) {
 	out := python(t, "", "imap_folder_subjects.py", host, port, user, clPass, "INBOX", "Lists")
 	if want := "INBOX\n  hello\nLists\n  announce: buzon 2.0\n"; out != want {
 		t.Errorf("after delivery through the script:\n%s\nwant:\n%s", out, want)
+	}
+}
+
+// TestManageSieveLimits: limits.max_connections_per_ip covers the
+// ManageSieve listener with the others, and a client over it hears a BYE
+// a ManageSieve client can read; sieve.max_script_size from the config
+// file is announced in QUOTA/MAXSIZE.
+func TestManageSieveLimits(t *testing.T) {
+	const user = "alice@example.org"
+	in := clServer(t, user, "--config", writeConfig(t, "[limits]\nmax_connections_per_ip = 1\n[sieve]\nmax_script_size = 2048\n"))
+	first, err := net.Dial("tcp", in.ports["sieve"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	first.SetDeadline(time.Now().Add(clTimeout))
+	r := bufio.NewReader(first)
+	readOK := func() []string {
+		t.Helper()
+		var lines []string
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("read: %v after %q", err, lines)
+			}
+			lines = append(lines, l)
+			if strings.HasPrefix(l, "OK") || strings.HasPrefix(l, "NO") || strings.HasPrefix(l, "BYE") {
+				return lines
+			}
+		}
+	}
+	readOK() // the greeting
+	second, err := net.Dial("tcp", in.ports["sieve"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	second.SetDeadline(time.Now().Add(clTimeout))
+	if b, _ := io.ReadAll(second); string(b) != "BYE (TRYLATER) \"too many connections from your address\"\r\n" {
+		t.Errorf("a connection over the limit heard %q", b)
+	}
+	fmt.Fprintf(first, "AUTHENTICATE \"PLAIN\" \"%s\"\r\n", base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+clPass)))
+	if got := readOK(); got[len(got)-1] != "OK \"logged in\"\r\n" {
+		t.Fatalf("login: %q", got)
+	}
+	fmt.Fprintf(first, "HAVESPACE \"big\" 2049\r\n")
+	if got := readOK(); got[len(got)-1] != "NO (QUOTA/MAXSIZE) \"a script may have at most 2048 octets\"\r\n" {
+		t.Errorf("HAVESPACE over sieve.max_script_size: %q", got)
 	}
 }
