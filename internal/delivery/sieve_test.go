@@ -184,6 +184,9 @@ func TestSieveDelivery(t *testing.T) {
 		{name: "does not compile",
 			script: `require "fileinto"; fileinto "Lists" # no semicolon`,
 			want:   map[string][]string{"INBOX": {"hi []"}}, copies: 1, log: "sieve script does not compile; message kept"},
+		{name: "fails at run time",
+			script: `require ["fileinto", "copy"];` + strings.Repeat(`fileinto :copy "Receipts"; fileinto :copy "Lists"; `, 40),
+			want:   map[string][]string{"INBOX": {"hi []"}}, copies: 1, log: "sieve script failed; message kept"},
 		{name: "sends mail",
 			script: `redirect "bob@example.net";`,
 			want:   map[string][]string{"INBOX": {"hi []"}}, copies: 1, log: "does not compile"},
@@ -227,7 +230,7 @@ func TestSieveDelivery(t *testing.T) {
 			if tc.log != "" && !strings.Contains(f.log.String(), tc.log) {
 				t.Errorf("log lacks %q:\n%s", tc.log, f.log)
 			}
-			if strings.Contains(tc.log, "compile") && (!strings.Contains(f.log.String(), "account=alice@example.org") ||
+			if strings.Contains(tc.log, "message kept") && (!strings.Contains(f.log.String(), "account=alice@example.org") ||
 				!strings.Contains(f.log.String(), "script=main")) {
 				t.Errorf("the warning does not name the account and script:\n%s", f.log)
 			}
