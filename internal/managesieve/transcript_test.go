@@ -55,6 +55,7 @@ var transcripts = []struct {
 	{file: "lockout.txt", opts: options{auth: func(a *config.Auth) { a.LockoutAfter = 2 }}},
 	{file: "plaintext_refused.txt", opts: options{remote: "192.0.2.10"}},
 	{file: "starttls.txt", opts: options{remote: "192.0.2.10"}},
+	{file: "starttls_injection.txt"},
 	{file: "wrong_state.txt"},
 	{file: "syntax.txt"},
 	{file: "scripts.txt", check: scriptsLeft(map[string]string{
