@@ -1,6 +1,6 @@
 // Package postgres is buzon's scale-out mail store: everything (accounts,
 // aliases, credentials, quotas, mailboxes, messages, flags, tombstones,
-// subscriptions, message bodies and server secrets) lives in one
+// subscriptions, Sieve scripts, message bodies and server secrets) lives in one
 // PostgreSQL database, so any number of buzon nodes can serve any account
 // behind a TCP load balancer. It implements store.Store, store.Checker,
 // store.Importer, store.BodyBatcher and store.SecretKeeper.

@@ -9,7 +9,7 @@
 //	accounts.db                 accounts, aliases, credentials, quotas, secrets (shared)
 //	store.lock                  every open Store holds a shared flock on it
 //	notify.sock                 change notifications (unix datagram socket)
-//	accounts/<id>/mail.db       mailboxes, messages, flags, tombstones, counters
+//	accounts/<id>/mail.db       mailboxes, messages, flags, tombstones, counters, Sieve scripts
 //	accounts/<id>/msg/<xx>/<f>  message bodies, <xx> the low byte of <f>, in hex
 //	accounts/<id>/<name>.lock   named locks (store.Store.Lock)
 //	trash/<id>                  an account folder being deleted
