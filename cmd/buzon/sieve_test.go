@@ -257,3 +257,32 @@ func TestSieveCommands(t *testing.T) {
 		t.Errorf("the restored store's active script: %q", got)
 	}
 }
+
+// TestSieveMigrateStore: buzon migrate-store carries an account's scripts
+// into PostgreSQL, the active one still active, and mail delivered there
+// afterwards is filtered by it.
+func TestSieveMigrateStore(t *testing.T) {
+	data := t.TempDir()
+	mustBuzon(t, "a-password\n", "user", "add", "--data", data, "alice@example.org")
+	mustBuzon(t, filterScript, "sieve", "put", "--data", data, "alice@example.org", "main")
+	mustBuzon(t, "keep;\r\n", "sieve", "put", "--data", data, "alice@example.org", "spare")
+	mustBuzon(t, "", "sieve", "activate", "--data", data, "alice@example.org", "main")
+	dsn := pgtest.Start(t)
+	mustBuzon(t, "", "migrate-store", "--from", data, "--to", dsn)
+	conf := postgresConfig(t, dsn)
+	list := mustBuzon(t, "", "sieve", "list", "--config", conf, "alice@example.org")
+	if !regexp.MustCompile(`(?m)^main +` + strconv.Itoa(len(filterScript)) + ` +yes `).MatchString(list) ||
+		!regexp.MustCompile(`(?m)^spare +7 +  `).MatchString(list) {
+		t.Errorf("scripts after migrate-store:\n%s", list)
+	}
+	if got := mustBuzon(t, "", "sieve", "get", "--config", conf, "alice@example.org", "main"); got != filterScript {
+		t.Errorf("main after migrate-store:\n%s", got)
+	}
+	mustBuzon(t, "Subject: spam, migrated\r\n\r\nhi\r\n", "deliver", "--config", conf, "alice@example.org")
+	mustBuzon(t, "Subject: [go-nuts] migrated\r\n\r\nhi\r\n", "deliver", "--config", conf, "alice@example.org")
+	in := start(t, "", "--config", conf)
+	host, port := in.hostPort("imap")
+	if got, want := python(t, "", "imap_mailbox_flags.py", host, port, "alice@example.org", "a-password"), "Lists/Go: [go-nuts] migrated []\n"; got != want {
+		t.Errorf("after migrate-store, alice's mailboxes:\n%s\nwant\n%s", got, want)
+	}
+}
