@@ -271,7 +271,7 @@ func TestSieveMigrateStore(t *testing.T) {
 	mustBuzon(t, "", "migrate-store", "--from", data, "--to", dsn)
 	conf := postgresConfig(t, dsn)
 	list := mustBuzon(t, "", "sieve", "list", "--config", conf, "alice@example.org")
-	if !regexp.MustCompile(`(?m)^main +` + strconv.Itoa(len(filterScript)) + ` +yes `).MatchString(list) ||
+	if !regexp.MustCompile(`(?m)^main +`+strconv.Itoa(len(filterScript))+` +yes `).MatchString(list) ||
 		!regexp.MustCompile(`(?m)^spare +7 +  `).MatchString(list) {
 		t.Errorf("scripts after migrate-store:\n%s", list)
 	}
