@@ -132,9 +132,11 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 }
 
-// Shutdown stops accepting connections and ends every session: one
-// waiting for a command hears BYE (TRYLATER) at once, one running a
-// command after it (a script being stored is stored whole or not at all).
+// Shutdown stops accepting connections and ends every session with
+// BYE (TRYLATER): at once one waiting for a command or still reading one
+// (a script being uploaded is not stored; the client sends it again to
+// the next server), after the command one that is running one (a script
+// is stored whole or not at all).
 // It waits for the sessions to end until ctx is done; then it closes the
 // rest, waits for them to return, and returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
