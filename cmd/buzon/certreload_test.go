@@ -225,6 +225,11 @@ func TestCACertificateKeptAtStart(t *testing.T) {
 	if strings.Contains(in.logs(), "self-signed certificate") {
 		t.Errorf("buzon made a certificate of its own:\n%s", in.logs())
 	}
+	// The welcome (an empty store) gives no fingerprint to accept.
+	in.waitOutput(welcomeRE)
+	if strings.Contains(in.output(), "self-signed") {
+		t.Errorf("the welcome calls the CA's certificate self-signed:\n%s", in.output())
+	}
 	if !strings.Contains(in.logs(), `msg="tls certificate expires soon"`) || !strings.Contains(in.logs(), "renew it; buzon takes the new files by itself") {
 		t.Errorf("no warning that the certificate must be renewed:\n%s", in.logs())
 	}

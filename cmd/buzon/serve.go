@@ -88,11 +88,15 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 	}
 	defer st.Close()
 
-	certs, err := loadTLS(cfg, log)
+	certs, selfSigned, err := loadTLS(cfg, log)
 	if err != nil {
 		return err
 	}
-	tlsConfig, fingerprint := certs.TLSConfig(), server.Fingerprint(certs.Certificate().Leaf.Raw)
+	tlsConfig := certs.TLSConfig()
+	fingerprint := "" // for the welcome: people accept a self-signed one by it
+	if selfSigned {
+		fingerprint = server.Fingerprint(certs.Certificate().Leaf.Raw)
+	}
 	authn, err := auth.New(cfg.Auth, st, log)
 	if err != nil {
 		return err
@@ -254,14 +258,15 @@ func servePprof(mux *http.ServeMux) {
 // buzon's own self-signed pair, which it creates on first start and makes
 // anew when it is near its end, or one put there by hand, which it leaves
 // alone. The watcher it returns is the one that loads and logs it, serves
-// it, and takes renewed files while the server runs.
-func loadTLS(cfg config.Config, log *slog.Logger) (*server.CertWatcher, error) {
+// it, and takes renewed files while the server runs. selfSigned says the
+// certificate is buzon's own.
+func loadTLS(cfg config.Config, log *slog.Logger) (certs *server.CertWatcher, selfSigned bool, err error) {
 	wc := server.CertWatcherConfig{CertFile: cfg.TLS.Cert, KeyFile: cfg.TLS.Key, Logger: log}
 	if wc.CertFile == "" {
 		wc.CertFile, wc.KeyFile = filepath.Join(cfg.Data, "tls", "cert.pem"), filepath.Join(cfg.Data, "tls", "key.pem")
 		made, err := server.EnsureSelfSignedCert(wc.CertFile, wc.KeyFile, cfg.Hostname)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		wc.SelfSigned = made != server.CertForeign
 		switch made {
@@ -272,7 +277,8 @@ func loadTLS(cfg config.Config, log *slog.Logger) (*server.CertWatcher, error) {
 				"file", wc.CertFile)
 		}
 	}
-	return server.NewCertWatcher(wc)
+	certs, err = server.NewCertWatcher(wc)
+	return certs, wc.SelfSigned, err
 }
 
 // firstAccount creates an account, postmaster@<hostname>, on the first
@@ -319,7 +325,7 @@ func firstAccount(ctx context.Context, cfg config.Config, st store.Store, h auth
 // besides the account.
 type welcome struct {
 	bound       map[string]string // listener name -> the address it is bound to
-	fingerprint string            // of the self-signed certificate
+	fingerprint string            // of the self-signed certificate; "" for another
 	storeFlags  string            // name this store to other commands: --data DIR
 }
 
@@ -356,7 +362,7 @@ buzon created a first account. The password is shown only this once.
 			fmt.Fprintf(w, "  %-5s %-22s %s\n", l.what, clientAddr(addr, cfg.Hostname), l.security)
 		}
 	}
-	if cfg.TLS.Cert == "" {
+	if wel.fingerprint != "" {
 		fmt.Fprintf(w, "\nThe certificate is self-signed; accept it if its SHA-256 fingerprint is\n  %s\n", wel.fingerprint)
 	}
 	// The binary as it was started, which need not be on the PATH.
