@@ -103,12 +103,11 @@ func (c *conn) interrupt() {
 
 // serve runs the session until LOGOUT, an error, or Shutdown.
 func (c *conn) serve() {
-	start := time.Now()
 	defer func() {
 		c.cancel()
 		c.logout()
 		c.raw.Close()
-		c.log.Debug("managesieve session ended", "duration", time.Since(start).Round(time.Millisecond))
+		c.log.Debug("managesieve session ended", "duration", time.Since(c.started).Round(time.Millisecond))
 	}()
 	defer func() {
 		x := recover()
@@ -134,6 +133,12 @@ func (c *conn) serve() {
 		c.execute(cmd, err)
 	}
 	c.flush()
+	if c.br.Buffered() > 0 {
+		// Commands pipelined after LOGOUT are ignored (RFC 5804 2.3),
+		// but closing with them unread could reset the connection
+		// before the client reads the OK.
+		c.lingeringClose()
+	}
 }
 
 // limits are the parser's: a literal may be as large as a script, and one

@@ -49,6 +49,7 @@ var transcripts = []struct {
 	check func(t *testing.T, e *env)
 }{
 	{file: "greeting_logout.txt"},
+	{file: "logout_pipelined.txt"},
 	{file: "authenticate.txt"},
 	{file: "authenticate_login.txt"},
 	{file: "auth_failures.txt"},
