@@ -414,6 +414,9 @@ func (c *checker) command(n *node) *command {
 			if !cmd.mailbox.vars && !utf8.ValidString(cmd.mailbox.s) {
 				panic(compileErrorf(n.line, "fileinto: the mailbox name is not UTF-8"))
 			}
+			if !cmd.mailbox.vars && !validMailbox(cmd.mailbox.s) {
+				panic(compileErrorf(n.line, "fileinto: invalid mailbox name %q", cmd.mailbox.s))
+			}
 		} else {
 			a.positional("")
 		}
@@ -804,23 +807,35 @@ func (c *checker) matchTags(a *args, t *test, addr, index, body, zone bool) {
 	}
 }
 
-// compileKeys prepares the keys that do not depend on variables: glob
-// patterns and regular expressions are compiled now, so that a bad one is
-// a compile error and a run does not compile it again.
+// compileKeys prepares the keys that do not depend on variables:
+// :matches patterns are parsed and :regex expressions compiled now, so
+// that a bad one is a compile error and a run does not do it again.
 func (c *checker) compileKeys(line int, m *matcher) {
-	if m.kind != matchMatches && m.kind != matchRegex {
-		return
-	}
-	m.res = make([]*regexp.Regexp, len(m.keys))
-	for i, k := range m.keys {
-		if k.vars {
-			continue
+	switch m.kind {
+	case matchMatches:
+		m.globs = make([][]globTok, len(m.keys))
+		for i, k := range m.keys {
+			if k.vars {
+				continue
+			}
+			toks, err := parseGlob(k.s, m.cmp)
+			if err != nil {
+				panic(compileErrorf(line, "%v", err))
+			}
+			m.globs[i] = toks
 		}
-		re, err := m.compile(k.s)
-		if err != nil {
-			panic(compileErrorf(line, "%v", err))
+	case matchRegex:
+		m.res = make([]*regexp.Regexp, len(m.keys))
+		for i, k := range m.keys {
+			if k.vars {
+				continue
+			}
+			re, err := m.compile(k.s)
+			if err != nil {
+				panic(compileErrorf(line, "%v", err))
+			}
+			m.res[i] = re
 		}
-		m.res[i] = re
 	}
 }
 

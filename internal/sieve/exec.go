@@ -30,7 +30,7 @@ const (
 	maxBodyBytes = 1 << 20
 	// maxWork bounds the bytes a run may compare, summed over every
 	// comparison of a value with a key.
-	maxWork = 256 << 20
+	maxWork = 128 << 20
 )
 
 // errStop ends a run at stop (RFC 5228 3.3).
@@ -63,7 +63,7 @@ type run struct {
 func (r *run) spend(n int64) error {
 	r.work += n
 	if r.work > maxWork {
-		return errors.New("sieve: the script does too much work on this message")
+		return errTooMuchWork
 	}
 	return r.ctx.Err()
 }

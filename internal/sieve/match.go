@@ -1,10 +1,12 @@
 package sieve
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Match types (RFC 5228 2.7.1), :regex (draft-ietf-sieve-regex) and the
@@ -36,71 +38,138 @@ type matcher struct {
 	cmp  comparator
 	rel  string // :value and :count's operator
 	keys []str
-	// res are the compiled :matches and :regex keys, nil for those that
-	// hold variables and are compiled at each run.
-	res []*regexp.Regexp
+	// res are the compiled :regex keys and globs the parsed :matches
+	// keys, nil for those that hold variables and are made at each run.
+	res   []*regexp.Regexp
+	globs [][]globTok
 }
 
 // maxPattern bounds a :matches or :regex key after variable expansion.
 const maxPattern = 4096
 
-// compile makes the regular expression of a :matches or :regex key.
-//
-// A :matches pattern (RFC 5228 2.7.1) becomes an anchored expression in
-// which each * is a lazy group and each ? a one-character group: the
-// groups are the match variables of RFC 5229 3.2, each * taking as little
-// as the rest of the pattern allows, as Pigeonhole does. Under
-// i;ascii-casemap both the pattern and the value are folded to lower case
-// (ASCII letters only, which keeps byte offsets), so that no other
-// character folds.
-//
-// A :regex key is Go's RE2 syntax, a superset of POSIX extended
-// expressions (it adds \d, non-greedy operators and so on, and lacks back
-// references and collating elements [[.x.]] [[=x=]]); matching is
-// leftmost-longest, as POSIX asks, and takes time linear in the value,
-// whatever the pattern. Under i;ascii-casemap it matches case-insensitively
-// by Unicode simple folding.
+// globTok is one element of a :matches pattern: a literal byte, ? or *.
+type globTok struct {
+	kind byte // 'c' a literal byte, '?' one character, '*' any characters
+	c    byte
+	w    int // the wildcard's number, from 0, for ? and *
+}
+
+// parseGlob reads a :matches pattern (RFC 5228 2.7.1): * and ? are
+// wildcards and a backslash makes the next character literal. Under
+// i;ascii-casemap the pattern is folded to lower case, as the values
+// it is matched against are.
+func parseGlob(key string, cmp comparator) ([]globTok, error) {
+	if len(key) > maxPattern {
+		return nil, fmt.Errorf("pattern longer than %d bytes", maxPattern)
+	}
+	if cmp == cmpCasemap {
+		key = asciiLower(key)
+	}
+	toks := make([]globTok, 0, len(key))
+	w := 0
+	for i := 0; i < len(key); i++ {
+		switch c := key[i]; c {
+		case '*':
+			toks = append(toks, globTok{kind: '*', w: w})
+			w++
+		case '?':
+			toks = append(toks, globTok{kind: '?', w: w})
+			w++
+		case '\\':
+			if i+1 < len(key) {
+				i++
+				toks = append(toks, globTok{kind: 'c', c: key[i]})
+			}
+		default:
+			toks = append(toks, globTok{kind: 'c', c: c})
+		}
+	}
+	return toks, nil
+}
+
+// errTooMuchWork ends a run that compared too much.
+var errTooMuchWork = errors.New("sieve: the script does too much work on this message")
+
+// glob matches v against a pattern, filling caps with the offsets of
+// each wildcard's match (2 per wildcard) when it is not nil. Each *
+// takes as little as the rest of the pattern allows, as Pigeonhole
+// does and RFC 5229 3.2's example shows: the classic two-pointer
+// algorithm, which goes back only to the last *, in at most
+// len(v)*len(toks) steps and no allocation. ? is one UTF-8 character
+// under i;ascii-casemap and one octet under i;octet. It fails with
+// errTooMuchWork past budget steps.
+func glob(toks []globTok, v string, octet bool, caps []int, budget int64) (ok bool, steps int64, err error) {
+	one := func(i int) int {
+		if octet {
+			return 1
+		}
+		_, n := utf8.DecodeRuneInString(v[i:])
+		return n
+	}
+	pi, si := 0, 0
+	starP, starS := -1, 0
+	for si < len(v) || pi < len(toks) {
+		steps++
+		if steps > budget {
+			return false, steps, errTooMuchWork
+		}
+		if pi < len(toks) {
+			t := toks[pi]
+			switch {
+			case t.kind == '*':
+				starP, starS = pi, si
+				if caps != nil {
+					caps[2*t.w], caps[2*t.w+1] = si, si
+				}
+				pi++
+				continue
+			case t.kind == '?' && si < len(v):
+				n := one(si)
+				if caps != nil {
+					caps[2*t.w], caps[2*t.w+1] = si, si+n
+				}
+				si += n
+				pi++
+				continue
+			case t.kind == 'c' && si < len(v) && v[si] == t.c:
+				si++
+				pi++
+				continue
+			}
+		}
+		// A mismatch: the last * takes one more character.
+		if starP < 0 || starS >= len(v) {
+			return false, steps, nil
+		}
+		starS += one(starS)
+		si, pi = starS, starP+1
+		if caps != nil {
+			caps[2*toks[starP].w+1] = starS
+		}
+	}
+	return true, steps, nil
+}
+
+// compile makes the regular expression of a :regex key
+// (draft-ietf-sieve-regex): Go's RE2 syntax, a superset of POSIX
+// extended expressions (it adds \d, non-greedy operators and so on, and
+// lacks back references and collating elements [[.x.]] [[=x=]]).
+// Matching is leftmost-longest, as POSIX asks, and takes time linear in
+// the value whatever the pattern. Under i;ascii-casemap it matches
+// case-insensitively by Unicode simple folding.
 func (m *matcher) compile(key string) (*regexp.Regexp, error) {
 	if len(key) > maxPattern {
 		return nil, fmt.Errorf("pattern longer than %d bytes", maxPattern)
 	}
-	if m.kind == matchRegex {
-		expr := key
-		if m.cmp == cmpCasemap {
-			expr = "(?i)" + expr
-		}
-		re, err := regexp.Compile(expr)
-		if err != nil {
-			return nil, fmt.Errorf("invalid regular expression %q: %v", key, err)
-		}
-		re.Longest()
-		return re, nil
-	}
+	expr := key
 	if m.cmp == cmpCasemap {
-		key = asciiLower(key)
+		expr = "(?i)" + expr
 	}
-	var b strings.Builder
-	b.WriteString(`(?s)\A`)
-	for i := 0; i < len(key); i++ {
-		switch c := key[i]; c {
-		case '*':
-			b.WriteString(`(.*?)`)
-		case '?':
-			b.WriteString(`(.)`)
-		case '\\':
-			if i+1 < len(key) {
-				i++
-				b.WriteString(regexp.QuoteMeta(key[i : i+1]))
-			}
-		default:
-			b.WriteString(regexp.QuoteMeta(key[i : i+1]))
-		}
-	}
-	b.WriteString(`\z`)
-	re, err := regexp.Compile(b.String())
+	re, err := regexp.Compile(expr)
 	if err != nil {
-		return nil, fmt.Errorf("pattern %q: %v", key, err)
+		return nil, fmt.Errorf("invalid regular expression %q: %v", key, err)
 	}
+	re.Longest()
 	return re, nil
 }
 
@@ -218,19 +287,35 @@ func (r *run) match(m *matcher, values []string) (bool, error) {
 			return false, err
 		}
 		var re *regexp.Regexp
-		if m.kind == matchMatches || m.kind == matchRegex {
-			if m.res != nil && m.res[i] != nil {
-				re = m.res[i]
-			} else if re, err = r.regexp(m, key); err != nil {
+		var toks []globTok
+		switch {
+		case m.kind == matchRegex && m.res != nil && m.res[i] != nil:
+			re = m.res[i]
+		case m.kind == matchRegex:
+			if re, err = r.regexp(m, key); err != nil {
 				return false, err
+			}
+		case m.kind == matchMatches && m.globs != nil && m.globs[i] != nil:
+			toks = m.globs[i]
+		case m.kind == matchMatches:
+			if toks, err = parseGlob(key, m.cmp); err != nil {
+				return false, fmt.Errorf("sieve: %w", err)
 			}
 		}
 		for _, v := range values {
-			if err := r.spend(int64(len(v)) + int64(len(key))); err != nil {
+			// RE2 runs in time linear in the value times the
+			// pattern, each step costing some eight of glob's,
+			// which counts its own.
+			cost := int64(len(v)) + int64(len(key))
+			if re != nil {
+				cost = 8 * int64(len(v)+1) * int64(len(key)+1)
+			}
+			if err := r.spend(cost); err != nil {
 				return false, err
 			}
-			if r.matchOne(m, re, v, key) {
-				return true, nil
+			ok, err := r.matchOne(m, re, toks, v, key)
+			if err != nil || ok {
+				return ok, err
 			}
 		}
 	}
@@ -238,40 +323,65 @@ func (r *run) match(m *matcher, values []string) (bool, error) {
 }
 
 // matchOne matches one value against one key.
-func (r *run) matchOne(m *matcher, re *regexp.Regexp, v, key string) bool {
+func (r *run) matchOne(m *matcher, re *regexp.Regexp, toks []globTok, v, key string) (bool, error) {
 	switch m.kind {
 	case matchIs:
 		if m.cmp == cmpCasemap {
-			return asciiLower(v) == asciiLower(key)
+			return asciiLower(v) == asciiLower(key), nil
 		}
-		return compare(m.cmp, v, key) == 0
+		return compare(m.cmp, v, key) == 0, nil
 	case matchContains:
 		if m.cmp == cmpCasemap {
-			return strings.Contains(asciiLower(v), asciiLower(key))
+			return strings.Contains(asciiLower(v), asciiLower(key)), nil
 		}
-		return strings.Contains(v, key)
+		return strings.Contains(v, key), nil
 	case matchValue:
-		return relation(m.rel, compare(m.cmp, v, key))
+		return relation(m.rel, compare(m.cmp, v, key)), nil
 	case matchMatches:
 		in := v
 		if m.cmp == cmpCasemap {
-			in = asciiLower(v)
+			in = asciiLower(v) // same offsets as v
 		}
-		idx := re.FindStringSubmatchIndex(in)
-		if idx == nil {
-			return false
+		var caps []int
+		if r.s.req["variables"] {
+			caps = make([]int, 2+2*countWildcards(toks))
+			caps[0], caps[1] = 0, len(v)
 		}
-		r.setMatch(v, idx)
-		return true
+		var sub []int
+		if caps != nil {
+			sub = caps[2:]
+		}
+		ok, steps, err := glob(toks, in, m.cmp == cmpOctet, sub, maxWork-r.work)
+		r.work += steps
+		if err != nil || !ok {
+			return false, err
+		}
+		if caps != nil {
+			r.setMatch(v, caps)
+		}
+		return true, nil
 	case matchRegex:
+		if !r.s.req["variables"] {
+			return re.MatchString(v), nil
+		}
 		idx := re.FindStringSubmatchIndex(v)
 		if idx == nil {
-			return false
+			return false, nil
 		}
 		r.setMatch(v, idx)
-		return true
+		return true, nil
 	}
-	return false
+	return false, nil
+}
+
+func countWildcards(toks []globTok) int {
+	n := 0
+	for _, t := range toks {
+		if t.kind != 'c' {
+			n++
+		}
+	}
+	return n
 }
 
 // setMatch sets ${0}..${9} from a match's submatch offsets in v.

@@ -68,6 +68,7 @@ func TestCompileErrors(t *testing.T) {
 		{"number too large", "if size :over 99999999999999999999 { keep; }", 1, "too large"},
 		{"number suffix", "if size :over 10X { keep; }", 1, "other than K, M or G"},
 		{"nesting", strings.Repeat("if true {\n", 40) + strings.Repeat("}", 40), 33, "deeper than 32"},
+		{"empty mailbox", "require \"fileinto\";\nfileinto \"\";", 2, "invalid mailbox name"},
 		{"not UTF-8 mailbox", "require \"fileinto\";\nfileinto \"\xff\";", 2, "not UTF-8"},
 	}
 	for _, tt := range tests {
@@ -439,4 +440,80 @@ if header :contains "subject" "[list]" {
 	acts, err := s.Execute(context.Background(), msg, Envelope{}, nil)
 	fmt.Println(acts[0].Kind == FileInto, acts[0].Mailbox, acts[0].Flags, err)
 	// Output: true Lists [\Seen] <nil>
+}
+
+// TestHostilePatterns runs patterns that make backtracking matchers
+// exponential or quadratic against a large header value: each run ends,
+// matching or failing with errTooMuchWork, never hanging.
+func TestHostilePatterns(t *testing.T) {
+	value := strings.Repeat("a", 900<<10)
+	tests := []struct {
+		name, test string
+		tooMuch    bool
+	}{
+		{"stars", `header :matches "subject" "` + strings.Repeat("*a", 1000) + `b"`, false},
+		{"long tail", `header :matches "subject" "*` + strings.Repeat("a", 2000) + `b"`, true},
+		{"nested regex", `header :regex "subject" "` + strings.Repeat("(a*)*", 50) + `b"`, true},
+		{"question marks", `header :matches "subject" "` + strings.Repeat("?*", 500) + `b"`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Compile([]byte(`require ["regex", "variables"]; if ` + tt.test + ` { discard; }`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg := Message{Header: []byte("Subject: " + value + "\r\n\r\n")}
+			acts, err := s.Execute(context.Background(), msg, Envelope{}, nil)
+			if tt.tooMuch {
+				if !errors.Is(err, errTooMuchWork) {
+					t.Errorf("Execute = %v, want errTooMuchWork", err)
+				}
+				return
+			}
+			if err != nil || len(acts) != 1 || acts[0].Kind != Keep {
+				t.Errorf("Execute = %+v, %v; want a keep", acts, err)
+			}
+		})
+	}
+}
+
+func TestGlob(t *testing.T) {
+	tests := []struct {
+		pat, v string
+		ok     bool
+		caps   []string
+	}{
+		{"*", "", true, []string{""}},
+		{"a*c", "abbc", true, []string{"bb"}},
+		{"*.*", "a.b.c", true, []string{"a", "b.c"}},
+		{"*-*-*", "a-b-c-d", true, []string{"a", "b", "c-d"}},
+		{"?", "é", true, []string{"é"}},
+		{"??", "é", false, nil},
+		{"a\\*", "a*", true, nil},
+		{"a\\*", "ab", false, nil},
+		{"*x", "abc", false, nil},
+		{"*b*", "abcabc", true, []string{"a", "cabc"}},
+		{"", "", true, nil},
+		{"", "a", false, nil},
+	}
+	for _, tt := range tests {
+		toks, err := parseGlob(tt.pat, cmpCasemap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		caps := make([]int, 2*countWildcards(toks))
+		ok, _, err := glob(toks, tt.v, false, caps, maxWork)
+		if err != nil || ok != tt.ok {
+			t.Errorf("glob(%q, %q) = %v, %v; want %v", tt.pat, tt.v, ok, err, tt.ok)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		for i, want := range tt.caps {
+			if got := tt.v[caps[2*i]:caps[2*i+1]]; got != want {
+				t.Errorf("glob(%q, %q): wildcard %d = %q, want %q", tt.pat, tt.v, i+1, got, want)
+			}
+		}
+	}
 }
