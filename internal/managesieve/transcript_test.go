@@ -63,6 +63,7 @@ var transcripts = []struct {
 		"vacation-free": "require \"fileinto\";\r\nfileinto \"Lists\";\r\n",
 		"renamed":       "keep;\r\n",
 	}, "vacation-free")},
+	{file: "empty_script.txt", check: scriptsLeft(map[string]string{"roundcube": "", "quoted": ""}, "roundcube")},
 	{file: "refused_scripts.txt", check: scriptsLeft(map[string]string{}, "")},
 	{file: "quota.txt", opts: options{config: func(c *managesieve.Config) {
 		c.Sieve.MaxScripts, c.Sieve.MaxScriptSize = 2, 1024
