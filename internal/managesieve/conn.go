@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/buzon-mail/buzon/internal/auth"
 	"github.com/buzon-mail/buzon/internal/limit"
@@ -385,15 +386,17 @@ func (c *conn) writeResp(kind, code, text string) {
 }
 
 // writeString writes a string as a quoted string where it can be one, and
-// as a literal otherwise (RFC 5804 4: quoted strings hold no CR, LF or
-// NUL, and at most 1024 octets).
+// as a literal otherwise (RFC 5804 4: quoted strings are UTF-8 without
+// CR, LF or NUL, of at most 1024 octets).
 func (c *conn) writeString(s string) {
 	c.bw.WriteString(quote(s))
 }
 
-// quote is s as a ManageSieve string.
+// quote is s as a ManageSieve string: a literal when it is long, holds
+// CR, LF or NUL, or is not UTF-8 (a literal from the client, echoed as
+// NOOP's tag), none of which a quoted string may.
 func quote(s string) string {
-	if len(s) > 1024 || strings.ContainsAny(s, "\r\n\x00") {
+	if len(s) > 1024 || strings.ContainsAny(s, "\r\n\x00") || !utf8.ValidString(s) {
 		return fmt.Sprintf("{%d}\r\n%s", len(s), s)
 	}
 	var b strings.Builder
