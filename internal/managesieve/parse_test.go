@@ -162,3 +162,21 @@ func format(cmd command) string {
 	b.WriteString("\r\n")
 	return b.String()
 }
+
+func TestQuote(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", `""`},
+		{"plain", `"plain"`},
+		{`a "b" \c`, `"a \"b\" \\c"`},
+		{"é", `"é"`},
+		{"a\r\nb", "{4}\r\na\r\nb"},
+		{"nul\x00", "{4}\r\nnul\x00"},
+		{"\xff", "{1}\r\n\xff"},
+		{strings.Repeat("x", 1024), `"` + strings.Repeat("x", 1024) + `"`},
+		{strings.Repeat("x", 1025), "{1025}\r\n" + strings.Repeat("x", 1025)},
+	} {
+		if got := quote(tc.in); got != tc.want {
+			t.Errorf("quote(%.20q) = %.40q, want %.40q", tc.in, got, tc.want)
+		}
+	}
+}
