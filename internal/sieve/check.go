@@ -456,7 +456,7 @@ func (c *checker) command(n *node) *command {
 			return true
 		})
 		// RFC 5229 4.1: higher precedence applies first.
-		for _, p := range []int{40, 30, 20, 15, 10} {
+		for _, p := range []int{40, 30, 20, 10} {
 			if m, ok := prec[p]; ok {
 				cmd.modifiers = append(cmd.modifiers, m)
 			}
@@ -472,15 +472,13 @@ func (c *checker) command(n *node) *command {
 	return cmd
 }
 
-// modifierPrecedence is the precedence of set's modifiers (RFC 5229 4.1;
-// :quoteregex from the regex draft shares :quotewildcard's level in
-// Pigeonhole, here a level of its own just below).
+// modifierPrecedence is the precedence of set's modifiers (RFC 5229
+// 4.1); :quoteregex, from the regex draft, shares :quotewildcard's.
 var modifierPrecedence = map[string]int{
 	"lower": 40, "upper": 40,
 	"lowerfirst": 30, "upperfirst": 30,
-	"quotewildcard": 20,
-	"quoteregex":    15,
-	"length":        10,
+	"quotewildcard": 20, "quoteregex": 20,
+	"length": 10,
 }
 
 // varName checks a variable name that set and the flag commands assign

@@ -22,7 +22,6 @@ type argument struct {
 	line int
 	kind argKind
 	strs []string // argStrings
-	list bool     // argStrings written with brackets
 	num  int64    // argNumber
 	tag  string   // argTag, lower-case, without the colon
 }
@@ -139,8 +138,7 @@ func (p *parser) arguments(n *node) {
 		case c >= '0' && c <= '9':
 			n.args = append(n.args, argument{line: line, kind: argNumber, num: p.number()})
 		case c == '"' || c == '[' || p.atText():
-			strs, list := p.stringList()
-			n.args = append(n.args, argument{line: line, kind: argStrings, strs: strs, list: list})
+			n.args = append(n.args, argument{line: line, kind: argStrings, strs: p.stringList()})
 		case c == '(':
 			p.pos++
 			p.enter(line)
@@ -185,9 +183,9 @@ func (p *parser) test() *node {
 }
 
 // stringList reads a string or a bracketed list of strings.
-func (p *parser) stringList() (strs []string, list bool) {
+func (p *parser) stringList() (strs []string) {
 	if p.src[p.pos] != '[' {
-		return []string{p.string()}, false
+		return []string{p.string()}
 	}
 	p.pos++
 	for {
@@ -203,7 +201,7 @@ func (p *parser) stringList() (strs []string, list bool) {
 		}
 		if p.pos < len(p.src) && p.src[p.pos] == ']' {
 			p.pos++
-			return strs, true
+			return strs
 		}
 		p.errorf(p.line, "expected , or ] in a string list, found %s", p.describe())
 	}

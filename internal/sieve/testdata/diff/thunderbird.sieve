@@ -25,3 +25,9 @@ if false
 {
   discard;
 }
+
+# Rule: Old mail
+if currentdate :value "lt" "year" "2000"
+{
+  discard;
+}
