@@ -230,7 +230,7 @@ func (p *parser) quoted() string {
 		case '\\':
 			p.pos++
 			if p.pos >= len(p.src) {
-				p.errorf(line, "unterminated string")
+				p.errorf(p.line, "the string started at line %d does not end", line)
 			}
 			c = p.src[p.pos]
 		}
@@ -240,7 +240,7 @@ func (p *parser) quoted() string {
 		b.WriteByte(c)
 		p.pos++
 	}
-	p.errorf(line, "unterminated string")
+	p.errorf(p.line, "the string started at line %d does not end", line)
 	return ""
 }
 
@@ -291,7 +291,7 @@ func (p *parser) multiline() string {
 		b.WriteString(l)
 		b.WriteString("\r\n")
 	}
-	p.errorf(line, "text: without the line of a single . that ends it")
+	p.errorf(p.line, "the text: started at line %d has no line of a single . to end it", line)
 	return ""
 }
 
@@ -365,10 +365,10 @@ func (p *parser) skipSpace() {
 			line := p.line
 			p.pos += 2
 			for {
-				if p.pos+1 >= len(p.src) {
-					p.errorf(line, "unterminated /* comment")
+				if p.pos >= len(p.src) {
+					p.errorf(p.line, "the /* comment started at line %d does not end", line)
 				}
-				if p.src[p.pos] == '*' && p.src[p.pos+1] == '/' {
+				if p.src[p.pos] == '*' && p.pos+1 < len(p.src) && p.src[p.pos+1] == '/' {
 					p.pos += 2
 					break
 				}

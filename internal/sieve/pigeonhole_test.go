@@ -3,12 +3,15 @@ package sieve
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -289,4 +292,86 @@ func comparePigeonhole(t *testing.T, ph *pigeonhole, name string, script, msg []
 	if !same {
 		t.Errorf("actions differ\n buzon (compiles %v): %q\n Pigeonhole (compiles %v): %q", gotOK, got, wantOK, want)
 	}
+}
+
+// pigeonholeLine is where sieve-test reports a script's first error.
+var pigeonholeLine = regexp.MustCompile(`script: line (\d+): error`)
+
+// TestPigeonholeErrors compiles the broken scripts of testdata/broken
+// with both: both must refuse each, and at the same line, unless listed
+// in knownLineDifferences.
+func TestPigeonholeErrors(t *testing.T) {
+	ph := newPigeonhole(t)
+	scripts, _ := filepath.Glob("testdata/broken/*.sieve")
+	if len(scripts) == 0 {
+		t.Fatal("no scripts in testdata/broken")
+	}
+	for _, sf := range scripts {
+		script, err := os.ReadFile(sf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := filepath.Base(sf)
+		t.Run(name, func(t *testing.T) {
+			_, err := Compile(script)
+			var ce *CompileError
+			if !errors.As(err, &ce) {
+				t.Fatalf("buzon compiles it (%v)", err)
+			}
+			if why, ok := onlyBuzonRefuses[name]; ok {
+				if !strings.Contains(ce.Msg, why) {
+					t.Errorf("buzon refuses it with %q, want a reason with %q", ce.Msg, why)
+				}
+				return
+			}
+			out := ph.compileErrors(t, script)
+			m := pigeonholeLine.FindStringSubmatch(out)
+			if m == nil {
+				t.Fatalf("Pigeonhole compiles it, or says no line:\n%s", out)
+			}
+			line, _ := strconv.Atoi(m[1])
+			t.Logf("buzon: %v; Pigeonhole: %s", ce, strings.TrimSpace(strings.SplitN(out, "\n", 2)[0]))
+			if why, known := knownLineDifferences[name]; known {
+				if ce.Line == line {
+					t.Errorf("listed as a known difference (%s) but both say line %d", why, line)
+				}
+				return
+			}
+			if ce.Line != line {
+				t.Errorf("buzon says line %d, Pigeonhole line %d", ce.Line, line)
+			}
+		})
+	}
+}
+
+// onlyBuzonRefuses are scripts Pigeonhole takes and buzon refuses, with
+// a part of the reason buzon gives.
+var onlyBuzonRefuses = map[string]string{
+	"vacation.sieve": "buzon does not send mail",
+	"redirect.sieve": "buzon does not send mail",
+	// RFC 5228 5.4 defines "from" and "to"; Pigeonhole adds "auth",
+	// which mail arriving at buzon (no AUTH on SMTP or LMTP) never has.
+	"envelope-part.sieve": `unknown envelope part "auth"`,
+}
+
+// knownLineDifferences are broken scripts whose first error buzon finds
+// at another line than Pigeonhole, and why.
+var knownLineDifferences = map[string]string{}
+
+// compileErrors runs sieve-test on a script that should not compile and
+// returns what it says.
+func (p *pigeonhole) compileErrors(t *testing.T, script []byte) string {
+	t.Helper()
+	sf := filepath.Join(p.dir, "script.sieve")
+	mf := filepath.Join(p.dir, "message.eml")
+	if err := os.WriteFile(sf, script, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(mf, []byte("Subject: x\r\n\r\nx\r\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(p.bin, "-c", p.conf, sf, mf)
+	cmd.Env = append(os.Environ(), "HOME="+filepath.Join(p.dir, "home"))
+	out, _ := cmd.CombinedOutput()
+	return string(out)
 }

@@ -1,0 +1,3 @@
+if size :over 10X {
+  discard;
+}

@@ -1,0 +1,3 @@
+require "regex";
+# a comment
+if header :regex "subject" "(" { keep; }

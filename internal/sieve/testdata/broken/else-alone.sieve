@@ -1,0 +1,7 @@
+if true {
+  keep;
+}
+else {
+  discard;
+}
+else { stop; }

@@ -1,0 +1,3 @@
+if header :is "a" "b" {
+  keep;
+

@@ -1,0 +1,2 @@
+keep;
+redirect "a@example.org";

@@ -1,0 +1,3 @@
+if header :frob "a" "b" {
+  keep;
+}
