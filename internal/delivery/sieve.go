@@ -110,8 +110,8 @@ type decision struct {
 	actions []sieve.Action
 }
 
-// keep is the decision without a script: one copy where mail goes.
-var keepOnly = []sieve.Action{{Kind: sieve.Keep}}
+// keepOnly is the decision without a script: one copy where mail goes.
+func keepOnly() []sieve.Action { return []sieve.Action{{Kind: sieve.Keep}} }
 
 // decide runs the account's active Sieve script on msg. Without an active
 // script the message is kept. A script that does not compile or fails as
@@ -122,12 +122,12 @@ var keepOnly = []sieve.Action{{Kind: sieve.Keep}}
 func (d *Deliverer) decide(ctx context.Context, sess store.Session, account string, msg *Spooled, env Envelope) (decision, error) {
 	sc, err := sess.ActiveSieveScript(ctx)
 	if errors.Is(err, store.ErrNoSieveScript) {
-		return decision{actions: keepOnly}, nil
+		return decision{actions: keepOnly()}, nil
 	}
 	if err != nil {
 		return decision{}, fmt.Errorf("deliver to %s: read the sieve script: %w", account, err)
 	}
-	dec := decision{script: sc.Name, actions: keepOnly}
+	dec := decision{script: sc.Name, actions: keepOnly()}
 	fail := func(what string, err error) (decision, error) {
 		d.logger().Warn("sieve script "+what+"; message kept", "account", account, "script", sc.Name, "err", err)
 		return dec, nil
