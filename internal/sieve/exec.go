@@ -46,6 +46,7 @@ type run struct {
 
 	fields    []headerField // parsed on first use
 	parsed    bool
+	addrs     map[string][]message.Address // address fields parsed, by raw value
 	body      *bodyCache
 	vars      map[string]string
 	matchVars []string
@@ -272,7 +273,7 @@ func (r *run) test(t *test) (bool, error) {
 		var values []string
 		for _, n := range names {
 			for _, raw := range r.header(n, t.index, t.last) {
-				values = appendAddressParts(values, raw, t.part)
+				values = appendAddressParts(values, r.addresses(raw), t.part)
 			}
 		}
 		return r.match(&t.m, values)
@@ -422,16 +423,28 @@ func headerText(raw string) string {
 	return strings.TrimSpace(message.DecodeHeaderValue(raw))
 }
 
-// appendAddressParts parses an address field with internal/message's
-// parser and appends the part asked for of each address (RFC 5228 5.1,
-// RFC 5233). Group names are not addresses; an address without a domain
-// has an empty one.
-func appendAddressParts(values []string, raw string, part addrPart) []string {
-	p, err := message.Parse(strings.NewReader("To:" + raw + "\r\n\r\n"))
-	if err != nil || p.Envelope == nil {
-		return values
+// addresses parses an address field with internal/message's parser (its
+// only door is a message's To field), once per run for each value.
+func (r *run) addresses(raw string) []message.Address {
+	if as, ok := r.addrs[raw]; ok {
+		return as
 	}
-	for _, a := range p.Envelope.To {
+	var as []message.Address
+	if p, err := message.Parse(strings.NewReader("To:" + raw + "\r\n\r\n")); err == nil && p.Envelope != nil {
+		as = p.Envelope.To
+	}
+	if r.addrs == nil {
+		r.addrs = map[string][]message.Address{}
+	}
+	r.addrs[raw] = as
+	return as
+}
+
+// appendAddressParts appends the part asked for of each address
+// (RFC 5228 5.1, RFC 5233). Group names are not addresses; an address
+// without a domain has an empty one.
+func appendAddressParts(values []string, addrs []message.Address, part addrPart) []string {
+	for _, a := range addrs {
 		if a.GroupStart || a.GroupEnd {
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -514,6 +515,31 @@ func TestGlob(t *testing.T) {
 			if got := tt.v[caps[2*i]:caps[2*i+1]]; got != want {
 				t.Errorf("glob(%q, %q): wildcard %d = %q, want %q", tt.pat, tt.v, i+1, got, want)
 			}
+		}
+	}
+}
+
+// BenchmarkExecute runs the Roundcube-style script on a small message,
+// the common case at delivery.
+func BenchmarkExecute(b *testing.B) {
+	src, err := os.ReadFile("testdata/diff/roundcube-rules.sieve")
+	if err != nil {
+		b.Fatal(err)
+	}
+	raw, err := os.ReadFile("testdata/diff/plain.eml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := Compile(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	msg := testMessage(raw)
+	env := Envelope{From: "alice@example.org", To: "bob+shopping@example.net"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Execute(context.Background(), msg, env, inboxOnly{}); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
