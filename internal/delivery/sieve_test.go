@@ -382,3 +382,36 @@ func TestSieveFlags(t *testing.T) {
 		t.Errorf("%d warnings, want 3:\n%s", n, f.log)
 	}
 }
+
+// TestSieveConcurrent: deliveries at once, to accounts sharing a script,
+// each run it (one compiled copy, shared) and store what it says.
+func TestSieveConcurrent(t *testing.T) {
+	f := newSieveFixture(t)
+	f.activate(`require ["fileinto", "mailbox"]; if header :contains "subject" "list" { fileinto :create "Lists"; }`)
+	const n = 16
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		subject := "plain"
+		if i%2 == 0 {
+			subject = "list"
+		}
+		msg := f.spool(testMsg(subject))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := f.d.DeliverAccount(t.Context(), f.acct, msg, Envelope{To: f.acct.Name}); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	got := f.contents()
+	if len(got["Lists"]) != n/2 || len(got["INBOX"]) != n/2 || f.d.scripts.len() != 1 {
+		t.Errorf("Lists %d, INBOX %d, %d scripts cached; want %d, %d, 1", len(got["Lists"]), len(got["INBOX"]), f.d.scripts.len(), n/2, n/2)
+	}
+}
