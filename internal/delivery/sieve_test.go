@@ -383,8 +383,8 @@ func TestSieveFlags(t *testing.T) {
 	}
 }
 
-// TestSieveConcurrent: deliveries at once, to accounts sharing a script,
-// each run it (one compiled copy, shared) and store what it says.
+// TestSieveConcurrent: deliveries at once to one account each run its
+// script (one compiled copy, shared) and store what it says.
 func TestSieveConcurrent(t *testing.T) {
 	f := newSieveFixture(t)
 	f.activate(`require ["fileinto", "mailbox"]; if header :contains "subject" "list" { fileinto :create "Lists"; }`)
