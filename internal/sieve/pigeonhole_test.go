@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/buzon-mail/buzon/internal/clienttest"
 )
 
 // The differential test: every script of testdata/diff against every
@@ -49,10 +51,7 @@ type pigeonhole struct {
 
 func newPigeonhole(t *testing.T) *pigeonhole {
 	t.Helper()
-	bin, err := exec.LookPath("sieve-test")
-	if err != nil {
-		t.Skip("sieve-test (Pigeonhole, package dovecot-sieve) is not installed")
-	}
+	bin := clienttest.Need(t, "sieve-test", "dovecot-sieve")
 	// Not t.TempDir: its parent is private to root.
 	dir, err := os.MkdirTemp("", "sieve-pigeonhole-")
 	if err != nil {
@@ -252,9 +251,9 @@ func TestPigeonhole(t *testing.T) {
 // TestPigeonholeCorpus runs the scripts that look at headers, addresses
 // and bodies over the shared corpus of real and broken messages.
 func TestPigeonholeCorpus(t *testing.T) {
-	msgs, _ := filepath.Glob("/work/shared/corpus/enmime/testdata/*/*.raw")
+	msgs, _ := filepath.Glob(filepath.Join(clienttest.NeedCorpus(t), "enmime/testdata/*/*.raw"))
 	if len(msgs) == 0 {
-		t.Skip("the shared corpus is not here")
+		t.Skip("no enmime messages in the shared corpus")
 	}
 	ph := newPigeonhole(t)
 	env := Envelope{From: "sender@example.org", To: "rcpt+box@example.net"}
@@ -374,4 +373,53 @@ func (p *pigeonhole) compileErrors(t *testing.T, script []byte) string {
 	cmd.Env = append(os.Environ(), "HOME="+filepath.Join(p.dir, "home"))
 	out, _ := cmd.CombinedOutput()
 	return string(out)
+}
+
+// sievelibScript has Python's sievelib (which webmails such as Modoboa
+// build their filter editors on) write a set of filters, the way it
+// writes them for its users.
+const sievelibScript = `
+import io
+from sievelib.factory import FiltersSet
+fs = FiltersSet("buzon")
+fs.addfilter("sender", [("Sender", ":is", "owner-news@lists.example.com")], [("fileinto", "News")])
+fs.addfilter("spam", [("Subject", ":contains", "digest"), ("From", ":matches", "*@bad.example")],
+             [("fileinto", ":copy", "Junk"), ("addflag", "$Junk"), ("stop",)], matchtype="anyof")
+fs.addfilter("drop", [("Subject", ":is", "nothing")], [("discard",)])
+fs.addfilter("big", [("size", ":over", "100k")], [("fileinto", "Big")])
+fs.addfilter("mailer", [("exists", "X-Priority")], [("setflag", "$Priority")])
+fs.addfilter("body", [("body", ":text", ":contains", "budget")], [("fileinto", "Money")])
+fs.addfilter("envelope", [("envelope", ":is", ["From"], ["alice@example.org"])], [("fileinto", "Alice")])
+fs.addfilter("all", [("Subject", ":contains", "Caf"), ("To", ":contains", "bob")], [("keep",)], matchtype="allof")
+out = io.StringIO()
+fs.tosieve(out)
+print(out.getvalue())
+`
+
+// TestSievelib compiles the filters sievelib writes, and runs them on the
+// test messages with both interpreters.
+func TestSievelib(t *testing.T) {
+	py := "/usr/bin/python3" // where Debian's python3-sievelib is
+	if err := exec.Command(py, "-c", "import sievelib.factory").Run(); err != nil {
+		t.Skipf("%s cannot import sievelib (apt-get install python3-sievelib, or scripts/deps.sh): %v", py, err)
+	}
+	script, err := exec.Command(py, "-c", sievelibScript).Output()
+	if err != nil {
+		t.Fatalf("sievelib: %v", err)
+	}
+	if _, err := Compile(script); err != nil {
+		t.Fatalf("the script sievelib wrote does not compile: %v\n%s", err, script)
+	}
+	ph := newPigeonhole(t)
+	msgs, _ := filepath.Glob("testdata/diff/*.eml")
+	for _, mf := range msgs {
+		msg, err := os.ReadFile(mf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := "sievelib/" + filepath.Base(mf)
+		t.Run(filepath.Base(mf), func(t *testing.T) {
+			comparePigeonhole(t, ph, name, script, msg, diffEnvelopes[filepath.Base(mf)])
+		})
+	}
 }
