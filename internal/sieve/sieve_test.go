@@ -543,3 +543,42 @@ func BenchmarkExecute(b *testing.B) {
 		}
 	}
 }
+
+// TestConcurrentExecute runs one compiled script from many goroutines, as
+// delivery does for an account's mail (run it with -race).
+func TestConcurrentExecute(t *testing.T) {
+	src, err := os.ReadFile("testdata/diff/roundcube-rules.sieve")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Compile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := Envelope{From: "alice@example.org", To: "bob+lists@example.net"}
+	want, err := s.Execute(context.Background(), testMessage([]byte(testMsg)), env, inboxOnly{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			for range 20 {
+				got, err := s.Execute(context.Background(), testMessage([]byte(testMsg)), env, inboxOnly{})
+				if err == nil && fmt.Sprint(got) != fmt.Sprint(want) {
+					err = fmt.Errorf("actions %+v, want %+v", got, want)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
