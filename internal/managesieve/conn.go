@@ -355,9 +355,29 @@ func (c *conn) execute(cmd command, err error) {
 			xbad("usage: %s", spec.usage)
 		}
 	}
+	if spec.authenticated {
+		c.xaccountGone()
+	}
 	spec.run(c, cmd)
 	if cmd.name != "NOOP" && cmd.name != "CAPABILITY" {
 		c.rate.Useful()
+	}
+}
+
+// xaccountGone ends the session when its account was deleted since login
+// (buzon user del, perhaps from another process), or deleted and made
+// again: the scripts it would list or store are no longer its. Script
+// commands are few, so the account is looked up before each rather than
+// watched: on every backend the answer is the same, at once.
+func (c *conn) xaccountGone() {
+	acct, err := c.srv.cfg.Store.LookupAccount(c.ctx, c.account.Name)
+	switch {
+	case errors.Is(err, store.ErrNoAccount) || err == nil && acct.ID != c.account.ID:
+		panic(byeError{text: "your account has been deleted", err: fmt.Errorf("account %s: gone", c.account.Name)})
+	case err != nil:
+		// The store cannot say: the command meets the trouble itself if
+		// it needs the store.
+		c.log.Warn("managesieve look up account", "err", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package managesieve_test
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"flag"
@@ -74,6 +75,7 @@ var transcripts = []struct {
 	{file: "idle_after_login.txt", opts: options{config: func(c *managesieve.Config) { c.Sieve.IdleTimeout = config.Duration(time.Second) }}},
 	{file: "session_limit.txt", opts: options{config: func(c *managesieve.Config) { c.Sessions = auth.NewSessionLimiter(1) }}},
 	{file: "shutdown.txt"},
+	{file: "account_deleted.txt"},
 	{file: "accounts_apart.txt", check: scriptsLeft(map[string]string{}, "")},
 }
 
@@ -155,6 +157,7 @@ type runner struct {
 //	                 transcript starts in session "A"
 //	-- starttls      start TLS (after the server's OK to STARTTLS)
 //	-- shutdown      start a server Shutdown
+//	-- delete-account NAME  delete an account, as buzon user del does
 //	-- eof           the server must have closed the connection
 //	-- wait-eof      the same, allowing the server time (a timeout)
 func (r *runner) run(transcript string) string {
@@ -252,6 +255,10 @@ func (r *runner) directive(f []string) {
 		r.cur.conn, r.cur.r = tc, bufio.NewReader(tc)
 	case "shutdown":
 		go r.env.shutdown()
+	case "delete-account":
+		if err := r.env.store.DeleteAccount(context.Background(), f[1]); err != nil {
+			r.t.Fatalf("delete account %s: %v", f[1], err)
+		}
 	case "eof", "wait-eof":
 		if r.updating {
 			return
