@@ -95,14 +95,11 @@ var errTooMuchWork = errors.New("sieve: the script does too much work on this me
 // takes as little as the rest of the pattern allows, as Pigeonhole
 // does and RFC 5229 3.2's example shows: the classic two-pointer
 // algorithm, which goes back only to the last *, in at most
-// len(v)*len(toks) steps and no allocation. ? is one UTF-8 character
-// under i;ascii-casemap and one octet under i;octet. It fails with
-// errTooMuchWork past budget steps.
-func glob(toks []globTok, v string, octet bool, caps []int, budget int64) (ok bool, steps int64, err error) {
+// len(v)*len(toks) steps and no allocation. ? is one character (RFC 5228
+// 2.7.1), UTF-8 whatever the comparator, a byte that is not UTF-8 being
+// one character too. It fails with errTooMuchWork past budget steps.
+func glob(toks []globTok, v string, caps []int, budget int64) (ok bool, steps int64, err error) {
 	one := func(i int) int {
-		if octet {
-			return 1
-		}
 		_, n := utf8.DecodeRuneInString(v[i:])
 		return n
 	}
@@ -351,7 +348,7 @@ func (r *run) matchOne(m *matcher, re *regexp.Regexp, toks []globTok, v, key str
 		if caps != nil {
 			sub = caps[2:]
 		}
-		ok, steps, err := glob(toks, in, m.cmp == cmpOctet, sub, maxWork-r.work)
+		ok, steps, err := glob(toks, in, sub, maxWork-r.work)
 		r.work += steps
 		if err != nil || !ok {
 			return false, err

@@ -40,6 +40,9 @@ var diffEnvelopes = map[string]Envelope{
 var knownDifferences = map[string]string{
 	"addrparts.sieve/list.eml": "To: undisclosed-recipients:; is an empty group, which holds no address (RFC 5322 3.4); " +
 		"Pigeonhole, failing to parse it, compares the group's name as if it were one",
+	"decoded.sieve/latin1.eml": "? is one character (RFC 5228 2.7.1), so \"R?sum? du projet\" matches \"Résumé du projet\"; " +
+		"Pigeonhole's ? takes one octet of a UTF-8 character in some places and the whole character in others " +
+		"(\"R?sum*\" matches there, \"R?sum? du*\" does not)",
 	"relational.sieve/list.eml": "i;ascii-casemap orders by mapping letters to upper case (RFC 4790 9.2), so \"[\" (0x5B) " +
 		"sorts after \"M\"; Pigeonhole maps to lower case, where \"[\" sorts before \"m\"",
 }

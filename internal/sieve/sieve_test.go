@@ -503,7 +503,7 @@ func TestGlob(t *testing.T) {
 			t.Fatal(err)
 		}
 		caps := make([]int, 2*countWildcards(toks))
-		ok, _, err := glob(toks, tt.v, false, caps, maxWork)
+		ok, _, err := glob(toks, tt.v, caps, maxWork)
 		if err != nil || ok != tt.ok {
 			t.Errorf("glob(%q, %q) = %v, %v; want %v", tt.pat, tt.v, ok, err, tt.ok)
 			continue
