@@ -64,6 +64,11 @@ func (r *run) bodyValues(t *test) ([]string, error) {
 	walk = func(p *message.Part) error {
 		switch {
 		case p.MediaType == "multipart":
+			// RFC 5173 5.2: a multipart's own text is its prologue
+			// and epilogue.
+			if typeMatches(types, p) {
+				values = append(values, multipartText(c.raw, p))
+			}
 			for i := range p.Parts {
 				if err := walk(&p.Parts[i]); err != nil {
 					return err
@@ -121,4 +126,25 @@ func clip(b []byte, start, end int64) []byte {
 		return nil
 	}
 	return b[start:end]
+}
+
+// multipartText is the prologue and epilogue of a multipart: its body
+// before the first part and after the last, without delimiter lines.
+func multipartText(raw []byte, p *message.Part) string {
+	boundary, _ := p.Param("boundary")
+	delim := []byte("--" + boundary)
+	var b strings.Builder
+	regions := [][2]int64{{p.BodyStart, p.End}}
+	if n := len(p.Parts); n > 0 {
+		regions = [][2]int64{{p.BodyStart, p.Parts[0].HeaderStart}, {p.Parts[n-1].End, p.End}}
+	}
+	for _, r := range regions {
+		for _, line := range bytes.SplitAfter(clip(raw, r[0], r[1]), []byte("\n")) {
+			if boundary != "" && bytes.HasPrefix(bytes.TrimLeft(line, "\r\n"), delim) {
+				continue
+			}
+			b.Write(line)
+		}
+	}
+	return b.String()
 }
