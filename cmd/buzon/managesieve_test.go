@@ -9,6 +9,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -177,6 +179,103 @@ func checkFiltered(t *testing.T, in *instance, user string) {
 	}
 }
 
+// clSieve is a raw ManageSieve client connection.
+type clSieve struct {
+	t    *testing.T
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+func clDialSieve(t *testing.T, addr string) (*clSieve, []string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(clTimeout))
+	c := &clSieve{t: t, conn: conn, r: bufio.NewReader(conn)}
+	return c, c.response()
+}
+
+// response reads lines up to and including OK, NO or BYE.
+func (c *clSieve) response() []string {
+	c.t.Helper()
+	var lines []string
+	for {
+		l, err := c.r.ReadString('\n')
+		if err != nil {
+			c.t.Fatalf("read: %v after %q", err, lines)
+		}
+		lines = append(lines, strings.TrimSuffix(l, "\r\n"))
+		if strings.HasPrefix(l, "OK") || strings.HasPrefix(l, "NO") || strings.HasPrefix(l, "BYE") {
+			return lines
+		}
+	}
+}
+
+// cmd sends a command and returns the response's lines.
+func (c *clSieve) cmd(format string, args ...any) []string {
+	c.t.Helper()
+	fmt.Fprintf(c.conn, format+"\r\n", args...)
+	return c.response()
+}
+
+// startTLS runs STARTTLS and returns the capabilities sent after it.
+func (c *clSieve) startTLS() []string {
+	c.t.Helper()
+	if r := c.cmd("STARTTLS"); r[0] != `OK "begin TLS negotiation"` {
+		c.t.Fatalf("STARTTLS: %q", r)
+	}
+	tc := tls.Client(c.conn, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"})
+	if err := tc.Handshake(); err != nil {
+		c.t.Fatalf("TLS: %v", err)
+	}
+	c.conn, c.r = tc, bufio.NewReader(tc)
+	return c.response()
+}
+
+// plainLogin is AUTHENTICATE PLAIN with an initial response.
+func plainLogin(user, pass string) string {
+	return fmt.Sprintf(`AUTHENTICATE "PLAIN" "%s"`, base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+pass)))
+}
+
+// TestManageSievePlaintext: from a non-loopback address, before TLS, the
+// ManageSieve greeting offers only SCRAM-SHA-256 and PLAIN and LOGIN are
+// refused with ENCRYPT-NEEDED; after STARTTLS, or from loopback, PLAIN
+// is offered and logs in.
+func TestManageSievePlaintext(t *testing.T) {
+	ip := nonLoopbackIPv4(t)
+	data := t.TempDir()
+	addUser(t, data, limitsUser, limitsPass)
+	in := startOn(t, "0.0.0.0", data)
+	_, port, _ := net.SplitHostPort(in.ports["sieve"])
+
+	c, greeting := clDialSieve(t, net.JoinHostPort(ip, port))
+	if !slices.Contains(greeting, `"SASL" "SCRAM-SHA-256"`) || !slices.Contains(greeting, `"STARTTLS"`) {
+		t.Errorf("greeting to a remote client before TLS: %q", greeting)
+	}
+	for _, cmd := range []string{plainLogin(limitsUser, limitsPass), `AUTHENTICATE "LOGIN"`} {
+		if r := c.cmd("%s", cmd); r[0] != `NO (ENCRYPT-NEEDED) "a password in the clear needs TLS; use STARTTLS first"` {
+			t.Errorf("%.22s before TLS: %q", cmd, r)
+		}
+	}
+	if capa := c.startTLS(); !slices.Contains(capa, `"SASL" "SCRAM-SHA-256 PLAIN LOGIN"`) || slices.Contains(capa, `"STARTTLS"`) {
+		t.Errorf("capabilities after STARTTLS: %q", capa)
+	}
+	if r := c.cmd("%s", plainLogin(limitsUser, limitsPass)); r[0] != `OK "logged in"` {
+		t.Errorf("PLAIN after STARTTLS: %q", r)
+	}
+
+	local, greeting := clDialSieve(t, net.JoinHostPort("127.0.0.1", port))
+	if !slices.Contains(greeting, `"SASL" "SCRAM-SHA-256 PLAIN LOGIN"`) {
+		t.Errorf("greeting on loopback: %q", greeting)
+	}
+	if r := local.cmd("%s", plainLogin(limitsUser, limitsPass)); r[0] != `OK "logged in"` {
+		t.Errorf("PLAIN on loopback: %q", r)
+	}
+}
+
 // TestManageSieveLimits: limits.max_connections_per_ip covers the
 // ManageSieve listener with the others, and a client over it hears a BYE
 // a ManageSieve client can read; sieve.max_script_size from the config
@@ -184,28 +283,7 @@ func checkFiltered(t *testing.T, in *instance, user string) {
 func TestManageSieveLimits(t *testing.T) {
 	const user = "alice@example.org"
 	in := clServer(t, user, "--config", writeConfig(t, "[limits]\nmax_connections_per_ip = 1\n[sieve]\nmax_script_size = 2048\n"))
-	first, err := net.Dial("tcp", in.ports["sieve"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer first.Close()
-	first.SetDeadline(time.Now().Add(clTimeout))
-	r := bufio.NewReader(first)
-	readOK := func() []string {
-		t.Helper()
-		var lines []string
-		for {
-			l, err := r.ReadString('\n')
-			if err != nil {
-				t.Fatalf("read: %v after %q", err, lines)
-			}
-			lines = append(lines, l)
-			if strings.HasPrefix(l, "OK") || strings.HasPrefix(l, "NO") || strings.HasPrefix(l, "BYE") {
-				return lines
-			}
-		}
-	}
-	readOK() // the greeting
+	first, _ := clDialSieve(t, in.ports["sieve"])
 	second, err := net.Dial("tcp", in.ports["sieve"])
 	if err != nil {
 		t.Fatal(err)
@@ -215,12 +293,10 @@ func TestManageSieveLimits(t *testing.T) {
 	if b, _ := io.ReadAll(second); string(b) != "BYE (TRYLATER) \"too many connections from your address\"\r\n" {
 		t.Errorf("a connection over the limit heard %q", b)
 	}
-	fmt.Fprintf(first, "AUTHENTICATE \"PLAIN\" \"%s\"\r\n", base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+clPass)))
-	if got := readOK(); got[len(got)-1] != "OK \"logged in\"\r\n" {
-		t.Fatalf("login: %q", got)
+	if r := first.cmd("%s", plainLogin(user, clPass)); r[0] != `OK "logged in"` {
+		t.Fatalf("login: %q", r)
 	}
-	fmt.Fprintf(first, "HAVESPACE \"big\" 2049\r\n")
-	if got := readOK(); got[len(got)-1] != "NO (QUOTA/MAXSIZE) \"a script may have at most 2048 octets\"\r\n" {
-		t.Errorf("HAVESPACE over sieve.max_script_size: %q", got)
+	if r := first.cmd(`HAVESPACE "big" 2049`); r[0] != `NO (QUOTA/MAXSIZE) "a script may have at most 2048 octets"` {
+		t.Errorf("HAVESPACE over sieve.max_script_size: %q", r)
 	}
 }
