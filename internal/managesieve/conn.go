@@ -210,11 +210,16 @@ func (c *conn) line(max int) ([]byte, error) {
 	return line, nil
 }
 
-// literal reads a literal's octets (source).
+// literal reads a literal's octets (source). Memory is taken as they
+// arrive, not when they are announced: a client that announces a large
+// literal and sends nothing holds none.
 func (c *conn) literal(n int64) ([]byte, error) {
 	c.setReadDeadline()
-	b := make([]byte, n)
-	if _, err := io.ReadFull(c.br, b); err != nil {
+	b, err := io.ReadAll(io.LimitReader(c.br, n))
+	if err == nil && int64(len(b)) < n {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
 		c.xreadError(err)
 	}
 	return b, nil
