@@ -69,9 +69,9 @@ func (l *addrLexer) next() addrToken {
 	return addrToken{}
 }
 
-// parseAddressList parses an address list (RFC 5322 3.4) into ENVELOPE
-// addresses (RFC 9051 7.5.2). It never fails; junk is read the way mail
-// clients read it:
+// ParseAddressList parses an address list (RFC 5322 3.4), an address
+// field's value unfolded, into ENVELOPE addresses (RFC 9051 7.5.2). It
+// never fails; junk is read the way mail clients read it:
 //   - groups ("Friends: a@x, b@y;") become start and end markers, an
 //     unterminated group is closed at the end;
 //   - a phrase before <addr-spec> is the display name; with a bare
@@ -81,7 +81,7 @@ func (l *addrLexer) next() addrToken {
 //   - a missing local part or domain becomes MissingMailbox or
 //     MissingDomain, since IMAP reads a NIL host as a group marker;
 //   - encoded words in names are left as they are (RFC 9051 7.5.2).
-func parseAddressList(s string) []Address {
+func ParseAddressList(s string) []Address {
 	var (
 		out        []Address
 		lx         = addrLexer{s: s}
@@ -281,3 +281,7 @@ func fillMissing(a Address) Address {
 	}
 	return a
 }
+
+// parseAddressList is ParseAddressList under the name the package's tests
+// call it by.
+func parseAddressList(s string) []Address { return ParseAddressList(s) }

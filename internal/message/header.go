@@ -2,6 +2,7 @@ package message
 
 import (
 	"bytes"
+	"iter"
 	"strings"
 )
 
@@ -120,11 +121,16 @@ func (h *headerInfo) scan(block []byte, message bool) {
 
 // value returns the unfolded value of a field, "" when absent.
 func (h *headerInfo) value(f field) string {
-	v := h.vals[f]
+	return fieldValue(h.vals[f])
+}
+
+// fieldValue unfolds what follows a field's name: the colon, perhaps
+// after white space (RFC 5322 4.5.3), and the value.
+func fieldValue(v []byte) string {
 	if len(v) > 0 && v[0] == ':' {
 		v = v[1:]
 	} else if i := bytes.IndexByte(v, ':'); i >= 0 {
-		v = v[i+1:] // white space before the colon (RFC 5322 4.5.3)
+		v = v[i+1:]
 	}
 	return unfold(v)
 }
@@ -170,12 +176,12 @@ func (h *headerInfo) envelope() *Envelope {
 	env := &Envelope{
 		Date:      h.value(fieldDate),
 		Subject:   h.value(fieldSubject),
-		From:      parseAddressList(h.value(fieldFrom)),
-		Sender:    parseAddressList(h.value(fieldSender)),
-		ReplyTo:   parseAddressList(h.value(fieldReplyTo)),
-		To:        parseAddressList(h.value(fieldTo)),
-		Cc:        parseAddressList(h.value(fieldCc)),
-		Bcc:       parseAddressList(h.value(fieldBcc)),
+		From:      ParseAddressList(h.value(fieldFrom)),
+		Sender:    ParseAddressList(h.value(fieldSender)),
+		ReplyTo:   ParseAddressList(h.value(fieldReplyTo)),
+		To:        ParseAddressList(h.value(fieldTo)),
+		Cc:        ParseAddressList(h.value(fieldCc)),
+		Bcc:       ParseAddressList(h.value(fieldBcc)),
 		InReplyTo: h.value(fieldInReplyTo),
 		MessageID: h.value(fieldMessageID),
 	}
@@ -227,6 +233,38 @@ func (s *fieldScanner) next() (name, raw []byte, ok bool) {
 	}
 	raw, s.rest = s.rest[:n:n], s.rest[n:]
 	return fieldName(raw), raw, true
+}
+
+// Field is one field of a header block, as Fields yields it.
+type Field struct {
+	// Name is the field name as written, without the white space RFC
+	// 5322 4.5.3 allows before the colon. It points into the block.
+	Name []byte
+	rest []byte // the colon and what follows, verbatim
+}
+
+// Value returns the field's value unfolded (RFC 5322 2.2.3: the line
+// breaks removed, nothing else) and without the white space around it.
+// Encoded words are left as they are; DecodeHeaderValue decodes them.
+func (f Field) Value() string { return fieldValue(f.rest) }
+
+// Fields yields the fields of a header block in order, up to the empty
+// line that ends it. Lines that are not fields (no colon, or continuation
+// lines with nothing before them) are skipped. It reads the block once,
+// in time linear in its size, however it is folded.
+func Fields(header []byte) iter.Seq[Field] {
+	return func(yield func(Field) bool) {
+		s := fieldScanner{rest: header}
+		for {
+			name, raw, ok := s.next()
+			if !ok {
+				return
+			}
+			if name != nil && !yield(Field{Name: name, rest: raw[len(name):]}) {
+				return
+			}
+		}
+	}
 }
 
 // lineAt returns the line b starts with, with its line break.
@@ -347,3 +385,11 @@ func asciiEqualFold(b []byte, s string) bool {
 	}
 	return true
 }
+
+// ASCIILower lower-cases the ASCII letters of s and leaves every other
+// byte, as header field names compare (RFC 5322 1.2.2) and Sieve's
+// i;ascii-casemap; it does not allocate when s has no upper-case letter.
+func ASCIILower(s string) string { return asciiLower(s) }
+
+// ASCIIUpper upper-cases the ASCII letters of s; see ASCIILower.
+func ASCIIUpper(s string) string { return asciiUpper(s) }
