@@ -62,11 +62,11 @@ func (r *run) dateValues(t *test) ([]string, error) {
 		if idx == 0 {
 			idx = 1 // RFC 5260 4: the first occurrence
 		}
-		raw := r.header(names[0], idx, t.last)
-		if len(raw) == 0 {
-			return nil, nil
+		raw, err := r.header(names[0], idx, t.last)
+		if err != nil || len(raw) == 0 {
+			return nil, err
 		}
-		if when, err = mail.ParseDate(headerText(raw[0])); err != nil {
+		if when, err = mail.ParseDate(r.headerText(raw[0])); err != nil {
 			return nil, nil
 		}
 	}

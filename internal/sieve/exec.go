@@ -1,7 +1,6 @@
 package sieve
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -44,9 +43,9 @@ type run struct {
 	env Envelope
 	e   Environment
 
-	fields    []headerField // parsed on first use
-	parsed    bool
-	addrs     map[string][]message.Address // address fields parsed, by raw value
+	fields    map[string][]string          // the header's field values by lower-cased name, read on first use
+	texts     map[string]string            // header values decoded, by value
+	addrs     map[string][]message.Address // address fields parsed, by value
 	body      *bodyCache
 	vars      map[string]string
 	matchVars []string
@@ -248,8 +247,9 @@ func (r *run) test(t *test) (bool, error) {
 			return false, err
 		}
 		for _, n := range names {
-			if len(r.header(n, 0, false)) == 0 {
-				return false, nil
+			values, err := r.header(n, 0, false)
+			if err != nil || len(values) == 0 {
+				return false, err
 			}
 		}
 		return true, nil
@@ -260,8 +260,12 @@ func (r *run) test(t *test) (bool, error) {
 		}
 		var values []string
 		for _, n := range names {
-			for _, raw := range r.header(n, t.index, t.last) {
-				values = append(values, headerText(raw))
+			raws, err := r.header(n, t.index, t.last)
+			if err != nil {
+				return false, err
+			}
+			for _, raw := range raws {
+				values = append(values, r.headerText(raw))
 			}
 		}
 		return r.match(&t.m, values)
@@ -272,7 +276,11 @@ func (r *run) test(t *test) (bool, error) {
 		}
 		var values []string
 		for _, n := range names {
-			for _, raw := range r.header(n, t.index, t.last) {
+			raws, err := r.header(n, t.index, t.last)
+			if err != nil {
+				return false, err
+			}
+			for _, raw := range raws {
 				values = appendAddressParts(values, r.addresses(raw), t.part)
 			}
 		}
@@ -352,87 +360,72 @@ func (r *run) test(t *test) (bool, error) {
 	return false, fmt.Errorf("sieve: line %d: unknown test", t.line)
 }
 
-// headerField is one field of the message's header.
-type headerField struct {
-	name  string // as written
-	value string // unfolded, raw
-}
-
-// header returns the raw values of the fields named, in order; with an
-// index (RFC 5260 6) only the index-th of them, counted from the end
-// with last.
-func (r *run) header(name string, index int, last bool) []string {
-	if !r.parsed {
-		r.fields = parseHeader(r.msg.Header)
-		r.parsed = true
-	}
-	var values []string
-	for _, f := range r.fields {
-		if strings.EqualFold(f.name, name) {
-			values = append(values, f.value)
+// header returns the values of the fields named, unfolded, in order;
+// with an index (RFC 5260 6) only the index-th of them, counted from the
+// end with last. Field names compare ASCII case-insensitively (RFC 5322
+// 1.2.2).
+func (r *run) header(name string, index int, last bool) ([]string, error) {
+	if r.fields == nil {
+		if err := r.readHeader(); err != nil {
+			return nil, err
 		}
+	}
+	values := r.fields[message.ASCIILower(name)]
+	if err := r.spend(int64(len(values))); err != nil {
+		return nil, err
 	}
 	if index > 0 {
 		if index > len(values) {
-			return nil
+			return nil, nil
 		}
 		if last {
-			return values[len(values)-index : len(values)-index+1]
+			return values[len(values)-index : len(values)-index+1], nil
 		}
-		return values[index-1 : index]
+		return values[index-1 : index], nil
 	}
-	return values
+	return values, nil
 }
 
-// parseHeader splits a header section into its fields, unfolding each.
-// Lines that are not fields (no colon, or a continuation before any
-// field) are skipped.
-func parseHeader(h []byte) []headerField {
-	var fields []headerField
-	for len(h) > 0 {
-		end := bytes.IndexByte(h, '\n')
-		if end < 0 {
-			end = len(h) - 1
-		}
-		line := h[:end+1]
-		h = h[end+1:]
-		content := bytes.TrimRight(line, "\r\n")
-		if len(content) == 0 {
-			break // the end of the header
-		}
-		if content[0] == ' ' || content[0] == '\t' {
-			if len(fields) > 0 {
-				// RFC 5322 2.2.3: unfolding removes the line break only.
-				fields[len(fields)-1].value += string(content)
+// readHeader indexes the message's header fields by name, once per run,
+// in one pass over the header (internal/message's, linear however the
+// fields are folded), heeding the run's context on long headers.
+func (r *run) readHeader() error {
+	r.fields = map[string][]string{}
+	n := 0
+	for f := range message.Fields(r.msg.Header) {
+		if n++; n%1024 == 0 {
+			if err := r.ctx.Err(); err != nil {
+				return err
 			}
-			continue
 		}
-		colon := bytes.IndexByte(content, ':')
-		if colon <= 0 {
-			continue
-		}
-		name := strings.TrimRight(string(content[:colon]), " \t")
-		fields = append(fields, headerField{name: name, value: string(content[colon+1:])})
+		name := message.ASCIILower(string(f.Name))
+		r.fields[name] = append(r.fields[name], f.Value())
 	}
-	return fields
+	return r.spend(int64(len(r.msg.Header)))
 }
 
-// headerText is a header value as the header test compares it: RFC 2047
-// encoded words decoded (RFC 5228 5.7), white space around it removed.
-func headerText(raw string) string {
-	return strings.TrimSpace(message.DecodeHeaderValue(raw))
+// headerText is a header value as the header and date tests compare it:
+// RFC 2047 encoded words decoded (RFC 5228 5.7), white space around it
+// removed. Each value is decoded once per run, however many tests read it.
+func (r *run) headerText(raw string) string {
+	if t, ok := r.texts[raw]; ok {
+		return t
+	}
+	t := strings.TrimSpace(message.DecodeHeaderValue(raw))
+	if r.texts == nil {
+		r.texts = map[string]string{}
+	}
+	r.texts[raw] = t
+	return t
 }
 
-// addresses parses an address field with internal/message's parser (its
-// only door is a message's To field), once per run for each value.
+// addresses parses an address field's value with internal/message's
+// parser, once per run for each value.
 func (r *run) addresses(raw string) []message.Address {
 	if as, ok := r.addrs[raw]; ok {
 		return as
 	}
-	var as []message.Address
-	if p, err := message.Parse(strings.NewReader("To:" + raw + "\r\n\r\n")); err == nil && p.Envelope != nil {
-		as = p.Envelope.To
-	}
+	as := message.ParseAddressList(raw)
 	if r.addrs == nil {
 		r.addrs = map[string][]message.Address{}
 	}
