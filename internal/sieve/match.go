@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/buzon-mail/buzon/internal/message"
 )
 
 // Match types (RFC 5228 2.7.1), :regex (draft-ietf-sieve-regex) and the
@@ -63,7 +65,7 @@ func parseGlob(key string, cmp comparator) ([]globTok, error) {
 		return nil, fmt.Errorf("pattern longer than %d bytes", maxPattern)
 	}
 	if cmp == cmpCasemap {
-		key = asciiLower(key)
+		key = message.ASCIILower(key)
 	}
 	toks := make([]globTok, 0, len(key))
 	w := 0
@@ -170,41 +172,16 @@ func (m *matcher) compile(key string) (*regexp.Regexp, error) {
 	return re, nil
 }
 
-// asciiLower folds ASCII letters to lower case and leaves every other byte.
-func asciiLower(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 'A' && c <= 'Z' {
-			b := []byte(s)
-			for j := i; j < len(b); j++ {
-				if b[j] >= 'A' && b[j] <= 'Z' {
-					b[j] += 'a' - 'A'
-				}
-			}
-			return string(b)
-		}
-	}
-	return s
-}
-
 // compare orders a and b by the comparator (RFC 4790 9.2, 9.3, 9.1).
 func compare(cmp comparator, a, b string) int {
 	switch cmp {
 	case cmpCasemap:
 		// i;ascii-casemap maps a-z to A-Z before comparing.
-		return strings.Compare(asciiUpper(a), asciiUpper(b))
+		return strings.Compare(message.ASCIIUpper(a), message.ASCIIUpper(b))
 	case cmpNumeric:
 		return compareNumbers(a, b)
 	}
 	return strings.Compare(a, b)
-}
-
-func asciiUpper(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' {
-			return r - ('a' - 'A')
-		}
-		return r
-	}, s)
 }
 
 // compareNumbers is i;ascii-numeric (RFC 4790 9.1): the digits a string
@@ -324,12 +301,12 @@ func (r *run) matchOne(m *matcher, re *regexp.Regexp, toks []globTok, v, key str
 	switch m.kind {
 	case matchIs:
 		if m.cmp == cmpCasemap {
-			return asciiLower(v) == asciiLower(key), nil
+			return message.ASCIILower(v) == message.ASCIILower(key), nil
 		}
 		return compare(m.cmp, v, key) == 0, nil
 	case matchContains:
 		if m.cmp == cmpCasemap {
-			return strings.Contains(asciiLower(v), asciiLower(key)), nil
+			return strings.Contains(message.ASCIILower(v), message.ASCIILower(key)), nil
 		}
 		return strings.Contains(v, key), nil
 	case matchValue:
@@ -337,7 +314,7 @@ func (r *run) matchOne(m *matcher, re *regexp.Regexp, toks []globTok, v, key str
 	case matchMatches:
 		in := v
 		if m.cmp == cmpCasemap {
-			in = asciiLower(v) // same offsets as v
+			in = message.ASCIILower(v) // same offsets as v
 		}
 		var caps []int
 		if r.s.req["variables"] {
