@@ -177,6 +177,17 @@ var sendsMail = map[string]bool{
 	"ereject": true, "notify": true, "enotify": true,
 }
 
+// notAddressFields are well-known fields that hold no addresses, which
+// RFC 5228 5.1 has the address test refuse. Fields not known either way
+// (X-Original-To, X-Envelope-From, ...) are allowed: many hold addresses.
+var notAddressFields = map[string]bool{
+	"subject": true, "comments": true, "keywords": true, "date": true, "resent-date": true,
+	"received": true, "message-id": true, "resent-message-id": true, "in-reply-to": true,
+	"references": true, "mime-version": true, "content-type": true,
+	"content-transfer-encoding": true, "content-disposition": true, "content-id": true,
+	"content-description": true, "list-id": true,
+}
+
 // checker checks the parse tree against what the script requires.
 type checker struct {
 	req map[string]bool
@@ -547,6 +558,11 @@ func (c *checker) test(n *node) *test {
 		c.matchTags(a, t, true, true, false, false)
 		p = a.positional("ll")
 		t.names = c.strs(p[0])
+		for _, h := range t.names {
+			if !h.vars && notAddressFields[strings.ToLower(h.s)] {
+				panic(compileErrorf(p[0].line, "address: %s is not a field of addresses (use header)", h.s))
+			}
+		}
 	case "envelope":
 		c.need(n.line, "envelope", "envelope")
 		t.kind = testEnvelope

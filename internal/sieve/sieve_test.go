@@ -70,6 +70,7 @@ func TestCompileErrors(t *testing.T) {
 		{"number suffix", "if size :over 10X { keep; }", 1, "other than K, M or G"},
 		{"nesting", strings.Repeat("if true {\n", 40) + strings.Repeat("}", 40), 33, "deeper than 32"},
 		{"empty mailbox", "require \"fileinto\";\nfileinto \"\";", 2, "invalid mailbox name"},
+		{"address of subject", "keep;\nif address :is [\"to\", \"Subject\"] \"x\" { keep; }", 2, "Subject is not a field of addresses"},
 		{"not UTF-8 mailbox", "require \"fileinto\";\nfileinto \"\xff\";", 2, "not UTF-8"},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,3 @@
+require "fileinto";
+
+if address :is "Subject" "x" { fileinto "A"; }
