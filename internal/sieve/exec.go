@@ -56,7 +56,6 @@ type run struct {
 	actions      []Action
 	taken        int  // keep and fileinto actions run, duplicates included
 	implicitKeep bool // RFC 5228 2.10.2
-	discarded    bool
 }
 
 // spend counts work and fails the run past maxWork.
@@ -139,7 +138,6 @@ func (r *run) command(c *command) error {
 	case cmdDiscard:
 		// RFC 5228 4.4: cancels the implicit keep, nothing else.
 		r.implicitKeep = false
-		r.discarded = true
 		return nil
 	case cmdKeep, cmdFileInto:
 		r.taken++
