@@ -25,9 +25,9 @@ import (
 // TestCertificateRenewal runs buzon on certificate files laid out as
 // certbot keeps them (live/ links to archive/) and renews them under the
 // running server in certbot's two steps: openssl s_client, on IMAPS, POP3S
-// and the STARTTLS of IMAP, POP3 and SMTP, sees the old certificate while
-// only the new certificate's link has moved, and the new one once the key
-// has too; a session opened before the renewal carries on.
+// and the STARTTLS of IMAP, POP3, SMTP and ManageSieve, sees the old
+// certificate while only the new certificate's link has moved, and the new
+// one once the key has too; a session opened before the renewal carries on.
 func TestCertificateRenewal(t *testing.T) {
 	openssl := clienttest.Need(t, "openssl", "openssl")
 	dir := t.TempDir()
@@ -79,7 +79,7 @@ func TestCertificateRenewal(t *testing.T) {
 		t.Helper()
 		args := []string{"s_client", "-connect", in.ports[listener], "-servername", "localhost"}
 		switch listener {
-		case "imap", "pop3", "smtp":
+		case "imap", "pop3", "smtp", "sieve":
 			args = append(args, "-starttls", listener)
 		}
 		cmd := exec.Command(openssl, args...)
@@ -93,7 +93,7 @@ func TestCertificateRenewal(t *testing.T) {
 	}
 	expect := func(when, want string) {
 		t.Helper()
-		for _, listener := range []string{"imaps", "pop3s", "imap", "pop3", "smtp"} {
+		for _, listener := range []string{"imaps", "pop3s", "imap", "pop3", "smtp", "sieve"} {
 			if got := seen(listener); got != want {
 				t.Errorf("%s, %s shows %s, want %s", when, listener, got, want)
 			}

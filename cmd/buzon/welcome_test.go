@@ -58,6 +58,7 @@ func TestWelcome(t *testing.T) {
 				{"pop3s", "POP3 %s SSL/TLS"},
 				{"lmtp", "LMTP %s for your MTA"},
 				{"smtp", "SMTP %s STARTTLS, incoming mail only (the MX), not for sending"},
+				{"sieve", "Sieve %s ManageSieve, STARTTLS, for mail filters"},
 			} {
 				want := fmt.Sprintf(l.line, in.ports[l.listener])
 				if !slices.Contains(welcomeSettings(out), want) {
@@ -97,7 +98,7 @@ func TestWelcome(t *testing.T) {
 func welcomeSettings(out string) []string {
 	var lines []string
 	for _, line := range strings.Split(out, "\n") {
-		if strings.HasPrefix(line, "  IMAP ") || strings.HasPrefix(line, "  POP3 ") || strings.HasPrefix(line, "  LMTP ") || strings.HasPrefix(line, "  SMTP ") {
+		if slices.ContainsFunc([]string{"IMAP", "POP3", "LMTP", "SMTP", "Sieve"}, func(p string) bool { return strings.HasPrefix(line, "  "+p+" ") }) {
 			lines = append(lines, strings.Join(strings.Fields(line), " "))
 		}
 	}

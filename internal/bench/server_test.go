@@ -164,6 +164,8 @@ imaps = "off"
 pop3 = "127.0.0.1:%d"
 pop3s = "off"
 lmtp = "127.0.0.1:%d"
+smtp = "off"
+sieve = "off"
 
 [auth]
 scheme = "bcrypt"
