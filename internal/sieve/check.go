@@ -2,8 +2,8 @@ package sieve
 
 import (
 	"fmt"
+	"math"
 	"regexp"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -860,59 +860,71 @@ func decodeEncoded(s string) (string, error) {
 	if !strings.Contains(s, "${") {
 		return s, nil
 	}
-	var b strings.Builder
-	for {
-		i := strings.Index(s, "${")
-		if i < 0 {
-			b.WriteString(s)
-			return b.String(), nil
-		}
-		b.WriteString(s[:i])
-		rest := s[i+2:]
-		end := strings.IndexByte(rest, '}')
-		colon := strings.IndexByte(rest, ':')
-		if end < 0 || colon < 0 || colon > end {
-			b.WriteString("${")
-			s = rest
-			continue
-		}
-		kind := strings.ToLower(strings.TrimSpace(rest[:colon]))
-		if kind != "hex" && kind != "unicode" || strings.TrimSpace(rest[:colon]) != rest[:colon] {
-			b.WriteString("${")
-			s = rest
-			continue
-		}
-		fields := strings.Fields(rest[colon+1 : end])
-		var out []byte
-		ok := len(fields) > 0
-		for _, f := range fields {
-			if !ok {
-				break
-			}
-			v, err := strconv.ParseUint(f, 16, 32)
-			if err != nil {
-				ok = false
-				break
-			}
-			if kind == "hex" {
-				if v > 0xff {
-					ok = false
-					break
-				}
-				out = append(out, byte(v))
-				continue
-			}
-			if v > 0x10ffff || v >= 0xd800 && v <= 0xdfff {
-				return "", fmt.Errorf("${unicode:%s} is not a Unicode character", f)
-			}
-			out = utf8.AppendRune(out, rune(v))
-		}
-		if !ok {
-			b.WriteString("${")
-			s = rest
-			continue
-		}
-		b.Write(out)
-		s = rest[end+1:]
+	out, _, err := replaceRefs(s, math.MaxInt, decodeRef)
+	return out, err
+}
+
+// decodeRef decodes what is between the braces of an encoded character,
+// or returns false when it is not one. It reads no further than the first
+// byte that is neither a hex digit nor white space, so that each byte of
+// a long run of "${" is read a bounded number of times.
+func decodeRef(inner string) (string, bool, error) {
+	colon := strings.IndexByte(inner[:min(len(inner), len("unicode:"))], ':')
+	if colon < 0 {
+		return "", false, nil
 	}
+	kind, seq := inner[:colon], inner[colon+1:]
+	unicode := strings.EqualFold(kind, "unicode")
+	if !unicode && !strings.EqualFold(kind, "hex") {
+		return "", false, nil
+	}
+	maxValue := uint32(0xff)
+	if unicode {
+		maxValue = 0x10ffff
+	}
+	var out []byte
+	for i := 0; i < len(seq); {
+		if c := seq[i]; c == ' ' || c == '\t' || c == '\r' || c == '\n' {
+			i++
+			continue
+		}
+		// One number: hex digits up to white space or the end.
+		start, v := i, uint32(0)
+		for ; i < len(seq) && seq[i] != ' ' && seq[i] != '\t' && seq[i] != '\r' && seq[i] != '\n'; i++ {
+			d, ok := hexDigit(seq[i])
+			if !ok {
+				return "", false, nil
+			}
+			if v = v<<4 | d; v > maxValue {
+				if unicode {
+					return "", false, fmt.Errorf("${unicode:%.16s} is not a Unicode character", seq[start:])
+				}
+				return "", false, nil
+			}
+		}
+		if !unicode {
+			out = append(out, byte(v))
+			continue
+		}
+		if v >= 0xd800 && v <= 0xdfff {
+			return "", false, fmt.Errorf("${unicode:%s} is not a Unicode character", seq[start:i])
+		}
+		out = utf8.AppendRune(out, rune(v))
+	}
+	if out == nil {
+		return "", false, nil // no number at all
+	}
+	return string(out), true, nil
+}
+
+func hexDigit(c byte) (uint32, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return uint32(c - '0'), true
+	case 'a' <= c && c <= 'f':
+		return uint32(c - 'a' + 10), true
+	case 'A' <= c && c <= 'F':
+		return uint32(c - 'A' + 10), true
+	}
+	return 0, false
 }

@@ -24,39 +24,82 @@ func (r *run) expand(s str) (string, error) {
 	if !s.vars {
 		return s.s, nil
 	}
-	in := s.s
-	var b strings.Builder
-	for {
-		i := strings.Index(in, "${")
-		if i < 0 {
-			b.WriteString(in)
-			break
-		}
-		b.WriteString(in[:i])
-		end := strings.IndexByte(in[i+2:], '}')
-		name := ""
-		if end >= 0 {
-			name = in[i+2 : i+2+end]
-		}
-		val, ok := r.lookup(name)
-		if !ok {
-			b.WriteString("${")
-			in = in[i+2:]
-		} else {
-			b.WriteString(val)
-			in = in[i+2+end+1:]
-		}
-		if b.Len() > maxExpansion {
-			return "", errExpansion
-		}
-	}
-	if b.Len() > maxExpansion {
-		return "", errExpansion
-	}
-	if err := r.spend(int64(b.Len())); err != nil {
+	out, read, err := replaceRefs(s.s, maxExpansion, func(name string) (string, bool, error) {
+		v, ok := r.lookup(name)
+		return v, ok, nil
+	})
+	if err != nil {
 		return "", err
 	}
-	return b.String(), nil
+	if err := r.spend(int64(read + len(out))); err != nil {
+		return "", err
+	}
+	return out, nil
+}
+
+// replaceRefs writes s with its references, "${" then anything up to
+// the first "}", replaced: f gets what is between the braces and returns
+// the replacement, or false to leave the text as it is (RFC 5228 2.4.2.4
+// and RFC 5229 3 both read strings this way). A "${" followed by another
+// before its "}" is text, since neither a variable name nor an encoded
+// character holds "${", and f is not asked. So f's arguments never
+// overlap, and s is searched once: read counts the bytes searched, for a
+// run's budget. It fails with errExpansion when the result grows past
+// limit bytes.
+func replaceRefs(s string, limit int, f func(inner string) (string, bool, error)) (out string, read int, err error) {
+	var b strings.Builder
+	pos := 0                   // s[:pos] is written
+	next := nextRef(s, 0, &read) // the next "${"
+	end := -1                  // the first "}" after it
+	for next >= 0 {
+		start, inner := next, next+2
+		next = nextRef(s, inner, &read)
+		if end < inner {
+			j := strings.IndexByte(s[inner:], '}')
+			if j < 0 {
+				read += len(s) - inner
+				break // no reference can end: the rest is text
+			}
+			read += j + 1
+			end = inner + j
+		}
+		if next >= 0 && next < end {
+			continue
+		}
+		v, ok, err := f(s[inner:end])
+		if err != nil {
+			return "", read, err
+		}
+		if !ok {
+			continue
+		}
+		b.WriteString(s[pos:start])
+		b.WriteString(v)
+		pos = end + 1
+		if b.Len() > limit {
+			return "", read, errExpansion
+		}
+	}
+	b.WriteString(s[pos:])
+	if b.Len() > limit {
+		return "", read, errExpansion
+	}
+	return b.String(), read, nil
+}
+
+// nextRef returns the index of the first "${" in s at or after from, or
+// -1, adding the bytes it searched to read.
+func nextRef(s string, from int, read *int) int {
+	if from > len(s) {
+		return -1
+	}
+	i := strings.Index(s[from:], "${")
+	if i < 0 {
+		*read += len(s) - from
+		return -1
+	}
+	*read += i + 2
+	return from + i
 }
 
 // lookup returns the value of a variable reference's name, and false
