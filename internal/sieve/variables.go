@@ -48,9 +48,9 @@ func (r *run) expand(s str) (string, error) {
 // limit bytes.
 func replaceRefs(s string, limit int, f func(inner string) (string, bool, error)) (out string, read int, err error) {
 	var b strings.Builder
-	pos := 0                   // s[:pos] is written
+	pos := 0                     // s[:pos] is written
 	next := nextRef(s, 0, &read) // the next "${"
-	end := -1                  // the first "}" after it
+	end := -1                    // the first "}" after it
 	for next >= 0 {
 		start, inner := next, next+2
 		next = nextRef(s, inner, &read)
