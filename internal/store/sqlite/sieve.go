@@ -132,23 +132,26 @@ func (ss *session) RenameSieveScript(ctx context.Context, from, to string) error
 		return err
 	}
 	err := ss.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		// from first, as postgres's one UPDATE finds it before the
+		// unique index looks at to: a missing script onto an existing
+		// name is ErrNoSieveScript on both backends.
 		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sieve_script WHERE name = ?`, to).Scan(&n); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sieve_script WHERE name = ?`, from).Scan(&n); err != nil {
 			return err
 		}
-		if n > 0 && from != to {
-			return store.ErrSieveScriptExists
-		}
-		res, err := tx.ExecContext(ctx, `UPDATE sieve_script SET name = ?, modified = ? WHERE name = ?`, to, time.Now().UnixMicro(), from)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
+		if n == 0 {
 			return store.ErrNoSieveScript
 		}
-		return nil
+		if from != to {
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sieve_script WHERE name = ?`, to).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return store.ErrSieveScriptExists
+			}
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE sieve_script SET name = ?, modified = ? WHERE name = ?`, to, time.Now().UnixMicro(), from)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("rename sieve script %q to %q: %w", from, to, err)

@@ -135,6 +135,8 @@ func testSieveScripts(t *testing.T, e *env) {
 
 	// Renaming: the active script stays active under its new name.
 	mustErr(t, "RenameSieveScript(missing)", ss.RenameSieveScript(e.ctx, "missing", "new"), store.ErrNoSieveScript)
+	// The source is looked for first, whatever the target.
+	mustErr(t, "RenameSieveScript(missing) onto another", ss.RenameSieveScript(e.ctx, "missing", "vacation"), store.ErrNoSieveScript)
 	mustErr(t, "RenameSieveScript onto another", ss.RenameSieveScript(e.ctx, "vacation", "Ñandú 2"), store.ErrSieveScriptExists)
 	if err := ss.RenameSieveScript(e.ctx, "Ñandú 2", "main"); err != nil {
 		t.Fatalf("RenameSieveScript of the active script: %v", err)
