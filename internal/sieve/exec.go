@@ -54,7 +54,6 @@ type run struct {
 	work      int64
 
 	actions      []Action
-	taken        int  // keep and fileinto actions run, duplicates included
 	implicitKeep bool // RFC 5228 2.10.2
 }
 
@@ -71,38 +70,25 @@ func (r *run) spend(n int64) error {
 // it: never an empty list (the implicit keep is a Keep). On an error the
 // caller must keep the message in INBOX, as RFC 5228 2.10.6 asks.
 //
-// Each mailbox appears once: a second fileinto into the same mailbox (or
-// keep and fileinto "INBOX") adds nothing but its :create, and the flags
-// are the last action's, as Pigeonhole does (RFC 5228 2.10.3). Discard is
-// returned alone, when nothing else is.
+// The actions come in the order the script took them, the implicit keep
+// last, duplicates included (at most MaxActions of them, and the implicit
+// keep): a fileinto "INBOX" or a second fileinto into one mailbox is the
+// caller's to store once (RFC 5228 2.10.3), since only the caller knows
+// which names are one mailbox, and where a fileinto into a mailbox that
+// does not exist goes instead. Discard is returned alone, when nothing
+// else is.
 func (s *Script) Execute(ctx context.Context, msg Message, env Envelope, e Environment) ([]Action, error) {
 	r := &run{ctx: ctx, s: s, msg: msg, env: env, e: e, implicitKeep: true}
 	if err := r.commands(s.cmds); err != nil && err != errStop {
 		return nil, err
 	}
 	if r.implicitKeep {
-		r.add(Action{Kind: Keep, Flags: flagList(r.flags)})
+		r.actions = append(r.actions, Action{Kind: Keep, Flags: strings.Fields(r.flags)})
 	}
 	if len(r.actions) == 0 {
 		return []Action{{Kind: Discard}}, nil
 	}
 	return r.actions, nil
-}
-
-// add records a keep or fileinto, merging it with an earlier one into the
-// same mailbox.
-func (r *run) add(a Action) {
-	if a.Kind == FileInto && strings.EqualFold(a.Mailbox, "INBOX") {
-		a = Action{Kind: Keep, Flags: a.Flags}
-	}
-	for i, b := range r.actions {
-		if b.Kind == a.Kind && (a.Kind == Keep || b.Mailbox == a.Mailbox) {
-			r.actions[i].Flags = a.Flags
-			r.actions[i].Create = b.Create || a.Create
-			return
-		}
-	}
-	r.actions = append(r.actions, a)
 }
 
 func (r *run) commands(cmds []*command) error {
@@ -140,8 +126,7 @@ func (r *run) command(c *command) error {
 		r.implicitKeep = false
 		return nil
 	case cmdKeep, cmdFileInto:
-		r.taken++
-		if r.taken > MaxActions {
+		if len(r.actions) >= MaxActions {
 			return fmt.Errorf("sieve: line %d: more than %d actions", c.line, MaxActions)
 		}
 		flags := r.flags
@@ -150,9 +135,11 @@ func (r *run) command(c *command) error {
 			if err != nil {
 				return err
 			}
-			flags = addFlags("", fs)
+			if flags, err = r.addFlags("", fs); err != nil {
+				return err
+			}
 		}
-		a := Action{Kind: Keep, Flags: flagList(flags)}
+		a := Action{Kind: Keep, Flags: strings.Fields(flags)}
 		if c.kind == cmdFileInto {
 			mb, err := r.expand(c.mailbox)
 			if err != nil {
@@ -163,7 +150,7 @@ func (r *run) command(c *command) error {
 			}
 			a = Action{Kind: FileInto, Mailbox: mb, Create: c.create, Flags: a.Flags}
 		}
-		r.add(a)
+		r.actions = append(r.actions, a)
 		// RFC 3894 3: :copy leaves the implicit keep as it was.
 		if !c.copy {
 			r.implicitKeep = false
@@ -180,14 +167,17 @@ func (r *run) command(c *command) error {
 		}
 		switch c.kind {
 		case cmdSetFlag:
-			cur = addFlags("", fs)
+			cur, err = r.addFlags("", fs)
 		case cmdAddFlag:
-			cur = addFlags(cur, fs)
+			cur, err = r.addFlags(cur, fs)
 		case cmdRemoveFlag:
-			cur = removeFlags(cur, fs)
+			cur, err = r.removeFlags(cur, fs)
+		}
+		if err != nil {
+			return err
 		}
 		if c.varName == "" {
-			r.flags = truncate(cur)
+			r.flags = cur
 			return nil
 		}
 		return r.setVar(c.varName, cur)
@@ -305,9 +295,12 @@ func (r *run) test(t *test) (bool, error) {
 		}
 		return r.match(&t.m, values)
 	case testHasFlag:
+		// RFC 5232 4: the flags as the variables hold them, whether
+		// IMAP can store them or not, the same for the internal variable
+		// and named ones.
 		var values []string
 		if len(t.names) == 0 {
-			values = flagList(r.flags)
+			values = strings.Fields(r.flags)
 		} else {
 			for _, n := range t.names {
 				values = append(values, strings.Fields(r.vars[n.s])...)

@@ -194,7 +194,7 @@ func ours(t *testing.T, script, msg []byte, env Envelope) (actions []string, ok 
 		return []string{"error: " + err.Error()}, true
 	}
 	var out []string
-	for _, a := range acts {
+	for _, a := range storeOnce(acts) {
 		switch a.Kind {
 		case Keep:
 			out = append(out, actionString("store INBOX", false, a.Flags))
@@ -205,6 +205,29 @@ func ours(t *testing.T, script, msg []byte, env Envelope) (actions []string, ok 
 		}
 	}
 	return normalize(out), true
+}
+
+// storeOnce merges the actions into one mailbox as delivery does, which
+// is Pigeonhole's rule too (RFC 5228 2.10.3): the copy goes where the
+// first of them was, with :create if any asked it and the last one's
+// flags; fileinto "INBOX" is keep.
+func storeOnce(acts []Action) []Action {
+	var out []Action
+	where := map[string]int{}
+	for _, a := range acts {
+		key := a.Mailbox
+		if a.Kind == Keep || strings.EqualFold(key, "INBOX") {
+			a.Kind, key = Keep, "INBOX"
+		}
+		if i, ok := where[key]; ok {
+			out[i].Flags = a.Flags
+			out[i].Create = out[i].Create || a.Create
+			continue
+		}
+		where[key] = len(out)
+		out = append(out, a)
+	}
+	return out
 }
 
 // testMessage makes a Message of a raw message.

@@ -128,8 +128,8 @@ const (
 	Discard
 )
 
-// Action is one thing to do with the message. Execute returns at most one
-// action per mailbox, Keep and FileInto "INBOX" being the same mailbox.
+// Action is one thing to do with the message. Several may name one
+// mailbox (see Execute).
 type Action struct {
 	Kind ActionKind
 	// Mailbox is where FileInto stores the message, in UTF-8.
@@ -138,7 +138,9 @@ type Action struct {
 	// (RFC 5490 3.2, fileinto :create). Without it, a message filed into a
 	// mailbox that does not exist is kept in INBOX instead.
 	Create bool
-	// Flags are the IMAP flags and keywords the stored copy gets
-	// (RFC 5232), e.g. `\Seen` or `$Junk`.
+	// Flags are the flags the stored copy gets (RFC 5232), e.g. `\Seen`
+	// or `$Junk`: as the script wrote them, each once (compared without
+	// case), and not checked: the caller keeps those that are IMAP flags
+	// (RFC 5232 3 has others ignored).
 	Flags []string
 }

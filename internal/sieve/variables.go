@@ -8,6 +8,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/buzon-mail/buzon/internal/message"
 )
 
 // maxExpansion bounds a string after variable expansion: past it a run
@@ -202,85 +204,61 @@ func modify(m, v string) string {
 }
 
 // addFlags adds flags to a space-separated flag list, each once, IMAP
-// flags being case-insensitive (RFC 5232 3, 4).
-func addFlags(cur string, add []string) string {
-	have := strings.Fields(cur)
-	for _, s := range add {
-		for _, f := range strings.Fields(s) {
-			if !containsFold(have, f) {
-				have = append(have, f)
+// flags being case-insensitive (RFC 5232 3, 4). The list stops growing at
+// maxVariableSize (RFC 5229 3 lets a value be truncated), a flag that
+// does not fit being left out whole. The bytes read are charged to the
+// run's budget.
+func (r *run) addFlags(cur string, add []string) (string, error) {
+	if err := r.spendStrings(cur, add); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	seen := map[string]bool{}
+	for _, list := range append([]string{cur}, add...) {
+		for f := range strings.FieldsSeq(list) {
+			key := message.ASCIILower(f)
+			if seen[key] {
+				continue
 			}
+			if b.Len()+1+len(f) > maxVariableSize {
+				return b.String(), nil
+			}
+			seen[key] = true
+			if b.Len() > 0 {
+				b.WriteByte(' ')
+			}
+			b.WriteString(f)
 		}
 	}
-	return truncate(strings.Join(have, " "))
+	return b.String(), nil
 }
 
-// removeFlags removes flags from a flag list (RFC 5232 3.3).
-func removeFlags(cur string, remove []string) string {
-	var gone []string
-	for _, s := range remove {
-		gone = append(gone, strings.Fields(s)...)
+// removeFlags removes flags from a flag list (RFC 5232 3.3), charging
+// the bytes read to the run's budget.
+func (r *run) removeFlags(cur string, remove []string) (string, error) {
+	if err := r.spendStrings(cur, remove); err != nil {
+		return "", err
+	}
+	gone := map[string]bool{}
+	for _, list := range remove {
+		for f := range strings.FieldsSeq(list) {
+			gone[message.ASCIILower(f)] = true
+		}
 	}
 	var kept []string
-	for _, f := range strings.Fields(cur) {
-		if !containsFold(gone, f) {
+	for f := range strings.FieldsSeq(cur) {
+		if !gone[message.ASCIILower(f)] {
 			kept = append(kept, f)
 		}
 	}
-	return strings.Join(kept, " ")
+	return strings.Join(kept, " "), nil
 }
 
-func containsFold(list []string, s string) bool {
+// spendStrings charges the bytes of strings about to be read.
+func (r *run) spendStrings(s string, list []string) error {
+	n := int64(len(s))
 	for _, x := range list {
-		if strings.EqualFold(x, s) {
-			return true
-		}
+		n += int64(len(x))
 	}
-	return false
-}
-
-// systemFlags are the IMAP system flags a script may set, as IMAP spells
-// them; \Recent cannot be set (RFC 9051 2.3.2).
-var systemFlags = []string{`\Seen`, `\Answered`, `\Flagged`, `\Deleted`, `\Draft`}
-
-// flagList turns a flag variable's value into the flags of an action:
-// system flags spelt as IMAP spells them, keywords as written, and
-// anything that is neither left out (RFC 5232 3: an invalid flag is
-// ignored).
-func flagList(v string) []string {
-	var out []string
-	for _, f := range strings.Fields(v) {
-		if strings.HasPrefix(f, `\`) {
-			i := -1
-			for j, sf := range systemFlags {
-				if strings.EqualFold(sf, f) {
-					i = j
-				}
-			}
-			if i < 0 {
-				continue
-			}
-			f = systemFlags[i]
-		} else if !validKeyword(f) {
-			continue
-		}
-		if !containsFold(out, f) {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
-// validKeyword tells whether s is an IMAP atom (RFC 9051 9 flag-keyword).
-func validKeyword(s string) bool {
-	if s == "" || len(s) > 255 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`(){%*"\]`, c) >= 0 {
-			return false
-		}
-	}
-	return true
+	return r.spend(n)
 }
