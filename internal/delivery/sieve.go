@@ -169,57 +169,70 @@ type target struct {
 // first (and its missing parents) when it asked so with :create (RFC 5490
 // 3.2), else, when there is no such mailbox or the name is not one, to
 // keepTo (RFC 5228 4.1 leaves the choice; keeping it loses nothing).
-// Actions that land in one mailbox make one copy with all their flags.
+//
+// A mailbox gets one copy however many actions land in it (RFC 5228
+// 2.10.3), in the place of the first of them: :create if any fileinto of
+// that name asked it, and the flags of the last of them, as Pigeonhole
+// does. This is the one place actions are merged, since only here is it
+// known which names are one mailbox and where a fileinto falls back to.
 // Flags that are not IMAP flags are dropped with a warning.
 func (d *Deliverer) targets(ctx context.Context, sess store.Session, account, keepTo string, dec decision) ([]target, error) {
+	create := map[string]bool{} // by canonical name
+	for _, a := range dec.actions {
+		if a.Kind == sieve.FileInto && a.Create {
+			create[store.CanonicalMailboxName(a.Mailbox)] = true
+		}
+	}
 	var out []target
 	add := func(mb store.Mailbox, flags store.Flags) {
 		for i := range out {
 			if out[i].mailbox.ID == mb.ID {
-				out[i].flags = out[i].flags.Apply(store.FlagsAdd, flags)
+				out[i].flags = flags
 				return
 			}
 		}
 		out = append(out, target{mb, flags})
 	}
-	var keepBox *store.Mailbox
-	keepMailbox := func() (store.Mailbox, error) {
-		if keepBox == nil {
-			mb, err := sess.Mailbox(ctx, keepTo)
+	resolved := map[string]store.Mailbox{} // by the name as the script gave it; "" for keepTo
+	mailbox := func(a sieve.Action) (store.Mailbox, error) {
+		if mb, ok := resolved[a.Mailbox]; ok {
+			return mb, nil
+		}
+		var mb store.Mailbox
+		var err error
+		if a.Mailbox != "" {
+			a.Create = create[store.CanonicalMailboxName(a.Mailbox)]
+			mb, err = d.fileIntoMailbox(ctx, sess, a)
+			if store.IsTemporary(err) || ctx.Err() != nil {
+				// Better to be tried again than filed where the script
+				// did not ask: nothing is stored yet.
+				return mb, fmt.Errorf("deliver: mailbox %q: %w", a.Mailbox, err)
+			}
 			if err != nil {
+				d.logger().Info("sieve fileinto: mailbox not usable; message kept", "account", account, "script", dec.script,
+					"mailbox", a.Mailbox, "kept in", keepTo, "err", err)
+			}
+		}
+		if a.Mailbox == "" || err != nil {
+			if mb, err = sess.Mailbox(ctx, keepTo); err != nil {
 				return mb, fmt.Errorf("deliver: mailbox %s: %w", keepTo, err)
 			}
-			keepBox = &mb
 		}
-		return *keepBox, nil
+		resolved[a.Mailbox] = mb
+		return mb, nil
 	}
 	for _, a := range dec.actions {
-		flags := d.flags(account, dec.script, a.Flags)
-		if a.Kind == sieve.Keep {
-			mb, err := keepMailbox()
-			if err != nil {
-				return nil, err
-			}
-			add(mb, flags)
-			continue
+		switch a.Kind {
+		case sieve.Keep:
+			a.Mailbox = ""
+		case sieve.Discard:
+			continue // it comes alone; the caller saw to it
 		}
-		if a.Kind != sieve.FileInto {
-			continue // Discard comes alone; the caller saw to it
-		}
-		mb, err := d.fileIntoMailbox(ctx, sess, a)
-		if store.IsTemporary(err) || ctx.Err() != nil {
-			// Better to be tried again than filed where the script
-			// did not ask: nothing is stored yet.
-			return nil, fmt.Errorf("deliver: mailbox %q: %w", a.Mailbox, err)
-		}
+		mb, err := mailbox(a)
 		if err != nil {
-			d.logger().Info("sieve fileinto: mailbox not usable; message kept", "account", account, "script", dec.script,
-				"mailbox", a.Mailbox, "kept in", keepTo, "err", err)
-			if mb, err = keepMailbox(); err != nil {
-				return nil, err
-			}
+			return nil, err
 		}
-		add(mb, flags)
+		add(mb, d.flags(account, dec.script, a.Flags))
 	}
 	return out, nil
 }
