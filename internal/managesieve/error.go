@@ -10,7 +10,6 @@ import (
 
 // Response codes (RFC 5804 1.3).
 const (
-	codeAuthTooWeak   = "AUTH-TOO-WEAK"
 	codeEncryptNeeded = "ENCRYPT-NEEDED"
 	codeMaxScripts    = "QUOTA/MAXSCRIPTS"
 	codeMaxSize       = "QUOTA/MAXSIZE"
