@@ -170,7 +170,7 @@ func decodeSASL(s string) ([]byte, error) {
 func (c *conn) saslStep(challenge []byte) []byte {
 	c.writeString(base64.StdEncoding.EncodeToString(challenge))
 	c.writeRaw("\r\n")
-	p := &parser{src: c, lim: c.limits()}
+	p := &parser{src: c, lim: c.limits(), maxLiterals: 1}
 	line, err := c.line(c.srv.cfg.Limits.MaxLineLength)
 	if err != nil {
 		xuser("", "authentication cancelled: %s", err)
@@ -180,7 +180,7 @@ func (c *conn) saslStep(challenge []byte) []byte {
 		p.skip()
 		xuser("", "authentication cancelled: expected a string")
 	}
-	a, err := p.arg("AUTHENTICATE")
+	a, err := p.arg()
 	if err != nil || p.pos != len(p.line) {
 		p.skip()
 		xuser("", "authentication cancelled: malformed response")

@@ -142,16 +142,20 @@ func (c *conn) serve() {
 	}
 }
 
-// limits are the parser's: a literal may be as large as a script, and one
-// a little larger is read and dropped so that the client hears
-// QUOTA/MAXSIZE rather than a closed connection.
+// limits are the parser's. After login a literal may be as large as a
+// script, and one a little larger is read and dropped so that the client
+// hears QUOTA/MAXSIZE rather than a closed connection. Before it, the only
+// literals with a use are SASL responses, which are small: one may be as
+// long as a line, and a larger one ends the session before its octets
+// are read, so that a client that has not logged in holds no more memory
+// than a line's worth per argument.
 func (c *conn) limits() parseLimits {
-	maxScript := c.srv.cfg.Sieve.MaxScriptSize
-	return parseLimits{
-		maxLine:    c.srv.cfg.Limits.MaxLineLength,
-		maxLiteral: maxScript,
-		maxDiscard: 4 * maxScript,
+	maxLine := c.srv.cfg.Limits.MaxLineLength
+	if c.account.ID == 0 {
+		return parseLimits{maxLine: maxLine, maxLiteral: int64(maxLine), maxDiscard: int64(maxLine)}
 	}
+	maxScript := c.srv.cfg.Sieve.MaxScriptSize
+	return parseLimits{maxLine: maxLine, maxLiteral: maxScript, maxDiscard: 4 * maxScript}
 }
 
 // bye tells the client goodbye and ends the session.
@@ -333,7 +337,11 @@ func (c *conn) execute(cmd command, err error) {
 	}
 	if tb, ok := errors.AsType[errTooBig](err); ok {
 		if tb.fatal {
-			panic(byeError{code: codeMaxSize, text: fmt.Sprintf("a literal of %d octets is far over the limit of %d", tb.size, c.srv.cfg.Sieve.MaxScriptSize), err: err})
+			code := codeMaxSize
+			if c.account.ID == 0 {
+				code = "" // no script is being stored: a SASL response, or junk
+			}
+			panic(byeError{code: code, text: fmt.Sprintf("a literal of %d octets is far over the limit of %d", tb.size, tb.limit), err: err})
 		}
 		// RFC 5804 2.6: QUOTA/MAXSIZE for a script over the limit.
 		xuser(codeMaxSize, "a script may have at most %d octets", c.srv.cfg.Sieve.MaxScriptSize)

@@ -47,9 +47,20 @@ type parseLimits struct {
 	maxDiscard int64
 }
 
-// maxLiterals is the most literals one command may carry: none needs more
-// than two.
-const maxLiterals = 8
+// maxArgs is the most arguments any command takes (commandSpec.maxArgs),
+// and so the most literals a command whose name is unknown may carry and
+// still be read to its end and refused with NO.
+const maxArgs = 2
+
+// literalsAllowed is the most literals a command of that name may carry:
+// one per argument it takes (RFC 5804 2), so that no command holds more
+// than its arguments' worth of memory.
+func literalsAllowed(name string) int {
+	if spec, ok := commands[name]; ok {
+		return spec.maxArgs
+	}
+	return maxArgs
+}
 
 // syntaxError is a malformed command, refused with NO. The command's
 // remaining lines and literals have been read.
@@ -61,16 +72,15 @@ func (e syntaxError) Error() string { return e.msg }
 // with NO (QUOTA/MAXSIZE) when it was read and dropped, or, fatal, with
 // BYE: a client announcing an absurd literal is not waited for.
 type errTooBig struct {
-	name  string // the command's keyword, as far as it was read
-	size  int64
-	fatal bool
+	size, limit int64 // limit is parseLimits.maxLiteral
+	fatal       bool
 }
 
 func (e errTooBig) Error() string { return fmt.Sprintf("literal of %d octets is too large", e.size) }
 
-// errTooManyLiterals ends a session whose command carries more than
-// maxLiterals literals: refusing it and going on would mean reading the
-// rest of it first, however long.
+// errTooManyLiterals ends a session whose command carries more literals
+// than it has arguments (literalsAllowed): refusing it and going on would
+// mean reading the rest of it first, however long.
 var errTooManyLiterals = errors.New("too many literals in one command")
 
 // errLineTooLong is a line over parseLimits.maxLine.
@@ -82,7 +92,7 @@ var errLineTooLong = errors.New("line too long")
 // are taken as non-synchronizing) or an atom. A malformed command is read
 // to its end, so that the next one starts on a clean line.
 func parseCommand(src source, lim parseLimits) (command, error) {
-	p := &parser{src: src, lim: lim}
+	p := &parser{src: src, lim: lim, maxLiterals: maxArgs}
 	line, err := src.line(lim.maxLine)
 	if err != nil {
 		if errors.Is(err, errLineTooLong) {
@@ -110,8 +120,8 @@ type parser struct {
 	// line is the current line, pos the position in it.
 	line []byte
 	pos  int
-	// literals counts the literals read.
-	literals int
+	// literals counts the literals read, maxLiterals bounds them.
+	literals, maxLiterals int
 }
 
 func (p *parser) command() (command, error) {
@@ -124,6 +134,7 @@ func (p *parser) command() (command, error) {
 		return cmd, syntaxError{"expected a command name"}
 	}
 	cmd.name = strings.ToUpper(name)
+	p.maxLiterals = literalsAllowed(cmd.name)
 	for {
 		if p.pos == len(p.line) {
 			return cmd, nil
@@ -137,7 +148,7 @@ func (p *parser) command() (command, error) {
 		if p.pos == len(p.line) {
 			return cmd, nil
 		}
-		a, err := p.arg(cmd.name)
+		a, err := p.arg()
 		if err != nil {
 			return cmd, err
 		}
@@ -146,13 +157,13 @@ func (p *parser) command() (command, error) {
 }
 
 // arg reads one argument at p.pos.
-func (p *parser) arg(name string) (arg, error) {
+func (p *parser) arg() (arg, error) {
 	switch p.line[p.pos] {
 	case '"':
 		s, err := p.quoted()
 		return arg{s: s}, err
 	case '{':
-		s, err := p.literal(name)
+		s, err := p.literal()
 		return arg{s: s}, err
 	}
 	a := p.atom()
@@ -206,18 +217,18 @@ func (p *parser) quoted() (string, error) {
 
 // literal reads a literal whose {n} or {n+} is at p.pos, then the line
 // that follows its octets.
-func (p *parser) literal(name string) (string, error) {
+func (p *parser) literal() (string, error) {
 	n, err := p.literalSize()
 	if err != nil {
 		return "", err
 	}
-	if p.literals++; p.literals > maxLiterals {
+	if p.literals++; p.literals > p.maxLiterals {
 		return "", errTooManyLiterals
 	}
 	var data []byte
 	if n > p.lim.maxLiteral {
 		if n > p.lim.maxDiscard {
-			return "", errTooBig{name: name, size: n, fatal: true}
+			return "", errTooBig{size: n, limit: p.lim.maxLiteral, fatal: true}
 		}
 		if err := p.src.discard(n); err != nil {
 			return "", err
@@ -228,7 +239,7 @@ func (p *parser) literal(name string) (string, error) {
 		if err := p.skip(); err != nil {
 			return "", err
 		}
-		return "", errTooBig{name: name, size: n}
+		return "", errTooBig{size: n, limit: p.lim.maxLiteral}
 	}
 	if data, err = p.src.literal(n); err != nil {
 		return "", err
@@ -280,11 +291,11 @@ func (p *parser) skip() error {
 		if err != nil {
 			return nil // not a literal: the command ends here
 		}
-		if p.literals++; p.literals > maxLiterals {
+		if p.literals++; p.literals > p.maxLiterals {
 			return errTooManyLiterals
 		}
 		if n > p.lim.maxDiscard {
-			return errTooBig{size: n, fatal: true}
+			return errTooBig{size: n, limit: p.lim.maxLiteral, fatal: true}
 		}
 		if err := p.src.discard(n); err != nil {
 			return err

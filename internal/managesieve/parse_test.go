@@ -81,6 +81,12 @@ func TestParseCommand(t *testing.T) {
 		{in: "PUTSCRIPT {1+}\r\na " + strings.Repeat("x", 1100) + " {5+}\r\nNOOP\r\n", err: "line too long", next: "NOOP"},
 		{in: "NOOP" + strings.Repeat(" {0+}\r\n", 9) + "\r\n", err: "too many literals"},
 		{in: "NOOP x" + strings.Repeat(" {0+}\r\n", 9) + "\r\n", err: "too many literals"},
+		// As many literals as the command has arguments, no more: NOOP
+		// takes one, PUTSCRIPT two; an unknown command as many as any.
+		{in: "NOOP {0+}\r\n {0+}\r\n\r\n", err: "too many literals"},
+		{in: "PUTSCRIPT {1+}\r\na {1+}\r\nb {1+}\r\nc\r\n", err: "too many literals"},
+		{in: "XYZZY {1+}\r\na {1+}\r\nb\r\nNOOP\r\n", want: command{name: "XYZZY", args: []arg{{s: "a"}, {s: "b"}}}, next: "NOOP"},
+		{in: "NOOP \"x\" junk {0+}\r\n {0+}\r\n\r\n", err: "too many literals"},
 	} {
 		t.Run(fmt.Sprintf("%.30q", tc.in), func(t *testing.T) {
 			src := newBytesSource(tc.in)

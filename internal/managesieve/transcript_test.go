@@ -70,6 +70,7 @@ var transcripts = []struct {
 		c.Sieve.MaxScripts, c.Sieve.MaxScriptSize = 2, 1024
 	}}, check: scriptsLeft(map[string]string{"one": "keep;", "two": "keep;\r\n"}, "")},
 	{file: "huge_literal.txt", opts: options{config: func(c *managesieve.Config) { c.Sieve.MaxScriptSize = 1024 }}},
+	{file: "literal_before_login.txt", opts: options{config: func(c *managesieve.Config) { c.Limits.MaxLineLength = 1024 }}},
 	{file: "max_errors.txt", opts: options{config: func(c *managesieve.Config) { c.Sieve.MaxErrors = 3 }}},
 	{file: "idle_timeout.txt", opts: options{config: func(c *managesieve.Config) { c.Sieve.LoginTimeout = config.Duration(time.Second) }}},
 	{file: "idle_after_login.txt", opts: options{config: func(c *managesieve.Config) { c.Sieve.IdleTimeout = config.Duration(time.Second) }}},
