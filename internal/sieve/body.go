@@ -14,6 +14,9 @@ import (
 type bodyCache struct {
 	raw  []byte
 	root *message.Part
+	// texts are the parts' decoded texts, by the part's offset, so that
+	// many body tests decode each part once.
+	texts map[int64]string
 }
 
 func (r *run) loadBody() (*bodyCache, error) {
@@ -82,15 +85,22 @@ func (r *run) bodyValues(t *test) ([]string, error) {
 		case !typeMatches(types, p):
 			return nil
 		}
-		body := clip(c.raw, p.BodyStart, p.End)
-		text, err := io.ReadAll(p.TextReader(bytes.NewReader(body)))
-		if err != nil {
-			return err
+		text, ok := c.texts[p.HeaderStart]
+		if !ok {
+			b, err := io.ReadAll(p.TextReader(bytes.NewReader(clip(c.raw, p.BodyStart, p.End))))
+			if err != nil {
+				return err
+			}
+			text = string(b)
+			if c.texts == nil {
+				c.texts = map[int64]string{}
+			}
+			c.texts[p.HeaderStart] = text
 		}
 		if err := r.spend(int64(len(text))); err != nil {
 			return err
 		}
-		values = append(values, string(text))
+		values = append(values, text)
 		return nil
 	}
 	if err := walk(c.root); err != nil {
