@@ -3,7 +3,6 @@ package sieve
 import (
 	"fmt"
 	"math"
-	"regexp"
 	"strings"
 	"unicode/utf8"
 )
@@ -190,7 +189,8 @@ var notAddressFields = map[string]bool{
 
 // checker checks the parse tree against what the script requires.
 type checker struct {
-	req map[string]bool
+	req        map[string]bool
+	regexInsts int64 // the size of the :regex programs compiled so far
 }
 
 func (c *checker) need(line int, ext, what string) {
@@ -839,7 +839,7 @@ func (c *checker) compileKeys(line int, m *matcher) {
 			m.globs[i] = toks
 		}
 	case matchRegex:
-		m.res = make([]*regexp.Regexp, len(m.keys))
+		m.res = make([]*regex, len(m.keys))
 		for i, k := range m.keys {
 			if k.vars {
 				continue
@@ -847,6 +847,9 @@ func (c *checker) compileKeys(line int, m *matcher) {
 			re, err := m.compile(k.s)
 			if err != nil {
 				panic(compileErrorf(line, "%v", err))
+			}
+			if c.regexInsts += re.insts; c.regexInsts > maxScriptRegexInsts {
+				panic(compileErrorf(line, "the script's regular expressions are too large: more than %d steps in all", maxScriptRegexInsts))
 			}
 			m.res[i] = re
 		}

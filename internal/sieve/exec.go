@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/buzon-mail/buzon/internal/message"
@@ -49,8 +48,8 @@ type run struct {
 	body      *bodyCache
 	vars      map[string]string
 	matchVars []string
-	flags     string // the internal variable of imap4flags (RFC 5232 3)
-	res       map[string]*regexp.Regexp
+	flags     string              // the internal variable of imap4flags (RFC 5232 3)
+	res       map[regexKey]*regex // :regex keys with variables, compiled
 	work      int64
 
 	actions      []Action

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -42,9 +43,33 @@ type matcher struct {
 	keys []str
 	// res are the compiled :regex keys and globs the parsed :matches
 	// keys, nil for those that hold variables and are made at each run.
-	res   []*regexp.Regexp
+	res   []*regex
 	globs [][]globTok
 }
+
+// regex is a compiled :regex key with the size of its program: RE2 runs
+// in time linear in the value times the program, which is what a match
+// costs, and the program may be far larger than the key ("[a-z]{1000}").
+type regex struct {
+	re    *regexp.Regexp
+	insts int64
+}
+
+// regexKey is how a run caches the :regex keys it compiles.
+type regexKey struct {
+	cmp comparator
+	key string
+}
+
+// maxRegexInsts bounds the program of one :regex key: a key of
+// maxPattern plain characters fits, as do repetitions of some thousand
+// steps; a key that makes more is refused, at compile time when it holds
+// no variable. maxScriptRegexInsts bounds the sum of a script's, so that
+// the compiled script stays small whatever its text.
+const (
+	maxRegexInsts       = 4 * maxPattern
+	maxScriptRegexInsts = 1 << 18
+)
 
 // maxPattern bounds a :matches or :regex key after variable expansion.
 const maxPattern = 4096
@@ -154,9 +179,11 @@ func glob(toks []globTok, v string, caps []int, budget int64) (ok bool, steps in
 // extended expressions (it adds \d, non-greedy operators and so on, and
 // lacks back references and collating elements [[.x.]] [[=x=]]).
 // Matching is leftmost-longest, as POSIX asks, and takes time linear in
-// the value whatever the pattern. Under i;ascii-casemap it matches
-// case-insensitively by Unicode simple folding.
-func (m *matcher) compile(key string) (*regexp.Regexp, error) {
+// the value times the program whatever the pattern. Under
+// i;ascii-casemap it matches case-insensitively by Unicode simple
+// folding. A key whose program would pass maxRegexInsts is refused
+// before the program is made.
+func (m *matcher) compile(key string) (*regex, error) {
 	if len(key) > maxPattern {
 		return nil, fmt.Errorf("pattern longer than %d bytes", maxPattern)
 	}
@@ -164,12 +191,46 @@ func (m *matcher) compile(key string) (*regexp.Regexp, error) {
 	if m.cmp == cmpCasemap {
 		expr = "(?i)" + expr
 	}
+	tree, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return nil, fmt.Errorf("invalid regular expression %q: %v", key, err)
+	}
+	if n := progSize(tree, maxRegexInsts); n > maxRegexInsts {
+		return nil, fmt.Errorf("regular expression %q is too large: more than %d steps (repeat counts multiply its size)", key, maxRegexInsts)
+	}
+	prog, err := syntax.Compile(tree.Simplify())
+	if err != nil {
+		return nil, fmt.Errorf("invalid regular expression %q: %v", key, err)
+	}
 	re, err := regexp.Compile(expr)
 	if err != nil {
 		return nil, fmt.Errorf("invalid regular expression %q: %v", key, err)
 	}
 	re.Longest()
-	return re, nil
+	return &regex{re: re, insts: int64(len(prog.Inst))}, nil
+}
+
+// progSize tells about how many instructions a parsed expression
+// compiles to, counting each repetition's copies, without making them:
+// a number above limit means only that it is above limit.
+func progSize(re *syntax.Regexp, limit int) int {
+	n := 1
+	for _, sub := range re.Sub {
+		if n += progSize(sub, limit); n > limit {
+			return n
+		}
+	}
+	switch re.Op {
+	case syntax.OpLiteral:
+		n += len(re.Rune)
+	case syntax.OpRepeat:
+		copies := re.Max
+		if copies < 0 {
+			copies = re.Min + 1 // x{n,} is n copies and a star
+		}
+		n *= max(copies, 1)
+	}
+	return n
 }
 
 // compare orders a and b by the comparator (RFC 4790 9.2, 9.3, 9.1).
@@ -260,7 +321,7 @@ func (r *run) match(m *matcher, values []string) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		var re *regexp.Regexp
+		var re *regex
 		var toks []globTok
 		switch {
 		case m.kind == matchRegex && m.res != nil && m.res[i] != nil:
@@ -278,11 +339,11 @@ func (r *run) match(m *matcher, values []string) (bool, error) {
 		}
 		for _, v := range values {
 			// RE2 runs in time linear in the value times the
-			// pattern, each step costing some eight of glob's,
+			// program, each step costing some eight of glob's,
 			// which counts its own.
 			cost := int64(len(v)) + int64(len(key))
 			if re != nil {
-				cost = 8 * int64(len(v)+1) * int64(len(key)+1)
+				cost = 8 * int64(len(v)+1) * re.insts
 			}
 			if err := r.spend(cost); err != nil {
 				return false, err
@@ -297,7 +358,7 @@ func (r *run) match(m *matcher, values []string) (bool, error) {
 }
 
 // matchOne matches one value against one key.
-func (r *run) matchOne(m *matcher, re *regexp.Regexp, toks []globTok, v, key string) (bool, error) {
+func (r *run) matchOne(m *matcher, re *regex, toks []globTok, v, key string) (bool, error) {
 	switch m.kind {
 	case matchIs:
 		if m.cmp == cmpCasemap {
@@ -336,9 +397,9 @@ func (r *run) matchOne(m *matcher, re *regexp.Regexp, toks []globTok, v, key str
 		return true, nil
 	case matchRegex:
 		if !r.s.req["variables"] {
-			return re.MatchString(v), nil
+			return re.re.MatchString(v), nil
 		}
-		idx := re.FindStringSubmatchIndex(v)
+		idx := re.re.FindStringSubmatchIndex(v)
 		if idx == nil {
 			return false, nil
 		}
@@ -373,21 +434,22 @@ func (r *run) setMatch(v string, idx []int) {
 	}
 }
 
-// regexp compiles a key that held variables, once per run.
-func (r *run) regexp(m *matcher, key string) (*regexp.Regexp, error) {
-	ck := fmt.Sprint(m.kind, m.cmp, key)
+// regexp compiles a key that held variables, once per run, charging
+// its program's size.
+func (r *run) regexp(m *matcher, key string) (*regex, error) {
+	ck := regexKey{m.cmp, key}
 	if re, ok := r.res[ck]; ok {
 		return re, nil
-	}
-	if err := r.spend(int64(len(key)) * 16); err != nil {
-		return nil, err
 	}
 	re, err := m.compile(key)
 	if err != nil {
 		return nil, fmt.Errorf("sieve: %w", err)
 	}
+	if err := r.spend(16 * (int64(len(key)) + re.insts)); err != nil {
+		return nil, err
+	}
 	if r.res == nil {
-		r.res = map[string]*regexp.Regexp{}
+		r.res = map[regexKey]*regex{}
 	}
 	r.res[ck] = re
 	return re, nil

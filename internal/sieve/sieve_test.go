@@ -693,3 +693,42 @@ func TestAddFlagsBounded(t *testing.T) {
 		t.Errorf("Execute = %v, want errTooMuchWork", err)
 	}
 }
+
+// TestRegexCost: a :regex key costs what its program does, not its length
+// ("[a-z]{1000}" is 11 bytes but a thousand steps per byte matched), and
+// programs too large for one key, or for a script, are refused at compile
+// time.
+func TestRegexCost(t *testing.T) {
+	s, err := Compile([]byte(`require "regex"; if header :regex "subject" "[a-z]{1000}" { discard; }`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := "Subject: " + strings.Repeat("a1", 50<<10) + "\r\n\r\n"
+	if _, err := s.Execute(context.Background(), Message{Header: []byte(header)}, Envelope{}, nil); !errors.Is(err, errTooMuchWork) {
+		t.Errorf("Execute = %v, want errTooMuchWork", err)
+	}
+
+	big := strings.Repeat("(?:x{1000})", 17)
+	for _, tt := range []struct{ name, script, msg string }{
+		{"one key", `require "regex"; if header :regex "subject" "` + big + `" { discard; }`, "too large"},
+		{"one key with variables", `require ["regex", "variables"]; set "a" "1000"; if header :regex "subject" "${a}` + big + `" { discard; }`, ""},
+		{"the script", `require "regex";` + strings.Repeat(`if header :regex "subject" "[a-z]{1000}[0-9]{1000}[a-z]{1000}" { discard; }`, 100), "regular expressions are too large"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Compile([]byte(tt.script))
+			if tt.msg != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.msg) {
+					t.Errorf("Compile = %v, want an error with %q", err, tt.msg)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			// At run time the key is refused and the message kept.
+			if _, err := s.Execute(context.Background(), testMessage([]byte(testMsg)), Envelope{}, nil); err == nil || !strings.Contains(err.Error(), "too large") {
+				t.Errorf("Execute = %v, want a key too large", err)
+			}
+		})
+	}
+}
