@@ -366,7 +366,50 @@ func (c *checker) str(line int, s string) str {
 			panic(compileErrorf(line, "%v", err))
 		}
 	}
-	return str{s: s, vars: c.req["variables"] && strings.Contains(s, "${")}
+	v := str{s: s, vars: c.req["variables"] && strings.Contains(s, "${")}
+	if v.vars {
+		// RFC 5229 3: a reference into a namespace whose extension
+		// the script does not require is an error, and this package
+		// has no such extension.
+		_, _, err := replaceRefs(s, math.MaxInt, func(name string) (string, bool, error) {
+			if ns, ok := namespace(name); ok {
+				return "", false, fmt.Errorf("${%s}: unknown variable namespace %q", name, ns)
+			}
+			return "", false, nil
+		})
+		if err != nil {
+			panic(compileErrorf(line, "%v", err))
+		}
+	}
+	return v
+}
+
+// namespace returns the namespace of a variable reference's name, and
+// whether it is a namespaced name: identifier "." *(variable-name ".")
+// variable-name (RFC 5229 3).
+func namespace(name string) (string, bool) {
+	ns, rest, found := strings.Cut(name, ".")
+	if !found || !isIdentifier(ns) {
+		return "", false
+	}
+	for part := range strings.SplitSeq(rest, ".") {
+		if !isIdentifier(part) && !isNumber(part) {
+			return "", false
+		}
+	}
+	return ns, true
+}
+
+func isNumber(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *checker) strs(a argument) []str {

@@ -62,6 +62,8 @@ func TestCompileErrors(t *testing.T) {
 		{"envelope part", "require \"envelope\";\nif envelope \"auth\" \"x\" { keep; }", 2, `unknown envelope part "auth"`},
 		{"bad variable name", "require \"variables\";\nset \"a-b\" \"c\";", 2, `"a-b" is not a valid variable name`},
 		{"set modifiers clash", "require \"variables\";\nset :lower :upper \"a\" \"b\";", 2, ":lower and :upper cannot be used together"},
+		{"unknown namespace", "require [\"variables\", \"fileinto\"];\nfileinto \"a/${env.name}\";", 2, `unknown variable namespace "env"`},
+		{"unknown namespace, deeper", "require \"variables\";\nif string \"${a.b.1}\" \"\" { keep; }", 2, `unknown variable namespace "a"`},
 		{"bad unicode", "require \"encoded-character\";\nif header :is \"a\" \"${unicode:D800}\" { keep; }", 2, "not a Unicode character"},
 		{"bad zone", "require \"date\";\nif date :zone \"1\" \"date\" \"year\" \"2026\" { keep; }", 2, "invalid time zone"},
 		{"bad date part", "require \"date\";\nif date \"date\" \"era\" \"x\" { keep; }", 2, `unknown date part "era"`},
@@ -101,6 +103,8 @@ func TestCompileAccepts(t *testing.T) {
 		{"deep but allowed", strings.Repeat("if true {\n", 30) + strings.Repeat("}", 30)},
 		{"elsif chain", `if false { keep; } elsif false { keep; } elsif true { discard; } else { stop; }`},
 		{"empty block", `if true {}`},
+		{"dotted but no namespace", `require ["variables","fileinto"]; fileinto "${a.}${.a}${a..b}${a.b-c}";`},
+		{"namespace without variables", `require "fileinto"; fileinto "${env.name}";`},
 		{"nested test lists", `if anyof (allof (true, not false), anyof (false)) { keep; }`},
 	}
 	for _, tt := range tests {

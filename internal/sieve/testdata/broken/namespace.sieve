@@ -1,0 +1,5 @@
+require ["variables", "fileinto"];
+
+if header :matches "subject" "*" {
+  fileinto "Archive/${env.name}";
+}
