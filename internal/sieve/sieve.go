@@ -22,11 +22,12 @@
 // reads the MIME parts internal/message finds.
 //
 // Sieve has no loops, so a run's work is bounded by the script's size
-// times the message's; limits bound it further: MaxScriptSize and 32
-// levels of nesting at compile time, and at run time MaxActions, 256
-// variables of at most 4 KiB each, strings of at most 64 KiB after
-// expansion, 1 MiB of message read by the body test and a budget of bytes
-// compared. A run past a limit fails, and the caller keeps the message.
+// times the message's; limits bound it further: MaxScriptSize, 32 levels
+// of nesting and the size of :regex programs at compile time, and at run
+// time MaxActions, 256 variables of at most 4 KiB each, strings of at
+// most 64 KiB after expansion, 1 MiB of message read by the body test and
+// a budget of work (bytes compared, read and split, regex steps). A run
+// past a limit fails, and the caller keeps the message.
 package sieve
 
 import (
