@@ -731,3 +731,14 @@ func TestRegexCost(t *testing.T) {
 		})
 	}
 }
+
+// TestLongHeaderCanceled: reading a long header heeds the run's context
+// between fields.
+func TestLongHeaderCanceled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := &run{ctx: ctx, msg: Message{Header: []byte(strings.Repeat("X-A: b\r\n", 5000) + "\r\n")}}
+	if _, err := r.header("x-a", 0, false); !errors.Is(err, context.Canceled) {
+		t.Errorf("header = %v, want context.Canceled", err)
+	}
+}
