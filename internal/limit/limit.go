@@ -7,7 +7,11 @@
 // message), which is only slowed down.
 package limit
 
-import "time"
+import (
+	"context"
+	"errors"
+	"time"
+)
 
 // Flood is how long a client may keep the bucket empty with commands that
 // achieve nothing before it is disconnected: longer than an honest burst
@@ -61,6 +65,33 @@ func (r *Rate) Take(now time.Time) (wait time.Duration, flood bool) {
 	}
 	wait = time.Duration(-r.tokens / r.perSecond * float64(time.Second))
 	return wait, now.Sub(r.emptySince) > Flood
+}
+
+// ErrFlood is Wait's answer to a client over its rate for longer than
+// Flood: the session ends.
+var ErrFlood = errors.New("client kept sending over its command rate")
+
+// Wait accounts for a command arriving now and waits until it may run.
+// Before a wait it calls flush, so that the answers so far reach the
+// client meanwhile. It returns ErrFlood, without waiting, for a client
+// Take calls a flood, and ctx's error when ctx ends during the wait.
+func (r *Rate) Wait(ctx context.Context, flush func()) error {
+	wait, flood := r.Take(time.Now())
+	if flood {
+		return ErrFlood
+	}
+	if wait <= 0 {
+		return nil
+	}
+	flush()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Useful records that the last command did some work for the client (it

@@ -1,6 +1,8 @@
 package limit
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 )
@@ -104,5 +106,32 @@ func TestNoFloodWhenUseful(t *testing.T) {
 		if now.Sub(useless) > 2*Flood {
 			t.Fatal("useless commands over the rate for twice Flood are not a flood")
 		}
+	}
+}
+
+// TestWait: within the burst Wait neither flushes nor waits; past it, it
+// flushes and then waits, giving up when the context ends; a flood is
+// answered at once, with nothing flushed.
+func TestWait(t *testing.T) {
+	r := NewRate(1)
+	flushes := 0
+	flush := func() { flushes++ }
+	for i := range 2 {
+		if err := r.Wait(t.Context(), flush); err != nil || flushes != 0 {
+			t.Fatalf("command %d of the burst: %v, %d flushes", i, err, flushes)
+		}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := r.Wait(ctx, flush); !errors.Is(err, context.Canceled) || flushes != 1 {
+		t.Errorf("past the burst, cancelled: %v, %d flushes; want context.Canceled after one flush", err, flushes)
+	}
+	r.emptySince = time.Now().Add(-2 * Flood) // over its rate for twice Flood
+	if err := r.Wait(t.Context(), flush); !errors.Is(err, ErrFlood) || flushes != 1 {
+		t.Errorf("a flood: %v, %d flushes; want ErrFlood and no flush", err, flushes)
+	}
+	var none *Rate
+	if err := none.Wait(ctx, flush); err != nil {
+		t.Errorf("no limit: %v", err)
 	}
 }

@@ -56,6 +56,9 @@ type conn struct {
 	bad int
 	// done is set by LOGOUT.
 	done bool
+	// leaving is set when the session says BYE, which gets byeTimeout to
+	// be written whatever deadline has passed.
+	leaving bool
 
 	// The rest is set once logged in.
 
@@ -87,14 +90,23 @@ func newConn(s *Server, nc net.Conn) *conn {
 	return c
 }
 
-// deadlineWriter gives every write to the client the idle timeout, so a
-// client that stops reading is dropped.
+// deadlineWriter gives every write to the client the deadline a read
+// would get (deadline), so a client that stops reading is dropped as one
+// that stops writing is: before login, at the login timeout.
 type deadlineWriter struct{ c *conn }
 
 func (w deadlineWriter) Write(p []byte) (int, error) {
-	w.c.raw.SetWriteDeadline(time.Now().Add(w.c.srv.cfg.Sieve.IdleTimeout.D()))
+	d := w.c.deadline()
+	if w.c.leaving {
+		d = time.Now().Add(byeTimeout)
+	}
+	w.c.raw.SetWriteDeadline(d)
 	return w.c.nc.Write(p)
 }
+
+// byeTimeout bounds the writing of the BYE that ends a session, which
+// often follows a deadline that has passed.
+const byeTimeout = 5 * time.Second
 
 // interrupt makes a session waiting for a command notice Shutdown. Safe
 // from any goroutine.
@@ -138,7 +150,7 @@ func (c *conn) serve() {
 		// Commands pipelined after LOGOUT are ignored (RFC 5804 2.3),
 		// but closing with them unread could reset the connection
 		// before the client reads the OK.
-		c.lingeringClose()
+		server.LingeringClose(c.nc)
 	}
 }
 
@@ -164,9 +176,10 @@ func (c *conn) bye(e byeError) {
 		c.log.Info("managesieve session ended by the server", "reason", e.text, "err", e.err)
 	}
 	defer func() { recover() }() // the client may be gone already
+	c.leaving = true
 	c.writeResp("BYE", e.code, e.text)
 	c.flush()
-	c.lingeringClose()
+	server.LingeringClose(c.nc)
 }
 
 // logout gives back what login took.
@@ -238,24 +251,24 @@ func (c *conn) discard(n int64) error {
 	return nil
 }
 
-// setReadDeadline gives the client until the idle timeout, or before
-// login the login timeout if sooner, to send what the session waits for.
-func (c *conn) setReadDeadline() {
+// deadline is how long the client has to send or take what the session
+// waits for: the idle timeout, or before login the login timeout if
+// sooner.
+func (c *conn) deadline() time.Time {
 	d := time.Now().Add(c.srv.cfg.Sieve.IdleTimeout.D())
-	if c.account.ID == 0 {
-		d = earliest(d, c.started.Add(c.srv.cfg.Sieve.LoginTimeout.D()))
+	if login := c.started.Add(c.srv.cfg.Sieve.LoginTimeout.D()); c.account.ID == 0 && login.Before(d) {
+		return login
 	}
-	c.raw.SetReadDeadline(d)
+	return d
+}
+
+// setReadDeadline sets the deadline for a read, or makes it fail at once
+// when the server is shutting down.
+func (c *conn) setReadDeadline() {
+	c.raw.SetReadDeadline(c.deadline())
 	if c.srv.conns.Closing() {
 		c.raw.SetReadDeadline(time.Now())
 	}
-}
-
-func earliest(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
 }
 
 // xreadError ends the session after a failed read: with BYE when the
@@ -275,32 +288,14 @@ func (c *conn) xreadError(err error) {
 	xabort(err)
 }
 
-// lingeringClose half-closes the connection and reads what the client is
-// still sending for a moment, so that it reads the last response rather
-// than a connection reset caused by closing with unread input.
-func (c *conn) lingeringClose() {
-	server.CloseWrite(c.nc)
-	c.raw.SetReadDeadline(time.Now().Add(time.Second))
-	io.CopyN(io.Discard, c.nc, 1<<20)
-}
-
 // throttle keeps the session within Limits.CommandsPerSecond, as POP3 and
 // IMAP do; a client that never stops sending too fast is sent away.
 func (c *conn) throttle() {
-	wait, flood := c.rate.Take(time.Now())
-	if flood {
-		panic(byeError{code: codeTryLater, text: "too many commands; slow down", err: errors.New("client kept sending over its command rate")})
-	}
-	if wait <= 0 {
-		return
-	}
-	c.flush()
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-c.ctx.Done():
-		xabort(c.ctx.Err())
+	switch err := c.rate.Wait(c.ctx, c.flush); {
+	case errors.Is(err, limit.ErrFlood):
+		panic(byeError{code: codeTryLater, text: "too many commands; slow down", err: err})
+	case err != nil:
+		xabort(err)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -276,7 +275,7 @@ func (c *conn) readLine(limit int) (string, error) {
 			if total > absurd {
 				c.writeErr("", "line too long")
 				c.flush()
-				c.lingeringClose()
+				server.LingeringClose(c.nc)
 				xabort(fmt.Errorf("line over %d bytes", absurd))
 			}
 			continue
@@ -355,15 +354,6 @@ func earliest(a, b time.Time) time.Time {
 	return a
 }
 
-// lingeringClose half-closes the connection and reads what the client is
-// still sending for a moment, so that it reads the last response rather
-// than a connection reset caused by closing with unread input.
-func (c *conn) lingeringClose() {
-	server.CloseWrite(c.nc)
-	c.raw.SetReadDeadline(time.Now().Add(time.Second))
-	io.CopyN(io.Discard, c.nc, 1<<20)
-}
-
 // goodbye tells the client the server is going away and ends the session
 // without entering UPDATE.
 func (c *conn) goodbye() {
@@ -376,27 +366,15 @@ func (c *conn) goodbye() {
 // bursts of twice as many, by waiting before the command runs; a client
 // that never stops sending too fast is told so and disconnected.
 func (c *conn) throttle() {
-	wait, flood := c.rate.Take(time.Now())
-	if flood {
+	switch err := c.rate.Wait(c.ctx, c.flush); {
+	case errors.Is(err, limit.ErrFlood):
 		c.writeErr("SYS/TEMP", "too many commands; slow down")
 		c.flush()
-		xabort(errFlood)
-	}
-	if wait <= 0 {
-		return
-	}
-	c.flush()
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-c.ctx.Done():
-		xabort(c.ctx.Err())
+		xabort(err)
+	case err != nil:
+		xabort(err)
 	}
 }
-
-// errFlood ends a session that kept over its command rate.
-var errFlood = errors.New("client kept sending over its command rate")
 
 // execute runs one command line. Refusals raised in the command become
 // -ERR responses here; a panic that is not one is a bug: it is logged with
@@ -418,7 +396,7 @@ func (c *conn) execute(line string) {
 			c.log.Info("pop3 account deleted; ending the session", "cmd", cmd.name, "err", e.err)
 			c.writeErr(codeSysPerm, "your account has been deleted")
 			c.flush()
-			c.lingeringClose()
+			server.LingeringClose(c.nc)
 			xabort(e.err)
 		case abortError:
 			panic(e)

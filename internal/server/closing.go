@@ -2,7 +2,9 @@ package server
 
 import (
 	"crypto/tls"
+	"io"
 	"net"
+	"time"
 )
 
 // TCPConn returns the TCP connection under nc, unwrapping TLS and the
@@ -33,6 +35,24 @@ func CloseWrite(nc net.Conn) {
 	if tcp := TCPConn(nc); tcp != nil {
 		_ = tcp.CloseWrite()
 	}
+}
+
+// How long, and for how many bytes at most, LingeringClose reads what a
+// client still sends.
+const (
+	lingerTime  = time.Second
+	lingerBytes = 1 << 20
+)
+
+// LingeringClose prepares to close a connection whose client may still be
+// sending: CloseWrite, then it reads and drops what arrives for a moment
+// (a second, a megabyte at most), so that the client reads the last
+// answer rather than the reset that closing with unread input causes.
+// The caller closes nc after it. The read deadline it sets stays.
+func LingeringClose(nc net.Conn) {
+	CloseWrite(nc)
+	_ = nc.SetReadDeadline(time.Now().Add(lingerTime))
+	_, _ = io.CopyN(io.Discard, nc, lingerBytes)
 }
 
 // Reset closes a connection with a TCP reset, freeing at once a send

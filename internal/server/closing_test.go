@@ -54,3 +54,44 @@ func TestCloseWrite(t *testing.T) {
 		t.Fatalf("server read %q, %v after its half-close", buf, err)
 	}
 }
+
+// TestLingeringClose: the client reads the server's last answer and then
+// EOF although it was still sending when the server closed: its input
+// was read and dropped first, so no reset overtook the answer.
+func TestLingeringClose(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	srv, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Unread input when the server is done: the client pipelined more.
+	if _, err := io.WriteString(client, "NOOP\r\nNOOP\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 6)
+	if _, err := io.ReadFull(srv, buf); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(srv, "BYE\r\n")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		LingeringClose(srv)
+		srv.Close()
+	}()
+	got, err := io.ReadAll(client)
+	if err != nil || string(got) != "BYE\r\n" {
+		t.Fatalf("client read %q, %v; want the BYE, then EOF", got, err)
+	}
+	client.Close() // LingeringClose reads to the client's EOF
+	<-done
+}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -352,11 +351,6 @@ func (c *conn) flush() {
 	c.bw.Flush()
 }
 
-// lingeringClose half-closes the connection and reads what the client is
-// still sending for a moment, so that it reads the last replies rather
-// than a connection reset caused by closing with unread input.
-func (c *conn) lingeringClose() {
-	server.CloseWrite(c.nc)
-	c.nc.SetReadDeadline(time.Now().Add(time.Second))
-	io.CopyN(io.Discard, c.nc, 1<<20)
-}
+// lingeringClose closes the server's half so that the client reads the
+// last replies, not a reset (server.LingeringClose).
+func (c *conn) lingeringClose() { server.LingeringClose(c.nc) }
