@@ -209,8 +209,10 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 	}
 	// The first account comes once every listener is bound, so that the
 	// welcome names the addresses clients can reach (a port 0 resolved)
-	// and no password is handed out by a server that could not start.
-	if err := firstAccount(ctx, cfg, st, authn.Hasher(), welcome{g.bound, fingerprint, storeFlags}, stdout); err != nil {
+	// and no password is handed out by a server that could not start. A
+	// signal meanwhile lets it finish, so that an account made is also
+	// told of, and then stops the server as it would have.
+	if err := firstAccount(context.WithoutCancel(ctx), cfg, st, authn.Hasher(), welcome{g.bound, fingerprint, storeFlags}, stdout); err != nil {
 		g.closeListeners()
 		return err
 	}
