@@ -281,7 +281,3 @@ func fillMissing(a Address) Address {
 	}
 	return a
 }
-
-// parseAddressList is ParseAddressList under the name the package's tests
-// call it by.
-func parseAddressList(s string) []Address { return ParseAddressList(s) }

@@ -50,15 +50,15 @@ func TestParseAddressList(t *testing.T) {
 		{"<a b:c@d>", `("" "" "c" "d")`},
 	}
 	for _, tt := range tests {
-		got := dumpAddresses(parseAddressList(tt.in))
+		got := dumpAddresses(ParseAddressList(tt.in))
 		if got != tt.want {
-			t.Errorf("parseAddressList(%q)\n got %s\nwant %s", tt.in, got, tt.want)
+			t.Errorf("ParseAddressList(%q)\n got %s\nwant %s", tt.in, got, tt.want)
 		}
 	}
 }
 
 func TestParseAddressListBounded(t *testing.T) {
-	list := parseAddressList(strings.Repeat("a@b,", 2*maxAddresses))
+	list := ParseAddressList(strings.Repeat("a@b,", 2*maxAddresses))
 	if len(list) != maxAddresses {
 		t.Errorf("%d addresses, want %d", len(list), maxAddresses)
 	}
