@@ -31,6 +31,24 @@ func TestFields(t *testing.T) {
 	}
 }
 
+func TestSpacedValue(t *testing.T) {
+	for header, want := range map[string]string{
+		"Subject: quarterly\r\n\tbudget\r\n": "quarterly budget", // Outlook's fold
+		"Subject: quarterly\n\tbudget\n":     "quarterly budget",
+		"Subject: quarterly\r\n budget\r\n":  "quarterly budget",
+		"Subject: a\tb\r\n":                  "a\tb", // a tab within a line stays
+		"Subject:\r\n\tfolded at once\r\n":   "folded at once",
+		"To: a@b,\r\n\t c@d,\r\n\t\te@f\r\n": "a@b,  c@d, \te@f", // the second tab is no fold's
+		"Subject: none folded\r\n":           "none folded",
+	} {
+		for f := range Fields([]byte(header)) {
+			if got := f.SpacedValue(); got != want {
+				t.Errorf("SpacedValue of %q = %q, want %q", header, got, want)
+			}
+		}
+	}
+}
+
 func ExampleFields() {
 	header := []byte("Subject: a long\r\n subject\r\nX-Spam: yes\r\n\r\n")
 	for f := range Fields(header) {

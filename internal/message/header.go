@@ -248,6 +248,17 @@ type Field struct {
 // Encoded words are left as they are; DecodeHeaderValue decodes them.
 func (f Field) Value() string { return fieldValue(f.rest) }
 
+// SpacedValue is Value with the tab that begins a folded line made a space:
+// mailers such as Outlook fold a line at a space and start the next one
+// with a tab, and whoever reads or matches the value means the space.
+// Pigeonhole's Sieve matches the value so, and people's filters expect it.
+func (f Field) SpacedValue() string {
+	if !bytes.Contains(f.rest, []byte("\n\t")) {
+		return f.Value()
+	}
+	return fieldValue(bytes.ReplaceAll(f.rest, []byte("\n\t"), []byte("\n ")))
+}
+
 // Fields yields the fields of a header block in order, up to the empty
 // line that ends it. Lines that are not fields (no colon, or continuation
 // lines with nothing before them) are skipped. It reads the block once,

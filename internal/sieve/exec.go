@@ -389,7 +389,7 @@ func (r *run) readHeader() error {
 			}
 		}
 		name := message.ASCIILower(string(f.Name))
-		r.fields[name] = append(r.fields[name], f.Value())
+		r.fields[name] = append(r.fields[name], f.SpacedValue())
 	}
 	return r.spend(int64(len(r.msg.Header)))
 }

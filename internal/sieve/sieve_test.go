@@ -144,6 +144,7 @@ const testMsg = "Return-Path: <alice@example.org>\r\n" +
 	"Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?= from [list]\r\n" +
 	"X-Spam-Score: 7\r\n" +
 	"X-Folded: one\r\n two\r\n" +
+	"X-Outlook: quarterly\r\n\tbudget\r\n" +
 	"Content-Type: text/plain; charset=utf-8\r\n" +
 	"\r\n" +
 	"Hello Bob, the code is 4711.\r\n"
@@ -214,6 +215,7 @@ func TestExecute(t *testing.T) {
 		{"header casemap ascii only", `require "fileinto"; if header :contains "subject" "GRÜSSE" { fileinto "A"; }`, []string{"keep"}},
 		{"header octet", `require "fileinto"; if header :is :comparator "i;octet" "x-spam-score" "7" { fileinto "A"; }`, []string{"fileinto A"}},
 		{"header unfolded", `require "fileinto"; if header :is "x-folded" "one two" { fileinto "A"; }`, []string{"fileinto A"}},
+		{"folding tab as space", `require "fileinto"; if header :is "x-outlook" "quarterly budget" { fileinto "A"; }`, []string{"fileinto A"}},
 		{"header missing", `require "fileinto"; if header :contains "x-nope" "" { fileinto "A"; }`, []string{"keep"}},
 		{"header empty key", `require "fileinto"; if header :contains "subject" "" { fileinto "A"; }`, []string{"fileinto A"}},
 		{"exists", `require "fileinto"; if exists ["From", "x-spam-score"] { fileinto "A"; }`, []string{"fileinto A"}},
