@@ -198,20 +198,23 @@ func (c *sieveCmd) put(name string, stdin io.Reader) error {
 	if _, err := sieve.Compile(src); err != nil {
 		return fmt.Errorf("script %q not stored: %w", name, err)
 	}
-	scripts, err := c.sess.SieveScripts(c.ctx)
+	// Only what is said below depends on this; the store counts the
+	// scripts against the limit in the write itself.
+	old, err := c.sess.SieveScripts(c.ctx)
 	if err != nil {
 		return err
 	}
 	replaced, active := false, false
-	for _, sc := range scripts {
+	for _, sc := range old {
 		if sc.Name == name {
 			replaced, active = true, sc.Active
 		}
 	}
-	if !replaced && len(scripts) >= c.limits.MaxScripts {
-		return fmt.Errorf("%s has %d scripts, sieve.max_scripts; delete one first", c.account, len(scripts))
+	err = c.sess.PutSieveScript(c.ctx, name, src, c.limits.MaxScripts)
+	if errors.Is(err, store.ErrLimit) {
+		return fmt.Errorf("%s has %d scripts, sieve.max_scripts; delete one first", c.account, c.limits.MaxScripts)
 	}
-	if err := c.sess.PutSieveScript(c.ctx, name, src); err != nil {
+	if err != nil {
 		return err
 	}
 	switch {

@@ -152,7 +152,7 @@ func putRaw(t *testing.T, where []string, account, name, content string) {
 		t.Fatal(err)
 	}
 	defer ss.Close()
-	if err := ss.PutSieveScript(ctx, name, []byte(content)); err != nil {
+	if err := ss.PutSieveScript(ctx, name, []byte(content), 0); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -68,7 +68,7 @@ func (f *sieveFixture) activate(script string) {
 		}
 		return
 	}
-	if err := ss.PutSieveScript(f.t.Context(), "main", []byte(script)); err != nil {
+	if err := ss.PutSieveScript(f.t.Context(), "main", []byte(script), 0); err != nil {
 		f.t.Fatal(err)
 	}
 	if err := ss.ActivateSieveScript(f.t.Context(), "main"); err != nil {
@@ -303,7 +303,7 @@ func TestScriptCache(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := ss.PutSieveScript(t.Context(), "shared", []byte(script)); err != nil {
+		if err := ss.PutSieveScript(t.Context(), "shared", []byte(script), 0); err != nil {
 			t.Fatal(err)
 		}
 		if err := ss.ActivateSieveScript(t.Context(), "shared"); err != nil {

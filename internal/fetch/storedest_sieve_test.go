@@ -27,7 +27,7 @@ func TestStoreDestSieve(t *testing.T) {
 	script := `require ["envelope", "fileinto", "mailbox", "subaddress"];
 		if envelope :is "from" "list-bounces@example.net" { fileinto :create "Lists"; stop; }
 		if allof (envelope :detail "to" "pop", header :contains "subject" "message 3") { discard; }`
-	if err := sess.PutSieveScript(ctx, "main", []byte(script)); err != nil {
+	if err := sess.PutSieveScript(ctx, "main", []byte(script), 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := sess.ActivateSieveScript(ctx, "main"); err != nil {

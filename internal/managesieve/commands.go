@@ -244,9 +244,11 @@ func (c *conn) checkSize(size int64) {
 	}
 }
 
-// checkCount refuses a new script when the account has
-// Config.Sieve.MaxScripts; replacing one is always allowed.
-func (c *conn) checkCount(name string) {
+// predictCount refuses, for HAVESPACE, a new script when the account has
+// Config.Sieve.MaxScripts; replacing one is always allowed. It is a
+// prediction: PUTSCRIPT leaves the count to the store, which counts in
+// the write that stores the script.
+func (c *conn) predictCount(name string) {
 	list, err := c.scripts.SieveScripts(c.ctx)
 	xcheck(err, "list scripts")
 	if slices.ContainsFunc(list, func(s store.SieveScript) bool { return s.Name == name }) {
@@ -285,7 +287,7 @@ func (c *conn) cmdHaveSpace(cmd command) {
 	}
 	xname(name)
 	c.checkSize(size)
-	c.checkCount(name)
+	c.predictCount(name)
 	c.writeResp("OK", "", "putscript would succeed")
 }
 
@@ -296,8 +298,11 @@ func (c *conn) cmdPutScript(cmd command) {
 	xname(name)
 	c.checkSize(int64(len(script)))
 	c.compile(script)
-	c.checkCount(name)
-	xcheck(c.scripts.PutSieveScript(c.ctx, name, []byte(script)), "put script")
+	err := c.scripts.PutSieveScript(c.ctx, name, []byte(script), c.srv.cfg.Sieve.MaxScripts)
+	if errors.Is(err, store.ErrLimit) {
+		xuser(codeMaxScripts, "an account may keep at most %d scripts", c.srv.cfg.Sieve.MaxScripts)
+	}
+	xcheck(err, "put script")
 	c.log.Info("managesieve script stored", "script", name, "size", len(script))
 	c.writeResp("OK", "", "script stored")
 }

@@ -225,10 +225,13 @@ type Session interface {
 
 	// PutSieveScript creates a script or replaces the content of one; a
 	// replaced active script stays active. The name is checked with
-	// ValidSieveScriptName (ErrInvalidName). The content is stored as
-	// given: checking it is the caller's job, as are the limits on the
-	// number and size of scripts.
-	PutSieveScript(ctx context.Context, name string, content []byte) error
+	// ValidSieveScriptName (ErrInvalidName). With maxScripts > 0, a new
+	// name when the account has maxScripts scripts already is refused
+	// with ErrLimit, counted in the write that stores it, so that two
+	// sessions at once cannot both take the last place; replacing a
+	// script is always allowed. The content is stored as given: checking
+	// it, and its size, is the caller's job.
+	PutSieveScript(ctx context.Context, name string, content []byte, maxScripts int) error
 
 	// ActivateSieveScript makes the named script the account's one active
 	// script, and no other (RFC 5804 2.8); "" leaves none active. It

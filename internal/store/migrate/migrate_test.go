@@ -132,7 +132,7 @@ func populate(t *testing.T, from store.Store) {
 		}
 		// Sieve scripts: alice's second is active, bob has none active.
 		for _, sc := range []string{"main", "Ñandú"} {
-			if err := ss.PutSieveScript(ctx, sc, fmt.Appendf(nil, "# %s of %s\r\nkeep;\r\n", sc, name)); err != nil {
+			if err := ss.PutSieveScript(ctx, sc, fmt.Appendf(nil, "# %s of %s\r\nkeep;\r\n", sc, name), 0); err != nil {
 				t.Fatal(err)
 			}
 		}

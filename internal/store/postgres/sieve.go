@@ -84,17 +84,26 @@ func (ss *session) writeSieve(ctx context.Context, queue func(b *pgx.Batch)) err
 }
 
 // PutSieveScript implements store.Session.
-func (ss *session) PutSieveScript(ctx context.Context, name string, content []byte) error {
+func (ss *session) PutSieveScript(ctx context.Context, name string, content []byte, maxScripts int) error {
 	if err := store.ValidSieveScriptName(name); err != nil {
 		return err
 	}
 	if content == nil {
 		content = []byte{} // NOT NULL
 	}
+	// Counted under the account's lock: no other put can take the last
+	// place meanwhile.
 	err := ss.writeSieve(ctx, func(b *pgx.Batch) {
-		b.Queue(`INSERT INTO sieve_scripts (account_id, name, content, modified) VALUES ($1, $2, $3, $4)
+		b.Queue(`INSERT INTO sieve_scripts (account_id, name, content, modified) SELECT $1, $2, $3, $4
+			WHERE $5 <= 0 OR EXISTS (SELECT 1 FROM sieve_scripts WHERE account_id = $1 AND name = $2)
+				OR (SELECT count(*) FROM sieve_scripts WHERE account_id = $1) < $5
 			ON CONFLICT (account_id, name) DO UPDATE SET content = excluded.content, modified = excluded.modified`,
-			ss.id, name, content, time.Now())
+			ss.id, name, content, time.Now(), maxScripts).Exec(func(ct pgconn.CommandTag) error {
+			if ct.RowsAffected() == 0 {
+				return fmt.Errorf("%w: the account has %d sieve scripts", store.ErrLimit, maxScripts)
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("put sieve script %q: %w", name, err)

@@ -119,7 +119,7 @@ func fillStore(t *testing.T, st *Store) {
 			t.Fatal(err)
 		}
 		for _, sc := range []string{"main", "spare"} {
-			if err := ss.PutSieveScript(ctx, sc, []byte("# "+sc+" of "+name+"\r\nkeep;\r\n")); err != nil {
+			if err := ss.PutSieveScript(ctx, sc, []byte("# "+sc+" of "+name+"\r\nkeep;\r\n"), 0); err != nil {
 				t.Fatal(err)
 			}
 		}

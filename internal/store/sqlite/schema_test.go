@@ -125,7 +125,7 @@ func TestMailSchemaUpgrade(t *testing.T) {
 		t.Error("tombstone.created_modseq is still there after the upgrade")
 	}
 	// Version 4: Sieve scripts.
-	if err := ss.PutSieveScript(ctx, "main", []byte("keep;")); err != nil {
+	if err := ss.PutSieveScript(ctx, "main", []byte("keep;"), 0); err != nil {
 		t.Errorf("PutSieveScript after the upgrade: %v", err)
 	}
 }

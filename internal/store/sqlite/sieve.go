@@ -78,7 +78,7 @@ func (ss *session) sieveScript(ctx context.Context, where string, args ...any) (
 }
 
 // PutSieveScript implements store.Session.
-func (ss *session) PutSieveScript(ctx context.Context, name string, content []byte) error {
+func (ss *session) PutSieveScript(ctx context.Context, name string, content []byte, maxScripts int) error {
 	if err := store.ValidSieveScriptName(name); err != nil {
 		return err
 	}
@@ -87,9 +87,22 @@ func (ss *session) PutSieveScript(ctx context.Context, name string, content []by
 	}
 	now := time.Now().UnixMicro()
 	err := ss.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO sieve_script (name, content, modified) VALUES (?, ?, ?)
-			ON CONFLICT (name) DO UPDATE SET content = excluded.content, modified = excluded.modified`, name, content, now)
-		return err
+		// Counted in the write transaction, which serializes the
+		// account's writes: no other put can take the last place
+		// meanwhile.
+		res, err := tx.ExecContext(ctx, `INSERT INTO sieve_script (name, content, modified) SELECT ?, ?, ?
+			WHERE ? <= 0 OR EXISTS (SELECT 1 FROM sieve_script WHERE name = ?) OR (SELECT count(*) FROM sieve_script) < ?
+			ON CONFLICT (name) DO UPDATE SET content = excluded.content, modified = excluded.modified`,
+			name, content, now, maxScripts, name, maxScripts)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return fmt.Errorf("%w: the account has %d sieve scripts", store.ErrLimit, maxScripts)
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("put sieve script %q: %w", name, err)

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -55,7 +56,7 @@ func testSieveScripts(t *testing.T, e *env) {
 
 	vacation := []byte("require \"fileinto\";\r\nfileinto \"Ñandú\";\r\n")
 	for name, content := range map[string][]byte{"vacation": vacation, "Ñandú 2": []byte("keep;"), "empty": nil} {
-		if err := ss.PutSieveScript(e.ctx, name, content); err != nil {
+		if err := ss.PutSieveScript(e.ctx, name, content, 0); err != nil {
 			t.Fatalf("PutSieveScript(%q): %v", name, err)
 		}
 	}
@@ -81,11 +82,11 @@ func testSieveScripts(t *testing.T, e *env) {
 	// Names (RFC 5804 1.6).
 	for _, name := range []string{"", "a\x00b", "tab\there", "line\r\nbreak", "del\x7f", "c1\u0085", "sep\u2028", "par\u2029",
 		"\xff\xfe", strings.Repeat("ñ", store.MaxSieveScriptNameLen+1)} {
-		mustErr(t, fmt.Sprintf("PutSieveScript(%q)", name), ss.PutSieveScript(e.ctx, name, []byte("keep;")), store.ErrInvalidName)
+		mustErr(t, fmt.Sprintf("PutSieveScript(%q)", name), ss.PutSieveScript(e.ctx, name, []byte("keep;"), 0), store.ErrInvalidName)
 		mustErr(t, fmt.Sprintf("RenameSieveScript to %q", name), ss.RenameSieveScript(e.ctx, "empty", name), store.ErrInvalidName)
 	}
 	long := strings.Repeat("ñ", store.MaxSieveScriptNameLen)
-	if err := ss.PutSieveScript(e.ctx, long, []byte("keep;")); err != nil {
+	if err := ss.PutSieveScript(e.ctx, long, []byte("keep;"), 0); err != nil {
 		t.Errorf("PutSieveScript(128 characters): %v", err)
 	}
 	if err := ss.DeleteSieveScript(e.ctx, long); err != nil {
@@ -118,7 +119,7 @@ func testSieveScripts(t *testing.T, e *env) {
 	}
 
 	// Replacing the active script keeps it active, with the new content.
-	if err := ss.PutSieveScript(e.ctx, "Ñandú 2", []byte("discard;")); err != nil {
+	if err := ss.PutSieveScript(e.ctx, "Ñandú 2", []byte("discard;"), 0); err != nil {
 		t.Fatalf("PutSieveScript over the active script: %v", err)
 	}
 	if act, err := ss.ActiveSieveScript(e.ctx); err != nil || act.Name != "Ñandú 2" || string(act.Content) != "discard;" || act.Size != 8 {
@@ -171,7 +172,7 @@ func testSieveScripts(t *testing.T, e *env) {
 // account made again with the name starts with none.
 func testSieveDeleteAccount(t *testing.T, e *env) {
 	_, ss := e.account("carol@example.org")
-	if err := ss.PutSieveScript(e.ctx, "main", []byte("keep;")); err != nil {
+	if err := ss.PutSieveScript(e.ctx, "main", []byte("keep;"), 0); err != nil {
 		t.Fatalf("PutSieveScript: %v", err)
 	}
 	if err := ss.ActivateSieveScript(e.ctx, "main"); err != nil {
@@ -196,7 +197,7 @@ func testSieveActivateRace(t *testing.T, e *env) {
 	a, ss := e.account("dave@example.org")
 	sessions := []store.Session{ss, e.session(e.another(), a.ID)}
 	for _, name := range []string{"one", "two"} {
-		if err := ss.PutSieveScript(e.ctx, name, []byte("keep;")); err != nil {
+		if err := ss.PutSieveScript(e.ctx, name, []byte("keep;"), 0); err != nil {
 			t.Fatalf("PutSieveScript(%s): %v", name, err)
 		}
 	}
@@ -232,5 +233,60 @@ func testSieveActivateRace(t *testing.T, e *env) {
 	}
 	if active != 1 {
 		t.Errorf("%d scripts active after concurrent activations, want 1: %+v", active, list)
+	}
+}
+
+// testSieveLimit: PutSieveScript's maxScripts refuses a new name past the
+// limit with ErrLimit and always lets a script be replaced; puts of new
+// names from two sessions at once, on two Stores, never go past it.
+func testSieveLimit(t *testing.T, e *env) {
+	a, ss := e.account("erin@example.org")
+	for _, name := range []string{"one", "two"} {
+		if err := ss.PutSieveScript(e.ctx, name, []byte("keep;"), 2); err != nil {
+			t.Fatalf("PutSieveScript(%s) within the limit: %v", name, err)
+		}
+	}
+	mustErr(t, "PutSieveScript of a third name, limit 2", ss.PutSieveScript(e.ctx, "three", []byte("keep;"), 2), store.ErrLimit)
+	if err := ss.PutSieveScript(e.ctx, "two", []byte("discard;"), 2); err != nil {
+		t.Errorf("PutSieveScript replacing a script at the limit: %v", err)
+	}
+	if sc, err := ss.SieveScript(e.ctx, "two"); err != nil || string(sc.Content) != "discard;" {
+		t.Errorf("SieveScript(two) after replacing it = %+v, %v", sc, err)
+	}
+	if err := ss.PutSieveScript(e.ctx, "three", []byte("keep;"), 0); err != nil {
+		t.Errorf("PutSieveScript without a limit: %v", err)
+	}
+	if got, want := sieveNames(t, e, ss, nil), "one three two"; got != want {
+		t.Errorf("scripts = %q, want %q", got, want)
+	}
+
+	// Two sessions race for the last places.
+	const limit, each = 6, 10
+	sessions := []store.Session{ss, e.session(e.another(), a.ID)}
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*each)
+	for i, sess := range sessions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range each {
+				err := sess.PutSieveScript(e.ctx, fmt.Sprintf("s%d-%d", i, j), []byte("keep;"), limit)
+				if err != nil && !errors.Is(err, store.ErrLimit) {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	list, err := ss.SieveScripts(e.ctx)
+	if err != nil {
+		t.Fatalf("SieveScripts: %v", err)
+	}
+	if len(list) != limit {
+		t.Errorf("%d scripts after concurrent puts with a limit of %d", len(list), limit)
 	}
 }

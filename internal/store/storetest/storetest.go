@@ -74,6 +74,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SieveScripts", testSieveScripts},
 		{"SieveDeleteAccount", testSieveDeleteAccount},
 		{"SieveActivateRace", testSieveActivateRace},
+		{"SieveLimit", testSieveLimit},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
