@@ -26,23 +26,9 @@ several accounts, a list, let your MTA expand it. Give the same --data or
 --config as the server; it sees the change at once.`, stderr)
 	var cf commonFlags
 	cf.register(fs)
-	pos, err := parseInterleaved(fs, args)
+	sub, pos, err := parseSubcommand(fs, args, map[string][2]int{"add": {2, 2}, "del": {1, 1}, "list": {0, 0}})
 	if err != nil {
-		return flagError(err)
-	}
-	if len(pos) == 0 {
-		fs.Usage()
-		return usageError{"missing subcommand"}
-	}
-	sub, pos := pos[0], pos[1:]
-	want := map[string]int{"add": 2, "del": 1, "list": 0}
-	n, ok := want[sub]
-	if !ok {
-		return usageError{fmt.Sprintf("unknown subcommand %q", sub)}
-	}
-	if len(pos) != n {
-		fs.Usage()
-		return usageError{fmt.Sprintf("alias %s: wrong number of arguments", sub)}
+		return err
 	}
 	cfg, err := cf.load()
 	if err != nil {

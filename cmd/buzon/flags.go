@@ -32,6 +32,31 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// parseSubcommand parses the arguments of a command made of subcommands
+// (buzon user, alias, sieve): flags anywhere among them (parseInterleaved),
+// then a subcommand of want, which gives the fewest and the most
+// arguments each takes. It returns the subcommand and its arguments.
+func parseSubcommand(fs *flag.FlagSet, args []string, want map[string][2]int) (string, []string, error) {
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return "", nil, flagError(err)
+	}
+	if len(pos) == 0 {
+		fs.Usage()
+		return "", nil, usageError{"missing subcommand"}
+	}
+	sub, pos := pos[0], pos[1:]
+	n, ok := want[sub]
+	if !ok {
+		return "", nil, usageError{fmt.Sprintf("unknown subcommand %q", sub)}
+	}
+	if len(pos) < n[0] || len(pos) > n[1] {
+		fs.Usage()
+		return "", nil, usageError{fmt.Sprintf("%s %s: wrong number of arguments", strings.TrimPrefix(fs.Name(), "buzon "), sub)}
+	}
+	return sub, pos, nil
+}
+
 // commonFlags are the flags every command that touches the store takes.
 type commonFlags struct {
 	data       string

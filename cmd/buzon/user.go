@@ -29,23 +29,9 @@ is not a terminal, and asked for otherwise. SIZE takes K, M, G, T suffixes;
 0 is unlimited.`, stderr)
 	var cf commonFlags
 	cf.register(fs)
-	pos, err := parseInterleaved(fs, args)
+	sub, pos, err := parseSubcommand(fs, args, map[string][2]int{"add": {1, 1}, "del": {1, 1}, "passwd": {1, 1}, "list": {0, 0}, "quota": {2, 3}})
 	if err != nil {
-		return flagError(err)
-	}
-	if len(pos) == 0 {
-		fs.Usage()
-		return usageError{"missing subcommand"}
-	}
-	sub, pos := pos[0], pos[1:]
-	want := map[string][2]int{"add": {1, 1}, "del": {1, 1}, "passwd": {1, 1}, "list": {0, 0}, "quota": {2, 3}}
-	n, ok := want[sub]
-	if !ok {
-		return usageError{fmt.Sprintf("unknown subcommand %q", sub)}
-	}
-	if len(pos) < n[0] || len(pos) > n[1] {
-		fs.Usage()
-		return usageError{fmt.Sprintf("user %s: wrong number of arguments", sub)}
+		return err
 	}
 	cfg, err := cf.load()
 	if err != nil {
