@@ -359,6 +359,8 @@ func TestReturnPath(t *testing.T) {
 		{"Return-Path: bare@example.net\r\n\r\n", "bare@example.net"},
 		{"Subject: none\r\n\r\n", ""},
 		{"Return-Path: <first@example.net>\r\nReturn-Path: <second@example.net>\r\n\r\n", "first@example.net"},
+		{"Return-Path:\r\n <folded@example.net>\r\n\r\n", "folded@example.net"},
+		{"Return-Path :\r\n\t<spaced@example.net>\r\nSubject: x\r\n\r\n", "spaced@example.net"},
 	} {
 		msg, err := sp.Spool(strings.NewReader(tc.msg))
 		if err != nil {

@@ -233,10 +233,7 @@ func (sp *Spooled) Close() error {
 // header returns the message's header section, up to and including the
 // empty line that ends it (the whole message when it has no body).
 func (sp *Spooled) header() ([]byte, error) {
-	n := sp.size
-	if sp.part != nil {
-		n = sp.part.BodyStart
-	}
+	n := sp.part.BodyStart // a Spooled is parsed before it is handed out
 	if sp.file == nil {
 		return sp.mem[:n], nil
 	}
@@ -257,15 +254,15 @@ func (sp *Spooled) ReturnPath() string {
 	if err != nil {
 		return ""
 	}
-	field := message.HeaderFields(h, []string{"return-path"}, false)
-	line, _, _ := bytes.Cut(field, []byte("\n"))
-	_, value, ok := bytes.Cut(line, []byte(":"))
-	if !ok {
-		return ""
+	for f := range message.Fields(h) {
+		if !bytes.EqualFold(f.Name, []byte("Return-Path")) {
+			continue
+		}
+		v := f.Value() // unfolded: a folded field keeps its address
+		if inner, ok := strings.CutPrefix(v, "<"); ok {
+			v, _, _ = strings.Cut(inner, ">")
+		}
+		return strings.TrimSpace(v)
 	}
-	v := strings.TrimSpace(string(value))
-	if inner, ok := strings.CutPrefix(v, "<"); ok {
-		v, _, _ = strings.Cut(inner, ">")
-	}
-	return strings.TrimSpace(v)
+	return ""
 }
