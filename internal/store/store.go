@@ -252,6 +252,17 @@ type Session interface {
 	// returns ErrNoSieveScript when no script is active.
 	ActiveSieveScript(ctx context.Context) (SieveScript, error)
 
+	// ActiveSieveScriptInfo says which script is active without reading
+	// it: Name, Size, Active and Modified, Content nil (a delivery keys
+	// its compiled scripts by these and reads the text only when it has
+	// none). It returns ErrNoSieveScript when no script is active. The
+	// answer reflects at least every change committed before notBefore.
+	// A backend may give it from what Open read, when Open began at or
+	// after notBefore (a delivery that opens a session passes the time it
+	// began, before Open, and costs no read of its own); otherwise it is
+	// one cheap read.
+	ActiveSieveScriptInfo(ctx context.Context, notBefore time.Time) (SieveScript, error)
+
 	// Close ends the Session.
 	Close() error
 }

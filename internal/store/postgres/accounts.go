@@ -171,13 +171,26 @@ func (s *Store) updateAccount(ctx context.Context, name, query string, args ...a
 // Open implements store.Store. A Session holds no connection: each call
 // takes one from the pool for its duration.
 func (s *Store) Open(ctx context.Context, accountID int64) (store.Session, error) {
+	// The same round trip tells which Sieve script is active, without
+	// its content: a delivery asks next (ActiveSieveScriptInfo), and for
+	// most accounts the answer is none.
+	ss := &session{s: s, id: accountID, opened: time.Now()}
 	var ok bool
-	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM accounts WHERE id = $1 AND import_state <> 1)`, accountID).Scan(&ok)
+	var name *string
+	var size *int64
+	var modified *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT a.id IS NOT NULL, sc.name, octet_length(sc.content), sc.modified
+		FROM (SELECT 1) one
+		LEFT JOIN accounts a ON a.id = $1 AND a.import_state <> 1
+		LEFT JOIN sieve_scripts sc ON sc.account_id = a.id AND sc.active`, accountID).Scan(&ok, &name, &size, &modified)
 	if err != nil {
 		return nil, fmt.Errorf("open account %d: %w", accountID, mapErr(err))
 	}
 	if !ok {
 		return nil, fmt.Errorf("open account %d: %w", accountID, store.ErrNoAccount)
 	}
-	return &session{s: s, id: accountID}, nil
+	if name != nil {
+		ss.openActive = &store.SieveScript{Name: *name, Size: *size, Active: true, Modified: modified.UTC()}
+	}
+	return ss, nil
 }

@@ -26,11 +26,17 @@ func TestRoundTrips(t *testing.T) {
 	// counting.
 	s := openConfig(t, Config{DSN: dsn, MaxConns: 1})
 	t.Cleanup(func() { s.Close() })
-	_, ss, inbox := newAccount(t, s, "alice@example.org")
+	alice, ss, inbox := newAccount(t, s, "alice@example.org")
 	for i := range 10 {
 		if _, err := ss.Append(ctx, inbox.ID, message(i)); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := ss.PutSieveScript(ctx, "main", []byte("keep;"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := ss.ActivateSieveScript(ctx, "main"); err != nil {
+		t.Fatal(err)
 	}
 	seen := store.Flags{System: store.FlagSeen}
 	flagged := store.Flags{System: store.FlagFlagged}
@@ -41,6 +47,25 @@ func TestRoundTrips(t *testing.T) {
 		op   func() error
 		want wireCount
 	}{
+		// A delivery opens a session and asks which script is active:
+		// Open's query answers both.
+		{"Open and ActiveSieveScriptInfo, as a delivery", func() error {
+			began := time.Now()
+			sess, err := s.Open(ctx, alice.ID)
+			if err != nil {
+				return err
+			}
+			defer sess.Close()
+			sc, err := sess.ActiveSieveScriptInfo(ctx, began)
+			if err == nil && sc.Name != "main" {
+				t.Errorf("ActiveSieveScriptInfo = %+v, want main", sc)
+			}
+			return err
+		}, wireCount{trips: 1, statements: 1}},
+		{"ActiveSieveScriptInfo asked later", func() error {
+			_, err := ss.ActiveSieveScriptInfo(ctx, time.Now())
+			return err
+		}, wireCount{trips: 1, statements: 1}},
 		// Each run flags or unflags message 3 in turn, so each changes it.
 		{"StoreFlags that changes a message", func() error {
 			op := store.FlagsAdd

@@ -19,6 +19,13 @@ type session struct {
 	s  *Store
 	id int64
 
+	// opened is when Open began its query, and openActive the active
+	// Sieve script it found (Content nil), nil for none: what
+	// ActiveSieveScriptInfo answers for a time not after opened. Set by
+	// Open, read only after.
+	opened     time.Time
+	openActive *store.SieveScript
+
 	mu sync.Mutex
 	// seen holds, by mailbox, the highest MODSEQ the session's operations
 	// found and when the latest of them began, for HighestModSeq to

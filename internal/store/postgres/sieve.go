@@ -54,6 +54,29 @@ func (ss *session) ActiveSieveScript(ctx context.Context) (store.SieveScript, er
 	return sc, nil
 }
 
+// ActiveSieveScriptInfo implements store.Session: from Open's query when
+// it began at or after notBefore, else with a read of its own; neither
+// sends the content (octet_length does not detoast it).
+func (ss *session) ActiveSieveScriptInfo(ctx context.Context, notBefore time.Time) (store.SieveScript, error) {
+	if !ss.opened.Before(notBefore) {
+		if ss.openActive == nil {
+			return store.SieveScript{}, fmt.Errorf("active sieve script: %w", store.ErrNoSieveScript)
+		}
+		return *ss.openActive, nil
+	}
+	sc := store.SieveScript{Active: true}
+	err := ss.s.pool.QueryRow(ctx, `SELECT name, octet_length(content), modified FROM sieve_scripts
+		WHERE account_id = $1 AND active`, ss.id).Scan(&sc.Name, &sc.Size, &sc.Modified)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = store.ErrNoSieveScript
+	}
+	if err != nil {
+		return store.SieveScript{}, fmt.Errorf("active sieve script: %w", mapErr(err))
+	}
+	sc.Modified = sc.Modified.UTC()
+	return sc, nil
+}
+
 // sieveScript reads the account's script that cond, more of a WHERE
 // clause whose arguments start at $2, finds.
 func (ss *session) sieveScript(ctx context.Context, cond string, args ...any) (store.SieveScript, error) {

@@ -58,6 +58,27 @@ func (ss *session) ActiveSieveScript(ctx context.Context) (store.SieveScript, er
 	return sc, nil
 }
 
+// ActiveSieveScriptInfo implements store.Session. The account's
+// database is local: it always reads, without the content (SQLite finds
+// a blob's length without loading it).
+func (ss *session) ActiveSieveScriptInfo(ctx context.Context, _ time.Time) (store.SieveScript, error) {
+	var sc store.SieveScript
+	err := ss.read(ctx, func(a *account) error {
+		var modified int64
+		err := a.db.QueryRowContext(ctx, `SELECT name, length(content), modified FROM sieve_script WHERE active = 1`).
+			Scan(&sc.Name, &sc.Size, &modified)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNoSieveScript
+		}
+		sc.Active, sc.Modified = true, time.UnixMicro(modified).UTC()
+		return err
+	})
+	if err != nil {
+		return sc, fmt.Errorf("active sieve script: %w", err)
+	}
+	return sc, nil
+}
+
 // sieveScript reads the script that where, a WHERE clause, finds.
 func (ss *session) sieveScript(ctx context.Context, where string, args ...any) (store.SieveScript, error) {
 	var sc store.SieveScript

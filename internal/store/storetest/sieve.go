@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/buzon-mail/buzon/internal/store"
 )
@@ -53,6 +54,8 @@ func testSieveScripts(t *testing.T, e *env) {
 	}
 	_, err := ss.ActiveSieveScript(e.ctx)
 	mustErr(t, "ActiveSieveScript with no script", err, store.ErrNoSieveScript)
+	_, err = ss.ActiveSieveScriptInfo(e.ctx, time.Now())
+	mustErr(t, "ActiveSieveScriptInfo with no script", err, store.ErrNoSieveScript)
 
 	vacation := []byte("require \"fileinto\";\r\nfileinto \"Ñandú\";\r\n")
 	for name, content := range map[string][]byte{"vacation": vacation, "Ñandú 2": []byte("keep;"), "empty": nil} {
@@ -101,6 +104,7 @@ func testSieveScripts(t *testing.T, e *env) {
 	if act, err := other.ActiveSieveScript(e.ctx); err != nil || act.Name != "vacation" || !act.Active || !bytes.Equal(act.Content, vacation) {
 		t.Errorf("ActiveSieveScript = %+v, %v; want vacation", act, err)
 	}
+	checkActiveInfo(t, e, alice.ID, other, "vacation", int64(len(vacation)))
 	mustErr(t, "ActivateSieveScript(missing) with one active", ss.ActivateSieveScript(e.ctx, "missing"), store.ErrNoSieveScript)
 	if got, want := sieveNames(t, e, ss, nil), "empty vacation* Ñandú 2"; got != want {
 		t.Errorf("after a failed activation: %q, want %q", got, want)
@@ -125,6 +129,7 @@ func testSieveScripts(t *testing.T, e *env) {
 	if act, err := ss.ActiveSieveScript(e.ctx); err != nil || act.Name != "Ñandú 2" || string(act.Content) != "discard;" || act.Size != 8 {
 		t.Errorf("active script after replacing it: %+v, %v", act, err)
 	}
+	checkActiveInfo(t, e, alice.ID, other, "Ñandú 2", 8)
 
 	// Deleting: not the active one (RFC 5804 2.10).
 	mustErr(t, "DeleteSieveScript(active)", ss.DeleteSieveScript(e.ctx, "Ñandú 2"), store.ErrSieveScriptActive)
@@ -157,6 +162,8 @@ func testSieveScripts(t *testing.T, e *env) {
 	}
 	_, err = other.ActiveSieveScript(e.ctx)
 	mustErr(t, "ActiveSieveScript after deactivating", err, store.ErrNoSieveScript)
+	_, err = other.ActiveSieveScriptInfo(e.ctx, time.Now())
+	mustErr(t, "ActiveSieveScriptInfo after deactivating, from a session opened before", err, store.ErrNoSieveScript)
 	if err := ss.ActivateSieveScript(e.ctx, ""); err != nil {
 		t.Errorf("ActivateSieveScript(\"\") with none active: %v", err)
 	}
@@ -165,6 +172,29 @@ func testSieveScripts(t *testing.T, e *env) {
 	}
 	if err := ss.DeleteSieveScript(e.ctx, "main"); err != nil {
 		t.Errorf("DeleteSieveScript of a deactivated script: %v", err)
+	}
+}
+
+// checkActiveInfo checks ActiveSieveScriptInfo against ActiveSieveScript:
+// asked of old, a session opened before the last change, for a time after
+// it; and of a session opened now, for a time before its Open, as a
+// delivery asks.
+func checkActiveInfo(t *testing.T, e *env, accountID int64, old store.Session, name string, size int64) {
+	t.Helper()
+	full, err := old.ActiveSieveScript(e.ctx)
+	if err != nil {
+		t.Fatalf("ActiveSieveScript: %v", err)
+	}
+	before := time.Now()
+	fresh := e.session(e.st, accountID)
+	for what, got := range map[string]func() (store.SieveScript, error){
+		"a session opened before the change": func() (store.SieveScript, error) { return old.ActiveSieveScriptInfo(e.ctx, time.Now()) },
+		"a session opened after it":          func() (store.SieveScript, error) { return fresh.ActiveSieveScriptInfo(e.ctx, before) },
+	} {
+		sc, err := got()
+		if err != nil || sc.Name != name || sc.Size != size || !sc.Active || sc.Content != nil || !sc.Modified.Equal(full.Modified) {
+			t.Errorf("ActiveSieveScriptInfo of %s = %+v, %v; want %q of %d octets modified %v, no content", what, sc, err, name, size, full.Modified)
+		}
 	}
 }
 
