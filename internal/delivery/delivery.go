@@ -148,12 +148,14 @@ func (d *Deliverer) DeliverAccountAs(ctx context.Context, acct store.Account, ms
 }
 
 func (d *Deliverer) deliverAccount(ctx context.Context, acct store.Account, msg *Spooled, env Envelope) (Delivered, error) {
+	began := time.Now()
 	sess, err := d.Store.Open(ctx, acct.ID)
 	if err != nil {
 		return Delivered{}, fmt.Errorf("deliver: open account %s: %w", acct.Name, err)
 	}
 	defer sess.Close()
-	return d.DeliverSession(ctx, sess, acct.Name, "INBOX", msg, env)
+	// Open may already know which script is active (began is before it).
+	return d.deliverSession(ctx, sess, began, acct.Name, "INBOX", msg, env)
 }
 
 // DeliverSession delivers a spooled message through an open session of
@@ -168,7 +170,14 @@ func (d *Deliverer) deliverAccount(ctx context.Context, acct store.Account, msg 
 // succeeds: the message is in the account, and failing it would have the
 // sender deliver the stored copies again.
 func (d *Deliverer) DeliverSession(ctx context.Context, sess store.Session, account, keepTo string, msg *Spooled, env Envelope) (Delivered, error) {
-	dec, err := d.decide(ctx, sess, account, msg, env)
+	return d.deliverSession(ctx, sess, time.Now(), account, keepTo, msg, env)
+}
+
+// deliverSession is DeliverSession with the time the delivery began, for
+// the store to tell whether what the session read at Open is fresh enough
+// (store.Session.ActiveSieveScriptInfo).
+func (d *Deliverer) deliverSession(ctx context.Context, sess store.Session, began time.Time, account, keepTo string, msg *Spooled, env Envelope) (Delivered, error) {
+	dec, err := d.decide(ctx, sess, began, account, msg, env)
 	if err != nil {
 		return Delivered{}, err
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/buzon-mail/buzon/internal/sieve"
 	"github.com/buzon-mail/buzon/internal/store"
@@ -30,17 +31,40 @@ type Envelope struct {
 // sieve.max_script_size (64 KiB by default): at most a few tens of MiB.
 const maxCachedScripts = 128
 
+// maxCachedVersions bounds the script versions whose hash a Deliverer
+// remembers: some bytes each, so many more than the compiled scripts,
+// which accounts with the same script share.
+const maxCachedVersions = 4096
+
+// scriptVersion names a version of an account's active script without its
+// text (store.Session.ActiveSieveScriptInfo): a script put or renamed
+// gets a new Modified, and its Size is checked too.
+type scriptVersion struct {
+	account, name string
+	size          int64
+	modified      int64 // Unix microseconds, as precise as both stores
+}
+
+func versionOf(account string, sc store.SieveScript) scriptVersion {
+	return scriptVersion{account, sc.Name, sc.Size, sc.Modified.UnixMicro()}
+}
+
 // scriptCache keeps compiled scripts by the SHA-256 of their source, the
 // least recently used going first: a busy account compiles its script
 // once, not per message, and accounts that share a script share one
 // compiled copy. A script that does not compile is kept too, with its
 // error, so that it is not compiled again for every message. A changed
-// script has another hash, so nothing is ever stale. The zero value is
-// ready to use.
+// script has another hash, so nothing is ever stale.
+//
+// It also remembers the hash of each script version it compiled, so that
+// a delivery that knows the version (name, size, modified) finds the
+// compiled script without reading the text or hashing it; a new version
+// is a new key. The zero value is ready to use.
 type scriptCache struct {
-	mu      sync.Mutex
-	byHash  map[[sha256.Size]byte]*list.Element // guarded by mu
-	recency list.List                           // of *compiledScript, most recent first; guarded by mu
+	mu        sync.Mutex
+	byHash    map[[sha256.Size]byte]*list.Element // guarded by mu
+	recency   list.List                           // of *compiledScript, most recent first; guarded by mu
+	byVersion map[scriptVersion][sha256.Size]byte // guarded by mu
 }
 
 type compiledScript struct {
@@ -49,14 +73,47 @@ type compiledScript struct {
 	err    error
 }
 
-// compile returns the compiled script for src, compiling it if the cache
-// does not have it. Two deliveries may compile the same script at once;
-// that costs a compile, not a wrong answer.
-func (c *scriptCache) compile(src []byte) (*sieve.Script, error) {
+// lookup returns the compiled script of a version compiled before, if
+// it is still cached.
+func (c *scriptCache) lookup(v scriptVersion) (cs *compiledScript, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	hash, ok := c.byVersion[v]
+	if !ok {
+		return nil, false
+	}
+	e, ok := c.byHash[hash]
+	if !ok {
+		delete(c.byVersion, v) // its script was evicted
+		return nil, false
+	}
+	c.recency.MoveToFront(e)
+	return e.Value.(*compiledScript), true
+}
+
+// remember records that version v's source has that hash.
+func (c *scriptCache) rememberLocked(v scriptVersion, hash [sha256.Size]byte) {
+	if c.byVersion == nil {
+		c.byVersion = map[scriptVersion][sha256.Size]byte{}
+	}
+	if _, ok := c.byVersion[v]; !ok && len(c.byVersion) >= maxCachedVersions {
+		for old := range c.byVersion { // any one: a miss costs a read and a hash
+			delete(c.byVersion, old)
+			break
+		}
+	}
+	c.byVersion[v] = hash
+}
+
+// compile returns the compiled script for src, version v, compiling it if
+// the cache does not have it. Two deliveries may compile the same script
+// at once; that costs a compile, not a wrong answer.
+func (c *scriptCache) compile(v scriptVersion, src []byte) (*sieve.Script, error) {
 	hash := sha256.Sum256(src)
 	c.mu.Lock()
 	if e, ok := c.byHash[hash]; ok {
 		c.recency.MoveToFront(e)
+		c.rememberLocked(v, hash)
 		cs := e.Value.(*compiledScript)
 		c.mu.Unlock()
 		return cs.script, cs.err
@@ -67,6 +124,7 @@ func (c *scriptCache) compile(src []byte) (*sieve.Script, error) {
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.rememberLocked(v, hash)
 	if c.byHash == nil {
 		c.byHash = map[[sha256.Size]byte]*list.Element{}
 	}
@@ -119,20 +177,38 @@ func keepOnly() []sieve.Action { return []sieve.Action{{Kind: sieve.Keep}} }
 // account and the script (RFC 5228 2.10.6): a script never loses a
 // message. Only a failure to read the script (the store unavailable) is
 // an error, which the protocol answers as a temporary failure.
-func (d *Deliverer) decide(ctx context.Context, sess store.Session, account string, msg *Spooled, env Envelope) (decision, error) {
-	sc, err := sess.ActiveSieveScript(ctx)
+//
+// Which script is active, and its version, comes from
+// ActiveSieveScriptInfo, which for a session opened at or after
+// notBefore costs no read of its own on PostgreSQL; the text is read
+// only for a version the cache has not compiled.
+func (d *Deliverer) decide(ctx context.Context, sess store.Session, notBefore time.Time, account string, msg *Spooled, env Envelope) (decision, error) {
+	sc, err := sess.ActiveSieveScriptInfo(ctx, notBefore)
 	if errors.Is(err, store.ErrNoSieveScript) {
 		return decision{actions: keepOnly()}, nil
 	}
 	if err != nil {
 		return decision{}, fmt.Errorf("deliver to %s: read the sieve script: %w", account, err)
 	}
+	var script *sieve.Script
+	cs, ok := d.scripts.lookup(versionOf(account, sc))
+	if ok {
+		script, err = cs.script, cs.err
+	} else {
+		sc, err = sess.ActiveSieveScript(ctx)
+		if errors.Is(err, store.ErrNoSieveScript) { // made inactive meanwhile
+			return decision{actions: keepOnly()}, nil
+		}
+		if err != nil {
+			return decision{}, fmt.Errorf("deliver to %s: read the sieve script: %w", account, err)
+		}
+		script, err = d.scripts.compile(versionOf(account, sc), sc.Content)
+	}
 	dec := decision{script: sc.Name, actions: keepOnly()}
 	fail := func(what string, err error) (decision, error) {
 		d.logger().Warn("sieve script "+what+"; message kept", "account", account, "script", sc.Name, "err", err)
 		return dec, nil
 	}
-	script, err := d.scripts.compile(sc.Content)
 	if err != nil {
 		return fail("does not compile", err)
 	}

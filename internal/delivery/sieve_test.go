@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -331,7 +332,7 @@ func TestScriptCache(t *testing.T) {
 
 	var c scriptCache
 	for i := range maxCachedScripts + 10 {
-		if _, err := c.compile(fmt.Appendf(nil, "# %d\r\nkeep;", i)); err != nil {
+		if _, err := c.compile(scriptVersion{name: fmt.Sprint(i)}, fmt.Appendf(nil, "# %d\r\nkeep;", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -345,6 +346,61 @@ func TestScriptCache(t *testing.T) {
 	c.mu.Unlock()
 	if !recent || old {
 		t.Errorf("the cache kept the oldest (%v) or lost the newest (%v)", old, !recent)
+	}
+}
+
+// countingSession counts the reads of the active script's text.
+type countingSession struct {
+	store.Session
+	reads int
+}
+
+func (s *countingSession) ActiveSieveScript(ctx context.Context) (store.SieveScript, error) {
+	s.reads++
+	return s.Session.ActiveSieveScript(ctx)
+}
+
+// TestScriptReadOnce: a delivery reads the active script's text only when
+// the cache has not compiled that version: once for the first delivery,
+// not for the next ones, once more after the script changed; none when no
+// script is active.
+func TestScriptReadOnce(t *testing.T) {
+	f := newSieveFixture(t)
+	ctx := t.Context()
+	sess, err := f.st.Open(ctx, f.acct.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	counted := &countingSession{Session: sess}
+	deliver := func() {
+		t.Helper()
+		if _, err := f.d.DeliverSession(ctx, counted, f.acct.Name, "INBOX", f.spool(testMsg("x")), Envelope{To: f.acct.Name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, step := range []struct {
+		script string // "-": as it is
+		reads  int    // of the text, so far
+	}{
+		{"", 0},
+		{`require ["fileinto", "mailbox"]; fileinto :create "Lists";`, 1},
+		{"-", 1},
+		{"-", 1},
+		{`keep;`, 2},
+		{"-", 2},
+		{"", 2},
+	} {
+		if step.script != "-" {
+			f.activate(step.script)
+		}
+		deliver()
+		if counted.reads != step.reads {
+			t.Errorf("after a delivery with %q: %d reads of the script, want %d", step.script, counted.reads, step.reads)
+		}
+	}
+	if got := f.contents(); len(got["Lists"]) != 3 || len(got["INBOX"]) != 4 {
+		t.Errorf("delivered %v; want 3 in Lists, 4 in INBOX", got)
 	}
 }
 
