@@ -95,7 +95,11 @@ func (d *Deliverer) Lookup(ctx context.Context, address string) (Recipient, erro
 	return r, nil
 }
 
-// Delivered tells what a delivery stored.
+// Delivered tells what a delivery stored. The servers and the fetch
+// client need only the error; this is for a caller that reports where a
+// message went, and for tests, which with deliveries running at once
+// cannot tell from the store which copies a given delivery made (UIDs
+// included).
 type Delivered struct {
 	// Script is the name of the account's active Sieve script, which
 	// decided; "" when the account has none.

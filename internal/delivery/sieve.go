@@ -91,7 +91,8 @@ func (c *scriptCache) lookup(v scriptVersion) (cs *compiledScript, ok bool) {
 	return e.Value.(*compiledScript), true
 }
 
-// remember records that version v's source has that hash.
+// rememberLocked records that version v's source has that hash; the
+// caller holds mu.
 func (c *scriptCache) rememberLocked(v scriptVersion, hash [sha256.Size]byte) {
 	if c.byVersion == nil {
 		c.byVersion = map[scriptVersion][sha256.Size]byte{}
