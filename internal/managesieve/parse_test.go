@@ -186,3 +186,16 @@ func TestQuote(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxArgs: an unknown command may carry as many literals as the
+// command that takes the most arguments, so maxArgs must keep up with the
+// table.
+func TestMaxArgs(t *testing.T) {
+	most := 0
+	for _, spec := range commands {
+		most = max(most, spec.maxArgs)
+	}
+	if most != maxArgs {
+		t.Errorf("maxArgs = %d; the commands take at most %d arguments", maxArgs, most)
+	}
+}
