@@ -39,26 +39,12 @@ as they do over ManageSieve. Give the same --data or --config as the
 server; it sees the change at once.`, stderr)
 	var cf commonFlags
 	cf.register(fs)
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return flagError(err)
-	}
-	if len(pos) == 0 {
-		fs.Usage()
-		return usageError{"missing subcommand"}
-	}
-	sub, pos := pos[0], pos[1:]
-	want := map[string][2]int{ // fewest and most arguments
+	sub, pos, err := parseSubcommand(fs, args, map[string][2]int{ // fewest and most arguments
 		"list": {1, 1}, "get": {2, 2}, "put": {2, 2}, "activate": {2, 2}, "deactivate": {1, 1},
 		"del": {2, 2}, "rename": {3, 3}, "check": {0, 2},
-	}
-	n, ok := want[sub]
-	if !ok {
-		return usageError{fmt.Sprintf("unknown subcommand %q", sub)}
-	}
-	if len(pos) < n[0] || len(pos) > n[1] {
-		fs.Usage()
-		return usageError{fmt.Sprintf("sieve %s: wrong number of arguments", sub)}
+	})
+	if err != nil {
+		return err
 	}
 	if sub == "check" && len(pos) == 0 {
 		return checkScript(stdin, stdout, "standard input")
