@@ -241,35 +241,19 @@ func (r *run) test(t *test) (bool, error) {
 		}
 		return true, nil
 	case testHeader:
-		names, err := r.expandAll(t.names)
+		values, err := r.fieldValues(t.names, t.index, t.last, func(values []string, raw string) []string {
+			return append(values, r.headerText(raw))
+		})
 		if err != nil {
 			return false, err
-		}
-		var values []string
-		for _, n := range names {
-			raws, err := r.header(n, t.index, t.last)
-			if err != nil {
-				return false, err
-			}
-			for _, raw := range raws {
-				values = append(values, r.headerText(raw))
-			}
 		}
 		return r.match(&t.m, values)
 	case testAddress:
-		names, err := r.expandAll(t.names)
+		values, err := r.fieldValues(t.names, t.index, t.last, func(values []string, raw string) []string {
+			return appendAddressParts(values, r.addresses(raw), t.part)
+		})
 		if err != nil {
 			return false, err
-		}
-		var values []string
-		for _, n := range names {
-			raws, err := r.header(n, t.index, t.last)
-			if err != nil {
-				return false, err
-			}
-			for _, raw := range raws {
-				values = appendAddressParts(values, r.addresses(raw), t.part)
-			}
 		}
 		return r.match(&t.m, values)
 	case testEnvelope:
@@ -348,6 +332,27 @@ func (r *run) test(t *test) (bool, error) {
 		return r.match(&t.m, values)
 	}
 	return false, fmt.Errorf("sieve: line %d: unknown test", t.line)
+}
+
+// fieldValues gathers what the header and address tests compare: for
+// each field the names expand to, in order, each of its values (after
+// :index and :last) as add makes them.
+func (r *run) fieldValues(names []str, index int, last bool, add func(values []string, raw string) []string) ([]string, error) {
+	expanded, err := r.expandAll(names)
+	if err != nil {
+		return nil, err
+	}
+	var values []string
+	for _, n := range expanded {
+		raws, err := r.header(n, index, last)
+		if err != nil {
+			return nil, err
+		}
+		for _, raw := range raws {
+			values = add(values, raw)
+		}
+	}
+	return values, nil
 }
 
 // header returns the values of the fields named, unfolded, in order;
