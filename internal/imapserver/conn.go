@@ -653,25 +653,16 @@ var idleCommands = map[string]bool{"NOOP": true, "CHECK": true, "CAPABILITY": tr
 // that never stops sending too fast with commands that achieve nothing is
 // told so and disconnected: it returns false.
 func (c *conn) throttle() bool {
-	wait, flood := c.rate.Take(time.Now())
-	if flood {
+	switch err := c.rate.Wait(c.ctx, c.w.flush); {
+	case errors.Is(err, limit.ErrFlood):
 		c.log.Info("disconnecting a client over its command rate", "rate", c.srv.cfg.Limits.CommandsPerSecond)
 		c.bye("Too many commands, too fast")
 		c.linger = true
 		return false
-	}
-	if wait <= 0 {
-		return true
-	}
-	c.w.flush() // the answers so far, while the client waits
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-c.ctx.Done():
+	case err != nil: // shutting down while it waited
 		return false
 	}
+	return true
 }
 
 // How long, and for how many bytes at most, lingeringClose reads what a
