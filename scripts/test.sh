@@ -7,7 +7,7 @@
 # mpop; PostgreSQL in a throwaway cluster; the crash loop), and runs each
 # fuzz target briefly.
 #
-#   FUZZTIME=10s   how long each fuzz target runs (0 to skip)
+#   FUZZTIME=6s    how long each fuzz target runs (0 to skip)
 #   CRASH_KILLS=50 SIGKILLs in the crash-safety loop
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +30,7 @@ echo "== protocol suites on PostgreSQL"
 # The same IMAP, POP3, ManageSieve and auth tests, on the scale-out backend (internal/store/teststore).
 BUZON_TEST_STORE=postgres go test -race -count=1 -timeout 20m ./internal/pop3server/... ./internal/imapserver/... ./internal/managesieve/... ./internal/auth/...
 
-fuzztime=${FUZZTIME:-10s}
+fuzztime=${FUZZTIME:-6s}
 if [ "$fuzztime" != "0" ]; then
 	echo "== fuzz ($fuzztime each)"
 	# Every Fuzz function in the module, found from the source.
