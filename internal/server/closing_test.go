@@ -9,27 +9,35 @@ import (
 
 type wrapped struct{ net.Conn }
 
+// tcpPair returns the two ends of a loopback TCP connection, closed when
+// the test ends.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	return client, server
+}
+
 func (w wrapped) NetConn() net.Conn { return w.Conn }
 
 // TestCloseWrite: under TLS and a listener's wrapper, CloseWrite ends the
 // server's half: the client reads to EOF while the server still reads
 // what the client sends.
 func TestCloseWrite(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	accepted, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer accepted.Close()
+	client, accepted := tcpPair(t)
 
 	if TCPConn(wrapped{accepted}) != accepted {
 		t.Fatal("TCPConn did not find the TCP connection under a wrapper")
@@ -59,20 +67,7 @@ func TestCloseWrite(t *testing.T) {
 // EOF although it was still sending when the server closed: its input
 // was read and dropped first, so no reset overtook the answer.
 func TestLingeringClose(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	srv, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, srv := tcpPair(t)
 	// Unread input when the server is done: the client pipelined more.
 	if _, err := io.WriteString(client, "NOOP\r\nNOOP\r\n"); err != nil {
 		t.Fatal(err)
