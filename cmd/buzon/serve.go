@@ -421,7 +421,7 @@ func (g *group) listen(name, network, addr string, lc server.ListenerConfig, ser
 	}
 	g.log.Info("listening", "proto", name, "addr", inner.Addr().String())
 	go func() {
-		if err := serve(l); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(l); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, server.ErrServerClosed) {
 			g.errs <- fmt.Errorf("%s: %w", name, err)
 		}
 	}()

@@ -19,7 +19,6 @@ package managesieve
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"log/slog"
 	"net"
 	"time"
@@ -31,7 +30,7 @@ import (
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
-var ErrServerClosed = errors.New("managesieve: server closed")
+var ErrServerClosed = server.ErrServerClosed
 
 // Config is what a Server needs. Store and Auth are required; every other
 // field has a usable zero value.
@@ -107,29 +106,8 @@ func New(cfg Config) *Server {
 // Serve accepts connections on l, offering STARTTLS when a TLS config is
 // set, until Shutdown. It always returns a non-nil error.
 func (s *Server) Serve(l net.Listener) error {
-	if !s.conns.Listen(l) {
-		l.Close()
-		return ErrServerClosed
-	}
-	defer s.conns.Unlisten(l)
-	for {
-		nc, err := server.Accept(l, s.log)
-		if err != nil {
-			if s.conns.Closing() {
-				return ErrServerClosed
-			}
-			return err
-		}
-		c := newConn(s, nc)
-		if !s.conns.Add(c) {
-			nc.Close()
-			return ErrServerClosed
-		}
-		go func() {
-			defer s.conns.Remove(c)
-			c.serve()
-		}()
-	}
+	newConn := func(nc net.Conn) *conn { return newConn(s, nc) }
+	return s.conns.Serve(l, s.log, newConn, (*conn).serve, nil)
 }
 
 // Shutdown stops accepting connections and ends every session with

@@ -39,7 +39,7 @@ import (
 )
 
 // ErrServerClosed is returned by Serve and ServeTLS after Shutdown.
-var ErrServerClosed = errors.New("pop3server: server closed")
+var ErrServerClosed = server.ErrServerClosed
 
 // Config is what a Server needs. Store and Auth are required; every other
 // field has a usable zero value.
@@ -185,29 +185,8 @@ func (s *Server) ServeTLS(l net.Listener) error {
 }
 
 func (s *Server) serve(l net.Listener, implicitTLS bool) error {
-	if !s.conns.Listen(l) {
-		l.Close()
-		return ErrServerClosed
-	}
-	defer s.conns.Unlisten(l)
-	for {
-		nc, err := server.Accept(l, s.log)
-		if err != nil {
-			if s.conns.Closing() {
-				return ErrServerClosed
-			}
-			return err
-		}
-		c := newConn(s, nc, implicitTLS)
-		if !s.conns.Add(c) {
-			nc.Close()
-			return ErrServerClosed
-		}
-		go func() {
-			defer s.conns.Remove(c)
-			c.serve()
-		}()
-	}
+	newConn := func(nc net.Conn) *conn { return newConn(s, nc, implicitTLS) }
+	return s.conns.Serve(l, s.log, newConn, (*conn).serve, nil)
 }
 
 // Shutdown stops accepting connections and ends every session. A session

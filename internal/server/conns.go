@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"sync"
@@ -27,6 +28,45 @@ func Accept(l net.Listener, log *slog.Logger) (net.Conn, error) {
 	}
 }
 
+// ErrServerClosed is what a server's Serve returns once its Shutdown has
+// begun.
+var ErrServerClosed = errors.New("server closed")
+
+// Serve accepts connections on l until Close begins, and then returns
+// ErrServerClosed, or until l fails, and returns its error. Each
+// connection accepted is made a C by newConn, added, and served by serve
+// on a goroutine of its own, being removed when serve returns. One
+// accepted as Close begins is not served: refuse, when not nil, may tell
+// the client so; then it is closed.
+func (s *Conns[C]) Serve(l net.Listener, log *slog.Logger, newConn func(net.Conn) C, serve func(C), refuse func(net.Conn)) error {
+	if !s.listen(l) {
+		l.Close()
+		return ErrServerClosed
+	}
+	defer s.unlisten(l)
+	for {
+		nc, err := Accept(l, log)
+		if err != nil {
+			if s.Closing() {
+				return ErrServerClosed
+			}
+			return err
+		}
+		c := newConn(nc)
+		if !s.add(c) {
+			if refuse != nil {
+				refuse(nc)
+			}
+			nc.Close()
+			return ErrServerClosed
+		}
+		go func() {
+			defer s.remove(c)
+			serve(c)
+		}()
+	}
+}
+
 // Conns is a server's set of listeners and live connections, C being its
 // connection type: what Shutdown must close, reach and wait for. Once
 // Close has begun no listener or connection is added. The zero value is
@@ -42,8 +82,8 @@ type Conns[C comparable] struct {
 	conns     map[C]struct{}            // guarded by mu
 }
 
-// Listen adds l, unless Close has begun: then it reports false.
-func (s *Conns[C]) Listen(l net.Listener) bool {
+// listen adds l, unless Close has begun: then it reports false.
+func (s *Conns[C]) listen(l net.Listener) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing.Load() {
@@ -56,16 +96,16 @@ func (s *Conns[C]) Listen(l net.Listener) bool {
 	return true
 }
 
-// Unlisten forgets l.
-func (s *Conns[C]) Unlisten(l net.Listener) {
+// unlisten forgets l.
+func (s *Conns[C]) unlisten(l net.Listener) {
 	s.mu.Lock()
 	delete(s.listeners, l)
 	s.mu.Unlock()
 }
 
-// Add adds c, unless Close has begun: then it reports false. A
+// add adds c, unless Close has begun: then it reports false. A
 // connection added must be removed when it ends, or Wait waits for it.
-func (s *Conns[C]) Add(c C) bool {
+func (s *Conns[C]) add(c C) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing.Load() {
@@ -79,8 +119,8 @@ func (s *Conns[C]) Add(c C) bool {
 	return true
 }
 
-// Remove forgets c, which Add added.
-func (s *Conns[C]) Remove(c C) {
+// remove forgets c, which add added.
+func (s *Conns[C]) remove(c C) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
@@ -92,7 +132,7 @@ func (s *Conns[C]) Closing() bool { return s.closing.Load() }
 
 // Close begins the end: no listener or connection is added from now on,
 // every listener is closed, and each is called for every connection, all
-// under the lock that Add and IfOpen take, so that a session either
+// under the lock that add and IfOpen take, so that a session either
 // changes its state before Close looks at it or sees Closing after.
 func (s *Conns[C]) Close(each func(C)) {
 	s.mu.Lock()

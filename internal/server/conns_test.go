@@ -15,15 +15,15 @@ func TestConns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !s.Listen(l) {
-		t.Fatal("Listen before Close refused")
+	if !s.listen(l) {
+		t.Fatal("listen before Close refused")
 	}
 	for c := range 3 {
-		if !s.Add(c) {
-			t.Fatalf("Add(%d) before Close refused", c)
+		if !s.add(c) {
+			t.Fatalf("add(%d) before Close refused", c)
 		}
 	}
-	s.Remove(1)
+	s.remove(1)
 	if !s.IfOpen(func() {}) || s.Closing() {
 		t.Fatal("closing before Close")
 	}
@@ -39,8 +39,8 @@ func TestConns(t *testing.T) {
 	if !s.Closing() {
 		t.Error("Closing false after Close")
 	}
-	if s.Add(3) || s.Listen(l) {
-		t.Error("Add or Listen after Close accepted")
+	if s.add(3) || s.listen(l) {
+		t.Error("add or listen after Close accepted")
 	}
 	if s.IfOpen(func() { t.Error("IfOpen ran f after Close") }) {
 		t.Error("IfOpen reported true after Close")
@@ -51,8 +51,8 @@ func TestConns(t *testing.T) {
 	if err := s.Wait(ctx); !errors.Is(err, context.Canceled) {
 		t.Errorf("Wait with two connections left = %v, want context.Canceled", err)
 	}
-	s.Remove(0)
-	s.Remove(2)
+	s.remove(0)
+	s.remove(2)
 	if err := s.Wait(context.Background()); err != nil {
 		t.Errorf("Wait with none left = %v", err)
 	}

@@ -154,35 +154,20 @@ func orDefault[T int | int64 | time.Duration](v, def T) T {
 	return def
 }
 
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = server.ErrServerClosed
+
 // Serve accepts connections on l (TCP or unix) until Shutdown, and then
-// returns nil. It may run on several listeners at once.
+// returns ErrServerClosed. It may run on several listeners at once.
 func (s *Server) Serve(l net.Listener) error {
-	if !s.conns.Listen(l) {
-		l.Close()
-		return nil
-	}
-	defer s.conns.Unlisten(l)
-	for {
-		nc, err := server.Accept(l, s.log)
-		if err != nil {
-			if s.conns.Closing() {
-				return nil
-			}
-			return err
-		}
-		c := newConn(s, nc)
-		if !s.conns.Add(c) {
-			// Accepted as Shutdown began (RFC 5321 3.8).
-			nc.SetWriteDeadline(time.Now().Add(time.Second))
-			nc.Write([]byte(replyShuttingDown.String()))
-			nc.Close()
-			continue
-		}
-		go func() {
-			defer s.conns.Remove(c)
-			c.serve()
-		}()
-	}
+	newConn := func(nc net.Conn) *conn { return newConn(s, nc) }
+	return s.conns.Serve(l, s.log, newConn, (*conn).serve, refuse)
+}
+
+// refuse answers a connection accepted as Shutdown began (RFC 5321 3.8).
+func refuse(nc net.Conn) {
+	nc.SetWriteDeadline(time.Now().Add(time.Second))
+	nc.Write([]byte(replyShuttingDown.String()))
 }
 
 // Shutdown stops accepting connections. Sessions between transactions are

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -75,7 +76,7 @@ func newFixture(t testing.TB, maxSize int64, opts ...func(*Config)) *fixture {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		f.srv.Shutdown(ctx)
-		if err := <-done; err != nil {
+		if err := <-done; !errors.Is(err, ErrServerClosed) {
 			t.Errorf("Serve: %v", err)
 		}
 	})
