@@ -6,9 +6,9 @@ import (
 )
 
 // Importer is implemented by stores that can take in mail with its
-// identity kept: UIDVALIDITY, UIDs, MODSEQs, flags, internal dates and POP3
-// retrieval times, and so the POP3 UIDLs derived from them. `buzon
-// migrate-store` uses it, through package store/migrate, to move an
+// identity kept: UIDVALIDITY, UIDs, MODSEQs, flags, internal dates, save
+// dates and POP3 retrieval times, and so the POP3 UIDLs derived from them.
+// `buzon migrate-store` uses it, through package store/migrate, to move an
 // embedded store into PostgreSQL. Find it by type assertion.
 //
 // An import is resumable: every method may be called again with the same
@@ -34,7 +34,8 @@ type Importer interface {
 	ImportMailbox(ctx context.Context, accountID int64, m ImportMailbox) (mailboxID int64, err error)
 
 	// ImportMessage stores a message with m.UID, m.ModSeq, m.Flags,
-	// m.InternalDate, m.Size, m.Structure and m.Retrieved. Exactly m.Size
+	// m.InternalDate, m.Size, m.Structure, m.Retrieved and m.SaveDate
+	// (zero: none, as the source had none). Exactly m.Size
 	// bytes are read from body. If the mailbox already holds m.UID (an
 	// interrupted import), it does nothing and reads nothing. m.UID must
 	// be below the mailbox's UIDNEXT.

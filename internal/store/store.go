@@ -148,7 +148,7 @@ type Session interface {
 
 	// Append stores a message at the end of a mailbox. The quota is checked
 	// atomically with the insert (ErrOverQuota). When Append returns nil the
-	// message is durable.
+	// message is durable. Its save date is the time of the append.
 	Append(ctx context.Context, mailboxID int64, msg *NewMessage) (AppendResult, error)
 
 	// Messages calls fn for each message in the mailbox whose UID is in uids
@@ -173,12 +173,14 @@ type Session interface {
 	Expunge(ctx context.Context, mailboxID int64, uids UIDSet, onlyDeleted bool) (ExpungeResult, error)
 
 	// Copy copies messages to another mailbox of the same account, keeping
-	// flags and internal dates (RFC 9051 6.4.7). It returns the source and
-	// new UIDs pairwise (RFC 4315 COPYUID). The quota applies.
+	// flags and internal dates (RFC 9051 6.4.7); the copies' save date is
+	// the time of the copy (RFC 8514). It returns the source and new UIDs
+	// pairwise (RFC 4315 COPYUID). The quota applies.
 	Copy(ctx context.Context, fromMailboxID int64, uids UIDSet, toMailboxID int64) (CopyResult, error)
 
 	// Move moves messages atomically (RFC 6851): copy, then expunge from
-	// the source, in one transaction.
+	// the source, in one transaction. As with Copy, the moved messages
+	// keep their internal date and get a new save date.
 	Move(ctx context.Context, fromMailboxID int64, uids UIDSet, toMailboxID int64) (CopyResult, error)
 
 	// Changes reports what happened in a mailbox after sinceModSeq: new
@@ -214,6 +216,13 @@ type Session interface {
 	// ExpireRetrieved expunges messages of a mailbox first retrieved by POP3
 	// before the given time, returning their UIDs.
 	ExpireRetrieved(ctx context.Context, mailboxID int64, before time.Time) ([]UID, error)
+
+	// ExpireSaved expunges messages of a mailbox saved into it before the
+	// given time (MessageInfo.SaveDate; the internal date for a message
+	// stored before save dates were kept), returning their UIDs. It is
+	// autoexpunge's (Trash and Junk that empty themselves), and costs one
+	// indexed read when nothing is due.
+	ExpireSaved(ctx context.Context, mailboxID int64, before time.Time) ([]UID, error)
 
 	// SieveScripts lists the account's Sieve scripts ordered by name,
 	// with Size and Active set and Content nil.
@@ -419,8 +428,9 @@ const (
 	FieldDate                        // InternalDate
 	FieldStructure                   // Structure
 	FieldRetrieved                   // Retrieved
+	FieldSaveDate                    // SaveDate
 
-	FieldAll = FieldFlags | FieldSize | FieldDate | FieldStructure | FieldRetrieved
+	FieldAll = FieldFlags | FieldSize | FieldDate | FieldStructure | FieldRetrieved | FieldSaveDate
 )
 
 // MessageInfo is a message's metadata.
@@ -434,6 +444,11 @@ type MessageInfo struct {
 	Structure []byte
 	// Retrieved is when POP3 first retrieved the message, or zero.
 	Retrieved time.Time
+	// SaveDate is when the message was saved into its mailbox (RFC 8514):
+	// by a delivery, an append, a copy or a move, each of which sets it
+	// anew, while the internal date stays. It is zero for messages stored
+	// before buzon kept save dates, and given in UTC.
+	SaveDate time.Time
 }
 
 // FlagUpdate is a message's flags after a change.

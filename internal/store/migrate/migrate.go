@@ -3,8 +3,8 @@
 // PostgreSQL when one machine is no longer enough).
 //
 // What is kept, per mailbox: the name, special use, UIDVALIDITY and UIDNEXT;
-// per message: the UID, MODSEQ, flags and keywords, internal date, POP3
-// retrieval time, the opaque MIME structure and the bytes of the body; per
+// per message: the UID, MODSEQ, flags and keywords, internal date, save
+// date (RFC 8514), POP3 retrieval time, the opaque MIME structure and the bytes of the body; per
 // account: credentials, quota, creation time, subscriptions, Sieve
 // scripts (which one is active included) and aliases;
 // and the server's secrets (store.SecretKeeper), so that SCRAM answers unknown names

@@ -355,7 +355,8 @@ func compareAccount(t *testing.T, name string, fs, ts store.Session) {
 		for j := range fm {
 			x, y := fm[j], tm[j]
 			if x.UID != y.UID || x.ModSeq != y.ModSeq || !x.Flags.Equal(y.Flags) || !x.InternalDate.Equal(y.InternalDate) ||
-				x.Size != y.Size || !bytes.Equal(x.Structure, y.Structure) || !x.Retrieved.Equal(y.Retrieved) {
+				x.Size != y.Size || !bytes.Equal(x.Structure, y.Structure) || !x.Retrieved.Equal(y.Retrieved) ||
+				x.SaveDate.IsZero() || !x.SaveDate.Equal(y.SaveDate) {
 				t.Errorf("%s %s: message %+v, want %+v", name, f.Name, y, x)
 				continue
 			}

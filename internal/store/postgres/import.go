@@ -149,11 +149,7 @@ func (s *Store) ImportMessage(ctx context.Context, accountID, mailboxID int64, m
 	if m.UID == 0 || m.Size < 0 {
 		return fmt.Errorf("import message %d: invalid UID or size %d", m.UID, m.Size)
 	}
-	var retrieved *time.Time
-	if !m.Retrieved.IsZero() {
-		r := m.Retrieved.UTC()
-		retrieved = &r
-	}
+	retrieved, saved := nullTime(m.Retrieved), nullTime(m.SaveDate)
 	// Each message commits on its own: an interrupted import keeps what
 	// it copied, and its rerun skips it.
 	errSkip := errors.New("skip")
@@ -184,10 +180,10 @@ func (s *Store) ImportMessage(ctx context.Context, accountID, mailboxID int64, m
 		if err := w.run(&b); err != nil {
 			return err
 		}
-		tag, err := w.tx.Exec(ctx, `INSERT INTO messages (mailbox_id, uid, body_id, modseq, created_modseq, flags, keywords, internal_date, size, structure, retrieved)
-			VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING`,
+		tag, err := w.tx.Exec(ctx, `INSERT INTO messages (mailbox_id, uid, body_id, modseq, created_modseq, flags, keywords, internal_date, size, structure, retrieved, saved)
+			VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING`,
 			mailboxID, int64(m.UID), bodyID, int64(m.ModSeq), int16(m.Flags.System), joinKeywords(m.Flags.Keywords),
-			m.InternalDate.UTC(), m.Size, nonNil(m.Structure), retrieved)
+			m.InternalDate.UTC(), m.Size, nonNil(m.Structure), retrieved, saved)
 		if err == nil && tag.RowsAffected() == 0 {
 			return errSkip // another import got there first; roll back our body
 		}
@@ -251,4 +247,13 @@ func (s *Store) FinishImport(ctx context.Context, accountID int64, modSeq store.
 	}
 	s.hub.wake(accountID)
 	return nil
+}
+
+// nullTime is t in UTC for a nullable column: nil when t is zero.
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
 }

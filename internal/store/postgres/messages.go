@@ -48,10 +48,10 @@ const (
 	// selectPage reads a page of Messages: the messages of UID ranges
 	// ($2, $3) of mailbox $1, if it is account $6's, at most $5, with
 	// structures if $4, each with the mailbox's highest MODSEQ.
-	selectPage = `SELECT m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size, m.structure, m.retrieved, h.highest_modseq
+	selectPage = `SELECT m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size, m.structure, m.retrieved, m.saved, h.highest_modseq
 		FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
 		CROSS JOIN LATERAL (
-			SELECT uid, modseq, flags, keywords, internal_date, size, CASE WHEN $4 THEN structure END AS structure, retrieved
+			SELECT uid, modseq, flags, keywords, internal_date, size, CASE WHEN $4 THEN structure END AS structure, retrieved, saved
 			FROM messages WHERE mailbox_id = $1 AND uid BETWEEN r.lo AND r.hi ORDER BY uid LIMIT $5) AS m
 		JOIN mailboxes h ON h.id = $1 AND h.account_id = $6
 		ORDER BY m.uid LIMIT $5`
@@ -135,9 +135,10 @@ func (ss *session) Append(ctx context.Context, mailboxID int64, msg *store.NewMe
 	if err := validFlags(msg.Flags); err != nil {
 		return store.AppendResult{}, fmt.Errorf("append: %w", err)
 	}
+	now := ss.s.cfg.Now().UTC().Truncate(time.Microsecond)
 	date := msg.InternalDate
 	if date.IsZero() {
-		date = time.Now()
+		date = now
 	}
 	date = date.UTC().Truncate(time.Microsecond)
 	began := time.Now()
@@ -156,7 +157,7 @@ func (ss *session) Append(ctx context.Context, mailboxID int64, msg *store.NewMe
 		}
 		w.queue(lockState, w.account)
 		w.pending.Queue(appendMessage, w.account, mailboxID, msg.Size, int16(msg.Flags.System), joinKeywords(msg.Flags.Keywords),
-			date, nonNil(msg.Structure), strconv.FormatInt(w.account, 10)).QueryRow(out.scan)
+			date, nonNil(msg.Structure), strconv.FormatInt(w.account, 10), now).QueryRow(out.scan)
 		return nil
 	})
 	if err == nil {
@@ -172,8 +173,8 @@ func (ss *session) Append(ctx context.Context, mailboxID int64, msg *store.NewMe
 
 // appendMessage adds a message to mailbox $2 of account $1 with the body
 // inserted just before it (the connection's last value of the bodies'
-// sequence), size $3, flags $4, keywords $5, internal date $6 and
-// structure $7: it takes the mailbox's next UID and the account's next
+// sequence), size $3, flags $4, keywords $5, internal date $6, structure
+// $7 and save date $9: it takes the mailbox's next UID and the account's next
 // MODSEQ and counts the message in the account's usage, if the account
 // is not being imported, the mailbox is the account's, a UID is left and
 // the quota allows (as wtx.charge: a limit of 0 is none, and an empty
@@ -202,8 +203,8 @@ const appendMessage = `WITH st AS (
 	), mb AS (
 		UPDATE mailboxes SET uidnext = ok.uid + 1, highest_modseq = greatest(highest_modseq, ok.modseq) FROM ok WHERE id = $2
 	), msg AS (
-		INSERT INTO messages (mailbox_id, uid, body_id, modseq, created_modseq, flags, keywords, internal_date, size, structure)
-		SELECT $2, ok.uid, ok.body, ok.modseq, ok.modseq, $4, $5, $6, $3, $7 FROM ok
+		INSERT INTO messages (mailbox_id, uid, body_id, modseq, created_modseq, flags, keywords, internal_date, size, structure, saved)
+		SELECT $2, ok.uid, ok.body, ok.modseq, ok.modseq, $4, $5, $6, $3, $7, $9 FROM ok
 	), acct AS (
 		UPDATE account_state SET modseq = ok.modseq, bytes = bytes + $3, messages = messages + 1 FROM ok WHERE account_id = $1
 	), orphan AS (
@@ -474,14 +475,17 @@ func uidsAfter(set store.UIDSet, after store.UID) store.UIDSet {
 }
 
 // scanMessage reads uid, modseq, flags, keywords, internal_date, size,
-// structure, retrieved and the mailbox's highest MODSEQ.
+// structure, retrieved, saved and the mailbox's highest MODSEQ.
 func scanMessage(r pgx.Row, m *store.MessageInfo, highest *store.ModSeq) error {
 	var uid, modseq, hms int64
 	var flags int16
 	var keywords string
-	var retrieved *time.Time
-	if err := r.Scan(&uid, &modseq, &flags, &keywords, &m.InternalDate, &m.Size, &m.Structure, &retrieved, &hms); err != nil {
+	var retrieved, saved *time.Time
+	if err := r.Scan(&uid, &modseq, &flags, &keywords, &m.InternalDate, &m.Size, &m.Structure, &retrieved, &saved, &hms); err != nil {
 		return err
+	}
+	if saved != nil {
+		m.SaveDate = saved.UTC()
 	}
 	m.UID, m.ModSeq, *highest = store.UID(uid), store.ModSeq(modseq), store.ModSeq(hms)
 	m.Flags = store.Flags{System: store.SystemFlags(flags), Keywords: splitKeywords(keywords)}
@@ -1121,8 +1125,8 @@ func (ss *session) Move(ctx context.Context, fromMailboxID int64, uids store.UID
 
 // copy copies (or, with move, moves) messages between two of the account's
 // mailboxes under w's lock, which it takes if w does not hold it yet,
-// keeping flags and internal dates. A move changes no quota usage and
-// needs none.
+// keeping flags and internal dates; the save date is now (RFC 8514 3). A
+// move changes no quota usage and needs none.
 func (w *wtx) copy(from int64, uids store.UIDSet, to int64, move bool) (store.CopyResult, error) {
 	var res store.CopyResult
 	var b pgx.Batch
@@ -1157,10 +1161,10 @@ func (w *wtx) copy(from int64, uids store.UIDSet, to int64, move bool) (store.Co
 		res.Source = append(res.Source, store.UID(g.uid))
 		res.Dest = append(res.Dest, store.UID(dst[i]))
 	}
-	w.queue(`INSERT INTO messages (mailbox_id, uid, body_id, modseq, created_modseq, flags, keywords, internal_date, size, structure)
-		SELECT $2, v.dst, m.body_id, v.ms, v.ms, m.flags, m.keywords, m.internal_date, m.size, m.structure
+	w.queue(`INSERT INTO messages (mailbox_id, uid, body_id, modseq, created_modseq, flags, keywords, internal_date, size, structure, saved)
+		SELECT $2, v.dst, m.body_id, v.ms, v.ms, m.flags, m.keywords, m.internal_date, m.size, m.structure, $6
 		FROM unnest($3::bigint[], $4::bigint[], $5::bigint[]) AS v(src, dst, ms)
-		JOIN messages m ON m.mailbox_id = $1 AND m.uid = v.src`, from, to, src, dst, mss)
+		JOIN messages m ON m.mailbox_id = $1 AND m.uid = v.src`, from, to, src, dst, mss, w.s.cfg.Now().UTC().Truncate(time.Microsecond))
 	if move {
 		return res, w.remove(from, msgs, false)
 	}
@@ -1295,6 +1299,43 @@ func (ss *session) ExpireRetrieved(ctx context.Context, mailboxID int64, before 
 	})
 	if err != nil {
 		return nil, fmt.Errorf("expire retrieved messages of mailbox %d: %w", mailboxID, err)
+	}
+	return out, nil
+}
+
+// ExpireSaved implements store.Session. A first read, outside any
+// transaction and through the index messages_saved (whose expression the
+// queries spell), finds whether anything is due, so that the usual
+// answer, nothing, takes no lock of the account.
+func (ss *session) ExpireSaved(ctx context.Context, mailboxID int64, before time.Time) ([]store.UID, error) {
+	const due = ` FROM messages WHERE mailbox_id = $1 AND coalesce(saved, internal_date) < $2`
+	var found bool
+	err := ss.s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT`+due+`)
+		AND EXISTS (SELECT FROM mailboxes WHERE id = $1 AND account_id = $3)`, mailboxID, before.UTC(), ss.id).Scan(&found)
+	if err != nil || !found {
+		if err != nil {
+			err = fmt.Errorf("expire saved messages of mailbox %d: %w", mailboxID, mapErr(err))
+		}
+		return nil, err
+	}
+	var out []store.UID
+	err = ss.write(ctx, func(w *wtx) error {
+		var b pgx.Batch
+		var msgs []gone
+		w.queueMailbox(&b, mailboxID, nil, nil)
+		b.Queue(`SELECT uid, size, body_id`+due+` ORDER BY uid`, mailboxID, before.UTC()).Query(func(rows pgx.Rows) error {
+			var err error
+			msgs, err = pgx.CollectRows(rows, scanGone)
+			return err
+		})
+		if err := w.lock(&b); err != nil {
+			return err
+		}
+		out = uidsOf(msgs)
+		return w.remove(mailboxID, msgs, true)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("expire saved messages of mailbox %d: %w", mailboxID, err)
 	}
 	return out, nil
 }

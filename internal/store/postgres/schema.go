@@ -163,6 +163,17 @@ CREATE TABLE sieve_scripts (
 );
 CREATE UNIQUE INDEX sieve_scripts_active ON sieve_scripts (account_id) WHERE active;
 `,
+		// 8: when each message was saved into its mailbox (RFC 8514
+		// SAVEDATE): set by an append, a copy or a move, null for the
+		// messages stored before. The index finds what autoexpunge is due
+		// to remove (Session.ExpireSaved), which counts those from their
+		// internal date; a query uses it only when it spells the
+		// expression the same way. Adding a nullable column without a
+		// default rewrites no row.
+		`
+ALTER TABLE messages ADD COLUMN saved timestamptz;
+CREATE INDEX messages_saved ON messages (mailbox_id, coalesce(saved, internal_date));
+`,
 	}
 }
 

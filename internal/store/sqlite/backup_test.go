@@ -34,7 +34,7 @@ func accountSession(tb testing.TB, st *Store, name string) store.Session {
 }
 
 // mailOf reads every message of an account, by mailbox name and UID:
-// body, flags and keywords, as one comparable string each.
+// body, flags, keywords and save date, as one comparable string each.
 func mailOf(t *testing.T, st *Store, name string) map[string]string {
 	t.Helper()
 	ctx := t.Context()
@@ -46,7 +46,7 @@ func mailOf(t *testing.T, st *Store, name string) map[string]string {
 	}
 	out := map[string]string{}
 	for _, mb := range boxes {
-		err := ss.Messages(ctx, mb.ID, store.AllUIDs(), store.FieldFlags, func(m *store.MessageInfo) error {
+		err := ss.Messages(ctx, mb.ID, store.AllUIDs(), store.FieldFlags|store.FieldSaveDate, func(m *store.MessageInfo) error {
 			b, err := ss.OpenBody(ctx, mb.ID, m.UID)
 			if err != nil {
 				return err
@@ -56,7 +56,11 @@ func mailOf(t *testing.T, st *Store, name string) map[string]string {
 			if _, err := b.ReadAt(buf, 0); err != nil {
 				return err
 			}
-			out[fmt.Sprintf("%s/%d", mb.Name, m.UID)] = fmt.Sprintf("flags %d %v: %s", m.Flags.System, m.Flags.Keywords, buf)
+			if m.SaveDate.IsZero() {
+				return fmt.Errorf("%s/%d has no save date", mb.Name, m.UID)
+			}
+			out[fmt.Sprintf("%s/%d", mb.Name, m.UID)] = fmt.Sprintf("flags %d %v saved %s: %s",
+				m.Flags.System, m.Flags.Keywords, m.SaveDate.Format(time.RFC3339Nano), buf)
 			return nil
 		})
 		if err != nil {

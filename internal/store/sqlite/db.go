@@ -210,6 +210,15 @@ var mailSchema = schema{{
 		modified INTEGER NOT NULL -- unix microseconds
 	)`,
 	`CREATE UNIQUE INDEX sieve_script_active ON sieve_script (active) WHERE active = 1`,
+}, {
+	// 5: when each message was saved into its mailbox (RFC 8514 SAVEDATE),
+	// in unix microseconds: set by an append, a copy or a move, NULL for
+	// the messages stored before. The index finds what autoexpunge is
+	// due to remove (Session.ExpireSaved), which counts those from their
+	// internal date; a query uses it only when it spells the expression
+	// the same way.
+	`ALTER TABLE message ADD COLUMN saved INTEGER`,
+	`CREATE INDEX message_saved ON message (mailbox, coalesce(saved, date))`,
 }}
 
 // maxAccountID keeps mailbox IDs (account ID << 32 | n) positive.

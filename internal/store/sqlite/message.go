@@ -239,9 +239,10 @@ func (ss *session) Append(ctx context.Context, mailboxID int64, msg *store.NewMe
 	if err != nil {
 		return res, fmt.Errorf("append: %w", err)
 	}
+	now := ss.s.cfg.Now()
 	date := msg.InternalDate
 	if date.IsZero() {
-		date = time.Now()
+		date = now
 	}
 	_, zone := date.Zone()
 	structure := msg.Structure
@@ -288,9 +289,9 @@ func (ss *session) Append(ctx context.Context, mailboxID int64, msg *store.NewMe
 				return err
 			}
 			_, err = tx.ExecContext(ctx, `INSERT INTO message
-				(mailbox, uid, modseq, created_modseq, flags, keywords, date, date_zone, size, file, retrieved, structure)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
-				mailboxID, uidNext, ms, ms, flags.System, joinKeywords(kws), date.UnixMicro(), zone, msg.Size, file, structure)
+				(mailbox, uid, modseq, created_modseq, flags, keywords, date, date_zone, size, file, retrieved, structure, saved)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
+				mailboxID, uidNext, ms, ms, flags.System, joinKeywords(kws), date.UnixMicro(), zone, msg.Size, file, structure, now.UnixMicro())
 			if err != nil {
 				return err
 			}
@@ -343,6 +344,9 @@ func (ss *session) Messages(ctx context.Context, mailboxID int64, uids store.UID
 	if fields&store.FieldRetrieved != 0 {
 		cols += ", retrieved"
 	}
+	if fields&store.FieldSaveDate != 0 {
+		cols += ", saved"
+	}
 	if fields&store.FieldStructure != 0 {
 		cols += ", structure"
 	}
@@ -355,6 +359,7 @@ func (ss *session) Messages(ctx context.Context, mailboxID int64, uids store.UID
 		m               store.MessageInfo
 		kws             string
 		date, retrieved int64
+		saved           sql.NullInt64
 		zone            int
 		structure       sql.RawBytes
 	)
@@ -370,6 +375,9 @@ func (ss *session) Messages(ctx context.Context, mailboxID int64, uids store.UID
 	}
 	if fields&store.FieldRetrieved != 0 {
 		dest = append(dest, &retrieved)
+	}
+	if fields&store.FieldSaveDate != 0 {
+		dest = append(dest, &saved)
 	}
 	if fields&store.FieldStructure != 0 {
 		dest = append(dest, &structure)
@@ -390,7 +398,7 @@ func (ss *session) Messages(ctx context.Context, mailboxID int64, uids store.UID
 				}
 				defer rows.Close()
 				for rows.Next() {
-					m, kws, date, retrieved, zone, structure = store.MessageInfo{}, "", 0, 0, 0, nil
+					m, kws, date, retrieved, saved, zone, structure = store.MessageInfo{}, "", 0, 0, sql.NullInt64{}, 0, nil
 					if err := rows.Scan(dest...); err != nil {
 						return err
 					}
@@ -400,6 +408,9 @@ func (ss *session) Messages(ctx context.Context, mailboxID int64, uids store.UID
 					}
 					if retrieved != 0 {
 						m.Retrieved = time.UnixMicro(retrieved).UTC()
+					}
+					if saved.Valid {
+						m.SaveDate = time.UnixMicro(saved.Int64).UTC()
 					}
 					if structure != nil {
 						if cap(structures)-len(structures) < len(structure) {
@@ -729,6 +740,7 @@ func (ss *session) Copy(ctx context.Context, fromMailboxID int64, uids store.UID
 			linked = append(linked, r)
 		}
 		used := map[int64]bool{}
+		saved := ss.s.cfg.Now().UnixMicro()
 		err = ss.s.writeAfterSync(ctx, a, dirs, func(ctx context.Context, tx *sql.Tx) error {
 			res = store.CopyResult{}
 			clear(used)
@@ -756,12 +768,13 @@ func (ss *session) Copy(ctx context.Context, fromMailboxID int64, uids store.UID
 					return err
 				}
 				f := newFiles[r.id]
-				// RFC 9051 6.4.7: flags and internal date go with the copy.
+				// RFC 9051 6.4.7: flags and internal date go with the
+				// copy; RFC 8514 3: the save date is the copy's.
 				out, err := tx.ExecContext(ctx, `INSERT INTO message
-					(mailbox, uid, modseq, created_modseq, flags, keywords, date, date_zone, size, file, retrieved, structure)
-					SELECT ?, ?, ?, ?, flags, ?, date, date_zone, size, ?, 0, structure
+					(mailbox, uid, modseq, created_modseq, flags, keywords, date, date_zone, size, file, retrieved, structure, saved)
+					SELECT ?, ?, ?, ?, flags, ?, date, date_zone, size, ?, 0, structure, ?
 					FROM message WHERE id = ? AND mailbox = ? AND uid = ?`,
-					toMailboxID, uidNext, ms, ms, joinKeywords(kws), f, r.id, fromMailboxID, r.uid)
+					toMailboxID, uidNext, ms, ms, joinKeywords(kws), f, saved, r.id, fromMailboxID, r.uid)
 				if err != nil {
 					return err
 				}
@@ -825,7 +838,7 @@ func (ss *session) Move(ctx context.Context, fromMailboxID int64, uids store.UID
 		if err != nil {
 			return err
 		}
-		res, err = moveRows(ctx, tx, fromMailboxID, toMailboxID, rows, ss.s.cfg.KeptExpunges)
+		res, err = moveRows(ctx, tx, fromMailboxID, toMailboxID, rows, ss.s.cfg.Now(), ss.s.cfg.KeptExpunges)
 		return err
 	})
 	if err != nil {
@@ -834,10 +847,10 @@ func (ss *session) Move(ctx context.Context, fromMailboxID int64, uids store.UID
 	return res, nil
 }
 
-// moveRows gives messages new UIDs in another (or the same) mailbox,
-// leaving tombstones in the source; keep is Config.KeptExpunges (see
-// addTombstones).
-func moveRows(ctx context.Context, tx *sql.Tx, from, to int64, rows []msgRow, keep int) (store.CopyResult, error) {
+// moveRows gives messages new UIDs in another (or the same) mailbox and
+// the save date now (RFC 8514 3), leaving tombstones in the source; keep
+// is Config.KeptExpunges (see addTombstones).
+func moveRows(ctx context.Context, tx *sql.Tx, from, to int64, rows []msgRow, now time.Time, keep int) (store.CopyResult, error) {
 	h, err := mailboxRow(ctx, tx, to)
 	if err != nil {
 		return store.CopyResult{}, err
@@ -862,8 +875,8 @@ func moveRows(ctx context.Context, tx *sql.Tx, from, to int64, rows []msgRow, ke
 		if err != nil {
 			return res, err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE message SET mailbox = ?, uid = ?, modseq = ?, created_modseq = ?, keywords = ? WHERE id = ?`,
-			to, uidNext, ms, ms, joinKeywords(kws), r.id)
+		_, err = tx.ExecContext(ctx, `UPDATE message SET mailbox = ?, uid = ?, modseq = ?, created_modseq = ?, keywords = ?, saved = ? WHERE id = ?`,
+			to, uidNext, ms, ms, joinKeywords(kws), now.UnixMicro(), r.id)
 		if err != nil {
 			return res, err
 		}
@@ -1032,6 +1045,52 @@ func (ss *session) ExpireRetrieved(ctx context.Context, mailboxID int64, before 
 	})
 	if err != nil {
 		return nil, fmt.Errorf("expire retrieved in mailbox %d: %w", mailboxID, err)
+	}
+	return gone.UIDs, nil
+}
+
+// ExpireSaved implements store.Session. The queries spell the expression
+// of the index message_saved, so that finding nothing due reads only the
+// index, and nothing is written, nor the write lock taken, unless
+// something is due.
+func (ss *session) ExpireSaved(ctx context.Context, mailboxID int64, before time.Time) ([]store.UID, error) {
+	if !ss.owns(mailboxID) {
+		return nil, fmt.Errorf("expire saved: %w", noMailbox(mailboxID))
+	}
+	const due = ` FROM message INDEXED BY message_saved WHERE mailbox = ? AND coalesce(saved, date) < ?`
+	var found bool
+	err := ss.read(ctx, func(a *account) error {
+		err := a.db.QueryRowContext(ctx, `SELECT 1`+due+` LIMIT 1`, mailboxID, before.UnixMicro()).Scan(new(int))
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		found = err == nil
+		return err
+	})
+	if err != nil || !found {
+		if err != nil {
+			err = fmt.Errorf("expire saved in mailbox %d: %w", mailboxID, err)
+		}
+		return nil, err
+	}
+	gone, err := ss.expunge(ctx, mailboxID, func(ctx context.Context, tx *sql.Tx) ([]msgRow, error) {
+		rows, err := tx.QueryContext(ctx, `SELECT `+msgRowColumns+due+` ORDER BY uid`, mailboxID, before.UnixMicro())
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		var out []msgRow
+		for rows.Next() {
+			m, err := scanMsgRow(rows)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, m)
+		}
+		return out, rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("expire saved in mailbox %d: %w", mailboxID, err)
 	}
 	return gone.UIDs, nil
 }

@@ -64,7 +64,8 @@ func TestAccountsSchemaUpgrade(t *testing.T) {
 // messages (schema version 1) gains it when the account is next opened,
 // and SELECT's first unseen message comes from it; it gains the count of
 // each mailbox's tombstones too, and its tombstones lose a column never
-// read (version 3), and a table of Sieve scripts (version 4).
+// read (version 3), a table of Sieve scripts (version 4) and save dates
+// (version 5, see TestSaveDateUpgrade).
 func TestMailSchemaUpgrade(t *testing.T) {
 	// The index's condition spells store.FlagSeen as 1.
 	if store.FlagSeen != 1 {
@@ -94,7 +95,8 @@ func TestMailSchemaUpgrade(t *testing.T) {
 	}
 	for _, q := range []string{`DROP INDEX message_unseen`, `ALTER TABLE mailbox DROP COLUMN tombstones`,
 		`ALTER TABLE mailbox DROP COLUMN forgotten`, `ALTER TABLE tombstone ADD COLUMN created_modseq INTEGER NOT NULL DEFAULT 0`,
-		`DROP TABLE sieve_script`, `PRAGMA user_version = 1`} {
+		`DROP TABLE sieve_script`, `DROP INDEX message_saved`, `ALTER TABLE message DROP COLUMN saved`,
+		`PRAGMA user_version = 1`} {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			t.Fatal(err)
 		}

@@ -288,7 +288,7 @@ func (ss *session) renameInbox(ctx context.Context, tx *sql.Tx, inbox store.Mail
 	if len(rows) == 0 {
 		return nil
 	}
-	_, err = moveRows(ctx, tx, inbox.ID, dst.ID, rows, ss.s.cfg.KeptExpunges)
+	_, err = moveRows(ctx, tx, inbox.ID, dst.ID, rows, ss.s.cfg.Now(), ss.s.cfg.KeptExpunges)
 	return err
 }
 

@@ -94,6 +94,10 @@ type Config struct {
 	// to this many (store.ChangeSet.Forgotten); those of one expunge,
 	// which share a MODSEQ, are forgotten together. Default 100,000.
 	KeptExpunges int
+	// Now is the clock that dates what the store saves: the save date of
+	// messages (RFC 8514) and the internal date of appends that give
+	// none. Tests set it to age mail without waiting. Default time.Now.
+	Now func() time.Time
 }
 
 // DefaultConfig returns the configuration with every default filled in and
@@ -139,6 +143,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.KeptExpunges <= 0 {
 		c.KeptExpunges = d.KeptExpunges
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	return c
 }

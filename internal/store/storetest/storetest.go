@@ -66,6 +66,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Watch", testWatch},
 		{"Lock", testLock},
 		{"Retrieved", testRetrieved},
+		{"SaveDate", testSaveDate},
+		{"ExpireSaved", testExpireSaved},
 		{"MessagesPaging", testMessagesPaging},
 		{"ConcurrentAppend", testConcurrentAppend},
 		{"Isolation", testIsolation},
