@@ -23,17 +23,18 @@ type Config struct {
 	// its deletions) until a second before this runs out.
 	ShutdownGrace Duration `toml:"shutdown_grace"`
 
-	Listen   Listen   `toml:"listen"`
-	TLS      TLS      `toml:"tls"`
-	Store    Store    `toml:"store"`
-	Auth     Auth     `toml:"auth"`
-	Limits   Limits   `toml:"limits"`
-	IMAP     IMAP     `toml:"imap"`
-	POP3     POP3     `toml:"pop3"`
-	Delivery Delivery `toml:"delivery"`
-	SMTP     SMTP     `toml:"smtp"`
-	Sieve    Sieve    `toml:"sieve"`
-	Log      Log      `toml:"log"`
+	Listen     Listen     `toml:"listen"`
+	TLS        TLS        `toml:"tls"`
+	Store      Store      `toml:"store"`
+	Auth       Auth       `toml:"auth"`
+	Limits     Limits     `toml:"limits"`
+	IMAP       IMAP       `toml:"imap"`
+	POP3       POP3       `toml:"pop3"`
+	Delivery   Delivery   `toml:"delivery"`
+	SMTP       SMTP       `toml:"smtp"`
+	Sieve      Sieve      `toml:"sieve"`
+	Autoconfig Autoconfig `toml:"autoconfig"`
+	Log        Log        `toml:"log"`
 }
 
 // Listen says where each protocol listens: "host:port", or "off".
@@ -59,6 +60,18 @@ type Listen struct {
 	// ManageSieve (RFC 5804) with STARTTLS, for mail clients to upload
 	// the Sieve scripts that filter mail at delivery; see [sieve].
 	Sieve string `toml:"sieve"`
+	// Mail client autoconfiguration over plain HTTP (see [autoconfig]):
+	// Thunderbird's /mail/config-v1.1.xml and
+	// /.well-known/autoconfig/mail/config-v1.1.xml, Outlook's
+	// /autodiscover/autodiscover.xml, Apple's /apple/mail.mobileconfig.
+	// Clients ask autoconfig.<domain> and autodiscover.<domain> on port
+	// 80 ("0.0.0.0:80", or a proxy in front).
+	Autoconfig string `toml:"autoconfig"`
+	// The same over HTTPS, with the certificate in tls (renewals taken as
+	// for IMAPS). Outlook asks only over HTTPS, on port 443, and Thunderbird
+	// tries HTTPS first; the certificate must then name autoconfig.<domain>
+	// and autodiscover.<domain>.
+	Autoconfigs string `toml:"autoconfigs"`
 	// Prometheus metrics over HTTP at /metrics.
 	Metrics string `toml:"metrics"`
 	// Also serve Go's runtime profiles (CPU, heap, allocations, blocking,
@@ -292,6 +305,47 @@ type Sieve struct {
 	MaxErrors int `toml:"max_errors"`
 }
 
+// Autoconfig says what listen.autoconfig and listen.autoconfigs tell mail
+// clients: where to find the account's incoming mail (IMAP, POP3) and its
+// outgoing server, with the whole address as the user name and no
+// password. Every valid address of a served domain gets the same answer,
+// whether its account exists or not.
+type Autoconfig struct {
+	// Mail domains whose addresses get answers; others get 404. Empty:
+	// the domains of the accounts and aliases in the store, read again at
+	// most once a minute.
+	Domains []string `toml:"domains"`
+	// Host name clients connect to; it must be one the certificate
+	// names. Empty: hostname.
+	Host string `toml:"host"`
+	// Listeners told of, in the order clients should prefer them, each
+	// only if it is on: "imaps", "imap" (STARTTLS), "pop3s", "pop3"
+	// (STLS). Outlook and Apple profiles take the first IMAP (Apple the
+	// first with implicit TLS) and POP3 one.
+	Advertise []string `toml:"advertise"`
+	// Ports clients are told, where they differ from the port the
+	// listener is bound to: behind NAT or a load balancer, or with buzon
+	// on high ports and the firewall forwarding 993 to 1993. 0: the
+	// listener's own port.
+	IMAPSPort int `toml:"imaps_port"`
+	// See imaps_port.
+	IMAPPort int `toml:"imap_port"`
+	// See imaps_port.
+	POP3SPort int `toml:"pop3s_port"`
+	// See imaps_port.
+	POP3Port int `toml:"pop3_port"`
+	// Outgoing (submission, RFC 6409) server, "host:port", of the MTA
+	// that sends the accounts' mail and takes their logins: buzon sends
+	// no mail itself. Empty: none is told; Thunderbird, which needs one,
+	// then ignores the whole answer and guesses instead, and no Apple
+	// profile is offered (Apple's payload needs one too).
+	Submission string `toml:"submission"`
+	// How clients secure the submission connection: "tls" (implicit,
+	// port 465, RFC 8314) or "starttls" (port 587). Empty: tls for port
+	// 465, starttls for any other.
+	SubmissionSecurity string `toml:"submission_security"`
+}
+
 // Log configures logging.
 type Log struct {
 	// "debug", "info", "warn" or "error".
@@ -307,15 +361,17 @@ func Default() Config {
 		Data:          "./buzon-data",
 		ShutdownGrace: Duration(30 * time.Second),
 		Listen: Listen{
-			IMAP:       "127.0.0.1:1143",
-			IMAPS:      "127.0.0.1:1993",
-			POP3:       "127.0.0.1:1110",
-			POP3S:      "127.0.0.1:1995",
-			LMTP:       "127.0.0.1:2424",
-			LMTPSocket: "lmtp.sock",
-			SMTP:       "127.0.0.1:2525",
-			Sieve:      "127.0.0.1:4190",
-			Metrics:    "off",
+			IMAP:        "127.0.0.1:1143",
+			IMAPS:       "127.0.0.1:1993",
+			POP3:        "127.0.0.1:1110",
+			POP3S:       "127.0.0.1:1995",
+			LMTP:        "127.0.0.1:2424",
+			LMTPSocket:  "lmtp.sock",
+			SMTP:        "127.0.0.1:2525",
+			Sieve:       "127.0.0.1:4190",
+			Autoconfig:  "off",
+			Autoconfigs: "off",
+			Metrics:     "off",
 		},
 		TLS: TLS{HandshakeTimeout: Duration(30 * time.Second)},
 		Store: Store{
@@ -375,6 +431,7 @@ func Default() Config {
 			LoginTimeout:  Duration(2 * time.Minute),
 			MaxErrors:     20,
 		},
-		Log: Log{Level: "info", Format: "text"},
+		Autoconfig: Autoconfig{Domains: []string{}, Advertise: []string{"imaps", "imap", "pop3s", "pop3"}},
+		Log:        Log{Level: "info", Format: "text"},
 	}
 }

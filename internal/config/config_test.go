@@ -136,6 +136,17 @@ func TestValidate(t *testing.T) {
 		{"huge sieve scripts", func(c *Config) { c.Sieve.MaxScriptSize = 1<<20 + 1 }, "sieve.max_script_size"},
 		{"no sieve error allowed", func(c *Config) { c.Sieve.MaxErrors = 0 }, "sieve.max_errors"},
 		{"negative sieve idle timeout", func(c *Config) { c.Sieve.IdleTimeout = -1 }, "sieve.idle_timeout"},
+		{"bad autoconfig listener", func(c *Config) { c.Listen.Autoconfigs = "443" }, "listen.autoconfigs"},
+		{"autoconfig on", func(c *Config) { c.Listen.Autoconfig = "0.0.0.0:80" }, ""},
+		{"autoconfig domain with @", func(c *Config) { c.Autoconfig.Domains = []string{"a@example.org"} }, "autoconfig.domains"},
+		{"autoconfig advertises smtp", func(c *Config) { c.Autoconfig.Advertise = []string{"imaps", "smtp"} }, "autoconfig.advertise"},
+		{"autoconfig port too high", func(c *Config) { c.Autoconfig.IMAPSPort = 65536 }, "autoconfig.imaps_port"},
+		{"submission without port", func(c *Config) { c.Autoconfig.Submission = "smtp.example.org" }, "autoconfig.submission"},
+		{"submission port 0", func(c *Config) { c.Autoconfig.Submission = "smtp.example.org:0" }, "autoconfig.submission"},
+		{"submission", func(c *Config) {
+			c.Autoconfig.Submission, c.Autoconfig.SubmissionSecurity = "smtp.example.org:587", "starttls"
+		}, ""},
+		{"submission security", func(c *Config) { c.Autoconfig.SubmissionSecurity = "ssl" }, "autoconfig.submission_security"},
 		{"misspelt log level", func(c *Config) { c.Log.Level = "warning" }, "log.level"},
 		{"log level in capitals", func(c *Config) { c.Log.Level = "DEBUG" }, ""},
 		{"unknown log format", func(c *Config) { c.Log.Format = "logfmt" }, "log.format"},

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -58,7 +59,8 @@ func (c *Config) Validate() error {
 	for _, l := range []struct{ name, addr string }{
 		{"imap", c.Listen.IMAP}, {"imaps", c.Listen.IMAPS}, {"pop3", c.Listen.POP3},
 		{"pop3s", c.Listen.POP3S}, {"lmtp", c.Listen.LMTP}, {"smtp", c.Listen.SMTP},
-		{"sieve", c.Listen.Sieve}, {"metrics", c.Listen.Metrics},
+		{"sieve", c.Listen.Sieve}, {"autoconfig", c.Listen.Autoconfig}, {"autoconfigs", c.Listen.Autoconfigs},
+		{"metrics", c.Listen.Metrics},
 	} {
 		if l.addr == Off || l.addr == "" {
 			continue
@@ -157,6 +159,7 @@ func (c *Config) Validate() error {
 	if c.POP3.ExpireDays < 0 {
 		errs = append(errs, errors.New("pop3.expire_days: not negative"))
 	}
+	errs = append(errs, c.Autoconfig.validate()...)
 	// A misspelt level or format would otherwise leave the log as it was,
 	// with no word of why.
 	var level slog.Level // read as the logger reads it
@@ -169,6 +172,40 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log.format: %q is not text or json", c.Log.Format))
 	}
 	return errors.Join(errs...)
+}
+
+// validate checks the autoconfig settings.
+func (a *Autoconfig) validate() []error {
+	var errs []error
+	for _, d := range a.Domains {
+		if d == "" || strings.ContainsAny(d, "@ /") {
+			errs = append(errs, fmt.Errorf("autoconfig.domains: %q is not a domain", d))
+		}
+	}
+	for _, l := range a.Advertise {
+		switch l {
+		case "imaps", "imap", "pop3s", "pop3":
+		default:
+			errs = append(errs, fmt.Errorf("autoconfig.advertise: %q is not imaps, imap, pop3s or pop3", l))
+		}
+	}
+	for name, port := range map[string]int{"imaps_port": a.IMAPSPort, "imap_port": a.IMAPPort, "pop3s_port": a.POP3SPort, "pop3_port": a.POP3Port} {
+		if port < 0 || port > 65535 {
+			errs = append(errs, fmt.Errorf("autoconfig.%s: 0 to 65535", name))
+		}
+	}
+	if a.Submission != "" {
+		host, port, err := net.SplitHostPort(a.Submission)
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			errs = append(errs, fmt.Errorf("autoconfig.submission: %q is not host:port", a.Submission))
+		}
+	}
+	switch a.SubmissionSecurity {
+	case "", "tls", "starttls":
+	default:
+		errs = append(errs, fmt.Errorf("autoconfig.submission_security: %q is not tls or starttls", a.SubmissionSecurity))
+	}
+	return errs
 }
 
 // DefaultHostname is the machine's host name, or "localhost".
