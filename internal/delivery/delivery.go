@@ -2,8 +2,11 @@
 // parses each message once, finds the recipient's account, runs the
 // account's active Sieve script (RFC 5228), if it has one, and appends
 // to INBOX, or where the script says, with the quota checked atomically
-// by the store. LMTP, SMTP, `buzon deliver` and the fetch client come
-// through here; so does IMAP APPEND (Append), which runs no script.
+// by the store; a delivery that takes the account's use across a
+// warning level of its quota puts a notice into its INBOX. LMTP, SMTP,
+// `buzon deliver` and the fetch client come through here; so does IMAP
+// APPEND (Append), which runs no script and warns of nothing: it is the
+// user's own doing, and the client hears of a full mailbox in its answer.
 //
 // It imports no protocol package; protocols map its errors to their
 // replies (see Classify).
@@ -39,8 +42,24 @@ type Deliverer struct {
 	// otherwise) and size (for metrics).
 	Observe func(code int, size int64)
 
+	// QuotaWarnings are the levels, in percent of an account's quota, at
+	// which it is warned: a delivery that takes the account's size or
+	// number of messages to or past one of them, from below, puts a
+	// notice into its INBOX naming the highest (see quotawarn.go). None:
+	// no notices.
+	QuotaWarnings []int
+	// Hostname names the server in the notices' From and Message-ID.
+	// Default: "localhost".
+	Hostname string
+	// Warned, if set, hears each quota notice stored, with its level (for
+	// metrics).
+	Warned func(level int)
+
 	// scripts are the Sieve scripts compiled so far.
 	scripts scriptCache
+	// warnGates keep deliveries to one account running at once from
+	// sending a notice each for one crossing.
+	warnGates warnGates
 }
 
 // Recipient is the account an address reaches, as Lookup found it.
@@ -159,14 +178,16 @@ func (d *Deliverer) deliverAccount(ctx context.Context, acct store.Account, msg 
 	}
 	defer sess.Close()
 	// Open may already know which script is active (began is before it).
-	return d.deliverSession(ctx, sess, began, acct.Name, "INBOX", msg, env)
+	// The account as found says whether it has a quota to warn of.
+	return d.deliverSession(ctx, sess, began, acct.Name, acct.Quota != store.Quota{}, "INBOX", msg, env)
 }
 
 // DeliverSession delivers a spooled message through an open session of
 // the account named account, as its active Sieve script decides (see
 // decide and targets), with keepTo where a keep goes (INBOX but for the
 // fetch client, whose configuration may name another mailbox). Each copy
-// counts against the quota.
+// counts against the quota, and one that takes the account's use across
+// a level of QuotaWarnings puts a notice into INBOX.
 //
 // When it returns an error, nothing was stored, so that the sender's
 // retry stores no duplicate. Once a copy is stored, a later copy that
@@ -174,13 +195,15 @@ func (d *Deliverer) deliverAccount(ctx context.Context, acct store.Account, msg 
 // succeeds: the message is in the account, and failing it would have the
 // sender deliver the stored copies again.
 func (d *Deliverer) DeliverSession(ctx context.Context, sess store.Session, account, keepTo string, msg *Spooled, env Envelope) (Delivered, error) {
-	return d.deliverSession(ctx, sess, time.Now(), account, keepTo, msg, env)
+	return d.deliverSession(ctx, sess, time.Now(), account, true, keepTo, msg, env)
 }
 
 // deliverSession is DeliverSession with the time the delivery began, for
 // the store to tell whether what the session read at Open is fresh enough
-// (store.Session.ActiveSieveScriptInfo).
-func (d *Deliverer) deliverSession(ctx context.Context, sess store.Session, began time.Time, account, keepTo string, msg *Spooled, env Envelope) (Delivered, error) {
+// (store.Session.ActiveSieveScriptInfo), and whether the account may have
+// a quota (false when the caller knows it has none, which spares the
+// reads of its use).
+func (d *Deliverer) deliverSession(ctx context.Context, sess store.Session, began time.Time, account string, limited bool, keepTo string, msg *Spooled, env Envelope) (Delivered, error) {
 	dec, err := d.decide(ctx, sess, began, account, msg, env)
 	if err != nil {
 		return Delivered{}, err
@@ -194,6 +217,8 @@ func (d *Deliverer) deliverSession(ctx context.Context, sess store.Session, bega
 	if err != nil {
 		return out, err
 	}
+	w := d.watchQuota(ctx, sess, account, limited)
+	defer d.unwatchQuota(w)
 	date := d.now()
 	for _, t := range targets {
 		res, err := sess.Append(ctx, t.mailbox.ID, msg.NewMessage(t.flags, date))
@@ -208,6 +233,7 @@ func (d *Deliverer) deliverSession(ctx context.Context, sess store.Session, bega
 		out.Copies = append(out.Copies, Copy{t.mailbox.Name, res})
 		d.logger().Info("delivered", "account", account, "mailbox", t.mailbox.Name, "uid", res.UID, "size", msg.Size(), "script", dec.script)
 	}
+	d.warnQuota(ctx, sess, account, w)
 	return out, nil
 }
 
