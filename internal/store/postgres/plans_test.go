@@ -195,7 +195,7 @@ func TestAppendOrphanPlan(t *testing.T) {
 	if _, err := conn.Exec(ctx, "PREPARE append_message AS "+appendMessage); err != nil {
 		t.Fatal(err)
 	}
-	plan := explain(t, conn, fmt.Sprintf("EXPLAIN EXECUTE append_message(%d, %d, 10, 0, '', now(), '', '%d')", acct.ID, inbox.ID, acct.ID))
+	plan := explain(t, conn, fmt.Sprintf("EXPLAIN EXECUTE append_message(%d, %d, 10, 0, '', now(), '', '%d', now())", acct.ID, inbox.ID, acct.ID))
 	if strings.Contains(plan, "Seq Scan on bodies") {
 		t.Errorf("appendMessage reads every body:\n%s", plan)
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/buzon-mail/buzon/internal/store"
 	"github.com/buzon-mail/buzon/internal/store/postgres"
@@ -52,6 +53,9 @@ var databases sync.Map // key -> dsn
 type Options struct {
 	// KeptExpunges, if not 0, is the backend's Config.KeptExpunges.
 	KeptExpunges int
+	// Now, if not nil, is the backend's Config.Now: the clock of save
+	// dates.
+	Now func() time.Time
 }
 
 // Open opens a store on the storage named by key (a folder, for sqlite;
@@ -79,6 +83,7 @@ func OpenWith(tb testing.TB, key string, opts Options) store.Store {
 		if opts.KeptExpunges != 0 {
 			cfg.KeptExpunges = opts.KeptExpunges
 		}
+		cfg.Now = opts.Now
 		st, err = postgres.Open(context.Background(), cfg)
 	default:
 		cfg := sqlite.DefaultConfig()
@@ -86,6 +91,7 @@ func OpenWith(tb testing.TB, key string, opts Options) store.Store {
 		if opts.KeptExpunges != 0 {
 			cfg.KeptExpunges = opts.KeptExpunges
 		}
+		cfg.Now = opts.Now
 		st, err = sqlite.Open(cfg)
 	}
 	if err != nil {
