@@ -256,6 +256,18 @@ type Delivery struct {
 	// the MTA sent them. (For buzon deliver, the MTA adds one: Postfix's
 	// local(8) does, and pipe(8) with flags=R.)
 	ReturnPath bool `toml:"return_path"`
+	// Levels, in percent of an account's quota, at which its owner is
+	// warned that the mailbox is filling up: a delivery that takes the
+	// account's size or number of messages, whichever crosses, to or
+	// past a level puts a short notice into its INBOX (from
+	// postmaster@<hostname>) saying how full it is, that mail will be
+	// refused once it is full, and how to make room. Once per level: a
+	// mailbox that stays above it hears no more, one that falls below
+	// it and rises again is warned again. The notice counts against the
+	// quota and is left out when it does not fit. Accounts without a
+	// quota get none, and neither does mail a client stores over IMAP.
+	// Each 1 to 99; [] sends no notices.
+	QuotaWarnings []int `toml:"quota_warnings"`
 }
 
 // SMTP configures the SMTP listener (listen.smtp), which receives mail
@@ -417,6 +429,7 @@ func Default() Config {
 			MemorySpool:   1 << 20,
 			MaxRecipients: 100,
 			Timeout:       Duration(10 * time.Minute),
+			QuotaWarnings: []int{80, 95},
 		},
 		SMTP: SMTP{
 			MaxRecipients: 100,

@@ -70,6 +70,8 @@ func TestLoad(t *testing.T) {
 		{"unknown key", "[pop3]\nexpire_dayz = 7\n", nil, "unknown settings: pop3.expire_dayz"},
 		{"bad duration", "[imap]\nidle_timeout = \"soon\"\n", nil, "idle_timeout"},
 		{"bad syntax", "[imap\n", nil, "config"},
+		{"quota warnings off", "[delivery]\nquota_warnings = []\n", func(c Config) bool { return len(c.Delivery.QuotaWarnings) == 0 }, ""},
+		{"quota warnings", "[delivery]\nquota_warnings = [90]\n", func(c Config) bool { return reflect.DeepEqual(c.Delivery.QuotaWarnings, []int{90}) }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -123,6 +125,11 @@ func TestValidate(t *testing.T) {
 		{"negative grace", func(c *Config) { c.ShutdownGrace = -1 }, "shutdown_grace"},
 		{"negative keepalive", func(c *Config) { c.IMAP.IdleKeepalive = -1 }, "imap.idle_keepalive"},
 		{"negative LMTP timeout", func(c *Config) { c.Delivery.Timeout = -1 }, "delivery.timeout"},
+		{"no quota warnings", func(c *Config) { c.Delivery.QuotaWarnings = nil }, ""},
+		{"quota warning of 0", func(c *Config) { c.Delivery.QuotaWarnings = []int{0, 90} }, "delivery.quota_warnings: 0"},
+		{"quota warning of 100", func(c *Config) { c.Delivery.QuotaWarnings = []int{90, 100} }, "delivery.quota_warnings: 100"},
+		{"quota warning twice", func(c *Config) { c.Delivery.QuotaWarnings = []int{90, 80, 90} }, "delivery.quota_warnings: 90"},
+		{"quota warnings in any order", func(c *Config) { c.Delivery.QuotaWarnings = []int{95, 50, 80} }, ""},
 		{"bad SMTP listener", func(c *Config) { c.Listen.SMTP = "25" }, "listen.smtp"},
 		{"SMTP off", func(c *Config) { c.Listen.SMTP = Off }, ""},
 		{"negative SMTP timeout", func(c *Config) { c.SMTP.Timeout = -1 }, "smtp.timeout"},

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -155,6 +156,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Sieve.MaxErrors < 1 {
 		errs = append(errs, errors.New("sieve.max_errors: at least 1"))
+	}
+	for i, l := range c.Delivery.QuotaWarnings {
+		// 100 would warn when nothing more fits, the notice included.
+		if l < 1 || l > 99 || slices.Contains(c.Delivery.QuotaWarnings[:i], l) {
+			errs = append(errs, fmt.Errorf("delivery.quota_warnings: %d: each level 1 to 99, once", l))
+		}
 	}
 	if c.POP3.ExpireDays < 0 {
 		errs = append(errs, errors.New("pop3.expire_days: not negative"))
