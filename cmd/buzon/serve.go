@@ -33,13 +33,13 @@ import (
 )
 
 func runServe(args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSet("serve", `usage: buzon serve [--data DIR] [--config FILE] [--hostname NAME] [--imap ADDR] [--imaps ADDR] [--pop3 ADDR] [--pop3s ADDR] [--lmtp ADDR] [--smtp ADDR] [--sieve ADDR]
+	fs := newFlagSet("serve", `usage: buzon serve [--data DIR] [--config FILE] [--hostname NAME] [--imap ADDR] [--imaps ADDR] [--pop3 ADDR] [--pop3s ADDR] [--lmtp ADDR] [--smtp ADDR] [--sieve ADDR] [--autoconfig ADDR] [--autoconfigs ADDR]
 
 Flags override the config file (buzon config example prints every setting).`, stderr)
 	var cf commonFlags
 	cf.register(fs)
 	listen := map[string]*string{}
-	for _, name := range []string{"imap", "imaps", "pop3", "pop3s", "lmtp", "smtp", "sieve"} {
+	for _, name := range []string{"imap", "imaps", "pop3", "pop3s", "lmtp", "smtp", "sieve", "autoconfig", "autoconfigs"} {
 		listen[name] = fs.String(name, "", "listen address for "+name+" (host:port or off)")
 	}
 	hostname := fs.String("hostname", "", "host name for greetings and the certificate")
@@ -54,7 +54,7 @@ Flags override the config file (buzon config example prints every setting).`, st
 	}
 	for name, dst := range map[string]*string{"imap": &cfg.Listen.IMAP, "imaps": &cfg.Listen.IMAPS,
 		"pop3": &cfg.Listen.POP3, "pop3s": &cfg.Listen.POP3S, "lmtp": &cfg.Listen.LMTP, "smtp": &cfg.Listen.SMTP,
-		"sieve": &cfg.Listen.Sieve} {
+		"sieve": &cfg.Listen.Sieve, "autoconfig": &cfg.Listen.Autoconfig, "autoconfigs": &cfg.Listen.Autoconfigs} {
 		if v := *listen[name]; v != "" {
 			*dst = v
 		}
@@ -194,14 +194,44 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 			return err
 		}
 	}
-	var web *http.Server
+	// The HTTP servers: autoconfig's, metrics'.
+	var webs []*http.Server
+	if listenerOn(cfg.Listen.Autoconfig) || listenerOn(cfg.Listen.Autoconfigs) {
+		// Made once the mail listeners are bound: it tells their ports.
+		ac, err := newAutoconfig(cfg, g.bound, st, log)
+		if err != nil {
+			g.closeListeners()
+			return err
+		}
+		plain, secure := ac.HTTPServer(), ac.HTTPServer()
+		secure.TLSConfig = certs.TLSConfig() // IMAPS's certificate, renewals included
+		for _, l := range []struct {
+			name, addr string
+			serve      func(net.Listener) error
+		}{
+			{"autoconfig", cfg.Listen.Autoconfig, plain.Serve},
+			{"autoconfigs", cfg.Listen.Autoconfigs, func(l net.Listener) error { return secure.ServeTLS(l, "", "") }},
+		} {
+			if !listenerOn(l.addr) {
+				continue
+			}
+			// Vetted as the mail listeners are: PROXY protocol from a load
+			// balancer, the per-address limit.
+			if err := g.listen(l.name, "tcp", l.addr, lc(l.name, ""), l.serve); err != nil {
+				g.closeListeners()
+				return err
+			}
+		}
+		webs = append(webs, plain, secure)
+	}
 	if addr := cfg.Listen.Metrics; addr != "" && addr != config.Off {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", metrics.Handler())
 		if cfg.Listen.Pprof {
 			servePprof(mux)
 		}
-		web = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		web := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		webs = append(webs, web)
 		if err := g.listen("metrics", "tcp-plain", addr, server.ListenerConfig{}, web.Serve); err != nil {
 			g.closeListeners()
 			return err
@@ -226,7 +256,7 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 	defer cancel()
 	var wg sync.WaitGroup
 	servers := []interface{ Shutdown(context.Context) error }{imap, pop3, lmtp, smtp, manageSieve}
-	if web != nil {
+	for _, web := range webs {
 		servers = append(servers, web)
 	}
 	for _, s := range servers {
@@ -243,6 +273,9 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 	log.Info("buzon stopped")
 	return err
 }
+
+// listenerOn reports whether a listener address names a listener to open.
+func listenerOn(addr string) bool { return addr != "" && addr != config.Off }
 
 // servePprof adds Go's runtime profiles to mux, and samples one blocking
 // event per millisecond blocked and one mutex contention in 100 for them.
@@ -433,7 +466,7 @@ func (g *group) listen(name, network, addr string, lc server.ListenerConfig, ser
 func listenAdvice(name string, err error) string {
 	setting := "listen." + name
 	switch name {
-	case "imap", "imaps", "pop3", "pop3s", "lmtp", "smtp", "sieve":
+	case "imap", "imaps", "pop3", "pop3s", "lmtp", "smtp", "sieve", "autoconfig", "autoconfigs":
 		setting = "--" + name + " or " + setting
 	case "lmtp-unix":
 		setting = "listen.lmtp_socket"

@@ -1,0 +1,200 @@
+package main
+
+// Mail client autoconfiguration against a running `buzon serve`: curl
+// asks for each answer as the clients do (Thunderbird's GET of
+// autoconfig.<domain> and of the domain's .well-known, Outlook's POST,
+// Safari's download of the Apple profile), and the clients' kind of
+// parser reads it: Python's xml.etree and plistlib, and libplist's
+// plistutil, which reads property lists as Apple's own code does.
+
+import (
+	"bytes"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/buzon-mail/buzon/internal/clienttest"
+)
+
+var autoconfigListeningRE = regexp.MustCompile(`msg=listening proto=(autoconfigs?) addr=(\S+)`)
+
+// acAnswer is one HTTP answer as curl got it.
+type acAnswer struct {
+	status      string // "200"
+	contentType string
+	body        []byte
+}
+
+// acCurl sends one request with curl to the autoconfig listener at
+// scheme://addr, as sent to host (the Host header).
+func acCurl(t *testing.T, method, scheme, addr, host, target, body string) acAnswer {
+	t.Helper()
+	curl := clienttest.Need(t, "curl", "curl")
+	out := filepath.Join(t.TempDir(), "answer")
+	args := []string{"-sS", "-k", "-X", method, "-o", out, "-w", "%{http_code} %{content_type}",
+		"-H", "Host: " + host, "--max-time", "15", scheme + "://" + addr + target}
+	if body != "" {
+		args = append(args, "-H", "Content-Type: text/xml; charset=utf-8", "--data-binary", body)
+	}
+	cmd := exec.Command(curl, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("curl %v: %v\n%s", args, err, stderr.String())
+	}
+	status, ct, _ := strings.Cut(stdout.String(), " ")
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return acAnswer{status, ct, b}
+}
+
+func acPOX(addr string) string {
+	return `<?xml version="1.0" encoding="utf-8"?>
+<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006">
+  <Request>
+    <EMailAddress>` + addr + `</EMailAddress>
+    <AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema>
+  </Request>
+</Autodiscover>`
+}
+
+// TestAutoconfigClients: with both listeners on and a submission server
+// configured, every client's answer names the listeners' own ports (IMAP's
+// overridden by the config, as behind a NAT), in the order of preference,
+// the address as user name and no password; an account that exists and one
+// that does not get the same answer.
+func TestAutoconfigClients(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "buzon.toml")
+	if err := os.WriteFile(conf, []byte("[autoconfig]\nsubmission = \"smtp.example.org:465\"\nimap_port = 143\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in := clServer(t, "fay@example.org", "--config", conf, "--hostname", "mail.example.org",
+		"--autoconfig", "127.0.0.1:0", "--autoconfigs", "127.0.0.1:0")
+	web := map[string]string{}
+	for _, m := range autoconfigListeningRE.FindAllStringSubmatch(in.logs(), -1) {
+		web[m[1]] = m[2]
+	}
+	if web["autoconfig"] == "" || web["autoconfigs"] == "" {
+		t.Fatalf("autoconfig listeners not logged:\n%s", in.logs())
+	}
+	port := func(name string) string { _, p := in.hostPort(name); return p }
+
+	// Thunderbird: autoconfig.<domain> over HTTP with the address, then
+	// the domain's .well-known over HTTPS without it, as Thunderbird asks
+	// when told not to send addresses.
+	tb := acCurl(t, "GET", "http", web["autoconfig"], "autoconfig.example.org", "/mail/config-v1.1.xml?emailaddress=fay%40example.org", "")
+	if tb.status != "200" || !strings.HasPrefix(tb.contentType, "text/xml") {
+		t.Fatalf("Thunderbird: %s %s\n%s", tb.status, tb.contentType, tb.body)
+	}
+	want := fmt.Sprintf(`provider example.org example.org
+incomingServer imap mail.example.org %s SSL %%EMAILADDRESS%% password-cleartext
+incomingServer imap mail.example.org 143 STARTTLS %%EMAILADDRESS%% password-cleartext
+incomingServer pop3 mail.example.org %s SSL %%EMAILADDRESS%% password-cleartext
+incomingServer pop3 mail.example.org %s STARTTLS %%EMAILADDRESS%% password-cleartext
+outgoingServer smtp smtp.example.org 465 SSL %%EMAILADDRESS%% password-cleartext
+`, port("imaps"), port("pop3s"), port("pop3"))
+	if got := python(t, string(tb.body), "autoconfig_read.py", "thunderbird"); got != want {
+		t.Errorf("Thunderbird reads\n%s\nwant\n%s", got, want)
+	}
+	wellKnown := acCurl(t, "GET", "https", web["autoconfigs"], "example.org", "/.well-known/autoconfig/mail/config-v1.1.xml", "")
+	if !bytes.Equal(wellKnown.body, tb.body) {
+		t.Errorf(".well-known over HTTPS answers otherwise:\n%s", wellKnown.body)
+	}
+	if ghost := acCurl(t, "GET", "http", web["autoconfig"], "autoconfig.example.org", "/mail/config-v1.1.xml?emailaddress=ghost%40example.org", ""); !bytes.Equal(ghost.body, tb.body) {
+		t.Errorf("an address without an account gets another answer (%s):\n%s", ghost.status, ghost.body)
+	}
+
+	// Outlook: POST over HTTPS, the path capitalised as Outlook sends it.
+	ad := acCurl(t, "POST", "https", web["autoconfigs"], "autodiscover.example.org", "/Autodiscover/Autodiscover.xml", acPOX("fay@example.org"))
+	if ad.status != "200" {
+		t.Fatalf("Autodiscover: %s\n%s", ad.status, ad.body)
+	}
+	want = fmt.Sprintf(`account email settings
+protocol IMAP mail.example.org %s fay@example.org on SSL off on
+protocol POP3 mail.example.org %s fay@example.org on SSL off on
+protocol SMTP smtp.example.org 465 fay@example.org on SSL off on
+`, port("imaps"), port("pop3s"))
+	if got := python(t, string(ad.body), "autoconfig_read.py", "autodiscover"); got != want {
+		t.Errorf("Outlook reads\n%s\nwant\n%s", got, want)
+	}
+	ghost := acCurl(t, "POST", "https", web["autoconfigs"], "autodiscover.example.org", "/autodiscover/autodiscover.xml", acPOX("ghost@example.org"))
+	if string(ghost.body) != strings.ReplaceAll(string(ad.body), "fay@", "ghost@") {
+		t.Errorf("an address without an account gets another answer (%s):\n%s", ghost.status, ghost.body)
+	}
+
+	// Apple: the profile Safari downloads and the device installs.
+	apple := acCurl(t, "GET", "https", web["autoconfigs"], "mail.example.org", "/apple/mail.mobileconfig?emailaddress=fay%40example.org", "")
+	if apple.status != "200" || apple.contentType != "application/x-apple-aspen-config" {
+		t.Fatalf("Apple profile: %s %s\n%s", apple.status, apple.contentType, apple.body)
+	}
+	got := python(t, string(apple.body), "autoconfig_read.py", "apple")
+	for _, line := range []string{
+		"  EmailAccountType EmailTypeIMAP",
+		"  EmailAddress fay@example.org",
+		"  IncomingMailServerHostName mail.example.org",
+		"  IncomingMailServerPortNumber " + port("imaps"),
+		"  IncomingMailServerUseSSL True",
+		"  IncomingMailServerUsername fay@example.org",
+		"  OutgoingMailServerHostName smtp.example.org",
+		"  OutgoingMailServerPortNumber 465",
+		"  OutgoingMailServerUseSSL True",
+		"  OutgoingPasswordSameAsIncomingPassword True",
+		"  PayloadType com.apple.mail.managed",
+	} {
+		if !strings.Contains(got, line+"\n") {
+			t.Errorf("the profile lacks %q:\n%s", line, got)
+		}
+	}
+	if strings.Contains(got, "Password ") && regexp.MustCompile(`(?m)^  (Incoming|Outgoing)Password `).MatchString(got) {
+		t.Errorf("the profile holds a password:\n%s", got)
+	}
+	if again := acCurl(t, "GET", "https", web["autoconfigs"], "mail.example.org", "/apple/mail.mobileconfig?emailaddress=fay%40example.org", ""); !bytes.Equal(again.body, apple.body) {
+		t.Errorf("a second download differs: installing it would add a second account")
+	}
+	plistutil := clienttest.Need(t, "plistutil", "libplist-utils")
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "p.mobileconfig"), apple.body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(plistutil, "-i", filepath.Join(dir, "p.mobileconfig"), "-o", filepath.Join(dir, "p.bin"), "-f", "bin").CombinedOutput(); err != nil {
+		t.Errorf("plistutil cannot read the profile: %v\n%s", err, out)
+	}
+
+	// Refusals, without detail.
+	for _, tc := range []struct {
+		method, scheme, target, body, status string
+	}{
+		{"GET", "http", "/mail/config-v1.1.xml?emailaddress=fay%40example.com", "", "404"},
+		{"GET", "http", "/mail/config-v1.1.xml?emailaddress=fay", "", "400"},
+		{"POST", "https", "/autodiscover/autodiscover.xml", acPOX("fay@elsewhere.net"), "404"},
+		{"GET", "https", "/autodiscover/autodiscover.xml", "", "405"},
+		{"POST", "http", "/mail/config-v1.1.xml", "x", "405"},
+		{"GET", "http", "/metrics", "", "404"},
+	} {
+		a := acCurl(t, tc.method, tc.scheme, web[map[string]string{"http": "autoconfig", "https": "autoconfigs"}[tc.scheme]], "autoconfig.example.org", tc.target, tc.body)
+		if a.status != tc.status || len(a.body) > 40 {
+			t.Errorf("%s %s: %s %q, want %s and no detail", tc.method, tc.target, a.status, a.body, tc.status)
+		}
+	}
+
+	// HTTPS serves the certificate IMAPS does.
+	cert := func(addr string) []byte {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: clTimeout}, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].Raw
+	}
+	if !bytes.Equal(cert(web["autoconfigs"]), cert(in.ports["imaps"])) {
+		t.Error("autoconfigs serves another certificate than IMAPS")
+	}
+}
