@@ -214,6 +214,20 @@ type IMAP struct {
 	// minutes keep it: RFC 2177 has clients renew IDLE only every 29
 	// minutes. 0 gets the default.
 	IdleKeepalive Duration `toml:"idle_keepalive"`
+	// Expunge messages from the Trash (the \Trash special-use mailbox, RFC
+	// 6154) this many days after they were put there: counted from the
+	// save date (RFC 8514), so a message received long ago and deleted
+	// today stays its full time, and from the internal date for mail
+	// stored before buzon kept save dates (after an upgrade such old
+	// Trash goes at the account's next login). 30, as most hosted mail
+	// does (Dovecot ships it off, and a Trash that never empties fills
+	// the quota unseen); 0 keeps Trash until the client empties it. It
+	// runs when an account logs in over IMAP, at most once an hour per
+	// account, and clients see the messages go as expunges.
+	ExpungeTrashDays int `toml:"expunge_trash_days"`
+	// The same for Junk (the \Junk special-use mailbox): spam nobody
+	// claimed after this many days goes. 0 keeps it.
+	ExpungeJunkDays int `toml:"expunge_junk_days"`
 }
 
 // POP3 configures the POP3 server.
@@ -419,6 +433,9 @@ func Default() Config {
 			IdleTimeout:   Duration(30 * time.Minute),
 			LoginTimeout:  Duration(2 * time.Minute),
 			IdleKeepalive: Duration(2 * time.Minute),
+
+			ExpungeTrashDays: 30,
+			ExpungeJunkDays:  30,
 		},
 		POP3: POP3{
 			IdleTimeout:    Duration(10 * time.Minute),

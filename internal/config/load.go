@@ -166,6 +166,12 @@ func (c *Config) Validate() error {
 	if c.POP3.ExpireDays < 0 {
 		errs = append(errs, errors.New("pop3.expire_days: not negative"))
 	}
+	if c.IMAP.ExpungeTrashDays < 0 {
+		errs = append(errs, errors.New("imap.expunge_trash_days: not negative"))
+	}
+	if c.IMAP.ExpungeJunkDays < 0 {
+		errs = append(errs, errors.New("imap.expunge_junk_days: not negative"))
+	}
 	errs = append(errs, c.Autoconfig.validate()...)
 	// A misspelt level or format would otherwise leave the log as it was,
 	// with no word of why.
