@@ -250,7 +250,7 @@ func quotaNotice(hostname, account string, u store.QuotaUsage, date time.Time) [
 	var b strings.Builder
 	field := func(name, value string) { b.WriteString(name + ": " + value + "\r\n") }
 	field("From", "Mail server <postmaster@"+hostname+">")
-	field("To", "<"+account+">")
+	field("To", account)
 	field("Subject", fmt.Sprintf("Your mailbox is %d%% full", full))
 	field("Date", date.Format(time.RFC1123Z))
 	field("Message-ID", "<quota."+rand.Text()+"@"+hostname+">")

@@ -482,7 +482,7 @@ func TestQuotaNotice(t *testing.T) {
 	}
 	for _, h := range []struct{ name, want string }{
 		{"From", "Mail server <postmaster@mx.example.org>"},
-		{"To", "<alice@example.org>"},
+		{"To", "alice@example.org"},
 		{"Subject", "Your mailbox is 90% full"},
 		{"Date", "Fri, 27 Nov 2026 09:30:00 +0000"},
 		{"Auto-Submitted", "auto-generated"},
