@@ -124,7 +124,8 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 		TLSHandshakeTimeout: cfg.TLS.HandshakeTimeout.D(), Sieve: cfg.Sieve, Limits: cfg.Limits,
 		AllowPlaintext: cfg.Auth.AllowPlaintext, Logger: log,
 	})
-	deliverer := &delivery.Deliverer{Store: st, Logger: log, Observe: metrics.Delivered}
+	deliverer := &delivery.Deliverer{Store: st, Logger: log, Observe: metrics.Delivered,
+		QuotaWarnings: cfg.Delivery.QuotaWarnings, Hostname: cfg.Hostname}
 	lmtp := smtpserver.New(smtpserver.Config{
 		Deliverer: deliverer, Spooler: spooler,
 		Hostname: cfg.Hostname, MaxRecipients: cfg.Delivery.MaxRecipients,

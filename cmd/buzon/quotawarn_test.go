@@ -1,0 +1,144 @@
+package main
+
+import (
+	"fmt"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/buzon-mail/buzon/internal/store/postgres/pgtest"
+)
+
+// quotaMsg is a message of about n bytes with a subject.
+func quotaMsg(subject string, n int) string {
+	var b strings.Builder
+	b.WriteString("From: carol@example.net\r\nTo: alice@example.org\r\nSubject: " + subject + "\r\n\r\n")
+	for b.Len() < n {
+		b.WriteString(strings.Repeat("x", 76) + "\r\n")
+	}
+	return b.String()
+}
+
+var noticeSubjectRE = regexp.MustCompile(`^Your mailbox is (\d+)% full$`)
+
+// TestQuotaWarningClients: with the default levels (80% and 95%), mail
+// that fills an account's quota over LMTP and then SMTP puts a notice
+// into INBOX as it passes each level, once: Python's imaplib lists it
+// among the mail, poplib downloads it, and it reads as a well-formed
+// message from postmaster@<hostname>. With quota_warnings = [] no notice
+// comes. On the embedded store and on PostgreSQL.
+func TestQuotaWarningClients(t *testing.T) {
+	for _, tc := range []struct {
+		backend string
+		levels  string // the [delivery] quota_warnings setting; "" for the default
+	}{
+		{"sqlite", ""},
+		{"postgres", ""},
+		{"sqlite", "[]"},
+	} {
+		name := tc.backend
+		if tc.levels != "" {
+			name += " quota_warnings=" + tc.levels
+		}
+		t.Run(name, func(t *testing.T) {
+			var conf strings.Builder
+			if tc.backend == "postgres" {
+				fmt.Fprintf(&conf, "[store]\nbackend = \"postgres\"\ndsn = %q\n", pgtest.Start(t))
+			}
+			if tc.levels != "" {
+				fmt.Fprintf(&conf, "[delivery]\nquota_warnings = %s\n", tc.levels)
+			}
+			file := filepath.Join(t.TempDir(), "buzon.toml")
+			if err := os.WriteFile(file, []byte(conf.String()), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			in := start(t, "", "--config", file, "--hostname", "mx.example.org")
+			where := []string{"--config", file, "--data", in.data}
+			mustBuzon(t, "a-password\n", append([]string{"user", "add", "alice@example.org"}, where...)...)
+			mustBuzon(t, "", append([]string{"user", "quota", "alice@example.org", "100K"}, where...)...)
+
+			// 83% of 100 KiB over LMTP: past 80.
+			host, port := in.hostPort("lmtp")
+			for _, m := range []struct {
+				subject string
+				size    int
+			}{{"big attachment", 85_000}, {"a small one", 2_000}} {
+				if out := python(t, quotaMsg(m.subject, m.size), "lmtp_send.py", host, port, "carol@example.net", "alice@example.org"); out != "" {
+					t.Fatalf("LMTP %q: %q", m.subject, out)
+				}
+			}
+			// Past 95 over SMTP.
+			host, port = in.hostPort("smtp")
+			if out := python(t, quotaMsg("another attachment", 10_000), "smtp_send.py", host, port, "carol@example.net", "alice@example.org"); !strings.HasPrefix(out, "250 ") {
+				t.Fatalf("SMTP: %q", out)
+			}
+
+			host, port = in.hostPort("imap")
+			subjects := strings.Split(strings.TrimSpace(python(t, "", "imap_subjects.py", host, port, "alice@example.org", "a-password")), "\n")
+			var levels []int
+			var others []string
+			for _, s := range subjects {
+				if m := noticeSubjectRE.FindStringSubmatch(s); m != nil {
+					n, _ := strconv.Atoi(m[1])
+					levels = append(levels, n)
+					continue
+				}
+				others = append(others, s)
+			}
+			if want := []string{"big attachment", "a small one", "another attachment"}; strings.Join(others, "|") != strings.Join(want, "|") {
+				t.Errorf("INBOX over IMAP holds %q, want %q and the notices", others, want)
+			}
+			if tc.levels == "[]" {
+				if len(levels) != 0 {
+					t.Errorf("notices with quota_warnings = []: %v", subjects)
+				}
+				return
+			}
+			// The first notice after the message that passed 80%, the
+			// second after the one that passed 95%.
+			if len(levels) != 2 || levels[0] < 80 || levels[0] >= 95 || levels[1] < 95 || levels[1] > 100 ||
+				!noticeSubjectRE.MatchString(subjects[1]) || !noticeSubjectRE.MatchString(subjects[4]) {
+				t.Fatalf("INBOX over IMAP: %q; want a notice after the first message and after the last", subjects)
+			}
+
+			dir := t.TempDir()
+			host, port = in.hostPort("pop3")
+			if out := python(t, "", "pop3_download.py", host, port, "alice@example.org", "a-password", dir, "keep"); out != "5\n" {
+				t.Fatalf("pop3_download.py: %q", out)
+			}
+			raw, err := os.ReadFile(filepath.Join(dir, "2"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg, err := mail.ReadMessage(strings.NewReader(string(raw)))
+			if err != nil {
+				t.Fatalf("the notice does not parse: %v\n%s", err, raw)
+			}
+			from, err := msg.Header.AddressList("From")
+			if err != nil || len(from) != 1 || from[0].Address != "postmaster@mx.example.org" {
+				t.Errorf("From: %q (%v)", msg.Header.Get("From"), err)
+			}
+			if to, err := msg.Header.AddressList("To"); err != nil || len(to) != 1 || to[0].Address != "alice@example.org" {
+				t.Errorf("To: %q (%v)", msg.Header.Get("To"), err)
+			}
+			if _, err := msg.Header.Date(); err != nil {
+				t.Errorf("Date: %v", err)
+			}
+			if id := msg.Header.Get("Message-ID"); !strings.HasSuffix(id, "@mx.example.org>") {
+				t.Errorf("Message-ID: %q", id)
+			}
+			for _, want := range []string{"KB of 100 KB", "refused", "Trash and Junk"} {
+				if !strings.Contains(string(raw), want) {
+					t.Errorf("the notice does not say %q:\n%s", want, raw)
+				}
+			}
+			if n := strings.Count(in.logs(), `msg="quota warning stored" account=alice@example.org`); n != 2 {
+				t.Errorf("the log tells of %d notices, want 2:\n%s", n, in.logs())
+			}
+		})
+	}
+}
