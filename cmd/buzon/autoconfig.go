@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"slices"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/buzon-mail/buzon/internal/autoconfig"
 	"github.com/buzon-mail/buzon/internal/config"
@@ -15,11 +17,30 @@ import (
 )
 
 // newAutoconfig makes the server behind listen.autoconfig and
-// listen.autoconfigs: it tells clients the listeners of
-// autoconfig.advertise that are on, on the ports they are bound to
-// (bound) unless the configuration names others, at autoconfig.host or
-// the host name.
+// listen.autoconfigs, telling clients of the listeners as bound (bound:
+// listener name -> address).
 func newAutoconfig(cfg config.Config, bound map[string]string, st store.Store, log *slog.Logger) (*autoconfig.Server, error) {
+	incoming, outgoing, err := advertised(cfg, bound)
+	if err != nil {
+		return nil, err
+	}
+	if outgoing == nil {
+		log.Warn("autoconfig: no outgoing server to tell clients (autoconfig.submission): Thunderbird ignores an answer without one, and no Apple profile is offered")
+	}
+	domains := func(ctx context.Context) ([]string, error) { return servedDomains(ctx, st) }
+	if len(cfg.Autoconfig.Domains) > 0 {
+		list := configuredDomains(cfg)
+		domains = func(context.Context) ([]string, error) { return list, nil }
+	}
+	return autoconfig.New(autoconfig.Config{Incoming: incoming, Outgoing: outgoing, Domains: domains, Logger: log})
+}
+
+// advertised returns the servers clients are told of: the listeners of
+// autoconfig.advertise that are on (in bound), in its order, on the port
+// they are bound to unless the configuration names another, at
+// autoconfig.host or the host name; and the submission server, if one is
+// configured.
+func advertised(cfg config.Config, bound map[string]string) ([]autoconfig.Endpoint, *autoconfig.Endpoint, error) {
 	ac := cfg.Autoconfig
 	host := ac.Host
 	if host == "" {
@@ -44,28 +65,28 @@ func newAutoconfig(cfg config.Config, bound map[string]string, st store.Store, l
 		incoming = append(incoming, e)
 	}
 	if len(incoming) == 0 {
-		return nil, fmt.Errorf("autoconfig: none of autoconfig.advertise (%s) has its listener on: nothing to tell clients", strings.Join(ac.Advertise, ", "))
+		return nil, nil, fmt.Errorf("autoconfig: none of autoconfig.advertise (%s) has its listener on: nothing to tell clients", strings.Join(ac.Advertise, ", "))
 	}
-	var outgoing *autoconfig.Endpoint
-	if ac.Submission != "" {
-		h, p, _ := net.SplitHostPort(ac.Submission) // checked by Validate
-		port, _ := strconv.Atoi(p)
-		outgoing = &autoconfig.Endpoint{Protocol: "smtp", Host: h, Port: port, Security: autoconfig.STARTTLS}
-		if ac.SubmissionSecurity == "tls" || ac.SubmissionSecurity == "" && port == 465 {
-			outgoing.Security = autoconfig.TLS
-		}
-	} else {
-		log.Warn("autoconfig: no outgoing server to tell clients (autoconfig.submission): Thunderbird ignores an answer without one, and no Apple profile is offered")
+	if ac.Submission == "" {
+		return incoming, nil, nil
 	}
-	domains := func(ctx context.Context) ([]string, error) { return servedDomains(ctx, st) }
-	if len(ac.Domains) > 0 {
-		list := make([]string, len(ac.Domains))
-		for i, d := range ac.Domains {
-			list[i] = strings.ToLower(strings.TrimSuffix(d, "."))
-		}
-		domains = func(context.Context) ([]string, error) { return list, nil }
+	h, p, _ := net.SplitHostPort(ac.Submission) // checked by Validate
+	port, _ := strconv.Atoi(p)
+	outgoing := &autoconfig.Endpoint{Protocol: "smtp", Host: h, Port: port, Security: autoconfig.STARTTLS}
+	if ac.SubmissionSecurity == "tls" || ac.SubmissionSecurity == "" && port == 465 {
+		outgoing.Security = autoconfig.TLS
 	}
-	return autoconfig.New(autoconfig.Config{Incoming: incoming, Outgoing: outgoing, Domains: domains, Logger: log})
+	return incoming, outgoing, nil
+}
+
+// configuredDomains is autoconfig.domains as the answers compare domains:
+// lower case, without a final dot.
+func configuredDomains(cfg config.Config) []string {
+	list := make([]string, len(cfg.Autoconfig.Domains))
+	for i, d := range cfg.Autoconfig.Domains {
+		list[i] = strings.ToLower(strings.TrimSuffix(d, "."))
+	}
+	return list
 }
 
 // servedDomains lists the domains of the store's accounts and aliases:
@@ -94,4 +115,97 @@ func servedDomains(ctx context.Context, st store.Store) ([]string, error) {
 	}
 	slices.Sort(domains)
 	return slices.Compact(domains), nil
+}
+
+func runAutoconfig(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("autoconfig", `usage: buzon autoconfig dns [--config FILE] [DOMAIN...]
+
+Prints the DNS records that let mail clients find this server for each
+DOMAIN (default: autoconfig.domains): autoconfig.DOMAIN and
+autodiscover.DOMAIN for the answers of listen.autoconfig and
+listen.autoconfigs, and the SRV records of RFC 6186 and RFC 8314 for the
+servers those answers name, as the configuration sets them.`, stderr)
+	var cf commonFlags
+	fs.StringVar(&cf.configFile, "config", "", "TOML configuration file")
+	_, domains, err := parseSubcommand(fs, args, map[string][2]int{"dns": {0, 1 << 10}})
+	if err != nil {
+		return err
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	if len(domains) == 0 {
+		domains = configuredDomains(cfg)
+	}
+	if len(domains) == 0 {
+		fs.Usage()
+		return usageError{"autoconfig dns: name the mail domains (or set autoconfig.domains)"}
+	}
+	// The listeners as configured: the ports they will be bound to.
+	bound := map[string]string{}
+	for name, addr := range map[string]string{"imaps": cfg.Listen.IMAPS, "imap": cfg.Listen.IMAP, "pop3s": cfg.Listen.POP3S, "pop3": cfg.Listen.POP3} {
+		if listenerOn(addr) {
+			bound[name] = addr
+		}
+	}
+	incoming, outgoing, err := advertised(cfg, bound)
+	if err != nil {
+		return err
+	}
+	for _, d := range domains {
+		if err := writeDNSRecords(stdout, cfg, strings.ToLower(strings.TrimSuffix(d, ".")), incoming, outgoing); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeDNSRecords writes, in zone file syntax, the records for one mail
+// domain.
+func writeDNSRecords(w io.Writer, cfg config.Config, domain string, incoming []autoconfig.Endpoint, outgoing *autoconfig.Endpoint) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
+	fqdn := func(name string) string { return strings.TrimSuffix(name, ".") + "." }
+	host := incoming[0].Host
+	fmt.Fprintf(tw, "; mail clients of %s (buzon autoconfig dns)\n", domain)
+	if listenerOn(cfg.Listen.Autoconfig) || listenerOn(cfg.Listen.Autoconfigs) {
+		fmt.Fprintf(tw, "; Thunderbird asks autoconfig.%[1]s (HTTPS, then HTTP), Outlook autodiscover.%[1]s (HTTPS)\n", domain)
+		fmt.Fprintf(tw, "autoconfig.%s.\tIN\tCNAME\t%s\n", domain, fqdn(host))
+		fmt.Fprintf(tw, "autodiscover.%s.\tIN\tCNAME\t%s\n", domain, fqdn(host))
+		if listenerOn(cfg.Listen.Autoconfigs) {
+			// Outlook and Thunderbird take the host from it and ask on 443.
+			fmt.Fprintf(tw, "_autodiscover._tcp.%s.\tIN\tSRV\t0 0 443 %s\n", domain, fqdn(host))
+		}
+	}
+	// RFC 6186 3.4: priority orders the services, preferred first;
+	// target "." says a service is not offered, so clients need not try.
+	fmt.Fprintf(tw, "; RFC 6186 SRV records, the preferred server first\n")
+	services := map[string]string{}
+	for i, e := range incoming {
+		service := e.Protocol
+		if e.Security == autoconfig.TLS {
+			service += "s"
+		}
+		if _, dup := services[service]; !dup {
+			services[service] = fmt.Sprintf("%d 1 %d %s", 10*i, e.Port, fqdn(e.Host))
+		}
+	}
+	for _, service := range []string{"imaps", "imap", "pop3s", "pop3"} {
+		target, ok := services[service]
+		if !ok {
+			target = "0 0 0 ."
+		}
+		fmt.Fprintf(tw, "_%s._tcp.%s.\tIN\tSRV\t%s\n", service, domain, target)
+	}
+	if outgoing != nil {
+		service := "submission" // STARTTLS (RFC 6186)
+		if outgoing.Security == autoconfig.TLS {
+			service = "submissions" // implicit TLS (RFC 8314 5.1)
+		}
+		fmt.Fprintf(tw, "_%s._tcp.%s.\tIN\tSRV\t0 1 %d %s\n", service, domain, outgoing.Port, fqdn(outgoing.Host))
+	} else {
+		fmt.Fprintf(tw, "; no autoconfig.submission: add _submission._tcp or _submissions._tcp for your MTA\n")
+	}
+	fmt.Fprintln(tw)
+	return tw.Flush()
 }

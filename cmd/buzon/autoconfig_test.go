@@ -198,3 +198,47 @@ protocol SMTP smtp.example.org 465 fay@example.org on SSL off on
 		t.Error("autoconfigs serves another certificate than IMAPS")
 	}
 }
+
+// TestAutoconfigDNS: the records `buzon autoconfig dns` prints follow the
+// configuration: the advertised host and ports in order of preference, a
+// "." target for a protocol not offered, _submissions for implicit TLS.
+func TestAutoconfigDNS(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "buzon.toml")
+	if err := os.WriteFile(conf, []byte(`[listen]
+imap = "0.0.0.0:1143"
+imaps = "0.0.0.0:1993"
+pop3 = "off"
+autoconfigs = "0.0.0.0:8443"
+[autoconfig]
+domains = ["Example.org."]
+host = "mail.example.org"
+imaps_port = 993
+imap_port = 143
+submission = "smtp.example.org:465"
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := mustBuzon(t, "", "autoconfig", "dns", "--config", conf)
+	var records []string
+	for _, line := range strings.Split(out, "\n") {
+		if line != "" && !strings.HasPrefix(line, ";") {
+			records = append(records, strings.Join(strings.Fields(line), " "))
+		}
+	}
+	want := []string{
+		"autoconfig.example.org. IN CNAME mail.example.org.",
+		"autodiscover.example.org. IN CNAME mail.example.org.",
+		"_autodiscover._tcp.example.org. IN SRV 0 0 443 mail.example.org.",
+		"_imaps._tcp.example.org. IN SRV 0 1 993 mail.example.org.",
+		"_imap._tcp.example.org. IN SRV 10 1 143 mail.example.org.",
+		"_pop3s._tcp.example.org. IN SRV 20 1 1995 mail.example.org.",
+		"_pop3._tcp.example.org. IN SRV 0 0 0 .",
+		"_submissions._tcp.example.org. IN SRV 0 1 465 smtp.example.org.",
+	}
+	if strings.Join(records, "\n") != strings.Join(want, "\n") {
+		t.Errorf("records:\n%s\nwant:\n%s", strings.Join(records, "\n"), strings.Join(want, "\n"))
+	}
+	if _, stderr, code := buzon(t, "", "autoconfig", "dns"); code != 2 || !strings.Contains(stderr, "name the mail domains") {
+		t.Errorf("without domains: exit %d\n%s", code, stderr)
+	}
+}

@@ -5,7 +5,7 @@
 //
 // Usage:
 //
-//	buzon serve   [--data DIR] [--config FILE] [--hostname NAME] [--imap ADDR] [--imaps ADDR] [--pop3 ADDR] [--pop3s ADDR] [--lmtp ADDR] [--smtp ADDR] [--sieve ADDR]
+//	buzon serve   [--data DIR] [--config FILE] [--hostname NAME] [--imap ADDR] [--imaps ADDR] [--pop3 ADDR] [--pop3s ADDR] [--lmtp ADDR] [--smtp ADDR] [--sieve ADDR] [--autoconfig ADDR] [--autoconfigs ADDR]
 //	buzon user    add|del|list|passwd [--data DIR] [--config FILE] [ADDRESS]
 //	buzon user    quota [--data DIR] [--config FILE] ADDRESS SIZE [MESSAGES]
 //	buzon alias   add|del|list [--data DIR] [--config FILE] [ALIAS [ACCOUNT]]
@@ -18,6 +18,7 @@
 //	buzon migrate [--config FILE] [--dsn DSN]
 //	buzon migrate-store --from DIR --to DSN
 //	buzon bench   PROFILE [flags]
+//	buzon autoconfig dns [--config FILE] [DOMAIN...]
 //	buzon config  example
 //	buzon version
 package main
@@ -78,6 +79,7 @@ func commands() []command {
 		{"fetch", "fetch mail from other POP3/IMAP accounts", runFetch},
 		{"migrate", "apply the PostgreSQL schema migrations", runMigrate},
 		{"migrate-store", "copy an embedded store into PostgreSQL", runMigrateStore},
+		{"autoconfig", "print the DNS records that let mail clients find the server (autoconfig dns)", runAutoconfig},
 		{"bench", "load-test an IMAP/POP3/LMTP server (buzon or another)", runBench},
 		{"config", "print a commented sample configuration (config example)", runConfig},
 		{"version", "print the version", func(_ []string, _ io.Reader, stdout, _ io.Writer) error {
