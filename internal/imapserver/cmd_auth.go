@@ -41,7 +41,7 @@ func (c *conn) capabilities() string {
 		"THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
 		"APPENDLIMIT="+strconv.FormatInt(c.srv.cfg.Limits.MaxMessageSize, 10),
 		"MULTIAPPEND", "BINARY", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC",
-		"QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE")
+		"QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "SAVEDATE", "WITHIN")
 	if !c.compressed {
 		caps = append(caps, "COMPRESS=DEFLATE")
 	}
@@ -200,6 +200,7 @@ func (c *conn) loggedIn(cmd *command, acct store.Account) {
 	c.pace.hard = time.Time{} // the login deadline is met
 	c.log = c.log.With("account", acct.Name)
 	c.log.Info("logged in", "cmd", cmd.name)
+	c.autoexpunge()
 	// RFC 9051 7.1: CAPABILITY in the tagged OK, as it changed.
 	c.ok("[CAPABILITY %s] logged in", c.capabilities())
 }

@@ -90,7 +90,7 @@ func fetchMacro(names ...string) []fetchItem {
 func (p *parser) xfetchAtt() fetchItem {
 	name := strings.ToUpper(p.takeWhile(func(c byte) bool { return isAtomChar(c) && c != '[' && c != '<' }))
 	switch name {
-	case "ENVELOPE", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "BODYSTRUCTURE", "UID", "MODSEQ":
+	case "ENVELOPE", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "BODYSTRUCTURE", "UID", "MODSEQ", "SAVEDATE":
 		return fetchItem{name: name}
 	case "RFC822":
 		return fetchItem{name: name, section: &sectionSpec{}}
@@ -272,6 +272,8 @@ func (c *conn) planFetch(items []fetchItem, uid bool) fetchPlan {
 			fp.fields |= store.FieldFlags
 		case "INTERNALDATE":
 			fp.fields |= store.FieldDate
+		case "SAVEDATE":
+			fp.fields |= store.FieldSaveDate
 		case "RFC822.SIZE":
 			fp.fields |= store.FieldSize
 		case "ENVELOPE", "BODYSTRUCTURE", "BODY":
@@ -454,7 +456,15 @@ func (c *conn) fetchMessage(seq uint32, m *store.MessageInfo, plan fetchPlan, se
 			w.num(uint64(modSeq))
 			w.str(")")
 		case "INTERNALDATE":
-			w.str(`INTERNALDATE "` + m.InternalDate.Format("_2-Jan-2006 15:04:05 -0700") + `"`)
+			w.str(`INTERNALDATE "` + m.InternalDate.Format(dateTimeLayout) + `"`)
+		case "SAVEDATE":
+			// RFC 8514 4.2: NIL when the message has no save date, as
+			// those stored before buzon kept them.
+			if m.SaveDate.IsZero() {
+				w.str("SAVEDATE NIL")
+			} else {
+				w.str(`SAVEDATE "` + m.SaveDate.Format(dateTimeLayout) + `"`)
+			}
 		case "RFC822.SIZE":
 			w.str("RFC822.SIZE ")
 			w.num(uint64(m.Size))

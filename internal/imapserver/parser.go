@@ -498,10 +498,14 @@ func (p *parser) xatomList() []string {
 	return l
 }
 
-// xdateTime reads a quoted date-time (RFC 9051 9): "dd-Mon-yyyy hh:mm:ss +zzzz".
+// dateTimeLayout is IMAP's date-time (RFC 9051 9), without its quotes:
+// "dd-Mon-yyyy hh:mm:ss +zzzz", the day padded with a space.
+const dateTimeLayout = "_2-Jan-2006 15:04:05 -0700"
+
+// xdateTime reads a quoted date-time (RFC 9051 9).
 func (p *parser) xdateTime() time.Time {
 	s := p.xquoted()
-	t, err := time.Parse("_2-Jan-2006 15:04:05 -0700", s)
+	t, err := time.Parse(dateTimeLayout, s)
 	if err != nil {
 		p.xerrorf("bad date-time %q", s)
 	}

@@ -104,6 +104,11 @@ func TestParseCommands(t *testing.T) {
 		{"a SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))\r\n", []string{"SELECT"}},
 		{"a SEARCH RETURN (MIN COUNT SAVE) CHARSET UTF-8 OR (FROM \"x\" NOT SEEN) UID $ 2:4 MODSEQ 5 SENTBEFORE 1-Feb-2024\r\n", []string{"SEARCH"}},
 		{"a STORE 1:2 (UNCHANGEDSINCE 12) +FLAGS.SILENT (\\Deleted $Junk)\r\n", []string{"STORE"}},
+		// RFC 8514 and RFC 5032.
+		{"a SEARCH SAVEDSINCE 1-Jun-2024 SAVEDBEFORE \"2-Jun-2024\" SAVEDON 3-Jun-2024 SAVEDATESUPPORTED OLDER 5 YOUNGER 7\r\nb FETCH 1 (SAVEDATE)\r\n",
+			[]string{"SEARCH", "FETCH"}},
+		{"a SEARCH OLDER 0\r\nb SEARCH YOUNGER 4294967296\r\nc SEARCH SAVEDON 2024-06-01\r\n", []string{
+			`BAD expected non-zero number (at byte 16)`, `BAD number out of range (at byte 27)`, `BAD bad date "2024-06-01" (at byte 27)`}},
 		{"a LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (% INBOX/*) RETURN (CHILDREN STATUS (MESSAGES UNSEEN))\r\n", []string{"LIST"}},
 		{"a CREATE Sent (USE (\\Sent))\r\n", []string{"CREATE"}},
 		{"a ID NIL\r\nb ID (\"name\" \"x\" \"version\" NIL)\r\n", []string{"ID", "ID"}},

@@ -22,10 +22,10 @@ import (
 type searchKey struct {
 	op    string // upper-case key name; "AND" for a parenthesised list
 	kids  []*searchKey
-	str   string // BCC, BODY, CC, FROM, SUBJECT, TEXT, TO, KEYWORD, HEADER value
-	field string // HEADER field name
-	num   int64  // LARGER, SMALLER, MODSEQ
-	date  time.Time
+	str   string    // BCC, BODY, CC, FROM, SUBJECT, TEXT, TO, KEYWORD, HEADER value
+	field string    // HEADER field name
+	num   int64     // LARGER, SMALLER, MODSEQ; OLDER, YOUNGER in seconds
+	date  time.Time // the date keys'; OLDER and YOUNGER's instant (see prepare)
 	set   numSet
 
 	folded string // the string keys' str as they compare it (see prepare)
@@ -62,8 +62,10 @@ func (k *searchKey) fields() store.Field {
 	switch k.op {
 	case "LARGER", "SMALLER":
 		f = store.FieldSize
-	case "BEFORE", "ON", "SINCE":
+	case "BEFORE", "ON", "SINCE", "OLDER", "YOUNGER":
 		f = store.FieldDate
+	case "SAVEDBEFORE", "SAVEDON", "SAVEDSINCE":
+		f = store.FieldSaveDate | store.FieldDate // the internal date stands in for a save date unknown
 	}
 	if k.cost() >= costHeader {
 		f |= store.FieldStructure | store.FieldSize
@@ -170,16 +172,19 @@ func (k *searchKey) toUTF8(cs string) {
 	}
 }
 
-// prepare folds the strings of the string keys for matching, once for
+// prepare folds the strings of the string keys for matching, and turns
+// the intervals of OLDER and YOUNGER into instants before now, once for
 // the whole search.
-func (k *searchKey) prepare() {
+func (k *searchKey) prepare(now time.Time) {
 	switch k.op {
 	case "BCC", "BODY", "CC", "FROM", "HEADER", "SUBJECT", "TEXT", "TO":
 		k.folded = fold(k.str)
 		k.needle = []byte(k.folded)
+	case "OLDER", "YOUNGER":
+		k.date = now.Add(-time.Duration(k.num) * time.Second)
 	}
 	for _, kid := range k.kids {
-		kid.prepare()
+		kid.prepare(now)
 	}
 }
 
@@ -279,7 +284,7 @@ func (p *parser) xsearchKey(depth int) *searchKey {
 	k := &searchKey{op: op}
 	switch op {
 	case "ALL", "ANSWERED", "DELETED", "DRAFT", "FLAGGED", "NEW", "OLD", "RECENT", "SEEN",
-		"UNANSWERED", "UNDELETED", "UNDRAFT", "UNFLAGGED", "UNSEEN":
+		"UNANSWERED", "UNDELETED", "UNDRAFT", "UNFLAGGED", "UNSEEN", "SAVEDATESUPPORTED":
 	case "BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO":
 		p.xspace()
 		k.str = p.xastring()
@@ -292,9 +297,13 @@ func (p *parser) xsearchKey(depth int) *searchKey {
 		} else {
 			k.str = p.xflag()
 		}
-	case "BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE":
+	case "BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE", "SAVEDBEFORE", "SAVEDON", "SAVEDSINCE":
 		p.xspace()
 		k.date = p.xdate()
+	case "OLDER", "YOUNGER":
+		// RFC 5032 4: an interval in seconds, nz-number.
+		p.xspace()
+		k.num = int64(p.xnznumber())
 	case "HEADER":
 		p.xspace()
 		k.field = p.xastring()
@@ -856,6 +865,16 @@ func number(w string, n int) bool {
 
 // day is a time's calendar date, in its own zone (RFC 9051 6.4.4:
 // "disregarding time and timezone").
+// savedOrInternal is what the save-date keys compare: the save date, or
+// for a message stored before buzon kept save dates the internal date
+// (RFC 8514 4.3 has the server use it for a message without one).
+func savedOrInternal(m *store.MessageInfo) time.Time {
+	if m.SaveDate.IsZero() {
+		return m.InternalDate
+	}
+	return m.SaveDate
+}
+
 func day(t time.Time) time.Time {
 	y, m, d := t.Date()
 	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
@@ -917,6 +936,23 @@ func (c *conn) match(sm *searchMsg, k *searchKey) bool {
 		return day(m.InternalDate).Equal(k.date)
 	case "SINCE":
 		return !day(m.InternalDate).Before(k.date)
+	case "SAVEDBEFORE":
+		return day(savedOrInternal(m)).Before(k.date)
+	case "SAVEDON":
+		return day(savedOrInternal(m)).Equal(k.date)
+	case "SAVEDSINCE":
+		return !day(savedOrInternal(m)).Before(k.date)
+	case "SAVEDATESUPPORTED":
+		// RFC 8514 4.3: every mailbox keeps save dates, so every message
+		// matches, those stored before buzon kept them too.
+		return true
+	case "OLDER":
+		// RFC 5032 4: the internal date's instant, whatever its zone, at
+		// least the interval before now (as Dovecot counts); YOUNGER is
+		// the rest, so that every message is one or the other.
+		return !m.InternalDate.After(k.date)
+	case "YOUNGER":
+		return m.InternalDate.After(k.date)
 	case "SENTBEFORE", "SENTON", "SENTSINCE":
 		d, ok := sm.sentDate()
 		if !ok {
@@ -1176,7 +1212,7 @@ func (c *conn) xsearchEach(a *searchArgs, found func(m *store.MessageInfo, seq u
 		}
 		key.toUTF8(a.charset)
 	}
-	key.prepare()
+	key.prepare(c.srv.cfg.now())
 	key.sortByCost()
 	modSeqUsed = key.usesModSeq()
 	if modSeqUsed {

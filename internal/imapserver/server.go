@@ -85,6 +85,9 @@ type Config struct {
 	// commands, and short beside how long an idle one stays. Tests
 	// shorten it. Default: 10 seconds.
 	deflateQuiet time.Duration
+	// now is the clock of OLDER, YOUNGER and autoexpunge; tests move it.
+	// Default: time.Now.
+	now func() time.Time
 }
 
 // Server serves IMAP on any number of listeners.
@@ -101,6 +104,11 @@ type Server struct {
 	nextID    uint64                    // guarded by mu; connection numbers for logs
 	feeds     map[int64]*feed           // guarded by mu; by mailbox ID, while selected
 	idlers    map[int64]*idlers         // guarded by mu; by account ID, while in IDLE
+	// autoexpunged is when each account's Trash and Junk were last
+	// expired by this process, and autoexpungeSwept when the map was
+	// last rid of entries past use (see autoexpungeDue); guarded by mu.
+	autoexpunged     map[int64]time.Time
+	autoexpungeSwept time.Time
 	// wakes counts the wake-ups of idle sessions (see idlers and feed).
 	wakes atomic.Uint64
 	// rendered holds FETCH items already written, envelopes what SEARCH
@@ -155,6 +163,9 @@ func New(cfg Config) *Server {
 	if cfg.deflateQuiet <= 0 {
 		cfg.deflateQuiet = 10 * time.Second
 	}
+	if cfg.now == nil {
+		cfg.now = time.Now
+	}
 	s := &Server{
 		cfg:       cfg,
 		log:       cfg.Logger,
@@ -163,6 +174,8 @@ func New(cfg Config) *Server {
 		conns:     map[*conn]struct{}{},
 		feeds:     map[int64]*feed{},
 		idlers:    map[int64]*idlers{},
+
+		autoexpunged: map[int64]time.Time{},
 	}
 	if cfg.FetchCacheSize > 0 {
 		s.rendered = newLRU[renderKey, []byte](cfg.FetchCacheSize)

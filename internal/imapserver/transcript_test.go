@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/store"
+	"github.com/buzon-mail/buzon/internal/store/teststore"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden transcripts in testdata/transcripts")
@@ -29,7 +30,8 @@ var update = flag.Bool("update", false, "rewrite the golden transcripts in testd
 //	! deliver MAILBOX FILE [FLAG...]   append the message FILE (see messageFile) through the store
 //	! quota BYTES MESSAGES             set the account's quota
 //	! save NAME                        remember the last MODSEQ the server sent as {{NAME}} ({{NAME-1}} one less)
-//	! option NAME                      a server option before the first command (plaintext, tinylimits)
+//	! option NAME                      a server option before the first command (plaintext, tinylimits,
+//	                                   clock: the server's and the store's clock stand at transcriptNow)
 //	C: line                            sent on connection 1 (C2: on connection 2, ...)
 //	S: line                            expected from connection 1 (S2: ...)
 //
@@ -68,6 +70,10 @@ var (
 	varRE    = regexp.MustCompile(`\{\{([a-z]+)(-1)?\}\}`)
 )
 
+// transcriptNow is the time of transcripts with "! option clock": in
+// 2024, so that normalise keeps its dates.
+var transcriptNow = time.Date(2024, 6, 15, 12, 0, 0, 0, time.UTC)
+
 func normalise(line string) string {
 	line = normUIDValidity.ReplaceAllString(line, "$1 <uidvalidity>")
 	line = modSeqRE.ReplaceAllString(line, "$1<modseq>")
@@ -84,12 +90,17 @@ func runTranscript(t *testing.T, file string) {
 	}
 	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
 	var opts []envOption
+	var storeOpts teststore.Options
 	for _, l := range lines {
-		if name, ok := strings.CutPrefix(l, "! option "); ok {
+		if name, ok := strings.CutPrefix(l, "! option "); ok && name == "clock" {
+			now := func() time.Time { return transcriptNow }
+			storeOpts.Now = now
+			opts = append(opts, func(c *Config) { c.now = now })
+		} else if ok {
 			opts = append(opts, transcriptOption(t, name))
 		}
 	}
-	e := newTestEnv(t, opts...)
+	e := newTestEnvStore(t, storeOpts, opts...)
 	conns := map[string]*transcriptConn{}
 	var out []string
 	var lastModSeq uint64
