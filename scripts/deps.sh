@@ -21,7 +21,7 @@ packages=(
 	dovecot-imapd dovecot-pop3d dovecot-lmtpd  # the peer in ../shared/peers/dovecot.sh
 	dovecot-sieve  # sieve-test: Pigeonhole's interpreter, to compare ours against
 	sieve-connect python3-sievelib  # ManageSieve clients
-	libplist-utils # plistutil: reads Apple profiles (.mobileconfig) as Apple's code does
+	libplist-utils # plistutil: libimobiledevice's reader of Apple property lists (.mobileconfig)
 )
 
 missing=()

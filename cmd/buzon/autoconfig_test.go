@@ -4,8 +4,8 @@ package main
 // asks for each answer as the clients do (Thunderbird's GET of
 // autoconfig.<domain> and of the domain's .well-known, Outlook's POST,
 // Safari's download of the Apple profile), and the clients' kind of
-// parser reads it: Python's xml.etree and plistlib, and libplist's
-// plistutil, which reads property lists as Apple's own code does.
+// parser reads it: Python's xml.etree and plistlib, and plistutil,
+// libimobiledevice's reader of Apple property lists.
 
 import (
 	"bytes"
