@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,6 +24,15 @@ func newAutoconfig(cfg config.Config, bound map[string]string, st store.Store, l
 	incoming, outgoing, err := advertised(cfg, bound)
 	if err != nil {
 		return nil, err
+	}
+	if publicAddr(cfg.Listen.Autoconfig) || publicAddr(cfg.Listen.Autoconfigs) {
+		told := map[string]int{"imaps": cfg.Autoconfig.IMAPSPort, "imap": cfg.Autoconfig.IMAPPort, "pop3s": cfg.Autoconfig.POP3SPort, "pop3": cfg.Autoconfig.POP3Port}
+		for _, name := range cfg.Autoconfig.Advertise {
+			if addr, on := bound[name]; on && !publicAddr(addr) && told[name] == 0 {
+				log.Warn("autoconfig: clients are told of a listener they cannot reach, bound to loopback: give it a public address, or set the port a proxy forwards to it (autoconfig."+name+"_port), or leave it out of autoconfig.advertise",
+					"listener", name, "addr", addr)
+			}
+		}
 	}
 	if outgoing == nil {
 		log.Warn("autoconfig: no outgoing server to tell clients (autoconfig.submission): Thunderbird ignores an answer without one, and no Apple profile is offered")
@@ -77,6 +87,22 @@ func advertised(cfg config.Config, bound map[string]string) ([]autoconfig.Endpoi
 		outgoing.Security = autoconfig.TLS
 	}
 	return incoming, outgoing, nil
+}
+
+// publicAddr reports whether a listen address can be reached from other
+// machines: it is on and not on a loopback address.
+func publicAddr(addr string) bool {
+	if !listenerOn(addr) {
+		return false
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return !ip.IsLoopback()
+	}
+	return host != "localhost"
 }
 
 // configuredDomains is autoconfig.domains as the answers compare domains:
