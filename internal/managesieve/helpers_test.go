@@ -10,12 +10,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/auth"
+	"github.com/buzon-mail/buzon/internal/clienttest"
 	"github.com/buzon-mail/buzon/internal/config"
 	"github.com/buzon-mail/buzon/internal/managesieve"
 	"github.com/buzon-mail/buzon/internal/server"
@@ -67,7 +67,7 @@ func start(t testing.TB, opts options) *env {
 	if opts.auth != nil {
 		opts.auth(&acfg)
 	}
-	log := slog.New(&bugHandler{t: t, Handler: slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})})
+	log := clienttest.Logger(t, slog.LevelDebug, nil)
 	authn, err := auth.New(acfg, st, log)
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +114,7 @@ func start(t testing.TB, opts options) *env {
 	}
 	e.addr = l.Addr().String()
 	if opts.remote != "" {
-		l = remoteListener{l, netip.MustParseAddr(opts.remote)}
+		l = clienttest.FakeRemote(l, netip.MustParseAddr(opts.remote))
 	}
 	e.served.Add(1)
 	go func() {
@@ -161,53 +161,3 @@ func (e *env) scripts(t testing.TB, account string) []store.SieveScript {
 	}
 	return list
 }
-
-// testWriter sends the server's log to the test's.
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
-}
-
-// bugHandler fails the test when the server logs a recovered panic.
-type bugHandler struct {
-	slog.Handler
-	t testing.TB
-}
-
-func (h *bugHandler) Handle(ctx context.Context, r slog.Record) error {
-	if strings.Contains(r.Message, "panicked") {
-		h.t.Errorf("server bug: %s", r.Message)
-	}
-	return h.Handler.Handle(ctx, r)
-}
-
-func (h *bugHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &bugHandler{Handler: h.Handler.WithAttrs(attrs), t: h.t}
-}
-
-func (h *bugHandler) WithGroup(name string) slog.Handler {
-	return &bugHandler{Handler: h.Handler.WithGroup(name), t: h.t}
-}
-
-// remoteListener makes accepted connections report addr as the client's.
-type remoteListener struct {
-	net.Listener
-	addr netip.Addr
-}
-
-func (l remoteListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return remoteConn{c, net.TCPAddrFromAddrPort(netip.AddrPortFrom(l.addr, 40000))}, nil
-}
-
-type remoteConn struct {
-	net.Conn
-	remote net.Addr
-}
-
-func (c remoteConn) RemoteAddr() net.Addr { return c.remote }

@@ -59,7 +59,7 @@ func newFixture(t testing.TB, maxSize int64, opts ...func(*Config)) *fixture {
 		Spooler:        &delivery.Spooler{Dir: t.TempDir(), MemoryLimit: 1 << 16, MaxSize: maxSize},
 		Hostname:       "mx.example.org",
 		MaxMessageSize: maxSize,
-		Logger:         slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+		Logger:         clienttest.Logger(t, slog.LevelInfo, nil),
 	}
 	for _, o := range opts {
 		o(&scfg)
@@ -111,14 +111,6 @@ func (f *fixture) inbox(t *testing.T, name string) []string {
 		t.Fatal(err)
 	}
 	return bodies
-}
-
-// testWriter sends the server's log to the test's.
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(b)))
-	return len(b), nil
 }
 
 const testMessage = "From: carol@example.net\r\nTo: alice@example.org\r\nSubject: hello\r\n\r\n.leading dot\r\n8-bit: \xc3\xa9t\xc3\xa9\r\n"

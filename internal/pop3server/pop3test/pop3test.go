@@ -13,12 +13,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/auth"
+	"github.com/buzon-mail/buzon/internal/clienttest"
 	"github.com/buzon-mail/buzon/internal/config"
 	"github.com/buzon-mail/buzon/internal/pop3server"
 	"github.com/buzon-mail/buzon/internal/server"
@@ -110,11 +110,7 @@ func Start(t testing.TB, st store.Store, opts Options) *Env {
 	if opts.Auth != nil {
 		opts.Auth(&acfg)
 	}
-	onBug := opts.OnBug
-	if onBug == nil {
-		onBug = func(msg string) { t.Errorf("server bug: %s", msg) }
-	}
-	log := slog.New(&bugHandler{onBug: onBug, Handler: slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})})
+	log := clienttest.Logger(t, slog.LevelDebug, opts.OnBug)
 	authn, err := auth.New(acfg, st, log)
 	if err != nil {
 		t.Fatal(err)
@@ -285,38 +281,4 @@ func (e *Env) WaitUnlocked(t testing.TB, account string) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// testWriter sends log lines to the test log.
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
-}
-
-// bugHandler reports log records that carry a stack, which the server
-// logs only for a recovered panic: a bug must not hide behind a -ERR.
-type bugHandler struct {
-	slog.Handler
-	onBug func(msg string)
-}
-
-func (h *bugHandler) Handle(ctx context.Context, r slog.Record) error {
-	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == "stack" {
-			h.onBug(r.Message)
-			return false
-		}
-		return true
-	})
-	return h.Handler.Handle(ctx, r)
-}
-
-func (h *bugHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &bugHandler{Handler: h.Handler.WithAttrs(attrs), onBug: h.onBug}
-}
-
-func (h *bugHandler) WithGroup(name string) slog.Handler {
-	return &bugHandler{Handler: h.Handler.WithGroup(name), onBug: h.onBug}
 }
