@@ -18,10 +18,11 @@ func (e *testEnv) hostPort(addr string) (string, string) {
 
 // TestPythonIMAPLib runs the imaplib scripts in testdata against the
 // server, each on a server of its own; imaplib_thread.py threads with
-// thread() and uid("THREAD", ...).
+// thread() and uid("THREAD", ...), imaplib_savedate.py fetches and
+// searches save dates and ages (SAVEDATE, WITHIN).
 func TestPythonIMAPLib(t *testing.T) {
 	py := clienttest.Need(t, "python3", "python3")
-	for _, script := range []string{"imaplib_session.py", "imaplib_idle.py", "imaplib_thread.py"} {
+	for _, script := range []string{"imaplib_session.py", "imaplib_idle.py", "imaplib_thread.py", "imaplib_savedate.py"} {
 		t.Run(strings.TrimSuffix(script, ".py"), func(t *testing.T) {
 			e := newTestEnv(t)
 			host, port := e.hostPort(e.addr)
