@@ -978,3 +978,50 @@ func TestRestoreNewerSchema(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoreBeforeSaveDates: a backup made before save dates (mail.db
+// version 4) restores, and its messages, which have none, are there with
+// none; messages saved after get one.
+func TestRestoreBeforeSaveDates(t *testing.T) {
+	st := openTest(t, Config{})
+	fillStore(t, st)
+	ctx := t.Context()
+	alice, _ := st.LookupAccount(ctx, "alice@example.org")
+	backup := filepath.Join(t.TempDir(), "backup")
+	if _, err := st.Backup(ctx, backup, BackupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := openDB(filepath.Join(backup, accountsDir, fmt.Sprint(alice.ID), mailDBName), 1, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`DROP INDEX message_saved`, `ALTER TABLE message DROP COLUMN saved`, `PRAGMA user_version = 4`} {
+		if _, err := d.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Close()
+	dir := filepath.Join(t.TempDir(), "data")
+	if _, err := Restore(ctx, backup, dir, RestoreOptions{}); err != nil {
+		t.Fatalf("restore of a backup from before save dates: %v", err)
+	}
+	restored := openTest(t, Config{Dir: dir})
+	ss := accountSession(t, restored, "alice@example.org")
+	defer ss.Close()
+	inbox, err := ss.Mailbox(ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendBody(t, ss, inbox.ID, "Subject: after the restore\r\n\r\nnew\r\n")
+	var n, unsaved int
+	err = ss.Messages(ctx, inbox.ID, store.AllUIDs(), store.FieldSaveDate, func(m *store.MessageInfo) error {
+		n++
+		if m.SaveDate.IsZero() {
+			unsaved++
+		}
+		return nil
+	})
+	if err != nil || n < 2 || unsaved != n-1 {
+		t.Errorf("restored INBOX: %d messages, %d without a save date (%v); want all but the new one", n, unsaved, err)
+	}
+}
