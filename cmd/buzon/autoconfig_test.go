@@ -242,3 +242,41 @@ submission = "smtp.example.org:465"
 		t.Errorf("without domains: exit %d\n%s", code, stderr)
 	}
 }
+
+// TestREADMEAutoconfig: README's "Setting up mail clients" shows a
+// configuration and the records `buzon autoconfig dns` prints for it;
+// the configuration loads and the command prints those records.
+func TestREADMEAutoconfig(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n## Setting up mail clients\n")
+	if !ok {
+		t.Fatal("README.md has no section \"Setting up mail clients\"")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	blocks := map[string]string{} // info string -> the first block with it
+	for _, m := range regexp.MustCompile("(?s)```([a-z]*)\n(.*?)```").FindAllStringSubmatch(section, -1) {
+		if _, seen := blocks[m[1]]; !seen {
+			blocks[m[1]] = m[2]
+		}
+	}
+	if blocks["toml"] == "" || blocks[""] == "" {
+		t.Fatalf("README's section lacks its configuration or its records: %q", blocks)
+	}
+	conf := filepath.Join(t.TempDir(), "buzon.toml")
+	if err := os.WriteFile(conf, []byte(blocks["toml"]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := mustBuzon(t, "", "autoconfig", "dns", "--config", conf, "example.org")
+	var printed []string
+	for _, line := range strings.Split(out, "\n") {
+		if line != "" && !strings.HasPrefix(line, ";") {
+			printed = append(printed, line)
+		}
+	}
+	if got, want := strings.Join(printed, "\n")+"\n", blocks[""]; got != want {
+		t.Errorf("buzon autoconfig dns prints\n%s\nREADME shows\n%s", got, want)
+	}
+}
