@@ -100,6 +100,18 @@ const (
 	selectChanged = `SELECT uid, modseq, flags, keywords, internal_date, size, created_modseq > $2
 		FROM messages WHERE mailbox_id = $1 AND modseq > $2`
 
+	// selectSavedBefore reads the messages of mailbox $1 saved before $2,
+	// by their internal date those without a save date, for an expunge:
+	// it spells the expression of the index messages_saved.
+	selectSavedBefore = `SELECT uid, size, body_id FROM messages
+		WHERE mailbox_id = $1 AND coalesce(saved, internal_date) < $2`
+	// selectAnySaved reads whether selectSavedBefore finds anything in
+	// mailbox $1, if it is account $3's: whether its oldest message is
+	// older, which the index answers with its first entry (an EXISTS
+	// gets a generic plan that scans the mailbox, expecting many).
+	selectAnySaved = `SELECT (SELECT min(coalesce(saved, internal_date)) FROM messages WHERE mailbox_id = $1) < $2
+		AND EXISTS (SELECT FROM mailboxes WHERE id = $1 AND account_id = $3)`
+
 	// selectVanished reads the UIDs expunged from mailbox $1 after MODSEQ $2.
 	selectVanished = `SELECT uid FROM tombstones WHERE mailbox_id = $1 AND modseq > $2`
 	// selectPresent reads every UID of mailbox $1, ascending, if expunges
@@ -1308,11 +1320,9 @@ func (ss *session) ExpireRetrieved(ctx context.Context, mailboxID int64, before 
 // queries spell), finds whether anything is due, so that the usual
 // answer, nothing, takes no lock of the account.
 func (ss *session) ExpireSaved(ctx context.Context, mailboxID int64, before time.Time) ([]store.UID, error) {
-	const due = ` FROM messages WHERE mailbox_id = $1 AND coalesce(saved, internal_date) < $2`
-	var found bool
-	err := ss.s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT`+due+`)
-		AND EXISTS (SELECT FROM mailboxes WHERE id = $1 AND account_id = $3)`, mailboxID, before.UTC(), ss.id).Scan(&found)
-	if err != nil || !found {
+	var found *bool // null for an empty mailbox
+	err := ss.s.pool.QueryRow(ctx, selectAnySaved, mailboxID, before.UTC(), ss.id).Scan(&found)
+	if err != nil || found == nil || !*found {
 		if err != nil {
 			err = fmt.Errorf("expire saved messages of mailbox %d: %w", mailboxID, mapErr(err))
 		}
@@ -1323,7 +1333,7 @@ func (ss *session) ExpireSaved(ctx context.Context, mailboxID int64, before time
 		var b pgx.Batch
 		var msgs []gone
 		w.queueMailbox(&b, mailboxID, nil, nil)
-		b.Queue(`SELECT uid, size, body_id`+due+` ORDER BY uid`, mailboxID, before.UTC()).Query(func(rows pgx.Rows) error {
+		b.Queue(selectSavedBefore+` ORDER BY uid`, mailboxID, before.UTC()).Query(func(rows pgx.Rows) error {
 			var err error
 			msgs, err = pgx.CollectRows(rows, scanGone)
 			return err

@@ -200,3 +200,51 @@ func TestAppendOrphanPlan(t *testing.T) {
 		t.Errorf("appendMessage reads every body:\n%s", plan)
 	}
 }
+
+// TestExpireSavedPlan: autoexpunge's question, whether a mailbox holds
+// anything saved before a time, is answered from the index messages_saved
+// in the generic plan, without reading the mailbox's messages: it runs at
+// every login for Trash and Junk, and the answer is nearly always no.
+func TestExpireSavedPlan(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := nodes(t, 1)[0]
+	acct, _, _ := newAccount(t, s, "alice@example.org")
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		for _, q := range []string{
+			`INSERT INTO bodies (account_id, size) VALUES ($1, 10)`,
+			`INSERT INTO messages (mailbox_id, uid, body_id, modseq, created_modseq, internal_date, size, structure, saved)
+				SELECT b.id, g, (SELECT max(id) FROM bodies), g, g, now() - interval '1 year', 10, '', now()
+				FROM mailboxes b, generate_series(1, 20000) g WHERE b.account_id = $1 AND b.name = 'Trash'`,
+			`ANALYZE messages`,
+		} {
+			args := []any{acct.ID}
+			if !strings.Contains(q, "$1") {
+				args = nil
+			}
+			if _, err := tx.Exec(ctx, q, args...); err != nil {
+				return fmt.Errorf("%s: %w", q, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var trash int64
+	if err := s.pool.QueryRow(ctx, `SELECT id FROM mailboxes WHERE account_id = $1 AND name = 'Trash'`, acct.ID).Scan(&trash); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "PREPARE any_saved AS "+selectAnySaved); err != nil {
+		t.Fatal(err)
+	}
+	plan := explain(t, conn, fmt.Sprintf("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE any_saved(%d, now() - interval '30 days', %d)", trash, acct.ID))
+	if !strings.Contains(plan, "messages_saved") || strings.Contains(plan, "Seq Scan on messages") {
+		t.Errorf("whether anything is due is not read from messages_saved:\n%s", plan)
+	}
+}
