@@ -20,7 +20,7 @@ import (
 // meaning to that an account name may hold.
 const hostile = "x<y>&'z]]>@example.org"
 
-func testServer(t *testing.T, mod func(*Config)) *Server {
+func testServer(t testing.TB, mod func(*Config)) *Server {
 	t.Helper()
 	cfg := Config{
 		Incoming: []Endpoint{
