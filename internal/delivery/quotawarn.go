@@ -100,7 +100,8 @@ func (d *Deliverer) warnQuota(ctx context.Context, sess store.Session, account s
 	if level == 0 {
 		return
 	}
-	log := d.logger().With("account", account, "level", level, "bytes", after.Bytes, "max_bytes", after.MaxBytes,
+	log := d.logger().With("account", account, "quota_level", level, // not "level", the record's own
+		"bytes", after.Bytes, "max_bytes", after.MaxBytes,
 		"messages", after.Messages, "max_messages", after.MaxMessages)
 	date := d.now()
 	notice, err := (&Spooler{MemoryLimit: maxNoticeSize}).Spool(bytes.NewReader(quotaNotice(d.hostname(), account, after, date)))
