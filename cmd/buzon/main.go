@@ -15,6 +15,7 @@
 //	buzon backup  [--data DIR] [--config FILE] DEST
 //	buzon restore [--data DIR] [--config FILE] [--force] [--keep-uidvalidity] BACKUP
 //	buzon fetch   [--config FILE] [--once | --daemon] [ACCOUNT...]
+//	buzon import  [--data DIR] [--config FILE] [--folder NAME] [--gmail-labels] ADDRESS SOURCE...
 //	buzon migrate [--config FILE] [--dsn DSN]
 //	buzon migrate-store --from DIR --to DSN
 //	buzon bench   PROFILE [flags]
@@ -77,6 +78,7 @@ func commands() []command {
 		{"backup", "copy the embedded store consistently, while the server runs or not", runBackup},
 		{"restore", "make the data folder a copy of a backup (server stopped)", runRestore},
 		{"fetch", "fetch mail from other POP3/IMAP accounts", runFetch},
+		{"import", "import Maildir and mbox mail (another server's, Thunderbird's, Google Takeout) into an account", runImport},
 		{"migrate", "apply the PostgreSQL schema migrations", runMigrate},
 		{"migrate-store", "copy an embedded store into PostgreSQL", runMigrateStore},
 		{"autoconfig", "print the DNS records that let mail clients find the server (autoconfig dns)", runAutoconfig},
