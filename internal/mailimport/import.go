@@ -33,7 +33,8 @@ type Options struct {
 	Spooler *delivery.Spooler
 	// Progress, if not nil, follows the import.
 	Progress Progress
-	// Logger, if not nil, logs what was skipped.
+	// Logger, if not nil, logs each message appended and skipped, at
+	// debug level: the summary tells the rest.
 	Logger *slog.Logger
 }
 
@@ -168,7 +169,7 @@ type folder struct {
 func (im *importer) skip(it *Item, reason string) {
 	im.sum.Skipped = append(im.sum.Skipped, Skipped{it.Where, reason})
 	if im.opts.Logger != nil {
-		im.opts.Logger.Warn("import: message skipped", "message", it.Where, "reason", reason)
+		im.opts.Logger.Debug("import: message skipped", "message", it.Where, "reason", reason)
 	}
 }
 
@@ -232,12 +233,16 @@ func (im *importer) item(ctx context.Context, it *Item) error {
 				continue
 			}
 		}
-		if _, err := im.sess.Append(ctx, f.mb.ID, msg.NewMessage(it.Flags, it.Date)); err != nil {
+		res, err := im.sess.Append(ctx, f.mb.ID, msg.NewMessage(it.Flags, it.Date))
+		if err != nil {
 			if errors.Is(err, store.ErrOverQuota) {
 				return fmt.Errorf("the quota of %s is reached, after %d messages (%d bytes) imported: %w; raise it (buzon user quota) and run the same import again to import the rest",
 					im.opts.Account.Name, im.sum.Imported, im.sum.Bytes, err)
 			}
 			return fmt.Errorf("import %s into %s: %w", it.Where, f.mb.Name, err)
+		}
+		if im.opts.Logger != nil {
+			im.opts.Logger.Debug("import: message appended", "message", it.Where, "mailbox", f.mb.Name, "uid", res.UID)
 		}
 		count.Imported++
 		im.sum.Imported++
