@@ -280,3 +280,12 @@ func TestREADMEAutoconfig(t *testing.T) {
 		t.Errorf("buzon autoconfig dns prints\n%s\nREADME shows\n%s", got, want)
 	}
 }
+
+// TestAutoconfigWelcome: the first start's welcome lists the
+// autoconfiguration listeners with the mail ones.
+func TestAutoconfigWelcome(t *testing.T) {
+	in := start(t, "", "--hostname", "mail.example.org", "--autoconfig", "127.0.0.1:0", "--autoconfigs", "127.0.0.1:0")
+	for _, what := range []string{"HTTP ", "HTTPS"} {
+		in.waitOutput(regexp.MustCompile(`(?m)^  ` + what + ` +127\.0\.0\.1:\d+ +mail client autoconfiguration$`))
+	}
+}

@@ -393,6 +393,8 @@ buzon created a first account. The password is shown only this once.
 		{"lmtp-unix", "LMTP", "for your MTA, if it runs as this user"},
 		{"smtp", "SMTP", "STARTTLS, incoming mail only (the MX), not for sending"},
 		{"sieve", "Sieve", "ManageSieve, STARTTLS, for mail filters"},
+		{"autoconfig", "HTTP", "mail client autoconfiguration"},
+		{"autoconfigs", "HTTPS", "mail client autoconfiguration"},
 	} {
 		if addr, ok := wel.bound[l.listener]; ok {
 			fmt.Fprintf(w, "  %-5s %-22s %s\n", l.what, clientAddr(addr, cfg.Hostname), l.security)
