@@ -26,7 +26,7 @@ func newAutoconfig(cfg config.Config, bound map[string]string, st store.Store, l
 		return nil, err
 	}
 	if publicAddr(cfg.Listen.Autoconfig) || publicAddr(cfg.Listen.Autoconfigs) {
-		told := map[string]int{"imaps": cfg.Autoconfig.IMAPSPort, "imap": cfg.Autoconfig.IMAPPort, "pop3s": cfg.Autoconfig.POP3SPort, "pop3": cfg.Autoconfig.POP3Port}
+		told := toldPorts(cfg.Autoconfig)
 		for _, name := range cfg.Autoconfig.Advertise {
 			if addr, on := bound[name]; on && !publicAddr(addr) && told[name] == 0 {
 				log.Warn("autoconfig: clients are told of a listener they cannot reach, bound to loopback: give it a public address, or set the port a proxy forwards to it (autoconfig."+name+"_port), or leave it out of autoconfig.advertise",
@@ -56,7 +56,7 @@ func advertised(cfg config.Config, bound map[string]string) ([]autoconfig.Endpoi
 	if host == "" {
 		host = cfg.Hostname
 	}
-	told := map[string]int{"imaps": ac.IMAPSPort, "imap": ac.IMAPPort, "pop3s": ac.POP3SPort, "pop3": ac.POP3Port}
+	told := toldPorts(ac)
 	var incoming []autoconfig.Endpoint
 	for _, name := range ac.Advertise {
 		addr, on := bound[name]
@@ -87,6 +87,12 @@ func advertised(cfg config.Config, bound map[string]string) ([]autoconfig.Endpoi
 		outgoing.Security = autoconfig.TLS
 	}
 	return incoming, outgoing, nil
+}
+
+// toldPorts are the ports [autoconfig] tells clients instead of the
+// listeners' own, by listener; 0 where it names none.
+func toldPorts(ac config.Autoconfig) map[string]int {
+	return map[string]int{"imaps": ac.IMAPSPort, "imap": ac.IMAPPort, "pop3s": ac.POP3SPort, "pop3": ac.POP3Port}
 }
 
 // publicAddr reports whether a listen address can be reached from other

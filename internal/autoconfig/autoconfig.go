@@ -104,7 +104,11 @@ func New(cfg Config) (*Server, error) {
 	if len(cfg.Incoming) == 0 {
 		return nil, errors.New("autoconfig: no IMAP or POP3 server to tell clients of")
 	}
-	for _, e := range append(slices.Clone(cfg.Incoming), outgoingList(cfg.Outgoing)...) {
+	servers := slices.Clone(cfg.Incoming)
+	if cfg.Outgoing != nil {
+		servers = append(servers, *cfg.Outgoing)
+	}
+	for _, e := range servers {
 		if e.Host == "" || e.Port < 1 || e.Port > 65535 {
 			return nil, fmt.Errorf("autoconfig: %s server %q port %d: need a host name and a port", e.Protocol, e.Host, e.Port)
 		}
@@ -123,13 +127,6 @@ func New(cfg Config) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Server{cfg: cfg, log: log}, nil
-}
-
-func outgoingList(e *Endpoint) []Endpoint {
-	if e == nil {
-		return nil
-	}
-	return []Endpoint{*e}
 }
 
 // Request bodies (Autodiscover's) are at most this long: a real one is
