@@ -316,7 +316,7 @@ func TestMigrateStore(t *testing.T) {
 }
 
 // snapshot describes what clients see: UIDVALIDITY, each message's UID,
-// flags and size, and the POP3 UIDL list.
+// flags, size and save date, and the POP3 UIDL list.
 func snapshot(t *testing.T, in *instance) string {
 	t.Helper()
 	im := loginIMAP(t, in.ports["imap"], "cid@example.org", "pw")
@@ -326,7 +326,7 @@ func snapshot(t *testing.T, in *instance) string {
 			b.WriteString(l)
 		}
 	}
-	for _, l := range im.cmd("FETCH 1:* (UID FLAGS RFC822.SIZE)") {
+	for _, l := range im.cmd("FETCH 1:* (UID FLAGS RFC822.SIZE SAVEDATE)") {
 		b.WriteString(l)
 	}
 	im.cmd("LOGOUT")
