@@ -8,6 +8,7 @@ package main
 // libimobiledevice's reader of Apple property lists.
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/tls"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/buzon-mail/buzon/internal/clienttest"
 )
@@ -287,5 +289,45 @@ func TestAutoconfigWelcome(t *testing.T) {
 	in := start(t, "", "--hostname", "mail.example.org", "--autoconfig", "127.0.0.1:0", "--autoconfigs", "127.0.0.1:0")
 	for _, what := range []string{"HTTP ", "HTTPS"} {
 		in.waitOutput(regexp.MustCompile(`(?m)^  ` + what + ` +127\.0\.0\.1:\d+ +mail client autoconfiguration$`))
+	}
+}
+
+// TestAutoconfigConnectionLimit: the autoconfig listeners count towards
+// limits.max_connections_per_ip with the mail listeners, and a client
+// over it on plain HTTP hears 503 rather than a bare close.
+func TestAutoconfigConnectionLimit(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "buzon.toml")
+	if err := os.WriteFile(conf, []byte("[limits]\nmax_connections_per_ip = 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in := start(t, "", "--config", conf, "--hostname", "mail.example.org", "--autoconfig", "127.0.0.1:0")
+	m := autoconfigListeningRE.FindStringSubmatch(in.logs())
+	if m == nil {
+		t.Fatalf("no autoconfig listener logged:\n%s", in.logs())
+	}
+	held, err := net.Dial("tcp", in.ports["imap"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	held.SetReadDeadline(time.Now().Add(clTimeout))
+	if _, err := bufio.NewReader(held).ReadString('\n'); err != nil { // the greeting: counted
+		t.Fatal(err)
+	}
+	if a := acCurl(t, "GET", "http", m[2], "autoconfig.mail.example.org", "/mail/config-v1.1.xml", ""); a.status != "503" {
+		t.Errorf("over the per-address limit: %s %q", a.status, a.body)
+	}
+	held.Close()
+	// The slot is free once the server has seen the close.
+	deadline := time.Now().Add(clTimeout)
+	for {
+		a := acCurl(t, "GET", "http", m[2], "autoconfig.mail.example.org", "/mail/config-v1.1.xml", "")
+		if a.status == "200" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still refused after the other connection closed: %s", a.status)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

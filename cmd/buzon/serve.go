@@ -206,19 +206,20 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 		}
 		plain, secure := ac.HTTPServer(), ac.HTTPServer()
 		secure.TLSConfig = certs.TLSConfig() // IMAPS's certificate, renewals included
+		httpBye := "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 		for _, l := range []struct {
-			name, addr string
-			serve      func(net.Listener) error
+			name, addr, goodbye string
+			serve               func(net.Listener) error
 		}{
-			{"autoconfig", cfg.Listen.Autoconfig, plain.Serve},
-			{"autoconfigs", cfg.Listen.Autoconfigs, func(l net.Listener) error { return secure.ServeTLS(l, "", "") }},
+			{"autoconfig", cfg.Listen.Autoconfig, httpBye, plain.Serve},
+			{"autoconfigs", cfg.Listen.Autoconfigs, "", func(l net.Listener) error { return secure.ServeTLS(l, "", "") }},
 		} {
 			if !listenerOn(l.addr) {
 				continue
 			}
 			// Vetted as the mail listeners are: PROXY protocol from a load
 			// balancer, the per-address limit.
-			if err := g.listen(l.name, "tcp", l.addr, lc(l.name, ""), l.serve); err != nil {
+			if err := g.listen(l.name, "tcp", l.addr, lc(l.name, l.goodbye), l.serve); err != nil {
 				g.closeListeners()
 				return err
 			}
