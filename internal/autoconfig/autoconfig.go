@@ -81,6 +81,10 @@ type Config struct {
 	// DomainsTTL is how long a list from Domains is used; 0 means one
 	// minute.
 	DomainsTTL time.Duration
+	// HeaderTimeout bounds the wait for a request's header, from the
+	// connection or the previous answer; 0 means 10 seconds. The whole
+	// request gets twice as long, the answer three times.
+	HeaderTimeout time.Duration
 	// Logger receives one line per failure; nil discards.
 	Logger *slog.Logger
 	// Now is the clock, for tests; nil means time.Now.
@@ -122,6 +126,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.HeaderTimeout == 0 {
+		cfg.HeaderTimeout = 10 * time.Second
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -140,10 +147,10 @@ const maxBody = 16 << 10
 func (s *Server) HTTPServer() *http.Server {
 	return &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       20 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       60 * time.Second,
+		ReadHeaderTimeout: s.cfg.HeaderTimeout,
+		ReadTimeout:       2 * s.cfg.HeaderTimeout,
+		WriteTimeout:      3 * s.cfg.HeaderTimeout,
+		IdleTimeout:       6 * s.cfg.HeaderTimeout,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -499,15 +500,36 @@ func TestNew(t *testing.T) {
 	}
 }
 
-// TestHTTPServerTimeouts: the server a listener runs bounds every wait
-// on a client (slowloris) and the size of its header.
-func TestHTTPServerTimeouts(t *testing.T) {
-	h := testServer(t, nil).HTTPServer()
-	if h.ReadHeaderTimeout <= 0 || h.ReadTimeout <= 0 || h.WriteTimeout <= 0 || h.IdleTimeout <= 0 || h.MaxHeaderBytes <= 0 {
-		t.Errorf("unbounded: %+v", h)
+// TestSlowClients: the HTTP server drops a client that sends its header
+// slowly (slowloris) or holds an idle connection open, and bounds the
+// header's size.
+func TestSlowClients(t *testing.T) {
+	hs := httptest.NewUnstartedServer(nil)
+	hs.Config = testServer(t, func(c *Config) { c.HeaderTimeout = 200 * time.Millisecond }).HTTPServer()
+	hs.Start()
+	defer hs.Close()
+	if hs.Config.MaxHeaderBytes <= 0 || hs.Config.ReadTimeout <= 0 || hs.Config.WriteTimeout <= 0 {
+		t.Errorf("unbounded: %+v", hs.Config)
 	}
-	if h.Handler == nil {
-		t.Error("no handler")
+	for _, tc := range []struct{ name, send string }{
+		{"half a header", "GET /mail/config-v1.1.xml HTTP/1.1\r\nHost: autoconfig.example.org\r\n"},
+		{"nothing", ""},
+		{"idle after an answer", "GET /mail/config-v1.1.xml HTTP/1.1\r\nHost: autoconfig.example.org\r\n\r\n"},
+	} {
+		c, err := net.Dial("tcp", hs.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, tc.send)
+		// The server closes the connection: the read ends (after any
+		// answer) well before this generous deadline.
+		c.SetReadDeadline(time.Now().Add(15 * time.Second))
+		_, err = io.Copy(io.Discard, c)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Errorf("%s: the connection was not closed", tc.name)
+		}
+		c.Close()
 	}
 }
 
