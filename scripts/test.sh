@@ -27,8 +27,8 @@ echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
 
 echo "== protocol suites on PostgreSQL"
-# The same IMAP, POP3, ManageSieve and auth tests, on the scale-out backend (internal/store/teststore).
-BUZON_TEST_STORE=postgres go test -race -count=1 -timeout 20m ./internal/pop3server/... ./internal/imapserver/... ./internal/managesieve/... ./internal/auth/...
+# The same IMAP, POP3, ManageSieve, auth and delivery (quota warnings) tests, on the scale-out backend (internal/store/teststore).
+BUZON_TEST_STORE=postgres go test -race -count=1 -timeout 20m ./internal/pop3server/... ./internal/imapserver/... ./internal/managesieve/... ./internal/auth/... ./internal/delivery/...
 
 fuzztime=${FUZZTIME:-6s}
 if [ "$fuzztime" != "0" ]; then

@@ -76,7 +76,7 @@ func runDeliver(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 	if from != nil {
 		env.From = *from
 	}
-	d := &delivery.Deliverer{Store: st, Logger: log}
+	d := &delivery.Deliverer{Store: st, Logger: log, QuotaWarnings: cfg.Delivery.QuotaWarnings, Hostname: cfg.Hostname}
 	ctx := context.Background()
 	// Every recipient is looked up before anything is stored, so an
 	// unknown one bounces the message without leaving copies behind.

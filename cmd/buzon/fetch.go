@@ -15,7 +15,6 @@ import (
 	"github.com/buzon-mail/buzon/internal/config"
 	"github.com/buzon-mail/buzon/internal/delivery"
 	"github.com/buzon-mail/buzon/internal/fetch"
-	"github.com/buzon-mail/buzon/internal/store"
 )
 
 // runFetch is `buzon fetch`: fetch mail from other POP3/IMAP accounts into
@@ -104,7 +103,7 @@ func defaultFetchConfig() string {
 // `buzon deliver` does: the server's configuration file if given, its data
 // folder overridden by the destination's.
 func fetchStoreOpener(log *slog.Logger) fetch.StoreOpener {
-	return func(t fetch.StoreTarget) (store.Store, *delivery.Spooler, error) {
+	return func(t fetch.StoreTarget) (*delivery.Deliverer, *delivery.Spooler, error) {
 		cfg := config.Default()
 		if t.Config != "" {
 			var err error
@@ -115,6 +114,9 @@ func fetchStoreOpener(log *slog.Logger) fetch.StoreOpener {
 		if t.Data != "" {
 			cfg.Data = t.Data
 		}
+		if cfg.Hostname == "" {
+			cfg.Hostname = config.DefaultHostname()
+		}
 		if err := cfg.Validate(); err != nil {
 			return nil, nil, err
 		}
@@ -123,6 +125,9 @@ func fetchStoreOpener(log *slog.Logger) fetch.StoreOpener {
 			return nil, nil, err
 		}
 		sp := &delivery.Spooler{Dir: spoolDir(cfg), MemoryLimit: cfg.Delivery.MemorySpool, MaxSize: cfg.Limits.MaxMessageSize}
-		return st, sp, nil
+		// Quota warnings as the server gives them; no Logger: the run
+		// logs each message itself.
+		d := &delivery.Deliverer{Store: st, QuotaWarnings: cfg.Delivery.QuotaWarnings, Hostname: cfg.Hostname}
+		return d, sp, nil
 	}
 }

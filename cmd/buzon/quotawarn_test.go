@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"net/mail"
 	"os"
 	"path/filepath"
@@ -140,5 +142,41 @@ func TestQuotaWarningClients(t *testing.T) {
 				t.Errorf("the log tells of %d notices, want 2:\n%s", n, in.logs())
 			}
 		})
+	}
+}
+
+// TestQuotaWarningDeliverAndMetrics: `buzon deliver`, run by an MTA beside
+// the server, warns as LMTP does, with the server's settings, and the
+// server counts the notices its own deliveries store by level.
+func TestQuotaWarningDeliverAndMetrics(t *testing.T) {
+	addr := freePort(t)
+	file := filepath.Join(t.TempDir(), "buzon.toml")
+	if err := os.WriteFile(file, []byte(fmt.Sprintf("hostname = \"mx.example.org\"\n[listen]\nmetrics = %q\n[delivery]\nquota_warnings = [50, 90]\n", addr)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in := start(t, "", "--config", file)
+	where := []string{"--config", file, "--data", in.data}
+	mustBuzon(t, "a-password\n", append([]string{"user", "add", "alice@example.org"}, where...)...)
+	mustBuzon(t, "", append([]string{"user", "quota", "alice@example.org", "100K"}, where...)...)
+	// Past 50% with buzon deliver, past 90% over LMTP.
+	mustBuzon(t, quotaMsg("by the MTA", 60_000), append([]string{"deliver", "alice@example.org"}, where...)...)
+	host, port := in.hostPort("lmtp")
+	if out := python(t, quotaMsg("over LMTP", 35_000), "lmtp_send.py", host, port, "carol@example.net", "alice@example.org"); out != "" {
+		t.Fatalf("LMTP: %q", out)
+	}
+	host, port = in.hostPort("imap")
+	got := strings.Split(strings.TrimSpace(python(t, "", "imap_subjects.py", host, port, "alice@example.org", "a-password")), "\n")
+	if len(got) != 4 || got[0] != "by the MTA" || !noticeSubjectRE.MatchString(got[1]) || got[2] != "over LMTP" || !noticeSubjectRE.MatchString(got[3]) {
+		t.Errorf("INBOX over IMAP: %q; want each message followed by a notice", got)
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	// The server counts its own deliveries' notices: LMTP's, not buzon deliver's.
+	if !strings.Contains(string(body), `buzon_quota_warnings_total{level="90"} 1`) || strings.Contains(string(body), `buzon_quota_warnings_total{level="50"}`) {
+		t.Errorf("metrics:\n%s", body)
 	}
 }

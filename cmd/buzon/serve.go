@@ -125,7 +125,7 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 		AllowPlaintext: cfg.Auth.AllowPlaintext, Logger: log,
 	})
 	deliverer := &delivery.Deliverer{Store: st, Logger: log, Observe: metrics.Delivered,
-		QuotaWarnings: cfg.Delivery.QuotaWarnings, Hostname: cfg.Hostname}
+		QuotaWarnings: cfg.Delivery.QuotaWarnings, Hostname: cfg.Hostname, Warned: metrics.QuotaWarned}
 	lmtp := smtpserver.New(smtpserver.Config{
 		Deliverer: deliverer, Spooler: spooler,
 		Hostname: cfg.Hostname, MaxRecipients: cfg.Delivery.MaxRecipients,

@@ -391,9 +391,12 @@ func startLocalStore(t *testing.T, q store.Quota) *localStore {
 }
 
 // opener opens the local store as cmd/buzon would: a Store of its own.
-func (l *localStore) opener(StoreTarget) (store.Store, *delivery.Spooler, error) {
+func (l *localStore) opener(StoreTarget) (*delivery.Deliverer, *delivery.Spooler, error) {
 	st, err := sqlite.Open(sqlite.Config{Dir: l.dir})
-	return st, &delivery.Spooler{MemoryLimit: 1 << 20}, err
+	if err != nil {
+		return nil, nil, err
+	}
+	return &delivery.Deliverer{Store: st}, &delivery.Spooler{MemoryLimit: 1 << 20}, nil
 }
 
 func (l *localStore) setQuota(t *testing.T, q store.Quota) {

@@ -14,7 +14,6 @@ import (
 
 	"github.com/buzon-mail/buzon/internal/delivery"
 	"github.com/buzon-mail/buzon/internal/durable"
-	"github.com/buzon-mail/buzon/internal/store"
 )
 
 // Options are what a Fetcher needs besides its Config.
@@ -55,7 +54,7 @@ type Fetcher struct {
 
 // openStore is a store shared by the accounts delivering into it.
 type openStore struct {
-	st store.Store
+	d  *delivery.Deliverer // its Store is the store
 	sp *delivery.Spooler
 }
 
@@ -86,7 +85,7 @@ func (f *Fetcher) Close() error {
 	defer f.mu.Unlock()
 	var errs []error
 	for k, s := range f.stores {
-		errs = append(errs, s.st.Close())
+		errs = append(errs, s.d.Store.Close())
 		delete(f.stores, k)
 	}
 	return errors.Join(errs...)
@@ -235,10 +234,8 @@ func (f *Fetcher) destination(ctx context.Context, a *Account) (Destination, err
 		if err != nil {
 			return nil, err
 		}
-		// The Deliverer finds the account as LMTP would; the run logs
-		// each message itself.
-		d := &delivery.Deliverer{Store: s.st, Now: f.opts.Now}
-		return newStoreDest(ctx, *a.Store, s.st, s.sp, d)
+		// The Deliverer finds the account as LMTP would.
+		return newStoreDest(ctx, *a.Store, s.d.Store, s.sp, s.d)
 	}
 	return nil, errors.New("no destination")
 }
@@ -253,11 +250,12 @@ func (f *Fetcher) openStore(t StoreTarget) (*openStore, error) {
 	if f.opts.OpenStore == nil {
 		return nil, errors.New("store destination: no store available")
 	}
-	st, sp, err := f.opts.OpenStore(t)
+	d, sp, err := f.opts.OpenStore(t)
 	if err != nil {
 		return nil, fmt.Errorf("store destination %s: %w", t.Data, err)
 	}
-	s := &openStore{st: st, sp: sp}
+	d.Now = f.opts.Now // before any delivery; the accounts delivering into the store share d
+	s := &openStore{d: d, sp: sp}
 	f.stores[key] = s
 	return s, nil
 }

@@ -13,9 +13,11 @@ import (
 )
 
 // StoreOpener opens the buzon store a store destination names, with the
+// Deliverer that delivers into it as its server would (its Store, and the
+// settings of its configuration such as the quota warnings) and the
 // Spooler that fits its limits. Only cmd/buzon chooses a store backend, so
 // it provides this. The fetch client closes the store when done.
-type StoreOpener func(t StoreTarget) (store.Store, *delivery.Spooler, error)
+type StoreOpener func(t StoreTarget) (*delivery.Deliverer, *delivery.Spooler, error)
 
 // storeDest delivers into a buzon account the message as fetched, since
 // it was spooled and parsed as delivery does for LMTP; the store checks

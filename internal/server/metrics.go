@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -17,6 +18,7 @@ type Metrics struct {
 	open           *prometheus.GaugeVec   // listener
 	deliveries     *prometheus.CounterVec // status class
 	deliveredBytes prometheus.Counter
+	quotaWarnings  *prometheus.CounterVec // level
 	logins         *prometheus.CounterVec // result
 }
 
@@ -36,11 +38,14 @@ func NewMetrics() *Metrics {
 		deliveredBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "buzon_delivered_bytes_total", Help: "Bytes of mail delivered.",
 		}),
+		quotaWarnings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "buzon_quota_warnings_total", Help: "Quota warnings put into accounts' INBOX, by level (delivery.quota_warnings).",
+		}, []string{"level"}),
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "buzon_logins_total", Help: "Password checks by result (ok, failed, locked_out).",
 		}, []string{"result"}),
 	}
-	m.reg.MustRegister(m.connections, m.open, m.deliveries, m.deliveredBytes, m.logins,
+	m.reg.MustRegister(m.connections, m.open, m.deliveries, m.deliveredBytes, m.quotaWarnings, m.logins,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -59,6 +64,14 @@ func (m *Metrics) Delivered(code int, size int64) {
 	if code/100 == 2 {
 		m.deliveredBytes.Add(float64(size))
 	}
+}
+
+// QuotaWarned counts one quota warning stored, with its level in percent.
+func (m *Metrics) QuotaWarned(level int) {
+	if m == nil {
+		return
+	}
+	m.quotaWarnings.WithLabelValues(strconv.Itoa(level)).Inc()
 }
 
 // Login counts one password check.
