@@ -195,7 +195,7 @@ func setDefault[T int | int64 | float64](v *T, def T) {
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
-var ErrServerClosed = errors.New("imapserver: server closed")
+var ErrServerClosed = server.ErrServerClosed
 
 // Serve accepts plain connections (STARTTLS available when Config.TLS is
 // set) until Shutdown.
