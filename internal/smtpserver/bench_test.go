@@ -118,7 +118,7 @@ func BenchmarkSMTPDeliver(b *testing.B) {
 			client, server := net.Pipe()
 			defer client.Close()
 			go io.Copy(io.Discard, client)
-			c := newConn(f.srv, server)
+			c := newConn(f.srv, server, false)
 			var body strings.Builder
 			body.WriteString("From: carol@example.net\r\nTo: alice@example.org\r\nSubject: bench\r\n\r\n")
 			for body.Len() < size {

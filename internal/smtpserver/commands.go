@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/buzon-mail/buzon/internal/auth"
 	"github.com/buzon-mail/buzon/internal/delivery"
 	"github.com/buzon-mail/buzon/internal/server"
 	"github.com/buzon-mail/buzon/internal/store"
@@ -54,6 +55,7 @@ var commands = map[string]command{
 	"EHLO":     {states: anyState, run: (*conn).cmdEHLO},
 	"HELO":     {states: anyState, run: (*conn).cmdHELO},
 	"STARTTLS": {states: stateReady, run: (*conn).cmdSTARTTLS},
+	"AUTH":     {states: stateReady, run: (*conn).cmdAUTH},
 	"MAIL":     {states: stateReady, run: (*conn).cmdMAIL},
 	"RCPT":     {states: stateMail | stateRcpt, run: (*conn).cmdRCPT},
 	"DATA":     {states: stateRcpt, run: (*conn).cmdDATA},
@@ -70,7 +72,7 @@ var commands = map[string]command{
 // does not allow.
 func (c *conn) outOfSequence(verb string) string {
 	switch {
-	case c.state == stateStart && c.srv.cfg.Protocol == SMTP:
+	case c.state == stateStart && c.srv.cfg.Protocol.esmtp():
 		return "send EHLO first"
 	case c.state == stateStart:
 		return "send LHLO first"
@@ -89,7 +91,7 @@ func (c *conn) outOfSequence(verb string) string {
 // cmdLHLO greets an LMTP client and names the extensions (RFC 2033 4.1).
 // An SMTP server refuses it, as an LMTP server refuses EHLO.
 func (c *conn) cmdLHLO(arg string) {
-	if c.srv.cfg.Protocol == SMTP {
+	if c.srv.cfg.Protocol.esmtp() {
 		xreply(500, [3]int{5, 5, 1}, "this is an SMTP server: use EHLO")
 	}
 	c.greet("LHLO", arg, true)
@@ -98,7 +100,7 @@ func (c *conn) cmdLHLO(arg string) {
 // cmdEHLO greets an SMTP client and names the extensions (RFC 5321
 // 4.1.1.1); an LMTP server must refuse it (RFC 2033 4.1).
 func (c *conn) cmdEHLO(arg string) {
-	if c.srv.cfg.Protocol != SMTP {
+	if !c.srv.cfg.Protocol.esmtp() {
 		xreply(500, [3]int{5, 5, 1}, "this is an LMTP server: use LHLO")
 	}
 	c.greet("EHLO", arg, true)
@@ -107,7 +109,7 @@ func (c *conn) cmdEHLO(arg string) {
 // cmdHELO greets an SMTP client that knows no extensions: a plain 250
 // (RFC 5321 4.1.1.1). An LMTP server must refuse it (RFC 2033 4.1).
 func (c *conn) cmdHELO(arg string) {
-	if c.srv.cfg.Protocol != SMTP {
+	if !c.srv.cfg.Protocol.esmtp() {
 		xreply(500, [3]int{5, 5, 1}, "this is an LMTP server: use LHLO")
 	}
 	c.greet("HELO", arg, false)
@@ -120,7 +122,7 @@ func (c *conn) greet(verb, arg string, extended bool) {
 	if name == "" {
 		xreply(501, [3]int{5, 5, 4}, "syntax: %s domain", verb)
 	}
-	if c.srv.cfg.Protocol == SMTP && len(name) > maxDomain {
+	if c.srv.cfg.Protocol.esmtp() && len(name) > maxDomain {
 		xreply(501, [3]int{5, 5, 4}, "domain name too long")
 	}
 	c.endTx()
@@ -144,8 +146,12 @@ func (c *conn) greet(verb, arg string, extended bool) {
 		"CHUNKING",
 		"SMTPUTF8",
 	}
-	if cfg.Protocol == SMTP && cfg.TLS != nil && c.tls == "" {
+	if cfg.Protocol.esmtp() && cfg.TLS != nil && c.tls == "" {
 		lines = append(lines, "STARTTLS")
+	}
+	if cfg.Protocol == Submission && c.plaintextAllowed() {
+		// RFC 4954 3; off loopback, only after TLS (RFC 8314 3.3).
+		lines = append(lines, "AUTH "+strings.Join(auth.Mechanisms(true), " "))
 	}
 	lines = append(lines, fmt.Sprintf("LIMITS RCPTMAX=%d", cfg.MaxRecipients))
 	c.writeLines(reply{code: 250}, lines)
@@ -158,7 +164,7 @@ func (c *conn) greet(verb, arg string, extended bool) {
 // commands into it (CVE-2011-0411 and its kin).
 func (c *conn) cmdSTARTTLS(arg string) {
 	switch {
-	case c.srv.cfg.Protocol != SMTP || c.srv.cfg.TLS == nil:
+	case !c.srv.cfg.Protocol.esmtp() || c.srv.cfg.TLS == nil:
 		xreply(502, [3]int{5, 5, 1}, "STARTTLS not available")
 	case c.tls != "":
 		xreply(503, [3]int{5, 5, 1}, "TLS already active") // RFC 3207 4.2
@@ -174,6 +180,16 @@ func (c *conn) cmdSTARTTLS(arg string) {
 	}
 	c.writeReply(reply{220, [3]int{2, 0, 0}, "ready to start TLS"})
 	c.flush()
+	c.startTLS()
+	// RFC 3207 4.2: the server forgets what the client told it before,
+	// and the client starts again with EHLO.
+	c.state, c.helo, c.esmtp, c.account = stateStart, "", false, store.Account{}
+	c.log.Debug("tls started", "tls", c.tls)
+}
+
+// startTLS runs the TLS handshake, after STARTTLS or at once on a
+// listener of implicit TLS, and carries the session over it.
+func (c *conn) startTLS() {
 	tc, err := server.Handshake(c.srv.ctx, c.raw, c.srv.cfg.TLS, c.srv.cfg.TLSHandshakeTimeout)
 	if err != nil {
 		xabort(err)
@@ -182,15 +198,15 @@ func (c *conn) cmdSTARTTLS(arg string) {
 	c.nc = tc
 	c.br.Reset(sockReader{c})
 	c.bw.Reset(sockWriter{c})
-	// RFC 3207 4.2: the server forgets what the client told it before,
-	// and the client starts again with EHLO.
-	c.state, c.helo, c.esmtp = stateStart, "", false
-	c.log.Debug("tls started", "tls", c.tls)
 }
 
 // cmdMAIL starts a transaction, unless the declared size is over the
 // limit or the server is shutting down.
 func (c *conn) cmdMAIL(arg string) {
+	submission := c.srv.cfg.Protocol == Submission
+	if submission && c.account.ID == 0 {
+		xreply(530, [3]int{5, 7, 0}, "authentication required") // RFC 4954 6
+	}
 	m, err := parseMail(arg)
 	if err != nil {
 		panic(err)
@@ -199,11 +215,17 @@ func (c *conn) cmdMAIL(arg string) {
 	if limit := c.srv.cfg.MaxMessageSize; limit > 0 && m.size > limit {
 		panic(replyTooLarge) // RFC 1870 6.1
 	}
+	if submission {
+		c.checkSender(m.from)
+	}
 	if !c.srv.conns.IfOpen(func() { c.busy.Store(true) }) {
 		c.readFailed(errGoodbye) // RFC 5321 3.8
 	}
 	c.from, c.utf8, c.size = m.from, m.utf8, m.size
 	c.id = rand.Text()[:12]
+	if submission {
+		c.openRelay(m)
+	}
 	c.state = stateMail
 	c.writeReply(reply{250, [3]int{2, 1, 0}, "sender <" + m.from.mailbox + "> OK"})
 }
@@ -225,7 +247,7 @@ const (
 // "Path too long" (RFC 5321 4.5.3.1.10), with enh for the sender or the
 // recipient. LMTP takes what its MTA took.
 func (c *conn) checkPathLength(p path, enh [3]int) {
-	if c.srv.cfg.Protocol == SMTP && len(p.mailbox) > maxPath {
+	if c.srv.cfg.Protocol.esmtp() && len(p.mailbox) > maxPath {
 		xreply(501, enh, "path too long")
 	}
 }
@@ -242,6 +264,10 @@ func (c *conn) cmdRCPT(arg string) {
 	c.checkPathLength(p, errBadRecipient.enh)
 	if len(c.rcpts) >= c.srv.cfg.MaxRecipients {
 		xreply(452, [3]int{4, 5, 3}, "too many recipients") // RFC 5321 4.5.3.1.10
+	}
+	if c.srv.cfg.Protocol == Submission {
+		c.relayRcpt(p)
+		return
 	}
 	key := p.address()
 	if p.isPostmaster() {
@@ -275,6 +301,10 @@ func (c *conn) cmdRCPT(arg string) {
 func (c *conn) cmdDATA(arg string) {
 	if arg != "" {
 		xreply(501, [3]int{5, 5, 4}, "DATA takes no argument")
+	}
+	if c.srv.cfg.Protocol == Submission && c.relay == nil {
+		c.endTx()
+		xreply(451, [3]int{4, 4, 2}, "relay failed in this transaction; try again later")
 	}
 	c.writeReply(reply{354, [3]int{}, "end data with <CR><LF>.<CR><LF>"})
 	// The client waits for the 354; then the message comes, and the
@@ -367,7 +397,11 @@ func (c *conn) cmdEXPN(string) {
 }
 
 func (c *conn) cmdHELP(string) {
-	if c.srv.cfg.Protocol == SMTP {
+	switch c.srv.cfg.Protocol {
+	case Submission:
+		c.writeReply(reply{214, [3]int{2, 0, 0}, "submission (RFC 6409), for this server's accounts: EHLO HELO STARTTLS AUTH MAIL RCPT DATA BDAT RSET NOOP VRFY EXPN HELP QUIT"})
+		return
+	case SMTP:
 		c.writeReply(reply{214, [3]int{2, 0, 0}, "SMTP (RFC 5321), mail for local accounts only: EHLO HELO STARTTLS MAIL RCPT DATA BDAT RSET NOOP VRFY EXPN HELP QUIT"})
 		return
 	}
@@ -414,6 +448,10 @@ func (c *conn) newData() *msgData {
 // the transaction is over.
 func (c *conn) deliver(m *msgData) {
 	defer c.endTx()
+	if c.srv.cfg.Protocol == Submission {
+		c.relayMessage(m)
+		return
+	}
 	msg, err := m.finish()
 	if err == nil && m.hops != nil && m.hops.count > c.srv.cfg.MaxReceived {
 		msg.Close()
@@ -610,6 +648,7 @@ func (c *conn) endTx() {
 		c.data = nil
 	}
 	c.from, c.rcpts, c.utf8, c.size, c.id = path{}, nil, false, -1, ""
+	c.closeRelay()
 	if c.state != stateStart {
 		c.state = stateReady
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/server"
+	"github.com/buzon-mail/buzon/internal/smtpclient"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
@@ -20,7 +21,7 @@ import (
 // calls for a 50 KB one).
 const readBufSize = 64 * 1024
 
-// conn is one LMTP or SMTP session.
+// conn is one LMTP, SMTP or submission session.
 type conn struct {
 	// srv is the server the session belongs to.
 	srv *Server
@@ -55,6 +56,11 @@ type conn struct {
 	// under srv.conns's lock, so that Shutdown and MAIL agree on which
 	// sessions are between transactions.
 	busy atomic.Bool
+	// implicitTLS says the session starts with a TLS handshake (ServeTLS).
+	implicitTLS bool
+	// account is who the client logged in as with AUTH, in Submission;
+	// zero before.
+	account store.Account
 	// errors counts the commands refused, for MaxErrors.
 	errors int
 	// leaving says the session ends after the replies written so far:
@@ -79,6 +85,10 @@ type conn struct {
 	// data is the message of BDAT chunks so far; nil unless in
 	// stateChunks.
 	data *msgData
+	// relay, in Submission, is the transaction's connection to the relay
+	// MTA, from MAIL on; nil after it failed, and relayErr says why.
+	relay    *smtpclient.Client
+	relayErr error
 }
 
 // recipient is an accepted RCPT and the account it reaches.
@@ -93,13 +103,14 @@ type recipient struct {
 	copyKey string
 }
 
-func newConn(s *Server, nc net.Conn) *conn {
+func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 	c := &conn{
-		srv:   s,
-		raw:   nc,
-		nc:    nc,
-		log:   s.log.With("remote", nc.RemoteAddr().String()),
-		state: stateStart,
+		srv:         s,
+		raw:         nc,
+		nc:          nc,
+		log:         s.log.With("remote", nc.RemoteAddr().String()),
+		state:       stateStart,
+		implicitTLS: implicitTLS,
 	}
 	c.br = bufio.NewReaderSize(sockReader{c}, readBufSize)
 	c.bw = bufio.NewWriterSize(sockWriter{c}, 4096)
@@ -172,9 +183,12 @@ func (c *conn) serve() {
 		c.log.Error("session panicked", "panic", x, "stack", string(debug.Stack()))
 	}()
 
+	if c.implicitTLS {
+		c.startTLS() // RFC 8314 3.3
+	}
 	// RFC 5321 4.3.1: the greeting names the server's domain first.
 	greeting := " LMTP server ready"
-	if c.srv.cfg.Protocol == SMTP {
+	if c.srv.cfg.Protocol.esmtp() {
 		greeting = " ESMTP ready"
 	}
 	c.writeReply(reply{220, [3]int{}, c.srv.cfg.Hostname + greeting})
@@ -311,7 +325,7 @@ func (c *conn) execute(line []byte) {
 // client is the MTA in front, which may well pass on a hundred unknown
 // recipients in one transaction.
 func (c *conn) countError(r reply) {
-	if c.srv.cfg.Protocol != SMTP || r.code < 500 {
+	if !c.srv.cfg.Protocol.esmtp() || r.code < 500 {
 		return
 	}
 	c.errors++

@@ -73,6 +73,8 @@ type mailArgs struct {
 	size int64
 	// utf8 says the SMTPUTF8 parameter was given (RFC 6531 3.4).
 	utf8 bool
+	// eightBit says BODY=8BITMIME was given (RFC 6152 2).
+	eightBit bool
 }
 
 // Syntax error replies of MAIL and RCPT (RFC 3463 X.1.7, X.1.3, X.5.4).
@@ -124,7 +126,9 @@ func parseMail(arg string) (mailArgs, error) {
 			m.size = size
 		case "BODY":
 			switch strings.ToUpper(value) {
-			case "7BIT", "8BITMIME":
+			case "7BIT":
+			case "8BITMIME":
+				m.eightBit = true
 			case "BINARYMIME": // RFC 3030 3: not offered
 				return mailArgs{}, reply{555, [3]int{5, 5, 4}, "BODY=BINARYMIME not supported"}
 			default:
@@ -135,6 +139,13 @@ func parseMail(arg string) (mailArgs, error) {
 				return mailArgs{}, reply{501, [3]int{5, 5, 4}, "SMTPUTF8 takes no value"}
 			}
 			m.utf8 = true
+		case "AUTH":
+			// RFC 4954 5: the identity a trusted relay vouches for;
+			// submission knows its client's from AUTH, so it is read
+			// and ignored, as RFC 4954 5 allows.
+			if value == "" {
+				return mailArgs{}, reply{501, [3]int{5, 5, 4}, "AUTH takes a mailbox or <>"}
+			}
 		default:
 			return mailArgs{}, reply{555, [3]int{5, 5, 4}, "MAIL parameter not supported"}
 		}

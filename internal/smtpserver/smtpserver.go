@@ -1,27 +1,36 @@
 // Package smtpserver receives mail and hands it to package delivery, over
 // LMTP (RFC 2033) from an MTA in front, or over SMTP (RFC 5321) from the
-// internet, as the MX of its accounts: one implementation, a Protocol
-// chosen in its Config. It speaks the protocol itself, with PIPELINING
+// internet, as the MX of its accounts, and takes the mail its accounts
+// send, over submission (RFC 6409, RFC 8314), for a relay MTA to carry
+// on: one implementation, a Protocol chosen in its Config. It speaks the protocol itself, with PIPELINING
 // (RFC 2920), ENHANCEDSTATUSCODES (RFC 2034, RFC 3463), 8BITMIME
 // (RFC 6152), SIZE (RFC 1870), CHUNKING (RFC 3030), SMTPUTF8 (RFC 6531),
 // LIMITS RCPTMAX (RFC 9422) and, in SMTP, STARTTLS (RFC 3207) and the
-// trace fields of RFC 5321 4.4 with the protocol names of RFC 3848.
+// trace fields of RFC 5321 4.4 with the protocol names of RFC 3848;
+// in submission, AUTH (RFC 4954) too.
 //
 // Every reply is sent only after the message is durable in the store: a
 // 250 for a recipient (LMTP) or for the message (SMTP) means its copies
 // survive a crash. SMTP receives only: every recipient must be a local
 // account (no relaying), and nothing is sent, bounces included.
+// Submission stores nothing: it relays an authenticated account's mail,
+// from its own addresses only, to the relay MTA, synchronously (the
+// relay's answer to each command is the client's), and keeps no queue:
+// its 250 for a message is the relay's.
 package smtpserver
 
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"log/slog"
 	"net"
 	"time"
 
+	"github.com/buzon-mail/buzon/internal/auth"
 	"github.com/buzon-mail/buzon/internal/delivery"
 	"github.com/buzon-mail/buzon/internal/server"
+	"github.com/buzon-mail/buzon/internal/smtpclient"
 )
 
 // Protocol is what a Server speaks.
@@ -36,26 +45,50 @@ const (
 	// Return-Path fields added, quotas checked at RCPT, mail loops
 	// refused.
 	SMTP
+	// Submission (RFC 6409) for the accounts' own mail clients: AUTH
+	// before MAIL, senders checked against the account's addresses, and
+	// each transaction relayed as it comes to Config.Relay; nothing is
+	// stored.
+	Submission
 )
 
 // String is the protocol's name, as logs show it.
 func (p Protocol) String() string {
-	if p == SMTP {
+	switch p {
+	case SMTP:
 		return "smtp"
+	case Submission:
+		return "submission"
 	}
 	return "lmtp"
 }
+
+// esmtp says the protocol is SMTP's (RFC 5321) rather than LMTP's: EHLO
+// and HELO, STARTTLS, the trace fields, MaxErrors.
+func (p Protocol) esmtp() bool { return p != LMTP }
 
 // Config configures a server. Deliverer and Spooler are required; every
 // other field has a usable zero value.
 type Config struct {
 	Deliverer *delivery.Deliverer
 	Spooler   *delivery.Spooler
-	// Protocol is LMTP (the zero value) or SMTP.
+	// Protocol is LMTP (the zero value), SMTP or Submission.
 	Protocol Protocol
-	// TLS, in SMTP, is offered as STARTTLS (RFC 3207); nil offers none.
-	// LMTP offers no STARTTLS.
+	// TLS, in SMTP and Submission, is offered as STARTTLS (RFC 3207),
+	// and ServeTLS serves it at once (RFC 8314); nil offers none. LMTP
+	// offers no STARTTLS.
 	TLS *tls.Config
+	// Auth checks the logins of Submission (required there).
+	Auth *auth.Authenticator
+	// AllowPlaintext lets Submission take AUTH without TLS from
+	// addresses other than loopback (auth.PlaintextAllowed).
+	AllowPlaintext bool
+	// Relay is where Submission hands its mail (required there).
+	Relay smtpclient.Config
+	// AllowAnySender lets an account send as any address in MAIL FROM
+	// and the From and Sender fields; otherwise only as its own
+	// addresses, its aliases' and their +details.
+	AllowAnySender bool
 	// TLSHandshakeTimeout bounds the handshake after STARTTLS; 0 means
 	// 30 seconds.
 	TLSHandshakeTimeout time.Duration
@@ -63,7 +96,7 @@ type Config struct {
 	// arrive with; one with more is taken for a mail loop and refused
 	// (RFC 5321 6.3). 0 means 100.
 	MaxReceived int
-	// MaxErrors, in SMTP, is how many commands refused for good (5xx)
+	// MaxErrors, in SMTP and Submission, is how many commands refused for good (5xx)
 	// end a session with 421 4.7.0; 0 means 20.
 	MaxErrors int
 	// Hostname is announced in the greeting, and RCPT TO:<postmaster>
@@ -101,7 +134,7 @@ const (
 	defaultMaxErrors   = 20
 )
 
-// Server is an LMTP or SMTP server. Create it with New.
+// Server is an LMTP, SMTP or submission server. Create it with New.
 type Server struct {
 	cfg Config // defaults applied
 	log *slog.Logger
@@ -160,8 +193,18 @@ var ErrServerClosed = server.ErrServerClosed
 // Serve accepts connections on l (TCP or unix) until Shutdown, and then
 // returns ErrServerClosed. It may run on several listeners at once.
 func (s *Server) Serve(l net.Listener) error {
-	newConn := func(nc net.Conn) *conn { return newConn(s, nc) }
+	newConn := func(nc net.Conn) *conn { return newConn(s, nc, false) }
 	return s.conns.Serve(l, s.log, newConn, (*conn).serve, refuse)
+}
+
+// ServeTLS is Serve with TLS from the start (RFC 8314 3.3): submissions,
+// usually on port 465.
+func (s *Server) ServeTLS(l net.Listener) error {
+	if s.cfg.TLS == nil {
+		return errors.New("smtpserver: ServeTLS without a TLS config")
+	}
+	newConn := func(nc net.Conn) *conn { return newConn(s, nc, true) }
+	return s.conns.Serve(l, s.log, newConn, (*conn).serve, nil)
 }
 
 // refuse answers a connection accepted as Shutdown began (RFC 5321 3.8).

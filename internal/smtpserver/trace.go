@@ -55,7 +55,7 @@ func fromClause(helo string, ip netip.Addr) string {
 
 // protocolName is the Received field's "with" (RFC 3848; RFC 6531 3.7.3
 // for a transaction with SMTPUTF8): SMTP after HELO, ESMTP after EHLO, an
-// S at the end after STARTTLS.
+// S after STARTTLS, an A at the end after AUTH.
 func (c *conn) protocolName() string {
 	name := "SMTP"
 	switch {
@@ -66,6 +66,9 @@ func (c *conn) protocolName() string {
 	}
 	if c.tls != "" {
 		name += "S"
+	}
+	if c.account.ID != 0 {
+		name += "A" // RFC 3848 2: authenticated, ESMTPSA
 	}
 	return name
 }
