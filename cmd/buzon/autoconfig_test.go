@@ -331,3 +331,14 @@ func TestAutoconfigConnectionLimit(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestAutoconfigNothingToTell: autoconfig with no IMAP or POP3 listener
+// on is a configuration error that stops serve at once, not a listener
+// answering clients with nothing.
+func TestAutoconfigNothingToTell(t *testing.T) {
+	_, stderr, code := buzon(t, "", "serve", "--data", t.TempDir(), "--imap", "off", "--imaps", "off", "--pop3", "off", "--pop3s", "off",
+		"--lmtp", "127.0.0.1:0", "--smtp", "off", "--sieve", "off", "--autoconfig", "127.0.0.1:0")
+	if code != 1 || !strings.Contains(stderr, "none of autoconfig.advertise") {
+		t.Errorf("exit %d:\n%s", code, stderr)
+	}
+}
