@@ -32,6 +32,7 @@ type Config struct {
 	POP3       POP3       `toml:"pop3"`
 	Delivery   Delivery   `toml:"delivery"`
 	SMTP       SMTP       `toml:"smtp"`
+	Submission Submission `toml:"submission"`
 	Sieve      Sieve      `toml:"sieve"`
 	Autoconfig Autoconfig `toml:"autoconfig"`
 	Log        Log        `toml:"log"`
@@ -57,6 +58,15 @@ type Listen struct {
 	// CAP_NET_BIND_SERVICE. STARTTLS is offered with the certificate in
 	// tls. Nothing is relayed; see [smtp].
 	SMTP string `toml:"smtp"`
+	// Submission (RFC 6409) with STARTTLS: where the accounts' mail
+	// clients send mail, with the login they read it with; usually port
+	// 587 ("0.0.0.0:587"). buzon hands each message to the MTA in
+	// submission.relay, which must be set, while the client waits; see
+	// [submission]. Off unless set.
+	Submission string `toml:"submission"`
+	// Submission over implicit TLS (RFC 8314), usually port 465, which
+	// RFC 8314 has clients prefer; otherwise as submission.
+	Submissions string `toml:"submissions"`
 	// ManageSieve (RFC 5804) with STARTTLS, for mail clients to upload
 	// the Sieve scripts that filter mail at delivery; see [sieve].
 	Sieve string `toml:"sieve"`
@@ -310,6 +320,66 @@ type SMTP struct {
 	MaxErrors int `toml:"max_errors"`
 }
 
+// Submission configures listen.submission and listen.submissions, where
+// the accounts send mail, as Dovecot's submission service does: a client
+// logs in (AUTH, over TLS unless from loopback) with its account's
+// password, may send only as the account's own address, its aliases and
+// their +details, and each message goes on, synchronously, to the relay
+// MTA (your Postfix, or a provider's smarthost), which delivers it to the
+// world. The client's answers are the relay's: a message is acknowledged
+// only once the relay has taken it, and a relay that fails or is silent
+// past relay_timeout gets the client a 451, so that it tries again.
+// buzon keeps no queue, looks up no MX and sends no bounces. Message
+// size is limits.max_message_size; refusals that end a session,
+// smtp.max_errors; failed logins are throttled as IMAP's are ([auth]).
+type Submission struct {
+	// The relay MTA, "host:port": Postfix on loopback, say
+	// "127.0.0.1:10025", taking mail from this host without a login
+	// (mynetworks), or a smarthost with relay_user. Required when a
+	// submission listener is on.
+	Relay string `toml:"relay"`
+	// How the connection to the relay is secured: "starttls" (RFC 3207),
+	// "tls" (implicit, RFC 8314, usually port 465), or "none", which is
+	// taken only for a relay on loopback (or with relay_allow_plaintext).
+	// The relay's certificate is verified, for the host in relay.
+	RelayTLS string `toml:"relay_tls"`
+	// Allow relay_tls = "none" for a relay that is not on loopback: a
+	// private network you trust, where mail and any relay password
+	// cross it in the clear.
+	RelayAllowPlaintext bool `toml:"relay_allow_plaintext"`
+	// PEM file of the certificate authorities the relay's certificate
+	// is verified against (a private CA, or a self-signed certificate
+	// itself). Empty: the system's.
+	RelayCAFile string `toml:"relay_ca_file"`
+	// User name buzon logs in to the relay with (AUTH PLAIN, after TLS);
+	// empty: no login. With it, relay_password or relay_password_command.
+	RelayUser string `toml:"relay_user"`
+	// The relay password, as it is; relay_password_command keeps it out
+	// of this file.
+	RelayPassword string `toml:"relay_password"`
+	// A command run with sh -c for each relay connection, whose first
+	// line of output is the relay password ("pass show mail/relay").
+	RelayPasswordCommand string `toml:"relay_password_command"`
+	// Time to connect to the relay and log in to it; past it the client
+	// hears 451 at MAIL.
+	RelayConnectTimeout Duration `toml:"relay_connect_timeout"`
+	// Time the relay has to answer each command, the end of a message
+	// included; past it the client hears 451 and the relay connection
+	// is dropped. Mail clients wait a few minutes at most.
+	RelayTimeout Duration `toml:"relay_timeout"`
+	// Most recipients of one message; a client with more is told 452 and
+	// sends the message again for the rest (RFC 5321 4.5.3.1.10).
+	MaxRecipients int `toml:"max_recipients"`
+	// How long the server waits for the client, for each command and for
+	// each piece of a message's data; past it the session ends with 421.
+	Timeout Duration `toml:"timeout"`
+	// Let accounts send as any address, in MAIL FROM and in From and
+	// Sender: for a server whose users are trusted to use other
+	// addresses of theirs (the relay may still check). The null sender
+	// stays refused.
+	AllowAnySender bool `toml:"allow_any_sender"`
+}
+
 // Sieve configures the ManageSieve server (listen.sieve), where people
 // keep the Sieve scripts (RFC 5228) that file their mail at delivery.
 // buzon sends no mail, so scripts that redirect, reject or answer
@@ -394,6 +464,8 @@ func Default() Config {
 			LMTP:        "127.0.0.1:2424",
 			LMTPSocket:  "lmtp.sock",
 			SMTP:        "127.0.0.1:2525",
+			Submission:  "off",
+			Submissions: "off",
 			Sieve:       "127.0.0.1:4190",
 			Autoconfig:  "off",
 			Autoconfigs: "off",
@@ -453,6 +525,13 @@ func Default() Config {
 			Timeout:       Duration(5 * time.Minute),
 			MaxReceived:   100,
 			MaxErrors:     20,
+		},
+		Submission: Submission{
+			RelayTLS:            "starttls",
+			RelayConnectTimeout: Duration(30 * time.Second),
+			RelayTimeout:        Duration(5 * time.Minute),
+			MaxRecipients:       100,
+			Timeout:             Duration(5 * time.Minute),
 		},
 		Sieve: Sieve{
 			MaxScripts:    16,

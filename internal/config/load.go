@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -60,6 +61,7 @@ func (c *Config) Validate() error {
 	for _, l := range []struct{ name, addr string }{
 		{"imap", c.Listen.IMAP}, {"imaps", c.Listen.IMAPS}, {"pop3", c.Listen.POP3},
 		{"pop3s", c.Listen.POP3S}, {"lmtp", c.Listen.LMTP}, {"smtp", c.Listen.SMTP},
+		{"submission", c.Listen.Submission}, {"submissions", c.Listen.Submissions},
 		{"sieve", c.Listen.Sieve}, {"autoconfig", c.Listen.Autoconfig}, {"autoconfigs", c.Listen.Autoconfigs},
 		{"metrics", c.Listen.Metrics},
 	} {
@@ -131,6 +133,8 @@ func (c *Config) Validate() error {
 		{"pop3.idle_timeout", c.POP3.IdleTimeout}, {"pop3.expire_interval", c.POP3.ExpireInterval},
 		{"pop3.stale_session", c.POP3.StaleSession},
 		{"delivery.timeout", c.Delivery.Timeout}, {"smtp.timeout", c.SMTP.Timeout},
+		{"submission.timeout", c.Submission.Timeout}, {"submission.relay_timeout", c.Submission.RelayTimeout},
+		{"submission.relay_connect_timeout", c.Submission.RelayConnectTimeout},
 		{"sieve.idle_timeout", c.Sieve.IdleTimeout}, {"sieve.login_timeout", c.Sieve.LoginTimeout},
 	} {
 		if d.v < 0 {
@@ -173,6 +177,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("imap.expunge_junk_days: not negative"))
 	}
 	errs = append(errs, c.Autoconfig.validate()...)
+	errs = append(errs, c.validateSubmission()...)
 	// A misspelt level or format would otherwise leave the log as it was,
 	// with no word of why.
 	var level slog.Level // read as the logger reads it
@@ -185,6 +190,55 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log.format: %q is not text or json", c.Log.Format))
 	}
 	return errors.Join(errs...)
+}
+
+// validateSubmission checks the submission settings: a listener needs a
+// relay, and a relay in the clear must be on loopback or allowed.
+func (c *Config) validateSubmission() []error {
+	var errs []error
+	s := c.Submission
+	for _, l := range []struct{ name, addr string }{{"submission", c.Listen.Submission}, {"submissions", c.Listen.Submissions}} {
+		if l.addr != "" && l.addr != Off && s.Relay == "" {
+			errs = append(errs, fmt.Errorf("listen.%s is on, but submission.relay is not set: set it to the host:port of the MTA that sends the mail on (Postfix on 127.0.0.1:10025, say), or listen.%s to off", l.name, l.name))
+		}
+	}
+	if s.MaxRecipients < 1 {
+		errs = append(errs, errors.New("submission.max_recipients: at least 1"))
+	}
+	if s.Relay == "" {
+		return errs
+	}
+	host, port, err := net.SplitHostPort(s.Relay)
+	if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+		errs = append(errs, fmt.Errorf("submission.relay: %q is not host:port", s.Relay))
+	}
+	switch s.RelayTLS {
+	case "starttls", "tls":
+	case "none":
+		if !s.RelayAllowPlaintext && !loopbackHost(host) {
+			errs = append(errs, fmt.Errorf("submission.relay_tls: none sends mail and any password to %s in the clear: use starttls or tls, or set submission.relay_allow_plaintext for a network you trust", s.Relay))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("submission.relay_tls: %q is not starttls, tls or none", s.RelayTLS))
+	}
+	switch {
+	case s.RelayPassword != "" && s.RelayPasswordCommand != "":
+		errs = append(errs, errors.New("submission.relay_password and relay_password_command: one or the other"))
+	case s.RelayUser != "" && s.RelayPassword == "" && s.RelayPasswordCommand == "":
+		errs = append(errs, errors.New("submission.relay_user: needs relay_password or relay_password_command"))
+	case s.RelayUser == "" && (s.RelayPassword != "" || s.RelayPasswordCommand != ""):
+		errs = append(errs, errors.New("submission.relay_password: needs relay_user"))
+	}
+	return errs
+}
+
+// loopbackHost says a host is "localhost" or a loopback address.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // validate checks the autoconfig settings.
