@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -28,18 +30,19 @@ import (
 	"github.com/buzon-mail/buzon/internal/managesieve"
 	"github.com/buzon-mail/buzon/internal/pop3server"
 	"github.com/buzon-mail/buzon/internal/server"
+	"github.com/buzon-mail/buzon/internal/smtpclient"
 	"github.com/buzon-mail/buzon/internal/smtpserver"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
 func runServe(args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSet("serve", `usage: buzon serve [--data DIR] [--config FILE] [--hostname NAME] [--imap ADDR] [--imaps ADDR] [--pop3 ADDR] [--pop3s ADDR] [--lmtp ADDR] [--smtp ADDR] [--sieve ADDR] [--autoconfig ADDR] [--autoconfigs ADDR]
+	fs := newFlagSet("serve", `usage: buzon serve [--data DIR] [--config FILE] [--hostname NAME] [--imap ADDR] [--imaps ADDR] [--pop3 ADDR] [--pop3s ADDR] [--lmtp ADDR] [--smtp ADDR] [--submission ADDR] [--submissions ADDR] [--sieve ADDR] [--autoconfig ADDR] [--autoconfigs ADDR]
 
 Flags override the config file (buzon config example prints every setting).`, stderr)
 	var cf commonFlags
 	cf.register(fs)
 	listen := map[string]*string{}
-	for _, name := range []string{"imap", "imaps", "pop3", "pop3s", "lmtp", "smtp", "sieve", "autoconfig", "autoconfigs"} {
+	for _, name := range []string{"imap", "imaps", "pop3", "pop3s", "lmtp", "smtp", "submission", "submissions", "sieve", "autoconfig", "autoconfigs"} {
 		listen[name] = fs.String(name, "", "listen address for "+name+" (host:port or off)")
 	}
 	hostname := fs.String("hostname", "", "host name for greetings and the certificate")
@@ -54,7 +57,7 @@ Flags override the config file (buzon config example prints every setting).`, st
 	}
 	for name, dst := range map[string]*string{"imap": &cfg.Listen.IMAP, "imaps": &cfg.Listen.IMAPS,
 		"pop3": &cfg.Listen.POP3, "pop3s": &cfg.Listen.POP3S, "lmtp": &cfg.Listen.LMTP, "smtp": &cfg.Listen.SMTP,
-		"sieve": &cfg.Listen.Sieve, "autoconfig": &cfg.Listen.Autoconfig, "autoconfigs": &cfg.Listen.Autoconfigs} {
+		"submission": &cfg.Listen.Submission, "submissions": &cfg.Listen.Submissions, "sieve": &cfg.Listen.Sieve, "autoconfig": &cfg.Listen.Autoconfig, "autoconfigs": &cfg.Listen.Autoconfigs} {
 		if v := *listen[name]; v != "" {
 			*dst = v
 		}
@@ -143,6 +146,20 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 		MaxMessageSize: cfg.Limits.MaxMessageSize, MaxLineLength: cfg.Limits.MaxLineLength, Logger: log,
 		ReadTimeout: cfg.SMTP.Timeout.D(), WriteTimeout: cfg.SMTP.Timeout.D(),
 	})
+	// The accounts' own mail, relayed to the MTA in submission.relay: the
+	// same package in submission mode, logins checked as IMAP's are.
+	relay, err := relayConfig(cfg)
+	if err != nil {
+		return err
+	}
+	submission := smtpserver.New(smtpserver.Config{
+		Protocol: smtpserver.Submission, Deliverer: deliverer, Spooler: spooler,
+		TLS: tlsConfig, TLSHandshakeTimeout: cfg.TLS.HandshakeTimeout.D(),
+		Auth: authn, AllowPlaintext: cfg.Auth.AllowPlaintext, Relay: relay, AllowAnySender: cfg.Submission.AllowAnySender,
+		Hostname: cfg.Hostname, MaxRecipients: cfg.Submission.MaxRecipients, MaxErrors: cfg.SMTP.MaxErrors,
+		MaxMessageSize: cfg.Limits.MaxMessageSize, MaxLineLength: cfg.Limits.MaxLineLength, Logger: log,
+		ReadTimeout: cfg.Submission.Timeout.D(), WriteTimeout: cfg.Submission.Timeout.D(),
+	})
 
 	g := &group{log: log}
 	perAddr := server.NewAddrLimiter(cfg.Limits.MaxConnectionsPerIP)
@@ -175,6 +192,8 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 		{"pop3s", cfg.Listen.POP3S, lc("pop3s", ""), pop3.ServeTLS},
 		{"lmtp", cfg.Listen.LMTP, lc("lmtp", mailBye), lmtp.Serve},
 		{"smtp", cfg.Listen.SMTP, lc("smtp", mailBye), smtp.Serve},
+		{"submission", cfg.Listen.Submission, lc("submission", mailBye), submission.Serve},
+		{"submissions", cfg.Listen.Submissions, lc("submissions", ""), submission.ServeTLS},
 		{"sieve", cfg.Listen.Sieve, lc("sieve", sieveBye), manageSieve.Serve},
 	} {
 		if l.addr == "" || l.addr == config.Off {
@@ -257,7 +276,7 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace.D())
 	defer cancel()
 	var wg sync.WaitGroup
-	servers := []interface{ Shutdown(context.Context) error }{imap, pop3, lmtp, smtp, manageSieve}
+	servers := []interface{ Shutdown(context.Context) error }{imap, pop3, lmtp, smtp, submission, manageSieve}
 	for _, web := range webs {
 		servers = append(servers, web)
 	}
@@ -274,6 +293,40 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 	g.stopBackground()
 	log.Info("buzon stopped")
 	return err
+}
+
+// relayConfig is how submission reaches the relay MTA: its TLS mode, the
+// certificate authorities it is verified against, its login.
+func relayConfig(cfg config.Config) (smtpclient.Config, error) {
+	s := cfg.Submission
+	rc := smtpclient.Config{
+		Addr: s.Relay, Hostname: cfg.Hostname, Username: s.RelayUser,
+		ConnectTimeout: s.RelayConnectTimeout.D(), CommandTimeout: s.RelayTimeout.D(), DataTimeout: s.RelayTimeout.D(),
+	}
+	switch s.RelayTLS {
+	case "tls":
+		rc.Security = smtpclient.ImplicitTLS
+	case "none":
+		rc.Security = smtpclient.Plain
+	}
+	if s.RelayCAFile != "" {
+		pem, err := os.ReadFile(s.RelayCAFile)
+		if err != nil {
+			return rc, fmt.Errorf("submission.relay_ca_file: %w", err)
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return rc, fmt.Errorf("submission.relay_ca_file: %s holds no PEM certificate", s.RelayCAFile)
+		}
+		rc.TLS = &tls.Config{RootCAs: roots}
+	}
+	switch {
+	case s.RelayPasswordCommand != "":
+		rc.Password = smtpclient.CommandPassword(s.RelayPasswordCommand)
+	case s.RelayPassword != "":
+		rc.Password = smtpclient.StaticPassword(s.RelayPassword)
+	}
+	return rc, nil
 }
 
 // listenerOn reports whether a listener address names a listener to open.
@@ -393,6 +446,8 @@ buzon created a first account. The password is shown only this once.
 		{"lmtp", "LMTP", "for your MTA"},
 		{"lmtp-unix", "LMTP", "for your MTA, if it runs as this user"},
 		{"smtp", "SMTP", "STARTTLS, incoming mail only (the MX), not for sending"},
+		{"submission", "SMTP", "STARTTLS, for sending (outgoing server), same login"},
+		{"submissions", "SMTP", "SSL/TLS, for sending (outgoing server), same login"},
 		{"sieve", "Sieve", "ManageSieve, STARTTLS, for mail filters"},
 		{"autoconfig", "HTTP", "mail client autoconfiguration"},
 		{"autoconfigs", "HTTPS", "mail client autoconfiguration"},
@@ -470,7 +525,7 @@ func (g *group) listen(name, network, addr string, lc server.ListenerConfig, ser
 func listenAdvice(name string, err error) string {
 	setting := "listen." + name
 	switch name {
-	case "imap", "imaps", "pop3", "pop3s", "lmtp", "smtp", "sieve", "autoconfig", "autoconfigs":
+	case "imap", "imaps", "pop3", "pop3s", "lmtp", "smtp", "submission", "submissions", "sieve", "autoconfig", "autoconfigs":
 		setting = "--" + name + " or " + setting
 	case "lmtp-unix":
 		setting = "listen.lmtp_socket"
