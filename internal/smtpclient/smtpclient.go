@@ -96,6 +96,13 @@ func (r *Reply) Error() string {
 // Temporary says the relay asked to try again later (4xx).
 func (r *Reply) Temporary() bool { return r.Code < 500 }
 
+// ErrNotStarted marks a failure of Data before the relay had any of the
+// message: the connection broke, or the relay said it was closing (an
+// idle connection it timed out while the caller's client was still
+// sending). The caller may send the message again on a new connection
+// without fear of a duplicate.
+var ErrNotStarted = errors.New("the relay had none of the message")
+
 // Client is a session with the relay. It is not safe for concurrent use.
 type Client struct {
 	cfg Config
@@ -288,6 +295,9 @@ func (c *Client) Rcpt(to string) error {
 // is not a *Reply leaves it unknown whether the relay took it.
 func (c *Client) Data(r io.Reader) (string, error) {
 	if _, err := c.cmdTimeout(c.cfg.CommandTimeout, "DATA"); err != nil {
+		if r := (*Reply)(nil); !errors.As(err, &r) || r.Code == 421 {
+			err = fmt.Errorf("%w: %w", ErrNotStarted, err)
+		}
 		return "", err
 	}
 	c.nc.SetDeadline(time.Now().Add(c.cfg.DataTimeout))

@@ -86,9 +86,11 @@ type conn struct {
 	// stateChunks.
 	data *msgData
 	// relay, in Submission, is the transaction's connection to the relay
-	// MTA, from MAIL on; nil after it failed, and relayErr says why.
-	relay    *smtpclient.Client
-	relayErr error
+	// MTA, from MAIL on; nil after it failed.
+	relay *smtpclient.Client
+	// relayParams are the parameters of MAIL at the relay, for a
+	// transaction replayed on a new connection.
+	relayParams []string
 }
 
 // recipient is an accepted RCPT and the account it reaches.

@@ -24,6 +24,8 @@ type fakeRelay struct {
 	conns int
 	// hung is closed once it holds a command unanswered (rules.hangAt).
 	hung chan struct{}
+	// dropped says rules.dropAtData has dropped its connection.
+	dropped bool
 }
 
 // relayRules say how a fakeRelay answers.
@@ -36,6 +38,9 @@ type relayRules struct {
 	failAt, failReply string
 	// hangAt names a verb the relay never answers.
 	hangAt string
+	// dropAtData closes the first connection that says DATA, as a relay
+	// that timed out an idle client does; later ones are answered.
+	dropAtData bool
 	// noSMTPUTF8 leaves SMTPUTF8 out of EHLO.
 	noSMTPUTF8 bool
 	// user and password, when set, are the AUTH PLAIN login it asks for.
@@ -185,6 +190,14 @@ func (r *fakeRelay) session(nc net.Conn) {
 			tx.rcpts = append(tx.rcpts, to)
 			say("250 2.1.5 OK")
 		case "DATA":
+			r.mu.Lock()
+			drop := r.rules.dropAtData && !r.dropped
+			r.dropped = r.dropped || drop
+			r.mu.Unlock()
+			if drop {
+				say("421 4.4.2 relay.example.net Error: timeout exceeded")
+				return
+			}
 			ok, reply := gate("DATA")
 			if !ok {
 				return

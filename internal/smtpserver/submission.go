@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -155,6 +156,22 @@ func (c *conn) openRelay(m mailArgs) {
 		xreply(451, [3]int{4, 4, 1}, "relay unavailable; try again later")
 	}
 	c.relay = cl
+	c.relayParams = relayParams(cl, m)
+	if m.utf8 && !slices.Contains(c.relayParams, "SMTPUTF8") {
+		c.endTx()
+		// RFC 6531 3.5: the next hop cannot carry it.
+		xreply(553, [3]int{5, 6, 7}, "the relay does not take SMTPUTF8 mail")
+	}
+	if err := cl.Mail(m.from.mailbox, c.relayParams...); err != nil {
+		r := c.relayReply(err)
+		c.endTx()
+		panic(r)
+	}
+}
+
+// relayParams are the parameters of MAIL at the relay: those of the
+// client's MAIL that the relay offers.
+func relayParams(cl *smtpclient.Client, m mailArgs) []string {
 	var params []string
 	if _, ok := cl.Extension("SIZE"); ok && m.size >= 0 {
 		// RFC 1870 6: an estimate; the trace fields come on top.
@@ -163,19 +180,35 @@ func (c *conn) openRelay(m mailArgs) {
 	if _, ok := cl.Extension("8BITMIME"); ok && m.eightBit {
 		params = append(params, "BODY=8BITMIME")
 	}
-	if m.utf8 {
-		if _, ok := cl.Extension("SMTPUTF8"); !ok {
-			c.endTx()
-			// RFC 6531 3.5: the next hop cannot carry it.
-			xreply(553, [3]int{5, 6, 7}, "the relay does not take SMTPUTF8 mail")
-		}
+	if _, ok := cl.Extension("SMTPUTF8"); ok && m.utf8 {
 		params = append(params, "SMTPUTF8")
 	}
-	if err := cl.Mail(m.from.mailbox, params...); err != nil {
-		r := c.relayReply(err)
-		c.endTx()
-		panic(r)
+	return params
+}
+
+// reopenRelay replays the transaction on a new relay connection: MAIL,
+// and RCPT for each recipient the relay took before. Any refusal now is
+// an error that is not a Reply: the client is to try the whole message
+// again.
+func (c *conn) reopenRelay() error {
+	if c.relay != nil {
+		c.relay.Abort()
+		c.relay = nil
 	}
+	cl, err := smtpclient.Dial(c.srv.ctx, c.srv.cfg.Relay)
+	if err != nil {
+		return err
+	}
+	c.relay = cl
+	if err := cl.Mail(c.from.mailbox, c.relayParams...); err != nil {
+		return fmt.Errorf("MAIL again: %s", err)
+	}
+	for _, rcpt := range c.rcpts {
+		if err := cl.Rcpt(rcpt.addr); err != nil {
+			return fmt.Errorf("RCPT TO:<%s> again: %s", rcpt.addr, err)
+		}
+	}
+	return nil
 }
 
 // relayRcpt asks the relay to take a recipient, and gives the client its
@@ -208,7 +241,6 @@ func (c *conn) relayReply(err error) reply {
 		return reply{r.Code, enh, "relay: " + strings.Map(printable, r.Text)}
 	}
 	c.log.Warn("relay failed", "id", c.id, "err", err)
-	c.relayErr = err
 	if c.relay != nil {
 		c.relay.Abort()
 		c.relay = nil
@@ -230,7 +262,7 @@ func (c *conn) closeRelay() {
 		c.relay.Close()
 		c.relay = nil
 	}
-	c.relayErr = nil
+	c.relayParams = nil
 }
 
 // relayMessage checks the message's header, adds the trace and the
@@ -255,7 +287,18 @@ func (c *conn) relayMessage(m *msgData) {
 	if !hasID {
 		fields += "Message-ID: <" + rand.Text() + "@" + c.srv.cfg.Hostname + ">\r\n" // RFC 6409 8.3
 	}
-	text, err := c.relay.Data(io.MultiReader(strings.NewReader(fields), msg.Reader()))
+	body := func() io.Reader { return io.MultiReader(strings.NewReader(fields), msg.Reader()) }
+	text, err := c.relay.Data(body())
+	if errors.Is(err, smtpclient.ErrNotStarted) {
+		// The relay dropped the connection while the client was sending
+		// the message, as Postfix does to one idle past smtpd_timeout (10
+		// seconds under stress): once more on a new one, which cannot
+		// duplicate it.
+		c.log.Info("relay connection lost before the message; connecting again", "id", c.id, "err", err)
+		if err = c.reopenRelay(); err == nil {
+			text, err = c.relay.Data(body())
+		}
+	}
 	if err != nil {
 		r := c.relayReply(err)
 		c.log.Warn("message not sent", "id", c.id, "from", c.from.mailbox, "recipients", len(c.rcpts), "reply", r.String())
@@ -266,6 +309,8 @@ func (c *conn) relayMessage(m *msgData) {
 	c.log.Info("message sent", "id", c.id, "from", c.from.mailbox, "recipients", len(c.rcpts),
 		"size", msg.Size(), "relay", relayed)
 	c.writeReply(reply{250, [3]int{2, 0, 0}, "message sent, id " + c.id + "; relay: " + relayed})
+	// Sent now, not after the relay's QUIT, which endTx waits for.
+	c.flush()
 }
 
 // checkHeader refuses a message whose From or Sender field names an

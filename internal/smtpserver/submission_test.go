@@ -352,6 +352,27 @@ func TestSubmissionRelayFailures(t *testing.T) {
 	}
 }
 
+// TestSubmissionRelayDroppedIdle: a relay that drops the connection
+// while the client is still sending the message (Postfix's smtpd_timeout)
+// gets it on a new one, the transaction replayed, and the client its 250.
+func TestSubmissionRelayDroppedIdle(t *testing.T) {
+	f := newSubmissionFixture(t, relayRules{dropAtData: true})
+	msg := "From: alice@example.org\r\nSubject: hi\r\n\r\nHello.\r\n"
+	got := submit(t, f.addr, "alice@example.org", "alice@example.org", []string{"bob@example.org", "carol@example.net"}, msg)
+	if !strings.HasPrefix(got, "250 2.0.0 message sent") {
+		t.Fatalf("got %q", got)
+	}
+	txs := f.relay.transactions()
+	if len(txs) != 1 || strings.Join(txs[0].rcpts, " ") != "bob@example.org carol@example.net" || !strings.HasSuffix(txs[0].data, msg) {
+		t.Errorf("relay took %+v", txs)
+	}
+	f.relay.mu.Lock()
+	defer f.relay.mu.Unlock()
+	if f.relay.conns != 2 {
+		t.Errorf("relay had %d connections, want 2", f.relay.conns)
+	}
+}
+
 // TestSubmissionRelayLogin: with relay credentials, the relay session
 // logs in with AUTH PLAIN before MAIL, with the password a command
 // prints; a relay that refuses the login is a 451 for the client.
