@@ -218,8 +218,11 @@ type Session interface {
 	ExpireRetrieved(ctx context.Context, mailboxID int64, before time.Time) ([]UID, error)
 
 	// ExpireSaved expunges messages of a mailbox saved into it before the
-	// given time (MessageInfo.SaveDate; the internal date for a message
-	// stored before save dates were kept), returning their UIDs. It is
+	// given time (MessageInfo.SaveDate), returning their UIDs. A message
+	// without a save date is never expunged by it: nobody knows how long
+	// it has been there, and its internal date, which may be years old,
+	// says nothing of when it was deleted. (The upgrade that brought save
+	// dates gave one to the messages then in Trash and Junk.) It is
 	// autoexpunge's (Trash and Junk that empty themselves), and costs one
 	// indexed read when nothing is due.
 	ExpireSaved(ctx context.Context, mailboxID int64, before time.Time) ([]UID, error)
@@ -447,7 +450,8 @@ type MessageInfo struct {
 	// SaveDate is when the message was saved into its mailbox (RFC 8514):
 	// by a delivery, an append, a copy or a move, each of which sets it
 	// anew, while the internal date stays. It is zero for messages stored
-	// before buzon kept save dates, and given in UTC.
+	// before buzon kept save dates, except those then in Trash or Junk,
+	// which the upgrade dated with its own time; it is given in UTC.
 	SaveDate time.Time
 }
 

@@ -980,34 +980,36 @@ func TestRestoreNewerSchema(t *testing.T) {
 }
 
 // TestRestoreBeforeSaveDates: a backup made before save dates (mail.db
-// version 4) restores, and its messages, which have none, are there with
-// none; messages saved after get one.
+// version 4) restores, and migrates when opened: its messages in Trash
+// are dated with that time, those elsewhere have none; messages saved
+// after get one.
 func TestRestoreBeforeSaveDates(t *testing.T) {
 	st := openTest(t, Config{})
 	fillStore(t, st)
 	ctx := t.Context()
 	alice, _ := st.LookupAccount(ctx, "alice@example.org")
+	ss := accountSession(t, st, "alice@example.org")
+	trash, err := ss.Mailbox(ctx, "Trash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendBody(t, ss, trash.ID, "Subject: deleted before the backup\r\n\r\nold\r\n")
+	ss.Close()
 	backup := filepath.Join(t.TempDir(), "backup")
 	if _, err := st.Backup(ctx, backup, BackupOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	d, err := openDB(filepath.Join(backup, accountsDir, fmt.Sprint(alice.ID), mailDBName), 1, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{`DROP INDEX message_saved`, `ALTER TABLE message DROP COLUMN saved`, `PRAGMA user_version = 4`} {
-		if _, err := d.ExecContext(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	d.Close()
+	toBeforeSaveDates(ctx, t, filepath.Join(backup, accountsDir, fmt.Sprint(alice.ID), mailDBName))
+	// SQLite's clock, which dates the upgrade, counts milliseconds.
+	before := time.Now().Truncate(time.Millisecond)
 	dir := filepath.Join(t.TempDir(), "data")
 	if _, err := Restore(ctx, backup, dir, RestoreOptions{}); err != nil {
 		t.Fatalf("restore of a backup from before save dates: %v", err)
 	}
 	restored := openTest(t, Config{Dir: dir})
-	ss := accountSession(t, restored, "alice@example.org")
+	ss = accountSession(t, restored, "alice@example.org")
 	defer ss.Close()
+	after := time.Now()
 	inbox, err := ss.Mailbox(ctx, "INBOX")
 	if err != nil {
 		t.Fatal(err)
@@ -1023,5 +1025,8 @@ func TestRestoreBeforeSaveDates(t *testing.T) {
 	})
 	if err != nil || n < 2 || unsaved != n-1 {
 		t.Errorf("restored INBOX: %d messages, %d without a save date (%v); want all but the new one", n, unsaved, err)
+	}
+	if saved := saveDates(t, ss, trash.ID); len(saved) != 1 || saved[0].Before(before) || saved[0].After(after) {
+		t.Errorf("restored Trash: save dates %v, want one in [%v, %v]", saved, before, after)
 	}
 }

@@ -212,13 +212,25 @@ var mailSchema = schema{{
 	`CREATE UNIQUE INDEX sieve_script_active ON sieve_script (active) WHERE active = 1`,
 }, {
 	// 5: when each message was saved into its mailbox (RFC 8514 SAVEDATE),
-	// in unix microseconds: set by an append, a copy or a move, NULL for
-	// the messages stored before. The index finds what autoexpunge is
-	// due to remove (Session.ExpireSaved), which counts those from their
-	// internal date; a query uses it only when it spells the expression
-	// the same way.
+	// in unix microseconds: set by an append, a copy or a move. Nobody
+	// knows when the messages stored before were saved, and they keep
+	// none (NULL, SAVEDATE NIL), except those in Trash and Junk, which
+	// autoexpunge removes a number of days after their save date: they
+	// are dated with the migration's time, so that the first login after
+	// the upgrade removes none, and a message received years ago and
+	// deleted the day before the upgrade stays its full time. Special
+	// uses are stored spelled as the attribute (store.SpecialTrash). A
+	// mail.db migrates when its account is first opened after the
+	// upgrade, which is before any autoexpunge of it.
+	//
+	// The index finds what autoexpunge is due to remove
+	// (Session.ExpireSaved), which never removes a message without a save
+	// date; those have no entry. A query uses it only when its condition
+	// implies saved IS NOT NULL, as "saved < ?" does.
 	`ALTER TABLE message ADD COLUMN saved INTEGER`,
-	`CREATE INDEX message_saved ON message (mailbox, coalesce(saved, date))`,
+	`UPDATE message SET saved = CAST(round(unixepoch('now', 'subsec') * 1000000) AS INTEGER)
+		WHERE mailbox IN (SELECT id FROM mailbox WHERE special_use IN ('\Trash', '\Junk'))`,
+	`CREATE INDEX message_saved ON message (mailbox, saved) WHERE saved IS NOT NULL`,
 }}
 
 // maxAccountID keeps mailbox IDs (account ID << 32 | n) positive.

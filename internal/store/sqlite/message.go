@@ -1049,15 +1049,16 @@ func (ss *session) ExpireRetrieved(ctx context.Context, mailboxID int64, before 
 	return gone.UIDs, nil
 }
 
-// ExpireSaved implements store.Session. The queries spell the expression
-// of the index message_saved, so that finding nothing due reads only the
-// index, and nothing is written, nor the write lock taken, unless
+// ExpireSaved implements store.Session. The queries go through the index
+// message_saved, whose entries are the messages with a save date ("saved
+// < ?" is false for the others), so that finding nothing due reads one
+// entry of it, and nothing is written, nor the write lock taken, unless
 // something is due.
 func (ss *session) ExpireSaved(ctx context.Context, mailboxID int64, before time.Time) ([]store.UID, error) {
 	if !ss.owns(mailboxID) {
 		return nil, fmt.Errorf("expire saved: %w", noMailbox(mailboxID))
 	}
-	const due = ` FROM message INDEXED BY message_saved WHERE mailbox = ? AND coalesce(saved, date) < ?`
+	const due = ` FROM message INDEXED BY message_saved WHERE mailbox = ? AND saved < ?`
 	var found bool
 	err := ss.read(ctx, func(a *account) error {
 		err := a.db.QueryRowContext(ctx, `SELECT 1`+due+` LIMIT 1`, mailboxID, before.UnixMicro()).Scan(new(int))
