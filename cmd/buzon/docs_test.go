@@ -301,7 +301,7 @@ func TestDocumentedDefaults(t *testing.T) {
 	rowRE := regexp.MustCompile("(?m)^\\| `([a-z_.]+)` \\| ([^|]+) \\|")
 	inlineRE := regexp.MustCompile("`([a-z_.]+)` \\(([^)]+)\\)")
 	valueRE := regexp.MustCompile(`^([0-9][0-9,.]*)\s*(ms|s|min|minutes|KiB|MiB|GiB|bytes)?\b`)
-	settingRE := regexp.MustCompile("`((?:listen|tls|store|auth|limits|imap|pop3|delivery|smtp|sieve|autoconfig|log)\\.[a-z0-9_]+)`")
+	settingRE := regexp.MustCompile("`((?:listen|tls|store|auth|limits|imap|pop3|delivery|smtp|submission|sieve|autoconfig|log)\\.[a-z0-9_]+)`")
 	checked := 0
 	for _, doc := range []string{"README.md", "SECURITY.md", "ARCHITECTURE.md"} {
 		b, err := os.ReadFile(filepath.Join("..", "..", doc))
