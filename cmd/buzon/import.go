@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"strings"
 	"text/tabwriter"
 
 	"golang.org/x/term"
@@ -121,22 +120,24 @@ func isDir(path string) bool {
 	return err == nil && fi.IsDir()
 }
 
-// mboxFolder names the folder for an mbox file: its name without an
-// .mbox or .mbx ending ("Sent.mbox" is Sent; "Inbox" is INBOX).
+// mboxFolder names the folder for an mbox file given on the command line
+// (mailimport.MboxFolder; "Inbox" is INBOX).
 func mboxFolder(path string) string {
-	name := filepath.Base(path)
-	for _, ext := range []string{".mbox", ".mbx"} {
-		if strings.HasSuffix(strings.ToLower(name), ext) && len(name) > len(ext) {
-			name = name[:len(name)-len(ext)]
-		}
+	return store.CanonicalMailboxName(mailimport.MboxFolder(filepath.Base(path)))
+}
+
+// importSize is a size for the summary.
+func importSize(n int64) string {
+	if n < 1024 {
+		return fmt.Sprintf("%d bytes", n)
 	}
-	return store.CanonicalMailboxName(name)
+	return formatSize(n) + "B"
 }
 
 // printImportSummary tells what an import did: per folder, then what was
 // made and what was skipped, with why.
 func printImportSummary(w io.Writer, address string, sum *mailimport.Summary) {
-	fmt.Fprintf(w, "imported %d messages (%s bytes) into %s, %d already there\n", sum.Imported, formatSize(sum.Bytes), address, sum.Present)
+	fmt.Fprintf(w, "imported %d messages (%s) into %s, %d already there\n", sum.Imported, importSize(sum.Bytes), address, sum.Present)
 	names := make([]string, 0, len(sum.Folders))
 	for name := range sum.Folders {
 		names = append(names, name)

@@ -336,8 +336,9 @@ func (r *mboxReader) Close() error { return r.f.Close() }
 
 // MboxTree is a folder of mbox files, one per folder, as Thunderbird
 // keeps its local folders: a file "Work" with the sub-folders of Work in
-// "Work.sbd/". Its index files (.msf) and other files that are no mbox
-// are passed over.
+// "Work.sbd/". Apple Mail's exports ("Work.mbox/mbox") and files named
+// "Work.mbox" read the same. Its index files (.msf) and other files that
+// are no mbox are passed over.
 type MboxTree struct {
 	Dir string
 }
@@ -367,8 +368,20 @@ func (t MboxTree) scan(dir, prefix string, items *[]*Item) error {
 			if err := t.scan(path, prefix+strings.TrimSuffix(name, ".sbd")+"/", items); err != nil {
 				return err
 			}
-		case e.Type().IsRegular() && isMboxFile(path):
-			its, err := Mbox{Path: path, Folder: folderName(prefix + name)}.Scan()
+		case e.Type().IsDir() && strings.HasSuffix(name, ".mbox"):
+			// Apple Mail's export: Name.mbox/mbox, sub-folders beside it.
+			if mbox := filepath.Join(path, "mbox"); isMboxFile(mbox) {
+				its, err := Mbox{Path: mbox, Folder: folderName(prefix + strings.TrimSuffix(name, ".mbox"))}.Scan()
+				if err != nil {
+					return err
+				}
+				*items = append(*items, its...)
+			}
+			if err := t.scan(path, prefix+strings.TrimSuffix(name, ".mbox")+"/", items); err != nil {
+				return err
+			}
+		case e.Type().IsRegular() && name != "mbox" && isMboxFile(path):
+			its, err := Mbox{Path: path, Folder: folderName(prefix + MboxFolder(name))}.Scan()
 			if err != nil {
 				return err
 			}
@@ -376,6 +389,17 @@ func (t MboxTree) scan(dir, prefix string, items *[]*Item) error {
 		}
 	}
 	return nil
+}
+
+// MboxFolder names the folder of an mbox file: its name without an .mbox
+// or .mbx ending ("Sent.mbox" is Sent).
+func MboxFolder(name string) string {
+	for _, ext := range []string{".mbox", ".mbx"} {
+		if strings.HasSuffix(strings.ToLower(name), ext) && len(name) > len(ext) {
+			return name[:len(name)-len(ext)]
+		}
+	}
+	return name
 }
 
 // isMboxFile reports whether the file starts with a "From " line.

@@ -184,3 +184,36 @@ func TestSpecialUse(t *testing.T) {
 		}
 	}
 }
+
+func TestMboxTree(t *testing.T) {
+	root := t.TempDir()
+	one := func(subject string) string {
+		return "From - Wed Nov 25 08:00:00 2026\nSubject: " + subject + "\n\n" + subject + "\n"
+	}
+	for path, content := range map[string]string{
+		"Inbox":                        one("thunderbird inbox"),
+		"Inbox.msf":                    "// <!-- <mdb:mork:z v=\"1.4\"/> -->\n",
+		"Work.sbd/Projects":            one("a project"),
+		"Old.mbox":                     one("an mbox file"),
+		"Apple.mbox/mbox":              one("apple mail export"),
+		"Apple.mbox/Sub.mbox/mbox":     one("apple sub-folder"),
+		"Apple.mbox/table_of_contents": "binary",
+		"notes.txt":                    "not an mbox\n",
+	} {
+		os.MkdirAll(filepath.Join(root, filepath.Dir(path)), 0o700)
+		if err := os.WriteFile(filepath.Join(root, path), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	items, err := MboxTree{Dir: root}.Scan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, it := range items {
+		got = append(got, it.Folders[0])
+	}
+	if want := []string{"Apple", "Apple/Sub", "INBOX", "Old", "Work/Projects"}; !slices.Equal(got, want) {
+		t.Errorf("folders %q, want %q", got, want)
+	}
+}
