@@ -144,7 +144,9 @@ func (c *conn) greet(verb, arg string, extended bool) {
 		"8BITMIME",
 		size,
 		"CHUNKING",
-		"SMTPUTF8",
+	}
+	if !(cfg.Protocol == Submission && c.srv.relayNoUTF8.Load()) {
+		lines = append(lines, "SMTPUTF8")
 	}
 	if cfg.Protocol.esmtp() && cfg.TLS != nil && c.tls == "" {
 		lines = append(lines, "STARTTLS")

@@ -25,6 +25,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/auth"
@@ -150,6 +151,10 @@ type Server struct {
 	conns server.Conns[*conn]
 	// retries remembers SMTP's copies stored before a 451 (retry.go).
 	retries retries
+	// relayNoUTF8 says the relay, when submission last reached it, did
+	// not offer SMTPUTF8: EHLO stops offering it (RFC 6531 3.1: only
+	// when the path can carry it) until the relay does again.
+	relayNoUTF8 atomic.Bool
 }
 
 // New returns a server of cfg.Protocol.

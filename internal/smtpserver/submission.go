@@ -156,6 +156,8 @@ func (c *conn) openRelay(m mailArgs) {
 		xreply(451, [3]int{4, 4, 1}, "relay unavailable; try again later")
 	}
 	c.relay = cl
+	_, utf8 := cl.Extension("SMTPUTF8")
+	c.srv.relayNoUTF8.Store(!utf8)
 	c.relayParams = relayParams(cl, m)
 	if m.utf8 && !slices.Contains(c.relayParams, "SMTPUTF8") {
 		c.endTx()

@@ -420,6 +420,23 @@ func TestSubmissionSMTPUTF8(t *testing.T) {
 			if got := l.cmd("MAIL FROM:<alice@example.org> SMTPUTF8 BODY=8BITMIME"); !strings.HasPrefix(got, tt.want) {
 				t.Fatalf("MAIL: %q, want %q", got, tt.want)
 			}
+			// Once the relay is known not to carry it, EHLO stops
+			// offering SMTPUTF8.
+			l.send("EHLO client.example.net\r\n")
+			ehlo := ""
+			for {
+				line, err := l.r.ReadString('\n')
+				if err != nil {
+					t.Fatal(err)
+				}
+				ehlo += line
+				if line[3] == ' ' {
+					break
+				}
+			}
+			if offered := strings.Contains(ehlo, "SMTPUTF8"); offered != !tt.rules.noSMTPUTF8 {
+				t.Errorf("EHLO after the relay was reached:\n%s", ehlo)
+			}
 		})
 	}
 	f := newSubmissionFixture(t, relayRules{})
