@@ -101,15 +101,18 @@ const (
 		FROM messages WHERE mailbox_id = $1 AND modseq > $2`
 
 	// selectSavedBefore reads the messages of mailbox $1 saved before $2,
-	// by their internal date those without a save date, for an expunge:
-	// it spells the expression of the index messages_saved.
+	// for an expunge; never one without a save date, as "saved < $2"
+	// says, which lets it use the partial index messages_saved.
 	selectSavedBefore = `SELECT uid, size, body_id FROM messages
-		WHERE mailbox_id = $1 AND coalesce(saved, internal_date) < $2`
+		WHERE mailbox_id = $1 AND saved < $2`
 	// selectAnySaved reads whether selectSavedBefore finds anything in
-	// mailbox $1, if it is account $3's: whether its oldest message is
-	// older, which the index answers with its first entry (an EXISTS
-	// gets a generic plan that scans the mailbox, expecting many).
-	selectAnySaved = `SELECT (SELECT min(coalesce(saved, internal_date)) FROM messages WHERE mailbox_id = $1) < $2
+	// mailbox $1, if it is account $3's: whether its oldest save date is
+	// older, which the index messages_saved answers with its first entry
+	// (an EXISTS gets a generic plan that scans the mailbox, expecting
+	// many). The condition IS NOT NULL, which min skips anyway, is there
+	// for the planner to see that the partial index holds every row
+	// wanted.
+	selectAnySaved = `SELECT (SELECT min(saved) FROM messages WHERE mailbox_id = $1 AND saved IS NOT NULL) < $2
 		AND EXISTS (SELECT FROM mailboxes WHERE id = $1 AND account_id = $3)`
 
 	// selectVanished reads the UIDs expunged from mailbox $1 after MODSEQ $2.
@@ -1316,9 +1319,9 @@ func (ss *session) ExpireRetrieved(ctx context.Context, mailboxID int64, before 
 }
 
 // ExpireSaved implements store.Session. A first read, outside any
-// transaction and through the index messages_saved (whose expression the
-// queries spell), finds whether anything is due, so that the usual
-// answer, nothing, takes no lock of the account.
+// transaction and through the index messages_saved (of the messages with
+// a save date, the only ones it removes), finds whether anything is due,
+// so that the usual answer, nothing, takes no lock of the account.
 func (ss *session) ExpireSaved(ctx context.Context, mailboxID int64, before time.Time) ([]store.UID, error) {
 	var found *bool // null for an empty mailbox
 	err := ss.s.pool.QueryRow(ctx, selectAnySaved, mailboxID, before.UTC(), ss.id).Scan(&found)

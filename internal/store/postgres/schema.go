@@ -164,15 +164,34 @@ CREATE TABLE sieve_scripts (
 CREATE UNIQUE INDEX sieve_scripts_active ON sieve_scripts (account_id) WHERE active;
 `,
 		// 8: when each message was saved into its mailbox (RFC 8514
-		// SAVEDATE): set by an append, a copy or a move, null for the
-		// messages stored before. The index finds what autoexpunge is due
-		// to remove (Session.ExpireSaved), which counts those from their
-		// internal date; a query uses it only when it spells the
-		// expression the same way. Adding a nullable column without a
-		// default rewrites no row.
+		// SAVEDATE): set by an append, a copy or a move. Nobody knows when
+		// the messages stored before were saved, and they keep none (null,
+		// SAVEDATE NIL), except those in Trash and Junk, which autoexpunge
+		// removes a number of days after their save date: they are dated
+		// with the migration's time (now(), when its transaction began), so
+		// that the first login after the upgrade removes none, and a
+		// message received years ago and deleted the day before the
+		// upgrade stays its full time. Special uses are stored spelled as
+		// the attribute (store.SpecialTrash). Adding a nullable column
+		// without a default rewrites no row; the update rewrites those of
+		// Trash and Junk, under the lock that the ALTER holds until the
+		// end, so no node writes messages meanwhile.
+		//
+		// The default then dates what a node still running an older
+		// binary saves during a rolling upgrade: it inserts its rows (an
+		// append, a copy, a move) without the column, and this code always
+		// gives it, null for an import without one.
+		//
+		// The index finds what autoexpunge is due to remove
+		// (Session.ExpireSaved), which never removes a message without a
+		// save date; those have no entry. A query uses it only when its
+		// condition implies saved IS NOT NULL.
 		`
 ALTER TABLE messages ADD COLUMN saved timestamptz;
-CREATE INDEX messages_saved ON messages (mailbox_id, coalesce(saved, internal_date));
+UPDATE messages SET saved = now()
+	WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE special_use IN ('\Trash', '\Junk'));
+ALTER TABLE messages ALTER COLUMN saved SET DEFAULT now();
+CREATE INDEX messages_saved ON messages (mailbox_id, saved) WHERE saved IS NOT NULL;
 `,
 	}
 }
