@@ -23,18 +23,21 @@ import (
 // the mailbox is filling up before senders hear it is full.
 //
 // A crossing is told from the use read before the delivery's copies are
-// stored and after: below a level before and at or above it after. The
-// store keeps no record of notices sent, so a mailbox that sits above a
-// level gets no further notice for it, and one that falls below it
-// (mail deleted) and rises again gets one again. Deliveries to one
-// account running at once in this process would each see the same
-// crossing; the account's warnGate lets the first of them send the
-// notice and the others, whose "before" predates it, stay quiet, without
-// making them wait for one another (a queue of deliveries to one account
-// shares the embedded store's group commit). Deliveries in other
-// processes (`buzon deliver`, another node on PostgreSQL) are not seen:
-// two of them crossing a level at the same instant may send a notice
-// each, a rare duplicate rather than a missed warning.
+// stored and after, with the notice counted (its size and one message):
+// below a level before and at or above it once the notice is in, so that
+// the notice names the level it lands on and never itself takes the
+// account past a level no one warns of. The store keeps no record of
+// notices sent, so a mailbox that sits above a level gets no further
+// notice for it, and one that falls below it (mail deleted) and rises
+// again gets one again. Deliveries to one account running at once in
+// this process would each see the same crossing; the account's warnGate
+// lets the first of them send the notice and the others, whose "before"
+// predates it, stay quiet, without making them wait for one another (a
+// queue of deliveries to one account shares the embedded store's group
+// commit). Deliveries in other processes (`buzon deliver`, another node
+// on PostgreSQL) are not seen: two of them crossing a level at the same
+// instant may send a notice each, a rare duplicate rather than a missed
+// warning.
 //
 // The notice goes straight to INBOX, past the account's Sieve script: it
 // is the server telling the owner about the account, and a filter written
@@ -85,8 +88,8 @@ func (d *Deliverer) unwatchQuota(w *quotaWatch) {
 }
 
 // warnQuota puts a notice into the account's INBOX when the delivery
-// watched by w took its use across a level (see crossed), naming the
-// highest. It never fails the delivery: whatever goes wrong is logged.
+// watched by w, with the notice, takes its use across a level (see
+// crossed), naming the highest. It never fails the delivery: whatever goes wrong is logged.
 func (d *Deliverer) warnQuota(ctx context.Context, sess store.Session, account string, w *quotaWatch) {
 	if w == nil {
 		return
@@ -96,15 +99,19 @@ func (d *Deliverer) warnQuota(ctx context.Context, sess store.Session, account s
 		d.logger().Warn("quota warning: cannot read the quota after the delivery; no warning", "account", account, "err", err)
 		return
 	}
-	level := d.warnGates.claim(w.gate, w.epoch, crossed(d.QuotaWarnings, w.before, after))
+	// The notice counts too: the levels are those the use reaches once it
+	// is stored, so that it names the level it lands on rather than leave
+	// the account past one it never warns of.
+	date := d.now()
+	raw, landed := d.quotaNotice(account, after, date)
+	level := d.warnGates.claim(w.gate, w.epoch, crossed(d.QuotaWarnings, w.before, landed))
 	if level == 0 {
 		return
 	}
 	log := d.logger().With("account", account, "quota_level", level, // not "level", the record's own
-		"bytes", after.Bytes, "max_bytes", after.MaxBytes,
-		"messages", after.Messages, "max_messages", after.MaxMessages)
-	date := d.now()
-	notice, err := (&Spooler{MemoryLimit: maxNoticeSize}).Spool(bytes.NewReader(quotaNotice(d.hostname(), account, after, date)))
+		"bytes", landed.Bytes, "max_bytes", landed.MaxBytes,
+		"messages", landed.Messages, "max_messages", landed.MaxMessages)
+	notice, err := (&Spooler{MemoryLimit: maxNoticeSize}).Spool(bytes.NewReader(raw))
 	if err != nil {
 		log.Error("quota warning: the notice does not parse", "err", err) // a bug
 		return
@@ -132,6 +139,38 @@ func (d *Deliverer) warnQuota(ctx context.Context, sess store.Session, account s
 
 // maxNoticeSize is more than a notice ever is: it stays in memory.
 const maxNoticeSize = 16 << 10
+
+// quotaNotice returns the notice for an account whose use after the
+// delivery is after, and the use once the notice is stored too (one
+// message more, and its size), which the notice itself tells.
+//
+// The size the notice tells is part of its text: it is found by writing
+// the notice again with the size of the last one until the size holds
+// (the second time, but where a number gains a digit or a unit). The
+// size assumed only grows, so this ends; where the notice came out
+// shorter than the size assumed, the use returned is the notice's real
+// one, a few bytes below what it tells, so that the levels it is
+// checked against are those it really reaches, and its percentages are
+// never below them.
+func (d *Deliverer) quotaNotice(account string, after store.QuotaUsage, date time.Time) ([]byte, store.QuotaUsage) {
+	host := d.hostname()
+	id := "<quota." + rand.Text() + "@" + host + ">"
+	with := func(size int64) store.QuotaUsage {
+		u := after
+		u.Bytes += size
+		u.Messages++
+		return u
+	}
+	var raw []byte
+	for size := int64(0); ; {
+		raw = quotaNotice(host, account, id, with(size), date)
+		if int64(len(raw)) <= size {
+			break
+		}
+		size = int64(len(raw))
+	}
+	return raw, with(int64(len(raw)))
+}
 
 // crossed returns the levels, in ascending order, that the account's use
 // reached between before and after (at or above the level after, below
@@ -233,9 +272,9 @@ func (g *warnGates) claim(gate *warnGate, epoch uint64, levels []int) int {
 }
 
 // quotaNotice is the message that tells account its mailbox is filling
-// up: plain text, short, in words a person who never heard of quotas
-// understands.
-func quotaNotice(hostname, account string, u store.QuotaUsage, date time.Time) []byte {
+// up, its use u: plain text, short, in words a person who never heard of
+// quotas understands.
+func quotaNotice(hostname, account, messageID string, u store.QuotaUsage, date time.Time) []byte {
 	full := int64(0)
 	var lines []string
 	if u.MaxBytes > 0 {
@@ -254,7 +293,7 @@ func quotaNotice(hostname, account string, u store.QuotaUsage, date time.Time) [
 	field("To", account)
 	field("Subject", fmt.Sprintf("Your mailbox is %d%% full", full))
 	field("Date", date.Format(time.RFC1123Z))
-	field("Message-ID", "<quota."+rand.Text()+"@"+hostname+">")
+	field("Message-ID", messageID)
 	// RFC 3834 5: made by a program; vacation replies and other
 	// responders leave it alone.
 	field("Auto-Submitted", "auto-generated")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"net/mail"
@@ -188,7 +189,14 @@ func TestQuotaWarnings(t *testing.T) {
 		{"no quota", []int{80}, store.Quota{}, []int{850_000, 100_000}, nil, ""},
 		{"no levels", nil, store.Quota{MaxBytes: mb}, []int{850_000, 100_000}, nil, ""},
 		{"notice does not fit", []int{95}, store.Quota{MaxBytes: mb}, []int{900_000, 99_900}, nil, "quota warning not stored: it does not fit in the quota"},
-		{"notice does not fit in the messages", []int{95}, store.Quota{MaxMessages: 10}, []int{100, 100, 100, 100, 100, 100, 100, 100, 100, 100}, nil, "quota warning not stored: it does not fit in the quota"},
+		// The notice counts: at 9 of 10 messages it takes the last place,
+		// reaching the level it names.
+		{"the notice takes the last place", []int{95}, store.Quota{MaxMessages: 10}, []int{100, 100, 100, 100, 100, 100, 100, 100, 100}, []int{95}, ""},
+		// A delivery that leaves the use a notice's size below a level
+		// is warned of that level: the notice would take it there, and
+		// the next delivery would start above it.
+		{"the notice takes the use past the next level", []int{80, 95}, store.Quota{MaxBytes: mb}, []int{949_700, 10_000, 10_000}, []int{95}, ""},
+		{"the notice takes the use to the first level", []int{80}, store.Quota{MaxBytes: mb}, []int{799_500}, []int{80}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newWarnFixture(t, teststore.Open(t, t.TempDir()), tc.levels, tc.quota)
@@ -229,6 +237,45 @@ func TestQuotaWarningSubject(t *testing.T) {
 	}
 	if got := notices[0].Header.Get("Subject"); got != "Your mailbox is 96% full" {
 		t.Errorf("Subject: %q", got)
+	}
+}
+
+// TestQuotaWarningCountsItself: the notice tells the use once it is
+// stored itself, as the store then reports it, and names the level it
+// lands on.
+func TestQuotaWarningCountsItself(t *testing.T) {
+	f := newWarnFixture(t, teststore.Open(t, t.TempDir()), []int{80, 95}, store.Quota{MaxBytes: 1_000_000, MaxMessages: 1000})
+	f.deliver(949_700)
+	notices := f.notices("INBOX")
+	if got := f.levels(); len(notices) != 1 || !slices.Equal(got, []int{95}) {
+		t.Fatalf("warned of %v with %d notices, want 95 once\n%s", got, len(notices), f.log)
+	}
+	if got := notices[0].Header.Get("Subject"); got != "Your mailbox is 95% full" {
+		t.Errorf("Subject: %q", got)
+	}
+	sess, err := f.st.Open(t.Context(), f.acct.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	u, err := sess.QuotaUsage(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(notices[0].Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		fmt.Sprintf("Size:      %s of %s (%d%%)", humanBytes(u.Bytes), humanBytes(u.MaxBytes), percent(u.Bytes, u.MaxBytes)),
+		fmt.Sprintf("Messages:  %d of 1,000 (0%%)", u.Messages),
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("the notice does not say %q, the use with it stored:\n%s", want, body)
+		}
+	}
+	if want := fmt.Sprintf("bytes=%d max_bytes=1000000 messages=2 ", u.Bytes); !strings.Contains(f.log.String(), want) {
+		t.Errorf("the log does not say %q:\n%s", want, f.log)
 	}
 }
 
@@ -523,8 +570,9 @@ func TestQuotaWarningTwoNodes(t *testing.T) {
 // what to do.
 func TestQuotaNotice(t *testing.T) {
 	date := time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC)
-	u := store.QuotaUsage{Quota: store.Quota{MaxBytes: 2 << 30, MaxMessages: 100_000}, Bytes: 1932735284, Messages: 12_345}
-	raw := quotaNotice("mx.example.org", "alice@example.org", u, date)
+	u := store.QuotaUsage{Quota: store.Quota{MaxBytes: 2 << 30, MaxMessages: 100_000}, Bytes: 1932735284, Messages: 12_344} // the notice makes 12,345
+	d := &Deliverer{Hostname: "mx.example.org"}
+	raw, _ := d.quotaNotice("alice@example.org", u, date)
 	msg, err := mail.ReadMessage(bytes.NewReader(raw))
 	if err != nil {
 		t.Fatal(err)
@@ -555,7 +603,7 @@ func TestQuotaNotice(t *testing.T) {
 	if !strings.HasPrefix(id, "<quota.") || !strings.HasSuffix(id, "@mx.example.org>") {
 		t.Errorf("Message-ID: %q", id)
 	}
-	if other := quotaNotice("mx.example.org", "alice@example.org", u, date); bytes.Equal(raw, other) {
+	if other, _ := d.quotaNotice("alice@example.org", u, date); bytes.Equal(raw, other) {
 		t.Error("two notices have the same Message-ID")
 	}
 	body := string(raw[bytes.Index(raw, []byte("\r\n\r\n"))+4:])
@@ -584,7 +632,7 @@ func TestQuotaNotice(t *testing.T) {
 	}
 	// A quota of messages alone says nothing of size.
 	u = store.QuotaUsage{Quota: store.Quota{MaxMessages: 1000}, Messages: 950}
-	if raw := string(quotaNotice("mx.example.org", "alice@example.org", u, date)); strings.Contains(raw, "Size:") || !strings.Contains(raw, "Subject: Your mailbox is 95% full") {
+	if raw, _ := d.quotaNotice("alice@example.org", u, date); strings.Contains(string(raw), "Size:") || !strings.Contains(string(raw), "Subject: Your mailbox is 95% full") {
 		t.Errorf("a notice of messages alone:\n%s", raw)
 	}
 }
