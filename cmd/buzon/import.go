@@ -84,6 +84,9 @@ Give the same --data or --config as the server; it sees the mail at once.`, stde
 	if sum != nil {
 		printImportSummary(stdout, address, sum)
 	}
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return errors.New("interrupted: run the same command again to import the rest; what is imported already is not imported twice")
+	}
 	return err
 }
 

@@ -236,8 +236,8 @@ func (im *importer) item(ctx context.Context, it *Item) error {
 		res, err := im.sess.Append(ctx, f.mb.ID, msg.NewMessage(it.Flags, it.Date))
 		if err != nil {
 			if errors.Is(err, store.ErrOverQuota) {
-				return fmt.Errorf("the quota of %s is reached, after %d messages (%d bytes) imported: %w; raise it (buzon user quota) and run the same import again to import the rest",
-					im.opts.Account.Name, im.sum.Imported, im.sum.Bytes, err)
+				return fmt.Errorf("the quota of %s is reached, after this run imported %d messages (%d bytes), at %s (%w); raise it (buzon user quota) and run the same import again to import the rest",
+					im.opts.Account.Name, im.sum.Imported, im.sum.Bytes, it.Where, store.Reason(err))
 			}
 			return fmt.Errorf("import %s into %s: %w", it.Where, f.mb.Name, err)
 		}

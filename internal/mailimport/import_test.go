@@ -230,7 +230,7 @@ func TestImportInterruptedAndQuota(t *testing.T) {
 	if !errors.Is(err, ErrOverQuota) || sum.Imported != 7 || sum.Present != 5 {
 		t.Fatalf("over quota: %v, %d imported, %d there; want ErrOverQuota, 7, 5", err, sum.Imported, sum.Present)
 	}
-	if !strings.Contains(err.Error(), "after 7 messages") {
+	if !strings.Contains(err.Error(), "after this run imported 7 messages") {
 		t.Errorf("the quota error does not say how far it got: %v", err)
 	}
 	f.st.SetQuota(context.Background(), f.acct.Name, store.Quota{})
