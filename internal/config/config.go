@@ -227,11 +227,11 @@ type IMAP struct {
 	// Expunge messages from the Trash (the \Trash special-use mailbox, RFC
 	// 6154) this many days after they were put there: counted from the
 	// save date (RFC 8514), so a message received long ago and deleted
-	// today stays its full time, and from the internal date for mail
-	// stored before buzon kept save dates (after an upgrade such old
-	// Trash goes at the account's next login). 30, as most hosted mail
-	// does (Dovecot ships it off, and a Trash that never empties fills
-	// the quota unseen); 0 keeps Trash until the client empties it. It
+	// today stays its full time. Mail in Trash when buzon was upgraded
+	// to save dates counts from the upgrade; a message without a save
+	// date is never expunged by this. 30, as most hosted mail does
+	// (Dovecot ships it off, and a Trash that never empties fills the
+	// quota unseen); 0 keeps Trash until the client empties it. It
 	// runs when an account logs in over IMAP, at most once an hour per
 	// account, and clients see the messages go as expunges.
 	ExpungeTrashDays int `toml:"expunge_trash_days"`
