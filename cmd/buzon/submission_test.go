@@ -6,6 +6,7 @@ package main
 import (
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -135,5 +136,70 @@ func TestSubmissionNeedsRelay(t *testing.T) {
 	_, errOut, code := buzon(t, "", "serve", "--data", t.TempDir(), "--config", conf)
 	if code == 0 || !strings.Contains(errOut, "listen.submission is on, but submission.relay is not set") {
 		t.Errorf("serve: exit %d, %s", code, errOut)
+	}
+}
+
+// TestSubmissionSwaks: swaks, as admins test a submission server, logs
+// in with PLAIN over STARTTLS and with LOGIN over implicit TLS; a wrong
+// password is refused with 535 and sends nothing.
+func TestSubmissionSwaks(t *testing.T) {
+	swaks := clienttest.Need(t, "swaks", "swaks")
+	in, ports := startSubmission(t, "")
+	for _, tt := range []struct {
+		name     string
+		args     []string
+		password string
+		want     string
+	}{
+		{"STARTTLS, PLAIN", []string{"--server", ports["submission"], "--tls", "--auth", "PLAIN"}, "a-password", "<~  250 2.0.0 message sent, id "},
+		{"implicit TLS, LOGIN", []string{"--server", ports["submissions"], "--tls-on-connect", "--auth", "LOGIN"}, "a-password", "<~  250 2.0.0 message sent, id "},
+		{"wrong password", []string{"--server", ports["submissions"], "--tls-on-connect", "--auth", "PLAIN"}, "wrong", "<~* 535 5.7.8 authentication credentials invalid"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append(tt.args, "--auth-user", "alice@example.org", "--auth-password", tt.password,
+				"--from", "alice@example.org", "--to", "bob@example.org", "--ehlo", "laptop.example.org",
+				"--header", "Subject: "+tt.name, "--body", "Hello from swaks.")
+			out, _ := exec.Command(swaks, args...).CombinedOutput()
+			if !strings.Contains(string(out), tt.want) {
+				t.Errorf("swaks's transcript lacks %q:\n%s", tt.want, out)
+			}
+		})
+	}
+	host, port := in.hostPort("imap")
+	if got := python(t, "", "imap_subjects.py", host, port, "bob@example.org", "a-password"); got != "STARTTLS, PLAIN\nimplicit TLS, LOGIN\n" {
+		t.Errorf("bob's subjects: %q", got)
+	}
+}
+
+// TestSubmissionMutt: mutt sends as a person's mail client would, over
+// submissions with its smtp_url, the account's address as user name.
+func TestSubmissionMutt(t *testing.T) {
+	mutt := clienttest.Need(t, "mutt", "mutt")
+	in, ports := startSubmission(t, "")
+	_, port, _ := net.SplitHostPort(ports["submissions"])
+	home := t.TempDir()
+	muttrc := filepath.Join(home, "muttrc")
+	conf := fmt.Sprintf(`set from = "Alice <alice@example.org>"
+set use_from = yes
+set smtp_url = "smtps://alice%%40example.org@127.0.0.1:%s/"
+set smtp_pass = "a-password"
+set ssl_ca_certificates_file = "%s"
+set record = ""
+set copy = no
+set charset = "utf-8"
+set send_charset = "utf-8"
+`, port, filepath.Join(in.data, "tls", "cert.pem"))
+	if err := os.WriteFile(muttrc, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(mutt, "-n", "-F", muttrc, "-s", "from mutt", "--", "bob@example.org")
+	cmd.Env = append(os.Environ(), "HOME="+home, "MAIL="+filepath.Join(home, "mbox"))
+	cmd.Stdin = strings.NewReader("Hello from mutt.\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mutt: %v\n%s", err, out)
+	}
+	host, imapPort := in.hostPort("imap")
+	if got := python(t, "", "imap_subjects.py", host, imapPort, "bob@example.org", "a-password"); got != "from mutt\n" {
+		t.Errorf("bob's subjects: %q", got)
 	}
 }
