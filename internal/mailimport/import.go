@@ -159,9 +159,9 @@ type importer struct {
 type folder struct {
 	mb  store.Mailbox
 	err error // why the folder cannot be had: its messages are skipped
-	// unmatched are the UIDs of the messages that were there before the
-	// import began and that no message of the source was found to be
-	// yet, by size.
+	// unmatched holds, by size, the UIDs of the messages the folder had
+	// when the import first came to it that no source message has been
+	// found to be yet; hashes keeps the hashes of those read.
 	unmatched map[int64][]store.UID
 	hashes    map[store.UID][sha256.Size]byte
 }
