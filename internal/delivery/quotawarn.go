@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"net/mail"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/buzon-mail/buzon/internal/store"
 )
@@ -290,7 +292,9 @@ func quotaNotice(hostname, account, messageID string, u store.QuotaUsage, date t
 	var b strings.Builder
 	field := func(name, value string) { b.WriteString(name + ": " + value + "\r\n") }
 	field("From", "Mail server <postmaster@"+hostname+">")
-	field("To", account)
+	if to := noticeTo(account); to != "" {
+		field("To", to)
+	}
 	field("Subject", fmt.Sprintf("Your mailbox is %d%% full", full))
 	field("Date", date.Format(time.RFC1123Z))
 	field("Message-ID", messageID)
@@ -298,8 +302,16 @@ func quotaNotice(hostname, account, messageID string, u store.QuotaUsage, date t
 	// responders leave it alone.
 	field("Auto-Submitted", "auto-generated")
 	field("MIME-Version", "1.0")
-	field("Content-Type", "text/plain; charset=us-ascii")
-	field("Content-Transfer-Encoding", "7bit")
+	// RFC 2046 4.1.2: the plainest charset that fits. An account name
+	// in UTF-8 (RFC 6532, which To carries as it is: RFC 2047 5 has no
+	// encoded word in an address) makes the text UTF-8 and 8bit (RFC
+	// 2045 2.8: lines stay short, no NUL).
+	charset, encoding := "us-ascii", "7bit"
+	if !isASCII(account) || !isASCII(hostname) {
+		charset, encoding = "utf-8", "8bit"
+	}
+	field("Content-Type", "text/plain; charset="+charset)
+	field("Content-Transfer-Encoding", encoding)
 	b.WriteString("\r\n")
 	for _, l := range []string{
 		"Your mailbox " + account + " is " + strconv.FormatInt(full, 10) + "% full.",
@@ -320,6 +332,30 @@ func quotaNotice(hostname, account, messageID string, u store.QuotaUsage, date t
 		b.WriteString(l + "\r\n")
 	}
 	return []byte(b.String())
+}
+
+// noticeTo is the notice's To field for account: its address as RFC 5322
+// 3.4.1 writes it, the local part quoted where it is no dot-atom (the
+// store allows "a,b@" and "a(b@"), or "" when no field can name it (a
+// domain that is no dot-atom, such as "exa(mple.org", which the store
+// allows too): RFC 5322 3.6 makes To optional, and the notice is no less
+// the account's for going without.
+func noticeTo(account string) string {
+	to := (&mail.Address{Address: account}).String()
+	if a, err := mail.ParseAddress(to); err != nil || a.Address != account {
+		return ""
+	}
+	return to
+}
+
+// isASCII reports whether s is all ASCII.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // humanBytes is n in the units mail programs show sizes in: kilobytes of

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buzon-mail/buzon/internal/message"
 	"github.com/buzon-mail/buzon/internal/store"
 	"github.com/buzon-mail/buzon/internal/store/teststore"
 )
@@ -579,7 +580,7 @@ func TestQuotaNotice(t *testing.T) {
 	}
 	for _, h := range []struct{ name, want string }{
 		{"From", "Mail server <postmaster@mx.example.org>"},
-		{"To", "alice@example.org"},
+		{"To", "<alice@example.org>"},
 		{"Subject", "Your mailbox is 90% full"},
 		{"Date", "Fri, 27 Nov 2026 09:30:00 +0000"},
 		{"Auto-Submitted", "auto-generated"},
@@ -634,6 +635,61 @@ func TestQuotaNotice(t *testing.T) {
 	u = store.QuotaUsage{Quota: store.Quota{MaxMessages: 1000}, Messages: 950}
 	if raw, _ := d.quotaNotice("alice@example.org", u, date); strings.Contains(string(raw), "Size:") || !strings.Contains(string(raw), "Subject: Your mailbox is 95% full") {
 		t.Errorf("a notice of messages alone:\n%s", raw)
+	}
+	// Account names the store takes: UTF-8, and characters a local part
+	// must quote.
+	for _, tc := range []struct {
+		account, to, charset, encoding string
+	}{
+		{"josé@example.org", "<josé@example.org>", "utf-8", "8bit"},
+		{"a,b@example.org", `<"a,b"@example.org>`, "us-ascii", "7bit"},
+		{"a(b@example.org", `<"a(b"@example.org>`, "us-ascii", "7bit"},
+		{"a:b@example.org", `<"a:b"@example.org>`, "us-ascii", "7bit"},
+		{"a;b@example.org", `<"a;b"@example.org>`, "us-ascii", "7bit"},
+		{"a@b@example.org", `<"a@b"@example.org>`, "us-ascii", "7bit"},
+		{"x@exa(mple.org", "", "us-ascii", "7bit"}, // no To can name it
+	} {
+		raw, _ := d.quotaNotice(tc.account, u, date)
+		msg, err := mail.ReadMessage(bytes.NewReader(raw))
+		if err != nil {
+			t.Errorf("%s: %v", tc.account, err)
+			continue
+		}
+		if got := msg.Header.Get("To"); got != tc.to {
+			t.Errorf("%s: To: %q, want %q", tc.account, got, tc.to)
+		}
+		if tc.to != "" {
+			if to, err := msg.Header.AddressList("To"); err != nil || len(to) != 1 || to[0].Address != tc.account {
+				t.Errorf("%s: net/mail reads To %q as %v (%v)", tc.account, msg.Header.Get("To"), to, err)
+			}
+		}
+		if got, want := msg.Header.Get("Content-Type"), "text/plain; charset="+tc.charset; got != want {
+			t.Errorf("%s: Content-Type: %q, want %q", tc.account, got, want)
+		}
+		if got := msg.Header.Get("Content-Transfer-Encoding"); got != tc.encoding {
+			t.Errorf("%s: Content-Transfer-Encoding: %q, want %q", tc.account, got, tc.encoding)
+		}
+		if body, _ := io.ReadAll(msg.Body); !strings.Contains(string(body), "Your mailbox "+tc.account+" is 95% full.") {
+			t.Errorf("%s: the body does not name the account:\n%s", tc.account, body)
+		}
+		// Our own parser, whose envelope IMAP serves.
+		part, err := message.Parse(bytes.NewReader(raw))
+		if err != nil {
+			t.Errorf("%s: %v", tc.account, err)
+			continue
+		}
+		i := strings.LastIndexByte(tc.account, '@')
+		local, domain := tc.account[:i], tc.account[i+1:]
+		env := part.Envelope
+		switch {
+		case tc.to == "" && len(env.To) != 0:
+			t.Errorf("%s: envelope To %+v, want none", tc.account, env.To)
+		case tc.to != "" && (len(env.To) != 1 || env.To[0].Mailbox != local || env.To[0].Host != domain):
+			t.Errorf("%s: envelope To %+v, want %s at %s", tc.account, env.To, local, domain)
+		}
+		if cs, _ := part.Param("charset"); part.MediaType != "text" || cs != tc.charset || part.Encoding != strings.ToUpper(tc.encoding) {
+			t.Errorf("%s: parsed as %s/%s charset %q %s", tc.account, part.MediaType, part.MediaSubtype, cs, part.Encoding)
+		}
 	}
 }
 
