@@ -235,7 +235,7 @@ func (f *Fetcher) destination(ctx context.Context, a *Account) (Destination, err
 			return nil, err
 		}
 		// The Deliverer finds the account as LMTP would.
-		return newStoreDest(ctx, *a.Store, s.d.Store, s.sp, s.d)
+		return newStoreDest(ctx, *a.Store, s.sp, s.d)
 	}
 	return nil, errors.New("no destination")
 }

@@ -27,8 +27,7 @@ type StoreOpener func(t StoreTarget) (*delivery.Deliverer, *delivery.Spooler, er
 // address, since a fetched message comes without one.
 type storeDest struct {
 	target StoreTarget
-	st     store.Store
-	d      *delivery.Deliverer
+	d      *delivery.Deliverer // its Store is the store delivered into
 	// maxSize is the store's limit on a message's size; 0 means none.
 	maxSize int64
 	acct    store.Account
@@ -38,16 +37,16 @@ var _ Destination = (*storeDest)(nil)
 
 // newStoreDest looks up the account that receives; sp gives the store's
 // limit on message size.
-func newStoreDest(ctx context.Context, t StoreTarget, st store.Store, sp *delivery.Spooler, d *delivery.Deliverer) (*storeDest, error) {
+func newStoreDest(ctx context.Context, t StoreTarget, sp *delivery.Spooler, d *delivery.Deliverer) (*storeDest, error) {
 	to, err := d.Lookup(ctx, t.Account)
 	if err != nil {
 		return nil, fmt.Errorf("store destination: %w", err)
 	}
 	acct := to.Account
-	s := &storeDest{target: t, st: st, d: d, maxSize: sp.MaxSize, acct: acct}
+	s := &storeDest{target: t, d: d, maxSize: sp.MaxSize, acct: acct}
 	// A mailbox that is not there fails the account at once, rather than
 	// every message the same way.
-	sess, err := st.Open(ctx, acct.ID)
+	sess, err := d.Store.Open(ctx, acct.ID)
 	if err != nil {
 		return nil, fmt.Errorf("store destination: %w", err)
 	}
@@ -84,7 +83,7 @@ func (s *storeDest) Deliver(ctx context.Context, m *Message, _ *Ref, intent func
 	if s.maxSize > 0 && m.Size > s.maxSize {
 		return fmt.Errorf("store destination: %w: %d bytes, the limit is %d", delivery.ErrTooLarge, m.Size, s.maxSize)
 	}
-	sess, err := s.st.Open(ctx, s.acct.ID)
+	sess, err := s.d.Store.Open(ctx, s.acct.ID)
 	if err != nil {
 		return fmt.Errorf("store destination: %w", err)
 	}
@@ -118,7 +117,7 @@ func (s *storeDest) Has(ctx context.Context, ref Ref) (bool, error) {
 	if ref.SHA256 == "" {
 		return false, nil
 	}
-	sess, err := s.st.Open(ctx, s.acct.ID)
+	sess, err := s.d.Store.Open(ctx, s.acct.ID)
 	if err != nil {
 		return false, fmt.Errorf("store destination: %w", err)
 	}
