@@ -354,7 +354,7 @@ func TestStoreDestHas(t *testing.T) {
 	ctx := context.Background()
 	local := startLocalStore(t, store.Quota{})
 	d := &delivery.Deliverer{Store: local.st}
-	dest, err := newStoreDest(ctx, StoreTarget{Account: localUser, Mailbox: "INBOX"}, local.st, &delivery.Spooler{MemoryLimit: 1 << 20}, d)
+	dest, err := newStoreDest(ctx, StoreTarget{Account: localUser, Mailbox: "INBOX"}, &delivery.Spooler{MemoryLimit: 1 << 20}, d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,7 +404,7 @@ func TestStoreDestDeliver(t *testing.T) {
 	st := &countingStore{Store: local.st}
 	d := &delivery.Deliverer{Store: st}
 	limit := int64(len(testMessage(1, 0)))
-	dest, err := newStoreDest(ctx, StoreTarget{Account: localUser, Mailbox: "INBOX"}, st, &delivery.Spooler{MemoryLimit: 1 << 20, MaxSize: limit}, d)
+	dest, err := newStoreDest(ctx, StoreTarget{Account: localUser, Mailbox: "INBOX"}, &delivery.Spooler{MemoryLimit: 1 << 20, MaxSize: limit}, d)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ func TestStoreDestSieve(t *testing.T) {
 	local0, domain, _ := strings.Cut(localUser, "@")
 	target := StoreTarget{Account: local0 + "+pop@" + domain, Mailbox: "Fetched"}
 	d := &delivery.Deliverer{Store: local.st}
-	dest, err := newStoreDest(ctx, target, local.st, &delivery.Spooler{MemoryLimit: 1 << 20}, d)
+	dest, err := newStoreDest(ctx, target, &delivery.Spooler{MemoryLimit: 1 << 20}, d)
 	if err != nil {
 		t.Fatal(err)
 	}
