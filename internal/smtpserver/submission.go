@@ -167,6 +167,13 @@ func (c *conn) openRelay(m mailArgs) {
 	if err := cl.Mail(m.from.mailbox, c.relayParams...); err != nil {
 		r := c.relayReply(err)
 		c.endTx()
+		if r.code == 530 {
+			// The relay wants buzon to log in: its 530 would tell the
+			// client to, which it did. A configuration to fix, and the
+			// client's message kept until then.
+			c.log.Error("the relay asks for a login; set submission.relay_user and its password", "reply", strings.TrimSpace(r.String()))
+			r = reply{451, [3]int{4, 4, 1}, "relay unavailable; try again later"}
+		}
 		panic(r)
 	}
 }

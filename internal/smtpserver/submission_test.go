@@ -317,6 +317,7 @@ func TestSubmissionRelayFailures(t *testing.T) {
 	}{
 		{name: "relay down", down: true, want: "451 4.4.1 relay unavailable"},
 		{name: "MAIL refused", rules: relayRules{failAt: "MAIL", failReply: "554 5.7.1 sender blocked"}, want: "554 5.7.1 relay: sender blocked"},
+		{name: "MAIL needs a login at the relay", rules: relayRules{failAt: "MAIL", failReply: "530 5.7.0 Authentication required"}, want: "451 4.4.1 relay unavailable"},
 		{name: "closed at MAIL", rules: relayRules{failAt: "MAIL"}, want: "451 4.4.2 relay failed"},
 		{name: "RCPT refused for now", rules: relayRules{failAt: "RCPT", failReply: "450 4.2.0 greylisted"}, want: "450 4.2.0 <bob@example.org> relay: greylisted"},
 		{name: "closed at RCPT", rules: relayRules{failAt: "RCPT"}, want: "451 4.4.2 <bob@example.org> relay failed"},
