@@ -100,10 +100,10 @@ func importSources(args []string, folder string, gmail bool) ([]mailimport.Sourc
 			return nil, err
 		}
 		switch {
+		case fi.IsDir() && (folder != "" || gmail):
+			// Each folder of a tree is named by the tree.
+			return nil, fmt.Errorf("%s is a folder: --folder and --gmail-labels are for mbox files", arg)
 		case fi.IsDir() && (isDir(filepath.Join(arg, "cur")) || isDir(filepath.Join(arg, "new"))):
-			if folder != "" || gmail {
-				return nil, fmt.Errorf("%s is a Maildir: --folder and --gmail-labels are for mbox files", arg)
-			}
 			sources = append(sources, mailimport.Maildir{Dir: arg})
 		case fi.IsDir():
 			sources = append(sources, mailimport.MboxTree{Dir: arg})

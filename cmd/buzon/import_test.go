@@ -548,3 +548,30 @@ func TestImportKilled(t *testing.T) {
 		t.Errorf("buzon check: exit %d\n%s", code, out)
 	}
 }
+
+// TestImportUsage: command lines that cannot run say why, with the exit
+// code of a usage error (2) or of a failure (1), and import nothing.
+func TestImportUsage(t *testing.T) {
+	data := t.TempDir()
+	mustBuzon(t, importPass+"\n", "user", "add", "--data", data, "gina@example.org")
+	mbox := filepath.Join("..", "..", "internal", "mailimport", "testdata", "mutt.mbox")
+	for _, tc := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{"gina@example.org"}, 2, "an address and at least one source"},
+		{[]string{"gina@example.org", filepath.Join(data, "missing")}, 2, "no such file"},
+		{[]string{"--folder", "X", "gina@example.org", filepath.Join("testdata", "import", "Local Folders")}, 2, "are for mbox files"},
+		{[]string{"nobody@example.org", mbox}, 1, "no account nobody@example.org: add it first"},
+		{[]string{"gina@example.org", filepath.Join("testdata", "import", "write_mailboxes.py")}, 1, "not an mbox"},
+	} {
+		_, errOut, code := buzon(t, "", append([]string{"import", "--data", data}, tc.args...)...)
+		if code != tc.code || !strings.Contains(errOut, tc.says) {
+			t.Errorf("import %q: exit %d, want %d saying %q:\n%s", tc.args, code, tc.code, tc.says, errOut)
+		}
+	}
+	if msgs := storeFolder(t, data, "gina@example.org", "INBOX"); len(msgs) != 0 {
+		t.Errorf("INBOX has %d messages after imports that failed", len(msgs))
+	}
+}
