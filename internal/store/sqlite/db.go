@@ -216,12 +216,13 @@ var mailSchema = schema{{
 	// knows when the messages stored before were saved, and they keep
 	// none (NULL, SAVEDATE NIL), except those in Trash and Junk, which
 	// autoexpunge removes a number of days after their save date: they
-	// are dated with the migration's time, so that the first login after
-	// the upgrade removes none, and a message received years ago and
-	// deleted the day before the upgrade stays its full time. Special
-	// uses are stored spelled as the attribute (store.SpecialTrash). A
-	// mail.db migrates when its account is first opened after the
-	// upgrade, which is before any autoexpunge of it.
+	// are dated with the migration's time (SQLite's clock, which counts
+	// milliseconds), so that the first login after the upgrade removes
+	// none, and a message received years ago and deleted the day before
+	// the upgrade stays its full time. Special uses are stored spelled as
+	// the attribute (store.SpecialTrash). A mail.db migrates when its
+	// account is first opened after the upgrade, which is before any
+	// autoexpunge of it.
 	//
 	// The index finds what autoexpunge is due to remove
 	// (Session.ExpireSaved), which never removes a message without a save
