@@ -35,6 +35,11 @@ var ErrUnknownRecipient = errors.New("no such recipient")
 type Deliverer struct {
 	Store  store.Store
 	Logger *slog.Logger
+	// QuietDelivered leaves out the line logged for each copy stored
+	// ("delivered"), for a caller that logs each message itself (the
+	// fetch client, whose line says where the message came from). What
+	// goes wrong, Sieve discards and quota notices are logged still.
+	QuietDelivered bool
 	// Now gives the internal date of delivered messages; tests replace it.
 	Now func() time.Time
 	// Observe, if set, hears every delivery attempt's reply code (see
@@ -231,6 +236,9 @@ func (d *Deliverer) deliverSession(ctx context.Context, sess store.Session, bega
 			continue
 		}
 		out.Copies = append(out.Copies, Copy{t.mailbox.Name, res})
+		if d.QuietDelivered {
+			continue
+		}
 		d.logger().Info("delivered", "account", account, "mailbox", t.mailbox.Name, "uid", res.UID, "size", msg.Size(), "script", dec.script)
 	}
 	d.warnQuota(ctx, sess, account, w)
