@@ -125,9 +125,11 @@ func fetchStoreOpener(log *slog.Logger) fetch.StoreOpener {
 			return nil, nil, err
 		}
 		sp := &delivery.Spooler{Dir: spoolDir(cfg), MemoryLimit: cfg.Delivery.MemorySpool, MaxSize: cfg.Limits.MaxMessageSize}
-		// Quota warnings as the server gives them; no Logger: the run
-		// logs each message itself.
-		d := &delivery.Deliverer{Store: st, QuotaWarnings: cfg.Delivery.QuotaWarnings, Hostname: cfg.Hostname}
+		// Quota warnings as the server gives them, logged with the run's
+		// lines; the run logs each message itself (at debug), so the
+		// Deliverer does not log it again.
+		d := &delivery.Deliverer{Store: st, Logger: log, QuietDelivered: true,
+			QuotaWarnings: cfg.Delivery.QuotaWarnings, Hostname: cfg.Hostname}
 		return d, sp, nil
 	}
 }

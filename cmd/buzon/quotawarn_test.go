@@ -180,3 +180,39 @@ func TestQuotaWarningDeliverAndMetrics(t *testing.T) {
 		t.Errorf("metrics:\n%s", body)
 	}
 }
+
+// TestQuotaWarningFetch: `buzon fetch` into a buzon account warns as LMTP
+// does, with the settings of the server's configuration, and its log
+// tells of the notice once and of each message once.
+func TestQuotaWarningFetch(t *testing.T) {
+	src := startFetchSource(t, 2, 45_000)
+	file := filepath.Join(t.TempDir(), "buzon.toml")
+	if err := os.WriteFile(file, []byte("hostname = \"mx.example.org\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	local := start(t, "", "--config", file)
+	where := []string{"--config", file, "--data", local.data}
+	mustBuzon(t, "b-password\n", append([]string{"user", "add", "bob@example.org"}, where...)...)
+	mustBuzon(t, "", append([]string{"user", "quota", "bob@example.org", "100K"}, where...)...)
+
+	// Two messages of 45,000 bytes: 88% of 100 KiB, past 80.
+	conf := writeFetchConfig(t, src, "pop3", "keep", "",
+		fmt.Sprintf("store = { data = %q, config = %q, account = \"bob@example.org\" }\n", local.data, file))
+	out, logs, code := buzon(t, "", "fetch", "--config", conf)
+	if code != 0 || !strings.Contains(out, "fetched 2") {
+		t.Fatalf("buzon fetch: exit %d\n%s%s", code, out, logs)
+	}
+	if n := strings.Count(logs, `msg="quota warning stored" account=bob@example.org quota_level=80 `); n != 1 {
+		t.Errorf("the log tells of %d notices at 80%%, want 1:\n%s", n, logs)
+	}
+	// The run's own line per message (at debug), not the Deliverer's too.
+	if stored, delivered := strings.Count(logs, "msg=stored "), strings.Count(logs, "msg=delivered "); stored != 2 || delivered != 0 {
+		t.Errorf("the log has %d lines stored and %d delivered, want 2 and none:\n%s", stored, delivered, logs)
+	}
+
+	host, port := local.hostPort("imap")
+	got := strings.Split(strings.TrimSpace(python(t, "", "imap_subjects.py", host, port, "bob@example.org", "b-password")), "\n")
+	if len(got) != 3 || got[0] != "message 1" || got[1] != "message 2" || !noticeSubjectRE.MatchString(got[2]) {
+		t.Errorf("INBOX over IMAP: %q; want the two messages and a notice", got)
+	}
+}
