@@ -157,7 +157,8 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 		TLS: tlsConfig, TLSHandshakeTimeout: cfg.TLS.HandshakeTimeout.D(),
 		Auth: authn, AllowPlaintext: cfg.Auth.AllowPlaintext, Relay: relay, AllowAnySender: cfg.Submission.AllowAnySender,
 		Hostname: cfg.Hostname, MaxRecipients: cfg.Submission.MaxRecipients, MaxErrors: cfg.SMTP.MaxErrors,
-		MaxMessageSize: cfg.Limits.MaxMessageSize, MaxLineLength: cfg.Limits.MaxLineLength, Logger: log,
+		MaxMessageSize: cfg.Limits.MaxMessageSize, MaxMessagesPerHour: cfg.Submission.MaxMessagesPerHour,
+		MaxLineLength: cfg.Limits.MaxLineLength, Logger: log,
 		ReadTimeout: cfg.Submission.Timeout.D(), WriteTimeout: cfg.Submission.Timeout.D(),
 	})
 

@@ -373,6 +373,11 @@ type Submission struct {
 	// How long the server waits for the client, for each command and for
 	// each piece of a message's data; past it the session ends with 421.
 	Timeout Duration `toml:"timeout"`
+	// Messages one account may send in an hour, over all its sessions:
+	// an hour's worth at once, then evenly (one every 3 minutes at 20);
+	// past it MAIL is put off with 451, which clients retry. It bounds
+	// what a stolen password sends. 0: no limit.
+	MaxMessagesPerHour int `toml:"max_messages_per_hour"`
 	// Let accounts send as any address, in MAIL FROM and in From and
 	// Sender: for a server whose users are trusted to use other
 	// addresses of theirs (the relay may still check). The null sender
@@ -531,6 +536,7 @@ func Default() Config {
 			RelayConnectTimeout: Duration(30 * time.Second),
 			RelayTimeout:        Duration(5 * time.Minute),
 			MaxRecipients:       100,
+			MaxMessagesPerHour:  0,
 			Timeout:             Duration(5 * time.Minute),
 		},
 		Sieve: Sieve{

@@ -205,6 +205,9 @@ func (c *Config) validateSubmission() []error {
 	if s.MaxRecipients < 1 {
 		errs = append(errs, errors.New("submission.max_recipients: at least 1"))
 	}
+	if s.MaxMessagesPerHour < 0 {
+		errs = append(errs, errors.New("submission.max_messages_per_hour: not negative"))
+	}
 	if s.Relay == "" {
 		return errs
 	}

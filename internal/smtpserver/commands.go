@@ -219,6 +219,10 @@ func (c *conn) cmdMAIL(arg string) {
 	}
 	if submission {
 		c.checkSender(m.from)
+		if !c.srv.sendRates.take(c.account.ID, time.Now()) {
+			c.log.Warn("sending rate exceeded", "per_hour", c.srv.cfg.MaxMessagesPerHour)
+			xreply(451, [3]int{4, 7, 0}, "more than %d messages in an hour; try again later", c.srv.cfg.MaxMessagesPerHour)
+		}
 	}
 	if !c.srv.conns.IfOpen(func() { c.busy.Store(true) }) {
 		c.readFailed(errGoodbye) // RFC 5321 3.8

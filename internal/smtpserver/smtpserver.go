@@ -90,6 +90,10 @@ type Config struct {
 	// and the From and Sender fields; otherwise only as its own
 	// addresses, its aliases' and their +details.
 	AllowAnySender bool
+	// MaxMessagesPerHour bounds the messages (transactions) one account
+	// starts through Submission, over all its sessions: an hour's worth
+	// at once, then evenly; 0 means no limit.
+	MaxMessagesPerHour int
 	// TLSHandshakeTimeout bounds the handshake after STARTTLS; 0 means
 	// 30 seconds.
 	TLSHandshakeTimeout time.Duration
@@ -155,6 +159,8 @@ type Server struct {
 	// not offer SMTPUTF8: EHLO stops offering it (RFC 6531 3.1: only
 	// when the path can carry it) until the relay does again.
 	relayNoUTF8 atomic.Bool
+	// sendRates bound each account's messages in Submission.
+	sendRates sendRates
 }
 
 // New returns a server of cfg.Protocol.
@@ -181,6 +187,7 @@ func New(cfg Config) *Server {
 		cfg: cfg,
 		log: log.With("proto", cfg.Protocol.String()),
 	}
+	s.sendRates.perHour = cfg.MaxMessagesPerHour
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
 }

@@ -256,6 +256,26 @@ func TestSubmissionAllowAnySender(t *testing.T) {
 	}
 }
 
+// TestSubmissionRate: past MaxMessagesPerHour an account's MAIL is put
+// off with 451 4.7.0, another account's is not.
+func TestSubmissionRate(t *testing.T) {
+	f := newSubmissionFixture(t, relayRules{}, func(c *Config) { c.MaxMessagesPerHour = 2 })
+	msg := func(from string) string { return "From: " + from + "\r\nSubject: hi\r\n\r\nHello.\r\n" }
+	for i, tt := range []struct{ user, want string }{
+		{"alice@example.org", "250 "},
+		{"alice@example.org", "250 "},
+		{"alice@example.org", "451 4.7.0 more than 2 messages in an hour"},
+		{"bob@example.org", "250 "},
+	} {
+		if got := submit(t, f.addr, tt.user, tt.user, []string{"carol@example.net"}, msg(tt.user)); !strings.HasPrefix(got, tt.want) {
+			t.Errorf("message %d as %s: %q, want %q", i+1, tt.user, got, tt.want)
+		}
+	}
+	if n := len(f.relay.transactions()); n != 3 {
+		t.Errorf("relay took %d messages, want 3", n)
+	}
+}
+
 // TestSubmissionTraceFields: the relay gets the message with a Received
 // field on top that says ESMTPSA (RFC 3848), and a Date and Message-ID
 // where the client gave none (RFC 6409 8.2, 8.3), and else the message as
