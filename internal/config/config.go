@@ -414,15 +414,15 @@ type Sieve struct {
 type Autoconfig struct {
 	// Mail domains whose addresses get answers; others get 404. Empty:
 	// the domains of the accounts and aliases in the store, read again at
-	// most once a minute.
+	// most once a minute (after a failed read, the last list answers).
 	Domains []string `toml:"domains"`
 	// Host name clients connect to; it must be one the certificate
 	// names. Empty: hostname.
 	Host string `toml:"host"`
 	// Listeners told of, in the order clients should prefer them, each
 	// only if it is on: "imaps", "imap" (STARTTLS), "pop3s", "pop3"
-	// (STLS). Outlook and Apple profiles take the first IMAP (Apple the
-	// first with implicit TLS) and POP3 one.
+	// (STLS). Outlook takes the first IMAP and the first POP3 one, in
+	// this order; an Apple profile one IMAP server, implicit TLS if on.
 	Advertise []string `toml:"advertise"`
 	// Ports clients are told, where they differ from the port the
 	// listener is bound to: behind NAT or a load balancer, or with buzon
@@ -435,16 +435,29 @@ type Autoconfig struct {
 	POP3SPort int `toml:"pop3s_port"`
 	// See imaps_port.
 	POP3Port int `toml:"pop3_port"`
-	// Outgoing (submission, RFC 6409) server, "host:port", of the MTA
-	// that sends the accounts' mail and takes their logins: buzon sends
-	// no mail itself. Empty: none is told; Thunderbird, which needs one,
+	// See imaps_port; for listen.submissions.
+	SubmissionsPort int `toml:"submissions_port"`
+	// See imaps_port; for listen.submission.
+	SubmissionPort int `toml:"submission_port"`
+	// Outgoing (submission, RFC 6409) server clients are told of,
+	// "host:port", where it is not buzon: the MTA that sends the
+	// accounts' mail and takes their logins. Empty: buzon's own
+	// listen.submissions (implicit TLS, which RFC 8314 has clients
+	// prefer) and listen.submission (STARTTLS), those that are on, at
+	// host; if neither is, none is told: Thunderbird, which needs one,
 	// then ignores the whole answer and guesses instead, and no Apple
 	// profile is offered (Apple's payload needs one too).
 	Submission string `toml:"submission"`
-	// How clients secure the submission connection: "tls" (implicit,
-	// port 465, RFC 8314) or "starttls" (port 587). Empty: tls for port
-	// 465, starttls for any other.
+	// How clients secure the connection to autoconfig.submission: "tls"
+	// (implicit, port 465, RFC 8314) or "starttls" (port 587). Empty:
+	// tls for port 465, starttls for any other.
 	SubmissionSecurity string `toml:"submission_security"`
+	// Serve the Apple profile (/apple/mail.mobileconfig) on
+	// listen.autoconfig, plain HTTP, too. Off, it is served over HTTPS
+	// only: a profile is unsigned, so one swapped on the way looks the
+	// same to the person installing it. Turn it on only where a proxy
+	// that terminates TLS passes the requests on to listen.autoconfig.
+	AppleProfileOverHTTP bool `toml:"apple_profile_over_http"`
 }
 
 // Log configures logging.

@@ -151,6 +151,7 @@ func TestValidate(t *testing.T) {
 		{"autoconfig domain with @", func(c *Config) { c.Autoconfig.Domains = []string{"a@example.org"} }, "autoconfig.domains"},
 		{"autoconfig advertises smtp", func(c *Config) { c.Autoconfig.Advertise = []string{"imaps", "smtp"} }, "autoconfig.advertise"},
 		{"autoconfig port too high", func(c *Config) { c.Autoconfig.IMAPSPort = 65536 }, "autoconfig.imaps_port"},
+		{"autoconfig submission port negative", func(c *Config) { c.Autoconfig.SubmissionPort = -1 }, "autoconfig.submission_port"},
 		{"submission without port", func(c *Config) { c.Autoconfig.Submission = "smtp.example.org" }, "autoconfig.submission"},
 		{"submission port 0", func(c *Config) { c.Autoconfig.Submission = "smtp.example.org:0" }, "autoconfig.submission"},
 		{"submission", func(c *Config) {

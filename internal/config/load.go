@@ -259,7 +259,8 @@ func (a *Autoconfig) validate() []error {
 			errs = append(errs, fmt.Errorf("autoconfig.advertise: %q is not imaps, imap, pop3s or pop3", l))
 		}
 	}
-	for name, port := range map[string]int{"imaps_port": a.IMAPSPort, "imap_port": a.IMAPPort, "pop3s_port": a.POP3SPort, "pop3_port": a.POP3Port} {
+	for name, port := range map[string]int{"imaps_port": a.IMAPSPort, "imap_port": a.IMAPPort, "pop3s_port": a.POP3SPort, "pop3_port": a.POP3Port,
+		"submissions_port": a.SubmissionsPort, "submission_port": a.SubmissionPort} {
 		if port < 0 || port > 65535 {
 			errs = append(errs, fmt.Errorf("autoconfig.%s: 0 to 65535", name))
 		}
