@@ -369,6 +369,12 @@ type localStore struct {
 	dir  string
 	st   store.Store
 	acct store.Account
+	// quotaWarnings are the levels the opener's Deliverer warns at, as
+	// cmd/buzon gives it the server's delivery.quota_warnings; none by
+	// default.
+	quotaWarnings []int
+	// log is the opener's Deliverer's, as cmd/buzon gives it the run's.
+	log *slog.Logger
 }
 
 // localUser is the account of the local store that receives mail.
@@ -396,7 +402,8 @@ func (l *localStore) opener(StoreTarget) (*delivery.Deliverer, *delivery.Spooler
 	if err != nil {
 		return nil, nil, err
 	}
-	return &delivery.Deliverer{Store: st}, &delivery.Spooler{MemoryLimit: 1 << 20}, nil
+	d := &delivery.Deliverer{Store: st, Logger: l.log, QuietDelivered: true, QuotaWarnings: l.quotaWarnings, Hostname: "mx.example.org"}
+	return d, &delivery.Spooler{MemoryLimit: 1 << 20}, nil
 }
 
 func (l *localStore) setQuota(t *testing.T, q store.Quota) {
