@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/buzon-mail/buzon/internal/auth"
+	"github.com/buzon-mail/buzon/internal/bytesize"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
@@ -211,17 +212,10 @@ func parseSize(s string) (int64, error) {
 	return n * mult, nil
 }
 
-func formatSize(n int64) string {
-	for _, u := range []struct {
-		unit string
-		size int64
-	}{{"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
-		if n >= u.size {
-			return strconv.FormatFloat(float64(n)/float64(u.size), 'f', 1, 64) + u.unit
-		}
-	}
-	return strconv.FormatInt(n, 10)
-}
+// formatSize writes a size for the commands' output in the short form
+// `buzon user quota` takes sizes in ("1.8G"), where the columns of `buzon
+// user list` have room for no more.
+func formatSize(n int64) string { return bytesize.Short(n) }
 
 func formatLimit(n int64, bytes bool) string {
 	switch {

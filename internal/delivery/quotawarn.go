@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/buzon-mail/buzon/internal/bytesize"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
@@ -282,7 +283,7 @@ func quotaNotice(hostname, account, messageID string, u store.QuotaUsage, date t
 	if u.MaxBytes > 0 {
 		p := percent(u.Bytes, u.MaxBytes)
 		full = max(full, p)
-		lines = append(lines, fmt.Sprintf("  Size:      %s of %s (%d%%)", humanBytes(u.Bytes), humanBytes(u.MaxBytes), p))
+		lines = append(lines, fmt.Sprintf("  Size:      %s of %s (%d%%)", bytesize.Format(u.Bytes), bytesize.Format(u.MaxBytes), p))
 	}
 	if u.MaxMessages > 0 {
 		p := percent(u.Messages, u.MaxMessages)
@@ -356,26 +357,6 @@ func isASCII(s string) bool {
 		}
 	}
 	return true
-}
-
-// humanBytes is n in the units mail programs show sizes in: kilobytes of
-// 1024 bytes and their multiples, with a decimal below 10 ("1.8 GB",
-// "2 GB", "950 MB"), as `buzon user quota` takes "2G" for 2 GB.
-func humanBytes(n int64) string {
-	units := []string{"bytes", "KB", "MB", "GB", "TB", "PB", "EB"}
-	v, u := float64(n), 0
-	for v >= 1024 && u < len(units)-1 {
-		v /= 1024
-		u++
-	}
-	if u == 0 {
-		return strconv.FormatInt(n, 10) + " bytes"
-	}
-	s := strconv.FormatFloat(v, 'f', 0, 64)
-	if v < 10 {
-		s = strings.TrimSuffix(strconv.FormatFloat(v, 'f', 1, 64), ".0")
-	}
-	return s + " " + units[u]
 }
 
 // thousands writes n with commas between groups of three digits.

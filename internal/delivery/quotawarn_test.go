@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buzon-mail/buzon/internal/bytesize"
 	"github.com/buzon-mail/buzon/internal/message"
 	"github.com/buzon-mail/buzon/internal/store"
 	"github.com/buzon-mail/buzon/internal/store/teststore"
@@ -268,7 +269,7 @@ func TestQuotaWarningCountsItself(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		fmt.Sprintf("Size:      %s of %s (%d%%)", humanBytes(u.Bytes), humanBytes(u.MaxBytes), percent(u.Bytes, u.MaxBytes)),
+		fmt.Sprintf("Size:      %s of %s (%d%%)", bytesize.Format(u.Bytes), bytesize.Format(u.MaxBytes), percent(u.Bytes, u.MaxBytes)),
 		fmt.Sprintf("Messages:  %d of 1,000 (0%%)", u.Messages),
 	} {
 		if !strings.Contains(string(body), want) {
@@ -717,25 +718,9 @@ func TestPercent(t *testing.T) {
 	}
 }
 
-func TestHumanBytes(t *testing.T) {
-	for _, tc := range []struct {
-		n    int64
-		want string
-	}{
-		{0, "0 bytes"},
-		{1023, "1023 bytes"},
-		{1024, "1 KB"},
-		{1536, "1.5 KB"},
-		{950 << 20, "950 MB"},
-		{2 << 30, "2 GB"},
-		{1932735283, "1.8 GB"},
-		{10 << 30, "10 GB"},
-		{3 << 40, "3 TB"},
-	} {
-		if got := humanBytes(tc.n); got != tc.want {
-			t.Errorf("humanBytes(%d) = %q, want %q", tc.n, got, tc.want)
-		}
-	}
+// TestThousands: counts of messages in the notice are written as
+// people read them.
+func TestThousands(t *testing.T) {
 	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 12345: "12,345", 1234567: "1,234,567"} {
 		if got := thousands(n); got != want {
 			t.Errorf("thousands(%d) = %q, want %q", n, got, want)

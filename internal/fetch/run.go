@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/buzon-mail/buzon/internal/bytesize"
 	"github.com/buzon-mail/buzon/internal/delivery"
 	"github.com/buzon-mail/buzon/internal/durable"
 )
@@ -123,7 +124,7 @@ type Summary struct {
 // String is a one-line report for people.
 func (s Summary) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: fetched %d (%s)", s.Account, s.Fetched, humanBytes(s.Bytes))
+	fmt.Fprintf(&b, "%s: fetched %d (%s)", s.Account, s.Fetched, bytesize.Format(s.Bytes))
 	if s.Recovered > 0 {
 		fmt.Fprintf(&b, ", recovered %d", s.Recovered)
 	}
@@ -139,19 +140,6 @@ func (s Summary) String() string {
 		fmt.Fprintf(&b, "; stopped: %v", s.Err)
 	}
 	return b.String()
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // RunOnce fetches each account once, one after the other, and returns a
