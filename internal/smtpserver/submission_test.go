@@ -101,13 +101,15 @@ func (f *submissionFixture) listen(t *testing.T, remote netip.Addr, implicitTLS 
 }
 
 // The transcripts in testdata/submission, played by package transcript
-// (its doc says how they read); the server's ids read {id}. Sessions
-// named tls... are over implicit TLS; "-- remote" sessions come from
-// 192.0.2.10, not loopback.
+// (its doc says how they read); the server's ids read {id}. The
+// thunderbird, outlook and apple_mail transcripts replay what those
+// clients send, as their SMTP logs show it.
 var submissionTranscripts = []struct {
 	file  string
 	rules relayRules
 	opts  func(*Config)
+	// remote has the client come from 192.0.2.10, not loopback.
+	remote bool
 	// relayed are the recipients of each transaction the relay took.
 	relayed []string
 }{
@@ -117,7 +119,10 @@ var submissionTranscripts = []struct {
 		relayed: []string{"bob@example.org carol@example.net"}},
 	{file: "pipelining.txt", relayed: []string{"bob@example.org carol@example.net", "bob@example.org"}},
 	{file: "bdat.txt", relayed: []string{"bob@example.org"}},
-	{file: "plaintext_refused.txt", relayed: []string{"bob@example.org"}},
+	{file: "plaintext_refused.txt", remote: true, relayed: []string{"bob@example.org"}},
+	{file: "thunderbird.txt", remote: true, relayed: []string{"bob@example.org carol@example.net"}},
+	{file: "outlook.txt", remote: true, relayed: []string{"bob@example.org"}},
+	{file: "apple_mail.txt", relayed: []string{"bob@example.org"}},
 	{file: "implicit_tls.txt", relayed: []string{"bob@example.org"}},
 	{file: "relay_fails.txt", rules: relayRules{failAt: ".", failReply: "451 4.3.0 Error: queue file write error"}},
 	{file: "relay_gone.txt", rules: relayRules{failAt: "RCPT"}},
@@ -150,7 +155,7 @@ func TestSubmissionTranscripts(t *testing.T) {
 				},
 				Normalise: normaliseIDs,
 			}
-			if strings.HasPrefix(tc.file, "plaintext") {
+			if tc.remote {
 				p.Dial = func(bool) (net.Conn, error) { return net.Dial("tcp", remote) }
 			}
 			transcript.Check(t, filepath.Join("testdata", "submission", tc.file), p, *update)
