@@ -27,72 +27,100 @@ func newAutoconfig(cfg config.Config, bound map[string]string, st store.Store, l
 	}
 	if publicAddr(cfg.Listen.Autoconfig) || publicAddr(cfg.Listen.Autoconfigs) {
 		told := toldPorts(cfg.Autoconfig)
-		for _, name := range cfg.Autoconfig.Advertise {
+		for _, name := range toldListeners(cfg.Autoconfig) {
 			if addr, on := bound[name]; on && !publicAddr(addr) && told[name] == 0 {
 				log.Warn("autoconfig: clients are told of a listener they cannot reach, bound to loopback: give it a public address, or set the port a proxy forwards to it (autoconfig."+name+"_port), or leave it out of autoconfig.advertise",
 					"listener", name, "addr", addr)
 			}
 		}
 	}
-	if outgoing == nil {
-		log.Warn("autoconfig: no outgoing server to tell clients (autoconfig.submission): Thunderbird ignores an answer without one, and no Apple profile is offered")
+	if len(outgoing) == 0 {
+		log.Warn("autoconfig: no outgoing server to tell clients: Thunderbird ignores an answer without one, and no Apple profile is offered; turn on listen.submissions or listen.submission, or name your MTA's in autoconfig.submission")
 	}
 	domains := func(ctx context.Context) ([]string, error) { return servedDomains(ctx, st) }
 	if len(cfg.Autoconfig.Domains) > 0 {
 		list := configuredDomains(cfg)
 		domains = func(context.Context) ([]string, error) { return list, nil }
 	}
-	return autoconfig.New(autoconfig.Config{Incoming: incoming, Outgoing: outgoing, Domains: domains, Logger: log})
+	return autoconfig.New(autoconfig.Config{Incoming: incoming, Outgoing: outgoing, Domains: domains,
+		AppleOverHTTP: cfg.Autoconfig.AppleProfileOverHTTP, Logger: log})
 }
 
 // advertised returns the servers clients are told of: the listeners of
-// autoconfig.advertise that are on (in bound), in its order, on the port
-// they are bound to unless the configuration names another, at
-// autoconfig.host or the host name; and the submission server, if one is
-// configured.
-func advertised(cfg config.Config, bound map[string]string) ([]autoconfig.Endpoint, *autoconfig.Endpoint, error) {
+// autoconfig.advertise that are on (in bound), in its order; and the
+// outgoing servers, the preferred first: autoconfig.submission if set,
+// else buzon's own submissions and submission listeners that are on.
+// Each of buzon's is told on the port it is bound to unless the
+// configuration names another, at autoconfig.host or the host name.
+func advertised(cfg config.Config, bound map[string]string) (incoming, outgoing []autoconfig.Endpoint, err error) {
 	ac := cfg.Autoconfig
 	host := ac.Host
 	if host == "" {
 		host = cfg.Hostname
 	}
 	told := toldPorts(ac)
-	var incoming []autoconfig.Endpoint
-	for _, name := range ac.Advertise {
+	// listener is the endpoint for a listener of buzon's, and whether it
+	// is on.
+	listener := func(name string) (autoconfig.Endpoint, bool) {
 		addr, on := bound[name]
 		if !on {
-			continue
+			return autoconfig.Endpoint{}, false
 		}
 		port := told[name]
 		if port == 0 {
 			_, p, _ := net.SplitHostPort(addr)
 			port, _ = strconv.Atoi(p)
 		}
-		e := autoconfig.Endpoint{Protocol: strings.TrimSuffix(name, "s"), Host: host, Port: port, Security: autoconfig.STARTTLS}
-		if name == "imaps" || name == "pop3s" {
+		protocol := map[string]string{"imaps": "imap", "imap": "imap", "pop3s": "pop3", "pop3": "pop3",
+			"submissions": "smtp", "submission": "smtp"}[name]
+		e := autoconfig.Endpoint{Protocol: protocol, Host: host, Port: port, Security: autoconfig.STARTTLS}
+		if name == "imaps" || name == "pop3s" || name == "submissions" {
 			e.Security = autoconfig.TLS
 		}
-		incoming = append(incoming, e)
+		return e, true
+	}
+	for _, name := range ac.Advertise {
+		if e, on := listener(name); on {
+			incoming = append(incoming, e)
+		}
 	}
 	if len(incoming) == 0 {
 		return nil, nil, fmt.Errorf("autoconfig: none of autoconfig.advertise (%s) has its listener on: nothing to tell clients", strings.Join(ac.Advertise, ", "))
 	}
-	if ac.Submission == "" {
-		return incoming, nil, nil
+	if ac.Submission != "" {
+		h, p, _ := net.SplitHostPort(ac.Submission) // checked by Validate
+		port, _ := strconv.Atoi(p)
+		e := autoconfig.Endpoint{Protocol: "smtp", Host: h, Port: port, Security: autoconfig.STARTTLS}
+		if ac.SubmissionSecurity == "tls" || ac.SubmissionSecurity == "" && port == 465 {
+			e.Security = autoconfig.TLS
+		}
+		return incoming, []autoconfig.Endpoint{e}, nil
 	}
-	h, p, _ := net.SplitHostPort(ac.Submission) // checked by Validate
-	port, _ := strconv.Atoi(p)
-	outgoing := &autoconfig.Endpoint{Protocol: "smtp", Host: h, Port: port, Security: autoconfig.STARTTLS}
-	if ac.SubmissionSecurity == "tls" || ac.SubmissionSecurity == "" && port == 465 {
-		outgoing.Security = autoconfig.TLS
+	// RFC 8314 3.3: implicit TLS preferred.
+	for _, name := range []string{"submissions", "submission"} {
+		if e, on := listener(name); on {
+			outgoing = append(outgoing, e)
+		}
 	}
 	return incoming, outgoing, nil
+}
+
+// toldListeners are the listeners of buzon's that clients may be told
+// of, those of autoconfig.advertise and, without autoconfig.submission,
+// the submission ones.
+func toldListeners(ac config.Autoconfig) []string {
+	names := slices.Clone(ac.Advertise)
+	if ac.Submission == "" {
+		names = append(names, "submissions", "submission")
+	}
+	return names
 }
 
 // toldPorts are the ports [autoconfig] tells clients instead of the
 // listeners' own, by listener; 0 where it names none.
 func toldPorts(ac config.Autoconfig) map[string]int {
-	return map[string]int{"imaps": ac.IMAPSPort, "imap": ac.IMAPPort, "pop3s": ac.POP3SPort, "pop3": ac.POP3Port}
+	return map[string]int{"imaps": ac.IMAPSPort, "imap": ac.IMAPPort, "pop3s": ac.POP3SPort, "pop3": ac.POP3Port,
+		"submissions": ac.SubmissionsPort, "submission": ac.SubmissionPort}
 }
 
 // publicAddr reports whether a listen address can be reached from other
@@ -176,7 +204,8 @@ servers those answers name, as the configuration sets them.`, stderr)
 	}
 	// The listeners as configured: the ports they will be bound to.
 	bound := map[string]string{}
-	for name, addr := range map[string]string{"imaps": cfg.Listen.IMAPS, "imap": cfg.Listen.IMAP, "pop3s": cfg.Listen.POP3S, "pop3": cfg.Listen.POP3} {
+	for name, addr := range map[string]string{"imaps": cfg.Listen.IMAPS, "imap": cfg.Listen.IMAP, "pop3s": cfg.Listen.POP3S, "pop3": cfg.Listen.POP3,
+		"submissions": cfg.Listen.Submissions, "submission": cfg.Listen.Submission} {
 		if listenerOn(addr) {
 			bound[name] = addr
 		}
@@ -195,7 +224,7 @@ servers those answers name, as the configuration sets them.`, stderr)
 
 // writeDNSRecords writes, in zone file syntax, the records for one mail
 // domain.
-func writeDNSRecords(w io.Writer, cfg config.Config, domain string, incoming []autoconfig.Endpoint, outgoing *autoconfig.Endpoint) error {
+func writeDNSRecords(w io.Writer, cfg config.Config, domain string, incoming, outgoing []autoconfig.Endpoint) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
 	fqdn := func(name string) string { return strings.TrimSuffix(name, ".") + "." }
 	host := incoming[0].Host
@@ -209,35 +238,53 @@ func writeDNSRecords(w io.Writer, cfg config.Config, domain string, incoming []a
 			fmt.Fprintf(tw, "_autodiscover._tcp.%s.\tIN\tSRV\t0 0 443 %s\n", domain, fqdn(host))
 		}
 	}
-	// RFC 6186 3.4: priority orders the services, preferred first;
-	// target "." says a service is not offered, so clients need not try.
 	fmt.Fprintf(tw, "; RFC 6186 SRV records, the preferred server first\n")
-	services := map[string]string{}
-	for i, e := range incoming {
-		service := e.Protocol
-		if e.Security == autoconfig.TLS {
-			service += "s"
-		}
-		if _, dup := services[service]; !dup {
-			services[service] = fmt.Sprintf("%d 1 %d %s", 10*i, e.Port, fqdn(e.Host))
-		}
-	}
-	for _, service := range []string{"imaps", "imap", "pop3s", "pop3"} {
-		target, ok := services[service]
-		if !ok {
-			target = "0 0 0 ."
-		}
-		fmt.Fprintf(tw, "_%s._tcp.%s.\tIN\tSRV\t%s\n", service, domain, target)
-	}
-	if outgoing != nil {
-		service := "submission" // STARTTLS (RFC 6186)
-		if outgoing.Security == autoconfig.TLS {
-			service = "submissions" // implicit TLS (RFC 8314 5.1)
-		}
-		fmt.Fprintf(tw, "_%s._tcp.%s.\tIN\tSRV\t0 1 %d %s\n", service, domain, outgoing.Port, fqdn(outgoing.Host))
-	} else {
-		fmt.Fprintf(tw, "; no autoconfig.submission: add _submission._tcp or _submissions._tcp for your MTA\n")
+	writeSRV(tw, domain, incoming, []string{"imaps", "imap", "pop3s", "pop3"}, true)
+	// Of buzon's own submission listeners, "." says one is off; of an MTA
+	// elsewhere only the service configured is known.
+	writeSRV(tw, domain, outgoing, []string{"submissions", "submission"}, len(outgoing) > 0 && cfg.Autoconfig.Submission == "")
+	if len(outgoing) == 0 {
+		fmt.Fprintf(tw, "; no submission server: turn on listen.submissions or listen.submission, or set autoconfig.submission to your MTA's, and add its _submissions._tcp or _submission._tcp\n")
 	}
 	fmt.Fprintln(tw)
 	return tw.Flush()
+}
+
+// writeSRV writes the SRV records of services, in that order, each for
+// the first of servers that offers it: priority orders the services,
+// preferred first (RFC 6186 3.4, and RFC 8314 5.1 for submissions), by
+// the server's place in servers. A service none offers gets the target
+// "." (not offered, so clients need not try) if dotAbsent, else no record.
+func writeSRV(w io.Writer, domain string, servers []autoconfig.Endpoint, services []string, dotAbsent bool) {
+	targets := map[string]string{}
+	for i, e := range servers {
+		if s := srvService(e); targets[s] == "" {
+			targets[s] = fmt.Sprintf("%d 1 %d %s.", 10*i, e.Port, strings.TrimSuffix(e.Host, "."))
+		}
+	}
+	for _, s := range services {
+		target, ok := targets[s]
+		if !ok && !dotAbsent {
+			continue
+		}
+		if !ok {
+			target = "0 0 0 ."
+		}
+		fmt.Fprintf(w, "_%s._tcp.%s.\tIN\tSRV\t%s\n", s, domain, target)
+	}
+}
+
+// srvService is the SRV service name of a server: imaps, imap, pop3s or
+// pop3 (RFC 6186), submissions for SMTP over implicit TLS (RFC 8314 5.1),
+// submission for SMTP with STARTTLS.
+func srvService(e autoconfig.Endpoint) string {
+	switch {
+	case e.Protocol == "smtp" && e.Security == autoconfig.TLS:
+		return "submissions"
+	case e.Protocol == "smtp":
+		return "submission"
+	case e.Security == autoconfig.TLS:
+		return e.Protocol + "s"
+	}
+	return e.Protocol
 }

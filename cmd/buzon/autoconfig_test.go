@@ -180,6 +180,7 @@ protocol SMTP smtp.example.org 465 fay@example.org on SSL off on
 		{"GET", "https", "/autodiscover/autodiscover.xml", "", "405"},
 		{"POST", "http", "/mail/config-v1.1.xml", "x", "405"},
 		{"GET", "http", "/metrics", "", "404"},
+		{"GET", "http", "/apple/mail.mobileconfig?emailaddress=fay%40example.org", "", "404"}, // over HTTPS only
 	} {
 		a := acCurl(t, tc.method, tc.scheme, web[map[string]string{"http": "autoconfig", "https": "autoconfigs"}[tc.scheme]], "autoconfig.example.org", tc.target, tc.body)
 		if a.status != tc.status || len(a.body) > 40 {
@@ -340,5 +341,128 @@ func TestAutoconfigNothingToTell(t *testing.T) {
 		"--lmtp", "127.0.0.1:0", "--smtp", "off", "--sieve", "off", "--autoconfig", "127.0.0.1:0")
 	if code != 1 || !strings.Contains(stderr, "none of autoconfig.advertise") {
 		t.Errorf("exit %d:\n%s", code, stderr)
+	}
+}
+
+// TestAutoconfigOwnSubmission: with buzon's own submission listeners on
+// and no autoconfig.submission, the answers name them as the outgoing
+// server, implicit TLS first (RFC 8314): Thunderbird gets an answer it
+// keeps (one with an outgoingServer), the start warns of no missing
+// one, and the Apple profile is served, over HTTPS only unless
+// autoconfig.apple_profile_over_http says a TLS proxy is in front.
+func TestAutoconfigOwnSubmission(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		config   string
+		overHTTP string // the status of the profile over plain HTTP
+	}{
+		{"profile over HTTPS only", "", "404"},
+		{"profile over HTTP too", "[autoconfig]\napple_profile_over_http = true\nsubmission_port = 587\n", "200"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The relay is contacted only on MAIL: any address does.
+			conf := writeConfig(t, "[submission]\nrelay = \"127.0.0.1:9\"\nrelay_tls = \"none\"\n"+tc.config)
+			in := clServer(t, "fay@example.org", "--config", conf, "--hostname", "mail.example.org",
+				"--submission", "127.0.0.1:0", "--submissions", "127.0.0.1:0",
+				"--autoconfig", "127.0.0.1:0", "--autoconfigs", "127.0.0.1:0")
+			listeners := map[string]string{}
+			for _, re := range []*regexp.Regexp{autoconfigListeningRE, submissionListeningRE} {
+				for _, m := range re.FindAllStringSubmatch(in.logs(), -1) {
+					listeners[m[1]] = m[2]
+				}
+			}
+			if len(listeners) != 4 {
+				t.Fatalf("listeners: %v\n%s", listeners, in.logs())
+			}
+			if strings.Contains(in.logs(), "no outgoing server") {
+				t.Errorf("the start warns of no outgoing server:\n%s", in.logs())
+			}
+			port := func(name string) string { _, p, _ := net.SplitHostPort(listeners[name]); return p }
+			submissionPort := port("submission")
+			if tc.config != "" {
+				submissionPort = "587" // autoconfig.submission_port
+			}
+
+			tb := acCurl(t, "GET", "https", listeners["autoconfigs"], "autoconfig.example.org", "/mail/config-v1.1.xml?emailaddress=fay%40example.org", "")
+			got := python(t, string(tb.body), "autoconfig_read.py", "thunderbird")
+			want := fmt.Sprintf(`outgoingServer smtp mail.example.org %s SSL %%EMAILADDRESS%% password-cleartext
+outgoingServer smtp mail.example.org %s STARTTLS %%EMAILADDRESS%% password-cleartext
+`, port("submissions"), submissionPort)
+			if tb.status != "200" || !strings.HasSuffix(got, want) {
+				t.Errorf("Thunderbird (%s) reads\n%s\nwant it to end\n%s", tb.status, got, want)
+			}
+
+			ad := acCurl(t, "POST", "https", listeners["autoconfigs"], "autodiscover.example.org", "/autodiscover/autodiscover.xml", acPOX("fay@example.org"))
+			want = fmt.Sprintf("protocol SMTP mail.example.org %s fay@example.org on SSL off on\n", port("submissions"))
+			if got := python(t, string(ad.body), "autoconfig_read.py", "autodiscover"); !strings.HasSuffix(got, want) {
+				t.Errorf("Outlook reads\n%s\nwant it to end\n%s", got, want)
+			}
+
+			const apple = "/apple/mail.mobileconfig?emailaddress=fay%40example.org"
+			profile := acCurl(t, "GET", "https", listeners["autoconfigs"], "mail.example.org", apple, "")
+			if profile.status != "200" {
+				t.Fatalf("Apple profile over HTTPS: %s\n%s", profile.status, profile.body)
+			}
+			got = python(t, string(profile.body), "autoconfig_read.py", "apple")
+			for _, line := range []string{
+				"  OutgoingMailServerHostName mail.example.org",
+				"  OutgoingMailServerPortNumber " + port("submissions"),
+				"  OutgoingMailServerUseSSL True",
+			} {
+				if !strings.Contains(got, line+"\n") {
+					t.Errorf("the profile lacks %q:\n%s", line, got)
+				}
+			}
+			if plain := acCurl(t, "GET", "http", listeners["autoconfig"], "mail.example.org", apple, ""); plain.status != tc.overHTTP {
+				t.Errorf("Apple profile over HTTP: %s, want %s", plain.status, tc.overHTTP)
+			}
+		})
+	}
+}
+
+// TestAutoconfigDNSOwnSubmission: `buzon autoconfig dns` names buzon's
+// own submission listeners where autoconfig.submission is empty:
+// _submissions preferred, on the port told; one that is off gets ".".
+func TestAutoconfigDNSOwnSubmission(t *testing.T) {
+	for _, tc := range []struct {
+		name, listen string
+		want         []string
+	}{
+		{"both", "submissions = \"0.0.0.0:1465\"\nsubmission = \"0.0.0.0:587\"\n", []string{
+			"_submissions._tcp.example.org. IN SRV 0 1 465 mail.example.org.",
+			"_submission._tcp.example.org. IN SRV 10 1 587 mail.example.org.",
+		}},
+		{"STARTTLS only", "submission = \"0.0.0.0:587\"\n", []string{
+			"_submissions._tcp.example.org. IN SRV 0 0 0 .",
+			"_submission._tcp.example.org. IN SRV 0 1 587 mail.example.org.",
+		}},
+		{"none", "", nil},
+	} {
+		conf := writeConfig(t, `[listen]
+imaps = "0.0.0.0:993"
+imap = "off"
+pop3 = "off"
+pop3s = "off"
+`+tc.listen+`
+[submission]
+relay = "127.0.0.1:10025"
+relay_tls = "none"
+[autoconfig]
+host = "mail.example.org"
+submissions_port = 465
+`)
+		out := mustBuzon(t, "", "autoconfig", "dns", "--config", conf, "example.org")
+		var records []string
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, "_submission") && !strings.HasPrefix(line, ";") {
+				records = append(records, strings.Join(strings.Fields(line), " "))
+			}
+		}
+		if strings.Join(records, "\n") != strings.Join(tc.want, "\n") {
+			t.Errorf("%s: records\n%s\nwant\n%s", tc.name, strings.Join(records, "\n"), strings.Join(tc.want, "\n"))
+		}
+		if tc.want == nil && !strings.Contains(out, "; no submission server") {
+			t.Errorf("%s: no word of the missing submission server:\n%s", tc.name, out)
+		}
 	}
 }

@@ -20,23 +20,36 @@ import (
 // password, so the device asks for it while installing. Its identifiers
 // are derived from the address, so that installing it again replaces the
 // account instead of adding a second one. Apple requires an outgoing
-// server in the payload: without one configured, 404.
+// server in the payload: without one configured, 404. ServeHTTP answers
+// it over TLS only (Config.AppleOverHTTP).
 func (s *Server) apple(w http.ResponseWriter, r *http.Request) {
 	addr, domain, err := s.address(r.Context(), r.URL.Query().Get("emailaddress"))
 	if err != nil {
 		s.refuse(w, r, err)
 		return
 	}
-	out := s.cfg.Outgoing
-	if out == nil {
+	if len(s.cfg.Outgoing) == 0 {
 		fail(w, http.StatusNotFound)
 		return
 	}
+	out := s.cfg.Outgoing[0]
 	in := s.appleIncoming()
 	accountType := "EmailTypeIMAP"
 	if in.Protocol == "pop3" {
 		accountType = "EmailTypePOP"
 	}
+	// "Use SSL" is on for STARTTLS servers too: every server buzon names
+	// is reached over TLS, and the key says whether TLS is required, not
+	// how it starts. Apple's reference has it "designate whether the
+	// server uses SSL for authentication"; Profile Manager shows it as
+	// "Use SSL", MDM consoles (Ivanti) as "Require SSL". On, Mail starts
+	// with the handshake on 993, 995 and 465 and sends STARTTLS first on
+	// 143, 110 and 587 (Apple gives iCloud's SMTP as port 587, "SSL
+	// required"); off, it may log in without TLS when the server offers
+	// no STARTTLS, so that whoever strips STARTTLS from the greeting on
+	// the way reads the password. The generators of mailcow (true
+	// whatever the port, 587 included) and go-mail-discovery (true for
+	// SSL and STARTTLS alike) say the same.
 	mail := plistDict{
 		{"EmailAccountDescription", addr},
 		{"EmailAccountType", accountType},
@@ -44,14 +57,12 @@ func (s *Server) apple(w http.ResponseWriter, r *http.Request) {
 		{"IncomingMailServerAuthentication", "EmailAuthPassword"},
 		{"IncomingMailServerHostName", in.Host},
 		{"IncomingMailServerPortNumber", in.Port},
-		// "Use SSL" is implicit TLS; off, Mail upgrades a connection
-		// with STARTTLS where the server offers it.
-		{"IncomingMailServerUseSSL", in.Security == TLS},
+		{"IncomingMailServerUseSSL", true},
 		{"IncomingMailServerUsername", addr},
 		{"OutgoingMailServerAuthentication", "EmailAuthPassword"},
 		{"OutgoingMailServerHostName", out.Host},
 		{"OutgoingMailServerPortNumber", out.Port},
-		{"OutgoingMailServerUseSSL", out.Security == TLS},
+		{"OutgoingMailServerUseSSL", true},
 		{"OutgoingMailServerUsername", addr},
 		{"OutgoingPasswordSameAsIncomingPassword", true},
 		{"PayloadDescription", "The mail account " + addr},
@@ -86,8 +97,8 @@ func (s *Server) apple(w http.ResponseWriter, r *http.Request) {
 }
 
 // appleIncoming is the server the profile names: a profile holds one
-// account, so IMAP before POP3, and implicit TLS before STARTTLS, which
-// the profile cannot name.
+// account, so IMAP before POP3, and implicit TLS before STARTTLS, since
+// the profile cannot say which a port speaks (Mail goes by the port).
 func (s *Server) appleIncoming() Endpoint {
 	in := slices.Clone(s.cfg.Incoming)
 	slices.SortStableFunc(in, func(a, b Endpoint) int {

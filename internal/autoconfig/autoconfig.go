@@ -12,15 +12,16 @@
 //     POST /autodiscover/autodiscover.xml, in any letter case;
 //   - an Apple configuration profile (an unsigned .mobileconfig with a
 //     com.apple.mail.managed payload) that iOS and macOS install from
-//     Safari: GET /apple/mail.mobileconfig?emailaddress=ADDR.
+//     Safari: GET /apple/mail.mobileconfig?emailaddress=ADDR, over HTTPS
+//     only (see Config.AppleOverHTTP).
 //
 // Every answer is the same for every syntactically valid address of a
 // served domain, whether an account of that name exists or not: the
 // server never looks an account up, so it cannot tell anyone which ones
-// exist. Addresses that are not valid account names get 400, addresses
-// and hosts of other domains 404, both without detail. No answer holds a
-// password. Everything taken from a request is written by encoding/xml,
-// escaped.
+// exist. Addresses that are not valid account names (or hold a character
+// XML cannot carry) get 400, addresses and hosts of other domains 404,
+// both without detail. No answer holds a password. Everything taken from
+// a request is written by encoding/xml, escaped.
 package autoconfig
 
 import (
@@ -34,6 +35,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/buzon-mail/buzon/internal/store"
 )
@@ -69,18 +71,31 @@ type Config struct {
 	// Incoming lists the IMAP and POP3 servers, the one clients should
 	// prefer first. It must not be empty.
 	Incoming []Endpoint
-	// Outgoing is the submission server of the MTA that sends the
-	// accounts' mail; nil: none is told. Thunderbird then rejects the
-	// whole autoconfig answer and guesses instead, and Apple profiles,
-	// which need one, are not offered (404).
-	Outgoing *Endpoint
+	// Outgoing lists the submission servers (protocol "smtp"), the
+	// preferred first: Thunderbird is told of all, Outlook and Apple
+	// profiles of the first. Empty: none is told; Thunderbird then
+	// rejects the whole autoconfig answer and guesses instead, and Apple
+	// profiles, which need one, are not offered (404).
+	Outgoing []Endpoint
 	// Domains lists the mail domains whose addresses the answers are for,
-	// in lower case. It is called at most once per DomainsTTL; an error
-	// is logged and the request answered 503.
+	// in lower case. It is called by one request at a time, at most once
+	// per DomainsTTL, with a context of its own that the requesting
+	// client's going away does not cancel, bounded to 10 seconds. After
+	// an error the last list it returned stays in use and it is called
+	// again 5 seconds later (or after DomainsTTL, if shorter); the first
+	// error of a run of them is logged. Until it has returned a list
+	// once, requests are answered 503.
 	Domains func(ctx context.Context) ([]string, error)
 	// DomainsTTL is how long a list from Domains is used; 0 means one
 	// minute.
 	DomainsTTL time.Duration
+	// AppleOverHTTP serves the Apple profile to requests that came over
+	// plain HTTP too. Off, it is served only over TLS (404 otherwise): a
+	// profile may carry certificates and other payloads the device
+	// trusts, and it is unsigned, so one swapped on the way would look
+	// the same to the person installing it. Turn it on only where a
+	// proxy that terminates TLS passes requests on over plain HTTP.
+	AppleOverHTTP bool
 	// HeaderTimeout bounds the wait for a request's header, from the
 	// connection or the previous answer; 0 means 10 seconds. The whole
 	// request gets twice as long, the answer three times.
@@ -98,9 +113,12 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 
-	mu        sync.Mutex
-	domains   []string  // guarded by mu; the last list from cfg.Domains
-	domainsAt time.Time // guarded by mu; when domains was read; zero: never
+	mu             sync.Mutex
+	domains        []string      // guarded by mu; the last list cfg.Domains returned
+	domainsOK      bool          // guarded by mu; domains holds a list read
+	domainsNext    time.Time     // guarded by mu; when to read again; zero: now
+	domainsFailing bool          // guarded by mu; the last read failed, and that was logged
+	reading        chan struct{} // guarded by mu; non-nil while a read runs, closed when it ends
 }
 
 // New returns a Server; cfg.Incoming must name at least one server.
@@ -108,11 +126,7 @@ func New(cfg Config) (*Server, error) {
 	if len(cfg.Incoming) == 0 {
 		return nil, errors.New("autoconfig: no IMAP or POP3 server to tell clients of")
 	}
-	servers := slices.Clone(cfg.Incoming)
-	if cfg.Outgoing != nil {
-		servers = append(servers, *cfg.Outgoing)
-	}
-	for _, e := range servers {
+	for _, e := range slices.Concat(cfg.Incoming, cfg.Outgoing) {
 		if e.Host == "" || e.Port < 1 || e.Port > 65535 {
 			return nil, fmt.Errorf("autoconfig: %s server %q port %d: need a host name and a port", e.Protocol, e.Host, e.Port)
 		}
@@ -170,7 +184,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.autodiscover(w, r)
 		}
 	case path == "/apple/mail.mobileconfig":
-		if only(w, r, http.MethodGet) {
+		if r.TLS == nil && !s.cfg.AppleOverHTTP {
+			fail(w, http.StatusNotFound)
+		} else if only(w, r, http.MethodGet) {
 			s.apple(w, r)
 		}
 	default:
@@ -212,7 +228,7 @@ var (
 // of a served domain and returns it in canonical form with its domain.
 func (s *Server) address(ctx context.Context, addr string) (canonical, domain string, err error) {
 	canonical = store.CanonicalAccountName(addr)
-	if store.ValidAccountName(canonical) != nil {
+	if store.ValidAccountName(canonical) != nil || !xmlText(canonical) {
 		return "", "", errBadAddress
 	}
 	domain = canonical[strings.LastIndexByte(canonical, '@')+1:]
@@ -220,6 +236,20 @@ func (s *Server) address(ctx context.Context, addr string) (canonical, domain st
 		return "", "", err
 	}
 	return canonical, domain, nil
+}
+
+// xmlText reports whether every character of s is one XML can carry
+// (XML 1.0 section 2.2, Char). encoding/xml writes any other as U+FFFD,
+// so that an answer would name another address than the one asked for.
+func xmlText(s string) bool {
+	for _, r := range s {
+		switch {
+		case r == '\t' || r == '\n' || r == '\r', r >= 0x20 && r <= 0xd7ff, r >= 0xe000 && r <= 0xfffd, r >= 0x10000 && r <= utf8.MaxRune:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // hostDomain is the mail domain a request without an address is for:
@@ -250,24 +280,6 @@ func (s *Server) served(ctx context.Context, domain string) error {
 	return nil
 }
 
-// domainList returns the served domains, read again from cfg.Domains
-// when the last list is older than cfg.DomainsTTL. The lock is held
-// while it is read, so that a burst of requests reads it once.
-func (s *Server) domainList(ctx context.Context) ([]string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.cfg.Now()
-	if !s.domainsAt.IsZero() && now.Sub(s.domainsAt) < s.cfg.DomainsTTL {
-		return s.domains, nil
-	}
-	domains, err := s.cfg.Domains(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list served domains: %w", err)
-	}
-	s.domains, s.domainsAt = domains, now
-	return domains, nil
-}
-
 // refuse answers the error address, hostDomain or served returned.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
@@ -276,18 +288,8 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, errOtherDomain):
 		fail(w, http.StatusNotFound)
 	default:
-		s.log.Error("autoconfig", "path", r.URL.Path, "err", err)
+		// The failure to list the domains was logged where it happened,
+		// once for a run of them.
 		fail(w, http.StatusServiceUnavailable)
 	}
-}
-
-// firstOf returns the first incoming endpoint of protocol, and whether
-// there is one.
-func (s *Server) firstOf(protocol string) (Endpoint, bool) {
-	for _, e := range s.cfg.Incoming {
-		if e.Protocol == protocol {
-			return e, true
-		}
-	}
-	return Endpoint{}, false
 }

@@ -3,15 +3,18 @@ package autoconfig
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,7 +32,7 @@ func testServer(t testing.TB, mod func(*Config)) *Server {
 			{Protocol: "imap", Host: "mail.example.org", Port: 143, Security: STARTTLS},
 			{Protocol: "pop3", Host: "mail.example.org", Port: 995, Security: TLS},
 		},
-		Outgoing: &Endpoint{Protocol: "smtp", Host: "smtp.example.org", Port: 587, Security: STARTTLS},
+		Outgoing: []Endpoint{{Protocol: "smtp", Host: "smtp.example.org", Port: 587, Security: STARTTLS}},
 		Domains: func(context.Context) ([]string, error) {
 			return []string{"example.org", "example.net"}, nil
 		},
@@ -44,11 +47,20 @@ func testServer(t testing.TB, mod func(*Config)) *Server {
 	return s
 }
 
-// do sends one request to s and returns the recorded answer.
+// do sends one request to s, as over HTTPS, and returns the recorded
+// answer.
 func do(s *Server, method, target, host, body string) *httptest.ResponseRecorder {
+	return doOver(s, true, method, target, host, body)
+}
+
+// doOver is do over HTTPS if secure, plain HTTP if not.
+func doOver(s *Server, secure bool, method, target, host, body string) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(method, target, strings.NewReader(body))
 	if host != "" {
 		r.Host = host
+	}
+	if secure {
+		r.TLS = &tls.ConnectionState{HandshakeComplete: true}
 	}
 	w := httptest.NewRecorder()
 	s.ServeHTTP(w, r)
@@ -299,7 +311,7 @@ func TestApple(t *testing.T) {
 		"IncomingMailServerUsername":             hostile,
 		"OutgoingMailServerHostName":             "smtp.example.org",
 		"OutgoingMailServerPortNumber":           int64(587),
-		"OutgoingMailServerUseSSL":               false,
+		"OutgoingMailServerUseSSL":               true,
 		"OutgoingMailServerUsername":             hostile,
 		"OutgoingPasswordSameAsIncomingPassword": true,
 		"PayloadType":                            "com.apple.mail.managed",
@@ -363,7 +375,9 @@ func TestApple(t *testing.T) {
 }
 
 // TestAppleChoosesIMAPOverTLS: a profile holds one account: IMAP before
-// POP3, implicit TLS before STARTTLS, whatever the order configured.
+// POP3, implicit TLS before STARTTLS, whatever the order configured; TLS
+// is required ("Use SSL") whichever way it starts, so that nobody on the
+// way can strip STARTTLS and read the password.
 func TestAppleChoosesIMAPOverTLS(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -373,13 +387,87 @@ func TestAppleChoosesIMAPOverTLS(t *testing.T) {
 		ssl      bool
 	}{
 		{"pop3 first", []Endpoint{{"pop3", "h", 995, TLS}, {"imap", "h", 143, STARTTLS}, {"imap", "h", 993, TLS}}, "EmailTypeIMAP", 993, true},
-		{"starttls only", []Endpoint{{"imap", "h", 143, STARTTLS}}, "EmailTypeIMAP", 143, false},
+		{"starttls only", []Endpoint{{"imap", "h", 143, STARTTLS}}, "EmailTypeIMAP", 143, true},
 		{"pop3 only", []Endpoint{{"pop3", "h", 110, STARTTLS}, {"pop3", "h", 995, TLS}}, "EmailTypePOP", 995, true},
 	} {
 		s := testServer(t, func(c *Config) { c.Incoming = tc.incoming })
 		mail := plist(t, do(s, "GET", "/apple/mail.mobileconfig?emailaddress=fay%40example.org", "", "").Body.Bytes())["PayloadContent"].([]any)[0].(map[string]any)
 		if mail["EmailAccountType"] != tc.typ || mail["IncomingMailServerPortNumber"] != tc.port || mail["IncomingMailServerUseSSL"] != tc.ssl {
 			t.Errorf("%s: %v %v %v", tc.name, mail["EmailAccountType"], mail["IncomingMailServerPortNumber"], mail["IncomingMailServerUseSSL"])
+		}
+		if mail["OutgoingMailServerPortNumber"] != int64(587) || mail["OutgoingMailServerUseSSL"] != true {
+			t.Errorf("%s: outgoing STARTTLS server on %v, Use SSL %v: TLS not required", tc.name, mail["OutgoingMailServerPortNumber"], mail["OutgoingMailServerUseSSL"])
+		}
+	}
+}
+
+// TestAppleOnlyOverTLS: the profile, which the device trusts whatever
+// it holds and which carries no signature, is not served over plain
+// HTTP, where anyone on the way could swap it, unless AppleOverHTTP says
+// that a proxy terminated TLS in front.
+func TestAppleOnlyOverTLS(t *testing.T) {
+	const target = "/apple/mail.mobileconfig?emailaddress=fay%40example.org"
+	for _, tc := range []struct {
+		name     string
+		overHTTP bool
+		secure   bool
+		method   string
+		status   int
+	}{
+		{"HTTPS", false, true, "GET", 200},
+		{"HTTP", false, false, "GET", 404},
+		{"HTTP, HEAD", false, false, "HEAD", 404},
+		{"HTTP, wrong method", false, false, "POST", 404},
+		{"HTTP behind a TLS proxy", true, false, "GET", 200},
+		{"HTTPS, HTTP allowed too", true, true, "GET", 200},
+	} {
+		s := testServer(t, func(c *Config) { c.AppleOverHTTP = tc.overHTTP })
+		w := doOver(s, tc.secure, tc.method, target, "mail.example.org", "")
+		if w.Code != tc.status {
+			t.Errorf("%s: status %d, want %d", tc.name, w.Code, tc.status)
+		}
+		if tc.status == 404 && w.Body.String() != "Not Found\n" {
+			t.Errorf("%s: the refusal says more than its status: %q", tc.name, w.Body)
+		}
+	}
+	// The other answers are the same over HTTP and HTTPS.
+	s := testServer(t, nil)
+	if a, b := doOver(s, false, "GET", "/mail/config-v1.1.xml?emailaddress=fay%40example.org", "", ""), do(s, "GET", "/mail/config-v1.1.xml?emailaddress=fay%40example.org", "", ""); a.Code != 200 || a.Body.String() != b.Body.String() {
+		t.Errorf("Thunderbird's answer over HTTP: %d\n%s", a.Code, a.Body)
+	}
+}
+
+// TestAutodiscoverOrder: Outlook takes the first incoming server of the
+// answer, which is the first of the configured order: POP3 when it comes
+// first. Each protocol is named once, by its first server; the preferred
+// submission server follows.
+func TestAutodiscoverOrder(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		incoming []Endpoint
+		outgoing []Endpoint
+		want     []string
+	}{
+		{"imap first", []Endpoint{{"imap", "h", 993, TLS}, {"imap", "h", 143, STARTTLS}, {"pop3", "h", 995, TLS}}, nil,
+			[]string{"IMAP 993 SSL", "POP3 995 SSL"}},
+		{"pop3 first", []Endpoint{{"pop3", "h", 110, STARTTLS}, {"imap", "h", 993, TLS}, {"pop3", "h", 995, TLS}},
+			[]Endpoint{{"smtp", "s", 465, TLS}, {"smtp", "s", 587, STARTTLS}},
+			[]string{"POP3 110 TLS", "IMAP 993 SSL", "SMTP 465 SSL"}},
+		{"pop3 only", []Endpoint{{"pop3", "h", 995, TLS}}, []Endpoint{{"smtp", "s", 587, STARTTLS}},
+			[]string{"POP3 995 SSL", "SMTP 587 TLS"}},
+	} {
+		s := testServer(t, func(c *Config) { c.Incoming, c.Outgoing = tc.incoming, tc.outgoing })
+		w := do(s, "POST", "/autodiscover/autodiscover.xml", "", adBody("fay@example.org"))
+		var d adDocument
+		if err := xml.Unmarshal(w.Body.Bytes(), &d); err != nil || w.Code != 200 {
+			t.Fatalf("%s: %d %v\n%s", tc.name, w.Code, err, w.Body)
+		}
+		var got []string
+		for _, p := range d.Response.Account.Protocols {
+			got = append(got, fmt.Sprintf("%s %d %s", p.Type, p.Port, p.Encryption))
+		}
+		if strings.Join(got, ", ") != strings.Join(tc.want, ", ") {
+			t.Errorf("%s: servers %q, want %q", tc.name, got, tc.want)
 		}
 	}
 }
@@ -442,12 +530,38 @@ func TestMethods(t *testing.T) {
 	}
 }
 
-// TestDomainsRead: the served domains are read once per DomainsTTL, and
-// a failure to read them is a 503 without detail.
+// countingHandler counts the log records at each level.
+type countingHandler struct {
+	slog.Handler
+	mu     sync.Mutex
+	levels map[slog.Level]int
+}
+
+func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.levels[r.Level]++
+	return nil
+}
+
+func (h *countingHandler) count(l slog.Level) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.levels[l]
+}
+
+// TestDomainsRead: the served domains are read once per DomainsTTL. A
+// failed read leaves the last list answering, is logged once for the run
+// of failures, and is tried again after the back-off, not at each
+// request; before any list was read, requests get 503 without detail.
 func TestDomainsRead(t *testing.T) {
 	var calls atomic.Int32
 	var failing atomic.Bool
 	now := time.Unix(1e9, 0)
+	logs := &countingHandler{Handler: slog.DiscardHandler, levels: map[slog.Level]int{}}
+	failing.Store(true)
 	s := testServer(t, func(c *Config) {
 		c.Domains = func(context.Context) ([]string, error) {
 			calls.Add(1)
@@ -458,27 +572,118 @@ func TestDomainsRead(t *testing.T) {
 		}
 		c.DomainsTTL = time.Minute
 		c.Now = func() time.Time { return now }
+		c.Logger = slog.New(logs)
+	})
+	get := func() *httptest.ResponseRecorder {
+		return do(s, "GET", "/mail/config-v1.1.xml?emailaddress=fay%40example.org", "", "")
+	}
+	for _, step := range []struct {
+		name    string
+		advance time.Duration
+		failing bool
+		status  int
+		reads   int32 // in all, after the step's request
+	}{
+		{"never read, failing", 0, true, 503, 1},
+		{"within the back-off", domainsRetry - time.Second, true, 503, 1},
+		{"after the back-off", time.Second, false, 200, 2},
+		{"within the TTL", time.Minute - time.Second, false, 200, 2},
+		{"TTL over, failing: the old list", time.Second, true, 200, 3},
+		{"within the back-off, the old list", time.Second, true, 200, 3},
+		{"after the back-off, still failing", domainsRetry, true, 200, 4},
+		{"read again", domainsRetry, false, 200, 5},
+		{"within the TTL again", domainsRetry, false, 200, 5},
+	} {
+		now = now.Add(step.advance)
+		failing.Store(step.failing)
+		w := get()
+		if w.Code != step.status || calls.Load() != step.reads {
+			t.Fatalf("%s: status %d after %d reads, want %d after %d", step.name, w.Code, calls.Load(), step.status, step.reads)
+		}
+		if w.Code != 200 && w.Body.String() != http.StatusText(w.Code)+"\n" {
+			t.Errorf("%s: the refusal says more than its status: %q", step.name, w.Body)
+		}
+	}
+	// Two runs of failures, each logged once, and the end of each.
+	if warn, info, errs := logs.count(slog.LevelWarn), logs.count(slog.LevelInfo), logs.count(slog.LevelError); warn != 2 || info != 2 || errs != 0 {
+		t.Errorf("logged %d warnings, %d infos, %d errors; want 2, 2, 0", warn, info, errs)
+	}
+}
+
+// TestDomainsReadNotTheClients: the domains are read with a context of
+// the server's, so that a client that went away neither cuts the read
+// short nor, by failing it, makes the next request read again.
+func TestDomainsReadNotTheClients(t *testing.T) {
+	var calls atomic.Int32
+	now := time.Unix(1e9, 0)
+	s := testServer(t, func(c *Config) {
+		c.Domains = func(ctx context.Context) ([]string, error) {
+			calls.Add(1)
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			if _, ok := ctx.Deadline(); !ok {
+				return nil, errors.New("a read without a deadline")
+			}
+			return []string{"example.org"}, nil
+		}
+		c.Now = func() time.Time { return now }
+	})
+	for i := range 5 {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		r := httptest.NewRequestWithContext(ctx, "GET", "/mail/config-v1.1.xml?emailaddress=fay%40example.org", nil)
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		if w.Code != 200 {
+			t.Fatalf("request %d of a client gone: status %d", i, w.Code)
+		}
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d reads for five requests of clients gone within the TTL, want 1", n)
+	}
+}
+
+// TestDomainsReadOnce: while one request reads the domains, the others
+// answer from the last list without waiting for it.
+func TestDomainsReadOnce(t *testing.T) {
+	var calls atomic.Int32
+	entered, release := make(chan struct{}), make(chan struct{})
+	now := time.Unix(1e9, 0)
+	var mu sync.Mutex
+	s := testServer(t, func(c *Config) {
+		c.Domains = func(context.Context) ([]string, error) {
+			if calls.Add(1) == 2 {
+				close(entered)
+				<-release
+			}
+			return []string{"example.org"}, nil
+		}
+		c.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	})
 	get := func() int {
 		return do(s, "GET", "/mail/config-v1.1.xml?emailaddress=fay%40example.org", "", "").Code
 	}
+	if code := get(); code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	mu.Lock()
+	now = now.Add(time.Hour)
+	mu.Unlock()
+	slow := make(chan int)
+	go func() { slow <- get() }()
+	<-entered
 	for range 3 {
 		if code := get(); code != 200 {
-			t.Fatalf("status %d", code)
+			t.Errorf("while another request reads: status %d", code)
 		}
 	}
-	if n := calls.Load(); n != 1 {
-		t.Errorf("domains read %d times within the TTL, want 1", n)
+	close(release)
+	if code := <-slow; code != 200 {
+		t.Errorf("the reading request: status %d", code)
 	}
-	now = now.Add(time.Minute)
-	failing.Store(true)
-	w := do(s, "GET", "/mail/config-v1.1.xml?emailaddress=fay%40example.org", "", "")
-	if w.Code != 503 || strings.Contains(w.Body.String(), "store closed") {
-		t.Errorf("failing domains: %d %q", w.Code, w.Body)
-	}
-	failing.Store(false)
-	if code := get(); code != 200 || calls.Load() != 3 {
-		t.Errorf("after the failure: status %d, %d reads", code, calls.Load())
+	if n := calls.Load(); n != 2 {
+		t.Errorf("%d reads, want 2", n)
 	}
 }
 
@@ -491,7 +696,7 @@ func TestNew(t *testing.T) {
 		{"no incoming", Config{Domains: domains}},
 		{"no port", Config{Incoming: []Endpoint{{"imap", "h", 0, TLS}}, Domains: domains}},
 		{"no host", Config{Incoming: []Endpoint{{"imap", "", 993, TLS}}, Domains: domains}},
-		{"outgoing without host", Config{Incoming: []Endpoint{{"imap", "h", 993, TLS}}, Outgoing: &Endpoint{"smtp", "", 465, TLS}, Domains: domains}},
+		{"outgoing without host", Config{Incoming: []Endpoint{{"imap", "h", 993, TLS}}, Outgoing: []Endpoint{{"smtp", "", 465, TLS}}, Domains: domains}},
 		{"no domains", Config{Incoming: []Endpoint{{"imap", "h", 993, TLS}}}},
 	} {
 		if _, err := New(tc.cfg); err == nil {

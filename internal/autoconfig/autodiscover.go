@@ -42,9 +42,12 @@ type adAccount struct {
 }
 
 // adProtocol is one server. SSL "on" says the connection is secured;
-// Encryption, which overrides it where a client knows it, says how:
-// "SSL" implicit TLS, "TLS" STARTTLS. SPA "off": no NTLM or Kerberos,
-// a password inside TLS.
+// Encryption says how: "SSL" implicit TLS, "TLS" STARTTLS. Outlook reads
+// Encryption. Thunderbird's reader of this answer does not: with SSL on
+// it takes STARTTLS on the standard plaintext ports (143, 110, 25, 587)
+// and implicit TLS on any other, so that a STARTTLS server on another
+// port fails there (README says so). SPA "off": no NTLM or Kerberos, a
+// password inside TLS.
 type adProtocol struct {
 	Type           string `xml:"Type"` // IMAP, POP3, SMTP
 	Server         string `xml:"Server"`
@@ -61,9 +64,10 @@ type adProtocol struct {
 }
 
 // autodiscover answers POST /autodiscover/autodiscover.xml: the first
-// IMAP server, the first POP3 server and the submission server, each one
-// Protocol element, with the address as the login name. Outlook uses the
-// first incoming server; Thunderbird, which asks here too, reads all.
+// IMAP server and the first POP3 server, in the order configured, then
+// the preferred submission server, each one Protocol element, with the
+// address as the login name. Outlook uses the first incoming server;
+// Thunderbird, which asks here too, reads all.
 func (s *Server) autodiscover(w http.ResponseWriter, r *http.Request) {
 	var req adRequest
 	body := http.MaxBytesReader(w, r.Body, maxBody)
@@ -92,13 +96,15 @@ func (s *Server) autodiscover(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	acct := adAccount{AccountType: "email", Action: "settings"}
-	for _, proto := range []string{"imap", "pop3"} {
-		if e, ok := s.firstOf(proto); ok {
+	told := map[string]bool{}
+	for _, e := range s.cfg.Incoming {
+		if !told[e.Protocol] {
+			told[e.Protocol] = true
 			acct.Protocols = append(acct.Protocols, adEndpoint(e, addr))
 		}
 	}
-	if o := s.cfg.Outgoing; o != nil {
-		p := adEndpoint(*o, addr)
+	if len(s.cfg.Outgoing) > 0 {
+		p := adEndpoint(s.cfg.Outgoing[0], addr)
 		p.UsePOPAuth = "on"
 		acct.Protocols = append(acct.Protocols, p)
 	}

@@ -2,11 +2,11 @@ package autoconfig
 
 import (
 	"flag"
-	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
+
+	"github.com/buzon-mail/buzon/internal/clienttest/transcript"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden answers in testdata from what the server says")
@@ -37,25 +37,7 @@ func TestGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got := w.Body.String(); got != string(want) {
-			t.Errorf("%s differs from %s (go test -update rewrites it):\n%s", tc.file, path, lineDiff(string(want), got))
+			t.Errorf("%s differs from %s (go test -update rewrites it):\n%s", tc.file, path, transcript.Diff(string(want), got))
 		}
 	}
-}
-
-// lineDiff names the first line where got departs from want.
-func lineDiff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	for i := range max(len(w), len(g)) {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			return fmt.Sprintf("line %d:\n  want %s\n  got  %s", i+1, wl, gl)
-		}
-	}
-	return ""
 }

@@ -60,8 +60,8 @@ func (s *Server) thunderbird(w http.ResponseWriter, r *http.Request) {
 	for _, e := range s.cfg.Incoming {
 		p.Incoming = append(p.Incoming, tbEndpoint(e))
 	}
-	if o := s.cfg.Outgoing; o != nil {
-		p.Outgoing = append(p.Outgoing, tbEndpoint(*o))
+	for _, e := range s.cfg.Outgoing {
+		p.Outgoing = append(p.Outgoing, tbEndpoint(e))
 	}
 	writeXML(w, "text/xml; charset=utf-8", clientConfig{Version: "1.1", Provider: p})
 }
