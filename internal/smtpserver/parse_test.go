@@ -186,6 +186,8 @@ func FuzzParseCommand(f *testing.F) {
 		"STARTTLS",
 		"MAIL FROM:<jörg@bücher.example> BODY=8BITMIME SMTPUTF8",
 		"MAIL FROM:<carol@example.net> SIZE=5000000000 BODY=8BITMIME SMTPUTF8",
+		"MAIL FROM:<alice@example.org> AUTH=<> SIZE=300",
+		"MAIL FROM: <alice@example.org> AUTH=alice+2Bx@example.org",
 		`MAIL FROM:<"a b"@example.org>`,
 		"RCPT TO:<postmaster>",
 		"RCPT TO:<@a,@b:user@[192.0.2.1]>",
