@@ -350,6 +350,9 @@ func TestAutoconfigNothingToTell(t *testing.T) {
 // keeps (one with an outgoingServer), the start warns of no missing
 // one, and the Apple profile is served, over HTTPS only unless
 // autoconfig.apple_profile_over_http says a TLS proxy is in front.
+// Python's smtplib, set up as each outgoingServer says (its port, SSL
+// or STARTTLS), logs in and sends, through buzon's SMTP listener as the
+// relay.
 func TestAutoconfigOwnSubmission(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -360,11 +363,13 @@ func TestAutoconfigOwnSubmission(t *testing.T) {
 		{"profile over HTTP too", "[autoconfig]\napple_profile_over_http = true\nsubmission_port = 587\n", "200"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			// The relay is contacted only on MAIL: any address does.
-			conf := writeConfig(t, "[submission]\nrelay = \"127.0.0.1:9\"\nrelay_tls = \"none\"\n"+tc.config)
-			in := clServer(t, "fay@example.org", "--config", conf, "--hostname", "mail.example.org",
+			data, smtpAddr := t.TempDir(), freePort(t)
+			conf := writeConfig(t, fmt.Sprintf("[submission]\nrelay = %q\nrelay_tls = \"starttls\"\nrelay_ca_file = %q\n%s",
+				smtpAddr, filepath.Join(data, "tls", "cert.pem"), tc.config))
+			in := start(t, data, "--config", conf, "--hostname", "mail.example.org", "--smtp", smtpAddr,
 				"--submission", "127.0.0.1:0", "--submissions", "127.0.0.1:0",
 				"--autoconfig", "127.0.0.1:0", "--autoconfigs", "127.0.0.1:0")
+			mustBuzon(t, clPass+"\n", "user", "add", "--data", data, "fay@example.org")
 			listeners := map[string]string{}
 			for _, re := range []*regexp.Regexp{autoconfigListeningRE, submissionListeningRE} {
 				for _, m := range re.FindAllStringSubmatch(in.logs(), -1) {
@@ -390,6 +395,22 @@ outgoingServer smtp mail.example.org %s STARTTLS %%EMAILADDRESS%% password-clear
 `, port("submissions"), submissionPort)
 			if tb.status != "200" || !strings.HasSuffix(got, want) {
 				t.Errorf("Thunderbird (%s) reads\n%s\nwant it to end\n%s", tb.status, got, want)
+			}
+			sends := 0
+			for _, line := range strings.Split(strings.TrimSpace(got), "\n") {
+				f := strings.Fields(line) // outgoingServer smtp HOST PORT SOCKET USER AUTH
+				if f[0] != "outgoingServer" || f[3] == "587" {
+					continue // 587 is told, not bound: a firewall would forward it
+				}
+				mode := map[string]string{"SSL": "tls", "STARTTLS": "starttls"}[f[4]]
+				if sent := python(t, "", "submission_send.py", mode, "127.0.0.1", f[3], filepath.Join(data, "tls", "cert.pem"),
+					"fay@example.org", clPass, "fay@example.org", "fay@example.org", "set up by autoconfig"); sent != "sent\n" {
+					t.Errorf("smtplib, as %s says: %q", line, sent)
+				}
+				sends++
+			}
+			if want := map[bool]int{true: 2, false: 1}[tc.config == ""]; sends != want {
+				t.Errorf("sent through %d outgoing servers, want %d", sends, want)
 			}
 
 			ad := acCurl(t, "POST", "https", listeners["autoconfigs"], "autodiscover.example.org", "/autodiscover/autodiscover.xml", acPOX("fay@example.org"))
