@@ -20,6 +20,7 @@ packages=(
 	postgresql     # initdb/pg_ctl for a throwaway cluster
 	dovecot-imapd dovecot-pop3d dovecot-lmtpd  # the peer in ../shared/peers/dovecot.sh
 	dovecot-sieve  # sieve-test: Pigeonhole's interpreter, to compare ours against
+	dovecot-submissiond  # Dovecot's submission service, which TestSubmissionLikeDovecot compares ours with
 	sieve-connect python3-sievelib  # ManageSieve clients
 	libplist-utils # plistutil: libimobiledevice's reader of Apple property lists (.mobileconfig)
 )
