@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/buzon-mail/buzon/internal/bytesize"
 	"github.com/buzon-mail/buzon/internal/delivery"
 	"github.com/buzon-mail/buzon/internal/fetch"
 	"github.com/buzon-mail/buzon/internal/mailimport"
@@ -129,18 +130,10 @@ func mboxFolder(path string) string {
 	return store.CanonicalMailboxName(mailimport.MboxFolder(filepath.Base(path)))
 }
 
-// importSize is a size for the summary.
-func importSize(n int64) string {
-	if n < 1024 {
-		return fmt.Sprintf("%d bytes", n)
-	}
-	return formatSize(n) + "B"
-}
-
 // printImportSummary tells what an import did: per folder, then what was
 // made and what was skipped, with why.
 func printImportSummary(w io.Writer, address string, sum *mailimport.Summary) {
-	fmt.Fprintf(w, "imported %d messages (%s) into %s, %d already there\n", sum.Imported, importSize(sum.Bytes), address, sum.Present)
+	fmt.Fprintf(w, "imported %d messages (%s) into %s, %d already there\n", sum.Imported, bytesize.Format(sum.Bytes), address, sum.Present)
 	names := make([]string, 0, len(sum.Folders))
 	for name := range sum.Folders {
 		names = append(names, name)
