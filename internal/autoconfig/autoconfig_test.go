@@ -644,6 +644,32 @@ func TestDomainsReadNotTheClients(t *testing.T) {
 	}
 }
 
+// TestDomainsReadPanics: a panic in the read ends it like an error, so
+// that later requests read again rather than wait on it for ever.
+func TestDomainsReadPanics(t *testing.T) {
+	var calls atomic.Int32
+	now := time.Unix(1e9, 0)
+	s := testServer(t, func(c *Config) {
+		c.Domains = func(context.Context) ([]string, error) {
+			if calls.Add(1) == 1 {
+				panic("a bug")
+			}
+			return []string{"example.org"}, nil
+		}
+		c.Now = func() time.Time { return now }
+	})
+	get := func() int {
+		return do(s, "GET", "/mail/config-v1.1.xml?emailaddress=fay%40example.org", "", "").Code
+	}
+	if code := get(); code != 503 {
+		t.Errorf("the read panicked: status %d, want 503", code)
+	}
+	now = now.Add(domainsRetry)
+	if code := get(); code != 200 || calls.Load() != 2 {
+		t.Errorf("after the back-off: status %d after %d reads", code, calls.Load())
+	}
+}
+
 // TestDomainsReadOnce: while one request reads the domains, the others
 // answer from the last list without waiting for it.
 func TestDomainsReadOnce(t *testing.T) {

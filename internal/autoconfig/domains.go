@@ -51,9 +51,7 @@ func (s *Server) domainList(ctx context.Context) ([]string, error) {
 	s.reading = done
 	s.mu.Unlock()
 
-	readCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), domainsTimeout)
-	domains, err := s.cfg.Domains(readCtx)
-	cancel()
+	domains, err := s.readDomains(ctx)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -78,4 +76,18 @@ func (s *Server) domainList(ctx context.Context) ([]string, error) {
 	}
 	s.domains, s.domainsOK, s.domainsNext = domains, true, now.Add(s.cfg.DomainsTTL)
 	return domains, nil
+}
+
+// readDomains calls cfg.Domains with a context of the server's, bounded
+// to domainsTimeout. A panic in it is returned as an error, so that the
+// read is over for the other requests too and tried again.
+func (s *Server) readDomains(ctx context.Context) (domains []string, err error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), domainsTimeout)
+	defer cancel()
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("list served domains: panic: %v", p)
+		}
+	}()
+	return s.cfg.Domains(ctx)
 }
