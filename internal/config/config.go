@@ -73,14 +73,16 @@ type Listen struct {
 	// Mail client autoconfiguration over plain HTTP (see [autoconfig]):
 	// Thunderbird's /mail/config-v1.1.xml and
 	// /.well-known/autoconfig/mail/config-v1.1.xml, Outlook's
-	// /autodiscover/autodiscover.xml, Apple's /apple/mail.mobileconfig.
-	// Clients ask autoconfig.<domain> and autodiscover.<domain> on port
-	// 80 ("0.0.0.0:80", or a proxy in front).
+	// /autodiscover/autodiscover.xml (Apple's profile only with
+	// autoconfig.apple_profile_over_http). Clients ask autoconfig.<domain>
+	// and autodiscover.<domain> on port 80 ("0.0.0.0:80", or a proxy in
+	// front).
 	Autoconfig string `toml:"autoconfig"`
 	// The same over HTTPS, with the certificate in tls (renewals taken as
-	// for IMAPS). Outlook asks only over HTTPS, on port 443, and Thunderbird
-	// tries HTTPS first; the certificate must then name autoconfig.<domain>
-	// and autodiscover.<domain>.
+	// for IMAPS), and Apple's /apple/mail.mobileconfig. Outlook asks only
+	// over HTTPS, on port 443, and Thunderbird tries HTTPS first; the
+	// certificate must then name autoconfig.<domain> and
+	// autodiscover.<domain>.
 	Autoconfigs string `toml:"autoconfigs"`
 	// Prometheus metrics over HTTP at /metrics.
 	Metrics string `toml:"metrics"`
