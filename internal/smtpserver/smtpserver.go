@@ -1,13 +1,14 @@
 // Package smtpserver receives mail and hands it to package delivery, over
 // LMTP (RFC 2033) from an MTA in front, or over SMTP (RFC 5321) from the
-// internet, as the MX of its accounts, and takes the mail its accounts
-// send, over submission (RFC 6409, RFC 8314), for a relay MTA to carry
-// on: one implementation, a Protocol chosen in its Config. It speaks the protocol itself, with PIPELINING
-// (RFC 2920), ENHANCEDSTATUSCODES (RFC 2034, RFC 3463), 8BITMIME
-// (RFC 6152), SIZE (RFC 1870), CHUNKING (RFC 3030), SMTPUTF8 (RFC 6531),
-// LIMITS RCPTMAX (RFC 9422) and, in SMTP, STARTTLS (RFC 3207) and the
-// trace fields of RFC 5321 4.4 with the protocol names of RFC 3848;
-// in submission, AUTH (RFC 4954) too.
+// internet, as the MX of its accounts; and it takes the mail its accounts
+// send, over submission (RFC 6409; RFC 8314 for implicit TLS), for a
+// relay MTA to carry on: one implementation, a Protocol chosen in its
+// Config. It speaks the protocol itself, with PIPELINING (RFC 2920),
+// ENHANCEDSTATUSCODES (RFC 2034, RFC 3463), 8BITMIME (RFC 6152), SIZE
+// (RFC 1870), CHUNKING (RFC 3030), SMTPUTF8 (RFC 6531), LIMITS RCPTMAX
+// (RFC 9422) and, in SMTP and submission, STARTTLS (RFC 3207) and the
+// trace fields of RFC 5321 4.4 with the protocol names of RFC 3848; in
+// submission, AUTH (RFC 4954) too.
 //
 // Every reply is sent only after the message is durable in the store: a
 // 250 for a recipient (LMTP) or for the message (SMTP) means its copies
