@@ -1,7 +1,6 @@
 package fetch
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -17,8 +16,6 @@ import (
 const (
 	// mdaTimeout bounds one MDA run; it is killed after that.
 	mdaTimeout = 10 * time.Minute
-	// passwordTimeout bounds a password_command.
-	passwordTimeout = 2 * time.Minute
 	// maxCommandStderr is how much of a failing command's error output
 	// goes into the error.
 	maxCommandStderr = 2048
@@ -132,20 +129,3 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 }
 
 func (l *limitedBuffer) text() string { return strings.TrimSpace(l.b.String()) }
-
-// runPasswordCommand runs a password_command with sh -c and returns the
-// first line of its output.
-func runPasswordCommand(ctx context.Context, command string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, passwordTimeout)
-	defer cancel()
-	var stderr limitedBuffer
-	out, err := shellCommand(ctx, command, &stderr).Output()
-	if err := exited(err); err != nil {
-		return "", fmt.Errorf("password_command: %w: %s", err, stderr.text())
-	}
-	line, _, _ := bufio.NewReader(bytes.NewReader(out)).ReadLine()
-	if len(line) == 0 {
-		return "", errors.New("password_command printed no password")
-	}
-	return strings.TrimRight(string(line), "\r"), nil
-}

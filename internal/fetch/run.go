@@ -15,6 +15,7 @@ import (
 	"github.com/buzon-mail/buzon/internal/bytesize"
 	"github.com/buzon-mail/buzon/internal/delivery"
 	"github.com/buzon-mail/buzon/internal/durable"
+	"github.com/buzon-mail/buzon/internal/secret"
 )
 
 // Options are what a Fetcher needs besides its Config.
@@ -359,7 +360,7 @@ func (r *run) at(point string) {
 // password returns the account's password, running its command.
 func (r *run) password(ctx context.Context) (string, error) {
 	if r.a.PasswordCommand != "" {
-		return runPasswordCommand(ctx, r.a.PasswordCommand)
+		return secret.Command(ctx, r.a.PasswordCommand)
 	}
 	return r.a.Password, nil
 }
