@@ -108,7 +108,7 @@ func TestSieveFiltering(t *testing.T) {
 			if got := python(t, "", "imap_mailbox_flags.py", host, port, "alice@example.org", "a-password"); !strings.Contains(got, "INBOX: [go-nuts] while broken []") {
 				t.Errorf("with a script that does not compile, the mail is not in INBOX:\n%s", got)
 			}
-			if !regexp.MustCompile(`level=WARN msg="sieve script does not compile; message kept" account=alice@example.org script=main err=.*buzon does not send mail`).MatchString(in.logs()) {
+			if !regexp.MustCompile(`level=WARN msg="sieve script does not compile; message kept" account=alice@example.org script=main err=.*no relay to send replies through`).MatchString(in.logs()) {
 				t.Errorf("the server did not warn of the script:\n%s", in.logs())
 			}
 			// Deactivated: INBOX.
@@ -204,7 +204,7 @@ func TestSieveCommands(t *testing.T) {
 		err   string
 	}{
 		{"require \"fileinto\";\nfileinto \"x\"\n", []string{"put", "alice@example.org", "bad"}, 1, `script "bad" not stored: line 2: `},
-		{"redirect \"bob@example.net\";", []string{"put", "alice@example.org", "bad"}, 1, "buzon does not send mail"},
+		{"redirect \"bob@example.net\";", []string{"put", "alice@example.org", "bad"}, 1, "buzon does not forward mail"},
 		{"keep;", []string{"put", "alice@example.org", "tab\there"}, 1, "invalid name"},
 		{"keep;", []string{"put", "nobody@example.org", "x"}, 1, "no such account"},
 		{"", []string{"get", "alice@example.org", "bad"}, 1, `alice@example.org has no script "bad" (buzon sieve list alice@example.org)`},

@@ -1,6 +1,7 @@
 package sieve
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"strings"
@@ -48,6 +49,7 @@ const (
 	cmdAddFlag
 	cmdRemoveFlag
 	cmdSet
+	cmdVacation
 )
 
 // command is a checked command.
@@ -70,6 +72,24 @@ type command struct {
 	varName   string
 	value     str
 	modifiers []string // set's modifiers, in the order they apply
+
+	// vacation (RFC 5230)
+	vac *vacationCmd
+}
+
+// vacationCmd is a checked vacation command (RFC 5230 4, RFC 6131).
+type vacationCmd struct {
+	period    int64 // seconds; -1 when neither :days nor :seconds is given
+	subject   str
+	hasSubj   bool
+	from      str
+	addresses []str
+	mime      bool
+	handle    str
+	hasHandle bool
+	reason    str
+	// defaultHandle is the handle without :handle (see vacationHandle).
+	defaultHandle string
 }
 
 type branch struct {
@@ -169,11 +189,33 @@ var supported = map[string]bool{
 	"index":                      true,
 }
 
-// sendsMail are the extensions and commands that would need to send mail,
-// which buzon never does.
+// sendsMail are the extensions and commands that would need to send mail.
+// vacation and vacation-seconds are supported where Options.Vacation says
+// the server can send (a relay is configured); the others never are:
+// reject and ereject would answer the sender with a refusal buzon cannot
+// give after the message was taken (an MDN or a bounce, which a relay
+// that takes only the accounts' own mail may not carry), redirect is not
+// built yet, and notify needs methods (mailto, xmpp) buzon has none of.
 var sendsMail = map[string]bool{
 	"redirect": true, "vacation": true, "vacation-seconds": true, "reject": true,
 	"ereject": true, "notify": true, "enotify": true,
+}
+
+// vacationExtensions are the extensions Options.Vacation turns on.
+var vacationExtensions = map[string]bool{"vacation": true, "vacation-seconds": true}
+
+// refusedSending says why a command or extension that sends mail is
+// refused: for vacation, what the server needs to do it.
+func (c *checker) refusedSending(name string) string {
+	switch strings.ToLower(name) {
+	case "vacation", "vacation-seconds":
+		return "this server has no relay to send replies through (submission.relay)"
+	case "redirect":
+		return "buzon does not forward mail"
+	case "reject", "ereject":
+		return "buzon does not refuse mail after taking it"
+	}
+	return "buzon sends no notifications"
 }
 
 // notAddressFields are well-known fields that hold no addresses, which
@@ -189,6 +231,7 @@ var notAddressFields = map[string]bool{
 
 // checker checks the parse tree against what the script requires.
 type checker struct {
+	opts       Options
 	req        map[string]bool
 	regexInsts int64 // the size of the :regex programs compiled so far
 }
@@ -200,9 +243,9 @@ func (c *checker) need(line int, ext, what string) {
 }
 
 // check checks the whole script.
-func check(nodes []*node) (cmds []*command, req map[string]bool, err error) {
+func check(nodes []*node, opts Options) (cmds []*command, req map[string]bool, err error) {
 	defer recoverCompile(&err)
-	c := &checker{req: map[string]bool{}}
+	c := &checker{opts: opts, req: map[string]bool{}}
 	// RFC 5228 3.2: require comes before any other command.
 	for len(nodes) > 0 && nodes[0].name == "require" {
 		c.require(nodes[0])
@@ -218,12 +261,16 @@ func (c *checker) require(n *node) {
 	for _, ext := range n.args[0].strs {
 		name := strings.ToLower(ext)
 		switch {
+		case vacationExtensions[name] && c.opts.Vacation:
 		case sendsMail[name]:
-			panic(compileErrorf(n.line, "extension %q is not supported: buzon does not send mail", ext))
+			panic(compileErrorf(n.line, "extension %q is not supported: %s", ext, c.refusedSending(name)))
 		case !supported[name]:
 			panic(compileErrorf(n.line, "extension %q is not supported", ext))
 		}
 		c.req[name] = true
+		if name == "vacation-seconds" {
+			c.req["vacation"] = true // RFC 6131 2 extends vacation
+		}
 	}
 }
 
@@ -518,12 +565,102 @@ func (c *checker) command(n *node) *command {
 		p := a.positional("ss")
 		cmd.varName = c.varName(p[0].line, p[0].strs[0])
 		cmd.value = c.str(p[1].line, p[1].strs[0])
-	case "redirect", "vacation", "reject", "ereject", "notify":
-		panic(compileErrorf(n.line, "%s is not supported: buzon does not send mail", n.name))
+	case "vacation":
+		if !c.opts.Vacation {
+			panic(compileErrorf(n.line, "vacation is not supported: %s", c.refusedSending(n.name)))
+		}
+		noTests(n)
+		c.need(n.line, "vacation", "vacation")
+		cmd.kind = cmdVacation
+		cmd.vac = c.vacation(n)
+	case "redirect", "reject", "ereject", "notify":
+		panic(compileErrorf(n.line, "%s is not supported: %s", n.name, c.refusedSending(n.name)))
 	default:
 		panic(compileErrorf(n.line, "unknown command %q", n.name))
 	}
 	return cmd
+}
+
+// vacation checks vacation's arguments (RFC 5230 4, RFC 6131 2).
+func (c *checker) vacation(n *node) *vacationCmd {
+	v := &vacationCmd{period: -1}
+	a := c.args(n)
+	seen := map[string]bool{}
+	a.eachTag(func(tag string, line int, value func(argKind) argument) bool {
+		if seen[tag] {
+			panic(compileErrorf(line, "vacation: :%s given twice", tag))
+		}
+		seen[tag] = true
+		single := func() argument {
+			p := value(argStrings)
+			if len(p.strs) != 1 {
+				panic(compileErrorf(line, "vacation: :%s takes a single string", tag))
+			}
+			return p
+		}
+		switch tag {
+		case "days", "seconds":
+			if tag == "seconds" {
+				c.need(line, "vacation-seconds", ":seconds")
+			}
+			if seen["days"] && seen["seconds"] {
+				panic(compileErrorf(line, "vacation: :days and :seconds cannot be used together"))
+			}
+			p := value(argNumber)
+			v.period = p.num
+			if tag == "days" {
+				// RFC 5230 4.1: at least 1 day; a larger number than a
+				// site allows is reduced to its maximum, at delivery.
+				v.period = min(max(p.num, 1), math.MaxInt64/86400) * 86400
+			}
+		case "subject":
+			p := single()
+			v.subject, v.hasSubj = c.str(p.line, p.strs[0]), true
+		case "from":
+			p := single()
+			v.from = c.str(p.line, p.strs[0])
+		case "addresses":
+			v.addresses = c.strs(value(argStrings))
+		case "mime":
+			v.mime = true
+		case "handle":
+			p := single()
+			v.handle, v.hasHandle = c.str(p.line, p.strs[0]), true
+		default:
+			return false
+		}
+		return true
+	})
+	p := a.positional("s")
+	v.reason = c.str(p[0].line, p[0].strs[0])
+	v.defaultHandle = vacationHandle(v)
+	return v
+}
+
+// vacationHandle is the handle of a vacation without :handle (RFC 5230
+// 4.2: vacations that differ in what they say are different replies;
+// the period and :addresses change who gets one and when, not what it
+// says). It is made as Pigeonhole makes it, of the arguments as the
+// script writes them, before variables are expanded: the reason, then
+// the subject, the from and whether it is MIME, those not given written
+// as placeholders. So a script whose subject is "Auto: ${subject}", as
+// Thunderbird's dialog writes, sends one reply per sender and period,
+// not one per subject the sender writes.
+func vacationHandle(v *vacationCmd) string {
+	var b strings.Builder
+	b.WriteString(v.reason.s)
+	if v.hasSubj {
+		b.WriteString(v.subject.s)
+	} else {
+		b.WriteString("<default-subject>")
+	}
+	b.WriteString(cmp.Or(v.from.s, "<default-from>"))
+	if v.mime {
+		b.WriteString("<MIME>")
+	} else {
+		b.WriteString("<NO-MIME>")
+	}
+	return b.String()
 }
 
 // modifierPrecedence is the precedence of set's modifiers (RFC 5229
@@ -708,7 +845,7 @@ func (c *checker) test(n *node) *test {
 		c.checkDatePart(p[0].line, t.datePart)
 		p = p[1:]
 	case "redirect", "vacation", "reject", "ereject", "notify", "valid_notify_method", "notify_method_capability":
-		panic(compileErrorf(n.line, "%s is not supported: buzon does not send mail", n.name))
+		panic(compileErrorf(n.line, "%s is not a test", n.name))
 	default:
 		panic(compileErrorf(n.line, "unknown test %q", n.name))
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
+	"time"
 
 	"github.com/buzon-mail/buzon/internal/message"
 )
@@ -74,8 +76,8 @@ func (r *run) spend(n int64) error {
 // keep): a fileinto "INBOX" or a second fileinto into one mailbox is the
 // caller's to store once (RFC 5228 2.10.3), since only the caller knows
 // which names are one mailbox, and where a fileinto into a mailbox that
-// does not exist goes instead. Discard is returned alone, when nothing
-// else is.
+// does not exist goes instead. Discard is returned when nothing is to be
+// stored: alone, or after a Vacation.
 func (s *Script) Execute(ctx context.Context, msg Message, env Envelope, e Environment) ([]Action, error) {
 	r := &run{ctx: ctx, s: s, msg: msg, env: env, e: e, implicitKeep: true}
 	if err := r.commands(s.cmds); err != nil && err != errStop {
@@ -84,10 +86,13 @@ func (s *Script) Execute(ctx context.Context, msg Message, env Envelope, e Envir
 	if r.implicitKeep {
 		r.actions = append(r.actions, Action{Kind: Keep, Flags: strings.Fields(r.flags)})
 	}
-	if len(r.actions) == 0 {
-		return []Action{{Kind: Discard}}, nil
+	for _, a := range r.actions {
+		if a.Kind != Vacation {
+			return r.actions, nil
+		}
 	}
-	return r.actions, nil
+	// Nothing stored: a Discard, after the reply a vacation asked for.
+	return append(r.actions, Action{Kind: Discard}), nil
 }
 
 func (r *run) commands(cmds []*command) error {
@@ -189,8 +194,51 @@ func (r *run) command(c *command) error {
 			v = modify(m, v)
 		}
 		return r.setVar(c.varName, v)
+	case cmdVacation:
+		return r.vacation(c)
 	}
 	return fmt.Errorf("sieve: line %d: unknown command", c.line)
+}
+
+// vacation adds the reply a vacation command asks for (RFC 5230 4). It
+// leaves the implicit keep as it is; a second vacation in one run is an
+// error, as Pigeonhole has it (RFC 5230 4.7 allows one reply per
+// message), so the message is kept and no reply goes.
+func (r *run) vacation(c *command) error {
+	for _, a := range r.actions {
+		if a.Kind == Vacation {
+			return fmt.Errorf("sieve: line %d: a second vacation", c.line)
+		}
+	}
+	if len(r.actions) >= MaxActions {
+		return fmt.Errorf("sieve: line %d: more than %d actions", c.line, MaxActions)
+	}
+	v := c.vac
+	out := &VacationReply{Period: -1, MIME: v.mime}
+	if v.period >= 0 {
+		out.Period = time.Duration(min(v.period, int64(math.MaxInt64/time.Second))) * time.Second
+	}
+	var err error
+	if out.Subject, err = r.expand(v.subject); err != nil {
+		return err
+	}
+	if out.From, err = r.expand(v.from); err != nil {
+		return err
+	}
+	if out.Addresses, err = r.expandAll(v.addresses); err != nil {
+		return err
+	}
+	if out.Reason, err = r.expand(v.reason); err != nil {
+		return err
+	}
+	if out.Handle, err = r.expand(v.handle); err != nil {
+		return err
+	}
+	if !v.hasHandle {
+		out.Handle = v.defaultHandle
+	}
+	r.actions = append(r.actions, Action{Kind: Vacation, Vacation: out})
+	return nil
 }
 
 // validMailbox refuses mailbox names no store could take.

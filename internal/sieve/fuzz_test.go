@@ -19,14 +19,17 @@ func addSeeds(f *testing.F, add func(script []byte)) {
 		}
 		add(b)
 	}
+	add([]byte("require [\"vacation\", \"vacation-seconds\", \"variables\"];\nvacation :seconds 0 :subject \"Re: ${1}\" :addresses [\"a@b\"] :mime :handle \"h\" text:\nx\n.\n;\n"))
 }
 
 // FuzzCompile checks that no script makes Compile panic, and that every
-// error it returns is a *CompileError with a line inside the script.
+// error it returns is a *CompileError with a line inside the script;
+// vacation is allowed (CompileWith), so that its arguments are fuzzed
+// too.
 func FuzzCompile(f *testing.F) {
 	addSeeds(f, func(b []byte) { f.Add(b) })
 	f.Fuzz(func(t *testing.T, src []byte) {
-		_, err := Compile(src)
+		_, err := CompileWith(src, Options{Vacation: true})
 		if err == nil {
 			return
 		}
@@ -42,7 +45,8 @@ func FuzzCompile(f *testing.F) {
 
 // FuzzExecute runs scripts that compile against fuzzed messages: no
 // panic, and the actions are never empty, never more than MaxActions and
-// the implicit keep, and a discard comes alone.
+// the implicit keep, a discard comes alone or after one vacation, and a
+// vacation action says what to send.
 func FuzzExecute(f *testing.F) {
 	msgs, _ := filepath.Glob("testdata/diff/*.eml")
 	var first []byte
@@ -61,7 +65,7 @@ func FuzzExecute(f *testing.F) {
 		}
 	})
 	f.Fuzz(func(t *testing.T, src, msg []byte) {
-		s, err := Compile(src)
+		s, err := CompileWith(src, Options{Vacation: true})
 		if err != nil {
 			return
 		}
@@ -72,9 +76,18 @@ func FuzzExecute(f *testing.F) {
 		if len(acts) == 0 || len(acts) > MaxActions+1 {
 			t.Fatalf("%d actions", len(acts))
 		}
-		for _, a := range acts {
-			if a.Kind == Discard && len(acts) > 1 {
-				t.Fatalf("discard with other actions: %+v", acts)
+		vacations := 0
+		for i, a := range acts {
+			switch a.Kind {
+			case Discard:
+				if i != len(acts)-1 || len(acts) > 1+vacations {
+					t.Fatalf("discard with other actions: %+v", acts)
+				}
+			case Vacation:
+				vacations++
+				if a.Vacation == nil || vacations > 1 {
+					t.Fatalf("vacation action %+v", acts)
+				}
 			}
 		}
 	})

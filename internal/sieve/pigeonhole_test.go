@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/buzon-mail/buzon/internal/clienttest"
 )
@@ -375,8 +376,9 @@ func TestPigeonholeErrors(t *testing.T) {
 // onlyBuzonRefuses are scripts Pigeonhole takes and buzon refuses, with
 // a part of the reason buzon gives.
 var onlyBuzonRefuses = map[string]string{
-	"vacation.sieve": "buzon does not send mail",
-	"redirect.sieve": "buzon does not send mail",
+	// Without a relay: TestPigeonholeVacation compares vacation with one.
+	"vacation.sieve": "no relay to send replies through",
+	"redirect.sieve": "buzon does not forward mail",
 	// RFC 5228 5.4 defines "from" and "to"; Pigeonhole adds "auth",
 	// which mail arriving at buzon (no AUTH on SMTP or LMTP) never has.
 	"envelope-part.sieve": `unknown envelope part "auth"`,
@@ -451,4 +453,140 @@ func TestSievelib(t *testing.T) {
 			comparePigeonhole(t, ph, name, script, msg, diffEnvelopes[filepath.Base(mf)])
 		})
 	}
+}
+
+// TestPigeonholeVacation runs vacation scripts (Roundcube's and
+// Thunderbird's dialogs among them) in both, vacation-seconds on in
+// Pigeonhole as buzon has it with a relay, and compares the replies asked
+// for: period (Pigeonhole's minimum of a day and default of 7 applied to
+// ours, as delivery applies them), subject, from, handle and text, and
+// the actions beside them. sieve-test lists the reply whether or not it
+// would be sent (RFC 5230 4.5's checks come later in both).
+func TestPigeonholeVacation(t *testing.T) {
+	ph := newPigeonhole(t)
+	f, err := os.OpenFile(ph.conf, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(f, "plugin {\n  sieve_extensions = +vacation-seconds\n}\n")
+	f.Close()
+	msg, err := os.ReadFile("testdata/diff/plain.eml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := diffEnvelopes["plain.eml"]
+	scripts := map[string]string{
+		"plain":       `require "vacation"; vacation "I am away.";`,
+		"days":        `require "vacation"; vacation :days 3 :subject "Away" "back Monday";`,
+		"seconds":     `require "vacation-seconds"; vacation :seconds 100000 :handle "h" "x";`,
+		"short":       `require "vacation-seconds"; vacation :seconds 5 "x";`,
+		"from":        `require "vacation"; vacation :from "bob@example.net" :addresses ["bob@example.org"] "x";`,
+		"mime":        "require \"vacation\";\nvacation :mime text:\nContent-Type: text/plain; charset=utf-8\n\nweg\n.\n;\n",
+		"discard":     `require ["vacation", "fileinto"]; vacation "x"; fileinto "Away";`,
+		"roundcube":   "require [\"vacation\"];\n# rule:[Out of office]\nif true\n{\n\tvacation :days 7 :addresses \"bob@example.net\" :subject \"Out of office\" \"I am away until Monday.\";\n}\n",
+		"thunderbird": "require [\"vacation\",\"variables\"];\nif header :matches \"subject\" \"*\" {\n  set \"subject\" \"${1}\";\n}\nvacation :days 1 :subject \"Auto: ${subject}\" \"Away.\";\n",
+	}
+	for name, script := range scripts {
+		t.Run(name, func(t *testing.T) {
+			s, err := CompileWith([]byte(script), Options{Vacation: true})
+			if err != nil {
+				t.Fatalf("buzon: %v", err)
+			}
+			acts, err := s.Execute(context.Background(), testMessage(msg), env, folders{"Away"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			var stores []string
+			for _, a := range acts {
+				switch a.Kind {
+				case Vacation:
+					v := a.Vacation
+					period := v.Period
+					switch {
+					case period < 0:
+						period = 7 * 24 * time.Hour
+					case period < 24*time.Hour:
+						period = 24 * time.Hour
+					}
+					got = append(got, fmt.Sprintf("seconds=%d", int64(period/time.Second)))
+					if v.Subject != "" {
+						got = append(got, "subject="+v.Subject)
+					}
+					if v.From != "" {
+						got = append(got, "from="+v.From)
+					}
+					got = append(got, "handle="+v.Handle, "text="+strings.TrimRight(v.Reason, "\r\n"))
+				case Keep:
+					stores = append(stores, "store INBOX")
+				case FileInto:
+					stores = append(stores, "store "+a.Mailbox)
+				}
+			}
+			got = append(got, stores...)
+			want := ph.vacation(t, []byte(script), msg, env)
+			// sieve-test prints a handle of many lines in part, and
+			// the text with LF.
+			for i, g := range got {
+				g = strings.ReplaceAll(g, "\r\n", "\n")
+				if strings.HasPrefix(g, "handle=") {
+					g, _, _ = strings.Cut(g, "\n")
+				}
+				got[i] = g
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("buzon:      %q\nPigeonhole: %q", got, want)
+			}
+		})
+	}
+}
+
+// vacation runs a script in sieve-test and returns the vacation it
+// lists, as "key=value" in the order TestPigeonholeVacation writes them,
+// then the stores.
+func (p *pigeonhole) vacation(t *testing.T, script, msg []byte, env Envelope) []string {
+	t.Helper()
+	sf := filepath.Join(p.dir, "script.sieve")
+	mf := filepath.Join(p.dir, "message.eml")
+	os.Remove(filepath.Join(p.dir, "script.svbin"))
+	if err := os.WriteFile(sf, script, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(mf, msg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(p.bin, "-c", p.conf, "-f", env.From, "-r", env.To, "-a", env.To, sf, mf)
+	cmd.Env = append(os.Environ(), "HOME="+filepath.Join(p.dir, "home"), "TZ=UTC")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("sieve-test: %v\n%s", err, out)
+	}
+	fields := map[string]string{}
+	var text, stores []string
+	inText := false
+	for line := range strings.SplitSeq(string(out), "\n") {
+		l := strings.TrimSpace(line)
+		switch {
+		case l == "START MESSAGE":
+			inText = true
+		case l == "END MESSAGE":
+			inText = false
+		case inText:
+			text = append(text, strings.TrimRight(line, "\r"))
+		case strings.HasPrefix(l, "=> "):
+			k, v, _ := strings.Cut(strings.TrimPrefix(l, "=> "), ":")
+			fields[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		case strings.HasPrefix(l, "* store message in folder: "):
+			stores = append(stores, "store "+strings.TrimPrefix(l, "* store message in folder: "))
+		}
+	}
+	var res []string
+	res = append(res, "seconds="+fields["seconds"])
+	for _, k := range []string{"subject", "from"} {
+		if v, ok := fields[k]; ok {
+			res = append(res, k+"="+v)
+		}
+	}
+	res = append(res, "handle="+fields["handle"], "text="+strings.TrimRight(strings.Join(text, "\n"), "\n"))
+	return append(res, stores...)
 }

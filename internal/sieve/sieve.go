@@ -13,9 +13,11 @@
 // (RFC 3894), subaddress (RFC 5233, separator "+"), body (RFC 5173),
 // variables (RFC 5229), relational (RFC 5231), comparator-i;ascii-numeric
 // (RFC 4790), encoded-character (RFC 5228 2.4.2.4), regex
-// (draft-ietf-sieve-regex, in Go's RE2 syntax), date and index (RFC 5260).
-// buzon sends no mail, so redirect, vacation, reject, ereject and notify
-// are refused at compile time with an error that says so.
+// (draft-ietf-sieve-regex, in Go's RE2 syntax), date and index (RFC 5260);
+// and, where the server can send mail (Options.Vacation: a relay is
+// configured), vacation (RFC 5230) and vacation-seconds (RFC 6131),
+// whose replies the caller sends. redirect, reject, ereject and notify
+// are refused at compile time with an error that says why.
 //
 // Header values are compared decoded (RFC 2047, by internal/message);
 // addresses are read by internal/message's address parser; the body test
@@ -34,6 +36,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 )
 
 // Script is a compiled Sieve script. It is immutable and safe for
@@ -58,9 +61,21 @@ func (e *CompileError) Error() string { return fmt.Sprintf("line %d: %s", e.Line
 //
 // Scripts larger than MaxScriptSize, or nesting blocks and tests deeper
 // than 32 levels, are refused. So are the commands and extensions that
-// would send mail (redirect, vacation, reject, ereject, notify), which
-// buzon never does, with an error that says so.
-func Compile(src []byte) (*Script, error) {
+// would send mail (redirect, vacation, reject, ereject, notify), with an
+// error that says why; CompileWith allows vacation.
+func Compile(src []byte) (*Script, error) { return CompileWith(src, Options{}) }
+
+// Options are what the server can do beyond storing mail, which decides
+// what scripts may require.
+type Options struct {
+	// Vacation allows the vacation and vacation-seconds extensions
+	// (RFC 5230, RFC 6131): the server has a relay to send replies
+	// through.
+	Vacation bool
+}
+
+// CompileWith is Compile for a server that can do what opts says.
+func CompileWith(src []byte, opts Options) (*Script, error) {
 	if len(src) > MaxScriptSize {
 		return nil, &CompileError{Line: 1, Msg: fmt.Sprintf("the script is larger than %d bytes", MaxScriptSize)}
 	}
@@ -68,7 +83,7 @@ func Compile(src []byte) (*Script, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmds, req, err := check(nodes)
+	cmds, req, err := check(nodes, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -76,13 +91,22 @@ func Compile(src []byte) (*Script, error) {
 }
 
 // Extensions returns the extensions scripts may require, as `require`
-// names them, for ManageSieve's SIEVE capability (RFC 5804 1.7).
-func Extensions() []string {
-	return []string{
+// names them, for ManageSieve's SIEVE capability (RFC 5804 1.7), on a
+// server that cannot send mail; ExtensionsWith for one that may.
+func Extensions() []string { return ExtensionsWith(Options{}) }
+
+// ExtensionsWith returns the extensions scripts compiled with opts may
+// require, in order: a server lists only what it does (RFC 5804 1.7).
+func ExtensionsWith(opts Options) []string {
+	ext := []string{
 		"body", "comparator-i;ascii-numeric", "copy", "date", "encoded-character",
 		"envelope", "fileinto", "imap4flags", "index", "mailbox", "regex",
-		"relational", "subaddress", "variables",
+		"relational", "subaddress",
 	}
+	if opts.Vacation {
+		ext = append(ext, "vacation", "vacation-seconds")
+	}
+	return append(ext, "variables")
 }
 
 // Message is the message a script looks at.
@@ -127,7 +151,43 @@ const (
 	// Discard stores nothing (RFC 5228 4.4): Execute returns it alone,
 	// so that callers can log that a script discarded the message.
 	Discard
+	// Vacation asks for an automatic reply (RFC 5230): the Action's
+	// Vacation says what. It stores nothing and leaves the implicit keep
+	// as it was; whether the reply is due (RFC 5230 4.5, 4.6: the
+	// recipient's own address among the message's, no list or automatic
+	// sender, none sent to this sender within the period) is the
+	// caller's to decide, since it knows the account's addresses and
+	// keeps the record of replies sent.
+	Vacation
 )
+
+// VacationReply is what a vacation command asked for (RFC 5230 4), its
+// strings expanded.
+type VacationReply struct {
+	// Period is how long after a reply to a sender no other goes to the
+	// same sender for the same Handle: :days (at least one day) or
+	// :seconds (RFC 6131), which the caller bounds. -1 when the script
+	// gave neither, for the caller's default.
+	Period time.Duration
+	// Subject is :subject, "" when not given (RFC 5230 4.3 has the
+	// caller make one from the message's).
+	Subject string
+	// From is :from, "" when not given: the reply's From field, which
+	// the caller must check is the account's (RFC 5230 4.4).
+	From string
+	// Addresses are :addresses, more addresses of the recipient's
+	// (RFC 5230 4.5).
+	Addresses []string
+	// MIME says Reason is a MIME entity, header fields included
+	// (RFC 5230 4.8), rather than plain text.
+	MIME bool
+	// Handle is :handle, or else one made of the other arguments, so that
+	// two vacation commands of a script with different texts are
+	// tracked apart (RFC 5230 4.2).
+	Handle string
+	// Reason is the reply's text, or with MIME its MIME part.
+	Reason string
+}
 
 // Action is one thing to do with the message. Several may name one
 // mailbox (see Execute).
@@ -144,4 +204,6 @@ type Action struct {
 	// case), and not checked: the caller keeps those that are IMAP flags
 	// (RFC 5232 3 has others ignored).
 	Flags []string
+	// Vacation is the reply a Vacation action asks for.
+	Vacation *VacationReply
 }

@@ -31,10 +31,12 @@ func TestCompileErrors(t *testing.T) {
 		{"require late", "keep;\nrequire \"fileinto\";", 2, "require must come before"},
 		{"require nested", "if true { require \"fileinto\"; }", 1, "require must come before"},
 		{"unknown extension", "require [\"fileinto\", \"frobnicate\"];", 1, `extension "frobnicate" is not supported`},
-		{"vacation", "require \"vacation\";", 1, "buzon does not send mail"},
-		{"reject", "require [\"reject\"];", 1, "buzon does not send mail"},
-		{"enotify", "require \"enotify\";", 1, "buzon does not send mail"},
-		{"redirect", "keep;\nredirect \"a@example.org\";", 2, "redirect is not supported: buzon does not send mail"},
+		{"vacation", "require \"vacation\";", 1, "no relay to send replies through (submission.relay)"},
+		{"vacation-seconds", "require \"vacation-seconds\";", 1, "no relay to send replies through"},
+		{"vacation unrequired", "vacation \"away\";", 1, "no relay to send replies through"},
+		{"reject", "require [\"reject\"];", 1, "buzon does not refuse mail after taking it"},
+		{"enotify", "require \"enotify\";", 1, "buzon sends no notifications"},
+		{"redirect", "keep;\nredirect \"a@example.org\";", 2, "redirect is not supported: buzon does not forward mail"},
 		{"fileinto not required", "fileinto \"x\";", 1, `fileinto needs require "fileinto"`},
 		{"flags not required", "keep :flags \"\\\\Seen\";", 1, `:flags needs require "imap4flags"`},
 		{"copy not required", "require \"fileinto\";\nfileinto :copy \"x\";", 2, `:copy needs require "copy"`},
@@ -133,7 +135,20 @@ func TestExtensions(t *testing.T) {
 	}
 	for ext := range sendsMail {
 		if slices.Contains(exts, ext) {
-			t.Errorf("%q is listed though buzon does not send mail", ext)
+			t.Errorf("%q is listed though this server sends no mail", ext)
+		}
+	}
+	// With a relay, vacation and vacation-seconds and nothing else that
+	// sends mail.
+	withRelay := ExtensionsWith(Options{Vacation: true})
+	for ext := range sendsMail {
+		if slices.Contains(withRelay, ext) != vacationExtensions[ext] {
+			t.Errorf("%q listed %v with a relay", ext, slices.Contains(withRelay, ext))
+		}
+	}
+	for _, ext := range withRelay {
+		if _, err := CompileWith([]byte(fmt.Sprintf("require %q;", ext)), Options{Vacation: true}); err != nil {
+			t.Errorf("require %q with a relay: %v", ext, err)
 		}
 	}
 }
