@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"fmt"
 	"time"
 	"unicode/utf8"
@@ -45,4 +46,20 @@ func ValidSieveScriptName(name string) error {
 		}
 	}
 	return nil
+}
+
+// ReplyTracker is a Session that remembers the automatic replies sent
+// for its account (Sieve vacation, RFC 5230 4.2: one reply per sender
+// and handle per period), durably, in the account's data, so that a
+// restart, `buzon deliver` beside the server and every node of a shared
+// store agree on what was sent. Both backends implement it; delivery
+// sends no automatic reply through a Session without it.
+type ReplyTracker interface {
+	// ReplyDue records that a reply keyed by key (the caller's digest of
+	// the sender and the handle) is sent at now, and reports true, when
+	// no reply of that key was recorded within period before now; else
+	// it records nothing and reports false. Two calls at once with one
+	// key, from any processes, get true once. Records older than their
+	// period are forgotten as later calls go.
+	ReplyDue(ctx context.Context, key string, now time.Time, period time.Duration) (bool, error)
 }

@@ -193,6 +193,21 @@ UPDATE messages SET saved = now()
 ALTER TABLE messages ALTER COLUMN saved SET DEFAULT now();
 CREATE INDEX messages_saved ON messages (mailbox_id, saved) WHERE saved IS NOT NULL;
 `,
+		// 9: the automatic replies sent (store.ReplyTracker: Sieve
+		// vacation), by account and the caller's key of sender and
+		// handle: when the last went, and when its period ends, after
+		// which the row is only in the way; the index finds those for
+		// the statement that forgets them.
+		`
+CREATE TABLE vacation_replies (
+	account_id bigint NOT NULL REFERENCES accounts ON DELETE CASCADE,
+	key        text NOT NULL,
+	sent       timestamptz NOT NULL,
+	expires    timestamptz NOT NULL,
+	PRIMARY KEY (account_id, key)
+);
+CREATE INDEX vacation_replies_expires ON vacation_replies (account_id, expires);
+`,
 	}
 }
 

@@ -247,3 +247,23 @@ func (s *Store) ImportSieveScripts(ctx context.Context, accountID int64, scripts
 	}
 	return nil
 }
+
+// ReplyDue implements store.ReplyTracker in one statement: an insert
+// whose conflict updates the row only when its reply is older than the
+// period. Two nodes inserting one key at once are serialized by the
+// primary key, the second seeing the first's row, so one of them records
+// the reply. The account's rows whose period is over go after it.
+func (ss *session) ReplyDue(ctx context.Context, key string, now time.Time, period time.Duration) (bool, error) {
+	tag, err := ss.s.pool.Exec(ctx, `INSERT INTO vacation_replies (account_id, key, sent, expires) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (account_id, key) DO UPDATE SET sent = excluded.sent, expires = excluded.expires
+		WHERE vacation_replies.sent <= $5`, ss.id, key, now, now.Add(period), now.Add(-period))
+	if err != nil {
+		return false, fmt.Errorf("record an automatic reply: %w", mapErr(err))
+	}
+	if _, err := ss.s.pool.Exec(ctx, `DELETE FROM vacation_replies WHERE account_id = $1 AND expires < $2`, ss.id, now); err != nil {
+		return false, fmt.Errorf("forget automatic replies: %w", mapErr(err))
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+var _ store.ReplyTracker = (*session)(nil)

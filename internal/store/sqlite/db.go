@@ -232,6 +232,17 @@ var mailSchema = schema{{
 	`UPDATE message SET saved = CAST(round(unixepoch('now', 'subsec') * 1000000) AS INTEGER)
 		WHERE mailbox IN (SELECT id FROM mailbox WHERE special_use IN ('\Trash', '\Junk'))`,
 	`CREATE INDEX message_saved ON message (mailbox, saved) WHERE saved IS NOT NULL`,
+}, {
+	// 6: the automatic replies sent (store.ReplyTracker: Sieve vacation),
+	// by the caller's key of sender and handle: when the last went, and
+	// when its period ends, after which the row is only in the way; the
+	// index finds those for the write that forgets them.
+	`CREATE TABLE vacation_reply (
+		key TEXT PRIMARY KEY,
+		sent INTEGER NOT NULL,   -- unix microseconds
+		expires INTEGER NOT NULL -- unix microseconds
+	) WITHOUT ROWID`,
+	`CREATE INDEX vacation_reply_expires ON vacation_reply (expires)`,
 }}
 
 // maxAccountID keeps mailbox IDs (account ID << 32 | n) positive.

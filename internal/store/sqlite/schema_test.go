@@ -64,8 +64,9 @@ func TestAccountsSchemaUpgrade(t *testing.T) {
 // messages (schema version 1) gains it when the account is next opened,
 // and SELECT's first unseen message comes from it; it gains the count of
 // each mailbox's tombstones too, and its tombstones lose a column never
-// read (version 3), a table of Sieve scripts (version 4) and save dates
-// (version 5, see TestSaveDateUpgrade).
+// read (version 3), a table of Sieve scripts (version 4), save dates
+// (version 5, see TestSaveDateUpgrade) and the record of automatic
+// replies (version 6).
 func TestMailSchemaUpgrade(t *testing.T) {
 	// The index's condition spells store.FlagSeen as 1.
 	if store.FlagSeen != 1 {
@@ -96,7 +97,7 @@ func TestMailSchemaUpgrade(t *testing.T) {
 	for _, q := range []string{`DROP INDEX message_unseen`, `ALTER TABLE mailbox DROP COLUMN tombstones`,
 		`ALTER TABLE mailbox DROP COLUMN forgotten`, `ALTER TABLE tombstone ADD COLUMN created_modseq INTEGER NOT NULL DEFAULT 0`,
 		`DROP TABLE sieve_script`, `DROP INDEX message_saved`, `ALTER TABLE message DROP COLUMN saved`,
-		`PRAGMA user_version = 1`} {
+		`DROP TABLE vacation_reply`, `PRAGMA user_version = 1`} {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			t.Fatal(err)
 		}
@@ -129,5 +130,9 @@ func TestMailSchemaUpgrade(t *testing.T) {
 	// Version 4: Sieve scripts.
 	if err := ss.PutSieveScript(ctx, "main", []byte("keep;"), 0); err != nil {
 		t.Errorf("PutSieveScript after the upgrade: %v", err)
+	}
+	// Version 6: automatic replies.
+	if due, err := ss.(store.ReplyTracker).ReplyDue(ctx, "k", time.Now(), time.Hour); !due || err != nil {
+		t.Errorf("ReplyDue after the upgrade: %v, %v; want true", due, err)
 	}
 }

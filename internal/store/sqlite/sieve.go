@@ -214,3 +214,32 @@ func (ss *session) DeleteSieveScript(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// ReplyDue implements store.ReplyTracker in one write transaction of the
+// account's database, which serializes the account's writers, so that
+// two deliveries at once, in any processes, record one reply. The rows
+// whose period is over go in the same transaction.
+func (ss *session) ReplyDue(ctx context.Context, key string, now time.Time, period time.Duration) (bool, error) {
+	sent, expires := now.UnixMicro(), now.Add(period).UnixMicro()
+	due := false
+	err := ss.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM vacation_reply WHERE expires <= ?`, sent); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO vacation_reply (key, sent, expires) VALUES (?, ?, ?)
+			ON CONFLICT (key) DO UPDATE SET sent = excluded.sent, expires = excluded.expires
+			WHERE vacation_reply.sent <= ?`, key, sent, expires, now.Add(-period).UnixMicro())
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		due = n == 1
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("record an automatic reply: %w", err)
+	}
+	return due, nil
+}
+
+var _ store.ReplyTracker = (*session)(nil)

@@ -77,6 +77,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SieveDeleteAccount", testSieveDeleteAccount},
 		{"SieveActivateRace", testSieveActivateRace},
 		{"SieveLimit", testSieveLimit},
+		{"Replies", testReplies},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
