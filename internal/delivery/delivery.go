@@ -3,7 +3,9 @@
 // account's active Sieve script (RFC 5228), if it has one, and appends
 // to INBOX, or where the script says, with the quota checked atomically
 // by the store; a delivery that takes the account's use across a
-// warning level of its quota puts a notice into its INBOX. LMTP, SMTP,
+// warning level of its quota puts a notice into its INBOX; a script's
+// vacation reply, when one is due, goes out through the Sender once the
+// message is stored (vacation.go). LMTP, SMTP,
 // `buzon deliver` and the fetch client come through here; so does IMAP
 // APPEND (Append), which runs no script and warns of nothing: it is the
 // user's own doing, and the client hears of a full mailbox in its answer.
@@ -60,11 +62,25 @@ type Deliverer struct {
 	// metrics).
 	Warned func(level int)
 
+	// Sender, if set, sends the replies of Sieve vacation (RFC 5230)
+	// through the relay, which lets scripts require "vacation" and
+	// "vacation-seconds"; nil refuses them (see vacation.go).
+	Sender Sender
+	// Vacation bounds the replies: their periods, the time to send one,
+	// how many go at once.
+	Vacation VacationConfig
+	// Replied, if set, hears the outcome of each vacation action (for
+	// metrics): "sent", "failed", "dropped", "skipped" (not due) or
+	// "error" (the store).
+	Replied func(outcome string)
+
 	// scripts are the Sieve scripts compiled so far.
 	scripts scriptCache
 	// warnGates keep deliveries to one account running at once from
 	// sending a notice each for one crossing.
 	warnGates warnGates
+	// replies are the vacation replies being sent.
+	replies replies
 }
 
 // Recipient is the account an address reaches, as Lookup found it.
@@ -214,8 +230,12 @@ func (d *Deliverer) deliverSession(ctx context.Context, sess store.Session, bega
 		return Delivered{}, err
 	}
 	out := Delivered{Script: dec.script}
+	vacation := vacationAction(&dec)
 	if len(dec.actions) == 1 && dec.actions[0].Kind == sieve.Discard {
 		d.logger().Info("discarded by the sieve script", "account", account, "script", dec.script, "from", env.From, "size", msg.Size())
+		if vacation != nil {
+			d.vacation(ctx, sess, account, dec.script, msg, env, vacation)
+		}
 		return out, nil
 	}
 	targets, err := d.targets(ctx, sess, account, keepTo, dec)
@@ -242,6 +262,11 @@ func (d *Deliverer) deliverSession(ctx context.Context, sess store.Session, bega
 		d.logger().Info("delivered", "account", account, "mailbox", t.mailbox.Name, "uid", res.UID, "size", msg.Size(), "script", dec.script)
 	}
 	d.warnQuota(ctx, sess, account, w)
+	if vacation != nil {
+		// Once the message is stored: a reply never answers a message
+		// the sender will deliver again.
+		d.vacation(ctx, sess, account, dec.script, msg, env, vacation)
+	}
 	return out, nil
 }
 

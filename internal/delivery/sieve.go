@@ -109,7 +109,7 @@ func (c *scriptCache) rememberLocked(v scriptVersion, hash [sha256.Size]byte) {
 // compile returns the compiled script for src, version v, compiling it if
 // the cache does not have it. Two deliveries may compile the same script
 // at once; that costs a compile, not a wrong answer.
-func (c *scriptCache) compile(v scriptVersion, src []byte) (*sieve.Script, error) {
+func (c *scriptCache) compile(v scriptVersion, src []byte, opts sieve.Options) (*sieve.Script, error) {
 	hash := sha256.Sum256(src)
 	c.mu.Lock()
 	if e, ok := c.byHash[hash]; ok {
@@ -121,7 +121,7 @@ func (c *scriptCache) compile(v scriptVersion, src []byte) (*sieve.Script, error
 	}
 	c.mu.Unlock()
 
-	script, err := sieve.Compile(src)
+	script, err := sieve.CompileWith(src, opts)
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -203,7 +203,7 @@ func (d *Deliverer) decide(ctx context.Context, sess store.Session, notBefore ti
 		if err != nil {
 			return decision{}, fmt.Errorf("deliver to %s: read the sieve script: %w", account, err)
 		}
-		script, err = d.scripts.compile(versionOf(account, sc), sc.Content)
+		script, err = d.scripts.compile(versionOf(account, sc), sc.Content, d.sieveOptions())
 	}
 	dec := decision{script: sc.Name, actions: keepOnly()}
 	fail := func(what string, err error) (decision, error) {

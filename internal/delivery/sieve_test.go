@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/buzon-mail/buzon/internal/sieve"
 	"github.com/buzon-mail/buzon/internal/store"
 	"github.com/buzon-mail/buzon/internal/store/sqlite"
 )
@@ -332,7 +333,7 @@ func TestScriptCache(t *testing.T) {
 
 	var c scriptCache
 	for i := range maxCachedScripts + 10 {
-		if _, err := c.compile(scriptVersion{name: fmt.Sprint(i)}, fmt.Appendf(nil, "# %d\r\nkeep;", i)); err != nil {
+		if _, err := c.compile(scriptVersion{name: fmt.Sprint(i)}, fmt.Appendf(nil, "# %d\r\nkeep;", i), sieve.Options{}); err != nil {
 			t.Fatal(err)
 		}
 	}
