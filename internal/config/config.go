@@ -338,7 +338,9 @@ type Submission struct {
 	// The relay MTA, "host:port": Postfix on loopback, say
 	// "127.0.0.1:10025", taking mail from this host without a login
 	// (mynetworks), or a smarthost with relay_user. Required when a
-	// submission listener is on.
+	// submission listener is on. Sieve vacation replies (sieve.vacation)
+	// go through it too, from the null sender <> (RFC 3834 3.3), which
+	// it must accept from this host.
 	Relay string `toml:"relay"`
 	// How the connection to the relay is secured: "starttls" (RFC 3207),
 	// "tls" (implicit, RFC 8314, usually port 465), or "none", which is
@@ -388,9 +390,11 @@ type Submission struct {
 }
 
 // Sieve configures the ManageSieve server (listen.sieve), where people
-// keep the Sieve scripts (RFC 5228) that file their mail at delivery.
-// buzon sends no mail, so scripts that redirect, reject or answer
-// (vacation, notify) are refused when they are uploaded. Line length,
+// keep the Sieve scripts (RFC 5228) that file their mail at delivery, and
+// the automatic replies of their vacation action (RFC 5230), which are
+// sent through submission.relay: without a relay, or with vacation off,
+// scripts that use vacation are refused when they are uploaded. Scripts
+// that redirect, reject or notify are refused always. Line length,
 // connections per address and per account are those in [limits].
 type Sieve struct {
 	// Most scripts one account may keep (RFC 5804 QUOTA/MAXSCRIPTS).
@@ -406,6 +410,24 @@ type Sieve struct {
 	// client is sent away with BYE: programs that speak no ManageSieve
 	// stop there.
 	MaxErrors int `toml:"max_errors"`
+	// Let scripts send out-of-office replies (vacation, RFC 5230, and
+	// vacation-seconds, RFC 6131) through submission.relay, when it is
+	// set. Each sender gets at most one reply per period, and none goes
+	// to lists, automatons or mail not addressed to the account.
+	Vacation bool `toml:"vacation"`
+	// The shortest period between two replies to one sender that a
+	// script may ask for (:days, :seconds); shorter ones are raised to it.
+	VacationMinPeriod Duration `toml:"vacation_min_period"`
+	// The period of a script that names none (RFC 5230 4.1 suggests 7
+	// days).
+	VacationDefaultPeriod Duration `toml:"vacation_default_period"`
+	// The longest period a script may ask for; longer ones are lowered
+	// to it.
+	VacationMaxPeriod Duration `toml:"vacation_max_period"`
+	// Time to send one reply, the connection to the relay included.
+	// Replies go after the message is stored, and one that fails is
+	// logged, not retried.
+	VacationTimeout Duration `toml:"vacation_timeout"`
 }
 
 // Autoconfig says what listen.autoconfig and listen.autoconfigs tell mail
@@ -560,6 +582,12 @@ func Default() Config {
 			IdleTimeout:   Duration(30 * time.Minute),
 			LoginTimeout:  Duration(2 * time.Minute),
 			MaxErrors:     20,
+			Vacation:      true,
+			// Pigeonhole's minimum and default; its maximum is none.
+			VacationMinPeriod:     Duration(24 * time.Hour),
+			VacationDefaultPeriod: Duration(7 * 24 * time.Hour),
+			VacationMaxPeriod:     Duration(90 * 24 * time.Hour),
+			VacationTimeout:       Duration(30 * time.Second),
 		},
 		Autoconfig: Autoconfig{Domains: []string{}, Advertise: []string{"imaps", "imap", "pop3s", "pop3"}},
 		Log:        Log{Level: "info", Format: "text"},

@@ -161,6 +161,13 @@ func (c *Config) Validate() error {
 	if c.Sieve.MaxErrors < 1 {
 		errs = append(errs, errors.New("sieve.max_errors: at least 1"))
 	}
+	if v := c.Sieve; v.VacationMinPeriod < Duration(time.Second) || v.VacationDefaultPeriod < v.VacationMinPeriod ||
+		v.VacationMaxPeriod < v.VacationDefaultPeriod {
+		errs = append(errs, errors.New("sieve.vacation_min_period, vacation_default_period, vacation_max_period: at least 1s, each at most the next"))
+	}
+	if c.Sieve.VacationTimeout < Duration(time.Second) {
+		errs = append(errs, errors.New("sieve.vacation_timeout: at least 1s"))
+	}
 	for i, l := range c.Delivery.QuotaWarnings {
 		// 100 would warn when nothing more fits, the notice included.
 		if l < 1 || l > 99 || slices.Contains(c.Delivery.QuotaWarnings[:i], l) {
