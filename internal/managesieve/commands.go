@@ -49,8 +49,9 @@ var commands = map[string]commandSpec{
 
 // writeCapabilities lists the capabilities (RFC 5804 1.7), each a line of
 // one or two strings. SASL and STARTTLS are listed only before login,
-// where they can be used; OWNER after it. MAXREDIRECTS and NOTIFY are
-// never listed: buzon sends no mail.
+// where they can be used; OWNER after it. SIEVE names vacation only where
+// the server can send its replies. MAXREDIRECTS and NOTIFY are never
+// listed: buzon neither redirects nor notifies.
 func (c *conn) writeCapabilities() {
 	capability := func(name, value string) {
 		c.writeString(name)
@@ -61,7 +62,7 @@ func (c *conn) writeCapabilities() {
 		c.writeRaw("\r\n")
 	}
 	capability("IMPLEMENTATION", "buzon")
-	capability("SIEVE", strings.Join(sieve.Extensions(), " "))
+	capability("SIEVE", strings.Join(sieve.ExtensionsWith(c.srv.cfg.SieveOptions), " "))
 	if c.account.ID == 0 {
 		capability("SASL", strings.Join(auth.Mechanisms(c.plaintextAllowed()), " "))
 		if c.srv.cfg.TLS != nil && !c.tls {
@@ -268,7 +269,7 @@ func xname(name string) {
 
 // compile checks a script, refusing it with what is wrong and where.
 func (c *conn) compile(script string) {
-	_, err := sieve.Compile([]byte(script))
+	_, err := sieve.CompileWith([]byte(script), c.srv.cfg.SieveOptions)
 	if ce, ok := errors.AsType[*sieve.CompileError](err); ok {
 		xuser("", "%s", ce.Error())
 	}

@@ -3,7 +3,7 @@
 // sieve-connect) upload, list, check, activate, fetch, rename and delete
 // the Sieve scripts (RFC 5228) of the account they log in as. The one
 // active script is what delivery runs; this package only keeps scripts,
-// through the store, after checking each with sieve.Compile.
+// through the store, after checking each with sieve.CompileWith.
 //
 // Logins go through internal/auth exactly as IMAP's and POP3's do: SASL
 // PLAIN, LOGIN and SCRAM-SHA-256 (RFC 4422, RFC 7677), the same throttling
@@ -12,8 +12,11 @@
 // 5804's QUOTA/MAXSIZE and QUOTA/MAXSCRIPTS), line length, idle and login
 // timeouts, a count of malformed commands, and the command rate.
 //
-// buzon sends no mail, so MAXREDIRECTS is not announced, and scripts using
-// redirect, vacation, reject or notify fail to compile.
+// Scripts may use vacation (RFC 5230, RFC 6131) only where the server can
+// send its replies (Config.SieveOptions, a relay configured), and the
+// SIEVE capability lists it only then (RFC 5804 1.7: what the server
+// supports). buzon does not redirect, reject or notify, so MAXREDIRECTS
+// and NOTIFY are not announced and scripts using them fail to compile.
 package managesieve
 
 import (
@@ -26,6 +29,7 @@ import (
 	"github.com/buzon-mail/buzon/internal/auth"
 	"github.com/buzon-mail/buzon/internal/config"
 	"github.com/buzon-mail/buzon/internal/server"
+	"github.com/buzon-mail/buzon/internal/sieve"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
@@ -49,6 +53,10 @@ type Config struct {
 	// Sieve holds the script limits, the timeouts and the count of
 	// malformed commands tolerated; zero fields take config.Default's.
 	Sieve config.Sieve
+	// SieveOptions say what scripts may do beyond filing, as delivery
+	// runs them: vacation where the Deliverer has a Sender. The zero
+	// value allows none of it.
+	SieveOptions sieve.Options
 	// Limits holds the line length and command rate. A zero
 	// MaxLineLength means 64 KiB; a zero CommandsPerSecond, no limit.
 	Limits config.Limits
