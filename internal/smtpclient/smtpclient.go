@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"net/textproto"
 	"strconv"
 	"strings"
@@ -403,18 +402,4 @@ func cutEnhanced(line string, code int) ([3]int, string, bool) {
 		return [3]int{}, line, false
 	}
 	return enh, rest, true
-}
-
-// IsLoopback says whether the host of a host:port is a loopback address
-// or "localhost", where a relay may go without TLS.
-func IsLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
 }

@@ -35,18 +35,6 @@ func TestParseReply(t *testing.T) {
 	}
 }
 
-// TestIsLoopback: where a relay may go without TLS.
-func TestIsLoopback(t *testing.T) {
-	for addr, want := range map[string]bool{
-		"127.0.0.1:25": true, "127.0.0.2:25": true, "[::1]:25": true, "localhost:25": true, "LocalHost:25": true,
-		"10.0.0.1:25": false, "mail.example.org:25": false, "127.0.0.1": false, "[::ffff:127.0.0.1]:25": true,
-	} {
-		if got := IsLoopback(addr); got != want {
-			t.Errorf("IsLoopback(%q) = %v", addr, got)
-		}
-	}
-}
-
 // fakeServer answers one connection with the lines of script: "S: x" is
 // sent, "C: x" must come (a prefix, when it ends with *), "TLS" starts
 // TLS as the server. It reports the first mismatch on done.
