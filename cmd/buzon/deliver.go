@@ -77,7 +77,14 @@ func runDeliver(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 		env.From = *from
 	}
 	d := &delivery.Deliverer{Store: st, Logger: log, QuotaWarnings: cfg.Delivery.QuotaWarnings, Hostname: cfg.Hostname}
+	if err := vacationDeliverer(d, cfg); err != nil {
+		return &exitError{exTempFail, err}
+	}
 	ctx := context.Background()
+	// Vacation replies go once the copies are stored and before the
+	// command exits, each within sieve.vacation_timeout; the exit status
+	// is the delivery's alone.
+	defer d.WaitReplies(ctx)
 	// Every recipient is looked up before anything is stored, so an
 	// unknown one bounces the message without leaving copies behind.
 	tos := make([]delivery.Recipient, len(rcpts))

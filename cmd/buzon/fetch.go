@@ -130,6 +130,11 @@ func fetchStoreOpener(log *slog.Logger) fetch.StoreOpener {
 		// Deliverer does not log it again.
 		d := &delivery.Deliverer{Store: st, Logger: log, QuietDelivered: true,
 			QuotaWarnings: cfg.Delivery.QuotaWarnings, Hostname: cfg.Hostname}
+		// The account's vacation replies, as the server sends them.
+		if err := vacationDeliverer(d, cfg); err != nil {
+			st.Close()
+			return nil, nil, err
+		}
 		return d, sp, nil
 	}
 }

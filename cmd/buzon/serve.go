@@ -124,11 +124,15 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 	})
 	manageSieve := managesieve.New(managesieve.Config{
 		Store: st, Auth: authn, Sessions: sessions, TLS: tlsConfig,
-		TLSHandshakeTimeout: cfg.TLS.HandshakeTimeout.D(), Sieve: cfg.Sieve, Limits: cfg.Limits,
+		TLSHandshakeTimeout: cfg.TLS.HandshakeTimeout.D(), Sieve: cfg.Sieve, SieveOptions: sieveOptions(cfg), Limits: cfg.Limits,
 		AllowPlaintext: cfg.Auth.AllowPlaintext, Logger: log,
 	})
 	deliverer := &delivery.Deliverer{Store: st, Logger: log, Observe: metrics.Delivered,
 		QuotaWarnings: cfg.Delivery.QuotaWarnings, Hostname: cfg.Hostname, Warned: metrics.QuotaWarned}
+	// Sieve vacation replies through the relay, where one is configured.
+	if err := vacationDeliverer(deliverer, cfg); err != nil {
+		return err
+	}
 	lmtp := smtpserver.New(smtpserver.Config{
 		Deliverer: deliverer, Spooler: spooler,
 		Hostname: cfg.Hostname, MaxRecipients: cfg.Delivery.MaxRecipients,
@@ -291,6 +295,11 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 		}()
 	}
 	wg.Wait()
+	// The deliveries are over; the vacation replies they found due are
+	// sent, each within sieve.vacation_timeout, or cut off by the grace.
+	if err := deliverer.WaitReplies(shutCtx); err != nil {
+		log.Warn("shutdown: vacation replies still being sent", "err", err)
+	}
 	g.stopBackground()
 	log.Info("buzon stopped")
 	return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +11,9 @@ import (
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/config"
+	"github.com/buzon-mail/buzon/internal/delivery"
 	"github.com/buzon-mail/buzon/internal/sieve"
+	"github.com/buzon-mail/buzon/internal/smtpclient"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
@@ -32,11 +35,12 @@ runs at delivery (LMTP, SMTP, deliver, fetch) and keeps, files, flags or
 discards each message. put and check compile the script first and refuse
 one with errors, printing the line; put replaces a script of that name
 (an active one stays active). check with no ACCOUNT checks standard
-input; with an ACCOUNT its active script, or the script NAME. Scripts
-that would send mail (redirect, vacation, reject, notify) are refused:
-buzon sends no mail. sieve.max_scripts and sieve.max_script_size apply
-as they do over ManageSieve. Give the same --data or --config as the
-server; it sees the change at once.`, stderr)
+input; with an ACCOUNT its active script, or the script NAME. vacation
+(out-of-office replies) is allowed where the configuration can send them
+(submission.relay set, sieve.vacation on); redirect, reject and notify
+are refused. sieve.max_scripts and sieve.max_script_size apply as they
+do over ManageSieve. Give the same --data or --config as the server; it
+sees the change at once.`, stderr)
 	var cf commonFlags
 	cf.register(fs)
 	sub, pos, err := parseSubcommand(fs, args, map[string][2]int{ // fewest and most arguments
@@ -46,12 +50,13 @@ server; it sees the change at once.`, stderr)
 	if err != nil {
 		return err
 	}
-	if sub == "check" && len(pos) == 0 {
-		return checkScript(stdin, stdout, "standard input")
-	}
 	cfg, err := cf.load()
 	if err != nil {
 		return err
+	}
+	opts := sieveOptions(cfg)
+	if sub == "check" && len(pos) == 0 {
+		return checkScript(stdin, stdout, "standard input", opts)
 	}
 	st, err := openStore(cfg, newLogger(cfg.Log, stderr), useExisting)
 	if err != nil {
@@ -68,7 +73,7 @@ server; it sees the change at once.`, stderr)
 		return err
 	}
 	defer sess.Close()
-	c := &sieveCmd{ctx: ctx, sess: sess, account: acct.Name, limits: cfg.Sieve, stdout: stdout}
+	c := &sieveCmd{ctx: ctx, sess: sess, account: acct.Name, limits: cfg.Sieve, opts: opts, stdout: stdout}
 
 	switch sub {
 	case "list":
@@ -121,7 +126,7 @@ server; it sees the change at once.`, stderr)
 		if err != nil {
 			return err
 		}
-		if _, err := sieve.Compile(sc.Content); err != nil {
+		if _, err := sieve.CompileWith(sc.Content, opts); err != nil {
 			return fmt.Errorf("script %q of %s: %w", sc.Name, acct.Name, err)
 		}
 		fmt.Fprintf(stdout, "script %q of %s is valid\n", sc.Name, acct.Name)
@@ -135,6 +140,7 @@ type sieveCmd struct {
 	sess    store.Session
 	account string
 	limits  config.Sieve
+	opts    sieve.Options // what delivery lets scripts do
 	stdout  io.Writer
 }
 
@@ -181,7 +187,7 @@ func (c *sieveCmd) put(name string, stdin io.Reader) error {
 	if int64(len(src)) > c.limits.MaxScriptSize {
 		return fmt.Errorf("the script is larger than sieve.max_script_size, %d bytes", c.limits.MaxScriptSize)
 	}
-	if _, err := sieve.Compile(src); err != nil {
+	if _, err := sieve.CompileWith(src, c.opts); err != nil {
 		return fmt.Errorf("script %q not stored: %w", name, err)
 	}
 	// Only what is said below depends on this; the store counts the
@@ -221,7 +227,7 @@ func (c *sieveCmd) activate(name string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := sieve.Compile(sc.Content); err != nil {
+	if _, err := sieve.CompileWith(sc.Content, c.opts); err != nil {
 		return fmt.Errorf("script %q not activated: %w", name, err)
 	}
 	if err := c.sess.ActivateSieveScript(c.ctx, name); errors.Is(err, store.ErrNoSieveScript) {
@@ -234,12 +240,12 @@ func (c *sieveCmd) activate(name string) error {
 }
 
 // checkScript compiles a script from r and says whether it is valid.
-func checkScript(r io.Reader, stdout io.Writer, what string) error {
+func checkScript(r io.Reader, stdout io.Writer, what string, opts sieve.Options) error {
 	src, err := io.ReadAll(io.LimitReader(r, sieve.MaxScriptSize+1))
 	if err != nil {
 		return fmt.Errorf("read the script: %w", err)
 	}
-	if _, err := sieve.Compile(src); err != nil {
+	if _, err := sieve.CompileWith(src, opts); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	fmt.Fprintf(stdout, "%s: valid\n", what)
@@ -254,4 +260,74 @@ func shellWord(s string) string {
 		}
 	}
 	return s
+}
+
+// sieveOptions is what the configuration lets scripts do: vacation where
+// its replies can be sent (a relay, and sieve.vacation on). ManageSieve,
+// delivery and this command all take it from here, so that a script one
+// of them takes the others run.
+func sieveOptions(cfg config.Config) sieve.Options {
+	return sieve.Options{Vacation: cfg.Sieve.Vacation && cfg.Submission.Relay != ""}
+}
+
+// vacationDeliverer gives a Deliverer what it needs to send the replies
+// of Sieve vacation, when the configuration allows them: a Sender through
+// submission.relay and the bounds of [sieve]. Without, the Deliverer
+// refuses vacation scripts as ManageSieve does.
+func vacationDeliverer(d *delivery.Deliverer, cfg config.Config) error {
+	if !sieveOptions(cfg).Vacation {
+		return nil
+	}
+	rc, err := relayConfig(cfg)
+	if err != nil {
+		return err
+	}
+	d.Sender = relaySender{rc}
+	d.Vacation = delivery.VacationConfig{
+		MinPeriod: cfg.Sieve.VacationMinPeriod.D(), DefaultPeriod: cfg.Sieve.VacationDefaultPeriod.D(),
+		MaxPeriod: cfg.Sieve.VacationMaxPeriod.D(), Timeout: cfg.Sieve.VacationTimeout.D(),
+	}
+	return nil
+}
+
+// relaySender sends the server's own messages through the relay MTA, one
+// connection each: vacation replies are few, and a connection held open
+// between them would only time out at the relay.
+type relaySender struct{ cfg smtpclient.Config }
+
+// Send implements delivery.Sender, within ctx's deadline.
+func (s relaySender) Send(ctx context.Context, from, to string, msg []byte) error {
+	c, err := smtpclient.Dial(ctx, s.cfg)
+	if err != nil {
+		return fmt.Errorf("relay %s: %w", s.cfg.Addr, err)
+	}
+	var params []string
+	if _, ok := c.Extension("8BITMIME"); ok {
+		params = append(params, "BODY=8BITMIME")
+	}
+	if _, ok := c.Extension("SMTPUTF8"); ok && !isASCII(to) {
+		params = append(params, "SMTPUTF8")
+	}
+	err = c.Mail(from, params...)
+	if err == nil {
+		err = c.Rcpt(to)
+	}
+	if err == nil {
+		_, err = c.Data(bytes.NewReader(msg))
+	}
+	if err != nil {
+		c.Abort()
+		return fmt.Errorf("relay %s: %w", s.cfg.Addr, err)
+	}
+	c.Close()
+	return nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

@@ -74,7 +74,13 @@ func (s *storeDest) String() string {
 }
 
 // Close leaves the store open: the Fetcher shares it between accounts.
-func (s *storeDest) Close() error { return nil }
+// It waits for the Sieve vacation replies of the account's messages, each
+// bounded by its own timeout, so that the run does not end before they
+// are sent.
+func (s *storeDest) Close() error {
+	s.d.WaitReplies(context.Background())
+	return nil
+}
 
 // Deliver reads the mailbox's UIDVALIDITY and UIDNEXT for the intent and
 // appends, in one session. The message's hash is of the bytes the store
