@@ -10,6 +10,7 @@
 package smtpclient
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -59,9 +60,11 @@ type Config struct {
 	// ConnectTimeout bounds the connection, the greeting, the TLS
 	// handshake, EHLO and AUTH; 0 means 30 seconds.
 	ConnectTimeout time.Duration
-	// CommandTimeout bounds each later command's reply; the reply to the
-	// end of the data gets DataTimeout (RFC 5321 4.5.3.2.6 asks for 10
-	// minutes: the relay may scan the message). 0 means 5 and 10
+	// CommandTimeout bounds each later command's reply, and each write
+	// of the message: a large message on a slow link takes as long as it
+	// takes, while a relay that stops reading is given up on. The reply
+	// to the end of the data gets DataTimeout (RFC 5321 4.5.3.2.6 asks
+	// for 10 minutes: the relay may scan the message). 0 means 5 and 10
 	// minutes.
 	CommandTimeout, DataTimeout time.Duration
 }
@@ -182,7 +185,7 @@ func orDefault(v, def time.Duration) time.Duration {
 // setup reads the greeting and says EHLO, starts TLS and logs in as the
 // config asks.
 func (c *Client) setup(ctx context.Context, tlsConf *tls.Config) error {
-	if _, err := c.read(); err != nil { // RFC 5321 4.3.1: 220
+	if _, err := c.read(2); err != nil { // RFC 5321 4.3.1: 220
 		return fmt.Errorf("greeting: %w", err)
 	}
 	if err := c.ehlo(); err != nil {
@@ -292,23 +295,57 @@ func (c *Client) Rcpt(to string) error {
 // (RFC 5321 4.1.1.4), dot-stuffed (RFC 5321 4.5.2), and returns the
 // relay's reply to its end: its acceptance of the message. An error that
 // is not a *Reply leaves it unknown whether the relay took it.
+//
+// When r fails, or a write to the relay does, the connection is closed
+// without the end of the data, so that the relay discards what it got
+// (RFC 5321 4.1.1.4: only the final dot makes it take a message); the
+// Client is then good only for Abort.
 func (c *Client) Data(r io.Reader) (string, error) {
-	if _, err := c.cmdTimeout(c.cfg.CommandTimeout, "DATA"); err != nil {
+	c.nc.SetDeadline(time.Now().Add(c.cfg.CommandTimeout))
+	if err := c.tp.PrintfLine("DATA"); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrNotStarted, err)
+	}
+	code, text, err := c.reply()
+	if err != nil {
 		if r := (*Reply)(nil); !errors.As(err, &r) || r.Code == 421 {
 			err = fmt.Errorf("%w: %w", ErrNotStarted, err)
 		}
 		return "", err
 	}
-	c.nc.SetDeadline(time.Now().Add(c.cfg.DataTimeout))
-	w := c.tp.DotWriter()
+	if code != 354 {
+		// RFC 5321 4.3.2: DATA is answered 354 before the message. A
+		// relay that says anything else would read the message as
+		// commands.
+		c.Abort()
+		return "", fmt.Errorf("DATA answered %d %s, not 354", code, firstLine(text))
+	}
+	// Each write gets its own deadline (deadlineWriter); nothing is read
+	// until the end.
+	c.nc.SetDeadline(time.Time{})
+	bw := bufio.NewWriter(deadlineWriter{c.nc, c.cfg.CommandTimeout})
+	w := textproto.NewWriter(bw).DotWriter()
 	if _, err := io.Copy(w, r); err != nil {
-		w.Close()
+		c.Abort()
 		return "", fmt.Errorf("send the message: %w", err)
 	}
 	if err := w.Close(); err != nil {
+		c.Abort()
 		return "", fmt.Errorf("send the message: %w", err)
 	}
-	return c.read()
+	c.nc.SetDeadline(time.Now().Add(c.cfg.DataTimeout))
+	return c.read(2)
+}
+
+// deadlineWriter gives each write to the relay the timeout afresh, so
+// that it bounds a stall of the relay, not the whole message.
+type deadlineWriter struct {
+	nc      net.Conn
+	timeout time.Duration
+}
+
+func (w deadlineWriter) Write(p []byte) (int, error) {
+	w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
+	return w.nc.Write(p)
 }
 
 // Reset ends the transaction (RFC 5321 4.1.1.5).
@@ -321,7 +358,7 @@ func (c *Client) Reset() error {
 func (c *Client) Close() error {
 	c.nc.SetDeadline(time.Now().Add(5 * time.Second))
 	c.tp.PrintfLine("QUIT")
-	c.read()
+	c.reply()
 	return c.Abort()
 }
 
@@ -333,12 +370,12 @@ func (c *Client) Abort() error {
 }
 
 // cmd sends a command within the deadline already set and reads its
-// reply; a reply other than 2xx or 3xx is a *Reply.
+// reply, which must be 2xx (read).
 func (c *Client) cmd(format string, args ...any) (string, error) {
 	if err := c.tp.PrintfLine(format, args...); err != nil {
 		return "", err
 	}
-	return c.read()
+	return c.read(2)
 }
 
 // cmdTimeout is cmd with timeout for the command and its reply.
@@ -347,21 +384,40 @@ func (c *Client) cmdTimeout(timeout time.Duration, format string, args ...any) (
 	return c.cmd(format, args...)
 }
 
-// read reads a reply (RFC 5321 4.2.1), its lines joined by "\n".
-func (c *Client) read() (string, error) {
+// read reads a reply (RFC 5321 4.2.1), its lines joined by "\n", that
+// must be of the class want (2 for 2xx): a refusal (4xx, 5xx) is a
+// *Reply, and any other code an error that is not one, as for a relay
+// out of step (RFC 5321 4.3.2 names the codes each command may get,
+// and no command but DATA goes on after a 3xx here).
+func (c *Client) read(want int) (string, error) {
+	code, text, err := c.reply()
+	if err == nil && code/100 != want {
+		err = fmt.Errorf("relay answered %d %s, expected %dxx", code, firstLine(text), want)
+	}
+	return text, err
+}
+
+// reply reads a reply; a refusal (4xx, 5xx) is a *Reply.
+func (c *Client) reply() (int, string, error) {
 	code, text, err := c.tp.ReadResponse(0)
 	var perr textproto.ProtocolError
 	if errors.As(err, &perr) {
-		return "", fmt.Errorf("relay's reply: %w", err)
+		return 0, "", fmt.Errorf("relay's reply: %w", err)
 	}
 	var terr *textproto.Error
 	if err != nil && !errors.As(err, &terr) {
-		return "", err
+		return 0, "", err
 	}
 	if code >= 400 {
-		return text, parseReply(code, text)
+		return code, text, parseReply(code, text)
 	}
-	return text, nil
+	return code, text, nil
+}
+
+// firstLine is the first line of a reply's text, for an error.
+func firstLine(text string) string {
+	line, _, _ := strings.Cut(text, "\n")
+	return line
 }
 
 // parseReply makes a *Reply of a refusal, its enhanced code taken from

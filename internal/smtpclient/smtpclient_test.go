@@ -6,6 +6,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -37,7 +39,9 @@ func TestParseReply(t *testing.T) {
 
 // fakeServer answers one connection with the lines of script: "S: x" is
 // sent, "C: x" must come (a prefix, when it ends with *), "TLS" starts
-// TLS as the server. It reports the first mismatch on done.
+// TLS as the server, "EOF" wants the client to close the connection
+// without another line and "ABORTED" to close it before the line "."
+// that would end a message. It reports the first mismatch on done.
 func fakeServer(t *testing.T, cert tls.Certificate, implicitTLS bool, script []string) (string, <-chan error) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -63,6 +67,17 @@ func fakeServer(t *testing.T, cert tls.Certificate, implicitTLS bool, script []s
 			case line == "TLS":
 				nc = tls.Server(nc, server.TLSConfig(cert))
 				br = bufio.NewReader(nc)
+			case line == "EOF", line == "ABORTED":
+				for {
+					got, err := br.ReadString('\n')
+					if errors.Is(err, io.EOF) {
+						break
+					}
+					if err != nil || line == "EOF" || got == ".\r\n" {
+						done <- fmt.Errorf("got %q, %v; want the connection closed", got, err)
+						return
+					}
+				}
 			case strings.HasPrefix(line, "S: "):
 				if _, err := nc.Write([]byte(line[3:] + "\r\n")); err != nil {
 					done <- err
@@ -230,5 +245,108 @@ func TestDataNotStarted(t *testing.T) {
 				t.Errorf("Data: %v", err)
 			}
 		})
+	}
+}
+
+// failingReader gives its text, then an error: a spool that cannot be
+// read to its end.
+type failingReader struct{ text string }
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if r.text == "" {
+		return 0, errors.New("disk on fire")
+	}
+	n := copy(p, r.text)
+	r.text = r.text[n:]
+	return n, nil
+}
+
+// TestOutOfStep: the message goes only after a 354 to DATA, a success
+// is a 2xx to any other command, and a message that cannot be read to
+// its end is never ended: the relay sees the connection close before
+// the final dot, and discards what it got (RFC 5321 4.1.1.4). Each
+// failure is an error that is not a *Reply, so that the caller's client
+// hears "try again" rather than the relay's word.
+func TestOutOfStep(t *testing.T) {
+	cert, _ := testCert(t)
+	hello := append([]string{"S: 220 hi", "C: EHLO *"}, ehloReply...)
+	for _, tt := range []struct {
+		name   string
+		script []string
+		run    func(*Client) error
+	}{
+		{"2xx to DATA", []string{"C: DATA", "S: 250 2.0.0 OK", "EOF"},
+			func(c *Client) error { _, err := c.Data(strings.NewReader("Subject: x\r\n\r\nRSET\r\n")); return err }},
+		{"3xx after the data", []string{"C: DATA", "S: 354 go", "C: Subject: x", "C: ", "C: hi", "C: .", "S: 354 again?"},
+			func(c *Client) error { _, err := c.Data(strings.NewReader("Subject: x\r\n\r\nhi\r\n")); return err }},
+		{"3xx to MAIL", []string{"C: MAIL FROM:<a@example.org>", "S: 354 go"},
+			func(c *Client) error { return c.Mail("a@example.org") }},
+		{"3xx to RCPT", []string{"C: RCPT TO:<b@example.net>", "S: 334 what"},
+			func(c *Client) error { return c.Rcpt("b@example.net") }},
+		{"read error mid-message", []string{"C: DATA", "S: 354 go", "ABORTED"},
+			func(c *Client) error {
+				_, err := c.Data(&failingReader{"Subject: x\r\n\r\n" + strings.Repeat("line\r\n", 2000) + "half a li"})
+				return err
+			}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			addr, done := fakeServer(t, cert, false, append(hello, tt.script...))
+			c, err := Dial(context.Background(), Config{Addr: addr, Security: Plain})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Abort()
+			err = tt.run(c)
+			var r *Reply
+			if err == nil || errors.As(err, &r) || errors.Is(err, ErrNotStarted) {
+				t.Fatalf("got %v, want an error that is not the relay's reply", err)
+			}
+			c.Abort()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// slowReader gives its text after a pause: a client on a slow link.
+type slowReader struct {
+	pause time.Duration
+	text  string
+}
+
+func (r *slowReader) Read(p []byte) (int, error) {
+	if r.pause > 0 {
+		time.Sleep(r.pause)
+		r.pause = 0
+	}
+	if r.text == "" {
+		return 0, io.EOF
+	}
+	n := copy(p, r.text)
+	r.text = r.text[n:]
+	return n, nil
+}
+
+// TestDataSlowUpload: sending a message may take longer than the
+// DataTimeout, which bounds the relay's reply to its end; only a stall
+// of the relay ends it.
+func TestDataSlowUpload(t *testing.T) {
+	cert, _ := testCert(t)
+	script := append(append([]string{"S: 220 hi", "C: EHLO *"}, ehloReply...),
+		"C: DATA", "S: 354 go", "C: Subject: x", "C: ", "C: slow", "C: .", "S: 250 2.0.0 queued")
+	addr, done := fakeServer(t, cert, false, script)
+	const dataTimeout = time.Second
+	c, err := Dial(context.Background(), Config{Addr: addr, Security: Plain, DataTimeout: dataTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Abort()
+	body := io.MultiReader(strings.NewReader("Subject: x\r\n\r\n"), &slowReader{dataTimeout * 3 / 2, "slow\r\n"})
+	if text, err := c.Data(body); err != nil || text != "2.0.0 queued" {
+		t.Fatalf("Data: %q, %v", text, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
