@@ -1,0 +1,141 @@
+package main
+
+// End-to-end tests of Sieve vacation: buzon serve relaying through its
+// own SMTP listener, scripts uploaded over ManageSieve with sievelib, mail
+// sent with smtplib and read with imaplib.
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/buzon-mail/buzon/internal/clienttest"
+)
+
+// roundcubeVacation is the script Roundcube's vacation dialog writes.
+const roundcubeVacation = `require ["vacation"];
+# rule:[Out of office]
+if true
+{
+	vacation :days 7 :addresses ["alice@example.org", "info@example.org"] :subject "Out of office" "I am away until Monday. Your mail waits for me.";
+}
+`
+
+// uploadVacation puts script as alice's active script with sievelib and
+// checks that the server names vacation.
+func uploadVacation(t *testing.T, in *instance, script string) {
+	t.Helper()
+	needSievelib(t)
+	f := filepath.Join(t.TempDir(), "vacation.sieve")
+	if err := os.WriteFile(f, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	host, port := in.hostPort("sieve")
+	want := "connect True\nvacation True True\nputscript True \nsetactive True\n"
+	if got := python(t, "a-password\n", "sievelib_vacation.py", host, port, "alice@example.org", f); got != want {
+		t.Fatalf("sievelib said:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// needSievelib skips a test when Python's sievelib is missing.
+func needSievelib(t *testing.T) {
+	t.Helper()
+	py := clienttest.Need(t, "python3", "python3")
+	if err := exec.Command(py, "-c", "import sievelib.managesieve").Run(); err != nil {
+		t.Skipf("%s cannot import sievelib (apt-get install python3-sievelib, or scripts/deps.sh): %v", py, err)
+	}
+}
+
+// TestVacationEndToEnd: alice turns on Roundcube's vacation; bob writes
+// to her and gets one reply, read with imaplib in his INBOX, from her,
+// "Out of office", answering his message and marked auto-replied, sent
+// from the null sender; bob's second message gets none, nor does a
+// mailing list's or a bounce. Alice has every message.
+func TestVacationEndToEnd(t *testing.T) {
+	in, _ := startSubmission(t, "")
+	uploadVacation(t, in, roundcubeVacation)
+	host, port := in.hostPort("smtp")
+	send := func(from, extra, subject string) {
+		t.Helper()
+		msg := "From: " + from + "\r\nTo: Alice <alice@example.org>\r\nSubject: " + subject +
+			"\r\nMessage-ID: <" + strings.ReplaceAll(subject, " ", ".") + "@example.org>\r\n" + extra + "\r\nHi Alice.\r\n"
+		envFrom := from
+		if strings.HasPrefix(extra, "X-Bounce") {
+			envFrom = ""
+		}
+		if out := python(t, msg, "smtp_send.py", host, port, envFrom, "alice@example.org"); !strings.HasPrefix(out, "250 ") {
+			t.Fatalf("SMTP %q: %q", subject, out)
+		}
+	}
+	send("bob@example.org", "", "lunch on friday")
+	in.waitLog(`msg="vacation reply sent" account=alice@example.org script=roundcube to=bob@example.org`, 1)
+	send("bob@example.org", "", "lunch again")
+	in.waitLog(`msg="no vacation reply: replied to within the period" account=alice@example.org to=bob@example.org`, 1)
+	send("bob@example.org", "List-Id: <friends.lists.example.org>\r\n", "list mail")
+	in.waitLog(`msg="no vacation reply: List-Id field"`, 1)
+	send("bob@example.org", "X-Bounce: yes\r\n", "a bounce")
+	in.waitLog(`msg="no vacation reply: the null sender"`, 1)
+
+	imapHost, imapPort := in.hostPort("imap")
+	out := python(t, "", "imap_messages.py", imapHost, imapPort, "bob@example.org", "a-password")
+	msgs := strings.Split(strings.TrimSuffix(out, "--end--\n"), "--end--\n")
+	if len(msgs) != 1 {
+		t.Fatalf("bob's INBOX holds %d messages, want the one reply:\n%s", len(msgs), out)
+	}
+	reply := strings.ReplaceAll(msgs[0], "\r\n", "\n")
+	for _, want := range []string{
+		"Return-Path: <>\n", "\nFrom: alice@example.org\n", "\nTo: <bob@example.org>\n", "\nSubject: Out of office\n",
+		"\nIn-Reply-To: <lunch.on.friday@example.org>\n", "\nReferences: <lunch.on.friday@example.org>\n",
+		"\nAuto-Submitted: auto-replied (vacation)\n", "\n\nI am away until Monday. Your mail waits for me.\n",
+	} {
+		if !strings.Contains(reply, want) {
+			t.Errorf("the reply lacks %q:\n%s", want, reply)
+		}
+	}
+	out = python(t, "", "imap_messages.py", imapHost, imapPort, "alice@example.org", "a-password")
+	if n := strings.Count(out, "--end--\n"); n != 4 {
+		t.Errorf("alice's INBOX holds %d messages, want all 4:\n%s", n, out)
+	}
+	if n := strings.Count(in.logs(), `msg="vacation reply sent"`); n != 1 {
+		t.Errorf("%d replies sent, want 1:\n%s", n, in.logs())
+	}
+}
+
+// TestVacationRelayDown: with the relay down, alice's mail is stored all
+// the same, and the log says the reply was not sent; without a relay, the
+// server refuses vacation scripts at upload and does not name vacation.
+func TestVacationRelayDown(t *testing.T) {
+	needSievelib(t)
+	data := t.TempDir()
+	conf := writeConfig(t, fmt.Sprintf("[submission]\nrelay = %q\nrelay_tls = \"none\"\nrelay_connect_timeout = \"5s\"\n", freePort(t)))
+	in := start(t, data, "--config", conf)
+	mustBuzon(t, "a-password\n", "user", "add", "--data", data, "alice@example.org")
+	uploadVacation(t, in, roundcubeVacation)
+	host, port := in.hostPort("smtp")
+	msg := "From: bob@example.net\r\nTo: alice@example.org\r\nSubject: are you there\r\n\r\nHi.\r\n"
+	if out := python(t, msg, "smtp_send.py", host, port, "bob@example.net", "alice@example.org"); !strings.HasPrefix(out, "250 ") {
+		t.Fatalf("SMTP: %q", out)
+	}
+	in.waitLog(`msg="vacation reply not sent" account=alice@example.org script=roundcube to=bob@example.net err="relay `, 1)
+	imapHost, imapPort := in.hostPort("imap")
+	if out := python(t, "", "imap_messages.py", imapHost, imapPort, "alice@example.org", "a-password"); !strings.Contains(out, "Subject: are you there") {
+		t.Errorf("alice's INBOX:\n%s", out)
+	}
+
+	// No relay: refused, and said why.
+	plain := start(t, "")
+	mustBuzon(t, "a-password\n", "user", "add", "--data", plain.data, "alice@example.org")
+	f := filepath.Join(t.TempDir(), "vacation.sieve")
+	if err := os.WriteFile(f, []byte(roundcubeVacation), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h, p := plain.hostPort("sieve")
+	got := python(t, "a-password\n", "sievelib_vacation.py", h, p, "alice@example.org", f)
+	if !strings.Contains(got, "vacation False False\n") || !strings.Contains(got, "putscript False") ||
+		!strings.Contains(got, "no relay to send replies through (submission.relay)") {
+		t.Errorf("without a relay, sievelib said:\n%s", got)
+	}
+}
