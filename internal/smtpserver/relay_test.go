@@ -41,8 +41,8 @@ type relayRules struct {
 	// dropAtData closes the first connection that says DATA, as a relay
 	// that timed out an idle client does; later ones are answered.
 	dropAtData bool
-	// noSMTPUTF8 leaves SMTPUTF8 out of EHLO.
-	noSMTPUTF8 bool
+	// noSMTPUTF8 leaves SMTPUTF8 out of EHLO, no8BITMIME 8BITMIME.
+	noSMTPUTF8, no8BITMIME bool
 	// user and password, when set, are the AUTH PLAIN login it asks for.
 	user, password string
 }
@@ -143,7 +143,10 @@ func (r *fakeRelay) session(nc net.Conn) {
 		verb = strings.ToUpper(verb)
 		switch verb {
 		case "EHLO":
-			ext := []string{"250-relay.example.net", "250-PIPELINING", "250-8BITMIME", "250-SIZE 100000000"}
+			ext := []string{"250-relay.example.net", "250-PIPELINING", "250-SIZE 100000000"}
+			if !r.rules.no8BITMIME {
+				ext = append(ext, "250-8BITMIME")
+			}
 			if !r.rules.noSMTPUTF8 {
 				ext = append(ext, "250-SMTPUTF8")
 			}

@@ -164,6 +164,12 @@ func (c *conn) openRelay(m mailArgs) {
 		// RFC 6531 3.5: the next hop cannot carry it.
 		xreply(553, [3]int{5, 6, 7}, "the relay does not take SMTPUTF8 mail")
 	}
+	if m.eightBit && !slices.Contains(c.relayParams, "BODY=8BITMIME") {
+		c.endTx()
+		// RFC 6152 3: 8-bit data goes only to a server that offers
+		// 8BITMIME; converting it is a relay's work, not this one's.
+		xreply(554, [3]int{5, 6, 3}, "the relay does not take 8-bit mail; send it as 7-bit MIME")
+	}
 	if err := cl.Mail(m.from.mailbox, c.relayParams...); err != nil {
 		r := c.relayReply(err)
 		c.endTx()

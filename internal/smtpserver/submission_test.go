@@ -486,6 +486,46 @@ func TestSubmissionSMTPUTF8(t *testing.T) {
 	}
 }
 
+// TestSubmission8BitMIME: 8-bit mail (BODY=8BITMIME) goes only to a
+// relay that offers 8BITMIME (RFC 6152 3), and is refused at MAIL
+// otherwise; 7-bit mail goes either way.
+func TestSubmission8BitMIME(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		rules relayRules
+		mail  string
+		want  string
+		param string // in the relay's MAIL
+	}{
+		{"relay takes it", relayRules{}, "MAIL FROM:<alice@example.org> BODY=8BITMIME", "250 ", "BODY=8BITMIME"},
+		{"relay does not", relayRules{no8BITMIME: true}, "MAIL FROM:<alice@example.org> BODY=8BITMIME", "554 5.6.3 ", ""},
+		{"7-bit to a relay without it", relayRules{no8BITMIME: true}, "MAIL FROM:<alice@example.org> BODY=7BIT", "250 ", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newSubmissionFixture(t, tt.rules)
+			l := dialLMTP(t, f.addr)
+			l.cmd("EHLO client.example.net")
+			l.cmd("AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00alice@example.org\x00"+submissionPassword)))
+			if got := l.cmd(tt.mail); !strings.HasPrefix(got, tt.want) {
+				t.Fatalf("MAIL: %q, want %q", got, tt.want)
+			}
+			if tt.want != "250 " {
+				return
+			}
+			l.cmd("RCPT TO:<bob@example.org>")
+			l.cmd("DATA")
+			l.send("From: alice@example.org\r\nSubject: hi\r\n\r\nHello.\r\n.\r\n")
+			if got := l.reply(); !strings.HasPrefix(got, "250 ") {
+				t.Fatalf("end of data: %q", got)
+			}
+			txs := f.relay.transactions()
+			if len(txs) != 1 || strings.Contains(txs[0].from, "BODY=8BITMIME") != (tt.param != "") {
+				t.Fatalf("relay took %+v", txs)
+			}
+		})
+	}
+}
+
 // TestSubmissionPython: Python's smtplib, as scripts and many programs
 // send mail: STARTTLS and LOGIN on submission, SMTP_SSL on submissions,
 // send_message as the account and as an alias, and a stranger's From
