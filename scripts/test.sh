@@ -14,8 +14,15 @@ cd "$(dirname "$0")/.."
 
 scripts/deps.sh
 
+# section NAME: prints NAME, after the time the section before it took.
+section() {
+	[ -n "${section_name:-}" ] && echo "   ($section_name took $((SECONDS - section_start)) s)"
+	section_name=$1 section_start=$SECONDS
+	echo "== $1"
+}
+
 gobin=$(go env GOPATH)/bin
-echo "== gofmt, go vet, staticcheck"
+section "gofmt, go vet, staticcheck"
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then
 	echo "gofmt would change:"; echo "$unformatted"; exit 1
@@ -23,16 +30,16 @@ fi
 go vet ./...
 "$gobin/staticcheck" ./...
 
-echo "== go test -race"
+section "go test -race"
 go test -race -count=1 -timeout 20m ./...
 
-echo "== protocol suites on PostgreSQL"
+section "protocol suites on PostgreSQL"
 # The same IMAP, POP3, ManageSieve, auth and delivery (quota warnings) tests, on the scale-out backend (internal/store/teststore).
 BUZON_TEST_STORE=postgres go test -race -count=1 -timeout 20m ./internal/pop3server/... ./internal/imapserver/... ./internal/managesieve/... ./internal/auth/... ./internal/delivery/...
 
 fuzztime=${FUZZTIME:-6s}
 if [ "$fuzztime" != "0" ]; then
-	echo "== fuzz ($fuzztime each)"
+	section "fuzz ($fuzztime each)"
 	# Every Fuzz function in the module, found from the source.
 	git grep -l '^func Fuzz' -- '*_test.go' | while read -r file; do
 		pkg=./$(dirname "$file")
@@ -55,4 +62,4 @@ if [ "$fuzztime" != "0" ]; then
 		done
 	done
 fi
-echo "== all tests passed"
+section "all tests passed in $SECONDS s"
