@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buzon-mail/buzon/internal/clienttest/transcript"
 	"github.com/buzon-mail/buzon/internal/store"
 	"github.com/buzon-mail/buzon/internal/store/teststore"
 )
@@ -210,7 +211,7 @@ func runTranscript(t *testing.T, file string) {
 		return
 	}
 	if got != string(data) {
-		t.Errorf("transcript differs; run with -update to accept\n%s", lineDiff(string(data), got))
+		t.Errorf("transcript differs; run with -update to accept\n%s", transcript.Diff(string(data), got))
 	}
 }
 
@@ -322,26 +323,4 @@ func readTranscriptLine(t *testing.T, tc *transcriptConn) string {
 		b.WriteString(strings.TrimSuffix(line, "\r\n"))
 		return b.String()
 	}
-}
-
-// lineDiff shows the first differing lines.
-func lineDiff(want, got string) string {
-	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	for i := 0; i < max(len(wl), len(gl)); i++ {
-		var w, g string
-		if i < len(wl) {
-			w = wl[i]
-		}
-		if i < len(gl) {
-			g = gl[i]
-		}
-		if w != g {
-			fmt.Fprintf(&b, "line %d:\n  want %s\n  got  %s\n", i+1, w, g)
-			if b.Len() > 4000 {
-				break
-			}
-		}
-	}
-	return b.String()
 }

@@ -1295,13 +1295,24 @@ func (ss *session) MarkRetrieved(ctx context.Context, mailboxID int64, uids stor
 
 // ExpireRetrieved implements store.Session.
 func (ss *session) ExpireRetrieved(ctx context.Context, mailboxID int64, before time.Time) ([]store.UID, error) {
+	const query = `SELECT uid, size, body_id FROM messages WHERE mailbox_id = $1 AND retrieved < $2 ORDER BY uid`
+	out, err := ss.expire(ctx, mailboxID, query, before)
+	if err != nil {
+		return nil, fmt.Errorf("expire retrieved messages of mailbox %d: %w", mailboxID, err)
+	}
+	return out, nil
+}
+
+// expire expunges, under the account's lock, the messages of mailboxID
+// that query finds: their uid, size and body_id, in UID order, given the
+// mailbox ($1) and before ($2).
+func (ss *session) expire(ctx context.Context, mailboxID int64, query string, before time.Time) ([]store.UID, error) {
 	var out []store.UID
 	err := ss.write(ctx, func(w *wtx) error {
 		var b pgx.Batch
 		var msgs []gone
 		w.queueMailbox(&b, mailboxID, nil, nil)
-		b.Queue(`SELECT uid, size, body_id FROM messages WHERE mailbox_id = $1 AND retrieved < $2 ORDER BY uid`,
-			mailboxID, before.UTC()).Query(func(rows pgx.Rows) error {
+		b.Queue(query, mailboxID, before.UTC()).Query(func(rows pgx.Rows) error {
 			var err error
 			msgs, err = pgx.CollectRows(rows, scanGone)
 			return err
@@ -1312,10 +1323,7 @@ func (ss *session) ExpireRetrieved(ctx context.Context, mailboxID int64, before 
 		out = uidsOf(msgs)
 		return w.remove(mailboxID, msgs, true)
 	})
-	if err != nil {
-		return nil, fmt.Errorf("expire retrieved messages of mailbox %d: %w", mailboxID, err)
-	}
-	return out, nil
+	return out, err
 }
 
 // ExpireSaved implements store.Session. A first read, outside any
@@ -1331,22 +1339,7 @@ func (ss *session) ExpireSaved(ctx context.Context, mailboxID int64, before time
 		}
 		return nil, err
 	}
-	var out []store.UID
-	err = ss.write(ctx, func(w *wtx) error {
-		var b pgx.Batch
-		var msgs []gone
-		w.queueMailbox(&b, mailboxID, nil, nil)
-		b.Queue(selectSavedBefore+` ORDER BY uid`, mailboxID, before.UTC()).Query(func(rows pgx.Rows) error {
-			var err error
-			msgs, err = pgx.CollectRows(rows, scanGone)
-			return err
-		})
-		if err := w.lock(&b); err != nil {
-			return err
-		}
-		out = uidsOf(msgs)
-		return w.remove(mailboxID, msgs, true)
-	})
+	out, err := ss.expire(ctx, mailboxID, selectSavedBefore+` ORDER BY uid`, before)
 	if err != nil {
 		return nil, fmt.Errorf("expire saved messages of mailbox %d: %w", mailboxID, err)
 	}
