@@ -96,7 +96,7 @@ func TestSieveConnect(t *testing.T) {
 	must("--checkscript", "--localsieve", local)
 	// A script that would send mail is refused, and says why.
 	for _, action := range []string{"--checkscript", "--upload"} {
-		if out, ok := sieveConnect(t, in, bin, user, action, "--localsieve", bad); ok || !strings.Contains(out, "buzon does not forward mail") {
+		if out, ok := sieveConnect(t, in, bin, user, action, "--localsieve", bad); ok || !strings.Contains(out, "no relay to forward mail through") {
 			t.Errorf("%s of a redirect: succeeded %v:\n%s", action, ok, out)
 		}
 	}

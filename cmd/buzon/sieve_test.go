@@ -204,7 +204,7 @@ func TestSieveCommands(t *testing.T) {
 		err   string
 	}{
 		{"require \"fileinto\";\nfileinto \"x\"\n", []string{"put", "alice@example.org", "bad"}, 1, `script "bad" not stored: line 2: `},
-		{"redirect \"bob@example.net\";", []string{"put", "alice@example.org", "bad"}, 1, "buzon does not forward mail"},
+		{"redirect \"bob@example.net\";", []string{"put", "alice@example.org", "bad"}, 1, "no relay to forward mail through"},
 		{"keep;", []string{"put", "alice@example.org", "tab\there"}, 1, "invalid name"},
 		{"keep;", []string{"put", "nobody@example.org", "x"}, 1, "no such account"},
 		{"", []string{"get", "alice@example.org", "bad"}, 1, `alice@example.org has no script "bad" (buzon sieve list alice@example.org)`},

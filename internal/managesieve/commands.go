@@ -50,8 +50,8 @@ var commands = map[string]commandSpec{
 // writeCapabilities lists the capabilities (RFC 5804 1.7), each a line of
 // one or two strings. SASL and STARTTLS are listed only before login,
 // where they can be used; OWNER after it. SIEVE names vacation only where
-// the server can send its replies. MAXREDIRECTS and NOTIFY are never
-// listed: buzon neither redirects nor notifies.
+// the server can send its replies; MAXREDIRECTS is listed where it can
+// forward. NOTIFY never is: buzon does not notify.
 func (c *conn) writeCapabilities() {
 	capability := func(name, value string) {
 		c.writeString(name)
@@ -63,6 +63,9 @@ func (c *conn) writeCapabilities() {
 	}
 	capability("IMPLEMENTATION", "buzon")
 	capability("SIEVE", strings.Join(sieve.ExtensionsWith(c.srv.cfg.SieveOptions), " "))
+	if c.srv.cfg.SieveOptions.Redirect {
+		capability("MAXREDIRECTS", strconv.Itoa(sieve.MaxRedirects))
+	}
 	if c.account.ID == 0 {
 		capability("SASL", strings.Join(auth.Mechanisms(c.plaintextAllowed()), " "))
 		if c.srv.cfg.TLS != nil && !c.tls {

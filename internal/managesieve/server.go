@@ -12,11 +12,12 @@
 // 5804's QUOTA/MAXSIZE and QUOTA/MAXSCRIPTS), line length, idle and login
 // timeouts, a count of malformed commands, and the command rate.
 //
-// Scripts may use vacation (RFC 5230, RFC 6131) only where the server can
-// send its replies (Config.SieveOptions, a relay configured), and the
-// SIEVE capability lists it only then (RFC 5804 1.7: what the server
-// supports). buzon does not redirect, reject or notify, so MAXREDIRECTS
-// and NOTIFY are not announced and scripts using them fail to compile.
+// Scripts may use vacation (RFC 5230, RFC 6131) and redirect only where
+// the server can send (Config.SieveOptions, a relay configured), and the
+// SIEVE capability lists vacation, and MAXREDIRECTS is announced, only
+// then (RFC 5804 1.7: what the server supports). buzon does not reject
+// or notify, so NOTIFY is not announced and scripts using them fail to
+// compile.
 package managesieve
 
 import (
@@ -54,8 +55,8 @@ type Config struct {
 	// malformed commands tolerated; zero fields take config.Default's.
 	Sieve config.Sieve
 	// SieveOptions say what scripts may do beyond filing, as delivery
-	// runs them: vacation where the Deliverer has a Sender. The zero
-	// value allows none of it.
+	// runs them: vacation and redirect where the Deliverer has a Sender.
+	// The zero value allows none of it.
 	SieveOptions sieve.Options
 	// Limits holds the line length and command rate. A zero
 	// MaxLineLength means 64 KiB; a zero CommandsPerSecond, no limit.

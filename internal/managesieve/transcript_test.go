@@ -49,8 +49,8 @@ var transcripts = []struct {
 	}, "vacation-free")},
 	{file: "empty_script.txt", check: scriptsLeft(map[string]string{"roundcube": "", "quoted": ""}, "roundcube")},
 	{file: "refused_scripts.txt", check: scriptsLeft(map[string]string{}, "")},
-	{file: "vacation.txt", opts: options{config: func(c *managesieve.Config) { c.SieveOptions.Vacation = true }},
-		check: scriptsLeft(map[string]string{"roundcube": "require [\"vacation\"];\r\n# rule:[Out of office]\r\nif true\r\n{\r\n\tvacation :days 7 :addresses \"alice@example.org\" :subject \"Out of office\" \"I am away until Monday.\";\r\n}\r\n"}, "roundcube")},
+	{file: "with_relay.txt", opts: options{config: func(c *managesieve.Config) { c.SieveOptions = sieve.Options{Vacation: true, Redirect: true} }},
+		check: scriptsLeft(map[string]string{"forward": "require \"copy\"; redirect :copy \"Bob <bob@example.org>\";", "roundcube": "require [\"vacation\"];\r\n# rule:[Out of office]\r\nif true\r\n{\r\n\tvacation :days 7 :addresses \"alice@example.org\" :subject \"Out of office\" \"I am away until Monday.\";\r\n}\r\n"}, "roundcube")},
 	{file: "quota.txt", opts: options{config: func(c *managesieve.Config) {
 		c.Sieve.MaxScripts, c.Sieve.MaxScriptSize = 2, 1024
 	}}, check: scriptsLeft(map[string]string{"one": "keep;", "two": "keep;\r\n"}, "")},

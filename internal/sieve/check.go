@@ -50,6 +50,7 @@ const (
 	cmdRemoveFlag
 	cmdSet
 	cmdVacation
+	cmdRedirect
 )
 
 // command is a checked command.
@@ -60,7 +61,7 @@ type command struct {
 	// if/elsif/else: the branches in order; the else branch has no test.
 	branches []branch
 
-	// keep and fileinto
+	// keep and fileinto; redirect's address is mailbox
 	mailbox  str
 	copy     bool // RFC 3894
 	create   bool // RFC 5490 3.2
@@ -191,11 +192,11 @@ var supported = map[string]bool{
 
 // sendsMail are the extensions and commands that would need to send mail.
 // vacation and vacation-seconds are supported where Options.Vacation says
-// the server can send (a relay is configured); the others never are:
-// reject and ereject would answer the sender with a refusal buzon cannot
-// give after the message was taken (an MDN or a bounce, which a relay
-// that takes only the accounts' own mail may not carry), redirect is not
-// built yet, and notify needs methods (mailto, xmpp) buzon has none of.
+// the server can send (a relay is configured), redirect where
+// Options.Redirect does; the others never are: reject and ereject would
+// answer the sender with a refusal buzon cannot give after the message
+// was taken (a bounce of its own, which buzon never sends), and notify
+// needs methods (mailto, xmpp) buzon has none of.
 var sendsMail = map[string]bool{
 	"redirect": true, "vacation": true, "vacation-seconds": true, "reject": true,
 	"ereject": true, "notify": true, "enotify": true,
@@ -209,9 +210,15 @@ var vacationExtensions = map[string]bool{"vacation": true, "vacation-seconds": t
 func (c *checker) refusedSending(name string) string {
 	switch strings.ToLower(name) {
 	case "vacation", "vacation-seconds":
+		if c.opts.Redirect {
+			return "out-of-office replies are turned off on this server (sieve.vacation)"
+		}
 		return "this server has no relay to send replies through (submission.relay)"
 	case "redirect":
-		return "buzon does not forward mail"
+		if c.opts.Vacation {
+			return "forwarding is turned off on this server (sieve.redirect)"
+		}
+		return "this server has no relay to forward mail through (submission.relay)"
 	case "reject", "ereject":
 		return "buzon does not refuse mail after taking it"
 	}
@@ -573,7 +580,31 @@ func (c *checker) command(n *node) *command {
 		c.need(n.line, "vacation", "vacation")
 		cmd.kind = cmdVacation
 		cmd.vac = c.vacation(n)
-	case "redirect", "reject", "ereject", "notify":
+	case "redirect":
+		if !c.opts.Redirect {
+			panic(compileErrorf(n.line, "redirect is not supported: %s", c.refusedSending(n.name)))
+		}
+		noTests(n)
+		cmd.kind = cmdRedirect
+		a := c.args(n)
+		a.eachTag(func(tag string, line int, _ func(argKind) argument) bool {
+			if tag != "copy" {
+				return false
+			}
+			c.need(line, "copy", ":copy")
+			cmd.copy = true
+			return true
+		})
+		p := a.positional("s")
+		cmd.mailbox = c.str(p[0].line, p[0].strs[0])
+		// RFC 5228 4.2: an address that is not one is an error, at
+		// compile time where it is known.
+		if !cmd.mailbox.vars {
+			if _, ok := redirectAddress(cmd.mailbox.s); !ok {
+				panic(compileErrorf(p[0].line, "redirect: %q is not an address", cmd.mailbox.s))
+			}
+		}
+	case "reject", "ereject", "notify":
 		panic(compileErrorf(n.line, "%s is not supported: %s", n.name, c.refusedSending(n.name)))
 	default:
 		panic(compileErrorf(n.line, "unknown command %q", n.name))

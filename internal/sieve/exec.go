@@ -87,11 +87,11 @@ func (s *Script) Execute(ctx context.Context, msg Message, env Envelope, e Envir
 		r.actions = append(r.actions, Action{Kind: Keep, Flags: strings.Fields(r.flags)})
 	}
 	for _, a := range r.actions {
-		if a.Kind != Vacation {
+		if a.Kind == Keep || a.Kind == FileInto {
 			return r.actions, nil
 		}
 	}
-	// Nothing stored: a Discard, after the reply a vacation asked for.
+	// Nothing stored: a Discard, after the replies and redirects.
 	return append(r.actions, Action{Kind: Discard}), nil
 }
 
@@ -196,6 +196,8 @@ func (r *run) command(c *command) error {
 		return r.setVar(c.varName, v)
 	case cmdVacation:
 		return r.vacation(c)
+	case cmdRedirect:
+		return r.redirect(c)
 	}
 	return fmt.Errorf("sieve: line %d: unknown command", c.line)
 }
@@ -239,6 +241,53 @@ func (r *run) vacation(c *command) error {
 	}
 	r.actions = append(r.actions, Action{Kind: Vacation, Vacation: out})
 	return nil
+}
+
+// redirect adds a Redirect (RFC 5228 4.2); without :copy it cancels the
+// implicit keep (RFC 3894 3).
+func (r *run) redirect(c *command) error {
+	n := 0
+	for _, a := range r.actions {
+		if a.Kind == Redirect {
+			n++
+		}
+	}
+	if n >= MaxRedirects {
+		return fmt.Errorf("sieve: line %d: more than %d redirects", c.line, MaxRedirects)
+	}
+	if len(r.actions) >= MaxActions {
+		return fmt.Errorf("sieve: line %d: more than %d actions", c.line, MaxActions)
+	}
+	v, err := r.expand(c.mailbox)
+	if err != nil {
+		return err
+	}
+	addr, ok := redirectAddress(v)
+	if !ok {
+		return fmt.Errorf("sieve: line %d: redirect: %q is not an address", c.line, v)
+	}
+	r.actions = append(r.actions, Action{Kind: Redirect, Address: addr, Copy: c.copy})
+	if !c.copy {
+		r.implicitKeep = false
+	}
+	return nil
+}
+
+// redirectAddress reads redirect's argument: one address (RFC 5322
+// mailbox, a display name allowed), returned as local@domain, the domain
+// in lower case.
+func redirectAddress(s string) (string, bool) {
+	if strings.ContainsAny(s, "\x00\r\n") {
+		return "", false
+	}
+	as := message.ParseAddressList(s)
+	if len(as) != 1 || as[0].GroupStart || as[0].GroupEnd || as[0].Mailbox == "" || as[0].Host == "" ||
+		as[0].Mailbox == message.MissingMailbox || as[0].Host == message.MissingDomain {
+		return "", false
+	}
+	// Domains are case-insensitive (RFC 5321 2.4); the local part is
+	// the receiving server's to read.
+	return as[0].Mailbox + "@" + strings.ToLower(as[0].Host), true
 }
 
 // validMailbox refuses mailbox names no store could take.

@@ -19,6 +19,7 @@ func addSeeds(f *testing.F, add func(script []byte)) {
 		}
 		add(b)
 	}
+	add([]byte("require \"copy\"; redirect :copy \"Carol <carol@example.org>\"; redirect \"d@example.org\";\n"))
 	add([]byte("require [\"vacation\", \"vacation-seconds\", \"variables\"];\nvacation :seconds 0 :subject \"Re: ${1}\" :addresses [\"a@b\"] :mime :handle \"h\" text:\nx\n.\n;\n"))
 }
 
@@ -29,7 +30,7 @@ func addSeeds(f *testing.F, add func(script []byte)) {
 func FuzzCompile(f *testing.F) {
 	addSeeds(f, func(b []byte) { f.Add(b) })
 	f.Fuzz(func(t *testing.T, src []byte) {
-		_, err := CompileWith(src, Options{Vacation: true})
+		_, err := CompileWith(src, Options{Vacation: true, Redirect: true})
 		if err == nil {
 			return
 		}
@@ -45,8 +46,9 @@ func FuzzCompile(f *testing.F) {
 
 // FuzzExecute runs scripts that compile against fuzzed messages: no
 // panic, and the actions are never empty, never more than MaxActions and
-// the implicit keep, a discard comes alone or after one vacation, and a
-// vacation action says what to send.
+// the implicit keep, a discard comes last and only when nothing is
+// stored, a vacation action says what to send, and there are at most
+// MaxRedirects redirects, each to an address.
 func FuzzExecute(f *testing.F) {
 	msgs, _ := filepath.Glob("testdata/diff/*.eml")
 	var first []byte
@@ -65,7 +67,7 @@ func FuzzExecute(f *testing.F) {
 		}
 	})
 	f.Fuzz(func(t *testing.T, src, msg []byte) {
-		s, err := CompileWith(src, Options{Vacation: true})
+		s, err := CompileWith(src, Options{Vacation: true, Redirect: true})
 		if err != nil {
 			return
 		}
@@ -76,12 +78,18 @@ func FuzzExecute(f *testing.F) {
 		if len(acts) == 0 || len(acts) > MaxActions+1 {
 			t.Fatalf("%d actions", len(acts))
 		}
-		vacations := 0
+		vacations, stores, redirects := 0, 0, 0
 		for i, a := range acts {
 			switch a.Kind {
+			case Keep, FileInto:
+				stores++
+			case Redirect:
+				if redirects++; redirects > MaxRedirects || a.Address == "" {
+					t.Fatalf("redirect actions %+v", acts)
+				}
 			case Discard:
-				if i != len(acts)-1 || len(acts) > 1+vacations {
-					t.Fatalf("discard with other actions: %+v", acts)
+				if i != len(acts)-1 || stores > 0 {
+					t.Fatalf("discard with copies stored: %+v", acts)
 				}
 			case Vacation:
 				vacations++

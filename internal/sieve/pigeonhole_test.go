@@ -378,7 +378,7 @@ func TestPigeonholeErrors(t *testing.T) {
 var onlyBuzonRefuses = map[string]string{
 	// Without a relay: TestPigeonholeVacation compares vacation with one.
 	"vacation.sieve": "no relay to send replies through",
-	"redirect.sieve": "buzon does not forward mail",
+	"redirect.sieve": "no relay to forward mail through",
 	// RFC 5228 5.4 defines "from" and "to"; Pigeonhole adds "auth",
 	// which mail arriving at buzon (no AUTH on SMTP or LMTP) never has.
 	"envelope-part.sieve": `unknown envelope part "auth"`,
@@ -589,4 +589,60 @@ func (p *pigeonhole) vacation(t *testing.T, script, msg []byte, env Envelope) []
 	}
 	res = append(res, "handle="+fields["handle"], "text="+strings.TrimRight(strings.Join(text, "\n"), "\n"))
 	return append(res, stores...)
+}
+
+// TestPigeonholeRedirect runs redirect scripts in both and compares the
+// actions: the addresses forwarded to (domains lower-cased, as
+// Pigeonhole writes them), :copy keeping the implicit keep. A fifth
+// redirect fails the run in both (Pigeonhole's sieve_max_redirects is 4
+// too), which sieve-test reports as a failure; TestRedirect checks ours.
+func TestPigeonholeRedirect(t *testing.T) {
+	ph := newPigeonhole(t)
+	msg, err := os.ReadFile("testdata/diff/plain.eml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := diffEnvelopes["plain.eml"]
+	scripts := map[string]string{
+		"plain":     `redirect "carol@example.org";`,
+		"name":      `redirect "Carol <carol@example.org>";`,
+		"copy":      `require "copy"; redirect :copy "carol@example.org";`,
+		"two":       `require ["copy", "fileinto"]; redirect :copy "a@example.org"; redirect "b@example.org"; fileinto "Sent";`,
+		"variables": `require "variables"; if address :matches "from" "*@*" { set "d" "${2}"; } redirect "archive@${d}";`,
+		"discard":   `redirect "a@x.org"; discard;`,
+		"roundcube": "# rule:[forward]\nif true\n{\n\tredirect \"alice@example.net\";\n}\n",
+	}
+	for name, script := range scripts {
+		t.Run(name, func(t *testing.T) {
+			s, err := CompileWith([]byte(script), Options{Redirect: true})
+			if err != nil {
+				t.Fatalf("buzon: %v", err)
+			}
+			var got []string
+			acts, err := s.Execute(context.Background(), testMessage(msg), env, folders{"Sent"})
+			if err != nil {
+				got = []string{"store INBOX"} // the caller keeps it
+			}
+			for _, a := range acts {
+				switch a.Kind {
+				case Keep:
+					got = append(got, "store INBOX")
+				case FileInto:
+					got = append(got, "store "+a.Mailbox)
+				case Redirect:
+					got = append(got, "redirect message to: <"+a.Address+">")
+				case Discard:
+					got = append(got, "discard")
+				}
+			}
+			got = normalize(got)
+			want, ok := ph.run(t, []byte(script), msg, env)
+			if !ok {
+				t.Fatal("Pigeonhole does not compile it")
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("buzon:      %q\nPigeonhole: %q", got, want)
+			}
+		})
+	}
 }

@@ -16,8 +16,9 @@
 // (draft-ietf-sieve-regex, in Go's RE2 syntax), date and index (RFC 5260);
 // and, where the server can send mail (Options.Vacation: a relay is
 // configured), vacation (RFC 5230) and vacation-seconds (RFC 6131),
-// whose replies the caller sends. redirect, reject, ereject and notify
-// are refused at compile time with an error that says why.
+// whose replies the caller sends, and redirect (RFC 5228 4.2, with :copy),
+// which the caller forwards (Options.Redirect). reject, ereject and
+// notify are refused at compile time with an error that says why.
 //
 // Header values are compared decoded (RFC 2047, by internal/message);
 // addresses are read by internal/message's address parser; the body test
@@ -72,6 +73,9 @@ type Options struct {
 	// (RFC 5230, RFC 6131): the server has a relay to send replies
 	// through.
 	Vacation bool
+	// Redirect allows the redirect command (RFC 5228 4.2), and :copy on
+	// it (RFC 3894): the server can forward mail.
+	Redirect bool
 }
 
 // CompileWith is Compile for a server that can do what opts says.
@@ -148,8 +152,9 @@ const (
 	Keep ActionKind = iota
 	// FileInto stores the message in the mailbox named (RFC 5228 4.1).
 	FileInto
-	// Discard stores nothing (RFC 5228 4.4): Execute returns it alone,
-	// so that callers can log that a script discarded the message.
+	// Discard stores nothing (RFC 5228 4.4): Execute returns it when
+	// nothing is to be stored, so that callers can log that a script
+	// discarded the message.
 	Discard
 	// Vacation asks for an automatic reply (RFC 5230): the Action's
 	// Vacation says what. It stores nothing and leaves the implicit keep
@@ -159,7 +164,17 @@ const (
 	// caller's to decide, since it knows the account's addresses and
 	// keeps the record of replies sent.
 	Vacation
+	// Redirect forwards the message to Address (RFC 5228 4.2). Without
+	// Copy it cancels the implicit keep; a caller that cannot forward
+	// it keeps the message instead (RFC 5228 2.10.6). At most
+	// MaxRedirects a run.
+	Redirect
 )
+
+// MaxRedirects is the most redirects a run may take, ManageSieve's
+// MAXREDIRECTS (RFC 5804 1.7); a run past it fails, and the message is
+// kept.
+const MaxRedirects = 4
 
 // VacationReply is what a vacation command asked for (RFC 5230 4), its
 // strings expanded.
@@ -206,4 +221,9 @@ type Action struct {
 	Flags []string
 	// Vacation is the reply a Vacation action asks for.
 	Vacation *VacationReply
+	// Address is where a Redirect forwards the message, an addr-spec
+	// (local@domain) without angle brackets.
+	Address string
+	// Copy is a Redirect's :copy (RFC 3894): the implicit keep stays.
+	Copy bool
 }

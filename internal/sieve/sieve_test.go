@@ -36,7 +36,7 @@ func TestCompileErrors(t *testing.T) {
 		{"vacation unrequired", "vacation \"away\";", 1, "no relay to send replies through"},
 		{"reject", "require [\"reject\"];", 1, "buzon does not refuse mail after taking it"},
 		{"enotify", "require \"enotify\";", 1, "buzon sends no notifications"},
-		{"redirect", "keep;\nredirect \"a@example.org\";", 2, "redirect is not supported: buzon does not forward mail"},
+		{"redirect", "keep;\nredirect \"a@example.org\";", 2, "redirect is not supported: this server has no relay to forward mail through"},
 		{"fileinto not required", "fileinto \"x\";", 1, `fileinto needs require "fileinto"`},
 		{"flags not required", "keep :flags \"\\\\Seen\";", 1, `:flags needs require "imap4flags"`},
 		{"copy not required", "require \"fileinto\";\nfileinto :copy \"x\";", 2, `:copy needs require "copy"`},

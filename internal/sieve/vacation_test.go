@@ -131,7 +131,7 @@ func TestVacationCompileErrors(t *testing.T) {
 		{"tag twice", `require "vacation"; vacation :mime :mime "x";`, ":mime given twice"},
 		{"unknown tag", `require "vacation"; vacation :copy "x";`, "unknown tag :copy"},
 		{"a test", `require "vacation"; if vacation "x" { keep; }`, "vacation is not a test"},
-		{"redirect still", `require "vacation"; redirect "a@example.org";`, "buzon does not forward mail"},
+		{"redirect off", `require "vacation"; redirect "a@example.org";`, "forwarding is turned off on this server (sieve.redirect)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
