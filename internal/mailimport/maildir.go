@@ -2,9 +2,13 @@ package mailimport
 
 import (
 	"bufio"
+	"cmp"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -35,27 +39,44 @@ func (m Maildir) String() string { return "Maildir " + m.Dir }
 
 // Scan lists the messages of every folder, INBOX first, then the others by
 // name. A directory is a folder when it has cur/ or new/.
+//
+// The Maildir is opened once, as an os.Root, and every folder and file is
+// reached through it, now and when the messages are read: someone who can
+// write the Maildir cannot lead the import out of it by swapping a folder
+// for a link between the scan and the read. The root stays open while
+// the items are kept (os.Root closes itself when they are dropped).
 func (m Maildir) Scan() ([]*Item, error) {
-	if !isMaildir(m.Dir) {
+	// The directory the administrator names is followed if it is a link:
+	// that is their choice; links inside it are not.
+	root, err := os.OpenRoot(m.Dir)
+	if err != nil {
+		return nil, err
+	}
+	items, err := m.scan(root)
+	if err != nil || len(items) == 0 {
+		root.Close()
+	}
+	return items, err
+}
+
+func (m Maildir) scan(root *os.Root) ([]*Item, error) {
+	if !isMaildir(root, ".") {
 		return nil, fmt.Errorf("%s is not a Maildir: it has neither cur/ nor new/", m.Dir)
 	}
-	folders := map[string]string{"INBOX": m.Dir} // folder name -> directory
-	entries, err := os.ReadDir(m.Dir)
+	folders := map[string]string{"INBOX": "."} // folder name -> directory in the root
+	entries, err := readDir(root, ".")
 	if err != nil {
 		return nil, err
 	}
 	for _, e := range entries {
 		name := e.Name()
 		// Maildir++: ".Work.Projects" is Work/Projects. A symbolic link
-		// is not followed: it could lead out of the tree.
-		if e.Type().IsDir() && len(name) > 1 && name[0] == '.' && name != ".." {
-			dir := filepath.Join(m.Dir, name)
-			if isMaildir(dir) {
-				folders[folderName(strings.ReplaceAll(name[1:], ".", "/"))] = dir
-			}
+		// is not followed.
+		if e.Type().IsDir() && len(name) > 1 && name[0] == '.' && name != ".." && isMaildir(root, name) {
+			folders[folderName(strings.ReplaceAll(name[1:], ".", "/"))] = name
 		}
 	}
-	if err := fsFolders(m.Dir, "", folders); err != nil {
+	if err := fsFolders(root, ".", "", folders); err != nil {
 		return nil, err
 	}
 	names := make([]string, 0, len(folders))
@@ -75,7 +96,7 @@ func (m Maildir) Scan() ([]*Item, error) {
 	})
 	var items []*Item
 	for _, name := range names {
-		its, err := scanMaildirFolder(folders[name], name)
+		its, err := scanMaildirFolder(root, folders[name], name)
 		if err != nil {
 			return nil, err
 		}
@@ -84,10 +105,22 @@ func (m Maildir) Scan() ([]*Item, error) {
 	return items, nil
 }
 
+// readDir lists a directory of the root.
+func readDir(root *os.Root, dir string) ([]os.DirEntry, error) {
+	f, err := root.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	entries, err := f.ReadDir(-1)
+	slices.SortFunc(entries, func(a, b os.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	return entries, err
+}
+
 // fsFolders adds the folders of Dovecot's LAYOUT=fs below dir: plain
 // directories holding a Maildir, nested as the folders are.
-func fsFolders(dir, prefix string, folders map[string]string) error {
-	entries, err := os.ReadDir(dir)
+func fsFolders(root *os.Root, dir, prefix string, folders map[string]string) error {
+	entries, err := readDir(root, dir)
 	if err != nil {
 		return err
 	}
@@ -96,23 +129,24 @@ func fsFolders(dir, prefix string, folders map[string]string) error {
 		if !e.Type().IsDir() || name[0] == '.' || name == "cur" || name == "new" || name == "tmp" {
 			continue
 		}
-		sub := filepath.Join(dir, name)
+		sub := path.Join(dir, name)
 		full := prefix + name
-		if isMaildir(sub) {
+		if isMaildir(root, sub) {
 			folders[folderName(full)] = sub
 		}
-		if err := fsFolders(sub, full+"/", folders); err != nil {
+		if err := fsFolders(root, sub, full+"/", folders); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// isMaildir reports whether dir holds a Maildir: a cur/ or new/ directory,
-// not a link.
-func isMaildir(dir string) bool {
+// isMaildir reports whether dir, in the root, holds a Maildir: a cur/ or
+// new/ directory, not a link. It is the one test of what is a Maildir,
+// for Scan and for NewSource.
+func isMaildir(root *os.Root, dir string) bool {
 	for _, sub := range []string{"cur", "new"} {
-		if fi, err := os.Lstat(filepath.Join(dir, sub)); err == nil && fi.IsDir() {
+		if fi, err := root.Lstat(path.Join(dir, sub)); err == nil && fi.IsDir() {
 			return true
 		}
 	}
@@ -132,16 +166,18 @@ func folderName(raw string) string {
 	return strings.ToValidUTF8(raw, "?")
 }
 
-// scanMaildirFolder lists the messages of one Maildir folder: those of
-// new/ (unseen, as delivered) and cur/, in the order of Dovecot's
-// dovecot-uidlist where there is one, so that they keep their order, and
-// by the delivery time at the start of their names otherwise.
-func scanMaildirFolder(dir, folder string) ([]*Item, error) {
-	keywords, err := readDovecotKeywords(filepath.Join(dir, "dovecot-keywords"))
+// scanMaildirFolder lists the messages of one Maildir folder, dir in the
+// root: those of new/ (unseen, as delivered) and cur/, in the order of
+// Dovecot's dovecot-uidlist where there is one, so that they keep their
+// order, and by the delivery time at the start of their names otherwise.
+// A file a client moved from new/ to cur/ while the scan read the folder
+// is listed in both: it is taken once, as cur/ has it.
+func scanMaildirFolder(root *os.Root, dir, folder string) ([]*Item, error) {
+	keywords, err := readDovecotKeywords(root, path.Join(dir, "dovecot-keywords"))
 	if err != nil {
 		return nil, err
 	}
-	order, err := readDovecotUIDList(filepath.Join(dir, "dovecot-uidlist"))
+	order, err := readDovecotUIDList(root, path.Join(dir, "dovecot-uidlist"))
 	if err != nil {
 		return nil, err
 	}
@@ -150,11 +186,12 @@ func scanMaildirFolder(dir, folder string) ([]*Item, error) {
 		base string
 	}
 	var files []file
+	byBase := map[string]int{} // index in files
 	for _, sub := range []string{"new", "cur"} {
-		if fi, err := os.Lstat(filepath.Join(dir, sub)); err != nil || !fi.IsDir() {
-			continue // missing, or a link out of the tree
+		if fi, err := root.Lstat(path.Join(dir, sub)); err != nil || !fi.IsDir() {
+			continue // missing, or a link
 		}
-		entries, err := os.ReadDir(filepath.Join(dir, sub))
+		entries, err := readDir(root, path.Join(dir, sub))
 		if err != nil {
 			return nil, err
 		}
@@ -163,11 +200,16 @@ func scanMaildirFolder(dir, folder string) ([]*Item, error) {
 			if name[0] == '.' {
 				continue
 			}
-			path := filepath.Join(dir, sub, name)
-			it := &Item{Folders: []string{folder}, Where: path}
+			rel := path.Join(dir, sub, name)
+			it := &Item{Folders: []string{folder}, Where: filepath.Join(root.Name(), filepath.FromSlash(rel))}
 			base, info, _ := strings.Cut(name, ":")
-			files = append(files, file{it, base})
-			fi, err := os.Lstat(path)
+			if i, ok := byBase[base]; ok {
+				files[i].item = it
+			} else {
+				byBase[base] = len(files)
+				files = append(files, file{it, base})
+			}
+			fi, err := root.Lstat(rel)
 			switch {
 			case err != nil:
 				it.Skip = err.Error()
@@ -183,7 +225,26 @@ func scanMaildirFolder(dir, folder string) ([]*Item, error) {
 			if sub == "cur" {
 				it.Flags = maildirFlags(info, keywords)
 			}
-			it.open = func() (io.ReadCloser, error) { return openNoFollow(path) }
+			it.open = func() (io.ReadCloser, error) {
+				f, err := openRegular(root, rel)
+				if !errors.Is(err, fs.ErrNotExist) {
+					return f, err
+				}
+				// A client renamed the file since the scan: it changed
+				// its flags, or moved it from new/ to cur/. The flags
+				// are those it has now.
+				now, info, ok := findMaildirFile(root, dir, base)
+				if !ok {
+					return nil, err
+				}
+				if f, err = openRegular(root, now); err == nil {
+					it.Where = filepath.Join(root.Name(), filepath.FromSlash(now))
+					if path.Base(path.Dir(now)) == "cur" {
+						it.Flags = maildirFlags(info, keywords)
+					}
+				}
+				return f, err
+			}
 		}
 	}
 	slices.SortStableFunc(files, func(a, b file) int {
@@ -191,7 +252,7 @@ func scanMaildirFolder(dir, folder string) ([]*Item, error) {
 		ub, okb := order[b.base]
 		switch {
 		case oka && okb:
-			return int(ua) - int(ub)
+			return cmp.Compare(ua, ub)
 		case oka:
 			return -1
 		case okb:
@@ -204,6 +265,25 @@ func scanMaildirFolder(dir, folder string) ([]*Item, error) {
 		items[i] = f.item
 	}
 	return items, nil
+}
+
+// findMaildirFile looks in a folder's new/, then cur/, for the file whose
+// name starts with base (the part before ":", which no client changes),
+// and returns its path in the root and its info ("2,S").
+func findMaildirFile(root *os.Root, dir, base string) (name, info string, ok bool) {
+	if fi, err := root.Lstat(path.Join(dir, "new", base)); err == nil && fi.Mode().IsRegular() {
+		return path.Join(dir, "new", base), "", true
+	}
+	entries, err := readDir(root, path.Join(dir, "cur"))
+	if err != nil {
+		return "", "", false
+	}
+	for _, e := range entries {
+		if b, info, _ := strings.Cut(e.Name(), ":"); b == base && e.Type().IsRegular() {
+			return path.Join(dir, "cur", e.Name()), info, true
+		}
+	}
+	return "", "", false
 }
 
 // compareMaildirNames orders unique names by the delivery time in seconds
@@ -263,9 +343,9 @@ func maildirFlags(info string, keywords []string) store.Flags {
 
 // readDovecotKeywords reads Dovecot's dovecot-keywords: lines "N name",
 // N from 0 for the letter a. Names that are no IMAP keyword are left out.
-func readDovecotKeywords(path string) ([]string, error) {
-	f, err := os.Open(path)
-	if os.IsNotExist(err) {
+func readDovecotKeywords(root *os.Root, name string) ([]string, error) {
+	f, err := openRegular(root, name)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
@@ -290,10 +370,12 @@ func readDovecotKeywords(path string) ([]string, error) {
 
 // readDovecotUIDList reads the UIDs Dovecot gave a folder's files, by the
 // base of their names (before ":"). The first line is a header; each other
-// line is "UID [extensions] :base" (version 3) or "UID base" (version 1).
-func readDovecotUIDList(path string) (map[string]uint32, error) {
-	f, err := os.Open(path)
-	if os.IsNotExist(err) {
+// line is "UID [extensions] :name" (version 3) or "UID name" (version 1),
+// the name the last one Dovecot knew, flags and all
+// ("25017 W2481 :1276533073.M242911P3632.kurkku:2,F").
+func readDovecotUIDList(root *os.Root, name string) (map[string]uint32, error) {
+	f, err := openRegular(root, name)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
@@ -315,10 +397,11 @@ func readDovecotUIDList(path string) (map[string]uint32, error) {
 		if err != nil {
 			continue
 		}
-		base := fields[len(fields)-1]
-		if i := strings.IndexByte(sc.Text(), ':'); i >= 0 {
-			base = sc.Text()[i+1:]
+		name := fields[len(fields)-1]
+		if _, after, ok := strings.Cut(sc.Text(), " :"); ok {
+			name = after
 		}
+		base, _, _ := strings.Cut(name, ":")
 		uids[base] = uint32(uid)
 	}
 	return uids, sc.Err()

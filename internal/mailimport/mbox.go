@@ -3,15 +3,19 @@ package mailimport
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"mime"
 	"net/mail"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/store"
@@ -20,9 +24,11 @@ import (
 // Mbox is an mbox file: messages each after a "From " line, body lines
 // that began with "From " escaped as ">From " (mboxrd, which mutt,
 // Thunderbird and Google Takeout write; mboxo's escapes read the same).
-// A "From " line separates messages at the start of the file and after an
-// empty line, as mutt reads them, so that an unescaped "From " inside a
-// paragraph stays in its message.
+// A "From " line separates messages when a date follows the sender, as
+// mutt's is_from wants: an unescaped "From the desk of Bob," in a body
+// stays in its message, and a separator is one with or without an empty
+// line before it (the empty line, when there is one, is the mbox's, not
+// the message's). The first "From " line of the file needs no date.
 type Mbox struct {
 	Path string
 	// Folder receives the messages; "" for INBOX.
@@ -46,20 +52,52 @@ func (m Mbox) String() string { return "mbox " + m.Path }
 var stateFields = []string{"status", "x-status", "x-keywords", "x-mozilla-status", "x-mozilla-status2", "x-mozilla-keys", "x-uid", "x-imap", "x-imapbase"}
 
 // Scan reads the file once, noting where each message starts and ends and
-// what its header says of its flags, date and labels.
+// what its header says of its flags, date and labels. The path the
+// administrator names is followed if it is a link: that is their choice.
+// The file's messages are read later from that same file: one put in its
+// place since the scan is refused.
 func (m Mbox) Scan() ([]*Item, error) {
-	fi, err := os.Lstat(m.Path)
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", m.Path)
-	}
-	f, err := openNoFollow(m.Path)
+	return m.scan(func() (*os.File, error) {
+		f, err := os.OpenFile(m.Path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkRegular(f); err != nil {
+			f.Close()
+			return nil, err
+		}
+		return f, nil
+	})
+}
+
+// errNotMbox is a file that does not start with a "From " line.
+var errNotMbox = errors.New(`not an mbox: it does not start with a "From " line`)
+
+// scan reads the mbox that open opens, each time the same file.
+func (m Mbox) scan(open func() (*os.File, error)) ([]*Item, error) {
+	f, err := open()
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	scanned, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !isMbox(f) {
+		return nil, fmt.Errorf("%s is %w", m.Path, errNotMbox)
+	}
+	reopen := func() (*os.File, error) {
+		f, err := open()
+		if err != nil {
+			return nil, err
+		}
+		if fi, err := f.Stat(); err != nil || !os.SameFile(fi, scanned) {
+			f.Close()
+			return nil, fmt.Errorf("%s was replaced by another file since it was read", m.Path)
+		}
+		return f, nil
+	}
 	folder := m.Folder
 	if folder == "" {
 		folder = "INBOX"
@@ -76,7 +114,7 @@ func (m Mbox) Scan() ([]*Item, error) {
 		if cur == nil {
 			return
 		}
-		items = append(items, cur.item(m, folder, end))
+		items = append(items, cur.item(m, folder, end, reopen))
 		cur = nil
 	}
 	for {
@@ -85,7 +123,7 @@ func (m Mbox) Scan() ([]*Item, error) {
 			start := off
 			off += int64(len(line))
 			switch {
-			case blank && bytes.HasPrefix(line, []byte("From ")):
+			case bytes.HasPrefix(line, []byte("From ")) && (cur == nil || !fromLineDate(string(line), time.UTC).IsZero()):
 				// The empty line before a separator is the separator's.
 				end := start
 				if cur != nil && end > cur.start {
@@ -96,7 +134,7 @@ func (m Mbox) Scan() ([]*Item, error) {
 			case cur == nil && blank && len(bytes.TrimRight(line, "\r\n")) == 0:
 				// empty lines before the first message
 			case cur == nil:
-				return nil, fmt.Errorf("%s is not an mbox: it does not start with a \"From \" line", m.Path)
+				return nil, fmt.Errorf("%s is %w", m.Path, errNotMbox)
 			default:
 				cur.headerLine(line)
 			}
@@ -176,7 +214,7 @@ func (mm *mboxMessage) headerLine(line []byte) {
 	}
 }
 
-func (mm *mboxMessage) item(m Mbox, folder string, end int64) *Item {
+func (mm *mboxMessage) item(m Mbox, folder string, end int64, open func() (*os.File, error)) *Item {
 	start := mm.start
 	it := &Item{Folders: []string{folder}, Size: end - start, Where: fmt.Sprintf("%s at byte %d", m.Path, start)}
 	loc := m.Location
@@ -200,9 +238,8 @@ func (mm *mboxMessage) item(m Mbox, folder string, end int64) *Item {
 			it.Folders, it.Flags = gmailFolders(labels, it.Flags)
 		}
 	}
-	path := m.Path
 	it.open = func() (io.ReadCloser, error) {
-		f, err := openNoFollow(path)
+		f, err := open()
 		if err != nil {
 			return nil, err
 		}
@@ -336,9 +373,15 @@ func (r *mboxReader) Close() error { return r.f.Close() }
 
 // MboxTree is a folder of mbox files, one per folder, as Thunderbird
 // keeps its local folders: a file "Work" with the sub-folders of Work in
-// "Work.sbd/". Apple Mail's exports ("Work.mbox/mbox") and files named
-// "Work.mbox" read the same. Its index files (.msf) and other files that
-// are no mbox are passed over.
+// "Work.sbd/". Apple Mail's exports ("Work.mbox/mbox", sub-folders beside
+// the file) and files named "Work.mbox" read the same, and so does the
+// folder of one Apple Mail export, named itself ("Inbox.mbox/"). Index
+// files (.msf) and the metadata of Thunderbird and Apple Mail are passed
+// over; any other file that is no mbox, and any symbolic link, is listed
+// as skipped.
+//
+// The folder is opened once, as an os.Root, as a Maildir is (see
+// Maildir.Scan).
 type MboxTree struct {
 	Dir string
 }
@@ -349,46 +392,108 @@ func (t MboxTree) String() string { return "mbox folder " + t.Dir }
 
 // Scan reads every mbox below the folder.
 func (t MboxTree) Scan() ([]*Item, error) {
+	root, err := os.OpenRoot(t.Dir)
+	if err != nil {
+		return nil, err
+	}
 	var items []*Item
-	err := t.scan(t.Dir, "", &items)
-	return items, err
+	prefix := ""
+	apple := isAppleMailbox(root, ".", filepath.Base(t.Dir))
+	if apple {
+		prefix = MboxFolder(filepath.Base(t.Dir))
+		if err := t.scanFile(root, "mbox", folderName(prefix), &items); err != nil {
+			root.Close()
+			return nil, err
+		}
+		prefix += "/"
+	}
+	if err := t.scan(root, ".", prefix, apple, &items); err != nil {
+		root.Close()
+		return nil, err
+	}
+	if len(items) == 0 {
+		root.Close()
+	}
+	return items, nil
 }
 
-func (t MboxTree) scan(dir, prefix string, items *[]*Item) error {
-	entries, err := os.ReadDir(dir)
+// isAppleMailbox reports whether dir, named name, is a mailbox Apple Mail
+// exported: "Name.mbox/" holding a file "mbox".
+func isAppleMailbox(root *os.Root, dir, name string) bool {
+	if !strings.HasSuffix(strings.ToLower(name), ".mbox") {
+		return false
+	}
+	fi, err := root.Lstat(path.Join(dir, "mbox"))
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// mboxMetadata are the files beside mboxes that are none, left out of the
+// summary: Thunderbird's and Apple Mail's.
+var mboxMetadata = []string{"Info.plist", "table_of_contents", "msgFilterRules.dat", "popstate.dat", "filterlog.html", "junklog.html"}
+
+// scan reads the mboxes of dir, an Apple mailbox when apple (its "mbox"
+// read already).
+func (t MboxTree) scan(root *os.Root, dir, prefix string, apple bool, items *[]*Item) error {
+	entries, err := readDir(root, dir)
 	if err != nil {
 		return err
 	}
 	for _, e := range entries {
 		name := e.Name()
-		path := filepath.Join(dir, name)
+		rel := path.Join(dir, name)
 		switch {
 		case name[0] == '.':
 		case e.Type().IsDir() && strings.HasSuffix(name, ".sbd"):
-			if err := t.scan(path, prefix+strings.TrimSuffix(name, ".sbd")+"/", items); err != nil {
+			if err := t.scan(root, rel, prefix+strings.TrimSuffix(name, ".sbd")+"/", false, items); err != nil {
 				return err
 			}
-		case e.Type().IsDir() && strings.HasSuffix(name, ".mbox"):
+		case e.Type().IsDir() && strings.HasSuffix(strings.ToLower(name), ".mbox"):
 			// Apple Mail's export: Name.mbox/mbox, sub-folders beside it.
-			if mbox := filepath.Join(path, "mbox"); isMboxFile(mbox) {
-				its, err := Mbox{Path: mbox, Folder: folderName(prefix + strings.TrimSuffix(name, ".mbox"))}.Scan()
-				if err != nil {
+			folder := prefix + MboxFolder(name)
+			sub := isAppleMailbox(root, rel, name)
+			if sub {
+				if err := t.scanFile(root, path.Join(rel, "mbox"), folderName(folder), items); err != nil {
 					return err
 				}
-				*items = append(*items, its...)
 			}
-			if err := t.scan(path, prefix+strings.TrimSuffix(name, ".mbox")+"/", items); err != nil {
+			if err := t.scan(root, rel, folder+"/", sub, items); err != nil {
 				return err
 			}
-		case e.Type().IsRegular() && name != "mbox" && isMboxFile(path):
-			its, err := Mbox{Path: path, Folder: folderName(prefix + MboxFolder(name))}.Scan()
-			if err != nil {
+		case e.Type().IsDir():
+		case e.Type()&fs.ModeSymlink != 0:
+			*items = append(*items, &Item{Where: t.where(rel), Skip: "a symbolic link, not followed"})
+		case !e.Type().IsRegular():
+			*items = append(*items, &Item{Where: t.where(rel), Skip: "not a regular file"})
+		case name == "mbox" && apple, strings.HasSuffix(name, ".msf"), slices.Contains(mboxMetadata, name):
+		default:
+			if err := t.scanFile(root, rel, folderName(prefix+MboxFolder(name)), items); err != nil {
 				return err
 			}
-			*items = append(*items, its...)
 		}
 	}
 	return nil
+}
+
+// scanFile reads one mbox of the tree; a non-empty file that is none is
+// listed as skipped.
+func (t MboxTree) scanFile(root *os.Root, rel, folder string, items *[]*Item) error {
+	its, err := Mbox{Path: t.where(rel), Folder: folder}.scan(func() (*os.File, error) { return openRegular(root, rel) })
+	switch {
+	case errors.Is(err, errNotMbox):
+		if fi, serr := root.Lstat(rel); serr == nil && fi.Size() == 0 {
+			return nil
+		}
+		*items = append(*items, &Item{Where: t.where(rel), Skip: errNotMbox.Error()})
+		return nil
+	case err != nil:
+		return err
+	}
+	*items = append(*items, its...)
+	return nil
+}
+
+func (t MboxTree) where(rel string) string {
+	return filepath.Join(t.Dir, filepath.FromSlash(rel))
 }
 
 // MboxFolder names the folder of an mbox file: its name without an .mbox
@@ -402,16 +507,16 @@ func MboxFolder(name string) string {
 	return name
 }
 
-// isMboxFile reports whether the file starts with a "From " line.
-func isMboxFile(path string) bool {
-	f, err := openNoFollow(path)
-	if err != nil {
+// isMbox reports whether a file starts with a "From " line, after the
+// empty lines Scan passes over; it reads no more than the first 4 KiB, so
+// a large file that is no mbox is not read whole for a line end.
+func isMbox(r io.ReaderAt) bool {
+	head := make([]byte, 4096)
+	n, err := r.ReadAt(head, 0)
+	if err != nil && err != io.EOF {
 		return false
 	}
-	defer f.Close()
-	head := make([]byte, 5)
-	_, err = io.ReadFull(f, head)
-	return err == nil && string(head) == "From "
+	return bytes.HasPrefix(bytes.TrimLeft(head[:n], "\r\n"), []byte("From "))
 }
 
 // gmailFolders files a message of a Google Takeout mbox by its

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -190,30 +191,106 @@ func TestMboxTree(t *testing.T) {
 	one := func(subject string) string {
 		return "From - Wed Nov 25 08:00:00 2026\nSubject: " + subject + "\n\n" + subject + "\n"
 	}
-	for path, content := range map[string]string{
+	write := func(root string, files map[string]string) {
+		for path, content := range files {
+			os.MkdirAll(filepath.Join(root, filepath.Dir(path)), 0o700)
+			if err := os.WriteFile(filepath.Join(root, path), []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	write(root, map[string]string{
 		"Inbox":                        one("thunderbird inbox"),
 		"Inbox.msf":                    "// <!-- <mdb:mork:z v=\"1.4\"/> -->\n",
 		"Work.sbd/Projects":            one("a project"),
 		"Old.mbox":                     one("an mbox file"),
+		"Leading":                      "\n\r\n" + one("after empty lines"),
+		"Empty":                        "",
 		"Apple.mbox/mbox":              one("apple mail export"),
 		"Apple.mbox/Sub.mbox/mbox":     one("apple sub-folder"),
 		"Apple.mbox/table_of_contents": "binary",
+		"Apple.mbox/Info.plist":        "<?xml version=\"1.0\"?>\n",
 		"notes.txt":                    "not an mbox\n",
-	} {
-		os.MkdirAll(filepath.Join(root, filepath.Dir(path)), 0o700)
-		if err := os.WriteFile(filepath.Join(root, path), []byte(content), 0o600); err != nil {
+	})
+	outside := filepath.Join(t.TempDir(), "another user's")
+	write(filepath.Dir(outside), map[string]string{"another user's": one("secret")})
+	os.Symlink(outside, filepath.Join(root, "Linked"))
+	tests := []struct {
+		dir     string
+		folders []string
+		skipped []string
+	}{
+		{root, []string{"Apple", "Apple/Sub", "INBOX", "Leading", "Old", "Work/Projects"}, []string{"Linked", "notes.txt"}},
+		// Apple Mail's export of one mailbox, named itself.
+		{filepath.Join(root, "Apple.mbox"), []string{"Apple", "Apple/Sub"}, nil},
+	}
+	for _, tc := range tests {
+		items, err := MboxTree{Dir: tc.dir}.Scan()
+		if err != nil {
 			t.Fatal(err)
 		}
+		var folders, skipped []string
+		for _, it := range items {
+			if it.Skip != "" {
+				skipped = append(skipped, filepath.Base(it.Where))
+				continue
+			}
+			folders = append(folders, it.Folders[0])
+		}
+		if !slices.Equal(folders, tc.folders) || !slices.Equal(skipped, tc.skipped) {
+			t.Errorf("%s: folders %q, skipped %q; want %q, %q", tc.dir, folders, skipped, tc.folders, tc.skipped)
+		}
 	}
-	items, err := MboxTree{Dir: root}.Scan()
+}
+
+// The "From " lines that separate messages are those with a date, as mutt
+// reads them, an empty line before them or not; others are body lines.
+func TestMboxSeparators(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "box")
+	os.WriteFile(path, []byte("From a Thu Nov 26 09:15:00 2026\nSubject: one\n\nDear all,\n\nFrom the desk of Bob,\nregards\n"+
+		"From b Thu Nov 26 09:17:00 2026\nSubject: two\n\nbody two\n"), 0o600)
+	items, err := Mbox{Path: path}.Scan()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got []string
 	for _, it := range items {
-		got = append(got, it.Folders[0])
+		r, _ := it.Open()
+		b, _ := io.ReadAll(r)
+		r.Close()
+		got = append(got, string(b))
 	}
-	if want := []string{"Apple", "Apple/Sub", "INBOX", "Old", "Work/Projects"}; !slices.Equal(got, want) {
-		t.Errorf("folders %q, want %q", got, want)
+	want := []string{"Subject: one\n\nDear all,\n\nFrom the desk of Bob,\nregards\n", "Subject: two\n\nbody two\n"}
+	if !slices.Equal(got, want) {
+		t.Errorf("messages %q, want %q", got, want)
+	}
+}
+
+// The path the administrator names is theirs to choose, a link or not;
+// the file read later is the one scanned, and no FIFO blocks the scan.
+func TestMboxPath(t *testing.T) {
+	dir := t.TempDir()
+	mutt, _ := filepath.Abs(filepath.Join("testdata", "mutt.mbox"))
+	link := filepath.Join(dir, "alice")
+	os.Symlink(mutt, link)
+	items, err := Mbox{Path: link}.Scan()
+	if err != nil || len(items) != 4 {
+		t.Fatalf("a linked mbox: %d messages, %v", len(items), err)
+	}
+	copied := filepath.Join(dir, "copy")
+	b, _ := os.ReadFile(mutt)
+	os.WriteFile(copied, b, 0o600)
+	os.Remove(link)
+	os.Symlink(copied, link) // another file, the same bytes
+	if r, err := items[0].Open(); err == nil {
+		r.Close()
+		t.Error("a message read from a file put in the scanned one's place")
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no FIFO here: %v", err)
+	}
+	if _, err := (Mbox{Path: fifo}).Scan(); err == nil {
+		t.Error("a FIFO scanned as an mbox")
 	}
 }
