@@ -125,7 +125,7 @@ func Import(ctx context.Context, opts Options, sources ...Source) (*Summary, err
 		return sum, err
 	}
 	defer sess.Close()
-	im := &importer{opts: opts, sess: sess, sum: sum, folders: map[string]*folder{}}
+	im := &importer{opts: opts, sess: sess, sum: sum, byName: map[string]*folder{}, byMailbox: map[int64]*folder{}}
 	for _, it := range items {
 		if err := ctx.Err(); err != nil {
 			return sum, err
@@ -147,10 +147,15 @@ func (noProgress) Finish()          {}
 
 // importer is one Import's state.
 type importer struct {
-	opts    Options
-	sess    store.Session
-	sum     *Summary
-	folders map[string]*folder // by source folder name
+	opts Options
+	sess store.Session
+	sum  *Summary
+	// byName finds a source folder's folder; byMailbox holds one per
+	// mailbox, so that the source folders going into one mailbox (.Sent
+	// and .Sent Items) share what it held, and a message in both is
+	// imported twice, as it is there twice.
+	byName    map[string]*folder
+	byMailbox map[int64]*folder
 	// mailboxes are the account's, read once and kept up to date.
 	mailboxes []store.Mailbox
 }
@@ -187,13 +192,18 @@ func (im *importer) item(ctx context.Context, it *Item) error {
 	}
 	msg, err := im.opts.Spooler.Spool(r)
 	r.Close()
+	var rerr *readError
 	switch {
 	case errors.Is(err, delivery.ErrTooLarge):
 		im.skip(it, fmt.Sprintf("larger than the size limit of %d bytes (limits.max_message_size)", im.opts.Spooler.MaxSize))
 		return nil
-	case err != nil:
+	case errors.As(err, &rerr):
 		im.skip(it, err.Error())
 		return nil
+	case err != nil:
+		// The spool's own: a full or unwritable spool directory would
+		// skip every message that follows.
+		return fmt.Errorf("spool %s: %w", it.Where, err)
 	}
 	defer msg.Close()
 	if msg.Size() == 0 {
@@ -286,20 +296,23 @@ func (im *importer) match(ctx context.Context, f *folder, size int64, sum [sha25
 // folder finds, or makes, the mailbox for a source folder, and notes the
 // sizes of the messages it holds.
 func (im *importer) folder(ctx context.Context, name string) (*folder, error) {
-	if f, ok := im.folders[name]; ok {
+	if f, ok := im.byName[name]; ok {
 		return f, nil
 	}
-	f := &folder{unmatched: map[int64][]store.UID{}, hashes: map[store.UID][sha256.Size]byte{}}
-	im.folders[name] = f
 	mb, err := im.mailbox(ctx, name)
 	if err != nil {
 		if errors.Is(err, store.ErrInvalidName) || errors.Is(err, store.ErrLimit) {
-			f.err = fmt.Errorf("folder %q: %w", name, err)
+			f := &folder{err: fmt.Errorf("folder %q: %w", name, err)}
+			im.byName[name] = f
 			return f, nil
 		}
 		return nil, fmt.Errorf("folder %q: %w", name, err)
 	}
-	f.mb = mb
+	if f, ok := im.byMailbox[mb.ID]; ok {
+		im.byName[name] = f
+		return f, nil
+	}
+	f := &folder{mb: mb, unmatched: map[int64][]store.UID{}, hashes: map[store.UID][sha256.Size]byte{}}
 	err = im.sess.Messages(ctx, mb.ID, store.AllUIDs(), store.FieldSize, func(mi *store.MessageInfo) error {
 		f.unmatched[mi.Size] = append(f.unmatched[mi.Size], mi.UID)
 		return nil
@@ -307,6 +320,8 @@ func (im *importer) folder(ctx context.Context, name string) (*folder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("folder %s: %w", mb.Name, err)
 	}
+	im.byName[name] = f
+	im.byMailbox[mb.ID] = f
 	return f, nil
 }
 
@@ -345,13 +360,18 @@ func (im *importer) mailbox(ctx context.Context, name string) (store.Mailbox, er
 		if path == name {
 			u = use
 		}
+		// Subscribed first: a kill between the two would otherwise
+		// leave a folder the rerun finds and does not subscribe. A name
+		// can be subscribed before it exists (RFC 9051 6.3.7).
+		if err := im.sess.SetSubscribed(ctx, path, true); err != nil {
+			return store.Mailbox{}, err
+		}
 		var err error
 		mb, err = im.sess.CreateMailbox(ctx, path, u)
 		if errors.Is(err, store.ErrMailboxExists) {
 			mb, err = im.sess.Mailbox(ctx, path) // made meanwhile, by a client
 		} else if err == nil {
 			im.sum.Created = append(im.sum.Created, path)
-			err = im.sess.SetSubscribed(ctx, path, true)
 		}
 		if err != nil {
 			return store.Mailbox{}, err

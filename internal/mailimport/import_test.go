@@ -281,3 +281,97 @@ func TestImportLocked(t *testing.T) {
 		t.Errorf("import while another runs: %v", err)
 	}
 }
+
+// items is a source of items a test makes.
+type items []*Item
+
+func (s items) Scan() ([]*Item, error) { return s, nil }
+func (s items) String() string         { return "test items" }
+
+// failingReader fails after giving the start of a message.
+type failingReader struct{ done bool }
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if r.done {
+		return 0, errors.New("input/output error")
+	}
+	r.done = true
+	return copy(p, "Subject: half\n"), nil
+}
+
+func (r *failingReader) Close() error { return nil }
+
+// A message that cannot be read from its source is skipped; a spool that
+// cannot be written (a full or missing spool directory) stops the import,
+// which would otherwise skip every message after it.
+func TestImportSpoolFails(t *testing.T) {
+	f := newFixture(t)
+	unreadable := items{{Folders: []string{"INBOX"}, Where: "unreadable", open: func() (io.ReadCloser, error) { return &failingReader{}, nil }}}
+	sum := f.mustRun(unreadable)
+	if len(sum.Skipped) != 1 || !strings.Contains(sum.Skipped[0].Reason, "input/output error") {
+		t.Errorf("an unreadable message: skipped %v", sum.Skipped)
+	}
+
+	f.sp = &delivery.Spooler{Dir: filepath.Join(t.TempDir(), "missing"), MemoryLimit: 0}
+	sum, err := f.run(context.Background(), nil, Mbox{Path: filepath.Join("testdata", "mutt.mbox"), Folder: "Old"})
+	if err == nil || len(sum.Skipped) != 0 || sum.Imported != 0 {
+		t.Errorf("with no spool directory: %v, %d imported, skipped %v; want an error, nothing imported or skipped", err, sum.Imported, sum.Skipped)
+	}
+}
+
+// Two source folders going into one mailbox (.Sent and .Sent Items) share
+// it: a message in each is there twice, in the first run and the next.
+func TestImportFoldersOfOneMailbox(t *testing.T) {
+	f := newFixture(t)
+	root := t.TempDir()
+	writeMaildir(t, root, []maildirFile{
+		{".Sent/cur/1600000001.M1P1.host:2,S", msg("sent"), time.Time{}},
+		{".Sent Items/cur/1600000002.M1P1.host:2,S", msg("sent"), time.Time{}},
+	}, nil)
+	for run, want := range []struct{ imported, present int }{{2, 0}, {0, 2}} {
+		sum := f.mustRun(Maildir{Dir: root})
+		if sum.Imported != want.imported || sum.Present != want.present {
+			t.Errorf("run %d: %d imported, %d there; want %d, %d", run+1, sum.Imported, sum.Present, want.imported, want.present)
+		}
+		if n := f.count("Sent"); n != 2 {
+			t.Errorf("run %d: Sent has %d messages, want 2", run+1, n)
+		}
+	}
+}
+
+// crashAfterCreate is a store whose sessions stop, as a kill would, right
+// after they made a mailbox.
+type crashAfterCreate struct{ store.Store }
+
+func (s crashAfterCreate) Open(ctx context.Context, id int64) (store.Session, error) {
+	sess, err := s.Store.Open(ctx, id)
+	return crashSession{sess}, err
+}
+
+type crashSession struct{ store.Session }
+
+func (s crashSession) CreateMailbox(ctx context.Context, name, use string) (store.Mailbox, error) {
+	if _, err := s.Session.CreateMailbox(ctx, name, use); err != nil {
+		return store.Mailbox{}, err
+	}
+	return store.Mailbox{}, errors.New("killed")
+}
+
+// An import killed right after it made a folder leaves it subscribed.
+func TestImportKilledAfterCreate(t *testing.T) {
+	f := newFixture(t)
+	src := Mbox{Path: filepath.Join("testdata", "mutt.mbox"), Folder: "Old"}
+	if _, err := Import(context.Background(), Options{Store: crashAfterCreate{f.st}, Account: f.acct, Spooler: f.sp}, src); err == nil {
+		t.Fatal("the import went on after its kill")
+	}
+	f.mustRun(src)
+	ctx := context.Background()
+	sess, err := f.st.Open(ctx, f.acct.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	if subs, _ := sess.Subscriptions(ctx); !slices.Contains(subs, "Old") {
+		t.Errorf("Old is not subscribed (%q)", subs)
+	}
+}
