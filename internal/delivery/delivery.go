@@ -5,7 +5,8 @@
 // by the store; a delivery that takes the account's use across a
 // warning level of its quota puts a notice into its INBOX; a script's
 // vacation reply, when one is due, goes out through the Sender once the
-// message is stored (vacation.go). LMTP, SMTP,
+// message is stored (vacation.go), and its redirects before it is, a
+// redirect that fails keeping it (redirect.go). LMTP, SMTP,
 // `buzon deliver` and the fetch client come through here; so does IMAP
 // APPEND (Append), which runs no script and warns of nothing: it is the
 // user's own doing, and the client hears of a full mailbox in its answer.
@@ -63,12 +64,15 @@ type Deliverer struct {
 	Warned func(level int)
 
 	// Sender, if set, sends the replies of Sieve vacation (RFC 5230)
-	// through the relay, which lets scripts require "vacation" and
-	// "vacation-seconds"; nil refuses them (see vacation.go).
+	// and the messages of redirect (RFC 5228 4.2) through the relay,
+	// which lets scripts use them; nil refuses them (see vacation.go
+	// and redirect.go).
 	Sender Sender
 	// Vacation bounds the replies: their periods, the time to send one,
 	// how many go at once.
 	Vacation VacationConfig
+	// Redirect says how redirect forwards.
+	Redirect RedirectConfig
 	// Replied, if set, hears the outcome of each vacation action (for
 	// metrics): "sent", "failed", "dropped", "skipped" (not due) or
 	// "error" (the store).
@@ -231,7 +235,8 @@ func (d *Deliverer) deliverSession(ctx context.Context, sess store.Session, bega
 	}
 	out := Delivered{Script: dec.script}
 	vacation := vacationAction(&dec)
-	if len(dec.actions) == 1 && dec.actions[0].Kind == sieve.Discard {
+	redirects := redirectActions(&dec)
+	if len(dec.actions) == 1 && dec.actions[0].Kind == sieve.Discard && len(redirects) == 0 {
 		d.logger().Info("discarded by the sieve script", "account", account, "script", dec.script, "from", env.From, "size", msg.Size())
 		if vacation != nil {
 			d.vacation(ctx, sess, account, dec.script, msg, env, vacation)
@@ -241,6 +246,13 @@ func (d *Deliverer) deliverSession(ctx context.Context, sess store.Session, bega
 	targets, err := d.targets(ctx, sess, account, keepTo, dec)
 	if err != nil {
 		return out, err
+	}
+	if len(redirects) > 0 {
+		// Forwarded before anything is stored: a redirect that fails
+		// keeps the message (RFC 5228 2.10.6), in one more target.
+		if targets, err = d.redirect(ctx, sess, account, keepTo, dec.script, msg, env, redirects, targets); err != nil {
+			return out, err
+		}
 	}
 	w := d.watchQuota(ctx, sess, account, limited)
 	defer d.unwatchQuota(w)

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"mime/quotedprintable"
 	"strings"
@@ -27,18 +28,20 @@ import (
 // that cannot be sent is logged and not retried, and never fails or
 // delays the delivery it answers.
 
-// Sender sends a message the server writes itself, through the relay MTA
-// (submission.relay). cmd/buzon gives the Deliverer one when a relay is
-// configured.
+// Sender sends mail on through the relay MTA (submission.relay): the
+// replies of Sieve vacation and the messages of redirect. cmd/buzon gives
+// the Deliverer one when a relay is configured.
 type Sender interface {
 	// Send sends msg (a whole message, CRLF line ends) from the envelope
 	// sender from ("" for the null sender <>) to the recipient to. It
 	// returns once the relay took the message or refused it.
-	Send(ctx context.Context, from, to string, msg []byte) error
+	Send(ctx context.Context, from, to string, msg io.Reader) error
 }
 
 // VacationConfig bounds the vacation replies a Deliverer sends.
 type VacationConfig struct {
+	// Off refuses vacation scripts though there is a Sender.
+	Off bool
 	// MinPeriod, DefaultPeriod and MaxPeriod bound the period of a
 	// script's :days or :seconds, and stand for it when the script gives
 	// none (RFC 5230 4.1 lets a site set both bounds). Zero values: 1
@@ -83,7 +86,7 @@ func (c VacationConfig) period(p time.Duration) time.Duration {
 
 // sieveOptions is what the Deliverer's scripts may do.
 func (d *Deliverer) sieveOptions() sieve.Options {
-	return sieve.Options{Vacation: d.Sender != nil}
+	return sieve.Options{Vacation: d.Sender != nil && !d.Vacation.Off, Redirect: d.Sender != nil && !d.Redirect.Off}
 }
 
 // replies keeps the replies under way, so that Wait can let them finish.
@@ -161,7 +164,7 @@ func (d *Deliverer) vacation(ctx context.Context, sess store.Session, account, s
 		defer cancel()
 		// RFC 5230 5.1 (RFC 3834 3.3): the null reverse path, so that
 		// nothing answers the answer.
-		if err := d.Sender.Send(ctx, "", env.From, reply); err != nil {
+		if err := d.Sender.Send(ctx, "", env.From, bytes.NewReader(reply)); err != nil {
 			log.Warn("vacation reply not sent", "err", err)
 			d.replied("failed")
 			return

@@ -27,7 +27,11 @@ type sentMessage struct {
 	raw      string
 }
 
-func (s *fakeSender) Send(_ context.Context, from, to string, msg []byte) error {
+func (s *fakeSender) Send(_ context.Context, from, to string, r io.Reader) error {
+	msg, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
 	m, err := mail.ReadMessage(strings.NewReader(string(msg)))
 	if err != nil {
 		return err

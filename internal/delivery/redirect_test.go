@@ -1,0 +1,79 @@
+package delivery
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestRedirect: a redirect forwards the message through the Sender, from
+// the account's address (or the sender's, as configured), under a field
+// naming the account; without :copy nothing is stored, with it the
+// message is kept too; a redirect the relay refuses keeps the message; a
+// message the account forwarded before, or forwarded four times, is kept
+// and not forwarded again.
+func TestRedirect(t *testing.T) {
+	const msg = "From: bob@example.net\r\nTo: alice@example.org\r\nSubject: hi\r\n\r\nHello.\r\n"
+	for _, tc := range []struct {
+		name, script, header string
+		envFrom              string // RedirectConfig.EnvelopeFrom
+		fail                 bool   // the relay refuses
+		forwarded            []string
+		stored               []string
+	}{
+		{"plain", `redirect "carol@example.net";`, "", "", false, []string{"carol@example.net"}, nil},
+		{"copy", `require "copy"; redirect :copy "carol@example.net";`, "", "", false, []string{"carol@example.net"}, []string{"INBOX"}},
+		{"and fileinto", `require ["fileinto", "mailbox"]; redirect "carol@example.net"; fileinto :create "Fwd";`, "", "", false,
+			[]string{"carol@example.net"}, []string{"Fwd"}},
+		{"twice to one address", `redirect "carol@example.net"; redirect "Carol <CAROL@example.net>";`, "", "", false, []string{"carol@example.net"}, nil},
+		{"two", `redirect "carol@example.net"; redirect "dave@example.net";`, "", "", false, []string{"carol@example.net", "dave@example.net"}, nil},
+		{"sender's envelope", `redirect "carol@example.net";`, "", "sender", false, []string{"carol@example.net"}, nil},
+		{"relay refuses", `redirect "carol@example.net";`, "", "", true, nil, []string{"INBOX"}},
+		{"relay refuses a copy", `require "copy"; redirect :copy "carol@example.net";`, "", "", true, nil, []string{"INBOX"}},
+		{"relay refuses, fileinto", `require ["fileinto", "mailbox"]; redirect "carol@example.net"; fileinto :create "Fwd";`, "", "", true,
+			nil, []string{"Fwd", "INBOX"}},
+		{"loop", `redirect "carol@example.net";`, "X-Sieve-Redirected-From: Alice+x@Example.org\r\n", "", false, nil, []string{"INBOX"}},
+		{"others forwarded it", `redirect "carol@example.net";`, "X-Sieve-Redirected-From: a@example.net\r\nX-Sieve-Redirected-From: b@example.net\r\n", "", false,
+			[]string{"carol@example.net"}, nil},
+		{"four hops", `redirect "carol@example.net";`, strings.Repeat("X-Sieve-Redirected-From: x@example.net\r\n", 4), "", false, nil, []string{"INBOX"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, s, _ := newVacationFixture(t)
+			f.d.Redirect.EnvelopeFrom = tc.envFrom
+			if tc.fail {
+				s.err = errors.New("554 5.7.1 relay refuses")
+			}
+			f.activate(tc.script)
+			got := f.deliverFrom("bob@example.net", tc.header+msg)
+			var stored []string
+			for _, c := range got.Copies {
+				stored = append(stored, c.Mailbox)
+			}
+			if !slices.Equal(stored, tc.stored) {
+				t.Errorf("stored in %q, want %q\n%s", stored, tc.stored, f.log.String())
+			}
+			sent := s.take()
+			var to []string
+			for _, m := range sent {
+				to = append(to, m.to)
+				wantFrom := "alice@example.org"
+				if tc.envFrom == "sender" {
+					wantFrom = "bob@example.net"
+				}
+				if m.from != wantFrom {
+					t.Errorf("forwarded from <%s>, want <%s>", m.from, wantFrom)
+				}
+				if !strings.HasPrefix(m.raw, "X-Sieve-Redirected-From: alice@example.org\r\n"+tc.header+msg) {
+					t.Errorf("forwarded:\n%q", m.raw)
+				}
+			}
+			if !slices.Equal(to, tc.forwarded) {
+				t.Errorf("forwarded to %q, want %q\n%s", to, tc.forwarded, f.log.String())
+			}
+			if (len(tc.forwarded) == 0) != strings.Contains(f.log.String(), `msg="sieve redirect failed; message kept"`) {
+				t.Errorf("log:\n%s", f.log.String())
+			}
+		})
+	}
+}
