@@ -328,16 +328,34 @@ func (c *conn) relayMessage(m *msgData) {
 	c.flush()
 }
 
+// maxAuthors bounds the addresses of a From field, each looked up in
+// the store: a message has one author, or a few (RFC 5322 3.6.2).
+const maxAuthors = 10
+
 // checkHeader refuses a message whose From or Sender field names an
 // address that is not the account's, or that has no From (RFC 5322
 // 3.6.2), and says whether it has a Date and a Message-ID.
+//
+// The fields are read strictly (message.ParseMailboxList), as the
+// grammar has them, one From and at most one Sender (RFC 5322 3.6), and
+// the whole header must be read: what a forgiving reader would skip, or
+// read as fewer addresses than a strict one, is refused rather than
+// relayed unchecked.
 func (c *conn) checkHeader(msg *delivery.Spooled) (hasDate, hasID bool) {
 	h := make([]byte, msg.Part().BodyStart)
 	if _, err := io.ReadFull(msg.Reader(), h); err != nil {
 		c.log.Error("read the spooled header", "err", err)
 		xreply(451, [3]int{4, 3, 0}, "local error; try again later")
 	}
-	from := false
+	// The parser ends a header at the blank line (RFC 5322 2.1), at the
+	// end of a message without a body, or, past its limit, at the line
+	// that would go over it: the fields after that line would reach the
+	// relay unread.
+	if int64(len(h)) < msg.Size() && !bytes.HasSuffix(h, []byte("\n\r\n")) && string(h) != "\r\n" {
+		xreply(552, [3]int{5, 3, 4}, "the header is over %d bytes", message.DefaultMaxHeaderBytes)
+	}
+	var froms, senders int
+	checked := map[string]bool{}
 	for f := range message.Fields(h) {
 		switch {
 		case bytes.EqualFold(f.Name, []byte("Date")):
@@ -345,33 +363,42 @@ func (c *conn) checkHeader(msg *delivery.Spooled) (hasDate, hasID bool) {
 		case bytes.EqualFold(f.Name, []byte("Message-ID")):
 			hasID = true
 		case bytes.EqualFold(f.Name, []byte("From")):
-			from = true
-			c.checkAuthors("From", f.Value())
+			if froms++; froms > 1 {
+				xreply(550, [3]int{5, 6, 0}, "more than one From field (RFC 5322 3.6)")
+			}
+			c.checkAuthors("From", f.Value(), maxAuthors, checked)
 		case bytes.EqualFold(f.Name, []byte("Sender")):
-			c.checkAuthors("Sender", f.Value())
+			if senders++; senders > 1 {
+				xreply(550, [3]int{5, 6, 0}, "more than one Sender field (RFC 5322 3.6)")
+			}
+			c.checkAuthors("Sender", f.Value(), 1, checked) // RFC 5322 3.6.2: one mailbox
 		}
 	}
-	if !from {
+	if froms == 0 {
 		xreply(550, [3]int{5, 6, 0}, "the message has no From field (RFC 5322 3.6.2)")
 	}
 	return hasDate, hasID
 }
 
-// checkAuthors refuses an address field that names no address or one
-// the account may not send as (RFC 6409 6.1, 8.1).
-func (c *conn) checkAuthors(field, value string) {
-	n := 0
-	for _, a := range message.ParseAddressList(value) {
-		if a.GroupStart || a.GroupEnd {
+// checkAuthors refuses an address field that is not a list of at most
+// max mailboxes (550 5.6.0: the message is malformed, and a strict
+// reader would read other addresses than a forgiving one), or that
+// names an address the account may not send as (553 5.7.1, RFC 6409
+// 6.1, 8.1), each address looked up once per message (checked).
+func (c *conn) checkAuthors(field, value string, max int, checked map[string]bool) {
+	addrs, err := message.ParseMailboxList(value, max)
+	if err != nil {
+		xreply(550, [3]int{5, 6, 0}, "%s: %s (RFC 5322 3.6.2)", field, strings.Map(printable, err.Error()))
+	}
+	for _, a := range addrs {
+		addr := a.Mailbox + "@" + a.Host
+		key := strings.ToLower(addr)
+		if checked[key] {
 			continue
 		}
-		n++
-		addr := a.Mailbox + "@" + a.Host
-		if a.Mailbox == message.MissingMailbox || a.Host == message.MissingDomain || !c.owns(addr) {
+		if !c.owns(addr) {
 			xreply(553, [3]int{5, 7, 1}, "%s: <%s> is not an address of %s", field, strings.Map(printable, addr), c.account.Name)
 		}
-	}
-	if n == 0 {
-		xreply(553, [3]int{5, 7, 1}, "%s names no address", field)
+		checked[key] = true
 	}
 }

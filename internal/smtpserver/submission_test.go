@@ -19,6 +19,7 @@ import (
 	"github.com/buzon-mail/buzon/internal/clienttest"
 	"github.com/buzon-mail/buzon/internal/clienttest/transcript"
 	"github.com/buzon-mail/buzon/internal/config"
+	"github.com/buzon-mail/buzon/internal/message"
 	"github.com/buzon-mail/buzon/internal/smtpclient"
 )
 
@@ -204,9 +205,11 @@ func submit(t *testing.T, addr, user, from string, rcpts []string, msg string) s
 }
 
 // TestSubmissionSenders: an account sends as its own address, an alias of
-// it, a +detail of either, in any case, in MAIL FROM and in every From
-// and Sender field; anything else is refused with 553 5.7.1 naming the
-// address, and nothing reaches the relay.
+// it, a +detail of either, in any case, in MAIL FROM and in the From
+// and Sender fields; another address is refused with 553 5.7.1 naming
+// it, a From or Sender that is not a mailbox-list as RFC 5322 3.4 writes
+// it (of at most 10 and 1 addresses, one field each) with 550 5.6.0, and
+// nothing reaches the relay.
 func TestSubmissionSenders(t *testing.T) {
 	msg := func(header string) string {
 		return header + "To: bob@example.org\r\nSubject: hi\r\n\r\nHello.\r\n"
@@ -220,19 +223,31 @@ func TestSubmissionSenders(t *testing.T) {
 		{"+detail", "alice+lists@example.org", "From: alice+lists@example.org\r\n", "250 2.0.0 message sent"},
 		{"alias +detail", "info+news@example.org", "From: info+news@example.org\r\n", "250 2.0.0 message sent"},
 		{"From with two of hers", "alice@example.org", "From: alice@example.org, Info <info@example.org>\r\n", "250 2.0.0 message sent"},
-		{"From in a group", "alice@example.org", "From: Us: alice@example.org;\r\n", "250 2.0.0 message sent"},
+		{"From of ten, all hers", "alice@example.org", "From: " + strings.Repeat("alice@example.org, ", 9) + "Info <info@example.org>\r\n", "250 2.0.0 message sent"},
+		{"From and Sender both hers", "alice@example.org", "From: alice@example.org, info@example.org\r\nSender: alice@example.org\r\n", "250 2.0.0 message sent"},
 		{"another account in MAIL", "bob@example.org", "From: alice@example.org\r\n", "553 5.7.1 <bob@example.org> is not an address of alice@example.org"},
 		{"stranger in MAIL", "ceo@example.com", "From: alice@example.org\r\n", "553 5.7.1 <ceo@example.com> is not an address of alice@example.org"},
 		{"null sender", "", "From: alice@example.org\r\n", "553 5.7.1 the null sender"},
 		{"detail of nobody", "nobody+x@example.org", "From: alice@example.org\r\n", "553 5.7.1 <nobody+x@example.org>"},
 		{"stranger in From", "alice@example.org", "From: The Boss <ceo@example.com>\r\n", "553 5.7.1 From: <ceo@example.com> is not an address of alice@example.org"},
 		{"another account in From", "alice@example.org", "From: alice@example.org, bob@example.org\r\n", "553 5.7.1 From: <bob@example.org>"},
-		{"second From field", "alice@example.org", "From: alice@example.org\r\nFrom: ceo@example.com\r\n", "553 5.7.1 From: <ceo@example.com>"},
+		{"second From field", "alice@example.org", "From: alice@example.org\r\nFrom: ceo@example.com\r\n", "550 5.6.0 more than one From field"},
+		{"second Sender field", "alice@example.org", "From: alice@example.org\r\nSender: alice@example.org\r\nSender: ceo@example.com\r\n", "550 5.6.0 more than one Sender field"},
+		// The review's padding: a forgiving reader stopped at 10000
+		// entries, empty groups among them, before ceo@.
+		{"From padded with groups", "alice@example.org", "From: alice@example.org, " + strings.Repeat("g:;, ", 5000) + "ceo@example.com\r\n", "550 5.6.0 From: a group"},
+		{"Sender padded with groups", "alice@example.org", "From: alice@example.org\r\nSender: alice@example.org, " + strings.Repeat("g:;, ", 5000) + "ceo@example.com\r\n", "550 5.6.0 Sender: more than 1 addresses"},
+		{"From in a group", "alice@example.org", "From: Us: alice@example.org;\r\n", "550 5.6.0 From: a group"},
+		{"From without a comma", "alice@example.org", "From: alice@example.org ceo@example.com\r\n", "550 5.6.0 From: 'c' after <alice@example.org>: addresses are separated by commas"},
+		{"From with two angle-addrs", "alice@example.org", "From: Alice <alice@example.org> <ceo@example.com>\r\n", "550 5.6.0 From: '<' after"},
+		{"From with eleven addresses", "alice@example.org", "From: " + strings.Repeat("alice@example.org, ", 10) + "info@example.org\r\n", "550 5.6.0 From: more than 10 addresses"},
+		{"Sender with two", "alice@example.org", "From: alice@example.org\r\nSender: alice@example.org, info@example.org\r\n", "550 5.6.0 Sender: more than 1 addresses"},
+		{"From with a route", "alice@example.org", "From: <@example.org:ceo@example.com>\r\n", "550 5.6.0 From: a source route"},
 		{"folded From", "alice@example.org", "From: Alice\r\n <ceo@example.com>\r\n", "553 5.7.1 From: <ceo@example.com>"},
 		{"stranger in Sender", "alice@example.org", "From: alice@example.org\r\nSender: ceo@example.com\r\n", "553 5.7.1 Sender: <ceo@example.com>"},
 		{"no From", "alice@example.org", "", "550 5.6.0 the message has no From field"},
-		{"empty From", "alice@example.org", "From: \r\n", "553 5.7.1 From names no address"},
-		{"From without a domain", "alice@example.org", "From: alice\r\n", "553 5.7.1 From: <alice@MISSING_DOMAIN>"},
+		{"empty From", "alice@example.org", "From: \r\n", "550 5.6.0 From: an empty address"},
+		{"From without a domain", "alice@example.org", "From: alice\r\n", `550 5.6.0 From: "alice" is not an address`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newSubmissionFixture(t, relayRules{})
@@ -243,6 +258,33 @@ func TestSubmissionSenders(t *testing.T) {
 			txs := f.relay.transactions()
 			if sent := strings.HasPrefix(tt.want, "250"); sent != (len(txs) == 1) {
 				t.Fatalf("relay took %d messages", len(txs))
+			}
+		})
+	}
+}
+
+// TestSubmissionHeaderLimit: a message whose header did not end within
+// the parser's limit (1 MiB) is refused, so that no field after it goes
+// to the relay unread; a header under the limit, or one without a body
+// after it, is read whole.
+func TestSubmissionHeaderLimit(t *testing.T) {
+	pad := strings.Repeat("X-Pad: "+strings.Repeat("x", 70)+"\r\n", message.DefaultMaxHeaderBytes/79)
+	for _, tt := range []struct {
+		name, msg, want string
+	}{
+		{"From after 1 MiB of fields", "From: alice@example.org\r\n" + pad + "From: ceo@example.com\r\nSubject: hi\r\n\r\nHello.\r\n", "552 5.3.4 the header is over 1048576 bytes"},
+		{"1 MiB of fields without a body", "From: alice@example.org\r\n" + pad + "Sender: ceo@example.com\r\n", "552 5.3.4 "},
+		{"just under 1 MiB", "From: alice@example.org\r\n" + pad[:len(pad)-79*13] + "\r\nHello.\r\n", "250 2.0.0 message sent"},
+		{"no body", "From: alice@example.org\r\nSubject: hi\r\n", "250 2.0.0 message sent"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newSubmissionFixture(t, relayRules{})
+			got := submit(t, f.addr, "alice@example.org", "alice@example.org", []string{"bob@example.org"}, tt.msg)
+			if !strings.HasPrefix(got, tt.want) {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+			if sent := strings.HasPrefix(tt.want, "250"); sent != (len(f.relay.transactions()) == 1) {
+				t.Fatalf("relay took %d messages", len(f.relay.transactions()))
 			}
 		})
 	}
@@ -536,19 +578,26 @@ func TestSubmissionPython(t *testing.T) {
 	implicit := f.listen(t, netip.Addr{}, true)
 	remote := f.listen(t, netip.MustParseAddr("192.0.2.10"), false)
 	for _, tt := range []struct {
-		name, mode, addr, from, want string
+		name, mode, addr, from, envelope, want string
 	}{
-		{"starttls as the account", "starttls", remote, "alice@example.org", "sent\n"},
-		{"starttls as an alias", "starttls", remote, "Info <info@example.org>", "sent\n"},
-		{"implicit TLS", "tls", implicit, "alice@example.org", "sent\n"},
-		{"implicit TLS as +detail", "tls", implicit, "alice+x@example.org", "sent\n"},
-		{"as a stranger", "starttls", remote, "ceo@example.com", "refused 553 b'5.7.1 <ceo@example.com> is not an address of alice@example.org'\n"},
-		{"plaintext off loopback", "plain", remote, "alice@example.org", "no auth\n"},
+		{"starttls as the account", "starttls", remote, "alice@example.org", "", "sent\n"},
+		{"starttls as an alias", "starttls", remote, "Info <info@example.org>", "", "sent\n"},
+		{"implicit TLS", "tls", implicit, "alice@example.org", "", "sent\n"},
+		{"implicit TLS as +detail", "tls", implicit, "alice+x@example.org", "", "sent\n"},
+		{"as a stranger", "starttls", remote, "ceo@example.com", "", "refused 553 b'5.7.1 <ceo@example.com> is not an address of alice@example.org'\n"},
+		// The header check, past a MAIL FROM of her own.
+		{"as a stranger in From only", "starttls", remote, "The Boss <ceo@example.com>", "alice@example.org",
+			"refused 553 b'5.7.1 From: <ceo@example.com> is not an address of alice@example.org'\n"},
+		{"plaintext off loopback", "plain", remote, "alice@example.org", "", "no auth\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			host, port, _ := net.SplitHostPort(tt.addr)
-			cmd := exec.Command(py, filepath.Join("testdata", "submit.py"), tt.mode, host, port, f.caFile,
-				"alice@example.org", submissionPassword, tt.from, "bob@example.org")
+			args := []string{filepath.Join("testdata", "submit.py"), tt.mode, host, port, f.caFile,
+				"alice@example.org", submissionPassword, tt.from, "bob@example.org"}
+			if tt.envelope != "" {
+				args = append(args, tt.envelope)
+			}
+			cmd := exec.Command(py, args...)
 			out, err := cmd.CombinedOutput()
 			if err != nil {
 				t.Fatalf("submit.py: %v\n%s", err, out)

@@ -1,14 +1,17 @@
 # Submits a message with Python's smtplib, as scripts and many programs
-# do, and prints what happened: "sent", "refused CODE TEXT" for a refused
-# sender, or "no auth" when the server offers no login.
+# do, and prints what happened: "sent", "refused CODE TEXT" for a sender
+# refused at MAIL FROM or a message refused after DATA, or "no auth" when
+# the server offers no login. The envelope sender is ENVELOPE, or, as
+# send_message takes it, the From field.
 #
-# usage: submit.py starttls|tls|plain HOST PORT CAFILE USER PASSWORD FROM TO
+# usage: submit.py starttls|tls|plain HOST PORT CAFILE USER PASSWORD FROM TO [ENVELOPE]
 import smtplib
 import ssl
 import sys
 from email.message import EmailMessage
 
-mode, host, port, cafile, user, password, sender, to = sys.argv[1:]
+mode, host, port, cafile, user, password, sender, to = sys.argv[1:9]
+envelope = sys.argv[9] if len(sys.argv) > 9 else None
 ctx = ssl.create_default_context(cafile=cafile)
 ctx.check_hostname = False  # the test certificate names mx.example.org
 
@@ -31,8 +34,8 @@ if not s.has_extn("auth"):
     sys.exit(0)
 s.login(user, password)
 try:
-    s.send_message(msg)
+    s.send_message(msg, from_addr=envelope)
     print("sent")
-except smtplib.SMTPSenderRefused as e:
+except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as e:
     print("refused", e.smtp_code, e.smtp_error)
 s.quit()
