@@ -64,22 +64,31 @@ relay_ca_file = %q
 // submission (STARTTLS) as herself and over submissions (implicit TLS)
 // as her alias; buzon relays both through its own SMTP listener into
 // bob's INBOX, where imaplib reads them under both servers' Received
-// fields, the submission's saying ESMTPSA. A message from a stranger's
-// address is refused and never arrives.
+// fields, the submission's saying ESMTPSA. A stranger's address is
+// refused in MAIL FROM, and in the From field of a message whose MAIL
+// FROM is alice's own, after DATA; neither arrives.
 func TestSubmissionEndToEnd(t *testing.T) {
 	in, ports := startSubmission(t, "")
 	ca := filepath.Join(in.data, "tls", "cert.pem")
 	for _, tt := range []struct {
-		mode, listener, from, subject, want string
+		mode, listener, from, envelope, subject, want string
 	}{
-		{"starttls", "submission", "Alice <alice@example.org>", "over submission", "sent\n"},
-		{"tls", "submissions", "Info <info@example.org>", "over submissions", "sent\n"},
-		{"tls", "submissions", "The Boss <ceo@example.com>", "forged", "refused 553 5.7.1 <ceo@example.com> is not an address of alice@example.org\n"},
+		{"starttls", "submission", "Alice <alice@example.org>", "", "over submission", "sent\n"},
+		{"tls", "submissions", "Info <info@example.org>", "", "over submissions", "sent\n"},
+		{"tls", "submissions", "The Boss <ceo@example.com>", "", "forged", "refused 553 5.7.1 <ceo@example.com> is not an address of alice@example.org\n"},
+		{"starttls", "submission", "The Boss <ceo@example.com>", "alice@example.org", "forged From",
+			"refused 553 5.7.1 From: <ceo@example.com> is not an address of alice@example.org\n"},
+		{"starttls", "submission", "alice@example.org, " + strings.Repeat("g:;, ", 5000) + "ceo@example.com", "alice@example.org", "padded From",
+			"refused 550 5.6.0 From: a group, where only mailboxes are allowed (RFC 5322 3.6.2)\n"},
 	} {
 		host, port, _ := net.SplitHostPort(ports[tt.listener])
-		if got := python(t, "", "submission_send.py", tt.mode, host, port, ca, "alice@example.org", "a-password",
-			tt.from, "bob@example.org", tt.subject); got != tt.want {
-			t.Errorf("%s as %s: %q, want %q", tt.listener, tt.from, got, tt.want)
+		args := []string{tt.mode, host, port, ca, "alice@example.org", "a-password",
+			tt.from, "bob@example.org", tt.subject}
+		if tt.envelope != "" {
+			args = append(args, tt.envelope)
+		}
+		if got := python(t, "", "submission_send.py", args...); got != tt.want {
+			t.Errorf("%s as %s (MAIL FROM %q): %q, want %q", tt.listener, tt.from, tt.envelope, got, tt.want)
 		}
 	}
 	host, port := in.hostPort("imap")
