@@ -15,6 +15,7 @@ import (
 	"github.com/buzon-mail/buzon/internal/config"
 	"github.com/buzon-mail/buzon/internal/delivery"
 	"github.com/buzon-mail/buzon/internal/fetch"
+	"github.com/buzon-mail/buzon/internal/progress"
 )
 
 // runFetch is `buzon fetch`: fetch mail from other POP3/IMAP accounts into
@@ -57,7 +58,7 @@ func runFetch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	log := newLogger(config.Log{Level: cfg.LogLevel, Format: cfg.LogFormat}, stderr)
 	opts := fetch.Options{Logger: log, OpenStore: fetchStoreOpener(log)}
 	if f, ok := stderr.(*os.File); ok && !*daemon && term.IsTerminal(int(f.Fd())) {
-		opts.Progress = func(account string) fetch.Progress { return fetch.NewBarProgress(stderr, account) }
+		opts.Progress = func(account string) progress.Progress { return progress.NewBar(stderr, account) }
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), stopSignals()...)
 	defer stop()

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"slices"
 	"text/tabwriter"
 
@@ -15,8 +14,8 @@ import (
 
 	"github.com/buzon-mail/buzon/internal/bytesize"
 	"github.com/buzon-mail/buzon/internal/delivery"
-	"github.com/buzon-mail/buzon/internal/fetch"
 	"github.com/buzon-mail/buzon/internal/mailimport"
+	"github.com/buzon-mail/buzon/internal/progress"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
@@ -79,7 +78,7 @@ Give the same --data or --config as the server; it sees the mail at once.`, stde
 		Logger:  log,
 	}
 	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		opts.Progress = fetch.NewBarProgress(stderr, address)
+		opts.Progress = progress.NewBar(stderr, address)
 	}
 	sum, err := mailimport.Import(ctx, opts, sources...)
 	if sum != nil {
@@ -91,43 +90,17 @@ Give the same --data or --config as the server; it sees the mail at once.`, stde
 	return err
 }
 
-// importSources makes a source of each argument: a Maildir, a folder of
-// mbox files or an mbox file.
+// importSources makes a source of each argument (mailimport.NewSource).
 func importSources(args []string, folder string, gmail bool) ([]mailimport.Source, error) {
 	var sources []mailimport.Source
 	for _, arg := range args {
-		fi, err := os.Stat(arg)
+		src, err := mailimport.NewSource(arg, folder, gmail)
 		if err != nil {
 			return nil, err
 		}
-		switch {
-		case fi.IsDir() && (folder != "" || gmail):
-			// Each folder of a tree is named by the tree.
-			return nil, fmt.Errorf("%s is a folder: --folder and --gmail-labels are for mbox files", arg)
-		case fi.IsDir() && (isDir(filepath.Join(arg, "cur")) || isDir(filepath.Join(arg, "new"))):
-			sources = append(sources, mailimport.Maildir{Dir: arg})
-		case fi.IsDir():
-			sources = append(sources, mailimport.MboxTree{Dir: arg})
-		default:
-			f := folder
-			if f == "" {
-				f = mboxFolder(arg)
-			}
-			sources = append(sources, mailimport.Mbox{Path: arg, Folder: f, GmailLabels: gmail})
-		}
+		sources = append(sources, src)
 	}
 	return sources, nil
-}
-
-func isDir(path string) bool {
-	fi, err := os.Stat(path)
-	return err == nil && fi.IsDir()
-}
-
-// mboxFolder names the folder for an mbox file given on the command line
-// (mailimport.MboxFolder; "Inbox" is INBOX).
-func mboxFolder(path string) string {
-	return store.CanonicalMailboxName(mailimport.MboxFolder(filepath.Base(path)))
 }
 
 // printImportSummary tells what an import did: per folder, then what was

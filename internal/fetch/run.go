@@ -15,6 +15,7 @@ import (
 	"github.com/buzon-mail/buzon/internal/bytesize"
 	"github.com/buzon-mail/buzon/internal/delivery"
 	"github.com/buzon-mail/buzon/internal/durable"
+	"github.com/buzon-mail/buzon/internal/progress"
 	"github.com/buzon-mail/buzon/internal/secret"
 )
 
@@ -29,8 +30,8 @@ type Options struct {
 	// account has one.
 	OpenStore StoreOpener
 	// Progress makes the progress display of one run of an account.
-	// Default: NewLogProgress.
-	Progress func(account string) Progress
+	// Default: progress.NewLog.
+	Progress func(account string) progress.Progress
 	// Hostname goes into Maildir file names. Default: os.Hostname.
 	Hostname string
 }
@@ -76,7 +77,7 @@ func New(cfg Config, opts Options) *Fetcher {
 	}
 	if opts.Progress == nil {
 		log := opts.Logger
-		opts.Progress = func(account string) Progress { return NewLogProgress(log.With("account", account)) }
+		opts.Progress = func(account string) progress.Progress { return progress.NewLog(log.With("account", account)) }
 	}
 	return &Fetcher{cfg: cfg, opts: opts, log: opts.Logger, stores: map[StoreTarget]*openStore{}, syncDir: durable.SyncDir}
 }
@@ -346,7 +347,7 @@ type run struct {
 	dest Destination
 	// now is the time of the run, for keep_days.
 	now   time.Time
-	prog  Progress
+	prog  progress.Progress
 	sum   Summary
 	crash func(point string)
 }

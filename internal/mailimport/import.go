@@ -11,18 +11,9 @@ import (
 	"strings"
 
 	"github.com/buzon-mail/buzon/internal/delivery"
+	"github.com/buzon-mail/buzon/internal/progress"
 	"github.com/buzon-mail/buzon/internal/store"
 )
-
-// Progress follows an import; fetch's progress bar and log lines fit.
-type Progress interface {
-	// Start announces the messages about to be imported.
-	Start(messages int, bytes int64)
-	// Stored counts one message done (imported, found or skipped).
-	Stored(bytes int64)
-	// Finish ends the display.
-	Finish()
-}
 
 // Options say where an import goes.
 type Options struct {
@@ -31,8 +22,9 @@ type Options struct {
 	// Spooler reads each message as a delivery does: line endings made
 	// CRLF, the size limit enforced, the MIME structure parsed.
 	Spooler *delivery.Spooler
-	// Progress, if not nil, follows the import.
-	Progress Progress
+	// Progress, if not nil, follows the import: Stored counts each
+	// message done, imported, found or skipped.
+	Progress progress.Progress
 	// Logger, if not nil, logs each message appended and skipped, at
 	// debug level: the summary tells the rest.
 	Logger *slog.Logger
@@ -113,12 +105,12 @@ func Import(ctx context.Context, opts Options, sources ...Source) (*Summary, err
 	for _, it := range items {
 		bytes += it.Size
 	}
-	progress := opts.Progress
-	if progress == nil {
-		progress = noProgress{}
+	prog := opts.Progress
+	if prog == nil {
+		prog = progress.None{}
 	}
-	progress.Start(len(items), bytes)
-	defer progress.Finish()
+	prog.Start(len(items), bytes)
+	defer prog.Finish()
 
 	sess, err := opts.Store.Open(ctx, opts.Account.ID)
 	if err != nil {
@@ -131,19 +123,13 @@ func Import(ctx context.Context, opts Options, sources ...Source) (*Summary, err
 			return sum, err
 		}
 		err := im.item(ctx, it)
-		progress.Stored(it.Size)
+		prog.Stored(it.Size)
 		if err != nil {
 			return sum, err
 		}
 	}
 	return sum, nil
 }
-
-type noProgress struct{}
-
-func (noProgress) Start(int, int64) {}
-func (noProgress) Stored(int64)     {}
-func (noProgress) Finish()          {}
 
 // importer is one Import's state.
 type importer struct {

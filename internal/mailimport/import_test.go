@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/delivery"
+	"github.com/buzon-mail/buzon/internal/progress"
 	"github.com/buzon-mail/buzon/internal/store"
 	"github.com/buzon-mail/buzon/internal/store/teststore"
 )
@@ -37,7 +38,7 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{t: t, st: st, acct: acct, sp: &delivery.Spooler{Dir: t.TempDir(), MemoryLimit: 1 << 20}}
 }
 
-func (f *fixture) run(ctx context.Context, p Progress, sources ...Source) (*Summary, error) {
+func (f *fixture) run(ctx context.Context, p progress.Progress, sources ...Source) (*Summary, error) {
 	return Import(ctx, Options{Store: f.st, Account: f.acct, Spooler: f.sp, Progress: p}, sources...)
 }
 

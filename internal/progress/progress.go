@@ -1,4 +1,7 @@
-package fetch
+// Package progress follows long runs that store messages one by one (the
+// fetch client's downloads, buzon import) for a person: a progress bar on a
+// terminal, or a log line every 100 messages.
+package progress
 
 import (
 	"fmt"
@@ -9,21 +12,30 @@ import (
 	"github.com/schollz/progressbar/v3"
 )
 
-// Progress follows the downloads of one run of one account.
+// Progress follows one run: the fetch client's of one account, an
+// import's.
 type Progress interface {
-	// Start announces the messages about to be downloaded.
+	// Start announces messages about to be stored; it may be called
+	// again as more are found.
 	Start(messages int, bytes int64)
-	// Stored counts one message stored, of the given size.
+	// Stored counts one message done, of the given size.
 	Stored(bytes int64)
 	// Finish ends the run's progress display.
 	Finish()
 }
 
+// None is a Progress that shows nothing.
+type None struct{}
+
+func (None) Start(int, int64) {}
+func (None) Stored(int64)     {}
+func (None) Finish()          {}
+
 // logEvery is how many messages pass between progress log lines.
 const logEvery = 100
 
 // logProgress writes a progress line every logEvery messages of long
-// downloads: for logs, and when no terminal is watching.
+// runs: for logs, and when no terminal is watching.
 type logProgress struct {
 	log      *slog.Logger
 	total    int
@@ -36,9 +48,9 @@ type logProgress struct {
 
 var _ Progress = (*logProgress)(nil)
 
-// NewLogProgress returns a Progress that logs a line every 100 messages
-// when a run has more than that to download.
-func NewLogProgress(log *slog.Logger) Progress { return &logProgress{log: log} }
+// NewLog returns a Progress that logs a line every 100 messages when a
+// run has more than that to store.
+func NewLog(log *slog.Logger) Progress { return &logProgress{log: log} }
 
 func (p *logProgress) Start(messages int, bytes int64) {
 	p.total += messages
@@ -64,7 +76,7 @@ func (p *logProgress) Stored(bytes int64) {
 
 func (p *logProgress) Finish() {}
 
-// barThreshold is the fewest messages a download needs for a bar.
+// barThreshold is the fewest messages a run needs for a bar.
 const barThreshold = 10
 
 // barProgress draws a progress bar on a terminal: messages, bytes and
@@ -81,9 +93,9 @@ type barProgress struct {
 
 var _ Progress = (*barProgress)(nil)
 
-// NewBarProgress returns a Progress drawing a bar on w, a terminal, for
-// downloads of at least 10 messages.
-func NewBarProgress(w io.Writer, account string) Progress {
+// NewBar returns a Progress drawing a bar on w, a terminal, for runs of
+// at least 10 messages, named for the account.
+func NewBar(w io.Writer, account string) Progress {
 	return &barProgress{w: w, account: account}
 }
 
