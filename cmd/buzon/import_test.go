@@ -580,3 +580,42 @@ func TestImportUsage(t *testing.T) {
 		t.Errorf("INBOX has %d messages after imports that failed", len(msgs))
 	}
 }
+
+// TestImportPaths: the paths an administrator names, as they name them:
+// a link to an mbox (/var/mail/alice often is one) and to a Maildir, and
+// Apple Mail's export of one mailbox (Inbox.mbox/ with its mbox and
+// Info.plist), which goes into the folder it is named for.
+func TestImportPaths(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	const user = "hana@example.org"
+	mustBuzon(t, importPass+"\n", "user", "add", "--data", data, user)
+	mutt, _ := filepath.Abs(filepath.Join("..", "..", "internal", "mailimport", "testdata", "mutt.mbox"))
+	mustSymlink := func(target, link string) {
+		t.Helper()
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustSymlink(mutt, filepath.Join(dir, "spool-alice"))
+	maildir := filepath.Join(dir, "Maildir")
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		os.MkdirAll(filepath.Join(maildir, sub), 0o700)
+	}
+	os.WriteFile(filepath.Join(maildir, "cur", "1700000000.M1P1.host:2,S"), []byte("Subject: maildir\n\nvia a link\n"), 0o600)
+	mustSymlink(maildir, filepath.Join(dir, "maildir-link"))
+	apple := filepath.Join(dir, "Inbox.mbox")
+	os.MkdirAll(apple, 0o700)
+	os.WriteFile(filepath.Join(apple, "mbox"), []byte("From - Wed Nov 25 08:00:00 2026\nSubject: apple\n\nexported\n"), 0o600)
+	os.WriteFile(filepath.Join(apple, "Info.plist"), []byte("<?xml version=\"1.0\"?>\n<plist/>\n"), 0o600)
+
+	out := mustBuzon(t, "", "import", "--data", data, user, filepath.Join(dir, "spool-alice"), filepath.Join(dir, "maildir-link"), apple)
+	if !strings.Contains(out, "imported 6 messages") || strings.Contains(out, "skipped") {
+		t.Errorf("summary:\n%s", out)
+	}
+	for folder, want := range map[string]int{"spool-alice": 4, "INBOX": 2} {
+		if got := len(storeFolder(t, data, user, folder)); got != want {
+			t.Errorf("%s has %d messages, want %d", folder, got, want)
+		}
+	}
+}
