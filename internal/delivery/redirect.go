@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -138,8 +139,9 @@ func (d *Deliverer) redirect(ctx context.Context, sess store.Session, account, k
 	return append(targets, target{mailbox: inbox}), nil
 }
 
-// forward sends the message, under a field naming the account, to one
-// address, within the redirect timeout.
+// forward sends the message, under a field naming the account and
+// without the Return-Path its delivery here added, to one address,
+// within the redirect timeout.
 func (d *Deliverer) forward(ctx context.Context, account, from, to string, msg *Spooled) error {
 	timeout := d.Redirect.Timeout
 	if timeout == 0 {
@@ -147,6 +149,38 @@ func (d *Deliverer) forward(ctx context.Context, account, from, to string, msg *
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	header, err := msg.header()
+	if err != nil {
+		return err
+	}
+	// RFC 5321 4.4: the Return-Path final delivery wrote is not sent on;
+	// the next final delivery writes its own.
+	body := msg.Reader()
+	if _, err := io.CopyN(io.Discard, body, int64(returnPathLen(header))); err != nil {
+		return err
+	}
 	trace := RedirectedFromField + ": " + account + "\r\n"
-	return d.Sender.Send(ctx, from, to, io.MultiReader(strings.NewReader(trace), msg.Reader()))
+	return d.Sender.Send(ctx, from, to, io.MultiReader(strings.NewReader(trace), body))
+}
+
+// returnPathLen is the length of the Return-Path fields at the top of a
+// header, folded lines included.
+func returnPathLen(header []byte) int {
+	n := 0
+	for {
+		rest := header[n:]
+		if len(rest) < len("Return-Path:") || !strings.EqualFold(string(rest[:len("Return-Path:")]), "Return-Path:") {
+			return n
+		}
+		for {
+			i := bytes.Index(header[n:], []byte("\r\n"))
+			if i < 0 {
+				return n
+			}
+			n += i + 2
+			if n >= len(header) || (header[n] != ' ' && header[n] != '\t') {
+				break
+			}
+		}
+	}
 }

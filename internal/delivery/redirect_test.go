@@ -36,6 +36,7 @@ func TestRedirect(t *testing.T) {
 		{"loop", `redirect "carol@example.net";`, "X-Sieve-Redirected-From: Alice+x@Example.org\r\n", "", false, nil, []string{"INBOX"}},
 		{"others forwarded it", `redirect "carol@example.net";`, "X-Sieve-Redirected-From: a@example.net\r\nX-Sieve-Redirected-From: b@example.net\r\n", "", false,
 			[]string{"carol@example.net"}, nil},
+		{"Return-Path dropped", `redirect "carol@example.net";`, "Return-Path: <bob@example.net>\r\nReturn-Path:\r\n <x@example.net>\r\n", "", false, []string{"carol@example.net"}, nil},
 		{"four hops", `redirect "carol@example.net";`, strings.Repeat("X-Sieve-Redirected-From: x@example.net\r\n", 4), "", false, nil, []string{"INBOX"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,7 +65,7 @@ func TestRedirect(t *testing.T) {
 				if m.from != wantFrom {
 					t.Errorf("forwarded from <%s>, want <%s>", m.from, wantFrom)
 				}
-				if !strings.HasPrefix(m.raw, "X-Sieve-Redirected-From: alice@example.org\r\n"+tc.header+msg) {
+				if want := strings.TrimPrefix(tc.header, "Return-Path: <bob@example.net>\r\nReturn-Path:\r\n <x@example.net>\r\n"); !strings.HasPrefix(m.raw, "X-Sieve-Redirected-From: alice@example.org\r\n"+want+msg) {
 					t.Errorf("forwarded:\n%q", m.raw)
 				}
 			}
