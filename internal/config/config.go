@@ -340,7 +340,8 @@ type Submission struct {
 	// (mynetworks), or a smarthost with relay_user. Required when a
 	// submission listener is on. Sieve vacation replies (sieve.vacation)
 	// go through it too, from the null sender <> (RFC 3834 3.3), which
-	// it must accept from this host.
+	// it must accept from this host, and redirected mail
+	// (sieve.redirect).
 	Relay string `toml:"relay"`
 	// How the connection to the relay is secured: "starttls" (RFC 3207),
 	// "tls" (implicit, RFC 8314, usually port 465), or "none", which is
@@ -391,11 +392,12 @@ type Submission struct {
 
 // Sieve configures the ManageSieve server (listen.sieve), where people
 // keep the Sieve scripts (RFC 5228) that file their mail at delivery, and
-// the automatic replies of their vacation action (RFC 5230), which are
-// sent through submission.relay: without a relay, or with vacation off,
-// scripts that use vacation are refused when they are uploaded. Scripts
-// that redirect, reject or notify are refused always. Line length,
-// connections per address and per account are those in [limits].
+// the automatic replies of their vacation action (RFC 5230) and the
+// messages they redirect (RFC 5228 4.2), which are sent through
+// submission.relay: without a relay, or with vacation or redirect off,
+// scripts that use them are refused when they are uploaded. Scripts that
+// reject or notify are refused always. Line length, connections per
+// address and per account are those in [limits].
 type Sieve struct {
 	// Most scripts one account may keep (RFC 5804 QUOTA/MAXSCRIPTS).
 	MaxScripts int `toml:"max_scripts"`
@@ -428,6 +430,21 @@ type Sieve struct {
 	// Replies go after the message is stored, and one that fails is
 	// logged, not retried.
 	VacationTimeout Duration `toml:"vacation_timeout"`
+	// Let scripts forward mail (redirect, RFC 5228 4.2, and redirect
+	// :copy) through submission.relay, when it is set. A message is
+	// forwarded before it is stored, while the sender waits; one the
+	// relay does not take is kept in INBOX. At most 4 redirects a
+	// message, and none of a message the account forwarded before.
+	Redirect bool `toml:"redirect"`
+	// The envelope sender of a forwarded message: "account", the
+	// forwarding account's address, which passes SPF at the next server
+	// and gets the bounces; or "sender", the original sender's, as
+	// Pigeonhole does by default, which fails SPF there for senders of
+	// other domains unless the relay rewrites it (SRS).
+	RedirectEnvelopeFrom string `toml:"redirect_envelope_from"`
+	// Time to forward one message, the connection to the relay
+	// included; past it the message is kept instead.
+	RedirectTimeout Duration `toml:"redirect_timeout"`
 }
 
 // Autoconfig says what listen.autoconfig and listen.autoconfigs tell mail
@@ -588,6 +605,9 @@ func Default() Config {
 			VacationDefaultPeriod: Duration(7 * 24 * time.Hour),
 			VacationMaxPeriod:     Duration(90 * 24 * time.Hour),
 			VacationTimeout:       Duration(30 * time.Second),
+			Redirect:              true,
+			RedirectEnvelopeFrom:  "account",
+			RedirectTimeout:       Duration(30 * time.Second),
 		},
 		Autoconfig: Autoconfig{Domains: []string{}, Advertise: []string{"imaps", "imap", "pop3s", "pop3"}},
 		Log:        Log{Level: "info", Format: "text"},

@@ -168,6 +168,14 @@ func (c *Config) Validate() error {
 	if c.Sieve.VacationTimeout < Duration(time.Second) {
 		errs = append(errs, errors.New("sieve.vacation_timeout: at least 1s"))
 	}
+	if c.Sieve.RedirectTimeout < Duration(time.Second) {
+		errs = append(errs, errors.New("sieve.redirect_timeout: at least 1s"))
+	}
+	switch c.Sieve.RedirectEnvelopeFrom {
+	case "account", "sender":
+	default:
+		errs = append(errs, fmt.Errorf("sieve.redirect_envelope_from: %q is not account or sender", c.Sieve.RedirectEnvelopeFrom))
+	}
 	for i, l := range c.Delivery.QuotaWarnings {
 		// 100 would warn when nothing more fits, the notice included.
 		if l < 1 || l > 99 || slices.Contains(c.Delivery.QuotaWarnings[:i], l) {
