@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -36,9 +35,9 @@ discards each message. put and check compile the script first and refuse
 one with errors, printing the line; put replaces a script of that name
 (an active one stays active). check with no ACCOUNT checks standard
 input; with an ACCOUNT its active script, or the script NAME. vacation
-(out-of-office replies) is allowed where the configuration can send them
-(submission.relay set, sieve.vacation on); redirect, reject and notify
-are refused. sieve.max_scripts and sieve.max_script_size apply as they
+(out-of-office replies) and redirect are allowed where the configuration
+can send (submission.relay set, sieve.vacation and sieve.redirect on);
+reject and notify are refused. sieve.max_scripts and sieve.max_script_size apply as they
 do over ManageSieve. Give the same --data or --config as the server; it
 sees the change at once.`, stderr)
 	var cf commonFlags
@@ -262,20 +261,23 @@ func shellWord(s string) string {
 	return s
 }
 
-// sieveOptions is what the configuration lets scripts do: vacation where
-// its replies can be sent (a relay, and sieve.vacation on). ManageSieve,
-// delivery and this command all take it from here, so that a script one
-// of them takes the others run.
+// sieveOptions is what the configuration lets scripts do: vacation and
+// redirect where mail can be sent (a relay, and sieve.vacation and
+// sieve.redirect on). ManageSieve, delivery and this command all take it
+// from here, so that a script one of them takes the others run.
 func sieveOptions(cfg config.Config) sieve.Options {
-	return sieve.Options{Vacation: cfg.Sieve.Vacation && cfg.Submission.Relay != ""}
+	relay := cfg.Submission.Relay != ""
+	return sieve.Options{Vacation: relay && cfg.Sieve.Vacation, Redirect: relay && cfg.Sieve.Redirect}
 }
 
 // vacationDeliverer gives a Deliverer what it needs to send the replies
-// of Sieve vacation, when the configuration allows them: a Sender through
-// submission.relay and the bounds of [sieve]. Without, the Deliverer
-// refuses vacation scripts as ManageSieve does.
+// of Sieve vacation and forward the messages of redirect, when the
+// configuration allows them: a Sender through submission.relay and the
+// settings of [sieve]. Without, the Deliverer refuses those scripts as
+// ManageSieve does.
 func vacationDeliverer(d *delivery.Deliverer, cfg config.Config) error {
-	if !sieveOptions(cfg).Vacation {
+	opts := sieveOptions(cfg)
+	if !opts.Vacation && !opts.Redirect {
 		return nil
 	}
 	rc, err := relayConfig(cfg)
@@ -283,20 +285,22 @@ func vacationDeliverer(d *delivery.Deliverer, cfg config.Config) error {
 		return err
 	}
 	d.Sender = relaySender{rc}
-	d.Vacation = delivery.VacationConfig{
+	d.Vacation = delivery.VacationConfig{Off: !opts.Vacation,
 		MinPeriod: cfg.Sieve.VacationMinPeriod.D(), DefaultPeriod: cfg.Sieve.VacationDefaultPeriod.D(),
 		MaxPeriod: cfg.Sieve.VacationMaxPeriod.D(), Timeout: cfg.Sieve.VacationTimeout.D(),
 	}
+	d.Redirect = delivery.RedirectConfig{Off: !opts.Redirect,
+		EnvelopeFrom: cfg.Sieve.RedirectEnvelopeFrom, Timeout: cfg.Sieve.RedirectTimeout.D()}
 	return nil
 }
 
-// relaySender sends the server's own messages through the relay MTA, one
-// connection each: vacation replies are few, and a connection held open
+// relaySender sends mail on through the relay MTA, one connection each:
+// vacation replies and redirects are few, and a connection held open
 // between them would only time out at the relay.
 type relaySender struct{ cfg smtpclient.Config }
 
 // Send implements delivery.Sender, within ctx's deadline.
-func (s relaySender) Send(ctx context.Context, from, to string, msg []byte) error {
+func (s relaySender) Send(ctx context.Context, from, to string, msg io.Reader) error {
 	c, err := smtpclient.Dial(ctx, s.cfg)
 	if err != nil {
 		return fmt.Errorf("relay %s: %w", s.cfg.Addr, err)
@@ -313,7 +317,7 @@ func (s relaySender) Send(ctx context.Context, from, to string, msg []byte) erro
 		err = c.Rcpt(to)
 	}
 	if err == nil {
-		_, err = c.Data(bytes.NewReader(msg))
+		_, err = c.Data(msg)
 	}
 	if err != nil {
 		c.Abort()

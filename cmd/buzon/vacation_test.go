@@ -105,8 +105,9 @@ func TestVacationEndToEnd(t *testing.T) {
 }
 
 // TestVacationRelayDown: with the relay down, alice's mail is stored all
-// the same, and the log says the reply was not sent; without a relay, the
-// server refuses vacation scripts at upload and does not name vacation.
+// the same, and the log says the reply was not sent, and so is mail her
+// script redirects; without a relay, the server refuses vacation scripts
+// at upload and does not name vacation.
 func TestVacationRelayDown(t *testing.T) {
 	needSievelib(t)
 	data := t.TempDir()
@@ -124,6 +125,18 @@ func TestVacationRelayDown(t *testing.T) {
 	if out := python(t, "", "imap_messages.py", imapHost, imapPort, "alice@example.org", "a-password"); !strings.Contains(out, "Subject: are you there") {
 		t.Errorf("alice's INBOX:\n%s", out)
 	}
+	// A redirect the relay cannot take keeps the message: carol's 250
+	// comes once it is in alice's INBOX.
+	mustBuzon(t, `redirect "bob@example.net";`, "sieve", "put", "--data", data, "--config", conf, "alice@example.org", "forward")
+	mustBuzon(t, "", "sieve", "activate", "--data", data, "--config", conf, "alice@example.org", "forward")
+	msg = "From: carol@example.net\r\nTo: alice@example.org\r\nSubject: forward me\r\n\r\nHi.\r\n"
+	if out := python(t, msg, "smtp_send.py", host, port, "carol@example.net", "alice@example.org"); !strings.HasPrefix(out, "250 ") {
+		t.Fatalf("SMTP: %q", out)
+	}
+	if out := python(t, "", "imap_messages.py", imapHost, imapPort, "alice@example.org", "a-password"); !strings.Contains(out, "Subject: forward me") {
+		t.Errorf("alice's INBOX after a redirect with the relay down:\n%s", out)
+	}
+	in.waitLog(`msg="sieve redirect failed; message kept" account=alice@example.org script=forward to=bob@example.net err="relay `, 1)
 
 	// No relay: refused, and said why.
 	plain := start(t, "")

@@ -1,0 +1,84 @@
+package main
+
+// End-to-end tests of Sieve redirect: buzon serve relaying through its own
+// SMTP listener, scripts put with buzon sieve, mail sent with smtplib and
+// read with imaplib.
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestRedirectEndToEnd: alice's script forwards to bob, through the
+// relay: carol's message lands in bob's INBOX under the field naming
+// alice, and not in alice's; with :copy in both. When bob forwards back
+// to alice, the message that went round is kept by alice, not sent on.
+func TestRedirectEndToEnd(t *testing.T) {
+	in, _ := startSubmission(t, "")
+	smtpHost, smtpPort := in.hostPort("smtp")
+	imapHost, imapPort := in.hostPort("imap")
+	// buzon sieve with the server's configuration, which names the
+	// relay: without it, redirect is refused.
+	conf := in.cmd.Args[slices.Index(in.cmd.Args, "--config")+1]
+	put := func(account, script string) {
+		t.Helper()
+		mustBuzon(t, script, "sieve", "put", "--data", in.data, "--config", conf, account, "main")
+		mustBuzon(t, "", "sieve", "activate", "--data", in.data, "--config", conf, account, "main")
+	}
+	send := func(subject string) {
+		t.Helper()
+		msg := "From: carol@example.net\r\nTo: alice@example.org\r\nSubject: " + subject + "\r\n\r\nHi.\r\n"
+		if out := python(t, msg, "smtp_send.py", smtpHost, smtpPort, "carol@example.net", "alice@example.org"); !strings.HasPrefix(out, "250 ") {
+			t.Fatalf("SMTP %q: %q", subject, out)
+		}
+	}
+	inbox := func(account string) []string {
+		t.Helper()
+		out := python(t, "", "imap_messages.py", imapHost, imapPort, account, "a-password")
+		if out == "" {
+			return nil
+		}
+		return strings.Split(strings.TrimSuffix(strings.ReplaceAll(out, "\r\n", "\n"), "--end--\n"), "--end--\n")
+	}
+
+	put("alice@example.org", `redirect "bob@example.org";`)
+	send("forwarded")
+	// The forward is done before carol's 250: bob has it now.
+	bob := inbox("bob@example.org")
+	// Under the relay's trace fields, alice's field, then the message as
+	// her delivery stored it but for its Return-Path: bob's delivery
+	// writes bob's, the envelope sender alice's address.
+	if len(bob) != 1 || !strings.Contains(bob[0], "\nX-Sieve-Redirected-From: alice@example.org\nReceived: from relay.example.net ") ||
+		!strings.HasPrefix(bob[0], "Return-Path: <alice@example.org>\n") || strings.Count(bob[0], "Return-Path:") != 1 ||
+		!strings.Contains(bob[0], "\nSubject: forwarded\n") {
+		t.Fatalf("bob's INBOX:\n%s", strings.Join(bob, "--end--\n"))
+	}
+	if alice := inbox("alice@example.org"); len(alice) != 0 {
+		t.Errorf("alice keeps what she forwarded without :copy:\n%s", strings.Join(alice, "--end--\n"))
+	}
+
+	put("alice@example.org", `require "copy"; redirect :copy "bob@example.org";`)
+	send("copied")
+	if bob := inbox("bob@example.org"); len(bob) != 2 || !strings.Contains(bob[1], "\nSubject: copied\n") {
+		t.Errorf("bob's INBOX after :copy:\n%s", strings.Join(bob, "--end--\n"))
+	}
+	if alice := inbox("alice@example.org"); len(alice) != 1 || !strings.Contains(alice[0], "\nSubject: copied\n") ||
+		strings.Contains(alice[0], "X-Sieve-Redirected-From") {
+		t.Errorf("alice's INBOX after :copy:\n%s", strings.Join(alice, "--end--\n"))
+	}
+
+	// A loop: alice forwards to bob, who forwards to alice.
+	put("alice@example.org", `redirect "bob@example.org";`)
+	put("bob@example.org", `redirect "alice@example.org";`)
+	send("round and round")
+	alice := inbox("alice@example.org")
+	if len(alice) != 2 || !strings.Contains(alice[1], "X-Sieve-Redirected-From: bob@example.org\nReceived: ") ||
+		!strings.Contains(alice[1], "\nX-Sieve-Redirected-From: alice@example.org\nReceived: ") {
+		t.Errorf("alice's INBOX after the loop:\n%s", strings.Join(alice, "--end--\n"))
+	}
+	if n := len(inbox("bob@example.org")); n != 2 {
+		t.Errorf("bob's INBOX holds %d after the loop, want his 2 from before", n)
+	}
+	in.waitLog(`msg="sieve redirect failed; message kept" account=alice@example.org script=main to=bob@example.org err="the message was forwarded by alice@example.org before: a loop"`, 1)
+}
