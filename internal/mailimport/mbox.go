@@ -294,7 +294,8 @@ func mboxFlags(fields map[string]string) store.Flags {
 // fromLineDate reads the date of a "From sender date" line: asctime
 // ("Thu Nov 27 10:00:00 2026", the writer's local time, taken as this
 // machine's, loc), or with a zone as Google Takeout and some others write
-// it. Zero when there is none that reads.
+// it, or as RFC 5322 writes dates. Zero when there is none that reads:
+// then the line is no separator (see Mbox).
 func fromLineDate(line string, loc *time.Location) time.Time {
 	fields := strings.Fields(line)
 	for skip := 2; skip < len(fields) && skip <= 4; skip++ {
@@ -305,6 +306,8 @@ func fromLineDate(line string, loc *time.Location) time.Time {
 			"Mon Jan 2 15:04:05 MST 2006",
 			"Mon Jan 2 15:04:05 2006 -0700",
 			"Mon Jan 2 15:04 2006",
+			"Mon, 2 Jan 2006 15:04:05 -0700", // RFC 5322's, which a few writers use
+			"2 Jan 2006 15:04:05 -0700",
 		} {
 			if t, err := time.ParseInLocation(layout, text, loc); err == nil {
 				return t

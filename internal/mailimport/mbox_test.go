@@ -146,6 +146,9 @@ func TestFromLineDate(t *testing.T) {
 		{"From 1849@xxx Mon Nov 23 14:00:00 +0100 2026", "2026-11-23T13:00:00Z"},
 		{"From MAILER-DAEMON Fri Jul  8 12:08:34 2011 -0700", "2011-07-08T19:08:34Z"},
 		{"From someone", ""},
+		{"From bob@example.org Thu, 26 Nov 2026 09:15:00 +0100", "2026-11-26T08:15:00Z"},
+		{"From the desk of Bob,", ""},
+		{"From here on, unescaped, which mboxo writers leave", ""},
 	} {
 		got := fromLineDate(tc.line, time.UTC)
 		if tc.want == "" {
