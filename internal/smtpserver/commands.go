@@ -141,10 +141,11 @@ func (c *conn) greet(verb, arg string, extended bool) {
 		cfg.Hostname,
 		"PIPELINING",
 		"ENHANCEDSTATUSCODES",
-		"8BITMIME",
-		size,
-		"CHUNKING",
 	}
+	if !(cfg.Protocol == Submission && c.srv.relayNo8Bit.Load()) {
+		lines = append(lines, "8BITMIME")
+	}
+	lines = append(lines, size, "CHUNKING")
 	if !(cfg.Protocol == Submission && c.srv.relayNoUTF8.Load()) {
 		lines = append(lines, "SMTPUTF8")
 	}

@@ -160,6 +160,10 @@ type Server struct {
 	// not offer SMTPUTF8: EHLO stops offering it (RFC 6531 3.1: only
 	// when the path can carry it) until the relay does again.
 	relayNoUTF8 atomic.Bool
+	// relayNo8Bit is the same for 8BITMIME (RFC 6152 3): a client that
+	// is not offered it sends 7-bit MIME, where BODY=8BITMIME would be
+	// refused.
+	relayNo8Bit atomic.Bool
 	// sendRates bound each account's messages in Submission.
 	sendRates sendRates
 }

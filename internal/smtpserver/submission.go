@@ -158,6 +158,8 @@ func (c *conn) openRelay(m mailArgs) {
 	c.relay = cl
 	_, utf8 := cl.Extension("SMTPUTF8")
 	c.srv.relayNoUTF8.Store(!utf8)
+	_, eightBit := cl.Extension("8BITMIME")
+	c.srv.relayNo8Bit.Store(!eightBit)
 	c.relayParams = relayParams(cl, m)
 	if m.utf8 && !slices.Contains(c.relayParams, "SMTPUTF8") {
 		c.endTx()

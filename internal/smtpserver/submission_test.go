@@ -530,7 +530,8 @@ func TestSubmissionSMTPUTF8(t *testing.T) {
 
 // TestSubmission8BitMIME: 8-bit mail (BODY=8BITMIME) goes only to a
 // relay that offers 8BITMIME (RFC 6152 3), and is refused at MAIL
-// otherwise; 7-bit mail goes either way.
+// otherwise, after which EHLO stops offering 8BITMIME, so that clients
+// send 7-bit MIME; 7-bit mail goes either way.
 func TestSubmission8BitMIME(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
@@ -552,6 +553,18 @@ func TestSubmission8BitMIME(t *testing.T) {
 				t.Fatalf("MAIL: %q, want %q", got, tt.want)
 			}
 			if tt.want != "250 " {
+				l.send("EHLO client.example.net\r\n")
+				ehlo := ""
+				for !strings.Contains(ehlo, "250 ") {
+					line, err := l.r.ReadString('\n')
+					if err != nil {
+						t.Fatal(err)
+					}
+					ehlo += line
+				}
+				if strings.Contains(ehlo, "8BITMIME") {
+					t.Errorf("EHLO after the relay was reached:\n%s", ehlo)
+				}
 				return
 			}
 			l.cmd("RCPT TO:<bob@example.org>")
