@@ -35,7 +35,8 @@ func toBeforeSaveDates(ctx context.Context, t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	for _, q := range []string{`DROP INDEX message_saved`, `ALTER TABLE message DROP COLUMN saved`, `PRAGMA user_version = 4`} {
+	for _, q := range []string{`DROP INDEX message_saved`, `ALTER TABLE message DROP COLUMN saved`,
+		`DROP TABLE vacation_reply`, `PRAGMA user_version = 4`} {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			t.Fatal(err)
 		}
