@@ -18,6 +18,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -221,20 +222,46 @@ func TestImportFromDovecot(t *testing.T) {
 	t.Run("maildir", func(t *testing.T) {
 		prepareOldAccount(t, d, "user1")
 		maildir := filepath.Join(d.Dir, "mail", "user1", "Maildir")
+		// A message restored from a backup: its name is older than every
+		// other's, its UID, in the dovecot-uidlist Dovecot writes when it
+		// finds the file, the last. Dovecot's order is the one to keep.
+		restored := filepath.Join(maildir, "cur", "1500000000.M1P1.restored:2,S")
+		if err := os.WriteFile(restored, []byte("From: Old <old@example.net>\nSubject: restored\n\nFrom a backup.\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// Dovecot's mail user owns its Maildirs, and must read the file.
+		if fi, err := os.Stat(filepath.Dir(restored)); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				os.Chown(restored, int(st.Uid), int(st.Gid))
+			}
+		}
+		sync := imapLogin(t, d.Addr("IMAP"), "user1", "pass", nil)
+		if sel, err := sync.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil || sel.NumMessages != 26 {
+			t.Fatalf("Dovecot's INBOX with the restored message: %v, %v", sel, err)
+		}
+		// And a message that arrives after it, unseen (in new/).
+		later := "From: Old <old@example.net>\r\nSubject: after the restore\r\n\r\nNew.\r\n"
+		cmd := sync.Append("INBOX", int64(len(later)), nil)
+		cmd.Write([]byte(later))
+		cmd.Close()
+		if _, err := cmd.Wait(); err != nil {
+			t.Fatalf("APPEND: %v", err)
+		}
+		sync.Logout().Wait()
 		out := mustBuzon(t, "", "import", "--data", data, "alice@example.org", maildir)
-		if !strings.Contains(out, "imported 37 messages") {
+		if !strings.Contains(out, "imported 39 messages") {
 			t.Errorf("first import:\n%s", out)
 		}
 		old := imapLogin(t, d.Addr("IMAP"), "user1", "pass", nil)
 		bz := imapLogin(t, in.ports["imap"], "alice@example.org", importPass, nil)
-		if n := compareFolders(t, old, bz, specialRenames, true, false); n != 37 {
-			t.Errorf("compared %d messages, want 37", n)
+		if n := compareFolders(t, old, bz, specialRenames, true, false); n != 39 {
+			t.Errorf("compared %d messages, want 39", n)
 		}
 		if got, want := imapFolders(t, bz), []string{"Archive", "Drafts", "INBOX", "Junk", "Sent", "Trash", "Work", "Work/Projects", "Été", "Été/Août"}; !slices.Equal(got, want) {
 			t.Errorf("buzon's folders %q, want %q", got, want)
 		}
 		out = mustBuzon(t, "", "import", "--data", data, "alice@example.org", maildir)
-		if !strings.Contains(out, "imported 0 messages (0 bytes) into alice@example.org, 37 already there") {
+		if !strings.Contains(out, "imported 0 messages (0 bytes) into alice@example.org, 39 already there") {
 			t.Errorf("second import:\n%s", out)
 		}
 		compareFolders(t, old, bz, specialRenames, true, false)
