@@ -74,7 +74,8 @@ func TestSaveDateMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	for _, q := range []string{`DROP INDEX messages_saved`, `ALTER TABLE messages DROP COLUMN saved`, `UPDATE schema_version SET version = 7`} {
+	for _, q := range []string{`DROP INDEX messages_saved`, `ALTER TABLE messages DROP COLUMN saved`,
+		`DROP TABLE vacation_replies`, `UPDATE schema_version SET version = 7`} {
 		if _, err := conn.Exec(ctx, q); err != nil {
 			t.Fatal(err)
 		}
