@@ -5,6 +5,7 @@ package main
 // read with imaplib.
 
 import (
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -81,4 +82,21 @@ func TestRedirectEndToEnd(t *testing.T) {
 		t.Errorf("bob's INBOX holds %d after the loop, want his 2 from before", n)
 	}
 	in.waitLog(`msg="sieve redirect failed; message kept" account=alice@example.org script=main to=bob@example.org err="the message was forwarded by alice@example.org before: a loop"`, 1)
+}
+
+// TestSevenBit: a message for a relay without 8BITMIME is read as it is
+// while it is 7-bit, and fails at the first octet that is not.
+func TestSevenBit(t *testing.T) {
+	for _, tc := range []struct {
+		msg string
+		ok  bool
+	}{
+		{"Subject: hi\r\n\r\nplain\r\n", true},
+		{"Subject: hi\r\n\r\nGr\xc3\xbc\xc3\x9fe\r\n", false},
+	} {
+		got, err := io.ReadAll(sevenBit{strings.NewReader(tc.msg)})
+		if (err == nil) != tc.ok || (tc.ok && string(got) != tc.msg) {
+			t.Errorf("%q: read %q, %v; want ok %v", tc.msg, got, err, tc.ok)
+		}
+	}
 }

@@ -308,6 +308,12 @@ func (s relaySender) Send(ctx context.Context, from, to string, msg io.Reader) e
 	var params []string
 	if _, ok := c.Extension("8BITMIME"); ok {
 		params = append(params, "BODY=8BITMIME")
+	} else {
+		// RFC 6152 3: no 8-bit data to a relay that has not said it
+		// takes it. A forwarded message that holds some fails (and is
+		// kept); smtpclient then leaves the data unended, so the relay
+		// drops what it got.
+		msg = sevenBit{msg}
 	}
 	if _, ok := c.Extension("SMTPUTF8"); ok && !isASCII(to) {
 		params = append(params, "SMTPUTF8")
@@ -325,6 +331,20 @@ func (s relaySender) Send(ctx context.Context, from, to string, msg io.Reader) e
 	}
 	c.Close()
 	return nil
+}
+
+// sevenBit reads a message that must be 7-bit, failing at the first
+// octet that is not.
+type sevenBit struct{ r io.Reader }
+
+func (s sevenBit) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	for _, b := range p[:n] {
+		if b >= 0x80 {
+			return 0, errors.New("the message holds 8-bit data, and the relay does not offer 8BITMIME")
+		}
+	}
+	return n, err
 }
 
 func isASCII(s string) bool {
