@@ -241,7 +241,7 @@ func (in *instance) hostPort(name string) (string, string) {
 // the test when python3 is not installed.
 func python(t *testing.T, stdin string, script string, args ...string) string {
 	t.Helper()
-	py := clienttest.Need(t, "python3", "python3")
+	py := clienttest.Python(t)
 	path := filepath.Join("testdata", script)
 	if _, err := os.Stat(path); err != nil {
 		// Scripts shared with other packages' tests.

@@ -121,7 +121,7 @@ func TestSieveConnect(t *testing.T) {
 // TestSievelib manages scripts with Python's sievelib, then delivers
 // through the script it made active.
 func TestSievelib(t *testing.T) {
-	py := "/usr/bin/python3" // where Debian's python3-sievelib is
+	py := clienttest.Python(t)
 	if err := exec.Command(py, "-c", "import sievelib.managesieve").Run(); err != nil {
 		t.Skipf("%s cannot import sievelib (apt-get install python3-sievelib, or scripts/deps.sh): %v", py, err)
 	}

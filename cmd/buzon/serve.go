@@ -128,7 +128,8 @@ func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, st
 		AllowPlaintext: cfg.Auth.AllowPlaintext, Logger: log,
 	})
 	deliverer := &delivery.Deliverer{Store: st, Logger: log, Observe: metrics.Delivered,
-		QuotaWarnings: cfg.Delivery.QuotaWarnings, Hostname: cfg.Hostname, Warned: metrics.QuotaWarned}
+		QuotaWarnings: cfg.Delivery.QuotaWarnings, Hostname: cfg.Hostname, Warned: metrics.QuotaWarned,
+		Replied: metrics.VacationReplied}
 	// Sieve vacation replies through the relay, where one is configured.
 	if err := vacationDeliverer(deliverer, cfg); err != nil {
 		return err

@@ -43,7 +43,7 @@ func uploadVacation(t *testing.T, in *instance, script string) {
 // needSievelib skips a test when Python's sievelib is missing.
 func needSievelib(t *testing.T) {
 	t.Helper()
-	py := clienttest.Need(t, "python3", "python3")
+	py := clienttest.Python(t)
 	if err := exec.Command(py, "-c", "import sievelib.managesieve").Run(); err != nil {
 		t.Skipf("%s cannot import sievelib (apt-get install python3-sievelib, or scripts/deps.sh): %v", py, err)
 	}

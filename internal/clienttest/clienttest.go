@@ -25,3 +25,20 @@ func Need(t testing.TB, bin, pkg string) string {
 	}
 	return path
 }
+
+// debianPython is Debian's python3, the one that imports the modules
+// scripts/deps.sh installs from Debian's packages (python3-sievelib).
+const debianPython = "/usr/bin/python3"
+
+// Python returns the python3 that runs the tests' scripts: Debian's,
+// where it is installed, so that a python3 put first on PATH by pyenv or
+// a virtualenv, without Debian's modules, does not make the tests that
+// need them skip; otherwise the python3 on PATH. It skips the test when
+// there is none.
+func Python(t testing.TB) string {
+	t.Helper()
+	if _, err := exec.LookPath(debianPython); err == nil {
+		return debianPython
+	}
+	return Need(t, "python3", "python3")
+}

@@ -19,6 +19,7 @@ type Metrics struct {
 	deliveries     *prometheus.CounterVec // status class
 	deliveredBytes prometheus.Counter
 	quotaWarnings  *prometheus.CounterVec // level
+	vacation       *prometheus.CounterVec // outcome
 	logins         *prometheus.CounterVec // result
 }
 
@@ -41,11 +42,14 @@ func NewMetrics() *Metrics {
 		quotaWarnings: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "buzon_quota_warnings_total", Help: "Quota warnings put into accounts' INBOX, by level (delivery.quota_warnings).",
 		}, []string{"level"}),
+		vacation: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "buzon_vacation_replies_total", Help: "Sieve vacation actions by outcome (sent, failed, dropped, skipped, error).",
+		}, []string{"outcome"}),
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "buzon_logins_total", Help: "Password checks by result (ok, failed, locked_out).",
 		}, []string{"result"}),
 	}
-	m.reg.MustRegister(m.connections, m.open, m.deliveries, m.deliveredBytes, m.quotaWarnings, m.logins,
+	m.reg.MustRegister(m.connections, m.open, m.deliveries, m.deliveredBytes, m.quotaWarnings, m.vacation, m.logins,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -72,6 +76,15 @@ func (m *Metrics) QuotaWarned(level int) {
 		return
 	}
 	m.quotaWarnings.WithLabelValues(strconv.Itoa(level)).Inc()
+}
+
+// VacationReplied counts one Sieve vacation action by its outcome: a
+// reply sent, one the relay failed or that was dropped, one not due.
+func (m *Metrics) VacationReplied(outcome string) {
+	if m == nil {
+		return
+	}
+	m.vacation.WithLabelValues(outcome).Inc()
 }
 
 // Login counts one password check.
