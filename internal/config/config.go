@@ -369,8 +369,9 @@ type Submission struct {
 	// hears 451 at MAIL.
 	RelayConnectTimeout Duration `toml:"relay_connect_timeout"`
 	// Time the relay has to answer each command, the end of a message
-	// included; past it the client hears 451 and the relay connection
-	// is dropped. Mail clients wait a few minutes at most.
+	// included, and to take each write of a message's data; past it the
+	// client hears 451 and the relay connection is dropped. Mail clients
+	// wait a few minutes at most.
 	RelayTimeout Duration `toml:"relay_timeout"`
 	// Most recipients of one message; a client with more is told 452 and
 	// sends the message again for the rest (RFC 5321 4.5.3.1.10).
