@@ -190,7 +190,7 @@ func (p *mailboxParser) skipCFWS() error {
 		case ' ', '\t', '\r', '\n':
 			p.s = p.s[1:]
 		case '(':
-			rest, ok := skipComment(p.s)
+			rest, ok := skipCommentEnds(p.s)
 			if !ok {
 				return errors.New("an unterminated comment")
 			}
@@ -200,25 +200,6 @@ func (p *mailboxParser) skipCFWS() error {
 		}
 	}
 	return nil
-}
-
-// skipComment skips the comment at the start of s, comments in it
-// included, and says whether it ends.
-func skipComment(s string) (string, bool) {
-	depth := 0
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			i++
-		case '(':
-			depth++
-		case ')':
-			if depth--; depth == 0 {
-				return s[i+1:], true
-			}
-		}
-	}
-	return "", false
 }
 
 // atext says c may be in an atom (RFC 5322 3.2.3), or is a byte of

@@ -374,6 +374,12 @@ func skipCFWS(s string) string {
 // comments and quoted-pairs included, to the end of s if it is
 // unterminated. It returns what follows.
 func SkipComment(s string) string {
+	rest, _ := skipCommentEnds(s)
+	return rest
+}
+
+// skipCommentEnds is SkipComment that also says whether the comment ends.
+func skipCommentEnds(s string) (string, bool) {
 	depth := 0
 	for i := 0; i < len(s); i++ {
 		switch s[i] {
@@ -383,11 +389,11 @@ func SkipComment(s string) string {
 			depth++
 		case ')':
 			if depth--; depth == 0 {
-				return s[i+1:]
+				return s[i+1:], true
 			}
 		}
 	}
-	return ""
+	return "", false
 }
 
 // stripComments removes the comments from s.
