@@ -103,7 +103,11 @@ func (d *Deliverer) redirect(ctx context.Context, sess store.Session, account, k
 		}
 	}
 	from := account
-	if d.Redirect.EnvelopeFrom == "sender" {
+	// RFC 5321 4.5.5: a bounce (the null sender) is forwarded as one,
+	// whatever the setting: were it forwarded from the account, a forward
+	// to an address that no longer exists would bounce back to the
+	// account, be forwarded and bounce again, without end.
+	if d.Redirect.EnvelopeFrom == "sender" || env.From == "" {
 		from = env.From
 	}
 	failed := false

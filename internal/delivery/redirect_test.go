@@ -12,7 +12,8 @@ import (
 // naming the account; without :copy nothing is stored, with it the
 // message is kept too; a redirect the relay refuses keeps the message; a
 // message the account forwarded before, or forwarded four times, is kept
-// and not forwarded again.
+// and not forwarded again; a bounce (the null sender) is forwarded as one
+// (RFC 5321 4.5.5), so that a forward to an address gone cannot loop.
 func TestRedirect(t *testing.T) {
 	const msg = "From: bob@example.net\r\nTo: alice@example.org\r\nSubject: hi\r\n\r\nHello.\r\n"
 	for _, tc := range []struct {
@@ -37,6 +38,8 @@ func TestRedirect(t *testing.T) {
 		{"others forwarded it", `redirect "carol@example.net";`, "X-Sieve-Redirected-From: a@example.net\r\nX-Sieve-Redirected-From: b@example.net\r\n", "", false,
 			[]string{"carol@example.net"}, nil},
 		{"Return-Path dropped", `redirect "carol@example.net";`, "Return-Path: <bob@example.net>\r\nReturn-Path:\r\n <x@example.net>\r\n", "", false, []string{"carol@example.net"}, nil},
+		{"a bounce", `redirect "carol@example.net";`, "", "", false, []string{"carol@example.net"}, nil},
+		{"a bounce, sender's envelope", `redirect "carol@example.net";`, "", "sender", false, []string{"carol@example.net"}, nil},
 		{"four hops", `redirect "carol@example.net";`, strings.Repeat("X-Sieve-Redirected-From: x@example.net\r\n", 4), "", false, nil, []string{"INBOX"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -46,7 +49,11 @@ func TestRedirect(t *testing.T) {
 				s.err = errors.New("554 5.7.1 relay refuses")
 			}
 			f.activate(tc.script)
-			got := f.deliverFrom("bob@example.net", tc.header+msg)
+			envFrom := "bob@example.net"
+			if strings.HasPrefix(tc.name, "a bounce") {
+				envFrom = ""
+			}
+			got := f.deliverFrom(envFrom, tc.header+msg)
 			var stored []string
 			for _, c := range got.Copies {
 				stored = append(stored, c.Mailbox)
@@ -59,8 +66,8 @@ func TestRedirect(t *testing.T) {
 			for _, m := range sent {
 				to = append(to, m.to)
 				wantFrom := "alice@example.org"
-				if tc.envFrom == "sender" {
-					wantFrom = "bob@example.net"
+				if tc.envFrom == "sender" || envFrom == "" {
+					wantFrom = envFrom
 				}
 				if m.from != wantFrom {
 					t.Errorf("forwarded from <%s>, want <%s>", m.from, wantFrom)
