@@ -87,7 +87,7 @@ func TestVacationEndToEnd(t *testing.T) {
 	}
 	reply := strings.ReplaceAll(msgs[0], "\r\n", "\n")
 	for _, want := range []string{
-		"Return-Path: <>\n", "\nFrom: alice@example.org\n", "\nTo: <bob@example.org>\n", "\nSubject: Out of office\n",
+		"Return-Path: <>\n", "\nFrom: <alice@example.org>\n", "\nTo: <bob@example.org>\n", "\nSubject: Out of office\n",
 		"\nIn-Reply-To: <lunch.on.friday@example.org>\n", "\nReferences: <lunch.on.friday@example.org>\n",
 		"\nAuto-Submitted: auto-replied (vacation)\n", "\n\nI am away until Monday. Your mail waits for me.\n",
 	} {

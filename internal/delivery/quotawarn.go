@@ -341,12 +341,18 @@ func quotaNotice(hostname, account, messageID string, u store.QuotaUsage, date t
 // domain that is no dot-atom, such as "exa(mple.org", which the store
 // allows too): RFC 5322 3.6 makes To optional, and the notice is no less
 // the account's for going without.
-func noticeTo(account string) string {
-	to := (&mail.Address{Address: account}).String()
-	if a, err := mail.ParseAddress(to); err != nil || a.Address != account {
+func noticeTo(account string) string { return mailboxField("", account) }
+
+// mailboxField writes a mailbox for a header field (RFC 5322 3.4): the
+// display name as RFC 2047 encoded words where it is not ASCII (RFC 2047
+// 5), the local part quoted where it is no dot-atom; "" when no field can
+// name the address, or when what is written would not read back as it.
+func mailboxField(name, addr string) string {
+	s := (&mail.Address{Name: name, Address: addr}).String()
+	if a, err := mail.ParseAddress(s); err != nil || a.Address != addr || strings.ContainsAny(s, "\r\n") {
 		return ""
 	}
-	return to
+	return s
 }
 
 // isASCII reports whether s is all ASCII.

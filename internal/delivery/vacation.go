@@ -291,22 +291,35 @@ func (d *Deliverer) replyDue(ctx context.Context, sess store.Session, account st
 	if !named {
 		return skip("the message is not addressed to the account")
 	}
-	from := account
+	// The From field is written from the address, never from the
+	// script's text, which may come from the message through variables:
+	// a value that parses to one address may still hold line breaks and
+	// further fields.
+	from := mailboxField("", account)
 	if v.From != "" {
 		// RFC 5230 4.4: the account's own address, as submission holds
 		// its users to theirs; any other is not ours to send from.
 		addrs := message.ParseAddressList(v.From)
 		ok := false
-		if len(addrs) == 1 && !addrs[0].GroupStart {
-			if ok, err = mine(addrs[0].Mailbox + "@" + addrs[0].Host); err != nil {
+		if len(addrs) == 1 && !addrs[0].GroupStart && !strings.ContainsAny(v.From, "\r\n") {
+			addr := addrs[0].Mailbox + "@" + addrs[0].Host
+			if ok, err = mine(addr); err != nil {
 				return nil, err
 			}
+			if ok {
+				from = mailboxField(message.DecodeHeaderValue(addrs[0].Name), addr)
+			}
 		}
-		if ok {
-			from = v.From
-		} else {
+		if !ok {
 			log.Warn("vacation :from is not an address of the account; the account's address used", "from", v.From)
 		}
+	}
+	if from == "" {
+		return skip("the account's address cannot be written in a From field")
+	}
+	to := mailboxField("", env.From)
+	if to == "" {
+		return skip("the sender's address cannot be written in a To field")
 	}
 
 	// RFC 5230 4.2: one reply per sender and handle per period; the
@@ -324,7 +337,11 @@ func (d *Deliverer) replyDue(ctx context.Context, sess store.Session, account st
 	if !due {
 		return skip("replied to within the period")
 	}
-	return vacationReply(d.hostnameOr(), from, env.From, subject, messageID, references, d.now(), v), nil
+	reply, err := vacationReply(d.hostname(), from, to, subject, messageID, references, d.now(), v)
+	if err != nil {
+		return nil, err
+	}
+	return reply, nil
 }
 
 // automatedSender says why an envelope sender is one no reply goes to
@@ -341,24 +358,27 @@ func automatedSender(from string) string {
 	return ""
 }
 
-func (d *Deliverer) hostnameOr() string {
-	if d.Hostname != "" {
-		return d.Hostname
-	}
-	return "localhost"
-}
-
 // vacationReply writes the reply (RFC 5230 5): to the sender, from the
 // account, "Auto: " and the message's subject unless the script gave one
 // (RFC 5230 4.3, 5.3), In-Reply-To and References (RFC 5230 5.4),
 // Auto-Submitted: auto-replied (RFC 3834 5, RFC 5230 5.5), and the
 // reason as plain text in UTF-8, quoted-printable where it is not ASCII,
-// or with :mime as the MIME entity the script wrote (RFC 5230 4.8).
-func vacationReply(hostname, from, to, subject, messageID, references string, date time.Time, v *sieve.VacationReply) []byte {
+// or with :mime as the MIME entity the script wrote (RFC 5230 4.8), of
+// whose header only the Content- fields are kept. from and to are
+// written fields (mailboxField). A value with a line break in it, which
+// would end the field early and start another, is refused with an error.
+func vacationReply(hostname, from, to, subject, messageID, references string, date time.Time, v *sieve.VacationReply) ([]byte, error) {
 	var b bytes.Buffer
-	field := func(name, value string) { b.WriteString(name + ": " + value + "\r\n") }
+	var bad error
+	field := func(name, value string) {
+		if strings.ContainsAny(value, "\r\n") {
+			bad = fmt.Errorf("a line break in the reply's %s field", name)
+			return
+		}
+		b.WriteString(name + ": " + value + "\r\n")
+	}
 	field("From", from)
-	field("To", "<"+to+">")
+	field("To", to)
 	if v.Subject != "" {
 		subject = v.Subject
 	} else {
@@ -377,12 +397,30 @@ func vacationReply(hostname, from, to, subject, messageID, references string, da
 	field("MIME-Version", "1.0")
 	reason := crlf(v.Reason)
 	if v.MIME {
-		// The script's entity: its header fields join ours, then its body.
-		if !strings.Contains(reason, "\r\n\r\n") && !strings.HasPrefix(reason, "\r\n") {
-			reason += "\r\n\r\n"
+		// The script's entity: its Content- fields join ours, then its
+		// body. Any other field (a second From or To, a Bcc) is dropped:
+		// the reply's header is ours to write.
+		entity, body := "", reason
+		if strings.HasPrefix(reason, "\r\n") {
+			body = reason[2:]
+		} else if h, rest, ok := strings.Cut(reason, "\r\n\r\n"); ok {
+			entity, body = h+"\r\n", rest
+		} else {
+			entity, body = reason+"\r\n", ""
 		}
-		b.WriteString(reason)
-		return b.Bytes()
+		for f := range message.Fields([]byte(entity)) {
+			if name := string(f.Name); strings.HasPrefix(message.ASCIILower(name), "content-") {
+				field(name, f.Value())
+			}
+		}
+		if bad != nil {
+			return nil, bad
+		}
+		b.WriteString("\r\n" + body)
+		return b.Bytes(), nil
+	}
+	if bad != nil {
+		return nil, bad
 	}
 	if isASCII(reason) {
 		field("Content-Type", "text/plain; charset=us-ascii")
@@ -399,7 +437,7 @@ func vacationReply(hostname, from, to, subject, messageID, references string, da
 	if !bytes.HasSuffix(b.Bytes(), []byte("\r\n")) {
 		b.WriteString("\r\n")
 	}
-	return b.Bytes()
+	return b.Bytes(), nil
 }
 
 // encodeWord writes a header value as RFC 2047 encoded words where it is
