@@ -90,13 +90,24 @@ func (d *Deliverer) redirect(ctx context.Context, sess store.Session, account, k
 	if err != nil {
 		return nil, fmt.Errorf("deliver to %s: %w", account, err)
 	}
+	// Each distinct name is looked up once, and none once the hops are
+	// too many, when the message is kept whoever forwarded it: a header
+	// of thousands of fields costs a few lookups, not thousands.
 	hops, loop := 0, false
+	seen := make(map[string]bool)
 	for f := range message.Fields(header) {
 		if !strings.EqualFold(string(f.Name), RedirectedFromField) {
 			continue
 		}
-		hops++
-		if r, err := d.Lookup(ctx, f.Value()); err == nil && r.Account.ID == me.Account.ID {
+		if hops++; hops >= maxRedirectHops {
+			break
+		}
+		name := strings.ToLower(f.Value())
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		if r, err := d.Lookup(ctx, name); err == nil && r.Account.ID == me.Account.ID {
 			loop = true
 		} else if err != nil && !errors.Is(err, ErrUnknownRecipient) {
 			return nil, fmt.Errorf("deliver to %s: %w", account, err)

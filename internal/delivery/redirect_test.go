@@ -1,10 +1,14 @@
 package delivery
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/buzon-mail/buzon/internal/store"
 )
 
 // TestRedirect: a redirect forwards the message through the Sender, from
@@ -81,6 +85,50 @@ func TestRedirect(t *testing.T) {
 			}
 			if (len(tc.forwarded) == 0) != strings.Contains(f.log.String(), `msg="sieve redirect failed; message kept"`) {
 				t.Errorf("log:\n%s", f.log.String())
+			}
+		})
+	}
+}
+
+// countingStore counts the address lookups made through it.
+type countingStore struct {
+	store.Store
+	lookups atomic.Int64
+}
+
+func (s *countingStore) LookupAddress(ctx context.Context, address string) (store.Account, error) {
+	s.lookups.Add(1)
+	return s.Store.LookupAddress(ctx, address)
+}
+
+// TestRedirectHopLookups: the loop check looks each forwarder up once and
+// stops at maxRedirectHops, so that a header of thousands of
+// X-Sieve-Redirected-From fields costs a few lookups.
+func TestRedirectHopLookups(t *testing.T) {
+	const msg = "From: bob@example.net\r\nTo: alice@example.org\r\nSubject: hi\r\n\r\nHello.\r\n"
+	for _, tc := range []struct {
+		name, header string
+		forwarded    bool
+		max          int64 // lookups at most, beyond the delivery's own
+	}{
+		{"thousands", strings.Repeat("X-Sieve-Redirected-From: a+b@example.net\r\n", 5000), false, 2 * maxRedirectHops},
+		{"one repeated", "X-Sieve-Redirected-From: A+b@example.net\r\nX-Sieve-Redirected-From: a+b@example.net\r\n", true, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, s, _ := newVacationFixture(t)
+			f.activate(`redirect "carol@example.net";`)
+			cs := &countingStore{Store: f.d.Store}
+			f.d.Store = cs
+			f.deliverFrom("bob@example.net", msg)
+			base := cs.lookups.Load()
+			s.take()
+			cs.lookups.Store(0)
+			f.deliverFrom("bob@example.net", tc.header+msg)
+			if n := cs.lookups.Load() - base; n > tc.max {
+				t.Errorf("%d lookups for the loop check, want at most %d", n, tc.max)
+			}
+			if got := len(s.take()); got != btoi(tc.forwarded) {
+				t.Errorf("forwarded %d times, want %v\n%s", got, tc.forwarded, f.log.String())
 			}
 		})
 	}
