@@ -406,6 +406,7 @@ func TestScriptReadOnce(t *testing.T) {
 }
 
 // TestReturnPath: the envelope sender of a message that comes without
+// one, only from a path in angle brackets that could go to a relay as
 // one.
 func TestReturnPath(t *testing.T) {
 	sp := &Spooler{}
@@ -413,7 +414,13 @@ func TestReturnPath(t *testing.T) {
 		{"Return-Path: <bob@example.net>\r\nSubject: x\r\n\r\nbody\r\n", "bob@example.net"},
 		{"Subject: x\r\nreturn-path:   < bob@example.net >  \r\n\r\nReturn-Path: <no@body>\r\n", "bob@example.net"},
 		{"Return-Path: <>\r\n\r\n", ""},
-		{"Return-Path: bare@example.net\r\n\r\n", "bare@example.net"},
+		{"Return-Path: bare@example.net\r\n\r\n", ""},
+		{"Return-Path: bob@x> NOTIFY=NEVER ORCPT=rfc822;a\r\n\r\n", ""},
+		{"Return-Path: <bob@x> NOTIFY=NEVER ORCPT=rfc822;a\r\n\r\n", ""},
+		{"Return-Path: <bob@x NOTIFY=NEVER>\r\n\r\n", ""},
+		{"Return-Path: <bob@x<evil@y>\r\n\r\n", ""},
+		{"Return-Path: <\"b ob\"@example.net>\r\n\r\n", "\"b ob\"@example.net"},
+		{"Return-Path: <bøb@example.net>\r\n\r\n", "bøb@example.net"},
 		{"Subject: none\r\n\r\n", ""},
 		{"Return-Path: <first@example.net>\r\nReturn-Path: <second@example.net>\r\n\r\n", "first@example.net"},
 		{"Return-Path:\r\n <folded@example.net>\r\n\r\n", "folded@example.net"},

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/message"
+	"github.com/buzon-mail/buzon/internal/smtpclient"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
@@ -246,9 +247,12 @@ func (sp *Spooled) header() ([]byte, error) {
 
 // ReturnPath is the address of the message's first Return-Path field
 // (RFC 5321 4.4), which the MTA that delivered it wrote from its MAIL
-// FROM, without angle brackets: "" when there is none or it is the null
-// path <>. It is the envelope sender of a message that comes without one
-// (from the fetch client, or `buzon deliver` run without --from).
+// FROM, without angle brackets: "" when there is none, it is the null
+// path <>, or it is no path in angle brackets that could go to a relay
+// as one (smtpclient.CheckPath): the field is the message's text, and
+// the address goes on as the envelope sender of replies and forwards. It
+// is the envelope sender of a message that comes without one (from the
+// fetch client, or `buzon deliver` run without --from).
 func (sp *Spooled) ReturnPath() string {
 	h, err := sp.header()
 	if err != nil {
@@ -259,10 +263,13 @@ func (sp *Spooled) ReturnPath() string {
 			continue
 		}
 		v := f.Value() // unfolded: a folded field keeps its address
-		if inner, ok := strings.CutPrefix(v, "<"); ok {
-			v, _, _ = strings.Cut(inner, ">")
+		inner, ok := strings.CutPrefix(v, "<")
+		if inner, ok2 := strings.CutSuffix(inner, ">"); ok && ok2 {
+			if path := strings.TrimSpace(inner); smtpclient.CheckPath(path) == nil {
+				return path
+			}
 		}
-		return strings.TrimSpace(v)
+		return ""
 	}
 	return ""
 }

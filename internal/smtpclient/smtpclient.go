@@ -272,10 +272,46 @@ func (c *Client) TLS() bool {
 	return ok
 }
 
+// CheckPath says why addr cannot go between the angle brackets of MAIL
+// FROM or RCPT TO (RFC 5321 4.1.2), nil when it can: an angle bracket, a
+// control character, or a space outside a quoted local part would end
+// the path early and pass what follows to the relay as parameters (a
+// NOTIFY=NEVER or ORCPT of the sender's choosing) or as a command.
+func CheckPath(addr string) error {
+	quoted := false
+	for i := 0; i < len(addr); i++ {
+		switch c := addr[i]; {
+		case c < ' ' || c == 0x7f:
+			return fmt.Errorf("the address %q holds a control character", addr)
+		case c == '<' || c == '>':
+			return fmt.Errorf("the address %q holds an angle bracket", addr)
+		case c == '"':
+			quoted = !quoted
+		case c == '\\' && quoted && i+1 < len(addr):
+			// RFC 5321 4.1.2 quoted-pairSMTP: the next character is
+			// taken as it is, but for a control character.
+			if n := addr[i+1]; n < ' ' || n == 0x7f {
+				return fmt.Errorf("the address %q holds a control character", addr)
+			}
+			i++
+		case c == ' ' && !quoted:
+			return fmt.Errorf("the address %q holds a space", addr)
+		}
+	}
+	if quoted {
+		return fmt.Errorf("the address %q has an unended quoted string", addr)
+	}
+	return nil
+}
+
 // Mail starts a transaction for the sender from (without angle
 // brackets; "" is the null path) with MAIL's parameters (RFC 5321
-// 4.1.1.2): "BODY=8BITMIME", "SMTPUTF8", "SIZE=n".
+// 4.1.1.2): "BODY=8BITMIME", "SMTPUTF8", "SIZE=n". A sender CheckPath
+// refuses is not sent.
 func (c *Client) Mail(from string, params ...string) error {
+	if err := CheckPath(from); err != nil {
+		return fmt.Errorf("MAIL FROM: %w", err)
+	}
 	line := "MAIL FROM:<" + from + ">"
 	for _, p := range params {
 		line += " " + p
@@ -285,8 +321,11 @@ func (c *Client) Mail(from string, params ...string) error {
 }
 
 // Rcpt names a recipient (RFC 5321 4.1.1.3). The relay's refusal is a
-// *Reply.
+// *Reply; a recipient CheckPath refuses is not sent.
 func (c *Client) Rcpt(to string) error {
+	if err := CheckPath(to); err != nil {
+		return fmt.Errorf("RCPT TO: %w", err)
+	}
 	_, err := c.cmdTimeout(c.cfg.CommandTimeout, "RCPT TO:<%s>", to)
 	return err
 }

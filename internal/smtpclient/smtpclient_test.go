@@ -350,3 +350,43 @@ func TestDataSlowUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCheckPath: an address that would end the path early, and pass what
+// follows to the relay as parameters or a command, is refused by Mail
+// and Rcpt before anything is written (the zero Client has no
+// connection to write to).
+func TestCheckPath(t *testing.T) {
+	for _, tc := range []struct {
+		addr string
+		ok   bool
+	}{
+		{"", true},
+		{"bob@example.net", true},
+		{"bøb@exämple.net", true},
+		{`"b ob"@example.net`, true},
+		{`"b\"o b"@example.net`, true},
+		{"bob@x> NOTIFY=NEVER ORCPT=rfc822;a", false},
+		{"bob@x NOTIFY=NEVER", false},
+		{"<bob@x>", false},
+		{"bob@x\r\nRCPT TO:<eve@y>", false},
+		{"bob\x00@x", false},
+		{"bob\x7f@x", false},
+		{`"b ob@x`, false},
+		{"\"b\\\r\"@x", false},
+	} {
+		err := CheckPath(tc.addr)
+		if (err == nil) != tc.ok {
+			t.Errorf("CheckPath(%q) = %v, want ok %v", tc.addr, err, tc.ok)
+		}
+		if tc.ok {
+			continue
+		}
+		var c Client
+		if err := c.Mail(tc.addr); err == nil {
+			t.Errorf("Mail(%q) took it", tc.addr)
+		}
+		if err := c.Rcpt(tc.addr); err == nil {
+			t.Errorf("Rcpt(%q) took it", tc.addr)
+		}
+	}
+}
