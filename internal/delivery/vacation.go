@@ -375,7 +375,7 @@ func vacationReply(hostname, from, to, subject, messageID, references string, da
 			bad = fmt.Errorf("a line break in the reply's %s field", name)
 			return
 		}
-		b.WriteString(name + ": " + value + "\r\n")
+		writeFolded(&b, name, value)
 	}
 	field("From", from)
 	field("To", to)
@@ -389,7 +389,7 @@ func vacationReply(hostname, from, to, subject, messageID, references string, da
 	field("Message-ID", "<vacation."+rand.Text()+"@"+hostname+">")
 	if messageID != "" {
 		field("In-Reply-To", messageID)
-		field("References", strings.TrimSpace(references+" "+messageID))
+		field("References", replyReferences(references, messageID))
 	}
 	field("Auto-Submitted", "auto-replied (vacation)")
 	// Not in any RFC, but what list software and older responders read.
@@ -438,6 +438,46 @@ func vacationReply(hostname, from, to, subject, messageID, references string, da
 		b.WriteString("\r\n")
 	}
 	return b.Bytes(), nil
+}
+
+// foldAt is the length past which writeFolded folds a line (RFC 5322
+// 2.1.1's 78); a word longer than that goes on a line of its own.
+const foldAt = 78
+
+// writeFolded writes a header field, its value folded at spaces (RFC
+// 5322 2.2.3) so that its lines stay within foldAt where the words allow:
+// a long thread's References, or a subject's encoded words, which
+// mime.QEncoding separates by spaces on one line, would pass the 998
+// octets RFC 5322 2.1.1 allows a line.
+func writeFolded(b *bytes.Buffer, name, value string) {
+	b.WriteString(name + ":")
+	n := len(name) + 1
+	for i, w := range strings.Split(value, " ") {
+		// A fold only before a word, so that no line is white space
+		// alone (RFC 5322 3.2.2).
+		if i > 0 && w != "" && n+1+len(w) > foldAt {
+			b.WriteString("\r\n")
+			n = 0
+		}
+		b.WriteString(" " + w)
+		n += 1 + len(w)
+	}
+	b.WriteString("\r\n")
+}
+
+// maxReplyReferences bounds the message IDs of a reply's References.
+const maxReplyReferences = 10
+
+// replyReferences is the reply's References (RFC 5322 3.6.4): the
+// message's References and its Message-ID, of a long thread's the first
+// and the last few only, as RFC 5322 3.6.4 allows, so that the field
+// does not grow with the thread.
+func replyReferences(references, messageID string) string {
+	ids := strings.Fields(references + " " + messageID)
+	if len(ids) > maxReplyReferences {
+		ids = append(ids[:1], ids[len(ids)-maxReplyReferences+1:]...)
+	}
+	return strings.Join(ids, " ")
 }
 
 // encodeWord writes a header value as RFC 2047 encoded words where it is

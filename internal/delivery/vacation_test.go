@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"mime/quotedprintable"
@@ -364,5 +365,41 @@ func TestVacationRace(t *testing.T) {
 	}
 	if n := len(s.take()); n != 1 {
 		t.Errorf("8 deliveries at once: %d replies, want 1", n)
+	}
+}
+
+// TestVacationFolding: the reply's header lines stay within RFC 5322
+// 2.1.1's 998 octets however long the subject and the thread: the
+// subject's encoded words and References are folded at spaces, and
+// References keeps the thread's first and last IDs.
+func TestVacationFolding(t *testing.T) {
+	f, s, _ := newVacationFixture(t)
+	f.activate(`require "vacation"; vacation "x";`)
+	subject := strings.Repeat("休暇中のお知らせです。", 18)
+	var refs []string
+	for i := range 100 {
+		refs = append(refs, fmt.Sprintf("<thread.%03d.a-rather-long-message-id@mail.example.net>", i))
+	}
+	msg := "From: bob@example.net\r\nTo: alice@example.org\r\nSubject: " + mime.QEncoding.Encode("utf-8", subject) +
+		"\r\nMessage-ID: <m1@example.net>\r\nReferences: " + strings.Join(refs, "\r\n ") + "\r\n\r\nHello.\r\n"
+	f.deliverFrom("bob@example.net", msg)
+	sent := s.take()
+	if len(sent) != 1 {
+		t.Fatalf("%d replies, want 1", len(sent))
+	}
+	head, _, _ := strings.Cut(sent[0].raw, "\r\n\r\n")
+	for l := range strings.SplitSeq(head, "\r\n") {
+		if len(l) > 998 || strings.TrimSpace(l) == "" {
+			t.Errorf("a header line of %d octets: %.80q", len(l), l)
+		}
+	}
+	h := sent[0].msg.Header
+	var dec mime.WordDecoder
+	if got, err := dec.DecodeHeader(h.Get("Subject")); err != nil || got != "Auto: "+subject {
+		t.Errorf("Subject %q (%v), want Auto: %s", got, err, subject)
+	}
+	want := strings.Join(append(append([]string{refs[0]}, refs[len(refs)-maxReplyReferences+2:]...), "<m1@example.net>"), " ")
+	if got := h.Get("References"); got != want {
+		t.Errorf("References:\n%s\nwant\n%s", got, want)
 	}
 }
