@@ -135,15 +135,9 @@ func vacationAction(dec *decision) *sieve.VacationReply {
 // never fails a delivery.
 func (d *Deliverer) vacation(ctx context.Context, sess store.Session, account, script string, msg *Spooled, env Envelope, v *sieve.VacationReply) {
 	log := d.logger().With("account", account, "script", script, "to", env.From)
-	reply, err := d.replyDue(ctx, sess, account, msg, env, v)
-	if err != nil {
-		log.Warn("vacation reply not sent", "err", err)
-		d.replied("error")
-		return
-	}
-	if reply == nil {
-		return
-	}
+	// The slot is taken before replyDue records the reply: a reply
+	// recorded and then dropped would leave its sender without one for
+	// the whole period.
 	r := &d.replies
 	r.once.Do(func() { r.sem = make(chan struct{}, d.vacationConfig().MaxInFlight) })
 	select {
@@ -151,6 +145,17 @@ func (d *Deliverer) vacation(ctx context.Context, sess store.Session, account, s
 	default:
 		log.Warn("vacation reply not sent: too many replies under way")
 		d.replied("dropped")
+		return
+	}
+	reply, err := d.replyDue(ctx, sess, account, msg, env, v)
+	if err != nil {
+		<-r.sem
+		log.Warn("vacation reply not sent", "err", err)
+		d.replied("error")
+		return
+	}
+	if reply == nil {
+		<-r.sem
 		return
 	}
 	r.wg.Add(1)

@@ -403,3 +403,51 @@ func TestVacationFolding(t *testing.T) {
 		t.Errorf("References:\n%s\nwant\n%s", got, want)
 	}
 }
+
+// gatedSender holds each message until its gate is closed.
+type gatedSender struct {
+	*fakeSender
+	gate chan struct{}
+}
+
+func (s gatedSender) Send(ctx context.Context, from, to string, r io.Reader) error {
+	<-s.gate
+	return s.fakeSender.Send(ctx, from, to, r)
+}
+
+// TestVacationDroppedNotRecorded: a reply dropped because too many are
+// under way is not recorded, so its sender gets one with their next
+// message rather than none for the period.
+func TestVacationDroppedNotRecorded(t *testing.T) {
+	f, s, outcomes := newVacationFixture(t)
+	gate := make(chan struct{})
+	f.d.Sender = gatedSender{s, gate}
+	f.d.Vacation.MaxInFlight = 1
+	f.activate(`require "vacation"; vacation "x";`)
+	deliver := func(from string) {
+		if _, err := f.d.DeliverAccount(t.Context(), f.acct, f.spool(mailFrom(from, "alice@example.org", "hi", "")),
+			Envelope{From: from, To: "alice@example.org"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deliver("bob@example.net")   // takes the one slot, held at the gate
+	deliver("carol@example.net") // dropped
+	close(gate)
+	if err := f.d.WaitReplies(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	deliver("carol@example.net")
+	if err := f.d.WaitReplies(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var to []string
+	for _, m := range s.take() {
+		to = append(to, m.to)
+	}
+	if want := []string{"bob@example.net", "carol@example.net"}; !slices.Equal(to, want) {
+		t.Errorf("replies to %q, want %q", to, want)
+	}
+	if want := []string{"dropped", "sent", "sent"}; !slices.Equal(*outcomes, want) {
+		t.Errorf("outcomes %q, want %q", *outcomes, want)
+	}
+}
