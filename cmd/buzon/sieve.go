@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -301,11 +303,26 @@ type relaySender struct{ cfg smtpclient.Config }
 
 // Send implements delivery.Sender, within ctx's deadline.
 func (s relaySender) Send(ctx context.Context, from, to string, msg io.Reader) error {
+	// RFC 6531 3.4: a non-ASCII sender, recipient or header (a UTF-8
+	// account's own address, an RFC 6532 message forwarded) needs
+	// SMTPUTF8 declared at MAIL, so the header is read first.
+	header, msg, err := readHeader(msg)
+	if err != nil {
+		return fmt.Errorf("read the message: %w", err)
+	}
+	utf8 := !isASCII(from) || !isASCII(to) || !isASCII(string(header))
 	c, err := smtpclient.Dial(ctx, s.cfg)
 	if err != nil {
 		return fmt.Errorf("relay %s: %w", s.cfg.Addr, err)
 	}
 	var params []string
+	if utf8 {
+		if _, ok := c.Extension("SMTPUTF8"); !ok {
+			c.Abort()
+			return fmt.Errorf("relay %s: the address or header is not ASCII, and the relay does not offer SMTPUTF8 (RFC 6531)", s.cfg.Addr)
+		}
+		params = append(params, "SMTPUTF8")
+	}
 	if _, ok := c.Extension("8BITMIME"); ok {
 		params = append(params, "BODY=8BITMIME")
 	} else {
@@ -314,9 +331,6 @@ func (s relaySender) Send(ctx context.Context, from, to string, msg io.Reader) e
 		// kept); smtpclient then leaves the data unended, so the relay
 		// drops what it got.
 		msg = sevenBit{msg}
-	}
-	if _, ok := c.Extension("SMTPUTF8"); ok && !isASCII(to) {
-		params = append(params, "SMTPUTF8")
 	}
 	err = c.Mail(from, params...)
 	if err == nil {
@@ -331,6 +345,28 @@ func (s relaySender) Send(ctx context.Context, from, to string, msg io.Reader) e
 	}
 	c.Close()
 	return nil
+}
+
+// readHeader reads a message's header, up to and with the empty line
+// that ends it (or the whole message when it has none), and returns it
+// with a reader of the whole message.
+func readHeader(r io.Reader) ([]byte, io.Reader, error) {
+	br := bufio.NewReader(r)
+	var header []byte
+	for {
+		line, err := br.ReadBytes('\n')
+		header = append(header, line...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if string(line) == "\r\n" || string(line) == "\n" {
+			break
+		}
+	}
+	return header, io.MultiReader(bytes.NewReader(header), br), nil
 }
 
 // sevenBit reads a message that must be 7-bit, failing at the first

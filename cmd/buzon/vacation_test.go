@@ -5,7 +5,9 @@ package main
 // sent with smtplib and read with imaplib.
 
 import (
+	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/buzon-mail/buzon/internal/clienttest"
+	"github.com/buzon-mail/buzon/internal/smtpclient"
 )
 
 // roundcubeVacation is the script Roundcube's vacation dialog writes.
@@ -150,5 +153,114 @@ func TestVacationRelayDown(t *testing.T) {
 	if !strings.Contains(got, "vacation False False\n") || !strings.Contains(got, "putscript False") ||
 		!strings.Contains(got, "no relay to send replies through (submission.relay)") {
 		t.Errorf("without a relay, sievelib said:\n%s", got)
+	}
+}
+
+// fakeRelay is an SMTP relay that offers the extensions given and
+// records each transaction's MAIL line; one connection at a time.
+func fakeRelay(t *testing.T, exts ...string) (addr string, mails <-chan string) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	ch := make(chan string, 16)
+	go func() {
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			serveFakeRelay(nc, exts, ch)
+		}
+	}()
+	return l.Addr().String(), ch
+}
+
+func serveFakeRelay(nc net.Conn, exts []string, mails chan<- string) {
+	defer nc.Close()
+	r := bufio.NewReader(nc)
+	fmt.Fprintf(nc, "220 relay.example ESMTP\r\n")
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		line = strings.TrimRight(line, "\r\n")
+		switch verb := strings.ToUpper(strings.SplitN(line, " ", 2)[0]); verb {
+		case "EHLO":
+			fmt.Fprintf(nc, "250-relay.example\r\n")
+			for _, e := range exts {
+				fmt.Fprintf(nc, "250-%s\r\n", e)
+			}
+			fmt.Fprintf(nc, "250 PIPELINING\r\n")
+		case "MAIL":
+			mails <- line
+			fmt.Fprintf(nc, "250 ok\r\n")
+		case "DATA":
+			fmt.Fprintf(nc, "354 go on\r\n")
+			for {
+				l, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == ".\r\n" {
+					break
+				}
+			}
+			fmt.Fprintf(nc, "250 taken\r\n")
+		case "QUIT":
+			fmt.Fprintf(nc, "221 bye\r\n")
+			return
+		default:
+			fmt.Fprintf(nc, "250 ok\r\n")
+		}
+	}
+}
+
+// TestRelaySenderSMTPUTF8: SMTPUTF8 is declared at MAIL when the sender,
+// the recipient or the message's header is not ASCII (RFC 6531 3.4), and
+// such a message fails, before MAIL, at a relay that does not offer it.
+func TestRelaySenderSMTPUTF8(t *testing.T) {
+	const ascii = "From: bob@example.net\r\nSubject: hi\r\n\r\nGr\xc3\xbc\xc3\x9fe\r\n" // 8-bit body only
+	for _, tc := range []struct {
+		name, from, to, msg string
+		utf8                bool
+	}{
+		{"ASCII", "alice@example.org", "bob@example.net", ascii, false},
+		{"sender", "ålice@example.org", "bob@example.net", ascii, true},
+		{"recipient", "alice@example.org", "bøb@example.net", ascii, true},
+		{"header", "alice@example.org", "bob@example.net", "From: bøb@example.net\r\nSubject: hi\r\n\r\nhi\r\n", true},
+		{"no header end", "alice@example.org", "bob@example.net", "Subject: gr\xc3\xbc\xc3\x9fe", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, offer := range []bool{true, false} {
+				exts := []string{"8BITMIME"}
+				if offer {
+					exts = append(exts, "SMTPUTF8")
+				}
+				addr, mails := fakeRelay(t, exts...)
+				s := relaySender{smtpclient.Config{Addr: addr, Security: smtpclient.Plain}}
+				err := s.Send(t.Context(), tc.from, tc.to, strings.NewReader(tc.msg))
+				if tc.utf8 && !offer {
+					if err == nil || !strings.Contains(err.Error(), "SMTPUTF8") {
+						t.Errorf("relay without SMTPUTF8: %v, want an error naming it", err)
+					}
+					select {
+					case m := <-mails:
+						t.Errorf("relay without SMTPUTF8 got %q", m)
+					default:
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("offer %v: %v", offer, err)
+				}
+				if m := <-mails; strings.Contains(m, " SMTPUTF8") != tc.utf8 {
+					t.Errorf("offer %v: %q, want SMTPUTF8 %v", offer, m, tc.utf8)
+				}
+			}
+		})
 	}
 }
