@@ -7,7 +7,7 @@
 # mpop; PostgreSQL in a throwaway cluster; the crash loop), and runs each
 # fuzz target briefly.
 #
-#   FUZZTIME=6s    how long each fuzz target runs (0 to skip)
+#   FUZZTIME=3s    how long each fuzz target runs (0 to skip)
 #   CRASH_KILLS=50 SIGKILLs in the crash-safety loop
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,7 +37,7 @@ section "protocol suites on PostgreSQL"
 # The same IMAP, POP3, ManageSieve, auth and delivery (quota warnings) tests, on the scale-out backend (internal/store/teststore).
 BUZON_TEST_STORE=postgres go test -race -count=1 -timeout 20m ./internal/pop3server/... ./internal/imapserver/... ./internal/managesieve/... ./internal/auth/... ./internal/delivery/...
 
-fuzztime=${FUZZTIME:-6s}
+fuzztime=${FUZZTIME:-3s}
 if [ "$fuzztime" != "0" ]; then
 	section "fuzz ($fuzztime each)"
 	# Every Fuzz function in the module, found from the source.
