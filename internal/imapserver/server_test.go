@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/auth"
+	"github.com/buzon-mail/buzon/internal/clienttest"
 	"github.com/buzon-mail/buzon/internal/config"
 	"github.com/buzon-mail/buzon/internal/message"
 	"github.com/buzon-mail/buzon/internal/server"
@@ -91,16 +91,7 @@ func newTestEnvStore(t testing.TB, storeOpts teststore.Options, opts ...envOptio
 	if err != nil {
 		t.Fatal(err)
 	}
-	certPEM, keyPEM, err := server.SelfSignedCert([]string{"localhost", "127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(certPEM)
+	cert, pool, certPEM := clienttest.Cert(t, "localhost", "127.0.0.1")
 	cfg := Config{
 		Store:    st,
 		Auth:     au,

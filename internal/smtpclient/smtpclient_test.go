@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buzon-mail/buzon/internal/clienttest"
 	"github.com/buzon-mail/buzon/internal/server"
 )
 
@@ -102,16 +103,7 @@ func fakeServer(t *testing.T, cert tls.Certificate, implicitTLS bool, script []s
 // and a pool that trusts it.
 func testCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
-	certPEM, keyPEM, err := server.SelfSignedCert([]string{"mx.example.org", "127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(certPEM)
+	cert, roots, _ := clienttest.Cert(t, "mx.example.org", "127.0.0.1")
 	return cert, roots
 }
 

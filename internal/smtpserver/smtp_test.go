@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -30,16 +29,7 @@ import (
 // the TLS configuration a client that trusts it uses.
 func newSMTPFixture(t testing.TB, maxSize int64, opts ...func(*Config)) (*fixture, *tls.Config) {
 	t.Helper()
-	certPEM, keyPEM, err := server.SelfSignedCert([]string{"mx.example.org", "127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(certPEM)
+	cert, roots, certPEM := clienttest.Cert(t, "mx.example.org", "127.0.0.1")
 	opts = append([]func(*Config){func(c *Config) {
 		c.Protocol = SMTP
 		c.TLS = server.TLSConfig(cert)
