@@ -211,15 +211,8 @@ func (ss *session) DeleteSieveScript(ctx context.Context, name string) error {
 // ImportSieveScripts implements store.Importer, in one transaction.
 func (s *Store) ImportSieveScripts(ctx context.Context, accountID int64, scripts []store.SieveScript) error {
 	err := s.accountTx(ctx, func(tx pgx.Tx) error {
-		var state int16
-		err := tx.QueryRow(ctx, `SELECT import_state FROM accounts WHERE id = $1 FOR UPDATE`, accountID).Scan(&state)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			return fmt.Errorf("%w: id %d", store.ErrNoAccount, accountID)
-		case err != nil:
+		if err := importing(ctx, tx, accountID); err != nil {
 			return err
-		case state != importRunning:
-			return fmt.Errorf("account %d is not being imported", accountID)
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM sieve_scripts WHERE account_id = $1`, accountID); err != nil {
 			return err
@@ -248,6 +241,22 @@ func (s *Store) ImportSieveScripts(ctx context.Context, accountID int64, scripts
 	return nil
 }
 
+// importing locks the account's row for the rest of tx and checks that
+// the account is being imported.
+func importing(ctx context.Context, tx pgx.Tx, accountID int64) error {
+	var state int16
+	err := tx.QueryRow(ctx, `SELECT import_state FROM accounts WHERE id = $1 FOR UPDATE`, accountID).Scan(&state)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("%w: id %d", store.ErrNoAccount, accountID)
+	case err != nil:
+		return err
+	case state != importRunning:
+		return fmt.Errorf("account %d is not being imported", accountID)
+	}
+	return nil
+}
+
 // ReplyDue implements store.ReplyTracker in one statement: an insert
 // whose conflict updates the row only when its reply is older than the
 // period. Two nodes inserting one key at once are serialized by the
@@ -266,4 +275,72 @@ func (ss *session) ReplyDue(ctx context.Context, key string, now time.Time, peri
 	return tag.RowsAffected() == 1, nil
 }
 
-var _ store.ReplyTracker = (*session)(nil)
+// ReplyRecorded implements store.ReplyTracker.
+func (ss *session) ReplyRecorded(ctx context.Context, key string, now time.Time, period time.Duration) (bool, error) {
+	var recorded bool
+	err := ss.s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM vacation_replies WHERE account_id = $1 AND key = $2 AND sent > $3)`,
+		ss.id, key, now.Add(-period)).Scan(&recorded)
+	if err != nil {
+		return false, fmt.Errorf("look for an automatic reply: %w", mapErr(err))
+	}
+	return recorded, nil
+}
+
+// RecordReply implements store.ReplyTracker: an upsert, then the
+// account's rows whose period is over go, as after ReplyDue.
+func (ss *session) RecordReply(ctx context.Context, key string, now time.Time, period time.Duration) error {
+	if _, err := ss.s.pool.Exec(ctx, `INSERT INTO vacation_replies (account_id, key, sent, expires) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (account_id, key) DO UPDATE SET sent = excluded.sent, expires = excluded.expires`,
+		ss.id, key, now, now.Add(period)); err != nil {
+		return fmt.Errorf("record an automatic reply: %w", mapErr(err))
+	}
+	if _, err := ss.s.pool.Exec(ctx, `DELETE FROM vacation_replies WHERE account_id = $1 AND expires < $2`, ss.id, now); err != nil {
+		return fmt.Errorf("forget automatic replies: %w", mapErr(err))
+	}
+	return nil
+}
+
+// Replies implements store.ReplyTracker.
+func (ss *session) Replies(ctx context.Context) ([]store.Reply, error) {
+	rows, err := ss.s.pool.Query(ctx, `SELECT key, sent, expires FROM vacation_replies WHERE account_id = $1`, ss.id)
+	if err != nil {
+		return nil, fmt.Errorf("list automatic replies: %w", mapErr(err))
+	}
+	replies, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Reply, error) {
+		var rep store.Reply
+		err := r.Scan(&rep.Key, &rep.Sent, &rep.Expires)
+		rep.Sent, rep.Expires = rep.Sent.UTC(), rep.Expires.UTC()
+		return rep, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list automatic replies: %w", mapErr(err))
+	}
+	return replies, nil
+}
+
+// ImportReplies implements store.ReplyImporter, in one transaction.
+func (s *Store) ImportReplies(ctx context.Context, accountID int64, replies []store.Reply) error {
+	err := s.accountTx(ctx, func(tx pgx.Tx) error {
+		if err := importing(ctx, tx, accountID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM vacation_replies WHERE account_id = $1`, accountID); err != nil {
+			return err
+		}
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"vacation_replies"}, []string{"account_id", "key", "sent", "expires"},
+			pgx.CopyFromSlice(len(replies), func(i int) ([]any, error) {
+				r := replies[i]
+				return []any{accountID, r.Key, r.Sent, r.Expires}, nil
+			}))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("import automatic replies of account %d: %w", accountID, mapErr(err))
+	}
+	return nil
+}
+
+var (
+	_ store.ReplyTracker  = (*session)(nil)
+	_ store.ReplyImporter = (*Store)(nil)
+)

@@ -242,4 +242,61 @@ func (ss *session) ReplyDue(ctx context.Context, key string, now time.Time, peri
 	return due, nil
 }
 
+// ReplyRecorded implements store.ReplyTracker.
+func (ss *session) ReplyRecorded(ctx context.Context, key string, now time.Time, period time.Duration) (bool, error) {
+	var n int
+	err := ss.read(ctx, func(a *account) error {
+		return a.db.QueryRowContext(ctx, `SELECT count(*) FROM vacation_reply WHERE key = ? AND sent > ?`,
+			key, now.Add(-period).UnixMicro()).Scan(&n)
+	})
+	if err != nil {
+		return false, fmt.Errorf("look for an automatic reply: %w", err)
+	}
+	return n > 0, nil
+}
+
+// RecordReply implements store.ReplyTracker in one write transaction,
+// which forgets the rows whose period is over, as ReplyDue does.
+func (ss *session) RecordReply(ctx context.Context, key string, now time.Time, period time.Duration) error {
+	sent, expires := now.UnixMicro(), now.Add(period).UnixMicro()
+	err := ss.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM vacation_reply WHERE expires <= ?`, sent); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO vacation_reply (key, sent, expires) VALUES (?, ?, ?)
+			ON CONFLICT (key) DO UPDATE SET sent = excluded.sent, expires = excluded.expires`, key, sent, expires)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("record an automatic reply: %w", err)
+	}
+	return nil
+}
+
+// Replies implements store.ReplyTracker.
+func (ss *session) Replies(ctx context.Context) ([]store.Reply, error) {
+	var replies []store.Reply
+	err := ss.read(ctx, func(a *account) error {
+		rows, err := a.db.QueryContext(ctx, `SELECT key, sent, expires FROM vacation_reply`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var r store.Reply
+			var sent, expires int64
+			if err := rows.Scan(&r.Key, &sent, &expires); err != nil {
+				return err
+			}
+			r.Sent, r.Expires = time.UnixMicro(sent).UTC(), time.UnixMicro(expires).UTC()
+			replies = append(replies, r)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list automatic replies: %w", err)
+	}
+	return replies, nil
+}
+
 var _ store.ReplyTracker = (*session)(nil)
