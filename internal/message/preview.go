@@ -1,0 +1,435 @@
+package message
+
+import (
+	"bufio"
+	"errors"
+	"html"
+	"io"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Message previews (RFC 8970): a line of a message's text for a client to
+// show under its subject without downloading the body.
+
+// PreviewChars is the most characters (Unicode code points) a preview
+// holds: RFC 8970 4 has a server keep to 200 and never pass 256.
+const PreviewChars = 200
+
+const (
+	// previewRead bounds the raw bytes read of one part. Plain text fills
+	// a preview within its first kilobyte or two; the bound is for HTML,
+	// where a newsletter's <head> and <style> may come to tens of
+	// kilobytes before the first word a reader sees.
+	previewRead = 64 << 10
+	// previewParts bounds the parts tried when the first ones hold no
+	// text (an empty text/plain beside the HTML that has it, say).
+	previewParts = 4
+)
+
+// Preview returns the preview text of the message whose tree p is,
+// reading its bytes from msg (RFC 8970 4): the first text a reader sees,
+// transfer-decoded and in UTF-8, HTML reduced to its text, runs of white
+// space made one space, quoted lines (those beginning with ">", and the
+// HTML within <blockquote>) left out, at most PreviewChars characters. A
+// message without text has the preview "". Malformed content makes a
+// preview of what can be read, never an error: the error is msg's.
+//
+// It reads at most a bounded prefix of at most a few parts, never the
+// whole message.
+func (p *Part) Preview(msg io.ReaderAt) (string, error) {
+	for _, tp := range p.previewParts(nil) {
+		s, err := tp.previewOf(msg)
+		if err != nil || s != "" {
+			return s, err
+		}
+	}
+	return "", nil
+}
+
+// previewParts appends to out the parts, in the order a preview tries
+// them, that may hold the text a reader sees first: text/plain and
+// text/html parts that are not attachments, the plain text of a
+// multipart/alternative before its HTML.
+func (p *Part) previewParts(out []*Part) []*Part {
+	if len(out) >= previewParts || p.Disposition == "attachment" {
+		return out
+	}
+	switch {
+	case p.MediaType == "multipart":
+		switch p.MediaSubtype {
+		case "encrypted":
+			return out // RFC 1847 2.2: the second part is ciphertext
+		case "signed":
+			if len(p.Parts) > 0 {
+				return p.Parts[0].previewParts(out) // RFC 1847 2.1: then the signature
+			}
+			return out
+		case "alternative":
+			// RFC 2046 5.1.4: the alternatives come plainest first, but
+			// a sender may put the HTML first; plain text is read
+			// first either way, the others after, since a sender may
+			// leave the plain one empty.
+			var plain, other []*Part
+			for i := range p.Parts {
+				kid := p.Parts[i].previewParts(nil)
+				if len(kid) > 0 && kid[0].MediaSubtype == "plain" {
+					plain = append(plain, kid...)
+				} else {
+					other = append(other, kid...)
+				}
+			}
+			for _, tp := range append(plain, other...) {
+				if len(out) == previewParts {
+					break
+				}
+				out = append(out, tp)
+			}
+			return out
+		}
+		for i := range p.Parts {
+			out = p.Parts[i].previewParts(out)
+		}
+		return out
+	case isMessageType(p) && len(p.Parts) == 1:
+		return p.Parts[0].previewParts(out) // a forwarded message shown inline
+	case p.MediaType == "text" && (p.MediaSubtype == "plain" || p.MediaSubtype == "html"):
+		return append(out, p)
+	}
+	return out
+}
+
+// previewOf makes the preview of the text part p.
+func (p *Part) previewOf(msg io.ReaderAt) (string, error) {
+	r := &firstErr{r: io.NewSectionReader(msg, p.BodyStart, min(max(p.End-p.BodyStart, 0), previewRead))}
+	var b previewBuilder
+	b.lineStart = true
+	b.plain = p.MediaSubtype == "plain"
+	var h htmlText
+	h.b = &b
+	in := bufio.NewReaderSize(p.TextReader(r), 4096)
+	for !b.done {
+		c, err := readPreviewRune(in)
+		if err != nil {
+			break // the end, or content the decoders gave up on
+		}
+		if b.plain {
+			b.add(c)
+		} else {
+			h.feed(c)
+		}
+	}
+	return string(b.out), r.err
+}
+
+// readPreviewRune reads one character of decoded text: a byte that is not
+// part of a UTF-8 character is the ISO-8859-1 character it would be, as
+// raw header text is read (see ValidUTF8).
+func readPreviewRune(in *bufio.Reader) (rune, error) {
+	c, size, err := in.ReadRune()
+	if err != nil {
+		return 0, err
+	}
+	if c == utf8.RuneError && size == 1 {
+		if err := in.UnreadRune(); err != nil {
+			return 0, err
+		}
+		b, err := in.ReadByte()
+		return rune(b), err
+	}
+	return c, nil
+}
+
+// firstErr keeps the first error of r but io.EOF: that of the message,
+// which Preview returns, rather than one the decoders make of its content.
+type firstErr struct {
+	r   io.Reader
+	err error
+}
+
+func (e *firstErr) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
+// previewBuilder collects the characters of a preview.
+type previewBuilder struct {
+	out       []byte
+	n         int  // characters in out
+	space     bool // white space seen since the last character kept
+	lineStart bool // at the start of a line of plain text
+	quoted    bool // within a quoted line of plain text
+	plain     bool // the text is text/plain
+	done      bool // out holds PreviewChars characters, or cannot take the next
+}
+
+// add takes one character of text.
+func (b *previewBuilder) add(c rune) {
+	lineStart := b.lineStart
+	b.lineStart = c == '\n'
+	switch {
+	case b.done:
+	case c == '\n':
+		b.space, b.quoted = true, false
+	case b.quoted:
+	case blank(c):
+		b.space = true
+	case hidden(c):
+		// Newsletters pad the text they mean for previews with
+		// zero-width characters, to push what follows out of sight.
+	case b.plain && lineStart && c == '>':
+		b.quoted = true // a quoted line of a reply, as Dovecot leaves out
+	default:
+		need := 1
+		if b.space && b.n > 0 {
+			need = 2
+		}
+		if b.n+need > PreviewChars {
+			b.done = true // so that no preview ends in a space
+			return
+		}
+		if need == 2 {
+			b.out = append(b.out, ' ')
+		}
+		b.out = utf8.AppendRune(b.out, c)
+		b.n += need
+		b.space = false
+		b.done = b.n == PreviewChars
+	}
+}
+
+// blank reports characters that show as white space: those of Unicode
+// (NBSP too), and the blank letters that pad text to look empty.
+func blank(c rune) bool {
+	switch c {
+	case '\u115f', '\u1160', '\u2800', '\u3164', '\uffa0':
+		return true
+	}
+	return unicode.IsSpace(c)
+}
+
+// hidden reports characters that show nothing: controls, format
+// characters such as ZERO WIDTH SPACE, SOFT HYPHEN and the byte order
+// mark, and COMBINING GRAPHEME JOINER, which joins nothing on its own.
+func hidden(c rune) bool {
+	return unicode.IsControl(c) || unicode.Is(unicode.Cf, c) || c == '\u034f'
+}
+
+// htmlText reduces HTML to the text a browser shows, a character at a
+// time: tags, comments and the content of <head>, <script>, <style> and
+// the like left out, character references decoded, block elements
+// separated by white space, <blockquote> content skipped. It is a
+// tokenizer, not a parser: enough for a preview of real HTML mail, and
+// never stuck on broken HTML, which makes text of what it cannot read.
+type htmlText struct {
+	b     *previewBuilder
+	state htmlState
+	name  []byte // the tag name being read, lower case; the entity being read
+	end   bool   // the tag is an end tag
+	quote rune   // the quote of the attribute value being read, or 0
+	dash  int    // dashes just seen in a comment
+	// raw is the element whose content is skipped up to its end tag
+	// (script, style, ...), or "".
+	raw string
+	// match counts the characters of "</"+raw matched so far.
+	match  int
+	head   bool // within <head>
+	quotes int  // depth of <blockquote>
+}
+
+type htmlState uint8
+
+const (
+	htmlData     htmlState = iota
+	htmlOpen               // after "<"
+	htmlTagName            // reading a tag's name
+	htmlTag                // within a tag, after its name
+	htmlMarkup             // after "<!"
+	htmlComment            // within "<!--"
+	htmlBogus              // within "<!..." or "<?...", up to ">"
+	htmlEntity             // after "&"
+	htmlRaw                // within the content of raw
+	htmlRawClose           // after "</"+raw in raw content
+)
+
+// maxName bounds a tag name or a character reference as read.
+const maxName = 32
+
+// rawElement reports elements whose content is no text a reader sees,
+// skipped up to their end tag whatever it holds.
+func rawElement(name string) bool {
+	switch name {
+	case "script", "style", "title", "template", "noscript", "svg", "xml":
+		return true
+	}
+	return false
+}
+
+// blockElement reports elements a browser puts on lines of their own.
+func blockElement(name string) bool {
+	switch name {
+	case "address", "article", "aside", "blockquote", "body", "br", "center",
+		"dd", "div", "dl", "dt", "figcaption", "figure", "footer", "form",
+		"h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main",
+		"nav", "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul":
+		return true
+	}
+	return false
+}
+
+// text passes a character of the document's text on, unless it is within
+// <head> or a <blockquote>.
+func (h *htmlText) text(c rune) {
+	if !h.head && h.quotes == 0 {
+		h.b.add(c)
+	}
+}
+
+// feed takes the next character of the HTML.
+func (h *htmlText) feed(c rune) {
+	switch h.state {
+	case htmlData:
+		switch c {
+		case '<':
+			h.state = htmlOpen
+		case '&':
+			h.state, h.name = htmlEntity, h.name[:0]
+		default:
+			h.text(c)
+		}
+	case htmlOpen:
+		switch {
+		case c == '/' && !h.end:
+			h.end = true
+		case isASCIILetter(c):
+			h.state, h.name = htmlTagName, append(h.name[:0], byte(unicode.ToLower(c)))
+		case c == '!' && !h.end:
+			h.state, h.dash = htmlMarkup, 0
+		case c == '?' || h.end:
+			h.state = htmlBogus // "</ " and "<?": up to ">"
+		default:
+			// "a < b": not a tag, as a browser reads it.
+			h.state = htmlData
+			h.text('<')
+			h.feed(c)
+		}
+	case htmlTagName:
+		switch {
+		case isASCIILetter(c) || c >= '0' && c <= '9' || c == '-' || c == ':':
+			if len(h.name) < maxName {
+				h.name = append(h.name, byte(unicode.ToLower(c)))
+			}
+		default:
+			h.state = htmlTag
+			h.feed(c)
+		}
+	case htmlTag:
+		switch {
+		case h.quote != 0:
+			if c == h.quote {
+				h.quote = 0
+			}
+		case c == '"' || c == '\'':
+			h.quote = c
+		case c == '>':
+			h.state = htmlData
+			h.tag()
+		}
+	case htmlMarkup:
+		if c == '-' {
+			if h.dash++; h.dash == 2 {
+				h.state, h.dash = htmlComment, 0
+			}
+			return
+		}
+		h.state = htmlBogus
+		h.feed(c)
+	case htmlComment:
+		switch {
+		case c == '-':
+			h.dash++
+		case c == '>' && h.dash >= 2:
+			h.state = htmlData
+		default:
+			h.dash = 0
+		}
+	case htmlBogus:
+		if c == '>' {
+			h.state, h.end = htmlData, false
+		}
+	case htmlEntity:
+		if (isASCIILetter(c) || c >= '0' && c <= '9' || c == '#') && len(h.name) < maxName {
+			h.name = append(h.name, byte(c))
+			return
+		}
+		h.state = htmlData
+		ref := "&" + string(h.name)
+		if c == ';' {
+			ref += ";"
+		}
+		for _, r := range html.UnescapeString(ref) {
+			h.text(r)
+		}
+		if c != ';' {
+			h.feed(c)
+		}
+	case htmlRaw:
+		// Only "</" and the element's name end it: "a<b" in a script
+		// is no tag.
+		want := "</" + h.raw
+		switch {
+		case h.match < len(want) && unicode.ToLower(c) == rune(want[h.match]):
+			if h.match++; h.match == len(want) {
+				h.state = htmlRawClose
+			}
+		case c == '<':
+			h.match = 1
+		default:
+			h.match = 0
+		}
+	case htmlRawClose:
+		switch {
+		case c == '>' || c == '/' || unicode.IsSpace(c):
+			h.name = append(h.name[:0], h.raw...)
+			h.raw, h.match, h.end = "", 0, true
+			h.state = htmlTag
+			h.feed(c)
+		default:
+			h.state, h.match = htmlRaw, 0 // "</scripts"
+			h.feed(c)
+		}
+	}
+}
+
+// tag acts on the tag just read, at its ">".
+func (h *htmlText) tag() {
+	name := string(h.name)
+	end := h.end
+	h.end, h.name = false, h.name[:0]
+	switch name {
+	case "head":
+		h.head = !end
+	case "body":
+		h.head = false // a <head> never ended
+	case "blockquote":
+		if end && h.quotes > 0 {
+			h.quotes--
+		} else if !end {
+			h.quotes++
+		}
+	}
+	if !end && rawElement(name) {
+		h.state, h.raw, h.match = htmlRaw, name, 0
+		return
+	}
+	if blockElement(name) {
+		h.text(' ')
+	}
+}
+
+func isASCIILetter(c rune) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+}

@@ -1,0 +1,209 @@
+package message
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/buzon-mail/buzon/internal/clienttest"
+)
+
+// previewCases are messages and the previews they make. Their names also
+// name the seeds of FuzzPreview (see TestPreviewSeeds).
+var previewCases = []struct {
+	name, raw, want string
+}{
+	{"plain", "Subject: x\r\n\r\nHello Joe,\r\n\r\n  do you think   we can\tmeet at 3:30?\r\n",
+		"Hello Joe, do you think we can meet at 3:30?"},
+	{"no-header-end", "Subject: only a header\r\n", ""},
+	{"empty-body", "Subject: x\r\n\r\n", ""},
+	{"blank-body", "Subject: x\r\n\r\n \r\n\t\r\n\r\n", ""},
+	{"bare-lf", "Subject: x\n\nline one\nline two\n", "line one line two"},
+	{"quoted-lines", "Subject: x\r\n\r\n> what time?\r\n>> and where?\r\nAt noon, here.\r\n > not a quote\r\n",
+		"At noon, here. > not a quote"},
+	{"quoted-printable", "Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nCaf=C3=A9 au l=\r\nait, s'il vous pla=C3=AEt.\r\n",
+		"Café au lait, s'il vous plaît."},
+	{"base64", "Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+		"w4Fydm9yZXMgeSBmbG9yZXMK\r\n", "Árvores y flores"},
+	{"latin1", "Subject: x\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\nNa\xefve caf\xe9\r\n",
+		"Naïve café"},
+	{"koi8-r", "Subject: x\r\nContent-Type: text/plain; charset=koi8-r\r\n\r\n\xf0\xd2\xc9\xd7\xc5\xd4\r\n", "Привет"},
+	{"unlabelled-8bit", "Subject: x\r\n\r\nCaf\xe9\r\n", "Café"},
+	{"unknown-charset", "Subject: x\r\nContent-Type: text/plain; charset=x-no-such\r\n\r\nplain words\r\n", "plain words"},
+	{"alternative-plain-first", "Subject: x\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nthe plain text\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>the <b>HTML</b></p>\r\n--b--\r\n",
+		"the plain text"},
+	{"alternative-html-first", "Subject: x\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>the <b>HTML</b></p>\r\n--b\r\nContent-Type: text/plain\r\n\r\nthe plain text\r\n--b--\r\n",
+		"the plain text"},
+	{"alternative-empty-plain", "Subject: x\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>only the <i>HTML</i> says it</p>\r\n--b--\r\n",
+		"only the HTML says it"},
+	{"html-only", "Subject: x\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" +
+		"<!DOCTYPE html><html><head><title>Newsletter</title><style>p { color: red; }\r\n</style></head>" +
+		"<body><!-- a comment --><script>if (a<b) x = '</p>';</script><div>Hello&nbsp;&amp;&#32;welcome&#x21;</div>" +
+		"<p>Second<br>line &lt;tag&gt; &copy; 2026</p></body></html>\r\n",
+		"Hello & welcome! Second line <tag> © 2026"},
+	{"html-inline-tags", "Subject: x\r\nContent-Type: text/html\r\n\r\n<p>Hel<b>lo</b> <a href=\"x>y\">wor</a>ld, a < b &unknown; AT&T</p>",
+		"Hello world, a < b &unknown; AT&T"},
+	{"html-preheader-padding", "Subject: x\r\nContent-Type: text/html\r\n\r\n<span style=\"display:none\">Sale ends today</span>&zwnj;&nbsp;&zwnj;&nbsp;&#8203;&#847;<p>Shop now</p>",
+		"Sale ends today Shop now"},
+	{"html-blockquote", "Subject: x\r\nContent-Type: text/html\r\n\r\n<div>Sounds good.</div><blockquote type=cite><div>Shall we meet?</div><blockquote>older</blockquote>still quoted</blockquote><div>Bye</div>",
+		"Sounds good. Bye"},
+	{"html-head-unclosed", "Subject: x\r\nContent-Type: text/html\r\n\r\n<html><head><meta charset=utf-8><body>Text after a head never closed",
+		"Text after a head never closed"},
+	{"html-broken", "Subject: x\r\nContent-Type: text/html\r\n\r\n<p>start <!-- unterminated comment",
+		"start"},
+	{"html-script-unclosed", "Subject: x\r\nContent-Type: text/html\r\n\r\nbefore<script>never ends</scripts> still",
+		"before"},
+	{"mixed-attachment-first", "Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=a.txt\r\n\r\nattached text\r\n--b\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--b\r\nContent-Type: text/plain\r\n\r\nthe message\r\n--b--\r\n",
+		"the message"},
+	{"image-only", "Subject: x\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n", ""},
+	{"signed", "Subject: x\r\nContent-Type: multipart/signed; boundary=s; protocol=\"application/pgp-signature\"\r\n\r\n--s\r\nContent-Type: text/plain\r\n\r\nsigned words\r\n--s\r\nContent-Type: application/pgp-signature\r\n\r\n-----BEGIN PGP SIGNATURE-----\r\n--s--\r\n",
+		"signed words"},
+	{"encrypted", "Subject: x\r\nContent-Type: multipart/encrypted; boundary=e; protocol=\"application/pgp-encrypted\"\r\n\r\n--e\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n--e\r\nContent-Type: text/plain\r\n\r\n-----BEGIN PGP MESSAGE-----\r\n--e--\r\n", ""},
+	{"forwarded", "Subject: x\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\nforwarded text\r\n",
+		"forwarded text"},
+	{"no-boundary", "Subject: x\r\nContent-Type: multipart/mixed\r\n\r\nthe parser shows this as text\r\n",
+		"the parser shows this as text"},
+	{"controls", "Subject: x\r\n\r\nbell\x07 nul\x00 del\x7f\u200bjoined\r\n", "bell nul deljoined"},
+}
+
+func TestPreview(t *testing.T) {
+	for _, tc := range previewCases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := preview(t, []byte(tc.raw))
+			if got != tc.want {
+				t.Errorf("preview %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestPreviewLength checks the bound of RFC 8970 4 in characters, not
+// bytes, and that a preview never ends in a space or a broken character.
+func TestPreviewLength(t *testing.T) {
+	for _, word := range []string{"a", "ab", "señor", "日本語", "😀x"} {
+		t.Run(word, func(t *testing.T) {
+			body := strings.Repeat(word+" ", 1000)
+			got := preview(t, []byte("Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"+body))
+			if n := utf8.RuneCountInString(got); n > PreviewChars || n < PreviewChars-len(word) {
+				t.Errorf("%d characters, want at most %d and close to it", n, PreviewChars)
+			}
+			if !utf8.ValidString(got) || strings.HasSuffix(got, " ") || !strings.HasPrefix(body, got) {
+				t.Errorf("preview %q is not the start of the text, cut cleanly", got)
+			}
+		})
+	}
+}
+
+// TestPreviewReadsLittle checks that a preview of a large message reads
+// a bounded prefix of its text part, not the message.
+func TestPreviewReadsLittle(t *testing.T) {
+	raw := []byte("Subject: x\r\nContent-Type: text/html\r\n\r\n<style>" + strings.Repeat("p { }\r\n", 1<<20) + "</style>text")
+	tree, err := Parse(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &countingReaderAt{r: bytes.NewReader(raw)}
+	got, err := tree.Preview(r)
+	if err != nil || got != "" {
+		t.Errorf("preview %q, %v; want \"\": the text is past what is read", got, err)
+	}
+	if r.n > previewRead {
+		t.Errorf("read %d bytes of a %d-byte message, want at most %d", r.n, len(raw), previewRead)
+	}
+}
+
+// TestPreviewError checks that an error reading the message is returned,
+// and that a preview is not made of what came before it.
+func TestPreviewError(t *testing.T) {
+	raw := []byte("Subject: x\r\n\r\nsome text\r\n")
+	tree, err := Parse(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("disk gone")
+	if _, err := tree.Preview(failingReaderAt{boom}); !errors.Is(err, boom) {
+		t.Errorf("error %v, want %v", err, boom)
+	}
+}
+
+// TestPreviewCorpus makes the preview of every message of the shared
+// corpus of real-world and malformed mail: each is valid UTF-8 within the
+// bound, without an error.
+func TestPreviewCorpus(t *testing.T) {
+	root := clienttest.NeedCorpus(t)
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		got := preview(t, raw)
+		if testing.Verbose() {
+			rel, _ := filepath.Rel(root, path)
+			t.Logf("%s: %q", rel, got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// FuzzPreview makes the preview of arbitrary input, which must be valid
+// UTF-8 of at most PreviewChars characters without white space at either
+// end. Its seeds, in testdata/fuzz/FuzzPreview, are previewCases.
+func FuzzPreview(f *testing.F) {
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		preview(t, raw)
+	})
+}
+
+// TestPreviewSeeds checks that FuzzPreview's seeds are previewCases;
+// -update rewrites them.
+func TestPreviewSeeds(t *testing.T) {
+	for _, tc := range previewCases {
+		checkSeed(t, filepath.Join("testdata", "fuzz", "FuzzPreview", tc.name), []byte(tc.raw))
+	}
+}
+
+// preview parses raw and returns its preview, failing t where the
+// preview breaks a rule of RFC 8970 4.
+func preview(t testing.TB, raw []byte) string {
+	t.Helper()
+	tree, err := Parse(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := tree.Preview(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatalf("preview: %v", err)
+	}
+	if !utf8.ValidString(got) || utf8.RuneCountInString(got) > PreviewChars || strings.TrimSpace(got) != got {
+		t.Fatalf("preview %q: not valid UTF-8 of at most %d characters, trimmed", got, PreviewChars)
+	}
+	return got
+}
+
+// countingReaderAt counts the bytes read through it.
+type countingReaderAt struct {
+	r io.ReaderAt
+	n int64
+}
+
+func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	n, err := c.r.ReadAt(p, off)
+	c.n += int64(n)
+	return n, err
+}
+
+type failingReaderAt struct{ err error }
+
+func (f failingReaderAt) ReadAt([]byte, int64) (int, error) { return 0, f.err }
