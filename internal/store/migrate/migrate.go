@@ -6,7 +6,10 @@
 // per message: the UID, MODSEQ, flags and keywords, internal date, save
 // date (RFC 8514), POP3 retrieval time, the opaque MIME structure and the bytes of the body; per
 // account: credentials, quota, creation time, subscriptions, Sieve
-// scripts (which one is active included) and aliases;
+// scripts (which one is active included), aliases, and the records of the
+// vacation replies sent and the messages redirected (store.ReplyTracker),
+// so that the move sends no sender a second reply within its period and
+// forwards no message twice;
 // and the server's secrets (store.SecretKeeper), so that SCRAM answers unknown names
 // as before (a secret the target already has stays: servers on it may be
 // using it). POP3 UIDLs are derived from UIDVALIDITY and UID, so they are
@@ -128,7 +131,32 @@ func (c *copier) account(from store.Store, a store.Account, size int64) error {
 	if err := c.to.ImportSieveScripts(c.ctx, id, scripts); err != nil {
 		return err
 	}
+	if err := c.replies(ss, id); err != nil {
+		return err
+	}
 	return c.to.FinishImport(c.ctx, id, modseq, subs)
+}
+
+// replies copies the account's records of automatic replies and
+// redirects, before the account is visible, so that no delivery to it
+// finds them missing.
+func (c *copier) replies(ss store.Session, account int64) error {
+	rt, ok := ss.(store.ReplyTracker)
+	if !ok {
+		return nil // the source sent none
+	}
+	list, err := rt.Replies(c.ctx)
+	if err != nil {
+		return err
+	}
+	ri, ok := c.to.(store.ReplyImporter)
+	switch {
+	case ok:
+		return ri.ImportReplies(c.ctx, account, list)
+	case len(list) > 0:
+		return fmt.Errorf("%T keeps no record of automatic replies", c.to)
+	}
+	return nil
 }
 
 // mailbox copies one mailbox and returns its highest MODSEQ.

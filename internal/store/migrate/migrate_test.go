@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,6 +139,17 @@ func populate(t *testing.T, from store.Store) {
 		}
 		if ai == 0 {
 			if err := ss.ActivateSieveScript(ctx, "Ñandú"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The records of a vacation reply and of two redirects.
+		rt := ss.(store.ReplyTracker)
+		now := time.Now().Truncate(time.Millisecond)
+		if due, err := rt.ReplyDue(ctx, "vacation "+name, now, 7*24*time.Hour); err != nil || !due {
+			t.Fatalf("ReplyDue: %v, %v", due, err)
+		}
+		for i := range 2 {
+			if err := rt.RecordReply(ctx, fmt.Sprintf("redirect %d %s", i, name), now.Add(time.Duration(i)*time.Minute), 12*time.Hour); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -312,6 +324,12 @@ func compareAccount(t *testing.T, name string, fs, ts store.Session) {
 	}) {
 		t.Errorf("%s: sieve scripts %+v, want %+v", name, tscripts, fscripts)
 	}
+	freplies, treplies := replies(t, fs), replies(t, ts)
+	if len(freplies) != 3 || !slices.EqualFunc(freplies, treplies, func(f, g store.Reply) bool {
+		return f.Key == g.Key && f.Sent.Equal(g.Sent) && f.Expires.Equal(g.Expires)
+	}) {
+		t.Errorf("%s: records of replies %+v, want %+v", name, treplies, freplies)
+	}
 	fmbs, err := fs.Mailboxes(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -432,4 +450,14 @@ func readScripts(t *testing.T, ss store.Session) ([]store.SieveScript, error) {
 		list[i], err = ss.SieveScript(t.Context(), list[i].Name)
 	}
 	return list, err
+}
+
+// replies lists a session's records of replies, by key.
+func replies(t *testing.T, ss store.Session) []store.Reply {
+	list, err := ss.(store.ReplyTracker).Replies(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(list, func(a, b store.Reply) int { return strings.Compare(a.Key, b.Key) })
+	return list
 }
