@@ -3,6 +3,8 @@ package delivery
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +21,16 @@ import (
 // are stored, so that a redirect that fails keeps the message in INBOX
 // (RFC 5228 2.10.6) and the delivery is acknowledged only once the
 // message is either forwarded or stored.
+//
+// A forward the relay took is recorded (store.ReplyTracker.RecordReply),
+// and the same message is not forwarded to the same address again within
+// RedirectConfig.DuplicatePeriod, as Pigeonhole's duplicate database
+// does: the sender's retry of a delivery whose copies failed to store
+// after the forward, or the message coming again by another route,
+// forwards nothing more. The record is made after the relay's reply, not
+// before the sending as vacation's is: a forward that failed and was
+// recorded would be skipped at the retry, and the message, not kept
+// either, lost.
 
 // RedirectedFromField is the field a redirected message gets on top, naming
 // the account that forwarded it, as Pigeonhole names it: the next
@@ -44,6 +56,23 @@ type RedirectConfig struct {
 	// Timeout bounds the forwarding of one message, the connection to
 	// the relay included; the delivery waits for it. Zero: 30 seconds.
 	Timeout time.Duration
+	// DuplicatePeriod is how long a message forwarded to an address is
+	// not forwarded to it again (see redirectKey for what makes it the
+	// same message); a redirect so skipped counts as done. Zero: 12
+	// hours, Pigeonhole's sieve_redirect_duplicate_period; negative: no
+	// check, every delivery forwards.
+	DuplicatePeriod time.Duration
+}
+
+// duplicatePeriod is DuplicatePeriod with its default, 0 when off.
+func (c RedirectConfig) duplicatePeriod() time.Duration {
+	switch {
+	case c.DuplicatePeriod == 0:
+		return 12 * time.Hour
+	case c.DuplicatePeriod < 0:
+		return 0
+	}
+	return c.DuplicatePeriod
 }
 
 // redirectActions takes the redirects out of a decision's actions,
@@ -121,6 +150,18 @@ func (d *Deliverer) redirect(ctx context.Context, sess store.Session, account, k
 	if d.Redirect.EnvelopeFrom == "sender" || env.From == "" {
 		from = env.From
 	}
+	// The record of forwards, when the check is on and the store keeps
+	// one (both backends do); without, every delivery forwards.
+	var sent *sentForwards
+	if period := d.Redirect.duplicatePeriod(); period > 0 && !loop && hops < maxRedirectHops {
+		if rt, ok := sess.(store.ReplyTracker); ok {
+			id, err := messageIdentity(msg, header)
+			if err != nil {
+				return nil, fmt.Errorf("deliver to %s: %w", account, err)
+			}
+			sent = &sentForwards{rt: rt, account: account, id: id, period: period}
+		}
+	}
 	failed := false
 	for _, r := range redirects {
 		var err error
@@ -130,7 +171,22 @@ func (d *Deliverer) redirect(ctx context.Context, sess store.Session, account, k
 		case hops >= maxRedirectHops:
 			err = fmt.Errorf("the message was forwarded %d times already", hops)
 		default:
+			done, rerr := sent.recorded(ctx, r.Address, d.now())
+			if rerr != nil {
+				return nil, fmt.Errorf("deliver to %s: %w", account, rerr)
+			}
+			if done {
+				log.Info("redirect already sent", "to", r.Address, "from", env.From, "size", msg.Size(), "copy", r.Copy)
+				continue
+			}
 			err = d.forward(ctx, account, from, r.Address, msg)
+			if err == nil {
+				// Recorded whether or not the sending server is still
+				// there: the forward is done.
+				if err := sent.record(context.WithoutCancel(ctx), r.Address, d.now()); err != nil {
+					log.Warn("redirect sent but not recorded; a retry of this delivery forwards it again", "to", r.Address, "err", err)
+				}
+			}
 		}
 		if err != nil {
 			log.Warn("sieve redirect failed; message kept", "to", r.Address, "err", err)
@@ -152,6 +208,95 @@ func (d *Deliverer) redirect(ctx context.Context, sess store.Session, account, k
 		}
 	}
 	return append(targets, target{mailbox: inbox}), nil
+}
+
+// sentForwards is the record of an account's forwards of one message,
+// through the store; a nil one records nothing and finds nothing.
+type sentForwards struct {
+	rt      store.ReplyTracker
+	account string
+	id      []byte // messageIdentity
+	period  time.Duration
+}
+
+// recorded reports whether the message went to the address within the
+// period before now.
+func (s *sentForwards) recorded(ctx context.Context, to string, now time.Time) (bool, error) {
+	if s == nil {
+		return false, nil
+	}
+	return s.rt.ReplyRecorded(ctx, redirectKey(s.account, to, s.id), now, s.period)
+}
+
+// record records that the relay took the message for the address.
+func (s *sentForwards) record(ctx context.Context, to string, now time.Time) error {
+	if s == nil {
+		return nil
+	}
+	return s.rt.RecordReply(ctx, redirectKey(s.account, to, s.id), now, s.period)
+}
+
+// redirectKey is the key of the record of a forward of a message (its
+// messageIdentity) by an account to an address: a digest apart from
+// vacation's, which digest a sender and a handle.
+func redirectKey(account, to string, id []byte) string {
+	h := sha256.New()
+	for _, s := range []string{"redirect", strings.ToLower(account), strings.ToLower(to)} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	h.Write(id)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// messageIdentity is what makes two deliveries one message for the
+// record of forwards: its Message-ID (RFC 5322 3.6.4) with a digest of
+// its body, so that the message retried, or come by another route with
+// other trace fields, is found, and another message that reuses a
+// Message-ID (some programs send every message with one) is not taken
+// for it, which without :copy would neither forward it nor keep it.
+// Without a Message-ID, a digest of the whole message but the
+// Return-Path its delivery here added, which a retry writes the same.
+func messageIdentity(msg *Spooled, header []byte) ([]byte, error) {
+	h := sha256.New()
+	var skip int64
+	if id := normalMessageID(msg.Part().Envelope); id != "" {
+		h.Write([]byte("message-id\x00" + id + "\x00"))
+		skip = int64(len(header))
+	} else {
+		h.Write([]byte("message\x00"))
+		skip = int64(returnPathLen(header))
+	}
+	body := msg.Reader()
+	if _, err := io.CopyN(io.Discard, body, skip); err != nil {
+		return nil, fmt.Errorf("spool: read the message: %w", err)
+	}
+	if _, err := io.Copy(h, body); err != nil {
+		return nil, fmt.Errorf("spool: read the message: %w", err)
+	}
+	return h.Sum(nil), nil
+}
+
+// normalMessageID is the message's Message-ID, the msg-id in angle
+// brackets without the comments and white space around it or the folding
+// white space the obsolete syntax allows in it (RFC 5322 3.6.4, 4.5.4),
+// or the value without white space when it has no angle brackets: "" when
+// there is none.
+func normalMessageID(env *message.Envelope) string {
+	if env == nil {
+		return ""
+	}
+	v := env.MessageID
+	if i := strings.IndexByte(v, '<'); i >= 0 {
+		if j := strings.IndexByte(v[i:], '>'); j >= 0 {
+			v = v[i : i+j+1]
+		}
+	}
+	v = strings.Join(strings.Fields(v), "")
+	if v == "<>" {
+		return ""
+	}
+	return v
 }
 
 // forward sends the message, under a field naming the account and

@@ -7,7 +7,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/buzon-mail/buzon/internal/message"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
@@ -131,5 +133,176 @@ func TestRedirectHopLookups(t *testing.T) {
 				t.Errorf("forwarded %d times, want %v\n%s", got, tc.forwarded, f.log.String())
 			}
 		})
+	}
+}
+
+// flakyStore is a Store whose sessions fail every Append while fail is
+// set, as a full or failing disk does, and keep their record of replies.
+type flakyStore struct {
+	store.Store
+	fail atomic.Bool
+}
+
+func (s *flakyStore) Open(ctx context.Context, accountID int64) (store.Session, error) {
+	ss, err := s.Store.Open(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	return flakySession{ss, ss.(store.ReplyTracker), &s.fail}, nil
+}
+
+type flakySession struct {
+	store.Session
+	store.ReplyTracker
+	fail *atomic.Bool
+}
+
+func (s flakySession) Append(ctx context.Context, mailboxID int64, msg *store.NewMessage) (store.AppendResult, error) {
+	if s.fail.Load() {
+		return store.AppendResult{}, errors.New("the disk failed")
+	}
+	return s.Session.Append(ctx, mailboxID, msg)
+}
+
+// TestRedirectOnce: a message the relay took for an address is not
+// forwarded to it again within the period, and the delivery goes on as
+// if it had been (no implicit keep): not at the sender's retry of a
+// delivery whose copies failed to store, nor when it comes again by
+// another route. A forward that failed is not recorded, so the retry
+// forwards; addresses are apart; after the period it goes again; the
+// same Message-ID on another body is another message; without a
+// Message-ID the message's bytes (but its Return-Path) tell.
+func TestRedirectOnce(t *testing.T) {
+	const (
+		body  = "From: bob@example.net\r\nTo: alice@example.org\r\nSubject: hi\r\nMessage-ID: <m1@example.net>\r\n\r\nHello.\r\n"
+		route = "Received: from list.example.net by mx.example.org\r\n" // another way in
+		plain = `redirect "carol@example.net";`
+		copy  = `require "copy"; redirect :copy "carol@example.net";`
+		carol = "carol@example.net"
+	)
+	type step struct {
+		script    string        // "": as before
+		msg       string        //
+		relayErr  bool          // the relay refuses
+		storeErr  bool          // the store fails: the delivery fails
+		later     time.Duration // the clock moves on first
+		forwarded []string
+		skipped   int // forwards found done
+		stored    []string
+	}
+	for _, tc := range []struct {
+		name   string
+		period time.Duration // RedirectConfig.DuplicatePeriod
+		steps  []step
+	}{
+		{"store fails after the forward", 0, []step{
+			{script: copy, msg: body, storeErr: true, forwarded: []string{carol}},
+			{msg: body, skipped: 1, stored: []string{"INBOX"}},
+		}},
+		{"again by another route", 0, []step{
+			{script: plain, msg: body, forwarded: []string{carol}},
+			{msg: route + body, skipped: 1},
+			{msg: body, later: 12*time.Hour - time.Second, skipped: 1},
+		}},
+		{"after the period", 0, []step{
+			{script: plain, msg: body, forwarded: []string{carol}},
+			{msg: body, later: 12 * time.Hour, forwarded: []string{carol}},
+		}},
+		{"a period of our own", time.Hour, []step{
+			{script: plain, msg: body, forwarded: []string{carol}},
+			{msg: body, later: 59 * time.Minute, skipped: 1},
+			{msg: body, later: time.Minute, forwarded: []string{carol}},
+		}},
+		{"no check", -1, []step{
+			{script: plain, msg: body, forwarded: []string{carol}},
+			{msg: body, forwarded: []string{carol}},
+		}},
+		{"a failed forward is not recorded", 0, []step{
+			{script: plain, msg: body, relayErr: true, stored: []string{"INBOX"}},
+			{msg: body, forwarded: []string{carol}},
+			{msg: body, skipped: 1},
+		}},
+		{"addresses apart", 0, []step{
+			{script: plain, msg: body, forwarded: []string{carol}},
+			{script: `redirect "carol@example.net"; redirect "dave@example.net";`, msg: body, forwarded: []string{"dave@example.net"}, skipped: 1},
+			{script: `redirect "CAROL@example.net"; redirect "dave@example.net";`, msg: body, skipped: 2},
+		}},
+		{"the Message-ID written otherwise", 0, []step{
+			{script: plain, msg: body, forwarded: []string{carol}},
+			{msg: strings.Replace(body, "<m1@example.net>", "(list copy) <m1@example.net> ", 1), skipped: 1},
+		}},
+		{"the Message-ID of another message", 0, []step{
+			{script: plain, msg: body, forwarded: []string{carol}},
+			{msg: strings.Replace(body, "Hello.", "Hello again.", 1), forwarded: []string{carol}},
+		}},
+		{"no Message-ID", 0, []step{
+			{script: plain, msg: strings.Replace(body, "Message-ID: <m1@example.net>\r\n", "", 1), forwarded: []string{carol}},
+			{msg: strings.Replace(body, "Message-ID: <m1@example.net>\r\n", "", 1), skipped: 1},
+			{msg: "Return-Path: <bob@example.net>\r\n" + strings.Replace(body, "Message-ID: <m1@example.net>\r\n", "", 1), skipped: 1},
+			{msg: route + strings.Replace(body, "Message-ID: <m1@example.net>\r\n", "", 1), forwarded: []string{carol}},
+			{msg: strings.Replace(body, "Message-ID: <m1@example.net>\r\n", "Message-ID: <>\r\n", 1), forwarded: []string{carol}},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, s, _ := newVacationFixture(t)
+			f.d.Redirect.DuplicatePeriod = tc.period
+			fs := &flakyStore{Store: f.d.Store}
+			f.d.Store = fs
+			now := time.Now()
+			f.d.Now = func() time.Time { return now }
+			for i, st := range tc.steps {
+				if st.script != "" {
+					f.activate(st.script)
+				}
+				now = now.Add(st.later)
+				s.err = nil
+				if st.relayErr {
+					s.err = errors.New("451 4.3.0 try later")
+				}
+				fs.fail.Store(st.storeErr)
+				f.log.Reset()
+				got, err := f.d.DeliverAccount(t.Context(), f.acct, f.spool(st.msg), Envelope{From: "bob@example.net", To: "alice@example.org"})
+				if (err != nil) != st.storeErr {
+					t.Fatalf("step %d: delivery: %v, want failed %v", i, err, st.storeErr)
+				}
+				var stored, to []string
+				for _, c := range got.Copies {
+					stored = append(stored, c.Mailbox)
+				}
+				for _, m := range s.take() {
+					to = append(to, m.to)
+				}
+				if !slices.Equal(to, st.forwarded) || !slices.Equal(stored, st.stored) {
+					t.Errorf("step %d: forwarded to %q and stored in %q, want %q and %q\n%s", i, to, stored, st.forwarded, st.stored, f.log.String())
+				}
+				if n := strings.Count(f.log.String(), `msg="redirect already sent"`); n != st.skipped {
+					t.Errorf("step %d: %d redirects found done, want %d\n%s", i, n, st.skipped, f.log.String())
+				}
+			}
+		})
+	}
+}
+
+// TestNormalMessageID: the Message-ID as the record of forwards compares
+// it.
+func TestNormalMessageID(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"<a@b>", "<a@b>"},
+		{" <a@b> ", "<a@b>"},
+		{"(comment) <a@b> (more)", "<a@b>"},
+		{"< a@b >", "<a@b>"},
+		{"<a @ b>", "<a@b>"},
+		{"<A@B>", "<A@B>"}, // case is the sender's
+		{"a@b", "a@b"},
+		{"<>", ""},
+		{"  ", ""},
+		{"", ""},
+	} {
+		if got := normalMessageID(&message.Envelope{MessageID: tc.in}); got != tc.want {
+			t.Errorf("normalMessageID(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	if got := normalMessageID(nil); got != "" {
+		t.Errorf("normalMessageID(nil) = %q", got)
 	}
 }
