@@ -468,7 +468,8 @@ func TestClientsEvolution(t *testing.T) {
 
 // TestClientsRoundcube replays Roundcube, which lists a folder with SORT
 // (RFC 5256; DISPLAYFROM and DISPLAYTO where SORT=DISPLAY, RFC 5957, is
-// offered) and threads it with THREAD, by the first algorithm offered of
+// offered; as SORT RETURN (ALL), answered with ESEARCH, where ESORT, RFC
+// 5267, is) and threads it with THREAD, by the first algorithm offered of
 // REFS (Dovecot's own), REFERENCES and ORDEREDSUBJECT: SORT and THREAD
 // REFERENCES answer, and REFS, which is not offered, gets BAD and a
 // session that goes on.
@@ -487,7 +488,7 @@ func TestClientsRoundcube(t *testing.T) {
 			}
 		}
 	}
-	if want := []string{"SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES"}; !slices.Equal(offered, want) {
+	if want := []string{"SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES"}; !slices.Equal(offered, want) {
 		t.Errorf("SORT and THREAD capabilities after login: %q, want %q", offered, want)
 	}
 	rc.mustOK(`SELECT "INBOX"`)
@@ -501,6 +502,10 @@ func TestClientsRoundcube(t *testing.T) {
 		if got := rc.mustOK(cmd); !slices.Equal(got, []string{want}) {
 			t.Errorf("%s: %q, want %q", cmd, got, want)
 		}
+	}
+	if got := rc.mustOK("UID SORT RETURN (ALL) (REVERSE ARRIVAL) UTF-8 ALL"); len(got) != 1 ||
+		!strings.HasPrefix(got[0], "* ESEARCH (TAG ") || !strings.HasSuffix(got[0], ") UID ALL 1") {
+		t.Errorf("UID SORT RETURN (ALL): %q, want one ESEARCH", got)
 	}
 	for _, cmd := range []string{"THREAD REFS UTF-8 ALL", "UID THREAD REFS US-ASCII ALL"} {
 		if untagged, tagged := rc.cmd(cmd); !strings.Contains(tagged, " BAD ") || len(untagged) > 0 {

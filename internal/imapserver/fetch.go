@@ -92,6 +92,9 @@ func (p *parser) xfetchAtt() fetchItem {
 	switch name {
 	case "ENVELOPE", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "BODYSTRUCTURE", "UID", "MODSEQ", "SAVEDATE":
 		return fetchItem{name: name}
+	case "PREVIEW":
+		p.xpreviewMods()
+		return fetchItem{name: name}
 	case "RFC822":
 		return fetchItem{name: name, section: &sectionSpec{}}
 	case "RFC822.HEADER":
@@ -131,6 +134,35 @@ func (p *parser) xfetchAtt() fetchItem {
 		p.xtake(">")
 	}
 	return it
+}
+
+// xpreviewMods reads the modifiers that may follow PREVIEW (RFC 8970 7:
+// fetch-att =/ "PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"]).
+// The one there is, LAZY, lets a server answer NIL for a preview it does
+// not have at hand (RFC 8970 3.1); this one makes every preview when it
+// is asked for, from a bounded read of the message, so LAZY changes
+// nothing. After a PREVIEW alone, " (" may begin the command's own
+// modifiers instead ("FETCH 1 PREVIEW (CHANGEDSINCE 5)"): what follows
+// it tells which.
+func (p *parser) xpreviewMods() {
+	start := p.pos
+	if !p.take(" (") {
+		return
+	}
+	switch mod := strings.ToUpper(p.takeWhile(isAtomChar)); mod {
+	case "LAZY":
+	case "CHANGEDSINCE", "VANISHED":
+		p.pos = start
+		return
+	default:
+		p.xerrorf("unknown PREVIEW modifier %q", mod)
+	}
+	for p.take(" ") {
+		if mod := p.takeWhile(isAtomChar); !strings.EqualFold(mod, "LAZY") {
+			p.xerrorf("unknown PREVIEW modifier %q", mod)
+		}
+	}
+	p.xtake(")")
 }
 
 func (p *parser) xsectionPart() []int {
@@ -278,6 +310,12 @@ func (c *conn) planFetch(items []fetchItem, uid bool) fetchPlan {
 			fp.fields |= store.FieldSize
 		case "ENVELOPE", "BODYSTRUCTURE", "BODY":
 			fp.fields |= store.FieldStructure | store.FieldSize
+		case "PREVIEW":
+			// Made from the text part's first bytes, which the
+			// structure locates. No \Seen: the client has not read
+			// the message.
+			fp.fields |= store.FieldStructure | store.FieldSize
+			fp.body = true
 		}
 		if it.section != nil {
 			fp.body = true
@@ -422,11 +460,20 @@ func (c *conn) fetchMessage(seq uint32, m *store.MessageInfo, plan fetchPlan, se
 	// Problems that make a NO are found before anything is written. Only a
 	// part to be decoded can have an encoding we cannot undo: BINARY[] is
 	// the whole message as it is.
+	// A preview is made before too: reading the body may fail.
+	var preview string
+	havePreview := false
 	for _, it := range plan.items {
 		if (it.name == "BINARY" || it.name == "BINARY.SIZE") && len(it.section.path) > 0 {
 			if sp, err := structure().Section(it.section.path); err == nil && !message.KnownEncoding(sp.Encoding) {
 				xuserErrorf("UNKNOWN-CTE", "unknown Content-Transfer-Encoding %s", sp.Encoding) // RFC 3516 4.3
 			}
+		}
+		if it.name == "PREVIEW" && !havePreview {
+			var err error
+			preview, err = structure().Preview(body)
+			xcheckf(err, "preview of message %d", m.UID)
+			havePreview = true
 		}
 	}
 	flags, modSeq := m.Flags, m.ModSeq
@@ -485,6 +532,12 @@ func (c *conn) fetchMessage(seq uint32, m *store.MessageInfo, plan fetchPlan, se
 			c.writeSection(it, structure(), body, m.Size)
 		case "BINARY", "BINARY.SIZE":
 			c.writeBinary(it, structure(), body, m.Size)
+		case "PREVIEW":
+			// RFC 8970 3.2: "" for a message without text, never NIL
+			// but for LAZY; UTF-8, in a literal for a client that has
+			// not enabled it in quoted strings.
+			w.str("PREVIEW ")
+			w.string(preview)
 		}
 	}
 	if seen != nil {

@@ -209,24 +209,8 @@ func parseSearch(p *parser, cmd *command) any {
 	a := &searchArgs{}
 	p.xspace()
 	if p.take("RETURN (") {
-		// RFC 4731 3.1
 		a.hasReturn = true
-		a.ret = []string{}
-		for i := 0; !p.take(")"); i++ {
-			if i > 0 {
-				p.xspace()
-			}
-			opt := strings.ToUpper(p.xatom())
-			switch opt {
-			case "MIN", "MAX", "COUNT", "ALL", "SAVE":
-			default:
-				p.xerrorf("unknown RETURN option %s", opt)
-			}
-			// An option named twice is answered once, as Dovecot does.
-			if !slices.Contains(a.ret, opt) {
-				a.ret = append(a.ret, opt)
-			}
-		}
+		a.ret = p.xsearchReturn()
 		p.xspace()
 	}
 	if p.take("CHARSET ") {
@@ -235,6 +219,29 @@ func parseSearch(p *parser, cmd *command) any {
 	}
 	a.key = p.xsearchKeys()
 	return a
+}
+
+// xsearchReturn reads the result options of SEARCH RETURN (RFC 4731 3.1)
+// or SORT RETURN (RFC 5267 3), after "RETURN (", to the ")" that ends
+// them.
+func (p *parser) xsearchReturn() []string {
+	ret := []string{}
+	for i := 0; !p.take(")"); i++ {
+		if i > 0 {
+			p.xspace()
+		}
+		opt := strings.ToUpper(p.xatom())
+		switch opt {
+		case "MIN", "MAX", "COUNT", "ALL", "SAVE":
+		default:
+			p.xerrorf("unknown RETURN option %s", opt)
+		}
+		// An option named twice is answered once, as Dovecot does.
+		if !slices.Contains(ret, opt) {
+			ret = append(ret, opt)
+		}
+	}
+	return ret
 }
 
 // xsearchCriteria reads what SORT and THREAD end with, a charset, which

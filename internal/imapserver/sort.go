@@ -28,10 +28,17 @@ type sortArgs struct {
 	search   *searchArgs
 }
 
-// RFC 5256 3: SORT (criteria) charset search-key...
+// RFC 5256 3: SORT (criteria) charset search-key...; RFC 5267 3 (ESORT):
+// SORT RETURN (options) (criteria) ...
 func parseSort(p *parser, _ *command) any {
 	a := &sortArgs{}
 	p.xspace()
+	var ret []string
+	hasReturn := p.take("RETURN (")
+	if hasReturn {
+		ret = p.xsearchReturn()
+		p.xspace()
+	}
 	p.xtake("(")
 	for i := 0; i == 0 || !p.take(")"); i++ {
 		if i > 0 {
@@ -54,6 +61,7 @@ func parseSort(p *parser, _ *command) any {
 	}
 	p.xspace()
 	a.search = p.xsearchCriteria()
+	a.search.hasReturn, a.search.ret = hasReturn, ret
 	return a
 }
 
@@ -72,19 +80,24 @@ func compareValues(x, y sortValue) int {
 }
 
 type sortItem struct {
-	seq  uint32
-	uid  store.UID
-	vals []sortValue // by criterion
+	seq    uint32
+	uid    store.UID
+	modSeq store.ModSeq
+	vals   []sortValue // by criterion
 }
 
-// RFC 5256 3, RFC 7162 3.1.5 (MODSEQ)
+// RFC 5256 3, RFC 7162 3.1.5 (MODSEQ), RFC 5267 3 (ESORT)
 func (c *conn) cmdSort(cmd *command) {
 	defer c.dropDecoder()
 	a := cmd.args.(*sortArgs)
+	if a.search.saves() {
+		// RFC 5182 2.1, as for SEARCH (see execute).
+		defer c.searchResOnFailure()
+	}
 	var items []sortItem
 	var highest store.ModSeq
 	modSeqUsed, ok := c.xsearchEach(a.search, func(m *store.MessageInfo, seq uint32) {
-		items = append(items, sortItem{seq: seq, uid: m.UID})
+		items = append(items, sortItem{seq: seq, uid: m.UID, modSeq: m.ModSeq})
 		highest = max(highest, m.ModSeq)
 	})
 	if !ok {
@@ -105,6 +118,10 @@ func (c *conn) cmdSort(cmd *command) {
 		// whatever REVERSE said.
 		return cmp.Compare(x.seq, y.seq)
 	})
+	if a.search.hasReturn {
+		c.writeESort(cmd, a.search.ret, items, modSeqUsed, highest)
+		return
+	}
 	w := c.w
 	w.str("* SORT")
 	for _, it := range items {
@@ -121,6 +138,109 @@ func (c *conn) cmdSort(cmd *command) {
 		w.str(")")
 	}
 	w.str("\r\n")
+}
+
+// writeESort answers a SORT RETURN with ESEARCH (RFC 5267 3), items in
+// their sorted order: MIN and MAX are the first and last of that order,
+// not the lowest and highest numbers, and ALL keeps it. It saves the
+// result for "$" when the options say SAVE (RFC 5182).
+func (c *conn) writeESort(cmd *command, ret []string, items []sortItem, modSeqUsed bool, highest store.ModSeq) {
+	save := slices.Contains(ret, "SAVE")
+	if len(ret) == 0 {
+		ret = []string{"ALL"} // RFC 4731 3.1, which RFC 5267 3 follows
+	}
+	onlyMin, onlyMax := minMaxOnly(ret)
+	// The messages the answer stands for: with MIN or MAX alone, those
+	// (RFC 5182 2.4, RFC 4731 3.2).
+	named := items
+	if (onlyMin || onlyMax) && len(items) > 0 {
+		named = nil
+		if onlyMin {
+			named = append(named, items[0])
+		}
+		if onlyMax && (len(items) > 1 || !onlyMin) {
+			named = append(named, items[len(items)-1])
+		}
+	}
+	if save {
+		// "$" is a set: its order is the mailbox's, not the sort's.
+		uids := make([]store.UID, len(named))
+		for i, it := range named {
+			uids[i] = it.uid
+		}
+		slices.Sort(uids)
+		c.searchRes = uids
+		if len(ret) == 1 {
+			return // RFC 5182 2.2: SAVE alone answers nothing
+		}
+	}
+	num := func(it sortItem) uint64 {
+		if cmd.uid {
+			return uint64(it.uid)
+		}
+		return uint64(it.seq)
+	}
+	w := c.w
+	w.str(`* ESEARCH (TAG `)
+	w.quoted(cmd.tag)
+	w.str(")")
+	if cmd.uid {
+		w.str(" UID")
+	}
+	for _, opt := range ret {
+		switch {
+		case opt == "MIN" && len(items) > 0:
+			w.str(" MIN ")
+			w.num(num(items[0]))
+		case opt == "MAX" && len(items) > 0:
+			w.str(" MAX ")
+			w.num(num(items[len(items)-1]))
+		case opt == "COUNT":
+			w.str(" COUNT ")
+			w.num(uint64(len(items)))
+		case opt == "ALL" && len(items) > 0:
+			w.str(" ALL ")
+			c.writeSortedSet(items, num)
+		}
+	}
+	if modSeqUsed && len(items) > 0 {
+		// RFC 4731 3.2, RFC 7162 3.1.5: the highest MODSEQ of the
+		// messages the answer names.
+		if len(named) < len(items) {
+			highest = 0
+			for _, it := range named {
+				highest = max(highest, it.modSeq)
+			}
+		}
+		w.str(" MODSEQ ")
+		w.num(uint64(highest))
+	}
+	w.str("\r\n")
+}
+
+// writeSortedSet writes the numbers of items, in their order, as a
+// sequence-set (RFC 5267 3: ALL keeps the sort's order). Only a run of
+// numbers ascending one by one becomes a range, "4:6" for 4,5,6, which
+// reads the same as a set and in order; any other order is written a
+// number at a time, since "6:4" is the same set as "4:6" (RFC 9051 9)
+// and no order at all.
+func (c *conn) writeSortedSet(items []sortItem, num func(sortItem) uint64) {
+	w := c.w
+	for i := 0; i < len(items); {
+		j := i + 1
+		for j < len(items) && num(items[j]) == num(items[j-1])+1 {
+			j++
+		}
+		if i > 0 {
+			w.byte(',')
+		}
+		w.num(num(items[i]))
+		if j-i > 1 {
+			w.byte(':')
+			w.num(num(items[j-1]))
+		}
+		i = j
+	}
 }
 
 // xsortValues reads, for each message found, its value for each
