@@ -238,8 +238,24 @@ type IMAP struct {
 	// account, and clients see the messages go as expunges.
 	ExpungeTrashDays int `toml:"expunge_trash_days"`
 	// The same for Junk (the \Junk special-use mailbox): spam nobody
-	// claimed after this many days goes. 0 keeps it.
+	// claimed after this many days goes. 0 keeps it. Both are at most
+	// 1,000,000 (some 2,700 years, "practically never").
 	ExpungeJunkDays int `toml:"expunge_junk_days"`
+}
+
+// MaxDays bounds the settings counted in days (pop3.expire_days,
+// imap.expunge_trash_days, imap.expunge_junk_days): 1,000,000 days, some
+// 2,700 years, as the fetch client's keep_days. A larger value would
+// mean nothing more, and a cutoff that many days back would leave the
+// range of the stores' timestamps.
+const MaxDays = 1_000_000
+
+// DaysBefore returns the time days calendar days before now, for a
+// setting counted in days; a days past MaxDays (a config that skipped
+// Validate) counts as MaxDays. A Duration of as many days would overflow
+// past 292 years, into a cutoff in the future that expires everything.
+func DaysBefore(now time.Time, days int) time.Time {
+	return now.AddDate(0, 0, -min(days, MaxDays))
 }
 
 // POP3 configures the POP3 server.
@@ -249,7 +265,8 @@ type POP3 struct {
 	IdleTimeout Duration `toml:"idle_timeout"`
 	// Delete messages from INBOX this many days after POP3 first
 	// retrieved them, and advertise it as EXPIRE (RFC 2449). 0 keeps
-	// them until the client deletes them.
+	// them until the client deletes them. At most 1,000,000 (some 2,700
+	// years, "practically never").
 	ExpireDays int `toml:"expire_days"`
 	// How often the expiry sweep runs.
 	ExpireInterval Duration `toml:"expire_interval"`

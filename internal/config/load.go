@@ -182,14 +182,17 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("delivery.quota_warnings: %d: each level 1 to 99, once", l))
 		}
 	}
-	if c.POP3.ExpireDays < 0 {
-		errs = append(errs, errors.New("pop3.expire_days: not negative"))
-	}
-	if c.IMAP.ExpungeTrashDays < 0 {
-		errs = append(errs, errors.New("imap.expunge_trash_days: not negative"))
-	}
-	if c.IMAP.ExpungeJunkDays < 0 {
-		errs = append(errs, errors.New("imap.expunge_junk_days: not negative"))
+	for _, d := range []struct {
+		name string
+		days int
+	}{
+		{"pop3.expire_days", c.POP3.ExpireDays},
+		{"imap.expunge_trash_days", c.IMAP.ExpungeTrashDays},
+		{"imap.expunge_junk_days", c.IMAP.ExpungeJunkDays},
+	} {
+		if d.days < 0 || d.days > MaxDays {
+			errs = append(errs, fmt.Errorf("%s: %d: from 0 (never) to %d", d.name, d.days, MaxDays))
+		}
 	}
 	errs = append(errs, c.Autoconfig.validate()...)
 	errs = append(errs, c.validateSubmission()...)
