@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/buzon-mail/buzon/internal/config"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
@@ -21,7 +22,7 @@ func (s *Server) Expire(ctx context.Context) (int, error) {
 	if days <= 0 {
 		return 0, nil
 	}
-	before := s.cfg.Now().Add(-time.Duration(days) * 24 * time.Hour)
+	before := config.DaysBefore(s.cfg.Now(), days)
 	accounts, err := s.cfg.Store.Accounts(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("pop3 expire: list accounts: %w", err)
