@@ -3,6 +3,7 @@ package imapserver
 import (
 	"time"
 
+	"github.com/buzon-mail/buzon/internal/config"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
@@ -40,7 +41,7 @@ func (c *conn) autoexpunge() {
 		if d <= 0 {
 			continue
 		}
-		gone, err := c.sess.ExpireSaved(c.ctx, mb.ID, now.AddDate(0, 0, -d))
+		gone, err := c.sess.ExpireSaved(c.ctx, mb.ID, config.DaysBefore(now, d))
 		if err != nil {
 			c.log.Warn("autoexpunge", "mailbox", mb.Name, "err", err)
 			continue

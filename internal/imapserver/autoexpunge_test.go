@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buzon-mail/buzon/internal/config"
 	"github.com/buzon-mail/buzon/internal/store"
 	"github.com/buzon-mail/buzon/internal/store/teststore"
 )
@@ -155,5 +156,23 @@ func TestAutoexpungeOncePerHour(t *testing.T) {
 	}
 	if got := e.uidsIn("Junk"); len(got) != 1 {
 		t.Errorf("Junk with expunge_junk_days 0: %v, want it kept", got)
+	}
+}
+
+// TestAutoexpungeManyDays: days as many as the configuration allows, or
+// more (a Server built without Validate), keep Trash and Junk: the
+// cutoff does not wrap past what a timestamp holds into the future.
+func TestAutoexpungeManyDays(t *testing.T) {
+	today := time.Date(2024, 4, 30, 12, 0, 0, 0, time.UTC)
+	clk := &testClock{t: today.AddDate(-1, 0, 0)}
+	e := newClockEnv(t, clk, 999_999_999, config.MaxDays)
+	e.deliver("Trash", "Subject: deleted a year ago\n\nstays\n")
+	e.deliver("Junk", "Subject: spam of a year ago\n\nstays\n")
+	clk.set(today)
+	e.login()
+	for _, name := range []string{"Trash", "Junk"} {
+		if got := e.uidsIn(name); !slices.Equal(got, []store.UID{1}) {
+			t.Errorf("%s after a login: %v, want [1]", name, got)
+		}
 	}
 }
