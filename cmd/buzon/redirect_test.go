@@ -15,6 +15,8 @@ import (
 // relay: carol's message lands in bob's INBOX under the field naming
 // alice, and not in alice's; with :copy in both. When bob forwards back
 // to alice, the message that went round is kept by alice, not sent on.
+// A message sent twice (as after a lost 250) is forwarded once, and the
+// second delivery keeps nothing either.
 func TestRedirectEndToEnd(t *testing.T) {
 	in, _ := startSubmission(t, "")
 	smtpHost, smtpPort := in.hostPort("smtp")
@@ -27,12 +29,15 @@ func TestRedirectEndToEnd(t *testing.T) {
 		mustBuzon(t, script, "sieve", "put", "--data", in.data, "--config", conf, account, "main")
 		mustBuzon(t, "", "sieve", "activate", "--data", in.data, "--config", conf, account, "main")
 	}
+	sendMsg := func(msg string) {
+		t.Helper()
+		if out := python(t, msg, "smtp_send.py", smtpHost, smtpPort, "carol@example.net", "alice@example.org"); !strings.HasPrefix(out, "250 ") {
+			t.Fatalf("SMTP %q: %q", msg, out)
+		}
+	}
 	send := func(subject string) {
 		t.Helper()
-		msg := "From: carol@example.net\r\nTo: alice@example.org\r\nSubject: " + subject + "\r\n\r\nHi.\r\n"
-		if out := python(t, msg, "smtp_send.py", smtpHost, smtpPort, "carol@example.net", "alice@example.org"); !strings.HasPrefix(out, "250 ") {
-			t.Fatalf("SMTP %q: %q", subject, out)
-		}
+		sendMsg("From: carol@example.net\r\nTo: alice@example.org\r\nSubject: " + subject + "\r\n\r\nHi.\r\n")
 	}
 	inbox := func(account string) []string {
 		t.Helper()
@@ -82,6 +87,20 @@ func TestRedirectEndToEnd(t *testing.T) {
 		t.Errorf("bob's INBOX holds %d after the loop, want his 2 from before", n)
 	}
 	in.waitLog(`msg="sieve redirect failed; message kept" account=alice@example.org script=main to=bob@example.org err="the message was forwarded by alice@example.org before: a loop"`, 1)
+
+	// Sent twice: bob gets it once, and alice's second delivery counts
+	// the forward as done (sieve.redirect_duplicate_period).
+	put("bob@example.org", `keep;`)
+	for range 2 {
+		sendMsg("From: carol@example.net\r\nTo: alice@example.org\r\nSubject: once\r\nMessage-ID: <once@example.net>\r\n\r\nHi.\r\n")
+	}
+	if bob := inbox("bob@example.org"); len(bob) != 3 || !strings.Contains(bob[2], "\nSubject: once\n") {
+		t.Errorf("bob's INBOX after a message sent twice:\n%s", strings.Join(bob, "--end--\n"))
+	}
+	if n := len(inbox("alice@example.org")); n != 2 {
+		t.Errorf("alice's INBOX holds %d after a message sent twice, want her 2 from before", n)
+	}
+	in.waitLog(`msg="redirect already sent" account=alice@example.org script=main to=bob@example.org`, 1)
 }
 
 // TestSevenBit: a message for a relay without 8BITMIME is read as it is
