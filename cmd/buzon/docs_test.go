@@ -300,7 +300,7 @@ func TestDocumentedDefaults(t *testing.T) {
 	settingValues(defaults, "", reflect.ValueOf(config.Default()))
 	rowRE := regexp.MustCompile("(?m)^\\| `([a-z_.]+)` \\| ([^|]+) \\|")
 	inlineRE := regexp.MustCompile("`([a-z_.]+)` \\(([^)]+)\\)")
-	valueRE := regexp.MustCompile(`^([0-9][0-9,.]*)\s*(ms|s|min|minutes|KiB|MiB|GiB|bytes)?\b`)
+	valueRE := regexp.MustCompile(`^([0-9][0-9,.]*)\s*(ms|s|min|minutes|h|hours|KiB|MiB|GiB|bytes)?\b`)
 	settingRE := regexp.MustCompile("`((?:listen|tls|store|auth|limits|imap|pop3|delivery|smtp|submission|sieve|autoconfig|log)\\.[a-z0-9_]+)`")
 	checked := 0
 	for _, doc := range []string{"README.md", "SECURITY.md", "ARCHITECTURE.md"} {
@@ -351,8 +351,9 @@ func TestDocumentedDefaults(t *testing.T) {
 
 // The units documents state defaults in.
 var (
-	durationUnits = map[string]time.Duration{"ms": time.Millisecond, "s": time.Second, "min": time.Minute, "minutes": time.Minute}
-	sizeUnits     = map[string]float64{"": 1, "bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+	durationUnits = map[string]time.Duration{"ms": time.Millisecond, "s": time.Second, "min": time.Minute, "minutes": time.Minute,
+		"h": time.Hour, "hours": time.Hour}
+	sizeUnits = map[string]float64{"": 1, "bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
 )
 
 // settingValues maps each setting of a config struct, by its TOML key

@@ -463,6 +463,13 @@ type Sieve struct {
 	// Time to forward one message, the connection to the relay
 	// included; past it the message is kept instead.
 	RedirectTimeout Duration `toml:"redirect_timeout"`
+	// How long a message forwarded to an address is not forwarded to it
+	// again (Pigeonhole's sieve_redirect_duplicate_period): the sender's
+	// retry after a failure to store it, or the message come again by
+	// another route, counts as forwarded. A message is the same by its
+	// Message-ID and body, or without a Message-ID by its bytes. 0
+	// forwards every delivery.
+	RedirectDuplicatePeriod Duration `toml:"redirect_duplicate_period"`
 }
 
 // Autoconfig says what listen.autoconfig and listen.autoconfigs tell mail
@@ -619,13 +626,14 @@ func Default() Config {
 			MaxErrors:     20,
 			Vacation:      true,
 			// Pigeonhole's minimum and default; its maximum is none.
-			VacationMinPeriod:     Duration(24 * time.Hour),
-			VacationDefaultPeriod: Duration(7 * 24 * time.Hour),
-			VacationMaxPeriod:     Duration(90 * 24 * time.Hour),
-			VacationTimeout:       Duration(30 * time.Second),
-			Redirect:              true,
-			RedirectEnvelopeFrom:  "account",
-			RedirectTimeout:       Duration(30 * time.Second),
+			VacationMinPeriod:       Duration(24 * time.Hour),
+			VacationDefaultPeriod:   Duration(7 * 24 * time.Hour),
+			VacationMaxPeriod:       Duration(90 * 24 * time.Hour),
+			VacationTimeout:         Duration(30 * time.Second),
+			Redirect:                true,
+			RedirectEnvelopeFrom:    "account",
+			RedirectTimeout:         Duration(30 * time.Second),
+			RedirectDuplicatePeriod: Duration(12 * time.Hour),
 		},
 		Autoconfig: Autoconfig{Domains: []string{}, Advertise: []string{"imaps", "imap", "pop3s", "pop3"}},
 		Log:        Log{Level: "info", Format: "text"},

@@ -152,6 +152,8 @@ func TestValidate(t *testing.T) {
 		{"huge sieve scripts", func(c *Config) { c.Sieve.MaxScriptSize = 1<<20 + 1 }, "sieve.max_script_size"},
 		{"no sieve error allowed", func(c *Config) { c.Sieve.MaxErrors = 0 }, "sieve.max_errors"},
 		{"negative sieve idle timeout", func(c *Config) { c.Sieve.IdleTimeout = -1 }, "sieve.idle_timeout"},
+		{"no redirect duplicate check", func(c *Config) { c.Sieve.RedirectDuplicatePeriod = 0 }, ""},
+		{"negative redirect duplicate period", func(c *Config) { c.Sieve.RedirectDuplicatePeriod = -1 }, "sieve.redirect_duplicate_period"},
 		{"bad autoconfig listener", func(c *Config) { c.Listen.Autoconfigs = "443" }, "listen.autoconfigs"},
 		{"autoconfig on", func(c *Config) { c.Listen.Autoconfig = "0.0.0.0:80" }, ""},
 		{"autoconfig domain with @", func(c *Config) { c.Autoconfig.Domains = []string{"a@example.org"} }, "autoconfig.domains"},

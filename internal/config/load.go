@@ -171,6 +171,9 @@ func (c *Config) Validate() error {
 	if c.Sieve.RedirectTimeout < Duration(time.Second) {
 		errs = append(errs, errors.New("sieve.redirect_timeout: at least 1s"))
 	}
+	if c.Sieve.RedirectDuplicatePeriod < 0 {
+		errs = append(errs, errors.New("sieve.redirect_duplicate_period: not negative"))
+	}
 	switch c.Sieve.RedirectEnvelopeFrom {
 	case "account", "sender":
 	default:
