@@ -108,7 +108,9 @@ func redirectActions(dec *decision) []sieve.Action {
 //
 // A message is not forwarded again by an account it names as having
 // forwarded it, nor once it has been forwarded maxRedirectHops times: it
-// is kept instead, which ends any loop of forwards.
+// is kept instead, which ends any loop of forwards. A forward the relay
+// took is recorded, and one found recorded within the duplicate period
+// is not made again but counts as done (see sentForwards).
 func (d *Deliverer) redirect(ctx context.Context, sess store.Session, account, keepTo, script string, msg *Spooled, env Envelope, redirects []sieve.Action, targets []target) ([]target, error) {
 	log := d.logger().With("account", account, "script", script)
 	header, err := msg.header()
