@@ -536,3 +536,92 @@ func muttCount(t *testing.T, kind, path string) (n int, ok bool) {
 	}
 	return strings.Count(string(b), "\nSubject: message "), true
 }
+
+// TestHasSyncs: a destination reports a message stored only once what
+// holds it is durable. A run that stopped between writing a message and
+// syncing it (a crash, or a sync that failed) must not have the next run
+// find the message, count it stored and delete it on the server while a
+// power cut can still take it: Has syncs first, and a sync that fails
+// fails Has.
+func TestHasSyncs(t *testing.T) {
+	ctx := context.Background()
+	errSync := errors.New("sync failed")
+	t.Run("maildir", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "Maildir")
+		failNew := func(d string) error {
+			if d == filepath.Join(dir, "new") {
+				return errSync
+			}
+			return nil
+		}
+		d, err := newMaildir(dir, "host", time.Now, failNew)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ref Ref
+		if err := d.Deliver(ctx, spooled(t, "1", testMessage(1, 0)), nil, func(r Ref) error { ref = r; return nil }); !errors.Is(err, errSync) {
+			t.Fatalf("Deliver with new/ unsyncable: %v", err)
+		}
+		var synced []string
+		for _, step := range []struct {
+			name    string
+			syncDir func(string) error
+			wantDir string
+			wantErr error
+		}{
+			{"new/ still unsyncable", failNew, "", errSync},
+			{"in new/", nil, filepath.Join(dir, "new"), nil},
+			{"moved to cur/", nil, filepath.Join(dir, "cur"), nil},
+		} {
+			if step.wantDir == filepath.Join(dir, "cur") {
+				os.Rename(filepath.Join(dir, "new", ref.Name), filepath.Join(dir, "cur", ref.Name+":2,S"))
+			}
+			synced = nil
+			fresh, err := newMaildir(dir, "host", time.Now, func(d string) error {
+				synced = append(synced, d)
+				if step.syncDir != nil {
+					return step.syncDir(d)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			synced = nil
+			has, err := fresh.Has(ctx, ref)
+			if step.wantErr != nil {
+				if !errors.Is(err, step.wantErr) || has {
+					t.Errorf("%s: Has = %v, %v; want the sync's error", step.name, has, err)
+				}
+				continue
+			}
+			if err != nil || !has || !slices.Contains(synced, step.wantDir) {
+				t.Errorf("%s: Has = %v, %v, syncing %q; want true after syncing %s", step.name, has, err, synced, step.wantDir)
+			}
+		}
+	})
+	t.Run("mbox", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "mbox")
+		var ref Ref
+		if err := newMbox(path, time.Now, nil).Deliver(ctx, spooled(t, "1", testMessage(1, 0)), nil, func(r Ref) error { ref = r; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		// As a crash after the write, before its sync, leaves it.
+		for _, step := range []struct {
+			name    string
+			sync    error
+			wantHas bool
+		}{
+			{"still unsyncable", errSync, false},
+			{"synced", nil, true},
+		} {
+			syncs := 0
+			fresh := newMbox(path, time.Now, nil)
+			fresh.syncFile = func(*os.File) error { syncs++; return step.sync }
+			has, err := fresh.Has(ctx, ref)
+			if !errors.Is(err, step.sync) || has != step.wantHas || syncs == 0 {
+				t.Errorf("%s: Has = %v, %v after %d syncs; want %v, %v after a sync", step.name, has, err, syncs, step.wantHas, step.sync)
+			}
+		}
+	})
+}

@@ -138,33 +138,42 @@ func (d *maildir) Deliver(ctx context.Context, m *Message, prev *Ref, intent fun
 
 // Has looks for the file in new/ and, since a mail client moves what it
 // has seen to cur/ adding ":2,<flags>" (or ",<info>" for some), in cur/.
-// When it is there, a second link to it left in tmp/ by a crash between
-// link and unlink goes.
+// Found, the folder that holds it is synced before Has says so: a run
+// stopped between the link into new/ and the sync of new/ (a crash, a
+// sync that failed) left an entry a power cut may still take, and the
+// caller deletes the message on the server once Has reports it. Then a
+// second link to it left in tmp/ by a crash between link and unlink goes.
 func (d *maildir) Has(_ context.Context, ref Ref) (bool, error) {
 	if ref.Name == "" {
 		return false, nil
 	}
-	found, err := d.find(ref.Name)
-	if found {
-		os.Remove(filepath.Join(d.dir, "tmp", ref.Name))
+	sub, err := d.find(ref.Name)
+	if sub == "" || err != nil {
+		return false, err
 	}
-	return found, err
+	if err := d.syncDir(filepath.Join(d.dir, sub)); err != nil {
+		return false, fmt.Errorf("maildir: %w", err)
+	}
+	os.Remove(filepath.Join(d.dir, "tmp", ref.Name))
+	return true, nil
 }
 
-func (d *maildir) find(name string) (bool, error) {
+// find returns the subfolder, "new" or "cur", that holds the message
+// named name, or "" when neither does.
+func (d *maildir) find(name string) (string, error) {
 	if _, err := os.Stat(filepath.Join(d.dir, "new", name)); err == nil {
-		return true, nil
+		return "new", nil
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return false, fmt.Errorf("maildir: %w", err)
+		return "", fmt.Errorf("maildir: %w", err)
 	}
 	entries, err := os.ReadDir(filepath.Join(d.dir, "cur"))
 	if err != nil {
-		return false, fmt.Errorf("maildir: %w", err)
+		return "", fmt.Errorf("maildir: %w", err)
 	}
 	for _, e := range entries {
 		if rest, ok := strings.CutPrefix(e.Name(), name); ok && (rest == "" || rest[0] == ':' || rest[0] == ',') {
-			return true, nil
+			return "cur", nil
 		}
 	}
-	return false, nil
+	return "", nil
 }

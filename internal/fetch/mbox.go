@@ -44,6 +44,8 @@ type mbox struct {
 	// createDotlock, when set, replaces the creation of the dotlock file
 	// (for tests).
 	createDotlock func(name string) (*os.File, error)
+	// syncFile, when set, replaces (*os.File).Sync (for tests).
+	syncFile func(*os.File) error
 }
 
 var _ Destination = (*mbox)(nil)
@@ -55,6 +57,14 @@ func newMbox(path string, now func() time.Time, syncDir func(string) error) *mbo
 		syncDir = durable.SyncDir
 	}
 	return &mbox{path: path, now: now, syncDir: syncDir}
+}
+
+// sync makes what was written to f durable.
+func (b *mbox) sync(f *os.File) error {
+	if b.syncFile != nil {
+		return b.syncFile(f)
+	}
+	return f.Sync()
 }
 
 func (b *mbox) String() string { return "mbox " + b.path }
@@ -216,7 +226,7 @@ func (b *mbox) Deliver(ctx context.Context, m *Message, prev *Ref, intent func(R
 	fail := func(err error) error {
 		// Leave the file as it was.
 		f.Truncate(size)
-		f.Sync()
+		b.sync(f)
 		return fmt.Errorf("mbox %s: %w", b.path, err)
 	}
 	bw := bufio.NewWriterSize(io.NewOffsetWriter(f, size), 64*1024)
@@ -226,12 +236,17 @@ func (b *mbox) Deliver(ctx context.Context, m *Message, prev *Ref, intent func(R
 	if err := bw.Flush(); err != nil {
 		return fail(err)
 	}
-	if err := f.Sync(); err != nil {
+	if err := b.sync(f); err != nil {
 		return fail(err)
 	}
 	return nil
 }
 
+// Has reports whether the file holds, at the intent's offset, the
+// message the intent describes. Found, the file is synced before Has says
+// so: a run stopped between the write and its sync (a crash, a sync that
+// failed) wrote bytes that a power cut may still take, and the caller
+// deletes the message on the server once Has reports it.
 func (b *mbox) Has(ctx context.Context, ref Ref) (bool, error) {
 	if ref.Length == 0 {
 		return false, nil
@@ -252,7 +267,13 @@ func (b *mbox) Has(ctx context.Context, ref Ref) (bool, error) {
 	if _, err := io.Copy(h, io.NewSectionReader(f, ref.Offset, ref.Length)); err != nil {
 		return false, fmt.Errorf("mbox: %w", err)
 	}
-	return hex.EncodeToString(h.Sum(nil)) == ref.SHA256, nil
+	if hex.EncodeToString(h.Sum(nil)) != ref.SHA256 {
+		return false, nil
+	}
+	if err := b.sync(f); err != nil {
+		return false, fmt.Errorf("mbox %s: %w", b.path, err)
+	}
+	return true, nil
 }
 
 // separatorBefore returns what must precede a message written at off so
