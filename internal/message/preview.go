@@ -109,6 +109,19 @@ func (p *Part) previewOf(msg io.ReaderAt) (string, error) {
 	h.b = &b
 	in := bufio.NewReaderSize(p.TextReader(r), 4096)
 	for !b.done {
+		if h.state == htmlRaw && h.match == 0 {
+			// The content of a <style> or <script>, often most of a
+			// newsletter's first kilobytes: only a "<" may end it.
+			_, err := in.ReadSlice('<')
+			if errors.Is(err, bufio.ErrBufferFull) {
+				continue
+			}
+			if err != nil {
+				break
+			}
+			h.feed('<')
+			continue
+		}
 		c, err := readPreviewRune(in)
 		if err != nil {
 			break // the end, or content the decoders gave up on
@@ -175,6 +188,8 @@ func (b *previewBuilder) add(c rune) {
 	case c == '\n':
 		b.space, b.quoted = true, false
 	case b.quoted:
+	case c > ' ' && c < 0x7f && c != '>':
+		b.keep(c) // printable ASCII, most text
 	case blank(c):
 		b.space = true
 	case hidden(c):
@@ -183,22 +198,28 @@ func (b *previewBuilder) add(c rune) {
 	case b.plain && lineStart && c == '>':
 		b.quoted = true // a quoted line of a reply, as Dovecot leaves out
 	default:
-		need := 1
-		if b.space && b.n > 0 {
-			need = 2
-		}
-		if b.n+need > PreviewChars {
-			b.done = true // so that no preview ends in a space
-			return
-		}
-		if need == 2 {
-			b.out = append(b.out, ' ')
-		}
-		b.out = utf8.AppendRune(b.out, c)
-		b.n += need
-		b.space = false
-		b.done = b.n == PreviewChars
+		b.keep(c)
 	}
+}
+
+// keep appends c to the preview, after a space when white space came
+// before it, unless that would go past PreviewChars.
+func (b *previewBuilder) keep(c rune) {
+	need := 1
+	if b.space && b.n > 0 {
+		need = 2
+	}
+	if b.n+need > PreviewChars {
+		b.done = true // so that no preview ends in a space
+		return
+	}
+	if need == 2 {
+		b.out = append(b.out, ' ')
+	}
+	b.out = utf8.AppendRune(b.out, c)
+	b.n += need
+	b.space = false
+	b.done = b.n == PreviewChars
 }
 
 // blank reports characters that show as white space: those of Unicode
@@ -232,9 +253,9 @@ type htmlText struct {
 	quote rune   // the quote of the attribute value being read, or 0
 	dash  int    // dashes just seen in a comment
 	// raw is the element whose content is skipped up to its end tag
-	// (script, style, ...), or "".
-	raw string
-	// match counts the characters of "</"+raw matched so far.
+	// (script, style, ...), or ""; rawEnd is "</" and its name.
+	raw, rawEnd string
+	// match counts the characters of rawEnd matched so far.
 	match  int
 	head   bool // within <head>
 	quotes int  // depth of <blockquote>
@@ -379,7 +400,7 @@ func (h *htmlText) feed(c rune) {
 	case htmlRaw:
 		// Only "</" and the element's name end it: "a<b" in a script
 		// is no tag.
-		want := "</" + h.raw
+		want := h.rawEnd
 		switch {
 		case h.match < len(want) && unicode.ToLower(c) == rune(want[h.match]):
 			if h.match++; h.match == len(want) {
@@ -422,7 +443,7 @@ func (h *htmlText) tag() {
 		}
 	}
 	if !end && rawElement(name) {
-		h.state, h.raw, h.match = htmlRaw, name, 0
+		h.state, h.raw, h.rawEnd, h.match = htmlRaw, name, "</"+name, 0
 		return
 	}
 	if blockElement(name) {

@@ -207,3 +207,31 @@ func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
 type failingReaderAt struct{ err error }
 
 func (f failingReaderAt) ReadAt([]byte, int64) (int, error) { return 0, f.err }
+
+// BenchmarkPreview makes the previews of a plain message, a newsletter
+// whose HTML has 20 KB of <style> before its text, and a message whose
+// text part is followed by a 200 KB attachment.
+func BenchmarkPreview(b *testing.B) {
+	words := strings.Repeat("Some words of a message body, as people write them.\r\n", 20)
+	for _, bc := range []struct{ name, raw string }{
+		{"plain", "Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + words},
+		{"html", "Subject: x\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><head><style>\r\n" +
+			strings.Repeat(".c { color: #333; margin: 0; }\r\n", 650) + "</style></head><body><p>" + words + "</p></body></html>\r\n"},
+		{"attachment", "Subject: x\r\nContent-Type: multipart/mixed; boundary=m\r\n\r\n--m\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" + words +
+			"--m\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n" + strings.Repeat(strings.Repeat("QUJD", 19)+"\r\n", 2700) + "--m--\r\n"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			raw := []byte(bc.raw)
+			tree, err := Parse(bytes.NewReader(raw))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if s, err := tree.Preview(bytes.NewReader(raw)); err != nil || s == "" {
+					b.Fatalf("%q, %v", s, err)
+				}
+			}
+		})
+	}
+}
