@@ -147,6 +147,9 @@ type state struct {
 	// asideFrom and asidePath say, when openState set aside the state of
 	// another server account, which one and where it went.
 	asideFrom, asidePath string
+	// writeFile, when set, replaces durable.WriteFile for the snapshot
+	// (for tests).
+	writeFile func(name string, data []byte, perm os.FileMode) error
 }
 
 // journalFile is the open journal: an *os.File, or in tests one that
@@ -488,13 +491,19 @@ func (s *state) compact() error {
 	if err != nil {
 		return err
 	}
-	if err := durable.WriteFile(s.path(".state"), b, 0o600); err != nil {
+	// From here the journal on disk may be of the old generation, ignored
+	// by load: nothing may be appended until the new one is in place. A
+	// WriteFile that fails may have failed after its rename (the sync of
+	// the folder), with the new snapshot in place all the same.
+	s.broken = true
+	writeFile := s.writeFile
+	if writeFile == nil {
+		writeFile = durable.WriteFile
+	}
+	if err := writeFile(s.path(".state"), b, 0o600); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
-	// The journal on disk is of the old generation now, ignored by load:
-	// nothing may be appended until the new one is in place.
 	s.snap.Gen = next.Gen
-	s.broken = true
 	if s.journal != nil {
 		s.journal.Close()
 		s.journal = nil

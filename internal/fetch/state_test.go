@@ -262,3 +262,59 @@ func TestStateJournalWriteFails(t *testing.T) {
 		})
 	}
 }
+
+// TestStateCompactionFails: a compaction whose new snapshot reached the
+// disk but failed after (the sync of the folder failed) leaves the
+// journal on disk a generation behind, which load ignores: the records
+// written after it must go to a new journal, not be lost to the next
+// load.
+func TestStateCompactionFails(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		renamed bool // the new snapshot replaced the old before the failure
+	}{
+		{"after the rename", true},
+		{"before the rename", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+			s := mustOpenState(t, dir)
+			if err := s.stored("", "a", at, "", false); err != nil {
+				t.Fatal(err)
+			}
+			s.writeFile = func(name string, b []byte, perm os.FileMode) error {
+				if tc.renamed {
+					if err := os.WriteFile(name, b, perm); err != nil {
+						return err
+					}
+				}
+				return syscall.EIO
+			}
+			if err := s.compact(); err == nil {
+				t.Fatal("the failed compaction was reported a success")
+			}
+			s.writeFile = nil // the disk works again
+			for _, r := range []record{
+				{Op: "stored", ID: "b", At: at},
+				{Op: "intent", Folder: "INBOX", UIDValidity: 7, ID: "1", Ref: &Ref{Name: "x"}},
+				{Op: "stored", Folder: "INBOX", ID: "1", At: at, SeenDue: true},
+				{Op: "copied", Folder: "INBOX", ID: "1"},
+			} {
+				if err := s.write(r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s.Close() // killed: no compaction
+			s = mustOpenState(t, dir)
+			defer s.Close()
+			pop := s.folder("").Messages
+			if len(pop) != 2 || pop["a"] == nil || !pop["a"].stored() || pop["b"] == nil || !pop["b"].stored() {
+				t.Errorf("POP3 messages after reopening: %+v", pop)
+			}
+			if e := s.folder("INBOX").Messages["1"]; e == nil || !e.stored() || !e.Copied || !e.SeenDue {
+				t.Errorf("INBOX message 1 after reopening: %+v; want stored, copied, \\Seen due", e)
+			}
+		})
+	}
+}
