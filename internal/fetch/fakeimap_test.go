@@ -779,3 +779,53 @@ func TestIMAPMarkSeenLater(t *testing.T) {
 	}
 	checkMaildir(t, a.Maildir, [2]int{1, 3})
 }
+
+// TestIMAPUIDValidityKeepsWhatIsOwed: messages recognised after a
+// UIDVALIDITY change keep what the state owed them: a \Seen not yet set
+// (mark_seen) is set, and a message already copied to move_to but left
+// unexpunged (no UIDPLUS, another message flagged \Deleted) is not copied
+// again.
+func TestIMAPUIDValidityKeepsWhatIsOwed(t *testing.T) {
+	renumber := func(f *fakeIMAP) { f.set(func() { f.folders["INBOX"].uidValidity++ }) }
+	t.Run("seen due", func(t *testing.T) {
+		f := startFakeIMAP(t, &fakeIMAP{})
+		f.add("INBOX", testMessages(1, 3)...)
+		f.set(func() { f.seenNo = true })
+		a := fakeIMAPAccount(t, f)
+		a.Mode, a.MarkSeen = ModeKeep, true
+		cfg := testConfig(t, a)
+		if s := fetchOnce(t, cfg, testOptions(t))[0]; s.Err == nil || s.Fetched != 3 {
+			t.Fatalf("run with STORE refused: %v", s)
+		}
+		renumber(f)
+		f.set(func() { f.seenNo = false })
+		if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 0 {
+			t.Errorf("run after the UIDVALIDITY change: %v", s)
+		}
+		if n := f.withFlag("INBOX", `\Seen`); n != 3 {
+			t.Errorf("%d messages \\Seen after the UIDVALIDITY change, want 3", n)
+		}
+		checkMaildir(t, a.Maildir, [2]int{1, 3})
+	})
+	t.Run("copied", func(t *testing.T) {
+		f := startFakeIMAP(t, &fakeIMAP{noUIDPlus: true, noMove: true})
+		f.add("INBOX", testMessages(1, 3)...)
+		f.add("Archive")
+		f.flag("INBOX", 2, `\Deleted`)
+		f.set(func() { f.fetchNo[2] = true })
+		a := fakeIMAPAccount(t, f)
+		a.Mode, a.MoveTo = ModeKeep, "Archive"
+		cfg := testConfig(t, a)
+		if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 2 || s.Flagged != 2 {
+			t.Fatalf("first run: %v", s)
+		}
+		renumber(f)
+		if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 0 || s.Moved != 0 {
+			t.Errorf("run after the UIDVALIDITY change: %v", s)
+		}
+		if n := len(f.messages("Archive")); n != 2 {
+			t.Errorf("Archive holds %d, want the 2 copied once", n)
+		}
+		checkMaildir(t, a.Maildir, [2]int{1, 1}, [2]int{3, 3})
+	})
+}

@@ -918,29 +918,36 @@ func (r *run) imapMissing(ic *imapConn, fr *imapFolderRun, missing []imap.UID, r
 // uidValidityChanged handles a folder whose UIDVALIDITY changed (RFC 9051
 // 2.3.1.1): the old UIDs mean nothing now. Messages stored before are
 // recognised by fingerprint (Message-ID, date, subject and size) and keep
-// their first-download time; the rest are fetched as new. The new state
-// of the folder replaces the old in one snapshot.
+// their first-download time and what is still owed them: a \Seen to set
+// (mark_seen), and the record of a copy to move_to made but not yet
+// expunged, which must not be made again. The rest are fetched as new.
+// The new state of the folder replaces the old in one snapshot.
 func (r *run) uidValidityChanged(ctx context.Context, ic *imapConn, folder string, old *folderState, uv uint32, uids []imap.UID, meta map[imap.UID]imapMeta) (*folderState, error) {
 	r.log.Warn("folder UIDVALIDITY changed; recognising messages fetched before by Message-ID, date, subject and size",
 		"folder", folder, "old", old.UIDValidity, "new", uv)
-	pool := map[string][]time.Time{}
+	// pool holds, per fingerprint, the entries of the messages stored
+	// before, oldest first.
+	pool := map[string][]*entry{}
 	for _, e := range old.Messages {
-		stored := e.Stored
-		if !e.stored() && e.Intent != nil {
+		if e.FP == "" {
+			continue
+		}
+		switch {
+		case e.stored():
+			pool[e.FP] = append(pool[e.FP], &entry{Stored: e.Stored, FP: e.FP, Copied: e.Copied, SeenDue: e.SeenDue})
+		case e.Intent != nil:
 			has, err := r.dest.Has(ctx, *e.Intent)
 			if err != nil {
 				return nil, classifyDestErr(err)
 			}
 			if has {
-				stored = r.now
+				// As recover records it.
+				pool[e.FP] = append(pool[e.FP], &entry{Stored: r.now, FP: e.FP, SeenDue: r.markSeen()})
 			}
 		}
-		if !stored.IsZero() && e.FP != "" {
-			pool[e.FP] = append(pool[e.FP], stored)
-		}
 	}
-	for _, times := range pool {
-		slices.SortFunc(times, time.Time.Compare)
+	for _, es := range pool {
+		slices.SortFunc(es, func(a, b *entry) int { return a.Stored.Compare(b.Stored) })
 	}
 	if err := r.imapMeta(ic, uids, meta); err != nil {
 		return nil, fmt.Errorf("folder %s: %w", folder, err)
@@ -952,7 +959,7 @@ func (r *run) uidValidityChanged(ctx context.Context, ic *imapConn, folder strin
 		if fp == "" || len(pool[fp]) == 0 {
 			continue
 		}
-		nfs.Messages[uidID(uid)] = &entry{Stored: pool[fp][0], FP: fp}
+		nfs.Messages[uidID(uid)] = pool[fp][0]
 		pool[fp] = pool[fp][1:]
 		recognised++
 	}
