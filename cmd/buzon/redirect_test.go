@@ -9,6 +9,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/buzon-mail/buzon/internal/config"
+	"github.com/buzon-mail/buzon/internal/delivery"
 )
 
 // TestRedirectEndToEnd: alice's script forwards to bob, through the
@@ -101,6 +105,28 @@ func TestRedirectEndToEnd(t *testing.T) {
 		t.Errorf("alice's INBOX holds %d after a message sent twice, want her 2 from before", n)
 	}
 	in.waitLog(`msg="redirect already sent" account=alice@example.org script=main to=bob@example.org`, 1)
+}
+
+// TestRedirectDuplicatePeriod: sieve.redirect_duplicate_period reaches
+// the Deliverer, the setting's 0 as a negative period (no check), since
+// the field's own 0 stands for its default.
+func TestRedirectDuplicatePeriod(t *testing.T) {
+	for _, tc := range []struct{ set, want time.Duration }{
+		{12 * time.Hour, 12 * time.Hour},
+		{time.Minute, time.Minute},
+		{0, -1},
+	} {
+		cfg := config.Default()
+		cfg.Submission.Relay = "relay.example.net:25"
+		cfg.Sieve.RedirectDuplicatePeriod = config.Duration(tc.set)
+		var d delivery.Deliverer
+		if err := vacationDeliverer(&d, cfg); err != nil {
+			t.Fatal(err)
+		}
+		if d.Redirect.DuplicatePeriod != tc.want {
+			t.Errorf("sieve.redirect_duplicate_period %v: the Deliverer's period is %v, want %v", tc.set, d.Redirect.DuplicatePeriod, tc.want)
+		}
+	}
 }
 
 // TestSevenBit: a message for a relay without 8BITMIME is read as it is
