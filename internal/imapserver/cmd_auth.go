@@ -63,6 +63,12 @@ func (c *conn) cmdLogout(cmd *command) {
 	c.w.str(cmd.tag + " OK LOGOUT completed\r\n")
 	c.w.flush()
 	c.done, c.closing = true, true
+	// A compressing client may still be sending the end of its flush when
+	// the OK arrives: the inflater passes on the command as soon as its
+	// input pauses, and a client's deflater can write one flush in several
+	// pieces. A close with those bytes unread would reset the connection,
+	// and the reset can overtake the BYE and the OK.
+	c.linger = c.compressed
 }
 
 // RFC 2971 3.1. The first ID that says something is logged, at most 30
