@@ -50,7 +50,7 @@ func TestPreviewFetch(t *testing.T) {
 			`* 2 FETCH (UID 3 FLAGS () PREVIEW "")`}},
 		{"FETCH 1 PREVIEW", []string{`* 1 FETCH (PREVIEW "Hello Joe, see you at 3:30?")`}},
 		{"FETCH 2 (preview (lazy lazy))", []string{`* 2 FETCH (PREVIEW "")`}},
-		{"FETCH 1 PREVIEW (CHANGEDSINCE 1)", []string{`* 1 FETCH (PREVIEW "Hello Joe, see you at 3:30?" MODSEQ (`}},
+		{"FETCH 1 PREVIEW (CHANGEDSINCE 0)", []string{`* 1 FETCH (PREVIEW "Hello Joe, see you at 3:30?" MODSEQ (`}},
 		{"FETCH 1:2 (FLAGS)", []string{`* 1 FETCH (FLAGS ())`, `* 2 FETCH (FLAGS ())`}},
 	}
 	for _, tc := range tests {
