@@ -137,10 +137,11 @@ func TestRedirectHopLookups(t *testing.T) {
 }
 
 // flakyStore is a Store whose sessions fail every Append while fail is
-// set, as a full or failing disk does, and keep their record of replies.
+// set, as a full or failing disk does, and every RecordReply while
+// failRecord is, and keep their record of replies.
 type flakyStore struct {
 	store.Store
-	fail atomic.Bool
+	fail, failRecord atomic.Bool
 }
 
 func (s *flakyStore) Open(ctx context.Context, accountID int64) (store.Session, error) {
@@ -148,20 +149,27 @@ func (s *flakyStore) Open(ctx context.Context, accountID int64) (store.Session, 
 	if err != nil {
 		return nil, err
 	}
-	return flakySession{ss, ss.(store.ReplyTracker), &s.fail}, nil
+	return flakySession{ss, ss.(store.ReplyTracker), s}, nil
 }
 
 type flakySession struct {
 	store.Session
 	store.ReplyTracker
-	fail *atomic.Bool
+	st *flakyStore
 }
 
 func (s flakySession) Append(ctx context.Context, mailboxID int64, msg *store.NewMessage) (store.AppendResult, error) {
-	if s.fail.Load() {
+	if s.st.fail.Load() {
 		return store.AppendResult{}, errors.New("the disk failed")
 	}
 	return s.Session.Append(ctx, mailboxID, msg)
+}
+
+func (s flakySession) RecordReply(ctx context.Context, key string, now time.Time, period time.Duration) error {
+	if s.st.failRecord.Load() {
+		return errors.New("the disk failed")
+	}
+	return s.ReplyTracker.RecordReply(ctx, key, now, period)
 }
 
 // TestRedirectOnce: a message the relay took for an address is not
@@ -169,7 +177,8 @@ func (s flakySession) Append(ctx context.Context, mailboxID int64, msg *store.Ne
 // if it had been (no implicit keep): not at the sender's retry of a
 // delivery whose copies failed to store, nor when it comes again by
 // another route. A forward that failed is not recorded, so the retry
-// forwards; addresses are apart; after the period it goes again; the
+// forwards; a record that fails is logged and fails nothing; addresses
+// are apart; after the period it goes again; the
 // same Message-ID on another body is another message; without a
 // Message-ID the message's bytes (but its Return-Path) tell.
 func TestRedirectOnce(t *testing.T) {
@@ -185,6 +194,7 @@ func TestRedirectOnce(t *testing.T) {
 		msg       string        //
 		relayErr  bool          // the relay refuses
 		storeErr  bool          // the store fails: the delivery fails
+		recordErr bool          // the record of the forward fails
 		later     time.Duration // the clock moves on first
 		forwarded []string
 		skipped   int // forwards found done
@@ -197,6 +207,11 @@ func TestRedirectOnce(t *testing.T) {
 	}{
 		{"store fails after the forward", 0, []step{
 			{script: copy, msg: body, storeErr: true, forwarded: []string{carol}},
+			{msg: body, skipped: 1, stored: []string{"INBOX"}},
+		}},
+		{"the record fails", 0, []step{
+			{script: copy, msg: body, recordErr: true, forwarded: []string{carol}, stored: []string{"INBOX"}},
+			{msg: body, forwarded: []string{carol}, stored: []string{"INBOX"}},
 			{msg: body, skipped: 1, stored: []string{"INBOX"}},
 		}},
 		{"again by another route", 0, []step{
@@ -260,6 +275,7 @@ func TestRedirectOnce(t *testing.T) {
 					s.err = errors.New("451 4.3.0 try later")
 				}
 				fs.fail.Store(st.storeErr)
+				fs.failRecord.Store(st.recordErr)
 				f.log.Reset()
 				got, err := f.d.DeliverAccount(t.Context(), f.acct, f.spool(st.msg), Envelope{From: "bob@example.net", To: "alice@example.org"})
 				if (err != nil) != st.storeErr {
@@ -277,6 +293,9 @@ func TestRedirectOnce(t *testing.T) {
 				}
 				if n := strings.Count(f.log.String(), `msg="redirect already sent"`); n != st.skipped {
 					t.Errorf("step %d: %d redirects found done, want %d\n%s", i, n, st.skipped, f.log.String())
+				}
+				if st.recordErr != strings.Contains(f.log.String(), `msg="redirect sent but not recorded; a retry of this delivery forwards it again"`) {
+					t.Errorf("step %d: log, want a record failed %v:\n%s", i, st.recordErr, f.log.String())
 				}
 			}
 		})
