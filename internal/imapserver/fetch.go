@@ -136,8 +136,9 @@ func (p *parser) xfetchAtt() fetchItem {
 	return it
 }
 
-// xpreviewMods reads the modifiers that may follow PREVIEW (RFC 8970 7:
-// fetch-att =/ "PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"]).
+// xpreviewMods reads the modifiers that may follow PREVIEW (RFC 8970's
+// formal syntax: fetch-att =/ "PREVIEW" [SP "(" preview-mod *(SP
+// preview-mod) ")"]).
 // The one there is, LAZY, lets a server answer NIL for a preview it does
 // not have at hand (RFC 8970 3.1); this one makes every preview when it
 // is asked for, from a bounded read of the message, so LAZY changes
@@ -459,8 +460,8 @@ func (c *conn) fetchMessage(seq uint32, m *store.MessageInfo, plan fetchPlan, se
 	}
 	// Problems that make a NO are found before anything is written. Only a
 	// part to be decoded can have an encoding we cannot undo: BINARY[] is
-	// the whole message as it is.
-	// A preview is made before too: reading the body may fail.
+	// the whole message as it is. A preview is made here too: reading the
+	// body for it may fail.
 	var preview string
 	havePreview := false
 	for _, it := range plan.items {
