@@ -23,10 +23,13 @@
 // rather than storing it again. The guarantees per destination are listed
 // on Destination.
 //
-// A POP3 server without UIDL is usable only in delete mode; messages are
-// then recognised by a hash of their header and size, and so is a message
-// that a server with UIDL gives no id (with keep it stays on the server). An IMAP folder whose
-// UIDVALIDITY changed has its messages matched to those fetched before by
-// Message-ID, date, subject and size (see fingerprint); messages without a
-// Message-ID are fetched again rather than guessed at.
+// A POP3 message is known by its UIDL and its LIST size: a server that
+// gives a new message the UIDL of one fetched before has it fetched as new
+// (see pop3Reused). A POP3 server without UIDL is usable only in delete
+// mode; messages are then recognised by a hash of their header and size,
+// and so is a message that a server with UIDL gives no id (with keep it
+// stays on the server). An IMAP folder whose UIDVALIDITY changed has its
+// messages matched to those fetched before by Message-ID, date, subject
+// and size (see fingerprint); messages without a Message-ID are fetched
+// again rather than guessed at.
 package fetch

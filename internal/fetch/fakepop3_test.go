@@ -889,3 +889,103 @@ func TestOneMaildirTwoAccounts(t *testing.T) {
 	}
 	checkMaildir(t, maildir, [2]int{1, 2 * n})
 }
+
+// TestPOP3UIDLReused: a server that gives a new message the UIDL of one
+// fetched before (against RFC 1939 7) must not have the new message
+// skipped as fetched, or deleted without being downloaded. A message of
+// another size than the one recorded under its UIDL is taken for a new
+// message: fetched, with a warning, and its keep_days counted from then.
+// A message recorded by a buzon that kept no sizes is taken as the same.
+func TestPOP3UIDLReused(t *testing.T) {
+	uidl := func([]byte) string { return "1" }
+	first, second := testMessage(1, 0), testMessage(2, 500)
+	replace := func(f *fakePOP3, msgs ...[]byte) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.drop = msgs
+	}
+	for _, tc := range []struct {
+		name string
+		a    func(a *Account)
+		// quit is how the first run's QUIT goes.
+		quit string
+		// after the first run, the clock moves on by advance, and the
+		// server holds second in place of first.
+		advance time.Duration
+		// wantDeleted is what the run after the change deletes.
+		wantDeleted int
+		// wantLeft is how many messages the server holds after it.
+		wantLeft int
+	}{
+		{"keep", func(a *Account) { a.Mode = ModeKeep }, "", 24 * time.Hour, 0, 1},
+		{"keep_days", func(a *Account) { a.Mode, a.KeepDays = ModeKeep, 1 }, "", 25 * time.Hour, 0, 1},
+		{"delete, QUIT reply lost", func(a *Account) {}, "reply lost", time.Hour, 1, 0},
+		{"delete, connection dropped at QUIT", func(a *Account) {}, "drop", time.Hour, 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := startFakePOP3(t, &fakePOP3{uidl: uidl, quit: tc.quit})
+			f.add(first)
+			a := fakeAccount(t, f)
+			tc.a(&a)
+			cfg := testConfig(t, a)
+			clock := newTestClock()
+			var logs logBuffer
+			opts := testOptions(t)
+			opts.Now = clock.Now
+			opts.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(&logs, testLogWriter{t}), nil))
+			if s := fetchOnce(t, cfg, opts)[0]; s.Fetched != 1 {
+				t.Fatalf("first run: %v", s)
+			}
+			f.mu.Lock()
+			f.quit = ""
+			f.mu.Unlock()
+			replace(f, second)
+			clock.Advance(tc.advance)
+			s := mustFetch(t, cfg, opts)
+			if s.Fetched != 1 || s.Deleted != tc.wantDeleted || f.count() != tc.wantLeft {
+				t.Errorf("run after the UIDL was reused: %v, %d left; want 1 fetched, %d deleted, %d left", s, f.count(), tc.wantDeleted, tc.wantLeft)
+			}
+			if logs.count("under the UIDL of a message fetched before") != 1 {
+				t.Errorf("no warning that the server reused a UIDL")
+			}
+			if got := subjects(maildirMessages(t, a.Maildir)); !slices.Equal(got, []string{"message 1", "message 2"}) {
+				t.Errorf("maildir holds %v", got)
+			}
+			if tc.wantLeft == 0 {
+				return
+			}
+			// Known now: skipped, not fetched again; deleted keep_days
+			// after it was fetched, not after the first message was.
+			s = mustFetch(t, cfg, opts)
+			if s.Fetched != 0 || s.Deleted != 0 || s.Skipped != 1 {
+				t.Errorf("next run: %v; want it skipped", s)
+			}
+			if a.KeepDays > 0 {
+				clock.Advance(24 * time.Hour)
+				if s := mustFetch(t, cfg, opts); s.Fetched != 0 || s.Deleted != 1 {
+					t.Errorf("run keep_days after it was fetched: %v", s)
+				}
+			}
+			checkMaildir(t, a.Maildir, [2]int{1, 2})
+		})
+	}
+	t.Run("recorded without a size", func(t *testing.T) {
+		f := startFakePOP3(t, &fakePOP3{uidl: uidl})
+		f.add(second)
+		a := fakeAccount(t, f)
+		a.Mode = ModeKeep
+		cfg := testConfig(t, a)
+		st, err := openState(cfg.StateDir, a.Name, a.source())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// As an older buzon recorded it.
+		if err := st.write(record{Op: "stored", ID: "1", At: time.Now().UTC()}); err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 0 || s.Skipped != 1 {
+			t.Errorf("run: %v; want the message skipped as fetched", s)
+		}
+	})
+}

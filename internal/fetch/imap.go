@@ -479,7 +479,7 @@ func (r *run) imapFolder(ctx context.Context, ic *imapConn, folder string) error
 				m.Close()
 				continue
 			}
-			err := r.deliver(ctx, folder, uv, uidID(uid), meta[uid].fp, m, prevs[uid])
+			err := r.deliver(ctx, folder, uv, uidID(uid), meta[uid].fp, 0, m, prevs[uid])
 			m.Close()
 			if err != nil {
 				stopErr = r.failed(folder, uidID(uid), err)

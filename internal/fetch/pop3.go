@@ -233,6 +233,9 @@ func (r *run) pop3Session(ctx context.Context, s *pop3Session, p *pop3Progress) 
 	if err != nil {
 		return false, err
 	}
+	if err := r.pop3Reused(msgs); err != nil {
+		return false, err
+	}
 	fs := r.st.folder(pop3Folder)
 	if !p.listed {
 		p.listed = true
@@ -260,7 +263,7 @@ func (r *run) pop3Session(ctx context.Context, s *pop3Session, p *pop3Progress) 
 	settle := func() error {
 		h := held
 		held = nil
-		err := r.deliver(ctx, pop3Folder, 0, h.m.id, "", h.msg, h.prev)
+		err := r.deliver(ctx, pop3Folder, 0, h.m.id, "", h.m.size, h.msg, h.prev)
 		h.msg.Close()
 		if err != nil {
 			p.failed[h.m.id] = true
@@ -439,6 +442,30 @@ func (r *run) pop3Session(ctx context.Context, s *pop3Session, p *pop3Progress) 
 		return false, err
 	}
 	return false, stopErr
+}
+
+// pop3Reused forgets what the state knows under a UIDL that now names a
+// message of another size than the one recorded: a server that gives a
+// new message the UIDL of one gone (against RFC 1939 7, which wants a
+// UIDL to name one message for good) would otherwise have the new
+// message skipped as fetched, or deleted without being downloaded, in
+// the old one's stead. Forgotten, the new message is fetched as new, and
+// deleted (delete mode, keep_days) only once it is stored. Two messages of
+// the same size under one UIDL are not told apart: TOP for every known
+// message on every run would cost more than such a server deserves.
+func (r *run) pop3Reused(msgs []pop3Msg) error {
+	fs := r.st.folder(pop3Folder)
+	var reused []string
+	for _, m := range msgs {
+		e := fs.Messages[m.id]
+		if m.ambiguous || e == nil || e.Size == 0 || e.Size == m.size {
+			continue
+		}
+		r.log.Warn("the server lists a new message under the UIDL of a message fetched before (RFC 1939 7 wants a UIDL to name one message for good); "+
+			"told apart by its size, it is fetched as new", "id", m.id, "size", m.size, "recorded size", e.Size)
+		reused = append(reused, m.id)
+	}
+	return r.st.forget(pop3Folder, reused)
 }
 
 // pop3List lists the maildrop with each message's identity: its UIDL

@@ -402,13 +402,14 @@ func (r *run) recover(ctx context.Context, folder, id string, e *entry) (stored 
 // deliver stores a downloaded message and records it: intent, store,
 // record. Only after deliver returns nil may the message be deleted on
 // the server. The store is not interrupted by ctx: a shutdown lets the
-// message in progress finish.
-func (r *run) deliver(ctx context.Context, folder string, uidValidity uint32, id, fp string, m *Message, prev *Ref) error {
+// message in progress finish. fp is an IMAP message's fingerprint, size a
+// POP3 message's LIST size (see entry).
+func (r *run) deliver(ctx context.Context, folder string, uidValidity uint32, id, fp string, size int64, m *Message, prev *Ref) error {
 	dctx := context.WithoutCancel(ctx)
 	intended := false
 	err := r.dest.Deliver(dctx, m, prev, func(ref Ref) error {
 		r.at("intent")
-		if err := r.st.intent(folder, uidValidity, id, ref, fp); err != nil {
+		if err := r.st.intent(folder, uidValidity, id, ref, fp, size); err != nil {
 			return err
 		}
 		intended = true

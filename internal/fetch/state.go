@@ -74,6 +74,11 @@ type entry struct {
 	// FP identifies an IMAP message across a UIDVALIDITY change (see
 	// fingerprint).
 	FP string `json:"fp,omitempty"`
+	// Size is the size a POP3 server's LIST gave the message when its
+	// intent was recorded: a message listed under the same UIDL with
+	// another size is another message (see pop3Reused). 0 for IMAP, and
+	// for messages recorded before buzon kept it: unknown, taken to match.
+	Size int64 `json:"size,omitempty"`
 	// Copied is set on an IMAP message copied to move_to on a server
 	// without MOVE, until it is expunged: it is not copied again.
 	Copied bool `json:"copied,omitempty"`
@@ -122,6 +127,8 @@ type record struct {
 	At     time.Time `json:"at,omitzero"`
 	// UIDValidity is the folder's, with "intent".
 	UIDValidity uint32 `json:"uv,omitempty"`
+	// Size is the POP3 LIST size, with "intent".
+	Size int64 `json:"size,omitempty"`
 	// Err is why an attempt failed, with "failed".
 	Err string `json:"err,omitempty"`
 	// SeenDue, with "stored", says \Seen is to be set on the server.
@@ -335,6 +342,9 @@ func (s *state) apply(r record) {
 		}
 		if !e.stored() {
 			e.Intent = r.Ref
+			if r.Size != 0 {
+				e.Size = r.Size
+			}
 		}
 		e.Failed = ""
 		if r.FP != "" {
@@ -426,9 +436,10 @@ func (s *state) append(b []byte) error {
 	return nil
 }
 
-// intent records that a message is about to be stored at ref.
-func (s *state) intent(folder string, uidValidity uint32, id string, ref Ref, fp string) error {
-	return s.write(record{Op: "intent", Folder: folder, UIDValidity: uidValidity, ID: id, Ref: &ref, FP: fp})
+// intent records that a message is about to be stored at ref; size is
+// its POP3 LIST size, 0 for IMAP.
+func (s *state) intent(folder string, uidValidity uint32, id string, ref Ref, fp string, size int64) error {
+	return s.write(record{Op: "intent", Folder: folder, UIDValidity: uidValidity, ID: id, Ref: &ref, FP: fp, Size: size})
 }
 
 // failed records that the attempt to store a message whose intent was

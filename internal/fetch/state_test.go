@@ -26,17 +26,19 @@ func TestStateReplay(t *testing.T) {
 	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	s := mustOpenState(t, dir)
 	steps := []error{
-		s.intent("INBOX", 7, "1", Ref{Name: "a"}, "fp1"),
+		s.intent("INBOX", 7, "1", Ref{Name: "a"}, "fp1", 0),
 		s.stored("INBOX", "1", at, "fp1", false),
-		s.intent("INBOX", 7, "2", Ref{Name: "b"}, ""),
-		s.intent("INBOX", 7, "4", Ref{Name: "d"}, ""),
+		s.intent("INBOX", 7, "2", Ref{Name: "b"}, "", 0),
+		s.intent("INBOX", 7, "4", Ref{Name: "d"}, "", 0),
 		s.stored("INBOX", "4", at, "", true),
-		s.intent("INBOX", 7, "5", Ref{Name: "e"}, ""),
+		s.intent("INBOX", 7, "5", Ref{Name: "e"}, "", 0),
 		s.stored("INBOX", "5", at, "", true),
 		s.seen("INBOX", []string{"5"}),
-		s.intent("", 0, "uidl-3", Ref{Offset: 10, Length: 20, SHA256: "00"}, ""),
+		s.intent("", 0, "uidl-3", Ref{Offset: 10, Length: 20, SHA256: "00"}, "", 2048),
 		s.stored("", "uidl-3", at, "", false),
 		s.forget("", []string{"uidl-3"}),
+		s.intent("", 0, "uidl-6", Ref{Offset: 30, Length: 20, SHA256: "01"}, "", 4096),
+		s.stored("", "uidl-6", at, "", false),
 	}
 	for i, err := range steps {
 		if err != nil {
@@ -59,8 +61,8 @@ func TestStateReplay(t *testing.T) {
 		if e := in.Messages["4"]; !e.stored() || !e.SeenDue || in.Messages["1"].SeenDue || in.Messages["5"].SeenDue {
 			t.Errorf("\\Seen due on 1, 4, 5: %v, %v, %v; want only on 4", in.Messages["1"].SeenDue, e.SeenDue, in.Messages["5"].SeenDue)
 		}
-		if n := len(s.folder("").Messages); n != 0 {
-			t.Errorf("POP3 folder holds %d", n)
+		if pop := s.folder("").Messages; len(pop) != 1 || pop["uidl-6"] == nil || pop["uidl-6"].Size != 4096 || !pop["uidl-6"].stored() {
+			t.Errorf("POP3 folder holds %+v; want uidl-6 stored, of 4096 octets", pop)
 		}
 	}
 	s = mustOpenState(t, dir)
@@ -79,7 +81,7 @@ func TestStateReplay(t *testing.T) {
 func TestStateTornJournal(t *testing.T) {
 	dir := t.TempDir()
 	s := mustOpenState(t, dir)
-	s.intent("", 0, "a", Ref{}, "")
+	s.intent("", 0, "a", Ref{}, "", 0)
 	s.stored("", "a", time.Now(), "", false)
 	s.Close()
 	journal := filepath.Join(dir, "acct.journal")
@@ -140,7 +142,7 @@ func TestStateSetAside(t *testing.T) {
 	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	s := mustOpenState(t, dir)
 	s.stored("", "a", at, "", false)
-	s.intent("", 0, "b", Ref{Name: "b"}, "")
+	s.intent("", 0, "b", Ref{Name: "b"}, "", 0)
 	s.Close() // no compaction: the journal holds the records
 	s, err := openState(dir, "acct", "pop3://v@h:995")
 	if err != nil {
@@ -246,7 +248,7 @@ func TestStateJournalWriteFails(t *testing.T) {
 				t.Errorf("broken = %v, want %v", s.broken, tc.failTruncate)
 			}
 			j.failTruncate = false // the disk has room again
-			if err := s.intent("", 0, "c", Ref{Name: "c"}, ""); err != nil {
+			if err := s.intent("", 0, "c", Ref{Name: "c"}, "", 0); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.stored("", "c", at, "", false); err != nil {
