@@ -40,8 +40,11 @@ const (
 func (p *Part) Preview(msg io.ReaderAt) (string, error) {
 	for _, tp := range p.previewParts(nil) {
 		s, err := tp.previewOf(msg)
-		if err != nil || s != "" {
-			return s, err
+		if err != nil {
+			return "", err
+		}
+		if s != "" {
+			return s, nil
 		}
 	}
 	return "", nil

@@ -127,8 +127,13 @@ func TestPreviewError(t *testing.T) {
 		t.Fatal(err)
 	}
 	boom := errors.New("disk gone")
-	if _, err := tree.Preview(failingReaderAt{boom}); !errors.Is(err, boom) {
-		t.Errorf("error %v, want %v", err, boom)
+	if s, err := tree.Preview(failingReaderAt{boom}); !errors.Is(err, boom) || s != "" {
+		t.Errorf("preview %q, error %v; want \"\", %v", s, err, boom)
+	}
+	// Text read before the error is no preview either.
+	half := &failAfter{r: bytes.NewReader(raw), n: int64(len(raw) - 8), err: boom}
+	if s, err := tree.Preview(half); !errors.Is(err, boom) || s != "" {
+		t.Errorf("preview %q, error %v after part of the text; want \"\", %v", s, err, boom)
 	}
 }
 
@@ -205,6 +210,24 @@ func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
 }
 
 type failingReaderAt struct{ err error }
+
+// failAfter reads r up to offset n, and fails with err beyond it.
+type failAfter struct {
+	r   io.ReaderAt
+	n   int64
+	err error
+}
+
+func (f *failAfter) ReadAt(p []byte, off int64) (int, error) {
+	if off+int64(len(p)) <= f.n {
+		return f.r.ReadAt(p, off)
+	}
+	if off >= f.n {
+		return 0, f.err
+	}
+	n, _ := f.r.ReadAt(p[:f.n-off], off)
+	return n, f.err
+}
 
 func (f failingReaderAt) ReadAt([]byte, int64) (int, error) { return 0, f.err }
 
