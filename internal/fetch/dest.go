@@ -16,11 +16,12 @@ import (
 //   - Maildir: exactly once. The file name is chosen first and recorded;
 //     the message appears in new/ only complete (tmp/, fsync, link,
 //     fsync of new/), so Has finds it in new/ or, once a mail client has
-//     read it, in cur/ under the same base name.
+//     read it, in cur/ under the same base name, and syncs that folder.
 //   - mbox: exactly once. The offset, length and hash of the bytes to
-//     append are recorded; Has compares them with the file. A message cut
-//     short by a crash is truncated away by the next append, but only if
-//     the file still ends with exactly that partial message.
+//     append are recorded; Has compares them with the file, and syncs
+//     it. A message cut short by a crash is truncated away by the next
+//     append, but only if the file still ends with exactly that partial
+//     message.
 //   - store: exactly once. The mailbox's UIDVALIDITY and UIDNEXT before
 //     the append and the message's hash are recorded; Has looks at the
 //     messages from that UID on for one of that size and hash. The
@@ -37,7 +38,9 @@ type Destination interface {
 	// can clean up after it.
 	Deliver(ctx context.Context, m *Message, prev *Ref, intent func(Ref) error) error
 	// Has reports whether the message whose intent recorded ref is
-	// stored.
+	// stored, durably: the caller then deletes it on the server. What it
+	// finds that a run stopped before syncing (a crash, a sync that
+	// failed) it syncs first, and a sync that fails is its error.
 	Has(ctx context.Context, ref Ref) (bool, error)
 	// String describes the destination for logs.
 	String() string
