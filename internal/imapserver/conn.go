@@ -193,6 +193,7 @@ func (s *Server) newConn(nc net.Conn, implicitTLS bool) *conn {
 	c.log = s.log.With("conn", s.nextID, "remote", nc.RemoteAddr().String())
 	c.pace = pacer{setDeadline: c.setReadDeadline, pause: s.cfg.IMAP.IdleTimeout.D(), hard: time.Now().Add(s.cfg.IMAP.LoginTimeout.D())}
 	c.rate = limit.NewRate(s.cfg.Limits.CommandsPerSecond)
+	c.rate.SetFlood(s.cfg.flood)
 	c.setIO(implicitTLS)
 	s.conns[c] = struct{}{}
 	return c

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/config"
-	"github.com/buzon-mail/buzon/internal/limit"
+	"github.com/buzon-mail/buzon/internal/store/teststore"
 )
 
 // flood writes chunk over and over until limit bytes are sent or a write
@@ -110,15 +110,19 @@ func TestUnskippableLiteral(t *testing.T) {
 	})
 }
 
+// testFlood is the flood time (limit.Flood in service) of the tests that
+// flood: long enough to tell a flood from a burst at their rates, and
+// short, since each of them lasts it.
+const testFlood = 2 * time.Second
+
 // TestCommandFlood: a client that pipelines commands that achieve nothing
 // (NOOP, ID) without end is served at limits.commands_per_second for
-// limit.Flood, then told BYE and disconnected; others are served
-// meanwhile. It takes limit.Flood (10 seconds): -short skips it.
+// the flood time (limit.Flood, here testFlood), then told BYE and
+// disconnected; others are served meanwhile. The rate limit is the
+// same on any store: the embedded one only.
 func TestCommandFlood(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a flood lasts limit.Flood")
-	}
-	e := newTestEnv(t, func(c *Config) { c.Limits.CommandsPerSecond = 50 })
+	teststore.EmbeddedOnly(t)
+	e := newTestEnv(t, func(c *Config) { c.Limits.CommandsPerSecond, c.flood = 50, testFlood })
 	floods := []struct {
 		cmd     string
 		answers []string // what each command gets, in turn
@@ -151,15 +155,14 @@ func TestCommandFlood(t *testing.T) {
 }
 
 // TestLongPipeline: a client that pipelines more useful commands than its
-// rate lets through in Flood (mbsync fetching a large folder, one UID
-// FETCH per message) is slowed down, not cut off.
+// rate lets through in the flood time (mbsync fetching a large folder,
+// one UID FETCH per message) is slowed down, not cut off. On the embedded
+// store only, as TestCommandFlood.
 func TestLongPipeline(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the pipeline lasts longer than limit.Flood")
-	}
+	teststore.EmbeddedOnly(t)
 	const rate = 200
-	n := rate * (2 + int(limit.Flood/time.Second) + 2)
-	e := newTestEnv(t, func(c *Config) { c.Limits.CommandsPerSecond = rate })
+	n := rate * (2 + int(testFlood/time.Second) + 2)
+	e := newTestEnv(t, func(c *Config) { c.Limits.CommandsPerSecond, c.flood = rate, testFlood })
 	c := e.login()
 	const cmd = "a STATUS INBOX (MESSAGES)\r\n"
 	go flood(c.nc, []byte(strings.Repeat(cmd, n)), int64(n*len(cmd)))

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/clienttest"
-	"github.com/buzon-mail/buzon/internal/limit"
 	"github.com/buzon-mail/buzon/internal/store"
+	"github.com/buzon-mail/buzon/internal/store/teststore"
 )
 
 // TestMbsync syncs several folders both ways with mbsync: the first sync
@@ -215,16 +215,15 @@ Sync All
 
 // TestMbsyncLargeFolder: mbsync's first sync of a folder fetches each new
 // message with a UID FETCH of its own, all pipelined; with more messages
-// than the command rate lets through in limit.Flood, the sync is slowed
-// down, never cut off as a flood.
+// than the command rate lets through in the flood time, the sync is
+// slowed down, never cut off as a flood. The rate limit is the store's
+// same on any store: the embedded one only.
 func TestMbsyncLargeFolder(t *testing.T) {
+	teststore.EmbeddedOnly(t)
 	mbsync := clienttest.Need(t, "mbsync", "isync")
-	if testing.Short() {
-		t.Skip("the sync lasts longer than limit.Flood")
-	}
-	const rate = 100
-	n := rate * (2 + int(limit.Flood/time.Second) + 3)
-	e := newTestEnv(t, func(c *Config) { c.Limits.CommandsPerSecond = rate })
+	const rate = 50
+	n := rate * (2 + int(testFlood/time.Second) + 3)
+	e := newTestEnv(t, func(c *Config) { c.Limits.CommandsPerSecond, c.flood = rate, testFlood })
 	for i := range n {
 		e.deliver("INBOX", fmt.Sprintf("Subject: %d\n\nbody %d\n", i, i))
 	}

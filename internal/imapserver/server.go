@@ -85,6 +85,10 @@ type Config struct {
 	// commands, and short beside how long an idle one stays. Tests
 	// shorten it. Default: 10 seconds.
 	deflateQuiet time.Duration
+	// flood is how long a client may keep sending over its command rate
+	// with commands that achieve nothing (see limit.Rate). Tests shorten
+	// it. Default: limit.Flood.
+	flood time.Duration
 	// now is the clock of OLDER, YOUNGER and autoexpunge; tests move it.
 	// Default: time.Now.
 	now func() time.Time

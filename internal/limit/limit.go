@@ -29,18 +29,27 @@ type Rate struct {
 	// when it has not been well within its rate nor sent a command that
 	// did some work (Useful); zero when it is.
 	emptySince time.Time
+	flood      time.Duration // Flood, unless SetFlood changed it
 }
 
 // NewRate allows perSecond commands per second, with bursts of twice as
 // many.
 func NewRate(perSecond float64) *Rate {
-	return &Rate{perSecond: perSecond, tokens: 2 * perSecond}
+	return &Rate{perSecond: perSecond, tokens: 2 * perSecond, flood: Flood}
+}
+
+// SetFlood makes d, when positive, how long the client may keep the
+// bucket empty before it is a flood, instead of Flood: tests shorten it.
+func (r *Rate) SetFlood(d time.Duration) {
+	if d > 0 {
+		r.flood = d
+	}
 }
 
 // Take accounts for one command arriving at now. It returns how long to
 // wait before running it, and flood true when the client has been over
-// its rate for longer than Flood without a pause and without a useful
-// command.
+// its rate for longer than Flood (or SetFlood's) without a pause and
+// without a useful command.
 func (r *Rate) Take(now time.Time) (wait time.Duration, flood bool) {
 	if r == nil || r.perSecond <= 0 {
 		return 0, false
@@ -64,7 +73,7 @@ func (r *Rate) Take(now time.Time) (wait time.Duration, flood bool) {
 		r.emptySince = now
 	}
 	wait = time.Duration(-r.tokens / r.perSecond * float64(time.Second))
-	return wait, now.Sub(r.emptySince) > Flood
+	return wait, now.Sub(r.emptySince) > r.flood
 }
 
 // ErrFlood is Wait's answer to a client over its rate for longer than
