@@ -40,13 +40,22 @@ BUZON_TEST_STORE=postgres go test -race -count=1 -timeout 20m ./internal/pop3ser
 fuzztime=${FUZZTIME:-3s}
 if [ "$fuzztime" != "0" ]; then
 	section "fuzz ($fuzztime each)"
-	# Every Fuzz function in the module, found from the source.
-	git grep -l '^func Fuzz' -- '*_test.go' | while read -r file; do
-		pkg=./$(dirname "$file")
-		for target in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$file" | cut -d' ' -f2); do
-			echo "-- $pkg $target"
-			log=/tmp/buzon-fuzz.log
-			go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg" >"$log" 2>&1 && continue
+	# Every Fuzz function in the module, found from the source. Each
+	# package's test binary is built once, instrumented for fuzzing, and
+	# run once per target from the package's folder (where its
+	# testdata/fuzz seeds are), with the cache folder go test would use.
+	bindir=$(mktemp -d)
+	trap 'rm -rf "$bindir"' EXIT
+	cache=$(go env GOCACHE)/fuzz
+	module=$(go list -m)
+	git grep -l '^func Fuzz' -- '*_test.go' | xargs -n1 dirname | sort -u | while read -r dir; do
+		bin=$bindir/$(echo "$dir" | tr / _).test
+		go test -c -fuzz=. -o "$bin" "./$dir"
+		for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go | cut -d' ' -f2); do
+			echo "-- ./$dir $target"
+			log=$bindir/fuzz.log
+			(cd "$dir" && "$bin" -test.run '^$' -test.fuzz "^${target}\$" -test.fuzztime "$fuzztime" \
+				-test.fuzzcachedir "$cache/$module/$dir") >"$log" 2>&1 && continue
 			# Go 1.26's fuzz coordinator can report its own -fuzztime
 			# deadline as a failure when a loaded machine keeps a worker
 			# busy past it (golang/go#75804, fixed in Go 1.27). That
