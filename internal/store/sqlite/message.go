@@ -694,7 +694,9 @@ func addTombstones(ctx context.Context, tx *sql.Tx, mailboxID int64, n, keep int
 }
 
 // Copy implements store.Session. Bodies are immutable, so a copy is a new
-// hard link to the same file, made and synced before the rows commit.
+// hard link to the same file, made and synced before the rows commit. The
+// rows are read again in the write transaction: what they hold then is
+// what the copies and the destination's counters get.
 func (ss *session) Copy(ctx context.Context, fromMailboxID int64, uids store.UIDSet, toMailboxID int64) (store.CopyResult, error) {
 	var res store.CopyResult
 	if !ss.owns(fromMailboxID) || !ss.owns(toMailboxID) {
@@ -712,9 +714,9 @@ func (ss *session) Copy(ctx context.Context, fromMailboxID int64, uids store.UID
 		if err != nil {
 			return err
 		}
-		// Link the bodies. A message expunged meanwhile has no file to
+		// Link the bodies, outside the write: a link and the sync of its
+		// folder are slow. A message expunged meanwhile has no file to
 		// link: it is left out, as if the copy had come just after.
-		linked := rows[:0]
 		newFiles := map[int64]int64{} // source row ID -> new file
 		var all []int64
 		defer func() {
@@ -737,7 +739,6 @@ func (ss *session) Copy(ctx context.Context, fromMailboxID int64, uids store.UID
 			if !slices.Contains(dirs, dir) {
 				dirs = append(dirs, dir)
 			}
-			linked = append(linked, r)
 		}
 		used := map[int64]bool{}
 		saved := ss.s.cfg.Now().UnixMicro()
@@ -750,11 +751,25 @@ func (ss *session) Copy(ctx context.Context, fromMailboxID int64, uids store.UID
 			}
 			res.UIDValidity = h.uidValidity
 			uidNext := h.uidNext
+			// The rows again, in this transaction: flags may have
+			// changed and messages gone since they were linked, and what
+			// the copies and the counters get must be what the rows hold
+			// now, flags and keywords from one moment. A message linked
+			// before is copied if it is still there; one that came since
+			// is not, as if the copy had read just before it came.
+			current, err := selectRows(ctx, tx, fromMailboxID, uids, "")
+			if err != nil {
+				return err
+			}
 			sp := newSpeller(ctx, tx, toMailboxID)
 			var ms store.ModSeq
 			var c counts
 			d := kwDelta{}
-			for _, r := range linked {
+			for _, r := range current {
+				f, ok := newFiles[r.id]
+				if !ok {
+					continue
+				}
 				if uidNext > math.MaxUint32 {
 					return fmt.Errorf("%w: mailbox has used every UID", store.ErrLimit)
 				}
@@ -767,21 +782,15 @@ func (ss *session) Copy(ctx context.Context, fromMailboxID int64, uids store.UID
 				if err != nil {
 					return err
 				}
-				f := newFiles[r.id]
 				// RFC 9051 6.4.7: flags and internal date go with the
 				// copy; RFC 8514 3: the save date is the copy's.
-				out, err := tx.ExecContext(ctx, `INSERT INTO message
+				_, err = tx.ExecContext(ctx, `INSERT INTO message
 					(mailbox, uid, modseq, created_modseq, flags, keywords, date, date_zone, size, file, retrieved, structure, saved)
-					SELECT ?, ?, ?, ?, flags, ?, date, date_zone, size, ?, 0, structure, ?
-					FROM message WHERE id = ? AND mailbox = ? AND uid = ?`,
-					toMailboxID, uidNext, ms, ms, joinKeywords(kws), f, saved, r.id, fromMailboxID, r.uid)
+					SELECT ?, ?, ?, ?, ?, ?, date, date_zone, size, ?, 0, structure, ?
+					FROM message WHERE id = ?`,
+					toMailboxID, uidNext, ms, ms, r.flags.System, joinKeywords(kws), f, saved, r.id)
 				if err != nil {
 					return err
-				}
-				if n, err := out.RowsAffected(); err != nil {
-					return err
-				} else if n == 0 {
-					continue // expunged since it was read
 				}
 				used[f] = true
 				c.add(r.flags.System, r.size, 1)

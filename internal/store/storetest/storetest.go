@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UnchangedSince", testUnchangedSince},
 		{"Expunge", testExpunge},
 		{"Copy", testCopy},
+		{"CopyWhileFlagsChange", testCopyWhileFlagsChange},
 		{"Move", testMove},
 		{"Quota", testQuota},
 		{"Changes", testChanges},
