@@ -36,8 +36,8 @@ const (
 )
 
 // maxKeepDays bounds keep_days (some 2,700 years), within what date
-// arithmetic holds.
-const maxKeepDays = 1_000_000
+// arithmetic holds: the bound of the server's settings in days.
+const maxKeepDays = config.MaxDays
 
 // Defaults for settings a file leaves out.
 const (
