@@ -226,6 +226,15 @@ func (c *conn) cmdSelect(cmd *command) {
 	// so no change can fall between them.
 	snap, err := c.sess.Snapshot(c.ctx, mb.ID)
 	xcheckf(err, "read %s", name)
+	// RFC 7162 3.2.5.1: what changed since the client's last session,
+	// read after the snapshot and before anything is written or the
+	// mailbox selected, so that a read that fails leaves no mailbox
+	// selected and the client told nothing of it (RFC 9051 6.3.2).
+	var cs *store.ChangeSet
+	if q := a.qresync; q != nil && q.uidValidity == mb.UIDValidity {
+		cs, err = c.sess.Changes(c.ctx, mb.ID, store.ModSeq(q.modSeq))
+		xcheckf(err, "changes of %s", name)
+	}
 	sel := &selected{mb: mb, readOnly: cmd.name == "EXAMINE", uids: snap.UIDs, modSeq: snap.HighestModSeq,
 		reported: map[store.UID]store.ModSeq{}, keywords: snap.Keywords}
 	var firstUnseen uint32
@@ -263,8 +272,8 @@ func (c *conn) cmdSelect(cmd *command) {
 	}
 	sel.feed = c.srv.feed(mb.ID)
 	c.sel, c.state = sel, stateSelected
-	if q := a.qresync; q != nil && q.uidValidity == mb.UIDValidity {
-		c.qresyncSelect(q, snap.UIDNext)
+	if cs != nil {
+		c.qresyncSelect(a.qresync, cs, snap.UIDNext)
 	}
 	if sel.readOnly {
 		c.ok("[READ-ONLY] EXAMINE completed")
@@ -275,12 +284,11 @@ func (c *conn) cmdSelect(cmd *command) {
 
 // qresyncSelect reports what changed since the client's last session
 // (RFC 7162 3.2.5.1): VANISHED (EARLIER) for expunged UIDs, FETCH for
-// messages changed or added after the client's MODSEQ. uidNext is the
-// UIDNEXT of the snapshot the view came from.
-func (c *conn) qresyncSelect(q *qresyncArgs, uidNext store.UID) {
+// messages changed or added after the client's MODSEQ. cs holds the
+// changes since that MODSEQ, uidNext the UIDNEXT of the snapshot the
+// view came from.
+func (c *conn) qresyncSelect(q *qresyncArgs, cs *store.ChangeSet, uidNext store.UID) {
 	sel := c.sel
-	cs, err := c.sess.Changes(c.ctx, sel.mb.ID, store.ModSeq(q.modSeq))
-	xcheckf(err, "changes of %s", sel.mb.Name)
 	known := store.AllUIDs()
 	if q.knownUIDs != nil {
 		known = rawUIDSet(*q.knownUIDs) // "*": the largest UID there could be
