@@ -222,7 +222,9 @@ func (c *conn) cmdRename(cmd *command) {
 		xuserErrorf("ALREADYEXISTS", "INBOX always exists")
 	}
 	c.xcheckNewName(to)
-	if strings.HasPrefix(to, from+string(store.HierarchyDelimiter)) {
+	// Renaming INBOX moves its messages and leaves it and its children
+	// in place (RFC 9051 6.3.6), so INBOX/old is a name it may take.
+	if from != "INBOX" && strings.HasPrefix(to, from+string(store.HierarchyDelimiter)) {
 		xuserErrorf("CANNOT", "cannot rename a mailbox below itself")
 	}
 	mb, err := c.sess.Mailbox(c.ctx, from)
