@@ -311,40 +311,57 @@ func TestMaildirHas(t *testing.T) {
 
 // TestNewFoldersDurable: the folders and the mbox file a destination
 // creates are synced into their parents, every level, before a message
-// stored in them counts as stored (and may be deleted on the server).
+// stored in them counts as stored (and may be deleted on the server); so
+// are those a run that crashed before syncing them left behind, which the
+// next run finds there.
 func TestNewFoldersDurable(t *testing.T) {
 	for _, kind := range []string{"maildir", "mbox"} {
-		t.Run(kind, func(t *testing.T) {
-			base := t.TempDir()
-			a := Account{Name: "x"}
-			var want []string
-			switch kind {
-			case "maildir":
-				a.Maildir = filepath.Join(base, "a", "b", "Maildir")
-				want = []string{base, filepath.Join(base, "a"), filepath.Join(base, "a", "b"), a.Maildir}
-			case "mbox":
-				a.Mbox = filepath.Join(base, "a", "b", "inbox.mbox")
-				want = []string{base, filepath.Join(base, "a"), filepath.Join(base, "a", "b")}
+		for _, left := range []bool{false, true} {
+			name := kind
+			if left {
+				name += "/left by a crash"
 			}
-			f := New(Config{}, Options{})
-			var synced []string
-			f.syncDir = func(dir string) error {
-				synced = append(synced, dir)
-				return durable.SyncDir(dir)
-			}
-			d, err := f.destination(context.Background(), &a)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := d.Deliver(context.Background(), spooled(t, "1", testMessage(1, 0)), nil, noIntent); err != nil {
-				t.Fatal(err)
-			}
-			for _, dir := range want {
-				if !slices.Contains(synced, dir) {
-					t.Errorf("%s was not synced after an entry was made in it (synced: %q)", dir, synced)
+			t.Run(name, func(t *testing.T) {
+				base := t.TempDir()
+				a := Account{Name: "x"}
+				var want []string
+				switch kind {
+				case "maildir":
+					a.Maildir = filepath.Join(base, "a", "b", "Maildir")
+					want = []string{base, filepath.Join(base, "a"), filepath.Join(base, "a", "b"), a.Maildir}
+					if left {
+						for _, sub := range []string{"tmp", "new", "cur"} {
+							os.MkdirAll(filepath.Join(a.Maildir, sub), 0o700)
+						}
+					}
+				case "mbox":
+					a.Mbox = filepath.Join(base, "a", "b", "inbox.mbox")
+					want = []string{base, filepath.Join(base, "a"), filepath.Join(base, "a", "b")}
+					if left {
+						os.MkdirAll(filepath.Dir(a.Mbox), 0o700)
+						os.WriteFile(a.Mbox, nil, 0o600)
+					}
 				}
-			}
-		})
+				f := New(Config{}, Options{})
+				var synced []string
+				f.syncDir = func(dir string) error {
+					synced = append(synced, dir)
+					return durable.SyncDir(dir)
+				}
+				d, err := f.destination(context.Background(), &a)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := d.Deliver(context.Background(), spooled(t, "1", testMessage(1, 0)), nil, noIntent); err != nil {
+					t.Fatal(err)
+				}
+				for _, dir := range want {
+					if !slices.Contains(synced, dir) {
+						t.Errorf("%s was not synced after an entry was made in it (synced: %q)", dir, synced)
+					}
+				}
+			})
+		}
 	}
 }
 
@@ -624,4 +641,37 @@ func TestHasSyncs(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestMkdirAllSyncErrors: a failed sync of a level is an error, but for a
+// folder found there that we may not open (made by someone who could).
+func TestMkdirAllSyncErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		found   bool
+		err     error
+		wantErr bool
+	}{
+		{"made, EIO", false, syscall.EIO, true},
+		{"made, no permission", false, fs.ErrPermission, true},
+		{"found, EIO", true, syscall.EIO, true},
+		{"found, no permission", true, &fs.PathError{Op: "open", Path: "x", Err: syscall.EACCES}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := t.TempDir()
+			dir := filepath.Join(base, "a")
+			if tc.found {
+				os.Mkdir(dir, 0o700)
+			}
+			err := mkdirAll(dir, func(d string) error {
+				if d == base {
+					return tc.err
+				}
+				return nil
+			})
+			if (err != nil) != tc.wantErr {
+				t.Errorf("mkdirAll = %v; want an error: %v", err, tc.wantErr)
+			}
+		})
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,31 +49,39 @@ func newMaildir(dir, hostname string, now func() time.Time, syncDir func(string)
 	return &maildir{dir: dir, host: host, pid: os.Getpid(), now: now, syncDir: syncDir}, nil
 }
 
-// mkdirAll makes a folder and the parents it lacks, each made durable in
-// its own parent: a folder a run creates must survive a power cut after
-// the server deleted the messages stored in it, as their files do.
+// mkdirAll makes a folder and the parents it lacks, and makes every
+// level durable in its parent, those it found too: a folder a run creates
+// must survive a power cut after the server deleted the messages stored
+// in it, as their files do, and one that a run which crashed before
+// syncing it left behind is found by the next, unsynced. (A sync of a
+// folder found, that we may not open, is left out: someone else made it.)
 func mkdirAll(dir string, syncDir func(string) error) error {
 	dir = filepath.Clean(dir)
 	fi, err := os.Stat(dir)
+	found := err == nil
 	switch {
-	case err == nil && fi.IsDir():
-		return nil
-	case err == nil:
+	case found && !fi.IsDir():
 		return fmt.Errorf("%s is not a folder", dir)
-	case !errors.Is(err, os.ErrNotExist):
+	case !found && !errors.Is(err, os.ErrNotExist):
 		return err
 	}
 	parent := filepath.Dir(dir)
-	if parent != dir {
-		if err := mkdirAll(parent, syncDir); err != nil {
+	if parent == dir {
+		return nil // the root, in no parent
+	}
+	if err := mkdirAll(parent, syncDir); err != nil {
+		return err
+	}
+	if !found {
+		// Another program may have made it meanwhile, and not synced it.
+		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 			return err
 		}
 	}
-	// Another program may have made it meanwhile, and not synced it.
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+	if err := syncDir(parent); err != nil && !(found && errors.Is(err, fs.ErrPermission)) {
 		return err
 	}
-	return syncDir(parent)
+	return nil
 }
 
 func (d *maildir) String() string { return "maildir " + d.dir }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -214,6 +215,11 @@ func (f *Fetcher) destination(ctx context.Context, a *Account) (Destination, err
 		return newMaildir(a.Maildir, f.opts.Hostname, f.opts.Now, f.syncDir)
 	case a.Mbox != "":
 		if err := mkdirAll(filepath.Dir(a.Mbox), f.syncDir); err != nil {
+			return nil, fmt.Errorf("mbox: %w", err)
+		}
+		// The file's own entry, which a run that crashed after creating
+		// it may have left unsynced (see mbox.lock).
+		if err := f.syncDir(filepath.Dir(a.Mbox)); err != nil && !errors.Is(err, fs.ErrPermission) {
 			return nil, fmt.Errorf("mbox: %w", err)
 		}
 		return newMbox(a.Mbox, f.opts.Now, f.syncDir), nil
