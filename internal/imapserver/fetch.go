@@ -351,6 +351,15 @@ func (c *conn) cmdFetch(cmd *command) {
 		}
 	}
 	plan := c.planFetch(items, cmd.uid)
+	// RFC 7162 3.2.6: the expunges since CHANGEDSINCE, read before the
+	// view catches up (xresolve may), so that those it holds then are
+	// left for the plain VANISHED that catching up sends: see vanished.
+	var earlier store.UIDSet
+	if a.vanished {
+		cs, err := c.sess.Changes(c.ctx, sel.mb.ID, store.ModSeq(a.changedSince))
+		xcheckf(err, "changes")
+		earlier = vanished(rawUIDSet(a.set), cs, sel.uids, cs.UIDNext)
+	}
 	set := c.xresolve(a.set, cmd.uid)
 	plan.cache = fitsCache(c.srv.rendered, sel.inView(set))
 	if plan.body && !a.hasChanged { // CHANGEDSINCE skips messages: no telling which
@@ -358,11 +367,7 @@ func (c *conn) cmdFetch(cmd *command) {
 		defer plan.ahead.close()
 	}
 
-	if a.vanished {
-		cs, err := c.sess.Changes(c.ctx, sel.mb.ID, store.ModSeq(a.changedSince))
-		xcheckf(err, "changes")
-		c.writeVanishedEarlier(vanished(rawUIDSet(a.set), cs, cs.Present, cs.UIDNext))
-	}
+	c.writeVanishedEarlier(earlier)
 	if set.Empty() {
 		return
 	}

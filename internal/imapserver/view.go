@@ -317,21 +317,43 @@ func (c *conn) qresyncSelect(q *qresyncArgs, cs *store.ChangeSet, uidNext store.
 	}
 }
 
-// vanished returns the UIDs of known that cs says went and present (the
-// UIDs there are, ascending) lacks: those cs lists or, when the store
-// forgot when some went, every one below uidNext that present lacks (RFC
-// 7162 5). The answer of VANISHED (EARLIER).
-func vanished(known store.UIDSet, cs *store.ChangeSet, present []store.UID, uidNext store.UID) store.UIDSet {
+// vanished returns the UIDs of known that cs says went, the answer of
+// VANISHED (EARLIER): those cs lists or, when the store forgot when some
+// went, every one below uidNext that the mailbox lacks (RFC 7162 5).
+// Either way it leaves out those the view (its UIDs, ascending) still
+// holds: they went after the view was made, and go to the client as a
+// plain VANISHED, which takes them out of its count (RFC 7162 3.2.10).
+// Told of one by both, a client that drops the UID at VANISHED (EARLIER)
+// finds nothing to take out at the VANISHED, and counts one message too
+// many.
+func vanished(known store.UIDSet, cs *store.ChangeSet, view []store.UID, uidNext store.UID) store.UIDSet {
 	if cs.Forgotten {
-		return known.Absent(present, uidNext)
+		return known.Absent(mergeUIDs(cs.Present, view), uidNext)
 	}
 	var uids []store.UID
 	for _, u := range cs.Expunged {
-		if _, there := slices.BinarySearch(present, u); known.Contains(u) && !there {
+		if _, held := slices.BinarySearch(view, u); known.Contains(u) && !held {
 			uids = append(uids, u)
 		}
 	}
 	return store.UIDSetOf(uids...)
+}
+
+// mergeUIDs returns the UIDs of a and b, both ascending, ascending and
+// each once.
+func mergeUIDs(a, b []store.UID) []store.UID {
+	out := make([]store.UID, 0, max(len(a), len(b)))
+	for len(a) > 0 || len(b) > 0 {
+		switch {
+		case len(b) == 0 || len(a) > 0 && a[0] < b[0]:
+			out, a = append(out, a[0]), a[1:]
+		case len(a) == 0 || b[0] < a[0]:
+			out, b = append(out, b[0]), b[1:]
+		default:
+			out, a, b = append(out, a[0]), a[1:], b[1:]
+		}
+	}
+	return out
 }
 
 // writeVanishedEarlier writes VANISHED (EARLIER) for uids, if any (RFC
