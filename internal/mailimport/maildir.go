@@ -286,18 +286,30 @@ func findMaildirFile(root *os.Root, dir, base string) (name, info string, ok boo
 	return "", "", false
 }
 
-// compareMaildirNames orders unique names by the delivery time in seconds
-// they start with, then as strings.
+// compareMaildirNames orders unique names by the delivery time they start
+// with: the seconds, then the microseconds of the "M" field that follows
+// in the names Dovecot, Python's mailbox and Courier write
+// ("1700000000.M123456P42Q7.host"), unpadded, so "M99999" comes before
+// "M123456"; then as strings.
 func compareMaildirNames(a, b string) int {
-	ta, _ := strconv.ParseInt(leadingDigits(a), 10, 64)
-	tb, _ := strconv.ParseInt(leadingDigits(b), 10, 64)
-	if ta != tb {
-		if ta < tb {
-			return -1
+	return cmp.Or(
+		cmp.Compare(nameNumber(a, ""), nameNumber(b, "")),
+		cmp.Compare(nameNumber(a, ".M"), nameNumber(b, ".M")),
+		strings.Compare(a, b))
+}
+
+// nameNumber reads the number after the seconds of a unique name and
+// then prefix ("" for the seconds themselves); 0 where there is none.
+func nameNumber(name, prefix string) int64 {
+	if prefix != "" {
+		rest, ok := strings.CutPrefix(name[len(leadingDigits(name)):], prefix)
+		if !ok {
+			return 0
 		}
-		return 1
+		name = rest
 	}
-	return strings.Compare(a, b)
+	n, _ := strconv.ParseInt(leadingDigits(name), 10, 64)
+	return n
 }
 
 func leadingDigits(s string) string {

@@ -231,3 +231,24 @@ func TestMaildirLive(t *testing.T) {
 		{folders: []string{"INBOX"}, flags: []string{`\Seen`, `\Answered`}, body: "moved during the scan body"},
 	})
 }
+
+// TestCompareMaildirNames: unique names order by their delivery time, the
+// microseconds of one second compared as numbers, not as strings.
+func TestCompareMaildirNames(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"1700000000.M99999P42Q1.host", "1700000000.M123456P42Q2.host", -1},
+		{"1700000000.M123456P42Q2.host", "1700000000.M99999P42Q1.host", 1},
+		{"999999999.M900000P1.host", "1700000000.M1P1.host", -1},
+		{"1700000000.M5P1.a", "1700000000.M5P1.b", -1},
+		{"1700000000.12345_1.host", "1700000000.12345_2.host", -1}, // no M field: as strings
+		{"1700000000.M5P1.host", "1700000000.M5P1.host", 0},
+		{"junk", "1700000000.M5P1.host", -1},
+	} {
+		if got := compareMaildirNames(tc.a, tc.b); got != tc.want {
+			t.Errorf("compareMaildirNames(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
