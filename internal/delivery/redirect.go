@@ -252,19 +252,20 @@ func redirectKey(account, to string, id []byte) string {
 }
 
 // messageIdentity is what makes two deliveries one message for the
-// record of forwards: its Message-ID (RFC 5322 3.6.4) with a digest of
-// its body, so that the message retried, or come by another route with
-// other trace fields, is found, and another message that reuses a
-// Message-ID (some programs send every message with one) is not taken
-// for it, which without :copy would neither forward it nor keep it.
-// Without a Message-ID, a digest of the whole message but the
-// Return-Path its delivery here added, which a retry writes the same.
+// record of forwards. With a Message-ID (RFC 5322 3.6.4), a digest of the
+// message below the trace fields at its top (traceLen): the message
+// retried, or come by another route with other trace fields, is found,
+// while another message that reuses a Message-ID (some programs send
+// every message with one) differs in its Date, its Subject or its body,
+// and is not taken for it, which without :copy would neither forward it
+// nor keep it. Without a Message-ID, a digest of the whole message but
+// the Return-Path its delivery here added, which a retry writes the same.
 func messageIdentity(msg *Spooled, header []byte) ([]byte, error) {
 	h := sha256.New()
 	var skip int64
-	if id := normalMessageID(msg.Part().Envelope); id != "" {
-		h.Write([]byte("message-id\x00" + id + "\x00"))
-		skip = int64(len(header))
+	if env := msg.Part().Envelope; env != nil && strings.TrimSpace(env.MessageID) != "" {
+		h.Write([]byte("message-id\x00"))
+		skip = int64(traceLen(header))
 	} else {
 		h.Write([]byte("message\x00"))
 		skip = int64(returnPathLen(header))
@@ -277,28 +278,6 @@ func messageIdentity(msg *Spooled, header []byte) ([]byte, error) {
 		return nil, fmt.Errorf("spool: read the message: %w", err)
 	}
 	return h.Sum(nil), nil
-}
-
-// normalMessageID is the message's Message-ID, the msg-id in angle
-// brackets without the comments and white space around it or the folding
-// white space the obsolete syntax allows in it (RFC 5322 3.6.4, 4.5.4),
-// or the value without white space when it has no angle brackets: "" when
-// there is none.
-func normalMessageID(env *message.Envelope) string {
-	if env == nil {
-		return ""
-	}
-	v := env.MessageID
-	if i := strings.IndexByte(v, '<'); i >= 0 {
-		if j := strings.IndexByte(v[i:], '>'); j >= 0 {
-			v = v[i : i+j+1]
-		}
-	}
-	v = strings.Join(strings.Fields(v), "")
-	if v == "<>" {
-		return ""
-	}
-	return v
 }
 
 // forward sends the message, under a field naming the account and
@@ -328,20 +307,60 @@ func (d *Deliverer) forward(ctx context.Context, account, from, to string, msg *
 // returnPathLen is the length of the Return-Path fields at the top of a
 // header, folded lines included.
 func returnPathLen(header []byte) int {
+	return leadingFieldsLen(header, func(name string) bool { return strings.EqualFold(name, "Return-Path") })
+}
+
+// traceLen is the length of the trace fields at the top of a header: those
+// a relay, a list, a forwarder or the delivery here puts above a message
+// in transit (RFC 5321 4.4, RFC 5322 3.6.7), in which a retry of one
+// message, or the message come by another route, differs and nothing
+// else does. They are known by name, and end at the first field that is
+// none of them: a field lower down is the message's. Resent- fields are
+// not among them, though they go on top: they are a person's new sending
+// of the message (RFC 5322 3.6.6), to be told from the first.
+func traceLen(header []byte) int {
+	return leadingFieldsLen(header, isTraceField)
+}
+
+// isTraceField reports whether a field name is one that traceLen skips:
+// Return-Path and Received (RFC 5321 4.4), the Delivered-To and
+// X-Original-To of Postfix and qmail, a forward's RedirectedFromField,
+// and the signatures and results of checks that each relay, list or
+// forwarder adds anew: DKIM-Signature (RFC 6376), ARC-Seal,
+// ARC-Message-Signature and ARC-Authentication-Results (RFC 8617),
+// Authentication-Results (RFC 8601) and Received-SPF (RFC 7208 9.1).
+func isTraceField(name string) bool {
+	switch strings.ToLower(name) {
+	case "return-path", "received", "delivered-to", "x-original-to", "x-sieve-redirected-from",
+		"dkim-signature", "arc-seal", "arc-message-signature", "arc-authentication-results",
+		"authentication-results", "received-spf":
+		return true
+	}
+	return false
+}
+
+// leadingFieldsLen is the length of the fields at the top of a header
+// whose names is reports, folded lines included.
+func leadingFieldsLen(header []byte, is func(name string) bool) int {
 	n := 0
 	for {
 		rest := header[n:]
-		if len(rest) < len("Return-Path:") || !strings.EqualFold(string(rest[:len("Return-Path:")]), "Return-Path:") {
+		eol := bytes.Index(rest, []byte("\r\n"))
+		if eol < 0 {
+			return n
+		}
+		// RFC 5322 4.5.3: white space may come before the colon.
+		colon := bytes.IndexByte(rest[:eol], ':')
+		if colon <= 0 || !is(strings.TrimRight(string(rest[:colon]), " \t")) {
 			return n
 		}
 		for {
-			i := bytes.Index(header[n:], []byte("\r\n"))
-			if i < 0 {
-				return n
-			}
-			n += i + 2
+			n += eol + 2
 			if n >= len(header) || (header[n] != ' ' && header[n] != '\t') {
 				break
+			}
+			if eol = bytes.Index(header[n:], []byte("\r\n")); eol < 0 {
+				return n
 			}
 		}
 	}

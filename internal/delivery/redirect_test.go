@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/buzon-mail/buzon/internal/message"
 	"github.com/buzon-mail/buzon/internal/store"
 )
 
@@ -178,9 +177,10 @@ func (s flakySession) RecordReply(ctx context.Context, key string, now time.Time
 // delivery whose copies failed to store, nor when it comes again by
 // another route. A forward that failed is not recorded, so the retry
 // forwards; a record that fails is logged and fails nothing; addresses
-// are apart; after the period it goes again; the
-// same Message-ID on another body is another message; without a
-// Message-ID the message's bytes (but its Return-Path) tell.
+// are apart; after the period it goes again; the same Message-ID on
+// another header or another body is another message, while trace fields
+// on top are another route of the same; without a Message-ID the
+// message's bytes (but its Return-Path) tell.
 func TestRedirectOnce(t *testing.T) {
 	const (
 		body  = "From: bob@example.net\r\nTo: alice@example.org\r\nSubject: hi\r\nMessage-ID: <m1@example.net>\r\n\r\nHello.\r\n"
@@ -244,11 +244,31 @@ func TestRedirectOnce(t *testing.T) {
 		}},
 		{"the Message-ID written otherwise", 0, []step{
 			{script: plain, msg: body, forwarded: []string{carol}},
-			{msg: strings.Replace(body, "<m1@example.net>", "(list copy) <m1@example.net> ", 1), skipped: 1},
+			{msg: strings.Replace(body, "<m1@example.net>", "(list copy) <m1@example.net> ", 1), forwarded: []string{carol}},
 		}},
 		{"the Message-ID of another message", 0, []step{
 			{script: plain, msg: body, forwarded: []string{carol}},
 			{msg: strings.Replace(body, "Hello.", "Hello again.", 1), forwarded: []string{carol}},
+		}},
+		// A program that sends every message with one Message-ID: its
+		// messages differ in their header only, or have no body.
+		{"the Message-ID of another header", 0, []step{
+			{script: plain, msg: strings.Replace(body, "Subject: hi", "Subject: backup OK", 1), forwarded: []string{carol}},
+			{msg: strings.Replace(body, "Subject: hi", "Subject: backup FAILED", 1), forwarded: []string{carol}},
+			{msg: route + strings.Replace(body, "Subject: hi", "Subject: backup FAILED", 1), skipped: 1},
+			{msg: strings.Replace(body, "To: alice@example.org", "To: alice+backup@example.org", 1), forwarded: []string{carol}},
+		}},
+		{"the Message-ID of another header, no body", 0, []step{
+			{script: plain, msg: strings.TrimSuffix(body, "\r\nHello.\r\n"), forwarded: []string{carol}},
+			{msg: strings.Replace(strings.TrimSuffix(body, "\r\nHello.\r\n"), "Subject: hi", "Subject: ho", 1), forwarded: []string{carol}},
+		}},
+		{"again by a route of many trace fields", 0, []step{
+			{script: plain, msg: body, forwarded: []string{carol}},
+			{msg: "Return-Path: <bob@example.net>\r\nDelivered-To: alice@example.org\r\nX-Original-To: al@example.org\r\n" +
+				"Received: from mx.example.net\r\n by mx.example.org; Fri, 27 Nov 2026 10:00:00 +0000\r\n" +
+				"Authentication-Results: mx.example.org; dkim=pass\r\nReceived-SPF: pass\r\n" +
+				"ARC-Seal: i=1; a=rsa-sha256; cv=none\r\nARC-Message-Signature: i=1; b=x\r\nARC-Authentication-Results: i=1; dkim=pass\r\n" +
+				"dkim-signature: v=1; d=list.example.net;\r\n\tb=xyz\r\nX-Sieve-Redirected-From: dave@example.net\r\n" + route + body, skipped: 1},
 		}},
 		{"no Message-ID", 0, []step{
 			{script: plain, msg: strings.Replace(body, "Message-ID: <m1@example.net>\r\n", "", 1), forwarded: []string{carol}},
@@ -302,26 +322,26 @@ func TestRedirectOnce(t *testing.T) {
 	}
 }
 
-// TestNormalMessageID: the Message-ID as the record of forwards compares
-// it.
-func TestNormalMessageID(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"<a@b>", "<a@b>"},
-		{" <a@b> ", "<a@b>"},
-		{"(comment) <a@b> (more)", "<a@b>"},
-		{"< a@b >", "<a@b>"},
-		{"<a @ b>", "<a@b>"},
-		{"<A@B>", "<A@B>"}, // case is the sender's
-		{"a@b", "a@b"},
-		{"<>", ""},
-		{"  ", ""},
-		{"", ""},
+// TestTraceLen: the trace fields at the top of a header, folded or not,
+// written in any case, end at the first field that is none of them, a
+// Resent- block included.
+func TestTraceLen(t *testing.T) {
+	const msg = "Subject: hi\r\nReceived: from below\r\n\r\nHello.\r\n"
+	for _, tc := range []struct{ trace, rest string }{
+		{"", msg},
+		{"Return-Path: <a@example.net>\r\n", msg},
+		{"received: from a\r\n\tby b\r\n  ; Fri, 27 Nov 2026 10:00:00 +0000\r\nReceived : from c\r\n", msg},
+		{"Delivered-To: a@example.org\r\nX-Original-To: b@example.org\r\nX-Sieve-Redirected-From: c@example.org\r\n" +
+			"DKIM-Signature: v=1;\r\n b=x\r\nARC-Seal: i=1\r\nARC-Message-Signature: i=1\r\nARC-Authentication-Results: i=1\r\n" +
+			"Authentication-Results: mx; spf=pass\r\nReceived-SPF: pass\r\n", msg},
+		{"Received: from a\r\n", "Resent-Date: Fri, 27 Nov 2026 10:00:00 +0000\r\nReceived: from b\r\n" + msg},
+		{"Received: from a\r\n", "X-Received: from b\r\n" + msg},
+		{"Received: from a\r\n", "Received from b\r\n" + msg},
+		{"Received: from a\r\n", "\r\nReceived: from b\r\n"},
+		{"Received: from a\r\n", "Received: from b"},
 	} {
-		if got := normalMessageID(&message.Envelope{MessageID: tc.in}); got != tc.want {
-			t.Errorf("normalMessageID(%q) = %q, want %q", tc.in, got, tc.want)
+		if got := traceLen([]byte(tc.trace + tc.rest)); got != len(tc.trace) {
+			t.Errorf("traceLen(%q) = %d, want %d", tc.trace+tc.rest, got, len(tc.trace))
 		}
-	}
-	if got := normalMessageID(nil); got != "" {
-		t.Errorf("normalMessageID(nil) = %q", got)
 	}
 }
