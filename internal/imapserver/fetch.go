@@ -442,7 +442,8 @@ func rawUIDSet(set numSet) store.UIDSet {
 }
 
 // fetchMessage writes one "* n FETCH (...)". It returns false, writing
-// nothing, when the message's body is gone. seen is the change of flags
+// nothing, when the message's body is gone, or goes while its preview is
+// read. seen is the change of flags
 // that the FETCH's implicit \Seen made to the message, or nil.
 func (c *conn) fetchMessage(seq uint32, m *store.MessageInfo, plan fetchPlan, seen *store.FlagUpdate) bool {
 	var body store.Body
@@ -478,6 +479,12 @@ func (c *conn) fetchMessage(seq uint32, m *store.MessageInfo, plan fetchPlan, se
 		if it.name == "PREVIEW" && !havePreview {
 			var err error
 			preview, err = structure().Preview(body)
+			if errors.Is(err, store.ErrNoMessage) {
+				// Expunged by another session while the preview read
+				// it (PostgreSQL reads a large body in pieces): as for a
+				// body gone when opened, nothing is written yet.
+				return false
+			}
 			xcheckf(err, "preview of message %d", m.UID)
 			havePreview = true
 		}
