@@ -584,7 +584,7 @@ func (c *conn) execute(line []byte) {
 		p.refuse = c.loginRefusal()
 	}
 	parseArgs(p, cmd)
-	if a, ok := cmd.args.(*searchArgs); ok && a.saves() {
+	if savesSearchRes(cmd.args) {
 		// Over the search and the sync after it, which may fail it too.
 		defer c.searchResOnFailure()
 	}

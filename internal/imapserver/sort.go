@@ -65,6 +65,19 @@ func parseSort(p *parser, _ *command) any {
 	return a
 }
 
+// savesSearchRes reports whether a command's arguments are those of a
+// SEARCH or SORT that saves its result for "$" (RFC 5182 2.1): execute
+// then empties "$" when the command, or the sync after it, ends in NO.
+func savesSearchRes(args any) bool {
+	switch a := args.(type) {
+	case *searchArgs:
+		return a.saves()
+	case *sortArgs:
+		return a.search.saves()
+	}
+	return false
+}
+
 // sortValue is a message's value for one criterion: a number (an Unix
 // time, a size) or a string, compared as RFC 5256 3 says.
 type sortValue struct {
@@ -90,10 +103,6 @@ type sortItem struct {
 func (c *conn) cmdSort(cmd *command) {
 	defer c.dropDecoder()
 	a := cmd.args.(*sortArgs)
-	if a.search.saves() {
-		// RFC 5182 2.1, as for SEARCH (see execute).
-		defer c.searchResOnFailure()
-	}
 	var items []sortItem
 	var highest store.ModSeq
 	modSeqUsed, ok := c.xsearchEach(a.search, func(m *store.MessageInfo, seq uint32) {
