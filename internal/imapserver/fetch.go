@@ -140,7 +140,7 @@ func (p *parser) xfetchAtt() fetchItem {
 // formal syntax: fetch-att =/ "PREVIEW" [SP "(" preview-mod *(SP
 // preview-mod) ")"]).
 // The one there is, LAZY, lets a server answer NIL for a preview it does
-// not have at hand (RFC 8970 3.1); this one makes every preview when it
+// not have at hand (RFC 8970 4.1); this one makes every preview when it
 // is asked for, from a bounded read of the message, so LAZY changes
 // nothing. After a PREVIEW alone, " (" may begin the command's own
 // modifiers instead ("FETCH 1 PREVIEW (CHANGEDSINCE 5)"): what follows
@@ -443,8 +443,8 @@ func rawUIDSet(set numSet) store.UIDSet {
 
 // fetchMessage writes one "* n FETCH (...)". It returns false, writing
 // nothing, when the message's body is gone, or goes while its preview is
-// read. seen is the change of flags
-// that the FETCH's implicit \Seen made to the message, or nil.
+// read. seen is the change of flags that the FETCH's implicit \Seen made
+// to the message, or nil.
 func (c *conn) fetchMessage(seq uint32, m *store.MessageInfo, plan fetchPlan, seen *store.FlagUpdate) bool {
 	var body store.Body
 	if plan.body {

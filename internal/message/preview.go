@@ -13,7 +13,7 @@ import (
 // show under its subject without downloading the body.
 
 // PreviewChars is the most characters (Unicode code points) a preview
-// holds: RFC 8970 4 has a server keep to 200 and never pass 256.
+// holds: RFC 8970 3.3 has a server keep to 200 and never pass 256.
 const PreviewChars = 200
 
 const (
@@ -28,7 +28,7 @@ const (
 )
 
 // Preview returns the preview text of the message whose tree p is,
-// reading its bytes from msg (RFC 8970 4): the first text a reader sees,
+// reading its bytes from msg (RFC 8970 3.3): the first text a reader sees,
 // transfer-decoded and in UTF-8, HTML reduced to its text, runs of white
 // space made one space, quoted lines (those beginning with ">", and the
 // HTML within <blockquote>) left out, at most PreviewChars characters. A

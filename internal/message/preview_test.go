@@ -83,7 +83,7 @@ func TestPreview(t *testing.T) {
 	}
 }
 
-// TestPreviewLength checks the bound of RFC 8970 4 in characters, not
+// TestPreviewLength checks the bound of RFC 8970 3.3 in characters, not
 // bytes, and that a preview never ends in a space or a broken character.
 func TestPreviewLength(t *testing.T) {
 	for _, word := range []string{"a", "ab", "señor", "日本語", "😀x"} {
@@ -180,7 +180,7 @@ func TestPreviewSeeds(t *testing.T) {
 }
 
 // preview parses raw and returns its preview, failing t where the
-// preview breaks a rule of RFC 8970 4.
+// preview breaks a rule of RFC 8970 3.3.
 func preview(t testing.TB, raw []byte) string {
 	t.Helper()
 	tree, err := Parse(bytes.NewReader(raw))
