@@ -17,6 +17,7 @@ import (
 // the first start's account. The account reads it over IMAP (imaplib) and
 // POP3 (poplib); an alias is no login name.
 func TestAliasDelivery(t *testing.T) {
+	t.Parallel()
 	in := start(t, "", "--hostname", "mx.example.org")
 	postmasterPassword := in.waitOutput(welcomeRE)[2]
 	mustBuzon(t, "a-password\n", "user", "add", "--data", in.data, "alice@example.org")
@@ -69,6 +70,7 @@ func TestAliasDelivery(t *testing.T) {
 // buzon user list and del say of an account's aliases, and a backup and
 // restore that keep them.
 func TestAliasCommands(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	// No store to make: an alias needs an account.
 	if _, errOut, code := buzon(t, "", "alias", "list", "--data", filepath.Join(data, "none")); code != 1 || !strings.Contains(errOut, "no store in data folder") {

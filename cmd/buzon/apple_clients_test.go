@@ -31,6 +31,7 @@ var clInternalDateRE = regexp.MustCompile(`^[ 0-3]\d-(Jan|Feb|Mar|Apr|May|Jun|Ju
 // over the compressed stream, and deleting with MOVE to "Deleted Messages"
 // and sending to "Sent Messages", the names Apple Mail uses.
 func TestAppleMailIOS(t *testing.T) {
+	t.Parallel()
 	const user = "fay@example.org"
 	in := clServer(t, user)
 	msgs := []string{clPlainMsg, clAppleMsg, clLongMsg, clIntlMsg}
@@ -250,6 +251,7 @@ func TestAppleMailIOS(t *testing.T) {
 // visits, flag sync with CHANGEDSINCE, drafts replaced as the user types
 // (APPEND a new version, delete and UID EXPUNGE the old), and IDLE.
 func TestAppleMailMac(t *testing.T) {
+	t.Parallel()
 	const user = "gus@example.org"
 	in := clServer(t, user)
 	clDeliver(t, in, user, clPlainMsg, clIntlMsg)

@@ -74,6 +74,7 @@ func acPOX(addr string) string {
 // the address as user name and no password; an account that exists and one
 // that does not get the same answer.
 func TestAutoconfigClients(t *testing.T) {
+	t.Parallel()
 	conf := filepath.Join(t.TempDir(), "buzon.toml")
 	if err := os.WriteFile(conf, []byte("[autoconfig]\nsubmission = \"smtp.example.org:465\"\nimap_port = 143\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -206,6 +207,7 @@ protocol SMTP smtp.example.org 465 fay@example.org on SSL off on
 // configuration: the advertised host and ports in order of preference, a
 // "." target for a protocol not offered, _submissions for implicit TLS.
 func TestAutoconfigDNS(t *testing.T) {
+	t.Parallel()
 	conf := filepath.Join(t.TempDir(), "buzon.toml")
 	if err := os.WriteFile(conf, []byte(`[listen]
 imap = "0.0.0.0:1143"
@@ -250,6 +252,7 @@ submission = "smtp.example.org:465"
 // configuration and the records `buzon autoconfig dns` prints for it;
 // the configuration loads and the command prints those records.
 func TestREADMEAutoconfig(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
 	if err != nil {
 		t.Fatal(err)
@@ -287,6 +290,7 @@ func TestREADMEAutoconfig(t *testing.T) {
 // TestAutoconfigWelcome: the first start's welcome lists the
 // autoconfiguration listeners with the mail ones.
 func TestAutoconfigWelcome(t *testing.T) {
+	t.Parallel()
 	in := start(t, "", "--hostname", "mail.example.org", "--autoconfig", "127.0.0.1:0", "--autoconfigs", "127.0.0.1:0")
 	for _, what := range []string{"HTTP ", "HTTPS"} {
 		in.waitOutput(regexp.MustCompile(`(?m)^  ` + what + ` +127\.0\.0\.1:\d+ +mail client autoconfiguration$`))
@@ -297,6 +301,7 @@ func TestAutoconfigWelcome(t *testing.T) {
 // limits.max_connections_per_ip with the mail listeners, and a client
 // over it on plain HTTP hears 503 rather than a bare close.
 func TestAutoconfigConnectionLimit(t *testing.T) {
+	t.Parallel()
 	conf := filepath.Join(t.TempDir(), "buzon.toml")
 	if err := os.WriteFile(conf, []byte("[limits]\nmax_connections_per_ip = 1\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -337,6 +342,7 @@ func TestAutoconfigConnectionLimit(t *testing.T) {
 // on is a configuration error that stops serve at once, not a listener
 // answering clients with nothing.
 func TestAutoconfigNothingToTell(t *testing.T) {
+	t.Parallel()
 	_, stderr, code := buzon(t, "", "serve", "--data", t.TempDir(), "--imap", "off", "--imaps", "off", "--pop3", "off", "--pop3s", "off",
 		"--lmtp", "127.0.0.1:0", "--smtp", "off", "--sieve", "off", "--autoconfig", "127.0.0.1:0")
 	if code != 1 || !strings.Contains(stderr, "none of autoconfig.advertise") {
@@ -354,6 +360,7 @@ func TestAutoconfigNothingToTell(t *testing.T) {
 // or STARTTLS), logs in and sends, through buzon's SMTP listener as the
 // relay.
 func TestAutoconfigOwnSubmission(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		config   string
@@ -445,6 +452,7 @@ outgoingServer smtp mail.example.org %s STARTTLS %%EMAILADDRESS%% password-clear
 // own submission listeners where autoconfig.submission is empty:
 // _submissions preferred, on the port told; one that is off gets ".".
 func TestAutoconfigDNSOwnSubmission(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, listen string
 		want         []string

@@ -83,6 +83,7 @@ func backupMail(t *testing.T, in *instance) (uint32, map[string]backupMsg) {
 // and POP3 (Python's poplib): the same messages and flags under a new,
 // higher UIDVALIDITY, and POP3 UIDLs made from it.
 func TestBackupWhileDelivering(t *testing.T) {
+	t.Parallel()
 	in := clServer(t, backupUser) // and the postmaster the first start makes
 	rng := rand.New(rand.NewPCG(1, 2))
 	sent := map[string]string{} // Message-ID -> body, every message offered
@@ -302,6 +303,7 @@ func TestBackupWhileDelivering(t *testing.T) {
 // over that store once a server has run on it since. backup
 // and restore send PostgreSQL users to the README.
 func TestRestoreRefuses(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	mustBuzon(t, clPass+"\n", "user", "add", "--data", data, backupUser)
 	quiet := filepath.Join(t.TempDir(), "quiet")
@@ -364,6 +366,7 @@ func TestRestoreRefuses(t *testing.T) {
 // TestBackupKilled kills a backup while it copies: what it leaves is
 // named .partial, restore refuses it, and the next backup replaces it.
 func TestBackupKilled(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	fillBackupStore(t, data, 200, 256<<10)
 	dest := filepath.Join(t.TempDir(), "backup")
@@ -462,6 +465,7 @@ func fillBackupStore(t *testing.T, data string, n, size int) {
 // UID, and never downloads it; had none arrived, it would delete its only
 // copy of the mail that came after the backup.)
 func TestRestoreMbsync(t *testing.T) {
+	t.Parallel()
 	mbsync := clienttest.Need(t, "mbsync", "isync")
 	data := t.TempDir()
 	mustBuzon(t, clPass+"\n", "user", "add", "--data", data, backupUser)
@@ -546,6 +550,7 @@ func TestRestoreMbsync(t *testing.T) {
 // and a day above the clock, each its own; a mailbox made afterwards gets
 // a higher one still; and buzon check finds nothing wrong.
 func TestPostgresRestoreUIDValidity(t *testing.T) {
+	t.Parallel()
 	dsn := pgtest.Start(t)
 	conf := postgresConfig(t, dsn)
 	mustBuzon(t, clPass+"\n", "user", "add", "--config", conf, backupUser)
@@ -624,6 +629,7 @@ func TestPostgresRestoreUIDValidity(t *testing.T) {
 // from the new UIDVALIDITY, and nothing again from one restored with
 // --keep-uidvalidity from a backup of the stopped server.
 func TestRestoreFetchmail(t *testing.T) {
+	t.Parallel()
 	bin := clienttest.Need(t, "fetchmail", "fetchmail")
 	data := t.TempDir()
 	mustBuzon(t, clPass+"\n", "user", "add", "--data", data, backupUser)
@@ -697,6 +703,7 @@ func TestRestoreFetchmail(t *testing.T) {
 // user cannot make DIR.partial or move DIR aside) restores it and gives
 // every restored file the folder's owner, so the server can open them.
 func TestRestoreAsRoot(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}

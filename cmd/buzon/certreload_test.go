@@ -29,6 +29,7 @@ import (
 // certificate while only the new certificate's link has moved, and the new
 // one once the key has too; a session opened before the renewal carries on.
 func TestCertificateRenewal(t *testing.T) {
+	t.Parallel()
 	openssl := clienttest.Need(t, "openssl", "openssl")
 	dir := t.TempDir()
 	live, archive := filepath.Join(dir, "live"), filepath.Join(dir, "archive")
@@ -156,6 +157,7 @@ func (in *instance) waitLog(what string, n int) {
 // self-signed certificate has expired makes a new one in the same files,
 // says so, and serves it.
 func TestSelfSignedRenewedAtStart(t *testing.T) {
+	t.Parallel()
 	openssl := clienttest.Need(t, "openssl", "openssl")
 	data := t.TempDir()
 	// An expired pair, as the buzon of ten years ago made it: valid for
@@ -195,6 +197,7 @@ func TestSelfSignedRenewedAtStart(t *testing.T) {
 // leaves its files as they were, serves it with its chain, and warns that
 // it must be renewed, not that a restart would.
 func TestCACertificateKeptAtStart(t *testing.T) {
+	t.Parallel()
 	openssl := clienttest.Need(t, "openssl", "openssl")
 	data := t.TempDir()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

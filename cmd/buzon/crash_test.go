@@ -29,6 +29,7 @@ import (
 // CRASH_KILLS (default 50) sets the number of kills, CRASH_SEED (default 1)
 // the random plan; a failure names the seed and cycle to replay.
 func TestCrashSafety(t *testing.T) {
+	t.Parallel()
 	kills := envInt("CRASH_KILLS", 50)
 	seed := uint64(envInt("CRASH_SEED", 1))
 	if testing.Short() {

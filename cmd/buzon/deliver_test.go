@@ -3,6 +3,7 @@ package main
 import "testing"
 
 func TestArgAddress(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct{ arg, want string }{
 		{"bob@example.org", "bob@example.org"},
 		{" <bob@example.org> ", "bob@example.org"},

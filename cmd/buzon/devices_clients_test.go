@@ -23,6 +23,7 @@ import (
 // equal to RFC822.SIZE, bytes equal to BODY[], UIDLs that do not change,
 // and its downloads show up as \Seen on both phones and desktops.
 func TestTwoDevices(t *testing.T) {
+	t.Parallel()
 	const user = "uma@example.org"
 	in := clServer(t, user)
 	msgs := []string{clPlainMsg, clIntlMsg, clLongMsg, clAppleMsg, clMixedMsg, clMsg("Subject: short-lived", "", "gone soon")}

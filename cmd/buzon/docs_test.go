@@ -66,6 +66,7 @@ func buzonCommand(line string) ([]string, bool) {
 // TestREADMEFlags: every flag a buzon command line in README.md uses, in
 // a code block or in a sentence, is one that command's --help lists.
 func TestREADMEFlags(t *testing.T) {
+	t.Parallel()
 	readme := filepath.Join("..", "..", "README.md")
 	lines := codeLines(t, readme)
 	b, err := os.ReadFile(readme)
@@ -108,6 +109,7 @@ func TestREADMEFlags(t *testing.T) {
 // own where bin/buzon is the binary under test. The server they end with
 // is started with its ports moved to free ones, and stopped.
 func TestREADMEUsingIt(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "bin"), 0o755); err != nil {
 		t.Fatal(err)
@@ -210,6 +212,7 @@ func readmeServe(t *testing.T, dir, line string) {
 // file named, or is that file when it is Y's golden transcript, Y.txt),
 // and its command line runs at least one test per name.
 func TestSecurityProofs(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join("..", "..")
 	b, err := os.ReadFile(filepath.Join(root, "SECURITY.md"))
 	if err != nil {
@@ -296,6 +299,7 @@ func anyFileContains(t *testing.T, root string, paths []string, s string) bool {
 // 1 MiB |") or in passing ("`auth.failure_delay` (500 ms)"), is the one
 // config.Default has, so buzon config example prints the same.
 func TestDocumentedDefaults(t *testing.T) {
+	t.Parallel()
 	defaults := map[string]any{}
 	settingValues(defaults, "", reflect.ValueOf(config.Default()))
 	rowRE := regexp.MustCompile("(?m)^\\| `([a-z_.]+)` \\| ([^|]+) \\|")

@@ -263,6 +263,7 @@ var welcomeRE = regexp.MustCompile(`(?m)^\s+address\s+(\S+)\n\s+password\s+(\S+)
 // printed account, log in with it over POP3 (TLS) and IMAP. The host name
 // has capitals, as a machine's may; the account is printed as it is kept.
 func TestFirstStart(t *testing.T) {
+	t.Parallel()
 	in := start(t, "", "--hostname", "Mail.Example.org")
 	m := in.waitOutput(welcomeRE)
 	addr, password := m[1], m[2]
@@ -293,6 +294,7 @@ func TestFirstStart(t *testing.T) {
 // TestUserCommandsWhileServing changes accounts with the CLI while the
 // server runs; the server sees each change at once.
 func TestUserCommandsWhileServing(t *testing.T) {
+	t.Parallel()
 	in := start(t, "")
 	host, port := in.hostPort("pop3")
 	// Flags after the positional argument, password on stdin.
@@ -334,6 +336,7 @@ func TestUserCommandsWhileServing(t *testing.T) {
 // 20 MB message, 8-bit text and lines starting with a dot; and the exit
 // codes an MTA acts on.
 func TestDeliverAndDownload(t *testing.T) {
+	t.Parallel()
 	in := start(t, "")
 	mustBuzon(t, "pw\n", "user", "add", "bob@example.org", "--data", in.data)
 	small := "From: carol@example.net\nSubject: =?UTF-8?Q?caf=C3=A9?=\n\n.a line with a dot\n..two dots\n8-bit: caf\xc3\xa9\n.\n"
@@ -389,6 +392,7 @@ func TestDeliverAndDownload(t *testing.T) {
 // TestDeliverWakesIdle: a `buzon deliver` in another process reaches an
 // IMAP client idling on the server at once.
 func TestDeliverWakesIdle(t *testing.T) {
+	t.Parallel()
 	in := start(t, "")
 	mustBuzon(t, "pw\n", "user", "add", "dave@example.org", "--data", in.data)
 	host, port := in.hostPort("imap")
@@ -414,6 +418,7 @@ func TestDeliverWakesIdle(t *testing.T) {
 // TestGracefulShutdown: a delivery in flight when SIGTERM arrives still
 // finishes and is stored; the next start serves it.
 func TestGracefulShutdown(t *testing.T) {
+	t.Parallel()
 	in := start(t, "")
 	mustBuzon(t, "pw\n", "user", "add", "erin@example.org", "--data", in.data)
 	c, err := net.Dial("tcp", in.ports["lmtp"])
@@ -464,6 +469,7 @@ func TestGracefulShutdown(t *testing.T) {
 }
 
 func TestConfigExample(t *testing.T) {
+	t.Parallel()
 	out := mustBuzon(t, "", "config", "example")
 	file := filepath.Join(t.TempDir(), "buzon.toml")
 	if err := os.WriteFile(file, []byte(out), 0o600); err != nil {
@@ -482,6 +488,7 @@ func TestConfigExample(t *testing.T) {
 
 // TestMetrics scrapes /metrics after a delivery and a failed login.
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	addr := freePort(t)
 	conf := filepath.Join(t.TempDir(), "buzon.toml")
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf("[listen]\nmetrics = %q\n", addr)), 0o600); err != nil {
@@ -514,6 +521,7 @@ func TestMetrics(t *testing.T) {
 // TestLMTPSocket delivers through the unix socket in the data folder, the
 // way an MTA on the same machine does (Postfix's lmtp:unix:...).
 func TestLMTPSocket(t *testing.T) {
+	t.Parallel()
 	in := start(t, "")
 	mustBuzon(t, "pw\n", "user", "add", "--data", in.data, "hal@example.org")
 	sock := filepath.Join(in.data, "lmtp.sock")
@@ -530,6 +538,7 @@ func TestLMTPSocket(t *testing.T) {
 // the message before any copy is stored, so the MTA's bounce or retry
 // cannot leave duplicates.
 func TestDeliverSeveralRecipients(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	for _, u := range []string{"ida@example.org", "jon@example.org"} {
 		mustBuzon(t, "pw\n", "user", "add", "--data", data, u)

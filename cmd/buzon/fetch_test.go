@@ -162,6 +162,7 @@ func countFiles(dir string) int {
 // is in the Maildir exactly once and, in delete mode, gone from the
 // server.
 func TestFetchKilled(t *testing.T) {
+	t.Parallel()
 	n, size := 600, 20_000
 	if testing.Short() {
 		n = 200
@@ -226,6 +227,7 @@ func TestFetchKilled(t *testing.T) {
 // what arrives while it runs, and stops it with SIGTERM: it exits 0, and
 // a run after it leaves every message stored once.
 func TestFetchDaemonSIGTERM(t *testing.T) {
+	t.Parallel()
 	src := startFetchSource(t, 3, 500)
 	maildir := filepath.Join(t.TempDir(), "Maildir")
 	cfg := writeFetchConfig(t, src, "imap", "delete", maildir, `interval = "1h"`)
@@ -286,6 +288,7 @@ func TestFetchDaemonSIGTERM(t *testing.T) {
 // TestFetchExitStatus: a run that fails says why on stdout's summary and
 // exits 1; bad usage exits 2.
 func TestFetchExitStatus(t *testing.T) {
+	t.Parallel()
 	src := startFetchSource(t, 1, 200)
 	cfg := writeFetchConfig(t, src, "pop3", "keep", filepath.Join(t.TempDir(), "Maildir"), "")
 	b, err := os.ReadFile(cfg)
@@ -313,6 +316,7 @@ func TestFetchExitStatus(t *testing.T) {
 // README has a person start, says how to write one, and the command it
 // prints does (the folder under ~/.config need not exist yet).
 func TestFetchFirstRun(t *testing.T) {
+	t.Parallel()
 	home := t.TempDir()
 	cmd := exec.Command(buzonBin, "fetch")
 	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"))

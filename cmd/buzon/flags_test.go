@@ -8,6 +8,7 @@ import (
 )
 
 func TestParseInterleaved(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		args     []string
 		wantPos  []string
@@ -31,6 +32,7 @@ func TestParseInterleaved(t *testing.T) {
 }
 
 func TestParseSize(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]int64{"0": 0, "1024": 1024, "500K": 500 << 10, "20m": 20 << 20, "2GB": 2 << 30, "1T": 1 << 40} {
 		if got, err := parseSize(in); err != nil || got != want {
 			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)

@@ -57,6 +57,7 @@ var tempFailRE = regexp.MustCompile(`^452 4\.3\.1 `)
 // path delivers again without a restart; no refused message was stored,
 // no acknowledged one was damaged, and `buzon check` finds no problem.
 func TestFullDisk(t *testing.T) {
+	t.Parallel()
 	data := mountTmpfs(t, "8m")
 	const user, pass = "full@example.org", "full-pw"
 	addUser(t, data, user, pass)

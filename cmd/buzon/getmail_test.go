@@ -231,6 +231,7 @@ func gmInbox(t *testing.T, in *instance, user string) []string {
 // on the server (read_all = false), twice, so that the second run takes
 // only what came in between by its UIDL, then deleting it.
 func TestGetmailPOP3(t *testing.T) {
+	t.Parallel()
 	const user = "gabi@example.org"
 	in := clServer(t, user)
 	g := newGetmail(t, in)
@@ -294,6 +295,7 @@ func TestGetmailPOP3(t *testing.T) {
 // mail changes nothing on the server (getmail reads with BODY.PEEK), a run
 // that deletes it empties both mailboxes and leaves the others alone.
 func TestGetmailIMAP(t *testing.T) {
+	t.Parallel()
 	const user = "gil@example.org"
 	in := clServer(t, user)
 	g := newGetmail(t, in)

@@ -10,6 +10,7 @@ import (
 // its usage and succeed, without an error line; only deliver, which an MTA
 // runs, exits 75, as for any command line that delivers nothing.
 func TestHelp(t *testing.T) {
+	t.Parallel()
 	for _, c := range commands() {
 		if c.name == "version" || c.name == "bench" {
 			continue // no flags; bench's usage is internal/bench's

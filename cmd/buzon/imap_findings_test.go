@@ -16,6 +16,7 @@ import (
 // message another session expunged answers OK, reporting the EXPUNGE as
 // RFC 9051 7.5.1 allows during a UID command, and so does the next one.
 func TestUIDFetchAfterExpungeElsewhere(t *testing.T) {
+	t.Parallel()
 	const user = "expunged@example.org"
 	in := clServer(t, user)
 	clDeliver(t, in, user, clPlainMsg, clIntlMsg, clLongMsg)
@@ -50,6 +51,7 @@ func TestUIDFetchAfterExpungeElsewhere(t *testing.T) {
 // go-imap v2's client, like others, matches a STATUS answer to its
 // command by the mailbox name: the answer for an alias carries the alias.
 func TestStatusOfAliasEchoesName(t *testing.T) {
+	t.Parallel()
 	const user = "status-alias@example.org"
 	in := clServer(t, user)
 	g := clGoClient(t, in, user, nil)
@@ -69,6 +71,7 @@ func TestStatusOfAliasEchoesName(t *testing.T) {
 // Outlook 2013 and later call the junk folder "Junk Email", Outlook 2010
 // "Junk E-mail": both are Junk.
 func TestJunkEmailAlias(t *testing.T) {
+	t.Parallel()
 	const user = "junk@example.org"
 	in := clServer(t, user)
 	clDeliver(t, in, user, clPlainMsg)
@@ -88,6 +91,7 @@ func TestJunkEmailAlias(t *testing.T) {
 // names. CREATE of an alias whose folder exists is refused, so that sent
 // mail does not split between Sent and a new "Sent Items".
 func TestCreateAliasOfSpecialFolder(t *testing.T) {
+	t.Parallel()
 	const user = "create-alias@example.org"
 	in := clServer(t, user)
 	ol := clDial(t, in, "imaps", "Outlook", "A%d")
@@ -118,6 +122,7 @@ func TestCreateAliasOfSpecialFolder(t *testing.T) {
 // SUBSCRIBE of an alias subscribes the folder it stands for; LSUB and
 // LIST (SUBSCRIBED) show that folder, not a name that does not exist.
 func TestSubscribeAlias(t *testing.T) {
+	t.Parallel()
 	const user = "subscribe-alias@example.org"
 	in := clServer(t, user)
 	ol := clDial(t, in, "imaps", "Outlook", "A%d")

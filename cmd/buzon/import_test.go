@@ -212,6 +212,7 @@ var specialRenames = map[string]string{"Sent Items": "Sent", "Deleted Messages":
 // keywords, which mbsync does not copy) and INTERNALDATE. A second run of
 // either copies nothing.
 func TestImportFromDovecot(t *testing.T) {
+	t.Parallel()
 	d := clienttest.StartDovecot(t, "bzimport", 2)
 	data := t.TempDir()
 	for _, user := range []string{"alice@example.org", "bob@example.org"} {
@@ -363,6 +364,7 @@ func readmeMbsyncrc(t *testing.T, set map[string]map[string]string) string {
 // account whose INBOX a client watches with IDLE: the client hears of the
 // new mail, and the folders are there with their flags.
 func TestImportWhileServing(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	const user = "carol@example.org"
 	mustBuzon(t, importPass+"\n", "user", "add", "--data", data, user)
@@ -474,6 +476,7 @@ func storeFolder(t *testing.T, data, account, mailbox string) []folderMsg {
 // mailbox module wrote, with flags, sub-folders and dates set through
 // its API.
 func TestImportPythonMailbox(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	python(t, "", filepath.Join("import", "write_mailboxes.py"), dir)
 	data := t.TempDir()
@@ -517,6 +520,7 @@ func TestImportPythonMailbox(t *testing.T) {
 // messages, runs it again, and finds every message once, in order, and a
 // store `buzon check --repair` leaves sound.
 func TestImportKilled(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	const messages = 300
 	var b strings.Builder
@@ -584,6 +588,7 @@ func TestImportKilled(t *testing.T) {
 // TestImportUsage: command lines that cannot run say why, with the exit
 // code of a usage error (2) or of a failure (1), and import nothing.
 func TestImportUsage(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	mustBuzon(t, importPass+"\n", "user", "add", "--data", data, "gina@example.org")
 	mbox := filepath.Join("..", "..", "internal", "mailimport", "testdata", "mutt.mbox")
@@ -613,6 +618,7 @@ func TestImportUsage(t *testing.T) {
 // Apple Mail's export of one mailbox (Inbox.mbox/ with its mbox and
 // Info.plist), which goes into the folder it is named for.
 func TestImportPaths(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	const user = "hana@example.org"

@@ -143,6 +143,7 @@ func treeState(t *testing.T, root string) string {
 // nothing outside the data folder, nor any file named after a mailbox
 // inside it, is created or changed.
 func TestIsolation(t *testing.T) {
+	t.Parallel()
 	parent := t.TempDir()
 	data := filepath.Join(parent, "data")
 	sentinel := filepath.Join(parent, "sentinel")

@@ -644,6 +644,7 @@ func startLimited(t *testing.T, toml string) (*instance, []byte) {
 // the size limit are refused by every path, and LMTP stops at
 // delivery.max_recipients. Another client keeps working throughout.
 func TestLineAndLiteralLimits(t *testing.T) {
+	t.Parallel()
 	in, kept := startLimited(t, `
 [limits]
 max_line_length = 1024
@@ -812,6 +813,7 @@ func floodUntilClosed(c net.Conn, chunk []byte, limit int64) int64 {
 // or an untagged BYE) and close the connection rather than read the
 // literal, while other clients keep working.
 func TestHugeNonSynchronisingLiteral(t *testing.T) {
+	t.Parallel()
 	in, kept := startLimited(t, "[limits]\nmax_literal = 4096\n")
 	imapAddr := in.ports["imap"]
 	for _, tc := range []struct {
@@ -863,6 +865,7 @@ func TestHugeNonSynchronisingLiteral(t *testing.T) {
 // its memory stays bounded, and another client keeps working during and
 // after.
 func TestMillionLinePipeline(t *testing.T) {
+	t.Parallel()
 	in, kept := startLimited(t, `
 [limits]
 commands_per_second = 100
@@ -954,6 +957,7 @@ func slowReader(t *testing.T, in *instance, proto string) net.Conn {
 // limits.max_output_backlog far exceeded does not wait out), within a
 // generous deadline, and others are served meanwhile.
 func TestSlowReader(t *testing.T) {
+	t.Parallel()
 	in, kept := startLimited(t, "[limits]\nmax_output_backlog = 1048576\n[imap]\nidle_timeout = \"5s\"\n[pop3]\nidle_timeout = \"5s\"\n")
 	addUser(t, in.data, slowUser, slowPass)
 	for i := range 4 {
@@ -1074,7 +1078,7 @@ func slowAttack(t *testing.T, in *instance, from string, n int, behaviours map[s
 				// the client speaks first).
 				var first string
 				if !strings.HasSuffix(strings.SplitN(listener, "+", 2)[0], "s") {
-					c.SetReadDeadline(time.Now().Add(10 * time.Second))
+					c.SetReadDeadline(time.Now().Add(30 * time.Second))
 					first, _ = bufio.NewReader(c).ReadString('\n')
 					c.SetReadDeadline(time.Time{})
 				}
@@ -1126,6 +1130,7 @@ func waitServerClosed(t *testing.T, what string, conns []net.Conn, within time.D
 // closes the IMAP and POP3 ones with a farewell, and a client from another
 // address is served throughout.
 func TestSlowloris(t *testing.T) {
+	t.Parallel()
 	in, kept := startLimited(t, `
 [limits]
 max_connections_per_ip = 8
@@ -1157,8 +1162,8 @@ idle_timeout = "2s"
 	}
 	// LMTP's read timeout is the MTA's business (RFC 5321 4.5.3.2 asks for
 	// minutes); the per-address limit is what bounds a trickler there.
-	waitServerClosed(t, "imap", admitted["imap"], 20*time.Second)
-	waitServerClosed(t, "pop3", admitted["pop3"], 20*time.Second)
+	waitServerClosed(t, "imap", admitted["imap"], time.Minute)
+	waitServerClosed(t, "pop3", admitted["pop3"], time.Minute)
 	for _, c := range admitted["imap"] {
 		if out, _ := drainConn(c, 5*time.Second); !strings.Contains(out, "* BYE") {
 			t.Errorf("IMAP login timeout without a BYE: %q", out)
@@ -1182,6 +1187,7 @@ idle_timeout = "2s"
 // STLS followed by nothing. tls.handshake_timeout closes them all, and a
 // client from another address is served throughout.
 func TestTLSHandshakeStall(t *testing.T) {
+	t.Parallel()
 	in, kept := startLimited(t, `
 [tls]
 handshake_timeout = "2s"
@@ -1207,6 +1213,7 @@ handshake_timeout = "2s"
 // a logged-in IMAP client that says nothing, or sits in IDLE, is logged
 // out with a BYE, and a POP3 client with an -ERR; the connection closes.
 func TestIdleTimeouts(t *testing.T) {
+	t.Parallel()
 	in, kept := startLimited(t, `
 [imap]
 idle_timeout = "1s"
@@ -1261,6 +1268,7 @@ timeout = "1s"
 // TestMailboxLimits: CREATE and RENAME stop at limits.max_mailboxes and
 // limits.max_mailbox_name_length with NO [LIMIT], and the session goes on.
 func TestMailboxLimits(t *testing.T) {
+	t.Parallel()
 	in, _ := startLimited(t, `
 [limits]
 max_mailboxes = 10
@@ -1311,6 +1319,7 @@ max_mailbox_name_length = 40
 // limits.max_connections_per_account refuses a further login of the
 // account, over IMAP and POP3 alike, while other accounts log in.
 func TestConnectionLimits(t *testing.T) {
+	t.Parallel()
 	in, _ := startLimited(t, `
 [limits]
 max_connections_per_ip = 3
@@ -1327,7 +1336,7 @@ max_connections_per_account = 2
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
 		line, _ := bufio.NewReader(c).ReadString('\n')
 		return c, line
 	}
@@ -1335,7 +1344,7 @@ max_connections_per_account = 2
 	// connections were closed.
 	waitFreed := func(from, proto string) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(30 * time.Second)
 		for {
 			c, line := greeting(from, proto)
 			c.Close()
@@ -1424,7 +1433,7 @@ max_connections_per_account = 2
 	other.login(bob, bobPass) // other accounts are not affected
 	// A session that ends gives its slot back.
 	first.mustOK("LOGOUT")
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if _, tagged := third.cmd(fmt.Sprintf("LOGIN %s %s", limitsUser, limitsPass)); strings.HasPrefix(tagged, "OK") {
 			break
@@ -1443,6 +1452,7 @@ max_connections_per_account = 2
 // seconds. That is a lower bound the server must respect, not a timing
 // guess: the check cannot fail because the machine is slow.
 func TestCommandRate(t *testing.T) {
+	t.Parallel()
 	in, _ := startLimited(t, "[limits]\ncommands_per_second = 20\n")
 	for _, proto := range []string{"imap", "pop3"} {
 		c, err := dialFrom("", in.ports[proto])
@@ -1497,6 +1507,7 @@ func timed(f func()) time.Duration {
 // The delays are checked as lower bounds only (the server sleeps at least
 // that long), which a slow machine cannot make fail.
 func TestLoginThrottle(t *testing.T) {
+	t.Parallel()
 	in, kept := startLimited(t, `
 [auth]
 failure_delay = "300ms"
@@ -1625,6 +1636,7 @@ func scramLockedOut(t *testing.T, ic *rawIMAP, user string) string {
 // same cost is TestUnknownUserHashesOnce in internal/auth, which needs no
 // clock.
 func TestSameAnswerForUnknownUser(t *testing.T) {
+	t.Parallel()
 	in, _ := startLimited(t, `
 [auth]
 failure_delay = "1ms"
@@ -1691,6 +1703,7 @@ lockout_after = 0
 // salt of the same length, and for an unknown name the same salt at every
 // attempt, also after a restart, as a real account's is.
 func TestSCRAMUnknownUser(t *testing.T) {
+	t.Parallel()
 	const toml = `
 [auth]
 failure_delay = "1ms"
@@ -1733,6 +1746,7 @@ scram_iterations = 5000
 // proves it knows the password too), and uses the session. A wrong
 // password fails.
 func TestSCRAMSHA256(t *testing.T) {
+	t.Parallel()
 	in, kept := startLimited(t, "")
 	for _, ir := range []bool{true, false} {
 		ic := dialIMAP(t, "", in.ports["imap"])
@@ -1839,6 +1853,7 @@ var insecureTLS = &tls.Config{InsecureSkipVerify: true}
 // loopback they work without TLS, and with auth.allow_plaintext from
 // anywhere.
 func TestPlaintextRefusedBeforeTLS(t *testing.T) {
+	t.Parallel()
 	ip := nonLoopbackIPv4(t)
 	data := t.TempDir()
 	addUser(t, data, limitsUser, limitsPass)
@@ -1946,6 +1961,7 @@ func TestPlaintextRefusedBeforeTLS(t *testing.T) {
 // with the header is closed at once, one that sends nothing within the
 // header timeout (10 seconds).
 func TestPlaintextRuleBehindProxy(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	addUser(t, data, limitsUser, limitsPass)
 	in := start(t, data, "--config", writeConfig(t, "[listen]\nproxy_protocol = true\n"))
@@ -1994,6 +2010,7 @@ func TestPlaintextRuleBehindProxy(t *testing.T) {
 // on IMAPS, POP3S, STARTTLS and STLS (the server's protocol_version alert,
 // not the client giving up); TLS 1.2 and 1.3 are accepted.
 func TestTLSMinimumVersion(t *testing.T) {
+	t.Parallel()
 	in, _ := startLimited(t, "")
 	handshake := func(listener string, version uint16) error {
 		c, err := net.Dial("tcp", in.ports[listener])
@@ -2038,6 +2055,7 @@ func TestTLSMinimumVersion(t *testing.T) {
 // the STARTTLS or drops what followed it; the first answer over TLS is to
 // the first command sent over TLS.
 func TestSTARTTLSInjection(t *testing.T) {
+	t.Parallel()
 	in, _ := startLimited(t, "")
 
 	ic := dialIMAP(t, "", in.ports["imap"])

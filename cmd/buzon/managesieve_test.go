@@ -58,6 +58,7 @@ func sieveConnect(t *testing.T, in *instance, bin, user string, args ...string) 
 // deletes scripts with sieve-connect, then delivers through the active
 // one.
 func TestSieveConnect(t *testing.T) {
+	t.Parallel()
 	bin := clienttest.Need(t, "sieve-connect", "sieve-connect")
 	const user = "alice@example.org"
 	in := clServer(t, user)
@@ -121,6 +122,7 @@ func TestSieveConnect(t *testing.T) {
 // TestSievelib manages scripts with Python's sievelib, then delivers
 // through the script it made active.
 func TestSievelib(t *testing.T) {
+	t.Parallel()
 	py := clienttest.Python(t)
 	if err := exec.Command(py, "-c", "import sievelib.managesieve").Run(); err != nil {
 		t.Skipf("%s cannot import sievelib (apt-get install python3-sievelib, or scripts/deps.sh): %v", py, err)
@@ -245,6 +247,7 @@ func plainLogin(user, pass string) string {
 // refused with ENCRYPT-NEEDED; after STARTTLS, or from loopback, PLAIN
 // is offered and logs in.
 func TestManageSievePlaintext(t *testing.T) {
+	t.Parallel()
 	ip := nonLoopbackIPv4(t)
 	data := t.TempDir()
 	addUser(t, data, limitsUser, limitsPass)
@@ -281,6 +284,7 @@ func TestManageSievePlaintext(t *testing.T) {
 // a ManageSieve client can read; sieve.max_script_size from the config
 // file is announced in QUOTA/MAXSIZE.
 func TestManageSieveLimits(t *testing.T) {
+	t.Parallel()
 	const user = "alice@example.org"
 	in := clServer(t, user, "--config", writeConfig(t, "[limits]\nmax_connections_per_ip = 1\n[sieve]\nmax_script_size = 2048\n"))
 	first, _ := clDialSieve(t, in.ports["sieve"])

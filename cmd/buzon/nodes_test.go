@@ -94,6 +94,7 @@ func (im *imapSession) waitFor(re *regexp.Regexp) string {
 // seen on the other at once, UIDs never collide, and POP3's maildrop lock
 // holds across them.
 func TestTwoNodes(t *testing.T) {
+	t.Parallel()
 	conf := postgresConfig(t, pgtest.Start(t))
 	mustBuzon(t, "pw\n", "user", "add", "--config", conf, "ann@example.org")
 	a := start(t, "", "--config", conf)
@@ -195,6 +196,7 @@ func TestTwoNodes(t *testing.T) {
 // message acknowledged with 250 is there afterwards, and the server
 // recovers without a restart of its own.
 func TestDatabaseRestart(t *testing.T) {
+	t.Parallel()
 	cluster, dsn := pgtest.NewCluster(t)
 	conf := postgresConfig(t, dsn)
 	mustBuzon(t, "pw\n", "user", "add", "--config", conf, "bea@example.org")
@@ -288,6 +290,7 @@ func TestDatabaseRestart(t *testing.T) {
 // TestMigrateStore moves an embedded store into PostgreSQL and checks that
 // POP3 UIDLs, IMAP UIDs, UIDVALIDITY and flags survive.
 func TestMigrateStore(t *testing.T) {
+	t.Parallel()
 	dsn := pgtest.Start(t)
 	data := t.TempDir()
 	mustBuzon(t, "pw\n", "user", "add", "--data", data, "cid@example.org")

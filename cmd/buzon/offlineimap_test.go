@@ -25,7 +25,7 @@ import (
 
 // clientTimeout bounds one run of a real client; each run takes well under
 // a second, so only a hang reaches it.
-const clientTimeout = 20 * time.Second
+const clientTimeout = 2 * time.Minute
 
 // mbMsg is one message as the server holds it.
 type mbMsg struct {
@@ -345,6 +345,7 @@ func oiFind(t *testing.T, local map[string][]oiFile, folder, s string) oiFile {
 // folders reach the server, and what another IMAP session appends,
 // flags, expunges and creates reaches the Maildir.
 func TestOfflineimap(t *testing.T) {
+	t.Parallel()
 	const user = "olga@example.org"
 	in := clServer(t, user)
 	oi := newOISync(t, in, user)

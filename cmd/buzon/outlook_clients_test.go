@@ -63,6 +63,7 @@ func clQuote(s string) string {
 // \Deleted and EXPUNGE, sending into "Sent Items", folders with spaces and
 // accents, and IDLE on INBOX.
 func TestOutlookIMAP(t *testing.T) {
+	t.Parallel()
 	const user = "olive@example.org"
 	const password = `P@ss "word" \ 1`
 	in := clServer(t, "someone@example.org")

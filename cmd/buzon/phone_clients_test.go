@@ -27,6 +27,7 @@ const clK9Headers = "date subject from content-type to cc reply-to message-id re
 // timeouts; without a refresh the server logs it out with BYE (RFC 9051
 // 7.1.5), and the phone reconnects.
 func TestK9Idle(t *testing.T) {
+	t.Parallel()
 	const user = "kai@example.org"
 	conf := filepath.Join(t.TempDir(), "buzon.toml")
 	if err := os.WriteFile(conf, []byte("[imap]\nidle_timeout = \"3s\"\n"), 0o600); err != nil {
@@ -128,6 +129,7 @@ func TestK9Idle(t *testing.T) {
 // full resync; afterwards it keeps going with CHANGEDSINCE and IDLE,
 // where expunges arrive as VANISHED.
 func TestFairEmailQResync(t *testing.T) {
+	t.Parallel()
 	const user = "fern@example.org"
 	in := clServer(t, user)
 	for i := 1; i <= 6; i++ {

@@ -169,6 +169,7 @@ func (c *clPOP3) capa() map[string]string {
 // limit, QUIT; on later checks only the new UIDLs are fetched, and DELE
 // removes what it fetched long enough ago.
 func TestThunderbirdPOP3(t *testing.T) {
+	t.Parallel()
 	const user = "pat@example.org"
 	in := clServer(t, user)
 	msgs := []string{clPlainMsg, clIntlMsg, clMixedMsg}
@@ -284,6 +285,7 @@ func TestThunderbirdPOP3(t *testing.T) {
 // "leave a copy on the server": CAPA, USER and PASS, STAT, UIDL, then RETR
 // and DELE for each message, and QUIT, which removes them.
 func TestOutlookPOP3(t *testing.T) {
+	t.Parallel()
 	const user = "quinn@example.org"
 	in := clServer(t, user)
 	msgs := []string{clPlainMsg, clIntlMsg}
@@ -326,6 +328,7 @@ func TestOutlookPOP3(t *testing.T) {
 // with an initial response, STAT, UIDL, TOP n 0 to read the headers of
 // the new messages, RETR for the body, leaving them on the server.
 func TestAppleMailPOP3(t *testing.T) {
+	t.Parallel()
 	const user = "ria@example.org"
 	in := clServer(t, user)
 	msgs := []string{clPlainMsg, clAppleMsg, clIntlMsg}
@@ -361,6 +364,7 @@ func TestAppleMailPOP3(t *testing.T) {
 // UIDLs agree, downloads are exact, and UIDLs stay the same across
 // sessions while IMAP clients change flags and mailboxes.
 func TestPoplibLeaveOnServer(t *testing.T) {
+	t.Parallel()
 	const user = "sam@example.org"
 	in := clServer(t, user)
 	msgs := []string{clPlainMsg, clIntlMsg, clLongMsg}
@@ -464,6 +468,7 @@ func TestPoplibLeaveOnServer(t *testing.T) {
 // whose client went silent, and that session's DELE is not applied. (That
 // 0 turns the takeover off is TestNoTakeOver's, in pop3server.)
 func TestPOP3StaleSessionSetting(t *testing.T) {
+	t.Parallel()
 	const user = "roaming@example.org"
 	cfg := filepath.Join(t.TempDir(), "buzon.toml")
 	if err := os.WriteFile(cfg, []byte("[pop3]\nstale_session = \"1ms\"\n"), 0o600); err != nil {

@@ -34,6 +34,7 @@ var noticeSubjectRE = regexp.MustCompile(`^Your mailbox is (\d+)% full$`)
 // message from postmaster@<hostname>. With quota_warnings = [] no notice
 // comes. On the embedded store and on PostgreSQL.
 func TestQuotaWarningClients(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		backend string
 		levels  string // the [delivery] quota_warnings setting; "" for the default
@@ -149,6 +150,7 @@ func TestQuotaWarningClients(t *testing.T) {
 // the server, warns as LMTP does, with the server's settings, and the
 // server counts the notices its own deliveries store by level.
 func TestQuotaWarningDeliverAndMetrics(t *testing.T) {
+	t.Parallel()
 	addr := freePort(t)
 	file := filepath.Join(t.TempDir(), "buzon.toml")
 	if err := os.WriteFile(file, []byte(fmt.Sprintf("hostname = \"mx.example.org\"\n[listen]\nmetrics = %q\n[delivery]\nquota_warnings = [50, 90]\n", addr)), 0o600); err != nil {
@@ -185,6 +187,7 @@ func TestQuotaWarningDeliverAndMetrics(t *testing.T) {
 // does, with the settings of the server's configuration, and its log
 // tells of the notice once and of each message once.
 func TestQuotaWarningFetch(t *testing.T) {
+	t.Parallel()
 	src := startFetchSource(t, 2, 45_000)
 	file := filepath.Join(t.TempDir(), "buzon.toml")
 	if err := os.WriteFile(file, []byte("hostname = \"mx.example.org\"\n"), 0o600); err != nil {

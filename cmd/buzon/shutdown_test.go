@@ -83,6 +83,7 @@ func (l *loadLedger) count(o outcome) int {
 // permanent error or a server bug; the server exits cleanly within its
 // grace period; `buzon check` finds nothing wrong.
 func TestShutdownUnderLoad(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	const user, pass = "load@example.org", "load-pw"
 	addUser(t, data, user, pass)
@@ -309,6 +310,7 @@ func appendSession(ic *rawIMAP, l *loadLedger, user, pass, name string, n *int) 
 // SIGTERM does, with a clean exit; started with SIGHUP ignored, as nohup
 // starts it, the server leaves it ignored, so the kernel drops one.
 func TestHangup(t *testing.T) {
+	t.Parallel()
 	if signal.Ignored(syscall.SIGHUP) {
 		t.Skip("the tests run with SIGHUP ignored (nohup), and so would the server")
 	}

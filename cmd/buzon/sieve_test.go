@@ -45,6 +45,7 @@ if envelope :detail "to" "shop" {
 // compile keeps mail in INBOX and the log says why; deactivated, mail
 // goes to INBOX. On the embedded store and on PostgreSQL.
 func TestSieveFiltering(t *testing.T) {
+	t.Parallel()
 	for _, backend := range []string{"sqlite", "postgres"} {
 		t.Run(backend, func(t *testing.T) {
 			var in *instance
@@ -160,6 +161,7 @@ func putRaw(t *testing.T, where []string, account, name, content string) {
 // TestSieveCommands: every buzon sieve subcommand, flags before and after
 // the arguments, what each prints, and each refusal, with its exit code.
 func TestSieveCommands(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	mustBuzon(t, "a-password\n", "user", "add", "--data", data, "alice@example.org")
 	sieve := func(stdin string, args ...string) (string, string, int) {
@@ -262,6 +264,7 @@ func TestSieveCommands(t *testing.T) {
 // into PostgreSQL, the active one still active, and mail delivered there
 // afterwards is filtered by it.
 func TestSieveMigrateStore(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	mustBuzon(t, "a-password\n", "user", "add", "--data", data, "alice@example.org")
 	mustBuzon(t, filterScript, "sieve", "put", "--data", data, "alice@example.org", "main")

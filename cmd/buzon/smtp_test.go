@@ -22,6 +22,7 @@ import (
 // an unknown one in one transaction. Both accounts then read the message
 // over POP3, under the Return-Path and Received fields the server added.
 func TestSMTPSwaks(t *testing.T) {
+	t.Parallel()
 	swaks := clienttest.Need(t, "swaks", "swaks")
 	in := start(t, "", "--hostname", "mx.example.org")
 	for _, user := range []string{"alice@example.org", "bob@example.org"} {
@@ -80,6 +81,7 @@ func TestSMTPSwaks(t *testing.T) {
 // refused at RCPT and nothing is stored or sent. There is no AUTH to
 // try.
 func TestSMTPNoRelay(t *testing.T) {
+	t.Parallel()
 	swaks := clienttest.Need(t, "swaks", "swaks")
 	in := start(t, "", "--hostname", "mx.example.org")
 	mustBuzon(t, "a-password\n", "user", "add", "--data", in.data, "alice@example.org")
@@ -109,6 +111,7 @@ func TestSMTPNoRelay(t *testing.T) {
 // limits.max_connections_per_ip with the others, and a connection over
 // it hears 421 4.7.0 (RFC 5321 3.8) rather than a silent close.
 func TestSMTPConnectionLimit(t *testing.T) {
+	t.Parallel()
 	in := start(t, "", "--config", writeConfig(t, "[limits]\nmax_connections_per_ip = 2\n"))
 	var lines []string
 	for range 3 {

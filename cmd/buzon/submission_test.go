@@ -68,6 +68,7 @@ relay_ca_file = %q
 // refused in MAIL FROM, and in the From field of a message whose MAIL
 // FROM is alice's own, after DATA; neither arrives.
 func TestSubmissionEndToEnd(t *testing.T) {
+	t.Parallel()
 	in, ports := startSubmission(t, "")
 	ca := filepath.Join(in.data, "tls", "cert.pem")
 	for _, tt := range []struct {
@@ -118,6 +119,7 @@ func TestSubmissionEndToEnd(t *testing.T) {
 // --mail-rcpt and --user over smtp:// with STARTTLS; buzon adds the Date
 // and Message-ID it lacks, and bob reads it.
 func TestSubmissionCurlEndToEnd(t *testing.T) {
+	t.Parallel()
 	curl := clienttest.Need(t, "curl", "curl")
 	in, ports := startSubmission(t, "")
 	_, port, _ := net.SplitHostPort(ports["submission"])
@@ -141,6 +143,7 @@ func TestSubmissionCurlEndToEnd(t *testing.T) {
 // TestSubmissionNeedsRelay: a submission listener without a relay stops
 // the server at its start, saying what to set.
 func TestSubmissionNeedsRelay(t *testing.T) {
+	t.Parallel()
 	conf := writeConfig(t, "[listen]\nsubmission = \"127.0.0.1:0\"\n")
 	_, errOut, code := buzon(t, "", "serve", "--data", t.TempDir(), "--config", conf)
 	if code == 0 || !strings.Contains(errOut, "listen.submission is on, but submission.relay is not set") {
@@ -152,6 +155,7 @@ func TestSubmissionNeedsRelay(t *testing.T) {
 // in with PLAIN over STARTTLS and with LOGIN over implicit TLS; a wrong
 // password is refused with 535 and sends nothing.
 func TestSubmissionSwaks(t *testing.T) {
+	t.Parallel()
 	swaks := clienttest.Need(t, "swaks", "swaks")
 	in, ports := startSubmission(t, "")
 	for _, tt := range []struct {
@@ -183,6 +187,7 @@ func TestSubmissionSwaks(t *testing.T) {
 // TestSubmissionMutt: mutt sends as a person's mail client would, over
 // submissions with its smtp_url, the account's address as user name.
 func TestSubmissionMutt(t *testing.T) {
+	t.Parallel()
 	mutt := clienttest.Need(t, "mutt", "mutt")
 	in, ports := startSubmission(t, "")
 	_, port, _ := net.SplitHostPort(ports["submissions"])

@@ -24,6 +24,7 @@ import (
 // idles; and the second connection it opens for another folder, which
 // polls with NOOP and CHECK.
 func TestThunderbirdIMAP(t *testing.T) {
+	t.Parallel()
 	const user = "tess@example.org"
 	in := clServer(t, user)
 	msgs := []string{clPlainMsg, clMixedMsg, clIntlMsg}

@@ -12,6 +12,7 @@ import (
 // user commands that read accounts say so and leave no store behind, and
 // add, which may make the store before the first start, says it made one.
 func TestUserWrongDataFolder(t *testing.T) {
+	t.Parallel()
 	data := filepath.Join(t.TempDir(), "buzon-data")
 	for _, args := range [][]string{
 		{"list"},
@@ -46,6 +47,7 @@ func TestUserWrongDataFolder(t *testing.T) {
 // server's own user made is told to run it as that user, before it makes
 // a file there the server could not open (an account's database).
 func TestRootOnServersStore(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}

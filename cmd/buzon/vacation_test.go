@@ -58,6 +58,7 @@ func needSievelib(t *testing.T) {
 // from the null sender; bob's second message gets none, nor does a
 // mailing list's or a bounce. Alice has every message.
 func TestVacationEndToEnd(t *testing.T) {
+	t.Parallel()
 	in, _ := startSubmission(t, "")
 	uploadVacation(t, in, roundcubeVacation)
 	host, port := in.hostPort("smtp")
@@ -112,6 +113,7 @@ func TestVacationEndToEnd(t *testing.T) {
 // script redirects; without a relay, the server refuses vacation scripts
 // at upload and does not name vacation.
 func TestVacationRelayDown(t *testing.T) {
+	t.Parallel()
 	needSievelib(t)
 	data := t.TempDir()
 	conf := writeConfig(t, fmt.Sprintf("[submission]\nrelay = %q\nrelay_tls = \"none\"\nrelay_connect_timeout = \"5s\"\n", freePort(t)))
@@ -223,6 +225,7 @@ func serveFakeRelay(nc net.Conn, exts []string, mails chan<- string) {
 // the recipient or the message's header is not ASCII (RFC 6531 3.4), and
 // such a message fails, before MAIL, at a relay that does not offer it.
 func TestRelaySenderSMTPUTF8(t *testing.T) {
+	t.Parallel()
 	const ascii = "From: bob@example.net\r\nSubject: hi\r\n\r\nGr\xc3\xbc\xc3\x9fe\r\n" // 8-bit body only
 	for _, tc := range []struct {
 		name, from, to, msg string

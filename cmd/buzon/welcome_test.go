@@ -14,6 +14,7 @@ import (
 // TestClientAddr: the welcome text names the host name where the listener
 // takes every interface, which no client can connect to.
 func TestClientAddr(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ addr, want string }{
 		{"127.0.0.1:1143", "127.0.0.1:1143"},
 		{"0.0.0.0:993", "mail.example.org:993"},
@@ -37,6 +38,7 @@ var welcomeEndRE = regexp.MustCompile(`(?m)^Add accounts with:\s+(.+) someone@ex
 // its store, with or without a config file. Its account is postmaster@ the
 // host name, so it makes no alias.
 func TestWelcome(t *testing.T) {
+	t.Parallel()
 	for _, withConfig := range []bool{false, true} {
 		t.Run(fmt.Sprintf("config=%v", withConfig), func(t *testing.T) {
 			var extra []string
@@ -109,6 +111,7 @@ func welcomeSettings(out string) []string {
 // before it makes an account, with an error that says what to do, and the
 // next start with a free port makes the account then.
 func TestListenInUse(t *testing.T) {
+	t.Parallel()
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -134,6 +137,7 @@ func TestListenInUse(t *testing.T) {
 // "flags override the config file" promises; without the flag, the error
 // names the setting.
 func TestServeFlagOverridesConfig(t *testing.T) {
+	t.Parallel()
 	cfg := writeConfig(t, "[listen]\nimap = \"1143\"\n")
 	_, errOut, code := buzon(t, "", "serve", "--data", t.TempDir(), "--config", cfg)
 	if code != 1 || !strings.Contains(errOut, `listen.imap: "1143" is not host:port`) {
@@ -148,6 +152,7 @@ func TestServeFlagOverridesConfig(t *testing.T) {
 // account added first gets postmaster@ its domain and postmaster@ the host
 // name as aliases, unless an account has the name.
 func TestWelcomeAccountsAddedFirst(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		accounts []string // in the order added
