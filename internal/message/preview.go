@@ -254,7 +254,11 @@ type htmlText struct {
 	name  []byte // the tag name being read, lower case; the entity being read
 	end   bool   // the tag is an end tag
 	quote rune   // the quote of the attribute value being read, or 0
+	slash bool   // the tag's last character so far is a "/" outside quotes
 	dash  int    // dashes just seen in a comment
+	// opening is true from "<!--" up to the comment's first character
+	// that is not its one "-": a ">" there closes it ("<!-->", "<!--->").
+	opening bool
 	// raw is the element whose content is skipped up to its end tag
 	// (script, style, ...), or ""; rawEnd is "</" and its name.
 	raw, rawEnd string
@@ -351,6 +355,7 @@ func (h *htmlText) feed(c rune) {
 			h.feed(c)
 		}
 	case htmlTag:
+		slash := false
 		switch {
 		case h.quote != 0:
 			if c == h.quote {
@@ -358,27 +363,33 @@ func (h *htmlText) feed(c rune) {
 			}
 		case c == '"' || c == '\'':
 			h.quote = c
+		case c == '/':
+			slash = true
 		case c == '>':
 			h.state = htmlData
 			h.tag()
 		}
+		h.slash = slash
 	case htmlMarkup:
 		if c == '-' {
 			if h.dash++; h.dash == 2 {
-				h.state, h.dash = htmlComment, 0
+				h.state, h.dash, h.opening = htmlComment, 0, true
 			}
 			return
 		}
 		h.state = htmlBogus
 		h.feed(c)
 	case htmlComment:
+		// As browsers read them, "<!-->" and "<!--->" are empty
+		// comments, not the start of one that hides the rest.
 		switch {
 		case c == '-':
 			h.dash++
-		case c == '>' && h.dash >= 2:
+			h.opening = h.opening && h.dash == 1
+		case c == '>' && (h.dash >= 2 || h.opening):
 			h.state = htmlData
 		default:
-			h.dash = 0
+			h.dash, h.opening = 0, false
 		}
 	case htmlBogus:
 		if c == '>' {
@@ -433,6 +444,16 @@ func (h *htmlText) tag() {
 	name := string(h.name)
 	end := h.end
 	h.end, h.name = false, h.name[:0]
+	if !end && h.slash {
+		// "<svg/>", "<title/>": an element with no content, rather
+		// than one that hides all that follows (a browser reads some of
+		// them as start tags, but a preview had better show too much
+		// than nothing).
+		if blockElement(name) {
+			h.text(' ')
+		}
+		return
+	}
 	switch name {
 	case "head":
 		h.head = !end
