@@ -202,11 +202,8 @@ func (s *Store) FinishImport(ctx context.Context, accountID int64, modSeq store.
 		subscriptions[i] = store.CanonicalMailboxName(n)
 	}
 	err := s.accountTx(ctx, func(tx pgx.Tx) error {
-		var state int16
-		err := tx.QueryRow(ctx, `SELECT import_state FROM accounts WHERE id = $1 FOR UPDATE`, accountID).Scan(&state)
+		state, err := lockImport(ctx, tx, accountID)
 		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			return fmt.Errorf("%w: id %d", store.ErrNoAccount, accountID)
 		case err != nil:
 			return err
 		case state == importCompleted:
@@ -256,4 +253,25 @@ func nullTime(t time.Time) *time.Time {
 	}
 	t = t.UTC()
 	return &t
+}
+
+// lockImport locks the account's row for the rest of tx and returns its
+// import state.
+func lockImport(ctx context.Context, tx pgx.Tx, accountID int64) (int16, error) {
+	var state int16
+	err := tx.QueryRow(ctx, `SELECT import_state FROM accounts WHERE id = $1 FOR UPDATE`, accountID).Scan(&state)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("%w: id %d", store.ErrNoAccount, accountID)
+	}
+	return state, err
+}
+
+// importing locks the account's row for the rest of tx and checks that
+// the account is being imported.
+func importing(ctx context.Context, tx pgx.Tx, accountID int64) error {
+	state, err := lockImport(ctx, tx, accountID)
+	if err == nil && state != importRunning {
+		err = fmt.Errorf("account %d is not being imported", accountID)
+	}
+	return err
 }

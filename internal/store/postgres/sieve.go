@@ -241,22 +241,6 @@ func (s *Store) ImportSieveScripts(ctx context.Context, accountID int64, scripts
 	return nil
 }
 
-// importing locks the account's row for the rest of tx and checks that
-// the account is being imported.
-func importing(ctx context.Context, tx pgx.Tx, accountID int64) error {
-	var state int16
-	err := tx.QueryRow(ctx, `SELECT import_state FROM accounts WHERE id = $1 FOR UPDATE`, accountID).Scan(&state)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return fmt.Errorf("%w: id %d", store.ErrNoAccount, accountID)
-	case err != nil:
-		return err
-	case state != importRunning:
-		return fmt.Errorf("account %d is not being imported", accountID)
-	}
-	return nil
-}
-
 // ReplyDue implements store.ReplyTracker in one statement: an insert
 // whose conflict updates the row only when its reply is older than the
 // period. Two nodes inserting one key at once are serialized by the
