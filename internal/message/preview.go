@@ -104,7 +104,9 @@ func (p *Part) previewParts(out []*Part) []*Part {
 
 // previewOf makes the preview of the text part p.
 func (p *Part) previewOf(msg io.ReaderAt) (string, error) {
-	r := &firstErr{r: io.NewSectionReader(msg, p.BodyStart, min(max(p.End-p.BodyStart, 0), previewRead))}
+	size := max(p.End-p.BodyStart, 0)
+	cut := size > previewRead // the read ends before the part does
+	r := &firstErr{r: io.NewSectionReader(msg, p.BodyStart, min(size, previewRead))}
 	var b previewBuilder
 	b.lineStart = true
 	b.plain = p.MediaSubtype == "plain"
@@ -125,7 +127,7 @@ func (p *Part) previewOf(msg io.ReaderAt) (string, error) {
 			h.feed('<')
 			continue
 		}
-		c, err := readPreviewRune(in)
+		c, err := readPreviewRune(in, cut)
 		if err != nil {
 			break // the end, or content the decoders gave up on
 		}
@@ -140,8 +142,10 @@ func (p *Part) previewOf(msg io.ReaderAt) (string, error) {
 
 // readPreviewRune reads one character of decoded text: a byte that is not
 // part of a UTF-8 character is the ISO-8859-1 character it would be, as
-// raw header text is read (see ValidUTF8).
-func readPreviewRune(in *bufio.Reader) (rune, error) {
+// raw header text is read (see ValidUTF8). When the text was cut by the
+// bound of what is read, the start of a character left incomplete by the
+// cut ends it instead: those bytes are no characters of their own.
+func readPreviewRune(in *bufio.Reader, cut bool) (rune, error) {
 	c, size, err := in.ReadRune()
 	if err != nil {
 		return 0, err
@@ -149,6 +153,11 @@ func readPreviewRune(in *bufio.Reader) (rune, error) {
 	if c == utf8.RuneError && size == 1 {
 		if err := in.UnreadRune(); err != nil {
 			return 0, err
+		}
+		if cut {
+			if rest, err := in.Peek(utf8.UTFMax); err != nil && !utf8.FullRune(rest) {
+				return 0, io.EOF
+			}
 		}
 		b, err := in.ReadByte()
 		return rune(b), err

@@ -2,6 +2,7 @@ package message
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"io"
 	"io/fs"
@@ -258,6 +259,58 @@ func BenchmarkPreview(b *testing.B) {
 				if s, err := tree.Preview(bytes.NewReader(raw)); err != nil || s == "" {
 					b.Fatalf("%q, %v", s, err)
 				}
+			}
+		})
+	}
+}
+
+// TestPreviewCutCharacter: a UTF-8 character cut by the bound of what is
+// read ends the text rather than showing as the ISO-8859-1 characters of
+// its first bytes, in plain text and HTML, raw or transfer-encoded.
+func TestPreviewCutCharacter(t *testing.T) {
+	// fill makes n bytes of text that shows as a word every few
+	// kilobytes, blanks otherwise, with eol every 76 bytes.
+	fill := func(n int, eol string) string {
+		var b strings.Builder
+		for b.Len() < n {
+			line := strings.Repeat(" ", min(76-len(eol), n-b.Len()))
+			if b.Len()%8192 < 76 {
+				line = "a" + line[1:]
+			}
+			b.WriteString(line)
+			if b.Len()+len(eol) <= n {
+				b.WriteString(eol)
+			}
+		}
+		return b.String()
+	}
+	const text = "Привет мир"
+	// The bytes decoded from base64 lines of 76 characters and CRLF
+	// within the bound read.
+	lines, rest := previewRead/78, previewRead%78
+	b64 := (lines*76 + min(rest, 76)) / 4 * 3
+	wrap := func(s string) string {
+		var b strings.Builder
+		for len(s) > 76 {
+			b.WriteString(s[:76] + "\r\n")
+			s = s[76:]
+		}
+		return b.String() + s + "\r\n"
+	}
+	for _, tc := range []struct{ name, header, body string }{
+		{"plain", "Content-Type: text/plain; charset=utf-8", fill(previewRead-1, "\r\n") + text},
+		{"plain, 2 of 3 bytes", "Content-Type: text/plain; charset=utf-8", fill(previewRead-2, "\r\n") + "日本語"},
+		{"plain, 3 of 4 bytes", "Content-Type: text/plain; charset=utf-8", fill(previewRead-3, "\r\n") + "😀"},
+		{"html", "Content-Type: text/html; charset=utf-8", fill(previewRead-1, "\r\n") + text},
+		{"quoted-printable", "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable",
+			fill(previewRead-3, "=\r\n") + "=D0=9F=D1=80=D0=B8"},
+		{"base64", "Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: base64",
+			wrap(base64.StdEncoding.EncodeToString([]byte(fill(b64-1, "\r\n")+text)))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := preview(t, []byte("Subject: x\r\n"+tc.header+"\r\n\r\n"+tc.body))
+			if got == "" || strings.ContainsFunc(got, func(r rune) bool { return r != 'a' && r != ' ' }) {
+				t.Errorf("preview %q, want the words before the cut alone", got)
 			}
 		})
 	}
