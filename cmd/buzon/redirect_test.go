@@ -20,8 +20,9 @@ import (
 // alice, and not in alice's; with :copy in both. When bob forwards back
 // to alice, the message that went round is kept by alice, not sent on.
 // A message sent twice (as after a lost 250) is forwarded once, and the
-// second delivery keeps nothing either.
+// second delivery keeps nothing either, with or without a Message-ID.
 func TestRedirectEndToEnd(t *testing.T) {
+	t.Parallel()
 	in, _ := startSubmission(t, "")
 	smtpHost, smtpPort := in.hostPort("smtp")
 	imapHost, imapPort := in.hostPort("imap")
@@ -96,7 +97,7 @@ func TestRedirectEndToEnd(t *testing.T) {
 	// the forward as done (sieve.redirect_duplicate_period).
 	put("bob@example.org", `keep;`)
 	for range 2 {
-		sendMsg("From: carol@example.net\r\nTo: alice@example.org\r\nSubject: once\r\nMessage-ID: <once@example.net>\r\n\r\nHi.\r\n")
+		sendMsg("From: carol@example.net\r\nTo: alice@example.org\r\nSubject: once\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\nMessage-ID: <once@example.net>\r\n\r\nHi.\r\n")
 	}
 	if bob := inbox("bob@example.org"); len(bob) != 3 || !strings.Contains(bob[2], "\nSubject: once\n") {
 		t.Errorf("bob's INBOX after a message sent twice:\n%s", strings.Join(bob, "--end--\n"))
@@ -105,12 +106,26 @@ func TestRedirectEndToEnd(t *testing.T) {
 		t.Errorf("alice's INBOX holds %d after a message sent twice, want her 2 from before", n)
 	}
 	in.waitLog(`msg="redirect already sent" account=alice@example.org script=main to=bob@example.org`, 1)
+
+	// Without a Message-ID, sent twice: each try comes under a Received
+	// of its own (another id, another time), and is the same message.
+	for range 2 {
+		sendMsg("From: carol@example.net\r\nTo: alice@example.org\r\nSubject: no id\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\n\r\nHi.\r\n")
+	}
+	if bob := inbox("bob@example.org"); len(bob) != 4 || !strings.Contains(bob[3], "\nSubject: no id\n") {
+		t.Errorf("bob's INBOX after a message without a Message-ID sent twice:\n%s", strings.Join(bob, "--end--\n"))
+	}
+	if n := len(inbox("alice@example.org")); n != 2 {
+		t.Errorf("alice's INBOX holds %d after a message without a Message-ID sent twice, want her 2 from before", n)
+	}
+	in.waitLog(`msg="redirect already sent" account=alice@example.org script=main to=bob@example.org`, 2)
 }
 
 // TestRedirectDuplicatePeriod: sieve.redirect_duplicate_period reaches
 // the Deliverer, the setting's 0 as a negative period (no check), since
 // the field's own 0 stands for its default.
 func TestRedirectDuplicatePeriod(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ set, want time.Duration }{
 		{12 * time.Hour, 12 * time.Hour},
 		{time.Minute, time.Minute},
@@ -132,6 +147,7 @@ func TestRedirectDuplicatePeriod(t *testing.T) {
 // TestSevenBit: a message for a relay without 8BITMIME is read as it is
 // while it is 7-bit, and fails at the first octet that is not.
 func TestSevenBit(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		msg string
 		ok  bool

@@ -161,7 +161,9 @@ func (d *Deliverer) redirect(ctx context.Context, sess store.Session, account, k
 			if err != nil {
 				return nil, fmt.Errorf("deliver to %s: %w", account, err)
 			}
-			sent = &sentForwards{rt: rt, account: account, id: id, period: period}
+			if id != nil {
+				sent = &sentForwards{rt: rt, account: account, id: id, period: period}
+			}
 		}
 	}
 	failed := false
@@ -252,26 +254,29 @@ func redirectKey(account, to string, id []byte) string {
 }
 
 // messageIdentity is what makes two deliveries one message for the
-// record of forwards. With a Message-ID (RFC 5322 3.6.4), a digest of the
-// message below the trace fields at its top (traceLen): the message
-// retried, or come by another route with other trace fields, is found,
-// while another message that reuses a Message-ID (some programs send
-// every message with one) differs in its Date, its Subject or its body,
-// and is not taken for it, which without :copy would neither forward it
-// nor keep it. Without a Message-ID, a digest of the whole message but
-// the Return-Path its delivery here added, which a retry writes the same.
+// record of forwards: a digest of the message below the trace fields at
+// its top (traceLen), the same whether or not it has a Message-ID. A
+// retry, or the message come by another route, differs in those fields
+// alone, whoever wrote them: the relays before, or the delivery here,
+// whose SMTP listener writes a Received of its own at each try. Another
+// message differs below them, if only in its Date or Subject, even when
+// it reuses a Message-ID (some programs send every message with one).
+//
+// It is nil, and the forwards are neither looked up nor recorded, for a
+// message without a Date (RFC 5322 3.6 requires one; some devices send
+// none). The originator writes the Date once, to the second (RFC 5322
+// 3.6.1): a retry or another route carries the same one, and the same
+// words sent again (an alert repeated) another. Without it nothing tells
+// the two apart, and the second, taken for the first, would without
+// :copy be neither forwarded nor kept; a retry forwarded twice is only a
+// duplicate.
 func messageIdentity(msg *Spooled, header []byte) ([]byte, error) {
-	h := sha256.New()
-	var skip int64
-	if env := msg.Part().Envelope; env != nil && strings.TrimSpace(env.MessageID) != "" {
-		h.Write([]byte("message-id\x00"))
-		skip = int64(traceLen(header))
-	} else {
-		h.Write([]byte("message\x00"))
-		skip = int64(returnPathLen(header))
+	if env := msg.Part().Envelope; env == nil || strings.TrimSpace(env.Date) == "" {
+		return nil, nil
 	}
+	h := sha256.New()
 	body := msg.Reader()
-	if _, err := io.CopyN(io.Discard, body, skip); err != nil {
+	if _, err := io.CopyN(io.Discard, body, int64(traceLen(header))); err != nil {
 		return nil, fmt.Errorf("spool: read the message: %w", err)
 	}
 	if _, err := io.Copy(h, body); err != nil {

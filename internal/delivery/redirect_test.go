@@ -179,12 +179,17 @@ func (s flakySession) RecordReply(ctx context.Context, key string, now time.Time
 // forwards; a record that fails is logged and fails nothing; addresses
 // are apart; after the period it goes again; the same Message-ID on
 // another header or another body is another message, while trace fields
-// on top are another route of the same; without a Message-ID the
-// message's bytes (but its Return-Path) tell.
+// on top are another try or another route of the same, with or without a
+// Message-ID; a message without a Date is forwarded every time.
 func TestRedirectOnce(t *testing.T) {
 	const (
-		body  = "From: bob@example.net\r\nTo: alice@example.org\r\nSubject: hi\r\nMessage-ID: <m1@example.net>\r\n\r\nHello.\r\n"
+		body  = "From: bob@example.net\r\nTo: alice@example.org\r\nSubject: hi\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\nMessage-ID: <m1@example.net>\r\n\r\nHello.\r\n"
+		noID  = "From: bob@example.net\r\nTo: alice@example.org\r\nSubject: hi\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\n\r\nHello.\r\n"
 		route = "Received: from list.example.net by mx.example.org\r\n" // another way in
+		// What the SMTP listener puts on top, its id and time another at
+		// each try.
+		try1  = "Return-Path: <bob@example.net>\r\nReceived: from mx.example.net ([192.0.2.1])\r\n\tby mx.example.org (buzon) with ESMTPS\r\n\tid 3KQ7PZ6Q2V5T for <alice@example.org>; Fri, 27 Nov 2026 10:00:01 +0000\r\n"
+		try2  = "Return-Path: <bob@example.net>\r\nReceived: from mx.example.net ([192.0.2.1])\r\n\tby mx.example.org (buzon) with ESMTPS\r\n\tid 5TV2Q6ZP7QK3 for <alice@example.org>; Fri, 27 Nov 2026 10:05:01 +0000\r\n"
 		plain = `redirect "carol@example.net";`
 		copy  = `require "copy"; redirect :copy "carol@example.net";`
 		carol = "carol@example.net"
@@ -271,11 +276,25 @@ func TestRedirectOnce(t *testing.T) {
 				"dkim-signature: v=1; d=list.example.net;\r\n\tb=xyz\r\nX-Sieve-Redirected-From: dave@example.net\r\n" + route + body, skipped: 1},
 		}},
 		{"no Message-ID", 0, []step{
-			{script: plain, msg: strings.Replace(body, "Message-ID: <m1@example.net>\r\n", "", 1), forwarded: []string{carol}},
-			{msg: strings.Replace(body, "Message-ID: <m1@example.net>\r\n", "", 1), skipped: 1},
-			{msg: "Return-Path: <bob@example.net>\r\n" + strings.Replace(body, "Message-ID: <m1@example.net>\r\n", "", 1), skipped: 1},
-			{msg: route + strings.Replace(body, "Message-ID: <m1@example.net>\r\n", "", 1), forwarded: []string{carol}},
-			{msg: strings.Replace(body, "Message-ID: <m1@example.net>\r\n", "Message-ID: <>\r\n", 1), forwarded: []string{carol}},
+			{script: plain, msg: noID, forwarded: []string{carol}},
+			{msg: noID, skipped: 1},
+			{msg: "Return-Path: <bob@example.net>\r\n" + noID, skipped: 1},
+			{msg: route + noID, skipped: 1},
+			{msg: strings.Replace(noID, "Subject: hi", "Subject: ho", 1), forwarded: []string{carol}},
+			{msg: strings.Replace(noID, "Hello.", "Hello again.", 1), forwarded: []string{carol}},
+			{msg: strings.Replace(noID, "10:00:00", "10:00:01", 1), forwarded: []string{carol}},
+		}},
+		// Nothing tells one sending of the same text from the next: a
+		// device's alert, sent again.
+		{"neither Message-ID nor Date", 0, []step{
+			{script: plain, msg: strings.Replace(noID, "Date: Fri, 27 Nov 2026 10:00:00 +0000\r\n", "", 1), forwarded: []string{carol}},
+			{msg: strings.Replace(noID, "Date: Fri, 27 Nov 2026 10:00:00 +0000\r\n", "", 1), forwarded: []string{carol}},
+			{msg: strings.Replace(body, "Date: Fri, 27 Nov 2026 10:00:00 +0000\r\n", "", 1), forwarded: []string{carol}},
+			{msg: strings.Replace(body, "Date: Fri, 27 Nov 2026 10:00:00 +0000\r\n", "", 1), forwarded: []string{carol}},
+		}},
+		{"no Message-ID, retried over SMTP", 0, []step{
+			{script: copy, msg: try1 + noID, storeErr: true, forwarded: []string{carol}},
+			{msg: try2 + noID, skipped: 1, stored: []string{"INBOX"}},
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
