@@ -166,8 +166,17 @@ func (d *Deliverer) redirect(ctx context.Context, sess store.Session, account, k
 			}
 		}
 	}
+	// Every address's record is read before the first forward: a read
+	// that failed after a forward went would fail the delivery, and the
+	// sender's retry would forward that one again.
+	done := make([]bool, len(redirects))
+	for i, r := range redirects {
+		if done[i], err = sent.recorded(ctx, r.Address, d.now()); err != nil {
+			return nil, fmt.Errorf("deliver to %s: %w", account, err)
+		}
+	}
 	failed := false
-	for _, r := range redirects {
+	for i, r := range redirects {
 		var err error
 		switch {
 		case loop:
@@ -175,11 +184,7 @@ func (d *Deliverer) redirect(ctx context.Context, sess store.Session, account, k
 		case hops >= maxRedirectHops:
 			err = fmt.Errorf("the message was forwarded %d times already", hops)
 		default:
-			done, rerr := sent.recorded(ctx, r.Address, d.now())
-			if rerr != nil {
-				return nil, fmt.Errorf("deliver to %s: %w", account, rerr)
-			}
-			if done {
+			if done[i] {
 				log.Info("redirect already sent", "to", r.Address, "from", env.From, "size", msg.Size(), "copy", r.Copy)
 				continue
 			}

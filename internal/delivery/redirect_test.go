@@ -136,11 +136,13 @@ func TestRedirectHopLookups(t *testing.T) {
 }
 
 // flakyStore is a Store whose sessions fail every Append while fail is
-// set, as a full or failing disk does, and every RecordReply while
-// failRecord is, and keep their record of replies.
+// set, as a full or failing disk does, every RecordReply while
+// failRecord is, and every ReplyRecorded but the first readsOK while
+// failRead is, and keep their record of replies.
 type flakyStore struct {
 	store.Store
-	fail, failRecord atomic.Bool
+	fail, failRecord, failRead atomic.Bool
+	readsOK                    atomic.Int64
 }
 
 func (s *flakyStore) Open(ctx context.Context, accountID int64) (store.Session, error) {
@@ -162,6 +164,13 @@ func (s flakySession) Append(ctx context.Context, mailboxID int64, msg *store.Ne
 		return store.AppendResult{}, errors.New("the disk failed")
 	}
 	return s.Session.Append(ctx, mailboxID, msg)
+}
+
+func (s flakySession) ReplyRecorded(ctx context.Context, key string, now time.Time, period time.Duration) (bool, error) {
+	if s.st.failRead.Load() && s.st.readsOK.Add(-1) < 0 {
+		return false, errors.New("the disk failed")
+	}
+	return s.ReplyTracker.ReplyRecorded(ctx, key, now, period)
 }
 
 func (s flakySession) RecordReply(ctx context.Context, key string, now time.Time, period time.Duration) error {
@@ -362,5 +371,47 @@ func TestTraceLen(t *testing.T) {
 		if got := traceLen([]byte(tc.trace + tc.rest)); got != len(tc.trace) {
 			t.Errorf("traceLen(%q) = %d, want %d", tc.trace+tc.rest, got, len(tc.trace))
 		}
+	}
+}
+
+// TestRedirectRecordUnread: the records of all the addresses are read
+// before the first forward, so that a store that fails the read of the
+// second address's record (and the write of the first's) fails the
+// delivery with nothing forwarded, rather than after the first forward:
+// the sender's retry would forward that one again.
+func TestRedirectRecordUnread(t *testing.T) {
+	const msg = "From: bob@example.net\r\nTo: alice@example.org\r\nSubject: hi\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\nMessage-ID: <m1@example.net>\r\n\r\nHello.\r\n"
+	f, s, _ := newVacationFixture(t)
+	fs := &flakyStore{Store: f.d.Store}
+	f.d.Store = fs
+	f.activate(`redirect "carol@example.net"; redirect "dave@example.net";`)
+	env := Envelope{From: "bob@example.net", To: "alice@example.org"}
+
+	fs.failRead.Store(true)
+	fs.readsOK.Store(1)
+	fs.failRecord.Store(true)
+	if _, err := f.d.DeliverAccount(t.Context(), f.acct, f.spool(msg), env); err == nil {
+		t.Fatalf("delivery with a failing store: no error\n%s", f.log.String())
+	}
+	var to []string
+	for _, m := range s.take() {
+		to = append(to, m.to)
+	}
+	if len(to) != 0 {
+		t.Errorf("forwarded to %q before the delivery failed", to)
+	}
+
+	// The sender retries, the store back.
+	fs.failRead.Store(false)
+	fs.failRecord.Store(false)
+	got, err := f.d.DeliverAccount(t.Context(), f.acct, f.spool(msg), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range s.take() {
+		to = append(to, m.to)
+	}
+	if want := []string{"carol@example.net", "dave@example.net"}; !slices.Equal(to, want) || len(got.Copies) != 0 {
+		t.Errorf("over both tries forwarded to %q and stored %d copies, want %q and none\n%s", to, len(got.Copies), want, f.log.String())
 	}
 }
