@@ -189,7 +189,15 @@ type previewBuilder struct {
 	quoted    bool // within a quoted line of plain text
 	plain     bool // the text is text/plain
 	done      bool // out holds PreviewChars characters, or cannot take the next
+	// joined is true right after a character kept: joiners that follow
+	// it wait in pending for the next one.
+	joined  bool
+	pending []rune
 }
+
+// maxPending bounds the joiners kept between two characters: an emoji tag
+// sequence's tags, say, which name a region in a few letters.
+const maxPending = 16
 
 // add takes one character of text.
 func (b *previewBuilder) add(c rune) {
@@ -199,14 +207,18 @@ func (b *previewBuilder) add(c rune) {
 	case b.done:
 	case c == '\n':
 		b.space, b.quoted = true, false
+		b.joined, b.pending = false, b.pending[:0]
 	case b.quoted:
 	case c > ' ' && c < 0x7f && c != '>':
 		b.keep(c) // printable ASCII, most text
 	case blank(c):
-		b.space = true
+		b.space, b.joined, b.pending = true, false, b.pending[:0]
+	case joiner(c):
+		b.join(c)
 	case hidden(c):
 		// Newsletters pad the text they mean for previews with
 		// zero-width characters, to push what follows out of sight.
+		b.joined, b.pending = false, b.pending[:0]
 	case b.plain && lineStart && c == '>':
 		b.quoted = true // a quoted line of a reply, as Dovecot leaves out
 	default:
@@ -215,23 +227,62 @@ func (b *previewBuilder) add(c rune) {
 }
 
 // keep appends c to the preview, after a space when white space came
-// before it, unless that would go past PreviewChars.
+// before it, or after the joiners since the character before it, unless
+// that would go past PreviewChars.
 func (b *previewBuilder) keep(c rune) {
-	need := 1
-	if b.space && b.n > 0 {
-		need = 2
+	space := b.space && b.n > 0
+	need := 1 + len(b.pending)
+	if space {
+		need++
 	}
 	if b.n+need > PreviewChars {
-		b.done = true // so that no preview ends in a space
+		b.done = true // so that no preview ends in a space or a joiner
 		return
 	}
-	if need == 2 {
+	if space {
 		b.out = append(b.out, ' ')
+	}
+	for _, j := range b.pending {
+		b.out = utf8.AppendRune(b.out, j)
 	}
 	b.out = utf8.AppendRune(b.out, c)
 	b.n += need
-	b.space = false
+	b.space, b.joined, b.pending = false, true, b.pending[:0]
 	b.done = b.n == PreviewChars
+}
+
+// join takes a joiner: kept between two characters, where it makes one
+// of them (a Persian word's letters, the people of a family emoji), and
+// after a character when it ends an emoji tag sequence (the flag of
+// Scotland); dropped next to white space, hidden characters or the start
+// of the text, where it is padding.
+func (b *previewBuilder) join(c rune) {
+	if !b.joined || len(b.pending) == maxPending {
+		b.joined, b.pending = false, b.pending[:0]
+		return
+	}
+	b.pending = append(b.pending, c)
+	if c != cancelTag || b.n+len(b.pending) > PreviewChars {
+		return
+	}
+	// Unicode TS 51, emoji tag sequences: the tags follow their base, and
+	// CANCEL TAG ends them, whatever comes next.
+	for _, j := range b.pending {
+		b.out = utf8.AppendRune(b.out, j)
+	}
+	b.n += len(b.pending)
+	b.pending = b.pending[:0]
+	b.done = b.n == PreviewChars
+}
+
+// cancelTag ends an emoji tag sequence.
+const cancelTag = '\U000E007F'
+
+// joiner reports the characters that join those on either side, and
+// show nothing on their own: ZERO WIDTH JOINER and NON-JOINER, and the
+// tags of emoji tag sequences.
+func joiner(c rune) bool {
+	return c == '\u200c' || c == '\u200d' || c >= '\U000E0020' && c <= cancelTag
 }
 
 // blank reports characters that show as white space: those of Unicode

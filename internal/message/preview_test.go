@@ -74,6 +74,14 @@ var previewCases = []struct {
 		"forwarded text"},
 	{"no-boundary", "Subject: x\r\nContent-Type: multipart/mixed\r\n\r\nthe parser shows this as text\r\n",
 		"the parser shows this as text"},
+	{"joiners", "Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" +
+		"می\u200cخواهم \U0001F468\u200d\U0001F469\u200d\U0001F467 क्\u200dष \U0001F3F4\U000E0067\U000E0062\U000E0073\U000E0063\U000E0074\U000E007F!\r\n",
+		"می\u200cخواهم \U0001F468\u200d\U0001F469\u200d\U0001F467 क्\u200dष \U0001F3F4\U000E0067\U000E0062\U000E0073\U000E0063\U000E0074\U000E007F!"},
+	{"joiners-padding", "Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" +
+		"\u200d\u200cwords\u200c \u200dpadded\u200b\u200cby\U000E0020 joiners\u200d\u200c\u200d\r\n\u200dthat show nothing\U000E0067\r\n",
+		"words paddedby joiners that show nothing"},
+	{"html-joiners", "Subject: x\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>&zwnj;&nbsp;&zwnj;&nbsp;می&zwnj;خواهم</p><p>&zwj;<b>a</b>&zwj;<i>b</i></p>",
+		"می\u200cخواهم a\u200db"},
 	{"controls", "Subject: x\r\n\r\nbell\x07 nul\x00 del\x7f\u200bjoined\r\n", "bell nul deljoined"},
 }
 
@@ -305,7 +313,7 @@ func TestPreviewCutCharacter(t *testing.T) {
 		{"quoted-printable", "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable",
 			fill(previewRead-3, "=\r\n") + "=D0=9F=D1=80=D0=B8"},
 		{"base64", "Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: base64",
-			wrap(base64.StdEncoding.EncodeToString([]byte(fill(b64-1, "\r\n")+text)))},
+			wrap(base64.StdEncoding.EncodeToString([]byte(fill(b64-1, "\r\n") + text)))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := preview(t, []byte("Subject: x\r\n"+tc.header+"\r\n\r\n"+tc.body))
