@@ -110,7 +110,9 @@ func redirectActions(dec *decision) []sieve.Action {
 // forwarded it, nor once it has been forwarded maxRedirectHops times: it
 // is kept instead, which ends any loop of forwards. A forward the relay
 // took is recorded, and one found recorded within the duplicate period
-// is not made again but counts as done (see sentForwards).
+// is not made again but counts as done (see sentForwards), unless the
+// message came from the account's own address: then it is kept, as a
+// loop through a server that dropped our field.
 func (d *Deliverer) redirect(ctx context.Context, sess store.Session, account, keepTo, script string, msg *Spooled, env Envelope, redirects []sieve.Action, targets []target) ([]target, error) {
 	log := d.logger().With("account", account, "script", script)
 	header, err := msg.header()
@@ -183,11 +185,18 @@ func (d *Deliverer) redirect(ctx context.Context, sess store.Session, account, k
 			err = fmt.Errorf("the message was forwarded by %s before: a loop", account)
 		case hops >= maxRedirectHops:
 			err = fmt.Errorf("the message was forwarded %d times already", hops)
+		case done[i] && strings.EqualFold(env.From, account):
+			// Forwarded before, and come back from the account's own
+			// address, which forwards go from by default: a server that
+			// forwarded it back keeping its sender but not our field.
+			// Skipped, it would be neither forwarded nor kept. The
+			// account's own message, retried, is kept too, whatever
+			// the setting: a duplicate at worst.
+			err = fmt.Errorf("the message was forwarded to %s before and came back from %s: a loop", r.Address, env.From)
+		case done[i]:
+			log.Info("redirect already sent", "to", r.Address, "from", env.From, "size", msg.Size(), "copy", r.Copy)
+			continue
 		default:
-			if done[i] {
-				log.Info("redirect already sent", "to", r.Address, "from", env.From, "size", msg.Size(), "copy", r.Copy)
-				continue
-			}
 			err = d.forward(ctx, account, from, r.Address, msg)
 			if err == nil {
 				// Recorded whether or not the sending server is still

@@ -189,7 +189,9 @@ func (s flakySession) RecordReply(ctx context.Context, key string, now time.Time
 // are apart; after the period it goes again; the same Message-ID on
 // another header or another body is another message, while trace fields
 // on top are another try or another route of the same, with or without a
-// Message-ID; a message without a Date is forwarded every time.
+// Message-ID; a message without a Date is forwarded every time; one found
+// forwarded that comes from the account's own address is kept, as a loop
+// through a server that dropped the account's field.
 func TestRedirectOnce(t *testing.T) {
 	const (
 		body  = "From: bob@example.net\r\nTo: alice@example.org\r\nSubject: hi\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\nMessage-ID: <m1@example.net>\r\n\r\nHello.\r\n"
@@ -206,6 +208,7 @@ func TestRedirectOnce(t *testing.T) {
 	type step struct {
 		script    string        // "": as before
 		msg       string        //
+		from      string        // the envelope sender; "": bob@example.net
 		relayErr  bool          // the relay refuses
 		storeErr  bool          // the store fails: the delivery fails
 		recordErr bool          // the record of the forward fails
@@ -293,6 +296,17 @@ func TestRedirectOnce(t *testing.T) {
 			{msg: strings.Replace(noID, "Hello.", "Hello again.", 1), forwarded: []string{carol}},
 			{msg: strings.Replace(noID, "10:00:00", "10:00:01", 1), forwarded: []string{carol}},
 		}},
+		// carol's server forwards it back, without alice's field, from
+		// the envelope sender it came with: alice's address.
+		{"come back from the account's address", 0, []step{
+			{script: `redirect "carol@example.net"; redirect "dave@example.net";`, msg: body, forwarded: []string{carol, "dave@example.net"}},
+			{msg: route + body, from: "Alice@example.org", stored: []string{"INBOX"}},
+			{msg: body, skipped: 2},
+		}},
+		{"from the account's address", 0, []step{
+			{script: plain, msg: body, from: "alice@example.org", forwarded: []string{carol}},
+			{script: copy, msg: route + body, from: "alice@example.org", stored: []string{"INBOX"}},
+		}},
 		// Nothing tells one sending of the same text from the next: a
 		// device's alert, sent again.
 		{"neither Message-ID nor Date", 0, []step{
@@ -325,7 +339,11 @@ func TestRedirectOnce(t *testing.T) {
 				fs.fail.Store(st.storeErr)
 				fs.failRecord.Store(st.recordErr)
 				f.log.Reset()
-				got, err := f.d.DeliverAccount(t.Context(), f.acct, f.spool(st.msg), Envelope{From: "bob@example.net", To: "alice@example.org"})
+				from := st.from
+				if from == "" {
+					from = "bob@example.net"
+				}
+				got, err := f.d.DeliverAccount(t.Context(), f.acct, f.spool(st.msg), Envelope{From: from, To: "alice@example.org"})
 				if (err != nil) != st.storeErr {
 					t.Fatalf("step %d: delivery: %v, want failed %v", i, err, st.storeErr)
 				}
