@@ -717,7 +717,7 @@ func (ss *session) Copy(ctx context.Context, fromMailboxID int64, uids store.UID
 		// Link the bodies, outside the write: a link and the sync of its
 		// folder are slow. A message expunged meanwhile has no file to
 		// link: it is left out, as if the copy had come just after.
-		newFiles := map[int64]int64{} // source row ID -> new file
+		newFiles := map[int64]msgRow{} // source row ID -> the row linked, with its new file
 		var all []int64
 		defer func() {
 			for _, f := range all {
@@ -735,7 +735,8 @@ func (ss *session) Copy(ctx context.Context, fromMailboxID int64, uids store.UID
 				return err
 			}
 			all = append(all, f)
-			newFiles[r.id] = f
+			r.file = f
+			newFiles[r.id] = r
 			if !slices.Contains(dirs, dir) {
 				dirs = append(dirs, dir)
 			}
@@ -766,10 +767,14 @@ func (ss *session) Copy(ctx context.Context, fromMailboxID int64, uids store.UID
 			var c counts
 			d := kwDelta{}
 			for _, r := range current {
-				f, ok := newFiles[r.id]
-				if !ok {
+				// SQLite gives the highest row ID again once its row is
+				// gone: a message expunged since it was linked and one
+				// appended after it can share an ID, never a UID.
+				linked, ok := newFiles[r.id]
+				if !ok || linked.uid != r.uid {
 					continue
 				}
+				f := linked.file
 				if uidNext > math.MaxUint32 {
 					return fmt.Errorf("%w: mailbox has used every UID", store.ErrLimit)
 				}
