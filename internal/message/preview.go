@@ -17,14 +17,22 @@ import (
 const PreviewChars = 200
 
 const (
-	// previewRead bounds the raw bytes read of one part. Plain text fills
-	// a preview within its first kilobyte or two; the bound is for HTML,
-	// where a newsletter's <head> and <style> may come to tens of
-	// kilobytes before the first word a reader sees.
+	// previewRead bounds the raw bytes read of a message's parts, all
+	// those tried together. Plain text fills a preview within its first
+	// kilobyte or two; the bound is for HTML, where a newsletter's <head>
+	// and <style> may come to tens of kilobytes before the first word a
+	// reader sees.
 	previewRead = 64 << 10
 	// previewParts bounds the parts tried when the first ones hold no
 	// text (an empty text/plain beside the HTML that has it, say).
 	previewParts = 4
+	// previewIdle bounds the bytes of decoded text, all parts together,
+	// read one by one without making a character of the preview: tags,
+	// padding, blanks. The content of a <style> or <script> and quoted
+	// lines of plain text, skipped many bytes at a time, are not counted.
+	// Text that a reader sees comes well before; input made to show
+	// nothing costs no more than this.
+	previewIdle = 16 << 10
 )
 
 // Preview returns the preview text of the message whose tree p is,
@@ -38,16 +46,25 @@ const (
 // It reads at most a bounded prefix of at most a few parts, never the
 // whole message.
 func (p *Part) Preview(msg io.ReaderAt) (string, error) {
+	pr := previewReader{msg: msg, budget: previewRead}
 	for _, tp := range p.previewParts(nil) {
-		s, err := tp.previewOf(msg)
+		s, err := pr.part(tp)
 		if err != nil {
 			return "", err
 		}
-		if s != "" {
+		if s != "" || pr.budget == 0 || pr.idle > previewIdle {
 			return s, nil
 		}
 	}
 	return "", nil
+}
+
+// previewReader makes the preview of a message's parts, one after the
+// other, within the bounds that the message has as a whole.
+type previewReader struct {
+	msg    io.ReaderAt
+	budget int64 // raw bytes left to read, of previewRead
+	idle   int   // bytes of text read one by one that made no character of the preview
 }
 
 // previewParts appends to out the parts, in the order a preview tries
@@ -102,42 +119,73 @@ func (p *Part) previewParts(out []*Part) []*Part {
 	return out
 }
 
-// previewOf makes the preview of the text part p.
-func (p *Part) previewOf(msg io.ReaderAt) (string, error) {
+// part makes the preview of the text part p.
+func (pr *previewReader) part(p *Part) (string, error) {
 	size := max(p.End-p.BodyStart, 0)
-	cut := size > previewRead // the read ends before the part does
-	r := &firstErr{r: io.NewSectionReader(msg, p.BodyStart, min(size, previewRead))}
+	cut := size > pr.budget // the read ends before the part does
+	r := &firstErr{r: io.NewSectionReader(pr.msg, p.BodyStart, min(size, pr.budget))}
+	defer func() { pr.budget -= r.n }()
 	var b previewBuilder
 	b.lineStart = true
 	b.plain = p.MediaSubtype == "plain"
 	var h htmlText
 	h.b = &b
 	in := bufio.NewReaderSize(p.TextReader(r), 4096)
-	for !b.done {
-		if h.state == htmlRaw && h.match == 0 {
-			// The content of a <style> or <script>, often most of a
-			// newsletter's first kilobytes: only a "<" may end it.
-			_, err := in.ReadSlice('<')
+	for !b.done && pr.idle <= previewIdle {
+		var c rune
+		width := 1 // of c in the input
+		if skipTo := h.skipTo(&b); skipTo != 0 {
+			_, err := in.ReadSlice(skipTo)
 			if errors.Is(err, bufio.ErrBufferFull) {
 				continue
 			}
 			if err != nil {
 				break
 			}
-			h.feed('<')
-			continue
+			c = rune(skipTo)
+		} else {
+			var err error
+			c, width, err = readPreviewRune(in, cut)
+			if err != nil {
+				break // the end, or content the decoders gave up on
+			}
 		}
-		c, err := readPreviewRune(in, cut)
-		if err != nil {
-			break // the end, or content the decoders gave up on
-		}
+		kept := b.n
 		if b.plain {
 			b.add(c)
 		} else {
 			h.feed(c)
 		}
+		if b.n == kept {
+			pr.idle += width
+		} else {
+			pr.idle = 0
+		}
 	}
 	return string(b.out), r.err
+}
+
+// skipTo returns the byte up to which what is read next shows nothing and
+// changes nothing, to be skipped at once rather than read a character at
+// a time, or 0: often most of a newsletter's first kilobytes, the content
+// of a <style> or <script>, which only a "<" may end, comments, attribute
+// values, the quoted lines of plain text.
+func (h *htmlText) skipTo(b *previewBuilder) byte {
+	switch {
+	case b.plain:
+		if b.quoted {
+			return '\n'
+		}
+	case h.state == htmlRaw && h.match == 0:
+		return '<'
+	case h.state == htmlComment && h.dash == 0 && !h.opening:
+		return '-'
+	case h.state == htmlTag && h.quote != 0:
+		return byte(h.quote)
+	case h.state == htmlBogus:
+		return '>'
+	}
+	return 0
 }
 
 // readPreviewRune reads one character of decoded text: a byte that is not
@@ -145,35 +193,38 @@ func (p *Part) previewOf(msg io.ReaderAt) (string, error) {
 // raw header text is read (see ValidUTF8). When the text was cut by the
 // bound of what is read, the start of a character left incomplete by the
 // cut ends it instead: those bytes are no characters of their own.
-func readPreviewRune(in *bufio.Reader, cut bool) (rune, error) {
-	c, size, err := in.ReadRune()
+func readPreviewRune(in *bufio.Reader, cut bool) (c rune, size int, err error) {
+	c, size, err = in.ReadRune()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if c == utf8.RuneError && size == 1 {
 		if err := in.UnreadRune(); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if cut {
 			if rest, err := in.Peek(utf8.UTFMax); err != nil && !utf8.FullRune(rest) {
-				return 0, io.EOF
+				return 0, 0, io.EOF
 			}
 		}
 		b, err := in.ReadByte()
-		return rune(b), err
+		return rune(b), 1, err
 	}
-	return c, nil
+	return c, size, nil
 }
 
 // firstErr keeps the first error of r but io.EOF: that of the message,
 // which Preview returns, rather than one the decoders make of its content.
+// It counts the bytes read too.
 type firstErr struct {
 	r   io.Reader
 	err error
+	n   int64
 }
 
 func (e *firstErr) Read(p []byte) (int, error) {
 	n, err := e.r.Read(p)
+	e.n += int64(n)
 	if err != nil && !errors.Is(err, io.EOF) && e.err == nil {
 		e.err = err
 	}
@@ -461,13 +512,7 @@ func (h *htmlText) feed(c rune) {
 			return
 		}
 		h.state = htmlData
-		ref := "&" + string(h.name)
-		if c == ';' {
-			ref += ";"
-		}
-		for _, r := range html.UnescapeString(ref) {
-			h.text(r)
-		}
+		h.reference(c == ';')
 		if c != ';' {
 			h.feed(c)
 		}
@@ -497,6 +542,119 @@ func (h *htmlText) feed(c rune) {
 			h.feed(c)
 		}
 	}
+}
+
+// reference passes on the text of the character reference just read, its
+// name in h.name, ended by a ";" or not. Numbers and the names of
+// padding, the most of a newsletter's references, are decoded here,
+// without the allocations of html.UnescapeString, which decodes the
+// rest.
+func (h *htmlText) reference(semicolon bool) {
+	if c, ok := numericReference(h.name, semicolon); ok {
+		h.text(c)
+		return
+	}
+	if c := namedReference(string(h.name), semicolon); c != 0 {
+		h.text(c)
+		return
+	}
+	ref := make([]byte, 0, len(h.name)+2)
+	ref = append(append(ref, '&'), h.name...)
+	if semicolon {
+		ref = append(ref, ';')
+	}
+	for _, r := range html.UnescapeString(string(ref)) {
+		h.text(r)
+	}
+}
+
+// numericReference decodes "#8203" and "#x200b" as html.UnescapeString
+// does, but for the numbers it maps to Windows-1252's characters, the
+// shortest references and what is not a number alone, left to it.
+func numericReference(name []byte, semicolon bool) (rune, bool) {
+	if len(name) < 2 || name[0] != '#' || len(name) == 2 && !semicolon {
+		return 0, false
+	}
+	digits, base := name[1:], rune(10)
+	if digits[0] == 'x' || digits[0] == 'X' {
+		digits, base = digits[1:], 16
+	}
+	if len(digits) == 0 {
+		return 0, false
+	}
+	var c rune
+	for _, d := range digits {
+		var v rune
+		switch {
+		case d >= '0' && d <= '9':
+			v = rune(d - '0')
+		case base == 16 && d >= 'a' && d <= 'f':
+			v = rune(d-'a') + 10
+		case base == 16 && d >= 'A' && d <= 'F':
+			v = rune(d-'A') + 10
+		default:
+			return 0, false // "&#12ab;": a number, then text
+		}
+		c = min(c*base+v, utf8.MaxRune+1)
+	}
+	switch {
+	case c >= 0x80 && c <= 0x9f:
+		return 0, false
+	case c == 0 || c > utf8.MaxRune || c >= 0xd800 && c <= 0xdfff:
+		return utf8.RuneError, true
+	}
+	return c, true
+}
+
+// namedReference decodes the names of characters that show nothing or
+// white space, those that pad newsletters, and the most common others;
+// it returns 0 for the rest. The few names that HTML knows without their
+// ";" too are decoded either way.
+func namedReference(name string, semicolon bool) rune {
+	switch name {
+	case "nbsp":
+		return '\u00a0'
+	case "shy":
+		return '\u00ad'
+	case "amp":
+		return '&'
+	case "lt":
+		return '<'
+	case "gt":
+		return '>'
+	case "quot":
+		return '"'
+	}
+	if !semicolon {
+		return 0
+	}
+	switch name {
+	case "zwnj":
+		return '\u200c'
+	case "zwj":
+		return '\u200d'
+	case "ZeroWidthSpace", "NegativeVeryThinSpace", "NegativeThinSpace", "NegativeMediumSpace", "NegativeThickSpace":
+		return '\u200b'
+	case "NonBreakingSpace":
+		return '\u00a0'
+	case "ensp":
+		return '\u2002'
+	case "emsp":
+		return '\u2003'
+	case "thinsp", "ThinSpace":
+		return '\u2009'
+	case "hairsp", "VeryThinSpace":
+		return '\u200a'
+	case "NoBreak":
+		return '\u2060'
+	case "lrm":
+		return '\u200e'
+	case "rlm":
+		return '\u200f'
+	case "apos":
+		return '\''
+	}
+	return 0
 }
 
 // tag acts on the tag just read, at its ">".

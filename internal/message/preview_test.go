@@ -131,6 +131,51 @@ func TestPreviewReadsLittle(t *testing.T) {
 	}
 }
 
+// TestPreviewBudget checks that what a preview reads is bounded for the
+// message, not for each part it tries, and that input showing nothing
+// ends the reading well before that bound.
+func TestPreviewBudget(t *testing.T) {
+	for _, pad := range []string{"&zwnj;&nbsp;<b x=1>&#8203;</b>", "&#8203;", "\u200b"} {
+		t.Run(pad, func(t *testing.T) {
+			raw := []byte(craftedPreview(pad))
+			tree, err := Parse(bytes.NewReader(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := &countingReaderAt{r: bytes.NewReader(raw)}
+			if got, err := tree.Preview(r); err != nil || got != "" {
+				t.Fatalf("preview %q, %v; want \"\"", got, err)
+			}
+			if r.n > previewRead {
+				t.Errorf("read %d bytes of the parts, want at most %d in all", r.n, previewRead)
+			}
+			if r.n > 2*previewIdle {
+				t.Errorf("read %d bytes, want about %d: the padding shows nothing", r.n, previewIdle)
+			}
+		})
+	}
+}
+
+// TestPreviewSkipped checks that what is skipped at once does not count
+// as input that shows nothing: text after more of it than previewIdle
+// still makes the preview.
+func TestPreviewSkipped(t *testing.T) {
+	long := previewIdle + 4096
+	for _, tc := range []struct{ name, header, body string }{
+		{"quoted lines", "text/plain", strings.Repeat("> "+strings.Repeat("quoted ", 10)+"\r\n", long/72) + "the reply"},
+		{"style", "text/html", "<style>" + strings.Repeat("p { margin: 0 }\r\n", long/17) + "</style>the text"},
+		{"attributes", "text/html", strings.Repeat(`<td style="`+strings.Repeat("padding: 0; ", 40)+`">`, long/490) + "the text"},
+		{"comments", "text/html", strings.Repeat("<!--[if mso]>"+strings.Repeat("<o:x>y</o:x>", 30)+"<![endif]-->", long/385) + "the text"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := preview(t, []byte("Subject: x\r\nContent-Type: "+tc.header+"\r\n\r\n"+tc.body))
+			if !strings.HasPrefix(got, "the ") {
+				t.Errorf("preview %q, want the text after %d bytes", got, len(tc.body))
+			}
+		})
+	}
+}
+
 // TestPreviewError checks that an error reading the message is returned,
 // and that a preview is not made of what came before it.
 func TestPreviewError(t *testing.T) {
@@ -244,12 +289,22 @@ func (f *failAfter) ReadAt(p []byte, off int64) (int, error) {
 
 func (f failingReaderAt) ReadAt([]byte, int64) (int, error) { return 0, f.err }
 
+// craftedPreview is a message made to cost its preview the most: four
+// HTML parts of 70 KB of markup and padding that show nothing.
+func craftedPreview(pad string) string {
+	part := "--b\r\nContent-Type: text/html\r\n\r\n" + strings.Repeat(pad, 70_000/len(pad)) + "\r\n"
+	return "Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" + strings.Repeat(part, 4) + "--b--\r\n"
+}
+
 // BenchmarkPreview makes the previews of a plain message, a newsletter
-// whose HTML has 20 KB of <style> before its text, and a message whose
-// text part is followed by a 200 KB attachment.
+// whose HTML has 20 KB of <style> before its text, a message whose text
+// part is followed by a 200 KB attachment, and the crafted messages of
+// craftedPreview, which have no preview.
 func BenchmarkPreview(b *testing.B) {
 	words := strings.Repeat("Some words of a message body, as people write them.\r\n", 20)
 	for _, bc := range []struct{ name, raw string }{
+		{"crafted-markup", craftedPreview("&zwnj;&nbsp;<b x=1>&#8203;</b>")},
+		{"crafted-refs", craftedPreview("&#8203;")},
 		{"plain", "Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + words},
 		{"html", "Subject: x\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><head><style>\r\n" +
 			strings.Repeat(".c { color: #333; margin: 0; }\r\n", 650) + "</style></head><body><p>" + words + "</p></body></html>\r\n"},
@@ -264,7 +319,7 @@ func BenchmarkPreview(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				if s, err := tree.Preview(bytes.NewReader(raw)); err != nil || s == "" {
+				if s, err := tree.Preview(bytes.NewReader(raw)); err != nil || (s == "") != strings.HasPrefix(bc.name, "crafted") {
 					b.Fatalf("%q, %v", s, err)
 				}
 			}
