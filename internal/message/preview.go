@@ -28,10 +28,9 @@ const (
 	previewParts = 4
 	// previewIdle bounds the bytes of decoded text, all parts together,
 	// read one by one without making a character of the preview: tags,
-	// padding, blanks. The content of a <style> or <script> and quoted
-	// lines of plain text, skipped many bytes at a time, are not counted.
-	// Text that a reader sees comes well before; input made to show
-	// nothing costs no more than this.
+	// padding, blanks. What is skipped at once (see skipTo) is not
+	// counted. Text that a reader sees comes well before; input made to
+	// show nothing costs no more than this.
 	previewIdle = 16 << 10
 )
 
