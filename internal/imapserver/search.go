@@ -1074,9 +1074,10 @@ func (b *rangeBuilder) add(n uint32) {
 // RETURN (SAVE)).
 func (a *searchArgs) saves() bool { return slices.Contains(a.ret, "SAVE") }
 
-// searchResOnFailure, deferred by execute for a search with SAVE, sets
-// the search result variable to the empty sequence when the search fails
-// with NO, and leaves it as it was when it fails with BAD (RFC 5182 2.1).
+// searchResOnFailure, deferred by execute for a search or a sort with
+// SAVE (savesSearchRes), sets the search result variable to the empty
+// sequence when the search fails with NO, and leaves it as it was when it
+// fails with BAD (RFC 5182 2.1).
 // A search that found its messages still ends in NO when the sync after
 // it fails, and that empties the variable too. It looks at the failure
 // on its way to the command loop, so no place that raises one needs to
@@ -1130,17 +1131,7 @@ func (c *conn) cmdSearch(cmd *command) {
 	onlyMin, onlyMax := minMaxOnly(ret)
 	if save {
 		// RFC 5182 2.4: with MIN or MAX only, only those are saved.
-		if (onlyMin || onlyMax) && len(uids) > 0 {
-			var kept []store.UID
-			if onlyMin {
-				kept = append(kept, uids[0])
-			}
-			if onlyMax && (len(uids) > 1 || !onlyMin) {
-				kept = append(kept, uids[len(uids)-1])
-			}
-			uids = kept
-		}
-		c.searchRes = uids
+		c.searchRes = minMaxNamed(uids, onlyMin, onlyMax)
 	}
 	w := c.w
 	if !esearch {
@@ -1285,4 +1276,21 @@ func minMaxOnly(ret []string) (onlyMin, onlyMax bool) {
 		return false, false
 	}
 	return slices.Contains(ret, "MIN"), slices.Contains(ret, "MAX")
+}
+
+// minMaxNamed returns what an answer with the flags of minMaxOnly stands
+// for, of a result in its order: its first, its last or both, or all of
+// it when neither flag is set.
+func minMaxNamed[T any](result []T, onlyMin, onlyMax bool) []T {
+	if (!onlyMin && !onlyMax) || len(result) == 0 {
+		return result
+	}
+	var named []T
+	if onlyMin {
+		named = append(named, result[0])
+	}
+	if onlyMax && (len(result) > 1 || !onlyMin) {
+		named = append(named, result[len(result)-1])
+	}
+	return named
 }

@@ -161,16 +161,7 @@ func (c *conn) writeESort(cmd *command, ret []string, items []sortItem, modSeqUs
 	onlyMin, onlyMax := minMaxOnly(ret)
 	// The messages the answer stands for: with MIN or MAX alone, those
 	// (RFC 5182 2.4, RFC 4731 3.2).
-	named := items
-	if (onlyMin || onlyMax) && len(items) > 0 {
-		named = nil
-		if onlyMin {
-			named = append(named, items[0])
-		}
-		if onlyMax && (len(items) > 1 || !onlyMin) {
-			named = append(named, items[len(items)-1])
-		}
-	}
+	named := minMaxNamed(items, onlyMin, onlyMax)
 	if save {
 		// "$" is a set: its order is the mailbox's, not the sort's.
 		uids := make([]store.UID, len(named))
