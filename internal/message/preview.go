@@ -26,12 +26,6 @@ const (
 	// previewParts bounds the parts tried when the first ones hold no
 	// text (an empty text/plain beside the HTML that has it, say).
 	previewParts = 4
-	// previewIdle bounds the bytes of decoded text, all parts together,
-	// read one by one without making a character of the preview: tags,
-	// padding, blanks. What is skipped at once (see skipTo) is not
-	// counted. Text that a reader sees comes well before; input made to
-	// show nothing costs no more than this.
-	previewIdle = 16 << 10
 )
 
 // Preview returns the preview text of the message whose tree p is,
@@ -51,7 +45,7 @@ func (p *Part) Preview(msg io.ReaderAt) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if s != "" || pr.budget == 0 || pr.idle > previewIdle {
+		if s != "" || pr.budget == 0 {
 			return s, nil
 		}
 	}
@@ -63,7 +57,6 @@ func (p *Part) Preview(msg io.ReaderAt) (string, error) {
 type previewReader struct {
 	msg    io.ReaderAt
 	budget int64 // raw bytes left to read, of previewRead
-	idle   int   // bytes of text read one by one that made no character of the preview
 }
 
 // previewParts appends to out the parts, in the order a preview tries
@@ -130,9 +123,8 @@ func (pr *previewReader) part(p *Part) (string, error) {
 	var h htmlText
 	h.b = &b
 	in := bufio.NewReaderSize(p.TextReader(r), 4096)
-	for !b.done && pr.idle <= previewIdle {
+	for !b.done {
 		var c rune
-		width := 1 // of c in the input
 		if skipTo := h.skipTo(&b); skipTo != 0 {
 			_, err := in.ReadSlice(skipTo)
 			if errors.Is(err, bufio.ErrBufferFull) {
@@ -144,21 +136,15 @@ func (pr *previewReader) part(p *Part) (string, error) {
 			c = rune(skipTo)
 		} else {
 			var err error
-			c, width, err = readPreviewRune(in, cut)
+			c, _, err = readPreviewRune(in, cut)
 			if err != nil {
 				break // the end, or content the decoders gave up on
 			}
 		}
-		kept := b.n
 		if b.plain {
 			b.add(c)
 		} else {
 			h.feed(c)
-		}
-		if b.n == kept {
-			pr.idle += width
-		} else {
-			pr.idle = 0
 		}
 	}
 	return string(b.out), r.err
@@ -167,8 +153,9 @@ func (pr *previewReader) part(p *Part) (string, error) {
 // skipTo returns the byte up to which what is read next shows nothing and
 // changes nothing, to be skipped at once rather than read a character at
 // a time, or 0: often most of a newsletter's first kilobytes, the content
-// of a <style> or <script>, which only a "<" may end, comments, attribute
-// values, the quoted lines of plain text.
+// of a <style> or <script> and the text of the <head> or of a <blockquote>
+// (the quote above a reply), which only a "<" may end, comments,
+// attribute values, the quoted lines of plain text.
 func (h *htmlText) skipTo(b *previewBuilder) byte {
 	switch {
 	case b.plain:
@@ -176,6 +163,8 @@ func (h *htmlText) skipTo(b *previewBuilder) byte {
 			return '\n'
 		}
 	case h.state == htmlRaw && h.match == 0:
+		return '<'
+	case h.state == htmlData && (h.head || h.quotes > 0):
 		return '<'
 	case h.state == htmlComment && h.dash == 0 && !h.opening:
 		return '-'
