@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/mail"
 	"strings"
 	"time"
 
@@ -159,7 +160,7 @@ func (d *Deliverer) redirect(ctx context.Context, sess store.Session, account, k
 	var sent *sentForwards
 	if period := d.Redirect.duplicatePeriod(); period > 0 && !loop && hops < maxRedirectHops {
 		if rt, ok := sess.(store.ReplyTracker); ok {
-			id, err := messageIdentity(msg, header)
+			id, err := messageIdentity(msg, header, d.now(), period)
 			if err != nil {
 				return nil, fmt.Errorf("deliver to %s: %w", account, err)
 			}
@@ -277,15 +278,17 @@ func redirectKey(account, to string, id []byte) string {
 // it reuses a Message-ID (some programs send every message with one).
 //
 // It is nil, and the forwards are neither looked up nor recorded, for a
-// message without a Date (RFC 5322 3.6 requires one; some devices send
-// none). The originator writes the Date once, to the second (RFC 5322
-// 3.6.1): a retry or another route carries the same one, and the same
-// words sent again (an alert repeated) another. Without it nothing tells
-// the two apart, and the second, taken for the first, would without
-// :copy be neither forwarded nor kept; a retry forwarded twice is only a
-// duplicate.
-func messageIdentity(msg *Spooled, header []byte) ([]byte, error) {
-	if env := msg.Part().Envelope; env == nil || strings.TrimSpace(env.Date) == "" {
+// message without a Date that could be its sending's (datePlausible).
+// The originator writes the Date once, to the second (RFC 5322 3.6.1): a
+// retry or another route carries the same one, and the same words sent
+// again (an alert repeated) another. Without one, nothing tells the two
+// apart, and the second, taken for the first, would without :copy be
+// neither forwarded nor kept; a retry forwarded twice is only a
+// duplicate. The Date decides even with a Message-ID: a device that
+// writes one Message-ID, one text and one Date sends byte-identical
+// alerts.
+func messageIdentity(msg *Spooled, header []byte, now time.Time, period time.Duration) ([]byte, error) {
+	if env := msg.Part().Envelope; env == nil || !datePlausible(env.Date, now, period) {
 		return nil, nil
 	}
 	h := sha256.New()
@@ -297,6 +300,35 @@ func messageIdentity(msg *Spooled, header []byte) ([]byte, error) {
 		return nil, fmt.Errorf("spool: read the message: %w", err)
 	}
 	return h.Sum(nil), nil
+}
+
+// queueLifetime is how long after its Date a message may still arrive as
+// its sender's retry: qmail's queuelifetime, 7 days, the longest of the
+// usual MTAs' defaults (Postfix's maximal_queue_lifetime and sendmail's
+// Timeout.queuereturn are 5 days, Exim's usual retry rule gives up after
+// 4). A message composed offline and sent later carries an older Date
+// still, but is sent once.
+const queueLifetime = 7 * 24 * time.Hour
+
+// dateAhead is how far ahead of the clock a Date may be and still be its
+// sending's: a day covers a sender's clock off by hours, or one writing
+// its local time with another zone.
+const dateAhead = 24 * time.Hour
+
+// datePlausible reports whether a Date field's value can be when the
+// message was sent, for a delivery at now that may find a forward
+// recorded up to period before: one that net/mail reads (RFC 5322 3.3),
+// at most dateAhead ahead of now and at most queueLifetime and the period
+// behind it. Any retry or other route the record finds comes within
+// that. Devices without a clock (cameras, recorders, alarm panels) write
+// a fixed Date, often the Unix epoch, in every alert: such a Date, like
+// none, tells nothing of which sending a message is.
+func datePlausible(date string, now time.Time, period time.Duration) bool {
+	t, err := mail.ParseDate(date)
+	if err != nil {
+		return false
+	}
+	return !t.After(now.Add(dateAhead)) && !t.Before(now.Add(-queueLifetime-period))
 }
 
 // forward sends the message, under a field naming the account and

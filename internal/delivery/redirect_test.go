@@ -189,9 +189,11 @@ func (s flakySession) RecordReply(ctx context.Context, key string, now time.Time
 // are apart; after the period it goes again; the same Message-ID on
 // another header or another body is another message, while trace fields
 // on top are another try or another route of the same, with or without a
-// Message-ID; a message without a Date is forwarded every time; one found
-// forwarded that comes from the account's own address is kept, as a loop
-// through a server that dropped the account's field.
+// Message-ID; a message without a Date that can be its sending's (none,
+// one unreadable, a stuck clock's far behind the delivery's, or one a
+// day ahead) is forwarded every time; one found forwarded that comes
+// from the account's own address is kept, as a loop through a server
+// that dropped the account's field.
 func TestRedirectOnce(t *testing.T) {
 	const (
 		body  = "From: bob@example.net\r\nTo: alice@example.org\r\nSubject: hi\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\nMessage-ID: <m1@example.net>\r\n\r\nHello.\r\n"
@@ -204,6 +206,9 @@ func TestRedirectOnce(t *testing.T) {
 		plain = `redirect "carol@example.net";`
 		copy  = `require "copy"; redirect :copy "carol@example.net";`
 		carol = "carol@example.net"
+		alarm = "From: nvr@cam.example\r\nTo: alice@example.org\r\nSubject: Alarm\r\nDate: Thu, 01 Jan 1970 00:00:00 +0000\r\n\r\nMotion on camera 1\r\n"
+		// The device writes one Message-ID too.
+		alarmID = "From: nvr@cam.example\r\nTo: alice@example.org\r\nSubject: Alarm\r\nDate: Thu, 01 Jan 1970 00:00:00 +0000\r\nMessage-ID: <alarm@cam.example>\r\n\r\nMotion on camera 1\r\n"
 	)
 	type step struct {
 		script    string        // "": as before
@@ -319,13 +324,43 @@ func TestRedirectOnce(t *testing.T) {
 			{script: copy, msg: try1 + noID, storeErr: true, forwarded: []string{carol}},
 			{msg: try2 + noID, skipped: 1, stored: []string{"INBOX"}},
 		}},
+		// A camera without a clock: the same Date (and words) at each
+		// alarm. Retries come within a sender's queue lifetime of the
+		// Date, so one further off than that and the period, or ahead
+		// of the clock by more than a day, tells nothing.
+		{"a stuck clock", 0, []step{
+			{script: plain, msg: alarm, forwarded: []string{carol}},
+			{msg: alarm, later: 10 * time.Minute, forwarded: []string{carol}},
+			{msg: try1 + alarm, forwarded: []string{carol}},
+		}},
+		{"a stuck clock, a Message-ID", 0, []step{
+			{script: plain, msg: alarmID, forwarded: []string{carol}},
+			{msg: alarmID, later: 10 * time.Minute, forwarded: []string{carol}},
+		}},
+		{"a Date at the end of a queue lifetime", 0, []step{
+			{script: plain, msg: body, later: 7 * 24 * time.Hour, forwarded: []string{carol}},
+			{msg: body, later: 12*time.Hour - 10*time.Second, skipped: 1},
+			{msg: body, later: 6 * time.Second, forwarded: []string{carol}},
+		}},
+		{"a Date a day ahead", 0, []step{
+			{script: plain, msg: strings.Replace(body, "27 Nov 2026 10:00:00 +0000", "28 Nov 2026 10:00:00 +0000", 1), forwarded: []string{carol}},
+			{msg: strings.Replace(body, "27 Nov 2026 10:00:00 +0000", "28 Nov 2026 10:00:00 +0000", 1), skipped: 1},
+			{msg: strings.Replace(body, "27 Nov 2026 10:00:00 +0000", "28 Nov 2026 10:00:06 +0000", 1), forwarded: []string{carol}},
+			{msg: strings.Replace(body, "27 Nov 2026 10:00:00 +0000", "28 Nov 2026 10:00:06 +0000", 1), forwarded: []string{carol}},
+		}},
+		{"an unreadable Date", 0, []step{
+			{script: plain, msg: strings.Replace(body, "Fri, 27 Nov 2026 10:00:00 +0000", "today", 1), forwarded: []string{carol}},
+			{msg: strings.Replace(body, "Fri, 27 Nov 2026 10:00:00 +0000", "today", 1), forwarded: []string{carol}},
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, s, _ := newVacationFixture(t)
 			f.d.Redirect.DuplicatePeriod = tc.period
 			fs := &flakyStore{Store: f.d.Store}
 			f.d.Store = fs
-			now := time.Now()
+			// The clock starts a few seconds after the messages' Date,
+			// as a delivery's does.
+			now := time.Date(2026, 11, 27, 10, 0, 5, 0, time.UTC)
 			f.d.Now = func() time.Time { return now }
 			for i, st := range tc.steps {
 				if st.script != "" {
@@ -402,6 +437,7 @@ func TestRedirectRecordUnread(t *testing.T) {
 	f, s, _ := newVacationFixture(t)
 	fs := &flakyStore{Store: f.d.Store}
 	f.d.Store = fs
+	f.d.Now = func() time.Time { return time.Date(2026, 11, 27, 10, 0, 5, 0, time.UTC) } // the Date's, for the record
 	f.activate(`redirect "carol@example.net"; redirect "dave@example.net";`)
 	env := Envelope{From: "bob@example.net", To: "alice@example.org"}
 
