@@ -112,8 +112,9 @@ func redirectActions(dec *decision) []sieve.Action {
 // is kept instead, which ends any loop of forwards. A forward the relay
 // took is recorded, and one found recorded within the duplicate period
 // is not made again but counts as done (see sentForwards), unless the
-// message came from the account's own address: then it is kept, as a
-// loop through a server that dropped our field.
+// message came from the account's own address, or went through this
+// server's SMTP listener before (passedHere): then it is kept, as a loop
+// through a server that dropped our field.
 func (d *Deliverer) redirect(ctx context.Context, sess store.Session, account, keepTo, script string, msg *Spooled, env Envelope, redirects []sieve.Action, targets []target) ([]target, error) {
 	log := d.logger().With("account", account, "script", script)
 	header, err := msg.header()
@@ -194,6 +195,15 @@ func (d *Deliverer) redirect(ctx context.Context, sess store.Session, account, k
 			// account's own message, retried, is kept too, whatever
 			// the setting: a duplicate at worst.
 			err = fmt.Errorf("the message was forwarded to %s before and came back from %s: a loop", r.Address, env.From)
+		case done[i] && passedHere(header, d.Hostname):
+			// Forwarded before, and come back from another sender
+			// (SRS, the forwarding server's own address, the null
+			// sender) through a server that dropped our field: the
+			// copy that went out carried the Received our listener
+			// wrote, which no retry of the sender's, by whatever MX,
+			// has below this delivery's. A forged one makes a
+			// duplicate, not a loss.
+			err = fmt.Errorf("the message was forwarded to %s before and came back through %s: a loop", r.Address, d.Hostname)
 		case done[i]:
 			log.Info("redirect already sent", "to", r.Address, "from", env.From, "size", msg.Size(), "copy", r.Copy)
 			continue
@@ -329,6 +339,38 @@ func datePlausible(date string, now time.Time, period time.Duration) bool {
 		return false
 	}
 	return !t.After(now.Add(dateAhead)) && !t.Before(now.Add(-queueLifetime-period))
+}
+
+// passedHere reports whether the trace fields at the top of a header
+// hold a Received that this server's SMTP listener writes ("by <hostname>
+// (buzon)", see smtpserver) below the header's first Received, which is
+// this delivery's own when the listener took the message (an MTA in front
+// delivering over LMTP writes its own, and the listener none): the
+// message went through here before, as a forward that came back does.
+// Without a hostname it reports false.
+func passedHere(header []byte, hostname string) bool {
+	if hostname == "" {
+		return false
+	}
+	first := true
+	for f := range message.Fields(header[:traceLen(header)]) {
+		if !strings.EqualFold(string(f.Name), "Received") {
+			continue
+		}
+		if first {
+			first = false
+			continue
+		}
+		// RFC 5321 4.4: "by" and the server's name, then our comment;
+		// a relay may have refolded the field.
+		words := strings.Fields(f.Value())
+		for i := 0; i+2 < len(words); i++ {
+			if strings.EqualFold(words[i], "by") && strings.EqualFold(words[i+1], hostname) && words[i+2] == "(buzon)" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // forward sends the message, under a field naming the account and

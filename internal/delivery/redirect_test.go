@@ -192,8 +192,9 @@ func (s flakySession) RecordReply(ctx context.Context, key string, now time.Time
 // Message-ID; a message without a Date that can be its sending's (none,
 // one unreadable, a stuck clock's far behind the delivery's, or one a
 // day ahead) is forwarded every time; one found forwarded that comes
-// from the account's own address is kept, as a loop through a server
-// that dropped the account's field.
+// from the account's own address, or from any sender under a Received
+// our SMTP listener wrote below this delivery's, is kept, as a loop
+// through a server that dropped the account's field.
 func TestRedirectOnce(t *testing.T) {
 	const (
 		body  = "From: bob@example.net\r\nTo: alice@example.org\r\nSubject: hi\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\nMessage-ID: <m1@example.net>\r\n\r\nHello.\r\n"
@@ -201,8 +202,14 @@ func TestRedirectOnce(t *testing.T) {
 		route = "Received: from list.example.net by mx.example.org\r\n" // another way in
 		// What the SMTP listener puts on top, its id and time another at
 		// each try.
-		try1  = "Return-Path: <bob@example.net>\r\nReceived: from mx.example.net ([192.0.2.1])\r\n\tby mx.example.org (buzon) with ESMTPS\r\n\tid 3KQ7PZ6Q2V5T for <alice@example.org>; Fri, 27 Nov 2026 10:00:01 +0000\r\n"
-		try2  = "Return-Path: <bob@example.net>\r\nReceived: from mx.example.net ([192.0.2.1])\r\n\tby mx.example.org (buzon) with ESMTPS\r\n\tid 5TV2Q6ZP7QK3 for <alice@example.org>; Fri, 27 Nov 2026 10:05:01 +0000\r\n"
+		try1 = "Return-Path: <bob@example.net>\r\nReceived: from mx.example.net ([192.0.2.1])\r\n\tby mx.example.org (buzon) with ESMTPS\r\n\tid 3KQ7PZ6Q2V5T for <alice@example.org>; Fri, 27 Nov 2026 10:00:01 +0000\r\n"
+		try2 = "Return-Path: <bob@example.net>\r\nReceived: from mx.example.net ([192.0.2.1])\r\n\tby mx.example.org (buzon) with ESMTPS\r\n\tid 5TV2Q6ZP7QK3 for <alice@example.org>; Fri, 27 Nov 2026 10:05:01 +0000\r\n"
+		// carol's server forwarding to alice the copy alice forwarded,
+		// under our listener's Received of its first try, then alice's
+		// delivery of it here.
+		carolRcvd = "Received: from mx.example.net ([192.0.2.7])\r\n\tby mx.example.net (Postfix) with ESMTPS id 4QzB1; Fri, 27 Nov 2026 10:00:03 +0000\r\n"
+		cameBack  = "Return-Path: <SRS0=Xy1z=KN=example.net=bob@example.net>\r\nReceived: from mx.example.net ([192.0.2.7])\r\n\tby mx.example.org (buzon) with ESMTPS\r\n\tid 9PT4KQ2VZ7Q3 for <alice@example.org>; Fri, 27 Nov 2026 10:00:04 +0000\r\n" +
+			carolRcvd + "Received: from mx.example.net ([192.0.2.1])\r\n\tby mx.example.org (buzon) with ESMTPS\r\n\tid 3KQ7PZ6Q2V5T for <alice@example.org>; Fri, 27 Nov 2026 10:00:01 +0000\r\n"
 		plain = `redirect "carol@example.net";`
 		copy  = `require "copy"; redirect :copy "carol@example.net";`
 		carol = "carol@example.net"
@@ -324,6 +331,43 @@ func TestRedirectOnce(t *testing.T) {
 			{script: copy, msg: try1 + noID, storeErr: true, forwarded: []string{carol}},
 			{msg: try2 + noID, skipped: 1, stored: []string{"INBOX"}},
 		}},
+		// carol's server forwards it back from another sender (SRS,
+		// its own address, or the null sender of a forwarded bounce),
+		// without alice's field: below this delivery's Received is the
+		// one our SMTP listener wrote at the first, which the forward
+		// carried. The sender's retries, by any MX, carry none.
+		{"come back through our listener", 0, []step{
+			{script: plain, msg: try1 + body, forwarded: []string{carol}},
+			{msg: cameBack + body, from: "SRS0=Xy1z=KN=example.net=bob@example.net", stored: []string{"INBOX"}},
+			{msg: cameBack + body, from: "postmaster@example.net", stored: []string{"INBOX"}},
+			{msg: cameBack + body, from: "", stored: []string{"INBOX"}},
+			{msg: cameBack + body, stored: []string{"INBOX"}}, // redirect_envelope_from = "sender"
+			{script: copy, msg: cameBack + body, from: "SRS0=Xy1z=KN=example.net=bob@example.net", stored: []string{"INBOX"}},
+			{script: plain, msg: try2 + body, skipped: 1},
+			{msg: try2 + "Received: from mx.example.net\r\n\tby mx2.example.org (buzon) with ESMTPS; Fri, 27 Nov 2026 10:00:02 +0000\r\n" + body, skipped: 1},
+		}},
+		{"come back through our listener, refolded", 0, []step{
+			{script: plain, msg: try1 + body, forwarded: []string{carol}},
+			{msg: try2 + carolRcvd + "Received: from mx.example.net ([192.0.2.1]) by MX.example.org (buzon) with ESMTPS id 3KQ7PZ6Q2V5T;\r\n Fri, 27 Nov 2026 10:00:01 +0000\r\n" + body,
+				from: "fwd@example.net", stored: []string{"INBOX"}},
+		}},
+		// Received fields of others, not below this delivery's: the
+		// message did not go through here before.
+		{"not through our listener", 0, []step{
+			{script: plain, msg: try1 + body, forwarded: []string{carol}},
+			{msg: try2 + "Received: from mx.example.net\r\n\tby mx.example.org (Postfix) with ESMTPS; Fri, 27 Nov 2026 10:00:02 +0000\r\n" + body, from: "fwd@example.net", skipped: 1},
+			{msg: try2 + "Received: from mx.example.net\r\n\tby mx.example.net (buzon) with ESMTPS; Fri, 27 Nov 2026 10:00:02 +0000\r\n" + body, from: "fwd@example.net", skipped: 1},
+			{msg: try1 + body, from: "fwd@example.net", skipped: 1},
+		}},
+		// Below the trace fields, in the message as it was forwarded.
+		{"our Received lower down", 0, []step{
+			{script: plain, msg: try1 + strings.Replace(body, "Subject: hi\r\n", "Subject: hi\r\nReceived: by mx.example.org (buzon)\r\n", 1), forwarded: []string{carol}},
+			{msg: try2 + carolRcvd + strings.Replace(body, "Subject: hi\r\n", "Subject: hi\r\nReceived: by mx.example.org (buzon)\r\n", 1), from: "fwd@example.net", skipped: 1},
+		}},
+		// Nothing recorded: the message is forwarded, wherever it went.
+		{"through our listener before, not recorded", 0, []step{
+			{script: plain, msg: cameBack + body, from: "SRS0=Xy1z=KN=example.net=bob@example.net", forwarded: []string{carol}},
+		}},
 		// A camera without a clock: the same Date (and words) at each
 		// alarm. Retries come within a sender's queue lifetime of the
 		// Date, so one further off than that and the period, or ahead
@@ -356,6 +400,7 @@ func TestRedirectOnce(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f, s, _ := newVacationFixture(t)
 			f.d.Redirect.DuplicatePeriod = tc.period
+			f.d.Hostname = "mx.example.org" // as try1 and try2 name it
 			fs := &flakyStore{Store: f.d.Store}
 			f.d.Store = fs
 			// The clock starts a few seconds after the messages' Date,
