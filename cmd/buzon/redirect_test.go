@@ -94,10 +94,13 @@ func TestRedirectEndToEnd(t *testing.T) {
 	in.waitLog(`msg="sieve redirect failed; message kept" account=alice@example.org script=main to=bob@example.org err="the message was forwarded by alice@example.org before: a loop"`, 1)
 
 	// Sent twice: bob gets it once, and alice's second delivery counts
-	// the forward as done (sieve.redirect_duplicate_period).
+	// the forward as done (sieve.redirect_duplicate_period). The Date is
+	// now's: one far from the server's clock is not plausible, and such a
+	// message is forwarded every time.
 	put("bob@example.org", `keep;`)
+	date := time.Now().UTC().Format(time.RFC1123Z)
 	for range 2 {
-		sendMsg("From: carol@example.net\r\nTo: alice@example.org\r\nSubject: once\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\nMessage-ID: <once@example.net>\r\n\r\nHi.\r\n")
+		sendMsg("From: carol@example.net\r\nTo: alice@example.org\r\nSubject: once\r\nDate: " + date + "\r\nMessage-ID: <once@example.net>\r\n\r\nHi.\r\n")
 	}
 	if bob := inbox("bob@example.org"); len(bob) != 3 || !strings.Contains(bob[2], "\nSubject: once\n") {
 		t.Errorf("bob's INBOX after a message sent twice:\n%s", strings.Join(bob, "--end--\n"))
@@ -110,7 +113,7 @@ func TestRedirectEndToEnd(t *testing.T) {
 	// Without a Message-ID, sent twice: each try comes under a Received
 	// of its own (another id, another time), and is the same message.
 	for range 2 {
-		sendMsg("From: carol@example.net\r\nTo: alice@example.org\r\nSubject: no id\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\n\r\nHi.\r\n")
+		sendMsg("From: carol@example.net\r\nTo: alice@example.org\r\nSubject: no id\r\nDate: " + date + "\r\n\r\nHi.\r\n")
 	}
 	if bob := inbox("bob@example.org"); len(bob) != 4 || !strings.Contains(bob[3], "\nSubject: no id\n") {
 		t.Errorf("bob's INBOX after a message without a Message-ID sent twice:\n%s", strings.Join(bob, "--end--\n"))

@@ -467,8 +467,11 @@ type Sieve struct {
 	// again (Pigeonhole's sieve_redirect_duplicate_period): the sender's
 	// retry after a failure to store it, or the message come again by
 	// another route, counts as forwarded. A message is the same by its
-	// Message-ID and body, or without a Message-ID by its bytes. 0
-	// forwards every delivery.
+	// bytes below the trace fields on top (Received, Return-Path and
+	// the like); one without a plausible Date (none, unreadable, over
+	// a day ahead or older than a week and this period) is forwarded
+	// every time, as nothing tells a retry from the next alarm of a
+	// device without a clock. 0 forwards every delivery.
 	RedirectDuplicatePeriod Duration `toml:"redirect_duplicate_period"`
 }
 
