@@ -28,10 +28,14 @@ import (
 // RedirectConfig.DuplicatePeriod, as Pigeonhole's duplicate database
 // does: the sender's retry of a delivery whose copies failed to store
 // after the forward, or the message coming again by another route,
-// forwards nothing more. The record is made after the relay's reply, not
-// before the sending as vacation's is: a forward that failed and was
-// recorded would be skipped at the retry, and the message, not kept
-// either, lost.
+// forwards nothing more. A redirect found recorded is kept as one that
+// failed is (RFC 5228 2.10.6), not counted done: nothing can tell for
+// sure that two deliveries are one message, nor a retry from a forward
+// come back in a loop, and a false match must cost a copy in INBOX that
+// should have gone, never the message. A true retry ends forwarded once
+// and kept once. The record is made after the relay's reply, not before
+// the sending as vacation's is: a forward that failed and was recorded
+// would not be made at the retry.
 
 // RedirectedFromField is the field a redirected message gets on top, naming
 // the account that forwarded it, as Pigeonhole names it: the next
@@ -58,10 +62,11 @@ type RedirectConfig struct {
 	// the relay included; the delivery waits for it. Zero: 30 seconds.
 	Timeout time.Duration
 	// DuplicatePeriod is how long a message forwarded to an address is
-	// not forwarded to it again (see redirectKey for what makes it the
-	// same message); a redirect so skipped counts as done. Zero: 12
-	// hours, Pigeonhole's sieve_redirect_duplicate_period; negative: no
-	// check, every delivery forwards.
+	// not forwarded to it again (see messageIdentity for what makes it
+	// the same message); a redirect so skipped keeps the message, as one
+	// that failed does. Zero: 12 hours, Pigeonhole's
+	// sieve_redirect_duplicate_period; negative: no check, every delivery
+	// forwards.
 	DuplicatePeriod time.Duration
 }
 
@@ -111,10 +116,10 @@ func redirectActions(dec *decision) []sieve.Action {
 // forwarded it, nor once it has been forwarded maxRedirectHops times: it
 // is kept instead, which ends any loop of forwards. A forward the relay
 // took is recorded, and one found recorded within the duplicate period
-// is not made again but counts as done (see sentForwards), unless the
-// message came from the account's own address, or went through this
-// server's SMTP listener before (passedHere): then it is kept, as a loop
-// through a server that dropped our field.
+// (see sentForwards) is not made again and keeps the message as a
+// failed one does, whether the delivery is a retry, the message come by
+// another route, a forward come back through a server that dropped our
+// field, or another message taken for it.
 func (d *Deliverer) redirect(ctx context.Context, sess store.Session, account, keepTo, script string, msg *Spooled, env Envelope, redirects []sieve.Action, targets []target) ([]target, error) {
 	log := d.logger().With("account", account, "script", script)
 	header, err := msg.header()
@@ -187,25 +192,9 @@ func (d *Deliverer) redirect(ctx context.Context, sess store.Session, account, k
 			err = fmt.Errorf("the message was forwarded by %s before: a loop", account)
 		case hops >= maxRedirectHops:
 			err = fmt.Errorf("the message was forwarded %d times already", hops)
-		case done[i] && strings.EqualFold(env.From, account):
-			// Forwarded before, and come back from the account's own
-			// address, which forwards go from by default: a server that
-			// forwarded it back keeping its sender but not our field.
-			// Skipped, it would be neither forwarded nor kept. The
-			// account's own message, retried, is kept too, whatever
-			// the setting: a duplicate at worst.
-			err = fmt.Errorf("the message was forwarded to %s before and came back from %s: a loop", r.Address, env.From)
-		case done[i] && passedHere(header, d.Hostname):
-			// Forwarded before, and come back from another sender
-			// (SRS, the forwarding server's own address, the null
-			// sender) through a server that dropped our field: the
-			// copy that went out carried the Received our listener
-			// wrote, which no retry of the sender's, by whatever MX,
-			// has below this delivery's. A forged one makes a
-			// duplicate, not a loss.
-			err = fmt.Errorf("the message was forwarded to %s before and came back through %s: a loop", r.Address, d.Hostname)
 		case done[i]:
-			log.Info("redirect already sent", "to", r.Address, "from", env.From, "size", msg.Size(), "copy", r.Copy)
+			log.Info("redirect already sent; message kept", "to", r.Address, "from", env.From, "size", msg.Size(), "copy", r.Copy)
+			failed = failed || !r.Copy
 			continue
 		default:
 			err = d.forward(ctx, account, from, r.Address, msg)
@@ -292,11 +281,11 @@ func redirectKey(account, to string, id []byte) string {
 // The originator writes the Date once, to the second (RFC 5322 3.6.1): a
 // retry or another route carries the same one, and the same words sent
 // again (an alert repeated) another. Without one, nothing tells the two
-// apart, and the second, taken for the first, would without :copy be
-// neither forwarded nor kept; a retry forwarded twice is only a
-// duplicate. The Date decides even with a Message-ID: a device that
-// writes one Message-ID, one text and one Date sends byte-identical
-// alerts.
+// apart, and the second, taken for the first, would be kept but not
+// forwarded, where the person wants each alert forwarded; a retry
+// forwarded twice is only a duplicate. The Date decides even with a
+// Message-ID: a device that writes one Message-ID, one text and one Date
+// sends byte-identical alerts.
 func messageIdentity(msg *Spooled, header []byte, now time.Time, period time.Duration) ([]byte, error) {
 	if env := msg.Part().Envelope; env == nil || !datePlausible(env.Date, now, period) {
 		return nil, nil
@@ -339,38 +328,6 @@ func datePlausible(date string, now time.Time, period time.Duration) bool {
 		return false
 	}
 	return !t.After(now.Add(dateAhead)) && !t.Before(now.Add(-queueLifetime-period))
-}
-
-// passedHere reports whether the trace fields at the top of a header
-// hold a Received that this server's SMTP listener writes ("by <hostname>
-// (buzon)", see smtpserver) below the header's first Received, which is
-// this delivery's own when the listener took the message (an MTA in front
-// delivering over LMTP writes its own, and the listener none): the
-// message went through here before, as a forward that came back does.
-// Without a hostname it reports false.
-func passedHere(header []byte, hostname string) bool {
-	if hostname == "" {
-		return false
-	}
-	first := true
-	for f := range message.Fields(header[:traceLen(header)]) {
-		if !strings.EqualFold(string(f.Name), "Received") {
-			continue
-		}
-		if first {
-			first = false
-			continue
-		}
-		// RFC 5321 4.4: "by" and the server's name, then our comment;
-		// a relay may have refolded the field.
-		words := strings.Fields(f.Value())
-		for i := 0; i+2 < len(words); i++ {
-			if strings.EqualFold(words[i], "by") && strings.EqualFold(words[i+1], hostname) && words[i+2] == "(buzon)" {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // forward sends the message, under a field naming the account and

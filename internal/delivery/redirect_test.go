@@ -181,20 +181,21 @@ func (s flakySession) RecordReply(ctx context.Context, key string, now time.Time
 }
 
 // TestRedirectOnce: a message the relay took for an address is not
-// forwarded to it again within the period, and the delivery goes on as
-// if it had been (no implicit keep): not at the sender's retry of a
-// delivery whose copies failed to store, nor when it comes again by
-// another route. A forward that failed is not recorded, so the retry
+// forwarded to it again within the period, and is kept instead, as if
+// the forward had failed (the implicit keep, unless the script stores it
+// in INBOX already or the redirect was :copy): at the sender's retry of a
+// delivery whose copies failed to store after the forward, when it comes
+// again by another route, when it comes back through a server that
+// dropped the account's field (from any sender, through any node, under
+// any trace fields), and when another message is taken for it (a Date
+// without seconds). A forward that failed is not recorded, so the retry
 // forwards; a record that fails is logged and fails nothing; addresses
 // are apart; after the period it goes again; the same Message-ID on
 // another header or another body is another message, while trace fields
 // on top are another try or another route of the same, with or without a
 // Message-ID; a message without a Date that can be its sending's (none,
 // one unreadable, a stuck clock's far behind the delivery's, or one a
-// day ahead) is forwarded every time; one found forwarded that comes
-// from the account's own address, or from any sender under a Received
-// our SMTP listener wrote below this delivery's, is kept, as a loop
-// through a server that dropped the account's field.
+// day ahead) is forwarded every time.
 func TestRedirectOnce(t *testing.T) {
 	const (
 		body  = "From: bob@example.net\r\nTo: alice@example.org\r\nSubject: hi\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\nMessage-ID: <m1@example.net>\r\n\r\nHello.\r\n"
@@ -210,6 +211,9 @@ func TestRedirectOnce(t *testing.T) {
 		carolRcvd = "Received: from mx.example.net ([192.0.2.7])\r\n\tby mx.example.net (Postfix) with ESMTPS id 4QzB1; Fri, 27 Nov 2026 10:00:03 +0000\r\n"
 		cameBack  = "Return-Path: <SRS0=Xy1z=KN=example.net=bob@example.net>\r\nReceived: from mx.example.net ([192.0.2.7])\r\n\tby mx.example.org (buzon) with ESMTPS\r\n\tid 9PT4KQ2VZ7Q3 for <alice@example.org>; Fri, 27 Nov 2026 10:00:04 +0000\r\n" +
 			carolRcvd + "Received: from mx.example.net ([192.0.2.1])\r\n\tby mx.example.org (buzon) with ESMTPS\r\n\tid 3KQ7PZ6Q2V5T for <alice@example.org>; Fri, 27 Nov 2026 10:00:01 +0000\r\n"
+		// Gmail's fields between its Received and the one above.
+		xReceived = "X-Received: by 2002:a05:6a00:1a8e:b0:6d9 with SMTP id x; Fri, 27 Nov 2026 01:59:58 -0800 (PST)\r\n" +
+			"Received: from mail-sor-f41.google.com by mx.google.com with SMTPS id y; Fri, 27 Nov 2026 01:59:58 -0800 (PST)\r\n"
 		plain = `redirect "carol@example.net";`
 		copy  = `require "copy"; redirect :copy "carol@example.net";`
 		carol = "carol@example.net"
@@ -245,8 +249,8 @@ func TestRedirectOnce(t *testing.T) {
 		}},
 		{"again by another route", 0, []step{
 			{script: plain, msg: body, forwarded: []string{carol}},
-			{msg: route + body, skipped: 1},
-			{msg: body, later: 12*time.Hour - time.Second, skipped: 1},
+			{msg: route + body, skipped: 1, stored: []string{"INBOX"}},
+			{msg: body, later: 12*time.Hour - time.Second, skipped: 1, stored: []string{"INBOX"}},
 		}},
 		{"after the period", 0, []step{
 			{script: plain, msg: body, forwarded: []string{carol}},
@@ -254,7 +258,7 @@ func TestRedirectOnce(t *testing.T) {
 		}},
 		{"a period of our own", time.Hour, []step{
 			{script: plain, msg: body, forwarded: []string{carol}},
-			{msg: body, later: 59 * time.Minute, skipped: 1},
+			{msg: body, later: 59 * time.Minute, skipped: 1, stored: []string{"INBOX"}},
 			{msg: body, later: time.Minute, forwarded: []string{carol}},
 		}},
 		{"no check", -1, []step{
@@ -264,12 +268,12 @@ func TestRedirectOnce(t *testing.T) {
 		{"a failed forward is not recorded", 0, []step{
 			{script: plain, msg: body, relayErr: true, stored: []string{"INBOX"}},
 			{msg: body, forwarded: []string{carol}},
-			{msg: body, skipped: 1},
+			{msg: body, skipped: 1, stored: []string{"INBOX"}},
 		}},
 		{"addresses apart", 0, []step{
 			{script: plain, msg: body, forwarded: []string{carol}},
-			{script: `redirect "carol@example.net"; redirect "dave@example.net";`, msg: body, forwarded: []string{"dave@example.net"}, skipped: 1},
-			{script: `redirect "CAROL@example.net"; redirect "dave@example.net";`, msg: body, skipped: 2},
+			{script: `redirect "carol@example.net"; redirect "dave@example.net";`, msg: body, forwarded: []string{"dave@example.net"}, skipped: 1, stored: []string{"INBOX"}},
+			{script: `redirect "CAROL@example.net"; redirect "dave@example.net";`, msg: body, skipped: 2, stored: []string{"INBOX"}},
 		}},
 		{"the Message-ID written otherwise", 0, []step{
 			{script: plain, msg: body, forwarded: []string{carol}},
@@ -284,7 +288,7 @@ func TestRedirectOnce(t *testing.T) {
 		{"the Message-ID of another header", 0, []step{
 			{script: plain, msg: strings.Replace(body, "Subject: hi", "Subject: backup OK", 1), forwarded: []string{carol}},
 			{msg: strings.Replace(body, "Subject: hi", "Subject: backup FAILED", 1), forwarded: []string{carol}},
-			{msg: route + strings.Replace(body, "Subject: hi", "Subject: backup FAILED", 1), skipped: 1},
+			{msg: route + strings.Replace(body, "Subject: hi", "Subject: backup FAILED", 1), skipped: 1, stored: []string{"INBOX"}},
 			{msg: strings.Replace(body, "To: alice@example.org", "To: alice+backup@example.org", 1), forwarded: []string{carol}},
 		}},
 		{"the Message-ID of another header, no body", 0, []step{
@@ -297,27 +301,28 @@ func TestRedirectOnce(t *testing.T) {
 				"Received: from mx.example.net\r\n by mx.example.org; Fri, 27 Nov 2026 10:00:00 +0000\r\n" +
 				"Authentication-Results: mx.example.org; dkim=pass\r\nReceived-SPF: pass\r\n" +
 				"ARC-Seal: i=1; a=rsa-sha256; cv=none\r\nARC-Message-Signature: i=1; b=x\r\nARC-Authentication-Results: i=1; dkim=pass\r\n" +
-				"dkim-signature: v=1; d=list.example.net;\r\n\tb=xyz\r\nX-Sieve-Redirected-From: dave@example.net\r\n" + route + body, skipped: 1},
+				"dkim-signature: v=1; d=list.example.net;\r\n\tb=xyz\r\nX-Sieve-Redirected-From: dave@example.net\r\n" + route + body, skipped: 1, stored: []string{"INBOX"}},
 		}},
 		{"no Message-ID", 0, []step{
 			{script: plain, msg: noID, forwarded: []string{carol}},
-			{msg: noID, skipped: 1},
-			{msg: "Return-Path: <bob@example.net>\r\n" + noID, skipped: 1},
-			{msg: route + noID, skipped: 1},
+			{msg: noID, skipped: 1, stored: []string{"INBOX"}},
+			{msg: "Return-Path: <bob@example.net>\r\n" + noID, skipped: 1, stored: []string{"INBOX"}},
+			{msg: route + noID, skipped: 1, stored: []string{"INBOX"}},
 			{msg: strings.Replace(noID, "Subject: hi", "Subject: ho", 1), forwarded: []string{carol}},
 			{msg: strings.Replace(noID, "Hello.", "Hello again.", 1), forwarded: []string{carol}},
 			{msg: strings.Replace(noID, "10:00:00", "10:00:01", 1), forwarded: []string{carol}},
 		}},
 		// carol's server forwards it back, without alice's field, from
-		// the envelope sender it came with: alice's address.
+		// the envelope sender it came with: alice's address. Found
+		// recorded, it is kept, as any message found recorded is.
 		{"come back from the account's address", 0, []step{
 			{script: `redirect "carol@example.net"; redirect "dave@example.net";`, msg: body, forwarded: []string{carol, "dave@example.net"}},
-			{msg: route + body, from: "Alice@example.org", stored: []string{"INBOX"}},
-			{msg: body, skipped: 2},
+			{msg: route + body, from: "Alice@example.org", skipped: 2, stored: []string{"INBOX"}},
+			{msg: body, skipped: 2, stored: []string{"INBOX"}},
 		}},
 		{"from the account's address", 0, []step{
 			{script: plain, msg: body, from: "alice@example.org", forwarded: []string{carol}},
-			{script: copy, msg: route + body, from: "alice@example.org", stored: []string{"INBOX"}},
+			{script: copy, msg: route + body, from: "alice@example.org", skipped: 1, stored: []string{"INBOX"}},
 		}},
 		// Nothing tells one sending of the same text from the next: a
 		// device's alert, sent again.
@@ -333,36 +338,48 @@ func TestRedirectOnce(t *testing.T) {
 		}},
 		// carol's server forwards it back from another sender (SRS,
 		// its own address, or the null sender of a forwarded bounce),
-		// without alice's field: below this delivery's Received is the
-		// one our SMTP listener wrote at the first, which the forward
-		// carried. The sender's retries, by any MX, carry none.
-		{"come back through our listener", 0, []step{
+		// without alice's field: found recorded, it is kept, whatever
+		// the trace fields say of where it went.
+		{"come back through a server that dropped our field", 0, []step{
 			{script: plain, msg: try1 + body, forwarded: []string{carol}},
-			{msg: cameBack + body, from: "SRS0=Xy1z=KN=example.net=bob@example.net", stored: []string{"INBOX"}},
-			{msg: cameBack + body, from: "postmaster@example.net", stored: []string{"INBOX"}},
-			{msg: cameBack + body, from: "", stored: []string{"INBOX"}},
-			{msg: cameBack + body, stored: []string{"INBOX"}}, // redirect_envelope_from = "sender"
-			{script: copy, msg: cameBack + body, from: "SRS0=Xy1z=KN=example.net=bob@example.net", stored: []string{"INBOX"}},
-			{script: plain, msg: try2 + body, skipped: 1},
-			{msg: try2 + "Received: from mx.example.net\r\n\tby mx2.example.org (buzon) with ESMTPS; Fri, 27 Nov 2026 10:00:02 +0000\r\n" + body, skipped: 1},
+			{msg: cameBack + body, from: "SRS0=Xy1z=KN=example.net=bob@example.net", skipped: 1, stored: []string{"INBOX"}},
+			{msg: cameBack + body, from: "postmaster@example.net", skipped: 1, stored: []string{"INBOX"}},
+			{msg: cameBack + body, from: "", skipped: 1, stored: []string{"INBOX"}},
+			{msg: cameBack + body, skipped: 1, stored: []string{"INBOX"}}, // redirect_envelope_from = "sender"
+			{script: copy, msg: cameBack + body, from: "SRS0=Xy1z=KN=example.net=bob@example.net", skipped: 1, stored: []string{"INBOX"}},
 		}},
-		{"come back through our listener, refolded", 0, []step{
+		// The first forward went out from another node of a cluster,
+		// whose listener names itself otherwise: nothing here knows its
+		// name, and the message is kept all the same.
+		{"come back through another node", 0, []step{
+			{script: plain, msg: strings.Replace(try1, "by mx.example.org", "by mx2.example.org", 1) + body, forwarded: []string{carol}},
+			{msg: try2 + carolRcvd + strings.Replace(try1, "by mx.example.org", "by mx2.example.org", 1) + body,
+				from: "SRS0=Xy1z=KN=example.net=bob@example.net", skipped: 1, stored: []string{"INBOX"}},
+		}},
+		// A server that writes X-Received among its Received fields, as
+		// Gmail does, on the way in and on the way back: the trace
+		// fields end at it, and the message is kept however they read.
+		{"come back with X-Received among the Received", 0, []step{
+			{script: plain, msg: try1 + xReceived + body, forwarded: []string{carol}},
+			{msg: try2 + carolRcvd + try1[len("Return-Path: <bob@example.net>\r\n"):] + xReceived + body,
+				from: "SRS0=Xy1z=KN=example.net=bob@example.net", skipped: 1, stored: []string{"INBOX"}},
+		}},
+		// The sender's retries, by any MX, are kept too: forwarded once,
+		// kept once.
+		{"retried by another MX", 0, []step{
 			{script: plain, msg: try1 + body, forwarded: []string{carol}},
-			{msg: try2 + carolRcvd + "Received: from mx.example.net ([192.0.2.1]) by MX.example.org (buzon) with ESMTPS id 3KQ7PZ6Q2V5T;\r\n Fri, 27 Nov 2026 10:00:01 +0000\r\n" + body,
-				from: "fwd@example.net", stored: []string{"INBOX"}},
+			{msg: try2 + body, skipped: 1, stored: []string{"INBOX"}},
+			{msg: try2 + "Received: from mx.example.net\r\n\tby mx.example.org (Postfix) with ESMTPS; Fri, 27 Nov 2026 10:00:02 +0000\r\n" + body, from: "fwd@example.net", skipped: 1, stored: []string{"INBOX"}},
 		}},
-		// Received fields of others, not below this delivery's: the
-		// message did not go through here before.
-		{"not through our listener", 0, []step{
-			{script: plain, msg: try1 + body, forwarded: []string{carol}},
-			{msg: try2 + "Received: from mx.example.net\r\n\tby mx.example.org (Postfix) with ESMTPS; Fri, 27 Nov 2026 10:00:02 +0000\r\n" + body, from: "fwd@example.net", skipped: 1},
-			{msg: try2 + "Received: from mx.example.net\r\n\tby mx.example.net (buzon) with ESMTPS; Fri, 27 Nov 2026 10:00:02 +0000\r\n" + body, from: "fwd@example.net", skipped: 1},
-			{msg: try1 + body, from: "fwd@example.net", skipped: 1},
-		}},
-		// Below the trace fields, in the message as it was forwarded.
-		{"our Received lower down", 0, []step{
-			{script: plain, msg: try1 + strings.Replace(body, "Subject: hi\r\n", "Subject: hi\r\nReceived: by mx.example.org (buzon)\r\n", 1), forwarded: []string{carol}},
-			{msg: try2 + carolRcvd + strings.Replace(body, "Subject: hi\r\n", "Subject: hi\r\nReceived: by mx.example.org (buzon)\r\n", 1), from: "fwd@example.net", skipped: 1},
+		// A Date without seconds (RFC 5322 3.3 allows it): two alerts of
+		// the same words within a minute are one message to the record.
+		// The second is not forwarded, but kept.
+		{"a Date without seconds", 0, []step{
+			{script: plain, msg: strings.Replace(noID, "10:00:00 +0000", "10:00 +0000", 1), forwarded: []string{carol}},
+			{msg: strings.Replace(noID, "10:00:00 +0000", "10:00 +0000", 1), later: 40 * time.Second, skipped: 1, stored: []string{"INBOX"}},
+			{script: `require ["fileinto", "mailbox"]; redirect "carol@example.net"; fileinto :create "Alerts";`,
+				msg: strings.Replace(noID, "10:00:00 +0000", "10:00 +0000", 1), skipped: 1, stored: []string{"Alerts", "INBOX"}},
+			{script: `redirect "carol@example.net"; keep;`, msg: strings.Replace(noID, "10:00:00 +0000", "10:00 +0000", 1), skipped: 1, stored: []string{"INBOX"}},
 		}},
 		// Nothing recorded: the message is forwarded, wherever it went.
 		{"through our listener before, not recorded", 0, []step{
@@ -383,12 +400,12 @@ func TestRedirectOnce(t *testing.T) {
 		}},
 		{"a Date at the end of a queue lifetime", 0, []step{
 			{script: plain, msg: body, later: 7 * 24 * time.Hour, forwarded: []string{carol}},
-			{msg: body, later: 12*time.Hour - 10*time.Second, skipped: 1},
+			{msg: body, later: 12*time.Hour - 10*time.Second, skipped: 1, stored: []string{"INBOX"}},
 			{msg: body, later: 6 * time.Second, forwarded: []string{carol}},
 		}},
 		{"a Date a day ahead", 0, []step{
 			{script: plain, msg: strings.Replace(body, "27 Nov 2026 10:00:00 +0000", "28 Nov 2026 10:00:00 +0000", 1), forwarded: []string{carol}},
-			{msg: strings.Replace(body, "27 Nov 2026 10:00:00 +0000", "28 Nov 2026 10:00:00 +0000", 1), skipped: 1},
+			{msg: strings.Replace(body, "27 Nov 2026 10:00:00 +0000", "28 Nov 2026 10:00:00 +0000", 1), skipped: 1, stored: []string{"INBOX"}},
 			{msg: strings.Replace(body, "27 Nov 2026 10:00:00 +0000", "28 Nov 2026 10:00:06 +0000", 1), forwarded: []string{carol}},
 			{msg: strings.Replace(body, "27 Nov 2026 10:00:00 +0000", "28 Nov 2026 10:00:06 +0000", 1), forwarded: []string{carol}},
 		}},
@@ -400,7 +417,6 @@ func TestRedirectOnce(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f, s, _ := newVacationFixture(t)
 			f.d.Redirect.DuplicatePeriod = tc.period
-			f.d.Hostname = "mx.example.org" // as try1 and try2 name it
 			fs := &flakyStore{Store: f.d.Store}
 			f.d.Store = fs
 			// The clock starts a few seconds after the messages' Date,
@@ -437,7 +453,7 @@ func TestRedirectOnce(t *testing.T) {
 				if !slices.Equal(to, st.forwarded) || !slices.Equal(stored, st.stored) {
 					t.Errorf("step %d: forwarded to %q and stored in %q, want %q and %q\n%s", i, to, stored, st.forwarded, st.stored, f.log.String())
 				}
-				if n := strings.Count(f.log.String(), `msg="redirect already sent"`); n != st.skipped {
+				if n := strings.Count(f.log.String(), `msg="redirect already sent; message kept"`); n != st.skipped {
 					t.Errorf("step %d: %d redirects found done, want %d\n%s", i, n, st.skipped, f.log.String())
 				}
 				if st.recordErr != strings.Contains(f.log.String(), `msg="redirect sent but not recorded; a retry of this delivery forwards it again"`) {
