@@ -464,14 +464,17 @@ type Sieve struct {
 	// included; past it the message is kept instead.
 	RedirectTimeout Duration `toml:"redirect_timeout"`
 	// How long a message forwarded to an address is not forwarded to it
-	// again (Pigeonhole's sieve_redirect_duplicate_period): the sender's
-	// retry after a failure to store it, or the message come again by
-	// another route, counts as forwarded. A message is the same by its
-	// bytes below the trace fields on top (Received, Return-Path and
-	// the like); one without a plausible Date (none, unreadable, over
-	// a day ahead or older than a week and this period) is forwarded
-	// every time, as nothing tells a retry from the next alarm of a
-	// device without a clock. 0 forwards every delivery.
+	// again (Pigeonhole's sieve_redirect_duplicate_period). One found
+	// forwarded (the sender's retry, the message come again by another
+	// route or back in a loop) is kept instead, as after a failed
+	// forward: a false match keeps a message that should have gone,
+	// never loses one, and a retry after a failed store leaves one
+	// forward and one kept copy. A message is the same by its bytes
+	// below the trace fields on top (Received, Return-Path and the
+	// like); one without a plausible Date (none, unreadable, over a day
+	// ahead or older than a week and this period) is forwarded every
+	// time, as nothing tells a retry from the next alarm of a device
+	// without a clock. 0 forwards every delivery.
 	RedirectDuplicatePeriod Duration `toml:"redirect_duplicate_period"`
 }
 
