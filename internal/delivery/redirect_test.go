@@ -530,3 +530,35 @@ func TestRedirectRecordUnread(t *testing.T) {
 		t.Errorf("over both tries forwarded to %q and stored %d copies, want %q and none\n%s", to, len(got.Copies), want, f.log.String())
 	}
 }
+
+// TestRedirectKeptInKeepTo: on the fetch client's path, a message found
+// forwarded is kept where that path keeps mail, not in INBOX, as after a
+// failed forward.
+func TestRedirectKeptInKeepTo(t *testing.T) {
+	const msg = "From: bob@example.net\r\nTo: alice@example.org\r\nSubject: hi\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\n\r\nHello.\r\n"
+	f, s, _ := newVacationFixture(t)
+	f.d.Now = func() time.Time { return time.Date(2026, 11, 27, 10, 0, 5, 0, time.UTC) }
+	f.activate(`redirect "carol@example.net";`)
+	sess, err := f.d.Store.Open(t.Context(), f.acct.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	if _, err := sess.CreateMailbox(t.Context(), "Fetched", ""); err != nil {
+		t.Fatal(err)
+	}
+	env := Envelope{From: "bob@example.net", To: "alice@example.org"}
+	for i, want := range [][]string{nil, {"Fetched"}} {
+		got, err := f.d.DeliverSession(t.Context(), sess, f.acct.Name, "Fetched", f.spool(msg), env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stored []string
+		for _, c := range got.Copies {
+			stored = append(stored, c.Mailbox)
+		}
+		if sent := len(s.take()); sent != 1-i || !slices.Equal(stored, want) {
+			t.Errorf("delivery %d: forwarded %d times and stored in %q, want %d and %q\n%s", i, sent, stored, 1-i, want, f.log.String())
+		}
+	}
+}
