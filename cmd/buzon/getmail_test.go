@@ -103,12 +103,15 @@ func (g *gmSetup) rc(name, user string, r gmRetriever, maildir string, readAll, 
 	if r.mailboxes != "" {
 		fmt.Fprintf(&extra, "mailboxes = %s\nrecord_mailbox = false\n", r.mailboxes)
 	}
+	// timeout is also how long getmail waits for the child it delivers
+	// with (see gmChildLost): 20 s, not its 180.
 	g.write(name, fmt.Sprintf(`[retriever]
 type = %s
 server = localhost
 port = %s
 username = %s
 password = %s
+timeout = 20
 %s
 [destination]
 type = Maildir
@@ -125,6 +128,16 @@ received = false
 }
 
 var gmRetrievedRE = regexp.MustCompile(`(?m)^\s*(\d+) messages? \(\d+ bytes\) retrieved, \d+ skipped`)
+
+// gmChildLost is what getmail says when it waited in vain for the child
+// that delivers a message into the Maildir. getmail 6.18 forks the child
+// and only then installs its SIGCHLD handler (ForkingBase.forkchild); on
+// a loaded machine the child can exit first, its signal is lost, and
+// getmail waits out its timeout, then gives up the delivery the child
+// made. Seen in about one run in twenty of these tests with the suite
+// running beside them: a single-threaded getmail in a futex wait, the
+// server waiting for its next command.
+var gmChildLost = regexp.MustCompile(`operation error \(waiting child pid \d+ timed out\)`)
 
 // run runs getmail with the rc file and returns how many messages it says
 // it retrieved. It fails the test unless getmail exits 0, which it does
@@ -152,6 +165,9 @@ func (g *gmSetup) run(rc string) int {
 	err := cmd.Run()
 	if ctx.Err() != nil {
 		g.t.Fatalf("getmail %s: no end within %v:\n%s\nthe server's log:\n%s", filepath.Base(rc), clientTimeout, out.String(), g.in.logs())
+	}
+	if err != nil && gmChildLost.MatchString(out.String()) {
+		g.t.Skipf("getmail %s lost its delivery child's exit, a race of its own, not the server's (see gmChildLost):\n%s", filepath.Base(rc), out.String())
 	}
 	if err != nil {
 		g.t.Fatalf("getmail %s: %v\n%s", filepath.Base(rc), err, out.String())
@@ -230,14 +246,8 @@ func gmInbox(t *testing.T, in *instance, user string) []string {
 // TestGetmailPOP3 downloads over POP3 as getmail does: keeping the mail
 // on the server (read_all = false), twice, so that the second run takes
 // only what came in between by its UIDL, then deleting it.
-//
-// Not run in parallel with the other tests: twice in four runs of the
-// suite with the end-to-end tests four at a time (and never in many runs
-// one at a time), getmail's POP3 over TLS stalled for two minutes, once
-// before its first message and once before its last, with nothing in
-// its output to say why; the server's log, shown when it happens, is
-// where to look next.
 func TestGetmailPOP3(t *testing.T) {
+	t.Parallel()
 	const user = "gabi@example.org"
 	in := clServer(t, user)
 	g := newGetmail(t, in)
