@@ -146,31 +146,38 @@ func (ss *failingSyncSession) HighestModSeq(ctx context.Context, mailboxID int64
 	return ss.Session.HighestModSeq(ctx, mailboxID, notBefore)
 }
 
-// TestSearchResAfterFailedSync: a SEARCH RETURN (SAVE) that found its
-// messages but ends in NO because the sync after it failed leaves the
+// TestSearchResAfterFailedSync: a SEARCH or SORT RETURN (SAVE) that found
+// its messages but ends in NO because the sync after it failed leaves the
 // search result variable empty, as any NO does (RFC 5182 2.1).
 func TestSearchResAfterFailedSync(t *testing.T) {
-	var fs *failingSync
-	e := newTestEnv(t, func(cfg *Config) {
-		fs = &failingSync{Store: cfg.Store}
-		cfg.Store = fs
-	})
-	e.deliver("INBOX", "Subject: one\n\nfirst\n", `\Seen`)
-	e.deliver("INBOX", "Subject: two\n\nsecond\n")
-	c := e.login()
-	c.mustOK("SELECT INBOX")
-	c.mustOK("SEARCH RETURN (SAVE) SEEN")
-	if got := strings.Join(c.mustOK("UID SEARCH $"), " "); got != "* SEARCH 1" {
-		t.Fatalf("after SAVE SEEN: %q", got)
-	}
-	// A search by BODY reads the messages, and does not sync before:
-	// what fails is the sync after it.
-	fs.armed.Store(true)
-	if _, tagged := c.cmd("SEARCH RETURN (SAVE) BODY second"); !strings.Contains(tagged, " NO [UNAVAILABLE]") {
-		t.Fatalf("SEARCH whose sync fails: %q, want NO [UNAVAILABLE]", tagged)
-	}
-	if got := strings.Join(c.mustOK("UID SEARCH $"), " "); got != "* SEARCH" {
-		t.Errorf("after the NO: %q, want an empty result", got)
+	for _, tc := range []struct{ seen, body string }{
+		{"SEARCH RETURN (SAVE) SEEN", "SEARCH RETURN (SAVE) BODY second"},
+		{"SORT RETURN (SAVE) (SUBJECT) UTF-8 SEEN", "SORT RETURN (SAVE) (SUBJECT) UTF-8 BODY second"},
+	} {
+		t.Run(strings.Fields(tc.seen)[0], func(t *testing.T) {
+			var fs *failingSync
+			e := newTestEnv(t, func(cfg *Config) {
+				fs = &failingSync{Store: cfg.Store}
+				cfg.Store = fs
+			})
+			e.deliver("INBOX", "Subject: one\n\nfirst\n", `\Seen`)
+			e.deliver("INBOX", "Subject: two\n\nsecond\n")
+			c := e.login()
+			c.mustOK("SELECT INBOX")
+			c.mustOK(tc.seen)
+			if got := strings.Join(c.mustOK("UID SEARCH $"), " "); got != "* SEARCH 1" {
+				t.Fatalf("after SAVE SEEN: %q", got)
+			}
+			// A search by BODY reads the messages, and does not sync
+			// before: what fails is the sync after it.
+			fs.armed.Store(true)
+			if _, tagged := c.cmd(tc.body); !strings.Contains(tagged, " NO [UNAVAILABLE]") {
+				t.Fatalf("%s whose sync fails: %q, want NO [UNAVAILABLE]", tc.body, tagged)
+			}
+			if got := strings.Join(c.mustOK("UID SEARCH $"), " "); got != "* SEARCH" {
+				t.Errorf("after the NO: %q, want an empty result", got)
+			}
+		})
 	}
 }
 
