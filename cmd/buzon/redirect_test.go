@@ -128,14 +128,13 @@ func TestRedirectEndToEnd(t *testing.T) {
 }
 
 // TestRedirectDuplicatePeriod: sieve.redirect_duplicate_period reaches
-// the Deliverer, the setting's 0 as a negative period (no check), since
-// the field's own 0 stands for its default.
+// the Deliverer, its 0 (no check) too.
 func TestRedirectDuplicatePeriod(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ set, want time.Duration }{
 		{12 * time.Hour, 12 * time.Hour},
 		{time.Minute, time.Minute},
-		{0, -1},
+		{0, 0},
 	} {
 		cfg := config.Default()
 		cfg.Submission.Relay = "relay.example.net:25"

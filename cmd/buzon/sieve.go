@@ -294,9 +294,6 @@ func vacationDeliverer(d *delivery.Deliverer, cfg config.Config) error {
 	d.Redirect = delivery.RedirectConfig{Off: !opts.Redirect,
 		EnvelopeFrom: cfg.Sieve.RedirectEnvelopeFrom, Timeout: cfg.Sieve.RedirectTimeout.D(),
 		DuplicatePeriod: cfg.Sieve.RedirectDuplicatePeriod.D()}
-	if d.Redirect.DuplicatePeriod == 0 {
-		d.Redirect.DuplicatePeriod = -1 // the setting's 0 is off, the field's its default
-	}
 	return nil
 }
 

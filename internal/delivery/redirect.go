@@ -64,21 +64,10 @@ type RedirectConfig struct {
 	// DuplicatePeriod is how long a message forwarded to an address is
 	// not forwarded to it again (see messageIdentity for what makes it
 	// the same message); a redirect so skipped keeps the message, as one
-	// that failed does. Zero: 12 hours, Pigeonhole's
-	// sieve_redirect_duplicate_period; negative: no check, every delivery
-	// forwards.
+	// that failed does. Zero or negative: no check, every delivery
+	// forwards (the configuration's default is 12 hours, Pigeonhole's
+	// sieve_redirect_duplicate_period).
 	DuplicatePeriod time.Duration
-}
-
-// duplicatePeriod is DuplicatePeriod with its default, 0 when off.
-func (c RedirectConfig) duplicatePeriod() time.Duration {
-	switch {
-	case c.DuplicatePeriod == 0:
-		return 12 * time.Hour
-	case c.DuplicatePeriod < 0:
-		return 0
-	}
-	return c.DuplicatePeriod
 }
 
 // redirectActions takes the redirects out of a decision's actions,
@@ -164,7 +153,7 @@ func (d *Deliverer) redirect(ctx context.Context, sess store.Session, account, k
 	// The record of forwards, when the check is on and the store keeps
 	// one (both backends do); without, every delivery forwards.
 	var sent *sentForwards
-	if period := d.Redirect.duplicatePeriod(); period > 0 && !loop && hops < maxRedirectHops {
+	if period := d.Redirect.DuplicatePeriod; period > 0 && !loop && hops < maxRedirectHops {
 		if rt, ok := sess.(store.ReplyTracker); ok {
 			id, err := messageIdentity(msg, header, d.now(), period)
 			if err != nil {

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -235,7 +236,7 @@ func TestRedirectOnce(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name   string
-		period time.Duration // RedirectConfig.DuplicatePeriod
+		period time.Duration // RedirectConfig.DuplicatePeriod; 0: the configuration's default, 12 h
 		steps  []step
 	}{
 		{"store fails after the forward", 0, []step{
@@ -416,7 +417,7 @@ func TestRedirectOnce(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, s, _ := newVacationFixture(t)
-			f.d.Redirect.DuplicatePeriod = tc.period
+			f.d.Redirect.DuplicatePeriod = cmp.Or(tc.period, 12*time.Hour)
 			fs := &flakyStore{Store: f.d.Store}
 			f.d.Store = fs
 			// The clock starts a few seconds after the messages' Date,
@@ -496,6 +497,7 @@ func TestTraceLen(t *testing.T) {
 func TestRedirectRecordUnread(t *testing.T) {
 	const msg = "From: bob@example.net\r\nTo: alice@example.org\r\nSubject: hi\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\nMessage-ID: <m1@example.net>\r\n\r\nHello.\r\n"
 	f, s, _ := newVacationFixture(t)
+	f.d.Redirect.DuplicatePeriod = 12 * time.Hour
 	fs := &flakyStore{Store: f.d.Store}
 	f.d.Store = fs
 	f.d.Now = func() time.Time { return time.Date(2026, 11, 27, 10, 0, 5, 0, time.UTC) } // the Date's, for the record
@@ -537,6 +539,7 @@ func TestRedirectRecordUnread(t *testing.T) {
 func TestRedirectKeptInKeepTo(t *testing.T) {
 	const msg = "From: bob@example.net\r\nTo: alice@example.org\r\nSubject: hi\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\n\r\nHello.\r\n"
 	f, s, _ := newVacationFixture(t)
+	f.d.Redirect.DuplicatePeriod = 12 * time.Hour
 	f.d.Now = func() time.Time { return time.Date(2026, 11, 27, 10, 0, 5, 0, time.UTC) }
 	f.activate(`redirect "carol@example.net";`)
 	sess, err := f.d.Store.Open(t.Context(), f.acct.ID)
