@@ -339,21 +339,11 @@ func vanished(known store.UIDSet, cs *store.ChangeSet, view []store.UID, uidNext
 	return store.UIDSetOf(uids...)
 }
 
-// mergeUIDs returns the UIDs of a and b, both ascending, ascending and
-// each once.
+// mergeUIDs returns the UIDs of a and b, ascending and each once.
 func mergeUIDs(a, b []store.UID) []store.UID {
-	out := make([]store.UID, 0, max(len(a), len(b)))
-	for len(a) > 0 || len(b) > 0 {
-		switch {
-		case len(b) == 0 || len(a) > 0 && a[0] < b[0]:
-			out, a = append(out, a[0]), a[1:]
-		case len(a) == 0 || b[0] < a[0]:
-			out, b = append(out, b[0]), b[1:]
-		default:
-			out, a, b = append(out, a[0]), a[1:], b[1:]
-		}
-	}
-	return out
+	all := slices.Concat(a, b)
+	slices.Sort(all)
+	return slices.Compact(all)
 }
 
 // writeVanishedEarlier writes VANISHED (EARLIER) for uids, if any (RFC
