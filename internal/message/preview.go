@@ -136,7 +136,7 @@ func (pr *previewReader) part(p *Part) (string, error) {
 			c = rune(skipTo)
 		} else {
 			var err error
-			c, _, err = readPreviewRune(in, cut)
+			c, err = readPreviewRune(in, cut)
 			if err != nil {
 				break // the end, or content the decoders gave up on
 			}
@@ -181,24 +181,24 @@ func (h *htmlText) skipTo(b *previewBuilder) byte {
 // raw header text is read (see ValidUTF8). When the text was cut by the
 // bound of what is read, the start of a character left incomplete by the
 // cut ends it instead: those bytes are no characters of their own.
-func readPreviewRune(in *bufio.Reader, cut bool) (c rune, size int, err error) {
-	c, size, err = in.ReadRune()
+func readPreviewRune(in *bufio.Reader, cut bool) (rune, error) {
+	c, size, err := in.ReadRune()
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	if c == utf8.RuneError && size == 1 {
 		if err := in.UnreadRune(); err != nil {
-			return 0, 0, err
+			return 0, err
 		}
 		if cut {
 			if rest, err := in.Peek(utf8.UTFMax); err != nil && !utf8.FullRune(rest) {
-				return 0, 0, io.EOF
+				return 0, io.EOF
 			}
 		}
 		b, err := in.ReadByte()
-		return rune(b), 1, err
+		return rune(b), err
 	}
-	return c, size, nil
+	return c, nil
 }
 
 // firstErr keeps the first error of r but io.EOF: that of the message,
