@@ -1153,12 +1153,7 @@ func (c *conn) cmdSearch(cmd *command) {
 	if save && len(ret) == 1 {
 		return // RFC 5182 2.2: SAVE alone answers nothing
 	}
-	w.str(`* ESEARCH (TAG `)
-	w.quoted(cmd.tag)
-	w.str(")")
-	if cmd.uid {
-		w.str(" UID")
-	}
+	c.writeESearchStart(cmd)
 	for _, opt := range ret {
 		switch {
 		case opt == "MIN" && result.count > 0:
@@ -1293,4 +1288,16 @@ func minMaxNamed[T any](result []T, onlyMin, onlyMax bool) []T {
 		named = append(named, result[len(result)-1])
 	}
 	return named
+}
+
+// writeESearchStart writes the start of an ESEARCH answer to cmd, a
+// SEARCH or SORT with RETURN: its tag, and UID for a UID command (RFC
+// 4731 3.1, RFC 5267 3). The results follow.
+func (c *conn) writeESearchStart(cmd *command) {
+	c.w.str(`* ESEARCH (TAG `)
+	c.w.quoted(cmd.tag)
+	c.w.str(")")
+	if cmd.uid {
+		c.w.str(" UID")
+	}
 }

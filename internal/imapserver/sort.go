@@ -181,12 +181,7 @@ func (c *conn) writeESort(cmd *command, ret []string, items []sortItem, modSeqUs
 		return uint64(it.seq)
 	}
 	w := c.w
-	w.str(`* ESEARCH (TAG `)
-	w.quoted(cmd.tag)
-	w.str(")")
-	if cmd.uid {
-		w.str(" UID")
-	}
+	c.writeESearchStart(cmd)
 	for _, opt := range ret {
 		switch {
 		case opt == "MIN" && len(items) > 0:
