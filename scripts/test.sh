@@ -31,23 +31,33 @@ go vet ./...
 "$gobin/staticcheck" ./...
 
 section "go test -race"
-# The end-to-end tests (cmd/buzon) mostly wait, on the servers and real
-# clients they start and on timeouts, so they run four at a time.
-go test -race -count=1 -parallel 4 -timeout 20m ./...
+# Many tests mostly wait, on the servers and real clients they start and
+# on timeouts, so four packages run at once, and the end-to-end tests
+# (cmd/buzon) four at a time within theirs.
+go test -race -count=1 -p 4 -parallel 4 -timeout 20m ./...
 
-section "protocol suites on PostgreSQL"
-# The same IMAP, POP3, ManageSieve, auth and delivery (quota warnings) tests, on the scale-out backend (internal/store/teststore).
-BUZON_TEST_STORE=postgres go test -race -count=1 -timeout 20m ./internal/pop3server/... ./internal/imapserver/... ./internal/managesieve/... ./internal/auth/... ./internal/delivery/...
-
+# The same IMAP, POP3, ManageSieve, auth and delivery (quota warnings)
+# tests again, on the scale-out backend (internal/store/teststore). They
+# wait on PostgreSQL's commits more than they compute, so they run in the
+# background beside the fuzz targets, which compute; their output follows.
 fuzztime=${FUZZTIME:-3s}
 if [ "$fuzztime" != "0" ]; then
-	section "fuzz ($fuzztime each)"
+	section "protocol suites on PostgreSQL, and fuzz ($fuzztime each) beside them"
+else
+	section "protocol suites on PostgreSQL"
+fi
+pglog=$(mktemp) bindir=$(mktemp -d)
+# In a process group of their own, so that a failure here stops them.
+BUZON_TEST_STORE=postgres setsid go test -race -count=1 -parallel 4 -timeout 20m ./internal/pop3server/... ./internal/imapserver/... \
+	./internal/managesieve/... ./internal/auth/... ./internal/delivery/... >"$pglog" 2>&1 &
+pgtests=$!
+trap 'kill -- -$pgtests 2>/dev/null || true; rm -rf "$pglog" "$bindir"' EXIT
+
+if [ "$fuzztime" != "0" ]; then
 	# Every Fuzz function in the module, found from the source. Each
 	# package's test binary is built once, instrumented for fuzzing, and
 	# run once per target from the package's folder (where its
 	# testdata/fuzz seeds are), with the cache folder go test would use.
-	bindir=$(mktemp -d)
-	trap 'rm -rf "$bindir"' EXIT
 	cache=$(go env GOCACHE)/fuzz
 	module=$(go list -m)
 	git grep -l '^func Fuzz' -- '*_test.go' | xargs -n1 dirname | sort -u | while read -r dir; do
@@ -73,4 +83,9 @@ if [ "$fuzztime" != "0" ]; then
 		done
 	done
 fi
+echo "-- protocol suites on PostgreSQL"
+pgstatus=0
+wait "$pgtests" || pgstatus=$?
+cat "$pglog"
+[ "$pgstatus" = 0 ] || exit "$pgstatus"
 section "all tests passed in $SECONDS s"
