@@ -976,8 +976,8 @@ func (c *conn) writeBodyStructure(p *message.Part, ext bool) {
 // writeParams writes a body parameter list. Values are stored decoded
 // (RFC 2231 continuations and charsets undone, in UTF-8 where the
 // message named a charset the server knows); what is still not UTF-8, a
-// raw 8-bit value or one in an unknown charset, is read as ISO-8859-1,
-// as raw header text is. A client that takes UTF-8 (UTF8=ACCEPT,
+// raw 8-bit value or one in an unknown charset, is read byte by byte
+// (message.StrayRune), as raw header text is. A client that takes UTF-8 (UTF8=ACCEPT,
 // IMAP4rev2) gets the values so; another gets a value with non-ASCII
 // characters as RFC 2231 writes it, NAME* with a percent-encoded UTF-8
 // value, which MIME clients decode, rather than 8-bit bytes it has no

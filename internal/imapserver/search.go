@@ -673,7 +673,8 @@ func (sm *searchMsg) headerContains(p *message.Part, needle []byte) bool {
 // as it is.
 func (b *searchBuffers) foldedContains(h, needle []byte) bool {
 	// Other 8-bit text needs no decoding here: appendFoldText reads it as
-	// DecodeHeaderValue would, UTF-8 where it is valid, else ISO-8859-1.
+	// DecodeHeaderValue would, UTF-8 where it is valid, else byte by byte
+	// (message.StrayRune).
 	if bytes.Contains(h, []byte("=?")) {
 		h = []byte(message.DecodeHeaderValue(string(h)))
 	}
@@ -717,10 +718,10 @@ func (b *searchBuffers) streamContains(r io.Reader, needle []byte) bool {
 }
 
 // appendFold appends s to dst with its case folded (foldRune). A byte
-// that is not part of a UTF-8 character is read as the ISO-8859-1 one it
-// would be, as in header text (message.ValidUTF8): 8-bit text with no
-// charset, or one not known, is most often that, and "café" then finds
-// the "caf\xe9" of an unlabelled message.
+// that is not part of a UTF-8 character is read as the character it
+// stands for in 8-bit text with no charset, or one not known
+// (message.StrayRune), as in header text: "café" finds the "caf\xe9" of
+// an unlabelled message, and "don’t" its "don\x92t".
 func appendFold(dst, s []byte) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -734,7 +735,7 @@ func appendFold(dst, s []byte) []byte {
 		}
 		r, size := utf8.DecodeRune(s[i:])
 		if r == utf8.RuneError && size == 1 {
-			r = rune(c)
+			r = message.StrayRune(c)
 		}
 		dst = utf8.AppendRune(dst, foldRune(r))
 		i += size

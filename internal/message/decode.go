@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/emersion/go-message/charset"
+	"golang.org/x/text/encoding/charmap"
 )
 
 // KnownEncoding reports whether DecodeTransfer decodes the named
@@ -98,14 +99,28 @@ func toUTF8(cs string, b []byte) (s string, ok bool) {
 	return string(out), true
 }
 
+// StrayRune is the character that a byte of 8-bit text with no charset
+// (or one not known) stands for, when the byte is not part of a UTF-8
+// character: its Windows-1252 character. That is what such text most
+// often is, and what web browsers read text labelled ISO-8859-1 as: the
+// same letters, with the typographic quotes, dashes and euro sign of
+// Windows where ISO-8859-1 has control characters (0x80-0x9F). The five
+// bytes Windows-1252 leaves undefined are the control characters
+// ISO-8859-1 has there.
+func StrayRune(b byte) rune {
+	if r := charmap.Windows1252.DecodeByte(b); r != utf8.RuneError {
+		return r
+	}
+	return rune(b)
+}
+
 // appendText appends raw header text to b as UTF-8: valid UTF-8 as it
-// is, and any other byte as the ISO-8859-1 character it would be, the
-// most common charset of raw 8-bit headers.
+// is, and any other byte as the character it stands for (StrayRune).
 func appendText(b []byte, s string) []byte {
 	for len(s) > 0 {
 		r, n := utf8.DecodeRuneInString(s)
 		if r == utf8.RuneError && n == 1 {
-			b = utf8.AppendRune(b, rune(s[0]))
+			b = utf8.AppendRune(b, StrayRune(s[0]))
 		} else {
 			b = append(b, s[:n]...)
 		}
@@ -115,7 +130,7 @@ func appendText(b []byte, s string) []byte {
 }
 
 // ValidUTF8 returns s as valid UTF-8, reading any byte that is not part
-// of a UTF-8 character as ISO-8859-1, as appendText does.
+// of a UTF-8 character as StrayRune does.
 func ValidUTF8(s string) string {
 	if utf8.ValidString(s) {
 		return s
@@ -134,7 +149,8 @@ func ValidUTF8(s string) string {
 //   - an RFC 2231 language suffix ("UTF-8*en") is ignored (RFC 2231 5);
 //   - a word that does not decode, or whose charset is unknown, is kept
 //     as it was written;
-//   - raw 8-bit text that is not UTF-8 is read as ISO-8859-1.
+//   - raw 8-bit text that is not UTF-8 is read as Windows-1252
+//     (StrayRune).
 //
 // The result is always valid UTF-8.
 func DecodeHeaderValue(s string) string {

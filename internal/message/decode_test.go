@@ -148,9 +148,11 @@ func TestDecodeHeaderValue(t *testing.T) {
 		{"=??q?x?=", "=??q?x?="},
 		{"a=?utf-8?q?b?=c", "abc"}, // inside a word, as real mail needs
 		{"=?utf-8?q?=ZZ?=", "=ZZ"}, // bad Q escape kept
-		{"caf\xe9", "café"},        // raw 8-bit, read as ISO-8859-1
-		{"caf\xc3\xa9", "café"},    // raw UTF-8
-		{"=?utf-8?q?=FF?=", "ÿ"},   // invalid UTF-8 from a word
+		{"caf\xe9", "café"},        // raw 8-bit: StrayRune
+		{"don\x92t \x805", "don’t €5"},
+		{"\x81\x9d", "\u0081\u009d"}, // not Windows-1252: ISO-8859-1's
+		{"caf\xc3\xa9", "café"},      // raw UTF-8
+		{"=?utf-8?q?=FF?=", "ÿ"},     // invalid UTF-8 from a word
 		{"=?", "=?"},
 	}
 	for _, tt := range tests {

@@ -177,8 +177,8 @@ func (h *htmlText) skipTo(b *previewBuilder) byte {
 }
 
 // readPreviewRune reads one character of decoded text: a byte that is not
-// part of a UTF-8 character is the ISO-8859-1 character it would be, as
-// raw header text is read (see ValidUTF8). When the text was cut by the
+// part of a UTF-8 character is the one it stands for (StrayRune), as in
+// raw header text. When the text was cut by the
 // bound of what is read, the start of a character left incomplete by the
 // cut ends it instead: those bytes are no characters of their own.
 func readPreviewRune(in *bufio.Reader, cut bool) (rune, error) {
@@ -196,7 +196,7 @@ func readPreviewRune(in *bufio.Reader, cut bool) (rune, error) {
 			}
 		}
 		b, err := in.ReadByte()
-		return rune(b), err
+		return StrayRune(b), err
 	}
 	return c, nil
 }

@@ -36,6 +36,7 @@ var previewCases = []struct {
 		"Naïve café"},
 	{"koi8-r", "Subject: x\r\nContent-Type: text/plain; charset=koi8-r\r\n\r\n\xf0\xd2\xc9\xd7\xc5\xd4\r\n", "Привет"},
 	{"unlabelled-8bit", "Subject: x\r\n\r\nCaf\xe9\r\n", "Café"},
+	{"unlabelled-windows-1252", "Subject: x\r\n\r\n\x93Don\x92t\x94 \x96 \x80\x31\r\n", "“Don’t” – €1"},
 	{"unknown-charset", "Subject: x\r\nContent-Type: text/plain; charset=x-no-such\r\n\r\nplain words\r\n", "plain words"},
 	{"alternative-plain-first", "Subject: x\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nthe plain text\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>the <b>HTML</b></p>\r\n--b--\r\n",
 		"the plain text"},
@@ -331,8 +332,8 @@ func BenchmarkPreview(b *testing.B) {
 }
 
 // TestPreviewCutCharacter: a UTF-8 character cut by the bound of what is
-// read ends the text rather than showing as the ISO-8859-1 characters of
-// its first bytes, in plain text and HTML, raw or transfer-encoded.
+// read ends the text rather than showing as the characters its first
+// bytes would be on their own (StrayRune), in plain text and HTML, raw or transfer-encoded.
 func TestPreviewCutCharacter(t *testing.T) {
 	// fill makes n bytes of text that shows as a word every few
 	// kilobytes, blanks otherwise, with eol every 76 bytes.
