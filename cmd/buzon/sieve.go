@@ -269,7 +269,7 @@ func shellWord(s string) string {
 // from here, so that a script one of them takes the others run.
 func sieveOptions(cfg config.Config) sieve.Options {
 	relay := cfg.Submission.Relay != ""
-	return sieve.Options{Vacation: relay && cfg.Sieve.Vacation, Redirect: relay && cfg.Sieve.Redirect}
+	return sieve.Options{Relay: relay, Vacation: relay && cfg.Sieve.Vacation, Redirect: relay && cfg.Sieve.Redirect}
 }
 
 // vacationDeliverer gives a Deliverer what it needs to send the replies

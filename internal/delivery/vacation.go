@@ -86,7 +86,8 @@ func (c VacationConfig) period(p time.Duration) time.Duration {
 
 // sieveOptions is what the Deliverer's scripts may do.
 func (d *Deliverer) sieveOptions() sieve.Options {
-	return sieve.Options{Vacation: d.Sender != nil && !d.Vacation.Off, Redirect: d.Sender != nil && !d.Redirect.Off}
+	relay := d.Sender != nil
+	return sieve.Options{Relay: relay, Vacation: relay && !d.Vacation.Off, Redirect: relay && !d.Redirect.Off}
 }
 
 // replies keeps the replies under way, so that Wait can let them finish.

@@ -210,12 +210,12 @@ var vacationExtensions = map[string]bool{"vacation": true, "vacation-seconds": t
 func (c *checker) refusedSending(name string) string {
 	switch strings.ToLower(name) {
 	case "vacation", "vacation-seconds":
-		if c.opts.Redirect {
+		if c.opts.Relay {
 			return "out-of-office replies are turned off on this server (sieve.vacation)"
 		}
 		return "this server has no relay to send replies through (submission.relay)"
 	case "redirect":
-		if c.opts.Vacation {
+		if c.opts.Relay {
 			return "forwarding is turned off on this server (sieve.redirect)"
 		}
 		return "this server has no relay to forward mail through (submission.relay)"

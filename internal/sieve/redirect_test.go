@@ -69,7 +69,9 @@ func TestRedirectCompileErrors(t *testing.T) {
 		opts              Options
 	}{
 		{"no relay", `redirect "a@example.org";`, "no relay to forward mail through (submission.relay)", Options{}},
-		{"turned off", `redirect "a@example.org";`, "forwarding is turned off on this server (sieve.redirect)", Options{Vacation: true}},
+		{"turned off", `redirect "a@example.org";`, "forwarding is turned off on this server (sieve.redirect)", Options{Relay: true, Vacation: true}},
+		{"both turned off", `redirect "a@example.org";`, "forwarding is turned off on this server (sieve.redirect)", Options{Relay: true}},
+		{"vacation, both turned off", `require "vacation"; vacation "x";`, "out-of-office replies are turned off on this server (sieve.vacation)", Options{Relay: true}},
 		{"not an address", `redirect "carol";`, `"carol" is not an address`, Options{Redirect: true}},
 		{"two addresses", `redirect "a@x.org, b@x.org";`, "is not an address", Options{Redirect: true}},
 		{"a list", `redirect ["a@x.org", "b@x.org"];`, "must be a single string", Options{Redirect: true}},

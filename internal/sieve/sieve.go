@@ -69,12 +69,16 @@ func Compile(src []byte) (*Script, error) { return CompileWith(src, Options{}) }
 // Options are what the server can do beyond storing mail, which decides
 // what scripts may require.
 type Options struct {
+	// Relay says the server has a relay to send mail through, without
+	// which Vacation and Redirect are off: a script that needs one or
+	// the other is refused for the missing relay rather than for the
+	// setting that turned it off.
+	Relay bool
 	// Vacation allows the vacation and vacation-seconds extensions
-	// (RFC 5230, RFC 6131): the server has a relay to send replies
-	// through.
+	// (RFC 5230, RFC 6131): the server sends replies.
 	Vacation bool
 	// Redirect allows the redirect command (RFC 5228 4.2), and :copy on
-	// it (RFC 3894): the server can forward mail.
+	// it (RFC 3894): the server forwards mail.
 	Redirect bool
 }
 

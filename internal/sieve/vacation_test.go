@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-var withRelay = Options{Vacation: true}
+var withRelay = Options{Relay: true, Vacation: true}
 
 // runVacation compiles script with a relay and runs it on testMsg.
 func runVacation(t *testing.T, script string) ([]Action, error) {
