@@ -11,12 +11,14 @@ import (
 // user del) ends the session with BYE at its next command that reaches
 // the store, not a NO [SERVERBUG] for each command it tries.
 func TestAccountDeleted(t *testing.T) {
+	t.Parallel()
 	for _, cmd := range []string{
 		"APPEND INBOX {20+}\r\nSubject: x\r\n\r\nbody\r\n",
 		"STATUS INBOX (MESSAGES)",
 		"CREATE Projects",
 	} {
 		t.Run(strings.Fields(cmd)[0], func(t *testing.T) {
+			t.Parallel()
 			e := newTestEnv(t)
 			c := e.login()
 			c.mustOK("SELECT INBOX")

@@ -9,6 +9,7 @@ import (
 // from Outlook) is refused rather than make the alias a second Sent, which
 // the alias would name from then on.
 func TestAliasAsParent(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.login()
 	if _, tagged := c.cmd(`CREATE "Sent Items/2024"`); !strings.Contains(tagged, "NO [CANNOT]") {
@@ -30,6 +31,7 @@ func TestAliasAsParent(t *testing.T) {
 // TestRenameToOwnAlias: the Sent mailbox may be renamed to an alias of
 // itself; another mailbox may not take the name.
 func TestRenameToOwnAlias(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.login()
 	c.mustOK(`RENAME Sent "Sent Items"`)
@@ -42,6 +44,7 @@ func TestRenameToOwnAlias(t *testing.T) {
 // TestRenameToItself: RENAME of the selected mailbox to its own name is
 // refused and leaves it selected.
 func TestRenameToItself(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.login()
 	c.mustOK(`CREATE x`)

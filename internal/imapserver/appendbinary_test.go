@@ -12,6 +12,7 @@ import (
 // with a bare CR or LF, which the store's CRLF form would change, is
 // refused with NO [UNKNOWN-CTE] and leaves nothing behind (RFC 3516 4.4).
 func TestAppendBinary(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.login()
 	message := func(payload string) string {

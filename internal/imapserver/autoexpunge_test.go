@@ -65,6 +65,7 @@ func (e *testEnv) uidsIn(name string) []store.UID {
 // there 40 days ago goes, as does Junk of 40 days; other mailboxes keep
 // theirs, however old. A session in IDLE on Trash sees the expunge.
 func TestAutoexpunge(t *testing.T) {
+	t.Parallel()
 	// e.deliver dates messages 1-Mar-2024: "today" is 60 days on.
 	today := time.Date(2024, 4, 30, 12, 0, 0, 0, time.UTC)
 	daysAgo := func(n int) time.Time { return today.AddDate(0, 0, -n) }
@@ -136,6 +137,7 @@ func TestAutoexpunge(t *testing.T) {
 // TestAutoexpungeOncePerHour: an account's Trash is expired at most once
 // an hour per process, however often it logs in; and 0 days keeps Junk.
 func TestAutoexpungeOncePerHour(t *testing.T) {
+	t.Parallel()
 	today := time.Date(2024, 4, 30, 12, 0, 0, 0, time.UTC)
 	clk := &testClock{t: today}
 	e := newClockEnv(t, clk, 30, 0)
@@ -163,6 +165,7 @@ func TestAutoexpungeOncePerHour(t *testing.T) {
 // more (a Server built without Validate), keep Trash and Junk: the
 // cutoff does not wrap past what a timestamp holds into the future.
 func TestAutoexpungeManyDays(t *testing.T) {
+	t.Parallel()
 	today := time.Date(2024, 4, 30, 12, 0, 0, 0, time.UTC)
 	clk := &testClock{t: today.AddDate(-1, 0, 0)}
 	e := newClockEnv(t, clk, 999_999_999, config.MaxDays)

@@ -199,6 +199,7 @@ func truth(c *client) string {
 // keyword appears. What it has built from those must then be what the
 // mailbox holds, and DONE must find nothing left to say.
 func TestClientsIdleOtherSession(t *testing.T) {
+	t.Parallel()
 	msg := func(n int) string {
 		return fmt.Sprintf("From: a@example.org\r\nSubject: idle %d\r\nMessage-ID: <idle%d@example.org>\r\n\r\nbody\r\n", n, n)
 	}
@@ -233,6 +234,7 @@ func TestClientsIdleOtherSession(t *testing.T) {
 		// The last case idles in the three modes at once: the sessions
 		// share one change feed (feed.go), each told in its own form.
 		t.Run(strings.Join(modes, "+"), func(t *testing.T) {
+			t.Parallel()
 			e := newTestEnv(t)
 			for n := 1; n <= 5; n++ {
 				e.deliver("INBOX", msg(n))
@@ -376,8 +378,10 @@ func (ic *idleClient) resync() {
 // next command of a session not in IDLE; it used to say BYE and keep the
 // connection open, waiting for a DONE, until the idle timeout.
 func TestIdleMailboxDeletedElsewhere(t *testing.T) {
+	t.Parallel()
 	for _, before := range []bool{false, true} {
 		t.Run(fmt.Sprintf("before IDLE %v", before), func(t *testing.T) {
+			t.Parallel()
 			e := newTestEnv(t)
 			tb, phone := e.login(), e.login()
 			phone.mustOK("CREATE Work")
@@ -438,6 +442,7 @@ func (ss *failingChangesSession) Changes(ctx context.Context, mailboxID int64, s
 // the client had not asked for, and take the DONE that followed for a
 // command.
 func TestIdleChangesFail(t *testing.T) {
+	t.Parallel()
 	var fc *failingChanges
 	e := newTestEnv(t, func(cfg *Config) {
 		fc = &failingChanges{Store: cfg.Store, failed: make(chan struct{}, 1)}
@@ -475,8 +480,12 @@ func TestIdleChangesFail(t *testing.T) {
 // with NOOP, FETCH and SEARCH now and then. Whatever each was told, in
 // its own mode, must add up to the mailbox as it is at the end.
 func TestIdleMirrorBatched(t *testing.T) {
+	t.Parallel()
 	for seed := range uint64(3) {
-		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) { idleMirrorBatched(t, seed) })
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
+			t.Parallel()
+			idleMirrorBatched(t, seed)
+		})
 	}
 }
 

@@ -83,6 +83,7 @@ func listed(t *testing.T, lines []string) map[string][]string {
 // NOOP, tagging, deleting with MOVE, saving and replacing a draft, and
 // folder management.
 func TestClientsThunderbird(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	for n := 1; n <= 3; n++ {
 		e.deliver("INBOX", clientMsg(n))
@@ -188,6 +189,7 @@ func TestClientsThunderbird(t *testing.T) {
 // date under Apple's own folder name, INBOX with CONDSTORE, marking read
 // with .SILENT, and IDLE, DONE, IDLE again.
 func TestClientsAppleMail(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	e.deliver("INBOX", clientMsg(1))
 	e.deliver("INBOX", clientMsg(2))
@@ -272,6 +274,7 @@ func TestClientsAppleMail(t *testing.T) {
 // and UID EXPUNGE, STATUS of the special folders, and a second
 // connection that polls the same mailbox with NOOP.
 func TestClientsOutlook(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	for n := 1; n <= 3; n++ {
 		e.deliver("INBOX", clientMsg(n))
@@ -332,6 +335,7 @@ func TestClientsOutlook(t *testing.T) {
 // with the UIDs the phone holds after another device changed the mailbox,
 // and UID MOVE.
 func TestClientsPhones(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	for n := 1; n <= 5; n++ {
 		e.deliver("INBOX", clientMsg(n))
@@ -386,6 +390,7 @@ func TestClientsPhones(t *testing.T) {
 // parentheses, flags synced with .SILENT on leaving, EXPUNGE, and the
 // STATUS of mailboxes it watches.
 func TestClientsMutt(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	for n := 1; n <= 3; n++ {
 		e.deliver("INBOX", clientMsg(n))
@@ -429,6 +434,7 @@ func TestClientsMutt(t *testing.T) {
 // (STATUS too, so that it needs no STATUS per folder), and SELECT QRESYNC
 // with known UIDs and the sequence match data.
 func TestClientsEvolution(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	for n := 1; n <= 4; n++ {
 		e.deliver("INBOX", clientMsg(n))
@@ -474,6 +480,7 @@ func TestClientsEvolution(t *testing.T) {
 // REFERENCES answer, and REFS, which is not offered, gets BAD and a
 // session that goes on.
 func TestClientsRoundcube(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	e.deliver("INBOX", clientMsg(1))
 	rc := e.dial()
@@ -530,6 +537,7 @@ func TestClientsRoundcube(t *testing.T) {
 // message deleted from another device reach it through the compressed
 // stream while it idles, and the stream survives the wake-ups.
 func TestClientsK9CompressIdle(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	e.deliver("INBOX", clientMsg(1))
 	k9 := e.login()

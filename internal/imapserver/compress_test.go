@@ -44,6 +44,7 @@ func (f *flateConn) cmd(t *testing.T, tag, s string) []string {
 }
 
 func TestCompress(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	e.deliver("INBOX", strings.Repeat("Subject: compress me\n", 1)+"\n"+strings.Repeat("all work and no play\n", 5000))
 	c := e.login()
@@ -72,6 +73,7 @@ func TestCompress(t *testing.T) {
 // TestInflate checks the inflater against compress/flate's compressor
 // at every level, with sync and no flushes.
 func TestInflate(t *testing.T) {
+	t.Parallel()
 	var data []byte
 	for i := range 20000 {
 		data = append(data, []byte(strings.Repeat("x", i%7)+"hello world "+string(rune('a'+i%26)))...)
@@ -114,6 +116,7 @@ func FuzzInflate(f *testing.F) {
 // by a new one, leaves the decoder able to go on with the stream (IDLE
 // over COMPRESS is woken this way).
 func TestInflateDeadline(t *testing.T) {
+	t.Parallel()
 	cr, cw := io.Pipe()
 	r := newInflateReader(bufio.NewReader(cr))
 	defer r.Close()
@@ -150,6 +153,7 @@ func TestInflateDeadline(t *testing.T) {
 // flate.Writer.Close does, with an empty final block) after its last
 // command is read to io.EOF, not left waiting.
 func TestInflateEnd(t *testing.T) {
+	t.Parallel()
 	cr, cw := io.Pipe()
 	r := newInflateReader(bufio.NewReader(cr))
 	defer r.Close()
@@ -175,6 +179,7 @@ func TestInflateEnd(t *testing.T) {
 // TestCompressedHangup: a compressed session whose client ends its DEFLATE
 // stream and hangs up ends at once, giving back its account slot.
 func TestCompressedHangup(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.login()
 	c.mustOK("COMPRESS DEFLATE")

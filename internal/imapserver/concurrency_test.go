@@ -127,6 +127,7 @@ func (c *viewClient) state() ([]string, error) {
 // expunge in one mailbox while others IDLE; in the end every client's
 // view and flags agree with the store.
 func TestConcurrentSessions(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	for range 20 {
 		e.deliver("INBOX", "Subject: x\n\nx\n")

@@ -66,6 +66,7 @@ func (ss *expungeFirstSession) Move(ctx context.Context, from int64, uids store.
 // does not take the command for done); by UID, COPYUID says what was
 // copied and the command is OK.
 func TestCopyRacesExpunge(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		cmd  string
 		want string

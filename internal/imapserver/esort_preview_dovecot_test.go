@@ -50,6 +50,7 @@ var esortDiffCommands = []string{
 // answers differ: ALL as written, since the order of its numbers and
 // which of them make ranges is the answer (RFC 5267 3).
 func TestESortDovecot(t *testing.T) {
+	t.Parallel()
 	teststore.EmbeddedOnly(t)
 	addr := searchDovecot(t)
 	msgs := slices.DeleteFunc(searchDiffCorpus(t), func(m searchDiffMessage) bool {
@@ -133,6 +134,7 @@ var previewDiffAccepted = map[string]string{
 // the text is, the RFC leaves to the server: the two must agree but on
 // previewDiffAccepted, which is logged.
 func TestPreviewDovecot(t *testing.T) {
+	t.Parallel()
 	teststore.EmbeddedOnly(t)
 	addr := searchDovecot(t)
 	msgs := searchDiffCorpus(t)

@@ -14,6 +14,7 @@ import (
 // names only MIN or MAX (RFC 4731 3.2), and what "$" holds after a SORT
 // that saves and fails (RFC 5182 2.1: NO empties it, BAD leaves it).
 func TestESort(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.loginWithGap(
 		"Subject: c\nDate: Mon, 4 Mar 2024 10:00:00 +0000\n\nthree\n",

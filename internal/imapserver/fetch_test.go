@@ -45,6 +45,7 @@ func lit8(s string) string { return "~" + lit(s) }
 // raw 8-bit) is read as ISO-8859-1, so an IMAP4rev1 client is not told
 // "utf-8" of bytes that are not, and a UTF-8 client gets valid UTF-8.
 func TestParamsNotUTF8(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	part := func(param string) string {
 		return "--b\r\nContent-Type: application/octet-stream; " + param + "\r\n\r\nx\r\n"
@@ -69,6 +70,7 @@ func TestParamsNotUTF8(t *testing.T) {
 // offsets hold; BINARY keeps the NULs, in a literal8, and shows that the
 // stored message is as delivered.
 func TestFetchNoNUL(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	header := "From: A\x00B <a@example.org>\r\nSubject: nul\x00here\r\nMIME-Version: 1.0\r\n" +
 		"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
@@ -113,6 +115,7 @@ func TestFetchNoNUL(t *testing.T) {
 // another session made right after is reported by the sync after the
 // command, with its own MODSEQ.
 func TestFetchSetsSeenCondstore(t *testing.T) {
+	t.Parallel()
 	// modSeq asks the message's MODSEQ, in a command that changes nothing.
 	modSeq := func(c *client, seq int) string {
 		t.Helper()
@@ -222,6 +225,7 @@ func (ss *raceSeenSession) StoreFlags(ctx context.Context, mailboxID int64, set 
 // its own transfer encoding, so an unknown one is no reason to refuse it.
 // What must be decoded still needs an encoding we know (RFC 3516 4.3).
 func TestFetchBinaryWhole(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	msg := "Subject: strange\r\nContent-Transfer-Encoding: x-foo\r\n\r\nwhatever\r\n"
 	e.deliver("INBOX", msg)
@@ -243,6 +247,7 @@ func TestFetchBinaryWhole(t *testing.T) {
 // 0. The grammar wants a number (RFC 3516 7), and BINARY and BODY of the
 // part answer NIL, no content.
 func TestFetchBinarySizeMissing(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	e.deliver("INBOX", "Subject: one part\r\n\r\nhello\r\n")
 	c := e.login()
@@ -257,6 +262,7 @@ func TestFetchBinarySizeMissing(t *testing.T) {
 // whatever the sender encoded (RFC 2046 4.1.1), and BINARY.SIZE and
 // partial BINARY count those; other parts come as they decode.
 func TestFetchBinaryText(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 	e.deliver("INBOX", "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"+
@@ -284,6 +290,7 @@ func TestFetchBinaryText(t *testing.T) {
 // message whose structure a buzon from before stored (version 1, which
 // cannot tell empty from absent) still gets NIL for all.
 func TestFetchEnvelopeEmptyFields(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	msg := "Date:\r\nSubject:\r\nFrom: ann@example.org\r\nSender:\r\nTo:\r\nIn-Reply-To: \r\nMessage-ID:\r\n \r\n" +
 		"Content-Type: message/rfc822\r\n\r\nSubject: \r\nFrom: bob@example.org\r\n\r\ninner\r\n"
@@ -329,6 +336,7 @@ func TestFetchEnvelopeEmptyFields(t *testing.T) {
 // atoms: written back bare, a name with a space, a parenthesis, a quote or
 // a bracket broke the response for the client's parser.
 func TestFetchHeaderFieldsEcho(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	e.deliver("INBOX", "Subject: x\r\nX-Tag: y\r\n\r\nbody\r\n")
 	c := e.login()

@@ -16,6 +16,7 @@ import (
 // end of the command. Messages expunged elsewhere, too large to read
 // ahead, or named here and there change nothing the client sees.
 func TestFetchReadsAhead(t *testing.T) {
+	t.Parallel()
 	var bs *teststore.Batching
 	e := newTestEnv(t, func(cfg *Config) {
 		bs = teststore.BatchBodies(cfg.Store)

@@ -342,6 +342,7 @@ func (c *diffConn) fetchOne(t *testing.T, n int, item string) diffAnswer {
 // BODY or BINARY is a slice of the whole, and BINARY.SIZE is the length
 // of BINARY.
 func TestFetchDiffDovecot(t *testing.T) {
+	t.Parallel()
 	teststore.EmbeddedOnly(t)
 	peer := startFetchDiffDovecot(t)
 	msgs := append(fetchDiffMessages(t), generatedMessages(t, peer, 40)...)

@@ -46,6 +46,7 @@ func flagNames(fl []imap.Flag) string {
 // catches up when it comes back, first with CONDSTORE through go-imap's
 // client, then with SELECT QRESYNC.
 func TestResync(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	for range 6 {
 		e.deliver("INBOX", "From: a@example.org\nSubject: resync\n\nbody\n")
@@ -134,6 +135,7 @@ func fmtQresync(uidValidity uint32, modSeq uint64) string {
 // with go-imap's client, that BODYSTRUCTURE parses and that BODY[n] of
 // every part holds exactly the bytes at that part's offsets.
 func TestCorpusSections(t *testing.T) {
+	t.Parallel()
 	root := clienttest.NeedCorpus(t)
 	var files []string
 	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {

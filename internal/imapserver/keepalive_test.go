@@ -20,6 +20,7 @@ func keepaliveEnv(t *testing.T) *testEnv {
 // A session in IDLE hears "* OK Still here" while nothing happens, so NAT
 // gateways keep the connection; updates and DONE work between them.
 func TestIdleKeepalive(t *testing.T) {
+	t.Parallel()
 	e := keepaliveEnv(t)
 	e.deliver("INBOX", "Subject: one\n\nbody\n")
 	c := e.login()
@@ -59,6 +60,7 @@ func TestIdleKeepalive(t *testing.T) {
 // Over COMPRESS the keepalives go through the compressed stream, and the
 // read deadlines they take do not break it.
 func TestIdleKeepaliveCompressed(t *testing.T) {
+	t.Parallel()
 	e := keepaliveEnv(t)
 	c := e.login()
 	c.mustOK("SELECT INBOX")

@@ -37,6 +37,7 @@ func readUntilClosed(t *testing.T, nc net.Conn, br *bufio.Reader) []string {
 }
 
 func TestShutdown(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	waiting := e.login()
 	idling := e.login()
@@ -66,6 +67,7 @@ func TestShutdown(t *testing.T) {
 }
 
 func TestTimeouts(t *testing.T) {
+	t.Parallel()
 	// Before login.
 	e := newTestEnv(t, func(c *Config) { c.IMAP.LoginTimeout = config.Duration(300 * time.Millisecond) })
 	c := e.dial()
@@ -86,6 +88,7 @@ func TestTimeouts(t *testing.T) {
 // TestLoginDeadline: a client must log in within imap.login_timeout of
 // connecting; commands that keep it busy meanwhile do not extend it.
 func TestLoginDeadline(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, func(c *Config) { c.IMAP.LoginTimeout = config.Duration(time.Second) })
 	c := e.dial()
 	_ = c.nc.SetDeadline(time.Now().Add(30 * time.Second))
@@ -116,7 +119,9 @@ func TestLoginDeadline(t *testing.T) {
 // timeout, begun near its end, is read to its end as long as the client
 // keeps sending: the idle timeout bounds the wait for a command and each
 // pause within it, not the whole command counted from when the server
-// began to wait. The cases run side by side, each on its own server.
+// began to wait. The cases run side by side, each on its own server,
+// but not beside other tests: the first piece comes only half a second
+// before the idle timeout, a margin other tests' load could eat.
 func TestSlowCommand(t *testing.T) {
 	msg := "Subject: slow\r\n\r\n" + strings.Repeat("0123456789abcde\n", 300)
 	lit := "{" + itoa(uint32(len(msg))) + "+}\r\n" + msg
@@ -189,6 +194,7 @@ func TestSlowCommand(t *testing.T) {
 // synchronising literal it was asked for and does not send) is logged
 // out with a BYE (RFC 9051 5.4), as an idle one is.
 func TestCommandStall(t *testing.T) {
+	t.Parallel()
 	for _, cmd := range []string{"a APPEND INBOX {5000}", "a SELECT {5}", "a APPEND INBOX {5000+}\r\nSubject: x"} {
 		t.Run(cmd, func(t *testing.T) {
 			t.Parallel()
@@ -204,6 +210,7 @@ func TestCommandStall(t *testing.T) {
 }
 
 func TestSessionLimit(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, func(c *Config) { c.Sessions = auth.NewSessionLimiter(1) })
 	first := e.login()
 	second := e.dial()
@@ -229,6 +236,7 @@ func TestSessionLimit(t *testing.T) {
 // TestSlowReader: a client that sends commands but never reads cannot
 // hold the server: the write deadline passes and the connection is closed.
 func TestSlowReader(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, func(c *Config) { c.WriteTimeout = 300 * time.Millisecond })
 	e.deliver("INBOX", "Subject: big\n\n"+strings.Repeat("0123456789abcdef\n", 200000))
 	c := e.login()
@@ -240,6 +248,7 @@ func TestSlowReader(t *testing.T) {
 }
 
 func TestStartTLS(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.dial()
 	c.mustOK("STARTTLS")
@@ -269,6 +278,7 @@ func TestStartTLS(t *testing.T) {
 }
 
 func TestIMAPS(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c, err := imapclient.DialTLS(e.tlsAddr, &imapclient.Options{TLSConfig: e.tls})
 	if err != nil {
@@ -290,6 +300,7 @@ func TestIMAPS(t *testing.T) {
 // (a pipe has no address): passwords are refused until TLS, and LOGIN
 // does not ask for them in a synchronising literal first.
 func TestLoginDisabled(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	server, cl := net.Pipe()
 	defer cl.Close()
@@ -330,6 +341,7 @@ func TestLoginDisabled(t *testing.T) {
 // TestAbsurdLine: a line far beyond any limit ends the session; one just
 // over the limit is answered with BAD and the session goes on.
 func TestAbsurdLine(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, func(c *Config) { c.Limits.MaxLineLength = 1000 })
 	c := e.login()
 	if _, tagged := c.cmd("NOOP " + strings.Repeat("x", 2000)); !strings.Contains(tagged, "BAD") {

@@ -55,6 +55,7 @@ func readAll(t *testing.T, nc net.Conn, br *bufio.Reader) []string {
 // over the limit is read and dropped, and a synchronising one is refused
 // without a continuation: the session goes on.
 func TestUnskippableLiteral(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, func(c *Config) {
 		c.Limits.MaxLiteral = 4096
 		c.Limits.MaxMessageSize = 64 << 10
@@ -121,6 +122,7 @@ const testFlood = 2 * time.Second
 // disconnected; others are served meanwhile. The rate limit is the
 // same on any store: the embedded one only.
 func TestCommandFlood(t *testing.T) {
+	t.Parallel()
 	teststore.EmbeddedOnly(t)
 	e := newTestEnv(t, func(c *Config) { c.Limits.CommandsPerSecond, c.flood = 50, testFlood })
 	floods := []struct {
@@ -159,6 +161,7 @@ func TestCommandFlood(t *testing.T) {
 // one UID FETCH per message) is slowed down, not cut off. On the embedded
 // store only, as TestCommandFlood.
 func TestLongPipeline(t *testing.T) {
+	t.Parallel()
 	teststore.EmbeddedOnly(t)
 	const rate = 200
 	n := rate * (2 + int(testFlood/time.Second) + 2)
@@ -184,6 +187,7 @@ func TestLongPipeline(t *testing.T) {
 // which by default is the idle timeout (at most 2 minutes); the socket is
 // reset, so the kernel does not keep trying to deliver what it was owed.
 func TestStalledReaderDisconnected(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, func(c *Config) { c.IMAP.IdleTimeout = config.Duration(time.Second) })
 	e.deliver("INBOX", "Subject: big\n\n"+strings.Repeat("0123456789abcdef\n", 200000))
 	c := e.login()
@@ -201,6 +205,7 @@ func TestStalledReaderDisconnected(t *testing.T) {
 // TestWriteTimeoutDefault: the write timeout is the IMAP idle timeout, at
 // most 2 minutes, unless set.
 func TestWriteTimeoutDefault(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		idle, set, want time.Duration
 	}{
@@ -219,6 +224,7 @@ func TestWriteTimeoutDefault(t *testing.T) {
 // TestMailboxLimitsZero: max_mailbox_name_length = 0 leaves only the
 // store's own limit on names, as the configuration documents.
 func TestMailboxLimitsZero(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, func(c *Config) {
 		c.Limits.MaxMailboxes = 0
 		c.Limits.MaxMailboxNameLength = 0
@@ -241,6 +247,7 @@ func TestMailboxLimitsZero(t *testing.T) {
 // the folder and retry, and the session goes on. Past APPENDLIMIT the
 // server stops reading and closes, as for any literal it will not skip.
 func TestFailedAppendSkipped(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, func(c *Config) {
 		c.Limits.MaxMessageSize = 4 << 20
 		c.Limits.MaxLineLength = 1024 // other literals past 1 MiB are not skipped
@@ -288,6 +295,7 @@ func TestFailedAppendSkipped(t *testing.T) {
 // literal of a command must arrive at a minimum pace, not only without
 // long pauses.
 func TestTrickledCommand(t *testing.T) {
+	t.Parallel()
 	for _, start := range []string{"a NOOP ", "a SELECT {2000}\r\n", "a APPEND INBOX {2000+}\r\n"} {
 		t.Run(start, func(t *testing.T) {
 			t.Parallel()

@@ -3,6 +3,7 @@ package imapserver
 import "testing"
 
 func TestMatchPattern(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		pattern, name string
 		want          bool

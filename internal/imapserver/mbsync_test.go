@@ -20,6 +20,7 @@ import (
 // copies the server's mail and flags, a second is a no-op, and changes on
 // either side then reach the other.
 func TestMbsync(t *testing.T) {
+	t.Parallel()
 	mbsync := clienttest.Need(t, "mbsync", "isync")
 	e := newTestEnv(t)
 	e.deliver("INBOX", "Subject: one\n\nfirst\n", `\Seen`)
@@ -219,6 +220,7 @@ Sync All
 // slowed down, never cut off as a flood. The rate limit is the store's
 // same on any store: the embedded one only.
 func TestMbsyncLargeFolder(t *testing.T) {
+	t.Parallel()
 	teststore.EmbeddedOnly(t)
 	mbsync := clienttest.Need(t, "mbsync", "isync")
 	const rate = 50

@@ -61,6 +61,7 @@ func waitWaiting(t *testing.T, srv *Server, conns int, deflater bool) {
 // compressors that take over, coming from other sessions too, carry the
 // stream on: each client decodes what it is sent as one stream.
 func TestCompressParks(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, func(c *Config) { c.deflateQuiet = time.Millisecond })
 	body := strings.Repeat("all work and no play\n", 3000)
 	e.deliver("INBOX", "Subject: one\n\n"+body)
@@ -151,7 +152,8 @@ func serverGoroutines() (int, string) {
 // TestBurstLeavesNothing: after a burst of sessions of every kind (IDLE,
 // COMPRESS, implicit TLS, STARTTLS, mid-command) ends, however each ends,
 // the server is back where it started: no session, no IDLE watcher, no
-// mailbox feed, no goroutine of its own.
+// mailbox feed, no goroutine of its own. It stays serial: it counts the
+// process's goroutines, and parallel tests' servers would add to them.
 func TestBurstLeavesNothing(t *testing.T) {
 	e := newTestEnv(t, func(c *Config) { c.Sessions = auth.NewSessionLimiter(1000) })
 	e.deliver("INBOX", "Subject: one\n\nhi\n")
@@ -288,6 +290,7 @@ func TestBurstLeavesNothing(t *testing.T) {
 // that never saw the first session's would), and at most
 // maxParkedDeflaters are kept.
 func TestDeflaters(t *testing.T) {
+	t.Parallel()
 	var d deflaters
 	text := strings.Repeat("* 1 FETCH (FLAGS (\\Seen) UID 4711)\r\n", 100)
 	var first, second bytes.Buffer
@@ -321,6 +324,7 @@ func TestDeflaters(t *testing.T) {
 // TestCompressKeepsWhileBusy: between the commands of a busy session the
 // compressor stays, so that each answer may refer back to the ones before.
 func TestCompressKeepsWhileBusy(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.login()
 	c.mustOK("COMPRESS DEFLATE")

@@ -61,6 +61,7 @@ func ownWritesEnv(t *testing.T, wrap func(store.Store) store.Store) (*testEnv, *
 // session changed the mailbox first, the write does not stand for the
 // change and the session reads and reports it.
 func TestOwnWrites(t *testing.T) {
+	t.Parallel()
 	var cc *changesCounter
 	e, c := ownWritesEnv(t, func(st store.Store) store.Store {
 		cc = &changesCounter{Store: st}
@@ -165,6 +166,7 @@ func (ss *raceSession) HighestModSeq(ctx context.Context, mailboxID int64, notBe
 // message of its own), and when that sync fails, then at the next
 // command. (Found in review: the count was overwritten, or lost.)
 func TestOwnAppendAnnounced(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		action func(rs *raceAfterAppend) func(ctx context.Context, account int64) error
@@ -212,6 +214,7 @@ func TestOwnAppendAnnounced(t *testing.T) {
 // UID and MODSEQ under CONDSTORE, so that a later CHANGEDSINCE resync
 // does not skip it. Alone in the mailbox, .SILENT stays silent.
 func TestStoreSilentAfterOtherChange(t *testing.T) {
+	t.Parallel()
 	for _, condstore := range []bool{false, true} {
 		t.Run(fmt.Sprintf("condstore=%v", condstore), func(t *testing.T) {
 			e, a := ownWritesEnv(t, func(st store.Store) store.Store { return st })

@@ -87,6 +87,7 @@ func parseOne(p *parser) (res string, fatal error) {
 }
 
 func TestParseCommands(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in   string
 		want []string

@@ -12,6 +12,7 @@ import (
 // what the first one said, and a session in UTF-8 mode gets its own
 // rendering (quoted UTF-8, not literals).
 func TestRenderCache(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	e.deliver("INBOX", "Subject: caf\xc3\xa9\nFrom: J\xc3\xbcrgen <j@example.org>\nContent-Type: text/plain; charset=utf-8\n\nbody\n")
 	e.deliver("INBOX", "Subject: plain\nFrom: a@example.org\n\nbody\n")
@@ -43,6 +44,7 @@ func TestRenderCache(t *testing.T) {
 // TestSharedFeed: sessions of one mailbox share change reads, yet each
 // hears of every change, whether it idles or sends commands.
 func TestSharedFeed(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	e.deliver("INBOX", "Subject: one\n\n1\n")
 	var idlers []*client
@@ -81,6 +83,7 @@ func TestSharedFeed(t *testing.T) {
 // sees every change made since the view was built, anywhere, and never a
 // message expunged meanwhile.
 func TestSearchFlagsFromView(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	for i := range 4 {
 		e.deliver("INBOX", "Subject: "+itoa(uint32(i))+"\n\nbody\n")
@@ -120,6 +123,7 @@ func TestSearchFlagsFromView(t *testing.T) {
 // and a message without a usable structure sends the search to the
 // messages themselves.
 func TestSearchEnvelopeCache(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	e.deliver("INBOX", "Subject: =?utf-8?q?caf=C3=A9?= meeting\nFrom: =?utf-8?q?J=C3=BCrgen?= <j@example.org>\nTo: team@example.org\n\nbody\n")
 	e.deliver("INBOX", "Subject: lunch\nFrom: bob@example.org\nCc: Carol <carol@example.org>\n\nbody\n")

@@ -49,6 +49,7 @@ func (goneBody) ReadAt([]byte, int64) (int, error) {
 // reads its body is left out of the answer, as one whose body is gone
 // when opened; the messages after it still get their previews.
 func TestPreviewExpungedWhileRead(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, func(cfg *Config) {
 		cfg.Store = &goneOnRead{Store: cfg.Store, uid: 2}
 	})

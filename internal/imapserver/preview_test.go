@@ -15,6 +15,7 @@ import (
 // ESORT from Python's imaplib, which knows neither and sends them as
 // they are.
 func TestPreviewIMAPLib(t *testing.T) {
+	t.Parallel()
 	py := clienttest.Need(t, "python3", "python3")
 	e := newTestEnv(t)
 	host, port := e.hostPort(e.addr)
@@ -31,6 +32,7 @@ func TestPreviewIMAPLib(t *testing.T) {
 // \Seen set, in a session that can set it; the same with LAZY and by
 // UID; PREVIEW beside other items and with the FETCH's own modifiers.
 func TestPreviewFetch(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.loginWithGap(
 		"Subject: plain\n\nHello Joe,\n\nsee you at 3:30?\n",

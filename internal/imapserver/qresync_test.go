@@ -31,6 +31,7 @@ func respCode(t *testing.T, name string, lines ...string) uint64 {
 // highest UIDs when they are the ones expunged, and all of them when the
 // mailbox is empty: "*" is not the highest UID left (RFC 7162 3.2.6).
 func TestVanishedStar(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	e.deliverThree()
 	b := e.login()
@@ -68,6 +69,7 @@ func TestVanishedStar(t *testing.T) {
 // expunge (RFC 7162 3.2, erratum 1810), so that a client cut off there
 // resyncs from it and hears of the expunge.
 func TestHighestModSeqBelowHeldExpunge(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	e.deliverThree()
 	a := e.login()
@@ -132,6 +134,7 @@ func (ss *hookedSession) Changes(ctx context.Context, mailboxID int64, since sto
 // VANISHED afterwards, not as VANISHED (EARLIER) too, which would make
 // the client take it out twice.
 func TestQresyncSelectExpungeMeanwhile(t *testing.T) {
+	t.Parallel()
 	var hook *changesHook
 	e := newTestEnv(t, func(cfg *Config) { hook = &changesHook{Store: cfg.Store}; cfg.Store = hook })
 	e.deliverThree()
@@ -172,6 +175,7 @@ func TestQresyncSelectExpungeMeanwhile(t *testing.T) {
 // in the selected state tells the client the mailbox's HIGHESTMODSEQ,
 // which its SELECT did not need to (RFC 7162 3.1); later ones do not.
 func TestCondstoreEnabledWhileSelected(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	e.deliver("INBOX", "Subject: one\r\n\r\none\r\n")
 	for _, enable := range []string{"FETCH 1 (MODSEQ)", "ENABLE CONDSTORE", "STATUS INBOX (HIGHESTMODSEQ)"} {
@@ -192,6 +196,7 @@ func TestCondstoreEnabledWhileSelected(t *testing.T) {
 // QRESYNC SELECT and a UID FETCH VANISHED from before them still learn of
 // every expunged message, found by comparing UIDs (RFC 7162 5).
 func TestForgottenExpunges(t *testing.T) {
+	t.Parallel()
 	e := newTestEnvStore(t, teststore.Options{KeptExpunges: 1})
 	for i := range 6 {
 		e.deliver("INBOX", "Subject: "+strconv.Itoa(i)+"\r\n\r\nbody\r\n")

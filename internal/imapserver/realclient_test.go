@@ -21,9 +21,11 @@ func (e *testEnv) hostPort(addr string) (string, string) {
 // thread() and uid("THREAD", ...), imaplib_savedate.py fetches and
 // searches save dates and ages (SAVEDATE, WITHIN).
 func TestPythonIMAPLib(t *testing.T) {
+	t.Parallel()
 	py := clienttest.Need(t, "python3", "python3")
 	for _, script := range []string{"imaplib_session.py", "imaplib_idle.py", "imaplib_thread.py", "imaplib_savedate.py"} {
 		t.Run(strings.TrimSuffix(script, ".py"), func(t *testing.T) {
+			t.Parallel()
 			e := newTestEnv(t)
 			host, port := e.hostPort(e.addr)
 			// -B: importing testdata/imapcheck.py leaves no
@@ -41,6 +43,7 @@ func TestPythonIMAPLib(t *testing.T) {
 // TestCurl lists mailboxes and fetches a message with curl over imap://
 // and imaps://, and compares the bytes.
 func TestCurl(t *testing.T) {
+	t.Parallel()
 	curl := clienttest.Need(t, "curl", "curl")
 	e := newTestEnv(t)
 	msg, err := os.ReadFile("testdata/messages/multipart.eml")

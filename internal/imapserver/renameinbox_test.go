@@ -13,6 +13,7 @@ import (
 // to be refused as a rename of a mailbox below itself, which it stays
 // for every other mailbox.
 func TestRenameInboxBelowItself(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	e.deliverThree()
 	c := e.login()

@@ -33,6 +33,7 @@ func (ss unsavedSession) Messages(ctx context.Context, mailboxID int64, uids sto
 // SAVEDATE with NIL (RFC 8514 4.2), and the save-date search keys compare
 // its internal date instead (4.3); SAVEDATESUPPORTED matches it too.
 func TestSaveDateUnknown(t *testing.T) {
+	t.Parallel()
 	clk := &testClock{t: time.Date(2024, 6, 15, 12, 0, 0, 0, time.UTC)}
 	e := newTestEnv(t, func(c *Config) {
 		c.Store = unsavedStore{c.Store}

@@ -19,6 +19,7 @@ import (
 // acts on no message rather than on an older result; one refused with BAD
 // leaves the variable as it was (RFC 5182 2.1).
 func TestSearchResAfterFailure(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	e.deliver("INBOX", "Subject: one\n\nfirst\n", `\Seen`)
 	e.deliver("INBOX", "Subject: two\n\nsecond\n")
@@ -69,6 +70,7 @@ func TestSearchResAfterFailure(t *testing.T) {
 // search result variable; a syntax error keeps it. The failure goes on to
 // the command loop unchanged.
 func TestSearchResOnFailure(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		raise func()
@@ -105,6 +107,7 @@ func TestSearchResOnFailure(t *testing.T) {
 // of all the messages found (RFC 4731 3.2). The SEARCH response without
 // RETURN has the highest of all (RFC 7162 3.1.5).
 func TestESearchModSeq(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	for i := range 4 {
 		e.deliver("INBOX", fmt.Sprintf("Subject: %d\n\nbody\n", i+1))
@@ -159,6 +162,7 @@ func TestESearchModSeq(t *testing.T) {
 
 // TestSearchReturnRepeated: a result option named twice is answered once.
 func TestSearchReturnRepeated(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	e.deliver("INBOX", "Subject: one\n\nbody\n", `\Flagged`)
 	e.deliver("INBOX", "Subject: two\n\nbody\n")
@@ -179,6 +183,7 @@ func TestSearchReturnRepeated(t *testing.T) {
 // TestSearchModSeqEntry: the entry of a MODSEQ key names a flag, and its
 // type is priv, shared or all (RFC 7162 7); anything else is BAD.
 func TestSearchModSeqEntry(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	e.deliver("INBOX", "Subject: one\n\nbody\n")
 	c := e.login()
@@ -212,6 +217,7 @@ func TestSearchModSeqEntry(t *testing.T) {
 // encapsulated message, encoded words decoded (RFC 9051 6.4.4: "in the
 // header or body of the message"); BODY finds only body text.
 func TestSearchTextPartHeaders(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	e.deliver("INBOX", "From: alice@example.org\nSubject: figures\nMIME-Version: 1.0\n"+
 		"Content-Type: multipart/mixed; boundary=\"b\"\n\n"+
@@ -255,6 +261,7 @@ func TestSearchTextPartHeaders(t *testing.T) {
 // and folding both sides finds, in ASCII or not, with encoded words or
 // not, from one header to the next with the same buffers.
 func TestFoldedContains(t *testing.T) {
+	t.Parallel()
 	var b searchBuffers
 	for _, tc := range []struct {
 		header, sub string
@@ -288,6 +295,7 @@ func TestFoldedContains(t *testing.T) {
 // included, and a search with the same buffers does not see the text of
 // the one before.
 func TestStreamContains(t *testing.T) {
+	t.Parallel()
 	var b searchBuffers
 	const chunk = 64 * 1024
 	for off := chunk - 12; off <= chunk+4; off++ {
@@ -422,6 +430,7 @@ func litPlus(s string) string { return fmt.Sprintf("{%d+}\r\n%s", len(s), s) }
 // string is in every message's body, one without text too (RFC 9051
 // 6.4.4).
 func TestSearchFolding(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	e.deliver("INBOX", "From: =?UTF-8?B?zpHOu86tzr7Osc69zrTPgc6/z4I=?= <alex@example.gr>\n"+
 		"Subject: =?UTF-8?Q?=CE=A3=CE=A4=CE=9F_=CE=A0=CE=91=CE=99=CE=A7=CE=9D=CE=99=CE=94=CE=99=CE=A3?=\n"+
@@ -460,6 +469,7 @@ func TestSearchFolding(t *testing.T) {
 
 // TestFoldRune: every case of a letter folds to one rune.
 func TestFoldRune(t *testing.T) {
+	t.Parallel()
 	for _, group := range []string{"Σσς", "Ss\u017f", "Kk\u212a", "Iiı", "ǄǅǆǄ", "Ωω\u2126", "ẞß"} {
 		rs := []rune(group)
 		for _, r := range rs[1:] {
@@ -477,6 +487,7 @@ func TestFoldRune(t *testing.T) {
 // UTF-8 are read in that charset, and a charset not known is NO
 // [BADCHARSET] (RFC 9051 6.4.4).
 func TestSearchCharset(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	e.deliver("INBOX", "From: =?ISO-8859-1?Q?Jos=E9?= <jose@example.org>\nSubject: =?ISO-8859-1?Q?Ni=F1o?= and others\n"+
 		"MIME-Version: 1.0\nContent-Type: text/plain; charset=iso-8859-1\nContent-Transfer-Encoding: quoted-printable\n\n"+
@@ -507,6 +518,7 @@ func TestSearchCharset(t *testing.T) {
 // TestSearchEmptySubject: SUBJECT "" finds the messages with a Subject
 // field, an empty one too, as HEADER Subject "" does (RFC 9051 6.4.4).
 func TestSearchEmptySubject(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	e.deliver("INBOX", "From: a@example.org\nSubject: something\n\nbody\n")
 	e.deliver("INBOX", "From: b@example.org\nSubject:\n\nbody\n")
@@ -529,6 +541,7 @@ func TestSearchEmptySubject(t *testing.T) {
 // wrote it, in RFC 5322's forms, its obsolete ones and the ones mailers
 // get wrong, and nothing from a field that holds no date.
 func TestSentDay(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ field, want string }{
 		{"Mon, 4 Mar 2024 10:00:00 +0000", "2024-03-04"},
 		{"Mon, 04 Mar 2024 23:59:59 -1200", "2024-03-04"}, // 5 March in UTC
@@ -571,6 +584,7 @@ func TestSentDay(t *testing.T) {
 // known, is searched as ISO-8859-1 where it is not UTF-8, in the body as
 // in the header.
 func TestSearchUnlabelled8bit(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	e.deliver("INBOX", "Subject: caf\xe9\n\nUn caf\xe9 cr\xe8me.\n")
 	e.deliver("INBOX", "Subject: x\nMIME-Version: 1.0\nContent-Type: text/plain; charset=x-unknown\n\nNi\xf1o\n")
@@ -592,6 +606,7 @@ func TestSearchUnlabelled8bit(t *testing.T) {
 // TestSearchKeywordQuoted: a keyword may come quoted or as a literal, as
 // some clients send it, and is matched as the atom would be.
 func TestSearchKeywordQuoted(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	e.deliver("INBOX", "Subject: one\n\nbody\n", "$Work")
 	e.deliver("INBOX", "Subject: two\n\nbody\n")

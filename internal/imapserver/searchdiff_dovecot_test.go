@@ -528,6 +528,7 @@ func diffClients(t *testing.T, addr, prefix string, msgs []searchDiffMessage) (b
 // accepted. BUZON_SEARCHDIFF_DOVECOT=127.0.0.1:port runs it against a
 // Dovecot already running.
 func TestSearchDovecot(t *testing.T) {
+	t.Parallel()
 	teststore.EmbeddedOnly(t)
 	addr := searchDovecot(t)
 	bc, dc, mailbox, kept := diffClients(t, addr, "searchdiff", searchDiffCorpus(t))

@@ -15,6 +15,7 @@ import (
 // CLOSE, UNSELECT, SELECT or LOGOUT) and keeps following the mailbox
 // under its new name: message numbers, and new mail.
 func TestRenameSelected(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ selected, from, to, after string }{
 		{"Work", "Work", "Job", "Job"},
 		{"Work/Sub", "Work", "Job", "Job/Sub"},
@@ -48,6 +49,7 @@ func TestRenameSelected(t *testing.T) {
 // renames is not thrown out: the mailbox is the same, and the session
 // goes on seeing its messages and its new mail.
 func TestRenamedElsewhere(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	a, b := e.login(), e.login()
 	a.mustOK("CREATE Work")
@@ -76,6 +78,7 @@ func TestRenamedElsewhere(t *testing.T) {
 // then renames A. Its selection is still the mailbox now called Z/B, not
 // the new one, whose message it must neither show nor expunge.
 func TestRenameParentOfStaleSelection(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	a, b := e.login(), e.login()
 	a.mustOK("CREATE A/B")
@@ -101,6 +104,7 @@ func TestRenameParentOfStaleSelection(t *testing.T) {
 // BYE after the tagged OK, as another session's delete does, instead of
 // leaving a client that believes a mailbox is selected to meet BAD.
 func TestDeleteSelected(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.login()
 	c.mustOK("CREATE Doomed")
@@ -123,6 +127,7 @@ func TestDeleteSelected(t *testing.T) {
 // TestMoveWithinMailbox: MOVE into the selected mailbox itself is COPY
 // and EXPUNGE (RFC 6851): COPYUID, the expunge, then the new message.
 func TestMoveWithinMailbox(t *testing.T) {
+	t.Parallel()
 	e, c := ownWritesEnv(t, func(st store.Store) store.Store { return st })
 	untagged, tagged := c.cmd("MOVE 1 INBOX")
 	if !strings.Contains(tagged, " OK ") {
@@ -146,6 +151,7 @@ func TestMoveWithinMailbox(t *testing.T) {
 // own rename leave subscriptions alone. RETURN (SUBSCRIBED) marks names
 // but adds none that do not exist (RFC 5258 3.2).
 func TestRenameMovesSubscriptions(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.login()
 	for _, n := range []string{"W/X", "W/Gone", "Wx"} {

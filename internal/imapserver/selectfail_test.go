@@ -15,6 +15,7 @@ import (
 // client, taking the session for unselected, had commands answered
 // against a mailbox whose state it had never been told.
 func TestQresyncSelectFails(t *testing.T) {
+	t.Parallel()
 	var fc *failingChanges
 	e := newTestEnv(t, func(cfg *Config) {
 		fc = &failingChanges{Store: cfg.Store, failed: make(chan struct{}, 1)}

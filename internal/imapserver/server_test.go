@@ -320,6 +320,7 @@ func TestMain(m *testing.M) { teststore.Main(m) }
 // message that came, not the messages of a MULTIAPPEND that were read
 // (RFC 3502 6).
 func TestAppendCutShort(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	msg := "Subject: cut\r\n\r\nwhole\r\n"
 	lit := fmt.Sprintf("{%d+}\r\n", len(msg))

@@ -17,6 +17,7 @@ import (
 // TestEnableOnce: ENABLED lists what the command turned on, not what was
 // on before (RFC 5161 3.2); UTF8=ACCEPT is implied by IMAP4rev2.
 func TestEnableOnce(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	for _, tc := range []struct {
 		name string
@@ -43,6 +44,7 @@ func TestEnableOnce(t *testing.T) {
 // modified UTF-7; one that has gets UTF-8. No control character the
 // client sent breaks the response line.
 func TestRespTextASCII(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.login()
 	_, tagged := c.cmd("SELECT Caf&AOk-")
@@ -83,6 +85,7 @@ func (l *logBuffer) String() string {
 // within RFC 2971 3.3's bounds (30 pairs, names of 30 octets, values of
 // 1024), however much it sends, before login too.
 func TestIDLogBounded(t *testing.T) {
+	t.Parallel()
 	logs := &logBuffer{}
 	e := newTestEnv(t, func(c *Config) {
 		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -150,6 +153,7 @@ func (ss *failingSyncSession) HighestModSeq(ctx context.Context, mailboxID int64
 // its messages but ends in NO because the sync after it failed leaves the
 // search result variable empty, as any NO does (RFC 5182 2.1).
 func TestSearchResAfterFailedSync(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ seen, body string }{
 		{"SEARCH RETURN (SAVE) SEEN", "SEARCH RETURN (SAVE) BODY second"},
 		{"SORT RETURN (SAVE) (SUBJECT) UTF-8 SEEN", "SORT RETURN (SAVE) (SUBJECT) UTF-8 BODY second"},
@@ -186,6 +190,7 @@ func TestSearchResAfterFailedSync(t *testing.T) {
 // answered BAD and its literal skipped: what the literal holds is not
 // taken for a command. So is a line too long there.
 func TestLiteralAfterIdleOrSASL(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, func(c *Config) { c.Limits.MaxLineLength = 1024 })
 	smuggled := "{9+}\r\nx1 NOOP\r\n\r\n" // a literal holding a command
 	long := strings.Repeat("z", 2000) + " "
@@ -224,6 +229,7 @@ func TestLiteralAfterIdleOrSASL(t *testing.T) {
 // gets BAD and no "+ Ready" inviting n bytes, and a non-synchronising
 // literal is skipped; the session goes on.
 func TestRefusedStateReadsNoLiteral(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.dial()
 	c.write("a1 SELECT {1000000}\r\n")

@@ -11,6 +11,7 @@ import (
 // TestBaseSubject follows the steps of RFC 5256 2.1, and tells a reply
 // or forward (RFC 5256 4) from an original by what they remove.
 func TestBaseSubject(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in, want string
 		refwd    bool
@@ -54,6 +55,7 @@ func TestBaseSubject(t *testing.T) {
 // TestSortFold: i;unicode-casemap (RFC 5051) puts a letter with a
 // diacritic next to the letter, and ignores case.
 func TestSortFold(t *testing.T) {
+	t.Parallel()
 	if sortFold("émile") != sortFold("Émile") || sortFold("abc") != sortFold("ABC") {
 		t.Error("case is significant")
 	}
@@ -65,6 +67,7 @@ func TestSortFold(t *testing.T) {
 // TestSentTime: SORT's DATE reads Date fields as senders write them, in
 // UTC, and tells where it cannot.
 func TestSentTime(t *testing.T) {
+	t.Parallel()
 	want := time.Date(2024, 3, 4, 10, 0, 0, 0, time.UTC)
 	for _, s := range []string{
 		"Mon, 4 Mar 2024 10:00:00 +0000",
@@ -97,6 +100,7 @@ func TestSentTime(t *testing.T) {
 // and ties going by sequence number (RFC 5256 3); a search key chooses
 // the messages, and one on MODSEQ adds the highest (RFC 7162 3.1.5).
 func TestSort(t *testing.T) {
+	t.Parallel()
 	c := newTestEnv(t).loginWithGap( // UIDs 2 to 5 are messages 1 to 4
 		"Date: Mon, 4 Mar 2024 12:00:00 +0000\nFrom: Zoe <zoe@example.org>\nTo: bob@example.org\nSubject: Re: Budget\n\nshort\n",
 		"Date: Mon, 4 Mar 2024 09:00:00 -0500\nFrom: adam@example.org\nTo: Carol <carol@example.org>\nSubject: [team] Agenda\n\na longer body than the first\n",

@@ -67,6 +67,7 @@ var sortDiffLeftOut = map[string]string{
 // holding the same messages (those of TestSearchDovecot but
 // sortDiffLeftOut), and fails where the answers differ.
 func TestSortDovecot(t *testing.T) {
+	t.Parallel()
 	teststore.EmbeddedOnly(t)
 	addr := searchDovecot(t)
 	msgs := slices.DeleteFunc(searchDiffCorpus(t), func(m searchDiffMessage) bool {

@@ -12,6 +12,7 @@ import (
 // TestNoStructure: a message stored without a usable structure (never
 // parsed, or corrupt) is still served, as text/plain.
 func TestNoStructure(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	sess := e.session()
 	mb, err := sess.Mailbox(context.Background(), "INBOX")
@@ -53,6 +54,7 @@ func TestNoStructure(t *testing.T) {
 // TestOutsideChanges: changes made straight in the store, as POP3 QUIT,
 // LMTP delivery or an admin command make them, reach a session in IDLE.
 func TestOutsideChanges(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	e.deliver("INBOX", "Subject: one\n\n1\n")
 	e.deliver("INBOX", "Subject: two\n\n2\n")
@@ -101,6 +103,7 @@ func TestOutsideChanges(t *testing.T) {
 // (an APPENDUID, another device) can name it in a UID command at once; the
 // session announces the new message first, then acts on it.
 func TestUIDFromElsewhere(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	e.deliver("INBOX", "Subject: one\n\n1\n")
 	c := e.login()

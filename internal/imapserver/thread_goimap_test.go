@@ -17,6 +17,7 @@ import (
 // algorithms offered, and for each algorithm, by number and by UID, the
 // threads it parses are the ones the raw answer shows.
 func TestThreadGoIMAP(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	files, err := filepath.Glob("testdata/thread/*.eml")
 	if err != nil || len(files) == 0 {

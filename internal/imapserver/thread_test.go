@@ -66,6 +66,7 @@ func runThreadCases(t *testing.T, algorithm func([]threadMsg) []*threadNode, cas
 // through the cases mail brings them: replies, missing parents, loops,
 // duplicate IDs, cut References, and threads gathered by subject.
 func TestThreadReferences(t *testing.T) {
+	t.Parallel()
 	runThreadCases(t, threadReferences, []threadCase{
 		{"none", nil, ""},
 		{"alone", []tm{{1, "a", "<a@x>", "", ""}}, "(1)"},
@@ -242,6 +243,7 @@ func TestThreadReferences(t *testing.T) {
 // TestThreadOrderedSubject: RFC 5256 4's ORDEREDSUBJECT, threads of one
 // base subject whose first message is the parent of every other.
 func TestThreadOrderedSubject(t *testing.T) {
+	t.Parallel()
 	runThreadCases(t, threadOrderedSubject, []threadCase{
 		{"none", nil, ""},
 		{"one", []tm{{1, "a", "", "", ""}}, "(1)"},
@@ -272,6 +274,7 @@ func TestThreadOrderedSubject(t *testing.T) {
 
 // TestAppendThreads writes trees as RFC 5256 5's grammar does.
 func TestAppendThreads(t *testing.T) {
+	t.Parallel()
 	msg := func(i int, kids ...*threadNode) *threadNode { return &threadNode{msg: i, kids: kids} }
 	dummy := func(kids ...*threadNode) *threadNode { return &threadNode{msg: -1, kids: kids} }
 	for _, tc := range []struct {
@@ -293,6 +296,7 @@ func TestAppendThreads(t *testing.T) {
 
 // TestMsgIDs reads message IDs as mail writes them.
 func TestMsgIDs(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in   string
 		max  int
@@ -323,6 +327,7 @@ func TestMsgIDs(t *testing.T) {
 // TestReferences: References first, In-Reply-To's first ID where it has
 // none, and of very many references the last, the parent among them.
 func TestReferences(t *testing.T) {
+	t.Parallel()
 	var many []string
 	for i := range maxReferences + 50 {
 		many = append(many, fmt.Sprintf("<%d@x>", i))
@@ -346,6 +351,7 @@ func TestReferences(t *testing.T) {
 // TestParseThread: the algorithm, the charset and the search keys are
 // all required; an algorithm not offered is BAD.
 func TestParseThread(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ line, want string }{
 		{"a THREAD REFERENCES UTF-8 ALL", "THREAD"},
 		{"a UID THREAD orderedsubject us-ascii SEEN UNDELETED", "UID THREAD"},
@@ -370,6 +376,7 @@ func TestParseThread(t *testing.T) {
 // internal date for a message without Date, search keys choosing the
 // messages, and the refusals.
 func TestThread(t *testing.T) {
+	t.Parallel()
 	c := newTestEnv(t).loginWithGap(
 		"Date: Mon, 4 Mar 2024 10:00:00 +0000\nMessage-ID: <root@example.org>\nSubject: Plans\n\nx\n",
 		"Date: Mon, 4 Mar 2024 11:00:00 +0000\nMessage-ID: <r1@example.org>\nIn-Reply-To: <root@example.org>\nSubject: Re: Plans\n\nx\n",
@@ -417,6 +424,7 @@ func TestThread(t *testing.T) {
 // made elsewhere is not reported during it (RFC 9051 7.5.1), and the
 // message is left out; UID THREAD may report it.
 func TestThreadExpunge(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	for i := range 3 {
 		e.deliver("INBOX", fmt.Sprintf("Message-ID: <%d@x>\nReferences: <0@x>\nSubject: s\n\nx\n", i))
@@ -536,6 +544,7 @@ func checkThreads(s string, n int) error {
 // delivery parsed messages, or one the parser gave up on) has no
 // envelope; its References, read from the header, still place it.
 func TestThreadNoStructure(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	e.deliver("INBOX", "Date: Mon, 4 Mar 2024 10:00:00 +0000\nMessage-ID: <root@x>\nSubject: s\n\nx\n")
 	sess := e.session()
@@ -565,6 +574,7 @@ func TestThreadNoStructure(t *testing.T) {
 // the same answer without opening a body, and a message delivered since
 // is read alone.
 func TestThreadReferencesCached(t *testing.T) {
+	t.Parallel()
 	var bs *teststore.Batching
 	e := newTestEnv(t, func(cfg *Config) {
 		bs = teststore.BatchBodies(cfg.Store)

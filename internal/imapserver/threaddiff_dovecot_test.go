@@ -53,6 +53,7 @@ var threadDiffCommands = []string{
 // script can write them, messages like a year of a person's mail, whose
 // subjects repeat. It fails where the answers differ.
 func TestThreadDovecot(t *testing.T) {
+	t.Parallel()
 	teststore.EmbeddedOnly(t)
 	addr := searchDovecot(t)
 	msgs := threadDiffCorpus(t)

@@ -45,12 +45,14 @@ var update = flag.Bool("update", false, "rewrite the golden transcripts in testd
 // next C: line of that connection continues the command.
 // UIDVALIDITY and MODSEQ values and today's dates are normalised.
 func TestTranscripts(t *testing.T) {
+	t.Parallel()
 	files, err := filepath.Glob("testdata/transcripts/*.txt")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no transcripts: %v", err)
 	}
 	for _, file := range files {
 		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
+			t.Parallel()
 			runTranscript(t, file)
 		})
 	}

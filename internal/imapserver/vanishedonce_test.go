@@ -21,6 +21,7 @@ import (
 // before the view go as VANISHED (EARLIER), whether the store still
 // knows when each went or has forgotten (RFC 7162 5).
 func TestFetchVanishedOnce(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		opts teststore.Options
@@ -87,6 +88,7 @@ func TestFetchVanishedOnce(t *testing.T) {
 }
 
 func TestMergeUIDs(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ a, b, want []store.UID }{
 		{nil, nil, []store.UID{}},
 		{[]store.UID{1, 3}, nil, []store.UID{1, 3}},
