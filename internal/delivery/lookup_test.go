@@ -12,6 +12,7 @@ import (
 // its alias names, else, without its +detail, the account or alias of
 // that name; nothing else reaches anyone.
 func TestLookup(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	st, err := sqlite.Open(sqlite.Config{Dir: t.TempDir()})
 	if err != nil {
@@ -66,6 +67,7 @@ func TestLookup(t *testing.T) {
 // a copy unless their +detail differs, and whatever Lookup took off is
 // the detail, never the '+' that is part of an alias's own name.
 func TestCopyKey(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	st, err := sqlite.Open(sqlite.Config{Dir: t.TempDir()})
 	if err != nil {

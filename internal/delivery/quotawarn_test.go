@@ -170,6 +170,7 @@ const expunge = -1
 // is warned again. A notice that does not fit in the quota is left out
 // and the delivery succeeds.
 func TestQuotaWarnings(t *testing.T) {
+	t.Parallel()
 	const mb = 1_000_000
 	for _, tc := range []struct {
 		name   string
@@ -201,6 +202,7 @@ func TestQuotaWarnings(t *testing.T) {
 		{"the notice takes the use to the first level", []int{80}, store.Quota{MaxBytes: mb}, []int{799_500}, []int{80}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			f := newWarnFixture(t, teststore.Open(t, t.TempDir()), tc.levels, tc.quota)
 			for _, n := range tc.steps {
 				if n == expunge {
@@ -230,6 +232,7 @@ func TestQuotaWarnings(t *testing.T) {
 // is after the delivery, which is at least the level crossed, and the
 // fuller of size and messages decides.
 func TestQuotaWarningSubject(t *testing.T) {
+	t.Parallel()
 	f := newWarnFixture(t, teststore.Open(t, t.TempDir()), []int{80, 95}, store.Quota{MaxBytes: 1_000_000, MaxMessages: 1000})
 	f.deliver(500_000)
 	f.deliver(460_000)
@@ -246,6 +249,7 @@ func TestQuotaWarningSubject(t *testing.T) {
 // stored itself, as the store then reports it, and names the level it
 // lands on.
 func TestQuotaWarningCountsItself(t *testing.T) {
+	t.Parallel()
 	f := newWarnFixture(t, teststore.Open(t, t.TempDir()), []int{80, 95}, store.Quota{MaxBytes: 1_000_000, MaxMessages: 1000})
 	f.deliver(949_700)
 	notices := f.notices("INBOX")
@@ -286,6 +290,7 @@ func TestQuotaWarningCountsItself(t *testing.T) {
 // the notice goes to INBOX, past the script (which would have filed it
 // away with the rest).
 func TestQuotaWarningSieve(t *testing.T) {
+	t.Parallel()
 	st := teststore.Open(t, t.TempDir())
 	f := newWarnFixture(t, st, []int{80}, store.Quota{MaxBytes: 1_000_000})
 	sess, err := st.Open(t.Context(), f.acct.ID)
@@ -322,6 +327,7 @@ func TestQuotaWarningSieve(t *testing.T) {
 // TestQuotaWarningDeliverSession: the fetch client's path, which keeps
 // mail in a mailbox of its choosing, warns in INBOX.
 func TestQuotaWarningDeliverSession(t *testing.T) {
+	t.Parallel()
 	st := teststore.Open(t, t.TempDir())
 	f := newWarnFixture(t, st, []int{80}, store.Quota{MaxBytes: 1_000_000})
 	sess, err := st.Open(t.Context(), f.acct.ID)
@@ -392,6 +398,7 @@ func (s *failingSession) QuotaUsage(ctx context.Context) (store.QuotaUsage, erro
 // cannot be read after the delivery, costs the delivery nothing: it
 // succeeds, its copy is stored, and the log says what happened.
 func TestQuotaWarningFails(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name       string
 		quotaFails bool
@@ -401,6 +408,7 @@ func TestQuotaWarningFails(t *testing.T) {
 		{"the use after cannot be read", true, "cannot read the quota after the delivery"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			st := teststore.Open(t, t.TempDir())
 			f := newWarnFixture(t, &failingAppends{Store: st, quotaFails: tc.quotaFails}, []int{50}, store.Quota{MaxBytes: 1_000_000})
 			msg, err := f.sp.Spool(strings.NewReader(sized(600_000)))
@@ -528,6 +536,7 @@ func deliverAtOnce(t *testing.T, f *warnFixture, size int, ds ...*Deliverer) {
 // its copy, send one notice between them; they do not wait for one another
 // to store their copies.
 func TestQuotaWarningConcurrent(t *testing.T) {
+	t.Parallel()
 	const n = 4
 	st := &barrierStore{Store: teststore.Open(t, t.TempDir())}
 	f := newWarnFixture(t, st, []int{80}, store.Quota{MaxBytes: 1_000_000})
@@ -553,6 +562,7 @@ func TestQuotaWarningConcurrent(t *testing.T) {
 // other's notice: they may send one each, as ARCHITECTURE.md says, but
 // never none.
 func TestQuotaWarningTwoNodes(t *testing.T) {
+	t.Parallel()
 	key := t.TempDir()
 	one, two := &barrierStore{Store: teststore.Open(t, key)}, &barrierStore{Store: teststore.Open(t, key)}
 	f := newWarnFixture(t, one, []int{80}, store.Quota{MaxBytes: 1_000_000})
@@ -571,6 +581,7 @@ func TestQuotaWarningTwoNodes(t *testing.T) {
 // plain words, how full the mailbox is, what happens when it is full and
 // what to do.
 func TestQuotaNotice(t *testing.T) {
+	t.Parallel()
 	date := time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC)
 	u := store.QuotaUsage{Quota: store.Quota{MaxBytes: 2 << 30, MaxMessages: 100_000}, Bytes: 1932735284, Messages: 12_344} // the notice makes 12,345
 	d := &Deliverer{Hostname: "mx.example.org"}
@@ -695,6 +706,7 @@ func TestQuotaNotice(t *testing.T) {
 }
 
 func TestPercent(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		use, limit, want int64
 	}{
@@ -721,6 +733,7 @@ func TestPercent(t *testing.T) {
 // TestThousands: counts of messages in the notice are written as
 // people read them.
 func TestThousands(t *testing.T) {
+	t.Parallel()
 	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 12345: "12,345", 1234567: "1,234,567"} {
 		if got := thousands(n); got != want {
 			t.Errorf("thousands(%d) = %q, want %q", n, got, want)

@@ -21,6 +21,7 @@ import (
 // and not forwarded again; a bounce (the null sender) is forwarded as one
 // (RFC 5321 4.5.5), so that a forward to an address gone cannot loop.
 func TestRedirect(t *testing.T) {
+	t.Parallel()
 	const msg = "From: bob@example.net\r\nTo: alice@example.org\r\nSubject: hi\r\n\r\nHello.\r\n"
 	for _, tc := range []struct {
 		name, script, header string
@@ -49,6 +50,7 @@ func TestRedirect(t *testing.T) {
 		{"four hops", `redirect "carol@example.net";`, strings.Repeat("X-Sieve-Redirected-From: x@example.net\r\n", 4), "", false, nil, []string{"INBOX"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			f, s, _ := newVacationFixture(t)
 			f.d.Redirect.EnvelopeFrom = tc.envFrom
 			if tc.fail {
@@ -107,6 +109,7 @@ func (s *countingStore) LookupAddress(ctx context.Context, address string) (stor
 // stops at maxRedirectHops, so that a header of thousands of
 // X-Sieve-Redirected-From fields costs a few lookups.
 func TestRedirectHopLookups(t *testing.T) {
+	t.Parallel()
 	const msg = "From: bob@example.net\r\nTo: alice@example.org\r\nSubject: hi\r\n\r\nHello.\r\n"
 	for _, tc := range []struct {
 		name, header string
@@ -117,6 +120,7 @@ func TestRedirectHopLookups(t *testing.T) {
 		{"one repeated", "X-Sieve-Redirected-From: A+b@example.net\r\nX-Sieve-Redirected-From: a+b@example.net\r\n", true, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			f, s, _ := newVacationFixture(t)
 			f.activate(`redirect "carol@example.net";`)
 			cs := &countingStore{Store: f.d.Store}
@@ -198,6 +202,7 @@ func (s flakySession) RecordReply(ctx context.Context, key string, now time.Time
 // one unreadable, a stuck clock's far behind the delivery's, or one a
 // day ahead) is forwarded every time.
 func TestRedirectOnce(t *testing.T) {
+	t.Parallel()
 	const (
 		body  = "From: bob@example.net\r\nTo: alice@example.org\r\nSubject: hi\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\nMessage-ID: <m1@example.net>\r\n\r\nHello.\r\n"
 		noID  = "From: bob@example.net\r\nTo: alice@example.org\r\nSubject: hi\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\n\r\nHello.\r\n"
@@ -416,6 +421,7 @@ func TestRedirectOnce(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			f, s, _ := newVacationFixture(t)
 			f.d.Redirect.DuplicatePeriod = cmp.Or(tc.period, 12*time.Hour)
 			fs := &flakyStore{Store: f.d.Store}
@@ -469,6 +475,7 @@ func TestRedirectOnce(t *testing.T) {
 // written in any case, end at the first field that is none of them, a
 // Resent- block included.
 func TestTraceLen(t *testing.T) {
+	t.Parallel()
 	const msg = "Subject: hi\r\nReceived: from below\r\n\r\nHello.\r\n"
 	for _, tc := range []struct{ trace, rest string }{
 		{"", msg},
@@ -495,6 +502,7 @@ func TestTraceLen(t *testing.T) {
 // delivery with nothing forwarded, rather than after the first forward:
 // the sender's retry would forward that one again.
 func TestRedirectRecordUnread(t *testing.T) {
+	t.Parallel()
 	const msg = "From: bob@example.net\r\nTo: alice@example.org\r\nSubject: hi\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\nMessage-ID: <m1@example.net>\r\n\r\nHello.\r\n"
 	f, s, _ := newVacationFixture(t)
 	f.d.Redirect.DuplicatePeriod = 12 * time.Hour
@@ -537,6 +545,7 @@ func TestRedirectRecordUnread(t *testing.T) {
 // forwarded is kept where that path keeps mail, not in INBOX, as after a
 // failed forward.
 func TestRedirectKeptInKeepTo(t *testing.T) {
+	t.Parallel()
 	const msg = "From: bob@example.net\r\nTo: alice@example.org\r\nSubject: hi\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\n\r\nHello.\r\n"
 	f, s, _ := newVacationFixture(t)
 	f.d.Redirect.DuplicatePeriod = 12 * time.Hour

@@ -135,6 +135,7 @@ func testMsg(subject string) string {
 // flags, several copies, discard; scripts that do not compile or fail
 // keep the message and say so in the log.
 func TestSieveDelivery(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		script  string
@@ -197,6 +198,7 @@ func TestSieveDelivery(t *testing.T) {
 			want:   map[string][]string{"INBOX": {"hi []"}}, copies: 1, log: "does not compile"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			f := newSieveFixture(t)
 			ss, err := f.st.Open(t.Context(), f.acct.ID)
 			if err != nil {
@@ -246,6 +248,7 @@ func TestSieveDelivery(t *testing.T) {
 // TestSieveHeaderFromFile: a message spooled to a file, too big for
 // memory, is filtered on its header as one in memory is.
 func TestSieveHeaderFromFile(t *testing.T) {
+	t.Parallel()
 	f := newSieveFixture(t)
 	f.sp.MemoryLimit = 100
 	f.activate(`require ["fileinto", "mailbox", "body"];
@@ -265,6 +268,7 @@ func TestSieveHeaderFromFile(t *testing.T) {
 // delivery succeeds with the copies stored before, so that no retry
 // stores them twice.
 func TestSieveQuota(t *testing.T) {
+	t.Parallel()
 	f := newSieveFixture(t)
 	f.activate(`require ["fileinto", "copy", "mailbox"]; fileinto :copy :create "Receipts"; keep;`)
 	msg := testMsg("quota")
@@ -294,6 +298,7 @@ func TestSieveQuota(t *testing.T) {
 // account that runs it; a changed script is compiled anew; the cache
 // stays within its bound.
 func TestScriptCache(t *testing.T) {
+	t.Parallel()
 	f := newSieveFixture(t)
 	bob, err := f.st.CreateAccount(t.Context(), "bob@example.org", store.Credentials{})
 	if err != nil {
@@ -366,6 +371,7 @@ func (s *countingSession) ActiveSieveScript(ctx context.Context) (store.SieveScr
 // not for the next ones, once more after the script changed; none when no
 // script is active.
 func TestScriptReadOnce(t *testing.T) {
+	t.Parallel()
 	f := newSieveFixture(t)
 	ctx := t.Context()
 	sess, err := f.st.Open(ctx, f.acct.ID)
@@ -409,6 +415,7 @@ func TestScriptReadOnce(t *testing.T) {
 // one, only from a path in angle brackets that could go to a relay as
 // one.
 func TestReturnPath(t *testing.T) {
+	t.Parallel()
 	sp := &Spooler{}
 	for _, tc := range []struct{ msg, want string }{
 		{"Return-Path: <bob@example.net>\r\nSubject: x\r\n\r\nbody\r\n", "bob@example.net"},
@@ -442,6 +449,7 @@ func sha(b []byte) [32]byte { return sha256.Sum256(b) }
 // TestSieveFlags: flag names a script gives that IMAP cannot show are left
 // out with a warning, whatever the interpreter let through.
 func TestSieveFlags(t *testing.T) {
+	t.Parallel()
 	f := newSieveFixture(t)
 	got := f.d.flags("alice@example.org", "main", []string{`\seen`, `\Recent`, "bad(flag", "$Ok", "$ok", ""})
 	if want := []string{`\Seen`, "$Ok"}; !slices.Equal(got.Names(), want) {
@@ -455,6 +463,7 @@ func TestSieveFlags(t *testing.T) {
 // TestSieveConcurrent: deliveries at once to one account each run its
 // script (one compiled copy, shared) and store what it says.
 func TestSieveConcurrent(t *testing.T) {
+	t.Parallel()
 	f := newSieveFixture(t)
 	f.activate(`require ["fileinto", "mailbox"]; if header :contains "subject" "list" { fileinto :create "Lists"; }`)
 	const n = 16

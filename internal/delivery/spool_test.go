@@ -14,6 +14,7 @@ import (
 )
 
 func TestSpoolNormalisesLineEndings(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ in, want string }{
 		{"Subject: a\r\n\r\nbody\r\n", "Subject: a\r\n\r\nbody\r\n"},
 		{"Subject: a\n\nbody\n", "Subject: a\r\n\r\nbody\r\n"},
@@ -75,6 +76,7 @@ func readAll(t *testing.T, msg *Spooled) string {
 }
 
 func TestSpoolParsesOnce(t *testing.T) {
+	t.Parallel()
 	raw := "From: a@example.org\r\nSubject: hi\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\none\r\n--b\r\n\r\ntwo\r\n--b--\r\n"
 	sp := &Spooler{MemoryLimit: 1 << 20}
 	msg, err := sp.Spool(strings.NewReader(raw))
@@ -97,6 +99,7 @@ func TestSpoolParsesOnce(t *testing.T) {
 }
 
 func TestSpoolSizeLimit(t *testing.T) {
+	t.Parallel()
 	big := bytes.Repeat([]byte("0123456789abcde\n"), 4096) // 64 KiB, 68 KiB with CRLF
 	for _, tt := range []struct {
 		max  int64
@@ -121,6 +124,7 @@ func TestSpoolSizeLimit(t *testing.T) {
 // TestSpoolSizeLimitFinalCR: a bare CR at the very end becomes CRLF, and
 // the limit counts its LF too.
 func TestSpoolSizeLimitFinalCR(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		max  int64
 		want error
@@ -143,6 +147,7 @@ func TestSpoolSizeLimitFinalCR(t *testing.T) {
 }
 
 func TestSpoolReadError(t *testing.T) {
+	t.Parallel()
 	sp := &Spooler{MemoryLimit: 1 << 20}
 	boom := errors.New("connection reset")
 	if _, err := sp.Spool(io.MultiReader(strings.NewReader("Subject: x\r\n"), iotest.ErrReader(boom))); !errors.Is(err, boom) {
@@ -151,6 +156,7 @@ func TestSpoolReadError(t *testing.T) {
 }
 
 func TestClassify(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		err  error
 		code int
@@ -174,6 +180,7 @@ func TestClassify(t *testing.T) {
 // TestSpoolWriter: a message written in pieces is spooled like one read,
 // the tee sees exactly the spooled bytes, and the size limit holds.
 func TestSpoolWriter(t *testing.T) {
+	t.Parallel()
 	raw := "Subject: pieces\n\n" + strings.Repeat("line\n", 300)
 	for _, limit := range []int64{64, 1 << 20} { // file and memory spools
 		var tee bytes.Buffer

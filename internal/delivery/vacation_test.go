@@ -92,6 +92,7 @@ func mailFrom(from, to, subject, extra string) string {
 
 // TestVacationWhen: RFC 5230 4.5 and 4.6, RFC 3834: who gets a reply.
 func TestVacationWhen(t *testing.T) {
+	t.Parallel()
 	const script = `require "vacation"; vacation :addresses "alice@old.example" "I am away.";`
 	bob := "bob@example.net"
 	for _, tc := range []struct {
@@ -121,6 +122,7 @@ func TestVacationWhen(t *testing.T) {
 		{"her own", "al@example.org", mailFrom("al@example.org", "alice@example.org", "hi", ""), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			f, s, _ := newVacationFixture(t)
 			f.activate(script)
 			got := f.deliverFrom(tc.from, tc.msg)
@@ -141,6 +143,7 @@ func TestVacationWhen(t *testing.T) {
 // TestVacationReply: what the reply says and whom it goes to (RFC 5230 5,
 // RFC 3834).
 func TestVacationReply(t *testing.T) {
+	t.Parallel()
 	f, s, outcomes := newVacationFixture(t)
 	f.activate("require \"vacation\";\nvacation text:\nI am away until Monday.\nRückkehr am Montag.\n.\n;\n")
 	f.deliverFrom("bob@example.net", mailFrom("Bob <bob@example.net>", "alice@example.org", "=?utf-8?q?Gr=C3=BC=C3=9Fe?=", ""))
@@ -192,6 +195,7 @@ func TestVacationReply(t *testing.T) {
 // TestVacationPeriod: the period is the script's within the configured
 // bounds, and a reply is due again once it is over.
 func TestVacationPeriod(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, script string
 		cfg          VacationConfig
@@ -204,6 +208,7 @@ func TestVacationPeriod(t *testing.T) {
 		{"seconds", `require "vacation-seconds"; vacation :seconds 60 "x";`, VacationConfig{MinPeriod: time.Second}, time.Minute},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			f, s, _ := newVacationFixture(t)
 			f.d.Vacation = tc.cfg
 			now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
@@ -237,6 +242,7 @@ func btoi(b bool) int {
 // that a value with line breaks in it (from the message, through
 // variables) adds no field.
 func TestVacationFrom(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ from, want string }{
 		{"Alice <al@example.org>", `"Alice" <al@example.org>`},
 		{"alice+away@example.org", "<alice+away@example.org>"},
@@ -263,6 +269,7 @@ func TestVacationFrom(t *testing.T) {
 // TestMailboxField: an address the store allows is written so that it
 // reads back as one address, or not at all.
 func TestMailboxField(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ name, addr, want string }{
 		{"", "alice@example.org", "<alice@example.org>"},
 		{"", "a,b@example.org", `<"a,b"@example.org>`},
@@ -294,6 +301,7 @@ func header(sent []sentMessage, name string) string {
 // TestVacationMIME: with :mime the reason is the entity (RFC 5230 4.8),
 // of whose header only the Content- fields are kept.
 func TestVacationMIME(t *testing.T) {
+	t.Parallel()
 	f, s, _ := newVacationFixture(t)
 	f.activate("require \"vacation\";\nvacation :mime :subject \"Away\" text:\nFrom: ceo@bank.example\nContent-Type: text/html;\n charset=utf-8\nBcc: eve@example.net\n\n<p>Away</p>\n.\n;\n")
 	f.deliverFrom("bob@example.net", mailFrom("bob@example.net", "alice@example.org", "hi", ""))
@@ -314,6 +322,7 @@ func TestVacationMIME(t *testing.T) {
 // nothing and replies; without a Sender a vacation script does not
 // compile and the message is kept.
 func TestVacationBestEffort(t *testing.T) {
+	t.Parallel()
 	f, s, outcomes := newVacationFixture(t)
 	s.err = errors.New("451 4.3.0 relay down")
 	f.activate(`require "vacation"; vacation "x";`)
@@ -345,6 +354,7 @@ func TestVacationBestEffort(t *testing.T) {
 
 // TestVacationRace: deliveries from one sender at once send one reply.
 func TestVacationRace(t *testing.T) {
+	t.Parallel()
 	f, s, _ := newVacationFixture(t)
 	f.activate(`require "vacation"; vacation "x";`)
 	msgs := make([]*Spooled, 8)
@@ -373,6 +383,7 @@ func TestVacationRace(t *testing.T) {
 // subject's encoded words and References are folded at spaces, and
 // References keeps the thread's first and last IDs.
 func TestVacationFolding(t *testing.T) {
+	t.Parallel()
 	f, s, _ := newVacationFixture(t)
 	f.activate(`require "vacation"; vacation "x";`)
 	subject := strings.Repeat("休暇中のお知らせです。", 18)
@@ -419,6 +430,7 @@ func (s gatedSender) Send(ctx context.Context, from, to string, r io.Reader) err
 // under way is not recorded, so its sender gets one with their next
 // message rather than none for the period.
 func TestVacationDroppedNotRecorded(t *testing.T) {
+	t.Parallel()
 	f, s, outcomes := newVacationFixture(t)
 	gate := make(chan struct{})
 	f.d.Sender = gatedSender{s, gate}

@@ -15,6 +15,7 @@ import (
 // until the idle timeout (30 minutes) because the server is stuck writing
 // to it.
 func TestLoginTimeoutNotReading(t *testing.T) {
+	t.Parallel()
 	e := start(t, options{config: func(c *managesieve.Config) {
 		c.Sieve.LoginTimeout = config.Duration(time.Second)
 		c.Sieve.IdleTimeout = config.Duration(time.Hour)

@@ -48,6 +48,7 @@ func (s bytesSource) discard(n int64) error {
 var testLimits = parseLimits{maxLine: 1024, maxLiteral: 100, maxDiscard: 400}
 
 func TestParseCommand(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in   string
 		want command
@@ -170,6 +171,7 @@ func format(cmd command) string {
 }
 
 func TestQuote(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ in, want string }{
 		{"", `""`},
 		{"plain", `"plain"`},
@@ -191,6 +193,7 @@ func TestQuote(t *testing.T) {
 // command that takes the most arguments, so maxArgs must keep up with the
 // table.
 func TestMaxArgs(t *testing.T) {
+	t.Parallel()
 	most := 0
 	for _, spec := range commands {
 		most = max(most, spec.maxArgs)

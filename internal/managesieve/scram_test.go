@@ -20,6 +20,7 @@ import (
 // response code, whose signature the client checks. It runs from a
 // remote address without TLS, where SCRAM is the one mechanism offered.
 func TestSCRAM(t *testing.T) {
+	t.Parallel()
 	e := start(t, options{remote: "192.0.2.10"})
 	conn, err := net.Dial("tcp", e.addr)
 	if err != nil {

@@ -26,8 +26,10 @@ import (
 // retrieval is applied (QUIT does not try to expunge), and another
 // account's session goes on untouched.
 func TestAccountDeleted(t *testing.T) {
+	t.Parallel()
 	for _, cmd := range []string{"STAT", "LIST", "UIDL 1", "RETR 1", "TOP 1 0", "DELE 1", "RSET", "NOOP", "QUIT"} {
 		t.Run(strings.Fields(cmd)[0], func(t *testing.T) {
+			t.Parallel()
 			st := &faultStore{Store: openStore(t, t.TempDir())}
 			// A session records retrievals by itself when its client
 			// is quiet for a moment (250 ms), as alice is while the
@@ -146,8 +148,10 @@ func (deafWatcher) Close()             {}
 // the deletion's notification does learns of it from the store, and ends
 // the session the same way.
 func TestAccountDeletedUnnoticed(t *testing.T) {
+	t.Parallel()
 	for _, cmd := range []string{"RETR 1", "TOP 1 0", "QUIT"} {
 		t.Run(strings.Fields(cmd)[0], func(t *testing.T) {
+			t.Parallel()
 			env := pop3test.Start(t, deafStore{openStore(t, t.TempDir())}, pop3test.Options{})
 			env.Append(t, alice, []byte(msgHello), store.Flags{})
 			env.Append(t, alice, []byte(msgDots), store.Flags{})
@@ -175,6 +179,7 @@ func TestAccountDeletedUnnoticed(t *testing.T) {
 // is deleted, hears the -ERR [SYS/PERM] at its next command, and then
 // that the connection is closed.
 func TestPoplibAccountDeleted(t *testing.T) {
+	t.Parallel()
 	python := clienttest.Need(t, "python3", "python3")
 	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{})
 	env.Append(t, alice, []byte(msgHello), store.Flags{})

@@ -155,6 +155,7 @@ func poplib(t *testing.T, mode, addr, expectDir, arg string) map[string][]string
 }
 
 func TestPoplib(t *testing.T) {
+	t.Parallel()
 	clienttest.Need(t, "python3", "python3")
 	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{})
 	s := fill(t, env, externalMessages())
@@ -190,6 +191,7 @@ func TestPoplib(t *testing.T) {
 }
 
 func TestPoplibUIDLAcrossRestart(t *testing.T) {
+	t.Parallel()
 	clienttest.Need(t, "python3", "python3")
 	dir := t.TempDir()
 	st := openStore(t, dir)
@@ -230,6 +232,7 @@ func curl(t *testing.T, args ...string) []byte {
 }
 
 func TestCurl(t *testing.T) {
+	t.Parallel()
 	clienttest.Need(t, "curl", "curl")
 	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{})
 	s := fill(t, env, externalMessages())
@@ -330,6 +333,7 @@ func fetchmail(t *testing.T, env *pop3test.Env, home, addr, serverOpts, userOpts
 }
 
 func TestFetchmail(t *testing.T) {
+	t.Parallel()
 	clienttest.Need(t, "fetchmail", "fetchmail")
 	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{})
 	s := fill(t, env, externalMessages())
@@ -388,6 +392,7 @@ func TestFetchmail(t *testing.T) {
 }
 
 func TestMpop(t *testing.T) {
+	t.Parallel()
 	mpop := clienttest.Need(t, "mpop", "mpop")
 	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{})
 	s := fill(t, env, externalMessages())
@@ -555,6 +560,7 @@ func getmailDelivered(t *testing.T, dir string) []string {
 // on the server, without downloading them again, the messages it first
 // saw more than that many days ago.
 func TestGetmail(t *testing.T) {
+	t.Parallel()
 	clienttest.Need(t, "getmail", "getmail6")
 	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{})
 	s := fill(t, env, externalMessages())
@@ -627,6 +633,7 @@ func TestGetmail(t *testing.T) {
 // daemon tells the user by mail that the password is wrong. fetchmail
 // tells the two apart by the words "lock" and "wait", and [IN-USE].
 func TestFetchmailBusy(t *testing.T) {
+	t.Parallel()
 	clienttest.Need(t, "fetchmail", "fetchmail")
 	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{Config: func(c *pop3server.Config) {
 		c.Sessions = auth.NewSessionLimiter(1)

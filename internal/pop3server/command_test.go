@@ -10,6 +10,7 @@ import (
 )
 
 func TestParseCommand(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		line string
 		want command
@@ -41,6 +42,7 @@ func TestParseCommand(t *testing.T) {
 }
 
 func TestParseNumber(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		s    string
 		want int
@@ -93,6 +95,7 @@ func FuzzCommand(f *testing.F) {
 }
 
 func TestWriteBody(t *testing.T) {
+	t.Parallel()
 	const msg = "Subject: x\r\n" +
 		"\r\n" +
 		".1\r\n" +

@@ -38,6 +38,7 @@ func crlf(b []byte) []byte {
 // (RFC 1939 5, 11), and TOP n 0 is its header and the blank line ending
 // it (RFC 1939 7).
 func TestCorpusOctets(t *testing.T) {
+	t.Parallel()
 	root := clienttest.NeedCorpus(t)
 	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{})
 	var msgs [][]byte

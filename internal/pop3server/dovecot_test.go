@@ -225,6 +225,7 @@ func numbers(body []byte) []string {
 }
 
 func TestDovecotDifferential(t *testing.T) {
+	t.Parallel()
 	d := startDovecot(t)
 	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{})
 	d.append(t, "user1", diffMessages)

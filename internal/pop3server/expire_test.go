@@ -19,8 +19,10 @@ import (
 // Duration of as many days would overflow into the future and expunge
 // every retrieved message at once.
 func TestExpireManyDays(t *testing.T) {
+	t.Parallel()
 	for _, days := range []int{106_752, 200_000, config.MaxDays, 999_999_999} {
 		t.Run(fmt.Sprint(days), func(t *testing.T) {
+			t.Parallel()
 			env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{
 				Config: func(c *pop3server.Config) { c.POP3.ExpireDays = days },
 			})

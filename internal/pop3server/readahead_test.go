@@ -77,6 +77,7 @@ func checkClosed(t *testing.T, env *pop3test.Env, st *teststore.Batching) {
 // message as stored, with far fewer calls to the store than messages;
 // messages too large to read ahead are opened alone.
 func TestReadAhead(t *testing.T) {
+	t.Parallel()
 	bodies := numbered(40)
 	bodies[9] = bigMessage(1<<20+1000, false) // left out by the store
 	bodies[24] = bigMessage(3<<20, true)      // ends a window
@@ -111,6 +112,7 @@ func TestReadAhead(t *testing.T) {
 // TestReadAheadDele: DELE of a message read ahead lets go of its body, and
 // the message is refused and expunged at QUIT as without read-ahead.
 func TestReadAheadDele(t *testing.T) {
+	t.Parallel()
 	bodies := numbered(10)
 	env, st := startBatch(t, bodies)
 	c := login(t, env, alice)
@@ -144,6 +146,7 @@ func TestReadAheadDele(t *testing.T) {
 // the ones read ahead are retrieved as usual. A session that ends without
 // QUIT closes its window too.
 func TestReadAheadRset(t *testing.T) {
+	t.Parallel()
 	bodies := numbered(10)
 	env, st := startBatch(t, bodies)
 	c := login(t, env, alice)
@@ -176,6 +179,7 @@ func TestReadAheadRset(t *testing.T) {
 // a little earlier; one expunged before answers "no longer exists", as
 // without read-ahead, and the session goes on.
 func TestReadAheadExpungedElsewhere(t *testing.T) {
+	t.Parallel()
 	bodies := numbered(10)
 	env, st := startBatch(t, bodies)
 	expunge := func(uid store.UID) {
@@ -217,6 +221,7 @@ func TestReadAheadExpungedElsewhere(t *testing.T) {
 // TestReadAheadOnlyInOrder: a client that picks messages here and there
 // has nothing read ahead that it may never ask for.
 func TestReadAheadOnlyInOrder(t *testing.T) {
+	t.Parallel()
 	bodies := numbered(20)
 	env, st := startBatch(t, bodies)
 	c := login(t, env, alice)
@@ -237,7 +242,9 @@ func TestReadAheadOnlyInOrder(t *testing.T) {
 
 // TestReadAheadIdle: a session whose client goes quiet lets go of the
 // bodies it read ahead (Config.ReadAheadIdle), and the next RETR in order
-// reads them again.
+// reads them again. It runs alone (no t.Parallel): its checks that bodies
+// were read ahead race the 50 ms idle limit, which a machine busy with the
+// other tests could overrun between a RETR and the check.
 func TestReadAheadIdle(t *testing.T) {
 	bodies := numbered(10)
 	st := teststore.BatchBodies(openStore(t, t.TempDir()))

@@ -70,6 +70,7 @@ func bigMessage(size int, longLine bool) []byte {
 }
 
 func TestRetrBigMessage(t *testing.T) {
+	t.Parallel()
 	st := &faultStore{Store: openStore(t, t.TempDir())}
 	env := pop3test.Start(t, st, pop3test.Options{})
 	body := bigMessage(20<<20, true)
@@ -97,6 +98,7 @@ func TestRetrBigMessage(t *testing.T) {
 }
 
 func TestDisconnectMidRetr(t *testing.T) {
+	t.Parallel()
 	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{})
 	body := bigMessage(20<<20, true)
 	uid := env.Append(t, alice, body, store.Flags{}).UID
@@ -131,6 +133,7 @@ func TestDisconnectMidRetr(t *testing.T) {
 }
 
 func TestRetrievalRecorded(t *testing.T) {
+	t.Parallel()
 	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{})
 	for _, m := range fixtureAll[:3] {
 		env.Append(t, alice, []byte(m), store.Flags{})
@@ -173,6 +176,7 @@ func TestRetrievalRecorded(t *testing.T) {
 // all the same, so other devices see the messages read. The store's change
 // feed says when; the wait is bounded only to fail rather than hang.
 func TestRetrievalRecordedWhenClientPauses(t *testing.T) {
+	t.Parallel()
 	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{})
 	for _, m := range fixtureAll[:3] {
 		env.Append(t, alice, []byte(m), store.Flags{})
@@ -215,6 +219,7 @@ func TestRetrievalRecordedWhenClientPauses(t *testing.T) {
 // sending QUIT, and a message marked deleted then is not removed but
 // recorded too. Messages deleted at QUIT are expunged, not recorded.
 func TestRetrievalRecordedWithoutQuit(t *testing.T) {
+	t.Parallel()
 	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{})
 	for _, m := range fixtureAll[:3] {
 		env.Append(t, alice, []byte(m), store.Flags{})
@@ -244,6 +249,7 @@ func TestRetrievalRecordedWithoutQuit(t *testing.T) {
 }
 
 func TestExpire(t *testing.T) {
+	t.Parallel()
 	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{
 		Config: func(c *pop3server.Config) { c.POP3.ExpireDays = 3 },
 	})
@@ -305,6 +311,7 @@ func TestExpire(t *testing.T) {
 }
 
 func TestRunExpiry(t *testing.T) {
+	t.Parallel()
 	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{
 		Config: func(c *pop3server.Config) {
 			c.POP3.ExpireDays = 1
@@ -335,6 +342,7 @@ func TestRunExpiry(t *testing.T) {
 }
 
 func TestUIDLStableAcrossRestart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	env := pop3test.Start(t, openStore(t, dir), pop3test.Options{})
 	var want []string
@@ -372,6 +380,7 @@ func TestUIDLStableAcrossRestart(t *testing.T) {
 // none of them had, so a client that leaves mail on the server does not
 // take it for one it has (RFC 1939 7: a unique-id is never reused).
 func TestUIDLNeverReused(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	st := openStore(t, dir)
 	env := pop3test.Start(t, st, pop3test.Options{})
@@ -406,6 +415,7 @@ func TestUIDLNeverReused(t *testing.T) {
 }
 
 func TestUIDLFormat(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		uidValidity uint32
 		uid         store.UID
@@ -521,6 +531,7 @@ func (b *countingBody) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func TestStoreFailures(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		fault func(*faultStore)
@@ -537,6 +548,7 @@ func TestStoreFailures(t *testing.T) {
 		{name: "store panics", fault: func(s *faultStore) { s.bodyPanic = true }, retr: "SYS/PERM", bug: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			st := &faultStore{Store: openStore(t, t.TempDir())}
 			var bugs atomic.Int32
 			env := pop3test.Start(t, st, pop3test.Options{OnBug: func(string) { bugs.Add(1) }})
@@ -584,6 +596,7 @@ func hasCode(err error, code string) bool {
 }
 
 func TestCommandRateLimit(t *testing.T) {
+	t.Parallel()
 	const rate, commands = 50, 150
 	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{
 		Config: func(c *pop3server.Config) { c.Limits.CommandsPerSecond = rate },
@@ -615,6 +628,7 @@ func TestCommandRateLimit(t *testing.T) {
 }
 
 func TestShutdownGivesUp(t *testing.T) {
+	t.Parallel()
 	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{})
 	env.Append(t, alice, bigMessage(20<<20, true), store.Flags{})
 	env.Append(t, alice, []byte(msgHello), store.Flags{})
@@ -652,6 +666,7 @@ func TestShutdownGivesUp(t *testing.T) {
 // when the drain ends rather than wait for the client until the idle
 // timeout.
 func TestShutdownWhileRecordingAtPause(t *testing.T) {
+	t.Parallel()
 	entered, release := make(chan struct{}), make(chan struct{})
 	st := &faultStore{Store: openStore(t, t.TempDir())}
 	st.markRetrieved = func(_ bool, do func() error) error {
@@ -685,6 +700,7 @@ func TestShutdownWhileRecordingAtPause(t *testing.T) {
 // at QUIT is tried once, and never after the session let go of its store
 // session and maildrop lock.
 func TestRetrievalRecordFailsAtQuit(t *testing.T) {
+	t.Parallel()
 	var calls, afterClose atomic.Int32
 	st := &faultStore{Store: openStore(t, t.TempDir())}
 	st.markRetrieved = func(closed bool, _ func() error) error {
@@ -724,6 +740,7 @@ func loggedIn(t *testing.T, env *pop3test.Env, cmds ...string) net.Conn {
 // One that does not QUIT before the drain ends is told goodbye without
 // them (RFC 1939 6).
 func TestShutdownDrainsTransactions(t *testing.T) {
+	t.Parallel()
 	login := func(t *testing.T, env *pop3test.Env) (net.Conn, *bufio.Reader) {
 		t.Helper()
 		conn, err := net.Dial("tcp", env.Addr)
@@ -750,6 +767,7 @@ func TestShutdownDrainsTransactions(t *testing.T) {
 	}
 
 	t.Run("quit", func(t *testing.T) {
+		t.Parallel()
 		env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{})
 		env.Append(t, alice, []byte(msgHello), store.Flags{})
 		env.Append(t, alice, []byte(msgHello), store.Flags{})
@@ -787,6 +805,7 @@ func TestShutdownDrainsTransactions(t *testing.T) {
 	})
 
 	t.Run("no quit", func(t *testing.T) {
+		t.Parallel()
 		env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{})
 		env.Append(t, alice, []byte(msgHello), store.Flags{})
 		_, r := login(t, env)

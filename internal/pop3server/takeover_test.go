@@ -40,6 +40,7 @@ func readReplies(t *testing.T, r *bufio.Reader, n int) {
 // than hearing [IN-USE] for minutes, and the DELE the lost session had
 // made is not applied.
 func TestTakeOverBlockedWriter(t *testing.T) {
+	t.Parallel()
 	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{Config: stale})
 	env.Append(t, alice, bigMessage(16<<20, false), store.Flags{})
 	env.Append(t, alice, []byte(msgHello), store.Flags{})
@@ -70,6 +71,7 @@ func TestTakeOverBlockedWriter(t *testing.T) {
 // TestTakeOverWaitsForQuit: a session that is applying its QUIT is not
 // ended; the new login waits for it and then sees its deletions done.
 func TestTakeOverWaitsForQuit(t *testing.T) {
+	t.Parallel()
 	st := &faultStore{Store: openStore(t, t.TempDir())}
 	entered, proceed := make(chan struct{}), make(chan struct{})
 	st.expunge = func(do func() (store.ExpungeResult, error)) (store.ExpungeResult, error) {
@@ -115,6 +117,7 @@ func TestTakeOverWaitsForQuit(t *testing.T) {
 // TestTakeOverSessionLimit: a stale session that fills the account's
 // session limit is ended for a new login as one holding the lock is.
 func TestTakeOverSessionLimit(t *testing.T) {
+	t.Parallel()
 	env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{Config: func(c *pop3server.Config) {
 		stale(c)
 		c.Sessions = auth.NewSessionLimiter(1)
@@ -137,6 +140,7 @@ func TestTakeOverSessionLimit(t *testing.T) {
 // pop3.stale_session is 0, keeps the maildrop, and a second login hears
 // [IN-USE] (RFC 2449 8.1.1).
 func TestNoTakeOver(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		stale time.Duration
@@ -145,6 +149,7 @@ func TestNoTakeOver(t *testing.T) {
 		{"takeover off", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			env := pop3test.Start(t, openStore(t, t.TempDir()), pop3test.Options{Config: func(c *pop3server.Config) {
 				c.POP3.StaleSession = config.Duration(tc.stale)
 			}})
@@ -173,6 +178,7 @@ func TestNoTakeOver(t *testing.T) {
 // a live session on node A keeps the maildrop, and the login hears
 // [IN-USE]. Node A's pop3.stale_session decides, as it is A's session.
 func TestTakeOverAcrossNodes(t *testing.T) {
+	t.Parallel()
 	if teststore.Backend() != "postgres" {
 		t.Skip("needs a store that several nodes share: BUZON_TEST_STORE=postgres")
 	}
@@ -186,6 +192,7 @@ func TestTakeOverAcrossNodes(t *testing.T) {
 		{"takeover off on A", 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			dir := t.TempDir()
 			a := pop3test.Start(t, openStore(t, dir), pop3test.Options{Config: func(c *pop3server.Config) {
 				c.POP3.StaleSession = config.Duration(tc.staleOnA)

@@ -93,6 +93,7 @@ var transcripts = []struct {
 }
 
 func TestTranscripts(t *testing.T) {
+	t.Parallel()
 	for _, tc := range transcripts {
 		t.Run(strings.TrimSuffix(tc.file, ".txt"), func(t *testing.T) {
 			t.Parallel()
