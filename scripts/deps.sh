@@ -47,3 +47,14 @@ if [ ! -x "$gobin/staticcheck" ] || ! "$gobin/staticcheck" -version 2>/dev/null 
 	echo "deps: installing staticcheck" >&2
 	go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 fi
+
+# The system user that owns the Dovecot peer's Maildirs. ../shared/peers/dovecot.sh
+# creates it when missing, but tests start several peers at once, and two of
+# them creating it together would fail one: it is made here, once, first.
+if ! id dovepeer >/dev/null 2>&1; then
+	echo "deps: creating the system user dovepeer (the Dovecot peer's Maildirs)" >&2
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	$sudo useradd --system --user-group --no-create-home --home-dir /nonexistent \
+		--shell /usr/sbin/nologin dovepeer
+fi
