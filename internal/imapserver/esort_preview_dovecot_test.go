@@ -110,7 +110,7 @@ var previewDiffAccepted = map[string]string{
 	// first: buzon passes over it, Dovecot does not.
 	"global.eml":                          "a text attachment first",
 	"attachment-only-text-attachment.raw": "a text attachment alone",
-	// 8-bit text without a charset: buzon reads it as ISO-8859-1, as
+	// 8-bit text without a charset: buzon reads it as Windows-1252, as
 	// SEARCH and header values do; Dovecot makes U+FFFD of it, or
 	// sends it on as it is, not UTF-8.
 	"raw8bit.eml":                            "unlabelled 8-bit text",

@@ -42,7 +42,7 @@ func lit8(s string) string { return "~" + lit(s) }
 
 // TestParamsNotUTF8: a parameter value that is not UTF-8 after decoding
 // (in a charset the server does not know, said to be UTF-8 but not, or
-// raw 8-bit) is read as ISO-8859-1, so an IMAP4rev1 client is not told
+// raw 8-bit) is read as Windows-1252, so an IMAP4rev1 client is not told
 // "utf-8" of bytes that are not, and a UTF-8 client gets valid UTF-8.
 func TestParamsNotUTF8(t *testing.T) {
 	t.Parallel()

@@ -324,7 +324,8 @@ func TestStreamContains(t *testing.T) {
 	if b.streamContains(strings.NewReader("dle"), []byte("needle")) {
 		t.Error("found with the text of the search before")
 	}
-	// Not UTF-8: read as ISO-8859-1, a letter cut by an edge too.
+	// Not UTF-8: read byte by byte (message.StrayRune), a letter cut by
+	// an edge too.
 	if !b.streamContains(strings.NewReader("caf\xc9 AU LAIT"), []byte("café au lait")) {
 		t.Error("text that is not UTF-8 not found")
 	}
@@ -581,14 +582,15 @@ func TestSentDay(t *testing.T) {
 }
 
 // TestSearchUnlabelled8bit: 8-bit text without a charset, or with one not
-// known, is searched as ISO-8859-1 where it is not UTF-8, in the body as
-// in the header.
+// known, is searched as Windows-1252 where it is not UTF-8
+// (message.StrayRune), in the body as in the header.
 func TestSearchUnlabelled8bit(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)
 	e.deliver("INBOX", "Subject: caf\xe9\n\nUn caf\xe9 cr\xe8me.\n")
 	e.deliver("INBOX", "Subject: x\nMIME-Version: 1.0\nContent-Type: text/plain; charset=x-unknown\n\nNi\xf1o\n")
 	e.deliver("INBOX", "Subject: y\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\nNi\xc3\xb1o caf\xc3\xa9\n")
+	e.deliver("INBOX", "Subject: \x93quoted\x94\n\nI don\x92t know \x96 \x805.\n")
 	c := e.login()
 	c.mustOK("SELECT INBOX")
 	for _, tc := range []struct{ criteria, want string }{
@@ -596,6 +598,8 @@ func TestSearchUnlabelled8bit(t *testing.T) {
 		{"BODY " + litPlus("CAFÉ"), "* SEARCH 1 3"},
 		{"TEXT " + litPlus("niño"), "* SEARCH 2 3"},
 		{"SUBJECT " + litPlus("café"), "* SEARCH 1"},
+		{"BODY " + litPlus("don’t know – €5"), "* SEARCH 4"},
+		{"SUBJECT " + litPlus("“quoted”"), "* SEARCH 4"},
 	} {
 		if got := c.mustOK("SEARCH CHARSET UTF-8 " + tc.criteria); len(got) != 1 || got[0] != tc.want {
 			t.Errorf("SEARCH %s: %q, want %q", strings.ReplaceAll(tc.criteria, "\r\n", " "), got, tc.want)

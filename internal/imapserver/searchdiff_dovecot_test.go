@@ -323,14 +323,14 @@ func init() {
 		"SEARCH SENTON 4-Mar-2024", "SEARCH SENTBEFORE 4-Mar-2024 FROM dates@")
 	accept("Dovecot compares letters decomposed, so an unaccented letter matches an accented one (cafe finds Café); "+
 		"buzon compares accents too", "SEARCH SUBJECT cafe")
-	accept("raw 8-bit header text that is not UTF-8 is read as ISO-8859-1 by buzon (Caf\\xe9 finds café), "+
+	accept("raw 8-bit header text that is not UTF-8 is read as Windows-1252 by buzon (Caf\\xe9 finds café), "+
 		"not matched by Dovecot",
 		"SEARCH CHARSET UTF-8 SUBJECT {5+} CAFÉ", "SEARCH CHARSET UTF-8 SUBJECT {9+} café raw",
 		"UID SEARCH CHARSET UTF-8 OR OR FROM {5+} café SUBJECT {5+} café TO {5+} café",
 		"SEARCH CHARSET UTF-8 TEXT {5+} café", "SEARCH RETURN (MIN) CHARSET UTF-8 SUBJECT {5+} café",
 		"SEARCH CHARSET ISO-8859-1 SUBJECT {4+} ni\xf1o")
 	accept("8-bit body text that is not UTF-8, with no charset, a false us-ascii or an unknown one, is read "+
-		"as ISO-8859-1 by buzon (\"caf\\xe9\" finds café), not matched by Dovecot",
+		"as Windows-1252 by buzon (\"caf\\xe9\" finds café), not matched by Dovecot",
 		"SEARCH CHARSET UTF-8 BODY {5+} café", "SEARCH CHARSET UTF-8 BODY {5+} CAFÉ",
 		"SEARCH CHARSET UTF-8 BODY {7+} grüße", "SEARCH CHARSET UTF-8 BODY {7+} GRÜßE",
 		"SEARCH CHARSET UTF-8 BODY {7+} straße", "SEARCH CHARSET UTF-8 BODY {16+} unlabelled café",
