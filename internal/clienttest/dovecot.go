@@ -1,11 +1,16 @@
 package clienttest
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -66,39 +71,66 @@ func StartDovecot(t testing.TB, prefix string, users int) *Dovecot {
 // LaunchDovecot starts a Dovecot for tests that share one (call
 // CanRunDovecot first); Clean stops and removes it.
 func LaunchDovecot(prefix string, users int) (*Dovecot, error) {
+	// Ports picked free can be taken before Dovecot binds them, by
+	// another Dovecot starting beside this one: it is started again on
+	// others.
+	for attempt := 1; ; attempt++ {
+		d, out, err := launchDovecot(prefix, users)
+		if err == nil {
+			return d, nil
+		}
+		if attempt == 5 || !bytes.Contains(out, []byte("already in use")) {
+			return nil, err
+		}
+	}
+}
+
+// launchDovecot is one attempt of LaunchDovecot, which returns the
+// script's output with its error.
+func launchDovecot(prefix string, users int) (*Dovecot, []byte, error) {
 	// Dovecot's processes run as other users: the folder is not in the
 	// test's own temporary directory, which is closed to them.
 	dir, err := os.MkdirTemp("/tmp", prefix+"-")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	d := &Dovecot{Dir: dir, Ports: map[string]int{}}
 	d.env = append(os.Environ(), "PEER_DIR="+dir, fmt.Sprintf("USERS=%d", users))
-	var hold []net.Listener
-	defer func() {
-		for _, l := range hold {
-			l.Close()
-		}
-	}()
 	for _, name := range []string{"IMAP", "IMAPS", "POP3", "POP3S", "LMTP"} {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		port, err := peerPort(slices.Collect(maps.Values(d.Ports)))
 		if err != nil {
 			os.RemoveAll(dir)
-			return nil, err
+			return nil, nil, err
 		}
-		hold = append(hold, l)
-		d.Ports[name] = l.Addr().(*net.TCPAddr).Port
-		d.env = append(d.env, fmt.Sprintf("%s_PORT=%d", name, d.Ports[name]))
+		d.Ports[name] = port
+		d.env = append(d.env, fmt.Sprintf("%s_PORT=%d", name, port))
 	}
-	for _, l := range hold {
-		l.Close()
-	}
-	hold = nil
 	if out, err := d.Script("start"); err != nil {
 		d.Clean()
-		return nil, fmt.Errorf("dovecot.sh start: %v\n%s", err, out)
+		return nil, out, fmt.Errorf("dovecot.sh start: %v\n%s", err, out)
 	}
-	return d, nil
+	return d, nil, nil
+}
+
+// peerPort picks a free loopback port for a Dovecot listener, other than
+// those it has already, below the kernel's range of ephemeral ports
+// (32768 and up on Linux): the servers and clients of tests running
+// beside it bind port 0 and get ports from that range, which would take
+// one picked there before Dovecot binds it.
+func peerPort(taken []int) (int, error) {
+	for range 100 {
+		port := 20000 + rand.IntN(12000)
+		if slices.Contains(taken, port) {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port, nil
+	}
+	return 0, errors.New("no free loopback port in 20000-31999")
 }
 
 // Addr is the loopback address of the listener called name ("IMAP").
