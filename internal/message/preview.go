@@ -178,9 +178,9 @@ func (h *htmlText) skipTo(b *previewBuilder) byte {
 
 // readPreviewRune reads one character of decoded text: a byte that is not
 // part of a UTF-8 character is the one it stands for (StrayRune), as in
-// raw header text. When the text was cut by the
-// bound of what is read, the start of a character left incomplete by the
-// cut ends it instead: those bytes are no characters of their own.
+// raw header text. When the text was cut by the bound of what is read,
+// the start of a character left incomplete by the cut ends it instead:
+// those bytes are no characters of their own.
 func readPreviewRune(in *bufio.Reader, cut bool) (rune, error) {
 	c, size, err := in.ReadRune()
 	if err != nil {
