@@ -979,9 +979,9 @@ func (c *conn) writeBodyStructure(p *message.Part, ext bool) {
 // raw 8-bit value or one in an unknown charset, is read byte by byte
 // (message.StrayRune), as raw header text is. A client that takes UTF-8
 // (UTF8=ACCEPT, IMAP4rev2) gets the values so; another gets a value with
-// non-ASCII characters as RFC 2231 writes it, NAME* with a percent-encoded UTF-8
-// value, which MIME clients decode, rather than 8-bit bytes it has no
-// charset for (RFC 3501 4.3).
+// non-ASCII characters as RFC 2231 writes it, NAME* with a
+// percent-encoded UTF-8 value, which MIME clients decode, rather than
+// 8-bit bytes it has no charset for (RFC 3501 4.3).
 func (c *conn) writeParams(params []message.Param) {
 	w := c.w
 	if len(params) == 0 {
