@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http/httptest"
@@ -35,6 +36,7 @@ func TestReadProxyHeader(t *testing.T) {
 		{"v1 tcp6", "PROXY TCP6 2001:db8::7 2001:db8::1 4242 993\r\n", "[2001:db8::7]:4242"},
 		{"v1 unknown", "PROXY UNKNOWN\r\n", ""},
 		{"v1 family mismatch", "PROXY TCP4 2001:db8::7 2001:db8::1 1 2\r\n", "error"},
+		{"v1 zone", "PROXY TCP6 fe80::1%eth0 fe80::2 1 2\r\n", "error"},
 		{"v1 no crlf", "PROXY TCP4 192.0.2.7 198.51.100.1 1 2\n", "error"},
 		{"v1 bad port", "PROXY TCP4 192.0.2.7 198.51.100.1 99999 2\r\n", "error"},
 		{"v1 too long", "PROXY TCP4 " + strings.Repeat("1", 200) + "\r\n", "error"},
@@ -76,12 +78,65 @@ func FuzzProxyHeader(f *testing.F) {
 	f.Add([]byte("PROXY TCP4 192.0.2.7 198.51.100.1 12345 143\r\n"))
 	f.Add([]byte("PROXY UNKNOWN\r\n"))
 	f.Add(append(append([]byte{}, v2Signature...), 0x21, 0x11, 0, 12, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 0, 2))
+	f.Add([]byte("PROXY TCP6 fe80::1%eth0 fe80::2 1 2\r\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		ap, ok, err := readProxyHeader(bufio.NewReader(bytes.NewReader(in)))
-		if err == nil && ok && !ap.IsValid() {
-			t.Fatalf("ok with invalid address from %q", in)
+		r := bufio.NewReader(bytes.NewReader(in))
+		ap, ok, err := readProxyHeader(r)
+		if err != nil {
+			return
+		}
+		// The header is read to its end and no further: a v1 line to its
+		// LF, a v2 header to the end of the length it gives.
+		end := bytes.IndexByte(in, '\n') + 1
+		if in[0] != 'P' {
+			end = 16 + int(binary.BigEndian.Uint16(in[14:16]))
+		}
+		if rest, _ := io.ReadAll(r); !bytes.Equal(rest, in[end:]) {
+			t.Fatalf("after the header of %q, %q is left", in, rest)
+		}
+		if !ok {
+			return
+		}
+		if !ap.IsValid() || ap.Addr().Zone() != "" {
+			t.Fatalf("client address %v from %q", ap, in)
+		}
+		// What was accepted is an address either version can carry.
+		for _, header := range []string{proxyV1(ap), proxyV2(ap)} {
+			again, ok, err := readProxyHeader(bufio.NewReader(strings.NewReader(header)))
+			if err != nil || !ok || again != ap {
+				t.Fatalf("%v from %q, written as %q, reads as %v, %v, %v", ap, in, header, again, ok, err)
+			}
 		}
 	})
+}
+
+// proxyV1 is the PROXY protocol v1 line a load balancer sends for a
+// client at ap.
+func proxyV1(ap netip.AddrPort) string {
+	if ap.Addr().Is4() {
+		return fmt.Sprintf("PROXY TCP4 %s 192.0.2.1 %d 143\r\n", ap.Addr(), ap.Port())
+	}
+	return fmt.Sprintf("PROXY TCP6 %s 2001:db8::1 %d 143\r\n", ap.Addr(), ap.Port())
+}
+
+// proxyV2 is the PROXY protocol v2 header a load balancer sends for a
+// client at ap.
+func proxyV2(ap netip.AddrPort) string {
+	var b bytes.Buffer
+	b.Write(v2Signature)
+	b.WriteByte(0x21) // version 2, PROXY
+	src := ap.Addr().AsSlice()
+	if ap.Addr().Is4() {
+		b.WriteByte(0x11) // AF_INET, STREAM
+	} else {
+		b.WriteByte(0x21) // AF_INET6, STREAM
+	}
+	binary.Write(&b, binary.BigEndian, uint16(2*len(src)+4))
+	b.Write(src)
+	b.Write(make([]byte, len(src))) // the destination, unused
+	binary.Write(&b, binary.BigEndian, ap.Port())
+	binary.Write(&b, binary.BigEndian, uint16(143))
+	return b.String()
 }
 
 func dial(t *testing.T, addr net.Addr, preamble string) net.Conn {

@@ -69,8 +69,11 @@ func readProxyV1(r *bufio.Reader) (netip.AddrPort, bool, error) {
 	if len(f) != 6 || (f[1] != "TCP4" && f[1] != "TCP6") {
 		return netip.AddrPort{}, false, fmt.Errorf("%w: v1 fields %q", errProxy, s)
 	}
+	// A zone ("fe80::1%eth0") names an interface of the load balancer,
+	// not a client: the line's address is a plain one, as v2 can only
+	// carry.
 	ip, err := netip.ParseAddr(f[2])
-	if err != nil || ip.Is4() != (f[1] == "TCP4") {
+	if err != nil || ip.Is4() != (f[1] == "TCP4") || ip.Zone() != "" {
 		return netip.AddrPort{}, false, fmt.Errorf("%w: v1 source %q", errProxy, f[2])
 	}
 	port, err := strconv.ParseUint(f[4], 10, 16)
