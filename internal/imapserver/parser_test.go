@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -13,10 +14,15 @@ import (
 // parseAll runs the command parser over raw client input, the way the
 // connection does: command after command, literals read or skipped,
 // APPEND messages discarded, failed commands skipped to their end. It
-// returns one line per command: its name, or its error.
+// returns one line per command: its name, or its error. The error is nil
+// when the input ends between two commands, io.EOF or another when it
+// ends inside one.
 func parseAll(data []byte) (out []string, err error) {
 	r := &reader{br: bufio.NewReaderSize(bytes.NewReader(data), 4096), maxLine: 1000, absurd: 100000}
 	for range 1000 {
+		if _, err := r.br.Peek(1); err == io.EOF {
+			return out, nil
+		}
 		line, err := r.readLine()
 		var tooLong *lineTooLongError
 		switch {
@@ -133,7 +139,10 @@ func TestParseCommands(t *testing.T) {
 }
 
 // FuzzParseCommand feeds arbitrary client input to the command parser: it
-// must never panic other than through its error helpers, nor loop.
+// must never panic other than through its error helpers, nor loop. And
+// when the input ends between two commands, every command, failed ones
+// too, must have been read to its end and no further: a command sent
+// after it is parsed on its own.
 func FuzzParseCommand(f *testing.F) {
 	for _, s := range []string{
 		"a NOOP\r\n",
@@ -145,6 +154,13 @@ func FuzzParseCommand(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_, _ = parseAll(data)
+		out, err := parseAll(data)
+		if err != nil || len(out) >= 999 {
+			return
+		}
+		more, err := parseAll(append(data, "z NOOP\r\n"...))
+		if want := append(out, "NOOP"); err != nil || !slices.Equal(more, want) {
+			t.Fatalf("%q then a NOOP: %q, %v; want %q", data, more, err, want)
+		}
 	})
 }
