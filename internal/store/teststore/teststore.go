@@ -44,6 +44,17 @@ func EmbeddedOnly(tb testing.TB) {
 // one was started. Call it from TestMain.
 func Main(m *testing.M) { pgtest.Main(m) }
 
+// schema is the template of the PostgreSQL databases Open makes: an empty
+// store, its migrations applied once for the whole test binary, not once
+// a test.
+var schema = &pgtest.Template{Name: "buzon_schema", Prepare: func(dsn string) error {
+	st, err := postgres.Open(context.Background(), postgres.Config{DSN: dsn})
+	if err != nil {
+		return err
+	}
+	return st.Close()
+}}
+
 // databases maps a storage key to its PostgreSQL database, so that opening
 // the same key twice reaches the same data, as reopening a folder does.
 // Package state, because a test binary is one process; tests only.
@@ -76,7 +87,7 @@ func OpenWith(tb testing.TB, key string, opts Options) store.Store {
 	case "postgres":
 		dsn, ok := databases.Load(key)
 		if !ok {
-			dsn, _ = databases.LoadOrStore(key, pgtest.Start(tb))
+			dsn, _ = databases.LoadOrStore(key, pgtest.StartFrom(tb, schema))
 		}
 		cfg := postgres.DefaultConfig()
 		cfg.DSN = dsn.(string)

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // shared is the cluster of this test binary. It is package state because a
@@ -43,7 +44,8 @@ var shared struct {
 	cluster *Cluster
 	err     error // why the cluster could not start
 	skip    string
-	dbs     atomic.Int64 // databases created, for unique names
+	dbs     atomic.Int64   // databases created, for unique names
+	drops   sync.WaitGroup // databases of ended tests being dropped
 }
 
 // Main runs the tests and then stops the shared cluster, if one was started.
@@ -58,6 +60,7 @@ func Main(m *testing.M) {
 // A TestMain with its own work after m.Run calls it instead of Main.
 func StopShared() {
 	if c := shared.cluster; c != nil {
+		shared.drops.Wait()
 		if err := c.stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "pgtest:", err)
 		}
@@ -70,6 +73,43 @@ func StopShared() {
 // is dropped when the test ends. Tests that use it may run in parallel.
 func Start(tb testing.TB) (dsn string) {
 	tb.Helper()
+	return startShared(tb, "template0")
+}
+
+// Template is a database that StartFrom copies: made once per test binary
+// in the shared cluster, on first use, and filled by Prepare, which must
+// close every connection it opens to it. A copy costs less than filling a
+// new database again (a store's schema migrations, say).
+type Template struct {
+	Name    string                 // of the database, unique among templates
+	Prepare func(dsn string) error // fills the new, empty database
+
+	once sync.Once
+	err  error
+}
+
+// StartFrom is Start with a new database that is a copy of tmpl.
+func StartFrom(tb testing.TB, tmpl *Template) (dsn string) {
+	tb.Helper()
+	startShared(tb, "template0") // starts the cluster, or skips
+	tmpl.once.Do(func() {
+		c := shared.cluster
+		if tmpl.err = c.exec("CREATE DATABASE " + tmpl.Name + " TEMPLATE template0 ENCODING 'UTF8'"); tmpl.err == nil {
+			tmpl.err = tmpl.Prepare(c.DSN(tmpl.Name))
+		}
+	})
+	if tmpl.err != nil {
+		tb.Fatalf("pgtest: template %s: %v", tmpl.Name, tmpl.err)
+	}
+	return startShared(tb, tmpl.Name)
+}
+
+// startShared starts the shared cluster on first use and returns the
+// connection string of a new database in it, a copy of template, dropped
+// in the background when the test ends: the drop, which syncs, need not
+// keep the test's parallel peers waiting.
+func startShared(tb testing.TB, template string) (dsn string) {
+	tb.Helper()
 	shared.once.Do(func() {
 		shared.cluster, shared.skip, shared.err = newCluster()
 	})
@@ -79,8 +119,21 @@ func Start(tb testing.TB) (dsn string) {
 	if shared.err != nil {
 		tb.Fatalf("pgtest: %v", shared.err)
 	}
+	c := shared.cluster
 	name := fmt.Sprintf("t%d_%d", os.Getpid(), shared.dbs.Add(1))
-	return shared.cluster.createDB(tb, name)
+	if err := c.exec("CREATE DATABASE " + name + " TEMPLATE " + template + " ENCODING 'UTF8'"); err != nil {
+		tb.Fatalf("pgtest: create database: %v", err)
+	}
+	shared.drops.Add(1)
+	tb.Cleanup(func() {
+		go func() {
+			defer shared.drops.Done()
+			if err := c.dropDB(name); err != nil {
+				fmt.Fprintf(os.Stderr, "pgtest: drop database %s: %v\n", name, err)
+			}
+		}()
+	})
+	return c.DSN(name)
 }
 
 // Cluster is a private PostgreSQL cluster for one test, which may stop and
@@ -243,29 +296,38 @@ func (c *Cluster) run(prog string, args ...string) ([]byte, error) {
 // database is dropped when the test ends.
 func (c *Cluster) createDB(tb testing.TB, name string) string {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, c.DSN("postgres"))
-	if err != nil {
-		tb.Fatalf("pgtest: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE template0 ENCODING 'UTF8'"); err != nil {
+	if err := c.exec("CREATE DATABASE " + name + " TEMPLATE template0 ENCODING 'UTF8'"); err != nil {
 		tb.Fatalf("pgtest: create database: %v", err)
 	}
 	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, c.DSN("postgres"))
-		if err != nil {
-			return // the cluster is gone; so is the database
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+		if err := c.dropDB(name); err != nil {
 			tb.Logf("pgtest: drop database %s: %v", name, err)
 		}
 	})
 	return c.DSN(name)
+}
+
+// dropDB drops database name, if the cluster still runs.
+func (c *Cluster) dropDB(name string) error {
+	err := c.exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
+	var conn *pgconn.ConnectError
+	if errors.As(err, &conn) {
+		return nil // the cluster is gone; so is the database
+	}
+	return err
+}
+
+// exec runs one statement in the cluster's postgres database.
+func (c *Cluster) exec(sql string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.DSN("postgres"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, sql)
+	return err
 }
 
 // chown gives the cluster's folder to c.runAs, and lets it reach the folder.
