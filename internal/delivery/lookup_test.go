@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/buzon-mail/buzon/internal/store"
-	"github.com/buzon-mail/buzon/internal/store/sqlite"
+	"github.com/buzon-mail/buzon/internal/store/teststore"
 )
 
 // TestLookup: an address reaches the account of its name, else the one
@@ -14,11 +14,7 @@ import (
 func TestLookup(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	st, err := sqlite.Open(sqlite.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := teststore.Open(t, t.TempDir())
 	for _, name := range []string{"alice@example.org", "bob@example.org", "carol@example.org"} {
 		if _, err := st.CreateAccount(ctx, name, store.Credentials{}); err != nil {
 			t.Fatal(err)
@@ -69,11 +65,7 @@ func TestLookup(t *testing.T) {
 func TestCopyKey(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	st, err := sqlite.Open(sqlite.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := teststore.Open(t, t.TempDir())
 	for _, name := range []string{"alice@example.org", "bob@example.org"} {
 		if _, err := st.CreateAccount(ctx, name, store.Credentials{}); err != nil {
 			t.Fatal(err)

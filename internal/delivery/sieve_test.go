@@ -14,7 +14,7 @@ import (
 
 	"github.com/buzon-mail/buzon/internal/sieve"
 	"github.com/buzon-mail/buzon/internal/store"
-	"github.com/buzon-mail/buzon/internal/store/sqlite"
+	"github.com/buzon-mail/buzon/internal/store/teststore"
 )
 
 // sieveFixture is a store with one account, a Deliverer whose log the
@@ -29,11 +29,7 @@ type sieveFixture struct {
 }
 
 func newSieveFixture(t *testing.T) *sieveFixture {
-	st, err := sqlite.Open(sqlite.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := teststore.Open(t, t.TempDir())
 	acct, err := st.CreateAccount(t.Context(), "alice@example.org", store.Credentials{})
 	if err != nil {
 		t.Fatal(err)
