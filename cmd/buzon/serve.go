@@ -449,6 +449,8 @@ buzon created a first account. The password is shown only this once.
 			strings.Join(aliases, " and "), name)
 	}
 	fmt.Fprint(w, "\nMail client settings (user name = the full address):\n")
+	type setting struct{ what, addr, security string }
+	var rows []setting
 	for _, l := range []struct{ listener, what, security string }{
 		{"imap", "IMAP", "STARTTLS"},
 		{"imaps", "IMAP", "SSL/TLS"},
@@ -464,8 +466,17 @@ buzon created a first account. The password is shown only this once.
 		{"autoconfigs", "HTTPS", "mail client autoconfiguration"},
 	} {
 		if addr, ok := wel.bound[l.listener]; ok {
-			fmt.Fprintf(w, "  %-5s %-22s %s\n", l.what, clientAddr(addr, cfg.Hostname), l.security)
+			rows = append(rows, setting{l.what, clientAddr(addr, cfg.Hostname), l.security})
 		}
+	}
+	// The addresses' column is as wide as the longest, so that a socket
+	// in a data folder with a long path does not push its line out of it.
+	width := 22
+	for _, r := range rows {
+		width = max(width, len(r.addr))
+	}
+	for _, r := range rows {
+		fmt.Fprintf(w, "  %-5s %-*s %s\n", r.what, width, r.addr, r.security)
 	}
 	if wel.fingerprint != "" {
 		fmt.Fprintf(w, "\nThe certificate is self-signed; accept it if its SHA-256 fingerprint is\n  %s\n", wel.fingerprint)
@@ -473,7 +484,7 @@ buzon created a first account. The password is shown only this once.
 	// The binary as it was started, which need not be on the PATH.
 	fmt.Fprintf(w, `
 Add accounts with:   %[1]s user add %[2]s someone@example.org
-Deliver a test mail: %[1]s deliver %[2]s %[3]s < message.eml
+Deliver a test mail: printf 'Subject: test\n\nHello\n' | %[1]s deliver %[2]s %[3]s
 Add aliases with:    %[1]s alias add %[2]s info@example.org %[3]s
 
 `, self(), wel.storeFlags, name)

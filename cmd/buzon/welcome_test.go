@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -30,7 +31,7 @@ func TestClientAddr(t *testing.T) {
 }
 
 // welcomeEndRE matches the welcome's last lines: the commands it suggests.
-var welcomeEndRE = regexp.MustCompile(`(?m)^Add accounts with:\s+(.+) someone@example\.org\nDeliver a test mail:\s+(.+) (\S+) < message\.eml\nAdd aliases with:\s+(.+) info@example\.org (\S+)\n`)
+var welcomeEndRE = regexp.MustCompile(`(?m)^Add accounts with:\s+(.+) someone@example\.org\nDeliver a test mail:\s+(.+ \| (.+)) (\S+)\nAdd aliases with:\s+(.+) info@example\.org (\S+)\n`)
 
 // TestWelcome: the first start lists the addresses the server is bound to
 // (the ports it picked for port 0, not the configured 0), under the right
@@ -67,15 +68,31 @@ func TestWelcome(t *testing.T) {
 					t.Errorf("welcome lacks %q:\n%s", want, out)
 				}
 			}
+			// The addresses' column is one, the LMTP socket's long path in
+			// the test's temporary folder included.
+			col := -1
+			for _, line := range strings.Split(out, "\n") {
+				if !strings.HasPrefix(line, "  ") || !slices.ContainsFunc([]string{"IMAP", "POP3", "LMTP", "SMTP", "Sieve"}, func(p string) bool { return strings.HasPrefix(line, "  "+p+" ") }) {
+					continue
+				}
+				after := strings.Index(line, strings.Fields(line)[1]) + len(strings.Fields(line)[1])
+				at := len(line) - len(strings.TrimLeft(line[after:], " ")) // where the third column starts
+				if col == -1 {
+					col = at
+				} else if at != col {
+					t.Errorf("settings out of column:\n%s", out)
+					break
+				}
+			}
 			if strings.Contains(out, ":0 ") {
 				t.Errorf("welcome names port 0:\n%s", out)
 			}
 			if strings.Contains(out, "aliases\n") {
 				t.Errorf("the first account, postmaster@ itself, got aliases:\n%s", out)
 			}
-			userAdd, deliver, rcpt, aliasAdd := strings.Fields(m[1]), strings.Fields(m[2]), m[3], strings.Fields(m[4])
-			if m[5] != rcpt {
-				t.Errorf("the alias suggested names %s, not the account %s", m[5], rcpt)
+			userAdd, deliverLine, deliver, rcpt, aliasAdd := strings.Fields(m[1]), m[2]+" "+m[4], strings.Fields(m[3]), m[4], strings.Fields(m[5])
+			if m[6] != rcpt {
+				t.Errorf("the alias suggested names %s, not the account %s", m[6], rcpt)
 			}
 			if withConfig && !slices.Contains(userAdd, cfgFile) {
 				t.Errorf("%q does not name the config file %s", m[1], cfgFile)
@@ -84,7 +101,11 @@ func TestWelcome(t *testing.T) {
 				t.Errorf("%q does not run the binary that was started, %s", m[1], buzonBin)
 			}
 			mustBuzon(t, "a-password\n", append(userAdd[1:], "someone@example.org")...)
-			mustBuzon(t, "Subject: test\r\n\r\nhello\r\n", append(deliver[1:], rcpt)...)
+			// The test mail's command is whole, as a person pastes it: it
+			// brings its own message.
+			if out, err := exec.Command("sh", "-c", deliverLine).CombinedOutput(); err != nil {
+				t.Errorf("%s: %v\n%s", deliverLine, err, out)
+			}
 			mustBuzon(t, "", append(aliasAdd[1:], "info@example.org", rcpt)...)
 			mustBuzon(t, "Subject: test\r\n\r\nhello\r\n", append(deliver[1:], "info@example.org")...)
 			list := mustBuzon(t, "", "user", "list", "--data", in.data)
@@ -182,8 +203,8 @@ func testWelcomeAccountsAddedFirst(t *testing.T, accounts []string, aliases stri
 	if welcomeRE.MatchString(out) || !strings.Contains(out, "Mail client settings") || !slices.Contains(welcomeSettings(out), "IMAP "+in.ports["imap"]+" STARTTLS") {
 		t.Errorf("first start on accounts added before:\n%s", out)
 	}
-	if m[3] != accounts[0] {
-		t.Errorf("the welcome's test mail goes to %s, not the account added first, %s", m[3], accounts[0])
+	if m[4] != accounts[0] {
+		t.Errorf("the welcome's test mail goes to %s, not the account added first, %s", m[4], accounts[0])
 	}
 	made := regexp.MustCompile(`(?m)^(\S+) \S+$`).ReplaceAllString(aliases, "$1")
 	if want := "Mail to " + strings.ReplaceAll(made, "\n", " and ") + " reaches " + accounts[0] + ": buzon made them its aliases\n"; !strings.Contains(out, want) {
