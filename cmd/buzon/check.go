@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/buzon-mail/buzon/internal/store"
 )
@@ -32,13 +33,41 @@ func runCheck(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if !ok {
 		return fmt.Errorf("the %s store cannot be checked", cfg.Store.Backend)
 	}
-	report, err := checker.Check(context.Background(), *repair)
+	ctx := context.Background()
+	report, err := checker.Check(ctx, *repair)
 	if err != nil {
 		return err
 	}
-	fmt.Fprint(stdout, report.String())
-	if !report.OK(*repair) {
-		return &exitError{1, errors.New("the store has problems")}
+	fmt.Fprint(stdout, namedReport(ctx, st, report))
+	switch {
+	case report.OK(*repair):
+		return nil
+	case !*repair:
+		return &exitError{1, errors.New("the store has problems: buzon check --repair fixes those it can (stray files, counters)")}
 	}
-	return nil
+	return &exitError{1, errors.New("the store has problems --repair cannot fix: a message whose body file is missing is lost; " +
+		"a mail client can delete it, or buzon restore brings back a backup")}
+}
+
+// namedReport is the report for a person: each account is named by its
+// address rather than by the number report.String gives it, which a
+// person has no way to look up.
+func namedReport(ctx context.Context, st store.Store, report store.CheckReport) string {
+	accts, err := st.Accounts(ctx)
+	if err != nil {
+		return report.String() // the numbers, then, rather than nothing
+	}
+	names := make(map[int64]string, len(accts))
+	for _, a := range accts {
+		names[a.ID] = a.Name
+	}
+	report.Problems = slices.Clone(report.Problems)
+	for i, p := range report.Problems {
+		if name, ok := names[p.AccountID]; ok {
+			// Named in What, so String has no number to add.
+			report.Problems[i].What = name + ": " + p.What
+			report.Problems[i].AccountID = 0
+		}
+	}
+	return report.String()
 }
