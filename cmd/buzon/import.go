@@ -106,7 +106,7 @@ func importSources(args []string, folder string, gmail bool) ([]mailimport.Sourc
 // printImportSummary tells what an import did: per folder, then what was
 // made and what was skipped, with why.
 func printImportSummary(w io.Writer, address string, sum *mailimport.Summary) {
-	fmt.Fprintf(w, "imported %d messages (%s) into %s, %d already there\n", sum.Imported, bytesize.Format(sum.Bytes), address, sum.Present)
+	fmt.Fprintf(w, "imported %s (%s) into %s, %d already there\n", store.Count(sum.Imported, "message"), bytesize.Format(sum.Bytes), address, sum.Present)
 	names := make([]string, 0, len(sum.Folders))
 	for name := range sum.Folders {
 		names = append(names, name)

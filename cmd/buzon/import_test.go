@@ -563,7 +563,7 @@ func TestImportKilled(t *testing.T) {
 		t.Fatalf("after the kill the folder has %d messages, want from 40 to %d", before, messages-1)
 	}
 	out := mustBuzon(t, "", "import", "--config", conf, user, box)
-	if want := fmt.Sprintf("imported %d messages", messages-before); !strings.Contains(out, want) {
+	if want := "imported " + store.Count(messages-before, "message"); !strings.Contains(out, want) {
 		t.Errorf("the second run does not say %q:\n%s", want, out)
 	}
 	got := storeFolder(t, data, user, "big")
@@ -650,5 +650,21 @@ func TestImportPaths(t *testing.T) {
 		if got := len(storeFolder(t, data, user, folder)); got != want {
 			t.Errorf("%s has %d messages, want %d", folder, got, want)
 		}
+	}
+}
+
+// TestImportOneMessage: the summary of an import of one message says so
+// in the singular, as people write it.
+func TestImportOneMessage(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	mustBuzon(t, importPass+"\n", "user", "add", "--data", data, "ines@example.org")
+	mbox := filepath.Join(dir, "old.mbox")
+	if err := os.WriteFile(mbox, []byte("From bob@example.net Sat Jan  3 10:00:00 2026\nSubject: old\n\nold mail\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustBuzon(t, "", "import", "--data", data, "ines@example.org", mbox); !strings.HasPrefix(out, "imported 1 message (") {
+		t.Errorf("summary:\n%s", out)
 	}
 }
