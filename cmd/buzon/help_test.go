@@ -32,6 +32,15 @@ func TestHelp(t *testing.T) {
 				if strings.Contains(stderr.String(), "help requested") {
 					t.Errorf("help reported as an error:\n%s", stderr.String())
 				}
+				// The prose between the usage lines and the flags reads on
+				// an 80-column terminal.
+				_, prose, _ := strings.Cut(stderr.String(), "\n\n")
+				prose, _, _ = strings.Cut(prose, "\n  -")
+				for _, line := range strings.Split(prose, "\n") {
+					if len([]rune(line)) > 80 {
+						t.Errorf("help line of %d columns: %s", len([]rune(line)), line)
+					}
+				}
 			})
 		}
 	}

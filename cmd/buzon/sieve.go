@@ -39,9 +39,9 @@ one with errors, printing the line; put replaces a script of that name
 input; with an ACCOUNT its active script, or the script NAME. vacation
 (out-of-office replies) and redirect are allowed where the configuration
 can send (submission.relay set, sieve.vacation and sieve.redirect on);
-reject and notify are refused. sieve.max_scripts and sieve.max_script_size apply as they
-do over ManageSieve. Give the same --data or --config as the server; it
-sees the change at once.`, stderr)
+reject and notify are refused. sieve.max_scripts and sieve.max_script_size
+apply as they do over ManageSieve. Give the same --data or --config as the
+server; it sees the change at once.`, stderr)
 	var cf commonFlags
 	cf.register(fs)
 	sub, pos, err := parseSubcommand(fs, args, map[string][2]int{ // fewest and most arguments

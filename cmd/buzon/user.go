@@ -25,9 +25,10 @@ func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 
 Give the same --data or --config as the server, or they work on another
 store. del removes the account's mail and aliases too (buzon alias adds
-other addresses to an account). The password for add and passwd is read from standard input when it
-is not a terminal, and asked for otherwise. SIZE takes K, M, G, T suffixes;
-0 is unlimited.`, stderr)
+other addresses to an account). The password for add and passwd is read
+from standard input when it is not a terminal, and asked for otherwise.
+SIZE takes K, M, G, T suffixes; 0 is unlimited. user list shows each
+account's quota.`, stderr)
 	var cf commonFlags
 	cf.register(fs)
 	sub, pos, err := parseSubcommand(fs, args, map[string][2]int{"add": {1, 1}, "del": {1, 1}, "passwd": {1, 1}, "list": {0, 0}, "quota": {2, 3}})
