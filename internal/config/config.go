@@ -17,10 +17,11 @@ type Config struct {
 	// Folder holding the embedded store, the TLS certificate and the LMTP
 	// socket. Relative paths are relative to the working directory.
 	Data string `toml:"data"`
-	// On SIGTERM or SIGINT, how long sessions get to finish the command or
-	// transaction in flight before their connections are closed. A POP3
-	// session that has logged in may go on until its QUIT (which applies
-	// its deletions) until a second before this runs out.
+	// On SIGTERM, SIGINT or SIGHUP (a closed terminal), how long sessions
+	// get to finish the command or transaction in flight before their
+	// connections are closed. A POP3 session that has logged in may go on
+	// until its QUIT (which applies its deletions) until a second before
+	// this runs out.
 	ShutdownGrace Duration `toml:"shutdown_grace"`
 
 	Listen     Listen     `toml:"listen"`
