@@ -7,7 +7,7 @@
 //
 //	buzon serve   [--data DIR] [--config FILE] [--hostname NAME] [--imap ADDR] [--imaps ADDR] [--pop3 ADDR] [--pop3s ADDR] [--lmtp ADDR] [--smtp ADDR] [--sieve ADDR] [--autoconfig ADDR] [--autoconfigs ADDR]
 //	buzon user    add|del|list|passwd [--data DIR] [--config FILE] [ADDRESS]
-//	buzon user    quota [--data DIR] [--config FILE] ADDRESS SIZE [MESSAGES]
+//	buzon user    quota [--data DIR] [--config FILE] ADDRESS [SIZE [MESSAGES]]
 //	buzon alias   add|del|list [--data DIR] [--config FILE] [ALIAS [ACCOUNT]]
 //	buzon sieve   list|get|put|activate|deactivate|del|rename|check [--data DIR] [--config FILE] ACCOUNT [NAME [NEWNAME]]
 //	buzon deliver [--data DIR] [--config FILE] [--from SENDER] RECIPIENT... < message

@@ -21,17 +21,17 @@ import (
 func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("user", `usage: buzon user add|del|passwd [--data DIR] [--config FILE] ADDRESS
        buzon user list [--data DIR] [--config FILE]
-       buzon user quota [--data DIR] [--config FILE] ADDRESS SIZE [MESSAGES]
+       buzon user quota [--data DIR] [--config FILE] ADDRESS [SIZE [MESSAGES]]
 
 Give the same --data or --config as the server, or they work on another
 store. del removes the account's mail and aliases too (buzon alias adds
 other addresses to an account). The password for add and passwd is read
 from standard input when it is not a terminal, and asked for otherwise.
-SIZE takes K, M, G, T suffixes; 0 is unlimited. user list shows each
-account's quota.`, stderr)
+SIZE takes K, M, G, T suffixes; 0 is unlimited. quota without SIZE shows
+the account's quota; user list shows every account's.`, stderr)
 	var cf commonFlags
 	cf.register(fs)
-	sub, pos, err := parseSubcommand(fs, args, map[string][2]int{"add": {1, 1}, "del": {1, 1}, "passwd": {1, 1}, "list": {0, 0}, "quota": {2, 3}})
+	sub, pos, err := parseSubcommand(fs, args, map[string][2]int{"add": {1, 1}, "del": {1, 1}, "passwd": {1, 1}, "list": {0, 0}, "quota": {1, 3}})
 	if err != nil {
 		return err
 	}
@@ -117,6 +117,14 @@ account's quota.`, stderr)
 		return listAccounts(ctx, st, stdout)
 	case "quota":
 		var q store.Quota
+		if len(pos) == 1 {
+			a, err := st.LookupAccount(ctx, pos[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "quota for %s: %s, %s\n", a.Name, formatLimit(a.Quota.MaxBytes, true), formatLimit(a.Quota.MaxMessages, false))
+			return nil
+		}
 		if q.MaxBytes, err = parseSize(pos[1]); err != nil {
 			return usageError{err.Error()}
 		}

@@ -82,3 +82,21 @@ func TestRootOnServersStore(t *testing.T) {
 		t.Errorf("an account was added after all:\n%s", out)
 	}
 }
+
+// TestUserQuotaShown: user quota with only an address shows the quota it
+// would set, as the setting command prints it, rather than a usage error.
+func TestUserQuotaShown(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	mustBuzon(t, "a-password\n", "user", "add", "--data", data, "alice@example.org")
+	if out := mustBuzon(t, "", "user", "quota", "--data", data, "alice@example.org"); out != "quota for alice@example.org: no size limit, no message limit\n" {
+		t.Errorf("quota before any is set: %q", out)
+	}
+	set := mustBuzon(t, "", "user", "quota", "--data", data, "alice@example.org", "2G", "100000")
+	if out := mustBuzon(t, "", "user", "quota", "--data", data, "alice@example.org"); out != set {
+		t.Errorf("quota shown %q, set %q", out, set)
+	}
+	if _, errOut, code := buzon(t, "", "user", "quota", "--data", data, "nobody@example.org"); code != 1 || errOut == "" {
+		t.Errorf("quota of no account: exit %d, %q", code, errOut)
+	}
+}
