@@ -91,9 +91,8 @@ type Template struct {
 // StartFrom is Start with a new database that is a copy of tmpl.
 func StartFrom(tb testing.TB, tmpl *Template) (dsn string) {
 	tb.Helper()
-	startShared(tb, "template0") // starts the cluster, or skips
+	c := sharedCluster(tb)
 	tmpl.once.Do(func() {
-		c := shared.cluster
 		if tmpl.err = c.exec("CREATE DATABASE " + tmpl.Name + " TEMPLATE template0 ENCODING 'UTF8'"); tmpl.err == nil {
 			tmpl.err = tmpl.Prepare(c.DSN(tmpl.Name))
 		}
@@ -104,11 +103,9 @@ func StartFrom(tb testing.TB, tmpl *Template) (dsn string) {
 	return startShared(tb, tmpl.Name)
 }
 
-// startShared starts the shared cluster on first use and returns the
-// connection string of a new database in it, a copy of template, dropped
-// in the background when the test ends: the drop, which syncs, need not
-// keep the test's parallel peers waiting.
-func startShared(tb testing.TB, template string) (dsn string) {
+// sharedCluster returns the shared cluster, started on first use; it
+// skips the test when PostgreSQL is not installed.
+func sharedCluster(tb testing.TB) *Cluster {
 	tb.Helper()
 	shared.once.Do(func() {
 		shared.cluster, shared.skip, shared.err = newCluster()
@@ -119,7 +116,16 @@ func startShared(tb testing.TB, template string) (dsn string) {
 	if shared.err != nil {
 		tb.Fatalf("pgtest: %v", shared.err)
 	}
-	c := shared.cluster
+	return shared.cluster
+}
+
+// startShared returns the connection string of a new database in the
+// shared cluster, a copy of template, dropped in the background when the
+// test ends: the drop, which syncs, need not keep the test's parallel
+// peers waiting.
+func startShared(tb testing.TB, template string) (dsn string) {
+	tb.Helper()
+	c := sharedCluster(tb)
 	name := fmt.Sprintf("t%d_%d", os.Getpid(), shared.dbs.Add(1))
 	if err := c.exec("CREATE DATABASE " + name + " TEMPLATE " + template + " ENCODING 'UTF8'"); err != nil {
 		tb.Fatalf("pgtest: create database: %v", err)
