@@ -108,10 +108,40 @@ type checker struct {
 	exclusive bool
 	now       time.Time
 	rep       *store.CheckReport
+	mailboxes map[int64]string // the account's mailbox names by id, set by account
 }
 
 func (c *checker) problem(account int64, what string, repaired bool) {
 	c.rep.Problems = append(c.rep.Problems, store.CheckProblem{AccountID: account, What: what, Repaired: repaired})
+}
+
+// mailbox names a mailbox in a problem the way its owner knows it. The
+// number is only for a row that names no mailbox, which the foreign key
+// check reports too.
+func (c *checker) mailbox(id int64) string {
+	if name, ok := c.mailboxes[id]; ok {
+		return fmt.Sprintf("mailbox %q", name)
+	}
+	return fmt.Sprintf("mailbox number %d (no such mailbox)", id)
+}
+
+// loadMailboxes reads the account's mailbox names for c.mailbox.
+func (c *checker) loadMailboxes(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `SELECT id, name FROM mailbox`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	c.mailboxes = map[int64]string{}
+	for rows.Next() {
+		var id int64
+		var name string
+		if err := rows.Scan(&id, &name); err != nil {
+			return err
+		}
+		c.mailboxes[id] = name
+	}
+	return rows.Err()
 }
 
 // integrity runs SQLite's own checks on a database.
@@ -157,6 +187,9 @@ func (c *checker) account(ctx context.Context, id int64) error {
 	err = c.s.write(ctx, a, func(ctx context.Context, tx *sql.Tx) error {
 		sub := &checker{s: c.s, repair: c.repair, exclusive: c.exclusive, now: c.now, rep: &store.CheckReport{}}
 		sub.integrity(ctx, id, tx)
+		if err := sub.loadMailboxes(ctx, tx); err != nil {
+			return err
+		}
 		n, err := sub.bodies(ctx, tx, a)
 		if err != nil {
 			return err
@@ -205,12 +238,12 @@ func (c *checker) bodies(ctx context.Context, tx *sql.Tx, a *account) (int64, er
 		fi, err := os.Stat(c.s.bodyPath(a, f))
 		switch {
 		case errors.Is(err, os.ErrNotExist):
-			c.problem(a.id, fmt.Sprintf("mailbox %d uid %d: body file %s is missing", m.mailbox, m.uid, fileName(f)), false)
+			c.problem(a.id, fmt.Sprintf("%s uid %d: body file %s is missing", c.mailbox(m.mailbox), m.uid, fileName(f)), false)
 		case err != nil:
-			c.problem(a.id, fmt.Sprintf("mailbox %d uid %d: %v", m.mailbox, m.uid, err), false)
+			c.problem(a.id, fmt.Sprintf("%s uid %d: %v", c.mailbox(m.mailbox), m.uid, err), false)
 		case fi.Size() != m.size:
-			c.problem(a.id, fmt.Sprintf("mailbox %d uid %d: body file has %d bytes, message %d",
-				m.mailbox, m.uid, fi.Size(), m.size), false)
+			c.problem(a.id, fmt.Sprintf("%s uid %d: body file has %d bytes, message %d",
+				c.mailbox(m.mailbox), m.uid, fi.Size(), m.size), false)
 		}
 	}
 
@@ -286,20 +319,18 @@ func (c *checker) counters(ctx context.Context, tx *sql.Tx, id int64) error {
 		tombstones                      int64
 	}
 	kept := map[int64]counters{}
-	names := map[int64]string{}
-	rows, err := tx.QueryContext(ctx, `SELECT id, name, messages, unseen, deleted, size, uidnext, modseq, tombstones FROM mailbox`)
+	rows, err := tx.QueryContext(ctx, `SELECT id, messages, unseen, deleted, size, uidnext, modseq, tombstones FROM mailbox`)
 	if err != nil {
 		return err
 	}
 	for rows.Next() {
 		var mb int64
 		var k counters
-		var name string
-		if err := rows.Scan(&mb, &name, &k.messages, &k.unseen, &k.deleted, &k.size, &k.uidNext, &k.modseq, &k.tombstones); err != nil {
+		if err := rows.Scan(&mb, &k.messages, &k.unseen, &k.deleted, &k.size, &k.uidNext, &k.modseq, &k.tombstones); err != nil {
 			rows.Close()
 			return err
 		}
-		kept[mb], names[mb] = k, name
+		kept[mb] = k
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -373,7 +404,7 @@ func (c *checker) counters(ctx context.Context, tx *sql.Tx, id int64) error {
 			}
 			fixed = true
 		}
-		c.problem(id, fmt.Sprintf("mailbox %q: counters %+v, should be %+v", names[mb], k, a), fixed)
+		c.problem(id, fmt.Sprintf("%s: counters %+v, should be %+v", c.mailbox(mb), k, a), fixed)
 	}
 
 	var bytes, messages, modseq, nextMailbox, maxMailbox int64
@@ -477,8 +508,8 @@ func (c *checker) keywords(ctx context.Context, tx *sql.Tx, id int64) error {
 			}
 			fixed = true
 		}
-		c.problem(id, fmt.Sprintf("mailbox %d keyword %q: counted %d, used by %d messages",
-			kk.mailbox, spelling[kk], kept[kk], actual[kk]), fixed)
+		c.problem(id, fmt.Sprintf("%s keyword %q: counted %d, used by %d messages",
+			c.mailbox(kk.mailbox), spelling[kk], kept[kk], actual[kk]), fixed)
 	}
 	return nil
 }

@@ -294,8 +294,11 @@ func TestCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("found:\n%s", rep)
-	for _, want := range []string{"1234562a", tmpDir + "/abc", "accounts/9999", "trash/77", "is missing",
-		"has 9 bytes", "counters", "account counters", "keyword", `"Trash": counters`} {
+	// Mailboxes are named as a person knows them, not by their number.
+	for _, want := range []string{"1234562a", tmpDir + "/abc", "accounts/9999", "trash/77",
+		fmt.Sprintf(`mailbox "INBOX" uid %d: body file %s is missing`, uids[1], fileName(lost)),
+		fmt.Sprintf(`mailbox "INBOX" uid %d: body file has 9 bytes`, uids[2]),
+		"counters", "account counters", `mailbox "INBOX" keyword "$K"`, `"Trash": counters`} {
 		if !slices.ContainsFunc(rep.Problems, func(p store.CheckProblem) bool { return strings.Contains(p.What, want) }) {
 			t.Errorf("Check did not report %q", want)
 		}
