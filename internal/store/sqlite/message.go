@@ -486,7 +486,7 @@ func (ss *session) OpenBody(ctx context.Context, mailboxID int64, uid store.UID)
 		}
 		f, err := os.Open(ss.s.bodyPath(a, file))
 		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("%w: uid %d expunged", store.ErrNoMessage, uid)
+			return bodyMissing(ctx, a.db, mailboxID, uid, file, err)
 		} else if err != nil {
 			return err
 		}
@@ -497,6 +497,24 @@ func (ss *session) OpenBody(ctx context.Context, mailboxID int64, uid store.UID)
 		return nil, fmt.Errorf("open body of mailbox %d uid %d: %w", mailboxID, uid, err)
 	}
 	return b, nil
+}
+
+// bodyMissing is the error for a message whose body file was not found
+// (err): ErrNoMessage if its row is gone too, since an expunge commits
+// before it unlinks, so the message was expunged after its row was read;
+// else the body is lost, which no client can mend: an error of its own,
+// for the server to log, naming the file and what finds every such loss.
+func bodyMissing(ctx context.Context, q queryer, mailboxID int64, uid store.UID, file int64, err error) error {
+	var one int
+	qerr := q.QueryRowContext(ctx, `SELECT 1 FROM message WHERE mailbox = ? AND uid = ? AND file = ?`,
+		mailboxID, uid, file).Scan(&one)
+	switch {
+	case errors.Is(qerr, sql.ErrNoRows):
+		return fmt.Errorf("%w: uid %d expunged", store.ErrNoMessage, uid)
+	case qerr != nil:
+		return qerr
+	}
+	return fmt.Errorf("message body lost (buzon check lists every such message): %w", err)
 }
 
 // StoreFlags implements store.Session. All messages changed by one call
@@ -728,7 +746,11 @@ func (ss *session) Copy(ctx context.Context, fromMailboxID int64, uids store.UID
 		for _, r := range rows {
 			f, dir, err := ss.s.linkBody(a, r.file)
 			if errors.Is(err, os.ErrNotExist) {
-				continue
+				err = bodyMissing(ctx, a.db, fromMailboxID, r.uid, r.file, err)
+				if errors.Is(err, store.ErrNoMessage) {
+					continue
+				}
+				err = fmt.Errorf("uid %d: %w", r.uid, err)
 			}
 			if err != nil {
 				ss.s.removeBodies(a, all)
