@@ -33,6 +33,7 @@ import (
 	"github.com/buzon-mail/buzon/internal/smtpclient"
 	"github.com/buzon-mail/buzon/internal/smtpserver"
 	"github.com/buzon-mail/buzon/internal/store"
+	"github.com/buzon-mail/buzon/internal/store/sqlite"
 )
 
 func runServe(args []string, _ io.Reader, stdout, stderr io.Writer) error {
@@ -86,6 +87,9 @@ Flags override the config file (buzon config example prints every setting).`, st
 func serve(ctx context.Context, cfg config.Config, storeFlags string, stdout, stderr io.Writer) error {
 	log := newLogger(cfg.Log, stderr)
 	st, err := openStore(cfg, log, useServe)
+	if errors.Is(err, sqlite.ErrServed) {
+		return fmt.Errorf("%w; stop it first, or give this server another data folder (--data or data in the config file)", err)
+	}
 	if err != nil {
 		return err
 	}

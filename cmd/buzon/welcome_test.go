@@ -153,6 +153,27 @@ func TestListenInUse(t *testing.T) {
 	start(t, data).waitOutput(welcomeRE)
 }
 
+// TestServeDataInUse: a second server on a data folder already served
+// stops with an error that says so and what to do, and leaves the first
+// one serving.
+func TestServeDataInUse(t *testing.T) {
+	t.Parallel()
+	first := start(t, "")
+	args := []string{"serve", "--data", first.data}
+	for _, name := range listenerNames {
+		args = append(args, "--"+name, "127.0.0.1:0")
+	}
+	_, errOut, code := buzon(t, "", args...)
+	if code != 1 || !strings.Contains(errOut, "another buzon server already serves this data folder; stop it first, or give this server another data folder (--data or data in the config file)") {
+		t.Errorf("exit %d, stderr:\n%s", code, errOut)
+	}
+	select {
+	case <-first.exited:
+		t.Error("the first server stopped")
+	default:
+	}
+}
+
 // TestServeFlagOverridesConfig: a listen flag overrides the config file's
 // setting even when that setting is one the server could not use, as
 // "flags override the config file" promises; without the flag, the error

@@ -34,6 +34,11 @@ type notifier struct {
 	watchers map[int64]map[*watcher]struct{} // guarded by mu
 }
 
+// ErrServed is Open's error, with Config.Listen, when another Store
+// already listens on the data folder: only a server listens, so another
+// server serves the folder.
+var ErrServed = errors.New("another buzon server already serves this data folder")
+
 // sendTimeout bounds a send to a listener whose queue is full.
 const sendTimeout = 100 * time.Millisecond
 
@@ -52,7 +57,7 @@ func newNotifier(s *Store, path string, listen bool) (*notifier, error) {
 	addr := &net.UnixAddr{Name: path, Net: "unixgram"}
 	if c, err := net.DialUnix("unixgram", nil, addr); err == nil {
 		c.Close()
-		return nil, fmt.Errorf("another store listens on %s", path)
+		return nil, ErrServed
 	}
 	// Nobody answers: whatever is there is left from a process that died.
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -562,8 +562,8 @@ func TestNotifySocket(t *testing.T) {
 	if fi, err := os.Stat(sock); err != nil || fi.Mode()&os.ModeSocket == 0 {
 		t.Fatalf("%s is not a socket: %v", sock, err)
 	}
-	if _, err := Open(Config{Dir: dir, Listen: true}); err == nil {
-		t.Error("a second listening Store opened on the same folder")
+	if _, err := Open(Config{Dir: dir, Listen: true}); !errors.Is(err, ErrServed) {
+		t.Errorf("a second listening Store on the same folder: %v, want ErrServed", err)
 	}
 	other := openTest(t, Config{Dir: dir})
 	acct, err := st.CreateAccount(t.Context(), "alice@example.org", store.Credentials{})
