@@ -45,8 +45,12 @@ func runCheck(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	case !*repair:
 		return &exitError{1, errors.New("the store has problems: buzon check --repair fixes those it can (stray files, counters)")}
 	}
-	return &exitError{1, errors.New("the store has problems --repair cannot fix: a message whose body file is missing is lost; " +
-		"a mail client can delete it, or buzon restore brings back a backup")}
+	// What --repair leaves is not only a lost body: a body cut short or
+	// unreadable, a database that fails its integrity check, an entry
+	// the store does not know; the lines say which.
+	return &exitError{1, errors.New("the store has problems --repair cannot fix (those not marked repaired): " +
+		"a message whose body is missing or damaged is lost, and a mail client can delete it; " +
+		"buzon restore brings back a backup")}
 }
 
 // namedReport is the report for a person: each account is named by its

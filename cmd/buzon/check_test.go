@@ -40,7 +40,7 @@ func TestCheckReport(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "alice@example.org: unexpected file: ") || !strings.Contains(out, "(repaired)") {
 		t.Errorf("check --repair: exit %d, out:\n%s", code, out)
 	}
-	if !strings.Contains(errOut, "--repair cannot fix: a message whose body file is missing is lost") {
+	if !strings.Contains(errOut, "--repair cannot fix (those not marked repaired): a message whose body is missing or damaged is lost") {
 		t.Errorf("check --repair does not say what is left to do:\n%s", errOut)
 	}
 }
