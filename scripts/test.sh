@@ -36,10 +36,11 @@ section "go test -race"
 # (cmd/buzon) four at a time within theirs.
 go test -race -count=1 -p 4 -parallel 4 -timeout 20m ./...
 
-# The same IMAP, POP3, ManageSieve, auth and delivery (quota warnings)
-# tests again, on the scale-out backend (internal/store/teststore). They
-# wait on PostgreSQL's commits more than they compute, so they run in the
-# background beside the fuzz targets, which compute; their output follows.
+# The same IMAP, POP3, ManageSieve, auth and delivery (lookup, Sieve,
+# quota warnings) tests again, on the scale-out backend
+# (internal/store/teststore). They wait on PostgreSQL's commits more than
+# they compute, so they run in the background beside the fuzz targets,
+# which compute; their output follows.
 fuzztime=${FUZZTIME:-3s}
 if [ "$fuzztime" != "0" ]; then
 	section "protocol suites on PostgreSQL, and fuzz ($fuzztime each) beside them"
