@@ -46,7 +46,9 @@ func Main(m *testing.M) { pgtest.Main(m) }
 
 // schema is the template of the PostgreSQL databases Open makes: an empty
 // store, its migrations applied once for the whole test binary, not once
-// a test.
+// a test. A copy differs from a store migrated anew in one thing: its
+// UIDVALIDITY sequence starts at the time the template was made, the same
+// in every copy, not at the copy's.
 var schema = &pgtest.Template{Name: "buzon_schema", Prepare: func(dsn string) error {
 	st, err := postgres.Open(context.Background(), postgres.Config{DSN: dsn})
 	if err != nil {
