@@ -121,7 +121,10 @@ func (s *Store) Backup(ctx context.Context, dest string, opts BackupOptions) (Ba
 		return rep, fmt.Errorf("backup to %s: it or %s overlaps the data folder %s", dest, partial, s.dir)
 	}
 	if _, err := os.Lstat(dest); err == nil {
-		return rep, fmt.Errorf("backup to %s: the folder exists already", dest)
+		// Never into an existing folder: it may be an earlier backup, and
+		// a mix of two would restore as neither.
+		return rep, fmt.Errorf("backup to %s: the folder exists already; a backup goes into a new folder: "+
+			"give another name, or remove the old backup first", dest)
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return rep, fmt.Errorf("backup to %s: %w", dest, err)
 	}

@@ -484,7 +484,9 @@ func TestBackupInterrupted(t *testing.T) {
 		t.Fatalf("backup after a killed one: %v", err)
 	}
 	checkClean(t, dest)
-	if _, err := st.Backup(t.Context(), dest, BackupOptions{}); err == nil || !strings.Contains(err.Error(), "exists already") {
+	// The refusal says what to do instead.
+	if _, err := st.Backup(t.Context(), dest, BackupOptions{}); err == nil ||
+		!strings.Contains(err.Error(), "exists already; a backup goes into a new folder: give another name, or remove the old backup first") {
 		t.Errorf("backup onto an existing one: %v", err)
 	}
 	if _, err := st.Backup(t.Context(), filepath.Join(st.dir, "b"), BackupOptions{}); err == nil || !strings.Contains(err.Error(), "overlap") {
