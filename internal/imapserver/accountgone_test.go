@@ -40,3 +40,23 @@ func TestAccountDeleted(t *testing.T) {
 		})
 	}
 }
+
+// TestAccountDeletedInIdle: a session in IDLE hears of its account's
+// deletion at once, without a command of its own.
+func TestAccountDeletedInIdle(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	c := e.login()
+	c.mustOK("SELECT INBOX")
+	c.write("i IDLE\r\n")
+	if line := c.readLine(); !strings.HasPrefix(line, "+ ") {
+		t.Fatalf("IDLE: %q, want a continuation", line)
+	}
+	if err := e.store.DeleteAccount(context.Background(), testUser); err != nil {
+		t.Fatal(err)
+	}
+	c.deadline()
+	if line := c.readLine(); line != "* BYE [UNAVAILABLE] Your account has been deleted" && line != "* BYE selected mailbox was deleted" {
+		t.Errorf("in IDLE after the deletion: %q, want BYE", line)
+	}
+}

@@ -18,13 +18,17 @@ import (
 // watchers whose channels hold one pending wake-up. Across processes, the
 // Store opened with Config.Listen binds a unix datagram socket in the
 // data folder; every other Store sends it the account ID (8 bytes, big
-// endian) after each commit, and the listener wakes its own watchers.
+// endian) after each commit, and the listener wakes its own watchers. The
+// deletion of an account sends a ninth byte, 1: the listener then lets go
+// of the account's database, which it could otherwise go on reading,
+// unlinked, and its sessions find the account gone.
 // A notification that cannot be sent is dropped: watchers catch up with
 // Session.Changes on the next one, and a missing listener just means no
 // server is running.
 type notifier struct {
-	log  *slog.Logger
-	path string
+	log     *slog.Logger
+	path    string
+	deleted func(accountID int64) // the listener's hook for a deleted account
 
 	conn *net.UnixConn // the listening socket, or nil
 	ino  uint64        // its inode, so that Close removes only our own file
@@ -43,7 +47,7 @@ var ErrServed = errors.New("another buzon server already serves this data folder
 const sendTimeout = 100 * time.Millisecond
 
 func newNotifier(s *Store, path string, listen bool) (*notifier, error) {
-	n := &notifier{log: s.log, path: path, watchers: map[int64]map[*watcher]struct{}{}}
+	n := &notifier{log: s.log, path: path, deleted: s.forgetAccount, watchers: map[int64]map[*watcher]struct{}{}}
 	// sun_path holds 108 bytes with the terminating NUL.
 	if len(path) > 107 {
 		if listen {
@@ -90,10 +94,14 @@ func (n *notifier) listen() {
 			n.log.Warn("read notification", "err", err)
 			continue
 		}
-		if m != 8 {
+		if m != 8 && m != 9 {
 			continue
 		}
-		n.wake(int64(binary.BigEndian.Uint64(buf)))
+		id := int64(binary.BigEndian.Uint64(buf))
+		if m == 9 && buf[8] == 1 {
+			n.deleted(id)
+		}
+		n.wake(id)
 	}
 }
 
@@ -113,7 +121,13 @@ func (n *notifier) close() error {
 
 // notify tells every watcher of the account, here and in the listening
 // process, that a change was committed.
-func (n *notifier) notify(accountID int64) {
+func (n *notifier) notify(accountID int64) { n.send(accountID, false) }
+
+// notifyDeleted is notify for an account just deleted, which the
+// listening process is told to let go of (this one has).
+func (n *notifier) notifyDeleted(accountID int64) { n.send(accountID, true) }
+
+func (n *notifier) send(accountID int64, deleted bool) {
 	n.wake(accountID)
 	if n.conn != nil {
 		return // we are the listener; our watchers just heard it
@@ -123,10 +137,12 @@ func (n *notifier) notify(accountID int64) {
 		return // no listener
 	}
 	defer c.Close()
-	var msg [8]byte
-	binary.BigEndian.PutUint64(msg[:], uint64(accountID))
+	msg := binary.BigEndian.AppendUint64(make([]byte, 0, 9), uint64(accountID))
+	if deleted {
+		msg = append(msg, 1)
+	}
 	c.SetWriteDeadline(time.Now().Add(sendTimeout))
-	if _, err := c.Write(msg[:]); err != nil {
+	if _, err := c.Write(msg); err != nil {
 		n.log.Debug("send notification", "account", accountID, "err", err)
 	}
 }

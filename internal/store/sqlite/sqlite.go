@@ -408,7 +408,7 @@ func (s *Store) DeleteAccount(ctx context.Context, name string) error {
 	if err := s.removeAccountDir(id); err != nil {
 		return fmt.Errorf("delete account %s: %w", name, err)
 	}
-	s.notifier.notify(id)
+	s.notifier.notifyDeleted(id)
 	return nil
 }
 
