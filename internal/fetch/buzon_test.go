@@ -3,6 +3,7 @@ package fetch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -82,12 +83,19 @@ func TestModes(t *testing.T) {
 				if s.Fetched != 2 {
 					t.Fatalf("second run: %v", s)
 				}
-				wantSkipped := map[string]int{ModeDelete: 0, ModeKeep: 5}[tc.mode]
+				wantAlready := map[string]int{ModeDelete: 0, ModeKeep: 5}[tc.mode]
 				if tc.moveTo != "" {
-					wantSkipped = 0
+					wantAlready = 0
 				}
-				if s.Skipped != wantSkipped {
-					t.Errorf("second run skipped %d, want %d", s.Skipped, wantSkipped)
+				if s.AlreadyFetched != wantAlready {
+					t.Errorf("second run: already fetched %d, want %d", s.AlreadyFetched, wantAlready)
+				}
+				// The summary tells mail left on the server from a
+				// problem, and names it only when there is some.
+				sum := s.String()
+				if strings.Contains(sum, "skipped") || strings.Contains(sum, "already fetched") != (wantAlready > 0) ||
+					wantAlready > 0 && !strings.Contains(sum, fmt.Sprintf("already fetched %d,", wantAlready)) {
+					t.Errorf("second run's summary: %s", sum)
 				}
 				checkMaildir(t, a.Maildir, [2]int{1, 7})
 
@@ -96,7 +104,7 @@ func TestModes(t *testing.T) {
 					// last two were downloaded on day 4.
 					clock.Advance(4 * 24 * time.Hour)
 					s = mustFetch(t, cfg, opts)
-					if s.Fetched != 0 || s.Deleted != 5 || s.Skipped != 2 {
+					if s.Fetched != 0 || s.Deleted != 5 || s.AlreadyFetched != 2 {
 						t.Errorf("keep_days run: %v", s)
 					}
 					if n := b.count(t, "INBOX"); n != 2 {
@@ -270,7 +278,7 @@ func TestSourceChangedIMAP(t *testing.T) {
 		t.Fatalf("first run: %v", s)
 	}
 	cfg.Accounts[0].Host = "localhost"
-	if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 3 || s.Skipped != 0 {
+	if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 3 || s.AlreadyFetched != 0 {
 		t.Errorf("after the change: %v", s)
 	}
 	if got, want := subjects(maildirMessages(t, a.Maildir)), wantSubjects([2]int{1, 3}, [2]int{1, 3}); !slices.Equal(got, want) {

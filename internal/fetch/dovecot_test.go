@@ -202,13 +202,13 @@ func TestDovecotModes(t *testing.T) {
 					}
 					clock.Advance(2 * 24 * time.Hour)
 					d.put(t, user, "INBOX", testMessages(5, 6)...)
-					if s := mustFetch(t, cfg, opts); s.Fetched != 2 || s.Skipped != left {
+					if s := mustFetch(t, cfg, opts); s.Fetched != 2 || s.AlreadyFetched != left {
 						t.Errorf("second run: %v", s)
 					}
 					checkMaildir(t, a.Maildir, [2]int{1, 6})
 					if mode == "keep_days" {
 						clock.Advance(24 * time.Hour)
-						if s := mustFetch(t, cfg, opts); s.Deleted != 4 || s.Skipped != 2 || d.count(t, user, "INBOX") != 2 {
+						if s := mustFetch(t, cfg, opts); s.Deleted != 4 || s.AlreadyFetched != 2 || d.count(t, user, "INBOX") != 2 {
 							t.Errorf("keep_days run: %v, %d left", s, d.count(t, user, "INBOX"))
 						}
 					}

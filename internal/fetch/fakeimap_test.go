@@ -766,7 +766,7 @@ func TestIMAPMarkSeenLater(t *testing.T) {
 		t.Fatalf("%d messages \\Seen", n)
 	}
 	f.set(func() { f.seenNo = false })
-	if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 0 || s.Skipped != 3 {
+	if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 0 || s.AlreadyFetched != 3 {
 		t.Errorf("next run: %v", s)
 	}
 	if n := f.withFlag("INBOX", `\Seen`); n != 3 {

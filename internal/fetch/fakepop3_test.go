@@ -414,7 +414,7 @@ func TestPOP3DuplicateUIDL(t *testing.T) {
 		if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 5 {
 			t.Errorf("first run: %v", s)
 		}
-		if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 0 || s.Skipped != 5 {
+		if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 0 || s.AlreadyFetched != 5 {
 			t.Errorf("second run: %v", s)
 		}
 		if got := subjects(maildirMessages(t, a.Maildir)); !slices.Equal(got, all) {
@@ -455,7 +455,7 @@ func TestPOP3UIDLWithSpaces(t *testing.T) {
 		t.Errorf("first run: %v", s)
 	}
 	checkMaildir(t, a.Maildir, [2]int{1, 3})
-	if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 0 || s.Skipped != 3 {
+	if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 0 || s.AlreadyFetched != 3 {
 		t.Errorf("second run: %v", s)
 	}
 }
@@ -800,7 +800,7 @@ func testPOP3MessageWithoutUIDL(t *testing.T, garbled bool) {
 			}
 			for run := 1; run <= 2; run++ {
 				s := mustFetch(t, cfg, testOptions(t))
-				if want := map[int]int{1: 2, 2: 0}[run]; s.Fetched != want || s.Failed != 1 || s.Skipped != 2-want {
+				if want := map[int]int{1: 2, 2: 0}[run]; s.Fetched != want || s.Failed != 1 || s.AlreadyFetched != 2-want {
 					t.Errorf("run %d: %v, want %d fetched, 1 error", run, s, want)
 				}
 			}
@@ -957,7 +957,7 @@ func TestPOP3UIDLReused(t *testing.T) {
 			// Known now: skipped, not fetched again; deleted keep_days
 			// after it was fetched, not after the first message was.
 			s = mustFetch(t, cfg, opts)
-			if s.Fetched != 0 || s.Deleted != 0 || s.Skipped != 1 {
+			if s.Fetched != 0 || s.Deleted != 0 || s.AlreadyFetched != 1 {
 				t.Errorf("next run: %v; want it skipped", s)
 			}
 			if a.KeepDays > 0 {
@@ -984,7 +984,7 @@ func TestPOP3UIDLReused(t *testing.T) {
 			t.Fatal(err)
 		}
 		st.Close()
-		if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 0 || s.Skipped != 1 {
+		if s := mustFetch(t, cfg, testOptions(t)); s.Fetched != 0 || s.AlreadyFetched != 1 {
 			t.Errorf("run: %v; want the message skipped as fetched", s)
 		}
 	})

@@ -671,7 +671,7 @@ func (r *run) imapAfterStore(ic *imapConn, fr *imapFolderRun, uids []imap.UID, j
 			}
 		}
 		if !justStored {
-			r.sum.Skipped += len(uids) - len(remove)
+			r.sum.AlreadyFetched += len(uids) - len(remove)
 		}
 	}
 	if len(remove) == 0 {

@@ -138,7 +138,7 @@ type pop3Progress struct {
 	// sessions of the run leave them alone.
 	failed map[string]bool
 	// storedNow holds the ids of the messages this run stored or found
-	// stored, which are not "skipped".
+	// stored, which are not "already fetched".
 	storedNow map[string]bool
 	// uidlEach is set once a UIDL listing broke a session: the sessions
 	// after it ask for each message's UIDL on its own.
@@ -400,7 +400,7 @@ func (r *run) pop3Session(ctx context.Context, s *pop3Session, p *pop3Progress) 
 		}
 		if !r.removable(e) {
 			if !p.storedNow[m.id] {
-				r.sum.Skipped++
+				r.sum.AlreadyFetched++
 			}
 			continue
 		}

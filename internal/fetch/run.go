@@ -113,9 +113,11 @@ type Summary struct {
 	// the server lacks UIDPLUS, and an EXPUNGE would have removed
 	// messages flagged \Deleted elsewhere that are not stored here.
 	Flagged int
-	// Skipped messages were fetched by an earlier run and stay on the
-	// server.
-	Skipped int
+	// AlreadyFetched messages were fetched by an earlier run and stay on
+	// the server (mode keep, or keep_days not yet due); they are not
+	// fetched again. Not a problem: the summary says "already fetched",
+	// not "skipped".
+	AlreadyFetched int
 	// Failed messages could not be stored, or not deleted or moved as the
 	// mode asks, and stay on the server.
 	Failed int
@@ -131,6 +133,9 @@ func (s Summary) String() string {
 	if s.Recovered > 0 {
 		fmt.Fprintf(&b, ", recovered %d", s.Recovered)
 	}
+	if s.AlreadyFetched > 0 {
+		fmt.Fprintf(&b, ", already fetched %d", s.AlreadyFetched)
+	}
 	fmt.Fprintf(&b, ", deleted %d", s.Deleted)
 	if s.Moved > 0 {
 		fmt.Fprintf(&b, ", moved %d", s.Moved)
@@ -138,7 +143,7 @@ func (s Summary) String() string {
 	if s.Flagged > 0 {
 		fmt.Fprintf(&b, ", left flagged \\Deleted %d", s.Flagged)
 	}
-	fmt.Fprintf(&b, ", skipped %d, errors %d", s.Skipped, s.Failed)
+	fmt.Fprintf(&b, ", errors %d", s.Failed)
 	if s.Err != nil {
 		fmt.Fprintf(&b, "; stopped: %v", s.Err)
 	}
@@ -199,7 +204,7 @@ func accountNames(as []*Account) []string {
 
 func (f *Fetcher) logSummary(s Summary) {
 	args := []any{"account", s.Account, "fetched", s.Fetched, "bytes", s.Bytes, "recovered", s.Recovered,
-		"deleted", s.Deleted, "moved", s.Moved, "flagged", s.Flagged, "skipped", s.Skipped, "errors", s.Failed,
+		"deleted", s.Deleted, "moved", s.Moved, "flagged", s.Flagged, "already_fetched", s.AlreadyFetched, "errors", s.Failed,
 		"duration", s.Duration.Round(time.Millisecond)}
 	if s.Err != nil {
 		f.log.Error("fetch failed", append(args, "err", s.Err)...)
