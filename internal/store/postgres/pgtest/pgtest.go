@@ -70,7 +70,8 @@ func StopShared() {
 
 // Start returns the connection string of a new, empty database in the test
 // binary's shared cluster, starting the cluster on first use. The database
-// is dropped when the test ends. Tests that use it may run in parallel.
+// is dropped after the test ends, in the background. Tests that use it may
+// run in parallel.
 func Start(tb testing.TB) (dsn string) {
 	tb.Helper()
 	return startShared(tb, "template0")
