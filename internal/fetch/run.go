@@ -115,8 +115,8 @@ type Summary struct {
 	Flagged int
 	// AlreadyFetched messages were fetched by an earlier run and stay on
 	// the server (mode keep, or keep_days not yet due); they are not
-	// fetched again. Not a problem: the summary says "already fetched",
-	// not "skipped".
+	// fetched again. The summary counts them as "skipped", as getmail's
+	// does, and says why, lest it read like a problem.
 	AlreadyFetched int
 	// Failed messages could not be stored, or not deleted or moved as the
 	// mode asks, and stay on the server.
@@ -133,15 +133,16 @@ func (s Summary) String() string {
 	if s.Recovered > 0 {
 		fmt.Fprintf(&b, ", recovered %d", s.Recovered)
 	}
-	if s.AlreadyFetched > 0 {
-		fmt.Fprintf(&b, ", already fetched %d", s.AlreadyFetched)
-	}
 	fmt.Fprintf(&b, ", deleted %d", s.Deleted)
 	if s.Moved > 0 {
 		fmt.Fprintf(&b, ", moved %d", s.Moved)
 	}
 	if s.Flagged > 0 {
 		fmt.Fprintf(&b, ", left flagged \\Deleted %d", s.Flagged)
+	}
+	fmt.Fprintf(&b, ", skipped %d", s.AlreadyFetched)
+	if s.AlreadyFetched > 0 {
+		b.WriteString(" (already fetched)")
 	}
 	fmt.Fprintf(&b, ", errors %d", s.Failed)
 	if s.Err != nil {
@@ -204,7 +205,7 @@ func accountNames(as []*Account) []string {
 
 func (f *Fetcher) logSummary(s Summary) {
 	args := []any{"account", s.Account, "fetched", s.Fetched, "bytes", s.Bytes, "recovered", s.Recovered,
-		"deleted", s.Deleted, "moved", s.Moved, "flagged", s.Flagged, "already_fetched", s.AlreadyFetched, "errors", s.Failed,
+		"deleted", s.Deleted, "moved", s.Moved, "flagged", s.Flagged, "skipped", s.AlreadyFetched, "errors", s.Failed,
 		"duration", s.Duration.Round(time.Millisecond)}
 	if s.Err != nil {
 		f.log.Error("fetch failed", append(args, "err", s.Err)...)
