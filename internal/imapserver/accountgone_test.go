@@ -48,10 +48,7 @@ func TestAccountDeletedInIdle(t *testing.T) {
 	e := newTestEnv(t)
 	c := e.login()
 	c.mustOK("SELECT INBOX")
-	c.write("i IDLE\r\n")
-	if line := c.readLine(); !strings.HasPrefix(line, "+ ") {
-		t.Fatalf("IDLE: %q, want a continuation", line)
-	}
+	c.idle("i")
 	if err := e.store.DeleteAccount(context.Background(), testUser); err != nil {
 		t.Fatal(err)
 	}

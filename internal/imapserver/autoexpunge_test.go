@@ -3,7 +3,6 @@ package imapserver
 import (
 	"context"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -86,10 +85,7 @@ func TestAutoexpunge(t *testing.T) {
 	if got := e.uidsIn("Trash"); !slices.Equal(got, []store.UID{1, 2}) {
 		t.Fatalf("Trash after a login with nothing due: %v, want [1 2]", got)
 	}
-	idler.write("i IDLE\r\n")
-	if l := idler.readLine(); !strings.HasPrefix(l, "+") {
-		t.Fatalf("IDLE: %s", l)
-	}
+	idler.idle("i")
 
 	// Today: the old message is moved to Trash, then a login.
 	clk.set(today)

@@ -297,10 +297,7 @@ func startIdleClient(t *testing.T, e *testEnv, mode string) *idleClient {
 
 func (ic *idleClient) idle() {
 	ic.c.t.Helper()
-	ic.c.write("idle IDLE\r\n")
-	if l := ic.c.readLine(); !strings.HasPrefix(l, "+ ") {
-		ic.c.t.Fatalf("IDLE: %q", l)
-	}
+	ic.c.idle("idle")
 }
 
 // hear reads n updates, as mirror.apply names them.
@@ -389,10 +386,7 @@ func TestIdleMailboxDeletedElsewhere(t *testing.T) {
 			if before {
 				phone.mustOK("DELETE Work")
 			}
-			tb.write("i IDLE\r\n")
-			if l := tb.readLine(); !strings.HasPrefix(l, "+ ") {
-				t.Fatalf("IDLE: %q", l)
-			}
+			tb.idle("i")
 			if !before {
 				phone.mustOK("DELETE Work")
 			}
@@ -453,10 +447,7 @@ func TestIdleChangesFail(t *testing.T) {
 	k9, other := e.login(), e.login()
 	k9.mustOK("SELECT INBOX")
 	other.mustOK("SELECT INBOX")
-	k9.write("i IDLE\r\n")
-	if l := k9.readLine(); !strings.HasPrefix(l, "+ ") {
-		t.Fatalf("IDLE: %q", l)
-	}
+	k9.idle("i")
 	fc.armed.Store(true)
 	other.mustOK(`UID STORE 1 +FLAGS.SILENT (\Seen)`)
 	// Once the read it woke for has failed, the next change brings both.

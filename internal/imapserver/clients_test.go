@@ -253,10 +253,7 @@ func TestClientsAppleMail(t *testing.T) {
 	// IDLE, DONE to send something, IDLE again: each IDLE hears what
 	// came meanwhile.
 	for round, n := range []int{4, 5} {
-		m.write("i IDLE\r\n")
-		if l := m.readLine(); !strings.HasPrefix(l, "+ ") {
-			t.Fatalf("IDLE %d: %q", round, l)
-		}
+		m.idle("i")
 		e.deliver("INBOX", clientMsg(n))
 		if l := m.readLine(); l != fmt.Sprintf("* %d EXISTS", n-1) {
 			t.Errorf("IDLE %d: %q, want the new message", round, l)

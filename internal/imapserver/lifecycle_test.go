@@ -42,10 +42,7 @@ func TestShutdown(t *testing.T) {
 	waiting := e.login()
 	idling := e.login()
 	idling.mustOK("SELECT INBOX")
-	idling.write("i IDLE\r\n")
-	if l := idling.readLine(); !strings.HasPrefix(l, "+") {
-		t.Fatalf("IDLE: %q", l)
-	}
+	idling.idle("i")
 	done := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -78,8 +75,7 @@ func TestTimeouts(t *testing.T) {
 	e = newTestEnv(t, func(c *Config) { c.IMAP.IdleTimeout = config.Duration(2 * time.Second) })
 	c = e.login()
 	c.mustOK("SELECT INBOX")
-	c.write("i IDLE\r\n")
-	c.readLine()
+	c.idle("i")
 	if lines := readUntilClosed(t, c.nc, c.br); len(lines) != 1 || !strings.HasPrefix(lines[0], "* BYE") {
 		t.Errorf("IDLE timeout: %q", lines)
 	}

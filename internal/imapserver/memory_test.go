@@ -217,10 +217,7 @@ func TestBurstLeavesNothing(t *testing.T) {
 				t.Fatalf("IDLE: %q", line)
 			}
 		} else {
-			s.c.write("i IDLE\r\n")
-			if line := s.c.readLine(); !strings.HasPrefix(line, "+ ") {
-				t.Fatalf("IDLE: %q", line)
-			}
+			s.c.idle("i")
 		}
 	}
 	e.deliver("INBOX", "Subject: two\n\nhi\n")

@@ -51,8 +51,7 @@ func TestSharedFeed(t *testing.T) {
 	for range 3 {
 		c := e.login()
 		c.mustOK("SELECT INBOX")
-		c.write("i IDLE\r\n")
-		c.readLine()
+		c.idle("i")
 		idlers = append(idlers, c)
 	}
 	busy := e.login()

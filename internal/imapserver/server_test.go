@@ -272,6 +272,15 @@ func (c *client) write(s string) {
 	}
 }
 
+// idle starts IDLE under tag and waits for the server's continuation.
+func (c *client) idle(tag string) {
+	c.t.Helper()
+	c.write(tag + " IDLE\r\n")
+	if l := c.readLine(); !strings.HasPrefix(l, "+ ") {
+		c.t.Fatalf("IDLE: %q, want a continuation", l)
+	}
+}
+
 // writeErr is write, returning the error.
 func (c *client) writeErr(s string) error {
 	c.deadline()

@@ -60,8 +60,7 @@ func TestOutsideChanges(t *testing.T) {
 	e.deliver("INBOX", "Subject: two\n\n2\n")
 	c := e.login()
 	c.mustOK("SELECT INBOX")
-	c.write("i IDLE\r\n")
-	c.readLine()
+	c.idle("i")
 
 	e.deliver("INBOX", "Subject: three\n\n3\n")
 	if l := c.readLine(); l != "* 3 EXISTS" {
